@@ -1,0 +1,174 @@
+"""Configuration, read from the environment: one class per environment.
+
+The variable names here are a contract with operators and with the rest of the
+code base; see README.md ("Configuration") before renaming anything.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = BASE_DIR / "instance"
+
+# Anything shorter, or one of these, is not a production secret.
+_WEAK_SECRETS = {"", "dev", "changeme", "secret", "dev-insecure-key-change-me"}
+DEV_SECRET_KEY = "dev-insecure-key-change-me"  # noqa: S105 (refused in production)
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot be used; the message names the variable."""
+
+
+def _flag(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+class Config:
+    LMS_ENV = "development"
+    SECRET_KEY = os.environ.get("SECRET_KEY") or DEV_SECRET_KEY
+    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'lms.db'}"
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    LMS_STORAGE_DIR = os.environ.get("LMS_STORAGE_DIR") or str(INSTANCE_DIR / "archives")
+    LMS_MAIL_DIR = os.environ.get("LMS_MAIL_DIR") or str(INSTANCE_DIR / "mail")
+    LMS_DEMO_LOGIN = _flag("LMS_DEMO_LOGIN")
+    REDIS_URL = os.environ.get("REDIS_URL") or None
+    # Public base URL, used in mails, certificates and calendar files.
+    LMS_BASE_URL = os.environ.get("LMS_BASE_URL") or "http://127.0.0.1:5000"
+    # Number of reverse proxies in front of the app (X-Forwarded-* trusted).
+    LMS_PROXY_COUNT = _int("LMS_PROXY_COUNT", 0)
+
+    # Sign-in (Microsoft Entra ID through MSAL).
+    ENTRA_CLIENT_ID = os.environ.get("ENTRA_CLIENT_ID") or None
+    ENTRA_CLIENT_SECRET = os.environ.get("ENTRA_CLIENT_SECRET") or None
+    ENTRA_CLIENT_CERT_PATH = os.environ.get("ENTRA_CLIENT_CERT_PATH") or None
+    ENTRA_CLIENT_CERT_THUMBPRINT = os.environ.get("ENTRA_CLIENT_CERT_THUMBPRINT") or None
+    ENTRA_AUTHORITY = os.environ.get("ENTRA_AUTHORITY") or "https://login.microsoftonline.com/organizations"
+    ENTRA_REDIRECT_URI = os.environ.get("ENTRA_REDIRECT_URI") or None
+    ENTRA_TENANTS = os.environ.get("ENTRA_TENANTS") or ""
+    ENTRA_CA_BUNDLE = os.environ.get("ENTRA_CA_BUNDLE") or None
+
+    # Microsoft Graph.
+    GRAPH_BASE_URL = os.environ.get("GRAPH_BASE_URL") or "https://graph.microsoft.com/v1.0"
+    GRAPH_CA_BUNDLE = os.environ.get("GRAPH_CA_BUNDLE") or None
+    GRAPH_ORGANIZER = os.environ.get("GRAPH_ORGANIZER") or None
+
+    # Mail: "file" writes to LMS_MAIL_DIR, "smtp" or "graph" deliver.
+    MAIL_BACKEND = os.environ.get("MAIL_BACKEND") or "file"
+    MAIL_FROM = os.environ.get("MAIL_FROM") or "manabi@example.lg.jp"
+    SMTP_HOST = os.environ.get("SMTP_HOST") or "localhost"
+    SMTP_PORT = _int("SMTP_PORT", 25)
+    SMTP_USERNAME = os.environ.get("SMTP_USERNAME") or None
+    SMTP_PASSWORD = os.environ.get("SMTP_PASSWORD") or None
+    SMTP_STARTTLS = _flag("SMTP_STARTTLS")
+
+    # Archive storage: "local" (LMS_STORAGE_DIR) or "azure".
+    LMS_STORAGE_BACKEND = os.environ.get("LMS_STORAGE_BACKEND") or "local"
+    AZURE_STORAGE_CONNECTION_STRING = os.environ.get("AZURE_STORAGE_CONNECTION_STRING") or None
+    AZURE_STORAGE_CONTAINER = os.environ.get("AZURE_STORAGE_CONTAINER") or "archives"
+    # Largest single archive file accepted (bytes).
+    LMS_MAX_UPLOAD_BYTES = _int("LMS_MAX_UPLOAD_BYTES", 5 * 1024**3)
+
+    # Sessions: signed cookies, so every gunicorn worker can read them.
+    SESSION_COOKIE_NAME = "manabi_session"
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = False
+    REMEMBER_COOKIE_HTTPONLY = True
+    # Idle and absolute limits of a signed-in session, in minutes.
+    LMS_SESSION_IDLE_MINUTES = _int("LMS_SESSION_IDLE_MINUTES", 60)
+    LMS_SESSION_ABSOLUTE_MINUTES = _int("LMS_SESSION_ABSOLUTE_MINUTES", 12 * 60)
+    PERMANENT_SESSION_LIFETIME = 12 * 60 * 60
+
+    WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
+    # Form posts are small; archive uploads go through the chunked upload endpoint.
+    MAX_CONTENT_LENGTH = 32 * 1024 * 1024
+    MAX_FORM_MEMORY_SIZE = 8 * 1024 * 1024
+
+    BABEL_DEFAULT_LOCALE = "ja"
+    BABEL_DEFAULT_TIMEZONE = "Asia/Tokyo"
+    LANGUAGES = ("ja", "en")
+
+    # Background jobs (huey): SQLite file on one machine, Redis when REDIS_URL is set.
+    HUEY_SQLITE_PATH = os.environ.get("HUEY_SQLITE_PATH") or str(INSTANCE_DIR / "huey.db")
+    HUEY_IMMEDIATE = False
+
+    # Rate limits (Flask-Limiter): memory on one machine, Redis when REDIS_URL is set.
+    RATELIMIT_ENABLED = _flag("RATELIMIT_ENABLED", True)
+    RATELIMIT_HEADERS_ENABLED = True
+
+    HSTS = False
+
+    @classmethod
+    def validate(cls) -> None:
+        """Refuse a configuration that must not run; raise ConfigError naming the variable."""
+
+
+class DevelopmentConfig(Config):
+    LMS_ENV = "development"
+
+
+class TestingConfig(Config):
+    LMS_ENV = "testing"
+    TESTING = True
+    SECRET_KEY = "testing-secret-key-not-for-production-use-0123456789"  # noqa: S105
+    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or "sqlite://"
+    HUEY_IMMEDIATE = True
+    RATELIMIT_ENABLED = False
+    MAIL_BACKEND = "file"
+
+
+class ProductionConfig(Config):
+    LMS_ENV = "production"
+    SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_SECURE = True
+    HSTS = True
+
+    @classmethod
+    def validate(cls) -> None:
+        secret = os.environ.get("SECRET_KEY", "")
+        if secret.strip().lower() in _WEAK_SECRETS or len(secret) < 32:
+            raise ConfigError(
+                "SECRET_KEY must be set to a random value of at least 32 characters in production "
+                "(本番環境では SECRET_KEY に 32 文字以上のランダムな値を設定してください)."
+            )
+        if _flag("LMS_DEMO_LOGIN"):
+            raise ConfigError(
+                "LMS_DEMO_LOGIN must be off in production "
+                "(本番環境ではデモ用サインイン LMS_DEMO_LOGIN を有効にできません)."
+            )
+        url = os.environ.get("DATABASE_URL", "")
+        if not url or url.startswith("sqlite"):
+            raise ConfigError(
+                "DATABASE_URL must point to PostgreSQL (postgresql+psycopg://…) in production "
+                "(本番環境では DATABASE_URL に PostgreSQL を指定してください)."
+            )
+        if os.environ.get("ENTRA_CA_BUNDLE"):
+            raise ConfigError(
+                "ENTRA_CA_BUNDLE is for test providers only and is refused in production "
+                "(ENTRA_CA_BUNDLE は本番環境では使用できません)."
+            )
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def config_for(env: str | None = None) -> type[Config]:
+    env = (env or os.environ.get("LMS_ENV") or "development").strip().lower()
+    try:
+        return CONFIGS[env]
+    except KeyError:
+        raise ConfigError(f"LMS_ENV must be one of {', '.join(CONFIGS)} (got {env!r}).") from None

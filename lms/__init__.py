@@ -1,0 +1,107 @@
+"""Manabi (学び): Microsoft Teams / Microsoft 365 training for a prefecture and its municipalities."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# Feature areas, each a blueprint in lms/<area>/routes.py exposing ``bp``.
+BLUEPRINTS = (
+    "main",
+    "auth",
+    "municipalities",
+    "roster",
+    "courses",
+    "enrollment",
+    "attendance",
+    "notifications",
+    "teams",
+    "archives",
+    "completion",
+    "audit",
+    "admin",
+)
+
+
+def create_app(config: str | type | dict | None = None) -> Flask:
+    """Build the application. Configures only: no migrations, no network, no prompts.
+
+    ``config`` is an environment name ("development", "testing", "production"), a config
+    class, or a mapping of overrides applied on top of the environment's class.
+    """
+    from config import Config, config_for
+
+    overrides: dict = {}
+    if isinstance(config, dict):
+        overrides = config
+        config_cls = config_for(overrides.get("LMS_ENV"))
+    elif isinstance(config, type) and issubclass(config, Config):
+        config_cls = config
+    else:
+        config_cls = config_for(config)
+    config_cls.validate()
+
+    app = Flask(
+        __name__,
+        instance_path=str(BASE_DIR / "instance"),
+        template_folder=str(BASE_DIR / "templates"),
+        static_folder=str(BASE_DIR / "static"),
+    )
+    app.config.from_object(config_cls)
+    app.config.update(overrides)
+
+    _init_extensions(app)
+    _register_blueprints(app)
+
+    from lms.cli import register_cli
+    from lms.common.templating import init_templating
+    from lms.common.web import init_web
+
+    init_web(app)
+    init_templating(app)
+    register_cli(app)
+
+    if app.config.get("LMS_PROXY_COUNT"):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = app.config["LMS_PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
+    return app
+
+
+def _init_extensions(app: Flask) -> None:
+    import lms.models  # noqa: F401  (every model registered before the engine is used)
+    from lms.common.database import configure_engine
+    from lms.common.i18n import select_locale, select_timezone
+    from lms.extensions import babel, csrf, db, limiter, login_manager, migrate
+
+    db.init_app(app)
+    with app.app_context():
+        configure_engine(db.engine)
+    migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    babel.init_app(
+        app,
+        locale_selector=select_locale,
+        timezone_selector=select_timezone,
+        default_translation_directories=str(BASE_DIR / "lms" / "translations"),
+    )
+    if app.config.get("REDIS_URL") and not app.config.get("RATELIMIT_STORAGE_URI"):
+        app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"]
+    app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
+    limiter.init_app(app)
+
+    from lms.auth.session import init_login
+
+    init_login(app, login_manager)
+
+
+def _register_blueprints(app: Flask) -> None:
+    from importlib import import_module
+
+    for area in BLUEPRINTS:
+        module = import_module(f"lms.{area}.routes")
+        app.register_blueprint(module.bp)

@@ -1,0 +1,3 @@
+from flask import Blueprint
+
+bp = Blueprint("archives", __name__)

@@ -1,0 +1,73 @@
+"""Writing the audit log. Entries are only ever added, never changed or removed."""
+
+from __future__ import annotations
+
+from flask import g, has_request_context, request
+from sqlalchemy import event, insert
+
+from lms.audit.models import AuditLog
+from lms.common.timeutil import utcnow
+from lms.extensions import db
+
+
+def record_action(
+    actor,
+    action: str,
+    target_type: str = "",
+    target_id: object = "",
+    municipality_id: int | None = None,
+    **details,
+) -> AuditLog:
+    """Add an audit entry to the current transaction (committed with the change it records).
+
+    ``actor`` is a User, or None for the system.
+    """
+    entry = AuditLog(
+        actor_id=getattr(actor, "id", None),
+        actor_label=_label(actor),
+        action=action,
+        target_type=target_type,
+        target_id="" if target_id is None else str(target_id),
+        municipality_id=municipality_id,
+        details=details,
+    )
+    if has_request_context():
+        entry.ip_address = (request.remote_addr or "")[:64]
+        entry.request_id = getattr(g, "request_id", "")
+    db.session.add(entry)
+    return entry
+
+
+def record_denied(actor, target_type: str, target_id: object) -> None:
+    """A refused cross-municipality access, written on its own connection so it survives the 403."""
+    values = {
+        "occurred_at": utcnow(),
+        "actor_id": getattr(actor, "id", None),
+        "actor_label": _label(actor),
+        "action": "access.denied",
+        "target_type": target_type,
+        "target_id": "" if target_id is None else str(target_id),
+        "municipality_id": getattr(actor, "municipality_id", None),
+        "ip_address": (request.remote_addr or "")[:64] if has_request_context() else "",
+        "request_id": getattr(g, "request_id", "") if has_request_context() else "",
+        "details": {"path": request.path} if has_request_context() else {},
+    }
+    with db.engine.begin() as conn:
+        conn.execute(insert(AuditLog), [values])
+
+
+def _label(actor) -> str:
+    if actor is None:
+        return "system"
+    name = getattr(actor, "display_name", "") or ""
+    return f"{name} ({getattr(actor, 'id', '?')})"
+
+
+@event.listens_for(AuditLog, "before_update")
+def _refuse_update(mapper, connection, target):
+    raise RuntimeError("audit log entries are append-only")
+
+
+@event.listens_for(AuditLog, "before_delete")
+def _refuse_delete(mapper, connection, target):
+    raise RuntimeError("audit log entries are append-only")

@@ -1,0 +1,79 @@
+"""The signed-in session: Flask-Login, sign-in required by default, idle/absolute timeouts."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Flask, current_app, flash, redirect, request, session, url_for
+from flask_babel import lazy_gettext as _l
+from flask_login import LoginManager, current_user, login_user, logout_user
+
+from lms.common.public import is_public_endpoint
+from lms.extensions import db
+
+_SIGNED_IN_AT = "signed_in_at"
+_LAST_SEEN = "last_seen"
+
+
+def init_login(app: Flask, login_manager: LoginManager) -> None:
+    login_manager.init_app(app)
+    login_manager.session_protection = "basic"
+    login_manager.login_view = "auth.login_page"
+    login_manager.login_message = _l("続けるにはサインインしてください。")
+    login_manager.login_message_category = "info"
+
+    @login_manager.user_loader
+    def _load_user(user_id: str):
+        from lms.auth.models import User
+
+        try:
+            raw_id, raw_version = user_id.split(":", 1)
+            uid, version = int(raw_id), int(raw_version)
+        except ValueError:
+            return None
+        user = db.session.get(User, uid)
+        # A role change or "sign out everywhere" raises session_version.
+        if user is None or user.session_version != version or not user.active:
+            return None
+        return user
+
+    @app.before_request
+    def _require_sign_in():
+        if is_public_endpoint(app, request.endpoint):
+            return None
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        now = int(time.time())
+        idle = current_app.config["LMS_SESSION_IDLE_MINUTES"] * 60
+        absolute = current_app.config["LMS_SESSION_ABSOLUTE_MINUTES"] * 60
+        signed_in_at = session.get(_SIGNED_IN_AT, 0)
+        last_seen = session.get(_LAST_SEEN, 0)
+        if now - signed_in_at > absolute or now - last_seen > idle:
+            end_session()
+            flash(_l("一定時間操作がなかったため、サインアウトしました。もう一度サインインしてください。"), "info")
+            return redirect(url_for("auth.login_page", next=request.full_path if request.method == "GET" else None))
+        # Writing the cookie on every request would defeat caching; once a minute is enough.
+        if now - last_seen > 60:
+            session[_LAST_SEEN] = now
+        return None
+
+
+def start_session(user, remember: bool = False) -> None:
+    """Sign ``user`` in on a fresh session (no fixation: the old session's contents go)."""
+    lang = session.get("lang")
+    session.clear()
+    if lang:
+        session["lang"] = lang
+    login_user(user, remember=remember, fresh=True)
+    now = int(time.time())
+    session[_SIGNED_IN_AT] = now
+    session[_LAST_SEEN] = now
+    session.permanent = True
+
+
+def end_session() -> None:
+    lang = session.get("lang")
+    logout_user()
+    session.clear()
+    if lang:
+        session["lang"] = lang

@@ -1,0 +1,94 @@
+"""Database set-up that differs between SQLite and PostgreSQL, and write-transaction helpers."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from lms.extensions import db
+
+
+def configure_engine(engine: Engine) -> None:
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_connect(dbapi_conn, _record):
+        # We emit BEGIN ourselves (below) so that writers can take the lock up front.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=15000")
+        if not _is_memory(engine):
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(conn):
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _is_memory(engine: Engine) -> bool:
+    database = engine.url.database
+    return not database or database == ":memory:" or "mode=memory" in str(engine.url)
+
+
+def is_sqlite() -> bool:
+    return db.engine.dialect.name == "sqlite"
+
+
+def begin_write() -> None:
+    """Start the current transaction as a writer.
+
+    On SQLite this is ``BEGIN IMMEDIATE`` (the write lock is taken at once, so a
+    read-then-write cannot fail half-way); a read transaction already open is ended
+    first (nothing may have been written in it). On PostgreSQL it does nothing: use
+    ``SELECT … FOR UPDATE`` on the rows that guard the decision.
+    """
+    if not is_sqlite():
+        return
+    if db.session.in_transaction():
+        if db.session.new or db.session.dirty or db.session.deleted:
+            raise RuntimeError("begin_write() must come before any change in the transaction")
+        db.session.rollback()
+    db.session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+
+
+_RETRYABLE_PG = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock not available
+
+
+def is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, OperationalError) and "locked" in str(exc).lower():
+        return True
+    if isinstance(exc, DBAPIError):
+        code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+        return code in _RETRYABLE_PG
+    return False
+
+
+def run_in_transaction(func, *args, attempts: int = 5, **kwargs):
+    """Run ``func`` and commit; on a lock timeout or serialization failure roll back and
+    run it again (it must therefore be safe to repeat). Raises the last error when
+    every attempt failed."""
+    for attempt in range(1, attempts + 1):
+        try:
+            result = func(*args, **kwargs)
+            db.session.commit()
+            return result
+        except Exception as exc:
+            db.session.rollback()
+            if attempt == attempts or not is_retryable(exc):
+                raise
+            time.sleep(0.02 * attempt)
+
+
+@contextmanager
+def savepoint():
+    with db.session.begin_nested():
+        yield

@@ -1,0 +1,22 @@
+"""Language and time zone of a request. Japanese first; English on request."""
+
+from __future__ import annotations
+
+from flask import current_app, request, session
+from flask_login import current_user
+
+
+def select_locale() -> str:
+    languages = current_app.config["LANGUAGES"]
+    chosen = session.get("lang")
+    if chosen in languages:
+        return chosen
+    user = current_user
+    if user and getattr(user, "is_authenticated", False) and user.locale in languages:
+        return user.locale
+    # Japanese unless the browser prefers English over Japanese.
+    return request.accept_languages.best_match(languages, default="ja") if request else "ja"
+
+
+def select_timezone() -> str:
+    return "Asia/Tokyo"

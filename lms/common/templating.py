@@ -1,0 +1,65 @@
+"""Template globals and filters: Tokyo time, safe Markdown, navigation by role."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from flask import Flask, current_app
+from flask_babel import get_locale
+from flask_login import current_user
+from markupsafe import Markup
+
+from lms.common.markdown import render_markdown
+from lms.common.timeutil import to_tokyo
+
+_WEEKDAYS_JA = "月火水木金土日"
+_WEEKDAYS_EN = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _is_ja() -> bool:
+    return str(get_locale() or "ja") == "ja"
+
+
+def format_datetime_jst(value: datetime | None, with_weekday: bool = True) -> str:
+    """2026年12月3日(木) 14:00 in Japanese, 2026-12-03 (Thu) 14:00 in English."""
+    if value is None:
+        return ""
+    local = to_tokyo(value)
+    if _is_ja():
+        wd = f"({_WEEKDAYS_JA[local.weekday()]})" if with_weekday else ""
+        return f"{local.year}年{local.month}月{local.day}日{wd} {local:%H:%M}"
+    wd = f" ({_WEEKDAYS_EN[local.weekday()]})" if with_weekday else ""
+    return f"{local:%Y-%m-%d}{wd} {local:%H:%M}"
+
+
+def format_date_jst(value: date | datetime | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        value = to_tokyo(value).date()
+    if _is_ja():
+        return f"{value.year}年{value.month}月{value.day}日"
+    return f"{value:%Y-%m-%d}"
+
+
+def format_time_jst(value: datetime | None) -> str:
+    return f"{to_tokyo(value):%H:%M}" if value else ""
+
+
+def init_templating(app: Flask) -> None:
+    from lms.main.nav import nav_items
+
+    app.jinja_env.filters["jst"] = format_datetime_jst
+    app.jinja_env.filters["jst_date"] = format_date_jst
+    app.jinja_env.filters["jst_time"] = format_time_jst
+    app.jinja_env.filters["markdown"] = lambda text: Markup(render_markdown(text or ""))  # noqa: S704 (sanitised by nh3)
+
+    @app.context_processor
+    def _globals():
+        return {
+            "nav_items": nav_items(current_user) if current_user else [],
+            "current_locale": str(get_locale() or "ja"),
+            "view_functions": current_app.view_functions,
+            "demo_mode": bool(current_app.config.get("LMS_DEMO_LOGIN"))
+            and current_app.config.get("LMS_ENV") != "production",
+        }

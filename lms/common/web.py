@@ -1,0 +1,118 @@
+"""Request plumbing: security headers, request IDs, safe redirects, error pages."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from urllib.parse import urlsplit
+
+from flask import Flask, g, jsonify, render_template, request
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+
+log = logging.getLogger(__name__)
+
+
+def is_safe_next(target: str | None) -> bool:
+    """Only same-site relative paths: "/catalogue?x=1", never "//evil", "https://…" or "\\evil"."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return False
+    if "\\" in target or any(ord(c) < 32 for c in target):
+        return False
+    parts = urlsplit(target)
+    return not parts.scheme and not parts.netloc
+
+
+def safe_next(target: str | None, default: str = "/") -> str:
+    return target if is_safe_next(target) else default
+
+
+def content_security_policy(app: Flask) -> str:
+    form_action = " ".join(["'self'", *app.config.get("CSP_FORM_ACTION_EXTRA", [])])
+    media = " ".join(["'self'", "blob:", *app.config.get("CSP_MEDIA_EXTRA", [])])
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"media-src {media}; font-src 'self'; connect-src 'self'; object-src 'none'; "
+        f"frame-ancestors 'none'; base-uri 'self'; form-action {form_action}"
+    )
+
+
+def init_web(app: Flask) -> None:
+    csp = content_security_policy(app)
+
+    @app.before_request
+    def _request_id():
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if 8 <= len(incoming) <= 64 and incoming.isalnum() else uuid.uuid4().hex
+        g.csp_nonce = secrets.token_urlsafe(16)
+
+    @app.after_request
+    def _security_headers(response):
+        response.headers.setdefault("Content-Security-Policy", csp)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        response.headers["X-Request-ID"] = getattr(g, "request_id", "")
+        if app.config.get("HSTS"):
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        if response.mimetype == "text/html":
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    def wants_json() -> bool:
+        best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+        return request.path.startswith("/api/") or (
+            best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+        )
+
+    def render_error(code: int, title: str, message: str):
+        if wants_json():
+            return jsonify(error=title, message=message), code
+        return render_template("errors/error.html", code=code, title=title, message=message), code
+
+    @app.errorhandler(CSRFError)
+    def _csrf(e):
+        return render_error(
+            400,
+            _("フォームの有効期限が切れました"),
+            _("ページを再読み込みしてから、もう一度操作してください。入力内容は送信されていません。"),
+        )
+
+    @app.errorhandler(400)
+    def _bad_request(e):
+        return render_error(400, _("リクエストが正しくありません"), _("入力内容を確認して、もう一度お試しください。"))
+
+    @app.errorhandler(403)
+    def _forbidden(e):
+        return render_error(403, _("アクセスできません"), _("このページを表示する権限がありません。"))
+
+    @app.errorhandler(404)
+    def _not_found(e):
+        return render_error(404, _("ページが見つかりません"), _("お探しのページは移動または削除された可能性があります。"))
+
+    @app.errorhandler(405)
+    def _method(e):
+        return render_error(405, _("この操作はできません"), _("このページはその方法では利用できません。"))
+
+    @app.errorhandler(413)
+    def _too_large(e):
+        return render_error(413, _("ファイルが大きすぎます"), _("送信できるサイズの上限を超えています。"))
+
+    @app.errorhandler(429)
+    def _too_many(e):
+        return render_error(
+            429,
+            _("アクセスが集中しています"),
+            _("短い時間に多くの操作が行われました。しばらく待ってから、もう一度お試しください。"),
+        )
+
+    @app.errorhandler(500)
+    def _server_error(e):
+        log.exception("unhandled error", exc_info=getattr(e, "original_exception", e))
+        return render_error(
+            500,
+            _("システムエラーが発生しました"),
+            _("ご不便をおかけしています。時間をおいてもう一度お試しください。問題が続く場合は研修担当にお問い合わせください。"),
+        )

@@ -1,0 +1,75 @@
+"""Completions (修了), certificates (修了証) and mandatory assignments."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Date, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from lms.common.timeutil import utcnow
+from lms.common.types import UTCDateTime
+from lms.extensions import db
+
+COMPLETED = "completed"
+REVOKED = "revoked"
+
+# How it was earned
+VIA_LIVE = "live"
+VIA_ARCHIVE = "archive"
+VIA_BOTH = "both"
+VIA_MANUAL = "manual"
+
+
+class Completion(db.Model):
+    __tablename__ = "completion"
+    __table_args__ = (
+        UniqueConstraint("staff_member_id", "course_id", "fiscal_year"),
+        Index("ix_completion_course_year_status", "course_id", "fiscal_year", "status"),
+        Index("ix_completion_municipality_year", "municipality_id", "fiscal_year"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_member_id: Mapped[int] = mapped_column(ForeignKey("staff_member.id"))
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id"))
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipality.id"))
+    fiscal_year: Mapped[int] = mapped_column()
+    status: Mapped[str] = mapped_column(String(10), default=COMPLETED)
+    method: Mapped[str] = mapped_column(String(10))
+    completed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("training_session.id"))
+    archive_id: Mapped[int | None] = mapped_column(ForeignKey("archive.id"))
+    certificate_serial: Mapped[str | None] = mapped_column(String(40), unique=True)
+    # Manual completion or revocation (audited)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    staff_member = relationship("StaffMember")
+    course = relationship("Course")
+    municipality = relationship("Municipality")
+
+
+class MandatoryAssignment(db.Model):
+    """A course marked mandatory for a group: municipality, 所属, 職名 or new staff of a year."""
+
+    __tablename__ = "mandatory_assignment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id"), index=True)
+    fiscal_year: Mapped[int] = mapped_column()
+    # Null: every municipality (platform admins only).
+    municipality_id: Mapped[int | None] = mapped_column(ForeignKey("municipality.id"), index=True)
+    department: Mapped[str] = mapped_column(String(200), default="")
+    job_title: Mapped[str] = mapped_column(String(100), default="")
+    # Staff hired in this fiscal year only.
+    new_staff_fiscal_year: Mapped[int | None] = mapped_column()
+    due_on: Mapped[date] = mapped_column(Date)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    note: Mapped[str] = mapped_column(Text, default="")
+
+    course = relationship("Course")
+    municipality = relationship("Municipality")

@@ -1,0 +1,187 @@
+"""Courses (研修) and their sessions (研修回)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from lms.common.timeutil import utcnow
+from lms.common.types import UTCDateTime
+from lms.extensions import db
+
+# Course status
+DRAFT = "draft"
+PUBLISHED = "published"
+CANCELLED = "cancelled"
+COURSE_STATUSES = (DRAFT, PUBLISHED, CANCELLED)
+
+# Session delivery
+TEAMS = "teams"
+ONSITE = "onsite"
+HYBRID = "hybrid"
+DELIVERIES = (TEAMS, ONSITE, HYBRID)
+
+# Session status
+SCHEDULED = "scheduled"
+SESSION_STATUSES = (SCHEDULED, CANCELLED)
+
+# Completion modes (used by the completion area)
+BY_ATTENDANCE = "attendance"
+BY_ARCHIVE = "archive"
+BY_EITHER = "either"
+BY_BOTH = "both"
+COMPLETION_MODES = (BY_ATTENDANCE, BY_ARCHIVE, BY_EITHER, BY_BOTH)
+
+
+class Category(db.Model):
+    __tablename__ = "category"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    name_en: Mapped[str] = mapped_column(String(100), default="")
+    sort_order: Mapped[int] = mapped_column(default=0)
+
+
+class Course(db.Model):
+    __tablename__ = "course"
+    __table_args__ = (
+        CheckConstraint("attendance_threshold_pct BETWEEN 1 AND 100", name="attendance_threshold"),
+        CheckConstraint("viewing_threshold_pct BETWEEN 1 AND 100", name="viewing_threshold"),
+        Index("ix_course_status_category", "status", "category_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    summary: Mapped[str] = mapped_column(String(500), default="")
+    description_md: Mapped[str] = mapped_column(Text, default="")
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("category.id"))
+    target_audience: Mapped[str] = mapped_column(String(500), default="")
+    # All municipalities, or only those listed in course_eligibility.
+    eligible_all: Mapped[bool] = mapped_column(default=True)
+    requires_approval: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(String(10), default=DRAFT)
+    # Normalised (NFKC, lower-case) title + summary + description for substring search.
+    search_text: Mapped[str] = mapped_column(Text, default="")
+    completion_mode: Mapped[str] = mapped_column(String(10), default=BY_EITHER)
+    attendance_threshold_pct: Mapped[int] = mapped_column(default=75)
+    viewing_threshold_pct: Mapped[int] = mapped_column(default=90)
+    # Organizer mailbox (UPN or object id) for Teams meetings of this course, if not the trainer's.
+    organizer_mailbox: Mapped[str] = mapped_column(String(320), default="")
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    category = relationship("Category")
+    owner = relationship("User")
+    sessions: Mapped[list[TrainingSession]] = relationship(
+        back_populates="course", order_by="TrainingSession.starts_at"
+    )
+    eligibility: Mapped[list[CourseEligibility]] = relationship(
+        back_populates="course", cascade="all, delete-orphan"
+    )
+
+    @property
+    def eligible_municipality_ids(self) -> set[int]:
+        return {row.municipality_id for row in self.eligibility}
+
+    def is_open_to(self, municipality_id: int | None) -> bool:
+        if self.eligible_all:
+            return True
+        return municipality_id is not None and municipality_id in self.eligible_municipality_ids
+
+
+class CourseEligibility(db.Model):
+    __tablename__ = "course_eligibility"
+
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"), primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipality.id"), primary_key=True)
+
+    course: Mapped[Course] = relationship(back_populates="eligibility")
+    municipality = relationship("Municipality")
+
+
+class TrainingSession(db.Model):
+    """A session (研修回). ``confirmed_count`` is kept by the enrollment service in the same
+    transaction as every status change; the CHECK makes overbooking impossible at the
+    database level whatever the code does."""
+
+    __tablename__ = "training_session"
+    __table_args__ = (
+        CheckConstraint("capacity >= 0", name="capacity_nonnegative"),
+        CheckConstraint("confirmed_count >= 0 AND confirmed_count <= capacity", name="not_overbooked"),
+        CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+        Index("ix_training_session_course_starts", "course_id", "starts_at"),
+        Index("ix_training_session_starts_at", "starts_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id"))
+    title: Mapped[str] = mapped_column(String(200), default="")  # e.g. 第1回
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    delivery: Mapped[str] = mapped_column(String(10), default=TEAMS)
+    location: Mapped[str] = mapped_column(String(300), default="")
+    join_url: Mapped[str] = mapped_column(String(2000), default="")
+    capacity: Mapped[int] = mapped_column(default=0)
+    confirmed_count: Mapped[int] = mapped_column(default=0)
+    enroll_opens_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    enroll_closes_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancel_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(10), default=SCHEDULED)
+    # Bumped on every change enrollees must hear about (time, place, link).
+    revision: Mapped[int] = mapped_column(default=1)
+    reminder_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Teams meeting through Microsoft Graph (empty until created).
+    organizer_user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    graph_organizer: Mapped[str] = mapped_column(String(320), default="")
+    graph_transaction_id: Mapped[str] = mapped_column(String(64), default="")
+    graph_event_id: Mapped[str] = mapped_column(String(512), default="")
+    graph_ical_uid: Mapped[str] = mapped_column(String(512), default="")
+    graph_online_meeting_id: Mapped[str] = mapped_column(String(512), default="")
+    graph_sync_status: Mapped[str] = mapped_column(String(20), default="")
+    graph_sync_error: Mapped[str] = mapped_column(Text, default="")
+    graph_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    attendance_imported_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Secret for onsite QR check-in (rotated by the trainer).
+    checkin_token: Mapped[str] = mapped_column(String(64), default="")
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    course: Mapped[Course] = relationship(back_populates="sessions")
+    organizer = relationship("User")
+    quotas: Mapped[list[SessionQuota]] = relationship(
+        back_populates="session", cascade="all, delete-orphan"
+    )
+
+    @property
+    def free_seats(self) -> int:
+        return max(self.capacity - self.confirmed_count, 0)
+
+    @property
+    def duration_seconds(self) -> int:
+        return int((self.ends_at - self.starts_at).total_seconds())
+
+
+class SessionQuota(db.Model):
+    """割当人数: seats of a session held for one municipality."""
+
+    __tablename__ = "session_quota"
+    __table_args__ = (
+        UniqueConstraint("session_id", "municipality_id"),
+        CheckConstraint("seats >= 0", name="seats_nonnegative"),
+        CheckConstraint("confirmed_count >= 0 AND confirmed_count <= seats", name="within_quota"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("training_session.id", ondelete="CASCADE"))
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipality.id"))
+    seats: Mapped[int] = mapped_column(default=0)
+    confirmed_count: Mapped[int] = mapped_column(default=0)
+
+    session: Mapped[TrainingSession] = relationship(back_populates="quotas")
+    municipality = relationship("Municipality")

@@ -1,0 +1,332 @@
+"""The demo data set: realistic Japanese training data for the embedded default.
+
+Idempotent: every row is found by a natural key before it is created, so running
+``flask --app wsgi lms demo`` twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER, User
+from lms.common.timeutil import TOKYO, utcnow
+from lms.courses.models import (
+    BY_ATTENDANCE,
+    BY_EITHER,
+    HYBRID,
+    ONSITE,
+    PUBLISHED,
+    TEAMS,
+    Category,
+    Course,
+    CourseEligibility,
+    SessionQuota,
+    TrainingSession,
+)
+from lms.courses.search import normalise_for_search
+from lms.enrollment.models import CONFIRMED, PENDING, WAITLISTED, Enrollment
+from lms.extensions import db
+from lms.municipalities.models import Municipality, TenantMapping
+from lms.municipalities.services import load_municipalities
+from lms.roster.models import StaffMember
+
+_NS = uuid.UUID("6f1c3a52-9d6e-4c1b-8a57-2f0e5d4b7c11")
+
+
+def demo_uuid(*parts: str) -> str:
+    """A stable fake Entra id for demo rows."""
+    return str(uuid.uuid5(_NS, "/".join(parts)))
+
+
+# Municipalities with demo staff: the prefecture, a 特別区, a 市, a 町, a 村.
+DEMO_MUNICIPALITIES = ("130001", "131016", "132012", "133051", "133078")
+
+_FAMILY = ["佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村", "小林", "加藤", "吉田", "山田"]
+_FAMILY_KANA = ["サトウ", "スズキ", "タカハシ", "タナカ", "イトウ", "ワタナベ", "ヤマモト", "ナカムラ", "コバヤシ", "カトウ", "ヨシダ", "ヤマダ"]
+_GIVEN = ["花子", "太郎", "美咲", "健太", "陽菜", "翔", "結衣", "大輔", "彩", "誠"]
+_GIVEN_KANA = ["ハナコ", "タロウ", "ミサキ", "ケンタ", "ヒナ", "ショウ", "ユイ", "ダイスケ", "アヤ", "マコト"]
+_DEPARTMENTS = ["総務課", "企画政策課", "情報政策課", "税務課", "子育て支援課", "福祉課", "環境課", "都市計画課"]
+_TITLES = ["主事", "主任", "係長", "課長補佐", "課長"]
+
+CATEGORIES = [
+    ("Teams", "Teams"),
+    ("Microsoft 365", "Microsoft 365"),
+    ("業務効率化", "Productivity"),
+    ("情報セキュリティ", "Information security"),
+    ("管理職向け", "For managers"),
+]
+
+COURSES = [
+    {
+        "title": "Teams 操作研修（基礎）",
+        "category": "Teams",
+        "summary": "チャット、会議、ファイル共有など Microsoft Teams の基本操作を実習形式で学びます。",
+        "description": "## この研修で学ぶこと\n\n- チームとチャネルの使い分け\n- 会議の予約と参加、画面共有\n"
+        "- ファイルの共同編集\n\n**対象**: Teams を使い始めたばかりの職員\n\n持ち物: 庁内端末（Teams にサインインできること）",
+        "audience": "Teams を使い始めた職員",
+        "delivery": TEAMS,
+        "capacity": 40,
+        "offsets": [-40, -12, 9, 23, 44],
+    },
+    {
+        "title": "Microsoft 365 活用研修",
+        "category": "Microsoft 365",
+        "summary": "Outlook、OneDrive、SharePoint を組み合わせて、部署内の情報共有を効率化します。",
+        "description": "## 内容\n\n1. OneDrive と SharePoint の違い\n2. 共有リンクの権限設定\n3. Outlook の予定表共有\n\n"
+        "演習では実際の業務を想定したファイルを使います。",
+        "audience": "全職員",
+        "delivery": TEAMS,
+        "capacity": 60,
+        "offsets": [-25, 14, 35],
+    },
+    {
+        "title": "業務効率化オンラインプログラム",
+        "category": "業務効率化",
+        "summary": "Power Automate と Forms を使った定型業務の自動化を、4 回のオンライン講座で身につけます。",
+        "description": "## プログラム\n\n- 第1回 業務の棚卸し\n- 第2回 Forms で申請を受け付ける\n- 第3回 Power Automate で通知を自動化\n"
+        "- 第4回 成果発表\n\n各回 90 分。",
+        "audience": "業務改善に取り組む職員",
+        "delivery": TEAMS,
+        "capacity": 30,
+        "offsets": [-18, 7, 21, 28],
+    },
+    {
+        "title": "情報セキュリティ研修（必修）",
+        "category": "情報セキュリティ",
+        "summary": "標的型メール、パスワード管理、個人情報の取扱いなど、全職員に必要な情報セキュリティの基礎。",
+        "description": "## 必修研修です\n\n年度内に必ず受講してください。アーカイブ視聴でも修了できます。",
+        "audience": "全職員（必修）",
+        "delivery": HYBRID,
+        "capacity": 100,
+        "offsets": [-50, 16],
+        "approval": False,
+    },
+    {
+        "title": "管理職のための Teams 会議運営",
+        "category": "管理職向け",
+        "summary": "会議の事前準備、ファシリテーション、議事録の共有まで、管理職向けに実践的に解説します。",
+        "description": "所属長の承認が必要です。",
+        "audience": "係長級以上",
+        "delivery": ONSITE,
+        "capacity": 20,
+        "offsets": [12, 40],
+        "approval": True,
+        "location": "都庁第一本庁舎 7階 研修室A",
+    },
+    {
+        "title": "Excel データ活用入門",
+        "category": "業務効率化",
+        "summary": "ピボットテーブルと Power Query で、集計業務の時間を半分にします。",
+        "description": "## 対象\n\nExcel の基本操作ができる職員",
+        "audience": "Excel の基本操作ができる職員",
+        "delivery": TEAMS,
+        "capacity": 50,
+        "offsets": [19],
+        "eligible": ["131016", "132012"],
+    },
+]
+
+
+def load_demo() -> dict[str, int]:
+    load_municipalities()
+    municipalities = {m.code: m for m in db.session.scalars(select(Municipality))}
+    _tenant_mappings(municipalities)
+    users = _users(municipalities)
+    staff = _roster(municipalities, users)
+    courses = _courses(municipalities, users)
+    _enrollments(courses, staff)
+    db.session.flush()
+
+    def count(model):
+        return db.session.scalar(select(func.count()).select_from(model))
+
+    return {
+        "municipalities": count(Municipality),
+        "users": count(User),
+        "staff members": count(StaffMember),
+        "courses": count(Course),
+        "sessions": count(TrainingSession),
+        "enrollments": count(Enrollment),
+    }
+
+
+def _tenant_mappings(municipalities):
+    for code in DEMO_MUNICIPALITIES:
+        tid = demo_uuid("tenant", code)
+        exists = db.session.scalar(select(TenantMapping).where(TenantMapping.tenant_id == tid))
+        if exists is None:
+            db.session.add(TenantMapping(tenant_id=tid, mail_domain="", municipality=municipalities[code], source="demo"))
+
+
+def _user(municipality, key, name, email, roles):
+    tid = demo_uuid("tenant", municipality.code)
+    oid = demo_uuid("user", municipality.code, key)
+    user = db.session.scalar(select(User).where(User.tenant_id == tid, User.object_id == oid))
+    if user is None:
+        user = User(tenant_id=tid, object_id=oid, display_name=name, email=email, municipality=municipality, is_demo=True)
+        db.session.add(user)
+    user.set_roles(set(roles))
+    return user
+
+
+def _users(municipalities):
+    pref = municipalities["130001"]
+    users = {
+        "platform": _user(pref, "platform", "都 システム管理者（デモ）", "admin@demo.metro.tokyo.lg.jp", {PLATFORM_ADMIN}),
+        "trainer": _user(pref, "trainer", "研修 講師（デモ）", "trainer@demo.metro.tokyo.lg.jp", {TRAINER}),
+    }
+    for code, slug in (("131016", "chiyoda"), ("132012", "hachioji"), ("133051", "mizuho"), ("133078", "hinohara")):
+        m = municipalities[code]
+        users[f"admin-{code}"] = _user(
+            m, "admin", f"{m.name} 研修担当（デモ）", f"kenshu@demo.{slug}.lg.jp", {MUNICIPAL_ADMIN}
+        )
+        for i in range(2):
+            users[f"learner-{code}-{i}"] = _user(
+                m, f"learner{i}", f"{_FAMILY[i + 2]} {_GIVEN[i + 3]}（{m.name}）", f"staff{i}@demo.{slug}.lg.jp", set()
+            )
+    db.session.flush()
+    return users
+
+
+def _roster(municipalities, users):
+    """Ten staff per demo municipality; the demo learners and admins are among them."""
+    staff = {}
+    for code in DEMO_MUNICIPALITIES:
+        m = municipalities[code]
+        linked = [u for key, u in users.items() if u.municipality_id == m.id]
+        for i in range(10):
+            number = f"{code[2:5]}{i + 1:04d}"
+            member = db.session.scalar(
+                select(StaffMember).where(StaffMember.municipality_id == m.id, StaffMember.employee_number == number)
+            )
+            if member is None:
+                f, g = (i * 5 + int(code[3])) % len(_FAMILY), (i * 3 + int(code[4])) % len(_GIVEN)
+                user = linked[i] if i < len(linked) else None
+                name = user.display_name.split("（")[0] if user else f"{_FAMILY[f]} {_GIVEN[g]}"
+                member = StaffMember(
+                    municipality=m,
+                    employee_number=number,
+                    full_name=name,
+                    full_name_kana=f"{_FAMILY_KANA[f]} {_GIVEN_KANA[g]}",
+                    department=_DEPARTMENTS[(i + int(code[4])) % len(_DEPARTMENTS)],
+                    job_title=_TITLES[i % len(_TITLES)],
+                    sign_in_name=(user.email if user else f"e{number}@demo.lg.jp").lower(),
+                    email=user.email if user else f"e{number}@demo.lg.jp",
+                    hired_on=date(2026, 4, 1) if i >= 8 else date(2010 + i, 4, 1),
+                    source="demo",
+                    user=user,
+                    entra_tenant_id=user.tenant_id if user else None,
+                    entra_object_id=user.object_id if user else None,
+                )
+                db.session.add(member)
+            staff[(code, i)] = member
+    db.session.flush()
+    return staff
+
+
+def _at(days: int, hour: int, minute: int = 0) -> datetime:
+    today = utcnow().astimezone(TOKYO).date()
+    day = today + timedelta(days=days)
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=TOKYO)
+
+
+def _courses(municipalities, users):
+    categories = {}
+    for order, (name, name_en) in enumerate(CATEGORIES):
+        cat = db.session.scalar(select(Category).where(Category.name == name))
+        if cat is None:
+            cat = Category(name=name, name_en=name_en, sort_order=order)
+            db.session.add(cat)
+        categories[name] = cat
+    db.session.flush()
+    courses = []
+    for spec in COURSES:
+        course = db.session.scalar(select(Course).where(Course.title == spec["title"]))
+        if course is None:
+            course = Course(
+                title=spec["title"],
+                summary=spec["summary"],
+                description_md=spec["description"],
+                category=categories[spec["category"]],
+                target_audience=spec["audience"],
+                requires_approval=spec.get("approval", False),
+                status=PUBLISHED,
+                published_at=utcnow(),
+                owner=users["trainer"],
+                completion_mode=BY_EITHER if spec["delivery"] != ONSITE else BY_ATTENDANCE,
+                eligible_all="eligible" not in spec,
+            )
+            course.search_text = normalise_for_search(" ".join([spec["title"], spec["summary"], spec["description"]]))
+            for code in spec.get("eligible", []):
+                course.eligibility.append(CourseEligibility(municipality=municipalities[code]))
+            db.session.add(course)
+            db.session.flush()
+            for n, offset in enumerate(spec["offsets"], start=1):
+                start = _at(offset, 10 if n % 2 else 14)
+                session = TrainingSession(
+                    course=course,
+                    title=f"第{n}回",
+                    starts_at=start,
+                    ends_at=start + timedelta(minutes=90),
+                    delivery=spec["delivery"],
+                    location=spec.get("location", "" if spec["delivery"] == TEAMS else "都庁第二本庁舎 31階 特別会議室"),
+                    join_url=(
+                        f"https://teams.microsoft.com/l/meetup-join/19%3ameeting_demo{course.id}x{n}%40thread.v2/0"
+                        if spec["delivery"] != ONSITE
+                        else ""
+                    ),
+                    capacity=spec["capacity"],
+                    enroll_opens_at=start - timedelta(days=60),
+                    enroll_closes_at=start - timedelta(days=2),
+                    cancel_deadline=start - timedelta(days=1),
+                    organizer_user_id=users["trainer"].id,
+                )
+                db.session.add(session)
+                if spec["title"].startswith("Microsoft 365") and offset > 0:
+                    session.quotas.append(SessionQuota(municipality=municipalities["131016"], seats=5))
+        courses.append(course)
+    db.session.flush()
+    return courses
+
+
+def _enrollments(courses, staff):
+    """A few enrollments per session, in every state a learner can meet."""
+    if db.session.scalar(select(func.count()).select_from(Enrollment)):
+        return
+    seq = 0
+    for course in courses:
+        for s_index, session in enumerate(course.sessions):
+            members = [staff[(code, i)] for code in DEMO_MUNICIPALITIES[1:] for i in range(s_index % 3, 10, 3)]
+            for m_index, member in enumerate(members[: max(3, min(len(members), session.capacity // 4))]):
+                if not course.is_open_to(member.municipality_id):
+                    continue
+                seq += 1
+                status = CONFIRMED
+                if course.requires_approval and m_index % 3 == 0:
+                    status = PENDING
+                quota = next((q for q in session.quotas if q.municipality_id == member.municipality_id), None)
+                if quota and quota.confirmed_count >= quota.seats:
+                    status = WAITLISTED
+                if status == CONFIRMED and session.confirmed_count >= session.capacity:
+                    status = WAITLISTED
+                enrollment = Enrollment(
+                    session=session,
+                    staff_member=member,
+                    municipality_id=member.municipality_id,
+                    status=status,
+                    source="self",
+                    arrival_seq=seq,
+                    requested_at=session.starts_at - timedelta(days=20, minutes=-m_index),
+                    confirmed_at=session.starts_at - timedelta(days=20) if status == CONFIRMED else None,
+                    waitlisted_at=session.starts_at - timedelta(days=20) if status == WAITLISTED else None,
+                    requested_by_id=member.user_id,
+                )
+                if status == CONFIRMED:
+                    session.confirmed_count += 1
+                    if quota:
+                        quota.confirmed_count += 1
+                db.session.add(enrollment)
+    db.session.flush()

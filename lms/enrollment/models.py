@@ -1,0 +1,82 @@
+"""Enrollments (受講申込) of staff members in sessions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from lms.common.timeutil import utcnow
+from lms.common.types import UTCDateTime
+from lms.extensions import db
+
+PENDING = "pending_approval"
+CONFIRMED = "confirmed"
+WAITLISTED = "waitlisted"
+REJECTED = "rejected"
+CANCELLED = "cancelled"
+STATUSES = (PENDING, CONFIRMED, WAITLISTED, REJECTED, CANCELLED)
+# A staff member holds at most one enrollment in these states per session.
+ACTIVE_STATUSES = (PENDING, CONFIRMED, WAITLISTED)
+
+# How the enrollment came about.
+SELF = "self"
+NOMINATION = "nomination"
+CSV = "csv"
+SWAP = "swap"
+SOURCES = (SELF, NOMINATION, CSV, SWAP)
+
+_ACTIVE_SQL = "status IN ('pending_approval', 'confirmed', 'waitlisted')"
+
+
+class Enrollment(db.Model):
+    __tablename__ = "enrollment"
+    __table_args__ = (
+        Index(
+            "uq_enrollment_active_per_session",
+            "session_id",
+            "staff_member_id",
+            unique=True,
+            sqlite_where=text(_ACTIVE_SQL),
+            postgresql_where=text(_ACTIVE_SQL),
+        ),
+        Index("ix_enrollment_session_status_arrival", "session_id", "status", "arrival_seq"),
+        Index("ix_enrollment_staff_status", "staff_member_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("training_session.id"))
+    staff_member_id: Mapped[int] = mapped_column(ForeignKey("staff_member.id"))
+    # Municipality at the time of the request (quota accounting stays right after a transfer).
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipality.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(12), default=SELF)
+    # Order of arrival: the waitlist is promoted in this order. Taken from the
+    # enrollment's own id at insert, so it is unique and monotonic on both databases.
+    arrival_seq: Mapped[int] = mapped_column(default=0)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    waitlisted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    late_cancellation: Mapped[bool] = mapped_column(default=False)
+    # Why it was rejected, refused or cancelled (shown to the learner).
+    reason: Mapped[str] = mapped_column(Text, default="")
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    cancelled_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    # A swap (差し替え) cancels one nominee and confirms another in the same seat.
+    replaces_enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollment.id"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    session = relationship("TrainingSession")
+    staff_member = relationship("StaffMember")
+    municipality = relationship("Municipality")
+    requested_by = relationship("User", foreign_keys=[requested_by_id])
+    decided_by = relationship("User", foreign_keys=[decided_by_id])
+    cancelled_by = relationship("User", foreign_keys=[cancelled_by_id])
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES

@@ -1,0 +1,49 @@
+"""The navigation, by role. Entries whose endpoint is not (yet) registered are skipped.
+
+Each feature area adds its entries here; labels are lazily translated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app, request
+from flask_babel import lazy_gettext as _l
+
+from lms.auth.models import LEARNER, MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
+
+
+@dataclass(frozen=True)
+class NavItem:
+    endpoint: str
+    label: object
+    roles: tuple[str, ...]
+
+
+NAV = (
+    NavItem("courses.catalogue", _l("研修を探す"), (LEARNER,)),
+    NavItem("enrollment.my_page", _l("マイページ"), (LEARNER,)),
+    NavItem("completion.history", _l("受講履歴"), (LEARNER,)),
+    NavItem("courses.manage", _l("研修の管理"), (TRAINER, PLATFORM_ADMIN)),
+    NavItem("archives.manage", _l("アーカイブ管理"), (TRAINER, PLATFORM_ADMIN)),
+    NavItem("roster.admin_home", _l("研修担当"), (MUNICIPAL_ADMIN,)),
+    NavItem("completion.dashboard", _l("修了状況"), (MUNICIPAL_ADMIN, PLATFORM_ADMIN)),
+    NavItem("admin.index", _l("システム管理"), (PLATFORM_ADMIN,)),
+)
+
+
+def nav_items(user) -> list[dict]:
+    if not getattr(user, "is_authenticated", False):
+        return []
+    items = []
+    for item in NAV:
+        if item.endpoint not in current_app.view_functions or not user.has_role(*item.roles):
+            continue
+        items.append(
+            {
+                "endpoint": item.endpoint,
+                "label": item.label,
+                "current": request.endpoint == item.endpoint,
+            }
+        )
+    return items

@@ -1,0 +1,20 @@
+"""Imports every model, so that Alembic and create_all see the whole schema."""
+
+from lms.archives.models import (  # noqa: F401
+    Archive,
+    ArchiveFile,
+    ArchiveMunicipality,
+    TranscriptCue,
+    UploadSession,
+    ViewingProgress,
+)
+from lms.attendance.models import Attendance, AttendanceRecord  # noqa: F401
+from lms.audit.models import AuditLog  # noqa: F401
+from lms.auth.models import User, UserRole  # noqa: F401
+from lms.completion.models import Completion, MandatoryAssignment  # noqa: F401
+from lms.courses.models import Category, Course, CourseEligibility, SessionQuota, TrainingSession  # noqa: F401
+from lms.enrollment.models import Enrollment  # noqa: F401
+from lms.municipalities.models import Municipality, TenantMapping  # noqa: F401
+from lms.notifications.models import OutboxMail  # noqa: F401
+from lms.roster.models import StaffHistory, StaffMember  # noqa: F401
+from lms.teams.models import GraphOperation, GraphSubscription  # noqa: F401

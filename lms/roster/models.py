@@ -1,0 +1,81 @@
+"""The staff roster (職員名簿) of each municipality.
+
+Enrollments, attendance and completions belong to a StaffMember, so that staff who
+never signed in can be nominated and reported, and a transfer keeps their history.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Date, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from lms.common.timeutil import utcnow
+from lms.common.types import UTCDateTime
+from lms.extensions import db
+
+ACTIVE = "active"
+LEFT = "left"
+
+
+class StaffMember(db.Model):
+    __tablename__ = "staff_member"
+    __table_args__ = (
+        UniqueConstraint("municipality_id", "employee_number"),
+        Index("ix_staff_member_municipality_department", "municipality_id", "department"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipality.id"))
+    employee_number: Mapped[str] = mapped_column(String(20))  # 職員番号
+    full_name: Mapped[str] = mapped_column(String(100))  # 氏名
+    full_name_kana: Mapped[str] = mapped_column(String(200), default="")  # 氏名カナ
+    department: Mapped[str] = mapped_column(String(200), default="")  # 所属
+    job_title: Mapped[str] = mapped_column(String(100), default="")  # 職名
+    # Microsoft 365 sign-in name (UPN), stored lower-case; used to link at first sign-in.
+    sign_in_name: Mapped[str] = mapped_column(String(320), default="", index=True)
+    email: Mapped[str] = mapped_column(String(320), default="")
+    status: Mapped[str] = mapped_column(String(10), default=ACTIVE)
+    hired_on: Mapped[date | None] = mapped_column(Date)  # 採用日, for "new staff of a fiscal year"
+    left_on: Mapped[date | None] = mapped_column(Date)
+    # Where the entry came from: csv, graph, sign_in (created at first sign-in), manual, demo.
+    source: Mapped[str] = mapped_column(String(10), default="manual")
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"), unique=True)
+    # The Entra identity this entry is linked to (kept even if the user row is deactivated).
+    entra_tenant_id: Mapped[str | None] = mapped_column(String(36))
+    entra_object_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    municipality = relationship("Municipality")
+    user = relationship("User", back_populates="staff_member")
+    history: Mapped[list[StaffHistory]] = relationship(
+        back_populates="staff_member", order_by="StaffHistory.effective_on"
+    )
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == ACTIVE
+
+    def __repr__(self) -> str:
+        return f"<StaffMember {self.employee_number} {self.full_name}>"
+
+
+class StaffHistory(db.Model):
+    """A transfer (人事異動) or departure: the department and title before and after."""
+
+    __tablename__ = "staff_history"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_member_id: Mapped[int] = mapped_column(ForeignKey("staff_member.id"), index=True)
+    effective_on: Mapped[date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(10))  # transfer, left, returned
+    from_department: Mapped[str] = mapped_column(String(200), default="")
+    to_department: Mapped[str] = mapped_column(String(200), default="")
+    from_job_title: Mapped[str] = mapped_column(String(100), default="")
+    to_job_title: Mapped[str] = mapped_column(String(100), default="")
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    staff_member: Mapped[StaffMember] = relationship(back_populates="history")

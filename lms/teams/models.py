@@ -1,0 +1,42 @@
+"""Bookkeeping of Microsoft Graph work, per session, for the operations page."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from lms.common.timeutil import utcnow
+from lms.common.types import UTCDateTime
+from lms.extensions import db
+
+
+class GraphOperation(db.Model):
+    __tablename__ = "graph_operation"
+    __table_args__ = (Index("ix_graph_operation_session_kind", "session_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("training_session.id"))
+    # create_event, update_event, cancel_event, sync_attendees, import_attendance,
+    # import_recording, import_transcript, send_mail, roster_sync
+    kind: Mapped[str] = mapped_column(String(30))
+    status: Mapped[str] = mapped_column(String(10), default="queued")  # queued, running, done, failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    graph_calls: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class GraphSubscription(db.Model):
+    __tablename__ = "graph_subscription"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[str] = mapped_column(String(100), unique=True)
+    resource: Mapped[str] = mapped_column(String(500))
+    client_state: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

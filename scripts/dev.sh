@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Run Manabi on the embedded default: SQLite in instance/, archives on the local disk,
+# the demo sign-in, the background worker; served on http://127.0.0.1:5000.
+set -euo pipefail
+source "$(dirname "$0")/setup.sh"
+export LMS_ENV=${LMS_ENV:-development}
+export LMS_DEMO_LOGIN=${LMS_DEMO_LOGIN:-1}
+mkdir -p instance
+echo "==> migrating the database"
+flask --app wsgi db upgrade
+echo "==> loading demo data"
+flask --app wsgi lms demo
+if [ -f lms/jobs.py ]; then
+  echo "==> starting the background worker"
+  huey_consumer lms.jobs.huey -w 2 -k thread -q > instance/worker.log 2>&1 &
+  WORKER=$!
+  trap 'kill -INT $WORKER 2>/dev/null || true' EXIT
+fi
+echo "==> Manabi on http://127.0.0.1:5000 (demo sign-in: http://127.0.0.1:5000/auth/demo)"
+flask --app wsgi run --host 127.0.0.1 --port 5000

@@ -1,0 +1,12 @@
+// Manabi: small progressive enhancements. No inline scripts (CSP forbids them).
+(function () {
+  "use strict";
+  // Focus the error summary so screen readers announce it.
+  var summary = document.querySelector(".error-summary");
+  if (summary) { summary.focus(); }
+  // Confirm dialogs for destructive buttons: <button data-confirm="...">.
+  document.addEventListener("click", function (event) {
+    var el = event.target.closest("[data-confirm]");
+    if (el && !window.confirm(el.getAttribute("data-confirm"))) { event.preventDefault(); }
+  });
+})();

@@ -1,0 +1,284 @@
+"""Shared fixtures. The same suite runs on SQLite and on PostgreSQL.
+
+LMS_TEST_DB=sqlite (default) or LMS_TEST_DB=postgresql (TEST_DATABASE_URL, default
+postgresql+psycopg://root@127.0.0.1:5432/test). Each pytest process works in a database
+of its own (a temporary SQLite file, or a PostgreSQL database created for the run and
+dropped after it); between tests every table but the municipality list is emptied.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from tests import factories
+
+ROOT = Path(__file__).resolve().parent.parent
+DB_KIND = os.environ.get("LMS_TEST_DB", "sqlite")
+PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+_missing_in_ci: list[str] = []
+
+
+def require(condition: bool, what: str) -> None:
+    """Skip a test whose real peer (a tool, a service) is missing, with the reason.
+
+    Under CI=true such a skip fails the run at the end (never silently passed).
+    """
+    if not condition:
+        pytest.skip(f"MISSING: {what}")
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and isinstance(report.longrepr, tuple) and "MISSING:" in str(report.longrepr[2]):
+        _missing_in_ci.append(f"{report.nodeid}: {report.longrepr[2]}")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if IN_CI and _missing_in_ci and exitstatus == 0:
+        print("\nCI=true: tests were skipped for missing peers; failing the run:")
+        for line in _missing_in_ci:
+            print("  " + line)
+        session.exitstatus = 1
+
+
+def pytest_report_header(config):
+    return f"Manabi test database: {DB_KIND}"
+
+
+# ---------------------------------------------------------------- database per run
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    if DB_KIND == "sqlite":
+        path = tmp_path_factory.mktemp("db") / "lms-test.db"
+        yield f"sqlite:///{path}"
+        return
+    admin_url = make_url(PG_ADMIN_URL)
+    name = f"lms_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        pytest.exit(f"PostgreSQL at {PG_ADMIN_URL} is not usable: {exc}", returncode=3)
+    yield admin_url.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def _schema(database_url, tmp_path_factory):
+    """Create the schema once per run (from the models) and load the municipalities."""
+    from lms import create_app
+    from lms.extensions import db
+    from lms.municipalities.services import load_municipalities
+
+    app = create_app(_test_config(database_url, tmp_path_factory.mktemp("boot")))
+    with app.app_context():
+        db.create_all()
+        load_municipalities()
+        db.session.commit()
+        db.engine.dispose()
+    return True
+
+
+def _test_config(database_url: str, workdir: Path, **extra) -> dict:
+    config = {
+        "LMS_ENV": "testing",
+        "TESTING": True,
+        "SECRET_KEY": "testing-secret-key-not-for-production-use-0123456789",
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "LMS_STORAGE_DIR": str(workdir / "archives"),
+        "LMS_MAIL_DIR": str(workdir / "mail"),
+        "HUEY_SQLITE_PATH": str(workdir / "huey.db"),
+        "LMS_DEMO_LOGIN": True,
+        "RATELIMIT_ENABLED": False,
+        "SERVER_NAME": None,
+        # Most tests post forms directly; CSRF is tested with it switched back on.
+        "WTF_CSRF_ENABLED": False,
+    }
+    config.update(extra)
+    return config
+
+
+def _empty_tables(db):
+    keep = {"municipality", "alembic_version"}
+    tables = [t for t in reversed(db.metadata.sorted_tables) if t.name not in keep]
+    with db.engine.begin() as conn:
+        if db.engine.dialect.name == "postgresql":
+            names = ", ".join(f'"{t.name}"' for t in tables)
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            for t in tables:
+                conn.execute(t.delete())
+            conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+
+
+@pytest.fixture
+def app_config(database_url, tmp_path):
+    """Override per test: ``@pytest.fixture def app_config(app_config): return {**app_config, ...}``."""
+    return _test_config(database_url, tmp_path)
+
+
+@pytest.fixture
+def app(_schema, app_config):
+    from lms import create_app
+    from lms.extensions import db
+
+    app = create_app(app_config)
+    app.test_client_class = _RollbackClient
+    ctx = app.app_context()
+    ctx.push()
+    try:
+        yield app
+    finally:
+        db.session.remove()
+        _empty_tables(db)
+        db.engine.dispose()
+        ctx.pop()
+        shutil.rmtree(app_config["LMS_STORAGE_DIR"], ignore_errors=True)
+
+
+class _RollbackClient(FlaskClient):
+    """Each request runs in a thread of its own, so it gets its own app context and
+    database session, as in production (the test's pushed context is not reused).
+    The test's pending changes are committed first; afterwards the test's session is
+    rolled back so that it reads fresh rows."""
+
+    def open(self, *args, **kwargs):
+        from lms.extensions import db
+
+        db.session.commit()
+        outcome: dict = {}
+
+        def run():
+            try:
+                outcome["response"] = FlaskClient.open(self, *args, **kwargs)
+            except BaseException as exc:  # re-raised in the test's thread
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        worker.join()
+        db.session.rollback()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["response"]
+
+
+@pytest.fixture
+def db(app):
+    from lms.extensions import db
+
+    return db
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+# ---------------------------------------------------------------- factories
+
+
+@pytest.fixture
+def municipality(db):
+    return factories.municipality
+
+
+@pytest.fixture
+def make_user(db):
+    return factories.make_user
+
+
+@pytest.fixture
+def make_staff(db):
+    return factories.make_staff
+
+
+@pytest.fixture
+def make_course(db):
+    return factories.make_course
+
+
+@pytest.fixture
+def make_session(db):
+    return factories.make_session
+
+
+@pytest.fixture
+def login_as(app, client):
+    """``login_as("trainer", "131016")`` → a User signed in on ``client`` (returned)."""
+
+    def _login(role: str = "learner", municipality_code: str = "131016", user=None, on=None, **kw):
+        user = user or factories.make_user(role=role, municipality_code=municipality_code, **kw)
+        factories.sign_in(on or client, user)
+        return user
+
+    return _login
+
+
+# ---------------------------------------------------------------- a live server
+
+
+class LiveServer:
+    def __init__(self, app):
+        from werkzeug.serving import make_server
+
+        self.app = app
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.port = self.server.server_port
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.server.shutdown()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def live_server(app):
+    server = LiveServer(app).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# ---------------------------------------------------------------- browser (Playwright + Debian's Chromium)
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    require(Path(CHROMIUM).exists(), "Debian's chromium (apt-get install chromium) for browser tests")
+    return {**browser_type_launch_args, "executable_path": CHROMIUM}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    return {**browser_context_args, "locale": "ja-JP", "timezone_id": "Asia/Tokyo"}

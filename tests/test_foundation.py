@@ -1,0 +1,165 @@
+"""The application skeleton: configuration, safety at start-up, headers, pages, CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import func, select
+
+from lms.municipalities.models import Municipality
+from lms.municipalities.services import check_digit, is_valid_code
+from tests.conftest import ROOT
+
+
+def _start_production(env_overrides: dict) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LMS_", "SECRET_KEY", "DATABASE_URL"))}
+    env.update({"LMS_ENV": "production", **env_overrides})
+    return subprocess.run(
+        [sys.executable, "-c", "import wsgi"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+STRONG = "k" * 16 + "Z9x!" * 8
+PG = "postgresql+psycopg://root@127.0.0.1:5432/test"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"DATABASE_URL": PG}, "SECRET_KEY"),
+        ({"DATABASE_URL": PG, "SECRET_KEY": "changeme"}, "SECRET_KEY"),
+        ({"DATABASE_URL": PG, "SECRET_KEY": "short-but-not-default"}, "SECRET_KEY"),
+        ({"DATABASE_URL": PG, "SECRET_KEY": STRONG, "LMS_DEMO_LOGIN": "1"}, "LMS_DEMO_LOGIN"),
+        ({"SECRET_KEY": STRONG}, "DATABASE_URL"),
+        ({"SECRET_KEY": STRONG, "DATABASE_URL": "sqlite:///x.db"}, "DATABASE_URL"),
+    ],
+)
+def test_production_refuses_unsafe_configuration(overrides, named):
+    result = _start_production(overrides)
+    assert result.returncode != 0
+    assert named in result.stderr
+    assert "本番環境" in result.stderr
+
+
+def test_production_starts_with_safe_configuration():
+    result = _start_production({"SECRET_KEY": STRONG, "DATABASE_URL": PG})
+    assert result.returncode == 0, result.stderr
+
+
+def test_create_app_has_no_side_effects(tmp_path):
+    from lms import create_app
+
+    create_app({"LMS_ENV": "testing", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'x.db'}",
+                "LMS_STORAGE_DIR": str(tmp_path / "a")})
+    assert list(tmp_path.iterdir()) == []  # no database file, no storage folder created
+
+
+def test_security_headers_on_every_response(client):
+    for path in ("/", "/healthz", "/does-not-exist"):
+        response = client.get(path)
+        csp = response.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] == "same-origin"
+        assert response.headers["X-Request-ID"]
+
+
+def test_production_sets_hsts_and_secure_cookies(app):
+    from config import ProductionConfig
+
+    assert ProductionConfig.SESSION_COOKIE_SECURE is True
+    assert ProductionConfig.HSTS is True
+    assert app.config["SESSION_COOKIE_HTTPONLY"] is True
+
+
+def test_healthz_checks_the_database(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "database": "ok"}
+
+
+def test_home_is_japanese_and_accessible_by_structure(client):
+    html = client.get("/").get_data(as_text=True)
+    assert '<html lang="ja">' in html
+    assert 'class="skip-link" href="#main"' in html
+    assert '<main id="main"' in html
+    assert "サインイン" in html
+
+
+def test_english_is_selectable(client):
+    page = client.get("/")
+    token = page.get_data(as_text=True).split('name="csrf_token" value="')[1].split('"')[0]
+    response = client.post("/lang", data={"lang": "en", "next": "/", "csrf_token": token})
+    assert response.status_code == 302
+    html = client.get("/").get_data(as_text=True)
+    assert '<html lang="en">' in html
+    assert "Sign in" in html
+
+
+def test_error_pages_are_japanese(client):
+    response = client.get("/no/such/page")
+    assert response.status_code == 404
+    assert "ページが見つかりません" in response.get_data(as_text=True)
+
+
+def test_csrf_is_enforced_on_posts(app):
+    app.config["WTF_CSRF_ENABLED"] = True
+    client = app.test_client()
+    response = client.post("/lang", data={"lang": "en"})
+    assert response.status_code == 400
+    assert "フォームの有効期限が切れました" in response.get_data(as_text=True)
+
+
+def test_check_digits_of_every_shipped_code(db):
+    codes = db.session.scalars(select(Municipality.code)).all()
+    assert len(codes) == 63
+    assert all(is_valid_code(c) for c in codes)
+    assert check_digit("13101") == 6  # 千代田区 131016
+
+
+def test_loader_refuses_a_wrong_check_digit(db, tmp_path):
+    from lms.common.errors import InvalidInput
+    from lms.municipalities.services import load_municipalities
+
+    bad = tmp_path / "m.csv"
+    bad.write_text("code,name,kana,kind\n131017,千代田区,ちよだく,特別区\n", encoding="utf-8")
+    with pytest.raises(InvalidInput, match="131017"):
+        load_municipalities(bad)
+
+
+def test_municipality_kinds(db):
+    kinds = dict(db.session.execute(select(Municipality.kind, func.count()).group_by(Municipality.kind)).all())
+    assert kinds == {"都道府県": 1, "特別区": 23, "市": 26, "町": 5, "村": 8}
+
+
+def test_demo_command_is_idempotent(runner, db):
+    first = runner.invoke(args=["lms", "demo"])
+    assert first.exit_code == 0, first.output
+    second = runner.invoke(args=["lms", "demo"])
+    assert second.exit_code == 0, second.output
+    assert first.output == second.output
+    assert "courses: 6" in first.output
+
+
+def test_demo_sign_in_flow(client, runner, db):
+    runner.invoke(args=["lms", "demo"])
+    page = client.get("/auth/demo")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "研修担当（デモ）" in html
+    from lms.auth.models import User
+
+    trainer = db.session.scalar(select(User).where(User.display_name.like("研修 講師%")))
+    response = client.post("/auth/demo", data={"user_id": trainer.id})
+    assert response.status_code == 302
+    home = client.get("/").get_data(as_text=True)
+    assert "ようこそ、研修 講師（デモ） さん" in home
+    assert "デモ環境です" in home
+
+
+def test_demo_sign_in_is_off_without_the_flag(app, client):
+    app.config["LMS_DEMO_LOGIN"] = False
+    assert client.get("/auth/demo").status_code == 404

@@ -1,0 +1,44 @@
+"""Every route requires sign-in except /auth/*, static files and the explicit public list."""
+
+from __future__ import annotations
+
+import re
+
+from lms.common.public import is_public_endpoint
+
+# The short list of public views outside /auth/*: keep it short, and in step with @public.
+EXPECTED_PUBLIC = {
+    "main.home",
+    "main.healthz",
+    "main.hello",
+    "main.set_language",
+    "completion.verify_certificate",
+    "attendance.checkin",
+    "teams.graph_notifications",
+}
+
+
+def _sample_url(rule) -> str:
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", lambda m: "1" if "id" in m.group(1) else "x", rule.rule)
+
+
+def test_public_views_are_exactly_the_declared_list(app):
+    public = {
+        ep for ep in app.view_functions
+        if is_public_endpoint(app, ep) and ep != "static" and not ep.startswith("auth.")
+    }
+    assert public <= EXPECTED_PUBLIC, f"undeclared public views: {public - EXPECTED_PUBLIC}"
+
+
+def test_every_other_route_sends_anonymous_users_to_sign_in(app, client):
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        if is_public_endpoint(app, rule.endpoint):
+            continue
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            response = client.open(_sample_url(rule), method=method)
+            assert response.status_code in (302, 401), (rule.rule, method, response.status_code)
+            if response.status_code == 302:
+                assert "/auth/login" in response.headers["Location"], (rule.rule, method)
+            checked += 1
+    assert checked >= 1
