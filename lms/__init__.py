@@ -105,3 +105,9 @@ def _register_blueprints(app: Flask) -> None:
     for area in BLUEPRINTS:
         module = import_module(f"lms.{area}.routes")
         app.register_blueprint(module.bp)
+        # Signal receivers of the area (lms/<area>/receivers.py), connected once.
+        try:
+            import_module(f"lms.{area}.receivers")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"lms.{area}.receivers":
+                raise

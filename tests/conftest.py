@@ -19,7 +19,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from tests import factories
+os.environ.setdefault("LMS_ENV", "testing")  # lms.jobs: huey runs tasks inline in tests
+
+from tests import factories  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DB_KIND = os.environ.get("LMS_TEST_DB", "sqlite")
