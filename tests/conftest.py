@@ -90,6 +90,9 @@ def _schema(database_url, tmp_path_factory):
 
     app = create_app(_test_config(database_url, tmp_path_factory.mktemp("boot")))
     with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            with db.engine.begin() as conn:
+                conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
         db.create_all()
         load_municipalities()
         db.session.commit()

@@ -13,7 +13,6 @@ EXPECTED_PUBLIC = {
     "main.hello",
     "main.set_language",
     "completion.verify_certificate",
-    "attendance.checkin",
     "teams.graph_notifications",
 }
 
