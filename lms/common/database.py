@@ -53,7 +53,7 @@ def begin_write() -> None:
     """
     if not is_sqlite():
         return
-    if db.session.in_transaction():
+    if db.session().in_transaction():
         if db.session.new or db.session.dirty or db.session.deleted:
             raise RuntimeError("begin_write() must come before any change in the transaction")
         db.session.rollback()
