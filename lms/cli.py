@@ -32,5 +32,25 @@ def demo_command():
         click.echo(f"{key}: {value}")
 
 
+@lms_cli.command("worker")
+@click.option("--workers", "-w", default=2, show_default=True, help="Worker threads.")
+@click.option("--no-periodic", is_flag=True, help="Do not run periodic tasks (outbox sweep, reminders).")
+def worker_command(workers: int, no_periodic: bool):
+    """Run the background worker (huey): mail outbox, reminders and every area's tasks."""
+    import logging
+
+    from flask import current_app
+
+    import lms.jobs as jobs
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    jobs._app = current_app._get_current_object()  # the tasks use this app, not a second one
+    jobs.huey.immediate = False
+    jobs.load_tasks()
+    consumer = jobs.huey.create_consumer(workers=workers, worker_type="thread", periodic=not no_periodic)
+    click.echo(f"worker: {workers} threads, storage {type(jobs.huey).__name__}")
+    consumer.run()
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(lms_cli)

@@ -1,25 +1,269 @@
-"""Composing notification mails (Japanese) with an .ics attachment."""
+"""Composing notification mails (Japanese first) with an .ics calendar attachment.
+
+Every enrollment notice says where the person stands, when and where the session takes
+place (Asia/Tokyo), the cancellation deadline and the way to マイページ. Kinds that put the
+session in (or take it out of) the person's calendar carry an RFC 5545 ``.ics``:
+METHOD:REQUEST for confirmed/promoted/changed/reminder, METHOD:CANCEL for
+cancelled/rejected, with one stable UID per session and staff member and
+SEQUENCE = the session's revision, so a calendar client updates the same entry.
+"""
 
 from __future__ import annotations
 
-from lms.common.timeutil import to_tokyo
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import current_app, has_app_context
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from icalendar import Calendar, Event, Timezone, vCalAddress, vText
+
+from lms.common.timeutil import TOKYO, as_utc, to_tokyo, utcnow
+
+REQUEST_KINDS = ("confirmed", "promoted", "changed", "reminder")
+CANCEL_KINDS = ("cancelled", "rejected")
+_WEEKDAYS = "月火水木金土日"
 
 
-def compose_enrollment_notice(enrollment, kind: str) -> tuple[str, str, str]:
+@dataclass(frozen=True)
+class ComposedMail:
+    subject: str
+    body: str
+    ics: str  # "" when the kind carries no calendar entry
+
+    def __iter__(self):  # (subject, body, ics) unpacking, as callers did before
+        return iter((self.subject, self.body, self.ics))
+
+
+def _setting(name: str, default: str) -> str:
+    if has_app_context():
+        return current_app.config.get(name) or default
+    return default
+
+
+def base_url() -> str:
+    return _setting("LMS_BASE_URL", "http://127.0.0.1:5000").rstrip("/")
+
+
+def app_url(endpoint: str, fallback: str, **values) -> str:
+    """An absolute link into the app, built without a request (the worker has none)."""
+    path = fallback
+    if has_app_context():
+        try:
+            path = current_app.url_map.bind("localhost").build(endpoint, values)
+        except Exception:  # noqa: BLE001 - endpoint not registered (yet): the fallback path
+            path = fallback
+    return f"{base_url()}{path}"
+
+
+def my_page_url() -> str:
+    return app_url("enrollment.my_page", "/my")
+
+
+def format_when(value) -> str:
+    local = to_tokyo(value)
+    return f"{local.year}年{local.month}月{local.day}日({_WEEKDAYS[local.weekday()]}) {local:%H:%M}"
+
+
+def session_period(session) -> str:
+    start, end = to_tokyo(session.starts_at), to_tokyo(session.ends_at)
+    if start.date() == end.date():
+        return f"{format_when(session.starts_at)}〜{end:%H:%M}"
+    return f"{format_when(session.starts_at)}〜{format_when(session.ends_at)}"
+
+
+def session_place_lines(session) -> list[str]:
+    lines = []
+    if session.delivery in ("onsite", "hybrid") and session.location:
+        lines.append(_("会場：%(place)s", place=session.location))
+    if session.delivery in ("teams", "hybrid"):
+        if session.join_url:
+            lines.append(_("Teams 会議への参加リンク：%(url)s", url=session.join_url))
+        else:
+            lines.append(_("Teams 会議への参加リンク：開催前にマイページでお知らせします"))
+    if not lines:
+        lines.append(_("会場：追ってお知らせします"))
+    return lines
+
+
+def _subject_title(kind: str) -> str:
+    return {
+        "confirmed": _("受講が確定しました"),
+        "waitlisted": _("キャンセル待ちに登録しました"),
+        "pending": _("受講申込を受け付けました（承認待ち）"),
+        "promoted": _("キャンセル待ちから受講確定になりました"),
+        "rejected": _("受講申込が承認されませんでした"),
+        "changed": _("研修の内容が変更されました"),
+        "cancelled": _("受講申込が取り消されました"),
+        "reminder": _("明日は研修の受講日です"),
+    }.get(kind, kind)
+
+
+def _lead(kind: str, enrollment, *, position: int | None, changes: dict | None) -> list[str]:
+    if kind == "confirmed":
+        return [_("次の研修の受講が確定しました。当日は開始時刻までにご参加ください。")]
+    if kind == "waitlisted":
+        lines = [_("定員に達しているため、キャンセル待ちに登録しました。")]
+        if position:
+            lines.append(_("現在のキャンセル待ち順位：%(position)s 番目", position=position))
+        lines.append(_("受講できることになった場合は、改めてメールでお知らせします。"))
+        return lines
+    if kind == "pending":
+        return [
+            _("受講申込を受け付けました。所属団体の研修担当の承認をお待ちください。"),
+            _("承認の結果は、改めてメールでお知らせします。"),
+        ]
+    if kind == "promoted":
+        return [_("キャンセルが出たため、キャンセル待ちから受講確定になりました。")]
+    if kind == "rejected":
+        lines = [_("次の研修への受講申込は承認されませんでした。")]
+        if enrollment.reason:
+            lines.append(_("理由：%(reason)s", reason=enrollment.reason))
+        return lines
+    if kind == "changed":
+        lines = [_("受講予定の研修の内容が変更されました。変更後の内容をご確認ください。")]
+        for label in describe_changes(changes):
+            lines.append("・" + label)
+        return lines
+    if kind == "cancelled":
+        lines = [_("次の研修への受講申込が取り消されました。")]
+        if enrollment.reason:
+            lines.append(_("理由：%(reason)s", reason=enrollment.reason))
+        if getattr(enrollment.session, "status", "") == "cancelled":
+            lines.append(_("この研修回は中止になりました。"))
+        return lines
+    if kind == "reminder":
+        return [_("明日、次の研修の受講日です。開始時刻までにご参加ください。")]
+    return []
+
+
+_CHANGE_LABELS = {
+    "starts_at": "開始日時",
+    "ends_at": "終了日時",
+    "location": "会場",
+    "join_url": "Teams 会議の参加リンク",
+    "delivery": "実施方法",
+    "cancel_deadline": "キャンセル期限",
+    "title": "研修回の名称",
+}
+
+
+def describe_changes(changes: dict | None) -> list[str]:
+    """Human lines for a ``{field: (old, new)}`` mapping (unknown fields are skipped)."""
+    lines = []
+    for field, value in (changes or {}).items():
+        if field not in _CHANGE_LABELS:
+            continue
+        label = _(_CHANGE_LABELS[field])
+        old, new = value if isinstance(value, list | tuple) and len(value) == 2 else (None, value)
+        if hasattr(new, "hour"):
+            new_text = format_when(new)
+            old_text = format_when(old) if hasattr(old, "hour") else ""
+        else:
+            new_text, old_text = str(new or ""), str(old or "")
+        if old_text:
+            lines.append(_("%(label)s：%(old)s → %(new)s", label=label, old=old_text, new=new_text))
+        else:
+            lines.append(_("%(label)s：%(new)s", label=label, new=new_text))
+    return lines
+
+
+def compose_enrollment_notice(
+    enrollment, kind: str, *, position: int | None = None, changes: dict | None = None
+) -> ComposedMail:
+    """Subject, plain-text body and .ics (or "") of the ``kind`` notice for ``enrollment``."""
+    member = enrollment.staff_member
+    locale = getattr(getattr(member, "user", None), "locale", None) or "ja"
+    if kind == "waitlisted" and position is None and enrollment.id is not None:
+        from lms.enrollment.queries import waitlist_position
+
+        position = waitlist_position(enrollment)
+    with force_locale(locale):
+        return _compose(enrollment, kind, position=position, changes=changes)
+
+
+def _compose(enrollment, kind, *, position, changes) -> ComposedMail:
     session = enrollment.session
     course = session.course
-    start = to_tokyo(session.starts_at)
-    when = f"{start:%Y年%m月%d日 %H:%M}"
-    titles = {
-        "confirmed": "受講が確定しました",
-        "waitlisted": "キャンセル待ちに登録しました",
-        "pending": "受講申込を受け付けました（承認待ち）",
-        "promoted": "キャンセル待ちから受講確定になりました",
-        "rejected": "受講申込が承認されませんでした",
-        "changed": "研修の日時・場所が変更されました",
-        "cancelled": "受講申込を取り消しました",
-        "reminder": "明日は研修の受講日です",
-    }
-    subject = f"【Manabi】{titles.get(kind, kind)}：{course.title} {session.title}"
-    body = f"{enrollment.staff_member.full_name} 様\n\n{titles.get(kind, kind)}。\n\n研修：{course.title} {session.title}\n日時：{when}\n"
-    return subject, body, ""
+    member = enrollment.staff_member
+    session_name = f"{course.title} {session.title}".strip()
+    subject = _("【Manabi】%(title)s：%(session)s", title=_subject_title(kind), session=session_name)
+
+    lines = [_("%(name)s 様", name=member.full_name), ""]
+    lines += _lead(kind, enrollment, position=position, changes=changes)
+    lines += ["", _("■ 研修"), session_name, "", _("■ 日時"), session_period(session)]
+    lines += ["", _("■ 場所")] + session_place_lines(session)
+    if kind not in ("cancelled", "rejected") and session.cancel_deadline:
+        lines += ["", _("■ キャンセル期限"), format_when(session.cancel_deadline)]
+        lines.append(_("期限を過ぎてからの取消は、遅刻・欠席扱いとなる場合があります。"))
+    lines += ["", _("■ マイページ（申込状況の確認・取消）"), my_page_url()]
+    if kind in REQUEST_KINDS:
+        lines += ["", _("添付の予定表ファイル（.ics）をカレンダーに取り込むことができます。")]
+    elif kind in CANCEL_KINDS:
+        lines += ["", _("添付の予定表ファイル（.ics）で、カレンダーの予定を取り消すことができます。")]
+    lines += [
+        "",
+        "--",
+        _("Manabi 研修ポータル"),
+        _("このメールは送信専用のアドレスから自動で送信しています。返信はできません。"),
+    ]
+    ics = session_ics(session, member, kind) if kind in REQUEST_KINDS + CANCEL_KINDS else ""
+    return ComposedMail(subject=subject, body="\n".join(lines) + "\n", ics=ics)
+
+
+# ---------------------------------------------------------------- .ics
+
+
+def event_uid(session, member) -> str:
+    """Stable per session and staff member: every later notice updates the same entry."""
+    host = base_url().split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0] or "manabi"
+    if member is None:
+        return f"manabi-session-{session.id}@{host}"
+    return f"manabi-session-{session.id}-staff-{member.id}@{host}"
+
+
+def session_ics(session, member, kind: str = "confirmed") -> str:
+    """An RFC 5545 calendar with one VEVENT for ``member`` (or nobody: the trainer's copy)."""
+    method = "CANCEL" if kind in CANCEL_KINDS else "REQUEST"
+    course = session.course
+    cal = Calendar()
+    cal.add("prodid", "-//Manabi//Training portal//JA")
+    cal.add("version", "2.0")
+    cal.add("calscale", "GREGORIAN")
+    cal.add("method", method)
+    start, end = to_tokyo(session.starts_at), to_tokyo(session.ends_at)
+    cal.add_component(Timezone.from_tzinfo(TOKYO, first_date=start.date() - timedelta(days=1)))
+
+    event = Event()
+    event.add("uid", event_uid(session, member))
+    event.add("sequence", int(session.revision or 0))
+    event.add("dtstamp", as_utc(utcnow()))
+    event.add("dtstart", start)
+    event.add("dtend", end)
+    event.add("summary", f"{course.title} {session.title}".strip())
+    description = [course.summary or ""]
+    if session.join_url:
+        description.append(_("Teams 会議への参加リンク：%(url)s", url=session.join_url))
+    description.append(_("マイページ：%(url)s", url=my_page_url()))
+    event.add("description", "\n".join(line for line in description if line))
+    if session.delivery in ("onsite", "hybrid") and session.location:
+        event.add("location", session.location)
+    elif session.join_url:
+        event.add("location", _("Microsoft Teams 会議"))
+    if session.join_url:
+        event.add("url", session.join_url)
+    organizer = vCalAddress(f"mailto:{_setting('MAIL_FROM', 'manabi@example.lg.jp')}")
+    organizer.params["cn"] = vText(_("Manabi 研修ポータル"))
+    event.add("organizer", organizer)
+    address = (member.email or member.sign_in_name or "").strip() if member is not None else ""
+    if address:
+        attendee = vCalAddress(f"mailto:{address}")
+        attendee.params["cn"] = vText(member.full_name)
+        attendee.params["role"] = vText("REQ-PARTICIPANT")
+        attendee.params["partstat"] = vText("ACCEPTED" if method == "REQUEST" else "DECLINED")
+        attendee.params["rsvp"] = vText("FALSE")
+        event.add("attendee", attendee)
+    event.add("status", "CANCELLED" if method == "CANCEL" or session.status == "cancelled" else "CONFIRMED")
+    event.add("transp", "OPAQUE")
+    cal.add_component(event)
+    return cal.to_ical().decode("utf-8")

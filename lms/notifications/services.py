@@ -1,13 +1,34 @@
-"""Queueing notifications in the outbox, in the caller's transaction.
+"""Queueing notifications in the outbox (in the caller's transaction) and delivering them.
 
-The worker (lms.notifications.tasks) sends what is queued; a crash never loses a
-notification, and a mail failure never touches the enrollment.
+``queue_enrollment_notice`` adds an OutboxMail row in the caller's transaction, so the
+notice is committed together with the change or not at all; after that commit the worker
+is asked to deliver promptly, and a periodic task catches anything left over.
+
+Delivery claims each row with one conditional UPDATE (``status='queued'`` → ``sending``),
+so two workers never send the same row; a claim left by a worker that died mid-send is
+taken over after ``LMS_OUTBOX_STALE_SECONDS``; failures are retried with exponential
+backoff up to ``LMS_MAIL_MAX_ATTEMPTS`` and then marked failed (visible to admins, who
+can retry). A mail failure never touches the enrollment.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from flask import current_app
+from flask_sqlalchemy.session import Session as FlaskSession
+from sqlalchemy import and_, event, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from lms.common.errors import Conflict, NotFound
+from lms.common.timeutil import TOKYO, as_utc, utcnow
 from lms.extensions import db
-from lms.notifications.models import OutboxMail
+from lms.notifications.models import FAILED, QUEUED, SENDING, SENT, OutboxMail
+
+logger = logging.getLogger(__name__)
 
 # Kinds of enrollment notification.
 CONFIRMED = "confirmed"
@@ -20,34 +41,286 @@ CANCELLED = "cancelled"
 REMINDER = "reminder"
 KINDS = (CONFIRMED, WAITLISTED, PENDING, PROMOTED, REJECTED, CHANGED, CANCELLED, REMINDER)
 
+_QUEUED_FLAG = "manabi_outbox_queued"
 
-def queue_enrollment_notice(enrollment, kind: str, *, dedupe_suffix: str = "") -> OutboxMail | None:
-    """Queue the ``kind`` notice for ``enrollment`` (idempotent per enrollment, kind and suffix).
+DEFAULT_MAX_ATTEMPTS = 8
+DEFAULT_STALE_SECONDS = 15 * 60
+DEFAULT_BACKOFF_SECONDS = 60
+MAX_BACKOFF_SECONDS = 6 * 60 * 60
 
-    Returns None when the staff member has no mail address.
+
+def _setting(name: str, default: int) -> int:
+    import os
+
+    value = current_app.config.get(name)
+    if value in (None, ""):
+        value = os.environ.get(name)
+    try:
+        return int(value) if value not in (None, "") else default
+    except (TypeError, ValueError):
+        return default
+
+
+# ---------------------------------------------------------------- queueing
+
+
+def queue_enrollment_notice(
+    enrollment, kind: str, *, dedupe_suffix: str = "", changes: dict | None = None
+) -> OutboxMail | None:
+    """Queue the ``kind`` notice for ``enrollment`` in the current transaction.
+
+    Idempotent per (enrollment, kind, dedupe_suffix): a retried transaction or a second
+    call returns the row already queued. ``changes`` ({field: (old, new)}) is described in
+    "changed" notices. Returns None when the staff member has no mail address.
     """
     from lms.notifications.compose import compose_enrollment_notice
 
+    if kind not in KINDS:
+        raise ValueError(f"unknown notification kind {kind!r}")
     member = enrollment.staff_member
     address = (member.email or member.sign_in_name or "").strip()
-    if not address:
+    if not address or "@" not in address:
         return None
+    if enrollment.id is None:
+        db.session.flush()
     key = f"enrollment:{enrollment.id}:{kind}:{dedupe_suffix}"
-    existing = db.session.query(OutboxMail).filter_by(dedupe_key=key).one_or_none()
+    existing = db.session.scalar(select(OutboxMail).where(OutboxMail.dedupe_key == key))
     if existing is not None:
         return existing
-    subject, body, ics = compose_enrollment_notice(enrollment, kind)
+    with db.session.no_autoflush:
+        composed = compose_enrollment_notice(enrollment, kind, changes=changes)
     mail = OutboxMail(
         dedupe_key=key,
         kind=kind,
         to_address=address,
         to_name=member.full_name,
-        subject=subject,
-        body_text=body,
-        ics=ics,
+        subject=composed.subject[:300],
+        body_text=composed.body,
+        ics=composed.ics,
         staff_member_id=member.id,
         enrollment_id=enrollment.id,
         municipality_id=member.municipality_id,
+        status=QUEUED,
+        attempts=0,
+        next_attempt_at=utcnow(),
     )
     db.session.add(mail)
+    db.session.info[_QUEUED_FLAG] = True
     return mail
+
+
+@event.listens_for(FlaskSession, "after_commit")
+def _deliver_after_commit(session) -> None:
+    if not session.info.pop(_QUEUED_FLAG, False):
+        return
+    try:
+        request_prompt_delivery()
+    except Exception:  # a queue outage must not fail the committed change; the periodic task delivers
+        logger.exception("could not enqueue outbox delivery; the periodic task will deliver")
+
+
+@event.listens_for(FlaskSession, "after_rollback")
+def _forget_after_rollback(session) -> None:
+    session.info.pop(_QUEUED_FLAG, None)
+
+
+def request_prompt_delivery() -> None:
+    """Ask the worker to deliver queued mail now (after the commit that queued it).
+
+    In immediate mode (tests) delivery runs only when LMS_OUTBOX_DELIVER_INLINE is set, in a
+    thread of its own with its own database session, as a worker would.
+    """
+    from lms.jobs import huey
+    from lms.notifications.tasks import deliver_outbox_soon
+
+    if not huey.immediate:
+        deliver_outbox_soon()
+        return
+    if not current_app.config.get("LMS_OUTBOX_DELIVER_INLINE"):
+        return
+    app = current_app._get_current_object()
+
+    def run():
+        with app.app_context():
+            deliver_outbox_soon()
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+
+
+# ---------------------------------------------------------------- delivery
+
+
+@dataclass
+class DeliveryReport:
+    sent: list[int] = field(default_factory=list)
+    retried: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    skipped: int = 0  # claimed by another worker first
+
+
+def _due_condition(now: datetime, stale_cutoff: datetime):
+    return or_(
+        and_(OutboxMail.status == QUEUED, OutboxMail.next_attempt_at <= now),
+        and_(OutboxMail.status == SENDING, OutboxMail.claimed_at < stale_cutoff),
+    )
+
+
+def backoff_seconds(attempts: int) -> int:
+    base = _setting("LMS_MAIL_BACKOFF_SECONDS", DEFAULT_BACKOFF_SECONDS)
+    return min(base * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS)
+
+
+def claim_mail(mail_id: int, now: datetime | None = None) -> datetime | None:
+    """Claim one row for sending (commits). Returns the claim time, or None if not ours."""
+    now = now or utcnow()
+    stale_cutoff = now - timedelta(seconds=_setting("LMS_OUTBOX_STALE_SECONDS", DEFAULT_STALE_SECONDS))
+    result = db.session.execute(
+        update(OutboxMail)
+        .where(OutboxMail.id == mail_id, _due_condition(now, stale_cutoff))
+        .values(status=SENDING, claimed_at=now, attempts=OutboxMail.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return now if result.rowcount == 1 else None
+
+
+def deliver_due_mail(*, limit: int = 200, now: datetime | None = None) -> DeliveryReport:
+    """Send every due row (queued and due, or stale claims), one claim at a time."""
+    from lms.notifications.mail import MailError, send_mail
+
+    report = DeliveryReport()
+    now = now or utcnow()
+    stale_cutoff = now - timedelta(seconds=_setting("LMS_OUTBOX_STALE_SECONDS", DEFAULT_STALE_SECONDS))
+    max_attempts = _setting("LMS_MAIL_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS)
+    ids = db.session.scalars(
+        select(OutboxMail.id).where(_due_condition(now, stale_cutoff)).order_by(OutboxMail.id).limit(limit)
+    ).all()
+    db.session.rollback()
+    for mail_id in ids:
+        claimed_at = claim_mail(mail_id, now)
+        if claimed_at is None:
+            report.skipped += 1
+            continue
+        mail = db.session.get(OutboxMail, mail_id)
+        mine = and_(OutboxMail.id == mail_id, OutboxMail.status == SENDING, OutboxMail.claimed_at == claimed_at)
+        try:
+            message_id = send_mail(mail)
+        except Exception as exc:  # noqa: BLE001 - any backend failure is recorded and retried
+            permanent = isinstance(exc, MailError) and exc.permanent
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+            db.session.rollback()
+            if permanent or mail.attempts >= max_attempts:
+                values = {"status": FAILED, "claimed_at": None, "last_error": error}
+                report.failed.append(mail_id)
+                logger.warning("mail %s failed permanently after %s attempts: %s", mail_id, mail.attempts, error)
+            else:
+                values = {
+                    "status": QUEUED,
+                    "claimed_at": None,
+                    "last_error": error,
+                    "next_attempt_at": utcnow() + timedelta(seconds=backoff_seconds(mail.attempts)),
+                }
+                report.retried.append(mail_id)
+                logger.info("mail %s attempt %s failed, retrying later: %s", mail_id, mail.attempts, error)
+            db.session.execute(update(OutboxMail).where(mine).values(**values).execution_options(synchronize_session=False))
+            db.session.commit()
+            continue
+        db.session.execute(
+            update(OutboxMail)
+            .where(mine)
+            .values(status=SENT, sent_at=utcnow(), claimed_at=None, message_id=message_id[:300], last_error="")
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+        report.sent.append(mail_id)
+    db.session.expire_all()
+    return report
+
+
+def retry_mail(mail_id: int, actor) -> OutboxMail:
+    """Put a failed mail back in the queue (an admin's action; the caller commits)."""
+    from lms.audit.services import record_action
+
+    mail = db.session.get(OutboxMail, mail_id)
+    if mail is None:
+        raise NotFound(_t("メールが見つかりません。"))
+    if mail.status != FAILED:
+        raise Conflict(_t("再送できるのは送信に失敗したメールだけです。"))
+    mail.status = QUEUED
+    mail.attempts = 0
+    mail.next_attempt_at = utcnow()
+    mail.claimed_at = None
+    db.session.info[_QUEUED_FLAG] = True
+    record_action(actor, "notifications.retry", "outbox_mail", mail.id, mail.municipality_id, subject=mail.subject)
+    return mail
+
+
+def _t(message: str) -> str:
+    from flask_babel import gettext
+
+    return gettext(message)
+
+
+# ---------------------------------------------------------------- reminders
+
+
+def queue_session_reminders(now: datetime | None = None) -> int:
+    """Queue the "reminder" notice for confirmed enrollees of sessions held tomorrow (Tokyo).
+
+    Idempotent: one reminder per enrollment and session day (dedupe key), so running it
+    every few minutes, or on two workers, queues each reminder once. The caller commits.
+    """
+    from lms.courses.models import SCHEDULED, TrainingSession
+    from lms.enrollment.models import CONFIRMED as ENROLLMENT_CONFIRMED
+    from lms.enrollment.models import Enrollment
+
+    now = as_utc(now or utcnow())
+    tomorrow = now.astimezone(TOKYO).date() + timedelta(days=1)
+    start = datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=TOKYO)
+    end = start + timedelta(days=1)
+    sessions = db.session.scalars(
+        select(TrainingSession).where(
+            TrainingSession.status == SCHEDULED,
+            TrainingSession.starts_at >= as_utc(start),
+            TrainingSession.starts_at < as_utc(end),
+        )
+    ).all()
+    queued = 0
+    for session in sessions:
+        enrollments = db.session.scalars(
+            select(Enrollment).where(Enrollment.session_id == session.id, Enrollment.status == ENROLLMENT_CONFIRMED)
+        ).all()
+        for enrollment in enrollments:
+            suffix = tomorrow.isoformat()
+            key = f"enrollment:{enrollment.id}:{REMINDER}:{suffix}"
+            if db.session.scalar(select(OutboxMail.id).where(OutboxMail.dedupe_key == key)) is not None:
+                continue
+            try:
+                with db.session.begin_nested():
+                    mail = queue_enrollment_notice(enrollment, REMINDER, dedupe_suffix=suffix)
+                    db.session.flush()
+            except IntegrityError:  # another worker queued it at the same moment
+                continue
+            if mail is not None:
+                queued += 1
+        if session.reminder_sent_at is None:
+            session.reminder_sent_at = now
+    return queued
+
+
+# ---------------------------------------------------------------- reading
+
+
+def outbox_query(municipality_id: int | None, *, status: str = "", q: str = ""):
+    """Mails visible to an admin: all (None) or one municipality's."""
+    stmt = select(OutboxMail)
+    if municipality_id is not None:
+        stmt = stmt.where(OutboxMail.municipality_id == municipality_id)
+    if status in (QUEUED, SENDING, SENT, FAILED):
+        stmt = stmt.where(OutboxMail.status == status)
+    if q:
+        like = f"%{q}%"
+        stmt = stmt.where(or_(OutboxMail.to_address.ilike(like), OutboxMail.subject.ilike(like), OutboxMail.to_name.ilike(like)))
+    return stmt.order_by(OutboxMail.id.desc())

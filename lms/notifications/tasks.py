@@ -1,0 +1,53 @@
+"""Worker tasks: deliver the outbox (promptly after a commit, and every minute), and queue
+the reminders of tomorrow's sessions."""
+
+from __future__ import annotations
+
+import logging
+
+from huey import crontab
+
+from lms.jobs import app_context, huey
+
+logger = logging.getLogger(__name__)
+
+
+def _deliver() -> dict:
+    from lms.notifications.services import deliver_due_mail
+
+    report = deliver_due_mail()
+    if report.sent or report.retried or report.failed:
+        logger.info("outbox: %s sent, %s retried, %s failed", len(report.sent), len(report.retried), len(report.failed))
+    return {"sent": report.sent, "retried": report.retried, "failed": report.failed, "skipped": report.skipped}
+
+
+@huey.task()
+def deliver_outbox_soon() -> dict:
+    """Enqueued after a commit that queued mail, for prompt delivery."""
+    with app_context():
+        return _deliver()
+
+
+@huey.periodic_task(crontab(minute="*"))
+def deliver_outbox_periodically() -> dict:
+    """Every minute: anything due (retries after backoff, stale claims of a dead worker)."""
+    with app_context():
+        return _deliver()
+
+
+@huey.periodic_task(crontab(minute="*/10"))
+def queue_reminders_periodically() -> int:
+    """Every ten minutes: the reminders of tomorrow's sessions (idempotent per day)."""
+    from lms.extensions import db
+    from lms.notifications.services import queue_session_reminders
+
+    with app_context():
+        try:
+            count = queue_session_reminders()
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            raise
+        if count:
+            logger.info("reminders queued: %s", count)
+        return count

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from icalendar import Calendar
+from sqlalchemy import func, select
+
+from lms.audit.models import AuditLog
+from lms.common.timeutil import TOKYO
+from lms.enrollment.models import CANCELLED, WAITLISTED
+from lms.notifications.models import FAILED, OutboxMail
+from lms.notifications.services import queue_enrollment_notice, queue_session_reminders
+
+
+def _count(db, **where):
+    stmt = select(func.count()).select_from(OutboxMail)
+    for key, value in where.items():
+        stmt = stmt.where(getattr(OutboxMail, key) == value)
+    return db.session.scalar(stmt)
+
+
+def test_reminders_go_to_confirmed_enrollees_of_tomorrow_once(app, db, make_session, make_enrollment):
+    now = datetime(2030, 6, 2, 9, 0, tzinfo=TOKYO)
+    tomorrow = make_session(starts_at=datetime(2030, 6, 3, 10, 0, tzinfo=TOKYO), ends_at=datetime(2030, 6, 3, 12, 0, tzinfo=TOKYO))
+    later = make_session(starts_at=datetime(2030, 6, 5, 10, 0, tzinfo=TOKYO), ends_at=datetime(2030, 6, 5, 12, 0, tzinfo=TOKYO))
+    confirmed = make_enrollment(session=tomorrow)
+    make_enrollment(session=tomorrow, status=WAITLISTED)
+    make_enrollment(session=tomorrow, status=CANCELLED)
+    make_enrollment(session=later)
+    assert queue_session_reminders(now) == 1
+    db.session.commit()
+    assert queue_session_reminders(now + timedelta(hours=1)) == 0
+    db.session.commit()
+    assert _count(db, kind="reminder") == 1
+    mail = db.session.scalar(select(OutboxMail).where(OutboxMail.kind == "reminder"))
+    assert mail.enrollment_id == confirmed.id
+    assert mail.dedupe_key.endswith(":2030-06-03")
+    db.session.refresh(tomorrow)
+    assert tomorrow.reminder_sent_at is not None
+
+
+def test_calendar_download_for_enrolled_learner(app, db, client, login_as, make_enrollment, make_user):
+    learner = make_user()
+    enrollment = make_enrollment(member=learner.staff_member)
+    login_as(user=learner)
+    response = client.get(f"/sessions/{enrollment.session_id}/calendar.ics")
+    assert response.status_code == 200
+    assert response.mimetype == "text/calendar"
+    cal = Calendar.from_ical(response.data)
+    event = next(c for c in cal.walk() if c.name == "VEVENT")
+    assert str(event["UID"]).startswith(f"manabi-session-{enrollment.session_id}-staff-{learner.staff_member.id}@")
+
+
+def test_calendar_refused_to_a_learner_not_enrolled(app, client, login_as, make_enrollment):
+    enrollment = make_enrollment()
+    login_as("learner")
+    assert client.get(f"/sessions/{enrollment.session_id}/calendar.ics").status_code == 403
+    assert client.get("/sessions/999999/calendar.ics").status_code == 404
+
+
+def test_calendar_for_trainer(app, client, login_as, make_session):
+    session = make_session()
+    login_as("trainer")
+    response = client.get(f"/sessions/{session.id}/calendar.ics")
+    assert response.status_code == 200 and b"BEGIN:VEVENT" in response.data
+
+
+def test_outbox_viewer_scoped_to_the_admins_municipality(app, db, client, login_as, make_staff, make_enrollment):
+    ours = queue_enrollment_notice(make_enrollment(member=make_staff("131016", full_name="千代田 花子")), "confirmed")
+    theirs = queue_enrollment_notice(make_enrollment(member=make_staff("131024", full_name="中央 次郎")), "confirmed")
+    theirs.status = FAILED
+    db.session.commit()
+    login_as("municipal_admin", "131016")
+    page = client.get("/admin/mail").get_data(as_text=True)
+    assert "千代田 花子" in page and "中央 次郎" not in page
+    assert client.get(f"/admin/mail/{ours.id}").status_code == 200
+    assert client.get(f"/admin/mail/{theirs.id}").status_code == 403
+    assert client.post(f"/admin/mail/{theirs.id}/retry").status_code == 403
+    assert db.session.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.action == "access.denied")) == 2
+
+
+def test_platform_admin_sees_all_and_retries(app, db, client, login_as, make_staff, make_enrollment):
+    mail = queue_enrollment_notice(make_enrollment(member=make_staff("131024", full_name="中央 次郎")), "confirmed")
+    mail.status = FAILED
+    mail.last_error = "SMTP 550"
+    db.session.commit()
+    login_as("platform_admin")
+    assert "中央 次郎" in client.get("/admin/mail?status=failed").get_data(as_text=True)
+    detail = client.get(f"/admin/mail/{mail.id}").get_data(as_text=True)
+    assert "SMTP 550" in detail and "BEGIN:VCALENDAR" in detail
+    response = client.post(f"/admin/mail/{mail.id}/retry")
+    assert response.status_code == 302
+    db.session.refresh(mail)
+    assert mail.status == "queued"
+    # Retrying a mail that is not failed is refused with a message, not an error page.
+    assert client.post(f"/admin/mail/{mail.id}/retry").status_code == 302
+    assert "再送できるのは送信に失敗したメールだけです。" in client.get(f"/admin/mail/{mail.id}").get_data(as_text=True)
+
+
+def test_learner_cannot_open_the_mail_viewer(app, client, login_as):
+    login_as("learner")
+    assert client.get("/admin/mail").status_code == 403
