@@ -30,6 +30,12 @@ CAPTIONS = "captions"
 UPLOADING = "uploading"
 READY = "ready"
 FAILED = "failed"
+# A captions file superseded by a newer one, or a file the trainer removed (bytes deleted).
+REPLACED = "replaced"
+REMOVED = "removed"
+# Upload sessions only: the part expired unfinished, or the uploader cancelled it.
+EXPIRED = "expired"
+CANCELLED = "cancelled"
 
 
 class Archive(db.Model):
@@ -103,10 +109,13 @@ class UploadSession(db.Model):
     declared_length: Mapped[int] = mapped_column(BigInteger)
     received_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     expected_sha256: Mapped[str] = mapped_column(String(64), default="")
+    # Type recognised from the first bytes (lms.archives.filetypes code), empty until then.
+    file_type: Mapped[str] = mapped_column(String(10), default="")
     storage_key: Mapped[str] = mapped_column(String(500))
+    archive_file_id: Mapped[int | None] = mapped_column(ForeignKey("archive_file.id"))
     metadata_json: Mapped[dict] = mapped_column(JSON, default=dict)
     created_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
-    status: Mapped[str] = mapped_column(String(10), default=UPLOADING)
+    status: Mapped[str] = mapped_column(String(10), default=UPLOADING, index=True)
     error: Mapped[str] = mapped_column(Text, default="")
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -117,7 +126,16 @@ class TranscriptCue(db.Model):
     """One caption cue, for transcript search and chapters."""
 
     __tablename__ = "transcript_cue"
-    __table_args__ = (Index("ix_transcript_cue_file_start", "archive_file_id", "start_ms"),)
+    __table_args__ = (
+        Index("ix_transcript_cue_file_start", "archive_file_id", "start_ms"),
+        # Substring search of 3+ characters (Japanese) on PostgreSQL; needs the pg_trgm extension.
+        Index(
+            "ix_transcript_cue_search_trgm",
+            "search_text",
+            postgresql_using="gin",
+            postgresql_ops={"search_text": "gin_trgm_ops"},
+        ).ddl_if(dialect="postgresql"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     archive_file_id: Mapped[int] = mapped_column(ForeignKey("archive_file.id", ondelete="CASCADE"))

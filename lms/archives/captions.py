@@ -1,0 +1,86 @@
+"""WebVTT parsing (captions and Teams transcripts) into cues for search and chapters."""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+
+_TIMING = re.compile(
+    r"^\s*((?:\d+:)?\d{1,2}:\d{2}[.,]\d{1,3})\s*-->\s*((?:\d+:)?\d{1,2}:\d{2}[.,]\d{1,3})(?:\s+.*)?$"
+)
+_VOICE = re.compile(r"<v(?:\.[^\s>]+)*\s+([^>]*)>")
+_TAG = re.compile(r"</?[^>]+>")
+
+
+class CaptionError(ValueError):
+    pass
+
+
+@dataclass
+class Cue:
+    start_ms: int
+    end_ms: int
+    speaker: str
+    text: str
+
+
+def parse_timestamp(value: str) -> int:
+    value = value.replace(",", ".")
+    parts = value.split(":")
+    seconds = float(parts[-1])
+    minutes = int(parts[-2])
+    hours = int(parts[-3]) if len(parts) == 3 else 0
+    if minutes >= 60 or seconds >= 60:
+        raise CaptionError(value)
+    return int(round((hours * 3600 + minutes * 60 + seconds) * 1000))
+
+
+def parse_vtt(text: str, *, max_cues: int = 50_000) -> list[Cue]:
+    """Cues of a WebVTT document; raises CaptionError if it is not WebVTT."""
+    text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    if not re.match(r"^WEBVTT(?:[ \t].*)?(?:\n|$)", text):
+        raise CaptionError("missing WEBVTT header")
+    cues: list[Cue] = []
+    for block in re.split(r"\n{2,}", text)[1:]:
+        lines = list(block.split("\n"))
+        if not lines or not lines[0].strip():
+            continue
+        if lines[0].startswith(("NOTE", "STYLE", "REGION")):
+            continue
+        index = 0
+        if "-->" not in lines[0]:
+            index = 1  # cue identifier
+        if index >= len(lines):
+            continue
+        match = _TIMING.match(lines[index])
+        if not match:
+            continue
+        start, end = parse_timestamp(match.group(1)), parse_timestamp(match.group(2))
+        if end < start:
+            continue
+        payload = "\n".join(lines[index + 1 :]).strip()
+        speaker = ""
+        voice = _VOICE.search(payload)
+        if voice:
+            speaker = voice.group(1).strip()[:200]
+        body = html.unescape(_TAG.sub("", payload)).strip()
+        if not body:
+            continue
+        cues.append(Cue(start, end, speaker, body))
+        if len(cues) > max_cues:
+            raise CaptionError("too many cues")
+    return cues
+
+
+def chapters_from(cues, spacing_ms: int = 30_000, limit: int = 60) -> list:
+    """A readable table of contents: the first cue after every ``spacing_ms`` of video."""
+    chapters = []
+    next_at = 0
+    for cue in cues:
+        if cue.start_ms >= next_at:
+            chapters.append(cue)
+            next_at = cue.start_ms + spacing_ms
+            if len(chapters) >= limit:
+                break
+    return chapters
