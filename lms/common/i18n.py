@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from flask import current_app, request, session
+from flask import current_app, has_request_context, request, session
 from flask_login import current_user
 
 
 def select_locale() -> str:
     languages = current_app.config["LANGUAGES"]
+    if not has_request_context():  # CLI, worker, services called from tests: Japanese
+        return current_app.config.get("BABEL_DEFAULT_LOCALE", "ja")
     chosen = session.get("lang")
     if chosen in languages:
         return chosen
