@@ -1,3 +1,147 @@
-from flask import Blueprint
+"""Enroll, cancel, and マイページ (the learner's own sessions)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from wtforms import HiddenField
+
+from lms.common.errors import DomainError, NotFound
+from lms.common.limits import limit_enroll
+from lms.common.timeutil import utcnow
+from lms.common.web import safe_next
+from lms.courses.models import TrainingSession
+from lms.enrollment import services
+from lms.enrollment.models import ACTIVE_STATUSES, CANCELLED, CONFIRMED, PENDING, REJECTED, WAITLISTED, Enrollment
+from lms.enrollment.queries import waitlist_position
+from lms.extensions import db
+from lms.roster.services import staff_member_for
 
 bp = Blueprint("enrollment", __name__)
+
+STATUS_LABELS = {
+    CONFIRMED: _l("受講確定"),
+    WAITLISTED: _l("キャンセル待ち"),
+    PENDING: _l("承認待ち"),
+    REJECTED: _l("承認されませんでした"),
+    CANCELLED: _l("取消"),
+}
+# The course page's endpoint (the catalogue area's), linked when registered.
+_COURSE_PAGES = ("courses.course_detail", "courses.course", "courses.detail")
+
+
+class ActionForm(FlaskForm):
+    """Enroll and cancel are a button: CSRF plus where to go back to."""
+
+    next = HiddenField()
+
+
+def _wants_json() -> bool:
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+
+
+def _back(default: str) -> str:
+    return safe_next(request.form.get("next"), default)
+
+
+def _refused(exc: DomainError, back: str):
+    status = 404 if isinstance(exc, NotFound) else 403 if isinstance(exc, services.NotAllowed) else \
+        503 if isinstance(exc, services.EnrollmentBusy) else 409
+    if _wants_json():
+        return jsonify(ok=False, error=type(exc).__name__, message=exc.message), status
+    flash(exc.message, "error")
+    return redirect(back)
+
+
+def _done(enrollment: Enrollment, message: str, back: str, status: int = 200):
+    if _wants_json():
+        return jsonify(ok=True, enrollment_id=enrollment.id, status=enrollment.status, message=message), status
+    flash(message, "success" if enrollment.status == CONFIRMED else "info")
+    return redirect(back)
+
+
+@bp.post("/sessions/<int:session_id>/enroll")
+@limit_enroll
+def enroll(session_id: int):
+    form = ActionForm()
+    back = _back(url_for("enrollment.my_page"))
+    if not form.validate_on_submit():
+        return _refused(DomainError(_("フォームの有効期限が切れました。ページを再読み込みしてから、もう一度操作してください。")), back)
+    member = staff_member_for(current_user)
+    if member is None:
+        return _refused(services.NotEligible(_("職員名簿にあなたの登録がないため、申し込めません。所属の研修担当にお問い合わせください。")), back)
+    if db.session.dirty or db.session.new:
+        db.session.commit()  # the roster entry was just linked to this sign-in
+    else:
+        db.session.rollback()  # end the read transaction before the write one
+    try:
+        enrollment = services.enroll(session_id, member.id, current_user, source="self")
+    except DomainError as exc:
+        return _refused(exc, back)
+    return _done(enrollment, services.status_message(enrollment), back, 201)
+
+
+@bp.post("/enrollments/<int:enrollment_id>/cancel")
+@limit_enroll
+def cancel(enrollment_id: int):
+    form = ActionForm()
+    back = _back(url_for("enrollment.my_page"))
+    if not form.validate_on_submit():
+        return _refused(DomainError(_("フォームの有効期限が切れました。ページを再読み込みしてから、もう一度操作してください。")), back)
+    reason = (request.form.get("reason") or "").strip()[:500]
+    db.session.rollback()
+    try:
+        enrollment = services.cancel_enrollment(enrollment_id, current_user, reason)
+    except DomainError as exc:
+        return _refused(exc, back)
+    message = _("受講申込を取り消しました。")
+    if enrollment.late_cancellation:
+        message = _("受講申込を取り消しました（キャンセル期限後の取消として記録しました）。")
+    return _done(enrollment, message, back)
+
+
+@bp.get("/me")
+def my_page():
+    member = staff_member_for(current_user, create=False)
+    now = utcnow()
+    upcoming, history = [], []
+    if member is not None:
+        rows = db.session.execute(
+            select(Enrollment, TrainingSession)
+            .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
+            .where(Enrollment.staff_member_id == member.id)
+            .order_by(TrainingSession.starts_at, Enrollment.id)
+        ).all()
+        for enrollment, session in rows:
+            if enrollment.status in ACTIVE_STATUSES and session.ends_at and _aware(session.ends_at) > now:
+                allowed, why = services.can_cancel(enrollment, current_user, now)
+                position = waitlist_position(enrollment) if enrollment.status == WAITLISTED else None
+                upcoming.append({"e": enrollment, "s": session, "position": position,
+                                 "can_cancel": allowed, "why_not": why})
+            else:
+                history.append({"e": enrollment, "s": session})
+        history.reverse()
+    course_endpoint = next((name for name in _COURSE_PAGES if name in current_app.view_functions), None)
+    return render_template(
+        "enrollment/my_page.html",
+        member=member,
+        upcoming=upcoming,
+        history=history,
+        form=ActionForm(),
+        has_calendar="notifications.session_calendar" in current_app.view_functions,
+        course_endpoint=course_endpoint,
+        has_course_page=course_endpoint is not None,
+        view_functions=current_app.view_functions,
+        status_labels=STATUS_LABELS,
+    )
+
+
+def _aware(value):
+    from lms.common.timeutil import as_utc
+
+    return as_utc(value)

@@ -1,0 +1,752 @@
+"""Enrollment rules: enroll, cancel, promote, approve, reject, nominate, swap.
+
+Every public function here is ONE write transaction that it commits itself, so that a
+lock timeout, deadlock or serialization failure can be retried as a whole:
+
+* the session row is locked before anything is decided (``SELECT … FOR UPDATE`` on
+  PostgreSQL; ``BEGIN IMMEDIATE`` on SQLite, which serialises writers), then the quota
+  row and the staff member row(s) concerned;
+* ``TrainingSession.confirmed_count`` and ``SessionQuota.confirmed_count`` change in the
+  same transaction as every status change; their CHECK constraints make overbooking
+  impossible even if a rule here were wrong;
+* notifications are queued (outbox) and signals sent inside the transaction, so they are
+  committed together with the change, or not at all.
+
+Call these with no pending changes in the database session (they start their own write
+transaction). A request that still fails after the retries raises ``EnrollmentBusy``
+with a Japanese message; nothing is half-done.
+
+Quota (割当人数) semantics: a municipality that has a SessionQuota row can hold at most
+``seats`` confirmed seats; municipalities without a row share the capacity without a cap
+of their own; the total never exceeds ``capacity``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from lms.audit.services import record_action
+from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
+from lms.common import signals
+from lms.common.database import begin_write, is_retryable, is_sqlite
+from lms.common.errors import Conflict, DomainError, InvalidInput, NotAllowed, NotFound
+from lms.common.timeutil import as_utc, utcnow
+from lms.courses.models import PUBLISHED, SCHEDULED, SessionQuota, TrainingSession
+from lms.enrollment.models import (
+    ACTIVE_STATUSES,
+    CANCELLED,
+    CONFIRMED,
+    NOMINATION,
+    PENDING,
+    REJECTED,
+    SELF,
+    SOURCES,
+    SWAP,
+    WAITLISTED,
+    Enrollment,
+)
+from lms.extensions import db
+from lms.roster.models import StaffMember
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "AlreadyEnrolled",
+    "EnrollmentBusy",
+    "EnrollmentClosed",
+    "EnrollmentError",
+    "NotAllowed",
+    "NotEligible",
+    "NotFound",
+    "InvalidInput",
+    "NominationResult",
+    "OverlapsConfirmed",
+    "SessionStarted",
+    "approve_enrollment",
+    "can_cancel",
+    "cancel_enrollment",
+    "cancel_session_enrollments",
+    "enroll",
+    "lock_session",
+    "nominate",
+    "promote_waitlist",
+    "reject_enrollment",
+    "swap_nominee",
+]
+
+
+# ---------------------------------------------------------------- exceptions
+
+
+class EnrollmentError(DomainError):
+    """Base of the enrollment rules' refusals (message is user-facing Japanese)."""
+
+
+class EnrollmentClosed(EnrollmentError):
+    """Outside the enrollment window, or the session/course is not open."""
+
+
+class SessionStarted(EnrollmentError):
+    """The session has already started (or ended)."""
+
+
+class NotEligible(EnrollmentError):
+    """The staff member's municipality may not take this course, or the staff member left."""
+
+
+class AlreadyEnrolled(EnrollmentError, Conflict):
+    """The staff member already holds an active enrollment (``.enrollment``)."""
+
+    def __init__(self, message: str = "", enrollment: Enrollment | None = None, **context):
+        super().__init__(message, **context)
+        self.enrollment = enrollment
+
+
+class OverlapsConfirmed(EnrollmentError, Conflict):
+    """The staff member is confirmed in another session at the same time."""
+
+
+class EnrollmentBusy(EnrollmentError, Conflict):
+    """The database stayed locked through every retry; nothing was changed."""
+
+
+# ---------------------------------------------------------------- transactions and locks
+
+_ATTEMPTS = 6
+
+
+def _atomic(func, *args, **kwargs):
+    """Run ``func`` as one transaction and commit; retry it whole on a lock timeout,
+    deadlock, serialization failure or a unique-index race. Domain errors roll back and
+    propagate unchanged."""
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            result = func(*args, **kwargs)
+            db.session.commit()
+            return result
+        except DomainError:
+            db.session.rollback()
+            raise
+        except Exception as exc:
+            db.session.rollback()
+            retry = is_retryable(exc) or isinstance(exc, IntegrityError)
+            if not retry:
+                raise
+            if attempt == _ATTEMPTS:
+                log.warning("enrollment transaction gave up after %d attempts: %s", attempt, exc)
+                raise EnrollmentBusy(
+                    _("ただいま申込が集中しているため処理できませんでした。申込は行われていません。少し待ってから、もう一度お試しください。")
+                ) from exc
+            time.sleep(0.01 * attempt * attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _for_update(stmt):
+    return stmt if is_sqlite() else stmt.with_for_update()
+
+
+def lock_session(session_id: int) -> TrainingSession:
+    """Start the write transaction and lock the session row (fresh values).
+
+    For other areas that change capacity or quotas and then call ``promote_waitlist``.
+    """
+    begin_write()
+    return _lock_session_row(session_id)
+
+
+def _lock_session_row(session_id: int) -> TrainingSession:
+    session = db.session.scalar(
+        _for_update(select(TrainingSession).where(TrainingSession.id == session_id)).execution_options(
+            populate_existing=True
+        )
+    )
+    if session is None:
+        raise NotFound(_("研修回が見つかりません。"))
+    return session
+
+
+def _lock_quota(session_id: int, municipality_id: int) -> SessionQuota | None:
+    return db.session.scalar(
+        _for_update(
+            select(SessionQuota).where(
+                SessionQuota.session_id == session_id, SessionQuota.municipality_id == municipality_id
+            )
+        ).execution_options(populate_existing=True)
+    )
+
+
+def _lock_staff(staff_member_id: int) -> StaffMember:
+    member = db.session.scalar(
+        _for_update(select(StaffMember).where(StaffMember.id == staff_member_id)).execution_options(
+            populate_existing=True
+        )
+    )
+    if member is None:
+        raise NotFound(_("職員が見つかりません。"))
+    return member
+
+
+def _load_enrollment(enrollment_id: int) -> Enrollment:
+    enrollment = db.session.get(Enrollment, enrollment_id)
+    if enrollment is None:
+        raise NotFound(_("申込が見つかりません。"))
+    return enrollment
+
+
+def _lock_enrollment(enrollment_id: int) -> tuple[Enrollment, TrainingSession]:
+    """Lock the session of an enrollment, then read the enrollment fresh."""
+    begin_write()
+    session_id = db.session.scalar(select(Enrollment.session_id).where(Enrollment.id == enrollment_id))
+    if session_id is None:
+        raise NotFound(_("申込が見つかりません。"))
+    session = _lock_session_row(session_id)
+    enrollment = db.session.scalar(
+        select(Enrollment).where(Enrollment.id == enrollment_id).execution_options(populate_existing=True)
+    )
+    return enrollment, session
+
+
+# ---------------------------------------------------------------- rules
+
+
+def _started(session: TrainingSession, now: datetime) -> bool:
+    return now >= as_utc(session.starts_at)
+
+
+def _check_open(session: TrainingSession, now: datetime, *, window: bool = True) -> None:
+    course = session.course
+    if session.status != SCHEDULED or course.status != PUBLISHED:
+        raise EnrollmentClosed(_("この研修回は申込を受け付けていません。"))
+    if _started(session, now):
+        raise SessionStarted(_("この研修回はすでに開始しているため、申し込めません。"))
+    if window:
+        opens, closes = as_utc(session.enroll_opens_at), as_utc(session.enroll_closes_at)
+        if opens is not None and now < opens:
+            raise EnrollmentClosed(_("申込受付はまだ始まっていません。"))
+        if closes is not None and now > closes:
+            raise EnrollmentClosed(_("申込受付は締め切りました。"))
+
+
+def _check_member(session: TrainingSession, member: StaffMember) -> None:
+    if not member.is_active:
+        raise NotEligible(_("在籍中の職員ではないため、申し込めません。"))
+    if not session.course.is_open_to(member.municipality_id):
+        raise NotEligible(_("この研修はあなたの所属する自治体の職員を対象としていません。"))
+
+
+def _active_enrollment(session_id: int, staff_member_id: int) -> Enrollment | None:
+    return db.session.scalar(
+        select(Enrollment).where(
+            Enrollment.session_id == session_id,
+            Enrollment.staff_member_id == staff_member_id,
+            Enrollment.status.in_(ACTIVE_STATUSES),
+        )
+    )
+
+
+def _overlapping_confirmed(session: TrainingSession, staff_member_id: int) -> Enrollment | None:
+    return db.session.scalar(
+        select(Enrollment)
+        .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
+        .where(
+            Enrollment.staff_member_id == staff_member_id,
+            Enrollment.status == CONFIRMED,
+            Enrollment.session_id != session.id,
+            TrainingSession.status == SCHEDULED,
+            TrainingSession.starts_at < session.ends_at,
+            TrainingSession.ends_at > session.starts_at,
+        )
+        .limit(1)
+    )
+
+
+def _overlap_error(other: Enrollment) -> OverlapsConfirmed:
+    return OverlapsConfirmed(
+        _(
+            "同じ時間帯に受講が確定している研修（%(title)s）があります。",
+            title=f"{other.session.course.title} {other.session.title}".strip(),
+        )
+    )
+
+
+def _seat_free(session: TrainingSession, quota: SessionQuota | None) -> bool:
+    if session.confirmed_count >= session.capacity:
+        return False
+    return quota is None or quota.confirmed_count < quota.seats
+
+
+def _take_seat(session: TrainingSession, quota: SessionQuota | None) -> None:
+    session.confirmed_count += 1
+    if quota is not None:
+        quota.confirmed_count += 1
+
+
+def _free_seat(session: TrainingSession, quota: SessionQuota | None) -> None:
+    session.confirmed_count -= 1
+    if quota is not None:
+        quota.confirmed_count -= 1
+
+
+def _set_status(enrollment: Enrollment, status: str, actor, now: datetime) -> str:
+    old = enrollment.status
+    enrollment.status = status
+    if status == CONFIRMED:
+        enrollment.confirmed_at = now
+    elif status == WAITLISTED:
+        enrollment.waitlisted_at = now
+    elif status == CANCELLED:
+        enrollment.cancelled_at = now
+        enrollment.cancelled_by_id = getattr(actor, "id", None)
+    return old
+
+
+def _changed(enrollment: Enrollment, old: str | None, actor) -> None:
+    signals.enrollment_status_changed.send(enrollment, old_status=old, new_status=enrollment.status, actor=actor)
+
+
+def _notify(enrollment: Enrollment, kind: str, suffix: str = "") -> None:
+    from lms.notifications.services import queue_enrollment_notice
+
+    queue_enrollment_notice(enrollment, kind, dedupe_suffix=suffix)
+
+
+_NOTICE_FOR = {CONFIRMED: "confirmed", WAITLISTED: "waitlisted", PENDING: "pending"}
+
+
+def _is_platform_admin(actor) -> bool:
+    return actor is not None and actor.has_role(PLATFORM_ADMIN)
+
+
+def _is_municipal_admin_of(actor, municipality_id: int | None) -> bool:
+    return (
+        actor is not None
+        and actor.has_role(MUNICIPAL_ADMIN)
+        and municipality_id is not None
+        and actor.municipality_id == municipality_id
+    )
+
+
+def _is_trainer_of(actor, session: TrainingSession) -> bool:
+    return actor is not None and actor.has_role(TRAINER) and session.course.owner_id == actor.id
+
+
+def _require_admin_of(actor, member: StaffMember) -> None:
+    if not (_is_platform_admin(actor) or _is_municipal_admin_of(actor, member.municipality_id)):
+        raise NotAllowed(_("この職員の申込を操作する権限がありません。"))
+
+
+def _place(session: TrainingSession, member: StaffMember, actor, source: str, now: datetime,
+           *, arrival_seq: int | None = None, replaces: Enrollment | None = None,
+           status: str | None = None) -> Enrollment:
+    """Insert the enrollment in the status the rules give (or ``status`` for a swap)."""
+    quota = _lock_quota(session.id, member.municipality_id)
+    if status is None:
+        if session.course.requires_approval and source == SELF:
+            status = PENDING
+        elif _seat_free(session, quota):
+            status = CONFIRMED
+        else:
+            status = WAITLISTED
+    enrollment = Enrollment(
+        session_id=session.id,
+        staff_member_id=member.id,
+        municipality_id=member.municipality_id,
+        status=status,
+        source=source,
+        requested_at=now,
+        requested_by_id=getattr(actor, "id", None),
+        confirmed_at=now if status == CONFIRMED else None,
+        waitlisted_at=now if status == WAITLISTED else None,
+        replaces_enrollment_id=replaces.id if replaces is not None else None,
+    )
+    db.session.add(enrollment)
+    db.session.flush()
+    # Order of arrival: the new row's id (unique, monotonic) unless a swap keeps the seat's.
+    enrollment.arrival_seq = arrival_seq if arrival_seq is not None else enrollment.id
+    if status == CONFIRMED and replaces is None:
+        _take_seat(session, quota)
+    db.session.flush()
+    return enrollment
+
+
+def _refuse_overlap(session: TrainingSession, member_id: int) -> None:
+    other = _overlapping_confirmed(session, member_id)
+    if other is not None:
+        raise _overlap_error(other)
+
+
+# ---------------------------------------------------------------- enroll
+
+
+def enroll(session_id: int, staff_member_id: int, actor, source: str = SELF) -> Enrollment:
+    """Enroll a staff member (by themselves, ``source="self"``; see ``nominate`` for admins).
+
+    Returns the enrollment: pending_approval, confirmed or waitlisted. Raises
+    EnrollmentClosed, SessionStarted, NotEligible, AlreadyEnrolled, OverlapsConfirmed,
+    NotFound, NotAllowed or EnrollmentBusy.
+    """
+    if source not in SOURCES:
+        raise InvalidInput(_("申込の種別が正しくありません。"))
+    return _atomic(_enroll_tx, session_id, staff_member_id, actor, source)
+
+
+def _enroll_tx(session_id: int, staff_member_id: int, actor, source: str) -> Enrollment:
+    now = utcnow()
+    session = lock_session(session_id)
+    member = _lock_staff(staff_member_id)
+    if source == SELF and actor is not None and member.user_id != actor.id:
+        raise NotAllowed(_("本人以外の申込はできません。"))
+    _check_open(session, now)
+    _check_member(session, member)
+    existing = _active_enrollment(session.id, member.id)
+    if existing is not None:
+        raise AlreadyEnrolled(_already_message(existing), enrollment=existing)
+    _refuse_overlap(session, member.id)
+    enrollment = _place(session, member, actor, source, now)
+    _notify(enrollment, _NOTICE_FOR[enrollment.status])
+    _changed(enrollment, None, actor)
+    if enrollment.status == CONFIRMED:
+        signals.attendees_changed.send(session, actor=actor)
+    return enrollment
+
+
+def _already_message(existing: Enrollment) -> str:
+    if existing.status == CONFIRMED:
+        return _("すでにこの研修回の受講が確定しています。")
+    if existing.status == WAITLISTED:
+        from lms.enrollment.queries import waitlist_position
+
+        return _("すでにこの研修回のキャンセル待ちに登録されています（%(n)s 番目）。", n=waitlist_position(existing))
+    return _("すでにこの研修回に申し込んでいます（承認待ち）。")
+
+
+# ---------------------------------------------------------------- nominate
+
+
+@dataclass(frozen=True)
+class NominationResult:
+    enrollment: Enrollment
+    created: bool  # False: the staff member was already active in the session (idempotent)
+    message: str
+
+
+def nominate(session_id: int, staff_member_id: int, actor, source: str = NOMINATION) -> NominationResult:
+    """A municipal admin (or platform admin) enrolls a staff member of their municipality.
+
+    No approval step. Nominating someone already active returns the existing enrollment
+    with ``created=False`` (so a CSV uploaded twice changes nothing).
+    """
+    if source not in SOURCES or source == SELF:
+        raise InvalidInput(_("申込の種別が正しくありません。"))
+    return _atomic(_nominate_tx, session_id, staff_member_id, actor, source)
+
+
+def _nominate_tx(session_id: int, staff_member_id: int, actor, source: str) -> NominationResult:
+    now = utcnow()
+    session = lock_session(session_id)
+    member = _lock_staff(staff_member_id)
+    _require_admin_of(actor, member)
+    existing = _active_enrollment(session.id, member.id)
+    if existing is not None:
+        return NominationResult(existing, False, _already_message(existing))
+    _check_open(session, now)
+    _check_member(session, member)
+    _refuse_overlap(session, member.id)
+    enrollment = _place(session, member, actor, source, now)
+    record_action(actor, "enrollment.nominate", "enrollment", enrollment.id, member.municipality_id,
+                  session_id=session.id, staff_member_id=member.id, status=enrollment.status, source=source)
+    _notify(enrollment, _NOTICE_FOR[enrollment.status])
+    _changed(enrollment, None, actor)
+    if enrollment.status == CONFIRMED:
+        signals.attendees_changed.send(session, actor=actor)
+    return NominationResult(enrollment, True, status_message(enrollment))
+
+
+def status_message(enrollment: Enrollment, position: int | None = None) -> str:
+    """Where the learner stands, in one sentence."""
+    if enrollment.status == CONFIRMED:
+        return _("受講が確定しました。")
+    if enrollment.status == WAITLISTED:
+        if position is None:
+            from lms.enrollment.queries import waitlist_position
+
+            position = waitlist_position(enrollment)
+        return _("定員に達しているため、キャンセル待ち %(n)s 番目です。", n=position)
+    if enrollment.status == PENDING:
+        return _("承認待ちです。所属の研修担当が承認すると確定します。")
+    if enrollment.status == REJECTED:
+        return _("申込は承認されませんでした。")
+    return _("申込は取り消されました。")
+
+
+# ---------------------------------------------------------------- cancel
+
+
+def cancel_deadline(session: TrainingSession) -> datetime:
+    return as_utc(session.cancel_deadline) or as_utc(session.starts_at)
+
+
+def can_cancel(enrollment: Enrollment, actor, now: datetime | None = None) -> tuple[bool, str]:
+    """Whether ``actor`` may cancel ``enrollment`` now, and if not why (for the button)."""
+    now = now or utcnow()
+    if enrollment.status not in ACTIVE_STATUSES:
+        return False, _("この申込はすでに終了しています。")
+    session = enrollment.session
+    member = enrollment.staff_member
+    if (
+        _is_platform_admin(actor)
+        or _is_municipal_admin_of(actor, member.municipality_id)
+        or _is_municipal_admin_of(actor, enrollment.municipality_id)
+        or _is_trainer_of(actor, session)
+    ):
+        return True, ""
+    if actor is None or member.user_id != actor.id:
+        return False, _("この申込を取り消す権限がありません。")
+    if now > cancel_deadline(session):
+        return False, _("キャンセル期限を過ぎたため、ご自身では取り消せません。所属の研修担当にご連絡ください。")
+    return True, ""
+
+
+def cancel_enrollment(enrollment_id: int, actor, reason: str = "") -> Enrollment:
+    """Cancel an enrollment; a freed seat goes at once to the waitlist (same transaction).
+
+    Learners: their own, before the cancellation deadline. Municipal admins of the staff
+    member's municipality, the course's trainer and platform admins: any time (after the
+    deadline it is recorded as a late cancellation).
+    """
+    return _atomic(_cancel_tx, enrollment_id, actor, (reason or "").strip())
+
+
+def _cancel_tx(enrollment_id: int, actor, reason: str) -> Enrollment:
+    now = utcnow()
+    enrollment, session = _lock_enrollment(enrollment_id)
+    allowed, why = can_cancel(enrollment, actor, now)
+    if not allowed:
+        if enrollment.status not in ACTIVE_STATUSES:
+            raise Conflict(why)
+        raise NotAllowed(why)
+    by_someone_else = enrollment.staff_member.user_id != getattr(actor, "id", None)
+    was_confirmed = enrollment.status == CONFIRMED
+    old = _set_status(enrollment, CANCELLED, actor, now)
+    enrollment.late_cancellation = now > cancel_deadline(session)
+    enrollment.reason = reason
+    if was_confirmed:
+        _free_seat(session, _lock_quota(session.id, enrollment.municipality_id))
+    db.session.flush()
+    if by_someone_else:
+        record_action(actor, "enrollment.cancel", "enrollment", enrollment.id, enrollment.municipality_id,
+                      session_id=session.id, late=enrollment.late_cancellation, reason=reason)
+    _notify(enrollment, "cancelled")
+    _changed(enrollment, old, actor)
+    if was_confirmed:
+        promote_waitlist(session, actor)
+        signals.attendees_changed.send(session, actor=actor)
+    return enrollment
+
+
+# ---------------------------------------------------------------- promotion
+
+
+def promote_waitlist(session: TrainingSession, actor=None) -> list[Enrollment]:
+    """Fill free seats with the earliest-arrived waitlisted people who are eligible now
+    (their municipality's quota has room, no overlapping confirmed session, still active).
+
+    The caller holds the session lock (``lock_session``) and commits; never promotes
+    after the session started. Returns the promoted enrollments.
+    """
+    now = utcnow()
+    if session.status != SCHEDULED or _started(session, now):
+        return []
+    promoted: list[Enrollment] = []
+    quotas: dict[int, SessionQuota | None] = {}
+    full: set[int] = set()  # municipalities whose quota is used up
+    for enrollment in db.session.scalars(
+        select(Enrollment)
+        .where(Enrollment.session_id == session.id, Enrollment.status == WAITLISTED)
+        .order_by(Enrollment.arrival_seq)
+        .execution_options(populate_existing=True)
+    ).all():
+        if session.confirmed_count >= session.capacity:
+            break
+        mid = enrollment.municipality_id
+        if mid in full:
+            continue
+        if mid not in quotas:
+            quotas[mid] = _lock_quota(session.id, mid)
+        quota = quotas[mid]
+        if not _seat_free(session, quota):
+            full.add(mid)
+            continue
+        member = _lock_staff(enrollment.staff_member_id)
+        if not member.is_active or _overlapping_confirmed(session, member.id) is not None:
+            continue
+        old = _set_status(enrollment, CONFIRMED, actor, now)
+        _take_seat(session, quota)
+        db.session.flush()
+        _notify(enrollment, "promoted")
+        _changed(enrollment, old, actor)
+        promoted.append(enrollment)
+    return promoted
+
+
+# ---------------------------------------------------------------- approval
+
+
+def approve_enrollment(enrollment_id: int, actor) -> Enrollment:
+    """Pending → confirmed if a seat is free (capacity and quota), else waitlisted."""
+    return _atomic(_approve_tx, enrollment_id, actor)
+
+
+def _approve_tx(enrollment_id: int, actor) -> Enrollment:
+    now = utcnow()
+    enrollment, session = _lock_enrollment(enrollment_id)
+    member = _lock_staff(enrollment.staff_member_id)
+    _require_admin_of(actor, member)
+    if enrollment.status != PENDING:
+        raise Conflict(_("この申込は承認待ちではありません。"))
+    if session.status != SCHEDULED or _started(session, now):
+        raise SessionStarted(_("この研修回はすでに開始しているか中止されたため、承認できません。"))
+    _check_member(session, member)
+    _refuse_overlap(session, member.id)
+    quota = _lock_quota(session.id, enrollment.municipality_id)
+    status = CONFIRMED if _seat_free(session, quota) else WAITLISTED
+    old = _set_status(enrollment, status, actor, now)
+    enrollment.decided_at = now
+    enrollment.decided_by_id = actor.id
+    if status == CONFIRMED:
+        _take_seat(session, quota)
+    db.session.flush()
+    record_action(actor, "enrollment.approve", "enrollment", enrollment.id, enrollment.municipality_id,
+                  session_id=session.id, status=status)
+    _notify(enrollment, _NOTICE_FOR[status])
+    _changed(enrollment, old, actor)
+    if status == CONFIRMED:
+        signals.attendees_changed.send(session, actor=actor)
+    return enrollment
+
+
+def reject_enrollment(enrollment_id: int, actor, reason: str) -> Enrollment:
+    """Pending → rejected, with the reason shown to the learner (required)."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput(_("承認しない理由を入力してください。"))
+    return _atomic(_reject_tx, enrollment_id, actor, reason)
+
+
+def _reject_tx(enrollment_id: int, actor, reason: str) -> Enrollment:
+    now = utcnow()
+    enrollment, session = _lock_enrollment(enrollment_id)
+    _require_admin_of(actor, enrollment.staff_member)
+    if enrollment.status != PENDING:
+        raise Conflict(_("この申込は承認待ちではありません。"))
+    old = _set_status(enrollment, REJECTED, actor, now)
+    enrollment.decided_at = now
+    enrollment.decided_by_id = actor.id
+    enrollment.reason = reason
+    db.session.flush()
+    record_action(actor, "enrollment.reject", "enrollment", enrollment.id, enrollment.municipality_id,
+                  session_id=session.id, reason=reason)
+    _notify(enrollment, "rejected")
+    _changed(enrollment, old, actor)
+    return enrollment
+
+
+# ---------------------------------------------------------------- swap (差し替え)
+
+
+def swap_nominee(enrollment_id: int, new_staff_member_id: int, actor, reason: str = "") -> Enrollment:
+    """Replace a nominee with another staff member of the same municipality, keeping the
+    seat (or waitlist place) and the order of arrival. Returns the new enrollment."""
+    return _atomic(_swap_tx, enrollment_id, new_staff_member_id, actor, (reason or "").strip())
+
+
+def _swap_tx(enrollment_id: int, new_staff_member_id: int, actor, reason: str) -> Enrollment:
+    now = utcnow()
+    old_enrollment, session = _lock_enrollment(enrollment_id)
+    old_member = _lock_staff(old_enrollment.staff_member_id)
+    _require_admin_of(actor, old_member)
+    if old_enrollment.status not in ACTIVE_STATUSES:
+        raise Conflict(_("取り消し済みの申込は差し替えられません。"))
+    if new_staff_member_id == old_member.id:
+        raise InvalidInput(_("同じ職員には差し替えられません。"))
+    new_member = _lock_staff(new_staff_member_id)
+    _require_admin_of(actor, new_member)
+    if new_member.municipality_id != old_enrollment.municipality_id:
+        raise NotAllowed(_("差し替えは同じ自治体の職員どうしに限られます。"))
+    if session.status != SCHEDULED or _started(session, now):
+        raise SessionStarted(_("この研修回はすでに開始しているか中止されたため、差し替えできません。"))
+    _check_member(session, new_member)
+    existing = _active_enrollment(session.id, new_member.id)
+    if existing is not None:
+        raise AlreadyEnrolled(_("差し替え先の職員はすでにこの研修回に申し込んでいます。"), enrollment=existing)
+    status = old_enrollment.status
+    if status == CONFIRMED:
+        _refuse_overlap(session, new_member.id)
+    previous = _set_status(old_enrollment, CANCELLED, actor, now)
+    old_enrollment.reason = reason or _("差し替え")
+    db.session.flush()  # the old row leaves the unique index before the new one enters it
+    new_enrollment = _place(session, new_member, actor, SWAP, now, arrival_seq=old_enrollment.arrival_seq,
+                            replaces=old_enrollment, status=status)
+    record_action(actor, "enrollment.swap", "enrollment", new_enrollment.id, new_enrollment.municipality_id,
+                  session_id=session.id, replaced_enrollment_id=old_enrollment.id,
+                  from_staff_member_id=old_member.id, to_staff_member_id=new_member.id, reason=reason)
+    _notify(old_enrollment, "cancelled")
+    _notify(new_enrollment, _NOTICE_FOR[status])
+    _changed(old_enrollment, previous, actor)
+    _changed(new_enrollment, None, actor)
+    if status == CONFIRMED:
+        signals.attendees_changed.send(session, actor=actor)
+    return new_enrollment
+
+
+# ---------------------------------------------------------------- session cancelled
+
+
+def cancel_session_enrollments(session: TrainingSession | int, actor, reason: str) -> list[Enrollment]:
+    """Cancel every active enrollment of a session (the trainer cancelled the session);
+    counters go back to zero. Returns the cancelled enrollments."""
+    session_id = session if isinstance(session, int) else session.id
+    return _atomic(_cancel_session_tx, session_id, actor, (reason or "").strip())
+
+
+def _cancel_session_tx(session_id: int, actor, reason: str) -> list[Enrollment]:
+    now = utcnow()
+    session = lock_session(session_id)
+    if not (_is_platform_admin(actor) or _is_trainer_of(actor, session)):
+        raise NotAllowed(_("この研修回の申込を一括で取り消す権限がありません。"))
+    cancelled = []
+    had_confirmed = False
+    for enrollment in db.session.scalars(
+        select(Enrollment)
+        .where(Enrollment.session_id == session.id, Enrollment.status.in_(ACTIVE_STATUSES))
+        .order_by(Enrollment.arrival_seq)
+        .execution_options(populate_existing=True)
+    ).all():
+        had_confirmed = had_confirmed or enrollment.status == CONFIRMED
+        old = _set_status(enrollment, CANCELLED, actor, now)
+        enrollment.reason = reason or _("研修回の中止")
+        cancelled.append((enrollment, old))
+    session.confirmed_count = 0
+    for quota in db.session.scalars(
+        _for_update(select(SessionQuota).where(SessionQuota.session_id == session.id)).execution_options(
+            populate_existing=True
+        )
+    ).all():
+        quota.confirmed_count = 0
+    db.session.flush()
+    for enrollment, old in cancelled:
+        _notify(enrollment, "cancelled")
+        _changed(enrollment, old, actor)
+    if had_confirmed:
+        signals.attendees_changed.send(session, actor=actor)
+    if cancelled:
+        record_action(actor, "enrollment.cancel_session", "training_session", session.id, None,
+                      count=len(cancelled), reason=reason)
+    return [e for e, _old in cancelled]

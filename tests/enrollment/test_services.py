@@ -1,0 +1,456 @@
+"""The enrollment rules, service by service (both databases)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from lms.audit.models import AuditLog
+from lms.common import signals
+from lms.common.errors import Conflict
+from lms.common.timeutil import utcnow
+from lms.courses.models import CANCELLED as SESSION_CANCELLED
+from lms.courses.models import DRAFT, TrainingSession
+from lms.enrollment import services
+from lms.enrollment.models import CANCELLED, CONFIRMED, PENDING, REJECTED, WAITLISTED, Enrollment
+from lms.enrollment.queries import waitlist_position
+from lms.notifications.models import OutboxMail
+from lms.roster.models import LEFT
+from tests import factories
+from tests.enrollment.conftest import assert_counters_consistent
+
+
+def _mails(enrollment_id: int) -> list[str]:
+    return sorted(
+        m.kind for m in factories.db.session.scalars(select(OutboxMail).where(OutboxMail.enrollment_id == enrollment_id))
+    )
+
+
+def _audit(action: str) -> list[AuditLog]:
+    return list(factories.db.session.scalars(select(AuditLog).where(AuditLog.action == action)))
+
+
+def _self_enroll(session, user):
+    return services.enroll(session.id, user.staff_member.id, user)
+
+
+# ---------------------------------------------------------------- enroll
+
+
+def test_enroll_confirms_while_seats_are_free_then_waitlists(make_session, learner):
+    session = make_session(capacity=2)
+    users = [learner()[0] for _ in range(4)]
+    results = [_self_enroll(session, u) for u in users]
+    assert [e.status for e in results] == [CONFIRMED, CONFIRMED, WAITLISTED, WAITLISTED]
+    assert [e.arrival_seq for e in results] == sorted(e.arrival_seq for e in results)
+    assert len({e.arrival_seq for e in results}) == 4
+    assert waitlist_position(results[3]) == 2
+    assert _mails(results[0].id) == ["confirmed"]
+    assert _mails(results[2].id) == ["waitlisted"]
+    assert "2 番目" in services.status_message(results[3])
+    assert_counters_consistent(session.id)
+
+
+def test_enroll_emits_signals(make_session, learner):
+    session = make_session(capacity=1)
+    seen = []
+
+    def on_status(sender, **kw):
+        seen.append(("status", sender.id, kw["old_status"], kw["new_status"]))
+
+    def on_attendees(sender, **kw):
+        seen.append(("attendees", sender.id))
+
+    signals.enrollment_status_changed.connect(on_status)
+    signals.attendees_changed.connect(on_attendees)
+    try:
+        first = _self_enroll(session, learner()[0])
+        second = _self_enroll(session, learner()[0])
+    finally:
+        signals.enrollment_status_changed.disconnect(on_status)
+        signals.attendees_changed.disconnect(on_attendees)
+    assert seen == [
+        ("status", first.id, None, CONFIRMED),
+        ("attendees", session.id),
+        ("status", second.id, None, WAITLISTED),
+    ]
+
+
+def test_enroll_with_approval_is_pending_and_takes_no_seat(make_course, make_session, learner):
+    session = make_session(make_course(requires_approval=True), capacity=1)
+    enrollment = _self_enroll(session, learner()[0])
+    assert enrollment.status == PENDING
+    assert _mails(enrollment.id) == ["pending"]
+    assert_counters_consistent(session.id)
+    assert factories.db.session.get(TrainingSession, session.id).confirmed_count == 0
+
+
+@pytest.mark.parametrize(
+    "change, error",
+    [
+        ({"enroll_opens_at": timedelta(days=1)}, services.EnrollmentClosed),
+        ({"enroll_closes_at": timedelta(minutes=-1)}, services.EnrollmentClosed),
+        ({"status": SESSION_CANCELLED}, services.EnrollmentClosed),
+    ],
+)
+def test_enroll_only_within_the_window(make_session, learner, change, error):
+    now = utcnow()
+    values = {k: (now + v if isinstance(v, timedelta) else v) for k, v in change.items()}
+    session = make_session(**values)
+    user, member = learner()
+    with pytest.raises(error) as info:
+        _self_enroll(session, user)
+    assert info.value.message
+    assert factories.db.session.scalar(select(Enrollment)) is None
+
+
+def test_enroll_refused_once_the_session_started(make_session, learner):
+    session = make_session(starts_in=timedelta(minutes=-5), enroll_closes_at=None)
+    with pytest.raises(services.SessionStarted, match="開始"):
+        _self_enroll(session, learner()[0])
+
+
+def test_enroll_refused_for_a_draft_course(make_course, make_session, learner):
+    session = make_session(make_course(status=DRAFT))
+    with pytest.raises(services.EnrollmentClosed):
+        _self_enroll(session, learner()[0])
+
+
+def test_enroll_only_for_eligible_municipalities(make_course, make_session, learner):
+    session = make_session(make_course(eligible=["131024"]))
+    with pytest.raises(services.NotEligible, match="対象"):
+        _self_enroll(session, learner("131016")[0])
+    assert _self_enroll(session, learner("131024")[0]).status == CONFIRMED
+
+
+def test_enroll_refused_for_staff_who_left(make_session, learner):
+    session = make_session()
+    user, member = learner()
+    member.status = LEFT
+    factories.db.session.commit()
+    with pytest.raises(services.NotEligible):
+        _self_enroll(session, user)
+
+
+def test_enroll_twice_says_where_you_stand(make_session, learner):
+    session = make_session(capacity=1)
+    _self_enroll(session, learner()[0])
+    user = learner()[0]
+    first = _self_enroll(session, user)
+    with pytest.raises(services.AlreadyEnrolled) as info:
+        _self_enroll(session, user)
+    assert info.value.enrollment.id == first.id
+    assert "キャンセル待ち" in info.value.message and "1 番目" in info.value.message
+
+
+def test_enroll_for_someone_else_is_not_allowed(make_session, learner):
+    session = make_session()
+    user = learner()[0]
+    other = learner()[1]
+    with pytest.raises(services.NotAllowed):
+        services.enroll(session.id, other.id, user)
+
+
+def test_enroll_refused_when_confirmed_in_an_overlapping_session(make_session, learner):
+    first = make_session(starts_in=timedelta(days=3), minutes=120)
+    overlapping = make_session(starts_in=timedelta(days=3, hours=1))
+    later = make_session(starts_in=timedelta(days=3, hours=2))  # starts when the first ends
+    user = learner()[0]
+    _self_enroll(first, user)
+    with pytest.raises(services.OverlapsConfirmed, match="同じ時間帯"):
+        _self_enroll(overlapping, user)
+    assert _self_enroll(later, user).status == CONFIRMED
+
+
+def test_waitlisted_elsewhere_does_not_block(make_session, learner):
+    full = make_session(starts_in=timedelta(days=3), capacity=0)
+    overlapping = make_session(starts_in=timedelta(days=3, minutes=30))
+    user = learner()[0]
+    assert _self_enroll(full, user).status == WAITLISTED
+    assert _self_enroll(overlapping, user).status == CONFIRMED
+
+
+def test_quota_caps_a_municipality_and_others_share_the_rest(make_session, learner):
+    session = make_session(capacity=3, quotas={"131016": 1})
+    a = _self_enroll(session, learner("131016")[0])
+    b = _self_enroll(session, learner("131016")[0])
+    c = _self_enroll(session, learner("131024")[0])
+    d = _self_enroll(session, learner("131032")[0])
+    e = _self_enroll(session, learner("131032")[0])
+    assert [x.status for x in (a, b, c, d, e)] == [CONFIRMED, WAITLISTED, CONFIRMED, CONFIRMED, WAITLISTED]
+    assert_counters_consistent(session.id)
+
+
+# ---------------------------------------------------------------- cancel and promotion
+
+
+def test_cancel_promotes_first_waitlisted(make_session, learner):
+    session = make_session(capacity=1)
+    holder = learner()[0]
+    seat = _self_enroll(session, holder)
+    waiting = [learner()[0] for _ in range(3)]
+    queued = [_self_enroll(session, u) for u in waiting]
+    cancelled = services.cancel_enrollment(seat.id, holder, "都合がつかないため")
+    assert cancelled.status == CANCELLED and not cancelled.late_cancellation
+    assert cancelled.reason == "都合がつかないため"
+    factories.db.session.expire_all()
+    assert [factories.db.session.get(Enrollment, e.id).status for e in queued] == [CONFIRMED, WAITLISTED, WAITLISTED]
+    assert _mails(queued[0].id) == ["promoted", "waitlisted"]
+    assert _mails(seat.id) == ["cancelled", "confirmed"]
+    assert waitlist_position(factories.db.session.get(Enrollment, queued[2].id)) == 2
+    assert_counters_consistent(session.id)
+
+
+def test_cancel_of_a_waitlisted_enrollment_promotes_nobody(make_session, learner):
+    session = make_session(capacity=1)
+    _self_enroll(session, learner()[0])
+    user = learner()[0]
+    waiting = _self_enroll(session, user)
+    third = _self_enroll(session, learner()[0])
+    services.cancel_enrollment(waiting.id, user)
+    factories.db.session.expire_all()
+    assert factories.db.session.get(Enrollment, third.id).status == WAITLISTED
+    assert waitlist_position(factories.db.session.get(Enrollment, third.id)) == 1
+    assert_counters_consistent(session.id)
+
+
+def test_promotion_skips_people_whose_quota_is_full(make_session, learner):
+    session = make_session(capacity=2, quotas={"131016": 1})
+    chiyoda = learner("131016")[0]
+    seat = _self_enroll(session, chiyoda)
+    other_seat_user = learner("131024")[0]
+    other_seat = _self_enroll(session, other_seat_user)
+    blocked = _self_enroll(session, learner("131016")[0])  # quota full
+    eligible = _self_enroll(session, learner("131032")[0])  # capacity full
+    assert (blocked.status, eligible.status) == (WAITLISTED, WAITLISTED)
+    services.cancel_enrollment(other_seat.id, other_seat_user)
+    factories.db.session.expire_all()
+    assert factories.db.session.get(Enrollment, blocked.id).status == WAITLISTED
+    assert factories.db.session.get(Enrollment, eligible.id).status == CONFIRMED
+    # When the Chiyoda seat frees, the Chiyoda waiter is next.
+    services.cancel_enrollment(seat.id, chiyoda)
+    factories.db.session.expire_all()
+    assert factories.db.session.get(Enrollment, blocked.id).status == CONFIRMED
+    assert_counters_consistent(session.id)
+
+
+def test_promotion_skips_people_confirmed_elsewhere_at_the_same_time(make_session, learner):
+    session = make_session(starts_in=timedelta(days=5), capacity=1)
+    other = make_session(starts_in=timedelta(days=5, minutes=30), capacity=5)
+    holder = learner()[0]
+    seat = _self_enroll(session, holder)
+    busy = learner()[0]
+    busy_wait = _self_enroll(session, busy)
+    _self_enroll(other, busy)  # confirmed in an overlapping session meanwhile
+    free_wait = _self_enroll(session, learner()[0])
+    services.cancel_enrollment(seat.id, holder)
+    factories.db.session.expire_all()
+    assert factories.db.session.get(Enrollment, busy_wait.id).status == WAITLISTED
+    assert factories.db.session.get(Enrollment, free_wait.id).status == CONFIRMED
+
+
+def test_no_promotion_after_the_session_started(make_session, learner, make_user):
+    session = make_session(capacity=1)
+    holder = learner()[0]
+    seat = _self_enroll(session, holder)
+    waiting = _self_enroll(session, learner()[0])
+    start = utcnow() - timedelta(minutes=5)
+    factories.db.session.execute(
+        update(TrainingSession).where(TrainingSession.id == session.id).values(starts_at=start, cancel_deadline=start)
+    )
+    factories.db.session.commit()
+    admin = make_user("municipal_admin", "131016")
+    cancelled = services.cancel_enrollment(seat.id, admin, "体調不良")
+    assert cancelled.late_cancellation is True
+    factories.db.session.expire_all()
+    assert factories.db.session.get(Enrollment, waiting.id).status == WAITLISTED
+    assert_counters_consistent(session.id)
+    assert [a.details["late"] for a in _audit("enrollment.cancel")] == [True]
+
+
+def test_learner_cannot_cancel_after_the_deadline(make_session, learner):
+    session = make_session(capacity=2, cancel_deadline=utcnow() + timedelta(days=1))
+    user = learner()[0]
+    enrollment = _self_enroll(session, user)
+    factories.db.session.execute(
+        update(TrainingSession).where(TrainingSession.id == session.id).values(cancel_deadline=utcnow() - timedelta(minutes=1))
+    )
+    factories.db.session.commit()
+    allowed, why = services.can_cancel(factories.db.session.get(Enrollment, enrollment.id), user)
+    assert not allowed and "期限" in why
+    with pytest.raises(services.NotAllowed, match="期限"):
+        services.cancel_enrollment(enrollment.id, user)
+    assert factories.db.session.get(Enrollment, enrollment.id).status == CONFIRMED
+
+
+@pytest.mark.parametrize("role, code, allowed", [
+    ("learner", "131016", False),
+    ("municipal_admin", "131024", False),
+    ("trainer", "131016", False),
+    ("municipal_admin", "131016", True),
+    ("platform_admin", "130001", True),
+])
+def test_who_may_cancel_someone_elses_enrollment(make_session, learner, make_user, role, code, allowed):
+    session = make_session()
+    enrollment = _self_enroll(session, learner("131016")[0])
+    actor = make_user(role, code)
+    if allowed:
+        assert services.cancel_enrollment(enrollment.id, actor).status == CANCELLED
+        assert len(_audit("enrollment.cancel")) == 1
+    else:
+        with pytest.raises(services.NotAllowed):
+            services.cancel_enrollment(enrollment.id, actor)
+
+
+def test_the_course_trainer_may_cancel(make_course, make_session, learner, make_user):
+    trainer = make_user("trainer", "130001")
+    session = make_session(make_course(owner_id=trainer.id))
+    enrollment = _self_enroll(session, learner()[0])
+    assert services.cancel_enrollment(enrollment.id, trainer, "対象外").status == CANCELLED
+
+
+def test_cancelling_twice_is_refused(make_session, learner):
+    session = make_session()
+    user = learner()[0]
+    enrollment = _self_enroll(session, user)
+    services.cancel_enrollment(enrollment.id, user)
+    with pytest.raises(Conflict):
+        services.cancel_enrollment(enrollment.id, user)
+
+
+# ---------------------------------------------------------------- approval
+
+
+def test_approve_confirms_or_waitlists(make_course, make_session, learner, make_user):
+    session = make_session(make_course(requires_approval=True), capacity=1)
+    admin = make_user("municipal_admin", "131016")
+    first = _self_enroll(session, learner()[0])
+    second = _self_enroll(session, learner()[0])
+    assert services.approve_enrollment(first.id, admin).status == CONFIRMED
+    assert services.approve_enrollment(second.id, admin).status == WAITLISTED
+    assert _mails(first.id) == ["confirmed", "pending"]
+    assert _mails(second.id) == ["pending", "waitlisted"]
+    assert len(_audit("enrollment.approve")) == 2
+    with pytest.raises(Conflict):
+        services.approve_enrollment(first.id, admin)
+    assert_counters_consistent(session.id)
+
+
+def test_only_the_municipality_admin_approves(make_course, make_session, learner, make_user):
+    session = make_session(make_course(requires_approval=True))
+    pending = _self_enroll(session, learner("131016")[0])
+    with pytest.raises(services.NotAllowed):
+        services.approve_enrollment(pending.id, make_user("municipal_admin", "131024"))
+    with pytest.raises(services.NotAllowed):
+        services.reject_enrollment(pending.id, learner("131016")[0], "理由")
+    assert services.approve_enrollment(pending.id, make_user("platform_admin", "130001")).status == CONFIRMED
+
+
+def test_reject_needs_a_reason(make_course, make_session, learner, make_user):
+    session = make_session(make_course(requires_approval=True))
+    pending = _self_enroll(session, learner()[0])
+    admin = make_user("municipal_admin", "131016")
+    with pytest.raises(services.InvalidInput, match="理由"):
+        services.reject_enrollment(pending.id, admin, "  ")
+    rejected = services.reject_enrollment(pending.id, admin, "今年度は受講済みのため")
+    assert (rejected.status, rejected.reason) == (REJECTED, "今年度は受講済みのため")
+    assert _mails(pending.id) == ["pending", "rejected"]
+    assert _audit("enrollment.reject")[0].details["reason"] == "今年度は受講済みのため"
+
+
+# ---------------------------------------------------------------- nomination and swap
+
+
+def test_nominate_staff_who_never_signed_in_is_idempotent(make_course, make_session, make_staff, make_user):
+    session = make_session(make_course(requires_approval=True), capacity=1)
+    admin = make_user("municipal_admin", "131016")
+    member = make_staff("131016")
+    first = services.nominate(session.id, member.id, admin)
+    assert first.created and first.enrollment.status == CONFIRMED  # no approval step for nominations
+    again = services.nominate(session.id, member.id, admin)
+    assert not again.created and again.enrollment.id == first.enrollment.id and "確定" in again.message
+    assert len(_audit("enrollment.nominate")) == 1
+    assert_counters_consistent(session.id)
+
+
+def test_nominate_only_own_municipality(make_session, make_staff, make_user):
+    session = make_session()
+    with pytest.raises(services.NotAllowed):
+        services.nominate(session.id, make_staff("131024").id, make_user("municipal_admin", "131016"))
+    with pytest.raises(services.NotAllowed):
+        services.nominate(session.id, make_staff("131016").id, make_user("learner", "131016"))
+
+
+def test_nominate_follows_the_same_rules(make_course, make_session, make_staff, make_user):
+    admin = make_user("municipal_admin", "131016")
+    closed = make_session(enroll_closes_at=utcnow() - timedelta(minutes=1))
+    with pytest.raises(services.EnrollmentClosed):
+        services.nominate(closed.id, make_staff("131016").id, admin)
+    ineligible = make_session(make_course(eligible=["131024"]))
+    with pytest.raises(services.NotEligible):
+        services.nominate(ineligible.id, make_staff("131016").id, admin)
+
+
+def test_swap_keeps_the_seat_and_the_arrival_order(make_session, make_staff, make_user, learner):
+    session = make_session(capacity=1, quotas={"131016": 1})
+    admin = make_user("municipal_admin", "131016")
+    old = services.nominate(session.id, make_staff("131016").id, admin).enrollment
+    waiting = _self_enroll(session, learner("131024")[0])
+    replacement = make_staff("131016")
+    new = services.swap_nominee(old.id, replacement.id, admin, "人事異動のため")
+    factories.db.session.expire_all()
+    old = factories.db.session.get(Enrollment, old.id)
+    assert (old.status, old.reason) == (CANCELLED, "人事異動のため")
+    assert (new.status, new.staff_member_id, new.replaces_enrollment_id) == (CONFIRMED, replacement.id, old.id)
+    assert new.arrival_seq == old.arrival_seq
+    assert factories.db.session.get(Enrollment, waiting.id).status == WAITLISTED
+    assert _mails(old.id) == ["cancelled", "confirmed"]
+    assert _mails(new.id) == ["confirmed"]
+    assert _audit("enrollment.swap")[0].details["to_staff_member_id"] == replacement.id
+    assert_counters_consistent(session.id)
+
+
+def test_swap_keeps_a_waitlist_place(make_session, make_staff, make_user, learner):
+    session = make_session(capacity=1)
+    admin = make_user("municipal_admin", "131016")
+    _self_enroll(session, learner("131024")[0])
+    first = services.nominate(session.id, make_staff("131016").id, admin).enrollment
+    second = _self_enroll(session, learner("131032")[0])
+    new = services.swap_nominee(first.id, make_staff("131016").id, admin)
+    assert new.status == WAITLISTED
+    assert waitlist_position(new) == 1
+    assert waitlist_position(factories.db.session.get(Enrollment, second.id)) == 2
+
+
+def test_swap_refuses_other_municipalities_and_enrolled_people(make_session, make_staff, make_user):
+    session = make_session()
+    admin = make_user("municipal_admin", "131016")
+    one = services.nominate(session.id, make_staff("131016").id, admin).enrollment
+    two = services.nominate(session.id, make_staff("131016").id, admin).enrollment
+    with pytest.raises(services.NotAllowed):
+        services.swap_nominee(one.id, make_staff("131024").id, admin)
+    with pytest.raises(services.AlreadyEnrolled):
+        services.swap_nominee(one.id, two.staff_member_id, admin)
+    with pytest.raises(services.NotAllowed):
+        services.swap_nominee(one.id, make_staff("131016").id, make_user("municipal_admin", "131024"))
+
+
+# ---------------------------------------------------------------- session cancelled
+
+
+def test_cancel_session_enrollments_resets_counters(make_course, make_session, make_user, learner):
+    trainer = make_user("trainer", "130001")
+    session = make_session(make_course(owner_id=trainer.id), capacity=1, quotas={"131016": 1})
+    seat = _self_enroll(session, learner("131016")[0])
+    waiting = _self_enroll(session, learner("131024")[0])
+    with pytest.raises(services.NotAllowed):
+        services.cancel_session_enrollments(session.id, make_user("trainer", "130001"), "中止")
+    done = services.cancel_session_enrollments(session.id, trainer, "講師急病のため中止")
+    assert {e.id for e in done} == {seat.id, waiting.id}
+    factories.db.session.expire_all()
+    assert all(factories.db.session.get(Enrollment, e.id).status == CANCELLED for e in done)
+    assert _mails(waiting.id) == ["cancelled", "waitlisted"]
+    assert factories.db.session.get(TrainingSession, session.id).confirmed_count == 0
+    assert_counters_consistent(session.id)
