@@ -50,6 +50,16 @@ class Course(db.Model):
         CheckConstraint("attendance_threshold_pct BETWEEN 1 AND 100", name="attendance_threshold"),
         CheckConstraint("viewing_threshold_pct BETWEEN 1 AND 100", name="viewing_threshold"),
         Index("ix_course_status_category", "status", "category_id"),
+        # The catalogue lists published courses newest first.
+        Index("ix_course_status_published", "status", "published_at"),
+        Index("ix_course_owner", "owner_id"),
+        # Substring search (LIKE '%…%') on PostgreSQL: pg_trgm serves patterns of 3+ characters.
+        Index(
+            "ix_course_search_trgm",
+            "search_text",
+            postgresql_using="gin",
+            postgresql_ops={"search_text": "gin_trgm_ops"},
+        ).ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -62,7 +72,8 @@ class Course(db.Model):
     eligible_all: Mapped[bool] = mapped_column(default=True)
     requires_approval: Mapped[bool] = mapped_column(default=False)
     status: Mapped[str] = mapped_column(String(10), default=DRAFT)
-    # Normalised (NFKC, lower-case) title + summary + description for substring search.
+    # Normalised (NFKC, case-folded) title + summary + description + category for substring
+    # search; kept up to date by lms.courses.services.
     search_text: Mapped[str] = mapped_column(Text, default="")
     completion_mode: Mapped[str] = mapped_column(String(10), default=BY_EITHER)
     attendance_threshold_pct: Mapped[int] = mapped_column(default=75)

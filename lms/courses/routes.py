@@ -1,3 +1,410 @@
-from flask import Blueprint
+"""Catalogue and course pages (signed-in users); course and session management (trainers,
+platform admins)."""
+
+from __future__ import annotations
+
+from itertools import groupby
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from lms.auth.models import PLATFORM_ADMIN, TRAINER
+from lms.common.access import role_required
+from lms.common.database import run_in_transaction
+from lms.common.errors import DomainError, InvalidInput, NotAllowed
+from lms.common.timeutil import to_tokyo, tokyo_to_utc
+from lms.courses import catalogue as cat
+from lms.courses import services
+from lms.courses.forms import (
+    COMPLETION_LABELS,
+    DELIVERY_LABELS,
+    ActionForm,
+    CancelForm,
+    CourseForm,
+    SessionForm,
+)
+from lms.courses.models import PUBLISHED, Course, TrainingSession
+from lms.courses.views import session_views
+from lms.extensions import db
+from lms.municipalities.models import KINDS, Municipality
 
 bp = Blueprint("courses", __name__)
+
+
+# ---------------------------------------------------------------- catalogue (learners)
+
+
+@bp.get("/courses")
+@login_required
+def catalogue():
+    filters = cat.CatalogueFilters.from_args(request.args)
+    page = request.args.get("page", "1")
+    page = int(page) if page.isdigit() and 0 < int(page) < 100000 else 1
+    pagination, rows = cat.catalogue_page(filters, current_user.municipality_id, page)
+    categories = cat.categories()
+    return render_template(
+        "courses/catalogue.html",
+        filters=filters,
+        pagination=pagination,
+        rows=rows,
+        categories=categories,
+        category_names={c.id: c.name for c in categories},
+        months=cat.month_choices(),
+        deliveries=DELIVERY_LABELS,
+    )
+
+
+@bp.get("/courses/<int:course_id>")
+@login_required
+def course_detail(course_id: int):
+    course = db.get_or_404(Course, course_id)
+    manager = services.can_manage_course(current_user, course)
+    if course.status != PUBLISHED and not manager:
+        abort(404)
+    sessions = session_views(course, current_user)
+    return render_template(
+        "courses/detail.html",
+        course=course,
+        sessions=sessions,
+        manager=manager,
+        completion_labels=COMPLETION_LABELS,
+        deliveries=DELIVERY_LABELS,
+        eligible_names=_eligible_names(course),
+    )
+
+
+# ---------------------------------------------------------------- management: courses
+
+
+@bp.get("/manage/courses")
+@role_required(TRAINER, PLATFORM_ADMIN)
+def manage():
+    status = request.args.get("status", "")
+    page = request.args.get("page", "1")
+    page = int(page) if page.isdigit() and int(page) > 0 else 1
+    pagination = db.paginate(services.managed_courses_query(current_user, status), page=page, per_page=30,
+                             error_out=False)
+    return render_template("courses/manage.html", pagination=pagination, status=status)
+
+
+@bp.route("/manage/courses/new", methods=["GET", "POST"])
+@role_required(TRAINER, PLATFORM_ADMIN)
+def new_course():
+    form = CourseForm()
+    _course_choices(form)
+    if form.validate_on_submit() and not form.preview.data:
+        try:
+            course = services.create_course(current_user, _course_input(form))
+        except DomainError as exc:
+            _form_error(form, exc)
+        else:
+            db.session.commit()
+            flash(_("研修「%(title)s」を下書きとして作成しました。回を追加してから公開してください。", title=course.title), "success")
+            return redirect(url_for("courses.manage_course", course_id=course.id))
+    return _course_form_page(form, None)
+
+
+@bp.get("/manage/courses/<int:course_id>")
+@role_required(TRAINER, PLATFORM_ADMIN)
+def manage_course(course_id: int):
+    course = _managed_course(course_id)
+    return render_template(
+        "courses/manage_course.html",
+        course=course,
+        sessions=session_views(course, None),
+        action_form=ActionForm(),
+        completion_labels=COMPLETION_LABELS,
+        deliveries=DELIVERY_LABELS,
+        eligible_names=_eligible_names(course),
+    )
+
+
+@bp.route("/manage/courses/<int:course_id>/edit", methods=["GET", "POST"])
+@role_required(TRAINER, PLATFORM_ADMIN)
+def edit_course(course_id: int):
+    course = _managed_course(course_id)
+    form = CourseForm(obj=course) if request.method == "GET" else CourseForm()
+    _course_choices(form)
+    if request.method == "GET":
+        form.category_id.data = course.category_id or 0
+        form.eligibility.data = "all" if course.eligible_all else "list"
+        form.municipality_ids.data = sorted(course.eligible_municipality_ids)
+    if form.validate_on_submit() and not form.preview.data:
+        try:
+            changes = services.update_course(current_user, course, _course_input(form))
+        except DomainError as exc:
+            _form_error(form, exc)
+        else:
+            db.session.commit()
+            flash(_("研修を保存しました。") if changes else _("変更はありませんでした。"), "success")
+            return redirect(url_for("courses.manage_course", course_id=course.id))
+    return _course_form_page(form, course)
+
+
+@bp.post("/manage/courses/<int:course_id>/publish")
+@role_required(TRAINER, PLATFORM_ADMIN)
+def publish_course(course_id: int):
+    return _course_action(course_id, services.publish_course, _("研修を公開しました。研修一覧に表示されます。"))
+
+
+@bp.post("/manage/courses/<int:course_id>/unpublish")
+@role_required(TRAINER, PLATFORM_ADMIN)
+def unpublish_course(course_id: int):
+    return _course_action(course_id, services.unpublish_course, _("研修を非公開（下書き）に戻しました。"))
+
+
+@bp.route("/manage/courses/<int:course_id>/cancel", methods=["GET", "POST"])
+@role_required(TRAINER, PLATFORM_ADMIN)
+def cancel_course(course_id: int):
+    course = _managed_course(course_id)
+    form = CancelForm()
+    if form.validate_on_submit():
+        try:
+            cancelled = services.cancel_course(current_user, course, form.reason.data or "")
+        except DomainError as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+        else:
+            flash(_("研修を中止しました（これからの回 %(n)d 件を中止し、申込者に通知しました）。", n=len(cancelled)), "success")
+            return redirect(url_for("courses.manage_course", course_id=course_id))
+    return render_template("courses/cancel.html", form=form, course=course, session=None)
+
+
+# ---------------------------------------------------------------- management: sessions
+
+
+@bp.route("/manage/courses/<int:course_id>/sessions/new", methods=["GET", "POST"])
+@role_required(TRAINER, PLATFORM_ADMIN)
+def new_session(course_id: int):
+    course = _managed_course(course_id)
+    form = SessionForm()
+    _quota_choices(form)
+    if request.method == "GET" or form.add_quota.data:
+        form.quotas.append_entry()
+    elif form.validate_on_submit():
+        try:
+            session = services.create_session(current_user, course, _session_input(form))
+        except DomainError as exc:
+            _form_error(form, exc)
+        else:
+            db.session.commit()
+            flash(_("回を追加しました（%(when)s）。", when=_when(session)), "success")
+            return redirect(url_for("courses.manage_course", course_id=course.id))
+    _quota_choices(form)
+    return render_template("courses/session_form.html", form=form, course=course, session=None)
+
+
+@bp.route("/manage/sessions/<int:session_id>/edit", methods=["GET", "POST"])
+@role_required(TRAINER, PLATFORM_ADMIN)
+def edit_session(session_id: int):
+    session = _managed_session(session_id)
+    course = session.course
+    form = SessionForm()
+    _quota_choices(form)
+    if request.method == "GET":
+        _fill_session_form(form, session)
+    elif form.add_quota.data:
+        form.quotas.append_entry()
+    elif form.validate_on_submit():
+        try:
+            data = _session_input(form)
+            changes = run_in_transaction(services.update_session, current_user, session_id, data)
+        except DomainError as exc:
+            db.session.rollback()
+            _form_error(form, exc)
+        else:
+            if not changes:
+                flash(_("変更はありませんでした。"), "info")
+            elif any(name in changes for name in services.NOTIFIED_FIELDS):
+                flash(_("回を変更しました。申込者に変更を通知します。"), "success")
+            else:
+                flash(_("回を変更しました。"), "success")
+            return redirect(url_for("courses.manage_course", course_id=course.id))
+    _quota_choices(form)
+    return render_template("courses/session_form.html", form=form, course=course, session=session)
+
+
+@bp.route("/manage/sessions/<int:session_id>/cancel", methods=["GET", "POST"])
+@role_required(TRAINER, PLATFORM_ADMIN)
+def cancel_session(session_id: int):
+    session = _managed_session(session_id)
+    course_id = session.course_id
+    form = CancelForm()
+    if form.validate_on_submit():
+        try:
+            services.cancel_session(current_user, session, form.reason.data or "")
+        except DomainError as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+        else:
+            flash(_("回を中止しました。申込者に通知します。"), "success")
+            return redirect(url_for("courses.manage_course", course_id=course_id))
+    return render_template("courses/cancel.html", form=form, course=session.course, session=session)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _managed_course(course_id: int) -> Course:
+    course = db.get_or_404(Course, course_id)
+    if not services.can_manage_course(current_user, course):
+        abort(403)
+    return course
+
+
+def _managed_session(session_id: int) -> TrainingSession:
+    session = db.get_or_404(TrainingSession, session_id)
+    if not services.can_manage_course(current_user, session.course):
+        abort(403)
+    return session
+
+
+def _course_action(course_id: int, action, message: str):
+    course = _managed_course(course_id)
+    form = ActionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        action(current_user, course)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    else:
+        db.session.commit()
+        flash(message, "success")
+    return redirect(url_for("courses.manage_course", course_id=course_id))
+
+
+def _form_error(form, exc: DomainError) -> None:
+    if isinstance(exc, NotAllowed):
+        abort(403)
+    name = exc.context.get("field") if isinstance(exc, InvalidInput) else None
+    if name and name in form and name != "quotas":
+        form[name].errors = [*form[name].errors, exc.message]
+    else:
+        form.form_errors.append(exc.message)
+
+
+def _municipality_groups() -> list[tuple[str, list[Municipality]]]:
+    rows = db.session.scalars(
+        select(Municipality).where(Municipality.active.is_(True)).order_by(Municipality.sort_order, Municipality.code)
+    ).all()
+    order = {kind: i for i, kind in enumerate(KINDS)}
+    rows = sorted(rows, key=lambda m: (order.get(m.kind, 99), m.sort_order, m.code))
+    return [(kind, list(items)) for kind, items in groupby(rows, key=lambda m: m.kind)]
+
+
+def _course_choices(form: CourseForm) -> None:
+    form.category_id.choices = [(0, _("（分類なし）"))] + [(c.id, c.name) for c in cat.categories()]
+    form.municipality_ids.choices = [
+        (m.id, m.name) for _kind, items in _municipality_groups() for m in items
+    ]
+
+
+def _course_form_page(form: CourseForm, course: Course | None):
+    from lms.common.markdown import render_markdown
+
+    preview = None
+    if form.preview.data:
+        preview = render_markdown(form.description_md.data or "")
+    return render_template(
+        "courses/course_form.html",
+        form=form,
+        course=course,
+        groups=_municipality_groups(),
+        selected=set(form.municipality_ids.data or []),
+        preview=preview,
+    )
+
+
+def _course_input(form: CourseForm) -> services.CourseInput:
+    return services.CourseInput(
+        title=form.title.data or "",
+        summary=form.summary.data or "",
+        description_md=form.description_md.data or "",
+        category_id=form.category_id.data or None,
+        target_audience=form.target_audience.data or "",
+        eligible_all=form.eligibility.data != "list",
+        municipality_ids=list(form.municipality_ids.data or []),
+        requires_approval=bool(form.requires_approval.data),
+        completion_mode=form.completion_mode.data,
+        attendance_threshold_pct=form.attendance_threshold_pct.data,
+        viewing_threshold_pct=form.viewing_threshold_pct.data,
+        organizer_mailbox=form.organizer_mailbox.data or "",
+    )
+
+
+def _quota_choices(form: SessionForm) -> None:
+    choices = [(0, _("（自治体を選択）"))] + [
+        (m.id, m.name) for _kind, items in _municipality_groups() for m in items
+    ]
+    form.quota_choices = choices
+    for entry in form.quotas:
+        entry.form.municipality_id.choices = choices
+
+
+def _local(value):
+    local = to_tokyo(value)
+    return local.replace(tzinfo=None) if local else None
+
+
+def _fill_session_form(form: SessionForm, session: TrainingSession) -> None:
+    form.title.data = session.title
+    for name in ("starts_at", "ends_at", "enroll_opens_at", "enroll_closes_at", "cancel_deadline"):
+        form[name].data = _local(getattr(session, name))
+    form.delivery.data = session.delivery
+    form.location.data = session.location
+    form.join_url.data = session.join_url
+    form.capacity.data = session.capacity
+    for quota in sorted(session.quotas, key=lambda q: q.municipality.sort_order):
+        form.quotas.append_entry({"municipality_id": quota.municipality_id, "seats": quota.seats})
+    form.quotas.append_entry()
+    _quota_choices(form)
+
+
+def _session_input(form: SessionForm) -> services.SessionInput:
+    quotas: dict[int, int] = {}
+    for entry in form.quotas:
+        row = entry.form
+        mid = row.municipality_id.data or 0
+        if not mid or row.remove.data:
+            continue
+        if row.seats.data is None:
+            raise InvalidInput(_("割当人数を入力してください（不要な行は「削除」にチェックしてください）。"), field="quotas")
+        if mid in quotas:
+            raise InvalidInput(_("同じ自治体の割当が2行あります。1行にまとめてください。"), field="quotas")
+        quotas[mid] = row.seats.data
+
+    def utc(field):
+        return tokyo_to_utc(field.data) if field.data else None
+
+    return services.SessionInput(
+        title=form.title.data or "",
+        starts_at=utc(form.starts_at),
+        ends_at=utc(form.ends_at),
+        delivery=form.delivery.data,
+        location=form.location.data or "",
+        join_url=form.join_url.data or "",
+        capacity=form.capacity.data,
+        enroll_opens_at=utc(form.enroll_opens_at),
+        enroll_closes_at=utc(form.enroll_closes_at),
+        cancel_deadline=utc(form.cancel_deadline),
+        quotas=quotas,
+    )
+
+
+def _when(session: TrainingSession) -> str:
+    from lms.common.templating import format_datetime_jst
+
+    return format_datetime_jst(session.starts_at)
+
+
+def _eligible_names(course: Course) -> list[str]:
+    if course.eligible_all:
+        return []
+    return [
+        row.municipality.name for row in sorted(course.eligibility, key=lambda r: r.municipality.sort_order)
+    ]
+

@@ -1,0 +1,131 @@
+"""Forms for managing courses and sessions (trainers, platform admins)."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateTimeLocalField,
+    FieldList,
+    Form,
+    FormField,
+    IntegerField,
+    RadioField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
+from wtforms.validators import InputRequired, Length, NumberRange, Optional
+
+from lms.courses.models import BY_ARCHIVE, BY_ATTENDANCE, BY_BOTH, BY_EITHER, HYBRID, ONSITE, TEAMS
+
+DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
+
+COMPLETION_LABELS = {
+    BY_ATTENDANCE: _l("当日の出席で修了"),
+    BY_ARCHIVE: _l("アーカイブ視聴で修了"),
+    BY_EITHER: _l("出席またはアーカイブ視聴のどちらかで修了"),
+    BY_BOTH: _l("出席とアーカイブ視聴の両方で修了"),
+}
+
+DELIVERY_LABELS = {
+    TEAMS: _l("オンライン（Teams）"),
+    ONSITE: _l("会場"),
+    HYBRID: _l("ハイブリッド（会場と Teams）"),
+}
+
+
+class TokyoDateTimeField(DateTimeLocalField):
+    """A datetime-local input (Asia/Tokyo wall clock) with a Japanese parse error."""
+
+    def __init__(self, label=None, validators=None, **kwargs):
+        super().__init__(label, validators, format=DATETIME_FORMAT, **kwargs)
+
+    def process_formdata(self, valuelist):
+        try:
+            super().process_formdata(valuelist)
+        except ValueError:
+            self.data = None
+            raise ValueError(str(_l("日時は「2026-12-03 14:00」のように入力してください。"))) from None
+
+
+class WholeNumberField(IntegerField):
+    """An integer input with a Japanese parse error."""
+
+    def process_formdata(self, valuelist):
+        try:
+            super().process_formdata(valuelist)
+        except ValueError:
+            self.data = None
+            raise ValueError(str(_l("半角数字で入力してください。"))) from None
+
+
+class MultiCheckboxField(SelectMultipleField):
+    """Rendered by the template as grouped checkboxes."""
+
+    def pre_validate(self, form):
+        # Unknown ids are reported by the service with a clearer message.
+        pass
+
+
+class CourseForm(FlaskForm):
+    title = StringField(_l("研修名"), validators=[InputRequired(_l("研修名を入力してください。")), Length(max=200)])
+    summary = TextAreaField(_l("概要（一覧に表示されます）"), validators=[Length(max=500)])
+    description_md = TextAreaField(_l("詳しい説明（Markdown）"))
+    category_id = SelectField(_l("分類"), coerce=int, default=0)
+    target_audience = StringField(_l("対象者"), validators=[Length(max=500)])
+    eligibility = RadioField(
+        _l("対象の自治体"),
+        choices=[("all", _l("すべての自治体")), ("list", _l("選んだ自治体のみ"))],
+        default="all",
+    )
+    municipality_ids = MultiCheckboxField(_l("対象とする自治体"), coerce=int)
+    requires_approval = BooleanField(_l("申込に所属自治体の研修担当の承認が必要"))
+    completion_mode = SelectField(_l("修了条件"), choices=list(COMPLETION_LABELS.items()), default=BY_EITHER)
+    attendance_threshold_pct = WholeNumberField(
+        _l("出席率の基準（%）"), default=75,
+        validators=[InputRequired(_l("出席率の基準を入力してください。")), NumberRange(1, 100, _l("1から100までの数で入力してください。"))],
+    )
+    viewing_threshold_pct = WholeNumberField(
+        _l("視聴率の基準（%）"), default=90,
+        validators=[InputRequired(_l("視聴率の基準を入力してください。")), NumberRange(1, 100, _l("1から100までの数で入力してください。"))],
+    )
+    organizer_mailbox = StringField(_l("Teams 会議の主催者メールボックス（任意）"), validators=[Length(max=320)])
+    preview = SubmitField(_l("説明をプレビュー"))
+    save = SubmitField(_l("保存"))
+
+
+class QuotaRowForm(Form):
+    municipality_id = SelectField(_l("自治体"), coerce=int, default=0, validate_choice=False)
+    seats = WholeNumberField(_l("割当人数"), validators=[Optional(), NumberRange(0, 100000, _l("0以上の数で入力してください。"))])
+    remove = BooleanField(_l("この割当を削除"))
+
+
+class SessionForm(FlaskForm):
+    title = StringField(_l("回の名前（例: 第1回）"), validators=[Length(max=200)])
+    starts_at = TokyoDateTimeField(_l("開始日時"), validators=[InputRequired(_l("開始日時を入力してください。"))])
+    ends_at = TokyoDateTimeField(_l("終了日時"), validators=[InputRequired(_l("終了日時を入力してください。"))])
+    delivery = RadioField(_l("開催方法"), choices=list(DELIVERY_LABELS.items()), default=TEAMS)
+    location = StringField(_l("会場"), validators=[Length(max=300)])
+    join_url = StringField(_l("Teams 会議の参加リンク"), validators=[Length(max=2000)])
+    capacity = WholeNumberField(
+        _l("定員"), validators=[InputRequired(_l("定員を入力してください。")), NumberRange(1, 100000, _l("定員は1以上の数で入力してください。"))]
+    )
+    enroll_opens_at = TokyoDateTimeField(_l("申込開始"), validators=[Optional()])
+    enroll_closes_at = TokyoDateTimeField(_l("申込締切"), validators=[Optional()])
+    cancel_deadline = TokyoDateTimeField(_l("キャンセル期限"), validators=[Optional()])
+    quotas = FieldList(FormField(QuotaRowForm), min_entries=0)
+    add_quota = SubmitField(_l("割当の行を追加"))
+    save = SubmitField(_l("保存"))
+
+
+class CancelForm(FlaskForm):
+    reason = TextAreaField(_l("中止の理由（受講者に通知されます）"), validators=[Length(max=1000)])
+    submit = SubmitField(_l("中止する"))
+
+
+class ActionForm(FlaskForm):
+    """A bare POST (publish, unpublish) with its CSRF token."""

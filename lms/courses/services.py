@@ -1,0 +1,499 @@
+"""Course and session rules for trainers and platform admins.
+
+Functions take plain values and an explicit ``actor``; they raise ``lms.common.errors``
+exceptions with Japanese messages (``InvalidInput`` carries ``field=`` naming the form
+field at fault). Except where noted they do not commit: the route commits once (through
+``lms.common.database.run_in_transaction`` where a lock is taken).
+
+Trainers manage the courses they own; platform admins manage every course.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+
+from lms.audit.services import record_action
+from lms.auth.models import PLATFORM_ADMIN, TRAINER
+from lms.common import signals
+from lms.common.errors import InvalidInput, NotAllowed
+from lms.common.timeutil import as_utc, utcnow
+from lms.courses.models import (
+    CANCELLED,
+    COMPLETION_MODES,
+    DELIVERIES,
+    DRAFT,
+    HYBRID,
+    ONSITE,
+    PUBLISHED,
+    SCHEDULED,
+    TEAMS,
+    Category,
+    Course,
+    CourseEligibility,
+    SessionQuota,
+    TrainingSession,
+)
+from lms.courses.search import normalise_for_search
+from lms.extensions import db
+from lms.municipalities.models import Municipality
+
+# Session fields whose change enrollees must hear about (bumps ``revision``).
+NOTIFIED_FIELDS = ("starts_at", "ends_at", "delivery", "location", "join_url")
+
+
+# ---------------------------------------------------------------- access
+
+
+def can_create_courses(user) -> bool:
+    return bool(user and user.is_authenticated and user.has_role(TRAINER, PLATFORM_ADMIN))
+
+
+def can_manage_course(user, course: Course) -> bool:
+    """Platform admins manage every course; trainers the courses they own."""
+    if not (user and user.is_authenticated):
+        return False
+    if user.has_role(PLATFORM_ADMIN):
+        return True
+    return user.has_role(TRAINER) and course.owner_id is not None and course.owner_id == user.id
+
+
+def require_manage(user, course: Course) -> None:
+    if not can_manage_course(user, course):
+        raise NotAllowed(_("この研修を管理する権限がありません。"))
+
+
+def managed_courses_query(user, status: str | None = None):
+    """The courses ``user`` manages, newest first (a select for ``db.paginate``)."""
+    stmt = select(Course).order_by(Course.updated_at.desc(), Course.id.desc())
+    if not user.has_role(PLATFORM_ADMIN):
+        stmt = stmt.where(Course.owner_id == user.id)
+    if status in (DRAFT, PUBLISHED, CANCELLED):
+        stmt = stmt.where(Course.status == status)
+    return stmt
+
+
+# ---------------------------------------------------------------- courses
+
+
+@dataclass
+class CourseInput:
+    title: str
+    summary: str = ""
+    description_md: str = ""
+    category_id: int | None = None
+    target_audience: str = ""
+    eligible_all: bool = True
+    municipality_ids: list[int] = field(default_factory=list)
+    requires_approval: bool = False
+    completion_mode: str = "either"
+    attendance_threshold_pct: int = 75
+    viewing_threshold_pct: int = 90
+    organizer_mailbox: str = ""
+
+
+def refresh_search_text(course: Course) -> None:
+    category = db.session.get(Category, course.category_id) if course.category_id else None
+    parts = [course.title, course.summary or "", course.description_md or "", category.name if category else ""]
+    course.search_text = normalise_for_search("\n".join(parts))
+
+
+def _validate_course(data: CourseInput) -> None:
+    if not (data.title or "").strip():
+        raise InvalidInput(_("研修名を入力してください。"), field="title")
+    if len(data.title.strip()) > 200:
+        raise InvalidInput(_("研修名は200文字以内で入力してください。"), field="title")
+    if len(data.summary or "") > 500:
+        raise InvalidInput(_("概要は500文字以内で入力してください。"), field="summary")
+    if len(data.target_audience or "") > 500:
+        raise InvalidInput(_("対象者は500文字以内で入力してください。"), field="target_audience")
+    if data.completion_mode not in COMPLETION_MODES:
+        raise InvalidInput(_("修了条件を選んでください。"), field="completion_mode")
+    for name, value in (("attendance_threshold_pct", data.attendance_threshold_pct),
+                        ("viewing_threshold_pct", data.viewing_threshold_pct)):
+        if value is None or not 1 <= int(value) <= 100:
+            raise InvalidInput(_("1から100までの数で入力してください。"), field=name)
+    if data.category_id is not None and db.session.get(Category, data.category_id) is None:
+        raise InvalidInput(_("分類が見つかりません。"), field="category_id")
+    if not data.eligible_all:
+        ids = set(data.municipality_ids or [])
+        if not ids:
+            raise InvalidInput(_("対象の自治体を1つ以上選ぶか、「すべての自治体」を選んでください。"),
+                               field="municipality_ids")
+        known = set(db.session.scalars(select(Municipality.id).where(Municipality.id.in_(ids))))
+        if known != ids:
+            raise InvalidInput(_("選ばれた自治体の一部が見つかりません。"), field="municipality_ids")
+    mailbox = (data.organizer_mailbox or "").strip()
+    if mailbox and (len(mailbox) > 320 or " " in mailbox):
+        raise InvalidInput(_("主催者メールボックスはメールアドレス（UPN）の形式で入力してください。"),
+                           field="organizer_mailbox")
+
+
+def _apply_course(course: Course, data: CourseInput) -> dict:
+    """Copy ``data`` into ``course``; returns {field: (old, new)} of what changed."""
+    values = {
+        "title": data.title.strip(),
+        "summary": (data.summary or "").strip(),
+        "description_md": data.description_md or "",
+        "category_id": data.category_id,
+        "target_audience": (data.target_audience or "").strip(),
+        "eligible_all": bool(data.eligible_all),
+        "requires_approval": bool(data.requires_approval),
+        "completion_mode": data.completion_mode,
+        "attendance_threshold_pct": int(data.attendance_threshold_pct),
+        "viewing_threshold_pct": int(data.viewing_threshold_pct),
+        "organizer_mailbox": (data.organizer_mailbox or "").strip(),
+    }
+    changes = {}
+    for name, value in values.items():
+        old = getattr(course, name)
+        if old != value:
+            changes[name] = (old, value)
+            setattr(course, name, value)
+    wanted = set() if data.eligible_all else set(data.municipality_ids or [])
+    current = {row.municipality_id for row in course.eligibility}
+    if wanted != current:
+        changes["municipality_ids"] = (sorted(current), sorted(wanted))
+        course.eligibility = [row for row in course.eligibility if row.municipality_id in wanted] + [
+            CourseEligibility(municipality_id=mid) for mid in sorted(wanted - current)
+        ]
+    refresh_search_text(course)
+    return changes
+
+
+def _audit_changes(changes: dict) -> dict:
+    # Descriptions can be long: the audit log records that they changed, not their text.
+    return {k: ("…" if k == "description_md" else [_plain(v[0]), _plain(v[1])]) for k, v in changes.items()}
+
+
+def _plain(value):
+    if isinstance(value, datetime):
+        return as_utc(value).isoformat()
+    return value
+
+
+def create_course(actor, data: CourseInput) -> Course:
+    if not can_create_courses(actor):
+        raise NotAllowed(_("研修を作成する権限がありません。"))
+    _validate_course(data)
+    course = Course(status=DRAFT, owner_id=actor.id, title="")
+    db.session.add(course)
+    _apply_course(course, data)
+    db.session.flush()
+    record_action(actor, "course.create", "course", course.id, None, title=course.title)
+    return course
+
+
+def update_course(actor, course: Course, data: CourseInput) -> dict:
+    require_manage(actor, course)
+    if course.status == CANCELLED:
+        raise InvalidInput(_("中止した研修は編集できません。"))
+    _validate_course(data)
+    changes = _apply_course(course, data)
+    if changes:
+        course.updated_at = utcnow()
+        record_action(actor, "course.update", "course", course.id, None, changes=_audit_changes(changes))
+    return changes
+
+
+def publish_course(actor, course: Course) -> None:
+    require_manage(actor, course)
+    if course.status == CANCELLED:
+        raise InvalidInput(_("中止した研修は公開できません。"))
+    if course.status == PUBLISHED:
+        return
+    course.status = PUBLISHED
+    course.published_at = utcnow()
+    record_action(actor, "course.publish", "course", course.id, None)
+
+
+def unpublish_course(actor, course: Course) -> None:
+    """Back to draft (hidden from the catalogue). Refused while people hold places: those
+    must hear about it, so the course is cancelled instead."""
+    require_manage(actor, course)
+    if course.status != PUBLISHED:
+        raise InvalidInput(_("公開中の研修ではありません。"))
+    if _active_enrollment_count([s.id for s in course.sessions]) > 0:
+        raise InvalidInput(_("申込者がいるため非公開にできません。研修を中止するか、各回を中止してください。"))
+    course.status = DRAFT
+    record_action(actor, "course.unpublish", "course", course.id, None)
+
+
+def cancel_course(actor, course: Course, reason: str = "") -> list[TrainingSession]:
+    """Cancel the course and each of its sessions still to come (their enrollees are told).
+
+    Commits (the enrollment area's bulk cancellation is a transaction of its own): the
+    course is marked cancelled first, so nobody can enroll meanwhile; repeating the call
+    finishes a cancellation that was interrupted.
+    """
+    require_manage(actor, course)
+    reason = (reason or "").strip()
+    course_id = course.id
+    if course.status != CANCELLED:
+        course.status = CANCELLED
+        course.cancelled_at = utcnow()
+        record_action(actor, "course.cancel", "course", course.id, None, reason=reason)
+        db.session.commit()
+    now = utcnow()
+    session_ids = db.session.scalars(
+        select(TrainingSession.id).where(TrainingSession.course_id == course_id).order_by(TrainingSession.starts_at)
+    ).all()
+    cancelled = []
+    for session_id in session_ids:
+        session = db.session.get(TrainingSession, session_id)
+        if as_utc(session.starts_at) <= now:
+            continue
+        cancel_session(actor, session, reason or _("研修の中止"))
+        cancelled.append(session)
+    return cancelled
+
+
+# ---------------------------------------------------------------- sessions
+
+
+@dataclass
+class SessionInput:
+    starts_at: datetime
+    ends_at: datetime
+    title: str = ""
+    delivery: str = TEAMS
+    location: str = ""
+    join_url: str = ""
+    capacity: int = 0
+    enroll_opens_at: datetime | None = None
+    enroll_closes_at: datetime | None = None
+    cancel_deadline: datetime | None = None
+    # municipality id -> seats (割当人数)
+    quotas: dict[int, int] = field(default_factory=dict)
+
+
+def _is_https_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme == "https" and bool(parts.netloc) and " " not in url
+
+
+def _validate_session(data: SessionInput, session: TrainingSession | None) -> None:
+    starts, ends = as_utc(data.starts_at), as_utc(data.ends_at)
+    if starts is None:
+        raise InvalidInput(_("開始日時を入力してください。"), field="starts_at")
+    if ends is None:
+        raise InvalidInput(_("終了日時を入力してください。"), field="ends_at")
+    if ends <= starts:
+        raise InvalidInput(_("終了日時は開始日時より後にしてください。"), field="ends_at")
+    if (ends - starts).days >= 7:
+        raise InvalidInput(_("1回の研修は7日未満にしてください。"), field="ends_at")
+    if len(data.title or "") > 200:
+        raise InvalidInput(_("回の名前は200文字以内で入力してください。"), field="title")
+    if data.delivery not in DELIVERIES:
+        raise InvalidInput(_("開催方法を選んでください。"), field="delivery")
+    url = (data.join_url or "").strip()
+    if url and not _is_https_url(url):
+        raise InvalidInput(_("Teams 会議のリンクは https:// で始まる URL を入力してください。"), field="join_url")
+    if data.delivery in (ONSITE, HYBRID) and not (data.location or "").strip():
+        raise InvalidInput(_("会場で開催する回は会場を入力してください。"), field="location")
+    if len(data.location or "") > 300:
+        raise InvalidInput(_("会場は300文字以内で入力してください。"), field="location")
+    if data.capacity is None or data.capacity < 1:
+        raise InvalidInput(_("定員は1以上の数で入力してください。"), field="capacity")
+    if data.capacity > 100000:
+        raise InvalidInput(_("定員が大きすぎます。"), field="capacity")
+    confirmed = session.confirmed_count if session is not None else 0
+    if data.capacity < confirmed:
+        raise InvalidInput(
+            _("定員は確定済みの人数（%(n)d人）より少なくできません。", n=confirmed), field="capacity"
+        )
+    opens, closes, deadline = as_utc(data.enroll_opens_at), as_utc(data.enroll_closes_at), as_utc(data.cancel_deadline)
+    if opens is not None and closes is not None and closes <= opens:
+        raise InvalidInput(_("申込締切は申込開始より後にしてください。"), field="enroll_closes_at")
+    if closes is not None and closes > starts:
+        raise InvalidInput(_("申込締切は開始日時より前にしてください。"), field="enroll_closes_at")
+    if opens is not None and opens >= starts:
+        raise InvalidInput(_("申込開始は開始日時より前にしてください。"), field="enroll_opens_at")
+    if deadline is not None and deadline > starts:
+        raise InvalidInput(_("キャンセル期限は開始日時より前にしてください。"), field="cancel_deadline")
+    existing = {q.municipality_id: q for q in (session.quotas if session is not None else [])}
+    total = 0
+    if data.quotas:
+        known = set(db.session.scalars(select(Municipality.id).where(Municipality.id.in_(list(data.quotas)))))
+        for mid, seats in data.quotas.items():
+            if mid not in known:
+                raise InvalidInput(_("割当の自治体が見つかりません。"), field="quotas")
+            if seats is None or seats < 0:
+                raise InvalidInput(_("割当人数は0以上の数で入力してください。"), field="quotas")
+            held = existing[mid].confirmed_count if mid in existing else 0
+            if seats < held:
+                name = db.session.get(Municipality, mid).name
+                raise InvalidInput(
+                    _("%(name)s の割当人数は確定済みの人数（%(n)d人）より少なくできません。", name=name, n=held),
+                    field="quotas",
+                )
+            total += seats
+    if total > data.capacity:
+        raise InvalidInput(
+            _("割当人数の合計（%(total)d人）が定員（%(capacity)d人）を超えています。", total=total, capacity=data.capacity),
+            field="quotas",
+        )
+    # Removing a quota row is allowed: that municipality's confirmed people keep their
+    # seats, which then count against the shared capacity only.
+
+
+def _session_values(data: SessionInput) -> dict:
+    return {
+        "title": (data.title or "").strip(),
+        "starts_at": as_utc(data.starts_at),
+        "ends_at": as_utc(data.ends_at),
+        "delivery": data.delivery,
+        "location": (data.location or "").strip(),
+        "join_url": (data.join_url or "").strip(),
+        "capacity": int(data.capacity),
+        "enroll_opens_at": as_utc(data.enroll_opens_at),
+        "enroll_closes_at": as_utc(data.enroll_closes_at),
+        "cancel_deadline": as_utc(data.cancel_deadline),
+    }
+
+
+def _same(old, new) -> bool:
+    if isinstance(old, datetime) or isinstance(new, datetime):
+        return as_utc(old) == as_utc(new)
+    return old == new
+
+
+def _apply_quotas(session: TrainingSession, quotas: dict[int, int]) -> dict:
+    current = {q.municipality_id: q for q in session.quotas}
+    before = {mid: q.seats for mid, q in current.items()}
+    for mid, quota in current.items():
+        if mid not in quotas:
+            session.quotas.remove(quota)
+    for mid, seats in quotas.items():
+        if mid in current:
+            current[mid].seats = seats
+        else:
+            session.quotas.append(SessionQuota(municipality_id=mid, seats=seats))
+    after = dict(quotas)
+    return {"quotas": (before, after)} if before != after else {}
+
+
+def create_session(actor, course: Course, data: SessionInput) -> TrainingSession:
+    require_manage(actor, course)
+    if course.status == CANCELLED:
+        raise InvalidInput(_("中止した研修には回を追加できません。"))
+    _validate_session(data, None)
+    session = TrainingSession(course=course, status=SCHEDULED, revision=1, **_session_values(data))
+    db.session.add(session)
+    _apply_quotas(session, data.quotas)
+    db.session.flush()
+    record_action(actor, "session.create", "training_session", session.id, None, course_id=course.id,
+                  starts_at=session.starts_at.isoformat(), capacity=session.capacity)
+    signals.session_created.send(session, actor=actor, changes={})
+    return session
+
+
+def update_session(actor, session_id: int, data: SessionInput) -> dict:
+    """Change a session under its row lock. Enrollees hear about changes of time, place,
+    link or delivery (``revision`` goes up, a "changed" notice is queued for each active
+    enrollment); added seats go to the waitlist at once. Returns {field: (old, new)}.
+    Run it through ``run_in_transaction`` (it starts the write transaction itself)."""
+    from lms.enrollment.services import lock_session, promote_waitlist
+
+    session = lock_session(session_id)
+    require_manage(actor, session.course)
+    if session.status == CANCELLED:
+        raise InvalidInput(_("中止した回は編集できません。"))
+    if session.course.status == CANCELLED:
+        raise InvalidInput(_("中止した研修の回は編集できません。"))
+    # Quota rows are locked with the session so their confirmed counts are current.
+    db.session.scalars(
+        _for_update(select(SessionQuota).where(SessionQuota.session_id == session.id)).execution_options(
+            populate_existing=True
+        )
+    ).all()
+    _validate_session(data, session)
+    old_capacity = session.capacity
+    old_quotas = {q.municipality_id: q.seats for q in session.quotas}
+    changes = {}
+    for name, value in _session_values(data).items():
+        old = getattr(session, name)
+        if not _same(old, value):
+            changes[name] = (old, value)
+            setattr(session, name, value)
+    changes.update(_apply_quotas(session, data.quotas))
+    if not changes:
+        return {}
+    notify = any(name in changes for name in NOTIFIED_FIELDS)
+    if notify:
+        session.revision = (session.revision or 1) + 1
+    session.updated_at = utcnow()
+    db.session.flush()
+    record_action(actor, "session.update", "training_session", session.id, None, course_id=session.course_id,
+                  revision=session.revision, changes=_audit_changes({k: v for k, v in changes.items() if k != "quotas"}),
+                  quotas=[{str(k): v for k, v in changes["quotas"][0].items()},
+                          {str(k): v for k, v in changes["quotas"][1].items()}] if "quotas" in changes else None)
+    if notify:
+        _notify_changed(session)
+    signals.session_updated.send(session, actor=actor, changes=changes)
+    more_seats = session.capacity > old_capacity or any(
+        session_quota.seats > old_quotas.get(session_quota.municipality_id, 0) for session_quota in session.quotas
+    ) or set(old_quotas) - {q.municipality_id for q in session.quotas}
+    if more_seats:
+        promote_waitlist(session, actor)
+    return changes
+
+
+def _for_update(stmt):
+    from lms.common.database import is_sqlite
+
+    return stmt if is_sqlite() else stmt.with_for_update()
+
+
+def _notify_changed(session: TrainingSession) -> int:
+    from lms.enrollment.models import ACTIVE_STATUSES, Enrollment
+    from lms.notifications.services import CHANGED, queue_enrollment_notice
+
+    enrollments = db.session.scalars(
+        select(Enrollment).where(Enrollment.session_id == session.id, Enrollment.status.in_(ACTIVE_STATUSES))
+    ).all()
+    for enrollment in enrollments:
+        queue_enrollment_notice(enrollment, CHANGED, dedupe_suffix=f"rev{session.revision}")
+    return len(enrollments)
+
+
+def cancel_session(actor, session: TrainingSession, reason: str = "") -> None:
+    """Cancel a session and every active enrollment in it (each enrollee is told).
+
+    Commits twice: the session is marked cancelled first (nobody can enroll any more),
+    then the enrollment area cancels the enrollments in a transaction of its own.
+    Repeating the call on a cancelled session finishes an interrupted cancellation.
+    """
+    from lms.enrollment.services import cancel_session_enrollments
+
+    require_manage(actor, session.course)
+    reason = (reason or "").strip()
+    if len(reason) > 1000:
+        raise InvalidInput(_("理由は1000文字以内で入力してください。"), field="reason")
+    session_id = session.id
+    if session.status != CANCELLED:
+        if as_utc(session.ends_at) <= utcnow():
+            raise InvalidInput(_("終了した回は中止できません。"))
+        session.status = CANCELLED
+        session.cancelled_at = utcnow()
+        record_action(actor, "session.cancel", "training_session", session.id, None,
+                      course_id=session.course_id, reason=reason)
+        signals.session_cancelled.send(session, actor=actor, changes={"status": (SCHEDULED, CANCELLED)})
+        db.session.commit()
+    cancel_session_enrollments(session_id, actor, reason or _("研修回の中止"))
+
+
+def _active_enrollment_count(session_ids: list[int]) -> int:
+    from lms.enrollment.models import ACTIVE_STATUSES, Enrollment
+
+    if not session_ids:
+        return 0
+    return db.session.scalar(
+        select(func.count()).select_from(Enrollment).where(
+            Enrollment.session_id.in_(session_ids), Enrollment.status.in_(ACTIVE_STATUSES)
+        )
+    )
