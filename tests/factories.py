@@ -123,9 +123,9 @@ def make_session(course: Course | None = None, *, starts_in: timedelta = timedel
     }
     values.update(kw)
     session = TrainingSession(course=course, **values)
+    db.session.add(session)  # before the municipality look-ups below autoflush
     for code, seats in (quotas or {}).items():
         session.quotas.append(SessionQuota(municipality=municipality(code), seats=seats))
-    db.session.add(session)
     db.session.flush()
     if commit:
         db.session.commit()
