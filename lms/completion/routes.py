@@ -1,3 +1,513 @@
-from flask import Blueprint
+"""受講履歴, the completion dashboards, exports, certificates and their public verification."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from lms.audit.services import record_action
+from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
+from lms.common.access import require_municipality, role_required
+from lms.common.errors import DomainError
+from lms.common.limits import limit_export
+from lms.common.public import public
+from lms.completion import reports, services
+from lms.completion.certificates import (
+    certificate_data,
+    certificate_filename,
+    course_zip_chunks,
+    render_certificate_pdf,
+)
+from lms.completion.certificates import (
+    verify_certificate as verify_serial,
+)
+from lms.completion.exports import XLSX_MIME, csv_chunks, xlsx_chunks
+from lms.completion.forms import AssignmentForm, ManualCompletionForm, RevokeForm
+from lms.completion.models import COMPLETED, Completion, MandatoryAssignment
+from lms.completion.tables import PERSONAL_TABLES, TABLES, build_table, method_label
+from lms.courses.models import Course
+from lms.extensions import db, limiter
+from lms.municipalities.models import Municipality
+from lms.roster.models import StaffMember
 
 bp = Blueprint("completion", __name__)
+bp.add_app_template_global(method_label, "method_label")
+
+VERIFY_LIMIT = os.environ.get("LMS_LIMIT_VERIFY", "30/minute;300/hour")
+COURSES_PER_PAGE = 50
+MISSING_PER_PAGE = 50
+
+
+# ---------------------------------------------------------------- request parameters
+
+
+def _fiscal_year() -> int:
+    current = reports.current_fiscal_year()
+    raw = request.args.get("fy", "")
+    if raw.isdigit() and current - 10 <= int(raw) <= current + 1:
+        return int(raw)
+    return current
+
+
+def fiscal_year_choices() -> list[int]:
+    current = reports.current_fiscal_year()
+    return list(range(current + 1, current - 5, -1))
+
+
+def _scope() -> int | None:
+    """The municipality the request may look at: a municipal admin's own (asking for another
+    one → 403 and access.denied); a platform admin's choice, "all" by default."""
+    raw = request.args.get("municipality", "").strip()
+    if current_user.has_role(PLATFORM_ADMIN):
+        if raw in ("", "all"):
+            return None
+        if not raw.isdigit() or db.session.get(Municipality, int(raw)) is None:
+            abort(404)
+        return int(raw)
+    if raw and raw != str(current_user.municipality_id):
+        require_municipality(current_user, int(raw) if raw.isdigit() else None)
+    if current_user.municipality_id is None:
+        require_municipality(current_user, None)
+    require_municipality(current_user, current_user.municipality_id)
+    return current_user.municipality_id
+
+
+def _course_param() -> int | None:
+    raw = request.args.get("course", "")
+    if raw.isdigit() and db.session.get(Course, int(raw)) is not None:
+        return int(raw)
+    return None
+
+
+def _page() -> int:
+    raw = request.args.get("page", "1")
+    return max(1, min(int(raw), 100000)) if raw.isdigit() else 1
+
+
+def _municipalities():
+    return db.session.execute(
+        select(Municipality.id, Municipality.name).order_by(Municipality.sort_order, Municipality.code)
+    ).all()
+
+
+# ---------------------------------------------------------------- 受講履歴
+
+
+@bp.get("/completion/history")
+@login_required
+def history():
+    staff = current_user.staff_member
+    rows = reports.learner_history(staff.id) if staff is not None else []
+    return render_template("completion/history.html", rows=rows, staff=staff)
+
+
+def _may_read_certificate(completion: Completion) -> bool:
+    staff = completion.staff_member
+    if staff.user_id is not None and staff.user_id == current_user.id:
+        return True
+    if current_user.has_role(PLATFORM_ADMIN):
+        return True
+    if current_user.has_role(MUNICIPAL_ADMIN):
+        require_municipality(current_user, staff.municipality_id)
+        return True
+    return False
+
+
+@bp.get("/completion/certificates/<int:completion_id>.pdf")
+@login_required
+def certificate(completion_id: int):
+    completion = db.get_or_404(Completion, completion_id)
+    if not _may_read_certificate(completion):
+        abort(404)  # someone else's record: not even its existence is confirmed
+    if completion.status != COMPLETED or not completion.certificate_serial:
+        flash(_("この修了は取り消されているため、修了証は発行できません。"), "error")
+        return redirect(url_for("completion.history"))
+    pdf = render_certificate_pdf(certificate_data(completion, _verify_url(completion.certificate_serial)))
+    response = Response(pdf, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = f'attachment; filename="{certificate_filename(completion)}"'
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _verify_url(serial: str) -> str:
+    return url_for("completion.verify_certificate", serial=serial, _external=True)
+
+
+# ---------------------------------------------------------------- dashboard
+
+
+@bp.get("/completion/dashboard")
+@role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
+def dashboard():
+    scope = _scope()
+    fy = _fiscal_year()
+    course_id = _course_param()
+    courses = reports.course_summary(scope, fy)
+    page = _page()
+    pages = max(1, (len(courses) + COURSES_PER_PAGE - 1) // COURSES_PER_PAGE)
+    page = min(page, pages)
+    departments = reports.group_breakdown(scope, fy, "department", course_id)
+    titles = reports.group_breakdown(scope, fy, "job_title", course_id)
+    trend = reports.monthly_trend(scope, fy, course_id)
+    statuses = reports.assignment_statuses(scope, fy)
+    return render_template(
+        "completion/dashboard.html",
+        scope=scope,
+        scope_name=db.session.get(Municipality, scope).name if scope else None,
+        fy=fy,
+        fy_choices=fiscal_year_choices(),
+        course_id=course_id,
+        course_title=db.session.get(Course, course_id).title if course_id else None,
+        courses=courses[(page - 1) * COURSES_PER_PAGE: page * COURSES_PER_PAGE],
+        course_count=len(courses),
+        chart_courses=[(c.title, c.rate) for c in sorted(
+            [c for c in courses if c.rate is not None], key=lambda c: -(c.completed + c.not_yet)
+        )[:12]],
+        chart_departments=[(g.name or _("（未設定）"), g.rate) for g in departments[:12]],
+        chart_trend=[(_("%(m)d月", m=m.label_month), m.completed) for m in trend],
+        page=page,
+        pages=pages,
+        departments=departments,
+        titles=titles,
+        trend=trend,
+        statuses=statuses,
+        municipalities=_municipalities() if current_user.has_role(PLATFORM_ADMIN) else [],
+        is_platform=current_user.has_role(PLATFORM_ADMIN),
+        export_args=_export_args(scope, fy, course_id),
+    )
+
+
+def _export_args(scope, fy, course_id) -> dict:
+    args = {"fy": fy}
+    if scope is not None:
+        args["municipality"] = scope
+    elif current_user.has_role(PLATFORM_ADMIN):
+        args["municipality"] = "all"
+    if course_id:
+        args["course"] = course_id
+    return args
+
+
+@bp.get("/completion/assignments/<int:assignment_id>/missing")
+@role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
+def missing(assignment_id: int):
+    scope = _scope()
+    assignment = db.get_or_404(MandatoryAssignment, assignment_id)
+    if assignment.municipality_id is not None and scope is not None and assignment.municipality_id != scope:
+        require_municipality(current_user, assignment.municipality_id)
+    pagination = db.paginate(
+        reports.missing_staff_query(assignment, scope), page=_page(), per_page=MISSING_PER_PAGE,
+        error_out=False, count=True,
+    )
+    status = next((s for s in reports.assignment_statuses(scope, assignment.fiscal_year)
+                   if s.assignment.id == assignment.id), None)
+    return render_template(
+        "completion/missing.html", assignment=assignment, pagination=pagination, status=status, scope=scope,
+        export_args={**_export_args(scope, assignment.fiscal_year, None), "assignment": assignment.id},
+        today=reports.today_tokyo(),
+    )
+
+
+@bp.get("/completion/records")
+@role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
+def records():
+    scope = _scope()
+    fy = _fiscal_year()
+    course_id = _course_param()
+    pagination = db.paginate(
+        reports.completion_records_query(scope, fy, course_id), page=_page(), per_page=50, error_out=False,
+    )
+    return render_template(
+        "completion/records.html", pagination=pagination, scope=scope, fy=fy, fy_choices=fiscal_year_choices(),
+        course_id=course_id, export_args=_export_args(scope, fy, course_id),
+    )
+
+
+@bp.get("/completion/compare")
+@role_required(PLATFORM_ADMIN)
+def comparison():
+    fy = _fiscal_year()
+    wanted = [int(v) for v in request.args.getlist("course") if v.isdigit()][: reports.COMPARISON_MAX_COURSES]
+    course_ids = wanted or reports.default_comparison_courses(fy)
+    courses = db.session.execute(select(Course.id, Course.title).where(Course.id.in_(course_ids))).all()
+    titles = dict(courses)
+    course_ids = [c for c in course_ids if c in titles]
+    rows = reports.comparison(fy, course_ids)
+    return render_template(
+        "completion/comparison.html", fy=fy, fy_choices=fiscal_year_choices(), rows=rows,
+        course_ids=course_ids, titles=titles,
+        export_args={"fy": fy, "course": course_ids},
+    )
+
+
+# ---------------------------------------------------------------- exports
+
+
+@bp.get("/completion/export/<table>.<fmt>")
+@role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
+@limit_export
+def export(table: str, fmt: str):
+    if table not in TABLES or fmt not in ("csv", "xlsx"):
+        abort(404)
+    if table == "comparison" and not current_user.has_role(PLATFORM_ADMIN):
+        abort(403)
+    scope = _scope()
+    fy = _fiscal_year()
+    encoding = request.args.get("encoding", "utf-8").lower()
+    if encoding in ("cp932", "windows-31j", "shift_jis", "sjis"):
+        encoding = "cp932"
+    elif encoding not in ("utf-8", "utf8"):
+        abort(400)
+    else:
+        encoding = "utf-8"
+    assignment_id = request.args.get("assignment", "")
+    assignment = None
+    if assignment_id:
+        assignment = db.session.get(MandatoryAssignment, int(assignment_id)) if assignment_id.isdigit() else None
+        if assignment is None:
+            abort(404)
+        if assignment.municipality_id is not None and scope is not None and assignment.municipality_id != scope:
+            require_municipality(current_user, assignment.municipality_id)
+    course_ids = [int(v) for v in request.args.getlist("course") if v.isdigit()]
+    built = build_table(table, scope=scope, fiscal_year=fy, course_ids=course_ids, assignment=assignment)
+    record_action(
+        current_user, "export.completion", "export", table, scope,
+        table=table, format=fmt, encoding=encoding if fmt == "csv" else "", fiscal_year=fy,
+        municipality_id=scope, course=course_ids, assignment=assignment.id if assignment else None,
+        personal=table in PERSONAL_TABLES,
+    )
+    db.session.commit()
+    stamp = datetime.now(UTC).strftime("%Y%m%d")
+    filename = f"{built.name}-{fy}-{stamp}.{fmt}"
+    if fmt == "csv":
+        body = csv_chunks(built, encoding)
+        mimetype = "text/csv; charset=" + ("shift_jis" if encoding == "cp932" else "utf-8")
+    else:
+        body = xlsx_chunks(built)
+        mimetype = XLSX_MIME
+    response = Response(stream_with_context(body), mimetype=mimetype)
+    response.headers["Content-Disposition"] = (
+        f"attachment; filename=\"{filename}\"; filename*=UTF-8''{quote(filename)}"
+    )
+    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["X-Accel-Buffering"] = "no"
+    if encoding == "cp932":
+        response.headers["X-Export-Note"] = "cp932: characters outside Windows-31J are replaced with ?"
+    return response
+
+
+@bp.get("/completion/courses/<int:course_id>/certificates.zip")
+@role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
+@limit_export
+def certificates_zip(course_id: int):
+    scope = _scope()
+    fy = _fiscal_year()
+    course = db.get_or_404(Course, course_id)
+    query = (
+        select(Completion)
+        .join(StaffMember, StaffMember.id == Completion.staff_member_id)
+        .where(Completion.course_id == course.id, Completion.fiscal_year == fy, Completion.status == COMPLETED)
+        .order_by(StaffMember.employee_number, Completion.id)
+    )
+    if scope is not None:
+        query = query.where(StaffMember.municipality_id == scope)
+    record_action(
+        current_user, "export.completion", "course", course.id, scope,
+        table="certificates", format="zip", fiscal_year=fy, municipality_id=scope, personal=True,
+    )
+    db.session.commit()
+    verify_base = url_for("completion.verify_certificate", serial="SERIAL", _external=True)
+    response = Response(
+        stream_with_context(course_zip_chunks(query, lambda s: verify_base.replace("SERIAL", quote(s)))),
+        mimetype="application/zip",
+    )
+    response.headers["Content-Disposition"] = f'attachment; filename="certificates-{course.id}-{fy}.zip"'
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+# ---------------------------------------------------------------- mandatory assignments
+
+
+def _assignment_form(assignment: MandatoryAssignment | None = None) -> AssignmentForm:
+    form = AssignmentForm(obj=assignment) if assignment is not None and request.method == "GET" else AssignmentForm()
+    courses = db.session.execute(select(Course.id, Course.title).order_by(Course.title, Course.id)).all()
+    form.course_id.choices = [(c.id, c.title) for c in courses]
+    if current_user.has_role(PLATFORM_ADMIN):
+        form.municipality_id.choices = [("", _("すべての区市町村"))] + [(str(m.id), m.name) for m in _municipalities()]
+    else:
+        own = db.session.get(Municipality, current_user.municipality_id)
+        form.municipality_id.choices = [(str(own.id), own.name)] if own else []
+    if request.method == "GET":
+        if assignment is not None:
+            form.municipality_id.data = str(assignment.municipality_id or "")
+        else:
+            form.fiscal_year.data = _fiscal_year()
+            if not current_user.has_role(PLATFORM_ADMIN):
+                form.municipality_id.data = str(current_user.municipality_id)
+    return form
+
+
+def _save_assignment(form: AssignmentForm, assignment_id: int | None):
+    raw = form.municipality_id.data or ""
+    municipality_id = int(raw) if raw.isdigit() else None
+    if municipality_id is None and not current_user.has_role(PLATFORM_ADMIN):
+        require_municipality(current_user, None)
+    if municipality_id is not None and not current_user.has_role(PLATFORM_ADMIN):
+        require_municipality(current_user, municipality_id)
+    return services.save_mandatory_assignment(
+        current_user, course_id=form.course_id.data, fiscal_year=form.fiscal_year.data,
+        municipality_id=municipality_id, department=form.department.data or "",
+        job_title=form.job_title.data or "", new_staff_fiscal_year=form.new_staff_fiscal_year.data,
+        due_on=form.due_on.data, note=form.note.data or "", assignment_id=assignment_id,
+    )
+
+
+@bp.route("/completion/assignments/new", methods=["GET", "POST"])
+@role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
+def assignment_new():
+    form = _assignment_form()
+    if form.validate_on_submit():
+        try:
+            assignment = _save_assignment(form, None)
+        except DomainError as exc:
+            db.session.rollback()
+            form.due_on.errors.append(exc.message)
+        else:
+            db.session.commit()
+            flash(_("必修指定を登録しました。"), "success")
+            return redirect(url_for("completion.dashboard", fy=assignment.fiscal_year, _anchor="mandatory"))
+    return render_template("completion/assignment_form.html", form=form, assignment=None)
+
+
+@bp.route("/completion/assignments/<int:assignment_id>/edit", methods=["GET", "POST"])
+@role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
+def assignment_edit(assignment_id: int):
+    assignment = db.get_or_404(MandatoryAssignment, assignment_id)
+    if not services.can_manage_assignment(current_user, assignment.municipality_id):
+        require_municipality(current_user, assignment.municipality_id)
+    form = _assignment_form(assignment)
+    if form.validate_on_submit():
+        try:
+            _save_assignment(form, assignment.id)
+        except DomainError as exc:
+            db.session.rollback()
+            form.due_on.errors.append(exc.message)
+        else:
+            db.session.commit()
+            flash(_("必修指定を更新しました。"), "success")
+            return redirect(url_for("completion.dashboard", fy=form.fiscal_year.data, _anchor="mandatory"))
+    return render_template("completion/assignment_form.html", form=form, assignment=assignment)
+
+
+@bp.post("/completion/assignments/<int:assignment_id>/delete")
+@role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
+def assignment_delete(assignment_id: int):
+    assignment = db.get_or_404(MandatoryAssignment, assignment_id)
+    fy = assignment.fiscal_year
+    if not services.can_manage_assignment(current_user, assignment.municipality_id):
+        require_municipality(current_user, assignment.municipality_id)
+    try:
+        services.delete_mandatory_assignment(current_user, assignment_id)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    else:
+        db.session.commit()
+        flash(_("必修指定を削除しました。"), "success")
+    return redirect(url_for("completion.dashboard", fy=fy, _anchor="mandatory"))
+
+
+# ---------------------------------------------------------------- manual decisions (trainers)
+
+
+def _course_for_decisions(course_id: int) -> Course:
+    course = db.get_or_404(Course, course_id)
+    if not services.can_decide(current_user, course):
+        abort(403)
+    return course
+
+
+@bp.route("/completion/courses/<int:course_id>", methods=["GET", "POST"])
+@role_required(TRAINER, PLATFORM_ADMIN)
+def course_completions(course_id: int):
+    course = _course_for_decisions(course_id)
+    fy = _fiscal_year()
+    form = ManualCompletionForm()
+    form.municipality_id.choices = [(m.id, m.name) for m in _municipalities()]
+    if request.method == "GET":
+        form.fiscal_year.data = fy
+    if form.validate_on_submit():
+        staff = db.session.scalar(select(StaffMember).where(
+            StaffMember.municipality_id == form.municipality_id.data,
+            StaffMember.employee_number == form.employee_number.data.strip(),
+        ))
+        try:
+            if staff is None:
+                raise DomainError(_("その区市町村に、この職員番号の職員はいません。"))
+            services.complete_manually(staff.id, course.id, form.fiscal_year.data, current_user, form.reason.data)
+        except DomainError as exc:
+            db.session.rollback()
+            form.reason.errors.append(exc.message)
+        else:
+            db.session.commit()
+            flash(_("修了を登録しました。"), "success")
+            return redirect(url_for("completion.course_completions", course_id=course.id, fy=form.fiscal_year.data))
+    pagination = db.paginate(
+        reports.completion_records_query(None, fy, course.id), page=_page(), per_page=50, error_out=False,
+    )
+    return render_template(
+        "completion/course_completions.html", course=course, fy=fy, fy_choices=fiscal_year_choices(),
+        form=form, revoke_form=RevokeForm(), pagination=pagination,
+    )
+
+
+@bp.post("/completion/<int:completion_id>/revoke")
+@role_required(TRAINER, PLATFORM_ADMIN)
+def revoke(completion_id: int):
+    completion = db.get_or_404(Completion, completion_id)
+    course_id, fy = completion.course_id, completion.fiscal_year
+    _course_for_decisions(course_id)
+    form = RevokeForm()
+    if not form.validate_on_submit():
+        flash(_("取消の理由を入力してください。"), "error")
+    else:
+        try:
+            services.revoke_completion(completion_id, current_user, form.reason.data)
+        except DomainError as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+        else:
+            db.session.commit()
+            flash(_("修了を取り消しました。"), "success")
+    return redirect(url_for("completion.course_completions", course_id=course_id, fy=fy))
+
+
+# ---------------------------------------------------------------- public verification
+
+
+@bp.get("/certificates/verify/<serial>")
+@public
+@limiter.limit(VERIFY_LIMIT)
+def verify_certificate(serial: str):
+    result = verify_serial(serial)
+    response = Response(render_template("completion/verify.html", result=result))
+    response.headers["X-Robots-Tag"] = "noindex, nofollow"
+    response.headers["Cache-Control"] = "no-store"
+    return response

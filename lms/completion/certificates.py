@@ -1,0 +1,203 @@
+"""修了証 (certificates of completion) as PDF, a ZIP of them per course, and verification.
+
+The PDF uses reportlab's built-in Japanese CID fonts (no font file to ship), so the text
+stays real text (searchable, and readable by pdftotext and screen readers).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+import qrcode
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.units import mm
+from reportlab.lib.utils import ImageReader
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.pdfgen import canvas
+from sqlalchemy import select
+
+from lms.common.timeutil import to_tokyo
+from lms.completion.models import COMPLETED, Completion
+from lms.completion.services import normalise_serial
+from lms.courses.models import Course
+from lms.extensions import db
+from lms.municipalities.models import Municipality
+from lms.roster.models import StaffMember
+
+GOTHIC = "HeiseiKakuGo-W5"
+MINCHO = "HeiseiMin-W3"
+_fonts_ready = False
+
+
+def _register_fonts() -> None:
+    global _fonts_ready
+    if not _fonts_ready:
+        pdfmetrics.registerFont(UnicodeCIDFont(GOTHIC))
+        pdfmetrics.registerFont(UnicodeCIDFont(MINCHO))
+        _fonts_ready = True
+
+
+@dataclass(frozen=True)
+class CertificateData:
+    serial: str
+    holder_name: str
+    course_title: str
+    municipality_name: str
+    completed_at: datetime
+    fiscal_year: int
+    verify_url: str
+    revoked: bool = False
+
+
+def japanese_date(value: datetime) -> str:
+    local = to_tokyo(value)
+    return f"{local.year}年{local.month}月{local.day}日"
+
+
+def certificate_data(completion: Completion, verify_url: str) -> CertificateData:
+    return CertificateData(
+        serial=completion.certificate_serial or "",
+        holder_name=completion.staff_member.full_name,
+        course_title=completion.course.title,
+        municipality_name=completion.staff_member.municipality.name,
+        completed_at=completion.completed_at,
+        fiscal_year=completion.fiscal_year,
+        verify_url=verify_url,
+        revoked=completion.status != COMPLETED,
+    )
+
+
+def _qr_image(url: str) -> ImageReader:
+    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=6, border=2)
+    qr.add_data(url)
+    qr.make(fit=True)
+    image = qr.make_image(fill_color="black", back_color="white").get_image()
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    buffer.seek(0)
+    return ImageReader(buffer)
+
+
+def _centred(c: canvas.Canvas, font: str, size: float, y: float, text: str, max_width: float) -> None:
+    # Shrink long titles to fit rather than run off the page.
+    while size > 9 and pdfmetrics.stringWidth(text, font, size) > max_width:
+        size -= 1
+    c.setFont(font, size)
+    c.drawCentredString(A4[0] / 2, y, text)
+
+
+def render_certificate_pdf(data: CertificateData) -> bytes:
+    _register_fonts()
+    buffer = io.BytesIO()
+    c = canvas.Canvas(buffer, pagesize=A4, pageCompression=1)
+    c.setTitle(f"修了証 {data.course_title}")
+    c.setAuthor("Manabi 研修ポータル")
+    c.setSubject(data.serial)
+    width, height = A4
+    margin = 18 * mm
+    c.setLineWidth(2)
+    c.rect(margin, margin, width - 2 * margin, height - 2 * margin)
+    c.setLineWidth(0.5)
+    c.rect(margin + 3 * mm, margin + 3 * mm, width - 2 * margin - 6 * mm, height - 2 * margin - 6 * mm)
+    usable = width - 2 * margin - 20 * mm
+
+    _centred(c, MINCHO, 40, height - 60 * mm, "修 了 証", usable)
+    _centred(c, MINCHO, 14, height - 75 * mm, data.municipality_name, usable)
+    _centred(c, MINCHO, 26, height - 95 * mm, f"{data.holder_name} 様", usable)
+    c.setLineWidth(0.8)
+    c.line(width / 2 - 60 * mm, height - 98 * mm, width / 2 + 60 * mm, height - 98 * mm)
+
+    _centred(c, MINCHO, 14, height - 120 * mm, "あなたは下記の研修を修了したことを証します。", usable)
+    _centred(c, GOTHIC, 20, height - 140 * mm, data.course_title, usable)
+    _centred(c, MINCHO, 13, height - 155 * mm, f"{data.fiscal_year}年度", usable)
+    _centred(c, MINCHO, 14, height - 170 * mm, f"修了日　{japanese_date(data.completed_at)}", usable)
+    _centred(c, MINCHO, 16, height - 195 * mm, "Manabi 研修ポータル", usable)
+
+    # Verification: QR code and the URL in words, and the serial number.
+    qr_size = 32 * mm
+    c.drawImage(_qr_image(data.verify_url), margin + 10 * mm, margin + 10 * mm, qr_size, qr_size)
+    c.setFont(GOTHIC, 9)
+    text_x = margin + 10 * mm + qr_size + 6 * mm
+    c.drawString(text_x, margin + 34 * mm, f"証書番号　{data.serial}")
+    c.drawString(text_x, margin + 28 * mm, "真正性の確認:")
+    c.setFont("Helvetica", 8)
+    c.drawString(text_x, margin + 23 * mm, data.verify_url)
+    if data.revoked:
+        c.setFont(GOTHIC, 28)
+        c.setFillColorRGB(0.7, 0, 0)
+        c.drawCentredString(width / 2, height - 215 * mm, "この修了は取り消されています")
+    c.showPage()
+    c.save()
+    return buffer.getvalue()
+
+
+def certificate_filename(completion: Completion) -> str:
+    return f"certificate-{completion.certificate_serial}.pdf"
+
+
+def course_zip_chunks(completions_query, url_for_serial, chunk_size: int = 64 * 1024) -> Iterator[bytes]:
+    """A ZIP of the certificates matched by ``completions_query`` (a select of Completion),
+    written to a temporary file (not memory), then streamed and deleted."""
+    fd, path = tempfile.mkstemp(prefix="manabi-certificates-", suffix=".zip")
+    os.close(fd)
+    try:
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            result = db.session.scalars(completions_query.execution_options(yield_per=200))
+            for completion in result:
+                data = certificate_data(completion, url_for_serial(completion.certificate_serial))
+                name = f"{completion.staff_member.employee_number}-{completion.certificate_serial}.pdf"
+                archive.writestr(name, render_certificate_pdf(data))
+        with open(path, "rb") as f:
+            while chunk := f.read(chunk_size):
+                yield chunk
+    finally:
+        os.unlink(path)
+
+
+# ---------------------------------------------------------------- verification
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What the public page may show: nothing else."""
+
+    genuine: bool
+    revoked: bool = False
+    course_title: str = ""
+    completed_on: str = ""
+    holder_initial: str = ""
+
+
+def holder_initial(full_name: str) -> str:
+    name = (full_name or "").strip()
+    return f"{name[0]}…" if name else ""
+
+
+def verify_certificate(serial: str) -> Verification:
+    """One query of the same shape whatever the serial, so that unknown serials answer
+    like known ones (no enumeration help)."""
+    serial = normalise_serial(serial)
+    row = db.session.execute(
+        select(Completion.status, Completion.completed_at, Course.title, StaffMember.full_name, Municipality.name)
+        .join(Course, Course.id == Completion.course_id)
+        .join(StaffMember, StaffMember.id == Completion.staff_member_id)
+        .join(Municipality, Municipality.id == StaffMember.municipality_id)
+        .where(Completion.certificate_serial == serial)
+    ).first()
+    if row is None:
+        return Verification(genuine=False)
+    status, completed_at, title, full_name, _municipality = row
+    return Verification(
+        genuine=True,
+        revoked=status != COMPLETED,
+        course_title=title,
+        completed_on=japanese_date(completed_at),
+        holder_initial=holder_initial(full_name),
+    )

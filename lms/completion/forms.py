@@ -1,0 +1,33 @@
+"""Forms of the completion area."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import DateField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+
+
+class ManualCompletionForm(FlaskForm):
+    employee_number = StringField(_l("職員番号"), validators=[DataRequired(), Length(max=20)])
+    municipality_id = SelectField(_l("区市町村"), coerce=int, validators=[InputRequired()])
+    fiscal_year = IntegerField(_l("年度"), validators=[InputRequired(), NumberRange(min=2000, max=2100)])
+    reason = TextAreaField(_l("理由"), validators=[DataRequired(), Length(max=1000)])
+
+
+class RevokeForm(FlaskForm):
+    reason = TextAreaField(_l("取消の理由"), validators=[DataRequired(), Length(max=1000)])
+
+
+class AssignmentForm(FlaskForm):
+    course_id = SelectField(_l("研修"), coerce=int, validators=[InputRequired()])
+    fiscal_year = IntegerField(_l("年度"), validators=[InputRequired(), NumberRange(min=2000, max=2100)])
+    # "" = all municipalities (platform admins only); otherwise a municipality id.
+    municipality_id = SelectField(_l("対象の区市町村"), validators=[Optional()])
+    department = StringField(_l("所属（空欄はすべて）"), validators=[Optional(), Length(max=200)])
+    job_title = StringField(_l("職名（空欄はすべて）"), validators=[Optional(), Length(max=100)])
+    new_staff_fiscal_year = IntegerField(
+        _l("新規採用者のみ（採用年度）"), validators=[Optional(), NumberRange(min=1950, max=2100)]
+    )
+    due_on = DateField(_l("期限"), validators=[InputRequired()])
+    note = TextAreaField(_l("メモ"), validators=[Optional(), Length(max=1000)])

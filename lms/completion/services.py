@@ -1,0 +1,415 @@
+"""Completion rules (修了判定), manual decisions, certificate serials and mandatory assignments.
+
+A completion belongs to (staff member, course, fiscal year). It is recomputed whenever
+attendance or viewing progress changes; the computation is idempotent: it looks at every
+qualifying row, so running it twice changes nothing. A decision taken by a person
+(manual completion or revocation) is never overturned by the automatic rule.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from flask_babel import gettext as _
+from sqlalchemy import and_, func, select
+
+from lms.archives.models import Archive, ArchiveFile, ViewingProgress
+from lms.attendance.models import Attendance
+from lms.audit.services import record_action
+from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
+from lms.common.errors import InvalidInput, NotAllowed, NotFound
+from lms.common.timeutil import as_utc, fiscal_year_bounds, fiscal_year_of, utcnow
+from lms.completion.models import (
+    COMPLETED,
+    REVOKED,
+    VIA_ARCHIVE,
+    VIA_BOTH,
+    VIA_LIVE,
+    VIA_MANUAL,
+    Completion,
+    MandatoryAssignment,
+)
+from lms.courses.models import BY_ARCHIVE, BY_ATTENDANCE, BY_BOTH, Course, TrainingSession
+from lms.extensions import db
+from lms.roster.models import StaffMember
+
+SERIAL_PREFIX = "MNB"
+REASON_MAX = 1000
+
+
+# ---------------------------------------------------------------- certificate serials
+
+
+def new_certificate_serial(fiscal_year: int) -> str:
+    """"MNB-2026-" + 16 base32 characters (80 random bits): unguessable, easy to read aloud."""
+    token = base64.b32encode(secrets.token_bytes(10)).decode("ascii")
+    return f"{SERIAL_PREFIX}-{fiscal_year}-{token}"
+
+
+def normalise_serial(value: str) -> str:
+    return (value or "").strip().upper()[:40]
+
+
+# ---------------------------------------------------------------- the rule
+
+
+@dataclass(frozen=True)
+class Basis:
+    """The earliest qualifying evidence of one kind."""
+
+    at: datetime
+    session_id: int | None = None
+    archive_id: int | None = None
+
+
+def live_basis(staff_member_id: int, course: Course, fiscal_year: int) -> Basis | None:
+    """Attendance judged as attended, at or above the course threshold, in a session of the
+    course held in the fiscal year. Qualifying time: the end of the earliest such session."""
+    start, end = fiscal_year_bounds(fiscal_year)
+    row = db.session.execute(
+        select(TrainingSession.id, TrainingSession.ends_at)
+        .join(Attendance, Attendance.session_id == TrainingSession.id)
+        .where(
+            Attendance.staff_member_id == staff_member_id,
+            Attendance.attended.is_(True),
+            Attendance.attended_pct >= course.attendance_threshold_pct,
+            TrainingSession.course_id == course.id,
+            TrainingSession.starts_at >= start,
+            TrainingSession.starts_at < end,
+        )
+        .order_by(TrainingSession.ends_at, TrainingSession.id)
+        .limit(1)
+    ).first()
+    return Basis(at=as_utc(row.ends_at), session_id=row.id) if row else None
+
+
+def archive_basis(staff_member_id: int, course: Course, fiscal_year: int) -> Basis | None:
+    """Viewing progress reaching the course's viewing threshold on a video of an archive of
+    the course, reached within the fiscal year. Qualifying time: when it was reached (the
+    progress's completed_at, else its last update)."""
+    start, end = fiscal_year_bounds(fiscal_year)
+    reached_at = func.coalesce(ViewingProgress.completed_at, ViewingProgress.updated_at)
+    row = db.session.execute(
+        select(Archive.id, reached_at.label("reached_at"))
+        .join(ArchiveFile, ArchiveFile.archive_id == Archive.id)
+        .join(ViewingProgress, ViewingProgress.archive_file_id == ArchiveFile.id)
+        .where(
+            ViewingProgress.staff_member_id == staff_member_id,
+            Archive.course_id == course.id,
+            ViewingProgress.duration_seconds > 0,
+            ViewingProgress.watched_seconds * 100 >= ViewingProgress.duration_seconds * course.viewing_threshold_pct,
+            reached_at >= start,
+            reached_at < end,
+        )
+        .order_by(reached_at, Archive.id)
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    reached = row.reached_at
+    if isinstance(reached, str):  # SQLite returns coalesce() of datetimes as text
+        reached = datetime.fromisoformat(reached)
+    return Basis(at=as_utc(reached), archive_id=row.id)
+
+
+def evaluate_rule(mode: str, live: Basis | None, archive: Basis | None) -> tuple[str, Basis, Basis | None] | None:
+    """(method, primary basis, secondary basis) when the course's rule is met, else None."""
+    if mode == BY_ATTENDANCE:
+        return (VIA_LIVE, live, None) if live else None
+    if mode == BY_ARCHIVE:
+        return (VIA_ARCHIVE, archive, None) if archive else None
+    if mode == BY_BOTH:
+        if not (live and archive):
+            return None
+        # Completed once the second requirement was met.
+        later, earlier = (live, archive) if live.at >= archive.at else (archive, live)
+        return (VIA_BOTH, later, earlier)
+    # either: the earliest of the two
+    if live and (archive is None or live.at <= archive.at):
+        return (VIA_LIVE, live, None)
+    if archive:
+        return (VIA_ARCHIVE, archive, None)
+    return None
+
+
+def recompute_completion(staff_member_id: int, course_id: int, fiscal_year: int) -> Completion | None:
+    """Bring the completion of (staff, course, fiscal year) in line with the evidence.
+
+    Idempotent. Never changes a decision taken by a person. An automatic completion whose
+    evidence disappeared is revoked (and restored, with the same serial, if the evidence
+    comes back). Does not commit.
+    """
+    course = db.session.get(Course, course_id)
+    staff = db.session.get(StaffMember, staff_member_id)
+    if course is None or staff is None:
+        return None
+    existing = db.session.scalar(
+        select(Completion).where(
+            Completion.staff_member_id == staff_member_id,
+            Completion.course_id == course_id,
+            Completion.fiscal_year == fiscal_year,
+        )
+    )
+    if existing is not None and existing.decided_by_id is not None:
+        return existing  # a person decided: manual completion or revocation stands
+    verdict = evaluate_rule(
+        course.completion_mode,
+        live_basis(staff_member_id, course, fiscal_year),
+        archive_basis(staff_member_id, course, fiscal_year),
+    )
+    if verdict is None:
+        if existing is not None and existing.status == COMPLETED:
+            existing.status = REVOKED
+            existing.revoked_at = utcnow()
+            existing.reason = "basis_removed"
+        return existing
+    method, primary, secondary = verdict
+    session_id = primary.session_id or (secondary.session_id if secondary else None)
+    archive_id = primary.archive_id or (secondary.archive_id if secondary else None)
+    if existing is None:
+        existing = Completion(
+            staff_member_id=staff_member_id,
+            course_id=course_id,
+            municipality_id=staff.municipality_id,
+            fiscal_year=fiscal_year,
+            certificate_serial=new_certificate_serial(fiscal_year),
+            reason="",
+        )
+        db.session.add(existing)
+    changes = {
+        "status": COMPLETED,
+        "method": method,
+        "completed_at": primary.at,
+        "session_id": session_id,
+        "archive_id": archive_id,
+        "revoked_at": None,
+    }
+    for key, value in changes.items():
+        current = getattr(existing, key)
+        if key == "completed_at":
+            current = as_utc(current)
+        if current != value:
+            setattr(existing, key, value)
+    if existing.reason == "basis_removed":
+        existing.reason = ""
+    if not existing.certificate_serial:
+        existing.certificate_serial = new_certificate_serial(fiscal_year)
+    db.session.flush()
+    return existing
+
+
+def recompute_for_session(staff_member_id: int, session_id: int) -> Completion | None:
+    session = db.session.get(TrainingSession, session_id)
+    if session is None:
+        return None
+    return recompute_completion(staff_member_id, session.course_id, fiscal_year_of(session.starts_at))
+
+
+def recompute_for_archive(staff_member_id: int, archive_id: int) -> list[Completion]:
+    """Viewing changed: recompute every fiscal year the viewing may count for, and any
+    existing completion of the course (its basis may have been this video)."""
+    archive = db.session.get(Archive, archive_id)
+    if archive is None:
+        return []
+    years = {fiscal_year_of(utcnow())}
+    times = db.session.execute(
+        select(ViewingProgress.completed_at, ViewingProgress.updated_at)
+        .join(ArchiveFile, ArchiveFile.id == ViewingProgress.archive_file_id)
+        .where(ViewingProgress.staff_member_id == staff_member_id, ArchiveFile.archive_id == archive_id)
+    ).all()
+    for completed_at, updated_at in times:
+        moment = completed_at or updated_at
+        if moment is not None:
+            years.add(fiscal_year_of(as_utc(moment)))
+    years.update(
+        db.session.scalars(
+            select(Completion.fiscal_year).where(
+                Completion.staff_member_id == staff_member_id, Completion.course_id == archive.course_id
+            )
+        )
+    )
+    results = [recompute_completion(staff_member_id, archive.course_id, year) for year in sorted(years)]
+    return [c for c in results if c is not None]
+
+
+# ---------------------------------------------------------------- manual decisions
+
+
+def can_decide(actor, course: Course) -> bool:
+    """Trainers of the course (its owner) and platform admins."""
+    if actor is None or not getattr(actor, "is_authenticated", True):
+        return False
+    if actor.has_role(PLATFORM_ADMIN):
+        return True
+    return actor.has_role(TRAINER) and course.owner_id == actor.id
+
+
+def _clean_reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput(_("理由を入力してください。"))
+    if len(reason) > REASON_MAX:
+        raise InvalidInput(_("理由は%(n)d文字以内で入力してください。", n=REASON_MAX))
+    return reason
+
+
+def complete_manually(staff_member_id: int, course_id: int, fiscal_year: int, actor, reason: str) -> Completion:
+    """Mark a completion by hand (e.g. attended on site without a record). Audited."""
+    course = db.session.get(Course, course_id)
+    staff = db.session.get(StaffMember, staff_member_id)
+    if course is None or staff is None:
+        raise NotFound(_("対象の職員または研修が見つかりません。"))
+    if not can_decide(actor, course):
+        raise NotAllowed(_("この研修の修了を判定する権限がありません。"))
+    reason = _clean_reason(reason)
+    if fiscal_year < 2000 or fiscal_year > fiscal_year_of(utcnow()) + 1:
+        raise InvalidInput(_("年度が正しくありません。"))
+    completion = db.session.scalar(
+        select(Completion).where(
+            Completion.staff_member_id == staff_member_id,
+            Completion.course_id == course_id,
+            Completion.fiscal_year == fiscal_year,
+        )
+    )
+    if completion is None:
+        completion = Completion(
+            staff_member_id=staff_member_id,
+            course_id=course_id,
+            municipality_id=staff.municipality_id,
+            fiscal_year=fiscal_year,
+            certificate_serial=new_certificate_serial(fiscal_year),
+        )
+        db.session.add(completion)
+    now = utcnow()
+    start, end = fiscal_year_bounds(fiscal_year)
+    completion.status = COMPLETED
+    completion.method = VIA_MANUAL
+    if completion.completed_at is None or not (start <= as_utc(completion.completed_at) < end):
+        completion.completed_at = min(max(now, start), end - timedelta(seconds=1))
+    completion.decided_by_id = actor.id
+    completion.reason = reason
+    completion.revoked_at = None
+    if not completion.certificate_serial:
+        completion.certificate_serial = new_certificate_serial(fiscal_year)
+    db.session.flush()
+    record_action(
+        actor, "completion.manual", "completion", completion.id, staff.municipality_id,
+        staff_member_id=staff_member_id, course_id=course_id, fiscal_year=fiscal_year, reason=reason,
+    )
+    return completion
+
+
+def revoke_completion(completion_id: int, actor, reason: str) -> Completion:
+    """Revoke a completion (取消). The certificate then verifies as revoked. Audited."""
+    completion = db.session.get(Completion, completion_id)
+    if completion is None:
+        raise NotFound(_("修了記録が見つかりません。"))
+    if not can_decide(actor, completion.course):
+        raise NotAllowed(_("この研修の修了を判定する権限がありません。"))
+    reason = _clean_reason(reason)
+    if completion.status == REVOKED and completion.decided_by_id is not None:
+        raise InvalidInput(_("この修了はすでに取り消されています。"))
+    completion.status = REVOKED
+    completion.revoked_at = utcnow()
+    completion.decided_by_id = actor.id
+    completion.reason = reason
+    db.session.flush()
+    record_action(
+        actor, "completion.revoke", "completion", completion.id, completion.municipality_id,
+        staff_member_id=completion.staff_member_id, course_id=completion.course_id,
+        fiscal_year=completion.fiscal_year, reason=reason,
+    )
+    return completion
+
+
+# ---------------------------------------------------------------- mandatory assignments
+
+
+def can_manage_assignment(actor, municipality_id: int | None) -> bool:
+    if actor.has_role(PLATFORM_ADMIN):
+        return True
+    return actor.has_role(MUNICIPAL_ADMIN) and municipality_id is not None and municipality_id == actor.municipality_id
+
+
+def save_mandatory_assignment(
+    actor,
+    *,
+    course_id: int,
+    fiscal_year: int,
+    municipality_id: int | None,
+    department: str = "",
+    job_title: str = "",
+    new_staff_fiscal_year: int | None = None,
+    due_on: date,
+    note: str = "",
+    assignment_id: int | None = None,
+) -> MandatoryAssignment:
+    """Create or change a mandatory assignment. Municipal admins: own municipality only;
+    platform admins: any municipality or all (None)."""
+    if not can_manage_assignment(actor, municipality_id):
+        raise NotAllowed(_("この区市町村の必修指定を変更する権限がありません。"))
+    if db.session.get(Course, course_id) is None:
+        raise InvalidInput(_("研修が見つかりません。"))
+    start, end = fiscal_year_bounds(fiscal_year)
+    if due_on < start.date() or due_on > date(fiscal_year + 2, 3, 31):
+        raise InvalidInput(_("期限は対象年度の4月1日以降の日付にしてください。"))
+    if assignment_id is not None:
+        assignment = db.session.get(MandatoryAssignment, assignment_id)
+        if assignment is None:
+            raise NotFound(_("必修指定が見つかりません。"))
+        if not can_manage_assignment(actor, assignment.municipality_id):
+            raise NotAllowed(_("この区市町村の必修指定を変更する権限がありません。"))
+        action = "completion.assignment_update"
+    else:
+        assignment = MandatoryAssignment(created_by_id=actor.id)
+        db.session.add(assignment)
+        action = "completion.assignment_create"
+    assignment.course_id = course_id
+    assignment.fiscal_year = fiscal_year
+    assignment.municipality_id = municipality_id
+    assignment.department = (department or "").strip()[:200]
+    assignment.job_title = (job_title or "").strip()[:100]
+    assignment.new_staff_fiscal_year = new_staff_fiscal_year
+    assignment.due_on = due_on
+    assignment.note = (note or "").strip()[:1000]
+    db.session.flush()
+    record_action(
+        actor, action, "mandatory_assignment", assignment.id, municipality_id,
+        course_id=course_id, fiscal_year=fiscal_year, department=assignment.department,
+        job_title=assignment.job_title, new_staff_fiscal_year=new_staff_fiscal_year, due_on=due_on.isoformat(),
+    )
+    return assignment
+
+
+def delete_mandatory_assignment(actor, assignment_id: int) -> None:
+    assignment = db.session.get(MandatoryAssignment, assignment_id)
+    if assignment is None:
+        raise NotFound(_("必修指定が見つかりません。"))
+    if not can_manage_assignment(actor, assignment.municipality_id):
+        raise NotAllowed(_("この区市町村の必修指定を変更する権限がありません。"))
+    record_action(
+        actor, "completion.assignment_delete", "mandatory_assignment", assignment.id, assignment.municipality_id,
+        course_id=assignment.course_id, fiscal_year=assignment.fiscal_year,
+    )
+    db.session.delete(assignment)
+    db.session.flush()
+
+
+def assignment_members_filter(assignment: MandatoryAssignment, municipality_id: int | None):
+    """The roster condition for an assignment's group (active staff), within a scope."""
+    conditions = [StaffMember.status == "active"]
+    if assignment.municipality_id is not None:
+        conditions.append(StaffMember.municipality_id == assignment.municipality_id)
+    if municipality_id is not None:
+        conditions.append(StaffMember.municipality_id == municipality_id)
+    if assignment.department:
+        conditions.append(StaffMember.department == assignment.department)
+    if assignment.job_title:
+        conditions.append(StaffMember.job_title == assignment.job_title)
+    if assignment.new_staff_fiscal_year is not None:
+        conditions.append(StaffMember.hired_on >= date(assignment.new_staff_fiscal_year, 4, 1))
+        conditions.append(StaffMember.hired_on < date(assignment.new_staff_fiscal_year + 1, 4, 1))
+    return and_(*conditions)

@@ -1,0 +1,114 @@
+"""Every table of the dashboards as an export: columns (Japanese headers) and rows."""
+
+from __future__ import annotations
+
+from itertools import chain
+
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from lms.completion import reports
+from lms.completion.exports import Column, Table, stream_query
+from lms.completion.models import COMPLETED, VIA_ARCHIVE, VIA_BOTH, VIA_LIVE, VIA_MANUAL, MandatoryAssignment
+from lms.courses.models import Course
+from lms.extensions import db
+
+TABLES = ("courses", "departments", "job_titles", "trend", "missing", "records", "comparison")
+# Tables that name people: their export is personal data.
+PERSONAL_TABLES = ("missing", "records")
+
+
+def method_label(method: str) -> str:
+    return {
+        VIA_LIVE: _("ライブ出席"),
+        VIA_ARCHIVE: _("アーカイブ視聴"),
+        VIA_BOTH: _("ライブ出席とアーカイブ視聴"),
+        VIA_MANUAL: _("手動登録"),
+    }.get(method, method or "")
+
+
+def status_label(status: str) -> str:
+    return _("修了") if status == COMPLETED else _("取消")
+
+
+def _rate(value) -> object:
+    return "" if value is None else value
+
+
+def build_table(name: str, *, scope: int | None, fiscal_year: int, course_ids=(), assignment=None) -> Table:
+    course_id = course_ids[0] if course_ids else None
+    if name == "courses":
+        def rows():
+            for r in reports.course_summary(scope, fiscal_year):
+                yield (r.title, r.enrolled, r.attended, r.completed_live, r.completed_archive, r.completed_both,
+                       r.completed_manual, r.completed, r.not_yet, _rate(r.rate))
+        return Table("completion-courses", _("研修別"), [
+            Column(_("研修"), 44), Column(_("申込者数"), 10), Column(_("出席者数"), 10),
+            Column(_("修了（ライブ）"), 14), Column(_("修了（アーカイブ）"), 16), Column(_("修了（両方）"), 12),
+            Column(_("修了（手動）"), 12), Column(_("修了計"), 10), Column(_("未修了"), 10), Column(_("修了率（%）"), 12),
+        ], rows)
+    if name in ("departments", "job_titles"):
+        by = "department" if name == "departments" else "job_title"
+        label = _("所属") if by == "department" else _("職名")
+
+        def rows():
+            for r in reports.group_breakdown(scope, fiscal_year, by, course_id):
+                yield (r.name, r.staff, r.enrolled, r.completed, _rate(r.rate))
+        return Table(f"completion-{name.replace('_', '-')}", _("%(group)s別", group=label), [
+            Column(label, 30), Column(_("職員数"), 10), Column(_("申込者数"), 10), Column(_("修了者数"), 10),
+            Column(_("修了率（%）"), 12),
+        ], rows)
+    if name == "trend":
+        def rows():
+            for m in reports.monthly_trend(scope, fiscal_year, course_id):
+                yield (m.month, m.completed, m.cumulative)
+        return Table("completion-trend", _("月別推移"), [
+            Column(_("年月"), 12), Column(_("修了件数"), 12), Column(_("累計"), 12),
+        ], rows)
+    if name == "missing":
+        assignments = [assignment] if assignment is not None else reports.assignments_in_scope(scope, fiscal_year)
+        today = reports.today_tokyo()
+        titles = dict(db.session.execute(
+            select(Course.id, Course.title).where(Course.id.in_([a.course_id for a in assignments] or [0]))
+        ).all())
+
+        def rows_of(a: MandatoryAssignment):
+            overdue = _("期限超過") if a.due_on < today else ""
+            return stream_query(
+                reports.missing_staff_query(a, scope),
+                lambda r: (titles.get(a.course_id, ""), a.due_on, r.municipality, r.employee_number, r.full_name,
+                           r.department, r.job_title, r.hired_on or "",
+                           _("あり") if r.user_id else _("なし"), overdue),
+            )
+
+        return Table("mandatory-not-completed", _("必修未修了者"), [
+            Column(_("研修"), 36), Column(_("期限"), 12), Column(_("区市町村"), 14), Column(_("職員番号"), 12),
+            Column(_("氏名"), 18), Column(_("所属"), 24), Column(_("職名"), 14), Column(_("採用日"), 12),
+            Column(_("サインイン実績"), 14), Column(_("期限超過"), 10),
+        ], lambda: chain.from_iterable(rows_of(a) for a in assignments))
+    if name == "records":
+        def convert(r):
+            return (r.municipality, r.employee_number, r.full_name, r.department, r.job_title, r.course,
+                    r.fiscal_year, status_label(r.status), method_label(r.method), r.completed_at,
+                    r.certificate_serial or "")
+        return Table("completions", _("修了記録"), [
+            Column(_("区市町村"), 14), Column(_("職員番号"), 12), Column(_("氏名"), 18), Column(_("所属"), 24),
+            Column(_("職名"), 14), Column(_("研修"), 40), Column(_("年度"), 8), Column(_("状態"), 8),
+            Column(_("修了方法"), 22), Column(_("修了日時"), 18), Column(_("証書番号"), 28),
+        ], lambda: stream_query(reports.completion_records_query(scope, fiscal_year, course_id), convert))
+    if name == "comparison":
+        ids = list(course_ids) or reports.default_comparison_courses(fiscal_year)
+        titles = dict(db.session.execute(select(Course.id, Course.title).where(Course.id.in_(ids or [0]))).all())
+
+        def rows():
+            for r in reports.comparison(fiscal_year, ids):
+                for cid in ids:
+                    cell = r.cells.get(cid)
+                    if cell is None or cid not in titles:
+                        continue
+                    yield (r.name, titles[cid], cell.completed, cell.not_yet, _rate(cell.rate))
+        return Table("completion-comparison", _("区市町村比較"), [
+            Column(_("区市町村"), 14), Column(_("研修"), 40), Column(_("修了者数"), 10), Column(_("未修了者数"), 12),
+            Column(_("修了率（%）"), 12),
+        ], rows)
+    raise KeyError(name)
