@@ -1,0 +1,141 @@
+"""The real worker: huey's consumer in a subprocess, against the test database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from lms.notifications.models import SENDING, SENT, OutboxMail
+from lms.notifications.services import queue_enrollment_notice
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def worker_env(app, database_url, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "LMS_DEMO_LOGIN", "FLASK_APP")}
+    env.update(
+        LMS_ENV="development",
+        DATABASE_URL=database_url,
+        HUEY_SQLITE_PATH=str(tmp_path / "huey.db"),
+        LMS_MAIL_DIR=app.config["LMS_MAIL_DIR"],
+        PYTHONPATH=str(ROOT),
+        LMS_OUTBOX_STALE_SECONDS="2",
+    )
+    return env
+
+
+class Worker:
+    def __init__(self, argv, env, log):
+        self.log = open(log, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self.log.close()
+
+
+@pytest.fixture
+def start_worker(worker_env, tmp_path):
+    started = []
+
+    def _start(*argv, **extra_env):
+        worker = Worker(list(argv), {**worker_env, **extra_env}, tmp_path / "worker.log")
+        started.append(worker)
+        return worker
+
+    yield _start
+    for worker in started:
+        worker.kill(signal.SIGINT)
+
+
+def _wait_for(predicate, timeout=40.0, what="condition", log=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    detail = Path(log).read_text(errors="replace")[-3000:] if log else ""
+    raise AssertionError(f"timed out waiting for {what}\n{detail}")
+
+
+def _status(db, mail_id):
+    db.session.rollback()
+    return db.session.scalar(select(OutboxMail.status).where(OutboxMail.id == mail_id))
+
+
+def _emls(app):
+    return sorted(Path(app.config["LMS_MAIL_DIR"]).glob("*.eml"))
+
+
+def test_huey_consumer_delivers_queued_mail_and_prompt_mail(app, db, make_enrollment, start_worker, worker_env, tmp_path):
+    enrollment = make_enrollment()
+    first = queue_enrollment_notice(enrollment, "confirmed")
+    db.session.commit()
+    start_worker(str(BIN / "huey_consumer"), "lms.jobs.huey", "-w", "2", "-k", "thread")
+    log = tmp_path / "worker.log"
+    # The periodic sweep runs as the consumer starts.
+    _wait_for(lambda: _status(db, first.id) == SENT, what="first mail sent", log=log)
+    assert len(_emls(app)) == 1
+    # A change committed by the app (another process) asks the worker to deliver at once,
+    # well before the next minute's sweep.
+    script = (
+        "from lms import create_app\n"
+        "from lms.extensions import db\n"
+        "from lms.enrollment.models import Enrollment\n"
+        "from lms.notifications.services import queue_enrollment_notice\n"
+        "app = create_app()\n"
+        "with app.app_context():\n"
+        f"    e = db.session.get(Enrollment, {enrollment.id})\n"
+        "    queue_enrollment_notice(e, 'changed', dedupe_suffix='2')\n"
+        "    db.session.commit()\n"
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=worker_env, check=True, timeout=60)
+    db.session.rollback()  # a fresh snapshot: the other process committed
+    second = db.session.scalar(select(OutboxMail).where(OutboxMail.kind == "changed"))
+    started = time.monotonic()
+    _wait_for(lambda: _status(db, second.id) == SENT, timeout=30, what="prompt delivery", log=log)
+    assert time.monotonic() - started < 30
+    assert len(_emls(app)) == 2
+
+
+def test_worker_killed_mid_send_delivers_exactly_once_after_restart(app, db, make_enrollment, start_worker, tmp_path):
+    mail = queue_enrollment_notice(make_enrollment(), "confirmed")
+    db.session.commit()
+    marker = tmp_path / "sending.marker"
+    backend = "tests.notifications.failing_backend:HangsOnce"
+    log = tmp_path / "worker.log"
+    worker = start_worker(
+        str(BIN / "huey_consumer"), "lms.jobs.huey", "-w", "2", "-k", "thread",
+        MAIL_BACKEND=backend, TEST_SEND_MARKER=str(marker),
+    )
+    _wait_for(marker.exists, what="the send to start", log=log)
+    worker.kill(signal.SIGKILL)  # dies holding the claim, before anything was written
+    assert _status(db, mail.id) == SENDING
+    assert _emls(app) == []
+
+    time.sleep(2.5)  # LMS_OUTBOX_STALE_SECONDS=2: the claim is now stale
+    start_worker(
+        str(BIN / "flask"), "--app", "wsgi", "lms", "worker",
+        MAIL_BACKEND=backend, TEST_SEND_MARKER=str(marker),
+    )
+    _wait_for(lambda: _status(db, mail.id) == SENT, what="takeover after restart", log=log)
+    time.sleep(1.0)
+    assert len(_emls(app)) == 1
+    db.session.rollback()
+    row = db.session.get(OutboxMail, mail.id)
+    assert row.attempts == 2 and row.claimed_at is None
