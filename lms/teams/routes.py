@@ -1,3 +1,145 @@
-from flask import Blueprint
+"""Teams pages: the trainer's session page, the admins' status page, and the Graph webhook."""
 
-bp = Blueprint("teams", __name__)
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from sqlalchemy import func, select
+
+from lms.attendance.forms import ActionForm, CorrectionForm, MatchForm
+from lms.attendance.services import ONSITE_DELIVERIES
+from lms.auth.models import PLATFORM_ADMIN
+from lms.common.access import role_required
+from lms.common.errors import DomainError, NotAllowed, NotFound
+from lms.common.public import public
+from lms.courses.models import TrainingSession
+from lms.extensions import csrf, db, limiter
+from lms.teams import operations as ops
+from lms.teams import services
+from lms.teams.graph import graph_configured
+from lms.teams.models import GraphOperation
+
+bp = Blueprint("teams", __name__, url_prefix="/teams")
+
+import lms.teams.cli  # noqa: E402,F401  (registers the graph-* commands)
+
+
+def _managed(session_id: int) -> TrainingSession:
+    try:
+        return services.get_managed_session(session_id, current_user)
+    except NotFound:
+        abort(404)
+    except NotAllowed:
+        abort(403)
+
+
+@bp.get("/sessions/<int:session_id>")
+@login_required
+def session_detail(session_id: int):
+    session = _managed(session_id)
+    view = services.session_attendance_view(session)
+    choices = [(r["staff"].id, f'{r["staff"].full_name}（{r["staff"].municipality.name}）') for r in view["rows"]]
+    match_form = MatchForm()
+    match_form.staff_member_id.choices = [(0, _("（照合を解除）"))] + choices
+    correction_form = CorrectionForm()
+    correction_form.staff_member_id.choices = choices
+    return render_template(
+        "teams/session.html", session=session, view=view, match_form=match_form,
+        correction_form=correction_form, action_form=ActionForm(), graph_enabled=graph_configured(),
+        online=session.delivery in services.ONLINE_DELIVERIES, onsite=session.delivery in ONSITE_DELIVERIES,
+        user_label=services.user_label,
+    )
+
+
+@bp.post("/sessions/<int:session_id>/sync")
+@login_required
+def sync_meeting(session_id: int):
+    session = _managed(session_id)
+    if ActionForm().validate_on_submit():
+        kind = ops.UPDATE_EVENT if session.graph_event_id else ops.CREATE_EVENT
+        op = services.queue_meeting_sync(session, kind)
+        if op is None:
+            flash(_("Microsoft Graph 連携が設定されていないか、Teams で実施しない研修回です。"), "error")
+        else:
+            from lms.audit.services import record_action
+
+            record_action(current_user, "teams.sync_meeting", "training_session", session.id, None, operation_id=op.id)
+            db.session.commit()
+            flash(_("Teams 会議の更新を受け付けました。"), "success")
+    return redirect(url_for("teams.session_detail", session_id=session.id))
+
+
+@bp.post("/sessions/<int:session_id>/import/<kind>")
+@login_required
+def import_now(session_id: int, kind: str):
+    session = _managed(session_id)
+    kinds = {"attendance": ops.IMPORT_ATTENDANCE, "recordings": ops.IMPORT_RECORDING}
+    if kind not in kinds:
+        abort(404)
+    if ActionForm().validate_on_submit():
+        try:
+            services.queue_import(session, kinds[kind], actor=current_user)
+            db.session.commit()
+        except DomainError as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+        else:
+            flash(_("取り込みを受け付けました。結果はこのページの処理履歴に表示されます。"), "success")
+    return redirect(url_for("teams.session_detail", session_id=session.id))
+
+
+@bp.get("/status")
+@role_required(PLATFORM_ADMIN)
+def status():
+    status_filter = request.args.get("status", "")
+    query = select(GraphOperation).order_by(GraphOperation.id.desc())
+    if status_filter in (ops.QUEUED, ops.RUNNING, ops.DONE, ops.FAILED):
+        query = query.where(GraphOperation.status == status_filter)
+    page = db.paginate(query, per_page=50, error_out=False)
+    counts = dict(db.session.execute(select(GraphOperation.status, func.count()).group_by(GraphOperation.status)).all())
+    session_ids = {op.session_id for op in page.items if op.session_id}
+    sessions = {s.id: s for s in db.session.scalars(select(TrainingSession).where(TrainingSession.id.in_(session_ids)))}
+    return render_template("teams/status.html", page=page, sessions=sessions, counts=counts,
+                           status_filter=status_filter, form=ActionForm(), graph_enabled=graph_configured(),
+                           base_url=current_app.config.get("GRAPH_BASE_URL"))
+
+
+@bp.post("/operations/<int:operation_id>/retry")
+@role_required(PLATFORM_ADMIN)
+def retry_operation(operation_id: int):
+    if ActionForm().validate_on_submit():
+        try:
+            services.retry_operation(operation_id, current_user)
+            db.session.commit()
+        except DomainError as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+        else:
+            flash(_("処理を再実行しました。"), "success")
+    return redirect(request.form.get("back_to_session") and url_for(
+        "teams.session_detail", session_id=int(request.form["back_to_session"])) or url_for("teams.status"))
+
+
+@bp.post("/graph/notifications")
+@public
+@csrf.exempt
+@limiter.limit("600/minute")
+def graph_notifications():
+    """Microsoft Graph change notifications: answer the handshake at once, work in the background."""
+    token = request.args.get("validationToken")
+    if token is not None:
+        return token[:1024], 200, {"Content-Type": "text/plain; charset=utf-8"}
+    payload = request.get_json(silent=True) or {}
+    items = payload.get("value") if isinstance(payload, dict) else None
+    if not isinstance(items, list):
+        return "", 400
+    from lms.teams.subscriptions import authentic
+
+    accepted = authentic(items)
+    if accepted:
+        from lms.teams.tasks import handle_graph_notifications
+
+        handle_graph_notifications(accepted)
+    # 202 even when nothing matched: an attacker learns nothing about our subscriptions.
+    return "", 202

@@ -1,0 +1,22 @@
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import IntegerField, RadioField, SelectField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+
+
+class MatchForm(FlaskForm):
+    staff_member_id = SelectField(_l("受講者"), coerce=int, validators=[InputRequired()])
+
+
+class CorrectionForm(FlaskForm):
+    staff_member_id = SelectField(_l("受講者"), coerce=int, validators=[InputRequired()])
+    attended = RadioField(
+        _l("判定"), choices=[("1", _l("出席")), ("0", _l("欠席"))], validators=[InputRequired()]
+    )
+    attended_pct = IntegerField(_l("出席率（%）"), validators=[Optional(), NumberRange(min=0, max=100)])
+    reason = TextAreaField(_l("修正の理由"), validators=[DataRequired(message=_l("修正の理由を入力してください。")),
+                                                     Length(max=2000)])
+
+
+class ActionForm(FlaskForm):
+    """CSRF only (buttons, roll call checkboxes read from request.form)."""

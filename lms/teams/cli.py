@@ -1,0 +1,96 @@
+"""``flask --app wsgi lms graph-…`` commands: run each Graph sync by hand."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from sqlalchemy import select
+
+from lms.cli import lms_cli
+
+
+def _run(session_ids: list[int], kind: str) -> list[dict]:
+    from lms.courses.models import TrainingSession
+    from lms.extensions import db
+    from lms.teams import operations as ops
+    from lms.teams.graph import client_from_app
+    from lms.teams.services import execute_operation
+
+    client = client_from_app()
+    results = []
+    for session_id in session_ids:
+        session = db.session.get(TrainingSession, session_id)
+        if session is None:
+            raise click.ClickException(f"session {session_id} not found")
+        op = ops.queue_operation(session.id, kind, reason="cli")
+        db.session.info.pop(ops._PENDING_KEY, None)  # run here, not in the worker
+        db.session.commit()
+        op = execute_operation(op.id, client)
+        results.append({"session": session_id, "operation": op.id, "status": op.status,
+                        "error": op.last_error, "details": op.details})
+    return results
+
+
+def _echo(results: list[dict]) -> None:
+    for row in results:
+        click.echo(json.dumps(row, ensure_ascii=False, default=str))
+    if any(r["status"] == "failed" for r in results):
+        raise SystemExit(1)
+
+
+def _require_graph() -> None:
+    from lms.teams.graph import graph_configured
+
+    if not graph_configured():
+        raise click.ClickException("Microsoft Graph is not configured (ENTRA_CLIENT_ID and a secret or certificate).")
+
+
+@lms_cli.command("graph-sync-meetings")
+@click.option("--session", "session_id", type=int, help="Only this session.")
+def graph_sync_meetings(session_id: int | None):
+    """Create or update the Teams meetings of upcoming Teams/hybrid sessions (cancel cancelled ones)."""
+    from lms.common.timeutil import utcnow
+    from lms.courses.models import CANCELLED, TrainingSession
+    from lms.extensions import db
+    from lms.teams import operations as ops
+    from lms.teams.services import ONLINE_DELIVERIES
+
+    _require_graph()
+    if session_id:
+        ids = [session_id]
+    else:
+        ids = list(db.session.scalars(select(TrainingSession.id).where(
+            TrainingSession.ends_at >= utcnow(),
+            TrainingSession.delivery.in_(ONLINE_DELIVERIES) | (TrainingSession.graph_event_id != ""),
+        ).order_by(TrainingSession.starts_at)))
+    results = []
+    for sid in ids:
+        session = db.session.get(TrainingSession, sid)
+        kind = ops.CANCEL_EVENT if session.status == CANCELLED else ops.UPDATE_EVENT if session.graph_event_id else ops.CREATE_EVENT
+        results.extend(_run([sid], kind))
+    _echo(results)
+
+
+@lms_cli.command("graph-import-attendance")
+@click.option("--session", "session_id", type=int, help="Only this session (otherwise every ended one not yet imported).")
+def graph_import_attendance(session_id: int | None):
+    """Import Teams attendance reports of ended sessions."""
+    from lms.teams import operations as ops
+    from lms.teams.services import sessions_due_for_attendance
+
+    _require_graph()
+    ids = [session_id] if session_id else [s.id for s in sessions_due_for_attendance()]
+    _echo(_run(ids, ops.IMPORT_ATTENDANCE))
+
+
+@lms_cli.command("graph-import-recordings")
+@click.option("--session", "session_id", type=int, help="Only this session (otherwise every recently ended one).")
+def graph_import_recordings(session_id: int | None):
+    """Import Teams recordings and transcripts into draft archives."""
+    from lms.teams import operations as ops
+    from lms.teams.services import sessions_due_for_recordings
+
+    _require_graph()
+    ids = [session_id] if session_id else [s.id for s in sessions_due_for_recordings()]
+    _echo(_run(ids, ops.IMPORT_RECORDING))

@@ -1,0 +1,46 @@
+"""Keep the Teams meeting in step with the session: queue Graph work in the sender's transaction.
+
+Receivers never call Graph and never commit: they add a GraphOperation row (committed with
+the change, so nothing is lost) and the huey task is enqueued after commit.
+"""
+
+from __future__ import annotations
+
+from lms.common.signals import attendees_changed, session_cancelled, session_created, session_updated
+from lms.teams import operations as ops
+from lms.teams import services
+from lms.teams.graph import graph_configured
+
+# Changes that the Outlook event shows (anything else, e.g. capacity, needs no update).
+EVENT_FIELDS = {"title", "starts_at", "ends_at", "location", "delivery", "status", "course_id"}
+
+
+def _relevant(session) -> bool:
+    return graph_configured() and (session.delivery in services.ONLINE_DELIVERIES or bool(session.graph_event_id))
+
+
+@session_created.connect
+def _on_session_created(session, actor=None, changes=None, **_):
+    if _relevant(session):
+        services.queue_meeting_sync(session, ops.CREATE_EVENT)
+
+
+@session_updated.connect
+def _on_session_updated(session, actor=None, changes=None, **_):
+    if not _relevant(session):
+        return
+    if changes and not (set(changes) & EVENT_FIELDS):
+        return
+    services.queue_meeting_sync(session, ops.UPDATE_EVENT if session.graph_event_id else ops.CREATE_EVENT)
+
+
+@session_cancelled.connect
+def _on_session_cancelled(session, actor=None, changes=None, **_):
+    if graph_configured():
+        services.queue_meeting_sync(session, ops.CANCEL_EVENT)
+
+
+@attendees_changed.connect
+def _on_attendees_changed(session, actor=None, **_):
+    if _relevant(session):
+        services.queue_attendee_sync(session)

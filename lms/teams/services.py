@@ -1,0 +1,568 @@
+"""Teams meetings, attendance reports and recordings through Microsoft Graph.
+
+Each ``*_with`` function takes a ``GraphClient`` and works from the session's current state,
+so running it twice does no harm (every operation can be retried). Everything read from
+Graph is fetched completely before the database is touched: a failed page leaves nothing
+half-applied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import logging
+import uuid
+from datetime import datetime, timedelta
+from urllib.parse import quote
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from lms.attendance import services as attendance_services
+from lms.attendance.models import AttendanceRecord
+from lms.audit.services import record_action
+from lms.auth.models import PLATFORM_ADMIN, TRAINER, User
+from lms.common.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from lms.common.timeutil import as_utc, to_tokyo, utcnow
+from lms.courses.models import CANCELLED, HYBRID, TEAMS, Course, TrainingSession
+from lms.enrollment.models import CONFIRMED, Enrollment
+from lms.extensions import db
+from lms.roster.models import StaffMember
+from lms.teams import operations as ops
+from lms.teams.graph import GraphClient, GraphError, GraphNotFound, graph_configured, odata_quote, user_path
+from lms.teams.models import GraphOperation
+
+log = logging.getLogger(__name__)
+
+TOKYO_WINDOWS_TZ = "Tokyo Standard Time"  # Windows time zone name Outlook expects
+ONLINE_DELIVERIES = (TEAMS, HYBRID)
+
+# graph_sync_status values shown to trainers and admins
+STATUS_QUEUED = "queued"
+STATUS_CREATED = "created"
+STATUS_UPDATED = "updated"
+STATUS_CANCELLED = "cancelled"
+STATUS_FAILED = "failed"
+
+
+# ---------------------------------------------------------------- access
+
+
+def can_manage_session(user, session: TrainingSession) -> bool:
+    """The course's owner (a trainer) and platform admins."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    if user.has_role(PLATFORM_ADMIN):
+        return True
+    return user.has_role(TRAINER) and session.course is not None and session.course.owner_id == user.id
+
+
+def get_managed_session(session_id: int, user) -> TrainingSession:
+    session = db.session.get(TrainingSession, session_id)
+    if session is None:
+        raise NotFound(_("研修回が見つかりません。"))
+    if not can_manage_session(user, session):
+        raise NotAllowed(_("この研修回を管理する権限がありません。"))
+    return session
+
+
+# ---------------------------------------------------------------- who organizes
+
+
+def organizer_for(session: TrainingSession) -> str:
+    """The mailbox whose calendar holds the meeting: the course's, the configured one, or the trainer's."""
+    if session.graph_organizer:
+        return session.graph_organizer
+    course: Course = session.course
+    if course.organizer_mailbox:
+        return course.organizer_mailbox.strip()
+    configured = current_app.config.get("GRAPH_ORGANIZER")
+    if configured:
+        return configured.strip()
+    for user in (session.organizer, course.owner):
+        if user is not None and user.email:
+            return user.email.strip()
+    raise InvalidInput(_("Teams 会議の開催者（メールボックス）が決まりません。研修の開催者メールボックスを設定してください。"))
+
+
+def wants_graph(session: TrainingSession) -> bool:
+    return session.delivery in ONLINE_DELIVERIES and graph_configured()
+
+
+# ---------------------------------------------------------------- queueing (from receivers, routes, CLI)
+
+
+def queue_meeting_sync(session: TrainingSession, kind: str = ops.CREATE_EVENT) -> GraphOperation | None:
+    """Queue creating/updating/cancelling the meeting after the current transaction commits."""
+    if not graph_configured():
+        return None
+    if kind == ops.CANCEL_EVENT:
+        if not session.graph_event_id and not _has_pending(session.id, ops.CREATE_EVENT):
+            return None
+    elif session.delivery not in ONLINE_DELIVERIES:
+        if not session.graph_event_id:
+            return None
+        kind = ops.CANCEL_EVENT  # no longer a Teams session: withdraw the invitation
+    if kind == ops.CREATE_EVENT and not session.graph_transaction_id:
+        session.graph_transaction_id = uuid.uuid4().hex
+    if kind != ops.CANCEL_EVENT and session.status == CANCELLED:
+        kind = ops.CANCEL_EVENT
+    if kind == ops.UPDATE_EVENT and not session.graph_event_id:
+        kind = ops.CREATE_EVENT
+        if not session.graph_transaction_id:
+            session.graph_transaction_id = uuid.uuid4().hex
+    session.graph_sync_status = STATUS_QUEUED
+    return ops.queue_operation(session.id, kind)
+
+
+def queue_attendee_sync(session: TrainingSession) -> GraphOperation | None:
+    if not wants_graph(session) or session.status == CANCELLED:
+        return None
+    if not session.graph_event_id and not _has_pending(session.id, ops.CREATE_EVENT):
+        return queue_meeting_sync(session, ops.CREATE_EVENT)
+    return ops.queue_operation(session.id, ops.SYNC_ATTENDEES)
+
+
+def _has_pending(session_id: int, kind: str) -> bool:
+    return db.session.scalar(
+        select(GraphOperation.id).where(
+            GraphOperation.session_id == session_id,
+            GraphOperation.kind == kind,
+            GraphOperation.status.in_((ops.QUEUED, ops.RUNNING)),
+        ).limit(1)
+    ) is not None
+
+
+def queue_import(session: TrainingSession, kind: str, actor=None) -> GraphOperation:
+    """Queue an attendance or recording import (retry button, CLI, periodic task)."""
+    if kind not in (ops.IMPORT_ATTENDANCE, ops.IMPORT_RECORDING):
+        raise InvalidInput(_("不明な処理です。"))
+    if not graph_configured():
+        raise Conflict(_("Microsoft Graph 連携が設定されていません。"))
+    if session.delivery not in ONLINE_DELIVERIES:
+        raise Conflict(_("Teams で実施しない研修回です。"))
+    op = ops.queue_operation(session.id, kind)
+    if actor is not None:
+        record_action(actor, f"teams.queue_{kind}", "training_session", session.id, None, operation_id=op.id)
+    return op
+
+
+def retry_operation(operation_id: int, actor) -> GraphOperation:
+    """The status page's retry button: run a failed operation again (audited)."""
+    op = db.session.get(GraphOperation, operation_id)
+    if op is None:
+        raise NotFound(_("処理が見つかりません。"))
+    if op.status not in (ops.FAILED, ops.QUEUED):
+        raise Conflict(_("この処理は再実行できる状態ではありません。"))
+    details = dict(op.details or {})
+    details["retry_requested_by"] = getattr(actor, "id", None)
+    details["retryable"] = True
+    details["next_attempt_at"] = utcnow().isoformat()
+    op.details = details
+    record_action(actor, "teams.retry", "graph_operation", op.id, None, kind=op.kind, session_id=op.session_id)
+    ops.queue_after_commit_for_existing(op)
+    return op
+
+
+# ---------------------------------------------------------------- running an operation
+
+
+def execute_operation(operation_id: int, client: GraphClient | None = None) -> GraphOperation | None:
+    """Run one queued operation (the huey task calls this). Never raises for Graph errors."""
+    from lms.teams.graph import client_from_app
+
+    op = ops.claim(operation_id)
+    if op is None:
+        return None
+    before = 0
+    try:
+        client = client or client_from_app()
+        before = client.calls
+        details = _dispatch(op, client) or {}
+        ops.finish(op, calls=client.calls - before, **details)
+        db.session.commit()
+    except GraphError as exc:
+        calls = (client.calls - before) if client else 0
+        ops.fail(operation_id, str(exc), retryable=exc.retryable, calls=calls)
+        _mark_session_failed(op.session_id, op.kind, str(exc))
+    except Exception as exc:  # noqa: BLE001 - recorded on the operation, shown on the status page
+        log.exception("graph operation %s failed", operation_id)
+        calls = (client.calls - before) if client else 0
+        message = getattr(exc, "message", "") or f"{type(exc).__name__}: {exc}"
+        retryable = not isinstance(exc, (InvalidInput, NotAllowed, NotFound))
+        ops.fail(operation_id, message, retryable=retryable, calls=calls)
+        _mark_session_failed(op.session_id, op.kind, message)
+    return db.session.get(GraphOperation, operation_id)
+
+
+def _mark_session_failed(session_id: int | None, kind: str, message: str) -> None:
+    if session_id is None or kind not in (ops.CREATE_EVENT, ops.UPDATE_EVENT, ops.CANCEL_EVENT, ops.SYNC_ATTENDEES):
+        return
+    session = db.session.get(TrainingSession, session_id)
+    if session is None:
+        return
+    session.graph_sync_status = STATUS_FAILED
+    session.graph_sync_error = message[:4000]
+    db.session.commit()
+
+
+def _dispatch(op: GraphOperation, client: GraphClient) -> dict:
+    session = db.session.get(TrainingSession, op.session_id) if op.session_id else None
+    if session is None:
+        raise NotFound("session not found")
+    if op.kind in (ops.CREATE_EVENT, ops.UPDATE_EVENT, ops.SYNC_ATTENDEES):
+        return sync_meeting_with(client, session, attendees_only=op.kind == ops.SYNC_ATTENDEES)
+    if op.kind == ops.CANCEL_EVENT:
+        return cancel_meeting_with(client, session)
+    if op.kind == ops.IMPORT_ATTENDANCE:
+        return import_attendance_with(client, session)
+    if op.kind == ops.IMPORT_RECORDING:
+        return import_recordings_with(client, session)
+    raise InvalidInput(f"unknown operation kind {op.kind}")
+
+
+# ---------------------------------------------------------------- meetings
+
+
+def confirmed_attendees(session: TrainingSession) -> list[dict]:
+    """Graph ``attendee`` objects for the session's confirmed enrollees (sorted, de-duplicated)."""
+    rows = db.session.execute(
+        select(StaffMember)
+        .join(Enrollment, Enrollment.staff_member_id == StaffMember.id)
+        .where(Enrollment.session_id == session.id, Enrollment.status == CONFIRMED)
+        .order_by(StaffMember.id)
+    ).scalars()
+    seen: set[str] = set()
+    attendees = []
+    for staff in rows:
+        address = (staff.email or staff.sign_in_name or (staff.user.email if staff.user else "")).strip()
+        if not address or address.lower() in seen:
+            continue
+        seen.add(address.lower())
+        attendees.append({"emailAddress": {"address": address, "name": staff.full_name}, "type": "required"})
+    return attendees
+
+
+def _graph_time(value: datetime) -> dict:
+    return {"dateTime": to_tokyo(value).strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": TOKYO_WINDOWS_TZ}
+
+
+def event_payload(session: TrainingSession) -> dict:
+    """The Outlook event (with a Teams meeting) for a session, without attendees."""
+    course = session.course
+    subject = f"{course.title} {session.title}".strip()
+    base_url = current_app.config.get("LMS_BASE_URL", "").rstrip("/")
+    lines = [html.escape(course.summary or "")]
+    lines.append(html.escape(_("この会議は Manabi 研修ポータルから作成されました。受講の申込・取消はポータルで行ってください。")))
+    if base_url:
+        lines.append(f'<a href="{html.escape(base_url)}">{html.escape(base_url)}</a>')
+    return {
+        "subject": subject[:255],
+        "body": {"contentType": "HTML", "content": "<p>" + "</p><p>".join(x for x in lines if x) + "</p>"},
+        "start": _graph_time(session.starts_at),
+        "end": _graph_time(session.ends_at),
+        "location": {"displayName": session.location or "Microsoft Teams"},
+        "isOnlineMeeting": True,
+        "onlineMeetingProvider": "teamsForBusiness",
+        "allowNewTimeProposals": False,
+        "responseRequested": False,
+    }
+
+
+def _event_path(session: TrainingSession) -> str:
+    return f"{user_path(session.graph_organizer)}/events/{quote(session.graph_event_id, safe='')}"
+
+
+def sync_meeting_with(client: GraphClient, session: TrainingSession, attendees_only: bool = False) -> dict:
+    """Create the event (first time) or bring it in step with the session and its enrollees."""
+    if session.status == CANCELLED or session.delivery not in ONLINE_DELIVERIES:
+        return cancel_meeting_with(client, session)
+    attendees = confirmed_attendees(session)
+    if not session.graph_event_id:
+        organizer = organizer_for(session)
+        if not session.graph_transaction_id:
+            session.graph_transaction_id = uuid.uuid4().hex
+        payload = {**event_payload(session), "attendees": attendees, "transactionId": session.graph_transaction_id}
+        # transactionId makes the POST idempotent: Graph returns the same event on a repeat.
+        created = client.post(f"{user_path(organizer)}/events", payload, idempotent=True)
+        session.graph_organizer = organizer
+        session.graph_event_id = created["id"]
+        session.graph_ical_uid = created.get("iCalUId") or ""
+        join_url = ((created.get("onlineMeeting") or {}).get("joinUrl")) or ""
+        if join_url:
+            session.join_url = join_url
+        session.graph_sync_status = STATUS_CREATED
+        action = "created"
+    else:
+        payload = {"attendees": attendees} if attendees_only else {**event_payload(session), "attendees": attendees}
+        updated = client.patch(_event_path(session), payload)
+        join_url = ((updated.get("onlineMeeting") or {}).get("joinUrl")) or ""
+        if join_url and join_url != session.join_url:
+            session.join_url = join_url
+        session.graph_sync_status = STATUS_UPDATED
+        action = "attendees" if attendees_only else "updated"
+    session.graph_sync_error = ""
+    session.graph_synced_at = utcnow()
+    meeting_error = ""
+    if not session.graph_online_meeting_id and session.join_url:
+        try:
+            resolve_online_meeting_with(client, session)
+        except GraphError as exc:
+            # The event exists; the meeting id is resolved again before any import.
+            meeting_error = str(exc)
+    result = {"action": action, "event_id": session.graph_event_id, "attendees": len(attendees)}
+    if meeting_error:
+        result["online_meeting_error"] = meeting_error[:500]
+    return result
+
+
+def resolve_online_meeting_with(client: GraphClient, session: TrainingSession) -> str:
+    """The onlineMeeting id behind the event's join link (needed for reports and recordings)."""
+    if session.graph_online_meeting_id:
+        return session.graph_online_meeting_id
+    if not session.join_url:
+        raise InvalidInput(_("Teams 会議の参加リンクがありません。"))
+    organizer = session.graph_organizer or organizer_for(session)
+    found = client.get_all(
+        f"{user_path(organizer)}/onlineMeetings",
+        params={"$filter": f"JoinWebUrl eq {odata_quote(session.join_url)}"},
+    )
+    if not found:
+        raise GraphNotFound(f"no online meeting with join URL {session.join_url}", status=404)
+    session.graph_organizer = organizer
+    session.graph_online_meeting_id = found[0]["id"]
+    return session.graph_online_meeting_id
+
+
+def cancel_meeting_with(client: GraphClient, session: TrainingSession) -> dict:
+    if not session.graph_event_id:
+        session.graph_sync_status = STATUS_CANCELLED if session.status == CANCELLED else session.graph_sync_status
+        return {"action": "nothing_to_cancel"}
+    comment = _("この研修回は中止になりました。") if session.status == CANCELLED else _("この研修回は Teams で実施しなくなりました。")
+    # Already cancelled or deleted in Outlook (404): the goal is reached.
+    with contextlib.suppress(GraphNotFound):
+        client.post(f"{_event_path(session)}/cancel", {"comment": comment}, idempotent=True)
+    session.graph_sync_status = STATUS_CANCELLED
+    session.graph_sync_error = ""
+    session.graph_synced_at = utcnow()
+    if session.delivery not in ONLINE_DELIVERIES and session.status != CANCELLED:
+        # The event is gone; a later switch back to Teams creates a new one.
+        session.graph_event_id = ""
+        session.graph_online_meeting_id = ""
+        session.graph_ical_uid = ""
+        session.graph_transaction_id = ""
+    return {"action": "cancelled"}
+
+
+# ---------------------------------------------------------------- attendance reports
+
+
+def _meeting_path(session: TrainingSession) -> str:
+    return f"{user_path(session.graph_organizer)}/onlineMeetings/{quote(session.graph_online_meeting_id, safe='')}"
+
+
+def fetch_attendance_with(client: GraphClient, session: TrainingSession) -> list[tuple[dict, list[dict]]]:
+    """Every report of the meeting with all its records; raises if any page fails."""
+    resolve_online_meeting_with(client, session)
+    base = f"{_meeting_path(session)}/attendanceReports"
+    fetched = []
+    for report in client.get_all(base):
+        records = client.get_all(f"{base}/{quote(report['id'], safe='')}/attendanceRecords")
+        fetched.append((report, records))
+    return fetched
+
+
+def import_attendance_with(client: GraphClient, session: TrainingSession) -> dict:
+    if as_utc(session.ends_at) > utcnow():
+        raise Conflict(_("研修回が終了してから出席を取り込みます。"))
+    fetched = fetch_attendance_with(client, session)
+    summary = attendance_services.apply_teams_reports(session, fetched)
+    return summary
+
+
+# ---------------------------------------------------------------- recordings and transcripts
+
+
+def _archive_services():
+    try:
+        from lms.archives import services as archive_services
+    except ModuleNotFoundError:
+        return None
+    if not hasattr(archive_services, "import_recording"):
+        return None
+    return archive_services
+
+
+def import_recordings_with(client: GraphClient, session: TrainingSession) -> dict:
+    """Stream new recordings into draft archives and attach transcripts as WebVTT captions."""
+    from lms.archives.models import Archive, ArchiveFile
+
+    archive_services = _archive_services()
+    if archive_services is None:
+        raise Conflict(_("アーカイブ機能が利用できないため、録画を取り込めません。"))
+    resolve_online_meeting_with(client, session)
+    base = _meeting_path(session)
+    recordings = client.get_all(f"{base}/recordings")
+    transcripts = client.get_all(f"{base}/transcripts")
+    imported, skipped, transcripts_added = [], [], []
+    archives_by_correlation: dict[str, int] = {}
+    for rec in sorted(recordings, key=lambda r: r.get("createdDateTime") or ""):
+        existing = db.session.scalar(select(Archive).where(Archive.graph_recording_id == rec["id"]))
+        if existing is not None:
+            skipped.append(rec["id"])
+            archives_by_correlation[rec.get("contentCorrelationId") or ""] = existing.id
+            continue
+        archive = _import_one_recording(client, archive_services, session, rec, base)
+        db.session.commit()  # each imported recording stands on its own
+        imported.append(rec["id"])
+        archives_by_correlation[rec.get("contentCorrelationId") or ""] = archive.id
+    for tr in transcripts:
+        if db.session.scalar(select(ArchiveFile.id).where(ArchiveFile.graph_content_id == tr["id"])) is not None:
+            continue
+        archive_id = archives_by_correlation.get(tr.get("contentCorrelationId") or "")
+        if archive_id is None and len(archives_by_correlation) == 1:
+            archive_id = next(iter(archives_by_correlation.values()))
+        if archive_id is None:
+            continue  # its recording is not there (yet): next run
+        vtt = client.get_text(
+            f"{base}/transcripts/{quote(tr['id'], safe='')}/content", params={"$format": "text/vtt"}, accept="text/vtt"
+        )
+        archive_services.attach_transcript(archive_id, vtt, tr["id"])
+        db.session.commit()
+        transcripts_added.append(tr["id"])
+    return {"recordings": len(recordings), "imported": imported, "already_imported": len(skipped),
+            "transcripts": transcripts_added}
+
+
+def _import_one_recording(client, archive_services, session, rec: dict, base: str):
+    content = client.stream(f"{base}/recordings/{quote(rec['id'], safe='')}/content", accept="video/mp4")
+    created = (rec.get("createdDateTime") or "")[:19].replace(":", "").replace("-", "")
+    filename = f"teams-recording-{session.id}-{created or rec['id'][:8]}.mp4"
+    try:
+        return archive_services.import_recording(
+            session.id, rec["id"], iter(content), filename,
+            "video/mp4" if content.content_type in ("application/octet-stream", "") else content.content_type,
+            content.size, actor=None,
+        )
+    finally:
+        content.close()
+
+
+def catch_up_recordings_with(client: GraphClient, organizer: str, start: datetime, end: datetime) -> dict:
+    """Nightly: every recording and transcript the organizer's meetings produced in [start, end].
+
+    Finds the sessions they belong to by meeting id and imports what is missing.
+    """
+    def fn(name: str) -> str:
+        return (
+            f"{user_path(organizer)}/onlineMeetings/{name}(meetingOrganizerUserId={odata_quote(organizer)},"
+            f"startDateTime={as_utc(start):%Y-%m-%dT%H:%M:%SZ},endDateTime={as_utc(end):%Y-%m-%dT%H:%M:%SZ})"
+        )
+
+    recordings = client.get_all(fn("getAllRecordings"))
+    transcripts = client.get_all(fn("getAllTranscripts"))
+    meeting_ids = {item.get("meetingId") for item in recordings + transcripts if item.get("meetingId")}
+    sessions = db.session.scalars(
+        select(TrainingSession).where(TrainingSession.graph_online_meeting_id.in_(meeting_ids))
+    ).all() if meeting_ids else []
+    queued = []
+    for session in sessions:
+        ops.queue_operation(session.id, ops.IMPORT_RECORDING, reason="catch_up")
+        queued.append(session.id)
+    return {"recordings": len(recordings), "transcripts": len(transcripts), "sessions": queued}
+
+
+# ---------------------------------------------------------------- what is due (periodic task)
+
+
+def sessions_due_for_attendance(now=None) -> list[TrainingSession]:
+    """Teams/hybrid sessions that ended 15 minutes to 7 days ago and have no imported attendance."""
+    now = now or utcnow()
+    return list(db.session.scalars(
+        select(TrainingSession).where(
+            TrainingSession.delivery.in_(ONLINE_DELIVERIES),
+            TrainingSession.status != CANCELLED,
+            TrainingSession.graph_event_id != "",
+            TrainingSession.ends_at <= now - timedelta(minutes=15),
+            TrainingSession.ends_at >= now - timedelta(days=7),
+            TrainingSession.attendance_imported_at.is_(None),
+        )
+    ))
+
+
+def sessions_due_for_recordings(now=None) -> list[TrainingSession]:
+    """Teams/hybrid sessions that ended 30 minutes to 3 days ago (recordings appear late)."""
+    now = now or utcnow()
+    return list(db.session.scalars(
+        select(TrainingSession).where(
+            TrainingSession.delivery.in_(ONLINE_DELIVERIES),
+            TrainingSession.status != CANCELLED,
+            TrainingSession.graph_event_id != "",
+            TrainingSession.ends_at <= now - timedelta(minutes=30),
+            TrainingSession.ends_at >= now - timedelta(days=3),
+        )
+    ))
+
+
+def queue_due_imports(now=None) -> dict:
+    now = now or utcnow()
+    queued = {"attendance": [], "recordings": []}
+    for session in sessions_due_for_attendance(now):
+        if not _recently(session.id, ops.IMPORT_ATTENDANCE, now, timedelta(hours=1)):
+            ops.queue_operation(session.id, ops.IMPORT_ATTENDANCE, reason="after_end")
+            queued["attendance"].append(session.id)
+    for session in sessions_due_for_recordings(now):
+        if not _recently(session.id, ops.IMPORT_RECORDING, now, timedelta(hours=2)):
+            ops.queue_operation(session.id, ops.IMPORT_RECORDING, reason="after_end")
+            queued["recordings"].append(session.id)
+    db.session.commit()
+    return queued
+
+
+def _recently(session_id: int, kind: str, now, window: timedelta) -> bool:
+    op = db.session.scalar(
+        select(GraphOperation).where(GraphOperation.session_id == session_id, GraphOperation.kind == kind)
+        .order_by(GraphOperation.id.desc()).limit(1)
+    )
+    if op is None:
+        return False
+    if op.status in (ops.QUEUED, ops.RUNNING):
+        return True
+    return as_utc(op.created_at) > now - window
+
+
+def organizers_with_recent_meetings(now=None) -> list[str]:
+    now = now or utcnow()
+    rows = db.session.scalars(
+        select(TrainingSession.graph_organizer).where(
+            TrainingSession.graph_organizer != "",
+            TrainingSession.ends_at >= now - timedelta(days=2),
+            TrainingSession.ends_at <= now,
+        ).distinct()
+    )
+    return sorted(set(rows))
+
+
+# ---------------------------------------------------------------- helpers for pages
+
+
+def session_attendance_view(session: TrainingSession) -> dict:
+    """What the trainer's session page shows."""
+    records = db.session.scalars(
+        select(AttendanceRecord).where(AttendanceRecord.session_id == session.id)
+        .order_by(AttendanceRecord.staff_member_id.is_(None).desc(), AttendanceRecord.display_name, AttendanceRecord.id)
+    ).all()
+    return {
+        "records": records,
+        "unmatched": [r for r in records if r.staff_member_id is None],
+        "rows": attendance_services.attendance_rows(session),
+        "operations": ops.latest_operations(session.id),
+    }
+
+
+def user_label(user_id: int | None) -> str:
+    if user_id is None:
+        return ""
+    user = db.session.get(User, user_id)
+    return user.display_name if user else ""
