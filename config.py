@@ -54,6 +54,8 @@ class Config:
     ENTRA_CLIENT_CERT_THUMBPRINT = os.environ.get("ENTRA_CLIENT_CERT_THUMBPRINT") or None
     ENTRA_AUTHORITY = os.environ.get("ENTRA_AUTHORITY") or "https://login.microsoftonline.com/organizations"
     ENTRA_REDIRECT_URI = os.environ.get("ENTRA_REDIRECT_URI") or None
+    # Where the identity provider returns after sign-out (default: the home page's URL).
+    ENTRA_POST_LOGOUT_REDIRECT_URI = os.environ.get("ENTRA_POST_LOGOUT_REDIRECT_URI") or None
     ENTRA_TENANTS = os.environ.get("ENTRA_TENANTS") or ""
     ENTRA_CA_BUNDLE = os.environ.get("ENTRA_CA_BUNDLE") or None
 
@@ -61,6 +63,14 @@ class Config:
     GRAPH_BASE_URL = os.environ.get("GRAPH_BASE_URL") or "https://graph.microsoft.com/v1.0"
     GRAPH_CA_BUNDLE = os.environ.get("GRAPH_CA_BUNDLE") or None
     GRAPH_ORGANIZER = os.environ.get("GRAPH_ORGANIZER") or None
+    # Mailbox that sends mail for the "graph" mail backend (default GRAPH_ORGANIZER, then MAIL_FROM).
+    GRAPH_MAIL_SENDER = os.environ.get("GRAPH_MAIL_SENDER") or None
+    # Public HTTPS URL of the change-notification endpoint (default LMS_BASE_URL + /teams/graph/notifications).
+    GRAPH_NOTIFICATION_URL = os.environ.get("GRAPH_NOTIFICATION_URL") or None
+    GRAPH_CONNECT_TIMEOUT = float(os.environ.get("GRAPH_CONNECT_TIMEOUT") or 5)
+    GRAPH_READ_TIMEOUT = float(os.environ.get("GRAPH_READ_TIMEOUT") or 60)
+    GRAPH_MAX_ATTEMPTS = _int("GRAPH_MAX_ATTEMPTS", 5)
+    GRAPH_BACKOFF_CAP = float(os.environ.get("GRAPH_BACKOFF_CAP") or 30)
 
     # Mail: "file" writes to LMS_MAIL_DIR, "smtp" or "graph" deliver.
     MAIL_BACKEND = os.environ.get("MAIL_BACKEND") or "file"
