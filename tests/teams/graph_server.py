@@ -1,0 +1,471 @@
+"""A small, real Microsoft Graph v1.0 server for tests and the benchmark (127.0.0.1, own thread).
+
+Implements what Manabi uses, with the JSON shapes of Microsoft's v1.0 reference pages:
+calendar events with Teams meetings (create with transactionId, update, cancel), online
+meetings by JoinWebUrl, attendance reports and records (paged with an absolute
+``@odata.nextLink``), recordings (streamed MP4 of any size, generated on the fly) and
+transcripts (WebVTT), getAllRecordings/getAllTranscripts, sendMail, and subscriptions
+(with the validationToken handshake against the notification URL).
+
+Faults are injected per request: ``server.fail("attendanceRecords", status=429,
+times=2, retry_after="1")``. Every request and every JSON response is logged with the
+Graph type it carries, so a contract test can check them against Microsoft's schema.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import json
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from urllib.parse import unquote
+
+import requests
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+TENANT_ID = "2432b57b-0abd-43db-aa7b-16eadd115d34"
+
+
+@dataclass
+class Fault:
+    pattern: str
+    status: int
+    times: int | None = 1  # None: always
+    retry_after: str | None = None
+    method: str | None = None
+    query: dict = field(default_factory=dict)
+    hits: int = 0
+
+
+@dataclass
+class LoggedRequest:
+    method: str
+    path: str
+    query: dict
+    body: object
+    graph_type: str  # type of the request body ("" when none)
+    headers: dict
+
+
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")  # Graph writes 7 fraction digits
+
+
+def _error(status: int, code: str, message: str, headers: dict | None = None) -> Response:
+    rid = str(uuid.uuid4())
+    body = {"error": {"code": code, "message": message,
+                      "innerError": {"date": _iso(datetime.now(UTC)), "request-id": rid, "client-request-id": rid}}}
+    response = Response(json.dumps(body), status=status, mimetype="application/json")
+    response.headers["request-id"] = rid
+    for k, v in (headers or {}).items():
+        response.headers[k] = v
+    return response
+
+
+def _b64(text: str) -> str:
+    """Graph-like opaque id: base64 with its "=" padding (and "+"), never "/" (a path separator)."""
+    return base64.b64encode(text.encode()).decode().replace("/", "_")
+
+
+def mp4_chunks(size: int, chunk: int = 1024 * 1024):
+    """``size`` bytes starting like an MP4 (ftyp box), produced without holding them all."""
+    head = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
+    block = (head + bytes(range(256)) * (chunk // 256 + 1))[:chunk]
+    sent = 0
+    while sent < size:
+        n = min(chunk, size - sent)
+        yield block[:n] if sent == 0 or n < chunk else block
+        sent += n
+
+
+def mp4_sha256(size: int) -> str:
+    digest = hashlib.sha256()
+    for part in mp4_chunks(size):
+        digest.update(part)
+    return digest.hexdigest()
+
+
+class GraphServer:
+    def __init__(self, *, latency: float = 0.0, page_size: int = 100, token: str = "test-token"):
+        self.latency = latency
+        self.page_size = page_size
+        self.token = token
+        self.lock = threading.Lock()
+        self.faults: list[Fault] = []
+        self.requests: list[LoggedRequest] = []
+        self.responses: list[tuple[str, str, object]] = []  # (path, graph type, body)
+        self.events: dict[str, dict] = {}  # event id -> event
+        self.event_owner: dict[str, str] = {}
+        self.transactions: dict[str, str] = {}  # transactionId -> event id
+        self.meetings: dict[str, dict] = {}  # meeting id -> onlineMeeting
+        self.reports: dict[str, list[dict]] = {}  # meeting id -> reports
+        self.records: dict[str, list[dict]] = {}  # report id -> records
+        self.recordings: dict[str, list[dict]] = {}  # meeting id -> callRecording
+        self.recording_sizes: dict[str, int] = {}
+        self.transcripts: dict[str, list[dict]] = {}
+        self.transcript_text: dict[str, str] = {}
+        self.sent_mail: list[dict] = []
+        self.subscriptions: dict[str, dict] = {}
+        self.content_bytes_sent = 0
+        self._ids = itertools.count(1)
+        self.server = make_server("127.0.0.1", 0, self.wsgi, threaded=True)
+        self.port = self.server.server_port
+        self.base_url = f"http://127.0.0.1:{self.port}/v1.0"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self) -> GraphServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join(5)
+
+    @property
+    def call_count(self) -> int:
+        return len(self.requests)
+
+    def calls(self, method: str | None = None, contains: str = "") -> list[LoggedRequest]:
+        return [r for r in self.requests if (method is None or r.method == method) and contains in r.path]
+
+    # ---------------------------------------------------------------- fixtures for tests
+
+    def fail(self, pattern: str, status: int, times: int | None = 1, retry_after: str | None = None,
+             method: str | None = None, **query) -> Fault:
+        fault = Fault(pattern, status, times, retry_after, method, query)
+        with self.lock:
+            self.faults.append(fault)
+        return fault
+
+    def meeting_for_event(self, event_id: str) -> dict:
+        join = self.events[event_id]["onlineMeeting"]["joinUrl"]
+        return next(m for m in self.meetings.values() if m["joinWebUrl"] == join)
+
+    def add_attendance_report(self, meeting_id: str, start: datetime, end: datetime, records: list[dict]) -> dict:
+        report_id = str(uuid.uuid4())
+        report = {
+            "id": report_id,
+            "totalParticipantCount": len(records),
+            "meetingStartDateTime": _iso(start),
+            "meetingEndDateTime": _iso(end),
+        }
+        self.reports.setdefault(meeting_id, []).append(report)
+        self.records[report_id] = records
+        return report
+
+    @staticmethod
+    def attendance_record(*, object_id: str | None, tenant_id: str | None, name: str, email: str | None,
+                          intervals: list[tuple[datetime, datetime]], role: str = "Attendee") -> dict:
+        total = int(sum((b - a).total_seconds() for a, b in intervals))
+        identity = {"@odata.type": "#microsoft.graph.communicationsUserIdentity", "id": object_id,
+                    "displayName": name, "tenantId": tenant_id}
+        return {
+            "id": object_id or str(uuid.uuid4()),
+            "emailAddress": email,
+            "totalAttendanceInSeconds": total,
+            "role": role,
+            "identity": identity,
+            "attendanceIntervals": [
+                {"joinDateTime": _iso(a), "leaveDateTime": _iso(b), "durationInSeconds": int((b - a).total_seconds())}
+                for a, b in intervals
+            ],
+        }
+
+    def add_recording(self, meeting_id: str, organizer_id: str, size: int, created: datetime) -> dict:
+        rec_id = _b64(f"recording-{next(self._ids)}-{uuid.uuid4()}")
+        correlation = str(uuid.uuid4())
+        rec = {
+            "id": rec_id,
+            "meetingId": meeting_id,
+            "callId": str(uuid.uuid4()),
+            "contentCorrelationId": correlation,
+            "createdDateTime": _iso(created),
+            "endDateTime": _iso(created + timedelta(minutes=90)),
+            "recordingContentUrl": f"{self.base_url}/users/{organizer_id}/onlineMeetings/{meeting_id}/recordings/{rec_id}/content",
+            "meetingOrganizer": {"user": {"@odata.type": "#microsoft.graph.teamworkUserIdentity", "id": organizer_id,
+                                          "displayName": None, "userIdentityType": "aadUser", "tenantId": TENANT_ID},
+                                 "application": None, "device": None},
+        }
+        self.recordings.setdefault(meeting_id, []).append(rec)
+        self.recording_sizes[rec_id] = size
+        return rec
+
+    def add_transcript(self, meeting_id: str, organizer_id: str, recording: dict, vtt: str) -> dict:
+        tr_id = _b64(f"transcript-{next(self._ids)}-{uuid.uuid4()}")
+        tr = {
+            "id": tr_id,
+            "meetingId": meeting_id,
+            "callId": recording["callId"],
+            "contentCorrelationId": recording["contentCorrelationId"],
+            "createdDateTime": recording["createdDateTime"],
+            "endDateTime": recording["endDateTime"],
+            "transcriptContentUrl": f"{self.base_url}/users/{organizer_id}/onlineMeetings/{meeting_id}/transcripts/{tr_id}/content",
+            "meetingOrganizer": recording["meetingOrganizer"],
+        }
+        self.transcripts.setdefault(meeting_id, []).append(tr)
+        self.transcript_text[tr_id] = vtt
+        return tr
+
+    # ---------------------------------------------------------------- WSGI
+
+    def wsgi(self, environ, start_response):
+        request = Request(environ)
+        response = self.handle(request)
+        return response(environ, start_response)
+
+    def handle(self, request: Request) -> Response:
+        if self.latency:
+            time.sleep(self.latency)
+        raw_path = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.path
+        raw_path = raw_path.split("?", 1)[0]
+        path = unquote(raw_path)
+        if path.startswith("/v1.0"):
+            path = path[len("/v1.0"):]
+        body = None
+        if request.data:
+            try:
+                body = json.loads(request.data)
+            except ValueError:
+                return _error(400, "BadRequest", "Unable to read JSON request payload.")
+        query = dict(request.args)
+        with self.lock:
+            self.requests.append(LoggedRequest(request.method, path, query, body, "", dict(request.headers)))
+            entry = self.requests[-1]
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return _error(401, "InvalidAuthenticationToken", "Access token is empty or invalid.")
+        fault = self._fault_for(request.method, path, query)
+        if fault is not None:
+            headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+            codes = {429: "TooManyRequests", 503: "ServiceUnavailable", 504: "GatewayTimeout", 500: "InternalServerError",
+                     403: "Forbidden", 404: "NotFound"}
+            return _error(fault.status, codes.get(fault.status, "generalException"), "Injected fault.", headers)
+        try:
+            return self.route(request, path, query, body, entry)
+        except KeyError as exc:
+            return _error(404, "NotFound", f"The requested resource does not exist ({exc}).")
+
+    def _fault_for(self, method: str, path: str, query: dict) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.pattern not in path or (fault.method and fault.method != method):
+                    continue
+                if any(query.get(k) != v for k, v in fault.query.items()):
+                    continue
+                if fault.times is not None and fault.hits >= fault.times:
+                    continue
+                fault.hits += 1
+                return fault
+        return None
+
+    def _json(self, path: str, graph_type: str, body: dict, status: int = 200) -> Response:
+        with self.lock:
+            self.responses.append((path, graph_type, body))
+        response = Response(json.dumps(body), status=status, mimetype="application/json")
+        response.headers["request-id"] = str(uuid.uuid4())
+        return response
+
+    def _page(self, path: str, graph_type: str, items: list[dict], query: dict, context: str) -> Response:
+        start = int(query.get("$skiptoken", "0") or 0)
+        size = int(query.get("$top", self.page_size))
+        page = items[start:start + size]
+        body = {"@odata.context": f"{self.base_url}/$metadata#{context}", "value": page}
+        if start + size < len(items):
+            body["@odata.nextLink"] = f"{self.base_url}{path}?$skiptoken={start + size}"
+        return self._json(path, f"Collection({graph_type})", body)
+
+    # ---------------------------------------------------------------- routes
+
+    def route(self, request: Request, path: str, query: dict, body, entry: LoggedRequest) -> Response:
+        method = request.method
+        m = re.fullmatch(r"/users/([^/]+)/events", path)
+        if m and method == "POST":
+            entry.graph_type = "event"
+            return self._create_event(m.group(1), body, path)
+        m = re.fullmatch(r"/users/([^/]+)/events/([^/]+)", path)
+        if m and method == "PATCH":
+            entry.graph_type = "event"
+            event = self.events[m.group(2)]
+            event.update({k: v for k, v in body.items() if k != "transactionId"})
+            event["lastModifiedDateTime"] = _iso(datetime.now(UTC))
+            return self._json(path, "event", event)
+        if m and method == "GET":
+            return self._json(path, "event", self.events[m.group(2)])
+        m = re.fullmatch(r"/users/([^/]+)/events/([^/]+)/cancel", path)
+        if m and method == "POST":
+            entry.graph_type = "action:cancel"
+            event = self.events[m.group(2)]
+            event["isCancelled"] = True
+            return Response(status=202)
+        m = re.fullmatch(r"/users/([^/]+)/onlineMeetings", path)
+        if m and method == "GET":
+            flt = query.get("$filter", "")
+            fm = re.fullmatch(r"JoinWebUrl eq '(.*)'", flt)
+            if not fm:
+                return _error(400, "BadRequest", "Filter on JoinWebUrl is required.")
+            url = fm.group(1).replace("''", "'")
+            found = [mt for mt in self.meetings.values() if mt["joinWebUrl"] == url]
+            return self._page(path, "onlineMeeting", found, query, "users('x')/onlineMeetings")
+        m = re.fullmatch(r"/users/([^/]+)/onlineMeetings/(getAllRecordings|getAllTranscripts)\((.*)\)", path)
+        if m and method == "GET":
+            return self._get_all_artifacts(path, m.group(2), m.group(3), query)
+        m = re.fullmatch(r"/users/([^/]+)/onlineMeetings/([^/]+)/attendanceReports", path)
+        if m and method == "GET":
+            if m.group(2) not in self.meetings:
+                raise KeyError(m.group(2))
+            return self._page(path, "meetingAttendanceReport", self.reports.get(m.group(2), []), query,
+                              "users('x')/onlineMeetings('x')/attendanceReports")
+        m = re.fullmatch(r"/users/([^/]+)/onlineMeetings/([^/]+)/attendanceReports/([^/]+)/attendanceRecords", path)
+        if m and method == "GET":
+            return self._page(path, "attendanceRecord", self.records[m.group(3)], query,
+                              "users('x')/onlineMeetings('x')/attendanceReports('x')/attendanceRecords")
+        m = re.fullmatch(r"/users/([^/]+)/onlineMeetings/([^/]+)/(recordings|transcripts)", path)
+        if m and method == "GET":
+            kind = m.group(3)
+            items = (self.recordings if kind == "recordings" else self.transcripts).get(m.group(2), [])
+            return self._page(path, "callRecording" if kind == "recordings" else "callTranscript", items, query,
+                              f"users('x')/onlineMeetings('x')/{kind}")
+        m = re.fullmatch(r"/users/([^/]+)/onlineMeetings/([^/]+)/recordings/([^/]+)/content", path)
+        if m and method == "GET":
+            size = self.recording_sizes[m.group(3)]
+            return self._stream_mp4(size)
+        m = re.fullmatch(r"/users/([^/]+)/onlineMeetings/([^/]+)/transcripts/([^/]+)/content", path)
+        if m and method == "GET":
+            text = self.transcript_text[m.group(3)]
+            if query.get("$format", "text/vtt") != "text/vtt":
+                return _error(400, "BadRequest", "Only text/vtt is supported here.")
+            return Response(text.encode("utf-8"), mimetype="text/vtt")
+        m = re.fullmatch(r"/users/([^/]+)/sendMail", path)
+        if m and method == "POST":
+            entry.graph_type = "action:sendMail"
+            if not isinstance(body, dict) or "message" not in body:
+                return _error(400, "ErrorInvalidRequest", "message is required.")
+            self.sent_mail.append({"from": m.group(1), **body})
+            return Response(status=202)
+        if path == "/subscriptions" and method == "POST":
+            entry.graph_type = "subscription"
+            return self._create_subscription(body, path)
+        m = re.fullmatch(r"/subscriptions/([^/]+)", path)
+        if m and method == "PATCH":
+            entry.graph_type = "subscription"
+            sub = self.subscriptions[m.group(1)]
+            sub.update(body)
+            return self._json(path, "subscription", sub)
+        return _error(404, "UnknownError", f"No route for {method} {path}")
+
+    def _create_event(self, user: str, body: dict, path: str) -> Response:
+        tx = body.get("transactionId")
+        if tx and tx in self.transactions:  # Graph: a repeated POST returns the same event
+            return self._json(path, "event", self.events[self.transactions[tx]], status=201)
+        for key in ("subject", "start", "end"):
+            if key not in body:
+                return _error(400, "ErrorInvalidRequest", f"{key} is required.")
+        event_id = "AAMkAGVmMDEzMTM4LTZmYWUtNDdkNC1hMDZiLTU1OGY5OTZhYmY4OABGAAAAAAAiQ8W967B7TKBjgx9rVEURBwAiIsqMbYjsT5e-T7KzowPTAAAAAAENAAAiIsqMbYjsT5e-T7KzowPTAAA" + str(next(self._ids))
+        meeting_id = _b64(f"1*{uuid.uuid4()}*0**19:meeting_{event_id[-6:]}@thread.v2")
+        thread = f"19%3ameeting_{uuid.uuid4().hex}%40thread.v2"
+        join_url = f"https://teams.microsoft.com/l/meetup-join/{thread}/0?context=%7b%22Tid%22%3a%22{TENANT_ID}%22%7d"
+        now = _iso(datetime.now(UTC))
+        event = {
+            "@odata.etag": f'W/"{uuid.uuid4().hex}"',
+            "id": event_id,
+            "createdDateTime": now,
+            "lastModifiedDateTime": now,
+            "iCalUId": "040000008200E00074C5B7101A82E00800000000" + uuid.uuid4().hex,
+            "subject": body["subject"],
+            "body": body.get("body", {"contentType": "html", "content": ""}),
+            "start": body["start"],
+            "end": body["end"],
+            "location": body.get("location", {"displayName": ""}),
+            "attendees": [{**a, "status": {"response": "none", "time": "0001-01-01T00:00:00Z"}}
+                          for a in body.get("attendees", [])],
+            "organizer": {"emailAddress": {"name": user.split("@")[0], "address": user}},
+            "isOnlineMeeting": bool(body.get("isOnlineMeeting")),
+            "onlineMeetingProvider": body.get("onlineMeetingProvider", "unknown"),
+            "onlineMeeting": {"joinUrl": join_url} if body.get("isOnlineMeeting") else None,
+            "allowNewTimeProposals": body.get("allowNewTimeProposals", True),
+            "isCancelled": False,
+            "transactionId": tx,
+            "webLink": f"https://outlook.office365.com/owa/?itemid={event_id}&exvsurl=1&path=/calendar/item",
+        }
+        self.events[event_id] = event
+        self.event_owner[event_id] = user
+        if tx:
+            self.transactions[tx] = event_id
+        if body.get("isOnlineMeeting"):
+            self.meetings[meeting_id] = {
+                "id": meeting_id,
+                "creationDateTime": now,
+                "startDateTime": _iso(datetime.now(UTC)),
+                "endDateTime": _iso(datetime.now(UTC) + timedelta(hours=1)),
+                "joinWebUrl": join_url,
+                "subject": body["subject"],
+                "isEntryExitAnnounced": False,
+                "allowedPresenters": "everyone",
+                "participants": {"organizer": {"upn": user, "role": "presenter",
+                                               "identity": {"user": {"id": str(uuid.uuid4()), "displayName": None}}},
+                                 "attendees": []},
+            }
+        return self._json(path, "event", event, status=201)
+
+    def _get_all_artifacts(self, path: str, kind: str, args: str, query: dict) -> Response:
+        params = dict(re.findall(r"(\w+)=('(?:[^']|'')*'|[^,]+)", args))
+        if "meetingOrganizerUserId" not in params:
+            return _error(400, "BadRequest", "meetingOrganizerUserId is required.")
+        start = params.get("startDateTime")
+        end = params.get("endDateTime")
+        source = self.recordings if kind == "getAllRecordings" else self.transcripts
+        items = [i for items in source.values() for i in items
+                 if (not start or i["createdDateTime"] >= start) and (not end or i["createdDateTime"] <= end)]
+        return self._page(path, "callRecording" if kind == "getAllRecordings" else "callTranscript", items, query,
+                          f"Collection(microsoft.graph.{'callRecording' if kind == 'getAllRecordings' else 'callTranscript'})")
+
+    def _stream_mp4(self, size: int) -> Response:
+        def generate():
+            for part in mp4_chunks(size):
+                self.content_bytes_sent += len(part)
+                yield part
+
+        response = Response(generate(), mimetype="video/mp4", direct_passthrough=True)
+        response.headers["Content-Length"] = str(size)
+        return response
+
+    def _create_subscription(self, body: dict, path: str) -> Response:
+        for key in ("changeType", "notificationUrl", "resource", "expirationDateTime"):
+            if key not in (body or {}):
+                return _error(400, "InvalidRequest", f"{key} is required.")
+        token = "Validation: Testing client application reachability for subscription Request-Id: " + str(uuid.uuid4())
+        started = time.monotonic()
+        try:
+            answer = requests.post(body["notificationUrl"], params={"validationToken": token}, timeout=10)
+        except requests.RequestException as exc:
+            return _error(400, "InvalidRequest", f"Subscription validation request failed: {exc}")
+        elapsed = time.monotonic() - started
+        if answer.status_code != 200 or answer.text != token or not answer.headers.get("Content-Type", "").startswith("text/plain") or elapsed > 10:
+            return _error(400, "InvalidRequest", "Subscription validation request failed. Response must exactly match validationToken query parameter.")
+        sub_id = str(uuid.uuid4())
+        sub = {
+            "id": sub_id,
+            "resource": body["resource"],
+            "applicationId": str(uuid.uuid4()),
+            "changeType": body["changeType"],
+            "clientState": body.get("clientState"),
+            "notificationUrl": body["notificationUrl"],
+            "expirationDateTime": body["expirationDateTime"],
+            "creatorId": str(uuid.uuid4()),
+            "latestSupportedTlsVersion": body.get("latestSupportedTlsVersion", "v1_2"),
+            "notificationUrlAppId": None,
+            "lifecycleNotificationUrl": None,
+            "includeResourceData": False,
+            "encryptionCertificate": None,
+            "encryptionCertificateId": None,
+        }
+        self.subscriptions[sub_id] = sub
+        return self._json(path, "subscription", sub, status=201)
