@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import DateTimeLocalField, RadioField, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
+
+from lms.archives.models import AUDIENCE_ELIGIBLE, AUDIENCE_ENROLLEES, AUDIENCE_MUNICIPALITIES
+
+AUDIENCE_CHOICES = [
+    (AUDIENCE_ELIGIBLE, _l("研修の対象区市町村の職員全員")),
+    (AUDIENCE_ENROLLEES, _l("この研修の受講が確定した職員のみ")),
+    (AUDIENCE_MUNICIPALITIES, _l("指定した区市町村の職員")),
+]
+
+
+class ArchiveForm(FlaskForm):
+    course_id = SelectField(_l("研修"), coerce=int, validators=[DataRequired(_l("研修を選択してください。"))])
+    session_id = SelectField(_l("研修回（任意）"), coerce=int, default=0)
+    title = StringField(
+        _l("タイトル"),
+        validators=[DataRequired(_l("タイトルを入力してください。")), Length(max=200, message=_l("200文字以内で入力してください。"))],
+    )
+    description = TextAreaField(
+        _l("説明"), validators=[Optional(), Length(max=5000, message=_l("5000文字以内で入力してください。"))]
+    )
+    available_from = DateTimeLocalField(
+        _l("公開開始（日本時間）"), format="%Y-%m-%dT%H:%M", validators=[Optional()]
+    )
+    available_until = DateTimeLocalField(
+        _l("公開終了（日本時間）"), format="%Y-%m-%dT%H:%M", validators=[Optional()]
+    )
+    audience = RadioField(_l("視聴対象"), choices=AUDIENCE_CHOICES, default=AUDIENCE_ELIGIBLE)
+    municipality_ids = SelectMultipleField(_l("視聴を許可する区市町村"), coerce=int, validators=[Optional()])
+
+
+class ActionForm(FlaskForm):
+    """A button that changes state (publish, withdraw, remove): CSRF only."""

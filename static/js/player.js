@@ -1,0 +1,132 @@
+// Archive player: seeks from chapter/search links and ?t=, reports the intervals actually
+// watched (from timeupdate while playing, never the playhead alone: jumping ahead counts nothing).
+(function () {
+  "use strict";
+  var video = document.getElementById("player");
+  if (!video) { return; }
+  var url = video.getAttribute("data-progress-url");
+  var csrf = document.querySelector('meta[name="csrf-token"]');
+  var token = csrf ? csrf.getAttribute("content") : (video.getAttribute("data-csrf") || "");
+  var progressText = document.getElementById("viewing-progress");
+  var live = document.getElementById("viewing-live");
+  var msg = function (name) { return video.getAttribute("data-msg-" + name) || ""; };
+  var pending = [];        // [[start, end], ...] watched since the last successful report
+  var segment = null;      // the interval being watched now
+  var lastTime = null;
+  var sending = false;
+  var completed = false;
+  var stopped = false;
+  var REPORT_EVERY_MS = 15000;
+
+  function startAt() {
+    var match = /[#&?]t=(\d+)/.exec(window.location.hash || "");
+    var fromUrl = video.getAttribute("data-start");
+    if (match) { return parseInt(match[1], 10); }
+    if (fromUrl) { return parseInt(fromUrl, 10); }
+    return parseInt(video.getAttribute("data-resume") || "0", 10) || 0;
+  }
+
+  function seek(seconds) {
+    if (isNaN(seconds)) { return; }
+    closeSegment();
+    try { video.currentTime = seconds; } catch (e) { /* before metadata: set on load */ }
+    video.focus();
+    var playing = video.play();
+    if (playing && playing.catch) { playing.catch(function () {}); }
+  }
+
+  video.addEventListener("loadedmetadata", function () {
+    var t = startAt();
+    if (t > 0 && t < video.duration) { video.currentTime = t; }
+  }, { once: true });
+
+  function closeSegment() {
+    if (segment && segment[1] > segment[0]) { pending.push([segment[0], segment[1]]); }
+    segment = null;
+    lastTime = null;
+  }
+
+  video.addEventListener("timeupdate", function () {
+    if (video.seeking || video.paused) { return; }
+    var now = video.currentTime;
+    // Normal playback advances a fraction of a second per event; anything else is a jump.
+    if (lastTime !== null && now >= lastTime && now - lastTime <= 1.5) {
+      if (!segment) { segment = [lastTime, now]; } else { segment[1] = now; }
+    } else {
+      closeSegment();
+    }
+    lastTime = now;
+  });
+  video.addEventListener("seeking", closeSegment);
+  video.addEventListener("play", function () { lastTime = video.currentTime; report(false); });
+  video.addEventListener("pause", function () { closeSegment(); report(false); });
+  video.addEventListener("ended", function () { closeSegment(); report(false); });
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "hidden") { closeSegment(); report(true); }
+  });
+
+  function reportId() {
+    if (window.crypto && window.crypto.randomUUID) { return window.crypto.randomUUID().replace(/-/g, ""); }
+    return String(Date.now()) + Math.random().toString(16).slice(2);
+  }
+
+  function report(keepalive) {
+    if (stopped || sending || !url) { return; }
+    var intervals = pending.slice();
+    if (segment && segment[1] > segment[0]) { intervals.push([segment[0], segment[1]]); }
+    var body = {
+      report_id: reportId(),
+      intervals: intervals,
+      position: video.currentTime || 0,
+      duration: isFinite(video.duration) ? video.duration : null
+    };
+    var taken = pending.length;
+    sending = true;
+    fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      keepalive: !!keepalive,
+      headers: { "Content-Type": "application/json", "X-CSRFToken": token, "Accept": "application/json" },
+      body: JSON.stringify(body)
+    }).then(function (response) {
+      if (response.status === 403) {
+        stopped = true;
+        video.pause();
+        live.textContent = msg("refused");
+        return null;
+      }
+      if (!response.ok) { throw new Error(String(response.status)); }
+      pending.splice(0, taken);
+      if (segment) { segment = [segment[1], segment[1]]; }
+      return response.json();
+    }).then(function (data) {
+      if (!data) { return; }
+      var minutes = Math.floor(data.watched_seconds / 60);
+      var total = Math.floor((data.duration_seconds || 0) / 60);
+      progressText.textContent = progressText.textContent.replace(/\d+(\D+)\d+/, minutes + "$1" + total);
+      if (data.completed && !completed) {
+        completed = true;
+        live.textContent = msg("completed");
+      }
+    }).catch(function () {
+      live.textContent = msg("failed");
+    }).then(function () { sending = false; });
+  }
+
+  window.setInterval(function () { if (!video.paused) { report(false); } }, REPORT_EVERY_MS);
+
+  // A failed range request (403 after withdrawal or the end of the window) stops playback.
+  video.addEventListener("error", function () {
+    live.textContent = msg("refused");
+  });
+
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest("[data-seek]");
+    if (!link) { return; }
+    event.preventDefault();
+    seek(parseInt(link.getAttribute("data-seek"), 10));
+    if (window.history && window.history.replaceState) {
+      window.history.replaceState(null, "", "#t=" + link.getAttribute("data-seek"));
+    }
+  });
+})();

@@ -1,0 +1,115 @@
+// Resumable archive uploads (tus 1.0.0 through tus-js-client, self-hosted in static/vendor).
+// The server checks type, size and SHA-256; this script shows progress and resumes.
+(function () {
+  "use strict";
+  var root = document.getElementById("uploader");
+  if (!root || !window.tus) { return; }
+  var input = document.getElementById("upload-file");
+  var startButton = document.getElementById("upload-start");
+  var pauseButton = document.getElementById("upload-pause");
+  var bar = document.getElementById("upload-progress");
+  var status = document.getElementById("upload-status");
+  var msg = function (name) { return root.getAttribute("data-msg-" + name) || ""; };
+  var HASH_LIMIT = 256 * 1024 * 1024; // larger files are verified by the server alone
+  var upload = null;
+  var lastAnnounced = -1;
+
+  function say(text, isError) {
+    status.textContent = text;
+    status.classList.toggle("error-message", !!isError);
+  }
+
+  function hex(buffer) {
+    return Array.prototype.map.call(new Uint8Array(buffer), function (b) {
+      return ("0" + b.toString(16)).slice(-2);
+    }).join("");
+  }
+
+  function digest(file) {
+    if (file.size > HASH_LIMIT || !window.crypto || !window.crypto.subtle) { return Promise.resolve(""); }
+    say(msg("hashing"));
+    return file.arrayBuffer().then(function (data) {
+      return window.crypto.subtle.digest("SHA-256", data);
+    }).then(hex).catch(function () { return ""; });
+  }
+
+  function serverMessage(error) {
+    var response = error && error.originalResponse;
+    var body = response && response.getBody && response.getBody();
+    return body && body.length < 500 ? body : "";
+  }
+
+  function begin(file, sha256) {
+    var metadata = { filename: file.name, filetype: file.type || "" };
+    if (sha256) { metadata.sha256 = sha256; }
+    upload = new window.tus.Upload(file, {
+      endpoint: root.getAttribute("data-endpoint"),
+      chunkSize: 32 * 1024 * 1024,
+      retryDelays: [0, 1000, 3000, 5000, 10000, 20000, 30000],
+      removeFingerprintOnSuccess: true,
+      metadata: metadata,
+      headers: { "X-CSRFToken": root.getAttribute("data-csrf") },
+      onProgress: function (sent, total) {
+        var percent = total ? Math.floor(sent * 100 / total) : 0;
+        bar.value = percent;
+        bar.textContent = percent + "%";
+        // Announce every 10% only, so screen readers are not flooded.
+        var step = Math.floor(percent / 10);
+        if (step !== lastAnnounced) {
+          lastAnnounced = step;
+          say(msg("progress").replace("{percent}", String(percent)));
+        }
+      },
+      onShouldRetry: function (error) {
+        var response = error.originalResponse;
+        var code = response ? response.getStatus() : 0;
+        // Refusals (type, size, checksum, rights) are final; network trouble and 409/423/5xx are retried.
+        if (code >= 400 && code < 500 && code !== 409 && code !== 423 && code !== 429) { return false; }
+        say(msg("retry"));
+        return true;
+      },
+      onError: function (error) {
+        startButton.disabled = false;
+        pauseButton.hidden = true;
+        say(msg("failed") + " " + (serverMessage(error) || ""), true);
+      },
+      onSuccess: function () {
+        bar.value = 100;
+        say(msg("done"));
+        pauseButton.hidden = true;
+        window.setTimeout(function () { window.location.reload(); }, 800);
+      }
+    });
+    upload.findPreviousUploads().then(function (previous) {
+      if (previous.length) {
+        upload.resumeFromPreviousUpload(previous[0]);
+        say(msg("resume"));
+      } else {
+        say(msg("start"));
+      }
+      upload.start();
+      pauseButton.hidden = false;
+    });
+  }
+
+  startButton.addEventListener("click", function () {
+    var file = input.files && input.files[0];
+    if (!file) { say(msg("choose"), true); input.focus(); return; }
+    if (upload && pauseButton.getAttribute("data-paused") === "1") {
+      pauseButton.setAttribute("data-paused", "0");
+      upload.start();
+      return;
+    }
+    startButton.disabled = true;
+    lastAnnounced = -1;
+    digest(file).then(function (sha256) { begin(file, sha256); });
+  });
+
+  pauseButton.addEventListener("click", function () {
+    if (!upload) { return; }
+    upload.abort();
+    pauseButton.setAttribute("data-paused", "1");
+    pauseButton.hidden = true;
+    startButton.disabled = false;
+  });
+})();

@@ -1,0 +1,321 @@
+"""tus 1.0.0 uploads: creation, offsets, resume, termination, expiry; type, size and SHA-256 checks."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from lms.archives.models import CAPTIONS, FAILED, READY, SLIDES, VIDEO, ArchiveFile, TranscriptCue, UploadSession
+from lms.archives.storage import get_storage
+from tests.archives.conftest import (
+    TUS,
+    VTT_TEXT,
+    make_archive,
+    sha256,
+    tus_create,
+    tus_patch,
+    tus_upload,
+    video_bytes,
+)
+
+
+@pytest.fixture
+def archive(owned_course):
+    _trainer, course = owned_course
+    return make_archive(course, status="draft")
+
+
+@pytest.fixture
+def trainer_client(client, login_as, owned_course):
+    login_as(user=owned_course[0])
+    return client
+
+
+def files_of(db, archive):
+    return db.session.scalars(select(ArchiveFile).where(ArchiveFile.archive_id == archive.id)).all()
+
+
+def parts_dir(app):
+    from pathlib import Path
+
+    return Path(app.config["LMS_STORAGE_DIR"]) / "parts"
+
+
+def test_options_advertises_protocol(trainer_client):
+    response = trainer_client.options("/archives/uploads")
+    assert response.status_code == 204
+    assert response.headers["Tus-Version"] == "1.0.0"
+    assert set(response.headers["Tus-Extension"].split(",")) == {"creation", "termination", "expiration"}
+    assert int(response.headers["Tus-Max-Size"]) >= 4 * 1024**3
+
+
+def test_create_patch_in_chunks_makes_a_verified_ready_file(app, db, trainer_client, archive):
+    data = video_bytes("webm")
+    created = tus_create(trainer_client, archive.id, len(data), filename="第1回 録画.webm", sha256=sha256(data))
+    assert created.status_code == 201
+    assert created.headers["Tus-Resumable"] == "1.0.0"
+    assert created.headers["Upload-Expires"]
+    location = created.headers["Location"]
+    head = trainer_client.head(location, headers=TUS)
+    assert head.status_code == 200
+    assert head.headers["Upload-Offset"] == "0"
+    assert head.headers["Upload-Length"] == str(len(data))
+    assert head.headers["Cache-Control"] == "no-store"
+
+    first = tus_patch(trainer_client, location, 0, data[:5000])
+    assert first.status_code == 204
+    assert first.headers["Upload-Offset"] == "5000"
+    assert files_of(db, archive) == []  # nothing visible before the end
+    second = tus_patch(trainer_client, location, 5000, data[5000:])
+    assert second.status_code == 204
+    assert second.headers["Upload-Offset"] == str(len(data))
+
+    [archive_file] = files_of(db, archive)
+    assert archive_file.status == READY
+    assert archive_file.kind == VIDEO
+    assert archive_file.content_type == "video/webm"
+    assert archive_file.sha256 == sha256(data)
+    assert archive_file.size_bytes == len(data)
+    assert archive_file.duration_seconds == 6
+    assert archive_file.filename == "第1回 録画.webm"
+    stored = b"".join(get_storage().open_range(archive_file.storage_key))
+    assert stored == data
+    assert not any(parts_dir(app).rglob("*.part"))
+
+
+def test_wrong_offset_is_a_conflict_and_resume_continues_from_head(db, trainer_client, archive):
+    data = video_bytes("mp4")
+    created = tus_create(trainer_client, archive.id, len(data), filename="rec.mp4")
+    location = created.headers["Location"]
+    assert tus_patch(trainer_client, location, 0, data[:3000]).status_code == 204
+    # A client that lost its place sends the wrong offset: refused, nothing changes.
+    conflict = tus_patch(trainer_client, location, 1000, data[1000:4000])
+    assert conflict.status_code == 409
+    assert "アップロード位置" in conflict.get_data(as_text=True)
+    offset = int(trainer_client.head(location, headers=TUS).headers["Upload-Offset"])
+    assert offset == 3000
+    assert tus_patch(trainer_client, location, offset, data[offset:]).status_code == 204
+    [archive_file] = files_of(db, archive)
+    assert archive_file.sha256 == sha256(data)
+    assert archive_file.content_type == "video/mp4"
+
+
+def test_dropped_connection_keeps_received_bytes_for_resume(app, db, owned_course, archive):
+    """A PATCH whose body stops early (the connection dropped) keeps what arrived."""
+    from lms.archives import services
+
+    data = video_bytes("webm")
+    trainer = owned_course[0]
+    upload = services.create_upload(trainer, archive, len(data), {"filename": "v.webm"})
+    db.session.commit()
+
+    def dropping():
+        yield data[:7000]
+        raise OSError("connection reset by peer")
+
+    result = services.receive_chunk(services.UploadSnapshot.of(upload), 0, dropping())
+    assert result.disconnected and result.offset == 7000
+    services.save_chunk_result(upload, result)
+    db.session.commit()
+    assert upload.status == "uploading" and upload.received_bytes == 7000
+    assert files_of(db, archive) == []  # truncated: not visible
+    result = services.receive_chunk(services.UploadSnapshot.of(upload), 7000, [data[7000:]])
+    services.save_chunk_result(upload, result)
+    archive_file = services.finish_upload(upload)
+    db.session.commit()
+    assert archive_file.sha256 == sha256(data)
+
+
+def test_truncated_upload_is_not_visible(db, trainer_client, archive):
+    data = video_bytes("webm")
+    created = tus_create(trainer_client, archive.id, len(data) + 100)
+    location = created.headers["Location"]
+    assert tus_patch(trainer_client, location, 0, data).status_code == 204
+    assert files_of(db, archive) == []
+    page = trainer_client.get(f"/archives/manage/{archive.id}")
+    assert "中断中" in page.get_data(as_text=True)
+
+
+def test_body_beyond_declared_length_is_refused(db, trainer_client, archive):
+    data = video_bytes("webm")
+    created = tus_create(trainer_client, archive.id, 1000)
+    response = tus_patch(trainer_client, created.headers["Location"], 0, data[:2000])
+    assert response.status_code == 413
+    assert files_of(db, archive) == []
+
+
+def test_wrong_magic_bytes_refused_with_message_and_nothing_left(app, db, trainer_client, archive):
+    fake = b"MZ\x90\x00" + b"\x00" * 5000  # an .exe renamed to .mp4
+    location, response = tus_upload(trainer_client, archive.id, fake, filename="lecture.mp4", filetype="video/mp4")
+    assert response.status_code == 415
+    assert "対応していません" in response.get_data(as_text=True)
+    assert files_of(db, archive) == []
+    assert not any(parts_dir(app).rglob("*.part"))
+    upload = db.session.scalar(select(UploadSession))
+    assert upload.status == FAILED and "対応していません" in upload.error
+    # The refused upload cannot be continued.
+    assert trainer_client.head(location, headers=TUS).status_code in (404, 410)
+
+
+def test_sha256_mismatch_refused_and_nothing_left(app, db, trainer_client, archive):
+    data = video_bytes("webm")
+    _location, response = tus_upload(trainer_client, archive.id, data, sha256="0" * 64)
+    assert response.status_code == 460
+    assert "SHA-256" in response.get_data(as_text=True)
+    assert files_of(db, archive) == []
+    assert not any(parts_dir(app).rglob("*.part"))
+    assert not any((parts_dir(app).parent / "objects").rglob("*")) or all(
+        p.is_dir() for p in (parts_dir(app).parent / "objects").rglob("*")
+    )
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../../../etc/passwd", "..\\..\\windows\\system32\\x.mp4", "/abs/path/v.webm", "a\x00b.webm", "..", ""],
+)
+def test_path_traversal_names_cannot_escape_storage(app, db, trainer_client, archive, name):
+    data = video_bytes("webm")
+    _location, response = tus_upload(trainer_client, archive.id, data, filename=name)
+    assert response.status_code == 204
+    [archive_file] = files_of(db, archive)
+    assert "/" not in archive_file.filename and "\\" not in archive_file.filename
+    assert "\x00" not in archive_file.filename and not archive_file.filename.startswith(".")
+    assert archive_file.filename.endswith(".webm")
+    assert archive_file.storage_key.startswith(f"archives/{archive.id}/")
+    path = get_storage().local_path(archive_file.storage_key).resolve()
+    assert path.is_relative_to((parts_dir(app).parent / "objects").resolve())
+
+
+def test_size_limit_refused_at_creation_with_japanese_message(app, trainer_client, archive):
+    app.config["LMS_MAX_UPLOAD_BYTES"] = 10_000
+    response = tus_create(trainer_client, archive.id, 10_001)
+    assert response.status_code == 413
+    assert "ファイルが大きすぎます" in response.get_data(as_text=True)
+    assert "Location" not in response.headers
+
+
+def test_kind_limit_for_captions(app, db, trainer_client, archive):
+    created = tus_create(trainer_client, archive.id, 11 * 1024 * 1024, filename="big.vtt")
+    response = tus_patch(trainer_client, created.headers["Location"], 0, b"WEBVTT\n\n" + b"x" * 100)
+    assert response.status_code == 413
+    assert "字幕ファイルが大きすぎます" in response.get_data(as_text=True)
+    assert not any(parts_dir(app).rglob("*.part"))
+
+
+def test_terminate_deletes_the_part(app, db, trainer_client, archive):
+    data = video_bytes("webm")
+    created = tus_create(trainer_client, archive.id, len(data))
+    location = created.headers["Location"]
+    tus_patch(trainer_client, location, 0, data[:4000])
+    assert any(parts_dir(app).rglob("*.part"))
+    deleted = trainer_client.delete(location, headers=TUS)
+    assert deleted.status_code == 204
+    assert not any(parts_dir(app).rglob("*.part"))
+    assert trainer_client.head(location, headers=TUS).status_code in (404, 410)
+    assert files_of(db, archive) == []
+
+
+def test_expired_parts_are_cleaned_up_by_the_task_and_cli(app, db, runner, trainer_client, archive):
+    from lms.common.timeutil import utcnow
+
+    data = video_bytes("webm")
+    created = tus_create(trainer_client, archive.id, len(data))
+    location = created.headers["Location"]
+    tus_patch(trainer_client, location, 0, data[:4000])
+    upload = db.session.scalar(select(UploadSession))
+    upload.expires_at = utcnow() - timedelta(minutes=1)
+    db.session.commit()
+    assert trainer_client.head(location, headers=TUS).status_code == 410
+    assert tus_patch(trainer_client, location, 4000, data[4000:]).status_code == 410
+    result = runner.invoke(args=["archives", "expire-uploads"])
+    assert "expired uploads: 1" in result.output
+    assert not any(parts_dir(app).rglob("*.part"))
+    db.session.expire_all()
+    assert db.session.get(UploadSession, upload.id).status == "expired"
+
+
+def test_tus_requires_version_and_patch_content_type(trainer_client, archive):
+    response = trainer_client.post(f"/archives/manage/{archive.id}/uploads", headers={"Upload-Length": "10"})
+    assert response.status_code == 412
+    created = tus_create(trainer_client, archive.id, 100)
+    bad = trainer_client.patch(created.headers["Location"], data=b"x",
+                               headers={**TUS, "Upload-Offset": "0", "Content-Type": "text/plain"})
+    assert bad.status_code == 415
+
+
+def test_csrf_header_required_for_tus_writes(app, client, login_as, owned_course, archive):
+    app.config["WTF_CSRF_ENABLED"] = True
+    login_as(user=owned_course[0])
+    page = client.get(f"/archives/manage/{archive.id}")
+    import re
+
+    token = re.search(r'data-csrf="([^"]+)"', page.get_data(as_text=True)).group(1)
+    refused = tus_create(client, archive.id, 100)
+    assert refused.status_code == 403
+    accepted = tus_create(client, archive.id, 100, headers={"X-CSRFToken": token})
+    assert accepted.status_code == 201
+
+
+def test_other_trainers_and_learners_cannot_upload(client, login_as, archive):
+    login_as("trainer", "130001")
+    assert tus_create(client, archive.id, 100).status_code == 403
+    login_as("learner", "131016")
+    assert tus_create(client, archive.id, 100).status_code == 403
+
+
+def test_other_user_cannot_touch_someone_elses_upload(client, login_as, owned_course, archive):
+    login_as(user=owned_course[0])
+    location = tus_create(client, archive.id, 100).headers["Location"]
+    login_as("trainer", "130001")
+    assert client.head(location, headers=TUS).status_code == 403
+    assert tus_patch(client, location, 0, b"WEBVTT\n").status_code == 403
+
+
+def test_slides_pdf_pptx_and_fake_pptx(db, trainer_client, archive):
+    pdf = b"%PDF-1.4\n" + b"1 0 obj <<>> endobj\n" * 50 + b"%%EOF\n"
+    _l, response = tus_upload(trainer_client, archive.id, pdf, filename="slides.pdf")
+    assert response.status_code == 204
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("ppt/presentation.xml", "<p/>")
+    _l, response = tus_upload(trainer_client, archive.id, buffer.getvalue(), filename="slides.pptx")
+    assert response.status_code == 204
+    other = io.BytesIO()
+    with zipfile.ZipFile(other, "w") as z:
+        z.writestr("word/document.xml", "<w/>")
+    _l, response = tus_upload(trainer_client, archive.id, other.getvalue(), filename="fake.pptx")
+    assert response.status_code == 415
+    assert "PowerPoint" in response.get_data(as_text=True)
+    kinds = sorted((f.kind, f.content_type) for f in files_of(db, archive))
+    assert [k for k, _ in kinds] == [SLIDES, SLIDES]
+
+
+def test_captions_upload_creates_cues_and_replaces_older_captions(db, trainer_client, archive):
+    data = VTT_TEXT.encode()
+    _l, response = tus_upload(trainer_client, archive.id, data, filename="captions.vtt")
+    assert response.status_code == 204
+    [first] = files_of(db, archive)
+    assert first.kind == CAPTIONS
+    cues = db.session.scalars(select(TranscriptCue).where(TranscriptCue.archive_file_id == first.id)).all()
+    assert [c.start_ms for c in cues] == [0, 2000, 4000]
+    assert cues[0].speaker == "講師 山田" and "Teams 活用研修" in cues[0].text
+    assert cues[0].search_text == cues[0].search_text.casefold()
+    newer = VTT_TEXT.replace("会議の録画", "会議の録音").encode()
+    tus_upload(trainer_client, archive.id, newer, filename="captions2.vtt")
+    db.session.expire_all()
+    statuses = sorted(f.status for f in files_of(db, archive))
+    assert statuses == ["ready", "replaced"]
+    assert db.session.scalar(select(TranscriptCue).where(TranscriptCue.archive_file_id == first.id)) is None
+
+
+def test_broken_vtt_refused(db, trainer_client, archive):
+    bad = b"WEBVTT\n\n" + "字幕".encode("shift_jis") * 10
+    _l, response = tus_upload(trainer_client, archive.id, bad, filename="c.vtt")
+    assert response.status_code == 415
+    assert "WebVTT" in response.get_data(as_text=True)
+    assert files_of(db, archive) == []
