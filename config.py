@@ -85,6 +85,13 @@ class Config:
     LMS_STORAGE_BACKEND = os.environ.get("LMS_STORAGE_BACKEND") or "local"
     AZURE_STORAGE_CONNECTION_STRING = os.environ.get("AZURE_STORAGE_CONNECTION_STRING") or None
     AZURE_STORAGE_CONTAINER = os.environ.get("AZURE_STORAGE_CONTAINER") or "archives"
+    # Blob origin allowed in the CSP media-src (derived from the connection string if unset).
+    LMS_AZURE_BLOB_ORIGIN = os.environ.get("LMS_AZURE_BLOB_ORIGIN") or None
+    # Local storage behind nginx: internal location prefix for X-Accel-Redirect (see docs/nginx.conf);
+    # unset, the app serves archive files itself (with Range support).
+    LMS_ACCEL_REDIRECT_PREFIX = os.environ.get("LMS_ACCEL_REDIRECT_PREFIX") or None
+    # Largest body of one resumable-upload PATCH request (the browser sends 32 MiB chunks).
+    LMS_UPLOAD_CHUNK_MAX_BYTES = _int("LMS_UPLOAD_CHUNK_MAX_BYTES", 256 * 1024 * 1024)
     # Largest single archive file accepted (bytes).
     LMS_MAX_UPLOAD_BYTES = _int("LMS_MAX_UPLOAD_BYTES", 5 * 1024**3)
 
