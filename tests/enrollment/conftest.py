@@ -24,7 +24,7 @@ def learner(db):
 
 def assert_counters_consistent(session_id: int) -> None:
     """The stored counters equal the confirmed rows, within capacity and quotas."""
-    db.session.expire_all()
+    db.session.rollback()  # a fresh snapshot: the server committed in other connections
     session = db.session.get(TrainingSession, session_id)
     confirmed = db.session.scalar(
         select(func.count()).select_from(Enrollment).where(
