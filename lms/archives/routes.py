@@ -41,6 +41,25 @@ from lms.municipalities.models import Municipality
 
 bp = Blueprint("archives", __name__, url_prefix="/archives")
 
+
+@bp.record_once
+def _allow_blob_media(state) -> None:
+    """With Azure storage, players fetch media from the blob host through SAS redirects: let
+    the Content-Security-Policy's media-src allow it (lms.common.web reads CSP_MEDIA_EXTRA
+    when it builds the header, after the blueprints are registered)."""
+    app = state.app
+    if (app.config.get("LMS_STORAGE_BACKEND") or "local").lower() != "azure":
+        return
+    origin = app.config.get("LMS_AZURE_BLOB_ORIGIN")
+    if not origin and app.config.get("AZURE_STORAGE_CONNECTION_STRING"):
+        from lms.archives.storage import AzureBlobStorage
+
+        origin = AzureBlobStorage(app.config["AZURE_STORAGE_CONNECTION_STRING"], "x").blob_origin()
+    if origin:
+        extra = list(app.config.get("CSP_MEDIA_EXTRA", []))
+        if origin not in extra:
+            app.config["CSP_MEDIA_EXTRA"] = [*extra, origin]
+
 TUS_VERSION = "1.0.0"
 READ_SIZE = 1024 * 1024
 
@@ -129,6 +148,11 @@ def _content_disposition(archive_file: ArchiveFile, download: bool) -> str:
 
 def _serve(archive_file: ArchiveFile, download: bool):
     storage = get_storage()
+    if archive_file.kind == CAPTIONS and storage.local_path(archive_file.storage_key) is None:
+        # <track> loads same-origin only (no CORS on the blob service): captions are small.
+        response = Response(b"".join(storage.open_range(archive_file.storage_key)), mimetype="text/vtt")
+        response.headers["Cache-Control"] = "private, no-cache"
+        return response
     signed = storage.signed_url(
         archive_file.storage_key, seconds=60, filename=archive_file.filename,
         content_type=archive_file.content_type, inline=not download,

@@ -39,6 +39,20 @@ def video_bytes(kind: str = "webm") -> bytes:
 
 
 @pytest.fixture
+def client(app):
+    """The root client, buffering responses so that served files are closed (ResourceWarning)."""
+    test_client = app.test_client()
+    original = test_client.open
+
+    def open_buffered(*args, **kwargs):
+        kwargs.setdefault("buffered", True)
+        return original(*args, **kwargs)
+
+    test_client.open = open_buffered
+    return test_client
+
+
+@pytest.fixture
 def owned_course(db, make_user):
     """A trainer (not signed in) and a course they own, open to 千代田区 and 中央区 only."""
     trainer = make_user("trainer", "130001", name="研修 講師")

@@ -1,0 +1,233 @@
+"""Serving archive files: HTTP Range and conditional requests, and the access check on every request."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import requests
+
+from lms.archives.models import AUDIENCE_ENROLLEES, AUDIENCE_MUNICIPALITIES, ArchiveMunicipality
+from lms.common.timeutil import utcnow
+from tests import factories
+from tests.archives.conftest import VTT_TEXT, add_file, make_archive, video_bytes
+
+
+@pytest.fixture
+def published(db, owned_course):
+    _trainer, course = owned_course
+    archive = make_archive(course)
+    video = add_file(archive, video_bytes("webm"), "第1回.webm")
+    return archive, video
+
+
+def url(archive, f, **query):
+    q = "&".join(f"{k}={v}" for k, v in query.items())
+    return f"/archives/{archive.id}/files/{f.id}/{f.filename}" + (f"?{q}" if q else "")
+
+
+@pytest.fixture
+def viewer(client, login_as):
+    login_as("learner", "131016")  # 千代田区: eligible for the course
+    return client
+
+
+def test_range_request_answers_206_with_content_range(viewer, published):
+    archive, video = published
+    data = video_bytes("webm")
+    response = viewer.get(url(archive, video), headers={"Range": "bytes=100-1123"})
+    assert response.status_code == 206
+    assert response.headers["Accept-Ranges"] == "bytes"
+    assert response.headers["Content-Range"] == f"bytes 100-1123/{len(data)}"
+    assert response.headers["Content-Length"] == "1024"
+    assert response.data == data[100:1124]
+    assert response.headers["Content-Type"] == "video/webm"
+    suffix = viewer.get(url(archive, video), headers={"Range": "bytes=-10"})
+    assert suffix.status_code == 206 and suffix.data == data[-10:]
+    whole = viewer.get(url(archive, video))
+    assert whole.status_code == 200 and whole.data == data
+    assert whole.headers["Accept-Ranges"] == "bytes"
+    assert "private" in whole.headers["Cache-Control"]
+
+
+def test_range_beyond_the_end_is_416(viewer, published):
+    archive, video = published
+    size = len(video_bytes("webm"))
+    response = viewer.get(url(archive, video), headers={"Range": f"bytes={size + 10}-"})
+    assert response.status_code == 416
+    assert response.headers["Content-Range"] == f"bytes */{size}"
+
+
+def test_conditional_requests_304_412_and_if_range(viewer, published):
+    archive, video = published
+    data = video_bytes("webm")
+    first = viewer.get(url(archive, video))
+    etag = first.headers["ETag"]
+    last_modified = first.headers["Last-Modified"]
+    assert viewer.get(url(archive, video), headers={"If-None-Match": etag}).status_code == 304
+    assert viewer.get(url(archive, video), headers={"If-Modified-Since": last_modified}).status_code == 304
+    assert viewer.get(url(archive, video), headers={"If-Match": '"something-else"'}).status_code == 412
+    assert viewer.get(url(archive, video), headers={"If-Match": etag}).status_code == 200
+    assert viewer.get(url(archive, video),
+                      headers={"If-Unmodified-Since": "Thu, 01 Jan 2015 00:00:00 GMT"}).status_code == 412
+    # If-Range with the current validator: the range; with a stale one: the whole file.
+    same = viewer.get(url(archive, video), headers={"Range": "bytes=0-9", "If-Range": etag})
+    assert same.status_code == 206 and same.data == data[:10]
+    stale = viewer.get(url(archive, video), headers={"Range": "bytes=0-9", "If-Range": '"stale"'})
+    assert stale.status_code == 200 and stale.data == data
+
+
+def test_head_and_download_disposition(viewer, published):
+    archive, video = published
+    head = viewer.head(url(archive, video))
+    assert head.status_code == 200 and head.data == b""
+    assert head.headers["Content-Length"] == str(len(video_bytes("webm")))
+    download = viewer.get(url(archive, video, download=1))
+    disposition = download.headers["Content-Disposition"]
+    assert disposition.startswith("attachment;") and "UTF-8''" in disposition
+    inline = viewer.get(url(archive, video))
+    assert inline.headers["Content-Disposition"].startswith("inline;")
+
+
+def test_other_municipality_refused_on_every_request(client, login_as, published):
+    archive, video = published
+    login_as("learner", "131032")  # 港区: not eligible
+    page = client.get(f"/archives/{archive.id}")
+    assert page.status_code == 403
+    assert "視聴対象ではありません" in page.get_data(as_text=True)
+    ranged = client.get(url(archive, video), headers={"Range": "bytes=0-99"})
+    assert ranged.status_code == 403
+    assert ranged.data.find(video_bytes("webm")[:50]) == -1
+    assert archive.title not in client.get("/archives/").get_data(as_text=True)
+
+
+def test_withdrawal_stops_playback_at_once(db, viewer, published):
+    archive, video = published
+    assert viewer.get(url(archive, video), headers={"Range": "bytes=0-99"}).status_code == 206
+    archive.status = "withdrawn"
+    db.session.commit()
+    refused = viewer.get(url(archive, video), headers={"Range": "bytes=100-199"})
+    assert refused.status_code == 403
+    assert "公開を終了しました" in refused.get_data(as_text=True)
+
+
+def test_expired_window_stops_playback_at_once(db, viewer, published):
+    archive, video = published
+    archive.available_until = utcnow() + timedelta(hours=1)
+    db.session.commit()
+    assert viewer.get(url(archive, video), headers={"Range": "bytes=0-99"}).status_code == 206
+    archive.available_until = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    refused = viewer.get(url(archive, video), headers={"Range": "bytes=100-199"})
+    assert refused.status_code == 403
+    assert "公開期間は終了しました" in refused.get_data(as_text=True)
+    archive.available_until = None
+    archive.available_from = utcnow() + timedelta(days=1)
+    db.session.commit()
+    assert "まだ始まっていません" in viewer.get(url(archive, video)).get_data(as_text=True)
+
+
+def test_draft_is_hidden_from_learners_but_not_from_its_trainer(db, client, login_as, owned_course, published):
+    archive, video = published
+    archive.status = "draft"
+    db.session.commit()
+    login_as("learner", "131016")
+    assert client.get(url(archive, video)).status_code == 403
+    login_as(user=owned_course[0])
+    assert client.get(url(archive, video), headers={"Range": "bytes=0-9"}).status_code == 206
+
+
+def test_enrollees_audience_needs_a_confirmed_enrollment(db, client, login_as, owned_course, published):
+    from lms.enrollment.models import Enrollment
+
+    archive, video = published
+    archive.audience = AUDIENCE_ENROLLEES
+    db.session.commit()
+    user = login_as("learner", "131016")
+    assert client.get(url(archive, video)).status_code == 403
+    session = factories.make_session(owned_course[1])
+    db.session.add(Enrollment(session_id=session.id, staff_member_id=user.staff_member.id,
+                              municipality_id=user.municipality_id, status="waitlisted"))
+    db.session.commit()
+    assert client.get(url(archive, video)).status_code == 403
+    enrollment = db.session.query(Enrollment).one()
+    enrollment.status = "confirmed"
+    db.session.commit()
+    assert client.get(url(archive, video)).status_code == 200
+
+
+def test_municipalities_audience(db, client, login_as, published):
+    archive, video = published
+    archive.audience = AUDIENCE_MUNICIPALITIES
+    archive.municipalities.append(ArchiveMunicipality(municipality_id=factories.municipality("131032").id))
+    db.session.commit()
+    login_as("learner", "131032")  # 港区: listed although not eligible for the course
+    assert client.get(url(archive, video)).status_code == 200
+    login_as("learner", "131016")  # 千代田区: eligible for the course but not listed
+    assert client.get(url(archive, video)).status_code == 403
+
+
+def test_file_of_another_archive_is_404(db, viewer, owned_course, published):
+    archive, _video = published
+    other = make_archive(owned_course[1], title="別の録画")
+    other_file = add_file(other, video_bytes("mp4"), "x.mp4")
+    assert viewer.get(f"/archives/{archive.id}/files/{other_file.id}/x.mp4").status_code == 404
+    assert viewer.get(f"/archives/{archive.id}/files/999999/x.mp4").status_code == 404
+
+
+def test_accel_redirect_hands_bytes_to_nginx_after_the_check(app, client, login_as, published):
+    archive, video = published
+    app.config["LMS_ACCEL_REDIRECT_PREFIX"] = "/_protected_archives"
+    login_as("learner", "131016")
+    response = client.get(url(archive, video), headers={"Range": "bytes=0-9"})
+    assert response.status_code == 200
+    assert response.headers["X-Accel-Redirect"] == f"/_protected_archives/{video.storage_key}"
+    assert response.data == b""
+    login_as("learner", "131032")
+    refused = client.get(url(archive, video))
+    assert refused.status_code == 403 and "X-Accel-Redirect" not in refused.headers
+
+
+def test_player_page_has_video_captions_and_chapters(db, viewer, published):
+    archive, video = published
+    add_file(archive, VTT_TEXT.encode(), "captions.vtt")
+    page = viewer.get(f"/archives/{archive.id}?t=3").get_data(as_text=True)
+    assert "<video" in page and 'kind="captions"' in page and 'srclang="ja"' in page
+    assert 'data-start="3"' in page
+    assert 'data-seek="2"' in page  # a chapter link from the transcript
+    assert "cdn" not in page.lower()
+
+
+@pytest.fixture
+def azure_app_config(app_config, azurite):
+    return {**app_config, "LMS_STORAGE_BACKEND": "azure", "AZURE_STORAGE_CONNECTION_STRING": azurite,
+            "AZURE_STORAGE_CONTAINER": f"http{utcnow():%H%M%S%f}"}
+
+
+class TestAzure:
+    @pytest.fixture
+    def app_config(self, azure_app_config):
+        return azure_app_config
+
+    def test_playback_redirects_to_a_fresh_sas_that_serves_ranges(self, app, client, login_as, published):
+        archive, video = published
+        login_as("learner", "131016")
+        response = client.get(url(archive, video))
+        assert response.status_code == 302
+        assert response.headers["Cache-Control"] == "no-store"
+        sas = response.headers["Location"]
+        assert "sig=" in sas and "sp=r" in sas
+        ranged = requests.get(sas, headers={"Range": "bytes=0-99"}, timeout=10)
+        assert ranged.status_code == 206 and ranged.content == video_bytes("webm")[:100]
+        # The blob host is allowed as a media source by the Content-Security-Policy.
+        origin = sas.split("/devstoreaccount1")[0]
+        assert origin in response.headers["Content-Security-Policy"].split("media-src")[1].split(";")[0]
+        login_as("learner", "131032")
+        assert client.get(url(archive, video)).status_code == 403
+
+    def test_captions_are_served_by_the_app(self, app, client, login_as, published):
+        archive, _video = published
+        captions = add_file(archive, VTT_TEXT.encode(), "captions.vtt")
+        login_as("learner", "131016")
+        response = client.get(url(archive, captions))
+        assert response.status_code == 200 and response.data.startswith(b"WEBVTT")
