@@ -289,7 +289,7 @@ def export(table: str, fmt: str):
     record_action(
         current_user, "export.completion", "export", table, scope,
         table=table, format=fmt, encoding=encoding if fmt == "csv" else "", fiscal_year=fy,
-        municipality_id=scope, course=course_ids, assignment=assignment.id if assignment else None,
+        scope_municipality_id=scope, course=course_ids, assignment=assignment.id if assignment else None,
         personal=table in PERSONAL_TABLES,
     )
     db.session.commit()
@@ -329,7 +329,7 @@ def certificates_zip(course_id: int):
         query = query.where(StaffMember.municipality_id == scope)
     record_action(
         current_user, "export.completion", "course", course.id, scope,
-        table="certificates", format="zip", fiscal_year=fy, municipality_id=scope, personal=True,
+        table="certificates", format="zip", fiscal_year=fy, scope_municipality_id=scope, personal=True,
     )
     db.session.commit()
     verify_base = url_for("completion.verify_certificate", serial="SERIAL", _external=True)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from lms.completion import reports
 from lms.completion.exports import Column, Table, stream_query
-from lms.completion.models import COMPLETED, VIA_ARCHIVE, VIA_BOTH, VIA_LIVE, VIA_MANUAL, MandatoryAssignment
+from lms.completion.models import COMPLETED, VIA_ARCHIVE, VIA_BOTH, VIA_LIVE, VIA_MANUAL
 from lms.courses.models import Course
 from lms.extensions import db
 
@@ -72,11 +72,17 @@ def build_table(name: str, *, scope: int | None, fiscal_year: int, course_ids=()
             select(Course.id, Course.title).where(Course.id.in_([a.course_id for a in assignments] or [0]))
         ).all())
 
-        def rows_of(a: MandatoryAssignment):
-            overdue = _("期限超過") if a.due_on < today else ""
+        # Snapshot plain values now: the export streams after the audit commit.
+        plans = [
+            (titles.get(a.course_id, ""), a.due_on, _("期限超過") if a.due_on < today else "",
+             reports.missing_staff_query(a, scope))
+            for a in assignments
+        ]
+
+        def rows_of(title, due_on, overdue, query):
             return stream_query(
-                reports.missing_staff_query(a, scope),
-                lambda r: (titles.get(a.course_id, ""), a.due_on, r.municipality, r.employee_number, r.full_name,
+                query,
+                lambda r: (title, due_on, r.municipality, r.employee_number, r.full_name,
                            r.department, r.job_title, r.hired_on or "",
                            _("あり") if r.user_id else _("なし"), overdue),
             )
@@ -85,7 +91,7 @@ def build_table(name: str, *, scope: int | None, fiscal_year: int, course_ids=()
             Column(_("研修"), 36), Column(_("期限"), 12), Column(_("区市町村"), 14), Column(_("職員番号"), 12),
             Column(_("氏名"), 18), Column(_("所属"), 24), Column(_("職名"), 14), Column(_("採用日"), 12),
             Column(_("サインイン実績"), 14), Column(_("期限超過"), 10),
-        ], lambda: chain.from_iterable(rows_of(a) for a in assignments))
+        ], lambda: chain.from_iterable(rows_of(*plan) for plan in plans))
     if name == "records":
         def convert(r):
             return (r.municipality, r.employee_number, r.full_name, r.department, r.job_title, r.course,

@@ -1,0 +1,78 @@
+"""Certificates: PDF text via pdftotext, ZIP per course, public verification."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import zipfile
+
+from sqlalchemy import select
+
+from lms.completion.certificates import holder_initial
+from lms.completion.models import Completion
+from tests.conftest import require
+
+
+def pdf_text(data: bytes, tmp_path) -> str:
+    require(shutil.which("pdftotext") is not None, "pdftotext (apt-get install poppler-utils)")
+    path = tmp_path / "c.pdf"
+    path.write_bytes(data)
+    return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True).stdout
+
+
+def test_learner_downloads_own_certificate(known_data, client, login_as, db, tmp_path):
+    d = known_data
+    login_as(user=d["learner"])
+    c = db.session.scalar(select(Completion).where(Completion.staff_member_id == d["staff"][0].id))
+    response = client.get(f"/completion/certificates/{c.id}.pdf")
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    text = pdf_text(response.data, tmp_path)
+    assert "佐藤 花子" in text and "Teams 会議の基本" in text
+    assert c.certificate_serial in text and "千代田区" in text
+    assert f"/certificates/verify/{c.certificate_serial}" in text
+
+
+def test_learner_cannot_download_someone_elses(known_data, client, login_as, db):
+    d = known_data
+    login_as(user=d["learner"])
+    other = db.session.scalar(select(Completion).where(Completion.staff_member_id == d["staff"][2].id))
+    assert client.get(f"/completion/certificates/{other.id}.pdf").status_code == 404
+
+
+def test_municipal_admin_zip_per_course(known_data, client, login_as, tmp_path):
+    d = known_data
+    login_as("municipal_admin", "131016")
+    response = client.get(f"/completion/courses/{d['a'].id}/certificates.zip?fy={d['fy']}", buffered=True)
+    assert response.status_code == 200
+    archive = zipfile.ZipFile(io.BytesIO(response.data))
+    names = archive.namelist()
+    assert len(names) == 1  # 中央区's completion is not included
+    assert "佐藤 花子" in pdf_text(archive.read(names[0]), tmp_path)
+
+
+def test_verification_shows_only_allowed_fields(known_data, client, db):
+    d = known_data
+    c = db.session.scalar(select(Completion).where(Completion.staff_member_id == d["staff"][0].id))
+    html = client.get(f"/certificates/verify/{c.certificate_serial.lower()}").get_data(as_text=True)
+    assert "正規のもの" in html and "Teams 会議の基本" in html and "佐… 様" in html
+    assert "花子" not in html and "千代田区" not in html and "E0" not in html
+    unknown = client.get("/certificates/verify/MNB-2026-AAAAAAAAAAAAAAAA")
+    assert unknown.status_code == 200 and "確認できませんでした" in unknown.get_data(as_text=True)
+    assert unknown.headers["X-Robots-Tag"] == "noindex, nofollow"
+
+
+def test_revoked_certificate_says_so(known_data, client, db, make_user):
+    from lms.completion.services import revoke_completion
+
+    d = known_data
+    c = db.session.scalar(select(Completion).where(Completion.staff_member_id == d["staff"][0].id))
+    revoke_completion(c.id, make_user("platform_admin"), "誤登録")
+    db.session.commit()
+    html = client.get(f"/certificates/verify/{c.certificate_serial}").get_data(as_text=True)
+    assert "取り消されています" in html
+
+
+def test_holder_initial():
+    assert holder_initial("佐藤 様") == "佐…"
+    assert holder_initial("") == ""

@@ -1,0 +1,187 @@
+"""Completion rules: modes, thresholds, idempotence, manual decisions, fiscal-year bounds."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from lms.audit.models import AuditLog
+from lms.common.errors import InvalidInput, NotAllowed
+from lms.common.timeutil import fiscal_year_of, utcnow
+from lms.completion.models import COMPLETED, REVOKED, Completion
+from lms.completion.services import complete_manually, recompute_completion, revoke_completion
+from tests.completion.conftest import tokyo
+
+
+def completions(db, staff=None):
+    q = select(Completion)
+    if staff is not None:
+        q = q.where(Completion.staff_member_id == staff.id)
+    return db.session.scalars(q).all()
+
+
+def test_live_attendance_at_threshold_completes(db, make_course, make_staff, past_session, attend):
+    course = make_course(completion_mode="attendance", attendance_threshold_pct=75)
+    session = past_session(course)
+    staff = make_staff()
+    attend(staff, session, 74)
+    assert completions(db, staff) == []
+    attend(staff, session, 75)
+    [c] = completions(db, staff)
+    assert (c.status, c.method, c.session_id) == (COMPLETED, "live", session.id)
+    assert c.fiscal_year == fiscal_year_of(session.starts_at)
+    assert c.completed_at == session.ends_at
+    assert re.fullmatch(rf"MNB-{c.fiscal_year}-[A-Z2-7]{{16}}", c.certificate_serial)
+
+
+def test_attendance_mode_ignores_archive(db, make_course, make_staff, make_video, watch):
+    course = make_course(completion_mode="attendance")
+    staff = make_staff()
+    watch(staff, make_video(course), 100)
+    assert completions(db, staff) == []
+
+
+def test_archive_mode_uses_viewing_threshold(db, make_course, make_staff, make_video, watch, past_session, attend):
+    course = make_course(completion_mode="archive", viewing_threshold_pct=90)
+    staff = make_staff()
+    attend(staff, past_session(course), 100)
+    assert completions(db, staff) == []
+    video = make_video(course)
+    watch(staff, video, 89)
+    assert completions(db, staff) == []
+    watch(staff, video, 90)
+    [c] = completions(db, staff)
+    assert (c.method, c.archive_id) == ("archive", video.archive_id)
+
+
+def test_either_mode_takes_earliest(db, make_course, make_staff, make_video, watch, past_session, attend):
+    course = make_course(completion_mode="either")
+    staff = make_staff()
+    session = past_session(course)  # ended ~10 days ago
+    watch(staff, make_video(course), 95, at=utcnow() - timedelta(days=20))
+    attend(staff, session, 100)
+    [c] = completions(db, staff)
+    assert c.method == "archive"
+    assert c.completed_at < session.ends_at
+
+
+def test_both_mode_needs_both(db, make_course, make_staff, make_video, watch, past_session, attend):
+    course = make_course(completion_mode="both")
+    staff = make_staff()
+    session = past_session(course)
+    attend(staff, session, 100)
+    assert completions(db, staff) == []
+    watched_at = utcnow() - timedelta(days=1)
+    watch(staff, make_video(course), 100, at=watched_at)
+    [c] = completions(db, staff)
+    assert c.method == "both"
+    assert c.completed_at == watched_at.replace(microsecond=c.completed_at.microsecond)  # the later one
+    assert (c.session_id is not None) and (c.archive_id is not None)
+
+
+def test_recompute_is_idempotent_and_keeps_serial(db, make_course, make_staff, past_session, attend):
+    course = make_course(completion_mode="attendance")
+    session = past_session(course)
+    staff = make_staff()
+    attend(staff, session, 100)
+    [c] = completions(db, staff)
+    serial, at, updated = c.certificate_serial, c.completed_at, c.updated_at
+    for _ in range(3):
+        recompute_completion(staff.id, course.id, c.fiscal_year)
+    db.session.commit()
+    [again] = completions(db, staff)
+    assert (again.id, again.certificate_serial, again.completed_at, again.updated_at) == (c.id, serial, at, updated)
+    assert db.session.scalar(select(func.count()).select_from(Completion)) == 1
+
+
+def test_lost_basis_revokes_automatic_and_restores_with_same_serial(db, make_course, make_staff, past_session, attend):
+    course = make_course(completion_mode="attendance")
+    session = past_session(course)
+    staff = make_staff()
+    attend(staff, session, 100)
+    [c] = completions(db, staff)
+    serial = c.certificate_serial
+    attend(staff, session, 10)
+    db.session.refresh(c)
+    assert c.status == REVOKED and c.revoked_at is not None
+    attend(staff, session, 90)
+    db.session.refresh(c)
+    assert (c.status, c.certificate_serial, c.revoked_at) == (COMPLETED, serial, None)
+
+
+def test_manual_completion_is_audited_and_survives_recompute(db, make_course, make_staff, make_user):
+    trainer = make_user("trainer")
+    course = make_course(completion_mode="attendance", owner_id=trainer.id)
+    staff = make_staff()
+    fy = fiscal_year_of(utcnow())
+    c = complete_manually(staff.id, course.id, fy, trainer, "会場で出席を確認（記録漏れ）")
+    db.session.commit()
+    recompute_completion(staff.id, course.id, fy)
+    db.session.commit()
+    db.session.refresh(c)
+    assert (c.status, c.method, c.decided_by_id) == (COMPLETED, "manual", trainer.id)
+    entry = db.session.scalar(select(AuditLog).where(AuditLog.action == "completion.manual"))
+    assert entry.actor_id == trainer.id and entry.details["reason"] == "会場で出席を確認（記録漏れ）"
+
+
+def test_manual_revocation_is_never_flipped_back(db, make_course, make_staff, make_user, past_session, attend):
+    admin = make_user("platform_admin")
+    course = make_course(completion_mode="attendance")
+    session = past_session(course)
+    staff = make_staff()
+    attend(staff, session, 100)
+    [c] = completions(db, staff)
+    revoke_completion(c.id, admin, "なりすまし受講が判明")
+    db.session.commit()
+    attend(staff, session, 100)  # recompute runs again
+    db.session.refresh(c)
+    assert c.status == REVOKED
+    assert db.session.scalar(select(AuditLog.details).where(AuditLog.action == "completion.revoke"))["reason"]
+
+
+def test_manual_decisions_need_reason_and_right_person(db, make_course, make_staff, make_user):
+    owner = make_user("trainer")
+    other_trainer = make_user("trainer")
+    learner = make_user("learner")
+    course = make_course(owner_id=owner.id)
+    staff = make_staff()
+    fy = fiscal_year_of(utcnow())
+    with pytest.raises(InvalidInput):
+        complete_manually(staff.id, course.id, fy, owner, "   ")
+    for person in (other_trainer, learner):
+        with pytest.raises(NotAllowed):
+            complete_manually(staff.id, course.id, fy, person, "理由")
+    c = complete_manually(staff.id, course.id, fy, owner, "理由")
+    with pytest.raises(InvalidInput):
+        revoke_completion(c.id, owner, "")
+    with pytest.raises(NotAllowed):
+        revoke_completion(c.id, other_trainer, "理由")
+
+
+@pytest.mark.parametrize(
+    ("start", "fiscal_year"),
+    [(tokyo(2026, 3, 31, 23, 0), 2025), (tokyo(2026, 4, 1, 0, 0), 2026), (tokyo(2026, 4, 1, 8, 30), 2026)],
+)
+def test_fiscal_year_follows_tokyo_session_start(db, make_course, make_staff, past_session, attend, start, fiscal_year):
+    course = make_course(completion_mode="attendance")
+    session = past_session(course, at=start, minutes=30)
+    staff = make_staff()
+    attend(staff, session, 100)
+    [c] = completions(db, staff)
+    assert c.fiscal_year == fiscal_year
+
+
+def test_viewing_counts_in_the_fiscal_year_it_was_reached(db, make_course, make_staff, make_video, watch):
+    course = make_course(completion_mode="archive")
+    staff = make_staff()
+    video = make_video(course)
+    watch(staff, video, 100, at=tokyo(2025, 3, 31, 23, 59))
+    [c] = completions(db, staff)
+    assert c.fiscal_year == 2024
+    watch(staff, video, 100, at=tokyo(2025, 4, 1, 0, 1))
+    # the same viewing, now reached in FY2025: FY2024's automatic completion loses its basis
+    rows = {c.fiscal_year: c.status for c in completions(db, staff)}
+    assert rows == {2024: REVOKED, 2025: COMPLETED}
