@@ -12,6 +12,7 @@ from wtforms import (
     FormField,
     IntegerField,
     RadioField,
+    SelectChoice,
     SelectField,
     SelectMultipleField,
     StringField,
@@ -36,6 +37,12 @@ DELIVERY_LABELS = {
     ONSITE: _l("会場"),
     HYBRID: _l("ハイブリッド（会場と Teams）"),
 }
+
+
+def choices_of(pairs) -> list[SelectChoice]:
+    """WTForms 3.3 wants SelectChoice objects (tuples are deprecated)."""
+    items = pairs.items() if isinstance(pairs, dict) else pairs
+    return [SelectChoice(value, label) for value, label in items]
 
 
 class TokyoDateTimeField(DateTimeLocalField):
@@ -79,12 +86,12 @@ class CourseForm(FlaskForm):
     target_audience = StringField(_l("対象者"), validators=[Length(max=500)])
     eligibility = RadioField(
         _l("対象の自治体"),
-        choices=[("all", _l("すべての自治体")), ("list", _l("選んだ自治体のみ"))],
+        choices=[SelectChoice("all", _l("すべての自治体")), SelectChoice("list", _l("選んだ自治体のみ"))],
         default="all",
     )
     municipality_ids = MultiCheckboxField(_l("対象とする自治体"), coerce=int)
     requires_approval = BooleanField(_l("申込に所属自治体の研修担当の承認が必要"))
-    completion_mode = SelectField(_l("修了条件"), choices=list(COMPLETION_LABELS.items()), default=BY_EITHER)
+    completion_mode = SelectField(_l("修了条件"), choices=choices_of(COMPLETION_LABELS), default=BY_EITHER)
     attendance_threshold_pct = WholeNumberField(
         _l("出席率の基準（%）"), default=75,
         validators=[InputRequired(_l("出席率の基準を入力してください。")), NumberRange(1, 100, _l("1から100までの数で入力してください。"))],
@@ -108,7 +115,7 @@ class SessionForm(FlaskForm):
     title = StringField(_l("回の名前（例: 第1回）"), validators=[Length(max=200)])
     starts_at = TokyoDateTimeField(_l("開始日時"), validators=[InputRequired(_l("開始日時を入力してください。"))])
     ends_at = TokyoDateTimeField(_l("終了日時"), validators=[InputRequired(_l("終了日時を入力してください。"))])
-    delivery = RadioField(_l("開催方法"), choices=list(DELIVERY_LABELS.items()), default=TEAMS)
+    delivery = RadioField(_l("開催方法"), choices=choices_of(DELIVERY_LABELS), default=TEAMS)
     location = StringField(_l("会場"), validators=[Length(max=300)])
     join_url = StringField(_l("Teams 会議の参加リンク"), validators=[Length(max=2000)])
     capacity = WholeNumberField(

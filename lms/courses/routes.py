@@ -9,6 +9,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
+from wtforms import SelectChoice
 
 from lms.auth.models import PLATFORM_ADMIN, TRAINER
 from lms.common.access import role_required
@@ -24,6 +25,7 @@ from lms.courses.forms import (
     CancelForm,
     CourseForm,
     SessionForm,
+    choices_of,
 )
 from lms.courses.models import PUBLISHED, Course, TrainingSession
 from lms.courses.views import session_views
@@ -297,10 +299,10 @@ def _municipality_groups() -> list[tuple[str, list[Municipality]]]:
 
 
 def _course_choices(form: CourseForm) -> None:
-    form.category_id.choices = [(0, _("（分類なし）"))] + [(c.id, c.name) for c in cat.categories()]
-    form.municipality_ids.choices = [
+    form.category_id.choices = choices_of([(0, _("（分類なし）"))] + [(c.id, c.name) for c in cat.categories()])
+    form.municipality_ids.choices = choices_of(
         (m.id, m.name) for _kind, items in _municipality_groups() for m in items
-    ]
+    )
 
 
 def _course_form_page(form: CourseForm, course: Course | None):
@@ -337,8 +339,8 @@ def _course_input(form: CourseForm) -> services.CourseInput:
 
 
 def _quota_choices(form: SessionForm) -> None:
-    choices = [(0, _("（自治体を選択）"))] + [
-        (m.id, m.name) for _kind, items in _municipality_groups() for m in items
+    choices = [SelectChoice(0, _("（自治体を選択）"))] + [
+        SelectChoice(m.id, m.name, optgroup=kind) for kind, items in _municipality_groups() for m in items
     ]
     form.quota_choices = choices
     for entry in form.quotas:

@@ -1,0 +1,327 @@
+"""Pages: access, forms, the course page's buttons and reasons, escaping (both databases)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from lms.common.timeutil import utcnow
+from lms.courses.models import CANCELLED, DRAFT, PUBLISHED, Course, TrainingSession
+from lms.enrollment import services as enrollment
+from lms.extensions import db
+from tests import factories
+
+
+def _course_form(**kw):
+    form = {
+        "title": "Teams操作研修",
+        "summary": "会議とチャットの基本",
+        "description_md": "## 内容\n- 会議の開き方",
+        "category_id": "0",
+        "target_audience": "全職員",
+        "eligibility": "all",
+        "completion_mode": "either",
+        "attendance_threshold_pct": "75",
+        "viewing_threshold_pct": "90",
+        "organizer_mailbox": "",
+        "save": "保存",
+    }
+    form.update(kw)
+    return form
+
+
+def _session_form(**kw):
+    form = {
+        "title": "第1回",
+        "starts_at": "2030-12-03T14:00",
+        "ends_at": "2030-12-03T16:00",
+        "delivery": "teams",
+        "location": "",
+        "join_url": "https://teams.microsoft.com/l/meetup-join/x",
+        "capacity": "30",
+        "enroll_opens_at": "",
+        "enroll_closes_at": "2030-12-01T17:00",
+        "cancel_deadline": "",
+        "save": "保存",
+    }
+    form.update(kw)
+    return form
+
+
+# ---------------------------------------------------------------- access
+
+
+def test_catalogue_and_course_pages_need_sign_in(client, make_course):
+    course = make_course()
+    for url in ("/courses", f"/courses/{course.id}", "/manage/courses"):
+        response = client.get(url)
+        assert response.status_code in (302, 401), url
+        if response.status_code == 302:
+            assert "/auth/login" in response.headers["Location"]
+
+
+def test_learner_cannot_reach_management_pages(client, login_as, make_course, make_session):
+    session = make_session()
+    login_as("learner")
+    for url in ("/manage/courses", "/manage/courses/new", f"/manage/courses/{session.course_id}",
+                f"/manage/courses/{session.course_id}/edit", f"/manage/courses/{session.course_id}/sessions/new",
+                f"/manage/sessions/{session.id}/edit", f"/manage/sessions/{session.id}/cancel"):
+        assert client.get(url).status_code == 403, url
+    assert client.post(f"/manage/courses/{session.course_id}/publish").status_code == 403
+    assert client.post("/manage/courses/new", data=_course_form()).status_code == 403
+    assert db.session.scalar(select(Course).where(Course.title == "Teams操作研修")) is None
+
+
+def test_trainer_cannot_edit_another_trainers_course(client, login_as, make_course, make_session):
+    owner = factories.make_user("trainer")
+    course = make_course(owner_id=owner.id, title="他人の研修")
+    session = make_session(course)
+    login_as("trainer")
+    assert client.get(f"/manage/courses/{course.id}/edit").status_code == 403
+    assert client.post(f"/manage/courses/{course.id}/edit", data=_course_form(title="乗っ取り")).status_code == 403
+    assert client.post(f"/manage/sessions/{session.id}/edit", data=_session_form()).status_code == 403
+    assert client.post(f"/manage/sessions/{session.id}/cancel", data={"reason": "x"}).status_code == 403
+    assert client.post(f"/manage/courses/{course.id}/cancel", data={"reason": "x"}).status_code == 403
+    db.session.expire_all()
+    assert db.session.get(Course, course.id).title == "他人の研修"
+    assert db.session.get(TrainingSession, session.id).status != CANCELLED
+    # ... and does not see it in the list, while a platform admin does.
+    assert "他人の研修" not in client.get("/manage/courses").get_data(as_text=True)
+    login_as("platform_admin")
+    assert "他人の研修" in client.get("/manage/courses").get_data(as_text=True)
+    assert client.get(f"/manage/courses/{course.id}/edit").status_code == 200
+
+
+# ---------------------------------------------------------------- managing
+
+
+def test_trainer_creates_publishes_and_adds_a_session_in_tokyo_time(client, login_as):
+    trainer = login_as("trainer")
+    response = client.post("/manage/courses/new", data=_course_form())
+    assert response.status_code == 302
+    course = db.session.scalar(select(Course).where(Course.title == "Teams操作研修"))
+    assert course.owner_id == trainer.id and course.status == DRAFT
+    assert client.get("/manage/courses").status_code == 200
+    page = client.get(f"/manage/courses/{course.id}").get_data(as_text=True)
+    assert "公開する" in page
+
+    response = client.post(f"/manage/courses/{course.id}/sessions/new", data=_session_form(**{
+        "quotas-0-municipality_id": str(factories.municipality("131016").id), "quotas-0-seats": "10",
+    }))
+    assert response.status_code == 302, response.get_data(as_text=True)
+    session = db.session.scalar(select(TrainingSession).where(TrainingSession.course_id == course.id))
+    # 14:00 in Tokyo is 05:00 UTC.
+    assert session.starts_at.replace(tzinfo=UTC) == datetime(2030, 12, 3, 5, 0, tzinfo=UTC)
+    assert session.enroll_closes_at.replace(tzinfo=UTC) == datetime(2030, 12, 1, 8, 0, tzinfo=UTC)
+    assert [(q.municipality.code, q.seats) for q in session.quotas] == [("131016", 10)]
+
+    assert client.post(f"/manage/courses/{course.id}/publish").status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Course, course.id).status == PUBLISHED
+    edit = client.get(f"/manage/sessions/{session.id}/edit").get_data(as_text=True)
+    assert 'value="2030-12-03T14:00"' in edit
+
+
+def test_form_errors_are_shown_in_japanese_and_input_kept(client, login_as, make_course):
+    trainer = login_as("trainer")
+    course = make_course(owner_id=trainer.id)
+    response = client.post(f"/manage/courses/{course.id}/sessions/new", data=_session_form(
+        ends_at="2030-12-03T13:00", location="第一会議室"))
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "終了日時は開始日時より後にしてください。" in page
+    assert "第一会議室" in page
+    response = client.post(f"/manage/courses/{course.id}/sessions/new", data=_session_form(starts_at="明日"))
+    assert "日時は「2026-12-03 14:00」のように入力してください。" in response.get_data(as_text=True)
+    response = client.post(f"/manage/courses/{course.id}/sessions/new", data=_session_form(capacity="三十"))
+    assert "半角数字で入力してください。" in response.get_data(as_text=True)
+    response = client.post(f"/manage/courses/{course.id}/sessions/new", data=_session_form(**{
+        "capacity": "5",
+        "quotas-0-municipality_id": str(factories.municipality("131016").id), "quotas-0-seats": "4",
+        "quotas-1-municipality_id": str(factories.municipality("131024").id), "quotas-1-seats": "4",
+    }))
+    assert "割当人数の合計（8人）が定員（5人）を超えています。" in response.get_data(as_text=True)
+    assert db.session.scalars(select(TrainingSession)).all() == []
+    response = client.post("/manage/courses/new", data=_course_form(eligibility="list"))
+    assert "対象の自治体を1つ以上選ぶか" in response.get_data(as_text=True)
+
+
+def test_add_quota_row_button_adds_a_row_without_saving(client, login_as, make_course):
+    trainer = login_as("trainer")
+    course = make_course(owner_id=trainer.id)
+    form = _session_form(add_quota="割当の行を追加")
+    del form["save"]
+    page = client.post(f"/manage/courses/{course.id}/sessions/new", data={
+        **form, "quotas-0-municipality_id": "0", "quotas-0-seats": ""}).get_data(as_text=True)
+    assert 'name="quotas-1-municipality_id"' in page
+    assert db.session.scalars(select(TrainingSession)).all() == []
+
+
+def test_course_form_lists_all_municipalities_grouped_and_saves_a_selection(client, login_as):
+    login_as("trainer")
+    page = client.get("/manage/courses/new").get_data(as_text=True)
+    assert page.count('name="municipality_ids"') == 63
+    for kind in ("特別区", "市", "町", "村"):
+        assert f"<legend>{kind}</legend>" in page
+    ids = [factories.municipality("131041").id, factories.municipality("131016").id]
+    response = client.post("/manage/courses/new", data=_course_form(eligibility="list", municipality_ids=ids))
+    assert response.status_code == 302
+    course = db.session.scalar(select(Course))
+    assert not course.eligible_all and course.eligible_municipality_ids == set(ids)
+
+
+def test_description_preview_renders_without_saving(client, login_as):
+    login_as("trainer")
+    form = _course_form(description_md="**太字**<script>alert(1)</script>", preview="説明をプレビュー")
+    del form["save"]
+    page = client.post("/manage/courses/new", data=form).get_data(as_text=True)
+    assert "<strong>太字</strong>" in page
+    assert "<script>alert(1)</script>" not in page
+    assert db.session.scalars(select(Course)).all() == []
+
+
+def test_editing_a_session_through_the_page_notifies_enrollees(client, login_as, make_course, make_session):
+    trainer = login_as("trainer")
+    course = make_course(owner_id=trainer.id)
+    session = make_session(course)
+    learner = factories.make_user("learner")
+    enrollment.enroll(session.id, learner.staff_member.id, learner)
+    page = client.get(f"/manage/sessions/{session.id}/edit").get_data(as_text=True)
+    assert "確定済みの申込者が 1 人います" in page
+    from lms.common.timeutil import to_tokyo
+
+    start = to_tokyo(session.starts_at) + timedelta(days=1)
+    form = _session_form(
+        starts_at=start.strftime("%Y-%m-%dT%H:%M"), ends_at=(start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"),
+        enroll_closes_at="", capacity=str(session.capacity))
+    response = client.post(f"/manage/sessions/{session.id}/edit", data=form)
+    assert response.status_code == 302
+    from lms.notifications.models import OutboxMail
+
+    assert [m.kind for m in db.session.scalars(select(OutboxMail).where(OutboxMail.kind == "changed"))] == ["changed"]
+
+
+def test_cancel_pages_cancel_a_session_and_a_course(client, login_as, make_course, make_session):
+    trainer = login_as("trainer")
+    course = make_course(owner_id=trainer.id)
+    first = make_session(course)
+    second = make_session(course, starts_in=timedelta(days=30))
+    assert "元に戻せません" in client.get(f"/manage/sessions/{first.id}/cancel").get_data(as_text=True)
+    assert client.post(f"/manage/sessions/{first.id}/cancel", data={"reason": "講師の都合"}).status_code == 302
+    db.session.expire_all()
+    assert db.session.get(TrainingSession, first.id).status == CANCELLED
+    assert client.post(f"/manage/courses/{course.id}/cancel", data={"reason": ""}).status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Course, course.id).status == CANCELLED
+    assert db.session.get(TrainingSession, second.id).status == CANCELLED
+
+
+# ---------------------------------------------------------------- catalogue and course page
+
+
+def test_catalogue_page_searches_filters_and_links(client, login_as, make_course, make_session):
+    course = make_course(title="Teams操作研修")
+    make_session(course, capacity=12)
+    make_course(title="Excel 入門")
+    login_as("learner")
+    page = client.get("/courses?q=操作").get_data(as_text=True)
+    assert "Teams操作研修" in page and "Excel 入門" not in page
+    assert f"/courses/{course.id}" in page
+    assert "12席" in page
+    assert "1件" in page
+    page = client.get("/courses?q=%25&category=abc&month=bad&page=zzz").get_data(as_text=True)
+    assert "条件に合う研修は見つかりませんでした" in page
+
+
+def test_catalogue_paginates_with_filters_kept(client, login_as, make_course):
+    for n in range(23):
+        make_course(title=f"操作研修{n}", commit=False)
+    db.session.commit()
+    login_as("learner")
+    page = client.get("/courses?q=操作&free=&mine=").get_data(as_text=True)
+    assert page.count('class="card-link"') == 20
+    assert "page=2" in page and "q=%E6%93%8D%E4%BD%9C" in page
+    page = client.get("/courses?q=操作&page=2").get_data(as_text=True)
+    assert page.count('class="card-link"') == 3
+
+
+def test_titles_and_descriptions_are_escaped(client, login_as, make_course, make_session):
+    course = make_course(title="<script>alert('t')</script>研修", summary="<b>太字</b>",
+                         description_md="<img src=x onerror=alert(1)> [link](javascript:alert(2)) **ok**")
+    make_session(course, location="<i>会場</i>")
+    login_as("learner")
+    listing = client.get("/courses").get_data(as_text=True)
+    assert "<script>alert('t')</script>" not in listing
+    assert "&lt;script&gt;" in listing and "&lt;b&gt;太字&lt;/b&gt;" in listing
+    page = client.get(f"/courses/{course.id}").get_data(as_text=True)
+    assert "<script>alert('t')</script>" not in page
+    assert "<img" not in page and "onerror" not in page.replace("&lt;img src=x onerror=alert(1)&gt;", "")
+    assert 'href="javascript:' not in page
+    assert "<strong>ok</strong>" in page
+    assert "&lt;i&gt;会場&lt;/i&gt;" in page
+
+
+def test_drafts_and_cancelled_courses_are_404_for_learners_but_visible_to_their_trainer(client, login_as, make_course):
+    trainer = factories.make_user("trainer")
+    draft = make_course(status=DRAFT, owner_id=trainer.id, title="準備中の研修")
+    cancelled = make_course(status=CANCELLED, owner_id=trainer.id)
+    login_as("learner")
+    assert client.get(f"/courses/{draft.id}").status_code == 404
+    assert client.get(f"/courses/{cancelled.id}").status_code == 404
+    assert client.get("/courses/999999").status_code == 404
+    login_as(user=trainer)
+    page = client.get(f"/courses/{draft.id}")
+    assert page.status_code == 200 and "下書き" in page.get_data(as_text=True)
+    assert client.get(f"/courses/{cancelled.id}").status_code == 200
+
+
+def test_course_page_shows_seats_waitlist_my_status_and_buttons(client, login_as, make_course, make_session):
+    course = make_course(title="満席の研修")
+    full = make_session(course, capacity=1)
+    open_session = make_session(course, capacity=5, starts_in=timedelta(days=30))
+    others = [factories.make_user("learner") for _ in range(3)]
+    for person in others:
+        enrollment.enroll(full.id, person.staff_member.id, person)
+    me = login_as("learner")
+    mine = enrollment.enroll(full.id, me.staff_member.id, me)
+    page = client.get(f"/courses/{course.id}").get_data(as_text=True)
+    assert "キャンセル待ち 3 番目" in page  # my position
+    assert f'action="/enrollments/{mine.id}/cancel"' in page
+    assert f'action="/sessions/{open_session.id}/enroll"' in page
+    assert "申し込む" in page
+    assert '<td class="num">3</td>' in page  # waitlist length of the full session (2 others + me)
+
+
+@pytest.mark.parametrize(
+    ("kw", "reason"),
+    [
+        ({"enroll_opens_at": "future"}, "申込受付は"),
+        ({"enroll_closes_at": "past"}, "申込受付は締め切りました。"),
+        ({"starts_in": timedelta(minutes=-10)}, "すでに開始しているため"),
+        ({"status": CANCELLED}, "この回は中止になりました。"),
+    ],
+)
+def test_course_page_says_why_i_cannot_enroll(client, login_as, make_course, make_session, kw, reason):
+    course = make_course()
+    values = dict(kw)
+    if values.get("enroll_opens_at") == "future":
+        values["enroll_opens_at"] = utcnow() + timedelta(days=3)
+    if values.get("enroll_closes_at") == "past":
+        values["enroll_closes_at"] = utcnow() - timedelta(hours=1)
+    session = make_session(course, **values)
+    login_as("learner")
+    page = client.get(f"/courses/{course.id}").get_data(as_text=True)
+    assert reason in page
+    assert f'action="/sessions/{session.id}/enroll"' not in page
+
+
+def test_course_page_says_my_municipality_is_not_eligible(client, login_as, make_course, make_session):
+    course = make_course(eligible=["131041"])
+    session = make_session(course)
+    login_as("learner", "131016")
+    page = client.get(f"/courses/{course.id}").get_data(as_text=True)
+    assert "あなたの所属する自治体の職員を対象としていません" in page
+    assert "新宿区" in page
+    assert f'action="/sessions/{session.id}/enroll"' not in page
