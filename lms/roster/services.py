@@ -1,29 +1,84 @@
-"""The staff roster: linking entries to Entra identities, and staff for a signed-in user."""
+"""The staff roster (職員名簿): linking to Entra identities, maintenance, transfers and
+departures, CSV import/export and the sync from a tenant through Microsoft Graph.
+
+Every change keeps people's history: a transfer (人事異動) or departure adds a
+StaffHistory row, and entries are never deleted (their enrollments, attendance and
+completions stay theirs).
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+import csv
+import io
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date
 
+from flask_babel import gettext as _
+from sqlalchemy import func, or_, select
+
+from lms.audit.services import record_action
+from lms.common.errors import Conflict, InvalidInput, NotFound
+from lms.common.timeutil import TOKYO, utcnow
 from lms.extensions import db
-from lms.roster.models import ACTIVE, StaffMember
+from lms.roster.models import ACTIVE, LEFT, StaffHistory, StaffMember
+
+MAX_CSV_BYTES = 5 * 1024 * 1024
+MAX_CSV_ROWS = 20_000
+
+# CSV column → attribute. The header row must name the required columns (order free).
+ROSTER_COLUMNS = (
+    ("職員番号", "employee_number"),
+    ("氏名", "full_name"),
+    ("氏名カナ", "full_name_kana"),
+    ("所属", "department"),
+    ("職名", "job_title"),
+    ("サインイン名", "sign_in_name"),
+    ("メール", "email"),
+    ("採用日", "hired_on"),
+)
+REQUIRED_COLUMNS = ("職員番号", "氏名", "氏名カナ", "所属", "職名", "サインイン名")
+_LIMITS = {"employee_number": 20, "full_name": 100, "full_name_kana": 200, "department": 200,
+           "job_title": 100, "sign_in_name": 320, "email": 320}
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_EMPLOYEE_NUMBER_RE = re.compile(r"^[0-9A-Za-z\-_]+$")
+
+
+# ---------------------------------------------------------------- linking at sign-in
 
 
 def staff_member_for(user, *, create: bool = True) -> StaffMember | None:
     """The roster entry of ``user``: linked already, or found by sign-in name in the user's own
     municipality (only when the user's tenant belongs to it: the caller resolved
-    ``user.municipality_id`` from the tenant), or created (source "sign_in")."""
+    ``user.municipality_id`` from the tenant), or created (source "sign_in").
+
+    An entry already linked to another Entra identity is never taken over, and an entry
+    is only ever matched inside the user's municipality, so a same-named account of
+    another tenant cannot claim someone else's record.
+    """
     member = db.session.scalar(select(StaffMember).where(StaffMember.user_id == user.id))
     if member is not None or user.municipality_id is None:
         return member
     name = (user.email or "").strip().lower()
     if name:
-        member = db.session.scalar(
-            select(StaffMember).where(
+        candidates = db.session.scalars(
+            select(StaffMember)
+            .where(
                 StaffMember.municipality_id == user.municipality_id,
                 func.lower(StaffMember.sign_in_name) == name,
                 StaffMember.user_id.is_(None),
             )
-        )
+            .order_by(StaffMember.status, StaffMember.id)  # "active" sorts before "left"
+        ).all()
+        for candidate in candidates:
+            linked_elsewhere = candidate.entra_object_id and (
+                candidate.entra_object_id != user.object_id
+                or (candidate.entra_tenant_id and candidate.entra_tenant_id != user.tenant_id)
+            )
+            if not linked_elsewhere:
+                member = candidate
+                break
     if member is None:
         if not create:
             return None
@@ -42,3 +97,537 @@ def staff_member_for(user, *, create: bool = True) -> StaffMember | None:
     member.entra_object_id = user.object_id
     db.session.flush()
     return member
+
+
+# ---------------------------------------------------------------- reading
+
+
+def roster_query(municipality_id: int, *, q: str = "", department: str = "", job_title: str = "", status: str = ""):
+    stmt = select(StaffMember).where(StaffMember.municipality_id == municipality_id)
+    if q:
+        like = f"%{normalise_text(q)}%"
+        stmt = stmt.where(
+            or_(
+                StaffMember.full_name.ilike(like),
+                StaffMember.full_name_kana.ilike(like),
+                StaffMember.employee_number.ilike(like),
+                StaffMember.sign_in_name.ilike(like),
+            )
+        )
+    if department:
+        stmt = stmt.where(StaffMember.department == department)
+    if job_title:
+        stmt = stmt.where(StaffMember.job_title == job_title)
+    if status in (ACTIVE, LEFT):
+        stmt = stmt.where(StaffMember.status == status)
+    return stmt.order_by(StaffMember.full_name_kana, StaffMember.employee_number)
+
+
+def roster_choices(municipality_id: int) -> tuple[list[str], list[str]]:
+    """The departments and job titles in use, for the filters."""
+    departments = db.session.scalars(
+        select(StaffMember.department).where(StaffMember.municipality_id == municipality_id, StaffMember.department != "")
+        .distinct().order_by(StaffMember.department)
+    ).all()
+    titles = db.session.scalars(
+        select(StaffMember.job_title).where(StaffMember.municipality_id == municipality_id, StaffMember.job_title != "")
+        .distinct().order_by(StaffMember.job_title)
+    ).all()
+    return list(departments), list(titles)
+
+
+def get_staff_member(member_id: int) -> StaffMember:
+    member = db.session.get(StaffMember, member_id)
+    if member is None:
+        raise NotFound(_("職員が見つかりません。"))
+    return member
+
+
+# ---------------------------------------------------------------- maintenance
+
+
+def normalise_text(value: str | None) -> str:
+    """NFKC (全角英数 → 半角, 半角カナ → 全角), trimmed, inner whitespace collapsed."""
+    value = unicodedata.normalize("NFKC", value or "")
+    return " ".join(value.split())
+
+
+def _check_unique(municipality_id: int, employee_number: str, sign_in_name: str, member_id: int | None) -> None:
+    other = db.session.scalar(
+        select(StaffMember).where(
+            StaffMember.municipality_id == municipality_id,
+            StaffMember.employee_number == employee_number,
+            StaffMember.id != (member_id or 0),
+        )
+    )
+    if other is not None:
+        raise Conflict(_("職員番号 %(number)s はすでに %(name)s さんに使われています。", number=employee_number, name=other.full_name))
+    if sign_in_name:
+        other = db.session.scalar(
+            select(StaffMember).where(
+                StaffMember.municipality_id == municipality_id,
+                func.lower(StaffMember.sign_in_name) == sign_in_name,
+                StaffMember.id != (member_id or 0),
+            )
+        )
+        if other is not None:
+            raise Conflict(_("サインイン名 %(name)s はすでに別の職員（%(other)s）に使われています。", name=sign_in_name, other=other.full_name))
+
+
+def save_staff_member(municipality_id: int, values: dict, actor, member_id: int | None = None) -> StaffMember:
+    """Add an entry, or correct one (names, numbers, sign-in name, mail, 採用日).
+
+    Department and job title of an existing entry change only through a transfer, so the
+    history is kept. The caller commits.
+    """
+    data = {key: normalise_text(values.get(key)) for key in _LIMITS}
+    data["sign_in_name"] = data["sign_in_name"].lower()
+    if not data["employee_number"] or not data["full_name"]:
+        raise InvalidInput(_("職員番号と氏名は必須です。"))
+    if data["sign_in_name"] and not _EMAIL_RE.match(data["sign_in_name"]):
+        raise InvalidInput(_("サインイン名はメールアドレスの形式（例：taro@city.example.lg.jp）で入力してください。"))
+    _check_unique(municipality_id, data["employee_number"], data["sign_in_name"], member_id)
+    if member_id is None:
+        member = StaffMember(municipality_id=municipality_id, status=ACTIVE, source="manual")
+        db.session.add(member)
+        action = "roster.add"
+    else:
+        member = get_staff_member(member_id)
+        if member.municipality_id != municipality_id:
+            raise NotFound(_("職員が見つかりません。"))
+        data.pop("department")
+        data.pop("job_title")
+        action = "roster.edit"
+    for key, value in data.items():
+        setattr(member, key, value)
+    member.hired_on = values.get("hired_on")
+    db.session.flush()
+    record_action(actor, action, "staff_member", member.id, municipality_id, employee_number=member.employee_number)
+    return member
+
+
+def transfer_staff(member_id: int, department: str, job_title: str, effective_on: date, actor) -> StaffHistory:
+    """人事異動: new 所属/職名 from ``effective_on``; the previous ones stay in the history."""
+    member = get_staff_member(member_id)
+    department, job_title = normalise_text(department), normalise_text(job_title)
+    if not department and not job_title:
+        raise InvalidInput(_("異動後の所属または職名を入力してください。"))
+    department = department or member.department
+    job_title = job_title or member.job_title
+    if (department, job_title) == (member.department, member.job_title):
+        raise InvalidInput(_("所属・職名が現在と同じです。"))
+    entry = _record_transfer(member, department, job_title, effective_on, actor)
+    record_action(actor, "roster.transfer", "staff_member", member.id, member.municipality_id,
+                  from_department=entry.from_department, to_department=department,
+                  from_job_title=entry.from_job_title, to_job_title=job_title, effective_on=effective_on.isoformat())
+    return entry
+
+
+def _record_transfer(member: StaffMember, department: str, job_title: str, effective_on: date, actor) -> StaffHistory:
+    entry = StaffHistory(
+        staff_member=member,
+        effective_on=effective_on,
+        kind="transfer",
+        from_department=member.department,
+        to_department=department,
+        from_job_title=member.job_title,
+        to_job_title=job_title,
+        recorded_by_id=getattr(actor, "id", None),
+    )
+    db.session.add(entry)
+    member.department = department
+    member.job_title = job_title
+    return entry
+
+
+def record_departure(member_id: int, left_on: date, actor) -> StaffHistory:
+    """退職・転出: status left; enrollments and history stay with the entry."""
+    member = get_staff_member(member_id)
+    if member.status == LEFT:
+        raise Conflict(_("この職員はすでに退職・転出として記録されています。"))
+    entry = _record_departure(member, left_on, actor)
+    record_action(actor, "roster.leave", "staff_member", member.id, member.municipality_id, left_on=left_on.isoformat())
+    return entry
+
+
+def _record_departure(member: StaffMember, left_on: date, actor) -> StaffHistory:
+    entry = StaffHistory(
+        staff_member=member, effective_on=left_on, kind="left",
+        from_department=member.department, to_department="",
+        from_job_title=member.job_title, to_job_title="",
+        recorded_by_id=getattr(actor, "id", None),
+    )
+    db.session.add(entry)
+    member.status = LEFT
+    member.left_on = left_on
+    return entry
+
+
+def _record_return(member: StaffMember, on: date, actor) -> None:
+    db.session.add(StaffHistory(
+        staff_member=member, effective_on=on, kind="returned",
+        to_department=member.department, to_job_title=member.job_title,
+        recorded_by_id=getattr(actor, "id", None),
+    ))
+    member.status = ACTIVE
+    member.left_on = None
+
+
+def today_tokyo() -> date:
+    return utcnow().astimezone(TOKYO).date()
+
+
+# ---------------------------------------------------------------- CSV
+
+
+def decode_csv(data: bytes) -> tuple[str, str]:
+    """The text of an uploaded CSV and the encoding used: UTF-8 (with or without BOM) or
+    Windows-31J (cp932), as Excel writes it."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8", errors="strict"), "UTF-8 (BOM付き)"
+    try:
+        return data.decode("utf-8"), "UTF-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp932"), "Shift_JIS (Windows-31J)"
+    except UnicodeDecodeError:
+        raise InvalidInput(
+            _("ファイルの文字コードを判別できません。UTF-8 または Shift_JIS（Excel の「CSV（コンマ区切り）」）で保存してください。")
+        ) from None
+
+
+def read_csv(data: bytes, required: tuple[str, ...], *, max_rows: int = MAX_CSV_ROWS) -> tuple[str, list[str], list[tuple[int, dict]]]:
+    """(encoding, header, [(line number, {header: value})]) of an upload; InvalidInput if unusable."""
+    if not data:
+        raise InvalidInput(_("ファイルが空です。"))
+    if len(data) > MAX_CSV_BYTES:
+        raise InvalidInput(_("ファイルが大きすぎます（上限 %(mb)s MB）。分割してアップロードしてください。", mb=MAX_CSV_BYTES // (1024 * 1024)))
+    text, encoding = decode_csv(data)
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise InvalidInput(_("CSV として読み取れません（%(error)s）。", error=str(exc))) from None
+    rows = [row for row in rows if any(cell.strip() for cell in row)]
+    if not rows:
+        raise InvalidInput(_("ファイルにデータがありません。"))
+    header = [normalise_text(cell) for cell in rows[0]]
+    missing = [name for name in required if name not in header]
+    if missing:
+        raise InvalidInput(_("見出し行に必要な列がありません：%(columns)s（文字コード：%(encoding)s）", columns="、".join(missing), encoding=encoding))
+    body = rows[1:]
+    if len(body) > max_rows:
+        raise InvalidInput(_("行数が多すぎます（%(count)s 行。上限 %(max)s 行）。分割してアップロードしてください。", count=len(body), max=max_rows))
+    records = []
+    line = 1
+    for row in body:
+        line += 1
+        records.append((line, {name: (row[i].strip() if i < len(row) else "") for i, name in enumerate(header) if name}))
+    return encoding, header, records
+
+
+def parse_date(value: str) -> date | None:
+    """2026-04-01, 2026/4/1, 2026年4月1日 (full-width digits too); None for empty; ValueError if bad."""
+    value = normalise_text(value)
+    if not value:
+        return None
+    match = re.fullmatch(r"(\d{4})[-/年.](\d{1,2})[-/月.](\d{1,2})日?", value)
+    if not match:
+        raise ValueError(value)
+    return date(int(match.group(1)), int(match.group(2)), int(match.group(3)))
+
+
+ADDED, UPDATED, UNCHANGED, TRANSFERRED, RETURNED, REFUSED, MARKED_LEFT = (
+    "added", "updated", "unchanged", "transferred", "returned", "refused", "left",
+)
+OUTCOME_LABELS = {
+    ADDED: "追加", UPDATED: "更新", UNCHANGED: "変更なし", TRANSFERRED: "異動",
+    RETURNED: "復帰", REFUSED: "取込不可", MARKED_LEFT: "退職・転出",
+}
+
+
+@dataclass
+class RowResult:
+    line: int
+    employee_number: str
+    name: str
+    outcome: str
+    message: str = ""
+
+
+@dataclass
+class ImportReport:
+    encoding: str
+    rows: list[RowResult] = field(default_factory=list)
+    applied: bool = False
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(OUTCOME_LABELS, 0)
+        for row in self.rows:
+            counts[row.outcome] += 1
+        return counts
+
+    @property
+    def refused(self) -> list[RowResult]:
+        return [row for row in self.rows if row.outcome == REFUSED]
+
+
+def import_roster(municipality_id: int, data: bytes, actor, *, mark_missing_left: bool = False,
+                  effective_on: date | None = None) -> ImportReport:
+    """Import a whole roster CSV: validate every row first; apply only if no row is refused.
+
+    Idempotent: the same file twice gives "unchanged" rows the second time. The caller
+    commits (one transaction) when ``report.applied``; otherwise nothing was changed.
+    """
+    effective_on = effective_on or today_tokyo()
+    encoding, _header, records = read_csv(data, REQUIRED_COLUMNS)
+    report = ImportReport(encoding=encoding)
+    existing = {
+        m.employee_number: m
+        for m in db.session.scalars(select(StaffMember).where(StaffMember.municipality_id == municipality_id))
+    }
+    by_sign_in = {m.sign_in_name.lower(): m for m in existing.values() if m.sign_in_name}
+    seen_numbers: dict[str, int] = {}
+    seen_sign_ins: dict[str, int] = {}
+    planned: list[tuple[RowResult, dict, StaffMember | None]] = []
+
+    for line, raw in records:
+        values = {attr: normalise_text(raw.get(column, "")) for column, attr in ROSTER_COLUMNS}
+        values["sign_in_name"] = values["sign_in_name"].lower()
+        values["email"] = values["email"].lower()
+        result = RowResult(line, values["employee_number"], values["full_name"], REFUSED)
+        report.rows.append(result)
+        problem = _row_problem(values, raw, seen_numbers, seen_sign_ins, existing, by_sign_in)
+        if problem:
+            result.message = problem
+            continue
+        seen_numbers[values["employee_number"]] = line
+        if values["sign_in_name"]:
+            seen_sign_ins[values["sign_in_name"]] = line
+        member = existing.get(values["employee_number"])
+        result.outcome, result.message = _classify(member, values)
+        planned.append((result, values, member))
+
+    in_file = set(seen_numbers)
+    missing = []
+    if mark_missing_left:
+        missing = [m for number, m in existing.items() if m.status == ACTIVE and number not in in_file]
+        for m in sorted(missing, key=lambda m: m.employee_number):
+            report.rows.append(RowResult(0, m.employee_number, m.full_name, MARKED_LEFT, _("ファイルにないため退職・転出として記録します。")))
+    if report.refused:
+        return report
+
+    for result, values, member in planned:
+        _apply_row(municipality_id, member, values, result.outcome, effective_on, actor)
+    for member in missing:
+        _record_departure(member, effective_on, actor)
+    db.session.flush()
+    report.applied = True
+    record_action(actor, "roster.import", "municipality", municipality_id, municipality_id,
+                  encoding=encoding, mark_missing_left=mark_missing_left,
+                  **{key: value for key, value in report.counts.items() if value})
+    return report
+
+
+def _row_problem(values, raw, seen_numbers, seen_sign_ins, existing, by_sign_in) -> str:
+    number = values["employee_number"]
+    if not number:
+        return _("職員番号がありません。")
+    if not _EMPLOYEE_NUMBER_RE.match(number):
+        return _("職員番号「%(number)s」に使えない文字があります（半角英数字・ハイフンのみ）。", number=number)
+    if number in seen_numbers:
+        return _("職員番号 %(number)s がファイル内で重複しています（%(line)s 行目と同じ）。", number=number, line=seen_numbers[number])
+    if not values["full_name"]:
+        return _("氏名がありません。")
+    for attr, limit in _LIMITS.items():
+        if len(values[attr]) > limit:
+            column = next(c for c, a in ROSTER_COLUMNS if a == attr)
+            return _("%(column)s が長すぎます（%(limit)s 文字まで）。", column=column, limit=limit)
+    sign_in = values["sign_in_name"]
+    if sign_in:
+        if not _EMAIL_RE.match(sign_in):
+            return _("サインイン名「%(name)s」がメールアドレスの形式ではありません。", name=sign_in)
+        if sign_in in seen_sign_ins:
+            return _("サインイン名 %(name)s がファイル内で重複しています（%(line)s 行目と同じ）。", name=sign_in, line=seen_sign_ins[sign_in])
+        holder = by_sign_in.get(sign_in)
+        if holder is not None and holder.employee_number != number:
+            return _("サインイン名 %(name)s はすでに別の職員（職員番号 %(other)s）に使われています。", name=sign_in, other=holder.employee_number)
+    if values["email"] and not _EMAIL_RE.match(values["email"]):
+        return _("メール「%(mail)s」がメールアドレスの形式ではありません。", mail=values["email"])
+    try:
+        values["hired_on"] = parse_date(raw.get("採用日", ""))
+    except ValueError:
+        return _("採用日「%(value)s」が日付として読めません（例：2026-04-01）。", value=raw.get("採用日", ""))
+    return ""
+
+
+def _classify(member: StaffMember | None, values: dict) -> tuple[str, str]:
+    if member is None:
+        return ADDED, ""
+    if member.status == LEFT:
+        return RETURNED, _("退職・転出から復帰します。")
+    if (values["department"], values["job_title"]) != (member.department, member.job_title):
+        return TRANSFERRED, _("%(old)s → %(new)s", old=f"{member.department} {member.job_title}".strip(),
+                              new=f"{values['department']} {values['job_title']}".strip())
+    changed = [column for column, attr in ROSTER_COLUMNS if attr not in ("department", "job_title")
+               and _current(member, attr) != values[attr]]
+    if changed:
+        return UPDATED, _("変更：%(columns)s", columns="、".join(changed))
+    return UNCHANGED, ""
+
+
+def _current(member: StaffMember, attr: str):
+    value = getattr(member, attr)
+    if attr in ("sign_in_name", "email"):
+        return (value or "").lower()
+    return value if attr == "hired_on" else (value or "")
+
+
+def _apply_row(municipality_id: int, member: StaffMember | None, values: dict, outcome: str, effective_on: date, actor) -> None:
+    if outcome == UNCHANGED:
+        return
+    if member is None:
+        member = StaffMember(municipality_id=municipality_id, status=ACTIVE, source="csv")
+        db.session.add(member)
+        for attr, value in values.items():
+            setattr(member, attr, value)
+        return
+    if outcome == RETURNED:
+        _record_return(member, effective_on, actor)
+    if (values["department"], values["job_title"]) != (member.department, member.job_title):
+        _record_transfer(member, values["department"], values["job_title"], effective_on, actor)
+    for attr, value in values.items():
+        if attr not in ("department", "job_title"):
+            setattr(member, attr, value)
+
+
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_cell(value) -> str:
+    """A cell a spreadsheet will not run as a formula (OWASP CSV injection)."""
+    text = "" if value is None else str(value)
+    if text.startswith(_FORMULA_PREFIXES):
+        return "'" + text
+    return text
+
+
+EXPORT_COLUMNS = [column for column, _attr in ROSTER_COLUMNS] + ["状態", "退職日"]
+
+
+def export_roster_csv(municipality_id: int, *, encoding: str = "utf-8") -> bytes:
+    """The roster as CSV: UTF-8 with BOM (Excel opens it correctly), or cp932 on request.
+    The columns are the import columns, so an export can be edited and imported back."""
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(EXPORT_COLUMNS)
+    members = db.session.scalars(
+        select(StaffMember).where(StaffMember.municipality_id == municipality_id).order_by(StaffMember.employee_number)
+    )
+    for m in members:
+        writer.writerow([neutralise_cell(v) for v in (
+            m.employee_number, m.full_name, m.full_name_kana, m.department, m.job_title, m.sign_in_name, m.email,
+            m.hired_on.isoformat() if m.hired_on else "", "在職" if m.status == ACTIVE else "退職・転出",
+            m.left_on.isoformat() if m.left_on else "",
+        )])
+    text = out.getvalue()
+    if encoding == "cp932":
+        return text.encode("cp932", errors="replace")
+    return b"\xef\xbb\xbf" + text.encode("utf-8")
+
+
+# ---------------------------------------------------------------- Microsoft Graph sync
+
+
+@dataclass
+class SyncReport:
+    added: int = 0
+    updated: int = 0
+    transferred: int = 0
+    unchanged: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+
+_GRAPH_SELECT = "id,userPrincipalName,displayName,department,jobTitle,employeeId,mail,accountEnabled,userType"
+
+
+def sync_roster_from_graph(municipality_id: int, client, actor, *, effective_on: date | None = None) -> SyncReport:
+    """Bring the roster up to date from the tenant's ``/users`` (Microsoft Graph).
+
+    ``client.get_all(path, params)`` must return every page or raise: a failed page
+    aborts the sync before anything is changed. People missing from the result are never
+    marked as left (a partial or filtered result must not empty a roster). Matching: by
+    sign-in name (userPrincipalName), then by 職員番号 (employeeId). Users of other mail
+    domains are skipped when the municipality's tenant mapping names its domains. The
+    caller commits.
+    """
+    from lms.municipalities.models import TenantMapping
+
+    users = client.get_all("/users", params={"$select": _GRAPH_SELECT, "$top": "999"})
+    if not isinstance(users, list):
+        raise InvalidInput(_("Microsoft Graph から職員の一覧を取得できませんでした。名簿は変更していません。"))
+    effective_on = effective_on or today_tokyo()
+    domains = {
+        d.lower() for d in db.session.scalars(
+            select(TenantMapping.mail_domain).where(TenantMapping.municipality_id == municipality_id)
+        ) if d
+    }
+    members = db.session.scalars(select(StaffMember).where(StaffMember.municipality_id == municipality_id)).all()
+    by_sign_in = {m.sign_in_name.lower(): m for m in members if m.sign_in_name}
+    by_number = {m.employee_number: m for m in members}
+    by_oid = {m.entra_object_id: m for m in members if m.entra_object_id}
+    report = SyncReport()
+    for user in users:
+        upn = normalise_text(user.get("userPrincipalName")).lower()
+        if not upn or (user.get("userType") or "Member") != "Member" or "#ext#" in upn:
+            continue  # guests and external accounts are not staff
+        if domains and upn.rsplit("@", 1)[-1] not in domains:
+            continue
+        number = normalise_text(user.get("employeeId"))
+        member = by_oid.get(user.get("id") or "") or by_sign_in.get(upn) or (by_number.get(number) if number else None)
+        values = {
+            "full_name": normalise_text(user.get("displayName"))[:100],
+            "department": normalise_text(user.get("department"))[:200],
+            "job_title": normalise_text(user.get("jobTitle"))[:100],
+            "email": normalise_text(user.get("mail")).lower()[:320],
+            "sign_in_name": upn[:320],
+        }
+        if member is None:
+            if not number or not _EMPLOYEE_NUMBER_RE.match(number) or len(number) > 20:
+                report.skipped.append(_("%(upn)s：職員番号（employeeId）が未設定または不正なため追加しませんでした。", upn=upn))
+                continue
+            member = StaffMember(municipality_id=municipality_id, employee_number=number, status=ACTIVE,
+                                 source="graph", full_name_kana="", **values)
+            db.session.add(member)
+            by_number[number] = member
+            by_sign_in[upn] = member
+            report.added += 1
+            continue
+        holder = by_sign_in.get(upn)
+        if holder is not None and holder is not member:
+            report.skipped.append(_("%(upn)s：サインイン名が別の職員に使われているため更新しませんでした。", upn=upn))
+            continue
+        transferred = (values["department"], values["job_title"]) != (member.department, member.job_title) and (
+            values["department"] or values["job_title"]
+        )
+        if transferred:
+            _record_transfer(member, values["department"] or member.department,
+                             values["job_title"] or member.job_title, effective_on, actor)
+            report.transferred += 1
+        changed = False
+        for attr in ("full_name", "email", "sign_in_name"):
+            if values[attr] and getattr(member, attr) != values[attr]:
+                setattr(member, attr, values[attr])
+                changed = True
+        if changed and not transferred:
+            report.updated += 1
+        elif not changed and not transferred:
+            report.unchanged += 1
+        by_sign_in[upn] = member
+    db.session.flush()
+    record_action(actor, "roster.graph_sync", "municipality", municipality_id, municipality_id,
+                  added=report.added, updated=report.updated, transferred=report.transferred,
+                  unchanged=report.unchanged, skipped=len(report.skipped), users=len(users))
+    return report
+

@@ -1,0 +1,60 @@
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from wtforms import BooleanField, DateField, HiddenField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms.validators import InputRequired, Length, Optional, Regexp
+
+
+class StaffForm(FlaskForm):
+    employee_number = StringField(_l("職員番号"), validators=[InputRequired(_l("職員番号を入力してください。")), Length(max=20)])
+    full_name = StringField(_l("氏名"), validators=[InputRequired(_l("氏名を入力してください。")), Length(max=100)])
+    full_name_kana = StringField(_l("氏名カナ"), validators=[Optional(), Length(max=200)])
+    department = StringField(_l("所属"), validators=[Optional(), Length(max=200)])
+    job_title = StringField(_l("職名"), validators=[Optional(), Length(max=100)])
+    sign_in_name = StringField(_l("サインイン名（Microsoft 365）"), validators=[Optional(), Length(max=320)])
+    email = StringField(_l("メール"), validators=[Optional(), Regexp(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", message=_l("メールアドレスの形式で入力してください。")), Length(max=320)])
+    hired_on = DateField(_l("採用日"), validators=[Optional()])
+
+
+class TransferForm(FlaskForm):
+    department = StringField(_l("異動後の所属"), validators=[Optional(), Length(max=200)])
+    job_title = StringField(_l("異動後の職名"), validators=[Optional(), Length(max=100)])
+    effective_on = DateField(_l("発令日"), validators=[InputRequired(_l("発令日を入力してください。"))])
+
+
+class DepartureForm(FlaskForm):
+    left_on = DateField(_l("退職・転出日"), validators=[InputRequired(_l("退職・転出日を入力してください。"))])
+
+
+class RosterImportForm(FlaskForm):
+    file = FileField(_l("名簿の CSV ファイル"), validators=[FileRequired(_l("ファイルを選んでください。"))])
+    effective_on = DateField(_l("異動・退職の発令日"), validators=[Optional()])
+    mark_missing_left = BooleanField(_l("ファイルにない在職中の職員を退職・転出として記録する"))
+
+
+class NominationUploadForm(FlaskForm):
+    file = FileField(_l("推薦者の CSV ファイル"), validators=[FileRequired(_l("ファイルを選んでください。"))])
+
+
+class NominateForm(FlaskForm):
+    staff_member_id = IntegerField(validators=[InputRequired()])
+
+
+class RejectForm(FlaskForm):
+    reason = TextAreaField(_l("承認しない理由"), validators=[InputRequired(_l("承認しない理由を入力してください。")), Length(max=1000)])
+
+
+class SwapForm(FlaskForm):
+    employee_number = StringField(_l("差し替え先の職員番号"), validators=[InputRequired(_l("差し替え先の職員番号を入力してください。")), Length(max=20)])
+    reason = StringField(_l("差し替えの理由"), validators=[Optional(), Length(max=500)])
+
+
+class MunicipalityChoiceForm(FlaskForm):
+    class Meta:
+        csrf = False
+
+    m = SelectField(_l("区市町村"), coerce=int)
+
+
+class EmptyForm(FlaskForm):
+    next = HiddenField()

@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+
+import pytest
+from sqlalchemy import func, select
+
+from lms.audit.models import AuditLog
+from lms.common.errors import InvalidInput
+from lms.municipalities.models import Municipality
+from lms.roster.models import ACTIVE, LEFT, StaffHistory, StaffMember
+from lms.roster.services import export_roster_csv, import_roster, neutralise_cell
+
+HEADER = ["職員番号", "氏名", "氏名カナ", "所属", "職名", "サインイン名", "メール", "採用日"]
+ROWS = [
+    ["1001", "山田 太郎", "ヤマダ タロウ", "総務部 総務課", "主事", "Taro.Yamada@city.example.lg.jp", "", "2020-04-01"],
+    ["1002", "鈴木 花子", "スズキ ハナコ", "企画部 情報政策課", "主任", "hanako.suzuki@city.example.lg.jp", "hanako@city.example.lg.jp", "2015/4/1"],
+    ["1003", "髙橋 一郎", "タカハシ イチロウ", "区民部 戸籍住民課", "係長", "ichiro.takahashi@city.example.lg.jp", "", "2010年4月1日"],
+]
+
+
+def _csv(rows, header=HEADER, encoding="utf-8", bom=False) -> bytes:
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    data = out.getvalue().encode(encoding)
+    return (b"\xef\xbb\xbf" + data) if bom else data
+
+
+@pytest.fixture
+def chiyoda(db):
+    return db.session.scalar(select(Municipality).where(Municipality.code == "131016"))
+
+
+@pytest.fixture
+def admin(make_user):
+    return make_user("municipal_admin", "131016", with_staff=False)
+
+
+def _members(db, municipality):
+    return {m.employee_number: m for m in db.session.scalars(select(StaffMember).where(StaffMember.municipality_id == municipality.id))}
+
+
+@pytest.mark.parametrize(("encoding", "bom", "label"), [("utf-8", False, "UTF-8"), ("utf-8", True, "UTF-8 (BOM付き)"), ("cp932", False, "Shift_JIS (Windows-31J)")])
+def test_import_detects_encoding_and_adds_everyone(app, db, chiyoda, admin, encoding, bom, label):
+    report = import_roster(chiyoda.id, _csv(ROWS, encoding=encoding, bom=bom), admin)
+    db.session.commit()
+    assert report.applied and report.encoding == label
+    assert report.counts["added"] == 3
+    members = _members(db, chiyoda)
+    assert members["1001"].sign_in_name == "taro.yamada@city.example.lg.jp"
+    assert members["1002"].hired_on == date(2015, 4, 1)
+    assert members["1003"].full_name == "髙橋 一郎" and members["1003"].hired_on == date(2010, 4, 1)
+    assert members["1003"].source == "csv"
+    assert db.session.scalar(select(AuditLog).where(AuditLog.action == "roster.import")).details["added"] == 3
+
+
+def test_same_file_twice_changes_nothing(app, db, chiyoda, admin):
+    data = _csv(ROWS)
+    import_roster(chiyoda.id, data, admin)
+    db.session.commit()
+    report = import_roster(chiyoda.id, data, admin)
+    db.session.commit()
+    assert report.applied and report.counts["unchanged"] == 3 and report.counts["added"] == 0
+    assert db.session.scalar(select(func.count()).select_from(StaffHistory)) == 0
+
+
+def test_transfer_keeps_history_and_updates(app, db, chiyoda, admin):
+    import_roster(chiyoda.id, _csv(ROWS), admin)
+    db.session.commit()
+    rows = [list(r) for r in ROWS]
+    rows[0][3], rows[0][4] = "財政部 財政課", "主任"
+    rows[1][1] = "鈴木 花"  # a corrected name
+    report = import_roster(chiyoda.id, _csv(rows), admin, effective_on=date(2027, 4, 1))
+    db.session.commit()
+    outcomes = {r.employee_number: r.outcome for r in report.rows}
+    assert outcomes == {"1001": "transferred", "1002": "updated", "1003": "unchanged"}
+    taro = _members(db, chiyoda)["1001"]
+    assert (taro.department, taro.job_title) == ("財政部 財政課", "主任")
+    [history] = taro.history
+    assert (history.kind, history.effective_on) == ("transfer", date(2027, 4, 1))
+    assert (history.from_department, history.from_job_title) == ("総務部 総務課", "主事")
+    assert (history.to_department, history.to_job_title) == ("財政部 財政課", "主任")
+
+
+def test_bad_rows_are_reported_and_nothing_is_written(app, db, chiyoda, admin, make_staff):
+    make_staff("131016", employee_number="9000", sign_in_name="taken@city.example.lg.jp")
+    rows = [
+        ROWS[0],
+        ["", "番号 なし", "", "", "", "", "", ""],
+        ["1004", "日付 不正", "", "", "", "", "", "2026-13-40"],
+        ["1001", "重複 太郎", "", "", "", "dup@city.example.lg.jp", "", ""],
+        ["1005", "使用 済み", "", "", "", "taken@city.example.lg.jp", "", ""],
+        ["1006", "", "", "", "", "", "", ""],
+        ["1007", "形式 不正", "", "", "", "not-an-address", "", ""],
+    ]
+    report = import_roster(chiyoda.id, _csv(rows), admin)
+    assert not report.applied
+    refused = {r.line: r.message for r in report.refused}
+    assert refused[3] == "職員番号がありません。"
+    assert "採用日「2026-13-40」" in refused[4]
+    assert "ファイル内で重複" in refused[5] and "2 行目" in refused[5]
+    assert "すでに別の職員（職員番号 9000）" in refused[6]
+    assert refused[7] == "氏名がありません。"
+    assert "メールアドレスの形式ではありません" in refused[8]
+    db.session.rollback()
+    assert set(_members(db, chiyoda)) == {"9000"}  # the good row was not written either
+
+
+def test_mark_missing_as_left_keeps_their_records(app, db, chiyoda, admin):
+    import_roster(chiyoda.id, _csv(ROWS), admin)
+    db.session.commit()
+    report = import_roster(chiyoda.id, _csv(ROWS[:2]), admin, mark_missing_left=True, effective_on=date(2027, 3, 31))
+    db.session.commit()
+    assert report.counts["left"] == 1
+    ichiro = _members(db, chiyoda)["1003"]
+    assert ichiro.status == LEFT and ichiro.left_on == date(2027, 3, 31)
+    assert [h.kind for h in ichiro.history] == ["left"]
+    # Back in the file: returned, active again.
+    report = import_roster(chiyoda.id, _csv(ROWS), admin)
+    db.session.commit()
+    assert {r.employee_number: r.outcome for r in report.rows}["1003"] == "returned"
+    db.session.refresh(ichiro)
+    assert ichiro.status == ACTIVE and ichiro.left_on is None
+
+
+def test_unusable_files_are_refused_with_a_message(app, chiyoda, admin):
+    with pytest.raises(InvalidInput, match="見出し行に必要な列"):
+        import_roster(chiyoda.id, _csv(ROWS, header=["番号", "名前"]), admin)
+    with pytest.raises(InvalidInput, match="空"):
+        import_roster(chiyoda.id, b"", admin)
+    with pytest.raises(InvalidInput, match="文字コード"):
+        import_roster(chiyoda.id, b"\xff\xfe\x00\x81\x00", admin)
+    with pytest.raises(InvalidInput, match="大きすぎます"):
+        import_roster(chiyoda.id, b"a" * (5 * 1024 * 1024 + 1), admin)
+    too_many = [[str(10000 + i), f"職員{i}", "", "", "", "", "", ""] for i in range(20001)]
+    with pytest.raises(InvalidInput, match="行数が多すぎます"):
+        import_roster(chiyoda.id, _csv(too_many), admin)
+
+
+def test_export_is_excel_ready_and_formula_safe(app, db, chiyoda, make_staff):
+    make_staff("131016", employee_number="2001", full_name="=HYPERLINK(\"http://evil\")", department="+課", job_title="-係長",
+               full_name_kana="@カナ", sign_in_name="a@city.example.lg.jp")
+    make_staff("131024", employee_number="2002", full_name="他区 職員")
+    data = export_roster_csv(chiyoda.id)
+    assert data.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(data[3:].decode("utf-8"))))
+    assert rows[0][:6] == HEADER[:6]
+    assert len(rows) == 2  # only this municipality
+    row = rows[1]
+    assert row[1] == "'=HYPERLINK(\"http://evil\")" and row[2] == "'@カナ" and row[3] == "'+課" and row[4] == "'-係長"
+    cp932 = export_roster_csv(chiyoda.id, encoding="cp932")
+    assert "職員番号".encode("cp932") in cp932
+    assert neutralise_cell("\tx") == "'\tx" and neutralise_cell("\rx") == "'\rx" and neutralise_cell("ok") == "ok"
+
+
+def test_export_then_import_round_trips(app, db, chiyoda, admin):
+    import_roster(chiyoda.id, _csv(ROWS), admin)
+    db.session.commit()
+    report = import_roster(chiyoda.id, export_roster_csv(chiyoda.id), admin)
+    assert report.applied and report.counts["unchanged"] == 3
