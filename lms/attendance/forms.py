@@ -1,6 +1,7 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, RadioField, SelectField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 
@@ -11,7 +12,7 @@ class MatchForm(FlaskForm):
 class CorrectionForm(FlaskForm):
     staff_member_id = SelectField(_l("受講者"), coerce=int, validators=[InputRequired()])
     attended = RadioField(
-        _l("判定"), choices=[("1", _l("出席")), ("0", _l("欠席"))], validators=[InputRequired()]
+        _l("判定"), choices=[SelectChoice("1", _l("出席")), SelectChoice("0", _l("欠席"))], validators=[InputRequired()]
     )
     attended_pct = IntegerField(_l("出席率（%）"), validators=[Optional(), NumberRange(min=0, max=100)])
     reason = TextAreaField(_l("修正の理由"), validators=[DataRequired(message=_l("修正の理由を入力してください。")),
@@ -20,3 +21,14 @@ class CorrectionForm(FlaskForm):
 
 class ActionForm(FlaskForm):
     """CSRF only (buttons, roll call checkboxes read from request.form)."""
+
+
+def staff_choices(rows, with_unmatch: bool = False) -> list[SelectChoice]:
+    """Choices of confirmed enrollees (rows from attendance_rows)."""
+    from flask_babel import gettext as _
+
+    choices = [SelectChoice(0, _("（照合を解除）"))] if with_unmatch else []
+    for row in rows:
+        staff = row["staff"]
+        choices.append(SelectChoice(staff.id, f"{staff.full_name}（{staff.municipality.name} {staff.department}）"))
+    return choices

@@ -12,7 +12,7 @@ from flask_login import current_user, login_required
 from markupsafe import Markup
 
 from lms.attendance import services
-from lms.attendance.forms import ActionForm, CorrectionForm, MatchForm
+from lms.attendance.forms import ActionForm, CorrectionForm, MatchForm, staff_choices
 from lms.attendance.models import AttendanceRecord
 from lms.common.errors import DomainError, NotAllowed, NotFound
 from lms.common.timeutil import utcnow
@@ -35,9 +35,8 @@ def _back(session_id: int):
     return redirect(url_for("teams.session_detail", session_id=session_id) + "#attendance")
 
 
-def _enrollee_choices(session) -> list[tuple[int, str]]:
-    return [(row["staff"].id, f'{row["staff"].full_name}（{row["staff"].municipality.name} {row["staff"].department}）')
-            for row in services.attendance_rows(session)]
+def _enrollee_choices(session, with_unmatch: bool = False):
+    return staff_choices(services.attendance_rows(session), with_unmatch)
 
 
 @bp.post("/records/<int:record_id>/match")
@@ -46,7 +45,7 @@ def match_record(record_id: int):
     record = db.get_or_404(AttendanceRecord, record_id)
     session = _managed(record.session_id)
     form = MatchForm()
-    form.staff_member_id.choices = [(0, _("（照合を解除）"))] + _enrollee_choices(session)
+    form.staff_member_id.choices = _enrollee_choices(session, with_unmatch=True)
     if not form.validate_on_submit():
         flash(_("照合する受講者を選んでください。"), "error")
         return _back(session.id)

@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
-from lms.attendance.forms import ActionForm, CorrectionForm, MatchForm
+from lms.attendance.forms import ActionForm, CorrectionForm, MatchForm, staff_choices
 from lms.attendance.services import ONSITE_DELIVERIES
 from lms.auth.models import PLATFORM_ADMIN
 from lms.common.access import role_required
@@ -39,11 +39,10 @@ def _managed(session_id: int) -> TrainingSession:
 def session_detail(session_id: int):
     session = _managed(session_id)
     view = services.session_attendance_view(session)
-    choices = [(r["staff"].id, f'{r["staff"].full_name}（{r["staff"].municipality.name}）') for r in view["rows"]]
     match_form = MatchForm()
-    match_form.staff_member_id.choices = [(0, _("（照合を解除）"))] + choices
+    match_form.staff_member_id.choices = staff_choices(view["rows"], with_unmatch=True)
     correction_form = CorrectionForm()
-    correction_form.staff_member_id.choices = choices
+    correction_form.staff_member_id.choices = staff_choices(view["rows"])
     return render_template(
         "teams/session.html", session=session, view=view, match_form=match_form,
         correction_form=correction_form, action_form=ActionForm(), graph_enabled=graph_configured(),
