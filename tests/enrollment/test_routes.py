@@ -1,0 +1,192 @@
+"""Enroll / cancel buttons and マイページ over HTTP."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
+
+from lms.common.timeutil import utcnow
+from lms.courses.models import TrainingSession
+from lms.enrollment import services
+from lms.enrollment.models import CANCELLED, CONFIRMED, Enrollment
+from tests import factories
+
+JSON = {"Accept": "application/json"}
+
+
+def _follow(client, response):
+    """PRG: the page the redirect leads to (the test client here runs each request in a
+    thread of its own, so redirects are followed by hand)."""
+    assert response.status_code == 302, response.status_code
+    return client.get(response.headers["Location"])
+
+
+def _enrollment_of(user, session_id):
+    factories.db.session.rollback()
+    return factories.db.session.scalar(
+        select(Enrollment).where(Enrollment.session_id == session_id, Enrollment.staff_member_id == user.staff_member.id)
+    )
+
+
+def test_enroll_tells_the_learner_where_they_stand(client, login_as, make_session, make_user, make_course):
+    session = make_session(capacity=1)
+    services.enroll(session.id, (holder := make_user()).staff_member.id, holder)
+    login_as("learner")
+    page = client.post(f"/sessions/{session.id}/enroll", data={"next": "/catalogue?q=x"})
+    assert page.status_code == 302 and page.headers["Location"].endswith("/catalogue?q=x")
+    page = client.get("/me")
+    assert "キャンセル待ち 1 番目です" in page.get_data(as_text=True)
+
+    approval = make_session(make_course(requires_approval=True))
+    page = _follow(client, client.post(f"/sessions/{approval.id}/enroll"))
+    assert "承認待ちです" in page.get_data(as_text=True)
+
+    open_session = make_session(starts_in=timedelta(days=30))
+    page = _follow(client, client.post(f"/sessions/{open_session.id}/enroll"))
+    assert "受講が確定しました" in page.get_data(as_text=True)
+
+
+def test_enroll_answers_json_when_asked(client, login_as, make_session):
+    session = make_session()
+    login_as("learner")
+    first = client.post(f"/sessions/{session.id}/enroll", headers=JSON)
+    assert first.status_code == 201
+    assert first.json["status"] == CONFIRMED and "確定" in first.json["message"]
+    again = client.post(f"/sessions/{session.id}/enroll", headers=JSON)
+    assert again.status_code == 409
+    assert again.json["error"] == "AlreadyEnrolled" and "すでに" in again.json["message"]
+
+
+def test_refusal_is_a_flash_not_an_error_page(client, login_as, make_session):
+    session = make_session(enroll_closes_at=utcnow() - timedelta(minutes=1))
+    login_as("learner")
+    page = _follow(client, client.post(f"/sessions/{session.id}/enroll"))
+    assert page.status_code == 200
+    assert "申込受付は締め切りました" in page.get_data(as_text=True)
+
+
+def test_unknown_session_is_404_json(client, login_as):
+    login_as("learner")
+    answer = client.post("/sessions/999999/enroll", headers=JSON)
+    assert answer.status_code == 404 and answer.json["message"]
+
+
+def test_busy_database_gets_a_japanese_503(client, login_as, make_session, monkeypatch):
+    session = make_session()
+    user = login_as("learner")
+    calls = []
+
+    def locked(*args, **kwargs):
+        calls.append(1)
+        raise OperationalError("BEGIN IMMEDIATE", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(services, "_enroll_tx", locked)
+    monkeypatch.setattr(services.time, "sleep", lambda s: None)
+    answer = client.post(f"/sessions/{session.id}/enroll", headers=JSON)
+    assert answer.status_code == 503
+    assert "集中" in answer.json["message"] and "申込は行われていません" in answer.json["message"]
+    assert len(calls) == services._ATTEMPTS
+    assert _enrollment_of(user, session.id) is None
+
+
+def test_a_lock_timeout_is_retried_transparently(client, login_as, make_session, monkeypatch):
+    session = make_session()
+    user = login_as("learner")
+    real = services._enroll_tx
+    failures = [1, 1]
+
+    def flaky(*args, **kwargs):
+        if failures:
+            failures.pop()
+            raise OperationalError("BEGIN IMMEDIATE", {}, Exception("database is locked"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(services, "_enroll_tx", flaky)
+    assert client.post(f"/sessions/{session.id}/enroll", headers=JSON).status_code == 201
+    assert _enrollment_of(user, session.id).status == CONFIRMED
+
+
+def test_enroll_needs_csrf(app, client, login_as, make_session):
+    app.config["WTF_CSRF_ENABLED"] = True
+    session = make_session()
+    user = login_as("learner")
+    answer = client.post(f"/sessions/{session.id}/enroll")
+    assert answer.status_code == 400
+    assert _enrollment_of(user, session.id) is None
+
+
+def test_enroll_needs_sign_in(client, make_session):
+    session = make_session()
+    answer = client.post(f"/sessions/{session.id}/enroll")
+    assert answer.status_code == 302 and "/auth/login" in answer.headers["Location"]
+
+
+def test_cancel_own_and_not_someone_elses(client, login_as, make_session, make_user):
+    session = make_session(capacity=1)
+    other = make_user()
+    theirs = services.enroll(session.id, other.staff_member.id, other)
+    user = login_as("learner")
+    answer = client.post(f"/enrollments/{theirs.id}/cancel", headers=JSON)
+    assert answer.status_code == 403
+    mine = services.enroll(session.id, user.staff_member.id, user)
+    page = _follow(client, client.post(f"/enrollments/{mine.id}/cancel"))
+    assert "受講申込を取り消しました" in page.get_data(as_text=True)
+    factories.db.session.rollback()
+    assert factories.db.session.get(Enrollment, mine.id).status == CANCELLED
+    assert factories.db.session.get(Enrollment, theirs.id).status == CONFIRMED
+
+
+def test_admin_late_cancellation_is_flagged(client, login_as, make_session, make_user):
+    session = make_session()
+    learner = make_user()
+    enrollment = services.enroll(session.id, learner.staff_member.id, learner)
+    factories.db.session.execute(
+        update(TrainingSession).where(TrainingSession.id == session.id).values(cancel_deadline=utcnow() - timedelta(hours=1))
+    )
+    factories.db.session.commit()
+    login_as("municipal_admin", "131016")
+    answer = _follow(client, client.post(f"/enrollments/{enrollment.id}/cancel", data={"reason": "異動のため"}))
+    assert "期限後の取消" in answer.get_data(as_text=True)
+    factories.db.session.rollback()
+    stored = factories.db.session.get(Enrollment, enrollment.id)
+    assert stored.late_cancellation and stored.reason == "異動のため"
+
+
+def test_my_page_shows_status_links_and_deadlines(client, login_as, make_session, make_course):
+    user = login_as("learner")
+    confirmed = make_session(make_course(title="Teams 会議の基本"), location="都庁第一本庁舎 5階")
+    full = make_session(make_course(title="Excel 活用研修"), capacity=0, starts_in=timedelta(days=20))
+    locked = make_session(make_course(title="Copilot 入門"), starts_in=timedelta(days=40))
+    for s in (confirmed, full, locked):
+        services.enroll(s.id, user.staff_member.id, user)
+    factories.db.session.execute(
+        update(TrainingSession).where(TrainingSession.id == locked.id).values(cancel_deadline=utcnow() - timedelta(hours=1))
+    )
+    factories.db.session.commit()
+    html = client.get("/me").get_data(as_text=True)
+    assert "Teams 会議の基本" in html and "都庁第一本庁舎 5階" in html
+    assert f'href="{confirmed.join_url}"' in html  # the Teams link of a confirmed session
+    assert "キャンセル待ち" in html and "1 番目" in html
+    assert html.count("disabled") == 1 and "キャンセル期限を過ぎたため" in html
+    assert html.count("teams.microsoft.com") == 2  # confirmed only; not the waitlisted one
+
+
+def test_my_page_lists_history_and_only_my_records(client, login_as, make_session, make_user):
+    other = make_user(name="他の 職員")
+    user = login_as("learner")
+    session = make_session()
+    mine = services.enroll(session.id, user.staff_member.id, user)
+    services.enroll(session.id, other.staff_member.id, other)
+    services.cancel_enrollment(mine.id, user, "業務のため")
+    html = client.get("/me").get_data(as_text=True)
+    assert "これまでの申込" in html and "取消" in html and "業務のため" in html
+    assert "申し込んでいる研修はありません" in html
+    assert "他の 職員" not in html
+
+
+@pytest.mark.parametrize("path", ["/me"])
+def test_my_page_needs_sign_in(client, path):
+    assert client.get(path).status_code == 302
