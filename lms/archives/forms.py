@@ -3,14 +3,15 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DateTimeLocalField, RadioField, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from lms.archives.models import AUDIENCE_ELIGIBLE, AUDIENCE_ENROLLEES, AUDIENCE_MUNICIPALITIES
 
 AUDIENCE_CHOICES = [
-    (AUDIENCE_ELIGIBLE, _l("研修の対象区市町村の職員全員")),
-    (AUDIENCE_ENROLLEES, _l("この研修の受講が確定した職員のみ")),
-    (AUDIENCE_MUNICIPALITIES, _l("指定した区市町村の職員")),
+    SelectChoice(AUDIENCE_ELIGIBLE, _l("研修の対象区市町村の職員全員")),
+    SelectChoice(AUDIENCE_ENROLLEES, _l("この研修の受講が確定した職員のみ")),
+    SelectChoice(AUDIENCE_MUNICIPALITIES, _l("指定した区市町村の職員")),
 ]
 
 

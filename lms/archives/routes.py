@@ -22,6 +22,7 @@ from flask_login import current_user, login_required
 from flask_wtf.csrf import ValidationError, validate_csrf
 from sqlalchemy import select
 from werkzeug.http import http_date, parse_date, parse_etags
+from wtforms.fields.choices import SelectChoice
 
 from lms.archives import services
 from lms.archives.captions import chapters_from
@@ -246,19 +247,19 @@ def manage():
 
 def _fill_choices(form: ArchiveForm) -> None:
     courses = services.manageable_courses(current_user)
-    form.course_id.choices = [(c.id, c.title) for c in courses]
+    form.course_id.choices = [SelectChoice(c.id, c.title) for c in courses]
     course_ids = [c.id for c in courses]
     sessions = db.session.scalars(
         select(TrainingSession).where(TrainingSession.course_id.in_(course_ids)).order_by(TrainingSession.starts_at)
     ).all() if course_ids else []
     titles = {c.id: c.title for c in courses}
-    form.session_id.choices = [(0, _("指定しない"))] + [
-        (s.id, f"{titles[s.course_id]} {s.title} {to_tokyo(s.starts_at):%Y-%m-%d %H:%M}") for s in sessions
+    form.session_id.choices = [SelectChoice(0, _("指定しない"))] + [
+        SelectChoice(s.id, f"{titles[s.course_id]} {s.title} {to_tokyo(s.starts_at):%Y-%m-%d %H:%M}") for s in sessions
     ]
     municipalities = db.session.scalars(
         select(Municipality).where(Municipality.active.is_(True)).order_by(Municipality.sort_order, Municipality.code)
     ).all()
-    form.municipality_ids.choices = [(m.id, m.name) for m in municipalities]
+    form.municipality_ids.choices = [SelectChoice(m.id, m.name) for m in municipalities]
 
 
 def _input(form: ArchiveForm) -> services.ArchiveInput:

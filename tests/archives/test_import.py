@@ -1,0 +1,68 @@
+"""The contract with the Teams area: import_recording and attach_transcript."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from lms.archives import services
+from lms.archives.models import Archive, ArchiveFile, TranscriptCue
+from lms.archives.storage import get_storage
+from lms.common.errors import InvalidInput
+from tests import factories
+from tests.archives.conftest import VTT_TEXT, sha256, video_bytes
+
+
+def chunks(data: bytes, size: int = 1000):
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+@pytest.fixture
+def session(db, owned_course):
+    return factories.make_session(owned_course[1], title="第2回")
+
+
+def test_import_creates_a_draft_archive_once(db, session):
+    data = video_bytes("mp4")
+    archive = services.import_recording(session.id, "rec-1", chunks(data), "../rec.mp4", "video/mp4", len(data))
+    db.session.commit()
+    assert archive.status == "draft" and archive.source == "teams" and archive.session_id == session.id
+    [video] = archive.files
+    assert video.status == "ready" and video.sha256 == sha256(data) and video.duration_seconds == 6
+    assert video.filename == "rec.mp4"
+    assert b"".join(get_storage().open_range(video.storage_key)) == data
+
+    def must_not_be_read():
+        raise AssertionError("chunks read on the second call")
+        yield b""
+
+    again = services.import_recording(session.id, "rec-1", must_not_be_read(), "rec.mp4", "video/mp4", None)
+    assert again.id == archive.id
+    assert db.session.scalar(select(func.count()).select_from(Archive)) == 1
+
+
+def test_import_refuses_non_video_and_truncated_downloads(db, session, app):
+    from pathlib import Path
+
+    with pytest.raises(InvalidInput, match="動画"):
+        services.import_recording(session.id, "rec-2", chunks(b"<html>error</html>" * 10), "r.mp4", "video/mp4", None)
+    data = video_bytes("mp4")
+    with pytest.raises(InvalidInput, match="途中まで"):
+        services.import_recording(session.id, "rec-3", chunks(data[:5000]), "r.mp4", "video/mp4", len(data))
+    assert db.session.scalar(select(func.count()).select_from(Archive)) == 0
+    root = Path(app.config["LMS_STORAGE_DIR"])
+    assert not [p for p in root.rglob("*") if p.is_file()]
+
+
+def test_attach_transcript_is_idempotent_and_searchable(db, session, make_user):
+    data = video_bytes("mp4")
+    archive = services.import_recording(session.id, "rec-4", chunks(data), "r.mp4", "video/mp4", len(data))
+    captions = services.attach_transcript(archive.id, VTT_TEXT, "transcript-1")
+    db.session.commit()
+    assert captions.kind == "captions" and captions.graph_content_id == "transcript-1"
+    assert services.attach_transcript(archive.id, VTT_TEXT, "transcript-1").id == captions.id
+    assert db.session.scalar(select(func.count()).select_from(ArchiveFile).where(ArchiveFile.kind == "captions")) == 1
+    assert db.session.scalar(select(func.count()).select_from(TranscriptCue)) == 3
+    with pytest.raises(InvalidInput):
+        services.attach_transcript(archive.id, "not a vtt", "transcript-2")

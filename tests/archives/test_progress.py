@@ -1,0 +1,171 @@
+"""Viewing progress: merged intervals, wall-clock cap, idempotency, own records only, completion."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from lms.archives import services
+from lms.archives.models import ViewingProgress
+from lms.common.errors import InvalidInput
+from lms.common.signals import viewing_changed
+from lms.common.timeutil import utcnow
+from tests.archives.conftest import add_file, make_archive, video_bytes
+
+T0 = utcnow().replace(microsecond=0)
+
+
+@pytest.fixture
+def video(db, owned_course):
+    archive = make_archive(owned_course[1])
+    archive_file = add_file(archive, video_bytes("webm"), "v.webm")
+    archive_file.duration_seconds = 100  # a 100-second lecture, for round numbers
+    db.session.commit()
+    return archive_file
+
+
+@pytest.fixture
+def learner(make_user):
+    return make_user("learner", "131016")
+
+
+def report(rid, intervals, position=0.0, duration=None):
+    return services.parse_report({"report_id": rid, "intervals": intervals, "position": position,
+                                  "duration": duration})
+
+
+def play(learner, video, rid, intervals, at_seconds, position=0.0):
+    return services.record_progress(learner, video, report(rid, intervals, position), now=T0 + timedelta(seconds=at_seconds))
+
+
+def test_intervals_merge_into_unique_seconds(db, learner, video):
+    play(learner, video, "start0001", [], 0)
+    play(learner, video, "report0002", [[0, 10]], 10)
+    row = play(learner, video, "report0003", [[5, 20]], 20, position=20)
+    assert row.intervals == [[0, 20]]
+    assert row.watched_seconds == 20
+    # Watching the same part again adds nothing.
+    row = play(learner, video, "report0004", [[0, 15]], 35)
+    assert row.watched_seconds == 20
+    row = play(learner, video, "report0005", [[50, 60]], 45, position=60)
+    assert row.intervals == [[0, 20], [50, 60]]
+    assert row.watched_seconds == 30
+    assert row.last_position == 60
+
+
+def test_forged_report_cannot_credit_more_than_real_time(db, learner, video):
+    play(learner, video, "start0001", [], 0)
+    # Ten seconds later the "player" claims the whole lecture was watched.
+    row = play(learner, video, "forged0002", [[0, 100]], 10, position=100)
+    assert row.watched_seconds <= 10 + services.WALL_SLACK_SECONDS
+    assert row.completed_at is None
+    # A report after a long absence earns no wall-clock credit for the absence.
+    row = play(learner, video, "forged0003", [[0, 100]], 10 + 3600)
+    assert row.watched_seconds <= 10 + services.WALL_SLACK_SECONDS
+
+
+def test_seeking_to_the_end_counts_nothing_beyond_the_video(db, learner, video):
+    play(learner, video, "start0001", [], 0)
+    row = play(learner, video, "report0002", [[95, 250]], 60, position=250)
+    assert row.intervals == [[95, 100]]
+    assert row.last_position == 100
+
+
+def test_reports_are_idempotent(db, learner, video):
+    play(learner, video, "start0001", [], 0)
+    first = play(learner, video, "report0002", [[0, 10]], 10)
+    assert first.watched_seconds == 10
+    again = play(learner, video, "report0002", [[20, 30]], 20)  # same id replayed: ignored
+    assert again.watched_seconds == 10
+    assert db.session.scalar(select(ViewingProgress.credited_wall_seconds)) == 10
+
+
+def test_completion_at_course_threshold_sends_signal(db, learner, video, owned_course):
+    owned_course[1].viewing_threshold_pct = 80
+    db.session.commit()
+    received = []
+
+    def receiver(sender, **kw):
+        received.append(kw)
+
+    viewing_changed.connect(receiver)
+    try:
+        play(learner, video, "start0001", [], 0)
+        row = None
+        for i in range(1, 9):  # 8 × 10 s = 80 s
+            row = play(learner, video, f"report{i:04d}", [[(i - 1) * 10, i * 10]], i * 10)
+            if i < 8:
+                assert row.completed_at is None
+        assert row.completed_at is not None
+        assert received == [{"staff_member_id": learner.staff_member.id, "archive_id": video.archive_id}]
+        play(learner, video, "report0009", [[80, 90]], 90)
+        assert len(received) == 1  # once
+        assert services.archive_completed_at(learner.staff_member.id, video.archive_id) is not None
+    finally:
+        viewing_changed.disconnect(receiver)
+
+
+@pytest.mark.parametrize("payload", [
+    None, [], {"report_id": "x"}, {"report_id": "short"},
+    {"report_id": "abcdefgh", "intervals": [[10, 5]]},
+    {"report_id": "abcdefgh", "intervals": [[-1, 5]]},
+    {"report_id": "abcdefgh", "intervals": [["0", 5]]},
+    {"report_id": "abcdefgh", "intervals": [[0, float("inf")]]},
+    {"report_id": "abcdefgh", "intervals": [[0, 1]] * 500},
+    {"report_id": "abcdefgh", "position": True},
+])
+def test_malformed_reports_are_refused(payload):
+    with pytest.raises(InvalidInput):
+        services.parse_report(payload)
+
+
+def test_endpoint_records_only_the_senders_own_progress(db, client, login_as, make_user, video):
+    other = make_user("learner", "131016")
+    me = login_as("learner", "131016")
+    url = f"/archives/files/{video.id}/progress"
+    assert client.post(url, json={"report_id": "start0001", "intervals": []}).status_code == 200
+    response = client.post(url, json={"report_id": "rep00002", "intervals": [[0, 1]], "position": 1,
+                                      "staff_member_id": other.staff_member.id})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert set(body) >= {"watched_seconds", "duration_seconds", "percent", "completed"}
+    rows = db.session.scalars(select(ViewingProgress)).all()
+    assert [r.staff_member_id for r in rows] == [me.staff_member.id]
+    bad = client.post(url, json={"report_id": "!", "intervals": []})
+    assert bad.status_code == 400 and "正しくありません" in bad.get_json()["error"]
+
+
+def test_endpoint_refuses_viewers_outside_the_audience_and_after_withdrawal(db, client, login_as, video):
+    url = f"/archives/files/{video.id}/progress"
+    login_as("learner", "131032")  # 港区: not eligible
+    assert client.post(url, json={"report_id": "start0001", "intervals": []}).status_code == 403
+    login_as("learner", "131016")
+    assert client.post(url, json={"report_id": "start0002", "intervals": []}).status_code == 200
+    video.archive.status = "withdrawn"
+    db.session.commit()
+    refused = client.post(url, json={"report_id": "start0003", "intervals": []})
+    assert refused.status_code == 403 and "公開を終了" in refused.get_json()["error"]
+
+
+def test_endpoint_requires_csrf_header(app, client, login_as, video):
+    app.config["WTF_CSRF_ENABLED"] = True
+    login_as("learner", "131016")
+    page = client.get(f"/archives/{video.archive_id}").get_data(as_text=True)
+    import re
+
+    token = re.search(r'data-csrf="([^"]+)"', page).group(1)
+    url = f"/archives/files/{video.id}/progress"
+    assert client.post(url, json={"report_id": "start0001", "intervals": []}).status_code == 400
+    ok = client.post(url, json={"report_id": "start0001", "intervals": []}, headers={"X-CSRFToken": token})
+    assert ok.status_code == 200
+
+
+def test_resume_position_is_offered_on_the_page(db, client, login_as, video):
+    user = login_as("learner", "131016")
+    services.record_progress(user, video, report("start0001", [], 0), now=T0)
+    services.record_progress(user, video, report("report002", [[0, 10]], 42), now=T0 + timedelta(seconds=10))
+    db.session.commit()
+    page = client.get(f"/archives/{video.archive_id}").get_data(as_text=True)
+    assert 'data-resume="42"' in page
