@@ -52,5 +52,32 @@ def worker_command(workers: int, no_periodic: bool):
     consumer.run()
 
 
+@lms_cli.command("synth")
+@click.option("--users", type=click.IntRange(1), default=200000, show_default=True, help="Staff members (職員).")
+@click.option("--municipalities", type=click.IntRange(1, 63), default=63, show_default=True)
+@click.option("--courses", type=click.IntRange(1), default=2000, show_default=True)
+@click.option("--enrollments", type=click.IntRange(0), default=2000000, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same data set.")
+@click.option("--force", is_flag=True, help="Write even into a database holding non-synthetic data.")
+def synth_command(users, municipalities, courses, enrollments, seed, force):
+    """Generate a synthetic data set (staff, courses, sessions, enrollments, attendance,
+    viewing and completions) in bulk, for benchmarks and for trying the dashboards."""
+    from lms.synth import SyntheticRefused, generate_synthetic
+
+    try:
+        summary = generate_synthetic(
+            users=users, municipalities=municipalities, courses=courses, enrollments=enrollments,
+            seed=seed, force=force, echo=click.echo,
+        )
+    except SyntheticRefused as exc:
+        raise click.ClickException(str(exc)) from exc
+    for key, value in summary.items():
+        click.echo(f"{key}: {value}")
+
+
 def register_cli(app: Flask) -> None:
+    from lms.auth.commands import sync_tenants_command
+
+    if "sync-tenants" not in lms_cli.commands:
+        lms_cli.add_command(sync_tenants_command)
     app.cli.add_command(lms_cli)
