@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -46,7 +48,13 @@ def _wants_json() -> bool:
 
 
 def _back(default: str) -> str:
-    return safe_next(request.form.get("next"), default)
+    """Where the button was pressed: the form's ``next``, else the same-site referring page."""
+    if request.form.get("next"):
+        return safe_next(request.form.get("next"), default)
+    referrer = urlsplit(request.referrer or "")
+    if referrer.netloc == request.host and referrer.path:
+        return safe_next(referrer.path + (f"?{referrer.query}" if referrer.query else ""), default)
+    return default
 
 
 def _refused(exc: DomainError, back: str):
