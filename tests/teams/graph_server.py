@@ -192,7 +192,7 @@ class GraphServer:
             "endDateTime": _iso(created + timedelta(minutes=90)),
             "recordingContentUrl": f"{self.base_url}/users/{organizer_id}/onlineMeetings/{meeting_id}/recordings/{rec_id}/content",
             "meetingOrganizer": {"user": {"@odata.type": "#microsoft.graph.teamworkUserIdentity", "id": organizer_id,
-                                          "displayName": None, "userIdentityType": "aadUser", "tenantId": TENANT_ID},
+                                          "displayName": None, "userIdentityType": "aadUser"},
                                  "application": None, "device": None},
         }
         self.recordings.setdefault(meeting_id, []).append(rec)

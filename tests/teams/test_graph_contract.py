@@ -1,0 +1,106 @@
+"""Keep the local Graph server and the client honest against Microsoft's own v1.0 schema."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from lms.common.signals import session_created
+from lms.common.timeutil import as_utc, utcnow
+from tests.conftest import ROOT
+from tests.teams.conftest import ORGANIZER
+
+METADATA = Path(ROOT).parent / "shared/graph/msgraph-v1.0-metadata.xml"
+
+
+@pytest.fixture(scope="module")
+def schema():
+    if not METADATA.exists():
+        pytest.skip(f"Graph schema not found at {METADATA} (outside the repository; see shared/graph/README.md)")
+    from tests.teams.graph_schema import GraphSchema
+
+    return GraphSchema(METADATA)
+
+
+def test_the_checker_follows_odata_type_and_base_types(schema):
+    record = {"id": "x", "emailAddress": "a@b", "totalAttendanceInSeconds": 1, "role": "Attendee",
+              "identity": {"@odata.type": "#microsoft.graph.communicationsUserIdentity", "id": "o", "displayName": "n",
+                           "tenantId": "t"},
+              "attendanceIntervals": [{"joinDateTime": "x", "leaveDateTime": "y", "durationInSeconds": 1}]}
+    assert schema.check(record, "attendanceRecord") == []
+    plain = {**record, "identity": {k: v for k, v in record["identity"].items() if k != "@odata.type"}}
+    assert schema.check(plain, "attendanceRecord") == ["$.identity.tenantId: no such property on microsoft.graph.identity"]
+    assert schema.check({"joinUrl": "x"}, "event") == ["$.joinUrl: no such property on microsoft.graph.event"]
+    assert schema.check({"id": "x"}, "event") == []  # inherited from entity
+
+
+def test_everything_the_server_returns_and_the_client_sends_exists_in_graph(
+        schema, graph_app, graph_server, live_server, db, make_course, make_session, make_user, confirm):
+    from lms.teams.graph import client_from_app
+    from lms.teams.mail import send_via_graph
+    from lms.teams.services import (
+        cancel_meeting_with,
+        catch_up_recordings_with,
+        import_attendance_with,
+        import_recordings_with,
+        sync_meeting_with,
+    )
+    from lms.teams.subscriptions import renew_subscriptions, subscribe_with
+
+    client = client_from_app()
+    session = make_session(make_course(title="契約テスト研修"), starts_in=-timedelta(hours=3), minutes=60, join_url="",
+                           location="オンライン")
+    learner = make_user("learner")
+    confirm(session, learner.staff_member, signal=False)
+    session_created.send(session, actor=None, changes={})
+    db.session.commit()
+    sync_meeting_with(client, session)  # PATCH with the full event
+    start, end = as_utc(session.starts_at), as_utc(session.ends_at)
+    graph_server.add_attendance_report(session.graph_online_meeting_id, start, end, [
+        graph_server.attendance_record(object_id=learner.object_id, tenant_id=learner.tenant_id, name="x",
+                                       email=learner.email, intervals=[(start, end)])])
+    import_attendance_with(client, session)
+    rec = graph_server.add_recording(session.graph_online_meeting_id, "oid", 2048, end)
+    graph_server.add_transcript(session.graph_online_meeting_id, "oid", rec, "WEBVTT\n\n00:00.000 --> 00:01.000\nはい\n")
+    import_recordings_with(client, session)
+    catch_up_recordings_with(client, ORGANIZER, utcnow() - timedelta(days=1), utcnow())
+    graph_app.config["GRAPH_NOTIFICATION_URL"] = live_server.url + "/teams/graph/notifications"
+    sub = subscribe_with(client, ORGANIZER)
+    sub.expires_at = utcnow() + timedelta(hours=1)
+    db.session.commit()
+    assert renew_subscriptions(client) == 1
+    message = EmailMessage()
+    message["Subject"] = "s"
+    message["To"] = "a@example.lg.jp"
+    message.set_content("x")
+    message.add_attachment(b"BEGIN:VCALENDAR", maintype="text", subtype="calendar", filename="invite.ics")
+    send_via_graph(message, client)
+    session.status = "cancelled"
+    cancel_meeting_with(client, session)
+    db.session.rollback()
+
+    problems: list[str] = []
+    kinds_seen = set()
+    for path, graph_type, body in graph_server.responses:
+        kinds_seen.add(graph_type.removeprefix("Collection(").rstrip(")"))
+        if graph_type.startswith("Collection("):
+            problems += schema.check(body["value"], graph_type, f"{path} value")
+        else:
+            problems += schema.check(body, graph_type, path)
+    sent_kinds = set()
+    for request in graph_server.requests:
+        if request.body is None:
+            continue
+        sent_kinds.add(request.graph_type)
+        if request.graph_type.startswith("action:"):
+            problems += schema.check_action(request.body, request.graph_type.split(":", 1)[1], f"{request.method} {request.path}")
+        else:
+            assert request.graph_type, f"untyped request body: {request.method} {request.path}"
+            problems += schema.check(request.body, request.graph_type, f"{request.method} {request.path}")
+    assert problems == []
+    assert {"event", "onlineMeeting", "meetingAttendanceReport", "attendanceRecord", "callRecording", "callTranscript",
+            "subscription"} <= kinds_seen
+    assert {"event", "subscription", "action:sendMail", "action:cancel"} <= sent_kinds
