@@ -1,0 +1,147 @@
+"""Onsite attendance: the trainer's roll call and the learners' QR check-in."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from html import unescape
+
+import pytest
+from sqlalchemy import select
+
+from lms.attendance import services
+from lms.attendance.models import Attendance
+from lms.audit.models import AuditLog
+from lms.common.signals import attendance_changed
+from lms.common.timeutil import utcnow
+from lms.enrollment.models import CONFIRMED, Enrollment
+
+
+@pytest.fixture
+def onsite(db, login_as, make_course, make_session, make_user):
+    trainer = login_as("trainer")
+    session = make_session(make_course(owner_id=trainer.id), starts_in=-timedelta(minutes=10), minutes=120,
+                           delivery="hybrid", location="都庁第一本庁舎 32階 研修室", join_url="")
+    learners = [make_user("learner", code) for code in ("131016", "131024", "131032")]
+    for learner in learners:
+        db.session.add(Enrollment(session_id=session.id, staff_member_id=learner.staff_member.id,
+                                  municipality_id=learner.municipality_id, status=CONFIRMED))
+        session.confirmed_count += 1
+    db.session.commit()
+    return {"trainer": trainer, "session": session, "learners": learners}
+
+
+def _rows(db, session):
+    return {a.staff_member_id: a for a in db.session.scalars(select(Attendance).where(Attendance.session_id == session.id))}
+
+
+def test_roll_call_marks_present_and_absent_and_is_audited(onsite, client, db):
+    session, learners = onsite["session"], onsite["learners"]
+    page = client.get(f"/attendance/sessions/{session.id}/roll-call")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    for learner in learners:
+        assert learner.staff_member.full_name in html
+        assert f'id="present-{learner.staff_member.id}"' in html
+    fired = []
+    attendance_changed.connect(fired.append)
+    try:
+        response = client.post(f"/attendance/sessions/{session.id}/roll-call",
+                               data={"present": [str(learners[0].staff_member.id), str(learners[1].staff_member.id)]})
+    finally:
+        attendance_changed.disconnect(fired.append)
+    assert response.status_code == 302
+    rows = _rows(db, session)
+    assert [rows[u.staff_member.id].attended for u in learners] == [True, True, False]
+    assert {r.source for r in rows.values()} == {"roll_call"}
+    assert rows[learners[0].staff_member.id].attended_pct == 100
+    entry = db.session.scalar(select(AuditLog).where(AuditLog.action == "attendance.roll_call"))
+    assert entry.details["absent"] == [learners[2].staff_member.id]
+    # the latecomer arrives: only their row changes
+    client.post(f"/attendance/sessions/{session.id}/roll-call",
+                data={"present": [str(u.staff_member.id) for u in learners]})
+    assert all(a.attended for a in _rows(db, session).values())
+
+
+def test_roll_call_refuses_strangers_and_sessions_not_held_onsite(onsite, client, db, make_user, make_session, make_course):
+    session = onsite["session"]
+    stranger = make_user("learner")
+    response = client.post(f"/attendance/sessions/{session.id}/roll-call", data={"present": [str(stranger.staff_member.id)]})
+    assert response.status_code == 200 and "受講確定者でない職員が含まれています" in response.get_data(as_text=True)
+    assert _rows(db, session) == {}
+    teams_only = make_session(make_course(owner_id=onsite["trainer"].id), starts_in=-timedelta(minutes=5))
+    response = client.post(f"/attendance/sessions/{teams_only.id}/roll-call", data={})
+    assert "会場で実施する研修回ではありません" in response.get_data(as_text=True)
+    later = make_session(make_course(owner_id=onsite["trainer"].id), starts_in=timedelta(days=1), delivery="onsite",
+                         location="会場")
+    response = client.post(f"/attendance/sessions/{later.id}/roll-call", data={})
+    assert "開始 30 分前から" in response.get_data(as_text=True)
+
+
+def _checkin_url(client, session) -> str:
+    html = client.get(f"/attendance/sessions/{session.id}/qr").get_data(as_text=True)
+    assert "<svg" in html and 'class="qr-code"' in html and 'http-equiv="refresh"' in html
+    url = unescape(re.search(r"<code>([^<]+)</code>", html).group(1))
+    return url.split("://", 1)[1].split("/", 1)[1]
+
+
+def test_qr_check_in_for_a_signed_in_confirmed_learner(onsite, client, app, db, login_as):
+    session, learners = onsite["session"], onsite["learners"]
+    path = "/" + _checkin_url(client, session)
+    assert path.startswith(f"/attendance/check-in/{session.id}?code=")
+
+    anonymous = app.test_client()
+    response = anonymous.get(path)
+    assert response.status_code == 302 and "/auth/login" in response.headers["Location"]
+
+    learner_client = app.test_client()
+    login_as(user=learners[0], on=learner_client)
+    response = learner_client.get(path)
+    assert response.status_code == 200 and "受付が完了しました" in response.get_data(as_text=True)
+    row = _rows(db, session)[learners[0].staff_member.id]
+    assert (row.source, row.attended, row.checked_in_at is not None) == ("qr", True, True)
+    first = row.checked_in_at
+    assert learner_client.get(path).status_code == 200  # scanning twice is harmless
+    db.session.refresh(row)
+    assert row.checked_in_at == first
+
+    assert learner_client.get(f"/attendance/sessions/{session.id}/qr").status_code == 403
+
+    outsider = app.test_client()
+    login_as("learner", on=outsider)
+    response = outsider.get(path)
+    assert response.status_code == 403 and "受講が確定していない" in response.get_data(as_text=True)
+
+
+def test_old_or_rotated_codes_and_times_outside_the_window_are_refused(onsite, client, app, db, login_as):
+    session, learners = onsite["session"], onsite["learners"]
+    path = "/" + _checkin_url(client, session)
+    db.session.refresh(session)
+    stale = services.checkin_code(session, utcnow() - timedelta(minutes=10))
+    learner_client = app.test_client()
+    login_as(user=learners[1], on=learner_client)
+    response = learner_client.get(f"/attendance/check-in/{session.id}?code={stale}")
+    assert response.status_code == 403 and "有効期限が切れています" in response.get_data(as_text=True)
+    assert learner_client.get(f"/attendance/check-in/{session.id}?code=").status_code == 403
+
+    assert client.post(f"/attendance/sessions/{session.id}/qr/rotate").status_code == 302
+    assert learner_client.get(path).status_code == 403  # the code shown before rotation no longer works
+    assert db.session.scalar(select(AuditLog).where(AuditLog.action == "attendance.rotate_checkin"))
+
+    db.session.refresh(session)
+    with pytest.raises(Exception) as info:
+        services.check_in(session.id, services.checkin_code(session, session.ends_at + timedelta(minutes=5)),
+                          learners[1], at=session.ends_at + timedelta(minutes=5))
+    assert "受付時間外" in info.value.message
+    assert learners[1].staff_member.id not in _rows(db, session)
+
+
+def test_qr_check_in_does_not_override_a_trainers_correction(onsite, db):
+    session, learners = onsite["session"], onsite["learners"]
+    services.correct_attendance(session, learners[2].staff_member.id, False, "途中退席（本人申告）", onsite["trainer"])
+    services.ensure_checkin_secret(session)
+    db.session.commit()
+    services.check_in(session.id, services.checkin_code(session), learners[2])
+    db.session.commit()
+    row = _rows(db, session)[learners[2].staff_member.id]
+    assert row.attended is False and row.checked_in_at is not None and row.source == "manual"
