@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+import io
+
+from sqlalchemy import func, select
+
+from lms.audit.models import AuditLog
+from lms.enrollment.models import CANCELLED, CONFIRMED, PENDING, REJECTED, Enrollment
+from lms.enrollment.services import enroll
+from lms.notifications.models import OutboxMail
+from lms.roster.municipal import nominate_from_csv
+from tests import factories
+
+
+def _denied(db):
+    return db.session.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.action == "access.denied"))
+
+
+def _all(db, session_id):
+    db.session.rollback()
+    return {
+        (e.staff_member.employee_number, e.status)
+        for e in db.session.scalars(select(Enrollment).where(Enrollment.session_id == session_id))
+    }
+
+
+def test_home_lists_pending_quota_and_open_sessions(app, db, client, login_as, make_user, make_course, make_session):
+    course = make_course(title="承認が必要な研修", requires_approval=True)
+    session = make_session(course, quotas={"131016": 3})
+    learner = make_user("learner", "131016", name="申込 花子")
+    other = make_user("learner", "131024", name="他区 太郎")
+    enroll(session.id, learner.staff_member.id, learner)
+    enroll(session.id, other.staff_member.id, other)
+    closed = make_session(make_course(title="中央区だけの研修", eligible=["131024"]))
+    login_as("municipal_admin", "131016")
+    page = client.get("/municipal").get_data(as_text=True)
+    assert "申込 花子" in page and "他区 太郎" not in page
+    assert "承認が必要な研修" in page and "割当人数の利用状況" in page
+    assert "中央区だけの研修" not in page
+    assert client.get(f"/municipal/sessions/{closed.id}").status_code == 404
+
+
+def test_approve_and_reject_with_reason(app, db, client, login_as, make_user, make_course, make_session):
+    session = make_session(make_course(requires_approval=True))
+    first, second = make_user("learner", "131016"), make_user("learner", "131016")
+    e1 = enroll(session.id, first.staff_member.id, first)
+    e2 = enroll(session.id, second.staff_member.id, second)
+    assert e1.status == PENDING
+    login_as("municipal_admin", "131016")
+    assert client.post(f"/municipal/enrollments/{e1.id}/approve").status_code == 302
+    # A reason is required.
+    assert client.post(f"/municipal/enrollments/{e2.id}/reject", data={"reason": ""}).status_code == 302
+    assert db.session.get(Enrollment, e2.id).status == PENDING
+    assert client.post(f"/municipal/enrollments/{e2.id}/reject", data={"reason": "業務の都合のため"}).status_code == 302
+    db.session.rollback()
+    assert db.session.get(Enrollment, e1.id).status == CONFIRMED
+    rejected = db.session.get(Enrollment, e2.id)
+    assert rejected.status == REJECTED and rejected.reason == "業務の都合のため"
+    kinds = set(db.session.scalars(select(OutboxMail.kind)))
+    assert {"confirmed", "rejected"} <= kinds
+
+
+def test_admin_of_another_municipality_gets_403(app, db, client, login_as, make_user, make_course, make_session):
+    session = make_session(make_course(requires_approval=True))
+    learner = make_user("learner", "131024")
+    pending = enroll(session.id, learner.staff_member.id, learner)
+    chiyoda_staff = factories.make_staff("131016")
+    login_as("municipal_admin", "131016")
+    assert client.post(f"/municipal/enrollments/{pending.id}/approve").status_code == 403
+    assert client.post(f"/municipal/enrollments/{pending.id}/reject", data={"reason": "x"}).status_code == 403
+    assert client.post(f"/municipal/enrollments/{pending.id}/swap", data={"employee_number": chiyoda_staff.employee_number}).status_code == 403
+    chuo_staff = factories.make_staff("131024")
+    assert client.post(f"/municipal/sessions/{session.id}/nominate", data={"staff_member_id": chuo_staff.id}).status_code == 403
+    assert client.get(f"/municipal?m={learner.municipality_id}").status_code == 403
+    assert _denied(db) == 5
+    assert db.session.get(Enrollment, pending.id).status == PENDING
+
+
+def test_nominate_one_from_search(app, db, client, login_as, make_staff, make_session):
+    session = make_session()
+    member = make_staff("131016", full_name="推薦 される", full_name_kana="スイセン サレル")
+    login_as("municipal_admin", "131016")
+    search = client.get(f"/municipal/sessions/{session.id}?q=スイセン").get_data(as_text=True)
+    assert "推薦 される" in search
+    assert client.post(f"/municipal/sessions/{session.id}/nominate", data={"staff_member_id": member.id}).status_code == 302
+    assert _all(db, session.id) == {(member.employee_number, CONFIRMED)}
+    # Twice: nothing new.
+    client.post(f"/municipal/sessions/{session.id}/nominate", data={"staff_member_id": member.id})
+    assert db.session.scalar(select(func.count()).select_from(Enrollment)) == 1
+    assert db.session.scalar(select(AuditLog).where(AuditLog.action == "enrollment.nominate")) is not None
+
+
+def test_swap_keeps_the_seat(app, db, client, login_as, make_staff, make_session, make_user):
+    session = make_session(capacity=1, quotas={"131016": 1})
+    admin = make_user("municipal_admin", "131016", with_staff=False)
+    first, second = make_staff("131016"), make_staff("131016")
+    login_as(user=admin)
+    client.post(f"/municipal/sessions/{session.id}/nominate", data={"staff_member_id": first.id})
+    enrollment = db.session.scalar(select(Enrollment).where(Enrollment.staff_member_id == first.id))
+    response = client.post(f"/municipal/enrollments/{enrollment.id}/swap", data={"employee_number": second.employee_number, "reason": "担当者変更"})
+    assert response.status_code == 302
+    assert _all(db, session.id) == {(first.employee_number, CANCELLED), (second.employee_number, CONFIRMED)}
+    db.session.refresh(session)
+    assert session.confirmed_count == 1
+    # Unknown number: a message, nothing changes.
+    new = db.session.scalar(select(Enrollment).where(Enrollment.staff_member_id == second.id))
+    client.post(f"/municipal/enrollments/{new.id}/swap", data={"employee_number": "NOPE"})
+    assert "職員番号 NOPE の職員が名簿にありません。" in client.get(f"/municipal/sessions/{session.id}").get_data(as_text=True)
+
+
+def _nomination_csv(rows, encoding="utf-8", header=("研修回ID", "職員番号")) -> bytes:
+    lines = [",".join(header)] + [",".join(map(str, row)) for row in rows]
+    return ("\r\n".join(lines) + "\r\n").encode(encoding)
+
+
+def test_csv_nomination_reports_each_row_and_is_idempotent(app, db, make_user, make_staff, make_session, make_course):
+    admin = make_user("municipal_admin", "131016", with_staff=False)
+    open_session = make_session(capacity=1)
+    other_only = make_session(make_course(eligible=["131024"]))
+    a, b = make_staff("131016"), make_staff("131016")
+    left = make_staff("131016", status="left")
+    chuo = make_staff("131024")
+    rows = [
+        (open_session.id, a.employee_number),
+        (open_session.id, b.employee_number),  # full: waitlisted
+        (open_session.id, a.employee_number),  # duplicate in the file
+        (open_session.id, "UNKNOWN"),
+        (open_session.id, chuo.employee_number),  # another municipality's number: not in our roster
+        ("abc", a.employee_number),
+        (999999, a.employee_number),
+        (other_only.id, b.employee_number),
+        (open_session.id, left.employee_number),
+        (open_session.id, ""),
+    ]
+    data = _nomination_csv(rows, encoding="cp932")
+    report = nominate_from_csv(a.municipality_id, data, admin)
+    assert report.encoding == "Shift_JIS (Windows-31J)"
+    outcome = {row.line: (row.outcome, row.message) for row in report.rows}
+    assert outcome[2] == ("nominated", "受講が確定しました。")
+    assert outcome[3][0] == "nominated" and "キャンセル待ち 1 番目" in outcome[3][1]
+    assert outcome[4][0] == "already" and "2 行目" in outcome[4][1]
+    assert outcome[5] == ("refused", "職員番号 UNKNOWN の職員が名簿にありません。")
+    assert outcome[6][0] == "refused" and chuo.employee_number != a.employee_number
+    assert outcome[7] == ("refused", "研修回ID「abc」が数字ではありません。")
+    assert outcome[8] == ("refused", "研修回ID 999999 の研修回がありません。")
+    assert outcome[9][0] == "refused" and "対象としていません" in outcome[9][1]
+    assert outcome[10][0] == "refused" and "在籍中の職員ではない" in outcome[10][1]
+    assert outcome[11] == ("refused", "職員番号がありません。")
+    assert db.session.scalar(select(func.count()).select_from(Enrollment)) == 2
+    again = nominate_from_csv(a.municipality_id, data, admin)
+    assert again.counts["nominated"] == 0 and again.counts["already"] == 3
+    assert db.session.scalar(select(func.count()).select_from(Enrollment)) == 2
+
+
+def test_csv_nomination_page(app, db, client, login_as, make_staff, make_session):
+    session = make_session()
+    member = make_staff("131016")
+    login_as("municipal_admin", "131016")
+    data = b"\xef\xbb\xbf" + _nomination_csv([(session.id, member.employee_number)], header=("session_id", "職員番号"))
+    page = client.post("/municipal/nominations/upload", data={"file": (io.BytesIO(data), "n.csv")},
+                       content_type="multipart/form-data").get_data(as_text=True)
+    assert "UTF-8 (BOM付き)" in page and "受講が確定しました。" in page
+    bad = client.post("/municipal/nominations/upload", data={"file": (io.BytesIO(b"a,b\r\n"), "n.csv")},
+                      content_type="multipart/form-data").get_data(as_text=True)
+    assert "見出し行に必要な列がありません" in bad

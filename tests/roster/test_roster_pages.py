@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import io
+
+from sqlalchemy import func, select
+
+from lms.audit.models import AuditLog
+from lms.roster.models import LEFT, StaffMember
+from tests import factories
+
+
+def _denied(db):
+    return db.session.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.action == "access.denied"))
+
+
+def test_municipal_admin_sees_own_roster_only(app, db, client, login_as, make_staff):
+    make_staff("131016", full_name="千代田 一郎", department="総務課")
+    make_staff("131024", full_name="中央 次郎")
+    login_as("municipal_admin", "131016")
+    page = client.get("/roster").get_data(as_text=True)
+    assert "千代田 一郎" in page and "中央 次郎" not in page
+    filtered = client.get("/roster?department=総務課&q=一郎").get_data(as_text=True)
+    assert "千代田 一郎" in filtered
+    assert "千代田 一郎" not in client.get("/roster?status=left").get_data(as_text=True)
+
+
+def test_cross_municipality_access_is_403_and_audited(app, db, client, login_as, make_staff):
+    theirs = make_staff("131024", full_name="中央 次郎")
+    chuo = factories.municipality("131024")
+    login_as("municipal_admin", "131016")
+    assert client.get(f"/roster?m={chuo.id}").status_code == 403
+    assert client.get(f"/roster/{theirs.id}").status_code == 403
+    assert client.post(f"/roster/{theirs.id}/edit", data={"employee_number": "X", "full_name": "改ざん"}).status_code == 403
+    assert client.post(f"/roster/{theirs.id}/transfer", data={"department": "X", "effective_on": "2027-04-01"}).status_code == 403
+    assert client.post(f"/roster/{theirs.id}/leave", data={"left_on": "2027-04-01"}).status_code == 403
+    assert client.get(f"/roster/export.csv?m={chuo.id}").status_code == 403
+    assert _denied(db) == 6
+    db.session.refresh(theirs)
+    assert theirs.full_name == "中央 次郎" and theirs.status == "active"
+
+
+def test_learner_and_trainer_cannot_open_the_roster(app, client, login_as):
+    login_as("trainer")
+    assert client.get("/roster").status_code == 403
+    assert client.get("/municipal").status_code == 403
+
+
+def test_platform_admin_chooses_a_municipality(app, db, client, login_as, make_staff):
+    make_staff("131024", full_name="中央 次郎")
+    login_as("platform_admin")
+    chooser = client.get("/roster").get_data(as_text=True)
+    assert "区市町村を選ぶ" in chooser
+    chuo = factories.municipality("131024")
+    assert "中央 次郎" in client.get(f"/roster?m={chuo.id}").get_data(as_text=True)
+
+
+def test_add_transfer_and_leave_through_the_pages(app, db, client, login_as):
+    login_as("municipal_admin", "131016")
+    response = client.post("/roster/new", data={
+        "employee_number": "7001", "full_name": "新規 職員", "full_name_kana": "シンキ ショクイン",
+        "department": "総務課", "job_title": "主事", "sign_in_name": "Shinki@city.example.lg.jp", "email": "",
+    })
+    assert response.status_code == 302
+    member = db.session.scalar(select(StaffMember).where(StaffMember.employee_number == "7001"))
+    assert member.sign_in_name == "shinki@city.example.lg.jp"
+    # Duplicate number: the form says why.
+    again = client.post("/roster/new", data={"employee_number": "7001", "full_name": "重複"})
+    assert again.status_code == 200 and "職員番号 7001 はすでに" in again.get_data(as_text=True)
+    assert client.post(f"/roster/{member.id}/transfer", data={"department": "財政課", "job_title": "", "effective_on": "2027-04-01"}).status_code == 302
+    assert client.post(f"/roster/{member.id}/leave", data={"left_on": "2028-03-31"}).status_code == 302
+    db.session.refresh(member)
+    assert member.department == "財政課" and member.job_title == "主事" and member.status == LEFT
+    assert [h.kind for h in member.history] == ["transfer", "left"]
+    detail = client.get(f"/roster/{member.id}").get_data(as_text=True)
+    assert "人事異動" in detail and "退職・転出" in detail
+    actions = set(db.session.scalars(select(AuditLog.action)))
+    assert {"roster.add", "roster.transfer", "roster.leave"} <= actions
+
+
+def test_csv_upload_and_export_through_the_pages(app, db, client, login_as):
+    login_as("municipal_admin", "131016")
+    data = "職員番号,氏名,氏名カナ,所属,職名,サインイン名\r\n8001,表計算 太郎,ヒョウケイサン タロウ,総務課,主事,hyo@city.example.lg.jp\r\n".encode("cp932")
+    response = client.post("/roster/import", data={"file": (io.BytesIO(data), "meibo.csv")}, content_type="multipart/form-data")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "Shift_JIS (Windows-31J)" in page and "名簿に反映しました" in page
+    bad = client.post("/roster/import", data={"file": (io.BytesIO(b"x,y\r\n1,2\r\n"), "bad.csv")}, content_type="multipart/form-data")
+    assert "見出し行に必要な列がありません" in bad.get_data(as_text=True)
+    export = client.get("/roster/export.csv")
+    assert export.status_code == 200 and export.mimetype == "text/csv"
+    assert export.data.startswith(b"\xef\xbb\xbf") and "表計算 太郎".encode() in export.data
+    assert "表計算 太郎".encode("cp932") in client.get("/roster/export.csv?encoding=cp932").data
+
+
+def test_graph_sync_without_configuration_says_so(app, client, login_as):
+    login_as("municipal_admin", "131016")
+    assert client.post("/roster/sync").status_code == 302
+    assert "Microsoft Graph が設定されていない" in client.get("/roster").get_data(as_text=True)
