@@ -1,6 +1,9 @@
 """Background jobs (huey): SQLite storage on one machine, Redis when REDIS_URL is set.
 
-Start the worker with ``huey_consumer lms.jobs.huey -w 2 -k thread`` (scripts/dev.sh does).
+Start the worker with ``flask --app wsgi lms worker`` (2 threads, periodic tasks on), or
+with ``huey_consumer lms.jobs.huey -w 2 -k thread`` (scripts/dev.sh does); both run the
+same tasks. Several workers (on several machines, with Redis) may run at once: the outbox
+claims each mail atomically.
 Tasks open their own application context through ``app_context()``. Tests set
 ``huey.immediate = True`` (HUEY_IMMEDIATE in TestingConfig) so tasks run inline.
 """
@@ -8,6 +11,7 @@ Tasks open their own application context through ``app_context()``. Tests set
 from __future__ import annotations
 
 import os
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,19 +34,22 @@ if os.environ.get("LMS_ENV") == "testing":
     huey.immediate = True
 
 _app = None
+_app_lock = threading.Lock()
 
 
 def get_app():
-    """The worker's Flask app (created once per worker process)."""
+    """The worker's Flask app (created once per worker process, whichever thread asks first)."""
     global _app
     if _app is None:
         from flask import current_app, has_app_context
 
         if has_app_context():
             return current_app._get_current_object()
-        from lms import create_app
+        with _app_lock:
+            if _app is None:
+                from lms import create_app
 
-        _app = create_app()
+                _app = create_app()
     return _app
 
 
