@@ -66,3 +66,18 @@ def test_attach_transcript_is_idempotent_and_searchable(db, session, make_user):
     assert db.session.scalar(select(func.count()).select_from(TranscriptCue)) == 3
     with pytest.raises(InvalidInput):
         services.attach_transcript(archive.id, "not a vtt", "transcript-2")
+
+
+def test_demo_archives_load_once_with_video_and_captions(db, owned_course):
+    from lms.archives.demo import load_demo_archives
+
+    assert load_demo_archives() == 2
+    assert load_demo_archives() == 0
+    archives = db.session.scalars(select(Archive)).all()
+    assert len(archives) == 2 and all(a.status == "published" for a in archives)
+    for archive in archives:
+        kinds = sorted(f.kind for f in archive.files)
+        assert kinds == ["captions", "video"]
+        video = next(f for f in archive.files if f.kind == "video")
+        assert video.duration_seconds == 30
+        assert get_storage().size(video.storage_key) == video.size_bytes < 300_000
