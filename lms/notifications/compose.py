@@ -16,6 +16,7 @@ from datetime import timedelta
 from flask import current_app, has_app_context
 from flask_babel import force_locale
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from icalendar import Calendar, Event, Timezone, vCalAddress, vText
 
 from lms.common.timeutil import TOKYO, as_utc, to_tokyo, utcnow
@@ -138,13 +139,13 @@ def _lead(kind: str, enrollment, *, position: int | None, changes: dict | None) 
 
 
 _CHANGE_LABELS = {
-    "starts_at": "開始日時",
-    "ends_at": "終了日時",
-    "location": "会場",
-    "join_url": "Teams 会議の参加リンク",
-    "delivery": "実施方法",
-    "cancel_deadline": "キャンセル期限",
-    "title": "研修回の名称",
+    "starts_at": _l("開始日時"),
+    "ends_at": _l("終了日時"),
+    "location": _l("会場"),
+    "join_url": _l("Teams 会議の参加リンク"),
+    "delivery": _l("実施方法"),
+    "cancel_deadline": _l("キャンセル期限"),
+    "title": _l("研修回の名称"),
 }
 
 
@@ -154,7 +155,7 @@ def describe_changes(changes: dict | None) -> list[str]:
     for field, value in (changes or {}).items():
         if field not in _CHANGE_LABELS:
             continue
-        label = _(_CHANGE_LABELS[field])
+        label = str(_CHANGE_LABELS[field])
         old, new = value if isinstance(value, list | tuple) and len(value) == 2 else (None, value)
         if hasattr(new, "hour"):
             new_text = format_when(new)

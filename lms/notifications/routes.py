@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
@@ -15,7 +16,7 @@ from lms.notifications.models import FAILED, QUEUED, SENDING, SENT, OutboxMail
 
 bp = Blueprint("notifications", __name__)
 
-STATUS_LABELS = {QUEUED: "送信待ち", SENDING: "送信中", SENT: "送信済み", FAILED: "送信失敗"}
+STATUS_LABELS = {QUEUED: _l("送信待ち"), SENDING: _l("送信中"), SENT: _l("送信済み"), FAILED: _l("送信失敗")}
 
 
 @bp.get("/sessions/<int:session_id>/calendar.ics")

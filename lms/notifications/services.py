@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
+from flask_babel import gettext as _
 from flask_sqlalchemy.session import Session as FlaskSession
 from sqlalchemy import and_, event, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -245,9 +246,9 @@ def retry_mail(mail_id: int, actor) -> OutboxMail:
 
     mail = db.session.get(OutboxMail, mail_id)
     if mail is None:
-        raise NotFound(_t("メールが見つかりません。"))
+        raise NotFound(_("メールが見つかりません。"))
     if mail.status != FAILED:
-        raise Conflict(_t("再送できるのは送信に失敗したメールだけです。"))
+        raise Conflict(_("再送できるのは送信に失敗したメールだけです。"))
     mail.status = QUEUED
     mail.attempts = 0
     mail.next_attempt_at = utcnow()
@@ -255,12 +256,6 @@ def retry_mail(mail_id: int, actor) -> OutboxMail:
     db.session.info[_QUEUED_FLAG] = True
     record_action(actor, "notifications.retry", "outbox_mail", mail.id, mail.municipality_id, subject=mail.subject)
     return mail
-
-
-def _t(message: str) -> str:
-    from flask_babel import gettext
-
-    return gettext(message)
 
 
 # ---------------------------------------------------------------- reminders

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select
 from sqlalchemy.orm import joinedload
 
@@ -99,7 +100,7 @@ def staff_by_number(municipality_id: int, employee_number: str) -> StaffMember |
 # ---------------------------------------------------------------- nomination by CSV
 
 NOMINATED, ALREADY, REFUSED = "nominated", "already", "refused"
-NOMINATION_LABELS = {NOMINATED: "申込済みにしました", ALREADY: "変更なし（申込済み）", REFUSED: "取込不可"}
+NOMINATION_LABELS = {NOMINATED: _l("申し込みました"), ALREADY: _l("変更なし（申込済み）"), REFUSED: _l("取込不可")}
 
 
 @dataclass

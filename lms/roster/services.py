@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select
 
 from lms.audit.services import record_action
@@ -341,8 +342,8 @@ ADDED, UPDATED, UNCHANGED, TRANSFERRED, RETURNED, REFUSED, MARKED_LEFT = (
     "added", "updated", "unchanged", "transferred", "returned", "refused", "left",
 )
 OUTCOME_LABELS = {
-    ADDED: "追加", UPDATED: "更新", UNCHANGED: "変更なし", TRANSFERRED: "異動",
-    RETURNED: "復帰", REFUSED: "取込不可", MARKED_LEFT: "退職・転出",
+    ADDED: _l("追加"), UPDATED: _l("更新"), UNCHANGED: _l("変更なし"), TRANSFERRED: _l("異動"),
+    RETURNED: _l("復帰"), REFUSED: _l("取込不可"), MARKED_LEFT: _l("退職・転出"),
 }
 
 
