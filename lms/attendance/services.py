@@ -213,7 +213,13 @@ def recompute_attendance(session: TrainingSession, only_staff: set[int] | None =
         if only_staff is not None and staff_id not in only_staff:
             continue
         row = rows.get(staff_id)
-        if row is not None and (row.source != TEAMS_REPORT or row.corrected_by_id is not None):
+        if row is not None and row.corrected_by_id is not None:
+            continue  # a trainer's correction wins
+        # Hybrid: someone absent from the room may have attended online (Teams may upgrade
+        # an onsite "absent", never downgrade an onsite "present").
+        onsite_absent = (row is not None and row.source in (ROLL_CALL, QR_CHECKIN) and not row.attended
+                         and session.delivery == HYBRID)
+        if row is not None and row.source != TEAMS_REPORT and not onsite_absent:
             continue
         if staff_id not in by_staff and not has_reports:
             continue
@@ -226,6 +232,10 @@ def recompute_attendance(session: TrainingSession, only_staff: set[int] | None =
             "attended": pct >= threshold,
             "intervals": [[a.isoformat(), b.isoformat()] for a, b in spans],
         }
+        if onsite_absent:
+            if not values["attended"]:
+                continue
+            row.source = TEAMS_REPORT
         if row is None:
             row = Attendance(session_id=session.id, staff_member_id=staff_id, source=TEAMS_REPORT, **values)
             db.session.add(row)
@@ -333,6 +343,8 @@ def record_roll_call(session: TrainingSession, present: set[int], actor) -> list
             db.session.add(row)
         elif row.attended == is_present and row.source in (ROLL_CALL, QR_CHECKIN, MANUAL):
             continue
+        elif row.source == TEAMS_REPORT and row.attended and not is_present and session.delivery == HYBRID:
+            continue  # attended online: not being in the room does not make them absent
         row.source = ROLL_CALL
         row.attended = is_present
         row.attended_pct = 100 if is_present else 0

@@ -145,3 +145,34 @@ def test_qr_check_in_does_not_override_a_trainers_correction(onsite, db):
     db.session.commit()
     row = _rows(db, session)[learners[2].staff_member.id]
     assert row.attended is False and row.checked_in_at is not None and row.source == "manual"
+
+
+def test_hybrid_roll_call_and_teams_report_combine(onsite, db):
+    """In a hybrid session, present in the room or online (by the 75 % rule) counts as attended."""
+    from lms.attendance.models import AttendanceRecord
+    from lms.common.timeutil import as_utc
+
+    session, learners = onsite["session"], onsite["learners"]
+    in_room, online, neither = (u.staff_member.id for u in learners)
+    services.record_roll_call(session, {in_room}, onsite["trainer"])
+    db.session.commit()
+    start, end = as_utc(session.starts_at), as_utc(session.ends_at)
+    report = [
+        (online, "online-record", [(start, end)]),
+        (neither, "short-record", [(start, start + timedelta(minutes=10))]),
+    ]
+    for staff_id, record_id, spans in report:
+        db.session.add(AttendanceRecord(session_id=session.id, report_id="r1", record_id=record_id,
+                                        staff_member_id=staff_id, matched_by="oid",
+                                        intervals=[[a.isoformat(), b.isoformat()] for a, b in spans]))
+    db.session.flush()
+    services.recompute_attendance(session)
+    db.session.commit()
+    rows = _rows(db, session)
+    assert (rows[in_room].attended, rows[in_room].source) == (True, "roll_call")
+    assert (rows[online].attended, rows[online].source, rows[online].attended_pct) == (True, "teams", 100)
+    assert (rows[neither].attended, rows[neither].source) == (False, "roll_call")
+    # taking the roll again does not mark the online attendee absent
+    services.record_roll_call(session, {in_room}, onsite["trainer"])
+    db.session.commit()
+    assert _rows(db, session)[online].attended is True
