@@ -132,11 +132,12 @@ def request_prompt_delivery() -> None:
     thread of its own with its own database session, as a worker would.
     """
     from lms.jobs import huey
-    from lms.notifications.tasks import deliver_outbox_soon
 
     if not huey.immediate:
-        deliver_outbox_soon()
+        _enqueue_throttled()
         return
+    from lms.notifications.tasks import deliver_outbox_soon
+
     if not current_app.config.get("LMS_OUTBOX_DELIVER_INLINE"):
         return
     app = current_app._get_current_object()
@@ -148,6 +149,52 @@ def request_prompt_delivery() -> None:
     worker = threading.Thread(target=run)
     worker.start()
     worker.join()
+
+
+# At most one "deliver now" job per process and window: under a rush of enrollments one job
+# delivers everything queued so far (it loops until nothing is due), and a trailing job at
+# the end of the window picks up what was committed meanwhile.
+_THROTTLE_SECONDS = 0.5
+_throttle_lock = threading.Lock()
+_throttle_state = {"last": float("-inf"), "trailing": False}
+
+
+def _enqueue_throttled() -> None:
+    import time
+
+    now = time.monotonic()
+    with _throttle_lock:
+        wait = _throttle_state["last"] + _THROTTLE_SECONDS - now
+        if wait <= 0:
+            _throttle_state["last"] = now
+            fire = True
+        else:
+            fire = False
+            if not _throttle_state["trailing"]:
+                _throttle_state["trailing"] = True
+                timer = threading.Timer(wait, _trailing_enqueue)
+                timer.daemon = True
+                timer.start()
+    if fire:
+        _enqueue_now()
+
+
+def _trailing_enqueue() -> None:
+    import time
+
+    with _throttle_lock:
+        _throttle_state["trailing"] = False
+        _throttle_state["last"] = time.monotonic()
+    try:
+        _enqueue_now()
+    except Exception:  # the periodic sweep delivers it
+        logger.exception("could not enqueue outbox delivery; the periodic task will deliver")
+
+
+def _enqueue_now() -> None:
+    from lms.notifications.tasks import deliver_outbox_soon
+
+    deliver_outbox_soon()
 
 
 # ---------------------------------------------------------------- delivery

@@ -237,18 +237,29 @@ def sync_graph():
     if chooser:
         return chooser
     forms.EmptyForm().validate_on_submit()  # CSRF is checked by CSRFProtect
-    from lms.teams.graph import client_from_app, graph_configured
+    from lms.teams.graph import graph_configured
 
+    tenants = services.consented_tenants(municipality.id)
     if not graph_configured():
         flash(_("Microsoft Graph が設定されていないため、同期できません。"), "error")
         return _back("roster.index", municipality.id)
+    if not tenants:
+        flash(_("この区市町村のテナントでは、Manabi への管理者の同意がまだないため同期できません。"), "error")
+        return _back("roster.index", municipality.id)
+    municipality_id = municipality.id
     try:
-        report = services.sync_roster_from_graph(municipality.id, client_from_app(), current_user)
+        reports = []
+        for tenant in tenants:
+            client = services.graph_client_for_tenant(tenant)
+            try:
+                reports.append(services.sync_roster_from_graph(municipality_id, client, current_user))
+            finally:
+                client.http.close()
         db.session.commit()
     except DomainError as exc:
         db.session.rollback()
         flash(exc.message, "error")
-    except Exception:  # Graph unreachable, a failed page, consent missing: nothing was changed
+    except Exception:  # Graph unreachable, a failed page, consent withdrawn: nothing was changed
         db.session.rollback()
         from flask import current_app
 
@@ -256,10 +267,12 @@ def sync_graph():
         flash(_("Microsoft Graph から職員の一覧を取得できなかったため、名簿は変更していません。テナントの同意（管理者の承認）を確認してください。"), "error")
     else:
         flash(_("Microsoft Graph と同期しました：追加 %(a)s 件、更新 %(u)s 件、異動 %(t)s 件、変更なし %(n)s 件、対象外 %(s)s 件。",
-                a=report.added, u=report.updated, t=report.transferred, n=report.unchanged, s=len(report.skipped)), "success")
-        for line in report.skipped[:20]:
+                a=sum(r.added for r in reports), u=sum(r.updated for r in reports),
+                t=sum(r.transferred for r in reports), n=sum(r.unchanged for r in reports),
+                s=sum(len(r.skipped) for r in reports)), "success")
+        for line in [line for r in reports for line in r.skipped][:20]:
             flash(line, "warning")
-    return _back("roster.index", municipality.id)
+    return _back("roster.index", municipality_id)
 
 
 # ---------------------------------------------------------------- 研修担当 home

@@ -550,6 +550,32 @@ class SyncReport:
     skipped: list[str] = field(default_factory=list)
 
 
+def consented_tenants(municipality_id: int) -> list[str]:
+    """The municipality's Entra tenants where Manabi has admin consent (roster sync allowed)."""
+    from lms.municipalities.models import TenantMapping
+
+    rows = db.session.scalars(
+        select(TenantMapping.tenant_id)
+        .where(TenantMapping.municipality_id == municipality_id, TenantMapping.consented_at.is_not(None))
+        .distinct().order_by(TenantMapping.tenant_id)
+    ).all()
+    return list(rows)
+
+
+def graph_client_for_tenant(tenant_id: str):
+    """A Graph client whose app-only token is issued by ``tenant_id`` (the municipality's own)."""
+    from flask import current_app
+
+    from lms.teams.graph import client_from_app
+
+    client = client_from_app()
+    if current_app.extensions.get("graph_token_provider") is None:
+        from lms.auth.entra import acquire_app_token
+
+        client.token_provider = lambda: acquire_app_token(tenant_id=tenant_id)
+    return client
+
+
 _GRAPH_SELECT = "id,userPrincipalName,displayName,department,jobTitle,employeeId,mail,accountEnabled,userType"
 
 

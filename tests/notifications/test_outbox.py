@@ -132,3 +132,20 @@ def test_mail_is_delivered_promptly_after_the_commit(app, db, make_enrollment):
     db.session.rollback()  # rolled back: nothing queued, nothing sent
     db.session.commit()
     assert len(failing_backend.SENT) == 1
+
+
+def test_prompt_delivery_jobs_are_coalesced_under_a_rush(app, monkeypatch):
+    import time
+
+    from lms.notifications import services
+
+    fired = []
+    monkeypatch.setattr(services, "_enqueue_now", lambda: fired.append(time.monotonic()))
+    monkeypatch.setitem(services._throttle_state, "last", float("-inf"))
+    monkeypatch.setitem(services._throttle_state, "trailing", False)
+    for _ in range(50):
+        services._enqueue_throttled()
+    assert len(fired) == 1  # the first at once
+    time.sleep(services._THROTTLE_SECONDS + 0.3)
+    assert len(fired) == 2  # one trailing job for everything committed meanwhile
+    assert fired[1] - fired[0] >= services._THROTTLE_SECONDS - 0.05
