@@ -73,8 +73,12 @@ def parse_vtt(text: str, *, max_cues: int = 50_000) -> list[Cue]:
     return cues
 
 
-def chapters_from(cues, spacing_ms: int = 30_000, limit: int = 60) -> list:
-    """A readable table of contents: the first cue after every ``spacing_ms`` of video."""
+def chapters_from(cues, spacing_ms: int | None = None, limit: int = 40) -> list:
+    """A readable table of contents: the first cue after every ``spacing_ms`` of video
+    (by default a twentieth of the captioned length, at least 5 seconds)."""
+    if spacing_ms is None:
+        end = max((cue.end_ms for cue in cues), default=0)
+        spacing_ms = max(5_000, end // 20)
     chapters = []
     next_at = 0
     for cue in cues:

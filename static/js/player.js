@@ -65,6 +65,11 @@
     if (document.visibilityState === "hidden") { closeSegment(); report(true); }
   });
 
+  function mmss(seconds) {
+    var s = Math.floor(seconds);
+    return Math.floor(s / 60) + ":" + ("0" + (s % 60)).slice(-2);
+  }
+
   function reportId() {
     if (window.crypto && window.crypto.randomUUID) { return window.crypto.randomUUID().replace(/-/g, ""); }
     return String(Date.now()) + Math.random().toString(16).slice(2);
@@ -101,9 +106,10 @@
       return response.json();
     }).then(function (data) {
       if (!data) { return; }
-      var minutes = Math.floor(data.watched_seconds / 60);
-      var total = Math.floor((data.duration_seconds || 0) / 60);
-      progressText.textContent = progressText.textContent.replace(/\d+(\D+)\d+/, minutes + "$1" + total);
+      progressText.textContent = msg("watched")
+        .replace("{percent}", String(data.percent))
+        .replace("{w}", mmss(data.watched_seconds))
+        .replace("{d}", mmss(data.duration_seconds || 0)) + (data.completed ? " — " + msg("done") : "");
       if (data.completed && !completed) {
         completed = true;
         live.textContent = msg("completed");
