@@ -28,12 +28,13 @@ XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 ENCODINGS = ("utf-8", "cp932")
 
 
+_TRIGGER_SET = frozenset(FORMULA_TRIGGERS)
+
+
 def neutralise(value):
     """A value safe to open in Excel: text starting with a formula trigger is prefixed with '."""
-    if isinstance(value, str):
-        if value.startswith(FORMULA_TRIGGERS):
-            return "'" + value
-        return value
+    if isinstance(value, str) and value and value[0] in _TRIGGER_SET:
+        return "'" + value
     return value
 
 
@@ -64,7 +65,9 @@ class Table:
 
 def stream_query(query, convert: Callable[[object], tuple], batch: int = BATCH) -> Iterator[tuple]:
     """Rows of a SELECT through a server-side cursor, fetched ``batch`` at a time."""
-    result = db.session.execute(query.execution_options(stream_results=True, yield_per=batch))
+    # Core execution on the session's connection: a server-side cursor on PostgreSQL,
+    # without ORM row processing.
+    result = db.session.connection().execute(query.execution_options(stream_results=True, yield_per=batch))
     try:
         for partition in result.partitions(batch):
             for row in partition:
@@ -96,7 +99,7 @@ def csv_chunks(table: Table, encoding: str = "utf-8", lines_per_chunk: int = 500
         yield b"\xef\xbb\xbf"
     writer.writerow([neutralise(c.header) for c in table.columns])
     for n, row in enumerate(table.rows(), start=1):
-        writer.writerow([neutralise(_csv_text(cell_value(v))) for v in row])
+        writer.writerow([_csv_cell(v) for v in row])
         if n % lines_per_chunk == 0:
             yield flush()
     tail = flush()
@@ -104,16 +107,24 @@ def csv_chunks(table: Table, encoding: str = "utf-8", lines_per_chunk: int = 500
         yield tail
 
 
-def _csv_text(value) -> str:
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
-    if isinstance(value, date):
+def _csv_cell(value) -> str:
+    """One CSV cell as text: Tokyo time for datetimes, neutralised text."""
+    kind = type(value)
+    if kind is str:
+        return "'" + value if value and value[0] in _TRIGGER_SET else value
+    if kind is int:
+        return str(value)
+    if value is None:
+        return ""
+    if kind is datetime:
+        return to_tokyo(value).strftime("%Y-%m-%d %H:%M")
+    if kind is date:
         return value.isoformat()
-    if isinstance(value, bool):
+    if kind is bool:
         return "1" if value else "0"
-    if isinstance(value, float):
+    if kind is float:
         return f"{value:.1f}"
-    return str(value)
+    return neutralise(str(value))
 
 
 # ---------------------------------------------------------------- XLSX

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from sqlalchemy import and_, case, distinct, exists, func, literal, or_, select
+from sqlalchemy import String, and_, case, cast, distinct, exists, func, literal, or_, select, union_all
 
 from lms.common.timeutil import fiscal_year_bounds, fiscal_year_of, to_tokyo, utcnow
 from lms.completion.models import (
@@ -45,7 +45,7 @@ def rate(completed: int, base: int) -> float | None:
     return round(completed * 100.0 / base, 1) if base else None
 
 
-# ---------------------------------------------------------------- per course
+# ---------------------------------------------------------------- rows
 
 
 @dataclass
@@ -69,6 +69,40 @@ class CourseRow:
         return rate(self.completed, self.completed + self.not_yet)
 
 
+@dataclass
+class GroupRow:
+    name: str
+    staff: int = 0
+    enrolled: int = 0
+    completed: int = 0
+
+    @property
+    def rate(self) -> float | None:
+        return rate(self.completed, self.staff)
+
+
+@dataclass
+class MonthRow:
+    month: str  # YYYY-MM
+    completed: int = 0
+    cumulative: int = 0
+
+    @property
+    def label_month(self) -> int:
+        return int(self.month[5:])
+
+
+@dataclass
+class Dashboard:
+    courses: list[CourseRow]
+    departments: list[GroupRow]
+    job_titles: list[GroupRow]
+    trend: list[MonthRow]
+
+
+GROUPS = ("department", "job_title")
+
+
 def _session_in_year(fiscal_year: int):
     start, end = fiscal_year_bounds(fiscal_year)
     return and_(TrainingSession.starts_at >= start, TrainingSession.starts_at < end)
@@ -83,29 +117,94 @@ def _completed_exists(fiscal_year: int, staff_col, course_col):
     )
 
 
-def enrollment_counts_query(municipality_id: int | None, fiscal_year: int, course_ids=None):
-    """course_id, enrolled, not_yet — the bare aggregate behind the dashboard's first columns."""
-    not_completed = ~_completed_exists(fiscal_year, Enrollment.staff_member_id, TrainingSession.course_id)
-    q = (
+def _month_of_completion():
+    """'YYYY-MM' of completed_at in Tokyo (no daylight saving: +9 hours on SQLite)."""
+    if db.engine.dialect.name == "postgresql":
+        return func.to_char(func.timezone("Asia/Tokyo", Completion.completed_at), "YYYY-MM")
+    return func.strftime("%Y-%m", Completion.completed_at, "+9 hours")
+
+
+# ---------------------------------------------------------------- the aggregate statements
+#
+# Each statement reads the scope's rows once (a CTE of "facts") and aggregates them several
+# ways in one UNION ALL, so a dashboard costs four round trips whatever its size:
+#   kind 'course' / 'department' / 'job_title' / 'month' / 'method', key, n1, n2.
+
+
+def _scope_filter(municipality_id: int | None):
+    return [StaffMember.municipality_id == municipality_id] if municipality_id is not None else []
+
+
+def enrollment_statement(municipality_id: int | None, fiscal_year: int, course_id: int | None = None):
+    """Per course: enrolled, not yet; per 所属 and 職名: enrolled staff (of ``course_id`` if given)."""
+    done = case((_completed_exists(fiscal_year, Enrollment.staff_member_id, TrainingSession.course_id), 1), else_=0)
+    facts = (
         select(
-            TrainingSession.course_id,
-            func.count(distinct(Enrollment.staff_member_id)).label("enrolled"),
-            func.count(distinct(case((not_completed, Enrollment.staff_member_id)))).label("not_yet"),
+            Enrollment.staff_member_id.label("staff_id"),
+            TrainingSession.course_id.label("course_id"),
+            StaffMember.department.label("department"),
+            StaffMember.job_title.label("job_title"),
+            done.label("done"),
         )
+        .distinct()
+        .select_from(Enrollment)
         .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
-        .where(Enrollment.status == CONFIRMED, _session_in_year(fiscal_year))
-        .group_by(TrainingSession.course_id)
+        .join(StaffMember, StaffMember.id == Enrollment.staff_member_id)
+        .where(Enrollment.status == CONFIRMED, _session_in_year(fiscal_year), *_scope_filter(municipality_id))
+        .cte("enrollment_facts")
     )
-    if municipality_id is not None:
-        q = q.join(StaffMember, StaffMember.id == Enrollment.staff_member_id).where(
-            StaffMember.municipality_id == municipality_id
+    group_filter = [facts.c.course_id == course_id] if course_id is not None else []
+    by_course = select(
+        literal("course").label("kind"), cast(facts.c.course_id, String).label("key"),
+        func.count().label("n1"), func.sum(1 - facts.c.done).label("n2"),
+    ).group_by(facts.c.course_id)
+    parts = [by_course]
+    for name in GROUPS:
+        col = facts.c[name]
+        parts.append(
+            select(literal(name), col, func.count(distinct(facts.c.staff_id)), literal(0))
+            .where(*group_filter).group_by(col)
         )
-    if course_ids is not None:
-        q = q.where(TrainingSession.course_id.in_(course_ids))
-    return q
+    return union_all(*parts)
 
 
-def attendance_counts_query(municipality_id: int | None, fiscal_year: int, course_ids=None):
+def completion_statement(municipality_id: int | None, fiscal_year: int, course_id: int | None = None):
+    """Per course and method: completions; per 所属 and 職名: staff with a completion; per
+    month (Tokyo): completions (of ``course_id`` if given, except the per-course counts)."""
+    facts = (
+        select(
+            Completion.staff_member_id.label("staff_id"),
+            Completion.course_id.label("course_id"),
+            Completion.method.label("method"),
+            StaffMember.department.label("department"),
+            StaffMember.job_title.label("job_title"),
+            _month_of_completion().label("month"),
+        )
+        .select_from(Completion)
+        .join(StaffMember, StaffMember.id == Completion.staff_member_id)
+        .where(Completion.fiscal_year == fiscal_year, Completion.status == COMPLETED,
+               *_scope_filter(municipality_id))
+        .cte("completion_facts")
+    )
+    group_filter = [facts.c.course_id == course_id] if course_id is not None else []
+    parts = [
+        select(literal("method").label("kind"),
+               (cast(facts.c.course_id, String) + literal(":") + facts.c.method).label("key"),
+               func.count().label("n1"), literal(0).label("n2"))
+        .group_by(facts.c.course_id, facts.c.method),
+    ]
+    for name in GROUPS:
+        col = facts.c[name]
+        parts.append(
+            select(literal(name), col, func.count(distinct(facts.c.staff_id)), literal(0))
+            .where(*group_filter).group_by(col)
+        )
+    parts.append(select(literal("month"), facts.c.month, func.count(), literal(0))
+                 .where(*group_filter).group_by(facts.c.month))
+    return union_all(*parts)
+
+
+def attendance_statement(municipality_id: int | None, fiscal_year: int):
     from lms.attendance.models import Attendance
 
     q = (
@@ -118,70 +217,89 @@ def attendance_counts_query(municipality_id: int | None, fiscal_year: int, cours
         q = q.join(StaffMember, StaffMember.id == Attendance.staff_member_id).where(
             StaffMember.municipality_id == municipality_id
         )
-    if course_ids is not None:
-        q = q.where(TrainingSession.course_id.in_(course_ids))
     return q
 
 
-def completion_counts_query(municipality_id: int | None, fiscal_year: int, course_ids=None):
-    q = (
-        select(Completion.course_id, Completion.method, func.count().label("n"))
-        .where(Completion.fiscal_year == fiscal_year, Completion.status == COMPLETED)
-        .group_by(Completion.course_id, Completion.method)
-    )
-    if municipality_id is not None:
-        q = q.join(StaffMember, StaffMember.id == Completion.staff_member_id).where(
-            StaffMember.municipality_id == municipality_id
+def roster_statement(municipality_id: int | None):
+    """Active staff per 所属 and per 職名."""
+    parts = []
+    for name in GROUPS:
+        col = getattr(StaffMember, name)
+        parts.append(
+            select(literal(name).label("kind"), col.label("key"), func.count().label("n"))
+            .where(StaffMember.status == ACTIVE, *_scope_filter(municipality_id)).group_by(col)
         )
-    if course_ids is not None:
-        q = q.where(Completion.course_id.in_(course_ids))
-    return q
+    return union_all(*parts)
 
 
-def course_summary(municipality_id: int | None, fiscal_year: int, course_ids=None) -> list[CourseRow]:
-    rows: dict[int, CourseRow] = {}
+def dashboard_statements(municipality_id: int | None, fiscal_year: int, course_id: int | None = None) -> list:
+    """The aggregate statements behind the dashboard (the benchmark times them bare)."""
+    return [
+        enrollment_statement(municipality_id, fiscal_year, course_id),
+        completion_statement(municipality_id, fiscal_year, course_id),
+        attendance_statement(municipality_id, fiscal_year),
+        roster_statement(municipality_id),
+    ]
 
-    def row(course_id: int) -> CourseRow:
-        if course_id not in rows:
-            rows[course_id] = CourseRow(course_id=course_id, title="")
-        return rows[course_id]
 
-    for course_id, enrolled, not_yet in db.session.execute(
-        enrollment_counts_query(municipality_id, fiscal_year, course_ids)
-    ):
-        r = row(course_id)
-        r.enrolled, r.not_yet = enrolled, not_yet
-    for course_id, attended in db.session.execute(attendance_counts_query(municipality_id, fiscal_year, course_ids)):
-        row(course_id).attended = attended
+def dashboard(municipality_id: int | None, fiscal_year: int, course_id: int | None = None) -> Dashboard:
+    """Everything the dashboard shows except mandatory assignments, from four statements."""
+    courses: dict[int, CourseRow] = {}
+    groups: dict[str, dict[str, GroupRow]] = {name: {} for name in GROUPS}
+
+    def course(cid: int) -> CourseRow:
+        return courses.setdefault(cid, CourseRow(course_id=cid, title=""))
+
+    def group(kind: str, name) -> GroupRow:
+        return groups[kind].setdefault(name or "", GroupRow(name=name or ""))
+
+    enrollment_sql, completion_sql, attendance_sql, roster_sql = dashboard_statements(
+        municipality_id, fiscal_year, course_id
+    )
+    for kind, key, n1, n2 in db.session.execute(enrollment_sql):
+        if kind == "course":
+            r = course(int(key))
+            r.enrolled, r.not_yet = int(n1), int(n2 or 0)
+        else:
+            group(kind, key).enrolled = int(n1)
+    months: dict[str, int] = {}
     field_of = {VIA_LIVE: "completed_live", VIA_ARCHIVE: "completed_archive", VIA_BOTH: "completed_both",
                 VIA_MANUAL: "completed_manual"}
-    for course_id, method, n in db.session.execute(completion_counts_query(municipality_id, fiscal_year, course_ids)):
-        name = field_of.get(method)
-        if name:
-            setattr(row(course_id), name, getattr(row(course_id), name) + n)
-    if rows:
-        titles = dict(db.session.execute(select(Course.id, Course.title).where(Course.id.in_(list(rows)))).all())
-        for course_id, r in rows.items():
-            r.title = titles.get(course_id, "")
-    return sorted(rows.values(), key=lambda r: (-(r.enrolled + r.completed), r.title, r.course_id))
+    for kind, key, n1, _n2 in db.session.execute(completion_sql):
+        if kind == "method":
+            cid, _, method = key.partition(":")
+            attr = field_of.get(method)
+            if attr:
+                r = course(int(cid))
+                setattr(r, attr, getattr(r, attr) + int(n1))
+        elif kind == "month":
+            months[key] = int(n1)
+        else:
+            group(kind, key).completed = int(n1)
+    for cid, attended in db.session.execute(attendance_sql):
+        course(cid).attended = int(attended)
+    for kind, key, n in db.session.execute(roster_sql):
+        group(kind, key).staff = int(n)
+    if courses:
+        titles = dict(db.session.execute(select(Course.id, Course.title).where(Course.id.in_(list(courses)))).all())
+        for cid, r in courses.items():
+            r.title = titles.get(cid, "")
+    trend, total = [], 0
+    for i in range(12):
+        y, m = (fiscal_year, 4 + i) if i < 9 else (fiscal_year + 1, i - 8)
+        key = f"{y:04d}-{m:02d}"
+        total += months.get(key, 0)
+        trend.append(MonthRow(month=key, completed=months.get(key, 0), cumulative=total))
+    return Dashboard(
+        courses=sorted(courses.values(), key=lambda r: (-(r.enrolled + r.completed), r.title, r.course_id)),
+        departments=sorted(groups["department"].values(), key=lambda r: (-r.staff, r.name)),
+        job_titles=sorted(groups["job_title"].values(), key=lambda r: (-r.staff, r.name)),
+        trend=trend,
+    )
 
 
-# ---------------------------------------------------------------- per 所属 / 職名
-
-
-@dataclass
-class GroupRow:
-    name: str
-    staff: int = 0
-    enrolled: int = 0
-    completed: int = 0
-
-    @property
-    def rate(self) -> float | None:
-        return rate(self.completed, self.staff)
-
-
-GROUPS = ("department", "job_title")
+def course_summary(municipality_id: int | None, fiscal_year: int) -> list[CourseRow]:
+    return dashboard(municipality_id, fiscal_year).courses
 
 
 def group_breakdown(municipality_id: int | None, fiscal_year: int, by: str, course_id: int | None = None) -> list[GroupRow]:
@@ -189,85 +307,12 @@ def group_breakdown(municipality_id: int | None, fiscal_year: int, by: str, cour
     completion (of the course, if given) in the fiscal year; rate = completed / staff."""
     if by not in GROUPS:
         raise ValueError(by)
-    col = getattr(StaffMember, by)
-    scope = [StaffMember.municipality_id == municipality_id] if municipality_id is not None else []
-    rows: dict[str, GroupRow] = {}
-
-    def row(name: str) -> GroupRow:
-        return rows.setdefault(name or "", GroupRow(name=name or ""))
-
-    staff_q = select(col, func.count()).where(StaffMember.status == ACTIVE, *scope).group_by(col)
-    for name, n in db.session.execute(staff_q):
-        row(name).staff = n
-    enrolled_q = (
-        select(col, func.count(distinct(Enrollment.staff_member_id)))
-        .select_from(Enrollment)
-        .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
-        .join(StaffMember, StaffMember.id == Enrollment.staff_member_id)
-        .where(Enrollment.status == CONFIRMED, _session_in_year(fiscal_year), *scope)
-        .group_by(col)
-    )
-    if course_id is not None:
-        enrolled_q = enrolled_q.where(TrainingSession.course_id == course_id)
-    for name, n in db.session.execute(enrolled_q):
-        row(name).enrolled = n
-    completed_q = (
-        select(col, func.count(distinct(Completion.staff_member_id)))
-        .select_from(Completion)
-        .join(StaffMember, StaffMember.id == Completion.staff_member_id)
-        .where(Completion.fiscal_year == fiscal_year, Completion.status == COMPLETED, *scope)
-        .group_by(col)
-    )
-    if course_id is not None:
-        completed_q = completed_q.where(Completion.course_id == course_id)
-    for name, n in db.session.execute(completed_q):
-        row(name).completed = n
-    return sorted(rows.values(), key=lambda r: (-r.staff, r.name))
-
-
-# ---------------------------------------------------------------- trend over the year
-
-
-def _month_of_completion():
-    """'YYYY-MM' of completed_at in Tokyo (no daylight saving: +9 hours on SQLite)."""
-    if db.engine.dialect.name == "postgresql":
-        return func.to_char(func.timezone("Asia/Tokyo", Completion.completed_at), "YYYY-MM")
-    return func.strftime("%Y-%m", Completion.completed_at, "+9 hours")
-
-
-@dataclass
-class MonthRow:
-    month: str  # YYYY-MM
-    completed: int = 0
-    cumulative: int = 0
-
-    @property
-    def label_month(self) -> int:
-        return int(self.month[5:])
+    data = dashboard(municipality_id, fiscal_year, course_id)
+    return data.departments if by == "department" else data.job_titles
 
 
 def monthly_trend(municipality_id: int | None, fiscal_year: int, course_id: int | None = None) -> list[MonthRow]:
-    month = _month_of_completion().label("month")
-    q = (
-        select(month, func.count())
-        .where(Completion.fiscal_year == fiscal_year, Completion.status == COMPLETED)
-        .group_by(month)
-    )
-    if municipality_id is not None:
-        q = q.join(StaffMember, StaffMember.id == Completion.staff_member_id).where(
-            StaffMember.municipality_id == municipality_id
-        )
-    if course_id is not None:
-        q = q.where(Completion.course_id == course_id)
-    counts = dict(db.session.execute(q).all())
-    months = []
-    total = 0
-    for i in range(12):
-        y, m = (fiscal_year, 4 + i) if i < 9 else (fiscal_year + 1, i - 8)
-        key = f"{y:04d}-{m:02d}"
-        total += counts.get(key, 0)
-        months.append(MonthRow(month=key, completed=counts.get(key, 0), cumulative=total))
-    return months
+    return dashboard(municipality_id, fiscal_year, course_id).trend
 
 
 # ---------------------------------------------------------------- comparison of municipalities
@@ -446,8 +491,9 @@ def missing_staff_query(assignment: MandatoryAssignment, municipality_id: int | 
 # ---------------------------------------------------------------- completion records
 
 
-def completion_records_query(municipality_id: int | None, fiscal_year: int, course_id: int | None = None):
-    """One row per completion (personal data): the list and its export."""
+def completion_records_query(municipality_id: int | None, fiscal_year: int | None, course_id: int | None = None):
+    """One row per completion (personal data): the list and its export. ``fiscal_year``
+    None: every year."""
     q = (
         select(
             Completion.id,
@@ -467,8 +513,9 @@ def completion_records_query(municipality_id: int | None, fiscal_year: int, cour
         .join(StaffMember, StaffMember.id == Completion.staff_member_id)
         .join(Municipality, Municipality.id == StaffMember.municipality_id)
         .join(Course, Course.id == Completion.course_id)
-        .where(Completion.fiscal_year == fiscal_year)
     )
+    if fiscal_year is not None:
+        q = q.where(Completion.fiscal_year == fiscal_year)
     if municipality_id is not None:
         q = q.where(StaffMember.municipality_id == municipality_id)
     if course_id is not None:

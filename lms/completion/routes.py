@@ -158,13 +158,12 @@ def dashboard():
     scope = _scope()
     fy = _fiscal_year()
     course_id = _course_param()
-    courses = reports.course_summary(scope, fy)
+    data = reports.dashboard(scope, fy, course_id)
+    courses = data.courses
     page = _page()
     pages = max(1, (len(courses) + COURSES_PER_PAGE - 1) // COURSES_PER_PAGE)
     page = min(page, pages)
-    departments = reports.group_breakdown(scope, fy, "department", course_id)
-    titles = reports.group_breakdown(scope, fy, "job_title", course_id)
-    trend = reports.monthly_trend(scope, fy, course_id)
+    departments, titles, trend = data.departments, data.job_titles, data.trend
     statuses = reports.assignment_statuses(scope, fy)
     return render_template(
         "completion/dashboard.html",
@@ -269,6 +268,8 @@ def export(table: str, fmt: str):
         abort(403)
     scope = _scope()
     fy = _fiscal_year()
+    # The completion records can be exported for every year at once.
+    all_years = table == "records" and request.args.get("fy") == "all"
     encoding = request.args.get("encoding", "utf-8").lower()
     if encoding in ("cp932", "windows-31j", "shift_jis", "sjis"):
         encoding = "cp932"
@@ -285,16 +286,17 @@ def export(table: str, fmt: str):
         if assignment.municipality_id is not None and scope is not None and assignment.municipality_id != scope:
             require_municipality(current_user, assignment.municipality_id)
     course_ids = [int(v) for v in request.args.getlist("course") if v.isdigit()]
-    built = build_table(table, scope=scope, fiscal_year=fy, course_ids=course_ids, assignment=assignment)
+    built = build_table(table, scope=scope, fiscal_year=None if all_years else fy, course_ids=course_ids,
+                        assignment=assignment)
     record_action(
         current_user, "export.completion", "export", table, scope,
-        table=table, format=fmt, encoding=encoding if fmt == "csv" else "", fiscal_year=fy,
+        table=table, format=fmt, encoding=encoding if fmt == "csv" else "", fiscal_year="all" if all_years else fy,
         scope_municipality_id=scope, course=course_ids, assignment=assignment.id if assignment else None,
         personal=table in PERSONAL_TABLES,
     )
     db.session.commit()
     stamp = datetime.now(UTC).strftime("%Y%m%d")
-    filename = f"{built.name}-{fy}-{stamp}.{fmt}"
+    filename = f"{built.name}-{'all' if all_years else fy}-{stamp}.{fmt}"
     if fmt == "csv":
         body = csv_chunks(built, encoding)
         mimetype = "text/csv; charset=" + ("shift_jis" if encoding == "cp932" else "utf-8")

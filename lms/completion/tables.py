@@ -35,7 +35,10 @@ def _rate(value) -> object:
     return "" if value is None else value
 
 
-def build_table(name: str, *, scope: int | None, fiscal_year: int, course_ids=(), assignment=None) -> Table:
+def build_table(name: str, *, scope: int | None, fiscal_year: int | None, course_ids=(), assignment=None) -> Table:
+    """``fiscal_year`` None (every year) is meaningful for "records" only."""
+    if fiscal_year is None and name != "records":
+        raise KeyError(name)
     course_id = course_ids[0] if course_ids else None
     if name == "courses":
         def rows():
@@ -79,12 +82,13 @@ def build_table(name: str, *, scope: int | None, fiscal_year: int, course_ids=()
             for a in assignments
         ]
 
+        yes, no = _("あり"), _("なし")
+
         def rows_of(title, due_on, overdue, query):
             return stream_query(
                 query,
                 lambda r: (title, due_on, r.municipality, r.employee_number, r.full_name,
-                           r.department, r.job_title, r.hired_on or "",
-                           _("あり") if r.user_id else _("なし"), overdue),
+                           r.department, r.job_title, r.hired_on or "", yes if r.user_id else no, overdue),
             )
 
         return Table("mandatory-not-completed", _("必修未修了者"), [
@@ -93,10 +97,14 @@ def build_table(name: str, *, scope: int | None, fiscal_year: int, course_ids=()
             Column(_("サインイン実績"), 14), Column(_("期限超過"), 10),
         ], lambda: chain.from_iterable(rows_of(*plan) for plan in plans))
     if name == "records":
+        # Labels translated once, not per row (a million rows).
+        methods = {m: method_label(m) for m in (VIA_LIVE, VIA_ARCHIVE, VIA_BOTH, VIA_MANUAL)}
+        statuses = {COMPLETED: status_label(COMPLETED), "revoked": status_label("revoked")}
+
         def convert(r):
             return (r.municipality, r.employee_number, r.full_name, r.department, r.job_title, r.course,
-                    r.fiscal_year, status_label(r.status), method_label(r.method), r.completed_at,
-                    r.certificate_serial or "")
+                    r.fiscal_year, statuses.get(r.status, r.status), methods.get(r.method, r.method),
+                    r.completed_at, r.certificate_serial or "")
         return Table("completions", _("修了記録"), [
             Column(_("区市町村"), 14), Column(_("職員番号"), 12), Column(_("氏名"), 18), Column(_("所属"), 24),
             Column(_("職名"), 14), Column(_("研修"), 40), Column(_("年度"), 8), Column(_("状態"), 8),
