@@ -59,7 +59,7 @@ def app_url(endpoint: str, fallback: str, **values) -> str:
 
 
 def my_page_url() -> str:
-    return app_url("enrollment.my_page", "/my")
+    return app_url("enrollment.my_page", "/me")
 
 
 def format_when(value) -> str:
