@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
+from flask_sqlalchemy.pagination import SelectPagination
 from sqlalchemy import String, and_, case, cast, distinct, exists, func, literal, or_, select, union_all
 
 from lms.common.timeutil import fiscal_year_bounds, fiscal_year_of, to_tokyo, utcnow
@@ -584,6 +585,19 @@ def learner_history(staff_member_id: int) -> list[HistoryRow]:
         if r.last_activity is None:
             r.last_activity = completion.completed_at
     return sorted(rows.values(), key=lambda r: (-r.fiscal_year, r.title))
+
+
+class RowPagination(SelectPagination):
+    """db.paginate for multi-column selects: items are rows, not first-column scalars."""
+
+    def _query_items(self) -> list:
+        select_ = self._query_args["select"].limit(self.per_page).offset(self._query_offset)
+        return list(self._query_args["session"].execute(select_).all())
+
+
+def paginate_rows(query, page: int, per_page: int = 50) -> RowPagination:
+    return RowPagination(select=query, session=db.session(), page=page, per_page=per_page,
+                         error_out=False, count=True)
 
 
 def today_tokyo() -> date:

@@ -210,10 +210,7 @@ def missing(assignment_id: int):
     assignment = db.get_or_404(MandatoryAssignment, assignment_id)
     if assignment.municipality_id is not None and scope is not None and assignment.municipality_id != scope:
         require_municipality(current_user, assignment.municipality_id)
-    pagination = db.paginate(
-        reports.missing_staff_query(assignment, scope), page=_page(), per_page=MISSING_PER_PAGE,
-        error_out=False, count=True,
-    )
+    pagination = reports.paginate_rows(reports.missing_staff_query(assignment, scope), _page(), MISSING_PER_PAGE)
     status = next((s for s in reports.assignment_statuses(scope, assignment.fiscal_year)
                    if s.assignment.id == assignment.id), None)
     return render_template(
@@ -229,9 +226,7 @@ def records():
     scope = _scope()
     fy = _fiscal_year()
     course_id = _course_param()
-    pagination = db.paginate(
-        reports.completion_records_query(scope, fy, course_id), page=_page(), per_page=50, error_out=False,
-    )
+    pagination = reports.paginate_rows(reports.completion_records_query(scope, fy, course_id), _page())
     return render_template(
         "completion/records.html", pagination=pagination, scope=scope, fy=fy, fy_choices=fiscal_year_choices(),
         course_id=course_id, export_args=_export_args(scope, fy, course_id),
@@ -384,6 +379,7 @@ def _save_assignment(form: AssignmentForm, assignment_id: int | None):
 @bp.route("/completion/assignments/new", methods=["GET", "POST"])
 @role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
 def assignment_new():
+    _scope()  # a municipality asked for in the URL must be one the user administers
     form = _assignment_form()
     if form.validate_on_submit():
         try:
@@ -401,6 +397,7 @@ def assignment_new():
 @bp.route("/completion/assignments/<int:assignment_id>/edit", methods=["GET", "POST"])
 @role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
 def assignment_edit(assignment_id: int):
+    _scope()
     assignment = db.get_or_404(MandatoryAssignment, assignment_id)
     if not services.can_manage_assignment(current_user, assignment.municipality_id):
         require_municipality(current_user, assignment.municipality_id)
@@ -471,9 +468,7 @@ def course_completions(course_id: int):
             db.session.commit()
             flash(_("修了を登録しました。"), "success")
             return redirect(url_for("completion.course_completions", course_id=course.id, fy=form.fiscal_year.data))
-    pagination = db.paginate(
-        reports.completion_records_query(None, fy, course.id), page=_page(), per_page=50, error_out=False,
-    )
+    pagination = reports.paginate_rows(reports.completion_records_query(None, fy, course.id), _page())
     return render_template(
         "completion/course_completions.html", course=course, fy=fy, fy_choices=fiscal_year_choices(),
         form=form, revoke_form=RevokeForm(), pagination=pagination,
