@@ -74,7 +74,10 @@ def threshold_of(session: TrainingSession) -> int:
 def _lock_session(session: TrainingSession) -> None:
     """Serialise attendance writers of one session (SQLite: write lock; PostgreSQL: row lock)."""
     if is_sqlite():
-        if not (db.session.new or db.session.dirty or db.session.deleted):
+        # Only at the start of a transaction: begin_write() ends an open one, which would
+        # silently drop rows already flushed in it. Later, SQLite takes its write lock at
+        # the first write (busy_timeout) and the unique indexes refuse duplicates.
+        if not db.session().in_transaction():
             begin_write()
         return
     db.session.execute(select(TrainingSession.id).where(TrainingSession.id == session.id).with_for_update())

@@ -80,7 +80,7 @@ def test_roll_call_refuses_strangers_and_sessions_not_held_onsite(onsite, client
 
 def _checkin_url(client, session) -> str:
     html = client.get(f"/attendance/sessions/{session.id}/qr").get_data(as_text=True)
-    assert "<svg" in html and 'class="qr-code"' in html and 'http-equiv="refresh"' in html
+    assert "<svg" in html and 'class="qr-code"' in html and "js/checkin-qr.js" in html
     url = unescape(re.search(r"<code>([^<]+)</code>", html).group(1))
     return url.split("://", 1)[1].split("/", 1)[1]
 

@@ -1,0 +1,78 @@
+"""The trainer's and admin's pages in a real browser: they render and pass axe (WCAG 2.1 AA)."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from lms.attendance import services as attendance_services
+from lms.attendance.models import AttendanceRecord
+from lms.common.signals import session_created
+from lms.enrollment.models import CONFIRMED, Enrollment
+from lms.teams.models import GraphOperation
+from tests.conftest import ROOT
+
+AXE = Path(ROOT) / "tests/node/node_modules/axe-core/axe.min.js"
+TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+def _sign_in(app, context, base_url: str, user) -> None:
+    serializer = app.session_interface.get_signing_serializer(app)
+    now = int(time.time())
+    cookie = serializer.dumps({"_user_id": user.get_id(), "_fresh": True, "signed_in_at": now, "last_seen": now})
+    context.add_cookies([{"name": app.config["SESSION_COOKIE_NAME"], "value": cookie, "url": base_url}])
+
+
+def _axe(page) -> list:
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("o => axe.run(document, o)", {"runOnly": {"type": "tag", "values": TAGS}})
+    return [(v["id"], [n["target"] for n in v["nodes"]][:3]) for v in result["violations"]]
+
+
+@pytest.mark.browser_context_args(bypass_csp=True)
+def test_teams_and_attendance_pages_pass_axe(graph_app, graph_server, live_server, page, db, make_course, make_session,
+                                             make_user):
+    if not AXE.exists():
+        pytest.skip("axe-core is not installed in tests/node (npm install)")
+    trainer = make_user("trainer")
+    admin = make_user("platform_admin")
+    session = make_session(make_course(owner_id=trainer.id), starts_in=-timedelta(minutes=20), minutes=90,
+                           delivery="hybrid", location="都庁第一本庁舎 32階", join_url="")
+    learners = [make_user("learner", code) for code in ("131016", "131024")]
+    for learner in learners:
+        db.session.add(Enrollment(session_id=session.id, staff_member_id=learner.staff_member.id,
+                                  municipality_id=learner.municipality_id, status=CONFIRMED))
+        session.confirmed_count += 1
+    session_created.send(session, actor=trainer, changes={})
+    db.session.commit()
+    db.session.add(AttendanceRecord(session_id=session.id, report_id="r", record_id="x", display_name="ゲスト",
+                                    email="guest@example.com", total_seconds=600, raw={}))
+    attendance_services.record_roll_call(session, {learners[0].staff_member.id}, trainer)
+    db.session.commit()
+    assert db.session.scalar(select(GraphOperation)).status == "done"
+
+    context = page.context
+    _sign_in(live_server.app, context, live_server.url, trainer)
+    for path in (f"/teams/sessions/{session.id}", f"/attendance/sessions/{session.id}/roll-call",
+                 f"/attendance/sessions/{session.id}/qr"):
+        response = page.goto(live_server.url + path)
+        assert response.status == 200, path
+        assert _axe(page) == [], path
+    toggle = page.locator("#qr-auto-refresh")  # on the QR page: auto-refresh can be paused (WCAG 2.2.1)
+    assert toggle.get_attribute("aria-pressed") == "true"
+    toggle.click()
+    assert toggle.get_attribute("aria-pressed") == "false"
+    page.goto(live_server.url + f"/teams/sessions/{session.id}")
+    assert page.get_by_role("link", name="Teams 会議に参加").count() == 1
+    assert page.get_by_role("table").count() >= 3, page.inner_text("main")
+
+    context.clear_cookies()
+    _sign_in(live_server.app, context, live_server.url, admin)
+    response = page.goto(live_server.url + "/teams/status")
+    assert response.status == 200
+    assert _axe(page) == []
+    assert page.get_by_text("会議の作成").count() >= 1
