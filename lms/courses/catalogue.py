@@ -8,8 +8,8 @@ shorter terms (操作) cannot be served by trigrams and fall back to the same su
 over the published courses — correct, merely not indexed. On SQLite the LIKE scan is
 fast enough for thousands of courses.
 
-A page costs a fixed number of queries whatever its size: the count, the page of courses,
-and one aggregate over the sessions of the courses on the page.
+A page costs one statement whatever its size: the page of courses with the number of
+matches (a window count), and, for those rows only, their session figures and eligibility.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import case, exists, func, or_, select
+from flask_sqlalchemy.pagination import Pagination
+from sqlalchemy import case, exists, func, literal, or_, select
 
-from lms.common.timeutil import TOKYO, to_tokyo, utcnow
+from lms.common.timeutil import TOKYO, as_utc, to_tokyo, utcnow
 from lms.courses.models import DELIVERIES, PUBLISHED, SCHEDULED, Category, Course, CourseEligibility, TrainingSession
 from lms.courses.search import normalise_for_search
 from lms.extensions import db
@@ -77,8 +78,20 @@ class CourseFigures:
 
 
 @dataclass(frozen=True)
+class CourseCard:
+    """What a result shows of a course (plain values, not an ORM object: cheaper to load)."""
+
+    id: int
+    title: str
+    summary: str
+    category_id: int | None
+    requires_approval: bool
+    eligible_all: bool
+
+
+@dataclass(frozen=True)
 class CatalogueRow:
-    course: Course
+    course: CourseCard
     figures: CourseFigures
     open_to_me: bool
 
@@ -156,51 +169,73 @@ def catalogue_select(filters: CatalogueFilters, municipality_id: int | None, now
     return stmt.order_by(Course.published_at.desc(), Course.id.desc())
 
 
-def figures_for(course_ids: list[int], filters: CatalogueFilters, now: datetime | None = None) -> dict[int, CourseFigures]:
-    """Next start, number of sessions and free seats of the matching sessions still to come,
-    for every course of a page in one aggregate query."""
-    if not course_ids:
-        return {}
-    now = now or utcnow()
-    free = case(
-        (TrainingSession.capacity > TrainingSession.confirmed_count, TrainingSession.capacity - TrainingSession.confirmed_count),
-        else_=0,
+_FREE = case(
+    (TrainingSession.capacity > TrainingSession.confirmed_count, TrainingSession.capacity - TrainingSession.confirmed_count),
+    else_=0,
+)
+
+
+def _page_statement(filters: CatalogueFilters, municipality_id: int | None, now: datetime, limit: int, offset: int):
+    """One statement for a whole page: the page of courses (with the total number of matches
+    as a window count), then, for those rows only, their session figures and whether they
+    are open to ``municipality_id``."""
+    matches = catalogue_select(filters, municipality_id, now).with_only_columns(
+        Course.id, Course.title, Course.summary, Course.category_id, Course.requires_approval, Course.eligible_all,
+        Course.published_at, func.count().over().label("total"),
     )
-    rows = db.session.execute(
-        select(TrainingSession.course_id, func.min(TrainingSession.starts_at), func.count(), func.sum(free))
-        .where(TrainingSession.course_id.in_(course_ids), *_session_conditions(filters, now))
-        .group_by(TrainingSession.course_id)
-    ).all()
-    found = {int(cid): CourseFigures(start, int(n), int(seats or 0)) for cid, start, n, seats in rows}
-    empty = CourseFigures(None, 0, 0)
-    return {cid: found.get(cid, empty) for cid in course_ids}
-
-
-def open_course_ids(course_ids: list[int], municipality_id: int | None) -> set[int]:
-    """Which of the page's courses with a municipality list include ``municipality_id``."""
-    if not course_ids or municipality_id is None:
-        return set()
-    return set(
-        db.session.scalars(
-            select(CourseEligibility.course_id).where(
-                CourseEligibility.course_id.in_(course_ids), CourseEligibility.municipality_id == municipality_id
-            )
+    page = matches.limit(limit).offset(offset).subquery("page")
+    sessions = [TrainingSession.course_id == page.c.id, *_session_conditions(filters, now)]
+    next_start = select(func.min(TrainingSession.starts_at)).where(*sessions).scalar_subquery()
+    count = select(func.count()).select_from(TrainingSession).where(*sessions).scalar_subquery()
+    free = select(func.coalesce(func.sum(_FREE), 0)).where(*sessions).scalar_subquery()
+    if municipality_id is None:
+        listed = literal(0)
+    else:
+        listed = case(
+            (exists().where(CourseEligibility.course_id == page.c.id, CourseEligibility.municipality_id == municipality_id), 1),
+            else_=0,
         )
-    )
+    return select(
+        page, next_start.label("next_start"), count.label("sessions"), free.label("free_seats"), listed.label("listed")
+    ).order_by(page.c.published_at.desc(), page.c.id.desc())
+
+
+class CataloguePagination(Pagination):
+    """``db.paginate``'s Pagination, filled by one statement per page (items and total together)."""
+
+    def _query_items(self) -> list[CatalogueRow]:
+        args = self._query_args
+        rows = db.session.execute(
+            _page_statement(args["filters"], args["municipality_id"], args["now"], self.per_page, self._query_offset)
+        ).all()
+        self._total = int(rows[0].total) if rows else None
+        return [
+            CatalogueRow(
+                CourseCard(r.id, r.title, r.summary, r.category_id, bool(r.requires_approval), bool(r.eligible_all)),
+                CourseFigures(as_utc(r.next_start), int(r.sessions or 0), int(r.free_seats or 0)),
+                bool(r.eligible_all) or bool(r.listed),
+            )
+            for r in rows
+        ]
+
+    def _query_count(self) -> int:
+        if self._total is not None:
+            return self._total
+        if self.page == 1:
+            return 0
+        # Past the last page: count separately (rare).
+        args = self._query_args
+        stmt = catalogue_select(args["filters"], args["municipality_id"], args["now"]).order_by(None)
+        return db.session.scalar(select(func.count()).select_from(stmt.with_only_columns(Course.id).subquery()))
 
 
 def catalogue_page(filters: CatalogueFilters, municipality_id: int | None, page: int = 1, per_page: int = PER_PAGE):
-    """(pagination, rows) for one page of the catalogue."""
-    now = utcnow()
-    pagination = db.paginate(
-        catalogue_select(filters, municipality_id, now), page=page, per_page=per_page, error_out=False, max_per_page=100
+    """(pagination, rows) for one page of the catalogue: one database round trip."""
+    pagination = CataloguePagination(
+        page=page, per_page=per_page, max_per_page=100, error_out=False,
+        filters=filters, municipality_id=municipality_id, now=utcnow(),
     )
-    courses = list(pagination.items)
-    ids = [c.id for c in courses]
-    figures = figures_for(ids, filters, now)
-    listed = open_course_ids([c.id for c in courses if not c.eligible_all], municipality_id)
-    rows = [CatalogueRow(c, figures[c.id], c.eligible_all or c.id in listed) for c in courses]
-    return pagination, rows
+    return pagination, pagination.items
 
 
 def categories() -> list[Category]:
@@ -210,12 +245,12 @@ def categories() -> list[Category]:
 __all__ = [
     "CatalogueFilters",
     "CatalogueRow",
+    "CourseCard",
     "CourseFigures",
     "PER_PAGE",
     "catalogue_page",
     "catalogue_select",
     "categories",
-    "figures_for",
     "month_bounds",
     "month_choices",
     "search_terms",

@@ -53,6 +53,8 @@ def catalogue():
         rows=rows,
         categories=categories,
         category_names={c.id: c.name for c in categories},
+        # Translated once per page; the template fills them in with |format.
+        formats={"more": _("ほか %(n)d 回"), "seats": _("%(n)d席"), "month": _("%(year)d年%(month)d月")},
         months=cat.month_choices(),
         deliveries=DELIVERY_LABELS,
     )

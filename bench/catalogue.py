@@ -1,0 +1,200 @@
+"""Benchmark: the catalogue page (GET /courses) against a bare /hello view.
+
+Starts gunicorn (2 sync workers, LMS_ENV=development, demo sign-in, rate limits on)
+against a fresh PostgreSQL database (dropped at the end), generates 2,000 courses and
+10,000 sessions, signs one learner in through the demo sign-in, then requests the
+catalogue with at least 500 distinct query strings (searches, filters, pages) through 64
+concurrent connections, and /hello the same way before and after. No response caching.
+
+Prints one JSON object: catalogue_per_s, hello_per_s (mean of the two hello runs), ratio,
+p99_ms (of the catalogue requests), and a few details. Target: ratio >= 0.15.
+
+    .venv/bin/python bench/catalogue.py [--requests 3000] [--hello 4000] [--concurrency 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlencode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import Agent, Gunicorn, Req, bench_app, emit, fresh_database, measure_hello, run_load, sign_in_demo  # noqa: E402
+
+COURSES = 2000
+SESSIONS_PER_COURSE = 5
+
+TOPICS = ["Teams", "Excel", "Word", "PowerPoint", "Outlook", "OneDrive", "SharePoint", "Forms", "Power Automate",
+          "Power BI", "Copilot", "情報セキュリティ", "文書管理", "会議運営", "チャット", "ファイル共有", "予定表",
+          "テレワーク", "個人情報保護", "電子決裁", "データ活用", "アクセシビリティ"]
+KINDS = ["操作研修", "入門", "基礎講座", "応用講座", "活用研修", "実践ワークショップ", "管理者研修", "初任者研修"]
+AUDIENCES = ["新任職員", "全職員", "管理職", "情報システム担当", "窓口担当", "研修担当"]
+CATEGORIES = ["Teams", "Microsoft 365", "業務効率化", "情報セキュリティ", "管理職向け", "新任職員向け", "データ活用", "その他"]
+SEARCHES = ["操作", "会議", "研修", "入門", "基礎", "応用", "活用", "Teams", "teams", "ＴＥＡＭＳ", "Excel", "excel 関数",
+            "セキュリティ", "情報セキュリティ", "個人情報", "文書", "共有", "予定表", "テレワーク", "Power", "copilot",
+            "ワークショップ", "管理者", "初任者", "チャット", "ファイル", "電子決裁", "データ", "アクセシビリティ", "操作研修",
+            "Word 入門", "PowerPoint 基礎", "Outlook", "OneDrive", "SharePoint 活用", "Forms", "BI", "100%", "a_b", "ｿｳｻ"]
+
+
+def generate(database_url: str, seed: int = 7) -> dict:
+    """Bulk-insert the categories, courses, eligibility rows, sessions and one demo learner."""
+    from sqlalchemy import insert, select
+
+    from lms.auth.models import User
+    from lms.common.timeutil import utcnow
+    from lms.courses.models import PUBLISHED, Category, Course, CourseEligibility, TrainingSession
+    from lms.courses.search import normalise_for_search
+    from lms.extensions import db
+    from lms.municipalities.models import Municipality
+    from lms.roster.models import StaffMember
+
+    rng = random.Random(seed)
+    with bench_app(database_url):
+        municipalities = db.session.scalars(select(Municipality.id).order_by(Municipality.id)).all()
+        db.session.execute(insert(Category), [{"name": n, "name_en": n, "sort_order": i} for i, n in enumerate(CATEGORIES)])
+        categories = dict(db.session.execute(select(Category.id, Category.name)).all())
+        now = utcnow().replace(microsecond=0)
+        courses = []
+        for n in range(1, COURSES + 1):
+            topic, kind = rng.choice(TOPICS), rng.choice(KINDS)
+            title = f"{topic}{kind} 第{n}期"
+            summary = f"{topic}の{kind}です。{rng.choice(AUDIENCES)}向け。"
+            description = f"## 内容\n- {topic}の基本\n- {rng.choice(TOPICS)}との連携\n\n**持ち物**: 特になし"
+            category_id = rng.choice(list(categories))
+            courses.append({
+                "id": n, "title": title, "summary": summary, "description_md": description,
+                "category_id": category_id, "target_audience": rng.choice(AUDIENCES),
+                "eligible_all": rng.random() > 0.2, "requires_approval": rng.random() < 0.3,
+                "status": PUBLISHED, "published_at": now - timedelta(minutes=n),
+                "search_text": normalise_for_search("\n".join([title, summary, description, categories[category_id]])),
+                "completion_mode": "either", "attendance_threshold_pct": 75, "viewing_threshold_pct": 90,
+                "organizer_mailbox": "", "created_at": now, "updated_at": now,
+            })
+        db.session.execute(insert(Course), courses)
+        eligibility = []
+        for course in courses:
+            if not course["eligible_all"]:
+                for mid in rng.sample(municipalities, rng.randint(1, 6)):
+                    eligibility.append({"course_id": course["id"], "municipality_id": mid})
+        db.session.execute(insert(CourseEligibility), eligibility)
+        sessions = []
+        for course in courses:
+            for k in range(SESSIONS_PER_COURSE):
+                start = now + timedelta(days=rng.randint(-30, 330), hours=rng.choice([1, 2, 4, 5]))
+                capacity = rng.choice([20, 30, 50, 100, 300])
+                delivery = rng.choice(["teams", "teams", "onsite", "hybrid"])
+                sessions.append({
+                    "course_id": course["id"], "title": f"第{k + 1}回", "starts_at": start,
+                    "ends_at": start + timedelta(hours=2), "delivery": delivery,
+                    "location": "" if delivery == "teams" else "都庁第一本庁舎 研修室",
+                    "join_url": "https://teams.microsoft.com/l/meetup-join/bench" if delivery != "onsite" else "",
+                    "capacity": capacity, "confirmed_count": rng.randint(0, capacity),
+                    "enroll_opens_at": start - timedelta(days=60), "enroll_closes_at": start - timedelta(days=1),
+                    "cancel_deadline": start - timedelta(days=1), "status": "scheduled", "revision": 1,
+                    "created_at": now, "updated_at": now,
+                })
+        db.session.execute(insert(TrainingSession), sessions)
+        chiyoda = db.session.scalar(select(Municipality).where(Municipality.code == "131016"))
+        learner = User(tenant_id="bench-tenant", object_id="bench-learner", display_name="ベンチ 受講者",
+                       email="bench.learner@example.lg.jp", municipality_id=chiyoda.id, is_demo=True)
+        db.session.add(learner)
+        db.session.flush()
+        db.session.add(StaffMember(municipality_id=chiyoda.id, user_id=learner.id, employee_number="B0000001",
+                                   full_name="ベンチ 受講者", sign_in_name=learner.email, email=learner.email,
+                                   source="manual"))
+        db.session.commit()
+        if db.engine.dialect.name == "postgresql":
+            from sqlalchemy import text
+
+            with db.engine.begin() as conn:
+                conn.execute(text("ANALYZE"))
+        return {"courses": len(courses), "sessions": len(sessions), "learner_id": learner.id,
+                "category_ids": list(categories)}
+
+
+def query_strings(category_ids: list[int], seed: int = 11) -> list[str]:
+    """At least 500 distinct catalogue URLs: searches, filters, pages, and mixes."""
+    from lms.courses.catalogue import month_choices
+
+    rng = random.Random(seed)
+    months = [m for m, _y, _mo in month_choices()]
+    urls: set[str] = set()
+
+    def add(**args):
+        args = {k: v for k, v in args.items() if v not in (None, "")}
+        urls.add("/courses" + ("?" + urlencode(args) if args else ""))
+
+    for q in SEARCHES:
+        for page in (1, 2, 3):
+            add(q=q, page=page if page > 1 else None)
+    for page in range(1, 101):
+        add(page=page)
+    for cid in category_ids:
+        for month in months:
+            add(category=cid, month=month)
+    for delivery in ("teams", "onsite", "hybrid"):
+        for month in months:
+            add(delivery=delivery, month=month, free=rng.choice(["1", None]))
+    while len(urls) < 650:
+        add(q=rng.choice(SEARCHES), category=rng.choice([None, *category_ids]), month=rng.choice([None, *months]),
+            delivery=rng.choice([None, "teams", "onsite", "hybrid"]), free=rng.choice([None, "1"]),
+            mine=rng.choice([None, "1"]), page=rng.choice([None, 2]))
+    return sorted(urls)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=3000, help="catalogue requests (default 3000)")
+    parser.add_argument("--hello", type=int, default=4000, help="hello requests per run (default 4000)")
+    parser.add_argument("--concurrency", type=int, default=64)
+    args = parser.parse_args()
+
+    with fresh_database("lms_bench_catalogue") as url:
+        started = time.perf_counter()
+        data = generate(url)
+        generated_s = time.perf_counter() - started
+        with Gunicorn(url, workers=2) as server:
+            agent = Agent()
+            sign_in_demo(server.base_url, agent, data["learner_id"])
+            urls = query_strings(data["category_ids"])
+            rng = random.Random(3)
+            plan = [rng.choice(urls) for _ in range(args.requests - len(urls))] + urls
+            rng.shuffle(plan)
+            # Warm both workers (imports, templates, connection pools) before timing.
+            warm = run_load(server.base_url, [Req("GET", u, agent=agent) for u in urls[:100]], args.concurrency)
+            if warm.errors:
+                raise SystemExit(f"warm-up failed: {warm.error_samples}")
+            measure_hello(server.base_url, 500, args.concurrency)
+
+            hello_before = measure_hello(server.base_url, args.hello, args.concurrency)
+            catalogue = run_load(server.base_url, [Req("GET", u, agent=agent) for u in plan], args.concurrency,
+                                 keep_responses=True)
+            hello_after = measure_hello(server.base_url, args.hello, args.concurrency)
+
+        # A 200 that is the sign-in page or lacks the results heading would be a lie.
+        wrong = sum(1 for r in catalogue.responses if r is not None and r.status == 200 and "results-heading" not in r.text)
+    hello_per_s = (hello_before.per_s + hello_after.per_s) / 2
+    emit({
+        "catalogue_per_s": round(catalogue.per_s, 1),
+        "hello_per_s": round(hello_per_s, 1),
+        "ratio": round(catalogue.per_s / hello_per_s, 3) if hello_per_s else 0.0,
+        "p99_ms": round(catalogue.p99_ms, 1),
+        "p50_ms": round(catalogue.p50_ms, 1),
+        "catalogue_requests": catalogue.count,
+        "distinct_queries": len(urls),
+        "errors": catalogue.errors + hello_before.errors + hello_after.errors + wrong,
+        "hello_before_per_s": round(hello_before.per_s, 1),
+        "hello_after_per_s": round(hello_after.per_s, 1),
+        "courses": data["courses"],
+        "sessions": data["sessions"],
+        "generate_s": round(generated_s, 1),
+    })
+
+
+if __name__ == "__main__":
+    main()
