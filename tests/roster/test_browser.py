@@ -93,8 +93,26 @@ def test_municipal_admin_works_through_the_pages(live_server, page, db, tmp_path
     page.goto(f"{live_server.url}/roster")
     expect(page.locator("table")).to_contain_text("名簿 太郎")
     assert _axe(page) == []
+    page.get_by_role("link", name="名簿 太郎").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("名簿 太郎")
+    assert _axe(page) == []
+    page.get_by_label("異動後の所属").fill("財政課")
+    page.get_by_role("button", name="異動を記録する").click()
+    expect(page.locator(".flash")).to_contain_text("人事異動を記録しました。")
+    expect(page.locator("table").first).to_contain_text("財政課")
+    page.get_by_role("link", name="名簿を修正する").click()
+    assert _axe(page) == []
+    page.goto(f"{live_server.url}/roster/new")
+    page.get_by_role("button", name="保存する").click()
+    expect(page.locator(".error-summary")).to_be_visible()
+    assert _axe(page) == []
+    page.goto(f"{live_server.url}/municipal/nominations/upload")
+    assert _axe(page) == []
     page.goto(f"{live_server.url}/admin/mail")
     expect(page.locator("table")).to_contain_text("交代 三郎")
+    assert _axe(page) == []
+    page.locator("table a").first.click()
+    expect(page.locator("pre").first).to_contain_text("様")
     assert _axe(page) == []
 
     db.session.rollback()
