@@ -92,16 +92,20 @@ def import_now(session_id: int, kind: str):
 @role_required(PLATFORM_ADMIN)
 def status():
     status_filter = request.args.get("status", "")
+    session_filter = request.args.get("session", type=int)
     query = select(GraphOperation).order_by(GraphOperation.id.desc())
     if status_filter in (ops.QUEUED, ops.RUNNING, ops.DONE, ops.FAILED):
         query = query.where(GraphOperation.status == status_filter)
+    if session_filter:
+        query = query.where(GraphOperation.session_id == session_filter)
     page = db.paginate(query, per_page=50, error_out=False)
     counts = dict(db.session.execute(select(GraphOperation.status, func.count()).group_by(GraphOperation.status)).all())
-    session_ids = {op.session_id for op in page.items if op.session_id}
+    attention = services.sessions_needing_attention()
+    session_ids = {op.session_id for op in page.items if op.session_id} | {row["session_id"] for row in attention}
     sessions = {s.id: s for s in db.session.scalars(select(TrainingSession).where(TrainingSession.id.in_(session_ids)))}
-    return render_template("teams/status.html", page=page, sessions=sessions, counts=counts,
-                           status_filter=status_filter, form=ActionForm(), graph_enabled=graph_configured(),
-                           base_url=current_app.config.get("GRAPH_BASE_URL"))
+    return render_template("teams/status.html", page=page, sessions=sessions, counts=counts, attention=attention,
+                           status_filter=status_filter, session_filter=session_filter, form=ActionForm(),
+                           graph_enabled=graph_configured(), base_url=current_app.config.get("GRAPH_BASE_URL"))
 
 
 @bp.post("/operations/<int:operation_id>/retry")

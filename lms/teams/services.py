@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from lms.attendance import services as attendance_services
 from lms.attendance.models import AttendanceRecord
@@ -545,6 +545,23 @@ def organizers_with_recent_meetings(now=None) -> list[str]:
 
 
 # ---------------------------------------------------------------- helpers for pages
+
+
+def sessions_needing_attention(limit: int = 100) -> list[dict]:
+    """Per session, the kinds of work whose latest run failed (what the status page lists first)."""
+    latest_ids = (
+        select(func.max(GraphOperation.id))
+        .where(GraphOperation.session_id.is_not(None))
+        .group_by(GraphOperation.session_id, GraphOperation.kind)
+    )
+    failed = db.session.scalars(
+        select(GraphOperation).where(GraphOperation.id.in_(latest_ids), GraphOperation.status == ops.FAILED)
+        .order_by(GraphOperation.session_id.desc(), GraphOperation.kind)
+    ).all()
+    by_session: dict[int, list[GraphOperation]] = {}
+    for op in failed:
+        by_session.setdefault(op.session_id, []).append(op)
+    return [{"session_id": sid, "operations": items} for sid, items in list(by_session.items())[:limit]]
 
 
 def session_attendance_view(session: TrainingSession) -> dict:
