@@ -1,0 +1,340 @@
+"""Benchmark: archive streaming through the production set-up against nginx serving the file directly.
+
+Starts, against a fresh PostgreSQL database (dropped at the end):
+  * gunicorn (sync workers, as in production) with LMS_ACCEL_REDIRECT_PREFIX set,
+  * nginx (Debian's) with two servers: APP proxies to gunicorn, which checks access on every
+    request and answers with X-Accel-Redirect to an internal location; DIRECT serves the same
+    file from a plain location (no access check at all).
+Creates a 1 GiB archive file (random bytes, MP4 header) and a signed-in learner of an eligible
+municipality, reads the file once so it sits in the page cache, then runs wrk (Debian's) with a
+Lua script doing identical 2 MiB ranges at random offsets from 50 connections: APP, DIRECT,
+alternating three times. While each APP run streams, the catalogue page (GET /courses) is
+requested by a few concurrent clients through the same nginx and its latency is recorded.
+
+Prints one JSON object: app_mb_s, nginx_mb_s (medians, MiB/s), ratio, catalogue_p99_ms, and
+details. Targets: ratio >= 0.8, catalogue_p99_ms <= 300.
+
+    .venv/bin/python bench/stream.py [--size-mb 1024] [--seconds 10] [--connections 50] [--workers 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (  # noqa: E402
+    Agent,
+    Gunicorn,
+    Req,
+    bench_app,
+    emit,
+    free_port,
+    fresh_database,
+    percentile,
+    request,
+    run_load,
+    sign_in_demo,
+)
+
+RANGE = 2 * 1024 * 1024
+ACCEL_PREFIX = "/_archive_files"
+
+WRK_LUA = r"""
+local size = tonumber(os.getenv("BENCH_SIZE"))
+local chunk = tonumber(os.getenv("BENCH_RANGE"))
+local path = os.getenv("BENCH_PATH")
+local cookie = os.getenv("BENCH_COOKIE")
+local counter = 0
+function setup(thread)
+  counter = counter + 1
+  thread:set("seed", counter)
+end
+function init(args)
+  math.randomseed(os.time() * 1000 + seed)
+end
+request = function()
+  local blocks = math.floor((size - chunk) / 4096)
+  local offset = math.random(0, blocks) * 4096
+  local headers = {["Range"] = "bytes=" .. offset .. "-" .. (offset + chunk - 1)}
+  if cookie and cookie ~= "" then headers["Cookie"] = cookie end
+  return wrk.format("GET", path, headers)
+end
+local bad = 0
+response = function(status, headers, body)
+  if status ~= 206 then bad = bad + 1 end
+end
+function done(summary, latency, requests)
+  io.write(string.format('WRKJSON {"bytes": %d, "duration_us": %d, "requests": %d, "errors": %d, ' ..
+    '"status_errors": %d, "p99_ms": %.2f}\n', summary.bytes, summary.duration, summary.requests,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.errors.status, latency:percentile(99) / 1000))
+end
+"""
+
+NGINX_CONF = """
+worker_processes 2;
+user root;
+pid {run}/nginx.pid;
+error_log {run}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    default_type application/octet-stream;
+    client_body_temp_path {run}/body;
+    proxy_temp_path {run}/proxy;
+    fastcgi_temp_path {run}/fastcgi;
+    uwsgi_temp_path {run}/uwsgi;
+    scgi_temp_path {run}/scgi;
+    upstream app {{ server 127.0.0.1:{app_port}; }}
+    server {{
+        listen 127.0.0.1:{front_port};
+        location {accel}/ {{
+            internal;
+            alias {objects}/;
+        }}
+        location / {{
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_pass http://app;
+        }}
+    }}
+    server {{
+        listen 127.0.0.1:{direct_port};
+        location /direct/ {{
+            alias {objects}/;
+        }}
+    }}
+}}
+"""
+
+
+def generate(database_url: str, storage_dir: Path, size: int) -> dict:
+    """A published archive with one 1 GiB video file, a trainer, a learner, 200 courses."""
+    from sqlalchemy import insert, select
+
+    from lms.archives.models import READY, VIDEO, Archive, ArchiveFile
+    from lms.auth.models import User
+    from lms.common.timeutil import utcnow
+    from lms.courses.models import PUBLISHED, Course, TrainingSession
+    from lms.courses.search import normalise_for_search
+    from lms.extensions import db
+    from lms.municipalities.models import Municipality
+    from lms.roster.models import StaffMember
+
+    key = f"archives/1/{uuid.uuid4().hex}"
+    path = storage_dir / "objects" / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    block = os.urandom(8 * 1024 * 1024)
+    with open(path, "wb") as fh:
+        written = 0
+        while written < size:
+            data = block[: min(len(block), size - written)]
+            if written == 0:
+                data = b"\x00\x00\x00\x20ftypisom" + data[12:]
+            fh.write(data)
+            digest.update(data)
+            written += len(data)
+    os.chmod(path, 0o644)
+
+    with bench_app(database_url):
+        now = utcnow().replace(microsecond=0)
+        chiyoda = db.session.scalar(select(Municipality).where(Municipality.code == "131016"))
+        learner = User(tenant_id="bench-tenant", object_id="bench-viewer", display_name="ベンチ 視聴者",
+                       email="bench.viewer@example.lg.jp", municipality_id=chiyoda.id, is_demo=True)
+        db.session.add(learner)
+        db.session.flush()
+        db.session.add(StaffMember(municipality_id=chiyoda.id, user_id=learner.id, employee_number="S0000001",
+                                   full_name="ベンチ 視聴者", sign_in_name=learner.email, email=learner.email))
+        courses = [{
+            "id": n, "title": f"Teams 活用研修 第{n}期", "summary": "録画あり", "description_md": "説明",
+            "eligible_all": True, "status": PUBLISHED, "published_at": now - timedelta(minutes=n),
+            "search_text": normalise_for_search(f"Teams 活用研修 第{n}期 録画あり"), "completion_mode": "either",
+            "attendance_threshold_pct": 75, "viewing_threshold_pct": 90, "organizer_mailbox": "",
+            "created_at": now, "updated_at": now, "requires_approval": False, "target_audience": "全職員",
+        } for n in range(1, 201)]
+        db.session.execute(insert(Course), courses)
+        db.session.execute(insert(TrainingSession), [{
+            "course_id": c["id"], "title": f"第{k}回", "starts_at": now + timedelta(days=k * 7, hours=c["id"] % 5),
+            "ends_at": now + timedelta(days=k * 7, hours=c["id"] % 5 + 2), "delivery": "teams", "location": "",
+            "join_url": "", "capacity": 50, "confirmed_count": 0, "status": "scheduled", "revision": 1,
+            "enroll_opens_at": now - timedelta(days=10), "enroll_closes_at": now + timedelta(days=k * 7 - 1),
+            "cancel_deadline": now + timedelta(days=k * 7 - 1), "created_at": now, "updated_at": now,
+        } for c in courses for k in (1, 2, 3)])
+        archive = Archive(course_id=1, title="第1期 録画", description="", status=PUBLISHED,
+                          audience="eligible", published_at=now)
+        db.session.add(archive)
+        db.session.flush()
+        archive_file = ArchiveFile(archive_id=archive.id, kind=VIDEO, filename="recording.mp4",
+                                   content_type="video/mp4", size_bytes=size, sha256=digest.hexdigest(),
+                                   storage_key=key, status=READY, completed_at=now, duration_seconds=3600)
+        db.session.add(archive_file)
+        db.session.commit()
+        return {"learner_id": learner.id, "archive_id": archive.id, "file_id": archive_file.id, "key": key}
+
+
+def run_wrk(url_base: str, path: str, seconds: int, connections: int, size: int, cookie: str, lua: Path) -> dict:
+    env = {**os.environ, "BENCH_SIZE": str(size), "BENCH_RANGE": str(RANGE), "BENCH_PATH": path,
+           "BENCH_COOKIE": cookie}
+    out = subprocess.run(
+        ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s", "-s", str(lua), url_base],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout
+    line = next(line for line in out.splitlines() if line.startswith("WRKJSON "))
+    result = json.loads(line[len("WRKJSON "):])
+    result["mb_s"] = result["bytes"] / (result["duration_us"] / 1e6) / (1024 * 1024)
+    return result
+
+
+class CatalogueProbe(threading.Thread):
+    """Requests the catalogue continuously (a few users) while streaming runs."""
+
+    def __init__(self, base_url: str, agent: Agent, concurrency: int = 4):
+        super().__init__(daemon=True)
+        self.base_url, self.agent, self.concurrency = base_url, agent, concurrency
+        self.latencies: list[float] = []
+        self.errors = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        pages = ["/courses", "/courses?q=Teams", "/courses?page=2", "/courses?q=活用研修", "/courses?page=3"]
+        while not self.stop.is_set():
+            result = run_load(self.base_url, [Req("GET", p, agent=self.agent) for p in pages * 2], self.concurrency)
+            self.latencies.extend(result.latencies_ms)
+            self.errors += result.errors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=1024)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    for tool in ("wrk", "nginx"):
+        if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
+            raise SystemExit(f"{tool} is required (apt-get install wrk nginx-light)")
+    size = args.size_mb * 1024 * 1024
+    work = Path(tempfile.mkdtemp(prefix="lms-bench-stream-"))
+    os.chmod(work, 0o755)
+    storage = work / "storage"
+    run_dir = work / "nginx"
+    run_dir.mkdir()
+    lua = work / "ranges.lua"
+    lua.write_text(WRK_LUA)
+    nginx = None
+    try:
+        with fresh_database("lms_bench_stream") as url:
+            data = generate(url, storage, size)
+            env = {"LMS_STORAGE_DIR": str(storage), "LMS_ACCEL_REDIRECT_PREFIX": ACCEL_PREFIX,
+                   "LMS_SESSION_IDLE_MINUTES": "600"}
+            with Gunicorn(url, workers=args.workers, env=env) as server:
+                front, direct = free_port(), free_port()
+                conf = run_dir / "nginx.conf"
+                conf.write_text(NGINX_CONF.format(run=run_dir, app_port=server.port, front_port=front,
+                                                  direct_port=direct, accel=ACCEL_PREFIX,
+                                                  objects=storage / "objects"))
+                nginx = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(run_dir), "-g", "daemon off;"])
+                front_url, direct_url = f"http://127.0.0.1:{front}", f"http://127.0.0.1:{direct}"
+                _wait(front_url + "/healthz")
+                agent = Agent()
+                sign_in_demo(front_url, agent, data["learner_id"])
+                cookie = agent.cookie_header()
+                app_path = f"/archives/{data['archive_id']}/files/{data['file_id']}/recording.mp4"
+                direct_path = f"/direct/{data['key']}"
+                # Correctness first: the app path checks access and answers 206 with the right bytes.
+                check = request(front_url, "GET", app_path, agent=agent, headers={"Range": "bytes=4096-8191"})
+                with open(storage / "objects" / data["key"], "rb") as fh:
+                    fh.seek(4096)
+                    expected = fh.read(4096)
+                if check.status != 206 or check.body != expected:
+                    raise SystemExit(f"app range request wrong: {check.status}")
+                anonymous = request(front_url, "GET", app_path, headers={"Range": "bytes=0-9"})
+                if anonymous.status == 206:
+                    raise SystemExit("anonymous range request was served")
+                # Page cache: read the file once.
+                with open(storage / "objects" / data["key"], "rb") as fh:
+                    while fh.read(16 * 1024 * 1024):
+                        pass
+                run_wrk(front_url, app_path, 2, args.connections, size, cookie, lua)  # warm-up
+                run_wrk(direct_url, direct_path, 2, args.connections, size, "", lua)
+                app_runs, nginx_runs, latencies, probe_errors = [], [], [], 0
+                for _ in range(args.rounds):
+                    probe = CatalogueProbe(front_url, agent)
+                    probe.start()
+                    app_runs.append(run_wrk(front_url, app_path, args.seconds, args.connections, size, cookie, lua))
+                    probe.stop.set()
+                    probe.join()
+                    latencies.extend(probe.latencies)
+                    probe_errors += probe.errors
+                    nginx_runs.append(run_wrk(direct_url, direct_path, args.seconds, args.connections, size, "", lua))
+    finally:
+        if nginx is not None and nginx.poll() is None:
+            nginx.send_signal(signal.SIGQUIT)
+            try:
+                nginx.wait(10)
+            except subprocess.TimeoutExpired:
+                nginx.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+    app_mb_s = statistics.median(r["mb_s"] for r in app_runs)
+    nginx_mb_s = statistics.median(r["mb_s"] for r in nginx_runs)
+    emit({
+        "app_mb_s": round(app_mb_s, 1),
+        "nginx_mb_s": round(nginx_mb_s, 1),
+        "ratio": round(app_mb_s / nginx_mb_s, 3) if nginx_mb_s else 0.0,
+        "catalogue_p99_ms": round(percentile(latencies, 99), 1) if latencies else None,
+        "catalogue_requests": len(latencies),
+        "catalogue_errors": probe_errors,
+        "app_runs_mb_s": [round(r["mb_s"], 1) for r in app_runs],
+        "nginx_runs_mb_s": [round(r["mb_s"], 1) for r in nginx_runs],
+        "app_req_per_s": round(statistics.median(r["requests"] / (r["duration_us"] / 1e6) for r in app_runs), 1),
+        "app_non_206": sum(r["status_errors"] + r["errors"] for r in app_runs),
+        "nginx_non_206": sum(r["status_errors"] + r["errors"] for r in nginx_runs),
+        "app_p99_ms": round(statistics.median(r["p99_ms"] for r in app_runs), 1),
+        "nginx_p99_ms": round(statistics.median(r["p99_ms"] for r in nginx_runs), 1),
+        "range_bytes": RANGE,
+        "connections": args.connections,
+        "file_mb": args.size_mb,
+        "gunicorn_workers": args.workers,
+        "cpus": os.cpu_count(),
+    })
+
+
+def _wait(url: str, timeout: float = 20) -> None:
+    from urllib.error import URLError
+    from urllib.request import urlopen
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urlopen(url, timeout=2) as response:  # noqa: S310 (loopback)
+                if response.status == 200:
+                    return
+        except (URLError, OSError):
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not answer")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+"""Benchmark: a 2 GiB archive upload through the app (tus 1.0.0) against a plain disk write.
+
+Starts gunicorn (sync workers, as in production) against a fresh PostgreSQL database (dropped
+at the end) with LMS_STORAGE_DIR in a temporary directory, signs a trainer in through the demo
+sign-in, and uploads 2 GiB (an MP4 header, then random bytes) the way the browser does: a tus
+creation request, then PATCH requests of 32 MiB with the CSRF header, straight to gunicorn. The
+clock stops when the last PATCH returns, i.e. when the server has verified the SHA-256 over the
+stored bytes and the file is visible (checked afterwards in the database). The app's processes
+are sampled for their resident memory every 20 ms.
+
+In the same run, the same amount is written in 8 MiB blocks to the same directory with an fsync
+at the end (``disk_mb_s``).
+
+Prints one JSON object: mb_s, disk_mb_s, ratio, peak_rss_mb (largest single app process), and
+details. Targets: peak_rss_mb <= 150, ratio >= 0.5.
+
+    .venv/bin/python bench/upload.py [--size-mb 2048] [--chunk-mb 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import http.client
+import os
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import contextlib
+
+from bench.common import Agent, Gunicorn, bench_app, emit, fresh_database, request, sign_in_demo  # noqa: E402
+
+MiB = 1024 * 1024
+
+
+def generate(database_url: str) -> dict:
+    from sqlalchemy import select
+
+    from lms.archives.models import Archive
+    from lms.auth.models import User, UserRole
+    from lms.courses.models import PUBLISHED, Course
+    from lms.extensions import db
+    from lms.municipalities.models import Municipality
+    from lms.roster.models import StaffMember
+
+    with bench_app(database_url):
+        tokyo = db.session.scalar(select(Municipality).where(Municipality.code == "130001"))
+        trainer = User(tenant_id="bench-tenant", object_id="bench-trainer", display_name="ベンチ 講師",
+                       email="bench.trainer@example.lg.jp", municipality_id=tokyo.id, is_demo=True)
+        trainer.role_rows = [UserRole(role="trainer")]
+        db.session.add(trainer)
+        db.session.flush()
+        db.session.add(StaffMember(municipality_id=tokyo.id, user_id=trainer.id, employee_number="T0000001",
+                                   full_name="ベンチ 講師", sign_in_name=trainer.email, email=trainer.email))
+        course = Course(title="Teams 活用研修", summary="", description_md="", status=PUBLISHED, eligible_all=True,
+                        owner_id=trainer.id, search_text="teams 活用研修")
+        db.session.add(course)
+        db.session.flush()
+        archive = Archive(course_id=course.id, title="第1回 録画", description="", created_by_id=trainer.id)
+        db.session.add(archive)
+        db.session.commit()
+        return {"trainer_id": trainer.id, "archive_id": archive.id}
+
+
+class RssSampler(threading.Thread):
+    """The largest resident set of any single process of the app (gunicorn master and workers)."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        import psutil
+
+        self.root = psutil.Process(pid)
+        self.peak = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        import psutil
+
+        while not self.stop.is_set():
+            try:
+                processes = [self.root, *self.root.children(recursive=True)]
+                for proc in processes:
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        self.peak = max(self.peak, proc.memory_info().rss)
+            except psutil.NoSuchProcess:
+                return
+            time.sleep(0.02)
+
+
+def payload(size: int, chunk: int):
+    """The file, chunk by chunk: an MP4 header then random bytes (one random block reused)."""
+    block = bytearray(os.urandom(chunk))
+    first = bytearray(block)
+    first[:12] = b"\x00\x00\x00\x20ftypisom"
+    sent = 0
+    while sent < size:
+        n = min(chunk, size - sent)
+        yield bytes(first[:n]) if sent == 0 else bytes(block[:n])
+        sent += n
+
+
+def disk_write(directory: Path, size: int) -> float:
+    path = directory / "disk-bench.bin"
+    block = os.urandom(8 * MiB)
+    started = time.perf_counter()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        written = 0
+        while written < size:
+            written += os.write(fd, block[: min(len(block), size - written)])
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    elapsed = time.perf_counter() - started
+    path.unlink()
+    return size / MiB / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=2048)
+    parser.add_argument("--chunk-mb", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    size, chunk = args.size_mb * MiB, args.chunk_mb * MiB
+    work = Path(tempfile.mkdtemp(prefix="lms-bench-upload-"))
+    storage = work / "storage"
+    storage.mkdir()
+    try:
+        with fresh_database("lms_bench_upload") as url:
+            data = generate(url)
+            env = {"LMS_STORAGE_DIR": str(storage), "GUNICORN_CMD_ARGS": "--timeout 300"}
+            with Gunicorn(url, workers=args.workers, env=env) as server:
+                agent = Agent()
+                sign_in_demo(server.base_url, agent, data["trainer_id"])
+                page = request(server.base_url, "GET", f"/archives/manage/{data['archive_id']}", agent=agent)
+                token = re.search(r'data-csrf="([^"]+)"', page.text).group(1)
+                sampler = RssSampler(server.proc.pid)
+                sampler.start()
+                started = time.perf_counter()
+                digest, patches = upload(server.port, agent, token, data["archive_id"], size, chunk)
+                elapsed = time.perf_counter() - started
+                sampler.stop.set()
+                sampler.join()
+            visible = check_visible(url, data["archive_id"], digest, size)
+        disk_mb_s = disk_write(storage, size)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    mb_s = size / MiB / elapsed
+    emit({
+        "mb_s": round(mb_s, 1),
+        "disk_mb_s": round(disk_mb_s, 1),
+        "ratio": round(mb_s / disk_mb_s, 3) if disk_mb_s else 0.0,
+        "peak_rss_mb": round(sampler.peak / MiB, 1),
+        "size_mb": args.size_mb,
+        "chunk_mb": args.chunk_mb,
+        "patch_requests": patches,
+        "seconds": round(elapsed, 1),
+        "verified_and_visible": visible,
+        "gunicorn_workers": args.workers,
+    })
+
+
+def upload(port: int, agent: Agent, token: str, archive_id: int, size: int, chunk: int) -> tuple[str, int]:
+    headers = {"Tus-Resumable": "1.0.0", "X-CSRFToken": token, "Cookie": agent.cookie_header()}
+    meta = "filename " + base64.b64encode("録画.mp4".encode()).decode()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    conn.request("POST", f"/archives/manage/{archive_id}/uploads", headers={
+        **headers, "Upload-Length": str(size), "Upload-Metadata": meta})
+    response = conn.getresponse()
+    response.read()
+    if response.status != 201:
+        raise SystemExit(f"creation refused: {response.status}")
+    location = response.getheader("Location")
+    conn.close()
+    digest = hashlib.sha256()
+    offset = patches = 0
+    for body in payload(size, chunk):
+        digest.update(body)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        conn.request("PATCH", location, body=body, headers={
+            **headers, "Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream",
+            "Content-Length": str(len(body))})
+        response = conn.getresponse()
+        text = response.read().decode("utf-8", "replace")
+        conn.close()
+        patches += 1
+        if response.status != 204:
+            raise SystemExit(f"PATCH at {offset} refused: {response.status} {text}")
+        offset = int(response.getheader("Upload-Offset"))
+    return digest.hexdigest(), patches
+
+
+def check_visible(database_url: str, archive_id: int, digest: str, size: int) -> bool:
+    from sqlalchemy import select
+
+    from lms.archives.models import READY, ArchiveFile
+    from lms.extensions import db
+
+    with bench_app(database_url):
+        row = db.session.scalar(select(ArchiveFile).where(ArchiveFile.archive_id == archive_id))
+        return bool(row and row.status == READY and row.sha256 == digest and row.size_bytes == size)
+
+
+if __name__ == "__main__":
+    main()
