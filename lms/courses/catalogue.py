@@ -14,11 +14,13 @@ matches (a window count), and, for those rows only, their session figures and el
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
 from flask_sqlalchemy.pagination import Pagination
-from sqlalchemy import case, exists, func, literal, or_, select
+from sqlalchemy import case, event, exists, func, literal, or_, select
+from sqlalchemy.orm import Session
 
 from lms.common.timeutil import TOKYO, as_utc, to_tokyo, utcnow
 from lms.courses.models import DELIVERIES, PUBLISHED, SCHEDULED, Category, Course, CourseEligibility, TrainingSession
@@ -242,6 +244,30 @@ def categories() -> list[Category]:
     return list(db.session.scalars(select(Category).order_by(Category.sort_order, Category.name)))
 
 
+_CATEGORY_TTL_SECONDS = 60.0
+_category_cache: dict[str, tuple[float, list[tuple[int, str]]]] = {}
+
+
+def category_choices() -> list[tuple[int, str]]:
+    """(id, name) of every category for the catalogue's filter, kept per process for a minute:
+    the list changes a few times a year, and the catalogue is the busiest page."""
+    key = str(db.engine.url)
+    now = time.monotonic()
+    cached = _category_cache.get(key)
+    if cached is None or now - cached[0] > _CATEGORY_TTL_SECONDS:
+        rows = db.session.execute(select(Category.id, Category.name).order_by(Category.sort_order, Category.name)).all()
+        cached = (now, [(int(cid), name) for cid, name in rows])
+        _category_cache[key] = cached
+    return cached[1]
+
+
+@event.listens_for(Session, "after_flush")
+def _forget_categories(session, _context) -> None:
+    # This process sees its own changes at once; other workers within the minute.
+    if any(isinstance(obj, Category) for obj in (*session.new, *session.dirty, *session.deleted)):
+        _category_cache.clear()
+
+
 __all__ = [
     "CatalogueFilters",
     "CatalogueRow",
@@ -251,6 +277,7 @@ __all__ = [
     "catalogue_page",
     "catalogue_select",
     "categories",
+    "category_choices",
     "month_bounds",
     "month_choices",
     "search_terms",

@@ -45,14 +45,14 @@ def catalogue():
     page = request.args.get("page", "1")
     page = int(page) if page.isdigit() and 0 < int(page) < 100000 else 1
     pagination, rows = cat.catalogue_page(filters, current_user.municipality_id, page)
-    categories = cat.categories()
+    categories = cat.category_choices()
     return render_template(
         "courses/catalogue.html",
         filters=filters,
         pagination=pagination,
         rows=rows,
         categories=categories,
-        category_names={c.id: c.name for c in categories},
+        category_names=dict(categories),
         # Translated once per page; the template fills them in with |format.
         formats={"more": _("ほか %(n)d 回"), "seats": _("%(n)d席"), "month": _("%(year)d年%(month)d月")},
         months=cat.month_choices(),

@@ -205,3 +205,13 @@ def test_postgresql_serves_three_character_search_from_the_trigram_index(db, cou
         plan = "\n".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + compiled.string, compiled.params))
         assert conn.execute(stmt).scalars().all() != []
     assert "ix_course_search_trgm" in plan, plan
+
+
+def test_category_filter_lists_new_categories_at_once(db):
+    from lms.courses.catalogue import category_choices
+
+    before = category_choices()
+    db.session.add(Category(name="新しい分類"))
+    db.session.commit()
+    assert "新しい分類" in [name for _id, name in category_choices()]
+    assert len(category_choices()) == len(before) + 1
