@@ -21,6 +21,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from flask_wtf.csrf import ValidationError, validate_csrf
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 from werkzeug.http import http_date, parse_date, parse_etags
 from wtforms.fields.choices import SelectChoice
 
@@ -120,14 +121,22 @@ def view(archive_id: int):
 @login_required
 def file(archive_id: int, file_id: int, name: str):
     """Every byte range goes through here: the access check runs on each request."""
-    archive = db.session.get(Archive, archive_id)
-    if archive is None:
+    # One query for file, archive and course (this runs for every range request of a video).
+    archive_file = db.session.get(
+        ArchiveFile, file_id, options=[joinedload(ArchiveFile.archive).joinedload(Archive.course)]
+    )
+    if archive_file is None or archive_file.archive_id != archive_id:
+        archive = db.session.get(Archive, archive_id)
+        if archive is None:
+            abort(404)
+        reason = services.view_refusal(current_user, archive)
+        if reason:
+            return _refused(reason)
         abort(404)
-    reason = services.view_refusal(current_user, archive)
+    reason = services.view_refusal(current_user, archive_file.archive)
     if reason:
         return _refused(reason)
-    archive_file = db.session.get(ArchiveFile, file_id)
-    if archive_file is None or archive_file.archive_id != archive.id or archive_file.status != READY:
+    if archive_file.status != READY:
         abort(404)
     return _serve(archive_file, download=request.args.get("download") == "1")
 
