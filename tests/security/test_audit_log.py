@@ -1,0 +1,163 @@
+"""The audit log page: platform admins only, filters, pagination, a safe CSV export, append-only."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select, text
+
+from lms.audit.export import csv_bytes, neutralise_cell
+from lms.audit.models import AuditLog
+from lms.audit.services import record_action
+from tests.factories import municipality
+
+
+def _entry(db, action, *, actor=None, when=None, municipality_id=None, target=("course", "1"), **details):
+    entry = record_action(actor, action, target[0], target[1], municipality_id, **details)
+    if when is not None:
+        entry.occurred_at = when
+    db.session.commit()
+    return entry
+
+
+@pytest.mark.parametrize("role", ["learner", "trainer", "municipal_admin"])
+def test_audit_page_refuses_everyone_but_platform_admins(client, login_as, role):
+    login_as(role)
+    assert client.get("/admin/audit/").status_code == 403
+    assert client.post("/admin/audit/export").status_code == 403
+
+
+def test_admin_index_links_to_audit_log(client, login_as):
+    login_as("platform_admin")
+    page = client.get("/admin/").get_data(as_text=True)
+    assert 'href="/admin/audit/"' in page
+
+
+def test_audit_page_lists_newest_first_and_filters(db, client, login_as):
+    admin = login_as("platform_admin", name="監査 管理者")
+    chiyoda, shinjuku = municipality("131016"), municipality("131041")
+    _entry(db, "course.publish", actor=admin, when=datetime(2026, 4, 1, 1, 0, tzinfo=UTC),
+           municipality_id=chiyoda.id, target=("course", "11"))
+    _entry(db, "roster.import", actor=None, when=datetime(2026, 4, 2, 1, 0, tzinfo=UTC),
+           municipality_id=shinjuku.id, target=("staff", "22"))
+    # 2026-04-02 23:30 JST is still 4月2日 in Tokyo but 14:30 UTC.
+    _entry(db, "enrollment.approve", actor=admin, when=datetime(2026, 4, 2, 14, 30, tzinfo=UTC),
+           municipality_id=chiyoda.id, target=("enrollment", "33"))
+
+    body = client.get("/admin/audit/").get_data(as_text=True)
+    assert body.index("enrollment.approve</code>") < body.index("roster.import</code>") < body.index("course.publish</code>")
+
+    body = client.get("/admin/audit/?action=roster.import").get_data(as_text=True)
+    assert "roster.import" in body and "course.publish</code>" not in body
+
+    body = client.get(f"/admin/audit/?municipality={chiyoda.id}").get_data(as_text=True)
+    assert "course.publish</code>" in body and "roster.import</code>" not in body
+
+    body = client.get(f"/admin/audit/?actor={admin.id}").get_data(as_text=True)
+    assert "enrollment.approve</code>" in body and "roster.import</code>" not in body
+    body = client.get("/admin/audit/?actor=監査").get_data(as_text=True)
+    assert "course.publish</code>" in body and "roster.import</code>" not in body
+
+    # Date range in Tokyo time: 4月2日 holds the 10:00 JST entry and the 23:30 JST one.
+    body = client.get("/admin/audit/?date_from=2026-04-02&date_to=2026-04-02").get_data(as_text=True)
+    assert "roster.import</code>" in body and "enrollment.approve</code>" in body
+    assert "course.publish</code>" not in body
+
+    body = client.get("/admin/audit/?target=staff:22").get_data(as_text=True)
+    assert "roster.import</code>" in body and "course.publish</code>" not in body
+    body = client.get("/admin/audit/?target=33").get_data(as_text=True)
+    assert "enrollment.approve</code>" in body and "roster.import</code>" not in body
+
+
+def test_bad_filters_answer_a_clear_message_not_an_error(client, login_as):
+    login_as("platform_admin")
+    response = client.get("/admin/audit/?date_from=2026-05-01&date_to=2026-04-01")
+    assert response.status_code == 200
+    assert "終了日は開始日以降の日付を指定してください。" in response.get_data(as_text=True)
+    response = client.get("/admin/audit/?date_from=yesterday&municipality=x&page=abc")
+    assert response.status_code == 200
+
+
+def test_audit_page_paginates(db, client, login_as):
+    login_as("platform_admin")
+    for n in range(55):
+        record_action(None, "test.bulk", "thing", n)
+    db.session.commit()
+    first = client.get("/admin/audit/?action=test.bulk").get_data(as_text=True)
+    second = client.get("/admin/audit/?action=test.bulk&page=2").get_data(as_text=True)
+    assert first.count("test.bulk</code>") == 50
+    assert second.count("test.bulk</code>") == 5
+    assert "action=test.bulk" in first and 'rel="next"' in first
+
+
+def test_export_is_bom_csv_formula_safe_and_itself_audited(db, client, login_as):
+    admin = login_as("platform_admin")
+    _entry(db, "course.publish", actor=admin, target=("course", "=HYPERLINK(\"http://evil\")"),
+           note="+cmd|' /C calc'!A0")
+    response = client.post("/admin/audit/export", data={"action": "course.publish"})
+    assert response.status_code == 200
+    assert response.mimetype == "text/csv"
+    assert "attachment" in response.headers["Content-Disposition"]
+    raw = response.get_data()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert rows[0][2] == "操作"
+    assert len(rows) == 2
+    row = rows[1]
+    assert row[2] == "course.publish"
+    assert row[6] == "'=HYPERLINK(\"http://evil\")"
+    assert all(not cell.startswith(("=", "+", "-", "@")) for r in rows for cell in r)
+    exported = db.session.scalars(select(AuditLog).where(AuditLog.action == "export.audit")).all()
+    assert len(exported) == 1
+    assert exported[0].actor_id == admin.id
+    assert exported[0].details == {"filters": {"action": "course.publish"}}
+
+
+def test_export_requires_csrf_token(app, client, login_as):
+    login_as("platform_admin")
+    app.config["WTF_CSRF_ENABLED"] = True
+    assert client.post("/admin/audit/export").status_code == 400
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("=1+1", "'=1+1"), ("+1", "'+1"), ("-1", "'-1"), ("@SUM(A1)", "'@SUM(A1)"), ("\t=x", "'\t=x"),
+    ("＝1+1", "'＝1+1"), ("普通の文字", "普通の文字"), (None, ""), (12, "12"),
+])
+def test_neutralise_cell(value, expected):
+    assert neutralise_cell(value) == expected
+
+
+def test_csv_bytes_has_bom_and_neutralises_header_and_rows():
+    data = csv_bytes(["=h"], [["-2"], ["ok"]])
+    assert data.startswith("\ufeff".encode())
+    assert data.decode("utf-8-sig").splitlines() == ["'=h", "'-2", "ok"]
+
+
+def test_orm_refuses_update_and_delete(db):
+    entry = _entry(db, "course.publish")
+    entry.action = "changed"
+    with pytest.raises(RuntimeError, match="append-only"):
+        db.session.commit()
+    db.session.rollback()
+    db.session.delete(db.session.get(AuditLog, entry.id))
+    with pytest.raises(RuntimeError, match="append-only"):
+        db.session.commit()
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(AuditLog)) == 1
+
+
+def test_postgresql_trigger_refuses_raw_update_and_delete(db, audit_trigger):
+    entry = _entry(db, "course.publish")
+    for statement in (
+        f"UPDATE audit_log SET action = 'x' WHERE id = {entry.id}",
+        f"DELETE FROM audit_log WHERE id = {entry.id}",
+    ):
+        with pytest.raises(Exception, match="append-only"), db.engine.begin() as conn:
+            conn.execute(text(statement))
+    with db.engine.begin() as conn:
+        conn.execute(text("INSERT INTO audit_log (occurred_at, actor_label, action, target_type, target_id, "
+                          "ip_address, request_id, details) VALUES (now(), 'system', 'raw.insert', '', '', '', '', '{}')"))
+    assert db.session.scalar(select(func.count()).select_from(AuditLog)) == 2
