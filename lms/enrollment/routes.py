@@ -21,6 +21,7 @@ from lms.enrollment import services
 from lms.enrollment.models import ACTIVE_STATUSES, CANCELLED, CONFIRMED, PENDING, REJECTED, WAITLISTED, Enrollment
 from lms.enrollment.queries import waitlist_position
 from lms.extensions import db
+from lms.roster.models import StaffMember
 from lms.roster.services import staff_member_for
 
 bp = Blueprint("enrollment", __name__)
@@ -80,18 +81,26 @@ def enroll(session_id: int):
     back = _back(url_for("enrollment.my_page"))
     if not form.validate_on_submit():
         return _refused(DomainError(_("フォームの有効期限が切れました。ページを再読み込みしてから、もう一度操作してください。")), back)
-    member = staff_member_for(current_user)
-    if member is None:
+    member_id = _my_staff_member_id()
+    if member_id is None:
         return _refused(services.NotEligible(_("職員名簿にあなたの登録がないため、申し込めません。所属の研修担当にお問い合わせください。")), back)
-    if db.session.dirty or db.session.new:
-        db.session.commit()  # the roster entry was just linked to this sign-in
-    else:
-        db.session.rollback()  # end the read transaction before the write one
     try:
-        enrollment = services.enroll(session_id, member.id, current_user, source="self")
+        enrollment = services.enroll(session_id, member_id, current_user, source="self")
     except DomainError as exc:
         return _refused(exc, back)
-    return _done(enrollment, services.status_message(enrollment), back, 201)
+    return _done(enrollment, enrollment.outcome_message, back, 201)
+
+
+def _my_staff_member_id() -> int | None:
+    """The signed-in user's roster entry; linked (or created) and committed on first use."""
+    member_id = db.session.scalar(select(StaffMember.id).where(StaffMember.user_id == current_user.id))
+    if member_id is None:
+        member = staff_member_for(current_user)
+        if member is None:
+            return None
+        member_id = member.id
+        db.session.commit()
+    return member_id
 
 
 @bp.post("/enrollments/<int:enrollment_id>/cancel")

@@ -1,0 +1,239 @@
+"""Enrollment rush: 3,000 learners try to take 300 seats at once.
+
+gunicorn (2 sync workers, as in production) on PostgreSQL, rate limits on. Every learner
+is signed in through the demo sign-in before timing starts (each from a loopback address
+of its own, as real learners come from their own machines, so the per-address sign-in
+limit applies to them as in production), then their 3,000 enrollments are fired over real
+HTTP through 64 concurrent connections, each with its own session cookie and CSRF token.
+The bare /hello view is measured the same way before and after the rush.
+
+Prints one JSON object: confirmed, waitlisted, errors, overbooked, enroll_per_s,
+hello_per_s (mean of the two hello runs), ratio, p50_ms, p99_ms.
+Targets: confirmed = 300, overbooked = 0, errors = 0, ratio >= 0.10, p99_ms <= 250.
+
+    .venv/bin/python bench/enroll_rush.py [--learners 3000] [--capacity 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (  # noqa: E402
+    Agent,
+    Gunicorn,
+    Req,
+    bench_app,
+    csrf_token,
+    emit,
+    fresh_database,
+    measure_hello,
+    run_load,
+)
+
+
+def create_data(database_url: str, learners: int, capacity: int) -> tuple[int, int, list[int]]:
+    """A published course open to every municipality, one session, ``learners`` demo users
+    (each with a roster entry) spread over the municipalities."""
+    from sqlalchemy import insert, select
+
+    from lms.auth.models import User
+    from lms.common.timeutil import utcnow
+    from lms.courses.models import PUBLISHED, TEAMS, Course, TrainingSession
+    from lms.extensions import db
+    from lms.municipalities.models import Municipality
+    from lms.roster.models import ACTIVE, StaffMember
+
+    with bench_app(database_url):
+        municipalities = db.session.scalars(select(Municipality.id).order_by(Municipality.id)).all()
+        now = utcnow().replace(microsecond=0)
+        course = Course(title="Microsoft Teams 活用研修（集中申込）", summary="ベンチマーク用の研修", status=PUBLISHED,
+                        published_at=now, eligible_all=True, search_text="microsoft teams 活用研修")
+        db.session.add(course)
+        db.session.flush()
+        start = now + timedelta(days=14)
+        session = TrainingSession(
+            course_id=course.id, title="第1回", starts_at=start, ends_at=start + timedelta(minutes=90),
+            delivery=TEAMS, capacity=capacity, enroll_opens_at=now - timedelta(days=1),
+            enroll_closes_at=start - timedelta(days=1), cancel_deadline=start - timedelta(days=2),
+            join_url="https://teams.microsoft.com/l/meetup-join/19%3ameeting_bench%40thread.v2/0",
+        )
+        db.session.add(session)
+        db.session.flush()
+        tenant = str(uuid.uuid4())
+        rows = [
+            {
+                "tenant_id": tenant, "object_id": str(uuid.uuid4()), "display_name": f"受講者 {n:05d}",
+                "email": f"learner{n:05d}@bench.example.lg.jp", "municipality_id": municipalities[n % len(municipalities)],
+                "is_demo": True, "active": True, "session_version": 1,
+            }
+            for n in range(learners)
+        ]
+        db.session.execute(insert(User), rows)
+        users = db.session.execute(select(User.id, User.municipality_id, User.email, User.display_name)
+                                   .where(User.tenant_id == tenant).order_by(User.id)).all()
+        db.session.execute(insert(StaffMember), [
+            {
+                "municipality_id": mid, "employee_number": f"B{uid:07d}", "full_name": name,
+                "sign_in_name": email, "email": email, "status": ACTIVE, "source": "demo", "user_id": uid,
+            }
+            for uid, mid, email, name in users
+        ])
+        db.session.commit()
+        return course.id, session.id, [u.id for u in users]
+
+
+# ---------------------------------------------------------------- signing in from many addresses
+
+
+def _source_ip(index: int) -> str:
+    # 127.0.0.0/8 is all loopback on Linux: one address per learner.
+    return f"127.{1 + index // 62500}.{(index // 250) % 250 + 1}.{index % 250 + 1}"
+
+
+async def _send(host: str, port: int, method: str, path: str, agent: Agent, source: str,
+                form: dict | None = None) -> tuple[int, str]:
+    body = urlencode(form).encode() if form is not None else b""
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close"]
+    if form is not None:
+        lines += ["Content-Type: application/x-www-form-urlencoded", f"Content-Length: {len(body)}"]
+    if agent.cookies:
+        lines.append(f"Cookie: {agent.cookie_header()}")
+    reader, writer = await asyncio.open_connection(host, port, local_addr=(source, 0))
+    try:
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        await writer.drain()
+        raw = await reader.read(-1)
+    finally:
+        writer.close()
+    head, _, payload = raw.partition(b"\r\n\r\n")
+    head_lines = head.decode("latin-1").split("\r\n")
+    status = int(head_lines[0].split()[1])
+    agent.absorb([line.split(":", 1)[1].strip() for line in head_lines[1:] if line.lower().startswith("set-cookie:")])
+    return status, payload.decode("utf-8", "replace")
+
+
+def sign_in_everyone(base_url: str, user_ids: list[int], concurrency: int = 32) -> tuple[list[Agent], list[str]]:
+    """Demo sign-in for every learner, then the CSRF token of their signed-in session."""
+    parts = urlsplit(base_url)
+    host, port = parts.hostname, parts.port
+    agents = [Agent() for _ in user_ids]
+    tokens = [""] * len(user_ids)
+
+    async def one(index: int) -> None:
+        agent, source = agents[index], _source_ip(index)
+        status, html = await _send(host, port, "GET", "/auth/login", agent, source)
+        if status != 200:
+            raise RuntimeError(f"GET /auth/login answered {status}")
+        status, _ = await _send(host, port, "POST", "/auth/demo", agent, source,
+                                {"csrf_token": csrf_token(html), "user_id": str(user_ids[index]), "next": ""})
+        if status not in (302, 303):
+            raise RuntimeError(f"demo sign-in of user {user_ids[index]} answered {status}")
+        status, html = await _send(host, port, "GET", "/me", agent, source)
+        if status != 200:
+            raise RuntimeError(f"GET /me answered {status}")
+        tokens[index] = csrf_token(html)
+
+    async def main() -> None:
+        pending = iter(range(len(user_ids)))
+
+        async def worker() -> None:
+            for index in pending:
+                await one(index)
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+    asyncio.run(main())
+    return agents, tokens
+
+
+# ---------------------------------------------------------------- the rush
+
+
+def count_outcome(database_url: str, session_id: int) -> dict:
+    from sqlalchemy import func, select
+
+    from lms.courses.models import SessionQuota, TrainingSession
+    from lms.enrollment.models import CONFIRMED, WAITLISTED, Enrollment
+    from lms.extensions import db
+
+    with bench_app(database_url):
+        def count(status):
+            return db.session.scalar(select(func.count()).select_from(Enrollment)
+                                     .where(Enrollment.session_id == session_id, Enrollment.status == status))
+
+        session = db.session.get(TrainingSession, session_id)
+        confirmed, waitlisted = count(CONFIRMED), count(WAITLISTED)
+        quota_rows = db.session.scalars(select(SessionQuota).where(SessionQuota.session_id == session_id)).all()
+        over_quota = sum(max(q.confirmed_count - q.seats, 0) for q in quota_rows)
+        return {
+            "confirmed": confirmed,
+            "waitlisted": waitlisted,
+            "capacity": session.capacity,
+            "counter": session.confirmed_count,
+            "overbooked": max(confirmed - session.capacity, 0) + over_quota,
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--learners", type=int, default=3000)
+    parser.add_argument("--capacity", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--hello", type=int, default=4000, help="requests per hello run")
+    args = parser.parse_args()
+
+    with fresh_database("lms_bench_enroll") as database_url:
+        _course_id, session_id, user_ids = create_data(database_url, args.learners, args.capacity)
+        with Gunicorn(database_url, workers=2) as server:
+            agents, tokens = sign_in_everyone(server.base_url, user_ids)
+            measure_hello(server.base_url, n=200, concurrency=args.concurrency)  # warm-up, not counted
+            hello_before = measure_hello(server.base_url, n=args.hello, concurrency=args.concurrency)
+            rush = run_load(
+                server.base_url,
+                [
+                    Req("POST", f"/sessions/{session_id}/enroll", form={"csrf_token": token}, agent=agent,
+                        headers={"Accept": "application/json"})
+                    for agent, token in zip(agents, tokens, strict=True)
+                ],
+                concurrency=args.concurrency,
+                ok=(201,),
+                keep_responses=True,
+            )
+            hello_after = measure_hello(server.base_url, n=args.hello, concurrency=args.concurrency)
+        outcome = count_outcome(database_url, session_id)
+
+    answered = {"confirmed": 0, "waitlisted": 0}
+    for response in rush.responses or []:
+        if response is not None and response.status == 201:
+            status = json.loads(response.body).get("status")
+            answered[status] = answered.get(status, 0) + 1
+    hello_per_s = (hello_before.per_s + hello_after.per_s) / 2
+    result = {
+        "confirmed": outcome["confirmed"],
+        "waitlisted": outcome["waitlisted"],
+        "errors": rush.errors,
+        "overbooked": outcome["overbooked"],
+        "enroll_per_s": round(rush.per_s, 1),
+        "hello_per_s": round(hello_per_s, 1),
+        "ratio": round(rush.per_s / hello_per_s, 3) if hello_per_s else 0.0,
+        "p50_ms": round(rush.p50_ms, 1),
+        "p99_ms": round(rush.p99_ms, 1),
+    }
+    if rush.errors or outcome["counter"] != outcome["confirmed"] or answered["confirmed"] != outcome["confirmed"]:
+        print(json.dumps({"detail": {"statuses": {str(k): v for k, v in rush.statuses.items()},
+                                     "samples": rush.error_samples, "answered": answered,
+                                     "counter": outcome["counter"]}}, ensure_ascii=False), file=sys.stderr)
+    emit(result)
+
+
+if __name__ == "__main__":
+    main()
