@@ -15,6 +15,8 @@ QUEUED = "queued"
 SENDING = "sending"
 SENT = "sent"
 FAILED = "failed"
+# Not sent because it no longer applied when its turn came (a reminder after a cancellation).
+SKIPPED = "skipped"
 
 
 class OutboxMail(db.Model):

@@ -12,11 +12,17 @@ from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
 from lms.common.access import municipality_scope, require_municipality, role_required
 from lms.common.errors import DomainError
 from lms.extensions import db
-from lms.notifications.models import FAILED, QUEUED, SENDING, SENT, OutboxMail
+from lms.notifications.models import FAILED, QUEUED, SENDING, SENT, SKIPPED, OutboxMail
 
 bp = Blueprint("notifications", __name__)
 
-STATUS_LABELS = {QUEUED: _l("送信待ち"), SENDING: _l("送信中"), SENT: _l("送信済み"), FAILED: _l("送信失敗")}
+STATUS_LABELS = {
+    QUEUED: _l("送信待ち"),
+    SENDING: _l("送信中"),
+    SENT: _l("送信済み"),
+    FAILED: _l("送信失敗"),
+    SKIPPED: _l("送信不要"),
+}
 
 
 @bp.get("/sessions/<int:session_id>/calendar.ics")

@@ -24,10 +24,11 @@ from flask_sqlalchemy.session import Session as FlaskSession
 from sqlalchemy import and_, event, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from lms.common.database import begin_write
 from lms.common.errors import Conflict, NotFound
 from lms.common.timeutil import TOKYO, as_utc, utcnow
 from lms.extensions import db
-from lms.notifications.models import FAILED, QUEUED, SENDING, SENT, OutboxMail
+from lms.notifications.models import FAILED, QUEUED, SENDING, SENT, SKIPPED, OutboxMail
 
 logger = logging.getLogger(__name__)
 
@@ -205,6 +206,7 @@ class DeliveryReport:
     sent: list[int] = field(default_factory=list)
     retried: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
+    not_applicable: list[int] = field(default_factory=list)  # reminders that no longer apply
     skipped: int = 0  # claimed by another worker first
 
 
@@ -220,13 +222,17 @@ def backoff_seconds(attempts: int) -> int:
     return min(base * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS)
 
 
-def claim_mail(mail_id: int, now: datetime | None = None) -> datetime | None:
-    """Claim one row for sending (commits). Returns the claim time, or None if not ours."""
+def claim_mail(mail_id: int, now: datetime | None = None, *, due_at: datetime | None = None) -> datetime | None:
+    """Claim one row for sending (commits). Returns the claim time, or None if not ours.
+
+    One conditional UPDATE: of two workers racing for the row, exactly one changes it."""
     now = now or utcnow()
-    stale_cutoff = now - timedelta(seconds=_setting("LMS_OUTBOX_STALE_SECONDS", DEFAULT_STALE_SECONDS))
+    due_at = due_at or now
+    stale_cutoff = due_at - timedelta(seconds=_setting("LMS_OUTBOX_STALE_SECONDS", DEFAULT_STALE_SECONDS))
+    begin_write()
     result = db.session.execute(
         update(OutboxMail)
-        .where(OutboxMail.id == mail_id, _due_condition(now, stale_cutoff))
+        .where(OutboxMail.id == mail_id, _due_condition(due_at, stale_cutoff))
         .values(status=SENDING, claimed_at=now, attempts=OutboxMail.attempts + 1)
         .execution_options(synchronize_session=False)
     )
@@ -235,62 +241,125 @@ def claim_mail(mail_id: int, now: datetime | None = None) -> datetime | None:
 
 
 def deliver_due_mail(*, limit: int = 200, now: datetime | None = None) -> DeliveryReport:
-    """Send every due row (queued and due, or stale claims), one claim at a time."""
+    """Send every due row (queued and due, or stale claims), one claim at a time.
+
+    ``now`` fixes the clock (tests); otherwise each claim is stamped with the current time,
+    so a long batch never looks stale to another worker.
+    """
     from lms.notifications.mail import MailError, send_mail
 
+    clock = (lambda: now) if now is not None else utcnow
     report = DeliveryReport()
-    now = now or utcnow()
-    stale_cutoff = now - timedelta(seconds=_setting("LMS_OUTBOX_STALE_SECONDS", DEFAULT_STALE_SECONDS))
+    start = clock()
+    stale_cutoff = start - timedelta(seconds=_setting("LMS_OUTBOX_STALE_SECONDS", DEFAULT_STALE_SECONDS))
     max_attempts = _setting("LMS_MAIL_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS)
+    report.failed += _fail_exhausted_stale_claims(stale_cutoff, max_attempts)
     ids = db.session.scalars(
-        select(OutboxMail.id).where(_due_condition(now, stale_cutoff)).order_by(OutboxMail.id).limit(limit)
+        select(OutboxMail.id).where(_due_condition(start, stale_cutoff)).order_by(OutboxMail.id).limit(limit)
     ).all()
     db.session.rollback()
     for mail_id in ids:
-        claimed_at = claim_mail(mail_id, now)
+        claimed_at = claim_mail(mail_id, clock(), due_at=start)
         if claimed_at is None:
             report.skipped += 1
             continue
         mail = db.session.get(OutboxMail, mail_id)
         mine = and_(OutboxMail.id == mail_id, OutboxMail.status == SENDING, OutboxMail.claimed_at == claimed_at)
+        reason = _no_longer_applies(mail)
+        if reason:
+            begin_write()
+            db.session.execute(update(OutboxMail).where(mine).values(status=SKIPPED, claimed_at=None, last_error=reason)
+                               .execution_options(synchronize_session=False))
+            db.session.commit()
+            report.not_applicable.append(mail_id)
+            continue
         try:
             message_id = send_mail(mail)
         except Exception as exc:  # noqa: BLE001 - any backend failure is recorded and retried
             permanent = isinstance(exc, MailError) and exc.permanent
             error = f"{type(exc).__name__}: {exc}"[:2000]
             db.session.rollback()
-            if permanent or mail.attempts >= max_attempts:
+            attempts = mail.attempts
+            if permanent or attempts >= max_attempts:
                 values = {"status": FAILED, "claimed_at": None, "last_error": error}
                 report.failed.append(mail_id)
-                logger.warning("mail %s failed permanently after %s attempts: %s", mail_id, mail.attempts, error)
+                logger.warning("mail %s failed permanently after %s attempts: %s", mail_id, attempts, error)
             else:
                 values = {
                     "status": QUEUED,
                     "claimed_at": None,
                     "last_error": error,
-                    "next_attempt_at": utcnow() + timedelta(seconds=backoff_seconds(mail.attempts)),
+                    "next_attempt_at": clock() + timedelta(seconds=backoff_seconds(attempts)),
                 }
                 report.retried.append(mail_id)
-                logger.info("mail %s attempt %s failed, retrying later: %s", mail_id, mail.attempts, error)
+                logger.info("mail %s attempt %s failed, retrying later: %s", mail_id, attempts, error)
+            begin_write()
             db.session.execute(update(OutboxMail).where(mine).values(**values).execution_options(synchronize_session=False))
             db.session.commit()
             continue
-        db.session.execute(
+        begin_write()
+        result = db.session.execute(
             update(OutboxMail)
             .where(mine)
             .values(status=SENT, sent_at=utcnow(), claimed_at=None, message_id=message_id[:300], last_error="")
             .execution_options(synchronize_session=False)
         )
         db.session.commit()
+        if result.rowcount != 1:  # our claim was taken over while we were sending (far beyond the stale delay)
+            logger.warning("mail %s was sent but its claim had been taken over", mail_id)
         report.sent.append(mail_id)
     db.session.expire_all()
     return report
+
+
+def _fail_exhausted_stale_claims(stale_cutoff: datetime, max_attempts: int) -> list[int]:
+    """A mail whose worker died on every attempt (it may crash the worker) stops being retried."""
+    ids = db.session.scalars(
+        select(OutboxMail.id).where(
+            OutboxMail.status == SENDING, OutboxMail.claimed_at < stale_cutoff, OutboxMail.attempts >= max_attempts
+        )
+    ).all()
+    if not ids:
+        db.session.rollback()
+        return []
+    failed = []
+    begin_write()
+    for mail_id in ids:
+        result = db.session.execute(
+            update(OutboxMail)
+            .where(OutboxMail.id == mail_id, OutboxMail.status == SENDING, OutboxMail.claimed_at < stale_cutoff)
+            .values(status=FAILED, claimed_at=None, last_error="the worker stopped while sending, on every attempt")
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:
+            failed.append(mail_id)
+    db.session.commit()
+    return failed
+
+
+def _no_longer_applies(mail: OutboxMail) -> str:
+    """Why a queued reminder should not go out any more ("" if it should)."""
+    if mail.kind != REMINDER or mail.enrollment_id is None:
+        return ""
+    from lms.courses.models import SCHEDULED
+    from lms.enrollment.models import CONFIRMED as ENROLLMENT_CONFIRMED
+    from lms.enrollment.models import Enrollment
+
+    enrollment = db.session.get(Enrollment, mail.enrollment_id)
+    if enrollment is None or enrollment.status != ENROLLMENT_CONFIRMED:
+        return "not sent: the enrollment is no longer confirmed"
+    if enrollment.session.status != SCHEDULED:
+        return "not sent: the session was cancelled"
+    if enrollment.session.starts_at <= utcnow():
+        return "not sent: the session has already started"
+    return ""
 
 
 def retry_mail(mail_id: int, actor) -> OutboxMail:
     """Put a failed mail back in the queue (an admin's action; the caller commits)."""
     from lms.audit.services import record_action
 
+    begin_write()
     mail = db.session.get(OutboxMail, mail_id)
     if mail is None:
         raise NotFound(_("メールが見つかりません。"))
@@ -319,6 +388,7 @@ def queue_session_reminders(now: datetime | None = None) -> int:
     from lms.enrollment.models import Enrollment
 
     now = as_utc(now or utcnow())
+    begin_write()
     tomorrow = now.astimezone(TOKYO).date() + timedelta(days=1)
     start = datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=TOKYO)
     end = start + timedelta(days=1)
@@ -360,7 +430,7 @@ def outbox_query(municipality_id: int | None, *, status: str = "", q: str = ""):
     stmt = select(OutboxMail)
     if municipality_id is not None:
         stmt = stmt.where(OutboxMail.municipality_id == municipality_id)
-    if status in (QUEUED, SENDING, SENT, FAILED):
+    if status in (QUEUED, SENDING, SENT, FAILED, SKIPPED):
         stmt = stmt.where(OutboxMail.status == status)
     if q:
         like = f"%{q}%"

@@ -18,12 +18,13 @@ def _deliver() -> dict:
     report = deliver_due_mail()
     total = report
     for _batch in range(20):  # mail committed while we were sending: deliver it too
-        if not (report.sent or report.retried or report.failed):
+        if not (report.sent or report.retried or report.failed or report.not_applicable):
             break
         report = deliver_due_mail()
         total.sent += report.sent
         total.retried += report.retried
         total.failed += report.failed
+        total.not_applicable += report.not_applicable
         total.skipped += report.skipped
     report = total
     if report.sent or report.retried or report.failed:

@@ -249,13 +249,13 @@ def sync_graph():
     municipality_id = municipality.id
     try:
         reports = []
-        for tenant in tenants:
+        for tenant in tenants:  # each tenant's sync is complete, or changes nothing
             client = services.graph_client_for_tenant(tenant)
             try:
                 reports.append(services.sync_roster_from_graph(municipality_id, client, current_user))
+                db.session.commit()
             finally:
                 client.http.close()
-        db.session.commit()
     except DomainError as exc:
         db.session.rollback()
         flash(exc.message, "error")

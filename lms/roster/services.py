@@ -20,6 +20,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select
 
 from lms.audit.services import record_action
+from lms.common.database import begin_write
 from lms.common.errors import Conflict, InvalidInput, NotFound
 from lms.common.timeutil import TOKYO, utcnow
 from lms.extensions import db
@@ -187,6 +188,7 @@ def save_staff_member(municipality_id: int, values: dict, actor, member_id: int 
         raise InvalidInput(_("職員番号と氏名は必須です。"))
     if data["sign_in_name"] and not _EMAIL_RE.match(data["sign_in_name"]):
         raise InvalidInput(_("サインイン名はメールアドレスの形式（例：taro@city.example.lg.jp）で入力してください。"))
+    begin_write()
     _check_unique(municipality_id, data["employee_number"], data["sign_in_name"], member_id)
     if member_id is None:
         member = StaffMember(municipality_id=municipality_id, status=ACTIVE, source="manual")
@@ -209,6 +211,7 @@ def save_staff_member(municipality_id: int, values: dict, actor, member_id: int 
 
 def transfer_staff(member_id: int, department: str, job_title: str, effective_on: date, actor) -> StaffHistory:
     """人事異動: new 所属/職名 from ``effective_on``; the previous ones stay in the history."""
+    begin_write()
     member = get_staff_member(member_id)
     department, job_title = normalise_text(department), normalise_text(job_title)
     if not department and not job_title:
@@ -243,6 +246,7 @@ def _record_transfer(member: StaffMember, department: str, job_title: str, effec
 
 def record_departure(member_id: int, left_on: date, actor) -> StaffHistory:
     """退職・転出: status left; enrollments and history stay with the entry."""
+    begin_write()
     member = get_staff_member(member_id)
     if member.status == LEFT:
         raise Conflict(_("この職員はすでに退職・転出として記録されています。"))
@@ -383,6 +387,7 @@ def import_roster(municipality_id: int, data: bytes, actor, *, mark_missing_left
     """
     effective_on = effective_on or today_tokyo()
     encoding, _header, records = read_csv(data, REQUIRED_COLUMNS)
+    begin_write()  # validate against the roster as it is while nobody else changes it
     report = ImportReport(encoding=encoding)
     existing = {
         m.employee_number: m
@@ -595,6 +600,7 @@ def sync_roster_from_graph(municipality_id: int, client, actor, *, effective_on:
     if not isinstance(users, list):
         raise InvalidInput(_("Microsoft Graph から職員の一覧を取得できませんでした。名簿は変更していません。"))
     effective_on = effective_on or today_tokyo()
+    begin_write()  # after the (slow) Graph calls: the write lock is held only while applying
     domains = {
         d.lower() for d in db.session.scalars(
             select(TenantMapping.mail_domain).where(TenantMapping.municipality_id == municipality_id)

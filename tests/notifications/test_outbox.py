@@ -68,14 +68,12 @@ def test_failure_backs_off_exponentially_then_fails(app, db, make_enrollment):
     assert deliver_due_mail(now=start).retried == [mail.id]
     db.session.refresh(mail)
     assert mail.status == QUEUED and mail.attempts == 1 and "451" in mail.last_error
-    first_delay = as_utc(mail.next_attempt_at) - start
-    assert timedelta(seconds=55) <= first_delay <= timedelta(seconds=70)
+    assert as_utc(mail.next_attempt_at) - start == timedelta(seconds=60)
     # Not due yet: nothing happens.
     assert deliver_due_mail(now=start + timedelta(seconds=30)).retried == []
     assert deliver_due_mail(now=start + timedelta(minutes=2)).retried == [mail.id]
     db.session.refresh(mail)
-    second_delay = as_utc(mail.next_attempt_at) - utcnow()
-    assert timedelta(seconds=110) <= second_delay <= timedelta(seconds=125)
+    assert as_utc(mail.next_attempt_at) - (start + timedelta(minutes=2)) == timedelta(seconds=120)
     assert deliver_due_mail(now=start + timedelta(minutes=10)).failed == [mail.id]
     db.session.refresh(mail)
     assert mail.status == FAILED and mail.attempts == 3
@@ -149,3 +147,63 @@ def test_prompt_delivery_jobs_are_coalesced_under_a_rush(app, monkeypatch):
     time.sleep(services._THROTTLE_SECONDS + 0.3)
     assert len(fired) == 2  # one trailing job for everything committed meanwhile
     assert fired[1] - fired[0] >= services._THROTTLE_SECONDS - 0.05
+
+
+def test_two_workers_at_once_send_each_mail_exactly_once(app, db, make_session, make_enrollment):
+    import threading
+
+    app.config["MAIL_BACKEND"] = "tests.notifications.failing_backend:Recording"
+    failing_backend.SENT.clear()
+    session = make_session(capacity=50)
+    mails = [queue_enrollment_notice(make_enrollment(session=session), "confirmed") for _ in range(30)]
+    db.session.commit()
+    reports, errors = [], []
+
+    def worker():
+        try:
+            with app.app_context():
+                reports.append(deliver_due_mail())
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    sent_ids = sorted(i for r in reports for i in r.sent)
+    assert sent_ids == sorted(m.id for m in mails)
+    assert len(failing_backend.SENT) == 30
+    assert len({m["Message-ID"] for m in failing_backend.SENT}) == 30
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(OutboxMail).where(OutboxMail.status == SENT)) == 30
+
+
+def test_a_mail_that_kills_every_worker_ends_failed(app, db, make_enrollment):
+    app.config["LMS_MAIL_MAX_ATTEMPTS"] = 2
+    mail = queue_enrollment_notice(make_enrollment(), "confirmed")
+    db.session.commit()
+    now = utcnow()
+    assert claim_mail(mail.id, now)  # worker 1 dies
+    assert claim_mail(mail.id, now + timedelta(minutes=16))  # worker 2 takes over and dies too
+    report = deliver_due_mail(now=now + timedelta(minutes=40))
+    assert report.failed == [mail.id] and report.sent == []
+    db.session.refresh(mail)
+    assert mail.status == FAILED and "worker stopped" in mail.last_error
+
+
+def test_a_reminder_for_a_cancelled_enrollment_is_not_sent(app, db, make_enrollment):
+    from lms.enrollment.models import CANCELLED
+    from lms.notifications.models import SKIPPED
+
+    enrollment = make_enrollment()
+    mail = queue_enrollment_notice(enrollment, "reminder", dedupe_suffix="d")
+    db.session.commit()
+    enrollment.status = CANCELLED
+    db.session.commit()
+    report = deliver_due_mail()
+    assert report.not_applicable == [mail.id] and report.sent == []
+    db.session.refresh(mail)
+    assert mail.status == SKIPPED
+    assert _mails(app) == []
