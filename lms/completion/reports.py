@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from flask_sqlalchemy.pagination import SelectPagination
-from sqlalchemy import String, and_, case, cast, distinct, exists, func, literal, or_, select, union_all
+from sqlalchemy import String, and_, case, cast, distinct, exists, func, literal, or_, select, text, union_all
 
 from lms.common.timeutil import fiscal_year_bounds, fiscal_year_of, to_tokyo, utcnow
 from lms.completion.models import (
@@ -125,54 +125,52 @@ def _month_of_completion():
     return func.strftime("%Y-%m", Completion.completed_at, "+9 hours")
 
 
-# ---------------------------------------------------------------- the aggregate statements
+# ---------------------------------------------------------------- the aggregate statement
 #
-# Each statement reads the scope's rows once (a CTE of "facts") and aggregates them several
-# ways in one UNION ALL, so a dashboard costs four round trips whatever its size:
-#   kind 'course' / 'department' / 'job_title' / 'month' / 'method', key, n1, n2.
+# One statement reads the scope's rows once into three sets of "facts" (CTEs: confirmed
+# enrollments, completions, and the roster) and aggregates them several ways in a UNION
+# ALL, so that a dashboard is one round trip whatever its size. Each output row is
+# (kind, key, n1, n2).
 
 
 def _scope_filter(municipality_id: int | None):
     return [StaffMember.municipality_id == municipality_id] if municipality_id is not None else []
 
 
-def enrollment_statement(municipality_id: int | None, fiscal_year: int, course_id: int | None = None):
-    """Per course: enrolled, not yet; per 所属 and 職名: enrolled staff (of ``course_id`` if given)."""
-    done = case((_completed_exists(fiscal_year, Enrollment.staff_member_id, TrainingSession.course_id), 1), else_=0)
-    facts = (
+def tune_for_reports(scoped: bool) -> None:
+    """Per transaction, PostgreSQL only: no JIT compilation (it costs more than these
+    sub-second aggregates gain) and, for one municipality's few thousand rows, no
+    parallel workers (their start-up costs more than they save)."""
+    if db.engine.dialect.name != "postgresql":
+        return
+    db.session.execute(text("SET LOCAL jit = off"))
+    if scoped:
+        db.session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+
+
+def dashboard_statement(municipality_id: int | None, fiscal_year: int, course_id: int | None = None):
+    """Everything the dashboard counts, in one statement. Kinds:
+    course (key course id: enrolled, not yet), method ("course:method": completions),
+    e:/c:/s: + department|job_title (enrolled staff, staff with a completion — of ``course_id``
+    if given —, active staff), month (YYYY-MM in Tokyo: completions), attended (course id)."""
+    from lms.attendance.models import Attendance
+
+    scope = _scope_filter(municipality_id)
+    ef = (
         select(
             Enrollment.staff_member_id.label("staff_id"),
             TrainingSession.course_id.label("course_id"),
             StaffMember.department.label("department"),
             StaffMember.job_title.label("job_title"),
-            done.label("done"),
         )
         .distinct()
         .select_from(Enrollment)
         .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
         .join(StaffMember, StaffMember.id == Enrollment.staff_member_id)
-        .where(Enrollment.status == CONFIRMED, _session_in_year(fiscal_year), *_scope_filter(municipality_id))
+        .where(Enrollment.status == CONFIRMED, _session_in_year(fiscal_year), *scope)
         .cte("enrollment_facts")
     )
-    group_filter = [facts.c.course_id == course_id] if course_id is not None else []
-    by_course = select(
-        literal("course").label("kind"), cast(facts.c.course_id, String).label("key"),
-        func.count().label("n1"), func.sum(1 - facts.c.done).label("n2"),
-    ).group_by(facts.c.course_id)
-    parts = [by_course]
-    for name in GROUPS:
-        col = facts.c[name]
-        parts.append(
-            select(literal(name), col, func.count(distinct(facts.c.staff_id)), literal(0))
-            .where(*group_filter).group_by(col)
-        )
-    return union_all(*parts)
-
-
-def completion_statement(municipality_id: int | None, fiscal_year: int, course_id: int | None = None):
-    """Per course and method: completions; per 所属 and 職名: staff with a completion; per
-    month (Tokyo): completions (of ``course_id`` if given, except the per-course counts)."""
-    facts = (
+    cf = (
         select(
             Completion.staff_member_id.label("staff_id"),
             Completion.course_id.label("course_id"),
@@ -183,104 +181,83 @@ def completion_statement(municipality_id: int | None, fiscal_year: int, course_i
         )
         .select_from(Completion)
         .join(StaffMember, StaffMember.id == Completion.staff_member_id)
-        .where(Completion.fiscal_year == fiscal_year, Completion.status == COMPLETED,
-               *_scope_filter(municipality_id))
+        .where(Completion.fiscal_year == fiscal_year, Completion.status == COMPLETED, *scope)
         .cte("completion_facts")
     )
-    group_filter = [facts.c.course_id == course_id] if course_id is not None else []
+    zero = literal(0)
     parts = [
-        select(literal("method").label("kind"),
-               (cast(facts.c.course_id, String) + literal(":") + facts.c.method).label("key"),
-               func.count().label("n1"), literal(0).label("n2"))
-        .group_by(facts.c.course_id, facts.c.method),
-    ]
-    for name in GROUPS:
-        col = facts.c[name]
-        parts.append(
-            select(literal(name), col, func.count(distinct(facts.c.staff_id)), literal(0))
-            .where(*group_filter).group_by(col)
+        select(
+            literal("course").label("kind"), cast(ef.c.course_id, String).label("key"),
+            func.count().label("n1"),
+            func.sum(case((cf.c.staff_id.is_(None), 1), else_=0)).label("n2"),
         )
-    parts.append(select(literal("month"), facts.c.month, func.count(), literal(0))
-                 .where(*group_filter).group_by(facts.c.month))
-    return union_all(*parts)
-
-
-def attendance_statement(municipality_id: int | None, fiscal_year: int):
-    from lms.attendance.models import Attendance
-
-    q = (
-        select(TrainingSession.course_id, func.count(distinct(Attendance.staff_member_id)).label("attended"))
+        .select_from(ef.outerjoin(cf, and_(cf.c.staff_id == ef.c.staff_id, cf.c.course_id == ef.c.course_id)))
+        .group_by(ef.c.course_id),
+        select(literal("method"), cast(cf.c.course_id, String) + literal(":") + cf.c.method, func.count(), zero)
+        .group_by(cf.c.course_id, cf.c.method),
+    ]
+    e_filter = [ef.c.course_id == course_id] if course_id is not None else []
+    c_filter = [cf.c.course_id == course_id] if course_id is not None else []
+    for name in GROUPS:
+        parts.append(select(literal("e:" + name), ef.c[name], func.count(distinct(ef.c.staff_id)), zero)
+                     .where(*e_filter).group_by(ef.c[name]))
+        parts.append(select(literal("c:" + name), cf.c[name], func.count(distinct(cf.c.staff_id)), zero)
+                     .where(*c_filter).group_by(cf.c[name]))
+        col = getattr(StaffMember, name)
+        parts.append(select(literal("s:" + name), col, func.count(), zero)
+                     .where(StaffMember.status == ACTIVE, *scope).group_by(col))
+    parts.append(select(literal("month"), cf.c.month, func.count(), zero).where(*c_filter).group_by(cf.c.month))
+    attended = (
+        select(literal("attended"), cast(TrainingSession.course_id, String),
+               func.count(distinct(Attendance.staff_member_id)), zero)
+        .select_from(Attendance)
         .join(TrainingSession, TrainingSession.id == Attendance.session_id)
         .where(Attendance.attended.is_(True), _session_in_year(fiscal_year))
         .group_by(TrainingSession.course_id)
     )
     if municipality_id is not None:
-        q = q.join(StaffMember, StaffMember.id == Attendance.staff_member_id).where(
-            StaffMember.municipality_id == municipality_id
-        )
-    return q
-
-
-def roster_statement(municipality_id: int | None):
-    """Active staff per 所属 and per 職名."""
-    parts = []
-    for name in GROUPS:
-        col = getattr(StaffMember, name)
-        parts.append(
-            select(literal(name).label("kind"), col.label("key"), func.count().label("n"))
-            .where(StaffMember.status == ACTIVE, *_scope_filter(municipality_id)).group_by(col)
-        )
+        attended = attended.join(StaffMember, StaffMember.id == Attendance.staff_member_id).where(*scope)
+    parts.append(attended)
     return union_all(*parts)
 
 
 def dashboard_statements(municipality_id: int | None, fiscal_year: int, course_id: int | None = None) -> list:
     """The aggregate statements behind the dashboard (the benchmark times them bare)."""
-    return [
-        enrollment_statement(municipality_id, fiscal_year, course_id),
-        completion_statement(municipality_id, fiscal_year, course_id),
-        attendance_statement(municipality_id, fiscal_year),
-        roster_statement(municipality_id),
-    ]
+    return [dashboard_statement(municipality_id, fiscal_year, course_id)]
 
 
 def dashboard(municipality_id: int | None, fiscal_year: int, course_id: int | None = None) -> Dashboard:
-    """Everything the dashboard shows except mandatory assignments, from four statements."""
+    """Everything the dashboard shows except mandatory assignments, from one statement."""
     courses: dict[int, CourseRow] = {}
     groups: dict[str, dict[str, GroupRow]] = {name: {} for name in GROUPS}
+    months: dict[str, int] = {}
+    field_of = {VIA_LIVE: "completed_live", VIA_ARCHIVE: "completed_archive", VIA_BOTH: "completed_both",
+                VIA_MANUAL: "completed_manual"}
+    group_field = {"e": "enrolled", "c": "completed", "s": "staff"}
 
     def course(cid: int) -> CourseRow:
         return courses.setdefault(cid, CourseRow(course_id=cid, title=""))
 
-    def group(kind: str, name) -> GroupRow:
-        return groups[kind].setdefault(name or "", GroupRow(name=name or ""))
-
-    enrollment_sql, completion_sql, attendance_sql, roster_sql = dashboard_statements(
-        municipality_id, fiscal_year, course_id
-    )
-    for kind, key, n1, n2 in db.session.execute(enrollment_sql):
+    tune_for_reports(municipality_id is not None)
+    for kind, key, n1, n2 in db.session.execute(dashboard_statement(municipality_id, fiscal_year, course_id)):
+        n1 = int(n1 or 0)
         if kind == "course":
             r = course(int(key))
-            r.enrolled, r.not_yet = int(n1), int(n2 or 0)
-        else:
-            group(kind, key).enrolled = int(n1)
-    months: dict[str, int] = {}
-    field_of = {VIA_LIVE: "completed_live", VIA_ARCHIVE: "completed_archive", VIA_BOTH: "completed_both",
-                VIA_MANUAL: "completed_manual"}
-    for kind, key, n1, _n2 in db.session.execute(completion_sql):
-        if kind == "method":
+            r.enrolled, r.not_yet = n1, int(n2 or 0)
+        elif kind == "method":
             cid, _, method = key.partition(":")
             attr = field_of.get(method)
             if attr:
                 r = course(int(cid))
-                setattr(r, attr, getattr(r, attr) + int(n1))
+                setattr(r, attr, getattr(r, attr) + n1)
+        elif kind == "attended":
+            course(int(key)).attended = n1
         elif kind == "month":
-            months[key] = int(n1)
+            months[key] = n1
         else:
-            group(kind, key).completed = int(n1)
-    for cid, attended in db.session.execute(attendance_sql):
-        course(cid).attended = int(attended)
-    for kind, key, n in db.session.execute(roster_sql):
-        group(kind, key).staff = int(n)
+            prefix, _, name = kind.partition(":")
+            row = groups[name].setdefault(key or "", GroupRow(name=key or ""))
+            setattr(row, group_field[prefix], n1)
     if courses:
         titles = dict(db.session.execute(select(Course.id, Course.title).where(Course.id.in_(list(courses)))).all())
         for cid, r in courses.items():
@@ -413,6 +390,7 @@ def comparison(fiscal_year: int, course_ids: list[int]) -> list[ComparisonRow]:
         )
     ).all()
     rows = {mid: ComparisonRow(municipality_id=mid, name=name) for mid, name in municipalities}
+    tune_for_reports(scoped=False)
     if course_ids:
         for mid, course_id, not_yet, completed in db.session.execute(comparison_query(fiscal_year, course_ids)):
             r = rows.get(mid)
