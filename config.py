@@ -125,6 +125,11 @@ class Config:
 
     HSTS = False
 
+    # Logs (lms.common.logging): "json" (one object per line) or "text".
+    LMS_LOG_FORMAT = os.environ.get("LMS_LOG_FORMAT") or "text"
+    LMS_LOG_LEVEL = os.environ.get("LMS_LOG_LEVEL") or "INFO"
+    LMS_LOG_REQUESTS = _flag("LMS_LOG_REQUESTS", True)
+
     @classmethod
     def validate(cls) -> None:
         """Refuse a configuration that must not run; raise ConfigError naming the variable."""
@@ -149,6 +154,7 @@ class ProductionConfig(Config):
     SESSION_COOKIE_SECURE = True
     REMEMBER_COOKIE_SECURE = True
     HSTS = True
+    LMS_LOG_FORMAT = os.environ.get("LMS_LOG_FORMAT") or "json"
 
     @classmethod
     def validate(cls) -> None:

@@ -57,10 +57,12 @@ def create_app(config: str | type | dict | None = None) -> Flask:
     _register_blueprints(app)
 
     from lms.cli import register_cli
+    from lms.common.logging import init_logging
     from lms.common.templating import init_templating
     from lms.common.web import init_web
 
     init_web(app)
+    init_logging(app)
     init_templating(app)
     register_cli(app)
 

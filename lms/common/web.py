@@ -29,7 +29,12 @@ def safe_next(target: str | None, default: str = "/") -> str:
 
 
 def content_security_policy(app: Flask) -> str:
-    form_action = " ".join(["'self'", *app.config.get("CSP_FORM_ACTION_EXTRA", [])])
+    from lms.auth.entra import authority_origin
+
+    # Sign-out posts to /auth/logout, which redirects to the identity provider's end-session
+    # endpoint: browsers apply form-action to that redirect too.
+    provider = authority_origin(app)
+    form_action = " ".join(["'self'", *([provider] if provider else []), *app.config.get("CSP_FORM_ACTION_EXTRA", [])])
     media = " ".join(["'self'", "blob:", *app.config.get("CSP_MEDIA_EXTRA", [])])
     return (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -110,7 +115,10 @@ def init_web(app: Flask) -> None:
 
     @app.errorhandler(500)
     def _server_error(e):
-        log.exception("unhandled error", exc_info=getattr(e, "original_exception", e))
+        # An unhandled exception was already logged by Flask (app.logger, with the request
+        # fields of lms.common.logging); log only an explicit abort(500) here.
+        if getattr(e, "original_exception", None) is None:
+            log.error("server error", exc_info=e, extra={"status": 500})
         return render_error(
             500,
             _("システムエラーが発生しました"),
