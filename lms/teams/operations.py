@@ -82,18 +82,23 @@ def _enqueue(operation_id: int) -> None:
 def queue_operation(session_id: int | None, kind: str, **details) -> GraphOperation:
     """Add a queued operation to the current transaction; it runs after commit.
 
-    An operation of the same kind for the same session that is still queued is reused
-    (one run does the whole job, since every runner works from the current state).
+    Within one transaction an operation of the same kind for the same session is reused
+    (every runner works from the current state). Across transactions a new one is added,
+    since a worker may already be reading the state of the earlier one; an older queued
+    operation is then superseded when it comes to run (see ``superseded_by``).
     """
-    existing = db.session.scalar(
-        select(GraphOperation).where(
-            GraphOperation.session_id == session_id,
-            GraphOperation.kind == kind,
-            GraphOperation.status == QUEUED,
+    pending = db.session.info.get(_PENDING_KEY, [])
+    if session_id is not None and pending:
+        existing = db.session.scalar(
+            select(GraphOperation).where(
+                GraphOperation.id.in_(pending),
+                GraphOperation.session_id == session_id,
+                GraphOperation.kind == kind,
+                GraphOperation.status == QUEUED,
+            )
         )
-    ) if session_id is not None else None
-    if existing is not None:
-        return existing
+        if existing is not None:
+            return existing
     op = GraphOperation(session_id=session_id, kind=kind, status=QUEUED, details=dict(details))
     db.session.add(op)
     db.session.flush()
@@ -115,6 +120,20 @@ def claim(operation_id: int) -> GraphOperation | None:
     if result.rowcount != 1:
         return None
     return db.session.get(GraphOperation, operation_id)
+
+
+def superseded_by(op: GraphOperation) -> int | None:
+    """A newer queued operation of the same kind for the same session, which will do the job."""
+    if op.session_id is None:
+        return None
+    return db.session.scalar(
+        select(GraphOperation.id).where(
+            GraphOperation.session_id == op.session_id,
+            GraphOperation.kind == op.kind,
+            GraphOperation.status == QUEUED,
+            GraphOperation.id > op.id,
+        ).order_by(GraphOperation.id.desc()).limit(1)
+    )
 
 
 def finish(op: GraphOperation, *, calls: int, **details) -> None:

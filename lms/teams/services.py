@@ -175,6 +175,11 @@ def execute_operation(operation_id: int, client: GraphClient | None = None) -> G
     op = ops.claim(operation_id)
     if op is None:
         return None
+    newer = ops.superseded_by(op)
+    if newer is not None:
+        ops.finish(op, calls=0, superseded_by=newer)
+        db.session.commit()
+        return op
     before = 0
     try:
         client = client or client_from_app()

@@ -180,3 +180,28 @@ def test_onsite_sessions_get_no_meeting(graph_app, graph_server, client, db, log
     _schedule(client, course, utcnow() + timedelta(days=3), delivery="onsite", location="都庁第一本庁舎 5階")
     assert graph_server.call_count == 0
     assert db.session.scalars(select(GraphOperation)).all() == []
+
+
+def test_a_queued_attendee_sync_is_superseded_by_a_newer_one(graph_app, graph_server, db, make_course, make_session,
+                                                              monkeypatch, make_user, confirm):
+    """Two enrollments in quick succession: the older queued sync gives way, the newer one PATCHes once."""
+    from lms.common.signals import session_created
+    from lms.teams import tasks
+    from lms.teams.services import execute_operation
+
+    session = make_session(make_course(), join_url="")
+    session_created.send(session, actor=None, changes={})
+    db.session.commit()
+    monkeypatch.setattr(tasks, "run_graph_operation", lambda operation_id: None)  # the worker is busy
+    first, second = make_user("learner"), make_user("learner")
+    confirm(session, first.staff_member)
+    confirm(session, second.staff_member)
+    older, newer = db.session.scalars(select(GraphOperation).where(GraphOperation.kind == "sync_attendees")
+                                      .order_by(GraphOperation.id)).all()
+    assert older.status == newer.status == "queued"
+    execute_operation(older.id)
+    db.session.refresh(older)
+    assert older.status == "done" and older.details["superseded_by"] == newer.id and older.graph_calls == 0
+    execute_operation(newer.id)
+    patches = graph_server.calls("PATCH", "/events/")
+    assert len(patches) == 1 and len(patches[0].body["attendees"]) == 2
