@@ -130,3 +130,59 @@ def test_upload_publish_play_seek_and_refuse(live_server, browser, page, tmp_pat
         assert file_response.status == 403
     finally:
         other.close()
+
+
+AXE = ROOT / "tests" / "node" / "node_modules" / "axe-core" / "axe.min.js"
+WCAG = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
+
+
+def _axe(page) -> list:
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("o => axe.run(document, o)", WCAG)
+    return [(v["id"], [n["target"] for n in v["nodes"]][:3]) for v in result["violations"]]
+
+
+def test_upload_resumes_after_a_dropped_connection_and_pages_pass_axe(live_server, browser, make_user):
+    from tests.conftest import require
+
+    require(AXE.exists(), "axe-core (cd tests/node && npm install)")
+    base = live_server.url
+    trainer = make_user("trainer", "130001", name="講師 二郎", is_demo=True)
+    course = factories.make_course(title="Microsoft 365 基礎", eligible=["131016"], owner_id=trainer.id)
+    archive = Archive(course_id=course.id, title="第2回 録画", description="説明", created_by_id=trainer.id)
+    factories.db.session.add(archive)
+    factories.db.session.commit()
+    # axe is injected as a script: this context bypasses the CSP (the other test keeps it).
+    context = browser.new_context(locale="ja-JP", timezone_id="Asia/Tokyo", bypass_csp=True)
+    page = context.new_page()
+    try:
+        _sign_in(page, base, trainer)
+        page.goto(f"{base}/archives/manage/{archive.id}")
+        assert _axe(page) == []
+        dropped = []
+
+        def drop_first_patch(route):
+            if route.request.method == "PATCH" and not dropped:
+                dropped.append(route.request.url)
+                route.abort("connectionreset")
+            else:
+                route.continue_()
+
+        page.route("**/archives/uploads/**", drop_first_patch)
+        _upload(page, ROOT / "tests" / "archives" / "data" / "tiny.mp4")
+        assert dropped, "the first PATCH was not intercepted"
+        factories.db.session.rollback()
+        files = factories.db.session.scalars(select(ArchiveFile).where(ArchiveFile.archive_id == archive.id)).all()
+        assert [(f.kind, f.status, f.content_type) for f in files] == [("video", "ready", "video/mp4")]
+        page.unroute("**/archives/uploads/**")
+        page.get_by_role("button", name="公開する").click()
+        expect(page.locator(".flash")).to_contain_text("アーカイブを公開しました")
+        page.goto(f"{base}/archives/{archive.id}")
+        expect(page.locator("video#player")).to_have_count(1)
+        assert _axe(page) == []
+        page.goto(f"{base}/archives/manage/new")
+        assert _axe(page) == []
+        page.goto(f"{base}/archives/search?q=録画")
+        assert _axe(page) == []
+    finally:
+        context.close()

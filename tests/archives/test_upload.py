@@ -319,3 +319,35 @@ def test_broken_vtt_refused(db, trainer_client, archive):
     assert response.status_code == 415
     assert "WebVTT" in response.get_data(as_text=True)
     assert files_of(db, archive) == []
+
+
+class TestAzureUploads:
+    """The same protocol with Azure Blob Storage (Azurite): parts are uncommitted blocks."""
+
+    @pytest.fixture
+    def app_config(self, app_config, azurite):
+        from lms.common.timeutil import utcnow
+
+        return {**app_config, "LMS_STORAGE_BACKEND": "azure", "AZURE_STORAGE_CONNECTION_STRING": azurite,
+                "AZURE_STORAGE_CONTAINER": f"up{utcnow():%H%M%S%f}"}
+
+    def test_chunked_resumable_upload_is_verified_and_committed(self, db, trainer_client, archive):
+        data = video_bytes("webm")
+        created = tus_create(trainer_client, archive.id, len(data), sha256=sha256(data))
+        location = created.headers["Location"]
+        assert tus_patch(trainer_client, location, 0, data[:6000]).status_code == 204
+        assert trainer_client.head(location, headers=TUS).headers["Upload-Offset"] == "6000"
+        assert files_of(db, archive) == []
+        assert tus_patch(trainer_client, location, 6000, data[6000:]).status_code == 204
+        [archive_file] = files_of(db, archive)
+        assert archive_file.status == READY and archive_file.duration_seconds == 6
+        assert b"".join(get_storage().open_range(archive_file.storage_key)) == data
+
+    def test_checksum_mismatch_leaves_no_blob(self, db, trainer_client, archive):
+        data = video_bytes("mp4")
+        _location, response = tus_upload(trainer_client, archive.id, data, sha256="f" * 64)
+        assert response.status_code == 460
+        assert files_of(db, archive) == []
+        upload = db.session.scalar(select(UploadSession))
+        assert not get_storage().exists(upload.storage_key)
+        assert get_storage().part_size(upload.storage_key) == 0
