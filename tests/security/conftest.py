@@ -17,3 +17,23 @@ def audit_trigger(db):
     db.session.rollback()  # the test's open transaction would hold a lock DROP TRIGGER waits for
     with db.engine.begin() as conn:
         conn.execute(text(DROP_APPEND_ONLY_DDL))
+
+
+@pytest.fixture
+def make_app(app):
+    """Another app instance on the same database (another worker); its engine is disposed after."""
+    from lms import create_app
+    from lms.extensions import db
+
+    made = []
+
+    def _make(config):
+        other = create_app(config)
+        made.append(other)
+        return other
+
+    yield _make
+    for other in made:
+        with other.app_context():
+            db.session.remove()
+            db.engine.dispose()

@@ -56,10 +56,8 @@ def test_other_addresses_keep_their_own_budget(client):
     assert client.post("/auth/demo", environ_base={"REMOTE_ADDR": "10.0.0.2"}).status_code != 429
 
 
-def test_behind_a_proxy_the_forwarded_address_is_the_key(app_config):
-    from lms import create_app
-
-    app = create_app({**app_config, "LMS_PROXY_COUNT": 1})
+def test_behind_a_proxy_the_forwarded_address_is_the_key(app_config, make_app):
+    app = make_app({**app_config, "LMS_PROXY_COUNT": 1})
     proxied = app.test_client()
     for _ in range(3):
         proxied.get("/auth/demo", headers={"X-Forwarded-For": "203.0.113.5"})
@@ -96,21 +94,17 @@ def test_progress_reports_are_limited(app, client, login_as):
     assert 429 not in statuses[:3] and statuses[3] == 429
 
 
-def test_limits_off_when_disabled(app_config):
-    from lms import create_app
-
-    app = create_app({**app_config, "RATELIMIT_ENABLED": False})
+def test_limits_off_when_disabled(app_config, make_app):
+    app = make_app({**app_config, "RATELIMIT_ENABLED": False})
     plain = app.test_client()
     assert 429 not in _statuses(plain, "GET", "/auth/demo", 6)
 
 
-def test_redis_storage_url_follows_redis_url(app_config):
-    from lms import create_app
-
+def test_redis_storage_url_follows_redis_url(app_config, make_app):
     config = {k: v for k, v in app_config.items() if k != "RATELIMIT_STORAGE_URI"}
-    app = create_app({**config, "REDIS_URL": "redis://127.0.0.1:6379/0"})
+    app = make_app({**config, "REDIS_URL": "redis://127.0.0.1:6379/0"})
     assert app.config["RATELIMIT_STORAGE_URI"] == "redis://127.0.0.1:6379/0"
-    app = create_app(config)
+    app = make_app(config)
     assert app.config["RATELIMIT_STORAGE_URI"] == "memory://"
 
 
@@ -122,14 +116,13 @@ def _redis_up() -> bool:
         return False
 
 
-def test_limits_are_shared_through_redis_across_app_instances(app_config):
+def test_limits_are_shared_through_redis_across_app_instances(app_config, make_app):
     """Two app instances (two gunicorn workers) count together when Redis holds the counters."""
     require(_redis_up(), "Redis on 127.0.0.1:6379")
-    from lms import create_app
 
     config = {**app_config, "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/0",
               "RATELIMIT_KEY_PREFIX": f"test-{uuid.uuid4().hex}"}
-    first, second = create_app(config).test_client(), create_app(config).test_client()
+    first, second = make_app(config).test_client(), make_app(config).test_client()
     statuses = [c.get("/auth/demo").status_code for c in (first, second, first)]
     assert statuses == [200, 200, 200]
     assert second.get("/auth/demo").status_code == 429
