@@ -13,6 +13,7 @@ from lms.extensions import db
 
 _SIGNED_IN_AT = "signed_in_at"
 _LAST_SEEN = "last_seen"
+AUTH_METHOD = "auth_method"
 
 
 def init_login(app: Flask, login_manager: LoginManager) -> None:
@@ -39,10 +40,14 @@ def init_login(app: Flask, login_manager: LoginManager) -> None:
 
     @app.before_request
     def _require_sign_in():
-        if is_public_endpoint(app, request.endpoint):
+        endpoint = request.endpoint
+        public = is_public_endpoint(app, endpoint)
+        # /auth/* is reachable without signing in, but a signed-in session there (the
+        # platform admins' tenant pages) is still bound by the timeouts below.
+        if public and not (endpoint or "").startswith("auth."):
             return None
         if not current_user.is_authenticated:
-            return login_manager.unauthorized()
+            return None if public else login_manager.unauthorized()
         now = int(time.time())
         idle = current_app.config["LMS_SESSION_IDLE_MINUTES"] * 60
         absolute = current_app.config["LMS_SESSION_ABSOLUTE_MINUTES"] * 60
@@ -51,6 +56,8 @@ def init_login(app: Flask, login_manager: LoginManager) -> None:
         if now - signed_in_at > absolute or now - last_seen > idle:
             end_session()
             flash(_l("一定時間操作がなかったため、サインアウトしました。もう一度サインインしてください。"), "info")
+            if public:
+                return None  # carries on signed out (a protected auth view then asks to sign in)
             return redirect(url_for("auth.login_page", next=request.full_path if request.method == "GET" else None))
         # Writing the cookie on every request would defeat caching; once a minute is enough.
         if now - last_seen > 60:
@@ -58,8 +65,11 @@ def init_login(app: Flask, login_manager: LoginManager) -> None:
         return None
 
 
-def start_session(user, remember: bool = False) -> None:
-    """Sign ``user`` in on a fresh session (no fixation: the old session's contents go)."""
+def start_session(user, remember: bool = False, method: str = "demo") -> None:
+    """Sign ``user`` in on a fresh session (no fixation: the old session's contents go).
+
+    ``method`` ("entra" or "demo") decides whether sign-out also ends the provider's session.
+    """
     lang = session.get("lang")
     session.clear()
     if lang:
@@ -68,7 +78,12 @@ def start_session(user, remember: bool = False) -> None:
     now = int(time.time())
     session[_SIGNED_IN_AT] = now
     session[_LAST_SEEN] = now
+    session[AUTH_METHOD] = method
     session.permanent = True
+
+
+def signed_in_with() -> str | None:
+    return session.get(AUTH_METHOD)
 
 
 def end_session() -> None:

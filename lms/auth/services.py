@@ -1,0 +1,109 @@
+"""Signing a verified Entra identity in: tenant check, user upsert by (tid, oid), roles."""
+
+from __future__ import annotations
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from lms.audit.services import record_action
+from lms.auth.entra import Identity
+from lms.auth.models import LEARNER, User
+from lms.common.errors import NotAllowed
+from lms.common.signals import roles_changed
+from lms.common.timeutil import utcnow
+from lms.extensions import db
+from lms.municipalities.services import municipality_for_tenant
+from lms.roster.services import staff_member_for
+
+
+class TenantRefused(NotAllowed):
+    """The identity's tenant (or its mail domain in a shared tenant) is not allowed."""
+
+
+class AccountDisabled(NotAllowed):
+    """The user exists but has been deactivated."""
+
+
+def record_refusal(identity: Identity) -> None:
+    """Audit a refused tenant (nothing else is written for it)."""
+    record_action(
+        None,
+        "auth.tenant_refused",
+        "tenant",
+        identity.tenant_id,
+        None,
+        object_id=identity.object_id,
+        mail_domain=identity.mail_domain,
+    )
+
+
+def record_failure(reason: str, **details) -> None:
+    record_action(None, "auth.sign_in_failed", "sign_in", reason, None, **details)
+
+
+def sign_in_identity(identity: Identity, *, method: str = "entra") -> User:
+    """The user for a verified identity, created or updated; raises TenantRefused/AccountDisabled.
+
+    Users are keyed by (tenant id, object id), never by e-mail. Roles follow the token's
+    ``roles`` claim at every sign-in; a change raises ``session_version`` (every other session
+    of the user ends), is audited and announced through ``roles_changed``. The caller starts
+    the session and commits.
+    """
+    municipality = municipality_for_tenant(
+        identity.tenant_id, identity.mail_domain, current_app.config.get("ENTRA_TENANTS")
+    )
+    if municipality is None:
+        raise TenantRefused(_("所属団体のテナントは、このシステムの利用が許可されていません。"))
+    try:
+        with db.session.begin_nested():
+            user = _upsert_user(identity, municipality.id)
+    except IntegrityError:
+        # Two first sign-ins of the same person at once: the other request created the row.
+        user = _upsert_user(identity, municipality.id)
+    if not user.active:
+        raise AccountDisabled(_("このアカウントは利用停止されています。研修担当にお問い合わせください。"))
+
+    wanted = identity.roles
+    old_roles = set(user.roles)
+    if user.set_roles(wanted):
+        new_roles = {LEARNER} | wanted
+        user.session_version = (user.session_version or 1) + 1  # sign out everywhere
+        record_action(
+            user, "auth.roles_changed", "user", user.id, municipality.id,
+            old_roles=sorted(old_roles), new_roles=sorted(new_roles),
+        )
+        db.session.flush()
+        roles_changed.send(user, old_roles=old_roles, new_roles=new_roles)
+    user.last_login_at = utcnow()
+    db.session.flush()
+    staff_member_for(user)
+    record_action(
+        user, "auth.sign_in", "user", user.id, municipality.id,
+        method=method, tenant_id=identity.tenant_id, roles=sorted(user.roles),
+    )
+    return user
+
+
+def _upsert_user(identity: Identity, municipality_id: int) -> User:
+    user = db.session.scalar(
+        select(User).where(User.tenant_id == identity.tenant_id, User.object_id == identity.object_id)
+    )
+    if user is None:
+        user = User(
+            tenant_id=identity.tenant_id,
+            object_id=identity.object_id,
+            display_name=identity.display_name,
+            email=identity.username,
+            municipality_id=municipality_id,
+            session_version=1,
+        )
+        db.session.add(user)
+        db.session.flush()
+        record_action(user, "auth.user_created", "user", user.id, municipality_id, tenant_id=identity.tenant_id)
+        return user
+    user.display_name = identity.display_name
+    user.email = identity.username
+    user.municipality_id = municipality_id
+    return user

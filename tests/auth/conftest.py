@@ -1,0 +1,258 @@
+"""A real OpenID Connect provider (npm oidc-provider over HTTPS) for the sign-in tests.
+
+One node process per test run serves several provider instances on one port (see
+tests/node/oidc/provider.mjs): the good one at /oidc and three misbehaving ones that reuse its
+issuer. Tests drive the whole redirect dance: Manabi's routes through the Flask test client,
+the provider's pages through ``requests`` (the "browser"), posting its login/consent forms.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from html import unescape
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import pytest
+import requests
+
+from tests.conftest import require
+
+NODE_DIR = Path(__file__).resolve().parents[1] / "node"
+PROVIDER_SCRIPT = NODE_DIR / "oidc" / "provider.mjs"
+CLIENT_ID = "manabi-test-client"
+CLIENT_SECRET = "manabi-test-client-secret-0123456789abcdef"  # noqa: S105 (test provider only)
+REDIRECT_URI = "http://localhost/auth/callback"
+POST_LOGOUT_URI = "http://localhost/"
+
+
+class OidcProvider:
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.accounts_file = workdir / "accounts.json"
+        self.accounts: dict[str, dict] = {}
+        self.ca = str(workdir / "cert.pem")
+        self.process: subprocess.Popen | None = None
+        self.port = 0
+        self.log: list[str] = []
+
+    @property
+    def base(self) -> str:
+        return f"https://localhost:{self.port}"
+
+    @property
+    def issuer(self) -> str:
+        return f"{self.base}/oidc"
+
+    def authority(self, instance: str = "oidc") -> str:
+        return f"{self.base}/{instance}" if instance == "oidc" else f"{self.base}/{instance}/oidc"
+
+    def start(self) -> None:
+        subprocess.run(
+            [
+                "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                "-keyout", str(self.workdir / "key.pem"), "-out", self.ca,
+                "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            ],
+            check=True, capture_output=True,
+        )
+        config = {
+            "cert": self.ca,
+            "key": str(self.workdir / "key.pem"),
+            "clientId": CLIENT_ID,
+            "clientSecret": CLIENT_SECRET,
+            "redirectUris": [REDIRECT_URI],
+            "postLogoutRedirectUris": [POST_LOGOUT_URI],
+            "accountsFile": str(self.accounts_file),
+            "instances": [
+                {"path": "/oidc"},
+                {"path": "/other-key/oidc", "behaviour": "other-key"},
+                {"path": "/other-aud/oidc", "behaviour": "other-aud"},
+                {"path": "/past-clock/oidc", "behaviour": "past-clock"},
+            ],
+        }
+        (self.workdir / "config.json").write_text(json.dumps(config))
+        self.accounts_file.write_text("{}")
+        self.process = subprocess.Popen(
+            ["node", str(PROVIDER_SCRIPT), str(self.workdir / "config.json")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=str(NODE_DIR),
+        )
+        ready = threading.Event()
+
+        def read_output():
+            for line in self.process.stdout:
+                self.log.append(line.rstrip())
+                match = re.match(r"READY (\d+)", line)
+                if match:
+                    self.port = int(match.group(1))
+                    ready.set()
+
+        threading.Thread(target=read_output, daemon=True).start()
+        if not ready.wait(30):
+            self.stop()
+            raise RuntimeError("the OpenID Connect provider did not start:\n" + "\n".join(self.log))
+        # Ready to answer discovery (the listener is up before the providers are built).
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                requests.get(f"{self.issuer}/.well-known/openid-configuration", verify=self.ca, timeout=2).raise_for_status()
+                break
+            except requests.RequestException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        if self.process:
+            for stream in (self.process.stdin, self.process.stdout):
+                if stream:
+                    stream.close()
+
+    def set_account(self, login: str, **claims) -> None:
+        """The claims the next sign-in of ``login`` carries (read by the provider at each sign-in)."""
+        self.accounts[login] = claims
+        tmp = self.accounts_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.accounts, ensure_ascii=False))
+        tmp.replace(self.accounts_file)
+
+
+@pytest.fixture(scope="session")
+def oidc_provider(tmp_path_factory):
+    have_node = shutil.which("node") is not None and (NODE_DIR / "node_modules" / "oidc-provider").is_dir()
+    require(have_node and shutil.which("openssl") is not None, "node + npm oidc-provider (tests/node) and openssl")
+    provider = OidcProvider(tmp_path_factory.mktemp("oidc"))
+    provider.start()
+    try:
+        yield provider
+    finally:
+        provider.stop()
+
+
+def entra_settings(provider: OidcProvider, instance: str = "oidc", **extra) -> dict:
+    settings = {
+        "ENTRA_CLIENT_ID": CLIENT_ID,
+        "ENTRA_CLIENT_SECRET": CLIENT_SECRET,
+        "ENTRA_AUTHORITY": provider.authority(instance),
+        "ENTRA_CA_BUNDLE": provider.ca,
+        "LMS_DEMO_LOGIN": False,
+    }
+    settings.update(extra)
+    return settings
+
+
+# ---------------------------------------------------------------- the browser side of the dance
+
+_FORM = re.compile(r"<form[^>]*action=\"([^\"]+)\"[^>]*>(.*?)</form>", re.S | re.I)
+_INPUT = re.compile(r"<input([^>]*)>", re.I)
+_ATTR = re.compile(r"(\w+)=\"([^\"]*)\"")
+
+
+def _form(html: str) -> tuple[str, dict]:
+    match = _FORM.search(html)
+    assert match, f"expected a form on the provider's page:\n{html[:2000]}"
+    fields = {}
+    for raw in _INPUT.findall(match.group(2)):
+        attrs = dict(_ATTR.findall(raw))
+        if "name" in attrs:
+            fields[attrs["name"]] = unescape(attrs.get("value", ""))
+    return unescape(match.group(1)), fields
+
+
+def browse_to_callback(browser: requests.Session, url: str, login: str | None, *, abort: bool = False) -> str:
+    """Follow the provider's pages from ``url`` (posting login and consent forms as ``login``)
+    until it sends the browser back to Manabi; return that callback URL."""
+    method, data = "GET", None
+    for _ in range(20):
+        response = browser.request(method, url, data=data, allow_redirects=False, timeout=10)
+        if response.is_redirect:
+            target = urljoin(url, response.headers["Location"])
+            if target.startswith(REDIRECT_URI) or target.startswith(POST_LOGOUT_URI):
+                return target
+            url, method, data = target, "GET", None
+            continue
+        assert response.status_code == 200, (response.status_code, response.text[:2000])
+        if abort and "/interaction/" in url:
+            url, method, data = url.rstrip("/") + "/abort", "GET", None
+            continue
+        action, fields = _form(response.text)
+        if fields.get("prompt") == "login":
+            fields.update(login=login, password="any-password")
+        url, method, data = urljoin(url, action), "POST", fields
+    raise AssertionError("the provider never redirected back to Manabi")
+
+
+def new_browser(provider: OidcProvider) -> requests.Session:
+    browser = requests.Session()
+    browser.trust_env = False
+    browser.verify = provider.ca
+    return browser
+
+
+def start_sign_in(client, next_url: str | None = None) -> str:
+    """GET /auth/login (→ the provider's authorization URL)."""
+    query = {"next": next_url} if next_url is not None else {}
+    response = client.get("/auth/login", query_string=query)
+    assert response.status_code == 302, response.status_code
+    location = response.headers["Location"]
+    return location
+
+
+def sign_in(client, provider: OidcProvider, login: str, *, next_url: str | None = None, browser=None):
+    """The whole dance; returns Manabi's response to the callback."""
+    auth_uri = start_sign_in(client, next_url)
+    callback = browse_to_callback(browser or new_browser(provider), auth_uri, login)
+    parts = urlsplit(callback)
+    return client.get(f"{parts.path}?{parts.query}")
+
+
+def new_guid() -> str:
+    return str(uuid.uuid4())
+
+
+@pytest.fixture
+def entra_account(oidc_provider):
+    """``entra_account(tid, roles=[...], username=...)`` → the login name of a provider account."""
+
+    def make(tenant_id: str, *, roles=(), username: str | None = None, name: str = "情報 花子", oid: str | None = None):
+        login = f"user-{uuid.uuid4().hex[:12]}"
+        oidc_provider.set_account(
+            login,
+            oid=oid or new_guid(),
+            tid=tenant_id,
+            roles=list(roles),
+            preferred_username=username or f"{login}@city.example.lg.jp",
+            name=name,
+        )
+        return login
+
+    return make
+
+
+@pytest.fixture
+def audit_actions(db):
+    def read(action: str | None = None):
+        from sqlalchemy import select
+
+        from lms.audit.models import AuditLog
+
+        query = select(AuditLog).order_by(AuditLog.id)
+        if action:
+            query = query.where(AuditLog.action == action)
+        db.session.rollback()
+        return list(db.session.scalars(query))
+
+    return read
+

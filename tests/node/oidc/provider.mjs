@@ -1,0 +1,148 @@
+// A real OpenID Connect provider (npm oidc-provider, OpenID Certified) for Manabi's sign-in tests.
+//
+// Usage: node provider.mjs CONFIG.json
+// CONFIG: { cert, key, clientId, clientSecret, redirectUris, postLogoutRedirectUris,
+//           accountsFile, instances: [ { path, behaviour } ] }
+// Serves HTTPS on 127.0.0.1 (a free port) and prints "READY <port>" once listening.
+//
+// Every instance is a separate Provider mounted under its own path on the same port. The
+// first is the well-behaved provider ("https://localhost:PORT/oidc"). The others reuse its
+// issuer string but misbehave in exactly one way, so that Manabi's own ID-token validation is
+// exercised through the real token endpoint:
+//   behaviour "other-key"  signs ID tokens with another RSA key (same kid) while its discovery
+//                          document points at the good provider's JWKS;
+//   behaviour "other-aud"  issues ID tokens for another audience;
+//   behaviour "past-clock" issues ID tokens from a clock two hours behind (already expired).
+// Accounts come from accountsFile ({ "<login>": { claims… } }), read at each sign-in, so a
+// test decides the oid/tid/roles/preferred_username that the next sign-in carries.
+import { generateKeyPairSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
+
+import Provider from 'oidc-provider';
+
+const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+
+function rsaJwk(kid) {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  return { ...privateKey.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' };
+}
+
+const mainKey = rsaJwk('manabi-test-key-1');
+// Same kid, other key material: only a real signature check tells them apart.
+const otherKey = rsaJwk('manabi-test-key-1');
+
+function readAccounts() {
+  try {
+    return JSON.parse(readFileSync(config.accountsFile, 'utf8'));
+  } catch {
+    return {};
+  }
+}
+
+function buildProvider(issuer, behaviour) {
+  const provider = new Provider(issuer, {
+    clients: [
+      {
+        client_id: config.clientId,
+        client_secret: config.clientSecret,
+        redirect_uris: config.redirectUris,
+        post_logout_redirect_uris: config.postLogoutRedirectUris,
+        response_types: ['code'],
+        grant_types: ['authorization_code', 'refresh_token'],
+        token_endpoint_auth_method: 'client_secret_post',
+      },
+    ],
+    jwks: { keys: [behaviour === 'other-key' ? otherKey : mainKey] },
+    conformIdTokenClaims: false,
+    claims: {
+      openid: ['sub', 'oid', 'tid', 'roles', 'preferred_username', 'name', 'email'],
+    },
+    scopes: ['openid', 'profile', 'offline_access'],
+    pkce: { required: () => true },
+    features: {
+      devInteractions: { enabled: true },
+      rpInitiatedLogout: { enabled: true },
+    },
+    cookies: { keys: ['manabi-test-cookie-key'] },
+    async findAccount(ctx, id) {
+      const claims = readAccounts()[id];
+      if (!claims) return undefined;
+      return {
+        accountId: id,
+        async claims() {
+          return { sub: id, ...claims };
+        },
+      };
+    },
+  });
+  provider.proxy = false;
+
+  if (behaviour === 'other-aud' || behaviour === 'past-clock') {
+    const issue = provider.IdToken.prototype.issue;
+    provider.IdToken.prototype.issue = async function issueMisbehaving(...args) {
+      if (behaviour === 'other-aud') {
+        const { client } = this;
+        this.client = new Proxy(client, {
+          get: (target, prop) => (prop === 'clientId' ? 'another-application' : Reflect.get(target, prop)),
+        });
+        try {
+          return await issue.apply(this, args);
+        } finally {
+          this.client = client;
+        }
+      }
+      const realNow = Date.now;
+      Date.now = () => realNow() - 2 * 60 * 60 * 1000;
+      try {
+        return await issue.apply(this, args);
+      } finally {
+        Date.now = realNow;
+      }
+    };
+  }
+  return provider;
+}
+
+const routes = []; // [prefix, handler, rewriteJwksTo]
+const server = https.createServer({ cert: readFileSync(config.cert), key: readFileSync(config.key) }, (req, res) => {
+  const match = routes.find(([prefix]) => req.url === prefix || req.url.startsWith(`${prefix}/`));
+  if (!match) {
+    res.writeHead(404, { 'content-type': 'text/plain' });
+    res.end('not found');
+    return;
+  }
+  const [prefix, handler] = match;
+  // Mount the provider as express would: the provider derives its URLs from originalUrl.
+  req.originalUrl = req.url;
+  req.url = req.url.slice(prefix.length) || '/';
+  handler(req, res);
+});
+
+server.listen(0, '127.0.0.1', () => {
+  const { port } = server.address();
+  const base = `https://localhost:${port}`;
+  const mainIssuer = `${base}${config.instances[0].path}`;
+  for (const { path, behaviour } of config.instances) {
+    const provider = buildProvider(mainIssuer, behaviour || 'good');
+    if (behaviour === 'other-key') {
+      provider.use(async (ctx, next) => {
+        await next();
+        if (ctx.path.endsWith('/.well-known/openid-configuration') && ctx.body) {
+          ctx.body.jwks_uri = `${mainIssuer}/jwks`;
+        }
+      });
+    }
+    routes.push([path, provider.callback()]);
+  }
+  process.stdout.write(`READY ${port}\n`);
+});
+
+// The test run holds our stdin open: when it goes away (even killed), so do we.
+process.stdin.on('end', () => process.exit(0));
+process.stdin.on('error', () => process.exit(0));
+process.stdin.resume();
+
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => server.close(() => process.exit(0)));
+}
