@@ -20,7 +20,7 @@ from lms.roster.models import ACTIVE, StaffMember
 from lms.roster.services import normalise_text, read_csv
 
 SESSION_COLUMNS = ("研修回ID", "研修回 ID", "session_id", "session id", "Session ID")
-MAX_NOMINATION_ROWS = 2_000
+MAX_NOMINATION_ROWS = 1_000  # each row is its own enrollment transaction
 
 
 def pending_approvals(municipality_id: int) -> list[Enrollment]:

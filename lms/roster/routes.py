@@ -211,7 +211,8 @@ def import_csv():
                 db.session.rollback()
                 flash(_("取り込めない行があるため、名簿は変更していません。下の一覧を確認し、ファイルを直してからもう一度アップロードしてください。"), "error")
     return render_template("roster/import.html", form=form, municipality=municipality, report=report,
-                           labels=services.OUTCOME_LABELS, columns=services.ROSTER_COLUMNS)
+                           labels=services.OUTCOME_LABELS, columns=services.ROSTER_COLUMNS,
+                           max_mb=services.MAX_CSV_BYTES // (1024 * 1024), max_rows=services.MAX_CSV_ROWS)
 
 
 @bp.get("/roster/export.csv")

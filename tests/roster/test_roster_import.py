@@ -135,8 +135,8 @@ def test_unusable_files_are_refused_with_a_message(app, chiyoda, admin):
     with pytest.raises(InvalidInput, match="文字コード"):
         import_roster(chiyoda.id, b"\xff\xfe\x00\x81\x00", admin)
     with pytest.raises(InvalidInput, match="大きすぎます"):
-        import_roster(chiyoda.id, b"a" * (5 * 1024 * 1024 + 1), admin)
-    too_many = [[str(10000 + i), f"職員{i}", "", "", "", "", "", ""] for i in range(20001)]
+        import_roster(chiyoda.id, b"a" * (16 * 1024 * 1024 + 1), admin)
+    too_many = [[str(100000 + i), f"職員{i}", "", "", "", "", "", ""] for i in range(50001)]
     with pytest.raises(InvalidInput, match="行数が多すぎます"):
         import_roster(chiyoda.id, _csv(too_many), admin)
 
