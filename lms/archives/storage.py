@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import io
 import os
 import re
@@ -127,6 +128,11 @@ class LocalStorage(Storage):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o640)
         try:
+            try:
+                # One writer per part: a second PATCH racing the first is refused, not interleaved.
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StorageError("part is being written by another request") from None
             size = os.fstat(fd).st_size
             if size != offset:
                 raise StorageError(f"offset {offset} does not match part size {size}")

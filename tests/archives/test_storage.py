@@ -127,3 +127,21 @@ def test_get_storage_follows_configuration(app, azurite):
                       AZURE_STORAGE_CONTAINER="configured")
     assert isinstance(get_storage(), AzureBlobStorage)
     assert get_storage().container_name == "configured"
+
+
+def test_local_part_has_one_writer_at_a_time(local):
+    key = "archives/7/race"
+    started, release = [], []
+
+    def slow():
+        yield b"a" * 10
+        started.append(True)
+        # A second writer arrives while the first still holds the part.
+        with pytest.raises(StorageError):
+            local.append_part(key, 0, [b"b" * 10])
+        release.append(True)
+        yield b"a" * 10
+
+    assert local.append_part(key, 0, slow()) == 20
+    assert started and release
+    assert b"".join(local.read_part(key)) == b"a" * 20
