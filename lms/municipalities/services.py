@@ -93,7 +93,8 @@ def is_tenant_id(value: str | None) -> bool:
 
 
 def normalise_mail_domain(value: str | None) -> str:
-    return (value or "").strip().lower().lstrip("@")
+    """"City.Example.lg.jp", "@city.example.lg.jp" or "someone@city.example.lg.jp" → "city.example.lg.jp"."""
+    return (value or "").strip().lower().rpartition("@")[2]
 
 
 def is_mail_domain(value: str) -> bool:

@@ -49,7 +49,7 @@ function buildProvider(issuer, behaviour) {
         redirect_uris: config.redirectUris,
         post_logout_redirect_uris: config.postLogoutRedirectUris,
         response_types: ['code'],
-        grant_types: ['authorization_code', 'refresh_token'],
+        grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
         token_endpoint_auth_method: 'client_secret_post',
       },
     ],
@@ -58,11 +58,13 @@ function buildProvider(issuer, behaviour) {
     claims: {
       openid: ['sub', 'oid', 'tid', 'roles', 'preferred_username', 'name', 'email'],
     },
-    scopes: ['openid', 'profile', 'offline_access'],
+    scopes: ['openid', 'profile', 'offline_access', 'api.read'],
     pkce: { required: () => true },
     features: {
       devInteractions: { enabled: true },
       rpInitiatedLogout: { enabled: true },
+      clientCredentials: { enabled: true },
+      introspection: { enabled: true },
     },
     cookies: { keys: ['manabi-test-cookie-key'] },
     async findAccount(ctx, id) {
