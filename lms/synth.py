@@ -322,6 +322,7 @@ def generate_synthetic(*, users: int, municipalities: int, courses: int, enrollm
     session_table = TrainingSession.__table__
     first_session = _next_id(session_table)
     session_times: list[tuple[datetime, datetime]] = []
+    session_year: list[int] = []
     this_year_span = max((now - timedelta(days=1) - cur_start).total_seconds(), 3600)
 
     def session_rows():
@@ -334,6 +335,7 @@ def generate_synthetic(*, users: int, municipalities: int, courses: int, enrollm
                 start = start.replace(minute=0, second=0, microsecond=0)
                 end = start + timedelta(minutes=90)
                 session_times.append((start, end))
+                session_year.append(fiscal_year_of(start))
                 yield (first_session + 2 * i + k, first_course + i, f"第{k + 1}回", start, end, "teams", 0, 0,
                        start - timedelta(days=30), start - timedelta(hours=1), start - timedelta(hours=1),
                        "scheduled", now, now)
@@ -384,13 +386,15 @@ def generate_synthetic(*, users: int, municipalities: int, courses: int, enrollm
     })
     json_value = (lambda v: v) if writer.postgres else json.loads
 
-    def evaluate(staff_id, muni_id, course_idx, live_at, view_at):
-        """The completion rule (see lms.completion.services.evaluate_rule), per fiscal year."""
+    def evaluate(staff_id, muni_id, course_idx, live_at, live_year, view_at):
+        """The completion rule (see lms.completion.services.evaluate_rule), per fiscal year:
+        attendance counts in the year its session started, viewing in the year it was reached."""
         mode = course_mode[course_idx]
         candidates = {}
-        for kind, at in (("live", live_at), ("archive", view_at)):
-            if at is not None:
-                candidates.setdefault(fiscal_year_of(at), {})[kind] = at
+        if live_at is not None:
+            candidates.setdefault(live_year, {})["live"] = live_at
+        if view_at is not None:
+            candidates.setdefault(fiscal_year_of(view_at), {})["archive"] = view_at
         for year, got in candidates.items():
             live, arch = got.get("live"), got.get("archive")
             if mode == "attendance":
@@ -449,7 +453,7 @@ def generate_synthetic(*, users: int, municipalities: int, courses: int, enrollm
                     sinks.add("viewing", (staff_id, first_file + course_idx, json_value(f"[[0, {watched}]]"),
                                           watched, 5400, watched, reached, seen_at))
                     view_at = reached
-                evaluate(staff_id, muni_id, course_idx, live_at, view_at)
+                evaluate(staff_id, muni_id, course_idx, live_at, session_year[2 * course_idx + which], view_at)
     for key, n in sinks.counts.items():
         summary[key] = n
     echo(f"  {sinks.counts} in {time.monotonic() - t0:.1f} s")
