@@ -34,6 +34,7 @@ import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -213,14 +214,17 @@ class CatalogueProbe(threading.Thread):
         self.base_url, self.agent, self.concurrency = base_url, agent, concurrency
         self.latencies: list[float] = []
         self.errors = 0
+        self.samples: list[str] = []
         self.stop = threading.Event()
 
     def run(self) -> None:
-        pages = ["/courses", "/courses?q=Teams", "/courses?page=2", "/courses?q=活用研修", "/courses?page=3"]
+        pages = ["/courses", "/courses?q=Teams", "/courses?page=2", "/courses?" + urlencode({"q": "活用研修"}),
+                 "/courses?page=3"]
         while not self.stop.is_set():
             result = run_load(self.base_url, [Req("GET", p, agent=self.agent) for p in pages * 2], self.concurrency)
             self.latencies.extend(result.latencies_ms)
             self.errors += result.errors
+            self.samples = (self.samples + result.error_samples)[:5]
 
 
 def main() -> None:
@@ -278,7 +282,7 @@ def main() -> None:
                         pass
                 run_wrk(front_url, app_path, 2, args.connections, size, cookie, lua)  # warm-up
                 run_wrk(direct_url, direct_path, 2, args.connections, size, "", lua)
-                app_runs, nginx_runs, latencies, probe_errors = [], [], [], 0
+                app_runs, nginx_runs, latencies, probe_errors, samples = [], [], [], 0, []
                 for _ in range(args.rounds):
                     probe = CatalogueProbe(front_url, agent)
                     probe.start()
@@ -287,6 +291,7 @@ def main() -> None:
                     probe.join()
                     latencies.extend(probe.latencies)
                     probe_errors += probe.errors
+                    samples = (samples + probe.samples)[:5]
                     nginx_runs.append(run_wrk(direct_url, direct_path, args.seconds, args.connections, size, "", lua))
     finally:
         if nginx is not None and nginx.poll() is None:
@@ -306,6 +311,7 @@ def main() -> None:
         "catalogue_p99_ms": round(percentile(latencies, 99), 1) if latencies else None,
         "catalogue_requests": len(latencies),
         "catalogue_errors": probe_errors,
+        "catalogue_error_samples": samples,
         "app_runs_mb_s": [round(r["mb_s"], 1) for r in app_runs],
         "nginx_runs_mb_s": [round(r["mb_s"], 1) for r in nginx_runs],
         "app_req_per_s": round(statistics.median(r["requests"] / (r["duration_us"] / 1e6) for r in app_runs), 1),
