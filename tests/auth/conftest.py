@@ -27,6 +27,7 @@ from tests.conftest import require
 NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 PROVIDER_SCRIPT = NODE_DIR / "oidc" / "provider.mjs"
 CLIENT_ID = "manabi-test-client"
+CERT_CLIENT_ID = "manabi-test-certificate-client"
 CLIENT_SECRET = "manabi-test-client-secret-0123456789abcdef"  # noqa: S105 (test provider only)
 REDIRECT_URI = "http://localhost/auth/callback"
 POST_LOGOUT_URI = "http://localhost/"
@@ -62,7 +63,21 @@ class OidcProvider:
             ],
             check=True, capture_output=True,
         )
+        # The client certificate Manabi authenticates with in the certificate test (key + cert in one PEM).
+        subprocess.run(
+            [
+                "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                "-keyout", str(self.workdir / "client.key"), "-out", str(self.workdir / "client.crt"),
+                "-subj", "/CN=Manabi test client",
+            ],
+            check=True, capture_output=True,
+        )
+        self.client_pem = str(self.workdir / "client.pem")
+        Path(self.client_pem).write_text(
+            (self.workdir / "client.key").read_text() + (self.workdir / "client.crt").read_text()
+        )
         config = {
+            "certificateClient": {"clientId": CERT_CLIENT_ID, "certificate": str(self.workdir / "client.crt")},
             "cert": self.ca,
             "key": str(self.workdir / "key.pem"),
             "clientId": CLIENT_ID,

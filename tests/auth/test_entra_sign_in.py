@@ -331,3 +331,19 @@ def test_login_page_offers_both_when_demo_is_on(app, client, oidc_provider):
     assert start.status_code == 302
     assert start.headers["Location"].startswith(f"{oidc_provider.issuer}/auth?")
     assert "code_challenge_method=S256" in start.headers["Location"]
+
+
+def test_sign_in_with_a_client_certificate_instead_of_a_secret(app, client, db, oidc_provider, entra_account):
+    from tests.auth.conftest import CERT_CLIENT_ID
+
+    app.config.update(
+        ENTRA_CLIENT_ID=CERT_CLIENT_ID, ENTRA_CLIENT_SECRET=None, ENTRA_CLIENT_CERT_PATH=oidc_provider.client_pem
+    )
+    tid = factories.tenant_for("131016")
+    db.session.commit()
+
+    response = sign_in(client, oidc_provider, entra_account(tid, roles=["Manabi.Trainer"]))
+
+    assert response.status_code == 302
+    [user] = _users(db)
+    assert user.roles == {"learner", TRAINER}

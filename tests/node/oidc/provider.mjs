@@ -15,7 +15,7 @@
 //   behaviour "past-clock" issues ID tokens from a clock two hours behind (already expired).
 // Accounts come from accountsFile ({ "<login>": { claims… } }), read at each sign-in, so a
 // test decides the oid/tid/roles/preferred_username that the next sign-in carries.
-import { generateKeyPairSync } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 
@@ -31,6 +31,20 @@ function rsaJwk(kid) {
 const mainKey = rsaJwk('manabi-test-key-1');
 // Same kid, other key material: only a real signature check tells them apart.
 const otherKey = rsaJwk('manabi-test-key-1');
+
+// Optional second client authenticating with a certificate (private_key_jwt), as Manabi does
+// with ENTRA_CLIENT_CERT_PATH.
+const certificateClients = config.certificateClient ? [{
+  client_id: config.certificateClient.clientId,
+  redirect_uris: config.redirectUris,
+  post_logout_redirect_uris: config.postLogoutRedirectUris,
+  response_types: ['code'],
+  grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
+  token_endpoint_auth_method: 'private_key_jwt',
+  jwks: {
+    keys: [{ ...createPublicKey(readFileSync(config.certificateClient.certificate)).export({ format: 'jwk' }), use: 'sig' }],
+  },
+}] : [];
 
 function readAccounts() {
   try {
@@ -52,6 +66,7 @@ function buildProvider(issuer, behaviour) {
         grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
         token_endpoint_auth_method: 'client_secret_post',
       },
+      ...certificateClients,
     ],
     jwks: { keys: [behaviour === 'other-key' ? otherKey : mainKey] },
     conformIdTokenClaims: false,
