@@ -17,9 +17,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from flask_sqlalchemy.pagination import Pagination
-from sqlalchemy import case, event, exists, func, literal, or_, select
+from sqlalchemy import Integer, bindparam, case, event, exists, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from lms.common.timeutil import TOKYO, as_utc, to_tokyo, utcnow
@@ -126,50 +127,11 @@ def month_choices(now: datetime | None = None, count: int = 12) -> list[tuple[st
     return out
 
 
-def _session_conditions(filters: CatalogueFilters, now: datetime) -> list:
-    """Which sessions count: scheduled, still to come, and matching the session filters."""
-    conds = [TrainingSession.status == SCHEDULED, TrainingSession.starts_at > now]
-    bounds = month_bounds(filters.month) if filters.month else None
-    if bounds:
-        conds += [TrainingSession.starts_at >= bounds[0], TrainingSession.starts_at < bounds[1]]
-    if filters.delivery:
-        conds.append(TrainingSession.delivery == filters.delivery)
-    if filters.free_only:
-        conds.append(TrainingSession.confirmed_count < TrainingSession.capacity)
-    return conds
-
-
-def _uses_session_filters(filters: CatalogueFilters) -> bool:
-    return bool(filters.month or filters.delivery or filters.free_only)
-
-
-def _open_to(municipality_id: int | None):
-    if municipality_id is None:
-        return Course.eligible_all.is_(True)
-    return or_(
-        Course.eligible_all.is_(True),
-        exists().where(
-            CourseEligibility.course_id == Course.id, CourseEligibility.municipality_id == municipality_id
-        ),
-    )
-
-
-def catalogue_select(filters: CatalogueFilters, municipality_id: int | None, now: datetime | None = None):
-    now = now or utcnow()
-    stmt = select(Course).where(Course.status == PUBLISHED)
-    for term in search_terms(filters.q):
-        # autoescape: % and _ in the query are literal characters.
-        stmt = stmt.where(Course.search_text.contains(term, autoescape=True))
-    if filters.category_id is not None:
-        stmt = stmt.where(Course.category_id == filters.category_id)
-    if filters.open_to_me:
-        stmt = stmt.where(_open_to(municipality_id))
-    if _uses_session_filters(filters):
-        stmt = stmt.where(
-            exists().where(TrainingSession.course_id == Course.id, *_session_conditions(filters, now))
-        )
-    return stmt.order_by(Course.published_at.desc(), Course.id.desc())
-
+# ---------------------------------------------------------------- statements
+#
+# The statements are built once per *shape* of search (how many terms, which filters) with
+# every value bound as a parameter, and kept: building and hashing a statement of this size
+# costs more than running it. ``_params`` supplies the values.
 
 _FREE = case(
     (TrainingSession.capacity > TrainingSession.confirmed_count, TrainingSession.capacity - TrainingSession.confirmed_count),
@@ -177,29 +139,124 @@ _FREE = case(
 )
 
 
-def _page_statement(filters: CatalogueFilters, municipality_id: int | None, now: datetime, limit: int, offset: int):
-    """One statement for a whole page: the page of courses (with the total number of matches
-    as a window count), then, for those rows only, their session figures and whether they
-    are open to ``municipality_id``."""
-    matches = catalogue_select(filters, municipality_id, now).with_only_columns(
-        Course.id, Course.title, Course.summary, Course.category_id, Course.requires_approval, Course.eligible_all,
-        Course.published_at, func.count().over().label("total"),
+@dataclass(frozen=True)
+class _Shape:
+    terms: int
+    category: bool
+    month: bool
+    delivery: bool
+    free_only: bool
+    open_to_me: bool
+    municipality: bool
+
+    @property
+    def session_filters(self) -> bool:
+        return self.month or self.delivery or self.free_only
+
+
+def _shape(filters: CatalogueFilters, municipality_id: int | None) -> _Shape:
+    return _Shape(
+        terms=len(search_terms(filters.q)),
+        category=filters.category_id is not None,
+        month=bool(filters.month and month_bounds(filters.month)),
+        delivery=bool(filters.delivery),
+        free_only=filters.free_only,
+        open_to_me=filters.open_to_me,
+        municipality=municipality_id is not None,
     )
-    page = matches.limit(limit).offset(offset).subquery("page")
-    sessions = [TrainingSession.course_id == page.c.id, *_session_conditions(filters, now)]
+
+
+def like_pattern(term: str) -> str:
+    """'%term%' with the LIKE wildcards in ``term`` made literal (escape character '/')."""
+    escaped = term.replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return f"%{escaped}%"
+
+
+def _params(filters: CatalogueFilters, municipality_id: int | None, now: datetime) -> dict:
+    params = {"now": now, "municipality_id": municipality_id, "category_id": filters.category_id,
+              "delivery": filters.delivery}
+    for i, term in enumerate(search_terms(filters.q)):
+        params[f"term_{i}"] = like_pattern(term)
+    bounds = month_bounds(filters.month) if filters.month else None
+    if bounds:
+        params["month_start"], params["month_end"] = bounds
+    return params
+
+
+def _session_conditions(shape: _Shape) -> list:
+    """Which sessions count: scheduled, still to come, and matching the session filters."""
+    conds = [TrainingSession.status == SCHEDULED, TrainingSession.starts_at > bindparam("now")]
+    if shape.month:
+        conds += [TrainingSession.starts_at >= bindparam("month_start"), TrainingSession.starts_at < bindparam("month_end")]
+    if shape.delivery:
+        conds.append(TrainingSession.delivery == bindparam("delivery"))
+    if shape.free_only:
+        conds.append(TrainingSession.confirmed_count < TrainingSession.capacity)
+    return conds
+
+
+def _course_conditions(shape: _Shape) -> list:
+    conds = [Course.status == PUBLISHED]
+    # Substring match on the normalised text. On PostgreSQL the trigram index serves terms
+    # of 3+ characters; shorter ones are the same LIKE over the rows (correct, unindexed).
+    conds += [Course.search_text.like(bindparam(f"term_{i}"), escape="/") for i in range(shape.terms)]
+    if shape.category:
+        conds.append(Course.category_id == bindparam("category_id"))
+    if shape.open_to_me:
+        if shape.municipality:
+            conds.append(or_(
+                Course.eligible_all.is_(True),
+                exists().where(CourseEligibility.course_id == Course.id,
+                               CourseEligibility.municipality_id == bindparam("municipality_id")),
+            ))
+        else:
+            conds.append(Course.eligible_all.is_(True))
+    if shape.session_filters:
+        conds.append(exists().where(TrainingSession.course_id == Course.id, *_session_conditions(shape)))
+    return conds
+
+
+@lru_cache(maxsize=512)
+def _statements(shape: _Shape):
+    """(page statement, count statement) for a shape of search.
+
+    The page statement is one round trip for a whole page: the page of courses (with the
+    number of matches as a window count), then, for those rows only, their session figures
+    and whether they are open to the user's municipality."""
+    where = _course_conditions(shape)
+    page = (
+        select(Course.id, Course.title, Course.summary, Course.category_id, Course.requires_approval,
+               Course.eligible_all, Course.published_at, func.count().over().label("total"))
+        .where(*where)
+        .order_by(Course.published_at.desc(), Course.id.desc())
+        .limit(bindparam("limit", type_=Integer))
+        .offset(bindparam("offset", type_=Integer))
+        .subquery("page")
+    )
+    sessions = [TrainingSession.course_id == page.c.id, *_session_conditions(shape)]
     next_start = select(func.min(TrainingSession.starts_at)).where(*sessions).scalar_subquery()
     count = select(func.count()).select_from(TrainingSession).where(*sessions).scalar_subquery()
     free = select(func.coalesce(func.sum(_FREE), 0)).where(*sessions).scalar_subquery()
-    if municipality_id is None:
-        listed = literal(0)
-    else:
+    if shape.municipality:
         listed = case(
-            (exists().where(CourseEligibility.course_id == page.c.id, CourseEligibility.municipality_id == municipality_id), 1),
+            (exists().where(CourseEligibility.course_id == page.c.id,
+                            CourseEligibility.municipality_id == bindparam("municipality_id")), 1),
             else_=0,
         )
-    return select(
+    else:
+        listed = literal(0)
+    page_stmt = select(
         page, next_start.label("next_start"), count.label("sessions"), free.label("free_seats"), listed.label("listed")
     ).order_by(page.c.published_at.desc(), page.c.id.desc())
+    count_stmt = select(func.count()).select_from(Course).where(*where)
+    return page_stmt, count_stmt
+
+
+def catalogue_select(filters: CatalogueFilters, municipality_id: int | None, now: datetime | None = None):
+    """(statement, params) selecting the ids of the matching courses in catalogue order."""
+    shape = _shape(filters, municipality_id)
+    stmt = select(Course.id).where(*_course_conditions(shape)).order_by(Course.published_at.desc(), Course.id.desc())
+    return stmt, _params(filters, municipality_id, now or utcnow())
 
 
 class CataloguePagination(Pagination):
@@ -207,9 +264,8 @@ class CataloguePagination(Pagination):
 
     def _query_items(self) -> list[CatalogueRow]:
         args = self._query_args
-        rows = db.session.execute(
-            _page_statement(args["filters"], args["municipality_id"], args["now"], self.per_page, self._query_offset)
-        ).all()
+        page_stmt, _count = _statements(args["shape"])
+        rows = db.session.execute(page_stmt, {**args["params"], "limit": self.per_page, "offset": self._query_offset}).all()
         self._total = int(rows[0].total) if rows else None
         return [
             CatalogueRow(
@@ -226,16 +282,15 @@ class CataloguePagination(Pagination):
         if self.page == 1:
             return 0
         # Past the last page: count separately (rare).
-        args = self._query_args
-        stmt = catalogue_select(args["filters"], args["municipality_id"], args["now"]).order_by(None)
-        return db.session.scalar(select(func.count()).select_from(stmt.with_only_columns(Course.id).subquery()))
+        _page, count_stmt = _statements(self._query_args["shape"])
+        return db.session.scalar(count_stmt, self._query_args["params"])
 
 
 def catalogue_page(filters: CatalogueFilters, municipality_id: int | None, page: int = 1, per_page: int = PER_PAGE):
     """(pagination, rows) for one page of the catalogue: one database round trip."""
     pagination = CataloguePagination(
         page=page, per_page=per_page, max_per_page=100, error_out=False,
-        filters=filters, municipality_id=municipality_id, now=utcnow(),
+        shape=_shape(filters, municipality_id), params=_params(filters, municipality_id, utcnow()),
     )
     return pagination, pagination.items
 

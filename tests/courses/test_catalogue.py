@@ -55,6 +55,12 @@ def test_full_width_half_width_and_case_are_folded(courses):
     assert _q("ｿｳｻ") == ["ｿｳｻ講座"]
 
 
+def test_like_pattern_escapes_wildcards_and_the_escape_character():
+    from lms.courses.catalogue import like_pattern
+
+    assert like_pattern("100%_a/b") == "%100/%/_a//b%"
+
+
 def test_percent_and_underscore_are_literal(courses):
     assert _q("%") == ["100%達成講座"]
     assert _q("100%") == ["100%達成講座"]
@@ -193,17 +199,20 @@ def test_a_page_costs_the_same_number_of_queries_whatever_its_size(db):
 def test_postgresql_serves_three_character_search_from_the_trigram_index(db, courses):
     if db.engine.dialect.name != "postgresql":
         pytest.skip("PostgreSQL only: SQLite scans, which is correct and fast enough")
-    from sqlalchemy import select
+    from sqlalchemy import bindparam, select
 
+    from lms.courses.catalogue import like_pattern
     from lms.courses.models import Course
 
-    # The very expression the catalogue uses (with its ESCAPE clause).
-    stmt = select(Course.id).where(Course.search_text.contains("操作研修", autoescape=True))
+    # The catalogue's search condition (LIKE with its ESCAPE clause, value bound).
+    stmt = select(Course.id).where(Course.search_text.like(bindparam("term"), escape="/"))
+    params = {"term": like_pattern("操作研修")}
     compiled = stmt.compile(dialect=db.engine.dialect)
     with db.engine.begin() as conn:
         conn.execute(text("SET LOCAL enable_seqscan = off"))
-        plan = "\n".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + compiled.string, compiled.params))
-        assert conn.execute(stmt).scalars().all() != []
+        plan = "\n".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + compiled.string,
+                                                                  compiled.construct_params(params)))
+        assert len(conn.execute(stmt, params).all()) == 3  # published, draft and cancelled
     assert "ix_course_search_trgm" in plan, plan
 
 
