@@ -111,7 +111,6 @@ def cancel(enrollment_id: int):
     if not form.validate_on_submit():
         return _refused(DomainError(_("フォームの有効期限が切れました。ページを再読み込みしてから、もう一度操作してください。")), back)
     reason = (request.form.get("reason") or "").strip()[:500]
-    db.session.rollback()
     try:
         enrollment = services.cancel_enrollment(enrollment_id, current_user, reason)
     except DomainError as exc:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -12,6 +14,7 @@ from lms.enrollment import services
 from lms.enrollment.models import CONFIRMED, Enrollment
 from lms.notifications.models import OutboxMail
 from tests import factories
+from tests.conftest import require
 
 pytestmark = pytest.mark.browser
 
@@ -83,3 +86,28 @@ def test_waitlisted_learner_is_promoted_when_the_seat_frees(live_server, browser
         select(OutboxMail).where(OutboxMail.enrollment_id == promoted.id, OutboxMail.kind == "promoted")
     )
     assert mail is not None and mail.to_address == b.email
+
+
+AXE = Path(__file__).resolve().parents[1] / "node" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+@pytest.mark.browser_context_args(bypass_csp=True)
+def test_my_page_passes_axe(live_server, page, make_course, make_session, make_user):
+    require(AXE.exists(), "axe-core in tests/node (npm install)")
+    user = make_user(name="受講 三郎", is_demo=True)
+    confirmed = make_session(make_course(title="Teams 会議の基本研修"), location="都庁第一本庁舎 5階")
+    full = make_session(make_course(title="Excel 活用研修"), capacity=0, starts_in=timedelta(days=20))
+    past = make_session(make_course(title="情報セキュリティ研修"), capacity=5, starts_in=timedelta(days=40))
+    for s in (confirmed, full, past):
+        services.enroll(s.id, user.staff_member.id, user)
+    services.cancel_enrollment(
+        factories.db.session.scalar(select(Enrollment.id).where(Enrollment.session_id == past.id)), user, "業務のため"
+    )
+    _sign_in(page, live_server.url, user)
+    page.goto(f"{live_server.url}/me")
+    expect(page.get_by_role("heading", name="マイページ")).to_be_visible()
+    expect(page.locator(".my-sessions li")).to_have_count(2)
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("o => axe.run(document, o)",
+                           {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}})
+    assert [(v["id"], [n["target"] for n in v["nodes"]][:3]) for v in result["violations"]] == []
