@@ -65,7 +65,8 @@ def make_archive(course, *, status: str = "published", audience: str = "eligible
     from lms.common.timeutil import utcnow
     from lms.extensions import db
 
-    archive = Archive(course_id=course.id, title=kw.pop("title", "第1回 録画"), description="", status=status,
+    archive = Archive(course_id=course.id, title=kw.pop("title", "第1回 録画"), description=kw.pop("description", ""),
+                      status=status,
                       audience=audience, created_by_id=course.owner_id,
                       published_at=utcnow() if status == "published" else None, **kw)
     db.session.add(archive)
