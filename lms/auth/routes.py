@@ -180,10 +180,13 @@ def demo():
     if not demo_enabled():
         abort(404)
     form = DemoSignInForm()
-    users = db.session.scalars(
-        select(User).where(User.is_demo.is_(True), User.active.is_(True)).order_by(User.id)
-    ).all()
-    form.user_id.choices = [(u.id, u.display_name) for u in users]
+    demo_users = select(User).where(User.is_demo.is_(True), User.active.is_(True))
+    if request.method == "POST":
+        # Only the chosen user is a valid choice: one look-up, not the whole list (benchmarks
+        # sign thousands of demo learners in).
+        raw = (request.form.get("user_id") or "").strip()
+        chosen = db.session.scalar(demo_users.where(User.id == int(raw))) if raw.isdigit() else None
+        form.user_id.choices = [(chosen.id, chosen.display_name)] if chosen else []
     if form.validate_on_submit():
         user = db.session.get(User, form.user_id.data)
         if user is None or not user.is_demo:
@@ -193,6 +196,8 @@ def demo():
         db.session.commit()
         flash(_("%(name)s としてサインインしました（デモ）。", name=user.display_name), "success")
         return redirect(safe_next(form.next.data, url_for("main.home")))
+    users = db.session.scalars(demo_users.order_by(User.id)).all()
+    form.user_id.choices = [(u.id, u.display_name) for u in users]
     if request.method == "GET":
         form.next.data = safe_next(request.args.get("next"), "")
     return render_template("auth/demo.html", form=form, users=users)
