@@ -268,7 +268,7 @@ def _fill_choices(form: ArchiveForm) -> None:
     municipalities = db.session.scalars(
         select(Municipality).where(Municipality.active.is_(True)).order_by(Municipality.sort_order, Municipality.code)
     ).all()
-    form.municipality_ids.choices = [SelectChoice(m.id, m.name) for m in municipalities]
+    form.municipality_ids.choices = [SelectChoice(m.id, m.name, optgroup=m.kind) for m in municipalities]
 
 
 def _input(form: ArchiveForm) -> services.ArchiveInput:
