@@ -224,6 +224,10 @@ def export_csv():
     encoding = "cp932" if request.args.get("encoding") == "cp932" else "utf-8"
     body = services.export_roster_csv(municipality.id, encoding=encoding)
     filename = f"roster-{municipality.code}.csv"
+    from lms.audit.services import record_action
+
+    record_action(current_user, "roster.export", "municipality", municipality.id, municipality.id, encoding=encoding)
+    db.session.commit()  # personal data left the system: who and when is on record
     return Response(body, mimetype="text/csv", headers={
         "Content-Disposition": f'attachment; filename="{filename}"',
         "Content-Type": f"text/csv; charset={'Shift_JIS' if encoding == 'cp932' else 'UTF-8'}",

@@ -141,3 +141,56 @@ def test_worker_killed_mid_send_delivers_exactly_once_after_restart(app, db, mak
     db.session.rollback()
     row = db.session.get(OutboxMail, mail.id)
     assert row.attempts == 2 and row.claimed_at is None
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    import shutil
+    import socket
+
+    from tests.conftest import require
+
+    server = shutil.which("redis-server")
+    require(server is not None, "redis-server (apt-get install redis-server) for the Redis worker test")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_worker_on_redis_delivers_what_the_app_queues(app, db, make_enrollment, start_worker, worker_env, redis_url,
+                                                      tmp_path):
+    enrollment = make_enrollment()
+    env = {**worker_env, "REDIS_URL": redis_url}
+    start_worker(str(BIN / "flask"), "--app", "wsgi", "lms", "worker", "--no-periodic", REDIS_URL=redis_url)
+    script = (
+        "from lms import create_app\n"
+        "from lms.jobs import huey\n"
+        "from lms.extensions import db\n"
+        "from lms.enrollment.models import Enrollment\n"
+        "from lms.notifications.services import queue_enrollment_notice\n"
+        "assert type(huey).__name__ == 'RedisHuey', type(huey)\n"
+        "app = create_app()\n"
+        "with app.app_context():\n"
+        f"    e = db.session.get(Enrollment, {enrollment.id})\n"
+        "    queue_enrollment_notice(e, 'confirmed')\n"
+        "    db.session.commit()\n"
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, check=True, timeout=120)
+    db.session.rollback()
+    mail = db.session.scalar(select(OutboxMail).where(OutboxMail.enrollment_id == enrollment.id))
+    _wait_for(lambda: _status(db, mail.id) == SENT, what="delivery through Redis", log=tmp_path / "worker.log")
+    assert [f.name for f in _emls(app)] == [f"outbox-{mail.id}.eml"]
+    assert "RedisHuey" in (tmp_path / "worker.log").read_text()

@@ -90,6 +90,8 @@ def test_csv_upload_and_export_through_the_pages(app, db, client, login_as):
     assert export.status_code == 200 and export.mimetype == "text/csv"
     assert export.data.startswith(b"\xef\xbb\xbf") and "表計算 太郎".encode() in export.data
     assert "表計算 太郎".encode("cp932") in client.get("/roster/export.csv?encoding=cp932").data
+    exports = db.session.scalars(select(AuditLog).where(AuditLog.action == "roster.export")).all()
+    assert [e.details["encoding"] for e in exports] == ["utf-8", "cp932"]
 
 
 def test_graph_sync_without_configuration_says_so(app, client, login_as):
