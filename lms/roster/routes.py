@@ -225,8 +225,11 @@ def export_csv():
     body = services.export_roster_csv(municipality.id, encoding=encoding)
     filename = f"roster-{municipality.code}.csv"
     from lms.audit.services import record_action
+    from lms.common.database import begin_write
 
-    record_action(current_user, "roster.export", "municipality", municipality.id, municipality.id, encoding=encoding)
+    municipality_id = municipality.id
+    begin_write()
+    record_action(current_user, "roster.export", "municipality", municipality_id, municipality_id, encoding=encoding)
     db.session.commit()  # personal data left the system: who and when is on record
     return Response(body, mimetype="text/csv", headers={
         "Content-Disposition": f'attachment; filename="{filename}"',
