@@ -138,3 +138,12 @@ def test_acquire_app_token_uses_client_credentials_and_caches(app, oidc_provider
     assert introspection.status_code == 200
     assert introspection.json()["active"] is True
     assert introspection.json()["scope"] == "api.read"
+
+
+def test_logout_needs_the_csrf_token(app, client, db):
+    user = factories.make_user("learner", "131016", is_demo=True)
+    factories.sign_in(client, user)
+    app.config["WTF_CSRF_ENABLED"] = True
+    assert client.post("/auth/logout").status_code == 400
+    with client.session_transaction() as sess:
+        assert sess["_user_id"] == user.get_id()
