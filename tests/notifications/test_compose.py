@@ -99,3 +99,44 @@ def test_reminder_and_promoted_are_requests(app, make_session, make_enrollment):
         mail = compose_enrollment_notice(enrollment, kind)
         assert words in mail.subject
         assert str(Calendar.from_ical(mail.ics)["METHOD"]) == "REQUEST"
+
+
+def test_changed_notices_queued_before_the_signal_say_what_changed(app, db, make_session, make_enrollment):
+    from lms.common.signals import session_updated
+    from lms.notifications.services import queue_enrollment_notice
+
+    session = _session_at(make_session, delivery="onsite", location="新会場")
+    enrollment = make_enrollment(session=session)
+    session.revision = 2
+    mail = queue_enrollment_notice(enrollment, "changed", dedupe_suffix="rev2")
+    assert "→" not in mail.body_text
+    session_updated.send(session, actor=None, changes={"location": ("旧会場", "新会場"), "capacity": (10, 20)})
+    db.session.commit()
+    db.session.refresh(mail)
+    assert "会場：旧会場 → 新会場" in mail.body_text
+    assert "SEQUENCE:2" in mail.ics
+
+
+def test_editing_a_session_tells_enrollees_the_new_time(app, db, make_user, make_session, make_enrollment):
+    from sqlalchemy import select
+
+    from lms.common.database import run_in_transaction
+    from lms.courses.services import SessionInput, update_session
+    from lms.notifications.models import OutboxMail
+
+    trainer = make_user("platform_admin")
+    session = _session_at(make_session)
+    enrollment = make_enrollment(session=session)
+    later = session.starts_at + timedelta(hours=2)
+    data = SessionInput(
+        starts_at=later, ends_at=later + timedelta(minutes=90), title=session.title, delivery=session.delivery,
+        location=session.location, join_url=session.join_url, capacity=session.capacity,
+        enroll_opens_at=session.enroll_opens_at, enroll_closes_at=session.enroll_closes_at,
+        cancel_deadline=session.cancel_deadline,
+    )
+    db.session.commit()
+    run_in_transaction(update_session, trainer, session.id, data)
+    mail = db.session.scalar(select(OutboxMail).where(OutboxMail.enrollment_id == enrollment.id, OutboxMail.kind == "changed"))
+    assert "開始日時：2030年6月3日(月) 14:00 → 2030年6月3日(月) 16:00" in mail.body_text
+    _cal, event = _event(mail.ics)
+    assert event.decoded("DTSTART").hour == 16 and int(event["SEQUENCE"]) == 2
