@@ -100,3 +100,18 @@ def test_platform_admin_sees_all_and_retries(app, db, client, login_as, make_sta
 def test_learner_cannot_open_the_mail_viewer(app, client, login_as):
     login_as("learner")
     assert client.get("/admin/mail").status_code == 403
+
+
+def test_the_periodic_reminder_task_queues_tomorrows_reminders_once(app, db, make_session, make_enrollment):
+    from lms.common.timeutil import utcnow
+    from lms.notifications.tasks import queue_reminders_periodically
+
+    tomorrow = utcnow().astimezone(TOKYO).date() + timedelta(days=1)
+    start = datetime(tomorrow.year, tomorrow.month, tomorrow.day, 10, 0, tzinfo=TOKYO)
+    session = make_session(starts_at=start, ends_at=start + timedelta(hours=2), cancel_deadline=start - timedelta(days=2),
+                           enroll_closes_at=start - timedelta(days=2))
+    make_enrollment(session=session)
+    queue_reminders_periodically()
+    queue_reminders_periodically()
+    db.session.rollback()
+    assert _count(db, kind="reminder") == 1
