@@ -26,10 +26,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import random
+import socket
 import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -182,6 +184,28 @@ def worker_pids(master_pid: int) -> list[int]:
         return []
 
 
+def stream_get(base_url: str, path: str, agent: Agent) -> tuple[int, int, int]:
+    """GET over HTTP/1.0 (no chunked framing: the body runs until the server closes), read
+    in blocks and counted on the fly: (status, body bytes, lines). Nothing is kept."""
+    host, port = urlsplit(base_url).hostname, urlsplit(base_url).port
+    with socket.create_connection((host, port)) as sock:
+        cookie = agent.cookie_header()
+        sock.sendall((f"GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\nCookie: {cookie}\r\n\r\n").encode("latin-1"))
+        head = b""
+        while b"\r\n\r\n" not in head:
+            block = sock.recv(65536)
+            if not block:
+                break
+            head += block
+        head, _, body = head.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        size, lines = len(body), body.count(b"\n")
+        while block := sock.recv(1 << 20):
+            size += len(block)
+            lines += block.count(b"\n")
+    return status, size, lines
+
+
 def measure_export(base_url: str, agent: Agent, path: str, master_pid: int) -> dict:
     import psutil
 
@@ -199,20 +223,20 @@ def measure_export(base_url: str, agent: Agent, path: str, master_pid: int) -> d
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     started = time.perf_counter()
-    response = request(base_url, "GET", path, agent=agent)
+    status, size, lines = stream_get(base_url, path, agent)
     elapsed = time.perf_counter() - started
     stop.set()
     sampler.join()
-    if response.status != 200:
-        raise RuntimeError(f"export answered {response.status}")
-    rows = response.body.count(b"\r\n") - 1  # minus the header line
+    if status != 200:
+        raise RuntimeError(f"export answered {status}")
+    rows = lines - 1  # minus the header line
     return {
         "rows": rows,
         "seconds": round(elapsed, 2),
         "rows_per_s": round(rows / elapsed) if elapsed else 0,
         "peak_rss_mb": round(peak["rss"] / 2**20, 1),
         "worker_rss_before_mb": round(max(baseline.values(), default=0) / 2**20, 1),
-        "bytes": len(response.body),
+        "bytes": size,
     }
 
 
@@ -274,6 +298,7 @@ def main() -> None:
                     db.session.execute(statement).all()
 
             sql = measure_sql(dashboard_aggregates, writer, scoped=True)
+            log(f"dashboard p95 {percentile(page, 95):.1f} ms, bare SQL p95 {percentile(sql, 95):.1f} ms")
 
             all_writer = Writer(None, fy, seed=5)
             log("platform comparison …")
@@ -284,10 +309,13 @@ def main() -> None:
                 db.session.execute(reports.comparison_query(fy, course_ids)).all()
 
             platform_sql = measure_sql(comparison_aggregates, all_writer, scoped=False)
+            log(f"comparison p95 {percentile(platform_page, 95):.1f} ms, "
+                f"bare SQL p95 {percentile(platform_sql, 95):.1f} ms")
 
             log("export …")
             export = measure_export(server.base_url, platform, "/completion/export/records.csv?fy=all&municipality=all",
                                     server.proc.pid)
+            log(f"export {export}")
 
     dashboard_p95, dashboard_sql = percentile(page, 95), percentile(sql, 95)
     platform_p95, platform_sql = percentile(platform_page, 95), percentile(platform_sql, 95)

@@ -268,10 +268,14 @@ def generate_synthetic(*, users: int, municipalities: int, courses: int, enrollm
         for w in weights:
             acc += w / total_w
             cumulative.append(acc)
+        # Every municipality gets staff (one each first), the rest by weight; rosters are
+        # imported per municipality, so a municipality's staff have neighbouring ids.
+        picks = [i if i < len(munis) else min(bisect.bisect_left(cumulative, rng.random()), len(munis) - 1)
+                 for i in range(users)]
+        picks.sort()
         for i in range(users):
             sid = first_staff + i
-            # spread: every municipality gets staff (round robin first), then weighted
-            m = munis[i] if i < len(munis) else munis[min(bisect.bisect_left(cumulative, rng.random()), len(munis) - 1)]
+            m = munis[picks[i]]
             active = rng.random() > 0.03
             staff_muni.append(m.id)
             staff_active.append(active)

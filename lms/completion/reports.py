@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from flask_sqlalchemy.pagination import SelectPagination
-from sqlalchemy import String, and_, case, cast, distinct, exists, func, literal, or_, select, text, union_all
+from sqlalchemy import String, and_, case, cast, exists, func, literal, or_, select, text, union_all
 
 from lms.common.timeutil import fiscal_year_bounds, fiscal_year_of, to_tokyo, utcnow
 from lms.completion.models import (
@@ -152,22 +152,27 @@ def dashboard_statement(municipality_id: int | None, fiscal_year: int, course_id
     """Everything the dashboard counts, in one statement. Kinds:
     course (key course id: enrolled, not yet), method ("course:method": completions),
     e:/c:/s: + department|job_title (enrolled staff, staff with a completion — of ``course_id``
-    if given —, active staff), month (YYYY-MM in Tokyo: completions), attended (course id)."""
+    if given —, active staff), month (YYYY-MM in Tokyo: completions), attended (course id).
+
+    Written so that PostgreSQL can use hash aggregates and hash joins throughout (no
+    count(DISTINCT …), which sorts): facts are made distinct first, groups are counted
+    from the roster with semi-joins."""
     from lms.attendance.models import Attendance
 
     scope = _scope_filter(municipality_id)
+    roster = (
+        select(StaffMember.id.label("staff_id"), StaffMember.department.label("department"),
+               StaffMember.job_title.label("job_title"), StaffMember.status.label("status"))
+        .where(*scope)
+        .cte("roster_facts")
+    )
     ef = (
-        select(
-            Enrollment.staff_member_id.label("staff_id"),
-            TrainingSession.course_id.label("course_id"),
-            StaffMember.department.label("department"),
-            StaffMember.job_title.label("job_title"),
-        )
+        select(Enrollment.staff_member_id.label("staff_id"), TrainingSession.course_id.label("course_id"))
         .distinct()
         .select_from(Enrollment)
         .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
-        .join(StaffMember, StaffMember.id == Enrollment.staff_member_id)
-        .where(Enrollment.status == CONFIRMED, _session_in_year(fiscal_year), *scope)
+        .join(roster, roster.c.staff_id == Enrollment.staff_member_id)
+        .where(Enrollment.status == CONFIRMED, _session_in_year(fiscal_year))
         .cte("enrollment_facts")
     )
     cf = (
@@ -175,14 +180,21 @@ def dashboard_statement(municipality_id: int | None, fiscal_year: int, course_id
             Completion.staff_member_id.label("staff_id"),
             Completion.course_id.label("course_id"),
             Completion.method.label("method"),
-            StaffMember.department.label("department"),
-            StaffMember.job_title.label("job_title"),
             _month_of_completion().label("month"),
         )
         .select_from(Completion)
-        .join(StaffMember, StaffMember.id == Completion.staff_member_id)
-        .where(Completion.fiscal_year == fiscal_year, Completion.status == COMPLETED, *scope)
+        .join(roster, roster.c.staff_id == Completion.staff_member_id)
+        .where(Completion.fiscal_year == fiscal_year, Completion.status == COMPLETED)
         .cte("completion_facts")
+    )
+    af = (
+        select(Attendance.staff_member_id.label("staff_id"), TrainingSession.course_id.label("course_id"))
+        .distinct()
+        .select_from(Attendance)
+        .join(TrainingSession, TrainingSession.id == Attendance.session_id)
+        .join(roster, roster.c.staff_id == Attendance.staff_member_id)
+        .where(Attendance.attended.is_(True), _session_in_year(fiscal_year))
+        .subquery("attendance_facts")
     )
     zero = literal(0)
     parts = [
@@ -195,29 +207,19 @@ def dashboard_statement(municipality_id: int | None, fiscal_year: int, course_id
         .group_by(ef.c.course_id),
         select(literal("method"), cast(cf.c.course_id, String) + literal(":") + cf.c.method, func.count(), zero)
         .group_by(cf.c.course_id, cf.c.method),
+        select(literal("attended"), cast(af.c.course_id, String), func.count(), zero).group_by(af.c.course_id),
     ]
     e_filter = [ef.c.course_id == course_id] if course_id is not None else []
     c_filter = [cf.c.course_id == course_id] if course_id is not None else []
+    enrolled = exists().where(ef.c.staff_id == roster.c.staff_id, *e_filter)
+    completed = exists().where(cf.c.staff_id == roster.c.staff_id, *c_filter)
     for name in GROUPS:
-        parts.append(select(literal("e:" + name), ef.c[name], func.count(distinct(ef.c.staff_id)), zero)
-                     .where(*e_filter).group_by(ef.c[name]))
-        parts.append(select(literal("c:" + name), cf.c[name], func.count(distinct(cf.c.staff_id)), zero)
-                     .where(*c_filter).group_by(cf.c[name]))
-        col = getattr(StaffMember, name)
+        col = roster.c[name]
+        parts.append(select(literal("e:" + name), col, func.count(), zero).where(enrolled).group_by(col))
+        parts.append(select(literal("c:" + name), col, func.count(), zero).where(completed).group_by(col))
         parts.append(select(literal("s:" + name), col, func.count(), zero)
-                     .where(StaffMember.status == ACTIVE, *scope).group_by(col))
+                     .where(roster.c.status == ACTIVE).group_by(col))
     parts.append(select(literal("month"), cf.c.month, func.count(), zero).where(*c_filter).group_by(cf.c.month))
-    attended = (
-        select(literal("attended"), cast(TrainingSession.course_id, String),
-               func.count(distinct(Attendance.staff_member_id)), zero)
-        .select_from(Attendance)
-        .join(TrainingSession, TrainingSession.id == Attendance.session_id)
-        .where(Attendance.attended.is_(True), _session_in_year(fiscal_year))
-        .group_by(TrainingSession.course_id)
-    )
-    if municipality_id is not None:
-        attended = attended.join(StaffMember, StaffMember.id == Attendance.staff_member_id).where(*scope)
-    parts.append(attended)
     return union_all(*parts)
 
 
@@ -325,7 +327,8 @@ COMPARISON_MAX_COURSES = 20
 
 
 def default_comparison_courses(fiscal_year: int) -> list[int]:
-    """Courses mandatory in the year first, then those with most completions."""
+    """Courses mandatory in the year first, then those with the most confirmed seats in the
+    year (from the sessions' seat counters: cheap, and the same ranking as enrollments)."""
     mandatory = list(
         db.session.scalars(
             select(MandatoryAssignment.course_id)
@@ -338,11 +341,11 @@ def default_comparison_courses(fiscal_year: int) -> list[int]:
     if len(mandatory) >= COMPARISON_DEFAULT_COURSES:
         return mandatory
     busiest = db.session.scalars(
-        select(Completion.course_id)
-        .where(Completion.fiscal_year == fiscal_year, Completion.status == COMPLETED)
-        .group_by(Completion.course_id)
-        .order_by(func.count().desc(), Completion.course_id)
-        .limit(COMPARISON_DEFAULT_COURSES)
+        select(TrainingSession.course_id)
+        .where(_session_in_year(fiscal_year))
+        .group_by(TrainingSession.course_id)
+        .order_by(func.sum(TrainingSession.confirmed_count).desc(), TrainingSession.course_id)
+        .limit(COMPARISON_DEFAULT_COURSES * 2)
     )
     for course_id in busiest:
         if course_id not in mandatory and len(mandatory) < COMPARISON_DEFAULT_COURSES:
@@ -351,36 +354,38 @@ def default_comparison_courses(fiscal_year: int) -> list[int]:
 
 
 def comparison_query(fiscal_year: int, course_ids: list[int]):
-    """municipality_id, course_id, completed, not_yet: the bare aggregate of the comparison."""
-    completed_flag = _completed_exists(fiscal_year, Enrollment.staff_member_id, TrainingSession.course_id)
-    enrolled = (
-        select(
-            StaffMember.municipality_id.label("municipality_id"),
-            TrainingSession.course_id.label("course_id"),
-            func.count(distinct(case((~completed_flag, Enrollment.staff_member_id)))).label("not_yet"),
-            literal(0).label("completed"),
-        )
+    """municipality_id, course_id, not_yet, completed: the bare aggregate of the comparison
+    (current roster municipality; hash joins and aggregates, no count(DISTINCT …))."""
+    ef = (
+        select(Enrollment.staff_member_id.label("staff_id"), TrainingSession.course_id.label("course_id"))
+        .distinct()
         .select_from(Enrollment)
         .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
-        .join(StaffMember, StaffMember.id == Enrollment.staff_member_id)
         .where(Enrollment.status == CONFIRMED, _session_in_year(fiscal_year),
                TrainingSession.course_id.in_(course_ids))
-        .group_by(StaffMember.municipality_id, TrainingSession.course_id)
+        .cte("enrollment_facts")
     )
-    completed = (
-        select(
-            StaffMember.municipality_id.label("municipality_id"),
-            Completion.course_id.label("course_id"),
-            literal(0).label("not_yet"),
-            func.count().label("completed"),
-        )
-        .select_from(Completion)
-        .join(StaffMember, StaffMember.id == Completion.staff_member_id)
+    cf = (
+        select(Completion.staff_member_id.label("staff_id"), Completion.course_id.label("course_id"))
         .where(Completion.fiscal_year == fiscal_year, Completion.status == COMPLETED,
                Completion.course_id.in_(course_ids))
-        .group_by(StaffMember.municipality_id, Completion.course_id)
+        .cte("completion_facts")
     )
-    return enrolled.union_all(completed)
+    not_yet = (
+        select(StaffMember.municipality_id.label("municipality_id"), ef.c.course_id.label("course_id"),
+               func.count().label("not_yet"), literal(0).label("completed"))
+        .select_from(ef.outerjoin(cf, and_(cf.c.staff_id == ef.c.staff_id, cf.c.course_id == ef.c.course_id)))
+        .join(StaffMember, StaffMember.id == ef.c.staff_id)
+        .where(cf.c.staff_id.is_(None))
+        .group_by(StaffMember.municipality_id, ef.c.course_id)
+    )
+    completed = (
+        select(StaffMember.municipality_id, cf.c.course_id, literal(0), func.count())
+        .select_from(cf)
+        .join(StaffMember, StaffMember.id == cf.c.staff_id)
+        .group_by(StaffMember.municipality_id, cf.c.course_id)
+    )
+    return union_all(not_yet, completed)
 
 
 def comparison(fiscal_year: int, course_ids: list[int]) -> list[ComparisonRow]:
