@@ -119,10 +119,11 @@ def demo_data(db):
 
 
 def _demo_user(code: str, key: str):
+    from sqlalchemy import select
+
     from lms.auth.models import User
     from lms.demo import demo_uuid
     from lms.extensions import db
-    from sqlalchemy import select
 
     return db.session.scalar(select(User).where(User.object_id == demo_uuid("user", code, key)))
 
