@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
@@ -64,3 +65,29 @@ def test_learner_downloads_certificate_pdf(live_server, page, known_data, tmp_pa
     info.value.save_as(path)
     text = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True).stdout
     assert "佐藤 花子" in text and "Teams 会議の基本" in text
+
+
+AXE = Path(__file__).resolve().parents[1] / "node" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+@pytest.mark.browser_context_args(bypass_csp=True)
+def test_completion_pages_pass_axe(live_server, page, known_data, db):
+    require(AXE.exists(), "axe-core (npm install in tests/node)")
+    from sqlalchemy import select
+
+    from lms.completion.models import Completion
+
+    d = known_data
+    admin = factories.make_user("municipal_admin", "131016", name="研修 担当", is_demo=True)
+    serial = db.session.scalar(select(Completion.certificate_serial).where(
+        Completion.staff_member_id == d["staff"][0].id))
+    _sign_in(page, live_server.url, admin)
+    for path in ("/completion/dashboard", f"/completion/assignments/{d['mandatory'][0].id}/missing",
+                 "/completion/records", "/completion/assignments/new", f"/certificates/verify/{serial}"):
+        page.goto(live_server.url + path)
+        page.add_script_tag(path=str(AXE))
+        result = page.evaluate(
+            "o => axe.run(document, o)",
+            {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}},
+        )
+        assert result["violations"] == [], (path, [(v["id"], v["nodes"][0]["html"]) for v in result["violations"]])
