@@ -265,7 +265,10 @@ class CataloguePagination(Pagination):
     def _query_items(self) -> list[CatalogueRow]:
         args = self._query_args
         page_stmt, _count = _statements(args["shape"])
-        rows = db.session.execute(page_stmt, {**args["params"], "limit": self.per_page, "offset": self._query_offset}).all()
+        # A Core statement: run on the session's connection, skipping the ORM's per-statement work.
+        rows = db.session.connection().execute(
+            page_stmt, {**args["params"], "limit": self.per_page, "offset": self._query_offset}
+        ).all()
         self._total = int(rows[0].total) if rows else None
         return [
             CatalogueRow(
