@@ -273,7 +273,7 @@ def update_archive(actor, archive: Archive, data: ArchiveInput) -> Archive:
 def publish_archive(actor, archive: Archive) -> Archive:
     if not can_manage(actor, archive):
         raise NotAllowed(_("このアーカイブを管理する権限がありません。"))
-    if not ready_files(archive, VIDEO) and not ready_files(archive):
+    if not ready_files(archive):
         raise InvalidInput(_("公開するには、アップロードが完了したファイルが1つ以上必要です。"))
     if archive.status == PUBLISHED:
         return archive
@@ -631,6 +631,8 @@ def _store_cues(archive_file: ArchiveFile, cues) -> None:
     for old in older:
         old.status = REPLACED
         db.session.execute(TranscriptCue.__table__.delete().where(TranscriptCue.archive_file_id == old.id))
+    if not cues:
+        return
     db.session.execute(
         TranscriptCue.__table__.insert(),
         [
@@ -644,7 +646,7 @@ def _store_cues(archive_file: ArchiveFile, cues) -> None:
             }
             for cue in cues
         ],
-    ) if cues else None
+    )
 
 
 def terminate_upload(upload: UploadSession) -> None:
