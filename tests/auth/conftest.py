@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -76,14 +77,19 @@ class OidcProvider:
         Path(self.client_pem).write_text(
             (self.workdir / "client.key").read_text() + (self.workdir / "client.crt").read_text()
         )
+        # A fixed port for the browser test's own server (registered redirect URIs have ports).
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.browser_port = probe.getsockname()[1]
+        browser_base = f"http://127.0.0.1:{self.browser_port}"
         config = {
             "certificateClient": {"clientId": CERT_CLIENT_ID, "certificate": str(self.workdir / "client.crt")},
             "cert": self.ca,
             "key": str(self.workdir / "key.pem"),
             "clientId": CLIENT_ID,
             "clientSecret": CLIENT_SECRET,
-            "redirectUris": [REDIRECT_URI],
-            "postLogoutRedirectUris": [POST_LOGOUT_URI],
+            "redirectUris": [REDIRECT_URI, f"{browser_base}/auth/callback"],
+            "postLogoutRedirectUris": [POST_LOGOUT_URI, f"{browser_base}/"],
             "accountsFile": str(self.accounts_file),
             "instances": [
                 {"path": "/oidc"},
