@@ -27,7 +27,7 @@ from lms.courses.forms import (
     SessionForm,
     choices_of,
 )
-from lms.courses.models import PUBLISHED, Course, TrainingSession
+from lms.courses.models import PUBLISHED, Course, CourseEligibility, TrainingSession
 from lms.courses.views import session_views
 from lms.extensions import db
 from lms.municipalities.models import KINDS, Municipality
@@ -90,7 +90,8 @@ def manage():
     page = int(page) if page.isdigit() and int(page) > 0 else 1
     pagination = db.paginate(services.managed_courses_query(current_user, status), page=page, per_page=30,
                              error_out=False)
-    return render_template("courses/manage.html", pagination=pagination, status=status)
+    counts = services.session_counts([c.id for c in pagination.items])
+    return render_template("courses/manage.html", pagination=pagination, status=status, session_counts=counts)
 
 
 @bp.route("/manage/courses/new", methods=["GET", "POST"])
@@ -408,7 +409,10 @@ def _when(session: TrainingSession) -> str:
 def _eligible_names(course: Course) -> list[str]:
     if course.eligible_all:
         return []
-    return [
-        row.municipality.name for row in sorted(course.eligibility, key=lambda r: r.municipality.sort_order)
-    ]
+    return list(db.session.scalars(
+        select(Municipality.name)
+        .join(CourseEligibility, CourseEligibility.municipality_id == Municipality.id)
+        .where(CourseEligibility.course_id == course.id)
+        .order_by(Municipality.sort_order, Municipality.code)
+    ))
 

@@ -77,6 +77,18 @@ def managed_courses_query(user, status: str | None = None):
     return stmt
 
 
+def session_counts(course_ids: list[int]) -> dict[int, int]:
+    """Number of sessions (cancelled ones included) of each course, in one query."""
+    if not course_ids:
+        return {}
+    rows = db.session.execute(
+        select(TrainingSession.course_id, func.count())
+        .where(TrainingSession.course_id.in_(course_ids))
+        .group_by(TrainingSession.course_id)
+    ).all()
+    return {int(cid): int(n) for cid, n in rows}
+
+
 # ---------------------------------------------------------------- courses
 
 

@@ -325,3 +325,37 @@ def test_course_page_says_my_municipality_is_not_eligible(client, login_as, make
     assert "あなたの所属する自治体の職員を対象としていません" in page
     assert "新宿区" in page
     assert f'action="/sessions/{session.id}/enroll"' not in page
+
+
+def test_course_page_and_manage_list_cost_the_same_queries_whatever_their_size(client, login_as, make_course,
+                                                                                make_session):
+    from sqlalchemy import event
+
+    def count(url):
+        statements = []
+
+        def before(conn, cursor, statement, *args):
+            statements.append(statement)
+
+        event.listen(db.engine, "before_cursor_execute", before)
+        try:
+            assert client.get(url).status_code == 200
+        finally:
+            event.remove(db.engine, "before_cursor_execute", before)
+        return len(statements)
+
+    trainer = factories.make_user("trainer")
+    small = make_course(owner_id=trainer.id, eligible=["131016", "131041"])
+    big = make_course(owner_id=trainer.id, eligible=["131016", "131041", "131024", "131032", "131059"])
+    me = factories.make_user("learner")
+    for n in range(2):
+        enrollment.enroll(make_session(small, starts_in=timedelta(days=5 + n)).id, me.staff_member.id, me)
+    for n in range(8):
+        enrollment.enroll(make_session(big, starts_in=timedelta(days=20 + n)).id, me.staff_member.id, me)
+    login_as(user=me)
+    assert count(f"/courses/{small.id}") == count(f"/courses/{big.id}")
+    login_as(user=trainer)
+    few = count("/manage/courses")
+    for _ in range(5):
+        make_session(make_course(owner_id=trainer.id))
+    assert count("/manage/courses") == few
