@@ -44,8 +44,8 @@ def init_login(app: Flask, login_manager: LoginManager) -> None:
         public = is_public_endpoint(app, endpoint)
         # /auth/* is reachable without signing in, but a signed-in session there (the
         # platform admins' tenant pages) is still bound by the timeouts below.
-        if public and not (endpoint or "").startswith("auth."):
-            return None
+        if public and (not (endpoint or "").startswith("auth.") or endpoint == "auth.logout"):
+            return None  # (sign-out ends the session itself, the provider's included)
         if not current_user.is_authenticated:
             return None if public else login_manager.unauthorized()
         now = int(time.time())

@@ -291,6 +291,17 @@ def test_logout_clears_session_and_ends_provider_session(client, db, oidc_provid
     assert back.startswith("http://localhost/")
 
 
+def test_logout_after_idle_timeout_still_ends_provider_session(app, client, db, oidc_provider, entra_account):
+    tid = factories.tenant_for("131016")
+    db.session.commit()
+    assert sign_in(client, oidc_provider, entra_account(tid)).status_code == 302
+    with client.session_transaction() as sess:
+        sess["last_seen"] = int(time.time()) - app.config["LMS_SESSION_IDLE_MINUTES"] * 60 - 5
+    response = client.post("/auth/logout")
+    assert response.headers["Location"].startswith(f"{oidc_provider.issuer}/session/end?")
+    assert _signed_in_user_id(client) is None
+
+
 def test_logout_form_action_allowed_by_csp(client, oidc_provider):
     csp = client.get("/").headers["Content-Security-Policy"]
     assert f"form-action 'self' {oidc_provider.base}" in csp
