@@ -94,3 +94,21 @@ def graph_import_recordings(session_id: int | None):
     _require_graph()
     ids = [session_id] if session_id else [s.id for s in sessions_due_for_recordings()]
     _echo(_run(ids, ops.IMPORT_RECORDING))
+
+
+@lms_cli.command("graph-subscribe-recordings")
+@click.argument("organizer")
+def graph_subscribe_recordings(organizer: str):
+    """Subscribe to change notifications for new recordings and transcripts of ORGANIZER's meetings."""
+    from lms.teams.graph import GraphError, client_from_app
+    from lms.teams.subscriptions import subscribe_with
+
+    _require_graph()
+    client = client_from_app()
+    try:
+        for kind in ("getAllRecordings", "getAllTranscripts"):
+            sub = subscribe_with(client, organizer, kind)
+            click.echo(json.dumps({"subscription": sub.subscription_id, "resource": sub.resource,
+                                   "expires_at": sub.expires_at.isoformat()}))
+    except GraphError as exc:
+        raise click.ClickException(str(exc)) from exc

@@ -132,3 +132,12 @@ def test_subscriptions_are_renewed_before_they_expire(graph_app, graph_server, l
     db.session.refresh(sub)
     assert as_utc(sub.expires_at) > utcnow() + timedelta(days=1)
     assert graph_server.calls("PATCH", "/subscriptions/")[0].body.keys() == {"expirationDateTime"}
+
+
+def test_cli_subscribes_to_recordings_and_transcripts(graph_app, graph_server, live_server, runner, db):
+    graph_app.config["GRAPH_NOTIFICATION_URL"] = live_server.url + "/teams/graph/notifications"
+    result = runner.invoke(args=["lms", "graph-subscribe-recordings", ORGANIZER])
+    assert result.exit_code == 0, result.output
+    resources = sorted(s.resource for s in db.session.scalars(select(GraphSubscription)))
+    assert resources == [f"users/{ORGANIZER}/onlineMeetings/getAllRecordings",
+                         f"users/{ORGANIZER}/onlineMeetings/getAllTranscripts"]
