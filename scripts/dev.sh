@@ -11,8 +11,10 @@ flask --app wsgi db upgrade
 echo "==> loading demo data"
 flask --app wsgi lms demo
 if [ -f lms/jobs.py ]; then
-  echo "==> starting the background worker"
-  huey_consumer lms.jobs.huey -w 2 -k thread -q > instance/worker.log 2>&1 &
+  # Mail outbox, reminders and every area's background tasks (huey on instance/huey.db).
+  # Same as `huey_consumer lms.jobs.huey -w 2 -k thread`.
+  echo "==> starting the background worker (log: instance/worker.log)"
+  flask --app wsgi lms worker --workers 2 > instance/worker.log 2>&1 &
   WORKER=$!
   trap 'kill -INT $WORKER 2>/dev/null || true' EXIT
 fi

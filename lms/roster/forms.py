@@ -1,7 +1,7 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import BooleanField, DateField, HiddenField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, DateField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, Optional, Regexp
 
 
@@ -54,7 +54,3 @@ class MunicipalityChoiceForm(FlaskForm):
         csrf = False
 
     m = SelectField(_l("区市町村"), coerce=int)
-
-
-class EmptyForm(FlaskForm):
-    next = HiddenField()
