@@ -14,7 +14,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    send_file,
     url_for,
 )
 from flask_babel import gettext as _
@@ -22,7 +21,15 @@ from flask_login import current_user, login_required
 from flask_wtf.csrf import ValidationError, validate_csrf
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
-from werkzeug.http import http_date, parse_date, parse_etags
+from werkzeug.http import (
+    http_date,
+    is_resource_modified,
+    parse_date,
+    parse_etags,
+    parse_range_header,
+    quote_etag,
+    unquote_etag,
+)
 from wtforms.fields.choices import SelectChoice
 
 from lms.archives import services
@@ -182,24 +189,83 @@ def _serve(archive_file: ArchiveFile, download: bool):
     path = storage.local_path(archive_file.storage_key)
     if path is None or not path.is_file():
         abort(404)
+    return _local_file_response(archive_file, path, download)
+
+
+def _local_file_response(archive_file: ArchiveFile, path, download: bool) -> Response:
+    """RFC 9110 byte ranges and conditional requests for the embedded default (no nginx):
+    206 + Content-Range, 416 beyond the end, If-Range, 304 (If-None-Match / If-Modified-Since),
+    412 (If-Match / If-Unmodified-Since). Bytes are streamed from disk in 1 MiB pieces."""
+    size = path.stat().st_size
     etag = archive_file.sha256[:32] or str(archive_file.id)
-    last_modified = as_utc(archive_file.completed_at or archive_file.created_at)
+    last_modified = as_utc(archive_file.completed_at or archive_file.created_at).replace(microsecond=0)
+    headers = {
+        "Accept-Ranges": "bytes",
+        "ETag": quote_etag(etag),
+        "Last-Modified": http_date(last_modified),
+        "Content-Disposition": _content_disposition(archive_file, download),
+        "Cache-Control": "private, no-cache",
+    }
     failed = _precondition_failed(etag, last_modified)
     if failed is not None:
         return failed
-    response = send_file(
-        path,
-        mimetype=archive_file.content_type,
-        as_attachment=download,
-        download_name=archive_file.filename,
-        conditional=True,
-        etag=etag,
-        last_modified=last_modified,
-        max_age=None,
-    )
-    response.headers["Content-Disposition"] = _content_disposition(archive_file, download)
-    response.headers["Cache-Control"] = "private, no-cache"
+    if not is_resource_modified(request.environ, etag, last_modified=last_modified, ignore_if_range=True):
+        return Response(status=304, headers=headers)
+    start, stop, status = 0, size, 200
+    resolve = _requested_range(etag, last_modified)
+    if resolve is not None:
+        start, stop = resolve(size)
+        if start >= size:
+            return Response(status=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+    body = [] if request.method == "HEAD" else _read_range(path, start, stop)
+    response = Response(body, status=status, headers=headers, mimetype=archive_file.content_type,
+                        direct_passthrough=True)
+    response.content_length = stop - start
     return response
+
+
+def _requested_range(etag: str, last_modified):
+    """For a single byte range, a function of the file size giving (start, stop); None for the
+    whole file. Several ranges are answered with the whole file (allowed by RFC 9110); a stale If-Range too."""
+    header = request.headers.get("Range")
+    if not header:
+        return None
+    if_range = request.headers.get("If-Range")
+    if if_range:
+        if if_range.startswith(('"', 'W/"')):
+            tag, weak = unquote_etag(if_range)
+            if weak or tag != etag:
+                return None
+        else:
+            date = parse_date(if_range)
+            if date is None or date != last_modified:
+                return None
+    parsed = parse_range_header(header)
+    if parsed is None or parsed.units != "bytes" or len(parsed.ranges) != 1:
+        return None
+    first, end = parsed.ranges[0]
+
+    def resolve(size: int):
+        if first < 0:  # suffix: the last N bytes
+            return max(size + first, 0), size
+        return first, min(end if end is not None else size, size)
+
+    return resolve
+
+
+def _read_range(path, start: int, stop: int):
+    """A generator: the file is closed when the response ends or the client goes away."""
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        remaining = stop - start
+        while remaining > 0:
+            data = fh.read(min(READ_SIZE, remaining))
+            if not data:
+                return
+            remaining -= len(data)
+            yield data
 
 
 def _precondition_failed(etag: str, last_modified):

@@ -231,3 +231,26 @@ class TestAzure:
         login_as("learner", "131016")
         response = client.get(url(archive, captions))
         assert response.status_code == 200 and response.data.startswith(b"WEBVTT")
+
+
+def test_open_ended_and_oversized_ranges_are_clamped_multiple_ranges_get_the_whole_file(viewer, published):
+    archive, video = published
+    data = video_bytes("webm")
+    tail = viewer.get(url(archive, video), headers={"Range": "bytes=100-"})
+    assert tail.status_code == 206 and tail.data == data[100:]
+    oversized = viewer.get(url(archive, video), headers={"Range": f"bytes=10-{len(data) * 5}"})
+    assert oversized.status_code == 206
+    assert oversized.headers["Content-Range"] == f"bytes 10-{len(data) - 1}/{len(data)}"
+    several = viewer.get(url(archive, video), headers={"Range": "bytes=0-1,5-6"})
+    assert several.status_code == 200 and several.data == data
+    malformed = viewer.get(url(archive, video), headers={"Range": "bytes=abc"})
+    assert malformed.status_code == 200
+
+
+def test_if_range_with_a_date(viewer, published):
+    archive, video = published
+    last_modified = viewer.get(url(archive, video)).headers["Last-Modified"]
+    current = viewer.get(url(archive, video), headers={"Range": "bytes=0-9", "If-Range": last_modified})
+    assert current.status_code == 206
+    old = viewer.get(url(archive, video), headers={"Range": "bytes=0-9", "If-Range": "Thu, 01 Jan 2015 00:00:00 GMT"})
+    assert old.status_code == 200
