@@ -243,9 +243,10 @@ def comparison():
     titles = dict(courses)
     course_ids = [c for c in course_ids if c in titles]
     rows = reports.comparison(fy, course_ids)
+    choices = db.session.execute(select(Course.id, Course.title).order_by(Course.title, Course.id)).all()
     return render_template(
         "completion/comparison.html", fy=fy, fy_choices=fiscal_year_choices(), rows=rows,
-        course_ids=course_ids, titles=titles,
+        course_ids=course_ids, titles=titles, choices=choices, max_courses=reports.COMPARISON_MAX_COURSES,
         export_args={"fy": fy, "course": course_ids},
     )
 
