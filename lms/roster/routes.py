@@ -152,7 +152,7 @@ def transfer(member_id: int):
     member = _member_or_403(member_id)
     form = forms.TransferForm()
     if not form.validate_on_submit():
-        flash(" ".join(e for errors in form.errors.values() for e in errors), "error")
+        flash(" ".join(str(e) for errors in form.errors.values() for e in errors), "error")
         return redirect(url_for("roster.detail", member_id=member.id))
     try:
         services.transfer_staff(member.id, form.department.data or "", form.job_title.data or "", form.effective_on.data, current_user)
@@ -170,7 +170,7 @@ def leave(member_id: int):
     member = _member_or_403(member_id)
     form = forms.DepartureForm()
     if not form.validate_on_submit():
-        flash(" ".join(e for errors in form.errors.values() for e in errors), "error")
+        flash(" ".join(str(e) for errors in form.errors.values() for e in errors), "error")
         return redirect(url_for("roster.detail", member_id=member.id))
     try:
         services.record_departure(member.id, form.left_on.data, current_user)
