@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
 
 from lms.extensions import db
 
@@ -54,10 +55,25 @@ def begin_write() -> None:
     if not is_sqlite():
         return
     if db.session().in_transaction():
-        if db.session.new or db.session.dirty or db.session.deleted:
+        # Ending the transaction would silently drop rows already flushed in it.
+        if db.session.new or db.session.dirty or db.session.deleted or db.session.info.get(_FLUSHED):
             raise RuntimeError("begin_write() must come before any change in the transaction")
         db.session.rollback()
     db.session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+
+
+_FLUSHED = "lms_flushed_in_transaction"
+
+
+@event.listens_for(Session, "after_flush")
+def _remember_flush(session, _flush_context):
+    session.info[_FLUSHED] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_flush(session, transaction):
+    if transaction.parent is None:
+        session.info.pop(_FLUSHED, None)
 
 
 _RETRYABLE_PG = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock not available
