@@ -9,7 +9,7 @@ over the published courses — correct, merely not indexed. On SQLite the LIKE s
 fast enough for thousands of courses.
 
 A page costs one statement whatever its size: the page of courses with the number of
-matches (a window count), and, for those rows only, their session figures and eligibility.
+matches, and, for those rows only, their session figures and eligibility.
 """
 
 from __future__ import annotations
@@ -220,19 +220,22 @@ def _course_conditions(shape: _Shape) -> list:
 def _statements(shape: _Shape):
     """(page statement, count statement) for a shape of search.
 
-    The page statement is one round trip for a whole page: the page of courses (with the
-    number of matches as a window count), then, for those rows only, their session figures
-    and whether they are open to the user's municipality."""
+    The page statement is one round trip for a whole page: the page of courses and the
+    number of matches, then, for those rows only, their session figures and whether they
+    are open to the user's municipality."""
     where = _course_conditions(shape)
     page = (
         select(Course.id, Course.title, Course.summary, Course.category_id, Course.requires_approval,
-               Course.eligible_all, Course.published_at, func.count().over().label("total"))
+               Course.eligible_all, Course.published_at)
         .where(*where)
         .order_by(Course.published_at.desc(), Course.id.desc())
         .limit(bindparam("limit", type_=Integer))
         .offset(bindparam("offset", type_=Integer))
         .subquery("page")
     )
+    # Uncorrelated: evaluated once per statement. (A window count would make the database
+    # keep every match in memory; this way the page scan stops after its rows.)
+    total = select(func.count()).select_from(Course).where(*where).scalar_subquery()
     sessions = [TrainingSession.course_id == page.c.id, *_session_conditions(shape)]
     next_start = select(func.min(TrainingSession.starts_at)).where(*sessions).scalar_subquery()
     count = select(func.count()).select_from(TrainingSession).where(*sessions).scalar_subquery()
@@ -246,7 +249,8 @@ def _statements(shape: _Shape):
     else:
         listed = literal(0)
     page_stmt = select(
-        page, next_start.label("next_start"), count.label("sessions"), free.label("free_seats"), listed.label("listed")
+        page, total.label("total"), next_start.label("next_start"), count.label("sessions"), free.label("free_seats"),
+        listed.label("listed"),
     ).order_by(page.c.published_at.desc(), page.c.id.desc())
     count_stmt = select(func.count()).select_from(Course).where(*where)
     return page_stmt, count_stmt

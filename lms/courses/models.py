@@ -107,6 +107,8 @@ class Course(db.Model):
 
 class CourseEligibility(db.Model):
     __tablename__ = "course_eligibility"
+    # "Open to my municipality" looks rows up by municipality.
+    __table_args__ = (Index("ix_course_eligibility_municipality", "municipality_id", "course_id"),)
 
     course_id: Mapped[int] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"), primary_key=True)
     municipality_id: Mapped[int] = mapped_column(ForeignKey("municipality.id"), primary_key=True)
