@@ -89,14 +89,16 @@ def _reporting_indexes() -> None:
     from lms.roster.models import StaffMember
 
     Index("ix_enrollment_staff_reporting", Enrollment.staff_member_id, Enrollment.status, Enrollment.session_id)
+    Index("ix_enrollment_municipality_reporting", Enrollment.municipality_id, Enrollment.status,
+          Enrollment.session_id, Enrollment.staff_member_id)
     Index("ix_attendance_staff_reporting", Attendance.staff_member_id, Attendance.attended, Attendance.session_id)
     Index(
         "ix_staff_member_reporting", StaffMember.municipality_id, StaffMember.status,
         postgresql_include=["department", "job_title", "hired_on", "user_id"],
     )
     Index(
-        "ix_completion_staff_reporting", Completion.staff_member_id, Completion.fiscal_year, Completion.status,
-        postgresql_include=["course_id", "method", "completed_at"],
+        "ix_completion_municipality_reporting", Completion.municipality_id, Completion.fiscal_year,
+        Completion.status, postgresql_include=["staff_member_id", "course_id", "method", "completed_at"],
     )
 
 

@@ -154,6 +154,9 @@ def dashboard_statement(municipality_id: int | None, fiscal_year: int, course_id
     e:/c:/s: + department|job_title (enrolled staff, staff with a completion — of ``course_id``
     if given —, active staff), month (YYYY-MM in Tokyo: completions), attended (course id).
 
+    Enrollments and completions count for the municipality recorded on them; attendance and
+    the 所属/職名 breakdowns follow the current roster.
+
     Written so that PostgreSQL can use hash aggregates and hash joins throughout (no
     count(DISTINCT …), which sorts): facts are made distinct first, groups are counted
     from the roster with semi-joins."""
@@ -166,14 +169,15 @@ def dashboard_statement(municipality_id: int | None, fiscal_year: int, course_id
         .where(*scope)
         .cte("roster_facts")
     )
+    # Enrollments and completions belong to the municipality recorded on them (where the
+    # staff member was when they enrolled / completed), found by a range scan of the
+    # reporting indexes; the 所属/職名 breakdowns count the current roster.
     ef = (
         select(Enrollment.staff_member_id.label("staff_id"), TrainingSession.course_id.label("course_id"))
         .distinct()
         .select_from(Enrollment)
         .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
-        .join(roster, roster.c.staff_id == Enrollment.staff_member_id)
         .where(Enrollment.status == CONFIRMED, _session_in_year(fiscal_year))
-        .cte("enrollment_facts")
     )
     cf = (
         select(
@@ -183,10 +187,13 @@ def dashboard_statement(municipality_id: int | None, fiscal_year: int, course_id
             _month_of_completion().label("month"),
         )
         .select_from(Completion)
-        .join(roster, roster.c.staff_id == Completion.staff_member_id)
         .where(Completion.fiscal_year == fiscal_year, Completion.status == COMPLETED)
-        .cte("completion_facts")
     )
+    if municipality_id is not None:
+        ef = ef.where(Enrollment.municipality_id == municipality_id)
+        cf = cf.where(Completion.municipality_id == municipality_id)
+    ef = ef.cte("enrollment_facts")
+    cf = cf.cte("completion_facts")
     af = (
         select(Attendance.staff_member_id.label("staff_id"), TrainingSession.course_id.label("course_id"))
         .distinct()

@@ -76,3 +76,16 @@ def test_learner_history_shows_own_records_only(known_data, client, login_as):
     html = client.get("/completion/history").get_data(as_text=True)
     assert "Teams 会議の基本" in html and "修了証（PDF）" in html
     assert "HYPERLINK" not in html  # s3's course, not mine
+
+
+def test_transferred_staff_keep_their_records_where_they_were(known_data, db):
+    """Enrollments and completions count for the municipality recorded on them; the 所属
+    breakdown follows the current roster."""
+    d = known_data
+    s1 = d["staff"][0]
+    s1.municipality_id = d["chuo"]
+    db.session.commit()
+    rows = {r.course_id: r for r in reports.course_summary(d["chiyoda"], d["fy"])}
+    assert (rows[d["a"].id].enrolled, rows[d["a"].id].completed_live) == (3, 1)
+    deps = {g.name: (g.staff, g.completed) for g in reports.group_breakdown(d["chiyoda"], d["fy"], "department")}
+    assert deps["総務課"] == (1, 0)
