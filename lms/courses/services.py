@@ -394,6 +394,8 @@ def create_session(actor, course: Course, data: SessionInput) -> TrainingSession
     if course.status == CANCELLED:
         raise InvalidInput(_("中止した研修には回を追加できません。"))
     _validate_session(data, None)
+    if as_utc(data.starts_at) <= utcnow():
+        raise InvalidInput(_("開始日時は現在より後にしてください。"), field="starts_at")
     session = TrainingSession(course=course, status=SCHEDULED, revision=1, **_session_values(data))
     db.session.add(session)
     _apply_quotas(session, data.quotas)
@@ -424,6 +426,8 @@ def update_session(actor, session_id: int, data: SessionInput) -> dict:
         )
     ).all()
     _validate_session(data, session)
+    if not _same(session.starts_at, data.starts_at) and as_utc(data.starts_at) <= utcnow():
+        raise InvalidInput(_("開始日時は現在より後にしてください。"), field="starts_at")
     old_capacity = session.capacity
     old_quotas = {q.municipality_id: q.seats for q in session.quotas}
     changes = {}

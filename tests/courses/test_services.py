@@ -190,6 +190,8 @@ def test_create_session_stores_utc_quotas_audits_and_signals(db, trainer):
         ({"join_url": "javascript:alert(1)"}, "join_url", "https://"),
         ({"delivery": ONSITE, "location": ""}, "location", "会場を入力"),
         ({"capacity": 0}, "capacity", "定員は1以上"),
+        ({"starts_at": "past", "ends_at": "past_end", "enroll_closes_at": None, "enroll_opens_at": None,
+          "cancel_deadline": None}, "starts_at", "開始日時は現在より後"),
         ({"capacity": 5, "quotas": "over"}, "quotas", "割当人数の合計（6人）が定員（5人）を超えています"),
     ],
 )
@@ -203,6 +205,10 @@ def test_session_input_is_validated_with_japanese_messages(db, trainer, kw, fiel
             value = start
         elif value == "after":
             value = after
+        elif value == "past":
+            value = utcnow() - timedelta(hours=2)
+        elif value == "past_end":
+            value = utcnow() - timedelta(hours=1)
         elif value == "over":
             value = {factories.municipality("131016").id: 3, factories.municipality("131024").id: 3}
         values[key] = value
