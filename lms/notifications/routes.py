@@ -65,14 +65,15 @@ def session_calendar(session_id: int):
 @bp.get("/admin/mail")
 @role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
 def outbox():
-    from lms.notifications.services import outbox_query
+    from lms.notifications.services import delivery_backlog, outbox_query
 
     scope = municipality_scope(current_user)
     status = request.args.get("status", "")
     q = request.args.get("q", "").strip()[:100]
     page = db.paginate(outbox_query(scope, status=status, q=q), per_page=50, error_out=False)
     return render_template(
-        "notifications/outbox.html", page=page, status=status, q=q, status_labels=STATUS_LABELS
+        "notifications/outbox.html", page=page, status=status, q=q, status_labels=STATUS_LABELS,
+        backlog=delivery_backlog(scope),
     )
 
 

@@ -436,3 +436,17 @@ def outbox_query(municipality_id: int | None, *, status: str = "", q: str = ""):
         like = f"%{q}%"
         stmt = stmt.where(or_(OutboxMail.to_address.ilike(like), OutboxMail.subject.ilike(like), OutboxMail.to_name.ilike(like)))
     return stmt.order_by(OutboxMail.id.desc())
+
+
+def delivery_backlog(municipality_id: int | None, *, older_than_minutes: int = 10) -> int:
+    """Mails due for more than ``older_than_minutes`` and still not sent: a sign that no
+    worker is running (or that the mail server refuses everything)."""
+    from sqlalchemy import func
+
+    cutoff = utcnow() - timedelta(minutes=older_than_minutes)
+    stmt = select(func.count()).select_from(OutboxMail).where(
+        OutboxMail.status.in_((QUEUED, SENDING)), OutboxMail.next_attempt_at <= cutoff
+    )
+    if municipality_id is not None:
+        stmt = stmt.where(OutboxMail.municipality_id == municipality_id)
+    return int(db.session.scalar(stmt) or 0)

@@ -115,3 +115,15 @@ def test_the_periodic_reminder_task_queues_tomorrows_reminders_once(app, db, mak
     queue_reminders_periodically()
     db.session.rollback()
     assert _count(db, kind="reminder") == 1
+
+
+def test_outbox_page_warns_when_mail_is_not_leaving(app, db, client, login_as, make_enrollment):
+    from lms.common.timeutil import utcnow
+
+    mail = queue_enrollment_notice(make_enrollment(), "confirmed")
+    db.session.commit()
+    login_as("platform_admin")
+    assert "動いているか" not in client.get("/admin/mail").get_data(as_text=True)
+    mail.next_attempt_at = utcnow() - timedelta(minutes=30)
+    db.session.commit()
+    assert "送信されていないメールが 1 通あります" in client.get("/admin/mail").get_data(as_text=True)
