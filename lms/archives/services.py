@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import hashlib
 import math
 import re
@@ -471,8 +472,16 @@ def receive_chunk(snapshot: UploadSnapshot, offset: int, chunks: Iterable[bytes]
         result.rejected = exc
     except StorageError:
         raise Conflict(_("アップロード位置が一致しません。再開してください。")) from None
-    except (OSError, ValueError, BadRequest):
-        # The client went away mid-body: what arrived is kept for the resume.
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            # The disk is full: a resume cannot help; the part is dropped (space freed).
+            result.rejected = UploadRejected(_(
+                "保存領域の空き容量が不足しているため、アップロードを保存できませんでした。"
+                "システム管理者に連絡してください。"), status=507)
+        else:
+            # The client went away mid-body: what arrived is kept for the resume.
+            result.disconnected = True
+    except (ValueError, BadRequest):
         result.disconnected = True
     if result.rejected is None and not result.disconnected:
         return result
