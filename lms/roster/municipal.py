@@ -17,7 +17,7 @@ from lms.courses.models import PUBLISHED, SCHEDULED, Course, CourseEligibility, 
 from lms.enrollment.models import ACTIVE_STATUSES, CSV, PENDING, Enrollment
 from lms.extensions import db
 from lms.roster.models import ACTIVE, StaffMember
-from lms.roster.services import normalise_text, read_csv
+from lms.roster.services import normalise_text, read_csv, staff_search_condition
 
 SESSION_COLUMNS = ("研修回ID", "研修回 ID", "session_id", "session id", "Session ID")
 MAX_NOMINATION_ROWS = 1_000  # each row is its own enrollment transaction
@@ -76,15 +76,12 @@ def municipality_enrollments(session_id: int, municipality_id: int) -> list[Enro
 
 
 def search_staff(municipality_id: int, q: str, limit: int = 20) -> list[StaffMember]:
-    q = normalise_text(q)
-    if not q:
+    if not normalise_text(q):
         return []
-    like = f"%{q}%"
     return list(db.session.scalars(
         select(StaffMember)
         .where(StaffMember.municipality_id == municipality_id, StaffMember.status == ACTIVE,
-               or_(StaffMember.full_name.ilike(like), StaffMember.full_name_kana.ilike(like),
-                   StaffMember.employee_number.ilike(like)))
+               staff_search_condition(q))
         .order_by(StaffMember.full_name_kana, StaffMember.employee_number)
         .limit(limit)
     ))

@@ -108,15 +108,7 @@ def staff_member_for(user, *, create: bool = True) -> StaffMember | None:
 def roster_query(municipality_id: int, *, q: str = "", department: str = "", job_title: str = "", status: str = ""):
     stmt = select(StaffMember).where(StaffMember.municipality_id == municipality_id)
     if q:
-        like = f"%{normalise_text(q)}%"
-        stmt = stmt.where(
-            or_(
-                StaffMember.full_name.ilike(like),
-                StaffMember.full_name_kana.ilike(like),
-                StaffMember.employee_number.ilike(like),
-                StaffMember.sign_in_name.ilike(like),
-            )
-        )
+        stmt = stmt.where(staff_search_condition(q))
     if department:
         stmt = stmt.where(StaffMember.department == department)
     if job_title:
@@ -147,6 +139,27 @@ def get_staff_member(member_id: int) -> StaffMember:
 
 
 # ---------------------------------------------------------------- maintenance
+
+
+_HIRAGANA_TO_KATAKANA = {code: code + 0x60 for code in range(0x3041, 0x3097)}
+
+
+def to_katakana(value: str) -> str:
+    """ひらがな → カタカナ, so that a kana search finds 氏名カナ whichever the user typed."""
+    return value.translate(_HIRAGANA_TO_KATAKANA)
+
+
+def staff_search_condition(q: str):
+    """Name, kana (hiragana or katakana), employee number or sign-in name contains ``q``."""
+    q = normalise_text(q)
+    like, kana_like = f"%{q}%", f"%{to_katakana(q)}%"
+    return or_(
+        StaffMember.full_name.ilike(like),
+        StaffMember.full_name_kana.ilike(kana_like),
+        func.replace(StaffMember.full_name_kana, " ", "").ilike(kana_like.replace(" ", "")),
+        StaffMember.employee_number.ilike(like),
+        StaffMember.sign_in_name.ilike(like),
+    )
 
 
 def normalise_text(value: str | None) -> str:

@@ -98,3 +98,12 @@ def test_graph_sync_without_configuration_says_so(app, client, login_as):
     login_as("municipal_admin", "131016")
     assert client.post("/roster/sync").status_code == 302
     assert "Microsoft Graph が設定されていない" in client.get("/roster").get_data(as_text=True)
+
+
+def test_search_finds_kana_typed_in_hiragana_or_without_spaces(app, db, client, login_as, make_staff):
+    make_staff("131016", full_name="山田 太郎", full_name_kana="ヤマダ タロウ")
+    make_staff("131016", full_name="鈴木 花子", full_name_kana="スズキ ハナコ")
+    login_as("municipal_admin", "131016")
+    for q in ("やまだ", "ヤマダタロウ", "山田", "ﾔﾏﾀﾞ"):
+        page = client.get("/roster", query_string={"q": q}).get_data(as_text=True)
+        assert "山田 太郎" in page and "鈴木 花子" not in page, q
