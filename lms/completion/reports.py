@@ -150,7 +150,7 @@ def tune_for_reports(scoped: bool) -> None:
 
 def dashboard_statement(municipality_id: int | None, fiscal_year: int, course_id: int | None = None):
     """Everything the dashboard counts, in one statement. Kinds:
-    course (key course id: enrolled, not yet), method ("course:method": completions),
+    course (key course id: enrolled), done (course id: enrolled and completed), method ("course:method": completions),
     e:/c:/s: + department|job_title (enrolled staff, staff with a completion — of ``course_id``
     if given —, active staff), month (YYYY-MM in Tokyo: completions), attended (course id).
 
@@ -204,26 +204,31 @@ def dashboard_statement(municipality_id: int | None, fiscal_year: int, course_id
         .subquery("attendance_facts")
     )
     zero = literal(0)
+    enrolled_and_done = exists().where(ef.c.staff_id == cf.c.staff_id, ef.c.course_id == cf.c.course_id)
     parts = [
-        select(
-            literal("course").label("kind"), cast(ef.c.course_id, String).label("key"),
-            func.count().label("n1"),
-            func.sum(case((cf.c.staff_id.is_(None), 1), else_=0)).label("n2"),
-        )
-        .select_from(ef.outerjoin(cf, and_(cf.c.staff_id == ef.c.staff_id, cf.c.course_id == ef.c.course_id)))
+        # enrolled per course; "done" = enrolled and completed (not yet = enrolled - done)
+        select(literal("course").label("kind"), cast(ef.c.course_id, String).label("key"),
+               func.count().label("n1"), zero.label("n2"))
         .group_by(ef.c.course_id),
+        select(literal("done"), cast(cf.c.course_id, String), func.count(), zero)
+        .where(enrolled_and_done).group_by(cf.c.course_id),
         select(literal("method"), cast(cf.c.course_id, String) + literal(":") + cf.c.method, func.count(), zero)
         .group_by(cf.c.course_id, cf.c.method),
         select(literal("attended"), cast(af.c.course_id, String), func.count(), zero).group_by(af.c.course_id),
     ]
     e_filter = [ef.c.course_id == course_id] if course_id is not None else []
     c_filter = [cf.c.course_id == course_id] if course_id is not None else []
-    enrolled = exists().where(ef.c.staff_id == roster.c.staff_id, *e_filter)
-    completed = exists().where(cf.c.staff_id == roster.c.staff_id, *c_filter)
+    # Each staff member once, computed once for both breakdowns.
+    enrolled_staff = select(ef.c.staff_id).where(*e_filter).distinct().cte("enrolled_staff")
+    completed_staff = select(cf.c.staff_id).where(*c_filter).distinct().cte("completed_staff")
     for name in GROUPS:
         col = roster.c[name]
-        parts.append(select(literal("e:" + name), col, func.count(), zero).where(enrolled).group_by(col))
-        parts.append(select(literal("c:" + name), col, func.count(), zero).where(completed).group_by(col))
+        for prefix, staff_set in (("e:", enrolled_staff), ("c:", completed_staff)):
+            parts.append(
+                select(literal(prefix + name), col, func.count(), zero)
+                .select_from(roster.join(staff_set, staff_set.c.staff_id == roster.c.staff_id))
+                .group_by(col)
+            )
         parts.append(select(literal("s:" + name), col, func.count(), zero)
                      .where(roster.c.status == ACTIVE).group_by(col))
     parts.append(select(literal("month"), cf.c.month, func.count(), zero).where(*c_filter).group_by(cf.c.month))
@@ -247,12 +252,14 @@ def dashboard(municipality_id: int | None, fiscal_year: int, course_id: int | No
     def course(cid: int) -> CourseRow:
         return courses.setdefault(cid, CourseRow(course_id=cid, title=""))
 
+    done: dict[int, int] = {}
     tune_for_reports(municipality_id is not None)
-    for kind, key, n1, n2 in db.session.execute(dashboard_statement(municipality_id, fiscal_year, course_id)):
+    for kind, key, n1, _n2 in db.session.execute(dashboard_statement(municipality_id, fiscal_year, course_id)):
         n1 = int(n1 or 0)
         if kind == "course":
-            r = course(int(key))
-            r.enrolled, r.not_yet = n1, int(n2 or 0)
+            course(int(key)).enrolled = n1
+        elif kind == "done":
+            done[int(key)] = n1
         elif kind == "method":
             cid, _, method = key.partition(":")
             attr = field_of.get(method)
@@ -267,6 +274,8 @@ def dashboard(municipality_id: int | None, fiscal_year: int, course_id: int | No
             prefix, _, name = kind.partition(":")
             row = groups[name].setdefault(key or "", GroupRow(name=key or ""))
             setattr(row, group_field[prefix], n1)
+    for cid, r in courses.items():
+        r.not_yet = r.enrolled - done.get(cid, 0)
     if courses:
         titles = dict(db.session.execute(select(Course.id, Course.title).where(Course.id.in_(list(courses)))).all())
         for cid, r in courses.items():
