@@ -73,6 +73,7 @@ def test_connection_dropped_in_the_middle_of_an_enrollment(app, db, client):
         event.remove(db.engine, "before_cursor_execute", _kill_midway)
         admin.dispose()
     assert fired, "the fault was injected"
+    print(f"fault at {fired[0]!r}: HTTP {response.status_code}")
     after = _counts(db, session.id)
     if response.status_code == 201:  # retried by the service on a fresh connection
         assert after["enrollments"] == 1 and after["counter"] == 1
