@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -186,6 +186,25 @@ def _lock_session_row(session_id: int) -> TrainingSession:
     return session
 
 
+def _lock_session_and_quota(session_id: int, municipality_id: int) -> tuple[TrainingSession, SessionQuota | None]:
+    """The session row locked, with the municipality's quota row (if any) in the same
+    statement. Quota counters only change under the session's lock, so reading the quota
+    after taking it is as good as locking it."""
+    stmt = (
+        select(TrainingSession, SessionQuota)
+        .outerjoin(SessionQuota, and_(SessionQuota.session_id == TrainingSession.id,
+                                      SessionQuota.municipality_id == municipality_id))
+        .where(TrainingSession.id == session_id)
+        .execution_options(populate_existing=True)
+    )
+    if not is_sqlite():
+        stmt = stmt.with_for_update(of=TrainingSession)
+    row = db.session.execute(stmt).first()
+    if row is None:
+        raise NotFound(_("研修回が見つかりません。"))
+    return row[0], row[1]
+
+
 def _lock_quota(session_id: int, municipality_id: int) -> SessionQuota | None:
     return db.session.scalar(
         _for_update(
@@ -281,6 +300,32 @@ def _overlapping_confirmed(session: TrainingSession, staff_member_id: int) -> En
     )
 
 
+def _refuse_clashes(session: TrainingSession, staff_member_id: int) -> None:
+    """AlreadyEnrolled / OverlapsConfirmed, with one query for both."""
+    rows = db.session.scalars(
+        select(Enrollment)
+        .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
+        .where(
+            Enrollment.staff_member_id == staff_member_id,
+            or_(
+                and_(Enrollment.session_id == session.id, Enrollment.status.in_(ACTIVE_STATUSES)),
+                and_(
+                    Enrollment.session_id != session.id,
+                    Enrollment.status == CONFIRMED,
+                    TrainingSession.status == SCHEDULED,
+                    TrainingSession.starts_at < session.ends_at,
+                    TrainingSession.ends_at > session.starts_at,
+                ),
+            ),
+        )
+    ).all()
+    for row in rows:
+        if row.session_id == session.id:
+            raise AlreadyEnrolled(_already_message(row), enrollment=row)
+    if rows:
+        raise _overlap_error(rows[0])
+
+
 def _overlap_error(other: Enrollment) -> OverlapsConfirmed:
     return OverlapsConfirmed(
         _(
@@ -325,10 +370,10 @@ def _changed(enrollment: Enrollment, old: str | None, actor) -> None:
     signals.enrollment_status_changed.send(enrollment, old_status=old, new_status=enrollment.status, actor=actor)
 
 
-def _notify(enrollment: Enrollment, kind: str, suffix: str = "") -> None:
+def _notify(enrollment: Enrollment, kind: str, suffix: str = "", position: int | None = None) -> None:
     from lms.notifications.services import queue_enrollment_notice
 
-    queue_enrollment_notice(enrollment, kind, dedupe_suffix=suffix)
+    queue_enrollment_notice(enrollment, kind, dedupe_suffix=suffix, position=position)
 
 
 _NOTICE_FOR = {CONFIRMED: "confirmed", WAITLISTED: "waitlisted", PENDING: "pending"}
@@ -356,11 +401,15 @@ def _require_admin_of(actor, member: StaffMember) -> None:
         raise NotAllowed(_("この職員の申込を操作する権限がありません。"))
 
 
+_UNKNOWN = object()
+
+
 def _place(session: TrainingSession, member: StaffMember, actor, source: str, now: datetime,
            *, arrival_seq: int | None = None, replaces: Enrollment | None = None,
-           status: str | None = None) -> Enrollment:
+           status: str | None = None, quota=_UNKNOWN) -> Enrollment:
     """Insert the enrollment in the status the rules give (or ``status`` for a swap)."""
-    quota = _lock_quota(session.id, member.municipality_id)
+    if quota is _UNKNOWN:
+        quota = _lock_quota(session.id, member.municipality_id)
     if status is None:
         if session.course.requires_approval and source == SELF:
             status = PENDING
@@ -413,22 +462,38 @@ def enroll(session_id: int, staff_member_id: int, actor, source: str = SELF) -> 
 
 def _enroll_tx(session_id: int, staff_member_id: int, actor, source: str) -> Enrollment:
     now = utcnow()
-    session = lock_session(session_id)
+    begin_write()
+    # The staff member's row first: their own requests (here, in promotions, approvals,
+    # swaps) queue on it, so the "one active enrollment" and "no overlap" checks hold.
+    # Everything that does not depend on the seat count is decided before the session's
+    # lock, so refusals never wait for it and it is held only for the seat decision.
     member = _lock_staff(staff_member_id)
     if source == SELF and actor is not None and member.user_id != actor.id:
         raise NotAllowed(_("本人以外の申込はできません。"))
+    session = db.session.scalar(
+        select(TrainingSession)
+        .where(TrainingSession.id == session_id)
+        .options(joinedload(TrainingSession.course, innerjoin=True))
+    )
+    if session is None:
+        raise NotFound(_("研修回が見つかりません。"))
     _check_open(session, now)
     _check_member(session, member)
-    existing = _active_enrollment(session.id, member.id)
-    if existing is not None:
-        raise AlreadyEnrolled(_already_message(existing), enrollment=existing)
-    _refuse_overlap(session, member.id)
-    enrollment = _place(session, member, actor, source, now)
-    _notify(enrollment, _NOTICE_FOR[enrollment.status])
+    _refuse_clashes(session, member.id)
+    # Fresh counters and status under the lock.
+    session, quota = _lock_session_and_quota(session_id, member.municipality_id)
+    _check_open(session, now)  # it may have been cancelled or closed meanwhile
+    enrollment = _place(session, member, actor, source, now, quota=quota)
+    position = None
+    if enrollment.status == WAITLISTED:
+        from lms.enrollment.queries import waitlist_position
+
+        position = waitlist_position(enrollment)
+    _notify(enrollment, _NOTICE_FOR[enrollment.status], position=position)
     _changed(enrollment, None, actor)
     if enrollment.status == CONFIRMED:
         signals.attendees_changed.send(session, actor=actor)
-    enrollment.outcome_message = status_message(enrollment)  # where they stand at commit
+    enrollment.outcome_message = status_message(enrollment, position)  # where they stand at commit
     return enrollment
 
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 
-from flask import current_app, has_app_context
-from flask_babel import force_locale
+from flask import current_app, has_app_context, has_request_context
+from flask_babel import force_locale, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from icalendar import Calendar, Event, Timezone, vCalAddress, vText
@@ -180,6 +180,9 @@ def compose_enrollment_notice(
         from lms.enrollment.queries import waitlist_position
 
         position = waitlist_position(enrollment)
+    if has_request_context() and str(get_locale()) == locale:
+        # Already in that language: force_locale would reload the catalogue from disk.
+        return _compose(enrollment, kind, position=position, changes=changes)
     with force_locale(locale):
         return _compose(enrollment, kind, position=position, changes=changes)
 

@@ -67,13 +67,14 @@ def _setting(name: str, default: int) -> int:
 
 
 def queue_enrollment_notice(
-    enrollment, kind: str, *, dedupe_suffix: str = "", changes: dict | None = None
+    enrollment, kind: str, *, dedupe_suffix: str = "", changes: dict | None = None, position: int | None = None
 ) -> OutboxMail | None:
     """Queue the ``kind`` notice for ``enrollment`` in the current transaction.
 
     Idempotent per (enrollment, kind, dedupe_suffix): a retried transaction or a second
     call returns the row already queued. ``changes`` ({field: (old, new)}) is described in
-    "changed" notices. Returns None when the staff member has no mail address.
+    "changed" notices; ``position`` is the waitlist position when the caller knows it.
+    Returns None when the staff member has no mail address.
     """
     from lms.notifications.compose import compose_enrollment_notice
 
@@ -90,7 +91,7 @@ def queue_enrollment_notice(
     if existing is not None:
         return existing
     with db.session.no_autoflush:
-        composed = compose_enrollment_notice(enrollment, kind, changes=changes)
+        composed = compose_enrollment_notice(enrollment, kind, changes=changes, position=position)
     mail = OutboxMail(
         dedupe_key=key,
         kind=kind,
