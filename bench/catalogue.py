@@ -24,7 +24,19 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Agent, Gunicorn, Req, bench_app, emit, fresh_database, measure_hello, run_load, sign_in_demo  # noqa: E402
+from bench.common import (  # noqa: E402
+    Agent,
+    Gunicorn,
+    Req,
+    bench_app,
+    cpu_seconds,
+    emit,
+    fresh_database,
+    measure_hello,
+    postgres_pids,
+    run_load,
+    sign_in_demo,
+)
 
 COURSES = 2000
 SESSIONS_PER_COURSE = 5
@@ -172,9 +184,17 @@ def main() -> None:
                 raise SystemExit(f"warm-up failed: {warm.error_samples}")
             measure_hello(server.base_url, 500, args.concurrency)
 
+            database = url.rsplit("/", 1)[1]
+
+            def cpu() -> tuple[float, float]:
+                return cpu_seconds(server.pids()), cpu_seconds(postgres_pids(database))
+
+            c0 = cpu()
             hello_before = measure_hello(server.base_url, args.hello, args.concurrency)
+            c1 = cpu()
             catalogue = run_load(server.base_url, [Req("GET", u, agent=agent) for u in plan], args.concurrency,
                                  keep_responses=True)
+            c2 = cpu()
             hello_after = measure_hello(server.base_url, args.hello, args.concurrency)
 
         # A 200 that is the sign-in page or lacks the results heading would be a lie.
@@ -191,6 +211,9 @@ def main() -> None:
         "errors": catalogue.errors + hello_before.errors + hello_after.errors + wrong,
         "hello_before_per_s": round(hello_before.per_s, 1),
         "hello_after_per_s": round(hello_after.per_s, 1),
+        # CPU per request (app workers, database backends): comparable when the machine is shared.
+        "catalogue_cpu_ms": [round((c2[0] - c1[0]) / catalogue.count * 1000, 2), round((c2[1] - c1[1]) / catalogue.count * 1000, 2)],
+        "hello_cpu_ms": [round((c1[0] - c0[0]) / hello_before.count * 1000, 2), round((c1[1] - c0[1]) / hello_before.count * 1000, 2)],
         "courses": data["courses"],
         "sessions": data["sessions"],
         "generate_s": round(generated_s, 1),

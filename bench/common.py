@@ -36,6 +36,12 @@ close the connection after every response anyway)
     ``measure_hello(base_url, n=4000, concurrency=64) -> LoadResult``  GET /hello ``n``
         times (a view that touches neither the database nor the session).
 
+CPU accounting (meaningful even when other work shares the machine)
+    ``Gunicorn.pids()``  the master and worker process ids.
+    ``postgres_pids(database_name)``  the PostgreSQL backends serving that database.
+    ``cpu_seconds(pids) -> float``  user + system CPU time used so far by those processes
+        (Linux /proc); take it before and after a run and divide by the request count.
+
 Numbers and output
     ``percentile(values, pct) -> float``  linear interpolation between closest ranks.
     ``emit(result: dict)``  prints one JSON object on one line (the bench's output).
@@ -165,6 +171,16 @@ class Gunicorn:
             time.sleep(0.2)
         self.__exit__(None, None, None)
         raise RuntimeError("gunicorn did not answer /healthz within 60 s")
+
+    def pids(self) -> list[int]:
+        if self.proc is None:
+            return []
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        try:
+            workers = [int(p) for p in children.read_text().split()]
+        except OSError:
+            workers = []
+        return [self.proc.pid, *workers]
 
     def __exit__(self, *exc) -> None:
         if self.proc and self.proc.poll() is None:
@@ -374,6 +390,37 @@ def run_load(base_url: str, requests: Sequence[Req] | Iterable[Req], concurrency
 
 def measure_hello(base_url: str, n: int = 4000, concurrency: int = 64) -> LoadResult:
     return run_load(base_url, [Req("GET", "/hello") for _ in range(n)], concurrency=concurrency)
+
+
+# ---------------------------------------------------------------- CPU accounting
+
+
+def cpu_seconds(pids: Iterable[int]) -> float:
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process has gone
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def postgres_pids(database_name: str) -> list[int]:
+    """Backends whose title names ``database_name`` (``postgres: 15/main: user db host(port) …``)."""
+    pids = []
+    needle = f" {database_name} ".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if title.startswith(b"postgres:") and needle in title:
+            pids.append(int(entry.name))
+    return pids
 
 
 # ---------------------------------------------------------------- numbers and output
