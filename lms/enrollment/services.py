@@ -186,25 +186,6 @@ def _lock_session_row(session_id: int) -> TrainingSession:
     return session
 
 
-def _lock_session_and_quota(session_id: int, municipality_id: int) -> tuple[TrainingSession, SessionQuota | None]:
-    """The session row locked, with the municipality's quota row (if any) in the same
-    statement. Quota counters only change under the session's lock, so reading the quota
-    after taking it is as good as locking it."""
-    stmt = (
-        select(TrainingSession, SessionQuota)
-        .outerjoin(SessionQuota, and_(SessionQuota.session_id == TrainingSession.id,
-                                      SessionQuota.municipality_id == municipality_id))
-        .where(TrainingSession.id == session_id)
-        .execution_options(populate_existing=True)
-    )
-    if not is_sqlite():
-        stmt = stmt.with_for_update(of=TrainingSession)
-    row = db.session.execute(stmt).first()
-    if row is None:
-        raise NotFound(_("研修回が見つかりません。"))
-    return row[0], row[1]
-
-
 def _lock_quota(session_id: int, municipality_id: int) -> SessionQuota | None:
     return db.session.scalar(
         _for_update(
@@ -481,9 +462,11 @@ def _enroll_tx(session_id: int, staff_member_id: int, actor, source: str) -> Enr
     _check_member(session, member)
     _refuse_clashes(session, member.id)
     # Fresh counters and status under the lock.
-    session, quota = _lock_session_and_quota(session_id, member.municipality_id)
+    # (Two statements on purpose: on PostgreSQL a row joined to a locked row comes from the
+    # snapshot taken before the wait, so the quota is read once the session's lock is held.)
+    session = _lock_session_row(session_id)
     _check_open(session, now)  # it may have been cancelled or closed meanwhile
-    enrollment = _place(session, member, actor, source, now, quota=quota)
+    enrollment = _place(session, member, actor, source, now)
     position = None
     if enrollment.status == WAITLISTED:
         from lms.enrollment.queries import waitlist_position

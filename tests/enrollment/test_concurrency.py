@@ -145,7 +145,7 @@ def test_rush_against_threaded_live_server(live_server, rush_data):
     session_id, learners = rush_data
     outcomes, seconds = _rush(live_server.url, session_id, learners)
     _check(session_id, outcomes)
-    assert seconds < 60
+    assert seconds < 180  # ~15 s on a quiet machine; a guard against hangs, not a benchmark
 
 
 # ---------------------------------------------------------------- several processes
@@ -194,4 +194,4 @@ def test_rush_against_gunicorn_processes(rush_data, gunicorn_server):
     session_id, learners = rush_data
     outcomes, seconds = _rush(gunicorn_server, session_id, learners)
     _check(session_id, outcomes)
-    assert seconds < 60
+    assert seconds < 180  # ~15 s on a quiet machine; a guard against hangs, not a benchmark
