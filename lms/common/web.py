@@ -46,11 +46,14 @@ def content_security_policy(app: Flask) -> str:
 def init_web(app: Flask) -> None:
     csp = content_security_policy(app)
 
-    @app.before_request
     def _request_id():
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if 8 <= len(incoming) <= 64 and incoming.isalnum() else uuid.uuid4().hex
         g.csp_nonce = secrets.token_urlsafe(16)
+
+    # First of all before_request functions: a request answered early (the sign-in check
+    # redirecting, a rate limit) still has its ID in the log, the audit log and the header.
+    app.before_request_funcs.setdefault(None, []).insert(0, _request_id)
 
     @app.after_request
     def _security_headers(response):

@@ -97,3 +97,15 @@ def test_production_defaults_to_json_and_development_to_text():
         pytest.skip("LMS_LOG_FORMAT is set in this environment")
     assert config.ProductionConfig.LMS_LOG_FORMAT == "json"
     assert config.DevelopmentConfig.LMS_LOG_FORMAT == "text"
+
+
+def test_requests_answered_before_the_view_still_get_their_own_request_id(client, capsys):
+    """The sign-in check redirects before any view runs: the redirect carries a fresh ID too."""
+    capsys.readouterr()
+    first = client.get("/me")
+    second = client.get("/me")
+    assert first.status_code == second.status_code == 302
+    ids = [first.headers["X-Request-ID"], second.headers["X-Request-ID"]]
+    assert all(len(i) == 32 for i in ids) and ids[0] != ids[1]
+    lines = [e for e in _json_lines(capsys.readouterr().err) if e["logger"] == "lms.request"]
+    assert [e["request_id"] for e in lines] == ids
