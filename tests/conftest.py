@@ -165,8 +165,13 @@ class _RollbackClient(FlaskClient):
     rolled back so that it reads fresh rows."""
 
     def open(self, *args, **kwargs):
+        from flask import has_app_context
+
         from lms.extensions import db
 
+        if not has_app_context():
+            # A redirect followed from inside the request thread: already isolated.
+            return FlaskClient.open(self, *args, **kwargs)
         db.session.commit()
         outcome: dict = {}
 

@@ -163,3 +163,10 @@ def test_demo_sign_in_flow(client, runner, db):
 def test_demo_sign_in_is_off_without_the_flag(app, client):
     app.config["LMS_DEMO_LOGIN"] = False
     assert client.get("/auth/demo").status_code == 404
+
+
+def test_test_client_follows_redirects(client, login_as):
+    login_as("learner")
+    response = client.post("/lang", data={"lang": "en", "next": "/"}, follow_redirects=True)
+    assert response.status_code == 200
+    assert '<html lang="en">' in response.get_data(as_text=True)
