@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select
 
+from lms.archives.models import Archive
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER, User
 from lms.common.timeutil import TOKYO, utcnow
 from lms.courses.models import (
@@ -139,6 +140,10 @@ def load_demo() -> dict[str, int]:
     courses = _courses(municipalities, users)
     _enrollments(courses, staff)
     db.session.flush()
+    from lms.archives.demo import load_demo_archives
+
+    load_demo_archives()
+    db.session.flush()
 
     def count(model):
         return db.session.scalar(select(func.count()).select_from(model))
@@ -150,6 +155,7 @@ def load_demo() -> dict[str, int]:
         "courses": count(Course),
         "sessions": count(TrainingSession),
         "enrollments": count(Enrollment),
+        "archives": count(Archive),
     }
 
 

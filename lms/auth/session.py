@@ -7,6 +7,7 @@ import time
 from flask import Flask, current_app, flash, redirect, request, session, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager, current_user, login_user, logout_user
+from sqlalchemy.orm import joinedload
 
 from lms.common.public import is_public_endpoint
 from lms.extensions import db
@@ -32,7 +33,8 @@ def init_login(app: Flask, login_manager: LoginManager) -> None:
             uid, version = int(raw_id), int(raw_version)
         except ValueError:
             return None
-        user = db.session.get(User, uid)
+        # Roles and municipality come with the user: every page needs them (menu, header).
+        user = db.session.get(User, uid, options=[joinedload(User.role_rows), joinedload(User.municipality)])
         # A role change or "sign out everywhere" raises session_version.
         if user is None or user.session_version != version or not user.active:
             return None

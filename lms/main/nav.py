@@ -23,6 +23,7 @@ class NavItem:
 NAV = (
     NavItem("courses.catalogue", _l("研修を探す"), (LEARNER,)),
     NavItem("enrollment.my_page", _l("マイページ"), (LEARNER,)),
+    NavItem("archives.index", _l("研修アーカイブ"), (LEARNER,)),
     NavItem("completion.history", _l("受講履歴"), (LEARNER,)),
     NavItem("courses.manage", _l("研修の管理"), (TRAINER, PLATFORM_ADMIN)),
     NavItem("archives.manage", _l("アーカイブ管理"), (TRAINER, PLATFORM_ADMIN)),
