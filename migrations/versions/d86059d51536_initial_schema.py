@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 06ec6292fa84
+Revision ID: d86059d51536
 Revises: 
-Create Date: 2026-11-27 08:01:46.881749
+Create Date: 2026-11-27 08:40:40.634560
 
 """
 from alembic import op
@@ -12,7 +12,7 @@ import lms.common.types
 
 
 # revision identifiers, used by Alembic.
-revision = '06ec6292fa84'
+revision = 'd86059d51536'
 down_revision = None
 branch_labels = None
 depends_on = None
