@@ -82,6 +82,10 @@ _RETRYABLE_PG = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, 
 def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, OperationalError) and "locked" in str(exc).lower():
         return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        # The database connection was lost (server restart, terminated backend): the
+        # transaction never committed, so running it again on a fresh connection is safe.
+        return True
     if isinstance(exc, DBAPIError):
         code = getattr(getattr(exc, "orig", None), "sqlstate", None)
         return code in _RETRYABLE_PG

@@ -46,7 +46,7 @@ def session_calendar(session_id: int):
     )
     if enrollment is not None:
         member = enrollment.staff_member
-    elif current_user.has_role(TRAINER, PLATFORM_ADMIN, MUNICIPAL_ADMIN):
+    elif _may_see_session_calendar(current_user, session):
         member = None
     else:
         abort(403)
@@ -60,6 +60,18 @@ def session_calendar(session_id: int):
             "Cache-Control": "private, no-store",
         },
     )
+
+
+def _may_see_session_calendar(user, session) -> bool:
+    """Without an enrollment: platform admins, the course's trainer, and the training office of
+    a municipality the course is open to (the file may carry the Teams join link)."""
+    from lms.courses.services import can_manage_course
+
+    if user.has_role(PLATFORM_ADMIN):
+        return True
+    if user.has_role(TRAINER) and can_manage_course(user, session.course):
+        return True
+    return user.has_role(MUNICIPAL_ADMIN) and session.course.is_open_to(user.municipality_id)
 
 
 @bp.get("/admin/mail")
