@@ -123,7 +123,7 @@ class Config:
     RATELIMIT_ENABLED = _flag("RATELIMIT_ENABLED", True)
     RATELIMIT_HEADERS_ENABLED = True
     # Per-action limits (lms.common.limits), Flask-Limiter syntax: "20/minute;200/hour".
-    LMS_LIMIT_SIGN_IN = os.environ.get("LMS_LIMIT_SIGN_IN") or "20/minute;200/hour"
+    LMS_LIMIT_SIGN_IN = os.environ.get("LMS_LIMIT_SIGN_IN") or "300/minute;3000/hour"
     LMS_LIMIT_ENROLL = os.environ.get("LMS_LIMIT_ENROLL") or "30/minute;300/hour"
     LMS_LIMIT_PROGRESS = os.environ.get("LMS_LIMIT_PROGRESS") or "120/minute"
     LMS_LIMIT_UPLOAD = os.environ.get("LMS_LIMIT_UPLOAD") or "1200/minute"

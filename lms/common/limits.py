@@ -19,7 +19,7 @@ from flask import current_app
 
 from lms.extensions import limiter
 
-SIGN_IN = os.environ.get("LMS_LIMIT_SIGN_IN", "20/minute;200/hour")
+SIGN_IN = os.environ.get("LMS_LIMIT_SIGN_IN", "300/minute;3000/hour")
 ENROLL = os.environ.get("LMS_LIMIT_ENROLL", "30/minute;300/hour")
 PROGRESS = os.environ.get("LMS_LIMIT_PROGRESS", "120/minute")
 UPLOAD = os.environ.get("LMS_LIMIT_UPLOAD", "1200/minute")
