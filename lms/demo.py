@@ -191,7 +191,7 @@ def _users(municipalities):
         )
         for i in range(2):
             users[f"learner-{code}-{i}"] = _user(
-                m, f"learner{i}", f"{_FAMILY[i + 2]} {_GIVEN[i + 3]}（{m.name}）", f"staff{i}@demo.{slug}.lg.jp", set()
+                m, f"learner{i}", f"{_FAMILY[(i + int(code[3:5])) % len(_FAMILY)]} {_GIVEN[(i + int(code[2:5])) % len(_GIVEN)]}", f"staff{i}@demo.{slug}.lg.jp", set()
             )
     db.session.flush()
     return users
