@@ -58,9 +58,9 @@ def test_calendar_refused_to_a_learner_not_enrolled(app, client, login_as, make_
     assert client.get("/sessions/999999/calendar.ics").status_code == 404
 
 
-def test_calendar_for_trainer(app, client, login_as, make_session):
-    session = make_session()
-    login_as("trainer")
+def test_calendar_for_trainer(app, client, login_as, make_session, make_course):
+    trainer = login_as("trainer")
+    session = make_session(make_course(owner=trainer))
     response = client.get(f"/sessions/{session.id}/calendar.ics")
     assert response.status_code == 200 and b"BEGIN:VEVENT" in response.data
 
