@@ -195,7 +195,11 @@ def test_player_page_has_video_captions_and_chapters(db, viewer, published):
     assert "<video" in page and 'kind="captions"' in page and 'srclang="ja"' in page
     assert 'data-start="3"' in page
     assert 'data-seek="2"' in page  # a chapter link from the transcript
-    assert "cdn" not in page.lower()
+    # Every script, stylesheet and media source is self-hosted (no CDN).
+    import re
+
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert sources and all(not s.startswith(("http://", "https://", "//")) for s in sources if not s.startswith("#")), sources
 
 
 @pytest.fixture
