@@ -75,6 +75,32 @@ def synth_command(users, municipalities, courses, enrollments, seed, force):
         click.echo(f"{key}: {value}")
 
 
+@lms_cli.command("completion-summary")
+@click.option("--check", "mode", flag_value="check", default=True, help="Compare with a fresh aggregate (default).")
+@click.option("--rebuild", "mode", flag_value="rebuild", help="Recompute every summary row from the data.")
+def completion_summary_command(mode):
+    """The dashboards' summaries (per municipality, fiscal year and course / staff member):
+    check them against a fresh aggregate of enrollments, attendance and completions, or
+    rebuild them (after writing those tables other than through the app, e.g. by SQL)."""
+    from lms.completion import summary
+    from lms.extensions import db
+
+    if mode == "rebuild":
+        courses, staff = summary.rebuild(db.session)
+        db.session.commit()
+        click.echo(f"rebuilt: {courses} course rows, {staff} staff rows")
+        return
+    report = summary.check(db.session)
+    db.session.rollback()
+    if report.ok:
+        click.echo(f"summaries match a fresh aggregate: {report.course_rows} course rows, {report.staff_rows} staff rows")
+        return
+    for line in report.differences:
+        click.echo(line)
+    raise click.ClickException(f"summaries differ from a fresh aggregate ({len(report.differences)} shown); "
+                               "run with --rebuild")
+
+
 def register_cli(app: Flask) -> None:
     from lms.auth.commands import sync_tenants_command
 

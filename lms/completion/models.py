@@ -75,6 +75,67 @@ class MandatoryAssignment(db.Model):
     municipality = relationship("Municipality")
 
 
+# ---------------------------------------------------------------- dashboard summaries
+#
+# What the dashboards count, kept per (municipality, fiscal year, course) and per
+# (municipality, fiscal year, staff member), so that a dashboard reads a municipality's
+# summary rows (a few thousand) instead of aggregating its enrollments, attendance and
+# completions (tens of thousands). Maintained by lms.completion.summary in the same
+# transaction as every change to those rows (never stale); ``flask lms completion-summary``
+# checks them against a fresh aggregate or rebuilds them. A row with every count zero is
+# not kept.
+
+
+class CourseYearSummary(db.Model):
+    """One municipality's figures for one course in one fiscal year (sessions counted by
+    their start in Tokyo's 年度). Enrollments and completions count for the municipality
+    recorded on them; attendance for the staff member's municipality.
+
+    enrolled: staff with a confirmed enrollment in a session of the course; done: those of
+    them with a completion (status completed); attended: staff judged attended in such a
+    session; completed_*: completions by how they were earned; m1 … m12: completions by
+    Tokyo month of completed_at, m1 = April … m12 = March."""
+
+    __tablename__ = "completion_course_summary"
+
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipality.id"), primary_key=True)
+    fiscal_year: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id"), primary_key=True)
+    enrolled: Mapped[int] = mapped_column(default=0)
+    done: Mapped[int] = mapped_column(default=0)
+    attended: Mapped[int] = mapped_column(default=0)
+    completed_live: Mapped[int] = mapped_column(default=0)
+    completed_archive: Mapped[int] = mapped_column(default=0)
+    completed_both: Mapped[int] = mapped_column(default=0)
+    completed_manual: Mapped[int] = mapped_column(default=0)
+    m1: Mapped[int] = mapped_column(default=0)
+    m2: Mapped[int] = mapped_column(default=0)
+    m3: Mapped[int] = mapped_column(default=0)
+    m4: Mapped[int] = mapped_column(default=0)
+    m5: Mapped[int] = mapped_column(default=0)
+    m6: Mapped[int] = mapped_column(default=0)
+    m7: Mapped[int] = mapped_column(default=0)
+    m8: Mapped[int] = mapped_column(default=0)
+    m9: Mapped[int] = mapped_column(default=0)
+    m10: Mapped[int] = mapped_column(default=0)
+    m11: Mapped[int] = mapped_column(default=0)
+    m12: Mapped[int] = mapped_column(default=0)
+
+
+class StaffYearSummary(db.Model):
+    """Per staff member and fiscal year, for the 所属/職名 breakdowns: the number of courses
+    with a confirmed enrollment (recorded for ``municipality_id``) and of completions
+    (status completed, recorded for ``municipality_id``)."""
+
+    __tablename__ = "completion_staff_summary"
+
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipality.id"), primary_key=True)
+    fiscal_year: Mapped[int] = mapped_column(primary_key=True)
+    staff_member_id: Mapped[int] = mapped_column(ForeignKey("staff_member.id"), primary_key=True)
+    enrolled_courses: Mapped[int] = mapped_column(default=0)
+    completed_courses: Mapped[int] = mapped_column(default=0)
+
+
 # ---------------------------------------------------------------- reporting indexes
 #
 # Covering indexes for the dashboards (lms.completion.reports): a municipality's rows are

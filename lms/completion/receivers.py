@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lms.common.signals import attendance_changed, viewing_changed
+from lms.completion import summary  # noqa: F401  (keeps the dashboard summaries in step: ORM session events)
 
 
 @attendance_changed.connect

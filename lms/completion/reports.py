@@ -21,6 +21,7 @@ from flask_sqlalchemy.pagination import SelectPagination
 from sqlalchemy import String, and_, case, cast, exists, func, literal, or_, select, text, union_all
 
 from lms.common.timeutil import fiscal_year_bounds, fiscal_year_of, to_tokyo, utcnow
+from lms.completion import summary
 from lms.completion.models import (
     COMPLETED,
     VIA_ARCHIVE,
@@ -28,7 +29,9 @@ from lms.completion.models import (
     VIA_LIVE,
     VIA_MANUAL,
     Completion,
+    CourseYearSummary,
     MandatoryAssignment,
+    StaffYearSummary,
 )
 from lms.completion.services import assignment_members_filter
 from lms.courses.models import Course, TrainingSession
@@ -148,8 +151,10 @@ def tune_for_reports(scoped: bool) -> None:
         db.session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
 
 
-def dashboard_statement(municipality_id: int | None, fiscal_year: int, course_id: int | None = None):
-    """Everything the dashboard counts, in one statement. Kinds:
+def fresh_dashboard_statement(municipality_id: int | None, fiscal_year: int, course_id: int | None = None):
+    """Everything the dashboard counts, aggregated afresh from enrollments, attendance,
+    completions and the roster, in one statement (the reference the summaries are checked
+    against; the page reads the summaries, see ``dashboard``). Kinds:
     course (key course id: enrolled), done (course id: enrolled and completed), method ("course:method": completions),
     e:/c:/s: + department|job_title (enrolled staff, staff with a completion — of ``course_id``
     if given —, active staff), month (YYYY-MM in Tokyo: completions), attended (course id).
@@ -235,13 +240,9 @@ def dashboard_statement(municipality_id: int | None, fiscal_year: int, course_id
     return union_all(*parts)
 
 
-def dashboard_statements(municipality_id: int | None, fiscal_year: int, course_id: int | None = None) -> list:
-    """The aggregate statements behind the dashboard (the benchmark times them bare)."""
-    return [dashboard_statement(municipality_id, fiscal_year, course_id)]
-
-
-def dashboard(municipality_id: int | None, fiscal_year: int, course_id: int | None = None) -> Dashboard:
-    """Everything the dashboard shows except mandatory assignments, from one statement."""
+def fresh_dashboard(municipality_id: int | None, fiscal_year: int, course_id: int | None = None) -> Dashboard:
+    """What ``dashboard`` shows, aggregated afresh from the base tables (one statement):
+    slow for a large municipality; the tests and the summaries' check compare with it."""
     courses: dict[int, CourseRow] = {}
     groups: dict[str, dict[str, GroupRow]] = {name: {} for name in GROUPS}
     months: dict[str, int] = {}
@@ -254,7 +255,7 @@ def dashboard(municipality_id: int | None, fiscal_year: int, course_id: int | No
 
     done: dict[int, int] = {}
     tune_for_reports(municipality_id is not None)
-    for kind, key, n1, _n2 in db.session.execute(dashboard_statement(municipality_id, fiscal_year, course_id)):
+    for kind, key, n1, _n2 in db.session.execute(fresh_dashboard_statement(municipality_id, fiscal_year, course_id)):
         n1 = int(n1 or 0)
         if kind == "course":
             course(int(key)).enrolled = n1
@@ -280,18 +281,152 @@ def dashboard(municipality_id: int | None, fiscal_year: int, course_id: int | No
         titles = dict(db.session.execute(select(Course.id, Course.title).where(Course.id.in_(list(courses)))).all())
         for cid, r in courses.items():
             r.title = titles.get(cid, "")
+    counts = [months.get(_month_key(fiscal_year, i), 0) for i in range(1, 13)]
+    return _assemble(fiscal_year, courses.values(), groups, counts)
+
+
+def _month_key(fiscal_year: int, index: int) -> str:
+    """'YYYY-MM' of the fiscal year's month ``index`` (1 = April … 12 = March)."""
+    y, m = (fiscal_year, 3 + index) if index <= 9 else (fiscal_year + 1, index - 9)
+    return f"{y:04d}-{m:02d}"
+
+
+def _assemble(fiscal_year: int, courses, groups: dict[str, dict[str, GroupRow]], month_counts: list[int]) -> Dashboard:
     trend, total = [], 0
-    for i in range(12):
-        y, m = (fiscal_year, 4 + i) if i < 9 else (fiscal_year + 1, i - 8)
-        key = f"{y:04d}-{m:02d}"
-        total += months.get(key, 0)
-        trend.append(MonthRow(month=key, completed=months.get(key, 0), cumulative=total))
+    for i, n in enumerate(month_counts, start=1):
+        total += n
+        trend.append(MonthRow(month=_month_key(fiscal_year, i), completed=n, cumulative=total))
     return Dashboard(
-        courses=sorted(courses.values(), key=lambda r: (-(r.enrolled + r.completed), r.title, r.course_id)),
+        courses=sorted(courses, key=lambda r: (-(r.enrolled + r.completed), r.title, r.course_id)),
         departments=sorted(groups["department"].values(), key=lambda r: (-r.staff, r.name)),
         job_titles=sorted(groups["job_title"].values(), key=lambda r: (-r.staff, r.name)),
         trend=trend,
     )
+
+
+# ---------------------------------------------------------------- the dashboard, from the summaries
+#
+# The page reads CourseYearSummary (one row per course with activity in the municipality
+# and year) and, for the 所属/職名 breakdowns, the current roster joined to
+# StaffYearSummary (one row per staff member). Both are kept in step with every change by
+# lms.completion.summary; the figures are the same as fresh_dashboard's (the tests compare).
+
+
+def summary_course_statement(municipality_id: int | None, fiscal_year: int):
+    """course_id, title, then the CourseYearSummary counts (summed over municipalities for
+    the platform view)."""
+    s = CourseYearSummary
+    if municipality_id is not None:
+        return (
+            select(s.course_id, Course.title, *(getattr(s, c) for c in summary.COURSE_COLUMNS))
+            .join(Course, Course.id == s.course_id)
+            .where(s.municipality_id == municipality_id, s.fiscal_year == fiscal_year)
+        )
+    return (
+        select(s.course_id, Course.title, *(func.sum(getattr(s, c)) for c in summary.COURSE_COLUMNS))
+        .join(Course, Course.id == s.course_id)
+        .where(s.fiscal_year == fiscal_year)
+        .group_by(s.course_id, Course.title)
+    )
+
+
+def summary_group_statement(municipality_id: int | None, fiscal_year: int, course_id: int | None = None):
+    """department, job_title, active staff, staff enrolled, staff with a completion (of
+    ``course_id`` if given) — per (所属, 職名) pair of the current roster; the breakdowns
+    add these up per 所属 and per 職名 (each staff member is in one pair)."""
+    if course_id is None:
+        if municipality_id is not None:
+            facts = (
+                select(StaffYearSummary.staff_member_id.label("staff_id"),
+                       StaffYearSummary.enrolled_courses.label("enrolled"),
+                       StaffYearSummary.completed_courses.label("completed"))
+                .where(StaffYearSummary.municipality_id == municipality_id,
+                       StaffYearSummary.fiscal_year == fiscal_year)
+                .subquery("staff_facts")
+            )
+        else:
+            facts = (
+                select(StaffYearSummary.staff_member_id.label("staff_id"),
+                       func.max(StaffYearSummary.enrolled_courses).label("enrolled"),
+                       func.max(StaffYearSummary.completed_courses).label("completed"))
+                .where(StaffYearSummary.fiscal_year == fiscal_year)
+                .group_by(StaffYearSummary.staff_member_id)
+                .subquery("staff_facts")
+            )
+        enrolled_id, completed_id = facts.c.staff_id, facts.c.staff_id
+        joined = StaffMember.__table__.outerjoin(facts, facts.c.staff_id == StaffMember.id)
+        enrolled_flag = case((facts.c.enrolled > 0, 1), else_=0)
+        completed_flag = case((facts.c.completed > 0, 1), else_=0)
+    else:
+        # One course: its few enrollments and completions in the scope, straight from the base tables.
+        enrolled_q = (
+            select(Enrollment.staff_member_id.label("staff_id")).distinct()
+            .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
+            .where(TrainingSession.course_id == course_id, _session_in_year(fiscal_year),
+                   Enrollment.status == CONFIRMED)
+        )
+        completed_q = (
+            select(Completion.staff_member_id.label("staff_id")).distinct()
+            .where(Completion.course_id == course_id, Completion.fiscal_year == fiscal_year,
+                   Completion.status == COMPLETED)
+        )
+        if municipality_id is not None:
+            enrolled_q = enrolled_q.where(Enrollment.municipality_id == municipality_id)
+            completed_q = completed_q.where(Completion.municipality_id == municipality_id)
+        e, c = enrolled_q.subquery("enrolled_staff"), completed_q.subquery("completed_staff")
+        enrolled_id, completed_id = e.c.staff_id, c.c.staff_id
+        joined = (StaffMember.__table__.outerjoin(e, e.c.staff_id == StaffMember.id)
+                  .outerjoin(c, c.c.staff_id == StaffMember.id))
+        enrolled_flag = case((enrolled_id.is_not(None), 1), else_=0)
+        completed_flag = case((completed_id.is_not(None), 1), else_=0)
+    return (
+        select(StaffMember.department, StaffMember.job_title,
+               func.sum(case((StaffMember.status == ACTIVE, 1), else_=0)),
+               func.sum(enrolled_flag), func.sum(completed_flag))
+        .select_from(joined)
+        .where(*_scope_filter(municipality_id))
+        .group_by(StaffMember.department, StaffMember.job_title)
+    )
+
+
+def dashboard_statements(municipality_id: int | None, fiscal_year: int, course_id: int | None = None) -> list:
+    """The statements behind the dashboard's figures (the benchmark times them bare)."""
+    return [summary_course_statement(municipality_id, fiscal_year),
+            summary_group_statement(municipality_id, fiscal_year, course_id)]
+
+
+def dashboard(municipality_id: int | None, fiscal_year: int, course_id: int | None = None) -> Dashboard:
+    """Everything the dashboard shows except mandatory assignments, from the summaries:
+    two statements."""
+    courses: list[CourseRow] = []
+    month_counts = [0] * 12
+    tune_for_reports(municipality_id is not None)
+    course_stmt, group_stmt = dashboard_statements(municipality_id, fiscal_year, course_id)
+    for row in db.session.execute(course_stmt):
+        cid, title, values = row[0], row[1], dict(zip(summary.COURSE_COLUMNS, (int(v or 0) for v in row[2:]),
+                                                      strict=True))
+        if course_id is None or cid == course_id:
+            for i in range(12):
+                month_counts[i] += values[f"m{i + 1}"]
+        r = CourseRow(
+            course_id=cid, title=title or "", enrolled=values["enrolled"], attended=values["attended"],
+            completed_live=values["completed_live"], completed_archive=values["completed_archive"],
+            completed_both=values["completed_both"], completed_manual=values["completed_manual"],
+            not_yet=values["enrolled"] - values["done"],
+        )
+        if r.enrolled or r.attended or r.completed:
+            courses.append(r)
+    groups: dict[str, dict[str, GroupRow]] = {name: {} for name in GROUPS}
+    for department, job_title, staff, enrolled, completed in db.session.execute(group_stmt):
+        staff, enrolled, completed = int(staff or 0), int(enrolled or 0), int(completed or 0)
+        for name, key in (("department", department or ""), ("job_title", job_title or "")):
+            g = groups[name].setdefault(key, GroupRow(name=key))
+            g.staff += staff
+            g.enrolled += enrolled
+            g.completed += completed
+    for name in GROUPS:
+        groups[name] = {k: g for k, g in groups[name].items() if g.staff or g.enrolled or g.completed}
+    return _assemble(fiscal_year, courses, groups, month_counts)
 
 
 def course_summary(municipality_id: int | None, fiscal_year: int) -> list[CourseRow]:

@@ -1,0 +1,482 @@
+"""The dashboard summaries (CourseYearSummary, StaffYearSummary), kept in step with the data.
+
+Every ORM flush that adds, changes or deletes an enrollment, an attendance row, a
+completion or a session's start or course (or moves a staff member to another
+municipality) records which summary keys it may have changed; when the transaction
+commits, those keys are recomputed from the base tables and written, in the same
+transaction, before the commit. So the summaries are never stale and a failed write
+leaves them untouched.
+
+Keys are recomputed, not adjusted by +1/-1: idempotent, and right whatever the change.
+On PostgreSQL each key is first locked (a transaction-scoped advisory lock, taken in a
+fixed order, so two writers cannot deadlock on them); the recomputation then runs
+under READ COMMITTED after the lock, so it sees every change committed by an earlier
+holder of the key, and a later writer of the key waits and sees ours. SQLite runs one
+writer at a time anyway.
+
+Writes that bypass the ORM (bulk COPY in ``lms synth``) must call ``rebuild()``
+afterwards; ``check()`` compares the summaries with a fresh aggregate
+(``flask lms completion-summary --check`` / ``--rebuild``).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from sqlalchemy import and_, delete, event, func, insert, inspect, literal_column, select, text, tuple_
+from sqlalchemy.orm import Session
+
+from lms.common.timeutil import as_utc, fiscal_year_bounds, fiscal_year_of
+from lms.completion.models import (
+    COMPLETED,
+    VIA_ARCHIVE,
+    VIA_BOTH,
+    VIA_LIVE,
+    VIA_MANUAL,
+    Completion,
+    CourseYearSummary,
+    StaffYearSummary,
+)
+
+METHOD_COLUMNS = {VIA_LIVE: "completed_live", VIA_ARCHIVE: "completed_archive", VIA_BOTH: "completed_both",
+                  VIA_MANUAL: "completed_manual"}
+MONTH_COLUMNS = tuple(f"m{i}" for i in range(1, 13))
+COURSE_COLUMNS = ("enrolled", "done", "attended", *METHOD_COLUMNS.values(), *MONTH_COLUMNS)
+STAFF_COLUMNS = ("enrolled_courses", "completed_courses")
+
+_DIRTY = "lms_completion_summary_dirty"
+_LOCK_CLASS = 0x4D4E4253  # 'MNBS': the advisory-lock namespace of these keys
+
+
+# ---------------------------------------------------------------- computing figures
+
+
+def _month_expression(dialect: str, column):
+    """'YYYY-MM' of a UTC timestamp in Tokyo (no daylight saving: +9 hours on SQLite)."""
+    # Constants as SQL literals, so that the same expression in GROUP BY matches the select list.
+    if dialect == "postgresql":
+        return func.to_char(func.timezone(literal_column("'Asia/Tokyo'"), column), literal_column("'YYYY-MM'"))
+    return func.strftime(literal_column("'%Y-%m'"), column, literal_column("'+9 hours'"))
+
+
+def fiscal_month(fiscal_year: int, month: str | None) -> int | None:
+    """1 (April) … 12 (March) for a 'YYYY-MM' inside the fiscal year, else None."""
+    if not month:
+        return None
+    y, m = int(month[:4]), int(month[5:7])
+    index = (y - fiscal_year) * 12 + m - 3
+    return index if 1 <= index <= 12 else None
+
+
+def course_figures(session: Session, fiscal_year: int, course_ids=None, municipality_ids=None) -> dict:
+    """{(municipality_id, course_id): {column: count}} computed from the base tables, for
+    the given courses and municipalities (None: all). Only non-zero rows."""
+    from lms.attendance.models import Attendance
+    from lms.courses.models import TrainingSession
+    from lms.enrollment.models import CONFIRMED, Enrollment
+    from lms.roster.models import StaffMember
+
+    start, end = fiscal_year_bounds(fiscal_year)
+    in_year = and_(TrainingSession.starts_at >= start, TrainingSession.starts_at < end)
+    dialect = session.get_bind().dialect.name
+    rows: dict[tuple[int, int], dict[str, int]] = defaultdict(lambda: dict.fromkeys(COURSE_COLUMNS, 0))
+
+    enrolled = (
+        select(Enrollment.municipality_id, TrainingSession.course_id,
+               func.count(func.distinct(Enrollment.staff_member_id)),
+               func.count(func.distinct(Completion.staff_member_id)))
+        .select_from(Enrollment)
+        .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
+        .outerjoin(Completion, and_(
+            Completion.staff_member_id == Enrollment.staff_member_id,
+            Completion.course_id == TrainingSession.course_id,
+            Completion.fiscal_year == fiscal_year,
+            Completion.status == COMPLETED,
+            Completion.municipality_id == Enrollment.municipality_id,
+        ))
+        .where(Enrollment.status == CONFIRMED, in_year)
+        .group_by(Enrollment.municipality_id, TrainingSession.course_id)
+    )
+    completed = (
+        select(Completion.municipality_id, Completion.course_id, Completion.method,
+               _month_expression(dialect, Completion.completed_at), func.count())
+        .where(Completion.fiscal_year == fiscal_year, Completion.status == COMPLETED)
+        .group_by(Completion.municipality_id, Completion.course_id, Completion.method,
+                  _month_expression(dialect, Completion.completed_at))
+    )
+    attended = (
+        select(StaffMember.municipality_id, TrainingSession.course_id,
+               func.count(func.distinct(Attendance.staff_member_id)))
+        .select_from(Attendance)
+        .join(TrainingSession, TrainingSession.id == Attendance.session_id)
+        .join(StaffMember, StaffMember.id == Attendance.staff_member_id)
+        .where(Attendance.attended.is_(True), in_year)
+        .group_by(StaffMember.municipality_id, TrainingSession.course_id)
+    )
+    if course_ids is not None:
+        enrolled = enrolled.where(TrainingSession.course_id.in_(list(course_ids)))
+        completed = completed.where(Completion.course_id.in_(list(course_ids)))
+        attended = attended.where(TrainingSession.course_id.in_(list(course_ids)))
+    if municipality_ids is not None:
+        enrolled = enrolled.where(Enrollment.municipality_id.in_(list(municipality_ids)))
+        completed = completed.where(Completion.municipality_id.in_(list(municipality_ids)))
+        attended = attended.where(StaffMember.municipality_id.in_(list(municipality_ids)))
+    for mid, cid, n_enrolled, n_done in session.execute(enrolled):
+        row = rows[(mid, cid)]
+        row["enrolled"], row["done"] = n_enrolled, n_done
+    for mid, cid, method, month, n in session.execute(completed):
+        row = rows[(mid, cid)]
+        if method in METHOD_COLUMNS:
+            row[METHOD_COLUMNS[method]] += n
+        index = fiscal_month(fiscal_year, month)
+        if index is not None:
+            row[f"m{index}"] += n
+    for mid, cid, n in session.execute(attended):
+        rows[(mid, cid)]["attended"] = n
+    return {key: dict(row) for key, row in rows.items() if any(row.values())}
+
+
+def staff_figures(session: Session, fiscal_year: int, staff_ids=None) -> dict:
+    """{(municipality_id, staff_member_id): {column: count}} from the base tables (None: all)."""
+    from lms.courses.models import TrainingSession
+    from lms.enrollment.models import CONFIRMED, Enrollment
+
+    start, end = fiscal_year_bounds(fiscal_year)
+    rows: dict[tuple[int, int], dict[str, int]] = defaultdict(lambda: dict.fromkeys(STAFF_COLUMNS, 0))
+    enrolled = (
+        select(Enrollment.municipality_id, Enrollment.staff_member_id, func.count(func.distinct(TrainingSession.course_id)))
+        .select_from(Enrollment)
+        .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
+        .where(Enrollment.status == CONFIRMED, TrainingSession.starts_at >= start, TrainingSession.starts_at < end)
+        .group_by(Enrollment.municipality_id, Enrollment.staff_member_id)
+    )
+    completed = (
+        select(Completion.municipality_id, Completion.staff_member_id, func.count())
+        .where(Completion.fiscal_year == fiscal_year, Completion.status == COMPLETED)
+        .group_by(Completion.municipality_id, Completion.staff_member_id)
+    )
+    if staff_ids is not None:
+        enrolled = enrolled.where(Enrollment.staff_member_id.in_(list(staff_ids)))
+        completed = completed.where(Completion.staff_member_id.in_(list(staff_ids)))
+    for mid, sid, n in session.execute(enrolled):
+        rows[(mid, sid)]["enrolled_courses"] = n
+    for mid, sid, n in session.execute(completed):
+        rows[(mid, sid)]["completed_courses"] = n
+    return {key: dict(row) for key, row in rows.items() if any(row.values())}
+
+
+# ---------------------------------------------------------------- writing keys
+
+
+def _lock(session: Session, keys: list[tuple]) -> None:
+    """Transaction-scoped advisory locks on the keys (PostgreSQL), always in the same order."""
+    if not keys or session.get_bind().dialect.name != "postgresql":
+        return
+    hashes = sorted({zlib.crc32(repr(key).encode()) - 2**31 for key in keys})
+    session.execute(
+        text("SELECT count(pg_advisory_xact_lock(:ns, k)) FROM (SELECT unnest(CAST(:keys AS integer[])) AS k "
+             "ORDER BY k) AS ordered"),
+        {"ns": _LOCK_CLASS, "keys": hashes},
+    )
+
+
+def _chunks(items: list, size: int = 500):
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def refresh_course_keys(session: Session, keys: set[tuple[int, int, int]]) -> None:
+    """Recompute CourseYearSummary rows for (municipality_id, fiscal_year, course_id) keys."""
+    by_year: dict[int, set[tuple[int, int]]] = defaultdict(set)
+    for mid, fy, cid in keys:
+        if mid is not None and fy is not None and cid is not None:
+            by_year[fy].add((mid, cid))
+    table = CourseYearSummary.__table__
+    for fy, pairs in sorted(by_year.items()):
+        pairs = sorted(pairs)
+        for chunk in _chunks(pairs):
+            figures = course_figures(session, fy, course_ids={c for _m, c in chunk},
+                                     municipality_ids={m for m, _c in chunk})
+            session.execute(delete(table).where(
+                table.c.fiscal_year == fy, tuple_(table.c.municipality_id, table.c.course_id).in_(chunk)))
+            values = [{"municipality_id": m, "fiscal_year": fy, "course_id": c, **figures[(m, c)]}
+                      for m, c in chunk if (m, c) in figures]
+            if values:
+                session.execute(insert(table), values)
+
+
+def refresh_staff_keys(session: Session, keys: set[tuple[int, int, int]]) -> None:
+    """Recompute StaffYearSummary rows for (municipality_id, fiscal_year, staff_member_id) keys."""
+    by_year: dict[int, set[tuple[int, int]]] = defaultdict(set)
+    for mid, fy, sid in keys:
+        if mid is not None and fy is not None and sid is not None:
+            by_year[fy].add((mid, sid))
+    table = StaffYearSummary.__table__
+    for fy, pairs in sorted(by_year.items()):
+        pairs = sorted(pairs)
+        for chunk in _chunks(pairs):
+            figures = staff_figures(session, fy, staff_ids={s for _m, s in chunk})
+            session.execute(delete(table).where(
+                table.c.fiscal_year == fy, tuple_(table.c.municipality_id, table.c.staff_member_id).in_(chunk)))
+            values = [{"municipality_id": m, "fiscal_year": fy, "staff_member_id": s, **figures[(m, s)]}
+                      for m, s in chunk if (m, s) in figures]
+            if values:
+                session.execute(insert(table), values)
+
+
+# ---------------------------------------------------------------- what a flush changed
+
+
+@dataclass
+class Dirty:
+    enrollments: set = field(default_factory=set)  # (municipality_id, session_id, staff_member_id)
+    attendance: set = field(default_factory=set)  # (staff_member_id, session_id)
+    completions: set = field(default_factory=set)  # (municipality_id, fiscal_year, course_id, staff_member_id)
+    sessions: set = field(default_factory=set)  # (session_id, course_id, starts_at) before and after
+    staff_moves: set = field(default_factory=set)  # (staff_member_id, municipality_id) before and after
+
+    def __bool__(self) -> bool:
+        return bool(self.enrollments or self.attendance or self.completions or self.sessions or self.staff_moves)
+
+
+def _dirty(session: Session) -> Dirty:
+    dirty = session.info.get(_DIRTY)
+    if dirty is None:
+        dirty = session.info[_DIRTY] = Dirty()
+    return dirty
+
+
+def _watched():
+    """{model: (columns that matter, the Dirty set they go to, how many leading columns make the key)}."""
+    from lms.attendance.models import Attendance
+    from lms.courses.models import TrainingSession
+    from lms.enrollment.models import Enrollment
+    from lms.roster.models import StaffMember
+
+    return {
+        Enrollment: (("municipality_id", "session_id", "staff_member_id", "status"), "enrollments", 3),
+        Attendance: (("staff_member_id", "session_id", "attended"), "attendance", 2),
+        Completion: (("municipality_id", "fiscal_year", "course_id", "staff_member_id", "status", "method",
+                      "completed_at"), "completions", 4),
+        TrainingSession: (("course_id", "starts_at"), "sessions", 0),
+        StaffMember: (("municipality_id",), "staff_moves", 0),
+    }
+
+
+def _changed(obj, names: tuple[str, ...]) -> bool:
+    state = inspect(obj)
+    return any(state.attrs[n].history.has_changes() for n in names)
+
+
+def _record(session: Session, model, obj_id, values: tuple) -> None:
+    names, target, width = _watched()[model]
+    if width:
+        getattr(_dirty(session), target).add(tuple(values[:width]))
+    else:  # sessions and staff moves are keyed by the row itself
+        getattr(_dirty(session), target).add((obj_id, *values))
+
+
+@event.listens_for(Session, "before_flush")
+def _collect_before(session: Session, _flush_context, _instances) -> None:
+    """The state before the change, read from the database (the object's old values may
+    not be loaded): rows about to change or be deleted."""
+    watched = _watched()
+    for kind, objects in (("dirty", session.dirty), ("deleted", session.deleted)):
+        for obj in objects:
+            model = type(obj)
+            if model not in watched or not inspect(obj).has_identity:
+                continue
+            names = watched[model][0]
+            if kind == "dirty" and not _changed(obj, names):
+                continue
+            if model.__name__ == "StaffMember" and kind == "deleted":
+                continue
+            table = model.__table__
+            old = session.execute(select(*(table.c[n] for n in names)).where(table.c.id == inspect(obj).identity[0])).first()
+            if old is not None:
+                _record(session, model, inspect(obj).identity[0], tuple(old))
+
+
+@event.listens_for(Session, "after_flush")
+def _collect_after(session: Session, _flush_context) -> None:
+    """The state after the change: rows added or changed."""
+    watched = _watched()
+    for kind, objects in (("new", session.new), ("dirty", session.dirty)):
+        for obj in objects:
+            model = type(obj)
+            if model not in watched:
+                continue
+            names = watched[model][0]
+            if kind == "dirty" and not _changed(obj, names):
+                continue
+            if kind == "new" and model.__name__ in ("TrainingSession", "StaffMember"):
+                continue  # nothing refers to a new session or staff member yet
+            _record(session, model, obj.id, tuple(getattr(obj, n) for n in names))
+
+
+@event.listens_for(Session, "before_commit")
+def _write_before_commit(session: Session) -> None:
+    # before_commit runs before the commit's own flush: flush now, so that its changes are recorded.
+    session.flush()
+    dirty = session.info.pop(_DIRTY, None)
+    if dirty:
+        apply(session, dirty)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget(session: Session, transaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_DIRTY, None)
+
+
+def apply(session: Session, dirty: Dirty) -> None:
+    """Recompute every summary key the recorded changes may have touched."""
+    from lms.attendance.models import Attendance
+    from lms.courses.models import TrainingSession
+    from lms.enrollment.models import Enrollment
+    from lms.roster.models import StaffMember
+
+    course_keys: set[tuple[int, int, int]] = set()
+    staff_keys: set[tuple[int, int, int]] = set()
+    session_ids = {sid for _m, sid, _s in dirty.enrollments} | {sid for _s, sid in dirty.attendance}
+    sessions = {}
+    if session_ids:
+        for sid, cid, starts_at in session.execute(
+            select(TrainingSession.id, TrainingSession.course_id, TrainingSession.starts_at)
+            .where(TrainingSession.id.in_(list(session_ids)))
+        ):
+            sessions[sid] = (cid, fiscal_year_of(as_utc(starts_at)))
+    for mid, sid, staff_id in dirty.enrollments:
+        if sid in sessions:
+            cid, fy = sessions[sid]
+            course_keys.add((mid, fy, cid))
+            staff_keys.add((mid, fy, staff_id))
+    staff_ids = {s for s, _sid in dirty.attendance}
+    home = dict(session.execute(
+        select(StaffMember.id, StaffMember.municipality_id).where(StaffMember.id.in_(list(staff_ids)))
+    ).all()) if staff_ids else {}
+    for staff_id, sid in dirty.attendance:
+        if sid in sessions and staff_id in home:
+            cid, fy = sessions[sid]
+            course_keys.add((home[staff_id], fy, cid))
+    for mid, fy, cid, staff_id in dirty.completions:
+        course_keys.add((mid, fy, cid))
+        staff_keys.add((mid, fy, staff_id))
+    for sid, cid, starts_at in dirty.sessions:
+        # Rescheduled or moved to another course: every municipality and enrollee of the
+        # session, for the year and course before and after.
+        if starts_at is None or cid is None:
+            continue
+        fy = fiscal_year_of(as_utc(starts_at))
+        for mid, staff_id in session.execute(
+            select(Enrollment.municipality_id, Enrollment.staff_member_id).where(Enrollment.session_id == sid)
+        ):
+            course_keys.add((mid, fy, cid))
+            staff_keys.add((mid, fy, staff_id))
+        for (mid,) in session.execute(
+            select(StaffMember.municipality_id).distinct()
+            .join(Attendance, Attendance.staff_member_id == StaffMember.id).where(Attendance.session_id == sid)
+        ):
+            course_keys.add((mid, fy, cid))
+    for staff_id, mid in dirty.staff_moves:
+        # Attendance counts for the staff member's municipality: before and after the move.
+        for cid, starts_at in session.execute(
+            select(TrainingSession.course_id, TrainingSession.starts_at)
+            .join(Attendance, Attendance.session_id == TrainingSession.id)
+            .where(Attendance.staff_member_id == staff_id)
+        ):
+            course_keys.add((mid, fiscal_year_of(as_utc(starts_at)), cid))
+    if not course_keys and not staff_keys:
+        return
+    _lock(session, [("course", *k) for k in course_keys] + [("staff", *k) for k in staff_keys])
+    refresh_course_keys(session, course_keys)
+    refresh_staff_keys(session, staff_keys)
+
+
+# ---------------------------------------------------------------- rebuild and check
+
+
+def fiscal_years(session: Session) -> list[int]:
+    """Every fiscal year with sessions or completions."""
+    from lms.courses.models import TrainingSession
+
+    first, last = session.execute(select(func.min(TrainingSession.starts_at), func.max(TrainingSession.starts_at))).one()
+    years = set(session.scalars(select(Completion.fiscal_year).distinct()))
+    if first is not None:
+        years.update(range(fiscal_year_of(as_utc(first)), fiscal_year_of(as_utc(last)) + 1))
+    years.update(session.scalars(select(CourseYearSummary.fiscal_year).distinct()))
+    years.update(session.scalars(select(StaffYearSummary.fiscal_year).distinct()))
+    return sorted(years)
+
+
+def _stored(session: Session, model, key_names: tuple[str, str], columns: tuple[str, ...], fiscal_year: int) -> dict:
+    table = model.__table__
+    return {
+        (row[0], row[1]): dict(zip(columns, row[2:], strict=True))
+        for row in session.execute(
+            select(*(table.c[n] for n in key_names), *(table.c[c] for c in columns))
+            .where(table.c.fiscal_year == fiscal_year)
+        )
+    }
+
+
+@dataclass
+class CheckReport:
+    course_rows: int = 0
+    staff_rows: int = 0
+    differences: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
+
+
+def check(session: Session, limit: int = 20) -> CheckReport:
+    """Compare every summary row with a fresh aggregate of the base tables."""
+    report = CheckReport()
+    for fy in fiscal_years(session):
+        for kind, model, keys, columns, fresh in (
+            ("course", CourseYearSummary, ("municipality_id", "course_id"), COURSE_COLUMNS,
+             course_figures(session, fy)),
+            ("staff", StaffYearSummary, ("municipality_id", "staff_member_id"), STAFF_COLUMNS,
+             staff_figures(session, fy)),
+        ):
+            stored = _stored(session, model, keys, columns, fy)
+            if kind == "course":
+                report.course_rows += len(stored)
+            else:
+                report.staff_rows += len(stored)
+            for key in sorted(set(stored) | set(fresh)):
+                if stored.get(key) != fresh.get(key):
+                    report.differences.append(
+                        f"{kind} fy={fy} {keys[0]}={key[0]} {keys[1]}={key[1]}: "
+                        f"stored {stored.get(key)} fresh {fresh.get(key)}")
+        if len(report.differences) >= limit:
+            break
+    return report
+
+
+def rebuild(session: Session) -> tuple[int, int]:
+    """Recompute every summary row from the base tables (in the caller's transaction).
+    Returns (course rows, staff rows)."""
+    if session.get_bind().dialect.name == "postgresql":
+        # Writers recomputing a key wait until the rebuild has committed, then recompute it.
+        session.execute(text("LOCK TABLE completion_course_summary, completion_staff_summary IN EXCLUSIVE MODE"))
+    session.execute(delete(CourseYearSummary.__table__))
+    session.execute(delete(StaffYearSummary.__table__))
+    n_course = n_staff = 0
+    for fy in fiscal_years(session):
+        course_rows = [{"municipality_id": m, "fiscal_year": fy, "course_id": c, **v}
+                       for (m, c), v in course_figures(session, fy).items()]
+        for chunk in _chunks(course_rows, 5000):
+            session.execute(insert(CourseYearSummary.__table__), chunk)
+        staff_rows = [{"municipality_id": m, "fiscal_year": fy, "staff_member_id": s, **v}
+                      for (m, s), v in staff_figures(session, fy).items()]
+        for chunk in _chunks(staff_rows, 5000):
+            session.execute(insert(StaffYearSummary.__table__), chunk)
+        n_course += len(course_rows)
+        n_staff += len(staff_rows)
+    session.info.pop(_DIRTY, None)
+    return n_course, n_staff

@@ -1,0 +1,170 @@
+"""The dashboard summaries equal a fresh aggregate after every kind of change.
+
+After each change (through the services where there is one), every view of the dashboard
+— 千代田区, 中央区 and the platform; all courses and each course — built from the
+summaries is compared with the same view aggregated afresh from the base tables
+(``reports.fresh_dashboard``), and ``summary.check`` finds no difference.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from sqlalchemy import func, select, update
+
+from lms.completion import reports, services, summary
+from lms.completion.models import Completion, CourseYearSummary, StaffYearSummary
+from lms.enrollment import services as enrollment_services
+from lms.enrollment.models import Enrollment
+from lms.roster import services as roster_services
+
+
+def assert_consistent(db, d, years=None):
+    report = summary.check(db.session)
+    assert report.ok, report.differences
+    for fy in years or (d["fy"],):
+        for scope in (d["chiyoda"], d["chuo"], None):
+            for course_id in (None, d["a"].id, d["b"].id):
+                assert reports.dashboard(scope, fy, course_id) == reports.fresh_dashboard(scope, fy, course_id), (
+                    scope, fy, course_id)
+    db.session.rollback()
+    return report
+
+
+def course_row(d, scope, course):
+    return next((r for r in reports.dashboard(scope, d["fy"]).courses if r.course_id == course.id), None)
+
+
+def test_known_data_summaries_match(known_data, db):
+    d = known_data
+    report = assert_consistent(db, d)
+    assert report.course_rows == 3 and report.staff_rows == 4  # A in both, B in 千代田区; s1, s2, s3, s5
+    a = course_row(d, d["chiyoda"], d["a"])
+    assert (a.enrolled, a.attended, a.completed_live, a.not_yet) == (3, 1, 1, 2)
+
+
+def test_attendance_and_viewing_changes(known_data, db, attend, watch, make_video):
+    d = known_data
+    s1, s2, s3, _s4, s5 = d["staff"]
+    attend(s2, d["session"], 100)  # s2 now completes A (live)
+    assert course_row(d, d["chiyoda"], d["a"]).completed_live == 2
+    assert_consistent(db, d)
+    attend(s1, d["session"], 10)  # s1's basis disappears: the completion is revoked
+    assert course_row(d, d["chiyoda"], d["a"]).completed_live == 1
+    assert_consistent(db, d)
+    watch(s1, make_video(d["b"]), 100)  # s1 completes B (archive)
+    assert course_row(d, d["chiyoda"], d["b"]).completed_archive == 2
+    assert_consistent(db, d)
+    watch(s3, make_video(d["a"]), 100)  # A counts attendance only: viewing changes nothing
+    assert_consistent(db, d)
+
+
+def test_enrollment_status_changes_through_the_service(known_data, db, make_user, make_session, make_staff):
+    d = known_data
+    admin = make_user("platform_admin")
+    later = make_session(d["a"], starts_in=timedelta(days=3), capacity=5)
+    newcomer = make_staff(full_name="新規 受講者", department="税務課", job_title="係長")
+    enrollment = enrollment_services.nominate(later.id, newcomer.id, admin).enrollment
+    assert enrollment.status == "confirmed"
+    if later.starts_at < reports.fiscal_year_bounds(d["fy"])[1]:
+        assert course_row(d, d["chiyoda"], d["a"]).enrolled == 4
+    assert_consistent(db, d, years=(d["fy"], d["fy"] + 1))
+    enrollment_services.cancel_enrollment(enrollment.id, admin, reason="都合により")
+    assert course_row(d, d["chiyoda"], d["a"]).enrolled == 3
+    assert_consistent(db, d, years=(d["fy"], d["fy"] + 1))
+
+
+def test_manual_completion_and_revocation(known_data, db, make_user):
+    d = known_data
+    s1, s2, _s3, s4, _s5 = d["staff"]
+    trainer = make_user("platform_admin")
+    done = services.complete_manually(s4.id, d["a"].id, d["fy"], trainer, "会場で受講（記録漏れ）")
+    db.session.commit()
+    assert course_row(d, d["chiyoda"], d["a"]).completed_manual == 1
+    assert_consistent(db, d)
+    services.revoke_completion(done.id, trainer, "誤登録")
+    db.session.commit()
+    assert course_row(d, d["chiyoda"], d["a"]).completed_manual == 0
+    assert_consistent(db, d)
+    first = db.session.scalar(select(Completion).where(Completion.staff_member_id == s1.id))
+    services.revoke_completion(first.id, trainer, "不正受講")
+    db.session.commit()
+    assert_consistent(db, d)
+    # The manual completion of a staff member who was only enrolled: counts as done.
+    services.complete_manually(s2.id, d["a"].id, d["fy"], trainer, "補講で修了")
+    db.session.commit()
+    row = course_row(d, d["chiyoda"], d["a"])
+    assert (row.completed_manual, row.not_yet) == (1, 2)
+    assert_consistent(db, d)
+
+
+def test_roster_transfer_and_move(known_data, db, make_user):
+    d = known_data
+    s1, s2, _s3, _s4, _s5 = d["staff"]
+    admin = make_user("platform_admin")
+    roster_services.transfer_staff(s1.id, "情報政策課", "主任", date.today(), admin)
+    db.session.commit()
+    deps = {g.name: g.completed for g in reports.dashboard(d["chiyoda"], d["fy"]).departments}
+    assert deps.get("情報政策課") == 1
+    assert_consistent(db, d)
+    # A staff member moved to another municipality (not offered by the app, but the
+    # summaries follow): attendance counts where the staff member now is.
+    s2.municipality_id = d["chuo"]
+    db.session.commit()
+    assert_consistent(db, d)
+
+
+def test_session_rescheduled_into_another_year(known_data, db):
+    d = known_data
+    session = d["session"]
+    start, _end = reports.fiscal_year_bounds(d["fy"])
+    session.starts_at = start - timedelta(days=10)
+    session.ends_at = session.starts_at + timedelta(hours=1)
+    db.session.commit()
+    assert course_row(d, d["chiyoda"], d["a"]) is None or course_row(d, d["chiyoda"], d["a"]).enrolled == 0
+    assert_consistent(db, d, years=(d["fy"] - 1, d["fy"]))
+
+
+def test_a_rolled_back_change_leaves_the_summaries(known_data, db, enroll, make_staff):
+    d = known_data
+    before = db.session.execute(select(CourseYearSummary.__table__)).all()
+    row = Enrollment(session_id=d["session"].id, staff_member_id=d["staff"][3].id,
+                     municipality_id=d["chiyoda"], status="confirmed", arrival_seq=99)
+    db.session.add(row)
+    db.session.flush()
+    db.session.rollback()
+    assert db.session.execute(select(CourseYearSummary.__table__)).all() == before
+    assert_consistent(db, d)
+
+
+def test_check_finds_and_rebuild_repairs_a_difference(known_data, db, runner):
+    d = known_data
+    db.session.execute(update(CourseYearSummary).values(enrolled=CourseYearSummary.enrolled + 5))
+    db.session.execute(StaffYearSummary.__table__.delete().where(StaffYearSummary.staff_member_id == d["staff"][1].id))
+    db.session.commit()
+    report = summary.check(db.session)
+    assert not report.ok and len(report.differences) == 4
+    result = runner.invoke(args=["lms", "completion-summary", "--check"])
+    assert result.exit_code == 1 and "differ" in result.output
+    result = runner.invoke(args=["lms", "completion-summary", "--rebuild"])
+    assert result.exit_code == 0, result.output
+    db.session.rollback()
+    assert_consistent(db, d)
+    result = runner.invoke(args=["lms", "completion-summary", "--check"])
+    assert result.exit_code == 0 and "3" in result.output
+
+
+def test_synthetic_data_set_has_consistent_summaries(runner, db):
+    result = runner.invoke(args=["lms", "synth", "--users", "90", "--municipalities", "3", "--courses", "5",
+                                 "--enrollments", "400", "--seed", "7"])
+    assert result.exit_code == 0, result.output
+    db.session.rollback()
+    report = summary.check(db.session)
+    assert report.ok, report.differences
+    assert report.course_rows > 0 and report.staff_rows > 0
+    fy = reports.current_fiscal_year()
+    municipalities = db.session.scalars(select(Enrollment.municipality_id).distinct()).all()
+    for scope in [*municipalities, None]:
+        assert reports.dashboard(scope, fy) == reports.fresh_dashboard(scope, fy)
+        assert reports.dashboard(scope, fy - 1) == reports.fresh_dashboard(scope, fy - 1)
+    assert db.session.scalar(select(func.count()).select_from(CourseYearSummary)) == report.course_rows
