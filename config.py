@@ -97,6 +97,13 @@ class Config:
 
     # Sessions: signed cookies, so every gunicorn worker can read them.
     SESSION_COOKIE_NAME = "manabi_session"
+    # Video playback through short-lived signed links validated by nginx (lms/archives/links.py,
+    # docs/nginx.conf): LMS_MEDIA_LINK_SECRET is shared with nginx's secure_link_md5 (required in
+    # production); LMS_MEDIA_LINK_TTL is the lifetime of a link in seconds (10-3600) and thereby
+    # the time a withdrawal takes to stop playback already started.
+    LMS_MEDIA_LINKS = _flag("LMS_MEDIA_LINKS")
+    LMS_MEDIA_LINK_SECRET = os.environ.get("LMS_MEDIA_LINK_SECRET") or None
+    LMS_MEDIA_LINK_TTL = _int("LMS_MEDIA_LINK_TTL", 60)
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = False
@@ -188,6 +195,12 @@ class ProductionConfig(Config):
             )
 
 
+        if _flag("LMS_MEDIA_LINKS") and len(os.environ.get("LMS_MEDIA_LINK_SECRET", "").strip()) < 32:
+            raise ConfigError(
+                "LMS_MEDIA_LINK_SECRET must be set to a random value of at least 32 characters when "
+                "LMS_MEDIA_LINKS=1 in production, the same as in nginx's secure_link_md5 "
+                "(本番環境で LMS_MEDIA_LINKS=1 とする場合は LMS_MEDIA_LINK_SECRET に 32 文字以上のランダムな値を設定してください)."
+            )
 CONFIGS = {
     "development": DevelopmentConfig,
     "testing": TestingConfig,

@@ -32,7 +32,7 @@ from werkzeug.http import (
 )
 from wtforms.fields.choices import SelectChoice
 
-from lms.archives import services
+from lms.archives import links, services
 from lms.archives.captions import chapters_from
 from lms.archives.filetypes import KIND_LABELS, SLIDES, VIDEO
 from lms.archives.forms import ActionForm, ArchiveForm
@@ -43,6 +43,7 @@ from lms.common.access import role_required
 from lms.common.database import begin_write
 from lms.common.errors import Conflict, DomainError, InvalidInput, NotAllowed, NotFound
 from lms.common.limits import limit_progress, limit_upload
+from lms.common.public import public
 from lms.common.timeutil import as_utc, to_tokyo, tokyo_to_utc
 from lms.courses.models import TrainingSession
 from lms.extensions import csrf, db
@@ -108,7 +109,9 @@ def view(archive_id: int):
     query = (request.args.get("q") or "").strip()[:100]
     hits = services.search_transcripts(current_user, query, archive=archive) if query else []
     start = request.args.get("t", type=int)
-    return render_template(
+    # The player's video URL: a signed link served by nginx (or a blob SAS URL) when configured.
+    link = links.issue(current_user, videos[0]) if videos else None
+    page = render_template(
         "archives/view.html",
         archive=archive,
         videos=videos,
@@ -121,7 +124,65 @@ def view(archive_id: int):
         hits=hits,
         start=start,
         can_manage=services.can_manage(current_user, archive),
+        video_link=link,
     )
+    response = Response(page)
+    if link is not None:
+        _set_viewer_cookie(response, link)
+    return response
+
+
+def _set_viewer_cookie(response: Response, link: links.MediaLink) -> None:
+    if link.cookie:
+        response.set_cookie(links.COOKIE, link.cookie, path=links.MEDIA_PATH, httponly=True, samesite="Lax",
+                            secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")))
+
+
+@bp.get("/<int:archive_id>/files/<int:file_id>/link")
+@login_required
+def file_link(archive_id: int, file_id: int):
+    """A fresh playback URL for a file (the player asks when its link has expired): the same
+    access check as every file request, then a signed link / SAS URL / the app's file URL."""
+    archive_file = db.session.get(ArchiveFile, file_id)
+    archive = db.session.get(Archive, archive_id)
+    if archive is None:
+        return jsonify(error=_("アーカイブが見つかりません。")), 404
+    reason = services.view_refusal(current_user, archive)
+    if reason:
+        return jsonify(error=reason), 403
+    if archive_file is None or archive_file.archive_id != archive_id or archive_file.status != READY:
+        return jsonify(error=_("ファイルが見つかりません。")), 404
+    link = links.issue(current_user, archive_file)
+    response = jsonify(url=link.url, expires_at=link.expires_at or None)
+    response.headers["Cache-Control"] = "no-store"
+    _set_viewer_cookie(response, link)
+    return response
+
+
+@bp.route("/media/<path:media_path>", methods=["GET", "HEAD"])
+@public
+def media(media_path: str):
+    """Signed media links without nginx (development, tests): validated exactly as nginx's
+    secure_link does (docs/nginx.conf), then the file is served with Range support. No session:
+    the link and the viewer cookie are the credentials, as they are for nginx."""
+    checked = links.check(links.MEDIA_PATH + media_path, request.args, request.cookies.get(links.COOKIE))
+    if checked.outcome == links.EXPIRED:
+        return _media_refused(410, _("再生用リンクの有効期限が切れました。ページを再読み込みしてください。"))
+    if checked.outcome != links.VALID:
+        return _media_refused(403, _("再生用リンクが正しくありません。"))
+    archive_file = db.session.get(ArchiveFile, checked.file_id)
+    if archive_file is None or archive_file.storage_key != checked.storage_key or archive_file.status != READY:
+        abort(404)
+    path = get_storage().local_path(archive_file.storage_key)
+    if path is None or not path.is_file():
+        abort(404)
+    return _local_file_response(archive_file, path, download=False)
+
+
+def _media_refused(status: int, message: str) -> Response:
+    response = Response(message, status=status, mimetype="text/plain")
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.route("/<int:archive_id>/files/<int:file_id>/<path:name>", methods=["GET", "HEAD"])

@@ -121,10 +121,57 @@
 
   window.setInterval(function () { if (!video.paused) { report(false); } }, REPORT_EVERY_MS);
 
-  // A failed range request (403 after withdrawal or the end of the window) stops playback.
-  video.addEventListener("error", function () {
+  // The video URL is a short-lived link (signed for nginx, or a blob SAS URL): once it has
+  // expired, the next range request is refused (410/403) and the element reports an error.
+  // Then ask the app for a fresh link (the app checks access again) and continue where playback
+  // was. When the app refuses (withdrawn, window ended: 403), playback stops for good.
+  var linkUrl = video.getAttribute("data-link-url");
+  var refreshing = false;
+  var lastRefresh = 0;
+
+  function refuse() {
+    stopped = true;
+    video.pause();
     live.textContent = msg("refused");
-  });
+  }
+
+  function refreshLink() {
+    // At most one refresh at a time, and not again within 5 s (a link that fails at once
+    // is not an expiry: give up rather than loop).
+    if (!linkUrl || refreshing || Date.now() - lastRefresh < 5000) {
+      if (!refreshing) { live.textContent = msg("refused"); }
+      return;
+    }
+    refreshing = true;
+    lastRefresh = Date.now();
+    var position = video.currentTime || 0;
+    var wasPlaying = !video.paused || video.autoplay;
+    fetch(linkUrl, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (response) {
+        if (response.status === 403 || response.status === 404) { refuse(); return null; }
+        if (!response.ok) { throw new Error(String(response.status)); }
+        return response.json();
+      }).then(function (data) {
+        if (!data || !data.url) { return; }
+        closeSegment();
+        video.addEventListener("loadedmetadata", function () {
+          if (position > 0 && position < video.duration) { video.currentTime = position; }
+          if (wasPlaying) {
+            var playing = video.play();
+            if (playing && playing.catch) { playing.catch(function () {}); }
+          }
+        }, { once: true });
+        video.src = data.url;  // the src attribute takes precedence over the <source> child
+      }).catch(function () {
+        live.textContent = msg("failed");
+      }).then(function () { refreshing = false; });
+  }
+
+  // Capture phase: an error of the <source> child (the first request refused) does not bubble.
+  video.addEventListener("error", function () {
+    if (stopped) { return; }
+    refreshLink();
+  }, true);
 
   document.addEventListener("click", function (event) {
     var link = event.target.closest("[data-seek]");

@@ -44,6 +44,8 @@ EXPECTED = {
     "archives.index GET": "L ok ok ok ok ok",
     "archives.view GET": "L 403 ok 403 ok ok",
     "archives.file GET": "L 403 ok 403 ok ok",
+    "archives.file_link GET": "L 403 ok 403 ok ok",
+    "archives.media GET": "403 403 403 403 403 403",
     "archives.progress POST": "L 403 400 403 400 400",
     "archives.manage GET": "L 403 ok 403 403 ok",
     "archives.detail GET": "L 403 403 403 403 ok",
@@ -219,6 +221,8 @@ def world(app, db):
         "operation_id": operation.id, "upload_id": upload.id if upload else uuid.uuid4().hex,
         "serial": completion.certificate_serial, "kind": "attendance", "table": "courses", "fmt": "csv",
         "filename": "css/app.css",
+        # A signed media link's path without its signature: refused to everyone.
+        "media_path": f"{archive_file.storage_key}/{archive_file.id}.webm",
     }
     users = {
         "anonymous": None,

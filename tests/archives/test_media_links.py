@@ -1,0 +1,296 @@
+"""Signed media links: issued only after the access check, validated like nginx's secure_link
+(expiry, signature over path + user + viewer cookie), and a real nginx serving ranges for a
+valid link and refusing tampered, foreign and expired ones."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pytest
+import requests
+
+from lms.archives import links
+from tests import factories
+from tests.archives.conftest import add_file, make_archive, video_bytes
+from tests.conftest import require
+
+NGINX = Path("/usr/sbin/nginx")
+SECRET = "media-link-secret-for-tests-0123456789abcdef"
+
+
+@pytest.fixture
+def app_config(app_config):
+    return {**app_config, "LMS_MEDIA_LINKS": True, "LMS_MEDIA_LINK_SECRET": SECRET, "LMS_MEDIA_LINK_TTL": 60}
+
+
+@pytest.fixture
+def published(db, owned_course):
+    _trainer, course = owned_course
+    archive = make_archive(course)
+    video = add_file(archive, video_bytes("webm"), "第1回.webm")
+    return archive, video
+
+
+def _split(url: str) -> tuple[str, dict[str, str]]:
+    parts = urlsplit(url)
+    return parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()}
+
+
+def _with(url: str, **changes) -> str:
+    path, query = _split(url)
+    query.update({k: str(v) for k, v in changes.items()})
+    return path + "?" + "&".join(f"{k}={v}" for k, v in query.items())
+
+
+# ------------------------------------------------------------------ signing and validation
+
+
+def test_a_link_is_valid_for_its_user_file_and_lifetime_only(app, db, published, make_user):
+    archive, video = published
+    other_video = add_file(archive, video_bytes("mp4"), "第2回.mp4")
+    viewer = make_user("learner", "131016")
+    someone = make_user("learner", "131016")
+    now = time.time()
+    link = links.issue(viewer, video, now=now)
+    path, query = _split(link.url)
+    assert path == f"/archives/media/{video.storage_key}/{video.id}.webm"
+    assert query["u"] == str(viewer.id) and int(query["e"]) == int(now) + 60
+    assert link.cookie == links.viewer_token(viewer.id) != links.viewer_token(someone.id)
+
+    checked = links.check(path, query, link.cookie, now=now)
+    assert (checked.outcome, checked.storage_key, checked.file_id) == (links.VALID, video.storage_key, video.id)
+    # Expired: one second after e.
+    assert links.check(path, query, link.cookie, now=int(query["e"]) + 1).outcome == links.EXPIRED
+    # Tampered: the expiry pushed back, the signature altered, the user changed.
+    assert links.check(path, {**query, "e": str(int(query["e"]) + 3600)}, link.cookie, now).outcome == links.INVALID
+    assert links.check(path, {**query, "s": query["s"][:-1] + ("A" if query["s"][-1] != "A" else "B")},
+                       link.cookie, now).outcome == links.INVALID
+    assert links.check(path, {**query, "u": str(someone.id)}, link.cookie, now).outcome == links.INVALID
+    # Another user's browser (their viewer cookie), or no cookie at all.
+    assert links.check(path, query, links.viewer_token(someone.id), now).outcome == links.INVALID
+    assert links.check(path, query, None, now).outcome == links.INVALID
+    # The signature of one file does not open another.
+    other_path = f"/archives/media/{other_video.storage_key}/{other_video.id}.mp4"
+    assert links.check(other_path, query, link.cookie, now).outcome == links.INVALID
+    # Missing pieces and paths outside the media prefix.
+    assert links.check(path, {k: v for k, v in query.items() if k != "e"}, link.cookie, now).outcome == links.INVALID
+    assert links.check("/archives/media/../etc/passwd", query, link.cookie, now).outcome == links.INVALID
+
+
+def test_the_link_lifetime_is_bounded(app, db, published, make_user):
+    _archive, video = published
+    viewer = make_user("learner", "131016")
+    app.config["LMS_MEDIA_LINK_TTL"] = 10 ** 6
+    assert links.issue(viewer, video, now=1000).expires_at == 1000 + links.MAX_TTL
+    app.config["LMS_MEDIA_LINK_TTL"] = 1
+    assert links.issue(viewer, video, now=1000).expires_at == 1000 + links.MIN_TTL
+
+
+def test_without_media_links_the_player_uses_the_checked_file_url(app, db, published, make_user):
+    archive, video = published
+    app.config["LMS_MEDIA_LINKS"] = False
+    with app.test_request_context():
+        link = links.issue(make_user("learner", "131016"), video)
+    assert unquote(link.url) == f"/archives/{archive.id}/files/{video.id}/{video.filename}" and link.cookie is None
+
+
+def test_production_refuses_media_links_without_a_secret(monkeypatch):
+    from config import ConfigError, ProductionConfig
+
+    monkeypatch.setenv("SECRET_KEY", "x" * 40)
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://u@h/db")
+    monkeypatch.delenv("LMS_DEMO_LOGIN", raising=False)
+    monkeypatch.delenv("ENTRA_CA_BUNDLE", raising=False)
+    monkeypatch.setenv("LMS_MEDIA_LINKS", "1")
+    monkeypatch.delenv("LMS_MEDIA_LINK_SECRET", raising=False)
+    with pytest.raises(ConfigError, match="LMS_MEDIA_LINK_SECRET"):
+        ProductionConfig.validate()
+    monkeypatch.setenv("LMS_MEDIA_LINK_SECRET", "short")
+    with pytest.raises(ConfigError, match="LMS_MEDIA_LINK_SECRET"):
+        ProductionConfig.validate()
+    monkeypatch.setenv("LMS_MEDIA_LINK_SECRET", SECRET)
+    ProductionConfig.validate()
+
+
+# ------------------------------------------------------------------ issued only when authorised
+
+
+def test_the_player_gets_a_link_only_when_authorised(client, login_as, published):
+    archive, video = published
+    login_as("learner", "131016")  # 千代田区: eligible
+    page = client.get(f"/archives/{archive.id}")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert f'src="/archives/media/{video.storage_key}/{video.id}.webm?u=' in html
+    cookie = page.headers.getlist("Set-Cookie")
+    assert any(c.startswith(f"{links.COOKIE}=") and "Path=/archives/media/" in c and "HttpOnly" in c for c in cookie)
+
+    fresh = client.get(f"/archives/{archive.id}/files/{video.id}/link", headers={"Accept": "application/json"})
+    assert fresh.status_code == 200 and fresh.headers["Cache-Control"] == "no-store"
+    assert fresh.json["url"].startswith(f"/archives/media/{video.storage_key}/") and fresh.json["expires_at"]
+
+    login_as("learner", "132012")  # 八王子市: not eligible
+    refused = client.get(f"/archives/{archive.id}/files/{video.id}/link")
+    assert refused.status_code == 403 and refused.json["error"] and "url" not in refused.json
+    assert client.get(f"/archives/{archive.id}").status_code == 403
+    assert client.get(f"/archives/{archive.id}/files/999999/link").status_code in (403, 404)
+
+
+def test_a_withdrawn_archive_gets_no_fresh_link(db, client, login_as, published):
+    from lms.extensions import db as _db
+
+    archive, video = published
+    login_as("learner", "131016")
+    assert client.get(f"/archives/{archive.id}/files/{video.id}/link").status_code == 200
+    archive.status = "withdrawn"
+    _db.session.commit()
+    refused = client.get(f"/archives/{archive.id}/files/{video.id}/link")
+    assert refused.status_code == 403 and refused.json["error"]
+
+
+def test_unknown_file_of_a_viewable_archive_is_404_json(client, login_as, published):
+    archive, _video = published
+    login_as("learner", "131016")
+    missing = client.get(f"/archives/{archive.id}/files/999999/link")
+    assert missing.status_code == 404 and missing.json["error"]
+    assert client.get("/archives/999999/files/1/link").status_code == 404
+
+
+# ------------------------------------------------------------------ the app validates links without nginx
+
+
+def test_the_app_serves_a_valid_link_and_refuses_the_others(app, client, login_as, published, make_user):
+    archive, video = published
+    data = video_bytes("webm")
+    login_as("learner", "131016")
+    url = client.get(f"/archives/{archive.id}/files/{video.id}/link").json["url"]
+    ranged = client.get(url, headers={"Range": "bytes=10-109"})
+    assert ranged.status_code == 206 and ranged.data == data[10:110]
+    assert ranged.headers["Content-Range"] == f"bytes 10-109/{len(data)}"
+    assert client.get(_with(url, e=int(time.time()) + 3000)).status_code == 403  # tampered expiry
+    # Another signed-in user's browser: their own viewer cookie does not match the link.
+    other = app.test_client()
+    factories.sign_in(other, make_user("learner", "131016"))
+    other.set_cookie(links.COOKIE, links.viewer_token(999999), path=links.MEDIA_PATH)
+    assert other.get(url).status_code == 403
+    # Anyone without the cookie (the link pasted elsewhere).
+    assert app.test_client().get(url).status_code == 403
+    # Expired: 410 with a Japanese message (the player then asks for a fresh link).
+    viewer = make_user("learner", "131016")
+    old = links.issue(viewer, video, now=time.time() - 120)
+    stranger = app.test_client()
+    stranger.set_cookie(links.COOKIE, old.cookie, path=links.MEDIA_PATH)
+    expired = stranger.get(old.url)
+    assert expired.status_code == 410 and "有効期限" in expired.get_data(as_text=True)
+    assert client.get("/archives/media/archives/1/zz/1.webm?u=1&e=1&s=x").status_code == 403
+
+
+# ------------------------------------------------------------------ a real nginx
+
+
+NGINX_CONF = """
+{user}
+worker_processes 1;
+pid {run}/nginx.pid;
+error_log {run}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {run}/body;
+    proxy_temp_path {run}/proxy;
+    fastcgi_temp_path {run}/fastcgi;
+    uwsgi_temp_path {run}/uwsgi;
+    scgi_temp_path {run}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+{location}
+    }}
+}}
+"""
+
+
+def _media_location(objects: Path, secret: str) -> str:
+    """The location block of docs/nginx.conf, with this test's storage and secret."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "nginx.conf").read_text()
+    start = text.index("    location ~ \"^/archives/media/")
+    end = text.index("\n    }\n", start) + len("\n    }\n")
+    block = text[start:end]
+    assert "secure_link_md5" in block and "/srv/manabi/archives/objects/" in block
+    return (block.replace("/srv/manabi/archives/objects/", f"{objects}/")
+            .replace("CHANGE-ME-LMS_MEDIA_LINK_SECRET", secret))
+
+
+@pytest.fixture
+def nginx(app, tmp_path):
+    require(NGINX.exists(), "Debian's nginx (apt-get install nginx-light) for the media link test")
+    run = tmp_path / "nginx"
+    run.mkdir()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    objects = Path(app.config["LMS_STORAGE_DIR"]) / "objects"
+    conf = run / "nginx.conf"
+    # Workers run as the app's user (root here), as docs/nginx.conf asks (files are mode 0640).
+    user = "user root;" if os.geteuid() == 0 else ""
+    conf.write_text(NGINX_CONF.format(user=user, run=run, port=port, location=_media_location(objects, SECRET)))
+    process = subprocess.Popen([str(NGINX), "-c", str(conf), "-p", str(run), "-g", "daemon off;"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            if process.poll() is not None:
+                pytest.fail("nginx exited: " + (run / "error.log").read_text(errors="replace"))
+            time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    process.send_signal(signal.SIGQUIT)
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    shutil.rmtree(run, ignore_errors=True)
+
+
+def test_nginx_serves_ranges_for_a_valid_link_and_refuses_the_others(app, db, published, make_user, nginx):
+    _archive, video = published
+    data = video_bytes("webm")
+    viewer, someone = make_user("learner", "131016"), make_user("learner", "131016")
+    link = links.issue(viewer, video)
+    mine = {links.COOKIE: link.cookie}
+
+    ranged = requests.get(nginx + link.url, cookies=mine, headers={"Range": "bytes=100-1123"}, timeout=5)
+    assert ranged.status_code == 206
+    assert ranged.content == data[100:1124]
+    assert ranged.headers["Content-Range"] == f"bytes 100-1123/{len(data)}"
+    assert ranged.headers["Content-Type"] == "video/webm"
+    assert "no-store" not in ranged.headers.get("Cache-Control", "") and "private" in ranged.headers["Cache-Control"]
+    whole = requests.get(nginx + link.url, cookies=mine, timeout=5)
+    assert whole.status_code == 200 and whole.content == data and whole.headers["Accept-Ranges"] == "bytes"
+    beyond = requests.get(nginx + link.url, cookies=mine, headers={"Range": f"bytes={len(data) + 5}-"}, timeout=5)
+    assert beyond.status_code == 416
+
+    def status(url, cookies=mine):
+        return requests.get(nginx + url, cookies=cookies, headers={"Range": "bytes=0-9"}, timeout=5).status_code
+
+    assert status(_with(link.url, e=int(time.time()) + 3600)) == 403  # expiry pushed back
+    assert status(_with(link.url, u=someone.id)) == 403  # another user's ID
+    assert status(link.url, {links.COOKIE: links.viewer_token(someone.id)}) == 403  # another user's browser
+    assert status(link.url, {}) == 403  # the link pasted elsewhere
+    other_video = add_file(published[0], video_bytes("mp4"), "第2回.mp4")
+    path, query = _split(link.url)
+    assert status(f"/archives/media/{other_video.storage_key}/{other_video.id}.mp4?" + urlsplit(link.url).query) == 403
+    assert status(path) == 403  # no signature at all
+    # A link issued two minutes ago (60 s lifetime): expired, 410.
+    old = links.issue(viewer, video, now=time.time() - 120)
+    assert status(old.url, {links.COOKIE: old.cookie}) == 410
+    # And nginx agrees with the app's own validation on every one of these.
+    assert links.check(path, query, link.cookie).outcome == links.VALID
