@@ -90,13 +90,6 @@ class Config:
     # Local storage behind nginx: internal location prefix for X-Accel-Redirect (see docs/nginx.conf);
     # unset, the app serves archive files itself (with Range support).
     LMS_ACCEL_REDIRECT_PREFIX = os.environ.get("LMS_ACCEL_REDIRECT_PREFIX") or None
-    # Largest body of one resumable-upload PATCH request (the browser sends 32 MiB chunks).
-    LMS_UPLOAD_CHUNK_MAX_BYTES = _int("LMS_UPLOAD_CHUNK_MAX_BYTES", 256 * 1024 * 1024)
-    # Largest single archive file accepted (bytes).
-    LMS_MAX_UPLOAD_BYTES = _int("LMS_MAX_UPLOAD_BYTES", 5 * 1024**3)
-
-    # Sessions: signed cookies, so every gunicorn worker can read them.
-    SESSION_COOKIE_NAME = "manabi_session"
     # Video playback through short-lived signed links validated by nginx (lms/archives/links.py,
     # docs/nginx.conf): LMS_MEDIA_LINK_SECRET is shared with nginx's secure_link_md5 (required in
     # production); LMS_MEDIA_LINK_TTL is the lifetime of a link in seconds (10-3600) and thereby
@@ -104,6 +97,13 @@ class Config:
     LMS_MEDIA_LINKS = _flag("LMS_MEDIA_LINKS")
     LMS_MEDIA_LINK_SECRET = os.environ.get("LMS_MEDIA_LINK_SECRET") or None
     LMS_MEDIA_LINK_TTL = _int("LMS_MEDIA_LINK_TTL", 60)
+    # Largest body of one resumable-upload PATCH request (the browser sends 32 MiB chunks).
+    LMS_UPLOAD_CHUNK_MAX_BYTES = _int("LMS_UPLOAD_CHUNK_MAX_BYTES", 256 * 1024 * 1024)
+    # Largest single archive file accepted (bytes).
+    LMS_MAX_UPLOAD_BYTES = _int("LMS_MAX_UPLOAD_BYTES", 5 * 1024**3)
+
+    # Sessions: signed cookies, so every gunicorn worker can read them.
+    SESSION_COOKIE_NAME = "manabi_session"
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = False
@@ -188,6 +188,12 @@ class ProductionConfig(Config):
                 "DATABASE_URL must point to PostgreSQL (postgresql+psycopg://…) in production "
                 "(本番環境では DATABASE_URL に PostgreSQL を指定してください)."
             )
+        if _flag("LMS_MEDIA_LINKS") and len(os.environ.get("LMS_MEDIA_LINK_SECRET", "").strip()) < 32:
+            raise ConfigError(
+                "LMS_MEDIA_LINK_SECRET must be set to a random value of at least 32 characters when "
+                "LMS_MEDIA_LINKS=1 in production, the same as in nginx's secure_link_md5 "
+                "(本番環境で LMS_MEDIA_LINKS=1 とする場合は LMS_MEDIA_LINK_SECRET に 32 文字以上のランダムな値を設定してください)."
+            )
         if os.environ.get("ENTRA_CA_BUNDLE"):
             raise ConfigError(
                 "ENTRA_CA_BUNDLE is for test providers only and is refused in production "
@@ -195,12 +201,6 @@ class ProductionConfig(Config):
             )
 
 
-        if _flag("LMS_MEDIA_LINKS") and len(os.environ.get("LMS_MEDIA_LINK_SECRET", "").strip()) < 32:
-            raise ConfigError(
-                "LMS_MEDIA_LINK_SECRET must be set to a random value of at least 32 characters when "
-                "LMS_MEDIA_LINKS=1 in production, the same as in nginx's secure_link_md5 "
-                "(本番環境で LMS_MEDIA_LINKS=1 とする場合は LMS_MEDIA_LINK_SECRET に 32 文字以上のランダムな値を設定してください)."
-            )
 CONFIGS = {
     "development": DevelopmentConfig,
     "testing": TestingConfig,
