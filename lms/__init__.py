@@ -77,7 +77,7 @@ def create_app(config: str | type | dict | None = None) -> Flask:
 def _init_extensions(app: Flask) -> None:
     import lms.models  # noqa: F401  (every model registered before the engine is used)
     from lms.common.database import configure_engine
-    from lms.common.i18n import select_locale, select_timezone
+    from lms.common.i18n import cache_wtforms_translations, select_locale, select_timezone
     from lms.extensions import babel, csrf, db, limiter, login_manager, migrate
 
     db.init_app(app)
@@ -91,6 +91,7 @@ def _init_extensions(app: Flask) -> None:
         timezone_selector=select_timezone,
         default_translation_directories=str(BASE_DIR / "lms" / "translations"),
     )
+    cache_wtforms_translations()
     if app.config.get("REDIS_URL") and not app.config.get("RATELIMIT_STORAGE_URI"):
         app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"]
     app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
