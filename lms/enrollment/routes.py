@@ -81,11 +81,16 @@ def enroll(session_id: int):
     back = _back(url_for("enrollment.my_page"))
     if not form.validate_on_submit():
         return _refused(DomainError(_("フォームの有効期限が切れました。ページを再読み込みしてから、もう一度操作してください。")), back)
-    member_id = _my_staff_member_id()
-    if member_id is None:
-        return _refused(services.NotEligible(_("職員名簿にあなたの登録がないため、申し込めません。所属の研修担当にお問い合わせください。")), back)
     try:
-        enrollment = services.enroll(session_id, member_id, current_user, source="self")
+        try:
+            enrollment = services.enroll_self(session_id, current_user)
+        except services.NoRosterEntry:
+            # First enrollment of someone whose roster entry is not linked yet: link (or
+            # create) it from their sign-in, then enroll as usual.
+            member_id = _my_staff_member_id()
+            if member_id is None:
+                raise
+            enrollment = services.enroll(session_id, member_id, current_user, source="self")
     except DomainError as exc:
         return _refused(exc, back)
     return _done(enrollment, enrollment.outcome_message, back, 201)

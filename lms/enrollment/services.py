@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -67,6 +67,7 @@ __all__ = [
     "NotEligible",
     "NotFound",
     "InvalidInput",
+    "NoRosterEntry",
     "NominationResult",
     "OverlapsConfirmed",
     "SessionStarted",
@@ -75,6 +76,7 @@ __all__ = [
     "cancel_enrollment",
     "cancel_session_enrollments",
     "enroll",
+    "enroll_self",
     "lock_session",
     "nominate",
     "promote_waitlist",
@@ -351,10 +353,11 @@ def _changed(enrollment: Enrollment, old: str | None, actor) -> None:
     signals.enrollment_status_changed.send(enrollment, old_status=old, new_status=enrollment.status, actor=actor)
 
 
-def _notify(enrollment: Enrollment, kind: str, suffix: str = "", position: int | None = None) -> None:
+def _notify(enrollment: Enrollment, kind: str, suffix: str = "", position: int | None = None,
+            fresh: bool = False) -> None:
     from lms.notifications.services import queue_enrollment_notice
 
-    queue_enrollment_notice(enrollment, kind, dedupe_suffix=suffix, position=position)
+    queue_enrollment_notice(enrollment, kind, dedupe_suffix=suffix, position=position, fresh=fresh)
 
 
 _NOTICE_FOR = {CONFIRMED: "confirmed", WAITLISTED: "waitlisted", PENDING: "pending"}
@@ -389,21 +392,26 @@ def _place(session: TrainingSession, member: StaffMember, actor, source: str, no
            *, arrival_seq: int | None = None, replaces: Enrollment | None = None,
            status: str | None = None, quota=_UNKNOWN) -> Enrollment:
     """Insert the enrollment in the status the rules give (or ``status`` for a swap)."""
-    if quota is _UNKNOWN:
-        quota = _lock_quota(session.id, member.municipality_id)
     if status is None:
         if session.course.requires_approval and source == SELF:
             status = PENDING
-        elif _seat_free(session, quota):
-            status = CONFIRMED
+        elif session.confirmed_count >= session.capacity:
+            status = WAITLISTED  # full: no quota can give a seat (the quota row is not needed)
         else:
-            status = WAITLISTED
+            if quota is _UNKNOWN:
+                quota = _lock_quota(session.id, member.municipality_id)
+            status = CONFIRMED if _seat_free(session, quota) else WAITLISTED
+    elif status == CONFIRMED and replaces is None and quota is _UNKNOWN:
+        quota = _lock_quota(session.id, member.municipality_id)
+    if arrival_seq is None:
+        arrival_seq = _next_arrival_seq(session.id)
     enrollment = Enrollment(
         session_id=session.id,
         staff_member_id=member.id,
         municipality_id=member.municipality_id,
         status=status,
         source=source,
+        arrival_seq=arrival_seq,
         requested_at=now,
         requested_by_id=getattr(actor, "id", None),
         confirmed_at=now if status == CONFIRMED else None,
@@ -411,13 +419,19 @@ def _place(session: TrainingSession, member: StaffMember, actor, source: str, no
         replaces_enrollment_id=replaces.id if replaces is not None else None,
     )
     db.session.add(enrollment)
-    db.session.flush()
-    # Order of arrival: the new row's id (unique, monotonic) unless a swap keeps the seat's.
-    enrollment.arrival_seq = arrival_seq if arrival_seq is not None else enrollment.id
     if status == CONFIRMED and replaces is None:
         _take_seat(session, quota)
     db.session.flush()
     return enrollment
+
+
+def _next_arrival_seq(session_id: int) -> int:
+    """Order of arrival within the session: one more than the latest (the caller holds the
+    session's lock, so arrivals in one session are numbered one at a time; a swap keeps
+    the seat's number instead). Read from the (session, status, arrival) index."""
+    return db.session.scalar(
+        select(func.coalesce(func.max(Enrollment.arrival_seq), 0) + 1).where(Enrollment.session_id == session_id)
+    )
 
 
 def _refuse_overlap(session: TrainingSession, member_id: int) -> None:
@@ -441,38 +455,49 @@ def enroll(session_id: int, staff_member_id: int, actor, source: str = SELF) -> 
     return _atomic(_enroll_tx, session_id, staff_member_id, actor, source, _keep_loaded=True)
 
 
-def _enroll_tx(session_id: int, staff_member_id: int, actor, source: str) -> Enrollment:
+def enroll_self(session_id: int, user) -> Enrollment:
+    """A signed-in learner enrolls themselves: their roster entry is found (and locked) by
+    their user id in the same statement. Raises ``NoRosterEntry`` when they have none linked
+    yet (the caller links or creates it, then calls ``enroll``); otherwise as ``enroll``."""
+    return _atomic(_enroll_tx, session_id, None, user, SELF, _keep_loaded=True)
+
+
+class NoRosterEntry(NotEligible):
+    """The signed-in user has no roster entry linked to them (yet)."""
+
+
+def _enroll_tx(session_id: int, staff_member_id: int | None, actor, source: str) -> Enrollment:
+    """The hot path of a popular course's opening minute: as few statements as the rules
+    allow (staff lock, session lock, one clash query, the quota only while seats remain,
+    the insert, the counter, the position of a waitlisted arrival, the outbox row)."""
     now = utcnow()
     begin_write()
     # The staff member's row first: their own requests (here, in promotions, approvals,
     # swaps) queue on it, so the "one active enrollment" and "no overlap" checks hold.
-    # Everything that does not depend on the seat count is decided before the session's
-    # lock, so refusals never wait for it and it is held only for the seat decision.
-    member = _lock_staff(staff_member_id)
-    if source == SELF and actor is not None and member.user_id != actor.id:
-        raise NotAllowed(_("本人以外の申込はできません。"))
-    session = db.session.scalar(
-        select(TrainingSession)
-        .where(TrainingSession.id == session_id)
-        .options(joinedload(TrainingSession.course, innerjoin=True))
-    )
-    if session is None:
-        raise NotFound(_("研修回が見つかりません。"))
+    if staff_member_id is None:
+        member = db.session.scalar(
+            _for_update(select(StaffMember).where(StaffMember.user_id == actor.id))
+            .execution_options(populate_existing=True)
+        )
+        if member is None:
+            raise NoRosterEntry(_("職員名簿にあなたの登録がないため、申し込めません。所属の研修担当にお問い合わせください。"))
+    else:
+        member = _lock_staff(staff_member_id)
+        if source == SELF and actor is not None and member.user_id != actor.id:
+            raise NotAllowed(_("本人以外の申込はできません。"))
+    # Then the session's row, with fresh counters and status under the lock (held from here
+    # to the commit; the checks below are single indexed lookups).
+    session = _lock_session_row(session_id)
     _check_open(session, now)
     _check_member(session, member)
     _refuse_clashes(session, member.id)
-    # Fresh counters and status under the lock.
-    # (Two statements on purpose: on PostgreSQL a row joined to a locked row comes from the
-    # snapshot taken before the wait, so the quota is read once the session's lock is held.)
-    session = _lock_session_row(session_id)
-    _check_open(session, now)  # it may have been cancelled or closed meanwhile
     enrollment = _place(session, member, actor, source, now)
     position = None
     if enrollment.status == WAITLISTED:
         from lms.enrollment.queries import waitlist_position
 
         position = waitlist_position(enrollment)
-    _notify(enrollment, _NOTICE_FOR[enrollment.status], position=position)
+    _notify(enrollment, _NOTICE_FOR[enrollment.status], position=position, fresh=True)
     _changed(enrollment, None, actor)
     if enrollment.status == CONFIRMED:
         signals.attendees_changed.send(session, actor=actor)

@@ -67,14 +67,16 @@ def _setting(name: str, default: int) -> int:
 
 
 def queue_enrollment_notice(
-    enrollment, kind: str, *, dedupe_suffix: str = "", changes: dict | None = None, position: int | None = None
+    enrollment, kind: str, *, dedupe_suffix: str = "", changes: dict | None = None, position: int | None = None,
+    fresh: bool = False,
 ) -> OutboxMail | None:
     """Queue the ``kind`` notice for ``enrollment`` in the current transaction.
 
     Idempotent per (enrollment, kind, dedupe_suffix): a retried transaction or a second
     call returns the row already queued. ``changes`` ({field: (old, new)}) is described in
-    "changed" notices; ``position`` is the waitlist position when the caller knows it.
-    Returns None when the staff member has no mail address.
+    "changed" notices; ``position`` is the waitlist position when the caller knows it;
+    ``fresh``: the enrollment was inserted in this very transaction, so no notice of it can
+    exist yet and the lookup is skipped (the unique key still guards). Returns None when the staff member has no mail address.
     """
     from lms.notifications.compose import compose_enrollment_notice
 
@@ -87,9 +89,10 @@ def queue_enrollment_notice(
     if enrollment.id is None:
         db.session.flush()
     key = f"enrollment:{enrollment.id}:{kind}:{dedupe_suffix}"
-    existing = db.session.scalar(select(OutboxMail).where(OutboxMail.dedupe_key == key))
-    if existing is not None:
-        return existing
+    if not fresh:
+        existing = db.session.scalar(select(OutboxMail).where(OutboxMail.dedupe_key == key))
+        if existing is not None:
+            return existing
     with db.session.no_autoflush:
         composed = compose_enrollment_notice(enrollment, kind, changes=changes, position=position)
     mail = OutboxMail(

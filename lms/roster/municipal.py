@@ -28,7 +28,7 @@ def pending_approvals(municipality_id: int) -> list[Enrollment]:
         select(Enrollment)
         .options(joinedload(Enrollment.staff_member), joinedload(Enrollment.session).joinedload(TrainingSession.course))
         .where(Enrollment.municipality_id == municipality_id, Enrollment.status == PENDING)
-        .order_by(Enrollment.arrival_seq)
+        .order_by(Enrollment.requested_at, Enrollment.id)
     ).unique())
 
 
