@@ -13,7 +13,9 @@ Databases and the app
         ``db.session.execute(insert(Model), rows)``).
     ``Gunicorn(database_url, workers=2, env=None)``  context manager: starts
         ``gunicorn wsgi:app`` (sync workers, as in production) on a free loopback port with
-        ``LMS_ENV=development``, ``LMS_DEMO_LOGIN=1`` and rate limits ON; waits for
+        ``LMS_ENV=development``, ``LMS_DEMO_LOGIN=1``, rate limits ON and, as in production,
+        Redis (``BENCH_REDIS_URL``, default db 14, emptied before and after) for the
+        rate-limit counters and the job queue; waits for
         ``/healthz``; ``.base_url`` is ``http://127.0.0.1:PORT``; stops it on exit.
 
 HTTP (a small asyncio client: one TCP connection per request, as gunicorn's sync workers
@@ -71,6 +73,20 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql+psycopg://root@127.0.0.1:5432/postgres")
+BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+def _flush_redis(url: str | None) -> None:
+    """Empty the bench's own Redis database (rate-limit counters, queued jobs of a past run)."""
+    if not url:
+        return
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
 
 
 # ---------------------------------------------------------------- databases and the app
@@ -142,12 +158,16 @@ class Gunicorn:
             "LMS_ENV": "development",
             "LMS_DEMO_LOGIN": "1",
             "RATELIMIT_ENABLED": "1",
+            # As in production: rate-limit counters (shared by the workers) and the job
+            # queue in Redis. A database of its own, emptied before and after the run.
+            "REDIS_URL": BENCH_REDIS_URL,
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> Gunicorn:
+        _flush_redis(self.env.get("REDIS_URL"))
         gunicorn = ROOT / ".venv" / "bin" / "gunicorn"
         cmd = [
             str(gunicorn) if gunicorn.exists() else "gunicorn",
@@ -190,6 +210,7 @@ class Gunicorn:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        _flush_redis(self.env.get("REDIS_URL"))
 
 
 # ---------------------------------------------------------------- HTTP

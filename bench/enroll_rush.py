@@ -8,7 +8,8 @@ HTTP through 64 concurrent connections, each with its own session cookie and CSR
 The bare /hello view is measured the same way before and after the rush.
 
 Prints one JSON object: confirmed, waitlisted, errors, overbooked, enroll_per_s,
-hello_per_s (mean of the two hello runs), ratio, p50_ms, p99_ms.
+hello_per_s (mean of the two hello runs), ratio, p50_ms, p99_ms, and cpu_ms_per_enroll (CPU time
+per enrollment of gunicorn's processes and of PostgreSQL's backends).
 Targets: confirmed = 300, overbooked = 0, errors = 0, ratio >= 0.10, p99_ms <= 250.
 
     .venv/bin/python bench/enroll_rush.py [--learners 3000] [--capacity 300]
@@ -32,10 +33,12 @@ from bench.common import (  # noqa: E402
     Gunicorn,
     Req,
     bench_app,
+    cpu_seconds,
     csrf_token,
     emit,
     fresh_database,
     measure_hello,
+    postgres_pids,
     run_load,
 )
 
@@ -197,6 +200,8 @@ def main() -> None:
             agents, tokens = sign_in_everyone(server.base_url, user_ids)
             measure_hello(server.base_url, n=200, concurrency=args.concurrency)  # warm-up, not counted
             hello_before = measure_hello(server.base_url, n=args.hello, concurrency=args.concurrency)
+            db_pids = postgres_pids(database_url.rsplit("/", 1)[1])
+            app_cpu, db_cpu = cpu_seconds(server.pids()), cpu_seconds(db_pids)
             rush = run_load(
                 server.base_url,
                 [
@@ -208,6 +213,7 @@ def main() -> None:
                 ok=(201,),
                 keep_responses=True,
             )
+            app_cpu, db_cpu = cpu_seconds(server.pids()) - app_cpu, cpu_seconds(db_pids) - db_cpu
             hello_after = measure_hello(server.base_url, n=args.hello, concurrency=args.concurrency)
         outcome = count_outcome(database_url, session_id)
 
@@ -227,6 +233,8 @@ def main() -> None:
         "ratio": round(rush.per_s / hello_per_s, 3) if hello_per_s else 0.0,
         "p50_ms": round(rush.p50_ms, 1),
         "p99_ms": round(rush.p99_ms, 1),
+        # CPU per enrollment (meaningful even on a busy machine): gunicorn's processes, PostgreSQL's.
+        "cpu_ms_per_enroll": {"app": round(app_cpu * 1000 / rush.count, 2), "db": round(db_cpu * 1000 / rush.count, 2)},
     }
     if rush.errors or outcome["counter"] != outcome["confirmed"] or answered["confirmed"] != outcome["confirmed"]:
         print(json.dumps({"detail": {"statuses": {str(k): v for k, v in rush.statuses.items()},

@@ -61,7 +61,7 @@ SOAK_ENV = {
 }
 os.environ.update(SOAK_ENV)
 
-from bench.common import Gunicorn, Req, _fetch, bench_app, emit, fresh_database, percentile  # noqa: E402
+from bench.common import BENCH_REDIS_URL, Gunicorn, Req, _fetch, bench_app, emit, fresh_database, percentile  # noqa: E402
 from bench.enroll_rush import sign_in_everyone  # noqa: E402
 
 MIX = {"catalogue": 25, "course": 20, "my_page": 10, "enroll": 12, "cancel": 8, "progress": 18, "dashboard": 7}
@@ -348,7 +348,8 @@ def main() -> None:
     baseline_at = min(120.0, args.duration * 0.2)
     with fresh_database("lms_bench_soak") as database_url:
         data = create_data(database_url, args.learners)
-        env = {**SOAK_ENV, "DATABASE_URL": database_url, "LMS_ENV": "development", "LMS_DEMO_LOGIN": "1"}
+        env = {**SOAK_ENV, "DATABASE_URL": database_url, "LMS_ENV": "development", "LMS_DEMO_LOGIN": "1",
+               "REDIS_URL": BENCH_REDIS_URL}  # the worker takes its jobs from the same Redis
         with Gunicorn(database_url, workers=2, env=env) as server:
             worker = subprocess.Popen(
                 [str(ROOT / ".venv" / "bin" / "flask"), "--app", "wsgi", "lms", "worker", "-w", "2"],
