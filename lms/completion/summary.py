@@ -45,6 +45,14 @@ METHOD_COLUMNS = {VIA_LIVE: "completed_live", VIA_ARCHIVE: "completed_archive", 
 MONTH_COLUMNS = tuple(f"m{i}" for i in range(1, 13))
 COURSE_COLUMNS = ("enrolled", "done", "attended", *METHOD_COLUMNS.values(), *MONTH_COLUMNS)
 STAFF_COLUMNS = ("enrolled_courses", "completed_courses")
+# Which base rows each group of CourseYearSummary columns is computed from: a change
+# recomputes only the parts it can affect ("done" needs enrollments and completions).
+PARTS = {
+    "enrolled": ("enrolled", "done"),
+    "completed": (*METHOD_COLUMNS.values(), *MONTH_COLUMNS),
+    "attended": ("attended",),
+}
+ALL_PARTS = frozenset(PARTS)
 
 _DIRTY = "lms_completion_summary_dirty"
 _LOCK_CLASS = 0x4D4E4253  # 'MNBS': the advisory-lock namespace of these keys
@@ -70,9 +78,11 @@ def fiscal_month(fiscal_year: int, month: str | None) -> int | None:
     return index if 1 <= index <= 12 else None
 
 
-def course_figures(session: Session, fiscal_year: int, course_ids=None, municipality_ids=None) -> dict:
+def course_figures(session: Session, fiscal_year: int, course_ids=None, municipality_ids=None,
+                   parts=ALL_PARTS) -> dict:
     """{(municipality_id, course_id): {column: count}} computed from the base tables, for
-    the given courses and municipalities (None: all). Only non-zero rows."""
+    the given courses and municipalities (None: all) and the columns of ``parts``. Only
+    rows with a non-zero count."""
     from lms.attendance.models import Attendance
     from lms.courses.models import TrainingSession
     from lms.enrollment.models import CONFIRMED, Enrollment
@@ -81,7 +91,8 @@ def course_figures(session: Session, fiscal_year: int, course_ids=None, municipa
     start, end = fiscal_year_bounds(fiscal_year)
     in_year = and_(TrainingSession.starts_at >= start, TrainingSession.starts_at < end)
     dialect = session.get_bind().dialect.name
-    rows: dict[tuple[int, int], dict[str, int]] = defaultdict(lambda: dict.fromkeys(COURSE_COLUMNS, 0))
+    columns = [c for part in sorted(parts) for c in PARTS[part]]
+    rows: dict[tuple[int, int], dict[str, int]] = defaultdict(lambda: dict.fromkeys(columns, 0))
 
     enrolled = (
         select(Enrollment.municipality_id, TrainingSession.course_id,
@@ -123,18 +134,21 @@ def course_figures(session: Session, fiscal_year: int, course_ids=None, municipa
         enrolled = enrolled.where(Enrollment.municipality_id.in_(list(municipality_ids)))
         completed = completed.where(Completion.municipality_id.in_(list(municipality_ids)))
         attended = attended.where(StaffMember.municipality_id.in_(list(municipality_ids)))
-    for mid, cid, n_enrolled, n_done in session.execute(enrolled):
-        row = rows[(mid, cid)]
-        row["enrolled"], row["done"] = n_enrolled, n_done
-    for mid, cid, method, month, n in session.execute(completed):
-        row = rows[(mid, cid)]
-        if method in METHOD_COLUMNS:
-            row[METHOD_COLUMNS[method]] += n
-        index = fiscal_month(fiscal_year, month)
-        if index is not None:
-            row[f"m{index}"] += n
-    for mid, cid, n in session.execute(attended):
-        rows[(mid, cid)]["attended"] = n
+    if "enrolled" in parts:
+        for mid, cid, n_enrolled, n_done in session.execute(enrolled):
+            row = rows[(mid, cid)]
+            row["enrolled"], row["done"] = n_enrolled, n_done
+    if "completed" in parts:
+        for mid, cid, method, month, n in session.execute(completed):
+            row = rows[(mid, cid)]
+            if method in METHOD_COLUMNS:
+                row[METHOD_COLUMNS[method]] += n
+            index = fiscal_month(fiscal_year, month)
+            if index is not None:
+                row[f"m{index}"] += n
+    if "attended" in parts:
+        for mid, cid, n in session.execute(attended):
+            rows[(mid, cid)]["attended"] = n
     return {key: dict(row) for key, row in rows.items() if any(row.values())}
 
 
@@ -187,22 +201,38 @@ def _chunks(items: list, size: int = 500):
         yield items[i:i + size]
 
 
-def refresh_course_keys(session: Session, keys: set[tuple[int, int, int]]) -> None:
-    """Recompute CourseYearSummary rows for (municipality_id, fiscal_year, course_id) keys."""
-    by_year: dict[int, set[tuple[int, int]]] = defaultdict(set)
-    for mid, fy, cid in keys:
-        if mid is not None and fy is not None and cid is not None:
-            by_year[fy].add((mid, cid))
+def refresh_course_keys(session: Session, keys: dict[tuple[int, int, int], set[str]]) -> None:
+    """Recompute the given parts of CourseYearSummary rows, keyed (municipality_id,
+    fiscal_year, course_id); the other columns of a row are kept. The caller holds the
+    keys' locks."""
+    groups: dict[tuple[int, frozenset], set[tuple[int, int]]] = defaultdict(set)
+    for (mid, fy, cid), parts in keys.items():
+        if mid is not None and fy is not None and cid is not None and parts:
+            groups[(fy, frozenset(parts))].add((mid, cid))
     table = CourseYearSummary.__table__
-    for fy, pairs in sorted(by_year.items()):
+    for (fy, parts), pairs in sorted(groups.items(), key=lambda item: (item[0][0], sorted(item[0][1]))):
         pairs = sorted(pairs)
+        columns = [c for part in sorted(parts) for c in PARTS[part]]
         for chunk in _chunks(pairs):
             figures = course_figures(session, fy, course_ids={c for _m, c in chunk},
-                                     municipality_ids={m for m, _c in chunk})
-            session.execute(delete(table).where(
-                table.c.fiscal_year == fy, tuple_(table.c.municipality_id, table.c.course_id).in_(chunk)))
-            values = [{"municipality_id": m, "fiscal_year": fy, "course_id": c, **figures[(m, c)]}
-                      for m, c in chunk if (m, c) in figures]
+                                     municipality_ids={m for m, _c in chunk}, parts=parts)
+            where = and_(table.c.fiscal_year == fy, tuple_(table.c.municipality_id, table.c.course_id).in_(chunk))
+            stored = {}
+            if parts != ALL_PARTS:
+                stored = {
+                    (row[0], row[1]): dict(zip(COURSE_COLUMNS, row[2:], strict=True))
+                    for row in session.execute(
+                        select(table.c.municipality_id, table.c.course_id, *(table.c[c] for c in COURSE_COLUMNS))
+                        .where(where))
+                }
+            session.execute(delete(table).where(where))
+            values = []
+            for m, c in chunk:
+                row = stored.get((m, c)) or dict.fromkeys(COURSE_COLUMNS, 0)
+                fresh = figures.get((m, c), {})
+                row.update({column: fresh.get(column, 0) for column in columns})
+                if any(row.values()):
+                    values.append({"municipality_id": m, "fiscal_year": fy, "course_id": c, **row})
             if values:
                 session.execute(insert(table), values)
 
@@ -338,7 +368,7 @@ def apply(session: Session, dirty: Dirty) -> None:
     from lms.enrollment.models import Enrollment
     from lms.roster.models import StaffMember
 
-    course_keys: set[tuple[int, int, int]] = set()
+    course_keys: dict[tuple[int, int, int], set[str]] = defaultdict(set)
     staff_keys: set[tuple[int, int, int]] = set()
     session_ids = {sid for _m, sid, _s in dirty.enrollments} | {sid for _s, sid in dirty.attendance}
     sessions = {}
@@ -351,7 +381,7 @@ def apply(session: Session, dirty: Dirty) -> None:
     for mid, sid, staff_id in dirty.enrollments:
         if sid in sessions:
             cid, fy = sessions[sid]
-            course_keys.add((mid, fy, cid))
+            course_keys[(mid, fy, cid)].add("enrolled")
             staff_keys.add((mid, fy, staff_id))
     staff_ids = {s for s, _sid in dirty.attendance}
     home = dict(session.execute(
@@ -360,9 +390,9 @@ def apply(session: Session, dirty: Dirty) -> None:
     for staff_id, sid in dirty.attendance:
         if sid in sessions and staff_id in home:
             cid, fy = sessions[sid]
-            course_keys.add((home[staff_id], fy, cid))
+            course_keys[(home[staff_id], fy, cid)].add("attended")
     for mid, fy, cid, staff_id in dirty.completions:
-        course_keys.add((mid, fy, cid))
+        course_keys[(mid, fy, cid)].update(("enrolled", "completed"))  # "done" is enrolled and completed
         staff_keys.add((mid, fy, staff_id))
     for sid, cid, starts_at in dirty.sessions:
         # Rescheduled or moved to another course: every municipality and enrollee of the
@@ -373,13 +403,13 @@ def apply(session: Session, dirty: Dirty) -> None:
         for mid, staff_id in session.execute(
             select(Enrollment.municipality_id, Enrollment.staff_member_id).where(Enrollment.session_id == sid)
         ):
-            course_keys.add((mid, fy, cid))
+            course_keys[(mid, fy, cid)].add("enrolled")
             staff_keys.add((mid, fy, staff_id))
         for (mid,) in session.execute(
             select(StaffMember.municipality_id).distinct()
             .join(Attendance, Attendance.staff_member_id == StaffMember.id).where(Attendance.session_id == sid)
         ):
-            course_keys.add((mid, fy, cid))
+            course_keys[(mid, fy, cid)].add("attended")
     for staff_id, mid in dirty.staff_moves:
         # Attendance counts for the staff member's municipality: before and after the move.
         for cid, starts_at in session.execute(
@@ -387,7 +417,7 @@ def apply(session: Session, dirty: Dirty) -> None:
             .join(Attendance, Attendance.session_id == TrainingSession.id)
             .where(Attendance.staff_member_id == staff_id)
         ):
-            course_keys.add((mid, fiscal_year_of(as_utc(starts_at)), cid))
+            course_keys[(mid, fiscal_year_of(as_utc(starts_at)), cid)].add("attended")
     if not course_keys and not staff_keys:
         return
     _lock(session, [("course", *k) for k in course_keys] + [("staff", *k) for k in staff_keys])

@@ -168,3 +168,41 @@ def test_synthetic_data_set_has_consistent_summaries(runner, db):
         assert reports.dashboard(scope, fy) == reports.fresh_dashboard(scope, fy)
         assert reports.dashboard(scope, fy - 1) == reports.fresh_dashboard(scope, fy - 1)
     assert db.session.scalar(select(func.count()).select_from(CourseYearSummary)) == report.course_rows
+
+
+def test_concurrent_writers_of_one_key_lose_nothing(known_data, db, app, make_staff):
+    """Eight transactions enroll eight staff of one municipality in the same session and
+    commit at the same moment: each recomputes the same summary row, after the others."""
+    import threading
+
+    from tests.conftest import DB_KIND
+
+    if DB_KIND != "postgresql":
+        return  # SQLite has one writer at a time
+    d = known_data
+    staff_ids = [make_staff(full_name=f"同時 {i}").id for i in range(8)]
+    session_id, chiyoda = d["session"].id, d["chiyoda"]
+    barrier = threading.Barrier(len(staff_ids))
+    errors = []
+
+    def writer(staff_id):
+        try:
+            with app.app_context():
+                db.session.add(Enrollment(session_id=session_id, staff_member_id=staff_id, municipality_id=chiyoda,
+                                          status="confirmed", arrival_seq=1000 + staff_id))
+                db.session.flush()
+                barrier.wait(timeout=30)
+                db.session.commit()
+                db.session.remove()
+        except Exception as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(sid,)) for sid in staff_ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    db.session.rollback()
+    assert course_row(d, d["chiyoda"], d["a"]).enrolled == 3 + len(staff_ids)
+    assert_consistent(db, d)
