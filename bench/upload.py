@@ -4,8 +4,10 @@ Starts gunicorn (sync workers, as in production) against a fresh PostgreSQL data
 at the end) with LMS_STORAGE_DIR in a temporary directory, signs a trainer in through the demo
 sign-in, and uploads 2 GiB (an MP4 header, then random bytes) the way the browser does: a tus
 creation request, then PATCH requests of 32 MiB with the CSRF header, straight to gunicorn. The
-clock stops when the last PATCH returns, i.e. when the server has verified the SHA-256 over the
-stored bytes and the file is visible (checked afterwards in the database). The app's processes
+clock stops when the last PATCH returns, i.e. when the server has verified the SHA-256 of the
+stored bytes (hashed as they were written, the hash state carried from PATCH to PATCH; a
+full pass over the file when that state is missing), fsynced the file and made it visible
+(checked afterwards in the database). The app's processes
 are sampled for their resident memory every 20 ms.
 
 In the same run, the same amount is written in 8 MiB blocks to the same directory with an fsync
@@ -36,7 +38,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import contextlib
 
-from bench.common import Agent, Gunicorn, bench_app, emit, fresh_database, request, sign_in_demo  # noqa: E402
+from bench.common import (  # noqa: E402
+    Agent,
+    Gunicorn,
+    bench_app,
+    cpu_seconds,
+    emit,
+    fresh_database,
+    request,
+    sign_in_demo,
+)
 
 MiB = 1024 * 1024
 
@@ -117,6 +128,11 @@ class Payload:
         return digest.hexdigest()
 
 
+def _own_cpu() -> float:
+    usage = os.times()
+    return usage.user + usage.system
+
+
 def disk_write(directory: Path, size: int) -> float:
     path = directory / "disk-bench.bin"
     block = os.urandom(8 * MiB)
@@ -157,13 +173,17 @@ def main() -> None:
                 digest = body.sha256()  # computed before the clock starts, declared like a browser does
                 sampler = RssSampler(server.proc.pid)
                 sampler.start()
+                app_cpu = cpu_seconds(server.pids())
                 started = time.perf_counter()
                 patches, last_patch_s = upload(server.port, agent, token, data["archive_id"], body, digest)
                 elapsed = time.perf_counter() - started
+                app_cpu = cpu_seconds(server.pids()) - app_cpu
                 sampler.stop.set()
                 sampler.join()
             visible = check_visible(url, data["archive_id"], digest, size)
+        disk_started = _own_cpu()
         disk_mb_s = disk_write(storage, size)
+        disk_cpu = _own_cpu() - disk_started
     finally:
         shutil.rmtree(work, ignore_errors=True)
     mb_s = size / MiB / elapsed
@@ -176,6 +196,10 @@ def main() -> None:
         "chunk_mb": args.chunk_mb,
         "patch_requests": patches,
         "seconds": round(elapsed, 1),
+        # CPU seconds (user + system) per GiB: the app's processes during the upload, and this
+        # process during the plain write. Load-independent, unlike the rates above.
+        "app_cpu_s_per_gib": round(app_cpu / (size / 1024 ** 3), 3),
+        "disk_cpu_s_per_gib": round(disk_cpu / (size / 1024 ** 3), 3),
         "last_patch_s": round(last_patch_s, 2),
         "verified_and_visible": visible,
         "gunicorn_workers": args.workers,

@@ -33,6 +33,7 @@ from werkzeug.http import (
 from wtforms.fields.choices import SelectChoice
 
 from lms.archives import links, services
+from lms.archives.body import body_pieces
 from lms.archives.captions import chapters_from
 from lms.archives.filetypes import KIND_LABELS, SLIDES, VIDEO
 from lms.archives.forms import ActionForm, ArchiveForm
@@ -688,9 +689,10 @@ def _tus_patch(upload) -> Response:
     db.session.commit()  # no transaction stays open while the body streams in
     # Only this route reads big bodies: the form limit (MAX_CONTENT_LENGTH) is raised per chunk.
     request.max_content_length = current_app.config.get("LMS_UPLOAD_CHUNK_MAX_BYTES", 256 * 1024 * 1024)
-    stream = request.stream
+    stream = request.stream  # refuses (413) a declared body above the limit
+    pieces = body_pieces(request.environ, stream, request.content_length)
     try:
-        result = services.receive_chunk(snapshot, offset, iter(lambda: stream.read(READ_SIZE), b""))
+        result = services.receive_chunk(snapshot, offset, pieces)
     except Conflict as exc:
         return _tus_error(409, exc.message)
     begin_write()

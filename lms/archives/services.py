@@ -19,6 +19,7 @@ import math
 import re
 import uuid
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -28,7 +29,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import BadRequest
 
-from lms.archives import filetypes
+from lms.archives import filetypes, hashstate
 from lms.archives.captions import CaptionError, parse_vtt
 from lms.archives.models import (
     AUDIENCE_ELIGIBLE,
@@ -426,11 +427,14 @@ class UploadSnapshot:
     declared_length: int
     file_type: str
     head: bytes
+    hash_state: str | None = None  # the running SHA-256 of the received bytes (hashstate.py)
 
     @classmethod
     def of(cls, upload: UploadSession) -> UploadSnapshot:
-        head = base64.b64decode(upload.metadata_json.get("head_b64", "")) if upload.metadata_json else b""
-        return cls(upload.id, upload.storage_key, upload.declared_length, upload.file_type, head)
+        meta = upload.metadata_json or {}
+        head = base64.b64decode(meta.get("head_b64", "")) if meta else b""
+        return cls(upload.id, upload.storage_key, upload.declared_length, upload.file_type, head,
+                   meta.get("sha256_state"))
 
 
 @dataclass
@@ -440,6 +444,11 @@ class ChunkResult:
     file_type: str
     rejected: UploadRejected | None = None
     disconnected: bool = False
+    hash_state: str | None = None
+
+
+# Pieces at least this large are hashed on a helper thread while they are written.
+PARALLEL_HASH_BYTES = 1024 * 1024
 
 
 def receive_chunk(snapshot: UploadSnapshot, offset: int, chunks: Iterable[bytes]) -> ChunkResult:
@@ -451,6 +460,12 @@ def receive_chunk(snapshot: UploadSnapshot, offset: int, chunks: Iterable[bytes]
     limit = snapshot.declared_length - offset
     result = ChunkResult(offset, snapshot.head, snapshot.file_type)
     need = min(filetypes.SNIFF_BYTES, snapshot.declared_length)
+    # SHA-256 as the bytes are written, continued from the previous PATCH when its state covers
+    # exactly the bytes stored so far; otherwise finish_upload hashes the stored file instead.
+    hasher = None
+    if hashstate.available():
+        hasher = (hashstate.ResumableSha256() if offset == 0
+                  else hashstate.ResumableSha256.load(snapshot.hash_state, offset))
 
     def checked() -> Iterator[bytes]:
         seen = 0
@@ -461,10 +476,30 @@ def receive_chunk(snapshot: UploadSnapshot, offset: int, chunks: Iterable[bytes]
             if seen > limit:
                 raise UploadRejected(_("宣言されたサイズを超えるデータが送信されました。"), status=413)
             if not result.file_type and len(result.head) < need:
-                result.head += chunk[: need - len(result.head)]
+                result.head += bytes(chunk[: need - len(result.head)])
                 if len(result.head) >= need:
                     result.file_type = check_head(snapshot.declared_length, result.head).code
-            yield chunk
+            if hasher is None:
+                yield chunk
+            elif len(chunk) < PARALLEL_HASH_BYTES:
+                hasher.update(chunk)
+                yield chunk
+            else:
+                # Hash on a second thread while the storage writes the same piece (both release
+                # the GIL); done before the next piece is read (it may reuse the buffer).
+                hashing = pool().submit(hasher.update, chunk)
+                try:
+                    yield chunk
+                finally:
+                    hashing.result()
+
+    executor = None
+
+    def pool():
+        nonlocal executor
+        if executor is None:
+            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="upload-sha256")
+        return executor
 
     try:
         result.offset = storage.append_part(snapshot.storage_key, offset, checked())
@@ -483,15 +518,33 @@ def receive_chunk(snapshot: UploadSnapshot, offset: int, chunks: Iterable[bytes]
             result.disconnected = True
     except (ValueError, BadRequest):
         result.disconnected = True
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=True)
     if result.rejected is None and not result.disconnected:
+        result.hash_state = _hash_state(hasher, result.offset)
         return result
     result.offset = storage.part_size(snapshot.storage_key)
+    result.hash_state = _hash_state(hasher, result.offset) if result.rejected is None else None
     return result
+
+
+def _hash_state(hasher, stored: int) -> str | None:
+    """The hasher's state if it covers exactly the bytes stored (every piece handed to the
+    storage was written before the next was read, so after a drop they normally agree)."""
+    return hasher.dump() if hasher is not None and hasher.length == stored else None
 
 
 def save_chunk_result(upload: UploadSession, result: ChunkResult) -> None:
     upload.received_bytes = result.offset
     upload.expires_at = utcnow() + UPLOAD_TTL
+    meta = dict(upload.metadata_json or {})
+    if result.hash_state:
+        meta["sha256_state"] = result.hash_state
+    else:
+        meta.pop("sha256_state", None)
+    if meta != (upload.metadata_json or {}):
+        upload.metadata_json = meta
     if result.head and not upload.file_type:
         upload.metadata_json = {**(upload.metadata_json or {}),
                                 "head_b64": base64.b64encode(result.head).decode()}
@@ -550,7 +603,9 @@ def finish_upload(upload: UploadSession) -> ArchiveFile:
     reader = _read_part_or_object(upload, committed=not local)
     size = upload.declared_length
     try:
-        digest = _sha256_of(reader, size)
+        # Hashed while the bytes were written (all of them, in order); else one pass over the file.
+        hasher = hashstate.ResumableSha256.load((upload.metadata_json or {}).get("sha256_state"), size)
+        digest = hasher.hexdigest() if hasher is not None else _sha256_of(reader, size)
         if upload.expected_sha256 and digest != upload.expected_sha256:
             raise UploadRejected(
                 _("ファイルの検証（SHA-256）に失敗しました。通信中に内容が変わった可能性があります。もう一度アップロードしてください。"),
