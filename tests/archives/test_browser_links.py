@@ -1,0 +1,63 @@
+"""In real Chromium with signed media links: an expired link is replaced by a fresh one from the
+app and playback goes on; once the archive is withdrawn, the app refuses a fresh link and the
+player says so."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+from lms.archives import links
+from lms.archives.models import Archive
+from tests import factories
+from tests.archives.conftest import add_file, make_archive
+from tests.archives.test_browser import DEMO_VIDEO, _sign_in, _wait_for
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def app_config(app_config):
+    return {**app_config, "WTF_CSRF_ENABLED": True, "LMS_MEDIA_LINKS": True,
+            "LMS_MEDIA_LINK_SECRET": "browser-test-media-link-secret-0123456789"}
+
+
+def test_an_expired_link_is_renewed_and_a_withdrawn_archive_stops(live_server, page, make_user, monkeypatch):
+    base = live_server.url
+    trainer = make_user("trainer", "130001", name="講師 一郎", is_demo=True)
+    course = factories.make_course(title="Teams 活用研修", eligible=["131016"], owner_id=trainer.id)
+    archive = make_archive(course)
+    add_file(archive, DEMO_VIDEO.read_bytes(), "archive-demo.webm")
+    learner = make_user("learner", "131016", name="千代田 花子", is_demo=True)
+
+    issued = []
+    real_issue = links.issue
+
+    def first_one_expired(user, archive_file, now=None):
+        # The page's link was issued ten minutes ago: the first range request gets 410.
+        issued.append(archive_file.id)
+        return real_issue(user, archive_file, now=time.time() - 600 if len(issued) == 1 else now)
+
+    monkeypatch.setattr(links, "issue", first_one_expired)
+    _sign_in(page, base, learner)
+    page.goto(f"{base}/archives/{archive.id}")
+    _wait_for(page, "document.getElementById('player').readyState >= 1")
+    assert len(issued) == 2  # the page's (expired) link, then the player's fresh one
+    assert "/archives/media/" in page.evaluate("() => document.getElementById('player').currentSrc")
+    page.evaluate("() => { const v = document.getElementById('player'); v.muted = true; return v.play(); }")
+    _wait_for(page, "document.getElementById('player').currentTime >= 1.5")
+
+    # Withdrawn: the next refusal of a link (here a broken one) makes the player ask the app,
+    # which refuses; playback stops with the message.
+    page.evaluate("() => document.getElementById('player').pause()")  # its progress report is written now
+    expect(page.locator("#viewing-progress")).to_contain_text("視聴済み", timeout=10_000)
+    time.sleep(5.1)  # the player retries a link at most every 5 s (and the report's write is over)
+    factories.db.session.rollback()
+    withdrawn = factories.db.session.get(Archive, archive.id)
+    withdrawn.status = "withdrawn"
+    factories.db.session.commit()
+    page.evaluate("() => { const v = document.getElementById('player'); v.src = v.currentSrc.replace(/s=[^&]*/, 's=x'); }")
+    expect(page.locator("#viewing-live")).to_contain_text("このアーカイブは視聴できなくなりました", timeout=10_000)
+    assert len(issued) == 2  # the app refused: no link was issued to the withdrawn archive
