@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 
 from flask import Flask, current_app, flash, redirect, request, session, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager, current_user, login_user, logout_user
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 
 from lms.common.public import is_public_endpoint
@@ -26,7 +28,6 @@ def init_login(app: Flask, login_manager: LoginManager) -> None:
 
     @login_manager.user_loader
     def _load_user(user_id: str):
-        from lms.auth.models import User
 
         try:
             raw_id, raw_version = user_id.split(":", 1)
@@ -34,7 +35,8 @@ def init_login(app: Flask, login_manager: LoginManager) -> None:
         except ValueError:
             return None
         # Roles and municipality come with the user: every page needs them (menu, header).
-        user = db.session.get(User, uid, options=[joinedload(User.role_rows), joinedload(User.municipality)])
+        # One prepared statement (compiled once), not a get() building its options per request.
+        user = db.session.execute(_user_statement(), {"uid": uid}).unique().scalar_one_or_none()
         # A role change or "sign out everywhere" raises session_version.
         if user is None or user.session_version != version or not user.active:
             return None
@@ -65,6 +67,17 @@ def init_login(app: Flask, login_manager: LoginManager) -> None:
         if now - last_seen > 60:
             session[_LAST_SEEN] = now
         return None
+
+
+@lru_cache(maxsize=1)
+def _user_statement():
+    from lms.auth.models import User
+
+    return (
+        select(User)
+        .options(joinedload(User.role_rows), joinedload(User.municipality))
+        .where(User.id == bindparam("uid"))
+    )
 
 
 def start_session(user, remember: bool = False, method: str = "demo") -> None:
