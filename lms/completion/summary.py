@@ -25,7 +25,7 @@ import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, delete, event, func, insert, inspect, literal_column, select, text, tuple_
+from sqlalchemy import and_, delete, event, func, insert, inspect, literal_column, select, text, tuple_, union_all
 from sqlalchemy.orm import Session
 
 from lms.common.timeutil import as_utc, fiscal_year_bounds, fiscal_year_of
@@ -174,10 +174,12 @@ def staff_figures(session: Session, fiscal_year: int, staff_ids=None) -> dict:
     if staff_ids is not None:
         enrolled = enrolled.where(Enrollment.staff_member_id.in_(list(staff_ids)))
         completed = completed.where(Completion.staff_member_id.in_(list(staff_ids)))
-    for mid, sid, n in session.execute(enrolled):
-        rows[(mid, sid)]["enrolled_courses"] = n
-    for mid, sid, n in session.execute(completed):
-        rows[(mid, sid)]["completed_courses"] = n
+    both = union_all(
+        enrolled.add_columns(literal_column("'enrolled_courses'")),
+        completed.add_columns(literal_column("'completed_courses'")),
+    )
+    for mid, sid, n, column in session.execute(both):
+        rows[(mid, sid)][column] = n
     return {key: dict(row) for key, row in rows.items() if any(row.values())}
 
 
@@ -201,6 +203,26 @@ def _chunks(items: list, size: int = 500):
         yield items[i:i + size]
 
 
+def _upsert(session: Session, table, keys: tuple[str, ...], values: list[dict], columns: list[str]) -> None:
+    """INSERT … ON CONFLICT (key) DO UPDATE of ``columns`` (both databases), one statement;
+    rows left with every count zero are then deleted."""
+    if not values:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    stmt = dialect_insert(table).values(values)
+    counts = [c.name for c in table.c if c.name not in keys]
+    excluded = stmt.excluded  # a new alias on every access
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(keys), set_={c: excluded[c] for c in columns}
+    ).returning(*(table.c[k] for k in keys), *(table.c[c] for c in counts))
+    zero = [tuple(row[:len(keys)]) for row in session.execute(stmt) if not any(row[len(keys):])]
+    if zero:
+        session.execute(delete(table).where(tuple_(*(table.c[k] for k in keys)).in_(zero)))
+
+
 def refresh_course_keys(session: Session, keys: dict[tuple[int, int, int], set[str]]) -> None:
     """Recompute the given parts of CourseYearSummary rows, keyed (municipality_id,
     fiscal_year, course_id); the other columns of a row are kept. The caller holds the
@@ -211,30 +233,16 @@ def refresh_course_keys(session: Session, keys: dict[tuple[int, int, int], set[s
             groups[(fy, frozenset(parts))].add((mid, cid))
     table = CourseYearSummary.__table__
     for (fy, parts), pairs in sorted(groups.items(), key=lambda item: (item[0][0], sorted(item[0][1]))):
-        pairs = sorted(pairs)
         columns = [c for part in sorted(parts) for c in PARTS[part]]
-        for chunk in _chunks(pairs):
+        for chunk in _chunks(sorted(pairs)):
             figures = course_figures(session, fy, course_ids={c for _m, c in chunk},
                                      municipality_ids={m for m, _c in chunk}, parts=parts)
-            where = and_(table.c.fiscal_year == fy, tuple_(table.c.municipality_id, table.c.course_id).in_(chunk))
-            stored = {}
-            if parts != ALL_PARTS:
-                stored = {
-                    (row[0], row[1]): dict(zip(COURSE_COLUMNS, row[2:], strict=True))
-                    for row in session.execute(
-                        select(table.c.municipality_id, table.c.course_id, *(table.c[c] for c in COURSE_COLUMNS))
-                        .where(where))
-                }
-            session.execute(delete(table).where(where))
             values = []
             for m, c in chunk:
-                row = stored.get((m, c)) or dict.fromkeys(COURSE_COLUMNS, 0)
                 fresh = figures.get((m, c), {})
-                row.update({column: fresh.get(column, 0) for column in columns})
-                if any(row.values()):
-                    values.append({"municipality_id": m, "fiscal_year": fy, "course_id": c, **row})
-            if values:
-                session.execute(insert(table), values)
+                values.append({"municipality_id": m, "fiscal_year": fy, "course_id": c,
+                               **dict.fromkeys(COURSE_COLUMNS, 0), **{k: fresh.get(k, 0) for k in columns}})
+            _upsert(session, table, ("municipality_id", "fiscal_year", "course_id"), values, columns)
 
 
 def refresh_staff_keys(session: Session, keys: set[tuple[int, int, int]]) -> None:
@@ -245,15 +253,12 @@ def refresh_staff_keys(session: Session, keys: set[tuple[int, int, int]]) -> Non
             by_year[fy].add((mid, sid))
     table = StaffYearSummary.__table__
     for fy, pairs in sorted(by_year.items()):
-        pairs = sorted(pairs)
-        for chunk in _chunks(pairs):
+        for chunk in _chunks(sorted(pairs)):
             figures = staff_figures(session, fy, staff_ids={s for _m, s in chunk})
-            session.execute(delete(table).where(
-                table.c.fiscal_year == fy, tuple_(table.c.municipality_id, table.c.staff_member_id).in_(chunk)))
-            values = [{"municipality_id": m, "fiscal_year": fy, "staff_member_id": s, **figures[(m, s)]}
-                      for m, s in chunk if (m, s) in figures]
-            if values:
-                session.execute(insert(table), values)
+            values = [{"municipality_id": m, "fiscal_year": fy, "staff_member_id": s,
+                       **figures.get((m, s), dict.fromkeys(STAFF_COLUMNS, 0))} for m, s in chunk]
+            _upsert(session, table, ("municipality_id", "fiscal_year", "staff_member_id"), values,
+                    list(STAFF_COLUMNS))
 
 
 # ---------------------------------------------------------------- what a flush changed
