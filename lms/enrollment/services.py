@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -403,8 +403,9 @@ def _place(session: TrainingSession, member: StaffMember, actor, source: str, no
             status = CONFIRMED if _seat_free(session, quota) else WAITLISTED
     elif status == CONFIRMED and replaces is None and quota is _UNKNOWN:
         quota = _lock_quota(session.id, member.municipality_id)
+    waiting_ahead = None
     if arrival_seq is None:
-        arrival_seq = _next_arrival_seq(session.id)
+        arrival_seq, waiting_ahead = _next_arrival(session.id)
     enrollment = Enrollment(
         session_id=session.id,
         staff_member_id=member.id,
@@ -418,6 +419,8 @@ def _place(session: TrainingSession, member: StaffMember, actor, source: str, no
         waitlisted_at=now if status == WAITLISTED else None,
         replaces_enrollment_id=replaces.id if replaces is not None else None,
     )
+    # A new arrival comes last: its waitlist position is everyone waiting now, plus one.
+    enrollment.position_at_arrival = waiting_ahead + 1 if status == WAITLISTED and waiting_ahead is not None else None
     db.session.add(enrollment)
     if status == CONFIRMED and replaces is None:
         _take_seat(session, quota)
@@ -425,13 +428,19 @@ def _place(session: TrainingSession, member: StaffMember, actor, source: str, no
     return enrollment
 
 
-def _next_arrival_seq(session_id: int) -> int:
-    """Order of arrival within the session: one more than the latest (the caller holds the
-    session's lock, so arrivals in one session are numbered one at a time; a swap keeps
-    the seat's number instead). Read from the (session, status, arrival) index."""
-    return db.session.scalar(
-        select(func.coalesce(func.max(Enrollment.arrival_seq), 0) + 1).where(Enrollment.session_id == session_id)
-    )
+def _next_arrival(session_id: int) -> tuple[int, int]:
+    """(arrival number, people waitlisted now) for a new arrival in the session.
+
+    The number is one more than the latest (the caller holds the session's lock, so
+    arrivals in one session are numbered one at a time; a swap keeps the seat's number
+    instead); both come from one pass over the session's (session, status, arrival) index."""
+    seq, waiting = db.session.execute(
+        select(
+            func.coalesce(func.max(Enrollment.arrival_seq), 0) + 1,
+            func.coalesce(func.sum(case((Enrollment.status == WAITLISTED, 1), else_=0)), 0),
+        ).where(Enrollment.session_id == session_id)
+    ).one()
+    return int(seq), int(waiting)
 
 
 def _refuse_overlap(session: TrainingSession, member_id: int) -> None:
@@ -492,11 +501,7 @@ def _enroll_tx(session_id: int, staff_member_id: int | None, actor, source: str)
     _check_member(session, member)
     _refuse_clashes(session, member.id)
     enrollment = _place(session, member, actor, source, now)
-    position = None
-    if enrollment.status == WAITLISTED:
-        from lms.enrollment.queries import waitlist_position
-
-        position = waitlist_position(enrollment)
+    position = enrollment.position_at_arrival if enrollment.status == WAITLISTED else None
     _notify(enrollment, _NOTICE_FOR[enrollment.status], position=position, fresh=True)
     _changed(enrollment, None, actor)
     if enrollment.status == CONFIRMED:
@@ -550,11 +555,12 @@ def _nominate_tx(session_id: int, staff_member_id: int, actor, source: str) -> N
     enrollment = _place(session, member, actor, source, now)
     record_action(actor, "enrollment.nominate", "enrollment", enrollment.id, member.municipality_id,
                   session_id=session.id, staff_member_id=member.id, status=enrollment.status, source=source)
-    _notify(enrollment, _NOTICE_FOR[enrollment.status])
+    position = enrollment.position_at_arrival if enrollment.status == WAITLISTED else None
+    _notify(enrollment, _NOTICE_FOR[enrollment.status], position=position, fresh=True)
     _changed(enrollment, None, actor)
     if enrollment.status == CONFIRMED:
         signals.attendees_changed.send(session, actor=actor)
-    return NominationResult(enrollment, True, status_message(enrollment))
+    return NominationResult(enrollment, True, status_message(enrollment, position))
 
 
 def status_message(enrollment: Enrollment, position: int | None = None) -> str:

@@ -53,6 +53,31 @@ def test_enroll_confirms_while_seats_are_free_then_waitlists(make_session, learn
     assert_counters_consistent(session.id)
 
 
+def test_position_told_at_arrival_is_the_queue_position(make_session, learner):
+    """The position in the answer and in the mail is computed with the arrival number in one
+    pass; it must equal the queue as waitlist_position reads it, also after people leave."""
+    session = make_session(capacity=1)
+    users = [learner()[0] for _ in range(6)]
+
+    def enroll_and_check(user):
+        enrollment = _self_enroll(session, user)
+        if enrollment.status == WAITLISTED:
+            queue = waitlist_position(factories.db.session.get(Enrollment, enrollment.id))
+            assert f"キャンセル待ち {queue} 番目" in enrollment.outcome_message, (enrollment.outcome_message, queue)
+            mail = factories.db.session.scalar(
+                select(OutboxMail).where(OutboxMail.enrollment_id == enrollment.id, OutboxMail.kind == "waitlisted"))
+            assert f"{queue} 番目" in mail.body_text
+        return enrollment
+
+    first = [enroll_and_check(u) for u in users[:4]]  # 1 confirmed, 3 waiting
+    assert [waitlist_position(e) for e in first[1:]] == [1, 2, 3]
+    services.cancel_enrollment(first[1].id, users[1])  # the first in the queue leaves
+    later = [enroll_and_check(u) for u in users[4:]]
+    assert [waitlist_position(e) for e in later] == [3, 4]
+    seqs = [e.arrival_seq for e in first + later]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+
+
 def test_enroll_emits_signals(make_session, learner):
     session = make_session(capacity=1)
     seen = []
