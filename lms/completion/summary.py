@@ -313,25 +313,50 @@ def _record(session: Session, model, obj_id, values: tuple) -> None:
         getattr(_dirty(session), target).add((obj_id, *values))
 
 
+def _old_values(obj, names: tuple[str, ...]) -> tuple | None:
+    """The values before the pending change, when the session knows them (changed
+    attributes keep their loaded old value; unchanged ones are current), else None."""
+    state = inspect(obj)
+    values = []
+    for n in names:
+        history = state.attrs[n].history
+        if history.deleted:
+            values.append(history.deleted[0])
+        elif not history.added and n in state.dict:
+            values.append(state.dict[n])
+        else:
+            return None  # changed without its old value loaded, or expired
+    return tuple(values)
+
+
 @event.listens_for(Session, "before_flush")
 def _collect_before(session: Session, _flush_context, _instances) -> None:
-    """The state before the change, read from the database (the object's old values may
-    not be loaded): rows about to change or be deleted."""
+    """The state before the change, for rows about to change or be deleted: from the
+    session where it knows it, else read from the database (one query per model)."""
     watched = _watched()
+    unknown: dict[type, list[int]] = defaultdict(list)
     for kind, objects in (("dirty", session.dirty), ("deleted", session.deleted)):
         for obj in objects:
             model = type(obj)
-            if model not in watched or not inspect(obj).has_identity:
+            state = inspect(obj)
+            if model not in watched or not state.has_identity:
+                continue
+            if model.__name__ == "StaffMember" and kind == "deleted":
                 continue
             names = watched[model][0]
             if kind == "dirty" and not _changed(obj, names):
                 continue
-            if model.__name__ == "StaffMember" and kind == "deleted":
-                continue
-            table = model.__table__
-            old = session.execute(select(*(table.c[n] for n in names)).where(table.c.id == inspect(obj).identity[0])).first()
-            if old is not None:
-                _record(session, model, inspect(obj).identity[0], tuple(old))
+            old = _old_values(obj, names)
+            if old is None:
+                unknown[model].append(state.identity[0])
+            else:
+                _record(session, model, state.identity[0], old)
+    for model, ids in unknown.items():
+        table = model.__table__
+        names = watched[model][0]
+        for chunk in _chunks(sorted(set(ids))):
+            for row in session.execute(select(table.c.id, *(table.c[n] for n in names)).where(table.c.id.in_(chunk))):
+                _record(session, model, row[0], tuple(row[1:]))
 
 
 @event.listens_for(Session, "after_flush")
