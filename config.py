@@ -71,6 +71,13 @@ class Config:
     GRAPH_READ_TIMEOUT = float(os.environ.get("GRAPH_READ_TIMEOUT") or 60)
     GRAPH_MAX_ATTEMPTS = _int("GRAPH_MAX_ATTEMPTS", 5)
     GRAPH_BACKOFF_CAP = float(os.environ.get("GRAPH_BACKOFF_CAP") or 30)
+    # Longest a run of one operation waits on throttling (Retry-After) before it gives up
+    # and is rescheduled, so that an outage never holds a worker for minutes.
+    GRAPH_MAX_WAIT = float(os.environ.get("GRAPH_MAX_WAIT") or 60)
+    # Lease of a running Graph operation (PostgreSQL: renewed every quarter of it). An operation
+    # run on another machine and silent for longer is taken over; on the same machine a dead
+    # worker process is seen at once.
+    GRAPH_OPERATION_LEASE = float(os.environ.get("GRAPH_OPERATION_LEASE") or 120)
 
     # Mail: "file" writes to LMS_MAIL_DIR, "smtp" or "graph" deliver.
     MAIL_BACKEND = os.environ.get("MAIL_BACKEND") or "file"

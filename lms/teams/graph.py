@@ -1,10 +1,15 @@
 """A thin synchronous Microsoft Graph client on ``requests``.
 
 The only module that talks HTTP to Graph. It follows ``@odata.nextLink`` to the end,
-retries throttling and transient failures (429/503/504) honouring ``Retry-After``, retries
-a POST only when the caller says it is idempotent (events carry a ``transactionId``),
+retries throttling and transient failures (429/503/504) honouring ``Retry-After`` exactly,
+retries a POST only when the caller says it is idempotent (events carry a ``transactionId``),
 puts a timeout on every call, streams large content, and raises typed errors: a failed
 page is a failure, never an empty or partial result.
+
+Waiting is bounded per client (``max_wait`` seconds in all; one client serves one run of
+an operation): when Graph asks for a longer pause than what is left, the client does not
+sleep and does not ask again early, it raises ``GraphThrottled`` carrying ``retry_after``
+so that the caller reschedules the whole operation instead of holding a worker.
 
 Tokens come from ``token_provider`` (a callable returning a bearer token), so tests need no
 MSAL; in the application ``client_from_app()`` wires it to ``lms.auth.entra``.
@@ -31,8 +36,9 @@ class GraphError(Exception):
     """Graph answered with an error (or could not be reached)."""
 
     def __init__(self, message: str, *, status: int | None = None, code: str = "", request_id: str = "",
-                 method: str = "", url: str = ""):
+                 method: str = "", url: str = "", retry_after: float | None = None):
         super().__init__(message)
+        self.retry_after = retry_after  # seconds Graph asked us to wait (Retry-After), if it said
         self.status = status
         self.code = code
         self.message = message
@@ -58,7 +64,7 @@ class GraphError(Exception):
 
 
 class GraphThrottled(GraphError):
-    """Still throttled (429) or unavailable (503/504) after every attempt."""
+    """Still throttled (429) or unavailable (503/504) after every attempt or the waiting budget."""
 
 
 class GraphNotFound(GraphError):
@@ -119,7 +125,7 @@ class GraphClient:
         max_attempts: int = 5,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
-        max_retry_after: float = 120.0,
+        max_wait: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
         user_agent: str = "Manabi/1.0",
     ):
@@ -129,7 +135,7 @@ class GraphClient:
         self.max_attempts = max(1, max_attempts)
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
-        self.max_retry_after = max_retry_after
+        self.max_wait = max(0.0, max_wait)
         self.sleep = sleep
         self.http = requests.Session()
         self.http.trust_env = False  # no proxies or netrc from the environment
@@ -151,22 +157,32 @@ class GraphClient:
         with self._lock:
             self.calls += 1
 
+    @staticmethod
+    def retry_after_of(response: requests.Response | None) -> float | None:
+        """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date), None without one."""
+        if response is None:
+            return None
+        value = response.headers.get("Retry-After", "").strip()
+        if not value:
+            return None
+        try:
+            return max(float(value), 0.0)
+        except ValueError:
+            pass
+        try:
+            return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+
     def _retry_delay(self, response: requests.Response | None, attempt: int) -> float:
-        if response is not None:
-            value = response.headers.get("Retry-After", "").strip()
-            if value:
-                delay: float | None
-                try:
-                    delay = float(value)
-                except ValueError:
-                    try:
-                        when = parsedate_to_datetime(value)
-                        delay = when.timestamp() - time.time()
-                    except (TypeError, ValueError, IndexError, OverflowError):
-                        delay = None
-                if delay is not None:
-                    return min(max(delay, 0.0), self.max_retry_after)
+        delay = self.retry_after_of(response)
+        if delay is not None:
+            return delay  # exactly what Graph asked for: never earlier
         return min(self.backoff_cap, self.backoff_base * (2 ** (attempt - 1)))
+
+    def _within_budget(self, delay: float) -> bool:
+        with self._lock:
+            return self.waited_seconds + delay <= self.max_wait
 
     def request(
         self,
@@ -198,8 +214,10 @@ class GraphClient:
             except requests.RequestException as exc:
                 # A connection error may or may not have reached Graph: only repeat safe calls.
                 if idempotent and attempt < self.max_attempts:
-                    self._wait(self._retry_delay(None, attempt))
-                    continue
+                    delay = self._retry_delay(None, attempt)
+                    if self._within_budget(delay):
+                        self._wait(delay)
+                        continue
                 raise GraphTransportError(
                     f"{type(exc).__name__}: {exc}", method=method, url=url
                 ) from exc
@@ -210,10 +228,15 @@ class GraphClient:
             retry = response.status_code == 429 or (response.status_code in RETRY_STATUSES and idempotent)
             if retry and attempt < self.max_attempts:
                 delay = self._retry_delay(response, attempt)
-                response.close()
-                log.info("graph %s %s: HTTP %s, retrying in %.2fs", method, url, response.status_code, delay)
-                self._wait(delay)
-                continue
+                if self._within_budget(delay):
+                    response.close()
+                    log.info("graph %s %s: HTTP %s, retrying in %.2fs", method, url, response.status_code, delay)
+                    self._wait(delay)
+                    continue
+                # Waiting that long here would hold a worker: give up this run; the caller
+                # reschedules the operation no earlier than Graph asked (error.retry_after).
+                log.info("graph %s %s: HTTP %s, asked to wait %.0fs (budget %.0fs, waited %.0fs): giving up this run",
+                         method, url, response.status_code, delay, self.max_wait, self.waited_seconds)
             raise self._error_from(response, method, url)
 
     def _wait(self, delay: float) -> None:
@@ -234,6 +257,7 @@ class GraphClient:
             inner = err.get("innerError") or err.get("innererror") or {}
         except ValueError:
             inner = {}
+        retry_after = GraphClient.retry_after_of(response)
         request_id = (
             response.headers.get("request-id")
             or response.headers.get("client-request-id")
@@ -242,7 +266,8 @@ class GraphClient:
         )
         response.close()
         return _error_class(response.status_code)(
-            message, status=response.status_code, code=code, request_id=request_id, method=method, url=url
+            message, status=response.status_code, code=code, request_id=request_id, method=method, url=url,
+            retry_after=retry_after,
         )
 
     # ---------------------------------------------------------------- verbs
@@ -377,4 +402,6 @@ def client_from_app(app=None) -> GraphClient:
         read_timeout=float(config.get("GRAPH_READ_TIMEOUT", 60)),
         max_attempts=int(config.get("GRAPH_MAX_ATTEMPTS", 5)),
         backoff_cap=float(config.get("GRAPH_BACKOFF_CAP", 30)),
+        max_wait=float(config.get("GRAPH_MAX_WAIT", 60)),
+        sleep=app.extensions.get("graph_sleep") or time.sleep,
     )

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from lms.common.timeutil import utcnow
+from lms.common.timeutil import as_utc, utcnow
 from lms.common.types import UTCDateTime
 from lms.extensions import db
 
@@ -29,6 +29,19 @@ class GraphOperation(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The process running it ("host:pid:start ticks") and its lease, renewed while it runs
+    # (see operations.heartbeat): a dead process or a stale lease means the worker died.
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    @property
+    def next_attempt(self) -> datetime | None:
+        """When a failed operation is tried again by itself (None: not at all)."""
+        details = self.details or {}
+        value = details.get("next_attempt_at")
+        if self.status != "failed" or not details.get("retryable") or not value:
+            return None
+        return as_utc(datetime.fromisoformat(value))
 
 
 class GraphSubscription(db.Model):

@@ -4,17 +4,34 @@ A ``GraphOperation`` row is added in the same transaction as the change that nee
 work, so nothing is lost if the background queue is unreachable; the huey task is only
 enqueued once that transaction has committed, and a periodic task picks up whatever is
 still queued (or failed and worth retrying).
+
+A running operation records the process that runs it (``claimed_by``: host, pid and the
+process's start time). When that worker dies (SIGKILL, out of memory) the next pick-up —
+the worker runs one when it starts, then every 5 minutes — sees on the same machine that
+the process is gone and runs the operation again from the start. An operation run on
+another machine (several workers on PostgreSQL) renews a lease (``heartbeat_at``) from a
+side thread instead, and is taken over once it has been silent ``GRAPH_OPERATION_LEASE``
+seconds. The operations are idempotent (see services), so a run cut short and run again
+leaves everything as if it had run once. A run that Graph throttles or refuses for an outage is rescheduled with a
+huey task at ``next_attempt_at`` — never earlier than Graph's Retry-After — instead of
+waiting in the worker.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import socket
+import threading
+from contextlib import contextmanager
 from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import event, or_, select, update
 from sqlalchemy.orm import Session
 
+from lms.common.database import begin_write
 from lms.common.timeutil import as_utc, utcnow
 from lms.extensions import db
 from lms.teams.models import GraphOperation
@@ -36,12 +53,63 @@ IMPORT_RECORDING = "import_recording"
 KINDS = (CREATE_EVENT, UPDATE_EVENT, CANCEL_EVENT, SYNC_ATTENDEES, IMPORT_ATTENDANCE, IMPORT_RECORDING)
 
 MAX_ATTEMPTS = 6
-STALE_RUNNING = timedelta(hours=1)
 _PENDING_KEY = "teams_after_commit"
 
 
 def _retry_delay(attempts: int) -> timedelta:
     return timedelta(minutes=min(5 * 2 ** max(attempts - 1, 0), 240))
+
+
+def lease() -> timedelta:
+    """How long a running operation may stay silent before its worker is taken as dead."""
+    return timedelta(seconds=float(current_app.config.get("GRAPH_OPERATION_LEASE", 120)))
+
+
+def _begin_write() -> None:
+    """SQLite: take the write lock before reading what is about to be updated (a read
+    transaction cannot write once another thread has committed); nothing on PostgreSQL."""
+    with contextlib.suppress(RuntimeError):  # the caller has changes in this transaction: it writes already
+        begin_write()
+
+
+# ---------------------------------------------------------------- who runs an operation
+
+
+def _start_ticks(pid: int) -> str:
+    """The process's start time in clock ticks since boot (Linux), "" when unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:  # noqa: PTH123
+            stat = fh.read()
+    except OSError:
+        return ""
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 else ""
+
+
+def worker_identity() -> str:
+    """``host:pid:start ticks`` of this process (the start time tells a reused pid apart)."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_start_ticks(pid)}"[:200]
+
+
+def owner_alive(identity: str | None) -> bool | None:
+    """Is the process that claimed an operation still running? None: not on this machine
+    (or unknown), so only its lease can tell."""
+    if not identity or identity.count(":") < 2:
+        return None
+    host, pid_text, ticks = identity.rsplit(":", 2)
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return None
+    pid = int(pid_text)
+    if ticks and os.path.isdir("/proc"):
+        return _start_ticks(pid) == ticks
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 # ---------------------------------------------------------------- after-commit enqueue
@@ -109,12 +177,36 @@ def queue_operation(session_id: int | None, kind: str, **details) -> GraphOperat
 # ---------------------------------------------------------------- running
 
 
-def claim(operation_id: int) -> GraphOperation | None:
-    """Mark the operation running (only if queued or failed); None when someone else has it."""
+def is_due(op: GraphOperation, now=None) -> bool:
+    """Queued, or failed and retryable with its next attempt reached."""
+    if op.status == QUEUED:
+        return True
+    if op.status != FAILED:
+        return False
+    details = op.details or {}
+    next_at = details.get("next_attempt_at")
+    return bool(details.get("retryable") and next_at and _parse(next_at) <= (now or utcnow()))
+
+
+def claim(operation_id: int, *, only_if_due: bool = False) -> GraphOperation | None:
+    """Mark the operation running (only if queued or failed); None when someone else has it.
+
+    ``only_if_due``: a scheduled retry whose time has not come (the operation was retried
+    meanwhile and rescheduled later) leaves it alone.
+    """
+    if only_if_due:
+        op = db.session.get(GraphOperation, operation_id)
+        due = op is not None and is_due(op)
+        db.session.rollback()
+        if not due:
+            return None
+    _begin_write()
+    now = utcnow()
     result = db.session.execute(
         update(GraphOperation)
         .where(GraphOperation.id == operation_id, GraphOperation.status.in_((QUEUED, FAILED)))
-        .values(status=RUNNING, attempts=GraphOperation.attempts + 1, started_at=utcnow(), finished_at=None)
+        .values(status=RUNNING, attempts=GraphOperation.attempts + 1, started_at=now, heartbeat_at=now,
+                finished_at=None, claimed_by=worker_identity())
     )
     db.session.commit()
     if result.rowcount != 1:
@@ -136,41 +228,109 @@ def superseded_by(op: GraphOperation) -> int | None:
     )
 
 
+@contextmanager
+def heartbeat(operation_id: int):
+    """Renew the running operation's lease from a side thread (its own connection) while the
+    body runs. The thread is not waited for at the end: a beat blocked behind this very
+    transaction's locks must not hold it up (its UPDATE only touches a running row).
+
+    Not on SQLite: one machine only, where the owner's process is checked instead, and a
+    beat committed meanwhile would spoil the running import's read-then-write transaction.
+    """
+    engine = db.engine
+    if engine.dialect.name == "sqlite":
+        yield
+        return
+    interval = max(lease().total_seconds() / 4, 0.2)
+    stop = threading.Event()
+
+    def beat():
+        while not stop.wait(interval):
+            try:
+                with engine.begin() as conn:
+                    conn.execute(
+                        update(GraphOperation)
+                        .where(GraphOperation.id == operation_id, GraphOperation.status == RUNNING)
+                        .values(heartbeat_at=utcnow())
+                    )
+            except Exception:  # noqa: BLE001 - a missed beat only shortens the lease
+                log.warning("heartbeat of graph operation %s failed", operation_id, exc_info=True)
+
+    thread = threading.Thread(target=beat, name=f"graph-op-{operation_id}-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+
+
 def finish(op: GraphOperation, *, calls: int, **details) -> None:
     op.status = DONE
     op.graph_calls = (op.graph_calls or 0) + calls
     op.last_error = ""
     op.finished_at = utcnow()
     merged = dict(op.details or {})
-    merged.pop("next_attempt_at", None)
-    merged.pop("retryable", None)
+    for key in ("next_attempt_at", "retryable", "throttled", "graph_status", "retry_after", "worker_lost"):
+        merged.pop(key, None)
     merged.update(details)
     op.details = merged
 
 
-def fail(operation_id: int, error: str, *, retryable: bool, calls: int) -> None:
-    """Record a failure in its own transaction (the work's transaction was rolled back)."""
+def fail(operation_id: int, error: str, *, retryable: bool, calls: int, graph_status: int | None = None,
+         retry_after: float | None = None) -> None:
+    """Record a failure in its own transaction (the work's transaction was rolled back).
+
+    A retryable failure is rescheduled: ``next_attempt_at`` follows the backoff (5 minutes
+    doubling) and is never earlier than Graph's ``retry_after``; a huey task is scheduled
+    for that moment (the periodic pick-up is the safety net).
+    """
     db.session.rollback()
+    _begin_write()
     op = db.session.get(GraphOperation, operation_id)
     if op is None:
+        db.session.rollback()
         return
+    now = utcnow()
     op.status = FAILED
     op.graph_calls = (op.graph_calls or 0) + calls
     op.last_error = error[:4000]
-    op.finished_at = utcnow()
+    op.finished_at = now
     details = dict(op.details or {})
     details["retryable"] = bool(retryable and op.attempts < MAX_ATTEMPTS)
+    for key in ("throttled", "graph_status", "retry_after", "worker_lost"):
+        details.pop(key, None)
+    if graph_status is not None:
+        details["graph_status"] = graph_status
+    if graph_status in (429, 503, 504):
+        details["throttled"] = True  # Graph is busy or down: shown as such to the trainer
+    if retry_after is not None:
+        details["retry_after"] = round(retry_after, 3)
+    next_at = None
     if details["retryable"]:
-        details["next_attempt_at"] = (utcnow() + _retry_delay(op.attempts)).isoformat()
+        next_at = now + max(_retry_delay(op.attempts), timedelta(seconds=retry_after or 0))
+        details["next_attempt_at"] = next_at.isoformat()
     else:
         details.pop("next_attempt_at", None)
     op.details = details
     db.session.commit()
+    if next_at is not None:
+        _schedule_retry(operation_id, next_at)
+
+
+def _schedule_retry(operation_id: int, when) -> None:
+    """A huey task at ``when`` (it only runs the operation if it is still due then)."""
+    try:
+        from lms.teams.tasks import run_graph_operation
+
+        run_graph_operation.schedule(args=(operation_id,), kwargs={"only_if_due": True}, eta=when)
+    except Exception:  # noqa: BLE001 - the periodic pick-up retries it all the same
+        log.exception("could not schedule the retry of graph operation %s", operation_id)
 
 
 def due_operation_ids(now=None) -> list[int]:
     """Queued operations not picked up, failed ones due for a retry, and stale running ones."""
     now = now or utcnow()
+    _begin_write()
     rows = db.session.scalars(
         select(GraphOperation).where(
             or_(
@@ -190,14 +350,29 @@ def due_operation_ids(now=None) -> list[int]:
             next_at = details.get("next_attempt_at")
             if details.get("retryable") and next_at and _parse(next_at) <= now:
                 due.append(op.id)
-        elif op.started_at is not None and as_utc(op.started_at) <= now - STALE_RUNNING:
-            # The worker died in the middle: make it claimable again.
-            op.status = FAILED
-            op.last_error = op.last_error or "worker stopped while running"
-            op.details = {**details, "retryable": True, "next_attempt_at": now.isoformat()}
-            due.append(op.id)
+        elif _worker_lost(op, now):
+            # The worker died in the middle: make it claimable again (only this claim of it,
+            # identified by its attempt number, in case it was taken over meanwhile).
+            taken = db.session.execute(
+                update(GraphOperation)
+                .where(GraphOperation.id == op.id, GraphOperation.status == RUNNING,
+                       GraphOperation.attempts == op.attempts)
+                .values(status=FAILED, last_error="worker stopped while running", finished_at=now,
+                        details={**details, "retryable": True, "next_attempt_at": now.isoformat(),
+                                 "worker_lost": True})
+            )
+            if taken.rowcount == 1:
+                due.append(op.id)
     db.session.commit()
     return due
+
+
+def _worker_lost(op: GraphOperation, now) -> bool:
+    alive = owner_alive(op.claimed_by)
+    if alive is not None:
+        return not alive
+    last = as_utc(op.heartbeat_at or op.started_at)
+    return last is not None and last <= now - lease()
 
 
 def _parse(value: str):

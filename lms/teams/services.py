@@ -168,11 +168,16 @@ def retry_operation(operation_id: int, actor) -> GraphOperation:
 # ---------------------------------------------------------------- running an operation
 
 
-def execute_operation(operation_id: int, client: GraphClient | None = None) -> GraphOperation | None:
-    """Run one queued operation (the huey task calls this). Never raises for Graph errors."""
+def execute_operation(operation_id: int, client: GraphClient | None = None, *,
+                      only_if_due: bool = False) -> GraphOperation | None:
+    """Run one queued operation (the huey task calls this). Never raises for Graph errors.
+
+    The work runs under a heartbeat (the operation's lease); throttling or an outage that
+    outlasts the client's waiting budget fails this run and reschedules it (ops.fail).
+    """
     from lms.teams.graph import client_from_app
 
-    op = ops.claim(operation_id)
+    op = ops.claim(operation_id, only_if_due=only_if_due)
     if op is None:
         return None
     newer = ops.superseded_by(op)
@@ -184,12 +189,14 @@ def execute_operation(operation_id: int, client: GraphClient | None = None) -> G
     try:
         client = client or client_from_app()
         before = client.calls
-        details = _dispatch(op, client) or {}
+        with ops.heartbeat(operation_id):
+            details = _dispatch(op, client) or {}
         ops.finish(op, calls=client.calls - before, **details)
         db.session.commit()
     except GraphError as exc:
         calls = (client.calls - before) if client else 0
-        ops.fail(operation_id, str(exc), retryable=exc.retryable, calls=calls)
+        ops.fail(operation_id, str(exc), retryable=exc.retryable, calls=calls, graph_status=exc.status,
+                 retry_after=exc.retry_after)
         _mark_session_failed(op.session_id, op.kind, str(exc))
     except Exception as exc:  # noqa: BLE001 - recorded on the operation, shown on the status page
         log.exception("graph operation %s failed", operation_id)
@@ -382,6 +389,10 @@ def import_attendance_with(client: GraphClient, session: TrainingSession) -> dic
     if as_utc(session.ends_at) > utcnow():
         raise Conflict(_("研修回が終了してから出席を取り込みます。"))
     fetched = fetch_attendance_with(client, session)
+    # Graph is done: end the reading transaction (keeping the meeting id just resolved) and
+    # write in a fresh one, which on SQLite takes its write lock up front; a transaction that
+    # read before the download could not write after another writer's commit meanwhile.
+    db.session.commit()
     summary = attendance_services.apply_teams_reports(session, fetched)
     return summary
 

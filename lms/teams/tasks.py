@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import timedelta
 
 from huey import crontab
@@ -10,30 +11,69 @@ from huey import crontab
 from lms.jobs import app_context, huey
 
 log = logging.getLogger(__name__)
+_startup_lock = threading.Lock()
 
 
 @huey.task()
-def run_graph_operation(operation_id: int) -> None:
-    """Run one GraphOperation (retries are bookkept on the row, not by huey)."""
+def run_graph_operation(operation_id: int, only_if_due: bool = False) -> None:
+    """Run one GraphOperation (retries are bookkept on the row, not by huey).
+
+    ``only_if_due``: a scheduled retry (see operations.fail), run only if still due.
+    """
     with app_context():
         from lms.teams.services import execute_operation
 
-        execute_operation(operation_id)
+        execute_operation(operation_id, only_if_due=only_if_due)
 
 
 @huey.periodic_task(crontab(minute="*/5"))
 def graph_pick_up_operations() -> None:
     """Queue attendance/recording imports of ended sessions; run queued and retry-due operations."""
     with app_context():
-        from lms.teams.graph import graph_configured
-        from lms.teams.operations import due_operation_ids
-        from lms.teams.services import execute_operation, queue_due_imports
+        pick_up_operations()
 
-        if not graph_configured():
+
+def pick_up_operations() -> list[int]:
+    """Run what is due (queued, retry-due, lease run out). Stops at the first run that Graph
+    throttles or refuses for an outage: the rest would only add to the load; they stay due
+    for the next pick-up. Returns the ids run."""
+    from lms.teams import operations as ops
+    from lms.teams.graph import graph_configured
+    from lms.teams.services import execute_operation, queue_due_imports
+
+    if not graph_configured():
+        return []
+    queue_due_imports()
+    ran = []
+    for operation_id in ops.due_operation_ids():
+        op = execute_operation(operation_id)
+        if op is None:
+            continue
+        ran.append(operation_id)
+        if op.status == ops.FAILED and (op.details or {}).get("throttled"):
+            log.info("graph throttled or unavailable: pick-up stops after operation %s", operation_id)
+            break
+    return ran
+
+
+_started = False
+
+
+@huey.on_startup()
+def _pick_up_when_the_worker_starts() -> None:
+    """Operations left running by a worker that died are taken over as soon as a worker starts
+    (or once their lease has run out, if it restarted sooner), not at the next 5-minute pick-up."""
+    global _started
+    with _startup_lock:
+        if _started or huey.immediate:
             return
-        queue_due_imports()
-        for operation_id in due_operation_ids():
-            execute_operation(operation_id)
+        _started = True
+    graph_pick_up_operations()
+    with app_context():
+        from lms.teams.operations import lease
+
+        after_lease = lease().total_seconds() + 1
+    graph_pick_up_operations.schedule(delay=after_lease)
 
 
 @huey.periodic_task(crontab(minute="40", hour="18"))  # 03:40 in Tokyo
