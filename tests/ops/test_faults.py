@@ -2,8 +2,8 @@
 up during an upload. Afterwards nothing is half-written and the user got a clear message.
 
 (Worker killed mid-mail: tests/notifications/test_worker_process.py, stale-claim takeover.
-Graph answering 429/503: tests/teams/test_graph_client.py and test_attendance_import.py
-with the fake Graph server's fault injection.)"""
+Worker killed mid-Graph-import, and Graph answering 429/503 for minutes:
+tests/teams/test_graph_faults.py, with the local Graph server's fault injection.)"""
 
 from __future__ import annotations
 

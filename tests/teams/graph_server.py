@@ -8,7 +8,10 @@ transcripts (WebVTT), getAllRecordings/getAllTranscripts, sendMail, and subscrip
 (with the validationToken handshake against the notification URL).
 
 Faults are injected per request: ``server.fail("attendanceRecords", status=429,
-times=2, retry_after="1")``. Every request and every JSON response is logged with the
+times=2, retry_after="1")``, or for a stretch of time on the server's clock
+(``until=``; the clock is injectable, so an outage of minutes takes no minutes). A request
+can be held at a chosen page (``server.hold(...)``) until the test releases it, so that a
+process can be killed while it is exactly there. Every request and every JSON response is logged with the
 Graph type it carries, so a contract test can check them against Microsoft's schema.
 """
 
@@ -42,6 +45,21 @@ class Fault:
     method: str | None = None
     query: dict = field(default_factory=dict)
     hits: int = 0
+    until: float | None = None  # on the server's clock: active while clock() < until
+
+
+@dataclass
+class Hold:
+    """A request held open until ``release()``: ``reached`` is set once one arrives."""
+
+    pattern: str
+    query: dict
+    reached: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+    hits: int = 0
+
+    def release(self) -> None:
+        self.released.set()
 
 
 @dataclass
@@ -52,6 +70,8 @@ class LoggedRequest:
     body: object
     graph_type: str  # type of the request body ("" when none)
     headers: dict
+    at: float = 0.0  # the server's clock when it arrived
+    status: int = 0  # what the server answered (0: still being answered)
 
 
 def _iso(dt: datetime) -> str:
@@ -93,7 +113,10 @@ def mp4_sha256(size: int) -> str:
 
 
 class GraphServer:
-    def __init__(self, *, latency: float = 0.0, page_size: int = 100, token: str = "test-token"):
+    def __init__(self, *, latency: float = 0.0, page_size: int = 100, token: str = "test-token",
+                 clock=time.time):
+        self.clock = clock
+        self.holds: list[Hold] = []
         self.latency = latency
         self.page_size = page_size
         self.token = token
@@ -127,6 +150,8 @@ class GraphServer:
         return self
 
     def stop(self) -> None:
+        for hold in self.holds:
+            hold.release()
         self.server.shutdown()
         self.thread.join(5)
 
@@ -140,11 +165,18 @@ class GraphServer:
     # ---------------------------------------------------------------- fixtures for tests
 
     def fail(self, pattern: str, status: int, times: int | None = 1, retry_after: str | None = None,
-             method: str | None = None, **query) -> Fault:
-        fault = Fault(pattern, status, times, retry_after, method, query)
+             method: str | None = None, until: float | None = None, **query) -> Fault:
+        fault = Fault(pattern, status, times, retry_after, method, query, until=until)
         with self.lock:
             self.faults.append(fault)
         return fault
+
+    def hold(self, pattern: str, **query) -> Hold:
+        """Hold the first matching request open (no answer) until ``release()``."""
+        hold = Hold(pattern, query)
+        with self.lock:
+            self.holds.append(hold)
+        return hold
 
     def meeting_for_event(self, event_id: str) -> dict:
         join = self.events[event_id]["onlineMeeting"]["joinUrl"]
@@ -220,6 +252,9 @@ class GraphServer:
     def wsgi(self, environ, start_response):
         request = Request(environ)
         response = self.handle(request)
+        logged = getattr(request, "logged", None)
+        if logged is not None:
+            logged.status = response.status_code
         return response(environ, start_response)
 
     def handle(self, request: Request) -> Response:
@@ -238,10 +273,16 @@ class GraphServer:
                 return _error(400, "BadRequest", "Unable to read JSON request payload.")
         query = dict(request.args)
         with self.lock:
-            self.requests.append(LoggedRequest(request.method, path, query, body, "", dict(request.headers)))
+            self.requests.append(LoggedRequest(request.method, path, query, body, "", dict(request.headers),
+                                               at=self.clock()))
             entry = self.requests[-1]
+        request.logged = entry
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return _error(401, "InvalidAuthenticationToken", "Access token is empty or invalid.")
+        hold = self._hold_for(path, query)
+        if hold is not None:
+            hold.reached.set()
+            hold.released.wait(120)
         fault = self._fault_for(request.method, path, query)
         if fault is not None:
             headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
@@ -253,10 +294,21 @@ class GraphServer:
         except KeyError as exc:
             return _error(404, "NotFound", f"The requested resource does not exist ({exc}).")
 
+    def _hold_for(self, path: str, query: dict) -> Hold | None:
+        with self.lock:
+            for hold in self.holds:
+                if hold.hits or hold.pattern not in path or any(query.get(k) != v for k, v in hold.query.items()):
+                    continue
+                hold.hits += 1
+                return hold
+        return None
+
     def _fault_for(self, method: str, path: str, query: dict) -> Fault | None:
         with self.lock:
             for fault in self.faults:
                 if fault.pattern not in path or (fault.method and fault.method != method):
+                    continue
+                if fault.until is not None and self.clock() >= fault.until:
                     continue
                 if any(query.get(k) != v for k, v in fault.query.items()):
                     continue

@@ -116,6 +116,31 @@ def test_still_throttled_after_every_attempt_raises_typed_error(server):
     assert client.calls == 3
 
 
+def test_a_long_retry_after_is_never_cut_short_the_run_gives_up_instead(server):
+    meeting_id, report_id = seed_meeting(server, 1)
+    server.fail("attendanceRecords", 429, times=None, retry_after="600")  # ten minutes
+    client = make_client(server, max_wait=60)
+    with pytest.raises(GraphThrottled) as info:
+        client.get_all(records_path(meeting_id, report_id))
+    # One request, no sleep, no early repeat: the caller reschedules no earlier than asked.
+    assert info.value.status == 429 and info.value.retry_after == 600 and info.value.retryable
+    assert client.delays == [] and len(server.calls("GET", "attendanceRecords")) == 1
+
+
+def test_waiting_is_bounded_per_client_across_calls(server):
+    meeting_id, report_id = seed_meeting(server, 1)
+    server.fail("attendanceRecords", 503, times=2, retry_after="0.2")
+    client = make_client(server, max_wait=0.5)
+    assert len(client.get_all(records_path(meeting_id, report_id))) == 1  # after two 0.2 s pauses
+    # 0.1 s of the budget is left: a later call asked to pause 0.2 s gives up at once.
+    server.fail("attendanceRecords", 503, times=1, retry_after="0.2")
+    with pytest.raises(GraphThrottled) as info:
+        client.get_all(records_path(meeting_id, report_id))
+    assert info.value.retry_after == 0.2
+    assert client.delays == [0.2, 0.2]
+    assert len(server.calls("GET", "attendanceRecords")) == 4
+
+
 def test_a_failed_page_in_the_middle_is_a_failure_not_a_short_result(server):
     meeting_id, report_id = seed_meeting(server, 250)
     server.fail("attendanceRecords", 500, times=1, **{"$skiptoken": "100"})
