@@ -24,7 +24,7 @@ import io
 import os
 import re
 from collections.abc import Iterable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from flask import current_app
@@ -73,6 +73,11 @@ class Storage:
         raise NotImplementedError
 
     def delete_part(self, key: str) -> None:
+        raise NotImplementedError
+
+    def list_keys(self, prefix: str) -> dict[str, datetime]:
+        """Keys under ``prefix`` holding a part or a committed object, with when each was
+        last written (housekeeping: imports left behind by a killed worker)."""
         raise NotImplementedError
 
     # --- committed objects
@@ -185,6 +190,24 @@ class LocalStorage(Storage):
             return []
         return [str(p.relative_to(base))[: -len(".part")] for p in base.rglob("*.part")]
 
+    def list_keys(self, prefix: str) -> dict[str, datetime]:
+        found: dict[str, datetime] = {}
+        for area, suffix in (("objects", ""), ("parts", ".part")):
+            base = self.root / area
+            folder = base / check_key(prefix.rstrip("/"))
+            if not folder.is_dir():
+                continue
+            for path in folder.rglob("*" + suffix):
+                key = str(path.relative_to(base)).removesuffix(suffix)
+                try:
+                    if not path.is_file() or not _KEY_RE.match(key):
+                        continue
+                    modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+                except FileNotFoundError:  # removed meanwhile
+                    continue
+                found[key] = max(modified, found.get(key, modified))
+        return found
+
 
 def _read_file(path: Path, start: int, length: int | None) -> Iterator[bytes]:
     with open(path, "rb") as fh:
@@ -295,9 +318,29 @@ class AzureBlobStorage(Storage):
         )
 
     def delete_part(self, key: str) -> None:
-        # Uncommitted blocks of a blob that was never committed are garbage-collected by the
-        # service after 7 days; a blob that exists is deleted with them.
-        self.delete(key)
+        # The blob goes with its uncommitted blocks. Should the service refuse to delete a blob
+        # that has only uncommitted blocks (otherwise garbage-collected after 7 days),
+        # committing an empty block list discards them and leaves an empty blob to delete.
+        from azure.core.exceptions import ResourceNotFoundError
+
+        blob = self._blob(key)
+        try:
+            blob.delete_blob()
+        except ResourceNotFoundError:
+            try:
+                _committed, uncommitted = blob.get_block_list("uncommitted")
+            except ResourceNotFoundError:
+                return
+            if uncommitted:
+                blob.commit_block_list([])
+                with contextlib.suppress(ResourceNotFoundError):
+                    blob.delete_blob()
+
+    def list_keys(self, prefix: str) -> dict[str, datetime]:
+        self.ensure_container()
+        blobs = self.container.list_blobs(name_starts_with=check_key(prefix.rstrip("/")) + "/",
+                                          include=["uncommittedblobs"])
+        return {blob.name: blob.last_modified for blob in blobs if _KEY_RE.match(blob.name)}
 
     def size(self, key: str) -> int:
         return int(self._blob(key).get_blob_properties().size)

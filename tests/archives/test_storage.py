@@ -145,3 +145,22 @@ def test_local_part_has_one_writer_at_a_time(local):
     assert local.append_part(key, 0, slow()) == 20
     assert started and release
     assert b"".join(local.read_part(key)) == b"a" * 20
+
+
+def test_list_keys_finds_parts_and_objects_and_delete_part_leaves_nothing(storage):
+    from datetime import timedelta
+
+    from lms.common.timeutil import utcnow
+
+    storage.append_part("archives/import/op1_1-a", 0, [b"half"])  # Azure: uncommitted blocks only
+    storage.write_object("archives/import/op1_1-b", [b"whole"], "video/mp4")
+    storage.write_object("archives/9/other", [b"elsewhere"], "video/mp4")
+    found = storage.list_keys("archives/import/")
+    assert sorted(found) == ["archives/import/op1_1-a", "archives/import/op1_1-b"]
+    assert all(abs(when - utcnow()) < timedelta(minutes=5) for when in found.values())
+    storage.delete_part("archives/import/op1_1-a")
+    assert storage.part_size("archives/import/op1_1-a") == 0
+    assert sorted(storage.list_keys("archives/import/")) == ["archives/import/op1_1-b"]
+    storage.delete("archives/import/op1_1-b")
+    assert storage.list_keys("archives/import/") == {}
+    assert storage.list_keys("archives/none/") == {}
