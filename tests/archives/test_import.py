@@ -81,3 +81,27 @@ def test_demo_archives_load_once_with_video_and_captions(db, owned_course):
         video = next(f for f in archive.files if f.kind == "video")
         assert video.duration_seconds == 30
         assert get_storage().size(video.storage_key) == video.size_bytes < 300_000
+
+
+def test_sweep_on_azure_removes_a_dead_runs_blocks_and_keeps_the_rest(db, session, app, azurite):
+    import uuid
+
+    app.config.update(LMS_STORAGE_BACKEND="azure", AZURE_STORAGE_CONNECTION_STRING=azurite,
+                      AZURE_STORAGE_CONTAINER=f"t{uuid.uuid4().hex[:12]}")
+    storage = get_storage()
+    data = video_bytes("mp4")
+    archive = services.import_recording(session.id, "rec-5", chunks(data), "r.mp4", "video/mp4", len(data), run="op7_1")
+    db.session.commit()
+    [video] = archive.files
+    assert video.storage_key == services.import_storage_key("op7_1", "rec-5")
+    dead = services.import_storage_key("op8_1", "rec-6")  # a killed run's uncommitted blocks
+    live = services.import_storage_key("op8_2", "rec-6")  # the run writing now
+    for key in (dead, live):
+        storage.append_part(key, 0, [data[:1000]])
+    try:
+        removed = services.sweep_import_files(lambda runs: runs & {"op8_2"})
+        assert removed == [dead]
+        assert sorted(storage.list_keys("archives/import/")) == sorted([video.storage_key, live])
+        assert b"".join(storage.open_range(video.storage_key)) == data
+    finally:
+        storage.container.delete_container()
