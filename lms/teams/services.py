@@ -23,6 +23,7 @@ from lms.attendance import services as attendance_services
 from lms.attendance.models import AttendanceRecord
 from lms.audit.services import record_action
 from lms.auth.models import PLATFORM_ADMIN, TRAINER, User
+from lms.common.database import begin_write
 from lms.common.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from lms.common.timeutil import as_utc, to_tokyo, utcnow
 from lms.courses.models import CANCELLED, HYBRID, TEAMS, Course, TrainingSession
@@ -230,7 +231,7 @@ def _dispatch(op: GraphOperation, client: GraphClient) -> dict:
     if op.kind == ops.IMPORT_ATTENDANCE:
         return import_attendance_with(client, session)
     if op.kind == ops.IMPORT_RECORDING:
-        return import_recordings_with(client, session)
+        return import_recordings_with(client, session, run=recording_run(op))
     raise InvalidInput(f"unknown operation kind {op.kind}")
 
 
@@ -410,8 +411,14 @@ def _archive_services():
     return archive_services
 
 
-def import_recordings_with(client: GraphClient, session: TrainingSession) -> dict:
-    """Stream new recordings into draft archives and attach transcripts as WebVTT captions."""
+def import_recordings_with(client: GraphClient, session: TrainingSession, *, run: str | None = None) -> dict:
+    """Stream new recordings into draft archives and attach transcripts as WebVTT captions.
+
+    ``run`` names this run in the storage keys it writes (``op<id>_<attempt>``), so that
+    what a killed run left is recognised and removed (``sweep_recording_imports``).
+    No transaction stays open during a download (one may take minutes): each recording and
+    transcript is written in a fresh, short transaction after it has been fetched.
+    """
     from lms.archives.models import Archive, ArchiveFile
 
     archive_services = _archive_services()
@@ -419,22 +426,28 @@ def import_recordings_with(client: GraphClient, session: TrainingSession) -> dic
         raise Conflict(_("アーカイブ機能が利用できないため、録画を取り込めません。"))
     resolve_online_meeting_with(client, session)
     base = _meeting_path(session)
+    session_id = session.id
+    db.session.commit()  # keeps the meeting id just resolved; nothing is read across the downloads
     recordings = client.get_all(f"{base}/recordings")
     transcripts = client.get_all(f"{base}/transcripts")
     imported, skipped, transcripts_added = [], [], []
     archives_by_correlation: dict[str, int] = {}
     for rec in sorted(recordings, key=lambda r: r.get("createdDateTime") or ""):
-        existing = db.session.scalar(select(Archive).where(Archive.graph_recording_id == rec["id"]))
+        existing = db.session.scalar(select(Archive.id).where(Archive.graph_recording_id == rec["id"]))
+        db.session.commit()
         if existing is not None:
             skipped.append(rec["id"])
-            archives_by_correlation[rec.get("contentCorrelationId") or ""] = existing.id
+            archives_by_correlation[rec.get("contentCorrelationId") or ""] = existing
             continue
-        archive = _import_one_recording(client, archive_services, session, rec, base)
+        archive = _import_one_recording(client, archive_services, session_id, rec, base, run)
+        archive_id = archive.id
         db.session.commit()  # each imported recording stands on its own
         imported.append(rec["id"])
-        archives_by_correlation[rec.get("contentCorrelationId") or ""] = archive.id
+        archives_by_correlation[rec.get("contentCorrelationId") or ""] = archive_id
     for tr in transcripts:
-        if db.session.scalar(select(ArchiveFile.id).where(ArchiveFile.graph_content_id == tr["id"])) is not None:
+        known = db.session.scalar(select(ArchiveFile.id).where(ArchiveFile.graph_content_id == tr["id"]))
+        db.session.commit()
+        if known is not None:
             continue
         archive_id = archives_by_correlation.get(tr.get("contentCorrelationId") or "")
         if archive_id is None and len(archives_by_correlation) == 1:
@@ -444,6 +457,7 @@ def import_recordings_with(client: GraphClient, session: TrainingSession) -> dic
         vtt = client.get_text(
             f"{base}/transcripts/{quote(tr['id'], safe='')}/content", params={"$format": "text/vtt"}, accept="text/vtt"
         )
+        begin_write()  # SQLite: the write lock before attach_transcript checks for it again
         archive_services.attach_transcript(archive_id, vtt, tr["id"])
         db.session.commit()
         transcripts_added.append(tr["id"])
@@ -451,18 +465,49 @@ def import_recordings_with(client: GraphClient, session: TrainingSession) -> dic
             "transcripts": transcripts_added}
 
 
-def _import_one_recording(client, archive_services, session, rec: dict, base: str):
+def _import_one_recording(client, archive_services, session_id: int, rec: dict, base: str, run: str | None):
     content = client.stream(f"{base}/recordings/{quote(rec['id'], safe='')}/content", accept="video/mp4")
     created = (rec.get("createdDateTime") or "")[:19].replace(":", "").replace("-", "")
-    filename = f"teams-recording-{session.id}-{created or rec['id'][:8]}.mp4"
+    filename = f"teams-recording-{session_id}-{created or rec['id'][:8]}.mp4"
     try:
         return archive_services.import_recording(
-            session.id, rec["id"], iter(content), filename,
+            session_id, rec["id"], iter(content), filename,
             "video/mp4" if content.content_type in ("application/octet-stream", "") else content.content_type,
-            content.size, actor=None,
+            content.size, actor=None, run=run,
         )
     finally:
         content.close()
+
+
+def recording_run(op: GraphOperation) -> str:
+    """How a run of a recording import names the storage keys it writes."""
+    return f"op{op.id}_{op.attempts}"
+
+
+def _live_recording_runs(runs: set[str]) -> set[str]:
+    """Those of the runs that wrote import keys still at work: their operation is running
+    this very attempt (one query)."""
+    running = db.session.execute(
+        select(GraphOperation.id, GraphOperation.attempts).where(
+            GraphOperation.kind == ops.IMPORT_RECORDING, GraphOperation.status == ops.RUNNING)
+    ).all()
+    return runs & {f"op{op_id}_{attempts}" for op_id, attempts in running}
+
+
+def sweep_recording_imports() -> list[str]:
+    """Remove recording bytes (parts, unreferenced objects) that killed runs left in storage.
+
+    Runs at every pick-up (when a worker starts, then every 5 minutes) after operations of
+    dead workers have been marked failed, so their leftovers go before they run again; the
+    bytes of a run still at work, and any file an archive refers to, are never touched."""
+    archive_services = _archive_services()
+    if archive_services is None:
+        return []
+    db.session.commit()
+    removed = archive_services.sweep_import_files(_live_recording_runs)
+    if removed:
+        log.info("recording imports: removed %s file(s) left by interrupted runs: %s", len(removed), removed)
+    return removed
 
 
 def catch_up_recordings_with(client: GraphClient, organizer: str, start: datetime, end: datetime) -> dict:

@@ -36,16 +36,24 @@ def graph_pick_up_operations() -> None:
 def pick_up_operations() -> list[int]:
     """Run what is due (queued, retry-due, lease run out). Stops at the first run that Graph
     throttles or refuses for an outage: the rest would only add to the load; they stay due
-    for the next pick-up. Returns the ids run."""
+    for the next pick-up. Recording bytes left by runs that died are removed first (once
+    their operations are marked failed, before they run again). Returns the ids run."""
+    from lms.extensions import db
     from lms.teams import operations as ops
     from lms.teams.graph import graph_configured
-    from lms.teams.services import execute_operation, queue_due_imports
+    from lms.teams.services import execute_operation, queue_due_imports, sweep_recording_imports
 
     if not graph_configured():
         return []
     queue_due_imports()
+    due = ops.due_operation_ids()
+    try:
+        sweep_recording_imports()
+    except Exception:  # noqa: BLE001 - housekeeping; the operations run all the same
+        log.exception("could not sweep the storage of interrupted recording imports")
+        db.session.rollback()
     ran = []
-    for operation_id in ops.due_operation_ids():
+    for operation_id in due:
         op = execute_operation(operation_id)
         if op is None:
             continue

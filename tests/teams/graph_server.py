@@ -10,8 +10,9 @@ transcripts (WebVTT), getAllRecordings/getAllTranscripts, sendMail, and subscrip
 Faults are injected per request: ``server.fail("attendanceRecords", status=429,
 times=2, retry_after="1")``, or for a stretch of time on the server's clock
 (``until=``; the clock is injectable, so an outage of minutes takes no minutes). A request
-can be held at a chosen page (``server.hold(...)``) until the test releases it, so that a
-process can be killed while it is exactly there. Every request and every JSON response is logged with the
+can be held at a chosen page (``server.hold(...)``), or a recording download after a chosen
+number of bytes (``after_bytes=``), until the test releases it, so that a process can be
+killed while it is exactly there. Every request and every JSON response is logged with the
 Graph type it carries, so a contract test can check them against Microsoft's schema.
 """
 
@@ -50,10 +51,14 @@ class Fault:
 
 @dataclass
 class Hold:
-    """A request held open until ``release()``: ``reached`` is set once one arrives."""
+    """A request held open until ``release()``: ``reached`` is set once one arrives.
+
+    With ``after_bytes`` a recording download is answered (status, headers and that many
+    bytes of its content) and then held in the middle of its content stream."""
 
     pattern: str
     query: dict
+    after_bytes: int | None = None
     reached: threading.Event = field(default_factory=threading.Event)
     released: threading.Event = field(default_factory=threading.Event)
     hits: int = 0
@@ -171,9 +176,10 @@ class GraphServer:
             self.faults.append(fault)
         return fault
 
-    def hold(self, pattern: str, **query) -> Hold:
-        """Hold the first matching request open (no answer) until ``release()``."""
-        hold = Hold(pattern, query)
+    def hold(self, pattern: str, *, after_bytes: int | None = None, **query) -> Hold:
+        """Hold the first matching request open until ``release()``: before any answer, or
+        (``after_bytes``, recording content) after that many bytes of the content."""
+        hold = Hold(pattern, query, after_bytes)
         with self.lock:
             self.holds.append(hold)
         return hold
@@ -280,9 +286,10 @@ class GraphServer:
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return _error(401, "InvalidAuthenticationToken", "Access token is empty or invalid.")
         hold = self._hold_for(path, query)
-        if hold is not None:
+        if hold is not None and hold.after_bytes is None:
             hold.reached.set()
             hold.released.wait(120)
+        request.hold = hold
         fault = self._fault_for(request.method, path, query)
         if fault is not None:
             headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
@@ -388,7 +395,7 @@ class GraphServer:
         m = re.fullmatch(r"/users/([^/]+)/onlineMeetings/([^/]+)/recordings/([^/]+)/content", path)
         if m and method == "GET":
             size = self.recording_sizes[m.group(3)]
-            return self._stream_mp4(size)
+            return self._stream_mp4(size, getattr(request, "hold", None))
         m = re.fullmatch(r"/users/([^/]+)/onlineMeetings/([^/]+)/transcripts/([^/]+)/content", path)
         if m and method == "GET":
             text = self.transcript_text[m.group(3)]
@@ -479,10 +486,22 @@ class GraphServer:
         return self._page(path, "callRecording" if kind == "getAllRecordings" else "callTranscript", items, query,
                           f"Collection(microsoft.graph.{'callRecording' if kind == 'getAllRecordings' else 'callTranscript'})")
 
-    def _stream_mp4(self, size: int) -> Response:
+    def _stream_mp4(self, size: int, hold: Hold | None = None) -> Response:
         def generate():
+            sent = 0
             for part in mp4_chunks(size):
+                if hold is not None and hold.after_bytes is not None and not hold.released.is_set() \
+                        and sent + len(part) > hold.after_bytes:
+                    head = part[: max(hold.after_bytes - sent, 0)]
+                    if head:  # exactly after_bytes reach the client, then the stream stops
+                        self.content_bytes_sent += len(head)
+                        sent += len(head)
+                        yield head
+                    hold.reached.set()
+                    hold.released.wait(120)
+                    part = part[len(head):]
                 self.content_bytes_sent += len(part)
+                sent += len(part)
                 yield part
 
         response = Response(generate(), mimetype="video/mp4", direct_passthrough=True)
