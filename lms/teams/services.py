@@ -337,15 +337,39 @@ def resolve_online_meeting_with(client: GraphClient, session: TrainingSession) -
     if not session.join_url:
         raise InvalidInput(_("Teams 会議の参加リンクがありません。"))
     organizer = session.graph_organizer or organizer_for(session)
+    session.graph_online_meeting_id = _find_online_meeting(client, organizer, session.join_url)
+    session.graph_organizer = organizer
+    return session.graph_online_meeting_id
+
+
+def _find_online_meeting(client: GraphClient, organizer: str, join_url: str) -> str:
     found = client.get_all(
         f"{user_path(organizer)}/onlineMeetings",
-        params={"$filter": f"JoinWebUrl eq {odata_quote(session.join_url)}"},
+        params={"$filter": f"JoinWebUrl eq {odata_quote(join_url)}"},
     )
     if not found:
-        raise GraphNotFound(f"no online meeting with join URL {session.join_url}", status=404)
-    session.graph_organizer = organizer
-    session.graph_online_meeting_id = found[0]["id"]
-    return session.graph_online_meeting_id
+        raise GraphNotFound(f"no online meeting with join URL {join_url}", status=404)
+    return found[0]["id"]
+
+
+def _resolve_online_meeting_apart(client: GraphClient, session: TrainingSession) -> None:
+    """For the imports: find the meeting id (when not yet known) with no transaction open
+    during the Graph call, and store it in a short write transaction of its own (SQLite:
+    a transaction that read before the call could not write after another writer's commit)."""
+    if session.graph_online_meeting_id:
+        return
+    if not session.join_url:
+        raise InvalidInput(_("Teams 会議の参加リンクがありません。"))
+    organizer = session.graph_organizer or organizer_for(session)
+    join_url, session_id = session.join_url, session.id
+    db.session.commit()
+    meeting_id = _find_online_meeting(client, organizer, join_url)
+    begin_write()
+    session = db.session.get(TrainingSession, session_id)
+    if not session.graph_online_meeting_id:
+        session.graph_organizer = organizer
+        session.graph_online_meeting_id = meeting_id
+    db.session.commit()
 
 
 def cancel_meeting_with(client: GraphClient, session: TrainingSession) -> dict:
@@ -389,6 +413,7 @@ def fetch_attendance_with(client: GraphClient, session: TrainingSession) -> list
 def import_attendance_with(client: GraphClient, session: TrainingSession) -> dict:
     if as_utc(session.ends_at) > utcnow():
         raise Conflict(_("研修回が終了してから出席を取り込みます。"))
+    _resolve_online_meeting_apart(client, session)
     fetched = fetch_attendance_with(client, session)
     # Graph is done: end the reading transaction (keeping the meeting id just resolved) and
     # write in a fresh one, which on SQLite takes its write lock up front; a transaction that
@@ -424,10 +449,10 @@ def import_recordings_with(client: GraphClient, session: TrainingSession, *, run
     archive_services = _archive_services()
     if archive_services is None:
         raise Conflict(_("アーカイブ機能が利用できないため、録画を取り込めません。"))
-    resolve_online_meeting_with(client, session)
+    _resolve_online_meeting_apart(client, session)
     base = _meeting_path(session)
     session_id = session.id
-    db.session.commit()  # keeps the meeting id just resolved; nothing is read across the downloads
+    db.session.commit()  # nothing is read across the Graph calls and downloads below
     recordings = client.get_all(f"{base}/recordings")
     transcripts = client.get_all(f"{base}/transcripts")
     imported, skipped, transcripts_added = [], [], []

@@ -5,9 +5,10 @@
    holds the stream open, and the worker has written exactly those bytes to its part file.
    A worker started afterwards sweeps what the dead run left and runs the import again:
    one archive with the recording's bytes and SHA-256, nothing else in storage.
-2. Another writer commits while a download is in progress (SQLite: a read transaction kept
-   across the download could not write afterwards, "database is locked"), and another run
-   imports the same recording during the download (the run re-checks before it writes).
+2. Another writer commits while a download is in progress, or while the meeting is looked
+   up by its join URL (SQLite: a read transaction kept across a Graph call could not write
+   afterwards, "database is locked"), and another run imports the same recording during
+   the download (the run re-checks before it writes).
 3. The sweep's rules: the bytes of a run at work and every file an archive refers to stay.
 """
 
@@ -170,15 +171,17 @@ def test_worker_killed_mid_download_is_taken_over_with_one_archive_and_nothing_l
 # ---------------------------------------------------------------- 2. writers during the download
 
 
-def _during_download(app, held, action):
+def _during_download(app, held, action, *, part: bool = True):
     """Run ``action`` (in its own app context and database session) once the import has
-    stored 2 MiB of the recording and waits for the rest; then let the download finish."""
+    stored 2 MiB of the recording and waits for the rest (``part=False``: once the held
+    request has arrived); then let the download finish."""
     done = []
 
     def run():
         try:
             if held.reached.wait(30):
-                _wait_for_part(app, HELD_AT)
+                if part:
+                    _wait_for_part(app, HELD_AT)
                 with app.app_context():
                     action()
                 done.append(True)
@@ -190,17 +193,20 @@ def _during_download(app, held, action):
     return thread, done
 
 
+def _another_writer(course_id):
+    def write():
+        from lms.extensions import db as db_
+
+        db_.session.execute(update(Course).where(Course.id == course_id).values(summary="変更しました"))
+        db_.session.commit()
+
+    return write
+
+
 def test_another_writer_committing_during_the_download_does_not_break_the_import(ended, app, client, db, graph_server):
     session, rec = ended["session"], ended["recording"]
     held = graph_server.hold(f"/recordings/{rec['id']}/content", after_bytes=HELD_AT)
-
-    def another_writer():
-        from lms.extensions import db as db_
-
-        db_.session.execute(update(Course).where(Course.id == session.course_id).values(summary="変更しました"))
-        db_.session.commit()
-
-    thread, done = _during_download(app, held, another_writer)
+    thread, done = _during_download(app, held, _another_writer(session.course_id))
     client.post(f"/teams/sessions/{session.id}/import/recordings")  # runs the operation here (tests)
     thread.join(30)
     assert done == [True]
@@ -208,6 +214,27 @@ def test_another_writer_committing_during_the_download_does_not_break_the_import
     assert op.status == "done", op.last_error
     assert db.session.scalar(select(Course.summary).where(Course.id == session.course_id)) == "変更しました"
     _assert_imported_once(app, db, ended)
+
+
+@pytest.mark.parametrize("kind", ["recordings", "attendance"])
+def test_another_writer_committing_while_the_meeting_is_looked_up_does_not_break_the_import(
+        kind, ended, app, client, db, graph_server):
+    session = ended["session"]
+    meeting_id = session.graph_online_meeting_id
+    session.graph_online_meeting_id = ""  # not known yet: the import looks it up by join URL first
+    db.session.commit()
+    held = graph_server.hold("/onlineMeetings", **{"$filter": f"JoinWebUrl eq '{session.join_url}'"})
+    thread, done = _during_download(app, held, _another_writer(session.course_id), part=False)
+    client.post(f"/teams/sessions/{session.id}/import/{kind}")
+    thread.join(30)
+    assert done == [True]
+    db.session.rollback()
+    op = db.session.scalar(select(GraphOperation).where(GraphOperation.kind == f"import_{kind.rstrip('s')}"))
+    assert op.status == "done", op.last_error
+    assert db.session.scalar(select(Course.summary).where(Course.id == session.course_id)) == "変更しました"
+    assert session.graph_online_meeting_id == meeting_id  # found and stored
+    if kind == "recordings":
+        _assert_imported_once(app, db, ended)
 
 
 def test_a_recording_imported_by_another_run_during_the_download_is_not_stored_twice(
