@@ -25,7 +25,20 @@ import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, delete, event, func, insert, inspect, literal_column, select, text, tuple_, union_all
+from sqlalchemy import (
+    and_,
+    bindparam,
+    delete,
+    event,
+    func,
+    insert,
+    inspect,
+    literal_column,
+    select,
+    text,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from lms.common.timeutil import as_utc, fiscal_year_bounds, fiscal_year_of
@@ -78,68 +91,115 @@ def fiscal_month(fiscal_year: int, month: str | None) -> int | None:
     return index if 1 <= index <= 12 else None
 
 
-def course_figures(session: Session, fiscal_year: int, course_ids=None, municipality_ids=None,
-                   parts=ALL_PARTS) -> dict:
-    """{(municipality_id, course_id): {column: count}} computed from the base tables, for
-    the given courses and municipalities (None: all) and the columns of ``parts``. Only
-    rows with a non-zero count."""
+_STATEMENTS: dict[tuple, object] = {}
+
+
+def _statement(kind: str, dialect: str, by_course: bool, by_municipality: bool, by_staff: bool = False):
+    """The figure queries, built once per shape with bound parameters (fy, start, end and
+    expanding lists course_ids, municipality_ids, staff_ids): building them costs more
+    than running them for one key."""
+    shape = (kind, dialect, by_course, by_municipality, by_staff)
+    if shape in _STATEMENTS:
+        return _STATEMENTS[shape]
     from lms.attendance.models import Attendance
     from lms.courses.models import TrainingSession
     from lms.enrollment.models import CONFIRMED, Enrollment
     from lms.roster.models import StaffMember
 
+    fy = bindparam("fy")
+    in_year = and_(TrainingSession.starts_at >= bindparam("start"), TrainingSession.starts_at < bindparam("end"))
+    courses, municipalities = bindparam("course_ids", expanding=True), bindparam("municipality_ids", expanding=True)
+    staff = bindparam("staff_ids", expanding=True)
+    if kind == "enrolled":
+        stmt = (
+            select(Enrollment.municipality_id, TrainingSession.course_id,
+                   func.count(func.distinct(Enrollment.staff_member_id)),
+                   func.count(func.distinct(Completion.staff_member_id)))
+            .select_from(Enrollment)
+            .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
+            .outerjoin(Completion, and_(
+                Completion.staff_member_id == Enrollment.staff_member_id,
+                Completion.course_id == TrainingSession.course_id,
+                Completion.fiscal_year == fy,
+                Completion.status == COMPLETED,
+                Completion.municipality_id == Enrollment.municipality_id,
+            ))
+            .where(Enrollment.status == CONFIRMED, in_year)
+            .group_by(Enrollment.municipality_id, TrainingSession.course_id)
+        )
+        course_col, municipality_col = TrainingSession.course_id, Enrollment.municipality_id
+    elif kind == "completed":
+        month = _month_expression(dialect, Completion.completed_at)
+        stmt = (
+            select(Completion.municipality_id, Completion.course_id, Completion.method, month, func.count())
+            .where(Completion.fiscal_year == fy, Completion.status == COMPLETED)
+            .group_by(Completion.municipality_id, Completion.course_id, Completion.method, month)
+        )
+        course_col, municipality_col = Completion.course_id, Completion.municipality_id
+    elif kind == "attended":
+        stmt = (
+            select(StaffMember.municipality_id, TrainingSession.course_id,
+                   func.count(func.distinct(Attendance.staff_member_id)))
+            .select_from(Attendance)
+            .join(TrainingSession, TrainingSession.id == Attendance.session_id)
+            .join(StaffMember, StaffMember.id == Attendance.staff_member_id)
+            .where(Attendance.attended.is_(True), in_year)
+            .group_by(StaffMember.municipality_id, TrainingSession.course_id)
+        )
+        course_col, municipality_col = TrainingSession.course_id, StaffMember.municipality_id
+    else:  # staff: courses enrolled in, completions
+        enrolled = (
+            select(Enrollment.municipality_id, Enrollment.staff_member_id,
+                   func.count(func.distinct(TrainingSession.course_id)), literal_column("'enrolled_courses'"))
+            .select_from(Enrollment)
+            .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
+            .where(Enrollment.status == CONFIRMED, in_year)
+            .group_by(Enrollment.municipality_id, Enrollment.staff_member_id)
+        )
+        completed = (
+            select(Completion.municipality_id, Completion.staff_member_id, func.count(),
+                   literal_column("'completed_courses'"))
+            .where(Completion.fiscal_year == fy, Completion.status == COMPLETED)
+            .group_by(Completion.municipality_id, Completion.staff_member_id)
+        )
+        if by_staff:
+            enrolled = enrolled.where(Enrollment.staff_member_id.in_(staff))
+            completed = completed.where(Completion.staff_member_id.in_(staff))
+        _STATEMENTS[shape] = stmt = union_all(enrolled, completed)
+        return stmt
+    if by_course:
+        stmt = stmt.where(course_col.in_(courses))
+    if by_municipality:
+        stmt = stmt.where(municipality_col.in_(municipalities))
+    _STATEMENTS[shape] = stmt
+    return stmt
+
+
+def course_figures(session: Session, fiscal_year: int, course_ids=None, municipality_ids=None,
+                   parts=ALL_PARTS) -> dict:
+    """{(municipality_id, course_id): {column: count}} computed from the base tables, for
+    the given courses and municipalities (None: all) and the columns of ``parts``. Only
+    rows with a non-zero count."""
     start, end = fiscal_year_bounds(fiscal_year)
-    in_year = and_(TrainingSession.starts_at >= start, TrainingSession.starts_at < end)
     dialect = session.get_bind().dialect.name
     columns = [c for part in sorted(parts) for c in PARTS[part]]
     rows: dict[tuple[int, int], dict[str, int]] = defaultdict(lambda: dict.fromkeys(columns, 0))
-
-    enrolled = (
-        select(Enrollment.municipality_id, TrainingSession.course_id,
-               func.count(func.distinct(Enrollment.staff_member_id)),
-               func.count(func.distinct(Completion.staff_member_id)))
-        .select_from(Enrollment)
-        .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
-        .outerjoin(Completion, and_(
-            Completion.staff_member_id == Enrollment.staff_member_id,
-            Completion.course_id == TrainingSession.course_id,
-            Completion.fiscal_year == fiscal_year,
-            Completion.status == COMPLETED,
-            Completion.municipality_id == Enrollment.municipality_id,
-        ))
-        .where(Enrollment.status == CONFIRMED, in_year)
-        .group_by(Enrollment.municipality_id, TrainingSession.course_id)
-    )
-    completed = (
-        select(Completion.municipality_id, Completion.course_id, Completion.method,
-               _month_expression(dialect, Completion.completed_at), func.count())
-        .where(Completion.fiscal_year == fiscal_year, Completion.status == COMPLETED)
-        .group_by(Completion.municipality_id, Completion.course_id, Completion.method,
-                  _month_expression(dialect, Completion.completed_at))
-    )
-    attended = (
-        select(StaffMember.municipality_id, TrainingSession.course_id,
-               func.count(func.distinct(Attendance.staff_member_id)))
-        .select_from(Attendance)
-        .join(TrainingSession, TrainingSession.id == Attendance.session_id)
-        .join(StaffMember, StaffMember.id == Attendance.staff_member_id)
-        .where(Attendance.attended.is_(True), in_year)
-        .group_by(StaffMember.municipality_id, TrainingSession.course_id)
-    )
+    params = {"fy": fiscal_year, "start": start, "end": end}
     if course_ids is not None:
-        enrolled = enrolled.where(TrainingSession.course_id.in_(list(course_ids)))
-        completed = completed.where(Completion.course_id.in_(list(course_ids)))
-        attended = attended.where(TrainingSession.course_id.in_(list(course_ids)))
+        params["course_ids"] = sorted(course_ids)
     if municipality_ids is not None:
-        enrolled = enrolled.where(Enrollment.municipality_id.in_(list(municipality_ids)))
-        completed = completed.where(Completion.municipality_id.in_(list(municipality_ids)))
-        attended = attended.where(StaffMember.municipality_id.in_(list(municipality_ids)))
+        params["municipality_ids"] = sorted(municipality_ids)
+
+    def run(kind):
+        return session.execute(
+            _statement(kind, dialect, course_ids is not None, municipality_ids is not None), params)
+
     if "enrolled" in parts:
-        for mid, cid, n_enrolled, n_done in session.execute(enrolled):
+        for mid, cid, n_enrolled, n_done in run("enrolled"):
             row = rows[(mid, cid)]
             row["enrolled"], row["done"] = n_enrolled, n_done
     if "completed" in parts:
-        for mid, cid, method, month, n in session.execute(completed):
+        for mid, cid, method, month, n in run("completed"):
             row = rows[(mid, cid)]
             if method in METHOD_COLUMNS:
                 row[METHOD_COLUMNS[method]] += n
@@ -147,38 +207,20 @@ def course_figures(session: Session, fiscal_year: int, course_ids=None, municipa
             if index is not None:
                 row[f"m{index}"] += n
     if "attended" in parts:
-        for mid, cid, n in session.execute(attended):
+        for mid, cid, n in run("attended"):
             rows[(mid, cid)]["attended"] = n
     return {key: dict(row) for key, row in rows.items() if any(row.values())}
 
 
 def staff_figures(session: Session, fiscal_year: int, staff_ids=None) -> dict:
     """{(municipality_id, staff_member_id): {column: count}} from the base tables (None: all)."""
-    from lms.courses.models import TrainingSession
-    from lms.enrollment.models import CONFIRMED, Enrollment
-
     start, end = fiscal_year_bounds(fiscal_year)
     rows: dict[tuple[int, int], dict[str, int]] = defaultdict(lambda: dict.fromkeys(STAFF_COLUMNS, 0))
-    enrolled = (
-        select(Enrollment.municipality_id, Enrollment.staff_member_id, func.count(func.distinct(TrainingSession.course_id)))
-        .select_from(Enrollment)
-        .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
-        .where(Enrollment.status == CONFIRMED, TrainingSession.starts_at >= start, TrainingSession.starts_at < end)
-        .group_by(Enrollment.municipality_id, Enrollment.staff_member_id)
-    )
-    completed = (
-        select(Completion.municipality_id, Completion.staff_member_id, func.count())
-        .where(Completion.fiscal_year == fiscal_year, Completion.status == COMPLETED)
-        .group_by(Completion.municipality_id, Completion.staff_member_id)
-    )
+    params = {"fy": fiscal_year, "start": start, "end": end}
     if staff_ids is not None:
-        enrolled = enrolled.where(Enrollment.staff_member_id.in_(list(staff_ids)))
-        completed = completed.where(Completion.staff_member_id.in_(list(staff_ids)))
-    both = union_all(
-        enrolled.add_columns(literal_column("'enrolled_courses'")),
-        completed.add_columns(literal_column("'completed_courses'")),
-    )
-    for mid, sid, n, column in session.execute(both):
+        params["staff_ids"] = sorted(staff_ids)
+    stmt = _statement("staff", session.get_bind().dialect.name, False, False, by_staff=staff_ids is not None)
+    for mid, sid, n, column in session.execute(stmt, params):
         rows[(mid, sid)][column] = n
     return {key: dict(row) for key, row in rows.items() if any(row.values())}
 
@@ -203,22 +245,37 @@ def _chunks(items: list, size: int = 500):
         yield items[i:i + size]
 
 
+_UPSERTS: dict[tuple, object] = {}
+
+
+def _upsert_statement(dialect: str, table, keys: tuple[str, ...], columns: tuple[str, ...]):
+    """INSERT … ON CONFLICT (key) DO UPDATE SET columns … RETURNING key and counts; built
+    once per shape (its construction costs more than running it)."""
+    shape = (dialect, table.name, keys, columns)
+    stmt = _UPSERTS.get(shape)
+    if stmt is None:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        stmt = dialect_insert(table)
+        excluded = stmt.excluded
+        counts = [c.name for c in table.c if c.name not in keys]
+        stmt = _UPSERTS[shape] = stmt.on_conflict_do_update(
+            index_elements=list(keys), set_={c: excluded[c] for c in columns}
+        ).returning(*(table.c[k] for k in keys), *(table.c[c] for c in counts))
+    return stmt
+
+
 def _upsert(session: Session, table, keys: tuple[str, ...], values: list[dict], columns: list[str]) -> None:
     """INSERT … ON CONFLICT (key) DO UPDATE of ``columns`` (both databases), one statement;
     rows left with every count zero are then deleted."""
     if not values:
         return
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    stmt = dialect_insert(table).values(values)
-    counts = [c.name for c in table.c if c.name not in keys]
-    excluded = stmt.excluded  # a new alias on every access
-    stmt = stmt.on_conflict_do_update(
-        index_elements=list(keys), set_={c: excluded[c] for c in columns}
-    ).returning(*(table.c[k] for k in keys), *(table.c[c] for c in counts))
-    zero = [tuple(row[:len(keys)]) for row in session.execute(stmt) if not any(row[len(keys):])]
+    stmt = _upsert_statement(session.get_bind().dialect.name, table, keys, tuple(columns))
+    # Parameters passed separately: the statement stays the same (compiled once, cached),
+    # and several rows go as one batch ("insertmanyvalues"), RETURNING included.
+    zero = [tuple(row[:len(keys)]) for row in session.execute(stmt, values) if not any(row[len(keys):])]
     if zero:
         session.execute(delete(table).where(tuple_(*(table.c[k] for k in keys)).in_(zero)))
 
