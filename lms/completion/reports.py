@@ -10,6 +10,12 @@ Definitions (per fiscal year, sessions counted by their start in Tokyo's 年度)
 - 修了 (completed): completion rows in status completed, by how they were earned.
 - 未修了 (not yet): enrolled staff without a completion.
 - 修了率: completed / (completed + not yet).
+
+The dashboard reads these figures from summaries kept in step with every change
+(lms.completion.summary); ``fresh_dashboard`` aggregates them afresh (the tests compare the
+two). The platform view adds up the municipalities' figures: the same as counting across
+all of them, since a staff member's enrollments and completions are recorded for the
+municipality of their roster entry, which does not change.
 """
 
 from __future__ import annotations
