@@ -52,6 +52,7 @@ from lms.completion.models import (
     CourseYearSummary,
     StaffYearSummary,
 )
+from lms.enrollment.models import CONFIRMED as _CONFIRMED
 
 METHOD_COLUMNS = {VIA_LIVE: "completed_live", VIA_ARCHIVE: "completed_archive", VIA_BOTH: "completed_both",
                   VIA_MANUAL: "completed_manual"}
@@ -364,6 +365,11 @@ def _changed(obj, names: tuple[str, ...]) -> bool:
 
 def _record(session: Session, model, obj_id, values: tuple) -> None:
     names, target, width = _watched()[model]
+    if target == "enrollments" and values[3] != _CONFIRMED:
+        # The summaries count confirmed enrollments only: a state that is not confirmed
+        # (a waitlisted or pending arrival, a cancellation of someone waiting) changes
+        # nothing in them. A change to or from confirmed is recorded by its confirmed side.
+        return
     if width:
         getattr(_dirty(session), target).add(tuple(values[:width]))
     else:  # sessions and staff moves are keyed by the row itself

@@ -74,6 +74,26 @@ def test_enrollment_status_changes_through_the_service(known_data, db, make_user
     assert_consistent(db, d, years=(d["fy"], d["fy"] + 1))
 
 
+def test_waitlist_and_promotion_keep_the_summaries(known_data, db, make_user, make_session, make_staff):
+    """Waitlisted arrivals leave the summaries alone (they count confirmed enrollments only);
+    a promotion and a cancellation of someone waiting are still reflected exactly."""
+    d = known_data
+    admin = make_user("platform_admin")
+    later = make_session(d["a"], starts_in=timedelta(days=3), capacity=1)
+    first, second, third = (make_staff(full_name=f"待機 {n}", department="税務課", job_title="主事") for n in "一二三")
+    seated = enrollment_services.nominate(later.id, first.id, admin).enrollment
+    waiting = enrollment_services.nominate(later.id, second.id, admin).enrollment
+    behind = enrollment_services.nominate(later.id, third.id, admin).enrollment
+    assert (seated.status, waiting.status, behind.status) == ("confirmed", "waitlisted", "waitlisted")
+    years = (d["fy"], d["fy"] + 1)
+    assert_consistent(db, d, years=years)
+    enrollment_services.cancel_enrollment(behind.id, admin, reason="都合により")  # waiting -> cancelled
+    assert_consistent(db, d, years=years)
+    enrollment_services.cancel_enrollment(seated.id, admin, reason="都合により")  # promotes `waiting`
+    assert db.session.get(Enrollment, waiting.id).status == "confirmed"
+    assert_consistent(db, d, years=years)
+
+
 def test_manual_completion_and_revocation(known_data, db, make_user):
     d = known_data
     s1, s2, _s3, s4, _s5 = d["staff"]
