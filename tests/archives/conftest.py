@@ -60,6 +60,15 @@ def owned_course(db, make_user):
     return trainer, course
 
 
+@pytest.fixture
+def published(db, owned_course):
+    """A published archive of ``owned_course`` with one small video: (archive, video)."""
+    _trainer, course = owned_course
+    archive = make_archive(course)
+    video = add_file(archive, video_bytes("webm"), "第1回.webm")
+    return archive, video
+
+
 def make_archive(course, *, status: str = "published", audience: str = "eligible", **kw):
     from lms.archives.models import Archive
     from lms.common.timeutil import utcnow
@@ -140,6 +149,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_port(port: int, process: subprocess.Popen, what: str, *, timeout: float, log: Path | None = None) -> None:
+    """Until ``process`` accepts connections on 127.0.0.1:``port``; fails the test (with the
+    log's text when given) if it exits or does not start in time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            if process.poll() is not None:
+                detail = log.read_text(errors="replace") if log is not None and log.exists() else ""
+                pytest.fail(f"{what} exited at start {detail}".strip())
+            time.sleep(0.05)
+    process.terminate()
+    pytest.fail(f"{what} did not start within {timeout} s")
+
+
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory):
     """Microsoft's Blob emulator on 127.0.0.1:<free port>; yields its connection string."""
@@ -152,18 +178,7 @@ def azurite(tmp_path_factory):
          "--silent", "--disableTelemetry", "--skipApiVersionCheck"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            if process.poll() is not None:
-                pytest.fail("Azurite exited at start")
-            time.sleep(0.1)
-    else:
-        process.terminate()
-        pytest.fail("Azurite did not start")
+    wait_for_port(port, process, "Azurite", timeout=20)
     account = "devstoreaccount1"
     key = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
     yield (f"DefaultEndpointsProtocol=http;AccountName={account};AccountKey={key};"

@@ -13,14 +13,6 @@ from tests import factories
 from tests.archives.conftest import VTT_TEXT, add_file, make_archive, video_bytes
 
 
-@pytest.fixture
-def published(db, owned_course):
-    _trainer, course = owned_course
-    archive = make_archive(course)
-    video = add_file(archive, video_bytes("webm"), "第1回.webm")
-    return archive, video
-
-
 def url(archive, f, **query):
     q = "&".join(f"{k}={v}" for k, v in query.items())
     return f"/archives/{archive.id}/files/{f.id}/{f.filename}" + (f"?{q}" if q else "")

@@ -18,7 +18,7 @@ import requests
 
 from lms.archives import links
 from tests import factories
-from tests.archives.conftest import add_file, make_archive, video_bytes
+from tests.archives.conftest import add_file, video_bytes, wait_for_port
 from tests.conftest import require
 
 NGINX = Path("/usr/sbin/nginx")
@@ -28,14 +28,6 @@ SECRET = "media-link-secret-for-tests-0123456789abcdef"
 @pytest.fixture
 def app_config(app_config):
     return {**app_config, "LMS_MEDIA_LINKS": True, "LMS_MEDIA_LINK_SECRET": SECRET, "LMS_MEDIA_LINK_TTL": 60}
-
-
-@pytest.fixture
-def published(db, owned_course):
-    _trainer, course = owned_course
-    archive = make_archive(course)
-    video = add_file(archive, video_bytes("webm"), "第1回.webm")
-    return archive, video
 
 
 def _split(url: str) -> tuple[str, dict[str, str]]:
@@ -242,15 +234,7 @@ def nginx(app, tmp_path):
     conf.write_text(NGINX_CONF.format(user=user, run=run, port=port, location=_media_location(objects, SECRET)))
     process = subprocess.Popen([str(NGINX), "-c", str(conf), "-p", str(run), "-g", "daemon off;"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            if process.poll() is not None:
-                pytest.fail("nginx exited: " + (run / "error.log").read_text(errors="replace"))
-            time.sleep(0.05)
+    wait_for_port(port, process, "nginx", timeout=10, log=run / "error.log")
     yield f"http://127.0.0.1:{port}"
     process.send_signal(signal.SIGQUIT)
     try:

@@ -145,13 +145,9 @@ def start_worker(worker_env, tmp_path):
         worker.kill(signal.SIGINT)
 
 
-def test_worker_killed_mid_import_is_taken_over_and_imports_exactly_once(
-        ended_session, db, client, graph_server, worker_env, start_worker, tmp_path):
-    session, trainer = ended_session["session"], ended_session["trainer"]
-    log = tmp_path / "worker.log"
-    held = graph_server.hold("attendanceRecords", **{"$skiptoken": "2"})  # the second page of records
-    # The trainer's click, in another process (as the web app would): the import is queued
-    # and handed to the worker's queue after the commit.
+def queue_import_elsewhere(env: dict, session_id: int, operation: str, trainer_id: int) -> None:
+    """The trainer's click, in another process (as the web app would): the import is queued
+    and handed to the worker's queue after the commit."""
     script = (
         "from lms import create_app\n"
         "from lms.auth.models import User\n"
@@ -160,11 +156,19 @@ def test_worker_killed_mid_import_is_taken_over_and_imports_exactly_once(
         "from lms.teams.services import queue_import\n"
         "app = create_app()\n"
         "with app.app_context():\n"
-        f"    queue_import(db.session.get(TrainingSession, {session.id}), 'import_attendance',\n"
-        f"                 actor=db.session.get(User, {trainer.id}))\n"
+        f"    queue_import(db.session.get(TrainingSession, {session_id}), {operation!r},\n"
+        f"                 actor=db.session.get(User, {trainer_id}))\n"
         "    db.session.commit()\n"
     )
-    subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=worker_env, check=True, timeout=120)
+    subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, check=True, timeout=120)
+
+
+def test_worker_killed_mid_import_is_taken_over_and_imports_exactly_once(
+        ended_session, db, client, graph_server, worker_env, start_worker, tmp_path):
+    session, trainer = ended_session["session"], ended_session["trainer"]
+    log = tmp_path / "worker.log"
+    held = graph_server.hold("attendanceRecords", **{"$skiptoken": "2"})  # the second page of records
+    queue_import_elsewhere(worker_env, session.id, "import_attendance", trainer.id)
     worker = start_worker()
     assert held.reached.wait(60), Path(log).read_text(errors="replace")[-3000:]
     # The worker has the reports and the first page, and waits for the second: kill it there.

@@ -17,8 +17,6 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from datetime import timedelta
@@ -35,7 +33,7 @@ from lms.courses.models import Course
 from lms.teams.models import GraphOperation
 from tests.notifications.test_worker_process import _wait_for
 from tests.teams.graph_server import mp4_chunks, mp4_sha256
-from tests.teams.test_graph_faults import start_worker, worker_env  # noqa: F401 - fixtures
+from tests.teams.test_graph_faults import queue_import_elsewhere, start_worker, worker_env  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parents[2]
 MiB = 1024 * 1024
@@ -123,21 +121,7 @@ def test_worker_killed_mid_download_is_taken_over_with_one_archive_and_nothing_l
     session, trainer, rec = ended["session"], ended["trainer"], ended["recording"]
     log = tmp_path / "worker.log"
     held = graph_server.hold(f"/recordings/{rec['id']}/content", after_bytes=HELD_AT)
-    # The trainer's click, in another process (as the web app would): queued, then handed
-    # to the worker's queue after the commit.
-    script = (
-        "from lms import create_app\n"
-        "from lms.auth.models import User\n"
-        "from lms.courses.models import TrainingSession\n"
-        "from lms.extensions import db\n"
-        "from lms.teams.services import queue_import\n"
-        "app = create_app()\n"
-        "with app.app_context():\n"
-        f"    queue_import(db.session.get(TrainingSession, {session.id}), 'import_recording',\n"
-        f"                 actor=db.session.get(User, {trainer.id}))\n"
-        "    db.session.commit()\n"
-    )
-    subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=worker_env, check=True, timeout=120)
+    queue_import_elsewhere(worker_env, session.id, "import_recording", trainer.id)
     worker = start_worker()
     assert held.reached.wait(60), log.read_text(errors="replace")[-3000:]
     part = _wait_for_part(app, HELD_AT)  # the worker has stored 2 MiB and waits for more
