@@ -14,6 +14,9 @@ EXPECTED_PUBLIC = {
     "main.set_language",
     "completion.verify_certificate",
     "teams.graph_notifications",
+    # Archive media behind a short-lived signed link (user, viewer cookie, expiry): the
+    # Python twin of nginx's secure_link check, which never sees the session either.
+    "archives.media",
 }
 
 
