@@ -547,11 +547,10 @@ def save_chunk_result(upload: UploadSession, result: ChunkResult) -> None:
         meta["sha256_state"] = result.hash_state
     else:
         meta.pop("sha256_state", None)
-    if meta != (upload.metadata_json or {}):
-        upload.metadata_json = meta
     if result.head and not upload.file_type:
-        upload.metadata_json = {**(upload.metadata_json or {}),
-                                "head_b64": base64.b64encode(result.head).decode()}
+        meta["head_b64"] = base64.b64encode(result.head).decode()
+    if meta != (upload.metadata_json or {}):
+        upload.metadata_json = meta  # a new dict: the JSON column sees the change
     if result.file_type and not upload.file_type:
         upload.file_type = result.file_type
         upload.kind = filetypes.TYPES[result.file_type].kind

@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
-@pytest.fixture
-def worker_env(app, database_url, tmp_path):
+def worker_environment(app, database_url: str, tmp_path: Path, **extra: str) -> dict:
+    """The environment of a real job worker on the test's database (huey on a file of the
+    test's own, no Redis), plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "LMS_DEMO_LOGIN", "FLASK_APP")}
     env.update(
         LMS_ENV="development",
@@ -28,9 +29,14 @@ def worker_env(app, database_url, tmp_path):
         HUEY_SQLITE_PATH=str(tmp_path / "huey.db"),
         LMS_MAIL_DIR=app.config["LMS_MAIL_DIR"],
         PYTHONPATH=str(ROOT),
-        LMS_OUTBOX_STALE_SECONDS="2",
+        **extra,
     )
     return env
+
+
+@pytest.fixture
+def worker_env(app, database_url, tmp_path):
+    return worker_environment(app, database_url, tmp_path, LMS_OUTBOX_STALE_SECONDS="2")
 
 
 class Worker:

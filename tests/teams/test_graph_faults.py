@@ -30,7 +30,7 @@ from lms.common.signals import attendance_changed, session_created
 from lms.common.timeutil import as_utc, utcnow
 from lms.completion.models import Completion
 from lms.teams.models import GraphOperation
-from tests.notifications.test_worker_process import Worker, _wait_for
+from tests.notifications.test_worker_process import Worker, _wait_for, worker_environment
 from tests.teams.conftest import ORGANIZER
 from tests.teams.graph_server import TENANT_ID
 
@@ -65,10 +65,11 @@ def ended_session(graph_app, graph_server, db, login_as, make_course, make_sessi
     return {"session": session, "trainer": trainer, "learners": learners}
 
 
-def _import_op(db, session_id):
-    db.session.rollback()  # a fresh snapshot: other processes and contexts commit
+def import_op(db, session_id, kind: str = "import_attendance"):
+    """The session's one ``kind`` operation (or None), read afresh."""
+    db.session.rollback()  # a fresh snapshot: other processes and threads commit
     ops = db.session.scalars(select(GraphOperation).where(GraphOperation.session_id == session_id,
-                                                          GraphOperation.kind == "import_attendance")).all()
+                                                          GraphOperation.kind == kind)).all()
     assert len(ops) <= 1, [(o.id, o.status) for o in ops]
     return ops[0] if ops else None
 
@@ -111,22 +112,14 @@ def _assert_imported_once(db, scene):
 
 @pytest.fixture
 def worker_env(app, database_url, graph_server, tmp_path):
-    import os
-
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "LMS_DEMO_LOGIN", "FLASK_APP")}
-    env.update(
-        LMS_ENV="development",
-        DATABASE_URL=database_url,
-        HUEY_SQLITE_PATH=str(tmp_path / "huey.db"),
-        LMS_MAIL_DIR=app.config["LMS_MAIL_DIR"],
+    return worker_environment(
+        app, database_url, tmp_path,
         LMS_STORAGE_DIR=app.config["LMS_STORAGE_DIR"],
-        PYTHONPATH=str(ROOT),
         GRAPH_BASE_URL=graph_server.base_url,
         GRAPH_ORGANIZER=ORGANIZER,
         GRAPH_TEST_TOKEN=graph_server.token,
         GRAPH_BACKOFF_CAP="0.2",
     )
-    return env
 
 
 @pytest.fixture
@@ -174,7 +167,7 @@ def test_worker_killed_mid_import_is_taken_over_and_imports_exactly_once(
     # The worker has the reports and the first page, and waits for the second: kill it there.
     worker.kill(signal.SIGKILL)
     held.release()
-    op = _import_op(db, session.id)
+    op = import_op(db, session.id)
     assert op.status == "running" and op.attempts == 1
     assert _count(db, AttendanceRecord, session.id) == 0  # nothing half-written
     assert _count(db, Attendance, session.id) == 0
@@ -184,8 +177,8 @@ def test_worker_killed_mid_import_is_taken_over_and_imports_exactly_once(
 
     # A worker started now sees that the process holding the import is gone, and runs it again.
     start_worker()
-    _wait_for(lambda: _import_op(db, session.id).status == "done", timeout=60, what="the take-over", log=log)
-    op = _import_op(db, session.id)
+    _wait_for(lambda: import_op(db, session.id).status == "done", timeout=60, what="the take-over", log=log)
+    op = import_op(db, session.id)
     assert op.attempts == 2 and op.last_error == ""
     assert op.details["added"] == LEARNERS and op.details["records"] == LEARNERS
     _assert_imported_once(db, ended_session)
@@ -270,7 +263,7 @@ def test_graph_throttled_then_down_for_minutes_is_rescheduled_and_imports_once(
 
         # Attempt 1: 429 with Retry-After 20 s, waited exactly 20 s three times (60 s, the
         # budget); the fourth answer asked for 20 s more: this run gives up and is rescheduled.
-        op = _import_op(db, session.id)
+        op = import_op(db, session.id)
         assert op.status == "failed" and op.attempts == 1
         assert op.details["throttled"] is True and op.details["graph_status"] == 429
         assert op.details["retry_after"] == 20
@@ -293,13 +286,13 @@ def test_graph_throttled_then_down_for_minutes_is_rescheduled_and_imports_once(
         clock.now = t0 + timedelta(minutes=5)
         assert op.id not in operations.due_operation_ids()
         run_graph_operation(op.id, only_if_due=True)
-        assert _import_op(db, session.id).attempts == 1 and graph_server.call_count == calls
+        assert import_op(db, session.id).attempts == 1 and graph_server.call_count == calls
 
         # Attempt 2 at its time: Graph is now down (503, Retry-After 45 s): one wait, then
         # 45 s more would exceed the budget: rescheduled with the doubled backoff.
         clock.now = first_retry
         assert _run_scheduler(graph_app, clock) == [((op.id,), {"only_if_due": True})]
-        op = _import_op(db, session.id)
+        op = import_op(db, session.id)
         assert op.status == "failed" and op.attempts == 2 and op.details["graph_status"] == 503
         assert clock.sleeps == [20, 20, 20, 45]
         second_retry = first_retry + timedelta(seconds=45) + timedelta(minutes=10)
@@ -309,7 +302,7 @@ def test_graph_throttled_then_down_for_minutes_is_rescheduled_and_imports_once(
         # Attempt 3, after the outage: the whole import, once.
         clock.now = second_retry
         assert len(_run_scheduler(graph_app, clock)) == 1
-        op = _import_op(db, session.id)
+        op = import_op(db, session.id)
         assert op.status == "done" and op.attempts == 3 and op.last_error == ""
         assert op.next_attempt is None and "throttled" not in op.details
     finally:

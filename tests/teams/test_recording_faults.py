@@ -33,7 +33,12 @@ from lms.courses.models import Course
 from lms.teams.models import GraphOperation
 from tests.notifications.test_worker_process import _wait_for
 from tests.teams.graph_server import mp4_chunks, mp4_sha256
-from tests.teams.test_graph_faults import queue_import_elsewhere, start_worker, worker_env  # noqa: F401 - fixtures
+from tests.teams.test_graph_faults import (  # noqa: F401 - start_worker, worker_env: fixtures
+    import_op,
+    queue_import_elsewhere,
+    start_worker,
+    worker_env,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 MiB = 1024 * 1024
@@ -83,11 +88,7 @@ def _wait_for_part(app, size: int, timeout: float = 30) -> Path:
 
 
 def _import_op(db, session_id):
-    db.session.rollback()  # a fresh snapshot: other processes and threads commit
-    ops = db.session.scalars(select(GraphOperation).where(GraphOperation.session_id == session_id,
-                                                          GraphOperation.kind == "import_recording")).all()
-    assert len(ops) <= 1, [(o.id, o.status) for o in ops]
-    return ops[0] if ops else None
+    return import_op(db, session_id, "import_recording")
 
 
 def _assert_imported_once(app, db, scene):
