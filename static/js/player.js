@@ -163,7 +163,7 @@
         }, { once: true });
         video.src = data.url;  // the src attribute takes precedence over the <source> child
       }).catch(function () {
-        live.textContent = msg("failed");
+        live.textContent = msg("link-failed");
       }).then(function () { refreshing = false; });
   }
 
