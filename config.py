@@ -135,7 +135,9 @@ class Config:
 
     # Rate limits (Flask-Limiter): memory on one machine, Redis when REDIS_URL is set.
     RATELIMIT_ENABLED = _flag("RATELIMIT_ENABLED", True)
-    RATELIMIT_HEADERS_ENABLED = True
+    # No X-RateLimit-* headers on every response: each costs a round trip to the counters'
+    # store. A refusal (429) still says when to come back (Retry-After, lms.common.web).
+    RATELIMIT_HEADERS_ENABLED = False
     # Per-action limits (lms.common.limits), Flask-Limiter syntax: "20/minute;200/hour".
     LMS_LIMIT_SIGN_IN = os.environ.get("LMS_LIMIT_SIGN_IN") or "300/minute;3000/hour"
     LMS_LIMIT_ENROLL = os.environ.get("LMS_LIMIT_ENROLL") or "30/minute;300/hour"

@@ -114,3 +114,5 @@ def _register_blueprints(app: Flask) -> None:
         except ModuleNotFoundError as exc:
             if exc.name != f"lms.{area}.receivers":
                 raise
+    # Loaded now rather than by a worker's first enrollment (icalendar takes a while to import).
+    import_module("lms.notifications.compose")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 import uuid
 from urllib.parse import urlsplit
 
-from flask import Flask, g, jsonify, render_template, request
+from flask import Flask, g, jsonify, make_response, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 
@@ -110,11 +111,13 @@ def init_web(app: Flask) -> None:
 
     @app.errorhandler(429)
     def _too_many(e):
-        return render_error(
+        response = make_response(render_error(
             429,
             _("アクセスが集中しています"),
             _("短い時間に多くの操作が行われました。しばらく待ってから、もう一度お試しください。"),
-        )
+        ))
+        response.headers["Retry-After"] = str(_retry_after())
+        return response
 
     @app.errorhandler(500)
     def _server_error(e):
@@ -127,3 +130,16 @@ def init_web(app: Flask) -> None:
             _("システムエラーが発生しました"),
             _("ご不便をおかけしています。時間をおいてもう一度お試しください。問題が続く場合は研修担当にお問い合わせください。"),
         )
+
+
+def _retry_after() -> int:
+    """Seconds until the limit that refused this request lets the client in again."""
+    from lms.extensions import limiter
+
+    try:
+        breached = limiter.current_limit
+        if breached is not None:
+            return max(1, int(breached.reset_at - time.time()) + 1)
+    except Exception:  # the counters' store is unreachable: fall back to a minute
+        log.warning("could not read the rate limit's reset time", exc_info=True)
+    return 60

@@ -439,6 +439,14 @@ def _collect_after(session: Session, _flush_context) -> None:
             _record(session, model, obj.id, tuple(getattr(obj, n) for n in names))
 
 
+def note_inserted(session: Session, obj) -> None:
+    """Record a row inserted by an INSERT statement (not by a flush, which is recorded by
+    itself), so that the summaries it touches are recomputed before the commit."""
+    model = type(obj)
+    names = _watched()[model][0]
+    _record(session, model, obj.id, tuple(getattr(obj, n) for n in names))
+
+
 @event.listens_for(Session, "before_commit")
 def _write_before_commit(session: Session) -> None:
     # before_commit runs before the commit's own flush: flush now, so that its changes are recorded.

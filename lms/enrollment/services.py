@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, bindparam, case, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from lms.audit.services import record_action
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
@@ -39,6 +40,7 @@ from lms.common import signals
 from lms.common.database import begin_write, is_retryable, is_sqlite
 from lms.common.errors import Conflict, DomainError, InvalidInput, NotAllowed, NotFound
 from lms.common.timeutil import as_utc, utcnow
+from lms.completion.summary import note_inserted
 from lms.courses.models import PUBLISHED, SCHEDULED, SessionQuota, TrainingSession
 from lms.enrollment.models import (
     ACTIVE_STATUSES,
@@ -174,6 +176,7 @@ def lock_session(session_id: int) -> TrainingSession:
 
 
 def _lock_session_row(session_id: int) -> TrainingSession:
+    """Lock the session's row and load it fresh, with its course."""
     stmt = (
         select(TrainingSession)
         .where(TrainingSession.id == session_id)
@@ -186,6 +189,63 @@ def _lock_session_row(session_id: int) -> TrainingSession:
     if session is None:
         raise NotFound(_("研修回が見つかりません。"))
     return session
+
+
+def _read_session(session_id: int) -> TrainingSession:
+    """The session and its course as committed now, without a lock."""
+    session = db.session.scalar(_hot().read_session, {"sid": session_id})
+    if session is None:
+        raise NotFound(_("研修回が見つかりません。"))
+    return session
+
+
+def _relock_session(session: TrainingSession) -> None:
+    """Lock a session read earlier in this transaction and bring its row up to date (one
+    statement on the table, no ORM load: only the columns that changed meanwhile are set)."""
+    row = db.session.connection().execute(_hot().lock_session, {"sid": session.id}).mappings().one_or_none()
+    if row is None:
+        raise NotFound(_("研修回が見つかりません。"))
+    state = session.__dict__
+    for key, value in row.items():
+        if state.get(key, _UNSET) != value:
+            set_committed_value(session, key, value)
+
+
+_UNSET = object()
+
+
+class _HotStatements:
+    """The self-enrollment path's statements, built once per process (building a statement
+    costs more than running it): each is executed with its parameters only."""
+
+    def __init__(self) -> None:
+        staff = select(StaffMember).where(StaffMember.user_id == bindparam("uid"))
+        self.staff_by_user = _for_update(staff).execution_options(populate_existing=True)
+        self.read_session = (
+            select(TrainingSession)
+            .where(TrainingSession.id == bindparam("sid"))
+            .options(joinedload(TrainingSession.course, innerjoin=True))
+            .execution_options(populate_existing=True)
+        )
+        table = TrainingSession.__table__
+        self.lock_session = _for_update(select(table).where(table.c.id == bindparam("sid")))
+        self.clashes = _clash_statement(bindparam("sid"), bindparam("staff"), bindparam("starts"), bindparam("ends"))
+        self.next_arrival = select(
+            func.coalesce(func.max(Enrollment.arrival_seq), 0) + 1,
+            func.coalesce(func.sum(case((Enrollment.status == WAITLISTED, 1), else_=0)), 0),
+        ).where(Enrollment.session_id == bindparam("sid"))
+        self.insert = Enrollment.__table__.insert().returning(Enrollment.__table__.c.id)
+
+
+_HOT: dict[str, _HotStatements] = {}
+
+
+def _hot() -> _HotStatements:
+    dialect = db.engine.dialect.name  # SQLite has no FOR UPDATE: the statements differ
+    statements = _HOT.get(dialect)
+    if statements is None:
+        statements = _HOT[dialect] = _HotStatements()
+    return statements
 
 
 def _lock_quota(session_id: int, municipality_id: int) -> SessionQuota | None:
@@ -283,24 +343,33 @@ def _overlapping_confirmed(session: TrainingSession, staff_member_id: int) -> En
     )
 
 
-def _refuse_clashes(session: TrainingSession, staff_member_id: int) -> None:
-    """AlreadyEnrolled / OverlapsConfirmed, with one query for both."""
-    rows = db.session.scalars(
+def _clash_statement(session_id, staff_member_id, starts_at, ends_at):
+    """The staff member's enrollments that forbid a new one in the session: an active one in
+    it, or a confirmed one in another scheduled session at an overlapping time."""
+    return (
         select(Enrollment)
         .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
         .where(
             Enrollment.staff_member_id == staff_member_id,
             or_(
-                and_(Enrollment.session_id == session.id, Enrollment.status.in_(ACTIVE_STATUSES)),
+                and_(Enrollment.session_id == session_id, Enrollment.status.in_(ACTIVE_STATUSES)),
                 and_(
-                    Enrollment.session_id != session.id,
+                    Enrollment.session_id != session_id,
                     Enrollment.status == CONFIRMED,
                     TrainingSession.status == SCHEDULED,
-                    TrainingSession.starts_at < session.ends_at,
-                    TrainingSession.ends_at > session.starts_at,
+                    TrainingSession.starts_at < ends_at,
+                    TrainingSession.ends_at > starts_at,
                 ),
             ),
         )
+    )
+
+
+def _refuse_clashes(session: TrainingSession, staff_member_id: int) -> None:
+    """AlreadyEnrolled / OverlapsConfirmed, with one query for both."""
+    rows = db.session.scalars(
+        _hot().clashes,
+        {"sid": session.id, "staff": staff_member_id, "starts": session.starts_at, "ends": session.ends_at},
     ).all()
     for row in rows:
         if row.session_id == session.id:
@@ -406,25 +475,39 @@ def _place(session: TrainingSession, member: StaffMember, actor, source: str, no
     waiting_ahead = None
     if arrival_seq is None:
         arrival_seq, waiting_ahead = _next_arrival(session.id)
-    enrollment = Enrollment(
-        session_id=session.id,
-        staff_member_id=member.id,
-        municipality_id=member.municipality_id,
-        status=status,
-        source=source,
-        arrival_seq=arrival_seq,
-        requested_at=now,
-        requested_by_id=getattr(actor, "id", None),
-        confirmed_at=now if status == CONFIRMED else None,
-        waitlisted_at=now if status == WAITLISTED else None,
-        replaces_enrollment_id=replaces.id if replaces is not None else None,
-    )
+    # One INSERT … RETURNING on the table instead of a unit-of-work flush; the object is then
+    # attached as the persistent row it is (its session and staff member are in the
+    # identity map already).
+    values = {
+        "session_id": session.id,
+        "staff_member_id": member.id,
+        "municipality_id": member.municipality_id,
+        "status": status,
+        "source": source,
+        "arrival_seq": arrival_seq,
+        "requested_at": now,
+        "requested_by_id": getattr(actor, "id", None),
+        "confirmed_at": now if status == CONFIRMED else None,
+        "waitlisted_at": now if status == WAITLISTED else None,
+        "decided_at": None,
+        "cancelled_at": None,
+        "late_cancellation": False,
+        "reason": "",
+        "decided_by_id": None,
+        "cancelled_by_id": None,
+        "replaces_enrollment_id": replaces.id if replaces is not None else None,
+        "updated_at": now,
+    }
+    new_id = db.session.connection().execute(_hot().insert, values).scalar_one()
+    enrollment = Enrollment(id=new_id, **values)
+    make_transient_to_detached(enrollment)
+    db.session.add(enrollment)
+    # The completion summaries learn of flushed rows by themselves; this one was not flushed.
+    note_inserted(db.session(), enrollment)
     # A new arrival comes last: its waitlist position is everyone waiting now, plus one.
     enrollment.position_at_arrival = waiting_ahead + 1 if status == WAITLISTED and waiting_ahead is not None else None
-    db.session.add(enrollment)
     if status == CONFIRMED and replaces is None:
         _take_seat(session, quota)
-    db.session.flush()
     return enrollment
 
 
@@ -434,12 +517,7 @@ def _next_arrival(session_id: int) -> tuple[int, int]:
     The number is one more than the latest (the caller holds the session's lock, so
     arrivals in one session are numbered one at a time; a swap keeps the seat's number
     instead); both come from one pass over the session's (session, status, arrival) index."""
-    seq, waiting = db.session.execute(
-        select(
-            func.coalesce(func.max(Enrollment.arrival_seq), 0) + 1,
-            func.coalesce(func.sum(case((Enrollment.status == WAITLISTED, 1), else_=0)), 0),
-        ).where(Enrollment.session_id == session_id)
-    ).one()
+    seq, waiting = db.session.connection().execute(_hot().next_arrival, {"sid": session_id}).one()
     return int(seq), int(waiting)
 
 
@@ -476,30 +554,38 @@ class NoRosterEntry(NotEligible):
 
 
 def _enroll_tx(session_id: int, staff_member_id: int | None, actor, source: str) -> Enrollment:
-    """The hot path of a popular course's opening minute: as few statements as the rules
-    allow (staff lock, session lock, one clash query, the quota only while seats remain,
-    the insert, the counter, the position of a waitlisted arrival, the outbox row)."""
+    """The hot path of a popular course's opening minute. Everyone's request queues on the
+    session's row lock, so as little as possible happens while it is held: the staff
+    member's own checks (clashes with their other sessions) come first, under their own
+    row lock; under the session's lock come only the counters, the quota while seats
+    remain, the arrival number, the insert and the outbox row."""
     now = utcnow()
     begin_write()
     # The staff member's row first: their own requests (here, in promotions, approvals,
     # swaps) queue on it, so the "one active enrollment" and "no overlap" checks hold.
     if staff_member_id is None:
-        member = db.session.scalar(
-            _for_update(select(StaffMember).where(StaffMember.user_id == actor.id))
-            .execution_options(populate_existing=True)
-        )
+        member = db.session.scalar(_hot().staff_by_user, {"uid": actor.id})
         if member is None:
             raise NoRosterEntry(_("職員名簿にあなたの登録がないため、申し込めません。所属の研修担当にお問い合わせください。"))
     else:
         member = _lock_staff(staff_member_id)
         if source == SELF and actor is not None and member.user_id != actor.id:
             raise NotAllowed(_("本人以外の申込はできません。"))
-    # Then the session's row, with fresh counters and status under the lock (held from here
-    # to the commit; the checks below are single indexed lookups).
-    session = _lock_session_row(session_id)
+    # The session as it is now (no lock yet): refuse early what the staff member's own
+    # rows decide. Their rows cannot change meanwhile (their lock is held).
+    session = _read_session(session_id)
     _check_open(session, now)
     _check_member(session, member)
+    checked = (session.starts_at, session.ends_at, session.status)
     _refuse_clashes(session, member.id)
+    # Then the session's row, with fresh counters, times and status under the lock (held
+    # to the commit). Should a trainer have moved the session meanwhile, the clash check is
+    # made again against the new times.
+    _relock_session(session)
+    _check_open(session, now)
+    _check_member(session, member)
+    if (session.starts_at, session.ends_at, session.status) != checked:
+        _refuse_clashes(session, member.id)
     enrollment = _place(session, member, actor, source, now)
     position = enrollment.position_at_arrival if enrollment.status == WAITLISTED else None
     _notify(enrollment, _NOTICE_FOR[enrollment.status], position=position, fresh=True)

@@ -17,6 +17,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from flask import current_app
 from flask_babel import gettext as _
@@ -76,7 +77,8 @@ def queue_enrollment_notice(
     call returns the row already queued. ``changes`` ({field: (old, new)}) is described in
     "changed" notices; ``position`` is the waitlist position when the caller knows it;
     ``fresh``: the enrollment was inserted in this very transaction, so no notice of it can
-    exist yet and the lookup is skipped (the unique key still guards). Returns None when the staff member has no mail address.
+    exist yet and the lookup is skipped (the unique key still guards), and the row is inserted
+    at once rather than returned. Returns None when the staff member has no mail address.
     """
     from lms.notifications.compose import compose_enrollment_notice
 
@@ -95,24 +97,34 @@ def queue_enrollment_notice(
             return existing
     with db.session.no_autoflush:
         composed = compose_enrollment_notice(enrollment, kind, changes=changes, position=position)
-    mail = OutboxMail(
-        dedupe_key=key,
-        kind=kind,
-        to_address=address,
-        to_name=member.full_name,
-        subject=composed.subject[:300],
-        body_text=composed.body,
-        ics=composed.ics,
-        staff_member_id=member.id,
-        enrollment_id=enrollment.id,
-        municipality_id=member.municipality_id,
-        status=QUEUED,
-        attempts=0,
-        next_attempt_at=utcnow(),
-    )
-    db.session.add(mail)
+    values = {
+        "dedupe_key": key,
+        "kind": kind,
+        "to_address": address,
+        "to_name": member.full_name,
+        "subject": composed.subject[:300],
+        "body_text": composed.body,
+        "ics": composed.ics,
+        "staff_member_id": member.id,
+        "enrollment_id": enrollment.id,
+        "municipality_id": member.municipality_id,
+        "status": QUEUED,
+        "attempts": 0,
+        "next_attempt_at": utcnow(),
+    }
     db.session.info[_QUEUED_FLAG] = True
+    if fresh:
+        # A new enrollment's first notice: one INSERT now, no unit-of-work flush at commit.
+        db.session.connection().execute(_outbox_insert(), values)
+        return None
+    mail = OutboxMail(**values)
+    db.session.add(mail)
     return mail
+
+
+@lru_cache(maxsize=1)
+def _outbox_insert():
+    return OutboxMail.__table__.insert()  # built once: executed with its values only
 
 
 @event.listens_for(FlaskSession, "after_commit")
