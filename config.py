@@ -119,6 +119,9 @@ class Config:
     LMS_SESSION_IDLE_MINUTES = _int("LMS_SESSION_IDLE_MINUTES", 60)
     LMS_SESSION_ABSOLUTE_MINUTES = _int("LMS_SESSION_ABSOLUTE_MINUTES", 12 * 60)
     PERMANENT_SESSION_LIFETIME = 12 * 60 * 60
+    # The cookie is re-issued when the session changes (at least once a minute of activity,
+    # lms.auth.session), not signed again on every request.
+    SESSION_REFRESH_EACH_REQUEST = False
 
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
     # Form posts are small; archive uploads go through the chunked upload endpoint.

@@ -329,6 +329,9 @@ class Dirty:
     completions: set = field(default_factory=set)  # (municipality_id, fiscal_year, course_id, staff_member_id)
     sessions: set = field(default_factory=set)  # (session_id, course_id, starts_at) before and after
     staff_moves: set = field(default_factory=set)  # (staff_member_id, municipality_id) before and after
+    # {session_id: (course_id, starts_at)} of sessions whose row this transaction holds
+    # locked (a rescheduling cannot commit before it): no need to read them again.
+    locked_sessions: dict = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.enrollments or self.attendance or self.completions or self.sessions or self.staff_moves)
@@ -439,12 +442,15 @@ def _collect_after(session: Session, _flush_context) -> None:
             _record(session, model, obj.id, tuple(getattr(obj, n) for n in names))
 
 
-def note_inserted(session: Session, obj) -> None:
+def note_inserted(session: Session, obj, locked_session=None) -> None:
     """Record a row inserted by an INSERT statement (not by a flush, which is recorded by
-    itself), so that the summaries it touches are recomputed before the commit."""
+    itself), so that the summaries it touches are recomputed before the commit.
+    ``locked_session``: its training session, when the caller holds that row's lock."""
     model = type(obj)
     names = _watched()[model][0]
     _record(session, model, obj.id, tuple(getattr(obj, n) for n in names))
+    if locked_session is not None:
+        _dirty(session).locked_sessions[locked_session.id] = (locked_session.course_id, locked_session.starts_at)
 
 
 @event.listens_for(Session, "before_commit")
@@ -473,10 +479,17 @@ def apply(session: Session, dirty: Dirty) -> None:
     staff_keys: set[tuple[int, int, int]] = set()
     session_ids = {sid for _m, sid, _s in dirty.enrollments} | {sid for _s, sid in dirty.attendance}
     sessions = {}
-    if session_ids:
+    unknown = set()
+    for sid in session_ids:
+        if sid in dirty.locked_sessions:  # read under the session's lock: current
+            cid, starts_at = dirty.locked_sessions[sid]
+            sessions[sid] = (cid, fiscal_year_of(as_utc(starts_at)))
+        else:
+            unknown.add(sid)
+    if unknown:
         for sid, cid, starts_at in session.execute(
             select(TrainingSession.id, TrainingSession.course_id, TrainingSession.starts_at)
-            .where(TrainingSession.id.in_(list(session_ids)))
+            .where(TrainingSession.id.in_(sorted(unknown)))
         ):
             sessions[sid] = (cid, fiscal_year_of(as_utc(starts_at)))
     for mid, sid, staff_id in dirty.enrollments:

@@ -77,10 +77,9 @@ def _done(enrollment: Enrollment, message: str, back: str, status: int = 200):
 @bp.post("/sessions/<int:session_id>/enroll")
 @limit_enroll
 def enroll(session_id: int):
-    form = ActionForm()
+    # The CSRF token was checked before this view (CSRFProtect, with its Japanese page);
+    # the form has no other field to validate.
     back = _back(url_for("enrollment.my_page"))
-    if not form.validate_on_submit():
-        return _refused(DomainError(_("フォームの有効期限が切れました。ページを再読み込みしてから、もう一度操作してください。")), back)
     try:
         try:
             enrollment = services.enroll_self(session_id, current_user)
@@ -111,10 +110,9 @@ def _my_staff_member_id() -> int | None:
 @bp.post("/enrollments/<int:enrollment_id>/cancel")
 @limit_enroll
 def cancel(enrollment_id: int):
-    form = ActionForm()
+    # The CSRF token was checked before this view (CSRFProtect, with its Japanese page);
+    # the form has no other field to validate.
     back = _back(url_for("enrollment.my_page"))
-    if not form.validate_on_submit():
-        return _refused(DomainError(_("フォームの有効期限が切れました。ページを再読み込みしてから、もう一度操作してください。")), back)
     reason = (request.form.get("reason") or "").strip()[:500]
     try:
         enrollment = services.cancel_enrollment(enrollment_id, current_user, reason)

@@ -235,6 +235,19 @@ class _HotStatements:
             func.coalesce(func.sum(case((Enrollment.status == WAITLISTED, 1), else_=0)), 0),
         ).where(Enrollment.session_id == bindparam("sid"))
         self.insert = Enrollment.__table__.insert().returning(Enrollment.__table__.c.id)
+        self.count_session_seats = (
+            table.update()
+            .where(table.c.id == bindparam("sid"))
+            .values(confirmed_count=table.c.confirmed_count + bindparam("delta"), updated_at=bindparam("now", callable_=utcnow))
+            .returning(table.c.confirmed_count, table.c.updated_at)
+        )
+        quotas = SessionQuota.__table__
+        self.count_quota_seats = (
+            quotas.update()
+            .where(quotas.c.id == bindparam("qid"))
+            .values(confirmed_count=quotas.c.confirmed_count + bindparam("delta"))
+            .returning(quotas.c.confirmed_count)
+        )
 
 
 _HOT: dict[str, _HotStatements] = {}
@@ -347,7 +360,7 @@ def _clash_statement(session_id, staff_member_id, starts_at, ends_at):
     """The staff member's enrollments that forbid a new one in the session: an active one in
     it, or a confirmed one in another scheduled session at an overlapping time."""
     return (
-        select(Enrollment)
+        select(Enrollment.id, Enrollment.session_id)
         .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
         .where(
             Enrollment.staff_member_id == staff_member_id,
@@ -366,16 +379,19 @@ def _clash_statement(session_id, staff_member_id, starts_at, ends_at):
 
 
 def _refuse_clashes(session: TrainingSession, staff_member_id: int) -> None:
-    """AlreadyEnrolled / OverlapsConfirmed, with one query for both."""
-    rows = db.session.scalars(
+    """AlreadyEnrolled / OverlapsConfirmed, with one query for both (the usual answer is
+    none: the rows are loaded only to explain a refusal)."""
+    rows = db.session.connection().execute(
         _hot().clashes,
         {"sid": session.id, "staff": staff_member_id, "starts": session.starts_at, "ends": session.ends_at},
     ).all()
-    for row in rows:
-        if row.session_id == session.id:
-            raise AlreadyEnrolled(_already_message(row), enrollment=row)
-    if rows:
-        raise _overlap_error(rows[0])
+    if not rows:
+        return
+    same = [eid for eid, sid in rows if sid == session.id]
+    if same:
+        existing = db.session.get(Enrollment, same[0])
+        raise AlreadyEnrolled(_already_message(existing), enrollment=existing)
+    raise _overlap_error(db.session.get(Enrollment, rows[0][0]))
 
 
 def _overlap_error(other: Enrollment) -> OverlapsConfirmed:
@@ -394,15 +410,25 @@ def _seat_free(session: TrainingSession, quota: SessionQuota | None) -> bool:
 
 
 def _take_seat(session: TrainingSession, quota: SessionQuota | None) -> None:
-    session.confirmed_count += 1
-    if quota is not None:
-        quota.confirmed_count += 1
+    _count_seats(session, quota, 1)
 
 
 def _free_seat(session: TrainingSession, quota: SessionQuota | None) -> None:
-    session.confirmed_count -= 1
+    _count_seats(session, quota, -1)
+
+
+def _count_seats(session: TrainingSession, quota: SessionQuota | None, delta: int) -> None:
+    """Move the confirmed counters by ``delta`` with one UPDATE each (their CHECK
+    constraints refuse an overbooking), and keep the loaded objects in step."""
+    db.session.flush()  # pending changes (a new capacity, say) first: the constraints see them
+    connection = db.session.connection()
+    hot = _hot()
+    count, updated = connection.execute(hot.count_session_seats, {"sid": session.id, "delta": delta}).one()
+    set_committed_value(session, "confirmed_count", count)
+    set_committed_value(session, "updated_at", updated)
     if quota is not None:
-        quota.confirmed_count -= 1
+        count = connection.execute(hot.count_quota_seats, {"qid": quota.id, "delta": delta}).scalar_one()
+        set_committed_value(quota, "confirmed_count", count)
 
 
 def _set_status(enrollment: Enrollment, status: str, actor, now: datetime) -> str:
@@ -503,7 +529,7 @@ def _place(session: TrainingSession, member: StaffMember, actor, source: str, no
     make_transient_to_detached(enrollment)
     db.session.add(enrollment)
     # The completion summaries learn of flushed rows by themselves; this one was not flushed.
-    note_inserted(db.session(), enrollment)
+    note_inserted(db.session(), enrollment, locked_session=session)
     # A new arrival comes last: its waitlist position is everyone waiting now, plus one.
     enrollment.position_at_arrival = waiting_ahead + 1 if status == WAITLISTED and waiting_ahead is not None else None
     if status == CONFIRMED and replaces is None:
