@@ -224,18 +224,23 @@ def _statements(shape: _Shape):
     number of matches, then, for those rows only, their session figures and whether they
     are open to the user's municipality."""
     where = _course_conditions(shape)
-    page = (
+    # The matching courses are found once, for both the page and the number of matches (a
+    # selective search would otherwise scan the courses twice: once counting, once walking
+    # the date order for a page's worth).
+    matches = (
         select(Course.id, Course.title, Course.summary, Course.category_id, Course.requires_approval,
                Course.eligible_all, Course.published_at)
         .where(*where)
-        .order_by(Course.published_at.desc(), Course.id.desc())
+        .cte("matches")
+    )
+    page = (
+        select(matches)
+        .order_by(matches.c.published_at.desc(), matches.c.id.desc())
         .limit(bindparam("limit", type_=Integer))
         .offset(bindparam("offset", type_=Integer))
         .subquery("page")
     )
-    # Uncorrelated: evaluated once per statement. (A window count would make the database
-    # keep every match in memory; this way the page scan stops after its rows.)
-    total = select(func.count()).select_from(Course).where(*where).scalar_subquery()
+    total = select(func.count()).select_from(matches).scalar_subquery()
     sessions = [TrainingSession.course_id == page.c.id, *_session_conditions(shape)]
     next_start = select(func.min(TrainingSession.starts_at)).where(*sessions).scalar_subquery()
     count = select(func.count()).select_from(TrainingSession).where(*sessions).scalar_subquery()
