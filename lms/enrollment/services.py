@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, bindparam, case, func, or_, select
+from sqlalchemy import and_, bindparam, func, literal_column, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -230,11 +230,26 @@ class _HotStatements:
         table = TrainingSession.__table__
         self.lock_session = _for_update(select(table).where(table.c.id == bindparam("sid")))
         self.clashes = _clash_statement(bindparam("sid"), bindparam("staff"), bindparam("starts"), bindparam("ends"))
-        self.next_arrival = select(
-            func.coalesce(func.max(Enrollment.arrival_seq), 0) + 1,
-            func.coalesce(func.sum(case((Enrollment.status == WAITLISTED, 1), else_=0)), 0),
-        ).where(Enrollment.session_id == bindparam("sid"))
-        self.insert = Enrollment.__table__.insert().returning(Enrollment.__table__.c.id)
+        enrollments = Enrollment.__table__
+        self.insert = enrollments.insert().returning(enrollments.c.id)
+        earlier = enrollments.alias("earlier")
+        waiting = enrollments.alias("waiting")
+        self.insert_arrival = (
+            enrollments.insert()
+            .values(arrival_seq=select(func.coalesce(func.max(earlier.c.arrival_seq), 0) + 1)
+                    .where(earlier.c.session_id == bindparam("arrival_session")).scalar_subquery())
+            .returning(
+                enrollments.c.id,
+                enrollments.c.arrival_seq,
+                # Those waiting before it (PostgreSQL's RETURNING sees the rows as they were
+                # before the insert, SQLite's sees the new row too: both exclude it this way).
+                select(func.count()).select_from(waiting).where(
+                    waiting.c.session_id == literal_column("enrollment.session_id"),
+                    waiting.c.status == WAITLISTED,
+                    waiting.c.arrival_seq < literal_column("enrollment.arrival_seq"),
+                ).scalar_subquery(),
+            )
+        )
         self.count_session_seats = (
             table.update()
             .where(table.c.id == bindparam("sid"))
@@ -499,8 +514,6 @@ def _place(session: TrainingSession, member: StaffMember, actor, source: str, no
     elif status == CONFIRMED and replaces is None and quota is _UNKNOWN:
         quota = _lock_quota(session.id, member.municipality_id)
     waiting_ahead = None
-    if arrival_seq is None:
-        arrival_seq, waiting_ahead = _next_arrival(session.id)
     # One INSERT … RETURNING on the table instead of a unit-of-work flush; the object is then
     # attached as the persistent row it is (its session and staff member are in the
     # identity map already).
@@ -524,7 +537,17 @@ def _place(session: TrainingSession, member: StaffMember, actor, source: str, no
         "replaces_enrollment_id": replaces.id if replaces is not None else None,
         "updated_at": now,
     }
-    new_id = db.session.connection().execute(_hot().insert, values).scalar_one()
+    connection = db.session.connection()
+    if arrival_seq is None:
+        # A new arrival: its number (one more than the latest; the caller holds the session's
+        # lock, so arrivals are numbered one at a time) and the number of people waitlisted
+        # ahead of it come back from the INSERT itself.
+        params = {k: v for k, v in values.items() if k != "arrival_seq"}
+        new_id, values["arrival_seq"], waiting_ahead = connection.execute(
+            _hot().insert_arrival, {**params, "arrival_session": session.id}
+        ).one()
+    else:  # a swap keeps the seat's number
+        new_id = connection.execute(_hot().insert, values).scalar_one()
     enrollment = Enrollment(id=new_id, **values)
     make_transient_to_detached(enrollment)
     db.session.add(enrollment)
@@ -535,16 +558,6 @@ def _place(session: TrainingSession, member: StaffMember, actor, source: str, no
     if status == CONFIRMED and replaces is None:
         _take_seat(session, quota)
     return enrollment
-
-
-def _next_arrival(session_id: int) -> tuple[int, int]:
-    """(arrival number, people waitlisted now) for a new arrival in the session.
-
-    The number is one more than the latest (the caller holds the session's lock, so
-    arrivals in one session are numbered one at a time; a swap keeps the seat's number
-    instead); both come from one pass over the session's (session, status, arrival) index."""
-    seq, waiting = db.session.connection().execute(_hot().next_arrival, {"sid": session_id}).one()
-    return int(seq), int(waiting)
 
 
 def _refuse_overlap(session: TrainingSession, member_id: int) -> None:
