@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, bindparam, func, literal_column, or_, select
+from sqlalchemy import and_, bindparam, func, literal_column, or_, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -227,6 +227,16 @@ class _HotStatements:
             .options(joinedload(TrainingSession.course, innerjoin=True))
             .execution_options(populate_existing=True)
         )
+        # The learner's roster row (locked) and the session with its course (not locked), in
+        # one round trip.
+        both = (
+            select(StaffMember, TrainingSession)
+            .join(TrainingSession, true())
+            .options(joinedload(TrainingSession.course, innerjoin=True))
+            .where(StaffMember.user_id == bindparam("uid"), TrainingSession.id == bindparam("sid"))
+            .execution_options(populate_existing=True)
+        )
+        self.staff_and_session = both if is_sqlite() else both.with_for_update(of=StaffMember)
         table = TrainingSession.__table__
         self.lock_session = _for_update(select(table).where(table.c.id == bindparam("sid")))
         self.clashes = _clash_statement(bindparam("sid"), bindparam("staff"), bindparam("starts"), bindparam("ends"))
@@ -602,17 +612,20 @@ def _enroll_tx(session_id: int, staff_member_id: int | None, actor, source: str)
     begin_write()
     # The staff member's row first: their own requests (here, in promotions, approvals,
     # swaps) queue on it, so the "one active enrollment" and "no overlap" checks hold.
+    # With it, the session as it is now (no lock yet): what the staff member's own rows
+    # decide is refused early. Their rows cannot change meanwhile (their lock is held).
     if staff_member_id is None:
-        member = db.session.scalar(_hot().staff_by_user, {"uid": actor.id})
-        if member is None:
-            raise NoRosterEntry(_("職員名簿にあなたの登録がないため、申し込めません。所属の研修担当にお問い合わせください。"))
+        row = db.session.execute(_hot().staff_and_session, {"uid": actor.id, "sid": session_id}).first()
+        if row is None:  # which of the two is missing
+            if db.session.scalar(_hot().staff_by_user, {"uid": actor.id}) is None:
+                raise NoRosterEntry(_("職員名簿にあなたの登録がないため、申し込めません。所属の研修担当にお問い合わせください。"))
+            raise NotFound(_("研修回が見つかりません。"))
+        member, session = row
     else:
         member = _lock_staff(staff_member_id)
         if source == SELF and actor is not None and member.user_id != actor.id:
             raise NotAllowed(_("本人以外の申込はできません。"))
-    # The session as it is now (no lock yet): refuse early what the staff member's own
-    # rows decide. Their rows cannot change meanwhile (their lock is held).
-    session = _read_session(session_id)
+        session = _read_session(session_id)
     _check_open(session, now)
     _check_member(session, member)
     checked = (session.starts_at, session.ends_at, session.status)
