@@ -88,17 +88,21 @@ def session_place_lines(session) -> list[str]:
     return lines
 
 
+_SUBJECT_TITLES = {
+    "confirmed": _l("受講が確定しました"),
+    "waitlisted": _l("キャンセル待ちに登録しました"),
+    "pending": _l("受講申込を受け付けました（承認待ち）"),
+    "promoted": _l("キャンセル待ちから受講確定になりました"),
+    "rejected": _l("受講申込が承認されませんでした"),
+    "changed": _l("研修の内容が変更されました"),
+    "cancelled": _l("受講申込が取り消されました"),
+    "reminder": _l("明日は研修の受講日です"),
+}
+
+
 def _subject_title(kind: str) -> str:
-    return {
-        "confirmed": _("受講が確定しました"),
-        "waitlisted": _("キャンセル待ちに登録しました"),
-        "pending": _("受講申込を受け付けました（承認待ち）"),
-        "promoted": _("キャンセル待ちから受講確定になりました"),
-        "rejected": _("受講申込が承認されませんでした"),
-        "changed": _("研修の内容が変更されました"),
-        "cancelled": _("受講申込が取り消されました"),
-        "reminder": _("明日は研修の受講日です"),
-    }.get(kind, kind)
+    title = _SUBJECT_TITLES.get(kind)
+    return str(title) if title is not None else kind  # translated now, for this kind only
 
 
 def _lead(kind: str, enrollment, *, position: int | None, changes: dict | None) -> list[str]:
