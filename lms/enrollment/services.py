@@ -3,9 +3,12 @@
 Every public function here is ONE write transaction that it commits itself, so that a
 lock timeout, deadlock or serialization failure can be retried as a whole:
 
-* the session row is locked before anything is decided (``SELECT … FOR UPDATE`` on
-  PostgreSQL; ``BEGIN IMMEDIATE`` on SQLite, which serialises writers), then the quota
-  row and the staff member row(s) concerned;
+* the session row is locked before anything about its seats is decided (``SELECT … FOR
+  UPDATE`` on PostgreSQL; ``BEGIN IMMEDIATE`` on SQLite, which serialises writers), then
+  the quota row; the staff member row(s) concerned are locked too (a learner's own
+  enrollment locks their row first and makes the checks that depend only on their own
+  enrollments before queueing for the session's lock, which is then held as briefly as
+  the rules allow);
 * ``TrainingSession.confirmed_count`` and ``SessionQuota.confirmed_count`` change in the
   same transaction as every status change; their CHECK constraints make overbooking
   impossible even if a rule here were wrong;
