@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, bindparam, func, literal_column, or_, select, true
+from sqlalchemy import bindparam, func, literal_column, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -202,18 +202,31 @@ def _read_session(session_id: int) -> TrainingSession:
     return session
 
 
-def _relock_session(session: TrainingSession) -> None:
-    """Lock a session read earlier in this transaction and bring its row up to date (one
-    statement on the table, no ORM load: only the columns that changed meanwhile are set)."""
-    row = db.session.connection().execute(_hot().lock_session, {"sid": session.id}).mappings().one_or_none()
+def _relock_session(session: TrainingSession, staff_member_id: int) -> None:
+    """Lock a session read earlier in this transaction, bring its row up to date (one
+    statement on the table, no ORM load: only the columns that changed meanwhile are set),
+    and refuse a clash of the staff member's with it in the same round trip.
+
+    The clash is judged on the locked row's times. The staff member's enrollments are as
+    committed when the statement began: anything that adds to them holds the staff member's
+    row lock, which this transaction took first, so nothing can be added meanwhile."""
+    row = db.session.connection().execute(
+        _hot().lock_session, {"sid": session.id, "staff": staff_member_id}
+    ).mappings().one_or_none()
     if row is None:
         raise NotFound(_("研修回が見つかりません。"))
     state = session.__dict__
     for key, value in row.items():
-        if state.get(key, _UNSET) != value:
+        if key not in _CLASH_COLUMNS and state.get(key, _UNSET) != value:
             set_committed_value(session, key, value)
+    if row["clash_same"] is not None:
+        existing = db.session.get(Enrollment, row["clash_same"])
+        raise AlreadyEnrolled(_already_message(existing), enrollment=existing)
+    if row["clash_other"] is not None:
+        raise _overlap_error(db.session.get(Enrollment, row["clash_other"]))
 
 
+_CLASH_COLUMNS = ("clash_same", "clash_other")
 _UNSET = object()
 
 
@@ -241,8 +254,30 @@ class _HotStatements:
         )
         self.staff_and_session = both if is_sqlite() else both.with_for_update(of=StaffMember)
         table = TrainingSession.__table__
-        self.lock_session = _for_update(select(table).where(table.c.id == bindparam("sid")))
-        self.clashes = _clash_statement(bindparam("sid"), bindparam("staff"), bindparam("starts"), bindparam("ends"))
+        # The session's row, locked, with the staff member's clashes with it: an active
+        # enrollment in it, or a confirmed one in another scheduled session at the same time.
+        mine = Enrollment.__table__.alias("mine")
+        other = table.alias("other")
+        staff_id = bindparam("staff")
+        same = (
+            select(mine.c.id)
+            .where(mine.c.session_id == table.c.id, mine.c.staff_member_id == staff_id,
+                   mine.c.status.in_(ACTIVE_STATUSES))
+            .limit(1)
+            .scalar_subquery()
+        )
+        overlapping = (
+            select(mine.c.id)
+            .join(other, other.c.id == mine.c.session_id)
+            .where(mine.c.staff_member_id == staff_id, mine.c.session_id != table.c.id,
+                   mine.c.status == CONFIRMED, other.c.status == SCHEDULED,
+                   other.c.starts_at < table.c.ends_at, other.c.ends_at > table.c.starts_at)
+            .limit(1)
+            .scalar_subquery()
+        )
+        self.lock_session = _for_update(
+            select(table, same.label("clash_same"), overlapping.label("clash_other")).where(table.c.id == bindparam("sid"))
+        )
         enrollments = Enrollment.__table__
         self.insert = enrollments.insert().returning(enrollments.c.id)
         earlier = enrollments.alias("earlier")
@@ -382,44 +417,6 @@ def _overlapping_confirmed(session: TrainingSession, staff_member_id: int) -> En
         )
         .limit(1)
     )
-
-
-def _clash_statement(session_id, staff_member_id, starts_at, ends_at):
-    """The staff member's enrollments that forbid a new one in the session: an active one in
-    it, or a confirmed one in another scheduled session at an overlapping time."""
-    return (
-        select(Enrollment.id, Enrollment.session_id)
-        .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
-        .where(
-            Enrollment.staff_member_id == staff_member_id,
-            or_(
-                and_(Enrollment.session_id == session_id, Enrollment.status.in_(ACTIVE_STATUSES)),
-                and_(
-                    Enrollment.session_id != session_id,
-                    Enrollment.status == CONFIRMED,
-                    TrainingSession.status == SCHEDULED,
-                    TrainingSession.starts_at < ends_at,
-                    TrainingSession.ends_at > starts_at,
-                ),
-            ),
-        )
-    )
-
-
-def _refuse_clashes(session: TrainingSession, staff_member_id: int) -> None:
-    """AlreadyEnrolled / OverlapsConfirmed, with one query for both (the usual answer is
-    none: the rows are loaded only to explain a refusal)."""
-    rows = db.session.connection().execute(
-        _hot().clashes,
-        {"sid": session.id, "staff": staff_member_id, "starts": session.starts_at, "ends": session.ends_at},
-    ).all()
-    if not rows:
-        return
-    same = [eid for eid, sid in rows if sid == session.id]
-    if same:
-        existing = db.session.get(Enrollment, same[0])
-        raise AlreadyEnrolled(_already_message(existing), enrollment=existing)
-    raise _overlap_error(db.session.get(Enrollment, rows[0][0]))
 
 
 def _overlap_error(other: Enrollment) -> OverlapsConfirmed:
@@ -607,16 +604,15 @@ class NoRosterEntry(NotEligible):
 
 def _enroll_tx(session_id: int, staff_member_id: int | None, actor, source: str) -> Enrollment:
     """The hot path of a popular course's opening minute. Everyone's request queues on the
-    session's row lock, so as little as possible happens while it is held: the staff
-    member's own checks (clashes with their other sessions) come first, under their own
-    row lock; under the session's lock come only the counters, the quota while seats
-    remain, the arrival number, the insert and the outbox row."""
+    session's row lock, so as little as possible happens while it is held, in as few round
+    trips as the rules allow: the staff member's row (locked) with the session as it is now;
+    the session's row (locked) with the staff member's clashes; the insert, which numbers
+    the arrival; the outbox row; the quota and counters only while seats remain."""
     now = utcnow()
     begin_write()
     # The staff member's row first: their own requests (here, in promotions, approvals,
     # swaps) queue on it, so the "one active enrollment" and "no overlap" checks hold.
-    # With it, the session as it is now (no lock yet): what the staff member's own rows
-    # decide is refused early. Their rows cannot change meanwhile (their lock is held).
+    # With it, the session as it is now (no lock yet), to refuse early what needs no lock.
     if staff_member_id is None:
         row = db.session.execute(_hot().staff_and_session, {"uid": actor.id, "sid": session_id}).first()
         if row is None:  # which of the two is missing
@@ -631,16 +627,11 @@ def _enroll_tx(session_id: int, staff_member_id: int | None, actor, source: str)
         session = _read_session(session_id)
     _check_open(session, now)
     _check_member(session, member)
-    checked = (session.starts_at, session.ends_at, session.status)
-    _refuse_clashes(session, member.id)
     # Then the session's row, with fresh counters, times and status under the lock (held
-    # to the commit). Should a trainer have moved the session meanwhile, the clash check is
-    # made again against the new times.
-    _relock_session(session)
+    # to the commit), and the staff member's clashes with it.
+    _relock_session(session, member.id)
     _check_open(session, now)
     _check_member(session, member)
-    if (session.starts_at, session.ends_at, session.status) != checked:
-        _refuse_clashes(session, member.id)
     enrollment = _place(session, member, actor, source, now)
     position = enrollment.position_at_arrival if enrollment.status == WAITLISTED else None
     _notify(enrollment, _NOTICE_FOR[enrollment.status], position=position, fresh=True)
