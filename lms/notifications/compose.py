@@ -239,38 +239,39 @@ def _tokyo_vtimezone(first_date: date) -> Timezone:
 
 
 def session_ics(session, member, kind: str = "confirmed") -> str:
-    """An RFC 5545 calendar with one VEVENT for ``member`` (or nobody: the trainer's copy)."""
+    """An RFC 5545 calendar with one VEVENT for ``member`` (or nobody: the trainer's copy).
+
+    The session's part of the calendar (time zone, times, title, place, organizer) is the
+    same in every enrollee's mail: it is serialised once per content and kept; each mail
+    adds its own UID, DTSTAMP and ATTENDEE, serialised by icalendar too."""
     method = "CANCEL" if kind in CANCEL_KINDS else "REQUEST"
     course = session.course
-    cal = Calendar()
-    cal.add("prodid", "-//Manabi//Training portal//JA")
-    cal.add("version", "2.0")
-    cal.add("calscale", "GREGORIAN")
-    cal.add("method", method)
-    start, end = to_tokyo(session.starts_at), to_tokyo(session.ends_at)
-    cal.add_component(_tokyo_vtimezone(start.date() - timedelta(days=1)))
-
-    event = Event()
-    event.add("uid", event_uid(session, member))
-    event.add("sequence", int(session.revision or 0))
-    event.add("dtstamp", as_utc(utcnow()))
-    event.add("dtstart", start)
-    event.add("dtend", end)
-    event.add("summary", f"{course.title} {session.title}".strip())
     description = [course.summary or ""]
     if session.join_url:
         description.append(_("Teams 会議への参加リンク：%(url)s", url=session.join_url))
     description.append(_("マイページ：%(url)s", url=my_page_url()))
-    event.add("description", "\n".join(line for line in description if line))
     if session.delivery in ("onsite", "hybrid") and session.location:
-        event.add("location", session.location)
+        location = session.location
     elif session.join_url:
-        event.add("location", _("Microsoft Teams 会議"))
-    if session.join_url:
-        event.add("url", session.join_url)
-    organizer = vCalAddress(f"mailto:{_setting('MAIL_FROM', 'manabi@example.lg.jp')}")
-    organizer.params["cn"] = vText(_("Manabi 研修ポータル"))
-    event.add("organizer", organizer)
+        location = _("Microsoft Teams 会議")
+    else:
+        location = ""
+    shared = _session_calendar(
+        method,
+        as_utc(session.starts_at),
+        as_utc(session.ends_at),
+        int(session.revision or 0),
+        f"{course.title} {session.title}".strip(),
+        "\n".join(line for line in description if line),
+        location,
+        session.join_url or "",
+        _setting("MAIL_FROM", "manabi@example.lg.jp"),
+        _("Manabi 研修ポータル"),
+        "CANCELLED" if method == "CANCEL" or session.status == "cancelled" else "CONFIRMED",
+    )
+    own = Event()
+    own.add("uid", event_uid(session, member))
+    own.add("dtstamp", as_utc(utcnow()))
     address = (member.email or member.sign_in_name or "").strip() if member is not None else ""
     if address:
         attendee = vCalAddress(f"mailto:{address}")
@@ -278,8 +279,38 @@ def session_ics(session, member, kind: str = "confirmed") -> str:
         attendee.params["role"] = vText("REQ-PARTICIPANT")
         attendee.params["partstat"] = vText("ACCEPTED" if method == "REQUEST" else "DECLINED")
         attendee.params["rsvp"] = vText("FALSE")
-        event.add("attendee", attendee)
-    event.add("status", "CANCELLED" if method == "CANCEL" or session.status == "cancelled" else "CONFIRMED")
+        own.add("attendee", attendee)
+    # The event's own properties, folded and escaped by icalendar, between its BEGIN and END.
+    lines = own.to_ical().decode("utf-8")
+    lines = lines[len("BEGIN:VEVENT\r\n"):-len("END:VEVENT\r\n")]
+    return shared.replace("BEGIN:VEVENT\r\n", "BEGIN:VEVENT\r\n" + lines, 1)
+
+
+@lru_cache(maxsize=512)
+def _session_calendar(method, starts_at, ends_at, revision, summary, description, location, url, mail_from,
+                      organizer_name, status) -> str:
+    """The calendar of a session without the enrollee's own properties (see session_ics)."""
+    cal = Calendar()
+    cal.add("prodid", "-//Manabi//Training portal//JA")
+    cal.add("version", "2.0")
+    cal.add("calscale", "GREGORIAN")
+    cal.add("method", method)
+    start, end = to_tokyo(starts_at), to_tokyo(ends_at)
+    cal.add_component(_tokyo_vtimezone(start.date() - timedelta(days=1)))
+    event = Event()
+    event.add("sequence", revision)
+    event.add("dtstart", start)
+    event.add("dtend", end)
+    event.add("summary", summary)
+    event.add("description", description)
+    if location:
+        event.add("location", location)
+    if url:
+        event.add("url", url)
+    organizer = vCalAddress(f"mailto:{mail_from}")
+    organizer.params["cn"] = vText(organizer_name)
+    event.add("organizer", organizer)
+    event.add("status", status)
     event.add("transp", "OPAQUE")
     cal.add_component(event)
     return cal.to_ical().decode("utf-8")
