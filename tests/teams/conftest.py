@@ -7,6 +7,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from lms.common.signals import session_created
+from lms.common.timeutil import as_utc
 from lms.enrollment.models import CONFIRMED, Enrollment
 from tests.teams.graph_server import GraphServer
 
@@ -58,3 +60,32 @@ def enrollments(db, session):
 
 def past(minutes: int) -> timedelta:
     return -timedelta(minutes=minutes)
+
+
+# ---------------------------------------------------------------- an ended meeting with a recording
+
+RECORDING_SIZE = 3 * 1024 * 1024 + 7  # not a whole number of the client's 1 MiB reads
+TRANSCRIPT_VTT = """WEBVTT
+
+00:00:01.000 --> 00:00:04.000
+<v 講師 山田>皆さん、こんにちは。Teams 活用研修を始めます。
+
+00:00:05.000 --> 00:00:09.000
+<v 講師 山田>まずチャネルとチャットの違いから説明します。
+"""
+
+
+@pytest.fixture
+def ended(graph_app, graph_server, db, login_as, make_course, make_session):
+    """A Teams session (created through Graph) that ended an hour ago, with one recording of
+    RECORDING_SIZE bytes and its transcript."""
+    trainer = login_as("trainer")
+    session = make_session(make_course(owner_id=trainer.id, title="Teams 活用研修"),
+                           starts_in=-timedelta(minutes=150), minutes=90, join_url="")
+    session_created.send(session, actor=trainer, changes={})
+    db.session.commit()
+    assert session.graph_online_meeting_id, "the meeting was created through Graph"
+    rec = graph_server.add_recording(session.graph_online_meeting_id, "organizer-oid", RECORDING_SIZE,
+                                     as_utc(session.ends_at))
+    tr = graph_server.add_transcript(session.graph_online_meeting_id, "organizer-oid", rec, TRANSCRIPT_VTT)
+    return {"session": session, "trainer": trainer, "recording": rec, "transcript": tr}

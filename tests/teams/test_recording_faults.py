@@ -19,7 +19,6 @@ import os
 import signal
 import threading
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -27,11 +26,10 @@ from sqlalchemy import func, select, update
 
 from lms.archives.models import Archive, ArchiveFile
 from lms.audit.models import AuditLog
-from lms.common.signals import session_created
-from lms.common.timeutil import as_utc
 from lms.courses.models import Course
 from lms.teams.models import GraphOperation
 from tests.notifications.test_worker_process import _wait_for
+from tests.teams.conftest import RECORDING_SIZE
 from tests.teams.graph_server import mp4_chunks, mp4_sha256
 from tests.teams.test_graph_faults import (  # noqa: F401 - start_worker, worker_env: fixtures
     import_op,
@@ -42,27 +40,8 @@ from tests.teams.test_graph_faults import (  # noqa: F401 - start_worker, worker
 
 ROOT = Path(__file__).resolve().parents[2]
 MiB = 1024 * 1024
-SIZE = 3 * MiB + 7
+SIZE = RECORDING_SIZE
 HELD_AT = 2 * MiB  # a multiple of the client's 1 MiB read size: the part reaches exactly this
-VTT = """WEBVTT
-
-00:00:01.000 --> 00:00:04.000
-<v 講師 山田>録画の取り込みを確認します。
-"""
-
-
-@pytest.fixture
-def ended(graph_app, graph_server, db, login_as, make_course, make_session):
-    """A Teams session that ended an hour ago, with one recording and its transcript."""
-    trainer = login_as("trainer")
-    session = make_session(make_course(owner_id=trainer.id, title="録画研修"),
-                           starts_in=-timedelta(minutes=150), minutes=90, join_url="")
-    session_created.send(session, actor=trainer, changes={})
-    db.session.commit()
-    assert session.graph_online_meeting_id, "the meeting was created through Graph"
-    rec = graph_server.add_recording(session.graph_online_meeting_id, "organizer-oid", SIZE, as_utc(session.ends_at))
-    tr = graph_server.add_transcript(session.graph_online_meeting_id, "organizer-oid", rec, VTT)
-    return {"session": session, "trainer": trainer, "recording": rec, "transcript": tr}
 
 
 def _files(app, area: str) -> list[Path]:

@@ -5,36 +5,15 @@ from __future__ import annotations
 import hashlib
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import func, select
 
 from lms.archives.models import DRAFT, Archive, ArchiveFile
-from lms.common.signals import session_created
-from lms.common.timeutil import as_utc, utcnow
+from lms.common.timeutil import utcnow
 from lms.teams.models import GraphOperation
+from tests.teams.conftest import RECORDING_SIZE
 from tests.teams.graph_server import mp4_sha256
 
-VTT = """WEBVTT
-
-00:00:01.000 --> 00:00:04.500
-<v 講師 山田>皆さん、こんにちは。Teams 活用研修を始めます。
-
-00:00:05.000 --> 00:00:09.000
-<v 講師 山田>まずチャネルとチャットの違いから説明します。
-"""
-SIZE = 3 * 1024 * 1024 + 7
-
-
-@pytest.fixture
-def ended(graph_app, graph_server, db, login_as, make_course, make_session):
-    trainer = login_as("trainer")
-    session = make_session(make_course(owner_id=trainer.id, title="Teams 活用研修"),
-                           starts_in=-timedelta(hours=3), minutes=90, join_url="")
-    session_created.send(session, actor=trainer, changes={})
-    db.session.commit()
-    rec = graph_server.add_recording(session.graph_online_meeting_id, "organizer-oid", SIZE, as_utc(session.ends_at))
-    tr = graph_server.add_transcript(session.graph_online_meeting_id, "organizer-oid", rec, VTT)
-    return {"session": session, "recording": rec, "transcript": tr, "trainer": trainer}
+SIZE = RECORDING_SIZE
 
 
 def test_recording_and_transcript_become_a_draft_archive_once(ended, client, db, graph_server, app):
