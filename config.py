@@ -37,7 +37,10 @@ class Config:
     LMS_ENV = "development"
     SECRET_KEY = os.environ.get("SECRET_KEY") or DEV_SECRET_KEY
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'lms.db'}"
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # No pool_pre_ping: a pooled connection idle for more than LMS_DB_PING_AFTER_IDLE
+    # seconds is tested before use instead (lms.common.database._ping_when_idle).
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    LMS_DB_PING_AFTER_IDLE = float(os.environ.get("LMS_DB_PING_AFTER_IDLE") or 1.0)
     LMS_STORAGE_DIR = os.environ.get("LMS_STORAGE_DIR") or str(INSTANCE_DIR / "archives")
     LMS_MAIL_DIR = os.environ.get("LMS_MAIL_DIR") or str(INSTANCE_DIR / "mail")
     LMS_DEMO_LOGIN = _flag("LMS_DEMO_LOGIN")

@@ -25,3 +25,72 @@ def test_begin_write_after_a_read_only_transaction(db, municipality):
     db.session.add(TenantMapping(tenant_id="00000000-0000-0000-0000-000000000002", municipality=municipality()))
     db.session.commit()
     assert db.session.query(TenantMapping).count() == 1
+
+
+# ---------------------------------------------------------------- pooled connections
+
+
+def _pooled_backend(db) -> int:
+    with db.engine.connect() as conn:
+        return conn.connection.dbapi_connection.info.backend_pid
+
+
+def _terminate(db, pid: int) -> None:
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(db.engine.url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        admin.dispose()
+
+
+def test_an_idle_pooled_connection_killed_by_the_server_is_replaced(app, db, monkeypatch):
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL-only (pg_terminate_backend); runs in the PostgreSQL pass")
+    import time
+
+    from sqlalchemy import text
+
+    db.session.remove()
+    pid = _pooled_backend(db)
+    _terminate(db, pid)  # as a database restart or an idle-connection reaper would
+    monkeypatch.setattr(time, "monotonic", lambda real=time.monotonic: real() + 60)  # idle for a minute
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT 1")).scalar() == 1
+        assert conn.connection.dbapi_connection.info.backend_pid != pid
+
+
+def test_a_connection_used_a_moment_ago_is_not_pinged(app, db, monkeypatch):
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL-only (SQLite is a file on this machine: nothing to ping)")
+    from sqlalchemy import text
+
+    pings = []
+    real_ping = db.engine.dialect.do_ping
+    monkeypatch.setattr(db.engine.dialect, "do_ping", lambda conn: pings.append(1) or real_ping(conn))
+    db.session.remove()
+    for _ in range(5):
+        with db.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    assert pings == []  # each checkout follows the last checkin within the window
+
+
+def test_a_connection_idle_past_the_window_is_pinged_first(app, db, monkeypatch):
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL-only; runs in the PostgreSQL pass")
+    import time
+
+    from sqlalchemy import text
+
+    db.session.remove()
+    _pooled_backend(db)
+    pings = []
+    real_ping = db.engine.dialect.do_ping
+    monkeypatch.setattr(db.engine.dialect, "do_ping", lambda conn: pings.append(1) or real_ping(conn))
+    monkeypatch.setattr(time, "monotonic", lambda real=time.monotonic: real() + 2)
+    with db.engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    assert pings == [1]
+
