@@ -94,3 +94,78 @@ def test_a_connection_idle_past_the_window_is_pinged_first(app, db, monkeypatch)
         conn.execute(text("SELECT 1"))
     assert pings == [1]
 
+
+# ---------------------------------------------------------------- writes deferred to the commit
+
+_MAPPINGS = TenantMapping.__table__
+_INSERT_MAPPING = _MAPPINGS.insert().returning(_MAPPINGS.c.id, _MAPPINGS.c.mail_domain, _MAPPINGS.c.source)
+
+
+def _tenant(n: int) -> str:
+    return f"00000000-0000-0000-0000-{n:012d}"
+
+
+def test_deferred_statements_run_at_the_commit_in_order(db, municipality):
+    from lms.common.database import defer
+
+    mid = municipality().id
+    rows = []
+    defer(db.session(), _INSERT_MAPPING, {"tenant_id": _tenant(11), "municipality_id": mid}, on_rows=rows.append)
+    defer(db.session(), _INSERT_MAPPING, {"tenant_id": _tenant(12), "municipality_id": mid, "mail_domain": "b.lg.jp"},
+          on_rows=rows.append)
+    assert db.session.query(TenantMapping).count() == 0  # not yet
+    db.session.commit()
+    # RETURNING rows, in order; Python-side column defaults applied as SQLAlchemy applies them.
+    assert [[tuple(r)[1:] for r in batch] for batch in rows] == [[("", "admin")], [("b.lg.jp", "admin")]]
+    assert rows[0][0][0] < rows[1][0][0]
+    stored = db.session.query(TenantMapping).order_by(TenantMapping.id).all()
+    assert [(m.tenant_id, m.mail_domain, m.created_at is not None) for m in stored] == [
+        (_tenant(11), "", True), (_tenant(12), "b.lg.jp", True)]
+
+
+def test_a_rollback_drops_the_deferred_statements(db, municipality):
+    from lms.common.database import defer
+
+    mid = municipality().id
+    defer(db.session(), _INSERT_MAPPING, {"tenant_id": _tenant(21), "municipality_id": mid})
+    db.session.rollback()
+    db.session.commit()
+    assert db.session.query(TenantMapping).count() == 0
+
+
+def test_a_failing_deferred_statement_fails_the_commit_and_writes_nothing(db, municipality):
+    from sqlalchemy.exc import IntegrityError
+
+    from lms.common.database import defer
+
+    mid = municipality().id
+    db.session.add(TenantMapping(tenant_id=_tenant(30), municipality_id=mid, mail_domain="x.lg.jp"))
+    defer(db.session(), _INSERT_MAPPING, {"tenant_id": _tenant(31), "municipality_id": mid})
+    # The same (tenant, domain) twice: the unique constraint refuses the second.
+    defer(db.session(), _INSERT_MAPPING, {"tenant_id": _tenant(32), "municipality_id": mid})
+    defer(db.session(), _INSERT_MAPPING, {"tenant_id": _tenant(32), "municipality_id": mid})
+    with pytest.raises(IntegrityError):  # wrapped as SQLAlchemy wraps any statement's error
+        db.session.commit()
+    db.session.rollback()
+    assert db.session.query(TenantMapping).count() == 0
+    # The connection is usable afterwards.
+    db.session.add(TenantMapping(tenant_id=_tenant(33), municipality_id=mid))
+    db.session.commit()
+    assert db.session.query(TenantMapping).count() == 1
+
+
+def test_deferred_statements_take_one_round_trip_on_postgresql(db, municipality, monkeypatch):
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("pipeline mode is PostgreSQL's; runs in the PostgreSQL pass")
+    from lms.common.database import defer
+
+    mid = municipality().id
+    driver = db.session.connection().connection.driver_connection
+    syncs = []
+    real_pipeline = type(driver).pipeline
+    monkeypatch.setattr(type(driver), "pipeline", lambda self: syncs.append(1) or real_pipeline(self))
+    for n in range(5):
+        defer(db.session(), _INSERT_MAPPING, {"tenant_id": _tenant(40 + n), "municipality_id": mid})
+    db.session.commit()
+    assert syncs == [1]
+    assert db.session.query(TenantMapping).count() == 5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 
 from sqlalchemy import event
@@ -142,6 +143,116 @@ def run_in_transaction(func, *args, attempts: int = 5, **kwargs):
             if attempt == attempts or not is_retryable(exc):
                 raise
             time.sleep(0.02 * attempt)
+
+
+# ---------------------------------------------------------------- writes deferred to the commit
+
+_DEFERRED = "lms_deferred_statements"
+_PRE_COMMIT: list[Callable[[Session], None]] = []
+
+
+def defer(session: Session, statement, params: dict, on_rows: Callable[[list], None] | None = None) -> None:
+    """Run the Core ``statement`` with ``params`` when the transaction commits (before the
+    COMMIT, after the last flush), together with the other deferred statements: in one
+    round trip on PostgreSQL. For writes whose result nothing in the transaction reads
+    meanwhile (a counter the caller already knows the new value of, an outbox row);
+    ``on_rows`` receives the statement's RETURNING rows. A rollback drops them."""
+    session.info.setdefault(_DEFERRED, []).append((statement, params, on_rows))
+
+
+def before_commit_writer(func: Callable[[Session], None]) -> Callable[[Session], None]:
+    """Register ``func(session)`` to run before every commit, ahead of the deferred
+    statements (it may defer more of them)."""
+    _PRE_COMMIT.append(func)
+    return func
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    for func in _PRE_COMMIT:
+        func(session)
+    batch = session.info.pop(_DEFERRED, None)
+    if batch:
+        run_batch(session, batch)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _drop_deferred(session, transaction):
+    if transaction.parent is None:
+        session.info.pop(_DEFERRED, None)
+
+
+def run_batch(session: Session, batch: list[tuple]) -> None:
+    """Execute ``(statement, params, on_rows)`` in order in the session's transaction.
+
+    On PostgreSQL they go to the server together in psycopg's pipeline mode: one round
+    trip, each statement still run (and given its snapshot) after the one before it has
+    finished, so a lock taken by one is held when the next one reads. Elsewhere, one by one.
+    Engine events (``before_cursor_execute``) see every statement, as for any other."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql" or len(batch) == 1:
+        for statement, params, on_rows in batch:
+            result = connection.execute(statement, params)
+            rows = result.all() if result.returns_rows else []
+            if on_rows is not None:
+                on_rows(rows)
+        return
+    dialect = connection.dialect
+    driver = connection.connection.driver_connection
+    sent = []
+    try:
+        with driver.pipeline():
+            for statement, params, on_rows in batch:
+                sql, values = _compiled_for_driver(dialect, statement, params)
+                cursor = driver.cursor()
+                if connection._has_events or connection.engine._has_events:
+                    connection.dispatch.before_cursor_execute(connection, cursor, sql, values, None, False)
+                sent.append((cursor, sql, values, on_rows))
+                cursor.execute(sql, values)
+        for cursor, _sql, _values, on_rows in sent:
+            rows = cursor.fetchall() if cursor.description is not None else []
+            cursor.close()
+            if on_rows is not None:
+                on_rows(rows)
+    except dialect.loaded_dbapi.Error as exc:
+        cursor, sql, values = sent[-1][:3] if sent else (None, "", {})
+        # As for a statement run by SQLAlchemy: wrapped (IntegrityError, OperationalError, …),
+        # and a lost connection invalidated, so that callers can retry on a fresh one.
+        connection._handle_dbapi_exception(exc, sql, values, cursor, None)
+
+
+_COMPILED: dict = {}
+
+
+def _compiled_for_driver(dialect, statement, params: dict) -> tuple[str, dict]:
+    """The statement's SQL for the driver (compiled once per statement and set of
+    parameter names) and its parameters as the driver takes them."""
+    key = (statement, dialect.name, tuple(params))
+    entry = _COMPILED.get(key)
+    if entry is None:
+        if len(_COMPILED) >= 256:  # callers pass statements built once; this is a safety net
+            _COMPILED.clear()
+        compiled = statement.compile(dialect=dialect, column_keys=list(params))
+        processors = {name: fn for name, fn in compiled._bind_processors.items() if fn is not None}
+        # Python-side column defaults (as SQLAlchemy's execution applies them): scalar
+        # values, or functions that take no execution context.
+        defaults = []
+        for columns, attribute in ((compiled.insert_prefetch, "default"), (compiled.update_prefetch, "onupdate")):
+            for column in columns:
+                default = getattr(column, attribute)
+                if default is None or not (default.is_scalar or default.is_callable):
+                    raise ValueError(f"run_batch: no value for {column} and no usable default")
+                defaults.append((column.key, default))
+        entry = _COMPILED[key] = (compiled, compiled.string, processors, defaults)
+    compiled, sql, processors, defaults = entry
+    values = compiled.construct_params(params)
+    for name, default in defaults:
+        if name not in params:
+            values[name] = default.arg if default.is_scalar else default.arg(None)
+    for name, fn in processors.items():
+        if name in values:
+            values[name] = fn(values[name])
+    return sql, values
 
 
 @contextmanager

@@ -8,6 +8,10 @@ transaction, before the commit. So the summaries are never stale and a failed wr
 leaves them untouched.
 
 Keys are recomputed, not adjusted by +1/-1: idempotent, and right whatever the change.
+A change to a few enrollments only (an enrollment, a cancellation and its promotion, a
+swap) recomputes each key with one INSERT … SELECT … ON CONFLICT statement, sent with the
+transaction's other writes deferred to the commit (``lms.common.database.defer``: one
+round trip on PostgreSQL); larger or other changes read the figures and write them.
 On PostgreSQL each key is first locked (a transaction-scoped advisory lock, taken in a
 fixed order, so two writers cannot deadlock on them); the recomputation then runs
 under READ COMMITTED after the lock, so it sees every change committed by an earlier
@@ -41,6 +45,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from lms.common.database import before_commit_writer, defer
 from lms.common.timeutil import as_utc, fiscal_year_bounds, fiscal_year_of
 from lms.completion.models import (
     COMPLETED,
@@ -233,12 +238,7 @@ def _lock(session: Session, keys: list[tuple]) -> None:
     """Transaction-scoped advisory locks on the keys (PostgreSQL), always in the same order."""
     if not keys or session.get_bind().dialect.name != "postgresql":
         return
-    hashes = sorted({zlib.crc32(repr(key).encode()) - 2**31 for key in keys})
-    session.execute(
-        text("SELECT count(pg_advisory_xact_lock(:ns, k)) FROM (SELECT unnest(CAST(:keys AS integer[])) AS k "
-             "ORDER BY k) AS ordered"),
-        {"ns": _LOCK_CLASS, "keys": hashes},
-    )
+    session.execute(_LOCK_SQL, {"ns": _LOCK_CLASS, "keys": _lock_hashes(keys)})
 
 
 def _chunks(items: list, size: int = 500):
@@ -453,7 +453,7 @@ def note_inserted(session: Session, obj, locked_session=None) -> None:
         _dirty(session).locked_sessions[locked_session.id] = (locked_session.course_id, locked_session.starts_at)
 
 
-@event.listens_for(Session, "before_commit")
+@before_commit_writer
 def _write_before_commit(session: Session) -> None:
     # before_commit runs before the commit's own flush: flush now, so that its changes are recorded.
     session.flush()
@@ -534,9 +534,129 @@ def apply(session: Session, dirty: Dirty) -> None:
             course_keys[(mid, fiscal_year_of(as_utc(starts_at)), cid)].add("attended")
     if not course_keys and not staff_keys:
         return
-    _lock(session, [("course", *k) for k in course_keys] + [("staff", *k) for k in staff_keys])
+    lock_keys = [("course", *k) for k in course_keys] + [("staff", *k) for k in staff_keys]
+    if len(lock_keys) <= _DEFER_KEYS and all(parts == {"enrolled"} for parts in course_keys.values()):
+        # Enrollments only, a few keys (an enrollment, a cancellation with its promotion, a
+        # swap): each key is recomputed and written by one statement, and those statements
+        # go with the transaction's other deferred writes (one round trip on PostgreSQL).
+        _defer_enrolled_keys(session, lock_keys, course_keys, staff_keys)
+        return
+    _lock(session, lock_keys)
     refresh_course_keys(session, course_keys)
     refresh_staff_keys(session, staff_keys)
+
+
+_DEFER_KEYS = 16
+
+
+def _lock_hashes(keys: list[tuple]) -> list[int]:
+    return sorted({zlib.crc32(repr(key).encode()) - 2**31 for key in keys})
+
+
+_LOCK_SQL = text("SELECT count(pg_advisory_xact_lock(:ns, k)) FROM (SELECT unnest(CAST(:keys AS integer[])) AS k "
+                 "ORDER BY k) AS ordered")
+
+
+def _defer_enrolled_keys(session: Session, lock_keys: list[tuple], course_keys: dict, staff_keys: set) -> None:
+    """Defer, to the commit, the advisory lock on the keys (PostgreSQL) and then for each key
+    one INSERT … SELECT … ON CONFLICT DO UPDATE that recomputes its enrollment figures from
+    the base tables, and a DELETE of the row should every figure be zero. Each statement
+    starts after the one before it has finished, so the recomputation reads after the lock."""
+    dialect = session.get_bind().dialect.name
+    statements = _enrolled_statements(dialect)
+    if dialect == "postgresql":
+        defer(session, _LOCK_SQL, {"ns": _LOCK_CLASS, "keys": _lock_hashes(lock_keys)})
+    for mid, fy, cid in sorted(k for k in course_keys if None not in k):
+        start, end = fiscal_year_bounds(fy)
+        params = {"mid": mid, "fy": fy, "cid": cid, "start": start, "end": end}
+        defer(session, statements["course_upsert"], params)
+        defer(session, statements["course_zero"], {"mid": mid, "fy": fy, "cid": cid})
+    for mid, fy, sid in sorted(k for k in staff_keys if None not in k):
+        start, end = fiscal_year_bounds(fy)
+        params = {"mid": mid, "fy": fy, "sid": sid, "start": start, "end": end}
+        defer(session, statements["staff_upsert"], params)
+        defer(session, statements["staff_zero"], {"mid": mid, "fy": fy, "sid": sid})
+
+
+_ENROLLED_STATEMENTS: dict[str, dict] = {}
+
+
+def _enrolled_statements(dialect: str) -> dict:
+    """The per-key statements of ``_defer_enrolled_keys``, built once per dialect. Their
+    figures are those of ``course_figures`` (the "enrolled" part) and ``staff_figures``."""
+    statements = _ENROLLED_STATEMENTS.get(dialect)
+    if statements is not None:
+        return statements
+    from sqlalchemy import Integer, and_, true
+    from sqlalchemy.types import DateTime
+
+    from lms.courses.models import TrainingSession
+    from lms.enrollment.models import CONFIRMED, Enrollment
+
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    e, ts, c = Enrollment.__table__, TrainingSession.__table__, Completion.__table__
+    mid, fy = bindparam("mid", type_=Integer), bindparam("fy", type_=Integer)
+    start, end = bindparam("start", type_=DateTime(timezone=True)), bindparam("end", type_=DateTime(timezone=True))
+    in_year = and_(ts.c.starts_at >= start, ts.c.starts_at < end)
+
+    table = CourseYearSummary.__table__
+    cid = bindparam("cid", type_=Integer)
+    others = [c for c in COURSE_COLUMNS if c not in PARTS["enrolled"]]
+    figures = (
+        select(mid, fy, cid, func.count(func.distinct(e.c.staff_member_id)),
+               func.count(func.distinct(c.c.staff_member_id)), *(literal_column("0") for _ in others))
+        .select_from(e.join(ts, ts.c.id == e.c.session_id).outerjoin(c, and_(
+            c.c.staff_member_id == e.c.staff_member_id,
+            c.c.course_id == ts.c.course_id,
+            c.c.fiscal_year == fy,
+            c.c.status == COMPLETED,
+            c.c.municipality_id == e.c.municipality_id,
+        )))
+        .where(e.c.status == CONFIRMED, in_year, ts.c.course_id == cid, e.c.municipality_id == mid)
+    )
+    upsert = dialect_insert(table).from_select(
+        ["municipality_id", "fiscal_year", "course_id", *PARTS["enrolled"], *others], figures)
+    course_upsert = upsert.on_conflict_do_update(
+        index_elements=["municipality_id", "fiscal_year", "course_id"],
+        set_={name: upsert.excluded[name] for name in PARTS["enrolled"]},
+    )
+    course_zero = delete(table).where(
+        table.c.municipality_id == mid, table.c.fiscal_year == fy, table.c.course_id == cid,
+        *(table.c[name] == 0 for name in COURSE_COLUMNS))
+
+    table = StaffYearSummary.__table__
+    sid = bindparam("sid", type_=Integer)
+    enrolled = (
+        select(func.count(func.distinct(ts.c.course_id)))
+        .select_from(e.join(ts, ts.c.id == e.c.session_id))
+        .where(e.c.status == CONFIRMED, in_year, e.c.staff_member_id == sid, e.c.municipality_id == mid)
+        .scalar_subquery()
+    )
+    completed = (
+        select(func.count())
+        .select_from(c)
+        .where(c.c.fiscal_year == fy, c.c.status == COMPLETED, c.c.staff_member_id == sid, c.c.municipality_id == mid)
+        .scalar_subquery()
+    )
+    # WHERE true: SQLite needs a WHERE in INSERT … SELECT … ON CONFLICT (its parser).
+    upsert = dialect_insert(table).from_select(
+        ["municipality_id", "fiscal_year", "staff_member_id", *STAFF_COLUMNS],
+        select(mid, fy, sid, enrolled, completed).where(true()))
+    staff_upsert = upsert.on_conflict_do_update(
+        index_elements=["municipality_id", "fiscal_year", "staff_member_id"],
+        set_={name: upsert.excluded[name] for name in STAFF_COLUMNS},
+    )
+    staff_zero = delete(table).where(
+        table.c.municipality_id == mid, table.c.fiscal_year == fy, table.c.staff_member_id == sid,
+        *(table.c[name] == 0 for name in STAFF_COLUMNS))
+    statements = _ENROLLED_STATEMENTS[dialect] = {
+        "course_upsert": course_upsert, "course_zero": course_zero,
+        "staff_upsert": staff_upsert, "staff_zero": staff_zero,
+    }
+    return statements
 
 
 # ---------------------------------------------------------------- rebuild and check

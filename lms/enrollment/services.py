@@ -40,7 +40,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from lms.audit.services import record_action
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
 from lms.common import signals
-from lms.common.database import begin_write, is_retryable, is_sqlite
+from lms.common.database import begin_write, defer, is_retryable, is_sqlite
 from lms.common.errors import Conflict, DomainError, InvalidInput, NotAllowed, NotFound
 from lms.common.timeutil import as_utc, utcnow
 from lms.completion.summary import note_inserted
@@ -434,26 +434,53 @@ def _seat_free(session: TrainingSession, quota: SessionQuota | None) -> bool:
     return quota is None or quota.confirmed_count < quota.seats
 
 
-def _take_seat(session: TrainingSession, quota: SessionQuota | None) -> None:
-    _count_seats(session, quota, 1)
+def _take_seat(session: TrainingSession, quota: SessionQuota | None, *, at_commit: bool = False) -> None:
+    _count_seats(session, quota, 1, at_commit=at_commit)
 
 
 def _free_seat(session: TrainingSession, quota: SessionQuota | None) -> None:
     _count_seats(session, quota, -1)
 
 
-def _count_seats(session: TrainingSession, quota: SessionQuota | None, delta: int) -> None:
+def _count_seats(session: TrainingSession, quota: SessionQuota | None, delta: int, *, at_commit: bool = False) -> None:
     """Move the confirmed counters by ``delta`` with one UPDATE each (their CHECK
-    constraints refuse an overbooking), and keep the loaded objects in step."""
+    constraints refuse an overbooking), and keep the loaded objects in step.
+
+    ``at_commit``: the caller holds the rows' locks and nothing in the transaction reads
+    the counters from the database again, so the UPDATEs go with the commit's other
+    deferred writes; the new values are known (the locked values plus ``delta``) and the
+    UPDATEs' results are checked against them."""
+    hot = _hot()
+    if at_commit:
+        now = utcnow()
+        expected = session.confirmed_count + delta
+        defer(db.session(), hot.count_session_seats, {"sid": session.id, "delta": delta, "now": now},
+              on_rows=_expect_count(expected, "training_session", session.id))
+        set_committed_value(session, "confirmed_count", expected)
+        set_committed_value(session, "updated_at", now)
+        if quota is not None:
+            expected = quota.confirmed_count + delta
+            defer(db.session(), hot.count_quota_seats, {"qid": quota.id, "delta": delta},
+                  on_rows=_expect_count(expected, "session_quota", quota.id))
+            set_committed_value(quota, "confirmed_count", expected)
+        return
     db.session.flush()  # pending changes (a new capacity, say) first: the constraints see them
     connection = db.session.connection()
-    hot = _hot()
     count, updated = connection.execute(hot.count_session_seats, {"sid": session.id, "delta": delta}).one()
     set_committed_value(session, "confirmed_count", count)
     set_committed_value(session, "updated_at", updated)
     if quota is not None:
         count = connection.execute(hot.count_quota_seats, {"qid": quota.id, "delta": delta}).scalar_one()
         set_committed_value(quota, "confirmed_count", count)
+
+
+def _expect_count(expected: int, table: str, row_id: int):
+    def check(rows) -> None:
+        if len(rows) != 1 or rows[0][0] != expected:
+            # Cannot happen while the row's lock is held; refuse to commit if it ever does.
+            raise RuntimeError(f"{table} {row_id}: confirmed_count is {rows!r}, expected {expected}")
+
+    return check
 
 
 def _set_status(enrollment: Enrollment, status: str, actor, now: datetime) -> str:
@@ -510,8 +537,9 @@ _UNKNOWN = object()
 
 def _place(session: TrainingSession, member: StaffMember, actor, source: str, now: datetime,
            *, arrival_seq: int | None = None, replaces: Enrollment | None = None,
-           status: str | None = None, quota=_UNKNOWN) -> Enrollment:
-    """Insert the enrollment in the status the rules give (or ``status`` for a swap)."""
+           status: str | None = None, quota=_UNKNOWN, counters_at_commit: bool = False) -> Enrollment:
+    """Insert the enrollment in the status the rules give (or ``status`` for a swap).
+    ``counters_at_commit``: see ``_count_seats``."""
     if status is None:
         if session.course.requires_approval and source == SELF:
             status = PENDING
@@ -566,7 +594,7 @@ def _place(session: TrainingSession, member: StaffMember, actor, source: str, no
     # A new arrival comes last: its waitlist position is everyone waiting now, plus one.
     enrollment.position_at_arrival = waiting_ahead + 1 if status == WAITLISTED and waiting_ahead is not None else None
     if status == CONFIRMED and replaces is None:
-        _take_seat(session, quota)
+        _take_seat(session, quota, at_commit=counters_at_commit)
     return enrollment
 
 
@@ -632,7 +660,9 @@ def _enroll_tx(session_id: int, staff_member_id: int | None, actor, source: str)
     _relock_session(session, member.id)
     _check_open(session, now)
     _check_member(session, member)
-    enrollment = _place(session, member, actor, source, now)
+    # The counters, the notice and the summaries are written with the commit, in one round
+    # trip on PostgreSQL (nothing here reads them back from the database).
+    enrollment = _place(session, member, actor, source, now, counters_at_commit=True)
     position = enrollment.position_at_arrival if enrollment.status == WAITLISTED else None
     _notify(enrollment, _NOTICE_FOR[enrollment.status], position=position, fresh=True)
     _changed(enrollment, None, actor)

@@ -25,7 +25,7 @@ from flask_sqlalchemy.session import Session as FlaskSession
 from sqlalchemy import and_, event, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from lms.common.database import begin_write
+from lms.common.database import begin_write, defer
 from lms.common.errors import Conflict, NotFound
 from lms.common.timeutil import TOKYO, as_utc, utcnow
 from lms.extensions import db
@@ -114,8 +114,9 @@ def queue_enrollment_notice(
     }
     db.session.info[_QUEUED_FLAG] = True
     if fresh:
-        # A new enrollment's first notice: one INSERT now, no unit-of-work flush at commit.
-        db.session.connection().execute(_outbox_insert(), values)
+        # A new enrollment's first notice: one INSERT with the commit's other deferred
+        # writes, no unit-of-work flush.
+        defer(db.session(), _outbox_insert(), values)
         return None
     mail = OutboxMail(**values)
     db.session.add(mail)
