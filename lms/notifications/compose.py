@@ -51,11 +51,16 @@ def app_url(endpoint: str, fallback: str, **values) -> str:
     """An absolute link into the app, built without a request (the worker has none)."""
     path = fallback
     if has_app_context():
-        try:
-            path = current_app.url_map.bind("localhost").build(endpoint, values)
-        except Exception:  # noqa: BLE001 - endpoint not registered (yet): the fallback path
-            path = fallback
+        path = _app_path(current_app.url_map, endpoint, fallback, tuple(sorted(values.items())))
     return f"{base_url()}{path}"
+
+
+@lru_cache(maxsize=1024)
+def _app_path(url_map, endpoint: str, fallback: str, values: tuple) -> str:
+    try:
+        return url_map.bind("localhost").build(endpoint, dict(values))
+    except Exception:  # noqa: BLE001 - endpoint not registered (yet): the fallback path
+        return fallback
 
 
 def my_page_url() -> str:
@@ -196,16 +201,34 @@ def _compose(enrollment, kind, *, position, changes) -> ComposedMail:
     course = session.course
     member = enrollment.staff_member
     session_name = f"{course.title} {session.title}".strip()
-    subject = _("【Manabi】%(title)s：%(session)s", title=_subject_title(kind), session=session_name)
-
+    locale = str(get_locale() or "ja")
     lines = [_("%(name)s 様", name=member.full_name), ""]
     lines += _lead(kind, enrollment, position=position, changes=changes)
-    lines += ["", _("■ 研修"), session_name, "", _("■ 日時"), session_period(session)]
-    lines += ["", _("■ 場所")] + session_place_lines(session)
-    if kind not in ("cancelled", "rejected") and session.cancel_deadline:
-        lines += ["", _("■ キャンセル期限"), format_when(session.cancel_deadline)]
+    # Everything after the lead is the same for every enrollee of the session: composed
+    # once per language, kind and content (an enrollment rush sends hundreds of them).
+    tail = _body_tail(locale, kind, session_name, session.starts_at, session.ends_at, session.delivery,
+                      session.location, session.join_url, session.cancel_deadline, my_page_url())
+    ics = session_ics(session, member, kind) if kind in REQUEST_KINDS + CANCEL_KINDS else ""
+    return ComposedMail(subject=_subject(locale, kind, session_name), body="\n".join(lines) + "\n" + tail, ics=ics)
+
+
+@lru_cache(maxsize=512)
+def _subject(locale: str, kind: str, session_name: str) -> str:
+    """(``locale`` is the language in force: part of the key, not read.)"""
+    return _("【Manabi】%(title)s：%(session)s", title=_subject_title(kind), session=session_name)
+
+
+@lru_cache(maxsize=512)
+def _body_tail(locale, kind, session_name, starts_at, ends_at, delivery, location, join_url, cancel_deadline,
+               my_page) -> str:
+    """The body after its lead (``locale``, the language in force, is part of the key)."""
+    place = _SessionPlace(delivery, location, join_url)
+    lines = ["", _("■ 研修"), session_name, "", _("■ 日時"), session_period(_SessionTimes(starts_at, ends_at))]
+    lines += ["", _("■ 場所")] + session_place_lines(place)
+    if kind not in ("cancelled", "rejected") and cancel_deadline:
+        lines += ["", _("■ キャンセル期限"), format_when(cancel_deadline)]
         lines.append(_("期限を過ぎてからの取消は、遅刻・欠席扱いとなる場合があります。"))
-    lines += ["", _("■ マイページ（申込状況の確認・取消）"), my_page_url()]
+    lines += ["", _("■ マイページ（申込状況の確認・取消）"), my_page]
     if kind in REQUEST_KINDS:
         lines += ["", _("添付の予定表ファイル（.ics）をカレンダーに取り込むことができます。")]
     elif kind in CANCEL_KINDS:
@@ -216,8 +239,20 @@ def _compose(enrollment, kind, *, position, changes) -> ComposedMail:
         _("Manabi 研修ポータル"),
         _("このメールは送信専用のアドレスから自動で送信しています。返信はできません。"),
     ]
-    ics = session_ics(session, member, kind) if kind in REQUEST_KINDS + CANCEL_KINDS else ""
-    return ComposedMail(subject=subject, body="\n".join(lines) + "\n", ics=ics)
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class _SessionTimes:
+    starts_at: object
+    ends_at: object
+
+
+@dataclass(frozen=True)
+class _SessionPlace:
+    delivery: str
+    location: str | None
+    join_url: str | None
 
 
 # ---------------------------------------------------------------- .ics
@@ -246,27 +281,19 @@ def session_ics(session, member, kind: str = "confirmed") -> str:
     adds its own UID, DTSTAMP and ATTENDEE, serialised by icalendar too."""
     method = "CANCEL" if kind in CANCEL_KINDS else "REQUEST"
     course = session.course
-    description = [course.summary or ""]
-    if session.join_url:
-        description.append(_("Teams 会議への参加リンク：%(url)s", url=session.join_url))
-    description.append(_("マイページ：%(url)s", url=my_page_url()))
-    if session.delivery in ("onsite", "hybrid") and session.location:
-        location = session.location
-    elif session.join_url:
-        location = _("Microsoft Teams 会議")
-    else:
-        location = ""
-    shared = _session_calendar(
+    shared = _shared_calendar(
+        str(get_locale() or "ja"),
         method,
         as_utc(session.starts_at),
         as_utc(session.ends_at),
         int(session.revision or 0),
         f"{course.title} {session.title}".strip(),
-        "\n".join(line for line in description if line),
-        location,
+        course.summary or "",
+        session.delivery,
+        session.location or "",
         session.join_url or "",
+        my_page_url(),
         _setting("MAIL_FROM", "manabi@example.lg.jp"),
-        _("Manabi 研修ポータル"),
         "CANCELLED" if method == "CANCEL" or session.status == "cancelled" else "CONFIRMED",
     )
     own = Event()
@@ -284,6 +311,26 @@ def session_ics(session, member, kind: str = "confirmed") -> str:
     lines = own.to_ical().decode("utf-8")
     lines = lines[len("BEGIN:VEVENT\r\n"):-len("END:VEVENT\r\n")]
     return shared.replace("BEGIN:VEVENT\r\n", "BEGIN:VEVENT\r\n" + lines, 1)
+
+
+@lru_cache(maxsize=512)
+def _shared_calendar(locale, method, starts_at, ends_at, revision, summary, course_summary, delivery, location,
+                     join_url, my_page, mail_from, status) -> str:
+    """The session's texts in the language in force (``locale``, part of the key), then
+    its calendar."""
+    description = [course_summary]
+    if join_url:
+        description.append(_("Teams 会議への参加リンク：%(url)s", url=join_url))
+    description.append(_("マイページ：%(url)s", url=my_page))
+    if delivery in ("onsite", "hybrid") and location:
+        place = location
+    elif join_url:
+        place = _("Microsoft Teams 会議")
+    else:
+        place = ""
+    return _session_calendar(method, starts_at, ends_at, revision, summary,
+                             "\n".join(line for line in description if line), place, join_url, mail_from,
+                             _("Manabi 研修ポータル"), status)
 
 
 @lru_cache(maxsize=512)

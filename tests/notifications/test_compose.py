@@ -140,3 +140,30 @@ def test_editing_a_session_tells_enrollees_the_new_time(app, db, make_user, make
     assert "開始日時：2030年6月3日(月) 14:00 → 2030年6月3日(月) 16:00" in mail.body_text
     _cal, event = _event(mail.ics)
     assert event.decoded("DTSTART").hour == 16 and int(event["SEQUENCE"]) == 2
+
+
+def test_each_enrollee_gets_the_notice_in_their_own_language(app, db, make_session, make_enrollment, make_user,
+                                                               make_staff):
+    """The parts shared by a session's notices are composed once per language and content:
+    an English reader and a Japanese one of the same session, in either order, each get
+    their own language, their own name and their own calendar entry."""
+    session = _session_at(make_session)
+    english_user = make_user("learner", with_staff=False, locale="en")
+    english = make_enrollment(session=session, member=make_staff(user=english_user))
+    japanese = make_enrollment(session=session)
+    for first, second in ((japanese, english), (english, japanese)):
+        one, other = (compose_enrollment_notice(e, "confirmed") for e in (first, second))
+        for enrollment, mail in ((first, one), (second, other)):
+            in_english = enrollment is english
+            assert ("Your place is confirmed" in mail.subject) is in_english
+            assert ("受講が確定しました" in mail.subject) is not in_english
+            assert ("■ Session" in mail.body) is in_english
+            assert ("■ 研修" in mail.body) is not in_english
+            assert enrollment.staff_member.full_name in mail.body
+            _cal, event = _event(mail.ics)
+            assert f"staff-{enrollment.staff_member.id}@" in str(event["UID"])
+            assert ("Manabi training portal" in str(event["ORGANIZER"].params.get("CN", ""))) is in_english
+    # Editing the session changes the shared part of the next notice.
+    session.location, session.delivery = "都庁第二本庁舎 10階", "hybrid"
+    db.session.commit()
+    assert "会場：都庁第二本庁舎 10階" in compose_enrollment_notice(japanese, "confirmed").body
