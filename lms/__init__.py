@@ -114,5 +114,8 @@ def _register_blueprints(app: Flask) -> None:
         except ModuleNotFoundError as exc:
             if exc.name != f"lms.{area}.receivers":
                 raise
-    # Loaded now rather than by a worker's first enrollment (icalendar takes a while to import).
-    import_module("lms.notifications.compose")
+    # Loaded now rather than by a worker's first enrollment, which would keep every request
+    # queued behind it waiting: icalendar (and the Asia/Tokyo VTIMEZONE of its mails), and
+    # the job queue that a committed notice wakes (huey and redis take ~50 ms to import).
+    import_module("lms.notifications.compose").warm_up()
+    import_module("lms.jobs")

@@ -203,14 +203,14 @@ def run_batch(session: Session, batch: list[tuple]) -> None:
     try:
         with driver.pipeline():
             for statement, params, on_rows in batch:
-                sql, values = _compiled_for_driver(dialect, statement, params)
+                compiled, sql, values = _compiled_for_driver(dialect, statement, params)
                 cursor = driver.cursor()
                 if connection._has_events or connection.engine._has_events:
                     connection.dispatch.before_cursor_execute(connection, cursor, sql, values, None, False)
-                sent.append((cursor, sql, values, on_rows))
+                sent.append((cursor, sql, values, on_rows, compiled))
                 cursor.execute(sql, values)
-        for cursor, _sql, _values, on_rows in sent:
-            rows = cursor.fetchall() if cursor.description is not None else []
+        for cursor, _sql, _values, on_rows, compiled in sent:
+            rows = _processed_rows(dialect, compiled, cursor) if cursor.description is not None else []
             cursor.close()
             if on_rows is not None:
                 on_rows(rows)
@@ -224,9 +224,9 @@ def run_batch(session: Session, batch: list[tuple]) -> None:
 _COMPILED: dict = {}
 
 
-def _compiled_for_driver(dialect, statement, params: dict) -> tuple[str, dict]:
-    """The statement's SQL for the driver (compiled once per statement and set of
-    parameter names) and its parameters as the driver takes them."""
+def _compiled_for_driver(dialect, statement, params: dict) -> tuple:
+    """The compiled statement (once per statement and set of parameter names), its SQL for
+    the driver and its parameters as the driver takes them."""
     key = (statement, dialect.name, tuple(params))
     entry = _COMPILED.get(key)
     if entry is None:
@@ -245,6 +245,17 @@ def _compiled_for_driver(dialect, statement, params: dict) -> tuple[str, dict]:
                 defaults.append((column.key, default))
         entry = _COMPILED[key] = (compiled, compiled.string, processors, defaults)
     compiled, sql, processors, defaults = entry
+    if compiled.post_compile_params:
+        # Parameters rendered at execution time (an IN list): SQLAlchemy's public way to
+        # finish the statement for one set of parameters.
+        if defaults:
+            raise ValueError("run_batch: an INSERT or UPDATE with an IN list is not supported")
+        expanded = compiled.construct_expanded_state(params)
+        values = dict(expanded.parameters)
+        for name, fn in expanded.processors.items():
+            if fn is not None and name in values:
+                values[name] = fn(values[name])
+        return compiled, expanded.statement, values
     values = compiled.construct_params(params)
     for name, default in defaults:
         if name not in params:
@@ -252,7 +263,20 @@ def _compiled_for_driver(dialect, statement, params: dict) -> tuple[str, dict]:
     for name, fn in processors.items():
         if name in values:
             values[name] = fn(values[name])
-    return sql, values
+    return compiled, sql, values
+
+
+def _processed_rows(dialect, compiled, cursor) -> list[tuple]:
+    """The cursor's rows with each column's result processing (a TypeDecorator's, say), as
+    SQLAlchemy's own results have it."""
+    rows = cursor.fetchall()
+    processors = [
+        entry.type._cached_result_processor(dialect, column.type_code)
+        for entry, column in zip(compiled._result_columns, cursor.description, strict=False)
+    ]
+    if not any(processors):
+        return rows
+    return [tuple(p(v) if p is not None else v for p, v in zip(processors, row, strict=False)) for row in rows]
 
 
 @contextmanager

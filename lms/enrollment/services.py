@@ -40,7 +40,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from lms.audit.services import record_action
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
 from lms.common import signals
-from lms.common.database import begin_write, defer, is_retryable, is_sqlite
+from lms.common.database import begin_write, defer, is_retryable, is_sqlite, run_batch
 from lms.common.errors import Conflict, DomainError, InvalidInput, NotAllowed, NotFound
 from lms.common.timeutil import as_utc, utcnow
 from lms.completion.summary import note_inserted
@@ -202,28 +202,60 @@ def _read_session(session_id: int) -> TrainingSession:
     return session
 
 
-def _relock_session(session: TrainingSession, staff_member_id: int) -> None:
+def _relock_session(session: TrainingSession, staff_member_id: int, municipality_id: int):
     """Lock a session read earlier in this transaction, bring its row up to date (one
     statement on the table, no ORM load: only the columns that changed meanwhile are set),
     and refuse a clash of the staff member's with it in the same round trip.
 
     The clash is judged on the locked row's times. The staff member's enrollments are as
     committed when the statement began: anything that adds to them holds the staff member's
-    row lock, which this transaction took first, so nothing can be added meanwhile."""
-    row = db.session.connection().execute(
-        _hot().lock_session, {"sid": session.id, "staff": staff_member_id}
-    ).mappings().one_or_none()
+    row lock, which this transaction took first, so nothing can be added meanwhile.
+
+    On PostgreSQL the municipality's quota row of the session is locked and read in the
+    same round trip, by a second statement that starts once the session's lock is held (so
+    it reads the quota as committed by the lock's previous holder): returns it, or None.
+    On SQLite returns ``_UNKNOWN`` (``_place`` reads it when a seat is at stake)."""
+    hot = _hot()
+    found: dict[str, list] = {}
+    params = {"sid": session.id, "staff": staff_member_id}
+    if is_sqlite():
+        found["session"] = [db.session.connection().execute(hot.lock_session, params).one_or_none()]
+    else:
+        run_batch(db.session(), [
+            (hot.lock_session, params, lambda rows: found.__setitem__("session", rows)),
+            (hot.lock_quota, {"sid": session.id, "mid": municipality_id},
+             lambda rows: found.__setitem__("quota", rows)),
+        ])
+    row = found["session"][0] if found["session"] else None
     if row is None:
         raise NotFound(_("研修回が見つかりません。"))
     state = session.__dict__
-    for key, value in row.items():
+    for key, value in zip(hot.lock_session_keys, row, strict=True):
         if key not in _CLASH_COLUMNS and state.get(key, _UNSET) != value:
             set_committed_value(session, key, value)
-    if row["clash_same"] is not None:
-        existing = db.session.get(Enrollment, row["clash_same"])
+    clash_same, clash_other = row[-2], row[-1]
+    if clash_same is not None:
+        existing = db.session.get(Enrollment, clash_same)
         raise AlreadyEnrolled(_already_message(existing), enrollment=existing)
-    if row["clash_other"] is not None:
-        raise _overlap_error(db.session.get(Enrollment, row["clash_other"]))
+    if clash_other is not None:
+        raise _overlap_error(db.session.get(Enrollment, clash_other))
+    if "quota" not in found:
+        return _UNKNOWN
+    return _attached_quota(found["quota"][0]) if found["quota"] else None
+
+
+def _attached_quota(row) -> SessionQuota:
+    """The quota row just read (and locked) as the session's persistent object."""
+    values = dict(zip(_hot().lock_quota_keys, row, strict=True))
+    quota = db.session.identity_map.get(db.session.identity_key(SessionQuota, values["id"]))
+    if quota is not None:
+        for key, value in values.items():
+            set_committed_value(quota, key, value)
+        return quota
+    quota = SessionQuota(**values)
+    make_transient_to_detached(quota)
+    db.session.add(quota)
+    return quota
 
 
 _CLASH_COLUMNS = ("clash_same", "clash_other")
@@ -278,6 +310,12 @@ class _HotStatements:
         self.lock_session = _for_update(
             select(table, same.label("clash_same"), overlapping.label("clash_other")).where(table.c.id == bindparam("sid"))
         )
+        self.lock_session_keys = [c.key for c in self.lock_session.selected_columns]
+        quotas = SessionQuota.__table__
+        self.lock_quota = _for_update(
+            select(quotas).where(quotas.c.session_id == bindparam("sid"), quotas.c.municipality_id == bindparam("mid"))
+        )
+        self.lock_quota_keys = [c.key for c in self.lock_quota.selected_columns]
         enrollments = Enrollment.__table__
         self.insert = enrollments.insert().returning(enrollments.c.id)
         earlier = enrollments.alias("earlier")
@@ -657,12 +695,12 @@ def _enroll_tx(session_id: int, staff_member_id: int | None, actor, source: str)
     _check_member(session, member)
     # Then the session's row, with fresh counters, times and status under the lock (held
     # to the commit), and the staff member's clashes with it.
-    _relock_session(session, member.id)
+    quota = _relock_session(session, member.id, member.municipality_id)
     _check_open(session, now)
     _check_member(session, member)
     # The counters, the notice and the summaries are written with the commit, in one round
     # trip on PostgreSQL (nothing here reads them back from the database).
-    enrollment = _place(session, member, actor, source, now, counters_at_commit=True)
+    enrollment = _place(session, member, actor, source, now, quota=quota, counters_at_commit=True)
     position = enrollment.position_at_arrival if enrollment.status == WAITLISTED else None
     _notify(enrollment, _NOTICE_FOR[enrollment.status], position=position, fresh=True)
     _changed(enrollment, None, actor)
