@@ -325,6 +325,8 @@ def refresh_staff_keys(session: Session, keys: set[tuple[int, int, int]]) -> Non
 @dataclass
 class Dirty:
     enrollments: set = field(default_factory=set)  # (municipality_id, session_id, staff_member_id)
+    # Those of them that a confirmed enrollment left (its key's figures may fall to zero).
+    enrollments_left: set = field(default_factory=set)
     attendance: set = field(default_factory=set)  # (staff_member_id, session_id)
     completions: set = field(default_factory=set)  # (municipality_id, fiscal_year, course_id, staff_member_id)
     sessions: set = field(default_factory=set)  # (session_id, course_id, starts_at) before and after
@@ -366,7 +368,8 @@ def _changed(obj, names: tuple[str, ...]) -> bool:
     return any(state.attrs[n].history.has_changes() for n in names)
 
 
-def _record(session: Session, model, obj_id, values: tuple) -> None:
+def _record(session: Session, model, obj_id, values: tuple, before: bool = False) -> None:
+    """``before``: ``values`` are the row's state before the change (it may leave a key)."""
     names, target, width = _watched()[model]
     if target == "enrollments" and values[3] != _CONFIRMED:
         # The summaries count confirmed enrollments only: a state that is not confirmed
@@ -375,6 +378,8 @@ def _record(session: Session, model, obj_id, values: tuple) -> None:
         return
     if width:
         getattr(_dirty(session), target).add(tuple(values[:width]))
+        if before and target == "enrollments":
+            _dirty(session).enrollments_left.add(tuple(values[:width]))
     else:  # sessions and staff moves are keyed by the row itself
         getattr(_dirty(session), target).add((obj_id, *values))
 
@@ -416,13 +421,13 @@ def _collect_before(session: Session, _flush_context, _instances) -> None:
             if old is None:
                 unknown[model].append(state.identity[0])
             else:
-                _record(session, model, state.identity[0], old)
+                _record(session, model, state.identity[0], old, before=True)
     for model, ids in unknown.items():
         table = model.__table__
         names = watched[model][0]
         for chunk in _chunks(sorted(set(ids))):
             for row in session.execute(select(table.c.id, *(table.c[n] for n in names)).where(table.c.id.in_(chunk))):
-                _record(session, model, row[0], tuple(row[1:]))
+                _record(session, model, row[0], tuple(row[1:]), before=True)
 
 
 @event.listens_for(Session, "after_flush")
@@ -492,11 +497,14 @@ def apply(session: Session, dirty: Dirty) -> None:
             .where(TrainingSession.id.in_(sorted(unknown)))
         ):
             sessions[sid] = (cid, fiscal_year_of(as_utc(starts_at)))
+    may_drop: set[tuple] = set()  # keys whose row may end with every figure zero
     for mid, sid, staff_id in dirty.enrollments:
         if sid in sessions:
             cid, fy = sessions[sid]
             course_keys[(mid, fy, cid)].add("enrolled")
             staff_keys.add((mid, fy, staff_id))
+            if (mid, sid, staff_id) in dirty.enrollments_left:
+                may_drop.update((("course", mid, fy, cid), ("staff", mid, fy, staff_id)))
     staff_ids = {s for s, _sid in dirty.attendance}
     home = dict(session.execute(
         select(StaffMember.id, StaffMember.municipality_id).where(StaffMember.id.in_(list(staff_ids)))
@@ -539,7 +547,7 @@ def apply(session: Session, dirty: Dirty) -> None:
         # Enrollments only, a few keys (an enrollment, a cancellation with its promotion, a
         # swap): each key is recomputed and written by one statement, and those statements
         # go with the transaction's other deferred writes (one round trip on PostgreSQL).
-        _defer_enrolled_keys(session, lock_keys, course_keys, staff_keys)
+        _defer_enrolled_keys(session, lock_keys, course_keys, staff_keys, may_drop)
         return
     _lock(session, lock_keys)
     refresh_course_keys(session, course_keys)
@@ -557,11 +565,14 @@ _LOCK_SQL = text("SELECT count(pg_advisory_xact_lock(:ns, k)) FROM (SELECT unnes
                  "ORDER BY k) AS ordered")
 
 
-def _defer_enrolled_keys(session: Session, lock_keys: list[tuple], course_keys: dict, staff_keys: set) -> None:
+def _defer_enrolled_keys(session: Session, lock_keys: list[tuple], course_keys: dict, staff_keys: set,
+                        may_drop: set) -> None:
     """Defer, to the commit, the advisory lock on the keys (PostgreSQL) and then for each key
     one INSERT … SELECT … ON CONFLICT DO UPDATE that recomputes its enrollment figures from
-    the base tables, and a DELETE of the row should every figure be zero. Each statement
-    starts after the one before it has finished, so the recomputation reads after the lock."""
+    the base tables, and, for a key that a confirmed enrollment left (``may_drop``), a
+    DELETE of the row should every figure be zero (a key that only gained one keeps a
+    count of at least one). Each statement starts after the one before it has finished,
+    so the recomputation reads after the lock."""
     dialect = session.get_bind().dialect.name
     statements = _enrolled_statements(dialect)
     if dialect == "postgresql":
@@ -570,12 +581,14 @@ def _defer_enrolled_keys(session: Session, lock_keys: list[tuple], course_keys: 
         start, end = fiscal_year_bounds(fy)
         params = {"mid": mid, "fy": fy, "cid": cid, "start": start, "end": end}
         defer(session, statements["course_upsert"], params)
-        defer(session, statements["course_zero"], {"mid": mid, "fy": fy, "cid": cid})
+        if ("course", mid, fy, cid) in may_drop:
+            defer(session, statements["course_zero"], {"mid": mid, "fy": fy, "cid": cid})
     for mid, fy, sid in sorted(k for k in staff_keys if None not in k):
         start, end = fiscal_year_bounds(fy)
         params = {"mid": mid, "fy": fy, "sid": sid, "start": start, "end": end}
         defer(session, statements["staff_upsert"], params)
-        defer(session, statements["staff_zero"], {"mid": mid, "fy": fy, "sid": sid})
+        if ("staff", mid, fy, sid) in may_drop:
+            defer(session, statements["staff_zero"], {"mid": mid, "fy": fy, "sid": sid})
 
 
 _ENROLLED_STATEMENTS: dict[str, dict] = {}
