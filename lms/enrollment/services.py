@@ -354,6 +354,21 @@ class _HotStatements:
 _HOT: dict[str, _HotStatements] = {}
 
 
+def warm_up() -> None:
+    """Build (and compile once) the enroll path's statements and the summaries' per-key
+    statements when the app starts, so that a new worker's first enrollment, with every
+    request of a rush queued behind it, does not build them (within an app context)."""
+    from lms.completion.summary import _enrolled_statements
+
+    dialect = db.engine.dialect
+    if dialect.name in _HOT:
+        return  # once per process and dialect
+    statements = [value for value in vars(_hot()).values() if hasattr(value, "compile")]
+    statements += list(_enrolled_statements(dialect.name).values())
+    for statement in statements:
+        statement.compile(dialect=dialect)
+
+
 def _hot() -> _HotStatements:
     dialect = db.engine.dialect.name  # SQLite has no FOR UPDATE: the statements differ
     statements = _HOT.get(dialect)
