@@ -169,3 +169,18 @@ def test_deferred_statements_take_one_round_trip_on_postgresql(db, municipality,
     db.session.commit()
     assert syncs == [1]
     assert db.session.query(TenantMapping).count() == 5
+
+
+def test_a_savepoint_rolled_back_drops_only_what_was_deferred_inside_it(db, municipality):
+    from lms.common.database import defer
+
+    mid = municipality().id
+    defer(db.session(), _INSERT_MAPPING, {"tenant_id": _tenant(51), "municipality_id": mid})
+    savepoint = db.session.begin_nested()
+    defer(db.session(), _INSERT_MAPPING, {"tenant_id": _tenant(52), "municipality_id": mid})
+    savepoint.rollback()
+    with db.session.begin_nested():  # released: what it deferred is written with it
+        defer(db.session(), _INSERT_MAPPING, {"tenant_id": _tenant(53), "municipality_id": mid})
+    defer(db.session(), _INSERT_MAPPING, {"tenant_id": _tenant(54), "municipality_id": mid})
+    db.session.commit()
+    assert sorted(m.tenant_id for m in db.session.query(TenantMapping)) == [_tenant(51), _tenant(53), _tenant(54)]

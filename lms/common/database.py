@@ -156,8 +156,9 @@ def defer(session: Session, statement, params: dict, on_rows: Callable[[list], N
     COMMIT, after the last flush), together with the other deferred statements: in one
     round trip on PostgreSQL. For writes whose result nothing in the transaction reads
     meanwhile (a counter the caller already knows the new value of, an outbox row);
-    ``on_rows`` receives the statement's RETURNING rows. A rollback drops them."""
-    session.info.setdefault(_DEFERRED, []).append((statement, params, on_rows))
+    ``on_rows`` receives the statement's RETURNING rows. A rollback drops them (a savepoint's
+    rollback, those deferred inside it)."""
+    session.info.setdefault(_DEFERRED, []).append((statement, params, on_rows, session.get_nested_transaction()))
 
 
 def before_commit_writer(func: Callable[[Session], None]) -> Callable[[Session], None]:
@@ -171,15 +172,20 @@ def before_commit_writer(func: Callable[[Session], None]) -> Callable[[Session],
 def _before_commit(session: Session) -> None:
     for func in _PRE_COMMIT:
         func(session)
+    # (A savepoint's release runs them too: they are written in the enclosing transaction.)
     batch = session.info.pop(_DEFERRED, None)
     if batch:
-        run_batch(session, batch)
+        run_batch(session, [item[:3] for item in batch])
 
 
 @event.listens_for(Session, "after_transaction_end")
 def _drop_deferred(session, transaction):
     if transaction.parent is None:
         session.info.pop(_DEFERRED, None)
+    elif transaction.nested and session.info.get(_DEFERRED):
+        # A released savepoint has run everything deferred; what is left of this one's was
+        # rolled back with it.
+        session.info[_DEFERRED] = [item for item in session.info[_DEFERRED] if item[3] is not transaction]
 
 
 def run_batch(session: Session, batch: list[tuple]) -> None:
