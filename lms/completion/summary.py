@@ -577,18 +577,13 @@ def _defer_enrolled_keys(session: Session, lock_keys: list[tuple], course_keys: 
     statements = _enrolled_statements(dialect)
     if dialect == "postgresql":
         defer(session, _LOCK_SQL, {"ns": _LOCK_CLASS, "keys": _lock_hashes(lock_keys)})
-    for mid, fy, cid in sorted(k for k in course_keys if None not in k):
-        start, end = fiscal_year_bounds(fy)
-        params = {"mid": mid, "fy": fy, "cid": cid, "start": start, "end": end}
-        defer(session, statements["course_upsert"], params)
-        if ("course", mid, fy, cid) in may_drop:
-            defer(session, statements["course_zero"], {"mid": mid, "fy": fy, "cid": cid})
-    for mid, fy, sid in sorted(k for k in staff_keys if None not in k):
-        start, end = fiscal_year_bounds(fy)
-        params = {"mid": mid, "fy": fy, "sid": sid, "start": start, "end": end}
-        defer(session, statements["staff_upsert"], params)
-        if ("staff", mid, fy, sid) in may_drop:
-            defer(session, statements["staff_zero"], {"mid": mid, "fy": fy, "sid": sid})
+    for kind, keys, third in (("course", course_keys, "cid"), ("staff", staff_keys, "sid")):
+        for mid, fy, other in sorted(k for k in keys if None not in k):
+            start, end = fiscal_year_bounds(fy)
+            key = {"mid": mid, "fy": fy, third: other}
+            defer(session, statements[f"{kind}_upsert"], {**key, "start": start, "end": end})
+            if (kind, mid, fy, other) in may_drop:
+                defer(session, statements[f"{kind}_zero"], key)
 
 
 _ENROLLED_STATEMENTS: dict[str, dict] = {}
