@@ -42,6 +42,8 @@ class Enrollment(db.Model):
             postgresql_where=text(_ACTIVE_SQL),
         ),
         Index("ix_enrollment_session_status_arrival", "session_id", "status", "arrival_seq"),
+        # The session's latest arrival (numbering a new one) in one probe.
+        Index("ix_enrollment_session_arrival", "session_id", "arrival_seq"),
         Index("ix_enrollment_staff_status", "staff_member_id", "status"),
     )
 
