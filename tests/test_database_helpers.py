@@ -184,3 +184,49 @@ def test_a_savepoint_rolled_back_drops_only_what_was_deferred_inside_it(db, muni
     defer(db.session(), _INSERT_MAPPING, {"tenant_id": _tenant(54), "municipality_id": mid})
     db.session.commit()
     assert sorted(m.tenant_id for m in db.session.query(TenantMapping)) == [_tenant(51), _tenant(53), _tenant(54)]
+
+
+def test_commit_sends_the_deferred_writes_and_the_commit_together(db, municipality, monkeypatch):
+    from sqlalchemy import event as sa_event
+
+    from lms.common.database import commit, defer
+
+    mid = municipality().id
+    db.session.add(TenantMapping(tenant_id=_tenant(60), municipality_id=mid))  # an ORM change, flushed first
+    defer(db.session(), _INSERT_MAPPING, {"tenant_id": _tenant(61), "municipality_id": mid})
+    defer(db.session(), _INSERT_MAPPING, {"tenant_id": _tenant(62), "municipality_id": mid})
+    committed = []
+    sa_event.listen(db.session(), "after_commit", lambda session: committed.append(1))
+    if db.engine.dialect.name == "postgresql":
+        driver = db.session.connection().connection.driver_connection
+        pipelines, commits = [], []
+        real_pipeline, real_commit = type(driver).pipeline, type(driver).commit
+        monkeypatch.setattr(type(driver), "pipeline", lambda self: pipelines.append(1) or real_pipeline(self))
+        monkeypatch.setattr(type(driver), "commit",
+                            lambda self: commits.append(self._pipeline is not None) or real_commit(self))
+    commit(db.session())
+    assert committed == [1] and not db.session().in_transaction()
+    if db.engine.dialect.name == "postgresql":
+        # One pipeline holding both INSERTs and the COMMIT; SQLAlchemy's own commit after it
+        # found the transaction over.
+        assert pipelines == [1] and commits[0] is True
+    db.session.remove()
+    assert sorted(m.tenant_id for m in db.session.query(TenantMapping)) == [_tenant(60), _tenant(61), _tenant(62)]
+
+
+def test_commit_writes_nothing_when_a_deferred_statement_fails(db, municipality):
+    from sqlalchemy.exc import IntegrityError
+
+    from lms.common.database import commit, defer
+
+    mid = municipality().id
+    db.session.add(TenantMapping(tenant_id=_tenant(70), municipality_id=mid))
+    defer(db.session(), _INSERT_MAPPING, {"tenant_id": _tenant(71), "municipality_id": mid})
+    defer(db.session(), _INSERT_MAPPING, {"tenant_id": _tenant(71), "municipality_id": mid})  # refused: same key
+    with pytest.raises(IntegrityError):
+        commit(db.session())
+    db.session.rollback()
+    assert db.session.query(TenantMapping).count() == 0
+    db.session.add(TenantMapping(tenant_id=_tenant(72), municipality_id=mid))
+    commit(db.session())
+    assert db.session.query(TenantMapping).count() == 1

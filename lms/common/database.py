@@ -188,15 +188,38 @@ def _drop_deferred(session, transaction):
         session.info[_DEFERRED] = [item for item in session.info[_DEFERRED] if item[3] is not transaction]
 
 
-def run_batch(session: Session, batch: list[tuple]) -> None:
+def commit(session: Session) -> None:
+    """``session.commit()``; on PostgreSQL the deferred statements and the COMMIT itself go to
+    the server in one round trip (one pipeline), when nothing but them is left to write.
+
+    The pre-commit writers run first (as before any commit); if the session is then clean,
+    the batch and the COMMIT are sent together, and ``session.commit()`` completes
+    SQLAlchemy's side (its events, the identity map) without another round trip: the
+    driver knows its transaction is over. An error in any of them rolls the whole
+    transaction back, as an error at the commit would."""
+    if session.get_bind().dialect.name != "postgresql" or not session.in_transaction():
+        session.commit()
+        return
+    session.flush()
+    for func in _PRE_COMMIT:
+        func(session)
+    batch = session.info.get(_DEFERRED)
+    if batch and not (session.new or session.dirty or session.deleted):
+        session.info.pop(_DEFERRED)
+        run_batch(session, [item[:3] for item in batch], and_commit=True)
+    session.commit()
+
+
+def run_batch(session: Session, batch: list[tuple], and_commit: bool = False) -> None:
     """Execute ``(statement, params, on_rows)`` in order in the session's transaction.
 
     On PostgreSQL they go to the server together in psycopg's pipeline mode: one round
     trip, each statement still run (and given its snapshot) after the one before it has
     finished, so a lock taken by one is held when the next one reads. Elsewhere, one by one.
-    Engine events (``before_cursor_execute``) see every statement, as for any other."""
+    Engine events (``before_cursor_execute``) see every statement, as for any other.
+    ``and_commit`` (PostgreSQL): the COMMIT goes in the same pipeline (see ``commit``)."""
     connection = session.connection()
-    if connection.dialect.name != "postgresql" or len(batch) == 1:
+    if connection.dialect.name != "postgresql" or (len(batch) == 1 and not and_commit):
         for statement, params, on_rows in batch:
             result = connection.execute(statement, params)
             rows = result.all() if result.returns_rows else []
@@ -215,6 +238,8 @@ def run_batch(session: Session, batch: list[tuple]) -> None:
                     connection.dispatch.before_cursor_execute(connection, cursor, sql, values, None, False)
                 sent.append((cursor, sql, values, on_rows, compiled))
                 cursor.execute(sql, values)
+            if and_commit:
+                driver.commit()  # queued behind them; the pipeline's one sync
         for cursor, _sql, _values, on_rows, compiled in sent:
             rows = _processed_rows(dialect, compiled, cursor) if cursor.description is not None else []
             cursor.close()
