@@ -168,14 +168,20 @@ def before_commit_writer(func: Callable[[Session], None]) -> Callable[[Session],
     return func
 
 
-@event.listens_for(Session, "before_commit")
-def _before_commit(session: Session) -> None:
+def _prepare_commit(session: Session) -> list[tuple]:
+    """Run the pre-commit writers, flush, and take the deferred statements to send."""
     for func in _PRE_COMMIT:
         func(session)
+    session.flush()
+    return [item[:3] for item in session.info.pop(_DEFERRED, ())]
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
     # (A savepoint's release runs them too: they are written in the enclosing transaction.)
-    batch = session.info.pop(_DEFERRED, None)
+    batch = _prepare_commit(session)
     if batch:
-        run_batch(session, [item[:3] for item in batch])
+        run_batch(session, batch)
 
 
 @event.listens_for(Session, "after_transaction_end")
@@ -190,42 +196,40 @@ def _drop_deferred(session, transaction):
 
 def commit(session: Session) -> None:
     """``session.commit()``; on PostgreSQL the deferred statements and the COMMIT itself go to
-    the server in one round trip (one pipeline), when nothing but them is left to write.
+    the server in one round trip (one pipeline).
 
-    The pre-commit writers run first (as before any commit); if the session is then clean,
-    the batch and the COMMIT are sent together, and ``session.commit()`` completes
+    The pre-commit writers run and the session is flushed first (as before any commit);
+    then the batch and the COMMIT are sent together, and ``session.commit()`` completes
     SQLAlchemy's side (its events, the identity map) without another round trip: the
     driver knows its transaction is over. An error in any of them rolls the whole
     transaction back, as an error at the commit would."""
     if session.get_bind().dialect.name != "postgresql" or not session.in_transaction():
         session.commit()
         return
-    session.flush()
-    for func in _PRE_COMMIT:
-        func(session)
-    batch = session.info.get(_DEFERRED)
-    if batch and not (session.new or session.dirty or session.deleted):
-        session.info.pop(_DEFERRED)
-        run_batch(session, [item[:3] for item in batch], and_commit=True)
+    batch = _prepare_commit(session)
+    if batch:
+        run_batch(session, batch, and_commit=True)
     session.commit()
 
 
-def run_batch(session: Session, batch: list[tuple], and_commit: bool = False) -> None:
+def run_batch(session: Session, batch: list[tuple], and_commit: bool = False) -> list[list]:
     """Execute ``(statement, params, on_rows)`` in order in the session's transaction.
 
     On PostgreSQL they go to the server together in psycopg's pipeline mode: one round
     trip, each statement still run (and given its snapshot) after the one before it has
     finished, so a lock taken by one is held when the next one reads. Elsewhere, one by one.
     Engine events (``before_cursor_execute``) see every statement, as for any other.
+    Returns each statement's rows (also given to its ``on_rows``, which may be None).
     ``and_commit`` (PostgreSQL): the COMMIT goes in the same pipeline (see ``commit``)."""
     connection = session.connection()
+    results = []
     if connection.dialect.name != "postgresql" or (len(batch) == 1 and not and_commit):
         for statement, params, on_rows in batch:
             result = connection.execute(statement, params)
-            rows = result.all() if result.returns_rows else []
+            results.append(result.all() if result.returns_rows else [])
             if on_rows is not None:
-                on_rows(rows)
-        return
+                on_rows(results[-1])
+        return results
     dialect = connection.dialect
     driver = connection.connection.driver_connection
     sent = []
@@ -241,10 +245,11 @@ def run_batch(session: Session, batch: list[tuple], and_commit: bool = False) ->
             if and_commit:
                 driver.commit()  # queued behind them; the pipeline's one sync
         for cursor, _sql, _values, on_rows, compiled in sent:
-            rows = _processed_rows(dialect, compiled, cursor) if cursor.description is not None else []
+            results.append(_processed_rows(dialect, compiled, cursor) if cursor.description is not None else [])
             cursor.close()
             if on_rows is not None:
-                on_rows(rows)
+                on_rows(results[-1])
+        return results
     except dialect.loaded_dbapi.Error as exc:
         cursor, sql, values = sent[-1][:3] if sent else (None, "", {})
         # As for a statement run by SQLAlchemy: wrapped (IntegrityError, OperationalError, …),

@@ -118,18 +118,8 @@ def _statement(kind: str, dialect: str, by_course: bool, by_municipality: bool, 
     staff = bindparam("staff_ids", expanding=True)
     if kind == "enrolled":
         stmt = (
-            select(Enrollment.municipality_id, TrainingSession.course_id,
-                   func.count(func.distinct(Enrollment.staff_member_id)),
-                   func.count(func.distinct(Completion.staff_member_id)))
-            .select_from(Enrollment)
-            .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
-            .outerjoin(Completion, and_(
-                Completion.staff_member_id == Enrollment.staff_member_id,
-                Completion.course_id == TrainingSession.course_id,
-                Completion.fiscal_year == fy,
-                Completion.status == COMPLETED,
-                Completion.municipality_id == Enrollment.municipality_id,
-            ))
+            select(Enrollment.municipality_id, TrainingSession.course_id, *_enrolled_counts())
+            .select_from(_enrollments_with_completions(fy))
             .where(Enrollment.status == CONFIRMED, in_year)
             .group_by(Enrollment.municipality_id, TrainingSession.course_id)
         )
@@ -179,6 +169,32 @@ def _statement(kind: str, dialect: str, by_course: bool, by_municipality: bool, 
         stmt = stmt.where(municipality_col.in_(municipalities))
     _STATEMENTS[shape] = stmt
     return stmt
+
+
+def _enrollments_with_completions(fy):
+    """Enrollments with their session, and the staff member's completion of that course in
+    fiscal year ``fy`` for the same municipality (outer): what "enrolled" and "done" count."""
+    from lms.courses.models import TrainingSession
+    from lms.enrollment.models import Enrollment
+
+    return (
+        Enrollment.__table__
+        .join(TrainingSession.__table__, TrainingSession.id == Enrollment.session_id)
+        .outerjoin(Completion.__table__, and_(
+            Completion.staff_member_id == Enrollment.staff_member_id,
+            Completion.course_id == TrainingSession.course_id,
+            Completion.fiscal_year == fy,
+            Completion.status == COMPLETED,
+            Completion.municipality_id == Enrollment.municipality_id,
+        ))
+    )
+
+
+def _enrolled_counts():
+    """The "enrolled" and "done" figures over ``_enrollments_with_completions``."""
+    from lms.enrollment.models import Enrollment
+
+    return (func.count(func.distinct(Enrollment.staff_member_id)), func.count(func.distinct(Completion.staff_member_id)))
 
 
 def course_figures(session: Session, fiscal_year: int, course_ids=None, municipality_ids=None,
@@ -614,15 +630,8 @@ def _enrolled_statements(dialect: str) -> dict:
     cid = bindparam("cid", type_=Integer)
     others = [c for c in COURSE_COLUMNS if c not in PARTS["enrolled"]]
     figures = (
-        select(mid, fy, cid, func.count(func.distinct(e.c.staff_member_id)),
-               func.count(func.distinct(c.c.staff_member_id)), *(literal_column("0") for _ in others))
-        .select_from(e.join(ts, ts.c.id == e.c.session_id).outerjoin(c, and_(
-            c.c.staff_member_id == e.c.staff_member_id,
-            c.c.course_id == ts.c.course_id,
-            c.c.fiscal_year == fy,
-            c.c.status == COMPLETED,
-            c.c.municipality_id == e.c.municipality_id,
-        )))
+        select(mid, fy, cid, *_enrolled_counts(), *(literal_column("0") for _ in others))
+        .select_from(_enrollments_with_completions(fy))
         .where(e.c.status == CONFIRMED, in_year, ts.c.course_id == cid, e.c.municipality_id == mid)
     )
     upsert = dialect_insert(table).from_select(

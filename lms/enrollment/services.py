@@ -216,19 +216,17 @@ def _relock_session(session: TrainingSession, staff_member_id: int, municipality
     it reads the quota as committed by the lock's previous holder): returns it, or None.
     On SQLite returns ``_UNKNOWN`` (``_place`` reads it when a seat is at stake)."""
     hot = _hot()
-    found: dict[str, list] = {}
     params = {"sid": session.id, "staff": staff_member_id}
     if is_sqlite():
-        found["session"] = [db.session.connection().execute(hot.lock_session, params).one_or_none()]
+        rows, quota_rows = db.session.connection().execute(hot.lock_session, params).all(), None
     else:
-        run_batch(db.session(), [
-            (hot.lock_session, params, lambda rows: found.__setitem__("session", rows)),
-            (hot.lock_quota, {"sid": session.id, "mid": municipality_id},
-             lambda rows: found.__setitem__("quota", rows)),
+        rows, quota_rows = run_batch(db.session(), [
+            (hot.lock_session, params, None),
+            (hot.lock_quota, {"sid": session.id, "mid": municipality_id}, None),
         ])
-    row = found["session"][0] if found["session"] else None
-    if row is None:
+    if not rows:
         raise NotFound(_("研修回が見つかりません。"))
+    row = rows[0]
     state = session.__dict__
     for key, value in zip(hot.lock_session_keys, row, strict=True):
         if key not in _CLASH_COLUMNS and state.get(key, _UNSET) != value:
@@ -239,9 +237,9 @@ def _relock_session(session: TrainingSession, staff_member_id: int, municipality
         raise AlreadyEnrolled(_already_message(existing), enrollment=existing)
     if clash_other is not None:
         raise _overlap_error(db.session.get(Enrollment, clash_other))
-    if "quota" not in found:
+    if quota_rows is None:
         return _UNKNOWN
-    return _attached_quota(found["quota"][0]) if found["quota"] else None
+    return _attached_quota(quota_rows[0]) if quota_rows else None
 
 
 def _attached_quota(row) -> SessionQuota:

@@ -72,20 +72,20 @@ def format_when(value) -> str:
     return f"{local.year}年{local.month}月{local.day}日({_WEEKDAYS[local.weekday()]}) {local:%H:%M}"
 
 
-def session_period(session) -> str:
-    start, end = to_tokyo(session.starts_at), to_tokyo(session.ends_at)
+def session_period(starts_at, ends_at) -> str:
+    start, end = to_tokyo(starts_at), to_tokyo(ends_at)
     if start.date() == end.date():
-        return f"{format_when(session.starts_at)}〜{end:%H:%M}"
-    return f"{format_when(session.starts_at)}〜{format_when(session.ends_at)}"
+        return f"{format_when(starts_at)}〜{end:%H:%M}"
+    return f"{format_when(starts_at)}〜{format_when(ends_at)}"
 
 
-def session_place_lines(session) -> list[str]:
+def session_place_lines(delivery: str, location: str | None, join_url: str | None) -> list[str]:
     lines = []
-    if session.delivery in ("onsite", "hybrid") and session.location:
-        lines.append(_("会場：%(place)s", place=session.location))
-    if session.delivery in ("teams", "hybrid"):
-        if session.join_url:
-            lines.append(_("Teams 会議への参加リンク：%(url)s", url=session.join_url))
+    if delivery in ("onsite", "hybrid") and location:
+        lines.append(_("会場：%(place)s", place=location))
+    if delivery in ("teams", "hybrid"):
+        if join_url:
+            lines.append(_("Teams 会議への参加リンク：%(url)s", url=join_url))
         else:
             lines.append(_("Teams 会議への参加リンク：開催前にマイページでお知らせします"))
     if not lines:
@@ -222,9 +222,8 @@ def _subject(locale: str, kind: str, session_name: str) -> str:
 def _body_tail(locale, kind, session_name, starts_at, ends_at, delivery, location, join_url, cancel_deadline,
                my_page) -> str:
     """The body after its lead (``locale``, the language in force, is part of the key)."""
-    place = _SessionPlace(delivery, location, join_url)
-    lines = ["", _("■ 研修"), session_name, "", _("■ 日時"), session_period(_SessionTimes(starts_at, ends_at))]
-    lines += ["", _("■ 場所")] + session_place_lines(place)
+    lines = ["", _("■ 研修"), session_name, "", _("■ 日時"), session_period(starts_at, ends_at)]
+    lines += ["", _("■ 場所")] + session_place_lines(delivery, location, join_url)
     if kind not in ("cancelled", "rejected") and cancel_deadline:
         lines += ["", _("■ キャンセル期限"), format_when(cancel_deadline)]
         lines.append(_("期限を過ぎてからの取消は、遅刻・欠席扱いとなる場合があります。"))
@@ -240,19 +239,6 @@ def _body_tail(locale, kind, session_name, starts_at, ends_at, delivery, locatio
         _("このメールは送信専用のアドレスから自動で送信しています。返信はできません。"),
     ]
     return "\n".join(lines) + "\n"
-
-
-@dataclass(frozen=True)
-class _SessionTimes:
-    starts_at: object
-    ends_at: object
-
-
-@dataclass(frozen=True)
-class _SessionPlace:
-    delivery: str
-    location: str | None
-    join_url: str | None
 
 
 # ---------------------------------------------------------------- .ics
