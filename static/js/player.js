@@ -172,6 +172,12 @@
     if (stopped) { return; }
     refreshLink();
   }, true);
+  // The <source> starts loading while the page is parsed, before this script runs: its link
+  // may have been refused already (an expired page reopened from the cache, a fast answer),
+  // and that error was not heard. The element then has no source left: refresh now.
+  if (video.error || video.networkState === HTMLMediaElement.NETWORK_NO_SOURCE) {
+    refreshLink();
+  }
 
   document.addEventListener("click", function (event) {
     var link = event.target.closest("[data-seek]");

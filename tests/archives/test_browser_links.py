@@ -61,3 +61,39 @@ def test_an_expired_link_is_renewed_and_a_withdrawn_archive_stops(live_server, p
     page.evaluate("() => { const v = document.getElementById('player'); v.src = v.currentSrc.replace(/s=[^&]*/, 's=x'); }")
     expect(page.locator("#viewing-live")).to_contain_text("このアーカイブは視聴できなくなりました", timeout=10_000)
     assert len(issued) == 2  # the app refused: no link was issued to the withdrawn archive
+
+
+def test_a_link_refused_before_the_player_script_runs_is_renewed(live_server, page, make_user, monkeypatch):
+    """The <source> loads while the page is parsed: its refusal can come before player.js
+    has attached its error listener (here the script is held back until it has). The player
+    still asks for a fresh link and the video loads."""
+    base = live_server.url
+    trainer = make_user("trainer", "130001", name="講師 一郎", is_demo=True)
+    course = factories.make_course(title="Teams 活用研修", eligible=["131016"], owner_id=trainer.id)
+    archive = make_archive(course)
+    add_file(archive, DEMO_VIDEO.read_bytes(), "archive-demo.webm")
+    learner = make_user("learner", "131016", name="千代田 花子", is_demo=True)
+    issued = []
+    real_issue = links.issue
+
+    def first_one_expired(user, archive_file, now=None):
+        issued.append(archive_file.id)
+        return real_issue(user, archive_file, now=time.time() - 600 if len(issued) == 1 else now)
+
+    monkeypatch.setattr(links, "issue", first_one_expired)
+    _sign_in(page, base, learner)
+    refused = []
+    page.on("response", lambda r: refused.append(r.url) if "/archives/media/" in r.url and r.status == 410 else None)
+
+    def hold_back(route):
+        deadline = time.monotonic() + 10
+        while not refused and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # and the element has reported it
+        route.continue_()
+
+    page.route("**/static/js/player.js", hold_back)
+    page.goto(f"{base}/archives/{archive.id}")
+    _wait_for(page, "document.getElementById('player').readyState >= 1")
+    assert refused, "the page's link was refused before the script ran"
+    assert len(issued) == 2  # the page's (expired) link, then the player's fresh one
