@@ -74,6 +74,7 @@ if str(ROOT) not in sys.path:
 
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql+psycopg://root@127.0.0.1:5432/postgres")
 BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+USER_AGENT = "manabi-bench"  # every request of the benches: one browser's, as a real user's
 
 
 def _flush_redis(url: str | None) -> None:
@@ -244,6 +245,7 @@ class Req:
     form: dict | None = None
     agent: Agent | None = None
     headers: dict | None = None
+    source: str | None = None  # the client's address (a loopback one of its own), if not 127.0.0.1
 
 
 @dataclass
@@ -261,7 +263,7 @@ class Response:
 
 async def _fetch(host: str, port: int, req: Req) -> Response:
     body = b""
-    lines = [f"{req.method} {req.path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close", "User-Agent: manabi-bench"]
+    lines = [f"{req.method} {req.path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close", f"User-Agent: {USER_AGENT}"]
     if req.form is not None:
         body = urlencode(req.form).encode()
         lines.append("Content-Type: application/x-www-form-urlencoded")
@@ -272,7 +274,7 @@ async def _fetch(host: str, port: int, req: Req) -> Response:
     for k, v in (req.headers or {}).items():
         lines.append(f"{k}: {v}")
     started = time.perf_counter()
-    reader, writer = await asyncio.open_connection(host, port)
+    reader, writer = await asyncio.open_connection(host, port, local_addr=(req.source, 0) if req.source else None)
     try:
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
         await writer.drain()

@@ -4,7 +4,8 @@ gunicorn (2 sync workers, as in production) on PostgreSQL, rate limits on. Every
 is signed in through the demo sign-in before timing starts (each from a loopback address
 of its own, as real learners come from their own machines, so the per-address sign-in
 limit applies to them as in production), then their 3,000 enrollments are fired over real
-HTTP through 64 concurrent connections, each with its own session cookie and CSRF token.
+HTTP through 64 concurrent connections, each with its own session cookie and CSRF token,
+from the address it signed in from.
 The bare /hello view is measured the same way before and after the rush.
 
 Prints one JSON object: confirmed, waitlisted, errors, overbooked, enroll_per_s,
@@ -29,6 +30,7 @@ from urllib.parse import urlencode, urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (  # noqa: E402
+    USER_AGENT,
     Agent,
     Gunicorn,
     Req,
@@ -105,7 +107,7 @@ def _source_ip(index: int) -> str:
 async def _send(host: str, port: int, method: str, path: str, agent: Agent, source: str,
                 form: dict | None = None) -> tuple[int, str]:
     body = urlencode(form).encode() if form is not None else b""
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close"]
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close", f"User-Agent: {USER_AGENT}"]
     if form is not None:
         lines += ["Content-Type: application/x-www-form-urlencoded", f"Content-Length: {len(body)}"]
     if agent.cookies:
@@ -205,9 +207,11 @@ def main() -> None:
             rush = run_load(
                 server.base_url,
                 [
+                    # From the address (and browser) each learner signed in from, as in a
+                    # real rush: the sign-in's session protection sees the same client.
                     Req("POST", f"/sessions/{session_id}/enroll", form={"csrf_token": token}, agent=agent,
-                        headers={"Accept": "application/json"})
-                    for agent, token in zip(agents, tokens, strict=True)
+                        headers={"Accept": "application/json"}, source=_source_ip(index))
+                    for index, (agent, token) in enumerate(zip(agents, tokens, strict=True))
                 ],
                 concurrency=args.concurrency,
                 ok=(201,),
