@@ -34,9 +34,7 @@ def init_login(app: Flask, login_manager: LoginManager) -> None:
             uid, version = int(raw_id), int(raw_version)
         except ValueError:
             return None
-        # Roles and municipality come with the user: every page needs them (menu, header).
-        # One prepared statement (compiled once), not a get() building its options per request.
-        user = db.session.execute(_user_statement(), {"uid": uid}).unique().scalar_one_or_none()
+        user = user_for_request(uid)
         # A role change or "sign out everywhere" raises session_version.
         if user is None or user.session_version != version or not user.active:
             return None
@@ -67,6 +65,14 @@ def init_login(app: Flask, login_manager: LoginManager) -> None:
         if now - last_seen > 60:
             session[_LAST_SEEN] = now
         return None
+
+
+def user_for_request(user_id: int):
+    """The user as every signed-in request loads it, or None.
+
+    Roles and municipality come with the user: every page needs them (menu, header). One
+    statement built and compiled once, not a get() building its options per request."""
+    return db.session.execute(_user_statement(), {"uid": user_id}).unique().scalar_one_or_none()
 
 
 @lru_cache(maxsize=1)

@@ -179,6 +179,12 @@ def _prepare_commit(session: Session) -> list[tuple]:
 @event.listens_for(Session, "before_commit")
 def _before_commit(session: Session) -> None:
     # (A savepoint's release runs them too: they are written in the enclosing transaction.)
+    write_deferred(session)
+
+
+def write_deferred(session: Session) -> None:
+    """Run the pre-commit writers and send the deferred statements now, in the transaction,
+    as a commit does before its COMMIT (one pipeline on PostgreSQL); nothing is committed."""
     batch = _prepare_commit(session)
     if batch:
         run_batch(session, batch)
