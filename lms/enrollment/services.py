@@ -211,18 +211,22 @@ def _relock_session(session: TrainingSession, staff_member_id: int, municipality
     committed when the statement began: anything that adds to them holds the staff member's
     row lock, which this transaction took first, so nothing can be added meanwhile.
 
-    On PostgreSQL the municipality's quota row of the session is locked and read in the
-    same round trip, by a second statement that starts once the session's lock is held (so
-    it reads the quota as committed by the lock's previous holder): returns it, or None.
-    On SQLite returns ``_UNKNOWN`` (``_place`` reads it when a seat is at stake)."""
+    On PostgreSQL, two more statements go in the same round trip and start once the
+    session's lock is held (so they read what the lock's previous holder committed): the
+    municipality's quota row of the session, locked; and a new arrival's id, its number
+    (one more than the latest) and the number of people waitlisted ahead of it (everyone
+    waiting now). Returns ``(quota or None, Arrival)``; on SQLite ``(_UNKNOWN, None)``
+    (``_place`` reads the quota when a seat is at stake, and the insert numbers the
+    arrival)."""
     hot = _hot()
     params = {"sid": session.id, "staff": staff_member_id}
     if is_sqlite():
-        rows, quota_rows = db.session.connection().execute(hot.lock_session, params).all(), None
+        rows, quota_rows, arrival_rows = db.session.connection().execute(hot.lock_session, params).all(), None, None
     else:
-        rows, quota_rows = run_batch(db.session(), [
+        rows, quota_rows, arrival_rows = run_batch(db.session(), [
             (hot.lock_session, params, None),
             (hot.lock_quota, {"sid": session.id, "mid": municipality_id}, None),
+            (hot.next_arrival, {"sid": session.id}, None),
         ])
     if not rows:
         raise NotFound(_("研修回が見つかりません。"))
@@ -238,8 +242,18 @@ def _relock_session(session: TrainingSession, staff_member_id: int, municipality
     if clash_other is not None:
         raise _overlap_error(db.session.get(Enrollment, clash_other))
     if quota_rows is None:
-        return _UNKNOWN
-    return _attached_quota(quota_rows[0]) if quota_rows else None
+        return _UNKNOWN, None
+    return (_attached_quota(quota_rows[0]) if quota_rows else None), Arrival(*arrival_rows[0])
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A new arrival's row id, number and the number of people waitlisted ahead of it, read
+    under the session's lock: its insert can then wait for the commit."""
+
+    id: int
+    seq: int
+    waiting_ahead: int
 
 
 def _attached_quota(row) -> SessionQuota:
@@ -316,8 +330,17 @@ class _HotStatements:
         self.lock_quota_keys = [c.key for c in self.lock_quota.selected_columns]
         enrollments = Enrollment.__table__
         self.insert = enrollments.insert().returning(enrollments.c.id)
+        self.insert_known = enrollments.insert()  # id and arrival number given (``Arrival``)
         earlier = enrollments.alias("earlier")
         waiting = enrollments.alias("waiting")
+        sid = bindparam("sid")
+        self.next_arrival = select(
+            func.nextval(func.pg_get_serial_sequence(enrollments.name, enrollments.c.id.name)),
+            select(func.coalesce(func.max(earlier.c.arrival_seq), 0) + 1)
+            .where(earlier.c.session_id == sid).scalar_subquery(),
+            select(func.count()).select_from(waiting)
+            .where(waiting.c.session_id == sid, waiting.c.status == WAITLISTED).scalar_subquery(),
+        )
         self.insert_arrival = (
             enrollments.insert()
             .values(arrival_seq=select(func.coalesce(func.max(earlier.c.arrival_seq), 0) + 1)
@@ -591,9 +614,12 @@ _UNKNOWN = object()
 
 def _place(session: TrainingSession, member: StaffMember, actor, source: str, now: datetime,
            *, arrival_seq: int | None = None, replaces: Enrollment | None = None,
-           status: str | None = None, quota=_UNKNOWN, counters_at_commit: bool = False) -> Enrollment:
+           status: str | None = None, quota=_UNKNOWN, counters_at_commit: bool = False,
+           arrival: Arrival | None = None) -> Enrollment:
     """Insert the enrollment in the status the rules give (or ``status`` for a swap).
-    ``counters_at_commit``: see ``_count_seats``."""
+    ``counters_at_commit``: see ``_count_seats``; then an ``arrival`` read under the lock
+    lets the insert go with the commit too (nothing in the transaction reads the row back
+    from the database)."""
     if status is None:
         if session.course.requires_approval and source == SELF:
             status = PENDING
@@ -630,7 +656,10 @@ def _place(session: TrainingSession, member: StaffMember, actor, source: str, no
         "updated_at": now,
     }
     connection = db.session.connection()
-    if arrival_seq is None:
+    if arrival is not None and counters_at_commit:
+        new_id, values["arrival_seq"], waiting_ahead = arrival.id, arrival.seq, arrival.waiting_ahead
+        defer(db.session(), _hot().insert_known, {"id": new_id, **values})
+    elif arrival_seq is None:
         # A new arrival: its number (one more than the latest; the caller holds the session's
         # lock, so arrivals are numbered one at a time) and the number of people waitlisted
         # ahead of it come back from the INSERT itself.
@@ -687,9 +716,10 @@ class NoRosterEntry(NotEligible):
 def _enroll_tx(session_id: int, staff_member_id: int | None, actor, source: str) -> Enrollment:
     """The hot path of a popular course's opening minute. Everyone's request queues on the
     session's row lock, so as little as possible happens while it is held, in as few round
-    trips as the rules allow: the staff member's row (locked) with the session as it is now;
-    the session's row (locked) with the staff member's clashes; the insert, which numbers
-    the arrival; the outbox row; the quota and counters only while seats remain."""
+    trips as the rules allow. On PostgreSQL there are three: the staff member's row (locked)
+    with the session as it is now; the session's row (locked) with the staff member's
+    clashes, the quota row (locked) and the arrival's id and number; and, with the COMMIT,
+    the insert, the outbox row, and the counters and summaries while seats remain."""
     now = utcnow()
     begin_write()
     # The staff member's row first: their own requests (here, in promotions, approvals,
@@ -711,12 +741,13 @@ def _enroll_tx(session_id: int, staff_member_id: int | None, actor, source: str)
     _check_member(session, member)
     # Then the session's row, with fresh counters, times and status under the lock (held
     # to the commit), and the staff member's clashes with it.
-    quota = _relock_session(session, member.id, member.municipality_id)
+    quota, arrival = _relock_session(session, member.id, member.municipality_id)
     _check_open(session, now)
     _check_member(session, member)
-    # The counters, the notice and the summaries are written with the commit, in one round
-    # trip on PostgreSQL (nothing here reads them back from the database).
-    enrollment = _place(session, member, actor, source, now, quota=quota, counters_at_commit=True)
+    # The enrollment, the counters, the notice and the summaries are written with the
+    # commit, in one round trip on PostgreSQL (nothing here reads them back from the
+    # database).
+    enrollment = _place(session, member, actor, source, now, quota=quota, counters_at_commit=True, arrival=arrival)
     position = enrollment.position_at_arrival if enrollment.status == WAITLISTED else None
     _notify(enrollment, _NOTICE_FOR[enrollment.status], position=position, fresh=True)
     _changed(enrollment, None, actor)
