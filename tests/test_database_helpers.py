@@ -230,3 +230,25 @@ def test_commit_writes_nothing_when_a_deferred_statement_fails(db, municipality)
     db.session.add(TenantMapping(tenant_id=_tenant(72), municipality_id=mid))
     commit(db.session())
     assert db.session.query(TenantMapping).count() == 1
+
+
+def test_a_cursor_describes_each_result_once_and_rightly(db):
+    """psycopg builds ``description`` anew on every read; the pool's cursors keep it per
+    result, and a new result (another statement, the next set) is described afresh."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("psycopg's cursor")
+    with db.engine.connect() as conn:
+        cursor = conn.connection.dbapi_connection.cursor()
+        cursor.execute("SELECT 1 AS a, 2 AS b")
+        first = cursor.description
+        assert [c.name for c in first] == ["a", "b"] and cursor.description is first
+        cursor.execute("SELECT 3 AS c")
+        assert [c.name for c in cursor.description] == ["c"]
+        cursor.execute("SELECT 1 AS x; SELECT 2 AS y, 3 AS z")
+        assert [c.name for c in cursor.description] == ["x"]
+        cursor.nextset()
+        assert [c.name for c in cursor.description] == ["y", "z"]
+        cursor.execute("SET LOCAL statement_timeout = 0")
+        assert cursor.description is None
+        # SQLAlchemy's results read it as ever.
+        assert conn.exec_driver_sql("SELECT 7 AS seven").mappings().one() == {"seven": 7}

@@ -17,6 +17,8 @@ from lms.extensions import db
 def configure_engine(engine: Engine, ping_after_idle: float = 1.0) -> None:
     if engine.dialect.name != "sqlite":
         _ping_when_idle(engine, ping_after_idle)
+        if engine.dialect.driver == "psycopg":
+            event.listen(engine, "connect", _describe_once)
         return
 
     @event.listens_for(engine, "connect")
@@ -70,6 +72,46 @@ def _ping_when_idle(engine: Engine, after: float) -> None:
                 # The pool closes this connection and checks out another (a new one).
                 raise DisconnectionError("the pooled connection was closed by the server") from exc
             raise
+
+
+def _describe_once(dbapi_conn, _record) -> None:
+    dbapi_conn.cursor_factory = _cursor_describing_once()
+
+
+_DESCRIBING_CURSOR = None
+
+
+def _cursor_describing_once():
+    """psycopg's cursor with ``description`` built once per result.
+
+    psycopg builds a new list of Column objects on every read of ``description``, and
+    SQLAlchemy reads it several times for each statement: about 170 Column objects for one
+    enrollment, 0.1 ms of CPU. This cursor keeps the list until the cursor moves on to
+    another result (its ``pgresult`` changes)."""
+    global _DESCRIBING_CURSOR
+    if _DESCRIBING_CURSOR is None:
+        import psycopg
+
+        describe = psycopg.Cursor.description.fget
+        unset = object()
+
+        class DescribingOnceCursor(psycopg.Cursor):
+            __slots__ = ("_described_result", "_description")
+
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                self._described_result = unset
+
+            @property
+            def description(self):
+                result = self.pgresult
+                if result is not self._described_result:
+                    self._description = describe(self)
+                    self._described_result = result
+                return self._description
+
+        _DESCRIBING_CURSOR = DescribingOnceCursor
+    return _DESCRIBING_CURSOR
 
 
 def _is_memory(engine: Engine) -> bool:
