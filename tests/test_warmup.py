@@ -82,9 +82,11 @@ def _fails():
     raise OSError("the store is down")
 
 
-def test_a_rehearsal_may_not_commit_and_a_failing_one_does_not_stop_the_rest(app, db, caplog):
+def test_a_rehearsal_may_not_commit_and_a_failing_one_does_not_stop_the_rest(app, db, caplog, monkeypatch):
     from lms.municipalities.models import TenantMapping
 
+    # (An app configured for JSON logs stops the "lms" loggers propagating to the root.)
+    monkeypatch.setattr(warmup.log, "handlers", [*warmup.log.handlers, caplog.handler])
     outcome = warmup.warm_up_worker(app, (f"{__name__}:_commits", f"{__name__}:_fails", "lms.common.warmup:rehearse_connections"))
     assert outcome == {f"{__name__}:_commits": False, f"{__name__}:_fails": False,
                        "lms.common.warmup:rehearse_connections": True}
