@@ -85,8 +85,10 @@ def _fails():
 def test_a_rehearsal_may_not_commit_and_a_failing_one_does_not_stop_the_rest(app, db, caplog, monkeypatch):
     from lms.municipalities.models import TenantMapping
 
-    # (An app configured for JSON logs stops the "lms" loggers propagating to the root.)
+    # (An app configured for JSON logs stops the "lms" loggers propagating to the root, and
+    # Alembic's logging set-up in an earlier test disables the loggers that exist by then.)
     monkeypatch.setattr(warmup.log, "handlers", [*warmup.log.handlers, caplog.handler])
+    monkeypatch.setattr(warmup.log, "disabled", False)
     outcome = warmup.warm_up_worker(app, (f"{__name__}:_commits", f"{__name__}:_fails", "lms.common.warmup:rehearse_connections"))
     assert outcome == {f"{__name__}:_commits": False, f"{__name__}:_fails": False,
                        "lms.common.warmup:rehearse_connections": True}

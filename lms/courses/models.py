@@ -120,12 +120,14 @@ class CourseEligibility(db.Model):
 class TrainingSession(db.Model):
     """A session (研修回). ``confirmed_count`` is kept by the enrollment service in the same
     transaction as every status change; the CHECK makes overbooking impossible at the
-    database level whatever the code does."""
+    database level whatever the code does. ``waitlisted_count`` is kept by the database
+    (lms.enrollment.triggers)."""
 
     __tablename__ = "training_session"
     __table_args__ = (
         CheckConstraint("capacity >= 0", name="capacity_nonnegative"),
         CheckConstraint("confirmed_count >= 0 AND confirmed_count <= capacity", name="not_overbooked"),
+        CheckConstraint("waitlisted_count >= 0", name="waitlisted_nonnegative"),
         CheckConstraint("ends_at > starts_at", name="ends_after_start"),
         Index("ix_training_session_course_starts", "course_id", "starts_at"),
         Index("ix_training_session_starts_at", "starts_at"),
@@ -141,6 +143,9 @@ class TrainingSession(db.Model):
     join_url: Mapped[str] = mapped_column(String(2000), default="")
     capacity: Mapped[int] = mapped_column(default=0)
     confirmed_count: Mapped[int] = mapped_column(default=0)
+    # Kept by database triggers on enrollment (lms.enrollment.triggers), never by the code;
+    # read it under the session's lock (the enrollment services reload it with the lock).
+    waitlisted_count: Mapped[int] = mapped_column(default=0, server_default="0")
     enroll_opens_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     enroll_closes_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancel_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime())

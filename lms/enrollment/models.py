@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, text
+from sqlalchemy import ForeignKey, Index, String, Text, event, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms.common.timeutil import utcnow
@@ -82,3 +82,12 @@ class Enrollment(db.Model):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+
+@event.listens_for(Enrollment.__table__, "after_create")
+def _install_waitlist_count(_table, connection, **_kw) -> None:
+    # create_all: the triggers that keep training_session.waitlisted_count (the migration
+    # installs them in a migrated database).
+    from lms.enrollment.triggers import install
+
+    install(connection)

@@ -213,9 +213,9 @@ def _relock_session(session: TrainingSession, staff_member_id: int, municipality
 
     On PostgreSQL, two more statements go in the same round trip and start once the
     session's lock is held (so they read what the lock's previous holder committed): the
-    municipality's quota row of the session, locked; and a new arrival's id, its number
-    (one more than the latest) and the number of people waitlisted ahead of it (everyone
-    waiting now). Returns ``(quota or None, Arrival)``; on SQLite ``(_UNKNOWN, None)``
+    municipality's quota row of the session, locked; and a new arrival's id and number (one
+    more than the latest). Everyone waiting now is ahead of it: the locked row's
+    ``waitlisted_count``. Returns ``(quota or None, Arrival)``; on SQLite ``(_UNKNOWN, None)``
     (``_place`` reads the quota when a seat is at stake, and the insert numbers the
     arrival)."""
     hot = _hot()
@@ -243,7 +243,8 @@ def _relock_session(session: TrainingSession, staff_member_id: int, municipality
         raise _overlap_error(db.session.get(Enrollment, clash_other))
     if quota_rows is None:
         return _UNKNOWN, None
-    return (_attached_quota(quota_rows[0]) if quota_rows else None), Arrival(*arrival_rows[0])
+    new_id, seq = arrival_rows[0]
+    return (_attached_quota(quota_rows[0]) if quota_rows else None), Arrival(new_id, seq, session.waitlisted_count)
 
 
 @dataclass(frozen=True)
@@ -333,13 +334,11 @@ class _HotStatements:
         self.insert_known = enrollments.insert()  # id and arrival number given (``Arrival``)
         earlier = enrollments.alias("earlier")
         waiting = enrollments.alias("waiting")
-        sid = bindparam("sid")
+        # (Those waitlisted ahead of a new arrival: the locked row's waitlisted_count.)
         self.next_arrival = select(
             func.nextval(func.pg_get_serial_sequence(enrollments.name, enrollments.c.id.name)),
             select(func.coalesce(func.max(earlier.c.arrival_seq), 0) + 1)
-            .where(earlier.c.session_id == sid).scalar_subquery(),
-            select(func.count()).select_from(waiting)
-            .where(waiting.c.session_id == sid, waiting.c.status == WAITLISTED).scalar_subquery(),
+            .where(earlier.c.session_id == bindparam("sid")).scalar_subquery(),
         )
         self.insert_arrival = (
             enrollments.insert()
@@ -676,6 +675,9 @@ def _place(session: TrainingSession, member: StaffMember, actor, source: str, no
     note_inserted(db.session(), enrollment, locked_session=session)
     # A new arrival comes last: its waitlist position is everyone waiting now, plus one.
     enrollment.position_at_arrival = waiting_ahead + 1 if status == WAITLISTED and waiting_ahead is not None else None
+    if status == WAITLISTED and waiting_ahead is not None:
+        # The triggers count it in the database; the loaded row follows (as after a commit).
+        set_committed_value(session, "waitlisted_count", waiting_ahead + 1)
     if status == CONFIRMED and replaces is None:
         _take_seat(session, quota, at_commit=counters_at_commit)
     return enrollment

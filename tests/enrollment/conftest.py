@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from lms.courses.models import SessionQuota, TrainingSession
-from lms.enrollment.models import ACTIVE_STATUSES, CONFIRMED, Enrollment
+from lms.enrollment.models import ACTIVE_STATUSES, CONFIRMED, WAITLISTED, Enrollment
 from lms.extensions import db
 from tests import factories
 
@@ -25,6 +25,7 @@ def learner(db):
 def assert_counters_consistent(session_id: int) -> None:
     """The stored counters equal the confirmed rows, within capacity and quotas."""
     db.session.rollback()  # a fresh snapshot: the server committed in other connections
+    db.session.expire_all()  # (objects a service kept loaded after its commit included)
     session = db.session.get(TrainingSession, session_id)
     confirmed = db.session.scalar(
         select(func.count()).select_from(Enrollment).where(
@@ -33,6 +34,12 @@ def assert_counters_consistent(session_id: int) -> None:
     )
     assert session.confirmed_count == confirmed
     assert confirmed <= session.capacity
+    waitlisted = db.session.scalar(
+        select(func.count()).select_from(Enrollment).where(
+            Enrollment.session_id == session_id, Enrollment.status == WAITLISTED
+        )
+    )
+    assert session.waitlisted_count == waitlisted  # kept by the database's triggers
     for quota in db.session.scalars(select(SessionQuota).where(SessionQuota.session_id == session_id)):
         used = db.session.scalar(
             select(func.count()).select_from(Enrollment).where(
