@@ -246,6 +246,7 @@ class Req:
     agent: Agent | None = None
     headers: dict | None = None
     source: str | None = None  # the client's address (a loopback one of its own), if not 127.0.0.1
+    body: bytes | None = None  # a raw body (with its Content-Type in ``headers``) instead of a form
 
 
 @dataclass
@@ -262,9 +263,9 @@ class Response:
 
 
 async def _fetch(host: str, port: int, req: Req) -> Response:
-    body = b""
+    body = req.body or b""
     lines = [f"{req.method} {req.path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close", f"User-Agent: {USER_AGENT}"]
-    if req.form is not None:
+    if req.form is not None and req.body is None:
         body = urlencode(req.form).encode()
         lines.append("Content-Type: application/x-www-form-urlencoded")
     if req.method not in ("GET", "HEAD") or body:
@@ -278,24 +279,34 @@ async def _fetch(host: str, port: int, req: Req) -> Response:
     try:
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
         await writer.drain()
-        raw = await reader.read(-1)
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError as exc:
+            raise ConnectionError(f"bad response: {exc.partial[:80]!r}") from exc
+        head_lines = head[:-4].decode("latin-1").split("\r\n")
+        if not head_lines[0].startswith("HTTP/"):
+            raise ConnectionError(f"bad response: {head[:80]!r}")
+        status = int(head_lines[0].split()[1])
+        headers: dict[str, str] = {}
+        set_cookies: list[str] = []
+        for line in head_lines[1:]:
+            name, _, value = line.partition(":")
+            name = name.strip().lower()
+            value = value.strip()
+            if name == "set-cookie":
+                set_cookies.append(value)
+            headers[name] = value
+        # Like a browser or a reverse proxy, the client is done (and closes) once the
+        # response is complete, without waiting for the server to close first.
+        if req.method == "HEAD" or status in (204, 304) or status < 200:
+            payload = b""
+        elif "content-length" in headers and "transfer-encoding" not in headers:
+            payload = await reader.readexactly(int(headers["content-length"]))
+        else:
+            payload = await reader.read(-1)
     finally:
         writer.close()
     elapsed = (time.perf_counter() - started) * 1000
-    head, _, payload = raw.partition(b"\r\n\r\n")
-    head_lines = head.decode("latin-1").split("\r\n")
-    if not head_lines or not head_lines[0].startswith("HTTP/"):
-        raise ConnectionError(f"bad response: {raw[:80]!r}")
-    status = int(head_lines[0].split()[1])
-    headers: dict[str, str] = {}
-    set_cookies: list[str] = []
-    for line in head_lines[1:]:
-        name, _, value = line.partition(":")
-        name = name.strip().lower()
-        value = value.strip()
-        if name == "set-cookie":
-            set_cookies.append(value)
-        headers[name] = value
     if headers.get("transfer-encoding", "").lower() == "chunked":
         payload = _dechunk(payload)
     if req.agent is not None and set_cookies:

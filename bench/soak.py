@@ -24,7 +24,8 @@ Prints one JSON object: requests, errors (connection failures, 5xx and any statu
 the expected ones), overbooked (confirmed seats beyond capacity or quota, counted in the
 database afterwards), p50/p99 per kind, and rss_growth_pct: the largest growth of the
 resident memory of any Manabi process (gunicorn master and workers, job worker) between
-the end of the second minute (or 20 % of a shorter run) and the end.
+the end of the second minute (or 20 % of a shorter run) and the end; counter_mismatch:
+sessions whose stored counters (confirmed_count, waitlisted_count) differ from their rows.
 Targets: errors = 0, overbooked = 0, rss_growth_pct < 10.
 
     .venv/bin/python bench/soak.py [--duration 600] [--rate 20] [--learners 300]
@@ -167,7 +168,7 @@ def count_overbooked(database_url: str, session_ids: list[int]) -> tuple[int, di
             totals["confirmed"] += confirmed
             totals["waitlisted"] += waitlisted
             over += max(confirmed - session.capacity, 0)
-            if session.confirmed_count != confirmed:
+            if session.confirmed_count != confirmed or session.waitlisted_count != waitlisted:
                 totals["counter_mismatch"] += 1
             for quota in db.session.scalars(select(SessionQuota).where(SessionQuota.session_id == sid)):
                 over += max(quota.confirmed_count - quota.seats, 0)
@@ -265,10 +266,10 @@ def run_soak(base_url: str, learners: list[Learner], admins: list[Learner], data
             actual_kind = "enroll"
         learner, req = built[0], built[1]
         if len(built) == 3:
-            req.body_override = built[2].encode()
+            req.body = built[2].encode()
         async with semaphore:
             try:
-                response = await _fetch_any(host, port, req)
+                response = await _fetch(host, port, req)
             except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError) as exc:
                 count[actual_kind] += 1
                 statuses[actual_kind]["exception"] += 1
@@ -301,40 +302,6 @@ def run_soak(base_url: str, learners: list[Learner], admins: list[Learner], data
 
     asyncio.run(main())
     return {"count": count, "latencies": latencies, "statuses": statuses, "errors": errors}
-
-
-async def _fetch_any(host, port, req):
-    """bench.common._fetch for forms; raw JSON bodies are sent by this small variant."""
-    body = getattr(req, "body_override", None)
-    if body is None:
-        return await _fetch(host, port, req)
-    started = time.perf_counter()
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        lines = [f"{req.method} {req.path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close",
-                 f"Content-Length: {len(body)}"]
-        lines += [f"{k}: {v}" for k, v in (req.headers or {}).items()]
-        if req.agent is not None and req.agent.cookies:
-            lines.append(f"Cookie: {req.agent.cookie_header()}")
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
-        await writer.drain()
-        raw = await reader.read(-1)
-    finally:
-        writer.close()
-    head, _, payload = raw.partition(b"\r\n\r\n")
-    head_lines = head.decode("latin-1").split("\r\n")
-
-    class _R:
-        pass
-
-    response = _R()
-    response.status = int(head_lines[0].split()[1])
-    response.body = payload
-    response.elapsed_ms = (time.perf_counter() - started) * 1000
-    if req.agent is not None:
-        req.agent.absorb([line.split(":", 1)[1].strip() for line in head_lines[1:]
-                          if line.lower().startswith("set-cookie:")])
-    return response
 
 
 def main() -> None:
