@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from functools import lru_cache
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -78,9 +79,7 @@ def _describe_once(dbapi_conn, _record) -> None:
     dbapi_conn.cursor_factory = _cursor_describing_once()
 
 
-_DESCRIBING_CURSOR = None
-
-
+@lru_cache(maxsize=1)
 def _cursor_describing_once():
     """psycopg's cursor with ``description`` built once per result.
 
@@ -88,30 +87,27 @@ def _cursor_describing_once():
     SQLAlchemy reads it several times for each statement: about 170 Column objects for one
     enrollment, 0.1 ms of CPU. This cursor keeps the list until the cursor moves on to
     another result (its ``pgresult`` changes)."""
-    global _DESCRIBING_CURSOR
-    if _DESCRIBING_CURSOR is None:
-        import psycopg
+    import psycopg
 
-        describe = psycopg.Cursor.description.fget
-        unset = object()
+    describe = psycopg.Cursor.description.fget
+    unset = object()
 
-        class DescribingOnceCursor(psycopg.Cursor):
-            __slots__ = ("_described_result", "_description")
+    class DescribingOnceCursor(psycopg.Cursor):
+        __slots__ = ("_described_result", "_description")
 
-            def __init__(self, *args, **kwargs):
-                super().__init__(*args, **kwargs)
-                self._described_result = unset
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._described_result = unset
 
-            @property
-            def description(self):
-                result = self.pgresult
-                if result is not self._described_result:
-                    self._description = describe(self)
-                    self._described_result = result
-                return self._description
+        @property
+        def description(self):
+            result = self.pgresult
+            if result is not self._described_result:
+                self._description = describe(self)
+                self._described_result = result
+            return self._description
 
-        _DESCRIBING_CURSOR = DescribingOnceCursor
-    return _DESCRIBING_CURSOR
+    return DescribingOnceCursor
 
 
 def _is_memory(engine: Engine) -> bool:

@@ -63,7 +63,7 @@ def warm_up_worker(app: Flask, rehearsals: tuple[str, ...] = REHEARSALS) -> dict
     holds out of the garbage collector's reach. Returns {rehearsal: succeeded}."""
     started = time.perf_counter()
     outcome: dict[str, bool] = {}
-    if app.config.get("LMS_WARM_UP", True):
+    if app.config["LMS_WARM_UP"]:
         with app.app_context():
             for path in rehearsals:
                 outcome[path] = _rehearse(path)

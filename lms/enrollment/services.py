@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import bindparam, func, literal_column, select, true
+from sqlalchemy import bindparam, func, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -214,8 +214,7 @@ def _relock_session(session: TrainingSession, staff_member_id: int, municipality
     On PostgreSQL, two more statements go in the same round trip and start once the
     session's lock is held (so they read what the lock's previous holder committed): the
     municipality's quota row of the session, locked; and a new arrival's id and number (one
-    more than the latest). Everyone waiting now is ahead of it: the locked row's
-    ``waitlisted_count``. Returns ``(quota or None, Arrival)``; on SQLite ``(_UNKNOWN, None)``
+    more than the latest). Returns ``(quota or None, Arrival)``; on SQLite ``(_UNKNOWN, None)``
     (``_place`` reads the quota when a seat is at stake, and the insert numbers the
     arrival)."""
     hot = _hot()
@@ -244,17 +243,16 @@ def _relock_session(session: TrainingSession, staff_member_id: int, municipality
     if quota_rows is None:
         return _UNKNOWN, None
     new_id, seq = arrival_rows[0]
-    return (_attached_quota(quota_rows[0]) if quota_rows else None), Arrival(new_id, seq, session.waitlisted_count)
+    return (_attached_quota(quota_rows[0]) if quota_rows else None), Arrival(*arrival_rows[0])
 
 
 @dataclass(frozen=True)
 class Arrival:
-    """A new arrival's row id, number and the number of people waitlisted ahead of it, read
-    under the session's lock: its insert can then wait for the commit."""
+    """A new arrival's row id and number, read under the session's lock: its insert can
+    then wait for the commit."""
 
     id: int
     seq: int
-    waiting_ahead: int
 
 
 def _attached_quota(row) -> SessionQuota:
@@ -333,8 +331,6 @@ class _HotStatements:
         self.insert = enrollments.insert().returning(enrollments.c.id)
         self.insert_known = enrollments.insert()  # id and arrival number given (``Arrival``)
         earlier = enrollments.alias("earlier")
-        waiting = enrollments.alias("waiting")
-        # (Those waitlisted ahead of a new arrival: the locked row's waitlisted_count.)
         self.next_arrival = select(
             func.nextval(func.pg_get_serial_sequence(enrollments.name, enrollments.c.id.name)),
             select(func.coalesce(func.max(earlier.c.arrival_seq), 0) + 1)
@@ -344,17 +340,7 @@ class _HotStatements:
             enrollments.insert()
             .values(arrival_seq=select(func.coalesce(func.max(earlier.c.arrival_seq), 0) + 1)
                     .where(earlier.c.session_id == bindparam("arrival_session")).scalar_subquery())
-            .returning(
-                enrollments.c.id,
-                enrollments.c.arrival_seq,
-                # Those waiting before it (PostgreSQL's RETURNING sees the rows as they were
-                # before the insert, SQLite's sees the new row too: both exclude it this way).
-                select(func.count()).select_from(waiting).where(
-                    waiting.c.session_id == literal_column("enrollment.session_id"),
-                    waiting.c.status == WAITLISTED,
-                    waiting.c.arrival_seq < literal_column("enrollment.arrival_seq"),
-                ).scalar_subquery(),
-            )
+            .returning(enrollments.c.id, enrollments.c.arrival_seq)
         )
         self.count_session_seats = (
             table.update()
@@ -630,7 +616,6 @@ def _place(session: TrainingSession, member: StaffMember, actor, source: str, no
             status = CONFIRMED if _seat_free(session, quota) else WAITLISTED
     elif status == CONFIRMED and replaces is None and quota is _UNKNOWN:
         quota = _lock_quota(session.id, member.municipality_id)
-    waiting_ahead = None
     # One INSERT … RETURNING on the table instead of a unit-of-work flush; the object is then
     # attached as the persistent row it is (its session and staff member are in the
     # identity map already).
@@ -655,15 +640,15 @@ def _place(session: TrainingSession, member: StaffMember, actor, source: str, no
         "updated_at": now,
     }
     connection = db.session.connection()
+    new_arrival = arrival_seq is None
     if arrival is not None and counters_at_commit:
-        new_id, values["arrival_seq"], waiting_ahead = arrival.id, arrival.seq, arrival.waiting_ahead
+        new_id, values["arrival_seq"] = arrival.id, arrival.seq
         defer(db.session(), _hot().insert_known, {"id": new_id, **values})
-    elif arrival_seq is None:
-        # A new arrival: its number (one more than the latest; the caller holds the session's
-        # lock, so arrivals are numbered one at a time) and the number of people waitlisted
-        # ahead of it come back from the INSERT itself.
+    elif new_arrival:
+        # Numbered one more than the latest by the INSERT itself (the caller holds the
+        # session's lock, so arrivals are numbered one at a time).
         params = {k: v for k, v in values.items() if k != "arrival_seq"}
-        new_id, values["arrival_seq"], waiting_ahead = connection.execute(
+        new_id, values["arrival_seq"] = connection.execute(
             _hot().insert_arrival, {**params, "arrival_session": session.id}
         ).one()
     else:  # a swap keeps the seat's number
@@ -673,11 +658,13 @@ def _place(session: TrainingSession, member: StaffMember, actor, source: str, no
     db.session.add(enrollment)
     # The completion summaries learn of flushed rows by themselves; this one was not flushed.
     note_inserted(db.session(), enrollment, locked_session=session)
-    # A new arrival comes last: its waitlist position is everyone waiting now, plus one.
-    enrollment.position_at_arrival = waiting_ahead + 1 if status == WAITLISTED and waiting_ahead is not None else None
-    if status == WAITLISTED and waiting_ahead is not None:
+    # A new arrival comes last: its waitlist position is everyone waiting now (the session's
+    # waitlisted_count, read under its lock), plus one.
+    enrollment.position_at_arrival = None
+    if status == WAITLISTED and new_arrival:
+        enrollment.position_at_arrival = session.waitlisted_count + 1
         # The triggers count it in the database; the loaded row follows (as after a commit).
-        set_committed_value(session, "waitlisted_count", waiting_ahead + 1)
+        set_committed_value(session, "waitlisted_count", session.waitlisted_count + 1)
     if status == CONFIRMED and replaces is None:
         _take_seat(session, quota, at_commit=counters_at_commit)
     return enrollment

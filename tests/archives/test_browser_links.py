@@ -24,23 +24,29 @@ def app_config(app_config):
             "LMS_MEDIA_LINK_SECRET": "browser-test-media-link-secret-0123456789"}
 
 
-def test_an_expired_link_is_renewed_and_a_withdrawn_archive_stops(live_server, page, make_user, monkeypatch):
-    base = live_server.url
+def _video_whose_first_link_expired(make_user, monkeypatch):
+    """A learner and a course's archive with a video; the first link issued (the page's)
+    dates from ten minutes ago, so the first range request gets 410. Returns the archive,
+    the learner and the list of files links were issued for."""
     trainer = make_user("trainer", "130001", name="講師 一郎", is_demo=True)
     course = factories.make_course(title="Teams 活用研修", eligible=["131016"], owner_id=trainer.id)
     archive = make_archive(course)
     add_file(archive, DEMO_VIDEO.read_bytes(), "archive-demo.webm")
     learner = make_user("learner", "131016", name="千代田 花子", is_demo=True)
-
     issued = []
     real_issue = links.issue
 
     def first_one_expired(user, archive_file, now=None):
-        # The page's link was issued ten minutes ago: the first range request gets 410.
         issued.append(archive_file.id)
         return real_issue(user, archive_file, now=time.time() - 600 if len(issued) == 1 else now)
 
     monkeypatch.setattr(links, "issue", first_one_expired)
+    return archive, learner, issued
+
+
+def test_an_expired_link_is_renewed_and_a_withdrawn_archive_stops(live_server, page, make_user, monkeypatch):
+    base = live_server.url
+    archive, learner, issued = _video_whose_first_link_expired(make_user, monkeypatch)
     _sign_in(page, base, learner)
     page.goto(f"{base}/archives/{archive.id}")
     _wait_for(page, "document.getElementById('player').readyState >= 1")
@@ -68,19 +74,7 @@ def test_a_link_refused_before_the_player_script_runs_is_renewed(live_server, pa
     has attached its error listener (here the script is held back until it has). The player
     still asks for a fresh link and the video loads."""
     base = live_server.url
-    trainer = make_user("trainer", "130001", name="講師 一郎", is_demo=True)
-    course = factories.make_course(title="Teams 活用研修", eligible=["131016"], owner_id=trainer.id)
-    archive = make_archive(course)
-    add_file(archive, DEMO_VIDEO.read_bytes(), "archive-demo.webm")
-    learner = make_user("learner", "131016", name="千代田 花子", is_demo=True)
-    issued = []
-    real_issue = links.issue
-
-    def first_one_expired(user, archive_file, now=None):
-        issued.append(archive_file.id)
-        return real_issue(user, archive_file, now=time.time() - 600 if len(issued) == 1 else now)
-
-    monkeypatch.setattr(links, "issue", first_one_expired)
+    archive, learner, issued = _video_whose_first_link_expired(make_user, monkeypatch)
     _sign_in(page, base, learner)
     refused = []
     page.on("response", lambda r: refused.append(r.url) if "/archives/media/" in r.url and r.status == 410 else None)
