@@ -7,6 +7,7 @@ code base; see README.md ("Configuration") before renaming anything.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -31,6 +32,23 @@ def _flag(name: str, default: bool = False) -> bool:
 def _int(name: str, default: int) -> int:
     value = os.environ.get(name)
     return int(value) if value not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class JobQueueSettings:
+    redis_url: str | None
+    sqlite_path: str
+    immediate: bool  # tasks run inline (tests)
+
+
+def job_queue_settings() -> JobQueueSettings:
+    """The job queue's settings, read when ``lms.common.jobs`` creates the queue: the queue
+    exists before any app does (tasks are declared at import time)."""
+    return JobQueueSettings(
+        redis_url=os.environ.get("REDIS_URL") or None,
+        sqlite_path=os.environ.get("HUEY_SQLITE_PATH") or str(INSTANCE_DIR / "huey.db"),
+        immediate=os.environ.get("LMS_ENV") == "testing",
+    )
 
 
 class Config:

@@ -42,11 +42,11 @@ def worker_command(workers: int, no_periodic: bool):
     from flask import current_app
 
     import lms.jobs as jobs
+    from lms.common.jobs import use_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    jobs._app = current_app._get_current_object()  # the tasks use this app, not a second one
+    use_app(current_app._get_current_object())  # the tasks use this app, not a second one
     jobs.huey.immediate = False
-    jobs.load_tasks()
     consumer = jobs.huey.create_consumer(workers=workers, worker_type="thread", periodic=not no_periodic)
     click.echo(f"worker: {workers} threads, storage {type(jobs.huey).__name__}")
     consumer.run()

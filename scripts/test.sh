@@ -34,6 +34,10 @@ fi
 
 echo "==> ruff"
 ruff check .
+echo "==> import layers (import-linter)"
+lint-imports
+echo "==> types (mypy)"
+mypy
 echo "==> translations"
 python scripts/check_translations.py
 

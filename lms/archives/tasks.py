@@ -6,7 +6,7 @@ import logging
 
 from huey import crontab
 
-from lms.jobs import app_context, huey
+from lms.common.jobs import app_context, huey
 
 logger = logging.getLogger(__name__)
 

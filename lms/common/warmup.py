@@ -99,8 +99,8 @@ def _resolve(path: str) -> Callable[[], None]:
 def rehearse_connections() -> None:
     """Open the first connections: the database's pool, the job queue's store (the first
     enrollment asks the worker to deliver its mail) and the rate limits' store."""
+    from lms.common.jobs import huey
     from lms.extensions import limiter
-    from lms.jobs import huey
 
     db.session.execute(text("SELECT 1"))
     if not huey.immediate:

@@ -21,10 +21,10 @@ from functools import lru_cache
 
 from flask import current_app
 from flask_babel import gettext as _
-from flask_sqlalchemy.session import Session as FlaskSession
-from sqlalchemy import and_, event, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from lms.common.after_commit import after_commit
 from lms.common.database import begin_write, defer
 from lms.common.errors import Conflict, NotFound
 from lms.common.timeutil import TOKYO, as_utc, utcnow
@@ -44,7 +44,6 @@ CANCELLED = "cancelled"
 REMINDER = "reminder"
 KINDS = (CONFIRMED, WAITLISTED, PENDING, PROMOTED, REJECTED, CHANGED, CANCELLED, REMINDER)
 
-_QUEUED_FLAG = "manabi_outbox_queued"
 
 DEFAULT_MAX_ATTEMPTS = 8
 DEFAULT_STALE_SECONDS = 15 * 60
@@ -112,7 +111,7 @@ def queue_enrollment_notice(
         "attempts": 0,
         "next_attempt_at": utcnow(),
     }
-    db.session.info[_QUEUED_FLAG] = True
+    _deliver_after_commit()
     if fresh:
         # A new enrollment's first notice: one INSERT with the commit's other deferred
         # writes, no unit-of-work flush.
@@ -128,19 +127,15 @@ def _outbox_insert():
     return OutboxMail.__table__.insert()  # built once: executed with its values only
 
 
-@event.listens_for(FlaskSession, "after_commit")
-def _deliver_after_commit(session) -> None:
-    if not session.info.pop(_QUEUED_FLAG, False):
-        return
+def _deliver_after_commit() -> None:
+    after_commit(_request_delivery_quietly, key="outbox-delivery")
+
+
+def _request_delivery_quietly() -> None:
     try:
         request_prompt_delivery()
     except Exception:  # a queue outage must not fail the committed change; the periodic task delivers
         logger.exception("could not enqueue outbox delivery; the periodic task will deliver")
-
-
-@event.listens_for(FlaskSession, "after_rollback")
-def _forget_after_rollback(session) -> None:
-    session.info.pop(_QUEUED_FLAG, None)
 
 
 def request_prompt_delivery() -> None:
@@ -149,7 +144,7 @@ def request_prompt_delivery() -> None:
     In immediate mode (tests) delivery runs only when LMS_OUTBOX_DELIVER_INLINE is set, in a
     thread of its own with its own database session, as a worker would.
     """
-    from lms.jobs import huey
+    from lms.common.jobs import huey
 
     if not huey.immediate:
         _enqueue_throttled()
@@ -386,7 +381,7 @@ def retry_mail(mail_id: int, actor) -> OutboxMail:
     mail.attempts = 0
     mail.next_attempt_at = utcnow()
     mail.claimed_at = None
-    db.session.info[_QUEUED_FLAG] = True
+    _deliver_after_commit()
     record_action(actor, "notifications.retry", "outbox_mail", mail.id, mail.municipality_id, subject=mail.subject)
     return mail
 

@@ -24,7 +24,7 @@ def _run(session_ids: list[int], kind: str) -> list[dict]:
         if session is None:
             raise click.ClickException(f"session {session_id} not found")
         op = ops.queue_operation(session.id, kind, reason="cli")
-        db.session.info.pop(ops._PENDING_KEY, None)  # run here, not in the worker
+        ops.run_here_instead(op)
         db.session.commit()
         op = execute_operation(op.id, client)
         results.append({"session": session_id, "operation": op.id, "status": op.status,

@@ -28,9 +28,9 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import event, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import or_, select, update
 
+from lms.common.after_commit import after_commit, discard, pending_keys
 from lms.common.database import begin_write
 from lms.common.timeutil import as_utc, utcnow
 from lms.extensions import db
@@ -53,7 +53,6 @@ IMPORT_RECORDING = "import_recording"
 KINDS = (CREATE_EVENT, UPDATE_EVENT, CANCEL_EVENT, SYNC_ATTENDEES, IMPORT_ATTENDANCE, IMPORT_RECORDING)
 
 MAX_ATTEMPTS = 6
-_PENDING_KEY = "teams_after_commit"
 
 
 def _retry_delay(attempts: int) -> timedelta:
@@ -115,25 +114,18 @@ def owner_alive(identity: str | None) -> bool | None:
 # ---------------------------------------------------------------- after-commit enqueue
 
 
-@event.listens_for(Session, "after_commit")
-def _run_after_commit(session):
-    pending = session.info.pop(_PENDING_KEY, None)
-    if not pending:
-        return
-    for operation_id in pending:
-        _enqueue(operation_id)
+def _queue_key(operation_id: int) -> tuple[str, int]:
+    return ("graph-operation", operation_id)
 
 
-@event.listens_for(Session, "after_soft_rollback")
-def _forget_after_rollback(session, previous_transaction):
-    if previous_transaction.parent is None:  # the outermost transaction rolled back
-        session.info.pop(_PENDING_KEY, None)
+def _enqueue_after_commit(operation_id: int) -> None:
+    after_commit(lambda: _enqueue(operation_id), key=_queue_key(operation_id))
 
 
 def _enqueue(operation_id: int) -> None:
     """Hand the operation to the worker. A failure here loses nothing: the row stays queued."""
     try:
-        from lms.jobs import huey
+        from lms.common.jobs import huey
         from lms.teams.tasks import run_graph_operation
 
         if huey.immediate:
@@ -155,7 +147,7 @@ def queue_operation(session_id: int | None, kind: str, **details) -> GraphOperat
     since a worker may already be reading the state of the earlier one; an older queued
     operation is then superseded when it comes to run (see ``superseded_by``).
     """
-    pending = db.session.info.get(_PENDING_KEY, [])
+    pending = [key[1] for key in pending_keys() if isinstance(key, tuple) and key[0] == "graph-operation"]
     if session_id is not None and pending:
         existing = db.session.scalar(
             select(GraphOperation).where(
@@ -170,7 +162,7 @@ def queue_operation(session_id: int | None, kind: str, **details) -> GraphOperat
     op = GraphOperation(session_id=session_id, kind=kind, status=QUEUED, details=dict(details))
     db.session.add(op)
     db.session.flush()
-    db.session.info.setdefault(_PENDING_KEY, []).append(op.id)
+    _enqueue_after_commit(op.id)
     return op
 
 
@@ -392,4 +384,9 @@ def latest_operations(session_id: int) -> list[GraphOperation]:
 
 
 def queue_after_commit_for_existing(op: GraphOperation) -> None:
-    db.session.info.setdefault(_PENDING_KEY, []).append(op.id)
+    _enqueue_after_commit(op.id)
+
+
+def run_here_instead(op: GraphOperation) -> None:
+    """The caller runs ``op`` itself (the CLI): the worker is not asked to after commit."""
+    discard(_queue_key(op.id))

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from huey import crontab
 
-from lms.jobs import app_context, huey
+from lms.common.jobs import app_context, huey
 
 log = logging.getLogger(__name__)
 _startup_lock = threading.Lock()

@@ -217,7 +217,7 @@ def app_config(app_config):
 
 def _run_scheduler(app, clock):
     """What the consumer's scheduler does when the clock reaches a task's eta: run what is due."""
-    from lms.jobs import huey
+    from lms.common.jobs import huey
 
     ts = clock.now.astimezone(UTC).replace(tzinfo=None)
     ran = []
@@ -230,7 +230,7 @@ def _run_scheduler(app, clock):
 
 
 def _scheduled_retries(op_id):
-    from lms.jobs import huey
+    from lms.common.jobs import huey
 
     return [(t.eta, t.kwargs) for t in huey.scheduled() if t.name.endswith("run_graph_operation") and t.args == (op_id,)]
 
@@ -239,8 +239,8 @@ def test_graph_throttled_then_down_for_minutes_is_rescheduled_and_imports_once(
         ended_session, db, client, graph_app, graph_server, monkeypatch):
     from flask import current_app
 
+    from lms.common.jobs import huey
     from lms.common.templating import format_datetime_jst
-    from lms.jobs import huey
     from lms.teams import operations, services
     from lms.teams.tasks import run_graph_operation
 

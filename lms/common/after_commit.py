@@ -1,0 +1,93 @@
+"""Work that may run only once the transaction is durable: the one after-commit mechanism.
+
+``after_commit(fn)`` registers a callable on the current transaction of ``db.session``.
+It runs once the outermost transaction commits; it is dropped when the transaction (or the
+savepoint it was registered in) rolls back, so a retried transaction registers its work
+again and nothing runs for a change that never happened. Typical uses: hand a queued mail or
+a Graph operation to the worker. Callbacks must not touch the finished transaction's
+session state; an exception in one is logged and does not affect the others (the change is
+committed already; periodic tasks pick up whatever a failed hand-over left queued).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Hashable
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionTransaction
+
+from lms.extensions import db
+
+logger = logging.getLogger(__name__)
+
+_KEY = "lms_after_commit"
+
+
+def _current_transaction(session: Session) -> SessionTransaction | None:
+    return session.get_nested_transaction() or session.get_transaction()
+
+
+def after_commit(fn: Callable[[], None], *, key: Hashable | None = None, session: Session | None = None) -> None:
+    """Run ``fn()`` after the current transaction commits (at once when none is open).
+
+    ``key``: callbacks registered with the same key in one transaction run once (e.g. "wake
+    the mail worker" after queuing twenty mails)."""
+    session = session if session is not None else db.session()
+    transaction = _current_transaction(session)
+    if transaction is None:
+        _run([fn])
+        return
+    pending: list[tuple[SessionTransaction, Hashable | None, Callable[[], None]]] = session.info.setdefault(_KEY, [])
+    if key is not None and any(k == key for _t, k, _f in pending):
+        return
+    pending.append((transaction, key, fn))
+
+
+def _within(transaction: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is ancestor:
+            return True
+        transaction = transaction.parent
+    return False
+
+
+@event.listens_for(Session, "after_commit")
+def _run_pending(session: Session) -> None:
+    pending = session.info.pop(_KEY, None)
+    if pending:
+        _run([fn for _t, _k, fn in pending])
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
+    pending = session.info.get(_KEY)
+    if not pending:
+        return
+    kept = [entry for entry in pending if not _within(entry[0], previous_transaction)]
+    if kept:
+        session.info[_KEY] = kept
+    else:
+        session.info.pop(_KEY, None)
+
+
+def _run(callbacks: list[Callable[[], None]]) -> None:
+    for fn in callbacks:
+        try:
+            fn()
+        except Exception:
+            logger.exception("after-commit work failed: %r", fn)
+
+
+def pending_keys(session: Session | None = None) -> list[Hashable]:
+    """The keys of the work registered in the open transaction (for de-duplication)."""
+    session = session if session is not None else db.session()
+    return [k for _t, k, _f in session.info.get(_KEY, ()) if k is not None]
+
+
+def discard(key: Hashable, session: Session | None = None) -> None:
+    """Drop the registered work with this key (the caller does it itself instead)."""
+    session = session if session is not None else db.session()
+    pending = session.info.get(_KEY)
+    if pending:
+        session.info[_KEY] = [entry for entry in pending if entry[1] != key]

@@ -1,0 +1,74 @@
+"""The background job queue (huey): SQLite storage on one machine, Redis when REDIS_URL is set.
+
+Areas declare their tasks in ``lms/<area>/tasks.py`` with ``@huey.task()`` from here. The
+worker process is ``lms.jobs`` (it loads every area's tasks and knows how to build the app);
+tasks open their application context through ``app_context()``. Tests run tasks inline
+(``huey.immediate``, set when LMS_ENV=testing).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app, has_app_context
+from huey import Huey, RedisHuey, SqliteHuey
+
+from config import job_queue_settings
+
+
+def _make_huey() -> Huey:
+    settings = job_queue_settings()
+    queue: Huey
+    if settings.redis_url:
+        queue = RedisHuey("manabi", url=settings.redis_url)
+    else:
+        Path(settings.sqlite_path).parent.mkdir(parents=True, exist_ok=True)
+        queue = SqliteHuey("manabi", filename=settings.sqlite_path)
+    queue.immediate = settings.immediate
+    return queue
+
+
+huey = _make_huey()
+
+_app: Flask | None = None
+_app_factory: Callable[[], Flask] | None = None
+_app_lock = threading.Lock()
+
+
+def use_app_factory(factory: Callable[[], Flask]) -> None:
+    """The worker process says how to build its app (lms.jobs passes ``create_app``)."""
+    global _app_factory
+    _app_factory = factory
+
+
+def use_app(app: Flask) -> None:
+    """The worker's tasks run in this app (``flask lms worker`` passes its own)."""
+    global _app
+    _app = app
+
+
+def get_app() -> Flask:
+    """The worker's Flask app, created once per process by whichever thread asks first."""
+    global _app
+    if _app is None:
+        if has_app_context():
+            return current_app._get_current_object()  # type: ignore[attr-defined]  # Flask's documented proxy API
+        with _app_lock:
+            if _app is None:
+                if _app_factory is None:
+                    raise RuntimeError("no application: run the worker as lms.jobs (it sets the app factory)")
+                _app = _app_factory()
+    return _app
+
+
+@contextmanager
+def app_context() -> Iterator[Any]:
+    if has_app_context():
+        yield
+        return
+    with get_app().app_context():
+        yield
