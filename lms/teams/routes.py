@@ -7,8 +7,8 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
+from lms.attendance import services as attendance_services
 from lms.attendance.forms import ActionForm, CorrectionForm, MatchForm, staff_choices
-from lms.attendance.services import ONSITE_DELIVERIES
 from lms.auth.models import PLATFORM_ADMIN
 from lms.common.access import role_required
 from lms.common.errors import DomainError, NotAllowed, NotFound
@@ -27,7 +27,7 @@ import lms.teams.cli  # noqa: E402,F401  (registers the graph-* commands)
 
 def _managed(session_id: int) -> TrainingSession:
     try:
-        return services.get_managed_session(session_id, current_user)
+        return attendance_services.get_managed_session(session_id, current_user)
     except NotFound:
         abort(404)
     except NotAllowed:
@@ -46,7 +46,7 @@ def session_detail(session_id: int):
     return render_template(
         "teams/session.html", session=session, view=view, match_form=match_form,
         correction_form=correction_form, action_form=ActionForm(), graph_enabled=graph_configured(),
-        online=session.delivery in services.ONLINE_DELIVERIES, onsite=session.delivery in ONSITE_DELIVERIES,
+        online=session.delivery in services.ONLINE_DELIVERIES, onsite=session.delivery in attendance_services.ONSITE_DELIVERIES,
         user_label=services.user_label,
     )
 

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from lms.attendance import services as attendance_services
 from lms.attendance.models import AttendanceRecord
 from lms.audit.services import record_action
-from lms.auth.models import PLATFORM_ADMIN, TRAINER, User
+from lms.auth.models import User
 from lms.common.database import begin_write
 from lms.common.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from lms.common.timeutil import as_utc, to_tokyo, utcnow
@@ -45,27 +45,6 @@ STATUS_CREATED = "created"
 STATUS_UPDATED = "updated"
 STATUS_CANCELLED = "cancelled"
 STATUS_FAILED = "failed"
-
-
-# ---------------------------------------------------------------- access
-
-
-def can_manage_session(user, session: TrainingSession) -> bool:
-    """The course's owner (a trainer) and platform admins."""
-    if not getattr(user, "is_authenticated", False):
-        return False
-    if user.has_role(PLATFORM_ADMIN):
-        return True
-    return user.has_role(TRAINER) and session.course is not None and session.course.owner_id == user.id
-
-
-def get_managed_session(session_id: int, user) -> TrainingSession:
-    session = db.session.get(TrainingSession, session_id)
-    if session is None:
-        raise NotFound(_("研修回が見つかりません。"))
-    if not can_manage_session(user, session):
-        raise NotAllowed(_("この研修回を管理する権限がありません。"))
-    return session
 
 
 # ---------------------------------------------------------------- who organizes
