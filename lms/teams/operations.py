@@ -25,13 +25,14 @@ import os
 import socket
 import threading
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import or_, select, update
 
 from lms.common.after_commit import after_commit, discard, pending_keys
 from lms.common.database import begin_write
+from lms.common.jobs import huey
 from lms.common.timeutil import as_utc, utcnow
 from lms.extensions import db
 from lms.teams.models import GraphOperation
@@ -125,8 +126,7 @@ def _enqueue_after_commit(operation_id: int) -> None:
 def _enqueue(operation_id: int) -> None:
     """Hand the operation to the worker. A failure here loses nothing: the row stays queued."""
     try:
-        from lms.common.jobs import huey
-        from lms.teams.tasks import run_graph_operation
+        from lms.teams.tasks import run_graph_operation  # the tasks run operations: a cycle
 
         if huey.immediate:
             # Inline (tests): run in a fresh application context, hence a fresh DB session,
@@ -312,7 +312,7 @@ def fail(operation_id: int, error: str, *, retryable: bool, calls: int, graph_st
 def _schedule_retry(operation_id: int, when) -> None:
     """A huey task at ``when`` (it only runs the operation if it is still due then)."""
     try:
-        from lms.teams.tasks import run_graph_operation
+        from lms.teams.tasks import run_graph_operation  # the tasks run operations: a cycle
 
         run_graph_operation.schedule(args=(operation_id,), kwargs={"only_if_due": True}, eta=when)
     except Exception:  # noqa: BLE001 - the periodic pick-up retries it all the same
@@ -367,9 +367,7 @@ def _worker_lost(op: GraphOperation, now) -> bool:
     return last is not None and last <= now - lease()
 
 
-def _parse(value: str):
-    from datetime import datetime
-
+def _parse(value: str) -> datetime:
     return as_utc(datetime.fromisoformat(value))
 
 
