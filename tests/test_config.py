@@ -30,9 +30,8 @@ def _environ_read(node: ast.AST) -> str | None:
             return node.args[0].value
         if isinstance(func, ast.Attribute) and ast.unparse(func) in ("os.environ.get", "os.getenv"):
             return node.args[0].value
-    if isinstance(node, ast.Subscript) and ast.unparse(node.value) == "os.environ":
-        if isinstance(node.slice, ast.Constant):
-            return node.slice.value
+    if isinstance(node, ast.Subscript) and ast.unparse(node.value) == "os.environ" and isinstance(node.slice, ast.Constant):
+        return node.slice.value
     return None
 
 

@@ -226,6 +226,8 @@ def recompute_attendance(session: TrainingSession, only_staff: set[int] | None =
         select(AttendanceRecord).where(AttendanceRecord.session_id == session.id,
                                        AttendanceRecord.staff_member_id.is_not(None))
     ):
+        if record.staff_member_id is None:  # excluded by the query; says so to the type checker
+            continue
         spans = by_staff.setdefault(record.staff_member_id, [])
         for joined, left in record.intervals or []:
             spans.append((as_utc(datetime.fromisoformat(joined)), as_utc(datetime.fromisoformat(left))))
@@ -257,7 +259,7 @@ def recompute_attendance(session: TrainingSession, only_staff: set[int] | None =
             "attended": pct >= threshold,
             "intervals": [[a.isoformat(), b.isoformat()] for a, b in spans],
         }
-        if onsite_absent:
+        if onsite_absent and row is not None:
             if not values["attended"]:
                 continue
             row.source = TEAMS_REPORT
@@ -463,5 +465,6 @@ def attendance_rows(session: TrainingSession) -> list[dict]:
     records: dict[int, list[AttendanceRecord]] = {}
     for record in db.session.scalars(select(AttendanceRecord).where(AttendanceRecord.session_id == session.id,
                                                                     AttendanceRecord.staff_member_id.is_not(None))):
-        records.setdefault(record.staff_member_id, []).append(record)
+        if record.staff_member_id is not None:  # always (the query's filter); for the type checker
+            records.setdefault(record.staff_member_id, []).append(record)
     return [{"staff": s, "attendance": rows.get(s.id), "records": records.get(s.id, [])} for s in staff]

@@ -26,9 +26,10 @@ import socket
 import threading
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import CursorResult, or_, select, update
 
 from lms.common.after_commit import after_commit, discard, pending_keys
 from lms.common.database import begin_write
@@ -194,12 +195,13 @@ def claim(operation_id: int, *, only_if_due: bool = False) -> GraphOperation | N
             return None
     _begin_write()
     now = utcnow()
-    result = db.session.execute(
+    # An UPDATE's result is a CursorResult (its rowcount); SQLAlchemy types execute() as Result.
+    result = cast("CursorResult[Any]", db.session.execute(
         update(GraphOperation)
         .where(GraphOperation.id == operation_id, GraphOperation.status.in_((QUEUED, FAILED)))
         .values(status=RUNNING, attempts=GraphOperation.attempts + 1, started_at=now, heartbeat_at=now,
                 finished_at=None, claimed_by=worker_identity())
-    )
+    ))
     db.session.commit()
     if result.rowcount != 1:
         return None
@@ -345,14 +347,14 @@ def due_operation_ids(now=None) -> list[int]:
         elif _worker_lost(op, now):
             # The worker died in the middle: make it claimable again (only this claim of it,
             # identified by its attempt number, in case it was taken over meanwhile).
-            taken = db.session.execute(
+            taken = cast("CursorResult[Any]", db.session.execute(
                 update(GraphOperation)
                 .where(GraphOperation.id == op.id, GraphOperation.status == RUNNING,
                        GraphOperation.attempts == op.attempts)
                 .values(status=FAILED, last_error="worker stopped while running", finished_at=now,
                         details={**details, "retryable": True, "next_attempt_at": now.isoformat(),
                                  "worker_lost": True})
-            )
+            ))
             if taken.rowcount == 1:
                 due.append(op.id)
     db.session.commit()

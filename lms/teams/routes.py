@@ -167,7 +167,8 @@ def sync_roster():
     municipality_id = _roster_municipality()
     if municipality_id is None:
         return redirect(url_for("roster.index"))  # where a platform admin chooses the municipality
-    back = redirect(url_for("roster.index", **({"m": municipality_id} if current_user.has_role(PLATFORM_ADMIN) else {})))
+    back = redirect(url_for("roster.index", m=municipality_id) if current_user.has_role(PLATFORM_ADMIN)
+                    else url_for("roster.index"))
     if not graph_configured():
         flash(_("Microsoft Graph が設定されていないため、同期できません。"), "error")
         return back

@@ -352,10 +352,10 @@ def _resolve_online_meeting_apart(client: GraphClient, session: TrainingSession)
     db.session.commit()
     meeting_id = _find_online_meeting(client, organizer, join_url)
     begin_write()
-    session = db.session.get(TrainingSession, session_id)
-    if not session.graph_online_meeting_id:
-        session.graph_organizer = organizer
-        session.graph_online_meeting_id = meeting_id
+    current = db.session.get(TrainingSession, session_id)
+    if current is not None and not current.graph_online_meeting_id:
+        current.graph_organizer = organizer
+        current.graph_online_meeting_id = meeting_id
     db.session.commit()
 
 
@@ -446,16 +446,16 @@ def import_recordings_with(client: GraphClient, session: TrainingSession, *, run
         db.session.commit()
         if known is not None:
             continue
-        archive_id = archives_by_correlation.get(tr.get("contentCorrelationId") or "")
-        if archive_id is None and len(archives_by_correlation) == 1:
-            archive_id = next(iter(archives_by_correlation.values()))
-        if archive_id is None:
+        target = archives_by_correlation.get(tr.get("contentCorrelationId") or "")
+        if target is None and len(archives_by_correlation) == 1:
+            target = next(iter(archives_by_correlation.values()))
+        if target is None:
             continue  # its recording is not there (yet): next run
         vtt = client.get_text(
             f"{base}/transcripts/{quote(tr['id'], safe='')}/content", params={"$format": "text/vtt"}, accept="text/vtt"
         )
         begin_write()  # SQLite: the write lock before attach_transcript checks for it again
-        recordings_store.attach_transcript(archive_id, vtt, tr["id"])
+        recordings_store.attach_transcript(target, vtt, tr["id"])
         db.session.commit()
         transcripts_added.append(tr["id"])
     return {"recordings": len(recordings), "imported": imported, "already_imported": len(skipped),
@@ -562,7 +562,7 @@ def sessions_due_for_recordings(now=None) -> list[TrainingSession]:
 
 def queue_due_imports(now=None) -> dict:
     now = now or utcnow()
-    queued = {"attendance": [], "recordings": []}
+    queued: dict[str, list[int]] = {"attendance": [], "recordings": []}
     for session in sessions_due_for_attendance(now):
         if not _recently(session.id, ops.IMPORT_ATTENDANCE, now, timedelta(hours=1)):
             ops.queue_operation(session.id, ops.IMPORT_ATTENDANCE, reason="after_end")
@@ -615,7 +615,8 @@ def sessions_needing_attention(limit: int = 100) -> list[dict]:
     ).all()
     by_session: dict[int, list[GraphOperation]] = {}
     for op in failed:
-        by_session.setdefault(op.session_id, []).append(op)
+        if op.session_id is not None:  # always (the query's filter); for the type checker
+            by_session.setdefault(op.session_id, []).append(op)
     return [{"session_id": sid, "operations": items} for sid, items in list(by_session.items())[:limit]]
 
 
