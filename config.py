@@ -9,6 +9,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
+
+from limits import parse_many
 
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = BASE_DIR / "instance"
@@ -22,16 +25,59 @@ class ConfigError(RuntimeError):
     """The configuration cannot be used; the message names the variable."""
 
 
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@overload
+def _text(name: str) -> str | None: ...
+@overload
+def _text(name: str, default: str) -> str: ...
+def _text(name: str, default: str | None = None) -> str | None:
+    """The variable's value; unset or empty gives ``default``."""
+    return os.environ.get(name) or default
+
+
 def _flag(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None:
+    value = (os.environ.get(name) or "").strip().lower()
+    if not value:
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be 1 or 0 (true/false, yes/no, on/off), not {value!r}.")
 
 
 def _int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    return int(value) if value not in (None, "") else default
+    value = (os.environ.get(name) or "").strip()
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {value!r}.") from None
+
+
+def _float(name: str, default: float) -> float:
+    value = (os.environ.get(name) or "").strip()
+    if not value:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number (seconds), not {value!r}.") from None
+
+
+def _limit(name: str, default: str) -> str:
+    """A rate limit in Flask-Limiter's syntax ("20/minute;200/hour"), checked now rather
+    than on the first request it applies to."""
+    value = (os.environ.get(name) or "").strip() or default
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ConfigError(f'{name} must be rate limits such as "20/minute;200/hour", not {value!r}.') from None
+    return value
 
 
 @dataclass(frozen=True)
@@ -45,85 +91,93 @@ def job_queue_settings() -> JobQueueSettings:
     """The job queue's settings, read when ``lms.common.jobs`` creates the queue: the queue
     exists before any app does (tasks are declared at import time)."""
     return JobQueueSettings(
-        redis_url=os.environ.get("REDIS_URL") or None,
-        sqlite_path=os.environ.get("HUEY_SQLITE_PATH") or str(INSTANCE_DIR / "huey.db"),
-        immediate=os.environ.get("LMS_ENV") == "testing",
+        redis_url=_text("REDIS_URL"),
+        sqlite_path=_text("HUEY_SQLITE_PATH", str(INSTANCE_DIR / "huey.db")),
+        immediate=_text("LMS_ENV") == "testing",
     )
 
 
 class Config:
     LMS_ENV = "development"
-    SECRET_KEY = os.environ.get("SECRET_KEY") or DEV_SECRET_KEY
-    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'lms.db'}"
+    SECRET_KEY = _text("SECRET_KEY", DEV_SECRET_KEY)
+    SQLALCHEMY_DATABASE_URI = _text("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'lms.db'}")
     # No pool_pre_ping: a pooled connection idle for more than LMS_DB_PING_AFTER_IDLE
     # seconds is tested before use instead (lms.common.database._ping_when_idle).
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
-    LMS_DB_PING_AFTER_IDLE = float(os.environ.get("LMS_DB_PING_AFTER_IDLE") or 1.0)
-    LMS_STORAGE_DIR = os.environ.get("LMS_STORAGE_DIR") or str(INSTANCE_DIR / "archives")
-    LMS_MAIL_DIR = os.environ.get("LMS_MAIL_DIR") or str(INSTANCE_DIR / "mail")
+    LMS_DB_PING_AFTER_IDLE = _float("LMS_DB_PING_AFTER_IDLE", 1.0)
+    LMS_STORAGE_DIR = _text("LMS_STORAGE_DIR", str(INSTANCE_DIR / "archives"))
+    LMS_MAIL_DIR = _text("LMS_MAIL_DIR", str(INSTANCE_DIR / "mail"))
     LMS_DEMO_LOGIN = _flag("LMS_DEMO_LOGIN")
-    REDIS_URL = os.environ.get("REDIS_URL") or None
+    REDIS_URL = _text("REDIS_URL")
     # Public base URL, used in mails, certificates and calendar files.
-    LMS_BASE_URL = os.environ.get("LMS_BASE_URL") or "http://127.0.0.1:5000"
+    LMS_BASE_URL = _text("LMS_BASE_URL", "http://127.0.0.1:5000")
     # Number of reverse proxies in front of the app (X-Forwarded-* trusted).
     LMS_PROXY_COUNT = _int("LMS_PROXY_COUNT", 0)
 
     # Sign-in (Microsoft Entra ID through MSAL).
-    ENTRA_CLIENT_ID = os.environ.get("ENTRA_CLIENT_ID") or None
-    ENTRA_CLIENT_SECRET = os.environ.get("ENTRA_CLIENT_SECRET") or None
-    ENTRA_CLIENT_CERT_PATH = os.environ.get("ENTRA_CLIENT_CERT_PATH") or None
-    ENTRA_CLIENT_CERT_THUMBPRINT = os.environ.get("ENTRA_CLIENT_CERT_THUMBPRINT") or None
-    ENTRA_AUTHORITY = os.environ.get("ENTRA_AUTHORITY") or "https://login.microsoftonline.com/organizations"
-    ENTRA_REDIRECT_URI = os.environ.get("ENTRA_REDIRECT_URI") or None
+    ENTRA_CLIENT_ID = _text("ENTRA_CLIENT_ID")
+    ENTRA_CLIENT_SECRET = _text("ENTRA_CLIENT_SECRET")
+    ENTRA_CLIENT_CERT_PATH = _text("ENTRA_CLIENT_CERT_PATH")
+    ENTRA_CLIENT_CERT_THUMBPRINT = _text("ENTRA_CLIENT_CERT_THUMBPRINT")
+    ENTRA_AUTHORITY = _text("ENTRA_AUTHORITY", "https://login.microsoftonline.com/organizations")
+    ENTRA_REDIRECT_URI = _text("ENTRA_REDIRECT_URI")
     # Where the identity provider returns after sign-out (default: the home page's URL).
-    ENTRA_POST_LOGOUT_REDIRECT_URI = os.environ.get("ENTRA_POST_LOGOUT_REDIRECT_URI") or None
-    ENTRA_TENANTS = os.environ.get("ENTRA_TENANTS") or ""
-    ENTRA_CA_BUNDLE = os.environ.get("ENTRA_CA_BUNDLE") or None
+    ENTRA_POST_LOGOUT_REDIRECT_URI = _text("ENTRA_POST_LOGOUT_REDIRECT_URI")
+    ENTRA_TENANTS = _text("ENTRA_TENANTS", "")
+    ENTRA_CA_BUNDLE = _text("ENTRA_CA_BUNDLE")
 
     # Microsoft Graph.
-    GRAPH_BASE_URL = os.environ.get("GRAPH_BASE_URL") or "https://graph.microsoft.com/v1.0"
-    GRAPH_CA_BUNDLE = os.environ.get("GRAPH_CA_BUNDLE") or None
-    GRAPH_ORGANIZER = os.environ.get("GRAPH_ORGANIZER") or None
+    GRAPH_BASE_URL = _text("GRAPH_BASE_URL", "https://graph.microsoft.com/v1.0")
+    GRAPH_CA_BUNDLE = _text("GRAPH_CA_BUNDLE")
+    GRAPH_ORGANIZER = _text("GRAPH_ORGANIZER")
     # Mailbox that sends mail for the "graph" mail backend (default GRAPH_ORGANIZER, then MAIL_FROM).
-    GRAPH_MAIL_SENDER = os.environ.get("GRAPH_MAIL_SENDER") or None
+    GRAPH_MAIL_SENDER = _text("GRAPH_MAIL_SENDER")
     # Public HTTPS URL of the change-notification endpoint (default LMS_BASE_URL + /teams/graph/notifications).
-    GRAPH_NOTIFICATION_URL = os.environ.get("GRAPH_NOTIFICATION_URL") or None
-    GRAPH_CONNECT_TIMEOUT = float(os.environ.get("GRAPH_CONNECT_TIMEOUT") or 5)
-    GRAPH_READ_TIMEOUT = float(os.environ.get("GRAPH_READ_TIMEOUT") or 60)
+    GRAPH_NOTIFICATION_URL = _text("GRAPH_NOTIFICATION_URL")
+    GRAPH_CONNECT_TIMEOUT = _float("GRAPH_CONNECT_TIMEOUT", 5)
+    GRAPH_READ_TIMEOUT = _float("GRAPH_READ_TIMEOUT", 60)
     GRAPH_MAX_ATTEMPTS = _int("GRAPH_MAX_ATTEMPTS", 5)
-    GRAPH_BACKOFF_CAP = float(os.environ.get("GRAPH_BACKOFF_CAP") or 30)
+    GRAPH_BACKOFF_CAP = _float("GRAPH_BACKOFF_CAP", 30)
     # Longest a run of one operation waits on throttling (Retry-After) before it gives up
     # and is rescheduled, so that an outage never holds a worker for minutes.
-    GRAPH_MAX_WAIT = float(os.environ.get("GRAPH_MAX_WAIT") or 60)
+    GRAPH_MAX_WAIT = _float("GRAPH_MAX_WAIT", 60)
     # Lease of a running Graph operation (PostgreSQL: renewed every quarter of it). An operation
     # run on another machine and silent for longer is taken over; on the same machine a dead
     # worker process is seen at once.
-    GRAPH_OPERATION_LEASE = float(os.environ.get("GRAPH_OPERATION_LEASE") or 120)
+    GRAPH_OPERATION_LEASE = _float("GRAPH_OPERATION_LEASE", 120)
 
     # Mail: "file" writes to LMS_MAIL_DIR, "smtp" or "graph" deliver.
-    MAIL_BACKEND = os.environ.get("MAIL_BACKEND") or "file"
-    MAIL_FROM = os.environ.get("MAIL_FROM") or "manabi@example.lg.jp"
-    SMTP_HOST = os.environ.get("SMTP_HOST") or "localhost"
+    MAIL_BACKEND = _text("MAIL_BACKEND", "file")
+    MAIL_FROM = _text("MAIL_FROM", "manabi@example.lg.jp")
+    SMTP_HOST = _text("SMTP_HOST", "localhost")
     SMTP_PORT = _int("SMTP_PORT", 25)
-    SMTP_USERNAME = os.environ.get("SMTP_USERNAME") or None
-    SMTP_PASSWORD = os.environ.get("SMTP_PASSWORD") or None
+    SMTP_USERNAME = _text("SMTP_USERNAME")
+    SMTP_PASSWORD = _text("SMTP_PASSWORD")
     SMTP_STARTTLS = _flag("SMTP_STARTTLS")
+    # Seconds to connect to the SMTP server and for each of its answers.
+    SMTP_TIMEOUT = _float("SMTP_TIMEOUT", 30)
+    # The outbox (lms.notifications): attempts before a mail is given up, the first retry's
+    # delay (doubling each time), and how long a claimed mail may stay unsent before another
+    # worker takes it over (its worker died).
+    LMS_MAIL_MAX_ATTEMPTS = _int("LMS_MAIL_MAX_ATTEMPTS", 8)
+    LMS_MAIL_BACKOFF_SECONDS = _int("LMS_MAIL_BACKOFF_SECONDS", 60)
+    LMS_OUTBOX_STALE_SECONDS = _int("LMS_OUTBOX_STALE_SECONDS", 15 * 60)
 
     # Archive storage: "local" (LMS_STORAGE_DIR) or "azure".
-    LMS_STORAGE_BACKEND = os.environ.get("LMS_STORAGE_BACKEND") or "local"
-    AZURE_STORAGE_CONNECTION_STRING = os.environ.get("AZURE_STORAGE_CONNECTION_STRING") or None
-    AZURE_STORAGE_CONTAINER = os.environ.get("AZURE_STORAGE_CONTAINER") or "archives"
+    LMS_STORAGE_BACKEND = _text("LMS_STORAGE_BACKEND", "local")
+    AZURE_STORAGE_CONNECTION_STRING = _text("AZURE_STORAGE_CONNECTION_STRING")
+    AZURE_STORAGE_CONTAINER = _text("AZURE_STORAGE_CONTAINER", "archives")
     # Blob origin allowed in the CSP media-src (derived from the connection string if unset).
-    LMS_AZURE_BLOB_ORIGIN = os.environ.get("LMS_AZURE_BLOB_ORIGIN") or None
+    LMS_AZURE_BLOB_ORIGIN = _text("LMS_AZURE_BLOB_ORIGIN")
     # Local storage behind nginx: internal location prefix for X-Accel-Redirect (see docs/nginx.conf);
     # unset, the app serves archive files itself (with Range support).
-    LMS_ACCEL_REDIRECT_PREFIX = os.environ.get("LMS_ACCEL_REDIRECT_PREFIX") or None
+    LMS_ACCEL_REDIRECT_PREFIX = _text("LMS_ACCEL_REDIRECT_PREFIX")
     # Video playback through short-lived signed links validated by nginx (lms/archives/links.py,
     # docs/nginx.conf): LMS_MEDIA_LINK_SECRET is shared with nginx's secure_link_md5 (required in
     # production); LMS_MEDIA_LINK_TTL is the lifetime of a link in seconds (10-3600) and thereby
     # the time a withdrawal takes to stop playback already started.
     LMS_MEDIA_LINKS = _flag("LMS_MEDIA_LINKS")
-    LMS_MEDIA_LINK_SECRET = os.environ.get("LMS_MEDIA_LINK_SECRET") or None
+    LMS_MEDIA_LINK_SECRET = _text("LMS_MEDIA_LINK_SECRET")
     LMS_MEDIA_LINK_TTL = _int("LMS_MEDIA_LINK_TTL", 60)
     # Largest body of one resumable-upload PATCH request (the browser sends 32 MiB chunks).
     LMS_UPLOAD_CHUNK_MAX_BYTES = _int("LMS_UPLOAD_CHUNK_MAX_BYTES", 256 * 1024 * 1024)
@@ -157,27 +211,24 @@ class Config:
     BABEL_DEFAULT_TIMEZONE = "Asia/Tokyo"
     LANGUAGES = ("ja", "en")
 
-    # Background jobs (huey): SQLite file on one machine, Redis when REDIS_URL is set.
-    HUEY_SQLITE_PATH = os.environ.get("HUEY_SQLITE_PATH") or str(INSTANCE_DIR / "huey.db")
-    HUEY_IMMEDIATE = False
-
     # Rate limits (Flask-Limiter): memory on one machine, Redis when REDIS_URL is set.
     RATELIMIT_ENABLED = _flag("RATELIMIT_ENABLED", True)
     # No X-RateLimit-* headers on every response: each costs a round trip to the counters'
     # store. A refusal (429) still says when to come back (Retry-After, lms.common.web).
     RATELIMIT_HEADERS_ENABLED = False
     # Per-action limits (lms.common.limits), Flask-Limiter syntax: "20/minute;200/hour".
-    LMS_LIMIT_SIGN_IN = os.environ.get("LMS_LIMIT_SIGN_IN") or "300/minute;3000/hour"
-    LMS_LIMIT_ENROLL = os.environ.get("LMS_LIMIT_ENROLL") or "30/minute;300/hour"
-    LMS_LIMIT_PROGRESS = os.environ.get("LMS_LIMIT_PROGRESS") or "120/minute"
-    LMS_LIMIT_UPLOAD = os.environ.get("LMS_LIMIT_UPLOAD") or "1200/minute"
-    LMS_LIMIT_EXPORT = os.environ.get("LMS_LIMIT_EXPORT") or "30/minute"
+    LMS_LIMIT_SIGN_IN = _limit("LMS_LIMIT_SIGN_IN", "300/minute;3000/hour")
+    LMS_LIMIT_ENROLL = _limit("LMS_LIMIT_ENROLL", "30/minute;300/hour")
+    LMS_LIMIT_PROGRESS = _limit("LMS_LIMIT_PROGRESS", "120/minute")
+    LMS_LIMIT_UPLOAD = _limit("LMS_LIMIT_UPLOAD", "1200/minute")
+    LMS_LIMIT_EXPORT = _limit("LMS_LIMIT_EXPORT", "30/minute")
+    LMS_LIMIT_VERIFY = _limit("LMS_LIMIT_VERIFY", "30/minute;300/hour")
 
     HSTS = False
 
     # Logs (lms.common.logging): "json" (one object per line) or "text".
-    LMS_LOG_FORMAT = os.environ.get("LMS_LOG_FORMAT") or "text"
-    LMS_LOG_LEVEL = os.environ.get("LMS_LOG_LEVEL") or "INFO"
+    LMS_LOG_FORMAT = _text("LMS_LOG_FORMAT", "text")
+    LMS_LOG_LEVEL = _text("LMS_LOG_LEVEL", "INFO")
     LMS_LOG_REQUESTS = _flag("LMS_LOG_REQUESTS", True)
 
     @classmethod
@@ -193,8 +244,7 @@ class TestingConfig(Config):
     LMS_ENV = "testing"
     TESTING = True
     SECRET_KEY = "testing-secret-key-not-for-production-use-0123456789"  # noqa: S105
-    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or "sqlite://"
-    HUEY_IMMEDIATE = True
+    SQLALCHEMY_DATABASE_URI = _text("DATABASE_URL", "sqlite://")
     RATELIMIT_ENABLED = False
     MAIL_BACKEND = "file"
 
@@ -204,11 +254,11 @@ class ProductionConfig(Config):
     SESSION_COOKIE_SECURE = True
     REMEMBER_COOKIE_SECURE = True
     HSTS = True
-    LMS_LOG_FORMAT = os.environ.get("LMS_LOG_FORMAT") or "json"
+    LMS_LOG_FORMAT = _text("LMS_LOG_FORMAT", "json")
 
     @classmethod
     def validate(cls) -> None:
-        secret = os.environ.get("SECRET_KEY", "")
+        secret = _text("SECRET_KEY", "")
         if secret.strip().lower() in _WEAK_SECRETS or len(secret) < 32:
             raise ConfigError(
                 "SECRET_KEY must be set to a random value of at least 32 characters in production "
@@ -219,19 +269,19 @@ class ProductionConfig(Config):
                 "LMS_DEMO_LOGIN must be off in production "
                 "(本番環境ではデモ用サインイン LMS_DEMO_LOGIN を有効にできません)."
             )
-        url = os.environ.get("DATABASE_URL", "")
+        url = _text("DATABASE_URL", "")
         if not url or url.startswith("sqlite"):
             raise ConfigError(
                 "DATABASE_URL must point to PostgreSQL (postgresql+psycopg://…) in production "
                 "(本番環境では DATABASE_URL に PostgreSQL を指定してください)."
             )
-        if _flag("LMS_MEDIA_LINKS") and len(os.environ.get("LMS_MEDIA_LINK_SECRET", "").strip()) < 32:
+        if _flag("LMS_MEDIA_LINKS") and len(_text("LMS_MEDIA_LINK_SECRET", "").strip()) < 32:
             raise ConfigError(
                 "LMS_MEDIA_LINK_SECRET must be set to a random value of at least 32 characters when "
                 "LMS_MEDIA_LINKS=1 in production, the same as in nginx's secure_link_md5 "
                 "(本番環境で LMS_MEDIA_LINKS=1 とする場合は LMS_MEDIA_LINK_SECRET に 32 文字以上のランダムな値を設定してください)."
             )
-        if os.environ.get("ENTRA_CA_BUNDLE"):
+        if _text("ENTRA_CA_BUNDLE"):
             raise ConfigError(
                 "ENTRA_CA_BUNDLE is for test providers only and is refused in production "
                 "(ENTRA_CA_BUNDLE は本番環境では使用できません)."
@@ -246,7 +296,7 @@ CONFIGS = {
 
 
 def config_for(env: str | None = None) -> type[Config]:
-    env = (env or os.environ.get("LMS_ENV") or "development").strip().lower()
+    env = (env or _text("LMS_ENV", "development")).strip().lower()
     try:
         return CONFIGS[env]
     except KeyError:

@@ -1,10 +1,23 @@
-"""``flask --app wsgi lms …`` commands."""
+"""``flask --app wsgi lms …`` commands: this module's, and those of the areas' own groups
+(``lms.auth.commands``, ``lms.teams.cli``), added under the same ``lms`` group."""
 
 from __future__ import annotations
 
+import logging
+
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
+
+from lms import jobs
+from lms.auth.commands import sync_tenants_command
+from lms.common.jobs import use_app
+from lms.completion import summary
+from lms.demo import load_demo
+from lms.extensions import db
+from lms.municipalities.services import load_municipalities
+from lms.synth import SyntheticRefused, generate_synthetic
+from lms.teams.cli import graph_cli
 
 lms_cli = AppGroup("lms", help="Manabi administration commands.")
 
@@ -12,9 +25,6 @@ lms_cli = AppGroup("lms", help="Manabi administration commands.")
 @lms_cli.command("load-municipalities")
 def load_municipalities_command():
     """Load 東京都 and its 62 区市町村 (check digits verified)."""
-    from lms.extensions import db
-    from lms.municipalities.services import load_municipalities
-
     added, updated = load_municipalities()
     db.session.commit()
     click.echo(f"municipalities: {added} added, {updated} updated")
@@ -23,9 +33,6 @@ def load_municipalities_command():
 @lms_cli.command("demo")
 def demo_command():
     """Load the municipalities and a realistic demo data set (idempotent)."""
-    from lms.demo import load_demo
-    from lms.extensions import db
-
     summary = load_demo()
     db.session.commit()
     for key, value in summary.items():
@@ -37,15 +44,9 @@ def demo_command():
 @click.option("--no-periodic", is_flag=True, help="Do not run periodic tasks (outbox sweep, reminders).")
 def worker_command(workers: int, no_periodic: bool):
     """Run the background worker (huey): mail outbox, reminders and every area's tasks."""
-    import logging
-
-    from flask import current_app
-
-    import lms.jobs as jobs
-    from lms.common.jobs import use_app
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    use_app(current_app._get_current_object())  # the tasks use this app, not a second one
+    # The tasks use this app, not a second one (werkzeug's documented proxy API).
+    use_app(current_app._get_current_object())  # type: ignore[attr-defined]
     jobs.huey.immediate = False
     consumer = jobs.huey.create_consumer(workers=workers, worker_type="thread", periodic=not no_periodic)
     click.echo(f"worker: {workers} threads, storage {type(jobs.huey).__name__}")
@@ -62,8 +63,6 @@ def worker_command(workers: int, no_periodic: bool):
 def synth_command(users, municipalities, courses, enrollments, seed, force):
     """Generate a synthetic data set (staff, courses, sessions, enrollments, attendance,
     viewing and completions) in bulk, for benchmarks and for trying the dashboards."""
-    from lms.synth import SyntheticRefused, generate_synthetic
-
     try:
         summary = generate_synthetic(
             users=users, municipalities=municipalities, courses=courses, enrollments=enrollments,
@@ -82,15 +81,12 @@ def completion_summary_command(mode):
     """The dashboards' summaries (per municipality, fiscal year and course / staff member):
     check them against a fresh aggregate of enrollments, attendance and completions, or
     rebuild them (after writing those tables other than through the app, e.g. by SQL)."""
-    from lms.completion import summary
-    from lms.extensions import db
-
     if mode == "rebuild":
-        courses, staff = summary.rebuild(db.session)
+        courses, staff = summary.rebuild(db.session())
         db.session.commit()
         click.echo(f"rebuilt: {courses} course rows, {staff} staff rows")
         return
-    report = summary.check(db.session)
+    report = summary.check(db.session())
     db.session.rollback()
     if report.ok:
         click.echo(f"summaries match a fresh aggregate: {report.course_rows} course rows, {report.staff_rows} staff rows")
@@ -101,9 +97,9 @@ def completion_summary_command(mode):
                                "run with --rebuild")
 
 
-def register_cli(app: Flask) -> None:
-    from lms.auth.commands import sync_tenants_command
+for _command in (sync_tenants_command, *graph_cli.commands.values()):
+    lms_cli.add_command(_command)
 
-    if "sync-tenants" not in lms_cli.commands:
-        lms_cli.add_command(sync_tenants_command)
+
+def register_cli(app: Flask) -> None:
     app.cli.add_command(lms_cli)

@@ -17,14 +17,13 @@ from lms.attendance.models import AttendanceRecord
 from lms.common.errors import DomainError, NotAllowed, NotFound
 from lms.common.timeutil import utcnow
 from lms.extensions import db
-from lms.teams.services import get_managed_session
 
 bp = Blueprint("attendance", __name__, url_prefix="/attendance")
 
 
 def _managed(session_id: int):
     try:
-        return get_managed_session(session_id, current_user)
+        return services.get_managed_session(session_id, current_user)
     except NotFound:
         abort(404)
     except NotAllowed:

@@ -20,7 +20,7 @@ from sqlalchemy import func, or_, select
 
 from lms.attendance.models import MANUAL, QR_CHECKIN, ROLL_CALL, TEAMS_REPORT, Attendance, AttendanceRecord
 from lms.audit.services import record_action
-from lms.auth.models import User
+from lms.auth.models import PLATFORM_ADMIN, TRAINER, User
 from lms.common.database import begin_write, is_sqlite
 from lms.common.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from lms.common.signals import attendance_changed
@@ -39,6 +39,28 @@ CHECKIN_EARLY = timedelta(minutes=30)
 ONSITE_DELIVERIES = (ONSITE, HYBRID)
 
 _FRACTION = re.compile(r"(\.\d{1,6})\d*")
+
+
+# ---------------------------------------------------------------- who runs a session
+
+
+def can_manage_session(user, session: TrainingSession) -> bool:
+    """The course's owner (a trainer) and platform admins take the roll, correct attendance
+    and run the session's Teams meeting."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    if user.has_role(PLATFORM_ADMIN):
+        return True
+    return user.has_role(TRAINER) and session.course is not None and session.course.owner_id == user.id
+
+
+def get_managed_session(session_id: int, user) -> TrainingSession:
+    session = db.session.get(TrainingSession, session_id)
+    if session is None:
+        raise NotFound(_("研修回が見つかりません。"))
+    if not can_manage_session(user, session):
+        raise NotAllowed(_("この研修回を管理する権限がありません。"))
+    return session
 
 
 def parse_graph_datetime(value: str | None) -> datetime | None:
@@ -204,6 +226,8 @@ def recompute_attendance(session: TrainingSession, only_staff: set[int] | None =
         select(AttendanceRecord).where(AttendanceRecord.session_id == session.id,
                                        AttendanceRecord.staff_member_id.is_not(None))
     ):
+        if record.staff_member_id is None:  # excluded by the query; says so to the type checker
+            continue
         spans = by_staff.setdefault(record.staff_member_id, [])
         for joined, left in record.intervals or []:
             spans.append((as_utc(datetime.fromisoformat(joined)), as_utc(datetime.fromisoformat(left))))
@@ -235,7 +259,7 @@ def recompute_attendance(session: TrainingSession, only_staff: set[int] | None =
             "attended": pct >= threshold,
             "intervals": [[a.isoformat(), b.isoformat()] for a, b in spans],
         }
-        if onsite_absent:
+        if onsite_absent and row is not None:
             if not values["attended"]:
                 continue
             row.source = TEAMS_REPORT
@@ -441,5 +465,6 @@ def attendance_rows(session: TrainingSession) -> list[dict]:
     records: dict[int, list[AttendanceRecord]] = {}
     for record in db.session.scalars(select(AttendanceRecord).where(AttendanceRecord.session_id == session.id,
                                                                     AttendanceRecord.staff_member_id.is_not(None))):
-        records.setdefault(record.staff_member_id, []).append(record)
+        if record.staff_member_id is not None:  # always (the query's filter); for the type checker
+            records.setdefault(record.staff_member_id, []).append(record)
     return [{"staff": s, "attendance": rows.get(s.id), "records": records.get(s.id, [])} for s in staff]

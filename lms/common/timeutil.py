@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import overload
 from zoneinfo import ZoneInfo
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -12,6 +13,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
+@overload
+def as_utc(value: datetime | None) -> datetime | None: ...
 def as_utc(value: datetime | None) -> datetime | None:
     """Normalise a datetime to aware UTC; naive values are taken as UTC (SQLite returns them)."""
     if value is None:
@@ -21,6 +28,12 @@ def as_utc(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC)
 
 
+@overload
+def to_tokyo(value: datetime) -> datetime: ...
+@overload
+def to_tokyo(value: None) -> None: ...
+@overload
+def to_tokyo(value: datetime | None) -> datetime | None: ...
 def to_tokyo(value: datetime | None) -> datetime | None:
     value = as_utc(value)
     return value.astimezone(TOKYO) if value else None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from urllib.parse import quote
 
@@ -25,7 +24,7 @@ from lms.audit.services import record_action
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
 from lms.common.access import require_municipality, role_required
 from lms.common.errors import DomainError
-from lms.common.limits import limit_export
+from lms.common.limits import configured, limit_export
 from lms.common.public import public
 from lms.completion import reports, services
 from lms.completion.certificates import (
@@ -49,7 +48,7 @@ from lms.roster.models import StaffMember
 bp = Blueprint("completion", __name__)
 bp.add_app_template_global(method_label, "method_label")
 
-VERIFY_LIMIT = os.environ.get("LMS_LIMIT_VERIFY", "30/minute;300/hour")
+VERIFY_LIMIT = configured("LMS_LIMIT_VERIFY")
 COURSES_PER_PAGE = 50
 MISSING_PER_PAGE = 50
 

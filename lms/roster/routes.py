@@ -182,7 +182,7 @@ def leave(member_id: int):
     return redirect(url_for("roster.detail", member_id=member.id))
 
 
-# ---------------------------------------------------------------- CSV and Graph
+# ---------------------------------------------------------------- CSV
 
 
 @bp.route("/roster/import", methods=["GET", "POST"])
@@ -236,50 +236,6 @@ def export_csv():
         "Content-Type": f"text/csv; charset={'Shift_JIS' if encoding == 'cp932' else 'UTF-8'}",
         "Cache-Control": "private, no-store",
     })
-
-
-@bp.post("/roster/sync")
-@role_required(*ADMINS)
-def sync_graph():
-    municipality, chooser = _scope_or_choose("roster.index")
-    if chooser:
-        return chooser
-    from lms.teams.graph import graph_configured
-
-    tenants = services.consented_tenants(municipality.id)
-    if not graph_configured():
-        flash(_("Microsoft Graph が設定されていないため、同期できません。"), "error")
-        return _back("roster.index", municipality.id)
-    if not tenants:
-        flash(_("この区市町村のテナントでは、Manabi への管理者の同意がまだないため同期できません。"), "error")
-        return _back("roster.index", municipality.id)
-    municipality_id = municipality.id
-    try:
-        reports = []
-        for tenant in tenants:  # each tenant's sync is complete, or changes nothing
-            client = services.graph_client_for_tenant(tenant)
-            try:
-                reports.append(services.sync_roster_from_graph(municipality_id, client, current_user))
-                db.session.commit()
-            finally:
-                client.http.close()
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-    except Exception:  # Graph unreachable, a failed page, consent withdrawn: nothing was changed
-        db.session.rollback()
-        from flask import current_app
-
-        current_app.logger.exception("roster sync from Graph failed")
-        flash(_("Microsoft Graph から職員の一覧を取得できなかったため、名簿は変更していません。テナントの同意（管理者の承認）を確認してください。"), "error")
-    else:
-        flash(_("Microsoft Graph と同期しました：追加 %(a)s 件、更新 %(u)s 件、異動 %(t)s 件、変更なし %(n)s 件、対象外 %(s)s 件。",
-                a=sum(r.added for r in reports), u=sum(r.updated for r in reports),
-                t=sum(r.transferred for r in reports), n=sum(r.unchanged for r in reports),
-                s=sum(len(r.skipped) for r in reports)), "success")
-        for line in [line for r in reports for line in r.skipped][:20]:
-            flash(line, "warning")
-    return _back("roster.index", municipality_id)
 
 
 # ---------------------------------------------------------------- 研修担当 home

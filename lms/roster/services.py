@@ -1,5 +1,6 @@
 """The staff roster (職員名簿): linking to Entra identities, maintenance, transfers and
-departures, CSV import/export and the sync from a tenant through Microsoft Graph.
+departures, CSV import/export and the sync from a tenant's directory (fetched through
+Microsoft Graph by lms.teams.roster_sync).
 
 Every change keeps people's history: a transfer (人事異動) or departure adds a
 StaffHistory row, and entries are never deleted (their enrollments, attendance and
@@ -24,6 +25,7 @@ from lms.common.database import begin_write
 from lms.common.errors import Conflict, InvalidInput, NotFound
 from lms.common.timeutil import TOKYO, utcnow
 from lms.extensions import db
+from lms.municipalities.models import TenantMapping
 from lms.roster.models import ACTIVE, LEFT, StaffHistory, StaffMember
 
 # A whole roster in one file (東京都 itself has tens of thousands of staff); below MAX_CONTENT_LENGTH.
@@ -583,7 +585,7 @@ def export_roster_csv(municipality_id: int, *, encoding: str = "utf-8") -> bytes
     return b"\xef\xbb\xbf" + text.encode("utf-8")
 
 
-# ---------------------------------------------------------------- Microsoft Graph sync
+# ---------------------------------------------------------------- sync from a tenant's directory
 
 
 @dataclass
@@ -595,52 +597,20 @@ class SyncReport:
     skipped: list[str] = field(default_factory=list)
 
 
-def consented_tenants(municipality_id: int) -> list[str]:
-    """The municipality's Entra tenants where Manabi has admin consent (roster sync allowed)."""
-    from lms.municipalities.models import TenantMapping
+def apply_directory_users(municipality_id: int, users: list[dict], actor, *,
+                          effective_on: date | None = None) -> SyncReport:
+    """Bring the roster up to date from the complete list of a tenant's users, as Microsoft
+    Graph's ``/users`` gives them (``id``, ``userPrincipalName``, ``displayName``,
+    ``department``, ``jobTitle``, ``employeeId``, ``mail``, ``userType``); the Teams area
+    fetches it (lms.teams.roster_sync).
 
-    rows = db.session.scalars(
-        select(TenantMapping.tenant_id)
-        .where(TenantMapping.municipality_id == municipality_id, TenantMapping.consented_at.is_not(None))
-        .distinct().order_by(TenantMapping.tenant_id)
-    ).all()
-    return list(rows)
-
-
-def graph_client_for_tenant(tenant_id: str):
-    """A Graph client whose app-only token is issued by ``tenant_id`` (the municipality's own)."""
-    from flask import current_app
-
-    from lms.teams.graph import client_from_app
-
-    client = client_from_app()
-    if current_app.extensions.get("graph_token_provider") is None:
-        from lms.auth.entra import acquire_app_token
-
-        client.token_provider = lambda: acquire_app_token(tenant_id=tenant_id)
-    return client
-
-
-_GRAPH_SELECT = "id,userPrincipalName,displayName,department,jobTitle,employeeId,mail,accountEnabled,userType"
-
-
-def sync_roster_from_graph(municipality_id: int, client, actor, *, effective_on: date | None = None) -> SyncReport:
-    """Bring the roster up to date from the tenant's ``/users`` (Microsoft Graph).
-
-    ``client.get_all(path, params)`` must return every page or raise: a failed page
-    aborts the sync before anything is changed. People missing from the result are never
-    marked as left (a partial or filtered result must not empty a roster). Matching: by
-    sign-in name (userPrincipalName), then by 職員番号 (employeeId). Users of other mail
-    domains are skipped when the municipality's tenant mapping names its domains. The
-    caller commits.
+    People missing from the list are never marked as left (a partial or filtered list must
+    not empty a roster). Matching: by Entra object id, by sign-in name (userPrincipalName),
+    then by 職員番号 (employeeId). Users of other mail domains are skipped when the
+    municipality's tenant mapping names its domains. The caller commits.
     """
-    from lms.municipalities.models import TenantMapping
-
-    users = client.get_all("/users", params={"$select": _GRAPH_SELECT, "$top": "999"})
-    if not isinstance(users, list):
-        raise InvalidInput(_("Microsoft Graph から職員の一覧を取得できませんでした。名簿は変更していません。"))
     effective_on = effective_on or today_tokyo()
-    begin_write()  # after the (slow) Graph calls: the write lock is held only while applying
+    begin_write()  # after the (slow) directory calls: the write lock is held only while applying
     domains = {
         d.lower() for d in db.session.scalars(
             select(TenantMapping.mail_domain).where(TenantMapping.municipality_id == municipality_id)

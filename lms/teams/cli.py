@@ -1,22 +1,34 @@
-"""``flask --app wsgi lms graph-…`` commands: run each Graph sync by hand."""
+"""``flask --app wsgi lms graph-…`` commands: run each Graph sync by hand.
+
+The Teams area's own click group (``graph_cli``); ``lms.cli`` adds its commands to the
+``lms`` group under the same names.
+"""
 
 from __future__ import annotations
 
 import json
 
 import click
+from flask.cli import AppGroup
 from sqlalchemy import select
 
-from lms.cli import lms_cli
+from lms.common.timeutil import utcnow
+from lms.courses.models import CANCELLED, TrainingSession
+from lms.extensions import db
+from lms.teams import operations as ops
+from lms.teams.graph import GraphError, client_from_app, graph_configured
+from lms.teams.services import (
+    ONLINE_DELIVERIES,
+    execute_operation,
+    sessions_due_for_attendance,
+    sessions_due_for_recordings,
+)
+from lms.teams.subscriptions import subscribe_with
+
+graph_cli = AppGroup("graph", help="Microsoft Graph: run each sync by hand.")
 
 
 def _run(session_ids: list[int], kind: str) -> list[dict]:
-    from lms.courses.models import TrainingSession
-    from lms.extensions import db
-    from lms.teams import operations as ops
-    from lms.teams.graph import client_from_app
-    from lms.teams.services import execute_operation
-
     client = client_from_app()
     results = []
     for session_id in session_ids:
@@ -26,9 +38,12 @@ def _run(session_ids: list[int], kind: str) -> list[dict]:
         op = ops.queue_operation(session.id, kind, reason="cli")
         ops.run_here_instead(op)
         db.session.commit()
-        op = execute_operation(op.id, client)
-        results.append({"session": session_id, "operation": op.id, "status": op.status,
-                        "error": op.last_error, "details": op.details})
+        done = execute_operation(op.id, client)
+        if done is None:  # claimed by a worker meanwhile: it reports there
+            results.append({"session": session_id, "operation": op.id, "status": "claimed elsewhere"})
+            continue
+        results.append({"session": session_id, "operation": done.id, "status": done.status,
+                        "error": done.last_error, "details": done.details})
     return results
 
 
@@ -40,22 +55,14 @@ def _echo(results: list[dict]) -> None:
 
 
 def _require_graph() -> None:
-    from lms.teams.graph import graph_configured
-
     if not graph_configured():
         raise click.ClickException("Microsoft Graph is not configured (ENTRA_CLIENT_ID and a secret or certificate).")
 
 
-@lms_cli.command("graph-sync-meetings")
+@graph_cli.command("graph-sync-meetings")
 @click.option("--session", "session_id", type=int, help="Only this session.")
 def graph_sync_meetings(session_id: int | None):
     """Create or update the Teams meetings of upcoming Teams/hybrid sessions (cancel cancelled ones)."""
-    from lms.common.timeutil import utcnow
-    from lms.courses.models import CANCELLED, TrainingSession
-    from lms.extensions import db
-    from lms.teams import operations as ops
-    from lms.teams.services import ONLINE_DELIVERIES
-
     _require_graph()
     if session_id:
         ids = [session_id]
@@ -67,42 +74,35 @@ def graph_sync_meetings(session_id: int | None):
     results = []
     for sid in ids:
         session = db.session.get(TrainingSession, sid)
+        if session is None:
+            raise click.ClickException(f"session {sid} not found")
         kind = ops.CANCEL_EVENT if session.status == CANCELLED else ops.UPDATE_EVENT if session.graph_event_id else ops.CREATE_EVENT
         results.extend(_run([sid], kind))
     _echo(results)
 
 
-@lms_cli.command("graph-import-attendance")
+@graph_cli.command("graph-import-attendance")
 @click.option("--session", "session_id", type=int, help="Only this session (otherwise every ended one not yet imported).")
 def graph_import_attendance(session_id: int | None):
     """Import Teams attendance reports of ended sessions."""
-    from lms.teams import operations as ops
-    from lms.teams.services import sessions_due_for_attendance
-
     _require_graph()
     ids = [session_id] if session_id else [s.id for s in sessions_due_for_attendance()]
     _echo(_run(ids, ops.IMPORT_ATTENDANCE))
 
 
-@lms_cli.command("graph-import-recordings")
+@graph_cli.command("graph-import-recordings")
 @click.option("--session", "session_id", type=int, help="Only this session (otherwise every recently ended one).")
 def graph_import_recordings(session_id: int | None):
     """Import Teams recordings and transcripts into draft archives."""
-    from lms.teams import operations as ops
-    from lms.teams.services import sessions_due_for_recordings
-
     _require_graph()
     ids = [session_id] if session_id else [s.id for s in sessions_due_for_recordings()]
     _echo(_run(ids, ops.IMPORT_RECORDING))
 
 
-@lms_cli.command("graph-subscribe-recordings")
+@graph_cli.command("graph-subscribe-recordings")
 @click.argument("organizer")
 def graph_subscribe_recordings(organizer: str):
     """Subscribe to change notifications for new recordings and transcripts of ORGANIZER's meetings."""
-    from lms.teams.graph import GraphError, client_from_app
-    from lms.teams.subscriptions import subscribe_with
-
     _require_graph()
     client = client_from_app()
     try:

@@ -1,15 +1,18 @@
 """Mail through Microsoft Graph: ``POST /users/{sender}/sendMail`` (the "graph" mail backend).
 
-Called by the notifications area with a standard ``email.message.EmailMessage``; its HTML
-(or text) body, recipients and attachments (e.g. a text/calendar invitation) become a
-Graph ``message`` with ``fileAttachment`` items.
+``GraphMailBackend`` is registered with the notifications area's mail backends when the
+app is created (``lms/teams/receivers.py``); it gets a standard ``email.message.EmailMessage``,
+whose HTML (or text) body, recipients and attachments (e.g. a text/calendar invitation)
+become a Graph ``message`` with ``fileAttachment`` items.
 """
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import getaddresses
+from typing import Any
 
 from flask import current_app
 
@@ -42,7 +45,9 @@ def _body_and_attachments(message: EmailMessage) -> tuple[dict, list[dict]]:
         if part.get_content_maintype() == "text" and part.get_content_subtype() in ("plain", "html") \
                 and not part.get_filename() and part.get_content_disposition() != "attachment":
             continue  # the alternative rendering of the body
-        payload = part.get_payload(decode=True) or b""
+        payload = part.get_payload(decode=True)
+        if not isinstance(payload, bytes):
+            payload = b""
         name = part.get_filename() or (
             "invite.ics" if part.get_content_type() == "text/calendar" else f"attachment-{index}"
         )
@@ -90,3 +95,13 @@ def send_via_graph(message: EmailMessage, client: GraphClient | None = None) -> 
     client = client or client_from_app()
     # A sendMail POST is not idempotent: it is repeated only on 429 (refused, not sent).
     client.post(f"{user_path(sender_mailbox())}/sendMail", {"message": payload, "saveToSentItems": False})
+
+
+class GraphMailBackend:
+    """``MAIL_BACKEND=graph``: each message goes out through ``send_via_graph``."""
+
+    def __init__(self, config: Mapping[str, Any]):
+        """Nothing to keep: Graph's settings are read when a message is sent (client_from_app)."""
+
+    def send(self, message: EmailMessage) -> None:
+        send_via_graph(message)

@@ -25,13 +25,15 @@ import os
 import socket
 import threading
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import CursorResult, or_, select, update
 
 from lms.common.after_commit import after_commit, discard, pending_keys
 from lms.common.database import begin_write
+from lms.common.jobs import huey
 from lms.common.timeutil import as_utc, utcnow
 from lms.extensions import db
 from lms.teams.models import GraphOperation
@@ -125,8 +127,7 @@ def _enqueue_after_commit(operation_id: int) -> None:
 def _enqueue(operation_id: int) -> None:
     """Hand the operation to the worker. A failure here loses nothing: the row stays queued."""
     try:
-        from lms.common.jobs import huey
-        from lms.teams.tasks import run_graph_operation
+        from lms.teams.tasks import run_graph_operation  # the tasks run operations: a cycle
 
         if huey.immediate:
             # Inline (tests): run in a fresh application context, hence a fresh DB session,
@@ -194,12 +195,13 @@ def claim(operation_id: int, *, only_if_due: bool = False) -> GraphOperation | N
             return None
     _begin_write()
     now = utcnow()
-    result = db.session.execute(
+    # An UPDATE's result is a CursorResult (its rowcount); SQLAlchemy types execute() as Result.
+    result = cast("CursorResult[Any]", db.session.execute(
         update(GraphOperation)
         .where(GraphOperation.id == operation_id, GraphOperation.status.in_((QUEUED, FAILED)))
         .values(status=RUNNING, attempts=GraphOperation.attempts + 1, started_at=now, heartbeat_at=now,
                 finished_at=None, claimed_by=worker_identity())
-    )
+    ))
     db.session.commit()
     if result.rowcount != 1:
         return None
@@ -312,7 +314,7 @@ def fail(operation_id: int, error: str, *, retryable: bool, calls: int, graph_st
 def _schedule_retry(operation_id: int, when) -> None:
     """A huey task at ``when`` (it only runs the operation if it is still due then)."""
     try:
-        from lms.teams.tasks import run_graph_operation
+        from lms.teams.tasks import run_graph_operation  # the tasks run operations: a cycle
 
         run_graph_operation.schedule(args=(operation_id,), kwargs={"only_if_due": True}, eta=when)
     except Exception:  # noqa: BLE001 - the periodic pick-up retries it all the same
@@ -345,14 +347,14 @@ def due_operation_ids(now=None) -> list[int]:
         elif _worker_lost(op, now):
             # The worker died in the middle: make it claimable again (only this claim of it,
             # identified by its attempt number, in case it was taken over meanwhile).
-            taken = db.session.execute(
+            taken = cast("CursorResult[Any]", db.session.execute(
                 update(GraphOperation)
                 .where(GraphOperation.id == op.id, GraphOperation.status == RUNNING,
                        GraphOperation.attempts == op.attempts)
                 .values(status=FAILED, last_error="worker stopped while running", finished_at=now,
                         details={**details, "retryable": True, "next_attempt_at": now.isoformat(),
                                  "worker_lost": True})
-            )
+            ))
             if taken.rowcount == 1:
                 due.append(op.id)
     db.session.commit()
@@ -367,9 +369,7 @@ def _worker_lost(op: GraphOperation, now) -> bool:
     return last is not None and last <= now - lease()
 
 
-def _parse(value: str):
-    from datetime import datetime
-
+def _parse(value: str) -> datetime:
     return as_utc(datetime.fromisoformat(value))
 
 

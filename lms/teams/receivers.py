@@ -1,15 +1,22 @@
-"""Keep the Teams meeting in step with the session: queue Graph work in the sender's transaction.
+"""What the Teams area adds to the lower layers, connected when the app is created.
 
-Receivers never call Graph and never commit: they add a GraphOperation row (committed with
-the change, so nothing is lost) and the huey task is enqueued after commit.
+- Keep the Teams meeting in step with the session: the receivers queue Graph work in the
+  sender's transaction. They never call Graph and never commit: they add a GraphOperation
+  row (committed with the change, so nothing is lost) and the huey task is enqueued after
+  commit.
+- ``MAIL_BACKEND=graph``: the outbox sends through Microsoft Graph (``lms.teams.mail``).
 """
 
 from __future__ import annotations
 
 from lms.common.signals import attendees_changed, session_cancelled, session_created, session_updated
+from lms.notifications.mail import register_backend
 from lms.teams import operations as ops
 from lms.teams import services
 from lms.teams.graph import graph_configured
+from lms.teams.mail import GraphMailBackend
+
+register_backend("graph", GraphMailBackend)
 
 # Changes that the Outlook event shows (anything else, e.g. capacity, needs no update).
 EVENT_FIELDS = {"title", "starts_at", "ends_at", "location", "delivery", "status", "course_id"}

@@ -1,4 +1,5 @@
-"""Teams pages: the trainer's session page, the admins' status page, and the Graph webhook."""
+"""Teams pages: the trainer's session page, the admins' status page, the Graph webhook, and
+the roster's sync from Microsoft Graph (its button is on the roster page: ``/roster/sync``)."""
 
 from __future__ import annotations
 
@@ -7,34 +8,37 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
+from lms.attendance import services as attendance_services
 from lms.attendance.forms import ActionForm, CorrectionForm, MatchForm, staff_choices
-from lms.attendance.services import ONSITE_DELIVERIES
-from lms.auth.models import PLATFORM_ADMIN
-from lms.common.access import role_required
+from lms.audit.services import record_action
+from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
+from lms.common.access import require_municipality, role_required
 from lms.common.errors import DomainError, NotAllowed, NotFound
 from lms.common.public import public
 from lms.courses.models import TrainingSession
 from lms.extensions import csrf, db, limiter
+from lms.municipalities.models import Municipality
 from lms.teams import operations as ops
-from lms.teams import services
+from lms.teams import roster_sync, services
 from lms.teams.graph import graph_configured
 from lms.teams.models import GraphOperation
+from lms.teams.subscriptions import authentic
+from lms.teams.tasks import handle_graph_notifications
 
-bp = Blueprint("teams", __name__, url_prefix="/teams")
-
-import lms.teams.cli  # noqa: E402,F401  (registers the graph-* commands)
+# No url_prefix: the roster sync keeps its place beside the roster (/roster/sync).
+bp = Blueprint("teams", __name__)
 
 
 def _managed(session_id: int) -> TrainingSession:
     try:
-        return services.get_managed_session(session_id, current_user)
+        return attendance_services.get_managed_session(session_id, current_user)
     except NotFound:
         abort(404)
     except NotAllowed:
         abort(403)
 
 
-@bp.get("/sessions/<int:session_id>")
+@bp.get("/teams/sessions/<int:session_id>")
 @login_required
 def session_detail(session_id: int):
     session = _managed(session_id)
@@ -46,12 +50,12 @@ def session_detail(session_id: int):
     return render_template(
         "teams/session.html", session=session, view=view, match_form=match_form,
         correction_form=correction_form, action_form=ActionForm(), graph_enabled=graph_configured(),
-        online=session.delivery in services.ONLINE_DELIVERIES, onsite=session.delivery in ONSITE_DELIVERIES,
+        online=session.delivery in services.ONLINE_DELIVERIES, onsite=session.delivery in attendance_services.ONSITE_DELIVERIES,
         user_label=services.user_label,
     )
 
 
-@bp.post("/sessions/<int:session_id>/sync")
+@bp.post("/teams/sessions/<int:session_id>/sync")
 @login_required
 def sync_meeting(session_id: int):
     session = _managed(session_id)
@@ -61,15 +65,13 @@ def sync_meeting(session_id: int):
         if op is None:
             flash(_("Microsoft Graph 連携が設定されていないか、Teams で実施しない研修回です。"), "error")
         else:
-            from lms.audit.services import record_action
-
             record_action(current_user, "teams.sync_meeting", "training_session", session.id, None, operation_id=op.id)
             db.session.commit()
             flash(_("Teams 会議の更新を受け付けました。"), "success")
     return redirect(url_for("teams.session_detail", session_id=session.id))
 
 
-@bp.post("/sessions/<int:session_id>/import/<kind>")
+@bp.post("/teams/sessions/<int:session_id>/import/<kind>")
 @login_required
 def import_now(session_id: int, kind: str):
     session = _managed(session_id)
@@ -88,7 +90,7 @@ def import_now(session_id: int, kind: str):
     return redirect(url_for("teams.session_detail", session_id=session.id))
 
 
-@bp.get("/status")
+@bp.get("/teams/status")
 @role_required(PLATFORM_ADMIN)
 def status():
     status_filter = request.args.get("status", "")
@@ -108,7 +110,7 @@ def status():
                            graph_enabled=graph_configured(), base_url=current_app.config.get("GRAPH_BASE_URL"))
 
 
-@bp.post("/operations/<int:operation_id>/retry")
+@bp.post("/teams/operations/<int:operation_id>/retry")
 @role_required(PLATFORM_ADMIN)
 def retry_operation(operation_id: int):
     if ActionForm().validate_on_submit():
@@ -124,7 +126,7 @@ def retry_operation(operation_id: int):
         "teams.session_detail", session_id=int(request.form["back_to_session"])) or url_for("teams.status"))
 
 
-@bp.post("/graph/notifications")
+@bp.post("/teams/graph/notifications")
 @public
 @csrf.exempt
 @limiter.limit("600/minute")
@@ -137,12 +139,56 @@ def graph_notifications():
     items = payload.get("value") if isinstance(payload, dict) else None
     if not isinstance(items, list):
         return "", 400
-    from lms.teams.subscriptions import authentic
-
     accepted = authentic(items)
     if accepted:
-        from lms.teams.tasks import handle_graph_notifications
-
         handle_graph_notifications(accepted)
     # 202 even when nothing matched: an attacker learns nothing about our subscriptions.
     return "", 202
+
+
+# ---------------------------------------------------------------- the roster's sync from Graph
+
+
+def _roster_municipality() -> int | None:
+    """The municipality whose roster is synced: a municipal admin's own (asking for another
+    is a 403, audited); a platform admin's choice (``?m=``; None when not chosen)."""
+    requested = request.values.get("m", type=int)
+    if current_user.has_role(PLATFORM_ADMIN):
+        return requested if requested and db.session.get(Municipality, requested) else None
+    if requested is not None and requested != current_user.municipality_id:
+        require_municipality(current_user, requested)
+    require_municipality(current_user, current_user.municipality_id)
+    return current_user.municipality_id
+
+
+@bp.post("/roster/sync")
+@role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
+def sync_roster():
+    municipality_id = _roster_municipality()
+    if municipality_id is None:
+        return redirect(url_for("roster.index"))  # where a platform admin chooses the municipality
+    back = redirect(url_for("roster.index", m=municipality_id) if current_user.has_role(PLATFORM_ADMIN)
+                    else url_for("roster.index"))
+    if not graph_configured():
+        flash(_("Microsoft Graph が設定されていないため、同期できません。"), "error")
+        return back
+    if not roster_sync.consented_tenants(municipality_id):
+        flash(_("この区市町村のテナントでは、Manabi への管理者の同意がまだないため同期できません。"), "error")
+        return back
+    try:
+        reports = roster_sync.sync_roster_from_tenants(municipality_id, current_user)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    except Exception:  # Graph unreachable, a failed page, consent withdrawn: nothing was changed
+        db.session.rollback()
+        current_app.logger.exception("roster sync from Graph failed")
+        flash(_("Microsoft Graph から職員の一覧を取得できなかったため、名簿は変更していません。テナントの同意（管理者の承認）を確認してください。"), "error")
+    else:
+        flash(_("Microsoft Graph と同期しました：追加 %(a)s 件、更新 %(u)s 件、異動 %(t)s 件、変更なし %(n)s 件、対象外 %(s)s 件。",
+                a=sum(r.added for r in reports), u=sum(r.updated for r in reports),
+                t=sum(r.transferred for r in reports), n=sum(r.unchanged for r in reports),
+                s=sum(len(r.skipped) for r in reports)), "success")
+        for line in [line for r in reports for line in r.skipped][:20]:
+            flash(line, "warning")
+    return back

@@ -19,10 +19,12 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
+from lms.archives import services as recordings_store
+from lms.archives.models import Archive, ArchiveFile
 from lms.attendance import services as attendance_services
 from lms.attendance.models import AttendanceRecord
 from lms.audit.services import record_action
-from lms.auth.models import PLATFORM_ADMIN, TRAINER, User
+from lms.auth.models import User
 from lms.common.database import begin_write
 from lms.common.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from lms.common.timeutil import as_utc, to_tokyo, utcnow
@@ -31,7 +33,15 @@ from lms.enrollment.models import CONFIRMED, Enrollment
 from lms.extensions import db
 from lms.roster.models import StaffMember
 from lms.teams import operations as ops
-from lms.teams.graph import GraphClient, GraphError, GraphNotFound, graph_configured, odata_quote, user_path
+from lms.teams.graph import (
+    GraphClient,
+    GraphError,
+    GraphNotFound,
+    client_from_app,
+    graph_configured,
+    odata_quote,
+    user_path,
+)
 from lms.teams.models import GraphOperation
 
 log = logging.getLogger(__name__)
@@ -45,27 +55,6 @@ STATUS_CREATED = "created"
 STATUS_UPDATED = "updated"
 STATUS_CANCELLED = "cancelled"
 STATUS_FAILED = "failed"
-
-
-# ---------------------------------------------------------------- access
-
-
-def can_manage_session(user, session: TrainingSession) -> bool:
-    """The course's owner (a trainer) and platform admins."""
-    if not getattr(user, "is_authenticated", False):
-        return False
-    if user.has_role(PLATFORM_ADMIN):
-        return True
-    return user.has_role(TRAINER) and session.course is not None and session.course.owner_id == user.id
-
-
-def get_managed_session(session_id: int, user) -> TrainingSession:
-    session = db.session.get(TrainingSession, session_id)
-    if session is None:
-        raise NotFound(_("研修回が見つかりません。"))
-    if not can_manage_session(user, session):
-        raise NotAllowed(_("この研修回を管理する権限がありません。"))
-    return session
 
 
 # ---------------------------------------------------------------- who organizes
@@ -176,8 +165,6 @@ def execute_operation(operation_id: int, client: GraphClient | None = None, *,
     The work runs under a heartbeat (the operation's lease); throttling or an outage that
     outlasts the client's waiting budget fails this run and reschedules it (ops.fail).
     """
-    from lms.teams.graph import client_from_app
-
     op = ops.claim(operation_id, only_if_due=only_if_due)
     if op is None:
         return None
@@ -365,10 +352,10 @@ def _resolve_online_meeting_apart(client: GraphClient, session: TrainingSession)
     db.session.commit()
     meeting_id = _find_online_meeting(client, organizer, join_url)
     begin_write()
-    session = db.session.get(TrainingSession, session_id)
-    if not session.graph_online_meeting_id:
-        session.graph_organizer = organizer
-        session.graph_online_meeting_id = meeting_id
+    current = db.session.get(TrainingSession, session_id)
+    if current is not None and not current.graph_online_meeting_id:
+        current.graph_organizer = organizer
+        current.graph_online_meeting_id = meeting_id
     db.session.commit()
 
 
@@ -426,16 +413,6 @@ def import_attendance_with(client: GraphClient, session: TrainingSession) -> dic
 # ---------------------------------------------------------------- recordings and transcripts
 
 
-def _archive_services():
-    try:
-        from lms.archives import services as archive_services
-    except ModuleNotFoundError:
-        return None
-    if not hasattr(archive_services, "import_recording"):
-        return None
-    return archive_services
-
-
 def import_recordings_with(client: GraphClient, session: TrainingSession, *, run: str | None = None) -> dict:
     """Stream new recordings into draft archives and attach transcripts as WebVTT captions.
 
@@ -444,11 +421,6 @@ def import_recordings_with(client: GraphClient, session: TrainingSession, *, run
     No transaction stays open during a download (one may take minutes): each recording and
     transcript is written in a fresh, short transaction after it has been fetched.
     """
-    from lms.archives.models import Archive, ArchiveFile
-
-    archive_services = _archive_services()
-    if archive_services is None:
-        raise Conflict(_("アーカイブ機能が利用できないため、録画を取り込めません。"))
     _resolve_online_meeting_apart(client, session)
     base = _meeting_path(session)
     session_id = session.id
@@ -464,7 +436,7 @@ def import_recordings_with(client: GraphClient, session: TrainingSession, *, run
             skipped.append(rec["id"])
             archives_by_correlation[rec.get("contentCorrelationId") or ""] = existing
             continue
-        archive = _import_one_recording(client, archive_services, session_id, rec, base, run)
+        archive = _import_one_recording(client, session_id, rec, base, run)
         archive_id = archive.id
         db.session.commit()  # each imported recording stands on its own
         imported.append(rec["id"])
@@ -474,28 +446,28 @@ def import_recordings_with(client: GraphClient, session: TrainingSession, *, run
         db.session.commit()
         if known is not None:
             continue
-        archive_id = archives_by_correlation.get(tr.get("contentCorrelationId") or "")
-        if archive_id is None and len(archives_by_correlation) == 1:
-            archive_id = next(iter(archives_by_correlation.values()))
-        if archive_id is None:
+        target = archives_by_correlation.get(tr.get("contentCorrelationId") or "")
+        if target is None and len(archives_by_correlation) == 1:
+            target = next(iter(archives_by_correlation.values()))
+        if target is None:
             continue  # its recording is not there (yet): next run
         vtt = client.get_text(
             f"{base}/transcripts/{quote(tr['id'], safe='')}/content", params={"$format": "text/vtt"}, accept="text/vtt"
         )
         begin_write()  # SQLite: the write lock before attach_transcript checks for it again
-        archive_services.attach_transcript(archive_id, vtt, tr["id"])
+        recordings_store.attach_transcript(target, vtt, tr["id"])
         db.session.commit()
         transcripts_added.append(tr["id"])
     return {"recordings": len(recordings), "imported": imported, "already_imported": len(skipped),
             "transcripts": transcripts_added}
 
 
-def _import_one_recording(client, archive_services, session_id: int, rec: dict, base: str, run: str | None):
+def _import_one_recording(client: GraphClient, session_id: int, rec: dict, base: str, run: str | None) -> Archive:
     content = client.stream(f"{base}/recordings/{quote(rec['id'], safe='')}/content", accept="video/mp4")
     created = (rec.get("createdDateTime") or "")[:19].replace(":", "").replace("-", "")
     filename = f"teams-recording-{session_id}-{created or rec['id'][:8]}.mp4"
     try:
-        return archive_services.import_recording(
+        return recordings_store.import_recording(
             session_id, rec["id"], iter(content), filename,
             "video/mp4" if content.content_type in ("application/octet-stream", "") else content.content_type,
             content.size, actor=None, run=run,
@@ -525,11 +497,8 @@ def sweep_recording_imports() -> list[str]:
     Runs at every pick-up (when a worker starts, then every 5 minutes) after operations of
     dead workers have been marked failed, so their leftovers go before they run again; the
     bytes of a run still at work, and any file an archive refers to, are never touched."""
-    archive_services = _archive_services()
-    if archive_services is None:
-        return []
     db.session.commit()
-    removed = archive_services.sweep_import_files(_live_recording_runs)
+    removed = recordings_store.sweep_import_files(_live_recording_runs)
     if removed:
         log.info("recording imports: removed %s file(s) left by interrupted runs: %s", len(removed), removed)
     return removed
@@ -593,7 +562,7 @@ def sessions_due_for_recordings(now=None) -> list[TrainingSession]:
 
 def queue_due_imports(now=None) -> dict:
     now = now or utcnow()
-    queued = {"attendance": [], "recordings": []}
+    queued: dict[str, list[int]] = {"attendance": [], "recordings": []}
     for session in sessions_due_for_attendance(now):
         if not _recently(session.id, ops.IMPORT_ATTENDANCE, now, timedelta(hours=1)):
             ops.queue_operation(session.id, ops.IMPORT_ATTENDANCE, reason="after_end")
@@ -646,7 +615,8 @@ def sessions_needing_attention(limit: int = 100) -> list[dict]:
     ).all()
     by_session: dict[int, list[GraphOperation]] = {}
     for op in failed:
-        by_session.setdefault(op.session_id, []).append(op)
+        if op.session_id is not None:  # always (the query's filter); for the type checker
+            by_session.setdefault(op.session_id, []).append(op)
     return [{"session_id": sid, "operations": items} for sid, items in list(by_session.items())[:limit]]
 
 

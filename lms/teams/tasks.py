@@ -9,6 +9,18 @@ from datetime import timedelta
 from huey import crontab
 
 from lms.common.jobs import app_context, huey
+from lms.common.timeutil import utcnow
+from lms.extensions import db
+from lms.teams import operations as ops
+from lms.teams.graph import GraphError, client_from_app, graph_configured
+from lms.teams.services import (
+    catch_up_recordings_with,
+    execute_operation,
+    organizers_with_recent_meetings,
+    queue_due_imports,
+    sweep_recording_imports,
+)
+from lms.teams.subscriptions import process_notifications, renew_subscriptions
 
 log = logging.getLogger(__name__)
 _startup_lock = threading.Lock()
@@ -21,8 +33,6 @@ def run_graph_operation(operation_id: int, only_if_due: bool = False) -> None:
     ``only_if_due``: a scheduled retry (see operations.fail), run only if still due.
     """
     with app_context():
-        from lms.teams.services import execute_operation
-
         execute_operation(operation_id, only_if_due=only_if_due)
 
 
@@ -38,11 +48,6 @@ def pick_up_operations() -> list[int]:
     throttles or refuses for an outage: the rest would only add to the load; they stay due
     for the next pick-up. Recording bytes left by runs that died are removed first (once
     their operations are marked failed, before they run again). Returns the ids run."""
-    from lms.extensions import db
-    from lms.teams import operations as ops
-    from lms.teams.graph import graph_configured
-    from lms.teams.services import execute_operation, queue_due_imports, sweep_recording_imports
-
     if not graph_configured():
         return []
     queue_due_imports()
@@ -78,9 +83,7 @@ def _pick_up_when_the_worker_starts() -> None:
         _started = True
     graph_pick_up_operations()
     with app_context():
-        from lms.teams.operations import lease
-
-        after_lease = lease().total_seconds() + 1
+        after_lease = ops.lease().total_seconds() + 1
     graph_pick_up_operations.schedule(delay=after_lease)
 
 
@@ -88,11 +91,6 @@ def _pick_up_when_the_worker_starts() -> None:
 def graph_nightly_recording_catch_up() -> None:
     """getAllRecordings/getAllTranscripts per organizer over the last two days."""
     with app_context():
-        from lms.common.timeutil import utcnow
-        from lms.extensions import db
-        from lms.teams.graph import GraphError, client_from_app, graph_configured
-        from lms.teams.services import catch_up_recordings_with, organizers_with_recent_meetings
-
         if not graph_configured():
             return
         client = client_from_app()
@@ -109,9 +107,6 @@ def graph_nightly_recording_catch_up() -> None:
 @huey.periodic_task(crontab(minute="15", hour="*/6"))
 def graph_renew_subscriptions() -> None:
     with app_context():
-        from lms.teams.graph import graph_configured
-        from lms.teams.subscriptions import renew_subscriptions
-
         if graph_configured():
             renew_subscriptions()
 
@@ -120,6 +115,4 @@ def graph_renew_subscriptions() -> None:
 def handle_graph_notifications(notifications: list[dict]) -> None:
     """Change notifications (new recordings/transcripts): queue the session's recording import."""
     with app_context():
-        from lms.teams.subscriptions import process_notifications
-
         process_notifications(notifications)

@@ -7,7 +7,8 @@ from sqlalchemy import func, select
 
 from lms.municipalities.models import TenantMapping
 from lms.roster.models import ACTIVE, StaffHistory, StaffMember
-from lms.roster.services import staff_member_for, sync_roster_from_graph
+from lms.roster.services import staff_member_for
+from lms.teams.roster_sync import sync_roster_from_graph
 from tests import factories
 
 

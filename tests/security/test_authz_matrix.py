@@ -134,7 +134,7 @@ EXPECTED = {
     "roster.import_csv POST": "L 403 403 ok ok ok",
     "roster.new GET": "L 403 403 ok ok ok",
     "roster.new POST": "L 403 403 ok ok ok",
-    "roster.sync_graph POST": "L 403 403 ok ok ok",
+    "teams.sync_roster POST": "L 403 403 ok ok ok",
     "notifications.session_calendar GET": "L 403 403 403 ok ok",
     # Nobody signed in here is a B learner with a roster entry eligible for the course: refused by rule.
     "enrollment.enroll POST": "L 409 409 409 409 409",
