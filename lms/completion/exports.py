@@ -15,10 +15,12 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
+from sqlalchemy import Row
 
 from lms.common.spreadsheet import neutralise_text, xlsx_text_cell
 from lms.common.timeutil import TOKYO
@@ -52,7 +54,7 @@ class Table:
     rows: Callable[[], Iterable[tuple]]
 
 
-def stream_query(query, convert: Callable[[object], tuple], batch: int = BATCH) -> Iterator[tuple]:
+def stream_query(query, convert: Callable[[Row[Any]], tuple], batch: int = BATCH) -> Iterator[tuple]:
     """Rows of a SELECT through a server-side cursor, fetched ``batch`` at a time."""
     # Core execution on the session's connection: a server-side cursor on PostgreSQL,
     # without ORM row processing.
