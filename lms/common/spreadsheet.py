@@ -17,11 +17,6 @@ FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "
 _TRIGGERS = frozenset(FORMULA_TRIGGERS)
 
 
-def is_formula_like(text: str) -> bool:
-    """Whether a spreadsheet could take ``text`` for a formula."""
-    return text[:1] in _TRIGGERS
-
-
 def neutralise_text(text: str) -> str:
     """CSV: ``text`` with a leading apostrophe if a spreadsheet could take it for a formula."""
     return "'" + text if text[:1] in _TRIGGERS else text
