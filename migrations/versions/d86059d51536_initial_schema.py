@@ -1,13 +1,12 @@
 """initial schema
 
 Revision ID: d86059d51536
-Revises: 
+Revises:
 Create Date: 2026-11-27 08:40:40.634560
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'd86059d51536'
