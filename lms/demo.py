@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, timedelta
+from typing import Required, TypedDict
 
 from sqlalchemy import func, select
 
+from lms.archives.demo import load_demo_archives
 from lms.archives.models import Archive
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER, User
 from lms.common.timeutil import TOKYO, utcnow
@@ -60,7 +62,23 @@ CATEGORIES = [
     ("管理職向け", "For managers"),
 ]
 
-COURSES = [
+class CourseSpec(TypedDict, total=False):
+    """One demo course: the keys every course has, then the optional ones."""
+
+    title: Required[str]
+    category: Required[str]
+    summary: Required[str]
+    description: Required[str]
+    audience: Required[str]
+    delivery: Required[str]
+    capacity: Required[int]
+    offsets: Required[list[int]]  # days from today of its sessions
+    approval: bool
+    eligible: list[str]  # municipality codes
+    location: str
+
+
+COURSES: list[CourseSpec] = [
     {
         "title": "Teams 操作研修（基礎）",
         "category": "Teams",
@@ -140,8 +158,6 @@ def load_demo() -> dict[str, int]:
     courses = _courses(municipalities, users)
     _enrollments(courses, staff)
     db.session.flush()
-    from lms.archives.demo import load_demo_archives
-
     load_demo_archives()
     db.session.flush()
 

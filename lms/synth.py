@@ -6,7 +6,7 @@
 Rows are written in bulk: PostgreSQL's COPY (psycopg) where available, executemany
 otherwise. Everything is consistent with the rules: attendance is judged by the course's
 threshold, viewing by the course's, and completions follow the course's completion mode
-(the same rule as lms.completion.services), with the earliest qualifying time.
+(lms.completion.services.evaluate_rule itself), with the earliest qualifying time.
 
 All people, departments and courses are invented. Synthetic staff carry ``source='synth'``;
 the command refuses to write into a database holding other (real) data unless forced.
@@ -15,20 +15,33 @@ the command refuses to write into a database holding other (real) data unless fo
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import random
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Table, bindparam, func, select, text
+from sqlalchemy import ColumnDefault, Table, bindparam, func, select, text
 
+from lms.archives.models import Archive, ArchiveFile, ViewingProgress
+from lms.attendance.models import Attendance
+from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, User, UserRole
 from lms.common.timeutil import fiscal_year_bounds, fiscal_year_of, utcnow
+from lms.completion.models import Completion
+from lms.completion.services import Basis, evaluate_rule, new_certificate_serial
+from lms.completion.summary import rebuild
+from lms.courses.models import Course, TrainingSession
+from lms.courses.search import normalise_for_search
+from lms.enrollment.models import Enrollment
 from lms.extensions import db
+from lms.municipalities.models import Municipality
+from lms.municipalities.services import load_municipalities
+from lms.roster.models import StaffMember
 
 SYNTH = "synth"
-B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 
 SURNAMES = ["佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村", "小林", "加藤", "吉田", "山田", "佐々木", "山口", "松本", "井上", "木村", "林", "斎藤", "清水", "山崎", "森", "池田", "橋本", "阿部", "石川", "山下", "中島", "石井", "小川", "前田", "岡田", "長谷川", "藤田", "後藤", "近藤", "村上", "遠藤", "青木", "坂本"]
 GIVEN = ["花子", "一郎", "陽子", "健太", "美咲", "大輔", "直美", "翔太", "由美", "拓也", "恵", "誠", "愛", "亮", "裕子", "聡", "真由美", "大樹", "彩", "浩", "智子", "剛", "舞", "修", "明美", "翼", "香織", "学", "千尋", "悠"]
@@ -65,7 +78,7 @@ def _column_defaults(table: Table, given: list[str]) -> tuple[list[str], list]:
         if column.name in given or column.primary_key and column.name == "id":
             continue
         default = column.default
-        if default is None:
+        if not isinstance(default, ColumnDefault):
             continue
         value = default.arg
         if callable(value):
@@ -98,6 +111,7 @@ class BulkWriter:
         n = 0
         if self.postgres:
             raw = db.session.connection().connection.driver_connection
+            assert raw is not None  # a live connection: psycopg's own
             sql = f'COPY "{table.name}" ({", ".join(names)}) FROM STDIN'
             with raw.cursor() as cur, cur.copy(sql) as copy:
                 for row in rows:
@@ -135,8 +149,8 @@ class Sinks:
     def __init__(self, writer: BulkWriter, specs: dict[str, tuple[Table, list[str]]], batch: int = 20000):
         self.writer, self.specs, self.batch = writer, specs, batch
         self.counts = dict.fromkeys(specs, 0)
-        self.extra = {}
-        self.names = {}
+        self.extra: dict[str, tuple] = {}
+        self.names: dict[str, list[str]] = {}
         for key, (table, columns) in specs.items():
             extra_names, extra_values = _column_defaults(table, columns)
             json_cols = {c.name for c in table.columns if c.type.__class__.__name__ == "JSON"}
@@ -145,18 +159,16 @@ class Sinks:
                 json.dumps(v) if n in json_cols and writer.postgres else v
                 for n, v in zip(extra_names, extra_values, strict=True)
             )
-        self.buffers = {key: [] for key in specs}
-        self._stack = []
-        self.copies = {}
+        self.buffers: dict[str, list[tuple]] = {key: [] for key in specs}
+        self._stack = contextlib.ExitStack()
+        self.copies: dict[str, Any] = {}
 
     def __enter__(self):
         if self.writer.postgres:
-            import contextlib
-
-            self._stack = contextlib.ExitStack()
             for key, (table, _columns) in self.specs.items():
                 raw = self._stack.enter_context(contextlib.closing(db.engine.raw_connection()))
                 conn = raw.driver_connection
+                assert conn is not None  # a live connection: psycopg's own
                 self._stack.callback(conn.commit)
                 cur = self._stack.enter_context(conn.cursor())
                 if self.writer.superuser:
@@ -207,9 +219,6 @@ def _next_id(table: Table) -> int:
 
 
 def check_database(force: bool) -> None:
-    from lms.auth.models import User
-    from lms.roster.models import StaffMember
-
     real_staff = db.session.scalar(select(func.count()).select_from(StaffMember).where(StaffMember.source != SYNTH))
     real_users = db.session.scalar(select(func.count()).select_from(User).where(User.is_demo.is_(False)))
     synthetic = db.session.scalar(select(func.count()).select_from(StaffMember).where(StaffMember.source == SYNTH))
@@ -226,17 +235,6 @@ def check_database(force: bool) -> None:
 
 def generate_synthetic(*, users: int, municipalities: int, courses: int, enrollments: int, seed: int = 1,
                        force: bool = False, echo: Callable[[str], None] = print) -> dict:
-    from lms.archives.models import Archive, ArchiveFile, ViewingProgress
-    from lms.attendance.models import Attendance
-    from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, User, UserRole
-    from lms.completion.models import Completion
-    from lms.courses.models import Course, TrainingSession
-    from lms.courses.search import normalise_for_search
-    from lms.enrollment.models import Enrollment
-    from lms.municipalities.models import Municipality
-    from lms.municipalities.services import load_municipalities
-    from lms.roster.models import StaffMember
-
     if users < 1 or courses < 1 or municipalities < 1 or enrollments < 0:
         raise SyntheticRefused("sizes must be positive")
     check_database(force)
@@ -391,31 +389,19 @@ def generate_synthetic(*, users: int, municipalities: int, courses: int, enrollm
     json_value = (lambda v: v) if writer.postgres else json.loads
 
     def evaluate(staff_id, muni_id, course_idx, live_at, live_year, view_at):
-        """The completion rule (see lms.completion.services.evaluate_rule), per fiscal year:
+        """The completion rule (lms.completion.services.evaluate_rule), per fiscal year:
         attendance counts in the year its session started, viewing in the year it was reached."""
-        mode = course_mode[course_idx]
-        candidates = {}
+        candidates: dict[int, dict[str, Basis]] = {}
         if live_at is not None:
-            candidates.setdefault(live_year, {})["live"] = live_at
+            candidates.setdefault(live_year, {})["live"] = Basis(at=live_at)
         if view_at is not None:
-            candidates.setdefault(fiscal_year_of(view_at), {})["archive"] = view_at
+            candidates.setdefault(fiscal_year_of(view_at), {})["archive"] = Basis(at=view_at)
         for year, got in candidates.items():
-            live, arch = got.get("live"), got.get("archive")
-            if mode == "attendance":
-                verdict = ("live", live) if live else None
-            elif mode == "archive":
-                verdict = ("archive", arch) if arch else None
-            elif mode == "both":
-                verdict = ("both", max(live, arch)) if live and arch else None
-            elif live and (arch is None or live <= arch):
-                verdict = ("live", live)
-            else:
-                verdict = ("archive", arch) if arch else None
+            verdict = evaluate_rule(course_mode[course_idx], got.get("live"), got.get("archive"))
             if verdict:
-                bits = rng.getrandbits(80)
-                serial = f"MNB-{year}-" + "".join(B32[(bits >> (5 * j)) & 31] for j in range(16))
+                method, basis, _secondary = verdict
                 sinks.add("completion", (staff_id, first_course + course_idx, muni_id, year, "completed",
-                                         verdict[0], verdict[1], serial, "", now, now))
+                                         method, basis.at, new_certificate_serial(year), "", now, now))
 
     echo("enrollments, attendance, viewing progress, completions …")
     t0 = time.monotonic()
@@ -492,11 +478,9 @@ def generate_synthetic(*, users: int, municipalities: int, courses: int, enrollm
     summary["admin_users"] = len(user_rows)
     # The dashboards' summaries: the rows above were written in bulk, past the ORM events
     # that keep them in step, so they are computed once from the data.
-    from lms.completion.summary import rebuild
-
     t0 = time.monotonic()
-    course_rows, staff_rows = rebuild(db.session)
-    echo(f"  dashboard summaries: {course_rows} course rows, {staff_rows} staff rows in "
+    n_course_rows, n_staff_rows = rebuild(db.session())
+    echo(f"  dashboard summaries: {n_course_rows} course rows, {n_staff_rows} staff rows in "
          f"{time.monotonic() - t0:.1f} s")
     db.session.commit()
     if writer.postgres:
@@ -506,7 +490,3 @@ def generate_synthetic(*, users: int, municipalities: int, courses: int, enrollm
             conn.execute(text("VACUUM ANALYZE"))
     summary["seconds"] = int(time.monotonic() - started)
     return summary
-
-
-def synthetic_now() -> datetime:
-    return datetime.now(UTC)

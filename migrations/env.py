@@ -1,9 +1,10 @@
 import logging
 from logging.config import fileConfig
 
-from flask import current_app
-
 from alembic import context
+from flask import current_app
+from sqlalchemy import create_mock_engine
+from sqlalchemy.types import TypeDecorator
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -46,6 +47,44 @@ def get_metadata():
     return target_db.metadata
 
 
+def index_is_created_on(dialect_url):
+    """Whether ``CREATE INDEX`` for a model's index is emitted on the database at
+    ``dialect_url`` (an index made for one database only, with ``Index.ddl_if``, e.g.
+    PostgreSQL's trigram indexes, is not emitted elsewhere). Asked of SQLAlchemy itself,
+    by "creating" the index on a mock engine that only records the DDL it is given."""
+    emitted = []
+    engine = create_mock_engine(dialect_url, lambda statement, *args, **kwargs: emitted.append(statement))
+
+    def created(index):
+        emitted.clear()
+        index.create(engine, checkfirst=False)
+        return bool(emitted)
+
+    return created
+
+
+def include_object_for(dialect_url):
+    """Autogenerate's ``include_object`` (``flask db migrate``, ``flask db check``): leave out
+    a model's index that this database never gets, so that it is not reported as missing."""
+    created = index_is_created_on(dialect_url)
+
+    def include_object(obj, name, type_, reflected, compare_to):
+        if type_ == 'index' and not reflected:
+            return created(obj)
+        return True
+
+    return include_object
+
+
+def render_item(type_, obj, autogen_context):
+    """A new revision spells a column type of the application's (a TypeDecorator, such as
+    lms.common.types.UTCDateTime) as the SQLAlchemy type it stores: revisions do not
+    import the application, whose code may change after them."""
+    if type_ == 'type' and isinstance(obj, TypeDecorator):
+        return f'sa.{obj.impl!r}'
+    return False
+
+
 def run_migrations_offline():
     """Run migrations in 'offline' mode.
 
@@ -60,7 +99,8 @@ def run_migrations_offline():
     """
     url = config.get_main_option("sqlalchemy.url")
     context.configure(
-        url=url, target_metadata=get_metadata(), literal_binds=True
+        url=url, target_metadata=get_metadata(), literal_binds=True,
+        include_object=include_object_for(url), render_item=render_item,
     )
 
     with context.begin_transaction():
@@ -85,11 +125,17 @@ def run_migrations_online():
                 directives[:] = []
                 logger.info('No changes in schema detected.')
 
-    conf_args = current_app.extensions['migrate'].configure_args
+    # A copy: configure_args belongs to the one Migrate object, shared by every app and
+    # every command run in this process (the callbacks below are this run's).
+    conf_args = dict(current_app.extensions['migrate'].configure_args)
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
 
     connectable = get_engine()
+    if conf_args.get("include_object") is None:
+        conf_args["include_object"] = include_object_for(connectable.url)
+    if conf_args.get("render_item") is None:
+        conf_args["render_item"] = render_item
 
     with connectable.connect() as connection:
         context.configure(

@@ -1,7 +1,8 @@
 """CSV for spreadsheet users: UTF-8 with a BOM (Excel in Japanese Windows), cells made inert.
 
 A cell starting with = + - @ (or a tab / carriage return) is run as a formula by Excel and
-LibreOffice ("CSV injection"); such cells get a leading apostrophe so they stay text.
+LibreOffice ("CSV injection"); such cells get a leading apostrophe so they stay text
+(lms.common.spreadsheet).
 """
 
 from __future__ import annotations
@@ -10,17 +11,7 @@ import csv
 import io
 from collections.abc import Iterable
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
-
-
-def neutralise_cell(value: object) -> str:
-    """The text of one cell, safe to open in a spreadsheet."""
-    if value is None:
-        return ""
-    text = str(value)
-    if text.startswith(FORMULA_STARTS):
-        return "'" + text
-    return text
+from lms.common.spreadsheet import neutralise_cell
 
 
 def csv_bytes(header: Iterable[object], rows: Iterable[Iterable[object]]) -> bytes:

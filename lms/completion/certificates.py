@@ -58,6 +58,7 @@ class CertificateData:
 
 def japanese_date(value: datetime) -> str:
     local = to_tokyo(value)
+    assert local is not None  # given a datetime
     return f"{local.year}年{local.month}月{local.day}日"
 
 

@@ -1,8 +1,9 @@
 """Streamed exports: CSV (UTF-8 with BOM, or Windows-31J on request) and Excel (.xlsx).
 
 Rows come from a generator (server-side cursor, fetched in batches), so a million rows
-never sit in memory. Every text cell is neutralised against formula injection: a cell
-beginning with = + - @ TAB or CR gets a leading apostrophe, in CSV and in XLSX alike.
+never sit in memory. No text cell can run as a formula (lms.common.spreadsheet): in CSV
+one that a spreadsheet could take for a formula gets a leading apostrophe; in XLSX every
+text cell is a string cell.
 """
 
 from __future__ import annotations
@@ -13,38 +14,28 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
+from sqlalchemy import Row
 
-from lms.common.timeutil import to_tokyo
+from lms.common.spreadsheet import neutralise_text, xlsx_text_cell
+from lms.common.timeutil import TOKYO
 from lms.extensions import db
 
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 BATCH = 2000
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 ENCODINGS = ("utf-8", "cp932")
 
 
-_TRIGGER_SET = frozenset(FORMULA_TRIGGERS)
-
-
-def neutralise(value):
-    """A value safe to open in Excel: text starting with a formula trigger is prefixed with '."""
-    if isinstance(value, str) and value and value[0] in _TRIGGER_SET:
-        return "'" + value
-    return value
-
-
-def cell_value(value):
-    """Plain cell values: Tokyo wall-clock for datetimes (Excel has no time zones)."""
-    if isinstance(value, datetime):
-        return to_tokyo(value).replace(tzinfo=None, microsecond=0)
-    if value is None:
-        return ""
-    return value
+def tokyo_wall_clock(value: datetime) -> datetime:
+    """A stored (UTC) time as Tokyo wall-clock time, naive (spreadsheets have no time zones)."""
+    if value.tzinfo is None:  # SQLite returns stored UTC times naive
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(TOKYO).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)
@@ -63,7 +54,7 @@ class Table:
     rows: Callable[[], Iterable[tuple]]
 
 
-def stream_query(query, convert: Callable[[object], tuple], batch: int = BATCH) -> Iterator[tuple]:
+def stream_query(query, convert: Callable[[Row[Any]], tuple], batch: int = BATCH) -> Iterator[tuple]:
     """Rows of a SELECT through a server-side cursor, fetched ``batch`` at a time."""
     # Core execution on the session's connection: a server-side cursor on PostgreSQL,
     # without ORM row processing.
@@ -97,7 +88,7 @@ def csv_chunks(table: Table, encoding: str = "utf-8", lines_per_chunk: int = 500
 
     if encoding == "utf-8":
         yield b"\xef\xbb\xbf"
-    writer.writerow([neutralise(c.header) for c in table.columns])
+    writer.writerow([neutralise_text(c.header) for c in table.columns])
     for n, row in enumerate(table.rows(), start=1):
         writer.writerow([_csv_cell(v) for v in row])
         if n % lines_per_chunk == 0:
@@ -111,20 +102,20 @@ def _csv_cell(value) -> str:
     """One CSV cell as text: Tokyo time for datetimes, neutralised text."""
     kind = type(value)
     if kind is str:
-        return "'" + value if value and value[0] in _TRIGGER_SET else value
+        return neutralise_text(value)
     if kind is int:
         return str(value)
     if value is None:
         return ""
     if kind is datetime:
-        return to_tokyo(value).strftime("%Y-%m-%d %H:%M")
+        return tokyo_wall_clock(value).strftime("%Y-%m-%d %H:%M")
     if kind is date:
         return value.isoformat()
     if kind is bool:
         return "1" if value else "0"
     if kind is float:
         return f"{value:.1f}"
-    return neutralise(str(value))
+    return neutralise_text(str(value))
 
 
 # ---------------------------------------------------------------- XLSX
@@ -138,30 +129,36 @@ def write_xlsx(table: Table, path: str) -> int:
     ws.freeze_panes = "A2"
     for i, column in enumerate(table.columns, start=1):
         ws.column_dimensions[get_column_letter(i)].width = column.width
-    from openpyxl.cell import WriteOnlyCell
-
     header = []
     for column in table.columns:
-        cell = WriteOnlyCell(ws, value=neutralise(column.header))
+        cell = xlsx_text_cell(ws, _xml_text(column.header))
         cell.font = Font(bold=True)
         header.append(cell)
     ws.append(header)
     n = 0
     for row in table.rows():
-        ws.append([_xlsx_value(v) for v in row])
+        ws.append([_xlsx_value(ws, v) for v in row])
         n += 1
     wb.save(path)
     return n
 
 
-def _xlsx_value(value):
-    value = cell_value(value)
+def _xlsx_value(ws, value):
+    """One XLSX cell: Tokyo wall-clock for datetimes, text as a string cell (never a formula)."""
     if isinstance(value, str):
-        value = neutralise(value)
-        # Characters XML 1.0 forbids would corrupt the file.
-        if any(ord(ch) < 32 and ch not in "\t\n\r" for ch in value):
-            value = "".join(ch if ord(ch) >= 32 or ch in "\t\n\r" else " " for ch in value)
+        return xlsx_text_cell(ws, _xml_text(value))
+    if isinstance(value, datetime):
+        return tokyo_wall_clock(value).replace(microsecond=0)
+    if value is None:
+        return ""
     return value
+
+
+def _xml_text(text: str) -> str:
+    """Characters XML 1.0 forbids would corrupt the file: each becomes a space."""
+    if any(ord(ch) < 32 and ch not in "\t\n\r" for ch in text):
+        return "".join(ch if ord(ch) >= 32 or ch in "\t\n\r" else " " for ch in text)
+    return text
 
 
 def xlsx_chunks(table: Table, chunk_size: int = 64 * 1024) -> Iterator[bytes]:

@@ -12,28 +12,27 @@ Definitions (per fiscal year, sessions counted by their start in Tokyo's 年度)
 - 修了率: completed / (completed + not yet).
 
 The dashboard reads these figures from summaries kept in step with every change
-(lms.completion.summary); ``fresh_dashboard`` aggregates them afresh (the tests compare the
-two). The platform view adds up the municipalities' figures: the same as counting across
+(lms.completion.summary; the tests check them against an aggregate of the base tables,
+tests/completion/oracle.py). The platform view adds up the municipalities' figures: the same as counting across
 all of them, since a staff member's enrollments and completions are recorded for the
 municipality of their roster entry, which does not change.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from math import ceil
 
-from flask_sqlalchemy.pagination import SelectPagination
-from sqlalchemy import String, and_, case, cast, exists, func, literal, or_, select, text, union_all
+from sqlalchemy import and_, case, exists, func, literal, or_, select, text, union_all
 
-from lms.common.timeutil import fiscal_year_bounds, fiscal_year_of, to_tokyo, utcnow
+from lms.archives.models import Archive, ArchiveFile, ViewingProgress
+from lms.attendance.models import Attendance
+from lms.common.timeutil import TOKYO, fiscal_year_bounds, fiscal_year_of, utcnow
 from lms.completion import summary
 from lms.completion.models import (
     COMPLETED,
-    VIA_ARCHIVE,
-    VIA_BOTH,
-    VIA_LIVE,
-    VIA_MANUAL,
     Completion,
     CourseYearSummary,
     MandatoryAssignment,
@@ -127,21 +126,6 @@ def _completed_exists(fiscal_year: int, staff_col, course_col):
     )
 
 
-def _month_of_completion():
-    """'YYYY-MM' of completed_at in Tokyo (no daylight saving: +9 hours on SQLite)."""
-    if db.engine.dialect.name == "postgresql":
-        return func.to_char(func.timezone("Asia/Tokyo", Completion.completed_at), "YYYY-MM")
-    return func.strftime("%Y-%m", Completion.completed_at, "+9 hours")
-
-
-# ---------------------------------------------------------------- the aggregate statement
-#
-# One statement reads the scope's rows once into three sets of "facts" (CTEs: confirmed
-# enrollments, completions, and the roster) and aggregates them several ways in a UNION
-# ALL, so that a dashboard is one round trip whatever its size. Each output row is
-# (kind, key, n1, n2).
-
-
 def _scope_filter(municipality_id: int | None):
     return [StaffMember.municipality_id == municipality_id] if municipality_id is not None else []
 
@@ -157,151 +141,17 @@ def tune_for_reports(scoped: bool) -> None:
         db.session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
 
 
-def fresh_dashboard_statement(municipality_id: int | None, fiscal_year: int, course_id: int | None = None):
-    """Everything the dashboard counts, aggregated afresh from enrollments, attendance,
-    completions and the roster, in one statement (the reference the summaries are checked
-    against; the page reads the summaries, see ``dashboard``). Kinds:
-    course (key course id: enrolled), done (course id: enrolled and completed), method ("course:method": completions),
-    e:/c:/s: + department|job_title (enrolled staff, staff with a completion — of ``course_id``
-    if given —, active staff), month (YYYY-MM in Tokyo: completions), attended (course id).
-
-    Enrollments and completions count for the municipality recorded on them; attendance and
-    the 所属/職名 breakdowns follow the current roster.
-
-    Written so that PostgreSQL can use hash aggregates and hash joins throughout (no
-    count(DISTINCT …), which sorts): facts are made distinct first, groups are counted
-    from the roster with semi-joins."""
-    from lms.attendance.models import Attendance
-
-    scope = _scope_filter(municipality_id)
-    roster = (
-        select(StaffMember.id.label("staff_id"), StaffMember.department.label("department"),
-               StaffMember.job_title.label("job_title"), StaffMember.status.label("status"))
-        .where(*scope)
-        .cte("roster_facts")
-    )
-    # Enrollments and completions belong to the municipality recorded on them (where the
-    # staff member was when they enrolled / completed), found by a range scan of the
-    # reporting indexes; the 所属/職名 breakdowns count the current roster.
-    ef = (
-        select(Enrollment.staff_member_id.label("staff_id"), TrainingSession.course_id.label("course_id"))
-        .distinct()
-        .select_from(Enrollment)
-        .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
-        .where(Enrollment.status == CONFIRMED, _session_in_year(fiscal_year))
-    )
-    cf = (
-        select(
-            Completion.staff_member_id.label("staff_id"),
-            Completion.course_id.label("course_id"),
-            Completion.method.label("method"),
-            _month_of_completion().label("month"),
-        )
-        .select_from(Completion)
-        .where(Completion.fiscal_year == fiscal_year, Completion.status == COMPLETED)
-    )
-    if municipality_id is not None:
-        ef = ef.where(Enrollment.municipality_id == municipality_id)
-        cf = cf.where(Completion.municipality_id == municipality_id)
-    ef = ef.cte("enrollment_facts")
-    cf = cf.cte("completion_facts")
-    af = (
-        select(Attendance.staff_member_id.label("staff_id"), TrainingSession.course_id.label("course_id"))
-        .distinct()
-        .select_from(Attendance)
-        .join(TrainingSession, TrainingSession.id == Attendance.session_id)
-        .join(roster, roster.c.staff_id == Attendance.staff_member_id)
-        .where(Attendance.attended.is_(True), _session_in_year(fiscal_year))
-        .subquery("attendance_facts")
-    )
-    zero = literal(0)
-    enrolled_and_done = exists().where(ef.c.staff_id == cf.c.staff_id, ef.c.course_id == cf.c.course_id)
-    parts = [
-        # enrolled per course; "done" = enrolled and completed (not yet = enrolled - done)
-        select(literal("course").label("kind"), cast(ef.c.course_id, String).label("key"),
-               func.count().label("n1"), zero.label("n2"))
-        .group_by(ef.c.course_id),
-        select(literal("done"), cast(cf.c.course_id, String), func.count(), zero)
-        .where(enrolled_and_done).group_by(cf.c.course_id),
-        select(literal("method"), cast(cf.c.course_id, String) + literal(":") + cf.c.method, func.count(), zero)
-        .group_by(cf.c.course_id, cf.c.method),
-        select(literal("attended"), cast(af.c.course_id, String), func.count(), zero).group_by(af.c.course_id),
-    ]
-    e_filter = [ef.c.course_id == course_id] if course_id is not None else []
-    c_filter = [cf.c.course_id == course_id] if course_id is not None else []
-    # Each staff member once, computed once for both breakdowns.
-    enrolled_staff = select(ef.c.staff_id).where(*e_filter).distinct().cte("enrolled_staff")
-    completed_staff = select(cf.c.staff_id).where(*c_filter).distinct().cte("completed_staff")
-    for name in GROUPS:
-        col = roster.c[name]
-        for prefix, staff_set in (("e:", enrolled_staff), ("c:", completed_staff)):
-            parts.append(
-                select(literal(prefix + name), col, func.count(), zero)
-                .select_from(roster.join(staff_set, staff_set.c.staff_id == roster.c.staff_id))
-                .group_by(col)
-            )
-        parts.append(select(literal("s:" + name), col, func.count(), zero)
-                     .where(roster.c.status == ACTIVE).group_by(col))
-    parts.append(select(literal("month"), cf.c.month, func.count(), zero).where(*c_filter).group_by(cf.c.month))
-    return union_all(*parts)
-
-
-def fresh_dashboard(municipality_id: int | None, fiscal_year: int, course_id: int | None = None) -> Dashboard:
-    """What ``dashboard`` shows, aggregated afresh from the base tables (one statement):
-    slow for a large municipality; the tests and the summaries' check compare with it."""
-    courses: dict[int, CourseRow] = {}
-    groups: dict[str, dict[str, GroupRow]] = {name: {} for name in GROUPS}
-    months: dict[str, int] = {}
-    field_of = {VIA_LIVE: "completed_live", VIA_ARCHIVE: "completed_archive", VIA_BOTH: "completed_both",
-                VIA_MANUAL: "completed_manual"}
-    group_field = {"e": "enrolled", "c": "completed", "s": "staff"}
-
-    def course(cid: int) -> CourseRow:
-        return courses.setdefault(cid, CourseRow(course_id=cid, title=""))
-
-    done: dict[int, int] = {}
-    tune_for_reports(municipality_id is not None)
-    for kind, key, n1, _n2 in db.session.execute(fresh_dashboard_statement(municipality_id, fiscal_year, course_id)):
-        n1 = int(n1 or 0)
-        if kind == "course":
-            course(int(key)).enrolled = n1
-        elif kind == "done":
-            done[int(key)] = n1
-        elif kind == "method":
-            cid, _, method = key.partition(":")
-            attr = field_of.get(method)
-            if attr:
-                r = course(int(cid))
-                setattr(r, attr, getattr(r, attr) + n1)
-        elif kind == "attended":
-            course(int(key)).attended = n1
-        elif kind == "month":
-            months[key] = n1
-        else:
-            prefix, _, name = kind.partition(":")
-            row = groups[name].setdefault(key or "", GroupRow(name=key or ""))
-            setattr(row, group_field[prefix], n1)
-    for cid, r in courses.items():
-        r.not_yet = r.enrolled - done.get(cid, 0)
-    if courses:
-        titles = dict(db.session.execute(select(Course.id, Course.title).where(Course.id.in_(list(courses)))).all())
-        for cid, r in courses.items():
-            r.title = titles.get(cid, "")
-    counts = [months.get(_month_key(fiscal_year, i), 0) for i in range(1, 13)]
-    return _assemble(fiscal_year, courses.values(), groups, counts)
-
-
-def _month_key(fiscal_year: int, index: int) -> str:
+def fiscal_month_key(fiscal_year: int, index: int) -> str:
     """'YYYY-MM' of the fiscal year's month ``index`` (1 = April … 12 = March)."""
     y, m = (fiscal_year, 3 + index) if index <= 9 else (fiscal_year + 1, index - 9)
     return f"{y:04d}-{m:02d}"
 
 
-def _assemble(fiscal_year: int, courses, groups: dict[str, dict[str, GroupRow]], month_counts: list[int]) -> Dashboard:
+def assemble_dashboard(fiscal_year: int, courses, groups: dict[str, dict[str, GroupRow]], month_counts: list[int]) -> Dashboard:
     trend, total = [], 0
     for i, n in enumerate(month_counts, start=1):
         total += n
-        trend.append(MonthRow(month=_month_key(fiscal_year, i), completed=n, cumulative=total))
+        trend.append(MonthRow(month=fiscal_month_key(fiscal_year, i), completed=n, cumulative=total))
     return Dashboard(
         courses=sorted(courses, key=lambda r: (-(r.enrolled + r.completed), r.title, r.course_id)),
         departments=sorted(groups["department"].values(), key=lambda r: (-r.staff, r.name)),
@@ -315,7 +165,7 @@ def _assemble(fiscal_year: int, courses, groups: dict[str, dict[str, GroupRow]],
 # The page reads CourseYearSummary (one row per course with activity in the municipality
 # and year) and, for the 所属/職名 breakdowns, the current roster joined to
 # StaffYearSummary (one row per staff member). Both are kept in step with every change by
-# lms.completion.summary; the figures are the same as fresh_dashboard's (the tests compare).
+# lms.completion.summary (the tests compare the figures with tests/completion/oracle.py).
 
 
 def summary_course_statement(municipality_id: int | None, fiscal_year: int):
@@ -432,7 +282,7 @@ def dashboard(municipality_id: int | None, fiscal_year: int, course_id: int | No
             g.completed += completed
     for name in GROUPS:
         groups[name] = {k: g for k, g in groups[name].items() if g.staff or g.enrolled or g.completed}
-    return _assemble(fiscal_year, courses, groups, month_counts)
+    return assemble_dashboard(fiscal_year, courses, groups, month_counts)
 
 
 def course_summary(municipality_id: int | None, fiscal_year: int) -> list[CourseRow]:
@@ -587,7 +437,7 @@ class AssignmentStatus:
 
     @property
     def overdue(self) -> bool:
-        return self.missing > 0 and self.assignment.due_on < to_tokyo(utcnow()).date()
+        return self.missing > 0 and self.assignment.due_on < today_tokyo()
 
     @property
     def rate(self) -> float | None:
@@ -681,9 +531,6 @@ class HistoryRow:
 
 def learner_history(staff_member_id: int) -> list[HistoryRow]:
     """My courses (from enrollments, attendance, viewing and completions), newest first."""
-    from lms.archives.models import Archive, ArchiveFile, ViewingProgress
-    from lms.attendance.models import Attendance
-
     rows: dict[tuple[int, int], HistoryRow] = {}
 
     def touch(course_id, title, when, kind):
@@ -727,18 +574,66 @@ def learner_history(staff_member_id: int) -> list[HistoryRow]:
     return sorted(rows.values(), key=lambda r: (-r.fiscal_year, r.title))
 
 
-class RowPagination(SelectPagination):
-    """db.paginate for multi-column selects: items are rows, not first-column scalars."""
+@dataclass
+class RowPage:
+    """One page of a multi-column select: its rows (``items``), the total, and what the
+    pager macro (templates/_macros.html) asks: pages, has_prev/has_next, prev_num/next_num,
+    iter_pages — the same as Flask-SQLAlchemy's pagination gives for ``db.paginate``,
+    which returns first-column scalars only."""
 
-    def _query_items(self) -> list:
-        select_ = self._query_args["select"].limit(self.per_page).offset(self._query_offset)
-        return list(self._query_args["session"].execute(select_).all())
+    items: list
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return ceil(self.total / self.per_page) if self.total else 0
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    @property
+    def prev_num(self) -> int | None:
+        return self.page - 1 if self.has_prev else None
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+    @property
+    def next_num(self) -> int | None:
+        return self.page + 1 if self.has_next else None
+
+    def iter_pages(self, *, left_edge: int = 2, left_current: int = 2, right_current: int = 4,
+                   right_edge: int = 2) -> Iterator[int | None]:
+        """Page numbers to link: the edges and those around the current page, with None
+        for each gap (as Flask-SQLAlchemy's pagination yields them)."""
+        end = self.pages + 1
+        left_end = min(1 + left_edge, end)
+        yield from range(1, left_end)
+        if left_end == end:
+            return
+        mid_start, mid_end = max(left_end, self.page - left_current), min(self.page + right_current + 1, end)
+        if mid_start > left_end:
+            yield None
+        yield from range(mid_start, mid_end)
+        if mid_end == end:
+            return
+        right_start = max(mid_end, end - right_edge)
+        if right_start > mid_end:
+            yield None
+        yield from range(right_start, end)
 
 
-def paginate_rows(query, page: int, per_page: int = 50) -> RowPagination:
-    return RowPagination(select=query, session=db.session(), page=page, per_page=per_page,
-                         error_out=False, count=True)
+def paginate_rows(query, page: int, per_page: int = 50) -> RowPage:
+    """Page ``page`` (from 1; below 1 is 1) of the rows of ``query``, with their total."""
+    page = max(page, 1)
+    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    items = list(db.session.execute(query.limit(per_page).offset((page - 1) * per_page)).all())
+    return RowPage(items=items, total=total, page=page, per_page=per_page)
 
 
 def today_tokyo() -> date:
-    return to_tokyo(utcnow()).date()
+    return utcnow().astimezone(TOKYO).date()

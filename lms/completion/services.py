@@ -83,7 +83,11 @@ def live_basis(staff_member_id: int, course: Course, fiscal_year: int) -> Basis 
         .order_by(TrainingSession.ends_at, TrainingSession.id)
         .limit(1)
     ).first()
-    return Basis(at=as_utc(row.ends_at), session_id=row.id) if row else None
+    if row is None:
+        return None
+    ends_at = as_utc(row.ends_at)
+    assert ends_at is not None  # a session always has an end
+    return Basis(at=ends_at, session_id=row.id)
 
 
 def archive_basis(staff_member_id: int, course: Course, fiscal_year: int) -> Basis | None:
@@ -112,7 +116,9 @@ def archive_basis(staff_member_id: int, course: Course, fiscal_year: int) -> Bas
     reached = row.reached_at
     if isinstance(reached, str):  # SQLite returns coalesce() of datetimes as text
         reached = datetime.fromisoformat(reached)
-    return Basis(at=as_utc(reached), archive_id=row.id)
+    reached = as_utc(reached)
+    assert reached is not None  # the query's WHERE compared it with the year's bounds
+    return Basis(at=reached, archive_id=row.id)
 
 
 def evaluate_rule(mode: str, live: Basis | None, archive: Basis | None) -> tuple[str, Basis, Basis | None] | None:
@@ -223,7 +229,7 @@ def recompute_for_archive(staff_member_id: int, archive_id: int) -> list[Complet
     for completed_at, updated_at in times:
         moment = completed_at or updated_at
         if moment is not None:
-            years.add(fiscal_year_of(as_utc(moment)))
+            years.add(fiscal_year_of(moment))  # naive (SQLite) is taken as UTC
     years.update(
         db.session.scalars(
             select(Completion.fiscal_year).where(
@@ -287,7 +293,8 @@ def complete_manually(staff_member_id: int, course_id: int, fiscal_year: int, ac
     start, end = fiscal_year_bounds(fiscal_year)
     completion.status = COMPLETED
     completion.method = VIA_MANUAL
-    if completion.completed_at is None or not (start <= as_utc(completion.completed_at) < end):
+    completed_at = as_utc(completion.completed_at)
+    if completed_at is None or not (start <= completed_at < end):
         completion.completed_at = min(max(now, start), end - timedelta(seconds=1))
     completion.decided_by_id = actor.id
     completion.reason = reason

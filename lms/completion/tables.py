@@ -37,9 +37,23 @@ def _rate(value) -> object:
 
 def build_table(name: str, *, scope: int | None, fiscal_year: int | None, course_ids=(), assignment=None) -> Table:
     """``fiscal_year`` None (every year) is meaningful for "records" only."""
-    if fiscal_year is None and name != "records":
-        raise KeyError(name)
     course_id = course_ids[0] if course_ids else None
+    if name == "records":
+        # Labels translated once, not per row (a million rows).
+        methods = {m: method_label(m) for m in (VIA_LIVE, VIA_ARCHIVE, VIA_BOTH, VIA_MANUAL)}
+        statuses = {COMPLETED: status_label(COMPLETED), "revoked": status_label("revoked")}
+
+        def convert(r):
+            return (r.municipality, r.employee_number, r.full_name, r.department, r.job_title, r.course,
+                    r.fiscal_year, statuses.get(r.status, r.status), methods.get(r.method, r.method),
+                    r.completed_at, r.certificate_serial or "")
+        return Table("completions", _("修了記録"), [
+            Column(_("区市町村"), 14), Column(_("職員番号"), 12), Column(_("氏名"), 18), Column(_("所属"), 24),
+            Column(_("職名"), 14), Column(_("研修"), 40), Column(_("年度"), 8), Column(_("状態"), 8),
+            Column(_("修了方法"), 22), Column(_("修了日時"), 18), Column(_("証書番号"), 28),
+        ], lambda: stream_query(reports.completion_records_query(scope, fiscal_year, course_id), convert))
+    if fiscal_year is None:
+        raise KeyError(name)
     if name == "courses":
         def rows():
             for r in reports.course_summary(scope, fiscal_year):
@@ -96,20 +110,6 @@ def build_table(name: str, *, scope: int | None, fiscal_year: int | None, course
             Column(_("氏名"), 18), Column(_("所属"), 24), Column(_("職名"), 14), Column(_("採用日"), 12),
             Column(_("サインイン実績"), 14), Column(_("期限超過"), 10),
         ], lambda: chain.from_iterable(rows_of(*plan) for plan in plans))
-    if name == "records":
-        # Labels translated once, not per row (a million rows).
-        methods = {m: method_label(m) for m in (VIA_LIVE, VIA_ARCHIVE, VIA_BOTH, VIA_MANUAL)}
-        statuses = {COMPLETED: status_label(COMPLETED), "revoked": status_label("revoked")}
-
-        def convert(r):
-            return (r.municipality, r.employee_number, r.full_name, r.department, r.job_title, r.course,
-                    r.fiscal_year, statuses.get(r.status, r.status), methods.get(r.method, r.method),
-                    r.completed_at, r.certificate_serial or "")
-        return Table("completions", _("修了記録"), [
-            Column(_("区市町村"), 14), Column(_("職員番号"), 12), Column(_("氏名"), 18), Column(_("所属"), 24),
-            Column(_("職名"), 14), Column(_("研修"), 40), Column(_("年度"), 8), Column(_("状態"), 8),
-            Column(_("修了方法"), 22), Column(_("修了日時"), 18), Column(_("証書番号"), 28),
-        ], lambda: stream_query(reports.completion_records_query(scope, fiscal_year, course_id), convert))
     if name == "comparison":
         ids = list(course_ids) or reports.default_comparison_courses(fiscal_year)
         titles = dict(db.session.execute(select(Course.id, Course.title).where(Course.id.in_(ids or [0]))).all())

@@ -23,6 +23,7 @@ from sqlalchemy import func, insert, or_, select, update
 from lms.audit.services import record_action
 from lms.common.database import begin_write
 from lms.common.errors import Conflict, InvalidInput, NotFound
+from lms.common.spreadsheet import neutralise_cell
 from lms.common.timeutil import TOKYO, utcnow
 from lms.extensions import db
 from lms.municipalities.models import TenantMapping
@@ -546,17 +547,6 @@ def _group_by_keys(rows: list[dict]) -> list[list[dict]]:
     for row in rows:
         groups.setdefault(tuple(sorted(row)), []).append(row)
     return list(groups.values())
-
-
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralise_cell(value) -> str:
-    """A cell a spreadsheet will not run as a formula (OWASP CSV injection)."""
-    text = "" if value is None else str(value)
-    if text.startswith(_FORMULA_PREFIXES):
-        return "'" + text
-    return text
 
 
 EXPORT_COLUMNS = [column for column, _attr in ROSTER_COLUMNS] + ["状態", "退職日"]

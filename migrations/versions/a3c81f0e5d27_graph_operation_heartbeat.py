@@ -8,8 +8,6 @@ Create Date: 2026-11-27 10:40:00
 import sqlalchemy as sa
 from alembic import op
 
-import lms.common.types
-
 revision = 'a3c81f0e5d27'
 down_revision = 'd86059d51536'
 branch_labels = None
@@ -19,7 +17,7 @@ depends_on = None
 def upgrade():
     with op.batch_alter_table('graph_operation', schema=None) as batch_op:
         batch_op.add_column(sa.Column('claimed_by', sa.String(length=200), nullable=True))
-        batch_op.add_column(sa.Column('heartbeat_at', lms.common.types.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('heartbeat_at', sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade():

@@ -1,21 +1,38 @@
 """initial schema
 
 Revision ID: d86059d51536
-Revises: 
+Revises:
 Create Date: 2026-11-27 08:40:40.634560
 
 """
-from alembic import op
 import sqlalchemy as sa
-
-import lms.common.types
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'd86059d51536'
 down_revision = None
 branch_labels = None
 depends_on = None
+
+# The audit log's append-only guard on PostgreSQL (as in lms.audit.guard when written).
+APPEND_ONLY_DDL = """
+CREATE OR REPLACE FUNCTION audit_log_refuse_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'audit_log is append-only: % refused', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log;
+CREATE TRIGGER audit_log_append_only
+    BEFORE UPDATE OR DELETE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION audit_log_refuse_change();
+"""
+
+DROP_APPEND_ONLY_DDL = """
+DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log;
+DROP FUNCTION IF EXISTS audit_log_refuse_change();
+"""
 
 
 def upgrade():
@@ -36,8 +53,8 @@ def upgrade():
     sa.Column('subscription_id', sa.String(length=100), nullable=False),
     sa.Column('resource', sa.String(length=500), nullable=False),
     sa.Column('client_state', sa.String(length=128), nullable=False),
-    sa.Column('expires_at', lms.common.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('created_at', lms.common.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_graph_subscription')),
     sa.UniqueConstraint('subscription_id', name=op.f('uq_graph_subscription_subscription_id'))
     )
@@ -58,8 +75,8 @@ def upgrade():
     sa.Column('mail_domain', sa.String(length=255), nullable=False),
     sa.Column('municipality_id', sa.Integer(), nullable=False),
     sa.Column('source', sa.String(length=10), nullable=False),
-    sa.Column('consented_at', lms.common.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', lms.common.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('consented_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['municipality_id'], ['municipality.id'], name=op.f('fk_tenant_mapping_municipality_id_municipality')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tenant_mapping')),
     sa.UniqueConstraint('tenant_id', 'mail_domain', name=op.f('uq_tenant_mapping_tenant_id_mail_domain'))
@@ -79,9 +96,9 @@ def upgrade():
     sa.Column('session_version', sa.Integer(), nullable=False),
     sa.Column('locale', sa.String(length=5), nullable=True),
     sa.Column('is_demo', sa.Boolean(), nullable=False),
-    sa.Column('last_login_at', lms.common.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', lms.common.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', lms.common.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_login_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['municipality_id'], ['municipality.id'], name=op.f('fk_user_account_municipality_id_municipality')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_user_account')),
     sa.UniqueConstraint('tenant_id', 'object_id', name=op.f('uq_user_account_tenant_id_object_id'))
@@ -91,7 +108,7 @@ def upgrade():
 
     op.create_table('audit_log',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('occurred_at', lms.common.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('actor_id', sa.Integer(), nullable=True),
     sa.Column('actor_label', sa.String(length=300), nullable=False),
     sa.Column('action', sa.String(length=60), nullable=False),
@@ -126,10 +143,10 @@ def upgrade():
     sa.Column('viewing_threshold_pct', sa.Integer(), nullable=False),
     sa.Column('organizer_mailbox', sa.String(length=320), nullable=False),
     sa.Column('owner_id', sa.Integer(), nullable=True),
-    sa.Column('published_at', lms.common.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('cancelled_at', lms.common.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', lms.common.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', lms.common.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('published_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('cancelled_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.CheckConstraint('attendance_threshold_pct BETWEEN 1 AND 100', name=op.f('ck_course_attendance_threshold')),
     sa.CheckConstraint('viewing_threshold_pct BETWEEN 1 AND 100', name=op.f('ck_course_viewing_threshold')),
     sa.ForeignKeyConstraint(['category_id'], ['category.id'], name=op.f('fk_course_category_id_category')),
@@ -160,8 +177,8 @@ def upgrade():
     sa.Column('user_id', sa.Integer(), nullable=True),
     sa.Column('entra_tenant_id', sa.String(length=36), nullable=True),
     sa.Column('entra_object_id', sa.String(length=36), nullable=True),
-    sa.Column('created_at', lms.common.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', lms.common.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['municipality_id'], ['municipality.id'], name=op.f('fk_staff_member_municipality_id_municipality')),
     sa.ForeignKeyConstraint(['user_id'], ['user_account.id'], name=op.f('fk_staff_member_user_id_user_account')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_staff_member')),
@@ -200,7 +217,7 @@ def upgrade():
     sa.Column('new_staff_fiscal_year', sa.Integer(), nullable=True),
     sa.Column('due_on', sa.Date(), nullable=False),
     sa.Column('created_by_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', lms.common.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('note', sa.Text(), nullable=False),
     sa.ForeignKeyConstraint(['course_id'], ['course.id'], name=op.f('fk_mandatory_assignment_course_id_course')),
     sa.ForeignKeyConstraint(['created_by_id'], ['user_account.id'], name=op.f('fk_mandatory_assignment_created_by_id_user_account')),
@@ -221,7 +238,7 @@ def upgrade():
     sa.Column('from_job_title', sa.String(length=100), nullable=False),
     sa.Column('to_job_title', sa.String(length=100), nullable=False),
     sa.Column('recorded_by_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', lms.common.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['recorded_by_id'], ['user_account.id'], name=op.f('fk_staff_history_recorded_by_id_user_account')),
     sa.ForeignKeyConstraint(['staff_member_id'], ['staff_member.id'], name=op.f('fk_staff_history_staff_member_id_staff_member')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_staff_history'))
@@ -233,19 +250,19 @@ def upgrade():
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('course_id', sa.Integer(), nullable=False),
     sa.Column('title', sa.String(length=200), nullable=False),
-    sa.Column('starts_at', lms.common.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('ends_at', lms.common.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('starts_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('ends_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('delivery', sa.String(length=10), nullable=False),
     sa.Column('location', sa.String(length=300), nullable=False),
     sa.Column('join_url', sa.String(length=2000), nullable=False),
     sa.Column('capacity', sa.Integer(), nullable=False),
     sa.Column('confirmed_count', sa.Integer(), nullable=False),
-    sa.Column('enroll_opens_at', lms.common.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('enroll_closes_at', lms.common.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('cancel_deadline', lms.common.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('enroll_opens_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('enroll_closes_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('cancel_deadline', sa.DateTime(timezone=True), nullable=True),
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('revision', sa.Integer(), nullable=False),
-    sa.Column('reminder_sent_at', lms.common.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('reminder_sent_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('organizer_user_id', sa.Integer(), nullable=True),
     sa.Column('graph_organizer', sa.String(length=320), nullable=False),
     sa.Column('graph_transaction_id', sa.String(length=64), nullable=False),
@@ -254,12 +271,12 @@ def upgrade():
     sa.Column('graph_online_meeting_id', sa.String(length=512), nullable=False),
     sa.Column('graph_sync_status', sa.String(length=20), nullable=False),
     sa.Column('graph_sync_error', sa.Text(), nullable=False),
-    sa.Column('graph_synced_at', lms.common.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('attendance_imported_at', lms.common.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('graph_synced_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('attendance_imported_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('checkin_token', sa.String(length=64), nullable=False),
-    sa.Column('cancelled_at', lms.common.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', lms.common.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', lms.common.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('cancelled_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.CheckConstraint('capacity >= 0', name=op.f('ck_training_session_capacity_nonnegative')),
     sa.CheckConstraint('confirmed_count >= 0 AND confirmed_count <= capacity', name=op.f('ck_training_session_not_overbooked')),
     sa.CheckConstraint('ends_at > starts_at', name=op.f('ck_training_session_ends_after_start')),
@@ -278,16 +295,16 @@ def upgrade():
     sa.Column('title', sa.String(length=200), nullable=False),
     sa.Column('description', sa.Text(), nullable=False),
     sa.Column('status', sa.String(length=10), nullable=False),
-    sa.Column('available_from', lms.common.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('available_until', lms.common.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('available_from', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('available_until', sa.DateTime(timezone=True), nullable=True),
     sa.Column('audience', sa.String(length=16), nullable=False),
     sa.Column('source', sa.String(length=10), nullable=False),
     sa.Column('graph_recording_id', sa.String(length=512), nullable=True),
     sa.Column('created_by_id', sa.Integer(), nullable=True),
-    sa.Column('published_at', lms.common.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('withdrawn_at', lms.common.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', lms.common.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', lms.common.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('published_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('withdrawn_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['course_id'], ['course.id'], name=op.f('fk_archive_course_id_course')),
     sa.ForeignKeyConstraint(['created_by_id'], ['user_account.id'], name=op.f('fk_archive_created_by_id_user_account')),
     sa.ForeignKeyConstraint(['session_id'], ['training_session.id'], name=op.f('fk_archive_session_id_training_session')),
@@ -306,11 +323,11 @@ def upgrade():
     sa.Column('attended_pct', sa.Integer(), nullable=False),
     sa.Column('attended', sa.Boolean(), nullable=False),
     sa.Column('intervals', sa.JSON(), nullable=False),
-    sa.Column('checked_in_at', lms.common.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('checked_in_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('corrected_by_id', sa.Integer(), nullable=True),
     sa.Column('correction_reason', sa.Text(), nullable=False),
-    sa.Column('created_at', lms.common.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', lms.common.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['corrected_by_id'], ['user_account.id'], name=op.f('fk_attendance_corrected_by_id_user_account')),
     sa.ForeignKeyConstraint(['session_id'], ['training_session.id'], name=op.f('fk_attendance_session_id_training_session')),
     sa.ForeignKeyConstraint(['staff_member_id'], ['staff_member.id'], name=op.f('fk_attendance_staff_member_id_staff_member')),
@@ -338,7 +355,7 @@ def upgrade():
     sa.Column('staff_member_id', sa.Integer(), nullable=True),
     sa.Column('matched_by', sa.String(length=10), nullable=False),
     sa.Column('matched_by_user_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', lms.common.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['matched_by_user_id'], ['user_account.id'], name=op.f('fk_attendance_record_matched_by_user_id_user_account')),
     sa.ForeignKeyConstraint(['session_id'], ['training_session.id'], name=op.f('fk_attendance_record_session_id_training_session')),
     sa.ForeignKeyConstraint(['staff_member_id'], ['staff_member.id'], name=op.f('fk_attendance_record_staff_member_id_staff_member')),
@@ -356,18 +373,18 @@ def upgrade():
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('source', sa.String(length=12), nullable=False),
     sa.Column('arrival_seq', sa.Integer(), nullable=False),
-    sa.Column('requested_at', lms.common.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('confirmed_at', lms.common.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('waitlisted_at', lms.common.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('decided_at', lms.common.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('cancelled_at', lms.common.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('requested_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('confirmed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('waitlisted_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('decided_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('cancelled_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('late_cancellation', sa.Boolean(), nullable=False),
     sa.Column('reason', sa.Text(), nullable=False),
     sa.Column('requested_by_id', sa.Integer(), nullable=True),
     sa.Column('decided_by_id', sa.Integer(), nullable=True),
     sa.Column('cancelled_by_id', sa.Integer(), nullable=True),
     sa.Column('replaces_enrollment_id', sa.Integer(), nullable=True),
-    sa.Column('updated_at', lms.common.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['cancelled_by_id'], ['user_account.id'], name=op.f('fk_enrollment_cancelled_by_id_user_account')),
     sa.ForeignKeyConstraint(['decided_by_id'], ['user_account.id'], name=op.f('fk_enrollment_decided_by_id_user_account')),
     sa.ForeignKeyConstraint(['municipality_id'], ['municipality.id'], name=op.f('fk_enrollment_municipality_id_municipality')),
@@ -394,9 +411,9 @@ def upgrade():
     sa.Column('graph_calls', sa.Integer(), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=False),
     sa.Column('details', sa.JSON(), nullable=False),
-    sa.Column('created_at', lms.common.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('started_at', lms.common.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('finished_at', lms.common.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('started_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['session_id'], ['training_session.id'], name=op.f('fk_graph_operation_session_id_training_session')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_graph_operation'))
     )
@@ -429,8 +446,8 @@ def upgrade():
     sa.Column('duration_seconds', sa.Integer(), nullable=True),
     sa.Column('language', sa.String(length=10), nullable=False),
     sa.Column('graph_content_id', sa.String(length=512), nullable=True),
-    sa.Column('created_at', lms.common.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('completed_at', lms.common.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('completed_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['archive_id'], ['archive.id'], name=op.f('fk_archive_file_archive_id_archive')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_archive_file')),
     sa.UniqueConstraint('graph_content_id', name=op.f('uq_archive_file_graph_content_id')),
@@ -454,15 +471,15 @@ def upgrade():
     sa.Column('fiscal_year', sa.Integer(), nullable=False),
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('method', sa.String(length=10), nullable=False),
-    sa.Column('completed_at', lms.common.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('completed_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('session_id', sa.Integer(), nullable=True),
     sa.Column('archive_id', sa.Integer(), nullable=True),
     sa.Column('certificate_serial', sa.String(length=40), nullable=True),
     sa.Column('decided_by_id', sa.Integer(), nullable=True),
     sa.Column('reason', sa.Text(), nullable=False),
-    sa.Column('revoked_at', lms.common.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', lms.common.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', lms.common.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['archive_id'], ['archive.id'], name=op.f('fk_completion_archive_id_archive')),
     sa.ForeignKeyConstraint(['course_id'], ['course.id'], name=op.f('fk_completion_course_id_course')),
     sa.ForeignKeyConstraint(['decided_by_id'], ['user_account.id'], name=op.f('fk_completion_decided_by_id_user_account')),
@@ -493,11 +510,11 @@ def upgrade():
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=False),
-    sa.Column('next_attempt_at', lms.common.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('claimed_at', lms.common.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('sent_at', lms.common.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('claimed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('message_id', sa.String(length=300), nullable=False),
-    sa.Column('created_at', lms.common.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['enrollment_id'], ['enrollment.id'], name=op.f('fk_outbox_mail_enrollment_id_enrollment')),
     sa.ForeignKeyConstraint(['municipality_id'], ['municipality.id'], name=op.f('fk_outbox_mail_municipality_id_municipality')),
     sa.ForeignKeyConstraint(['staff_member_id'], ['staff_member.id'], name=op.f('fk_outbox_mail_staff_member_id_staff_member')),
@@ -538,9 +555,9 @@ def upgrade():
     sa.Column('created_by_id', sa.Integer(), nullable=False),
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('error', sa.Text(), nullable=False),
-    sa.Column('expires_at', lms.common.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('created_at', lms.common.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', lms.common.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['archive_file_id'], ['archive_file.id'], name=op.f('fk_upload_session_archive_file_id_archive_file')),
     sa.ForeignKeyConstraint(['archive_id'], ['archive.id'], name=op.f('fk_upload_session_archive_id_archive')),
     sa.ForeignKeyConstraint(['created_by_id'], ['user_account.id'], name=op.f('fk_upload_session_created_by_id_user_account')),
@@ -558,12 +575,12 @@ def upgrade():
     sa.Column('watched_seconds', sa.Integer(), nullable=False),
     sa.Column('duration_seconds', sa.Integer(), nullable=False),
     sa.Column('last_position', sa.Integer(), nullable=False),
-    sa.Column('playback_started_at', lms.common.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('playback_started_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('credited_wall_seconds', sa.Integer(), nullable=False),
-    sa.Column('last_report_at', lms.common.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_report_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('last_report_id', sa.String(length=64), nullable=False),
-    sa.Column('completed_at', lms.common.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('updated_at', lms.common.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('completed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['archive_file_id'], ['archive_file.id'], name=op.f('fk_viewing_progress_archive_file_id_archive_file')),
     sa.ForeignKeyConstraint(['staff_member_id'], ['staff_member.id'], name=op.f('fk_viewing_progress_staff_member_id_staff_member')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_viewing_progress')),
@@ -577,7 +594,6 @@ def upgrade():
 
     # The audit log is append-only for anyone talking SQL, too.
     if op.get_bind().dialect.name == 'postgresql':
-        from lms.audit.guard import APPEND_ONLY_DDL
         op.execute(APPEND_ONLY_DDL)
     else:
         op.execute("CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log "
@@ -588,7 +604,6 @@ def upgrade():
 
 def downgrade():
     if op.get_bind().dialect.name == 'postgresql':
-        from lms.audit.guard import DROP_APPEND_ONLY_DDL
         op.execute(DROP_APPEND_ONLY_DDL)
     else:
         op.execute("DROP TRIGGER IF EXISTS audit_log_no_update")

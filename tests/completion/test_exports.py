@@ -5,17 +5,61 @@ from __future__ import annotations
 import csv
 import io
 
+import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 
 from lms.audit.models import AuditLog
-from lms.completion.exports import Column, Table, csv_chunks, neutralise
+from lms.common.spreadsheet import neutralise_cell, neutralise_text
+from lms.completion.exports import Column, Table, csv_chunks, write_xlsx
+
+TRIGGERED = ("=1+1", "+81", "-3", "@SUM(A1)", "\tx", "\rx", "\nx", "＝1+1", "＋81", "－3", "＠SUM(A1)")
+PLAIN = ("佐藤", "1+1", "a=b", " =x", "'=x")
 
 
-def test_neutralise_prefixes_formula_triggers():
-    for value in ("=1+1", "+81", "-3", "@SUM(A1)", "\tx", "\rx"):
-        assert neutralise(value) == "'" + value
-    assert neutralise("佐藤") == "佐藤" and neutralise(-3) == -3
+@pytest.mark.parametrize("value", TRIGGERED)
+def test_neutralise_prefixes_half_and_full_width_formula_triggers(value):
+    assert neutralise_text(value) == "'" + value
+    assert neutralise_cell(value) == "'" + value
+
+
+@pytest.mark.parametrize("value", PLAIN)
+def test_neutralise_leaves_other_text(value):
+    assert neutralise_text(value) == value
+
+
+def test_neutralise_leaves_empty_text():
+    assert neutralise_text("") == ""
+
+
+def test_neutralise_cell_makes_text_of_any_value():
+    assert neutralise_cell(None) == "" and neutralise_cell(-3) == "'-3" and neutralise_cell(12) == "12"
+
+
+def _table(rows):
+    return Table("t", "シート", [Column("=見出し"), Column("数")], lambda: iter(rows))
+
+
+def test_csv_prefixes_formula_cells_with_an_apostrophe():
+    rows = [(value, 1) for value in (*TRIGGERED, *PLAIN)] + [("-", -3)]
+    data = b"".join(csv_chunks(_table(rows))).decode("utf-8-sig")
+    read = list(csv.reader(io.StringIO(data, newline="")))
+    assert read[0] == ["'=見出し", "数"]
+    assert [r[0] for r in read[1:]] == ["'" + v for v in TRIGGERED] + list(PLAIN) + ["'-"]
+    assert read[-1][1] == "-3"  # a number stays a number
+
+
+def test_xlsx_keeps_text_as_string_cells_without_an_apostrophe(tmp_path):
+    rows = [(value, 1) for value in (*TRIGGERED, *PLAIN)]
+    path = tmp_path / "t.xlsx"
+    assert write_xlsx(_table(rows), str(path)) == len(rows)
+    ws = load_workbook(path).active
+    cells = list(ws.iter_rows())
+    assert (cells[0][0].value, cells[0][0].data_type) == ("=見出し", "s")
+    texts = [(row[0].value, row[0].data_type) for row in cells[1:]]
+    # (XML reads a carriage return back as a line feed.)
+    assert texts == [(v.replace("\r", "\n"), "s") for v in (*TRIGGERED, *PLAIN)]
+    assert all(row[1].data_type == "n" for row in cells[1:])
 
 
 def test_xlsx_courses_export(known_data, client, login_as):
@@ -31,9 +75,9 @@ def test_xlsx_courses_export(known_data, client, login_as):
     assert rows[0][:3] == ("研修", "申込者数", "出席者数")
     by_title = {r[0]: r for r in rows[1:]}
     assert by_title["Teams 会議の基本"][1:4] == (3, 1, 1)
-    # A course title starting with "=" arrives as text, not as a formula.
+    # A course title starting with "=" arrives as text (a string cell), not as a formula.
     evil = [r for r in rows[1:] if "HYPERLINK" in r[0]][0]
-    assert evil[0].startswith("'=")
+    assert evil[0].startswith("=HYPERLINK")
     assert all(cell.data_type != "f" for row in ws.iter_rows() for cell in row)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lms.completion import reports
+from tests.completion.oracle import fresh_dashboard
 
 
 def test_course_summary_counts(known_data):
@@ -89,3 +90,12 @@ def test_transferred_staff_keep_their_records_where_they_were(known_data, db):
     assert (rows[d["a"].id].enrolled, rows[d["a"].id].completed_live) == (3, 1)
     deps = {g.name: (g.staff, g.completed) for g in reports.group_breakdown(d["chiyoda"], d["fy"], "department")}
     assert deps["総務課"] == (1, 0)
+
+
+def test_the_dashboard_equals_the_fresh_aggregate(known_data, db):
+    """The dashboard (read from the summaries) shows what the base tables say, for every scope."""
+    d = known_data
+    for scope in (d["chiyoda"], d["chuo"], None):
+        for course_id in (None, d["a"].id, d["b"].id):
+            assert reports.dashboard(scope, d["fy"], course_id) == fresh_dashboard(scope, d["fy"], course_id)
+    db.session.rollback()
