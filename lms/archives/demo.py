@@ -16,7 +16,7 @@ from sqlalchemy import select
 from lms.archives import filetypes
 from lms.archives.captions import parse_vtt
 from lms.archives.models import AUDIENCE_ELIGIBLE, PUBLISHED, Archive
-from lms.archives.services import _add_file, new_storage_key
+from lms.archives.files import add_file, new_storage_key
 from lms.archives.storage import get_storage
 from lms.common.timeutil import utcnow
 from lms.courses.models import Course
@@ -76,4 +76,4 @@ def _store(archive: Archive, path: Path, filetype, filename: str) -> None:
         duration = filetypes.media_duration(lambda s, n: data[s : s + n], len(data), filetype)
     else:
         cues = parse_vtt(data.decode("utf-8"))
-    _add_file(archive.id, filetype, filename, len(data), hashlib.sha256(data).hexdigest(), key, duration, cues)
+    add_file(archive.id, filetype, filename, len(data), hashlib.sha256(data).hexdigest(), key, duration, cues)

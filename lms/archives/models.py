@@ -28,6 +28,9 @@ CAPTIONS = "captions"
 
 # File status
 UPLOADING = "uploading"
+# Upload sessions only: every byte received and stored; the SHA-256 is being checked by a
+# background job (lms.archives.tasks). The file appears (READY) once it passes.
+VERIFYING = "verifying"
 READY = "ready"
 FAILED = "failed"
 # A captions file superseded by a newer one, or a file the trainer removed (bytes deleted).
