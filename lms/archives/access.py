@@ -92,9 +92,10 @@ def view_refusal(user, archive: Archive, now: datetime | None = None) -> str | N
     if archive.status != PUBLISHED:
         return _("このアーカイブは公開されていません。")
     now = now or utcnow()
-    if archive.available_from and as_utc(archive.available_from) > now:
+    opens, closes = as_utc(archive.available_from), as_utc(archive.available_until)
+    if opens is not None and opens > now:
         return _("このアーカイブの公開期間はまだ始まっていません。")
-    if archive.available_until and as_utc(archive.available_until) <= now:
+    if closes is not None and closes <= now:
         return _("このアーカイブの公開期間は終了しました。")
     if user.has_role(TRAINER):
         return None
@@ -183,7 +184,8 @@ def viewable_file_or_refusal(user, *, archive_id: int | None = None, file_id: in
     someone refused the archive learns nothing about its files. One query for file, archive and
     course when a file is asked for (this runs for every range request of a video).
     """
-    archive_file = None
+    archive: Archive | None = None
+    archive_file: ArchiveFile | None = None
     if file_id is not None:
         archive_file = db.session.get(
             ArchiveFile, file_id, options=[joinedload(ArchiveFile.archive).joinedload(Archive.course)]
@@ -193,8 +195,6 @@ def viewable_file_or_refusal(user, *, archive_id: int | None = None, file_id: in
     elif archive_id is not None:
         archive = db.session.get(Archive, archive_id)
         archive_file = None
-    else:
-        archive = None
     if archive is None:
         missing = _("アーカイブが見つかりません。") if file_id is None else _("ファイルが見つかりません。")
         return Refusal(404, missing)

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable, Iterable
 
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select
 
 from lms.archives import filetypes
 from lms.archives.captions import CaptionError, Cue, parse_vtt
@@ -112,11 +112,11 @@ def _store_cues(archive_file: ArchiveFile, cues: list[Cue]) -> None:
     ).all()
     for old in older:
         old.status = REPLACED
-        db.session.execute(TranscriptCue.__table__.delete().where(TranscriptCue.archive_file_id == old.id))
+        db.session.execute(delete(TranscriptCue).where(TranscriptCue.archive_file_id == old.id))
     if not cues:
         return
     db.session.execute(
-        TranscriptCue.__table__.insert(),
+        insert(TranscriptCue),
         [
             {
                 "archive_file_id": archive_file.id,

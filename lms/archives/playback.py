@@ -18,6 +18,7 @@ from flask import Response, abort, current_app, jsonify, redirect, request, send
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.http import parse_date, parse_etags, parse_range_header
+from werkzeug.wrappers import Response as BaseResponse
 from werkzeug.wsgi import FileWrapper
 
 from lms.archives import links, progress
@@ -97,7 +98,7 @@ def progress_report(file_id: int):
     try:
         report = progress.parse_report(request.get_json(silent=True))
         begin_write()
-        archive_file = db.session.get(ArchiveFile, file_id)
+        archive_file = db.session.get_one(ArchiveFile, file_id)
         row = progress.record_progress(current_user, archive_file, report)
         db.session.commit()
     except DomainError as exc:
@@ -116,7 +117,7 @@ def progress_report(file_id: int):
 # ---------------------------------------------------------------- the bytes
 
 
-def _serve(archive_file: ArchiveFile, download: bool) -> Response:
+def _serve(archive_file: ArchiveFile, download: bool) -> BaseResponse:
     storage = get_storage()
     path = storage.local_path(archive_file.storage_key)
     if path is None and archive_file.kind == CAPTIONS:
@@ -153,7 +154,7 @@ def _validators(archive_file: ArchiveFile) -> tuple[str, datetime]:
     return etag, modified.replace(microsecond=0)
 
 
-def _send_local(archive_file: ArchiveFile, path, download: bool) -> Response:
+def _send_local(archive_file: ArchiveFile, path, download: bool) -> BaseResponse:
     etag, last_modified = _validators(archive_file)
     failed = _precondition_failed(etag, last_modified)
     if failed is not None:
@@ -166,7 +167,7 @@ def _send_local(archive_file: ArchiveFile, path, download: bool) -> Response:
     return response
 
 
-def _send_stored(archive_file: ArchiveFile, download: bool) -> Response:
+def _send_stored(archive_file: ArchiveFile, download: bool) -> BaseResponse:
     """An object of a storage without local files, streamed through the storage API: only the
     requested range is fetched (the seekable reader makes werkzeug ask for it, not skip to it)."""
     etag, last_modified = _validators(archive_file)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from flask_babel import gettext as _
@@ -23,7 +23,7 @@ WALL_SLACK_SECONDS = 3  # timer granularity between the browser and us
 MAX_INTERVALS = 200
 
 
-def merge_intervals(intervals: Iterable[tuple[int, int]]) -> list[list[int]]:
+def merge_intervals(intervals: Iterable[Sequence[int]]) -> list[list[int]]:
     merged: list[list[int]] = []
     for start, end in sorted((int(s), int(e)) for s, e in intervals if e > s):
         if merged and start <= merged[-1][1]:

@@ -33,7 +33,7 @@ from lms.archives.uploads import UPLOAD_TTL, max_upload_bytes
 from lms.audit.services import record_action
 from lms.common.database import begin_write
 from lms.common.errors import InvalidInput, NotFound
-from lms.common.timeutil import as_utc, utcnow
+from lms.common.timeutil import utcnow
 from lms.courses.models import TrainingSession
 from lms.extensions import db
 
@@ -202,13 +202,13 @@ def sweep_import_files(live_runs: Callable[[set[str]], set[str]], now: datetime 
     stale = []
     for key, modified in sorted(found.items()):
         run = runs[key]
-        if (run in live if run is not None else as_utc(modified) > now - UPLOAD_TTL):
+        if (run in live if run is not None else modified > now - UPLOAD_TTL):
             continue
         stale.append(key)
     db.session.commit()  # a fresh snapshot for the archive files below
     if not stale:
         return []
-    referenced = set()
+    referenced: set[str] = set()
     for start in range(0, len(stale), 500):
         batch = stale[start : start + 500]
         referenced.update(db.session.scalars(select(ArchiveFile.storage_key).where(ArchiveFile.storage_key.in_(batch))))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from lms.archives.access import can_manage, ready_files, require_manager
 from lms.archives.models import (
@@ -142,7 +142,7 @@ def remove_file(actor, archive_file: ArchiveFile) -> None:
     if archive_file.status == REMOVED:
         return
     archive_file.status = REMOVED
-    db.session.execute(TranscriptCue.__table__.delete().where(TranscriptCue.archive_file_id == archive_file.id))
+    db.session.execute(delete(TranscriptCue).where(TranscriptCue.archive_file_id == archive_file.id))
     get_storage().delete(archive_file.storage_key)
     record_action(actor, "archive.file_remove", "archive_file", archive_file.id, None,
                   archive_id=archive_file.archive_id, filename=archive_file.filename)

@@ -26,6 +26,7 @@ import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from flask import current_app
 
@@ -230,7 +231,7 @@ class AzureBlobStorage(Storage):
     def __init__(self, connection_string: str, container: str, *, api_version: str | None = None):
         from azure.storage.blob import BlobServiceClient
 
-        kwargs = {"api_version": api_version} if api_version else {}
+        kwargs: dict[str, Any] = {"api_version": api_version} if api_version else {}
         self.service = BlobServiceClient.from_connection_string(connection_string, **kwargs)
         self.container_name = container
         self.container = self.service.get_container_client(container)
@@ -370,7 +371,7 @@ class AzureBlobStorage(Storage):
         if filename:
             disposition = ("inline" if inline else "attachment") + f"; filename*=UTF-8''{quote(filename)}"
         sas = generate_blob_sas(
-            account_name=self.service.account_name,
+            account_name=self.service.account_name or "",
             container_name=self.container_name,
             blob_name=check_key(key),
             account_key=credential.account_key,
@@ -438,7 +439,7 @@ def get_storage(app=None) -> Storage:
         conn = config.get("AZURE_STORAGE_CONNECTION_STRING")
         if not conn:
             raise StorageError("AZURE_STORAGE_CONNECTION_STRING is required when LMS_STORAGE_BACKEND=azure")
-        ident = ("azure", conn, config.get("AZURE_STORAGE_CONTAINER") or "archives",
+        ident: tuple = ("azure", conn, config.get("AZURE_STORAGE_CONTAINER") or "archives",
                  config.get("AZURE_STORAGE_API_VERSION"))
         if ident not in _instances:
             _instances[ident] = AzureBlobStorage(ident[1], ident[2], api_version=ident[3])

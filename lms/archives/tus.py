@@ -174,7 +174,7 @@ def _tus_patch(upload: UploadSession) -> Response:
     except Conflict as exc:
         return _tus_error(409, exc.message)
     begin_write()
-    upload = db.session.get(UploadSession, snapshot.id)
+    upload = db.session.get_one(UploadSession, snapshot.id)
     uploads.save_chunk_result(upload, result)
     if result.rejected is not None:
         uploads.reject_upload(upload, result.rejected.message)

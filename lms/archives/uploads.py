@@ -54,7 +54,7 @@ from lms.common.after_commit import after_commit
 from lms.common.database import begin_write
 from lms.common.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from lms.common.jobs import huey
-from lms.common.timeutil import as_utc, utcnow
+from lms.common.timeutil import utcnow
 from lms.extensions import db
 
 logger = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ def get_upload(actor, upload_id: str) -> UploadSession:
 
 
 def upload_gone(upload: UploadSession) -> str | None:
-    if upload.status == EXPIRED or (upload.status == UPLOADING and as_utc(upload.expires_at) <= utcnow()):
+    if upload.status == EXPIRED or (upload.status == UPLOADING and upload.expires_at <= utcnow()):
         return _("アップロードの有効期限が切れました。最初からやり直してください。")
     if upload.status in (CANCELLED, FAILED):
         return upload.error or _("このアップロードは中止されました。最初からやり直してください。")
