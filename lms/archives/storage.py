@@ -65,10 +65,6 @@ class Storage:
         connection resumes where it stopped)."""
         raise NotImplementedError
 
-    def read_part(self, key: str, start: int = 0, length: int | None = None) -> Iterator[bytes]:
-        """Read back received bytes of a part (type sniffing, SHA-256 before commit)."""
-        raise NotImplementedError
-
     def commit_part(self, key: str, content_type: str) -> None:
         """Turn the complete part into the committed object ``key``."""
         raise NotImplementedError
@@ -153,9 +149,6 @@ class LocalStorage(Storage):
         finally:
             os.close(fd)
 
-    def read_part(self, key: str, start: int = 0, length: int | None = None) -> Iterator[bytes]:
-        return _read_file(self._part(key), start, length)
-
     def commit_part(self, key: str, content_type: str) -> None:
         part = self._part(key)
         target = self._object(key)
@@ -184,12 +177,6 @@ class LocalStorage(Storage):
 
     def local_path(self, key: str) -> Path | None:
         return self._object(key)
-
-    def list_parts(self) -> list[str]:
-        base = self.root / "parts"
-        if not base.exists():
-            return []
-        return [str(p.relative_to(base))[: -len(".part")] for p in base.rglob("*.part")]
 
     def list_keys(self, prefix: str) -> dict[str, datetime]:
         found: dict[str, datetime] = {}
@@ -304,10 +291,6 @@ class AzureBlobStorage(Storage):
                 blob.stage_block(self._block_id(offset), bytes(buffer))
                 offset += len(buffer)
         return offset
-
-    def read_part(self, key: str, start: int = 0, length: int | None = None) -> Iterator[bytes]:
-        # Uncommitted blocks cannot be read back; callers verify after commit_part.
-        raise StorageError("parts of Azure block blobs are not readable before commit")
 
     def commit_part(self, key: str, content_type: str) -> None:
         from azure.storage.blob import BlobBlock, ContentSettings
