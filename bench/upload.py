@@ -1,20 +1,25 @@
 """Benchmark: a 2 GiB archive upload through the app (tus 1.0.0) against a plain disk write.
 
-Starts gunicorn (sync workers, as in production) against a fresh PostgreSQL database (dropped
-at the end) with LMS_STORAGE_DIR in a temporary directory, signs a trainer in through the demo
-sign-in, and uploads 2 GiB (an MP4 header, then random bytes) the way the browser does: a tus
-creation request, then PATCH requests of 32 MiB with the CSRF header, straight to gunicorn. The
-clock stops when the last PATCH returns, i.e. when the server has verified the SHA-256 of the
-stored bytes (hashed as they were written, the hash state carried from PATCH to PATCH; a
-full pass over the file when that state is missing), fsynced the file and made it visible
-(checked afterwards in the database). The app's processes
-are sampled for their resident memory every 20 ms.
+Starts gunicorn (sync workers, as in production) and the background worker (``flask lms
+worker``, Redis queue) against a fresh PostgreSQL database (dropped at the end) with
+LMS_STORAGE_DIR in a temporary directory, signs a trainer in through the demo sign-in, and
+uploads 2 GiB (an MP4 header, then random bytes) the way the browser does: a tus creation
+request declaring the file's SHA-256, then PATCH requests of 32 MiB with the CSRF header,
+straight to gunicorn. The upload clock stops when the last PATCH returns: the bytes are stored,
+fsynced and their type checked (``mb_s``). The SHA-256 is verified off the request path by the
+worker, which streams the stored file through hashlib; until it passes the file is not
+visible and the archive cannot be published. So the script then asks to publish at once
+(refused while verifying: ``publish_refused_while_verifying``), watches the archive's page
+until the file is verified (``verify_s``, from the last PATCH's answer), publishes, and checks
+in the database that the file is READY with the declared SHA-256 and the archive published.
+The app's processes and the worker are sampled for their resident memory every 20 ms.
 
 In the same run, the same amount is written in 8 MiB blocks to the same directory with an fsync
 at the end (``disk_mb_s``).
 
-Prints one JSON object: mb_s, disk_mb_s, ratio, peak_rss_mb (largest single app process), and
-details. Targets: peak_rss_mb <= 150, ratio >= 0.5.
+Prints one JSON object: mb_s, disk_mb_s, ratio (mb_s / disk_mb_s), peak_rss_mb (largest single
+process, app or worker), ratio_verified (upload and verification together / disk), and details.
+Targets: peak_rss_mb <= 150, ratio >= 0.6, the upload verified before it can be published.
 
     .venv/bin/python bench/upload.py [--size-mb 2048] [--chunk-mb 32]
 """
@@ -28,6 +33,7 @@ import http.client
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -43,6 +49,7 @@ from bench.common import (  # noqa: E402
     Gunicorn,
     bench_app,
     cpu_seconds,
+    csrf_token,
     emit,
     fresh_database,
     request,
@@ -82,28 +89,58 @@ def generate(database_url: str) -> dict:
 
 
 class RssSampler(threading.Thread):
-    """The largest resident set of any single process of the app (gunicorn master and workers)."""
+    """The largest resident set of any single process under each root (gunicorn master and
+    workers; the background worker)."""
 
-    def __init__(self, pid: int):
+    def __init__(self, *pids: int):
         super().__init__(daemon=True)
         import psutil
 
-        self.root = psutil.Process(pid)
-        self.peak = 0
+        self.roots = [psutil.Process(pid) for pid in pids]
+        self.peaks = [0 for _ in pids]
         self.stop = threading.Event()
 
     def run(self) -> None:
         import psutil
 
         while not self.stop.is_set():
-            try:
-                processes = [self.root, *self.root.children(recursive=True)]
-                for proc in processes:
-                    with contextlib.suppress(psutil.NoSuchProcess):
-                        self.peak = max(self.peak, proc.memory_info().rss)
-            except psutil.NoSuchProcess:
-                return
+            for n, root in enumerate(self.roots):
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    for proc in [root, *root.children(recursive=True)]:
+                        with contextlib.suppress(psutil.NoSuchProcess):
+                            self.peaks[n] = max(self.peaks[n], proc.memory_info().rss)
             time.sleep(0.02)
+
+
+class Worker:
+    """``with Worker(env): ...`` — the background worker (huey, one thread, no periodic tasks)."""
+
+    def __init__(self, env: dict):
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> Worker:
+        flask = ROOT / ".venv" / "bin" / "flask"
+        self.proc = subprocess.Popen(
+            [str(flask) if flask.exists() else "flask", "--app", "wsgi", "lms", "worker", "--workers", "1",
+             "--no-periodic"], cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL)
+        time.sleep(1.0)
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"the worker exited with {self.proc.returncode}")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+ROOT = Path(__file__).resolve().parent.parent
+VERIFYING_BADGE = "検証中"
 
 
 class Payload:
@@ -164,22 +201,29 @@ def main() -> None:
         with fresh_database("lms_bench_upload") as url:
             data = generate(url)
             env = {"LMS_STORAGE_DIR": str(storage), "GUNICORN_CMD_ARGS": "--timeout 300"}
-            with Gunicorn(url, workers=args.workers, env=env) as server:
+            with Gunicorn(url, workers=args.workers, env=env) as server, Worker(server.env) as worker:
                 agent = Agent()
                 sign_in_demo(server.base_url, agent, data["trainer_id"])
-                page = request(server.base_url, "GET", f"/archives/manage/{data['archive_id']}", agent=agent)
+                manage = f"/archives/manage/{data['archive_id']}"
+                page = request(server.base_url, "GET", manage, agent=agent)
                 token = re.search(r'data-csrf="([^"]+)"', page.text).group(1)
                 body = Payload(size, chunk)
                 digest = body.sha256()  # computed before the clock starts, declared like a browser does
-                sampler = RssSampler(server.proc.pid)
+                sampler = RssSampler(server.proc.pid, worker.proc.pid)
                 sampler.start()
                 app_cpu = cpu_seconds(server.pids())
+                worker_cpu = cpu_seconds([worker.proc.pid])
                 started = time.perf_counter()
-                patches, last_patch_s = upload(server.port, agent, token, data["archive_id"], body, digest)
+                patches, last_patch_s, verification = upload(server.port, agent, token, data["archive_id"], body,
+                                                             digest)
                 elapsed = time.perf_counter() - started
                 app_cpu = cpu_seconds(server.pids()) - app_cpu
+                refused = publish(server.base_url, agent, manage) if verification == "pending" else None
+                verify_s = wait_for_verification(server.base_url, agent, manage) - (started + elapsed)
+                worker_cpu = cpu_seconds([worker.proc.pid]) - worker_cpu
                 sampler.stop.set()
                 sampler.join()
+                published = publish(server.base_url, agent, manage)
             visible = check_visible(url, data["archive_id"], digest, size)
         disk_started = _own_cpu()
         disk_mb_s = disk_write(storage, size)
@@ -187,11 +231,20 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     mb_s = size / MiB / elapsed
+    verified_mb_s = size / MiB / (elapsed + verify_s)
     emit({
         "mb_s": round(mb_s, 1),
         "disk_mb_s": round(disk_mb_s, 1),
         "ratio": round(mb_s / disk_mb_s, 3) if disk_mb_s else 0.0,
-        "peak_rss_mb": round(sampler.peak / MiB, 1),
+        "peak_rss_mb": round(max(sampler.peaks) / MiB, 1),
+        "ratio_verified": round(verified_mb_s / disk_mb_s, 3) if disk_mb_s else 0.0,
+        "verify_s": round(verify_s, 2),
+        "last_patch_answer": verification,
+        # Asked right after a "pending" answer: refused (True) unless the worker was done already.
+        "publish_refused_while_verifying": (not refused) if refused is not None else None,
+        "published_after_verification": bool(published),
+        "app_peak_rss_mb": round(sampler.peaks[0] / MiB, 1),
+        "worker_peak_rss_mb": round(sampler.peaks[1] / MiB, 1),
         "size_mb": args.size_mb,
         "chunk_mb": args.chunk_mb,
         "patch_requests": patches,
@@ -200,15 +253,16 @@ def main() -> None:
         # process during the plain write. Load-independent, unlike the rates above.
         "app_cpu_s_per_gib": round(app_cpu / (size / 1024 ** 3), 3),
         "disk_cpu_s_per_gib": round(disk_cpu / (size / 1024 ** 3), 3),
+        "worker_cpu_s_per_gib": round(worker_cpu / (size / 1024 ** 3), 3),
         "last_patch_s": round(last_patch_s, 2),
-        "verified_and_visible": visible,
+        "verified_visible_and_published": visible,
         "gunicorn_workers": args.workers,
     })
 
 
-def upload(port: int, agent: Agent, token: str, archive_id: int, body: Payload, digest: str) -> tuple[int, float]:
-    """The browser's protocol: creation, then PATCHes; returns (PATCH count, seconds of the last one,
-    which includes the server's SHA-256 verification over the stored file)."""
+def upload(port: int, agent: Agent, token: str, archive_id: int, body: Payload, digest: str) -> tuple[int, float, str]:
+    """The browser's protocol: creation, then PATCHes; returns (PATCH count, seconds of the last
+    one, its Upload-Verification answer: "pending" while the worker verifies, or "verified")."""
     headers = {"Tus-Resumable": "1.0.0", "X-CSRFToken": token, "Cookie": agent.cookie_header()}
     meta = ",".join([
         "filename " + base64.b64encode("録画.mp4".encode()).decode(),
@@ -225,6 +279,7 @@ def upload(port: int, agent: Agent, token: str, archive_id: int, body: Payload, 
     conn.close()
     offset = patches = 0
     last = 0.0
+    verification = ""
     for part in body.chunks():
         started = time.perf_counter()
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
@@ -239,18 +294,41 @@ def upload(port: int, agent: Agent, token: str, archive_id: int, body: Payload, 
         if response.status != 204:
             raise SystemExit(f"PATCH at {offset} refused: {response.status} {text}")
         offset = int(response.getheader("Upload-Offset"))
-    return patches, last
+        verification = response.getheader("Upload-Verification") or ""
+    return patches, last, verification
+
+
+def publish(base_url: str, agent: Agent, manage: str) -> bool:
+    """Ask to publish the archive the way the page does; True when it was published."""
+    page = request(base_url, "GET", manage, agent=agent)
+    answer = request(base_url, "POST", f"{manage}/publish", agent=agent, form={"csrf_token": csrf_token(page.text)})
+    if answer.status not in (302, 303):
+        raise SystemExit(f"publish answered {answer.status}")
+    shown = request(base_url, "GET", manage, agent=agent).text
+    return "アーカイブを公開しました" in shown
+
+
+def wait_for_verification(base_url: str, agent: Agent, manage: str, timeout: float = 600) -> float:
+    """The moment (perf_counter) the archive's page no longer shows the upload as being verified."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        if VERIFYING_BADGE not in request(base_url, "GET", manage, agent=agent).text:
+            return time.perf_counter()
+        time.sleep(0.05)
+    raise SystemExit(f"not verified within {timeout} s")
 
 
 def check_visible(database_url: str, archive_id: int, digest: str, size: int) -> bool:
     from sqlalchemy import select
 
-    from lms.archives.models import READY, ArchiveFile
+    from lms.archives.models import READY, Archive, ArchiveFile
     from lms.extensions import db
 
     with bench_app(database_url):
         row = db.session.scalar(select(ArchiveFile).where(ArchiveFile.archive_id == archive_id))
-        return bool(row and row.status == READY and row.sha256 == digest and row.size_bytes == size)
+        archive = db.session.get(Archive, archive_id)
+        return bool(row and row.status == READY and row.sha256 == digest and row.size_bytes == size
+                    and archive is not None and archive.status == "published")
 
 
 if __name__ == "__main__":

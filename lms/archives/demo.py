@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
 from lms.archives import filetypes
 from lms.archives.captions import parse_vtt
+from lms.archives.files import add_file, new_storage_key
 from lms.archives.models import AUDIENCE_ELIGIBLE, PUBLISHED, Archive
-from lms.archives.services import _add_file, new_storage_key
 from lms.archives.storage import get_storage
 from lms.common.timeutil import utcnow
 from lms.courses.models import Course
@@ -26,7 +27,7 @@ DEMO_DIR = Path(__file__).resolve().parent.parent.parent / "data" / "demo"
 VIDEO = DEMO_DIR / "archive-demo.webm"
 CAPTIONS = DEMO_DIR / "archive-demo.ja.vtt"
 
-DEMO_ARCHIVES = (
+DEMO_ARCHIVES: tuple[dict[str, Any], ...] = (
     {"title": "Teams 活用研修 第1回 録画（デモ）", "course_contains": "Teams", "days_open": 180,
      "description": "Teams の基本操作（チャット、会議、ファイル共有）を説明した回の録画です。字幕と目次から見たい場面に移動できます。"},
     {"title": "情報セキュリティ研修 録画（デモ）", "course_contains": "セキュリティ", "days_open": 90,
@@ -76,4 +77,4 @@ def _store(archive: Archive, path: Path, filetype, filename: str) -> None:
         duration = filetypes.media_duration(lambda s, n: data[s : s + n], len(data), filetype)
     else:
         cues = parse_vtt(data.decode("utf-8"))
-    _add_file(archive.id, filetype, filename, len(data), hashlib.sha256(data).hexdigest(), key, duration, cues)
+    add_file(archive.id, filetype, filename, len(data), hashlib.sha256(data).hexdigest(), key, duration, cues)

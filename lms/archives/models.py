@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -10,6 +11,11 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from lms.common.timeutil import utcnow
 from lms.common.types import UTCDateTime
 from lms.extensions import db
+
+if TYPE_CHECKING:  # Flask-SQLAlchemy builds db.Model at run time; to mypy it is the declarative base
+    from lms.extensions import Base as Model
+else:
+    Model = db.Model
 
 # Publication state
 DRAFT = "draft"
@@ -28,6 +34,9 @@ CAPTIONS = "captions"
 
 # File status
 UPLOADING = "uploading"
+# Upload sessions only: every byte received and stored; the SHA-256 is being checked by a
+# background job (lms.archives.tasks). The file appears (READY) once it passes.
+VERIFYING = "verifying"
 READY = "ready"
 FAILED = "failed"
 # A captions file superseded by a newer one, or a file the trainer removed (bytes deleted).
@@ -38,7 +47,7 @@ EXPIRED = "expired"
 CANCELLED = "cancelled"
 
 
-class Archive(db.Model):
+class Archive(Model):
     __tablename__ = "archive"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -67,7 +76,7 @@ class Archive(db.Model):
     )
 
 
-class ArchiveMunicipality(db.Model):
+class ArchiveMunicipality(Model):
     __tablename__ = "archive_municipality"
 
     archive_id: Mapped[int] = mapped_column(ForeignKey("archive.id", ondelete="CASCADE"), primary_key=True)
@@ -76,7 +85,7 @@ class ArchiveMunicipality(db.Model):
     archive: Mapped[Archive] = relationship(back_populates="municipalities")
 
 
-class ArchiveFile(db.Model):
+class ArchiveFile(Model):
     __tablename__ = "archive_file"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -97,7 +106,7 @@ class ArchiveFile(db.Model):
     archive: Mapped[Archive] = relationship(back_populates="files")
 
 
-class UploadSession(db.Model):
+class UploadSession(Model):
     """A resumable (tus) upload in progress; the part expires if not finished."""
 
     __tablename__ = "upload_session"
@@ -122,7 +131,7 @@ class UploadSession(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
-class TranscriptCue(db.Model):
+class TranscriptCue(Model):
     """One caption cue, for transcript search and chapters."""
 
     __tablename__ = "transcript_cue"
@@ -147,7 +156,7 @@ class TranscriptCue(db.Model):
     search_text: Mapped[str] = mapped_column(Text, default="")
 
 
-class ViewingProgress(db.Model):
+class ViewingProgress(Model):
     """Unique seconds of a video actually watched by one staff member."""
 
     __tablename__ = "viewing_progress"

@@ -26,6 +26,7 @@ import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from flask import current_app
 
@@ -62,10 +63,6 @@ class Storage:
 
         Bytes written before an exception in ``chunks`` stay in the part (a dropped
         connection resumes where it stopped)."""
-        raise NotImplementedError
-
-    def read_part(self, key: str, start: int = 0, length: int | None = None) -> Iterator[bytes]:
-        """Read back received bytes of a part (type sniffing, SHA-256 before commit)."""
         raise NotImplementedError
 
     def commit_part(self, key: str, content_type: str) -> None:
@@ -152,9 +149,6 @@ class LocalStorage(Storage):
         finally:
             os.close(fd)
 
-    def read_part(self, key: str, start: int = 0, length: int | None = None) -> Iterator[bytes]:
-        return _read_file(self._part(key), start, length)
-
     def commit_part(self, key: str, content_type: str) -> None:
         part = self._part(key)
         target = self._object(key)
@@ -183,12 +177,6 @@ class LocalStorage(Storage):
 
     def local_path(self, key: str) -> Path | None:
         return self._object(key)
-
-    def list_parts(self) -> list[str]:
-        base = self.root / "parts"
-        if not base.exists():
-            return []
-        return [str(p.relative_to(base))[: -len(".part")] for p in base.rglob("*.part")]
 
     def list_keys(self, prefix: str) -> dict[str, datetime]:
         found: dict[str, datetime] = {}
@@ -230,7 +218,7 @@ class AzureBlobStorage(Storage):
     def __init__(self, connection_string: str, container: str, *, api_version: str | None = None):
         from azure.storage.blob import BlobServiceClient
 
-        kwargs = {"api_version": api_version} if api_version else {}
+        kwargs: dict[str, Any] = {"api_version": api_version} if api_version else {}
         self.service = BlobServiceClient.from_connection_string(connection_string, **kwargs)
         self.container_name = container
         self.container = self.service.get_container_client(container)
@@ -304,10 +292,6 @@ class AzureBlobStorage(Storage):
                 offset += len(buffer)
         return offset
 
-    def read_part(self, key: str, start: int = 0, length: int | None = None) -> Iterator[bytes]:
-        # Uncommitted blocks cannot be read back; callers verify after commit_part.
-        raise StorageError("parts of Azure block blobs are not readable before commit")
-
     def commit_part(self, key: str, content_type: str) -> None:
         from azure.storage.blob import BlobBlock, ContentSettings
 
@@ -370,7 +354,7 @@ class AzureBlobStorage(Storage):
         if filename:
             disposition = ("inline" if inline else "attachment") + f"; filename*=UTF-8''{quote(filename)}"
         sas = generate_blob_sas(
-            account_name=self.service.account_name,
+            account_name=self.service.account_name or "",
             container_name=self.container_name,
             blob_name=check_key(key),
             account_key=credential.account_key,
@@ -438,7 +422,7 @@ def get_storage(app=None) -> Storage:
         conn = config.get("AZURE_STORAGE_CONNECTION_STRING")
         if not conn:
             raise StorageError("AZURE_STORAGE_CONNECTION_STRING is required when LMS_STORAGE_BACKEND=azure")
-        ident = ("azure", conn, config.get("AZURE_STORAGE_CONTAINER") or "archives",
+        ident: tuple = ("azure", conn, config.get("AZURE_STORAGE_CONTAINER") or "archives",
                  config.get("AZURE_STORAGE_API_VERSION"))
         if ident not in _instances:
             _instances[ident] = AzureBlobStorage(ident[1], ident[2], api_version=ident[3])

@@ -1,4 +1,5 @@
-"""Archive housekeeping (huey): expired resumable upload parts are deleted."""
+"""Archive jobs (huey): the SHA-256 verification of finished uploads, and housekeeping
+(expired resumable upload parts are deleted; lost verifications are handed over again)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,30 @@ import logging
 from huey import crontab
 
 from lms.common.jobs import app_context, huey
+from lms.extensions import db
 
 logger = logging.getLogger(__name__)
 
 
-def run_expire_uploads() -> int:
-    from lms.archives.services import expire_uploads
-    from lms.extensions import db
+@huey.task()
+def verify_upload_task(upload_id: str) -> str | None:
+    """Verify one finished upload (enqueued after the commit of its last PATCH)."""
+    from lms.archives import uploads  # a cycle: uploads enqueues this task
 
-    count = expire_uploads()
+    with app_context():
+        return uploads.verify_upload(upload_id)
+
+
+def run_expire_uploads() -> int:
+    from lms.archives import uploads  # a cycle: uploads enqueues this module's tasks
+
+    count = uploads.expire_uploads()
+    retried = uploads.verify_stalled_uploads()
     db.session.commit()
     if count:
         logger.info("archives: %s expired upload part(s) deleted", count)
+    if retried:
+        logger.info("archives: %s stalled verification(s) handed to the worker again", retried)
     return count
 
 

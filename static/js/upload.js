@@ -1,5 +1,6 @@
 // Resumable archive uploads (tus 1.0.0 through tus-js-client, self-hosted in static/vendor).
-// The server checks type, size and SHA-256; this script shows progress and resumes.
+// The server checks type, size and SHA-256 (the last after the upload, in the background);
+// this script shows progress and resumes.
 (function () {
   "use strict";
   var root = document.getElementById("uploader");
@@ -73,9 +74,12 @@
         pauseButton.hidden = true;
         say(msg("failed") + " " + (serverMessage(error) || ""), true);
       },
-      onSuccess: function () {
+      onSuccess: function (payload) {
+        // The server verifies the SHA-256 after the last byte; it may still be at work.
+        var last = payload && payload.lastResponse;
+        var pending = last && last.getHeader && last.getHeader("Upload-Verification") === "pending";
         bar.value = 100;
-        say(msg("done"));
+        say(pending ? msg("verifying") : msg("done"));
         pauseButton.hidden = true;
         window.setTimeout(function () { window.location.reload(); }, 800);
       }

@@ -84,21 +84,24 @@ def make_archive(course, *, status: str = "published", audience: str = "eligible
 
 
 def add_file(archive, data: bytes, filename: str = "video.webm"):
-    """Store ``data`` as a ready file of ``archive`` through the real upload pipeline."""
-    from lms.archives import services
-    from lms.archives.models import UploadSession
+    """Store ``data`` as a ready file of ``archive`` through the real upload pipeline (the
+    verification runs inline at the commit, as huey does in tests)."""
+    from lms.archives import uploads
+    from lms.archives.models import ArchiveFile, UploadSession
     from lms.extensions import db
 
     user = db.session.get(factories.User, archive.created_by_id)
-    upload = services.create_upload(user, archive, len(data), {"filename": filename})
+    upload = uploads.create_upload(user, archive, len(data), {"filename": filename})
     db.session.flush()
-    result = services.receive_chunk(services.UploadSnapshot.of(upload), 0, [data])
+    result = uploads.receive_chunk(uploads.UploadSnapshot.of(upload), 0, [data])
     assert result.rejected is None, result.rejected and result.rejected.message
     upload = db.session.get(UploadSession, upload.id)
-    services.save_chunk_result(upload, result)
-    archive_file = services.finish_upload(upload)
+    uploads.save_chunk_result(upload, result)
+    uploads.finish_upload(upload)
     db.session.commit()
-    return archive_file
+    upload = db.session.get(UploadSession, upload.id)
+    assert upload.status == "ready", upload.error
+    return db.session.get(ArchiveFile, upload.archive_file_id)
 
 
 def tus_metadata(**values) -> str:

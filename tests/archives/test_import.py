@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from lms.archives import services
+from lms.archives import recording_import
 from lms.archives.models import Archive, ArchiveFile, TranscriptCue
 from lms.archives.storage import get_storage
 from lms.common.errors import InvalidInput
@@ -25,7 +25,7 @@ def session(db, owned_course):
 
 def test_import_creates_a_draft_archive_once(db, session):
     data = video_bytes("mp4")
-    archive = services.import_recording(session.id, "rec-1", chunks(data), "../rec.mp4", "video/mp4", len(data))
+    archive = recording_import.import_recording(session.id, "rec-1", chunks(data), "../rec.mp4", "video/mp4", len(data))
     db.session.commit()
     assert archive.status == "draft" and archive.source == "teams" and archive.session_id == session.id
     [video] = archive.files
@@ -37,7 +37,7 @@ def test_import_creates_a_draft_archive_once(db, session):
         raise AssertionError("chunks read on the second call")
         yield b""
 
-    again = services.import_recording(session.id, "rec-1", must_not_be_read(), "rec.mp4", "video/mp4", None)
+    again = recording_import.import_recording(session.id, "rec-1", must_not_be_read(), "rec.mp4", "video/mp4", None)
     assert again.id == archive.id
     assert db.session.scalar(select(func.count()).select_from(Archive)) == 1
 
@@ -46,10 +46,10 @@ def test_import_refuses_non_video_and_truncated_downloads(db, session, app):
     from pathlib import Path
 
     with pytest.raises(InvalidInput, match="動画"):
-        services.import_recording(session.id, "rec-2", chunks(b"<html>error</html>" * 10), "r.mp4", "video/mp4", None)
+        recording_import.import_recording(session.id, "rec-2", chunks(b"<html>error</html>" * 10), "r.mp4", "video/mp4", None)
     data = video_bytes("mp4")
     with pytest.raises(InvalidInput, match="途中まで"):
-        services.import_recording(session.id, "rec-3", chunks(data[:5000]), "r.mp4", "video/mp4", len(data))
+        recording_import.import_recording(session.id, "rec-3", chunks(data[:5000]), "r.mp4", "video/mp4", len(data))
     assert db.session.scalar(select(func.count()).select_from(Archive)) == 0
     root = Path(app.config["LMS_STORAGE_DIR"])
     assert not [p for p in root.rglob("*") if p.is_file()]
@@ -57,15 +57,15 @@ def test_import_refuses_non_video_and_truncated_downloads(db, session, app):
 
 def test_attach_transcript_is_idempotent_and_searchable(db, session, make_user):
     data = video_bytes("mp4")
-    archive = services.import_recording(session.id, "rec-4", chunks(data), "r.mp4", "video/mp4", len(data))
-    captions = services.attach_transcript(archive.id, VTT_TEXT, "transcript-1")
+    archive = recording_import.import_recording(session.id, "rec-4", chunks(data), "r.mp4", "video/mp4", len(data))
+    captions = recording_import.attach_transcript(archive.id, VTT_TEXT, "transcript-1")
     db.session.commit()
     assert captions.kind == "captions" and captions.graph_content_id == "transcript-1"
-    assert services.attach_transcript(archive.id, VTT_TEXT, "transcript-1").id == captions.id
+    assert recording_import.attach_transcript(archive.id, VTT_TEXT, "transcript-1").id == captions.id
     assert db.session.scalar(select(func.count()).select_from(ArchiveFile).where(ArchiveFile.kind == "captions")) == 1
     assert db.session.scalar(select(func.count()).select_from(TranscriptCue)) == 3
     with pytest.raises(InvalidInput):
-        services.attach_transcript(archive.id, "not a vtt", "transcript-2")
+        recording_import.attach_transcript(archive.id, "not a vtt", "transcript-2")
 
 
 def test_demo_archives_load_once_with_video_and_captions(db, owned_course):
@@ -90,16 +90,16 @@ def test_sweep_on_azure_removes_a_dead_runs_blocks_and_keeps_the_rest(db, sessio
                       AZURE_STORAGE_CONTAINER=f"t{uuid.uuid4().hex[:12]}")
     storage = get_storage()
     data = video_bytes("mp4")
-    archive = services.import_recording(session.id, "rec-5", chunks(data), "r.mp4", "video/mp4", len(data), run="op7_1")
+    archive = recording_import.import_recording(session.id, "rec-5", chunks(data), "r.mp4", "video/mp4", len(data), run="op7_1")
     db.session.commit()
     [video] = archive.files
-    assert video.storage_key == services.import_storage_key("op7_1", "rec-5")
-    dead = services.import_storage_key("op8_1", "rec-6")  # a killed run's uncommitted blocks
-    live = services.import_storage_key("op8_2", "rec-6")  # the run writing now
+    assert video.storage_key == recording_import.import_storage_key("op7_1", "rec-5")
+    dead = recording_import.import_storage_key("op8_1", "rec-6")  # a killed run's uncommitted blocks
+    live = recording_import.import_storage_key("op8_2", "rec-6")  # the run writing now
     for key in (dead, live):
         storage.append_part(key, 0, [data[:1000]])
     try:
-        removed = services.sweep_import_files(lambda runs: runs & {"op8_2"})
+        removed = recording_import.sweep_import_files(lambda runs: runs & {"op8_2"})
         assert removed == [dead]
         assert sorted(storage.list_keys("archives/import/")) == sorted([video.storage_key, live])
         assert b"".join(storage.open_range(video.storage_key)) == data

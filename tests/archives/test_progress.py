@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from lms.archives import services
+from lms.archives import progress
 from lms.archives.models import ViewingProgress
 from lms.common.errors import InvalidInput
 from lms.common.signals import viewing_changed
@@ -32,12 +32,12 @@ def learner(make_user):
 
 
 def report(rid, intervals, position=0.0, duration=None):
-    return services.parse_report({"report_id": rid, "intervals": intervals, "position": position,
+    return progress.parse_report({"report_id": rid, "intervals": intervals, "position": position,
                                   "duration": duration})
 
 
 def play(learner, video, rid, intervals, at_seconds, position=0.0):
-    return services.record_progress(learner, video, report(rid, intervals, position), now=T0 + timedelta(seconds=at_seconds))
+    return progress.record_progress(learner, video, report(rid, intervals, position), now=T0 + timedelta(seconds=at_seconds))
 
 
 def test_intervals_merge_into_unique_seconds(db, learner, video):
@@ -59,11 +59,11 @@ def test_forged_report_cannot_credit_more_than_real_time(db, learner, video):
     play(learner, video, "start0001", [], 0)
     # Ten seconds later the "player" claims the whole lecture was watched.
     row = play(learner, video, "forged0002", [[0, 100]], 10, position=100)
-    assert row.watched_seconds <= 10 + services.WALL_SLACK_SECONDS
+    assert row.watched_seconds <= 10 + progress.WALL_SLACK_SECONDS
     assert row.completed_at is None
     # A report after a long absence earns no wall-clock credit for the absence.
     row = play(learner, video, "forged0003", [[0, 100]], 10 + 3600)
-    assert row.watched_seconds <= 10 + services.WALL_SLACK_SECONDS
+    assert row.watched_seconds <= 10 + progress.WALL_SLACK_SECONDS
 
 
 def test_seeking_to_the_end_counts_nothing_beyond_the_video(db, learner, video):
@@ -102,7 +102,7 @@ def test_completion_at_course_threshold_sends_signal(db, learner, video, owned_c
         assert received == [{"staff_member_id": learner.staff_member.id, "archive_id": video.archive_id}]
         play(learner, video, "report0009", [[80, 90]], 90)
         assert len(received) == 1  # once
-        assert services.archive_completed_at(learner.staff_member.id, video.archive_id) is not None
+        assert progress.archive_completed_at(learner.staff_member.id, video.archive_id) is not None
     finally:
         viewing_changed.disconnect(receiver)
 
@@ -118,7 +118,7 @@ def test_completion_at_course_threshold_sends_signal(db, learner, video, owned_c
 ])
 def test_malformed_reports_are_refused(payload):
     with pytest.raises(InvalidInput):
-        services.parse_report(payload)
+        progress.parse_report(payload)
 
 
 def test_endpoint_records_only_the_senders_own_progress(db, client, login_as, make_user, video):
@@ -164,8 +164,8 @@ def test_endpoint_requires_csrf_header(app, client, login_as, video):
 
 def test_resume_position_is_offered_on_the_page(db, client, login_as, video):
     user = login_as("learner", "131016")
-    services.record_progress(user, video, report("start0001", [], 0), now=T0)
-    services.record_progress(user, video, report("report002", [[0, 10]], 42), now=T0 + timedelta(seconds=10))
+    progress.record_progress(user, video, report("start0001", [], 0), now=T0)
+    progress.record_progress(user, video, report("report002", [[0, 10]], 42), now=T0 + timedelta(seconds=10))
     db.session.commit()
     page = client.get(f"/archives/{video.archive_id}").get_data(as_text=True)
     assert 'data-resume="42"' in page

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from lms.archives import services
+from lms.archives import search
 from tests.archives.conftest import VTT_TEXT, add_file, make_archive
 
 
@@ -22,24 +22,24 @@ def archives(db, owned_course):
 def test_three_or_more_characters(db, make_user, archives):
     visible, _hidden = archives
     user = make_user("learner", "131016")
-    hits = services.search_transcripts(user, "活用研修")
+    hits = search.search_transcripts(user, "活用研修")
     assert [(h.archive.id, h.start_seconds) for h in hits] == [(visible.id, 0)]
     # Full-width / half-width and case do not matter (NFKC + casefold).
-    assert services.search_transcripts(user, "ｔｅａｍｓ") and services.search_transcripts(user, "TEAMS")
+    assert search.search_transcripts(user, "ｔｅａｍｓ") and search.search_transcripts(user, "TEAMS")
 
 
 def test_two_characters_fall_back_to_substring(db, make_user, archives):
     visible, _hidden = archives
     user = make_user("learner", "131016")
-    hits = services.search_transcripts(user, "操作")
+    hits = search.search_transcripts(user, "操作")
     assert [(h.archive.id, h.start_seconds, h.speaker) for h in hits] == [(visible.id, 2, "講師 山田")]
-    assert services.search_transcripts(user, "録画")[0].start_seconds == 4
+    assert search.search_transcripts(user, "録画")[0].start_seconds == 4
 
 
 def test_search_only_covers_archives_the_user_may_watch(db, make_user, archives):
     user = make_user("learner", "131032")  # 港区: not eligible
-    assert services.search_transcripts(user, "活用研修") == []
-    assert services.search_transcripts(make_user("learner", "131016"), "%") == []  # LIKE wildcards escaped
+    assert search.search_transcripts(user, "活用研修") == []
+    assert search.search_transcripts(make_user("learner", "131016"), "%") == []  # LIKE wildcards escaped
 
 
 def test_search_pages_link_to_the_cue_time(client, login_as, archives):

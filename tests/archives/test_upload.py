@@ -106,27 +106,28 @@ def test_wrong_offset_is_a_conflict_and_resume_continues_from_head(db, trainer_c
 
 def test_dropped_connection_keeps_received_bytes_for_resume(app, db, owned_course, archive):
     """A PATCH whose body stops early (the connection dropped) keeps what arrived."""
-    from lms.archives import services
+    from lms.archives import uploads
 
     data = video_bytes("webm")
     trainer = owned_course[0]
-    upload = services.create_upload(trainer, archive, len(data), {"filename": "v.webm"})
+    upload = uploads.create_upload(trainer, archive, len(data), {"filename": "v.webm"})
     db.session.commit()
 
     def dropping():
         yield data[:7000]
         raise OSError("connection reset by peer")
 
-    result = services.receive_chunk(services.UploadSnapshot.of(upload), 0, dropping())
+    result = uploads.receive_chunk(uploads.UploadSnapshot.of(upload), 0, dropping())
     assert result.disconnected and result.offset == 7000
-    services.save_chunk_result(upload, result)
+    uploads.save_chunk_result(upload, result)
     db.session.commit()
     assert upload.status == "uploading" and upload.received_bytes == 7000
     assert files_of(db, archive) == []  # truncated: not visible
-    result = services.receive_chunk(services.UploadSnapshot.of(upload), 7000, [data[7000:]])
-    services.save_chunk_result(upload, result)
-    archive_file = services.finish_upload(upload)
+    result = uploads.receive_chunk(uploads.UploadSnapshot.of(upload), 7000, [data[7000:]])
+    uploads.save_chunk_result(upload, result)
+    uploads.finish_upload(upload)
     db.session.commit()
+    [archive_file] = files_of(db, archive)
     assert archive_file.sha256 == sha256(data)
 
 

@@ -1,0 +1,137 @@
+"""Archive files: storage keys, content checks and the rows of ready files.
+
+Shared by tus uploads (``uploads``), Teams imports (``recording_import``) and the demo data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable, Iterable
+
+from flask_babel import gettext as _
+from sqlalchemy import delete, insert, select
+
+from lms.archives import filetypes
+from lms.archives.captions import CaptionError, Cue, parse_vtt
+from lms.archives.models import CAPTIONS, READY, REPLACED, VIDEO, ArchiveFile, TranscriptCue
+from lms.archives.storage import RangeReader, Storage
+from lms.common.timeutil import utcnow
+from lms.courses.search import normalise_for_search
+from lms.extensions import db
+
+# Stored bytes are hashed in pieces of this size (bounded memory).
+HASH_PIECE = 4 * 1024 * 1024
+
+Reader = Callable[[int, int], bytes]
+
+
+class ContentRejected(Exception):
+    """Stored bytes that are not what they claim to be. ``status`` is the HTTP answer of a tus
+    request refused for it."""
+
+    def __init__(self, message: str, status: int = 415):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def new_storage_key(archive_id: int) -> str:
+    return f"archives/{int(archive_id)}/{uuid.uuid4().hex}"
+
+
+def object_reader(storage: Storage, key: str) -> Reader:
+    """``reader(start, length) -> bytes`` over a committed object."""
+
+    def reader(start: int, length: int) -> bytes:
+        return b"".join(storage.open_range(key, start, length))
+
+    return reader
+
+
+def sha256_of_object(storage: Storage, key: str) -> tuple[str, int]:
+    """SHA-256 (hex) and size of a committed object, streamed in bounded memory."""
+    digest = hashlib.sha256()
+    size = 0
+    for piece in storage.open_range(key):
+        digest.update(piece)
+        size += len(piece)
+    return digest.hexdigest(), size
+
+
+def inspect_content(filetype: filetypes.FileType, reader: Reader, size: int) -> tuple[int | None, list[Cue] | None]:
+    """Deeper content checks per type; returns (duration seconds, caption cues). Raises
+    ContentRejected (415) for a slide deck or captions file that cannot be read as one."""
+    if filetype is filetypes.PPTX:
+        if not filetypes.confirm_pptx(RangeReader(lambda s, n: [reader(s, n)], size)):
+            raise ContentRejected(_("PowerPoint ファイルとして読み取れません（.pptx 形式のみ対応）。"))
+        return None, None
+    if filetype is filetypes.VTT:
+        try:
+            cues = parse_vtt(reader(0, size).decode("utf-8"))
+        except (UnicodeDecodeError, CaptionError):
+            raise ContentRejected(_("字幕ファイル（WebVTT, UTF-8）として読み取れません。")) from None
+        return None, cues
+    if filetype.kind == VIDEO:
+        return filetypes.media_duration(reader, size, filetype), None
+    return None, None
+
+
+def add_file(archive_id: int, filetype: filetypes.FileType, filename: str, size: int, digest: str, key: str,
+             duration: int | None, cues: Iterable[Cue] | None, graph_content_id: str | None = None) -> ArchiveFile:
+    """The row of a verified, ready file (its captions' cues stored with it). Flushes."""
+    archive_file = ArchiveFile(
+        archive_id=archive_id,
+        kind=filetype.kind,
+        filename=filetypes.with_extension(filename, filetype),
+        content_type=filetype.content_type,
+        size_bytes=size,
+        sha256=digest,
+        storage_key=key,
+        status=READY,
+        duration_seconds=duration,
+        graph_content_id=graph_content_id,
+        completed_at=utcnow(),
+    )
+    db.session.add(archive_file)
+    db.session.flush()
+    if cues is not None:
+        _store_cues(archive_file, list(cues))
+    return archive_file
+
+
+def _store_cues(archive_file: ArchiveFile, cues: list[Cue]) -> None:
+    # A newer captions file replaces the older ones of the same archive (player and search).
+    older = db.session.scalars(
+        select(ArchiveFile).where(
+            ArchiveFile.archive_id == archive_file.archive_id,
+            ArchiveFile.kind == CAPTIONS,
+            ArchiveFile.status == READY,
+            ArchiveFile.id != archive_file.id,
+        )
+    ).all()
+    for old in older:
+        old.status = REPLACED
+        db.session.execute(delete(TranscriptCue).where(TranscriptCue.archive_file_id == old.id))
+    if not cues:
+        return
+    db.session.execute(
+        insert(TranscriptCue),
+        [
+            {
+                "archive_file_id": archive_file.id,
+                "start_ms": cue.start_ms,
+                "end_ms": cue.end_ms,
+                "speaker": cue.speaker,
+                "text": cue.text,
+                "search_text": normalise_for_search(f"{cue.speaker} {cue.text}" if cue.speaker else cue.text),
+            }
+            for cue in cues
+        ],
+    )
+
+
+def human_size(n: int) -> str:
+    if n >= 1024**3:
+        return f"{n / 1024**3:.1f} GB"
+    return f"{n / 1024**2:.0f} MB"

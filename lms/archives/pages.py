@@ -1,0 +1,258 @@
+"""Archive pages: staff's list, search and player page; trainers' management."""
+
+from __future__ import annotations
+
+from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from sqlalchemy import select
+from wtforms.fields.choices import SelectChoice
+
+from lms.archives import access, links, progress, search, services, uploads
+from lms.archives.access import Refusal, viewable_file_or_refusal
+from lms.archives.blueprint import bp, refusal_response
+from lms.archives.captions import chapters_from
+from lms.archives.filetypes import KIND_LABELS, SLIDES, VIDEO
+from lms.archives.forms import ActionForm, ArchiveForm
+from lms.archives.models import CAPTIONS, READY, Archive, ArchiveFile
+from lms.audit.services import record_denied
+from lms.auth.models import PLATFORM_ADMIN, TRAINER
+from lms.common.access import role_required
+from lms.common.errors import DomainError, InvalidInput, NotAllowed, NotFound
+from lms.common.timeutil import to_tokyo, tokyo_to_utc
+from lms.extensions import db
+from lms.municipalities.models import Municipality
+
+# ====================================================================== staff: list, page, search
+
+
+@bp.get("/")
+@login_required
+def index():
+    return render_template("archives/index.html", archives=access.visible_archives(current_user))
+
+
+@bp.get("/search", endpoint="search")
+@login_required
+def search_page():
+    query = (request.args.get("q") or "").strip()[:100]
+    hits = search.search_transcripts(current_user, query) if query else []
+    return render_template("archives/search.html", query=query, hits=hits)
+
+
+@bp.get("/<int:archive_id>")
+@login_required
+def view(archive_id: int):
+    found = viewable_file_or_refusal(current_user, archive_id=archive_id)
+    if isinstance(found, Refusal):
+        return refusal_response(found)
+    archive = found.archive
+    videos = access.ready_files(archive, VIDEO)
+    captions = access.current_captions(archive)
+    cues = search.cues_of(captions)
+    staff = getattr(current_user, "staff_member", None)
+    query = (request.args.get("q") or "").strip()[:100]
+    # The player's video URL: a signed link served by nginx (or a blob SAS URL) when configured.
+    link = links.issue(current_user, videos[0]) if videos else None
+    page = render_template(
+        "archives/view.html",
+        archive=archive,
+        videos=videos,
+        captions=captions,
+        cues=cues,
+        chapters=chapters_from(cues),
+        slides=access.ready_files(archive, SLIDES),
+        progress=progress.progress_for(staff.id if staff else None, [v.id for v in videos]),
+        query=query,
+        hits=search.search_transcripts(current_user, query, archive=archive) if query else [],
+        start=request.args.get("t", type=int),
+        can_manage=access.can_manage(current_user, archive),
+        video_link=link,
+    )
+    response = Response(page)
+    if link is not None:
+        set_viewer_cookie(response, link)
+    return response
+
+
+def set_viewer_cookie(response: Response, link: links.MediaLink) -> None:
+    if link.cookie:
+        response.set_cookie(links.COOKIE, link.cookie, path=links.MEDIA_PATH, httponly=True, samesite="Lax",
+                            secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")))
+
+
+# ====================================================================== trainers: management
+
+
+@bp.get("/manage")
+@role_required(TRAINER, PLATFORM_ADMIN)
+def manage():
+    return render_template("archives/manage.html", archives=access.manageable_archives(current_user))
+
+
+def _fill_choices(form: ArchiveForm) -> None:
+    courses = access.manageable_courses(current_user)
+    form.course_id.choices = [SelectChoice(c.id, c.title) for c in courses]
+    titles = {c.id: c.title for c in courses}
+    form.session_id.choices = [SelectChoice(0, _("指定しない"))] + [
+        SelectChoice(s.id, f"{titles[s.course_id]} {s.title} {to_tokyo(s.starts_at):%Y-%m-%d %H:%M}")
+        for s in services.session_choices(list(titles))
+    ]
+    municipalities = db.session.scalars(
+        select(Municipality).where(Municipality.active.is_(True)).order_by(Municipality.sort_order, Municipality.code)
+    ).all()
+    form.municipality_ids.choices = [SelectChoice(m.id, m.name, optgroup=m.kind) for m in municipalities]
+
+
+def _input(form: ArchiveForm) -> services.ArchiveInput:
+    return services.ArchiveInput(
+        course_id=form.course_id.data,
+        session_id=form.session_id.data or None,
+        title=form.title.data or "",
+        description=form.description.data or "",
+        available_from=tokyo_to_utc(form.available_from.data) if form.available_from.data else None,
+        available_until=tokyo_to_utc(form.available_until.data) if form.available_until.data else None,
+        audience=form.audience.data,
+        municipality_ids=list(form.municipality_ids.data or []),
+    )
+
+
+def _form_error(form: ArchiveForm, exc: DomainError) -> None:
+    name = exc.context.get("field")
+    if name and name in form:
+        form[name].errors = [*form[name].errors, exc.message]
+    else:
+        flash(exc.message, "error")
+
+
+@bp.route("/manage/new", methods=["GET", "POST"])
+@role_required(TRAINER, PLATFORM_ADMIN)
+def create():
+    form = ArchiveForm()
+    _fill_choices(form)
+    if not form.course_id.choices:
+        flash(_("アーカイブを作成できる研修がありません。研修の担当者に設定されている必要があります。"), "error")
+        return redirect(url_for("archives.manage"))
+    if form.validate_on_submit():
+        try:
+            archive = services.create_archive(current_user, _input(form))
+            db.session.commit()
+        except (InvalidInput, NotAllowed) as exc:
+            db.session.rollback()
+            _form_error(form, exc)
+        else:
+            flash(_("アーカイブを作成しました。ファイルをアップロードしてください。"), "success")
+            return redirect(url_for("archives.detail", archive_id=archive.id))
+    return render_template("archives/form.html", form=form, archive=None)
+
+
+@bp.route("/manage/<int:archive_id>/edit", methods=["GET", "POST"])
+@role_required(TRAINER, PLATFORM_ADMIN)
+def edit(archive_id: int):
+    archive = _manageable_or_abort(archive_id)
+    form = ArchiveForm(obj=None if request.method == "POST" else _FormData(archive))
+    _fill_choices(form)
+    if form.validate_on_submit():
+        try:
+            services.update_archive(current_user, archive, _input(form))
+            db.session.commit()
+        except (InvalidInput, NotAllowed) as exc:
+            db.session.rollback()
+            _form_error(form, exc)
+        else:
+            flash(_("アーカイブを更新しました。"), "success")
+            return redirect(url_for("archives.detail", archive_id=archive.id))
+    return render_template("archives/form.html", form=form, archive=archive)
+
+
+class _FormData:
+    def __init__(self, archive: Archive):
+        self.course_id = archive.course_id
+        self.session_id = archive.session_id or 0
+        self.title = archive.title
+        self.description = archive.description
+        self.available_from = _naive_tokyo(archive.available_from)
+        self.available_until = _naive_tokyo(archive.available_until)
+        self.audience = archive.audience
+        self.municipality_ids = [m.municipality_id for m in archive.municipalities]
+
+
+def _naive_tokyo(value):
+    value = to_tokyo(value)
+    return value.replace(tzinfo=None) if value else None
+
+
+def _manageable_or_abort(archive_id: int) -> Archive:
+    try:
+        return access.get_manageable(current_user, archive_id)
+    except NotFound:
+        abort(404)
+    except NotAllowed:
+        record_denied(current_user, "archive", archive_id)
+        abort(403)
+
+
+@bp.get("/manage/<int:archive_id>")
+@role_required(TRAINER, PLATFORM_ADMIN)
+def detail(archive_id: int):
+    archive = _manageable_or_abort(archive_id)
+    files = [f for f in archive.files if f.status == READY]
+    return render_template(
+        "archives/detail.html",
+        archive=archive,
+        files=files,
+        uploads=uploads.pending_uploads(archive),
+        kind_labels=KIND_LABELS,
+        action_form=ActionForm(),
+        max_upload=uploads.max_upload_bytes(),
+        has_captions=any(f.kind == CAPTIONS for f in files),
+        municipality_names=dict(
+            db.session.execute(
+                select(Municipality.id, Municipality.name).where(
+                    Municipality.id.in_([m.municipality_id for m in archive.municipalities])
+                )
+            ).all()
+        ),
+    )
+
+
+@bp.post("/manage/<int:archive_id>/publish")
+@role_required(TRAINER, PLATFORM_ADMIN)
+def publish(archive_id: int):
+    return _state_change(archive_id, services.publish_archive, _("アーカイブを公開しました。"))
+
+
+@bp.post("/manage/<int:archive_id>/withdraw")
+@role_required(TRAINER, PLATFORM_ADMIN)
+def withdraw(archive_id: int):
+    return _state_change(archive_id, services.withdraw_archive, _("アーカイブの公開を終了しました。視聴はただちに停止されます。"))
+
+
+def _state_change(archive_id: int, action, message: str):
+    archive = _manageable_or_abort(archive_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        action(current_user, archive)
+        db.session.commit()
+        flash(message, "success")
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    return redirect(url_for("archives.detail", archive_id=archive_id))
+
+
+@bp.post("/manage/<int:archive_id>/files/<int:file_id>/remove")
+@role_required(TRAINER, PLATFORM_ADMIN)
+def remove_file(archive_id: int, file_id: int):
+    archive = _manageable_or_abort(archive_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    archive_file = db.session.get(ArchiveFile, file_id)
+    if archive_file is None or archive_file.archive_id != archive.id:
+        abort(404)
+    services.remove_file(current_user, archive_file)
+    db.session.commit()
+    flash(_("ファイル「%(name)s」を削除しました。", name=archive_file.filename), "success")
+    return redirect(url_for("archives.detail", archive_id=archive_id))
+
