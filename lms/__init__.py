@@ -21,9 +21,10 @@ BLUEPRINTS = (
     "teams",
     "archives",
     "completion",
-    "audit",
     "admin",
 )
+# Areas with signal receivers (lms/<area>/receivers.py) but no pages of their own.
+RECEIVER_ONLY = ("audit",)
 
 
 def create_app(config: str | type | dict | None = None) -> Flask:
@@ -56,14 +57,19 @@ def create_app(config: str | type | dict | None = None) -> Flask:
     _init_extensions(app)
     _register_blueprints(app)
 
-    from lms.cli import register_cli
-    from lms.common.logging import init_logging
-    from lms.common.templating import init_templating
-    from lms.common.web import init_web
+    # The parts are imported as the app is built, not with the package: lms.cli and lms.jobs
+    # import lms themselves, and importing lms alone (a task module) must stay light.
+    from lms.auth.entra import authority_origin
+    from lms.cli import register_cli  # (see above)
+    from lms.common.logging import init_logging  # (see above)
+    from lms.common.templating import init_templating  # (see above)
+    from lms.common.web import init_web  # (see above)
+    from lms.main.nav import nav_items  # (see above)
 
-    init_web(app)
+    # Sign-out redirects to the identity provider: the CSP's form-action must allow it.
+    init_web(app, form_action_origins=[origin for origin in [authority_origin(app)] if origin])
     init_logging(app)
-    init_templating(app)
+    init_templating(app, nav_items)
     register_cli(app)
 
     if app.config.get("LMS_PROXY_COUNT"):
@@ -76,9 +82,9 @@ def create_app(config: str | type | dict | None = None) -> Flask:
 
 def _init_extensions(app: Flask) -> None:
     import lms.models  # noqa: F401  (every model registered before the engine is used)
-    from lms.common.database import configure_engine
-    from lms.common.i18n import cache_wtforms_translations, select_locale, select_timezone
-    from lms.extensions import babel, csrf, db, limiter, login_manager, migrate
+    from lms.common.database import configure_engine  # (loaded as the app is built)
+    from lms.common.i18n import select_locale, select_timezone  # (loaded as the app is built)
+    from lms.extensions import babel, csrf, db, limiter, login_manager, migrate  # (as above)
 
     db.init_app(app)
     with app.app_context():
@@ -91,13 +97,12 @@ def _init_extensions(app: Flask) -> None:
         timezone_selector=select_timezone,
         default_translation_directories=str(BASE_DIR / "lms" / "translations"),
     )
-    cache_wtforms_translations()
     if app.config.get("REDIS_URL") and not app.config.get("RATELIMIT_STORAGE_URI"):
         app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"]
     app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
     limiter.init_app(app)
 
-    from lms.auth.session import init_login
+    from lms.auth.session import init_login  # (loaded as the app is built)
 
     init_login(app, login_manager)
 
@@ -108,7 +113,8 @@ def _register_blueprints(app: Flask) -> None:
     for area in BLUEPRINTS:
         module = import_module(f"lms.{area}.routes")
         app.register_blueprint(module.bp)
-        # Signal receivers of the area (lms/<area>/receivers.py), connected once.
+    # Signal receivers of the areas (lms/<area>/receivers.py), connected once.
+    for area in (*BLUEPRINTS, *RECEIVER_ONLY):
         try:
             import_module(f"lms.{area}.receivers")
         except ModuleNotFoundError as exc:

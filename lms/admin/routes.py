@@ -1,14 +1,172 @@
-"""Platform administration: the landing page linking every admin tool."""
+"""Administration under /admin/: the landing page, the allowed tenants, the audit log and
+the mail outbox. The pages compose the public services of the packages below.
 
-from flask import Blueprint, render_template
+Platform admins only, except the mail outbox, which a municipal admin sees for their own
+municipality.
+"""
 
-from lms.auth.models import PLATFORM_ADMIN
-from lms.common.access import role_required
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from lms.admin import audit_log
+from lms.audit.export import csv_bytes
+from lms.audit.queries import select_entries
+from lms.audit.services import record_action
+from lms.auth.consent import admin_consent_link
+from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
+from lms.common.access import municipality_scope, require_municipality, role_required
+from lms.common.errors import DomainError
+from lms.common.limits import limit_export
+from lms.common.timeutil import to_tokyo, utcnow
+from lms.extensions import db
+from lms.municipalities.forms import RemoveTenantMappingForm, TenantMappingForm
+from lms.municipalities.services import (
+    add_tenant_mapping,
+    list_municipalities,
+    list_tenant_mappings,
+    remove_tenant_mapping,
+)
+from lms.notifications.models import FAILED, QUEUED, SENDING, SENT, SKIPPED, OutboxMail
+from lms.notifications.services import delivery_backlog, outbox_query, retry_mail
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+AUDIT_PER_PAGE = 50
+OUTBOX_PER_PAGE = 50
+MAIL_STATUS_LABELS = {
+    QUEUED: _l("送信待ち"),
+    SENDING: _l("送信中"),
+    SENT: _l("送信済み"),
+    FAILED: _l("送信失敗"),
+    SKIPPED: _l("送信不要"),
+}
 
 
 @bp.get("/")
 @role_required(PLATFORM_ADMIN)
 def index():
     return render_template("admin/index.html")
+
+
+# ---------------------------------------------------------------- allowed tenants
+
+
+@bp.route("/tenants", methods=["GET", "POST"])
+@role_required(PLATFORM_ADMIN)
+def tenants():
+    form = TenantMappingForm()
+    form.municipality_code.choices = [("", _("選んでください"))] + [
+        (m.code, f"{m.name}（{m.code}）") for m in list_municipalities(active_only=True)
+    ]
+    if form.validate_on_submit():
+        try:
+            add_tenant_mapping(current_user, form.tenant_id.data, form.municipality_code.data, form.mail_domain.data or "")
+        except DomainError as exc:
+            db.session.rollback()
+            form.tenant_id.errors = [*form.tenant_id.errors, exc.message]
+        else:
+            db.session.commit()
+            flash(_("テナントの対応付けを追加しました。"), "success")
+            return redirect(url_for("admin.tenants"))
+    rows = list_tenant_mappings()
+    return render_template(
+        "admin/tenants.html",
+        form=form,
+        rows=rows,
+        consent_urls={row.tenant_id: admin_consent_link(row.tenant_id) for row in rows},
+        remove_form=RemoveTenantMappingForm(),
+        env_setting=bool(current_app.config.get("ENTRA_TENANTS")),
+        client_id=current_app.config.get("ENTRA_CLIENT_ID"),
+    ), 400 if form.errors else 200
+
+
+@bp.post("/tenants/<int:mapping_id>/remove")
+@role_required(PLATFORM_ADMIN)
+def remove_tenant(mapping_id: int):
+    if not RemoveTenantMappingForm().validate_on_submit():
+        abort(400)
+    try:
+        remove_tenant_mapping(current_user, mapping_id)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("admin.tenants"))
+    db.session.commit()
+    flash(_("テナントの対応付けを削除しました。"), "success")
+    return redirect(url_for("admin.tenants"))
+
+
+# ---------------------------------------------------------------- audit log
+
+
+@bp.get("/audit/")
+@role_required(PLATFORM_ADMIN)
+def audit():
+    form, flt = audit_log.filter_form(request.args)
+    page = db.paginate(select_entries(flt), per_page=AUDIT_PER_PAGE, error_out=False)
+    return render_template(
+        "admin/audit.html", form=form, page=page, params=flt.as_params(),
+        municipality_names=audit_log.municipality_names(),
+    )
+
+
+@bp.post("/audit/export")
+@role_required(PLATFORM_ADMIN)
+@limit_export
+def audit_export():
+    _form, flt = audit_log.filter_form(request.form)
+    record_action(current_user, "export.audit", "audit_log", "", None, filters=flt.as_params())
+    db.session.commit()
+    filename = f"audit-log-{to_tokyo(utcnow()):%Y%m%d-%H%M%S}.csv"
+    return Response(
+        csv_bytes(audit_log.EXPORT_HEADER, audit_log.export_rows(flt)),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+    )
+
+
+# ---------------------------------------------------------------- mail outbox
+
+
+@bp.get("/mail")
+@role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
+def outbox():
+    scope = municipality_scope(current_user)
+    status = request.args.get("status", "")
+    q = request.args.get("q", "").strip()[:100]
+    page = db.paginate(outbox_query(scope, status=status, q=q), per_page=OUTBOX_PER_PAGE, error_out=False)
+    return render_template(
+        "admin/outbox.html", page=page, status=status, q=q, status_labels=MAIL_STATUS_LABELS,
+        backlog=delivery_backlog(scope),
+    )
+
+
+def _visible_mail(mail_id: int) -> OutboxMail:
+    mail = db.get_or_404(OutboxMail, mail_id)
+    require_municipality(current_user, mail.municipality_id)
+    return mail
+
+
+@bp.get("/mail/<int:mail_id>")
+@role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
+def outbox_detail(mail_id: int):
+    mail = _visible_mail(mail_id)
+    return render_template("admin/outbox_detail.html", mail=mail, status_labels=MAIL_STATUS_LABELS)
+
+
+@bp.post("/mail/<int:mail_id>/retry")
+@role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
+def outbox_retry(mail_id: int):
+    mail = _visible_mail(mail_id)
+    try:
+        retry_mail(mail.id, current_user)
+        db.session.commit()
+        flash(_("メールを再送の待ち行列に戻しました。"), "success")
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    return redirect(url_for("admin.outbox_detail", mail_id=mail_id))

@@ -12,7 +12,7 @@ from lms.common.types import UTCDateTime
 from lms.extensions import db
 
 
-class AuditLog(db.Model):
+class AuditLog(db.Model):  # type: ignore[name-defined]  # db.Model is built at run time
     __tablename__ = "audit_log"
     __table_args__ = (
         Index("ix_audit_log_occurred_at", "occurred_at"),

@@ -1,6 +1,13 @@
-"""Writing the audit log. Entries are only ever added, never changed or removed."""
+"""Writing the audit log. Entries are only ever added, never changed or removed.
+
+The audit log is the lowest feature: it knows no users or municipalities, only their ids.
+An actor is anything with an ``id`` and a ``display_name`` (a signed-in user), or None for
+the system.
+"""
 
 from __future__ import annotations
+
+from typing import Protocol
 
 from flask import g, has_request_context, request
 from sqlalchemy import event, insert
@@ -10,18 +17,20 @@ from lms.common.timeutil import utcnow
 from lms.extensions import db
 
 
+class Actor(Protocol):
+    id: int
+    display_name: str
+
+
 def record_action(
-    actor,
+    actor: Actor | None,
     action: str,
     target_type: str = "",
     target_id: object = "",
     municipality_id: int | None = None,
     **details,
 ) -> AuditLog:
-    """Add an audit entry to the current transaction (committed with the change it records).
-
-    ``actor`` is a User, or None for the system.
-    """
+    """Add an audit entry to the current transaction (committed with the change it records)."""
     entry = AuditLog(
         actor_id=getattr(actor, "id", None),
         actor_label=_label(actor),
@@ -38,7 +47,7 @@ def record_action(
     return entry
 
 
-def record_denied(actor, target_type: str, target_id: object) -> None:
+def record_denied(actor: Actor | None, target_type: str, target_id: object) -> None:
     """A refused cross-municipality access, written on its own connection so it survives the 403."""
     values = {
         "occurred_at": utcnow(),
@@ -56,7 +65,7 @@ def record_denied(actor, target_type: str, target_id: object) -> None:
         conn.execute(insert(AuditLog), [values])
 
 
-def _label(actor) -> str:
+def _label(actor: Actor | None) -> str:
     if actor is None:
         return "system"
     name = getattr(actor, "display_name", "") or ""

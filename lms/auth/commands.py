@@ -6,15 +6,15 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from lms.common.errors import InvalidInput
+from lms.extensions import db
+from lms.municipalities.services import sync_env_tenants
+
 
 @click.command("sync-tenants")
 @with_appcontext
 def sync_tenants_command():
     """Add or update the tenant ↔ municipality mappings listed in ENTRA_TENANTS (source "env")."""
-    from lms.common.errors import InvalidInput
-    from lms.extensions import db
-    from lms.municipalities.services import sync_env_tenants
-
     setting = current_app.config.get("ENTRA_TENANTS") or ""
     if not setting.strip():
         click.echo("ENTRA_TENANTS is empty: nothing to do")

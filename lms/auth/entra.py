@@ -50,6 +50,8 @@ GRAPH_DEFAULT_SCOPE = "https://graph.microsoft.com/.default"
 # Clock skew tolerated between Manabi and the identity provider, in seconds.
 LEEWAY_SECONDS = 60
 _METADATA_TTL_SECONDS = 6 * 60 * 60
+# A token signed with a key the cached JWKS lacks fetches the set again, at most this often.
+_JWKS_REFETCH_COOLDOWN_SECONDS = 30
 _HTTP_TIMEOUT = 15
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
@@ -222,35 +224,66 @@ def provider_metadata(app: Flask | None = None) -> dict:
     return metadata
 
 
-class _SessionJWKClient(jwt.PyJWKClient):
-    """PyJWT's JWKS client, fetching through Manabi's HTTP session (same CA, no environment proxies)."""
+class SigningKeys:
+    """The provider's token-signing keys (its JWKS), fetched through Manabi's HTTP session.
 
-    def __init__(self, uri: str, session: requests.Session):
-        super().__init__(uri, cache_keys=False, lifespan=_METADATA_TTL_SECONDS, timeout=_HTTP_TIMEOUT)
-        self._session = session
+    The set is kept for ``lifespan`` seconds. A token naming a key id the set lacks (the
+    provider rotated its keys) fetches the set again at once, but at most once every
+    ``cooldown`` seconds, so tokens with made-up key ids cannot hammer the provider.
+    Built on PyJWT's public ``PyJWKSet``; errors are PyJWT's (``PyJWKClientConnectionError``
+    when the endpoint cannot be read, ``PyJWKClientError`` for an unknown key).
+    """
 
-    def fetch_data(self) -> Any:
+    def __init__(self, uri: str, session: requests.Session, *, lifespan: float = _METADATA_TTL_SECONDS,
+                 cooldown: float = _JWKS_REFETCH_COOLDOWN_SECONDS):
+        self.uri = uri
+        self.session = session
+        self.lifespan = lifespan
+        self.cooldown = cooldown
+        self._lock = threading.Lock()
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at: float | None = None
+
+    def key_for_token(self, token: str) -> jwt.PyJWK:
+        """The key that signed ``token`` according to its ``kid`` header (not yet verified)."""
+        kid = jwt.get_unverified_header(token).get("kid")
+        with self._lock:
+            now = time.monotonic()
+            if self._fetched_at is None or now - self._fetched_at >= self.lifespan or kid not in self._keys and now - self._fetched_at >= self.cooldown:
+                self._fetch(now)
+            key = self._keys.get(kid) if kid else None
+        if key is None:
+            raise jwt.PyJWKClientError(f"no signing key matches kid {kid!r}")
+        return key
+
+    def _fetch(self, now: float) -> None:
         try:
-            response = self._session.get(self.uri, timeout=self.timeout, allow_redirects=False)
+            response = self.session.get(self.uri, timeout=_HTTP_TIMEOUT, allow_redirects=False)
             response.raise_for_status()
-            jwk_set = response.json()
+            data = response.json()
         except (requests.RequestException, ValueError) as exc:
             raise jwt.PyJWKClientConnectionError(f"JWKS unavailable at {self.uri}: {exc}") from exc
-        if not isinstance(jwk_set, dict):
+        if not isinstance(data, dict):
             raise jwt.PyJWKClientError("the JWKS endpoint did not return a JSON object")
-        if self.jwk_set_cache is not None:
-            self.jwk_set_cache.put(jwk_set)
-        self._last_successful_fetch = time.monotonic()
-        return jwk_set
+        keys = {
+            key.key_id: key
+            for key in jwt.PyJWKSet.from_dict(data).keys
+            if key.key_id and key.public_key_use in ("sig", None)
+        }
+        if not keys:
+            raise jwt.PyJWKClientError("the JWKS endpoint did not contain any signing keys")
+        self._keys = keys
+        self._fetched_at = now
 
 
-def _jwks_client(app: Flask, jwks_uri: str) -> jwt.PyJWKClient:
+def signing_keys(app: Flask, jwks_uri: str) -> SigningKeys:
+    """The signing keys of ``jwks_uri``, one cache per application and endpoint."""
     state = _state(app)
     with state["lock"]:
-        clients = state.setdefault("jwks", {})
-        if jwks_uri not in clients:
-            clients[jwks_uri] = _SessionJWKClient(jwks_uri, http_session(app))
-        return clients[jwks_uri]
+        caches = state.setdefault("jwks", {})
+        if jwks_uri not in caches:
+            caches[jwks_uri] = SigningKeys(jwks_uri, http_session(app))
+        return caches[jwks_uri]
 
 
 def validate_id_token(id_token: str, *, nonce: str | None = None, app: Flask | None = None) -> dict:
@@ -258,7 +291,7 @@ def validate_id_token(id_token: str, *, nonce: str | None = None, app: Flask | N
     app = app or current_app
     metadata = provider_metadata(app)
     try:
-        signing_key = _jwks_client(app, metadata["jwks_uri"]).get_signing_key_from_jwt(id_token)
+        signing_key = signing_keys(app, metadata["jwks_uri"]).key_for_token(id_token)
     except jwt.PyJWKClientConnectionError as exc:
         raise ProviderUnavailable(str(exc)) from exc
     except jwt.PyJWTError as exc:
@@ -396,7 +429,7 @@ def acquire_app_token(scopes: tuple[str, ...] = (GRAPH_DEFAULT_SCOPE,), tenant_i
     consent); None uses the configured authority. Tokens are cached in memory by MSAL.
     Raises SignInError("token_refused") or ProviderUnavailable.
     """
-    app = current_app._get_current_object()
+    app = current_app
     if tenant_id is not None:
         if not _GUID.match(tenant_id):
             raise SignInError("configuration", f"not a tenant id: {tenant_id!r}")

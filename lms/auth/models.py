@@ -8,18 +8,14 @@ from flask_login import UserMixin
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+# The role names are common vocabulary (access checks use them); every area imports them from here.
+from lms.common.roles import LEARNER, MUNICIPAL_ADMIN, PLATFORM_ADMIN, ROLES, TRAINER  # noqa: F401
 from lms.common.timeutil import utcnow
 from lms.common.types import UTCDateTime
 from lms.extensions import db
 
-LEARNER = "learner"
-TRAINER = "trainer"
-MUNICIPAL_ADMIN = "municipal_admin"
-PLATFORM_ADMIN = "platform_admin"
-ROLES = (LEARNER, TRAINER, MUNICIPAL_ADMIN, PLATFORM_ADMIN)
 
-
-class User(UserMixin, db.Model):
+class User(UserMixin, db.Model):  # type: ignore[name-defined]  # db.Model is built at run time
     __tablename__ = "user_account"
     __table_args__ = (UniqueConstraint("tenant_id", "object_id"),)
 
@@ -47,7 +43,7 @@ class User(UserMixin, db.Model):
 
     # Flask-Login
     @property
-    def is_active(self) -> bool:  # type: ignore[override]
+    def is_active(self) -> bool:
         return self.active
 
     def get_id(self) -> str:
@@ -75,7 +71,7 @@ class User(UserMixin, db.Model):
         return f"<User {self.id} {self.display_name}>"
 
 
-class UserRole(db.Model):
+class UserRole(db.Model):  # type: ignore[name-defined]  # db.Model is built at run time
     __tablename__ = "user_role"
 
     user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True)

@@ -1,6 +1,7 @@
 """Sign-in and sign-out: Microsoft Entra ID (MSAL) and, on the embedded default, demo sign-in.
 
-Also the platform admins' page of allowed tenants (``auth.tenants``).
+Also where a tenant administrator comes back from Entra's admin-consent page. The platform
+admins' page of allowed tenants is ``admin.tenants`` (/admin/tenants).
 """
 
 from __future__ import annotations
@@ -9,34 +10,28 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 
 from lms.auth import entra
+from lms.auth.consent import callback_url, is_consent_state, tenant_of_consent_state
 from lms.auth.forms import DemoSignInForm
-from lms.auth.models import PLATFORM_ADMIN, User
+from lms.auth.models import User
 from lms.auth.services import AccountDisabled, TenantRefused, record_failure, record_refusal, sign_in_identity
 from lms.auth.session import end_session, signed_in_with, start_session
-from lms.common.access import role_required
-from lms.common.errors import DomainError
 from lms.common.limits import limit_sign_in
 from lms.common.timeutil import utcnow
 from lms.common.web import safe_next
 from lms.extensions import db
+from lms.municipalities.services import record_tenant_consent
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
 _FLOWS = "entra_flows"  # {state: flow}: a few sign-ins may be under way in several tabs
 _MAX_FLOWS = 3
-_CONSENT_SALT = "manabi-admin-consent"
 
 
 def demo_enabled() -> bool:
     return bool(current_app.config.get("LMS_DEMO_LOGIN")) and current_app.config.get("LMS_ENV") != "production"
-
-
-def _redirect_uri() -> str:
-    return current_app.config.get("ENTRA_REDIRECT_URI") or url_for("auth.callback", _external=True)
 
 
 @bp.get("/login")
@@ -61,7 +56,7 @@ def start():
 
 def _start_entra(next_url: str):
     try:
-        flow = entra.begin_sign_in(_redirect_uri())
+        flow = entra.begin_sign_in(callback_url())
     except entra.SignInError as exc:
         current_app.logger.warning("cannot start sign-in: %s", exc)
         return _failure_page(503, exc.reason)
@@ -78,7 +73,7 @@ def _start_entra(next_url: str):
 def callback():
     if not entra.is_configured():
         abort(404)
-    if "admin_consent" in request.args or request.args.get("state", "").startswith("consent."):
+    if "admin_consent" in request.args or is_consent_state(request.args.get("state", "")):
         return _admin_consent_response()
     flows = dict(session.get(_FLOWS) or {})
     flow = flows.pop(request.args.get("state", ""), None)  # single use: a replay finds nothing
@@ -158,17 +153,12 @@ def _failure_page(status: int, reason: str, provider_error: str | None = None):
 
 def _admin_consent_response():
     """A tenant administrator comes back from Entra's admin-consent page."""
-    serializer = URLSafeTimedSerializer(current_app.secret_key, salt=_CONSENT_SALT)
-    raw_state = request.args.get("state", "").removeprefix("consent.")
-    try:
-        signed_tenant = serializer.loads(raw_state, max_age=60 * 60 * 24 * 30)
-    except BadSignature:
+    signed_tenant = tenant_of_consent_state(request.args.get("state", ""))
+    if signed_tenant is None:
         return _failure_page(400, "state")
     tenant = (request.args.get("tenant") or "").lower()
     granted = request.args.get("admin_consent", "").lower() == "true" and not request.args.get("error")
     if granted and tenant == signed_tenant:
-        from lms.municipalities.services import record_tenant_consent
-
         record_tenant_consent(tenant)
         db.session.commit()
     return render_template("auth/admin_consent.html", granted=granted and tenant == signed_tenant, tenant_id=signed_tenant)
@@ -216,65 +206,10 @@ def logout():
     return redirect(url_for("main.home"))
 
 
-# ---------------------------------------------------------------- platform admins: allowed tenants
+# ---------------------------------------------------------------- moved pages
 
 
-@bp.route("/tenants", methods=["GET", "POST"])
-@role_required(PLATFORM_ADMIN)
+@bp.get("/tenants")
 def tenants():
-    from lms.municipalities.forms import RemoveTenantMappingForm, TenantMappingForm
-    from lms.municipalities.models import Municipality
-    from lms.municipalities.services import add_tenant_mapping, list_tenant_mappings
-
-    form = TenantMappingForm()
-    municipalities = db.session.scalars(
-        select(Municipality).where(Municipality.active.is_(True)).order_by(Municipality.sort_order)
-    ).all()
-    form.municipality_code.choices = [("", _("選んでください"))] + [(m.code, f"{m.name}（{m.code}）") for m in municipalities]
-    if form.validate_on_submit():
-        try:
-            add_tenant_mapping(current_user, form.tenant_id.data, form.municipality_code.data, form.mail_domain.data or "")
-        except DomainError as exc:
-            db.session.rollback()
-            form.tenant_id.errors = [*form.tenant_id.errors, exc.message]
-        else:
-            db.session.commit()
-            flash(_("テナントの対応付けを追加しました。"), "success")
-            return redirect(url_for("auth.tenants"))
-    serializer = URLSafeTimedSerializer(current_app.secret_key, salt=_CONSENT_SALT)
-    rows = list_tenant_mappings()
-    consent_urls = {
-        row.tenant_id: entra.admin_consent_url(
-            row.tenant_id, _redirect_uri(), state="consent." + serializer.dumps(row.tenant_id)
-        )
-        for row in rows
-    }
-    status = 400 if form.errors else 200
-    return render_template(
-        "auth/tenants.html",
-        form=form,
-        rows=rows,
-        consent_urls=consent_urls,
-        remove_form=RemoveTenantMappingForm(),
-        env_setting=bool(current_app.config.get("ENTRA_TENANTS")),
-        client_id=current_app.config.get("ENTRA_CLIENT_ID"),
-    ), status
-
-
-@bp.post("/tenants/<int:mapping_id>/remove")
-@role_required(PLATFORM_ADMIN)
-def remove_tenant(mapping_id: int):
-    from lms.municipalities.forms import RemoveTenantMappingForm
-    from lms.municipalities.services import remove_tenant_mapping
-
-    if not RemoveTenantMappingForm().validate_on_submit():
-        abort(400)
-    try:
-        remove_tenant_mapping(current_user, mapping_id)
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-        return redirect(url_for("auth.tenants"))
-    db.session.commit()
-    flash(_("テナントの対応付けを削除しました。"), "success")
-    return redirect(url_for("auth.tenants"))
+    """The allowed tenants page moved to /admin/tenants (bookmarks and the setup guide point here)."""
+    return redirect(url_for("admin.tenants"), 301)

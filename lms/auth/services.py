@@ -11,11 +11,10 @@ from lms.audit.services import record_action
 from lms.auth.entra import Identity
 from lms.auth.models import LEARNER, User
 from lms.common.errors import NotAllowed
-from lms.common.signals import roles_changed
+from lms.common.signals import user_signed_in
 from lms.common.timeutil import utcnow
 from lms.extensions import db
 from lms.municipalities.services import municipality_for_tenant
-from lms.roster.services import staff_member_for
 
 
 class TenantRefused(NotAllowed):
@@ -48,8 +47,8 @@ def sign_in_identity(identity: Identity, *, method: str = "entra") -> User:
 
     Users are keyed by (tenant id, object id), never by e-mail. Roles follow the token's
     ``roles`` claim at every sign-in; a change raises ``session_version`` (every other session
-    of the user ends), is audited and announced through ``roles_changed``. The caller starts
-    the session and commits.
+    of the user ends) and is audited. ``user_signed_in`` is announced (the roster links the
+    user to their entry). The caller starts the session and commits.
     """
     municipality = municipality_for_tenant(
         identity.tenant_id, identity.mail_domain, current_app.config.get("ENTRA_TENANTS")
@@ -74,11 +73,9 @@ def sign_in_identity(identity: Identity, *, method: str = "entra") -> User:
             user, "auth.roles_changed", "user", user.id, municipality.id,
             old_roles=sorted(old_roles), new_roles=sorted(new_roles),
         )
-        db.session.flush()
-        roles_changed.send(user, old_roles=old_roles, new_roles=new_roles)
     user.last_login_at = utcnow()
     db.session.flush()
-    staff_member_for(user)
+    user_signed_in.send(user)
     record_action(
         user, "auth.sign_in", "user", user.id, municipality.id,
         method=method, tenant_id=identity.tenant_id, roles=sorted(user.roles),

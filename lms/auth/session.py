@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from functools import lru_cache
 
-from flask import Flask, current_app, flash, redirect, request, session, url_for
+from flask import Flask, current_app, flash, g, redirect, request, session, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager, current_user, login_user, logout_user
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 
+from lms.auth.models import User
 from lms.common.public import is_public_endpoint
 from lms.extensions import db
 
@@ -28,7 +29,6 @@ def init_login(app: Flask, login_manager: LoginManager) -> None:
 
     @login_manager.user_loader
     def _load_user(user_id: str):
-
         try:
             raw_id, raw_version = user_id.split(":", 1)
             uid, version = int(raw_id), int(raw_version)
@@ -38,14 +38,15 @@ def init_login(app: Flask, login_manager: LoginManager) -> None:
         # A role change or "sign out everywhere" raises session_version.
         if user is None or user.session_version != version or not user.active:
             return None
+        g.user_id = user.id  # for the request log
         return user
 
     @app.before_request
     def _require_sign_in():
         endpoint = request.endpoint
         public = is_public_endpoint(app, endpoint)
-        # /auth/* is reachable without signing in, but a signed-in session there (the
-        # platform admins' tenant pages) is still bound by the timeouts below.
+        # /auth/* is reachable without signing in, but a signed-in session there is still
+        # bound by the timeouts below.
         if public and (not (endpoint or "").startswith("auth.") or endpoint == "auth.logout"):
             return None  # (sign-out ends the session itself, the provider's included)
         if not current_user.is_authenticated:
@@ -77,8 +78,6 @@ def user_for_request(user_id: int):
 
 @lru_cache(maxsize=1)
 def _user_statement():
-    from lms.auth.models import User
-
     return (
         select(User)
         .options(joinedload(User.role_rows), joinedload(User.municipality))
@@ -96,6 +95,7 @@ def start_session(user, remember: bool = False, method: str = "demo") -> None:
     if lang:
         session["lang"] = lang
     login_user(user, remember=remember, fresh=True)
+    g.user_id = user.id
     now = int(time.time())
     session[_SIGNED_IN_AT] = now
     session[_LAST_SEEN] = now
@@ -110,6 +110,7 @@ def signed_in_with() -> str | None:
 def end_session() -> None:
     lang = session.get("lang")
     logout_user()
+    g.pop("user_id", None)
     session.clear()
     if lang:
         session["lang"] = lang

@@ -1,13 +1,23 @@
-"""Access checks: one explicit step per route."""
+"""Access checks: one explicit step per route.
+
+They read only the public face of the signed-in user (``has_role``, ``municipality_id``), so
+this module needs no feature package. A refused cross-municipality attempt is announced
+through ``access_denied``; the audit log records it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import wraps
+from typing import Any
 
 from flask import abort
 from flask_login import current_user, login_required
 
-from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
+from lms.common.roles import MUNICIPAL_ADMIN, PLATFORM_ADMIN
+from lms.common.signals import access_denied
+
+ALL_MUNICIPALITIES = ("", "all")
 
 
 def role_required(*roles: str):
@@ -26,23 +36,36 @@ def role_required(*roles: str):
     return decorator
 
 
-def municipality_scope(user) -> int | None:
-    """The municipality a user's administrative queries are limited to.
+def municipality_scope(
+    user: Any, requested: object = None, *, exists: Callable[[int], bool] | None = None
+) -> int | None:
+    """The municipality a user's administrative queries are limited to (None: all of them).
 
-    None means "all municipalities" (platform admins). Municipal admins get their own
-    municipality; anyone else gets their own as well (services decide what they may see).
+    ``requested`` is the municipality a page was asked for (an id, or None / "" / "all").
+    Platform admins get what they asked for: None when they asked for none (all
+    municipalities, or "not chosen yet" where a page needs one), 404 for a value that is not
+    the id of a municipality (``exists`` tells, where the caller wants unknown ids refused).
+    Everyone else gets their own municipality: asking for another one, or being no
+    municipal admin of a municipality, is a 403 (and an ``access.denied`` audit entry).
     """
+    raw = "" if requested is None else str(requested).strip()
     if user.has_role(PLATFORM_ADMIN):
-        return None
-    return user.municipality_id
+        if raw in ALL_MUNICIPALITIES:
+            return None
+        if not raw.isdigit() or (exists is not None and not exists(int(raw))):
+            abort(404)
+        return int(raw)
+    own = user.municipality_id
+    if raw and raw != str(own):
+        require_municipality(user, int(raw) if raw.isdigit() else None)
+    require_municipality(user, own)
+    return own
 
 
-def require_municipality(user, municipality_id: int | None) -> None:
+def require_municipality(user: Any, municipality_id: int | None) -> None:
     """403 unless ``user`` may administer ``municipality_id``."""
     if user.has_role(PLATFORM_ADMIN):
         return
     if not user.has_role(MUNICIPAL_ADMIN) or municipality_id is None or municipality_id != user.municipality_id:
-        from lms.audit.services import record_denied
-
-        record_denied(user, "municipality", municipality_id)
+        access_denied.send(user, target_type="municipality", target_id=municipality_id)
         abort(403)

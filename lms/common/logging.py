@@ -23,10 +23,11 @@ _HANDLER_NAME = "manabi"
 def _request_fields() -> dict:
     if not has_request_context():
         return {}
-    user = g.get("_login_user")  # only if Flask-Login already loaded it: no extra query
     return {
         "request_id": g.get("request_id", ""),
-        "user_id": getattr(user, "id", None) if getattr(user, "is_authenticated", False) else None,
+        # Set by the sign-in code once the request's user is loaded (lms.auth.session): a
+        # request that never needed its user is logged without one rather than costing a query.
+        "user_id": g.get("user_id"),
         "method": request.method,
         "path": request.path,
         "remote_addr": request.remote_addr or "",
@@ -45,7 +46,7 @@ class RequestContextFilter(logging.Filter):
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,

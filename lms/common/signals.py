@@ -27,5 +27,10 @@ attendance_changed = _events.signal("attendance-changed")
 # sender: None. kwargs: staff_member_id, archive_id (viewing progress changed).
 viewing_changed = _events.signal("viewing-changed")
 
-# sender: the User at sign-in. kwargs: old_roles, new_roles.
-roles_changed = _events.signal("roles-changed")
+# sender: the User refused. kwargs: target_type, target_id (a cross-municipality attempt,
+# answered 403 right after; lms.audit records it so that the entry survives the refusal).
+access_denied = _events.signal("access-denied")
+
+# sender: the User just signed in through Entra (created or updated, flushed; the caller
+# commits). lms.roster links the user to their roster entry.
+user_signed_in = _events.signal("user-signed-in")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
+from typing import Any
 
 from flask import Flask, current_app
 from flask_babel import get_locale
@@ -22,9 +24,9 @@ def _is_ja() -> bool:
 
 def format_datetime_jst(value: datetime | None, with_weekday: bool = True) -> str:
     """2026年12月3日(木) 14:00 in Japanese, 2026-12-03 (Thu) 14:00 in English."""
-    if value is None:
-        return ""
     local = to_tokyo(value)
+    if local is None:
+        return ""
     if _is_ja():
         wd = f"({_WEEKDAYS_JA[local.weekday()]})" if with_weekday else ""
         return f"{local.year}年{local.month}月{local.day}日{wd} {local:%H:%M}"
@@ -33,10 +35,11 @@ def format_datetime_jst(value: datetime | None, with_weekday: bool = True) -> st
 
 
 def format_date_jst(value: date | datetime | None) -> str:
+    if isinstance(value, datetime):
+        local = to_tokyo(value)
+        value = local.date() if local else None
     if value is None:
         return ""
-    if isinstance(value, datetime):
-        value = to_tokyo(value).date()
     if _is_ja():
         return f"{value.year}年{value.month}月{value.day}日"
     return f"{value:%Y-%m-%d}"
@@ -46,9 +49,8 @@ def format_time_jst(value: datetime | None) -> str:
     return f"{to_tokyo(value):%H:%M}" if value else ""
 
 
-def init_templating(app: Flask) -> None:
-    from lms.main.nav import nav_items
-
+def init_templating(app: Flask, nav_items: Callable[[Any], list[dict]]) -> None:
+    """Filters and globals of every template. ``nav_items(user)``: the menu entries the user sees."""
     app.jinja_env.filters["jst"] = format_datetime_jst
     app.jinja_env.filters["jst_date"] = format_date_jst
     app.jinja_env.filters["jst_time"] = format_time_jst

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 import uuid
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from flask import Flask, g, jsonify, make_response, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
+
+from lms.extensions import limiter
 
 log = logging.getLogger(__name__)
 
@@ -26,16 +28,14 @@ def is_safe_next(target: str | None) -> bool:
 
 
 def safe_next(target: str | None, default: str = "/") -> str:
-    return target if is_safe_next(target) else default
+    return target if target is not None and is_safe_next(target) else default
 
 
-def content_security_policy(app: Flask) -> str:
-    from lms.auth.entra import authority_origin
-
-    # Sign-out posts to /auth/logout, which redirects to the identity provider's end-session
-    # endpoint: browsers apply form-action to that redirect too.
-    provider = authority_origin(app)
-    form_action = " ".join(["'self'", *([provider] if provider else []), *app.config.get("CSP_FORM_ACTION_EXTRA", [])])
+def content_security_policy(app: Flask, form_action_origins: Iterable[str] = ()) -> str:
+    """The Content-Security-Policy header. ``form_action_origins``: origins a form may post to
+    besides this site (the identity provider: sign-out posts to /auth/logout, which redirects
+    to its end-session endpoint, and browsers apply form-action to that redirect too)."""
+    form_action = " ".join(["'self'", *form_action_origins, *app.config.get("CSP_FORM_ACTION_EXTRA", [])])
     media = " ".join(["'self'", "blob:", *app.config.get("CSP_MEDIA_EXTRA", [])])
     return (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -44,13 +44,12 @@ def content_security_policy(app: Flask) -> str:
     )
 
 
-def init_web(app: Flask) -> None:
-    csp = content_security_policy(app)
+def init_web(app: Flask, form_action_origins: Iterable[str] = ()) -> None:
+    csp = content_security_policy(app, form_action_origins)
 
     def _request_id():
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if 8 <= len(incoming) <= 64 and incoming.isalnum() else uuid.uuid4().hex
-        g.csp_nonce = secrets.token_urlsafe(16)
 
     # First of all before_request functions: a request answered early (the sign-in check
     # redirecting, a rate limit) still has its ID in the log, the audit log and the header.
@@ -134,8 +133,6 @@ def init_web(app: Flask) -> None:
 
 def _retry_after() -> int:
     """Seconds until the limit that refused this request lets the client in again."""
-    from lms.extensions import limiter
-
     try:
         breached = limiter.current_limit
         if breached is not None:

@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from lms.audit.services import record_action
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
-from lms.common.access import require_municipality, role_required
+from lms.common.access import municipality_scope, require_municipality, role_required
 from lms.common.errors import DomainError
 from lms.common.limits import configured, limit_export
 from lms.common.public import public
@@ -43,6 +43,7 @@ from lms.completion.tables import PERSONAL_TABLES, TABLES, build_table, method_l
 from lms.courses.models import Course
 from lms.extensions import db, limiter
 from lms.municipalities.models import Municipality
+from lms.municipalities.services import municipality_exists
 from lms.roster.models import StaffMember
 
 bp = Blueprint("completion", __name__)
@@ -67,24 +68,6 @@ def _fiscal_year() -> int:
 def fiscal_year_choices() -> list[int]:
     current = reports.current_fiscal_year()
     return list(range(current + 1, current - 5, -1))
-
-
-def _scope() -> int | None:
-    """The municipality the request may look at: a municipal admin's own (asking for another
-    one → 403 and access.denied); a platform admin's choice, "all" by default."""
-    raw = request.args.get("municipality", "").strip()
-    if current_user.has_role(PLATFORM_ADMIN):
-        if raw in ("", "all"):
-            return None
-        if not raw.isdigit() or db.session.get(Municipality, int(raw)) is None:
-            abort(404)
-        return int(raw)
-    if raw and raw != str(current_user.municipality_id):
-        require_municipality(current_user, int(raw) if raw.isdigit() else None)
-    if current_user.municipality_id is None:
-        require_municipality(current_user, None)
-    require_municipality(current_user, current_user.municipality_id)
-    return current_user.municipality_id
 
 
 def _course_param() -> int | None:
@@ -154,7 +137,7 @@ def _verify_url(serial: str) -> str:
 @bp.get("/completion/dashboard")
 @role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
 def dashboard():
-    scope = _scope()
+    scope = municipality_scope(current_user, request.args.get("municipality"), exists=municipality_exists)
     fy = _fiscal_year()
     course_id = _course_param()
     data = reports.dashboard(scope, fy, course_id)
@@ -205,7 +188,7 @@ def _export_args(scope, fy, course_id) -> dict:
 @bp.get("/completion/assignments/<int:assignment_id>/missing")
 @role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
 def missing(assignment_id: int):
-    scope = _scope()
+    scope = municipality_scope(current_user, request.args.get("municipality"), exists=municipality_exists)
     assignment = db.get_or_404(MandatoryAssignment, assignment_id)
     if assignment.municipality_id is not None and scope is not None and assignment.municipality_id != scope:
         require_municipality(current_user, assignment.municipality_id)
@@ -222,7 +205,7 @@ def missing(assignment_id: int):
 @bp.get("/completion/records")
 @role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
 def records():
-    scope = _scope()
+    scope = municipality_scope(current_user, request.args.get("municipality"), exists=municipality_exists)
     fy = _fiscal_year()
     course_id = _course_param()
     pagination = reports.paginate_rows(reports.completion_records_query(scope, fy, course_id), _page())
@@ -261,7 +244,7 @@ def export(table: str, fmt: str):
         abort(404)
     if table == "comparison" and not current_user.has_role(PLATFORM_ADMIN):
         abort(403)
-    scope = _scope()
+    scope = municipality_scope(current_user, request.args.get("municipality"), exists=municipality_exists)
     fy = _fiscal_year()
     # The completion records can be exported for every year at once.
     all_years = table == "records" and request.args.get("fy") == "all"
@@ -313,7 +296,7 @@ def export(table: str, fmt: str):
 @role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
 @limit_export
 def certificates_zip(course_id: int):
-    scope = _scope()
+    scope = municipality_scope(current_user, request.args.get("municipality"), exists=municipality_exists)
     fy = _fiscal_year()
     course = db.get_or_404(Course, course_id)
     query = (
@@ -379,7 +362,8 @@ def _save_assignment(form: AssignmentForm, assignment_id: int | None):
 @bp.route("/completion/assignments/new", methods=["GET", "POST"])
 @role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
 def assignment_new():
-    _scope()  # a municipality asked for in the URL must be one the user administers
+    # A municipality asked for in the URL must be one the user administers.
+    municipality_scope(current_user, request.args.get("municipality"), exists=municipality_exists)
     form = _assignment_form()
     if form.validate_on_submit():
         try:
@@ -397,7 +381,7 @@ def assignment_new():
 @bp.route("/completion/assignments/<int:assignment_id>/edit", methods=["GET", "POST"])
 @role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
 def assignment_edit(assignment_id: int):
-    _scope()
+    municipality_scope(current_user, request.args.get("municipality"), exists=municipality_exists)
     assignment = db.get_or_404(MandatoryAssignment, assignment_id)
     if not services.can_manage_assignment(current_user, assignment.municipality_id):
         require_municipality(current_user, assignment.municipality_id)

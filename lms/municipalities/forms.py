@@ -1,14 +1,14 @@
 """Forms for the tenant ↔ municipality mapping (platform admins)."""
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
+from lms.common.forms import Form
 from lms.municipalities.services import is_mail_domain, is_tenant_id, normalise_mail_domain
 
 
-class TenantMappingForm(FlaskForm):
+class TenantMappingForm(Form):
     tenant_id = StringField(
         _l("テナント ID（ディレクトリ ID）"),
         validators=[InputRequired(_l("テナント ID を入力してください。")), Length(max=36)],
@@ -28,5 +28,5 @@ class TenantMappingForm(FlaskForm):
             raise ValidationError(_l("メールドメインの形式が正しくありません（例: city.example.lg.jp）。"))
 
 
-class RemoveTenantMappingForm(FlaskForm):
+class RemoveTenantMappingForm(Form):
     """CSRF only: the mapping is named in the URL."""

@@ -14,7 +14,7 @@ from lms.extensions import db
 KINDS = ("都道府県", "特別区", "市", "町", "村")
 
 
-class Municipality(db.Model):
+class Municipality(db.Model):  # type: ignore[name-defined]  # db.Model is built at run time
     __tablename__ = "municipality"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -36,7 +36,7 @@ class Municipality(db.Model):
         return f"<Municipality {self.code} {self.name}>"
 
 
-class TenantMapping(db.Model):
+class TenantMapping(db.Model):  # type: ignore[name-defined]  # db.Model is built at run time
     """An allowed Entra tenant, mapped to a municipality.
 
     A tenant shared by several municipalities (the prefecture's own) has one row per

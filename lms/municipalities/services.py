@@ -8,9 +8,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 
+from lms.audit.services import record_action
 from lms.common.errors import Conflict, InvalidInput, NotFound
+from lms.common.timeutil import utcnow
 from lms.extensions import db
 from lms.municipalities.models import KINDS, Municipality, TenantMapping
 
@@ -67,6 +70,18 @@ def load_municipalities(path: Path = DATA_FILE) -> tuple[int, int]:
 
 def municipality_by_code(code: str) -> Municipality | None:
     return db.session.scalar(select(Municipality).where(Municipality.code == code))
+
+
+def list_municipalities(*, active_only: bool = False) -> list[Municipality]:
+    """Every municipality (or the active ones) in the list's order (the prefecture first)."""
+    stmt = select(Municipality).order_by(Municipality.sort_order, Municipality.code)
+    if active_only:
+        stmt = stmt.where(Municipality.active.is_(True))
+    return list(db.session.scalars(stmt))
+
+
+def municipality_exists(municipality_id: int) -> bool:
+    return db.session.get(Municipality, municipality_id) is not None
 
 
 # ---------------------------------------------------------------- Entra tenants → municipalities
@@ -203,10 +218,6 @@ def list_tenant_mappings() -> list[TenantMapping]:
 
 def add_tenant_mapping(actor, tenant_id: str, municipality_code: str, mail_domain: str = "") -> TenantMapping:
     """Allow sign-in from ``tenant_id`` (optionally only ``mail_domain``) into a municipality."""
-    from flask_babel import gettext as _
-
-    from lms.audit.services import record_action
-
     tenant_id = normalise_tenant_id(tenant_id)
     mail_domain = normalise_mail_domain(mail_domain)
     if not is_tenant_id(tenant_id):
@@ -234,10 +245,6 @@ def add_tenant_mapping(actor, tenant_id: str, municipality_code: str, mail_domai
 
 
 def remove_tenant_mapping(actor, mapping_id: int) -> TenantMapping:
-    from flask_babel import gettext as _
-
-    from lms.audit.services import record_action
-
     row = db.session.get(TenantMapping, mapping_id)
     if row is None:
         raise NotFound(_("対応付けが見つかりません。"))
@@ -253,9 +260,6 @@ def remove_tenant_mapping(actor, mapping_id: int) -> TenantMapping:
 
 def record_tenant_consent(tenant_id: str) -> int:
     """Mark every mapping of ``tenant_id`` as consented (the tenant's admin granted consent)."""
-    from lms.audit.services import record_action
-    from lms.common.timeutil import utcnow
-
     rows = list(db.session.scalars(select(TenantMapping).where(TenantMapping.tenant_id == normalise_tenant_id(tenant_id))))
     now = utcnow()
     for row in rows:

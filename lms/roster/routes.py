@@ -13,7 +13,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
-from lms.common.access import require_municipality, role_required
+from lms.common.access import municipality_scope, require_municipality, role_required
 from lms.common.errors import DomainError
 from lms.extensions import db
 from lms.municipalities.models import Municipality
@@ -28,20 +28,10 @@ ADMINS = (MUNICIPAL_ADMIN, PLATFORM_ADMIN)
 # ---------------------------------------------------------------- scope
 
 
-def _scope() -> Municipality | None:
-    """The municipality worked on: a municipal admin's own (asking for another is a 403);
-    a platform admin's choice (None: not chosen yet)."""
-    requested = request.values.get("m", type=int)
-    if current_user.has_role(PLATFORM_ADMIN):
-        return db.session.get(Municipality, requested) if requested else None
-    if requested is not None and requested != current_user.municipality_id:
-        require_municipality(current_user, requested)
-    require_municipality(current_user, current_user.municipality_id)
-    return db.session.get(Municipality, current_user.municipality_id)
-
-
 def _scope_or_choose(endpoint: str):
-    municipality = _scope()
+    """The municipality worked on (``?m=``: a platform admin's choice), or the page to choose one."""
+    scope = municipality_scope(current_user, request.values.get("m"))
+    municipality = db.session.get(Municipality, scope) if scope is not None else None
     if municipality is None:
         form = forms.MunicipalityChoiceForm(request.args)
         form.m.choices = [(m.id, m.name) for m in db.session.scalars(select(Municipality).order_by(Municipality.sort_order))]

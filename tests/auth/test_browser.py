@@ -67,12 +67,12 @@ def test_sign_in_and_out_in_a_real_browser(browser, manabi_url, db, oidc_provide
     blocked = []
     page.on("console", lambda msg: blocked.append(msg.text) if "Content Security Policy" in msg.text else None)
 
-    page.goto(f"{manabi_url}/auth/tenants")  # a protected page: sent to sign in, then back
+    page.goto(f"{manabi_url}/admin/tenants")  # a protected page: sent to sign in, then back
     expect(page.locator("input[name=login]")).to_be_visible()
     _provider_sign_in(page, login)
 
     expect(page.get_by_role("heading", level=1)).to_have_text("テナントと区市町村の対応")
-    assert page.url == f"{manabi_url}/auth/tenants"
+    assert page.url == f"{manabi_url}/admin/tenants"
     expect(page.locator(".flash")).to_contain_text("管理 太郎 さん、ようこそ。")
     db.session.rollback()
     user = db.session.scalar(select(User).where(User.tenant_id == tid))
@@ -113,7 +113,7 @@ def test_tenant_admin_page_passes_axe(browser, manabi_url, db, oidc_provider, en
     page = context.new_page()
     page.goto(f"{manabi_url}/auth/login")
     _provider_sign_in(page, entra_account(tid, roles=["Manabi.PlatformAdmin"]))
-    page.goto(f"{manabi_url}/auth/tenants")
+    page.goto(f"{manabi_url}/admin/tenants")
     assert _axe(page) == []
 
     page.get_by_label("テナント ID（ディレクトリ ID）").fill("not-a-guid")

@@ -32,7 +32,7 @@ def test_platform_admin_adds_a_tenant_with_audit_and_consent_link(client, db, lo
     tid = str(uuid.uuid4())
 
     response = client.post(
-        "/auth/tenants", data={"tenant_id": tid.upper(), "municipality_code": "131130", "mail_domain": ""}
+        "/admin/tenants", data={"tenant_id": tid.upper(), "municipality_code": "131130", "mail_domain": ""}
     )
 
     assert response.status_code == 302
@@ -40,7 +40,7 @@ def test_platform_admin_adds_a_tenant_with_audit_and_consent_link(client, db, lo
     assert (row.tenant_id, row.mail_domain, row.municipality.code, row.source) == (tid, "", "131130", "admin")
     [entry] = audit_actions("auth.tenant_added")
     assert entry.actor_id == admin.id and entry.details["tenant_id"] == tid
-    page = client.get("/auth/tenants").get_data(as_text=True)
+    page = client.get("/admin/tenants").get_data(as_text=True)
     assert "渋谷区" in page and tid in page
     consent = f"https://login.microsoftonline.com/{tid}/adminconsent?client_id=11111111-2222-3333-4444-555555555555"
     assert consent in page
@@ -50,10 +50,10 @@ def test_platform_admin_adds_a_tenant_with_audit_and_consent_link(client, db, lo
 def test_shared_tenant_rows_per_mail_domain_and_duplicates_refused(client, db, login_as):
     login_as("platform_admin", "130001")
     tid = str(uuid.uuid4())
-    ok = client.post("/auth/tenants", data={"tenant_id": tid, "municipality_code": "131016",
+    ok = client.post("/admin/tenants", data={"tenant_id": tid, "municipality_code": "131016",
                                              "mail_domain": "@City.Chiyoda.example.lg.jp"})
     assert ok.status_code == 302
-    again = client.post("/auth/tenants", data={"tenant_id": tid, "municipality_code": "131024",
+    again = client.post("/admin/tenants", data={"tenant_id": tid, "municipality_code": "131024",
                                                 "mail_domain": "city.chiyoda.example.lg.jp"})
     assert again.status_code == 400
     assert "すでに 千代田区 に対応付けられています" in again.get_data(as_text=True)
@@ -72,7 +72,7 @@ def test_shared_tenant_rows_per_mail_domain_and_duplicates_refused(client, db, l
 def test_invalid_input_is_explained_and_nothing_saved(client, db, login_as, data, message):
     login_as("platform_admin", "130001")
     before = len(_mappings(db))
-    response = client.post("/auth/tenants", data=data)
+    response = client.post("/admin/tenants", data=data)
     assert response.status_code == 400
     page = response.get_data(as_text=True)
     assert "入力内容に誤りがあります" in page
@@ -87,13 +87,13 @@ def test_platform_admin_removes_a_tenant(client, db, login_as, audit_actions):
     [row] = _mappings(db, tid)
     row_id = row.id
 
-    response = client.post(f"/auth/tenants/{row_id}/remove")
+    response = client.post(f"/admin/tenants/{row_id}/remove")
 
     assert response.status_code == 302
     assert _mappings(db, tid) == []
     [entry] = audit_actions("auth.tenant_removed")
     assert entry.details["tenant_id"] == tid and entry.target_id == str(row_id)
-    assert client.post(f"/auth/tenants/{row_id}/remove").status_code == 302  # already gone: a message, not a 500
+    assert client.post(f"/admin/tenants/{row_id}/remove").status_code == 302  # already gone: a message, not a 500
 
 
 @pytest.mark.parametrize("role", ["learner", "trainer", "municipal_admin"])
@@ -102,14 +102,14 @@ def test_only_platform_admins_see_the_tenant_pages(client, db, login_as, role):
     tid = factories.tenant_for("131016")
     db.session.commit()
     row_id = _mappings(db)[0].id
-    assert client.get("/auth/tenants").status_code == 403
-    assert client.post("/auth/tenants", data={"tenant_id": str(uuid.uuid4()), "municipality_code": "131016"}).status_code == 403
-    assert client.post(f"/auth/tenants/{row_id}/remove").status_code == 403
+    assert client.get("/admin/tenants").status_code == 403
+    assert client.post("/admin/tenants", data={"tenant_id": str(uuid.uuid4()), "municipality_code": "131016"}).status_code == 403
+    assert client.post(f"/admin/tenants/{row_id}/remove").status_code == 403
     assert [r.tenant_id for r in _mappings(db)] == [tid]
 
 
 def test_anonymous_is_sent_to_sign_in(client):
-    response = client.get("/auth/tenants")
+    response = client.get("/admin/tenants")
     assert response.status_code == 302 and "/auth/login" in response.headers["Location"]
 
 
@@ -119,21 +119,28 @@ def test_remove_requires_csrf_token(app, client, db, login_as):
     tid = factories.tenant_for("131016")
     db.session.commit()
     [row] = _mappings(db, tid)
-    response = client.post(f"/auth/tenants/{row.id}/remove")
+    response = client.post(f"/admin/tenants/{row.id}/remove")
     assert response.status_code == 400
     assert len(_mappings(db, tid)) == 1
 
 
+def test_the_old_address_redirects_permanently(client, login_as):
+    login_as("platform_admin", "130001")
+    response = client.get("/auth/tenants")
+    assert response.status_code == 301 and response.headers["Location"] == "/admin/tenants"
+    assert client.get(response.headers["Location"]).status_code == 200
+
+
 def test_admin_index_links_the_tenant_page(client, login_as):
     login_as("platform_admin", "130001")
-    assert 'href="/auth/tenants"' in client.get("/admin/").get_data(as_text=True)
+    assert 'href="/admin/tenants"' in client.get("/admin/").get_data(as_text=True)
 
 
 def test_admin_consent_return_marks_the_tenant_consented(client, db, login_as, audit_actions):
     login_as("platform_admin", "130001")
     tid = factories.tenant_for("131016")
     db.session.commit()
-    page = client.get("/auth/tenants").get_data(as_text=True)
+    page = client.get("/admin/tenants").get_data(as_text=True)
     link = next(part for part in page.split('"') if f"/{tid}/adminconsent" in part).replace("&amp;", "&")
     state = parse_qs(urlsplit(link).query)["state"][0]
 

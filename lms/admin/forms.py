@@ -1,14 +1,17 @@
-"""Filters of the audit log page (a GET form: bookmarkable, no CSRF token in the URL)."""
+"""Forms of the admin pages. The tenant mapping forms belong to lms.municipalities."""
 
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import DateField, SelectField, StringField
 from wtforms.validators import Length, Optional, ValidationError
 
+from lms.common.forms import Form
 
-class AuditFilterForm(FlaskForm):
+
+class AuditFilterForm(Form):
+    """Filters of the audit log page (a GET form: bookmarkable, no CSRF token in the URL)."""
+
     class Meta:
         csrf = False  # read-only filters in the query string
 

@@ -1,0 +1,21 @@
+"""The base of Manabi's forms: Flask-WTF's, with WTForms' own messages from a cached catalogue.
+
+Flask-WTF reads and parses WTForms' message catalogue from disk again in every request that
+translates one of its messages ("Not a valid choice", …). ``Form`` asks Flask-Babel for the
+catalogue instead (a translation ``Domain`` of its own, cached per language for the life of
+the process), through WTForms' public hook ``Meta.get_translations``.
+"""
+
+from __future__ import annotations
+
+from flask_babel import Domain
+from flask_wtf import FlaskForm
+from wtforms.i18n import messages_path
+
+WTFORMS_MESSAGES = Domain(translation_directories=messages_path(), domain="wtforms")
+
+
+class Form(FlaskForm):
+    class Meta:
+        def get_translations(self, form):
+            return WTFORMS_MESSAGES.get_translations()
