@@ -1,5 +1,6 @@
-"""``flask --app wsgi lms …`` commands: this module's, and those of the areas' own groups
-(``lms.auth.commands``, ``lms.teams.cli``), added under the same ``lms`` group."""
+"""``flask --app wsgi lms …`` commands: this module's, plus the areas' own, added to the
+same ``lms`` group: ``sync-tenants`` (``lms.auth.commands``) and the Teams area's group of
+``graph-…`` commands (``lms.teams.cli``)."""
 
 from __future__ import annotations
 
@@ -97,6 +98,7 @@ def completion_summary_command(mode):
                                "run with --rebuild")
 
 
+# The areas' commands keep their names under ``lms`` (``flask lms graph-sync-meetings``).
 for _command in (sync_tenants_command, *graph_cli.commands.values()):
     lms_cli.add_command(_command)
 
