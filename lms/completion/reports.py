@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from math import ceil
 
-from sqlalchemy import and_, case, exists, func, literal, or_, select, text, union_all
+from sqlalchemy import and_, case, exists, func, literal, or_, select, text
 
 from lms.archives.models import Archive, ArchiveFile, ViewingProgress
 from lms.attendance.models import Attendance
@@ -361,41 +361,19 @@ def default_comparison_courses(fiscal_year: int) -> list[int]:
 
 
 def comparison_query(fiscal_year: int, course_ids: list[int]):
-    """municipality_id, course_id, not_yet, completed: the bare aggregate of the comparison
-    (current roster municipality; hash joins and aggregates, no count(DISTINCT …))."""
-    ef = (
-        select(Enrollment.staff_member_id.label("staff_id"), TrainingSession.course_id.label("course_id"))
-        .distinct()
-        .select_from(Enrollment)
-        .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
-        .where(Enrollment.status == CONFIRMED, _session_in_year(fiscal_year),
-               TrainingSession.course_id.in_(course_ids))
-        .cte("enrollment_facts")
+    """municipality_id, course_id, not_yet, completed: the comparison's figures, read from
+    the summaries the dashboards read (one row per municipality and course)."""
+    s = CourseYearSummary
+    completed = s.completed_live + s.completed_archive + s.completed_both + s.completed_manual
+    return (
+        select(s.municipality_id, s.course_id, (s.enrolled - s.done).label("not_yet"), completed.label("completed"))
+        .where(s.fiscal_year == fiscal_year, s.course_id.in_(course_ids))
     )
-    cf = (
-        select(Completion.staff_member_id.label("staff_id"), Completion.course_id.label("course_id"))
-        .where(Completion.fiscal_year == fiscal_year, Completion.status == COMPLETED,
-               Completion.course_id.in_(course_ids))
-        .cte("completion_facts")
-    )
-    not_yet = (
-        select(StaffMember.municipality_id.label("municipality_id"), ef.c.course_id.label("course_id"),
-               func.count().label("not_yet"), literal(0).label("completed"))
-        .select_from(ef.outerjoin(cf, and_(cf.c.staff_id == ef.c.staff_id, cf.c.course_id == ef.c.course_id)))
-        .join(StaffMember, StaffMember.id == ef.c.staff_id)
-        .where(cf.c.staff_id.is_(None))
-        .group_by(StaffMember.municipality_id, ef.c.course_id)
-    )
-    completed = (
-        select(StaffMember.municipality_id, cf.c.course_id, literal(0), func.count())
-        .select_from(cf)
-        .join(StaffMember, StaffMember.id == cf.c.staff_id)
-        .group_by(StaffMember.municipality_id, cf.c.course_id)
-    )
-    return union_all(not_yet, completed)
 
 
 def comparison(fiscal_year: int, course_ids: list[int]) -> list[ComparisonRow]:
+    """Every active municipality with its completed and not-yet figures of the courses:
+    the figures of its own dashboard."""
     municipalities = db.session.execute(
         select(Municipality.id, Municipality.name).where(Municipality.active.is_(True)).order_by(
             Municipality.sort_order, Municipality.code

@@ -99,3 +99,15 @@ def test_the_dashboard_equals_the_fresh_aggregate(known_data, db):
         for course_id in (None, d["a"].id, d["b"].id):
             assert reports.dashboard(scope, d["fy"], course_id) == fresh_dashboard(scope, d["fy"], course_id)
     db.session.rollback()
+
+
+def test_the_comparison_shows_each_municipalitys_dashboard_figures(known_data, db):
+    d = known_data
+    ids = [d["a"].id, d["b"].id]
+    rows = {r.municipality_id: r for r in reports.comparison(d["fy"], ids)}
+    for mid in (d["chiyoda"], d["chuo"]):
+        courses = {r.course_id: r for r in fresh_dashboard(mid, d["fy"]).courses}
+        assert {cid: (cell.completed, cell.not_yet) for cid, cell in rows[mid].cells.items()} == {
+            cid: (courses[cid].completed, courses[cid].not_yet) for cid in ids if cid in courses}
+    assert all(not r.cells for mid, r in rows.items() if mid not in (d["chiyoda"], d["chuo"]))
+    db.session.rollback()
