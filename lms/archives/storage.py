@@ -58,7 +58,7 @@ class Storage:
         """Bytes of the part received so far (0 when there is none)."""
         raise NotImplementedError
 
-    def append_part(self, key: str, offset: int, chunks: Iterable[bytes]) -> int:
+    def append_part(self, key: str, offset: int, chunks: Iterable[bytes | memoryview]) -> int:
         """Write ``chunks`` at ``offset`` (must equal the current part size); return the new size.
 
         Bytes written before an exception in ``chunks`` stay in the part (a dropped
@@ -125,7 +125,7 @@ class LocalStorage(Storage):
         except FileNotFoundError:
             return 0
 
-    def append_part(self, key: str, offset: int, chunks: Iterable[bytes]) -> int:
+    def append_part(self, key: str, offset: int, chunks: Iterable[bytes | memoryview]) -> int:
         path = self._part(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o640)
@@ -272,7 +272,7 @@ class AzureBlobStorage(Storage):
     def part_size(self, key: str) -> int:
         return sum(size for _id, _off, size in self._chain(key))
 
-    def append_part(self, key: str, offset: int, chunks: Iterable[bytes]) -> int:
+    def append_part(self, key: str, offset: int, chunks: Iterable[bytes | memoryview]) -> int:
         current = self.part_size(key)
         if current != offset:
             raise StorageError(f"offset {offset} does not match part size {current}")

@@ -10,6 +10,7 @@ archive's page, and on the upload resource (404 with the reason).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import IO
 
 from flask import Response, current_app, request, url_for
 from flask_babel import gettext as _
@@ -142,14 +143,17 @@ def tus_resource(upload_id: str):
     return _tus_patch(upload)
 
 
-def _body_pieces() -> Iterator[bytes]:
-    """The request body in pieces of up to BODY_PIECE bytes (bounded memory)."""
-    stream = request.stream  # refuses (413) a declared body above max_content_length
+def _body_pieces(stream: IO[bytes]) -> Iterator[memoryview]:
+    """The request body in pieces of up to BODY_PIECE bytes, read into one reused buffer
+    (bounded memory, no copy per piece): a consumer uses each piece before asking for the next
+    (the storage writes it; the type sniffing copies the few bytes it keeps)."""
+    buffer = bytearray(BODY_PIECE)
+    view = memoryview(buffer)
     while True:
-        piece = stream.read(BODY_PIECE)
-        if not piece:
+        got = stream.readinto(buffer)  # type: ignore[attr-defined]  # werkzeug's LimitedStream is a RawIOBase
+        if not got:
             return
-        yield piece
+        yield view[:got]
 
 
 def _tus_patch(upload: UploadSession) -> Response:
@@ -169,8 +173,9 @@ def _tus_patch(upload: UploadSession) -> Response:
     db.session.commit()  # no transaction stays open while the body streams in
     # Only this route reads big bodies: the form limit (MAX_CONTENT_LENGTH) is raised per chunk.
     request.max_content_length = current_app.config.get("LMS_UPLOAD_CHUNK_MAX_BYTES", 256 * 1024 * 1024)
+    stream = request.stream  # refuses (413) a declared body above that limit
     try:
-        result = uploads.receive_chunk(snapshot, offset, _body_pieces())
+        result = uploads.receive_chunk(snapshot, offset, _body_pieces(stream))
     except Conflict as exc:
         return _tus_error(409, exc.message)
     begin_write()

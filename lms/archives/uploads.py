@@ -193,17 +193,18 @@ class ChunkResult:
     disconnected: bool = False
 
 
-def receive_chunk(snapshot: UploadSnapshot, offset: int, chunks: Iterable[bytes]) -> ChunkResult:
+def receive_chunk(snapshot: UploadSnapshot, offset: int, chunks: Iterable[bytes | memoryview]) -> ChunkResult:
     """Append one PATCH body to the part, recognising the type from the first bytes on the way.
 
     A body of the wrong type or beyond the declared length stops at once (``rejected``); a
-    dropped connection keeps what arrived (``disconnected``). Returns the new offset."""
+    dropped connection keeps what arrived (``disconnected``). Each chunk is written before the
+    next is asked for (a chunk may be a view of a buffer that the next one reuses)."""
     storage = get_storage()
     limit = snapshot.declared_length - offset
     result = ChunkResult(offset, snapshot.head, snapshot.file_type)
     need = min(filetypes.SNIFF_BYTES, snapshot.declared_length)
 
-    def checked() -> Iterator[bytes]:
+    def checked() -> Iterator[bytes | memoryview]:
         seen = 0
         for chunk in chunks:
             if not chunk:

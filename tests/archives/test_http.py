@@ -228,6 +228,22 @@ class TestAzure:
         response = client.get(url(archive, captions))
         assert response.status_code == 200 and response.data.startswith(b"WEBVTT")
 
+    def test_the_app_streams_ranges_of_a_stored_object(self, app, client, login_as, published):
+        """Served through the storage API (no local file): the same Range and conditional answers."""
+        archive, _video = published
+        data = VTT_TEXT.encode()
+        captions = add_file(archive, data, "captions.vtt")
+        login_as("learner", "131016")
+        ranged = client.get(url(archive, captions), headers={"Range": "bytes=7-16"})
+        assert ranged.status_code == 206 and ranged.data == data[7:17]
+        assert ranged.headers["Content-Range"] == f"bytes 7-16/{len(data)}"
+        assert client.get(url(archive, captions), headers={"Range": "bytes=-5"}).data == data[-5:]
+        beyond = client.get(url(archive, captions), headers={"Range": f"bytes={len(data) + 1}-"})
+        assert beyond.status_code == 416 and beyond.headers["Content-Range"] == f"bytes */{len(data)}"
+        etag = ranged.headers["ETag"]
+        assert client.get(url(archive, captions), headers={"If-None-Match": etag}).status_code == 304
+        assert client.get(url(archive, captions), headers={"If-Match": '"other"'}).status_code == 412
+
 
 def test_open_ended_and_oversized_ranges_are_clamped_multiple_ranges_get_the_whole_file(viewer, published):
     archive, video = published
