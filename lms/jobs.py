@@ -8,10 +8,7 @@ claims each mail atomically. The queue itself is ``lms.common.jobs``.
 
 from __future__ import annotations
 
-from importlib import import_module
-
-from flask import Flask
-
+from lms import create_app
 from lms.archives import tasks as archives_tasks
 from lms.common.jobs import huey, use_app_factory
 from lms.notifications import tasks as notifications_tasks
@@ -20,14 +17,7 @@ from lms.teams import tasks as teams_tasks
 TASK_MODULES = (archives_tasks, notifications_tasks, teams_tasks)
 
 
-def create_worker_app() -> Flask:
-    """The app the tasks run in under huey's own consumer (``flask lms worker`` hands over
-    the app it runs in instead)."""
-    # The app factory sits above every layer, the CLI that starts this worker included: the
-    # entry point names it, as gunicorn's ``wsgi:app`` does, instead of importing it.
-    return import_module("lms").create_app()
+# huey's own consumer builds the app the tasks run in (``flask lms worker`` hands over its own).
+use_app_factory(create_app)
 
-
-use_app_factory(create_worker_app)
-
-__all__ = ["TASK_MODULES", "create_worker_app", "huey"]
+__all__ = ["TASK_MODULES", "huey"]

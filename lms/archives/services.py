@@ -30,13 +30,6 @@ from lms.archives.models import (
     UploadSession,
 )
 
-# Teams imports: lms.teams reaches them through this module (see recording_import).
-from lms.archives.recording_import import (  # noqa: F401
-    attach_transcript,
-    import_recording,
-    import_storage_key,
-    sweep_import_files,
-)
 from lms.archives.storage import get_storage
 from lms.audit.services import record_action
 from lms.common.errors import Conflict, InvalidInput, NotAllowed

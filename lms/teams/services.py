@@ -19,7 +19,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
-from lms.archives import services as recordings_store
+from lms.archives import recording_import as recordings_store
 from lms.archives.models import Archive, ArchiveFile
 from lms.attendance import services as attendance_services
 from lms.attendance.models import AttendanceRecord

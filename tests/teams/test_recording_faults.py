@@ -208,7 +208,7 @@ def test_a_recording_imported_by_another_run_during_the_download_is_not_stored_t
     other = {}
 
     def another_run():
-        from lms.archives.services import import_recording
+        from lms.archives.recording_import import import_recording
         from lms.extensions import db as db_
 
         archive = import_recording(session.id, rec["id"], mp4_chunks(SIZE), "other.mp4", "video/mp4", SIZE)
@@ -232,7 +232,7 @@ def test_a_recording_imported_by_another_run_during_the_download_is_not_stored_t
 
 
 def test_sweep_keeps_live_runs_and_archive_files_and_removes_what_dead_runs_left(ended, app, db, client):
-    from lms.archives.services import import_storage_key
+    from lms.archives.recording_import import import_storage_key
     from lms.archives.storage import get_storage
     from lms.teams.services import sweep_recording_imports
 
