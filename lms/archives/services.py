@@ -29,7 +29,6 @@ from lms.archives.models import (
     TranscriptCue,
     UploadSession,
 )
-
 from lms.archives.storage import get_storage
 from lms.audit.services import record_action
 from lms.common.errors import Conflict, InvalidInput, NotAllowed
