@@ -108,6 +108,10 @@ class Config:
     SMTP_USERNAME = os.environ.get("SMTP_USERNAME") or None
     SMTP_PASSWORD = os.environ.get("SMTP_PASSWORD") or None
     SMTP_STARTTLS = _flag("SMTP_STARTTLS")
+    # The outbox: attempts before a mail is marked failed, the first retry's delay (doubled
+    # each time), and how long a worker's claim holds before another worker takes it over.
+    LMS_MAIL_MAX_ATTEMPTS, LMS_MAIL_BACKOFF_SECONDS, LMS_OUTBOX_STALE_SECONDS = (
+        _int("LMS_MAIL_MAX_ATTEMPTS", 8), _int("LMS_MAIL_BACKOFF_SECONDS", 60), _int("LMS_OUTBOX_STALE_SECONDS", 15 * 60))
 
     # Archive storage: "local" (LMS_STORAGE_DIR) or "azure".
     LMS_STORAGE_BACKEND = os.environ.get("LMS_STORAGE_BACKEND") or "local"

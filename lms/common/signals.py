@@ -2,8 +2,8 @@
 
 Receivers run synchronously inside the sender's transaction (so an outbox row or a
 queued job is committed together with the change, or not at all). Receivers must not
-commit. Connect receivers in the area's ``signals.py`` / ``services.py`` imported by
-``lms.signals_wiring``.
+commit. A higher layer connects its receivers in its ``receivers.py``, which the app
+factory imports.
 """
 
 from blinker import Namespace
@@ -18,7 +18,10 @@ session_cancelled = _events.signal("session-cancelled")
 # sender: the TrainingSession whose set of confirmed enrollees changed. kwargs: actor.
 attendees_changed = _events.signal("attendees-changed")
 
-# sender: the Enrollment. kwargs: old_status, new_status, actor.
+# sender: the Enrollment (flushed, its session's row locked). kwargs: old_status (None for a
+# new arrival), new_status, actor, notice (the kind of notice the learner gets: "confirmed",
+# "waitlisted", "pending", "promoted", "rejected", "cancelled"), position (a new arrival's
+# waitlist position, or None).
 enrollment_status_changed = _events.signal("enrollment-status-changed")
 
 # sender: None. kwargs: staff_member_id, session_id (attendance rows changed).
@@ -27,5 +30,6 @@ attendance_changed = _events.signal("attendance-changed")
 # sender: None. kwargs: staff_member_id, archive_id (viewing progress changed).
 viewing_changed = _events.signal("viewing-changed")
 
-# sender: the User at sign-in. kwargs: old_roles, new_roles.
+# sender: the User at sign-in. kwargs: old_roles, new_roles. (No receiver: to be removed
+# together with its send in lms/auth/services.py, which another change owns.)
 roles_changed = _events.signal("roles-changed")

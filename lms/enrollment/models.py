@@ -54,8 +54,9 @@ class Enrollment(db.Model):
     municipality_id: Mapped[int] = mapped_column(ForeignKey("municipality.id"), index=True)
     status: Mapped[str] = mapped_column(String(20))
     source: Mapped[str] = mapped_column(String(12), default=SELF)
-    # Order of arrival: the waitlist is promoted in this order. Taken from the
-    # enrollment's own id at insert, so it is unique and monotonic on both databases.
+    # Order of arrival: the waitlist is promoted in this order. One more than the session's
+    # latest, numbered by the INSERT under the session's row lock (lms.enrollment.seats); a
+    # swap's new enrollment keeps the number of the one it replaces.
     arrival_seq: Mapped[int] = mapped_column(default=0)
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

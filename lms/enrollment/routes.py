@@ -14,14 +14,13 @@ from wtforms import HiddenField
 
 from lms.common.errors import DomainError, NotFound
 from lms.common.limits import limit_enroll
-from lms.common.timeutil import utcnow
+from lms.common.timeutil import as_utc, utcnow
 from lms.common.web import safe_next
 from lms.courses.models import TrainingSession
 from lms.enrollment import services
 from lms.enrollment.models import ACTIVE_STATUSES, CANCELLED, CONFIRMED, PENDING, REJECTED, WAITLISTED, Enrollment
 from lms.enrollment.queries import waitlist_position
 from lms.extensions import db
-from lms.roster.models import StaffMember
 from lms.roster.services import staff_member_for
 
 bp = Blueprint("enrollment", __name__)
@@ -81,30 +80,10 @@ def enroll(session_id: int):
     # the form has no other field to validate.
     back = _back(url_for("enrollment.my_page"))
     try:
-        try:
-            enrollment = services.enroll_self(session_id, current_user)
-        except services.NoRosterEntry:
-            # First enrollment of someone whose roster entry is not linked yet: link (or
-            # create) it from their sign-in, then enroll as usual.
-            member_id = _my_staff_member_id()
-            if member_id is None:
-                raise
-            enrollment = services.enroll(session_id, member_id, current_user, source="self")
+        enrollment = services.enroll_self(session_id, current_user)
     except DomainError as exc:
         return _refused(exc, back)
     return _done(enrollment, enrollment.outcome_message, back, 201)
-
-
-def _my_staff_member_id() -> int | None:
-    """The signed-in user's roster entry; linked (or created) and committed on first use."""
-    member_id = db.session.scalar(select(StaffMember.id).where(StaffMember.user_id == current_user.id))
-    if member_id is None:
-        member = staff_member_for(current_user)
-        if member is None:
-            return None
-        member_id = member.id
-        db.session.commit()
-    return member_id
 
 
 @bp.post("/enrollments/<int:enrollment_id>/cancel")
@@ -161,6 +140,4 @@ def my_page():
 
 
 def _aware(value):
-    from lms.common.timeutil import as_utc
-
     return as_utc(value)

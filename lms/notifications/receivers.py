@@ -4,8 +4,21 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from lms.common.signals import session_updated
+from lms.common.signals import enrollment_status_changed, session_updated
+from lms.enrollment.models import Enrollment
 from lms.extensions import db
+from lms.notifications.compose import CHANGE_LABELS, compose_enrollment_notice
+from lms.notifications.models import QUEUED, OutboxMail
+from lms.notifications.services import CHANGED, queue_enrollment_notice
+
+
+@enrollment_status_changed.connect
+def _queue_status_notice(enrollment, old_status=None, notice: str | None = None, **_):
+    """The learner hears of every status change. The seat was decided under the session's
+    lock, which is still held: only the outbox row is written now; its texts are composed
+    after the commit (see lms.notifications.services)."""
+    if notice:
+        queue_enrollment_notice(enrollment, notice, fresh=old_status is None, compose=False)
 
 
 @session_updated.connect
@@ -15,12 +28,7 @@ def _describe_session_changes(session, actor=None, changes=None, **_):
     The courses area queues them just before sending this signal, in the same
     transaction; here they are recomposed with the changes, before anything is committed.
     """
-    from lms.enrollment.models import Enrollment
-    from lms.notifications.compose import _CHANGE_LABELS, compose_enrollment_notice
-    from lms.notifications.models import QUEUED, OutboxMail
-    from lms.notifications.services import CHANGED
-
-    relevant = {name: value for name, value in (changes or {}).items() if name in _CHANGE_LABELS}
+    relevant = {name: value for name, value in (changes or {}).items() if name in CHANGE_LABELS}
     if not relevant:
         return
     mails = db.session.scalars(
