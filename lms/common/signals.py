@@ -10,7 +10,8 @@ from blinker import Namespace
 
 _events = Namespace()
 
-# sender: the TrainingSession. kwargs: actor, changes (dict of field -> (old, new)).
+# sender: the TrainingSession (its row locked). kwargs: actor, changes (dict of field -> (old,
+# new); "quotas": ({municipality_id: seats} before, after)); session_cancelled also reason.
 session_created = _events.signal("session-created")
 session_updated = _events.signal("session-updated")
 session_cancelled = _events.signal("session-cancelled")
@@ -33,3 +34,7 @@ viewing_changed = _events.signal("viewing-changed")
 # sender: the User at sign-in. kwargs: old_roles, new_roles. (No receiver: to be removed
 # together with its send in lms/auth/services.py, which another change owns.)
 roles_changed = _events.signal("roles-changed")
+
+# sender: the Course about to go back to draft. kwargs: actor. A receiver refuses by raising
+# InvalidInput (the enrollment area, while people hold places in its sessions).
+course_unpublishing = _events.signal("course-unpublishing")
