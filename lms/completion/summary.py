@@ -44,6 +44,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from lms.attendance.models import Attendance
 from lms.common.timeutil import as_utc, fiscal_year_bounds, fiscal_year_of
 from lms.completion.models import (
     COMPLETED,
@@ -55,7 +56,9 @@ from lms.completion.models import (
     CourseYearSummary,
     StaffYearSummary,
 )
-from lms.enrollment.models import CONFIRMED as _CONFIRMED
+from lms.courses.models import TrainingSession
+from lms.enrollment.models import CONFIRMED, Enrollment
+from lms.roster.models import StaffMember
 
 METHOD_COLUMNS = {VIA_LIVE: "completed_live", VIA_ARCHIVE: "completed_archive", VIA_BOTH: "completed_both",
                   VIA_MANUAL: "completed_manual"}
@@ -105,10 +108,6 @@ def _statement(kind: str, dialect: str, by_course: bool, by_municipality: bool, 
     shape = (kind, dialect, by_course, by_municipality, by_staff)
     if shape in _STATEMENTS:
         return _STATEMENTS[shape]
-    from lms.attendance.models import Attendance
-    from lms.courses.models import TrainingSession
-    from lms.enrollment.models import CONFIRMED, Enrollment
-    from lms.roster.models import StaffMember
 
     fy = bindparam("fy")
     in_year = and_(TrainingSession.starts_at >= bindparam("start"), TrainingSession.starts_at < bindparam("end"))
@@ -172,8 +171,6 @@ def _statement(kind: str, dialect: str, by_course: bool, by_municipality: bool, 
 def _enrollments_with_completions(fy):
     """Enrollments with their session, and the staff member's completion of that course in
     fiscal year ``fy`` for the same municipality (outer): what "enrolled" and "done" count."""
-    from lms.courses.models import TrainingSession
-    from lms.enrollment.models import Enrollment
 
     return (
         Enrollment.__table__
@@ -190,7 +187,6 @@ def _enrollments_with_completions(fy):
 
 def _enrolled_counts():
     """The "enrolled" and "done" figures over ``_enrollments_with_completions``."""
-    from lms.enrollment.models import Enrollment
 
     return (func.count(func.distinct(Enrollment.staff_member_id)), func.count(func.distinct(Completion.staff_member_id)))
 
@@ -359,10 +355,6 @@ def _dirty(session: Session) -> Dirty:
 
 def _watched():
     """{model: (columns that matter, the Dirty set they go to, how many leading columns make the key)}."""
-    from lms.attendance.models import Attendance
-    from lms.courses.models import TrainingSession
-    from lms.enrollment.models import Enrollment
-    from lms.roster.models import StaffMember
 
     return {
         Enrollment: (("municipality_id", "session_id", "staff_member_id", "status"), "enrollments", 3),
@@ -382,7 +374,7 @@ def _changed(obj, names: tuple[str, ...]) -> bool:
 def _record(session: Session, model, obj_id, values: tuple, before: bool = False) -> None:
     """``before``: ``values`` are the row's state before the change (it may leave a key)."""
     names, target, width = _watched()[model]
-    if target == "enrollments" and values[3] != _CONFIRMED:
+    if target == "enrollments" and values[3] != CONFIRMED:
         # The summaries count confirmed enrollments only: a state that is not confirmed
         # (a waitlisted or pending arrival, a cancellation of someone waiting) changes
         # nothing in them. A change to or from confirmed is recorded by its confirmed side.
@@ -475,10 +467,6 @@ def _forget(session: Session, transaction) -> None:
 
 def apply(session: Session, dirty: Dirty) -> None:
     """Recompute every summary key the recorded changes may have touched."""
-    from lms.attendance.models import Attendance
-    from lms.courses.models import TrainingSession
-    from lms.enrollment.models import Enrollment
-    from lms.roster.models import StaffMember
 
     course_keys: dict[tuple[int, int, int], set[str]] = defaultdict(set)
     staff_keys: set[tuple[int, int, int]] = set()
@@ -590,8 +578,6 @@ def _enrolled_statements(dialect: str) -> dict:
     from sqlalchemy import Integer, and_, true
     from sqlalchemy.types import DateTime
 
-    from lms.courses.models import TrainingSession
-    from lms.enrollment.models import CONFIRMED, Enrollment
 
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
@@ -657,7 +643,6 @@ def _enrolled_statements(dialect: str) -> dict:
 
 def fiscal_years(session: Session) -> list[int]:
     """Every fiscal year with sessions or completions."""
-    from lms.courses.models import TrainingSession
 
     first, last = session.execute(select(func.min(TrainingSession.starts_at), func.max(TrainingSession.starts_at))).one()
     years = set(session.scalars(select(Completion.fiscal_year).distinct()))

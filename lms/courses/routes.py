@@ -15,6 +15,8 @@ from lms.auth.models import PLATFORM_ADMIN, TRAINER
 from lms.common.access import role_required
 from lms.common.database import run_in_transaction
 from lms.common.errors import DomainError, InvalidInput, NotAllowed
+from lms.common.markdown import render_markdown
+from lms.common.templating import format_datetime_jst
 from lms.common.timeutil import to_tokyo, tokyo_to_utc
 from lms.courses import catalogue as cat
 from lms.courses import services
@@ -67,7 +69,7 @@ def course_detail(course_id: int):
     manager = services.can_manage_course(current_user, course)
     if course.status != PUBLISHED and not manager:
         abort(404)
-    sessions = session_views(course, current_user)
+    sessions = session_views(course)
     return render_template(
         "courses/detail.html",
         course=course,
@@ -118,7 +120,7 @@ def manage_course(course_id: int):
     return render_template(
         "courses/manage_course.html",
         course=course,
-        sessions=session_views(course, None),
+        sessions=session_views(course),
         action_form=ActionForm(),
         completion_labels=COMPLETION_LABELS,
         deliveries=DELIVERY_LABELS,
@@ -309,8 +311,6 @@ def _course_choices(form: CourseForm) -> None:
 
 
 def _course_form_page(form: CourseForm, course: Course | None):
-    from lms.common.markdown import render_markdown
-
     preview = None
     if form.preview.data:
         preview = render_markdown(form.description_md.data or "")
@@ -401,8 +401,6 @@ def _session_input(form: SessionForm) -> services.SessionInput:
 
 
 def _when(session: TrainingSession) -> str:
-    from lms.common.templating import format_datetime_jst
-
     return format_datetime_jst(session.starts_at)
 
 

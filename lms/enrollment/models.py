@@ -45,6 +45,9 @@ class Enrollment(db.Model):
         # The session's latest arrival (numbering a new one) in one probe.
         Index("ix_enrollment_session_arrival", "session_id", "arrival_seq"),
         Index("ix_enrollment_staff_status", "staff_member_id", "status"),
+        # Covering indexes for the dashboards (lms.completion.reports: index-only scans).
+        Index("ix_enrollment_staff_reporting", "staff_member_id", "status", "session_id"),
+        Index("ix_enrollment_municipality_reporting", "municipality_id", "status", "session_id", "staff_member_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
