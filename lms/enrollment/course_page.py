@@ -15,7 +15,7 @@ from lms.common.templating import format_datetime_jst
 from lms.common.timeutil import as_utc, utcnow
 from lms.courses.models import CANCELLED, PUBLISHED, Course, TrainingSession
 from lms.courses.views import SessionView
-from lms.enrollment import services
+from lms.enrollment import rules, services
 from lms.enrollment.queries import MyStatus, my_statuses
 from lms.roster.models import StaffMember
 from lms.roster.services import staff_member_for
@@ -28,7 +28,7 @@ def enroll_refusal(session: TrainingSession, course: Course, municipality_id: in
         return _("この回は中止になりました。")
     if course.status != PUBLISHED:
         return _("この研修は公開されていないため、申し込めません。")
-    if now >= as_utc(session.starts_at):
+    if rules.has_started(session, now):
         return _("この回はすでに開始しているため、申し込めません。")
     if not has_member or municipality_id is None:
         return _("職員名簿に登録されていないため、申し込めません。所属の研修担当にご連絡ください。")

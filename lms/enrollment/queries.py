@@ -40,7 +40,7 @@ def waitlist_position(enrollment: Enrollment) -> int:
     """1 + the number of people waitlisted for the same session who arrived earlier."""
     # A plain (not aliased) statement: SQLAlchemy caches its compiled form, which matters
     # when thousands of learners are told their position at once.
-    return 1 + db.session.scalar(
+    return 1 + (db.session.scalar(
         select(func.count())
         .select_from(Enrollment)
         .where(
@@ -48,4 +48,4 @@ def waitlist_position(enrollment: Enrollment) -> int:
             Enrollment.status == WAITLISTED,
             Enrollment.arrival_seq < enrollment.arrival_seq,
         )
-    )
+    ) or 0)

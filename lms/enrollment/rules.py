@@ -47,8 +47,13 @@ class OverlapsConfirmed(EnrollmentError, Conflict):
 # ---------------------------------------------------------------- window
 
 
+def utc(value: datetime) -> datetime:
+    """A stored time as aware UTC (SQLite returns naive values)."""
+    return as_utc(value) or value
+
+
 def has_started(session: TrainingSession, now: datetime) -> bool:
-    return now >= as_utc(session.starts_at)
+    return now >= utc(session.starts_at)
 
 
 def check_open(session: TrainingSession, course: Course, now: datetime) -> None:
@@ -81,7 +86,7 @@ def check_eligible(course: Course, member: StaffMember) -> None:
 
 def overlaps(a_starts: datetime, a_ends: datetime, b_starts: datetime, b_ends: datetime) -> bool:
     """Two periods share a moment (touching ends do not)."""
-    return as_utc(a_starts) < as_utc(b_ends) and as_utc(b_starts) < as_utc(a_ends)
+    return utc(a_starts) < utc(b_ends) and utc(b_starts) < utc(a_ends)
 
 
 def overlap_refusal(course_title: str, session_title: str) -> OverlapsConfirmed:

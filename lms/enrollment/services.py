@@ -275,10 +275,10 @@ def _enroll_tx(session_id: int, staff_member_id: int | None, actor, source: str)
     rules.check_open(session, session.course, now)
     rules.check_eligible(session.course, member)
     if same_id is not None:
-        existing = db.session.get(Enrollment, same_id)
+        existing = db.session.get_one(Enrollment, same_id)
         raise AlreadyEnrolled(_already_message(existing), enrollment=existing)
     if other_id is not None:
-        raise _overlap_error(db.session.get(Enrollment, other_id))
+        raise _overlap_error(db.session.get_one(Enrollment, other_id))
     return _arrive(session, member, actor, source, now)
 
 
@@ -310,12 +310,12 @@ def _nominate_tx(session_id: int, staff_member_id: int, actor, source: str) -> N
     _require_admin_of(actor, member)
     session, same_id, other_id = seats.lock_session_for(session_id, member.id)
     if same_id is not None:
-        existing = db.session.get(Enrollment, same_id)
+        existing = db.session.get_one(Enrollment, same_id)
         return NominationResult(existing, False, _already_message(existing))
     rules.check_open(session, session.course, now)
     rules.check_eligible(session.course, member)
     if other_id is not None:
-        raise _overlap_error(db.session.get(Enrollment, other_id))
+        raise _overlap_error(db.session.get_one(Enrollment, other_id))
     enrollment = _arrive(session, member, actor, source, now)
     record_action(actor, "enrollment.nominate", "enrollment", enrollment.id, member.municipality_id,
                   session_id=session.id, staff_member_id=member.id, status=enrollment.status, source=source)
@@ -341,7 +341,7 @@ def status_message(enrollment: Enrollment, position: int | None = None) -> str:
 
 
 def cancel_deadline(session: TrainingSession) -> datetime:
-    return as_utc(session.cancel_deadline) or as_utc(session.starts_at)
+    return as_utc(session.cancel_deadline) or rules.utc(session.starts_at)
 
 
 def can_cancel(enrollment: Enrollment, actor, now: datetime | None = None) -> tuple[bool, str]:

@@ -20,6 +20,7 @@ can retry). A mail failure never touches the enrollment.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -174,13 +175,13 @@ def request_prompt_delivery() -> None:
         return
     if not current_app.config.get("LMS_OUTBOX_DELIVER_INLINE"):
         return
-    app = current_app._get_current_object()
 
     def run():
-        with app.app_context():
+        with current_app.app_context():  # a context of its own: its own database session
             deliver_outbox_soon()
 
-    worker = threading.Thread(target=run)
+    # The thread runs in a copy of this context, where current_app is this app.
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(run,))
     worker.start()
     worker.join()
 
