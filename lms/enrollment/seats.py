@@ -9,8 +9,8 @@ SQLAlchemy's public API (docs/enrollment.md lists them in order, with their lock
   ``lock_session_for`` reads the staff member's clashes with the session in the same
   statement;
 * ``lock_quota`` and ``lock_staff``: the municipality's quota row and staff member rows;
-* ``add_enrollment``: one INSERT, numbered one more than the session's latest arrival by
-  the INSERT itself (the caller holds the session's lock);
+* ``add_enrollment``: the arrival's number (one more than the session's latest, read under
+  the session's lock) and one INSERT;
 * ``count_seats``: one ``UPDATE … SET confirmed_count = confirmed_count ± 1`` per counter;
   the CHECK constraints on both counters refuse an overbooking even if a rule were wrong.
 
@@ -23,8 +23,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import Select, func, select
-from sqlalchemy.orm import aliased, joinedload
+from sqlalchemy import Integer, Select, bindparam, func, select
+from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from lms.common.database import begin_write, is_sqlite
@@ -43,17 +43,102 @@ def _for_update(stmt: Select, *of) -> Select:
     return stmt.with_for_update(of=of or None)
 
 
+class _Statements:
+    """The hot path's statements, built once per database dialect with bound parameters
+    (building a statement costs more than running it): each is executed with its values."""
+
+    def __init__(self) -> None:
+        sessions, enrollments = TrainingSession.__table__, Enrollment.__table__
+        mine, other = enrollments.alias("mine"), sessions.alias("other")
+        with_course = joinedload(TrainingSession.course, innerjoin=True)
+        self.lock_session = _for_update(
+            select(TrainingSession).where(TrainingSession.id == bindparam("sid")).options(with_course),
+            TrainingSession,
+        ).execution_options(populate_existing=True)
+        staff = bindparam("staff", type_=Integer)
+        same = (
+            select(mine.c.id)
+            .where(mine.c.session_id == TrainingSession.id, mine.c.staff_member_id == staff,
+                   mine.c.status.in_(ACTIVE_STATUSES))
+            .limit(1)
+            .scalar_subquery()
+        )
+        overlapping = (
+            select(mine.c.id)
+            .join(other, other.c.id == mine.c.session_id)
+            .where(mine.c.staff_member_id == staff, mine.c.session_id != TrainingSession.id,
+                   mine.c.status == CONFIRMED, other.c.status == SCHEDULED,
+                   other.c.starts_at < TrainingSession.ends_at, other.c.ends_at > TrainingSession.starts_at)
+            .limit(1)
+            .scalar_subquery()
+        )
+        self.lock_session_for = _for_update(
+            select(TrainingSession, same, overlapping).where(TrainingSession.id == bindparam("sid")).options(with_course),
+            TrainingSession,
+        ).execution_options(populate_existing=True)
+        self.lock_quota = _for_update(
+            select(SessionQuota).where(SessionQuota.session_id == bindparam("sid"),
+                                       SessionQuota.municipality_id == bindparam("mid"))
+        ).execution_options(populate_existing=True)
+        self.lock_quotas = _for_update(
+            select(SessionQuota).where(SessionQuota.session_id == bindparam("sid"))
+        ).execution_options(populate_existing=True)
+        self.lock_staff = _for_update(
+            select(StaffMember).where(StaffMember.id == bindparam("id"))).execution_options(populate_existing=True)
+        self.lock_staff_of_user = _for_update(
+            select(StaffMember).where(StaffMember.user_id == bindparam("uid"))).execution_options(populate_existing=True)
+        self.active_enrollment = select(Enrollment).where(
+            Enrollment.session_id == bindparam("sid"), Enrollment.staff_member_id == bindparam("staff"),
+            Enrollment.status.in_(ACTIVE_STATUSES))
+        self.overlapping_confirmed = (
+            select(Enrollment)
+            .join(other, other.c.id == Enrollment.session_id)
+            .where(Enrollment.staff_member_id == bindparam("staff"), Enrollment.status == CONFIRMED,
+                   Enrollment.session_id != bindparam("sid"), other.c.status == SCHEDULED,
+                   other.c.starts_at < bindparam("ends"), other.c.ends_at > bindparam("starts"))
+            .limit(1)
+        )
+        self.waitlisted = (
+            select(Enrollment)
+            .where(Enrollment.session_id == bindparam("sid"), Enrollment.status == WAITLISTED)
+            .order_by(Enrollment.arrival_seq)
+            .execution_options(populate_existing=True)
+        )
+        earlier = enrollments.alias("earlier")
+        self.next_arrival = (
+            select(func.coalesce(func.max(earlier.c.arrival_seq), 0) + 1)
+            .where(earlier.c.session_id == bindparam("sid"))
+        )
+        self.count_session_seats = (
+            sessions.update()
+            .where(sessions.c.id == bindparam("sid"))
+            .values(confirmed_count=sessions.c.confirmed_count + bindparam("delta"), updated_at=bindparam("now"))
+            .returning(sessions.c.confirmed_count, sessions.c.updated_at)
+        )
+        quotas = SessionQuota.__table__
+        self.count_quota_seats = (
+            quotas.update()
+            .where(quotas.c.id == bindparam("qid"))
+            .values(confirmed_count=quotas.c.confirmed_count + bindparam("delta"))
+            .returning(quotas.c.confirmed_count)
+        )
+
+
+_STATEMENTS: dict[str, _Statements] = {}
+
+
+def _statements() -> _Statements:
+    dialect = db.engine.dialect.name  # SQLite has no FOR UPDATE: the statements differ
+    statements = _STATEMENTS.get(dialect)
+    if statements is None:
+        statements = _STATEMENTS[dialect] = _Statements()
+    return statements
+
+
 def lock_session(session_id: int) -> TrainingSession:
     """Start the write transaction and lock the session row; loaded fresh, with its course."""
     begin_write()
-    session = db.session.scalar(
-        _for_update(
-            select(TrainingSession)
-            .where(TrainingSession.id == session_id)
-            .options(joinedload(TrainingSession.course, innerjoin=True)),
-            TrainingSession,
-        ).execution_options(populate_existing=True)
-    )
+    session = db.session.scalar(_statements().lock_session, {"sid": session_id})
     if session is None:
         raise NotFound(_("研修回が見つかりません。"))
     return session
@@ -67,32 +152,7 @@ def lock_session_for(session_id: int, staff_member_id: int) -> tuple[TrainingSes
     The clashes are read as committed when the statement began. That is enough: whatever
     adds to the staff member's enrollments holds their row lock, which the caller took first.
     Returns ``(session, id of the active enrollment or None, id of the overlapping one or None)``."""
-    mine = aliased(Enrollment)
-    other = aliased(TrainingSession)
-    same = (
-        select(mine.id)
-        .where(mine.session_id == TrainingSession.id, mine.staff_member_id == staff_member_id,
-               mine.status.in_(ACTIVE_STATUSES))
-        .limit(1)
-        .scalar_subquery()
-    )
-    overlapping = (
-        select(mine.id)
-        .join(other, other.id == mine.session_id)
-        .where(mine.staff_member_id == staff_member_id, mine.session_id != TrainingSession.id,
-               mine.status == CONFIRMED, other.status == SCHEDULED,
-               other.starts_at < TrainingSession.ends_at, other.ends_at > TrainingSession.starts_at)
-        .limit(1)
-        .scalar_subquery()
-    )
-    row = db.session.execute(
-        _for_update(
-            select(TrainingSession, same, overlapping)
-            .where(TrainingSession.id == session_id)
-            .options(joinedload(TrainingSession.course, innerjoin=True)),
-            TrainingSession,
-        ).execution_options(populate_existing=True)
-    ).first()
+    row = db.session.execute(_statements().lock_session_for, {"sid": session_id, "staff": staff_member_id}).first()
     if row is None:
         raise NotFound(_("研修回が見つかりません。"))
     return row[0], row[1], row[2]
@@ -100,27 +160,16 @@ def lock_session_for(session_id: int, staff_member_id: int) -> tuple[TrainingSes
 
 def lock_quota(session_id: int, municipality_id: int) -> SessionQuota | None:
     """The municipality's quota row of the session (locked), or None: no quota of its own."""
-    return db.session.scalar(
-        _for_update(
-            select(SessionQuota).where(SessionQuota.session_id == session_id,
-                                       SessionQuota.municipality_id == municipality_id)
-        ).execution_options(populate_existing=True)
-    )
+    return db.session.scalar(_statements().lock_quota, {"sid": session_id, "mid": municipality_id})
 
 
 def lock_quotas(session_id: int) -> list[SessionQuota]:
     """Every quota row of the session (locked)."""
-    return list(db.session.scalars(
-        _for_update(select(SessionQuota).where(SessionQuota.session_id == session_id)).execution_options(
-            populate_existing=True)
-    ))
+    return list(db.session.scalars(_statements().lock_quotas, {"sid": session_id}))
 
 
 def lock_staff(staff_member_id: int) -> StaffMember:
-    member = db.session.scalar(
-        _for_update(select(StaffMember).where(StaffMember.id == staff_member_id)).execution_options(
-            populate_existing=True)
-    )
+    member = db.session.scalar(_statements().lock_staff, {"id": staff_member_id})
     if member is None:
         raise NotFound(_("職員が見つかりません。"))
     return member
@@ -128,44 +177,22 @@ def lock_staff(staff_member_id: int) -> StaffMember:
 
 def lock_staff_of_user(user_id: int) -> StaffMember | None:
     """The roster entry linked to the user (locked), or None."""
-    return db.session.scalar(
-        _for_update(select(StaffMember).where(StaffMember.user_id == user_id)).execution_options(
-            populate_existing=True)
-    )
+    return db.session.scalar(_statements().lock_staff_of_user, {"uid": user_id})
 
 
 def active_enrollment(session_id: int, staff_member_id: int) -> Enrollment | None:
-    return db.session.scalar(
-        select(Enrollment).where(Enrollment.session_id == session_id, Enrollment.staff_member_id == staff_member_id,
-                                 Enrollment.status.in_(ACTIVE_STATUSES))
-    )
+    return db.session.scalar(_statements().active_enrollment, {"sid": session_id, "staff": staff_member_id})
 
 
 def overlapping_confirmed(session: TrainingSession, staff_member_id: int) -> Enrollment | None:
     """A confirmed enrollment of the staff member in another scheduled session at the same time."""
-    return db.session.scalar(
-        select(Enrollment)
-        .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
-        .where(
-            Enrollment.staff_member_id == staff_member_id,
-            Enrollment.status == CONFIRMED,
-            Enrollment.session_id != session.id,
-            TrainingSession.status == SCHEDULED,
-            TrainingSession.starts_at < session.ends_at,
-            TrainingSession.ends_at > session.starts_at,
-        )
-        .limit(1)
-    )
+    return db.session.scalar(_statements().overlapping_confirmed, {
+        "staff": staff_member_id, "sid": session.id, "starts": session.starts_at, "ends": session.ends_at})
 
 
 def waitlisted(session_id: int) -> list[Enrollment]:
     """The session's waitlist in order of arrival (fresh)."""
-    return list(db.session.scalars(
-        select(Enrollment)
-        .where(Enrollment.session_id == session_id, Enrollment.status == WAITLISTED)
-        .order_by(Enrollment.arrival_seq)
-        .execution_options(populate_existing=True)
-    ))
+    return list(db.session.scalars(_statements().waitlisted, {"sid": session_id}))
 
 
 def add_enrollment(session: TrainingSession, member: StaffMember, *, status: str, source: str, actor_id: int | None,
@@ -174,19 +201,15 @@ def add_enrollment(session: TrainingSession, member: StaffMember, *, status: str
     """Insert the enrollment (flushed). A new arrival is numbered one more than the
     session's latest by the INSERT itself; a swap keeps the seat's ``arrival_seq``."""
     if arrival_seq is None:
-        earlier = aliased(Enrollment)
-        arrival = (
-            select(func.coalesce(func.max(earlier.arrival_seq), 0) + 1)
-            .where(earlier.session_id == session.id)
-            .scalar_subquery()
-        )
+        # Read under the session's lock: arrivals are numbered one at a time.
+        arrival_seq = db.session.scalar(_statements().next_arrival, {"sid": session.id})
     enrollment = Enrollment(
         session_id=session.id,
         staff_member_id=member.id,
         municipality_id=member.municipality_id,
         status=status,
         source=source,
-        arrival_seq=arrival if arrival_seq is None else arrival_seq,
+        arrival_seq=arrival_seq,
         requested_at=now,
         requested_by_id=actor_id,
         confirmed_at=now if status == CONFIRMED else None,
@@ -203,23 +226,14 @@ def count_seats(session: TrainingSession, quota: SessionQuota | None, delta: int
     """Move the confirmed counters by ``delta`` with one UPDATE each (their CHECK
     constraints refuse an overbooking) and keep the loaded rows in step."""
     db.session.flush()  # pending changes (a new capacity, say) first: the constraints see them
-    sessions = TrainingSession.__table__
-    count, updated = db.session.execute(
-        sessions.update()
-        .where(sessions.c.id == session.id)
-        .values(confirmed_count=sessions.c.confirmed_count + delta, updated_at=utcnow())
-        .returning(sessions.c.confirmed_count, sessions.c.updated_at)
-    ).one()
+    statements = _statements()
+    connection = db.session.connection()
+    count, updated = connection.execute(
+        statements.count_session_seats, {"sid": session.id, "delta": delta, "now": utcnow()}).one()
     set_committed_value(session, "confirmed_count", count)
     set_committed_value(session, "updated_at", updated)
     if quota is not None:
-        quotas = SessionQuota.__table__
-        count = db.session.execute(
-            quotas.update()
-            .where(quotas.c.id == quota.id)
-            .values(confirmed_count=quotas.c.confirmed_count + delta)
-            .returning(quotas.c.confirmed_count)
-        ).scalar_one()
+        count = connection.execute(statements.count_quota_seats, {"qid": quota.id, "delta": delta}).scalar_one()
         set_committed_value(quota, "confirmed_count", count)
 
 
