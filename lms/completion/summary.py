@@ -29,6 +29,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from sqlalchemy import (
+    Integer,
     and_,
     bindparam,
     delete,
@@ -109,10 +110,11 @@ def _statement(kind: str, dialect: str, by_course: bool, by_municipality: bool, 
     if shape in _STATEMENTS:
         return _STATEMENTS[shape]
 
-    fy = bindparam("fy")
+    fy = bindparam("fy", type_=Integer)
     in_year = and_(TrainingSession.starts_at >= bindparam("start"), TrainingSession.starts_at < bindparam("end"))
-    courses, municipalities = bindparam("course_ids", expanding=True), bindparam("municipality_ids", expanding=True)
-    staff = bindparam("staff_ids", expanding=True)
+    courses = bindparam("course_ids", expanding=True, type_=Integer)
+    municipalities = bindparam("municipality_ids", expanding=True, type_=Integer)
+    staff = bindparam("staff_ids", expanding=True, type_=Integer)
     if kind == "enrolled":
         stmt = (
             select(Enrollment.municipality_id, TrainingSession.course_id, *_enrolled_counts())
@@ -575,7 +577,7 @@ def _enrolled_statements(dialect: str) -> dict:
     statements = _ENROLLED_STATEMENTS.get(dialect)
     if statements is not None:
         return statements
-    from sqlalchemy import Integer, and_, true
+    from sqlalchemy import true
     from sqlalchemy.types import DateTime
 
 

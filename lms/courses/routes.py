@@ -44,8 +44,8 @@ bp = Blueprint("courses", __name__)
 @login_required
 def catalogue():
     filters = cat.CatalogueFilters.from_args(request.args)
-    page = request.args.get("page", "1")
-    page = int(page) if page.isdigit() and 0 < int(page) < 100000 else 1
+    page_arg = request.args.get("page", "1")
+    page = int(page_arg) if page_arg.isdigit() and 0 < int(page_arg) < 100000 else 1
     pagination, rows = cat.catalogue_page(filters, current_user.municipality_id, page)
     categories = cat.category_choices()
     return render_template(
@@ -88,8 +88,8 @@ def course_detail(course_id: int):
 @role_required(TRAINER, PLATFORM_ADMIN)
 def manage():
     status = request.args.get("status", "")
-    page = request.args.get("page", "1")
-    page = int(page) if page.isdigit() and int(page) > 0 else 1
+    page_arg = request.args.get("page", "1")
+    page = int(page_arg) if page_arg.isdigit() and int(page_arg) > 0 else 1
     pagination = db.paginate(services.managed_courses_query(current_user, status), page=page, per_page=30,
                              error_out=False)
     counts = services.session_counts([c.id for c in pagination.items])

@@ -257,7 +257,7 @@ def cancel_course(actor, course: Course, reason: str = "") -> list[TrainingSessi
     ).all()
     cancelled = []
     for session_id in session_ids:
-        session = db.session.get(TrainingSession, session_id)
+        session = db.session.get_one(TrainingSession, session_id)
         if as_utc(session.starts_at) <= now:
             continue
         cancel_session(actor, session, reason or _("研修の中止"))
@@ -339,7 +339,7 @@ def _validate_session(data: SessionInput, session: TrainingSession | None) -> No
                 raise InvalidInput(_("割当人数は0以上の数で入力してください。"), field="quotas")
             held = existing[mid].confirmed_count if mid in existing else 0
             if seats < held:
-                name = db.session.get(Municipality, mid).name
+                name = db.session.get_one(Municipality, mid).name
                 raise InvalidInput(
                     _("%(name)s の割当人数は確定済みの人数（%(n)d人）より少なくできません。", name=name, n=held),
                     field="quotas",

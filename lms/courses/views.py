@@ -25,13 +25,13 @@ class SessionView:
     why_not_cancel: str = ""
 
 
-def session_views(course: Course, user=None) -> list[SessionView]:
+def session_views(course: Course) -> list[SessionView]:
     """Upcoming sessions first (soonest first), then past and cancelled ones, with their
     seats and waitlist (the session row's ``waitlisted_count``).
 
     The learner's own place and buttons are filled in by the enrollment area
     (``lms.enrollment.course_page.learner_sessions``, called by the course page's template):
-    courses do not know about enrollments. ``user`` is not used (kept for callers)."""
+    courses do not know about enrollments."""
     now = utcnow()
     views = []
     for s in course.sessions:

@@ -295,10 +295,10 @@ def deliver_due_mail(*, limit: int = 200, now: datetime | None = None) -> Delive
         if claimed_at is None:
             report.skipped += 1
             continue
-        mail = db.session.get(OutboxMail, mail_id)
+        mail = db.session.get_one(OutboxMail, mail_id)
         if not mail.body_text and mail.enrollment_id is not None:  # queued uncomposed: compose it first
             begin_write()
-            mail = db.session.get(OutboxMail, mail_id)
+            mail = db.session.get_one(OutboxMail, mail_id)
             compose_mail(mail)
             db.session.commit()
         mine = and_(OutboxMail.id == mail_id, OutboxMail.status == SENDING, OutboxMail.claimed_at == claimed_at)
