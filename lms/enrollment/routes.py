@@ -74,10 +74,10 @@ def _refused(exc: DomainError, back: str):
     return redirect(back)
 
 
-def _done(enrollment: Enrollment, message: str, back: str, status: int = 200):
+def _done(enrollment_id: int, enrollment_status: str, message: str, back: str, status: int = 200):
     if _wants_json():
-        return jsonify(ok=True, enrollment_id=enrollment.id, status=enrollment.status, message=message), status
-    flash(message, "success" if enrollment.status == CONFIRMED else "info")
+        return jsonify(ok=True, enrollment_id=enrollment_id, status=enrollment_status, message=message), status
+    flash(message, "success" if enrollment_status == CONFIRMED else "info")
     return redirect(back)
 
 
@@ -91,7 +91,8 @@ def enroll(session_id: int):
         enrollment = services.enroll_self(session_id, current_user)
     except DomainError as exc:
         return _refused(exc, back)
-    return _done(enrollment, enrollment.outcome_message, back, 201)
+    outcome = enrollment.outcome  # as decided, without reading the committed row back
+    return _done(outcome.enrollment_id, outcome.status, outcome.message, back, 201)
 
 
 @bp.post("/enrollments/<int:enrollment_id>/cancel")
@@ -108,7 +109,7 @@ def cancel(enrollment_id: int):
     message = _("受講申込を取り消しました。")
     if enrollment.late_cancellation:
         message = _("受講申込を取り消しました（キャンセル期限後の取消として記録しました）。")
-    return _done(enrollment, message, back)
+    return _done(enrollment.id, enrollment.status, message, back)
 
 
 @bp.get("/me")

@@ -109,6 +109,15 @@ class NoRosterEntry(NotEligible):
     """The signed-in user has no roster entry, and none could be linked or created."""
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """A new arrival as decided: what the answer to the learner says."""
+
+    enrollment_id: int
+    status: str
+    message: str
+
+
 # ---------------------------------------------------------------- transactions
 
 ATTEMPTS = 6
@@ -227,9 +236,10 @@ def _arrive(session: TrainingSession, member: StaffMember, actor, source: str, n
     _changed(enrollment, None, actor, _NOTICE_FOR[status], position)
     if status == CONFIRMED:
         signals.attendees_changed.send(session, actor=actor)
-    # Where they stand at commit (plain attributes, for the answer).
+    # Where they stand at commit (plain attributes, for the answer: not expired by the commit).
     enrollment.position_at_arrival = position
     enrollment.outcome_message = status_message(enrollment, position)
+    enrollment.outcome = Outcome(enrollment.id, status, enrollment.outcome_message)
     return enrollment
 
 
