@@ -1,11 +1,13 @@
 """The dashboard summaries (CourseYearSummary, StaffYearSummary), kept in step with the data.
 
-Every ORM flush that adds, changes or deletes an enrollment, an attendance row, a
-completion or a session's start or course (or moves a staff member to another
-municipality) records which summary keys it may have changed; when the transaction
-commits, those keys are recomputed from the base tables and written, in the same
-transaction, before the commit. So the summaries are never stale and a failed write
-leaves them untouched.
+An enrollment's change of status is published by the enrollment area
+(``enrollment_status_changed``; lms/completion/receivers.py records it here), so its
+writes need not go through the ORM; every ORM flush that adds, changes or deletes an
+enrollment, an attendance row, a completion or a session's start or course (or moves a
+staff member to another municipality) is recorded too. When the transaction commits, the
+summary keys they may have changed are recomputed from the base tables and written, in
+the same transaction, before the commit. So the summaries are never stale and a failed
+write leaves them untouched.
 
 Keys are recomputed, not adjusted by +1/-1: idempotent, and right whatever the change.
 A change to a few enrollments only (an enrollment, a cancellation and its promotion, a
@@ -450,6 +452,19 @@ def _collect_after(session: Session, _flush_context) -> None:
             if kind == "new" and model.__name__ in ("TrainingSession", "StaffMember"):
                 continue  # nothing refers to a new session or staff member yet
             _record(session, model, obj.id, tuple(getattr(obj, n) for n in names))
+
+
+def record_enrollment_change(session: Session, municipality_id: int, session_id: int, staff_member_id: int,
+                             old_status: str | None, new_status: str) -> None:
+    """An enrollment changed status (the enrollment area's ``enrollment_status_changed``,
+    see lms/completion/receivers.py): its keys are recomputed before the commit. Only a
+    change to or from confirmed matters (the summaries count confirmed enrollments)."""
+    key = (municipality_id, session_id, staff_member_id)
+    if new_status == CONFIRMED:
+        _dirty(session).enrollments.add(key)
+    if old_status == CONFIRMED:
+        _dirty(session).enrollments.add(key)
+        _dirty(session).enrollments_left.add(key)
 
 
 @event.listens_for(Session, "before_commit")

@@ -24,7 +24,7 @@ from datetime import datetime
 
 from flask_babel import gettext as _
 from sqlalchemy import Integer, Select, bindparam, func, select
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from lms.common.database import begin_write, is_sqlite
@@ -105,10 +105,15 @@ class _Statements:
             .execution_options(populate_existing=True)
         )
         earlier = enrollments.alias("earlier")
-        self.next_arrival = (
-            select(func.coalesce(func.max(earlier.c.arrival_seq), 0) + 1)
-            .where(earlier.c.session_id == bindparam("sid"))
+        # A new arrival is numbered by its INSERT: one more than the session's latest (the
+        # caller holds the session's lock, so arrivals are numbered one at a time).
+        self.insert_arrival = (
+            enrollments.insert()
+            .values(arrival_seq=select(func.coalesce(func.max(earlier.c.arrival_seq), 0) + 1)
+                    .where(earlier.c.session_id == bindparam("arrival_session")).scalar_subquery())
+            .returning(enrollments.c.id, enrollments.c.arrival_seq)
         )
+        self.insert = enrollments.insert().returning(enrollments.c.id)
         self.count_session_seats = (
             sessions.update()
             .where(sessions.c.id == bindparam("sid"))
@@ -198,27 +203,40 @@ def waitlisted(session_id: int) -> list[Enrollment]:
 def add_enrollment(session: TrainingSession, member: StaffMember, *, status: str, source: str, actor_id: int | None,
                    now: datetime, arrival_seq: int | None = None,
                    replaces: Enrollment | None = None) -> Enrollment:
-    """Insert the enrollment (flushed). A new arrival is numbered one more than the
-    session's latest by the INSERT itself; a swap keeps the seat's ``arrival_seq``."""
+    """Insert the enrollment with one INSERT … RETURNING (no unit-of-work flush) and attach
+    it to the database session as the persistent row it is. A new arrival is numbered by the
+    INSERT itself; a swap keeps the seat's ``arrival_seq``. The change is published by the
+    caller (``enrollment_status_changed``): whoever follows enrollments subscribes to that."""
+    values = {
+        "session_id": session.id,
+        "staff_member_id": member.id,
+        "municipality_id": member.municipality_id,
+        "status": status,
+        "source": source,
+        "requested_at": now,
+        "requested_by_id": actor_id,
+        "confirmed_at": now if status == CONFIRMED else None,
+        "waitlisted_at": now if status == WAITLISTED else None,
+        "decided_at": None,
+        "cancelled_at": None,
+        "late_cancellation": False,
+        "reason": "",
+        "decided_by_id": None,
+        "cancelled_by_id": None,
+        "replaces_enrollment_id": replaces.id if replaces is not None else None,
+        "updated_at": now,
+    }
+    db.session.flush()  # what is pending (a swap's cancelled row) first
+    connection = db.session.connection()
     if arrival_seq is None:
-        # Read under the session's lock: arrivals are numbered one at a time.
-        arrival_seq = db.session.scalar(_statements().next_arrival, {"sid": session.id})
-    enrollment = Enrollment(
-        session_id=session.id,
-        staff_member_id=member.id,
-        municipality_id=member.municipality_id,
-        status=status,
-        source=source,
-        arrival_seq=arrival_seq,
-        requested_at=now,
-        requested_by_id=actor_id,
-        confirmed_at=now if status == CONFIRMED else None,
-        waitlisted_at=now if status == WAITLISTED else None,
-        replaces_enrollment_id=replaces.id if replaces is not None else None,
-        updated_at=now,
-    )
+        new_id, values["arrival_seq"] = connection.execute(
+            _statements().insert_arrival, {**values, "arrival_session": session.id}).one()
+    else:
+        values["arrival_seq"] = arrival_seq
+        new_id = connection.execute(_statements().insert, values).scalar_one()
+    enrollment = Enrollment(id=new_id, **values)
+    make_transient_to_detached(enrollment)
     db.session.add(enrollment)
-    db.session.flush()
     return enrollment
 
 

@@ -104,23 +104,28 @@ def queue_enrollment_notice(
     if compose:
         with db.session.no_autoflush:
             subject, body, ics = compose_enrollment_notice(enrollment, kind, changes=changes, position=position)
-    mail = OutboxMail(
-        dedupe_key=key,
-        kind=kind,
-        to_address=address,
-        to_name=member.full_name,
-        subject=subject[:300],
-        body_text=body,
-        ics=ics,
-        staff_member_id=member.id,
-        enrollment_id=enrollment.id,
-        municipality_id=member.municipality_id,
-        status=QUEUED,
-        attempts=0,
-        next_attempt_at=utcnow(),
-    )
-    db.session.add(mail)
     _deliver_after_commit()
+    values = {
+        "dedupe_key": key,
+        "kind": kind,
+        "to_address": address,
+        "to_name": member.full_name,
+        "subject": subject[:300],
+        "body_text": body,
+        "ics": ics,
+        "staff_member_id": member.id,
+        "enrollment_id": enrollment.id,
+        "municipality_id": member.municipality_id,
+        "status": QUEUED,
+        "attempts": 0,
+        "next_attempt_at": utcnow(),
+    }
+    if fresh and not compose:
+        # A new enrollment's notice, queued under the session's lock: one INSERT, no object.
+        db.session.execute(OutboxMail.__table__.insert(), values)
+        return None
+    mail = OutboxMail(**values)
+    db.session.add(mail)
     return mail
 
 
