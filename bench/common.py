@@ -11,12 +11,17 @@ Databases and the app
         context pushed; on first use creates the schema (``pg_trgm`` + ``db.create_all()``)
         and loads the 63 municipalities. Use it to generate data (bulk inserts with
         ``db.session.execute(insert(Model), rows)``).
-    ``Gunicorn(database_url, workers=2, env=None)``  context manager: starts
+    ``Gunicorn(database_url, workers=2, env=None, app="wsgi:app")``  context manager: starts
         ``gunicorn wsgi:app`` (sync workers, as in production) on a free loopback port with
-        ``LMS_ENV=development``, ``LMS_DEMO_LOGIN=1``, rate limits ON and, as in production,
-        Redis (``BENCH_REDIS_URL``, default db 14, emptied before and after) for the
-        rate-limit counters and the job queue; waits for
-        ``/healthz``; ``.base_url`` is ``http://127.0.0.1:PORT``; stops it on exit.
+        production's settings where the bench allows them: the JSON request log on (written
+        to a file under /tmp, as a log collector would read it), rate limits ON and Redis
+        (``BENCH_REDIS_URL``, default db 14, emptied before and after) for the rate-limit
+        counters and the job queue; ``LMS_ENV=development`` only because the benches sign
+        their learners in with the demo sign-in (``LMS_DEMO_LOGIN=1``), which production
+        refuses. Waits for ``/healthz``; ``.base_url`` is ``http://127.0.0.1:PORT``; stops it
+        on exit. ``app="bench.bare_app:app"`` runs the bare one-file Flask app instead.
+    ``wrk_per_s(base_url, path="/hello", seconds=5, connections=64) -> float``  requests per
+        second of ``path`` measured with ``wrk`` (a C client: its own cost is small).
 
 HTTP (a small asyncio client: one TCP connection per request, as gunicorn's sync workers
 close the connection after every response anyway)
@@ -148,9 +153,11 @@ def free_port() -> int:
 class Gunicorn:
     """``with Gunicorn(url) as server: server.base_url`` — the app under gunicorn."""
 
-    def __init__(self, database_url: str, workers: int = 2, env: dict | None = None):
+    def __init__(self, database_url: str, workers: int = 2, env: dict | None = None, app: str = "wsgi:app"):
         self.database_url = database_url
         self.workers = workers
+        self.app = app
+        self.log_path = Path(f"/tmp/lms_bench_gunicorn_{os.getpid()}_{uuid.uuid4().hex[:6]}.log")
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -159,6 +166,9 @@ class Gunicorn:
             "LMS_ENV": "development",
             "LMS_DEMO_LOGIN": "1",
             "RATELIMIT_ENABLED": "1",
+            # As in production: one JSON line per request.
+            "LMS_LOG_FORMAT": "json",
+            "LMS_LOG_REQUESTS": "1",
             # As in production: rate-limit counters (shared by the workers) and the job
             # queue in Redis. A database of its own, emptied before and after the run.
             "REDIS_URL": BENCH_REDIS_URL,
@@ -177,9 +187,10 @@ class Gunicorn:
             "--bind", f"127.0.0.1:{self.port}",
             "--backlog", "2048",
             "--log-level", "warning",
-            "wsgi:app",
+            self.app,
         ]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env)
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -211,6 +222,8 @@ class Gunicorn:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self._log.close()
+        self.log_path.unlink(missing_ok=True)
         _flush_redis(self.env.get("REDIS_URL"))
 
 
@@ -312,6 +325,9 @@ async def _fetch(host: str, port: int, req: Req) -> Response:
     if req.agent is not None and set_cookies:
         req.agent.absorb(set_cookies)
     return Response(status, headers, set_cookies, payload, elapsed)
+
+
+fetch = _fetch  # one request inside the caller's event loop (for benches that chain requests)
 
 
 def _dechunk(data: bytes) -> bytes:
@@ -424,6 +440,16 @@ def run_load(base_url: str, requests: Sequence[Req] | Iterable[Req], concurrency
 
 def measure_hello(base_url: str, n: int = 4000, concurrency: int = 64) -> LoadResult:
     return run_load(base_url, [Req("GET", "/hello") for _ in range(n)], concurrency=concurrency)
+
+
+def wrk_per_s(base_url: str, path: str = "/hello", seconds: int = 5, connections: int = 64) -> float:
+    """Requests per second of ``path`` measured with wrk (2 threads)."""
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", base_url + path],
+                         capture_output=True, text=True, check=True).stdout
+    match = re.search(r"Requests/sec:\s*([0-9.]+)", out)
+    if match is None:
+        raise RuntimeError(f"wrk printed no rate: {out[-300:]}")
+    return float(match.group(1))
 
 
 # ---------------------------------------------------------------- CPU accounting

@@ -28,6 +28,8 @@ class Attendance(db.Model):
             "staff_member_id",
             unique=True,
         ),
+        # Covering index for the dashboards (lms.completion.reports: index-only scans).
+        Index("ix_attendance_staff_reporting", "staff_member_id", "attended", "session_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -2,15 +2,16 @@
 
 Receivers run synchronously inside the sender's transaction (so an outbox row or a
 queued job is committed together with the change, or not at all). Receivers must not
-commit. Connect receivers in the area's ``signals.py`` / ``services.py`` imported by
-``lms.signals_wiring``.
+commit. A higher layer connects its receivers in its ``receivers.py``, which the app
+factory imports.
 """
 
 from blinker import Namespace
 
 _events = Namespace()
 
-# sender: the TrainingSession. kwargs: actor, changes (dict of field -> (old, new)).
+# sender: the TrainingSession (its row locked). kwargs: actor, changes (dict of field -> (old,
+# new); "quotas": ({municipality_id: seats} before, after)); session_cancelled also reason.
 session_created = _events.signal("session-created")
 session_updated = _events.signal("session-updated")
 session_cancelled = _events.signal("session-cancelled")
@@ -18,7 +19,10 @@ session_cancelled = _events.signal("session-cancelled")
 # sender: the TrainingSession whose set of confirmed enrollees changed. kwargs: actor.
 attendees_changed = _events.signal("attendees-changed")
 
-# sender: the Enrollment. kwargs: old_status, new_status, actor.
+# sender: the Enrollment (flushed, its session's row locked). kwargs: old_status (None for a
+# new arrival), new_status, actor, notice (the kind of notice the learner gets: "confirmed",
+# "waitlisted", "pending", "promoted", "rejected", "cancelled"), position (a new arrival's
+# waitlist position, or None).
 enrollment_status_changed = _events.signal("enrollment-status-changed")
 
 # sender: None. kwargs: staff_member_id, session_id (attendance rows changed).
@@ -34,3 +38,7 @@ access_denied = _events.signal("access-denied")
 # sender: the User just signed in through Entra (created or updated, flushed; the caller
 # commits). lms.roster links the user to their roster entry.
 user_signed_in = _events.signal("user-signed-in")
+
+# sender: the Course about to go back to draft. kwargs: actor. A receiver refuses by raising
+# InvalidInput (the enrollment area, while people hold places in its sessions).
+course_unpublishing = _events.signal("course-unpublishing")

@@ -30,6 +30,9 @@ class Completion(db.Model):
         Index("ix_completion_course_year_status_municipality", "course_id", "fiscal_year", "status",
               "municipality_id", postgresql_include=["staff_member_id", "method", "completed_at"]),
         Index("ix_completion_municipality_year", "municipality_id", "fiscal_year"),
+        # Covering index for the dashboards (lms.completion.reports: index-only scans).
+        Index("ix_completion_municipality_reporting", "municipality_id", "fiscal_year", "status",
+              postgresql_include=["staff_member_id", "course_id", "method", "completed_at"]),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -137,33 +140,3 @@ class StaffYearSummary(db.Model):
     staff_member_id: Mapped[int] = mapped_column(ForeignKey("staff_member.id"), primary_key=True)
     enrolled_courses: Mapped[int] = mapped_column(default=0)
     completed_courses: Mapped[int] = mapped_column(default=0)
-
-
-# ---------------------------------------------------------------- reporting indexes
-#
-# Covering indexes for the dashboards (lms.completion.reports): a municipality's rows are
-# found through its staff, and these let PostgreSQL answer from the index alone
-# (index-only scans) instead of visiting a heap page per row. Declared here, on the
-# tables of other areas, because only the reports need them; they change no behaviour.
-
-
-def _reporting_indexes() -> None:
-    from lms.attendance.models import Attendance
-    from lms.enrollment.models import Enrollment
-    from lms.roster.models import StaffMember
-
-    Index("ix_enrollment_staff_reporting", Enrollment.staff_member_id, Enrollment.status, Enrollment.session_id)
-    Index("ix_enrollment_municipality_reporting", Enrollment.municipality_id, Enrollment.status,
-          Enrollment.session_id, Enrollment.staff_member_id)
-    Index("ix_attendance_staff_reporting", Attendance.staff_member_id, Attendance.attended, Attendance.session_id)
-    Index(
-        "ix_staff_member_reporting", StaffMember.municipality_id, StaffMember.status,
-        postgresql_include=["department", "job_title", "hired_on", "user_id"],
-    )
-    Index(
-        "ix_completion_municipality_reporting", Completion.municipality_id, Completion.fiscal_year,
-        Completion.status, postgresql_include=["staff_member_id", "course_id", "method", "completed_at"],
-    )
-
-
-_reporting_indexes()

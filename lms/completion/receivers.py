@@ -1,9 +1,17 @@
-"""Completions follow attendance and viewing: recomputed in the sender's transaction."""
+"""Completions follow attendance and viewing, and the dashboard summaries follow enrollments:
+recomputed in the sender's transaction."""
 
 from __future__ import annotations
 
-from lms.common.signals import attendance_changed, viewing_changed
-from lms.completion import summary  # noqa: F401  (keeps the dashboard summaries in step: ORM session events)
+from lms.common.signals import attendance_changed, enrollment_status_changed, viewing_changed
+from lms.completion import summary
+from lms.extensions import db
+
+
+@enrollment_status_changed.connect
+def _on_enrollment_status_changed(enrollment, old_status: str | None = None, new_status: str = "", **_kw):
+    summary.record_enrollment_change(db.session(), enrollment.municipality_id, enrollment.session_id,
+                                     enrollment.staff_member_id, old_status, new_status or enrollment.status)
 
 
 @attendance_changed.connect

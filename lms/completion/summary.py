@@ -1,17 +1,18 @@
 """The dashboard summaries (CourseYearSummary, StaffYearSummary), kept in step with the data.
 
-Every ORM flush that adds, changes or deletes an enrollment, an attendance row, a
-completion or a session's start or course (or moves a staff member to another
-municipality) records which summary keys it may have changed; when the transaction
-commits, those keys are recomputed from the base tables and written, in the same
-transaction, before the commit. So the summaries are never stale and a failed write
-leaves them untouched.
+An enrollment's change of status is published by the enrollment area
+(``enrollment_status_changed``; lms/completion/receivers.py records it here), so its
+writes need not go through the ORM; every ORM flush that adds, changes or deletes an
+enrollment, an attendance row, a completion or a session's start or course (or moves a
+staff member to another municipality) is recorded too. When the transaction commits, the
+summary keys they may have changed are recomputed from the base tables and written, in
+the same transaction, before the commit. So the summaries are never stale and a failed
+write leaves them untouched.
 
 Keys are recomputed, not adjusted by +1/-1: idempotent, and right whatever the change.
 A change to a few enrollments only (an enrollment, a cancellation and its promotion, a
-swap) recomputes each key with one INSERT … SELECT … ON CONFLICT statement, sent with the
-transaction's other writes deferred to the commit (``lms.common.database.defer``: one
-round trip on PostgreSQL); larger or other changes read the figures and write them.
+swap) recomputes each key with one INSERT … SELECT … ON CONFLICT statement; larger or
+other changes read the figures and write them.
 On PostgreSQL each key is first locked (a transaction-scoped advisory lock, taken in a
 fixed order, so two writers cannot deadlock on them); the recomputation then runs
 under READ COMMITTED after the lock, so it sees every change committed by an earlier
@@ -30,6 +31,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from sqlalchemy import (
+    Integer,
     and_,
     bindparam,
     delete,
@@ -45,7 +47,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from lms.common.database import before_commit_writer, defer
+from lms.attendance.models import Attendance
 from lms.common.timeutil import as_utc, fiscal_year_bounds, fiscal_year_of
 from lms.completion.models import (
     COMPLETED,
@@ -57,7 +59,9 @@ from lms.completion.models import (
     CourseYearSummary,
     StaffYearSummary,
 )
-from lms.enrollment.models import CONFIRMED as _CONFIRMED
+from lms.courses.models import TrainingSession
+from lms.enrollment.models import CONFIRMED, Enrollment
+from lms.roster.models import StaffMember
 
 METHOD_COLUMNS = {VIA_LIVE: "completed_live", VIA_ARCHIVE: "completed_archive", VIA_BOTH: "completed_both",
                   VIA_MANUAL: "completed_manual"}
@@ -107,15 +111,12 @@ def _statement(kind: str, dialect: str, by_course: bool, by_municipality: bool, 
     shape = (kind, dialect, by_course, by_municipality, by_staff)
     if shape in _STATEMENTS:
         return _STATEMENTS[shape]
-    from lms.attendance.models import Attendance
-    from lms.courses.models import TrainingSession
-    from lms.enrollment.models import CONFIRMED, Enrollment
-    from lms.roster.models import StaffMember
 
-    fy = bindparam("fy")
+    fy = bindparam("fy", type_=Integer)
     in_year = and_(TrainingSession.starts_at >= bindparam("start"), TrainingSession.starts_at < bindparam("end"))
-    courses, municipalities = bindparam("course_ids", expanding=True), bindparam("municipality_ids", expanding=True)
-    staff = bindparam("staff_ids", expanding=True)
+    courses = bindparam("course_ids", expanding=True, type_=Integer)
+    municipalities = bindparam("municipality_ids", expanding=True, type_=Integer)
+    staff = bindparam("staff_ids", expanding=True, type_=Integer)
     if kind == "enrolled":
         stmt = (
             select(Enrollment.municipality_id, TrainingSession.course_id, *_enrolled_counts())
@@ -174,8 +175,6 @@ def _statement(kind: str, dialect: str, by_course: bool, by_municipality: bool, 
 def _enrollments_with_completions(fy):
     """Enrollments with their session, and the staff member's completion of that course in
     fiscal year ``fy`` for the same municipality (outer): what "enrolled" and "done" count."""
-    from lms.courses.models import TrainingSession
-    from lms.enrollment.models import Enrollment
 
     return (
         Enrollment.__table__
@@ -192,7 +191,6 @@ def _enrollments_with_completions(fy):
 
 def _enrolled_counts():
     """The "enrolled" and "done" figures over ``_enrollments_with_completions``."""
-    from lms.enrollment.models import Enrollment
 
     return (func.count(func.distinct(Enrollment.staff_member_id)), func.count(func.distinct(Completion.staff_member_id)))
 
@@ -347,9 +345,6 @@ class Dirty:
     completions: set = field(default_factory=set)  # (municipality_id, fiscal_year, course_id, staff_member_id)
     sessions: set = field(default_factory=set)  # (session_id, course_id, starts_at) before and after
     staff_moves: set = field(default_factory=set)  # (staff_member_id, municipality_id) before and after
-    # {session_id: (course_id, starts_at)} of sessions whose row this transaction holds
-    # locked (a rescheduling cannot commit before it): no need to read them again.
-    locked_sessions: dict = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.enrollments or self.attendance or self.completions or self.sessions or self.staff_moves)
@@ -364,10 +359,6 @@ def _dirty(session: Session) -> Dirty:
 
 def _watched():
     """{model: (columns that matter, the Dirty set they go to, how many leading columns make the key)}."""
-    from lms.attendance.models import Attendance
-    from lms.courses.models import TrainingSession
-    from lms.enrollment.models import Enrollment
-    from lms.roster.models import StaffMember
 
     return {
         Enrollment: (("municipality_id", "session_id", "staff_member_id", "status"), "enrollments", 3),
@@ -387,7 +378,7 @@ def _changed(obj, names: tuple[str, ...]) -> bool:
 def _record(session: Session, model, obj_id, values: tuple, before: bool = False) -> None:
     """``before``: ``values`` are the row's state before the change (it may leave a key)."""
     names, target, width = _watched()[model]
-    if target == "enrollments" and values[3] != _CONFIRMED:
+    if target == "enrollments" and values[3] != CONFIRMED:
         # The summaries count confirmed enrollments only: a state that is not confirmed
         # (a waitlisted or pending arrival, a cancellation of someone waiting) changes
         # nothing in them. A change to or from confirmed is recorded by its confirmed side.
@@ -463,18 +454,20 @@ def _collect_after(session: Session, _flush_context) -> None:
             _record(session, model, obj.id, tuple(getattr(obj, n) for n in names))
 
 
-def note_inserted(session: Session, obj, locked_session=None) -> None:
-    """Record a row inserted by an INSERT statement (not by a flush, which is recorded by
-    itself), so that the summaries it touches are recomputed before the commit.
-    ``locked_session``: its training session, when the caller holds that row's lock."""
-    model = type(obj)
-    names = _watched()[model][0]
-    _record(session, model, obj.id, tuple(getattr(obj, n) for n in names))
-    if locked_session is not None:
-        _dirty(session).locked_sessions[locked_session.id] = (locked_session.course_id, locked_session.starts_at)
+def record_enrollment_change(session: Session, municipality_id: int, session_id: int, staff_member_id: int,
+                             old_status: str | None, new_status: str) -> None:
+    """An enrollment changed status (the enrollment area's ``enrollment_status_changed``,
+    see lms/completion/receivers.py): its keys are recomputed before the commit. Only a
+    change to or from confirmed matters (the summaries count confirmed enrollments)."""
+    key = (municipality_id, session_id, staff_member_id)
+    if new_status == CONFIRMED:
+        _dirty(session).enrollments.add(key)
+    if old_status == CONFIRMED:
+        _dirty(session).enrollments.add(key)
+        _dirty(session).enrollments_left.add(key)
 
 
-@before_commit_writer
+@event.listens_for(Session, "before_commit")
 def _write_before_commit(session: Session) -> None:
     # before_commit runs before the commit's own flush: flush now, so that its changes are recorded.
     session.flush()
@@ -491,22 +484,12 @@ def _forget(session: Session, transaction) -> None:
 
 def apply(session: Session, dirty: Dirty) -> None:
     """Recompute every summary key the recorded changes may have touched."""
-    from lms.attendance.models import Attendance
-    from lms.courses.models import TrainingSession
-    from lms.enrollment.models import Enrollment
-    from lms.roster.models import StaffMember
 
     course_keys: dict[tuple[int, int, int], set[str]] = defaultdict(set)
     staff_keys: set[tuple[int, int, int]] = set()
     session_ids = {sid for _m, sid, _s in dirty.enrollments} | {sid for _s, sid in dirty.attendance}
     sessions = {}
-    unknown = set()
-    for sid in session_ids:
-        if sid in dirty.locked_sessions:  # read under the session's lock: current
-            cid, starts_at = dirty.locked_sessions[sid]
-            sessions[sid] = (cid, fiscal_year_of(as_utc(starts_at)))
-        else:
-            unknown.add(sid)
+    unknown = session_ids
     if unknown:
         for sid, cid, starts_at in session.execute(
             select(TrainingSession.id, TrainingSession.course_id, TrainingSession.starts_at)
@@ -561,9 +544,8 @@ def apply(session: Session, dirty: Dirty) -> None:
     lock_keys = [("course", *k) for k in course_keys] + [("staff", *k) for k in staff_keys]
     if len(lock_keys) <= _DEFER_KEYS and all(parts == {"enrolled"} for parts in course_keys.values()):
         # Enrollments only, a few keys (an enrollment, a cancellation with its promotion, a
-        # swap): each key is recomputed and written by one statement, and those statements
-        # go with the transaction's other deferred writes (one round trip on PostgreSQL).
-        _defer_enrolled_keys(session, lock_keys, course_keys, staff_keys, may_drop)
+        # swap): each key is recomputed and written by one statement.
+        _write_enrolled_keys(session, lock_keys, course_keys, staff_keys, may_drop)
         return
     _lock(session, lock_keys)
     refresh_course_keys(session, course_keys)
@@ -581,41 +563,38 @@ _LOCK_SQL = text("SELECT count(pg_advisory_xact_lock(:ns, k)) FROM (SELECT unnes
                  "ORDER BY k) AS ordered")
 
 
-def _defer_enrolled_keys(session: Session, lock_keys: list[tuple], course_keys: dict, staff_keys: set,
+def _write_enrolled_keys(session: Session, lock_keys: list[tuple], course_keys: dict, staff_keys: set,
                         may_drop: set) -> None:
-    """Defer, to the commit, the advisory lock on the keys (PostgreSQL) and then for each key
+    """Take the advisory lock on the keys (PostgreSQL) and then for each key
     one INSERT … SELECT … ON CONFLICT DO UPDATE that recomputes its enrollment figures from
     the base tables, and, for a key that a confirmed enrollment left (``may_drop``), a
     DELETE of the row should every figure be zero (a key that only gained one keeps a
-    count of at least one). Each statement starts after the one before it has finished,
-    so the recomputation reads after the lock."""
+    count of at least one). The recomputation reads after the lock (READ COMMITTED)."""
     dialect = session.get_bind().dialect.name
     statements = _enrolled_statements(dialect)
     if dialect == "postgresql":
-        defer(session, _LOCK_SQL, {"ns": _LOCK_CLASS, "keys": _lock_hashes(lock_keys)})
+        session.execute(_LOCK_SQL, {"ns": _LOCK_CLASS, "keys": _lock_hashes(lock_keys)})
     for kind, keys, third in (("course", course_keys, "cid"), ("staff", staff_keys, "sid")):
         for mid, fy, other in sorted(k for k in keys if None not in k):
             start, end = fiscal_year_bounds(fy)
             key = {"mid": mid, "fy": fy, third: other}
-            defer(session, statements[f"{kind}_upsert"], {**key, "start": start, "end": end})
+            session.execute(statements[f"{kind}_upsert"], {**key, "start": start, "end": end})
             if (kind, mid, fy, other) in may_drop:
-                defer(session, statements[f"{kind}_zero"], key)
+                session.execute(statements[f"{kind}_zero"], key)
 
 
 _ENROLLED_STATEMENTS: dict[str, dict] = {}
 
 
 def _enrolled_statements(dialect: str) -> dict:
-    """The per-key statements of ``_defer_enrolled_keys``, built once per dialect. Their
+    """The per-key statements of ``_write_enrolled_keys``, built once per dialect. Their
     figures are those of ``course_figures`` (the "enrolled" part) and ``staff_figures``."""
     statements = _ENROLLED_STATEMENTS.get(dialect)
     if statements is not None:
         return statements
-    from sqlalchemy import Integer, and_, true
+    from sqlalchemy import true
     from sqlalchemy.types import DateTime
 
-    from lms.courses.models import TrainingSession
-    from lms.enrollment.models import CONFIRMED, Enrollment
 
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
@@ -681,7 +660,6 @@ def _enrolled_statements(dialect: str) -> dict:
 
 def fiscal_years(session: Session) -> list[int]:
     """Every fiscal year with sessions or completions."""
-    from lms.courses.models import TrainingSession
 
     first, last = session.execute(select(func.min(TrainingSession.starts_at), func.max(TrainingSession.starts_at))).one()
     years = set(session.scalars(select(Completion.fiscal_year).distinct()))

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
-from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import Integer, bindparam, case, event, exists, func, literal, or_, select
 from sqlalchemy.orm import Session
 
@@ -268,43 +267,71 @@ def catalogue_select(filters: CatalogueFilters, municipality_id: int | None, now
     return stmt, _params(filters, municipality_id, now or utcnow())
 
 
-class CataloguePagination(Pagination):
-    """``db.paginate``'s Pagination, filled by one statement per page (items and total together)."""
+@dataclass
+class CataloguePage:
+    """One page of the catalogue, with what the pagination macro (templates/_macros.html) reads."""
 
-    def _query_items(self) -> list[CatalogueRow]:
-        args = self._query_args
-        page_stmt, _count = _statements(args["shape"])
-        # A Core statement: run on the session's connection, skipping the ORM's per-statement work.
-        rows = db.session.connection().execute(
-            page_stmt, {**args["params"], "limit": self.per_page, "offset": self._query_offset}
-        ).all()
-        self._total = int(rows[0].total) if rows else None
-        return [
-            CatalogueRow(
-                CourseCard(r.id, r.title, r.summary, r.category_id, bool(r.requires_approval), bool(r.eligible_all)),
-                CourseFigures(as_utc(r.next_start), int(r.sessions or 0), int(r.free_seats or 0)),
-                bool(r.eligible_all) or bool(r.listed),
-            )
-            for r in rows
-        ]
+    page: int
+    per_page: int
+    total: int
+    items: list[CatalogueRow]
 
-    def _query_count(self) -> int:
-        if self._total is not None:
-            return self._total
-        if self.page == 1:
-            return 0
-        # Past the last page: count separately (rare).
-        _page, count_stmt = _statements(self._query_args["shape"])
-        return db.session.scalar(count_stmt, self._query_args["params"])
+    @property
+    def pages(self) -> int:
+        return max(0, -(-self.total // self.per_page))
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    @property
+    def prev_num(self) -> int | None:
+        return self.page - 1 if self.has_prev else None
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+    @property
+    def next_num(self) -> int | None:
+        return self.page + 1 if self.has_next else None
+
+    def iter_pages(self, *, left_edge: int = 2, left_current: int = 2, right_current: int = 4,
+                   right_edge: int = 2):
+        """Page numbers to link, with None where a run of them is left out (as Flask-SQLAlchemy's)."""
+        last = 0
+        for number in range(1, self.pages + 1):
+            if (number <= left_edge or self.page - left_current <= number <= self.page + right_current
+                    or number > self.pages - right_edge):
+                if last + 1 != number:
+                    yield None
+                yield number
+                last = number
 
 
 def catalogue_page(filters: CatalogueFilters, municipality_id: int | None, page: int = 1, per_page: int = PER_PAGE):
-    """(pagination, rows) for one page of the catalogue: one database round trip."""
-    pagination = CataloguePagination(
-        page=page, per_page=per_page, max_per_page=100, error_out=False,
-        shape=_shape(filters, municipality_id), params=_params(filters, municipality_id, utcnow()),
-    )
-    return pagination, pagination.items
+    """(pagination, rows) for one page of the catalogue: one database round trip (the rows
+    carry the total; a page past the last one counts separately)."""
+    page = max(page, 1)
+    per_page = min(max(per_page, 1), 100)
+    shape, params = _shape(filters, municipality_id), _params(filters, municipality_id, utcnow())
+    page_stmt, count_stmt = _statements(shape)
+    # A Core statement: run on the session's connection, skipping the ORM's per-statement work.
+    rows = db.session.connection().execute(
+        page_stmt, {**params, "limit": per_page, "offset": (page - 1) * per_page}).all()
+    total = int(rows[0].total) if rows else 0
+    if not rows and page > 1:  # past the last page: count separately (rare)
+        total = int(db.session.scalar(count_stmt, params) or 0)
+    items = [
+        CatalogueRow(
+            CourseCard(r.id, r.title, r.summary, r.category_id, bool(r.requires_approval), bool(r.eligible_all)),
+            CourseFigures(as_utc(r.next_start), int(r.sessions or 0), int(r.free_seats or 0)),
+            bool(r.eligible_all) or bool(r.listed),
+        )
+        for r in rows
+    ]
+    pagination = CataloguePage(page=page, per_page=per_page, total=total, items=items)
+    return pagination, items
 
 
 def categories() -> list[Category]:
@@ -337,6 +364,7 @@ def _forget_categories(session, _context) -> None:
 
 __all__ = [
     "CatalogueFilters",
+    "CataloguePage",
     "CatalogueRow",
     "CourseCard",
     "CourseFigures",

@@ -15,6 +15,8 @@ from lms.auth.models import PLATFORM_ADMIN, TRAINER
 from lms.common.access import role_required
 from lms.common.database import run_in_transaction
 from lms.common.errors import DomainError, InvalidInput, NotAllowed
+from lms.common.markdown import render_markdown
+from lms.common.templating import format_datetime_jst
 from lms.common.timeutil import to_tokyo, tokyo_to_utc
 from lms.courses import catalogue as cat
 from lms.courses import services
@@ -42,8 +44,8 @@ bp = Blueprint("courses", __name__)
 @login_required
 def catalogue():
     filters = cat.CatalogueFilters.from_args(request.args)
-    page = request.args.get("page", "1")
-    page = int(page) if page.isdigit() and 0 < int(page) < 100000 else 1
+    page_arg = request.args.get("page", "1")
+    page = int(page_arg) if page_arg.isdigit() and 0 < int(page_arg) < 100000 else 1
     pagination, rows = cat.catalogue_page(filters, current_user.municipality_id, page)
     categories = cat.category_choices()
     return render_template(
@@ -67,7 +69,7 @@ def course_detail(course_id: int):
     manager = services.can_manage_course(current_user, course)
     if course.status != PUBLISHED and not manager:
         abort(404)
-    sessions = session_views(course, current_user)
+    sessions = session_views(course)
     return render_template(
         "courses/detail.html",
         course=course,
@@ -86,8 +88,8 @@ def course_detail(course_id: int):
 @role_required(TRAINER, PLATFORM_ADMIN)
 def manage():
     status = request.args.get("status", "")
-    page = request.args.get("page", "1")
-    page = int(page) if page.isdigit() and int(page) > 0 else 1
+    page_arg = request.args.get("page", "1")
+    page = int(page_arg) if page_arg.isdigit() and int(page_arg) > 0 else 1
     pagination = db.paginate(services.managed_courses_query(current_user, status), page=page, per_page=30,
                              error_out=False)
     counts = services.session_counts([c.id for c in pagination.items])
@@ -118,7 +120,7 @@ def manage_course(course_id: int):
     return render_template(
         "courses/manage_course.html",
         course=course,
-        sessions=session_views(course, None),
+        sessions=session_views(course),
         action_form=ActionForm(),
         completion_labels=COMPLETION_LABELS,
         deliveries=DELIVERY_LABELS,
@@ -309,8 +311,6 @@ def _course_choices(form: CourseForm) -> None:
 
 
 def _course_form_page(form: CourseForm, course: Course | None):
-    from lms.common.markdown import render_markdown
-
     preview = None
     if form.preview.data:
         preview = render_markdown(form.description_md.data or "")
@@ -401,8 +401,6 @@ def _session_input(form: SessionForm) -> services.SessionInput:
 
 
 def _when(session: TrainingSession) -> str:
-    from lms.common.templating import format_datetime_jst
-
     return format_datetime_jst(session.starts_at)
 
 

@@ -20,7 +20,8 @@ from sqlalchemy import func, select
 from lms.audit.services import record_action
 from lms.auth.models import PLATFORM_ADMIN, TRAINER
 from lms.common import signals
-from lms.common.errors import InvalidInput, NotAllowed
+from lms.common.database import begin_write, is_sqlite
+from lms.common.errors import InvalidInput, NotAllowed, NotFound
 from lms.common.timeutil import as_utc, utcnow
 from lms.courses.models import (
     CANCELLED,
@@ -229,8 +230,8 @@ def unpublish_course(actor, course: Course) -> None:
     require_manage(actor, course)
     if course.status != PUBLISHED:
         raise InvalidInput(_("公開中の研修ではありません。"))
-    if _active_enrollment_count([s.id for s in course.sessions]) > 0:
-        raise InvalidInput(_("申込者がいるため非公開にできません。研修を中止するか、各回を中止してください。"))
+    # The enrollment area refuses (InvalidInput) while people hold places in its sessions.
+    signals.course_unpublishing.send(course, actor=actor)
     course.status = DRAFT
     record_action(actor, "course.unpublish", "course", course.id, None)
 
@@ -238,9 +239,9 @@ def unpublish_course(actor, course: Course) -> None:
 def cancel_course(actor, course: Course, reason: str = "") -> list[TrainingSession]:
     """Cancel the course and each of its sessions still to come (their enrollees are told).
 
-    Commits (the enrollment area's bulk cancellation is a transaction of its own): the
-    course is marked cancelled first, so nobody can enroll meanwhile; repeating the call
-    finishes a cancellation that was interrupted.
+    Commits: the course is marked cancelled first, so nobody can enroll meanwhile, then each
+    session in a transaction of its own; repeating the call finishes a cancellation that
+    was interrupted.
     """
     require_manage(actor, course)
     reason = (reason or "").strip()
@@ -256,7 +257,7 @@ def cancel_course(actor, course: Course, reason: str = "") -> list[TrainingSessi
     ).all()
     cancelled = []
     for session_id in session_ids:
-        session = db.session.get(TrainingSession, session_id)
+        session = db.session.get_one(TrainingSession, session_id)
         if as_utc(session.starts_at) <= now:
             continue
         cancel_session(actor, session, reason or _("研修の中止"))
@@ -338,7 +339,7 @@ def _validate_session(data: SessionInput, session: TrainingSession | None) -> No
                 raise InvalidInput(_("割当人数は0以上の数で入力してください。"), field="quotas")
             held = existing[mid].confirmed_count if mid in existing else 0
             if seats < held:
-                name = db.session.get(Municipality, mid).name
+                name = db.session.get_one(Municipality, mid).name
                 raise InvalidInput(
                     _("%(name)s の割当人数は確定済みの人数（%(n)d人）より少なくできません。", name=name, n=held),
                     field="quotas",
@@ -410,10 +411,11 @@ def update_session(actor, session_id: int, data: SessionInput) -> dict:
     """Change a session under its row lock. Enrollees hear about changes of time, place,
     link or delivery (``revision`` goes up, a "changed" notice is queued for each active
     enrollment); added seats go to the waitlist at once. Returns {field: (old, new)}.
-    Run it through ``run_in_transaction`` (it starts the write transaction itself)."""
-    from lms.enrollment.services import lock_session, promote_waitlist
+    Run it through ``run_in_transaction`` (it starts the write transaction itself).
 
-    session = lock_session(session_id)
+    The enrollees' notices and the waitlist's promotion are the receivers' work of
+    ``session_updated`` (notifications, enrollment), in this transaction."""
+    session = _lock_session(session_id)
     require_manage(actor, session.course)
     if session.status == CANCELLED:
         raise InvalidInput(_("中止した回は編集できません。"))
@@ -428,8 +430,6 @@ def update_session(actor, session_id: int, data: SessionInput) -> dict:
     _validate_session(data, session)
     if not _same(session.starts_at, data.starts_at) and as_utc(data.starts_at) <= utcnow():
         raise InvalidInput(_("開始日時は現在より後にしてください。"), field="starts_at")
-    old_capacity = session.capacity
-    old_quotas = {q.municipality_id: q.seats for q in session.quotas}
     changes = {}
     for name, value in _session_values(data).items():
         old = getattr(session, name)
@@ -448,68 +448,49 @@ def update_session(actor, session_id: int, data: SessionInput) -> dict:
                   revision=session.revision, changes=_audit_changes({k: v for k, v in changes.items() if k != "quotas"}),
                   quotas=[{str(k): v for k, v in changes["quotas"][0].items()},
                           {str(k): v for k, v in changes["quotas"][1].items()}] if "quotas" in changes else None)
-    if notify:
-        _notify_changed(session)
     signals.session_updated.send(session, actor=actor, changes=changes)
-    more_seats = session.capacity > old_capacity or any(
-        session_quota.seats > old_quotas.get(session_quota.municipality_id, 0) for session_quota in session.quotas
-    ) or set(old_quotas) - {q.municipality_id for q in session.quotas}
-    if more_seats:
-        promote_waitlist(session, actor)
     return changes
 
 
 def _for_update(stmt):
-    from lms.common.database import is_sqlite
-
     return stmt if is_sqlite() else stmt.with_for_update()
 
 
-def _notify_changed(session: TrainingSession) -> int:
-    from lms.enrollment.models import ACTIVE_STATUSES, Enrollment
-    from lms.notifications.services import CHANGED, queue_enrollment_notice
-
-    enrollments = db.session.scalars(
-        select(Enrollment).where(Enrollment.session_id == session.id, Enrollment.status.in_(ACTIVE_STATUSES))
-    ).all()
-    for enrollment in enrollments:
-        queue_enrollment_notice(enrollment, CHANGED, dedupe_suffix=f"rev{session.revision}")
-    return len(enrollments)
+def _lock_session(session_id: int) -> TrainingSession:
+    """Start the write transaction and lock the session row (fresh, with its course)."""
+    begin_write()
+    session = db.session.scalar(
+        _for_update(select(TrainingSession).where(TrainingSession.id == session_id)).execution_options(
+            populate_existing=True)
+    )
+    if session is None:
+        raise NotFound(_("研修回が見つかりません。"))
+    return session
 
 
 def cancel_session(actor, session: TrainingSession, reason: str = "") -> None:
-    """Cancel a session and every active enrollment in it (each enrollee is told).
-
-    Commits twice: the session is marked cancelled first (nobody can enroll any more),
-    then the enrollment area cancels the enrollments in a transaction of its own.
-    Repeating the call on a cancelled session finishes an interrupted cancellation.
+    """Cancel a session and every active enrollment in it (each enrollee is told), in one
+    transaction that this commits: the session's row is locked, marked cancelled, and
+    ``session_cancelled`` is sent (the enrollment area cancels the enrollments, Teams the
+    meeting). Repeating the call on a cancelled session changes nothing.
     """
-    from lms.enrollment.services import cancel_session_enrollments
-
     require_manage(actor, session.course)
     reason = (reason or "").strip()
     if len(reason) > 1000:
         raise InvalidInput(_("理由は1000文字以内で入力してください。"), field="reason")
-    session_id = session.id
-    if session.status != CANCELLED:
-        if as_utc(session.ends_at) <= utcnow():
-            raise InvalidInput(_("終了した回は中止できません。"))
-        session.status = CANCELLED
-        session.cancelled_at = utcnow()
-        record_action(actor, "session.cancel", "training_session", session.id, None,
-                      course_id=session.course_id, reason=reason)
-        signals.session_cancelled.send(session, actor=actor, changes={"status": (SCHEDULED, CANCELLED)})
-        db.session.commit()
-    cancel_session_enrollments(session_id, actor, reason or _("研修回の中止"))
+    session = _lock_session(session.id)
+    if session.status == CANCELLED:
+        db.session.rollback()
+        return
+    if as_utc(session.ends_at) <= utcnow():
+        db.session.rollback()
+        raise InvalidInput(_("終了した回は中止できません。"))
+    session.status = CANCELLED
+    session.cancelled_at = utcnow()
+    record_action(actor, "session.cancel", "training_session", session.id, None,
+                  course_id=session.course_id, reason=reason)
+    signals.session_cancelled.send(session, actor=actor, changes={"status": (SCHEDULED, CANCELLED)},
+                                   reason=reason or _("研修回の中止"))
+    db.session.commit()
 
 
-def _active_enrollment_count(session_ids: list[int]) -> int:
-    from lms.enrollment.models import ACTIVE_STATUSES, Enrollment
-
-    if not session_ids:
-        return 0
-    return db.session.scalar(
-        select(func.count()).select_from(Enrollment).where(
-            Enrollment.session_id.in_(session_ids), Enrollment.status.in_(ACTIVE_STATUSES)
-        )
-    )

@@ -45,6 +45,9 @@ class Enrollment(db.Model):
         # The session's latest arrival (numbering a new one) in one probe.
         Index("ix_enrollment_session_arrival", "session_id", "arrival_seq"),
         Index("ix_enrollment_staff_status", "staff_member_id", "status"),
+        # Covering indexes for the dashboards (lms.completion.reports: index-only scans).
+        Index("ix_enrollment_staff_reporting", "staff_member_id", "status", "session_id"),
+        Index("ix_enrollment_municipality_reporting", "municipality_id", "status", "session_id", "staff_member_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -54,8 +57,9 @@ class Enrollment(db.Model):
     municipality_id: Mapped[int] = mapped_column(ForeignKey("municipality.id"), index=True)
     status: Mapped[str] = mapped_column(String(20))
     source: Mapped[str] = mapped_column(String(12), default=SELF)
-    # Order of arrival: the waitlist is promoted in this order. Taken from the
-    # enrollment's own id at insert, so it is unique and monotonic on both databases.
+    # Order of arrival: the waitlist is promoted in this order. One more than the session's
+    # latest, numbered by the INSERT under the session's row lock (lms.enrollment.seats); a
+    # swap's new enrollment keeps the number of the one it replaces.
     arrival_seq: Mapped[int] = mapped_column(default=0)
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

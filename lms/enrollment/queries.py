@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from lms.enrollment.models import ACTIVE_STATUSES, PENDING, WAITLISTED, Enrollment
+from lms.enrollment.models import ACTIVE_STATUSES, WAITLISTED, Enrollment
 from lms.extensions import db
 
 
@@ -14,28 +14,6 @@ from lms.extensions import db
 class MyStatus:
     enrollment: Enrollment
     waitlist_position: int | None  # 1-based, for waitlisted enrollments
-
-
-def waitlist_lengths(session_ids: list[int]) -> dict[int, int]:
-    if not session_ids:
-        return {}
-    rows = db.session.execute(
-        select(Enrollment.session_id, func.count())
-        .where(Enrollment.session_id.in_(session_ids), Enrollment.status == WAITLISTED)
-        .group_by(Enrollment.session_id)
-    ).all()
-    return {int(sid): int(n) for sid, n in rows}
-
-
-def pending_counts(session_ids: list[int]) -> dict[int, int]:
-    if not session_ids:
-        return {}
-    rows = db.session.execute(
-        select(Enrollment.session_id, func.count())
-        .where(Enrollment.session_id.in_(session_ids), Enrollment.status == PENDING)
-        .group_by(Enrollment.session_id)
-    ).all()
-    return {int(sid): int(n) for sid, n in rows}
 
 
 def my_statuses(staff_member_id: int | None, session_ids: list[int]) -> dict[int, MyStatus]:
@@ -62,7 +40,7 @@ def waitlist_position(enrollment: Enrollment) -> int:
     """1 + the number of people waitlisted for the same session who arrived earlier."""
     # A plain (not aliased) statement: SQLAlchemy caches its compiled form, which matters
     # when thousands of learners are told their position at once.
-    return 1 + db.session.scalar(
+    return 1 + (db.session.scalar(
         select(func.count())
         .select_from(Enrollment)
         .where(
@@ -70,4 +48,4 @@ def waitlist_position(enrollment: Enrollment) -> int:
             Enrollment.status == WAITLISTED,
             Enrollment.arrival_seq < enrollment.arrival_seq,
         )
-    )
+    ) or 0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -12,19 +12,26 @@ from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import HiddenField
 
+from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
+from lms.common.access import require_municipality, role_required
 from lms.common.errors import DomainError, NotFound
 from lms.common.limits import limit_enroll
-from lms.common.timeutil import utcnow
+from lms.common.timeutil import as_utc, utcnow
 from lms.common.web import safe_next
 from lms.courses.models import TrainingSession
-from lms.enrollment import services
+from lms.enrollment import municipal, services
+from lms.enrollment.course_page import learner_sessions
 from lms.enrollment.models import ACTIVE_STATUSES, CANCELLED, CONFIRMED, PENDING, REJECTED, WAITLISTED, Enrollment
 from lms.enrollment.queries import waitlist_position
 from lms.extensions import db
+from lms.municipalities.models import Municipality
+from lms.roster import forms as roster_forms
 from lms.roster.models import StaffMember
-from lms.roster.services import staff_member_for
+from lms.roster.services import MAX_CSV_BYTES, staff_member_for
 
 bp = Blueprint("enrollment", __name__)
+# The course page (courses area) shows the learner's place through this (see course_page.py).
+bp.add_app_template_global(learner_sessions, "learner_sessions")
 
 STATUS_LABELS = {
     CONFIRMED: _l("受講確定"),
@@ -67,10 +74,10 @@ def _refused(exc: DomainError, back: str):
     return redirect(back)
 
 
-def _done(enrollment: Enrollment, message: str, back: str, status: int = 200):
+def _done(enrollment_id: int, enrollment_status: str, message: str, back: str, status: int = 200):
     if _wants_json():
-        return jsonify(ok=True, enrollment_id=enrollment.id, status=enrollment.status, message=message), status
-    flash(message, "success" if enrollment.status == CONFIRMED else "info")
+        return jsonify(ok=True, enrollment_id=enrollment_id, status=enrollment_status, message=message), status
+    flash(message, "success" if enrollment_status == CONFIRMED else "info")
     return redirect(back)
 
 
@@ -81,30 +88,11 @@ def enroll(session_id: int):
     # the form has no other field to validate.
     back = _back(url_for("enrollment.my_page"))
     try:
-        try:
-            enrollment = services.enroll_self(session_id, current_user)
-        except services.NoRosterEntry:
-            # First enrollment of someone whose roster entry is not linked yet: link (or
-            # create) it from their sign-in, then enroll as usual.
-            member_id = _my_staff_member_id()
-            if member_id is None:
-                raise
-            enrollment = services.enroll(session_id, member_id, current_user, source="self")
+        enrollment = services.enroll_self(session_id, current_user)
     except DomainError as exc:
         return _refused(exc, back)
-    return _done(enrollment, enrollment.outcome_message, back, 201)
-
-
-def _my_staff_member_id() -> int | None:
-    """The signed-in user's roster entry; linked (or created) and committed on first use."""
-    member_id = db.session.scalar(select(StaffMember.id).where(StaffMember.user_id == current_user.id))
-    if member_id is None:
-        member = staff_member_for(current_user)
-        if member is None:
-            return None
-        member_id = member.id
-        db.session.commit()
-    return member_id
+    outcome = enrollment.outcome  # as decided, without reading the committed row back
+    return _done(outcome.enrollment_id, outcome.status, outcome.message, back, 201)
 
 
 @bp.post("/enrollments/<int:enrollment_id>/cancel")
@@ -121,7 +109,7 @@ def cancel(enrollment_id: int):
     message = _("受講申込を取り消しました。")
     if enrollment.late_cancellation:
         message = _("受講申込を取り消しました（キャンセル期限後の取消として記録しました）。")
-    return _done(enrollment, message, back)
+    return _done(enrollment.id, enrollment.status, message, back)
 
 
 @bp.get("/me")
@@ -161,6 +149,185 @@ def my_page():
 
 
 def _aware(value):
-    from lms.common.timeutil import as_utc
-
     return as_utc(value)
+
+
+@bp.app_template_global("staff_enrollments")
+def staff_enrollments(member: StaffMember, limit: int = 50) -> list[Enrollment]:
+    """A staff member's latest enrollments (the roster's staff page shows them)."""
+    return list(db.session.scalars(
+        select(Enrollment).where(Enrollment.staff_member_id == member.id)
+        .order_by(Enrollment.requested_at.desc()).limit(limit)
+    ))
+
+
+# ---------------------------------------------------------------- 研修担当 (municipal admins): approvals, nominations, swaps
+#
+# Municipal admins work on their own municipality only; platform admins choose one
+# (``?m=<municipality id>``). Any attempt on another municipality's data is a 403 with an
+# ``access.denied`` audit entry (lms.common.access.require_municipality).
+
+
+def _scope() -> Municipality | None:
+    """The municipality worked on: a municipal admin's own (asking for another is a 403);
+    a platform admin's choice (None: not chosen yet)."""
+    requested = request.values.get("m", type=int)
+    if current_user.has_role(PLATFORM_ADMIN):
+        return db.session.get(Municipality, requested) if requested else None
+    if requested is not None and requested != current_user.municipality_id:
+        require_municipality(current_user, requested)
+    require_municipality(current_user, current_user.municipality_id)
+    return db.session.get(Municipality, current_user.municipality_id)
+
+
+def _scope_or_choose(endpoint: str):
+    municipality = _scope()
+    if municipality is None:
+        form = roster_forms.MunicipalityChoiceForm(request.args)
+        form.m.choices = [(m.id, m.name) for m in db.session.scalars(select(Municipality).order_by(Municipality.sort_order))]
+        return None, render_template("roster/choose_municipality.html", form=form, endpoint=endpoint)
+    return municipality, None
+
+
+def _member_or_403(member_id: int) -> StaffMember:
+    member = db.get_or_404(StaffMember, member_id)
+    require_municipality(current_user, member.municipality_id)
+    return member
+
+
+def _admin_back(endpoint: str, municipality_id: int, **values):
+    if current_user.has_role(PLATFORM_ADMIN):
+        values["m"] = municipality_id
+    return redirect(url_for(endpoint, **values))
+
+
+
+@bp.get("/municipal")
+@role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
+def admin_home():
+    municipality, chooser = _scope_or_choose("enrollment.admin_home")
+    if chooser:
+        return chooser
+    page = db.paginate(municipal.open_sessions_query(municipality.id), per_page=20, error_out=False)
+    return render_template(
+        "enrollment/municipal_home.html", municipality=municipality, pending=municipal.pending_approvals(municipality.id),
+        quotas=municipal.quota_use(municipality.id), page=page, reject_form=roster_forms.RejectForm(formdata=None),
+    )
+
+
+def _enrollment_or_403(enrollment_id: int) -> Enrollment:
+    enrollment = db.get_or_404(Enrollment, enrollment_id)
+    require_municipality(current_user, enrollment.municipality_id)
+    return enrollment
+
+
+@bp.post("/municipal/enrollments/<int:enrollment_id>/approve")
+@role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
+def approve(enrollment_id: int):
+    enrollment = _enrollment_or_403(enrollment_id)
+    municipality_id = enrollment.municipality_id
+    db.session.rollback()
+    try:
+        approved = services.approve_enrollment(enrollment_id, current_user)
+        flash(_("%(name)s さんの申込を承認しました。", name=approved.staff_member.full_name), "success")
+    except DomainError as exc:
+        flash(exc.message, "error")
+    return _admin_back("enrollment.admin_home", municipality_id)
+
+
+@bp.post("/municipal/enrollments/<int:enrollment_id>/reject")
+@role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
+def reject(enrollment_id: int):
+    enrollment = _enrollment_or_403(enrollment_id)
+    municipality_id = enrollment.municipality_id
+    form = roster_forms.RejectForm()
+    if not form.validate_on_submit():
+        flash(_("承認しない理由を入力してください。"), "error")
+        return _admin_back("enrollment.admin_home", municipality_id)
+    db.session.rollback()
+    try:
+        services.reject_enrollment(enrollment_id, current_user, form.reason.data)
+        flash(_("申込を承認しませんでした。本人に理由を通知します。"), "success")
+    except DomainError as exc:
+        flash(exc.message, "error")
+    return _admin_back("enrollment.admin_home", municipality_id)
+
+
+@bp.get("/municipal/sessions/<int:session_id>")
+@role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
+def session_page(session_id: int):
+    municipality, chooser = _scope_or_choose("enrollment.admin_home")
+    if chooser:
+        return chooser
+    session = db.get_or_404(TrainingSession, session_id)
+    if not municipal.session_open_to(session, municipality.id):
+        abort(404)
+    q = request.args.get("q", "").strip()[:100]
+    quota = next((row for row in session.quotas if row.municipality_id == municipality.id), None)
+    return render_template(
+        "enrollment/municipal_session.html", municipality=municipality, session=session, quota=quota, q=q,
+        enrollments=municipal.municipality_enrollments(session.id, municipality.id),
+        matches=municipal.search_staff(municipality.id, q), swap_form=roster_forms.SwapForm(formdata=None),
+    )
+
+
+@bp.post("/municipal/sessions/<int:session_id>/nominate")
+@role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
+def nominate(session_id: int):
+    form = roster_forms.NominateForm()
+    if not form.validate_on_submit():
+        abort(400)
+    member = _member_or_403(form.staff_member_id.data)
+    municipality_id = member.municipality_id
+    db.session.rollback()
+    try:
+        result = services.nominate(session_id, member.id, current_user)
+        flash(result.message, "success" if result.created else "info")
+    except DomainError as exc:
+        flash(exc.message, "error")
+    return _admin_back("enrollment.session_page", municipality_id, session_id=session_id)
+
+
+@bp.post("/municipal/enrollments/<int:enrollment_id>/swap")
+@role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
+def swap(enrollment_id: int):
+    enrollment = _enrollment_or_403(enrollment_id)
+    municipality_id, session_id = enrollment.municipality_id, enrollment.session_id
+    form = roster_forms.SwapForm()
+    if not form.validate_on_submit():
+        flash(_("差し替え先の職員番号を入力してください。"), "error")
+        return _admin_back("enrollment.session_page", municipality_id, session_id=session_id)
+    replacement = municipal.staff_by_number(municipality_id, form.employee_number.data)
+    if replacement is None:
+        flash(_("職員番号 %(number)s の職員が名簿にありません。", number=form.employee_number.data), "error")
+        return _admin_back("enrollment.session_page", municipality_id, session_id=session_id)
+    replacement_id = replacement.id
+    db.session.rollback()
+    try:
+        new = services.swap_nominee(enrollment_id, replacement_id, current_user, form.reason.data or "")
+        flash(_("%(name)s さんに差し替えました。", name=new.staff_member.full_name), "success")
+    except DomainError as exc:
+        flash(exc.message, "error")
+    return _admin_back("enrollment.session_page", municipality_id, session_id=session_id)
+
+
+@bp.route("/municipal/nominations/upload", methods=["GET", "POST"])
+@role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
+def nominate_csv():
+    municipality, chooser = _scope_or_choose("enrollment.nominate_csv")
+    if chooser:
+        return chooser
+    form = roster_forms.NominationUploadForm()
+    report = None
+    if form.validate_on_submit():
+        data = form.file.data.read(MAX_CSV_BYTES + 1)
+        municipality_id = municipality.id
+        db.session.rollback()
+        try:
+            report = municipal.nominate_from_csv(municipality_id, data, current_user)
+        except DomainError as exc:
+            db.session.rollback()
+            form.file.errors.append(exc.message)
+        municipality = db.session.get(Municipality, municipality_id)
+    return render_template("enrollment/nominate_csv.html", form=form, municipality=municipality, report=report,
+                           labels=municipal.NOMINATION_LABELS)

@@ -21,6 +21,7 @@ from flask_babel import lazy_gettext as _l
 from icalendar import Calendar, Event, Timezone, vCalAddress, vText
 
 from lms.common.timeutil import TOKYO, as_utc, to_tokyo, utcnow
+from lms.enrollment.queries import waitlist_position
 
 REQUEST_KINDS = ("confirmed", "promoted", "changed", "reminder")
 CANCEL_KINDS = ("cancelled", "rejected")
@@ -148,7 +149,7 @@ def _lead(kind: str, enrollment, *, position: int | None, changes: dict | None) 
     return []
 
 
-_CHANGE_LABELS = {
+CHANGE_LABELS = {
     "starts_at": _l("開始日時"),
     "ends_at": _l("終了日時"),
     "location": _l("会場"),
@@ -163,9 +164,9 @@ def describe_changes(changes: dict | None) -> list[str]:
     """Human lines for a ``{field: (old, new)}`` mapping (unknown fields are skipped)."""
     lines = []
     for field, value in (changes or {}).items():
-        if field not in _CHANGE_LABELS:
+        if field not in CHANGE_LABELS:
             continue
-        label = str(_CHANGE_LABELS[field])
+        label = str(CHANGE_LABELS[field])
         old, new = value if isinstance(value, list | tuple) and len(value) == 2 else (None, value)
         if hasattr(new, "hour"):
             new_text = format_when(new)
@@ -186,8 +187,6 @@ def compose_enrollment_notice(
     member = enrollment.staff_member
     locale = getattr(getattr(member, "user", None), "locale", None) or "ja"
     if kind == "waitlisted" and position is None and enrollment.id is not None:
-        from lms.enrollment.queries import waitlist_position
-
         position = waitlist_position(enrollment)
     if has_request_context() and str(get_locale()) == locale:
         # Already in that language: force_locale would reload the catalogue from disk.

@@ -4,6 +4,13 @@
 notice is committed together with the change or not at all; after that commit the worker
 is asked to deliver promptly, and a periodic task catches anything left over.
 
+An enrollment's status notice is queued by the receiver of ``enrollment_status_changed``
+while the session's row is locked: the row then holds only what identifies the notice
+(enrollment, kind, address), and its subject, body and calendar file are composed after
+the commit, outside the lock (``compose_queued_mail``: by the worker that the commit wakes,
+and by every delivery before it sends a row not composed yet). No mail is lost if the
+process stops in between: the row is committed and the periodic delivery composes it.
+
 Delivery claims each row with one conditional UPDATE (``status='queued'`` → ``sending``),
 so two workers never send the same row; a claim left by a worker that died mid-send is
 taken over after ``LMS_OUTBOX_STALE_SECONDS``; failures are retried with exponential
@@ -13,23 +20,30 @@ can retry). A mail failure never touches the enrollment.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
 
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from lms.audit.services import record_action
 from lms.common.after_commit import after_commit
-from lms.common.database import begin_write, defer
+from lms.common.database import begin_write
 from lms.common.errors import Conflict, NotFound
+from lms.common.jobs import huey
 from lms.common.timeutil import TOKYO, as_utc, utcnow
+from lms.courses.models import SCHEDULED, TrainingSession
+from lms.enrollment.models import CONFIRMED as ENROLLMENT_CONFIRMED
+from lms.enrollment.models import Enrollment
 from lms.extensions import db
+from lms.notifications.compose import compose_enrollment_notice
 from lms.notifications.models import FAILED, QUEUED, SENDING, SENT, SKIPPED, OutboxMail
+from lms.notifications.tasks import deliver_outbox_soon
 
 logger = logging.getLogger(__name__)
 
@@ -52,15 +66,8 @@ MAX_BACKOFF_SECONDS = 6 * 60 * 60
 
 
 def _setting(name: str, default: int) -> int:
-    import os
-
     value = current_app.config.get(name)
-    if value in (None, ""):
-        value = os.environ.get(name)
-    try:
-        return int(value) if value not in (None, "") else default
-    except (TypeError, ValueError):
-        return default
+    return default if value in (None, "") else int(value)
 
 
 # ---------------------------------------------------------------- queueing
@@ -68,7 +75,7 @@ def _setting(name: str, default: int) -> int:
 
 def queue_enrollment_notice(
     enrollment, kind: str, *, dedupe_suffix: str = "", changes: dict | None = None, position: int | None = None,
-    fresh: bool = False,
+    fresh: bool = False, compose: bool = True,
 ) -> OutboxMail | None:
     """Queue the ``kind`` notice for ``enrollment`` in the current transaction.
 
@@ -76,11 +83,10 @@ def queue_enrollment_notice(
     call returns the row already queued. ``changes`` ({field: (old, new)}) is described in
     "changed" notices; ``position`` is the waitlist position when the caller knows it;
     ``fresh``: the enrollment was inserted in this very transaction, so no notice of it can
-    exist yet and the lookup is skipped (the unique key still guards), and the row is inserted
-    at once rather than returned. Returns None when the staff member has no mail address.
+    exist yet and the lookup is skipped (the unique key still guards). ``compose=False``:
+    the row holds what identifies the notice, and its texts are composed after the commit
+    (``compose_queued_mail``). Returns None when the staff member has no mail address.
     """
-    from lms.notifications.compose import compose_enrollment_notice
-
     if kind not in KINDS:
         raise ValueError(f"unknown notification kind {kind!r}")
     member = enrollment.staff_member
@@ -94,16 +100,19 @@ def queue_enrollment_notice(
         existing = db.session.scalar(select(OutboxMail).where(OutboxMail.dedupe_key == key))
         if existing is not None:
             return existing
-    with db.session.no_autoflush:
-        composed = compose_enrollment_notice(enrollment, kind, changes=changes, position=position)
+    subject = body = ics = ""
+    if compose:
+        with db.session.no_autoflush:
+            subject, body, ics = compose_enrollment_notice(enrollment, kind, changes=changes, position=position)
+    _deliver_after_commit()
     values = {
         "dedupe_key": key,
         "kind": kind,
         "to_address": address,
         "to_name": member.full_name,
-        "subject": composed.subject[:300],
-        "body_text": composed.body,
-        "ics": composed.ics,
+        "subject": subject[:300],
+        "body_text": body,
+        "ics": ics,
         "staff_member_id": member.id,
         "enrollment_id": enrollment.id,
         "municipality_id": member.municipality_id,
@@ -111,20 +120,42 @@ def queue_enrollment_notice(
         "attempts": 0,
         "next_attempt_at": utcnow(),
     }
-    _deliver_after_commit()
-    if fresh:
-        # A new enrollment's first notice: one INSERT with the commit's other deferred
-        # writes, no unit-of-work flush.
-        defer(db.session(), _outbox_insert(), values)
+    if fresh and not compose:
+        # A new enrollment's notice, queued under the session's lock: one INSERT, no object.
+        db.session.execute(OutboxMail.__table__.insert(), values)
         return None
     mail = OutboxMail(**values)
     db.session.add(mail)
     return mail
 
 
-@lru_cache(maxsize=1)
-def _outbox_insert():
-    return OutboxMail.__table__.insert()  # built once: executed with its values only
+def _not_composed():
+    return and_(OutboxMail.status == QUEUED, OutboxMail.body_text == "", OutboxMail.enrollment_id.is_not(None))
+
+
+def compose_mail(mail: OutboxMail) -> None:
+    """Fill in the subject, body and calendar file of a row queued uncomposed (the caller commits)."""
+    enrollment = db.session.get(Enrollment, mail.enrollment_id)
+    if enrollment is None:
+        return
+    with db.session.no_autoflush:
+        composed = compose_enrollment_notice(enrollment, mail.kind)
+    mail.subject, mail.body_text, mail.ics = composed.subject[:300], composed.body, composed.ics
+
+
+def compose_queued_mail(limit: int = 500) -> int:
+    """Compose the queued rows that were queued without their texts (commits). Returns how many."""
+    ids = db.session.scalars(select(OutboxMail.id).where(_not_composed()).order_by(OutboxMail.id).limit(limit)).all()
+    db.session.rollback()
+    if not ids:
+        return 0
+    begin_write()
+    count = 0
+    for mail in db.session.scalars(select(OutboxMail).where(OutboxMail.id.in_(ids), _not_composed())):
+        compose_mail(mail)
+        count += 1
+    db.session.commit()
+    return count
 
 
 def _deliver_after_commit() -> None:
@@ -144,22 +175,18 @@ def request_prompt_delivery() -> None:
     In immediate mode (tests) delivery runs only when LMS_OUTBOX_DELIVER_INLINE is set, in a
     thread of its own with its own database session, as a worker would.
     """
-    from lms.common.jobs import huey
-
     if not huey.immediate:
         _enqueue_throttled()
         return
-    from lms.notifications.tasks import deliver_outbox_soon
-
     if not current_app.config.get("LMS_OUTBOX_DELIVER_INLINE"):
         return
-    app = current_app._get_current_object()
 
     def run():
-        with app.app_context():
+        with current_app.app_context():  # a context of its own: its own database session
             deliver_outbox_soon()
 
-    worker = threading.Thread(target=run)
+    # The thread runs in a copy of this context, where current_app is this app.
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(run,))
     worker.start()
     worker.join()
 
@@ -205,8 +232,6 @@ def _trailing_enqueue() -> None:
 
 
 def _enqueue_now() -> None:
-    from lms.notifications.tasks import deliver_outbox_soon
-
     deliver_outbox_soon()
 
 
@@ -275,7 +300,12 @@ def deliver_due_mail(*, limit: int = 200, now: datetime | None = None) -> Delive
         if claimed_at is None:
             report.skipped += 1
             continue
-        mail = db.session.get(OutboxMail, mail_id)
+        mail = db.session.get_one(OutboxMail, mail_id)
+        if not mail.body_text and mail.enrollment_id is not None:  # queued uncomposed: compose it first
+            begin_write()
+            mail = db.session.get_one(OutboxMail, mail_id)
+            compose_mail(mail)
+            db.session.commit()
         mine = and_(OutboxMail.id == mail_id, OutboxMail.status == SENDING, OutboxMail.claimed_at == claimed_at)
         reason = _no_longer_applies(mail)
         if reason:
@@ -353,10 +383,6 @@ def _no_longer_applies(mail: OutboxMail) -> str:
     """Why a queued reminder should not go out any more ("" if it should)."""
     if mail.kind != REMINDER or mail.enrollment_id is None:
         return ""
-    from lms.courses.models import SCHEDULED
-    from lms.enrollment.models import CONFIRMED as ENROLLMENT_CONFIRMED
-    from lms.enrollment.models import Enrollment
-
     enrollment = db.session.get(Enrollment, mail.enrollment_id)
     if enrollment is None or enrollment.status != ENROLLMENT_CONFIRMED:
         return "not sent: the enrollment is no longer confirmed"
@@ -369,8 +395,6 @@ def _no_longer_applies(mail: OutboxMail) -> str:
 
 def retry_mail(mail_id: int, actor) -> OutboxMail:
     """Put a failed mail back in the queue (an admin's action; the caller commits)."""
-    from lms.audit.services import record_action
-
     begin_write()
     mail = db.session.get(OutboxMail, mail_id)
     if mail is None:
@@ -395,10 +419,6 @@ def queue_session_reminders(now: datetime | None = None) -> int:
     Idempotent: one reminder per enrollment and session day (dedupe key), so running it
     every few minutes, or on two workers, queues each reminder once. The caller commits.
     """
-    from lms.courses.models import SCHEDULED, TrainingSession
-    from lms.enrollment.models import CONFIRMED as ENROLLMENT_CONFIRMED
-    from lms.enrollment.models import Enrollment
-
     now = as_utc(now or utcnow())
     begin_write()
     tomorrow = now.astimezone(TOKYO).date() + timedelta(days=1)

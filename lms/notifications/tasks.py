@@ -8,12 +8,13 @@ import logging
 from huey import crontab
 
 from lms.common.jobs import app_context, huey
+from lms.extensions import db
 
 logger = logging.getLogger(__name__)
 
 
 def _deliver() -> dict:
-    from lms.notifications.services import deliver_due_mail
+    from lms.notifications.services import deliver_due_mail  # services imports this module (deliver_outbox_soon)
 
     report = deliver_due_mail()
     total = report
@@ -49,8 +50,7 @@ def deliver_outbox_periodically() -> dict:
 @huey.periodic_task(crontab(minute="*/10"))
 def queue_reminders_periodically() -> int:
     """Every ten minutes: the reminders of tomorrow's sessions (idempotent per day)."""
-    from lms.extensions import db
-    from lms.notifications.services import queue_session_reminders
+    from lms.notifications.services import queue_session_reminders  # services imports this module
 
     with app_context():
         try:

@@ -24,6 +24,9 @@ class StaffMember(db.Model):
     __table_args__ = (
         UniqueConstraint("municipality_id", "employee_number"),
         Index("ix_staff_member_municipality_department", "municipality_id", "department"),
+        # Covering index for the dashboards (lms.completion.reports: index-only scans).
+        Index("ix_staff_member_reporting", "municipality_id", "status",
+              postgresql_include=["department", "job_title", "hired_on", "user_id"]),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

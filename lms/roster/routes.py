@@ -7,7 +7,7 @@ Municipal admins work on their own municipality only; platform admins choose one
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
@@ -17,7 +17,7 @@ from lms.common.access import municipality_scope, require_municipality, role_req
 from lms.common.errors import DomainError
 from lms.extensions import db
 from lms.municipalities.models import Municipality
-from lms.roster import forms, municipal, services
+from lms.roster import forms, services
 from lms.roster.models import ACTIVE, LEFT, StaffMember
 
 bp = Blueprint("roster", __name__)
@@ -106,13 +106,9 @@ def new():
 @role_required(*ADMINS)
 def detail(member_id: int):
     member = _member_or_403(member_id)
-    from lms.enrollment.models import Enrollment
-
-    enrollments = db.session.scalars(
-        select(Enrollment).where(Enrollment.staff_member_id == member.id).order_by(Enrollment.requested_at.desc()).limit(50)
-    ).all()
+    # The member's enrollments: the enrollment area's ``staff_enrollments`` (a template global).
     return render_template(
-        "roster/detail.html", member=member, enrollments=enrollments,
+        "roster/detail.html", member=member,
         transfer_form=forms.TransferForm(formdata=None, effective_on=services.today_tokyo()),
         departure_form=forms.DepartureForm(formdata=None, left_on=services.today_tokyo()),
     )
@@ -228,147 +224,3 @@ def export_csv():
     })
 
 
-# ---------------------------------------------------------------- 研修担当 home
-
-
-@bp.get("/municipal")
-@role_required(*ADMINS)
-def admin_home():
-    municipality, chooser = _scope_or_choose("roster.admin_home")
-    if chooser:
-        return chooser
-    page = db.paginate(municipal.open_sessions_query(municipality.id), per_page=20, error_out=False)
-    return render_template(
-        "roster/admin_home.html", municipality=municipality, pending=municipal.pending_approvals(municipality.id),
-        quotas=municipal.quota_use(municipality.id), page=page, reject_form=forms.RejectForm(formdata=None),
-    )
-
-
-def _enrollment_or_403(enrollment_id: int):
-    from lms.enrollment.models import Enrollment
-
-    enrollment = db.get_or_404(Enrollment, enrollment_id)
-    require_municipality(current_user, enrollment.municipality_id)
-    return enrollment
-
-
-@bp.post("/municipal/enrollments/<int:enrollment_id>/approve")
-@role_required(*ADMINS)
-def approve(enrollment_id: int):
-    from lms.enrollment.services import approve_enrollment
-
-    enrollment = _enrollment_or_403(enrollment_id)
-    municipality_id = enrollment.municipality_id
-    db.session.rollback()
-    try:
-        approved = approve_enrollment(enrollment_id, current_user)
-        flash(_("%(name)s さんの申込を承認しました。", name=approved.staff_member.full_name), "success")
-    except DomainError as exc:
-        flash(exc.message, "error")
-    return _back("roster.admin_home", municipality_id)
-
-
-@bp.post("/municipal/enrollments/<int:enrollment_id>/reject")
-@role_required(*ADMINS)
-def reject(enrollment_id: int):
-    from lms.enrollment.services import reject_enrollment
-
-    enrollment = _enrollment_or_403(enrollment_id)
-    municipality_id = enrollment.municipality_id
-    form = forms.RejectForm()
-    if not form.validate_on_submit():
-        flash(_("承認しない理由を入力してください。"), "error")
-        return _back("roster.admin_home", municipality_id)
-    db.session.rollback()
-    try:
-        reject_enrollment(enrollment_id, current_user, form.reason.data)
-        flash(_("申込を承認しませんでした。本人に理由を通知します。"), "success")
-    except DomainError as exc:
-        flash(exc.message, "error")
-    return _back("roster.admin_home", municipality_id)
-
-
-@bp.get("/municipal/sessions/<int:session_id>")
-@role_required(*ADMINS)
-def session_page(session_id: int):
-    from lms.courses.models import TrainingSession
-
-    municipality, chooser = _scope_or_choose("roster.admin_home")
-    if chooser:
-        return chooser
-    session = db.get_or_404(TrainingSession, session_id)
-    if not municipal.session_open_to(session, municipality.id):
-        abort(404)
-    q = request.args.get("q", "").strip()[:100]
-    quota = next((row for row in session.quotas if row.municipality_id == municipality.id), None)
-    return render_template(
-        "roster/session.html", municipality=municipality, session=session, quota=quota, q=q,
-        enrollments=municipal.municipality_enrollments(session.id, municipality.id),
-        matches=municipal.search_staff(municipality.id, q), swap_form=forms.SwapForm(formdata=None),
-    )
-
-
-@bp.post("/municipal/sessions/<int:session_id>/nominate")
-@role_required(*ADMINS)
-def nominate(session_id: int):
-    from lms.enrollment.services import nominate as nominate_staff
-
-    form = forms.NominateForm()
-    if not form.validate_on_submit():
-        abort(400)
-    member = _member_or_403(form.staff_member_id.data)
-    municipality_id = member.municipality_id
-    db.session.rollback()
-    try:
-        result = nominate_staff(session_id, member.id, current_user)
-        flash(result.message, "success" if result.created else "info")
-    except DomainError as exc:
-        flash(exc.message, "error")
-    return _back("roster.session_page", municipality_id, session_id=session_id)
-
-
-@bp.post("/municipal/enrollments/<int:enrollment_id>/swap")
-@role_required(*ADMINS)
-def swap(enrollment_id: int):
-    from lms.enrollment.services import swap_nominee
-
-    enrollment = _enrollment_or_403(enrollment_id)
-    municipality_id, session_id = enrollment.municipality_id, enrollment.session_id
-    form = forms.SwapForm()
-    if not form.validate_on_submit():
-        flash(_("差し替え先の職員番号を入力してください。"), "error")
-        return _back("roster.session_page", municipality_id, session_id=session_id)
-    replacement = municipal.staff_by_number(municipality_id, form.employee_number.data)
-    if replacement is None:
-        flash(_("職員番号 %(number)s の職員が名簿にありません。", number=form.employee_number.data), "error")
-        return _back("roster.session_page", municipality_id, session_id=session_id)
-    replacement_id = replacement.id
-    db.session.rollback()
-    try:
-        new = swap_nominee(enrollment_id, replacement_id, current_user, form.reason.data or "")
-        flash(_("%(name)s さんに差し替えました。", name=new.staff_member.full_name), "success")
-    except DomainError as exc:
-        flash(exc.message, "error")
-    return _back("roster.session_page", municipality_id, session_id=session_id)
-
-
-@bp.route("/municipal/nominations/upload", methods=["GET", "POST"])
-@role_required(*ADMINS)
-def nominate_csv():
-    municipality, chooser = _scope_or_choose("roster.nominate_csv")
-    if chooser:
-        return chooser
-    form = forms.NominationUploadForm()
-    report = None
-    if form.validate_on_submit():
-        data = form.file.data.read(services.MAX_CSV_BYTES + 1)
-        municipality_id = municipality.id
-        db.session.rollback()
-        try:
-            report = municipal.nominate_from_csv(municipality_id, data, current_user)
-        except DomainError as exc:
-            db.session.rollback()
-            form.file.errors.append(exc.message)
-        municipality = db.session.get(Municipality, municipality_id)
-    return render_template("roster/nominate_csv.html", form=form, municipality=municipality, report=report,
-                           labels=municipal.NOMINATION_LABELS)

@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError
 
 from lms.common.timeutil import utcnow
 from lms.courses.models import TrainingSession
-from lms.enrollment import services
+from lms.enrollment import seats, services
 from lms.enrollment.models import CANCELLED, CONFIRMED, Enrollment
 from tests import factories
 
@@ -83,19 +83,19 @@ def test_busy_database_gets_a_japanese_503(client, login_as, make_session, monke
         calls.append(1)
         raise OperationalError("BEGIN IMMEDIATE", {}, Exception("database is locked"))
 
-    monkeypatch.setattr(services, "_enroll_tx", locked)
+    monkeypatch.setattr(seats, "lock_session_for", locked)
     monkeypatch.setattr(services.time, "sleep", lambda s: None)
     answer = client.post(f"/sessions/{session.id}/enroll", headers=JSON)
     assert answer.status_code == 503
     assert "集中" in answer.json["message"] and "申込は行われていません" in answer.json["message"]
-    assert len(calls) == services._ATTEMPTS
+    assert len(calls) == services.ATTEMPTS
     assert _enrollment_of(user, session.id) is None
 
 
 def test_a_lock_timeout_is_retried_transparently(client, login_as, make_session, monkeypatch):
     session = make_session()
     user = login_as("learner")
-    real = services._enroll_tx
+    real = seats.lock_session_for
     failures = [1, 1]
 
     def flaky(*args, **kwargs):
@@ -104,7 +104,7 @@ def test_a_lock_timeout_is_retried_transparently(client, login_as, make_session,
             raise OperationalError("BEGIN IMMEDIATE", {}, Exception("database is locked"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(services, "_enroll_tx", flaky)
+    monkeypatch.setattr(seats, "lock_session_for", flaky)
     assert client.post(f"/sessions/{session.id}/enroll", headers=JSON).status_code == 201
     assert _enrollment_of(user, session.id).status == CONFIRMED
 

@@ -17,6 +17,7 @@ from lms.enrollment import services
 from lms.enrollment.models import CANCELLED, CONFIRMED, PENDING, REJECTED, WAITLISTED, Enrollment
 from lms.enrollment.queries import waitlist_position
 from lms.notifications.models import OutboxMail
+from lms.notifications.services import compose_queued_mail
 from lms.roster.models import LEFT
 from tests import factories
 from tests.enrollment.conftest import assert_counters_consistent
@@ -64,6 +65,7 @@ def test_position_told_at_arrival_is_the_queue_position(make_session, learner):
         if enrollment.status == WAITLISTED:
             queue = waitlist_position(factories.db.session.get(Enrollment, enrollment.id))
             assert f"キャンセル待ち {queue} 番目" in enrollment.outcome_message, (enrollment.outcome_message, queue)
+            compose_queued_mail()  # as the worker does, woken by the commit
             mail = factories.db.session.scalar(
                 select(OutboxMail).where(OutboxMail.enrollment_id == enrollment.id, OutboxMail.kind == "waitlisted"))
             assert f"{queue} 番目" in mail.body_text

@@ -8,7 +8,7 @@ from lms.audit.models import AuditLog
 from lms.enrollment.models import CANCELLED, CONFIRMED, PENDING, REJECTED, Enrollment
 from lms.enrollment.services import enroll
 from lms.notifications.models import OutboxMail
-from lms.roster.municipal import nominate_from_csv
+from lms.enrollment.municipal import nominate_from_csv
 from tests import factories
 
 

@@ -11,10 +11,11 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select
 from sqlalchemy.orm import joinedload
 
-from lms.common.errors import DomainError
+from lms.common.errors import DomainError, InvalidInput
 from lms.common.timeutil import utcnow
 from lms.courses.models import PUBLISHED, SCHEDULED, Course, CourseEligibility, SessionQuota, TrainingSession
 from lms.enrollment.models import ACTIVE_STATUSES, CSV, PENDING, Enrollment
+from lms.enrollment.services import nominate
 from lms.extensions import db
 from lms.roster.models import ACTIVE, StaffMember
 from lms.roster.services import normalise_text, read_csv, staff_search_condition
@@ -129,13 +130,9 @@ def nominate_from_csv(municipality_id: int, data: bytes, actor) -> NominationRep
     Each row is its own transaction (through ``nominate``), so a refused row never blocks
     the others; uploading the same file twice nominates nobody twice ("変更なし").
     """
-    from lms.enrollment.services import nominate
-
     encoding, header, records = read_csv(data, ("職員番号",), max_rows=MAX_NOMINATION_ROWS)
     session_column = next((c for c in SESSION_COLUMNS if c in header), None)
     if session_column is None:
-        from lms.common.errors import InvalidInput
-
         raise InvalidInput(_("見出し行に必要な列がありません：%(columns)s（文字コード：%(encoding)s）", columns="研修回ID", encoding=encoding))
     report = NominationReport(encoding=encoding)
     seen: dict[tuple[int, str], int] = {}

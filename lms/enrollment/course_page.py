@@ -1,0 +1,71 @@
+"""The learner's part of the course page: their place in each session and whether (and why
+not) they can enroll — with a fixed number of queries per page.
+
+The course page belongs to the courses area, which knows nothing of enrollments; its
+template calls ``learner_sessions`` (registered as a template global by this area's
+blueprint) on the session figures the courses area computed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask_babel import gettext as _
+
+from lms.common.templating import format_datetime_jst
+from lms.common.timeutil import as_utc, utcnow
+from lms.courses.models import CANCELLED, PUBLISHED, Course, TrainingSession
+from lms.courses.views import SessionView
+from lms.enrollment import rules, services
+from lms.enrollment.queries import MyStatus, my_statuses
+from lms.roster.models import StaffMember
+from lms.roster.services import staff_member_for
+
+
+def enroll_refusal(session: TrainingSession, course: Course, municipality_id: int | None, now: datetime,
+                   has_member: bool) -> str:
+    """Why a learner cannot enroll in ``session`` now (plain Japanese), or "" if they can."""
+    if session.status == CANCELLED:
+        return _("この回は中止になりました。")
+    if course.status != PUBLISHED:
+        return _("この研修は公開されていないため、申し込めません。")
+    if rules.has_started(session, now):
+        return _("この回はすでに開始しているため、申し込めません。")
+    if not has_member or municipality_id is None:
+        return _("職員名簿に登録されていないため、申し込めません。所属の研修担当にご連絡ください。")
+    if not course.is_open_to(municipality_id):
+        return _("この研修はあなたの所属する自治体の職員を対象としていません。")
+    opens, closes = as_utc(session.enroll_opens_at), as_utc(session.enroll_closes_at)
+    if opens is not None and now < opens:
+        return _("申込受付は %(when)s に始まります。", when=format_datetime_jst(opens))
+    if closes is not None and now > closes:
+        return _("申込受付は締め切りました。")
+    return ""
+
+
+def learner_sessions(course: Course, views: list[SessionView], user) -> list[SessionView]:
+    """``views`` with the signed-in learner's place and buttons filled in (the same list)."""
+    now = utcnow()
+    member = staff_member_for(user, create=False)
+    municipality_id = member.municipality_id if member is not None else user.municipality_id
+    mine = my_statuses(member.id, [v.session.id for v in views]) if member is not None else {}
+    for view in views:
+        _fill_mine(view, course, mine.get(view.session.id), member, municipality_id, user, now)
+    return views
+
+
+def _fill_mine(view: SessionView, course: Course, status: MyStatus | None, member: StaffMember | None,
+               municipality_id: int | None, user, now: datetime) -> None:
+    if status is not None:
+        enrollment = status.enrollment
+        view.my_enrollment = enrollment
+        view.waitlist_position = status.waitlist_position
+        view.my_status_text = services.status_message(enrollment, status.waitlist_position)
+        view.can_cancel, view.why_not_cancel = services.can_cancel(enrollment, user, now)
+        return
+    view.why_not = enroll_refusal(view.session, course, municipality_id, now, member is not None)
+    view.can_enroll = not view.why_not
+    if view.can_enroll:
+        if view.free_seats > 0:
+            view.enroll_label = _("申し込む（承認制）") if course.requires_approval else _("申し込む")
+        else:
+            view.enroll_label = _("キャンセル待ちに登録する")

@@ -1,0 +1,46 @@
+"""The enrollment area's reactions to the courses area's events (in the sender's transaction)."""
+
+from __future__ import annotations
+
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+
+from lms.common.errors import InvalidInput
+from lms.common.signals import course_unpublishing, session_cancelled, session_updated
+from lms.courses.models import Course, TrainingSession
+from lms.enrollment.models import ACTIVE_STATUSES, Enrollment
+from lms.enrollment.services import cancel_all_enrollments, promote_waitlist
+from lms.extensions import db
+
+
+@session_updated.connect
+def _promote_into_new_seats(session: TrainingSession, actor=None, changes=None, **_kw) -> None:
+    """Seats added (capacity up, a quota up or removed) go to the waitlist at once."""
+    changes = changes or {}
+    more = False
+    if "capacity" in changes:
+        old, new = changes["capacity"]
+        more = new > old
+    if "quotas" in changes:
+        before, after = changes["quotas"]
+        more = more or any(seats > before.get(mid, 0) for mid, seats in after.items()) or bool(set(before) - set(after))
+    if more:
+        promote_waitlist(session, actor)
+
+
+@session_cancelled.connect
+def _cancel_enrollments(session: TrainingSession, actor=None, reason: str = "", **_kw) -> None:
+    """Everyone in a cancelled session is cancelled (and told), counters back to zero."""
+    cancel_all_enrollments(session, actor, reason or _("研修回の中止"))
+
+
+@course_unpublishing.connect
+def _refuse_while_places_are_held(course: Course, **_kw) -> None:
+    held = db.session.scalar(
+        select(func.count())
+        .select_from(Enrollment)
+        .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
+        .where(TrainingSession.course_id == course.id, Enrollment.status.in_(ACTIVE_STATUSES))
+    )
+    if held:
+        raise InvalidInput(_("申込者がいるため非公開にできません。研修を中止するか、各回を中止してください。"))

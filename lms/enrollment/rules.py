@@ -1,0 +1,122 @@
+"""The enrollment rules as pure functions: no database, no clock, no Flask request.
+
+Each ``check_*`` raises the refusal a learner or an admin sees (user-facing Japanese);
+``seat_free`` and ``arrival_status`` decide where a new arrival goes. The operations in
+``lms.enrollment.services`` call them on rows they hold locked.
+
+Quota (割当人数) semantics: a municipality that has a SessionQuota row can hold at most
+``seats`` confirmed seats; municipalities without a row share the capacity without a cap
+of their own; the total never exceeds ``capacity``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask_babel import gettext as _
+
+from lms.common.errors import Conflict, DomainError
+from lms.common.timeutil import as_utc
+from lms.courses.models import PUBLISHED, SCHEDULED, Course, SessionQuota, TrainingSession
+from lms.enrollment.models import CONFIRMED, PENDING, SELF, WAITLISTED
+from lms.roster.models import StaffMember
+
+# ---------------------------------------------------------------- refusals
+
+
+class EnrollmentError(DomainError):
+    """Base of the enrollment rules' refusals (message is user-facing Japanese)."""
+
+
+class EnrollmentClosed(EnrollmentError):
+    """Outside the enrollment window, or the session/course is not open."""
+
+
+class SessionStarted(EnrollmentError):
+    """The session has already started (or ended)."""
+
+
+class NotEligible(EnrollmentError):
+    """The staff member's municipality may not take this course, or the staff member left."""
+
+
+class OverlapsConfirmed(EnrollmentError, Conflict):
+    """The staff member is confirmed in another session at the same time."""
+
+
+# ---------------------------------------------------------------- window
+
+
+def utc(value: datetime) -> datetime:
+    """A stored time as aware UTC (SQLite returns naive values)."""
+    return as_utc(value) or value
+
+
+def has_started(session: TrainingSession, now: datetime) -> bool:
+    return now >= utc(session.starts_at)
+
+
+def check_open(session: TrainingSession, course: Course, now: datetime) -> None:
+    """The session takes enrollments now: scheduled, course published, not started, inside
+    its enrollment window."""
+    if session.status != SCHEDULED or course.status != PUBLISHED:
+        raise EnrollmentClosed(_("この研修回は申込を受け付けていません。"))
+    if has_started(session, now):
+        raise SessionStarted(_("この研修回はすでに開始しているため、申し込めません。"))
+    opens, closes = as_utc(session.enroll_opens_at), as_utc(session.enroll_closes_at)
+    if opens is not None and now < opens:
+        raise EnrollmentClosed(_("申込受付はまだ始まっていません。"))
+    if closes is not None and now > closes:
+        raise EnrollmentClosed(_("申込受付は締め切りました。"))
+
+
+# ---------------------------------------------------------------- eligibility
+
+
+def check_eligible(course: Course, member: StaffMember) -> None:
+    """The staff member is on the roster and the course is open to their municipality."""
+    if not member.is_active:
+        raise NotEligible(_("在籍中の職員ではないため、申し込めません。"))
+    if not course.is_open_to(member.municipality_id):
+        raise NotEligible(_("この研修はあなたの所属する自治体の職員を対象としていません。"))
+
+
+# ---------------------------------------------------------------- overlap
+
+
+def overlaps(a_starts: datetime, a_ends: datetime, b_starts: datetime, b_ends: datetime) -> bool:
+    """Two periods share a moment (touching ends do not)."""
+    return utc(a_starts) < utc(b_ends) and utc(b_starts) < utc(a_ends)
+
+
+def overlap_refusal(course_title: str, session_title: str) -> OverlapsConfirmed:
+    return OverlapsConfirmed(
+        _("同じ時間帯に受講が確定している研修（%(title)s）があります。",
+          title=f"{course_title} {session_title}".strip())
+    )
+
+
+# ---------------------------------------------------------------- quota and seat
+
+
+def quota_has_room(quota: SessionQuota | None) -> bool:
+    """A municipality without a quota row shares the capacity; with one, up to its seats."""
+    return quota is None or quota.confirmed_count < quota.seats
+
+
+def seat_free(session: TrainingSession, quota: SessionQuota | None) -> bool:
+    """A confirmed seat is free for the quota's municipality (capacity, then quota)."""
+    return session.confirmed_count < session.capacity and quota_has_room(quota)
+
+
+def needs_approval(course: Course, source: str) -> bool:
+    """A learner's own request to a course with approval waits for their admin; an admin's
+    nomination does not."""
+    return course.requires_approval and source == SELF
+
+
+def arrival_status(course: Course, source: str, seat_is_free: bool) -> str:
+    """Where a new arrival goes: pending approval, a confirmed seat or the waitlist."""
+    if needs_approval(course, source):
+        return PENDING
+    return CONFIRMED if seat_is_free else WAITLISTED

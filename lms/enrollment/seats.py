@@ -1,0 +1,260 @@
+"""The enrollment hot path's statements: the row locks, the new arrival and the seat counters.
+
+A popular course's opening minute is hundreds of requests queueing on one session row.
+What decides a seat happens here, in as few statements as the rules allow, all through
+SQLAlchemy's public API (docs/enrollment.md lists them in order, with their locks):
+
+* ``lock_session`` / ``lock_session_for``: ``SELECT … FOR UPDATE`` on the session row
+  (PostgreSQL; on SQLite ``begin_write`` has taken the database's write lock already);
+  ``lock_session_for`` reads the staff member's clashes with the session in the same
+  statement;
+* ``lock_quota`` and ``lock_staff``: the municipality's quota row and staff member rows;
+* ``add_enrollment``: the arrival's number (one more than the session's latest, read under
+  the session's lock) and one INSERT;
+* ``count_seats``: one ``UPDATE … SET confirmed_count = confirmed_count ± 1`` per counter;
+  the CHECK constraints on both counters refuse an overbooking even if a rule were wrong.
+
+``training_session.waitlisted_count`` is kept by database triggers (lms/enrollment/triggers.py)
+and is the one source for a waitlist's length.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask_babel import gettext as _
+from sqlalchemy import Integer, Select, bindparam, func, select
+from sqlalchemy.orm import joinedload, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+
+from lms.common.database import begin_write, is_sqlite
+from lms.common.errors import NotFound
+from lms.common.timeutil import utcnow
+from lms.courses.models import SCHEDULED, SessionQuota, TrainingSession
+from lms.enrollment.models import ACTIVE_STATUSES, CONFIRMED, WAITLISTED, Enrollment
+from lms.extensions import db
+from lms.roster.models import StaffMember
+
+
+def _for_update(stmt: Select, *of) -> Select:
+    # SQLite has no row locks: BEGIN IMMEDIATE (begin_write) serialises the writers instead.
+    if is_sqlite():
+        return stmt
+    return stmt.with_for_update(of=of or None)
+
+
+class _Statements:
+    """The hot path's statements, built once per database dialect with bound parameters
+    (building a statement costs more than running it): each is executed with its values."""
+
+    def __init__(self) -> None:
+        sessions, enrollments = TrainingSession.__table__, Enrollment.__table__
+        mine, other = enrollments.alias("mine"), sessions.alias("other")
+        with_course = joinedload(TrainingSession.course, innerjoin=True)
+        self.lock_session = _for_update(
+            select(TrainingSession).where(TrainingSession.id == bindparam("sid")).options(with_course),
+            TrainingSession,
+        ).execution_options(populate_existing=True)
+        staff = bindparam("staff", type_=Integer)
+        same = (
+            select(mine.c.id)
+            .where(mine.c.session_id == TrainingSession.id, mine.c.staff_member_id == staff,
+                   mine.c.status.in_(ACTIVE_STATUSES))
+            .limit(1)
+            .scalar_subquery()
+        )
+        overlapping = (
+            select(mine.c.id)
+            .join(other, other.c.id == mine.c.session_id)
+            .where(mine.c.staff_member_id == staff, mine.c.session_id != TrainingSession.id,
+                   mine.c.status == CONFIRMED, other.c.status == SCHEDULED,
+                   other.c.starts_at < TrainingSession.ends_at, other.c.ends_at > TrainingSession.starts_at)
+            .limit(1)
+            .scalar_subquery()
+        )
+        self.lock_session_for = _for_update(
+            select(TrainingSession, same, overlapping).where(TrainingSession.id == bindparam("sid")).options(with_course),
+            TrainingSession,
+        ).execution_options(populate_existing=True)
+        self.lock_quota = _for_update(
+            select(SessionQuota).where(SessionQuota.session_id == bindparam("sid"),
+                                       SessionQuota.municipality_id == bindparam("mid"))
+        ).execution_options(populate_existing=True)
+        self.lock_quotas = _for_update(
+            select(SessionQuota).where(SessionQuota.session_id == bindparam("sid"))
+        ).execution_options(populate_existing=True)
+        self.lock_staff = _for_update(
+            select(StaffMember).where(StaffMember.id == bindparam("id"))).execution_options(populate_existing=True)
+        self.lock_staff_of_user = _for_update(
+            select(StaffMember).where(StaffMember.user_id == bindparam("uid"))).execution_options(populate_existing=True)
+        self.active_enrollment = select(Enrollment).where(
+            Enrollment.session_id == bindparam("sid"), Enrollment.staff_member_id == bindparam("staff"),
+            Enrollment.status.in_(ACTIVE_STATUSES))
+        self.overlapping_confirmed = (
+            select(Enrollment)
+            .join(other, other.c.id == Enrollment.session_id)
+            .where(Enrollment.staff_member_id == bindparam("staff"), Enrollment.status == CONFIRMED,
+                   Enrollment.session_id != bindparam("sid"), other.c.status == SCHEDULED,
+                   other.c.starts_at < bindparam("ends"), other.c.ends_at > bindparam("starts"))
+            .limit(1)
+        )
+        self.waitlisted = (
+            select(Enrollment)
+            .where(Enrollment.session_id == bindparam("sid"), Enrollment.status == WAITLISTED)
+            .order_by(Enrollment.arrival_seq)
+            .execution_options(populate_existing=True)
+        )
+        earlier = enrollments.alias("earlier")
+        # A new arrival is numbered by its INSERT: one more than the session's latest (the
+        # caller holds the session's lock, so arrivals are numbered one at a time).
+        self.insert_arrival = (
+            enrollments.insert()
+            .values(arrival_seq=select(func.coalesce(func.max(earlier.c.arrival_seq), 0) + 1)
+                    .where(earlier.c.session_id == bindparam("arrival_session")).scalar_subquery())
+            .returning(enrollments.c.id, enrollments.c.arrival_seq)
+        )
+        self.insert = enrollments.insert().returning(enrollments.c.id)
+        self.count_session_seats = (
+            sessions.update()
+            .where(sessions.c.id == bindparam("sid"))
+            .values(confirmed_count=sessions.c.confirmed_count + bindparam("delta"), updated_at=bindparam("now"))
+            .returning(sessions.c.confirmed_count, sessions.c.updated_at)
+        )
+        quotas = SessionQuota.__table__
+        self.count_quota_seats = (
+            quotas.update()
+            .where(quotas.c.id == bindparam("qid"))
+            .values(confirmed_count=quotas.c.confirmed_count + bindparam("delta"))
+            .returning(quotas.c.confirmed_count)
+        )
+
+
+_STATEMENTS: dict[str, _Statements] = {}
+
+
+def _statements() -> _Statements:
+    dialect = db.engine.dialect.name  # SQLite has no FOR UPDATE: the statements differ
+    statements = _STATEMENTS.get(dialect)
+    if statements is None:
+        statements = _STATEMENTS[dialect] = _Statements()
+    return statements
+
+
+def lock_session(session_id: int) -> TrainingSession:
+    """Start the write transaction and lock the session row; loaded fresh, with its course."""
+    begin_write()
+    session = db.session.scalar(_statements().lock_session, {"sid": session_id})
+    if session is None:
+        raise NotFound(_("研修回が見つかりません。"))
+    return session
+
+
+def lock_session_for(session_id: int, staff_member_id: int) -> tuple[TrainingSession, int | None, int | None]:
+    """Lock the session row (as ``lock_session``, in a transaction already begun) and read,
+    in the same statement, the staff member's active enrollment in it and a confirmed one
+    of theirs in another scheduled session at the same time.
+
+    The clashes are read as committed when the statement began. That is enough: whatever
+    adds to the staff member's enrollments holds their row lock, which the caller took first.
+    Returns ``(session, id of the active enrollment or None, id of the overlapping one or None)``."""
+    row = db.session.execute(_statements().lock_session_for, {"sid": session_id, "staff": staff_member_id}).first()
+    if row is None:
+        raise NotFound(_("研修回が見つかりません。"))
+    return row[0], row[1], row[2]
+
+
+def lock_quota(session_id: int, municipality_id: int) -> SessionQuota | None:
+    """The municipality's quota row of the session (locked), or None: no quota of its own."""
+    return db.session.scalar(_statements().lock_quota, {"sid": session_id, "mid": municipality_id})
+
+
+def lock_quotas(session_id: int) -> list[SessionQuota]:
+    """Every quota row of the session (locked)."""
+    return list(db.session.scalars(_statements().lock_quotas, {"sid": session_id}))
+
+
+def lock_staff(staff_member_id: int) -> StaffMember:
+    member = db.session.scalar(_statements().lock_staff, {"id": staff_member_id})
+    if member is None:
+        raise NotFound(_("職員が見つかりません。"))
+    return member
+
+
+def lock_staff_of_user(user_id: int) -> StaffMember | None:
+    """The roster entry linked to the user (locked), or None."""
+    return db.session.scalar(_statements().lock_staff_of_user, {"uid": user_id})
+
+
+def active_enrollment(session_id: int, staff_member_id: int) -> Enrollment | None:
+    return db.session.scalar(_statements().active_enrollment, {"sid": session_id, "staff": staff_member_id})
+
+
+def overlapping_confirmed(session: TrainingSession, staff_member_id: int) -> Enrollment | None:
+    """A confirmed enrollment of the staff member in another scheduled session at the same time."""
+    return db.session.scalar(_statements().overlapping_confirmed, {
+        "staff": staff_member_id, "sid": session.id, "starts": session.starts_at, "ends": session.ends_at})
+
+
+def waitlisted(session_id: int) -> list[Enrollment]:
+    """The session's waitlist in order of arrival (fresh)."""
+    return list(db.session.scalars(_statements().waitlisted, {"sid": session_id}))
+
+
+def add_enrollment(session: TrainingSession, member: StaffMember, *, status: str, source: str, actor_id: int | None,
+                   now: datetime, arrival_seq: int | None = None,
+                   replaces: Enrollment | None = None) -> Enrollment:
+    """Insert the enrollment with one INSERT … RETURNING (no unit-of-work flush) and attach
+    it to the database session as the persistent row it is. A new arrival is numbered by the
+    INSERT itself; a swap keeps the seat's ``arrival_seq``. The change is published by the
+    caller (``enrollment_status_changed``): whoever follows enrollments subscribes to that."""
+    values = {
+        "session_id": session.id,
+        "staff_member_id": member.id,
+        "municipality_id": member.municipality_id,
+        "status": status,
+        "source": source,
+        "requested_at": now,
+        "requested_by_id": actor_id,
+        "confirmed_at": now if status == CONFIRMED else None,
+        "waitlisted_at": now if status == WAITLISTED else None,
+        "decided_at": None,
+        "cancelled_at": None,
+        "late_cancellation": False,
+        "reason": "",
+        "decided_by_id": None,
+        "cancelled_by_id": None,
+        "replaces_enrollment_id": replaces.id if replaces is not None else None,
+        "updated_at": now,
+    }
+    db.session.flush()  # what is pending (a swap's cancelled row) first
+    connection = db.session.connection()
+    if arrival_seq is None:
+        new_id, values["arrival_seq"] = connection.execute(
+            _statements().insert_arrival, {**values, "arrival_session": session.id}).one()
+    else:
+        values["arrival_seq"] = arrival_seq
+        new_id = connection.execute(_statements().insert, values).scalar_one()
+    enrollment = Enrollment(id=new_id, **values)
+    make_transient_to_detached(enrollment)
+    db.session.add(enrollment)
+    return enrollment
+
+
+def count_seats(session: TrainingSession, quota: SessionQuota | None, delta: int) -> None:
+    """Move the confirmed counters by ``delta`` with one UPDATE each (their CHECK
+    constraints refuse an overbooking) and keep the loaded rows in step."""
+    db.session.flush()  # pending changes (a new capacity, say) first: the constraints see them
+    statements = _statements()
+    connection = db.session.connection()
+    count, updated = connection.execute(
+        statements.count_session_seats, {"sid": session.id, "delta": delta, "now": utcnow()}).one()
+    set_committed_value(session, "confirmed_count", count)
+    set_committed_value(session, "updated_at", updated)
+    if quota is not None:
+        count = connection.execute(statements.count_quota_seats, {"qid": quota.id, "delta": delta}).scalar_one()
+        set_committed_value(quota, "confirmed_count", count)
+
+
+def note_waitlisted(session: TrainingSession, delta: int = 1) -> None:
+    """The triggers have moved ``waitlisted_count`` in the database; the loaded row follows."""
+    set_committed_value(session, "waitlisted_count", session.waitlisted_count + delta)
