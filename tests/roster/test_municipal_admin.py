@@ -6,9 +6,9 @@ from sqlalchemy import func, select
 
 from lms.audit.models import AuditLog
 from lms.enrollment.models import CANCELLED, CONFIRMED, PENDING, REJECTED, Enrollment
+from lms.enrollment.municipal import nominate_from_csv
 from lms.enrollment.services import enroll
 from lms.notifications.models import OutboxMail
-from lms.enrollment.municipal import nominate_from_csv
 from tests import factories
 
 
