@@ -184,9 +184,6 @@ class Config:
     # Largest single archive file accepted (bytes).
     LMS_MAX_UPLOAD_BYTES = _int("LMS_MAX_UPLOAD_BYTES", 5 * 1024**3)
 
-    # A new gunicorn worker rehearses the hot paths before its first request (rolled back;
-    # lms.common.warmup, gunicorn.conf.py).
-    LMS_WARM_UP = _flag("LMS_WARM_UP", True)
 
     # Sessions: signed cookies, so every gunicorn worker can read them.
     SESSION_COOKIE_NAME = "manabi_session"

@@ -125,5 +125,3 @@ def _register_blueprints(app: Flask) -> None:
     # the job queue that a committed notice wakes (huey and redis take ~50 ms to import).
     import_module("lms.notifications.compose").warm_up()
     import_module("lms.jobs")
-    with app.app_context():
-        import_module("lms.enrollment.services").warm_up()

@@ -31,7 +31,7 @@ from lms.municipalities.services import (
     remove_tenant_mapping,
 )
 from lms.notifications.models import FAILED, QUEUED, SENDING, SENT, SKIPPED, OutboxMail
-from lms.notifications.services import delivery_backlog, outbox_query, retry_mail
+from lms.notifications.services import compose_mail, delivery_backlog, is_uncomposed, outbox_query, retry_mail
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -155,6 +155,10 @@ def _visible_mail(mail_id: int) -> OutboxMail:
 @role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
 def outbox_detail(mail_id: int):
     mail = _visible_mail(mail_id)
+    if is_uncomposed(mail):
+        # Composed here as the worker would before sending it, so that the page shows the text.
+        compose_mail(mail)
+        db.session.commit()
     return render_template("admin/outbox_detail.html", mail=mail, status_labels=MAIL_STATUS_LABELS)
 
 

@@ -153,10 +153,6 @@ def lock_session(session_id: int) -> TrainingSession:
     return seats.lock_session(session_id)
 
 
-def warm_up() -> None:
-    """Nothing to prepare any more (kept until the app factory stops calling it)."""
-
-
 def _lock_enrollment(enrollment_id: int) -> tuple[Enrollment, TrainingSession]:
     """Lock the session of an enrollment, then read the enrollment fresh."""
     begin_write()

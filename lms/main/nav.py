@@ -27,7 +27,7 @@ NAV = (
     NavItem("completion.history", _l("受講履歴"), (LEARNER,)),
     NavItem("courses.manage", _l("研修の管理"), (TRAINER, PLATFORM_ADMIN)),
     NavItem("archives.manage", _l("アーカイブ管理"), (TRAINER, PLATFORM_ADMIN)),
-    NavItem("roster.admin_home", _l("研修担当"), (MUNICIPAL_ADMIN,)),
+    NavItem("enrollment.admin_home", _l("研修担当"), (MUNICIPAL_ADMIN,)),
     NavItem("completion.dashboard", _l("修了状況"), (MUNICIPAL_ADMIN, PLATFORM_ADMIN)),
     NavItem("admin.index", _l("システム管理"), (PLATFORM_ADMIN,)),
 )

@@ -133,6 +133,11 @@ def _not_composed():
     return and_(OutboxMail.status == QUEUED, OutboxMail.body_text == "", OutboxMail.enrollment_id.is_not(None))
 
 
+def is_uncomposed(mail: OutboxMail) -> bool:
+    """Queued without its texts yet (the worker composes it before sending)."""
+    return mail.status == QUEUED and mail.body_text == "" and mail.enrollment_id is not None
+
+
 def compose_mail(mail: OutboxMail) -> None:
     """Fill in the subject, body and calendar file of a row queued uncomposed (the caller commits)."""
     enrollment = db.session.get(Enrollment, mail.enrollment_id)
