@@ -184,7 +184,6 @@ class Config:
     # Largest single archive file accepted (bytes).
     LMS_MAX_UPLOAD_BYTES = _int("LMS_MAX_UPLOAD_BYTES", 5 * 1024**3)
 
-
     # Sessions: signed cookies, so every gunicorn worker can read them.
     SESSION_COOKIE_NAME = "manabi_session"
     SESSION_COOKIE_HTTPONLY = True

@@ -1,5 +1,7 @@
 """Flask extensions, created unbound here and bound in create_app with init_app."""
 
+from typing import TYPE_CHECKING
+
 from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_login import LoginManager
@@ -35,6 +37,13 @@ def _rate_limit_key() -> str:
 
 
 db = SQLAlchemy(model_class=Base)
+
+# The base of every model. Flask-SQLAlchemy builds ``db.Model`` at run time (on ``Base``);
+# to the type checker it is the declarative base itself.
+if TYPE_CHECKING:
+    Model = Base
+else:
+    Model = db.Model
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

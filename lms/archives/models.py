@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms.common.timeutil import utcnow
 from lms.common.types import UTCDateTime
-from lms.extensions import db
-
-if TYPE_CHECKING:  # Flask-SQLAlchemy builds db.Model at run time; to mypy it is the declarative base
-    from lms.extensions import Base as Model
-else:
-    Model = db.Model
+from lms.extensions import Model
 
 # Publication state
 DRAFT = "draft"

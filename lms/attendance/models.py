@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms.common.timeutil import utcnow
 from lms.common.types import UTCDateTime
-from lms.extensions import db
+from lms.extensions import Model
 
 # Sources
 TEAMS_REPORT = "teams"
@@ -18,7 +18,7 @@ QR_CHECKIN = "qr"
 MANUAL = "manual"
 
 
-class Attendance(db.Model):
+class Attendance(Model):
     __tablename__ = "attendance"
     __table_args__ = (
         # One row per staff member per session once matched.
@@ -53,7 +53,7 @@ class Attendance(db.Model):
     staff_member = relationship("StaffMember")
 
 
-class AttendanceRecord(db.Model):
+class AttendanceRecord(Model):
     """One raw attendance record from a Teams attendance report, kept as received.
 
     Matched to a staff member by Entra object id (with tenant) first, e-mail second,

@@ -9,10 +9,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from lms.common.timeutil import utcnow
 from lms.common.types import UTCDateTime
-from lms.extensions import db
+from lms.extensions import Model
 
 
-class AuditLog(db.Model):  # type: ignore[name-defined]  # db.Model is built at run time
+class AuditLog(Model):
     __tablename__ = "audit_log"
     __table_args__ = (
         Index("ix_audit_log_occurred_at", "occurred_at"),

@@ -12,10 +12,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from lms.common.roles import LEARNER, MUNICIPAL_ADMIN, PLATFORM_ADMIN, ROLES, TRAINER  # noqa: F401
 from lms.common.timeutil import utcnow
 from lms.common.types import UTCDateTime
-from lms.extensions import db
+from lms.extensions import Model
 
 
-class User(UserMixin, db.Model):  # type: ignore[name-defined]  # db.Model is built at run time
+class User(UserMixin, Model):
     __tablename__ = "user_account"
     __table_args__ = (UniqueConstraint("tenant_id", "object_id"),)
 
@@ -71,7 +71,7 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined]  # db.Model is bu
         return f"<User {self.id} {self.display_name}>"
 
 
-class UserRole(db.Model):  # type: ignore[name-defined]  # db.Model is built at run time
+class UserRole(Model):
     __tablename__ = "user_role"
 
     user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True)

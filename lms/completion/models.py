@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms.common.timeutil import utcnow
 from lms.common.types import UTCDateTime
-from lms.extensions import db
+from lms.extensions import Model
 
 COMPLETED = "completed"
 REVOKED = "revoked"
@@ -21,7 +21,7 @@ VIA_BOTH = "both"
 VIA_MANUAL = "manual"
 
 
-class Completion(db.Model):
+class Completion(Model):
     __tablename__ = "completion"
     __table_args__ = (
         UniqueConstraint("staff_member_id", "course_id", "fiscal_year"),
@@ -58,7 +58,7 @@ class Completion(db.Model):
     municipality = relationship("Municipality")
 
 
-class MandatoryAssignment(db.Model):
+class MandatoryAssignment(Model):
     """A course marked mandatory for a group: municipality, 所属, 職名 or new staff of a year."""
 
     __tablename__ = "mandatory_assignment"
@@ -92,7 +92,7 @@ class MandatoryAssignment(db.Model):
 # not kept.
 
 
-class CourseYearSummary(db.Model):
+class CourseYearSummary(Model):
     """One municipality's figures for one course in one fiscal year (sessions counted by
     their start in Tokyo's 年度). Enrollments and completions count for the municipality
     recorded on them; attendance for the staff member's municipality.
@@ -128,7 +128,7 @@ class CourseYearSummary(db.Model):
     m12: Mapped[int] = mapped_column(default=0)
 
 
-class StaffYearSummary(db.Model):
+class StaffYearSummary(Model):
     """Per staff member and fiscal year, for the 所属/職名 breakdowns: the number of courses
     with a confirmed enrollment (recorded for ``municipality_id``) and of completions
     (status completed, recorded for ``municipality_id``)."""

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms.common.timeutil import utcnow
 from lms.common.types import UTCDateTime
-from lms.extensions import db
+from lms.extensions import Model
 
 # Course status
 DRAFT = "draft"
@@ -35,7 +35,7 @@ BY_BOTH = "both"
 COMPLETION_MODES = (BY_ATTENDANCE, BY_ARCHIVE, BY_EITHER, BY_BOTH)
 
 
-class Category(db.Model):
+class Category(Model):
     __tablename__ = "category"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -44,7 +44,7 @@ class Category(db.Model):
     sort_order: Mapped[int] = mapped_column(default=0)
 
 
-class Course(db.Model):
+class Course(Model):
     __tablename__ = "course"
     __table_args__ = (
         CheckConstraint("attendance_threshold_pct BETWEEN 1 AND 100", name="attendance_threshold"),
@@ -105,7 +105,7 @@ class Course(db.Model):
         return municipality_id is not None and municipality_id in self.eligible_municipality_ids
 
 
-class CourseEligibility(db.Model):
+class CourseEligibility(Model):
     __tablename__ = "course_eligibility"
     # "Open to my municipality" looks rows up by municipality.
     __table_args__ = (Index("ix_course_eligibility_municipality", "municipality_id", "course_id"),)
@@ -117,7 +117,7 @@ class CourseEligibility(db.Model):
     municipality = relationship("Municipality")
 
 
-class TrainingSession(db.Model):
+class TrainingSession(Model):
     """A session (研修回). ``confirmed_count`` is kept by the enrollment service in the same
     transaction as every status change; the CHECK makes overbooking impossible at the
     database level whatever the code does. ``waitlisted_count`` is kept by the database
@@ -185,7 +185,7 @@ class TrainingSession(db.Model):
         return int((self.ends_at - self.starts_at).total_seconds())
 
 
-class SessionQuota(db.Model):
+class SessionQuota(Model):
     """割当人数: seats of a session held for one municipality."""
 
     __tablename__ = "session_quota"

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms.common.timeutil import utcnow
 from lms.common.types import UTCDateTime
-from lms.extensions import db
+from lms.extensions import Model
 
 PENDING = "pending_approval"
 CONFIRMED = "confirmed"
@@ -30,7 +30,7 @@ SOURCES = (SELF, NOMINATION, CSV, SWAP)
 _ACTIVE_SQL = "status IN ('pending_approval', 'confirmed', 'waitlisted')"
 
 
-class Enrollment(db.Model):
+class Enrollment(Model):
     __tablename__ = "enrollment"
     __table_args__ = (
         Index(

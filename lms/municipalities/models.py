@@ -9,12 +9,12 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms.common.timeutil import utcnow
 from lms.common.types import UTCDateTime
-from lms.extensions import db
+from lms.extensions import Model
 
 KINDS = ("都道府県", "特別区", "市", "町", "村")
 
 
-class Municipality(db.Model):  # type: ignore[name-defined]  # db.Model is built at run time
+class Municipality(Model):
     __tablename__ = "municipality"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -36,7 +36,7 @@ class Municipality(db.Model):  # type: ignore[name-defined]  # db.Model is built
         return f"<Municipality {self.code} {self.name}>"
 
 
-class TenantMapping(db.Model):  # type: ignore[name-defined]  # db.Model is built at run time
+class TenantMapping(Model):
     """An allowed Entra tenant, mapped to a municipality.
 
     A tenant shared by several municipalities (the prefecture's own) has one row per

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from lms.common.timeutil import utcnow
 from lms.common.types import UTCDateTime
-from lms.extensions import db
+from lms.extensions import Model
 
 QUEUED = "queued"
 SENDING = "sending"
@@ -19,7 +19,7 @@ FAILED = "failed"
 SKIPPED = "skipped"
 
 
-class OutboxMail(db.Model):
+class OutboxMail(Model):
     __tablename__ = "outbox_mail"
     __table_args__ = (Index("ix_outbox_mail_status_next", "status", "next_attempt_at"),)
 

@@ -13,13 +13,13 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms.common.timeutil import utcnow
 from lms.common.types import UTCDateTime
-from lms.extensions import db
+from lms.extensions import Model
 
 ACTIVE = "active"
 LEFT = "left"
 
 
-class StaffMember(db.Model):
+class StaffMember(Model):
     __tablename__ = "staff_member"
     __table_args__ = (
         UniqueConstraint("municipality_id", "employee_number"),
@@ -65,7 +65,7 @@ class StaffMember(db.Model):
         return f"<StaffMember {self.employee_number} {self.full_name}>"
 
 
-class StaffHistory(db.Model):
+class StaffHistory(Model):
     """A transfer (人事異動) or departure: the department and title before and after."""
 
     __tablename__ = "staff_history"

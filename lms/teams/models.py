@@ -9,10 +9,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from lms.common.timeutil import as_utc, utcnow
 from lms.common.types import UTCDateTime
-from lms.extensions import db
+from lms.extensions import Model
 
 
-class GraphOperation(db.Model):
+class GraphOperation(Model):
     __tablename__ = "graph_operation"
     __table_args__ = (Index("ix_graph_operation_session_kind", "session_id", "kind"),)
 
@@ -44,7 +44,7 @@ class GraphOperation(db.Model):
         return as_utc(datetime.fromisoformat(value))
 
 
-class GraphSubscription(db.Model):
+class GraphSubscription(Model):
     __tablename__ = "graph_subscription"
 
     id: Mapped[int] = mapped_column(primary_key=True)
