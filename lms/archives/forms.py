@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import DateTimeLocalField, RadioField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from lms.archives.models import AUDIENCE_ELIGIBLE, AUDIENCE_ENROLLEES, AUDIENCE_MUNICIPALITIES
+from lms.common.forms import Form
 
 AUDIENCE_CHOICES = [
     SelectChoice(AUDIENCE_ELIGIBLE, _l("研修の対象区市町村の職員全員")),
@@ -15,7 +15,7 @@ AUDIENCE_CHOICES = [
 ]
 
 
-class ArchiveForm(FlaskForm):
+class ArchiveForm(Form):
     course_id = SelectField(_l("研修"), coerce=int, validators=[DataRequired(_l("研修を選択してください。"))])
     session_id = SelectField(_l("研修回（任意）"), coerce=int, default=0)
     title = StringField(
@@ -35,5 +35,5 @@ class ArchiveForm(FlaskForm):
     municipality_ids = SelectMultipleField(_l("視聴を許可する区市町村"), coerce=int, validators=[Optional()])
 
 
-class ActionForm(FlaskForm):
+class ActionForm(Form):
     """A button that changes state (publish, withdraw, remove): CSRF only."""

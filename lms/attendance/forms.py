@@ -1,15 +1,16 @@
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import IntegerField, RadioField, SelectField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
+from lms.common.forms import Form
 
-class MatchForm(FlaskForm):
+
+class MatchForm(Form):
     staff_member_id = SelectField(_l("受講者"), coerce=int, validators=[InputRequired()])
 
 
-class CorrectionForm(FlaskForm):
+class CorrectionForm(Form):
     staff_member_id = SelectField(_l("受講者"), coerce=int, validators=[InputRequired()])
     attended = RadioField(
         _l("判定"), choices=[SelectChoice("1", _l("出席")), SelectChoice("0", _l("欠席"))], validators=[InputRequired()]
@@ -19,7 +20,7 @@ class CorrectionForm(FlaskForm):
                                                      Length(max=2000)])
 
 
-class ActionForm(FlaskForm):
+class ActionForm(Form):
     """CSRF only (buttons, roll call checkboxes read from request.form)."""
 
 

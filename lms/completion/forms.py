@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import DateField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
+from lms.common.forms import Form
 
-class ManualCompletionForm(FlaskForm):
+
+class ManualCompletionForm(Form):
     employee_number = StringField(_l("職員番号"), validators=[DataRequired(), Length(max=20)])
     municipality_id = SelectField(_l("区市町村"), coerce=int, validators=[InputRequired()])
     fiscal_year = IntegerField(_l("年度"), validators=[InputRequired(), NumberRange(min=2000, max=2100)])
     reason = TextAreaField(_l("理由"), validators=[DataRequired(), Length(max=1000)])
 
 
-class RevokeForm(FlaskForm):
+class RevokeForm(Form):
     reason = TextAreaField(_l("取消の理由"), validators=[DataRequired(), Length(max=1000)])
 
 
-class AssignmentForm(FlaskForm):
+class AssignmentForm(Form):
     course_id = SelectField(_l("研修"), coerce=int, validators=[InputRequired()])
     fiscal_year = IntegerField(_l("年度"), validators=[InputRequired(), NumberRange(min=2000, max=2100)])
     # "" = all municipalities (platform admins only); otherwise a municipality id.

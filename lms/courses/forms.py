@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateTimeLocalField,
@@ -21,6 +20,7 @@ from wtforms import (
 )
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
+from lms.common import forms as base
 from lms.courses.models import BY_ARCHIVE, BY_ATTENDANCE, BY_BOTH, BY_EITHER, HYBRID, ONSITE, TEAMS
 
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
@@ -78,7 +78,7 @@ class MultiCheckboxField(SelectMultipleField):
         pass
 
 
-class CourseForm(FlaskForm):
+class CourseForm(base.Form):
     title = StringField(_l("研修名"), validators=[InputRequired(_l("研修名を入力してください。")), Length(max=200)])
     summary = TextAreaField(_l("概要（一覧に表示されます）"), validators=[Length(max=500)])
     description_md = TextAreaField(_l("詳しい説明（Markdown）"))
@@ -111,7 +111,7 @@ class QuotaRowForm(Form):
     remove = BooleanField(_l("この割当を削除"))
 
 
-class SessionForm(FlaskForm):
+class SessionForm(base.Form):
     title = StringField(_l("回の名前（例: 第1回）"), validators=[Length(max=200)])
     starts_at = TokyoDateTimeField(_l("開始日時"), validators=[InputRequired(_l("開始日時を入力してください。"))])
     ends_at = TokyoDateTimeField(_l("終了日時"), validators=[InputRequired(_l("終了日時を入力してください。"))])
@@ -129,10 +129,10 @@ class SessionForm(FlaskForm):
     save = SubmitField(_l("保存"))
 
 
-class CancelForm(FlaskForm):
+class CancelForm(base.Form):
     reason = TextAreaField(_l("中止の理由（受講者に通知されます）"), validators=[Length(max=1000)])
     submit = SubmitField(_l("中止する"))
 
 
-class ActionForm(FlaskForm):
+class ActionForm(base.Form):
     """A bare POST (publish, unpublish) with its CSRF token."""

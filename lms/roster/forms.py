@@ -1,11 +1,12 @@
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, DateField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, Optional, Regexp
 
+from lms.common.forms import Form
 
-class StaffForm(FlaskForm):
+
+class StaffForm(Form):
     employee_number = StringField(_l("職員番号"), validators=[InputRequired(_l("職員番号を入力してください。")), Length(max=20)])
     full_name = StringField(_l("氏名"), validators=[InputRequired(_l("氏名を入力してください。")), Length(max=100)])
     full_name_kana = StringField(_l("氏名カナ"), validators=[Optional(), Length(max=200)])
@@ -16,40 +17,40 @@ class StaffForm(FlaskForm):
     hired_on = DateField(_l("採用日"), validators=[Optional()])
 
 
-class TransferForm(FlaskForm):
+class TransferForm(Form):
     department = StringField(_l("異動後の所属"), validators=[Optional(), Length(max=200)])
     job_title = StringField(_l("異動後の職名"), validators=[Optional(), Length(max=100)])
     effective_on = DateField(_l("発令日"), validators=[InputRequired(_l("発令日を入力してください。"))])
 
 
-class DepartureForm(FlaskForm):
+class DepartureForm(Form):
     left_on = DateField(_l("退職・転出日"), validators=[InputRequired(_l("退職・転出日を入力してください。"))])
 
 
-class RosterImportForm(FlaskForm):
+class RosterImportForm(Form):
     file = FileField(_l("名簿の CSV ファイル"), validators=[FileRequired(_l("ファイルを選んでください。"))])
     effective_on = DateField(_l("異動・退職の発令日"), validators=[Optional()])
     mark_missing_left = BooleanField(_l("ファイルにない在職中の職員を退職・転出として記録する"))
 
 
-class NominationUploadForm(FlaskForm):
+class NominationUploadForm(Form):
     file = FileField(_l("推薦者の CSV ファイル"), validators=[FileRequired(_l("ファイルを選んでください。"))])
 
 
-class NominateForm(FlaskForm):
+class NominateForm(Form):
     staff_member_id = IntegerField(validators=[InputRequired()])
 
 
-class RejectForm(FlaskForm):
+class RejectForm(Form):
     reason = TextAreaField(_l("承認しない理由"), validators=[InputRequired(_l("承認しない理由を入力してください。")), Length(max=1000)])
 
 
-class SwapForm(FlaskForm):
+class SwapForm(Form):
     employee_number = StringField(_l("差し替え先の職員番号"), validators=[InputRequired(_l("差し替え先の職員番号を入力してください。")), Length(max=20)])
     reason = StringField(_l("差し替えの理由"), validators=[Optional(), Length(max=500)])
 
 
-class MunicipalityChoiceForm(FlaskForm):
+class MunicipalityChoiceForm(Form):
     class Meta:
         csrf = False
 

@@ -1,63 +1,28 @@
-"""The staff roster (職員名簿) and the municipal admin's pages (研修担当).
+"""The staff roster (職員名簿): list, entries, transfers, CSV import and export.
 
-Municipal admins work on their own municipality only; platform admins choose one
-(``?m=<municipality id>``). Any attempt on another municipality's data is a 403 with an
-``access.denied`` audit entry (lms.common.access.require_municipality).
-"""
+Who may see which municipality: lms.roster.pages (the municipal admin's pages' scope)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
 
-from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
-from lms.common.access import municipality_scope, require_municipality, role_required
+from lms.audit.services import record_action
+from lms.common.access import role_required
+from lms.common.database import begin_write
 from lms.common.errors import DomainError
 from lms.extensions import db
-from lms.municipalities.models import Municipality
 from lms.roster import forms, services
-from lms.roster.models import ACTIVE, LEFT, StaffMember
+from lms.roster.models import ACTIVE, LEFT
+from lms.roster.pages import ADMINS, municipality_args, municipality_or_chooser, staff_member_or_403
 
 bp = Blueprint("roster", __name__)
-
-ADMINS = (MUNICIPAL_ADMIN, PLATFORM_ADMIN)
-
-
-# ---------------------------------------------------------------- scope
-
-
-def _scope_or_choose(endpoint: str):
-    """The municipality worked on (``?m=``: a platform admin's choice), or the page to choose one."""
-    scope = municipality_scope(current_user, request.values.get("m"))
-    municipality = db.session.get(Municipality, scope) if scope is not None else None
-    if municipality is None:
-        form = forms.MunicipalityChoiceForm(request.args)
-        form.m.choices = [(m.id, m.name) for m in db.session.scalars(select(Municipality).order_by(Municipality.sort_order))]
-        return None, render_template("roster/choose_municipality.html", form=form, endpoint=endpoint)
-    return municipality, None
-
-
-def _member_or_403(member_id: int) -> StaffMember:
-    member = db.get_or_404(StaffMember, member_id)
-    require_municipality(current_user, member.municipality_id)
-    return member
-
-
-def _back(endpoint: str, municipality_id: int, **values):
-    if current_user.has_role(PLATFORM_ADMIN):
-        values["m"] = municipality_id
-    return redirect(url_for(endpoint, **values))
-
-
-def _url_m(municipality_id: int) -> dict:
-    return {"m": municipality_id} if current_user.has_role(PLATFORM_ADMIN) else {}
 
 
 @bp.app_context_processor
 def _roster_helpers():
-    return {"roster_m": _url_m}
+    return {"roster_m": municipality_args}
 
 
 # ---------------------------------------------------------------- roster list and entries
@@ -66,7 +31,7 @@ def _roster_helpers():
 @bp.get("/roster")
 @role_required(*ADMINS)
 def index():
-    municipality, chooser = _scope_or_choose("roster.index")
+    municipality, chooser = municipality_or_chooser("roster.index")
     if chooser:
         return chooser
     q = request.args.get("q", "").strip()[:100]
@@ -85,7 +50,7 @@ def index():
 @bp.route("/roster/new", methods=["GET", "POST"])
 @role_required(*ADMINS)
 def new():
-    municipality, chooser = _scope_or_choose("roster.new")
+    municipality, chooser = municipality_or_chooser("roster.new")
     if chooser:
         return chooser
     form = forms.StaffForm()
@@ -105,7 +70,7 @@ def new():
 @bp.get("/roster/<int:member_id>")
 @role_required(*ADMINS)
 def detail(member_id: int):
-    member = _member_or_403(member_id)
+    member = staff_member_or_403(member_id)
     # The member's enrollments: the enrollment area's ``staff_enrollments`` (a template global).
     return render_template(
         "roster/detail.html", member=member,
@@ -117,7 +82,7 @@ def detail(member_id: int):
 @bp.route("/roster/<int:member_id>/edit", methods=["GET", "POST"])
 @role_required(*ADMINS)
 def edit(member_id: int):
-    member = _member_or_403(member_id)
+    member = staff_member_or_403(member_id)
     form = forms.StaffForm(obj=member)
     if form.validate_on_submit():
         try:
@@ -135,7 +100,7 @@ def edit(member_id: int):
 @bp.post("/roster/<int:member_id>/transfer")
 @role_required(*ADMINS)
 def transfer(member_id: int):
-    member = _member_or_403(member_id)
+    member = staff_member_or_403(member_id)
     form = forms.TransferForm()
     if not form.validate_on_submit():
         flash(" ".join(str(e) for errors in form.errors.values() for e in errors), "error")
@@ -153,7 +118,7 @@ def transfer(member_id: int):
 @bp.post("/roster/<int:member_id>/leave")
 @role_required(*ADMINS)
 def leave(member_id: int):
-    member = _member_or_403(member_id)
+    member = staff_member_or_403(member_id)
     form = forms.DepartureForm()
     if not form.validate_on_submit():
         flash(" ".join(str(e) for errors in form.errors.values() for e in errors), "error")
@@ -174,7 +139,7 @@ def leave(member_id: int):
 @bp.route("/roster/import", methods=["GET", "POST"])
 @role_required(*ADMINS)
 def import_csv():
-    municipality, chooser = _scope_or_choose("roster.import_csv")
+    municipality, chooser = municipality_or_chooser("roster.import_csv")
     if chooser:
         return chooser
     form = forms.RosterImportForm()
@@ -204,15 +169,12 @@ def import_csv():
 @bp.get("/roster/export.csv")
 @role_required(*ADMINS)
 def export_csv():
-    municipality, chooser = _scope_or_choose("roster.index")
+    municipality, chooser = municipality_or_chooser("roster.index")
     if chooser:
         return chooser
     encoding = "cp932" if request.args.get("encoding") == "cp932" else "utf-8"
     body = services.export_roster_csv(municipality.id, encoding=encoding)
     filename = f"roster-{municipality.code}.csv"
-    from lms.audit.services import record_action
-    from lms.common.database import begin_write
-
     municipality_id = municipality.id
     begin_write()
     record_action(current_user, "roster.export", "municipality", municipality_id, municipality_id, encoding=encoding)

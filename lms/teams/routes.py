@@ -12,12 +12,12 @@ from lms.attendance import services as attendance_services
 from lms.attendance.forms import ActionForm, CorrectionForm, MatchForm, staff_choices
 from lms.audit.services import record_action
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
-from lms.common.access import require_municipality, role_required
+from lms.common.access import role_required
 from lms.common.errors import DomainError, NotAllowed, NotFound
 from lms.common.public import public
 from lms.courses.models import TrainingSession
 from lms.extensions import csrf, db, limiter
-from lms.municipalities.models import Municipality
+from lms.roster.pages import back_to, scoped_municipality
 from lms.teams import operations as ops
 from lms.teams import roster_sync, services
 from lms.teams.graph import graph_configured
@@ -149,26 +149,14 @@ def graph_notifications():
 # ---------------------------------------------------------------- the roster's sync from Graph
 
 
-def _roster_municipality() -> int | None:
-    """The municipality whose roster is synced: a municipal admin's own (asking for another
-    is a 403, audited); a platform admin's choice (``?m=``; None when not chosen)."""
-    requested = request.values.get("m", type=int)
-    if current_user.has_role(PLATFORM_ADMIN):
-        return requested if requested and db.session.get(Municipality, requested) else None
-    if requested is not None and requested != current_user.municipality_id:
-        require_municipality(current_user, requested)
-    require_municipality(current_user, current_user.municipality_id)
-    return current_user.municipality_id
-
-
 @bp.post("/roster/sync")
 @role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
 def sync_roster():
-    municipality_id = _roster_municipality()
-    if municipality_id is None:
+    municipality = scoped_municipality()
+    if municipality is None:
         return redirect(url_for("roster.index"))  # where a platform admin chooses the municipality
-    back = redirect(url_for("roster.index", m=municipality_id) if current_user.has_role(PLATFORM_ADMIN)
-                    else url_for("roster.index"))
+    municipality_id = municipality.id
+    back = back_to("roster.index", municipality_id)
     if not graph_configured():
         flash(_("Microsoft Graph が設定されていないため、同期できません。"), "error")
         return back
