@@ -76,7 +76,7 @@ SEARCH_WORDS = ["Teams", "会議", "Excel", "セキュリティ", "研修"]
 def create_data(database_url: str, learners: int) -> dict:
     from sqlalchemy import insert, select
 
-    from lms.archives import services as archive_services
+    from lms.archives import uploads
     from lms.archives.models import Archive, UploadSession
     from lms.auth.models import User
     from lms.common.timeutil import utcnow
@@ -130,13 +130,15 @@ def create_data(database_url: str, learners: int) -> dict:
         db.session.add(archive)
         db.session.commit()
         video = (ROOT / "tests" / "archives" / "data" / "tiny.webm").read_bytes()
-        upload = archive_services.create_upload(trainer, archive, len(video), {"filename": "video.webm"})
+        upload = uploads.create_upload(trainer, archive, len(video), {"filename": "video.webm"})
         db.session.flush()
-        result = archive_services.receive_chunk(archive_services.UploadSnapshot.of(upload), 0, [video])
+        result = uploads.receive_chunk(uploads.UploadSnapshot.of(upload), 0, [video])
         upload = db.session.get(UploadSession, upload.id)
-        archive_services.save_chunk_result(upload, result)
-        archive_file = archive_services.finish_upload(upload)
+        uploads.save_chunk_result(upload, result)
+        uploads.finish_upload(upload)
         db.session.commit()
+        uploads.verify_upload(upload.id)  # no worker runs while the data is made
+        file_id = db.session.get(UploadSession, upload.id).archive_file_id
 
         def demo(code, key):
             return db.session.scalar(select(User.id).where(User.object_id == demo_uuid("user", code, key)))
@@ -146,7 +148,7 @@ def create_data(database_url: str, learners: int) -> dict:
             "admins": [demo("131016", "admin"), demo("132012", "admin"), demo("130001", "platform")],
             "course_ids": course_ids,
             "session_ids": session_ids,
-            "file_id": archive_file.id,
+            "file_id": file_id,
         }
 
 
