@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import ColumnDefault, Table, bindparam, func, select, text
 
@@ -36,7 +36,7 @@ from lms.completion.summary import rebuild
 from lms.courses.models import Course, TrainingSession
 from lms.courses.search import normalise_for_search
 from lms.enrollment.models import Enrollment
-from lms.extensions import db
+from lms.extensions import Model, db
 from lms.municipalities.models import Municipality
 from lms.municipalities.services import load_municipalities
 from lms.roster.models import StaffMember
@@ -68,6 +68,11 @@ def _weighted(rng: random.Random, pairs):
 
 
 # ---------------------------------------------------------------- bulk writing
+
+
+def table_of(model: type[Model]) -> Table:
+    """The model's table, for Core writes (declared as a FromClause on the mapped class)."""
+    return cast(Table, model.__table__)
 
 
 def _column_defaults(table: Table, given: list[str]) -> tuple[list[str], list]:
@@ -255,7 +260,7 @@ def generate_synthetic(*, users: int, municipalities: int, courses: int, enrollm
 
     # -- staff (職員名簿): bigger municipalities get more staff
     weights = [rng.uniform(0.3, 3.0) for _ in munis]
-    staff_table = StaffMember.__table__
+    staff_table = table_of(StaffMember)
     first_staff = _next_id(staff_table)
     staff_muni: list[int] = []
     staff_active: list[bool] = []
@@ -295,7 +300,7 @@ def generate_synthetic(*, users: int, municipalities: int, courses: int, enrollm
     writer.fix_sequence(staff_table)
 
     # -- courses, two sessions each (last year and this year), one archive video each
-    course_table = Course.__table__
+    course_table = table_of(Course)
     first_course = _next_id(course_table)
     course_mode: list[str] = []
     course_att: list[int] = []
@@ -321,7 +326,7 @@ def generate_synthetic(*, users: int, municipalities: int, courses: int, enrollm
     ], course_rows())
     writer.fix_sequence(course_table)
 
-    session_table = TrainingSession.__table__
+    session_table = table_of(TrainingSession)
     first_session = _next_id(session_table)
     session_times: list[tuple[datetime, datetime]] = []
     session_year: list[int] = []
@@ -349,7 +354,7 @@ def generate_synthetic(*, users: int, municipalities: int, courses: int, enrollm
     ], session_rows())
     writer.fix_sequence(session_table)
 
-    archive_table, file_table = Archive.__table__, ArchiveFile.__table__
+    archive_table, file_table = table_of(Archive), table_of(ArchiveFile)
     first_archive, first_file = _next_id(archive_table), _next_id(file_table)
     echo("archives …")
     writer.write(archive_table, ["id", "course_id", "title", "status", "published_at", "created_at", "updated_at"], (
@@ -367,7 +372,7 @@ def generate_synthetic(*, users: int, municipalities: int, courses: int, enrollm
 
     # -- enrollments, attendance, viewing, completions: one pass over staff, streamed
     confirmed_per_session: dict[int, int] = {}
-    enrollment_table = Enrollment.__table__
+    enrollment_table = table_of(Enrollment)
     first_enrollment = _next_id(enrollment_table)
     per_staff = enrollments / users if users else 0
     if writer.postgres:
@@ -376,13 +381,13 @@ def generate_synthetic(*, users: int, municipalities: int, courses: int, enrollm
         "enrollment": (enrollment_table, [
             "id", "session_id", "staff_member_id", "municipality_id", "status", "source", "arrival_seq",
             "requested_at", "confirmed_at", "late_cancellation", "reason", "updated_at"]),
-        "attendance": (Attendance.__table__, [
+        "attendance": (table_of(Attendance), [
             "session_id", "staff_member_id", "source", "attended_seconds", "attended_pct", "attended",
             "intervals", "created_at", "updated_at"]),
-        "viewing": (ViewingProgress.__table__, [
+        "viewing": (table_of(ViewingProgress), [
             "staff_member_id", "archive_file_id", "intervals", "watched_seconds", "duration_seconds",
             "last_position", "completed_at", "updated_at"]),
-        "completion": (Completion.__table__, [
+        "completion": (table_of(Completion), [
             "staff_member_id", "course_id", "municipality_id", "fiscal_year", "status", "method",
             "completed_at", "certificate_serial", "reason", "created_at", "updated_at"]),
     })
@@ -447,7 +452,7 @@ def generate_synthetic(*, users: int, municipalities: int, courses: int, enrollm
     for key, n in sinks.counts.items():
         summary[key] = n
     echo(f"  {sinks.counts} in {time.monotonic() - t0:.1f} s")
-    for table in (enrollment_table, Attendance.__table__, ViewingProgress.__table__, Completion.__table__):
+    for table in (enrollment_table, table_of(Attendance), table_of(ViewingProgress), table_of(Completion)):
         writer.fix_sequence(table)
     # Seats: the counter kept by the enrollment service, and a capacity that holds it.
     db.session.execute(
@@ -461,7 +466,7 @@ def generate_synthetic(*, users: int, municipalities: int, courses: int, enrollm
         db.session.execute(session_table.update().where(session_table.c.id.in_(session_table_ids)).values(capacity=20))
 
     # -- demo sign-in accounts to look at the result: a platform admin and one admin per municipality
-    user_table = User.__table__
+    user_table = table_of(User)
     first_user = _next_id(user_table)
     tenant = str(uuid.uuid5(uuid.NAMESPACE_URL, f"synth/{run}"))
     user_rows = [(first_user, tenant, str(uuid.uuid4()), "合成データ 管理者", "", None, True, 1, True, now, now)]
@@ -472,7 +477,7 @@ def generate_synthetic(*, users: int, municipalities: int, courses: int, enrollm
     writer.write(user_table, ["id", "tenant_id", "object_id", "display_name", "email", "municipality_id", "active",
                               "session_version", "is_demo", "created_at", "updated_at"], iter(user_rows))
     writer.fix_sequence(user_table)
-    writer.write(UserRole.__table__, ["user_id", "role"], iter(
+    writer.write(table_of(UserRole), ["user_id", "role"], iter(
         [(first_user, PLATFORM_ADMIN)] + [(first_user + 1 + i, MUNICIPAL_ADMIN) for i in range(len(munis))]
     ))
     summary["admin_users"] = len(user_rows)

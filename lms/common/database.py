@@ -64,7 +64,7 @@ def _ping_when_idle(engine: Engine, after: float) -> None:
             return
         try:
             dialect.do_ping(dbapi_conn)
-        except Exception as exc:
+        except dialect.loaded_dbapi.Error as exc:  # only a driver error can mean a disconnect
             if dialect.is_disconnect(exc, dbapi_conn, None):
                 # The pool closes this connection and checks out another (a new one).
                 raise DisconnectionError("the pooled connection was closed by the server") from exc

@@ -150,11 +150,11 @@ def dashboard():
     return render_template(
         "completion/dashboard.html",
         scope=scope,
-        scope_name=db.session.get(Municipality, scope).name if scope else None,
+        scope_name=db.session.get_one(Municipality, scope).name if scope else None,
         fy=fy,
         fy_choices=fiscal_year_choices(),
         course_id=course_id,
-        course_title=db.session.get(Course, course_id).title if course_id else None,
+        course_title=db.session.get_one(Course, course_id).title if course_id else None,
         courses=courses[(page - 1) * COURSES_PER_PAGE: page * COURSES_PER_PAGE],
         course_count=len(courses),
         chart_courses=[(c.title, c.rate) for c in sorted(

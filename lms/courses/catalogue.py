@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
-from sqlalchemy import Integer, bindparam, case, event, exists, func, literal, or_, select
+from sqlalchemy import ColumnElement, Integer, bindparam, case, event, exists, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from lms.common.timeutil import TOKYO, as_utc, to_tokyo, utcnow
@@ -244,6 +244,7 @@ def _statements(shape: _Shape):
     next_start = select(func.min(TrainingSession.starts_at)).where(*sessions).scalar_subquery()
     count = select(func.count()).select_from(TrainingSession).where(*sessions).scalar_subquery()
     free = select(func.coalesce(func.sum(_FREE), 0)).where(*sessions).scalar_subquery()
+    listed: ColumnElement[int]
     if shape.municipality:
         listed = case(
             (exists().where(CourseEligibility.course_id == page.c.id,

@@ -325,6 +325,8 @@ def _course_form_page(form: CourseForm, course: Course | None):
 
 
 def _course_input(form: CourseForm) -> services.CourseInput:
+    attendance_pct, viewing_pct = form.attendance_threshold_pct.data, form.viewing_threshold_pct.data
+    assert attendance_pct is not None and viewing_pct is not None  # InputRequired, and the form is validated
     return services.CourseInput(
         title=form.title.data or "",
         summary=form.summary.data or "",
@@ -335,8 +337,8 @@ def _course_input(form: CourseForm) -> services.CourseInput:
         municipality_ids=list(form.municipality_ids.data or []),
         requires_approval=bool(form.requires_approval.data),
         completion_mode=form.completion_mode.data,
-        attendance_threshold_pct=form.attendance_threshold_pct.data,
-        viewing_threshold_pct=form.viewing_threshold_pct.data,
+        attendance_threshold_pct=attendance_pct,
+        viewing_threshold_pct=viewing_pct,
         organizer_mailbox=form.organizer_mailbox.data or "",
     )
 
@@ -385,6 +387,8 @@ def _session_input(form: SessionForm) -> services.SessionInput:
     def utc(field):
         return tokyo_to_utc(field.data) if field.data else None
 
+    capacity = form.capacity.data
+    assert capacity is not None  # InputRequired, and the form is validated
     return services.SessionInput(
         title=form.title.data or "",
         starts_at=utc(form.starts_at),
@@ -392,7 +396,7 @@ def _session_input(form: SessionForm) -> services.SessionInput:
         delivery=form.delivery.data,
         location=form.location.data or "",
         join_url=form.join_url.data or "",
-        capacity=form.capacity.data,
+        capacity=capacity,
         enroll_opens_at=utc(form.enroll_opens_at),
         enroll_closes_at=utc(form.enroll_closes_at),
         cancel_deadline=utc(form.cancel_deadline),

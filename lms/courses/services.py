@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask_babel import gettext as _
@@ -146,7 +147,7 @@ def _validate_course(data: CourseInput) -> None:
                            field="organizer_mailbox")
 
 
-def _apply_course(course: Course, data: CourseInput) -> dict:
+def _apply_course(course: Course, data: CourseInput) -> dict[str, tuple[Any, Any]]:
     """Copy ``data`` into ``course``; returns {field: (old, new)} of what changed."""
     values = {
         "title": data.title.strip(),
@@ -161,7 +162,7 @@ def _apply_course(course: Course, data: CourseInput) -> dict:
         "viewing_threshold_pct": int(data.viewing_threshold_pct),
         "organizer_mailbox": (data.organizer_mailbox or "").strip(),
     }
-    changes = {}
+    changes: dict[str, tuple[Any, Any]] = {}
     for name, value in values.items():
         old = getattr(course, name)
         if old != value:

@@ -260,7 +260,9 @@ def _tokyo_vtimezone(year: int) -> Timezone:
     a good part of a millisecond; every calendar mail needs one. Keyed by year, the few
     there are are built once per process (``warm_up`` builds this year's and next year's
     when the app starts)."""
-    return Timezone.from_ical(Timezone.from_tzinfo(TOKYO, first_date=date(year, 1, 1)).to_ical())
+    parsed = Timezone.from_ical(Timezone.from_tzinfo(TOKYO, first_date=date(year, 1, 1)).to_ical())
+    assert isinstance(parsed, Timezone)  # from_ical is typed as returning a Component
+    return parsed
 
 
 def warm_up() -> None:

@@ -8,6 +8,8 @@ Municipal admins work on their own municipality only; platform admins choose one
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
@@ -29,8 +31,9 @@ def scoped_municipality() -> Municipality | None:
     return db.session.get(Municipality, scope) if scope is not None else None
 
 
-def municipality_or_chooser(endpoint: str) -> tuple[Municipality | None, str | None]:
-    """The municipality worked on, or the page on which a platform admin chooses one."""
+def municipality_or_chooser(endpoint: str) -> tuple[Municipality, None] | tuple[None, str]:
+    """The municipality worked on, or (municipality None) the page on which a platform admin
+    chooses one: ``municipality, chooser = …; if municipality is None: return chooser``."""
     municipality = scoped_municipality()
     if municipality is None:
         form = MunicipalityChoiceForm(request.args)
@@ -50,5 +53,5 @@ def municipality_args(municipality_id: int) -> dict[str, int]:
     return {"m": municipality_id} if current_user.has_role(PLATFORM_ADMIN) else {}
 
 
-def back_to(endpoint: str, municipality_id: int, **values) -> Response:
-    return redirect(url_for(endpoint, **municipality_args(municipality_id), **values))
+def back_to(endpoint: str, municipality_id: int, **values: Any) -> Response:
+    return redirect(url_for(endpoint, **{**municipality_args(municipality_id), **values}))

@@ -32,7 +32,7 @@ def _roster_helpers():
 @role_required(*ADMINS)
 def index():
     municipality, chooser = municipality_or_chooser("roster.index")
-    if chooser:
+    if municipality is None:
         return chooser
     q = request.args.get("q", "").strip()[:100]
     department = request.args.get("department", "")[:200]
@@ -51,7 +51,7 @@ def index():
 @role_required(*ADMINS)
 def new():
     municipality, chooser = municipality_or_chooser("roster.new")
-    if chooser:
+    if municipality is None:
         return chooser
     form = forms.StaffForm()
     if form.validate_on_submit():
@@ -140,7 +140,7 @@ def leave(member_id: int):
 @role_required(*ADMINS)
 def import_csv():
     municipality, chooser = municipality_or_chooser("roster.import_csv")
-    if chooser:
+    if municipality is None:
         return chooser
     form = forms.RosterImportForm()
     report = None
@@ -170,7 +170,7 @@ def import_csv():
 @role_required(*ADMINS)
 def export_csv():
     municipality, chooser = municipality_or_chooser("roster.index")
-    if chooser:
+    if municipality is None:
         return chooser
     encoding = "cp932" if request.args.get("encoding") == "cp932" else "utf-8"
     body = services.export_roster_csv(municipality.id, encoding=encoding)

@@ -15,10 +15,11 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any, TypeAlias
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import Row, func, insert, or_, select, update
 
 from lms.audit.services import record_action
 from lms.common.database import begin_write
@@ -386,6 +387,16 @@ class ImportReport:
         return [row for row in self.rows if row.outcome == REFUSED]
 
 
+_IMPORT_COLUMNS = (
+    StaffMember.id, StaffMember.employee_number, StaffMember.full_name, StaffMember.full_name_kana,
+    StaffMember.department, StaffMember.job_title, StaffMember.sign_in_name, StaffMember.email,
+    StaffMember.hired_on, StaffMember.status,
+)
+
+# A roster entry as an import reads it: a plain row of _IMPORT_COLUMNS, not an ORM object.
+ImportedEntry: TypeAlias = Row[*tuple[Any, ...]]
+
+
 def import_roster(municipality_id: int, data: bytes, actor, *, mark_missing_left: bool = False,
                   effective_on: date | None = None) -> ImportReport:
     """Import a whole roster CSV: validate every row first; apply only if no row is refused.
@@ -407,7 +418,7 @@ def import_roster(municipality_id: int, data: bytes, actor, *, mark_missing_left
     by_sign_in = {m.sign_in_name.lower(): m for m in existing.values() if m.sign_in_name}
     seen_numbers: dict[str, int] = {}
     seen_sign_ins: dict[str, int] = {}
-    planned: list[tuple[RowResult, dict, StaffMember | None]] = []
+    planned: list[tuple[RowResult, dict, ImportedEntry | None]] = []
 
     for line, raw in records:
         values = {attr: normalise_text(raw.get(column, "")) for column, attr in ROSTER_COLUMNS}
@@ -475,7 +486,7 @@ def _row_problem(values, raw, seen_numbers, seen_sign_ins, existing, by_sign_in)
     return ""
 
 
-def _classify(member: StaffMember | None, values: dict) -> tuple[str, str]:
+def _classify(member: ImportedEntry | None, values: dict) -> tuple[str, str]:
     if member is None:
         return ADDED, ""
     if member.status == LEFT:
@@ -490,18 +501,13 @@ def _classify(member: StaffMember | None, values: dict) -> tuple[str, str]:
     return UNCHANGED, ""
 
 
-def _current(member: StaffMember, attr: str):
+def _current(member: ImportedEntry, attr: str):
     value = getattr(member, attr)
     if attr in ("sign_in_name", "email"):
         return (value or "").lower()
     return value if attr == "hired_on" else (value or "")
 
 
-_IMPORT_COLUMNS = (
-    StaffMember.id, StaffMember.employee_number, StaffMember.full_name, StaffMember.full_name_kana,
-    StaffMember.department, StaffMember.job_title, StaffMember.sign_in_name, StaffMember.email,
-    StaffMember.hired_on, StaffMember.status,
-)
 
 
 def _apply_import(municipality_id: int, planned, missing, effective_on: date, actor) -> None:
