@@ -20,15 +20,14 @@ municipality of their roster entry, which does not change.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from math import ceil
 
 from sqlalchemy import and_, case, exists, func, literal, or_, select, text
 
 from lms.archives.models import Archive, ArchiveFile, ViewingProgress
 from lms.attendance.models import Attendance
+from lms.common.pagination import Page
 from lms.common.timeutil import TOKYO, fiscal_year_bounds, fiscal_year_of, utcnow
 from lms.completion import summary
 from lms.completion.models import (
@@ -552,65 +551,12 @@ def learner_history(staff_member_id: int) -> list[HistoryRow]:
     return sorted(rows.values(), key=lambda r: (-r.fiscal_year, r.title))
 
 
-@dataclass
-class RowPage:
-    """One page of a multi-column select: its rows (``items``), the total, and what the
-    pager macro (templates/_macros.html) asks: pages, has_prev/has_next, prev_num/next_num,
-    iter_pages — the same as Flask-SQLAlchemy's pagination gives for ``db.paginate``,
-    which returns first-column scalars only."""
-
-    items: list
-    total: int
-    page: int
-    per_page: int
-
-    @property
-    def pages(self) -> int:
-        return ceil(self.total / self.per_page) if self.total else 0
-
-    @property
-    def has_prev(self) -> bool:
-        return self.page > 1
-
-    @property
-    def prev_num(self) -> int | None:
-        return self.page - 1 if self.has_prev else None
-
-    @property
-    def has_next(self) -> bool:
-        return self.page < self.pages
-
-    @property
-    def next_num(self) -> int | None:
-        return self.page + 1 if self.has_next else None
-
-    def iter_pages(self, *, left_edge: int = 2, left_current: int = 2, right_current: int = 4,
-                   right_edge: int = 2) -> Iterator[int | None]:
-        """Page numbers to link: the edges and those around the current page, with None
-        for each gap (as Flask-SQLAlchemy's pagination yields them)."""
-        end = self.pages + 1
-        left_end = min(1 + left_edge, end)
-        yield from range(1, left_end)
-        if left_end == end:
-            return
-        mid_start, mid_end = max(left_end, self.page - left_current), min(self.page + right_current + 1, end)
-        if mid_start > left_end:
-            yield None
-        yield from range(mid_start, mid_end)
-        if mid_end == end:
-            return
-        right_start = max(mid_end, end - right_edge)
-        if right_start > mid_end:
-            yield None
-        yield from range(right_start, end)
-
-
-def paginate_rows(query, page: int, per_page: int = 50) -> RowPage:
+def paginate_rows(query, page: int, per_page: int = 50) -> Page:
     """Page ``page`` (from 1; below 1 is 1) of the rows of ``query``, with their total."""
     page = max(page, 1)
     total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
     items = list(db.session.execute(query.limit(per_page).offset((page - 1) * per_page)).all())
-    return RowPage(items=items, total=total, page=page, per_page=per_page)
+    return Page(items=items, total=total, page=page, per_page=per_page)
 
 
 def today_tokyo() -> date:

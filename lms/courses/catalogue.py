@@ -22,6 +22,7 @@ from functools import lru_cache
 from sqlalchemy import ColumnElement, Integer, bindparam, case, event, exists, func, literal, or_, select
 from sqlalchemy.orm import Session
 
+from lms.common.pagination import Page
 from lms.common.timeutil import TOKYO, as_utc, to_tokyo, utcnow
 from lms.courses.models import DELIVERIES, PUBLISHED, SCHEDULED, Category, Course, CourseEligibility, TrainingSession
 from lms.courses.search import normalise_for_search
@@ -268,48 +269,6 @@ def catalogue_select(filters: CatalogueFilters, municipality_id: int | None, now
     return stmt, _params(filters, municipality_id, now or utcnow())
 
 
-@dataclass
-class CataloguePage:
-    """One page of the catalogue, with what the pagination macro (templates/_macros.html) reads."""
-
-    page: int
-    per_page: int
-    total: int
-    items: list[CatalogueRow]
-
-    @property
-    def pages(self) -> int:
-        return max(0, -(-self.total // self.per_page))
-
-    @property
-    def has_prev(self) -> bool:
-        return self.page > 1
-
-    @property
-    def prev_num(self) -> int | None:
-        return self.page - 1 if self.has_prev else None
-
-    @property
-    def has_next(self) -> bool:
-        return self.page < self.pages
-
-    @property
-    def next_num(self) -> int | None:
-        return self.page + 1 if self.has_next else None
-
-    def iter_pages(self, *, left_edge: int = 2, left_current: int = 2, right_current: int = 4,
-                   right_edge: int = 2):
-        """Page numbers to link, with None where a run of them is left out (as Flask-SQLAlchemy's)."""
-        last = 0
-        for number in range(1, self.pages + 1):
-            if (number <= left_edge or self.page - left_current <= number <= self.page + right_current
-                    or number > self.pages - right_edge):
-                if last + 1 != number:
-                    yield None
-                yield number
-                last = number
-
-
 def catalogue_page(filters: CatalogueFilters, municipality_id: int | None, page: int = 1, per_page: int = PER_PAGE):
     """(pagination, rows) for one page of the catalogue: one database round trip (the rows
     carry the total; a page past the last one counts separately)."""
@@ -331,7 +290,7 @@ def catalogue_page(filters: CatalogueFilters, municipality_id: int | None, page:
         )
         for r in rows
     ]
-    pagination = CataloguePage(page=page, per_page=per_page, total=total, items=items)
+    pagination = Page(page=page, per_page=per_page, total=total, items=items)
     return pagination, items
 
 
@@ -365,7 +324,6 @@ def _forget_categories(session, _context) -> None:
 
 __all__ = [
     "CatalogueFilters",
-    "CataloguePage",
     "CatalogueRow",
     "CourseCard",
     "CourseFigures",

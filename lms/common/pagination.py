@@ -1,0 +1,62 @@
+"""A page of results for the pager macro, when ``db.paginate`` does not fit (several columns,
+a statement of our own)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from math import ceil
+from typing import Any
+
+
+@dataclass
+class Page:
+    """One page of results: its rows (``items``), the total, and what the pager macro
+    (templates/_macros.html) asks: pages, has_prev/has_next, prev_num/next_num, iter_pages —
+    the same as Flask-SQLAlchemy's pagination gives for ``db.paginate`` (which returns
+    first-column scalars only, and whose internals we do not reach into)."""
+
+    items: list[Any]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return ceil(self.total / self.per_page) if self.total else 0
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    @property
+    def prev_num(self) -> int | None:
+        return self.page - 1 if self.has_prev else None
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+    @property
+    def next_num(self) -> int | None:
+        return self.page + 1 if self.has_next else None
+
+    def iter_pages(self, *, left_edge: int = 2, left_current: int = 2, right_current: int = 4,
+                   right_edge: int = 2) -> Iterator[int | None]:
+        """Page numbers to link: the edges and those around the current page, with None
+        for each gap (as Flask-SQLAlchemy's pagination yields them)."""
+        end = self.pages + 1
+        left_end = min(1 + left_edge, end)
+        yield from range(1, left_end)
+        if left_end == end:
+            return
+        mid_start, mid_end = max(left_end, self.page - left_current), min(self.page + right_current + 1, end)
+        if mid_start > left_end:
+            yield None
+        yield from range(mid_start, mid_end)
+        if mid_end == end:
+            return
+        right_start = max(mid_end, end - right_edge)
+        if right_start > mid_end:
+            yield None
+        yield from range(right_start, end)
