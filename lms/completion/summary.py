@@ -46,6 +46,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from lms.attendance.models import Attendance
 from lms.common.timeutil import as_utc, fiscal_year_bounds, fiscal_year_of
@@ -489,7 +490,15 @@ def apply(session: Session, dirty: Dirty) -> None:
     staff_keys: set[tuple[int, int, int]] = set()
     session_ids = {sid for _m, sid, _s in dirty.enrollments} | {sid for _s, sid in dirty.attendance}
     sessions = {}
-    unknown = session_ids
+    unknown = set()
+    for sid in session_ids:
+        # A session row this transaction holds already (an enrollment's, locked and flushed)
+        # gives its course and start without reading it again.
+        loaded = session.identity_map.get(identity_key(TrainingSession, sid))
+        if loaded is not None and not {"course_id", "starts_at"} & inspect(loaded).unloaded:
+            sessions[sid] = (loaded.course_id, fiscal_year_of(as_utc(loaded.starts_at)))
+        else:
+            unknown.add(sid)
     if unknown:
         for sid, cid, starts_at in session.execute(
             select(TrainingSession.id, TrainingSession.course_id, TrainingSession.starts_at)

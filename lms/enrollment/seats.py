@@ -24,13 +24,13 @@ from datetime import datetime
 
 from flask_babel import gettext as _
 from sqlalchemy import Integer, Select, bindparam, func, select
-from sqlalchemy.orm import joinedload, make_transient_to_detached
+from sqlalchemy.orm import joinedload, load_only, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from lms.common.database import begin_write, is_sqlite
 from lms.common.errors import NotFound
 from lms.common.timeutil import utcnow
-from lms.courses.models import SCHEDULED, SessionQuota, TrainingSession
+from lms.courses.models import SCHEDULED, Course, SessionQuota, TrainingSession
 from lms.enrollment.models import ACTIVE_STATUSES, CONFIRMED, WAITLISTED, Enrollment
 from lms.extensions import db
 from lms.roster.models import StaffMember
@@ -50,7 +50,10 @@ class _Statements:
     def __init__(self) -> None:
         sessions, enrollments = TrainingSession.__table__, Enrollment.__table__
         mine, other = enrollments.alias("mine"), sessions.alias("other")
-        with_course = joinedload(TrainingSession.course, innerjoin=True)
+        # The course's columns that the rules and the answer read (its texts, search words
+        # and settings stay unloaded: a long description is not read again at every arrival).
+        with_course = joinedload(TrainingSession.course, innerjoin=True).load_only(
+            Course.id, Course.title, Course.status, Course.eligible_all, Course.requires_approval, Course.owner_id)
         self.lock_session = _for_update(
             select(TrainingSession).where(TrainingSession.id == bindparam("sid")).options(with_course),
             TrainingSession,
@@ -72,8 +75,18 @@ class _Statements:
             .limit(1)
             .scalar_subquery()
         )
+        # An arrival reads the session's schedule, window and counters (and what the Teams
+        # receiver looks at when the attendees change); its Graph bookkeeping, check-in
+        # token and the like stay unloaded (read on first use, if ever).
+        arrival_columns = load_only(
+            TrainingSession.id, TrainingSession.course_id, TrainingSession.title, TrainingSession.starts_at,
+            TrainingSession.ends_at, TrainingSession.delivery, TrainingSession.capacity,
+            TrainingSession.confirmed_count, TrainingSession.waitlisted_count, TrainingSession.enroll_opens_at,
+            TrainingSession.enroll_closes_at, TrainingSession.cancel_deadline, TrainingSession.status,
+            TrainingSession.revision, TrainingSession.graph_event_id, TrainingSession.updated_at)
         self.lock_session_for = _for_update(
-            select(TrainingSession, same, overlapping).where(TrainingSession.id == bindparam("sid")).options(with_course),
+            select(TrainingSession, same, overlapping).where(TrainingSession.id == bindparam("sid"))
+            .options(arrival_columns, with_course),
             TrainingSession,
         ).execution_options(populate_existing=True)
         self.lock_quota = _for_update(
@@ -85,8 +98,12 @@ class _Statements:
         ).execution_options(populate_existing=True)
         self.lock_staff = _for_update(
             select(StaffMember).where(StaffMember.id == bindparam("id"))).execution_options(populate_existing=True)
+        # A learner's own arrival reads who they are, where they work and where to write to.
         self.lock_staff_of_user = _for_update(
-            select(StaffMember).where(StaffMember.user_id == bindparam("uid"))).execution_options(populate_existing=True)
+            select(StaffMember).where(StaffMember.user_id == bindparam("uid")).options(load_only(
+                StaffMember.id, StaffMember.municipality_id, StaffMember.user_id, StaffMember.status,
+                StaffMember.full_name, StaffMember.email, StaffMember.sign_in_name))
+        ).execution_options(populate_existing=True)
         self.active_enrollment = select(Enrollment).where(
             Enrollment.session_id == bindparam("sid"), Enrollment.staff_member_id == bindparam("staff"),
             Enrollment.status.in_(ACTIVE_STATUSES))
@@ -237,6 +254,10 @@ def add_enrollment(session: TrainingSession, member: StaffMember, *, status: str
     enrollment = Enrollment(id=new_id, **values)
     make_transient_to_detached(enrollment)
     db.session.add(enrollment)
+    # Its session and staff member are the rows held locked: no lazy load to reach them (and
+    # they stay in the identity map until the commit, where the summaries read the session).
+    set_committed_value(enrollment, "session", session)
+    set_committed_value(enrollment, "staff_member", member)
     return enrollment
 
 

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from lms.audit.services import record_action
@@ -71,6 +71,9 @@ def _setting(name: str, default: int) -> int:
 
 
 # ---------------------------------------------------------------- queueing
+
+
+_INSERT_MAIL = insert(OutboxMail)
 
 
 def queue_enrollment_notice(
@@ -121,8 +124,9 @@ def queue_enrollment_notice(
         "next_attempt_at": utcnow(),
     }
     if fresh and not compose:
-        # A new enrollment's notice, queued under the session's lock: one INSERT, no object.
-        db.session.execute(OutboxMail.__table__.insert(), values)
+        # A new enrollment's notice, queued under the session's lock: one INSERT (built
+        # once), no object, on the transaction's connection.
+        db.session.connection().execute(_INSERT_MAIL, values)
         return None
     mail = OutboxMail(**values)
     db.session.add(mail)
