@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import ColumnDefault, Table, bindparam, func, select, text
 
@@ -71,8 +71,8 @@ def _weighted(rng: random.Random, pairs):
 
 
 def table_of(model: type[Model]) -> Table:
-    """The model's table, for Core writes (declared as a FromClause on the mapped class)."""
-    return cast(Table, model.__table__)
+    """The model's table, for Core writes."""
+    return model.__table__
 
 
 def _column_defaults(table: Table, given: list[str]) -> tuple[list[str], list]:

@@ -29,9 +29,12 @@ from __future__ import annotations
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import (
     Integer,
+    Select,
+    Table,
     and_,
     bindparam,
     delete,
@@ -45,6 +48,7 @@ from sqlalchemy import (
     tuple_,
     union_all,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -84,6 +88,11 @@ _LOCK_CLASS = 0x4D4E4253  # 'MNBS': the advisory-lock namespace of these keys
 
 # ---------------------------------------------------------------- computing figures
 
+
+
+def upsert_insert(dialect: str, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """INSERT … ON CONFLICT for this database (PostgreSQL's and SQLite's share that API)."""
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
 
 def _month_expression(dialect: str, column):
     """'YYYY-MM' of a UTC timestamp in Tokyo (no daylight saving: +9 hours on SQLite)."""
@@ -146,7 +155,7 @@ def _statement(kind: str, dialect: str, by_course: bool, by_municipality: bool, 
         )
         course_col, municipality_col = TrainingSession.course_id, StaffMember.municipality_id
     else:  # staff: courses enrolled in, completions
-        enrolled = (
+        enrolled: Select[*tuple[Any, ...]] = (
             select(Enrollment.municipality_id, Enrollment.staff_member_id,
                    func.count(func.distinct(TrainingSession.course_id)), literal_column("'enrolled_courses'"))
             .select_from(Enrollment)
@@ -154,7 +163,7 @@ def _statement(kind: str, dialect: str, by_course: bool, by_municipality: bool, 
             .where(Enrollment.status == CONFIRMED, in_year)
             .group_by(Enrollment.municipality_id, Enrollment.staff_member_id)
         )
-        completed = (
+        completed: Select[*tuple[Any, ...]] = (
             select(Completion.municipality_id, Completion.staff_member_id, func.count(),
                    literal_column("'completed_courses'"))
             .where(Completion.fiscal_year == fy, Completion.status == COMPLETED)
@@ -163,8 +172,8 @@ def _statement(kind: str, dialect: str, by_course: bool, by_municipality: bool, 
         if by_staff:
             enrolled = enrolled.where(Enrollment.staff_member_id.in_(staff))
             completed = completed.where(Completion.staff_member_id.in_(staff))
-        _STATEMENTS[shape] = stmt = union_all(enrolled, completed)
-        return stmt
+        _STATEMENTS[shape] = both = union_all(enrolled, completed)
+        return both
     if by_course:
         stmt = stmt.where(course_col.in_(courses))
     if by_municipality:
@@ -270,11 +279,7 @@ def _upsert_statement(dialect: str, table, keys: tuple[str, ...], columns: tuple
     shape = (dialect, table.name, keys, columns)
     stmt = _UPSERTS.get(shape)
     if stmt is None:
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        stmt = dialect_insert(table)
+        stmt = upsert_insert(dialect, table)
         excluded = stmt.excluded
         counts = [c.name for c in table.c if c.name not in keys]
         stmt = _UPSERTS[shape] = stmt.on_conflict_do_update(
@@ -305,8 +310,8 @@ def refresh_course_keys(session: Session, keys: dict[tuple[int, int, int], set[s
         if mid is not None and fy is not None and cid is not None and parts:
             groups[(fy, frozenset(parts))].add((mid, cid))
     table = CourseYearSummary.__table__
-    for (fy, parts), pairs in sorted(groups.items(), key=lambda item: (item[0][0], sorted(item[0][1]))):
-        columns = [c for part in sorted(parts) for c in PARTS[part]]
+    for (fy, part_set), pairs in sorted(groups.items(), key=lambda item: (item[0][0], sorted(item[0][1]))):
+        columns = [c for part in sorted(part_set) for c in PARTS[part]]
         for chunk in _chunks(sorted(pairs)):
             figures = course_figures(session, fy, course_ids={c for _m, c in chunk},
                                      municipality_ids={m for m, _c in chunk}, parts=parts)
@@ -605,10 +610,6 @@ def _enrolled_statements(dialect: str) -> dict:
     from sqlalchemy.types import DateTime
 
 
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
     e, ts, c = Enrollment.__table__, TrainingSession.__table__, Completion.__table__
     mid, fy = bindparam("mid", type_=Integer), bindparam("fy", type_=Integer)
     start, end = bindparam("start", type_=DateTime(timezone=True)), bindparam("end", type_=DateTime(timezone=True))
@@ -622,7 +623,7 @@ def _enrolled_statements(dialect: str) -> dict:
         .select_from(_enrollments_with_completions(fy))
         .where(e.c.status == CONFIRMED, in_year, ts.c.course_id == cid, e.c.municipality_id == mid)
     )
-    upsert = dialect_insert(table).from_select(
+    upsert = upsert_insert(dialect, table).from_select(
         ["municipality_id", "fiscal_year", "course_id", *PARTS["enrolled"], *others], figures)
     course_upsert = upsert.on_conflict_do_update(
         index_elements=["municipality_id", "fiscal_year", "course_id"],
@@ -647,7 +648,7 @@ def _enrolled_statements(dialect: str) -> dict:
         .scalar_subquery()
     )
     # WHERE true: SQLite needs a WHERE in INSERT … SELECT … ON CONFLICT (its parser).
-    upsert = dialect_insert(table).from_select(
+    upsert = upsert_insert(dialect, table).from_select(
         ["municipality_id", "fiscal_year", "staff_member_id", *STAFF_COLUMNS],
         select(mid, fy, sid, enrolled, completed).where(true()))
     staff_upsert = upsert.on_conflict_do_update(

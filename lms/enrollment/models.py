@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKey, Index, String, Text, event, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -30,8 +32,22 @@ SOURCES = (SELF, NOMINATION, CSV, SWAP)
 _ACTIVE_SQL = "status IN ('pending_approval', 'confirmed', 'waitlisted')"
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """A new arrival as decided: what the answer to the learner says."""
+
+    enrollment_id: int
+    status: str
+    message: str
+
+
 class Enrollment(Model):
     __tablename__ = "enrollment"
+    if TYPE_CHECKING:
+        # Set by lms.enrollment.services on a new arrival for the answer; not columns.
+        position_at_arrival: int | None
+        outcome_message: str
+        outcome: Outcome
     __table_args__ = (
         Index(
             "uq_enrollment_active_per_session",

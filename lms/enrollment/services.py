@@ -53,6 +53,7 @@ from lms.enrollment.models import (
     SWAP,
     WAITLISTED,
     Enrollment,
+    Outcome,
 )
 from lms.enrollment.queries import waitlist_position
 from lms.enrollment.rules import EnrollmentClosed, EnrollmentError, NotEligible, OverlapsConfirmed, SessionStarted
@@ -107,15 +108,6 @@ class EnrollmentBusy(EnrollmentError, Conflict):
 
 class NoRosterEntry(NotEligible):
     """The signed-in user has no roster entry, and none could be linked or created."""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """A new arrival as decided: what the answer to the learner says."""
-
-    enrollment_id: int
-    status: str
-    message: str
 
 
 # ---------------------------------------------------------------- transactions

@@ -25,10 +25,12 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 
 from lms.audit.services import record_action
@@ -283,7 +285,7 @@ def claim_mail(mail_id: int, now: datetime | None = None, *, due_at: datetime | 
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
-    return now if result.rowcount == 1 else None
+    return now if cast(CursorResult[Any], result).rowcount == 1 else None
 
 
 def deliver_due_mail(*, limit: int = 200, now: datetime | None = None) -> DeliveryReport:
@@ -332,7 +334,7 @@ def deliver_due_mail(*, limit: int = 200, now: datetime | None = None) -> Delive
             db.session.rollback()
             attempts = mail.attempts
             if permanent or attempts >= max_attempts:
-                values = {"status": FAILED, "claimed_at": None, "last_error": error}
+                values: dict[str, Any] = {"status": FAILED, "claimed_at": None, "last_error": error}
                 report.failed.append(mail_id)
                 logger.warning("mail %s failed permanently after %s attempts: %s", mail_id, attempts, error)
             else:
@@ -356,7 +358,7 @@ def deliver_due_mail(*, limit: int = 200, now: datetime | None = None) -> Delive
             .execution_options(synchronize_session=False)
         )
         db.session.commit()
-        if result.rowcount != 1:  # our claim was taken over while we were sending (far beyond the stale delay)
+        if cast(CursorResult[Any], result).rowcount != 1:  # our claim was taken over while we were sending (far beyond the stale delay)
             logger.warning("mail %s was sent but its claim had been taken over", mail_id)
         report.sent.append(mail_id)
     db.session.expire_all()
@@ -382,7 +384,7 @@ def _fail_exhausted_stale_claims(stale_cutoff: datetime, max_attempts: int) -> l
             .values(status=FAILED, claimed_at=None, last_error="the worker stopped while sending, on every attempt")
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount == 1:
+        if cast(CursorResult[Any], result).rowcount == 1:
             failed.append(mail_id)
     db.session.commit()
     return failed
