@@ -8,13 +8,13 @@ from flask import Blueprint, abort, current_app, flash, jsonify, redirect, rende
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import HiddenField
 
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
 from lms.common.access import require_municipality, role_required
 from lms.common.errors import DomainError, NotFound
+from lms.common.forms import Form
 from lms.common.limits import limit_enroll
 from lms.common.timeutil import as_utc, utcnow
 from lms.common.web import safe_next
@@ -27,6 +27,7 @@ from lms.extensions import db
 from lms.municipalities.models import Municipality
 from lms.roster import forms as roster_forms
 from lms.roster.models import StaffMember
+from lms.roster.pages import back_to, municipality_or_chooser, staff_member_or_403
 from lms.roster.services import MAX_CSV_BYTES, staff_member_for
 
 bp = Blueprint("enrollment", __name__)
@@ -44,7 +45,7 @@ STATUS_LABELS = {
 _COURSE_PAGES = ("courses.course_detail", "courses.course", "courses.detail")
 
 
-class ActionForm(FlaskForm):
+class ActionForm(Form):
     """Enroll and cancel are a button: CSRF plus where to go back to."""
 
     next = HiddenField()
@@ -168,45 +169,11 @@ def staff_enrollments(member: StaffMember, limit: int = 50) -> list[Enrollment]:
 # ``access.denied`` audit entry (lms.common.access.require_municipality).
 
 
-def _scope() -> Municipality | None:
-    """The municipality worked on: a municipal admin's own (asking for another is a 403);
-    a platform admin's choice (None: not chosen yet)."""
-    requested = request.values.get("m", type=int)
-    if current_user.has_role(PLATFORM_ADMIN):
-        return db.session.get(Municipality, requested) if requested else None
-    if requested is not None and requested != current_user.municipality_id:
-        require_municipality(current_user, requested)
-    require_municipality(current_user, current_user.municipality_id)
-    return db.session.get(Municipality, current_user.municipality_id)
-
-
-def _scope_or_choose(endpoint: str):
-    municipality = _scope()
-    if municipality is None:
-        form = roster_forms.MunicipalityChoiceForm(request.args)
-        form.m.choices = [(m.id, m.name) for m in db.session.scalars(select(Municipality).order_by(Municipality.sort_order))]
-        return None, render_template("roster/choose_municipality.html", form=form, endpoint=endpoint)
-    return municipality, None
-
-
-def _member_or_403(member_id: int) -> StaffMember:
-    member = db.get_or_404(StaffMember, member_id)
-    require_municipality(current_user, member.municipality_id)
-    return member
-
-
-def _admin_back(endpoint: str, municipality_id: int, **values):
-    if current_user.has_role(PLATFORM_ADMIN):
-        values["m"] = municipality_id
-    return redirect(url_for(endpoint, **values))
-
-
-
 @bp.get("/municipal")
 @role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
 def admin_home():
-    municipality, chooser = _scope_or_choose("enrollment.admin_home")
-    if chooser:
+    municipality, chooser = municipality_or_chooser("enrollment.admin_home")
+    if municipality is None:
         return chooser
     page = db.paginate(municipal.open_sessions_query(municipality.id), per_page=20, error_out=False)
     return render_template(
@@ -232,7 +199,7 @@ def approve(enrollment_id: int):
         flash(_("%(name)s さんの申込を承認しました。", name=approved.staff_member.full_name), "success")
     except DomainError as exc:
         flash(exc.message, "error")
-    return _admin_back("enrollment.admin_home", municipality_id)
+    return back_to("enrollment.admin_home", municipality_id)
 
 
 @bp.post("/municipal/enrollments/<int:enrollment_id>/reject")
@@ -243,21 +210,21 @@ def reject(enrollment_id: int):
     form = roster_forms.RejectForm()
     if not form.validate_on_submit():
         flash(_("承認しない理由を入力してください。"), "error")
-        return _admin_back("enrollment.admin_home", municipality_id)
+        return back_to("enrollment.admin_home", municipality_id)
     db.session.rollback()
     try:
         services.reject_enrollment(enrollment_id, current_user, form.reason.data)
         flash(_("申込を承認しませんでした。本人に理由を通知します。"), "success")
     except DomainError as exc:
         flash(exc.message, "error")
-    return _admin_back("enrollment.admin_home", municipality_id)
+    return back_to("enrollment.admin_home", municipality_id)
 
 
 @bp.get("/municipal/sessions/<int:session_id>")
 @role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
 def session_page(session_id: int):
-    municipality, chooser = _scope_or_choose("enrollment.admin_home")
-    if chooser:
+    municipality, chooser = municipality_or_chooser("enrollment.admin_home")
+    if municipality is None:
         return chooser
     session = db.get_or_404(TrainingSession, session_id)
     if not municipal.session_open_to(session, municipality.id):
@@ -277,7 +244,7 @@ def nominate(session_id: int):
     form = roster_forms.NominateForm()
     if not form.validate_on_submit():
         abort(400)
-    member = _member_or_403(form.staff_member_id.data)
+    member = staff_member_or_403(form.staff_member_id.data)
     municipality_id = member.municipality_id
     db.session.rollback()
     try:
@@ -285,7 +252,7 @@ def nominate(session_id: int):
         flash(result.message, "success" if result.created else "info")
     except DomainError as exc:
         flash(exc.message, "error")
-    return _admin_back("enrollment.session_page", municipality_id, session_id=session_id)
+    return back_to("enrollment.session_page", municipality_id, session_id=session_id)
 
 
 @bp.post("/municipal/enrollments/<int:enrollment_id>/swap")
@@ -296,11 +263,11 @@ def swap(enrollment_id: int):
     form = roster_forms.SwapForm()
     if not form.validate_on_submit():
         flash(_("差し替え先の職員番号を入力してください。"), "error")
-        return _admin_back("enrollment.session_page", municipality_id, session_id=session_id)
+        return back_to("enrollment.session_page", municipality_id, session_id=session_id)
     replacement = municipal.staff_by_number(municipality_id, form.employee_number.data)
     if replacement is None:
         flash(_("職員番号 %(number)s の職員が名簿にありません。", number=form.employee_number.data), "error")
-        return _admin_back("enrollment.session_page", municipality_id, session_id=session_id)
+        return back_to("enrollment.session_page", municipality_id, session_id=session_id)
     replacement_id = replacement.id
     db.session.rollback()
     try:
@@ -308,14 +275,14 @@ def swap(enrollment_id: int):
         flash(_("%(name)s さんに差し替えました。", name=new.staff_member.full_name), "success")
     except DomainError as exc:
         flash(exc.message, "error")
-    return _admin_back("enrollment.session_page", municipality_id, session_id=session_id)
+    return back_to("enrollment.session_page", municipality_id, session_id=session_id)
 
 
 @bp.route("/municipal/nominations/upload", methods=["GET", "POST"])
 @role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
 def nominate_csv():
-    municipality, chooser = _scope_or_choose("enrollment.nominate_csv")
-    if chooser:
+    municipality, chooser = municipality_or_chooser("enrollment.nominate_csv")
+    if municipality is None:
         return chooser
     form = roster_forms.NominationUploadForm()
     report = None
