@@ -261,13 +261,15 @@ def main() -> None:
     parser.add_argument("--learners", type=int, default=3000)
     parser.add_argument("--capacity", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=4,
+                        help="gunicorn sync workers, for Manabi and the bare app alike (README's production: 4)")
     parser.add_argument("--hello", type=int, default=4000, help="requests per hello run")
     args = parser.parse_args()
 
     with fresh_database("lms_bench_enroll") as database_url:
         course_id, (session_id, browser_session_id), user_ids = create_data(database_url, args.learners, args.capacity)
-        with Gunicorn(database_url, workers=2) as server, \
-                Gunicorn(database_url, workers=2, app="bench.bare_app:app") as bare:
+        with Gunicorn(database_url, workers=args.workers) as server, \
+                Gunicorn(database_url, workers=args.workers, app="bench.bare_app:app") as bare:
             agents, tokens = sign_in_everyone(server.base_url, user_ids)
             measure_hello(server.base_url, n=200, concurrency=args.concurrency)  # warm-up, not counted
             measure_hello(bare.base_url, n=200, concurrency=args.concurrency)

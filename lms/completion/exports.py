@@ -18,7 +18,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from openpyxl import Workbook
-from openpyxl.styles import Font
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 from sqlalchemy import Row
 
@@ -42,16 +43,21 @@ def tokyo_wall_clock(value: datetime) -> datetime:
 class Column:
     header: str
     width: int = 14
+    percent: bool = False  # a rate in percent (42.9): XLSX shows it as 42.9 % (the cell holds 0.429)
 
 
 @dataclass
 class Table:
-    """A named export: columns and a generator of row tuples (already plain values)."""
+    """A named export: columns and a generator of row tuples (already plain values).
+
+    ``title_lines`` (what, whose, which year, when exported) head the XLSX sheet above the
+    column headers; the CSV stays one header line and data, for machines to read."""
 
     name: str  # file name stem (ASCII)
     sheet_title: str
     columns: list[Column]
     rows: Callable[[], Iterable[tuple]]
+    title_lines: tuple[str, ...] = ()
 
 
 def stream_query(query, convert: Callable[[Row[Any]], tuple], batch: int = BATCH) -> Iterator[tuple]:
@@ -121,26 +127,51 @@ def _csv_cell(value) -> str:
 # ---------------------------------------------------------------- XLSX
 
 
+PERCENT_FORMAT = "0.0%"
+
+
 def write_xlsx(table: Table, path: str) -> int:
     """Write the table to ``path`` with openpyxl's write-only mode (rows go straight to a
-    temporary file). Japanese headers in bold, column widths, the header row frozen."""
+    temporary file). Title rows (the first in bold), a blank row, then the Japanese headers
+    in bold and wrapped, column widths, everything above the data frozen; rates as
+    percentages."""
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(title=table.sheet_title[:31])
-    ws.freeze_panes = "A2"
+    header_row = len(table.title_lines) + (2 if table.title_lines else 1)
+    ws.freeze_panes = f"A{header_row + 1}"
     for i, column in enumerate(table.columns, start=1):
         ws.column_dimensions[get_column_letter(i)].width = column.width
+    for n, line in enumerate(table.title_lines):
+        cell = xlsx_text_cell(ws, _xml_text(line))
+        if n == 0:
+            cell.font = Font(bold=True, size=14)
+        ws.append([cell])
+    if table.title_lines:
+        ws.append([])
     header = []
     for column in table.columns:
         cell = xlsx_text_cell(ws, _xml_text(column.header))
         cell.font = Font(bold=True)
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
         header.append(cell)
     ws.append(header)
+    percent = [i for i, column in enumerate(table.columns) if column.percent]
     n = 0
     for row in table.rows():
-        ws.append([_xlsx_value(ws, v) for v in row])
+        values = [_xlsx_value(ws, v) for v in row]
+        for i in percent:
+            if i < len(values) and isinstance(row[i], int | float) and not isinstance(row[i], bool):
+                values[i] = _percent_cell(ws, row[i])
+        ws.append(values)
         n += 1
     wb.save(path)
     return n
+
+
+def _percent_cell(ws, value: float) -> WriteOnlyCell:
+    cell = WriteOnlyCell(ws, value=round(value / 100, 4))
+    cell.number_format = PERCENT_FORMAT
+    return cell
 
 
 def _xlsx_value(ws, value):

@@ -49,6 +49,17 @@ def current_fiscal_year() -> int:
     return fiscal_year_of(utcnow())
 
 
+def fiscal_years_with_data(municipality_id: int | None, also=()) -> list[int]:
+    """Fiscal years with any enrollment or completion in the scope (from the summaries),
+    plus the years in ``also`` (None ignored), newest first."""
+    query = select(CourseYearSummary.fiscal_year).distinct()
+    if municipality_id is not None:
+        query = query.where(CourseYearSummary.municipality_id == municipality_id)
+    years = set(db.session.scalars(query))
+    years.update(y for y in also if y is not None)
+    return sorted(years, reverse=True)
+
+
 def rate(completed: int, base: int) -> float | None:
     return round(completed * 100.0 / base, 1) if base else None
 
@@ -419,6 +430,28 @@ class AssignmentStatus:
     @property
     def rate(self) -> float | None:
         return rate(self.completed, self.targets)
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The figures a training office reads first (from the dashboard's own rows)."""
+
+    enrolled: int  # enrollments counted per course (延べ)
+    completed: int
+    rate: float | None  # completed ÷ (completed + not yet), over every course
+    mandatory_missing: int  # staff who have not yet completed a mandatory course (per assignment)
+    mandatory_overdue: int  # mandatory assignments past their due date with someone missing
+
+
+def headline(courses: list[CourseRow], statuses: list[AssignmentStatus]) -> Headline:
+    completed = sum(c.completed for c in courses)
+    return Headline(
+        enrolled=sum(c.enrolled for c in courses),
+        completed=completed,
+        rate=rate(completed, completed + sum(c.not_yet for c in courses)),
+        mandatory_missing=sum(s.missing for s in statuses),
+        mandatory_overdue=sum(1 for s in statuses if s.overdue),
+    )
 
 
 def _assignment_completed(assignment: MandatoryAssignment):

@@ -39,7 +39,7 @@ from lms.completion.certificates import (
 from lms.completion.exports import XLSX_MIME, csv_chunks, xlsx_chunks
 from lms.completion.forms import AssignmentForm, ManualCompletionForm, RevokeForm
 from lms.completion.models import COMPLETED, Completion, MandatoryAssignment
-from lms.completion.tables import PERSONAL_TABLES, TABLES, build_table, method_label
+from lms.completion.tables import PERSONAL_TABLES, TABLES, build_table, method_label, title_lines_for
 from lms.courses.models import Course
 from lms.extensions import db, limiter
 from lms.municipalities.models import Municipality
@@ -65,9 +65,10 @@ def _fiscal_year() -> int:
     return current
 
 
-def fiscal_year_choices() -> list[int]:
-    current = reports.current_fiscal_year()
-    return list(range(current + 1, current - 5, -1))
+def fiscal_year_choices(scope: int | None = None, selected: int | None = None) -> list[int]:
+    """The years worth offering: those with data in the scope, the current one, and the one
+    shown (newest first). No empty future years."""
+    return reports.fiscal_years_with_data(scope, also=(reports.current_fiscal_year(), selected))
 
 
 def _course_param() -> int | None:
@@ -80,6 +81,10 @@ def _course_param() -> int | None:
 def _page() -> int:
     raw = request.args.get("page", "1")
     return max(1, min(int(raw), 100000)) if raw.isdigit() else 1
+
+
+def _municipality_name(municipality_id: int | None) -> str | None:
+    return db.session.get_one(Municipality, municipality_id).name if municipality_id else None
 
 
 def _municipalities():
@@ -150,9 +155,9 @@ def dashboard():
     return render_template(
         "completion/dashboard.html",
         scope=scope,
-        scope_name=db.session.get_one(Municipality, scope).name if scope else None,
+        scope_name=_municipality_name(scope),
         fy=fy,
-        fy_choices=fiscal_year_choices(),
+        fy_choices=fiscal_year_choices(scope, fy),
         course_id=course_id,
         course_title=db.session.get_one(Course, course_id).title if course_id else None,
         courses=courses[(page - 1) * COURSES_PER_PAGE: page * COURSES_PER_PAGE],
@@ -168,6 +173,7 @@ def dashboard():
         titles=titles,
         trend=trend,
         statuses=statuses,
+        headline=reports.headline(courses, statuses),
         municipalities=_municipalities() if current_user.has_role(PLATFORM_ADMIN) else [],
         is_platform=current_user.has_role(PLATFORM_ADMIN),
         export_args=_export_args(scope, fy, course_id),
@@ -210,7 +216,7 @@ def records():
     course_id = _course_param()
     pagination = reports.paginate_rows(reports.completion_records_query(scope, fy, course_id), _page())
     return render_template(
-        "completion/records.html", pagination=pagination, scope=scope, fy=fy, fy_choices=fiscal_year_choices(),
+        "completion/records.html", pagination=pagination, scope=scope, fy=fy, fy_choices=fiscal_year_choices(scope, fy),
         course_id=course_id, export_args=_export_args(scope, fy, course_id),
     )
 
@@ -227,7 +233,7 @@ def comparison():
     rows = reports.comparison(fy, course_ids)
     choices = db.session.execute(select(Course.id, Course.title).order_by(Course.title, Course.id)).all()
     return render_template(
-        "completion/comparison.html", fy=fy, fy_choices=fiscal_year_choices(), rows=rows,
+        "completion/comparison.html", fy=fy, fy_choices=fiscal_year_choices(None, fy), rows=rows,
         course_ids=course_ids, titles=titles, choices=choices, max_courses=reports.COMPARISON_MAX_COURSES,
         export_args={"fy": fy, "course": course_ids},
     )
@@ -266,6 +272,9 @@ def export(table: str, fmt: str):
     course_ids = [int(v) for v in request.args.getlist("course") if v.isdigit()]
     built = build_table(table, scope=scope, fiscal_year=None if all_years else fy, course_ids=course_ids,
                         assignment=assignment)
+    exported_at = datetime.now(UTC)
+    built.title_lines = title_lines_for(built.sheet_title, _municipality_name(scope),
+                                        None if all_years else fy, exported_at)
     record_action(
         current_user, "export.completion", "export", table, scope,
         table=table, format=fmt, encoding=encoding if fmt == "csv" else "", fiscal_year="all" if all_years else fy,
@@ -273,15 +282,16 @@ def export(table: str, fmt: str):
         personal=table in PERSONAL_TABLES,
     )
     db.session.commit()
-    stamp = datetime.now(UTC).strftime("%Y%m%d")
+    stamp = exported_at.strftime("%Y%m%d")
     filename = f"{built.name}-{'all' if all_years else fy}-{stamp}.{fmt}"
     if fmt == "csv":
         body = csv_chunks(built, encoding)
-        mimetype = "text/csv; charset=" + ("shift_jis" if encoding == "cp932" else "utf-8")
+        # content_type, not mimetype: Flask would add a second charset to a text/* mimetype.
+        content_type = "text/csv; charset=" + ("Shift_JIS" if encoding == "cp932" else "UTF-8")
     else:
         body = xlsx_chunks(built)
-        mimetype = XLSX_MIME
-    response = Response(stream_with_context(body), mimetype=mimetype)
+        content_type = XLSX_MIME
+    response = Response(stream_with_context(body), content_type=content_type)
     response.headers["Content-Disposition"] = (
         f"attachment; filename=\"{filename}\"; filename*=UTF-8''{quote(filename)}"
     )
@@ -454,7 +464,7 @@ def course_completions(course_id: int):
             return redirect(url_for("completion.course_completions", course_id=course.id, fy=form.fiscal_year.data))
     pagination = reports.paginate_rows(reports.completion_records_query(None, fy, course.id), _page())
     return render_template(
-        "completion/course_completions.html", course=course, fy=fy, fy_choices=fiscal_year_choices(),
+        "completion/course_completions.html", course=course, fy=fy, fy_choices=fiscal_year_choices(None, fy),
         form=form, revoke_form=RevokeForm(), pagination=pagination,
     )
 

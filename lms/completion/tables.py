@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from itertools import chain
 
 from flask_babel import gettext as _
 from sqlalchemy import select
 
 from lms.completion import reports
-from lms.completion.exports import Column, Table, stream_query
+from lms.completion.exports import Column, Table, stream_query, tokyo_wall_clock
 from lms.completion.models import COMPLETED, VIA_ARCHIVE, VIA_BOTH, VIA_LIVE, VIA_MANUAL
 from lms.courses.models import Course
 from lms.extensions import db
@@ -33,6 +34,19 @@ def status_label(status: str) -> str:
 
 def _rate(value) -> object:
     return "" if value is None else value
+
+
+def title_lines_for(table_title: str, municipality_name: str | None, fiscal_year: int | None,
+                    exported_at: datetime) -> tuple[str, ...]:
+    """What an exported sheet is, whose, for which year and when it was made: the lines a
+    sheet printed or forwarded by mail must carry."""
+    year = _("全年度") if fiscal_year is None else _("%(y)d年度（%(y)d年4月〜%(n)d年3月）", y=fiscal_year, n=fiscal_year + 1)
+    return (
+        _("修了状況：%(table)s", table=table_title),
+        _("区市町村：%(name)s", name=municipality_name or _("全区市町村")),
+        _("年度：%(year)s", year=year),
+        _("出力日時：%(at)s", at=tokyo_wall_clock(exported_at).strftime("%Y-%m-%d %H:%M")),
+    )
 
 
 def build_table(name: str, *, scope: int | None, fiscal_year: int | None, course_ids=(), assignment=None) -> Table:
@@ -62,7 +76,7 @@ def build_table(name: str, *, scope: int | None, fiscal_year: int | None, course
         return Table("completion-courses", _("研修別"), [
             Column(_("研修"), 44), Column(_("申込者数"), 10), Column(_("出席者数"), 10),
             Column(_("修了（ライブ）"), 14), Column(_("修了（アーカイブ）"), 16), Column(_("修了（両方）"), 12),
-            Column(_("修了（手動）"), 12), Column(_("修了計"), 10), Column(_("未修了"), 10), Column(_("修了率（%）"), 12),
+            Column(_("修了（手動）"), 12), Column(_("修了計"), 10), Column(_("未修了"), 10), Column(_("修了率（%）"), 12, percent=True),
         ], rows)
     if name in ("departments", "job_titles"):
         by = "department" if name == "departments" else "job_title"
@@ -73,7 +87,7 @@ def build_table(name: str, *, scope: int | None, fiscal_year: int | None, course
                 yield (r.name, r.staff, r.enrolled, r.completed, _rate(r.rate))
         return Table(f"completion-{name.replace('_', '-')}", _("%(group)s別", group=label), [
             Column(label, 30), Column(_("職員数"), 10), Column(_("申込者数"), 10), Column(_("修了者数"), 10),
-            Column(_("修了率（%）"), 12),
+            Column(_("修了率（%）"), 12, percent=True),
         ], rows)
     if name == "trend":
         def rows():
@@ -123,6 +137,6 @@ def build_table(name: str, *, scope: int | None, fiscal_year: int | None, course
                     yield (r.name, titles[cid], cell.completed, cell.not_yet, _rate(cell.rate))
         return Table("completion-comparison", _("区市町村比較"), [
             Column(_("区市町村"), 14), Column(_("研修"), 40), Column(_("修了者数"), 10), Column(_("未修了者数"), 12),
-            Column(_("修了率（%）"), 12),
+            Column(_("修了率（%）"), 12, percent=True),
         ], rows)
     raise KeyError(name)

@@ -179,10 +179,9 @@ def export_csv():
     begin_write()
     record_action(current_user, "roster.export", "municipality", municipality_id, municipality_id, encoding=encoding)
     db.session.commit()  # personal data left the system: who and when is on record
-    return Response(body, mimetype="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="{filename}"',
-        "Content-Type": f"text/csv; charset={'Shift_JIS' if encoding == 'cp932' else 'UTF-8'}",
-        "Cache-Control": "private, no-store",
-    })
+    # content_type, not mimetype: with a mimetype Flask would label the file UTF-8 whatever it is.
+    return Response(body, content_type=f"text/csv; charset={'Shift_JIS' if encoding == 'cp932' else 'UTF-8'}",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                             "Cache-Control": "private, no-store"})
 
 

@@ -45,9 +45,10 @@ def test_municipal_admin_downloads_dashboard_excel(live_server, page, known_data
     download.save_as(path)
     ws = load_workbook(path).active
     rows = list(ws.iter_rows(values_only=True))
-    assert ws.freeze_panes == "A2"
-    assert rows[0][0] == "研修" and rows[0][1] == "申込者数"
-    by_title = {r[0]: r for r in rows[1:]}
+    assert ws.freeze_panes == "A7"
+    assert rows[0][0] == "修了状況：研修別" and rows[1][0] == "区市町村：千代田区"
+    assert rows[5][0] == "研修" and rows[5][1] == "申込者数"
+    by_title = {r[0]: r for r in rows[6:]}
     assert by_title["Teams 会議の基本"][1:4] == (3, 1, 1)
     assert d["b"].title in by_title  # the formula-looking title arrives as text: a string cell
     assert all(cell.data_type != "f" for row in ws.iter_rows() for cell in row)

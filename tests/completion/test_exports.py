@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 from openpyxl import load_workbook
@@ -69,14 +70,19 @@ def test_xlsx_courses_export(known_data, client, login_as):
     assert response.status_code == 200
     assert response.mimetype.endswith("spreadsheetml.sheet")
     ws = load_workbook(io.BytesIO(response.data)).active
-    assert ws.freeze_panes == "A2"
+    # Four title rows (what, whose, which year, when), a blank row, then the headers.
+    assert ws.freeze_panes == "A7"
     assert ws.column_dimensions["A"].width == 44
     rows = list(ws.iter_rows(values_only=True))
-    assert rows[0][:3] == ("研修", "申込者数", "出席者数")
-    by_title = {r[0]: r for r in rows[1:]}
+    assert rows[0][0] == "修了状況：研修別"
+    assert rows[1][0] == "区市町村：千代田区"
+    assert rows[2][0].startswith(f"年度：{d['fy']}年度")
+    assert rows[3][0].startswith("出力日時：20")
+    assert rows[5][:3] == ("研修", "申込者数", "出席者数")
+    by_title = {r[0]: r for r in rows[6:]}
     assert by_title["Teams 会議の基本"][1:4] == (3, 1, 1)
     # A course title starting with "=" arrives as text (a string cell), not as a formula.
-    evil = [r for r in rows[1:] if "HYPERLINK" in r[0]][0]
+    evil = [r for r in rows[6:] if "HYPERLINK" in r[0]][0]
     assert evil[0].startswith("=HYPERLINK")
     assert all(cell.data_type != "f" for row in ws.iter_rows() for cell in row)
 
@@ -100,7 +106,7 @@ def test_csv_cp932_replaces_unencodable_characters(known_data, client, login_as)
     d = known_data
     login_as("municipal_admin", "131016")
     response = client.get(f"/completion/export/records.csv?fy={d['fy']}&encoding=cp932", buffered=True)
-    assert response.status_code == 200 and "shift_jis" in response.headers["Content-Type"]
+    assert response.status_code == 200 and "shift_jis" in response.headers["Content-Type"].lower()
     assert not response.data.startswith(b"\xef\xbb\xbf")
     text = response.data.decode("cp932")
     assert "佐藤 花子" in text
@@ -119,7 +125,7 @@ def test_missing_export_lists_never_signed_in_staff(known_data, client, login_as
     a1 = d["mandatory"][0]
     response = client.get(f"/completion/export/missing.xlsx?fy={d['fy']}&assignment={a1.id}", buffered=True)
     rows = list(load_workbook(io.BytesIO(response.data)).active.iter_rows(values_only=True))
-    names = {r[4]: r for r in rows[1:]}
+    names = {r[4]: r for r in rows[6:]}
     # The admin's own roster entry is in the group too (the whole of 千代田区).
     assert {"鈴木 一郎", "髙橋 次郎", "田中 新人"} <= set(names) and "佐藤 花子" not in names
     assert names["田中 新人"][8] == "なし" and names["田中 新人"][9] == "期限超過"
@@ -132,3 +138,48 @@ def test_bad_export_parameters_are_not_errors(known_data, client, login_as):
     assert client.get("/completion/export/courses.csv?encoding=latin1", buffered=True).status_code == 400
     assert client.get("/completion/export/missing.csv?assignment=abc", buffered=True).status_code == 404
     assert client.get("/completion/export/courses.csv?fy=zzz", buffered=True).status_code == 200
+
+
+def test_xlsx_rates_are_percent_cells(known_data, client, login_as):
+    d = known_data
+    login_as("municipal_admin", "131016")
+    response = client.get(f"/completion/export/courses.xlsx?fy={d['fy']}", buffered=True)
+    ws = load_workbook(io.BytesIO(response.data)).active
+    rows = list(ws.iter_rows())
+    header = [c.value for c in rows[5]]
+    rate_col = header.index("修了率（%）")
+    teams = next(r for r in rows[6:] if r[0].value == "Teams 会議の基本")
+    # One of three enrolled staff of 千代田区 completed: 33.3 % shown (0.333 held).
+    assert teams[rate_col].value == pytest.approx(0.333)
+    assert teams[rate_col].number_format == "0.0%"
+
+
+def test_csv_content_type_names_one_charset(known_data, client, login_as):
+    d = known_data
+    login_as("municipal_admin", "131016")
+    utf8 = client.get(f"/completion/export/records.csv?fy={d['fy']}", buffered=True)
+    sjis = client.get(f"/completion/export/records.csv?fy={d['fy']}&encoding=cp932", buffered=True)
+    assert utf8.headers.getlist("Content-Type") == ["text/csv; charset=UTF-8"]
+    assert sjis.headers.getlist("Content-Type") == ["text/csv; charset=Shift_JIS"]
+    # The CSV stays machine-readable: its first line is the header, no title rows.
+    assert utf8.data.decode("utf-8-sig").splitlines()[0].startswith("区市町村,職員番号")
+
+
+def test_dashboard_offers_only_years_with_data_and_the_current_one(known_data, client, login_as, app):
+    from lms.completion.reports import current_fiscal_year
+
+    login_as("municipal_admin", "131016")
+    html = client.get("/completion/dashboard").get_data(as_text=True)
+    offered = {int(y) for y in re.findall(r'<option value="(\d{4})"', html)}
+    current = current_fiscal_year()
+    assert current in offered and known_data["fy"] in offered
+    assert current + 1 not in offered  # no empty future year
+    assert offered <= {current, known_data["fy"]}
+
+
+def test_dashboard_headline_figures(known_data, client, login_as):
+    login_as("municipal_admin", "131016")
+    html = client.get(f"/completion/dashboard?fy={known_data['fy']}").get_data(as_text=True)
+    assert "修了率（全研修）" in html and "必修研修の未修了（人）" in html
+    figures = re.findall(r'<dd class="num">([^<]+)', html)
+    assert len(figures) == 4 and figures[0].endswith("%")

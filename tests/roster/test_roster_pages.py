@@ -107,3 +107,13 @@ def test_search_finds_kana_typed_in_hiragana_or_without_spaces(app, db, client, 
     for q in ("やまだ", "ヤマダタロウ", "山田", "ﾔﾏﾀﾞ"):
         page = client.get("/roster", query_string={"q": q}).get_data(as_text=True)
         assert "山田 太郎" in page and "鈴木 花子" not in page, q
+
+
+def test_roster_csv_is_labelled_with_its_own_charset(app, client, login_as, make_staff):
+    make_staff("131016", full_name="髙橋 一郎")
+    login_as("municipal_admin", "131016")
+    utf8 = client.get("/roster/export.csv")
+    sjis = client.get("/roster/export.csv?encoding=cp932")
+    assert utf8.headers.getlist("Content-Type") == ["text/csv; charset=UTF-8"]
+    assert sjis.headers.getlist("Content-Type") == ["text/csv; charset=Shift_JIS"]
+    assert "髙橋 一郎" in sjis.data.decode("cp932")
