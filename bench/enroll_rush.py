@@ -1,6 +1,6 @@
 """Enrollment rush: 3,000 learners try to take 300 seats at once, the browser's way.
 
-gunicorn (2 sync workers, as in production) on PostgreSQL with production's settings where
+gunicorn (sync workers, 4 by default as in the README's production command; --workers) on PostgreSQL with production's settings where
 a bench allows them (bench/common.py: JSON request log, rate limits, Redis). Every learner
 is signed in through the demo sign-in before timing starts (each from a loopback address
 of its own, as real learners come from their own machines, so the per-address sign-in
