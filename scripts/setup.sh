@@ -5,16 +5,17 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PY=$(command -v python3.11 || command -v python3)
-REQ=${REQ:-requirements.txt}
+# The lock files pin every package that gets installed, with its hashes: two installs a month
+# apart are the same, and a tampered download is refused (pip --require-hashes).
+REQ=${REQ:-requirements.lock}
 if [ ! -x .venv/bin/python ]; then
   echo "==> creating .venv with $($PY --version)"
   "$PY" -m venv .venv
 fi
-stamp=".venv/.installed-$(cat requirements.txt "$REQ" | sha256sum | cut -c1-16)"
+stamp=".venv/.installed-$(cat "$REQ" | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
-  echo "==> installing Python packages ($REQ)"
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -r "$REQ"
+  echo "==> installing Python packages ($REQ, hashes checked)"
+  .venv/bin/python -m pip install -q --require-hashes -r "$REQ"
   touch "$stamp"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"

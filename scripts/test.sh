@@ -5,7 +5,7 @@
 # and the npm test peers (OpenID Connect provider, Azurite, axe-core).
 # Under CI=true a missing peer or PostgreSQL fails the run instead of being skipped.
 set -euo pipefail
-REQ=requirements-dev.txt source "$(dirname "$0")/setup.sh"
+REQ=requirements-dev.lock source "$(dirname "$0")/setup.sh"
 export TEST_DATABASE_URL=${TEST_DATABASE_URL:-postgresql+psycopg://root@127.0.0.1:5432/test}
 
 need_apt=()
