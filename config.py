@@ -109,6 +109,8 @@ class Config:
     LMS_MAIL_DIR = _text("LMS_MAIL_DIR", str(INSTANCE_DIR / "mail"))
     LMS_DEMO_LOGIN = _flag("LMS_DEMO_LOGIN")
     REDIS_URL = _text("REDIS_URL")
+    # /readyz reports not ready when the worker's last heartbeat (every minute) is older.
+    LMS_WORKER_HEARTBEAT_MAX_AGE = _int("LMS_WORKER_HEARTBEAT_MAX_AGE", 180)
     # Public base URL, used in mails, certificates and calendar files.
     LMS_BASE_URL = _text("LMS_BASE_URL", "http://127.0.0.1:5000")
     # Number of reverse proxies in front of the app (X-Forwarded-* trusted).

@@ -10,6 +10,7 @@ from lms.common.public import is_public_endpoint
 EXPECTED_PUBLIC = {
     "main.home",
     "main.healthz",
+    "main.readyz",
     "main.hello",
     "main.set_language",
     "completion.verify_certificate",

@@ -53,6 +53,10 @@ class Storage:
 
     name = "abstract"
 
+    def check(self) -> None:
+        """Raise if the storage cannot be used now (the readiness check, /readyz)."""
+        raise NotImplementedError
+
     # --- resumable parts
     def part_size(self, key: str) -> int:
         """Bytes of the part received so far (0 when there is none)."""
@@ -112,6 +116,11 @@ class LocalStorage(Storage):
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
+
+    def check(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise StorageError(f"{self.root} is not writable")
 
     def _part(self, key: str) -> Path:
         return self.root / "parts" / (check_key(key) + ".part")
@@ -223,6 +232,10 @@ class AzureBlobStorage(Storage):
         self.container_name = container
         self.container = self.service.get_container_client(container)
         self._ensured = False
+
+    def check(self) -> None:
+        self.ensure_container()
+        self.container.get_container_properties()
 
     def ensure_container(self) -> None:
         if self._ensured:

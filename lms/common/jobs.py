@@ -9,13 +9,14 @@ tasks open their application context through ``app_context()``. Tests run tasks 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app, has_app_context
-from huey import Huey, RedisHuey, SqliteHuey
+from huey import Huey, RedisHuey, SqliteHuey, crontab
 
 from config import job_queue_settings
 
@@ -72,3 +73,25 @@ def app_context() -> Iterator[Any]:
         return
     with get_app().app_context():
         yield
+
+
+# ---------------------------------------------------------------- the worker's heartbeat
+
+HEARTBEAT_KEY = "manabi:worker-heartbeat"
+
+
+@huey.periodic_task(crontab(minute="*"))
+def worker_heartbeat() -> None:
+    """Every minute, the worker says it is alive (read by /readyz). Kept in the queue's own
+    storage, so the heartbeat is seen by every web machine that shares the queue."""
+    huey.put(HEARTBEAT_KEY, time.time())
+
+
+def heartbeat_age() -> float | None:
+    """Seconds since the worker's last heartbeat, or None if none was ever recorded."""
+    beat = huey.get(HEARTBEAT_KEY, peek=True)
+    return None if beat is None else max(0.0, time.time() - float(beat))
+
+
+def pending_jobs() -> int:
+    return huey.pending_count()
