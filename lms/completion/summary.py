@@ -53,6 +53,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from lms.attendance.models import Attendance
+from lms.common.database import analyze
 from lms.common.timeutil import as_utc, fiscal_year_bounds, fiscal_year_of
 from lms.completion.models import (
     COMPLETED,
@@ -81,6 +82,10 @@ PARTS = {
     "attended": ("attended",),
 }
 ALL_PARTS = frozenset(PARTS)
+
+# The base tables the figures are computed from (rebuild() gathers their statistics first).
+_SOURCE_TABLES = (Enrollment.__table__, TrainingSession.__table__, Completion.__table__, Attendance.__table__,
+                  StaffMember.__table__)
 
 _DIRTY = "lms_completion_summary_dirty"
 _LOCK_CLASS = 0x4D4E4253  # 'MNBS': the advisory-lock namespace of these keys
@@ -730,6 +735,8 @@ def check(session: Session, limit: int = 20) -> CheckReport:
 def rebuild(session: Session) -> tuple[int, int]:
     """Recompute every summary row from the base tables (in the caller's transaction).
     Returns (course rows, staff rows)."""
+    # Statistics first: a rebuild follows bulk loads (synth, SQL imports) of the tables it reads.
+    analyze(session, [t.name for t in _SOURCE_TABLES])
     if session.get_bind().dialect.name == "postgresql":
         # Writers recomputing a key wait until the rebuild has committed, then recompute it.
         session.execute(text("LOCK TABLE completion_course_summary, completion_staff_summary IN EXCLUSIVE MODE"))
