@@ -5,13 +5,11 @@ or line feed, what follows) as a formula; Japanese Excel also takes the full-wid
 ＝ ＋ － ＠ for them. The one rule for every export:
 
 - CSV: such a cell gets a leading apostrophe (the spreadsheet then shows it as text);
-- XLSX: every text cell is written as a string cell (data type "s"), which is never
-  evaluated, so the text stays exactly as it is, without an apostrophe.
+- XLSX: every text cell is written as a string cell (an inline string, lms.common.xlsx),
+  which is never evaluated, so the text stays exactly as it is, without an apostrophe.
 """
 
 from __future__ import annotations
-
-from openpyxl.cell import WriteOnlyCell
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
 _TRIGGERS = frozenset(FORMULA_TRIGGERS)
@@ -27,11 +25,3 @@ def neutralise_cell(value: object) -> str:
     if value is None:
         return ""
     return neutralise_text(str(value))
-
-
-def xlsx_text_cell(worksheet, text: str) -> WriteOnlyCell:
-    """XLSX (openpyxl, write-only): a string cell holding ``text`` as it is. openpyxl would
-    otherwise make a formula of text starting with '='."""
-    cell = WriteOnlyCell(worksheet, value=text)
-    cell.data_type = "s"
-    return cell

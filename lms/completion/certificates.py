@@ -7,9 +7,6 @@ stays real text (searchable, and readable by pdftotext and screen readers).
 from __future__ import annotations
 
 import io
-import os
-import tempfile
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +21,7 @@ from reportlab.pdfgen import canvas
 from sqlalchemy import select
 
 from lms.common.timeutil import to_tokyo
+from lms.common.zipstream import ZipStream
 from lms.completion.models import COMPLETED, Completion
 from lms.completion.services import normalise_serial
 from lms.courses.models import Course
@@ -143,23 +141,17 @@ def certificate_filename(completion: Completion) -> str:
     return f"certificate-{completion.certificate_serial}.pdf"
 
 
-def course_zip_chunks(completions_query, url_for_serial, chunk_size: int = 64 * 1024) -> Iterator[bytes]:
+def course_zip_chunks(completions_query, url_for_serial) -> Iterator[bytes]:
     """A ZIP of the certificates matched by ``completions_query`` (a select of Completion),
-    written to a temporary file (not memory), then streamed and deleted."""
-    fd, path = tempfile.mkstemp(prefix="manabi-certificates-", suffix=".zip")
-    os.close(fd)
-    try:
-        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            result = db.session.scalars(completions_query.execution_options(yield_per=200))
-            for completion in result:
-                data = certificate_data(completion, url_for_serial(completion.certificate_serial))
-                name = f"{completion.staff_member.employee_number}-{completion.certificate_serial}.pdf"
-                archive.writestr(name, render_certificate_pdf(data))
-        with open(path, "rb") as f:
-            while chunk := f.read(chunk_size):
-                yield chunk
-    finally:
-        os.unlink(path)
+    streamed as each PDF is added: the download starts with the first certificate."""
+    archive = ZipStream()
+    result = db.session.scalars(completions_query.execution_options(yield_per=200))
+    for completion in result:
+        data = certificate_data(completion, url_for_serial(completion.certificate_serial))
+        name = f"{completion.staff_member.employee_number}-{completion.certificate_serial}.pdf"
+        archive.writestr(name, render_certificate_pdf(data))
+        yield from archive.drain()
+    yield from archive.close()
 
 
 # ---------------------------------------------------------------- verification

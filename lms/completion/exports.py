@@ -3,28 +3,24 @@
 Rows come from a generator (server-side cursor, fetched in batches), so a million rows
 never sit in memory. No text cell can run as a formula (lms.common.spreadsheet): in CSV
 one that a spreadsheet could take for a formula gets a leading apostrophe; in XLSX every
-text cell is a string cell.
+text cell is an inline string cell (lms.common.xlsx). Both stream: the first bytes leave with
+the first rows, so no proxy timeout cuts a large export.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Alignment, Font
-from openpyxl.utils import get_column_letter
 from sqlalchemy import Row
 
-from lms.common.spreadsheet import neutralise_text, xlsx_text_cell
+from lms.common.spreadsheet import neutralise_text
 from lms.common.timeutil import TOKYO
+from lms.common.xlsx import SheetColumn, xlsx_stream
 from lms.extensions import db
 
 BATCH = 2000
@@ -39,11 +35,8 @@ def tokyo_wall_clock(value: datetime) -> datetime:
     return value.astimezone(TOKYO).replace(tzinfo=None)
 
 
-@dataclass(frozen=True)
-class Column:
-    header: str
-    width: int = 14
-    percent: bool = False  # a rate in percent (42.9): XLSX shows it as 42.9 % (the cell holds 0.429)
+# A column of an export: header, width (XLSX), whether it is a rate in percent.
+Column = SheetColumn
 
 
 @dataclass
@@ -127,79 +120,14 @@ def _csv_cell(value) -> str:
 # ---------------------------------------------------------------- XLSX
 
 
-PERCENT_FORMAT = "0.0%"
+def xlsx_chunks(table: Table) -> Iterator[bytes]:
+    """The table as an Excel workbook, streamed while its rows are read (lms.common.xlsx):
+    title rows, the headers, then the data; times as Tokyo wall-clock time."""
+    return xlsx_stream(table.sheet_title, table.columns, (_xlsx_row(row) for row in table.rows()),
+                       title_lines=table.title_lines)
 
 
-def write_xlsx(table: Table, path: str) -> int:
-    """Write the table to ``path`` with openpyxl's write-only mode (rows go straight to a
-    temporary file). Title rows (the first in bold), a blank row, then the Japanese headers
-    in bold and wrapped, column widths, everything above the data frozen; rates as
-    percentages."""
-    wb = Workbook(write_only=True)
-    ws = wb.create_sheet(title=table.sheet_title[:31])
-    header_row = len(table.title_lines) + (2 if table.title_lines else 1)
-    ws.freeze_panes = f"A{header_row + 1}"
-    for i, column in enumerate(table.columns, start=1):
-        ws.column_dimensions[get_column_letter(i)].width = column.width
-    for n, line in enumerate(table.title_lines):
-        cell = xlsx_text_cell(ws, _xml_text(line))
-        if n == 0:
-            cell.font = Font(bold=True, size=14)
-        ws.append([cell])
-    if table.title_lines:
-        ws.append([])
-    header = []
-    for column in table.columns:
-        cell = xlsx_text_cell(ws, _xml_text(column.header))
-        cell.font = Font(bold=True)
-        cell.alignment = Alignment(wrap_text=True, vertical="top")
-        header.append(cell)
-    ws.append(header)
-    percent = [i for i, column in enumerate(table.columns) if column.percent]
-    n = 0
-    for row in table.rows():
-        values = [_xlsx_value(ws, v) for v in row]
-        for i in percent:
-            if i < len(values) and isinstance(row[i], int | float) and not isinstance(row[i], bool):
-                values[i] = _percent_cell(ws, row[i])
-        ws.append(values)
-        n += 1
-    wb.save(path)
-    return n
-
-
-def _percent_cell(ws, value: float) -> WriteOnlyCell:
-    cell = WriteOnlyCell(ws, value=round(value / 100, 4))
-    cell.number_format = PERCENT_FORMAT
-    return cell
-
-
-def _xlsx_value(ws, value):
-    """One XLSX cell: Tokyo wall-clock for datetimes, text as a string cell (never a formula)."""
-    if isinstance(value, str):
-        return xlsx_text_cell(ws, _xml_text(value))
-    if isinstance(value, datetime):
-        return tokyo_wall_clock(value).replace(microsecond=0)
-    if value is None:
-        return ""
-    return value
-
-
-def _xml_text(text: str) -> str:
-    """Characters XML 1.0 forbids would corrupt the file: each becomes a space."""
-    if any(ord(ch) < 32 and ch not in "\t\n\r" for ch in text):
-        return "".join(ch if ord(ch) >= 32 or ch in "\t\n\r" else " " for ch in text)
-    return text
-
-
-def xlsx_chunks(table: Table, chunk_size: int = 64 * 1024) -> Iterator[bytes]:
-    """Build the workbook in a temporary file, then stream it and delete it."""
-    fd, path = tempfile.mkstemp(prefix="manabi-export-", suffix=".xlsx")
-    os.close(fd)
-    try:
-        write_xlsx(table, path)
-        with open(path, "rb") as f:
-            while chunk := f.read(chunk_size):
-                yield chunk
-    finally:
-        os.unlink(path)
+def _xlsx_row(row: tuple) -> tuple:
+    if any(type(v) is datetime for v in row):
+        return tuple(tokyo_wall_clock(v).replace(microsecond=0) if type(v) is datetime else v for v in row)
+    return row

@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from lms.audit.models import AuditLog
 from lms.common.spreadsheet import neutralise_cell, neutralise_text
-from lms.completion.exports import Column, Table, csv_chunks, write_xlsx
+from lms.common.xlsx import xlsx_stream
+from lms.completion.exports import Column, Table, csv_chunks, xlsx_chunks
 
 TRIGGERED = ("=1+1", "+81", "-3", "@SUM(A1)", "\tx", "\rx", "\nx", "＝1+1", "＋81", "－3", "＠SUM(A1)")
 PLAIN = ("佐藤", "1+1", "a=b", " =x", "'=x")
@@ -50,17 +51,50 @@ def test_csv_prefixes_formula_cells_with_an_apostrophe():
     assert read[-1][1] == "-3"  # a number stays a number
 
 
-def test_xlsx_keeps_text_as_string_cells_without_an_apostrophe(tmp_path):
+def test_xlsx_keeps_text_as_string_cells_without_an_apostrophe():
     rows = [(value, 1) for value in (*TRIGGERED, *PLAIN)]
-    path = tmp_path / "t.xlsx"
-    assert write_xlsx(_table(rows), str(path)) == len(rows)
-    ws = load_workbook(path).active
+    ws = load_workbook(io.BytesIO(b"".join(xlsx_chunks(_table(rows))))).active
     cells = list(ws.iter_rows())
     assert (cells[0][0].value, cells[0][0].data_type) == ("=見出し", "s")
     texts = [(row[0].value, row[0].data_type) for row in cells[1:]]
     # (XML reads a carriage return back as a line feed.)
     assert texts == [(v.replace("\r", "\n"), "s") for v in (*TRIGGERED, *PLAIN)]
     assert all(row[1].data_type == "n" for row in cells[1:])
+
+
+def test_xlsx_streams_its_first_bytes_before_the_last_row_is_read():
+    """A large export starts at once: no proxy read timeout while the whole file is built."""
+    read = 0
+
+    def rows():
+        nonlocal read
+        for i in range(20000):
+            read += 1
+            yield (f"職員{i:05d}", i, 50.0)
+
+    table = Table("t", "シート", [Column("氏名"), Column("数"), Column("率", percent=True)], rows)
+    chunks = xlsx_chunks(table)
+    first = next(chunks)
+    assert first.startswith(b"PK\x03\x04") and read < 20000
+    data = first + b"".join(chunks)
+    ws = load_workbook(io.BytesIO(data), read_only=True).active
+    values = list(ws.iter_rows(values_only=True))
+    assert len(values) == 1 + 20000 and values[-1] == ("職員19999", 19999, 0.5)
+
+
+def test_xlsx_goes_on_to_a_second_sheet_past_the_sheet_row_limit():
+    columns = [Column("氏名"), Column("数")]
+    rows = [(f"n{i}", i) for i in range(7)]
+    data = b"".join(xlsx_stream("修了記録", columns, iter(rows), title_lines=("修了記録",), max_rows=5))
+    wb = load_workbook(io.BytesIO(data))
+    # Rows 4 and 5 of each sheet hold data (1-3: title, blank, headers): 7 rows, 4 sheets.
+    assert wb.sheetnames == ["修了記録", "修了記録(2)", "修了記録(3)", "修了記録(4)"]
+    got = []
+    for ws in wb.worksheets:
+        values = list(ws.iter_rows(values_only=True))
+        assert values[0][0] == "修了記録" and values[2] == ("氏名", "数") and ws.freeze_panes == "A4"
+        got += values[3:]
+    assert got == rows
 
 
 def test_xlsx_courses_export(known_data, client, login_as):

@@ -1,0 +1,36 @@
+"""gunicorn settings for production: `gunicorn -c gunicorn.conf.py wsgi:app` (README).
+
+gunicorn also reads this file by itself when started from this directory; command-line
+options (and GUNICORN_CMD_ARGS) override it. See docs/deploy.md.
+"""
+
+# Behind nginx on the same machine (docs/nginx.conf); nginx terminates TLS.
+bind = "127.0.0.1:8000"
+
+# Sync workers: one request at a time each, about one per core (the enrollment benchmark runs
+# 4 on two cores: a worker waiting on PostgreSQL leaves the core to another).
+workers = 4
+worker_class = "sync"
+backlog = 2048
+
+# The longest request decides the timeout, because a sync worker that has not finished its
+# request within it is killed: exports stream from their first byte, but a million-row
+# completion export still takes minutes from first to last byte (bench/reports.py measures
+# it), and the last chunk of an archive upload flushes and may re-hash the file. nginx's
+# timeouts (docs/nginx.conf) are per read, so they do not cut a streaming export.
+timeout = 660
+# A deploy (HUP) or stop lets requests under way finish: long enough for an upload's last
+# chunk; an export under way is cut and the browser shows an incomplete download.
+graceful_timeout = 90
+# Recycle a worker now and then, so that a slow leak in a library can never grow for weeks.
+max_requests = 5000
+max_requests_jitter = 500
+
+# The app writes one JSON line per request itself (LMS_LOG_REQUESTS); gunicorn's own errors
+# go to stderr (journald under systemd).
+accesslog = None
+errorlog = "-"
+loglevel = "info"
+
+# X-Forwarded-* are trusted by the app (LMS_PROXY_COUNT), not by gunicorn.
+forwarded_allow_ips = "127.0.0.1"
