@@ -18,8 +18,23 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-$([ -x "$ROOT/.venv/bin/python" ] && echo "$ROOT/.venv/bin/python" || echo python3)}"
 TOOL=("$PYTHON" "$ROOT/scripts/backup_tool.py")
 
+# pg_dump / pg_restore get the password from a password file (mode 0600), never from their
+# command line, where `ps` would show it: the operator's PGPASSFILE (or ~/.pgpass) when
+# DATABASE_URL carries no password, else a temporary one written from DATABASE_URL.
+use_password_file() {
+  local line
+  line="$("${TOOL[@]}" pgpass)"
+  if [ -n "$line" ]; then
+    PGPASSFILE="$(mktemp)"
+    chmod 600 "$PGPASSFILE"
+    printf '%s\n' "$line" > "$PGPASSFILE"
+    export PGPASSFILE
+    trap 'rm -f "$PGPASSFILE"' EXIT
+  fi
+}
+
 DEST="${1:-$ROOT/backups}"
-DATABASE_URL="${DATABASE_URL:-sqlite:///$ROOT/instance/lms.db}"
+export DATABASE_URL="${DATABASE_URL:-sqlite:///$ROOT/instance/lms.db}"
 STORAGE_BACKEND="${LMS_STORAGE_BACKEND:-local}"
 STORAGE_DIR="${LMS_STORAGE_DIR:-$ROOT/instance/archives}"
 
@@ -33,16 +48,17 @@ mkdir -p "$out.partial"
 trap 'rm -rf "$out.partial"' ERR
 umask 077
 
-kind="$("${TOOL[@]}" kind "$DATABASE_URL")"
+kind="$("${TOOL[@]}" kind)"
 files=()
 case "$kind" in
   postgresql)
+    use_password_file
     pg_dump --format=custom --no-owner --no-privileges --file="$out.partial/database.dump" \
-      --dbname="$("${TOOL[@]}" pg-url "$DATABASE_URL")"
+      --dbname="$("${TOOL[@]}" pg-url)"
     files+=(database.dump)
     ;;
   sqlite)
-    src="$("${TOOL[@]}" sqlite-path "$DATABASE_URL")"
+    src="$("${TOOL[@]}" sqlite-path)"
     if [ ! -f "$src" ]; then
       echo "backup: SQLite database $src not found" >&2
       exit 1
@@ -65,7 +81,7 @@ else
   echo "backup: storage backend '$STORAGE_BACKEND': archive files are protected by blob versioning/azcopy, not copied here" >&2
 fi
 
-"${TOOL[@]}" manifest "$out.partial" "$DATABASE_URL" "$STORAGE_DIR" "${files[@]}"
+"${TOOL[@]}" manifest "$out.partial" "$STORAGE_DIR" "${files[@]}"
 (cd "$out.partial" && sha256sum "${files[@]}" manifest.json > SHA256SUMS)
 mv "$out.partial" "$out"
 trap - ERR

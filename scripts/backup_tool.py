@@ -1,18 +1,25 @@
 """Helpers of scripts/backup.sh and scripts/restore.sh (database-kind aware, standard library + SQLAlchemy).
 
-    backup_tool.py pg-url URL            SQLAlchemy URL -> libpq URI (for pg_dump / pg_restore)
-    backup_tool.py kind URL              "postgresql" or "sqlite"
-    backup_tool.py sqlite-path URL       the file of a sqlite:/// URL
+    backup_tool.py pg-url                libpq URI for pg_dump / pg_restore, WITHOUT the password
+    backup_tool.py pgpass                the password as a line of a libpq password file
+    backup_tool.py kind                  "postgresql" or "sqlite"
+    backup_tool.py sqlite-path           the file of a sqlite:/// URL
     backup_tool.py sqlite-backup SRC DST online, consistent copy (sqlite3 backup API)
-    backup_tool.py counts URL            JSON {table: rows} of every table
-    backup_tool.py is-empty URL          exit 0 when the database has no tables
-    backup_tool.py manifest DIR URL ...  write DIR/manifest.json
-    backup_tool.py verify-counts DIR URL compare the restored database with the manifest
+    backup_tool.py counts                JSON {table: rows} of every table
+    backup_tool.py is-empty              exit 0 when the database has no tables
+    backup_tool.py manifest DIR STORAGE FILE...  write DIR/manifest.json
+    backup_tool.py verify-counts DIR     compare the restored database with the manifest
+
+The database is the one in the environment's DATABASE_URL, never a command-line argument:
+`ps` shows every process's arguments to every user of the machine, so a password there would
+leak. The scripts give pg_dump / pg_restore the password through a password file of mode
+0600 (PGPASSFILE), written from DATABASE_URL or provided by the operator.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -20,12 +27,29 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import create_engine, func, inspect, select, table
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 
 def pg_url(url: str) -> str:
-    u = make_url(url).set(drivername="postgresql")
-    return u.render_as_string(hide_password=False)
+    u = make_url(url)
+    # URL.set() keeps a password given None: build the URL without one.
+    bare = URL.create("postgresql", username=u.username, host=u.host, port=u.port, database=u.database,
+                      query=u.query)
+    return bare.render_as_string(hide_password=False)
+
+
+def _pgpass_field(value: object) -> str:
+    return str(value).replace("\\", "\\\\").replace(":", "\\:")
+
+
+def pgpass(url: str) -> str:
+    """``host:port:database:user:password`` (libpq's password file; ``:`` and ``\\`` escaped),
+    or "" when the URL carries no password."""
+    u = make_url(url)
+    if not u.password:
+        return ""
+    fields = (u.host or "localhost", u.port or 5432, u.database or "*", u.username or "*", u.password)
+    return ":".join(_pgpass_field(f) for f in fields)
 
 
 def kind(url: str) -> str:
@@ -116,22 +140,28 @@ def verify_counts(directory: str, url: str) -> int:
 
 def main(argv: list[str]) -> int:
     command, *args = argv
+    url = os.environ.get("DATABASE_URL", "")
+    if not url and command not in ("sqlite-backup",):
+        print("backup_tool: DATABASE_URL is not set", file=sys.stderr)
+        return 2
     if command == "pg-url":
-        print(pg_url(args[0]))
+        print(pg_url(url))
+    elif command == "pgpass":
+        print(pgpass(url))
     elif command == "kind":
-        print(kind(args[0]))
+        print(kind(url))
     elif command == "sqlite-path":
-        print(sqlite_path(args[0]))
+        print(sqlite_path(url))
     elif command == "sqlite-backup":
         sqlite_backup(args[0], args[1])
     elif command == "counts":
-        print(json.dumps(counts(args[0]), indent=2))
+        print(json.dumps(counts(url), indent=2))
     elif command == "is-empty":
-        return 0 if is_empty(args[0]) else 1
+        return 0 if is_empty(url) else 1
     elif command == "manifest":
-        write_manifest(args[0], args[1], args[2], args[3:])
+        write_manifest(args[0], url, args[1], args[2:])
     elif command == "verify-counts":
-        return verify_counts(args[0], args[1])
+        return verify_counts(args[0], url)
     else:
         print(__doc__, file=sys.stderr)
         return 2

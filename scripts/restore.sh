@@ -13,12 +13,27 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-$([ -x "$ROOT/.venv/bin/python" ] && echo "$ROOT/.venv/bin/python" || echo python3)}"
 TOOL=("$PYTHON" "$ROOT/scripts/backup_tool.py")
 
+# pg_dump / pg_restore get the password from a password file (mode 0600), never from their
+# command line, where `ps` would show it: the operator's PGPASSFILE (or ~/.pgpass) when
+# DATABASE_URL carries no password, else a temporary one written from DATABASE_URL.
+use_password_file() {
+  local line
+  line="$("${TOOL[@]}" pgpass)"
+  if [ -n "$line" ]; then
+    PGPASSFILE="$(mktemp)"
+    chmod 600 "$PGPASSFILE"
+    printf '%s\n' "$line" > "$PGPASSFILE"
+    export PGPASSFILE
+    trap 'rm -f "$PGPASSFILE"' EXIT
+  fi
+}
+
 if [ $# -ne 1 ] || [ ! -d "$1" ]; then
   echo "usage: DATABASE_URL=... LMS_STORAGE_DIR=... $0 BACKUP_DIR" >&2
   exit 2
 fi
 backup="$(cd "$1" && pwd)"
-DATABASE_URL="${DATABASE_URL:?DATABASE_URL must name the (empty) target database}"
+export DATABASE_URL="${DATABASE_URL:?DATABASE_URL must name the (empty) target database}"
 STORAGE_BACKEND="${LMS_STORAGE_BACKEND:-local}"
 STORAGE_DIR="${LMS_STORAGE_DIR:-$ROOT/instance/archives}"
 
@@ -28,7 +43,7 @@ echo "restore: checking sums of $backup"
   exit 1
 }
 
-if ! "${TOOL[@]}" is-empty "$DATABASE_URL"; then
+if ! "${TOOL[@]}" is-empty; then
   echo "restore: the target database is not empty; restore only into an empty database" >&2
   exit 1
 fi
@@ -37,16 +52,17 @@ if [ "$STORAGE_BACKEND" = "local" ] && [ -d "$STORAGE_DIR" ] && [ -n "$(ls -A "$
   exit 1
 fi
 
-kind="$("${TOOL[@]}" kind "$DATABASE_URL")"
+kind="$("${TOOL[@]}" kind)"
 case "$kind" in
   postgresql)
     [ -f "$backup/database.dump" ] || { echo "restore: no database.dump (backup of another database kind?)" >&2; exit 1; }
+    use_password_file
     pg_restore --no-owner --no-privileges --exit-on-error --single-transaction \
-      --dbname="$("${TOOL[@]}" pg-url "$DATABASE_URL")" "$backup/database.dump"
+      --dbname="$("${TOOL[@]}" pg-url)" "$backup/database.dump"
     ;;
   sqlite)
     [ -f "$backup/database.sqlite3" ] || { echo "restore: no database.sqlite3 (backup of another database kind?)" >&2; exit 1; }
-    target="$("${TOOL[@]}" sqlite-path "$DATABASE_URL")"
+    target="$("${TOOL[@]}" sqlite-path)"
     mkdir -p "$(dirname "$target")"
     rm -f "$target"
     "${TOOL[@]}" sqlite-backup "$backup/database.sqlite3" "$target"
@@ -66,5 +82,5 @@ if [ -f "$backup/archives.tar" ]; then
   fi
 fi
 
-"${TOOL[@]}" verify-counts "$backup" "$DATABASE_URL"
+"${TOOL[@]}" verify-counts "$backup"
 echo "restore: done"

@@ -166,3 +166,43 @@ def test_restore_refuses_a_storage_folder_with_files(app, populated, restore_tar
     done = _run(RESTORE, str(folder), DATABASE_URL=target_url, LMS_STORAGE_DIR=target_storage)
     assert done.returncode != 0 and "not empty" in done.stderr
     assert (target_storage / "keep.txt").read_text() == "keep"
+
+
+def test_the_database_password_never_appears_on_a_command_line(app, populated, restore_target, tmp_path):
+    """`ps` shows every process's arguments: pg_dump, pg_restore and the helper get the password
+    only through a password file of mode 0600, removed afterwards."""
+    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    if url.get_backend_name() != "postgresql":
+        pytest.skip("SQLite has no password")
+    secret = "s3cr:et\\pw-" + uuid.uuid4().hex[:6]  # trust authentication ignores it; the escaping does not
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    log = tmp_path / "argv.log"
+    real_python = os.environ.get("PYTHON") or str(ROOT / ".venv" / "bin" / "python")
+    for name, real in (("pg_dump", "/usr/bin/pg_dump"), ("pg_restore", "/usr/bin/pg_restore"),
+                       ("python", real_python)):
+        shim = shims / name
+        shim.write_text(
+            "#!/usr/bin/env bash\n"
+            f'echo "{name} $*" >> "{log}"\n'
+            f'if [ -n "${{PGPASSFILE:-}}" ]; then stat -c "pgpass mode %a" "$PGPASSFILE" >> "{log}"; '
+            f'cat "$PGPASSFILE" >> "{log}"; echo "$PGPASSFILE" > "{tmp_path}/pgpass-path"; fi\n'
+            f'exec "{real}" "$@"\n')
+        shim.chmod(0o755)
+    env = {"PATH": f"{shims}:{os.environ['PATH']}", "PYTHON": str(shims / "python")}
+    done = _run(BACKUP, str(tmp_path / "backups"), LMS_STORAGE_DIR=populated,
+                DATABASE_URL=url.set(password=secret).render_as_string(hide_password=False), **env)
+    assert done.returncode == 0, done.stderr
+    folder = Path(done.stdout.strip().splitlines()[-1])
+    target_url, target_storage = restore_target
+    done = _run(RESTORE, str(folder), LMS_STORAGE_DIR=target_storage,
+                DATABASE_URL=make_url(target_url).set(password=secret).render_as_string(hide_password=False), **env)
+    assert done.returncode == 0, done.stderr
+    lines = log.read_text().splitlines()
+    commands = [line for line in lines if line.startswith(("pg_dump ", "pg_restore ", "python "))]
+    assert any(c.startswith("pg_dump ") for c in commands) and any(c.startswith("pg_restore ") for c in commands)
+    assert not [c for c in commands if secret in c or "s3cr" in c]
+    escaped = secret.replace("\\", "\\\\").replace(":", "\\:")
+    assert any(line.endswith(":" + escaped) for line in lines)  # what libpq read
+    assert "pgpass mode 600" in lines
+    assert not Path((tmp_path / "pgpass-path").read_text().strip()).exists()  # removed afterwards
