@@ -105,6 +105,8 @@ class Config:
     # seconds is tested before use instead (lms.common.database._ping_when_idle).
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
     LMS_DB_PING_AFTER_IDLE = _float("LMS_DB_PING_AFTER_IDLE", 1.0)
+    # PostgreSQL is reached through PgBouncer in transaction mode (docs/deploy.md).
+    LMS_DB_TRANSACTION_POOLER = _flag("LMS_DB_TRANSACTION_POOLER")
     LMS_STORAGE_DIR = _text("LMS_STORAGE_DIR", str(INSTANCE_DIR / "archives"))
     LMS_MAIL_DIR = _text("LMS_MAIL_DIR", str(INSTANCE_DIR / "mail"))
     LMS_DEMO_LOGIN = _flag("LMS_DEMO_LOGIN")

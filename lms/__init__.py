@@ -95,6 +95,12 @@ def _init_extensions(app: Flask) -> None:
     from lms.common.i18n import select_locale, select_timezone  # (loaded as the app is built)
     from lms.extensions import babel, csrf, db, limiter, login_manager, migrate  # (as above)
 
+    if app.config.get("LMS_DB_TRANSACTION_POOLER") and app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        # Behind PgBouncer in transaction mode each transaction may run on another server
+        # connection: psycopg must not prepare statements on the server (it would after 5 runs).
+        options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+        options["connect_args"] = {**options.get("connect_args", {}), "prepare_threshold": None}
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine, ping_after_idle=float(app.config["LMS_DB_PING_AFTER_IDLE"]))

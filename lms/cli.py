@@ -7,8 +7,8 @@ from __future__ import annotations
 import logging
 
 import click
-from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask import Flask
+from flask.cli import AppGroup, ScriptInfo
 
 from lms import jobs
 from lms.auth.commands import sync_tenants_command
@@ -46,8 +46,8 @@ def demo_command():
 def worker_command(workers: int, no_periodic: bool):
     """Run the background worker (huey): mail outbox, reminders and every area's tasks."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # The tasks use this app, not a second one (werkzeug's documented proxy API).
-    use_app(current_app._get_current_object())  # type: ignore[attr-defined]
+    # The tasks use this app, not a second one: the one flask's CLI loaded for this command.
+    use_app(click.get_current_context().ensure_object(ScriptInfo).load_app())
     jobs.huey.immediate = False
     consumer = jobs.huey.create_consumer(workers=workers, worker_type="thread", periodic=not no_periodic)
     click.echo(f"worker: {workers} threads, storage {type(jobs.huey).__name__}")

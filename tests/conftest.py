@@ -25,6 +25,9 @@ from tests import factories  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DB_KIND = os.environ.get("LMS_TEST_DB", "sqlite")
+# TEST_PGBOUNCER_URL (postgresql+psycopg://root@127.0.0.1:PORT, set by scripts/test.sh for
+# its PgBouncer run): the app reaches the test database through PgBouncer in transaction mode.
+POOLER_URL = os.environ.get("TEST_PGBOUNCER_URL", "") if os.environ.get("LMS_TEST_DB") == "postgresql" else ""
 PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -74,7 +77,13 @@ def database_url(tmp_path_factory):
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as exc:  # pragma: no cover - depends on the machine
         pytest.exit(f"PostgreSQL at {PG_ADMIN_URL} is not usable: {exc}", returncode=3)
-    yield admin_url.set(database=name).render_as_string(hide_password=False)
+    if POOLER_URL:
+        # The app's connections go through PgBouncer (transaction mode); creating and
+        # dropping the database stays on the direct connection.
+        pooler = make_url(POOLER_URL)
+        yield admin_url.set(host=pooler.host, port=pooler.port, database=name).render_as_string(hide_password=False)
+    else:
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
     with admin.connect() as conn:
         conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
@@ -114,6 +123,7 @@ def _test_config(database_url: str, workdir: Path, **extra) -> dict:
         "SERVER_NAME": None,
         # Most tests post forms directly; CSRF is tested with it switched back on.
         "WTF_CSRF_ENABLED": False,
+        "LMS_DB_TRANSACTION_POOLER": bool(POOLER_URL),
     }
     config.update(extra)
     return config

@@ -123,3 +123,21 @@ def test_no_dependency_internals(pattern):
             if re.search(pattern, line):
                 hits.append(f"{module}:{number}: {line.strip()}")
     assert hits == []
+
+
+def test_no_private_attribute_of_another_object_is_touched():
+    """No ``obj._name`` anywhere in lms/ except on ``self``/``cls``: a leading underscore is
+    a library's (or another class's) private business, free to change in any release."""
+    hits = []
+    for path, module in _modules():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+                    continue
+                hits.append(f"{module}:{node.lineno}: {ast.unparse(node)}")
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "setattr")
+                    and len(node.args) > 1 and isinstance(node.args[1], ast.Constant)
+                    and str(node.args[1].value).startswith("_") and not str(node.args[1].value).startswith("__")):
+                hits.append(f"{module}:{node.lineno}: {ast.unparse(node)}")
+    assert hits == []

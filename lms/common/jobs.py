@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app, has_app_context
+from flask import Flask, has_app_context
 from huey import Huey, RedisHuey, SqliteHuey, crontab
 
 from config import job_queue_settings
@@ -56,8 +56,6 @@ def get_app() -> Flask:
     """The worker's Flask app, created once per process by whichever thread asks first."""
     global _app
     if _app is None:
-        if has_app_context():
-            return current_app._get_current_object()  # type: ignore[attr-defined]  # Flask's documented proxy API
         with _app_lock:
             if _app is None:
                 if _app_factory is None:

@@ -111,13 +111,13 @@ def init_logging(app: Flask) -> None:
 
     @app.before_request
     def _start_timer():
-        g._log_started = time.perf_counter()
+        g.lms_log_started = time.perf_counter()
 
     @app.after_request
     def _log_request(response):
         if request.endpoint == "static":
             return response
-        started = g.get("_log_started")
+        started = g.get("lms_log_started")
         duration = round((time.perf_counter() - started) * 1000, 1) if started else None
         level = logging.WARNING if response.status_code >= 500 else logging.INFO
         request_log.log(
