@@ -22,9 +22,8 @@ timeout = 660
 # A deploy (HUP) or stop lets requests under way finish: long enough for an upload's last
 # chunk; an export under way is cut and the browser shows an incomplete download.
 graceful_timeout = 90
-# Recycle a worker now and then, so that a slow leak in a library can never grow for weeks.
-max_requests = 5000
-max_requests_jitter = 500
+# No max_requests: bench/soak.py shows the workers' memory stays flat without recycling
+# (docs/operations.md), and a recycled worker's first requests are slower.
 
 # The app writes one JSON line per request itself (LMS_LOG_REQUESTS); gunicorn's own errors
 # go to stderr (journald under systemd).
