@@ -29,7 +29,7 @@ from lms.courses.models import CANCELLED, HYBRID, ONSITE, TrainingSession
 from lms.enrollment.models import CONFIRMED, Enrollment
 from lms.extensions import db
 from lms.municipalities.models import TenantMapping
-from lms.roster.models import StaffMember
+from lms.roster.models import StaffMember, kana_order
 
 DEFAULT_THRESHOLD_PCT = 75
 CHECKIN_STEP_SECONDS = 60
@@ -459,7 +459,7 @@ def attendance_rows(session: TrainingSession) -> list[dict]:
     staff = db.session.scalars(
         select(StaffMember).join(Enrollment, Enrollment.staff_member_id == StaffMember.id)
         .where(Enrollment.session_id == session.id, Enrollment.status == CONFIRMED)
-        .order_by(StaffMember.municipality_id, StaffMember.full_name_kana, StaffMember.id)
+        .order_by(StaffMember.municipality_id, *kana_order(), StaffMember.id)
     ).all()
     rows = {a.staff_member_id: a for a in db.session.scalars(select(Attendance).where(Attendance.session_id == session.id))}
     records: dict[int, list[AttendanceRecord]] = {}

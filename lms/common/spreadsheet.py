@@ -11,6 +11,8 @@ or line feed, what follows) as a formula; Japanese Excel also takes the full-wid
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
 _TRIGGERS = frozenset(FORMULA_TRIGGERS)
 
@@ -25,3 +27,30 @@ def neutralise_cell(value: object) -> str:
     if value is None:
         return ""
     return neutralise_text(str(value))
+
+
+@dataclass(frozen=True)
+class LossyRow:
+    """A row that a Shift_JIS file cannot hold as it is: which row, and the characters lost."""
+
+    key: str  # 職員番号, or what names the row
+    name: str
+    characters: str
+
+
+def unencodable(text: str, encoding: str = "cp932") -> str:
+    """The distinct characters of ``text`` that ``encoding`` cannot hold (in order of first
+    appearance), e.g. 𠮷 or ㈱-like characters outside Windows-31J; "" when all fit."""
+    try:
+        text.encode(encoding)
+        return ""
+    except UnicodeEncodeError:
+        pass
+    missing: list[str] = []
+    for ch in text:
+        if ch not in missing:
+            try:
+                ch.encode(encoding)
+            except UnicodeEncodeError:
+                missing.append(ch)
+    return "".join(missing)

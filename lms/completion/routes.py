@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
 
 from flask import (
@@ -39,7 +40,14 @@ from lms.completion.certificates import (
 from lms.completion.exports import XLSX_MIME, csv_chunks, xlsx_chunks
 from lms.completion.forms import AssignmentForm, ManualCompletionForm, RevokeForm
 from lms.completion.models import COMPLETED, Completion, MandatoryAssignment
-from lms.completion.tables import PERSONAL_TABLES, TABLES, build_table, method_label, title_lines_for
+from lms.completion.tables import (
+    PERSONAL_TABLES,
+    TABLES,
+    build_table,
+    cp932_losses,
+    method_label,
+    title_lines_for,
+)
 from lms.courses.models import Course
 from lms.extensions import db, limiter
 from lms.municipalities.models import Municipality
@@ -272,6 +280,19 @@ def export(table: str, fmt: str):
     course_ids = [int(v) for v in request.args.getlist("course") if v.isdigit()]
     built = build_table(table, scope=scope, fiscal_year=None if all_years else fy, course_ids=course_ids,
                         assignment=assignment)
+    if fmt == "csv" and encoding == "cp932" and request.args.get("lossy") != "1":
+        losses, total = cp932_losses(table, built, scope=scope, fiscal_year=None if all_years else fy)
+        if losses:
+            # Say which rows would lose characters before any "?" reaches a file.
+            query: dict[str, Any] = request.args.to_dict(flat=False)
+            query.pop("lossy", None)
+            query["encoding"] = ["utf-8"]
+            utf8_url = url_for("completion.export", table=table, fmt=fmt, **query)
+            query["encoding"], query["lossy"] = ["cp932"], ["1"]
+            return render_template(
+                "cp932_losses.html", losses=losses, total=total, what=built.sheet_title, utf8_url=utf8_url,
+                lossy_url=url_for("completion.export", table=table, fmt=fmt, **query),
+                back_url=url_for("completion.dashboard"))
     exported_at = datetime.now(UTC)
     built.title_lines = title_lines_for(built.sheet_title, _municipality_name(scope),
                                         None if all_years else fy, exported_at)

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from itertools import chain
 
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from lms.common.spreadsheet import LossyRow, unencodable
 from lms.completion import reports
 from lms.completion.exports import Column, Table, stream_query, tokyo_wall_clock
-from lms.completion.models import COMPLETED, VIA_ARCHIVE, VIA_BOTH, VIA_LIVE, VIA_MANUAL
+from lms.completion.models import COMPLETED, VIA_ARCHIVE, VIA_BOTH, VIA_LIVE, VIA_MANUAL, Completion
 from lms.courses.models import Course
 from lms.extensions import db
+from lms.roster.models import StaffMember
 
 TABLES = ("courses", "departments", "job_titles", "trend", "missing", "records", "comparison")
 # Tables that name people: their export is personal data.
@@ -140,3 +143,40 @@ def build_table(name: str, *, scope: int | None, fiscal_year: int | None, course
             Column(_("修了率（%）"), 12, percent=True),
         ], rows)
     raise KeyError(name)
+
+
+def cp932_losses(name: str, built: Table, *, scope: int | None, fiscal_year: int | None,
+                 limit: int = 200) -> tuple[list[LossyRow], int]:
+    """The rows of an export whose text Windows-31J cannot hold, before a Shift_JIS file is
+    made (up to ``limit`` of them, and how many in all). The completion records (a million
+    rows) are checked through the people and courses they name, not row by row."""
+    losses: list[LossyRow] = []
+    total = 0
+    rows: Iterable[tuple[str, str, str]]
+    if name == "records":
+        # As the records export selects: by the staff member's municipality.
+        completed = select(Completion.staff_member_id).where(*_year(fiscal_year))
+        people = select(StaffMember.employee_number, StaffMember.full_name, StaffMember.department,
+                        StaffMember.job_title).where(StaffMember.id.in_(completed), *_staff_scope(scope))
+        candidates = ((r.employee_number, r.full_name, "".join(r)) for r in db.session.execute(people))
+        in_scope = select(StaffMember.id).where(*_staff_scope(scope))
+        courses = select(Course.title).where(Course.id.in_(
+            select(Completion.course_id).where(*_year(fiscal_year), Completion.staff_member_id.in_(in_scope))))
+        rows = chain(candidates, ((_("研修"), title, title) for title in db.session.scalars(courses)))
+    else:
+        rows = ((str(row[0]), str(row[1]) if len(row) > 1 and isinstance(row[1], str) else str(row[0]),
+                 "".join(v for v in row if isinstance(v, str))) for row in built.rows())
+    for key, label, text in rows:
+        if missing := unencodable(text):
+            total += 1
+            if len(losses) < limit:
+                losses.append(LossyRow(key, label, missing))
+    return losses, total
+
+
+def _year(fiscal_year: int | None) -> list:
+    return [] if fiscal_year is None else [Completion.fiscal_year == fiscal_year]
+
+
+def _staff_scope(scope: int | None) -> list:
+    return [] if scope is None else [StaffMember.municipality_id == scope]

@@ -17,7 +17,7 @@ from lms.courses.models import PUBLISHED, SCHEDULED, Course, CourseEligibility, 
 from lms.enrollment.models import ACTIVE_STATUSES, CSV, PENDING, Enrollment
 from lms.enrollment.services import nominate
 from lms.extensions import db
-from lms.roster.models import ACTIVE, StaffMember
+from lms.roster.models import ACTIVE, StaffMember, kana_order
 from lms.roster.services import normalise_text, read_csv, staff_search_condition
 
 SESSION_COLUMNS = ("研修回ID", "研修回 ID", "session_id", "session id", "Session ID")
@@ -83,7 +83,7 @@ def search_staff(municipality_id: int, q: str, limit: int = 20) -> list[StaffMem
         select(StaffMember)
         .where(StaffMember.municipality_id == municipality_id, StaffMember.status == ACTIVE,
                staff_search_condition(q))
-        .order_by(StaffMember.full_name_kana, StaffMember.employee_number)
+        .order_by(*kana_order())
         .limit(limit)
     ))
 

@@ -28,13 +28,13 @@ class DepartureForm(Form):
 
 
 class RosterImportForm(Form):
-    file = FileField(_l("名簿の CSV ファイル"), validators=[FileRequired(_l("ファイルを選んでください。"))])
+    file = FileField(_l("名簿のファイル（CSV または Excel）"), validators=[FileRequired(_l("ファイルを選んでください。"))])
     effective_on = DateField(_l("異動・退職の発令日"), validators=[Optional()])
     mark_missing_left = BooleanField(_l("ファイルにない在職中の職員を退職・転出として記録する"))
 
 
 class NominationUploadForm(Form):
-    file = FileField(_l("推薦者の CSV ファイル"), validators=[FileRequired(_l("ファイルを選んでください。"))])
+    file = FileField(_l("推薦者のファイル（CSV または Excel）"), validators=[FileRequired(_l("ファイルを選んでください。"))])
 
 
 class NominateForm(Form):

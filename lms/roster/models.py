@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, Index, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import Date, ForeignKey, Index, String, UniqueConstraint, case
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from lms.common.timeutil import utcnow
 from lms.common.types import UTCDateTime
 from lms.extensions import Model
+from lms.roster.kana import normalise_kana
 
 ACTIVE = "active"
 LEFT = "left"
@@ -61,8 +62,19 @@ class StaffMember(Model):
     def is_active(self) -> bool:
         return self.status == ACTIVE
 
+    @validates("full_name_kana")
+    def _normalise_kana(self, _key: str, value: str | None) -> str:
+        return normalise_kana(value)
+
     def __repr__(self) -> str:
         return f"<StaffMember {self.employee_number} {self.full_name}>"
+
+
+def kana_order() -> tuple:
+    """Roster order wherever staff are listed: by 氏名カナ (full-width katakana, so 五十音順),
+    entries without kana (synced from Microsoft 365, which has none) last, then 職員番号."""
+    return (case((StaffMember.full_name_kana == "", 1), else_=0), StaffMember.full_name_kana,
+            StaffMember.employee_number)
 
 
 class StaffHistory(Model):

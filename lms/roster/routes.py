@@ -4,6 +4,8 @@ Who may see which municipality: lms.roster.pages (the municipal admin's pages' s
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -173,6 +175,16 @@ def export_csv():
     if municipality is None:
         return chooser
     encoding = "cp932" if request.args.get("encoding") == "cp932" else "utf-8"
+    if encoding == "cp932" and request.args.get("lossy") != "1":
+        losses = services.cp932_losses(municipality.id)
+        if losses:
+            # Say which rows would lose characters before any "?" reaches a file.
+            args: dict[str, Any] = dict(municipality_args(municipality.id))
+            return render_template(
+                "cp932_losses.html", losses=losses[:200], total=len(losses), what=_("職員名簿"),
+                utf8_url=url_for("roster.export_csv", **args),
+                lossy_url=url_for("roster.export_csv", encoding="cp932", lossy="1", **args),
+                back_url=url_for("roster.index", **args))
     body = services.export_roster_csv(municipality.id, encoding=encoding)
     filename = f"roster-{municipality.code}.csv"
     municipality_id = municipality.id

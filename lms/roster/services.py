@@ -14,21 +14,23 @@ import io
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any, TypeAlias
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from openpyxl import load_workbook
 from sqlalchemy import Row, func, insert, or_, select, update
 
 from lms.audit.services import record_action
 from lms.common.database import begin_write
 from lms.common.errors import Conflict, InvalidInput, NotFound
-from lms.common.spreadsheet import neutralise_cell
+from lms.common.spreadsheet import LossyRow, neutralise_cell, unencodable
 from lms.common.timeutil import TOKYO, utcnow
 from lms.extensions import db
 from lms.municipalities.models import TenantMapping
-from lms.roster.models import ACTIVE, LEFT, StaffHistory, StaffMember
+from lms.roster.kana import normalise_kana, to_katakana
+from lms.roster.models import ACTIVE, LEFT, StaffHistory, StaffMember, kana_order
 
 # A whole roster in one file (東京都 itself has tens of thousands of staff); below MAX_CONTENT_LENGTH.
 MAX_CSV_BYTES = 16 * 1024 * 1024
@@ -119,7 +121,7 @@ def roster_query(municipality_id: int, *, q: str = "", department: str = "", job
         stmt = stmt.where(StaffMember.job_title == job_title)
     if status in (ACTIVE, LEFT):
         stmt = stmt.where(StaffMember.status == status)
-    return stmt.order_by(StaffMember.full_name_kana, StaffMember.employee_number)
+    return stmt.order_by(*kana_order())
 
 
 def roster_choices(municipality_id: int) -> tuple[list[str], list[str]]:
@@ -143,14 +145,6 @@ def get_staff_member(member_id: int) -> StaffMember:
 
 
 # ---------------------------------------------------------------- maintenance
-
-
-_HIRAGANA_TO_KATAKANA = {code: code + 0x60 for code in range(0x3041, 0x3097)}
-
-
-def to_katakana(value: str) -> str:
-    """ひらがな → カタカナ, so that a kana search finds 氏名カナ whichever the user typed."""
-    return value.translate(_HIRAGANA_TO_KATAKANA)
 
 
 def staff_search_condition(q: str):
@@ -201,6 +195,7 @@ def save_staff_member(municipality_id: int, values: dict, actor, member_id: int 
     history is kept. The caller commits.
     """
     data = {key: normalise_text(values.get(key)) for key in _LIMITS}
+    data["full_name_kana"] = normalise_kana(data["full_name_kana"])
     data["sign_in_name"] = data["sign_in_name"].lower()
     if not data["employee_number"] or not data["full_name"]:
         raise InvalidInput(_("職員番号と氏名は必須です。"))
@@ -311,17 +306,67 @@ def decode_csv(data: bytes) -> tuple[str, str]:
 
 
 def read_csv(data: bytes, required: tuple[str, ...], *, max_rows: int | None = None) -> tuple[str, list[str], list[tuple[int, dict]]]:
-    """(encoding, header, [(line number, {header: value})]) of an upload; InvalidInput if unusable."""
-    max_rows = max_rows or MAX_CSV_ROWS
-    if not data:
-        raise InvalidInput(_("ファイルが空です。"))
-    if len(data) > MAX_CSV_BYTES:
-        raise InvalidInput(_("ファイルが大きすぎます（上限 %(mb)s MB）。分割してアップロードしてください。", mb=MAX_CSV_BYTES // (1024 * 1024)))
+    """(encoding, header, [(line number, {header: value})]) of an upload; InvalidInput if unusable.
+    An Excel workbook (.xlsx) is read too: its first sheet, as if saved as CSV."""
+    _check_size(data)
+    if data.startswith(XLSX_MAGIC):
+        return XLSX_LABEL, *_records(_xlsx_rows(data), required, max_rows, XLSX_LABEL)
     text, encoding = decode_csv(data)
     try:
         rows = list(csv.reader(io.StringIO(text, newline="")))
     except csv.Error as exc:
         raise InvalidInput(_("CSV として読み取れません（%(error)s）。", error=str(exc))) from None
+    return encoding, *_records(rows, required, max_rows, encoding)
+
+
+XLSX_MAGIC = b"PK\x03\x04"  # a ZIP: .xlsx (an old .xls is refused as an unknown encoding)
+XLSX_LABEL = "Excel (.xlsx)"
+
+
+def _check_size(data: bytes) -> None:
+    if not data:
+        raise InvalidInput(_("ファイルが空です。"))
+    if len(data) > MAX_CSV_BYTES:
+        raise InvalidInput(_("ファイルが大きすぎます（上限 %(mb)s MB）。分割してアップロードしてください。", mb=MAX_CSV_BYTES // (1024 * 1024)))
+
+
+def _xlsx_cell(value: object) -> str:
+    """A cell as the text a CSV would hold: dates as 2026-04-01, whole numbers without .0
+    (職員番号 typed as a number), nothing for empty."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == datetime.min.time() else value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+def _xlsx_rows(data: bytes) -> list[list[str]]:
+    """The first sheet's rows as text (read-only mode: rows are read as they are needed)."""
+    try:
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception:  # noqa: BLE001 - openpyxl raises many kinds for a damaged or foreign file
+        raise InvalidInput(_("Excel ファイル（.xlsx）として読み取れません。Excel で開けることを確かめ、.xlsx または CSV で保存し直してください。")) from None
+    try:
+        sheet = workbook.worksheets[0]
+        rows = []
+        for n, row in enumerate(sheet.iter_rows(values_only=True)):
+            if n > MAX_CSV_ROWS + 1:
+                break  # _records reports the count as too many
+            rows.append([_xlsx_cell(value) for value in row])
+        return rows
+    finally:
+        workbook.close()
+
+
+def _records(rows: list[list[str]], required: tuple[str, ...], max_rows: int | None,
+             encoding: str) -> tuple[list[str], list[tuple[int, dict]]]:
+    max_rows = max_rows or MAX_CSV_ROWS
     rows = [row for row in rows if any(cell.strip() for cell in row)]
     if not rows:
         raise InvalidInput(_("ファイルにデータがありません。"))
@@ -337,7 +382,7 @@ def read_csv(data: bytes, required: tuple[str, ...], *, max_rows: int | None = N
     for row in body:
         line += 1
         records.append((line, {name: (row[i].strip() if i < len(row) else "") for i, name in enumerate(header) if name}))
-    return encoding, header, records
+    return header, records
 
 
 def parse_date(value: str) -> date | None:
@@ -422,6 +467,7 @@ def import_roster(municipality_id: int, data: bytes, actor, *, mark_missing_left
 
     for line, raw in records:
         values = {attr: normalise_text(raw.get(column, "")) for column, attr in ROSTER_COLUMNS}
+        values["full_name_kana"] = normalise_kana(values["full_name_kana"])
         values["sign_in_name"] = values["sign_in_name"].lower()
         values["email"] = values["email"].lower()
         result = RowResult(line, values["employee_number"], values["full_name"], REFUSED)
@@ -556,6 +602,20 @@ def _group_by_keys(rows: list[dict]) -> list[list[dict]]:
 
 
 EXPORT_COLUMNS = [column for column, _attr in ROSTER_COLUMNS] + ["状態", "退職日"]
+
+
+def cp932_losses(municipality_id: int) -> list[LossyRow]:
+    """The roster entries whose exported text Windows-31J cannot hold (they would become ?)."""
+    losses = []
+    for m in db.session.execute(
+        select(*_IMPORT_COLUMNS).where(StaffMember.municipality_id == municipality_id)
+        .order_by(StaffMember.employee_number)
+    ):
+        text = "".join((m.employee_number, m.full_name, m.full_name_kana, m.department, m.job_title,
+                        m.sign_in_name, m.email))
+        if missing := unencodable(text):
+            losses.append(LossyRow(m.employee_number, m.full_name, missing))
+    return losses
 
 
 def export_roster_csv(municipality_id: int, *, encoding: str = "utf-8") -> bytes:

@@ -42,7 +42,7 @@ def a11y_world(app, db):
     from lms.common.timeutil import utcnow
     from lms.demo import load_demo
     from tests.archives.conftest import VTT_TEXT, add_file, video_bytes
-    from tests.factories import make_course, make_session
+    from tests.factories import make_course, make_session, make_staff
 
     require(AXE.exists(), "axe-core in tests/node/node_modules (cd tests/node && npm install)")
     load_demo()
@@ -57,6 +57,8 @@ def a11y_world(app, db):
     db.session.commit()
     add_file(archive, video_bytes("webm"), "video.webm")
     add_file(archive, VTT_TEXT.encode(), "captions.vtt")
+    # A name outside Windows-31J: the Shift_JIS roster export shows its warning page.
+    make_staff("131016", full_name="𠮷田 一", full_name_kana="ヨシダ ハジメ")
     return {"course": course, "session": session, "archive": archive}
 
 

@@ -29,7 +29,9 @@ def _extra(role, world) -> list[str]:
     if role == "anonymous":
         return []
     archive = world["archive"]
-    return ["/courses?q=Teams", f"/courses/{world['course'].id}", "/archives/", f"/archives/{archive.id}",
+    # The Shift_JIS export's warning page (a name outside Windows-31J in the world).
+    admin_only = ["/roster/export.csv?encoding=cp932"] if role == "municipal_admin" else []
+    return admin_only + ["/courses?q=Teams", f"/courses/{world['course'].id}", "/archives/", f"/archives/{archive.id}",
             "/archives/search?q=会議"]
 
 

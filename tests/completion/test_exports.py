@@ -217,3 +217,27 @@ def test_dashboard_headline_figures(known_data, client, login_as):
     assert "修了率（全研修）" in html and "必修研修の未修了（人）" in html
     figures = re.findall(r'<dd class="num">([^<]+)', html)
     assert len(figures) == 4 and figures[0].endswith("%")
+
+
+def test_csv_cp932_names_the_rows_it_would_spoil_and_offers_utf8(known_data, client, login_as, db):
+    d = known_data
+    s1 = d["staff"][0]
+    s1.full_name = "𠮷田 花子"
+    db.session.commit()
+    login_as("municipal_admin", "131016")
+    url = f"/completion/export/records.csv?fy={d['fy']}&encoding=cp932"
+    page = client.get(url)
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    html = page.get_data(as_text=True)
+    assert "Shift_JIS で表せない文字があります" in html and "𠮷" in html and s1.employee_number in html
+    assert "髙橋 次郎" not in html  # only the rows that would lose characters
+    utf8 = re.search(r'href="([^"]+)"[^>]*>UTF-8 で出力する', html).group(1).replace("&amp;", "&")
+    assert "encoding=utf-8" in utf8 and f"fy={d['fy']}" in utf8
+    assert "𠮷田 花子" in client.get(utf8, buffered=True).data.decode("utf-8-sig")
+    lossy = client.get(url + "&lossy=1", buffered=True)
+    assert lossy.mimetype == "text/csv" and "?田 花子" in lossy.data.decode("cp932")
+    # A summary table is checked row by row (a course title outside Windows-31J).
+    d["a"].title = "Teams 会議の基本 ①〜⑳ 𠀋"
+    db.session.commit()
+    courses = client.get(f"/completion/export/courses.csv?fy={d['fy']}&encoding=cp932").get_data(as_text=True)
+    assert "𠀋" in courses and "Shift_JIS で表せない文字があります" in courses

@@ -85,7 +85,7 @@ def test_municipal_admin_works_through_the_pages(live_server, page, db, tmp_path
     csv_path.write_bytes("職員番号,氏名,氏名カナ,所属,職名,サインイン名\r\nB100,名簿 太郎,メイボ タロウ,総務課,主事,meibo@city.example.lg.jp\r\n".encode("cp932"))
     page.goto(f"{live_server.url}/roster/import")
     assert _axe(page) == []
-    page.get_by_label("名簿の CSV ファイル").set_input_files(str(csv_path))
+    page.get_by_label("名簿のファイル（CSV または Excel）").set_input_files(str(csv_path))
     page.get_by_role("button", name="取り込む").click()
     expect(page.get_by_role("status").filter(has_text="名簿に反映しました")).to_be_visible()
     expect(page.locator("table")).to_contain_text("名簿 太郎")
