@@ -110,6 +110,8 @@ class Config:
     LMS_STORAGE_DIR = _text("LMS_STORAGE_DIR", str(INSTANCE_DIR / "archives"))
     LMS_MAIL_DIR = _text("LMS_MAIL_DIR", str(INSTANCE_DIR / "mail"))
     LMS_DEMO_LOGIN = _flag("LMS_DEMO_LOGIN")
+    # The font embedded in certificates (a TrueType file covering 人名 characters).
+    LMS_CERTIFICATE_FONT = _text("LMS_CERTIFICATE_FONT", "/usr/share/fonts/truetype/ipamj/ipamjm.ttf")
     REDIS_URL = _text("REDIS_URL")
     # /readyz reports not ready when the worker's last heartbeat (every minute) is older.
     LMS_WORKER_HEARTBEAT_MAX_AGE = _int("LMS_WORKER_HEARTBEAT_MAX_AGE", 180)

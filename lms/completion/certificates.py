@@ -1,12 +1,21 @@
 """修了証 (certificates of completion) as PDF, a ZIP of them per course, and verification.
 
-The PDF uses reportlab's built-in Japanese CID fonts (no font file to ship), so the text
-stays real text (searchable, and readable by pdftotext and screen readers).
+The text is set in a font embedded in the PDF (a subset of LMS_CERTIFICATE_FONT, by default
+Debian's IPAmj明朝, which covers the 人名 characters of the 戸籍 including those beyond the
+Basic Multilingual Plane such as 𠮷): every viewer and printer shows the same glyphs. The text
+stays real text (searchable, readable by pdftotext and screen readers); each line also carries
+its text as /ActualText, because the font subset's ToUnicode map cannot name a character
+beyond U+FFFF. Without the font file, reportlab's Japanese CID fonts are used (not embedded,
+no characters beyond the BMP) and a warning is logged.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import logging
+import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +26,7 @@ from reportlab.lib.units import mm
 from reportlab.lib.utils import ImageReader
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 from sqlalchemy import select
 
@@ -31,15 +41,33 @@ from lms.roster.models import StaffMember
 
 GOTHIC = "HeiseiKakuGo-W5"
 MINCHO = "HeiseiMin-W3"
-_fonts_ready = False
+_fonts: dict[str, tuple[str, str]] = {}  # font file → (serif, sans) font names registered
+_fonts_lock = threading.Lock()
+log = logging.getLogger(__name__)
 
 
-def _register_fonts() -> None:
-    global _fonts_ready
-    if not _fonts_ready:
-        pdfmetrics.registerFont(UnicodeCIDFont(GOTHIC))
-        pdfmetrics.registerFont(UnicodeCIDFont(MINCHO))
-        _fonts_ready = True
+def certificate_fonts(path: str) -> tuple[str, str]:
+    """(serif, sans) for the certificates: the TrueType font at ``path`` for both, embedded as
+    a subset; reportlab's CID fonts when there is no such file. Loaded once per process."""
+    if path not in _fonts:
+        with _fonts_lock:
+            if path not in _fonts:
+                if path and os.path.isfile(path):
+                    name = "ManabiCertificate-" + hashlib.sha256(path.encode()).hexdigest()[:8]
+                    pdfmetrics.registerFont(TTFont(name, path))
+                    _fonts[path] = (name, name)
+                else:
+                    log.warning("certificate font %s not found: using non-embedded CID fonts "
+                                "(install fonts-ipamj-mincho or set LMS_CERTIFICATE_FONT)", path)
+                    pdfmetrics.registerFont(UnicodeCIDFont(GOTHIC))
+                    pdfmetrics.registerFont(UnicodeCIDFont(MINCHO))
+                    _fonts[path] = (MINCHO, GOTHIC)
+    return _fonts[path]
+
+
+def _actual_text(c: canvas.Canvas, text: str) -> None:
+    """Open a marked-content span whose /ActualText is ``text`` (UTF-16BE with BOM)."""
+    c.addLiteral(f"/Span <</ActualText <FEFF{text.encode('utf-16-be').hex().upper()}>>> BDC")
 
 
 @dataclass(frozen=True)
@@ -89,13 +117,22 @@ def _centred(c: canvas.Canvas, font: str, size: float, y: float, text: str, max_
     while size > 9 and pdfmetrics.stringWidth(text, font, size) > max_width:
         size -= 1
     c.setFont(font, size)
+    _actual_text(c, text)
     c.drawCentredString(A4[0] / 2, y, text)
+    c.addLiteral("EMC")
 
 
-def render_certificate_pdf(data: CertificateData) -> bytes:
-    _register_fonts()
+def _line(c: canvas.Canvas, font: str, size: float, x: float, y: float, text: str) -> None:
+    c.setFont(font, size)
+    _actual_text(c, text)
+    c.drawString(x, y, text)
+    c.addLiteral("EMC")
+
+
+def render_certificate_pdf(data: CertificateData, font_path: str) -> bytes:
+    MINCHO, GOTHIC = certificate_fonts(font_path)  # noqa: N806 - the names of the two faces
     buffer = io.BytesIO()
-    c = canvas.Canvas(buffer, pagesize=A4, pageCompression=1)
+    c = canvas.Canvas(buffer, pagesize=A4, pageCompression=1, initialFontName=MINCHO)
     c.setTitle(f"修了証 {data.course_title}")
     c.setAuthor("Manabi 研修ポータル")
     c.setSubject(data.serial)
@@ -122,16 +159,13 @@ def render_certificate_pdf(data: CertificateData) -> bytes:
     # Verification: QR code and the URL in words, and the serial number.
     qr_size = 32 * mm
     c.drawImage(_qr_image(data.verify_url), margin + 10 * mm, margin + 10 * mm, qr_size, qr_size)
-    c.setFont(GOTHIC, 9)
     text_x = margin + 10 * mm + qr_size + 6 * mm
-    c.drawString(text_x, margin + 34 * mm, f"証書番号　{data.serial}")
-    c.drawString(text_x, margin + 28 * mm, "真正性の確認:")
-    c.setFont("Helvetica", 8)
-    c.drawString(text_x, margin + 23 * mm, data.verify_url)
+    _line(c, GOTHIC, 9, text_x, margin + 34 * mm, f"証書番号　{data.serial}")
+    _line(c, GOTHIC, 9, text_x, margin + 28 * mm, "真正性の確認:")
+    _line(c, GOTHIC, 8, text_x, margin + 23 * mm, data.verify_url)
     if data.revoked:
-        c.setFont(GOTHIC, 28)
         c.setFillColorRGB(0.7, 0, 0)
-        c.drawCentredString(width / 2, height - 215 * mm, "この修了は取り消されています")
+        _centred(c, GOTHIC, 28, height - 215 * mm, "この修了は取り消されています", usable)
     c.showPage()
     c.save()
     return buffer.getvalue()
@@ -141,7 +175,7 @@ def certificate_filename(completion: Completion) -> str:
     return f"certificate-{completion.certificate_serial}.pdf"
 
 
-def course_zip_chunks(completions_query, url_for_serial) -> Iterator[bytes]:
+def course_zip_chunks(completions_query, url_for_serial, font_path: str) -> Iterator[bytes]:
     """A ZIP of the certificates matched by ``completions_query`` (a select of Completion),
     streamed as each PDF is added: the download starts with the first certificate."""
     archive = ZipStream()
@@ -149,7 +183,7 @@ def course_zip_chunks(completions_query, url_for_serial) -> Iterator[bytes]:
     for completion in result:
         data = certificate_data(completion, url_for_serial(completion.certificate_serial))
         name = f"{completion.staff_member.employee_number}-{completion.certificate_serial}.pdf"
-        archive.writestr(name, render_certificate_pdf(data))
+        archive.writestr(name, render_certificate_pdf(data, font_path))
         yield from archive.drain()
     yield from archive.close()
 

@@ -78,3 +78,29 @@ def test_revoked_certificate_says_so(known_data, client, db, make_user):
 def test_holder_initial():
     assert holder_initial("佐藤 様") == "佐…"
     assert holder_initial("") == ""
+
+
+def test_rare_name_characters_print_in_an_embedded_font(known_data, client, login_as, db, tmp_path, app):
+    """𠮷 (beyond the BMP), 髙 and 﨑 (IBM extensions): the glyphs come from the embedded font,
+    and the text reads back as written."""
+    from pathlib import Path
+
+    require(Path(app.config["LMS_CERTIFICATE_FONT"]).is_file(), "fonts-ipamj-mincho (apt-get install fonts-ipamj-mincho)")
+    require(shutil.which("pdffonts") is not None, "pdffonts (apt-get install poppler-utils)")
+    d = known_data
+    c = db.session.scalar(select(Completion).where(Completion.staff_member_id == d["staff"][0].id))
+    c.staff_member.full_name = "𠮷田 髙橋 﨑山"
+    db.session.commit()
+    login_as(user=d["learner"])
+    response = client.get(f"/completion/certificates/{c.id}.pdf")
+    assert response.status_code == 200
+    text = pdf_text(response.data, tmp_path)
+    assert "𠮷田 髙橋 﨑山 様" in text and "修 了 証" in text and "Teams 会議の基本" in text
+    path = tmp_path / "fonts.pdf"
+    path.write_bytes(response.data)
+    fonts = subprocess.run(["pdffonts", str(path)], capture_output=True, text=True, check=True).stdout
+    rows = [line.split() for line in fonts.splitlines()[2:] if line.strip()]
+    assert rows, fonts
+    # name type... emb sub uni: every font is an embedded subset (no viewer substitutes one).
+    assert all(row[-5] == "yes" and row[-4] == "yes" for row in rows), fonts
+    assert any(row[0].endswith("+IPAmjMincho") for row in rows), fonts  # a subset of the configured font
