@@ -245,8 +245,13 @@ def comparison():
     return render_template(
         "completion/comparison.html", fy=fy, fy_choices=fiscal_year_choices(None, fy), rows=rows,
         course_ids=course_ids, titles=titles, choices=choices, max_courses=reports.COMPARISON_MAX_COURSES,
-        export_args={"fy": fy, "course": course_ids},
+        export_args={"fy": fy, "course": course_ids}, heat_band=heat_band,
     )
+
+
+def heat_band(rate: float) -> int:
+    """The shade of a completion rate on the comparison table: 0 (under 20 %) … 4 (80 % and over)."""
+    return min(4, max(0, int(rate // 20)))
 
 
 # ---------------------------------------------------------------- exports

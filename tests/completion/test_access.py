@@ -134,3 +134,19 @@ def test_trainer_manual_completion_and_revoke_through_the_pages(known_data, clie
     login_as("trainer", "131016")
     assert client.get(f"/completion/courses/{course.id}").status_code == 403
     assert client.post(f"/completion/{c.id}/revoke", data={"reason": "x"}).status_code == 403
+
+
+def test_comparison_is_a_heat_table_with_courses_chosen_by_checkboxes(known_data, client, login_as):
+    import re
+
+    d = known_data
+    login_as("platform_admin", "130001")
+    html = client.get(f"/completion/compare?fy={d['fy']}&course={d['a'].id}").get_data(as_text=True)
+    # Every course is a checkbox; the compared one is ticked.
+    assert re.search(rf'<input type="checkbox" id="course-{d["a"].id}" name="course" value="{d["a"].id}" checked>', html)
+    assert re.search(rf'<input type="checkbox" id="course-{d["b"].id}" name="course" value="{d["b"].id}">', html)
+    assert "select id=\"course\"" not in html and "multiple" not in html
+    # Each rate shaded by its band, and written in the cell (colour is never the only cue).
+    cells = re.findall(r'<td class="num heat-(\d)">([\d.]+)%', html)
+    assert ("1", "33.3") in cells and ("4", "100.0") in cells
+    assert "色の凡例" in html and "80%以上" in html
