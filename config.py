@@ -110,6 +110,9 @@ class Config:
     LMS_STORAGE_DIR = _text("LMS_STORAGE_DIR", str(INSTANCE_DIR / "archives"))
     LMS_MAIL_DIR = _text("LMS_MAIL_DIR", str(INSTANCE_DIR / "mail"))
     LMS_DEMO_LOGIN = _flag("LMS_DEMO_LOGIN")
+    # The body that issues certificates and organises the sessions (its name on certificates,
+    # as the calendar organiser and mail sender name).
+    LMS_ISSUER_NAME = _text("LMS_ISSUER_NAME", "東京都")
     # The font embedded in certificates (a TrueType file covering 人名 characters).
     LMS_CERTIFICATE_FONT = _text("LMS_CERTIFICATE_FONT", "/usr/share/fonts/truetype/ipamj/ipamjm.ttf")
     REDIS_URL = _text("REDIS_URL")

@@ -18,7 +18,7 @@ import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 import qrcode
 from reportlab.lib.pagesizes import A4
@@ -30,7 +30,7 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 from sqlalchemy import select
 
-from lms.common.timeutil import to_tokyo
+from lms.common.timeutil import to_tokyo, utcnow
 from lms.common.zipstream import ZipStream
 from lms.completion.models import COMPLETED, Completion
 from lms.completion.services import normalise_serial
@@ -79,16 +79,18 @@ class CertificateData:
     completed_at: datetime
     fiscal_year: int
     verify_url: str
+    issuer: str = ""
+    issued_on: date | None = None  # the date of issue printed (the day the PDF is made)
     revoked: bool = False
 
 
-def japanese_date(value: datetime) -> str:
-    local = to_tokyo(value)
+def japanese_date(value: datetime | date) -> str:
+    local = to_tokyo(value) if isinstance(value, datetime) else value
     assert local is not None  # given a datetime
     return f"{local.year}年{local.month}月{local.day}日"
 
 
-def certificate_data(completion: Completion, verify_url: str) -> CertificateData:
+def certificate_data(completion: Completion, verify_url: str, issuer: str = "") -> CertificateData:
     return CertificateData(
         serial=completion.certificate_serial or "",
         holder_name=completion.staff_member.full_name,
@@ -97,6 +99,8 @@ def certificate_data(completion: Completion, verify_url: str) -> CertificateData
         completed_at=completion.completed_at,
         fiscal_year=completion.fiscal_year,
         verify_url=verify_url,
+        issuer=issuer,
+        issued_on=to_tokyo(utcnow()).date(),
         revoked=completion.status != COMPLETED,
     )
 
@@ -134,7 +138,7 @@ def render_certificate_pdf(data: CertificateData, font_path: str) -> bytes:
     buffer = io.BytesIO()
     c = canvas.Canvas(buffer, pagesize=A4, pageCompression=1, initialFontName=MINCHO)
     c.setTitle(f"修了証 {data.course_title}")
-    c.setAuthor("Manabi 研修ポータル")
+    c.setAuthor(data.issuer or "Manabi")
     c.setSubject(data.serial)
     width, height = A4
     margin = 18 * mm
@@ -154,7 +158,9 @@ def render_certificate_pdf(data: CertificateData, font_path: str) -> bytes:
     _centred(c, GOTHIC, 20, height - 140 * mm, data.course_title, usable)
     _centred(c, MINCHO, 13, height - 155 * mm, f"{data.fiscal_year}年度", usable)
     _centred(c, MINCHO, 14, height - 170 * mm, f"修了日　{japanese_date(data.completed_at)}", usable)
-    _centred(c, MINCHO, 16, height - 195 * mm, "Manabi 研修ポータル", usable)
+    if data.issued_on is not None:
+        _centred(c, MINCHO, 12, height - 185 * mm, f"発行日　{japanese_date(data.issued_on)}", usable)
+    _centred(c, MINCHO, 18, height - 198 * mm, data.issuer or "Manabi", usable)
 
     # Verification: QR code and the URL in words, and the serial number.
     qr_size = 32 * mm
@@ -175,13 +181,13 @@ def certificate_filename(completion: Completion) -> str:
     return f"certificate-{completion.certificate_serial}.pdf"
 
 
-def course_zip_chunks(completions_query, url_for_serial, font_path: str) -> Iterator[bytes]:
+def course_zip_chunks(completions_query, url_for_serial, font_path: str, issuer: str = "") -> Iterator[bytes]:
     """A ZIP of the certificates matched by ``completions_query`` (a select of Completion),
     streamed as each PDF is added: the download starts with the first certificate."""
     archive = ZipStream()
     result = db.session.scalars(completions_query.execution_options(yield_per=200))
     for completion in result:
-        data = certificate_data(completion, url_for_serial(completion.certificate_serial))
+        data = certificate_data(completion, url_for_serial(completion.certificate_serial), issuer)
         name = f"{completion.staff_member.employee_number}-{completion.certificate_serial}.pdf"
         archive.writestr(name, render_certificate_pdf(data, font_path))
         yield from archive.drain()

@@ -134,7 +134,8 @@ def certificate(completion_id: int):
     if completion.status != COMPLETED or not completion.certificate_serial:
         flash(_("この修了は取り消されているため、修了証は発行できません。"), "error")
         return redirect(url_for("completion.history"))
-    pdf = render_certificate_pdf(certificate_data(completion, _verify_url(completion.certificate_serial)),
+    pdf = render_certificate_pdf(certificate_data(completion, _verify_url(completion.certificate_serial),
+                                                  current_app.config["LMS_ISSUER_NAME"]),
                                  current_app.config["LMS_CERTIFICATE_FONT"])
     response = Response(pdf, mimetype="application/pdf")
     response.headers["Content-Disposition"] = f'attachment; filename="{certificate_filename(completion)}"'
@@ -353,7 +354,8 @@ def certificates_zip(course_id: int):
     verify_base = url_for("completion.verify_certificate", serial="SERIAL", _external=True)
     response = Response(
         stream_with_context(course_zip_chunks(query, lambda s: verify_base.replace("SERIAL", quote(s)),
-                                            current_app.config["LMS_CERTIFICATE_FONT"])),
+                                            current_app.config["LMS_CERTIFICATE_FONT"],
+                                            current_app.config["LMS_ISSUER_NAME"])),
         mimetype="application/zip",
     )
     response.headers["Content-Disposition"] = f'attachment; filename="certificates-{course.id}-{fy}.zip"'

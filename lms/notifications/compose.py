@@ -272,13 +272,17 @@ def warm_up() -> None:
         _tokyo_vtimezone(year)
 
 
-def session_ics(session, member, kind: str = "confirmed") -> str:
+def session_ics(session, member, kind: str = "confirmed", *, download: bool = False) -> str:
     """An RFC 5545 calendar with one VEVENT for ``member`` (or nobody: the trainer's copy).
 
     The session's part of the calendar (time zone, times, title, place, organizer) is the
     same in every enrollee's mail: it is serialised once per content and kept; each mail
-    adds its own UID, DTSTAMP and ATTENDEE, serialised by icalendar too."""
-    method = "CANCEL" if kind in CANCEL_KINDS else "REQUEST"
+    adds its own UID, DTSTAMP and ATTENDEE, serialised by icalendar too.
+
+    ``download``: the file a person saves from the site (METHOD:PUBLISH, no attendee): a
+    calendar adds it as an event of its own instead of treating it as an invitation to answer.
+    The organiser is the course's organiser mailbox, else the configured one."""
+    method = "PUBLISH" if download else "CANCEL" if kind in CANCEL_KINDS else "REQUEST"
     course = session.course
     shared = _shared_calendar(
         str(get_locale() or "ja"),
@@ -292,14 +296,15 @@ def session_ics(session, member, kind: str = "confirmed") -> str:
         session.location or "",
         session.join_url or "",
         my_page_url(),
-        _setting("MAIL_FROM", "manabi@example.lg.jp"),
+        organizer_address(course),
+        _setting("LMS_ISSUER_NAME", "Manabi"),
         "CANCELLED" if method == "CANCEL" or session.status == "cancelled" else "CONFIRMED",
     )
     own = Event()
     own.add("uid", event_uid(session, member))
     own.add("dtstamp", as_utc(utcnow()))
     address = (member.email or member.sign_in_name or "").strip() if member is not None else ""
-    if address:
+    if address and not download:
         attendee = vCalAddress(f"mailto:{address}")
         attendee.params["cn"] = vText(member.full_name)
         attendee.params["role"] = vText("REQ-PARTICIPANT")
@@ -312,9 +317,16 @@ def session_ics(session, member, kind: str = "confirmed") -> str:
     return shared.replace("BEGIN:VEVENT\r\n", "BEGIN:VEVENT\r\n" + lines, 1)
 
 
+def organizer_address(course) -> str:
+    """The session organiser's address: the course's organiser mailbox (who holds the Teams
+    meeting), else GRAPH_ORGANIZER, else MAIL_FROM."""
+    return (course.organizer_mailbox or _setting("GRAPH_ORGANIZER", "") or _setting("MAIL_FROM", "")
+            or "manabi@example.lg.jp")
+
+
 @lru_cache(maxsize=512)
 def _shared_calendar(locale, method, starts_at, ends_at, revision, summary, course_summary, delivery, location,
-                     join_url, my_page, mail_from, status) -> str:
+                     join_url, my_page, mail_from, organizer_name, status) -> str:
     """The session's texts in the language in force (``locale``, part of the key), then
     its calendar."""
     description = [course_summary]
@@ -329,7 +341,7 @@ def _shared_calendar(locale, method, starts_at, ends_at, revision, summary, cour
         place = ""
     return _session_calendar(method, starts_at, ends_at, revision, summary,
                              "\n".join(line for line in description if line), place, join_url, mail_from,
-                             _("Manabi 研修ポータル"), status)
+                             organizer_name, status)
 
 
 @lru_cache(maxsize=512)

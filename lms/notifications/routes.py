@@ -38,7 +38,7 @@ def session_calendar(session_id: int):
     else:
         abort(403)
     kind = "cancelled" if session.status == CANCELLED else "confirmed"
-    body = session_ics(session, member, kind)
+    body = session_ics(session, member, kind, download=True)
     return Response(
         body,
         mimetype="text/calendar",

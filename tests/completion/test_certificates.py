@@ -104,3 +104,16 @@ def test_rare_name_characters_print_in_an_embedded_font(known_data, client, logi
     # name type... emb sub uni: every font is an embedded subset (no viewer substitutes one).
     assert all(row[-5] == "yes" and row[-4] == "yes" for row in rows), fonts
     assert any(row[0].endswith("+IPAmjMincho") for row in rows), fonts  # a subset of the configured font
+
+
+def test_certificate_names_the_issuing_body_and_the_date_of_issue(known_data, client, login_as, db, tmp_path, app):
+    from lms.common.timeutil import to_tokyo, utcnow
+
+    app.config["LMS_ISSUER_NAME"] = "東京都総務局人事部"
+    d = known_data
+    login_as(user=d["learner"])
+    c = db.session.scalar(select(Completion).where(Completion.staff_member_id == d["staff"][0].id))
+    text = pdf_text(client.get(f"/completion/certificates/{c.id}.pdf").data, tmp_path)
+    today = to_tokyo(utcnow()).date()
+    assert "東京都総務局人事部" in text and "Manabi 研修ポータル" not in text
+    assert f"発行日 {today.year}年{today.month}月{today.day}日" in " ".join(text.split())

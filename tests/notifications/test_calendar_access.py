@@ -26,3 +26,20 @@ def test_calendar_refused_to_learner_without_enrollment(client, login_as, make_s
     session = make_session()
     login_as("learner", "131016")
     assert client.get(f"/sessions/{session.id}/calendar.ics").status_code == 403
+
+
+def test_a_downloaded_calendar_is_published_by_the_configured_organiser(app, client, login_as, make_course,
+                                                                         make_session, make_user):
+    from icalendar import Calendar
+
+    owner = make_user("trainer", "130001")
+    course = make_course(owner=owner)
+    course.organizer_mailbox = "kenshu@metro.tokyo.lg.jp"
+    session = make_session(course)
+    login_as(user=owner)
+    calendar = Calendar.from_ical(client.get(f"/sessions/{session.id}/calendar.ics").data)
+    assert str(calendar["METHOD"]) == "PUBLISH"  # an event to keep, not an invitation to answer
+    event = next(c for c in calendar.walk("VEVENT"))
+    assert str(event["ORGANIZER"]) == "mailto:kenshu@metro.tokyo.lg.jp"
+    assert str(event["ORGANIZER"].params["CN"]) == app.config["LMS_ISSUER_NAME"]
+    assert "ATTENDEE" not in event
