@@ -121,6 +121,7 @@ def manage_course(course_id: int):
         "courses/manage_course.html",
         course=course,
         sessions=session_views(course),
+        missing_links=services.sessions_without_join_link(course),
         action_form=ActionForm(),
         completion_labels=COMPLETION_LABELS,
         deliveries=DELIVERY_LABELS,
@@ -153,7 +154,13 @@ def edit_course(course_id: int):
 @bp.post("/manage/courses/<int:course_id>/publish")
 @role_required(TRAINER, PLATFORM_ADMIN)
 def publish_course(course_id: int):
-    return _course_action(course_id, services.publish_course, _("研修を公開しました。研修一覧に表示されます。"))
+    response = _course_action(course_id, services.publish_course, _("研修を公開しました。研修一覧に表示されます。"))
+    missing = services.sessions_without_join_link(_managed_course(course_id))
+    if missing:
+        flash(_("Teams の研修回 %(n)s 件に参加リンクがありません（%(titles)s）。受講者には「参加リンクは後日お知らせします」と表示されます。Teams 会議を作成するか、リンクを登録してください。",
+                n=len(missing), titles="、".join(s.title or s.starts_at.strftime("%Y-%m-%d") for s in missing[:5])),
+              "warning")
+    return response
 
 
 @bp.post("/manage/courses/<int:course_id>/unpublish")

@@ -214,12 +214,21 @@ def update_course(actor, course: Course, data: CourseInput) -> dict:
     return changes
 
 
+def sessions_without_join_link(course: Course) -> list[TrainingSession]:
+    """Scheduled Teams (or hybrid) sessions that have no join link yet: learners are told the
+    link will follow, and the trainer is warned."""
+    return [s for s in course.sessions
+            if s.status == SCHEDULED and s.delivery in (TEAMS, HYBRID) and not (s.join_url or "").strip()]
+
+
 def publish_course(actor, course: Course) -> None:
     require_manage(actor, course)
     if course.status == CANCELLED:
         raise InvalidInput(_("中止した研修は公開できません。"))
     if course.status == PUBLISHED:
         return
+    if not any(s.status == SCHEDULED for s in course.sessions):
+        raise InvalidInput(_("研修回がまだありません。研修回を追加してから公開してください（研修回のない研修には申し込めません）。"))
     course.status = PUBLISHED
     course.published_at = utcnow()
     record_action(actor, "course.publish", "course", course.id, None)

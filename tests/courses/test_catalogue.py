@@ -88,6 +88,8 @@ def test_summary_description_and_category_are_searched(db):
     trainer = factories.make_user("trainer")
     course = services.create_course(trainer, services.CourseInput(
         title="基礎講座", summary="標的型メール", description_md="## パスワード管理", category_id=category.id))
+    factories.make_session(course)
+    db.session.refresh(course)
     services.publish_course(trainer, course)
     db.session.commit()
     assert _q("標的型") == ["基礎講座"]

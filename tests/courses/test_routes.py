@@ -359,3 +359,30 @@ def test_course_page_and_manage_list_cost_the_same_queries_whatever_their_size(c
     for _ in range(5):
         make_session(make_course(owner_id=trainer.id))
     assert count("/manage/courses") == few
+
+
+def test_publishing_needs_a_session_and_warns_of_teams_sessions_without_a_link(db, client, login_as, make_user,
+                                                                              make_course, make_session, make_staff):
+    from lms.enrollment import services as enrollment_services
+
+    owner = make_user("trainer", "130001")
+    course = make_course(owner=owner, status="draft", published_at=None)
+    login_as(user=owner)
+    refused = client.post(f"/manage/courses/{course.id}/publish", follow_redirects=True).get_data(as_text=True)
+    assert "研修回がまだありません" in refused
+    db.session.expire_all()
+    assert db.session.get(Course, course.id).status == "draft"
+
+    session = make_session(course, delivery="teams", join_url="")
+    published = client.post(f"/manage/courses/{course.id}/publish", follow_redirects=True).get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Course, course.id).status == PUBLISHED
+    assert "参加リンクがありません" in published and "後日お知らせします" in published
+
+    # The learner's card says the link will follow instead of leaving the Teams row out.
+    learner = make_user("learner", "131016", with_staff=False)
+    member = make_staff(user=learner)
+    assert enrollment_services.enroll(session.id, member.id, learner).status == "confirmed"
+    db.session.commit()
+    login_as(user=learner)
+    assert "参加リンクは後日お知らせします" in client.get("/me").get_data(as_text=True)

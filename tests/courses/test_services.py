@@ -143,6 +143,8 @@ def test_learners_cannot_create_and_trainers_cannot_manage_others_courses(db, tr
         services.publish_course(other, course)
     admin = factories.make_user("platform_admin")
     assert services.can_manage_course(admin, course)
+    factories.make_session(course)
+    db.session.refresh(course)
     services.publish_course(admin, course)
     assert course.status == PUBLISHED and course.published_at is not None
 

@@ -84,10 +84,11 @@ def test_approval_by_a_municipal_admin_is_audited(app, db, demo):
 
 def test_course_publication_is_audited(app, db, demo):
     from lms.courses.models import Course
-    from tests.factories import make_course
+    from tests.factories import make_course, make_session
 
     platform = _user("130001", "platform")
     draft = make_course(title="公開前の研修", status="draft", published_at=None)
+    make_session(draft)
     client = app.test_client()
     sign_in(client, platform)
     entry = _one_more(db, "course.publish", lambda: client.post(f"/manage/courses/{draft.id}/publish"), platform)
