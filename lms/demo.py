@@ -29,7 +29,7 @@ from lms.courses.models import (
     SessionQuota,
     TrainingSession,
 )
-from lms.courses.search import normalise_for_search
+from lms.courses.search import normalise_for_search, seed_default_synonyms
 from lms.enrollment.models import CONFIRMED, PENDING, WAITLISTED, Enrollment
 from lms.extensions import db
 from lms.municipalities.models import Municipality, TenantMapping
@@ -151,6 +151,7 @@ COURSES: list[CourseSpec] = [
 
 def load_demo() -> dict[str, int]:
     load_municipalities()
+    seed_default_synonyms()
     municipalities = {m.code: m for m in db.session.scalars(select(Municipality))}
     _tenant_mappings(municipalities)
     users = _users(municipalities)

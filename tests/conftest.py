@@ -130,6 +130,9 @@ def _test_config(database_url: str, workdir: Path, **extra) -> dict:
 
 
 def _empty_tables(db):
+    from lms.courses.search import forget_synonyms
+
+    forget_synonyms()  # the search's per-process cache of synonym groups
     keep = {"municipality", "alembic_version"}
     tables = [t for t in reversed(db.metadata.sorted_tables) if t.name not in keep]
     with db.engine.begin() as conn:

@@ -29,3 +29,7 @@ class AuditFilterForm(Form):
     def validate_municipality(self, field):
         if field.data and not str(field.data).isdigit():
             raise ValidationError(_l("区市町村を一覧から選んでください。"))
+
+
+class SynonymForm(Form):
+    words = StringField(_l("同じ意味の語（空白で区切る）"), validators=[Length(max=500)])

@@ -13,6 +13,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from lms.admin import audit_log
+from lms.admin.forms import SynonymForm
 from lms.audit.export import csv_bytes
 from lms.audit.queries import select_entries
 from lms.audit.services import record_action
@@ -20,8 +21,11 @@ from lms.auth.consent import admin_consent_link
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
 from lms.common.access import municipality_scope, require_municipality, role_required
 from lms.common.errors import DomainError
+from lms.common.forms import ActionForm
 from lms.common.limits import limit_export
 from lms.common.timeutil import to_tokyo, utcnow
+from lms.courses import search
+from lms.courses.models import SearchSynonym
 from lms.extensions import db
 from lms.municipalities.forms import RemoveTenantMappingForm, TenantMappingForm
 from lms.municipalities.services import (
@@ -174,3 +178,40 @@ def outbox_retry(mail_id: int):
         db.session.rollback()
         flash(exc.message, "error")
     return redirect(url_for("admin.outbox_detail", mail_id=mail_id))
+
+
+# ---------------------------------------------------------------- search synonyms
+
+
+@bp.route("/search/synonyms", methods=["GET", "POST"])
+@role_required(PLATFORM_ADMIN)
+def synonyms():
+    form = SynonymForm()
+    if form.validate_on_submit():
+        try:
+            group = search.add_synonym_group(current_user, form.words.data or "")
+        except DomainError as exc:
+            db.session.rollback()
+            form.words.errors = [*form.words.errors, exc.message]
+        else:
+            db.session.commit()
+            flash(_("同義語を登録しました：%(words)s", words=group.words), "success")
+            return redirect(url_for("admin.synonyms"))
+    return render_template("admin/synonyms.html", form=form, groups=search.synonym_groups(),
+                           action_form=ActionForm()), 400 if form.errors else 200
+
+
+@bp.route("/search/synonyms/<int:group_id>/delete", methods=["GET", "POST"])
+@role_required(PLATFORM_ADMIN)
+def delete_synonym(group_id: int):
+    """A page that names the group before it goes (no window.confirm)."""
+    group = db.get_or_404(SearchSynonym, group_id)
+    form = ActionForm()
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            abort(400)
+        words = search.delete_synonym_group(current_user, group.id)
+        db.session.commit()
+        flash(_("同義語のグループを削除しました：%(words)s", words=words), "success")
+        return redirect(url_for("admin.synonyms"))
+    return render_template("admin/synonym_delete.html", group=group, form=form)

@@ -6,6 +6,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from lms.archives.models import AUDIENCE_ELIGIBLE, AUDIENCE_ENROLLEES, AUDIENCE_MUNICIPALITIES
+from lms.common.forms import ActionForm as ActionForm  # noqa: PLC0414 - one CSRF-only form for the area's buttons
 from lms.common.forms import Form
 
 AUDIENCE_CHOICES = [
@@ -35,5 +36,3 @@ class ArchiveForm(Form):
     municipality_ids = SelectMultipleField(_l("視聴を許可する区市町村"), coerce=int, validators=[Optional()])
 
 
-class ActionForm(Form):
-    """A button that changes state (publish, withdraw, remove): CSRF only."""

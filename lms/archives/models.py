@@ -146,7 +146,7 @@ class TranscriptCue(Model):
     end_ms: Mapped[int] = mapped_column()
     speaker: Mapped[str] = mapped_column(String(200), default="")
     text: Mapped[str] = mapped_column(Text)
-    # NFKC lower-case copy of text for substring search.
+    # The folded copy of speaker and text for substring search (lms.courses.search).
     search_text: Mapped[str] = mapped_column(Text, default="")
 
 

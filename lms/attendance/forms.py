@@ -3,6 +3,7 @@ from wtforms import IntegerField, RadioField, SelectField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
+from lms.common.forms import ActionForm as ActionForm  # noqa: PLC0414 - one CSRF-only form for the area's buttons
 from lms.common.forms import Form
 
 
@@ -18,10 +19,6 @@ class CorrectionForm(Form):
     attended_pct = IntegerField(_l("出席率（%）"), validators=[Optional(), NumberRange(min=0, max=100)])
     reason = TextAreaField(_l("修正の理由"), validators=[DataRequired(message=_l("修正の理由を入力してください。")),
                                                      Length(max=2000)])
-
-
-class ActionForm(Form):
-    """CSRF only (buttons, roll call checkboxes read from request.form)."""
 
 
 def staff_choices(rows, with_unmatch: bool = False) -> list[SelectChoice]:

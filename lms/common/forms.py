@@ -19,3 +19,7 @@ class Form(FlaskForm):
     class Meta:
         def get_translations(self, form):
             return WTFORMS_MESSAGES.get_translations()
+
+
+class ActionForm(Form):
+    """A button that changes state (publish, delete, roll call…): CSRF only."""

@@ -1,8 +1,10 @@
 """Read side of the catalogue: search, filters, one page of results with its session figures.
 
-Search is a Japanese substring search: the query is normalised the way ``Course.search_text``
-is (NFKC + case folding, so ＴＥＡＭＳ finds Teams and ｿｳｻ finds ソウサ), split on white
-space, and every term must occur (``LIKE '%term%'`` with % and _ escaped). On PostgreSQL
+Search is a Japanese substring search: the query is folded the way ``Course.search_text``
+is (lms.courses.search: width, case, hiragana → katakana, long-vowel marks, so ＴＥＡＭＳ finds
+Teams, えくせる finds エクセル and コンピュータ finds コンピューター), split on white space, and
+every term must occur (``LIKE '%term%'`` with % and _ escaped), or one of its synonyms
+(エクセル ↔ Excel). On PostgreSQL
 the GIN trigram index ``ix_course_search_trgm`` serves terms of three characters or more;
 shorter terms (操作) cannot be served by trigrams and fall back to the same substring match
 over the published courses — correct, merely not indexed. On SQLite the LIKE scan is
@@ -25,7 +27,7 @@ from sqlalchemy.orm import Session
 from lms.common.pagination import Page
 from lms.common.timeutil import TOKYO, as_utc, to_tokyo, utcnow
 from lms.courses.models import DELIVERIES, PUBLISHED, SCHEDULED, Category, Course, CourseEligibility, TrainingSession
-from lms.courses.search import normalise_for_search
+from lms.courses.search import expand, normalise_for_search
 from lms.extensions import db
 
 PER_PAGE = 20
@@ -99,8 +101,9 @@ class CatalogueRow:
     open_to_me: bool
 
 
-def search_terms(q: str) -> list[str]:
-    return [t for t in normalise_for_search(q).split() if t]
+def search_terms(q: str) -> list[tuple[str, ...]]:
+    """Every term of the query, folded, with its synonyms: each term must match one of its own."""
+    return [expand(t) for t in normalise_for_search(q).split() if t]
 
 
 def month_bounds(month: str) -> tuple[datetime, datetime] | None:
@@ -141,7 +144,7 @@ _FREE = case(
 
 @dataclass(frozen=True)
 class _Shape:
-    terms: int
+    terms: tuple[int, ...]  # per term, how many words may match it (the term and its synonyms)
     category: bool
     month: bool
     delivery: bool
@@ -156,7 +159,7 @@ class _Shape:
 
 def _shape(filters: CatalogueFilters, municipality_id: int | None) -> _Shape:
     return _Shape(
-        terms=len(search_terms(filters.q)),
+        terms=tuple(len(words) for words in search_terms(filters.q)),
         category=filters.category_id is not None,
         month=bool(filters.month and month_bounds(filters.month)),
         delivery=bool(filters.delivery),
@@ -175,8 +178,9 @@ def like_pattern(term: str) -> str:
 def _params(filters: CatalogueFilters, municipality_id: int | None, now: datetime) -> dict:
     params = {"now": now, "municipality_id": municipality_id, "category_id": filters.category_id,
               "delivery": filters.delivery}
-    for i, term in enumerate(search_terms(filters.q)):
-        params[f"term_{i}"] = like_pattern(term)
+    for i, words in enumerate(search_terms(filters.q)):
+        for j, word in enumerate(words):
+            params[f"term_{i}_{j}"] = like_pattern(word)
     bounds = month_bounds(filters.month) if filters.month else None
     if bounds:
         params["month_start"], params["month_end"] = bounds
@@ -199,7 +203,10 @@ def _course_conditions(shape: _Shape) -> list:
     conds = [Course.status == PUBLISHED]
     # Substring match on the normalised text. On PostgreSQL the trigram index serves terms
     # of 3+ characters; shorter ones are the same LIKE over the rows (correct, unindexed).
-    conds += [Course.search_text.like(bindparam(f"term_{i}"), escape="/") for i in range(shape.terms)]
+    # A term with synonyms is an OR of such matches (each served by the index alike).
+    for i, alternatives in enumerate(shape.terms):
+        likes = [Course.search_text.like(bindparam(f"term_{i}_{j}"), escape="/") for j in range(alternatives)]
+        conds.append(likes[0] if len(likes) == 1 else or_(*likes))
     if shape.category:
         conds.append(Course.category_id == bindparam("category_id"))
     if shape.open_to_me:

@@ -134,5 +134,4 @@ class CancelForm(base.Form):
     submit = SubmitField(_l("中止する"))
 
 
-class ActionForm(base.Form):
-    """A bare POST (publish, unpublish) with its CSRF token."""
+ActionForm = base.ActionForm  # a bare POST (publish, unpublish) with its CSRF token

@@ -35,6 +35,17 @@ BY_BOTH = "both"
 COMPLETION_MODES = (BY_ATTENDANCE, BY_ARCHIVE, BY_EITHER, BY_BOTH)
 
 
+class SearchSynonym(Model):
+    """A group of words a catalogue search treats as one (エクセル Excel): ``words`` separated
+    by spaces, as the platform admin typed them (lms.courses.search folds them)."""
+
+    __tablename__ = "search_synonym"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    words: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class Category(Model):
     __tablename__ = "category"
 

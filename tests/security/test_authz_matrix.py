@@ -75,6 +75,8 @@ EXPECTED = {
     "auth.start GET": "404 404 404 404 404 404",
     "auth.logout POST": "ok ok ok ok ok ok",
     "admin.tenants GET": "L 403 403 403 403 ok",
+    "admin.synonyms GET": "L 403 403 403 403 ok",
+    "admin.delete_synonym GET": "L 403 403 403 403 ok",
     "admin.tenants POST": "L 403 403 403 403 400",
     # The page moved to /admin/tenants: a permanent redirect for everyone.
     "auth.tenants GET": "ok ok ok ok ok ok",
@@ -151,6 +153,9 @@ EXPECTED = {
     "teams.status GET": "L 403 403 403 403 ok",
     "archives.remove_file POST": "L 403 403 403 403 ok",
     "admin.remove_tenant POST": "L 403 403 403 403 ok",
+    "admin.delete_synonym POST": "L 403 403 403 403 ok",
+    # An empty group is refused with the form's message.
+    "admin.synonyms POST": "L 403 403 403 403 400",
     # admin_b deletes the assignment first; the platform admin then finds it gone.
     "completion.assignment_delete POST": "L 403 403 403 ok 404",
 }
@@ -177,6 +182,7 @@ def world(app, db):
     from lms.completion.models import Completion, MandatoryAssignment
     from lms.demo import load_demo
     from lms.enrollment.models import CONFIRMED, Enrollment
+    from lms.courses.models import SearchSynonym
     from lms.municipalities.models import TenantMapping
     from lms.notifications.models import OutboxMail
     from lms.teams.models import GraphOperation
@@ -225,6 +231,7 @@ def world(app, db):
         "operation_id": operation.id, "upload_id": upload.id if upload else uuid.uuid4().hex,
         "serial": completion.certificate_serial, "kind": "attendance", "table": "courses", "fmt": "csv",
         "filename": "css/app.css",
+        "group_id": db.session.scalar(select(SearchSynonym.id).limit(1)),
         # A signed media link's path without its signature: refused to everyone.
         "media_path": f"{archive_file.storage_key}/{archive_file.id}.webm",
     }
