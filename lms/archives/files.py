@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from flask_babel import gettext as _
 from sqlalchemy import delete, insert, select
 
-from lms.archives import filetypes
+from lms.archives import containers, filetypes
 from lms.archives.captions import CaptionError, Cue, parse_vtt
 from lms.archives.models import CAPTIONS, READY, REPLACED, VIDEO, ArchiveFile, TranscriptCue
 from lms.archives.storage import RangeReader, Storage
@@ -73,7 +73,7 @@ def inspect_content(filetype: filetypes.FileType, reader: Reader, size: int) -> 
             raise ContentRejected(_("字幕ファイル（WebVTT, UTF-8）として読み取れません。")) from None
         return None, cues
     if filetype.kind == VIDEO:
-        return filetypes.media_duration(reader, size, filetype), None
+        return containers.header_duration(reader, size, filetype.code), None
     return None, None
 
 
