@@ -1,16 +1,22 @@
-"""How long a stored video is: read from its container's headers, or from its last timestamps
-when the headers do not say (browser and screen recordings: WebM without a Duration;
-fragmented MP4 with an mvhd duration of 0)."""
+"""How long a stored video is: read from its container's headers, or measured by the worker
+from its last timestamps when the headers do not say (browser and screen recordings: WebM
+without a Duration; fragmented MP4 with an mvhd duration of 0). Until the server knows, the
+video plays but its viewing counts nothing, and the trainer sees why."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
-from lms.archives import containers
+from lms.archives import containers, durations, recording_import, tasks
+from lms.archives.models import ArchiveFile
+from lms.archives.storage import get_storage
+from lms.common.timeutil import utcnow
+from tests import factories
 from tests.archives import media
-from tests.archives.conftest import DATA
+from tests.archives.conftest import DATA, add_file, make_archive
 from tests.conftest import ROOT
 
 DEMO_VIDEO = ROOT / "data" / "demo" / "archive-demo.webm"  # 30 s, VP9 + Opus, by ffmpeg
@@ -104,3 +110,97 @@ def test_the_scan_hops_over_sample_data():
 
     assert containers.scanned_duration(counting, len(big), "mp4") == 16
     assert len(big) > 16 * 1024 * 1024 and sum(read) < len(big) / 10
+
+
+# ------------------------------------------------------------------ the worker measures; the trainer sees why
+
+
+@pytest.fixture
+def held_measurements(monkeypatch):
+    """The worker is busy: measurements are held here until the test runs them."""
+    held: list[int] = []
+    monkeypatch.setattr(tasks, "measure_duration_task", held.append)
+    return held
+
+
+@pytest.mark.parametrize(("make", "name"), [
+    (lambda: media.webm(30), "画面録画.webm"),
+    (lambda: media.fragmented_mp4(30), "録画.mp4"),
+])
+def test_a_video_without_a_stated_length_is_measured_by_the_worker(db, client, login_as, owned_course,
+                                                                   held_measurements, make, name):
+    trainer, course = owned_course
+    archive = make_archive(course)
+    video = add_file(archive, make(), name)
+    assert held_measurements == [video.id]  # handed to the worker after the commit
+    assert video.status == "ready" and video.duration_seconds is None and video.duration_checked_at is None
+    assert durations.duration_state(video) == durations.MEASURING
+
+    login_as(user=trainer)
+    page = client.get(f"/archives/manage/{archive.id}").get_data(as_text=True)
+    assert "長さを確認中" in page and "修了の判定にも数えられません" in page
+    login_as("learner", "131016")
+    viewer_page = client.get(f"/archives/{archive.id}").get_data(as_text=True)
+    assert "確認が終わるまで、視聴した時間は記録されません" in viewer_page
+
+    assert durations.measure_duration(video.id) == 30
+    db.session.expire_all()
+    video = db.session.get(ArchiveFile, video.id)
+    assert video.duration_seconds == 30 and video.duration_checked_at is not None
+    assert durations.measure_duration(video.id) == 30  # a second run (a retried job) changes nothing
+    login_as(user=trainer)
+    page = client.get(f"/archives/manage/{archive.id}").get_data(as_text=True)
+    assert "0:00:30" in page and "長さを確認中" not in page and "数えられません" not in page
+
+
+def test_inline_jobs_measure_at_once(db, owned_course):
+    archive = make_archive(owned_course[1])
+    video = add_file(archive, media.webm(42), "rec.webm")
+    db.session.expire_all()
+    assert db.session.get(ArchiveFile, video.id).duration_seconds == 42
+
+
+def test_a_video_whose_length_cannot_be_found_says_so(db, client, login_as, owned_course, held_measurements):
+    trainer, course = owned_course
+    archive = make_archive(course)
+    video = add_file(archive, media.webm(0), "empty.webm")
+    assert durations.measure_duration(video.id) is None
+    db.session.expire_all()
+    video = db.session.get(ArchiveFile, video.id)
+    assert video.duration_checked_at is not None and durations.duration_state(video) == durations.UNMEASURABLE
+    login_as(user=trainer)
+    page = client.get(f"/archives/manage/{archive.id}").get_data(as_text=True)
+    assert "長さ不明" in page and "動画の長さを確認できませんでした" in page and "もう一度アップロード" in page
+
+
+def test_an_unreadable_file_stays_to_be_measured(db, owned_course, held_measurements):
+    archive = make_archive(owned_course[1])
+    video = add_file(archive, media.webm(30), "rec.webm")
+    get_storage().delete(video.storage_key)
+    assert durations.measure_duration(video.id) is None
+    db.session.expire_all()
+    assert durations.duration_state(db.session.get(ArchiveFile, video.id)) == durations.MEASURING
+
+
+def test_a_lost_measurement_is_handed_over_again_by_the_periodic_task(db, owned_course, held_measurements):
+    from datetime import timedelta
+
+    archive = make_archive(owned_course[1])
+    video = add_file(archive, media.webm(30), "rec.webm")
+    held_measurements.clear()  # the worker lost it
+    tasks.run_expire_uploads()
+    assert held_measurements == []  # too early to tell
+    db.session.execute(ArchiveFile.__table__.update().values(created_at=utcnow() - timedelta(hours=1)))
+    db.session.commit()
+    tasks.run_expire_uploads()
+    assert held_measurements == [video.id]
+
+
+def test_a_teams_recording_without_a_stated_length_is_measured(db, owned_course):
+    session = factories.make_session(owned_course[1], title="第2回")
+    data = media.fragmented_mp4(60)
+    archive = recording_import.import_recording(session.id, "rec-f", iter([data]), "会議.mp4", "video/mp4", len(data))
+    db.session.commit()
+    db.session.expire_all()
+    [video] = db.session.scalars(select(ArchiveFile).where(ArchiveFile.archive_id == archive.id)).all()
+    assert video.duration_seconds == 60
