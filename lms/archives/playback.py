@@ -78,7 +78,8 @@ def media(media_path: str):
     if checked.outcome != links.VALID:
         return _media_refused(403, _("再生用リンクが正しくありません。"))
     archive_file = db.session.get(ArchiveFile, checked.file_id)
-    if archive_file is None or archive_file.storage_key != checked.storage_key or archive_file.status != READY:
+    if (archive_file is None or archive_file.storage_key != checked.storage_key or archive_file.status != READY
+            or links.extension_of(archive_file) != checked.extension):
         abort(404)
     path = get_storage().local_path(archive_file.storage_key)
     if path is None or not path.is_file():
