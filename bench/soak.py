@@ -252,7 +252,7 @@ def run_soak(base_url: str, learners: list[Learner], admins: list[Learner], data
             learner.report += 1
             start = (learner.report * 5) % 60
             body = {"report_id": f"soak{id(learner):x}r{learner.report:06d}", "intervals": [[start, start + 5]],
-                    "position": start + 5, "duration": 60}
+                    "position": start + 5}
             return learner, Req("POST", f"/archives/files/{data['file_id']}/progress", agent=learner.agent,
                                 headers={**json_headers, "Content-Type": "application/json",
                                          "X-CSRFToken": learner.token},

@@ -224,7 +224,8 @@ def generate(database_url: str, storage_dir: Path, size: int, viewers: int) -> d
         db.session.flush()
         archive_file = ArchiveFile(archive_id=archive.id, kind=VIDEO, filename="recording.mp4",
                                    content_type="video/mp4", size_bytes=size, sha256=digest.hexdigest(),
-                                   storage_key=key, status=READY, completed_at=now, duration_seconds=3600)
+                                   storage_key=key, status=READY, completed_at=now, duration_seconds=3600,
+                                   duration_checked_at=now)
         db.session.add(archive_file)
         db.session.commit()
         return {"learner_ids": learners, "archive_id": archive.id, "file_id": archive_file.id, "key": key}

@@ -6,6 +6,7 @@ from lms.archives.models import (  # noqa: F401
     ArchiveMunicipality,
     TranscriptCue,
     UploadSession,
+    ViewingClock,
     ViewingProgress,
 )
 from lms.attendance.models import Attendance, AttendanceRecord  # noqa: F401

@@ -362,10 +362,10 @@ def generate_synthetic(*, users: int, municipalities: int, courses: int, enrollm
     ))
     summary["archive_files"] = writer.write(file_table, [
         "id", "archive_id", "kind", "filename", "content_type", "storage_key", "status", "duration_seconds",
-        "created_at",
+        "duration_checked_at", "created_at",
     ], (
         (first_file + i, first_archive + i, "video", "recording.mp4", "video/mp4",
-         f"synth/{run}/{first_file + i}.mp4", "ready", 5400, now) for i in range(courses)
+         f"synth/{run}/{first_file + i}.mp4", "ready", 5400, now, now) for i in range(courses)
     ))
     writer.fix_sequence(archive_table)
     writer.fix_sequence(file_table)
@@ -385,7 +385,7 @@ def generate_synthetic(*, users: int, municipalities: int, courses: int, enrollm
             "session_id", "staff_member_id", "source", "attended_seconds", "attended_pct", "attended",
             "intervals", "created_at", "updated_at"]),
         "viewing": (table_of(ViewingProgress), [
-            "staff_member_id", "archive_file_id", "intervals", "watched_seconds", "duration_seconds",
+            "staff_member_id", "archive_file_id", "intervals", "watched_seconds",
             "last_position", "completed_at", "updated_at"]),
         "completion": (table_of(Completion), [
             "staff_member_id", "course_id", "municipality_id", "fiscal_year", "status", "method",
@@ -446,7 +446,7 @@ def generate_synthetic(*, users: int, municipalities: int, courses: int, enrollm
                     reached = seen_at if pct >= course_view[course_idx] else None
                     watched = 5400 * pct // 100
                     sinks.add("viewing", (staff_id, first_file + course_idx, json_value(f"[[0, {watched}]]"),
-                                          watched, 5400, watched, reached, seen_at))
+                                          watched, watched, reached, seen_at))
                     view_at = reached
                 evaluate(staff_id, muni_id, course_idx, live_at, session_year[2 * course_idx + which], view_at)
     for key, n in sinks.counts.items():

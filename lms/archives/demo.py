@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from lms.archives import filetypes
+from lms.archives import containers, filetypes
 from lms.archives.captions import parse_vtt
 from lms.archives.files import add_file, new_storage_key
 from lms.archives.models import AUDIENCE_ELIGIBLE, PUBLISHED, Archive
@@ -74,7 +74,7 @@ def _store(archive: Archive, path: Path, filetype, filename: str) -> None:
     get_storage().write_object(key, [data], filetype.content_type)
     duration = cues = None
     if filetype.kind == "video":
-        duration = filetypes.media_duration(lambda s, n: data[s : s + n], len(data), filetype)
+        duration = containers.header_duration(lambda s, n: data[s : s + n], len(data), filetype.code)
     else:
         cues = parse_vtt(data.decode("utf-8"))
     add_file(archive.id, filetype, filename, len(data), hashlib.sha256(data).hexdigest(), key, duration, cues)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from flask_babel import gettext as _
 from sqlalchemy import delete, insert, select
 
-from lms.archives import filetypes
+from lms.archives import containers, durations, filetypes
 from lms.archives.captions import CaptionError, Cue, parse_vtt
 from lms.archives.models import CAPTIONS, READY, REPLACED, VIDEO, ArchiveFile, TranscriptCue
 from lms.archives.storage import RangeReader, Storage
@@ -73,13 +73,16 @@ def inspect_content(filetype: filetypes.FileType, reader: Reader, size: int) -> 
             raise ContentRejected(_("字幕ファイル（WebVTT, UTF-8）として読み取れません。")) from None
         return None, cues
     if filetype.kind == VIDEO:
-        return filetypes.media_duration(reader, size, filetype), None
+        return containers.header_duration(reader, size, filetype.code), None
     return None, None
 
 
 def add_file(archive_id: int, filetype: filetypes.FileType, filename: str, size: int, digest: str, key: str,
              duration: int | None, cues: Iterable[Cue] | None, graph_content_id: str | None = None) -> ArchiveFile:
-    """The row of a verified, ready file (its captions' cues stored with it). Flushes."""
+    """The row of a verified, ready file (its captions' cues stored with it). Flushes.
+
+    A video whose ``duration`` the container did not state is measured by the worker once
+    the transaction commits (``lms.archives.durations``)."""
     archive_file = ArchiveFile(
         archive_id=archive_id,
         kind=filetype.kind,
@@ -93,8 +96,13 @@ def add_file(archive_id: int, filetype: filetypes.FileType, filename: str, size:
         graph_content_id=graph_content_id,
         completed_at=utcnow(),
     )
+    if filetype.kind == VIDEO and duration:
+        archive_file.duration_checked_at = archive_file.completed_at
     db.session.add(archive_file)
     db.session.flush()
+    if filetype.kind == VIDEO and not duration:
+        archive_file.duration_seconds = None
+        durations.measure_after_commit(archive_file.id)
     if cues is not None:
         _store_cues(archive_file, list(cues))
     return archive_file

@@ -1,9 +1,10 @@
-"""File types judged by content (magic bytes), never by name; file name sanitising; media duration."""
+"""File types judged by content (magic bytes), never by name; file name sanitising.
+
+How long a video is: ``lms.archives.containers``."""
 
 from __future__ import annotations
 
 import re
-import struct
 import unicodedata
 import zipfile
 from dataclasses import dataclass
@@ -90,95 +91,3 @@ def with_extension(name: str, filetype: FileType) -> str:
     """Make the name's extension agree with the real type (a .mp4 that is WebM becomes .webm)."""
     stem = name.rsplit(".", 1)[0] if "." in name else name
     return f"{stem or 'file'}{filetype.extension}"
-
-
-# ------------------------------------------------------------------ duration
-
-
-def media_duration(reader, size: int, filetype: FileType) -> int | None:
-    """Duration in whole seconds read from the container headers, or None if not found.
-
-    ``reader(start, length) -> bytes``. MP4: moov/mvhd; WebM: Segment/Info/Duration."""
-    try:
-        if filetype is MP4:
-            return _mp4_duration(reader, size)
-        if filetype is WEBM:
-            return _webm_duration(reader, size)
-    except (struct.error, ValueError, IndexError):
-        return None
-    return None
-
-
-def _mp4_boxes(reader, start: int, end: int):
-    pos = start
-    while pos + 8 <= end:
-        header = reader(pos, 16)
-        if len(header) < 8:
-            return
-        size, box = struct.unpack(">I4s", header[:8])
-        head_len = 8
-        if size == 1:
-            size = struct.unpack(">Q", header[8:16])[0]
-            head_len = 16
-        elif size == 0:
-            size = end - pos
-        if size < head_len:
-            return
-        yield box, pos + head_len, pos + size
-        pos += size
-
-
-def _mp4_duration(reader, size: int) -> int | None:
-    for box, body, end in _mp4_boxes(reader, 0, size):
-        if box != b"moov":
-            continue
-        for inner, ibody, _iend in _mp4_boxes(reader, body, end):
-            if inner != b"mvhd":
-                continue
-            data = reader(ibody, 32)
-            version = data[0]
-            if version == 1:
-                timescale, duration = struct.unpack(">IQ", data[20:32])
-            else:
-                timescale, duration = struct.unpack(">II", data[12:20])
-            return round(duration / timescale) if timescale else None
-    return None
-
-
-def _ebml_vint(data: bytes, pos: int, keep_marker: bool) -> tuple[int, int]:
-    first = data[pos]
-    length = 1
-    mask = 0x80
-    while length <= 8 and not first & mask:
-        mask >>= 1
-        length += 1
-    if length > 8:
-        raise ValueError("bad EBML length")
-    value = first if keep_marker else first & (mask - 1)
-    for b in data[pos + 1 : pos + length]:
-        value = (value << 8) | b
-    return value, pos + length
-
-
-def _webm_duration(reader, size: int) -> int | None:
-    data = reader(0, min(size, 64 * 1024))
-    pos = 0
-    timecode_scale = 1_000_000
-    duration = None
-    containers = {0x18538067, 0x1549A966}  # Segment, Info: descend
-    while pos < len(data) - 2:
-        element, pos = _ebml_vint(data, pos, keep_marker=True)
-        length, pos = _ebml_vint(data, pos, keep_marker=False)
-        if element in containers:
-            continue
-        body = data[pos : pos + length]
-        if element == 0x2AD7B1:  # TimecodeScale
-            timecode_scale = int.from_bytes(body, "big")
-        elif element == 0x4489:  # Duration (float)
-            duration = struct.unpack(">f", body)[0] if length == 4 else struct.unpack(">d", body)[0]
-        elif element == 0x1F43B675:  # Cluster: headers are over
-            break
-        pos += length
-    if duration is None:
-        return None
-    return round(duration * timecode_scale / 1_000_000_000)

@@ -7,7 +7,7 @@ obtains its URL: when an authorised viewer opens the player, or asks for a fresh
 
     /archives/media/<storage key>/<file id>.<ext>?u=<user id>&e=<expiry, unix seconds>&s=<signature>
 
-with ``signature = base64url(MD5("<e><path><u><viewer cookie> <secret>"))`` — exactly the
+with ``signature = base64url(MD5("m2|<e>|<path>|<u>|<viewer cookie>|<secret>"))`` — exactly the
 string nginx's ``secure_link_md5`` builds (see docs/nginx.conf) — and sets the viewer cookie
 ``manabi_media`` (HttpOnly, path ``/archives/media/``): an HMAC of the user ID under the same
 secret. A link therefore works only until it expires (``LMS_MEDIA_LINK_TTL`` seconds, default
@@ -22,6 +22,14 @@ is the link TTL.
 nginx validates the links itself and serves the file with sendfile and Range support; without
 nginx, ``archives.media`` validates them the same way in Python and serves the ranges itself.
 With Azure storage, the link is a read-only blob SAS URL valid for at most 60 s instead.
+
+The signed string is a structured encoding: a version tag, then every field, separated by
+``|``, a character none of the fields may contain (``signed_fields`` refuses such a field,
+``check`` such a link; nginx's location admits only such paths, and its ``$secure_link_expires``
+only digits). So the fields of one valid link cannot be re-cut into those of another: a link
+for ``…/1.webm?u=10`` does not validate as ``…/1.webm1?u=0``, which the earlier plain
+concatenation allowed. Links signed the earlier way are refused (403); the player then asks
+the app for a fresh link, as it does for an expired one.
 
 Links are on when ``LMS_MEDIA_LINKS=1``; the secret (``LMS_MEDIA_LINK_SECRET``, shared with
 nginx) is required in production, and derived from SECRET_KEY elsewhere.
@@ -46,8 +54,13 @@ from lms.archives.storage import check_key, get_storage
 MEDIA_PATH = "/archives/media/"
 COOKIE = "manabi_media"
 MIN_TTL, MAX_TTL = 10, 3600
-# <storage key>/<file id>.<extension> (the extension gives nginx the Content-Type).
-_PATH_RE = re.compile(r"^(?P<key>[a-z0-9][a-z0-9/_-]{0,200})/(?P<file_id>[0-9]{1,18})\.(?P<ext>[a-z0-9]{1,8})$")
+# <storage key>/<file id>.<extension> (the extension gives nginx the Content-Type); the same
+# pattern as nginx's location (docs/nginx.conf).
+_PATH_RE = re.compile(r"^(?P<key>[a-z0-9][a-z0-9/_-]{0,200})/(?P<file_id>[0-9]{1,18})\.(?P<ext>mp4|webm)$")
+_VIEWER_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # base64url, as viewer_token writes it
+# The signed string: this tag, then the fields, each followed by the separator.
+SIGNATURE_VERSION = "m2"
+SEPARATOR = "|"
 
 VALID, INVALID, EXPIRED = "valid", "invalid", "expired"
 
@@ -83,9 +96,19 @@ def viewer_token(user_id: int) -> str:
     return _b64(mac[:16])
 
 
+def signed_fields(expires: int, path: str, user_id: str, viewer: str) -> str:
+    """The string signed, without the secret: ``m2|<e>|<path>|<u>|<viewer>|``. Raises
+    ValueError for a field outside its alphabet (none may hold the separator)."""
+    if not (isinstance(expires, int) and expires >= 0 and path.startswith(MEDIA_PATH)
+            and _PATH_RE.match(path[len(MEDIA_PATH):]) and user_id.isascii() and user_id.isdigit()
+            and _VIEWER_RE.match(viewer)):
+        raise ValueError("a media link field outside its alphabet")
+    return SEPARATOR.join([SIGNATURE_VERSION, str(expires), path, user_id, viewer, ""])
+
+
 def signature(expires: int, path: str, user_id: str, viewer: str) -> str:
-    """nginx: secure_link_md5 "$secure_link_expires$uri$arg_u$cookie_manabi_media <secret>";"""
-    text = f"{expires}{path}{user_id}{viewer} {_secret()}".encode()
+    """nginx: secure_link_md5 "m2|$secure_link_expires|$uri|$arg_u|$cookie_manabi_media|<secret>";"""
+    text = (signed_fields(expires, path, user_id, viewer) + _secret()).encode()
     return _b64(hashlib.md5(text, usedforsecurity=False).digest())
 
 
@@ -135,6 +158,7 @@ class Checked:
     storage_key: str = ""
     file_id: int = 0
     user_id: int = 0
+    extension: str = ""
 
 
 def check(path: str, args, viewer: str | None, now: float | None = None) -> Checked:
@@ -144,7 +168,8 @@ def check(path: str, args, viewer: str | None, now: float | None = None) -> Chec
         return Checked(INVALID)
     match = _PATH_RE.match(path[len(MEDIA_PATH):])
     user_id, expires, given = args.get("u", ""), args.get("e", ""), args.get("s", "")
-    if match is None or not (user_id.isdigit() and expires.isdigit() and given and viewer):
+    if match is None or not (user_id.isascii() and user_id.isdigit() and expires.isascii() and expires.isdigit()
+                             and given and viewer and _VIEWER_RE.match(viewer)):
         return Checked(INVALID)
     key = match.group("key")
     if ".." in key or "//" in key:
@@ -154,4 +179,4 @@ def check(path: str, args, viewer: str | None, now: float | None = None) -> Chec
         return Checked(INVALID)
     if int(expires) < int(now):  # nginx: expired when the time is past e
         return Checked(EXPIRED)
-    return Checked(VALID, key, int(match.group("file_id")), int(user_id))
+    return Checked(VALID, key, int(match.group("file_id")), int(user_id), match.group("ext"))

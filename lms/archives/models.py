@@ -91,7 +91,11 @@ class ArchiveFile(Model):
     sha256: Mapped[str] = mapped_column(String(64), default="")
     storage_key: Mapped[str] = mapped_column(String(500), unique=True)
     status: Mapped[str] = mapped_column(String(10), default=UPLOADING)
+    # A video's length in whole seconds, the server's own figure: from the container's headers,
+    # or measured by the worker from the last timestamps (lms.archives.durations). None: not
+    # known — being measured while ``duration_checked_at`` is None, unmeasurable after.
     duration_seconds: Mapped[int | None] = mapped_column()
+    duration_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     language: Mapped[str] = mapped_column(String(10), default="ja")
     graph_content_id: Mapped[str | None] = mapped_column(String(512), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -151,7 +155,8 @@ class TranscriptCue(Model):
 
 
 class ViewingProgress(Model):
-    """Unique seconds of a video actually watched by one staff member."""
+    """Unique seconds of a video actually watched by one staff member (credited against the
+    learner's ``ViewingClock``; the video's length is ``ArchiveFile.duration_seconds``)."""
 
     __tablename__ = "viewing_progress"
     __table_args__ = (UniqueConstraint("staff_member_id", "archive_file_id"),)
@@ -162,11 +167,7 @@ class ViewingProgress(Model):
     # Merged watched intervals in seconds: [[start, end], ...]
     intervals: Mapped[list] = mapped_column(JSON, default=list)
     watched_seconds: Mapped[int] = mapped_column(default=0)
-    duration_seconds: Mapped[int] = mapped_column(default=0)
     last_position: Mapped[int] = mapped_column(default=0)
-    # Real time seen by the server since playback started (caps credit).
-    playback_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    credited_wall_seconds: Mapped[int] = mapped_column(default=0)
     last_report_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_report_id: Mapped[str] = mapped_column(String(64), default="")
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -174,3 +175,14 @@ class ViewingProgress(Model):
 
     staff_member = relationship("StaffMember")
     archive_file = relationship("ArchiveFile")
+
+
+class ViewingClock(Model):
+    """One learner's wall-clock budget for viewing credit, shared by every video, tab and
+    archive (lms.archives.progress): credit is granted up to the wall-clock time since
+    ``credited_until``, which then moves on by what was credited."""
+
+    __tablename__ = "viewing_clock"
+
+    staff_member_id: Mapped[int] = mapped_column(ForeignKey("staff_member.id"), primary_key=True)
+    credited_until: Mapped[datetime] = mapped_column(UTCDateTime())

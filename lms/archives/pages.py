@@ -8,7 +8,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 from wtforms.fields.choices import SelectChoice
 
-from lms.archives import access, links, progress, search, services, uploads
+from lms.archives import access, durations, links, progress, search, services, uploads
 from lms.archives.access import Refusal, viewable_file_or_refusal
 from lms.archives.blueprint import bp, refusal_response
 from lms.archives.captions import chapters_from
@@ -68,6 +68,7 @@ def view(archive_id: int):
         start=request.args.get("t", type=int),
         can_manage=access.can_manage(current_user, archive),
         video_link=link,
+        video_notice=durations.viewer_notice(videos[0]) if videos else None,
     )
     response = Response(page)
     if link is not None:
@@ -201,6 +202,7 @@ def detail(archive_id: int):
         "archives/detail.html",
         archive=archive,
         files=files,
+        duration_notices={f.id: durations.duration_notice(f) for f in files},
         uploads=uploads.pending_uploads(archive),
         kind_labels=KIND_LABELS,
         action_form=ActionForm(),

@@ -25,7 +25,7 @@ from werkzeug.http import parse_date, parse_etags, parse_range_header
 from werkzeug.wrappers import Response as BaseResponse
 from werkzeug.wsgi import FileWrapper
 
-from lms.archives import links, progress
+from lms.archives import durations, links, progress
 from lms.archives.access import Refusal, viewable_file_or_refusal
 from lms.archives.blueprint import bp, refusal_response
 from lms.archives.models import CAPTIONS, READY, ArchiveFile
@@ -78,7 +78,8 @@ def media(media_path: str):
     if checked.outcome != links.VALID:
         return _media_refused(403, _("再生用リンクが正しくありません。"))
     archive_file = db.session.get(ArchiveFile, checked.file_id)
-    if archive_file is None or archive_file.storage_key != checked.storage_key or archive_file.status != READY:
+    if (archive_file is None or archive_file.storage_key != checked.storage_key or archive_file.status != READY
+            or links.extension_of(archive_file) != checked.extension):
         abort(404)
     path = get_storage().local_path(archive_file.storage_key)
     if path is None or not path.is_file():
@@ -103,19 +104,24 @@ def progress_report(file_id: int):
         report = progress.parse_report(request.get_json(silent=True))
         begin_write()
         archive_file = db.session.get_one(ArchiveFile, file_id)
-        row = progress.record_progress(current_user, archive_file, report)
+        recorded = progress.record_progress(current_user, archive_file, report)
         db.session.commit()
     except DomainError as exc:
         db.session.rollback()
         return jsonify(error=exc.message), 409 if isinstance(exc, Conflict) else 400
-    duration = row.duration_seconds or 0
-    return jsonify(
-        watched_seconds=row.watched_seconds,
-        duration_seconds=duration,
-        percent=min(100, round(row.watched_seconds * 100 / duration)) if duration else 0,
-        completed=row.completed_at is not None,
-        last_position=row.last_position,
-    )
+    row = recorded.progress
+    duration = archive_file.duration_seconds or 0
+    body: dict[str, object] = {
+        "watched_seconds": row.watched_seconds,
+        "duration_seconds": duration,
+        "percent": min(100, round(row.watched_seconds * 100 / duration)) if duration else 0,
+        "completed": row.completed_at is not None,
+        "last_position": row.last_position,
+        "counting": recorded.counting,
+    }
+    if not recorded.counting:
+        body["notice"] = durations.viewer_notice(archive_file)
+    return jsonify(body)
 
 
 # ---------------------------------------------------------------- the bytes

@@ -1,26 +1,60 @@
-"""Viewing progress: the unique seconds of a video a staff member actually watched, credited no
-faster than real time. Completing a video publishes ``viewing_changed`` (lms.common.signals)."""
+"""Viewing progress: the unique seconds of a video a staff member actually watched, credited
+from the server's own facts only. Completing a video publishes ``viewing_changed``
+(lms.common.signals).
+
+* The length of a video is the server's: read from its container, or measured by the worker
+  when the container does not state it (``lms.archives.durations``). Until it is known, a
+  report is accepted (the player goes on) but counts nothing. The player's own idea of the
+  duration is never stored or used.
+* Credit follows the wall clock, with one clock per learner (``ViewingClock``) for every
+  video, tab and archive together. A report is credited at most the whole seconds of wall
+  clock since the clock's mark (``credited_until``), which then moves on by exactly what was
+  credited (a fraction left over carries to the next report; nothing is rounded up). The mark
+  never lags more than ``WALL_SLACK_SECONDS`` behind the latest report, so nothing can be
+  saved up; after a pause of more than ``REPORT_GAP_SECONDS`` without a report it starts
+  again that far behind.
+
+  Hence: over any stretch of time, the seconds credited to one learner, summed over all
+  their videos, never exceed the wall-clock time between their first and last report of it
+  plus ``WALL_SLACK_SECONDS``. Bursts of reports, parallel tabs and several videos played at
+  once all draw on the one clock.
+
+The time source is ``wall_time()`` (tests replace it).
+"""
 
 from __future__ import annotations
 
 import math
 import re
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from lms.archives.models import READY, VIDEO, ArchiveFile, ViewingProgress
+from lms.archives.models import READY, VIDEO, ArchiveFile, ViewingClock, ViewingProgress
 from lms.common.errors import Conflict, InvalidInput
 from lms.common.signals import viewing_changed
 from lms.common.timeutil import as_utc, utcnow
 from lms.extensions import db
 
-REPORT_GAP_SECONDS = 120  # a pause longer than this starts a new wall-clock window
-WALL_SLACK_SECONDS = 3  # timer granularity between the browser and us
+# A pause longer than this without a report starts the learner's clock again (the time away
+# is not credited).
+REPORT_GAP_SECONDS = 120
+# The most by which total credit may exceed elapsed wall-clock time: the first report of a
+# viewing (or the first after a pause) may carry this much, for the timers of the browser and
+# the server that do not tick together. Also the most the clock's mark may lag behind.
+WALL_SLACK_SECONDS = 3
 MAX_INTERVALS = 200
+NEVER = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_POSITION = 24 * 3600  # a resume position beyond any video (lms.archives.containers.MAX_SECONDS)
+
+
+def wall_time() -> datetime:
+    """Now, as the credit rule sees it (replaced in tests)."""
+    return utcnow()
 
 
 def merge_intervals(intervals: Iterable[Sequence[int]]) -> list[list[int]]:
@@ -80,50 +114,48 @@ def parse_report(payload) -> dict:
     if not isinstance(position, int | float) or isinstance(position, bool) or not math.isfinite(position) \
             or position < 0:
         raise bad
-    duration = payload.get("duration")
-    if duration is not None and (not isinstance(duration, int | float) or isinstance(duration, bool)
-                                 or not math.isfinite(duration) or duration < 0):
-        raise bad
-    return {"report_id": report_id, "intervals": intervals, "position": float(position),
-            "duration": float(duration) if duration else None}
+    # A "duration" sent by older players is ignored: the length of a video is the server's.
+    return {"report_id": report_id, "intervals": intervals, "position": float(position)}
 
 
-def record_progress(actor, archive_file: ArchiveFile, report: dict, now: datetime | None = None) -> ViewingProgress:
-    """Merge watched intervals of the actor's own staff record, credited no faster than real time.
+@dataclass
+class Recorded:
+    """The outcome of a report: the progress row, and whether the video's viewing counts."""
 
-    Idempotent by ``report_id``. Completion at the course's ``viewing_threshold_pct``."""
-    now = now or utcnow()
+    progress: ViewingProgress
+    counting: bool
+
+
+def record_progress(actor, archive_file: ArchiveFile, report: dict, now: datetime | None = None) -> Recorded:
+    """Merge watched intervals into the actor's own staff record, credited against the
+    learner's wall clock (see the module's docstring). Idempotent by ``report_id``. Completion
+    at the course's ``viewing_threshold_pct`` of the video's known length. A video whose length
+    the server does not know yet records the position only (``counting`` False)."""
     staff = getattr(actor, "staff_member", None)
     if staff is None:
         raise Conflict(_("職員名簿に登録されていないため、視聴状況を記録できません。"))
     if archive_file.kind != VIDEO or archive_file.status != READY:
         raise InvalidInput(_("この動画の視聴状況は記録できません。"))
-    progress = _progress_row(staff.id, archive_file.id, now)
+    # The learner's clock first, then the file's row (always in this order: no deadlock):
+    # every report of one learner waits here for the one before it.
+    clock = _clock_row(staff.id)
+    now = now or wall_time()
+    progress = _progress_row(staff.id, archive_file.id)
+    duration = archive_file.duration_seconds or 0
     if report["report_id"] == progress.last_report_id:
-        return progress
-    duration = archive_file.duration_seconds or progress.duration_seconds or 0
-    if not duration and report.get("duration"):
-        # Duration unreadable from the container: the first player figure is kept.
-        duration = int(math.ceil(report["duration"]))
-    progress.duration_seconds = duration
-    # Wall-clock budget: time the server has seen pass between reports of one playback.
-    last = as_utc(progress.last_report_at)
-    if last is not None and progress.playback_started_at is not None:
-        gap = (now - last).total_seconds()
-        if 0 < gap <= REPORT_GAP_SECONDS:
-            progress.credited_wall_seconds += int(math.ceil(gap))
-        elif gap > REPORT_GAP_SECONDS:
-            progress.playback_started_at = now
-    else:
-        progress.playback_started_at = now
+        return Recorded(progress, duration > 0)
     progress.last_report_at = now
     progress.last_report_id = report["report_id"]
+    if not duration:
+        # Not known yet: the position is kept for resuming, nothing is credited (the clock
+        # is left alone: time spent here may be credited to a video that counts).
+        progress.last_position = int(min(report["position"], MAX_POSITION))
+        return Recorded(progress, False)
 
-    upper = duration if duration else None
-    clipped = [(max(0, s), min(e, upper) if upper else e) for s, e in report["intervals"]]
     existing = merge_intervals(progress.intervals or [])
+    clipped = [(max(0, s), min(e, duration)) for s, e in report["intervals"]]
     fresh = _subtract(merge_intervals(clipped), existing)
-    allowance = progress.credited_wall_seconds + WALL_SLACK_SECONDS - measure(existing)
+    allowance = _allowance(clock, now)
     credited = []
     for start, end in fresh:
         if allowance <= 0:
@@ -131,34 +163,69 @@ def record_progress(actor, archive_file: ArchiveFile, report: dict, now: datetim
         take = min(end - start, allowance)
         credited.append([start, start + take])
         allowance -= take
+    _spend(clock, measure(credited), now)
     merged = merge_intervals([*existing, *credited])
     progress.intervals = merged
     progress.watched_seconds = measure(merged)
-    position = report["position"]
-    progress.last_position = int(min(position, duration) if duration else position)
+    progress.last_position = int(min(report["position"], duration))
     threshold = archive_file.archive.course.viewing_threshold_pct or 90
-    if (
-        progress.completed_at is None
-        and duration > 0
-        and progress.watched_seconds * 100 >= threshold * duration
-    ):
+    if progress.completed_at is None and progress.watched_seconds * 100 >= threshold * duration:
         progress.completed_at = now
         viewing_changed.send(None, staff_member_id=staff.id, archive_id=archive_file.archive_id)
-    return progress
+    return Recorded(progress, True)
 
 
-def _progress_row(staff_member_id: int, archive_file_id: int, now: datetime) -> ViewingProgress:
-    query = select(ViewingProgress).where(
+def _allowance(clock: ViewingClock, now: datetime) -> int:
+    """Whole seconds of wall clock since the learner's mark (a long pause restarts it)."""
+    mark = as_utc(clock.credited_until)
+    assert mark is not None  # the column is NOT NULL
+    since = (now - mark).total_seconds()
+    if since > REPORT_GAP_SECONDS + WALL_SLACK_SECONDS:
+        clock.credited_until = now - timedelta(seconds=WALL_SLACK_SECONDS)
+        since = WALL_SLACK_SECONDS
+    return max(0, math.floor(since))
+
+
+def _spend(clock: ViewingClock, seconds: int, now: datetime) -> None:
+    """Move the mark on by what was credited, and to at most WALL_SLACK_SECONDS behind now
+    (what was not used cannot be saved up)."""
+    mark = as_utc(clock.credited_until)
+    assert mark is not None
+    clock.credited_until = max(mark + timedelta(seconds=seconds), now - timedelta(seconds=WALL_SLACK_SECONDS))
+
+
+def _locked(query):
+    return query.with_for_update() if db.engine.dialect.name == "postgresql" else query
+
+
+def _clock_row(staff_member_id: int) -> ViewingClock:
+    """The learner's clock, locked (PostgreSQL: FOR UPDATE; SQLite: the caller holds the write
+    lock). A new clock starts long ago: its first report restarts it (``_allowance``)."""
+    query = _locked(select(ViewingClock).where(ViewingClock.staff_member_id == staff_member_id))
+    clock = db.session.scalar(query)
+    if clock is not None:
+        return clock
+    clock = ViewingClock(staff_member_id=staff_member_id, credited_until=NEVER)
+    try:
+        with db.session.begin_nested():
+            db.session.add(clock)
+            db.session.flush()
+    except IntegrityError:  # PostgreSQL: another report of the learner created it just now
+        clock = db.session.scalar(query)
+        if clock is None:
+            raise
+    return clock
+
+
+def _progress_row(staff_member_id: int, archive_file_id: int) -> ViewingProgress:
+    query = _locked(select(ViewingProgress).where(
         ViewingProgress.staff_member_id == staff_member_id, ViewingProgress.archive_file_id == archive_file_id
-    )
-    if db.engine.dialect.name == "postgresql":
-        query = query.with_for_update()
+    ))
     progress = db.session.scalar(query)
     if progress is not None:
         return progress
     progress = ViewingProgress(staff_member_id=staff_member_id, archive_file_id=archive_file_id, intervals=[],
-                               watched_seconds=0, credited_wall_seconds=0, last_report_id="", duration_seconds=0,
-                               last_position=0)
+                               watched_seconds=0, last_report_id="", last_position=0)
     try:
         with db.session.begin_nested():
             db.session.add(progress)

@@ -24,7 +24,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from lms.archives import filetypes
+from lms.archives import containers, filetypes
 from lms.archives.captions import CaptionError, parse_vtt
 from lms.archives.files import ContentRejected, add_file, human_size, new_storage_key, object_reader, sha256_of_object
 from lms.archives.models import AUDIENCE_ELIGIBLE, DRAFT, VIDEO, Archive, ArchiveFile
@@ -169,7 +169,7 @@ def _store_recording(storage: Storage, key: str, chunks: Iterable[bytes], size: 
         storage.commit_part(key, filetype.content_type)
         if sha256_of_object(storage, key) != (digest.hexdigest(), received):
             raise InvalidInput(_("録画ファイルの検証（SHA-256）に失敗しました。"))
-        duration = filetypes.media_duration(object_reader(storage, key), received, filetype)
+        duration = containers.header_duration(object_reader(storage, key), received, filetype.code)
     except (InvalidInput, ContentRejected) as exc:
         storage.delete_part(key)
         storage.delete(key)

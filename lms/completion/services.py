@@ -103,8 +103,8 @@ def archive_basis(staff_member_id: int, course: Course, fiscal_year: int) -> Bas
         .where(
             ViewingProgress.staff_member_id == staff_member_id,
             Archive.course_id == course.id,
-            ViewingProgress.duration_seconds > 0,
-            ViewingProgress.watched_seconds * 100 >= ViewingProgress.duration_seconds * course.viewing_threshold_pct,
+            ArchiveFile.duration_seconds > 0,  # the server's length of the video, never the player's
+            ViewingProgress.watched_seconds * 100 >= ArchiveFile.duration_seconds * course.viewing_threshold_pct,
             reached_at >= start,
             reached_at < end,
         )

@@ -82,8 +82,7 @@
     var body = {
       report_id: reportId(),
       intervals: intervals,
-      position: video.currentTime || 0,
-      duration: isFinite(video.duration) ? video.duration : null
+      position: video.currentTime || 0
     };
     var taken = pending.length;
     sending = true;
@@ -106,6 +105,11 @@
       return response.json();
     }).then(function (data) {
       if (!data) { return; }
+      if (data.counting === false) {
+        // The server does not know the video's length yet: nothing is recorded (it says why).
+        progressText.textContent = data.notice || "";
+        return;
+      }
       progressText.textContent = msg("watched")
         .replace("{percent}", String(data.percent))
         .replace("{w}", mmss(data.watched_seconds))

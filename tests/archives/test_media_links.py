@@ -1,9 +1,12 @@
 """Signed media links: issued only after the access check, validated like nginx's secure_link
-(expiry, signature over path + user + viewer cookie), and a real nginx serving ranges for a
-valid link and refusing tampered, foreign and expired ones."""
+(expiry, signature over a structured string of version, expiry, path, user and viewer cookie),
+and a real nginx serving ranges for a valid link and refusing tampered, foreign, spliced,
+old-format and expired ones."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import shutil
 import signal
@@ -41,6 +44,24 @@ def _with(url: str, **changes) -> str:
     return path + "?" + "&".join(f"{k}={v}" for k, v in query.items())
 
 
+def legacy_signature(expires: int, path: str, user_id: str, viewer: str, secret: str = SECRET) -> str:
+    """The signature of the earlier releases: the fields concatenated with nothing between."""
+    digest = hashlib.md5(f"{expires}{path}{user_id}{viewer} {secret}".encode(), usedforsecurity=False).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def spliced_links(path: str, expires: int):
+    """A link for user 10 and two re-cuts of its fields that the plain concatenation could not
+    tell apart: one digit of the user ID moved into the path (…/1.webm?u=10 → …/1.webm1?u=0),
+    or into the viewer cookie. Returns (genuine, [(path, user, cookie), …])."""
+    viewer = links.viewer_token(10)
+    genuine = (path, "10", viewer)
+    recuts = [(path + "1", "0", viewer), (path, "1", "0" + viewer)]
+    for recut in recuts:  # the attack worked on the earlier signature
+        assert legacy_signature(expires, *recut) == legacy_signature(expires, *genuine)
+    return genuine, recuts
+
+
 # ------------------------------------------------------------------ signing and validation
 
 
@@ -74,6 +95,42 @@ def test_a_link_is_valid_for_its_user_file_and_lifetime_only(app, db, published,
     # Missing pieces and paths outside the media prefix.
     assert links.check(path, {k: v for k, v in query.items() if k != "e"}, link.cookie, now).outcome == links.INVALID
     assert links.check("/archives/media/../etc/passwd", query, link.cookie, now).outcome == links.INVALID
+
+
+def test_the_fields_of_a_link_cannot_be_recut_into_another(app, db, published):
+    _archive, video = published
+    now = int(time.time())
+    expires = now + 60
+    (path, user_id, viewer), recuts = spliced_links(links.media_path(video), expires)
+    signed = links.signature(expires, path, user_id, viewer)
+    assert links.check(path, {"u": user_id, "e": str(expires), "s": signed}, viewer, now).outcome == links.VALID
+    for recut_path, recut_user, recut_viewer in recuts:
+        query = {"u": recut_user, "e": str(expires), "s": signed}
+        assert links.check(recut_path, query, recut_viewer, now).outcome == links.INVALID
+
+
+@pytest.mark.parametrize("fields", [
+    (1, "/archives/media/a/1.webm", "1|2", "abc"),
+    (1, "/archives/media/a/1.webm", "12", "ab|c"),
+    (1, "/archives/media/a|b/1.webm", "12", "abc"),
+    (1, "/archives/media/a/1.webm1", "12", "abc"),
+    (-1, "/archives/media/a/1.webm", "12", "abc"),
+    (1, "/archives/media/a/1.webm", "١٢", "abc"),
+])
+def test_no_field_may_hold_the_separator_or_leave_its_alphabet(app, fields):
+    with pytest.raises(ValueError):
+        links.signature(*fields)
+
+
+def test_a_link_signed_the_earlier_way_is_refused_and_a_fresh_link_plays(app, client, login_as, published):
+    archive, video = published
+    viewer = login_as("learner", "131016")
+    fresh = client.get(f"/archives/{archive.id}/files/{video.id}/link").json["url"]  # sets the viewer cookie
+    path, query = _split(fresh)
+    old = _with(fresh, s=legacy_signature(int(query["e"]), path, query["u"], links.viewer_token(viewer.id)))
+    assert links.check(path, _split(old)[1], links.viewer_token(viewer.id)).outcome == links.INVALID
+    assert client.get(old).status_code == 403  # the player then asks for a fresh link (player.js)
+    assert client.get(fresh, headers={"Range": "bytes=0-9"}).status_code == 206
 
 
 def test_the_link_lifetime_is_bounded(app, db, published, make_user):
@@ -278,3 +335,19 @@ def test_nginx_serves_ranges_for_a_valid_link_and_refuses_the_others(app, db, pu
     assert status(old.url, {links.COOKIE: old.cookie}) == 410
     # And nginx agrees with the app's own validation on every one of these.
     assert links.check(path, query, link.cookie).outcome == links.VALID
+
+
+def test_nginx_refuses_spliced_and_old_format_links(app, db, published, nginx):
+    _archive, video = published
+    expires = int(time.time()) + 60
+    (path, user_id, viewer), recuts = spliced_links(links.media_path(video), expires)
+    signed = links.signature(expires, path, user_id, viewer)
+
+    def status(link_path, user, cookie, signature=signed):
+        url = f"{nginx}{link_path}?u={user}&e={expires}&s={signature}"
+        return requests.get(url, cookies={links.COOKIE: cookie}, headers={"Range": "bytes=0-9"}, timeout=5).status_code
+
+    assert status(path, user_id, viewer) == 206
+    # …/1.webm1 is not even a media location for nginx (404); the cookie re-cut is refused.
+    assert [status(*recut) for recut in recuts] == [404, 403]
+    assert status(path, user_id, viewer, legacy_signature(expires, path, user_id, viewer)) == 403

@@ -49,7 +49,7 @@ def make_video(db):
         db.session.flush()
         video = ArchiveFile(
             archive_id=archive.id, kind=VIDEO, filename="v.mp4", content_type="video/mp4",
-            storage_key=f"test/{next(_keys)}.mp4", status=READY, duration_seconds=duration,
+            storage_key=f"test/{next(_keys)}.mp4", status=READY, duration_seconds=duration, duration_checked_at=utcnow(),
         )
         db.session.add(video)
         db.session.commit()
@@ -70,7 +70,6 @@ def watch(db):
             row = ViewingProgress(staff_member_id=staff.id, archive_file_id=video.id)
             db.session.add(row)
         duration = video.duration_seconds
-        row.duration_seconds = duration
         row.watched_seconds = duration * pct // 100
         row.intervals = [[0, row.watched_seconds]]
         row.completed_at = (at or utcnow()) if pct >= 90 else None

@@ -180,9 +180,9 @@ def world(app, db):
     from lms.archives.models import Archive, UploadSession
     from lms.attendance.models import AttendanceRecord
     from lms.completion.models import Completion, MandatoryAssignment
+    from lms.courses.models import SearchSynonym
     from lms.demo import load_demo
     from lms.enrollment.models import CONFIRMED, Enrollment
-    from lms.courses.models import SearchSynonym
     from lms.municipalities.models import TenantMapping
     from lms.notifications.models import OutboxMail
     from lms.teams.models import GraphOperation
