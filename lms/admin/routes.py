@@ -19,6 +19,7 @@ from lms.audit.queries import select_entries
 from lms.audit.services import record_action
 from lms.auth.consent import admin_consent_link
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
+from lms.auth.services import tenant_mapping_reach
 from lms.common.access import municipality_scope, require_municipality, role_required
 from lms.common.errors import DomainError
 from lms.common.forms import ActionForm
@@ -88,9 +89,26 @@ def tenants():
     ), 400 if form.errors else 200
 
 
-@bp.post("/tenants/<int:mapping_id>/remove")
+@bp.route("/tenants/<int:mapping_id>/remove", methods=["GET", "POST"])
 @role_required(PLATFORM_ADMIN)
 def remove_tenant(mapping_id: int):
+    if request.method == "GET":
+        # One click would stop a whole municipality signing in: say so on a page first.
+        try:
+            row, users = tenant_mapping_reach(mapping_id)
+        except DomainError:
+            abort(404)
+        return render_template(
+            "confirm.html", heading=_("テナントの対応付けを削除"),
+            lead=_("この対応付けを削除すると、このテナントのアカウントは %(name)s の職員としてサインインできなくなります。",
+                   name=row.municipality.name),
+            facts=[(_("区市町村"), f"{row.municipality.name}（{row.municipality.code}）"), (_("テナント ID"), row.tenant_id),
+                   (_("メールドメイン"), row.mail_domain or _("（全員）")),
+                   (_("これまでこの対応でサインインした利用者"), _("%(n)s 人", n=f"{users:,}"))],
+            warning=_("環境変数 ENTRA_TENANTS にある対応は、ここで削除しても環境変数の設定が優先されます。")
+            if row.source == "env" else "",
+            action_url=url_for("admin.remove_tenant", mapping_id=row.id), button=_("削除する"),
+            back_url=url_for("admin.tenants"))
     if not RemoveTenantMappingForm().validate_on_submit():
         abort(400)
     try:

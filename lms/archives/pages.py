@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from sqlalchemy import select
+from sqlalchemy import func, select
 from wtforms.fields.choices import SelectChoice
 
 from lms.archives import access, durations, links, progress, search, services, uploads
@@ -14,7 +14,7 @@ from lms.archives.blueprint import bp, refusal_response
 from lms.archives.captions import chapters_from
 from lms.archives.filetypes import KIND_LABELS, SLIDES, VIDEO
 from lms.archives.forms import ActionForm, ArchiveForm
-from lms.archives.models import CAPTIONS, READY, Archive, ArchiveFile
+from lms.archives.models import CAPTIONS, READY, Archive, ArchiveFile, ViewingProgress
 from lms.audit.services import record_denied
 from lms.auth.models import PLATFORM_ADMIN, TRAINER
 from lms.common.access import role_required
@@ -224,9 +224,20 @@ def publish(archive_id: int):
     return _state_change(archive_id, services.publish_archive, _("アーカイブを公開しました。"))
 
 
-@bp.post("/manage/<int:archive_id>/withdraw")
+@bp.route("/manage/<int:archive_id>/withdraw", methods=["GET", "POST"])
 @role_required(TRAINER, PLATFORM_ADMIN)
 def withdraw(archive_id: int):
+    if request.method == "GET":
+        archive = _manageable_or_abort(archive_id)
+        viewers = db.session.scalar(select(func.count(func.distinct(ViewingProgress.staff_member_id)))
+                                    .join(ArchiveFile, ArchiveFile.id == ViewingProgress.archive_file_id)
+                                    .where(ArchiveFile.archive_id == archive.id)) or 0
+        return render_template(
+            "confirm.html", heading=_("アーカイブの公開を終了"),
+            lead=_("公開を終了すると、視聴中の人も含めて直ちに視聴できなくなります。視聴の記録と修了は残ります。"),
+            facts=[(_("アーカイブ"), archive.title), (_("これまでに視聴した職員"), _("%(n)s 人", n=f"{viewers:,}"))],
+            action_url=url_for("archives.withdraw", archive_id=archive.id), button=_("公開を終了する"),
+            back_url=url_for("archives.detail", archive_id=archive.id))
     return _state_change(archive_id, services.withdraw_archive, _("アーカイブの公開を終了しました。視聴はただちに停止されます。"))
 
 
@@ -244,15 +255,22 @@ def _state_change(archive_id: int, action, message: str):
     return redirect(url_for("archives.detail", archive_id=archive_id))
 
 
-@bp.post("/manage/<int:archive_id>/files/<int:file_id>/remove")
+@bp.route("/manage/<int:archive_id>/files/<int:file_id>/remove", methods=["GET", "POST"])
 @role_required(TRAINER, PLATFORM_ADMIN)
 def remove_file(archive_id: int, file_id: int):
     archive = _manageable_or_abort(archive_id)
-    if not ActionForm().validate_on_submit():
-        abort(400)
     archive_file = db.session.get(ArchiveFile, file_id)
     if archive_file is None or archive_file.archive_id != archive.id:
         abort(404)
+    if request.method == "GET":
+        return render_template(
+            "confirm.html", heading=_("ファイルを削除"),
+            lead=_("このファイルを削除します。元に戻せません。"),
+            facts=[(_("アーカイブ"), archive.title), (_("ファイル名"), archive_file.filename)],
+            action_url=url_for("archives.remove_file", archive_id=archive.id, file_id=archive_file.id),
+            button=_("削除する"), back_url=url_for("archives.detail", archive_id=archive.id))
+    if not ActionForm().validate_on_submit():
+        abort(400)
     services.remove_file(current_user, archive_file)
     db.session.commit()
     flash(_("ファイル「%(name)s」を削除しました。", name=archive_file.filename), "success")

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from lms.audit.services import record_action
 from lms.auth.entra import Identity
 from lms.auth.models import LEARNER, User
-from lms.common.errors import NotAllowed
+from lms.common.errors import NotAllowed, NotFound
 from lms.common.signals import user_signed_in
 from lms.common.timeutil import utcnow
 from lms.extensions import db
+from lms.municipalities.models import TenantMapping
 from lms.municipalities.services import municipality_for_tenant
 
 
@@ -104,3 +105,15 @@ def _upsert_user(identity: Identity, municipality_id: int) -> User:
     user.email = identity.username
     user.municipality_id = municipality_id
     return user
+
+
+def tenant_mapping_reach(mapping_id: int) -> tuple[TenantMapping, int]:
+    """A tenant mapping and how many active users sign in through it (of its tenant and, when
+    it names a mail domain, with an address there): who its removal would lock out."""
+    row = db.session.get(TenantMapping, mapping_id)
+    if row is None:
+        raise NotFound(_("対応付けが見つかりません。"))
+    users = select(func.count()).select_from(User).where(User.tenant_id == row.tenant_id, User.active.is_(True))
+    if row.mail_domain:
+        users = users.where(func.lower(User.email).like(f"%@{row.mail_domain.lower()}"))
+    return row, int(db.session.scalar(users) or 0)

@@ -41,6 +41,11 @@ def test_trainer_creates_edits_publishes_and_withdraws(db, client, login_as, own
                 data=form(course, title="改題", audience="municipalities", municipality_ids=[muni.id]))
     db.session.refresh(archive)
     assert archive.title == "改題" and [m.municipality_id for m in archive.municipalities] == [muni.id]
+    # Withdrawing asks on a page of its own, naming the archive, before anything changes.
+    confirm = client.get(f"/archives/manage/{archive.id}/withdraw").get_data(as_text=True)
+    assert "公開を終了する" in confirm and "改題" in confirm and "これまでに視聴した職員" in confirm
+    db.session.refresh(archive)
+    assert archive.status == "published"
     client.post(f"/archives/manage/{archive.id}/withdraw")
     db.session.refresh(archive)
     assert archive.status == "withdrawn"
@@ -95,6 +100,9 @@ def test_remove_file_deletes_bytes(db, client, login_as, owned_course):
     archive = make_archive(course, status="draft")
     archive_file = add_file(archive, video_bytes("webm"))
     login_as(user=trainer)
+    confirm = client.get(f"/archives/manage/{archive.id}/files/{archive_file.id}/remove").get_data(as_text=True)
+    assert archive_file.filename in confirm and "元に戻せません" in confirm
+    assert get_storage().exists(archive_file.storage_key)
     client.post(f"/archives/manage/{archive.id}/files/{archive_file.id}/remove")
     db.session.refresh(archive_file)
     assert archive_file.status == "removed"

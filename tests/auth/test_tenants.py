@@ -86,6 +86,15 @@ def test_platform_admin_removes_a_tenant(client, db, login_as, audit_actions):
     db.session.commit()
     [row] = _mappings(db, tid)
     row_id = row.id
+    # Users who sign in through the mapping: the confirmation page counts them first.
+    for _n in range(2):
+        factories.make_user("learner", "131016", with_staff=False).tenant_id = tid
+    db.session.commit()
+    listed = client.get("/admin/tenants").get_data(as_text=True)
+    assert f'href="/admin/tenants/{row_id}/remove"' in listed  # a link to the confirmation, not a bare button
+    confirm = client.get(f"/admin/tenants/{row_id}/remove").get_data(as_text=True)
+    assert "千代田区" in confirm and tid in confirm and "2 人" in confirm and "削除する" in confirm
+    assert _mappings(db, tid) != []  # asking removes nothing
 
     response = client.post(f"/admin/tenants/{row_id}/remove")
 
@@ -94,6 +103,7 @@ def test_platform_admin_removes_a_tenant(client, db, login_as, audit_actions):
     [entry] = audit_actions("auth.tenant_removed")
     assert entry.details["tenant_id"] == tid and entry.target_id == str(row_id)
     assert client.post(f"/admin/tenants/{row_id}/remove").status_code == 302  # already gone: a message, not a 500
+    assert client.get(f"/admin/tenants/{row_id}/remove").status_code == 404
 
 
 @pytest.mark.parametrize("role", ["learner", "trainer", "municipal_admin"])

@@ -55,6 +55,7 @@ EXPECTED = {
     "archives.publish POST": "L 403 403 403 403 ok",
     "archives.tus_create POST": "L 403 412 403 403 412",
     "archives.withdraw POST": "L 403 403 403 403 ok",
+    "archives.withdraw GET": "L 403 403 403 403 ok",
     "archives.create GET": "L 403 ok 403 403 ok",
     "archives.create POST": "L 403 ok 403 403 ok",
     "archives.search GET": "L ok ok ok ok ok",
@@ -75,6 +76,7 @@ EXPECTED = {
     "auth.start GET": "404 404 404 404 404 404",
     "auth.logout POST": "ok ok ok ok ok ok",
     "admin.tenants GET": "L 403 403 403 403 ok",
+    "admin.remove_tenant GET": "L 403 403 403 403 ok",
     "admin.synonyms GET": "L 403 403 403 403 ok",
     "admin.delete_synonym GET": "L 403 403 403 403 ok",
     "admin.tenants POST": "L 403 403 403 403 400",
@@ -152,6 +154,7 @@ EXPECTED = {
     "teams.sync_meeting POST": "L 403 403 403 403 ok",
     "teams.status GET": "L 403 403 403 403 ok",
     "archives.remove_file POST": "L 403 403 403 403 ok",
+    "archives.remove_file GET": "L 403 403 403 403 ok",
     "admin.remove_tenant POST": "L 403 403 403 403 ok",
     "admin.delete_synonym POST": "L 403 403 403 403 ok",
     # An empty group is refused with the form's message.
