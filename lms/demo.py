@@ -14,8 +14,10 @@ from sqlalchemy import func, select
 
 from lms.archives.demo import load_demo_archives
 from lms.archives.models import Archive
+from lms.attendance.models import ROLL_CALL, TEAMS_REPORT, Attendance
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER, User
-from lms.common.timeutil import TOKYO, utcnow
+from lms.common.timeutil import TOKYO, as_utc, utcnow
+from lms.completion.services import recompute_for_session
 from lms.courses.models import (
     BY_ATTENDANCE,
     BY_EITHER,
@@ -46,6 +48,9 @@ def demo_uuid(*parts: str) -> str:
 
 # Municipalities with demo staff: the prefecture, a 特別区, a 市, a 町, a 村.
 DEMO_MUNICIPALITIES = ("130001", "131016", "132012", "133051", "133078")
+
+# The demo municipalities' mail domains (demo.<slug>.lg.jp).
+DEMO_MAIL_DOMAINS = {"130001": "metro.tokyo", "131016": "chiyoda", "132012": "hachioji", "133051": "hinode", "133078": "hinohara"}
 
 _FAMILY = ["佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村", "小林", "加藤", "吉田", "山田"]
 _FAMILY_KANA = ["サトウ", "スズキ", "タカハシ", "タナカ", "イトウ", "ワタナベ", "ヤマモト", "ナカムラ", "コバヤシ", "カトウ", "ヨシダ", "ヤマダ"]
@@ -159,6 +164,7 @@ def load_demo() -> dict[str, int]:
     courses = _courses(municipalities, users)
     _enrollments(courses, staff)
     db.session.flush()
+    _past_attendance(courses)
     load_demo_archives()
     db.session.flush()
 
@@ -198,13 +204,17 @@ def _user(municipality, key, name, email, roles):
 def _users(municipalities):
     pref = municipalities["130001"]
     users = {
-        "platform": _user(pref, "platform", "都 システム管理者（デモ）", "admin@demo.metro.tokyo.lg.jp", {PLATFORM_ADMIN}),
-        "trainer": _user(pref, "trainer", "研修 講師（デモ）", "trainer@demo.metro.tokyo.lg.jp", {TRAINER}),
+        "platform": _user(pref, "platform", "山本 誠（都 システム管理者・デモ）", "admin@demo.metro.tokyo.lg.jp",
+                          {PLATFORM_ADMIN}),
+        "trainer": _user(pref, "trainer", "中村 彩（研修講師・デモ）", "trainer@demo.metro.tokyo.lg.jp", {TRAINER}),
     }
-    for code, slug in (("131016", "chiyoda"), ("132012", "hachioji"), ("133051", "mizuho"), ("133078", "hinohara")):
+    for code, slug in DEMO_MAIL_DOMAINS.items():
+        if code == "130001":
+            continue  # 都: the platform admin and the trainer above
         m = municipalities[code]
+        person = f"{_FAMILY[(int(code[2:5]) + 7) % len(_FAMILY)]} {_GIVEN[(int(code[3:5]) + 2) % len(_GIVEN)]}"
         users[f"admin-{code}"] = _user(
-            m, "admin", f"{m.name} 研修担当（デモ）", f"kenshu@demo.{slug}.lg.jp", {MUNICIPAL_ADMIN}
+            m, "admin", f"{person}（{m.name} 研修担当・デモ）", f"kenshu@demo.{slug}.lg.jp", {MUNICIPAL_ADMIN}
         )
         for i in range(2):
             users[f"learner-{code}-{i}"] = _user(
@@ -233,11 +243,11 @@ def _roster(municipalities, users):
                     municipality=m,
                     employee_number=number,
                     full_name=name,
-                    full_name_kana=f"{_FAMILY_KANA[f]} {_GIVEN_KANA[g]}",
+                    full_name_kana=_kana_of(name),
                     department=_DEPARTMENTS[(i + int(code[4])) % len(_DEPARTMENTS)],
                     job_title=_TITLES[i % len(_TITLES)],
-                    sign_in_name=(user.email if user else f"e{number}@demo.lg.jp").lower(),
-                    email=user.email if user else f"e{number}@demo.lg.jp",
+                    sign_in_name=(user.email if user else f"e{number}@demo.{DEMO_MAIL_DOMAINS[code]}.lg.jp").lower(),
+                    email=user.email if user else f"e{number}@demo.{DEMO_MAIL_DOMAINS[code]}.lg.jp",
                     hired_on=date(2026, 4, 1) if i >= 8 else date(2010 + i, 4, 1),
                     source="demo",
                     user=user,
@@ -248,6 +258,12 @@ def _roster(municipalities, users):
             staff[(code, i)] = member
     db.session.flush()
     return staff
+
+
+def _kana_of(name: str) -> str:
+    """The reading of a demo name, from the same lists it was made of (so 鈴木 太郎 reads スズキ タロウ)."""
+    family, given = name.split(" ", 1)
+    return f"{_FAMILY_KANA[_FAMILY.index(family)]} {_GIVEN_KANA[_GIVEN.index(given)]}"
 
 
 def _at(days: int, hour: int, minute: int = 0) -> datetime:
@@ -313,6 +329,36 @@ def _courses(municipalities, users):
         courses.append(course)
     db.session.flush()
     return courses
+
+
+def _past_attendance(courses) -> None:
+    """A lived-in year: the sessions already held have their attendance (most attended, some
+    left early, some did not come) and the completions and certificates that follow from it,
+    so that every dashboard and chart shows something real."""
+    if db.session.scalar(select(func.count()).select_from(Attendance)):
+        return
+    now = utcnow()
+    for course in courses:
+        for session in course.sessions:
+            if as_utc(session.ends_at) > now:
+                continue
+            length = int((as_utc(session.ends_at) - as_utc(session.starts_at)).total_seconds())
+            confirmed = list(db.session.scalars(select(Enrollment).where(
+                Enrollment.session_id == session.id, Enrollment.status == CONFIRMED).order_by(Enrollment.arrival_seq)))
+            for n, enrollment in enumerate(confirmed):
+                pct = (100, 95, 88, 40, 0)[n % 5]  # 40 %: left early; 0: did not come
+                if pct == 0:
+                    continue
+                db.session.add(Attendance(
+                    session_id=session.id, staff_member_id=enrollment.staff_member_id,
+                    source=ROLL_CALL if session.delivery == ONSITE else TEAMS_REPORT,
+                    attended_seconds=length * pct // 100, attended_pct=pct,
+                    attended=pct >= course.attendance_threshold_pct,
+                ))
+            db.session.flush()
+            for enrollment in confirmed:
+                recompute_for_session(enrollment.staff_member_id, session.id)
+    db.session.flush()
 
 
 def _enrollments(courses, staff):

@@ -144,19 +144,53 @@ def test_demo_command_is_idempotent(runner, db):
     assert "courses: 6" in first.output
 
 
+def test_demo_is_a_lived_in_year(client, runner, db):
+    """Past sessions with attendance, completions and certificates: 千代田区's dashboard shows
+    real figures; names, kana and mail domains agree."""
+    import re
+
+    from lms.completion.models import Completion
+    from lms.roster.kana import normalise_kana
+    from lms.roster.models import StaffMember
+    from tests.factories import municipality, sign_in
+
+    assert runner.invoke(args=["lms", "demo"]).exit_code == 0
+    chiyoda = municipality("131016")
+    assert db.session.scalar(select(func.count()).select_from(Completion)
+                             .where(Completion.municipality_id == chiyoda.id)) > 0
+    check = runner.invoke(args=["lms", "completion-summary", "--check"])
+    assert check.exit_code == 0, check.output
+    admin = db.session.scalar(select(User).where(User.display_name.like("%千代田区 研修担当%")))
+    sign_in(client, admin)
+    page = client.get("/completion/dashboard").get_data(as_text=True)
+    rates = [float(r) for r in re.findall(r"(\d+\.\d)%", page)]
+    assert rates and max(rates) > 0
+    names = {"鈴木 太郎": "スズキ タロウ", "佐藤 花子": "サトウ ハナコ"}
+    for member in db.session.scalars(select(StaffMember).where(StaffMember.source == "demo")):
+        assert member.full_name_kana == normalise_kana(member.full_name_kana) and member.full_name_kana
+        if member.full_name in names:
+            assert member.full_name_kana == names[member.full_name]
+        assert "研修担当" not in member.full_name and "管理者" not in member.full_name
+        domain = member.email.split("@", 1)[1]
+        code = member.municipality.code
+        assert domain == {"130001": "demo.metro.tokyo.lg.jp", "131016": "demo.chiyoda.lg.jp",
+                          "132012": "demo.hachioji.lg.jp", "133051": "demo.hinode.lg.jp",
+                          "133078": "demo.hinohara.lg.jp"}[code], (member.full_name, member.email)
+
+
 def test_demo_sign_in_flow(client, runner, db):
     runner.invoke(args=["lms", "demo"])
     page = client.get("/auth/demo")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
-    assert "研修担当（デモ）" in html
+    assert "研修担当・デモ）" in html
     from lms.auth.models import User
 
-    trainer = db.session.scalar(select(User).where(User.display_name.like("研修 講師%")))
+    trainer = db.session.scalar(select(User).where(User.display_name.like("%研修講師・デモ%")))
     response = client.post("/auth/demo", data={"user_id": trainer.id})
     assert response.status_code == 302
     home = client.get("/").get_data(as_text=True)
-    assert "ようこそ、研修 講師（デモ） さん" in home
+    assert "ようこそ、中村 彩（研修講師・デモ） さん" in home
     assert "デモ環境です" in home
 
 
