@@ -149,6 +149,7 @@ def test_demo_is_a_lived_in_year(client, runner, db):
     real figures; names, kana and mail domains agree."""
     import re
 
+    from lms.auth.models import User
     from lms.completion.models import Completion
     from lms.roster.kana import normalise_kana
     from lms.roster.models import StaffMember
