@@ -12,6 +12,7 @@ from typing import Any
 from flask_babel import gettext as _
 from werkzeug.datastructures import MultiDict
 
+from lms.admin.audit_text import action_choices, action_label, details_text, targets
 from lms.admin.forms import AuditFilterForm
 from lms.audit.queries import AuditFilter, known_actions, select_entries
 from lms.common.timeutil import to_tokyo
@@ -19,13 +20,14 @@ from lms.extensions import db
 from lms.municipalities.services import list_municipalities
 
 EXPORT_HEADER = ("ID", "日時（日本時間）", "操作", "操作者ID", "操作者", "対象の種類", "対象ID",
-                 "区市町村コード", "区市町村", "IPアドレス", "リクエストID", "詳細")
+                 "区市町村コード", "区市町村", "IPアドレス", "リクエストID", "詳細",
+                 "操作（名称）", "対象（名称）", "詳細（読みやすい形）")
 
 
 def filter_form(source: MultiDict[str, Any]) -> tuple[AuditFilterForm, AuditFilter]:
     """The filter form read from ``source`` and the filter it asks for (no filter if invalid)."""
     form = AuditFilterForm(formdata=source)
-    form.action.choices = [("", _("すべて"))] + [(a, a) for a in known_actions()]
+    form.action.choices = [("", _("すべて"))] + action_choices(known_actions())
     form.municipality.choices = [("", _("すべて"))] + [(str(m.id), m.name) for m in list_municipalities()]
     if not form.validate():
         return form, AuditFilter()
@@ -46,19 +48,28 @@ def municipality_names() -> dict[int, str]:
 def export_rows(flt: AuditFilter) -> Iterator[tuple[object, ...]]:
     """The CSV rows of the entries matching ``flt`` (header: EXPORT_HEADER), newest first."""
     municipalities = {m.id: m for m in list_municipalities()}
-    for entry in db.session.scalars(select_entries(flt).execution_options(yield_per=1000)):
-        m = municipalities.get(entry.municipality_id) if entry.municipality_id is not None else None
-        yield (
-            entry.id,
-            f"{to_tokyo(entry.occurred_at):%Y-%m-%d %H:%M:%S}",
-            entry.action,
-            entry.actor_id or "",
-            entry.actor_label,
-            entry.target_type,
-            entry.target_id,
-            m.code if m else "",
-            m.name if m else "",
-            entry.ip_address,
-            entry.request_id,
-            json.dumps(entry.details or {}, ensure_ascii=False, sort_keys=True, default=str),
-        )
+    for batch in db.session.scalars(select_entries(flt).execution_options(yield_per=1000)).partitions(1000):
+        named = targets(batch)
+        for entry in batch:
+            yield _export_row(entry, municipalities, named.get(entry.id))
+
+
+def _export_row(entry, municipalities, target) -> tuple[object, ...]:
+    m = municipalities.get(entry.municipality_id) if entry.municipality_id is not None else None
+    return (
+        entry.id,
+        f"{to_tokyo(entry.occurred_at):%Y-%m-%d %H:%M:%S}",
+        entry.action,
+        entry.actor_id or "",
+        entry.actor_label,
+        entry.target_type,
+        entry.target_id,
+        m.code if m else "",
+        m.name if m else "",
+        entry.ip_address,
+        entry.request_id,
+        json.dumps(entry.details or {}, ensure_ascii=False, sort_keys=True, default=str),
+        action_label(entry.action),
+        f"{target.kind}：{target.name}" if target else "",
+        details_text(entry.details),
+    )

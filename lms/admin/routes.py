@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from lms.admin import audit_log
+from lms.admin import audit_log, audit_text
 from lms.admin.forms import SynonymForm
 from lms.audit.export import csv_bytes
 from lms.audit.queries import select_entries
@@ -132,7 +132,8 @@ def audit():
     page = db.paginate(select_entries(flt), per_page=AUDIT_PER_PAGE, error_out=False)
     return render_template(
         "admin/audit.html", form=form, page=page, params=flt.as_params(),
-        municipality_names=audit_log.municipality_names(),
+        municipality_names=audit_log.municipality_names(), targets=audit_text.targets(page.items),
+        action_label=audit_text.action_label, detail_lines=audit_text.detail_lines,
     )
 
 

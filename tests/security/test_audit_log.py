@@ -48,28 +48,47 @@ def test_audit_page_lists_newest_first_and_filters(db, client, login_as):
            municipality_id=chiyoda.id, target=("enrollment", "33"))
 
     body = client.get("/admin/audit/").get_data(as_text=True)
-    assert body.index("enrollment.approve</code>") < body.index("roster.import</code>") < body.index("course.publish</code>")
+    assert body.index("<td>申込の承認</td>") < body.index("<td>職員名簿の取込</td>") < body.index("<td>研修の公開</td>")
 
     body = client.get("/admin/audit/?action=roster.import").get_data(as_text=True)
-    assert "roster.import" in body and "course.publish</code>" not in body
+    assert "roster.import" in body and "<td>研修の公開</td>" not in body
 
     body = client.get(f"/admin/audit/?municipality={chiyoda.id}").get_data(as_text=True)
-    assert "course.publish</code>" in body and "roster.import</code>" not in body
+    assert "<td>研修の公開</td>" in body and "<td>職員名簿の取込</td>" not in body
 
     body = client.get(f"/admin/audit/?actor={admin.id}").get_data(as_text=True)
-    assert "enrollment.approve</code>" in body and "roster.import</code>" not in body
+    assert "<td>申込の承認</td>" in body and "<td>職員名簿の取込</td>" not in body
     body = client.get("/admin/audit/?actor=監査").get_data(as_text=True)
-    assert "course.publish</code>" in body and "roster.import</code>" not in body
+    assert "<td>研修の公開</td>" in body and "<td>職員名簿の取込</td>" not in body
 
     # Date range in Tokyo time: 4月2日 holds the 10:00 JST entry and the 23:30 JST one.
     body = client.get("/admin/audit/?date_from=2026-04-02&date_to=2026-04-02").get_data(as_text=True)
-    assert "roster.import</code>" in body and "enrollment.approve</code>" in body
-    assert "course.publish</code>" not in body
+    assert "<td>職員名簿の取込</td>" in body and "<td>申込の承認</td>" in body
+    assert "<td>研修の公開</td>" not in body
 
     body = client.get("/admin/audit/?target=staff:22").get_data(as_text=True)
-    assert "roster.import</code>" in body and "course.publish</code>" not in body
+    assert "<td>職員名簿の取込</td>" in body and "<td>研修の公開</td>" not in body
     body = client.get("/admin/audit/?target=33").get_data(as_text=True)
-    assert "enrollment.approve</code>" in body and "roster.import</code>" not in body
+    assert "<td>申込の承認</td>" in body and "<td>職員名簿の取込</td>" not in body
+    # The filter names the actions in words too (the code stays the value).
+    assert '<option value="roster.import">職員名簿の取込</option>' in body
+
+
+def test_targets_are_named_with_a_link_and_details_read_as_a_list(db, client, login_as, make_course):
+    admin = login_as("platform_admin", name="監査 管理者")
+    course = make_course(title="情報公開請求の研修")
+    _entry(db, "course.update", actor=admin, when=datetime(2026, 4, 1, 1, 0, tzinfo=UTC),
+           target=("course", str(course.id)),
+           changes={"title": ["旧題", "情報公開請求の研修"]}, reason="誤字の訂正", personal=True)
+    body = client.get("/admin/audit/").get_data(as_text=True)
+    assert "<td>研修の編集</td>" in body
+    assert f'<a href="/manage/courses/{course.id}">情報公開請求の研修</a>' in body
+    assert "<dt>題名</dt><dd>旧題 → 情報公開請求の研修</dd>" in body
+    assert "<dt>理由</dt><dd>誤字の訂正</dd>" in body and "<dt>個人情報を含む</dt><dd>はい</dd>" in body
+    assert "\\u" not in body and "{&#34;" not in body  # no raw JSON
+    exported = client.post("/admin/audit/export").data.decode("utf-8-sig")
+    assert "研修の編集" in exported and "研修：情報公開請求の研修" in exported
+    assert "題名：旧題 → 情報公開請求の研修" in exported and "理由：誤字の訂正" in exported
 
 
 def test_bad_filters_answer_a_clear_message_not_an_error(client, login_as):
@@ -88,8 +107,8 @@ def test_audit_page_paginates(db, client, login_as):
     db.session.commit()
     first = client.get("/admin/audit/?action=test.bulk").get_data(as_text=True)
     second = client.get("/admin/audit/?action=test.bulk&page=2").get_data(as_text=True)
-    assert first.count("test.bulk</code>") == 50
-    assert second.count("test.bulk</code>") == 5
+    assert first.count("<td>test.bulk</td>") == 50
+    assert second.count("<td>test.bulk</td>") == 5
     assert "action=test.bulk" in first and 'rel="next"' in first
 
 

@@ -1,0 +1,244 @@
+"""The audit log in plain words: what was done, to what (by name, with a link), and the details
+as a readable list — for a 監査 or an 情報公開 request, without a developer.
+
+The log stores codes (``enrollment.swap``, ``course: 168``, JSON details) so that it never
+changes; the names here are looked up when a page or an export is made. A code without a
+name here is shown as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from lms.archives.models import Archive
+from lms.audit.models import AuditLog
+from lms.auth.models import User
+from lms.common.timeutil import to_tokyo
+from lms.courses.models import Course, TrainingSession
+from lms.extensions import db
+from lms.municipalities.models import Municipality
+from lms.roster.models import StaffMember
+
+ACTION_LABELS = {
+    "access.denied": _l("権限のない操作の拒否"),
+    "archive.create": _l("アーカイブの作成"),
+    "archive.file_remove": _l("アーカイブのファイル削除"),
+    "archive.import": _l("録画の取り込み"),
+    "archive.publish": _l("アーカイブの公開"),
+    "archive.update": _l("アーカイブの編集"),
+    "archive.withdraw": _l("アーカイブの公開終了"),
+    "attendance.check_in": _l("QR コードでの受付"),
+    "attendance.correct": _l("出欠の訂正"),
+    "attendance.match": _l("出席記録の照合"),
+    "attendance.roll_call": _l("点呼による出欠登録"),
+    "attendance.rotate_checkin": _l("受付用 QR コードの更新"),
+    "auth.logout": _l("サインアウト"),
+    "auth.roles_changed": _l("役割の変更"),
+    "auth.sign_in": _l("サインイン"),
+    "auth.sign_in_failed": _l("サインインの失敗"),
+    "auth.sign_out_everywhere": _l("すべての端末からのサインアウト"),
+    "auth.tenant_added": _l("テナントの対応付けの追加"),
+    "auth.tenant_consented": _l("テナント管理者の同意"),
+    "auth.tenant_refused": _l("登録のないテナントからのサインインの拒否"),
+    "auth.tenant_removed": _l("テナントの対応付けの削除"),
+    "auth.user_created": _l("利用者の登録"),
+    "completion.assignment_create": _l("必修研修の指定"),
+    "completion.assignment_delete": _l("必修研修の指定の削除"),
+    "completion.assignment_update": _l("必修研修の指定の変更"),
+    "completion.manual": _l("修了の手動登録"),
+    "completion.revoke": _l("修了の取消"),
+    "course.cancel": _l("研修の中止"),
+    "course.create": _l("研修の作成"),
+    "course.publish": _l("研修の公開"),
+    "course.unpublish": _l("研修の非公開化"),
+    "course.update": _l("研修の編集"),
+    "enrollment.approve": _l("申込の承認"),
+    "enrollment.cancel": _l("申込の取消"),
+    "enrollment.cancel_session": _l("研修回の中止による申込の取消"),
+    "enrollment.nominate": _l("推薦"),
+    "enrollment.reject": _l("申込の却下"),
+    "enrollment.swap": _l("受講者の差し替え"),
+    "export.audit": _l("監査ログの出力"),
+    "export.completion": _l("修了状況の出力"),
+    "notifications.retry": _l("メールの再送"),
+    "roster.add": _l("職員の登録"),
+    "roster.edit": _l("職員情報の訂正"),
+    "roster.export": _l("職員名簿の出力"),
+    "roster.graph_sync": _l("Microsoft 365 からの名簿の同期"),
+    "roster.import": _l("職員名簿の取込"),
+    "roster.leave": _l("退職・転出の記録"),
+    "roster.transfer": _l("人事異動の記録"),
+    "search.synonym_add": _l("検索の同義語の追加"),
+    "search.synonym_delete": _l("検索の同義語の削除"),
+    "session.cancel": _l("研修回の中止"),
+    "session.create": _l("研修回の作成"),
+    "session.update": _l("研修回の変更"),
+    "teams.retry": _l("Teams 連携の再試行"),
+    "teams.sync_meeting": _l("Teams 会議の作成・更新"),
+}
+
+TARGET_LABELS = {
+    "archive": _l("アーカイブ"),
+    "archive_file": _l("アーカイブのファイル"),
+    "attendance": _l("出欠"),
+    "attendance_record": _l("出席記録"),
+    "audit_log": _l("監査ログ"),
+    "completion": _l("修了"),
+    "course": _l("研修"),
+    "enrollment": _l("受講申込"),
+    "export": _l("出力"),
+    "graph_operation": _l("Teams 連携の処理"),
+    "mandatory_assignment": _l("必修研修の指定"),
+    "municipality": _l("区市町村"),
+    "outbox_mail": _l("送信メール"),
+    "search_synonym": _l("検索の同義語"),
+    "sign_in": _l("サインイン"),
+    "staff_member": _l("職員"),
+    "tenant": _l("テナント"),
+    "tenant_mapping": _l("テナントの対応付け"),
+    "training_session": _l("研修回"),
+    "user": _l("利用者"),
+}
+
+DETAIL_LABELS = {
+    "changes": _l("変更内容"),
+    "course": _l("研修"),
+    "course_id": _l("研修"),
+    "employee_number": _l("職員番号"),
+    "encoding": _l("文字コード"),
+    "fiscal_year": _l("年度"),
+    "format": _l("形式"),
+    "kind": _l("種類"),
+    "left_on": _l("退職・転出日"),
+    "mail_domain": _l("メールドメイン"),
+    "mappings": _l("対応付けの数"),
+    "municipality_code": _l("区市町村コード"),
+    "personal": _l("個人情報を含む"),
+    "reason": _l("理由"),
+    "scope_municipality_id": _l("対象の区市町村"),
+    "session_id": _l("研修回"),
+    "source": _l("登録元"),
+    "subject": _l("件名"),
+    "table": _l("表"),
+    "tenant_id": _l("テナント ID"),
+    "title": _l("題名"),
+    "words": _l("語"),
+    "added": _l("追加"),
+    "updated": _l("更新"),
+    "unchanged": _l("変更なし"),
+    "transferred": _l("異動"),
+    "left": _l("退職・転出"),
+    "returned": _l("復帰"),
+    "mark_missing_left": _l("ファイルにない職員を退職・転出として記録"),
+    "filters": _l("絞り込み条件"),
+}
+
+
+def action_label(action: str) -> str:
+    label = ACTION_LABELS.get(action)
+    return str(label) if label is not None else action
+
+
+def action_choices(actions: Iterable[str]) -> list[tuple[str, str]]:
+    """The filter's choices: the code as the value, the plain name as the text (sorted by it)."""
+    return sorted(((a, action_label(a)) for a in actions), key=lambda choice: choice[1])
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: str  # the plain name of the kind of object
+    name: str  # the object's name, or its id when it no longer exists
+    url: str | None = None  # its page, where there is one
+
+
+def _int(value: str) -> int | None:
+    return int(value) if value.isdigit() and len(value) < 10 else None
+
+
+def targets(entries: Iterable[AuditLog]) -> dict[int, Target]:
+    """Entry id → what it acted on, by name: one query per kind of object on the page."""
+    entries = list(entries)
+    wanted: dict[str, set[int]] = {}
+    for entry in entries:
+        ident = _int(entry.target_id or "")
+        if ident is not None:
+            wanted.setdefault(entry.target_type, set()).add(ident)
+    names: dict[tuple[str, int], tuple[str, str | None]] = {}
+    if ids := wanted.get("course"):
+        for course_id, title in db.session.execute(select(Course.id, Course.title).where(Course.id.in_(ids))):
+            names[("course", course_id)] = (title, url_for("courses.manage_course", course_id=course_id))
+    if ids := wanted.get("training_session"):
+        sessions = db.session.execute(select(TrainingSession.id, TrainingSession.title, TrainingSession.starts_at,
+                                             Course.id, Course.title).join(Course).where(TrainingSession.id.in_(ids)))
+        for session_id, title, starts_at, course_id, course_title in sessions:
+            when = f"{to_tokyo(starts_at):%Y-%m-%d %H:%M}"
+            names[("training_session", session_id)] = (f"{course_title} {title}（{when}）",
+                                                       url_for("courses.manage_course", course_id=course_id))
+    if ids := wanted.get("archive"):
+        for archive_id, title in db.session.execute(select(Archive.id, Archive.title).where(Archive.id.in_(ids))):
+            names[("archive", archive_id)] = (title, url_for("archives.detail", archive_id=archive_id))
+    if ids := wanted.get("staff_member"):
+        members = db.session.execute(select(StaffMember.id, StaffMember.full_name, StaffMember.employee_number)
+                                     .where(StaffMember.id.in_(ids)))
+        for member_id, name, number in members:
+            names[("staff_member", member_id)] = (f"{name}（{number}）", url_for("roster.detail", member_id=member_id))
+    if ids := wanted.get("user"):
+        for user_id, name in db.session.execute(select(User.id, User.display_name).where(User.id.in_(ids))):
+            names[("user", user_id)] = (name, None)
+    if ids := wanted.get("municipality"):
+        for m_id, name in db.session.execute(select(Municipality.id, Municipality.name).where(Municipality.id.in_(ids))):
+            names[("municipality", m_id)] = (name, None)
+    out = {}
+    for entry in entries:
+        if not entry.target_type:
+            continue
+        kind = TARGET_LABELS.get(entry.target_type)
+        ident = _int(entry.target_id or "")
+        found = names.get((entry.target_type, ident)) if ident is not None else None
+        name, url = found if found else (entry.target_id or "", None)
+        out[entry.id] = Target(str(kind) if kind is not None else entry.target_type, name, url)
+    return out
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return _("はい") if value else _("いいえ")
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, list | tuple):
+        return "、".join(_value(v) for v in value) or "—"
+    if isinstance(value, dict):
+        return "、".join(f"{_key(k)}：{_value(v)}" for k, v in value.items()) or "—"
+    return str(value)
+
+
+def _key(key: str) -> str:
+    label = DETAIL_LABELS.get(key)
+    return str(label) if label is not None else key
+
+
+def detail_lines(details: dict | None) -> list[tuple[str, str]]:
+    """The details as (label, text) pairs; a change reads "old → new"."""
+    lines = []
+    for key, value in (details or {}).items():
+        if key == "changes" and isinstance(value, dict):
+            for field, change in value.items():
+                if isinstance(change, list | tuple) and len(change) == 2:
+                    lines.append((_key(field), f"{_value(change[0])} → {_value(change[1])}"))
+                else:
+                    lines.append((_key(field), _value(change)))
+            continue
+        lines.append((_key(key), _value(value)))
+    return lines
+
+
+def details_text(details: dict | None) -> str:
+    """The details on one line, for the CSV export."""
+    return " / ".join(f"{label}：{text}" for label, text in detail_lines(details))
