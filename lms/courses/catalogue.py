@@ -79,7 +79,7 @@ class CatalogueFilters:
 class CourseFigures:
     next_start: datetime | None
     sessions: int
-    free_seats: int
+    free_seats: int  # of the next session
 
 
 @dataclass(frozen=True)
@@ -234,24 +234,32 @@ def _statements(shape: _Shape):
     # The matching courses are found once, for both the page and the number of matches (a
     # selective search would otherwise scan the courses twice: once counting, once walking
     # the date order for a page's worth).
+    # Courses in the order staff look for them: the soonest next session first (those with
+    # none to come last, newest first).
+    soonest = (select(func.min(TrainingSession.starts_at))
+               .where(TrainingSession.course_id == Course.id, *_session_conditions(shape))
+               .scalar_subquery())
     matches = (
         select(Course.id, Course.title, Course.summary, Course.category_id, Course.requires_approval,
-               Course.eligible_all, Course.published_at)
+               Course.eligible_all, Course.published_at, soonest.label("soonest"))
         .where(*where)
         .cte("matches")
     )
+    order = (case((matches.c.soonest.is_(None), 1), else_=0), matches.c.soonest, matches.c.published_at.desc(),
+             matches.c.id.desc())
     page = (
         select(matches)
-        .order_by(matches.c.published_at.desc(), matches.c.id.desc())
+        .order_by(*order)
         .limit(bindparam("limit", type_=Integer))
         .offset(bindparam("offset", type_=Integer))
         .subquery("page")
     )
     total = select(func.count()).select_from(matches).scalar_subquery()
     sessions = [TrainingSession.course_id == page.c.id, *_session_conditions(shape)]
-    next_start = select(func.min(TrainingSession.starts_at)).where(*sessions).scalar_subquery()
     count = select(func.count()).select_from(TrainingSession).where(*sessions).scalar_subquery()
-    free = select(func.coalesce(func.sum(_FREE), 0)).where(*sessions).scalar_subquery()
+    # Seats are per session: the free seats of the next one (a sum over sessions misleads).
+    free = (select(_FREE).where(*sessions).order_by(TrainingSession.starts_at, TrainingSession.id).limit(1)
+            .scalar_subquery())
     listed: ColumnElement[int]
     if shape.municipality:
         listed = case(
@@ -262,9 +270,10 @@ def _statements(shape: _Shape):
     else:
         listed = literal(0)
     page_stmt = select(
-        page, total.label("total"), next_start.label("next_start"), count.label("sessions"), free.label("free_seats"),
-        listed.label("listed"),
-    ).order_by(page.c.published_at.desc(), page.c.id.desc())
+        page, total.label("total"), page.c.soonest.label("next_start"), count.label("sessions"),
+        free.label("free_seats"), listed.label("listed"),
+    ).order_by(case((page.c.soonest.is_(None), 1), else_=0), page.c.soonest, page.c.published_at.desc(),
+               page.c.id.desc())
     count_stmt = select(func.count()).select_from(Course).where(*where)
     return page_stmt, count_stmt
 
@@ -272,7 +281,10 @@ def _statements(shape: _Shape):
 def catalogue_select(filters: CatalogueFilters, municipality_id: int | None, now: datetime | None = None):
     """(statement, params) selecting the ids of the matching courses in catalogue order."""
     shape = _shape(filters, municipality_id)
-    stmt = select(Course.id).where(*_course_conditions(shape)).order_by(Course.published_at.desc(), Course.id.desc())
+    soonest = (select(func.min(TrainingSession.starts_at))
+               .where(TrainingSession.course_id == Course.id, *_session_conditions(shape)).scalar_subquery())
+    stmt = select(Course.id).where(*_course_conditions(shape)).order_by(
+        case((soonest.is_(None), 1), else_=0), soonest, Course.published_at.desc(), Course.id.desc())
     return stmt, _params(filters, municipality_id, now or utcnow())
 
 

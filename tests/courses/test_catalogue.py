@@ -228,3 +228,16 @@ def test_category_filter_lists_new_categories_at_once(db):
     db.session.commit()
     assert "新しい分類" in [name for _id, name in category_choices()]
     assert len(category_choices()) == len(before) + 1
+
+
+def test_courses_come_in_order_of_their_next_session_with_its_own_free_seats(db):
+    later = factories.make_course(title="来月の研修")
+    factories.make_session(later, starts_in=timedelta(days=40), capacity=30)
+    soon = factories.make_course(title="来週の研修")
+    factories.make_session(soon, starts_in=timedelta(days=7), capacity=10)
+    factories.make_session(soon, starts_in=timedelta(days=60), capacity=80)
+    factories.make_course(title="回のない研修")
+    _pagination, rows = catalogue_page(CatalogueFilters(), None)
+    assert [r.course.title for r in rows] == ["来週の研修", "来月の研修", "回のない研修"]
+    # The seats shown are the next session's (10), not a sum over sessions (90).
+    assert rows[0].figures.free_seats == 10 and rows[0].figures.sessions == 2
