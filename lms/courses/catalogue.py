@@ -119,15 +119,37 @@ def month_bounds(month: str) -> tuple[datetime, datetime] | None:
     return start, end
 
 
+_MONTHS_TTL_SECONDS = 60.0
+_months_cache: dict[str, tuple[float, list[tuple[str, int, int]]]] = {}
+
+
 def month_choices(now: datetime | None = None, count: int = 12) -> list[tuple[str, int, int]]:
-    """The next ``count`` months in Tokyo as ("YYYY-MM", year, month)."""
+    """The months of the next ``count`` (Tokyo) in which a published course has a session to
+    come, as ("YYYY-MM", year, month): empty months are not offered. Kept per process for a
+    minute, like the categories."""
     local = to_tokyo(now or utcnow())
+    key = f"{db.engine.url}|{local:%Y-%m-%d}|{count}"
+    clock = time.monotonic()
+    cached = _months_cache.get(key)
+    if cached is not None and clock - cached[0] <= _MONTHS_TTL_SECONDS and now is None:
+        return cached[1]
     year, mon = local.year, local.month
-    out = []
+    window = []
     for _ in range(count):
-        out.append((f"{year:04d}-{mon:02d}", year, mon))
+        window.append((f"{year:04d}-{mon:02d}", year, mon))
         year, mon = (year + 1, 1) if mon == 12 else (year, mon + 1)
-    return out
+    start = month_bounds(window[0][0])
+    end = month_bounds(window[-1][0])
+    assert start is not None and end is not None
+    starts = db.session.scalars(
+        select(TrainingSession.starts_at).join(Course, Course.id == TrainingSession.course_id)
+        .where(Course.status == PUBLISHED, TrainingSession.status == SCHEDULED,
+               TrainingSession.starts_at > (now or utcnow()), TrainingSession.starts_at < end[1])
+    )
+    held = {f"{to_tokyo(as_utc(value)):%Y-%m}" for value in starts}
+    months = [choice for choice in window if choice[0] in held]
+    _months_cache[key] = (clock, months)
+    return months
 
 
 # ---------------------------------------------------------------- statements
@@ -337,8 +359,11 @@ def category_choices() -> list[tuple[int, str]]:
 @event.listens_for(Session, "after_flush")
 def _forget_categories(session, _context) -> None:
     # This process sees its own changes at once; other workers within the minute.
-    if any(isinstance(obj, Category) for obj in (*session.new, *session.dirty, *session.deleted)):
+    changed = (*session.new, *session.dirty, *session.deleted)
+    if any(isinstance(obj, Category) for obj in changed):
         _category_cache.clear()
+    if any(isinstance(obj, TrainingSession | Course) for obj in changed):
+        _months_cache.clear()
 
 
 __all__ = [

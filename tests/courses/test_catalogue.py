@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -241,3 +242,15 @@ def test_courses_come_in_order_of_their_next_session_with_its_own_free_seats(db)
     assert [r.course.title for r in rows] == ["来週の研修", "来月の研修", "回のない研修"]
     # The seats shown are the next session's (10), not a sum over sessions (90).
     assert rows[0].figures.free_seats == 10 and rows[0].figures.sessions == 2
+
+
+def test_only_months_with_sessions_are_offered(db, client, login_as):
+    login_as("learner", "131016")
+    now = utcnow()
+    local = now.astimezone(TOKYO)
+    in_two_months = datetime(local.year + (local.month >= 11), (local.month + 1) % 12 + 1, 15, 10, tzinfo=TOKYO)
+    course = factories.make_course(title="再来月の研修")
+    factories.make_session(course, starts_in=in_two_months.astimezone(UTC) - now)
+    html = client.get("/courses").get_data(as_text=True)
+    offered = set(re.findall(r'<option value="(\d{4}-\d{2})"', html))
+    assert offered == {f"{in_two_months.year:04d}-{in_two_months.month:02d}"}
