@@ -110,6 +110,9 @@ class Config:
     LMS_STORAGE_DIR = _text("LMS_STORAGE_DIR", str(INSTANCE_DIR / "archives"))
     LMS_MAIL_DIR = _text("LMS_MAIL_DIR", str(INSTANCE_DIR / "mail"))
     LMS_DEMO_LOGIN = _flag("LMS_DEMO_LOGIN")
+    # Optional OpenTelemetry (lms.common.telemetry): the OTLP/HTTP endpoint of a collector.
+    LMS_OTEL_ENDPOINT = _text("LMS_OTEL_ENDPOINT", "")
+    LMS_OTEL_SERVICE_NAME = _text("LMS_OTEL_SERVICE_NAME", "manabi")
     # The body that issues certificates and organises the sessions (its name on certificates,
     # as the calendar organiser and mail sender name).
     LMS_ISSUER_NAME = _text("LMS_ISSUER_NAME", "東京都")

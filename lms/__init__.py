@@ -67,6 +67,7 @@ def create_app(config: str | type[Config] | dict | None = None) -> Flask:
     from lms.cli import register_cli  # (see above)
     from lms.common.logging import init_logging  # (see above)
     from lms.common.static_files import init_static_versions  # (see above)
+    from lms.common.telemetry import configure as init_telemetry  # (see above)
     from lms.common.templating import init_templating  # (see above)
     from lms.common.web import init_web  # (see above)
     from lms.main.nav import nav_items  # (see above)
@@ -74,6 +75,7 @@ def create_app(config: str | type[Config] | dict | None = None) -> Flask:
     # Sign-out redirects to the identity provider: the CSP's form-action must allow it.
     init_web(app, form_action_origins=[origin for origin in [authority_origin(app)] if origin])
     init_logging(app)
+    init_telemetry(app)
     init_templating(app, nav_items)
     init_static_versions(app)
     register_cli(app)

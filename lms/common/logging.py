@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from flask import Flask, g, has_request_context, request
 
-REQUEST_FIELDS = ("request_id", "user_id", "method", "path", "status", "duration_ms", "remote_addr")
+REQUEST_FIELDS = ("request_id", "user_id", "method", "path", "status", "duration_ms", "remote_addr", "trace_id")
 _HANDLER_NAME = "manabi"
 
 
@@ -31,6 +31,8 @@ def _request_fields() -> dict:
         "method": request.method,
         "path": request.path,
         "remote_addr": request.remote_addr or "",
+        # With telemetry on (lms.common.telemetry): the trace this request's spans belong to.
+        "trace_id": g.get("trace_id"),
     }
 
 

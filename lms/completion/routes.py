@@ -28,6 +28,7 @@ from lms.common.access import municipality_scope, require_municipality, role_req
 from lms.common.errors import DomainError
 from lms.common.limits import configured, limit_export
 from lms.common.public import public
+from lms.common.telemetry import timed_export
 from lms.completion import reports, services
 from lms.completion.certificates import (
     certificate_data,
@@ -320,7 +321,7 @@ def export(table: str, fmt: str):
     else:
         body = xlsx_chunks(built)
         content_type = XLSX_MIME
-    response = Response(stream_with_context(body), content_type=content_type)
+    response = Response(stream_with_context(timed_export(body, f"{table}.{fmt}")), content_type=content_type)
     response.headers["Content-Disposition"] = (
         f"attachment; filename=\"{filename}\"; filename*=UTF-8''{quote(filename)}"
     )
