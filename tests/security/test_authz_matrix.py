@@ -143,6 +143,10 @@ EXPECTED = {
     # Nobody signed in here is a B learner with a roster entry eligible for the course: refused by rule.
     "enrollment.enroll POST": "L 409 409 409 409 409",
     "static GET": "ok ok ok ok ok ok",
+    "site.accessibility GET": "ok ok ok ok ok ok",
+    "site.privacy GET": "ok ok ok ok ok ok",
+    "site.edit GET": "L 403 403 403 403 ok",
+    "site.edit POST": "L 403 403 403 403 400",
     "teams.graph_notifications POST": "400 400 400 400 400 400",
     "teams.retry_operation POST": "L 403 403 403 403 ok",
     "teams.session_detail GET": "L 403 403 403 403 ok",
@@ -224,7 +228,7 @@ def world(app, db):
         "member_id": member_b.id, "mapping_id": mapping.id if mapping else 1, "record_id": record.id,
         "operation_id": operation.id, "upload_id": upload.id if upload else uuid.uuid4().hex,
         "serial": completion.certificate_serial, "kind": "attendance", "table": "courses", "fmt": "csv",
-        "filename": "css/app.css",
+        "filename": "css/app.css", "slug": "privacy",
         # A signed media link's path without its signature: refused to everyone.
         "media_path": f"{archive_file.storage_key}/{archive_file.id}.webm",
     }
