@@ -66,6 +66,11 @@ EXPECTED = {
     "attendance.correct POST": "L 403 403 403 403 ok",
     "attendance.qr GET": "L 403 403 403 403 ok",
     "attendance.rotate_qr POST": "L 403 403 403 403 ok",
+    "attendance.qr_poster GET": "L 403 403 403 403 ok",
+    # Printed lists: a municipal admin sees their own municipality's participants of a session
+    # that concerns it (B); A's admin finds no such session.
+    "attendance.sign_in_sheet GET": "L 403 403 404 ok ok",
+    "attendance.participants GET": "L 403 403 404 ok ok",
     "attendance.roll_call GET": "L 403 403 403 403 ok",
     "attendance.roll_call POST": "L 403 403 403 403 ok",
     "auth.callback GET": "404 404 404 404 404 404",
