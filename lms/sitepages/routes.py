@@ -14,6 +14,7 @@ from lms.common.public import public
 from lms.common.roles import PLATFORM_ADMIN
 from lms.extensions import db
 from lms.sitepages import services
+from lms.sitepages.a11y_results import load_results
 from lms.sitepages.defaults import ACCESSIBILITY, PRIVACY
 from lms.sitepages.forms import SitePageForm
 
@@ -28,7 +29,7 @@ def _show(slug: str, **context):
 @bp.get("/accessibility")
 @public
 def accessibility():
-    return _show(ACCESSIBILITY)
+    return _show(ACCESSIBILITY, results=load_results())
 
 
 @bp.get("/privacy")
