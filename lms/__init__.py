@@ -26,6 +26,7 @@ BLUEPRINTS = (
     "archives",
     "completion",
     "admin",
+    "sitepages",
 )
 # Areas with signal receivers (lms/<area>/receivers.py) but no pages of their own.
 RECEIVER_ONLY = ("audit",)

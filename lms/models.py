@@ -18,4 +18,5 @@ from lms.enrollment.models import Enrollment  # noqa: F401
 from lms.municipalities.models import Municipality, TenantMapping  # noqa: F401
 from lms.notifications.models import OutboxMail  # noqa: F401
 from lms.roster.models import StaffHistory, StaffMember  # noqa: F401
+from lms.sitepages.models import SitePage  # noqa: F401
 from lms.teams.models import GraphOperation, GraphSubscription  # noqa: F401

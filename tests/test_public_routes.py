@@ -18,6 +18,9 @@ EXPECTED_PUBLIC = {
     # Archive media behind a short-lived signed link (user, viewer cookie, expiry): the
     # Python twin of nginx's secure_link check, which never sees the session either.
     "archives.media",
+    # アクセシビリティ方針 and 個人情報の取扱い, linked from every page's footer.
+    "site.accessibility",
+    "site.privacy",
 }
 
 

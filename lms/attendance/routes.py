@@ -11,12 +11,15 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from markupsafe import Markup
 
-from lms.attendance import services
+from lms.attendance import services, sheets
 from lms.attendance.forms import ActionForm, CorrectionForm, MatchForm, staff_choices
 from lms.attendance.models import AttendanceRecord
+from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
+from lms.common.access import municipality_scope
 from lms.common.errors import DomainError, NotAllowed, NotFound
 from lms.common.timeutil import utcnow
 from lms.extensions import db
+from lms.municipalities.models import Municipality
 
 bp = Blueprint("attendance", __name__, url_prefix="/attendance")
 
@@ -102,8 +105,8 @@ def roll_call(session_id: int):
                            rows=services.attendance_rows(session))
 
 
-def _qr_svg(data: str) -> Markup:
-    image = qrcode.make(data, image_factory=qrcode.image.svg.SvgPathImage, box_size=12, border=2)
+def _qr_svg(data: str, border: int = 2) -> Markup:
+    image = qrcode.make(data, image_factory=qrcode.image.svg.SvgPathImage, box_size=12, border=border)
     svg = image.to_string(encoding="unicode")
     svg = re.sub(r'width="[^"]+" height="[^"]+"', 'width="320" height="320"', svg, count=1)
     svg = svg.replace("<svg ", '<svg role="img" aria-label="{}" class="qr-code" '.format(_("受付用 QR コード")), 1)
@@ -125,6 +128,23 @@ def qr(session_id: int):
     opens, closes = services.checkin_window(session)
     return render_template("attendance/qr.html", session=session, svg=_qr_svg(url), url=url,
                            form=ActionForm(), is_open=opens <= utcnow() <= closes, opens=opens, closes=closes)
+
+
+@bp.get("/sessions/<int:session_id>/qr/poster")
+@login_required
+def qr_poster(session_id: int):
+    """The check-in QR code to print and put up at the entrance (one A4 page)."""
+    session = _managed(session_id)
+    if session.delivery not in services.ONSITE_DELIVERIES:
+        flash(_("会場で実施する研修回ではありません。"), "error")
+        return _back(session.id)
+    code = services.issue_poster_code(session, current_user)
+    db.session.commit()
+    url = url_for("attendance.check_in", session_id=session.id, code=code, _external=True)
+    opens, closes = services.checkin_window(session)
+    # A quiet zone of four modules, as the QR standard asks of a printed code.
+    return render_template("attendance/qr_poster.html", session=session, svg=_qr_svg(url, border=4), url=url,
+                           opens=opens, closes=closes)
 
 
 @bp.post("/sessions/<int:session_id>/qr/rotate")
@@ -150,3 +170,59 @@ def check_in(session_id: int):
         return render_template("attendance/check_in.html", ok=False, message=exc.message), (
             404 if isinstance(exc, NotFound) else 403 if isinstance(exc, NotAllowed) else 409)
     return render_template("attendance/check_in.html", ok=True, row=row, session=row.session)
+
+
+# ---------------------------------------------------------------- printed lists
+
+
+def _sheet_access(session_id: int) -> sheets.SheetAccess:
+    requested = None
+    if current_user.has_role(PLATFORM_ADMIN, MUNICIPAL_ADMIN):
+        # ?m=: a platform admin's choice; a municipal admin asking for another municipality: 403.
+        requested = municipality_scope(current_user, request.args.get("m"),
+                                       exists=lambda m: db.session.get(Municipality, m) is not None)
+    try:
+        return sheets.sheet_access(session_id, current_user, requested)
+    except NotFound:
+        abort(404)
+    except NotAllowed:
+        abort(403)
+
+
+def _sheet_context(access: sheets.SheetAccess) -> dict:
+    session = access.session
+    if services.can_manage_session(current_user, session):
+        back = url_for("teams.session_detail", session_id=session.id)
+    else:
+        back = url_for("enrollment.session_page", session_id=session.id)
+    m = {"m": access.municipality_id} if access.municipality_id and current_user.has_role(PLATFORM_ADMIN) else {}
+    return {"session": session, "back_url": back, "m": m, "printed_at": utcnow(),
+            "municipality": db.session.get(Municipality, access.municipality_id) if access.municipality_id else None,
+            "onsite": session.delivery in services.ONSITE_DELIVERIES}
+
+
+@bp.get("/sessions/<int:session_id>/sign-in-sheet")
+@login_required
+def sign_in_sheet(session_id: int):
+    """出席簿: confirmed participants with an empty 署名 column, to print for the reception."""
+    access = _sheet_access(session_id)
+    context = _sheet_context(access)
+    if not context["onsite"]:
+        flash(_("会場で実施する研修回ではないため、出席簿はありません。受講者名簿をご利用ください。"), "error")
+        return redirect(url_for("attendance.participants", session_id=session_id, **context["m"]))
+    rows = sheets.sign_in_sheet_rows(access, current_user)
+    page = render_template("attendance/sign_in_sheet.html", rows=rows, **context)
+    db.session.commit()  # the audit entry, once the page is made (rendered first: nothing expired)
+    return page
+
+
+@bp.get("/sessions/<int:session_id>/participants")
+@login_required
+def participants(session_id: int):
+    """受講者名簿: everyone with an active application and its 申込状況."""
+    access = _sheet_access(session_id)
+    context = _sheet_context(access)
+    rows = sheets.participant_rows(access, current_user)
+    page = render_template("attendance/participants.html", rows=rows, counts=sheets.status_counts(rows), **context)
+    db.session.commit()  # the audit entry, once the page is made
+    return page

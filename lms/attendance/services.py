@@ -412,6 +412,30 @@ def checkin_code(session: TrainingSession, at: datetime | None = None, step_offs
     return digest[:24]
 
 
+def poster_code(session: TrainingSession) -> str:
+    """The code of the printed poster: valid through the whole check-in window (a sheet of
+    paper cannot follow a code that changes every minute). A photo of the poster works
+    outside the room too, so the code is issued only when a trainer opens the poster (an
+    audit entry), and "QR コードを作り直す" (a new secret) ends it."""
+    if not session.checkin_token:
+        raise Conflict(_("QR コードによる受付が開始されていません。"))
+    key = (current_app.config["SECRET_KEY"] + ":" + session.checkin_token).encode()
+    return "p" + hmac.new(key, f"checkin-poster:{session.id}".encode(), hashlib.sha256).hexdigest()[:24]
+
+
+def issue_poster_code(session: TrainingSession, actor) -> str:
+    ensure_checkin_secret(session)
+    record_action(actor, "attendance.qr_poster", "training_session", session.id, None)
+    return poster_code(session)
+
+
+def _current_code(session: TrainingSession, code: str, now: datetime) -> bool:
+    if code.startswith("p"):
+        return hmac.compare_digest(code, poster_code(session))
+    return any(hmac.compare_digest(code, checkin_code(session, now, offset))
+               for offset in range(0, -CHECKIN_VALID_STEPS, -1))
+
+
 def checkin_window(session: TrainingSession) -> tuple[datetime, datetime]:
     return as_utc(session.starts_at) - CHECKIN_EARLY, as_utc(session.ends_at)
 
@@ -425,9 +449,7 @@ def check_in(session_id: int, code: str, user, at: datetime | None = None) -> At
     opens, closes = checkin_window(session)
     if not opens <= now <= closes:
         raise Conflict(_("受付時間外です（開始 30 分前から終了時刻まで）。"))
-    if not session.checkin_token or not code or not any(
-        hmac.compare_digest(code, checkin_code(session, now, offset)) for offset in range(0, -CHECKIN_VALID_STEPS, -1)
-    ):
+    if not session.checkin_token or not code or not _current_code(session, code, now):
         raise NotAllowed(_("QR コードの有効期限が切れています。会場に表示されている最新の QR コードを読み取ってください。"))
     staff = db.session.scalar(select(StaffMember).where(StaffMember.user_id == user.id))
     if staff is None or staff.id not in _confirmed_staff_ids(session.id):

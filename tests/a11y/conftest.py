@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -10,6 +14,8 @@ from sqlalchemy import select
 from tests.conftest import ROOT, require
 
 AXE = ROOT / "tests" / "node" / "node_modules" / "axe-core" / "axe.min.js"
+# Set by scripts/a11y_report.py: each run of the axe tests writes what it checked there.
+REPORT_DIR = os.environ.get("LMS_A11Y_REPORT_DIR", "")
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 ROLES = {
@@ -37,10 +43,12 @@ def demo_user(code, key):
 @pytest.fixture
 def a11y_world(app, db):
     """The demo data set, plus a course open to everyone, owned by the demo trainer, with an
-    open session and a published archive (video + captions)."""
+    open session, a session held on site with two confirmed participants (its printed
+    lists and QR poster), and a published archive (video + captions)."""
     from lms.archives.models import Archive
     from lms.common.timeutil import utcnow
     from lms.demo import load_demo
+    from lms.enrollment.models import CONFIRMED, Enrollment
     from tests.archives.conftest import VTT_TEXT, add_file, video_bytes
     from tests.factories import make_course, make_session, make_staff
 
@@ -59,7 +67,15 @@ def a11y_world(app, db):
     add_file(archive, VTT_TEXT.encode(), "captions.vtt")
     # A name outside Windows-31J: the Shift_JIS roster export shows its warning page.
     make_staff("131016", full_name="𠮷田 一", full_name_kana="ヨシダ ハジメ")
-    return {"course": course, "session": session, "archive": archive}
+    onsite = make_session(course, title="第2回（会場）", capacity=30, delivery="onsite",
+                          location="都庁第一本庁舎 32階 研修室", join_url="")
+    for code, name, kana in (("131016", "会場 花子", "カイジョウ ハナコ"), ("131024", "会場 太郎", "カイジョウ タロウ")):
+        member = make_staff(code, full_name=name, full_name_kana=kana)
+        db.session.add(Enrollment(session_id=onsite.id, staff_member_id=member.id,
+                                  municipality_id=member.municipality_id, status=CONFIRMED, arrival_seq=1))
+        onsite.confirmed_count += 1
+    db.session.commit()
+    return {"course": course, "session": session, "archive": archive, "onsite_session": onsite}
 
 
 def sign_in(page, base_url: str, user) -> None:
@@ -88,3 +104,21 @@ def pattern(path: str) -> str:
     base, _, query = path.partition("?")
     keys = sorted({part.split("=")[0] for part in query.split("&") if part})
     return re.sub(r"\d+", "N", base) + ("?" + "&".join(keys) if keys else "")
+
+
+def report_run(name: str, lang: str, checked: list[tuple[str, str]], problems: dict[tuple[str, str], list],
+               browser, *, with_errors: bool = False) -> None:
+    """Write one run's pages (role, url) and their violations for scripts/a11y_report.py,
+    when it asked for them (LMS_A11Y_REPORT_DIR); before the test asserts, so that a failing
+    run is reported too."""
+    if not REPORT_DIR:
+        return
+    axe_version = json.loads((AXE.parent / "package.json").read_text(encoding="utf-8"))["version"]
+    run = {
+        "lang": lang,
+        "tags": WCAG_TAGS,
+        "tools": {"axe-core": axe_version, "chromium": browser.version, "playwright": version("playwright")},
+        "pages": [{"role": role, "path": pattern(url), "with_errors": with_errors,
+                   "violations": len(problems.get((role, url), []))} for role, url in checked],
+    }
+    Path(REPORT_DIR, f"{name}-{lang}.json").write_text(json.dumps(run, ensure_ascii=False), encoding="utf-8")

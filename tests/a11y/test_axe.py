@@ -5,34 +5,43 @@ from __future__ import annotations
 
 import pytest
 
-from tests.a11y.conftest import ROLES, demo_user, pattern, run_axe, sign_in
+from tests.a11y.conftest import ROLES, demo_user, pattern, report_run, run_axe, sign_in
 from tests.factories import sign_in as sign_in_client
 from tests.security.htmlcheck import crawl
 
 pytestmark = pytest.mark.browser
 
 SKIP = ("/auth/logout", "/static/", "/hello", "/healthz")
-PER_ROLE = 40
+PER_ROLE = 50
 
-# (role, url, how): pages showing validation errors.
+# (role, url, how): pages showing validation errors ("clear-post": its fields emptied first).
 FORMS_WITH_ERRORS = [
     ("trainer", "/manage/courses/new", "post"),
     ("trainer", "/archives/manage/new", "post"),
     ("municipal_admin", "/roster/new", "post"),
     ("platform_admin", "/completion/assignments/new", "post"),
     ("platform_admin", "/admin/audit/?date_from=2026-05-01&date_to=2026-04-01", "get"),
+    ("platform_admin", "/admin/pages/privacy", "clear-post"),
 ]
 
 
 def _extra(role, world) -> list[str]:
-    """Pages reached by forms or the player rather than by links."""
+    """Pages reached by forms or the player rather than by links, and the footer's pages."""
+    site = ["/accessibility", "/privacy"]
     if role == "anonymous":
-        return []
+        return site
     archive = world["archive"]
-    # The Shift_JIS export's warning page (a name outside Windows-31J in the world).
-    admin_only = ["/roster/export.csv?encoding=cp932"] if role == "municipal_admin" else []
-    return admin_only + ["/courses?q=Teams", f"/courses/{world['course'].id}", "/archives/", f"/archives/{archive.id}",
-            "/archives/search?q=会議"]
+    onsite = f"/attendance/sessions/{world['onsite_session'].id}"
+    by_role = {
+        # The Shift_JIS export's warning page (a name outside Windows-31J in the world), and
+        # the printed lists of the municipality's participants.
+        "municipal_admin": ["/roster/export.csv?encoding=cp932", f"{onsite}/participants", f"{onsite}/sign-in-sheet"],
+        # The printed lists and the check-in QR codes of a session held on site.
+        "trainer": [f"{onsite}/sign-in-sheet", f"{onsite}/participants", f"{onsite}/qr", f"{onsite}/qr/poster"],
+        "platform_admin": ["/admin/pages/accessibility"],
+    }
+    return site + by_role.get(role, []) + ["/courses?q=Teams", f"/courses/{world['course'].id}", "/archives/",
+                                           f"/archives/{archive.id}", "/archives/search?q=会議"]
 
 
 def _pages_for(app, role, world) -> list[str]:
@@ -80,22 +89,27 @@ def test_every_page_passes_axe(app, a11y_world, live_server, browser, role, lang
     finally:
         context.close()
     print(f"axe: {role} {lang}: {len(pages)} pages")
+    report_run(f"pages-{role}", lang, [(role, url) for url in pages], {(role, url): v for url, v in problems.items()},
+               browser)
     assert not problems, problems
 
 
 @pytest.mark.parametrize("lang", ["ja", "en"])
 def test_forms_with_errors_pass_axe(app, a11y_world, live_server, browser, lang):
-    problems, checked = {}, 0
+    problems, checked = {}, []
+    routes = app.url_map.bind("localhost")
     for role in ("trainer", "municipal_admin", "platform_admin"):
-        forms = [(url, how) for r, url, how in FORMS_WITH_ERRORS if r == role and url.split("?")[0] in
-                 {rule.rule for rule in app.url_map.iter_rules()} | {"/admin/audit/"}]
+        forms = [(url, how) for r, url, how in FORMS_WITH_ERRORS if r == role and routes.test(url.split("?")[0])]
         context = browser.new_context(locale="ja-JP" if lang == "ja" else "en-US", bypass_csp=True)
         page = context.new_page()
         try:
             sign_in(page, live_server.url, demo_user(*ROLES[role]))
             for url, how in forms:
                 page.goto(live_server.url + url)
-                if how == "post":
+                if how == "clear-post":
+                    page.evaluate("() => document.querySelectorAll('main form[method=post i] :is(input[type=text], "
+                                  "textarea)').forEach(e => { e.value = ''; })")
+                if how in ("post", "clear-post"):
                     page.evaluate("() => document.querySelectorAll('form').forEach(f => f.noValidate = true)")
                     page.locator("main form[method=post i] :is(button:not([type]), button[type=submit], "
                                  "input[type=submit])").last.click()
@@ -103,10 +117,11 @@ def test_forms_with_errors_pass_axe(app, a11y_world, live_server, browser, lang)
                 assert page.locator(".error-summary, .error-message, [aria-invalid=true]").count() > 0, \
                     f"{url}: no error shown after an empty submit"
                 violations = run_axe(page)
-                checked += 1
+                checked.append((role, url))
                 if violations:
-                    problems[f"{role} {url}"] = violations
+                    problems[(role, url)] = violations
         finally:
             context.close()
-    assert checked >= 4
+    report_run("forms", lang, checked, problems, browser, with_errors=True)
+    assert len(checked) >= 4
     assert not problems, problems

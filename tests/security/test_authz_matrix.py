@@ -67,6 +67,11 @@ EXPECTED = {
     "attendance.correct POST": "L 403 403 403 403 ok",
     "attendance.qr GET": "L 403 403 403 403 ok",
     "attendance.rotate_qr POST": "L 403 403 403 403 ok",
+    "attendance.qr_poster GET": "L 403 403 403 403 ok",
+    # Printed lists: a municipal admin sees their own municipality's participants of a session
+    # that concerns it (B); A's admin finds no such session.
+    "attendance.sign_in_sheet GET": "L 403 403 404 ok ok",
+    "attendance.participants GET": "L 403 403 404 ok ok",
     "attendance.roll_call GET": "L 403 403 403 403 ok",
     "attendance.roll_call POST": "L 403 403 403 403 ok",
     "auth.callback GET": "404 404 404 404 404 404",
@@ -147,6 +152,10 @@ EXPECTED = {
     # Nobody signed in here is a B learner with a roster entry eligible for the course: refused by rule.
     "enrollment.enroll POST": "L 409 409 409 409 409",
     "static GET": "ok ok ok ok ok ok",
+    "site.accessibility GET": "ok ok ok ok ok ok",
+    "site.privacy GET": "ok ok ok ok ok ok",
+    "site.edit GET": "L 403 403 403 403 ok",
+    "site.edit POST": "L 403 403 403 403 400",
     "teams.graph_notifications POST": "400 400 400 400 400 400",
     "teams.retry_operation POST": "L 403 403 403 403 ok",
     "teams.session_detail GET": "L 403 403 403 403 ok",
@@ -233,7 +242,7 @@ def world(app, db):
         "member_id": member_b.id, "mapping_id": mapping.id if mapping else 1, "record_id": record.id,
         "operation_id": operation.id, "upload_id": upload.id if upload else uuid.uuid4().hex,
         "serial": completion.certificate_serial, "kind": "attendance", "table": "courses", "fmt": "csv",
-        "filename": "css/app.css",
+        "filename": "css/app.css", "slug": "privacy",
         "group_id": db.session.scalar(select(SearchSynonym.id).limit(1)),
         # A signed media link's path without its signature: refused to everyone.
         "media_path": f"{archive_file.storage_key}/{archive_file.id}.webm",
