@@ -460,9 +460,10 @@ def apply(session: Session, changes: Changes) -> None:
             home[staff_id] = member.municipality_id
     missing = {s for s, _sid in changes.attendance} - set(home)
     if missing:
-        home.update(session.execute(
+        for staff_id, mid in session.execute(
             select(StaffMember.id, StaffMember.municipality_id).where(StaffMember.id.in_(sorted(missing)))
-        ).tuples())
+        ):
+            home[staff_id] = mid
     for staff_id, sid in changes.attendance:
         if sid in sessions and staff_id in home:
             cid, fy = sessions[sid]
