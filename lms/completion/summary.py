@@ -18,9 +18,11 @@ event are taken in a fixed order); the recomputation then runs under READ COMMIT
 the lock, so it sees every change committed by an earlier holder of the key, and a later
 writer of the key waits until we commit and then sees ours. A transaction that reports
 several events (a roll call, a cancelled session) takes their keys event by event: two such
-transactions can deadlock on keys they share, which PostgreSQL detects and breaks (the
-victim's error is retryable, ``lms.common.database.is_retryable``). SQLite runs one writer
-at a time anyway.
+transactions can deadlock on keys they share (sessions of the same course and year), which
+PostgreSQL detects and breaks; the victim's error is retryable
+(``lms.common.database.is_retryable``: the enrollment operations and a session's update run
+again; a roll call or an attendance import fails and can be repeated). SQLite runs one
+writer at a time anyway.
 
 ``check()`` compares the summaries with a fresh aggregate and ``rebuild()`` recomputes them
 all (``flask lms completion-summary --check`` / ``--rebuild``: after rows were written
