@@ -117,7 +117,7 @@ def _time_parts(app) -> dict[str, float]:
                          (notification_receivers, "queue_enrollment_notice"),
                          (completion_receivers, "summary")]:
         if name == "summary":
-            module.summary.record_enrollment_change = timed("summary.record", module.summary.record_enrollment_change)
+            module.summary.update_for_enrollment = timed("summary.update", module.summary.update_for_enrollment)
             continue
         setattr(module, name, timed(name, getattr(module, name)))
     scoped = db.session

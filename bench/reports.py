@@ -131,11 +131,14 @@ class Writer:
         self.times: list[float] = []
 
     def write(self) -> None:
-        """Through the ORM, as the app writes: the dashboard summaries are recomputed for the
-        keys this write touches, in its transaction (lms.completion.summary). Timed."""
+        """As the app writes: the enrollment published (``enrollment_status_changed``), the
+        completion reported to the summaries (as lms.completion.services does), which are
+        recomputed for the keys this write touches, in its transaction. Timed."""
         from sqlalchemy import select
 
+        from lms.common.signals import enrollment_status_changed
         from lms.common.timeutil import utcnow
+        from lms.completion import summary
         from lms.completion.models import Completion
         from lms.completion.services import new_certificate_serial
         from lms.enrollment.models import Enrollment
@@ -148,10 +151,14 @@ class Writer:
         exists = db.session.scalar(select(Enrollment.id).where(
             Enrollment.session_id == session_id, Enrollment.staff_member_id == staff_id))
         if exists is None:
-            db.session.add(Enrollment(
+            enrollment = Enrollment(
                 session_id=session_id, staff_member_id=staff_id, municipality_id=muni, status="confirmed",
                 source="self", arrival_seq=0, requested_at=now, confirmed_at=now, late_cancellation=False,
-                reason="", updated_at=now))
+                reason="", updated_at=now)
+            db.session.add(enrollment)
+            db.session.flush()
+            enrollment_status_changed.send(enrollment, old_status=None, new_status="confirmed", actor=None,
+                                           notice=None, position=None)
         completion = db.session.scalar(select(Completion).where(
             Completion.staff_member_id == staff_id, Completion.course_id == course_id,
             Completion.fiscal_year == self.fiscal_year))
@@ -161,7 +168,9 @@ class Writer:
                 status="completed", method="live", completed_at=now, certificate_serial=new_certificate_serial(
                     self.fiscal_year), reason="", created_at=now, updated_at=now))
         else:
+            muni = completion.municipality_id
             db.session.delete(completion)
+        summary.update_for_completion(db.session(), muni, self.fiscal_year, course_id, staff_id)
         db.session.commit()
         self.times.append((time.perf_counter() - started) * 1000)
         self.n += 1

@@ -481,8 +481,8 @@ def generate_synthetic(*, users: int, municipalities: int, courses: int, enrollm
         [(first_user, PLATFORM_ADMIN)] + [(first_user + 1 + i, MUNICIPAL_ADMIN) for i in range(len(munis))]
     ))
     summary["admin_users"] = len(user_rows)
-    # The dashboards' summaries: the rows above were written in bulk, past the ORM events
-    # that keep them in step, so they are computed once from the data.
+    # The dashboards' summaries: the rows above were written in bulk, publishing none of the
+    # domain events that keep them in step, so they are computed once from the data.
     t0 = time.monotonic()
     n_course_rows, n_staff_rows = rebuild(db.session())
     echo(f"  dashboard summaries: {n_course_rows} course rows, {n_staff_rows} staff rows in "

@@ -211,6 +211,26 @@ def db(app):
 
 
 @pytest.fixture
+def summaries_follow(request):
+    """After a test that used the database, the completion dashboard summaries equal a fresh
+    aggregate of the base tables (``lms.completion.summary.check``): whatever the test
+    changed went through the domain events the summaries subscribe to. Areas whose writes
+    the summaries follow turn it on for every test (``autouse`` in their conftest)."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    request.getfixturevalue("app")  # set up first, so torn down after this check
+    yield
+    from lms.completion import summary
+    from lms.extensions import db
+
+    db.session.rollback()
+    report = summary.check(db.session())
+    db.session.rollback()
+    assert report.ok, report.differences
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 

@@ -9,6 +9,7 @@ import sys
 import pytest
 from sqlalchemy import func, select
 
+from lms.completion import summary
 from lms.municipalities.models import Municipality
 from lms.municipalities.services import check_digit, is_valid_code
 from tests.conftest import ROOT
@@ -142,6 +143,10 @@ def test_demo_command_is_idempotent(runner, db):
     assert second.exit_code == 0, second.output
     assert first.output == second.output
     assert "courses: 6" in first.output
+    # Its rows are written directly: the dashboard summaries are rebuilt from them.
+    db.session.rollback()
+    report = summary.check(db.session)
+    assert report.ok and report.course_rows > 0, report.differences
 
 
 def test_demo_is_a_lived_in_year(client, runner, db):

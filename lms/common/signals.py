@@ -31,6 +31,13 @@ attendance_changed = _events.signal("attendance-changed")
 # sender: None. kwargs: staff_member_id, archive_id (viewing progress changed).
 viewing_changed = _events.signal("viewing-changed")
 
+# sender: the StaffMember (flushed) now in another municipality. kwargs: old_municipality_id,
+# actor. Whoever changes a roster entry's municipality_id publishes it (the app offers no
+# such change: an entry stays in its municipality; a data correction must publish it, or run
+# `flask lms completion-summary --rebuild`). The completion summaries count attendance where
+# the staff member is now.
+staff_member_moved = _events.signal("staff-member-moved")
+
 # sender: the User refused. kwargs: target_type, target_id (a cross-municipality attempt,
 # answered 403 right after; lms.audit records it so that the entry survives the refusal).
 access_denied = _events.signal("access-denied")

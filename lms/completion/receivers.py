@@ -1,17 +1,25 @@
-"""Completions follow attendance and viewing, and the dashboard summaries follow enrollments:
-recomputed in the sender's transaction."""
+"""Completions follow attendance and viewing, and the dashboard summaries follow enrollments,
+attendance, completions, sessions and the roster: recomputed in the sender's transaction
+(receivers run before its commit, so the summaries are committed with the change or not at
+all)."""
 
 from __future__ import annotations
 
-from lms.common.signals import attendance_changed, enrollment_status_changed, viewing_changed
+from lms.common.signals import (
+    attendance_changed,
+    enrollment_status_changed,
+    session_updated,
+    staff_member_moved,
+    viewing_changed,
+)
 from lms.completion import summary
 from lms.extensions import db
 
 
 @enrollment_status_changed.connect
 def _on_enrollment_status_changed(enrollment, old_status: str | None = None, new_status: str = "", **_kw):
-    summary.record_enrollment_change(db.session(), enrollment.municipality_id, enrollment.session_id,
-                                     enrollment.staff_member_id, old_status, new_status or enrollment.status)
+    summary.update_for_enrollment(db.session(), enrollment.municipality_id, enrollment.session_id,
+                                  enrollment.staff_member_id, old_status, new_status or enrollment.status)
 
 
 @attendance_changed.connect
@@ -19,7 +27,8 @@ def _on_attendance_changed(sender, staff_member_id: int | None = None, session_i
     from lms.completion.services import recompute_for_session
 
     if staff_member_id is not None and session_id is not None:
-        recompute_for_session(staff_member_id, session_id)
+        recompute_for_session(staff_member_id, session_id)  # the completion's summary keys follow it
+        summary.update_for_attendance(db.session(), staff_member_id, session_id)
 
 
 @viewing_changed.connect
@@ -27,4 +36,22 @@ def _on_viewing_changed(sender, staff_member_id: int | None = None, archive_id: 
     from lms.completion.services import recompute_for_archive
 
     if staff_member_id is not None and archive_id is not None:
-        recompute_for_archive(staff_member_id, archive_id)
+        recompute_for_archive(staff_member_id, archive_id)  # the completions' summary keys follow them
+
+
+@session_updated.connect
+def _on_session_updated(session, changes=None, **_kw):
+    """A session rescheduled into another fiscal year (or moved to another course): its
+    enrollments and attendance count there now."""
+    changes = changes or {}
+    if "starts_at" not in changes and "course_id" not in changes:
+        return
+    old_course = changes["course_id"][0] if "course_id" in changes else session.course_id
+    old_start = changes["starts_at"][0] if "starts_at" in changes else session.starts_at
+    summary.update_for_session_move(db.session(), session.id, (old_course, old_start),
+                                    (session.course_id, session.starts_at))
+
+
+@staff_member_moved.connect
+def _on_staff_member_moved(member, old_municipality_id: int | None = None, **_kw):
+    summary.update_for_staff_move(db.session(), member.id, old_municipality_id, member.municipality_id)

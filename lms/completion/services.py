@@ -22,6 +22,7 @@ from lms.audit.services import record_action
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
 from lms.common.errors import InvalidInput, NotAllowed, NotFound
 from lms.common.timeutil import as_utc, fiscal_year_bounds, fiscal_year_of, utcnow
+from lms.completion import summary
 from lms.completion.models import (
     COMPLETED,
     REVOKED,
@@ -161,6 +162,7 @@ def recompute_completion(staff_member_id: int, course_id: int, fiscal_year: int)
     )
     if existing is not None and existing.decided_by_id is not None:
         return existing  # a person decided: manual completion or revocation stands
+    counted = _counted(existing)
     verdict = evaluate_rule(
         course.completion_mode,
         live_basis(staff_member_id, course, fiscal_year),
@@ -171,6 +173,7 @@ def recompute_completion(staff_member_id: int, course_id: int, fiscal_year: int)
             existing.status = REVOKED
             existing.revoked_at = utcnow()
             existing.reason = "basis_removed"
+            _follow(existing, counted)
         return existing
     method, primary, secondary = verdict
     session_id = primary.session_id or (secondary.session_id if secondary else None)
@@ -204,7 +207,22 @@ def recompute_completion(staff_member_id: int, course_id: int, fiscal_year: int)
     if not existing.certificate_serial:
         existing.certificate_serial = new_certificate_serial(fiscal_year)
     db.session.flush()
+    _follow(existing, counted)
     return existing
+
+
+def _counted(completion: Completion | None) -> tuple | None:
+    """What the dashboard summaries count of a completion: its status, method and month."""
+    if completion is None:
+        return None
+    return completion.status, completion.method, as_utc(completion.completed_at)
+
+
+def _follow(completion: Completion, counted_before: tuple | None) -> None:
+    """The summaries follow a completion written here (this module writes every completion)."""
+    if _counted(completion) != counted_before:
+        summary.update_for_completion(db.session(), completion.municipality_id, completion.fiscal_year,
+                                      completion.course_id, completion.staff_member_id)
 
 
 def recompute_for_session(staff_member_id: int, session_id: int) -> Completion | None:
@@ -280,6 +298,7 @@ def complete_manually(staff_member_id: int, course_id: int, fiscal_year: int, ac
             Completion.fiscal_year == fiscal_year,
         )
     )
+    counted = _counted(completion)
     if completion is None:
         completion = Completion(
             staff_member_id=staff_member_id,
@@ -302,6 +321,7 @@ def complete_manually(staff_member_id: int, course_id: int, fiscal_year: int, ac
     if not completion.certificate_serial:
         completion.certificate_serial = new_certificate_serial(fiscal_year)
     db.session.flush()
+    _follow(completion, counted)
     record_action(
         actor, "completion.manual", "completion", completion.id, staff.municipality_id,
         staff_member_id=staff_member_id, course_id=course_id, fiscal_year=fiscal_year, reason=reason,
@@ -319,11 +339,13 @@ def revoke_completion(completion_id: int, actor, reason: str) -> Completion:
     reason = _clean_reason(reason)
     if completion.status == REVOKED and completion.decided_by_id is not None:
         raise InvalidInput(_("この修了はすでに取り消されています。"))
+    counted = _counted(completion)
     completion.status = REVOKED
     completion.revoked_at = utcnow()
     completion.decided_by_id = actor.id
     completion.reason = reason
     db.session.flush()
+    _follow(completion, counted)
     record_action(
         actor, "completion.revoke", "completion", completion.id, completion.municipality_id,
         staff_member_id=completion.staff_member_id, course_id=completion.course_id,

@@ -1,27 +1,32 @@
 """The dashboard summaries (CourseYearSummary, StaffYearSummary), kept in step with the data.
 
-An enrollment's change of status is published by the enrollment area
-(``enrollment_status_changed``; lms/completion/receivers.py records it here), so its
-writes need not go through the ORM; every ORM flush that adds, changes or deletes an
-enrollment, an attendance row, a completion or a session's start or course (or moves a
-staff member to another municipality) is recorded too. When the transaction commits, the
-summary keys they may have changed are recomputed from the base tables and written, in
-the same transaction, before the commit. So the summaries are never stale and a failed
-write leaves them untouched.
+The summaries follow the domain events: lms/completion/receivers.py subscribes to
+``enrollment_status_changed``, ``attendance_changed``, ``session_updated`` (a session
+moved to another fiscal year or course) and ``staff_member_moved``, and
+lms.completion.services reports every completion it writes (``update_for_completion``).
+Each recomputes, at once and in the sender's transaction, the summary keys the change may
+have touched: the summaries are committed with the change or not at all, and never stale.
+Whatever writes those tables must publish the event (a Core write as much as an ORM one);
+a bulk loader (``lms synth``, ``lms demo``) calls ``rebuild()`` at the end instead.
 
-Keys are recomputed, not adjusted by +1/-1: idempotent, and right whatever the change.
-A change to a few enrollments only (an enrollment, a cancellation and its promotion, a
-swap) recomputes each key with one INSERT … SELECT … ON CONFLICT statement; larger or
-other changes read the figures and write them.
-On PostgreSQL each key is first locked (a transaction-scoped advisory lock, taken in a
-fixed order, so two writers cannot deadlock on them); the recomputation then runs
-under READ COMMITTED after the lock, so it sees every change committed by an earlier
-holder of the key, and a later writer of the key waits and sees ours. SQLite runs one
+Keys are recomputed from the base tables, not adjusted by +1/-1: idempotent, and right
+whatever the change. A change to a few enrollments only (an enrollment, a cancellation,
+a promotion) recomputes each key with one INSERT … SELECT … ON CONFLICT statement; other
+changes read the figures and write them.
+On PostgreSQL each key is first locked (a transaction-scoped advisory lock; the keys of one
+event are taken in a fixed order); the recomputation then runs under READ COMMITTED after
+the lock, so it sees every change committed by an earlier holder of the key, and a later
+writer of the key waits until we commit and then sees ours. A transaction that reports
+several events (a roll call, a cancelled session) takes their keys event by event: two such
+transactions can deadlock on keys they share (sessions of the same course and year), which
+PostgreSQL detects and breaks; the victim's error is retryable
+(``lms.common.database.is_retryable``: the enrollment operations and a session's update run
+again; a roll call or an attendance import fails and can be repeated). SQLite runs one
 writer at a time anyway.
 
-Writes that bypass the ORM (bulk COPY in ``lms synth``) must call ``rebuild()``
-afterwards; ``check()`` compares the summaries with a fresh aggregate
-(``flask lms completion-summary --check`` / ``--rebuild``).
+``check()`` compares the summaries with a fresh aggregate and ``rebuild()`` recomputes them
+all (``flask lms completion-summary --check`` / ``--rebuild``: after rows were written
+other than through the app, e.g. by SQL).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from __future__ import annotations
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -38,7 +44,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
-    event,
     func,
     insert,
     inspect,
@@ -87,7 +92,6 @@ ALL_PARTS = frozenset(PARTS)
 _SOURCE_TABLES = (Enrollment.__table__, TrainingSession.__table__, Completion.__table__, Attendance.__table__,
                   StaffMember.__table__)
 
-_DIRTY = "lms_completion_summary_dirty"
 _LOCK_CLASS = 0x4D4E4253  # 'MNBS': the advisory-lock namespace of these keys
 
 
@@ -344,11 +348,13 @@ def refresh_staff_keys(session: Session, keys: set[tuple[int, int, int]]) -> Non
                     list(STAFF_COLUMNS))
 
 
-# ---------------------------------------------------------------- what a flush changed
+# ---------------------------------------------------------------- what changed: the receivers' entry points
 
 
 @dataclass
-class Dirty:
+class Changes:
+    """Changes to the rows the summaries count, as the events report them."""
+
     enrollments: set = field(default_factory=set)  # (municipality_id, session_id, staff_member_id)
     # Those of them that a confirmed enrollment left (its key's figures may fall to zero).
     enrollments_left: set = field(default_factory=set)
@@ -361,151 +367,82 @@ class Dirty:
         return bool(self.enrollments or self.attendance or self.completions or self.sessions or self.staff_moves)
 
 
-def _dirty(session: Session) -> Dirty:
-    dirty = session.info.get(_DIRTY)
-    if dirty is None:
-        dirty = session.info[_DIRTY] = Dirty()
-    return dirty
-
-
-def _watched():
-    """{model: (columns that matter, the Dirty set they go to, how many leading columns make the key)}."""
-
-    return {
-        Enrollment: (("municipality_id", "session_id", "staff_member_id", "status"), "enrollments", 3),
-        Attendance: (("staff_member_id", "session_id", "attended"), "attendance", 2),
-        Completion: (("municipality_id", "fiscal_year", "course_id", "staff_member_id", "status", "method",
-                      "completed_at"), "completions", 4),
-        TrainingSession: (("course_id", "starts_at"), "sessions", 0),
-        StaffMember: (("municipality_id",), "staff_moves", 0),
-    }
-
-
-def _changed(obj, names: tuple[str, ...]) -> bool:
-    state = inspect(obj)
-    return any(state.attrs[n].history.has_changes() for n in names)
-
-
-def _record(session: Session, model, obj_id, values: tuple, before: bool = False) -> None:
-    """``before``: ``values`` are the row's state before the change (it may leave a key)."""
-    names, target, width = _watched()[model]
-    if target == "enrollments" and values[3] != CONFIRMED:
-        # The summaries count confirmed enrollments only: a state that is not confirmed
-        # (a waitlisted or pending arrival, a cancellation of someone waiting) changes
-        # nothing in them. A change to or from confirmed is recorded by its confirmed side.
+def update_for_enrollment(session: Session, municipality_id: int, session_id: int, staff_member_id: int,
+                          old_status: str | None, new_status: str) -> None:
+    """An enrollment changed status (``enrollment_status_changed``). Only a change to or
+    from confirmed matters: the summaries count confirmed enrollments (a waitlisted or
+    pending arrival, a cancellation of someone waiting change nothing in them)."""
+    if CONFIRMED not in (old_status, new_status):
         return
-    if width:
-        getattr(_dirty(session), target).add(tuple(values[:width]))
-        if before and target == "enrollments":
-            _dirty(session).enrollments_left.add(tuple(values[:width]))
-    else:  # sessions and staff moves are keyed by the row itself
-        getattr(_dirty(session), target).add((obj_id, *values))
-
-
-def _old_values(obj, names: tuple[str, ...]) -> tuple | None:
-    """The values before the pending change, when the session knows them (changed
-    attributes keep their loaded old value; unchanged ones are current), else None."""
-    state = inspect(obj)
-    values = []
-    for n in names:
-        history = state.attrs[n].history
-        if history.deleted:
-            values.append(history.deleted[0])
-        elif not history.added and n in state.dict:
-            values.append(state.dict[n])
-        else:
-            return None  # changed without its old value loaded, or expired
-    return tuple(values)
-
-
-@event.listens_for(Session, "before_flush")
-def _collect_before(session: Session, _flush_context, _instances) -> None:
-    """The state before the change, for rows about to change or be deleted: from the
-    session where it knows it, else read from the database (one query per model)."""
-    watched = _watched()
-    unknown: dict[type, list[int]] = defaultdict(list)
-    for kind, objects in (("dirty", session.dirty), ("deleted", session.deleted)):
-        for obj in objects:
-            model = type(obj)
-            state = inspect(obj)
-            if model not in watched or not state.has_identity:
-                continue
-            if model.__name__ == "StaffMember" and kind == "deleted":
-                continue
-            names = watched[model][0]
-            if kind == "dirty" and not _changed(obj, names):
-                continue
-            old = _old_values(obj, names)
-            if old is None:
-                unknown[model].append(state.identity[0])
-            else:
-                _record(session, model, state.identity[0], old, before=True)
-    for model, ids in unknown.items():
-        table = model.__table__
-        names = watched[model][0]
-        for chunk in _chunks(sorted(set(ids))):
-            for row in session.execute(select(table.c.id, *(table.c[n] for n in names)).where(table.c.id.in_(chunk))):
-                _record(session, model, row[0], tuple(row[1:]), before=True)
-
-
-@event.listens_for(Session, "after_flush")
-def _collect_after(session: Session, _flush_context) -> None:
-    """The state after the change: rows added or changed."""
-    watched = _watched()
-    for kind, objects in (("new", session.new), ("dirty", session.dirty)):
-        for obj in objects:
-            model = type(obj)
-            if model not in watched:
-                continue
-            names = watched[model][0]
-            if kind == "dirty" and not _changed(obj, names):
-                continue
-            if kind == "new" and model.__name__ in ("TrainingSession", "StaffMember"):
-                continue  # nothing refers to a new session or staff member yet
-            _record(session, model, obj.id, tuple(getattr(obj, n) for n in names))
-
-
-def record_enrollment_change(session: Session, municipality_id: int, session_id: int, staff_member_id: int,
-                             old_status: str | None, new_status: str) -> None:
-    """An enrollment changed status (the enrollment area's ``enrollment_status_changed``,
-    see lms/completion/receivers.py): its keys are recomputed before the commit. Only a
-    change to or from confirmed matters (the summaries count confirmed enrollments)."""
     key = (municipality_id, session_id, staff_member_id)
-    if new_status == CONFIRMED:
-        _dirty(session).enrollments.add(key)
-    if old_status == CONFIRMED:
-        _dirty(session).enrollments.add(key)
-        _dirty(session).enrollments_left.add(key)
+    _apply_now(session, Changes(enrollments={key}, enrollments_left={key} if old_status == CONFIRMED else set()))
 
 
-@event.listens_for(Session, "before_commit")
-def _write_before_commit(session: Session) -> None:
-    # before_commit runs before the commit's own flush: flush now, so that its changes are recorded.
+def update_for_attendance(session: Session, staff_member_id: int, session_id: int) -> None:
+    """A staff member's attendance of a session changed (``attendance_changed``): the
+    "attended" figure of their municipality, the session's course and year."""
+    _apply_now(session, Changes(attendance={(staff_member_id, session_id)}))
+
+
+def update_for_completion(session: Session, municipality_id: int, fiscal_year: int, course_id: int,
+                          staff_member_id: int) -> None:
+    """A completion was added, or changed what it counts for (status, method, month): called
+    by lms.completion.services, which writes every completion."""
+    _apply_now(session, Changes(completions={(municipality_id, fiscal_year, course_id, staff_member_id)}))
+
+
+def update_for_session_move(session: Session, session_id: int, before: tuple[int, datetime],
+                            after: tuple[int, datetime]) -> None:
+    """A session moved to another course or start (``session_updated``), each given as
+    (course_id, starts_at): its enrollments and attendance count for the fiscal year and
+    course it is in now, no longer for the old ones. A move within its year and course
+    changes nothing."""
+    (old_course, old_start), (new_course, new_start) = before, after
+    if old_course == new_course and fiscal_year_of(as_utc(old_start)) == fiscal_year_of(as_utc(new_start)):
+        return
+    _apply_now(session, Changes(sessions={(session_id, old_course, old_start), (session_id, new_course, new_start)}))
+
+
+def update_for_staff_move(session: Session, staff_member_id: int, old_municipality_id: int | None,
+                          new_municipality_id: int) -> None:
+    """A staff member moved to another municipality (``staff_member_moved``): their
+    attendance counts where they are now. (Enrollments and completions keep the
+    municipality recorded on them.)"""
+    if old_municipality_id == new_municipality_id:
+        return
+    moves = {(staff_member_id, mid) for mid in (old_municipality_id, new_municipality_id) if mid is not None}
+    _apply_now(session, Changes(staff_moves=moves))
+
+
+def _apply_now(session: Session, changes: Changes) -> None:
+    # The figures are recomputed from the tables: the change itself must be in them first.
     session.flush()
-    dirty = session.info.pop(_DIRTY, None)
-    if dirty:
-        apply(session, dirty)
+    apply(session, changes)
 
 
-@event.listens_for(Session, "after_transaction_end")
-def _forget(session: Session, transaction) -> None:
-    if transaction.parent is None:
-        session.info.pop(_DIRTY, None)
+def _loaded(session: Session, model, row_id: int, names: set[str]):
+    """The row as this transaction holds it already (e.g. an enrollment's locked session),
+    when the attributes ``names`` are loaded; else None."""
+    obj = session.identity_map.get(identity_key(model, row_id))
+    if obj is None or names & inspect(obj).unloaded:
+        return None
+    return obj
 
 
-def apply(session: Session, dirty: Dirty) -> None:
-    """Recompute every summary key the recorded changes may have touched."""
+def apply(session: Session, changes: Changes) -> None:
+    """Recompute every summary key the changes may have touched, in the caller's
+    transaction (advisory locks on the keys first, on PostgreSQL)."""
 
     course_keys: dict[tuple[int, int, int], set[str]] = defaultdict(set)
     staff_keys: set[tuple[int, int, int]] = set()
-    session_ids = {sid for _m, sid, _s in dirty.enrollments} | {sid for _s, sid in dirty.attendance}
+    session_ids = {sid for _m, sid, _s in changes.enrollments} | {sid for _s, sid in changes.attendance}
     sessions = {}
     unknown = set()
     for sid in session_ids:
         # A session row this transaction holds already (an enrollment's, locked and flushed)
         # gives its course and start without reading it again.
-        loaded = session.identity_map.get(identity_key(TrainingSession, sid))
-        if loaded is not None and not {"course_id", "starts_at"} & inspect(loaded).unloaded:
+        loaded = _loaded(session, TrainingSession, sid, {"course_id", "starts_at"})
+        if loaded is not None:
             sessions[sid] = (loaded.course_id, fiscal_year_of(as_utc(loaded.starts_at)))
         else:
             unknown.add(sid)
@@ -516,41 +453,55 @@ def apply(session: Session, dirty: Dirty) -> None:
         ):
             sessions[sid] = (cid, fiscal_year_of(as_utc(starts_at)))
     may_drop: set[tuple] = set()  # keys whose row may end with every figure zero
-    for mid, sid, staff_id in dirty.enrollments:
+    for mid, sid, staff_id in changes.enrollments:
         if sid in sessions:
             cid, fy = sessions[sid]
             course_keys[(mid, fy, cid)].add("enrolled")
             staff_keys.add((mid, fy, staff_id))
-            if (mid, sid, staff_id) in dirty.enrollments_left:
+            if (mid, sid, staff_id) in changes.enrollments_left:
                 may_drop.update((("course", mid, fy, cid), ("staff", mid, fy, staff_id)))
-    staff_ids = {s for s, _sid in dirty.attendance}
-    home = dict(session.execute(
-        select(StaffMember.id, StaffMember.municipality_id).where(StaffMember.id.in_(list(staff_ids)))
-    ).all()) if staff_ids else {}
-    for staff_id, sid in dirty.attendance:
+    home: dict[int, int] = {}
+    for staff_id, _sid in changes.attendance:
+        member = _loaded(session, StaffMember, staff_id, {"municipality_id"})
+        if member is not None:
+            home[staff_id] = member.municipality_id
+    missing = {s for s, _sid in changes.attendance} - set(home)
+    if missing:
+        for staff_id, mid in session.execute(
+            select(StaffMember.id, StaffMember.municipality_id).where(StaffMember.id.in_(sorted(missing)))
+        ):
+            home[staff_id] = mid
+    for staff_id, sid in changes.attendance:
         if sid in sessions and staff_id in home:
             cid, fy = sessions[sid]
             course_keys[(home[staff_id], fy, cid)].add("attended")
-    for mid, fy, cid, staff_id in dirty.completions:
+    for mid, fy, cid, staff_id in changes.completions:
         course_keys[(mid, fy, cid)].update(("enrolled", "completed"))  # "done" is enrolled and completed
         staff_keys.add((mid, fy, staff_id))
-    for sid, cid, starts_at in dirty.sessions:
-        # Rescheduled or moved to another course: every municipality and enrollee of the
-        # session, for the year and course before and after.
-        if starts_at is None or cid is None:
-            continue
-        fy = fiscal_year_of(as_utc(starts_at))
-        for mid, staff_id in session.execute(
+    moved: dict[int, set[tuple[int, datetime]]] = defaultdict(set)
+    for sid, cid, starts_at in changes.sessions:
+        if starts_at is not None and cid is not None:
+            moved[sid].add((cid, starts_at))
+    for sid, places in moved.items():
+        # Moved to another year or course: every municipality and enrollee of the session,
+        # for the year and course before and after.
+        enrollees = session.execute(
             select(Enrollment.municipality_id, Enrollment.staff_member_id).where(Enrollment.session_id == sid)
-        ):
-            course_keys[(mid, fy, cid)].add("enrolled")
-            staff_keys.add((mid, fy, staff_id))
-        for (mid,) in session.execute(
+        ).all()
+        attending = session.scalars(
             select(StaffMember.municipality_id).distinct()
             .join(Attendance, Attendance.staff_member_id == StaffMember.id).where(Attendance.session_id == sid)
-        ):
-            course_keys[(mid, fy, cid)].add("attended")
-    for staff_id, mid in dirty.staff_moves:
+        ).all()
+        for cid, starts_at in places:
+            fy = fiscal_year_of(as_utc(starts_at))
+            for mid, staff_id in enrollees:
+                course_keys[(mid, fy, cid)].add("enrolled")
+                staff_keys.add((mid, fy, staff_id))
+                # The year or course it left may keep nothing.
+                may_drop.update((("course", mid, fy, cid), ("staff", mid, fy, staff_id)))
+            for mid in attending:
+                course_keys[(mid, fy, cid)].add("attended")
+    for staff_id, mid in changes.staff_moves:
         # Attendance counts for the staff member's municipality: before and after the move.
         for cid, starts_at in session.execute(
             select(TrainingSession.course_id, TrainingSession.starts_at)
@@ -569,7 +520,6 @@ def apply(session: Session, dirty: Dirty) -> None:
     _lock(session, lock_keys)
     refresh_course_keys(session, course_keys)
     refresh_staff_keys(session, staff_keys)
-
 
 _DEFER_KEYS = 16
 
@@ -754,5 +704,4 @@ def rebuild(session: Session) -> tuple[int, int]:
             session.execute(insert(StaffYearSummary.__table__), chunk)
         n_course += len(course_rows)
         n_staff += len(staff_rows)
-    session.info.pop(_DIRTY, None)
     return n_course, n_staff

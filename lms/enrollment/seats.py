@@ -255,7 +255,7 @@ def add_enrollment(session: TrainingSession, member: StaffMember, *, status: str
     make_transient_to_detached(enrollment)
     db.session.add(enrollment)
     # Its session and staff member are the rows held locked: no lazy load to reach them (and
-    # they stay in the identity map until the commit, where the summaries read the session).
+    # they stay in the identity map, where the summaries' receiver of the event finds the session).
     set_committed_value(enrollment, "session", session)
     set_committed_value(enrollment, "staff_member", member)
     return enrollment

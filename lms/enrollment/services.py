@@ -11,8 +11,9 @@ lock timeout, deadlock or serialization failure can be retried as a whole (``_at
   same transaction as every status change; their CHECK constraints make overbooking
   impossible even if a rule were wrong;
 * each status change is published as ``enrollment_status_changed`` inside the transaction
-  (notifications queue the outbox row, composed later by the worker; the summaries follow
-  the flush), so it is committed together with the change, or not at all.
+  (notifications queue the outbox row, composed later by the worker; the completion area
+  recomputes its dashboard summaries), so it is committed together with the change, or not
+  at all.
 
 The rules themselves are pure functions in ``lms.enrollment.rules``; the statements that
 lock rows and count seats are in ``lms.enrollment.seats`` (docs/enrollment.md).

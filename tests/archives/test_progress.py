@@ -18,6 +18,8 @@ from lms.common.timeutil import utcnow
 from tests.archives.conftest import add_file, make_archive, video_bytes
 
 T0 = utcnow().replace(microsecond=0)
+# Viewing completes courses: the completion dashboard summaries follow (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("summaries_follow")
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from lms.attendance import services
 from lms.attendance.models import Attendance
 from lms.audit.models import AuditLog
-from lms.common.signals import attendance_changed
+from lms.common.signals import attendance_changed, enrollment_status_changed
 from lms.common.timeutil import utcnow
 from lms.enrollment.models import CONFIRMED, Enrollment
 
@@ -23,10 +23,14 @@ def onsite(db, login_as, make_course, make_session, make_user):
     session = make_session(make_course(owner_id=trainer.id), starts_in=-timedelta(minutes=10), minutes=120,
                            delivery="hybrid", location="都庁第一本庁舎 32階 研修室", join_url="")
     learners = [make_user("learner", code) for code in ("131016", "131024", "131032")]
-    for learner in learners:
-        db.session.add(Enrollment(session_id=session.id, staff_member_id=learner.staff_member.id,
-                                  municipality_id=learner.municipality_id, status=CONFIRMED))
+    for learner in learners:  # seated directly (the session has started), published as the enrollment area does
+        enrollment = Enrollment(session_id=session.id, staff_member_id=learner.staff_member.id,
+                                municipality_id=learner.municipality_id, status=CONFIRMED)
+        db.session.add(enrollment)
         session.confirmed_count += 1
+        db.session.flush()
+        enrollment_status_changed.send(enrollment, old_status=None, new_status=CONFIRMED, actor=None,
+                                       notice="confirmed", position=None)
     db.session.commit()
     return {"trainer": trainer, "session": session, "learners": learners}
 

@@ -9,11 +9,12 @@ import pytest
 
 from lms.archives.models import READY, VIDEO, Archive, ArchiveFile, ViewingProgress
 from lms.attendance.models import Attendance
-from lms.common.signals import attendance_changed, viewing_changed
+from lms.common.signals import attendance_changed, enrollment_status_changed, viewing_changed
 from lms.common.timeutil import TOKYO, utcnow
-from lms.enrollment.models import CONFIRMED, Enrollment
+from lms.enrollment.models import CONFIRMED, PENDING, WAITLISTED, Enrollment
 
 _keys = itertools.count(1)
+NOTICES = {CONFIRMED: "confirmed", WAITLISTED: "waitlisted", PENDING: "pending"}
 
 
 def tokyo(y, m, d, hh=10, mm=0) -> datetime:
@@ -85,12 +86,18 @@ def watch(db):
 
 @pytest.fixture
 def enroll(db):
+    """enroll(staff, session, status) → Enrollment written directly (sessions long past
+    included); enrollment_status_changed sent as the enrollment area does."""
+
     def _enroll(staff, session, status: str = CONFIRMED):
         row = Enrollment(
             session_id=session.id, staff_member_id=staff.id, municipality_id=staff.municipality_id,
             status=status, arrival_seq=next(_keys), confirmed_at=utcnow() if status == CONFIRMED else None,
         )
         db.session.add(row)
+        db.session.flush()
+        enrollment_status_changed.send(row, old_status=None, new_status=status, actor=None,
+                                       notice=NOTICES.get(status), position=None)
         db.session.commit()
         return row
 
@@ -170,3 +177,8 @@ def fiscal_year_of_now() -> int:
     from lms.common.timeutil import fiscal_year_of
 
     return fiscal_year_of(utcnow())
+
+
+@pytest.fixture(autouse=True)
+def _summaries_follow(summaries_follow):
+    """Every test here leaves the dashboard summaries equal to a fresh aggregate."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lms.common.signals import staff_member_moved
 from lms.completion import reports
 from tests.completion.oracle import fresh_dashboard
 
@@ -85,6 +86,8 @@ def test_transferred_staff_keep_their_records_where_they_were(known_data, db):
     d = known_data
     s1 = d["staff"][0]
     s1.municipality_id = d["chuo"]
+    db.session.flush()
+    staff_member_moved.send(s1, old_municipality_id=d["chiyoda"], actor=None)  # as whoever moves them must
     db.session.commit()
     rows = {r.course_id: r for r in reports.course_summary(d["chiyoda"], d["fy"])}
     assert (rows[d["a"].id].enrolled, rows[d["a"].id].completed_live) == (3, 1)

@@ -1,6 +1,8 @@
 """The dashboard summaries equal a fresh aggregate after every kind of change.
 
-After each change (through the services where there is one), every view of the dashboard
+The summaries follow the domain events (lms/completion/receivers.py). After each change
+(through the services where there is one; a row written directly is published as the
+services publish it), every view of the dashboard
 — 千代田区, 中央区 and the platform; all courses and each course — built from the
 summaries is compared with the same view aggregated afresh from the base tables
 (``fresh_dashboard`` in tests/completion/oracle.py), and ``summary.check`` finds no difference.
@@ -12,8 +14,13 @@ from datetime import date, timedelta
 
 from sqlalchemy import func, select, text, update
 
+from lms.attendance import services as attendance_services
+from lms.common.database import run_in_transaction
+from lms.common.signals import enrollment_status_changed, session_updated, staff_member_moved
+from lms.common.timeutil import as_utc, fiscal_year_of
 from lms.completion import reports, services, summary
 from lms.completion.models import Completion, CourseYearSummary, StaffYearSummary
+from lms.courses import services as courses_services
 from lms.enrollment import services as enrollment_services
 from lms.enrollment.models import Enrollment
 from lms.roster import services as roster_services
@@ -32,8 +39,13 @@ def assert_consistent(db, d, years=None):
     return report
 
 
-def course_row(d, scope, course):
-    return next((r for r in reports.dashboard(scope, d["fy"]).courses if r.course_id == course.id), None)
+def course_row(d, scope, course, fy=None):
+    return next((r for r in reports.dashboard(scope, fy or d["fy"]).courses if r.course_id == course.id), None)
+
+
+def stored_summaries(db):
+    return {model: sorted(tuple(r) for r in db.session.execute(select(model.__table__)))
+            for model in (CourseYearSummary, StaffYearSummary)}
 
 
 def test_known_data_summaries_match(known_data, db):
@@ -128,33 +140,103 @@ def test_roster_transfer_and_move(known_data, db, make_user):
     deps = {g.name: g.completed for g in reports.dashboard(d["chiyoda"], d["fy"]).departments}
     assert deps.get("情報政策課") == 1
     assert_consistent(db, d)
-    # A staff member moved to another municipality (not offered by the app, but the
-    # summaries follow): attendance counts where the staff member now is.
-    s2.municipality_id = d["chuo"]
-    db.session.commit()
+    # Staff members moved to another municipality (no page offers it; whoever does it
+    # publishes staff_member_moved): attendance counts where the staff member now is.
+    s5 = d["staff"][4]
+    for member, to in ((s2, d["chuo"]), (s5, d["chiyoda"])):
+        old = member.municipality_id
+        member.municipality_id = to
+        db.session.flush()
+        staff_member_moved.send(member, old_municipality_id=old, actor=admin)
+        db.session.commit()
+    assert course_row(d, d["chiyoda"], d["a"]).attended == 2  # s1, and s5 now
+    assert course_row(d, d["chuo"], d["a"]).attended == 0  # s5's enrollment and completion stay in 中央区
     assert_consistent(db, d)
 
 
 def test_session_rescheduled_into_another_year(known_data, db):
+    """A past session moved back a year (the service only moves sessions into the future:
+    written directly and published as it publishes its changes)."""
     d = known_data
     session = d["session"]
     start, _end = reports.fiscal_year_bounds(d["fy"])
-    session.starts_at = start - timedelta(days=10)
-    session.ends_at = session.starts_at + timedelta(hours=1)
+    changes = {"starts_at": (session.starts_at, start - timedelta(days=10)),
+               "ends_at": (session.ends_at, start - timedelta(days=10) + timedelta(hours=1))}
+    session.starts_at, session.ends_at = changes["starts_at"][1], changes["ends_at"][1]
+    db.session.flush()
+    session_updated.send(session, actor=None, changes=changes)
     db.session.commit()
     assert course_row(d, d["chiyoda"], d["a"]) is None or course_row(d, d["chiyoda"], d["a"]).enrolled == 0
+    assert course_row(d, d["chiyoda"], d["a"], fy=d["fy"] - 1).enrolled == 3
     assert_consistent(db, d, years=(d["fy"] - 1, d["fy"]))
 
 
-def test_a_rolled_back_change_leaves_the_summaries(known_data, db, enroll, make_staff):
+def test_session_moved_into_the_next_year_through_the_service(known_data, db, make_user, make_session, make_staff):
     d = known_data
-    before = db.session.execute(select(CourseYearSummary.__table__)).all()
+    admin = make_user("platform_admin")
+    later = make_session(d["a"], starts_in=timedelta(days=3), capacity=5)
+    newcomer = make_staff(full_name="翌年度 受講者", department="税務課", job_title="主事")
+    enrollment_services.nominate(later.id, newcomer.id, admin)
+    fy = fiscal_year_of(as_utc(later.starts_at))
+    assert course_row(d, d["chiyoda"], d["a"], fy=fy).enrolled == (4 if fy == d["fy"] else 1)
+    new_start = reports.fiscal_year_bounds(fy + 1)[0] + timedelta(days=10)
+    data = courses_services.SessionInput(
+        title=later.title, starts_at=new_start, ends_at=new_start + timedelta(hours=1), delivery=later.delivery,
+        join_url=later.join_url, capacity=later.capacity, enroll_opens_at=as_utc(later.enroll_opens_at),
+        enroll_closes_at=new_start - timedelta(hours=1), cancel_deadline=new_start - timedelta(hours=1))
+    changes = run_in_transaction(courses_services.update_session, admin, later.id, data)
+    assert "starts_at" in changes
+    assert course_row(d, d["chiyoda"], d["a"], fy=fy + 1).enrolled == 1
+    row = course_row(d, d["chiyoda"], d["a"], fy=fy)
+    assert (row.enrolled if row else 0) == (3 if fy == d["fy"] else 0)
+    assert_consistent(db, d, years=(d["fy"], fy, fy + 1))
+
+
+def test_a_cancelled_session_leaves_the_summaries(known_data, db, make_user, make_session, make_staff):
+    d = known_data
+    admin = make_user("platform_admin")
+    later = make_session(d["a"], starts_in=timedelta(days=3), capacity=5)
+    for n in "一二":
+        enrollment_services.nominate(later.id, make_staff(full_name=f"中止 {n}").id, admin)
+    fy = fiscal_year_of(as_utc(later.starts_at))
+    before = course_row(d, d["chiyoda"], d["a"], fy=fy).enrolled
+    courses_services.cancel_session(admin, later, "講師の都合")
+    row = course_row(d, d["chiyoda"], d["a"], fy=fy)
+    assert (row.enrolled if row else 0) == before - 2
+    assert_consistent(db, d, years=(d["fy"], fy))
+
+
+def test_attendance_correction_through_the_service(known_data, db, make_user):
+    d = known_data
+    s2 = d["staff"][1]
+    trainer = make_user("platform_admin")
+    attendance_services.correct_attendance(d["session"], s2.id, True, "出席簿で確認", trainer, attended_pct=100)
+    db.session.commit()
+    row = course_row(d, d["chiyoda"], d["a"])
+    assert (row.attended, row.completed_live, row.not_yet) == (2, 2, 1)
+    assert_consistent(db, d)
+
+
+def test_a_rolled_back_change_leaves_the_summaries(known_data, db, make_user):
+    """The summaries follow a change inside its transaction, and a rollback takes them back."""
+    d = known_data
+    before = stored_summaries(db)
     row = Enrollment(session_id=d["session"].id, staff_member_id=d["staff"][3].id,
                      municipality_id=d["chiyoda"], status="confirmed", arrival_seq=99)
     db.session.add(row)
     db.session.flush()
+    enrollment_status_changed.send(row, old_status=None, new_status="confirmed", actor=None, notice="confirmed",
+                                   position=None)
+    assert course_row(d, d["chiyoda"], d["a"]).enrolled == 4  # in the transaction
     db.session.rollback()
-    assert db.session.execute(select(CourseYearSummary.__table__)).all() == before
+    assert stored_summaries(db) == before
+    # Through a service: an attendance correction (and the completion it earns), rolled back.
+    trainer = make_user("platform_admin")
+    before = stored_summaries(db)
+    attendance_services.correct_attendance(d["session"], d["staff"][1].id, True, "確認", trainer, attended_pct=100)
+    assert (course_row(d, d["chiyoda"], d["a"]).attended, course_row(d, d["chiyoda"], d["a"]).completed_live) == (2, 2)
+    db.session.rollback()
+    assert stored_summaries(db) == before
     assert_consistent(db, d)
 
 
@@ -193,7 +275,7 @@ def test_synthetic_data_set_has_consistent_summaries(runner, db):
 
 def test_concurrent_writers_of_one_key_lose_nothing(known_data, db, app, make_staff):
     """Eight transactions enroll eight staff of one municipality in the same session and
-    commit at the same moment: each recomputes the same summary row, after the others."""
+    publish it at the same moment: each recomputes the same summary row, after the others."""
     import threading
 
     from tests.conftest import DB_KIND
@@ -209,10 +291,14 @@ def test_concurrent_writers_of_one_key_lose_nothing(known_data, db, app, make_st
     def writer(staff_id):
         try:
             with app.app_context():
-                db.session.add(Enrollment(session_id=session_id, staff_member_id=staff_id, municipality_id=chiyoda,
-                                          status="confirmed", arrival_seq=1000 + staff_id))
+                row = Enrollment(session_id=session_id, staff_member_id=staff_id, municipality_id=chiyoda,
+                                 status="confirmed", arrival_seq=1000 + staff_id)
+                db.session.add(row)
                 db.session.flush()
                 barrier.wait(timeout=30)
+                # Published as the enrollment area does: each writer recomputes the key.
+                enrollment_status_changed.send(row, old_status=None, new_status="confirmed", actor=None,
+                                               notice=None, position=None)
                 db.session.commit()
                 db.session.remove()
         except Exception as exc:  # noqa: BLE001 (reported below)

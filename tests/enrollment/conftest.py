@@ -57,3 +57,8 @@ def assert_counters_consistent(session_id: int) -> None:
         .having(func.count() > 1)
     ).all()
     assert doubled == []
+
+
+@pytest.fixture(autouse=True)
+def _summaries_follow(summaries_follow):
+    """Every test here leaves the dashboard summaries equal to a fresh aggregate."""

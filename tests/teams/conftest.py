@@ -38,20 +38,33 @@ def graph_app(app, graph_server):
 
 @pytest.fixture
 def confirm(db):
-    """Confirm a staff member in a session the way the enrollment service does (row + count + signal)."""
-    from lms.common.signals import attendees_changed
+    """Confirm a staff member in a session the way the enrollment service does (row + count +
+    signals). ``signal=False``: no attendees_changed (no Graph attendee sync queued)."""
+    from lms.common.signals import attendees_changed, enrollment_status_changed
 
     def _confirm(session, *members, signal: bool = True):
+        enrollments = []
         for member in members:
-            db.session.add(Enrollment(session_id=session.id, staff_member_id=member.id,
-                                      municipality_id=member.municipality_id, status=CONFIRMED))
+            enrollment = Enrollment(session_id=session.id, staff_member_id=member.id,
+                                    municipality_id=member.municipality_id, status=CONFIRMED)
+            db.session.add(enrollment)
+            enrollments.append(enrollment)
             session.confirmed_count += 1
         db.session.flush()
+        for enrollment in enrollments:
+            enrollment_status_changed.send(enrollment, old_status=None, new_status=CONFIRMED, actor=None,
+                                           notice="confirmed", position=None)
         if signal:
             attendees_changed.send(session, actor=None)
         db.session.commit()
 
     return _confirm
+
+
+@pytest.fixture(autouse=True)
+def _summaries_follow(summaries_follow):
+    """Every test here leaves the completion dashboard summaries equal to a fresh aggregate
+    (attendance imported from Teams counts in them)."""
 
 
 def enrollments(db, session):

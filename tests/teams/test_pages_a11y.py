@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from lms.attendance import services as attendance_services
 from lms.attendance.models import AttendanceRecord
-from lms.common.signals import session_created
+from lms.common.signals import enrollment_status_changed, session_created
 from lms.enrollment.models import CONFIRMED, Enrollment
 from lms.teams.models import GraphOperation
 from tests.conftest import ROOT
@@ -44,9 +44,13 @@ def test_teams_and_attendance_pages_pass_axe(graph_app, graph_server, live_serve
                            delivery="hybrid", location="都庁第一本庁舎 32階", join_url="")
     learners = [make_user("learner", code) for code in ("131016", "131024")]
     for learner in learners:
-        db.session.add(Enrollment(session_id=session.id, staff_member_id=learner.staff_member.id,
-                                  municipality_id=learner.municipality_id, status=CONFIRMED))
+        enrollment = Enrollment(session_id=session.id, staff_member_id=learner.staff_member.id,
+                                municipality_id=learner.municipality_id, status=CONFIRMED)
+        db.session.add(enrollment)
         session.confirmed_count += 1
+        db.session.flush()
+        enrollment_status_changed.send(enrollment, old_status=None, new_status=CONFIRMED, actor=None,
+                                       notice="confirmed", position=None)
     session_created.send(session, actor=trainer, changes={})
     db.session.commit()
     db.session.add(AttendanceRecord(session_id=session.id, report_id="r", record_id="x", display_name="ゲスト",
