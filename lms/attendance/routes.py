@@ -16,6 +16,7 @@ from lms.attendance.forms import ActionForm, CorrectionForm, MatchForm, staff_ch
 from lms.attendance.models import AttendanceRecord
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
 from lms.common.access import municipality_scope
+from lms.common.database import run_in_transaction
 from lms.common.errors import DomainError, NotAllowed, NotFound
 from lms.common.timeutil import utcnow
 from lms.extensions import db
@@ -74,9 +75,10 @@ def correct(session_id: int):
                 flash(error, "error")
         return _back(session.id)
     try:
-        services.correct_attendance(session, form.staff_member_id.data, form.attended.data == "1",
-                                    form.reason.data, current_user, attended_pct=form.attended_pct.data)
-        db.session.commit()
+        # Run again if two writers of one course's summaries deadlocked (PostgreSQL breaks it).
+        run_in_transaction(services.correct_attendance, session, form.staff_member_id.data,
+                           form.attended.data == "1", form.reason.data, current_user,
+                           attended_pct=form.attended_pct.data)
     except DomainError as exc:
         db.session.rollback()
         flash(exc.message, "error")
@@ -93,8 +95,7 @@ def roll_call(session_id: int):
     if form.validate_on_submit():
         try:
             present = {int(v) for v in request.form.getlist("present") if v.isdigit()}
-            changed = services.record_roll_call(session, present, current_user)
-            db.session.commit()
+            changed = run_in_transaction(services.record_roll_call, session, present, current_user)
         except DomainError as exc:
             db.session.rollback()
             flash(exc.message, "error")

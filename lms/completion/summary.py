@@ -20,8 +20,9 @@ writer of the key waits until we commit and then sees ours. A transaction that r
 several events (a roll call, a cancelled session) takes their keys event by event: two such
 transactions can deadlock on keys they share (sessions of the same course and year), which
 PostgreSQL detects and breaks; the victim's error is retryable
-(``lms.common.database.is_retryable``: the enrollment operations and a session's update run
-again; a roll call or an attendance import fails and can be repeated). SQLite runs one
+(``lms.common.database.is_retryable``): the enrollment operations, a session's update, a
+roll call, an attendance correction and a Teams attendance import run again
+(``run_in_transaction``). SQLite runs one
 writer at a time anyway.
 
 ``check()`` compares the summaries with a fresh aggregate and ``rebuild()`` recomputes them

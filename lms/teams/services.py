@@ -25,7 +25,7 @@ from lms.attendance import services as attendance_services
 from lms.attendance.models import AttendanceRecord
 from lms.audit.services import record_action
 from lms.auth.models import User
-from lms.common.database import begin_write
+from lms.common.database import begin_write, run_in_transaction
 from lms.common.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from lms.common.timeutil import as_utc, to_tokyo, utcnow
 from lms.courses.models import CANCELLED, HYBRID, TEAMS, Course, TrainingSession
@@ -406,8 +406,9 @@ def import_attendance_with(client: GraphClient, session: TrainingSession) -> dic
     # write in a fresh one, which on SQLite takes its write lock up front; a transaction that
     # read before the download could not write after another writer's commit meanwhile.
     db.session.commit()
-    summary = attendance_services.apply_teams_reports(session, fetched)
-    return summary
+    # Committed here, and run again if it met another writer of the course's summaries in a
+    # deadlock (PostgreSQL breaks it; the import is idempotent).
+    return run_in_transaction(attendance_services.apply_teams_reports, session, fetched)
 
 
 # ---------------------------------------------------------------- recordings and transcripts
