@@ -148,10 +148,17 @@ def qr_poster(session_id: int):
                            opens=opens, closes=closes)
 
 
-@bp.post("/sessions/<int:session_id>/qr/rotate")
+@bp.route("/sessions/<int:session_id>/qr/rotate", methods=["GET", "POST"])
 @login_required
 def rotate_qr(session_id: int):
     session = _managed(session_id)
+    if request.method == "GET":
+        return render_template(
+            "confirm.html", heading=_("QR コードを作り直す"),
+            lead=_("QR コードを作り直すと、表示中の QR コードも、印刷した受付ポスターの QR コードも使えなくなります。"),
+            facts=[(_("研修回"), f"{session.course.title} {session.title}")],
+            action_url=url_for("attendance.rotate_qr", session_id=session.id), button=_("作り直す"),
+            back_url=url_for("attendance.qr", session_id=session.id))
     if ActionForm().validate_on_submit():
         services.rotate_checkin_secret(session, current_user)
         db.session.commit()

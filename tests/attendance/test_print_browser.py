@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from playwright.sync_api import expect
 
+from lms.common.signals import enrollment_status_changed
 from lms.enrollment.models import CONFIRMED, Enrollment
 from tests import factories
 from tests.conftest import require
@@ -39,8 +40,13 @@ def onsite(db):
         name = f"受講 {n + 1:02d}号"
         member = factories.make_staff("131016" if n % 2 else "132012", full_name=name, full_name_kana=f"{kana} タロウ",
                                       department="総務部 総務課", commit=False)
-        db.session.add(Enrollment(session_id=session.id, staff_member_id=member.id,
-                                  municipality_id=member.municipality_id, status=CONFIRMED, arrival_seq=n + 1))
+        row = Enrollment(session_id=session.id, staff_member_id=member.id,
+                         municipality_id=member.municipality_id, status=CONFIRMED, arrival_seq=n + 1)
+        db.session.add(row)
+        db.session.flush()
+        # The event the enrollment area publishes: the summaries follow it.
+        enrollment_status_changed.send(row, old_status=None, new_status=CONFIRMED, actor=None, notice=None,
+                                       position=None)
         names.append(name)
     session.confirmed_count = len(names)
     db.session.commit()

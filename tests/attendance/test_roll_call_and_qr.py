@@ -128,6 +128,8 @@ def test_old_or_rotated_codes_and_times_outside_the_window_are_refused(onsite, c
     assert response.status_code == 403 and "有効期限が切れています" in response.get_data(as_text=True)
     assert learner_client.get(f"/attendance/check-in/{session.id}?code=").status_code == 403
 
+    confirm = client.get(f"/attendance/sessions/{session.id}/qr/rotate").get_data(as_text=True)
+    assert "使えなくなります" in confirm and "作り直す" in confirm  # asked on a page, not by window.confirm
     assert client.post(f"/attendance/sessions/{session.id}/qr/rotate").status_code == 302
     assert learner_client.get(path).status_code == 403  # the code shown before rotation no longer works
     assert db.session.scalar(select(AuditLog).where(AuditLog.action == "attendance.rotate_checkin"))

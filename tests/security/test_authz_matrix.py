@@ -67,6 +67,7 @@ EXPECTED = {
     "attendance.correct POST": "L 403 403 403 403 ok",
     "attendance.qr GET": "L 403 403 403 403 ok",
     "attendance.rotate_qr POST": "L 403 403 403 403 ok",
+    "attendance.rotate_qr GET": "L 403 403 403 403 ok",
     "attendance.qr_poster GET": "L 403 403 403 403 ok",
     # Printed lists: a municipal admin sees their own municipality's participants of a session
     # that concerns it (B); A's admin finds no such session.
