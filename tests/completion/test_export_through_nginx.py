@@ -107,6 +107,7 @@ def _load_a_million_completions(db, municipality_id: int) -> int:
     return db.session.scalar(select(func.count()).select_from(Completion))
 
 
+@pytest.mark.bulk_sql  # a million completions loaded by SQL, as an import would; the summaries are not its subject
 @pytest.mark.skipif(os.environ.get("LMS_TEST_DB", "sqlite") != "postgresql",
                     reason="production's database; the SQLite run exports the smaller tables below")
 def test_a_million_row_export_streams_through_nginx_without_a_cut(db, client, login_as, nginx_in_front, app):
