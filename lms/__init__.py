@@ -37,7 +37,7 @@ def create_app(config: str | type[Config] | dict | None = None) -> Flask:
     ``config`` is an environment name ("development", "testing", "production"), a config
     class, or a mapping of overrides applied on top of the environment's class.
     """
-    from config import config_for
+    from config import config_for, development_secret_key
 
     overrides: dict = {}
     if isinstance(config, dict):
@@ -57,6 +57,8 @@ def create_app(config: str | type[Config] | dict | None = None) -> Flask:
     )
     app.config.from_object(config_cls)
     app.config.update(overrides)
+    if not app.config.get("SECRET_KEY") and app.config["LMS_ENV"] == "development":
+        app.config["SECRET_KEY"] = development_secret_key(app.config["SECRET_KEY_FILE"])
 
     _init_extensions(app)
     _register_blueprints(app)
