@@ -121,6 +121,9 @@ def _init_extensions(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from importlib import import_module
 
+    from lms.common.ids import init_ids  # (loaded as the app is built)
+
+    init_ids(app)  # <int:…> bounded to the database's ids, before any rule is added
     for area in BLUEPRINTS:
         module = import_module(f"lms.{area}.routes")
         app.register_blueprint(module.bp)

@@ -21,6 +21,7 @@ from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
 from lms.common.access import municipality_scope, require_municipality, role_required
 from lms.common.errors import DomainError
 from lms.common.limits import limit_export
+from lms.common.pagination import requested_page
 from lms.common.timeutil import to_tokyo, utcnow
 from lms.extensions import db
 from lms.municipalities.forms import RemoveTenantMappingForm, TenantMappingForm
@@ -107,7 +108,7 @@ def remove_tenant(mapping_id: int):
 @role_required(PLATFORM_ADMIN)
 def audit():
     form, flt = audit_log.filter_form(request.args)
-    page = db.paginate(select_entries(flt), per_page=AUDIT_PER_PAGE, error_out=False)
+    page = db.paginate(select_entries(flt), page=requested_page(), per_page=AUDIT_PER_PAGE, error_out=False)
     return render_template(
         "admin/audit.html", form=form, page=page, params=flt.as_params(),
         municipality_names=audit_log.municipality_names(),
@@ -138,7 +139,7 @@ def outbox():
     scope = municipality_scope(current_user)
     status = request.args.get("status", "")
     q = request.args.get("q", "").strip()[:100]
-    page = db.paginate(outbox_query(scope, status=status, q=q), per_page=OUTBOX_PER_PAGE, error_out=False)
+    page = db.paginate(outbox_query(scope, status=status, q=q), page=requested_page(), per_page=OUTBOX_PER_PAGE, error_out=False)
     return render_template(
         "admin/outbox.html", page=page, status=status, q=q, status_labels=MAIL_STATUS_LABELS,
         backlog=delivery_backlog(scope),

@@ -15,6 +15,7 @@ from lms.attendance import services
 from lms.attendance.forms import ActionForm, CorrectionForm, MatchForm, staff_choices
 from lms.attendance.models import AttendanceRecord
 from lms.common.errors import DomainError, NotAllowed, NotFound
+from lms.common.ids import parse_ids
 from lms.common.timeutil import utcnow
 from lms.extensions import db
 
@@ -89,7 +90,7 @@ def roll_call(session_id: int):
     form = ActionForm()
     if form.validate_on_submit():
         try:
-            present = {int(v) for v in request.form.getlist("present") if v.isdigit()}
+            present = set(parse_ids(request.form.getlist("present")))
             changed = services.record_roll_call(session, present, current_user)
             db.session.commit()
         except DomainError as exc:

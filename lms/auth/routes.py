@@ -18,6 +18,7 @@ from lms.auth.forms import DemoSignInForm
 from lms.auth.models import User
 from lms.auth.services import AccountDisabled, TenantRefused, record_failure, record_refusal, sign_in_identity
 from lms.auth.session import end_session, signed_in_with, start_session
+from lms.common.ids import parse_id
 from lms.common.limits import limit_sign_in
 from lms.common.timeutil import utcnow
 from lms.common.web import safe_next
@@ -174,8 +175,8 @@ def demo():
     if request.method == "POST":
         # Only the chosen user is a valid choice: one look-up, not the whole list (benchmarks
         # sign thousands of demo learners in).
-        raw = (request.form.get("user_id") or "").strip()
-        chosen = db.session.scalar(demo_users.where(User.id == int(raw))) if raw.isdigit() else None
+        user_id = parse_id(request.form.get("user_id"))
+        chosen = db.session.scalar(demo_users.where(User.id == user_id)) if user_id is not None else None
         form.user_id.choices = [(chosen.id, chosen.display_name)] if chosen else []
     if form.validate_on_submit():
         user = db.session.get(User, form.user_id.data)

@@ -14,6 +14,7 @@ from typing import Any
 from flask import abort
 from flask_login import current_user, login_required
 
+from lms.common.ids import parse_id
 from lms.common.roles import MUNICIPAL_ADMIN, PLATFORM_ADMIN
 from lms.common.signals import access_denied
 
@@ -52,12 +53,13 @@ def municipality_scope(
     if user.has_role(PLATFORM_ADMIN):
         if raw in ALL_MUNICIPALITIES:
             return None
-        if not raw.isdigit() or (exists is not None and not exists(int(raw))):
+        wanted = parse_id(raw)
+        if wanted is None or (exists is not None and not exists(wanted)):
             abort(404)
-        return int(raw)
+        return wanted
     own = user.municipality_id
     if raw and raw != str(own):
-        require_municipality(user, int(raw) if raw.isdigit() else None)
+        require_municipality(user, parse_id(raw))
     require_municipality(user, own)
     return own
 

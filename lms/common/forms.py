@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from flask_babel import Domain
 from flask_wtf import FlaskForm
+from wtforms import IntegerField
 from wtforms.i18n import messages_path
+
+from lms.common.ids import parse_id
 
 WTFORMS_MESSAGES = Domain(translation_directories=messages_path(), domain="wtforms")
 
@@ -19,3 +22,14 @@ class Form(FlaskForm):
     class Meta:
         def get_translations(self, form):
             return WTFORMS_MESSAGES.get_translations()
+
+
+class IdField(IntegerField):
+    """An id a page posts (a hidden field, a chosen row): a whole number the database can hold;
+    anything else is the field's error, never a query."""
+
+    def process_formdata(self, valuelist):
+        if valuelist:
+            self.data = parse_id(valuelist[0])
+            if self.data is None:
+                raise ValueError(self.gettext("Not a valid integer value."))

@@ -16,6 +16,7 @@ from lms.common.access import require_municipality, role_required
 from lms.common.errors import DomainError, NotFound
 from lms.common.forms import Form
 from lms.common.limits import limit_enroll
+from lms.common.pagination import requested_page
 from lms.common.timeutil import as_utc, utcnow
 from lms.common.web import safe_next
 from lms.courses.models import TrainingSession
@@ -175,7 +176,7 @@ def admin_home():
     municipality, chooser = municipality_or_chooser("enrollment.admin_home")
     if municipality is None:
         return chooser
-    page = db.paginate(municipal.open_sessions_query(municipality.id), per_page=20, error_out=False)
+    page = db.paginate(municipal.open_sessions_query(municipality.id), page=requested_page(), per_page=20, error_out=False)
     return render_template(
         "enrollment/municipal_home.html", municipality=municipality, pending=municipal.pending_approvals(municipality.id),
         quotas=municipal.quota_use(municipality.id), page=page, reject_form=roster_forms.RejectForm(formdata=None),
@@ -244,7 +245,9 @@ def nominate(session_id: int):
     form = roster_forms.NominateForm()
     if not form.validate_on_submit():
         abort(400)
-    member = staff_member_or_403(form.staff_member_id.data)
+    member_id = form.staff_member_id.data
+    assert member_id is not None  # InputRequired, and the form is validated
+    member = staff_member_or_403(member_id)
     municipality_id = member.municipality_id
     db.session.rollback()
     try:

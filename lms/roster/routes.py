@@ -12,6 +12,7 @@ from lms.audit.services import record_action
 from lms.common.access import role_required
 from lms.common.database import begin_write
 from lms.common.errors import DomainError
+from lms.common.pagination import requested_page
 from lms.extensions import db
 from lms.roster import forms, services
 from lms.roster.models import ACTIVE, LEFT
@@ -39,7 +40,7 @@ def index():
     job_title = request.args.get("job_title", "")[:100]
     status = request.args.get("status", ACTIVE)
     stmt = services.roster_query(municipality.id, q=q, department=department, job_title=job_title, status=status)
-    page = db.paginate(stmt, per_page=50, error_out=False)
+    page = db.paginate(stmt, page=requested_page(), per_page=50, error_out=False)
     departments, titles = services.roster_choices(municipality.id)
     return render_template(
         "roster/index.html", municipality=municipality, page=page, q=q, department=department,
