@@ -10,6 +10,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from lms.auth.models import ROLES, User
+from lms.auth.session import open_session_record
 from lms.common.timeutil import utcnow
 from lms.courses.models import PUBLISHED, TEAMS, Course, CourseEligibility, SessionQuota, TrainingSession
 from lms.courses.search import normalise_for_search
@@ -132,8 +133,11 @@ def make_session(course: Course | None = None, *, starts_in: timedelta = timedel
     return session
 
 
-def sign_in(client, user: User) -> None:
-    """Put ``user`` in the client's session the way lms.auth.session.start_session does."""
+def sign_in(client, user: User) -> str:
+    """Put ``user`` in the client's session the way lms.auth.session.start_session does
+    (its server-side record included); returns the record's id."""
+    session_id = open_session_record(user, "demo")
+    db.session.commit()
     now = int(time.time())
     with client.session_transaction() as sess:
         sess.clear()
@@ -141,3 +145,6 @@ def sign_in(client, user: User) -> None:
         sess["_fresh"] = True
         sess["signed_in_at"] = now
         sess["last_seen"] = now
+        sess["sid"] = session_id
+        sess["auth_method"] = "demo"
+    return session_id

@@ -1,8 +1,9 @@
-"""Administration under /admin/: the landing page, the allowed tenants, the audit log and
-the mail outbox. The pages compose the public services of the packages below.
+"""Administration under /admin/: the landing page, the allowed tenants, the audit log, the
+mail outbox, and signing a user out of every device. The pages compose the public services
+of the packages below.
 
-Platform admins only, except the mail outbox, which a municipal admin sees for their own
-municipality.
+Platform admins only, except the mail outbox and signing out, which a municipal admin does
+for their own municipality.
 """
 
 from __future__ import annotations
@@ -17,12 +18,16 @@ from lms.audit.export import csv_bytes
 from lms.audit.queries import select_entries
 from lms.audit.services import record_action
 from lms.auth.consent import admin_consent_link
-from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
-from lms.common.access import municipality_scope, require_municipality, role_required
+from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, User
+from lms.auth.services import sign_out_everywhere
+from lms.common.access import municipality_scope, require_municipality, require_own_object, role_required
+from lms.common.database import begin_write
 from lms.common.errors import DomainError
+from lms.common.forms import Form
 from lms.common.limits import limit_export
 from lms.common.pagination import requested_page
 from lms.common.timeutil import to_tokyo, utcnow
+from lms.common.web import safe_next
 from lms.extensions import db
 from lms.municipalities.forms import RemoveTenantMappingForm, TenantMappingForm
 from lms.municipalities.services import (
@@ -175,3 +180,24 @@ def outbox_retry(mail_id: int):
         db.session.rollback()
         flash(exc.message, "error")
     return redirect(url_for("admin.outbox_detail", mail_id=mail_id))
+
+
+# ---------------------------------------------------------------- users
+
+
+@bp.post("/users/<int:user_id>/sign-out-everywhere")
+@role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
+def sign_out_user(user_id: int):
+    """「すべての端末からサインアウト」 for a user: a platform admin for anyone, a municipal
+    admin for the users of their own municipality (anyone else: 404, audited)."""
+    if not Form().validate_on_submit():  # (the CSRF token)
+        abort(400)
+    user = db.get_or_404(User, user_id)
+    require_own_object(current_user, user.municipality_id, "user", user.id)
+    begin_write()  # (after the check: a refusal's audit entry is written on a connection of its own)
+    user = db.session.get_one(User, user_id)
+    sessions = sign_out_everywhere(user, actor=current_user)
+    db.session.commit()
+    flash(_("%(name)s さんをすべての端末からサインアウトさせました（%(count)s 件のセッションを終了）。",
+            name=user.display_name, count=sessions), "success")
+    return redirect(safe_next(request.form.get("next"), url_for("main.home")))

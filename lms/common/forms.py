@@ -9,6 +9,7 @@ the process), through WTForms' public hook ``Meta.get_translations``.
 from __future__ import annotations
 
 from flask_babel import Domain
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import IntegerField
 from wtforms.i18n import messages_path
@@ -32,4 +33,4 @@ class IdField(IntegerField):
         if valuelist:
             self.data = parse_id(valuelist[0])
             if self.data is None:
-                raise ValueError(self.gettext("Not a valid integer value."))
+                raise ValueError(_l("正しい ID ではありません。"))

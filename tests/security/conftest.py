@@ -107,7 +107,7 @@ def world(app, db):
         "course_id": course.id, "session_id": session.id, "enrollment_id": enrollment.id,
         "archive_id": archive.id, "file_id": archive_file.id, "name": archive_file.filename,
         "completion_id": completion.id, "assignment_id": assignment.id, "mail_id": mail.id,
-        "member_id": member_b.id, "mapping_id": mapping.id if mapping else 1, "record_id": record.id,
+        "member_id": member_b.id, "user_id": learner_b.id, "mapping_id": mapping.id if mapping else 1, "record_id": record.id,
         "operation_id": operation.id, "upload_id": upload.id if upload else uuid.uuid4().hex,
         "serial": completion.certificate_serial, "kind": "attendance", "table": "courses", "fmt": "csv",
         "filename": "css/app.css",

@@ -69,6 +69,9 @@ EXPECTED = {
     "auth.login_page GET": "ok ok ok ok ok ok",
     "auth.start GET": "404 404 404 404 404 404",
     "auth.logout POST": "ok ok ok ok ok ok",
+    "auth.logout_everywhere POST": "L ok ok ok ok ok",
+    # Signing a user (a learner of B) out of every device: their municipality's admin, or a platform admin.
+    "admin.sign_out_user POST": "L 403 403 404 ok ok",
     "admin.tenants GET": "L 403 403 403 403 ok",
     "admin.tenants POST": "L 403 403 403 403 400",
     # The page moved to /admin/tenants: a permanent redirect for everyone.
@@ -214,3 +217,4 @@ def test_every_route_answers_each_role_as_the_table_says(app, world):
     assert not failures, "\n".join(failures)
     assert not stale, f"table rows for routes that no longer exist: {sorted(stale)}"
     print(f"authorization matrix: {len(observed)} routes x {len(ROLES)} roles = {len(observed) * len(ROLES)} calls")
+
