@@ -20,7 +20,7 @@ from lms.audit.services import record_action
 from lms.auth.consent import admin_consent_link
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, User
 from lms.auth.services import sign_out_everywhere
-from lms.common.access import municipality_scope, require_municipality, require_own_object, role_required
+from lms.common.access import municipality_scope, require_own_object, role_required
 from lms.common.database import begin_write
 from lms.common.errors import DomainError
 from lms.common.forms import Form
@@ -153,7 +153,7 @@ def outbox():
 
 def _visible_mail(mail_id: int) -> OutboxMail:
     mail = db.get_or_404(OutboxMail, mail_id)
-    require_municipality(current_user, mail.municipality_id)
+    require_own_object(current_user, mail.municipality_id, "outbox_mail", mail.id)
     return mail
 
 

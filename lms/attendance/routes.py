@@ -14,6 +14,7 @@ from markupsafe import Markup
 from lms.attendance import services
 from lms.attendance.forms import ActionForm, CorrectionForm, MatchForm, staff_choices
 from lms.attendance.models import AttendanceRecord
+from lms.common.access import refuse_as_missing
 from lms.common.errors import DomainError, NotAllowed, NotFound
 from lms.common.ids import parse_ids
 from lms.common.timeutil import utcnow
@@ -27,8 +28,8 @@ def _managed(session_id: int):
         return services.get_managed_session(session_id, current_user)
     except NotFound:
         abort(404)
-    except NotAllowed:
-        abort(403)
+    except NotAllowed:  # another trainer's session: answered as if there were none
+        refuse_as_missing(current_user, "training_session", session_id)
 
 
 def _back(session_id: int):

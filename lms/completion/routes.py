@@ -22,7 +22,13 @@ from sqlalchemy import select
 
 from lms.audit.services import record_action
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
-from lms.common.access import municipality_scope, require_municipality, role_required
+from lms.common.access import (
+    municipality_scope,
+    refuse_as_missing,
+    require_municipality,
+    require_own_object,
+    role_required,
+)
 from lms.common.errors import DomainError
 from lms.common.ids import parse_id, parse_ids
 from lms.common.limits import configured, limit_export
@@ -108,7 +114,7 @@ def _may_read_certificate(completion: Completion) -> bool:
     if current_user.has_role(PLATFORM_ADMIN):
         return True
     if current_user.has_role(MUNICIPAL_ADMIN):
-        require_municipality(current_user, staff.municipality_id)
+        require_own_object(current_user, staff.municipality_id, "completion", completion.id)
         return True
     return False
 
@@ -194,7 +200,7 @@ def missing(assignment_id: int):
     scope = municipality_scope(current_user, request.args.get("municipality"), exists=municipality_exists)
     assignment = db.get_or_404(MandatoryAssignment, assignment_id)
     if assignment.municipality_id is not None and scope is not None and assignment.municipality_id != scope:
-        require_municipality(current_user, assignment.municipality_id)
+        require_own_object(current_user, assignment.municipality_id, "mandatory_assignment", assignment.id)
     pagination = reports.paginate_rows(reports.missing_staff_query(assignment, scope), requested_page(), MISSING_PER_PAGE)
     status = next((s for s in reports.assignment_statuses(scope, assignment.fiscal_year)
                    if s.assignment.id == assignment.id), None)
@@ -265,7 +271,7 @@ def export(table: str, fmt: str):
         if assignment is None:
             abort(404)
         if assignment.municipality_id is not None and scope is not None and assignment.municipality_id != scope:
-            require_municipality(current_user, assignment.municipality_id)
+            require_own_object(current_user, assignment.municipality_id, "mandatory_assignment", assignment.id)
     course_ids = parse_ids(request.args.getlist("course"))
     built = build_table(table, scope=scope, fiscal_year=None if all_years else fy, course_ids=course_ids,
                         assignment=assignment)
@@ -390,7 +396,7 @@ def assignment_edit(assignment_id: int):
     municipality_scope(current_user, request.args.get("municipality"), exists=municipality_exists)
     assignment = db.get_or_404(MandatoryAssignment, assignment_id)
     if not services.can_manage_assignment(current_user, assignment.municipality_id):
-        require_municipality(current_user, assignment.municipality_id)
+        refuse_as_missing(current_user, "mandatory_assignment", assignment.id)
     form = _assignment_form(assignment)
     if form.validate_on_submit():
         try:
@@ -411,7 +417,7 @@ def assignment_delete(assignment_id: int):
     assignment = db.get_or_404(MandatoryAssignment, assignment_id)
     fy = assignment.fiscal_year
     if not services.can_manage_assignment(current_user, assignment.municipality_id):
-        require_municipality(current_user, assignment.municipality_id)
+        refuse_as_missing(current_user, "mandatory_assignment", assignment.id)
     try:
         services.delete_mandatory_assignment(current_user, assignment_id)
     except DomainError as exc:
@@ -429,7 +435,7 @@ def assignment_delete(assignment_id: int):
 def _course_for_decisions(course_id: int) -> Course:
     course = db.get_or_404(Course, course_id)
     if not services.can_decide(current_user, course):
-        abort(403)
+        refuse_as_missing(current_user, "course", course_id)  # another trainer's: as if there were none
     return course
 
 

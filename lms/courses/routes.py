@@ -12,7 +12,7 @@ from sqlalchemy import select
 from wtforms import SelectChoice
 
 from lms.auth.models import PLATFORM_ADMIN, TRAINER
-from lms.common.access import role_required
+from lms.common.access import refuse_as_missing, role_required
 from lms.common.database import run_in_transaction
 from lms.common.errors import DomainError, InvalidInput, NotAllowed
 from lms.common.markdown import render_markdown
@@ -256,14 +256,14 @@ def cancel_session(session_id: int):
 def _managed_course(course_id: int) -> Course:
     course = db.get_or_404(Course, course_id)
     if not services.can_manage_course(current_user, course):
-        abort(403)
+        refuse_as_missing(current_user, "course", course_id)  # another trainer's: as if there were none
     return course
 
 
 def _managed_session(session_id: int) -> TrainingSession:
     session = db.get_or_404(TrainingSession, session_id)
     if not services.can_manage_course(current_user, session.course):
-        abort(403)
+        refuse_as_missing(current_user, "training_session", session_id)
     return session
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from wtforms import HiddenField
 
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
-from lms.common.access import require_municipality, role_required
+from lms.common.access import require_own_object, role_required
 from lms.common.errors import DomainError, NotFound
 from lms.common.forms import Form
 from lms.common.limits import limit_enroll
@@ -28,7 +28,7 @@ from lms.extensions import db
 from lms.municipalities.models import Municipality
 from lms.roster import forms as roster_forms
 from lms.roster.models import StaffMember
-from lms.roster.pages import back_to, municipality_or_chooser, staff_member_or_403
+from lms.roster.pages import back_to, municipality_or_chooser, staff_member_or_404
 from lms.roster.services import MAX_CSV_BYTES, staff_member_for
 
 bp = Blueprint("enrollment", __name__)
@@ -166,8 +166,8 @@ def staff_enrollments(member: StaffMember, limit: int = 50) -> list[Enrollment]:
 # ---------------------------------------------------------------- 研修担当 (municipal admins): approvals, nominations, swaps
 #
 # Municipal admins work on their own municipality only; platform admins choose one
-# (``?m=<municipality id>``). Any attempt on another municipality's data is a 403 with an
-# ``access.denied`` audit entry (lms.common.access.require_municipality).
+# (``?m=<municipality id>``). Another municipality's pages are a 403, its enrollments and staff
+# members a 404 as if there were none; both leave an ``access.denied`` audit entry (lms.common.access).
 
 
 @bp.get("/municipal")
@@ -183,16 +183,17 @@ def admin_home():
     )
 
 
-def _enrollment_or_403(enrollment_id: int) -> Enrollment:
+def _enrollment_or_404(enrollment_id: int) -> Enrollment:
+    """An enrollment of the admin's municipality; another's is answered as if there were none."""
     enrollment = db.get_or_404(Enrollment, enrollment_id)
-    require_municipality(current_user, enrollment.municipality_id)
+    require_own_object(current_user, enrollment.municipality_id, "enrollment", enrollment.id)
     return enrollment
 
 
 @bp.post("/municipal/enrollments/<int:enrollment_id>/approve")
 @role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
 def approve(enrollment_id: int):
-    enrollment = _enrollment_or_403(enrollment_id)
+    enrollment = _enrollment_or_404(enrollment_id)
     municipality_id = enrollment.municipality_id
     db.session.rollback()
     try:
@@ -206,7 +207,7 @@ def approve(enrollment_id: int):
 @bp.post("/municipal/enrollments/<int:enrollment_id>/reject")
 @role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
 def reject(enrollment_id: int):
-    enrollment = _enrollment_or_403(enrollment_id)
+    enrollment = _enrollment_or_404(enrollment_id)
     municipality_id = enrollment.municipality_id
     form = roster_forms.RejectForm()
     if not form.validate_on_submit():
@@ -247,7 +248,7 @@ def nominate(session_id: int):
         abort(400)
     member_id = form.staff_member_id.data
     assert member_id is not None  # InputRequired, and the form is validated
-    member = staff_member_or_403(member_id)
+    member = staff_member_or_404(member_id)
     municipality_id = member.municipality_id
     db.session.rollback()
     try:
@@ -261,7 +262,7 @@ def nominate(session_id: int):
 @bp.post("/municipal/enrollments/<int:enrollment_id>/swap")
 @role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
 def swap(enrollment_id: int):
-    enrollment = _enrollment_or_403(enrollment_id)
+    enrollment = _enrollment_or_404(enrollment_id)
     municipality_id, session_id = enrollment.municipality_id, enrollment.session_id
     form = roster_forms.SwapForm()
     if not form.validate_on_submit():

@@ -16,7 +16,7 @@ from lms.common.pagination import requested_page
 from lms.extensions import db
 from lms.roster import forms, services
 from lms.roster.models import ACTIVE, LEFT
-from lms.roster.pages import ADMINS, municipality_args, municipality_or_chooser, staff_member_or_403
+from lms.roster.pages import ADMINS, municipality_args, municipality_or_chooser, staff_member_or_404
 
 bp = Blueprint("roster", __name__)
 
@@ -71,7 +71,7 @@ def new():
 @bp.get("/roster/<int:member_id>")
 @role_required(*ADMINS)
 def detail(member_id: int):
-    member = staff_member_or_403(member_id)
+    member = staff_member_or_404(member_id)
     # The member's enrollments: the enrollment area's ``staff_enrollments`` (a template global).
     return render_template(
         "roster/detail.html", member=member,
@@ -83,7 +83,7 @@ def detail(member_id: int):
 @bp.route("/roster/<int:member_id>/edit", methods=["GET", "POST"])
 @role_required(*ADMINS)
 def edit(member_id: int):
-    member = staff_member_or_403(member_id)
+    member = staff_member_or_404(member_id)
     form = forms.StaffForm(obj=member)
     if form.validate_on_submit():
         try:
@@ -101,7 +101,7 @@ def edit(member_id: int):
 @bp.post("/roster/<int:member_id>/transfer")
 @role_required(*ADMINS)
 def transfer(member_id: int):
-    member = staff_member_or_403(member_id)
+    member = staff_member_or_404(member_id)
     form = forms.TransferForm()
     if not form.validate_on_submit():
         flash(" ".join(str(e) for errors in form.errors.values() for e in errors), "error")
@@ -119,7 +119,7 @@ def transfer(member_id: int):
 @bp.post("/roster/<int:member_id>/leave")
 @role_required(*ADMINS)
 def leave(member_id: int):
-    member = staff_member_or_403(member_id)
+    member = staff_member_or_404(member_id)
     form = forms.DepartureForm()
     if not form.validate_on_submit():
         flash(" ".join(str(e) for errors in form.errors.values() for e in errors), "error")

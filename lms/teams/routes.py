@@ -12,7 +12,7 @@ from lms.attendance import services as attendance_services
 from lms.attendance.forms import ActionForm, CorrectionForm, MatchForm, staff_choices
 from lms.audit.services import record_action
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
-from lms.common.access import role_required
+from lms.common.access import refuse_as_missing, role_required
 from lms.common.errors import DomainError, NotAllowed, NotFound
 from lms.common.ids import parse_id
 from lms.common.pagination import requested_page
@@ -36,8 +36,8 @@ def _managed(session_id: int) -> TrainingSession:
         return attendance_services.get_managed_session(session_id, current_user)
     except NotFound:
         abort(404)
-    except NotAllowed:
-        abort(403)
+    except NotAllowed:  # another trainer's session: answered as if there were none
+        refuse_as_missing(current_user, "training_session", session_id)
 
 
 @bp.get("/teams/sessions/<int:session_id>")

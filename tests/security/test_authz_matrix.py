@@ -2,7 +2,9 @@
 belong to another user or another municipality, compared with the table below.
 
 Outcomes: "ok" (2xx, or a redirect other than to sign-in — e.g. back to a form with a
-message), "L" (sent to sign-in), or the 4xx status: "403"/"404" (refused), "400"/"409"/"412"
+message), "L" (sent to sign-in), or the 4xx status: "403" (refused for the role, whatever the
+object), "404" (refused: the object is not the user's, answered exactly as one that does not
+exist — the second test below holds that for every route), "400"/"409"/"412"
 (an access-checked request refused by validation or a business rule: POSTs send an empty
 form). A 5xx is always a failure. A route missing from the table fails the test.
 
@@ -20,9 +22,11 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 
 import pytest
 
+from lms.common.ids import MAX_ID
 from lms.common.jobs import worker_heartbeat
 from tests.factories import sign_in
 
@@ -35,21 +39,21 @@ EXPECTED = {
     "admin.audit GET": "L 403 403 403 403 ok",
     "admin.audit_export POST": "L 403 403 403 403 ok",
     "admin.outbox GET": "L 403 403 ok ok ok",
-    "admin.outbox_detail GET": "L 403 403 403 ok ok",
-    "admin.outbox_retry POST": "L 403 403 403 ok ok",
+    "admin.outbox_detail GET": "L 403 403 404 ok ok",
+    "admin.outbox_retry POST": "L 403 403 404 ok ok",
     "archives.index GET": "L ok ok ok ok ok",
-    "archives.view GET": "L 403 ok 403 ok ok",
-    "archives.file GET": "L 403 ok 403 ok ok",
-    "archives.file_link GET": "L 403 ok 403 ok ok",
+    "archives.view GET": "L 404 ok 404 ok ok",
+    "archives.file GET": "L 404 ok 404 ok ok",
+    "archives.file_link GET": "L 404 ok 404 ok ok",
     "archives.media GET": "403 403 403 403 403 403",
-    "archives.progress POST": "L 403 400 403 400 400",
+    "archives.progress POST": "L 404 400 404 400 400",
     "archives.manage GET": "L 403 ok 403 403 ok",
-    "archives.detail GET": "L 403 403 403 403 ok",
-    "archives.edit GET": "L 403 403 403 403 ok",
-    "archives.edit POST": "L 403 403 403 403 ok",
-    "archives.publish POST": "L 403 403 403 403 ok",
+    "archives.detail GET": "L 403 404 403 403 ok",
+    "archives.edit GET": "L 403 404 403 403 ok",
+    "archives.edit POST": "L 403 404 403 403 ok",
+    "archives.publish POST": "L 403 404 403 403 ok",
     "archives.tus_create POST": "L 403 412 403 403 412",
-    "archives.withdraw POST": "L 403 403 403 403 ok",
+    "archives.withdraw POST": "L 403 404 403 403 ok",
     "archives.create GET": "L 403 ok 403 403 ok",
     "archives.create POST": "L 403 ok 403 403 ok",
     "archives.search GET": "L ok ok ok ok ok",
@@ -57,12 +61,12 @@ EXPECTED = {
     "archives.tus_resource DELETE": "L 403 412 403 403 412",
     "archives.tus_resource PATCH": "L 403 412 403 403 412",
     "attendance.check_in GET": "L 404 404 404 404 404",
-    "attendance.match_record POST": "L 403 403 403 403 ok",
-    "attendance.correct POST": "L 403 403 403 403 ok",
-    "attendance.qr GET": "L 403 403 403 403 ok",
-    "attendance.rotate_qr POST": "L 403 403 403 403 ok",
-    "attendance.roll_call GET": "L 403 403 403 403 ok",
-    "attendance.roll_call POST": "L 403 403 403 403 ok",
+    "attendance.match_record POST": "L 404 404 404 404 ok",
+    "attendance.correct POST": "L 404 404 404 404 ok",
+    "attendance.qr GET": "L 404 404 404 404 ok",
+    "attendance.rotate_qr POST": "L 404 404 404 404 ok",
+    "attendance.roll_call GET": "L 404 404 404 404 ok",
+    "attendance.roll_call POST": "L 404 404 404 404 ok",
     "auth.callback GET": "404 404 404 404 404 404",
     "auth.demo GET": "ok ok ok ok ok ok",
     "auth.demo POST": "ok ok ok ok ok ok",
@@ -77,16 +81,16 @@ EXPECTED = {
     # The page moved to /admin/tenants: a permanent redirect for everyone.
     "auth.tenants GET": "ok ok ok ok ok ok",
     "completion.verify_certificate GET": "ok ok ok ok ok ok",
-    "completion.revoke POST": "L 403 403 403 403 ok",
-    "completion.assignment_edit GET": "L 403 403 403 ok ok",
-    "completion.assignment_edit POST": "L 403 403 403 ok ok",
-    "completion.missing GET": "L 403 403 403 ok ok",
+    "completion.revoke POST": "L 403 404 403 403 ok",
+    "completion.assignment_edit GET": "L 403 403 404 ok ok",
+    "completion.assignment_edit POST": "L 403 403 404 ok ok",
+    "completion.missing GET": "L 403 403 404 ok ok",
     "completion.assignment_new GET": "L 403 403 ok ok ok",
     "completion.assignment_new POST": "L 403 403 ok ok ok",
-    "completion.certificate GET": "L 404 404 403 ok ok",
+    "completion.certificate GET": "L 404 404 404 ok ok",
     "completion.comparison GET": "L 403 403 403 403 ok",
-    "completion.course_completions GET": "L 403 403 403 403 ok",
-    "completion.course_completions POST": "L 403 403 403 403 ok",
+    "completion.course_completions GET": "L 403 404 403 403 ok",
+    "completion.course_completions POST": "L 403 404 403 403 ok",
     "completion.certificates_zip GET": "L 403 403 ok ok ok",
     "completion.dashboard GET": "L 403 403 ok ok ok",
     "completion.export GET": "L 403 403 ok ok ok",
@@ -95,62 +99,62 @@ EXPECTED = {
     "courses.catalogue GET": "L ok ok ok ok ok",
     "courses.course_detail GET": "L ok ok ok ok ok",
     # admin_b cancels the B learner's enrollment; the platform admin then finds it cancelled.
-    "enrollment.cancel POST": "L 403 403 403 ok 409",
+    "enrollment.cancel POST": "L 404 404 404 ok 409",
     "main.healthz GET": "ok ok ok ok ok ok",
     "main.hello GET": "ok ok ok ok ok ok",
     "main.readyz GET": "ok ok ok ok ok ok",
     "main.set_language POST": "ok ok ok ok ok ok",
     "courses.manage GET": "L 403 ok 403 403 ok",
-    "courses.manage_course GET": "L 403 403 403 403 ok",
-    "courses.cancel_course GET": "L 403 403 403 403 ok",
-    "courses.cancel_course POST": "L 403 403 403 403 ok",
-    "courses.edit_course GET": "L 403 403 403 403 ok",
-    "courses.edit_course POST": "L 403 403 403 403 ok",
-    "courses.publish_course POST": "L 403 403 403 403 ok",
-    "courses.new_session GET": "L 403 403 403 403 ok",
-    "courses.new_session POST": "L 403 403 403 403 ok",
-    "courses.unpublish_course POST": "L 403 403 403 403 ok",
+    "courses.manage_course GET": "L 403 404 403 403 ok",
+    "courses.cancel_course GET": "L 403 404 403 403 ok",
+    "courses.cancel_course POST": "L 403 404 403 403 ok",
+    "courses.edit_course GET": "L 403 404 403 403 ok",
+    "courses.edit_course POST": "L 403 404 403 403 ok",
+    "courses.publish_course POST": "L 403 404 403 403 ok",
+    "courses.new_session GET": "L 403 404 403 403 ok",
+    "courses.new_session POST": "L 403 404 403 403 ok",
+    "courses.unpublish_course POST": "L 403 404 403 403 ok",
     "courses.new_course GET": "L 403 ok 403 403 ok",
     "courses.new_course POST": "L 403 ok 403 403 ok",
-    "courses.cancel_session GET": "L 403 403 403 403 ok",
-    "courses.cancel_session POST": "L 403 403 403 403 ok",
-    "courses.edit_session GET": "L 403 403 403 403 ok",
-    "courses.edit_session POST": "L 403 403 403 403 ok",
+    "courses.cancel_session GET": "L 403 404 403 403 ok",
+    "courses.cancel_session POST": "L 403 404 403 403 ok",
+    "courses.edit_session GET": "L 403 404 403 403 ok",
+    "courses.edit_session POST": "L 403 404 403 403 ok",
     "enrollment.my_page GET": "L ok ok ok ok ok",
     "enrollment.admin_home GET": "L 403 403 ok ok ok",
-    "enrollment.approve POST": "L 403 403 403 ok ok",
-    "enrollment.reject POST": "L 403 403 403 ok ok",
-    "enrollment.swap POST": "L 403 403 403 ok ok",
+    "enrollment.approve POST": "L 403 403 404 ok ok",
+    "enrollment.reject POST": "L 403 403 404 ok ok",
+    "enrollment.swap POST": "L 403 403 404 ok ok",
     "enrollment.nominate_csv GET": "L 403 403 ok ok ok",
     "enrollment.nominate_csv POST": "L 403 403 ok ok ok",
     "enrollment.session_page GET": "L 403 403 404 ok ok",
     "enrollment.nominate POST": "L 403 403 400 400 400",
     "roster.index GET": "L 403 403 ok ok ok",
-    "roster.detail GET": "L 403 403 403 ok ok",
-    "roster.edit GET": "L 403 403 403 ok ok",
-    "roster.edit POST": "L 403 403 403 ok ok",
-    "roster.leave POST": "L 403 403 403 ok ok",
-    "roster.transfer POST": "L 403 403 403 ok ok",
+    "roster.detail GET": "L 403 403 404 ok ok",
+    "roster.edit GET": "L 403 403 404 ok ok",
+    "roster.edit POST": "L 403 403 404 ok ok",
+    "roster.leave POST": "L 403 403 404 ok ok",
+    "roster.transfer POST": "L 403 403 404 ok ok",
     "roster.export_csv GET": "L 403 403 ok ok ok",
     "roster.import_csv GET": "L 403 403 ok ok ok",
     "roster.import_csv POST": "L 403 403 ok ok ok",
     "roster.new GET": "L 403 403 ok ok ok",
     "roster.new POST": "L 403 403 ok ok ok",
     "teams.sync_roster POST": "L 403 403 ok ok ok",
-    "notifications.session_calendar GET": "L 403 403 403 ok ok",
+    "notifications.session_calendar GET": "L 404 404 404 ok ok",
     # Nobody signed in here is a B learner with a roster entry eligible for the course: refused by rule.
     "enrollment.enroll POST": "L 409 409 409 409 409",
     "static GET": "ok ok ok ok ok ok",
     "teams.graph_notifications POST": "400 400 400 400 400 400",
     "teams.retry_operation POST": "L 403 403 403 403 ok",
-    "teams.session_detail GET": "L 403 403 403 403 ok",
-    "teams.import_now POST": "L 403 403 403 403 ok",
-    "teams.sync_meeting POST": "L 403 403 403 403 ok",
+    "teams.session_detail GET": "L 404 404 404 404 ok",
+    "teams.import_now POST": "L 404 404 404 404 ok",
+    "teams.sync_meeting POST": "L 404 404 404 404 ok",
     "teams.status GET": "L 403 403 403 403 ok",
-    "archives.remove_file POST": "L 403 403 403 403 ok",
+    "archives.remove_file POST": "L 403 404 403 403 ok",
     "admin.remove_tenant POST": "L 403 403 403 403 ok",
     # admin_b deletes the assignment first; the platform admin then finds it gone.
-    "completion.assignment_delete POST": "L 403 403 403 ok 404",
+    "completion.assignment_delete POST": "L 403 403 404 ok 404",
 }
 
 
@@ -218,3 +222,35 @@ def test_every_route_answers_each_role_as_the_table_says(app, world):
     assert not stale, f"table rows for routes that no longer exist: {sorted(stale)}"
     print(f"authorization matrix: {len(observed)} routes x {len(ROLES)} roles = {len(observed) * len(ROLES)} calls")
 
+
+def _unknown_params(params) -> dict:
+    """The same parameters, every object id replaced by one that names nothing."""
+    unknown = {name: (MAX_ID if isinstance(value, int) else value) for name, value in params.items()}
+    unknown.update(upload_id=str(uuid.uuid4()), serial="T-000000000000")
+    return unknown
+
+
+def test_not_yours_is_answered_like_does_not_exist(app, world):
+    """For every route naming an object and every role: when the object of another user or
+    municipality is refused, an id that names nothing gets the very same answer (a 403 for
+    one and a 404 for the other would tell which ids exist)."""
+    params, users = world
+    unknown = _unknown_params(params)
+    leaks = []
+    for rule in sorted(app.url_map.iter_rules(), key=_walk_order):
+        if not any(name in rule.arguments for name in ("upload_id", "serial")) and "int" not in rule.rule:
+            continue
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}) or ["OPTIONS"]:
+            for role in ROLES:
+                answers = []
+                for values in (params, unknown):
+                    client = app.test_client()
+                    if users[role] is not None:
+                        sign_in(client, users[role])
+                    headers = {"Accept": "application/json"} if method != "GET" else {}
+                    answers.append(_outcome(client.open(_url(rule, values), method=method, headers=headers,
+                                                        buffered=True)))
+                theirs, nothing = answers
+                if theirs in ("403", "404") and theirs != nothing:
+                    leaks.append(f"{rule.endpoint} {method} as {role}: {theirs} for another's, {nothing} for none")
+    assert not leaks, "\n".join(leaks)
