@@ -196,3 +196,14 @@ def test_the_session_check_rides_on_the_users_load(app, db, learner):
         event.remove(db.engine, "before_cursor_execute", record)
     touching = [s for s in statements if "user_session" in s]
     assert len(touching) == 1 and "user_account" in touching[0]
+
+
+def test_the_command_line_signs_a_user_out_everywhere(app, db, runner, learner):
+    device = _demo_sign_in(app, learner)
+    result = runner.invoke(args=["lms", "sign-out-everywhere", learner.email.upper()])
+    assert result.exit_code == 0 and "1 sessions ended" in result.output
+    assert _sent_to_sign_in(device.get("/me"))
+    [entry] = _audit(db, "auth.signed_out_everywhere")
+    assert entry.actor_id is None and entry.target_id == str(learner.id)
+    missing = runner.invoke(args=["lms", "sign-out-everywhere", "99999999999999999999"])
+    assert missing.exit_code != 0 and "no user" in missing.output
