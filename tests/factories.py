@@ -136,6 +136,7 @@ def make_session(course: Course | None = None, *, starts_in: timedelta = timedel
 def sign_in(client, user: User) -> str:
     """Put ``user`` in the client's session the way lms.auth.session.start_session does
     (its server-side record included); returns the record's id."""
+    db.session.commit()  # (ends a read transaction whose snapshot SQLite would not let write)
     session_id = open_session_record(user, "demo")
     db.session.commit()
     now = int(time.time())
@@ -148,3 +149,15 @@ def sign_in(client, user: User) -> str:
         sess["sid"] = session_id
         sess["auth_method"] = "demo"
     return session_id
+
+
+def session_cookie(app, user: User) -> str:
+    """The value of a session cookie signed in as ``user``, as the demo/Entra sign-in leaves it
+    (its server-side record committed), for clients other than Flask's (requests, a browser)."""
+    db.session.commit()  # (as in sign_in)
+    session_id = open_session_record(user, "demo")
+    db.session.commit()
+    now = int(time.time())
+    data = {"_user_id": user.get_id(), "_fresh": True, "signed_in_at": now, "last_seen": now,
+            "sid": session_id, "auth_method": "demo"}
+    return app.session_interface.get_signing_serializer(app).dumps(data)

@@ -95,6 +95,7 @@ def callback():
     next_url = safe_next(flow.pop("next", ""), url_for("main.home"))
     try:
         identity = entra.complete_sign_in(flow, request.args.to_dict())
+        begin_write()  # (after the provider's answer) the user's row and the session's record
         user = sign_in_identity(identity)
     except TenantRefused:
         db.session.rollback()
@@ -187,6 +188,7 @@ def demo():
         chosen = db.session.scalar(demo_users.where(User.id == user_id)) if user_id is not None else None
         form.user_id.choices = [(chosen.id, chosen.display_name)] if chosen else []
     if form.validate_on_submit():
+        begin_write()  # a writer from the start: the session's record and last_login_at
         user = db.session.get(User, form.user_id.data)
         if user is None or not user.is_demo:
             abort(400)

@@ -128,4 +128,5 @@ def test_a_municipal_page_asked_for_an_out_of_range_municipality(app, world, val
     for url in ("/roster", "/completion/dashboard", "/completion/records", "/municipal"):
         assert platform.get(url, query_string={"m": value, "municipality": value}).status_code == 404, url
         assert admin.get(url, query_string={"m": value, "municipality": value}).status_code in (403, 404), url
-    assert platform.get("/completion/export/records.csv", query_string={"assignment": value}).status_code in (200, 404)
+    assert platform.get("/completion/export/missing.csv", query_string={"assignment": value}).status_code == 404
+    assert platform.get("/teams/status", query_string={"session": value, "page": value}).status_code == 200
