@@ -155,6 +155,7 @@ def test_a_cookie_forged_with_the_old_published_key_does_not_get_in(app, make_us
     from flask.sessions import SecureCookieSessionInterface
 
     from lms import create_app
+    from lms.extensions import db
 
     admin = make_user("platform_admin")
     monkeypatch.delenv("SECRET_KEY", raising=False)
@@ -164,13 +165,19 @@ def test_a_cookie_forged_with_the_old_published_key_does_not_get_in(app, make_us
     now = int(time.time())
     forged = SecureCookieSessionInterface().get_signing_serializer(forger).dumps(
         {"_user_id": admin.get_id(), "_fresh": True, "signed_in_at": now, "last_seen": now})
-    client = development.test_client()
-    client.set_cookie("manabi_session", forged)
-    response = client.get("/admin/")
-    assert response.status_code == 302 and "/auth/login" in response.headers["Location"]
-    genuine = development.test_client()  # the same session, signed with the instance's key
-    sign_in(genuine, admin)
-    assert genuine.get("/admin/").status_code == 200
+    try:
+        client = development.test_client()
+        client.set_cookie("manabi_session", forged)
+        response = client.get("/admin/")
+        assert response.status_code == 302 and "/auth/login" in response.headers["Location"]
+        genuine = development.test_client()  # the same session, signed with the instance's key
+        sign_in(genuine, admin)
+        assert genuine.get("/admin/").status_code == 200
+    finally:
+        for other in (development, forger):
+            with other.app_context():
+                db.session.remove()
+                db.engine.dispose()
 
 
 def test_production_still_refuses_to_start_without_a_secret_key(monkeypatch):
