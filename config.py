@@ -7,6 +7,7 @@ code base; see README.md ("Configuration") before renaming anything.
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import overload
@@ -17,8 +18,8 @@ BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = BASE_DIR / "instance"
 
 # Anything shorter, or one of these, is not a production secret.
+# (The last one was every development instance's key before each made its own.)
 _WEAK_SECRETS = {"", "dev", "changeme", "secret", "dev-insecure-key-change-me"}
-DEV_SECRET_KEY = "dev-insecure-key-change-me"  # noqa: S105 (refused in production)
 
 
 class ConfigError(RuntimeError):
@@ -99,7 +100,10 @@ def job_queue_settings() -> JobQueueSettings:
 
 class Config:
     LMS_ENV = "development"
-    SECRET_KEY = _text("SECRET_KEY", DEV_SECRET_KEY)
+    # Unset in development: the instance makes a random key of its own on first start and
+    # keeps it in SECRET_KEY_FILE (development_secret_key). Production refuses to start without.
+    SECRET_KEY = _text("SECRET_KEY")
+    SECRET_KEY_FILE = str(INSTANCE_DIR / "secret_key")
     SQLALCHEMY_DATABASE_URI = _text("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'lms.db'}")
     # No pool_pre_ping: a pooled connection idle for more than LMS_DB_PING_AFTER_IDLE
     # seconds is tested before use instead (lms.common.database._ping_when_idle).
@@ -294,6 +298,39 @@ class ProductionConfig(Config):
                 "ENTRA_CA_BUNDLE is for test providers only and is refused in production "
                 "(ENTRA_CA_BUNDLE は本番環境では使用できません)."
             )
+
+
+def development_secret_key(path: str | Path) -> str:
+    """A development instance's own session signing key: made at random on its first start
+    and kept in ``path`` (mode 0600), so that no two instances share a key (a published one
+    would let anyone forge a cookie) and a restart keeps everyone signed in."""
+    path = Path(path)
+    try:
+        key = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        key = _create_secret_key_file(path)
+    if len(key) < 32:
+        raise ConfigError(f"{path} does not hold a usable SECRET_KEY: delete it and a new one is made at the next start.")
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)  # readable by the owner only, whoever created it
+    return key
+
+
+def _create_secret_key_file(path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(key + "\n")
+        try:
+            os.link(draft, path)  # atomic: of two processes starting at once, the first one's key is kept
+        except FileExistsError:
+            key = path.read_text(encoding="utf-8").strip()
+    finally:
+        draft.unlink()
+    return key
 
 
 CONFIGS = {

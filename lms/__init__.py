@@ -38,7 +38,7 @@ def create_app(config: str | type[Config] | dict | None = None) -> Flask:
     ``config`` is an environment name ("development", "testing", "production"), a config
     class, or a mapping of overrides applied on top of the environment's class.
     """
-    from config import config_for
+    from config import config_for, development_secret_key
 
     overrides: dict = {}
     if isinstance(config, dict):
@@ -58,6 +58,8 @@ def create_app(config: str | type[Config] | dict | None = None) -> Flask:
     )
     app.config.from_object(config_cls)
     app.config.update(overrides)
+    if not app.config.get("SECRET_KEY") and app.config["LMS_ENV"] == "development":
+        app.config["SECRET_KEY"] = development_secret_key(app.config["SECRET_KEY_FILE"])
 
     _init_extensions(app)
     _register_blueprints(app)
@@ -128,6 +130,9 @@ def _init_extensions(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from importlib import import_module
 
+    from lms.common.ids import init_ids  # (loaded as the app is built)
+
+    init_ids(app)  # <int:…> bounded to the database's ids, before any rule is added
     for area in BLUEPRINTS:
         module = import_module(f"lms.{area}.routes")
         app.register_blueprint(module.bp)

@@ -1,6 +1,6 @@
 """``flask --app wsgi lms …`` commands: this module's, plus the areas' own, added to the
-same ``lms`` group: ``sync-tenants`` (``lms.auth.commands``) and the Teams area's group of
-``graph-…`` commands (``lms.teams.cli``)."""
+same ``lms`` group: ``sync-tenants`` and ``sign-out-everywhere`` (``lms.auth.commands``) and
+the Teams area's group of ``graph-…`` commands (``lms.teams.cli``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from flask import Flask
 from flask.cli import AppGroup, ScriptInfo
 
 from lms import jobs
-from lms.auth.commands import sync_tenants_command
+from lms.auth.commands import sign_out_everywhere_command, sync_tenants_command
 from lms.common.jobs import use_app
 from lms.completion import summary
 from lms.demo import load_demo
@@ -99,7 +99,7 @@ def completion_summary_command(mode):
 
 
 # The areas' commands keep their names under ``lms`` (``flask lms graph-sync-meetings``).
-for _command in (sync_tenants_command, *graph_cli.commands.values()):
+for _command in (sync_tenants_command, sign_out_everywhere_command, *graph_cli.commands.values()):
     lms_cli.add_command(_command)
 
 

@@ -10,6 +10,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from lms.auth.models import ROLES, User
+from lms.auth.session import open_session_record
 from lms.common.timeutil import utcnow
 from lms.courses.models import PUBLISHED, TEAMS, Course, CourseEligibility, SessionQuota, TrainingSession
 from lms.courses.search import normalise_for_search
@@ -132,8 +133,12 @@ def make_session(course: Course | None = None, *, starts_in: timedelta = timedel
     return session
 
 
-def sign_in(client, user: User) -> None:
-    """Put ``user`` in the client's session the way lms.auth.session.start_session does."""
+def sign_in(client, user: User) -> str:
+    """Put ``user`` in the client's session the way lms.auth.session.start_session does
+    (its server-side record included); returns the record's id."""
+    db.session.commit()  # (ends a read transaction whose snapshot SQLite would not let write)
+    session_id = open_session_record(user, "demo")
+    db.session.commit()
     now = int(time.time())
     with client.session_transaction() as sess:
         sess.clear()
@@ -141,3 +146,18 @@ def sign_in(client, user: User) -> None:
         sess["_fresh"] = True
         sess["signed_in_at"] = now
         sess["last_seen"] = now
+        sess["sid"] = session_id
+        sess["auth_method"] = "demo"
+    return session_id
+
+
+def session_cookie(app, user: User) -> str:
+    """The value of a session cookie signed in as ``user``, as the demo/Entra sign-in leaves it
+    (its server-side record committed), for clients other than Flask's (requests, a browser)."""
+    db.session.commit()  # (as in sign_in)
+    session_id = open_session_record(user, "demo")
+    db.session.commit()
+    now = int(time.time())
+    data = {"_user_id": user.get_id(), "_fresh": True, "signed_in_at": now, "last_seen": now,
+            "sid": session_id, "auth_method": "demo"}
+    return app.session_interface.get_signing_serializer(app).dumps(data)

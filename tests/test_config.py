@@ -16,6 +16,7 @@ import pytest
 
 from config import ConfigError, ProductionConfig
 from lms.notifications.mail import MailError, get_backend
+from tests.factories import sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
 READERS = {"_text", "_flag", "_int", "_float", "_limit"}  # config.py's helpers: (name, default)
@@ -124,3 +125,64 @@ def test_smtp_timeout_bounds_the_wait_for_a_silent_server(app):
         assert not info.value.permanent
     finally:
         silent.close()
+
+
+def test_a_development_instance_makes_its_own_secret_key_and_keeps_it(tmp_path, monkeypatch):
+    from lms import create_app
+
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+
+    def development(instance):
+        return create_app({"LMS_ENV": "development", "SECRET_KEY": None, "SECRET_KEY_FILE": str(instance / "secret_key"),
+                           "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'x.db'}"})
+
+    first = development(tmp_path / "one").config["SECRET_KEY"]
+    key_file = tmp_path / "one" / "secret_key"
+    assert key_file.read_text().strip() == first and len(first) >= 32
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert development(tmp_path / "one").config["SECRET_KEY"] == first  # a restart keeps everyone signed in
+    other = development(tmp_path / "two").config["SECRET_KEY"]
+    assert other != first and "dev-insecure-key-change-me" not in (first, other)
+    # A configured key is used as it is; nothing is written.
+    configured = create_app({"LMS_ENV": "development", "SECRET_KEY": "c" * 40,
+                             "SECRET_KEY_FILE": str(tmp_path / "three" / "secret_key")})
+    assert configured.config["SECRET_KEY"] == "c" * 40 and not (tmp_path / "three").exists()
+
+
+def test_a_cookie_forged_with_the_old_published_key_does_not_get_in(app, make_user, tmp_path, monkeypatch):
+    """The attack: a platform admin's session cookie signed with the key every development
+    instance used to share. A development instance signs with its own key and refuses it."""
+    from flask.sessions import SecureCookieSessionInterface
+
+    from lms import create_app
+    from lms.extensions import db
+
+    admin = make_user("platform_admin")
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    development = create_app({**app.config, "LMS_ENV": "development", "SECRET_KEY": None,
+                              "SECRET_KEY_FILE": str(tmp_path / "secret_key")})
+    forger = create_app({**app.config, "SECRET_KEY": "dev-insecure-key-change-me"})
+    now = int(time.time())
+    forged = SecureCookieSessionInterface().get_signing_serializer(forger).dumps(
+        {"_user_id": admin.get_id(), "_fresh": True, "signed_in_at": now, "last_seen": now})
+    try:
+        client = development.test_client()
+        client.set_cookie("manabi_session", forged)
+        response = client.get("/admin/")
+        assert response.status_code == 302 and "/auth/login" in response.headers["Location"]
+        genuine = development.test_client()  # the same session, signed with the instance's key
+        sign_in(genuine, admin)
+        assert genuine.get("/admin/").status_code == 200
+    finally:
+        for other in (development, forger):
+            with other.app_context():
+                db.session.remove()
+                db.engine.dispose()
+
+
+def test_production_still_refuses_to_start_without_a_secret_key(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://root@127.0.0.1:5432/unused")
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    monkeypatch.delenv("LMS_DEMO_LOGIN", raising=False)
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        ProductionConfig.validate()

@@ -15,6 +15,7 @@ from werkzeug.datastructures import MultiDict
 from lms.admin.audit_text import action_choices, action_label, details_text, targets
 from lms.admin.forms import AuditFilterForm
 from lms.audit.queries import AuditFilter, known_actions, select_entries
+from lms.common.ids import parse_id
 from lms.common.timeutil import to_tokyo
 from lms.extensions import db
 from lms.municipalities.services import list_municipalities
@@ -34,7 +35,7 @@ def filter_form(source: MultiDict[str, Any]) -> tuple[AuditFilterForm, AuditFilt
     return form, AuditFilter(
         action=form.action.data or "",
         actor=(form.actor.data or "").strip(),
-        municipality_id=int(form.municipality.data) if form.municipality.data else None,
+        municipality_id=parse_id(form.municipality.data),
         date_from=form.date_from.data,
         date_to=form.date_to.data,
         target=(form.target.data or "").strip(),

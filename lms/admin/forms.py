@@ -7,6 +7,7 @@ from wtforms import DateField, SelectField, StringField
 from wtforms.validators import Length, Optional, ValidationError
 
 from lms.common.forms import Form
+from lms.common.ids import parse_id
 
 
 class AuditFilterForm(Form):
@@ -27,7 +28,7 @@ class AuditFilterForm(Form):
             raise ValidationError(_l("終了日は開始日以降の日付を指定してください。"))
 
     def validate_municipality(self, field):
-        if field.data and not str(field.data).isdigit():
+        if field.data and parse_id(field.data) is None:
             raise ValidationError(_l("区市町村を一覧から選んでください。"))
 
 

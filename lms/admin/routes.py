@@ -1,8 +1,9 @@
-"""Administration under /admin/: the landing page, the allowed tenants, the audit log and
-the mail outbox. The pages compose the public services of the packages below.
+"""Administration under /admin/: the landing page, the allowed tenants, the audit log, the
+mail outbox, and signing a user out of every device. The pages compose the public services
+of the packages below.
 
-Platform admins only, except the mail outbox, which a municipal admin sees for their own
-municipality.
+Platform admins only, except the mail outbox and signing out, which a municipal admin does
+for their own municipality.
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ from lms.audit.export import csv_bytes
 from lms.audit.queries import select_entries
 from lms.audit.services import record_action
 from lms.auth.consent import admin_consent_link
-from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
-from lms.auth.services import tenant_mapping_reach
-from lms.common.access import municipality_scope, require_municipality, role_required
+from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, User
+from lms.auth.services import sign_out_everywhere, tenant_mapping_reach
+from lms.common.access import municipality_scope, require_own_object, role_required
+from lms.common.database import begin_write
 from lms.common.errors import DomainError
-from lms.common.forms import ActionForm
+from lms.common.forms import ActionForm, Form
 from lms.common.limits import limit_export
+from lms.common.pagination import requested_page
 from lms.common.timeutil import to_tokyo, utcnow
+from lms.common.web import safe_next
 from lms.courses import search
 from lms.courses.models import SearchSynonym
 from lms.extensions import db
@@ -129,7 +133,7 @@ def remove_tenant(mapping_id: int):
 @role_required(PLATFORM_ADMIN)
 def audit():
     form, flt = audit_log.filter_form(request.args)
-    page = db.paginate(select_entries(flt), per_page=AUDIT_PER_PAGE, error_out=False)
+    page = db.paginate(select_entries(flt), page=requested_page(), per_page=AUDIT_PER_PAGE, error_out=False)
     return render_template(
         "admin/audit.html", form=form, page=page, params=flt.as_params(),
         municipality_names=audit_log.municipality_names(), targets=audit_text.targets(page.items),
@@ -161,7 +165,7 @@ def outbox():
     scope = municipality_scope(current_user)
     status = request.args.get("status", "")
     q = request.args.get("q", "").strip()[:100]
-    page = db.paginate(outbox_query(scope, status=status, q=q), per_page=OUTBOX_PER_PAGE, error_out=False)
+    page = db.paginate(outbox_query(scope, status=status, q=q), page=requested_page(), per_page=OUTBOX_PER_PAGE, error_out=False)
     return render_template(
         "admin/outbox.html", page=page, status=status, q=q, status_labels=MAIL_STATUS_LABELS,
         backlog=delivery_backlog(scope),
@@ -170,7 +174,7 @@ def outbox():
 
 def _visible_mail(mail_id: int) -> OutboxMail:
     mail = db.get_or_404(OutboxMail, mail_id)
-    require_municipality(current_user, mail.municipality_id)
+    require_own_object(current_user, mail.municipality_id, "outbox_mail", mail.id)
     return mail
 
 
@@ -234,3 +238,22 @@ def delete_synonym(group_id: int):
         flash(_("同義語のグループを削除しました：%(words)s", words=words), "success")
         return redirect(url_for("admin.synonyms"))
     return render_template("admin/synonym_delete.html", group=group, form=form)
+# ---------------------------------------------------------------- users
+
+
+@bp.post("/users/<int:user_id>/sign-out-everywhere")
+@role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
+def sign_out_user(user_id: int):
+    """「すべての端末からサインアウト」 for a user: a platform admin for anyone, a municipal
+    admin for the users of their own municipality (anyone else: 404, audited)."""
+    if not Form().validate_on_submit():  # (the CSRF token)
+        abort(400)
+    user = db.get_or_404(User, user_id)
+    require_own_object(current_user, user.municipality_id, "user", user.id)
+    begin_write()  # (after the check: a refusal's audit entry is written on a connection of its own)
+    user = db.session.get_one(User, user_id)
+    sessions = sign_out_everywhere(user, actor=current_user)
+    db.session.commit()
+    flash(_("%(name)s さんをすべての端末からサインアウトさせました（%(count)s 件のセッションを終了）。",
+            name=user.display_name, count=sessions), "success")
+    return redirect(safe_next(request.form.get("next"), url_for("main.home")))

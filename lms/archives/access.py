@@ -1,5 +1,6 @@
 """Who may manage and who may watch an archive, and the one step every viewer route begins with:
-``viewable_file_or_refusal`` (load the archive and/or file, check access, or say why not).
+``viewable_file_or_refusal`` (load the archive and/or file, check access, or say why not). An
+archive outside the user's audience is answered like one that does not exist (404).
 
 The check runs on every request for a page, a file, a byte range, a playback link or a progress
 report: withdrawal and the end of the availability window take effect at once.
@@ -165,7 +166,8 @@ def current_captions(archive: Archive) -> ArchiveFile | None:
 
 @dataclass(frozen=True)
 class Refusal:
-    """Why a viewer route answers no: ``status`` 404 (nothing there) or 403 (not for you)."""
+    """Why a viewer route answers no: ``status`` 404 (nothing there, or nothing the user may know
+    of) or 403 (known to the user, but not watchable now: withdrawn, outside its window)."""
 
     status: int
     message: str
@@ -200,7 +202,22 @@ def viewable_file_or_refusal(user, *, archive_id: int | None = None, file_id: in
         return Refusal(404, missing)
     reason = view_refusal(user, archive)
     if reason:
+        if not may_know_of(user, archive):  # answered as if there were none
+            return Refusal(404, _("アーカイブが見つかりません。") if file_id is None else _("ファイルが見つかりません。"))
         return Refusal(403, reason)
     if file_id is not None and (archive_file is None or archive_file.status != READY):
         return Refusal(404, _("ファイルが見つかりません。"))
     return Viewable(archive, archive_file)
+
+
+def may_know_of(user, archive: Archive) -> bool:
+    """Whether ``user`` may learn that ``archive`` exists, and so why they cannot watch it now
+    (withdrawn, outside its window): its managers, and once it was published, trainers and its
+    audience. Anyone else is answered as for an id that names nothing."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    if can_manage(user, archive):
+        return True
+    if archive.status not in (PUBLISHED, WITHDRAWN):
+        return False
+    return user.has_role(TRAINER) or _in_audience(user, archive)

@@ -8,6 +8,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from lms.archives.models import AUDIENCE_ELIGIBLE, AUDIENCE_ENROLLEES, AUDIENCE_MUNICIPALITIES
 from lms.common.forms import ActionForm as ActionForm  # noqa: PLC0414 - one CSRF-only form for the area's buttons
 from lms.common.forms import Form
+from lms.common.ids import coerce_id
 
 AUDIENCE_CHOICES = [
     SelectChoice(AUDIENCE_ELIGIBLE, _l("研修の対象区市町村の職員全員")),
@@ -17,8 +18,8 @@ AUDIENCE_CHOICES = [
 
 
 class ArchiveForm(Form):
-    course_id = SelectField(_l("研修"), coerce=int, validators=[DataRequired(_l("研修を選択してください。"))])
-    session_id = SelectField(_l("研修回（任意）"), coerce=int, default=0)
+    course_id = SelectField(_l("研修"), coerce=coerce_id, validators=[DataRequired(_l("研修を選択してください。"))])
+    session_id = SelectField(_l("研修回（任意）"), coerce=coerce_id, default=0)
     title = StringField(
         _l("タイトル"),
         validators=[DataRequired(_l("タイトルを入力してください。")), Length(max=200, message=_l("200文字以内で入力してください。"))],
@@ -33,6 +34,6 @@ class ArchiveForm(Form):
         _l("公開終了（日本時間）"), format="%Y-%m-%dT%H:%M", validators=[Optional()]
     )
     audience = RadioField(_l("視聴対象"), choices=AUDIENCE_CHOICES, default=AUDIENCE_ELIGIBLE)
-    municipality_ids = SelectMultipleField(_l("視聴を許可する区市町村"), coerce=int, validators=[Optional()])
+    municipality_ids = SelectMultipleField(_l("視聴を許可する区市町村"), coerce=coerce_id, validators=[Optional()])
 
 

@@ -168,8 +168,8 @@ def check(path: str, args, viewer: str | None, now: float | None = None) -> Chec
         return Checked(INVALID)
     match = _PATH_RE.match(path[len(MEDIA_PATH):])
     user_id, expires, given = args.get("u", ""), args.get("e", ""), args.get("s", "")
-    if match is None or not (user_id.isascii() and user_id.isdigit() and expires.isascii() and expires.isdigit()
-                             and given and viewer and _VIEWER_RE.match(viewer)):
+    numbers = (user_id + expires).isascii() and user_id.isdigit() and expires.isdigit() and len(expires) < 20
+    if match is None or not (numbers and given and viewer and _VIEWER_RE.match(viewer)):
         return Checked(INVALID)
     key = match.group("key")
     if ".." in key or "//" in key:

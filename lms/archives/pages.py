@@ -15,9 +15,8 @@ from lms.archives.captions import chapters_from
 from lms.archives.filetypes import KIND_LABELS, SLIDES, VIDEO
 from lms.archives.forms import ActionForm, ArchiveForm
 from lms.archives.models import CAPTIONS, READY, Archive, ArchiveFile, ViewingProgress
-from lms.audit.services import record_denied
 from lms.auth.models import PLATFORM_ADMIN, TRAINER
-from lms.common.access import role_required
+from lms.common.access import refuse_as_missing, role_required
 from lms.common.errors import DomainError, InvalidInput, NotAllowed, NotFound
 from lms.common.timeutil import to_tokyo, tokyo_to_utc
 from lms.extensions import db
@@ -188,9 +187,8 @@ def _manageable_or_abort(archive_id: int) -> Archive:
         return access.get_manageable(current_user, archive_id)
     except NotFound:
         abort(404)
-    except NotAllowed:
-        record_denied(current_user, "archive", archive_id)
-        abort(403)
+    except NotAllowed:  # another trainer's archive: answered as if there were none (audited)
+        refuse_as_missing(current_user, "archive", archive_id)
 
 
 @bp.get("/manage/<int:archive_id>")

@@ -19,12 +19,14 @@ from flask_wtf.csrf import ValidationError, validate_csrf
 from werkzeug.http import http_date
 
 from lms.archives import uploads
+from lms.archives.access import can_manage
 from lms.archives.blueprint import bp
 from lms.archives.models import FAILED, READY, Archive, UploadSession
 from lms.auth.models import PLATFORM_ADMIN, TRAINER
 from lms.common.database import begin_write
 from lms.common.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from lms.common.limits import limit_upload
+from lms.common.signals import access_denied
 from lms.common.timeutil import as_utc
 from lms.extensions import csrf, db
 
@@ -83,13 +85,17 @@ def tus_create(archive_id: int):
     refused = _tus_guard()
     if refused:
         return refused
+    # Permission before anything else about the archive: another trainer's archive is answered
+    # exactly as one that does not exist (and the attempt audited).
+    archive = db.session.get(Archive, archive_id)
+    if archive is None or not can_manage(current_user, archive):
+        if archive is not None:
+            access_denied.send(current_user, target_type="archive", target_id=archive_id)
+        return _tus_error(404, _("アーカイブが見つかりません。"))
     try:
         length = int(request.headers.get("Upload-Length", ""))
     except ValueError:
         return _tus_error(400, _("ファイルのサイズが指定されていません。"))
-    archive = db.session.get(Archive, archive_id)
-    if archive is None:
-        return _tus_error(404, _("アーカイブが見つかりません。"))
     try:
         metadata = uploads.parse_tus_metadata(request.headers.get("Upload-Metadata"))
         upload = uploads.create_upload(current_user, archive, length, metadata)
@@ -120,8 +126,9 @@ def tus_resource(upload_id: str):
         upload = uploads.get_upload(current_user, upload_id)
     except NotFound as exc:
         return _tus_error(404, exc.message)
-    except NotAllowed as exc:
-        return _tus_error(403, exc.message)
+    except NotAllowed:  # someone else's upload: as if there were none (audited)
+        access_denied.send(current_user, target_type="upload", target_id=upload_id)
+        return _tus_error(404, _("アップロードが見つかりません。"))
     gone = uploads.upload_gone(upload)
     if request.method == "DELETE":
         if gone:

@@ -5,14 +5,15 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from lms.common.forms import ActionForm as ActionForm  # noqa: PLC0414 - one CSRF-only form for the area's buttons
 from lms.common.forms import Form
+from lms.common.ids import coerce_id
 
 
 class MatchForm(Form):
-    staff_member_id = SelectField(_l("受講者"), coerce=int, validators=[InputRequired()])
+    staff_member_id = SelectField(_l("受講者"), coerce=coerce_id, validators=[InputRequired()])
 
 
 class CorrectionForm(Form):
-    staff_member_id = SelectField(_l("受講者"), coerce=int, validators=[InputRequired()])
+    staff_member_id = SelectField(_l("受講者"), coerce=coerce_id, validators=[InputRequired()])
     attended = RadioField(
         _l("判定"), choices=[SelectChoice("1", _l("出席")), SelectChoice("0", _l("欠席"))], validators=[InputRequired()]
     )

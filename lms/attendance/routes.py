@@ -15,9 +15,10 @@ from lms.attendance import services, sheets
 from lms.attendance.forms import ActionForm, CorrectionForm, MatchForm, staff_choices
 from lms.attendance.models import AttendanceRecord
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
-from lms.common.access import municipality_scope
+from lms.common.access import municipality_scope, refuse_as_missing
 from lms.common.database import run_in_transaction
 from lms.common.errors import DomainError, NotAllowed, NotFound
+from lms.common.ids import parse_ids
 from lms.common.timeutil import utcnow
 from lms.extensions import db
 from lms.municipalities.models import Municipality
@@ -30,8 +31,8 @@ def _managed(session_id: int):
         return services.get_managed_session(session_id, current_user)
     except NotFound:
         abort(404)
-    except NotAllowed:
-        abort(403)
+    except NotAllowed:  # another trainer's session: answered as if there were none
+        refuse_as_missing(current_user, "training_session", session_id)
 
 
 def _back(session_id: int):
@@ -94,7 +95,7 @@ def roll_call(session_id: int):
     form = ActionForm()
     if form.validate_on_submit():
         try:
-            present = {int(v) for v in request.form.getlist("present") if v.isdigit()}
+            present = set(parse_ids(request.form.getlist("present")))
             changed = run_in_transaction(services.record_roll_call, session, present, current_user)
         except DomainError as exc:
             db.session.rollback()

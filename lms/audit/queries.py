@@ -8,6 +8,7 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import Select, String, cast, or_, select
 
 from lms.audit.models import AuditLog
+from lms.common.ids import parse_id
 from lms.common.timeutil import TOKYO
 from lms.extensions import db
 
@@ -49,8 +50,9 @@ def select_entries(flt: AuditFilter) -> Select:
         stmt = stmt.where(AuditLog.action == flt.action)
     if flt.actor:
         actor = flt.actor.strip()
-        if actor.isdigit():
-            stmt = stmt.where(AuditLog.actor_id == int(actor))
+        actor_id = parse_id(actor)
+        if actor_id is not None:
+            stmt = stmt.where(AuditLog.actor_id == actor_id)
         else:
             stmt = stmt.where(AuditLog.actor_label.ilike(f"%{_escape_like(actor)}%", escape="\\"))
     if flt.municipality_id:

@@ -78,3 +78,17 @@ class UserRole(Model):
     role: Mapped[str] = mapped_column(String(20), primary_key=True)
 
     user: Mapped[User] = relationship(back_populates="role_rows")
+
+
+class UserSession(Model):
+    """One signed-in browser: its random id travels in the signed session cookie and every
+    request must find this row. Signing out deletes it, so a copy of the cookie is refused
+    at once; signing out everywhere deletes all of a user's rows (and raises the user's
+    ``session_version``)."""
+
+    __tablename__ = "user_session"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    method: Mapped[str] = mapped_column(String(10))  # "entra" or "demo"
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -9,15 +9,24 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user
+from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from lms.auth import entra
 from lms.auth.consent import callback_url, is_consent_state, tenant_of_consent_state
 from lms.auth.forms import DemoSignInForm
 from lms.auth.models import User
-from lms.auth.services import AccountDisabled, TenantRefused, record_failure, record_refusal, sign_in_identity
+from lms.auth.services import (
+    AccountDisabled,
+    TenantRefused,
+    record_failure,
+    record_refusal,
+    sign_in_identity,
+    sign_out_everywhere,
+)
 from lms.auth.session import end_session, signed_in_with, start_session
+from lms.common.database import begin_write
+from lms.common.ids import parse_id
 from lms.common.limits import limit_sign_in
 from lms.common.timeutil import utcnow
 from lms.common.web import safe_next
@@ -86,6 +95,7 @@ def callback():
     next_url = safe_next(flow.pop("next", ""), url_for("main.home"))
     try:
         identity = entra.complete_sign_in(flow, request.args.to_dict())
+        begin_write()  # (after the provider's answer) the user's row and the session's record
         user = sign_in_identity(identity)
     except TenantRefused:
         db.session.rollback()
@@ -174,10 +184,11 @@ def demo():
     if request.method == "POST":
         # Only the chosen user is a valid choice: one look-up, not the whole list (benchmarks
         # sign thousands of demo learners in).
-        raw = (request.form.get("user_id") or "").strip()
-        chosen = db.session.scalar(demo_users.where(User.id == int(raw))) if raw.isdigit() else None
+        user_id = parse_id(request.form.get("user_id"))
+        chosen = db.session.scalar(demo_users.where(User.id == user_id)) if user_id is not None else None
         form.user_id.choices = [(chosen.id, chosen.display_name)] if chosen else []
     if form.validate_on_submit():
+        begin_write()  # a writer from the start: the session's record and last_login_at
         user = db.session.get(User, form.user_id.data)
         if user is None or not user.is_demo:
             abort(400)
@@ -198,6 +209,25 @@ def logout():
     via_entra = signed_in_with() == "entra"
     end_session()
     flash(_("サインアウトしました。"), "info")
+    return _after_sign_out(via_entra)
+
+
+@bp.post("/logout/everywhere")
+@login_required
+def logout_everywhere():
+    """「すべての端末からサインアウト」: every session of the signed-in user ends, this one too."""
+    via_entra = signed_in_with() == "entra"
+    begin_write()
+    user = db.session.get_one(User, current_user.id)
+    sign_out_everywhere(user, actor=user)
+    db.session.commit()
+    end_session()
+    flash(_("すべての端末からサインアウトしました。"), "info")
+    return _after_sign_out(via_entra)
+
+
+def _after_sign_out(via_entra: bool):
+    """Home, or first the identity provider's sign-out (which comes back home)."""
     if via_entra and entra.is_configured():
         target = current_app.config.get("ENTRA_POST_LOGOUT_REDIRECT_URI") or url_for("main.home", _external=True)
         provider_logout = entra.end_session_url(target)

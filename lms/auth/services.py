@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from lms.audit.services import record_action
 from lms.auth.entra import Identity
-from lms.auth.models import LEARNER, User
+from lms.auth.models import LEARNER, User, UserSession
 from lms.common.errors import NotAllowed, NotFound
 from lms.common.signals import user_signed_in
 from lms.common.timeutil import utcnow
@@ -117,3 +117,17 @@ def tenant_mapping_reach(mapping_id: int) -> tuple[TenantMapping, int]:
     if row.mail_domain:
         users = users.where(func.lower(User.email).like(f"%@{row.mail_domain.lower()}"))
     return row, int(db.session.scalar(users) or 0)
+
+
+def sign_out_everywhere(user: User, actor) -> int:
+    """End every session of ``user``, on every device (the actor's own one too when ``actor``
+    is ``user``): their server-side records go and ``session_version`` rises. Audited; the
+    caller commits. Returns how many sessions were open."""
+    sessions = db.session.scalar(select(func.count()).select_from(UserSession).where(UserSession.user_id == user.id))
+    db.session.execute(delete(UserSession).where(UserSession.user_id == user.id))
+    user.session_version = (user.session_version or 1) + 1
+    record_action(
+        actor, "auth.signed_out_everywhere", "user", user.id, user.municipality_id,
+        sessions=sessions or 0, by_self=getattr(actor, "id", None) == user.id,
+    )
+    return sessions or 0

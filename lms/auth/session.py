@@ -1,22 +1,33 @@
-"""The signed-in session: Flask-Login, sign-in required by default, idle/absolute timeouts."""
+"""The signed-in session: Flask-Login, sign-in required by default, idle/absolute timeouts.
+
+The cookie is signed but kept by the browser, so it also names a server-side record
+(``UserSession``) that every request must find: signing out deletes the record, and a copy
+of the cookie made before is refused from then on. The record is looked up in the same
+statement that loads the user (a primary-key join), so it costs no extra round trip.
+"""
 
 from __future__ import annotations
 
+import secrets
 import time
+from datetime import timedelta
 from functools import lru_cache
 
 from flask import Flask, current_app, flash, g, redirect, request, session, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager, current_user, login_user, logout_user
-from sqlalchemy import bindparam, select
+from sqlalchemy import and_, bindparam, delete, select
 from sqlalchemy.orm import joinedload
 
-from lms.auth.models import User
+from lms.auth.models import User, UserSession
+from lms.common.database import begin_write
 from lms.common.public import is_public_endpoint
+from lms.common.timeutil import utcnow
 from lms.extensions import db
 
 _SIGNED_IN_AT = "signed_in_at"
 _LAST_SEEN = "last_seen"
+_SESSION_ID = "sid"  # the UserSession row this browser's session is
 AUTH_METHOD = "auth_method"
 
 
@@ -34,7 +45,10 @@ def init_login(app: Flask, login_manager: LoginManager) -> None:
             uid, version = int(raw_id), int(raw_version)
         except ValueError:
             return None
-        user = user_for_request(uid)
+        session_id = session.get(_SESSION_ID)
+        if not isinstance(session_id, str):
+            return None
+        user = user_for_request(uid, session_id)
         # A role change or "sign out everywhere" raises session_version.
         if user is None or user.session_version != version or not user.active:
             return None
@@ -68,18 +82,21 @@ def init_login(app: Flask, login_manager: LoginManager) -> None:
         return None
 
 
-def user_for_request(user_id: int):
-    """The user as every signed-in request loads it, or None.
+def user_for_request(user_id: int, session_id: str):
+    """The user as every signed-in request loads it, or None when the session named by
+    ``session_id`` is not (or no longer) the user's.
 
     Roles and municipality come with the user: every page needs them (menu, header). One
     statement built and compiled once, not a get() building its options per request."""
-    return db.session.execute(_user_statement(), {"uid": user_id}).unique().scalar_one_or_none()
+    params = {"uid": user_id, "sid": session_id}
+    return db.session.execute(_user_statement(), params).unique().scalar_one_or_none()
 
 
 @lru_cache(maxsize=1)
 def _user_statement():
     return (
         select(User)
+        .join(UserSession, and_(UserSession.id == bindparam("sid"), UserSession.user_id == User.id))
         .options(joinedload(User.role_rows), joinedload(User.municipality))
         .where(User.id == bindparam("uid"))
     )
@@ -89,6 +106,7 @@ def start_session(user, remember: bool = False, method: str = "demo") -> None:
     """Sign ``user`` in on a fresh session (no fixation: the old session's contents go).
 
     ``method`` ("entra" or "demo") decides whether sign-out also ends the provider's session.
+    The session's server-side record is added to the database session; the caller commits.
     """
     lang = session.get("lang")
     session.clear()
@@ -100,7 +118,19 @@ def start_session(user, remember: bool = False, method: str = "demo") -> None:
     session[_SIGNED_IN_AT] = now
     session[_LAST_SEEN] = now
     session[AUTH_METHOD] = method
+    session[_SESSION_ID] = open_session_record(user, method)
     session.permanent = True
+
+
+def open_session_record(user, method: str) -> str:
+    """A new server-side session record of ``user`` (its id, for the cookie). The user's
+    records past the absolute limit go at the same time: every sign-in tidies its own."""
+    started = utcnow()
+    too_old = started - timedelta(minutes=current_app.config["LMS_SESSION_ABSOLUTE_MINUTES"])
+    db.session.execute(delete(UserSession).where(UserSession.user_id == user.id, UserSession.created_at < too_old))
+    record = UserSession(id=secrets.token_urlsafe(32), user_id=user.id, method=method, created_at=started)
+    db.session.add(record)
+    return record.id
 
 
 def signed_in_with() -> str | None:
@@ -108,6 +138,13 @@ def signed_in_with() -> str | None:
 
 
 def end_session() -> None:
+    """Sign out this browser: its server-side record is deleted (committed at once, so that a
+    copy of the cookie is refused from now on) and the cookie emptied."""
+    session_id = session.get(_SESSION_ID)
+    if isinstance(session_id, str):
+        begin_write()  # (only reads before: the user's load)
+        db.session.execute(delete(UserSession).where(UserSession.id == session_id))
+        db.session.commit()
     lang = session.get("lang")
     logout_user()
     g.pop("user_id", None)

@@ -3,17 +3,23 @@
 They read only the public face of the signed-in user (``has_role``, ``municipality_id``), so
 this module needs no feature package. A refused cross-municipality attempt is announced
 through ``access_denied``; the audit log records it.
+
+An object (a staff member, an enrollment, a mail…) that is not the user's is answered
+exactly like one that does not exist, 404 (``refuse_as_missing``, ``require_own_object``):
+a 403 would tell which ids exist. Pages of a whole municipality (``?m=``) stay 403: the
+municipalities are public knowledge.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, NoReturn
 
 from flask import abort
 from flask_login import current_user, login_required
 
+from lms.common.ids import parse_id
 from lms.common.roles import MUNICIPAL_ADMIN, PLATFORM_ADMIN
 from lms.common.signals import access_denied
 
@@ -52,12 +58,13 @@ def municipality_scope(
     if user.has_role(PLATFORM_ADMIN):
         if raw in ALL_MUNICIPALITIES:
             return None
-        if not raw.isdigit() or (exists is not None and not exists(int(raw))):
+        wanted = parse_id(raw)
+        if wanted is None or (exists is not None and not exists(wanted)):
             abort(404)
-        return int(raw)
+        return wanted
     own = user.municipality_id
     if raw and raw != str(own):
-        require_municipality(user, int(raw) if raw.isdigit() else None)
+        require_municipality(user, parse_id(raw))
     require_municipality(user, own)
     return own
 
@@ -69,3 +76,19 @@ def require_municipality(user: Any, municipality_id: int | None) -> None:
     if not user.has_role(MUNICIPAL_ADMIN) or municipality_id is None or municipality_id != user.municipality_id:
         access_denied.send(user, target_type="municipality", target_id=municipality_id)
         abort(403)
+
+
+def refuse_as_missing(user: Any, target_type: str, target_id: object) -> NoReturn:
+    """404, as for an id that names nothing, for an object that is not ``user``'s; the
+    attempt is announced (an ``access.denied`` audit entry)."""
+    access_denied.send(user, target_type=target_type, target_id=target_id)
+    abort(404)
+
+
+def require_own_object(user: Any, municipality_id: int | None, target_type: str, target_id: object) -> None:
+    """404 (``refuse_as_missing``) unless ``user`` may administer the municipality an object
+    belongs to (platform admins: any)."""
+    if user.has_role(PLATFORM_ADMIN):
+        return
+    if not user.has_role(MUNICIPAL_ADMIN) or municipality_id is None or municipality_id != user.municipality_id:
+        refuse_as_missing(user, target_type, target_id)

@@ -8,6 +8,12 @@ from dataclasses import dataclass
 from math import ceil
 from typing import Any
 
+from flask import request
+
+from lms.common.ids import parse_id
+
+MAX_PAGE = 100_000
+
 
 @dataclass
 class Page:
@@ -60,3 +66,9 @@ class Page:
         if right_start > mid_end:
             yield None
         yield from range(right_start, end)
+
+
+def requested_page() -> int:
+    """The page a list was asked for (``?page=``): 1..MAX_PAGE, the first for anything else.
+    Pass it to ``db.paginate(page=…)``, which would otherwise read any number itself."""
+    return min(parse_id(request.args.get("page")) or 1, MAX_PAGE)

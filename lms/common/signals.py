@@ -39,7 +39,7 @@ viewing_changed = _events.signal("viewing-changed")
 staff_member_moved = _events.signal("staff-member-moved")
 
 # sender: the User refused. kwargs: target_type, target_id (a cross-municipality attempt,
-# answered 403 right after; lms.audit records it so that the entry survives the refusal).
+# answered 403 or 404 right after; lms.audit records it so that the entry survives the refusal).
 access_denied = _events.signal("access-denied")
 
 # sender: the User just signed in through Entra (created or updated, flushed; the caller

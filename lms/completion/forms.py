@@ -7,11 +7,12 @@ from wtforms import DateField, IntegerField, SelectField, StringField, TextAreaF
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from lms.common.forms import Form
+from lms.common.ids import coerce_id
 
 
 class ManualCompletionForm(Form):
     employee_number = StringField(_l("職員番号"), validators=[DataRequired(), Length(max=20)])
-    municipality_id = SelectField(_l("区市町村"), coerce=int, validators=[InputRequired()])
+    municipality_id = SelectField(_l("区市町村"), coerce=coerce_id, validators=[InputRequired()])
     fiscal_year = IntegerField(_l("年度"), validators=[InputRequired(), NumberRange(min=2000, max=2100)])
     reason = TextAreaField(_l("理由"), validators=[DataRequired(), Length(max=1000)])
 
@@ -21,7 +22,7 @@ class RevokeForm(Form):
 
 
 class AssignmentForm(Form):
-    course_id = SelectField(_l("研修"), coerce=int, validators=[InputRequired()])
+    course_id = SelectField(_l("研修"), coerce=coerce_id, validators=[InputRequired()])
     fiscal_year = IntegerField(_l("年度"), validators=[InputRequired(), NumberRange(min=2000, max=2100)])
     # "" = all municipalities (platform admins only); otherwise a municipality id.
     municipality_id = SelectField(_l("対象の区市町村"), validators=[Optional()])

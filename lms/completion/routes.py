@@ -24,9 +24,17 @@ from sqlalchemy import select
 
 from lms.audit.services import record_action
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
-from lms.common.access import municipality_scope, require_municipality, role_required
+from lms.common.access import (
+    municipality_scope,
+    refuse_as_missing,
+    require_municipality,
+    require_own_object,
+    role_required,
+)
 from lms.common.errors import DomainError
+from lms.common.ids import parse_id, parse_ids
 from lms.common.limits import configured, limit_export
+from lms.common.pagination import requested_page
 from lms.common.public import public
 from lms.common.telemetry import timed_export
 from lms.completion import reports, services
@@ -69,9 +77,9 @@ MISSING_PER_PAGE = 50
 
 def _fiscal_year() -> int:
     current = reports.current_fiscal_year()
-    raw = request.args.get("fy", "")
-    if raw.isdigit() and current - 10 <= int(raw) <= current + 1:
-        return int(raw)
+    wanted = parse_id(request.args.get("fy"))
+    if wanted is not None and current - 10 <= wanted <= current + 1:
+        return wanted
     return current
 
 
@@ -82,15 +90,10 @@ def fiscal_year_choices(scope: int | None = None, selected: int | None = None) -
 
 
 def _course_param() -> int | None:
-    raw = request.args.get("course", "")
-    if raw.isdigit() and db.session.get(Course, int(raw)) is not None:
-        return int(raw)
+    course_id = parse_id(request.args.get("course"))
+    if course_id is not None and db.session.get(Course, course_id) is not None:
+        return course_id
     return None
-
-
-def _page() -> int:
-    raw = request.args.get("page", "1")
-    return max(1, min(int(raw), 100000)) if raw.isdigit() else 1
 
 
 def _municipality_name(municipality_id: int | None) -> str | None:
@@ -121,7 +124,7 @@ def _may_read_certificate(completion: Completion) -> bool:
     if current_user.has_role(PLATFORM_ADMIN):
         return True
     if current_user.has_role(MUNICIPAL_ADMIN):
-        require_municipality(current_user, staff.municipality_id)
+        require_own_object(current_user, staff.municipality_id, "completion", completion.id)
         return True
     return False
 
@@ -159,7 +162,7 @@ def dashboard():
     course_id = _course_param()
     data = reports.dashboard(scope, fy, course_id)
     courses = data.courses
-    page = _page()
+    page = requested_page()
     pages = max(1, (len(courses) + COURSES_PER_PAGE - 1) // COURSES_PER_PAGE)
     page = min(page, pages)
     departments, titles, trend = data.departments, data.job_titles, data.trend
@@ -209,8 +212,8 @@ def missing(assignment_id: int):
     scope = municipality_scope(current_user, request.args.get("municipality"), exists=municipality_exists)
     assignment = db.get_or_404(MandatoryAssignment, assignment_id)
     if assignment.municipality_id is not None and scope is not None and assignment.municipality_id != scope:
-        require_municipality(current_user, assignment.municipality_id)
-    pagination = reports.paginate_rows(reports.missing_staff_query(assignment, scope), _page(), MISSING_PER_PAGE)
+        require_own_object(current_user, assignment.municipality_id, "mandatory_assignment", assignment.id)
+    pagination = reports.paginate_rows(reports.missing_staff_query(assignment, scope), requested_page(), MISSING_PER_PAGE)
     status = next((s for s in reports.assignment_statuses(scope, assignment.fiscal_year)
                    if s.assignment.id == assignment.id), None)
     return render_template(
@@ -226,7 +229,7 @@ def records():
     scope = municipality_scope(current_user, request.args.get("municipality"), exists=municipality_exists)
     fy = _fiscal_year()
     course_id = _course_param()
-    pagination = reports.paginate_rows(reports.completion_records_query(scope, fy, course_id), _page())
+    pagination = reports.paginate_rows(reports.completion_records_query(scope, fy, course_id), requested_page())
     return render_template(
         "completion/records.html", pagination=pagination, scope=scope, fy=fy, fy_choices=fiscal_year_choices(scope, fy),
         course_id=course_id, export_args=_export_args(scope, fy, course_id),
@@ -237,7 +240,7 @@ def records():
 @role_required(PLATFORM_ADMIN)
 def comparison():
     fy = _fiscal_year()
-    wanted = [int(v) for v in request.args.getlist("course") if v.isdigit()][: reports.COMPARISON_MAX_COURSES]
+    wanted = parse_ids(request.args.getlist("course"))[: reports.COMPARISON_MAX_COURSES]
     course_ids = wanted or reports.default_comparison_courses(fy)
     courses = db.session.execute(select(Course.id, Course.title).where(Course.id.in_(course_ids))).all()
     titles = dict(courses)
@@ -278,15 +281,15 @@ def export(table: str, fmt: str):
         abort(400)
     else:
         encoding = "utf-8"
-    assignment_id = request.args.get("assignment", "")
     assignment = None
-    if assignment_id:
-        assignment = db.session.get(MandatoryAssignment, int(assignment_id)) if assignment_id.isdigit() else None
+    if request.args.get("assignment"):
+        assignment_id = parse_id(request.args.get("assignment"))
+        assignment = db.session.get(MandatoryAssignment, assignment_id) if assignment_id else None
         if assignment is None:
             abort(404)
         if assignment.municipality_id is not None and scope is not None and assignment.municipality_id != scope:
-            require_municipality(current_user, assignment.municipality_id)
-    course_ids = [int(v) for v in request.args.getlist("course") if v.isdigit()]
+            require_own_object(current_user, assignment.municipality_id, "mandatory_assignment", assignment.id)
+    course_ids = parse_ids(request.args.getlist("course"))
     built = build_table(table, scope=scope, fiscal_year=None if all_years else fy, course_ids=course_ids,
                         assignment=assignment)
     if fmt == "csv" and encoding == "cp932" and request.args.get("lossy") != "1":
@@ -387,8 +390,7 @@ def _assignment_form(assignment: MandatoryAssignment | None = None) -> Assignmen
 
 
 def _save_assignment(form: AssignmentForm, assignment_id: int | None):
-    raw = form.municipality_id.data or ""
-    municipality_id = int(raw) if raw.isdigit() else None
+    municipality_id = parse_id(form.municipality_id.data)
     if municipality_id is None and not current_user.has_role(PLATFORM_ADMIN):
         require_municipality(current_user, None)
     if municipality_id is not None and not current_user.has_role(PLATFORM_ADMIN):
@@ -426,7 +428,7 @@ def assignment_edit(assignment_id: int):
     municipality_scope(current_user, request.args.get("municipality"), exists=municipality_exists)
     assignment = db.get_or_404(MandatoryAssignment, assignment_id)
     if not services.can_manage_assignment(current_user, assignment.municipality_id):
-        require_municipality(current_user, assignment.municipality_id)
+        refuse_as_missing(current_user, "mandatory_assignment", assignment.id)
     form = _assignment_form(assignment)
     if form.validate_on_submit():
         try:
@@ -447,7 +449,7 @@ def assignment_delete(assignment_id: int):
     assignment = db.get_or_404(MandatoryAssignment, assignment_id)
     fy = assignment.fiscal_year
     if not services.can_manage_assignment(current_user, assignment.municipality_id):
-        require_municipality(current_user, assignment.municipality_id)
+        refuse_as_missing(current_user, "mandatory_assignment", assignment.id)
     try:
         services.delete_mandatory_assignment(current_user, assignment_id)
     except DomainError as exc:
@@ -465,7 +467,7 @@ def assignment_delete(assignment_id: int):
 def _course_for_decisions(course_id: int) -> Course:
     course = db.get_or_404(Course, course_id)
     if not services.can_decide(current_user, course):
-        abort(403)
+        refuse_as_missing(current_user, "course", course_id)  # another trainer's: as if there were none
     return course
 
 
@@ -494,7 +496,7 @@ def course_completions(course_id: int):
             db.session.commit()
             flash(_("修了を登録しました。"), "success")
             return redirect(url_for("completion.course_completions", course_id=course.id, fy=form.fiscal_year.data))
-    pagination = reports.paginate_rows(reports.completion_records_query(None, fy, course.id), _page())
+    pagination = reports.paginate_rows(reports.completion_records_query(None, fy, course.id), requested_page())
     return render_template(
         "completion/course_completions.html", course=course, fy=fy, fy_choices=fiscal_year_choices(None, fy),
         form=form, revoke_form=RevokeForm(), pagination=pagination,

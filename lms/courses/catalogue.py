@@ -24,6 +24,7 @@ from functools import lru_cache
 from sqlalchemy import ColumnElement, Integer, bindparam, case, event, exists, func, literal, or_, select
 from sqlalchemy.orm import Session
 
+from lms.common.ids import parse_id
 from lms.common.pagination import Page
 from lms.common.timeutil import TOKYO, as_utc, to_tokyo, utcnow
 from lms.courses.models import DELIVERIES, PUBLISHED, SCHEDULED, Category, Course, CourseEligibility, TrainingSession
@@ -51,7 +52,7 @@ class CatalogueFilters:
         delivery = args.get("delivery", "")
         return cls(
             q=" ".join((args.get("q") or "").split())[:MAX_QUERY_LENGTH],
-            category_id=int(category) if category.isdigit() else None,
+            category_id=parse_id(category),
             month=month if month_bounds(month) else "",
             delivery=delivery if delivery in DELIVERIES else "",
             free_only=args.get("free") == "1",

@@ -21,6 +21,7 @@ from wtforms import (
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from lms.common import forms as base
+from lms.common.ids import coerce_id
 from lms.courses.models import BY_ARCHIVE, BY_ATTENDANCE, BY_BOTH, BY_EITHER, HYBRID, ONSITE, TEAMS
 
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
@@ -82,14 +83,14 @@ class CourseForm(base.Form):
     title = StringField(_l("研修名"), validators=[InputRequired(_l("研修名を入力してください。")), Length(max=200)])
     summary = TextAreaField(_l("概要（一覧に表示されます）"), validators=[Length(max=500)])
     description_md = TextAreaField(_l("詳しい説明（Markdown）"))
-    category_id = SelectField(_l("分類"), coerce=int, default=0)
+    category_id = SelectField(_l("分類"), coerce=coerce_id, default=0)
     target_audience = StringField(_l("対象者"), validators=[Length(max=500)])
     eligibility = RadioField(
         _l("対象の自治体"),
         choices=[SelectChoice("all", _l("すべての自治体")), SelectChoice("list", _l("選んだ自治体のみ"))],
         default="all",
     )
-    municipality_ids = MultiCheckboxField(_l("対象とする自治体"), coerce=int)
+    municipality_ids = MultiCheckboxField(_l("対象とする自治体"), coerce=coerce_id)
     requires_approval = BooleanField(_l("申込に所属自治体の研修担当の承認が必要"))
     completion_mode = SelectField(_l("修了条件"), choices=choices_of(COMPLETION_LABELS), default=BY_EITHER)
     attendance_threshold_pct = WholeNumberField(
@@ -106,7 +107,7 @@ class CourseForm(base.Form):
 
 
 class QuotaRowForm(Form):
-    municipality_id = SelectField(_l("自治体"), coerce=int, default=0, validate_choice=False)
+    municipality_id = SelectField(_l("自治体"), coerce=coerce_id, default=0, validate_choice=False)
     seats = WholeNumberField(_l("割当人数"), validators=[Optional(), NumberRange(0, 100000, _l("0以上の数で入力してください。"))])
     remove = BooleanField(_l("この割当を削除"))
 

@@ -12,10 +12,11 @@ from sqlalchemy import select
 from wtforms import SelectChoice
 
 from lms.auth.models import PLATFORM_ADMIN, TRAINER
-from lms.common.access import role_required
+from lms.common.access import refuse_as_missing, role_required
 from lms.common.database import run_in_transaction
 from lms.common.errors import DomainError, InvalidInput, NotAllowed
 from lms.common.markdown import render_markdown
+from lms.common.pagination import requested_page
 from lms.common.templating import format_datetime_jst
 from lms.common.timeutil import to_tokyo, tokyo_to_utc
 from lms.courses import catalogue as cat
@@ -44,8 +45,7 @@ bp = Blueprint("courses", __name__)
 @login_required
 def catalogue():
     filters = cat.CatalogueFilters.from_args(request.args)
-    page_arg = request.args.get("page", "1")
-    page = int(page_arg) if page_arg.isdigit() and 0 < int(page_arg) < 100000 else 1
+    page = requested_page()
     pagination, rows = cat.catalogue_page(filters, current_user.municipality_id, page)
     categories = cat.category_choices()
     return render_template(
@@ -88,8 +88,7 @@ def course_detail(course_id: int):
 @role_required(TRAINER, PLATFORM_ADMIN)
 def manage():
     status = request.args.get("status", "")
-    page_arg = request.args.get("page", "1")
-    page = int(page_arg) if page_arg.isdigit() and int(page_arg) > 0 else 1
+    page = requested_page()
     pagination = db.paginate(services.managed_courses_query(current_user, status), page=page, per_page=30,
                              error_out=False)
     counts = services.session_counts([c.id for c in pagination.items])
@@ -264,14 +263,14 @@ def cancel_session(session_id: int):
 def _managed_course(course_id: int) -> Course:
     course = db.get_or_404(Course, course_id)
     if not services.can_manage_course(current_user, course):
-        abort(403)
+        refuse_as_missing(current_user, "course", course_id)  # another trainer's: as if there were none
     return course
 
 
 def _managed_session(session_id: int) -> TrainingSession:
     session = db.get_or_404(TrainingSession, session_id)
     if not services.can_manage_course(current_user, session.course):
-        abort(403)
+        refuse_as_missing(current_user, "training_session", session_id)
     return session
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import joinedload
 
 from lms.common.errors import DomainError, InvalidInput
+from lms.common.ids import parse_id
 from lms.common.timeutil import utcnow
 from lms.courses.models import PUBLISHED, SCHEDULED, Course, CourseEligibility, SessionQuota, TrainingSession
 from lms.enrollment.models import ACTIVE_STATUSES, CSV, PENDING, Enrollment
@@ -141,13 +142,13 @@ def nominate_from_csv(municipality_id: int, data: bytes, actor) -> NominationRep
         number = normalise_text(raw.get("職員番号", ""))
         row = NominationRow(line, session_text, number, "", REFUSED, "")
         report.rows.append(row)
-        if not session_text.isdigit():
+        session_id = parse_id(session_text)
+        if session_id is None:
             row.message = _("研修回ID「%(value)s」が数字ではありません。", value=session_text) if session_text else _("研修回IDがありません。")
             continue
         if not number:
             row.message = _("職員番号がありません。")
             continue
-        session_id = int(session_text)
         if (session_id, number) in seen:
             row.outcome, row.message = ALREADY, _("ファイル内の %(line)s 行目と同じ内容のため、飛ばしました。", line=seen[(session_id, number)])
             continue

@@ -12,10 +12,11 @@ from sqlalchemy import select
 from wtforms import HiddenField
 
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
-from lms.common.access import require_municipality, role_required
+from lms.common.access import require_own_object, role_required
 from lms.common.errors import DomainError, NotFound
 from lms.common.forms import Form
 from lms.common.limits import limit_enroll
+from lms.common.pagination import requested_page
 from lms.common.timeutil import as_utc, utcnow
 from lms.common.web import safe_next
 from lms.courses.models import TrainingSession
@@ -27,7 +28,7 @@ from lms.extensions import db
 from lms.municipalities.models import Municipality
 from lms.roster import forms as roster_forms
 from lms.roster.models import StaffMember
-from lms.roster.pages import back_to, municipality_or_chooser, staff_member_or_403
+from lms.roster.pages import back_to, municipality_or_chooser, staff_member_or_404
 from lms.roster.services import MAX_CSV_BYTES, staff_member_for
 
 bp = Blueprint("enrollment", __name__)
@@ -165,8 +166,8 @@ def staff_enrollments(member: StaffMember, limit: int = 50) -> list[Enrollment]:
 # ---------------------------------------------------------------- 研修担当 (municipal admins): approvals, nominations, swaps
 #
 # Municipal admins work on their own municipality only; platform admins choose one
-# (``?m=<municipality id>``). Any attempt on another municipality's data is a 403 with an
-# ``access.denied`` audit entry (lms.common.access.require_municipality).
+# (``?m=<municipality id>``). Another municipality's pages are a 403, its enrollments and staff
+# members a 404 as if there were none; both leave an ``access.denied`` audit entry (lms.common.access).
 
 
 @bp.get("/municipal")
@@ -175,23 +176,24 @@ def admin_home():
     municipality, chooser = municipality_or_chooser("enrollment.admin_home")
     if municipality is None:
         return chooser
-    page = db.paginate(municipal.open_sessions_query(municipality.id), per_page=20, error_out=False)
+    page = db.paginate(municipal.open_sessions_query(municipality.id), page=requested_page(), per_page=20, error_out=False)
     return render_template(
         "enrollment/municipal_home.html", municipality=municipality, pending=municipal.pending_approvals(municipality.id),
         quotas=municipal.quota_use(municipality.id), page=page, reject_form=roster_forms.RejectForm(formdata=None),
     )
 
 
-def _enrollment_or_403(enrollment_id: int) -> Enrollment:
+def _enrollment_or_404(enrollment_id: int) -> Enrollment:
+    """An enrollment of the admin's municipality; another's is answered as if there were none."""
     enrollment = db.get_or_404(Enrollment, enrollment_id)
-    require_municipality(current_user, enrollment.municipality_id)
+    require_own_object(current_user, enrollment.municipality_id, "enrollment", enrollment.id)
     return enrollment
 
 
 @bp.post("/municipal/enrollments/<int:enrollment_id>/approve")
 @role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
 def approve(enrollment_id: int):
-    enrollment = _enrollment_or_403(enrollment_id)
+    enrollment = _enrollment_or_404(enrollment_id)
     municipality_id = enrollment.municipality_id
     db.session.rollback()
     try:
@@ -205,7 +207,7 @@ def approve(enrollment_id: int):
 @bp.post("/municipal/enrollments/<int:enrollment_id>/reject")
 @role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
 def reject(enrollment_id: int):
-    enrollment = _enrollment_or_403(enrollment_id)
+    enrollment = _enrollment_or_404(enrollment_id)
     municipality_id = enrollment.municipality_id
     form = roster_forms.RejectForm()
     if not form.validate_on_submit():
@@ -244,7 +246,9 @@ def nominate(session_id: int):
     form = roster_forms.NominateForm()
     if not form.validate_on_submit():
         abort(400)
-    member = staff_member_or_403(form.staff_member_id.data)
+    member_id = form.staff_member_id.data
+    assert member_id is not None  # InputRequired, and the form is validated
+    member = staff_member_or_404(member_id)
     municipality_id = member.municipality_id
     db.session.rollback()
     try:
@@ -258,7 +262,7 @@ def nominate(session_id: int):
 @bp.post("/municipal/enrollments/<int:enrollment_id>/swap")
 @role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
 def swap(enrollment_id: int):
-    enrollment = _enrollment_or_403(enrollment_id)
+    enrollment = _enrollment_or_404(enrollment_id)
     municipality_id, session_id = enrollment.municipality_id, enrollment.session_id
     form = roster_forms.SwapForm()
     if not form.validate_on_submit():

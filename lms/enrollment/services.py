@@ -369,7 +369,8 @@ def cancel_enrollment(enrollment_id: int, actor, reason: str = "") -> Enrollment
 
     Learners: their own, before the cancellation deadline. Municipal admins of the staff
     member's municipality, the course's trainer and platform admins: any time (after the
-    deadline it is recorded as a late cancellation).
+    deadline it is recorded as a late cancellation). Anyone else's: NotFound, as for an id
+    that names nothing.
     """
     return _atomic(_cancel_tx, enrollment_id, actor, (reason or "").strip())
 
@@ -377,6 +378,8 @@ def cancel_enrollment(enrollment_id: int, actor, reason: str = "") -> Enrollment
 def _cancel_tx(enrollment_id: int, actor, reason: str) -> Enrollment:
     now = utcnow()
     enrollment, session = _lock_enrollment(enrollment_id)
+    if not _concerns(actor, enrollment):  # someone else's: answered as if there were none
+        raise NotFound(_("申込が見つかりません。"))
     allowed, why = can_cancel(enrollment, actor, now)
     if not allowed:
         if enrollment.status not in ACTIVE_STATUSES:
@@ -597,6 +600,20 @@ def cancel_all_enrollments(session: TrainingSession, actor, reason: str) -> list
 
 
 # ---------------------------------------------------------------- who may act
+
+
+def _concerns(actor, enrollment: Enrollment) -> bool:
+    """Whether ``enrollment`` is ``actor``'s business at all: their own, or one they may
+    administer (platform admins, the municipality's admins, the course's trainer)."""
+    if actor is None:
+        return False
+    return (
+        enrollment.staff_member.user_id == actor.id
+        or _is_platform_admin(actor)
+        or _is_municipal_admin_of(actor, enrollment.staff_member.municipality_id)
+        or _is_municipal_admin_of(actor, enrollment.municipality_id)
+        or _is_trainer_of(actor, enrollment.session)
+    )
 
 
 def _is_platform_admin(actor) -> bool:

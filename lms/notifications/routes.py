@@ -36,7 +36,7 @@ def session_calendar(session_id: int):
     elif _may_see_session_calendar(current_user, session):
         member = None
     else:
-        abort(403)
+        abort(404)  # nothing of the user's: answered as if the session did not exist
     kind = "cancelled" if session.status == CANCELLED else "confirmed"
     body = session_ics(session, member, kind, download=True)
     return Response(

@@ -1,9 +1,10 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField, FileRequired
-from wtforms import BooleanField, DateField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, DateField, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, Optional, Regexp
 
-from lms.common.forms import Form
+from lms.common.forms import Form, IdField
+from lms.common.ids import coerce_id
 
 
 class StaffForm(Form):
@@ -38,7 +39,7 @@ class NominationUploadForm(Form):
 
 
 class NominateForm(Form):
-    staff_member_id = IntegerField(validators=[InputRequired()])
+    staff_member_id = IdField(validators=[InputRequired()])
 
 
 class RejectForm(Form):
@@ -54,4 +55,4 @@ class MunicipalityChoiceForm(Form):
     class Meta:
         csrf = False
 
-    m = SelectField(_l("区市町村"), coerce=int)
+    m = SelectField(_l("区市町村"), coerce=coerce_id)

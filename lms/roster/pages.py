@@ -2,8 +2,9 @@
 member of it, and the way back — used by the roster's, enrollment's and Teams' pages alike.
 
 Municipal admins work on their own municipality only; platform admins choose one
-(``?m=<municipality id>``). Any attempt on another municipality's data is a 403 with an
-``access.denied`` audit entry (lms.common.access.require_municipality).
+(``?m=<municipality id>``). Asking for another municipality's pages is a 403, and for a staff
+member of another municipality a 404 as for one that does not exist; both leave an
+``access.denied`` audit entry (lms.common.access).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
-from lms.common.access import municipality_scope, require_municipality
+from lms.common.access import municipality_scope, require_own_object
 from lms.extensions import db
 from lms.municipalities.models import Municipality
 from lms.roster.forms import MunicipalityChoiceForm
@@ -42,9 +43,10 @@ def municipality_or_chooser(endpoint: str) -> tuple[Municipality, None] | tuple[
     return municipality, None
 
 
-def staff_member_or_403(member_id: int) -> StaffMember:
+def staff_member_or_404(member_id: int) -> StaffMember:
+    """A staff member of the admin's municipality; another's is answered as if there were none."""
     member = db.get_or_404(StaffMember, member_id)
-    require_municipality(current_user, member.municipality_id)
+    require_own_object(current_user, member.municipality_id, "staff_member", member.id)
     return member
 
 

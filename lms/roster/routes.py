@@ -14,10 +14,11 @@ from lms.audit.services import record_action
 from lms.common.access import role_required
 from lms.common.database import begin_write
 from lms.common.errors import DomainError
+from lms.common.pagination import requested_page
 from lms.extensions import db
 from lms.roster import forms, services
 from lms.roster.models import ACTIVE, LEFT
-from lms.roster.pages import ADMINS, municipality_args, municipality_or_chooser, staff_member_or_403
+from lms.roster.pages import ADMINS, municipality_args, municipality_or_chooser, staff_member_or_404
 
 bp = Blueprint("roster", __name__)
 
@@ -41,7 +42,7 @@ def index():
     job_title = request.args.get("job_title", "")[:100]
     status = request.args.get("status", ACTIVE)
     stmt = services.roster_query(municipality.id, q=q, department=department, job_title=job_title, status=status)
-    page = db.paginate(stmt, per_page=50, error_out=False)
+    page = db.paginate(stmt, page=requested_page(), per_page=50, error_out=False)
     departments, titles = services.roster_choices(municipality.id)
     return render_template(
         "roster/index.html", municipality=municipality, page=page, q=q, department=department,
@@ -72,7 +73,7 @@ def new():
 @bp.get("/roster/<int:member_id>")
 @role_required(*ADMINS)
 def detail(member_id: int):
-    member = staff_member_or_403(member_id)
+    member = staff_member_or_404(member_id)
     # The member's enrollments: the enrollment area's ``staff_enrollments`` (a template global).
     return render_template(
         "roster/detail.html", member=member,
@@ -84,7 +85,7 @@ def detail(member_id: int):
 @bp.route("/roster/<int:member_id>/edit", methods=["GET", "POST"])
 @role_required(*ADMINS)
 def edit(member_id: int):
-    member = staff_member_or_403(member_id)
+    member = staff_member_or_404(member_id)
     form = forms.StaffForm(obj=member)
     if form.validate_on_submit():
         try:
@@ -102,7 +103,7 @@ def edit(member_id: int):
 @bp.post("/roster/<int:member_id>/transfer")
 @role_required(*ADMINS)
 def transfer(member_id: int):
-    member = staff_member_or_403(member_id)
+    member = staff_member_or_404(member_id)
     form = forms.TransferForm()
     if not form.validate_on_submit():
         flash(" ".join(str(e) for errors in form.errors.values() for e in errors), "error")
@@ -120,7 +121,7 @@ def transfer(member_id: int):
 @bp.post("/roster/<int:member_id>/leave")
 @role_required(*ADMINS)
 def leave(member_id: int):
-    member = staff_member_or_403(member_id)
+    member = staff_member_or_404(member_id)
     form = forms.DepartureForm()
     if not form.validate_on_submit():
         flash(" ".join(str(e) for errors in form.errors.values() for e in errors), "error")

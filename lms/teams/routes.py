@@ -12,8 +12,10 @@ from lms.attendance import services as attendance_services
 from lms.attendance.forms import ActionForm, CorrectionForm, MatchForm, staff_choices
 from lms.audit.services import record_action
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
-from lms.common.access import role_required
+from lms.common.access import refuse_as_missing, role_required
 from lms.common.errors import DomainError, NotAllowed, NotFound
+from lms.common.ids import parse_id
+from lms.common.pagination import requested_page
 from lms.common.public import public
 from lms.courses.models import TrainingSession
 from lms.extensions import csrf, db, limiter
@@ -34,8 +36,8 @@ def _managed(session_id: int) -> TrainingSession:
         return attendance_services.get_managed_session(session_id, current_user)
     except NotFound:
         abort(404)
-    except NotAllowed:
-        abort(403)
+    except NotAllowed:  # another trainer's session: answered as if there were none
+        refuse_as_missing(current_user, "training_session", session_id)
 
 
 @bp.get("/teams/sessions/<int:session_id>")
@@ -94,13 +96,13 @@ def import_now(session_id: int, kind: str):
 @role_required(PLATFORM_ADMIN)
 def status():
     status_filter = request.args.get("status", "")
-    session_filter = request.args.get("session", type=int)
+    session_filter = parse_id(request.args.get("session"))
     query = select(GraphOperation).order_by(GraphOperation.id.desc())
     if status_filter in (ops.QUEUED, ops.RUNNING, ops.DONE, ops.FAILED):
         query = query.where(GraphOperation.status == status_filter)
     if session_filter:
         query = query.where(GraphOperation.session_id == session_filter)
-    page = db.paginate(query, per_page=50, error_out=False)
+    page = db.paginate(query, page=requested_page(), per_page=50, error_out=False)
     counts = dict(db.session.execute(select(GraphOperation.status, func.count()).group_by(GraphOperation.status)).all())
     attention = services.sessions_needing_attention()
     session_ids = {op.session_id for op in page.items if op.session_id} | {row["session_id"] for row in attention}
@@ -122,8 +124,10 @@ def retry_operation(operation_id: int):
             flash(exc.message, "error")
         else:
             flash(_("処理を再実行しました。"), "success")
-    return redirect(request.form.get("back_to_session") and url_for(
-        "teams.session_detail", session_id=int(request.form["back_to_session"])) or url_for("teams.status"))
+    back_to_session = parse_id(request.form.get("back_to_session"))
+    if back_to_session is not None:
+        return redirect(url_for("teams.session_detail", session_id=back_to_session))
+    return redirect(url_for("teams.status"))
 
 
 @bp.post("/teams/graph/notifications")

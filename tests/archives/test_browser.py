@@ -117,17 +117,17 @@ def test_upload_publish_play_seek_and_refuse(live_server, browser, page, tmp_pat
     finally:
         context.close()
 
-    # --- a learner of another municipality is refused, page and file alike
+    # --- a learner of another municipality is refused, page and file alike, as if there were none
     other = browser.new_context(locale="ja-JP", timezone_id="Asia/Tokyo")
     refused = other.new_page()
     try:
         _sign_in(refused, base, outsider)
         response = refused.goto(f"{base}/archives/{archive.id}")
-        assert response.status == 403
-        expect(refused.locator("main")).to_contain_text("視聴対象ではありません")
+        assert response.status == 404
+        expect(refused.locator("main")).to_contain_text("アーカイブが見つかりません")
         file_response = refused.request.get(f"{base}/archives/{archive.id}/files/{video.id}/{video.filename}",
                                             headers={"Range": "bytes=0-99"})
-        assert file_response.status == 403
+        assert file_response.status == 404
     finally:
         other.close()
 

@@ -83,12 +83,15 @@ def test_head_and_download_disposition(viewer, published):
 
 def test_other_municipality_refused_on_every_request(client, login_as, published):
     archive, video = published
-    login_as("learner", "131032")  # 港区: not eligible
+    login_as("learner", "131032")  # 港区: not eligible, answered as for an archive that does not exist
     page = client.get(f"/archives/{archive.id}")
-    assert page.status_code == 403
-    assert "視聴対象ではありません" in page.get_data(as_text=True)
+    unknown = client.get("/archives/2147483647")
+    assert page.status_code == unknown.status_code == 404
+    assert "アーカイブが見つかりません" in page.get_data(as_text=True)
+    assert page.get_data(as_text=True).replace(f"/archives/{archive.id}", "PATH") == unknown.get_data(
+        as_text=True).replace("/archives/2147483647", "PATH")
     ranged = client.get(url(archive, video), headers={"Range": "bytes=0-99"})
-    assert ranged.status_code == 403
+    assert ranged.status_code == 404
     assert ranged.data.find(video_bytes("webm")[:50]) == -1
     assert archive.title not in client.get("/archives/").get_data(as_text=True)
 
@@ -124,7 +127,7 @@ def test_draft_is_hidden_from_learners_but_not_from_its_trainer(db, client, logi
     archive.status = "draft"
     db.session.commit()
     login_as("learner", "131016")
-    assert client.get(url(archive, video)).status_code == 403
+    assert client.get(url(archive, video)).status_code == 404  # as if there were none
     login_as(user=owned_course[0])
     assert client.get(url(archive, video), headers={"Range": "bytes=0-9"}).status_code == 206
 
@@ -136,12 +139,12 @@ def test_enrollees_audience_needs_a_confirmed_enrollment(db, client, login_as, o
     archive.audience = AUDIENCE_ENROLLEES
     db.session.commit()
     user = login_as("learner", "131016")
-    assert client.get(url(archive, video)).status_code == 403
+    assert client.get(url(archive, video)).status_code == 404
     session = factories.make_session(owned_course[1])
     db.session.add(Enrollment(session_id=session.id, staff_member_id=user.staff_member.id,
                               municipality_id=user.municipality_id, status="waitlisted"))
     db.session.commit()
-    assert client.get(url(archive, video)).status_code == 403
+    assert client.get(url(archive, video)).status_code == 404
     enrollment = db.session.query(Enrollment).one()
     enrollment.status = "confirmed"
     db.session.commit()
@@ -156,7 +159,7 @@ def test_municipalities_audience(db, client, login_as, published):
     login_as("learner", "131032")  # 港区: listed although not eligible for the course
     assert client.get(url(archive, video)).status_code == 200
     login_as("learner", "131016")  # 千代田区: eligible for the course but not listed
-    assert client.get(url(archive, video)).status_code == 403
+    assert client.get(url(archive, video)).status_code == 404
 
 
 def test_file_of_another_archive_is_404(db, viewer, owned_course, published):
@@ -177,7 +180,7 @@ def test_accel_redirect_hands_bytes_to_nginx_after_the_check(app, client, login_
     assert response.data == b""
     login_as("learner", "131032")
     refused = client.get(url(archive, video))
-    assert refused.status_code == 403 and "X-Accel-Redirect" not in refused.headers
+    assert refused.status_code == 404 and "X-Accel-Redirect" not in refused.headers
 
 
 def test_player_page_has_video_captions_and_chapters(db, viewer, published):
@@ -219,7 +222,7 @@ class TestAzure:
         origin = sas.split("/devstoreaccount1")[0]
         assert origin in response.headers["Content-Security-Policy"].split("media-src")[1].split(";")[0]
         login_as("learner", "131032")
-        assert client.get(url(archive, video)).status_code == 403
+        assert client.get(url(archive, video)).status_code == 404
 
     def test_captions_are_served_by_the_app(self, app, client, login_as, published):
         archive, _video = published

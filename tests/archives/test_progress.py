@@ -149,8 +149,10 @@ def test_endpoint_records_only_the_senders_own_progress(db, client, login_as, ma
 
 def test_endpoint_refuses_viewers_outside_the_audience_and_after_withdrawal(db, client, login_as, video):
     url = f"/archives/files/{video.id}/progress"
-    login_as("learner", "131032")  # 港区: not eligible
-    assert client.post(url, json={"report_id": "start0001", "intervals": []}).status_code == 403
+    login_as("learner", "131032")  # 港区: not eligible, answered as for a file that does not exist
+    outside = client.post(url, json={"report_id": "start0001", "intervals": []})
+    unknown = client.post("/archives/files/2147483647/progress", json={"report_id": "start0001", "intervals": []})
+    assert outside.status_code == unknown.status_code == 404 and outside.get_json() == unknown.get_json()
     login_as("learner", "131016")
     assert client.post(url, json={"report_id": "start0002", "intervals": []}).status_code == 200
     video.archive.status = "withdrawn"

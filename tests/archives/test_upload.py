@@ -261,19 +261,38 @@ def test_csrf_header_required_for_tus_writes(app, client, login_as, owned_course
     assert accepted.status_code == 201
 
 
-def test_other_trainers_and_learners_cannot_upload(client, login_as, archive):
+def _denials(db):
+    from lms.audit.models import AuditLog
+
+    db.session.rollback()
+    return [(e.target_type, e.target_id) for e in db.session.scalars(
+        select(AuditLog).where(AuditLog.action == "access.denied").order_by(AuditLog.id))]
+
+
+def test_other_trainers_and_learners_cannot_upload(db, client, login_as, archive):
+    """Another trainer's archive is answered exactly as one that does not exist, whatever the
+    request says about the upload (permission is checked before anything else about it)."""
     login_as("trainer", "130001")
-    assert tus_create(client, archive.id, 100).status_code == 403
+    for length in (100, 0, "x", 10**20):
+        theirs = tus_create(client, archive.id, length)
+        nothing = tus_create(client, 2147483647, length)
+        assert theirs.status_code == nothing.status_code == 404, length
+        assert theirs.get_data() == nothing.get_data()
+    assert _denials(db) == [("archive", str(archive.id))] * 4
+    assert db.session.scalars(select(UploadSession)).all() == []
     login_as("learner", "131016")
-    assert tus_create(client, archive.id, 100).status_code == 403
+    assert tus_create(client, archive.id, 100).status_code == 403  # no uploads at all for the role
+    assert tus_create(client, 2147483647, 100).status_code == 403
 
 
-def test_other_user_cannot_touch_someone_elses_upload(client, login_as, owned_course, archive):
+def test_other_user_cannot_touch_someone_elses_upload(db, client, login_as, owned_course, archive):
     login_as(user=owned_course[0])
     location = tus_create(client, archive.id, 100).headers["Location"]
     login_as("trainer", "130001")
-    assert client.head(location, headers=TUS).status_code == 403
-    assert tus_patch(client, location, 0, b"WEBVTT\n").status_code == 403
+    unknown = "/archives/uploads/00000000-0000-4000-8000-000000000000"
+    assert client.head(location, headers=TUS).status_code == client.head(unknown, headers=TUS).status_code == 404
+    assert tus_patch(client, location, 0, b"WEBVTT\n").status_code == 404
+    assert ("upload", location.rsplit("/", 1)[1]) in _denials(db)
 
 
 def test_slides_pdf_pptx_and_fake_pptx(db, trainer_client, archive):

@@ -109,7 +109,8 @@ def test_qr_check_in_for_a_signed_in_confirmed_learner(onsite, client, app, db, 
     db.session.refresh(row)
     assert row.checked_in_at == first
 
-    assert learner_client.get(f"/attendance/sessions/{session.id}/qr").status_code == 403
+    # Not the learner's to manage: answered as for a session that does not exist.
+    assert learner_client.get(f"/attendance/sessions/{session.id}/qr").status_code == 404
 
     outsider = app.test_client()
     login_as("learner", on=outsider)

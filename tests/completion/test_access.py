@@ -63,11 +63,13 @@ def test_municipal_admin_cannot_open_other_municipality_records(known_data, clie
     d = known_data
     login_as("municipal_admin", "131024")  # 中央区
     chiyoda_completion = db.session.scalar(select(Completion).where(Completion.staff_member_id == d["staff"][0].id))
-    assert client.get(f"/completion/certificates/{chiyoda_completion.id}.pdf").status_code == 403
-    assert client.get(f"/completion/assignments/{d['mandatory'][0].id}/missing").status_code == 403
+    # Answered as for records that do not exist.
+    assert client.get(f"/completion/certificates/{chiyoda_completion.id}.pdf").status_code == 404
+    assert client.get("/completion/certificates/2147483647.pdf").status_code == 404
+    assert client.get(f"/completion/assignments/{d['mandatory'][0].id}/missing").status_code == 404
     assert client.get(f"/completion/export/missing.csv?assignment={d['mandatory'][0].id}",
-                      buffered=True).status_code == 403
-    assert client.post(f"/completion/assignments/{d['mandatory'][0].id}/delete").status_code == 403
+                      buffered=True).status_code == 404
+    assert client.post(f"/completion/assignments/{d['mandatory'][0].id}/delete").status_code == 404
     assert db.session.scalar(select(AuditLog.id).where(AuditLog.action == "access.denied")) is not None
 
 
@@ -132,8 +134,8 @@ def test_trainer_manual_completion_and_revoke_through_the_pages(known_data, clie
     assert c.status == "revoked"
     # another trainer may not
     login_as("trainer", "131016")
-    assert client.get(f"/completion/courses/{course.id}").status_code == 403
-    assert client.post(f"/completion/{c.id}/revoke", data={"reason": "x"}).status_code == 403
+    assert client.get(f"/completion/courses/{course.id}").status_code == 404  # as for no course
+    assert client.post(f"/completion/{c.id}/revoke", data={"reason": "x"}).status_code == 404
 
 
 def test_comparison_is_a_heat_table_with_courses_chosen_by_checkboxes(known_data, client, login_as):

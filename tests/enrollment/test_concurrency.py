@@ -41,10 +41,7 @@ THREADS = 48
 
 def _cookie_for(app, user) -> str:
     """A signed session cookie exactly as the demo/Entra sign-in would leave it."""
-    now = int(time.time())
-    data = {"_user_id": user.get_id(), "_fresh": True, "signed_in_at": now, "last_seen": now}
-    value = app.session_interface.get_signing_serializer(app).dumps(data)
-    return f"{app.config['SESSION_COOKIE_NAME']}={value}"
+    return f"{app.config['SESSION_COOKIE_NAME']}={factories.session_cookie(app, user)}"
 
 
 def _prepare(app):

@@ -54,7 +54,8 @@ def test_calendar_download_for_enrolled_learner(app, db, client, login_as, make_
 def test_calendar_refused_to_a_learner_not_enrolled(app, client, login_as, make_enrollment):
     enrollment = make_enrollment()
     login_as("learner")
-    assert client.get(f"/sessions/{enrollment.session_id}/calendar.ics").status_code == 403
+    # The same answer as for a session that does not exist.
+    assert client.get(f"/sessions/{enrollment.session_id}/calendar.ics").status_code == 404
     assert client.get("/sessions/999999/calendar.ics").status_code == 404
 
 
@@ -74,8 +75,9 @@ def test_outbox_viewer_scoped_to_the_admins_municipality(app, db, client, login_
     page = client.get("/admin/mail").get_data(as_text=True)
     assert "千代田 花子" in page and "中央 次郎" not in page
     assert client.get(f"/admin/mail/{ours.id}").status_code == 200
-    assert client.get(f"/admin/mail/{theirs.id}").status_code == 403
-    assert client.post(f"/admin/mail/{theirs.id}/retry").status_code == 403
+    assert client.get(f"/admin/mail/{theirs.id}").status_code == 404  # as if there were none
+    assert client.post(f"/admin/mail/{theirs.id}/retry").status_code == 404
+    assert client.get("/admin/mail/2147483647").status_code == 404
     assert db.session.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.action == "access.denied")) == 2
 
 

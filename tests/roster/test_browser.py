@@ -3,7 +3,6 @@ CSV import; every page passes axe (WCAG 2.1 AA)."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from lms.enrollment.models import CANCELLED, CONFIRMED, REJECTED, Enrollment
 from lms.enrollment.services import enroll
 from lms.notifications.models import OutboxMail
 from lms.roster.models import StaffMember
+from tests import factories
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.browser
@@ -28,9 +28,7 @@ def app_config(app_config):
 
 
 def _sign_in(app, context, base_url: str, user) -> None:
-    serializer = app.session_interface.get_signing_serializer(app)
-    now = int(time.time())
-    cookie = serializer.dumps({"_user_id": user.get_id(), "_fresh": True, "signed_in_at": now, "last_seen": now})
+    cookie = factories.session_cookie(app, user)
     context.add_cookies([{"name": app.config["SESSION_COOKIE_NAME"], "value": cookie, "url": base_url}])
 
 

@@ -60,17 +60,20 @@ def test_approve_and_reject_with_reason(app, db, client, login_as, make_user, ma
     assert {"confirmed", "rejected"} <= kinds
 
 
-def test_admin_of_another_municipality_gets_403(app, db, client, login_as, make_user, make_course, make_session):
+def test_admin_of_another_municipality_gets_404(app, db, client, login_as, make_user, make_course, make_session):
+    """Another municipality's enrollments and staff are answered as if they did not exist (and
+    audited); asking for its pages (``?m=``) is a 403."""
     session = make_session(make_course(requires_approval=True))
     learner = make_user("learner", "131024")
     pending = enroll(session.id, learner.staff_member.id, learner)
     chiyoda_staff = factories.make_staff("131016")
     login_as("municipal_admin", "131016")
-    assert client.post(f"/municipal/enrollments/{pending.id}/approve").status_code == 403
-    assert client.post(f"/municipal/enrollments/{pending.id}/reject", data={"reason": "x"}).status_code == 403
-    assert client.post(f"/municipal/enrollments/{pending.id}/swap", data={"employee_number": chiyoda_staff.employee_number}).status_code == 403
+    assert client.post(f"/municipal/enrollments/{pending.id}/approve").status_code == 404
+    assert client.post(f"/municipal/enrollments/{pending.id}/reject", data={"reason": "x"}).status_code == 404
+    assert client.post(f"/municipal/enrollments/{pending.id}/swap", data={"employee_number": chiyoda_staff.employee_number}).status_code == 404
+    assert client.post("/municipal/enrollments/2147483647/approve").status_code == 404
     chuo_staff = factories.make_staff("131024")
-    assert client.post(f"/municipal/sessions/{session.id}/nominate", data={"staff_member_id": chuo_staff.id}).status_code == 403
+    assert client.post(f"/municipal/sessions/{session.id}/nominate", data={"staff_member_id": chuo_staff.id}).status_code == 404
     assert client.get(f"/municipal?m={learner.municipality_id}").status_code == 403
     assert _denied(db) == 5
     assert db.session.get(Enrollment, pending.id).status == PENDING

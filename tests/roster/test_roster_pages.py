@@ -24,15 +24,19 @@ def test_municipal_admin_sees_own_roster_only(app, db, client, login_as, make_st
     assert "千代田 一郎" not in client.get("/roster?status=left").get_data(as_text=True)
 
 
-def test_cross_municipality_access_is_403_and_audited(app, db, client, login_as, make_staff):
+def test_cross_municipality_access_is_refused_and_audited(app, db, client, login_as, make_staff):
+    """Another municipality's pages: 403. Its staff members: 404, exactly as an unknown id."""
     theirs = make_staff("131024", full_name="中央 次郎")
     chuo = factories.municipality("131024")
     login_as("municipal_admin", "131016")
     assert client.get(f"/roster?m={chuo.id}").status_code == 403
-    assert client.get(f"/roster/{theirs.id}").status_code == 403
-    assert client.post(f"/roster/{theirs.id}/edit", data={"employee_number": "X", "full_name": "改ざん"}).status_code == 403
-    assert client.post(f"/roster/{theirs.id}/transfer", data={"department": "X", "effective_on": "2027-04-01"}).status_code == 403
-    assert client.post(f"/roster/{theirs.id}/leave", data={"left_on": "2027-04-01"}).status_code == 403
+    refused, unknown = client.get(f"/roster/{theirs.id}"), client.get("/roster/2147483647")
+    assert refused.status_code == unknown.status_code == 404
+    assert refused.get_data(as_text=True).replace(f"/roster/{theirs.id}", "PATH") == unknown.get_data(
+        as_text=True).replace("/roster/2147483647", "PATH")
+    assert client.post(f"/roster/{theirs.id}/edit", data={"employee_number": "X", "full_name": "改ざん"}).status_code == 404
+    assert client.post(f"/roster/{theirs.id}/transfer", data={"department": "X", "effective_on": "2027-04-01"}).status_code == 404
+    assert client.post(f"/roster/{theirs.id}/leave", data={"left_on": "2027-04-01"}).status_code == 404
     assert client.get(f"/roster/export.csv?m={chuo.id}").status_code == 403
     assert _denied(db) == 6
     db.session.refresh(theirs)

@@ -1,9 +1,16 @@
 from __future__ import annotations
 
+import uuid
+from datetime import date, timedelta
+
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from lms.audit.guard import APPEND_ONLY_DDL, DROP_APPEND_ONLY_DDL
+from lms.common.timeutil import utcnow
+from tests.factories import make_course, make_session, make_staff, make_user
+
+A, B = "131016", "132012"  # 千代田区, 八王子市
 
 
 @pytest.fixture
@@ -37,3 +44,84 @@ def make_app(app):
         with other.app_context():
             db.session.remove()
             db.engine.dispose()
+
+
+def _demo(code, key):
+    from lms.auth.models import User
+    from lms.demo import demo_uuid
+    from lms.extensions import db
+
+    return db.session.scalar(select(User).where(User.object_id == demo_uuid("user", code, key)))
+
+
+@pytest.fixture
+def world(app, db):
+    """Objects of another user or another municipality (see test_authz_matrix), the route
+    parameters that name them, and the demo users of each role."""
+    from lms.archives.models import Archive, UploadSession
+    from lms.attendance.models import AttendanceRecord
+    from lms.completion.models import Completion, MandatoryAssignment
+    from lms.courses.models import SearchSynonym
+    from lms.demo import load_demo
+    from lms.enrollment.models import CONFIRMED, Enrollment
+    from lms.municipalities.models import TenantMapping
+    from lms.notifications.models import OutboxMail
+    from lms.teams.models import GraphOperation
+    from tests.archives.conftest import add_file, video_bytes
+    from tests.factories import municipality
+
+    load_demo()
+    db.session.commit()
+    owner = make_user("trainer", "130001", name="別の 講師")
+    course = make_course(title="他者の研修", owner_id=owner.id, eligible=[B])
+    session = make_session(course, capacity=10)
+    member_b = make_staff(B, full_name="八王子 職員")
+    learner_b = _demo(B, "learner0")
+    staff_b = learner_b.staff_member
+    enrollment = Enrollment(session_id=session.id, staff_member_id=staff_b.id, municipality_id=staff_b.municipality_id,
+                            status=CONFIRMED, confirmed_at=utcnow())
+    db.session.add(enrollment)
+    session.confirmed_count = 1
+    archive = Archive(course_id=course.id, title="他者の録画", description="", status="published",
+                      audience="eligible", created_by_id=owner.id, published_at=utcnow())
+    db.session.add(archive)
+    db.session.commit()
+    archive_file = add_file(archive, video_bytes("webm"), "video.webm")
+    completion = Completion(staff_member_id=staff_b.id, course_id=course.id, municipality_id=municipality(B).id,
+                            fiscal_year=2026, method="manual", completed_at=utcnow(),
+                            certificate_serial=f"T-{uuid.uuid4().hex[:12]}")
+    assignment = MandatoryAssignment(course_id=course.id, fiscal_year=2026, municipality_id=municipality(B).id,
+                                     due_on=date.today() + timedelta(days=30))
+    mail = OutboxMail(dedupe_key=f"authz-{uuid.uuid4().hex}", kind="test", to_address=staff_b.email,
+                      subject="件名", body_text="本文", staff_member_id=staff_b.id, municipality_id=municipality(B).id)
+    record = AttendanceRecord(session_id=session.id, report_id="r1", record_id="x1", email="someone@example.jp")
+    operation = GraphOperation(session_id=session.id, kind="create_event", status="failed")
+    mapping = db.session.scalar(select(TenantMapping).where(TenantMapping.municipality_id == municipality(B).id))
+    upload = UploadSession(id=str(uuid.uuid4()), archive_id=archive.id, kind="video", filename="x.webm",
+                           declared_length=10, created_by_id=owner.id, storage_key=f"uploads/{uuid.uuid4().hex}",
+                           expires_at=utcnow() + timedelta(days=1)) if hasattr(UploadSession, "created_by_id") else None
+    for row in (completion, assignment, mail, record, operation, upload):
+        if row is not None:
+            db.session.add(row)
+    db.session.commit()
+    params = {
+        "course_id": course.id, "session_id": session.id, "enrollment_id": enrollment.id,
+        "archive_id": archive.id, "file_id": archive_file.id, "name": archive_file.filename,
+        "completion_id": completion.id, "assignment_id": assignment.id, "mail_id": mail.id,
+        "member_id": member_b.id, "user_id": learner_b.id, "mapping_id": mapping.id if mapping else 1, "record_id": record.id,
+        "operation_id": operation.id, "upload_id": upload.id if upload else uuid.uuid4().hex,
+        "serial": completion.certificate_serial, "kind": "attendance", "table": "courses", "fmt": "csv",
+        "filename": "css/app.css", "slug": "privacy",
+        "group_id": db.session.scalar(select(SearchSynonym.id).limit(1)),
+        # A signed media link's path without its signature: refused to everyone.
+        "media_path": f"{archive_file.storage_key}/{archive_file.id}.webm",
+    }
+    users = {
+        "anonymous": None,
+        "learner": _demo(A, "learner0"),
+        "trainer": _demo("130001", "trainer"),
+        "admin_a": _demo(A, "admin"),
+        "admin_b": _demo(B, "admin"),
+        "platform": _demo("130001", "platform"),
+    }
+    return params, users

@@ -193,7 +193,8 @@ def test_production_cookies_are_secure(monkeypatch, database_url, tmp_path):
     monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://root@127.0.0.1:5432/unused")
     monkeypatch.delenv("LMS_DEMO_LOGIN", raising=False)
     monkeypatch.delenv("ENTRA_CA_BUNDLE", raising=False)
-    app = create_app({"LMS_ENV": "production", "SQLALCHEMY_DATABASE_URI": database_url,
+    # (config.py read the environment when it was imported: the key is handed over here too.)
+    app = create_app({"LMS_ENV": "production", "SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": "p" * 48,
                       "LMS_STORAGE_DIR": str(tmp_path / "a"), "LMS_LOG_REQUESTS": False})
     try:
         assert app.config["SESSION_COOKIE_SECURE"] and app.config["REMEMBER_COOKIE_SECURE"]

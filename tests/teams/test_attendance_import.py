@@ -214,9 +214,11 @@ def test_only_the_course_owner_and_platform_admins_see_the_session_page(scene, a
     for role in ("trainer", "learner", "municipal_admin"):
         other = app.test_client()
         login_as(role, on=other)
-        assert other.get(f"/teams/sessions/{session.id}").status_code == 403
-        assert other.post(f"/teams/sessions/{session.id}/import/attendance").status_code == 403
-        assert other.post(f"/attendance/sessions/{session.id}/correct", data={}).status_code == 403
+        # Answered as for a session that does not exist.
+        assert other.get(f"/teams/sessions/{session.id}").status_code == 404
+        assert other.get("/teams/sessions/2147483647").status_code == 404
+        assert other.post(f"/teams/sessions/{session.id}/import/attendance").status_code == 404
+        assert other.post(f"/attendance/sessions/{session.id}/correct", data={}).status_code == 404
     admin = app.test_client()
     login_as("platform_admin", on=admin)
     assert admin.get(f"/teams/sessions/{session.id}").status_code == 200

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from lms.attendance.models import AttendanceRecord
 from lms.common.signals import enrollment_status_changed, session_created
 from lms.enrollment.models import CONFIRMED, Enrollment
 from lms.teams.models import GraphOperation
+from tests import factories
 from tests.conftest import ROOT
 
 AXE = Path(ROOT) / "tests/node/node_modules/axe-core/axe.min.js"
@@ -21,9 +21,7 @@ TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 
 def _sign_in(app, context, base_url: str, user) -> None:
-    serializer = app.session_interface.get_signing_serializer(app)
-    now = int(time.time())
-    cookie = serializer.dumps({"_user_id": user.get_id(), "_fresh": True, "signed_in_at": now, "last_seen": now})
+    cookie = factories.session_cookie(app, user)
     context.add_cookies([{"name": app.config["SESSION_COOKIE_NAME"], "value": cookie, "url": base_url}])
 
 
