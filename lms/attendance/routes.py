@@ -194,8 +194,8 @@ def _sheet_access(session_id: int) -> sheets.SheetAccess:
         return sheets.sheet_access(session_id, current_user, requested)
     except NotFound:
         abort(404)
-    except NotAllowed:
-        abort(403)
+    except NotAllowed:  # not the user's session: answered as if there were none
+        refuse_as_missing(current_user, "training_session", session_id)
 
 
 def _sheet_context(access: sheets.SheetAccess) -> dict:

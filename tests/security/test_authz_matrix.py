@@ -168,8 +168,8 @@ EXPECTED = {
     "attendance.qr_poster GET": "L 404 404 404 404 ok",
     # Printed lists: a municipal admin sees their own municipality's participants of a session
     # that concerns it (B); A's admin finds no such session.
-    "attendance.sign_in_sheet GET": "L 403 403 404 ok ok",
-    "attendance.participants GET": "L 403 403 404 ok ok",
+    "attendance.sign_in_sheet GET": "L 404 404 404 ok ok",
+    "attendance.participants GET": "L 404 404 404 ok ok",
     "site.accessibility GET": "ok ok ok ok ok ok",
     "site.privacy GET": "ok ok ok ok ok ok",
     "site.edit GET": "L 403 403 403 403 ok",
