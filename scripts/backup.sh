@@ -18,20 +18,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-$([ -x "$ROOT/.venv/bin/python" ] && echo "$ROOT/.venv/bin/python" || echo python3)}"
 TOOL=("$PYTHON" "$ROOT/scripts/backup_tool.py")
 
-# pg_dump / pg_restore get the password from a password file (mode 0600), never from their
-# command line, where `ps` would show it: the operator's PGPASSFILE (or ~/.pgpass) when
-# DATABASE_URL carries no password, else a temporary one written from DATABASE_URL.
-use_password_file() {
-  local line
-  line="$("${TOOL[@]}" pgpass)"
-  if [ -n "$line" ]; then
-    PGPASSFILE="$(mktemp)"
-    chmod 600 "$PGPASSFILE"
-    printf '%s\n' "$line" > "$PGPASSFILE"
-    export PGPASSFILE
-    trap 'rm -f "$PGPASSFILE"' EXIT
-  fi
-}
+# shellcheck source=scripts/pgpass.sh
+source "$ROOT/scripts/pgpass.sh"
 
 DEST="${1:-$ROOT/backups}"
 export DATABASE_URL="${DATABASE_URL:-sqlite:///$ROOT/instance/lms.db}"

@@ -6,18 +6,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
-import signal
-import socket
-import subprocess
 from pathlib import Path
 
 import pytest
 import requests
 
 from lms.common.static_files import VERSION_LENGTH, file_version
-from tests.archives.conftest import wait_for_port
-from tests.conftest import require
+from tests.nginx import docs_block, run_nginx
 
 ROOT = Path(__file__).resolve().parents[1]
 NGINX = Path("/usr/sbin/nginx")
@@ -62,60 +57,13 @@ def test_app_caches_only_the_current_version_for_a_year(client):
 
 # ------------------------------------------------------------------ nginx with docs/nginx.conf
 
-NGINX_CONF = """
-{user}
-worker_processes 1;
-pid {run}/nginx.pid;
-error_log {run}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    include /etc/nginx/mime.types;
-    client_body_temp_path {run}/body;
-    proxy_temp_path {run}/proxy;
-    fastcgi_temp_path {run}/fastcgi;
-    uwsgi_temp_path {run}/uwsgi;
-    scgi_temp_path {run}/scgi;
-{map}
-    server {{
-        listen 127.0.0.1:{port};
-{location}
-    }}
-}}
-"""
-
-
-def _docs_block(text: str, start_marker: str, end_marker: str) -> str:
-    start = text.index(start_marker)
-    end = text.index(end_marker, start) + len(end_marker)
-    return text[start:end]
-
-
 @pytest.fixture
 def nginx_static(tmp_path):
-    require(NGINX.exists(), "Debian's nginx (apt-get install nginx-light) for the static caching test")
-    docs = (ROOT / "docs" / "nginx.conf").read_text()
-    map_block = _docs_block(docs, "map $arg_v $manabi_static_cache {", "\n}\n")
-    location = _docs_block(docs, "    location /static/ {", "\n    }\n").replace(
-        "/srv/manabi/app/static/", f"{ROOT / 'static'}/")
-    run = tmp_path / "nginx"
-    run.mkdir()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    conf = run / "nginx.conf"
-    user = "user root;" if os.geteuid() == 0 else ""
-    conf.write_text(NGINX_CONF.format(user=user, run=run, port=port, map=map_block, location=location))
-    process = subprocess.Popen([str(NGINX), "-c", str(conf), "-p", str(run), "-g", "daemon off;"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_port(port, process, "nginx", timeout=10, log=run / "error.log")
-    yield f"http://127.0.0.1:{port}"
-    process.send_signal(signal.SIGQUIT)
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    shutil.rmtree(run, ignore_errors=True)
+    """nginx with docs/nginx.conf's static map and location, serving this checkout's static/."""
+    cache_map = docs_block("map $arg_v $manabi_static_cache {", "\n}\n")
+    location = docs_block("    location /static/ {").replace("/srv/manabi/app/static/", f"{ROOT / 'static'}/")
+    with run_nginx(tmp_path, http=cache_map, server=location, why="the static caching test") as url:
+        yield url
 
 
 def test_nginx_caches_versioned_static_urls_for_a_year_and_revalidates_the_rest(client, nginx_static):

@@ -7,11 +7,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -21,8 +16,8 @@ import requests
 
 from lms.archives import links
 from tests import factories
-from tests.archives.conftest import add_file, video_bytes, wait_for_port
-from tests.conftest import require
+from tests.archives.conftest import add_file, video_bytes
+from tests.nginx import docs_block, run_nginx
 
 NGINX = Path("/usr/sbin/nginx")
 SECRET = "media-link-secret-for-tests-0123456789abcdef"
@@ -244,33 +239,9 @@ def test_the_app_serves_a_valid_link_and_refuses_the_others(app, client, login_a
 # ------------------------------------------------------------------ a real nginx
 
 
-NGINX_CONF = """
-{user}
-worker_processes 1;
-pid {run}/nginx.pid;
-error_log {run}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {run}/body;
-    proxy_temp_path {run}/proxy;
-    fastcgi_temp_path {run}/fastcgi;
-    uwsgi_temp_path {run}/uwsgi;
-    scgi_temp_path {run}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-{location}
-    }}
-}}
-"""
-
-
 def _media_location(objects: Path, secret: str) -> str:
     """The location block of docs/nginx.conf, with this test's storage and secret."""
-    text = (Path(__file__).resolve().parents[2] / "docs" / "nginx.conf").read_text()
-    start = text.index("    location ~ \"^/archives/media/")
-    end = text.index("\n    }\n", start) + len("\n    }\n")
-    block = text[start:end]
+    block = docs_block("    location ~ \"^/archives/media/")
     assert "secure_link_md5" in block and "/srv/manabi/archives/objects/" in block
     return (block.replace("/srv/manabi/archives/objects/", f"{objects}/")
             .replace("CHANGE-ME-LMS_MEDIA_LINK_SECRET", secret))
@@ -278,27 +249,9 @@ def _media_location(objects: Path, secret: str) -> str:
 
 @pytest.fixture
 def nginx(app, tmp_path):
-    require(NGINX.exists(), "Debian's nginx (apt-get install nginx-light) for the media link test")
-    run = tmp_path / "nginx"
-    run.mkdir()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     objects = Path(app.config["LMS_STORAGE_DIR"]) / "objects"
-    conf = run / "nginx.conf"
-    # Workers run as the app's user (root here), as docs/nginx.conf asks (files are mode 0640).
-    user = "user root;" if os.geteuid() == 0 else ""
-    conf.write_text(NGINX_CONF.format(user=user, run=run, port=port, location=_media_location(objects, SECRET)))
-    process = subprocess.Popen([str(NGINX), "-c", str(conf), "-p", str(run), "-g", "daemon off;"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_port(port, process, "nginx", timeout=10, log=run / "error.log")
-    yield f"http://127.0.0.1:{port}"
-    process.send_signal(signal.SIGQUIT)
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    shutil.rmtree(run, ignore_errors=True)
+    with run_nginx(tmp_path, server=_media_location(objects, SECRET), why="the media link test") as url:
+        yield url
 
 
 def test_nginx_serves_ranges_for_a_valid_link_and_refuses_the_others(app, db, published, make_user, nginx):

@@ -6,13 +6,8 @@ from __future__ import annotations
 import io
 import os
 import re
-import shutil
-import signal
-import socket
-import subprocess
 import time
 import zipfile
-from pathlib import Path
 
 import pytest
 import requests
@@ -20,65 +15,17 @@ from sqlalchemy import func, select, text
 
 from lms.completion.models import Completion
 from lms.municipalities.models import Municipality
-from tests.archives.conftest import wait_for_port
-from tests.conftest import require
+from tests.nginx import docs_block, run_nginx
 
-ROOT = Path(__file__).resolve().parents[2]
-NGINX = Path("/usr/sbin/nginx")
 STAFF, COURSES, YEARS = 10_000, 20, 5  # 1,000,000 completions
-
-NGINX_CONF = """
-{user}
-worker_processes 1;
-pid {run}/nginx.pid;
-error_log {run}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {run}/body;
-    proxy_temp_path {run}/proxy;
-    fastcgi_temp_path {run}/fastcgi;
-    uwsgi_temp_path {run}/uwsgi;
-    scgi_temp_path {run}/scgi;
-    upstream manabi_app {{ server 127.0.0.1:{app_port}; }}
-    server {{
-        listen 127.0.0.1:{port};
-{location}
-    }}
-}}
-"""
-
-
-def _export_location() -> str:
-    """The exports' location block of docs/nginx.conf, as it is documented."""
-    docs = (ROOT / "docs" / "nginx.conf").read_text()
-    start = docs.index('    location ~ "^/(completion/export/')
-    end = docs.index("\n    }\n", start) + len("\n    }\n")
-    return docs[start:end]
-
 
 @pytest.fixture
 def nginx_in_front(tmp_path, live_server):
-    require(NGINX.exists(), "Debian's nginx (apt-get install nginx-light) for the export test")
-    run = tmp_path / "nginx"
-    run.mkdir()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    conf = run / "nginx.conf"
-    user = "user root;" if os.geteuid() == 0 else ""
-    conf.write_text(NGINX_CONF.format(user=user, run=run, port=port, app_port=live_server.port,
-                                      location=_export_location()))
-    process = subprocess.Popen([str(NGINX), "-c", str(conf), "-p", str(run), "-g", "daemon off;"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_port(port, process, "nginx", timeout=10, log=run / "error.log")
-    yield f"http://127.0.0.1:{port}"
-    process.send_signal(signal.SIGQUIT)
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    shutil.rmtree(run, ignore_errors=True)
+    """nginx with the exports' location block of docs/nginx.conf, as documented."""
+    upstream = f"    upstream manabi_app {{ server 127.0.0.1:{live_server.port}; }}"
+    location = docs_block('    location ~ "^/(completion/export/')
+    with run_nginx(tmp_path, http=upstream, server=location, why="the export test") as url:
+        yield url
 
 
 def _load_a_million_completions(db, municipality_id: int) -> int:

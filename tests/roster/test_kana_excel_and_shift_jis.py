@@ -14,22 +14,11 @@ from openpyxl import Workbook
 from sqlalchemy import select
 
 from lms.common.errors import InvalidInput
-from lms.municipalities.models import Municipality
 from lms.roster.kana import normalise_kana
 from lms.roster.models import StaffMember
 from lms.roster.services import import_roster, save_staff_member
 
 HEADER = ["職員番号", "氏名", "氏名カナ", "所属", "職名", "サインイン名", "メール", "採用日"]
-
-
-@pytest.fixture
-def chiyoda(db):
-    return db.session.scalar(select(Municipality).where(Municipality.code == "131016"))
-
-
-@pytest.fixture
-def admin(make_user):
-    return make_user("municipal_admin", "131016", with_staff=False)
 
 
 @pytest.mark.parametrize(("typed", "stored"), [

@@ -9,7 +9,6 @@ from sqlalchemy import func, select
 
 from lms.audit.models import AuditLog
 from lms.common.errors import InvalidInput
-from lms.municipalities.models import Municipality
 from lms.roster.models import ACTIVE, LEFT, StaffHistory, StaffMember
 from lms.roster.services import export_roster_csv, import_roster, neutralise_cell
 
@@ -28,16 +27,6 @@ def _csv(rows, header=HEADER, encoding="utf-8", bom=False) -> bytes:
     writer.writerows(rows)
     data = out.getvalue().encode(encoding)
     return (b"\xef\xbb\xbf" + data) if bom else data
-
-
-@pytest.fixture
-def chiyoda(db):
-    return db.session.scalar(select(Municipality).where(Municipality.code == "131016"))
-
-
-@pytest.fixture
-def admin(make_user):
-    return make_user("municipal_admin", "131016", with_staff=False)
 
 
 def _members(db, municipality):
