@@ -26,6 +26,7 @@ from lms.archives.models import ViewingProgress
 from lms.common.timeutil import utcnow
 from lms.completion.models import Completion
 from lms.extensions import db as _db
+from tests import factories
 from tests.archives import media
 from tests.archives.conftest import add_file, make_archive
 
@@ -160,10 +161,8 @@ def test_a_burst_of_reports_earns_no_more_than_the_time_that_passed(db, client, 
 
 
 def _session_cookie(app, user) -> dict[str, str]:
-    """A signed session cookie as the sign-in leaves it."""
-    now = int(time.time())
-    data = {"_user_id": user.get_id(), "_fresh": True, "signed_in_at": now, "last_seen": now}
-    return {app.config["SESSION_COOKIE_NAME"]: app.session_interface.get_signing_serializer(app).dumps(data)}
+    """A signed session cookie as the sign-in leaves it (with its server-side record)."""
+    return {app.config["SESSION_COOKIE_NAME"]: factories.session_cookie(app, user)}
 
 
 def test_parallel_tabs_share_one_clock(app, db, live_server, owned_course, make_user):
