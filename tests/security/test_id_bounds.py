@@ -79,12 +79,13 @@ def test_out_of_range_ids_in_any_path_answer_404(app, world):
         walked += 1
         for value in OUT_OF_RANGE:
             url = _path(rule, params, value)
-            for method in _methods(rule):
+            for method in sorted({*_methods(rule), "GET", "POST"}):
                 for role in ROLES:
                     status = _as(app, users[role]).open(url, method=method, buffered=True).status_code
                     if status >= 500:
                         crashes.append(f"{method} {url[:80]} as {role}: {status}")
-                    elif status != 404:
+                    elif status != 404 and not (status == 405 and method not in rule.methods):
+                        # (a method the rule does not serve is a 405 before any id is read)
                         others.append(f"{method} {url[:80]} as {role}: {status}")
     assert walked > 40
     assert not crashes, "\n".join(crashes)
