@@ -140,10 +140,12 @@ def generate(database_url: str, seed: int = 7) -> dict:
 
 def query_strings(category_ids: list[int], seed: int = 11) -> list[str]:
     """At least 500 distinct catalogue URLs: searches, filters, pages, and mixes."""
-    from lms.courses.catalogue import month_choices
+    from lms.common.timeutil import to_tokyo, utcnow
 
     rng = random.Random(seed)
-    months = [m for m, _y, _mo in month_choices()]
+    # The next twelve months (the page offers those of them that have sessions).
+    local = to_tokyo(utcnow())
+    months = [f"{local.year + (local.month - 1 + i) // 12:04d}-{(local.month - 1 + i) % 12 + 1:02d}" for i in range(12)]
     urls: set[str] = set()
 
     def add(**args):
