@@ -195,7 +195,6 @@ def save_staff_member(municipality_id: int, values: dict, actor, member_id: int 
     history is kept. The caller commits.
     """
     data = {key: normalise_text(values.get(key)) for key in _LIMITS}
-    data["full_name_kana"] = normalise_kana(data["full_name_kana"])
     data["sign_in_name"] = data["sign_in_name"].lower()
     if not data["employee_number"] or not data["full_name"]:
         raise InvalidInput(_("職員番号と氏名は必須です。"))
