@@ -177,7 +177,7 @@ def test_worker_killed_mid_import_is_taken_over_and_imports_exactly_once(
 
     # A worker started now sees that the process holding the import is gone, and runs it again.
     start_worker()
-    _wait_for(lambda: import_op(db, session.id).status == "done", timeout=60, what="the take-over", log=log)
+    _wait_for(lambda: import_op(db, session.id).status == "done", timeout=180, what="the take-over", log=log)
     op = import_op(db, session.id)
     assert op.attempts == 2 and op.last_error == ""
     assert op.details["added"] == LEARNERS and op.details["records"] == LEARNERS
