@@ -181,8 +181,18 @@ class Config:
 
     # Archive storage: "local" (LMS_STORAGE_DIR) or "azure".
     LMS_STORAGE_BACKEND = _text("LMS_STORAGE_BACKEND", "local")
+    # Azure, one of two ways in. With Microsoft Entra ID (production): the account's blob
+    # endpoint (https://<account>.blob.core.windows.net) and the VM's or App Service's managed
+    # identity — no key anywhere; playback links are user-delegation SAS. Set
+    # AZURE_STORAGE_MANAGED_IDENTITY_CLIENT_ID for a user-assigned identity (unset: the
+    # system-assigned one). With an account key (Azurite, development): a connection string.
+    AZURE_STORAGE_ACCOUNT_URL = _text("AZURE_STORAGE_ACCOUNT_URL")
+    AZURE_STORAGE_MANAGED_IDENTITY_CLIENT_ID = _text("AZURE_STORAGE_MANAGED_IDENTITY_CLIENT_ID")
     AZURE_STORAGE_CONNECTION_STRING = _text("AZURE_STORAGE_CONNECTION_STRING")
     AZURE_STORAGE_CONTAINER = _text("AZURE_STORAGE_CONTAINER", "archives")
+    # A CA file for a blob endpoint whose certificate no public CA signed (Azurite over HTTPS,
+    # Azure Stack Hub, a private endpoint behind an inspecting proxy); unset: the system's.
+    AZURE_STORAGE_CA_BUNDLE = _text("AZURE_STORAGE_CA_BUNDLE")
     # Blob origin allowed in the CSP media-src (derived from the connection string if unset).
     LMS_AZURE_BLOB_ORIGIN = _text("LMS_AZURE_BLOB_ORIGIN")
     # Local storage behind nginx: internal location prefix for X-Accel-Redirect (see docs/nginx.conf);
@@ -292,6 +302,13 @@ class ProductionConfig(Config):
                 "LMS_MEDIA_LINK_SECRET must be set to a random value of at least 32 characters when "
                 "LMS_MEDIA_LINKS=1 in production, the same as in nginx's secure_link_md5 "
                 "(本番環境で LMS_MEDIA_LINKS=1 とする場合は LMS_MEDIA_LINK_SECRET に 32 文字以上のランダムな値を設定してください)."
+            )
+        if (_text("LMS_STORAGE_BACKEND", "local").lower() == "azure"
+                and not (_text("AZURE_STORAGE_ACCOUNT_URL") or _text("AZURE_STORAGE_CONNECTION_STRING"))):
+            raise ConfigError(
+                "LMS_STORAGE_BACKEND=azure needs AZURE_STORAGE_ACCOUNT_URL (managed identity) or "
+                "AZURE_STORAGE_CONNECTION_STRING "
+                "(Azure Blob Storage の接続先 AZURE_STORAGE_ACCOUNT_URL または AZURE_STORAGE_CONNECTION_STRING を設定してください)."
             )
         if _text("ENTRA_CA_BUNDLE"):
             raise ConfigError(

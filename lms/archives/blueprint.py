@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, render_template, request
 
 from lms.archives.access import Refusal
-from lms.archives.storage import AzureBlobStorage
+from lms.archives.storage import blob_origin
 
 bp = Blueprint("archives", __name__, url_prefix="/archives")
 
@@ -23,9 +23,7 @@ def _allow_blob_media(state) -> None:
     app = state.app
     if (app.config.get("LMS_STORAGE_BACKEND") or "local").lower() != "azure":
         return
-    origin = app.config.get("LMS_AZURE_BLOB_ORIGIN")
-    if not origin and app.config.get("AZURE_STORAGE_CONNECTION_STRING"):
-        origin = AzureBlobStorage(app.config["AZURE_STORAGE_CONNECTION_STRING"], "x").blob_origin()
+    origin = blob_origin(app.config)
     if origin:
         extra = list(app.config.get("CSP_MEDIA_EXTRA", []))
         if origin not in extra:

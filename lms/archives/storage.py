@@ -23,6 +23,7 @@ import fcntl
 import io
 import os
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -220,18 +221,46 @@ def _read_file(path: Path, start: int, length: int | None) -> Iterator[bytes]:
 
 
 class AzureBlobStorage(Storage):
-    """Azure Blob Storage (block blobs). Parts are uncommitted blocks named by offset."""
+    """Azure Blob Storage (block blobs). Parts are uncommitted blocks named by offset.
+
+    Two ways in: a connection string with the account key (Azurite, development; playback
+    links are service SAS signed with the key), or the account's blob URL with a Microsoft
+    Entra token credential — in production the managed identity, so that no key exists to
+    leak or rotate; playback links are then *user-delegation* SAS, signed with a key the
+    service hands out to the identity (role "Storage Blob Data Contributor", which includes
+    generateUserDelegationKey), fetched once every few hours and shared by every link.
+    """
 
     name = "azure"
+    # A user-delegation key is asked for with this lifetime and renewed once less than
+    # DELEGATION_KEY_MARGIN remains (every SAS it signs lives 60 seconds at most).
+    DELEGATION_KEY_LIFETIME = timedelta(hours=6)
+    DELEGATION_KEY_MARGIN = timedelta(minutes=10)
 
-    def __init__(self, connection_string: str, container: str, *, api_version: str | None = None):
-        from azure.storage.blob import BlobServiceClient
+    def __init__(self, connection_string: str | None, container: str, *, account_url: str | None = None,
+                 credential: Any = None, api_version: str | None = None, ca_bundle: str | None = None):
+        from azure.storage.blob import BlobServiceClient, ExponentialRetry
 
-        kwargs: dict[str, Any] = {"api_version": api_version} if api_version else {}
-        self.service = BlobServiceClient.from_connection_string(connection_string, **kwargs)
+        # A viewer or an upload waits seconds, not the SDK's default minute (backoffs of 15,
+        # 18 and 24 s): three retries after about 1, 3 and 5 seconds.
+        kwargs: dict[str, Any] = {"retry_policy": ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=3)}
+        if api_version:
+            kwargs["api_version"] = api_version
+        if ca_bundle:
+            kwargs["connection_verify"] = ca_bundle
+        if connection_string:
+            self.service = BlobServiceClient.from_connection_string(connection_string, **kwargs)
+            self.uses_entra = False
+        elif account_url and credential is not None:
+            self.service = BlobServiceClient(account_url, credential=credential, **kwargs)
+            self.uses_entra = True
+        else:
+            raise StorageError("Azure Blob Storage needs a connection string, or an account URL and a credential")
         self.container_name = container
         self.container = self.service.get_container_client(container)
         self._ensured = False
+        self._delegation_lock = threading.Lock()
+        self._delegation: tuple[Any, datetime] | None = None
 
     def check(self) -> None:
         self.ensure_container()
@@ -362,22 +391,37 @@ class AzureBlobStorage(Storage):
         from azure.storage.blob import BlobSasPermissions, generate_blob_sas
 
         seconds = max(1, min(int(seconds), 60))
-        credential = self.service.credential
         disposition = None
         if filename:
             disposition = ("inline" if inline else "attachment") + f"; filename*=UTF-8''{quote(filename)}"
+        signing: dict[str, Any]
+        if self.uses_entra:
+            signing = {"user_delegation_key": self.user_delegation_key()}
+        else:
+            signing = {"account_key": self.service.credential.account_key}
         sas = generate_blob_sas(
             account_name=self.service.account_name or "",
             container_name=self.container_name,
             blob_name=check_key(key),
-            account_key=credential.account_key,
             permission=BlobSasPermissions(read=True),
             start=utcnow() - timedelta(seconds=30),  # clock skew between us and the service
             expiry=utcnow() + timedelta(seconds=seconds),
             content_disposition=disposition,
             content_type=content_type or None,
+            **signing,
         )
         return f"{self._blob(key).url}?{sas}"
+
+    def user_delegation_key(self):
+        """The key that signs user-delegation SAS: one request to the service per
+        DELEGATION_KEY_LIFETIME for the whole process, not one per link."""
+        now = utcnow()
+        with self._delegation_lock:
+            if self._delegation is None or self._delegation[1] - now < self.DELEGATION_KEY_MARGIN:
+                expiry = now + self.DELEGATION_KEY_LIFETIME
+                key = self.service.get_user_delegation_key(now - timedelta(minutes=5), expiry)
+                self._delegation = (key, expiry)
+            return self._delegation[0]
 
     def blob_origin(self) -> str:
         """scheme://host[:port] of the blob endpoint (for the CSP media-src)."""
@@ -433,14 +477,52 @@ def get_storage(app=None) -> Storage:
     backend = (config.get("LMS_STORAGE_BACKEND") or "local").lower()
     if backend == "azure":
         conn = config.get("AZURE_STORAGE_CONNECTION_STRING")
-        if not conn:
-            raise StorageError("AZURE_STORAGE_CONNECTION_STRING is required when LMS_STORAGE_BACKEND=azure")
-        ident: tuple = ("azure", conn, config.get("AZURE_STORAGE_CONTAINER") or "archives",
-                 config.get("AZURE_STORAGE_API_VERSION"))
+        account_url = config.get("AZURE_STORAGE_ACCOUNT_URL")
+        if not (conn or account_url):
+            raise StorageError("AZURE_STORAGE_ACCOUNT_URL or AZURE_STORAGE_CONNECTION_STRING is required "
+                               "when LMS_STORAGE_BACKEND=azure")
+        container = config.get("AZURE_STORAGE_CONTAINER") or "archives"
+        client_id = config.get("AZURE_STORAGE_MANAGED_IDENTITY_CLIENT_ID")
+        api_version = config.get("AZURE_STORAGE_API_VERSION")
+        ca_bundle = config.get("AZURE_STORAGE_CA_BUNDLE")
+        ident: tuple = ("azure", conn, account_url, client_id, container, api_version, ca_bundle)
         if ident not in _instances:
-            _instances[ident] = AzureBlobStorage(ident[1], ident[2], api_version=ident[3])
+            credential = None
+            if not conn:
+                credential = managed_identity_credential(client_id, ca_bundle)
+            _instances[ident] = AzureBlobStorage(conn, container, account_url=account_url, credential=credential,
+                                                 api_version=api_version, ca_bundle=ca_bundle)
         return _instances[ident]
     ident = ("local", str(config["LMS_STORAGE_DIR"]))
     if ident not in _instances:
         _instances[ident] = LocalStorage(ident[1])
     return _instances[ident]
+
+
+def managed_identity_credential(client_id: str | None = None, ca_bundle: str | None = None):
+    """The Entra token credential of the machine Manabi runs on: the managed identity of an
+    Azure VM (IMDS), App Service or Container Apps (IDENTITY_ENDPOINT), or an Azure Arc-enabled
+    server in the data centre — ``client_id`` picks a user-assigned identity."""
+    from azure.identity import ManagedIdentityCredential
+
+    kwargs: dict[str, Any] = {}
+    if client_id:
+        kwargs["client_id"] = client_id
+    if ca_bundle:
+        kwargs["connection_verify"] = ca_bundle
+    return ManagedIdentityCredential(**kwargs)
+
+
+def blob_origin(config) -> str | None:
+    """scheme://host[:port] of the configured blob endpoint (for the CSP media-src):
+    LMS_AZURE_BLOB_ORIGIN, else derived from the account URL or the connection string."""
+    from urllib.parse import urlsplit
+
+    if config.get("LMS_AZURE_BLOB_ORIGIN"):
+        return config["LMS_AZURE_BLOB_ORIGIN"]
+    if config.get("AZURE_STORAGE_ACCOUNT_URL"):
+        parts = urlsplit(config["AZURE_STORAGE_ACCOUNT_URL"])
+        return f"{parts.scheme}://{parts.netloc}"
+    if config.get("AZURE_STORAGE_CONNECTION_STRING"):
+        return AzureBlobStorage(config["AZURE_STORAGE_CONNECTION_STRING"], "x").blob_origin()
+    return None

@@ -248,6 +248,34 @@ class TestAzure:
         assert client.get(url(archive, captions), headers={"If-Match": '"other"'}).status_code == 412
 
 
+class TestAzureManagedIdentity:
+    """Production's way in: the account URL and the managed identity, no key anywhere."""
+
+    @pytest.fixture
+    def app_config(self, app_config, azurite_entra, managed_identity):
+        return {**app_config, "LMS_STORAGE_BACKEND": "azure", "AZURE_STORAGE_ACCOUNT_URL": azurite_entra["account_url"],
+                "AZURE_STORAGE_CA_BUNDLE": azurite_entra["ca_bundle"],
+                "AZURE_STORAGE_CONTAINER": f"mi{utcnow():%H%M%S%f}"}
+
+    def test_playback_redirects_to_a_user_delegation_sas_and_captions_come_from_the_app(
+            self, app, client, login_as, published, azurite_entra):
+        archive, video = published
+        login_as("learner", "131016")
+        response = client.get(url(archive, video))
+        assert response.status_code == 302 and response.headers["Cache-Control"] == "no-store"
+        sas = response.headers["Location"]
+        assert sas.startswith(azurite_entra["account_url"] + "/")
+        assert "skoid=" in sas and "sktid=" in sas and "sp=r" in sas and "sig=" in sas
+        origin = azurite_entra["account_url"].split("/devstoreaccount1")[0]
+        assert origin in response.headers["Content-Security-Policy"].split("media-src")[1].split(";")[0]
+        # The app reads the blobs with the identity's token (captions are served by the app).
+        captions = add_file(archive, VTT_TEXT.encode(), "captions.vtt")
+        served = client.get(url(archive, captions))
+        assert served.status_code == 200 and served.data.startswith(b"WEBVTT")
+        login_as("learner", "131032")
+        assert client.get(url(archive, video)).status_code == 404
+
+
 def test_open_ended_and_oversized_ranges_are_clamped_multiple_ranges_get_the_whole_file(viewer, published):
     archive, video = published
     data = video_bytes("webm")
