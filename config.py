@@ -179,6 +179,10 @@ class Config:
     LMS_MAIL_BACKOFF_SECONDS = _int("LMS_MAIL_BACKOFF_SECONDS", 60)
     LMS_OUTBOX_STALE_SECONDS = _int("LMS_OUTBOX_STALE_SECONDS", 15 * 60)
 
+    # 和暦: fiscal years and dates of the training plan, statements and certificates in the
+    # Japanese era (令和8年度, 令和8年12月3日) instead of the Western calendar (2026年度).
+    LMS_WAREKI = _flag("LMS_WAREKI")
+
     # Archive storage: "local" (LMS_STORAGE_DIR) or "azure".
     LMS_STORAGE_BACKEND = _text("LMS_STORAGE_BACKEND", "local")
     # Azure, one of two ways in. With Microsoft Entra ID (production): the account's blob

@@ -27,6 +27,7 @@ BLUEPRINTS = (
     "completion",
     "admin",
     "sitepages",
+    "planning",
 )
 # Areas with signal receivers (lms/<area>/receivers.py) but no pages of their own.
 RECEIVER_ONLY = ("audit",)

@@ -12,7 +12,7 @@ from flask_login import current_user
 from markupsafe import Markup
 
 from lms.common.markdown import render_markdown
-from lms.common.timeutil import to_tokyo
+from lms.common.timeutil import fiscal_year_label, format_wareki, to_tokyo
 
 _WEEKDAYS_JA = "月火水木金土日"
 _WEEKDAYS_EN = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -49,11 +49,42 @@ def format_time_jst(value: datetime | None) -> str:
     return f"{to_tokyo(value):%H:%M}" if value else ""
 
 
+def format_fiscal_year(fiscal_year: int | None) -> str:
+    """2026年度 (令和8年度 with LMS_WAREKI); FY2026 in English."""
+    if fiscal_year is None:
+        return ""
+    if not _is_ja():
+        return f"FY{fiscal_year}"
+    return fiscal_year_label(int(fiscal_year), wareki=bool(current_app.config.get("LMS_WAREKI")))
+
+
+def format_date_long(value: date | datetime | None) -> str:
+    """A date in prose: 2026年12月3日 (令和8年12月3日 with LMS_WAREKI); 3 Dec 2026 in English."""
+    if value is None:
+        return ""
+    day = to_tokyo(value).date() if isinstance(value, datetime) else value
+    if not _is_ja():
+        return f"{day.day} {day:%b} {day.year}"
+    if current_app.config.get("LMS_WAREKI"):
+        return format_wareki(day)
+    return f"{day.year}年{day.month}月{day.day}日"
+
+
+def format_yen(amount: int | None) -> str:
+    """12,345円; ¥12,345 in English. Amounts are whole yen."""
+    if amount is None:
+        return ""
+    return f"{int(amount):,}円" if _is_ja() else f"¥{int(amount):,}"
+
+
 def init_templating(app: Flask, nav_items: Callable[[Any], list[dict]]) -> None:
     """Filters and globals of every template. ``nav_items(user)``: the menu entries the user sees."""
     app.jinja_env.filters["jst"] = format_datetime_jst
     app.jinja_env.filters["jst_date"] = format_date_jst
     app.jinja_env.filters["jst_time"] = format_time_jst
+    app.jinja_env.filters["fiscal_year"] = format_fiscal_year
+    app.jinja_env.filters["date_long"] = format_date_long
+    app.jinja_env.filters["yen"] = format_yen
     app.jinja_env.filters["markdown"] = lambda text: Markup(render_markdown(text or ""))  # noqa: S704 (sanitised by nh3)
 
     @app.context_processor

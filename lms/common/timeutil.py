@@ -58,3 +58,41 @@ def fiscal_year_bounds(fiscal_year: int) -> tuple[datetime, datetime]:
     start = datetime(fiscal_year, 4, 1, tzinfo=TOKYO).astimezone(UTC)
     end = datetime(fiscal_year + 1, 4, 1, tzinfo=TOKYO).astimezone(UTC)
     return start, end
+
+
+# 和暦: (first day, name) of each era, newest first.
+ERAS: tuple[tuple[date, str], ...] = (
+    (date(2019, 5, 1), "令和"),
+    (date(1989, 1, 8), "平成"),
+    (date(1926, 12, 25), "昭和"),
+)
+
+
+def wareki_year(value: date) -> tuple[str, int]:
+    """The era and its year of a date: 2019-04-30 → ("平成", 31), 2019-05-01 → ("令和", 1)."""
+    for start, name in ERAS:
+        if value >= start:
+            return name, value.year - start.year + 1
+    raise ValueError(f"{value} is before the eras Manabi names")
+
+
+def _era_year_text(name: str, year: int) -> str:
+    return f"{name}{'元' if year == 1 else year}年"
+
+
+def format_wareki(value: date | datetime) -> str:
+    """A date as offices write it in 和暦: 令和元年5月1日 (datetimes are judged in Tokyo)."""
+    if isinstance(value, datetime):
+        value = to_tokyo(value).date()
+    name, year = wareki_year(value)
+    return f"{_era_year_text(name, year)}{value.month}月{value.day}日"
+
+
+def fiscal_year_label(fiscal_year: int, *, wareki: bool = False) -> str:
+    """2026年度, or in 和暦 令和8年度. A fiscal year in which an era began is named in the new
+    era, as the government named 2019年度 令和元年度 and 1989年度 平成元年度: the era in force
+    on 1 May of the fiscal year's first calendar year."""
+    if not wareki:
+        return f"{fiscal_year}年度"
+    name, year = wareki_year(date(fiscal_year, 5, 1))
+    return f"{_era_year_text(name, year)}度"

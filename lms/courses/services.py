@@ -462,6 +462,21 @@ def update_session(actor, session_id: int, data: SessionInput) -> dict:
     return changes
 
 
+def set_session_quotas(actor, session_id: int, quotas: dict[int, int]) -> dict:
+    """Replace a session's 割当人数 (an allocation being published): everything else as it
+    stands, read under the session's row lock, and then the same checks, locks and events as
+    an edit of the session (a quota below a municipality's confirmed people is refused; added
+    seats promote its waitlist). Run it through ``run_in_transaction``."""
+    session = _lock_session(session_id)
+    data = SessionInput(
+        title=session.title, starts_at=session.starts_at, ends_at=session.ends_at, delivery=session.delivery,
+        location=session.location, join_url=session.join_url, capacity=session.capacity,
+        enroll_opens_at=session.enroll_opens_at, enroll_closes_at=session.enroll_closes_at,
+        cancel_deadline=session.cancel_deadline, quotas=dict(quotas),
+    )
+    return update_session(actor, session_id, data)
+
+
 def _for_update(stmt):
     return stmt if is_sqlite() else stmt.with_for_update()
 

@@ -29,6 +29,7 @@ NAV = (
     NavItem("archives.manage", _l("アーカイブ管理"), (TRAINER, PLATFORM_ADMIN)),
     NavItem("enrollment.admin_home", _l("研修担当"), (MUNICIPAL_ADMIN,)),
     NavItem("completion.dashboard", _l("修了状況"), (MUNICIPAL_ADMIN, PLATFORM_ADMIN)),
+    NavItem("planning.index", _l("年間研修計画"), (MUNICIPAL_ADMIN, PLATFORM_ADMIN)),
     NavItem("admin.index", _l("システム管理"), (PLATFORM_ADMIN,)),
 )
 

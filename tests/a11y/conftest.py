@@ -75,6 +75,20 @@ def a11y_world(app, db):
                                   municipality_id=member.municipality_id, status=CONFIRMED, arrival_seq=1))
         onsite.confirmed_count += 1
     db.session.commit()
+    # A published 年間研修計画 with survey answers and a computed allocation (its pages).
+    from datetime import timedelta
+
+    from lms.common.timeutil import fiscal_year_of
+    from lms.planning import services as planning
+    from tests.factories import municipality
+
+    platform = demo_user("130001", "platform")
+    plan = planning.create_plan(platform, fiscal_year_of(session.starts_at))
+    planning.publish_plan(platform, plan, utcnow() + timedelta(days=7))
+    for code, wanted in (("131016", 12), ("131024", 30)):
+        planning.answer_survey(platform, plan, municipality(code).id, {session.id: planning.Answer(wanted, 2, "新任職員")})
+    planning.run_allocation(platform, plan, [session.id])
+    db.session.commit()
     return {"course": course, "session": session, "archive": archive, "onsite_session": onsite}
 
 

@@ -104,7 +104,19 @@ def world(app, db):
         if row is not None:
             db.session.add(row)
     db.session.commit()
+    from lms.common.timeutil import fiscal_year_of
+    from lms.planning import services as planning
+    from lms.planning.models import PlanAllocation
+
+    platform = _demo("130001", "platform")
+    plan = planning.create_plan(platform, fiscal_year_of(session.starts_at))
+    planning.publish_plan(platform, plan, utcnow() + timedelta(days=7))
+    planning.answer_survey(platform, plan, municipality(B).id, {session.id: planning.Answer(2)})
+    planning.run_allocation(platform, plan, [session.id])
+    db.session.commit()
     params = {
+        "plan_id": plan.id,
+        "allocation_id": db.session.scalar(select(PlanAllocation.id).where(PlanAllocation.plan_id == plan.id)),
         "course_id": course.id, "session_id": session.id, "enrollment_id": enrollment.id,
         "archive_id": archive.id, "file_id": archive_file.id, "name": archive_file.filename,
         "completion_id": completion.id, "assignment_id": assignment.id, "mail_id": mail.id,

@@ -1,0 +1,26 @@
+"""Forms of the 年間研修計画 pages."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from wtforms import StringField, TextAreaField
+from wtforms.validators import InputRequired, Length, NumberRange, Optional
+
+from lms.common import forms as base
+from lms.courses.forms import TokyoDateTimeField, WholeNumberField
+
+
+class PlanForm(base.Form):
+    fiscal_year = WholeNumberField(_l("年度（西暦）"), validators=[InputRequired(), NumberRange(2000, 2100)])
+    guaranteed_minimum = WholeNumberField(_l("保障枠（希望した自治体に先に割り当てる人数）"), default=1,
+                                          validators=[InputRequired(), NumberRange(0, 50)])
+    note = TextAreaField(_l("メモ"), validators=[Optional(), Length(max=2000)])
+
+
+class PublishForm(base.Form):
+    survey_deadline = TokyoDateTimeField(_l("予定調査の回答期限"), validators=[InputRequired()])
+
+
+class AdjustForm(base.Form):
+    seats = WholeNumberField(_l("調整後の人数"), validators=[InputRequired(), NumberRange(0, 9999)])
+    reason = StringField(_l("理由"), validators=[InputRequired(), Length(max=500)])

@@ -1,0 +1,287 @@
+"""年間研修計画, 予定調査 and 割当: the rules (pages are in routes.py).
+
+* A plan covers one fiscal year: every scheduled session of a published or draft course that
+  starts in it. The platform admin publishes it with a survey deadline.
+* Each municipality's training office answers the survey for its own municipality only, per
+  session (requested seats, priority 1–5, comment), until the deadline; answering again
+  replaces the earlier answer (idempotent).
+* An allocation divides each session's capacity by ``lms.planning.allocation`` and keeps the
+  arithmetic per municipality; the platform admin may adjust a row with a reason; publishing
+  writes the result as the session's 割当人数 through the courses service (same checks,
+  locks and events as a session edit).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+
+from lms.audit.services import record_action
+from lms.auth.models import PLATFORM_ADMIN
+from lms.common.errors import InvalidInput, NotAllowed, NotFound
+from lms.common.timeutil import as_utc, fiscal_year_bounds, utcnow
+from lms.courses.models import CANCELLED, SCHEDULED, Course, TrainingSession
+from lms.courses.services import set_session_quotas
+from lms.extensions import db
+from lms.municipalities.models import Municipality
+from lms.planning.allocation import Demand, allocate
+from lms.planning.models import PLAN_DRAFT, PLAN_PUBLISHED, PRIORITIES, PlanAllocation, PlanDemand, TrainingPlan
+
+
+def _require_platform_admin(actor) -> None:
+    if not actor.has_role(PLATFORM_ADMIN):
+        raise NotAllowed(_("この操作は全体管理者のみ行えます。"))
+
+
+# ------------------------------------------------------------------ plans
+
+
+def create_plan(actor, fiscal_year: int, *, guaranteed_minimum: int = 1, note: str = "") -> TrainingPlan:
+    _require_platform_admin(actor)
+    if not 2000 <= fiscal_year <= 2100:
+        raise InvalidInput(_("年度は西暦で入力してください（例: 2027）。"), field="fiscal_year")
+    if guaranteed_minimum < 0 or guaranteed_minimum > 50:
+        raise InvalidInput(_("保障枠は0〜50人で入力してください。"), field="guaranteed_minimum")
+    if db.session.scalar(select(TrainingPlan.id).where(TrainingPlan.fiscal_year == fiscal_year)) is not None:
+        raise InvalidInput(_("%(year)d年度の計画はすでにあります。", year=fiscal_year), field="fiscal_year")
+    plan = TrainingPlan(fiscal_year=fiscal_year, status=PLAN_DRAFT, guaranteed_minimum=guaranteed_minimum,
+                        note=note.strip())
+    db.session.add(plan)
+    db.session.flush()
+    record_action(actor, "plan.create", "training_plan", plan.id, None, fiscal_year=fiscal_year,
+                  guaranteed_minimum=guaranteed_minimum)
+    return plan
+
+
+def publish_plan(actor, plan: TrainingPlan, survey_deadline: datetime) -> None:
+    """Open the survey to every training office until ``survey_deadline`` (aware UTC)."""
+    _require_platform_admin(actor)
+    deadline = as_utc(survey_deadline)
+    if deadline is None or deadline <= utcnow():
+        raise InvalidInput(_("回答期限は現在より後にしてください。"), field="survey_deadline")
+    if not plan_sessions(plan):
+        raise InvalidInput(_("この年度の研修回がまだありません。研修回を登録してから公開してください。"))
+    before = (plan.status, plan.survey_deadline.isoformat() if plan.survey_deadline else None)
+    plan.status = PLAN_PUBLISHED
+    plan.survey_deadline = deadline
+    plan.published_at = plan.published_at or utcnow()
+    record_action(actor, "plan.publish", "training_plan", plan.id, None, fiscal_year=plan.fiscal_year,
+                  before=before, survey_deadline=deadline.isoformat())
+
+
+def plan_or_404(plan_id: int) -> TrainingPlan:
+    plan = db.session.get(TrainingPlan, plan_id)
+    if plan is None:
+        raise NotFound(_("計画が見つかりません。"))
+    return plan
+
+
+def visible_plan_or_404(actor, plan_id: int) -> TrainingPlan:
+    """A draft plan is the platform admin's alone: for anyone else it does not exist."""
+    plan = plan_or_404(plan_id)
+    if plan.status == PLAN_DRAFT and not actor.has_role(PLATFORM_ADMIN):
+        raise NotFound(_("計画が見つかりません。"))
+    return plan
+
+
+def plan_sessions(plan: TrainingPlan) -> list[TrainingSession]:
+    """The plan's sessions: scheduled, of a course not cancelled, starting in its fiscal year."""
+    start, end = fiscal_year_bounds(plan.fiscal_year)
+    return list(db.session.scalars(
+        select(TrainingSession).join(Course, Course.id == TrainingSession.course_id)
+        .where(TrainingSession.starts_at >= start, TrainingSession.starts_at < end,
+               TrainingSession.status == SCHEDULED, Course.status != CANCELLED)
+        .order_by(TrainingSession.starts_at, TrainingSession.id)
+    ))
+
+
+def survey_open(plan: TrainingPlan) -> bool:
+    deadline = as_utc(plan.survey_deadline)
+    return plan.status == PLAN_PUBLISHED and deadline is not None and utcnow() < deadline
+
+
+# ------------------------------------------------------------------ survey (予定調査)
+
+
+@dataclass(frozen=True)
+class Answer:
+    requested: int
+    priority: int = 3
+    comment: str = ""
+
+
+def answer_survey(actor, plan: TrainingPlan, municipality_id: int, answers: dict[int, Answer]) -> int:
+    """Store one municipality's answers ({session id: Answer}); rows not named keep their
+    answer. Returns how many rows changed. The caller has settled the municipality with
+    ``municipality_scope`` (an office answers for its own municipality only)."""
+    if not survey_open(plan):
+        raise InvalidInput(_("この計画の予定調査は受け付けていません（回答期限を過ぎたか、まだ公開されていません）。"))
+    valid = {s.id for s in plan_sessions(plan)}
+    for session_id, answer in answers.items():
+        if session_id not in valid:
+            raise InvalidInput(_("この計画にない研修回が含まれています。"), field="answers")
+        if not 0 <= answer.requested <= 9999:
+            raise InvalidInput(_("希望人数は0〜9999の整数で入力してください。"), field="answers")
+        if answer.priority not in PRIORITIES:
+            raise InvalidInput(_("優先度は1〜5で選んでください。"), field="answers")
+        if len(answer.comment) > 500:
+            raise InvalidInput(_("コメントは500文字以内で入力してください。"), field="answers")
+    existing = {row.session_id: row for row in db.session.scalars(
+        select(PlanDemand).where(PlanDemand.plan_id == plan.id, PlanDemand.municipality_id == municipality_id)
+    )}
+    changed = 0
+    for session_id, answer in answers.items():
+        row = existing.get(session_id)
+        comment = answer.comment.strip()
+        if row is None:
+            if answer.requested == 0 and not comment:
+                continue
+            db.session.add(PlanDemand(plan_id=plan.id, session_id=session_id, municipality_id=municipality_id,
+                                      requested=answer.requested, priority=answer.priority, comment=comment,
+                                      updated_by_id=actor.id))
+            changed += 1
+        elif (row.requested, row.priority, row.comment) != (answer.requested, answer.priority, comment):
+            row.requested, row.priority, row.comment = answer.requested, answer.priority, comment
+            row.updated_by_id = actor.id
+            changed += 1
+    if changed:
+        db.session.flush()
+        record_action(actor, "plan.survey_answer", "training_plan", plan.id, municipality_id,
+                      rows=changed, total=sum(a.requested for a in answers.values()))
+    return changed
+
+
+def demands_of(plan: TrainingPlan, municipality_id: int) -> dict[int, PlanDemand]:
+    return {row.session_id: row for row in db.session.scalars(
+        select(PlanDemand).where(PlanDemand.plan_id == plan.id, PlanDemand.municipality_id == municipality_id)
+    )}
+
+
+@dataclass(frozen=True)
+class SessionDemand:
+    session: TrainingSession
+    requested: int
+    municipalities: int
+
+
+def survey_totals(plan: TrainingPlan) -> tuple[list[SessionDemand], list[tuple[Municipality, int]]]:
+    """(per session: total requested and how many municipalities asked; per municipality:
+    how many sessions it answered — 0 means it has not answered)."""
+    sessions = plan_sessions(plan)
+    rows = db.session.execute(
+        select(PlanDemand.session_id, func.sum(PlanDemand.requested), func.count())
+        .where(PlanDemand.plan_id == plan.id, PlanDemand.requested > 0)
+        .group_by(PlanDemand.session_id)
+    ).all()
+    by_session = {sid: (int(total or 0), int(n)) for sid, total, n in rows}
+    per_session = [SessionDemand(s, *by_session.get(s.id, (0, 0))) for s in sessions]
+    answered = dict(db.session.execute(
+        select(PlanDemand.municipality_id, func.count()).where(PlanDemand.plan_id == plan.id)
+        .group_by(PlanDemand.municipality_id)
+    ).all())
+    municipalities = db.session.scalars(select(Municipality).order_by(Municipality.code)).all()
+    return per_session, [(m, int(answered.get(m.id, 0))) for m in municipalities]
+
+
+# ------------------------------------------------------------------ allocation (割当)
+
+
+def run_allocation(actor, plan: TrainingPlan, session_ids: list[int] | None = None) -> int:
+    """(Re)compute the allocation of the plan's sessions (all, or ``session_ids``) from the
+    survey. Unpublished adjustments of those sessions are replaced; returns the number of
+    sessions allocated."""
+    _require_platform_admin(actor)
+    if plan.status != PLAN_PUBLISHED:
+        raise InvalidInput(_("公開した計画でのみ割当を計算できます。"))
+    sessions = {s.id: s for s in plan_sessions(plan)}
+    targets = list(sessions) if session_ids is None else [sid for sid in session_ids if sid in sessions]
+    if session_ids is not None and len(targets) != len(set(session_ids)):
+        raise InvalidInput(_("この計画にない研修回が含まれています。"))
+    codes = dict(db.session.execute(select(Municipality.id, Municipality.code)).all())
+    demands: dict[int, list[Demand]] = defaultdict(list)
+    for row in db.session.scalars(
+        select(PlanDemand).where(PlanDemand.plan_id == plan.id, PlanDemand.session_id.in_(targets),
+                                 PlanDemand.requested > 0)
+    ):
+        demands[row.session_id].append(Demand(row.municipality_id, codes.get(row.municipality_id, ""),
+                                              row.requested, row.priority))
+    existing = {(row.session_id, row.municipality_id): row for row in db.session.scalars(
+        select(PlanAllocation).where(PlanAllocation.plan_id == plan.id, PlanAllocation.session_id.in_(targets))
+    )}
+    now = utcnow()
+    for sid in targets:
+        shares = allocate(sessions[sid].capacity, demands.get(sid, []), minimum=plan.guaranteed_minimum)
+        for share in shares.values():
+            priority = next(d.priority for d in demands[sid] if d.municipality_id == share.municipality_id)
+            values = {
+                "requested": share.requested, "priority": priority, "guaranteed": share.guaranteed,
+                "share_numerator": share.exact.numerator, "share_denominator": share.exact.denominator,
+                "proportional": share.proportional, "remainder_bonus": share.remainder_bonus, "seats": share.seats,
+                "adjusted_seats": None, "adjust_reason": "", "computed_at": now, "published_at": None,
+            }
+            kept = existing.pop((sid, share.municipality_id), None)
+            if kept is None:
+                db.session.add(PlanAllocation(plan_id=plan.id, session_id=sid,
+                                              municipality_id=share.municipality_id, **values))
+            else:  # the same row (its id stays): recomputed, adjustments replaced
+                for name, value in values.items():
+                    setattr(kept, name, value)
+    for gone in existing.values():  # municipalities that no longer ask for these sessions
+        db.session.delete(gone)
+    db.session.flush()
+    record_action(actor, "plan.allocate", "training_plan", plan.id, None, sessions=len(targets))
+    return len(targets)
+
+
+def allocations_of(plan: TrainingPlan, *, municipality_id: int | None = None,
+                   session_id: int | None = None) -> list[PlanAllocation]:
+    query = select(PlanAllocation).where(PlanAllocation.plan_id == plan.id)
+    if municipality_id is not None:
+        query = query.where(PlanAllocation.municipality_id == municipality_id)
+    if session_id is not None:
+        query = query.where(PlanAllocation.session_id == session_id)
+    return list(db.session.scalars(query.order_by(PlanAllocation.session_id, PlanAllocation.municipality_id)))
+
+
+def adjust_allocation(actor, plan: TrainingPlan, allocation_id: int, seats: int, reason: str) -> None:
+    """Change one municipality's seats by hand, with a reason; the session's total stays
+    within its capacity."""
+    _require_platform_admin(actor)
+    row = db.session.get(PlanAllocation, allocation_id)
+    if row is None or row.plan_id != plan.id:
+        raise NotFound(_("割当が見つかりません。"))
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput(_("調整の理由を入力してください。"), field="reason")
+    if seats < 0 or seats > 9999:
+        raise InvalidInput(_("人数は0以上の整数で入力してください。"), field="seats")
+    others = sum(r.final_seats for r in allocations_of(plan, session_id=row.session_id) if r.id != row.id)
+    capacity = row.session.capacity
+    if others + seats > capacity:
+        raise InvalidInput(_("この回の割当の合計が定員（%(capacity)d人）を超えます（ほかの自治体で%(others)d人）。",
+                             capacity=capacity, others=others), field="seats")
+    before = row.final_seats
+    row.adjusted_seats = seats
+    row.adjust_reason = reason
+    record_action(actor, "plan.adjust", "plan_allocation", row.id, row.municipality_id,
+                  session_id=row.session_id, before=before, after=seats, reason=reason)
+
+
+def publish_allocation(actor, plan: TrainingPlan, session_id: int) -> dict:
+    """Write one session's allocation as its 割当人数 (inside ``run_in_transaction``)."""
+    _require_platform_admin(actor)
+    rows = allocations_of(plan, session_id=session_id)
+    if not rows:
+        raise InvalidInput(_("この回の割当はまだ計算されていません。"))
+    quotas = {row.municipality_id: row.final_seats for row in rows if row.final_seats > 0}
+    changes = set_session_quotas(actor, session_id, quotas)
+    now = utcnow()
+    for row in rows:
+        row.published_at = now
+    record_action(actor, "plan.publish_allocation", "training_session", session_id, None, plan_id=plan.id,
+                  quotas={str(k): v for k, v in quotas.items()})
+    return changes

@@ -1,0 +1,103 @@
+"""年間研修計画 pages: the platform admin's plan and allocation, the offices' survey."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from lms.audit.models import AuditLog
+from lms.common.timeutil import fiscal_year_of, to_tokyo, utcnow
+from lms.courses.models import SessionQuota
+from lms.extensions import db
+from lms.planning.models import PlanAllocation, PlanDemand, TrainingPlan
+from tests import factories
+
+
+def _plan_flow(client, login_as, make_session):
+    session = make_session(starts_in=timedelta(days=40), capacity=10)
+    admin = login_as("platform_admin", "130001")
+    year = fiscal_year_of(session.starts_at)
+    response = client.post("/plans/", data={"fiscal_year": str(year), "guaranteed_minimum": "1", "note": ""})
+    assert response.status_code == 302
+    plan = db.session.scalar(select(TrainingPlan).where(TrainingPlan.fiscal_year == year))
+    deadline = to_tokyo(utcnow() + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
+    assert client.post(f"/plans/{plan.id}/publish", data={"survey_deadline": deadline}).status_code == 302
+    return admin, plan, session
+
+
+def test_the_year_from_plan_to_quotas(app, client, login_as, make_session):
+    admin, plan, session = _plan_flow(client, login_as, make_session)
+    page = client.get(f"/plans/{plan.id}").get_data(as_text=True)
+    assert "未回答" in page and session.course.title in page
+    # Two offices answer; 千代田区 types full-width digits.
+    login_as("municipal_admin", "131016")
+    answer = client.post(f"/plans/{plan.id}/survey", data={f"requested-{session.id}": "８",
+                                                           f"priority-{session.id}": "1",
+                                                           f"comment-{session.id}": "新任職員"})
+    assert answer.status_code == 302
+    login_as("municipal_admin", "131024")
+    client.post(f"/plans/{plan.id}/survey", data={f"requested-{session.id}": "6", f"priority-{session.id}": "3"})
+    rows = {d.municipality.code: d.requested for d in db.session.scalars(select(PlanDemand))}
+    assert rows == {"131016": 8, "131024": 6}
+    # The platform admin allocates: 10 seats, guarantee 1 each, 8 over 7 + 5 → 4.67, 3.33 → 4, 3 (+1 to 千代田区).
+    login_as(user=admin)
+    assert client.post(f"/plans/{plan.id}/allocate").status_code == 302
+    page = client.get(f"/plans/{plan.id}/sessions/{session.id}").get_data(as_text=True)
+    assert "保障 1 ・ 按分 4.7 → 4 ・ 端数 +1" in page
+    seats = {r.municipality.code: r.final_seats for r in db.session.scalars(select(PlanAllocation))}
+    assert seats == {"131016": 6, "131024": 4}
+    row = db.session.scalar(select(PlanAllocation).join(PlanAllocation.municipality)
+                            .where(PlanAllocation.municipality.has(code="131024")))
+    # An adjustment without a reason keeps the typed number and says why.
+    refused = client.post(f"/plans/{plan.id}/allocations/{row.id}/adjust",
+                          data={f"a{row.id}-seats": "3", f"a{row.id}-reason": ""})
+    assert refused.status_code == 400 and 'value="3"' in refused.get_data(as_text=True)
+    assert client.post(f"/plans/{plan.id}/allocations/{row.id}/adjust",
+                       data={f"a{row.id}-seats": "3", f"a{row.id}-reason": "会場の都合"}).status_code == 302
+    assert client.post(f"/plans/{plan.id}/sessions/{session.id}/publish").status_code == 302
+    quotas = {q.municipality.code: q.seats for q in db.session.scalars(
+        select(SessionQuota).where(SessionQuota.session_id == session.id))}
+    assert quotas == {"131016": 6, "131024": 3}
+    actions = set(db.session.scalars(select(AuditLog.action).where(AuditLog.action.like("plan.%"))))
+    assert {"plan.create", "plan.publish", "plan.survey_answer", "plan.allocate", "plan.adjust",
+            "plan.publish_allocation"} <= actions
+    # The office sees its published quota beside its answer.
+    login_as("municipal_admin", "131024")
+    survey = client.get(f"/plans/{plan.id}/survey").get_data(as_text=True)
+    assert 'value="6"' in survey
+
+
+def test_bad_answers_keep_every_row_and_name_the_row(app, client, login_as, make_session):
+    _admin, plan, session = _plan_flow(client, login_as, make_session)
+    other = make_session(session.course, starts_in=timedelta(days=45), capacity=10)
+    login_as("municipal_admin", "131016")
+    response = client.post(f"/plans/{plan.id}/survey", data={f"requested-{session.id}": "abc",
+                                                             f"requested-{other.id}": "4",
+                                                             f"comment-{other.id}": "残してほしい"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "希望人数は0〜9999の整数で入力してください。" in page
+    assert 'value="abc"' in page and 'value="4"' in page and "残してほしい" in page
+    assert db.session.scalar(select(PlanDemand.id)) is None  # nothing half-saved
+
+
+def test_an_office_answers_only_for_its_own_municipality_and_drafts_are_hidden(app, client, login_as, make_session):
+    session = make_session(starts_in=timedelta(days=40))
+    admin = login_as("platform_admin", "130001")
+    client.post("/plans/", data={"fiscal_year": str(fiscal_year_of(session.starts_at)), "guaranteed_minimum": "1"})
+    plan = db.session.scalar(select(TrainingPlan))
+    login_as("municipal_admin", "131016")
+    assert client.get("/plans/").status_code == 200
+    assert client.get(f"/plans/{plan.id}/survey").status_code == 404  # a draft does not exist for offices
+    login_as(user=admin)
+    deadline = to_tokyo(utcnow() + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
+    client.post(f"/plans/{plan.id}/publish", data={"survey_deadline": deadline})
+    login_as("municipal_admin", "131016")
+    other = factories.municipality("131024")
+    assert client.get(f"/plans/{plan.id}/survey?m={other.id}").status_code == 403
+    assert client.post(f"/plans/{plan.id}/survey?m={other.id}",
+                       data={f"requested-{session.id}": "5"}).status_code == 403
+    assert db.session.scalar(select(PlanDemand.id)) is None
+    assert client.get(f"/plans/{plan.id}").status_code == 403
+    assert client.get("/plans/999999999/survey").status_code == 404

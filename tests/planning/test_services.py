@@ -1,0 +1,136 @@
+"""年間研修計画: the survey, the allocation and its publication as 割当人数."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from lms.common.errors import InvalidInput, NotAllowed, NotFound
+from lms.common.timeutil import fiscal_year_of, utcnow
+from lms.courses.models import SessionQuota
+from lms.extensions import db
+from lms.planning import services
+from lms.planning.models import PlanAllocation
+from lms.planning.services import Answer
+from tests import factories
+
+
+@pytest.fixture
+def admin(make_user):
+    return make_user("platform_admin", "130001")
+
+
+@pytest.fixture
+def world(admin, make_session):
+    session = make_session(starts_in=timedelta(days=40), capacity=20)
+    other = make_session(starts_in=timedelta(days=41), capacity=10)
+    plan = services.create_plan(admin, fiscal_year_of(session.starts_at))
+    services.publish_plan(admin, plan, utcnow() + timedelta(days=7))
+    db.session.commit()
+    return plan, session, other
+
+
+def test_only_the_platform_admin_plans_and_drafts_are_invisible_to_offices(admin, make_user, make_session):
+    make_session(starts_in=timedelta(days=40))
+    office = make_user("municipal_admin", "131016")
+    with pytest.raises(NotAllowed):
+        services.create_plan(office, 2030)
+    plan = services.create_plan(admin, fiscal_year_of(utcnow() + timedelta(days=40)))
+    with pytest.raises(NotFound):
+        services.visible_plan_or_404(office, plan.id)
+    with pytest.raises(InvalidInput):
+        services.create_plan(admin, plan.fiscal_year)  # one plan per year
+    with pytest.raises(InvalidInput):
+        services.publish_plan(admin, plan, utcnow() - timedelta(minutes=1))
+    services.publish_plan(admin, plan, utcnow() + timedelta(days=1))
+    assert services.visible_plan_or_404(office, plan.id) is plan
+
+
+def test_answers_are_idempotent_and_checked(world, make_user):
+    plan, session, other = world
+    office = make_user("municipal_admin", "131016")
+    mid = office.municipality_id
+    assert services.answer_survey(office, plan, mid, {session.id: Answer(5, 2, "新任職員")}) == 1
+    assert services.answer_survey(office, plan, mid, {session.id: Answer(5, 2, "新任職員")}) == 0  # same again
+    assert services.answer_survey(office, plan, mid, {session.id: Answer(6, 2, "新任職員")}) == 1
+    assert services.demands_of(plan, mid)[session.id].requested == 6
+    for bad in ({session.id: Answer(-1)}, {session.id: Answer(1, 9)}, {999999: Answer(1)}):
+        with pytest.raises(InvalidInput):
+            services.answer_survey(office, plan, mid, bad)
+    assert services.demands_of(plan, mid)[session.id].requested == 6  # nothing lost
+    per_session, per_municipality = services.survey_totals(plan)
+    assert [(d.session.id, d.requested, d.municipalities) for d in per_session] == [(session.id, 6, 1), (other.id, 0, 0)]
+    assert {m.code: n for m, n in per_municipality}["131016"] == 1
+
+
+def test_the_survey_closes_at_its_deadline(world, make_user):
+    plan, session, _other = world
+    office = make_user("municipal_admin", "131016")
+    plan.survey_deadline = utcnow() - timedelta(seconds=1)
+    with pytest.raises(InvalidInput):
+        services.answer_survey(office, plan, office.municipality_id, {session.id: Answer(3)})
+
+
+def test_allocation_explains_itself_and_is_published_as_quotas(world, admin, make_user):
+    plan, session, _other = world
+    answers = {"131016": 12, "131024": 8, "131032": 5, "131041": 1}
+    for code, n in answers.items():
+        office = make_user("municipal_admin", code)
+        services.answer_survey(office, plan, office.municipality_id, {session.id: Answer(n)})
+    assert services.run_allocation(admin, plan) == 2
+    rows = {r.municipality.code: r for r in services.allocations_of(plan, session_id=session.id)}
+    # 20 seats: guarantee 1 each, 16 over lacking 11+7+4+0 → 8, 5.09, 2.9, 0 → 8, 5, 2 (+1), 0.
+    assert {c: r.seats for c, r in rows.items()} == {"131016": 9, "131024": 6, "131032": 4, "131041": 1}
+    assert rows["131032"].remainder_bonus == 1 and rows["131032"].share_display == "2.9"
+    # Adjust by hand with a reason, within capacity.
+    with pytest.raises(InvalidInput):
+        services.adjust_allocation(admin, plan, rows["131041"].id, 2, "")
+    with pytest.raises(InvalidInput):
+        services.adjust_allocation(admin, plan, rows["131041"].id, 2, "新任が多い")  # 21 > 20
+    services.adjust_allocation(admin, plan, rows["131016"].id, 8, "他区へ1席")
+    services.adjust_allocation(admin, plan, rows["131041"].id, 2, "新任が多い")
+    db.session.commit()
+    from lms.common.database import run_in_transaction
+
+    run_in_transaction(services.publish_allocation, admin, plan, session.id)
+    quotas = {q.municipality.code: q.seats for q in db.session.scalars(
+        db.select(SessionQuota).where(SessionQuota.session_id == session.id))}
+    assert quotas == {"131016": 8, "131024": 6, "131032": 4, "131041": 2}
+    assert all(r.published_at is not None for r in services.allocations_of(plan, session_id=session.id))
+
+
+def test_publishing_never_drops_a_confirmed_nominee(world, admin, make_user, make_staff):
+    """A quota below the people a municipality already has confirmed is refused, and
+    nothing changes."""
+    plan, session, _other = world
+    office = make_user("municipal_admin", "131016")
+    services.answer_survey(office, plan, office.municipality_id, {session.id: Answer(2)})
+    services.run_allocation(admin, plan)
+    db.session.commit()
+    quota = SessionQuota(session_id=session.id, municipality_id=office.municipality_id, seats=3, confirmed_count=3)
+    db.session.add(quota)
+    db.session.commit()
+    from lms.common.database import run_in_transaction
+
+    with pytest.raises(InvalidInput):
+        run_in_transaction(services.publish_allocation, admin, plan, session.id)
+    db.session.refresh(quota)
+    assert quota.seats == 3
+    assert db.session.scalar(db.select(db.func.count()).select_from(PlanAllocation)
+                             .where(PlanAllocation.published_at.is_not(None))) == 0
+
+
+def test_rerunning_replaces_unpublished_adjustments(world, admin, make_user):
+    plan, session, _other = world
+    office = make_user("municipal_admin", "131016")
+    services.answer_survey(office, plan, office.municipality_id, {session.id: Answer(4)})
+    services.run_allocation(admin, plan, [session.id])
+    row = services.allocations_of(plan, session_id=session.id)[0]
+    services.adjust_allocation(admin, plan, row.id, 3, "調整")
+    services.run_allocation(admin, plan, [session.id])
+    rows = services.allocations_of(plan, session_id=session.id)
+    assert [(r.seats, r.adjusted_seats) for r in rows] == [(4, None)]
+    with pytest.raises(InvalidInput):
+        services.run_allocation(admin, plan, [999999])
+    assert factories.municipality("131016").id == rows[0].municipality_id
