@@ -11,7 +11,14 @@ or line feed, what follows) as a formula; Japanese Excel also takes the full-wid
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
+from datetime import date, datetime
+
+from flask_babel import gettext as _
+from openpyxl import load_workbook
+
+from lms.common.errors import InvalidInput
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
 _TRIGGERS = frozenset(FORMULA_TRIGGERS)
@@ -54,3 +61,38 @@ def unencodable(text: str, encoding: str = "cp932") -> str:
             except UnicodeEncodeError:
                 missing.append(ch)
     return "".join(missing)
+
+
+def xlsx_cell_text(value: object) -> str:
+    """A cell as the text a CSV would hold: dates as 2026-04-01, whole numbers without .0
+    (職員番号 typed as a number), nothing for empty."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == datetime.min.time() else value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+def read_xlsx_rows(data: bytes, *, max_rows: int) -> list[list[str]]:
+    """The first sheet's rows as text, at most ``max_rows + 1`` of them (so that a caller can
+    tell a file with too many); read-only mode reads rows as they are needed."""
+    try:
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception:  # noqa: BLE001 - openpyxl raises many kinds for a damaged or foreign file
+        raise InvalidInput(_("Excel ファイル（.xlsx）として読み取れません。Excel で開けることを確かめ、.xlsx または CSV で保存し直してください。")) from None
+    try:
+        sheet = workbook.worksheets[0]
+        rows = []
+        for n, row in enumerate(sheet.iter_rows(values_only=True)):
+            if n > max_rows:
+                break
+            rows.append([xlsx_cell_text(value) for value in row])
+        return rows
+    finally:
+        workbook.close()

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import unicodedata
 from typing import Any
+from urllib.parse import quote
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
@@ -16,12 +17,13 @@ from lms.common.access import municipality_scope, role_required
 from lms.common.database import begin_write, run_in_transaction
 from lms.common.errors import DomainError, NotFound
 from lms.common.forms import ActionForm, Form
-from lms.common.timeutil import fiscal_year_label, tokyo_to_utc
+from lms.common.timeutil import fiscal_year_label, to_tokyo, tokyo_to_utc, utcnow
 from lms.extensions import db
 from lms.municipalities.models import Municipality
 from lms.planning import services
 from lms.planning.forms import AdjustForm, PlanForm, PublishForm
 from lms.planning.models import PLAN_DRAFT, PRIORITIES, TrainingPlan
+from lms.planning.sheets import SheetErrors, read_survey_workbook, survey_workbook
 
 bp = Blueprint("planning", __name__, url_prefix="/plans")
 
@@ -202,10 +204,28 @@ def survey(plan_id: int):
     """One municipality's answers: its own for a training office; any for a platform admin
     (``?m=``; without it, back to the plan, which lists the municipalities)."""
     plan = _plan(plan_id)
-    scope = municipality_scope(current_user, request.values.get("m"), exists=lambda i: db.session.get(Municipality, i) is not None)
-    if scope is None:
+    municipality = _survey_municipality()
+    if municipality is None:
         return redirect(url_for("planning.plan", plan_id=plan_id))
-    municipality = db.session.get_one(Municipality, scope)
+    return _survey_page(plan, municipality, submitted=request.method == "POST")
+
+
+def _survey_municipality() -> Municipality | None:
+    """The municipality whose answers are worked on: a training office's own; a platform
+    admin's ``?m=`` (None without it)."""
+    scope = municipality_scope(current_user, request.values.get("m"),
+                               exists=lambda i: db.session.get(Municipality, i) is not None)
+    return db.session.get_one(Municipality, scope) if scope is not None else None
+
+
+def _survey_args(municipality: Municipality) -> dict[str, Any]:
+    return {"m": municipality.id} if current_user.has_role(PLATFORM_ADMIN) else {}
+
+
+def _survey_page(plan: TrainingPlan, municipality: Municipality, sheet_errors: list[str] | None = None,
+                 *, submitted: bool = False):
+    """The survey form; ``submitted``: the form's own POST, to check and store."""
+    plan_id = plan.id
     sessions = services.plan_sessions(plan)
     existing = services.demands_of(plan, municipality.id)
     values = {s.id: {"requested": str(existing[s.id].requested) if s.id in existing else "",
@@ -213,7 +233,7 @@ def survey(plan_id: int):
                      "comment": existing[s.id].comment if s.id in existing else ""} for s in sessions}
     errors: dict[int, str] = {}
     form = Form()
-    if request.method == "POST":
+    if submitted:
         if not form.validate_on_submit():
             abort(400)
         answers: dict[int, services.Answer] = {}
@@ -244,11 +264,58 @@ def survey(plan_id: int):
                 db.session.commit()
                 flash(_("%(name)s の予定調査の回答を保存しました（変更 %(n)d 件）。", name=municipality.name, n=changed),
                       "success")
-                args: dict[str, Any] = {"m": municipality.id} if current_user.has_role(PLATFORM_ADMIN) else {}
-                return redirect(url_for("planning.survey", plan_id=plan_id, **args))
+                return redirect(url_for("planning.survey", plan_id=plan_id, **_survey_args(municipality)))
     allocations = {row.session_id: row for row in services.allocations_of(plan, municipality_id=municipality.id)
                    if row.published_at is not None}
-    status = 400 if errors else 200
+    status = 400 if errors or sheet_errors else 200
     return render_template("planning/survey.html", plan=plan, municipality=municipality, sessions=sessions,
                            values=values, errors=errors, form=form, open=services.survey_open(plan),
-                           allocations=allocations, priorities=PRIORITIES), status
+                           allocations=allocations, priorities=PRIORITIES, sheet_errors=sheet_errors or [],
+                           args=_survey_args(municipality)), status
+
+
+@bp.get("/<int:plan_id>/survey.xlsx")
+@role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
+def survey_sheet(plan_id: int):
+    """The municipality's survey as Excel, its current answers filled in."""
+    plan = _plan(plan_id)
+    municipality = _survey_municipality()
+    if municipality is None:
+        return redirect(url_for("planning.plan", plan_id=plan_id))
+    filename = f"予定調査_{plan.fiscal_year}_{municipality.code}_{to_tokyo(utcnow()):%Y%m%d}.xlsx"
+    response = Response(survey_workbook(plan, municipality),
+                        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    response.headers["Content-Disposition"] = f"attachment; filename=\"survey.xlsx\"; filename*=UTF-8''{quote(filename)}"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.post("/<int:plan_id>/survey/upload")
+@role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
+def survey_upload(plan_id: int):
+    """The filled-in sheet back: every cell checked first; one bad cell stores nothing."""
+    plan = _plan(plan_id)
+    municipality = _survey_municipality()
+    if municipality is None:
+        return redirect(url_for("planning.plan", plan_id=plan_id))
+    if not Form().validate_on_submit():
+        abort(400)
+    upload = request.files.get("sheet")
+    data = upload.read() if upload is not None else b""
+    try:
+        answers = read_survey_workbook(plan, municipality, data)
+        begin_write()
+        plan = db.session.get_one(TrainingPlan, plan_id)
+        changed = services.answer_survey(current_user, plan, municipality.id, answers)
+    except SheetErrors as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return _survey_page(plan, municipality, exc.errors)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return _survey_page(plan, municipality, [exc.message])
+    db.session.commit()
+    flash(_("Excel から %(name)s の予定調査の回答を読み込みました（%(rows)d 行、変更 %(n)d 件）。",
+            name=municipality.name, rows=len(answers), n=changed), "success")
+    return redirect(url_for("planning.survey", plan_id=plan_id, **_survey_args(municipality)))

@@ -14,18 +14,17 @@ import io
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Any, TypeAlias
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from openpyxl import load_workbook
 from sqlalchemy import Row, func, insert, or_, select, update
 
 from lms.audit.services import record_action
 from lms.common.database import begin_write
 from lms.common.errors import Conflict, InvalidInput, NotFound
-from lms.common.spreadsheet import LossyRow, neutralise_cell, unencodable
+from lms.common.spreadsheet import LossyRow, neutralise_cell, read_xlsx_rows, unencodable
 from lms.common.timeutil import TOKYO, utcnow
 from lms.extensions import db
 from lms.municipalities.models import TenantMapping
@@ -329,38 +328,8 @@ def _check_size(data: bytes) -> None:
         raise InvalidInput(_("ファイルが大きすぎます（上限 %(mb)s MB）。分割してアップロードしてください。", mb=MAX_CSV_BYTES // (1024 * 1024)))
 
 
-def _xlsx_cell(value: object) -> str:
-    """A cell as the text a CSV would hold: dates as 2026-04-01, whole numbers without .0
-    (職員番号 typed as a number), nothing for empty."""
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.date().isoformat() if value.time() == datetime.min.time() else value.isoformat(sep=" ")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    return str(value)
-
-
 def _xlsx_rows(data: bytes) -> list[list[str]]:
-    """The first sheet's rows as text (read-only mode: rows are read as they are needed)."""
-    try:
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception:  # noqa: BLE001 - openpyxl raises many kinds for a damaged or foreign file
-        raise InvalidInput(_("Excel ファイル（.xlsx）として読み取れません。Excel で開けることを確かめ、.xlsx または CSV で保存し直してください。")) from None
-    try:
-        sheet = workbook.worksheets[0]
-        rows = []
-        for n, row in enumerate(sheet.iter_rows(values_only=True)):
-            if n > MAX_CSV_ROWS + 1:
-                break  # _records reports the count as too many
-            rows.append([_xlsx_cell(value) for value in row])
-        return rows
-    finally:
-        workbook.close()
+    return read_xlsx_rows(data, max_rows=MAX_CSV_ROWS + 1)  # _records reports a longer file as too many
 
 
 def _records(rows: list[list[str]], required: tuple[str, ...], max_rows: int | None,

@@ -101,3 +101,89 @@ def test_an_office_answers_only_for_its_own_municipality_and_drafts_are_hidden(a
     assert db.session.scalar(select(PlanDemand.id)) is None
     assert client.get(f"/plans/{plan.id}").status_code == 403
     assert client.get("/plans/999999999/survey").status_code == 404
+
+
+def _filled(sheet_bytes: bytes, fill) -> bytes:
+    import io
+
+    from openpyxl import load_workbook
+
+    workbook = load_workbook(io.BytesIO(sheet_bytes))
+    sheet = workbook.worksheets[0]
+    rows = list(sheet.iter_rows())
+    header_row = next(i for i, row in enumerate(rows) if row[0].value == "研修回ID")
+    headers = [c.value for c in rows[header_row]]
+    for row in rows[header_row + 1:]:
+        fill(row[0].value, {h: row[i] for i, h in enumerate(headers)})
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()
+
+
+def test_the_survey_as_an_excel_round_trip(app, client, login_as, make_session):
+    import io
+
+    _admin, plan, session = _plan_flow(client, login_as, make_session)
+    other = make_session(session.course, starts_in=timedelta(days=50), capacity=10)
+    login_as("municipal_admin", "131016")
+    client.post(f"/plans/{plan.id}/survey", data={f"requested-{session.id}": "2", f"comment-{session.id}": "前回"})
+    download = client.get(f"/plans/{plan.id}/survey.xlsx")
+    assert download.status_code == 200 and download.data.startswith(b"PK")
+    assert "filename*=UTF-8''" in download.headers["Content-Disposition"]
+
+    def fill(session_id, cells):
+        if session_id == session.id:
+            assert cells["希望人数"].value == 2 and cells["コメント"].value == "前回"  # current answers filled in
+            cells["希望人数"].value = "５"
+        elif session_id == other.id:
+            cells["希望人数"].value = 3
+            cells["優先度（1〜5）"].value = 1
+            cells["コメント"].value = "新任 3 名"
+
+    upload = client.post(f"/plans/{plan.id}/survey/upload",
+                         data={"sheet": (io.BytesIO(_filled(download.data, fill)), "survey.xlsx")},
+                         content_type="multipart/form-data")
+    assert upload.status_code == 302
+    demands = {d.session_id: (d.requested, d.priority, d.comment) for d in db.session.scalars(select(PlanDemand))}
+    assert demands == {session.id: (5, 3, "前回"), other.id: (3, 1, "新任 3 名")}
+    # The same file again changes nothing (idempotent).
+    again = client.post(f"/plans/{plan.id}/survey/upload",
+                        data={"sheet": (io.BytesIO(_filled(download.data, fill)), "survey.xlsx")},
+                        content_type="multipart/form-data")
+    assert again.status_code == 302
+
+
+def test_a_bad_sheet_names_every_bad_cell_and_stores_nothing(app, client, login_as, make_session):
+    import io
+
+    _admin, plan, session = _plan_flow(client, login_as, make_session)
+    other = make_session(session.course, starts_in=timedelta(days=50), capacity=10)
+    login_as("municipal_admin", "131016")
+    sheet = client.get(f"/plans/{plan.id}/survey.xlsx").data
+
+    def fill(session_id, cells):
+        if session_id == session.id:
+            cells["希望人数"].value = "たくさん"
+        elif session_id == other.id:
+            cells["希望人数"].value = 4
+            cells["優先度（1〜5）"].value = 9
+
+    response = client.post(f"/plans/{plan.id}/survey/upload",
+                           data={"sheet": (io.BytesIO(_filled(sheet, fill)), "survey.xlsx")},
+                           content_type="multipart/form-data")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "「希望人数」：0〜9999の整数で入力してください（たくさん）" in page
+    assert "「優先度」：1〜5の数字で入力してください（9）" in page
+    assert db.session.scalar(select(PlanDemand.id)) is None
+    # Another municipality's sheet, a file that is not Excel, and no file: refused with a reason.
+    login_as("municipal_admin", "131024")
+    foreign = client.post(f"/plans/{plan.id}/survey/upload", data={"sheet": (io.BytesIO(sheet), "survey.xlsx")},
+                          content_type="multipart/form-data")
+    assert foreign.status_code == 400 and "別の自治体" in foreign.get_data(as_text=True)
+    text = client.post(f"/plans/{plan.id}/survey/upload", data={"sheet": (io.BytesIO(b"a,b\n1,2\n"), "x.csv")},
+                       content_type="multipart/form-data")
+    assert text.status_code == 400 and "Excel ファイル（.xlsx）を選んでください" in text.get_data(as_text=True)
+    empty = client.post(f"/plans/{plan.id}/survey/upload", data={}, content_type="multipart/form-data")
+    assert empty.status_code == 400 and "ファイルが空です" in empty.get_data(as_text=True)
+    assert db.session.scalar(select(PlanDemand.id)) is None

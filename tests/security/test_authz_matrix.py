@@ -188,6 +188,9 @@ EXPECTED = {
     "planning.publish_allocation POST": "L 403 403 403 403 404",
     "planning.survey GET": "L 403 403 ok ok ok",
     "planning.survey POST": "L 403 403 ok ok ok",
+    "planning.survey_sheet GET": "L 403 403 ok ok ok",
+    # An empty upload is refused with its message (the platform admin without ?m= is sent to the plan).
+    "planning.survey_upload POST": "L 403 403 400 400 ok",
 }
 
 

@@ -1,0 +1,132 @@
+"""予定調査 as an Excel round trip: a training office downloads its own sheet, fills it in
+Excel, and uploads it back. The upload is checked cell by cell; one bad cell stores nothing,
+and every bad cell is named (row and column) in one message list."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator
+
+from flask_babel import gettext as _
+
+from lms.common.errors import InvalidInput
+from lms.common.spreadsheet import read_xlsx_rows
+from lms.common.timeutil import fiscal_year_label, to_tokyo, utcnow
+from lms.common.xlsx import SheetColumn, xlsx_stream
+from lms.municipalities.models import Municipality
+from lms.planning.models import PRIORITIES, TrainingPlan
+from lms.planning.services import Answer, demands_of, plan_sessions
+
+MAX_SHEET_BYTES = 2 * 1024 * 1024
+_KEY = "研修回ID"
+_CODE = re.compile(r"（(\d{6})）")
+
+
+class SheetErrors(InvalidInput):
+    """The upload's bad cells, each a sentence naming its row and column."""
+
+    def __init__(self, errors: list[str]):
+        super().__init__(_("Excel の内容に誤りがあります。直してからもう一度アップロードしてください（何も保存していません）。"))
+        self.errors = errors
+
+
+def _columns() -> list[SheetColumn]:
+    return [
+        SheetColumn(_KEY, 10), SheetColumn("研修名", 40), SheetColumn("回", 16), SheetColumn("開始日時", 18),
+        SheetColumn("定員", 8), SheetColumn("希望人数", 10), SheetColumn("優先度（1〜5）", 12), SheetColumn("コメント", 40),
+    ]
+
+
+def survey_workbook(plan: TrainingPlan, municipality: Municipality) -> Iterator[bytes]:
+    """The municipality's sheet: one row per session of the plan, its current answers filled in.
+    The headers stay in Japanese in every language: they are what the upload reads."""
+    answers = demands_of(plan, municipality.id)
+    deadline = to_tokyo(plan.survey_deadline).strftime("%Y-%m-%d %H:%M") if plan.survey_deadline else "—"
+    title = [
+        f"{fiscal_year_label(plan.fiscal_year)} 研修計画 予定調査",
+        f"自治体：{municipality.name}（{municipality.code}）",
+        f"回答期限：{deadline}　出力日時：{to_tokyo(utcnow()):%Y-%m-%d %H:%M}",
+        "「希望人数」「優先度」「コメント」の列だけを記入してください。行と「研修回ID」は変えないでください。",
+    ]
+    rows = []
+    for session in plan_sessions(plan):
+        answer = answers.get(session.id)
+        rows.append((
+            session.id, session.course.title, session.title, to_tokyo(session.starts_at).replace(tzinfo=None),
+            session.capacity, answer.requested if answer else None, answer.priority if answer else None,
+            answer.comment if answer else "",
+        ))
+    return xlsx_stream("予定調査", _columns(), rows, title_lines=title)
+
+
+def _number(text: str) -> int | None:
+    value = unicodedata.normalize("NFKC", text or "").strip().replace(",", "")
+    if value == "":
+        return 0
+    if value.endswith(".0"):
+        value = value[:-2]
+    return int(value) if value.isdigit() else None
+
+
+def read_survey_workbook(plan: TrainingPlan, municipality: Municipality, data: bytes) -> dict[int, Answer]:
+    """The answers in an uploaded sheet ({session id: Answer}), or SheetErrors naming every bad
+    cell. The sheet must be this municipality's, for this plan's sessions."""
+    if not data:
+        raise InvalidInput(_("ファイルが空です。"))
+    if len(data) > MAX_SHEET_BYTES:
+        raise InvalidInput(_("ファイルが大きすぎます（上限 %(mb)s MB）。", mb=MAX_SHEET_BYTES // (1024 * 1024)))
+    if not data.startswith(b"PK\x03\x04"):
+        raise InvalidInput(_("Excel ファイル（.xlsx）を選んでください。ダウンロードした予定調査のファイルに記入してアップロードします。"))
+    sessions = {s.id: s for s in plan_sessions(plan)}
+    rows = read_xlsx_rows(data, max_rows=len(sessions) + 50)
+    header_at = next((i for i, row in enumerate(rows) if row and row[0].strip() == _KEY), None)
+    if header_at is None:
+        raise InvalidInput(_("予定調査のファイルではありません（「研修回ID」の見出しが見つかりません）。"))
+    for row in rows[:header_at]:
+        found = _CODE.search(" ".join(row))
+        if found and found.group(1) != municipality.code:
+            raise InvalidInput(_("別の自治体（団体コード %(code)s）の予定調査のファイルです。%(name)s のファイルをダウンロードして記入してください。",
+                                 code=found.group(1), name=municipality.name))
+    header = [cell.strip() for cell in rows[header_at]]
+    try:
+        at = {name: header.index(name) for name in (_KEY, "希望人数", "優先度（1〜5）", "コメント")}
+    except ValueError:
+        raise InvalidInput(_("見出しの列が足りません。ダウンロードしたファイルの列を消さずに記入してください。")) from None
+    errors: list[str] = []
+    answers: dict[int, Answer] = {}
+
+    def cell(row: list[str], name: str) -> str:
+        index = at[name]
+        return row[index] if index < len(row) else ""
+
+    for line, row in enumerate(rows[header_at + 1:], start=header_at + 2):
+        if not any(c.strip() for c in row):
+            continue
+        key = _number(cell(row, _KEY))
+        if not key or key not in sessions:
+            errors.append(_("%(line)d行目「研修回ID」：この計画の研修回ではありません（%(value)s）。", line=line, value=cell(row, _KEY)))
+            continue
+        if key in answers:
+            errors.append(_("%(line)d行目「研修回ID」：同じ研修回が2行あります。", line=line))
+            continue
+        requested = _number(cell(row, "希望人数"))
+        priority_text = cell(row, "優先度（1〜5）").strip()
+        priority = 3 if priority_text == "" else _number(priority_text)
+        comment = cell(row, "コメント").strip()
+        bad = False
+        if requested is None or requested > 9999:
+            errors.append(_("%(line)d行目「希望人数」：0〜9999の整数で入力してください（%(value)s）。", line=line, value=cell(row, "希望人数")))
+            bad = True
+        if priority not in PRIORITIES:
+            errors.append(_("%(line)d行目「優先度」：1〜5の数字で入力してください（%(value)s）。", line=line, value=priority_text))
+            bad = True
+        if len(comment) > 500:
+            errors.append(_("%(line)d行目「コメント」：500文字以内にしてください。", line=line))
+            bad = True
+        if not bad:
+            assert requested is not None and priority is not None
+            answers[key] = Answer(requested, priority, comment)
+    if errors:
+        raise SheetErrors(errors)
+    return answers
