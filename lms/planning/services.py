@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, insert, select, text
 
 from lms.audit.services import record_action
 from lms.auth.models import PLATFORM_ADMIN
+from lms.common.database import is_sqlite
 from lms.common.errors import InvalidInput, NotAllowed, NotFound
 from lms.common.timeutil import as_utc, fiscal_year_bounds, utcnow
 from lms.courses.models import CANCELLED, SCHEDULED, Course, TrainingSession
@@ -203,38 +204,60 @@ def run_allocation(actor, plan: TrainingPlan, session_ids: list[int] | None = No
         raise InvalidInput(_("この計画にない研修回が含まれています。"))
     codes = dict(db.session.execute(select(Municipality.id, Municipality.code)).all())
     demands: dict[int, list[Demand]] = defaultdict(list)
-    for row in db.session.scalars(
-        select(PlanDemand).where(PlanDemand.plan_id == plan.id, PlanDemand.session_id.in_(targets),
-                                 PlanDemand.requested > 0)
+    for sid, mid, requested, priority in db.session.execute(
+        select(PlanDemand.session_id, PlanDemand.municipality_id, PlanDemand.requested, PlanDemand.priority)
+        .where(PlanDemand.plan_id == plan.id, PlanDemand.session_id.in_(targets), PlanDemand.requested > 0)
     ):
-        demands[row.session_id].append(Demand(row.municipality_id, codes.get(row.municipality_id, ""),
-                                              row.requested, row.priority))
-    existing = {(row.session_id, row.municipality_id): row for row in db.session.scalars(
-        select(PlanAllocation).where(PlanAllocation.plan_id == plan.id, PlanAllocation.session_id.in_(targets))
-    )}
+        demands[sid].append(Demand(mid, codes.get(mid, ""), requested, priority))
+    # A whole plan is ~40,000 rows: they are replaced with Core statements.
     now = utcnow()
+    rows: list[dict] = []
     for sid in targets:
+        priorities = {d.municipality_id: d.priority for d in demands.get(sid, [])}
         shares = allocate(sessions[sid].capacity, demands.get(sid, []), minimum=plan.guaranteed_minimum)
-        for share in shares.values():
-            priority = next(d.priority for d in demands[sid] if d.municipality_id == share.municipality_id)
-            values = {
-                "requested": share.requested, "priority": priority, "guaranteed": share.guaranteed,
-                "share_numerator": share.exact.numerator, "share_denominator": share.exact.denominator,
-                "proportional": share.proportional, "remainder_bonus": share.remainder_bonus, "seats": share.seats,
-                "adjusted_seats": None, "adjust_reason": "", "computed_at": now, "published_at": None,
-            }
-            kept = existing.pop((sid, share.municipality_id), None)
-            if kept is None:
-                db.session.add(PlanAllocation(plan_id=plan.id, session_id=sid,
-                                              municipality_id=share.municipality_id, **values))
-            else:  # the same row (its id stays): recomputed, adjustments replaced
-                for name, value in values.items():
-                    setattr(kept, name, value)
-    for gone in existing.values():  # municipalities that no longer ask for these sessions
-        db.session.delete(gone)
+        rows.extend({
+            "plan_id": plan.id, "session_id": sid, "municipality_id": share.municipality_id,
+            "requested": share.requested, "priority": priorities[share.municipality_id],
+            "guaranteed": share.guaranteed, "share_numerator": share.exact.numerator,
+            "share_denominator": share.exact.denominator, "proportional": share.proportional,
+            "remainder_bonus": share.remainder_bonus, "seats": share.seats, "adjusted_seats": None,
+            "adjust_reason": "", "computed_at": now, "published_at": None,
+        } for share in shares.values())
+    db.session.flush()
+    table = PlanAllocation.__table__
+    for chunk in range(0, len(targets), 2000):
+        db.session.execute(delete(table).where(table.c.plan_id == plan.id,
+                                               table.c.session_id.in_(targets[chunk:chunk + 2000])))
+    _insert_allocations(rows)
+    for obj in list(db.session.identity_map.values()):  # loaded rows now differ from the database
+        if isinstance(obj, PlanAllocation):
+            db.session.expire(obj)
     db.session.flush()
     record_action(actor, "plan.allocate", "training_plan", plan.id, None, sessions=len(targets))
     return len(targets)
+
+
+_COLUMNS = ("plan_id", "session_id", "municipality_id", "requested", "priority", "guaranteed", "share_numerator",
+            "share_denominator", "proportional", "remainder_bonus", "seats", "adjusted_seats", "adjust_reason",
+            "computed_at", "published_at")
+
+
+def _insert_allocations(rows: list[dict]) -> None:
+    """Insert a plan's allocation rows. On PostgreSQL in one statement: each column travels
+    as one array and ``unnest`` turns them back into rows (tens of thousands of rows, one
+    round trip); elsewhere as an executemany."""
+    if not rows:
+        return
+    table = PlanAllocation.__table__
+    if is_sqlite():
+        db.session.execute(insert(table), rows)
+        return
+    types = {"adjust_reason": "text", "computed_at": "timestamptz", "published_at": "timestamptz"}
+    arrays = ", ".join(f"CAST(:{name} AS {types.get(name, 'integer')}[])" for name in _COLUMNS)
+    db.session.execute(
+        text(f"INSERT INTO plan_allocation ({', '.join(_COLUMNS)}) SELECT * FROM unnest({arrays})"),  # noqa: S608 - constant names
+        {name: [row[name] for row in rows] for name in _COLUMNS},
+    )
 
 
 def allocations_of(plan: TrainingPlan, *, municipality_id: int | None = None,
