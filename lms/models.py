@@ -17,7 +17,15 @@ from lms.courses.models import Category, Course, CourseEligibility, SessionQuota
 from lms.enrollment.models import Enrollment  # noqa: F401
 from lms.municipalities.models import Municipality, TenantMapping  # noqa: F401
 from lms.notifications.models import OutboxMail  # noqa: F401
-from lms.planning.models import PlanAllocation, PlanDemand, TrainingPlan  # noqa: F401
+from lms.planning.models import (  # noqa: F401
+    FeeStatement,
+    FeeStatementLine,
+    PlanAllocation,
+    PlanCourseFee,
+    PlanDemand,
+    PlanFeeExemption,
+    TrainingPlan,
+)
 from lms.roster.models import StaffHistory, StaffMember  # noqa: F401
 from lms.sitepages.models import SitePage  # noqa: F401
 from lms.teams.models import GraphOperation, GraphSubscription  # noqa: F401

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from wtforms import StringField, TextAreaField
+from wtforms import SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from lms.common import forms as base
+from lms.common.ids import coerce_id
 from lms.courses.forms import TokyoDateTimeField, WholeNumberField
 
 
@@ -23,4 +24,11 @@ class PublishForm(base.Form):
 
 class AdjustForm(base.Form):
     seats = WholeNumberField(_l("調整後の人数"), validators=[InputRequired(), NumberRange(0, 9999)])
+    reason = StringField(_l("理由"), validators=[InputRequired(), Length(max=500)])
+
+
+class ExemptionForm(base.Form):
+    municipality_id = SelectField(_l("自治体"), coerce=coerce_id, default=0)
+    course_id = SelectField(_l("研修"), coerce=coerce_id, default=0)
+    percent = WholeNumberField(_l("減免の割合（%）"), validators=[InputRequired(), NumberRange(1, 100)])
     reason = StringField(_l("理由"), validators=[InputRequired(), Length(max=500)])

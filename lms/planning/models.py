@@ -38,6 +38,10 @@ class TrainingPlan(Model):
     # Seats every requesting municipality gets first (保障枠), see lms.planning.allocation.
     guaranteed_minimum: Mapped[int] = mapped_column(default=1)
     note: Mapped[str] = mapped_column(Text, default="")
+    # 研修負担金: whether a cancellation after the session's cancel deadline, and a confirmed
+    # participant who did not attend, are charged like a participant.
+    charge_late_cancellation: Mapped[bool] = mapped_column(default=True)
+    charge_no_show: Mapped[bool] = mapped_column(default=True)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
@@ -109,3 +113,91 @@ class PlanAllocation(Model):
     def share_display(self) -> str:
         value = round(self.share_numerator / self.share_denominator, 1) if self.share_denominator else 0.0
         return f"{value:.1f}" if value != int(value) else str(int(value))
+
+
+# ---------------------------------------------------------------- 研修負担金 (fees)
+
+# What a statement line charges for.
+LINE_PARTICIPANT = "participant"
+LINE_LATE_CANCELLATION = "late_cancellation"
+LINE_NO_SHOW = "no_show"
+LINE_CORRECTION = "correction"
+LINE_KINDS = (LINE_PARTICIPANT, LINE_LATE_CANCELLATION, LINE_NO_SHOW, LINE_CORRECTION)
+
+
+class PlanCourseFee(Model):
+    """The fee per participant of one course in one year's plan, in whole yen (0 allowed)."""
+
+    __tablename__ = "plan_course_fee"
+    __table_args__ = (
+        UniqueConstraint("plan_id", "course_id"),
+        CheckConstraint("fee_yen >= 0", name="fee_nonnegative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("training_plan.id", ondelete="CASCADE"))
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"))
+    fee_yen: Mapped[int] = mapped_column(default=0)
+
+
+class PlanFeeExemption(Model):
+    """減免: a reduction in percent for a municipality, a course, or one municipality in one
+    course (the most specific applies)."""
+
+    __tablename__ = "plan_fee_exemption"
+    __table_args__ = (
+        UniqueConstraint("plan_id", "municipality_id", "course_id"),
+        CheckConstraint("percent BETWEEN 1 AND 100", name="percent_range"),
+        CheckConstraint("municipality_id IS NOT NULL OR course_id IS NOT NULL", name="names_something"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("training_plan.id", ondelete="CASCADE"))
+    municipality_id: Mapped[int | None] = mapped_column(ForeignKey("municipality.id"))
+    course_id: Mapped[int | None] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"))
+    percent: Mapped[int] = mapped_column()
+    reason: Mapped[str] = mapped_column(String(500), default="")
+
+    municipality = relationship("Municipality")
+    course = relationship("Course")
+
+
+class FeeStatement(Model):
+    """An issued statement of one municipality's fees for one plan. Never changed after it
+    is issued: a later version carries only the differences, as correction lines."""
+
+    __tablename__ = "fee_statement"
+    __table_args__ = (UniqueConstraint("plan_id", "municipality_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("training_plan.id", ondelete="CASCADE"))
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipality.id"))
+    version: Mapped[int] = mapped_column()
+    total_yen: Mapped[int] = mapped_column()
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    issued_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+
+    municipality = relationship("Municipality")
+    lines: Mapped[list[FeeStatementLine]] = relationship(back_populates="statement", order_by="FeeStatementLine.id")
+
+
+class FeeStatementLine(Model):
+    """One charge (or correction) on a statement, with what it was computed from."""
+
+    __tablename__ = "fee_statement_line"
+    __table_args__ = (Index("ix_fee_statement_line_statement", "statement_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    statement_id: Mapped[int] = mapped_column(ForeignKey("fee_statement.id", ondelete="CASCADE"))
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollment.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    course_title: Mapped[str] = mapped_column(String(200))
+    session_starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    staff_name: Mapped[str] = mapped_column(String(200))
+    employee_number: Mapped[str] = mapped_column(String(50), default="")
+    fee_yen: Mapped[int] = mapped_column()
+    exemption_percent: Mapped[int] = mapped_column(default=0)
+    amount_yen: Mapped[int] = mapped_column()
+    note: Mapped[str] = mapped_column(String(500), default="")
+
+    statement: Mapped[FeeStatement] = relationship(back_populates="lines")

@@ -7,23 +7,23 @@ import unicodedata
 from typing import Any
 from urllib.parse import quote
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
-from lms.common.access import municipality_scope, role_required
+from lms.common.access import municipality_scope, require_own_object, role_required
 from lms.common.database import begin_write, run_in_transaction
 from lms.common.errors import DomainError, NotFound
 from lms.common.forms import ActionForm, Form
 from lms.common.timeutil import fiscal_year_label, to_tokyo, tokyo_to_utc, utcnow
 from lms.extensions import db
 from lms.municipalities.models import Municipality
-from lms.planning import services
-from lms.planning.forms import AdjustForm, PlanForm, PublishForm
-from lms.planning.models import PLAN_DRAFT, PRIORITIES, TrainingPlan
-from lms.planning.sheets import SheetErrors, read_survey_workbook, survey_workbook
+from lms.planning import fees, services
+from lms.planning.forms import AdjustForm, ExemptionForm, PlanForm, PublishForm
+from lms.planning.models import PLAN_DRAFT, PRIORITIES, FeeStatement, TrainingPlan
+from lms.planning.sheets import SheetErrors, fees_sheet, read_survey_workbook, survey_workbook
 
 bp = Blueprint("planning", __name__, url_prefix="/plans")
 
@@ -319,3 +319,161 @@ def survey_upload(plan_id: int):
     flash(_("Excel から %(name)s の予定調査の回答を読み込みました（%(rows)d 行、変更 %(n)d 件）。",
             name=municipality.name, rows=len(answers), n=changed), "success")
     return redirect(url_for("planning.survey", plan_id=plan_id, **_survey_args(municipality)))
+
+
+# ---------------------------------------------------------------- 研修負担金 (fees)
+
+
+def _plan_courses(plan: TrainingPlan) -> list:
+    seen: dict[int, object] = {}
+    for session in services.plan_sessions(plan):
+        seen.setdefault(session.course_id, session.course)
+    return list(seen.values())
+
+
+def _fees_page(plan: TrainingPlan, errors: dict[str, str] | None = None, exemption_form=None, status: int = 200):
+    municipalities = db.session.scalars(select(Municipality).order_by(Municipality.code)).all()
+    current = fees.totals(plan, [m.id for m in municipalities])
+    billed = dict(db.session.execute(
+        select(FeeStatement.municipality_id, func.sum(FeeStatement.total_yen))
+        .where(FeeStatement.plan_id == plan.id).group_by(FeeStatement.municipality_id)).all())
+    form = exemption_form or ExemptionForm()
+    courses = _plan_courses(plan)
+    form.municipality_id.choices = [(0, _("（すべての自治体）"))] + [(m.id, m.name) for m in municipalities]
+    form.course_id.choices = [(0, _("（すべての研修）"))] + [(c.id, c.title) for c in courses]
+    return render_template("planning/fees.html", plan=plan, courses=courses, fees=fees.fees_of(plan),
+                           errors=errors or {}, values=request.form if errors else None,
+                           exemptions=fees.exemptions_of(plan), exemption_form=form, municipalities=municipalities,
+                           current=current, billed={k: int(v or 0) for k, v in billed.items()},
+                           action_form=ActionForm()), status
+
+
+@bp.route("/<int:plan_id>/fees", methods=["GET", "POST"])
+@role_required(PLATFORM_ADMIN)
+def fee_settings(plan_id: int):
+    """Fees per course, the charging rules, exemptions, and each municipality's amount."""
+    plan = _plan(plan_id)
+    if request.method == "GET":
+        return _fees_page(plan)
+    if not Form().validate_on_submit():
+        abort(400)
+    values: dict[int, int] = {}
+    errors: dict[str, str] = {}
+    for course in _plan_courses(plan):
+        raw = request.form.get(f"fee-{course.id}", "")
+        amount = _whole_number(raw)
+        if amount is None or amount > fees.MAX_FEE_YEN:
+            errors[f"fee-{course.id}"] = _("負担金は0〜10,000,000円の整数で入力してください。")
+        else:
+            values[course.id] = amount
+    if errors:
+        return _fees_page(plan, errors, status=400)
+    try:
+        begin_write()
+        plan = db.session.get_one(TrainingPlan, plan_id)
+        changed = fees.set_fees(current_user, plan, values,
+                                charge_late_cancellation=request.form.get("charge_late_cancellation") == "1",
+                                charge_no_show=request.form.get("charge_no_show") == "1")
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return _fees_page(plan, {"form": exc.message}, status=400)
+    db.session.commit()
+    flash(_("負担金の設定を保存しました（変更 %(n)d 件）。発行済みの請求書は変わりません。", n=changed), "success")
+    return redirect(url_for("planning.fee_settings", plan_id=plan_id))
+
+
+@bp.post("/<int:plan_id>/fees/exemptions")
+@role_required(PLATFORM_ADMIN)
+def add_exemption(plan_id: int):
+    plan = _plan(plan_id)
+    form = ExemptionForm()
+    municipalities = db.session.scalars(select(Municipality.id)).all()
+    form.municipality_id.choices = [(0, "")] + [(m, "") for m in municipalities]
+    form.course_id.choices = [(0, "")] + [(c.id, "") for c in _plan_courses(plan)]
+    if form.validate_on_submit():
+        assert form.percent.data is not None
+        try:
+            begin_write()
+            plan = db.session.get_one(TrainingPlan, plan_id)
+            fees.add_exemption(current_user, plan, municipality_id=form.municipality_id.data or None,
+                               course_id=form.course_id.data or None, percent=form.percent.data,
+                               reason=form.reason.data or "")
+        except DomainError as exc:
+            db.session.rollback()
+            form.percent.errors = [*form.percent.errors, exc.message]
+        else:
+            db.session.commit()
+            flash(_("減免を登録しました。"), "success")
+            return redirect(url_for("planning.fee_settings", plan_id=plan_id))
+    return _fees_page(plan, exemption_form=form, status=400)
+
+
+@bp.post("/<int:plan_id>/fees/<int:municipality_id>/issue")
+@role_required(PLATFORM_ADMIN)
+def issue_statement(plan_id: int, municipality_id: int):
+    _plan(plan_id)
+    municipality = db.get_or_404(Municipality, municipality_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        begin_write()
+        plan = db.session.get_one(TrainingPlan, plan_id)
+        statement = fees.issue_statement(current_user, plan, municipality.id)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("planning.fee_detail", plan_id=plan_id, municipality_id=municipality.id))
+    db.session.commit()
+    flash(_("%(name)s の請求書（第%(n)d版）を発行しました。", name=municipality.name, n=statement.version), "success")
+    return redirect(url_for("planning.statement", plan_id=plan_id, statement_id=statement.id))
+
+
+def _own_municipality_or_404(municipality_id: int) -> Municipality:
+    municipality = db.get_or_404(Municipality, municipality_id)
+    require_own_object(current_user, municipality.id, "municipality_fees", municipality.id)
+    return municipality
+
+
+@bp.get("/<int:plan_id>/fees/<int:municipality_id>")
+@role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
+def fee_detail(plan_id: int, municipality_id: int):
+    """A municipality's charges as they stand and its statements (its own office, or a
+    platform admin)."""
+    plan = _plan(plan_id)
+    municipality = _own_municipality_or_404(municipality_id)
+    return render_template("planning/fee_detail.html", plan=plan, municipality=municipality,
+                           charges=fees.charges(plan, municipality.id),
+                           statements=fees.statements_of(plan, municipality.id), action_form=ActionForm())
+
+
+def _statement_or_404(plan: TrainingPlan, statement_id: int) -> FeeStatement:
+    statement = db.session.get(FeeStatement, statement_id)
+    if statement is None or statement.plan_id != plan.id:
+        abort(404)
+    require_own_object(current_user, statement.municipality_id, "fee_statement", statement.id)
+    return statement
+
+
+@bp.get("/<int:plan_id>/statements/<int:statement_id>")
+@role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
+def statement(plan_id: int, statement_id: int):
+    """An issued statement, printable on A4 (the browser's print makes its PDF)."""
+    plan = _plan(plan_id)
+    statement = _statement_or_404(plan, statement_id)
+    return render_template("planning/statement.html", plan=plan, statement=statement,
+                           issuer=current_app.config.get("LMS_ISSUER_NAME") or "")
+
+
+@bp.get("/<int:plan_id>/statements/<int:statement_id>.xlsx")
+@role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
+def statement_sheet(plan_id: int, statement_id: int):
+    """The statement as an invoice-ready Excel sheet."""
+    plan = _plan(plan_id)
+    statement = _statement_or_404(plan, statement_id)
+    filename = f"研修負担金_{plan.fiscal_year}_{statement.municipality.code}_第{statement.version}版.xlsx"
+    response = Response(fees_sheet(plan, statement),
+                        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    response.headers["Content-Disposition"] = f"attachment; filename=\"statement.xlsx\"; filename*=UTF-8''{quote(filename)}"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response

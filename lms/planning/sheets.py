@@ -15,7 +15,7 @@ from lms.common.spreadsheet import read_xlsx_rows
 from lms.common.timeutil import fiscal_year_label, to_tokyo, utcnow
 from lms.common.xlsx import SheetColumn, xlsx_stream
 from lms.municipalities.models import Municipality
-from lms.planning.models import PRIORITIES, TrainingPlan
+from lms.planning.models import PRIORITIES, FeeStatement, TrainingPlan
 from lms.planning.services import Answer, demands_of, plan_sessions
 
 MAX_SHEET_BYTES = 2 * 1024 * 1024
@@ -130,3 +130,27 @@ def read_survey_workbook(plan: TrainingPlan, municipality: Municipality, data: b
     if errors:
         raise SheetErrors(errors)
     return answers
+
+
+_KIND_LABELS = {"participant": "受講", "late_cancellation": "直前取消", "no_show": "欠席", "correction": "訂正"}
+
+
+def fees_sheet(plan: TrainingPlan, statement: FeeStatement) -> Iterator[bytes]:
+    """An issued statement as an invoice-ready sheet: title rows (body, municipality, version,
+    issue date, total), then one row per line; amounts as whole-yen numbers."""
+    from flask import current_app
+
+    issuer = current_app.config.get("LMS_ISSUER_NAME") or ""
+    title = [
+        f"{fiscal_year_label(plan.fiscal_year)} 研修負担金 請求明細（第{statement.version}版）",
+        f"請求先：{statement.municipality.name}（{statement.municipality.code}）",
+        f"発行：{issuer}　発行日：{to_tokyo(statement.issued_at):%Y年%m月%d日}",
+        f"合計：{statement.total_yen:,}円",
+    ]
+    columns = [SheetColumn("区分", 10), SheetColumn("研修名", 36), SheetColumn("開催日時", 18), SheetColumn("職員番号", 12),
+               SheetColumn("氏名", 18), SheetColumn("負担金（円）", 12), SheetColumn("減免（%）", 10),
+               SheetColumn("請求額（円）", 12), SheetColumn("備考", 36)]
+    rows = [(_KIND_LABELS.get(line.kind, line.kind), line.course_title,
+             to_tokyo(line.session_starts_at).replace(tzinfo=None), line.employee_number, line.staff_name,
+             line.fee_yen, line.exemption_percent, line.amount_yen, line.note) for line in statement.lines]
+    return xlsx_stream("請求明細", columns, rows, title_lines=title)

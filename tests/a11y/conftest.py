@@ -88,6 +88,11 @@ def a11y_world(app, db):
     for code, wanted in (("131016", 12), ("131024", 30)):
         planning.answer_survey(platform, plan, municipality(code).id, {session.id: planning.Answer(wanted, 2, "新任職員")})
     planning.run_allocation(platform, plan, [session.id])
+    from lms.planning import fees as plan_fees
+
+    plan_fees.set_fees(platform, plan, {course.id: 3000, onsite.course_id: 3000}, charge_late_cancellation=True,
+                       charge_no_show=True)
+    plan_fees.issue_statement(platform, plan, municipality("131016").id)
     db.session.commit()
     return {"course": course, "session": session, "archive": archive, "onsite_session": onsite}
 

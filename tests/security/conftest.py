@@ -113,9 +113,15 @@ def world(app, db):
     planning.publish_plan(platform, plan, utcnow() + timedelta(days=7))
     planning.answer_survey(platform, plan, municipality(B).id, {session.id: planning.Answer(2)})
     planning.run_allocation(platform, plan, [session.id])
+    from lms.planning import fees as plan_fees
+
+    plan_fees.set_fees(platform, plan, {course.id: 2000}, charge_late_cancellation=True, charge_no_show=True)
+    statement = plan_fees.issue_statement(platform, plan, municipality(B).id)
     db.session.commit()
     params = {
         "plan_id": plan.id,
+        "statement_id": statement.id,
+        "municipality_id": municipality(B).id,
         "allocation_id": db.session.scalar(select(PlanAllocation.id).where(PlanAllocation.plan_id == plan.id)),
         "course_id": course.id, "session_id": session.id, "enrollment_id": enrollment.id,
         "archive_id": archive.id, "file_id": archive_file.id, "name": archive_file.filename,

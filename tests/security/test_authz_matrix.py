@@ -189,6 +189,15 @@ EXPECTED = {
     "planning.survey GET": "L 403 403 ok ok ok",
     "planning.survey POST": "L 403 403 ok ok ok",
     "planning.survey_sheet GET": "L 403 403 ok ok ok",
+    # 研修負担金: the platform admin sets fees and bills; a municipality's statements and
+    # charges are its own office's (B here) and the platform admin's.
+    "planning.fee_settings GET": "L 403 403 403 403 ok",
+    "planning.fee_settings POST": "L 403 403 403 403 ok",
+    "planning.add_exemption POST": "L 403 403 403 403 400",
+    "planning.issue_statement POST": "L 403 403 403 403 ok",
+    "planning.fee_detail GET": "L 403 403 404 ok ok",
+    "planning.statement GET": "L 403 403 404 ok ok",
+    "planning.statement_sheet GET": "L 403 403 404 ok ok",
     # An empty upload is refused with its message (the platform admin without ?m= is sent to the plan).
     "planning.survey_upload POST": "L 403 403 400 400 ok",
 }

@@ -1,0 +1,155 @@
+"""研修負担金: charges from confirmed participation, no-shows and late cancellations;
+exemptions; statements that never change (corrections are new lines)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from lms.attendance.models import Attendance
+from lms.common.errors import InvalidInput, NotAllowed
+from lms.common.timeutil import fiscal_year_of, utcnow
+from lms.enrollment.models import CANCELLED, CONFIRMED, WAITLISTED, Enrollment
+from lms.extensions import db
+from lms.planning import fees, services
+from lms.planning.models import LINE_CORRECTION, LINE_LATE_CANCELLATION, LINE_NO_SHOW, LINE_PARTICIPANT
+from tests import factories
+
+A = "131016"
+
+
+def enroll(session, member, status=CONFIRMED, **kw):
+    row = Enrollment(session_id=session.id, staff_member_id=member.id, municipality_id=member.municipality_id,
+                     status=status, arrival_seq=1, **kw)
+    db.session.add(row)
+    db.session.flush()
+    return row
+
+
+@pytest.fixture
+def year(make_user, make_course, make_session, make_staff):
+    """A plan with a course of 3,000 yen: in its past session one attended, one did not, one
+    cancelled late, one in time; in its future session one confirmed, one waitlisted."""
+    admin = make_user("platform_admin", "130001")
+    course = make_course(title="新任職員研修")
+    past = make_session(course, starts_in=timedelta(days=-3))
+    future = make_session(course, starts_in=timedelta(days=20))
+    if fiscal_year_of(past.starts_at) != fiscal_year_of(future.starts_at):  # (near 1 April)
+        future.starts_at = past.starts_at + timedelta(hours=3)
+        future.ends_at = future.starts_at + timedelta(hours=1)
+    plan = services.create_plan(admin, fiscal_year_of(past.starts_at))
+    services.publish_plan(admin, plan, utcnow() + timedelta(days=7))
+    people = [make_staff(A, full_name=f"負担 {n}") for n in range(6)]
+    came, absent, late, in_time, later, waiting = people
+    enroll(past, came)
+    db.session.add(Attendance(session_id=past.id, staff_member_id=came.id, attended=True, attended_pct=100))
+    enroll(past, absent)
+    enroll(past, late, status=CANCELLED, late_cancellation=True, cancelled_at=utcnow())
+    enroll(past, in_time, status=CANCELLED, late_cancellation=False, cancelled_at=utcnow())
+    enroll(future, later)
+    enroll(future, waiting, status=WAITLISTED)
+    fees.set_fees(admin, plan, {course.id: 3000}, charge_late_cancellation=True, charge_no_show=True)
+    db.session.commit()
+    return admin, plan, course, people
+
+
+def test_charges_follow_the_plan_rules(year):
+    admin, plan, course, (came, absent, late, *_rest) = year
+    mid = came.municipality_id
+    kinds = {c.staff_name: (c.kind, c.amount_yen) for c in fees.charges(plan, mid)}
+    assert kinds == {"負担 0": (LINE_PARTICIPANT, 3000), "負担 1": (LINE_NO_SHOW, 3000),
+                     "負担 2": (LINE_LATE_CANCELLATION, 3000), "負担 4": (LINE_PARTICIPANT, 3000)}
+    fees.set_fees(admin, plan, {course.id: 3000}, charge_late_cancellation=False, charge_no_show=False)
+    assert {c.staff_name for c in fees.charges(plan, mid)} == {"負担 0", "負担 4"}
+    assert fees.totals(plan, [mid, factories.municipality("131024").id]) == {mid: 6000,
+                                                                            factories.municipality("131024").id: 0}
+
+
+def test_the_most_specific_exemption_applies_and_amounts_round_down(year):
+    admin, plan, course, (came, *_rest) = year
+    mid = came.municipality_id
+    fees.add_exemption(admin, plan, municipality_id=mid, course_id=None, percent=50, reason="被災")
+    assert {c.amount_yen for c in fees.charges(plan, mid)} == {1500}
+    fees.add_exemption(admin, plan, municipality_id=mid, course_id=course.id, percent=33, reason="共催")
+    assert {c.amount_yen for c in fees.charges(plan, mid)} == {2010}  # 3000 x 67 / 100
+    with pytest.raises(InvalidInput):
+        fees.add_exemption(admin, plan, municipality_id=mid, course_id=course.id, percent=10, reason="二重")
+    with pytest.raises(InvalidInput):
+        fees.add_exemption(admin, plan, municipality_id=None, course_id=None, percent=10, reason="対象なし")
+    with pytest.raises(InvalidInput):
+        fees.add_exemption(admin, plan, municipality_id=mid, course_id=None, percent=0, reason="0%")
+
+
+def test_statements_never_change_and_corrections_are_new_lines(year):
+    admin, plan, course, (came, absent, late, in_time, later, waiting) = year
+    mid = came.municipality_id
+    first = fees.issue_statement(admin, plan, mid)
+    db.session.commit()
+    assert first.version == 1 and first.total_yen == 12000 and len(first.lines) == 4
+    with pytest.raises(InvalidInput):
+        fees.issue_statement(admin, plan, mid)  # nothing new
+    # After billing: the future participant cancels in time, the absent one's attendance is
+    # corrected (still charged: no new line), and the fee changes.
+    row = db.session.scalar(db.select(Enrollment).where(Enrollment.staff_member_id == later.id))
+    row.status, row.cancelled_at = CANCELLED, utcnow()
+    fees.set_fees(admin, plan, {course.id: 3500}, charge_late_cancellation=True, charge_no_show=True)
+    db.session.commit()
+    second = fees.issue_statement(admin, plan, mid)
+    db.session.commit()
+    lines = {(line.staff_name, line.kind): line.amount_yen for line in second.lines}
+    assert lines == {("負担 0", LINE_CORRECTION): 500, ("負担 1", LINE_CORRECTION): 500,
+                     ("負担 2", LINE_CORRECTION): 500, ("負担 4", LINE_CORRECTION): -3000}
+    assert second.version == 2 and second.total_yen == -1500
+    db.session.refresh(first)
+    assert first.total_yen == 12000 and sum(line.amount_yen for line in first.lines) == 12000  # unchanged
+    # Everything billed so far equals what is owed now.
+    assert first.total_yen + second.total_yen == sum(c.amount_yen for c in fees.charges(plan, mid))
+
+
+def test_only_the_platform_admin_bills(year, make_user):
+    _admin, plan, course, (came, *_rest) = year
+    office = make_user("municipal_admin", A)
+    with pytest.raises(NotAllowed):
+        fees.issue_statement(office, plan, came.municipality_id)
+    with pytest.raises(NotAllowed):
+        fees.set_fees(office, plan, {course.id: 0}, charge_late_cancellation=True, charge_no_show=True)
+    with pytest.raises(InvalidInput):
+        fees.set_fees(_admin, plan, {course.id: -1}, charge_late_cancellation=True, charge_no_show=True)
+
+
+def test_fee_pages_bill_and_show_only_your_own(app, client, login_as, year):
+    admin, plan, course, (came, *_rest) = year
+    mid = came.municipality_id
+    login_as(user=admin)
+    page = client.get(f"/plans/{plan.id}/fees")
+    assert page.status_code == 200 and "12,000円" in page.get_data(as_text=True)
+    bad = client.post(f"/plans/{plan.id}/fees", data={f"fee-{course.id}": "三千", "charge_no_show": "1"})
+    assert bad.status_code == 400 and 'value="三千"' in bad.get_data(as_text=True)
+    ok = client.post(f"/plans/{plan.id}/fees", data={f"fee-{course.id}": "４,０００", "charge_no_show": "1",
+                                                      "charge_late_cancellation": "1"})
+    assert ok.status_code == 302 and fees.fees_of(plan)[course.id] == 4000
+    exempt = client.post(f"/plans/{plan.id}/fees/exemptions", data={"municipality_id": str(mid), "course_id": "0",
+                                                                      "percent": "25", "reason": "共同開催"})
+    assert exempt.status_code == 302
+    issued = client.post(f"/plans/{plan.id}/fees/{mid}/issue")
+    assert issued.status_code == 302
+    statement = fees.statements_of(plan, mid)[0]
+    assert statement.total_yen == 4 * 3000  # 4,000 yen less 25 %
+    sheet = client.get(f"/plans/{plan.id}/statements/{statement.id}.xlsx")
+    assert sheet.status_code == 200 and sheet.data.startswith(b"PK")
+    import io
+
+    from openpyxl import load_workbook
+
+    cells = [c for row in load_workbook(io.BytesIO(sheet.data)).worksheets[0].iter_rows(values_only=True) for c in row]
+    assert "合計：12,000円" in cells and 3000 in cells
+    # The municipality's own office sees its statement; another municipality's does not.
+    login_as("municipal_admin", A)
+    assert client.get(f"/plans/{plan.id}/statements/{statement.id}").status_code == 200
+    assert client.get(f"/plans/{plan.id}/fees/{mid}").status_code == 200
+    login_as("municipal_admin", "131024")
+    assert client.get(f"/plans/{plan.id}/statements/{statement.id}").status_code == 404
+    assert client.get(f"/plans/{plan.id}/statements/{statement.id}.xlsx").status_code == 404
+    assert client.get(f"/plans/{plan.id}/fees/{mid}").status_code == 404
+    assert client.get(f"/plans/{plan.id}/fees").status_code == 403
