@@ -23,7 +23,7 @@ from lms.municipalities.models import Municipality
 from lms.planning import fees, services
 from lms.planning.forms import AdjustForm, ExemptionForm, PlanForm, PublishForm
 from lms.planning.models import PLAN_DRAFT, PRIORITIES, FeeStatement, TrainingPlan
-from lms.planning.sheets import SheetErrors, fees_sheet, read_survey_workbook, survey_workbook
+from lms.planning.sheets import SheetErrors, fees_sheet, plan_workbook, read_survey_workbook, survey_workbook
 
 bp = Blueprint("planning", __name__, url_prefix="/plans")
 
@@ -477,3 +477,25 @@ def statement_sheet(plan_id: int, statement_id: int):
     response.headers["Content-Disposition"] = f"attachment; filename=\"statement.xlsx\"; filename*=UTF-8''{quote(filename)}"
     response.headers["Cache-Control"] = "private, no-store"
     return response
+
+
+@bp.get("/<int:plan_id>/plan.xlsx")
+@role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
+def plan_sheet(plan_id: int):
+    """The year's plan as Excel (drafts: the platform admin only)."""
+    plan = _plan(plan_id)
+    filename = f"年間研修計画_{plan.fiscal_year}.xlsx"
+    response = Response(plan_workbook(plan),
+                        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    response.headers["Content-Disposition"] = f"attachment; filename=\"plan.xlsx\"; filename*=UTF-8''{quote(filename)}"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.get("/<int:plan_id>/print")
+@role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
+def plan_print(plan_id: int):
+    """The year's plan on A4 (the browser's print gives its PDF)."""
+    plan = _plan(plan_id)
+    return render_template("planning/print.html", plan=plan, sessions=services.plan_sessions(plan),
+                           fees=fees.fees_of(plan), issuer=current_app.config.get("LMS_ISSUER_NAME") or "")

@@ -154,3 +154,35 @@ def fees_sheet(plan: TrainingPlan, statement: FeeStatement) -> Iterator[bytes]:
              to_tokyo(line.session_starts_at).replace(tzinfo=None), line.employee_number, line.staff_name,
              line.fee_yen, line.exemption_percent, line.amount_yen, line.note) for line in statement.lines]
     return xlsx_stream("請求明細", columns, rows, title_lines=title)
+
+
+def plan_rows(plan: TrainingPlan) -> list[tuple]:
+    """The plan as published: one row per session, with its course's fee and audience."""
+    from lms.planning.fees import fees_of
+
+    fees = fees_of(plan)
+    rows = []
+    for session in plan_sessions(plan):
+        course = session.course
+        audience = "全自治体" if course.eligible_all else "、".join(
+            sorted(row.municipality.name for row in course.eligibility))
+        rows.append((course.title, session.title, to_tokyo(session.starts_at).replace(tzinfo=None),
+                     to_tokyo(session.ends_at).replace(tzinfo=None), _DELIVERY.get(session.delivery, session.delivery),
+                     session.location or "", session.capacity, fees.get(course.id, 0), audience,
+                     course.target_audience or ""))
+    return rows
+
+
+_DELIVERY = {"teams": "オンライン（Teams）", "onsite": "会場", "hybrid": "ハイブリッド"}
+
+
+def plan_workbook(plan: TrainingPlan) -> Iterator[bytes]:
+    from flask import current_app
+
+    issuer = current_app.config.get("LMS_ISSUER_NAME") or ""
+    title = [f"{fiscal_year_label(plan.fiscal_year, wareki=bool(current_app.config.get('LMS_WAREKI')))} 年間研修計画",
+             f"{issuer}　出力日時：{to_tokyo(utcnow()):%Y-%m-%d %H:%M}".strip()]
+    columns = [SheetColumn("研修名", 36), SheetColumn("回", 14), SheetColumn("開始", 18), SheetColumn("終了", 18),
+               SheetColumn("形式", 16), SheetColumn("会場", 24), SheetColumn("定員", 8), SheetColumn("負担金（円）", 12),
+               SheetColumn("対象自治体", 30), SheetColumn("対象者", 24)]
+    return xlsx_stream("年間研修計画", columns, plan_rows(plan), title_lines=title)

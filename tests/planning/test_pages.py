@@ -187,3 +187,27 @@ def test_a_bad_sheet_names_every_bad_cell_and_stores_nothing(app, client, login_
     empty = client.post(f"/plans/{plan.id}/survey/upload", data={}, content_type="multipart/form-data")
     assert empty.status_code == 400 and "ファイルが空です" in empty.get_data(as_text=True)
     assert db.session.scalar(select(PlanDemand.id)) is None
+
+
+def test_the_plan_prints_and_downloads_for_offices_once_published(app, client, login_as, make_session):
+    import io
+
+    from openpyxl import load_workbook
+
+    admin, plan, session = _plan_flow(client, login_as, make_session)
+    page = client.get(f"/plans/{plan.id}/print").get_data(as_text=True)
+    assert session.course.title in page and 'class="print-sheet"' in page
+    login_as("municipal_admin", "131016")
+    sheet = client.get(f"/plans/{plan.id}/plan.xlsx")
+    assert sheet.status_code == 200
+    cells = [c for row in load_workbook(io.BytesIO(sheet.data)).worksheets[0].iter_rows(values_only=True) for c in row]
+    assert session.course.title in cells and f"{plan.fiscal_year}年度 年間研修計画" in cells
+    # A draft plan exists for the platform admin only.
+    login_as(user=admin)
+    draft_year = plan.fiscal_year + 1
+    client.post("/plans/", data={"fiscal_year": str(draft_year), "guaranteed_minimum": "1"})
+    draft = db.session.scalar(select(TrainingPlan).where(TrainingPlan.fiscal_year == draft_year))
+    assert client.get(f"/plans/{draft.id}/print").status_code == 200
+    login_as("municipal_admin", "131016")
+    assert client.get(f"/plans/{draft.id}/print").status_code == 404
+    assert client.get(f"/plans/{draft.id}/plan.xlsx").status_code == 404

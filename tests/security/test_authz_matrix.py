@@ -189,6 +189,8 @@ EXPECTED = {
     "planning.survey GET": "L 403 403 ok ok ok",
     "planning.survey POST": "L 403 403 ok ok ok",
     "planning.survey_sheet GET": "L 403 403 ok ok ok",
+    "planning.plan_sheet GET": "L 403 403 ok ok ok",
+    "planning.plan_print GET": "L 403 403 ok ok ok",
     # 研修負担金: the platform admin sets fees and bills; a municipality's statements and
     # charges are its own office's (B here) and the platform admin's.
     "planning.fee_settings GET": "L 403 403 403 403 ok",
