@@ -49,3 +49,9 @@ user_signed_in = _events.signal("user-signed-in")
 # sender: the Course about to go back to draft. kwargs: actor. A receiver refuses by raising
 # InvalidInput (the enrollment area, while people hold places in its sessions).
 course_unpublishing = _events.signal("course-unpublishing")
+
+# sender: None. A notice for the training offices (研修担当, the municipal admins) of some
+# municipalities. kwargs: municipality_ids (list of ids), key (what makes it unique: the same
+# key is sent once per recipient), subject, body (texts composed by the sender, in Japanese,
+# with absolute links). lms.notifications queues one mail per municipal admin with an address.
+office_notice = _events.signal("office-notice")

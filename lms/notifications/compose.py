@@ -20,6 +20,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from icalendar import Calendar, Event, Timezone, vCalAddress, vText
 
+from lms.common.links import app_url, base_url
 from lms.common.timeutil import TOKYO, as_utc, to_tokyo, utcnow
 from lms.enrollment.queries import waitlist_position
 
@@ -42,26 +43,6 @@ def _setting(name: str, default: str) -> str:
     if has_app_context():
         return current_app.config.get(name) or default
     return default
-
-
-def base_url() -> str:
-    return _setting("LMS_BASE_URL", "http://127.0.0.1:5000").rstrip("/")
-
-
-def app_url(endpoint: str, fallback: str, **values) -> str:
-    """An absolute link into the app, built without a request (the worker has none)."""
-    path = fallback
-    if has_app_context():
-        path = _app_path(current_app.url_map, endpoint, fallback, tuple(sorted(values.items())))
-    return f"{base_url()}{path}"
-
-
-@lru_cache(maxsize=1024)
-def _app_path(url_map, endpoint: str, fallback: str, values: tuple) -> str:
-    try:
-        return url_map.bind("localhost").build(endpoint, dict(values))
-    except Exception:  # noqa: BLE001 - endpoint not registered (yet): the fallback path
-        return fallback
 
 
 def my_page_url() -> str:

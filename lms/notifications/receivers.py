@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from lms.common.signals import enrollment_status_changed, session_updated
+from lms.common.signals import enrollment_status_changed, office_notice, session_updated
 from lms.courses.services import NOTIFIED_FIELDS
 from lms.enrollment.models import ACTIVE_STATUSES, Enrollment
 from lms.extensions import db
 from lms.notifications.compose import CHANGE_LABELS, compose_enrollment_notice
 from lms.notifications.models import QUEUED
-from lms.notifications.services import CHANGED, queue_enrollment_notice
+from lms.notifications.services import CHANGED, queue_enrollment_notice, queue_office_notices
 
 
 @enrollment_status_changed.connect
@@ -41,3 +41,9 @@ def _queue_changed_notices(session, actor=None, changes=None, **_):
             with db.session.no_autoflush:
                 composed = compose_enrollment_notice(enrollment, CHANGED, changes=relevant)
             mail.subject, mail.body_text, mail.ics = composed.subject[:300], composed.body, composed.ics
+
+
+@office_notice.connect
+def _queue_office_notices(_sender, municipality_ids=(), key: str = "", subject: str = "", body: str = "", **_):
+    """A notice for the training offices of some municipalities (composed by the sender)."""
+    queue_office_notices(list(municipality_ids), key, subject, body)

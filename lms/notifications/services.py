@@ -34,6 +34,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 
 from lms.audit.services import record_action
+from lms.auth.models import MUNICIPAL_ADMIN, User, UserRole
 from lms.common.after_commit import after_commit
 from lms.common.database import begin_write
 from lms.common.errors import Conflict, NotFound
@@ -59,6 +60,8 @@ CHANGED = "changed"
 CANCELLED = "cancelled"
 REMINDER = "reminder"
 KINDS = (CONFIRMED, WAITLISTED, PENDING, PROMOTED, REJECTED, CHANGED, CANCELLED, REMINDER)
+# A notice to the training offices (not about one enrollment): lms.common.signals.office_notice.
+OFFICE = "office"
 
 
 DEFAULT_MAX_ATTEMPTS = 8
@@ -493,3 +496,32 @@ def delivery_backlog(municipality_id: int | None, *, older_than_minutes: int = 1
     if municipality_id is not None:
         stmt = stmt.where(OutboxMail.municipality_id == municipality_id)
     return int(db.session.scalar(stmt) or 0)
+
+
+def queue_office_notices(municipality_ids: list[int], key: str, subject: str, body: str) -> int:
+    """Queue ``subject``/``body`` to every municipal admin (with a mail address) of the
+    municipalities; once per (key, recipient), so a repeated call queues nothing new.
+    Returns how many mails were queued now."""
+    if not municipality_ids:
+        return 0
+    admins = db.session.execute(
+        select(User.id, User.email, User.display_name, User.municipality_id)
+        .join(UserRole, UserRole.user_id == User.id)
+        .where(UserRole.role == MUNICIPAL_ADMIN, User.municipality_id.in_(municipality_ids))
+        .order_by(User.id)
+    ).all()
+    keys = {f"office:{key}:{uid}" for uid, *_ in admins}
+    taken = set(db.session.scalars(select(OutboxMail.dedupe_key).where(OutboxMail.dedupe_key.in_(keys)))) if keys else set()
+    queued = 0
+    for uid, email, name, mid in admins:
+        dedupe = f"office:{key}:{uid}"
+        address = (email or "").strip()
+        if dedupe in taken or "@" not in address:
+            continue
+        db.session.add(OutboxMail(dedupe_key=dedupe[:200], kind=OFFICE, to_address=address, to_name=name or "",
+                                  subject=subject[:300], body_text=body, municipality_id=mid, status=QUEUED,
+                                  attempts=0, next_attempt_at=utcnow()))
+        queued += 1
+    if queued:
+        _deliver_after_commit()
+    return queued

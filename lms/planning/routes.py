@@ -499,3 +499,23 @@ def plan_print(plan_id: int):
     plan = _plan(plan_id)
     return render_template("planning/print.html", plan=plan, sessions=services.plan_sessions(plan),
                            fees=fees.fees_of(plan), issuer=current_app.config.get("LMS_ISSUER_NAME") or "")
+
+
+@bp.post("/<int:plan_id>/remind")
+@role_required(PLATFORM_ADMIN)
+def remind(plan_id: int):
+    """Mail the training offices that have not answered the survey yet."""
+    _plan(plan_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        begin_write()
+        plan = db.session.get_one(TrainingPlan, plan_id)
+        count = services.remind_unanswered(current_user, plan)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    else:
+        db.session.commit()
+        flash(_("未回答の %(n)d 自治体の研修担当に催促のメールを送ります（同じ日に二度は送りません）。", n=count), "success")
+    return redirect(url_for("planning.plan", plan_id=plan_id))

@@ -22,9 +22,11 @@ from sqlalchemy import delete, func, insert, select, text
 
 from lms.audit.services import record_action
 from lms.auth.models import PLATFORM_ADMIN
+from lms.common import signals
 from lms.common.database import is_sqlite
 from lms.common.errors import InvalidInput, NotAllowed, NotFound
-from lms.common.timeutil import as_utc, fiscal_year_bounds, utcnow
+from lms.common.links import app_url
+from lms.common.timeutil import as_utc, fiscal_year_bounds, fiscal_year_label, to_tokyo, utcnow
 from lms.courses.models import CANCELLED, SCHEDULED, Course, TrainingSession
 from lms.courses.services import set_session_quotas
 from lms.extensions import db
@@ -72,6 +74,45 @@ def publish_plan(actor, plan: TrainingPlan, survey_deadline: datetime) -> None:
     plan.published_at = plan.published_at or utcnow()
     record_action(actor, "plan.publish", "training_plan", plan.id, None, fiscal_year=plan.fiscal_year,
                   before=before, survey_deadline=deadline.isoformat())
+    everyone = list(db.session.scalars(select(Municipality.id)))
+    year = fiscal_year_label(plan.fiscal_year)
+    signals.office_notice.send(
+        None, municipality_ids=everyone, key=f"plan:{plan.id}:open:{deadline.isoformat()}",
+        subject=f"【予定調査】{year} 研修計画の受講希望人数をご回答ください（期限 {_deadline_text(plan)}）",
+        body=_survey_body(plan, f"{year}の研修計画を公開しました。研修回ごとに、受講させたい職員の人数と優先度をご回答ください。"),
+    )
+
+
+def _deadline_text(plan: TrainingPlan) -> str:
+    return f"{to_tokyo(plan.survey_deadline):%Y年%m月%d日 %H:%M}" if plan.survey_deadline else "—"
+
+
+def _survey_body(plan: TrainingPlan, lead: str) -> str:
+    return "\n".join([
+        "研修担当者様", "", lead, "",
+        f"回答期限：{_deadline_text(plan)}",
+        f"回答ページ：{app_url('planning.survey', f'/plans/{plan.id}/survey', plan_id=plan.id)}",
+        "回答ページから Excel をダウンロードして記入し、アップロードすることもできます。", "",
+        "このメールは Manabi から自動で送信しています。",
+    ])
+
+
+def remind_unanswered(actor, plan: TrainingPlan) -> int:
+    """Remind the training offices that have not answered yet (once a day at most per
+    office); returns how many municipalities were reminded."""
+    _require_platform_admin(actor)
+    if not survey_open(plan):
+        raise InvalidInput(_("予定調査を受け付けている計画でのみ催促できます。"))
+    answered = set(db.session.scalars(select(PlanDemand.municipality_id).where(PlanDemand.plan_id == plan.id)))
+    waiting = [mid for mid in db.session.scalars(select(Municipality.id)) if mid not in answered]
+    today = to_tokyo(utcnow()).date().isoformat()
+    signals.office_notice.send(
+        None, municipality_ids=waiting, key=f"plan:{plan.id}:remind:{today}",
+        subject=f"【催促】{fiscal_year_label(plan.fiscal_year)} 研修計画の予定調査へのご回答のお願い（期限 {_deadline_text(plan)}）",
+        body=_survey_body(plan, f"{fiscal_year_label(plan.fiscal_year)} 研修計画の予定調査に、まだご回答をいただいていません。回答期限までにご回答ください。"),
+    )
+    record_action(actor, "plan.remind", "training_plan", plan.id, None, municipalities=len(waiting))
+    return len(waiting)
 
 
 def plan_or_404(plan_id: int) -> TrainingPlan:
@@ -307,4 +348,22 @@ def publish_allocation(actor, plan: TrainingPlan, session_id: int) -> dict:
         row.published_at = now
     record_action(actor, "plan.publish_allocation", "training_session", session_id, None, plan_id=plan.id,
                   quotas={str(k): v for k, v in quotas.items()})
+    session = db.session.get_one(TrainingSession, session_id)
+    name = f"{session.course.title} {session.title}".strip()
+    for row in rows:  # each office hears its own number
+        signals.office_notice.send(
+            None, municipality_ids=[row.municipality_id],
+            key=f"plan:{plan.id}:quota:{session_id}:{row.final_seats}:{now.isoformat()}",
+            subject=f"【割当】{name}（{to_tokyo(session.starts_at):%m月%d日}）の割当人数が決まりました",
+            body="\n".join([
+                "研修担当者様", "",
+                f"{fiscal_year_label(plan.fiscal_year)} 研修計画の割当人数をお知らせします。", "",
+                f"研修回：{name}", f"開始：{to_tokyo(session.starts_at):%Y年%m月%d日 %H:%M}",
+                f"希望人数：{row.requested}人", f"割当人数：{row.final_seats}人",
+                *([f"調整の理由：{row.adjust_reason}"] if row.adjusted_seats is not None else []), "",
+                "割当人数の範囲で職員を推薦してください。",
+                f"推薦ページ：{app_url('enrollment.admin_home', '/')}", "",
+                "このメールは Manabi から自動で送信しています。",
+            ]),
+        )
     return changes

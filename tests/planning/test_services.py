@@ -134,3 +134,37 @@ def test_rerunning_replaces_unpublished_adjustments(world, admin, make_user):
     with pytest.raises(InvalidInput):
         services.run_allocation(admin, plan, [999999])
     assert factories.municipality("131016").id == rows[0].municipality_id
+
+
+def test_offices_are_told_when_the_survey_opens_reminded_once_a_day_and_told_their_quota(admin, make_user,
+                                                                                          make_session):
+    from sqlalchemy import select
+
+    from lms.common.database import run_in_transaction
+    from lms.notifications.models import OutboxMail
+
+    session = make_session(starts_in=timedelta(days=40), capacity=10)
+    chiyoda = make_user("municipal_admin", "131016", email="kenshu@city.chiyoda.example.lg.jp")
+    minato = make_user("municipal_admin", "131032", email="kenshu@city.minato.example.lg.jp")
+    make_user("learner", "131016", email="learner@city.chiyoda.example.lg.jp")
+    plan = services.create_plan(admin, fiscal_year_of(session.starts_at))
+    services.publish_plan(admin, plan, utcnow() + timedelta(days=7))
+    db.session.commit()
+
+    def mails(to):
+        return db.session.scalars(select(OutboxMail).where(OutboxMail.to_address == to).order_by(OutboxMail.id)).all()
+
+    opened = mails(chiyoda.email)
+    assert len(opened) == 1 and "予定調査" in opened[0].subject and f"/plans/{plan.id}/survey" in opened[0].body_text
+    assert mails("learner@city.chiyoda.example.lg.jp") == []  # offices only
+    services.answer_survey(chiyoda, plan, chiyoda.municipality_id, {session.id: Answer(4)})
+    assert services.remind_unanswered(admin, plan) >= 1
+    services.remind_unanswered(admin, plan)  # twice the same day: one mail
+    db.session.commit()
+    assert [m.subject.startswith("【催促】") for m in mails(minato.email)] == [False, True]
+    assert len(mails(chiyoda.email)) == 1  # answered: not reminded
+    services.run_allocation(admin, plan)
+    db.session.commit()
+    run_in_transaction(services.publish_allocation, admin, plan, session.id)
+    told = mails(chiyoda.email)[-1]
+    assert told.subject.startswith("【割当】") and "割当人数：4人" in told.body_text

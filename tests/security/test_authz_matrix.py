@@ -191,6 +191,7 @@ EXPECTED = {
     "planning.survey_sheet GET": "L 403 403 ok ok ok",
     "planning.plan_sheet GET": "L 403 403 ok ok ok",
     "planning.plan_print GET": "L 403 403 ok ok ok",
+    "planning.remind POST": "L 403 403 403 403 ok",
     # 研修負担金: the platform admin sets fees and bills; a municipality's statements and
     # charges are its own office's (B here) and the platform admin's.
     "planning.fee_settings GET": "L 403 403 403 403 ok",
