@@ -477,6 +477,40 @@ def set_session_quotas(actor, session_id: int, quotas: dict[int, int]) -> dict:
     return update_session(actor, session_id, data)
 
 
+def release_session_quotas(session_id: int, *, municipality_id: int | None = None, actor=None) -> dict:
+    """Give held seats back to everyone. With ``municipality_id``: that municipality's
+    unfilled seats only (its quota becomes what it has confirmed; a training office letting
+    its seats go early). Without: at the nomination deadline, every quota row goes — the
+    confirmed people keep their seats, the unfilled ones join the shared capacity, and the
+    waitlist (in order of arrival) is promoted into them by the enrollment area's receiver of
+    ``session_updated``. The caller authorises; run it through ``run_in_transaction``.
+    Returns ``{"quotas": (before, after)}``, or {} when nothing was held."""
+    session = _lock_session(session_id)
+    quotas = db.session.scalars(
+        _for_update(select(SessionQuota).where(SessionQuota.session_id == session.id)).execution_options(
+            populate_existing=True)
+    ).all()
+    before = {q.municipality_id: q.seats for q in quotas}
+    if municipality_id is not None:
+        after = dict(before)
+        for quota in quotas:
+            if quota.municipality_id == municipality_id and quota.seats > quota.confirmed_count:
+                quota.seats = quota.confirmed_count
+                after[municipality_id] = quota.seats
+    else:
+        after = {}
+        for quota in quotas:
+            session.quotas.remove(quota)
+    if before == after:
+        return {}
+    changes = {"quotas": (before, after)}
+    db.session.flush()
+    record_action(actor, "session.release_quotas", "training_session", session.id, municipality_id,
+                  before={str(k): v for k, v in before.items()}, after={str(k): v for k, v in after.items()})
+    signals.session_updated.send(session, actor=actor, changes=changes)
+    return changes
+
+
 def _for_update(stmt):
     return stmt if is_sqlite() else stmt.with_for_update()
 

@@ -15,15 +15,17 @@ from lms.extensions import db
 
 @session_updated.connect
 def _promote_into_new_seats(session: TrainingSession, actor=None, changes=None, **_kw) -> None:
-    """Seats added (capacity up, a quota up or removed) go to the waitlist at once."""
+    """Seats added (capacity up, a quota changed or removed) go to the waitlist at once."""
     changes = changes or {}
     more = False
     if "capacity" in changes:
         old, new = changes["capacity"]
         more = new > old
     if "quotas" in changes:
+        # Any change of the quotas can free seats: more for a municipality, or fewer held
+        # for one (seats nobody holds go to whoever waits first).
         before, after = changes["quotas"]
-        more = more or any(seats > before.get(mid, 0) for mid, seats in after.items()) or bool(set(before) - set(after))
+        more = more or before != after
     if more:
         promote_waitlist(session, actor)
 

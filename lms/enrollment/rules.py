@@ -104,9 +104,19 @@ def quota_has_room(quota: SessionQuota | None) -> bool:
     return quota is None or quota.confirmed_count < quota.seats
 
 
-def seat_free(session: TrainingSession, quota: SessionQuota | None) -> bool:
-    """A confirmed seat is free for the quota's municipality (capacity, then quota)."""
-    return session.confirmed_count < session.capacity and quota_has_room(quota)
+def held_for_others(quotas: list[SessionQuota], municipality_id: int) -> int:
+    """Seats of the session held (割当人数) and not yet filled by the other municipalities."""
+    return sum(max(q.seats - q.confirmed_count, 0) for q in quotas if q.municipality_id != municipality_id)
+
+
+def seat_free(session: TrainingSession, quota: SessionQuota | None, held: int = 0) -> bool:
+    """A confirmed seat is free for a municipality: with a quota row, while the capacity and
+    its quota have room (its held seats are inside the capacity); without one, only among the
+    seats nobody holds — ``held``: the unfilled seats of the municipalities with quotas, which
+    stay theirs until released (lms.courses.services.release_session_quotas)."""
+    if quota is not None:
+        return session.confirmed_count < session.capacity and quota_has_room(quota)
+    return session.confirmed_count + held < session.capacity
 
 
 def needs_approval(course: Course, source: str) -> bool:

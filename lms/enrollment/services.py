@@ -210,8 +210,9 @@ def _arrive(session: TrainingSession, member: StaffMember, actor, source: str, n
     quota = None
     seat = False
     if not rules.needs_approval(course, source) and session.confirmed_count < session.capacity:
-        quota = seats.lock_quota(session.id, member.municipality_id)
-        seat = rules.seat_free(session, quota)
+        quotas = seats.lock_quotas(session.id)
+        quota = next((q for q in quotas if q.municipality_id == member.municipality_id), None)
+        seat = rules.seat_free(session, quota, rules.held_for_others(quotas, member.municipality_id))
     status = rules.arrival_status(course, source, seat)
     enrollment = seats.add_enrollment(session, member, status=status, source=source,
                                       actor_id=getattr(actor, "id", None), now=now)
@@ -417,7 +418,8 @@ def promote_waitlist(session: TrainingSession, actor=None) -> list[Enrollment]:
     if session.status != SCHEDULED or rules.has_started(session, now):
         return []
     promoted: list[Enrollment] = []
-    quotas: dict[int, SessionQuota | None] = {}
+    all_quotas = seats.lock_quotas(session.id)
+    quotas: dict[int, SessionQuota] = {q.municipality_id: q for q in all_quotas}
     full: set[int] = set()  # municipalities whose quota is used up
     for enrollment in seats.waitlisted(session.id):
         if session.confirmed_count >= session.capacity:
@@ -425,11 +427,10 @@ def promote_waitlist(session: TrainingSession, actor=None) -> list[Enrollment]:
         mid = enrollment.municipality_id
         if mid in full:
             continue
-        if mid not in quotas:
-            quotas[mid] = seats.lock_quota(session.id, mid)
-        quota = quotas[mid]
-        if not rules.quota_has_room(quota):
-            full.add(mid)
+        quota = quotas.get(mid)
+        if not rules.seat_free(session, quota, rules.held_for_others(all_quotas, mid)):
+            if quota is not None:
+                full.add(mid)
             continue
         member = seats.lock_staff(enrollment.staff_member_id)
         if not member.is_active or seats.overlapping_confirmed(session, member.id) is not None:
@@ -461,8 +462,10 @@ def _approve_tx(enrollment_id: int, actor) -> Enrollment:
         raise SessionStarted(_("この研修回はすでに開始しているか中止されたため、承認できません。"))
     rules.check_eligible(session.course, member)
     _refuse_overlap(session, member.id)
-    quota = seats.lock_quota(session.id, enrollment.municipality_id)
-    status = CONFIRMED if rules.seat_free(session, quota) else WAITLISTED
+    quotas = seats.lock_quotas(session.id)
+    quota = next((q for q in quotas if q.municipality_id == enrollment.municipality_id), None)
+    status = CONFIRMED if rules.seat_free(session, quota, rules.held_for_others(quotas, enrollment.municipality_id)) \
+        else WAITLISTED
     old = _set_status(enrollment, status, actor, now)
     enrollment.decided_at = now
     enrollment.decided_by_id = actor.id

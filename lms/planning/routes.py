@@ -17,7 +17,8 @@ from lms.common.access import municipality_scope, require_own_object, role_requi
 from lms.common.database import begin_write, run_in_transaction
 from lms.common.errors import DomainError, NotFound
 from lms.common.forms import ActionForm, Form
-from lms.common.timeutil import fiscal_year_label, to_tokyo, tokyo_to_utc, utcnow
+from lms.common.timeutil import as_utc, fiscal_year_label, to_tokyo, tokyo_to_utc, utcnow
+from lms.courses.models import SessionQuota
 from lms.extensions import db
 from lms.municipalities.models import Municipality
 from lms.planning import fees, services
@@ -267,10 +268,16 @@ def _survey_page(plan: TrainingPlan, municipality: Municipality, sheet_errors: l
                 return redirect(url_for("planning.survey", plan_id=plan_id, **_survey_args(municipality)))
     allocations = {row.session_id: row for row in services.allocations_of(plan, municipality_id=municipality.id)
                    if row.published_at is not None}
+    held = {q.session_id: q for q in db.session.scalars(select(SessionQuota).where(
+        SessionQuota.municipality_id == municipality.id,
+        SessionQuota.session_id.in_([s.id for s in sessions])))} if sessions else {}
     status = 400 if errors or sheet_errors else 200
     return render_template("planning/survey.html", plan=plan, municipality=municipality, sessions=sessions,
                            values=values, errors=errors, form=form, open=services.survey_open(plan),
                            allocations=allocations, priorities=PRIORITIES, sheet_errors=sheet_errors or [],
+                           held=held, action_form=ActionForm(),
+                           releasable=[s for s in sessions if s.id in held and held[s.id].seats > held[s.id].confirmed_count
+                                       and as_utc(s.starts_at) > utcnow()],
                            args=_survey_args(municipality)), status
 
 
@@ -519,3 +526,26 @@ def remind(plan_id: int):
         db.session.commit()
         flash(_("未回答の %(n)d 自治体の研修担当に催促のメールを送ります（同じ日に二度は送りません）。", n=count), "success")
     return redirect(url_for("planning.plan", plan_id=plan_id))
+
+
+@bp.post("/<int:plan_id>/sessions/<int:session_id>/release")
+@role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
+def release(plan_id: int, session_id: int):
+    """A training office lets its unfilled seats of one session go before the deadline."""
+    plan = _plan(plan_id)
+    municipality = _survey_municipality()
+    if municipality is None:
+        return redirect(url_for("planning.plan", plan_id=plan_id))
+    if not any(s.id == session_id for s in services.plan_sessions(plan)):
+        abort(404)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        freed = run_in_transaction(services.release_early, current_user, session_id, municipality.id)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    else:
+        flash(_("%(name)s の未使用の席 %(n)d 席を解放しました。キャンセル待ちの職員に申込順で割り当てられます。",
+                name=municipality.name, n=freed), "success")
+    return redirect(url_for("planning.survey", plan_id=plan_id, **_survey_args(municipality)))

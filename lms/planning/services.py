@@ -27,8 +27,8 @@ from lms.common.database import is_sqlite
 from lms.common.errors import InvalidInput, NotAllowed, NotFound
 from lms.common.links import app_url
 from lms.common.timeutil import as_utc, fiscal_year_bounds, fiscal_year_label, to_tokyo, utcnow
-from lms.courses.models import CANCELLED, SCHEDULED, Course, TrainingSession
-from lms.courses.services import set_session_quotas
+from lms.courses.models import CANCELLED, SCHEDULED, Course, SessionQuota, TrainingSession
+from lms.courses.services import release_session_quotas, set_session_quotas
 from lms.extensions import db
 from lms.municipalities.models import Municipality
 from lms.planning.allocation import Demand, allocate
@@ -366,4 +366,69 @@ def publish_allocation(actor, plan: TrainingPlan, session_id: int) -> dict:
                 "このメールは Manabi から自動で送信しています。",
             ]),
         )
+    return changes
+
+
+# ---------------------------------------------------------------- release (割当の解放)
+
+
+def _release_notice(session: TrainingSession, before: dict, after: dict, early_by: int | None) -> None:
+    freed = {mid: seats - after.get(mid, 0) for mid, seats in before.items()}
+    freed = {mid: n for mid, n in freed.items() if n > 0}
+    name = f"{session.course.title} {session.title}".strip()
+    when = f"{to_tokyo(session.starts_at):%Y年%m月%d日 %H:%M}"
+    for mid in before:
+        own = freed.get(mid, 0)
+        if early_by is not None and mid != early_by:
+            continue
+        lead = (f"推薦の締切を過ぎたため、{name}（{when}）の割当人数を解放しました。"
+                if early_by is None else f"{name}（{when}）の割当人数のうち未使用の席を解放しました。")
+        signals.office_notice.send(
+            None, municipality_ids=[mid], key=f"release:{session.id}:{mid}:{early_by or 'deadline'}:{sum(after.values())}",
+            subject=f"【割当の解放】{name}（{to_tokyo(session.starts_at):%m月%d日}）",
+            body="\n".join([
+                "研修担当者様", "", lead,
+                f"解放した席：{own}席（確定済みの職員の席はそのままです）。",
+                "解放した席は、キャンセル待ちの職員に申込順で割り当てられます。", "",
+                "このメールは Manabi から自動で送信しています。",
+            ]),
+        )
+
+
+def release_early(actor, session_id: int, municipality_id: int) -> int:
+    """A training office lets its unfilled seats of a session go before the deadline (the
+    caller has settled the municipality with ``municipality_scope``). Returns the seats freed.
+    Run it through ``run_in_transaction``."""
+    changes = release_session_quotas(session_id, municipality_id=municipality_id, actor=actor)
+    if not changes:
+        raise InvalidInput(_("解放できる席（未使用の割当）はありません。"))
+    before, after = changes["quotas"]
+    _release_notice(db.session.get_one(TrainingSession, session_id), before, after, municipality_id)
+    return before.get(municipality_id, 0) - after.get(municipality_id, 0)
+
+
+def sessions_due_for_release(now: datetime | None = None) -> list[int]:
+    """Scheduled sessions whose nomination deadline (申込締切) has passed, not yet started,
+    that still hold seats for municipalities."""
+    now = now or utcnow()
+    return list(db.session.scalars(
+        select(TrainingSession.id).where(
+            TrainingSession.status == SCHEDULED, TrainingSession.enroll_closes_at.is_not(None),
+            TrainingSession.enroll_closes_at <= now, TrainingSession.starts_at > now,
+            select(SessionQuota.id).where(SessionQuota.session_id == TrainingSession.id).exists())
+        .order_by(TrainingSession.enroll_closes_at, TrainingSession.id)
+    ))
+
+
+def release_at_deadline(session_id: int, now: datetime | None = None) -> dict:
+    """Release every quota of a session whose deadline has passed (the worker, no actor);
+    the waitlist takes the freed seats in order of arrival. Run it in ``run_in_transaction``."""
+    now = now or utcnow()
+    session = db.session.get(TrainingSession, session_id)
+    if session is None or session.enroll_closes_at is None or as_utc(session.enroll_closes_at) > now:
+        return {}
+    changes = release_session_quotas(session_id)
+    if changes:
+        before, after = changes["quotas"]
+        _release_notice(session, before, after, None)
     return changes

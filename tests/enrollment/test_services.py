@@ -210,6 +210,34 @@ def test_quota_caps_a_municipality_and_others_share_the_rest(make_session, learn
     assert_counters_consistent(session.id)
 
 
+def test_quota_seats_are_held_until_released(make_session, learner):
+    """割当人数 are held for their municipality: others get only the seats nobody holds until
+    the quotas are released (at the nomination deadline, or by the office earlier); then the
+    waitlist is promoted in order of arrival."""
+    from lms.common.database import run_in_transaction
+    from lms.courses.services import release_session_quotas
+
+    session = make_session(capacity=4, quotas={"131016": 2, "131024": 1})
+    others = [_self_enroll(session, learner("131032")[0]) for _ in range(3)]
+    assert [x.status for x in others] == [CONFIRMED, WAITLISTED, WAITLISTED]  # 3 of 4 seats held
+    chiyoda = _self_enroll(session, learner("131016")[0])
+    assert chiyoda.status == CONFIRMED  # its held seat
+    assert_counters_consistent(session.id)
+    # 中央区 lets its unfilled seat go early: the first waiting person takes it.
+    run_in_transaction(release_session_quotas, session.id, municipality_id=factories.municipality("131024").id)
+    factories.db.session.expire_all()
+    assert [factories.db.session.get(Enrollment, x.id).status for x in others] == [CONFIRMED, CONFIRMED, WAITLISTED]
+    # At the deadline every quota goes: 千代田区's unfilled seat goes to the next in line.
+    changes = run_in_transaction(release_session_quotas, session.id)
+    assert changes["quotas"][1] == {}
+    factories.db.session.expire_all()
+    assert [factories.db.session.get(Enrollment, x.id).status for x in others] == [CONFIRMED, CONFIRMED, CONFIRMED]
+    assert factories.db.session.get(Enrollment, chiyoda.id).status == CONFIRMED  # nobody loses a seat
+    assert run_in_transaction(release_session_quotas, session.id) == {}  # nothing held any more
+    assert_counters_consistent(session.id)
+    assert _audit("session.release_quotas")
+
+
 # ---------------------------------------------------------------- cancel and promotion
 
 

@@ -168,3 +168,45 @@ def test_offices_are_told_when_the_survey_opens_reminded_once_a_day_and_told_the
     run_in_transaction(services.publish_allocation, admin, plan, session.id)
     told = mails(chiyoda.email)[-1]
     assert told.subject.startswith("【割当】") and "割当人数：4人" in told.body_text
+
+
+def test_held_seats_are_released_at_the_deadline_and_the_waitlist_takes_them(admin, make_user, make_session):
+    from sqlalchemy import select
+
+    from lms.common.database import run_in_transaction
+    from lms.courses.models import SessionQuota
+    from lms.enrollment import services as enrollment
+    from lms.enrollment.models import CONFIRMED, WAITLISTED, Enrollment
+    from lms.notifications.models import OutboxMail
+    from lms.planning.tasks import release_due_quotas
+
+    session = make_session(starts_in=timedelta(days=10), capacity=3, quotas={"131016": 2})
+    office = make_user("municipal_admin", "131016", email="kenshu@chiyoda.example.lg.jp")
+    waiting = []
+    for _ in range(3):
+        user = make_user("learner", "131032")
+        waiting.append(enrollment.enroll(session.id, user.staff_member.id, user))
+    assert [e.status for e in waiting] == [CONFIRMED, WAITLISTED, WAITLISTED]
+    # The office lets its seats go early (nobody of 千代田区 confirmed: both go); the two in
+    # line take them.
+    freed = run_in_transaction(services.release_early, office, session.id, office.municipality_id)
+    assert freed == 2
+    db.session.expire_all()
+    assert [db.session.get(Enrollment, e.id).status for e in waiting] == [CONFIRMED, CONFIRMED, CONFIRMED]
+    with pytest.raises(InvalidInput):
+        run_in_transaction(services.release_early, office, session.id, office.municipality_id)  # nothing left
+    assert "解放" in db.session.scalar(select(OutboxMail.subject).where(OutboxMail.to_address == office.email))
+    # Another session past its deadline: the worker releases its quota.
+    other = make_session(starts_in=timedelta(days=2), capacity=1, quotas={"131016": 1})
+    late = make_user("learner", "131024")
+    queued = enrollment.enroll(other.id, late.staff_member.id, late)
+    assert queued.status == WAITLISTED
+    db.session.execute(db.update(type(other)).where(type(other).id == other.id)
+                       .values(enroll_closes_at=utcnow() - timedelta(minutes=1)))
+    db.session.commit()
+    assert other.id in services.sessions_due_for_release()
+    assert release_due_quotas() == 1
+    db.session.expire_all()
+    assert db.session.get(Enrollment, queued.id).status == CONFIRMED
+    assert db.session.scalar(select(SessionQuota.id).where(SessionQuota.session_id == other.id)) is None
+    assert release_due_quotas() == 0  # nothing held any more
