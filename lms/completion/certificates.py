@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 import qrcode
+from flask import current_app, has_app_context
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.lib.utils import ImageReader
@@ -30,7 +31,7 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 from sqlalchemy import select
 
-from lms.common.timeutil import to_tokyo, utcnow
+from lms.common.timeutil import fiscal_year_label, format_wareki, to_tokyo, utcnow
 from lms.common.zipstream import ZipStream
 from lms.completion.models import COMPLETED, Completion
 from lms.completion.services import normalise_serial
@@ -82,11 +83,15 @@ class CertificateData:
     issuer: str = ""
     issued_on: date | None = None  # the date of issue printed (the day the PDF is made)
     revoked: bool = False
+    wareki: bool = False  # dates and the fiscal year in the Japanese era (LMS_WAREKI)
 
 
-def japanese_date(value: datetime | date) -> str:
+def japanese_date(value: datetime | date, wareki: bool = False) -> str:
+    """2026年12月3日, or 令和8年12月3日 with ``wareki``."""
     local = to_tokyo(value) if isinstance(value, datetime) else value
     assert local is not None  # given a datetime
+    if wareki:
+        return format_wareki(local)
     return f"{local.year}年{local.month}月{local.day}日"
 
 
@@ -102,6 +107,7 @@ def certificate_data(completion: Completion, verify_url: str, issuer: str = "") 
         issuer=issuer,
         issued_on=to_tokyo(utcnow()).date(),
         revoked=completion.status != COMPLETED,
+        wareki=bool(current_app.config.get("LMS_WAREKI")) if has_app_context() else False,
     )
 
 
@@ -156,10 +162,10 @@ def render_certificate_pdf(data: CertificateData, font_path: str) -> bytes:
 
     _centred(c, MINCHO, 14, height - 120 * mm, "あなたは下記の研修を修了したことを証します。", usable)
     _centred(c, GOTHIC, 20, height - 140 * mm, data.course_title, usable)
-    _centred(c, MINCHO, 13, height - 155 * mm, f"{data.fiscal_year}年度", usable)
-    _centred(c, MINCHO, 14, height - 170 * mm, f"修了日　{japanese_date(data.completed_at)}", usable)
+    _centred(c, MINCHO, 13, height - 155 * mm, fiscal_year_label(data.fiscal_year, wareki=data.wareki), usable)
+    _centred(c, MINCHO, 14, height - 170 * mm, f"修了日　{japanese_date(data.completed_at, data.wareki)}", usable)
     if data.issued_on is not None:
-        _centred(c, MINCHO, 12, height - 185 * mm, f"発行日　{japanese_date(data.issued_on)}", usable)
+        _centred(c, MINCHO, 12, height - 185 * mm, f"発行日　{japanese_date(data.issued_on, data.wareki)}", usable)
     _centred(c, MINCHO, 18, height - 198 * mm, data.issuer or "Manabi", usable)
 
     # Verification: QR code and the URL in words, and the serial number.

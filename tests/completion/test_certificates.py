@@ -117,3 +117,16 @@ def test_certificate_names_the_issuing_body_and_the_date_of_issue(known_data, cl
     today = to_tokyo(utcnow()).date()
     assert "東京都総務局人事部" in text and "Manabi 研修ポータル" not in text
     assert f"発行日 {today.year}年{today.month}月{today.day}日" in " ".join(text.split())
+
+
+def test_certificate_dates_in_the_japanese_era_when_configured(known_data, client, login_as, db, tmp_path, app):
+    from lms.common.timeutil import fiscal_year_label, format_wareki, to_tokyo, utcnow
+
+    app.config["LMS_WAREKI"] = True
+    d = known_data
+    login_as(user=d["learner"])
+    c = db.session.scalar(select(Completion).where(Completion.staff_member_id == d["staff"][0].id))
+    text = " ".join(pdf_text(client.get(f"/completion/certificates/{c.id}.pdf").data, tmp_path).split())
+    assert f"発行日 {format_wareki(to_tokyo(utcnow()).date())}" in text
+    assert fiscal_year_label(c.fiscal_year, wareki=True) in text and "令和" in text
+    assert f"修了日 {format_wareki(c.completed_at)}" in text
