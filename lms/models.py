@@ -24,6 +24,7 @@ from lms.planning.models import (  # noqa: F401
     PlanCourseFee,
     PlanDemand,
     PlanFeeExemption,
+    SeatExchange,
     TrainingPlan,
 )
 from lms.roster.models import StaffHistory, StaffMember  # noqa: F401

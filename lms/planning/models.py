@@ -201,3 +201,39 @@ class FeeStatementLine(Model):
     note: Mapped[str] = mapped_column(String(500), default="")
 
     statement: Mapped[FeeStatement] = relationship(back_populates="lines")
+
+
+# A training office's request about its seats of one session.
+EXCHANGE_OFFER = "offer"  # give seats to another municipality
+EXCHANGE_ASK = "ask"  # ask for more seats
+EXCHANGE_PENDING, EXCHANGE_APPROVED, EXCHANGE_REJECTED = "pending", "approved", "rejected"
+
+
+class SeatExchange(Model):
+    """割当の譲渡・追加希望: an office offers seats to another municipality, or asks for more;
+    the platform admin approves (the quotas change) or rejects (with a reason)."""
+
+    __tablename__ = "seat_exchange"
+    __table_args__ = (
+        CheckConstraint("seats >= 1", name="seats_positive"),
+        Index("ix_seat_exchange_plan_status", "plan_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("training_plan.id", ondelete="CASCADE"))
+    session_id: Mapped[int] = mapped_column(ForeignKey("training_session.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(10))
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipality.id"))  # who asks / offers
+    to_municipality_id: Mapped[int | None] = mapped_column(ForeignKey("municipality.id"))  # an offer's recipient
+    seats: Mapped[int] = mapped_column()
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    status: Mapped[str] = mapped_column(String(10), default=EXCHANGE_PENDING)
+    decision_reason: Mapped[str] = mapped_column(String(500), default="")
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    session = relationship("TrainingSession")
+    municipality = relationship("Municipality", foreign_keys=[municipality_id])
+    to_municipality = relationship("Municipality", foreign_keys=[to_municipality_id])

@@ -17,6 +17,7 @@ from lms.common.access import municipality_scope, require_own_object, role_requi
 from lms.common.database import begin_write, run_in_transaction
 from lms.common.errors import DomainError, NotFound
 from lms.common.forms import ActionForm, Form
+from lms.common.ids import parse_id
 from lms.common.timeutil import as_utc, fiscal_year_label, to_tokyo, tokyo_to_utc, utcnow
 from lms.courses.models import SessionQuota
 from lms.extensions import db
@@ -75,7 +76,8 @@ def plan(plan_id: int):
     publish_form = PublishForm()
     return render_template("planning/plan.html", plan=plan, per_session=per_session,
                            per_municipality=per_municipality, allocated=allocated, publish_form=publish_form,
-                           action_form=ActionForm(), survey_open=services.survey_open(plan))
+                           action_form=ActionForm(), survey_open=services.survey_open(plan),
+                           exchanges=services.pending_exchanges(plan))
 
 
 @bp.post("/<int:plan_id>/publish")
@@ -100,7 +102,8 @@ def publish(plan_id: int):
     allocated = {row.session_id for row in services.allocations_of(plan)}
     return render_template("planning/plan.html", plan=plan, per_session=per_session,
                            per_municipality=per_municipality, allocated=allocated, publish_form=form,
-                           action_form=ActionForm(), survey_open=services.survey_open(plan)), 400
+                           action_form=ActionForm(), survey_open=services.survey_open(plan),
+                           exchanges=services.pending_exchanges(plan)), 400
 
 
 @bp.post("/<int:plan_id>/allocate")
@@ -276,6 +279,9 @@ def _survey_page(plan: TrainingPlan, municipality: Municipality, sheet_errors: l
                            values=values, errors=errors, form=form, open=services.survey_open(plan),
                            allocations=allocations, priorities=PRIORITIES, sheet_errors=sheet_errors or [],
                            held=held, action_form=ActionForm(),
+                           exchanges=services.pending_exchanges(plan, municipality.id),
+                           others=db.session.scalars(select(Municipality).where(Municipality.id != municipality.id)
+                                                     .order_by(Municipality.code)).all(),
                            releasable=[s for s in sessions if s.id in held and held[s.id].seats > held[s.id].confirmed_count
                                        and as_utc(s.starts_at) > utcnow()],
                            args=_survey_args(municipality)), status
@@ -549,3 +555,54 @@ def release(plan_id: int, session_id: int):
         flash(_("%(name)s の未使用の席 %(n)d 席を解放しました。キャンセル待ちの職員に申込順で割り当てられます。",
                 name=municipality.name, n=freed), "success")
     return redirect(url_for("planning.survey", plan_id=plan_id, **_survey_args(municipality)))
+
+
+@bp.post("/<int:plan_id>/sessions/<int:session_id>/exchange")
+@role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
+def request_exchange(plan_id: int, session_id: int):
+    """A training office offers seats of a session to another municipality, or asks for more."""
+    plan = _plan(plan_id)
+    municipality = _survey_municipality()
+    if municipality is None:
+        return redirect(url_for("planning.plan", plan_id=plan_id))
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    kind = request.form.get("kind", "")
+    seats = _whole_number(request.form.get("seats", "")) or 0
+    to_id = parse_id(request.form.get("to_municipality_id"))
+    try:
+        begin_write()
+        plan = db.session.get_one(TrainingPlan, plan_id)
+        services.request_exchange(current_user, plan, session_id, municipality.id, kind=kind, seats=seats,
+                                  to_municipality_id=to_id, reason=request.form.get("reason", ""))
+    except NotFound:
+        db.session.rollback()
+        abort(404)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    else:
+        db.session.commit()
+        flash(_("申請しました。全体管理者が承認すると割当人数が変わります。"), "success")
+    return redirect(url_for("planning.survey", plan_id=plan_id, **_survey_args(municipality)) + f"#exchange-{session_id}")
+
+
+@bp.post("/<int:plan_id>/exchanges/<int:exchange_id>/decide")
+@role_required(PLATFORM_ADMIN)
+def decide_exchange(plan_id: int, exchange_id: int):
+    plan = _plan(plan_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    approve = request.form.get("decision") == "approve"
+    try:
+        row = run_in_transaction(services.decide_exchange, current_user, plan, exchange_id, approve=approve,
+                                 reason=request.form.get("reason", ""))
+    except NotFound:
+        db.session.rollback()
+        abort(404)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    else:
+        flash(_("申請を承認し、割当人数を変更しました。") if row.status == "approved" else _("申請を見送りました。"), "success")
+    return redirect(url_for("planning.plan", plan_id=plan_id) + "#exchanges")

@@ -32,7 +32,20 @@ from lms.courses.services import release_session_quotas, set_session_quotas
 from lms.extensions import db
 from lms.municipalities.models import Municipality
 from lms.planning.allocation import Demand, allocate
-from lms.planning.models import PLAN_DRAFT, PLAN_PUBLISHED, PRIORITIES, PlanAllocation, PlanDemand, TrainingPlan
+from lms.planning.models import (
+    EXCHANGE_APPROVED,
+    EXCHANGE_ASK,
+    EXCHANGE_OFFER,
+    EXCHANGE_PENDING,
+    EXCHANGE_REJECTED,
+    PLAN_DRAFT,
+    PLAN_PUBLISHED,
+    PRIORITIES,
+    PlanAllocation,
+    PlanDemand,
+    SeatExchange,
+    TrainingPlan,
+)
 
 
 def _require_platform_admin(actor) -> None:
@@ -432,3 +445,103 @@ def release_at_deadline(session_id: int, now: datetime | None = None) -> dict:
         before, after = changes["quotas"]
         _release_notice(session, before, after, None)
     return changes
+
+
+# ---------------------------------------------------------------- exchange (譲渡・追加希望)
+
+
+def _held(session_id: int) -> dict[int, SessionQuota]:
+    return {q.municipality_id: q for q in db.session.scalars(
+        select(SessionQuota).where(SessionQuota.session_id == session_id))}
+
+
+def request_exchange(actor, plan: TrainingPlan, session_id: int, municipality_id: int, *, kind: str, seats: int,
+                     to_municipality_id: int | None = None, reason: str = "") -> SeatExchange:
+    """A training office offers ``seats`` of its quota to another municipality, or asks for
+    ``seats`` more (the caller has settled ``municipality_id`` with ``municipality_scope``).
+    Nothing changes until the platform admin approves."""
+    session = next((s for s in plan_sessions(plan) if s.id == session_id), None)
+    if session is None:
+        raise NotFound(_("研修回が見つかりません。"))
+    if as_utc(session.starts_at) <= utcnow():
+        raise InvalidInput(_("開始した研修回の割当は変更できません。"))
+    if not 1 <= seats <= 9999:
+        raise InvalidInput(_("人数は1以上の整数で入力してください。"), field="seats")
+    reason = (reason or "").strip()
+    if len(reason) > 500:
+        raise InvalidInput(_("理由は500文字以内で入力してください。"), field="reason")
+    held = _held(session_id)
+    if kind == EXCHANGE_OFFER:
+        own = held.get(municipality_id)
+        unused = own.seats - own.confirmed_count if own else 0
+        if seats > unused:
+            raise InvalidInput(_("譲れるのは未使用の割当（%(n)d席）までです。", n=unused), field="seats")
+        if to_municipality_id is None or to_municipality_id == municipality_id \
+                or db.session.get(Municipality, to_municipality_id) is None:
+            raise InvalidInput(_("譲る先の自治体を選んでください。"), field="to_municipality_id")
+    elif kind == EXCHANGE_ASK:
+        to_municipality_id = None
+        if not reason:
+            raise InvalidInput(_("追加を希望する理由を入力してください。"), field="reason")
+    else:
+        raise InvalidInput(_("申請の種類が正しくありません。"))
+    row = SeatExchange(plan_id=plan.id, session_id=session_id, kind=kind, municipality_id=municipality_id,
+                       to_municipality_id=to_municipality_id, seats=seats, reason=reason, requested_by_id=actor.id)
+    db.session.add(row)
+    db.session.flush()
+    record_action(actor, f"plan.exchange_{kind}", "seat_exchange", row.id, municipality_id, session_id=session_id,
+                  seats=seats, to_municipality_id=to_municipality_id, reason=reason)
+    return row
+
+
+def pending_exchanges(plan: TrainingPlan, municipality_id: int | None = None) -> list[SeatExchange]:
+    query = select(SeatExchange).where(SeatExchange.plan_id == plan.id)
+    if municipality_id is not None:
+        query = query.where((SeatExchange.municipality_id == municipality_id)
+                            | (SeatExchange.to_municipality_id == municipality_id))
+    else:
+        query = query.where(SeatExchange.status == EXCHANGE_PENDING)
+    return list(db.session.scalars(query.order_by(SeatExchange.created_at.desc(), SeatExchange.id.desc())))
+
+
+def decide_exchange(actor, plan: TrainingPlan, exchange_id: int, *, approve: bool, reason: str = "") -> SeatExchange:
+    """The platform admin approves (the quotas change through the session edit's checks: never
+    below a municipality's confirmed people, never above capacity) or rejects with a reason.
+    Run it through ``run_in_transaction``."""
+    _require_platform_admin(actor)
+    row = db.session.get(SeatExchange, exchange_id)
+    if row is None or row.plan_id != plan.id:
+        raise NotFound(_("申請が見つかりません。"))
+    if row.status != EXCHANGE_PENDING:
+        raise InvalidInput(_("この申請はすでに処理されています。"))
+    reason = (reason or "").strip()
+    if not approve and not reason:
+        raise InvalidInput(_("見送る理由を入力してください。"), field="reason")
+    if approve:
+        quotas = {mid: q.seats for mid, q in _held(row.session_id).items()}
+        if row.kind == EXCHANGE_OFFER:
+            assert row.to_municipality_id is not None
+            quotas[row.municipality_id] = quotas.get(row.municipality_id, 0) - row.seats
+            quotas[row.to_municipality_id] = quotas.get(row.to_municipality_id, 0) + row.seats
+        else:
+            quotas[row.municipality_id] = quotas.get(row.municipality_id, 0) + row.seats
+        set_session_quotas(actor, row.session_id, {mid: n for mid, n in quotas.items() if n > 0})
+    row.status = EXCHANGE_APPROVED if approve else EXCHANGE_REJECTED
+    row.decision_reason = reason
+    row.decided_by_id = actor.id
+    row.decided_at = utcnow()
+    record_action(actor, "plan.exchange_decide", "seat_exchange", row.id, row.municipality_id,
+                  approved=approve, reason=reason, kind=row.kind, seats=row.seats)
+    session = row.session
+    name = f"{session.course.title} {session.title}".strip()
+    told = [row.municipality_id] + ([row.to_municipality_id] if approve and row.to_municipality_id else [])
+    verdict = "承認" if approve else "見送り"
+    what = (f"{row.municipality.name}から{row.to_municipality.name}へ{row.seats}席の譲渡" if row.kind == EXCHANGE_OFFER
+            else f"{row.municipality.name}の{row.seats}席の追加")
+    signals.office_notice.send(
+        None, municipality_ids=told, key=f"exchange:{row.id}:{row.status}",
+        subject=f"【割当の変更】{name}：{what}（{verdict}）",
+        body="\n".join(["研修担当者様", "", f"{name}（{to_tokyo(session.starts_at):%Y年%m月%d日 %H:%M}）について、{what}を{verdict}しました。",
+                        *([f"理由：{reason}"] if reason else []), "", "このメールは Manabi から自動で送信しています。"]),
+    )
+    return row

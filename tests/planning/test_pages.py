@@ -211,3 +211,35 @@ def test_the_plan_prints_and_downloads_for_offices_once_published(app, client, l
     login_as("municipal_admin", "131016")
     assert client.get(f"/plans/{draft.id}/print").status_code == 404
     assert client.get(f"/plans/{draft.id}/plan.xlsx").status_code == 404
+
+
+def test_an_office_offers_seats_and_the_platform_admin_approves_on_the_pages(app, client, login_as, make_session):
+    from lms.planning.models import SeatExchange
+
+    admin, plan, session = _plan_flow(client, login_as, make_session)
+    chiyoda, chuo = factories.municipality("131016"), factories.municipality("131024")
+    db.session.add(SessionQuota(session_id=session.id, municipality_id=chiyoda.id, seats=5))
+    db.session.commit()
+    login_as("municipal_admin", "131016")
+    page = client.get(f"/plans/{plan.id}/survey").get_data(as_text=True)
+    assert f'id="exchange-{session.id}"' in page
+    refused = client.post(f"/plans/{plan.id}/sessions/{session.id}/exchange",
+                          data={"kind": "offer", "seats": "9", "to_municipality_id": str(chuo.id)})
+    assert refused.status_code == 302 and db.session.scalar(select(SeatExchange.id)) is None
+    sent = client.post(f"/plans/{plan.id}/sessions/{session.id}/exchange",
+                       data={"kind": "offer", "seats": "２", "to_municipality_id": str(chuo.id), "reason": "不要"})
+    assert sent.status_code == 302
+    exchange = db.session.scalar(select(SeatExchange))
+    assert exchange.seats == 2 and exchange.status == "pending"
+    # Another office cannot decide, nor file for 千代田区.
+    login_as("municipal_admin", "131024")
+    assert client.post(f"/plans/{plan.id}/exchanges/{exchange.id}/decide", data={"decision": "approve"}).status_code == 403
+    assert client.post(f"/plans/{plan.id}/sessions/{session.id}/exchange?m={chiyoda.id}",
+                       data={"kind": "ask", "seats": "1", "reason": "x"}).status_code == 403
+    login_as(user=admin)
+    assert "2 席を譲る" in client.get(f"/plans/{plan.id}").get_data(as_text=True)
+    assert client.post(f"/plans/{plan.id}/exchanges/{exchange.id}/decide", data={"decision": "approve"}).status_code == 302
+    quotas = {q.municipality.code: q.seats for q in db.session.scalars(
+        select(SessionQuota).where(SessionQuota.session_id == session.id))}
+    assert quotas == {"131016": 3, "131024": 2}
+    assert client.post(f"/plans/{plan.id}/exchanges/999999/decide", data={"decision": "approve"}).status_code == 404

@@ -210,3 +210,53 @@ def test_held_seats_are_released_at_the_deadline_and_the_waitlist_takes_them(adm
     assert db.session.get(Enrollment, queued.id).status == CONFIRMED
     assert db.session.scalar(select(SessionQuota.id).where(SessionQuota.session_id == other.id)) is None
     assert release_due_quotas() == 0  # nothing held any more
+
+
+def test_offices_offer_and_ask_for_seats_and_the_platform_admin_decides(world, admin, make_user):
+    from sqlalchemy import select
+
+    from lms.common.database import run_in_transaction
+    from lms.courses.models import SessionQuota
+    from lms.planning.models import EXCHANGE_APPROVED, EXCHANGE_ASK, EXCHANGE_OFFER, EXCHANGE_REJECTED
+
+    plan, session, _other = world
+    chiyoda = make_user("municipal_admin", "131016")
+    chuo = make_user("municipal_admin", "131024")
+    db.session.add_all([SessionQuota(session_id=session.id, municipality_id=chiyoda.municipality_id, seats=6),
+                        SessionQuota(session_id=session.id, municipality_id=chuo.municipality_id, seats=4)])
+    db.session.commit()
+
+    def quotas():
+        db.session.expire_all()
+        return {q.municipality.code: q.seats for q in db.session.scalars(
+            select(SessionQuota).where(SessionQuota.session_id == session.id))}
+
+    with pytest.raises(InvalidInput):  # more than its unused seats
+        services.request_exchange(chiyoda, plan, session.id, chiyoda.municipality_id, kind=EXCHANGE_OFFER, seats=7,
+                                  to_municipality_id=chuo.municipality_id)
+    offer = services.request_exchange(chiyoda, plan, session.id, chiyoda.municipality_id, kind=EXCHANGE_OFFER,
+                                      seats=2, to_municipality_id=chuo.municipality_id, reason="新任が少ない")
+    ask = services.request_exchange(chuo, plan, session.id, chuo.municipality_id, kind=EXCHANGE_ASK, seats=3,
+                                    reason="異動者が多い")
+    db.session.commit()
+    assert quotas() == {"131016": 6, "131024": 4}  # nothing changes before a decision
+    run_in_transaction(services.decide_exchange, admin, plan, offer.id, approve=True)
+    assert quotas() == {"131016": 4, "131024": 6}
+    with pytest.raises(InvalidInput):  # 10 of 20 seats held + 3 is fine, but a rejection needs a reason
+        run_in_transaction(services.decide_exchange, admin, plan, ask.id, approve=False)
+    run_in_transaction(services.decide_exchange, admin, plan, ask.id, approve=True)
+    assert quotas() == {"131016": 4, "131024": 9}
+    db.session.expire_all()
+    assert [db.session.get(type(offer), x.id).status for x in (offer, ask)] == [EXCHANGE_APPROVED, EXCHANGE_APPROVED]
+    # An ask beyond the capacity is refused by the session's own checks, and stays pending.
+    too_many = services.request_exchange(chuo, plan, session.id, chuo.municipality_id, kind=EXCHANGE_ASK, seats=8,
+                                         reason="さらに")
+    db.session.commit()
+    with pytest.raises(InvalidInput):
+        run_in_transaction(services.decide_exchange, admin, plan, too_many.id, approve=True)
+    run_in_transaction(services.decide_exchange, admin, plan, too_many.id, approve=False, reason="定員のため")
+    db.session.expire_all()
+    assert db.session.get(type(offer), too_many.id).status == EXCHANGE_REJECTED
+    assert quotas() == {"131016": 4, "131024": 9}
+    with pytest.raises(NotAllowed):
+        run_in_transaction(services.decide_exchange, chuo, plan, too_many.id, approve=True)

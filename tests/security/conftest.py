@@ -117,10 +117,16 @@ def world(app, db):
 
     plan_fees.set_fees(platform, plan, {course.id: 2000}, charge_late_cancellation=True, charge_no_show=True)
     statement = plan_fees.issue_statement(platform, plan, municipality(B).id)
+    from lms.planning.models import SeatExchange
+
+    exchange = SeatExchange(plan_id=plan.id, session_id=session.id, kind="ask", municipality_id=municipality(B).id,
+                            seats=1, reason="異動者が多い")
+    db.session.add(exchange)
     db.session.commit()
     params = {
         "plan_id": plan.id,
         "statement_id": statement.id,
+        "exchange_id": exchange.id,
         "municipality_id": municipality(B).id,
         "allocation_id": db.session.scalar(select(PlanAllocation.id).where(PlanAllocation.plan_id == plan.id)),
         "course_id": course.id, "session_id": session.id, "enrollment_id": enrollment.id,

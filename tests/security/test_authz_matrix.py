@@ -195,6 +195,10 @@ EXPECTED = {
     # An office releases its own unused seats (the walk's session has left the plan by then:
     # 404; the platform admin without ?m= is sent to the plan).
     "planning.release POST": "L 403 403 404 404 ok",
+    # Offices file for their own municipality (the session has left the plan by then: 404);
+    # the platform admin decides (a rejection without a reason: back with the message).
+    "planning.request_exchange POST": "L 403 403 404 404 ok",
+    "planning.decide_exchange POST": "L 403 403 403 403 ok",
     # 研修負担金: the platform admin sets fees and bills; a municipality's statements and
     # charges are its own office's (B here) and the platform admin's.
     "planning.fee_settings GET": "L 403 403 403 403 ok",
