@@ -477,38 +477,59 @@ def set_session_quotas(actor, session_id: int, quotas: dict[int, int]) -> dict:
     return update_session(actor, session_id, data)
 
 
-def release_session_quotas(session_id: int, *, municipality_id: int | None = None, actor=None) -> dict:
+def release_session_quotas(session_id: int, *, municipality_id: int | None = None, actor=None,
+                           keep: dict[int, int] | None = None) -> dict:
     """Give held seats back to everyone. With ``municipality_id``: that municipality's
     unfilled seats only (its quota becomes what it has confirmed; a training office letting
     its seats go early). Without: at the nomination deadline, every quota row goes — the
     confirmed people keep their seats, the unfilled ones join the shared capacity, and the
     waitlist (in order of arrival) is promoted into them by the enrollment area's receiver of
-    ``session_updated``. The caller authorises; run it through ``run_in_transaction``.
-    Returns ``{"quotas": (before, after)}``, or {} when nothing was held."""
+    ``session_updated``. ``keep`` ({municipality id: seats}) first hands the freed seats to
+    some municipalities (their quotas become these, and their waiting staff are promoted into
+    them) before the rest is shared. The caller authorises; run it through
+    ``run_in_transaction``. Returns ``{"quotas": (before, after)}``, or {} when nothing was held."""
     session = _lock_session(session_id)
-    quotas = db.session.scalars(
+    quotas = list(db.session.scalars(
         _for_update(select(SessionQuota).where(SessionQuota.session_id == session.id)).execution_options(
             populate_existing=True)
-    ).all()
+    ))
     before = {q.municipality_id: q.seats for q in quotas}
+    if not before:
+        return {}
     if municipality_id is not None:
         after = dict(before)
         for quota in quotas:
             if quota.municipality_id == municipality_id and quota.seats > quota.confirmed_count:
                 quota.seats = quota.confirmed_count
                 after[municipality_id] = quota.seats
-    else:
-        after = {}
+        if after == before:
+            return {}
+        _announce_quotas(session, actor, before, after, municipality_id)
+        return {"quotas": (before, after)}
+    current = dict(before)
+    if keep:
         for quota in quotas:
-            session.quotas.remove(quota)
-    if before == after:
-        return {}
-    changes = {"quotas": (before, after)}
+            if quota.municipality_id in keep:
+                quota.seats = max(keep[quota.municipality_id], quota.confirmed_count)
+            else:
+                quota.seats = quota.confirmed_count  # its unused seats are the ones handed on
+        for mid, seats in keep.items():
+            if mid not in before and seats > 0:
+                session.quotas.append(SessionQuota(municipality_id=mid, seats=seats))
+        after = {q.municipality_id: q.seats for q in session.quotas}
+        _announce_quotas(session, actor, current, after, None)
+        current = after
+    for quota in list(session.quotas):
+        session.quotas.remove(quota)
+    _announce_quotas(session, actor, current, {}, None)
+    return {"quotas": (before, {})}
+
+
+def _announce_quotas(session: TrainingSession, actor, before: dict, after: dict, municipality_id: int | None) -> None:
     db.session.flush()
     record_action(actor, "session.release_quotas", "training_session", session.id, municipality_id,
                   before={str(k): v for k, v in before.items()}, after={str(k): v for k, v in after.items()})
-    signals.session_updated.send(session, actor=actor, changes=changes)
-    return changes
+    signals.session_updated.send(session, actor=actor, changes={"quotas": (before, after)})
 
 
 def _for_update(stmt):

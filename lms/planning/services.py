@@ -29,6 +29,7 @@ from lms.common.links import app_url
 from lms.common.timeutil import as_utc, fiscal_year_bounds, fiscal_year_label, to_tokyo, utcnow
 from lms.courses.models import CANCELLED, SCHEDULED, Course, SessionQuota, TrainingSession
 from lms.courses.services import release_session_quotas, set_session_quotas
+from lms.enrollment.models import WAITLISTED, Enrollment
 from lms.extensions import db
 from lms.municipalities.models import Municipality
 from lms.planning.allocation import Demand, allocate
@@ -440,11 +441,47 @@ def release_at_deadline(session_id: int, now: datetime | None = None) -> dict:
     session = db.session.get(TrainingSession, session_id)
     if session is None or session.enroll_closes_at is None or as_utc(session.enroll_closes_at) > now:
         return {}
-    changes = release_session_quotas(session_id)
-    if changes:
-        before, after = changes["quotas"]
-        _release_notice(session, before, after, None)
+    held = _held(session_id)
+    if not held:
+        return {}
+    # Municipalities whose request was not met take the freed seats first (their waiting
+    # staff are promoted into them at once); everything else is shared, in order of arrival.
+    first = _first_claims(session, held)
+    changes = release_session_quotas(session_id, keep=first)
+    before = {mid: q.seats for mid, q in held.items()}
+    _release_notice(session, before, {}, None)
     return changes
+
+
+def _first_claims(session: TrainingSession, held: dict[int, SessionQuota]) -> dict[int, int]:
+    """At the deadline, the seats left unused are offered first to the municipalities whose
+    survey request for this session was not met, as far as they have staff waiting: divided by
+    the allocation method (no guarantee, proportional to what each still lacks). Returns the
+    quotas they keep ({municipality id: seats}); the rest of the seats become shared."""
+    freed = sum(max(q.seats - q.confirmed_count, 0) for q in held.values())
+    if freed <= 0:
+        return {}
+    requests = dict(db.session.execute(
+        select(PlanDemand.municipality_id, func.max(PlanDemand.requested))
+        .join(TrainingPlan, TrainingPlan.id == PlanDemand.plan_id)
+        .where(PlanDemand.session_id == session.id, TrainingPlan.status == PLAN_PUBLISHED)
+        .group_by(PlanDemand.municipality_id)).all())
+    if not requests:
+        return {}
+    waiting = dict(db.session.execute(
+        select(Enrollment.municipality_id, func.count()).where(
+            Enrollment.session_id == session.id, Enrollment.status == WAITLISTED)
+        .group_by(Enrollment.municipality_id)).all())
+    codes = dict(db.session.execute(select(Municipality.id, Municipality.code)).all())
+    demands = []
+    for mid, requested in requests.items():
+        got = held[mid].confirmed_count if mid in held else 0
+        lacking = min(int(requested) - got, int(waiting.get(mid, 0)))
+        if lacking > 0:
+            demands.append(Demand(mid, codes.get(mid, ""), lacking))
+    shares = allocate(freed, demands, minimum=0)
+    return {mid: (held[mid].confirmed_count if mid in held else 0) + share.seats
+            for mid, share in shares.items() if share.seats > 0}
 
 
 # ---------------------------------------------------------------- exchange (譲渡・追加希望)

@@ -260,3 +260,43 @@ def test_offices_offer_and_ask_for_seats_and_the_platform_admin_decides(world, a
     assert quotas() == {"131016": 4, "131024": 9}
     with pytest.raises(NotAllowed):
         run_in_transaction(services.decide_exchange, chuo, plan, too_many.id, approve=True)
+
+
+def test_at_the_deadline_freed_seats_go_first_to_municipalities_whose_request_was_not_met(admin, make_user,
+                                                                                           make_session):
+    """千代田区 asked 3 and holds 3 but fills 1; 中央区 asked 4, got 1 and has 3 waiting; 港区
+    (no request) has one person waiting who arrived before them. At the deadline 千代田区's
+    2 unused seats go to 中央区's waiting staff first; 港区's person keeps waiting."""
+    from lms.enrollment import services as enrollment
+    from lms.enrollment.models import CONFIRMED, WAITLISTED, Enrollment
+
+    session = make_session(starts_in=timedelta(days=10), capacity=4, quotas={"131016": 3, "131024": 1})
+    plan = services.create_plan(admin, fiscal_year_of(session.starts_at))
+    services.publish_plan(admin, plan, utcnow() + timedelta(days=3))
+    for code, n in (("131016", 3), ("131024", 4)):
+        office = make_user("municipal_admin", code)
+        services.answer_survey(office, plan, office.municipality_id, {session.id: Answer(n)})
+    db.session.commit()
+
+    def join(code):
+        user = make_user("learner", code)
+        return enrollment.enroll(session.id, user.staff_member.id, user)
+
+    chiyoda = join("131016")
+    chuo = [join("131024") for _ in range(4)]
+    minato = join("131032")
+    assert chiyoda.status == CONFIRMED and [e.status for e in chuo] == [CONFIRMED, WAITLISTED, WAITLISTED, WAITLISTED]
+    assert minato.status == WAITLISTED
+    # 港区's person must have arrived before 中央区's last two to make the point: re-queue them.
+    db.session.execute(db.update(Enrollment).where(Enrollment.id == minato.id).values(arrival_seq=0))
+    db.session.commit()
+    from lms.common.database import run_in_transaction
+
+    run_in_transaction(services.release_at_deadline, session.id, utcnow() + timedelta(days=30))
+    db.session.expire_all()
+    statuses = [db.session.get(Enrollment, e.id).status for e in chuo]
+    assert statuses == [CONFIRMED, CONFIRMED, CONFIRMED, WAITLISTED]
+    assert db.session.get(Enrollment, minato.id).status == WAITLISTED
+    from lms.courses.models import SessionQuota
+
+    assert db.session.scalar(db.select(SessionQuota.id).where(SessionQuota.session_id == session.id)) is None
