@@ -20,7 +20,7 @@ from lms.attendance import services
 from lms.attendance.models import AttendanceRecord, AttendanceUpload
 from lms.attendance.teams_file import Report, ReportError, normalise_name, parse_report
 from lms.audit.services import record_action
-from lms.common.errors import Conflict, InvalidInput, NotFound
+from lms.common.errors import Conflict, InvalidInput, NotAllowed
 from lms.common.timeutil import as_utc, utcnow
 from lms.courses.models import CANCELLED, TrainingSession
 from lms.extensions import db
@@ -91,10 +91,12 @@ def upload_report(session: TrainingSession, data: bytes, filename: str, actor) -
 def get_upload(session: TrainingSession, upload_id: int, actor) -> AttendanceUpload:
     """The uploader's own, unexpired upload for this session; anything else is not found."""
     upload = db.session.get(AttendanceUpload, upload_id)
-    if upload is None or upload.session_id != session.id or upload.uploaded_by_id != actor.id:
-        raise NotFound(_("アップロードしたファイルが見つかりません。もう一度アップロードしてください。"))
+    if upload is None:
+        raise Conflict(_("アップロードしたファイルが見つかりません（記録済みか、期限切れです）。もう一度アップロードしてください。"))
+    if upload.session_id != session.id or upload.uploaded_by_id != actor.id:
+        raise NotAllowed(_("アップロードしたファイルが見つかりません。"))
     if as_utc(upload.created_at) < utcnow() - _ttl():
-        raise NotFound(_("確認の期限が切れました。もう一度アップロードしてください。"))
+        raise Conflict(_("確認の期限が切れました。もう一度アップロードしてください。"))
     return upload
 
 
