@@ -213,6 +213,10 @@ class Config:
     LMS_UPLOAD_CHUNK_MAX_BYTES = _int("LMS_UPLOAD_CHUNK_MAX_BYTES", 256 * 1024 * 1024)
     # Largest single archive file accepted (bytes).
     LMS_MAX_UPLOAD_BYTES = _int("LMS_MAX_UPLOAD_BYTES", 5 * 1024**3)
+    # Largest Teams attendance report file (出席者レポート) a trainer may upload, and how long
+    # its preview waits for confirmation (minutes).
+    LMS_ATTENDANCE_REPORT_MAX_BYTES = _int("LMS_ATTENDANCE_REPORT_MAX_BYTES", 5 * 1024 * 1024)
+    LMS_ATTENDANCE_REPORT_TTL_MINUTES = _int("LMS_ATTENDANCE_REPORT_TTL_MINUTES", 120)
 
     # Sessions: signed cookies, so every gunicorn worker can read them.
     SESSION_COOKIE_NAME = "manabi_session"

@@ -9,7 +9,7 @@ from lms.archives.models import (  # noqa: F401
     ViewingClock,
     ViewingProgress,
 )
-from lms.attendance.models import Attendance, AttendanceRecord  # noqa: F401
+from lms.attendance.models import Attendance, AttendanceRecord, AttendanceUpload  # noqa: F401
 from lms.audit.models import AuditLog  # noqa: F401
 from lms.auth.models import User, UserRole, UserSession  # noqa: F401
 from lms.completion.models import Completion, MandatoryAssignment  # noqa: F401

@@ -38,6 +38,7 @@ ACTION_LABELS = {
     "attendance.correct": _l("出欠の訂正"),
     "attendance.match": _l("出席記録の照合"),
     "attendance.roll_call": _l("点呼による出欠登録"),
+    "attendance.report_upload": _l("Teams 出席者レポート（ファイル）の取り込み"),
     "attendance.rotate_checkin": _l("受付用 QR コードの更新"),
     "auth.logout": _l("サインアウト"),
     "auth.roles_changed": _l("役割の変更"),

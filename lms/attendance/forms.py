@@ -1,4 +1,5 @@
 from flask_babel import lazy_gettext as _l
+from flask_wtf.file import FileField, FileRequired
 from wtforms import IntegerField, RadioField, SelectField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
@@ -20,6 +21,14 @@ class CorrectionForm(Form):
     attended_pct = IntegerField(_l("出席率（%）"), validators=[Optional(), NumberRange(min=0, max=100)])
     reason = TextAreaField(_l("修正の理由"), validators=[DataRequired(message=_l("修正の理由を入力してください。")),
                                                      Length(max=2000)])
+
+
+class RollCallForm(Form):
+    reason = TextAreaField(_l("理由"), validators=[Optional(), Length(max=2000)])
+
+
+class ReportUploadForm(Form):
+    file = FileField(_l("出席者レポートのファイル（.csv）"), validators=[FileRequired(_l("ファイルを選んでください。"))])
 
 
 def staff_choices(rows, with_unmatch: bool = False) -> list[SelectChoice]:

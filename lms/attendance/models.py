@@ -84,3 +84,21 @@ class AttendanceRecord(Model):
 
     session = relationship("TrainingSession")
     staff_member = relationship("StaffMember")
+
+
+class AttendanceUpload(Model):
+    """An uploaded Teams attendance report file, read and matched, waiting for the trainer's
+    confirmation. The parsed rows stay here (the confirmation sends only the trainer's
+    choices for unmatched rows); a row is deleted when confirmed and expires after a while."""
+
+    __tablename__ = "attendance_upload"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("training_session.id", ondelete="CASCADE"), index=True)
+    uploaded_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
+    filename: Mapped[str] = mapped_column(String(255), default="")
+    digest: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(300), default="")
+    # [{"name", "email", "upn", "role", "seconds", "intervals": [[iso, iso]], "staff_member_id", "matched_by"}]
+    rows: Mapped[list] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

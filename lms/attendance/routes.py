@@ -6,20 +6,21 @@ import re
 
 import qrcode
 import qrcode.image.svg
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from markupsafe import Markup
 
+from lms.attendance import report_upload as report_upload_service
 from lms.attendance import services, sheets
-from lms.attendance.forms import ActionForm, CorrectionForm, MatchForm, staff_choices
+from lms.attendance.forms import ActionForm, CorrectionForm, MatchForm, ReportUploadForm, RollCallForm, staff_choices
 from lms.attendance.models import AttendanceRecord
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
 from lms.common.access import municipality_scope, refuse_as_missing
 from lms.common.database import run_in_transaction
-from lms.common.errors import DomainError, NotAllowed, NotFound
-from lms.common.ids import parse_ids
-from lms.common.timeutil import utcnow
+from lms.common.errors import Conflict, DomainError, InvalidInput, NotAllowed, NotFound
+from lms.common.ids import parse_id, parse_ids
+from lms.common.timeutil import as_utc, utcnow
 from lms.extensions import db
 from lms.municipalities.models import Municipality
 
@@ -92,19 +93,101 @@ def correct(session_id: int):
 @login_required
 def roll_call(session_id: int):
     session = _managed(session_id)
-    form = ActionForm()
+    form = RollCallForm()
     if form.validate_on_submit():
         try:
-            present = set(parse_ids(request.form.getlist("present")))
-            changed = run_in_transaction(services.record_roll_call, session, present, current_user)
+            rows = services.attendance_rows(session)
+            if request.form.get("all") == "1":  # 全員出席にする
+                present = {row["staff"].id for row in rows}
+            else:
+                present = set(parse_ids(request.form.getlist("present")))
+            changed = run_in_transaction(services.record_roll_call, session, present, current_user,
+                                         reason=form.reason.data or "")
         except DomainError as exc:
             db.session.rollback()
             flash(exc.message, "error")
         else:
             flash(_("出欠を記録しました（%(count)s 件変更）。", count=len(changed)), "success")
             return redirect(url_for("attendance.roll_call", session_id=session.id))
+    opens = services.roll_call_opens_at(session)
     return render_template("attendance/roll_call.html", session=session, form=form,
-                           rows=services.attendance_rows(session))
+                           rows=services.attendance_rows(session), not_started=opens > utcnow(), opens=opens,
+                           needs_reason=services.roll_call_needs_reason(session))
+
+
+# ---------------------------------------------------------------- Teams attendance report file
+
+
+def _report_back(session_id: int):
+    return redirect(url_for("attendance.report_upload", session_id=session_id))
+
+
+@bp.route("/sessions/<int:session_id>/report", methods=["GET", "POST"])
+@login_required
+def report_upload(session_id: int):
+    """Upload the attendance report file Teams lets the organiser download (no Graph needed)."""
+    session = _managed(session_id)
+    form = ReportUploadForm()
+    if form.validate_on_submit():
+        upload = form.file.data
+        limit = current_app.config["LMS_ATTENDANCE_REPORT_MAX_BYTES"]
+        try:
+            data = upload.stream.read(limit + 1)  # one byte more than allowed tells "too large"
+        finally:
+            upload.close()
+        try:
+            kept = report_upload_service.upload_report(session, data, upload.filename or "", current_user)
+            db.session.commit()
+        except DomainError as exc:
+            db.session.rollback()
+            form.file.errors = [exc.message]
+        else:
+            return redirect(url_for("attendance.report_preview", session_id=session.id, report_id=kept.id))
+    return render_template("attendance/report_upload.html", session=session, form=form,
+                           not_started=session.starts_at is not None and as_utc(session.starts_at) > utcnow(),
+                           max_mb=current_app.config["LMS_ATTENDANCE_REPORT_MAX_BYTES"] // (1024 * 1024))
+
+
+@bp.route("/sessions/<int:session_id>/report/<int:report_id>", methods=["GET", "POST"])
+@login_required
+def report_preview(session_id: int, report_id: int):
+    """The file's rows with their matches; the POST confirms (only choices for unmatched rows)."""
+    session = _managed(session_id)
+    try:
+        upload = report_upload_service.get_upload(session, report_id, current_user)
+    except NotAllowed:  # another user's upload, or another session's: as if there were none
+        refuse_as_missing(current_user, "attendance_upload", report_id)
+    except Conflict as exc:  # gone (confirmed or expired): the trainer's own, most likely
+        flash(exc.message, "error")
+        return _report_back(session.id)
+    form = ActionForm()
+    if request.method == "POST" and form.validate_on_submit():
+        try:
+            choices = _unmatched_choices(upload.rows)
+            result = run_in_transaction(report_upload_service.confirm_upload, session, upload.id, choices, current_user)
+        except DomainError as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+            return redirect(url_for("attendance.report_preview", session_id=session.id, report_id=report_id))
+        flash(_("出席者レポートから %(count)s 名の出欠を記録しました（取り込まなかった行: %(ignored)s）。",
+                count=result["people"], ignored=result["ignored"]), "success")
+        return _back(session.id)
+    return render_template("attendance/report_preview.html", session=session, upload=upload, form=form,
+                           rows=report_upload_service.preview(session, upload),
+                           choices=_enrollee_choices(session))
+
+
+def _unmatched_choices(rows: list[dict]) -> dict[int, int | None]:
+    """The trainer's choice for each unmatched row ("row-<n>": a staff id, or 0 to leave it out)."""
+    choices: dict[int, int | None] = {}
+    for index, row in enumerate(rows):
+        if row["staff_member_id"] is None:
+            value = (request.form.get(f"row-{index}") or "").strip()
+            chosen = parse_id(value) if value not in ("", "0") else None
+            if value not in ("", "0") and chosen is None:
+                raise InvalidInput(_("この研修回の受講確定者から選んでください。"))
+            choices[index] = chosen
+    return choices
 
 
 def _qr_svg(data: str, border: int = 2) -> Markup:

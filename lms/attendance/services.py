@@ -114,6 +114,14 @@ def _confirmed_staff_ids(session_id: int) -> set[int]:
     ))
 
 
+def confirmed_staff_ids(session_id: int) -> set[int]:
+    return _confirmed_staff_ids(session_id)
+
+
+def lock_session(session: TrainingSession) -> None:
+    _lock_session(session)
+
+
 def match_identity(identity_id: str, tenant_id: str, email: str, enrolled: set[int]) -> tuple[int | None, str]:
     """(staff_member_id, "oid" | "email") or (None, "") — never by display name.
 
@@ -212,15 +220,29 @@ def apply_teams_reports(session: TrainingSession, fetched: list[tuple[dict, list
             "unmatched": unmatched, "attendance_changed": len(changed)}
 
 
+def attendance_from_intervals(session: TrainingSession, intervals: list[tuple[datetime, datetime]]) -> dict:
+    """The rule "attendance from minutes present": the times in the meeting, merged and
+    clipped to the scheduled time, as seconds and a share of it; attended at the course's
+    threshold. Used for Teams reports from Graph and from an uploaded file alike."""
+    start, end = as_utc(session.starts_at), as_utc(session.ends_at)
+    duration = max(int((end - start).total_seconds()), 1)
+    spans = clip_intervals(merge_intervals(intervals), start, end)
+    seconds = int(sum((b - a).total_seconds() for a, b in spans))
+    pct = min(100, seconds * 100 // duration)
+    return {
+        "attended_seconds": seconds,
+        "attended_pct": pct,
+        "attended": pct >= threshold_of(session),
+        "intervals": [[a.isoformat(), b.isoformat()] for a, b in spans],
+    }
+
+
 def recompute_attendance(session: TrainingSession, only_staff: set[int] | None = None) -> list[int]:
     """Derive Teams-based Attendance rows of confirmed enrollees from matched records.
 
     Rows taken by roll call / QR / manual correction are left alone (a trainer's word
     wins). Only rows whose values change are written; each change sends attendance_changed.
     """
-    start, end = as_utc(session.starts_at), as_utc(session.ends_at)
-    duration = max(int((end - start).total_seconds()), 1)
-    threshold = threshold_of(session)
     by_staff: dict[int, list[tuple[datetime, datetime]]] = {}
     for record in db.session.scalars(
         select(AttendanceRecord).where(AttendanceRecord.session_id == session.id,
@@ -250,15 +272,7 @@ def recompute_attendance(session: TrainingSession, only_staff: set[int] | None =
             continue
         if staff_id not in by_staff and not has_reports:
             continue
-        spans = clip_intervals(merge_intervals(by_staff.get(staff_id, [])), start, end)
-        seconds = int(sum((b - a).total_seconds() for a, b in spans))
-        pct = min(100, seconds * 100 // duration)
-        values = {
-            "attended_seconds": seconds,
-            "attended_pct": pct,
-            "attended": pct >= threshold,
-            "intervals": [[a.isoformat(), b.isoformat()] for a, b in spans],
-        }
+        values = attendance_from_intervals(session, by_staff.get(staff_id, []))
         if onsite_absent and row is not None:
             if not values["attended"]:
                 continue
@@ -346,14 +360,27 @@ def correct_attendance(session: TrainingSession, staff_member_id: int, attended:
     return row
 
 
-def record_roll_call(session: TrainingSession, present: set[int], actor) -> list[int]:
-    """The trainer's roll call (onsite/hybrid): present or absent for every confirmed enrollee."""
-    if session.delivery not in ONSITE_DELIVERIES:
-        raise Conflict(_("会場で実施する研修回ではありません。"))
+def roll_call_opens_at(session: TrainingSession) -> datetime:
+    """The roll call opens 30 minutes before the start (people arrive early)."""
+    return as_utc(session.starts_at) - CHECKIN_EARLY
+
+
+def roll_call_needs_reason(session: TrainingSession) -> bool:
+    """Nobody counted heads in a room for a Teams-only session: its roll call is a
+    correction by the trainer and states why, once for everyone."""
+    return session.delivery not in ONSITE_DELIVERIES
+
+
+def record_roll_call(session: TrainingSession, present: set[int], actor, reason: str = "") -> list[int]:
+    """The trainer's roll call: present or absent for every confirmed enrollee, with one
+    optional reason for all (required for a Teams-only session, see roll_call_needs_reason)."""
     if session.status == CANCELLED:
         raise Conflict(_("中止された研修回です。"))
-    if as_utc(session.starts_at) - CHECKIN_EARLY > utcnow():
+    if roll_call_opens_at(session) > utcnow():
         raise Conflict(_("出欠は研修回の開始 30 分前から記録できます。"))
+    reason = (reason or "").strip()[:2000]
+    if not reason and roll_call_needs_reason(session):
+        raise InvalidInput(_("オンラインの研修回の出欠を点呼で記録するには、理由を入力してください。"))
     enrolled = _confirmed_staff_ids(session.id)
     unknown = set(present) - enrolled
     if unknown:
@@ -376,12 +403,13 @@ def record_roll_call(session: TrainingSession, present: set[int], actor) -> list
         row.attended = is_present
         row.attended_pct = 100 if is_present else 0
         row.attended_seconds = session.duration_seconds if is_present else 0
-        row.corrected_by_id = None
-        row.correction_reason = ""
+        row.corrected_by_id = actor.id if reason else None
+        row.correction_reason = reason
         changed.append(staff_id)
     db.session.flush()
     record_action(actor, "attendance.roll_call", "training_session", session.id, None,
-                  present=sorted(present), absent=sorted(enrolled - set(present)), changed=changed)
+                  present=sorted(present), absent=sorted(enrolled - set(present)), changed=changed,
+                  **({"reason": reason} if reason else {}))
     for staff_id in changed:
         attendance_changed.send(None, staff_member_id=staff_id, session_id=session.id)
     return changed

@@ -9,6 +9,17 @@
     button.hidden = false;
     button.addEventListener("click", function () { window.print(); });
   });
+  // "Select all" of a list of checkboxes: <button data-check-all="NAME" hidden> in their form.
+  document.querySelectorAll("[data-check-all]").forEach(function (button) {
+    var form = button.closest("form");
+    var fieldset = button.closest("fieldset");
+    if (!form || (fieldset && fieldset.disabled)) { return; }
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      form.querySelectorAll('input[type="checkbox"][name="' + button.getAttribute("data-check-all") + '"]')
+        .forEach(function (box) { box.checked = true; });
+    });
+  });
   // Confirm dialogs for destructive buttons: <button data-confirm="...">.
   document.addEventListener("click", function (event) {
     var el = event.target.closest("[data-confirm]");

@@ -67,7 +67,8 @@ def test_roll_call_marks_present_and_absent_and_is_audited(onsite, client, db):
     assert all(a.attended for a in _rows(db, session).values())
 
 
-def test_roll_call_refuses_strangers_and_sessions_not_held_onsite(onsite, client, db, make_user, make_session, make_course):
+def test_roll_call_refuses_strangers_sessions_not_started_and_teams_sessions_without_a_reason(
+        onsite, client, db, make_user, make_session, make_course):
     session = onsite["session"]
     stranger = make_user("learner")
     response = client.post(f"/attendance/sessions/{session.id}/roll-call", data={"present": [str(stranger.staff_member.id)]})
@@ -75,11 +76,61 @@ def test_roll_call_refuses_strangers_and_sessions_not_held_onsite(onsite, client
     assert _rows(db, session) == {}
     teams_only = make_session(make_course(owner_id=onsite["trainer"].id), starts_in=-timedelta(minutes=5))
     response = client.post(f"/attendance/sessions/{teams_only.id}/roll-call", data={})
-    assert "会場で実施する研修回ではありません" in response.get_data(as_text=True)
+    assert "理由を入力してください" in response.get_data(as_text=True)
     later = make_session(make_course(owner_id=onsite["trainer"].id), starts_in=timedelta(days=1), delivery="onsite",
                          location="会場")
     response = client.post(f"/attendance/sessions/{later.id}/roll-call", data={})
     assert "開始 30 分前から" in response.get_data(as_text=True)
+
+
+def test_roll_call_of_a_session_not_started_says_so_before_anyone_ticks(onsite, client, db, make_session, make_course):
+    later = make_session(make_course(owner_id=onsite["trainer"].id), starts_in=timedelta(days=1), delivery="onsite",
+                         location="会場")
+    learner = onsite["learners"][0]
+    enrollment = Enrollment(session_id=later.id, staff_member_id=learner.staff_member.id,
+                            municipality_id=learner.municipality_id, status=CONFIRMED)
+    db.session.add(enrollment)
+    db.session.flush()
+    enrollment_status_changed.send(enrollment, old_status=None, new_status=CONFIRMED, actor=None, notice=None, position=None)
+    db.session.commit()
+    html = client.get(f"/attendance/sessions/{later.id}/roll-call").get_data(as_text=True)
+    assert "この研修回はまだ始まっていません。出欠は開始後に入力できます。" in html
+    assert re.search(r"<fieldset disabled", html) and f'id="present-{learner.staff_member.id}"' in html
+    started = client.get(f"/attendance/sessions/{onsite['session'].id}/roll-call").get_data(as_text=True)
+    assert "まだ始まっていません" not in started and "<fieldset disabled" not in started
+
+
+def test_everyone_present_with_one_reason_for_a_teams_session(onsite, client, db, make_session, make_course):
+    session = make_session(make_course(owner_id=onsite["trainer"].id), starts_in=-timedelta(hours=3), minutes=90)
+    learners = onsite["learners"]
+    for learner in learners:
+        enrollment = Enrollment(session_id=session.id, staff_member_id=learner.staff_member.id,
+                                municipality_id=learner.municipality_id, status=CONFIRMED)
+        db.session.add(enrollment)
+        db.session.flush()
+        enrollment_status_changed.send(enrollment, old_status=None, new_status=CONFIRMED, actor=None, notice=None,
+                                       position=None)
+    db.session.commit()
+    page = client.get(f"/attendance/sessions/{session.id}/roll-call").get_data(as_text=True)
+    assert "全員出席にする" in page and 'data-check-all="present"' in page
+    response = client.post(f"/attendance/sessions/{session.id}/roll-call",
+                           data={"all": "1", "reason": "Graph 未接続のため、画面の参加者一覧で確認"})
+    assert response.status_code == 302
+    rows = _rows(db, session)
+    assert [rows[u.staff_member.id].attended for u in learners] == [True, True, True]
+    assert {r.correction_reason for r in rows.values()} == {"Graph 未接続のため、画面の参加者一覧で確認"}
+    assert {r.corrected_by_id for r in rows.values()} == {onsite["trainer"].id}
+    entry = db.session.scalar(select(AuditLog).where(AuditLog.action == "attendance.roll_call",
+                                                     AuditLog.target_id == str(session.id)))
+    assert entry.details["reason"] == "Graph 未接続のため、画面の参加者一覧で確認"
+    assert sorted(entry.details["present"]) == sorted(u.staff_member.id for u in learners)
+    # One person was not there after all: the same page, one tick fewer, one reason.
+    client.post(f"/attendance/sessions/{session.id}/roll-call",
+                data={"present": [str(learners[0].staff_member.id), str(learners[1].staff_member.id)],
+                      "reason": "本人から欠席の連絡"})
+    rows = _rows(db, session)
+    assert rows[learners[2].staff_member.id].attended is False
+    assert rows[learners[2].staff_member.id].correction_reason == "本人から欠席の連絡"
 
 
 def _checkin_url(client, session) -> str:

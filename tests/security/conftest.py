@@ -59,7 +59,7 @@ def world(app, db):
     """Objects of another user or another municipality (see test_authz_matrix), the route
     parameters that name them, and the demo users of each role."""
     from lms.archives.models import Archive, UploadSession
-    from lms.attendance.models import AttendanceRecord
+    from lms.attendance.models import AttendanceRecord, AttendanceUpload
     from lms.completion.models import Completion, MandatoryAssignment
     from lms.courses.models import SearchSynonym
     from lms.demo import load_demo
@@ -100,7 +100,10 @@ def world(app, db):
     upload = UploadSession(id=str(uuid.uuid4()), archive_id=archive.id, kind="video", filename="x.webm",
                            declared_length=10, created_by_id=owner.id, storage_key=f"uploads/{uuid.uuid4().hex}",
                            expires_at=utcnow() + timedelta(days=1)) if hasattr(UploadSession, "created_by_id") else None
-    for row in (completion, assignment, mail, record, operation, upload):
+    # The other trainer's uploaded Teams attendance report, awaiting confirmation.
+    report = AttendanceUpload(session_id=session.id, uploaded_by_id=owner.id, filename="report.csv", digest="0" * 64,
+                              rows=[])
+    for row in (completion, assignment, mail, record, operation, upload, report):
         if row is not None:
             db.session.add(row)
     db.session.commit()
@@ -133,6 +136,7 @@ def world(app, db):
         "archive_id": archive.id, "file_id": archive_file.id, "name": archive_file.filename,
         "completion_id": completion.id, "assignment_id": assignment.id, "mail_id": mail.id,
         "member_id": member_b.id, "user_id": learner_b.id, "mapping_id": mapping.id if mapping else 1, "record_id": record.id,
+        "report_id": report.id,
         "operation_id": operation.id, "upload_id": upload.id if upload else uuid.uuid4().hex,
         "serial": completion.certificate_serial, "kind": "attendance", "table": "courses", "fmt": "csv",
         "filename": "css/app.css", "slug": "privacy",

@@ -67,6 +67,12 @@ EXPECTED = {
     "attendance.rotate_qr POST": "L 404 404 404 404 ok",
     "attendance.roll_call GET": "L 404 404 404 404 ok",
     "attendance.roll_call POST": "L 404 404 404 404 ok",
+    "attendance.report_upload GET": "L 404 404 404 404 ok",
+    # An empty form: the file is required (the page again, with the message).
+    "attendance.report_upload POST": "L 404 404 404 404 ok",
+    # The upload is the other trainer's: even a platform admin, who may manage the session, finds none.
+    "attendance.report_preview GET": "L 404 404 404 404 404",
+    "attendance.report_preview POST": "L 404 404 404 404 404",
     "auth.callback GET": "404 404 404 404 404 404",
     "auth.demo GET": "ok ok ok ok ok ok",
     "auth.demo POST": "ok ok ok ok ok ok",

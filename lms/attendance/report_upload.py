@@ -1,0 +1,156 @@
+"""Attendance from a Teams attendance report file (for sessions without a Graph connection).
+
+The trainer uploads the file Teams lets the organiser download; it is read
+(``teams_file``), each participant matched to the session's confirmed enrollees, and kept
+server-side (``AttendanceUpload``) for a preview. On confirmation the rows become
+``AttendanceRecord`` rows like the ones Graph delivers, and the same rule derives the
+attendance (``services.recompute_attendance``), in one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import delete, func, select
+
+from lms.attendance import services
+from lms.attendance.models import AttendanceRecord, AttendanceUpload
+from lms.attendance.teams_file import Report, ReportError, normalise_name, parse_report
+from lms.audit.services import record_action
+from lms.common.errors import Conflict, InvalidInput, NotAllowed
+from lms.common.timeutil import as_utc, utcnow
+from lms.courses.models import CANCELLED, TrainingSession
+from lms.extensions import db
+from lms.roster.models import StaffMember
+
+REPORT_PREFIX = "file:"
+
+
+def _ttl() -> timedelta:
+    return timedelta(minutes=current_app.config["LMS_ATTENDANCE_REPORT_TTL_MINUTES"])
+
+
+def enrolled_staff(session: TrainingSession) -> dict[int, StaffMember]:
+    ids = services.confirmed_staff_ids(session.id)
+    if not ids:
+        return {}
+    return {s.id: s for s in db.session.scalars(select(StaffMember).where(StaffMember.id.in_(ids)))}
+
+
+def match_person(email: str, upn: str, name: str, enrolled: dict[int, StaffMember]) -> tuple[int | None, str]:
+    """UPN, then e-mail (the Graph import's rule), then the name — only when exactly one
+    confirmed enrollee has it (NFKC, spaces removed). A match outside the enrollees is none."""
+    ids = set(enrolled)
+    for address in (upn, email):
+        if address and "@" in address:
+            staff_id, how = services.match_identity("", "", address, ids)
+            if staff_id in ids:
+                return staff_id, how
+    wanted = normalise_name(name)
+    if wanted:
+        same = [s.id for s in enrolled.values() if normalise_name(s.full_name) == wanted]
+        if len(same) == 1:
+            return same[0], "name"
+    return None, ""
+
+
+def upload_report(session: TrainingSession, data: bytes, filename: str, actor) -> AttendanceUpload:
+    """Read and match the file and keep it for the preview. Caller commits."""
+    if session.status == CANCELLED:
+        raise Conflict(_("中止された研修回です。"))
+    if as_utc(session.starts_at) > utcnow():
+        raise Conflict(_("この研修回はまだ始まっていません。出欠は開始後に入力できます。"))
+    limit = current_app.config["LMS_ATTENDANCE_REPORT_MAX_BYTES"]
+    if len(data) > limit:
+        raise ReportError(_("ファイルが大きすぎます（%(mb)s MB まで）。", mb=limit // (1024 * 1024) or 1))
+    report: Report = parse_report(data)
+    enrolled = enrolled_staff(session)
+    rows = []
+    for person in report.people:
+        staff_id, how = match_person(person.email, person.upn, person.name, enrolled)
+        rows.append({
+            "name": person.name, "email": person.email, "upn": person.upn, "role": person.role,
+            "seconds": person.seconds,
+            "intervals": [[a.isoformat(), b.isoformat()] for a, b in person.intervals],
+            "staff_member_id": staff_id, "matched_by": how,
+        })
+    # Earlier previews of this uploader for this session, and any expired one, go.
+    db.session.execute(delete(AttendanceUpload).where(
+        (AttendanceUpload.created_at < utcnow() - _ttl())
+        | ((AttendanceUpload.session_id == session.id) & (AttendanceUpload.uploaded_by_id == actor.id))))
+    upload = AttendanceUpload(session_id=session.id, uploaded_by_id=actor.id, filename=(filename or "")[:255],
+                              digest=hashlib.sha256(data).hexdigest(), title=report.title[:300], rows=rows)
+    db.session.add(upload)
+    db.session.flush()
+    return upload
+
+
+def get_upload(session: TrainingSession, upload_id: int, actor) -> AttendanceUpload:
+    """The uploader's own, unexpired upload for this session; anything else is not found."""
+    upload = db.session.get(AttendanceUpload, upload_id)
+    if upload is None:
+        raise Conflict(_("アップロードしたファイルが見つかりません（記録済みか、期限切れです）。もう一度アップロードしてください。"))
+    if upload.session_id != session.id or upload.uploaded_by_id != actor.id:
+        raise NotAllowed(_("アップロードしたファイルが見つかりません。"))
+    if as_utc(upload.created_at) < utcnow() - _ttl():
+        raise Conflict(_("確認の期限が切れました。もう一度アップロードしてください。"))
+    return upload
+
+
+def _intervals(row: dict) -> list[tuple[datetime, datetime]]:
+    return [(datetime.fromisoformat(a), datetime.fromisoformat(b)) for a, b in row["intervals"]]
+
+
+def preview(session: TrainingSession, upload: AttendanceUpload) -> list[dict]:
+    """Each row with its match, minutes present and the resulting attendance (the rule of
+    ``services.attendance_from_intervals``)."""
+    enrolled = enrolled_staff(session)
+    result = []
+    for index, row in enumerate(upload.rows):
+        values = services.attendance_from_intervals(session, _intervals(row))
+        result.append({"index": index, "row": row, "staff": enrolled.get(row["staff_member_id"] or 0),
+                       "minutes": values["attended_seconds"] // 60, "pct": values["attended_pct"],
+                       "attended": values["attended"]})
+    return result
+
+
+def confirm_upload(session: TrainingSession, upload_id: int, choices: dict[int, int | None], actor) -> dict:
+    """Write the upload's rows as attendance records (unmatched rows: the trainer's choice,
+    or left out), derive the attendance, audit once. ``choices``: row index → staff id or
+    None (ignore). Caller commits (``run_in_transaction``)."""
+    upload = get_upload(session, upload_id, actor)
+    services.lock_session(session)
+    enrolled = services.confirmed_staff_ids(session.id)
+    report_id = REPORT_PREFIX + upload.digest[:40]
+    if db.session.scalar(select(func.count()).select_from(AttendanceRecord).where(
+            AttendanceRecord.session_id == session.id, AttendanceRecord.report_id == report_id)):
+        raise Conflict(_("このファイルはすでに取り込まれています。"))
+    written, ignored, staff = 0, 0, set()
+    for index, row in enumerate(upload.rows):
+        staff_id, how = row["staff_member_id"], row["matched_by"]
+        if staff_id is None:
+            staff_id, how = choices.get(index), "manual"
+        if staff_id is not None and staff_id not in enrolled:
+            raise InvalidInput(_("この研修回の受講確定者から選んでください。"))
+        if staff_id is None:
+            ignored += 1
+            continue
+        db.session.add(AttendanceRecord(
+            session_id=session.id, report_id=report_id, record_id=str(index), email=(row["upn"] or row["email"])[:320],
+            display_name=row["name"][:300], role=row["role"][:40], total_seconds=row["seconds"],
+            intervals=row["intervals"], raw={k: row[k] for k in ("name", "email", "upn", "role", "seconds")},
+            staff_member_id=staff_id, matched_by=how[:10],
+            matched_by_user_id=actor.id if how == "manual" else None))
+        written += 1
+        staff.add(staff_id)
+    db.session.flush()
+    changed = services.recompute_attendance(session)  # publishes attendance_changed for each change
+    session.attendance_imported_at = session.attendance_imported_at or utcnow()
+    record_action(actor, "attendance.report_upload", "training_session", session.id, None,
+                  filename=upload.filename, digest=upload.digest, rows=len(upload.rows), written=written,
+                  ignored=ignored, staff=sorted(staff), changed=changed)
+    db.session.delete(upload)
+    return {"people": len(staff), "ignored": ignored, "changed": len(changed)}
