@@ -11,11 +11,8 @@ no characters beyond the BMP) and a warning is logged.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
-import os
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -26,11 +23,10 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.lib.utils import ImageReader
 from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
-from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 from sqlalchemy import select
 
+from lms.common.pdffonts import document_fonts
 from lms.common.timeutil import fiscal_year_label, format_wareki, to_tokyo, utcnow
 from lms.common.zipstream import ZipStream
 from lms.completion.models import COMPLETED, Completion
@@ -40,30 +36,7 @@ from lms.extensions import db
 from lms.municipalities.models import Municipality
 from lms.roster.models import StaffMember
 
-GOTHIC = "HeiseiKakuGo-W5"
-MINCHO = "HeiseiMin-W3"
-_fonts: dict[str, tuple[str, str]] = {}  # font file → (serif, sans) font names registered
-_fonts_lock = threading.Lock()
 log = logging.getLogger(__name__)
-
-
-def certificate_fonts(path: str) -> tuple[str, str]:
-    """(serif, sans) for the certificates: the TrueType font at ``path`` for both, embedded as
-    a subset; reportlab's CID fonts when there is no such file. Loaded once per process."""
-    if path not in _fonts:
-        with _fonts_lock:
-            if path not in _fonts:
-                if path and os.path.isfile(path):
-                    name = "ManabiCertificate-" + hashlib.sha256(path.encode()).hexdigest()[:8]
-                    pdfmetrics.registerFont(TTFont(name, path))
-                    _fonts[path] = (name, name)
-                else:
-                    log.warning("certificate font %s not found: using non-embedded CID fonts "
-                                "(install fonts-ipamj-mincho or set LMS_CERTIFICATE_FONT)", path)
-                    pdfmetrics.registerFont(UnicodeCIDFont(GOTHIC))
-                    pdfmetrics.registerFont(UnicodeCIDFont(MINCHO))
-                    _fonts[path] = (MINCHO, GOTHIC)
-    return _fonts[path]
 
 
 def _actual_text(c: canvas.Canvas, text: str) -> None:
@@ -140,7 +113,7 @@ def _line(c: canvas.Canvas, font: str, size: float, x: float, y: float, text: st
 
 
 def render_certificate_pdf(data: CertificateData, font_path: str) -> bytes:
-    MINCHO, GOTHIC = certificate_fonts(font_path)  # noqa: N806 - the names of the two faces
+    MINCHO, GOTHIC = document_fonts(font_path)  # noqa: N806 - the names of the two faces
     buffer = io.BytesIO()
     c = canvas.Canvas(buffer, pagesize=A4, pageCompression=1, initialFontName=MINCHO)
     c.setTitle(f"修了証 {data.course_title}")

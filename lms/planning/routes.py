@@ -26,6 +26,7 @@ from lms.planning import fees, services
 from lms.planning.forms import AdjustForm, ExemptionForm, PlanForm, PublishForm
 from lms.planning.models import PLAN_DRAFT, PRIORITIES, FeeStatement, TrainingPlan
 from lms.planning.sheets import SheetErrors, fees_sheet, plan_workbook, read_survey_workbook, survey_workbook
+from lms.planning.statement_pdf import render_statement_pdf
 
 bp = Blueprint("planning", __name__, url_prefix="/plans")
 
@@ -606,3 +607,19 @@ def decide_exchange(plan_id: int, exchange_id: int):
     else:
         flash(_("申請を承認し、割当人数を変更しました。") if row.status == "approved" else _("申請を見送りました。"), "success")
     return redirect(url_for("planning.plan", plan_id=plan_id) + "#exchanges")
+
+
+@bp.get("/<int:plan_id>/statements/<int:statement_id>.pdf")
+@role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
+def statement_pdf(plan_id: int, statement_id: int):
+    """The statement as a PDF (A4, the font embedded)."""
+    plan = _plan(plan_id)
+    statement = _statement_or_404(plan, statement_id)
+    pdf = render_statement_pdf(plan, statement, issuer=current_app.config.get("LMS_ISSUER_NAME") or "",
+                               font_path=current_app.config["LMS_CERTIFICATE_FONT"],
+                               wareki=bool(current_app.config.get("LMS_WAREKI")))
+    filename = f"研修負担金_{plan.fiscal_year}_{statement.municipality.code}_第{statement.version}版.pdf"
+    response = Response(pdf, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = f"attachment; filename=\"statement.pdf\"; filename*=UTF-8''{quote(filename)}"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response

@@ -4,6 +4,7 @@ exemptions; statements that never change (corrections are new lines)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -153,3 +154,33 @@ def test_fee_pages_bill_and_show_only_your_own(app, client, login_as, year):
     assert client.get(f"/plans/{plan.id}/statements/{statement.id}.xlsx").status_code == 404
     assert client.get(f"/plans/{plan.id}/fees/{mid}").status_code == 404
     assert client.get(f"/plans/{plan.id}/fees").status_code == 403
+
+
+def test_the_statement_as_pdf_embeds_its_font_and_carries_every_line(app, client, login_as, year, tmp_path):
+    import shutil
+    import subprocess
+
+    from tests.conftest import require
+
+    require(shutil.which("pdftotext") is not None and shutil.which("pdffonts") is not None,
+            "poppler-utils (pdftotext, pdffonts) for the PDF checks")
+    admin, plan, course, (came, *_rest) = year
+    statement = fees.issue_statement(admin, plan, came.municipality_id)
+    db.session.commit()
+    login_as("municipal_admin", A)
+    response = client.get(f"/plans/{plan.id}/statements/{statement.id}.pdf")
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    path = tmp_path / "statement.pdf"
+    path.write_bytes(response.data)
+    text = " ".join(subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True,
+                                   check=True).stdout.split())
+    assert "研修負担金 請求明細（第1版）" in text and "合計：12,000円" in text
+    everyone = [came, *_rest]
+    charged = [everyone[i] for i in (0, 1, 2, 4)]
+    assert all(p.employee_number in text for p in charged), text  # (names wrap inside their cells)
+    assert "直前取消" in text and "欠席" in text
+    fonts = subprocess.run(["pdffonts", str(path)], capture_output=True, text=True, check=True).stdout
+    if app.config["LMS_CERTIFICATE_FONT"] and Path(app.config["LMS_CERTIFICATE_FONT"]).exists():
+        assert "yes yes" in " ".join(fonts.split())  # embedded, as a subset
+    login_as("municipal_admin", "131024")
+    assert client.get(f"/plans/{plan.id}/statements/{statement.id}.pdf").status_code == 404

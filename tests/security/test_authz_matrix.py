@@ -214,6 +214,7 @@ EXPECTED = {
     "planning.fee_detail GET": "L 403 403 404 ok ok",
     "planning.statement GET": "L 403 403 404 ok ok",
     "planning.statement_sheet GET": "L 403 403 404 ok ok",
+    "planning.statement_pdf GET": "L 403 403 404 ok ok",
     # An empty upload is refused with its message (the platform admin without ?m= is sent to the plan).
     "planning.survey_upload POST": "L 403 403 400 400 ok",
 }
