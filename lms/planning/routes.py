@@ -113,10 +113,16 @@ def allocate(plan_id: int):
     _plan(plan_id)
     if not ActionForm().validate_on_submit():
         abort(400)
+    course_id = parse_id(request.form.get("course_id"))
     try:
         begin_write()
         plan = db.session.get_one(TrainingPlan, plan_id)
-        count = services.run_allocation(current_user, plan)
+        targets = None
+        if course_id is not None:  # one course's sessions only
+            targets = [s.id for s in services.plan_sessions(plan) if s.course_id == course_id]
+            if not targets:
+                abort(404)
+        count = services.run_allocation(current_user, plan, targets)
     except DomainError as exc:
         db.session.rollback()
         flash(exc.message, "error")

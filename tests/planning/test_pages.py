@@ -243,3 +243,14 @@ def test_an_office_offers_seats_and_the_platform_admin_approves_on_the_pages(app
         select(SessionQuota).where(SessionQuota.session_id == session.id))}
     assert quotas == {"131016": 3, "131024": 2}
     assert client.post(f"/plans/{plan.id}/exchanges/999999/decide", data={"decision": "approve"}).status_code == 404
+
+
+def test_one_course_is_allocated_alone(app, client, login_as, make_session):
+    admin, plan, session = _plan_flow(client, login_as, make_session)
+    other = make_session(starts_in=timedelta(days=42), capacity=10)  # another course
+    login_as("municipal_admin", "131016")
+    client.post(f"/plans/{plan.id}/survey", data={f"requested-{session.id}": "3", f"requested-{other.id}": "2"})
+    login_as(user=admin)
+    assert client.post(f"/plans/{plan.id}/allocate", data={"course_id": str(other.course_id)}).status_code == 302
+    assert {r.session_id for r in db.session.scalars(select(PlanAllocation))} == {other.id}
+    assert client.post(f"/plans/{plan.id}/allocate", data={"course_id": "999999"}).status_code == 404
