@@ -56,7 +56,7 @@ def _missing(caller: Caller, target_type: str, target_id: object):
 
 
 def _codes() -> dict[int, str]:
-    return dict(db.session.execute(select(Municipality.id, Municipality.code)).tuples().all())
+    return {row.id: row.code for row in db.session.execute(select(Municipality.id, Municipality.code))}
 
 
 # ---------------------------------------------------------------- municipalities
