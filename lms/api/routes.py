@@ -61,7 +61,7 @@ def revoke(client_id: int):
     return render_template(
         "confirm.html",
         heading=_("API クライアントの登録を取り消す"),
-        lead=_("取り消すと、このアプリケーションのアクセストークンは直ちに受け付けられなくなります（元に戻すには登録し直します）。"),
+        lead=_("取り消すと、このアプリケーションのアクセストークンは直ちに受け付けられなくなります。取り消しは元に戻せません（同じアプリケーション ID は登録し直せないため、必要になったら Entra で新しいアプリケーションを作って登録します）。"),
         facts=[(_("名前"), client.name), (_("アプリケーション ID"), client.application_id), (_("団体"), scope)],
         warning=None,
         button=_("登録を取り消す"),
