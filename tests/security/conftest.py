@@ -100,7 +100,10 @@ def world(app, db):
     upload = UploadSession(id=str(uuid.uuid4()), archive_id=archive.id, kind="video", filename="x.webm",
                            declared_length=10, created_by_id=owner.id, storage_key=f"uploads/{uuid.uuid4().hex}",
                            expires_at=utcnow() + timedelta(days=1)) if hasattr(UploadSession, "created_by_id") else None
-    for row in (completion, assignment, mail, record, operation, upload):
+    from lms.api.models import ApiClient
+
+    api_client = ApiClient(application_id=str(uuid.uuid4()), name="八王子市 人事給与", municipality_id=municipality(B).id)
+    for row in (completion, assignment, mail, record, operation, upload, api_client):
         if row is not None:
             db.session.add(row)
     db.session.commit()
@@ -112,6 +115,7 @@ def world(app, db):
         "operation_id": operation.id, "upload_id": upload.id if upload else uuid.uuid4().hex,
         "serial": completion.certificate_serial, "kind": "attendance", "table": "courses", "fmt": "csv",
         "filename": "css/app.css", "slug": "privacy",
+        "client_id": api_client.id, "employee_number": member_b.employee_number,
         "group_id": db.session.scalar(select(SearchSynonym.id).limit(1)),
         # A signed media link's path without its signature: refused to everyone.
         "media_path": f"{archive_file.storage_key}/{archive_file.id}.webm",
