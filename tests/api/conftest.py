@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.auth.conftest import (  # noqa: F401  (the session's provider fixture, shared)
-    API_CLIENTS,
-    API_RESOURCE,
-    TENANT_A,
-    TENANT_B,
-    TENANT_P,
-    entra_settings,
-    oidc_provider,
-)
+from tests.auth import conftest as auth_conftest
+from tests.auth.conftest import API_CLIENTS, API_RESOURCE, TENANT_A, TENANT_B, TENANT_P, entra_settings
+
+# The sign-in tests' provider (one node process per test run and conftest).
+oidc_provider = auth_conftest.oidc_provider
 
 A, B, P = "131016", "132012", "130001"  # 千代田区, 八王子市, 東京都
 _TOKENS: dict[tuple[str, str], str] = {}

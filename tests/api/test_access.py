@@ -106,7 +106,6 @@ def test_a_browser_session_cookie_does_not_authenticate(client, clients):
 
 def test_the_limit_counts_per_client(app_config, api, token, _schema):
     from lms import create_app
-
     from lms.extensions import db
 
     api("reader_a", "get", "/api/v1/municipalities")  # (the clients are registered and committed)
