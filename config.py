@@ -142,6 +142,17 @@ class Config:
     ENTRA_TENANTS = _text("ENTRA_TENANTS", "")
     ENTRA_CA_BUNDLE = _text("ENTRA_CA_BUNDLE")
 
+    # The integration API (/api/v1, lms.api): the audience its access tokens must carry —
+    # the app ID URI (api://<client id>) and, for Entra's v2 tokens, the client id itself;
+    # comma-separated. Empty: no token is accepted (the API answers 401).
+    LMS_API_AUDIENCE = tuple(a.strip() for a in (_text("LMS_API_AUDIENCE", "")).split(",") if a.strip())
+    # The OpenAPI document (flask-smorest), generated from the code at /api/v1/openapi.json.
+    API_TITLE = "Manabi API"
+    API_VERSION = "v1"
+    OPENAPI_VERSION = "3.1.0"
+    OPENAPI_URL_PREFIX = "/api/v1"
+    OPENAPI_JSON_PATH = "openapi.json"
+
     # Microsoft Graph.
     GRAPH_BASE_URL = _text("GRAPH_BASE_URL", "https://graph.microsoft.com/v1.0")
     GRAPH_CA_BUNDLE = _text("GRAPH_CA_BUNDLE")
@@ -253,6 +264,8 @@ class Config:
     LMS_LIMIT_UPLOAD = _limit("LMS_LIMIT_UPLOAD", "1200/minute")
     LMS_LIMIT_EXPORT = _limit("LMS_LIMIT_EXPORT", "30/minute")
     LMS_LIMIT_VERIFY = _limit("LMS_LIMIT_VERIFY", "30/minute;300/hour")
+    # Every call of the integration API, counted per registered client application.
+    LMS_LIMIT_API = _limit("LMS_LIMIT_API", "600/minute;20000/hour")
 
     HSTS = False
 

@@ -28,6 +28,7 @@ BLUEPRINTS = (
     "admin",
     "sitepages",
     "planning",
+    "api",  # the admin pages of its client applications; API v1 itself is mounted by init_api
 )
 # Areas with signal receivers (lms/<area>/receivers.py) but no pages of their own.
 RECEIVER_ONLY = ("audit",)
@@ -64,6 +65,9 @@ def create_app(config: str | type[Config] | dict | None = None) -> Flask:
 
     _init_extensions(app)
     _register_blueprints(app)
+    from lms.api.v1 import init_api  # (loaded as the app is built)
+
+    init_api(app)
 
     # The parts are imported as the app is built, not with the package: lms.cli and lms.jobs
     # import lms themselves, and importing lms alone (a task module) must stay light.

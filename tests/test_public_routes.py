@@ -21,6 +21,19 @@ EXPECTED_PUBLIC = {
     # アクセシビリティ方針 and 個人情報の取扱い, linked from every page's footer.
     "site.accessibility",
     "site.privacy",
+    # The integration API: no browser session; every view checks its bearer token itself
+    # (lms.api.auth.requires: 401 problem without one; tests/api/test_matrix.py), and its
+    # OpenAPI document is public.
+    "api-docs.openapi_json",
+    "api_v1.municipalities",
+    "api_v1.courses",
+    "api_v1.sessions",
+    "api_v1.staff",
+    "api_v1.staff_member",
+    "api_v1.put_staff_member",
+    "api_v1.enrollments",
+    "api_v1.enrollment",
+    "api_v1.completions",
 }
 
 

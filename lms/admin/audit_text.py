@@ -28,6 +28,9 @@ from lms.roster.models import StaffMember
 
 ACTION_LABELS = {
     "access.denied": _l("権限のない操作の拒否"),
+    "api_client.register": _l("API クライアントの登録"),
+    "api_client.revoke": _l("API クライアントの登録の取消"),
+    "roster.upsert": _l("連携 API による職員の登録・更新"),
     "archive.create": _l("アーカイブの作成"),
     "archive.file_remove": _l("アーカイブのファイル削除"),
     "archive.import": _l("録画の取り込み"),
@@ -86,6 +89,7 @@ ACTION_LABELS = {
 }
 
 TARGET_LABELS = {
+    "api_client": _l("API クライアント"),
     "archive": _l("アーカイブ"),
     "archive_file": _l("アーカイブのファイル"),
     "attendance": _l("出欠"),
@@ -109,6 +113,9 @@ TARGET_LABELS = {
 }
 
 DETAIL_LABELS = {
+    "api_client_id": _l("API クライアント"),
+    "application_id": _l("アプリケーション ID"),
+    "outcome": _l("結果"),
     "changes": _l("変更内容"),
     "course": _l("研修"),
     "course_id": _l("研修"),

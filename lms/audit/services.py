@@ -69,7 +69,9 @@ def _label(actor: Actor | None) -> str:
     if actor is None:
         return "system"
     name = getattr(actor, "display_name", "") or ""
-    return f"{name} ({getattr(actor, 'id', '?')})"
+    ident = getattr(actor, "id", "?")
+    # An actor without a user id (an API client application) is named by its label alone.
+    return name if ident is None else f"{name} ({ident})"
 
 
 @event.listens_for(AuditLog, "before_update")

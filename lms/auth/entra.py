@@ -289,9 +289,31 @@ def signing_keys(app: Flask, jwks_uri: str) -> SigningKeys:
 def validate_id_token(id_token: str, *, nonce: str | None = None, app: Flask | None = None) -> dict:
     """Verify an ID token ourselves and return its claims; raise SignInError("invalid_token")."""
     app = app or current_app
+    claims = verify_token(id_token, audience=app.config["ENTRA_CLIENT_ID"], require=("iss", "aud", "exp", "iat", "sub"),
+                          app=app)
+    if nonce is not None and claims.get("nonce") != hashlib.sha256(nonce.encode("ascii")).hexdigest():
+        raise SignInError("invalid_token", "nonce mismatch")
+    return claims
+
+
+def validate_access_token(token: str, *, audience: str | list[str], app: Flask | None = None) -> dict:
+    """Verify an app-only access token (client credentials) sent to Manabi's API and return
+    its claims: the same keys, issuer and clock rules as ID tokens, for ``audience`` (the API's
+    app ID URI or client id). A delegated token (one carrying ``scp``: a user's) is refused.
+    Raises SignInError("invalid_token") or ProviderUnavailable."""
+    app = app or current_app
+    claims = verify_token(token, audience=audience, require=("iss", "aud", "exp", "iat"), app=app)
+    if "scp" in claims:
+        raise SignInError("invalid_token", "a delegated (user) token, not an application's")
+    return claims
+
+
+def verify_token(token: str, *, audience: str | list[str], require: tuple[str, ...], app: Flask) -> dict:
+    """A JWT issued by the configured provider: signature against its JWKS, issuer (Entra's
+    ``{tenantid}`` template resolved with the token's ``tid``), audience, ``exp``/``nbf``/``iat``."""
     metadata = provider_metadata(app)
     try:
-        signing_key = signing_keys(app, metadata["jwks_uri"]).key_for_token(id_token)
+        signing_key = signing_keys(app, metadata["jwks_uri"]).key_for_token(token)
     except jwt.PyJWKClientConnectionError as exc:
         raise ProviderUnavailable(str(exc)) from exc
     except jwt.PyJWTError as exc:
@@ -299,12 +321,12 @@ def validate_id_token(id_token: str, *, nonce: str | None = None, app: Flask | N
     algorithms = [a for a in metadata.get("id_token_signing_alg_values_supported", ["RS256"]) if a != "none"]
     try:
         claims = jwt.decode(
-            id_token,
+            token,
             signing_key.key,
             algorithms=[a for a in algorithms if a.startswith(("RS", "PS", "ES"))] or ["RS256"],
-            audience=app.config["ENTRA_CLIENT_ID"],
+            audience=audience,
             leeway=LEEWAY_SECONDS,
-            options={"require": ["iss", "aud", "exp", "iat", "sub"]},
+            options={"require": list(require)},
         )
     except jwt.PyJWTError as exc:
         raise SignInError("invalid_token", f"{type(exc).__name__}: {exc}") from exc
@@ -318,8 +340,6 @@ def validate_id_token(id_token: str, *, nonce: str | None = None, app: Flask | N
         expected_issuer = expected_issuer.replace("{tenantid}", tid)
     if claims["iss"] != expected_issuer:
         raise SignInError("invalid_token", f"issuer {claims['iss']!r} is not {expected_issuer!r}")
-    if nonce is not None and claims.get("nonce") != hashlib.sha256(nonce.encode("ascii")).hexdigest():
-        raise SignInError("invalid_token", "nonce mismatch")
     return claims
 
 

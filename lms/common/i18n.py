@@ -8,11 +8,16 @@ from __future__ import annotations
 from flask import current_app, has_request_context, request, session
 from flask_login import current_user
 
+API_PREFIX = "/api/"
+
 
 def select_locale() -> str:
     languages = current_app.config["LANGUAGES"]
     if not has_request_context():  # CLI, worker, services called from tests: Japanese
         return str(current_app.config.get("BABEL_DEFAULT_LOCALE", "ja"))
+    if request.path.startswith(API_PREFIX):
+        # The API takes no cookies and has no users: its language is the Accept-Language header's.
+        return request.accept_languages.best_match(languages, default="ja")
     chosen = str(session.get("lang") or "")
     if chosen in languages:
         return chosen

@@ -13,10 +13,18 @@ def public(view):
     return view
 
 
+def public_blueprint(app, name: str) -> None:
+    """Mark every view of the blueprint ``name`` public: an area that authenticates each call
+    itself (the integration API: bearer tokens, never the browser's session)."""
+    app.extensions.setdefault("lms_public_blueprints", set()).add(f"{name}.")
+
+
 def is_public_endpoint(app, endpoint: str | None) -> bool:
     if endpoint is None:
         return True  # 404s and the like: answered by error handlers
     if endpoint == "static" or endpoint.startswith("auth."):
+        return True
+    if endpoint.startswith(tuple(app.extensions.get("lms_public_blueprints", ()))):
         return True
     view = app.view_functions.get(endpoint)
     return bool(getattr(view, "is_public", False))

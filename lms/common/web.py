@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, g, jsonify, make_response, render_template, request
@@ -44,6 +45,16 @@ def content_security_policy(app: Flask, form_action_origins: Iterable[str] = ())
     )
 
 
+# app.extensions key: [(path prefix, renderer(code, title, message) -> response)], for an area
+# that answers errors in its own format (the integration API: RFC 9457 problem details).
+ERROR_RENDERERS = "lms_error_renderers"
+
+
+def register_error_renderer(app: Flask, prefix: str, renderer: Callable[[int, str, str], Any]) -> None:
+    """Answer the error pages of every path under ``prefix`` with ``renderer``."""
+    app.extensions.setdefault(ERROR_RENDERERS, []).append((prefix, renderer))
+
+
 def init_web(app: Flask, form_action_origins: Iterable[str] = ()) -> None:
     csp = content_security_policy(app, form_action_origins)
 
@@ -76,6 +87,9 @@ def init_web(app: Flask, form_action_origins: Iterable[str] = ()) -> None:
         )
 
     def render_error(code: int, title: str, message: str):
+        for prefix, renderer in app.extensions.get(ERROR_RENDERERS, ()):
+            if request.path.startswith(prefix):
+                return renderer(code, title, message)
         if wants_json():
             return jsonify(error=title, message=message), code
         return render_template("errors/error.html", code=code, title=title, message=message), code

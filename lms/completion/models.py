@@ -24,6 +24,9 @@ VIA_MANUAL = "manual"
 class Completion(Model):
     __tablename__ = "completion"
     __table_args__ = (
+        # The integration API's pages and incremental syncs (lms.api.paging): a municipality's rows
+        # in (updated_at, id) order.
+        Index("ix_completion_municipality_updated", "municipality_id", "updated_at", "id"),
         UniqueConstraint("staff_member_id", "course_id", "fiscal_year"),
         # A course's completions in a year (the comparison, the certificates ZIP) and, with the
         # municipality, one summary key's (lms.completion.summary) from the index alone.

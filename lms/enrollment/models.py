@@ -49,6 +49,9 @@ class Enrollment(Model):
         outcome_message: str
         outcome: Outcome
     __table_args__ = (
+        # The integration API's pages and incremental syncs (lms.api.paging): a municipality's rows
+        # in (updated_at, id) order.
+        Index("ix_enrollment_municipality_updated", "municipality_id", "updated_at", "id"),
         Index(
             "uq_enrollment_active_per_session",
             "session_id",

@@ -206,6 +206,21 @@ def municipality_for_tenant(tenant_id: str, mail_domain: str, env_setting: str |
     return municipality if municipality is not None and municipality.active else None
 
 
+def municipalities_of_tenant(tenant_id: str, env_setting: str | None = None) -> set[int]:
+    """Ids of every active municipality ``tenant_id`` is mapped to (any mail domain; stored
+    mappings and ENTRA_TENANTS merged). An application of the tenant may act for these."""
+    tenant_id = normalise_tenant_id(tenant_id)
+    ids = set(db.session.scalars(select(TenantMapping.municipality_id).where(TenantMapping.tenant_id == tenant_id)))
+    for rule in parse_tenant_setting(env_setting, strict=False):
+        if rule.tenant_id == tenant_id:
+            municipality = municipality_by_code(rule.municipality_code)
+            if municipality is not None:
+                ids.add(municipality.id)
+    if not ids:
+        return set()
+    return set(db.session.scalars(select(Municipality.id).where(Municipality.id.in_(ids), Municipality.active.is_(True))))
+
+
 def list_tenant_mappings() -> list[TenantMapping]:
     return list(
         db.session.scalars(

@@ -23,6 +23,9 @@ LEFT = "left"
 class StaffMember(Model):
     __tablename__ = "staff_member"
     __table_args__ = (
+        # The integration API's pages and incremental syncs (lms.api.paging): a municipality's rows
+        # in (updated_at, id) order.
+        Index("ix_staff_member_municipality_updated", "municipality_id", "updated_at", "id"),
         UniqueConstraint("municipality_id", "employee_number"),
         Index("ix_staff_member_municipality_department", "municipality_id", "department"),
         # Covering index for the dashboards (lms.completion.reports: index-only scans).

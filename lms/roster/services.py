@@ -434,10 +434,7 @@ def import_roster(municipality_id: int, data: bytes, actor, *, mark_missing_left
     planned: list[tuple[RowResult, dict, ImportedEntry | None]] = []
 
     for line, raw in records:
-        values = {attr: normalise_text(raw.get(column, "")) for column, attr in ROSTER_COLUMNS}
-        values["full_name_kana"] = normalise_kana(values["full_name_kana"])
-        values["sign_in_name"] = values["sign_in_name"].lower()
-        values["email"] = values["email"].lower()
+        values = _row_values(raw)
         result = RowResult(line, values["employee_number"], values["full_name"], REFUSED)
         report.rows.append(result)
         problem = _row_problem(values, raw, seen_numbers, seen_sign_ins, existing, by_sign_in)
@@ -466,6 +463,60 @@ def import_roster(municipality_id: int, data: bytes, actor, *, mark_missing_left
                   encoding=encoding, mark_missing_left=mark_missing_left,
                   **{key: value for key, value in report.counts.items() if value})
     return report
+
+
+def _row_values(raw: dict) -> dict:
+    """A roster row's values (keyed by attribute) from its columns, normalised as stored."""
+    values = {attr: normalise_text(raw.get(column, "")) for column, attr in ROSTER_COLUMNS}
+    values["full_name_kana"] = normalise_kana(values["full_name_kana"])
+    values["sign_in_name"] = values["sign_in_name"].lower()
+    values["email"] = values["email"].lower()
+    return values
+
+
+def upsert_staff_entry(municipality_id: int, entry: dict, actor, *, left_on: date | None = None,
+                       effective_on: date | None = None, **audit_details) -> tuple[RowResult, StaffMember]:
+    """One roster entry by 職員番号, exactly as a row of a CSV import: the same checks and
+    normalisation (NFKC, kana), a changed 所属/職名 is a transfer (人事異動) kept in the history,
+    an entry that had left returns. ``entry`` is keyed by attribute (``employee_number``,
+    ``full_name``…, ``hired_on`` a date or None). ``left_on`` records a departure (退職・転出)
+    of an active entry. Raises InvalidInput (the row's problem). The caller commits."""
+    effective_on = effective_on or today_tokyo()
+    hired_on = entry.get("hired_on")
+    raw = {column: ("" if entry.get(attr) is None else str(entry.get(attr))) for column, attr in ROSTER_COLUMNS}
+    raw["採用日"] = hired_on.isoformat() if isinstance(hired_on, date) else raw["採用日"]
+    values = _row_values(raw)
+    begin_write()
+    number = values["employee_number"]
+    existing = {m.employee_number: m for m in db.session.execute(
+        select(*_IMPORT_COLUMNS).where(StaffMember.municipality_id == municipality_id,
+                                       StaffMember.employee_number == number))}
+    by_sign_in = {}
+    if values["sign_in_name"]:
+        by_sign_in = {m.sign_in_name.lower(): m for m in db.session.execute(
+            select(*_IMPORT_COLUMNS).where(StaffMember.municipality_id == municipality_id,
+                                           func.lower(StaffMember.sign_in_name) == values["sign_in_name"]))}
+    problem = _row_problem(values, raw, {}, {}, existing, by_sign_in)
+    if problem:
+        raise InvalidInput(problem)
+    member_row = existing.get(number)
+    result = RowResult(0, number, values["full_name"], UNCHANGED)
+    if left_on is not None and member_row is not None and member_row.status == LEFT:
+        result.message = _("この職員はすでに退職・転出として記録されています。")
+    else:
+        result.outcome, result.message = _classify(member_row, values)
+        _apply_import(municipality_id, [(result, values, member_row)], [], effective_on, actor, source="api")
+    member = db.session.scalar(select(StaffMember).where(StaffMember.municipality_id == municipality_id,
+                                                         StaffMember.employee_number == number))
+    assert member is not None  # (written just now)
+    if left_on is not None and member.status == ACTIVE:
+        _record_departure(member, left_on, actor)
+        member.updated_at = utcnow()
+        result.outcome, result.message = MARKED_LEFT, ""
+        db.session.flush()
+    record_action(actor, "roster.upsert", "staff_member", member.id, municipality_id,
+                  employee_number=number, outcome=result.outcome, **audit_details)
+    return result, member
 
 
 def _row_problem(values, raw, seen_numbers, seen_sign_ins, existing, by_sign_in) -> str:
@@ -524,7 +575,7 @@ def _current(member: ImportedEntry, attr: str):
 
 
 
-def _apply_import(municipality_id: int, planned, missing, effective_on: date, actor) -> None:
+def _apply_import(municipality_id: int, planned, missing, effective_on: date, actor, *, source: str = "csv") -> None:
     """Write the validated import in bulk (executemany), in the caller's transaction."""
     now = utcnow()
     actor_id = getattr(actor, "id", None)
@@ -533,7 +584,7 @@ def _apply_import(municipality_id: int, planned, missing, effective_on: date, ac
         if result.outcome == UNCHANGED:
             continue
         if member is None:
-            inserts.append({**values, "municipality_id": municipality_id, "status": ACTIVE, "source": "csv",
+            inserts.append({**values, "municipality_id": municipality_id, "status": ACTIVE, "source": source,
                             "created_at": now, "updated_at": now})
             continue
         change = {"id": member.id, "updated_at": now, **values}

@@ -31,6 +31,25 @@ CLIENT_ID = "manabi-test-client"
 CERT_CLIENT_ID = "manabi-test-certificate-client"
 CLIENT_SECRET = "manabi-test-client-secret-0123456789abcdef"  # noqa: S105 (test provider only)
 REDIRECT_URI = "http://localhost/auth/callback"
+# The integration API (tests/api): its resource (the audience of its access tokens) and the
+# client applications the provider knows. Tenants: A = 千代田区, B = 八王子市, P = 東京都.
+API_RESOURCE = "api://manabi-test-api"
+API_SECRET = "manabi-test-api-secret-0123456789abcdef"  # noqa: S105 (test provider only)
+TENANT_A = "0a0a0a0a-1111-4111-8111-0000000000a1"
+TENANT_B = "0b0b0b0b-2222-4222-8222-0000000000b2"
+TENANT_P = "0c0c0c0c-3333-4333-8333-0000000000c3"
+READ, WRITE = "Manabi.Api.Read", "Manabi.Api.RosterWrite"
+# name: (application id, tenant, app roles)
+API_CLIENTS = {
+    "reader_a": ("a0000000-0000-4000-8000-00000000000a", TENANT_A, [READ]),
+    "writer_a": ("a0000000-0000-4000-8000-00000000000b", TENANT_A, [READ, WRITE]),
+    "norole_a": ("a0000000-0000-4000-8000-00000000000c", TENANT_A, []),
+    "unknown_a": ("a0000000-0000-4000-8000-00000000000d", TENANT_A, [READ]),
+    "revoked_a": ("a0000000-0000-4000-8000-00000000000e", TENANT_A, [READ]),
+    "reader_b": ("b0000000-0000-4000-8000-00000000000a", TENANT_B, [READ]),
+    "foreign_tenant": ("b0000000-0000-4000-8000-00000000000b", TENANT_B, [READ]),
+    "platform": ("c0000000-0000-4000-8000-00000000000a", TENANT_P, [READ, WRITE]),
+}
 POST_LOGOUT_URI = "http://localhost/"
 
 
@@ -91,11 +110,15 @@ class OidcProvider:
             "redirectUris": [REDIRECT_URI, f"{browser_base}/auth/callback"],
             "postLogoutRedirectUris": [POST_LOGOUT_URI, f"{browser_base}/"],
             "accountsFile": str(self.accounts_file),
+            "apiResource": API_RESOURCE,
+            "apiClients": [{"clientId": app_id, "clientSecret": API_SECRET, "roles": roles, "tid": tid}
+                           for app_id, tid, roles in API_CLIENTS.values()],
             "instances": [
                 {"path": "/oidc"},
                 {"path": "/other-key/oidc", "behaviour": "other-key"},
                 {"path": "/other-aud/oidc", "behaviour": "other-aud"},
                 {"path": "/past-clock/oidc", "behaviour": "past-clock"},
+                {"path": "/past-clock-api/oidc", "behaviour": "past-clock-api"},
             ],
         }
         (self.workdir / "config.json").write_text(json.dumps(config))
@@ -141,6 +164,18 @@ class OidcProvider:
             for stream in (self.process.stdin, self.process.stdout):
                 if stream:
                     stream.close()
+
+    def api_token(self, client: str, instance: str = "oidc", resource: str = API_RESOURCE) -> str:
+        """An access token of the API client ``client`` (API_CLIENTS), client-credentials grant."""
+        app_id = API_CLIENTS[client][0]
+        response = requests.post(
+            f"{self.authority(instance)}/token",
+            data={"grant_type": "client_credentials", "client_id": app_id, "client_secret": API_SECRET,
+                  "resource": resource, "scope": "api.read"},
+            verify=self.ca, timeout=10,
+        )
+        assert response.status_code == 200, response.text
+        return response.json()["access_token"]
 
     def set_account(self, login: str, **claims) -> None:
         """The claims the next sign-in of ``login`` carries (read by the provider at each sign-in)."""

@@ -103,7 +103,10 @@ def world(app, db):
     # The other trainer's uploaded Teams attendance report, awaiting confirmation.
     report = AttendanceUpload(session_id=session.id, uploaded_by_id=owner.id, filename="report.csv", digest="0" * 64,
                               rows=[])
-    for row in (completion, assignment, mail, record, operation, upload, report):
+    from lms.api.models import ApiClient
+
+    api_client = ApiClient(application_id=str(uuid.uuid4()), name="八王子市 人事給与", municipality_id=municipality(B).id)
+    for row in (completion, assignment, mail, record, operation, upload, report, api_client):
         if row is not None:
             db.session.add(row)
     db.session.commit()
@@ -140,6 +143,7 @@ def world(app, db):
         "operation_id": operation.id, "upload_id": upload.id if upload else uuid.uuid4().hex,
         "serial": completion.certificate_serial, "kind": "attendance", "table": "courses", "fmt": "csv",
         "filename": "css/app.css", "slug": "privacy",
+        "client_id": api_client.id, "employee_number": member_b.employee_number,
         "group_id": db.session.scalar(select(SearchSynonym.id).limit(1)),
         # A signed media link's path without its signature: refused to everyone.
         "media_path": f"{archive_file.storage_key}/{archive_file.id}.webm",

@@ -17,6 +17,9 @@ CSRF_EXEMPT = {
     # Microsoft Graph change notifications: server-to-server, no browser session; each
     # notification is authenticated by its clientState secret (lms/teams).
     "teams.graph_notifications",
+    # The integration API: no cookies, each call authenticated by its bearer token (a browser
+    # session counts for nothing there: tests/api/test_access.py).
+    "api_v1.put_staff_member",
 }
 # Exempt from the global check because they speak the tus upload protocol (fetch with
 # headers, not forms): the view itself validates the X-CSRFToken header and answers 403.

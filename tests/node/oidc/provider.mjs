@@ -13,13 +13,18 @@
 //                          document points at the good provider's JWKS;
 //   behaviour "other-aud"  issues ID tokens for another audience;
 //   behaviour "past-clock" issues ID tokens from a clock two hours behind (already expired).
+// API clients (config.apiClients: [{ clientId, clientSecret, roles, tid }]) get JWT access
+// tokens from the client-credentials grant for the resource config.apiResource (resource
+// indicators, RFC 8707), carrying Entra's app-only claims: azp (the application), roles, tid.
+// "other-aud" issues them for another resource; "past-clock-api" issues every token from a
+// clock two hours behind (already expired).
 // Accounts come from accountsFile ({ "<login>": { claims… } }), read at each sign-in, so a
 // test decides the oid/tid/roles/preferred_username that the next sign-in carries.
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 
-import Provider from 'oidc-provider';
+import Provider, { errors } from 'oidc-provider';
 
 const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 
@@ -54,9 +59,19 @@ function readAccounts() {
   }
 }
 
+const apiClients = config.apiClients || [];
+
 function buildProvider(issuer, behaviour) {
   const provider = new Provider(issuer, {
     clients: [
+      ...apiClients.map(({ clientId, clientSecret }) => ({
+        client_id: clientId,
+        client_secret: clientSecret,
+        redirect_uris: [],
+        response_types: [],
+        grant_types: ['client_credentials'],
+        token_endpoint_auth_method: 'client_secret_post',
+      })),
       {
         client_id: config.clientId,
         client_secret: config.clientSecret,
@@ -80,6 +95,28 @@ function buildProvider(issuer, behaviour) {
       rpInitiatedLogout: { enabled: true },
       clientCredentials: { enabled: true },
       introspection: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: (ctx, client, oneOf) => oneOf,
+        useGrantedResource: () => false,
+        async getResourceServerInfo(ctx, resourceIndicator) {
+          if (!config.apiResource || resourceIndicator !== config.apiResource) {
+            throw new errors.InvalidTarget();
+          }
+          return {
+            scope: 'api.read',
+            audience: behaviour === 'other-aud' ? 'api://another-application' : config.apiResource,
+            accessTokenFormat: 'jwt',
+            accessTokenTTL: 3600,
+            jwt: { sign: { alg: 'RS256' } },
+          };
+        },
+      },
+    },
+    async extraTokenClaims(ctx, token) {
+      const apiClient = apiClients.find((c) => c.clientId === token.clientId);
+      if (!apiClient || token.kind !== 'ClientCredentials') return undefined;
+      return { azp: apiClient.clientId, roles: apiClient.roles, tid: apiClient.tid };
     },
     cookies: { keys: ['manabi-test-cookie-key'] },
     async findAccount(ctx, id) {
@@ -94,6 +131,20 @@ function buildProvider(issuer, behaviour) {
     },
   });
   provider.proxy = false;
+
+  if (behaviour === 'past-clock-api') {
+    // Access tokens: the whole token endpoint runs on a clock two hours behind.
+    provider.use(async (ctx, next) => {
+      if (!ctx.path.endsWith('/token')) return next();
+      const realNow = Date.now;
+      Date.now = () => realNow() - 2 * 60 * 60 * 1000;
+      try {
+        return await next();
+      } finally {
+        Date.now = realNow;
+      }
+    });
+  }
 
   if (behaviour === 'other-aud' || behaviour === 'past-clock') {
     const issue = provider.IdToken.prototype.issue;

@@ -1,0 +1,173 @@
+"""The API's request and response shapes (marshmallow): the OpenAPI document is built from them."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from lms.common.ids import MAX_ID
+
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 100
+
+Id = fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
+
+
+class Problem(ma.Schema):
+    """RFC 9457 problem details (application/problem+json)."""
+
+    type = fields.String(required=True, metadata={"description": "URN naming the problem (urn:manabi:problem:…)"})
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String()
+    instance = fields.String(metadata={"description": "the request's path"})
+    request_id = fields.String()
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()),
+                         metadata={"description": "refused input: field → messages (422)"})
+
+
+class PageArgs(ma.Schema):
+    limit = fields.Integer(load_default=DEFAULT_LIMIT, validate=validate.Range(min=1, max=MAX_LIMIT))
+    cursor = fields.String(validate=validate.Length(max=200),
+                           metadata={"description": "the opaque cursor of the previous page's `next` link"})
+
+
+class SyncArgs(PageArgs):
+    updated_since = fields.AwareDateTime(
+        default_timezone=None, metadata={"description": "only rows changed at or after this time (RFC 3339, with offset)"})
+
+
+class CourseArgs(SyncArgs):
+    fiscal_year = fields.Integer(validate=validate.Range(min=2000, max=2100),
+                                 metadata={"description": "年度: with a session starting in it (April–March)"})
+    category = fields.Integer(validate=validate.Range(min=1, max=MAX_ID), metadata={"description": "category id"})
+    from_ = fields.Date(data_key="from", metadata={"description": "with a session starting on or after (Tokyo)"})
+    to = fields.Date(metadata={"description": "with a session starting on or before (Tokyo)"})
+
+
+class StaffArgs(SyncArgs):
+    pass
+
+
+class EnrollmentArgs(SyncArgs):
+    fiscal_year = fields.Integer(validate=validate.Range(min=2000, max=2100))
+    session_id = fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
+    employee_number = fields.String(validate=validate.Length(min=1, max=20))
+
+
+class CompletionArgs(SyncArgs):
+    fiscal_year = fields.Integer(validate=validate.Range(min=2000, max=2100))
+
+
+class StaffLookupArgs(ma.Schema):
+    municipality_code = fields.String(validate=validate.Regexp(r"^[0-9]{6}$"),
+                                      metadata={"description": "the platform client names the municipality"})
+
+
+class Municipality(ma.Schema):
+    id = fields.Integer()
+    code = fields.String(metadata={"description": "全国地方公共団体コード (6 digits)"})
+    name = fields.String()
+    kana = fields.String()
+    kind = fields.String()
+
+
+class Course(ma.Schema):
+    id = fields.Integer()
+    title = fields.String()
+    summary = fields.String()
+    category_id = fields.Integer(allow_none=True)
+    category = fields.String(allow_none=True)
+    status = fields.String()
+    requires_approval = fields.Boolean()
+    published_at = fields.DateTime(allow_none=True)
+    updated_at = fields.DateTime()
+
+
+class Session(ma.Schema):
+    id = fields.Integer()
+    course_id = fields.Integer()
+    title = fields.String()
+    starts_at = fields.DateTime()
+    ends_at = fields.DateTime()
+    fiscal_year = fields.Integer()
+    delivery = fields.String()
+    location = fields.String()
+    capacity = fields.Integer()
+    status = fields.String()
+    updated_at = fields.DateTime()
+
+
+class Staff(ma.Schema):
+    id = fields.Integer()
+    municipality_code = fields.String()
+    employee_number = fields.String(metadata={"description": "職員番号"})
+    full_name = fields.String()
+    full_name_kana = fields.String()
+    department = fields.String()
+    job_title = fields.String()
+    sign_in_name = fields.String()
+    email = fields.String()
+    status = fields.String(metadata={"description": "active or left"})
+    hired_on = fields.Date(allow_none=True)
+    left_on = fields.Date(allow_none=True)
+    updated_at = fields.DateTime()
+
+
+class StaffInput(ma.Schema):
+    """A roster entry as a row of the roster CSV (the same checks and normalisation)."""
+
+    full_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    full_name_kana = fields.String(load_default="", validate=validate.Length(max=200))
+    department = fields.String(load_default="", validate=validate.Length(max=200))
+    job_title = fields.String(load_default="", validate=validate.Length(max=100))
+    sign_in_name = fields.String(load_default="", validate=validate.Length(max=320))
+    email = fields.String(load_default="", validate=validate.Length(max=320))
+    hired_on = fields.Date(load_default=None, allow_none=True)
+    left_on = fields.Date(load_default=None, allow_none=True,
+                          metadata={"description": "records a departure (退職・転出) on this date"})
+    municipality_code = fields.String(validate=validate.Regexp(r"^[0-9]{6}$"),
+                                      metadata={"description": "required of the platform client"})
+
+
+class UpsertResult(ma.Schema):
+    outcome = fields.String(metadata={"description": "added, updated, unchanged, transferred, returned or left"})
+    message = fields.String()
+    staff = fields.Nested(Staff)
+
+
+class Enrollment(ma.Schema):
+    id = fields.Integer()
+    session_id = fields.Integer()
+    course_id = fields.Integer()
+    employee_number = fields.String()
+    municipality_code = fields.String()
+    status = fields.String()
+    requested_at = fields.DateTime()
+    confirmed_at = fields.DateTime(allow_none=True)
+    cancelled_at = fields.DateTime(allow_none=True)
+    updated_at = fields.DateTime()
+
+
+class Completion(ma.Schema):
+    id = fields.Integer()
+    course_id = fields.Integer()
+    session_id = fields.Integer(allow_none=True)
+    employee_number = fields.String()
+    municipality_code = fields.String()
+    fiscal_year = fields.Integer()
+    status = fields.String()
+    method = fields.String()
+    completed_at = fields.DateTime()
+    revoked_at = fields.DateTime(allow_none=True)
+    certificate_serial = fields.String(allow_none=True)
+    verification_url = fields.String(allow_none=True, metadata={"description": "the certificate's public verification page"})
+    updated_at = fields.DateTime()
+
+
+def page_of(item: type[ma.Schema], name: str) -> type[ma.Schema]:
+    return ma.Schema.from_dict(
+        {"items": fields.List(fields.Nested(item)),
+         "next": fields.String(allow_none=True, metadata={"description": "the next page's URL, null on the last"})},
+        name=name,
+    )

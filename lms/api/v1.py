@@ -1,0 +1,344 @@
+"""API v1 (/api/v1): the routes, built with flask-smorest so that the OpenAPI 3.1 document
+(/api/v1/openapi.json) is generated from this code and its marshmallow schemas.
+
+Every view: ``@requires(role)`` first (token, registered client, app role, rate limit), then
+the arguments; every query is limited to the caller's municipality (the platform client:
+all). An object of another municipality is answered like one that does not exist (404).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+from flask import Flask, url_for
+from flask_babel import gettext as _
+from flask_smorest import Api, Blueprint
+from sqlalchemy import exists, or_, select, true
+
+from lms.api import schemas
+from lms.api.auth import READ, ROSTER_WRITE, SECURITY, Caller, current_caller, requires
+from lms.api.paging import conditional, page
+from lms.api.problems import ApiProblem, init_problems
+from lms.common.database import begin_write
+from lms.common.errors import DomainError
+from lms.common.public import public_blueprint
+from lms.common.signals import access_denied
+from lms.common.timeutil import TOKYO, fiscal_year_bounds, fiscal_year_of
+from lms.completion.models import Completion
+from lms.courses.models import DRAFT, Category, Course, CourseEligibility, TrainingSession
+from lms.enrollment.models import Enrollment
+from lms.extensions import csrf, db
+from lms.municipalities.models import Municipality
+from lms.roster.models import StaffMember
+from lms.roster.services import upsert_staff_entry
+
+blp = Blueprint("api_v1", __name__, url_prefix="/api/v1", description="Manabi API v1")
+
+_PROBLEMS = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 422: "Unprocessable Content",
+             429: "Too Many Requests"}
+
+
+def _documented(view):
+    """The problems every view may answer, as application/problem+json in the document."""
+    for status, description in _PROBLEMS.items():
+        view = blp.alt_response(status, schema=schemas.Problem, description=description,
+                                content_type="application/problem+json")(view)
+    return view
+
+
+def _scope(caller: Caller, column):
+    return true() if caller.is_platform else column == caller.municipality_id
+
+
+def _missing(caller: Caller, target_type: str, target_id: object):
+    access_denied.send(caller.actor, target_type=target_type, target_id=target_id)
+    return ApiProblem(404, "not-found", _("見つかりません"), _("指定されたリソースはありません。"))
+
+
+def _codes() -> dict[int, str]:
+    return {row.id: row.code for row in db.session.execute(select(Municipality.id, Municipality.code))}
+
+
+# ---------------------------------------------------------------- municipalities
+
+
+@blp.route("/municipalities", methods=["GET"])
+@conditional
+@_documented
+@blp.response(200, schemas.page_of(schemas.Municipality, "MunicipalityPage"))
+@requires(READ)
+def municipalities():
+    """The municipalities (区市町村) and the prefecture: public facts, the same for every client."""
+    rows = db.session.scalars(select(Municipality).where(Municipality.active.is_(True)).order_by(Municipality.sort_order,
+                                                                                               Municipality.code))
+    return {"items": [{"id": m.id, "code": m.code, "name": m.name, "kana": m.kana, "kind": m.kind} for m in rows],
+            "next": None}
+
+
+# ---------------------------------------------------------------- courses and sessions
+
+
+def _visible_courses(caller: Caller):
+    condition = Course.status != DRAFT
+    if caller.is_platform:
+        return condition
+    eligible = exists().where(CourseEligibility.course_id == Course.id,
+                              CourseEligibility.municipality_id == caller.municipality_id)
+    return condition & or_(Course.eligible_all.is_(True), eligible)
+
+
+def _session_window(args: dict) -> list:
+    conditions = []
+    if args.get("fiscal_year"):
+        start, end = fiscal_year_bounds(args["fiscal_year"])
+        conditions += [TrainingSession.starts_at >= start, TrainingSession.starts_at < end]
+    if args.get("from_"):
+        conditions.append(TrainingSession.starts_at >= datetime.combine(args["from_"], time(), TOKYO))
+    if args.get("to"):
+        conditions.append(TrainingSession.starts_at < datetime.combine(args["to"] + timedelta(days=1), time(), TOKYO))
+    return conditions
+
+
+@blp.route("/courses", methods=["GET"])
+@conditional
+@_documented
+@blp.response(200, schemas.page_of(schemas.Course, "CoursePage"))
+@requires(READ)
+@blp.arguments(schemas.CourseArgs, location="query", as_kwargs=True)
+def courses(**args):
+    """研修: the published (and cancelled) courses open to the caller's municipality."""
+    caller = current_caller()
+    query = select(Course, Category.name).outerjoin(Category, Category.id == Course.category_id).where(
+        _visible_courses(caller))
+    if args.get("category"):
+        query = query.where(Course.category_id == args["category"])
+    window = _session_window(args)
+    if window:
+        query = query.where(exists().where(TrainingSession.course_id == Course.id, *window))
+
+    def item(course: Course, category: str | None) -> dict:
+        return {"id": course.id, "title": course.title, "summary": course.summary, "category_id": course.category_id,
+                "category": category, "status": course.status, "requires_approval": course.requires_approval,
+                "published_at": course.published_at, "updated_at": course.updated_at}
+
+    return page(query, Course, args, item)
+
+
+@blp.route("/sessions", methods=["GET"])
+@conditional
+@_documented
+@blp.response(200, schemas.page_of(schemas.Session, "SessionPage"))
+@requires(READ)
+@blp.arguments(schemas.CourseArgs, location="query", as_kwargs=True)
+def sessions(**args):
+    """研修回: the sessions of the courses the caller sees."""
+    caller = current_caller()
+    query = select(TrainingSession).join(Course, Course.id == TrainingSession.course_id).where(
+        _visible_courses(caller), *_session_window(args))
+    if args.get("category"):
+        query = query.where(Course.category_id == args["category"])
+
+    def item(s: TrainingSession) -> dict:
+        return {"id": s.id, "course_id": s.course_id, "title": s.title, "starts_at": s.starts_at, "ends_at": s.ends_at,
+                "fiscal_year": fiscal_year_of(s.starts_at), "delivery": s.delivery, "location": s.location,
+                "capacity": s.capacity, "status": s.status, "updated_at": s.updated_at}
+
+    return page(query, TrainingSession, args, item)
+
+
+# ---------------------------------------------------------------- the roster
+
+
+def _staff_item(codes: dict[int, str]):
+    def item(m: StaffMember) -> dict:
+        return {"id": m.id, "municipality_code": codes.get(m.municipality_id, ""), "employee_number": m.employee_number,
+                "full_name": m.full_name, "full_name_kana": m.full_name_kana, "department": m.department,
+                "job_title": m.job_title, "sign_in_name": m.sign_in_name, "email": m.email, "status": m.status,
+                "hired_on": m.hired_on, "left_on": m.left_on, "updated_at": m.updated_at}
+
+    return item
+
+
+@blp.route("/staff", methods=["GET"])
+@conditional
+@_documented
+@blp.response(200, schemas.page_of(schemas.Staff, "StaffPage"))
+@requires(READ)
+@blp.arguments(schemas.StaffArgs, location="query", as_kwargs=True)
+def staff(**args):
+    """職員名簿: the caller's municipality's roster (``updated_since`` for incremental sync)."""
+    caller = current_caller()
+    query = select(StaffMember).where(_scope(caller, StaffMember.municipality_id))
+    return page(query, StaffMember, args, _staff_item(_codes()))
+
+
+def _target_municipality(caller: Caller, code: str | None, employee_number: str) -> int:
+    """The municipality a roster call is about: the caller's own; the platform client names one."""
+    if not caller.is_platform:
+        if code and db.session.scalar(select(Municipality.id).where(Municipality.code == code)) != caller.municipality_id:
+            raise _missing(caller, "staff_member", employee_number)
+        assert caller.municipality_id is not None
+        return caller.municipality_id
+    municipality_id = db.session.scalar(select(Municipality.id).where(Municipality.code == code)) if code else None
+    if municipality_id is None:
+        raise ApiProblem(422, "invalid-input", _("入力内容が正しくありません"),
+                         _("プラットフォームのクライアントは municipality_code で団体を指定してください。"),
+                         errors={"municipality_code": [_("団体コードを指定してください。")]})
+    return municipality_id
+
+
+_EMPLOYEE_NUMBER = "/staff/<string(maxlength=20):employee_number>"
+
+
+@blp.route(_EMPLOYEE_NUMBER, methods=["GET"])
+@conditional
+@_documented
+@blp.response(200, schemas.Staff)
+@requires(READ)
+@blp.arguments(schemas.StaffLookupArgs, location="query", as_kwargs=True)
+def staff_member(employee_number: str, municipality_code: str | None = None):
+    """One roster entry by 職員番号."""
+    caller = current_caller()
+    municipality_id = _target_municipality(caller, municipality_code, employee_number)
+    member = db.session.scalar(select(StaffMember).where(StaffMember.municipality_id == municipality_id,
+                                                         StaffMember.employee_number == employee_number))
+    if member is None:
+        raise _missing(caller, "staff_member", employee_number)
+    return _staff_item(_codes())(member)
+
+
+@blp.route(_EMPLOYEE_NUMBER, methods=["PUT"])
+@_documented
+@blp.response(200, schemas.UpsertResult, description="updated (or unchanged)")
+@blp.alt_response(201, schema=schemas.UpsertResult, description="added")
+@requires(ROSTER_WRITE)
+@blp.arguments(schemas.StaffInput, as_kwargs=True)
+def put_staff_member(employee_number: str, **body):
+    """Add or update one roster entry by 職員番号, as a row of the roster CSV import: a changed
+    所属/職名 is a transfer (人事異動), ``left_on`` a departure; audited with the client's id."""
+    caller = current_caller()
+    municipality_id = _target_municipality(caller, body.pop("municipality_code", None), employee_number)
+    left_on = body.pop("left_on", None)
+    begin_write()
+    try:
+        result, member = upsert_staff_entry(municipality_id, {**body, "employee_number": employee_number},
+                                            caller.actor, left_on=left_on, **caller.audit_details)
+    except DomainError as exc:
+        db.session.rollback()
+        raise ApiProblem(422, "invalid-input", _("入力内容が正しくありません"), exc.message) from exc
+    db.session.commit()
+    payload = {"outcome": result.outcome, "message": result.message, "staff": _staff_item(_codes())(member)}
+    return payload, 201 if result.outcome == "added" else 200
+
+
+# ---------------------------------------------------------------- enrollments and completions
+
+
+@blp.route("/enrollments", methods=["GET"])
+@conditional
+@_documented
+@blp.response(200, schemas.page_of(schemas.Enrollment, "EnrollmentPage"))
+@requires(READ)
+@blp.arguments(schemas.EnrollmentArgs, location="query", as_kwargs=True)
+def enrollments(**args):
+    """受講申込: the enrollments of the caller's municipality's staff."""
+    caller = current_caller()
+    query = (select(Enrollment, StaffMember.employee_number, TrainingSession.course_id)
+             .join(StaffMember, StaffMember.id == Enrollment.staff_member_id)
+             .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
+             .where(_scope(caller, Enrollment.municipality_id)))
+    if args.get("fiscal_year"):
+        start, end = fiscal_year_bounds(args["fiscal_year"])
+        query = query.where(TrainingSession.starts_at >= start, TrainingSession.starts_at < end)
+    if args.get("session_id"):
+        query = query.where(Enrollment.session_id == args["session_id"])
+    if args.get("employee_number"):
+        query = query.where(StaffMember.employee_number == args["employee_number"])
+    return page(query, Enrollment, args, _enrollment_item(_codes()))
+
+
+def _enrollment_item(codes: dict[int, str]):
+    def item(e: Enrollment, employee_number: str, course_id: int) -> dict:
+        return {"id": e.id, "session_id": e.session_id, "course_id": course_id, "employee_number": employee_number,
+                "municipality_code": codes.get(e.municipality_id, ""), "status": e.status,
+                "requested_at": e.requested_at, "confirmed_at": e.confirmed_at, "cancelled_at": e.cancelled_at,
+                "updated_at": e.updated_at}
+
+    return item
+
+
+@blp.route("/enrollments/<int:enrollment_id>", methods=["GET"])
+@conditional
+@_documented
+@blp.response(200, schemas.Enrollment)
+@requires(READ)
+def enrollment(enrollment_id: int):
+    """One enrollment."""
+    caller = current_caller()
+    row = db.session.execute(
+        select(Enrollment, StaffMember.employee_number, TrainingSession.course_id)
+        .join(StaffMember, StaffMember.id == Enrollment.staff_member_id)
+        .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
+        .where(Enrollment.id == enrollment_id)).first()
+    if row is None or not (caller.is_platform or row[0].municipality_id == caller.municipality_id):
+        raise _missing(caller, "enrollment", enrollment_id)
+    return _enrollment_item(_codes())(*row)
+
+
+@blp.route("/completions", methods=["GET"])
+@conditional
+@_documented
+@blp.response(200, schemas.page_of(schemas.Completion, "CompletionPage"))
+@requires(READ)
+@blp.arguments(schemas.CompletionArgs, location="query", as_kwargs=True)
+def completions(**args):
+    """修了: the completions of the caller's municipality's staff, with the certificate's public
+    verification URL."""
+    caller = current_caller()
+    query = (select(Completion, StaffMember.employee_number)
+             .join(StaffMember, StaffMember.id == Completion.staff_member_id)
+             .where(_scope(caller, Completion.municipality_id)))
+    if args.get("fiscal_year"):
+        query = query.where(Completion.fiscal_year == args["fiscal_year"])
+    codes = _codes()
+    # The verification page's URL, built once (a route of lms.completion; the serial substituted).
+    verify_base = url_for("completion.verify_certificate", serial="SERIAL", _external=True)
+
+    def item(c: Completion, employee_number: str) -> dict:
+        return {"id": c.id, "course_id": c.course_id, "session_id": c.session_id, "employee_number": employee_number,
+                "municipality_code": codes.get(c.municipality_id, ""), "fiscal_year": c.fiscal_year,
+                "status": c.status, "method": c.method, "completed_at": c.completed_at, "revoked_at": c.revoked_at,
+                "certificate_serial": c.certificate_serial,
+                "verification_url": verify_base.replace("SERIAL", c.certificate_serial) if c.certificate_serial else None,
+                "updated_at": c.updated_at}
+
+    return page(query, Completion, args, item)
+
+
+# ---------------------------------------------------------------- the app
+
+
+def init_api(app: Flask) -> None:
+    """Mount API v1 and its OpenAPI document on ``app`` (a plain Flask app: ``Api(app)``)."""
+    api = Api(app, spec_kwargs={
+        "info": {"description": "Manabi (学び) integration API: see docs/api.md."},
+        "servers": [{"url": "/"}],
+    })
+    api.spec.components.security_scheme("entra", {
+        "type": "oauth2",
+        "description": "Microsoft Entra app-only access token (client credentials) with the app roles "
+                       "Manabi.Api.Read and, for roster writes, Manabi.Api.RosterWrite.",
+        "flows": {"clientCredentials": {"tokenUrl": "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
+                                        "scopes": {}}},
+    })
+    api.spec.options["security"] = SECURITY
+    api.register_blueprint(blp)
+    # No cookies: a bearer token authenticates each call, so the writing views need no CSRF
+    # token (each exempted by name, as tests/security/test_web_security.py lists them).
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith(f"{blp.name}.") and rule.methods and rule.methods & {"POST", "PUT", "PATCH", "DELETE"}:
+            csrf.exempt(app.view_functions[rule.endpoint])
+    # The API and its document need no signed-in browser: each view checks its token itself.
+    public_blueprint(app, blp.name)
+    public_blueprint(app, "api-docs")
+    init_problems(app)

@@ -1,0 +1,124 @@
+"""The API's resources: lists, filters, pages, ETags, problems and the OpenAPI contract."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from openapi_spec_validator import validate
+
+from lms.common.timeutil import utcnow
+from lms.completion.models import Completion
+from tests.api.conftest import A, B, assert_problem
+from tests.factories import make_course, make_session, make_staff, municipality
+
+
+def test_pages_walk_every_row_exactly_once_despite_a_concurrent_insert(api):
+    before = {make_staff(A).employee_number for _ in range(7)}
+    make_staff(B)
+    seen: list[str] = []
+    url = "/api/v1/staff?limit=3"
+    pages = 0
+    added = None
+    while url:
+        response = api("reader_a", "get", url)
+        assert response.status_code == 200
+        body = response.get_json()
+        seen += [row["employee_number"] for row in body["items"]]
+        pages += 1
+        if added is None:
+            added = make_staff(A).employee_number  # written while the client is between pages
+        url = body["next"]
+        if url:
+            assert response.headers["Link"] == f'<{url}>; rel="next"'
+        assert pages < 10
+    assert len(seen) == len(set(seen)), "a row came twice"
+    assert set(seen) == before | {added}
+
+
+def test_updated_since_gives_only_the_rows_changed_after(api, db):
+    old = make_staff(A)
+    old.updated_at = utcnow() - timedelta(days=3)
+    db.session.commit()
+    new = make_staff(A)
+    since = (utcnow() - timedelta(days=1)).isoformat()
+    rows = api("reader_a", "get", "/api/v1/staff", query_string={"updated_since": since}).get_json()["items"]
+    assert [row["employee_number"] for row in rows] == [new.employee_number]
+
+
+def test_etag_answers_304_when_nothing_changed(api):
+    make_staff(A)
+    first = api("reader_a", "get", "/api/v1/staff")
+    etag = first.headers["ETag"]
+    again = api("reader_a", "get", "/api/v1/staff", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.get_data() == b""
+    assert again.headers["ETag"] == etag
+    make_staff(A)
+    changed = api("reader_a", "get", "/api/v1/staff", headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["ETag"] != etag
+
+
+def test_problems_follow_accept_language(api):
+    japanese = assert_problem(api("reader_a", "get", "/api/v1/nothing-here"), 404, "not-found")
+    english = assert_problem(api("reader_a", "get", "/api/v1/nothing-here", headers={"Accept-Language": "en"}), 404)
+    assert japanese["title"] == "ページが見つかりません"
+    assert english["title"] == "Page not found"
+    assert english["detail"] != japanese["detail"] and english["detail"].isascii()
+    refused = api("reader_a", "get", "/api/v1/staff?limit=5000&cursor=x", headers={"Accept-Language": "en"})
+    body = assert_problem(refused, 422, "invalid-input")
+    assert "limit" in body["errors"] and body["title"].isascii()
+    assert_problem(api("reader_a", "get", "/api/v1/staff?cursor=not-a-cursor"), 400, "invalid-cursor")
+    wrong_method = assert_problem(api("reader_a", "delete", "/api/v1/staff"), 405, "method-not-allowed")
+    assert wrong_method["detail"]
+
+
+def test_courses_and_sessions_are_those_open_to_the_municipality(api):
+    open_to_all = make_course()
+    only_b = make_course(eligible=[B])
+    draft = make_course(status="draft")
+    this_year = make_session(open_to_all)
+    make_session(only_b)
+    make_session(draft)
+    courses = {row["id"] for row in api("reader_a", "get", "/api/v1/courses").get_json()["items"]}
+    assert open_to_all.id in courses and only_b.id not in courses and draft.id not in courses
+    assert only_b.id in {row["id"] for row in api("reader_b", "get", "/api/v1/courses").get_json()["items"]}
+    sessions = api("reader_a", "get", "/api/v1/sessions").get_json()["items"]
+    assert [row["id"] for row in sessions] == [this_year.id]
+    year = sessions[0]["fiscal_year"]
+    assert api("reader_a", "get", f"/api/v1/sessions?fiscal_year={year + 1}").get_json()["items"] == []
+    day = (this_year.starts_at + timedelta(hours=9)).date().isoformat()
+    assert len(api("reader_a", "get", f"/api/v1/sessions?from={day}&to={day}").get_json()["items"]) == 1
+
+
+def test_completions_carry_the_certificates_verification_url(api, db):
+    member = make_staff(A)
+    course = make_course()
+    completion = Completion(staff_member_id=member.id, course_id=course.id, municipality_id=municipality(A).id,
+                            fiscal_year=2026, method="manual", completed_at=utcnow(), certificate_serial="T-API00000001")
+    db.session.add(completion)
+    db.session.commit()
+    rows = api("reader_a", "get", "/api/v1/completions?fiscal_year=2026").get_json()["items"]
+    assert [row["employee_number"] for row in rows] == [member.employee_number]
+    assert rows[0]["verification_url"].endswith("/certificates/verify/T-API00000001")
+    assert api("reader_b", "get", "/api/v1/completions").get_json()["items"] == []
+
+
+def test_the_openapi_document_is_valid_31_and_lists_every_route(app, client):
+    response = client.get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    document = response.get_json()
+    assert document["openapi"] == "3.1.0"
+    validate(document)
+    routes = set()
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/api/v1/") and rule.endpoint.startswith("api_v1."):
+            path = rule.rule.replace("<int:enrollment_id>", "{enrollment_id}")
+            path = path.replace("<string(maxlength=20):employee_number>", "{employee_number}")
+            for method in rule.methods - {"HEAD", "OPTIONS"}:
+                routes.add((path, method.lower()))
+    documented = {(path, method) for path, operations in document["paths"].items() for method in operations
+                  if method in ("get", "put", "post", "delete", "patch")}
+    assert routes and routes == documented
+    for path, method in documented:
+        responses = document["paths"][path][method]["responses"]
+        assert "application/problem+json" in responses["401"]["content"], (path, method)
+    assert document["security"] == [{"entra": []}]

@@ -1,0 +1,79 @@
+"""PUT /api/v1/staff/{職員番号}: the roster upsert of an HR feed, with the CSV import's rules."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from lms.audit.models import AuditLog
+from lms.roster.models import StaffHistory, StaffMember
+from tests.api.conftest import API_CLIENTS, A, B, assert_problem
+from tests.factories import municipality
+
+
+def _entry(**changes) -> dict:
+    entry = {"full_name": "連携 太郎", "full_name_kana": "ﾚﾝｹｲ ﾀﾛｳ", "department": "総務課", "job_title": "主事",
+             "sign_in_name": "Renkei.Taro@City.Example.lg.jp", "email": "renkei@city.example.lg.jp",
+             "hired_on": "2024-04-01"}
+    entry.update(changes)
+    return entry
+
+
+def test_upsert_adds_then_transfers_and_is_audited(api, db):
+    added = api("writer_a", "put", "/api/v1/staff/K0001", json=_entry())
+    assert added.status_code == 201, added.get_data(as_text=True)
+    body = added.get_json()
+    assert body["outcome"] == "added"
+    # The same normalisation as the CSV import: half-width kana → full-width, sign-in name lower-case.
+    assert body["staff"]["full_name_kana"] == "レンケイ タロウ"
+    assert body["staff"]["sign_in_name"] == "renkei.taro@city.example.lg.jp"
+    assert body["staff"]["municipality_code"] == A
+
+    again = api("writer_a", "put", "/api/v1/staff/K0001", json=_entry())
+    assert again.status_code == 200 and again.get_json()["outcome"] == "unchanged"
+
+    moved = api("writer_a", "put", "/api/v1/staff/K0001", json=_entry(department="企画課", job_title="主任"))
+    assert moved.status_code == 200
+    assert moved.get_json()["outcome"] == "transferred"
+    member = db.session.scalar(select(StaffMember).where(StaffMember.employee_number == "K0001"))
+    assert (member.department, member.job_title, member.source) == ("企画課", "主任", "api")
+    history = db.session.scalars(select(StaffHistory).where(StaffHistory.staff_member_id == member.id)).all()
+    assert [(h.kind, h.from_department, h.to_department) for h in history] == [("transfer", "総務課", "企画課")]
+
+    entries = db.session.scalars(select(AuditLog).where(AuditLog.action == "roster.upsert").order_by(AuditLog.id)).all()
+    assert [e.details["outcome"] for e in entries] == ["added", "unchanged", "transferred"]
+    application_id = API_CLIENTS["writer_a"][0]
+    assert all(e.details["application_id"] == application_id and e.actor_id is None for e in entries)
+    assert application_id in entries[0].actor_label
+    assert entries[0].municipality_id == municipality(A).id
+
+
+def test_departure_and_return(api, db):
+    assert api("writer_a", "put", "/api/v1/staff/K0002", json=_entry()).status_code == 201
+    left = api("writer_a", "put", "/api/v1/staff/K0002", json=_entry(left_on="2026-03-31"))
+    assert left.get_json()["outcome"] == "left"
+    assert left.get_json()["staff"]["status"] == "left"
+    back = api("writer_a", "put", "/api/v1/staff/K0002", json=_entry())
+    assert back.get_json()["outcome"] == "returned"
+    member = db.session.scalar(select(StaffMember).where(StaffMember.employee_number == "K0002"))
+    kinds = [h.kind for h in db.session.scalars(select(StaffHistory).where(StaffHistory.staff_member_id == member.id))]
+    assert sorted(kinds) == ["left", "returned"]
+
+
+def test_refused_rows_are_422_problems_and_change_nothing(api, db):
+    bad = assert_problem(api("writer_a", "put", "/api/v1/staff/K0003", json=_entry(sign_in_name="not-an-address")),
+                         422, "invalid-input")
+    assert "サインイン名" in bad["detail"]
+    assert_problem(api("writer_a", "put", "/api/v1/staff/K0003", json={"department": "総務課"}), 422, "invalid-input")
+    assert_problem(api("writer_a", "put", "/api/v1/staff/K%2A03", json=_entry()), 422, "invalid-input")
+    assert db.session.scalar(select(StaffMember).where(StaffMember.employee_number == "K0003")) is None
+
+
+def test_the_platform_client_names_the_municipality(api, db):
+    assert_problem(api("platform", "put", "/api/v1/staff/K0004", json=_entry()), 422, "invalid-input")
+    created = api("platform", "put", "/api/v1/staff/K0004", json=_entry(municipality_code=B))
+    assert created.status_code == 201
+    assert created.get_json()["staff"]["municipality_code"] == B
+    # A municipality's own client cannot write into another one's roster.
+    assert_problem(api("writer_a", "put", "/api/v1/staff/K0004", json=_entry(municipality_code=B)), 404)
+    member = db.session.scalar(select(StaffMember).where(StaffMember.employee_number == "K0004"))
+    assert member.municipality_id == municipality(B).id
