@@ -111,6 +111,12 @@ def cancel(enrollment_id: int):
     message = _("受講申込を取り消しました。")
     if enrollment.late_cancellation:
         message = _("受講申込を取り消しました（キャンセル期限後の取消として記録しました）。")
+    member = enrollment.staff_member
+    if member is not None and member.user_id != current_user.id:  # a nominee cancelled by an administrator
+        message = _("%(name)s さんの受講申込を取り消しました。", name=member.full_name)
+        if enrollment.late_cancellation:
+            message = _("%(name)s さんの受講申込を取り消しました（キャンセル期限後の取消として記録しました）。",
+                        name=member.full_name)
     return _done(enrollment.id, enrollment.status, message, back)
 
 
@@ -213,10 +219,11 @@ def reject(enrollment_id: int):
     if not form.validate_on_submit():
         flash(_("承認しない理由を入力してください。"), "error")
         return back_to("enrollment.admin_home", municipality_id)
+    name = enrollment.staff_member.full_name
     db.session.rollback()
     try:
         services.reject_enrollment(enrollment_id, current_user, form.reason.data)
-        flash(_("申込を承認しませんでした。本人に理由を通知します。"), "success")
+        flash(_("%(name)s さんの申込を承認しませんでした。本人に理由を通知します。", name=name), "success")
     except DomainError as exc:
         flash(exc.message, "error")
     return back_to("enrollment.admin_home", municipality_id)
@@ -249,14 +256,29 @@ def nominate(session_id: int):
     member_id = form.staff_member_id.data
     assert member_id is not None  # InputRequired, and the form is validated
     member = staff_member_or_404(member_id)
-    municipality_id = member.municipality_id
+    municipality_id, member_name = member.municipality_id, member.full_name
     db.session.rollback()
     try:
         result = services.nominate(session_id, member.id, current_user)
-        flash(result.message, "success" if result.created else "info")
+        flash(_nominated_message(result, member_name), "success" if result.created else "info")
     except DomainError as exc:
         flash(exc.message, "error")
     return back_to("enrollment.session_page", municipality_id, session_id=session_id)
+
+
+def _nominated_message(result: services.NominationResult, name: str) -> str:
+    """The outcome of a nomination, naming the person nominated."""
+    enrollment = result.enrollment
+    if not result.created:
+        return _("%(name)s さん：%(message)s", name=name, message=result.message)
+    if enrollment.status == CONFIRMED:
+        return _("%(name)s さんの受講が確定しました。", name=name)
+    if enrollment.status == WAITLISTED:
+        return _("%(name)s さんは定員に達しているため、キャンセル待ち %(n)s 番目です。",
+                 name=name, n=waitlist_position(enrollment))
+    if enrollment.status == PENDING:
+        return _("%(name)s さんを推薦しました。承認待ちです。", name=name)
+    return _("%(name)s さん：%(message)s", name=name, message=result.message)
 
 
 @bp.post("/municipal/enrollments/<int:enrollment_id>/swap")
@@ -273,10 +295,12 @@ def swap(enrollment_id: int):
         flash(_("職員番号 %(number)s の職員が名簿にありません。", number=form.employee_number.data), "error")
         return back_to("enrollment.session_page", municipality_id, session_id=session_id)
     replacement_id = replacement.id
+    previous_name = enrollment.staff_member.full_name
     db.session.rollback()
     try:
         new = services.swap_nominee(enrollment_id, replacement_id, current_user, form.reason.data or "")
-        flash(_("%(name)s さんに差し替えました。", name=new.staff_member.full_name), "success")
+        flash(_("%(old)s さんを %(new)s さんに差し替えました。", old=previous_name, new=new.staff_member.full_name),
+              "success")
     except DomainError as exc:
         flash(exc.message, "error")
     return back_to("enrollment.session_page", municipality_id, session_id=session_id)

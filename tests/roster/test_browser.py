@@ -62,7 +62,7 @@ def test_municipal_admin_works_through_the_pages(live_server, page, db, tmp_path
     row = page.locator("tr").filter(has_text="申込 二郎")
     row.get_by_label("承認しない理由").fill("今年度は受講済みのため")
     row.get_by_role("button", name="承認しない").click()
-    expect(page.locator(".flash")).to_contain_text("本人に理由を通知します")
+    expect(page.locator(".flash")).to_contain_text("申込 二郎 さんの申込を承認しませんでした。本人に理由を通知します")
 
     # Swap the approved nominee for another staff member, keeping the seat.
     page.goto(f"{live_server.url}/municipal/sessions/{session.id}")
@@ -70,13 +70,13 @@ def test_municipal_admin_works_through_the_pages(live_server, page, db, tmp_path
     row = page.locator("tr").filter(has_text="申込 一郎")
     row.get_by_label("差し替え先の職員番号").fill("S003")
     row.get_by_role("button", name="差し替える").click()
-    expect(page.locator(".flash")).to_contain_text("交代 三郎 さんに差し替えました。")
+    expect(page.locator(".flash")).to_contain_text("申込 一郎 さんを 交代 三郎 さんに差し替えました。")
 
     # Nominate from a search.
     page.get_by_label("氏名・カナ・職員番号で検索").fill("申込 二郎")
     page.get_by_role("button", name="検索").click()
     page.locator(".result-list li").filter(has_text="申込 二郎").get_by_role("button", name="推薦する").click()
-    expect(page.locator(".flash")).to_contain_text("受講が確定しました。")
+    expect(page.locator(".flash")).to_contain_text("申込 二郎 さんの受講が確定しました。")
 
     # Roster CSV import (Shift_JIS, as Excel writes it).
     csv_path = tmp_path / "meibo.csv"

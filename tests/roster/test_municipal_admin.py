@@ -87,8 +87,11 @@ def test_nominate_one_from_search(app, db, client, login_as, make_staff, make_se
     assert "推薦 される" in search
     assert client.post(f"/municipal/sessions/{session.id}/nominate", data={"staff_member_id": member.id}).status_code == 302
     assert _all(db, session.id) == {(member.employee_number, CONFIRMED)}
-    # Twice: nothing new.
+    assert "推薦 される さんの受講が確定しました。" in client.get(f"/municipal/sessions/{session.id}").get_data(as_text=True)
+    # Twice: nothing new, and the message still names the person.
     client.post(f"/municipal/sessions/{session.id}/nominate", data={"staff_member_id": member.id})
+    assert "推薦 される さん：すでにこの研修回の受講が確定しています。" in client.get(
+        f"/municipal/sessions/{session.id}").get_data(as_text=True)
     assert db.session.scalar(select(func.count()).select_from(Enrollment)) == 1
     assert db.session.scalar(select(AuditLog).where(AuditLog.action == "enrollment.nominate")) is not None
 
@@ -102,6 +105,8 @@ def test_swap_keeps_the_seat(app, db, client, login_as, make_staff, make_session
     enrollment = db.session.scalar(select(Enrollment).where(Enrollment.staff_member_id == first.id))
     response = client.post(f"/municipal/enrollments/{enrollment.id}/swap", data={"employee_number": second.employee_number, "reason": "担当者変更"})
     assert response.status_code == 302
+    assert f"{first.full_name} さんを {second.full_name} さんに差し替えました。" in client.get(
+        f"/municipal/sessions/{session.id}").get_data(as_text=True)
     assert _all(db, session.id) == {(first.employee_number, CANCELLED), (second.employee_number, CONFIRMED)}
     db.session.refresh(session)
     assert session.confirmed_count == 1
