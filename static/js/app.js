@@ -9,9 +9,4 @@
     button.hidden = false;
     button.addEventListener("click", function () { window.print(); });
   });
-  // Confirm dialogs for destructive buttons: <button data-confirm="...">.
-  document.addEventListener("click", function (event) {
-    var el = event.target.closest("[data-confirm]");
-    if (el && !window.confirm(el.getAttribute("data-confirm"))) { event.preventDefault(); }
-  });
 })();
