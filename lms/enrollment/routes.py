@@ -15,7 +15,7 @@ from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
 from lms.common.access import refuse_as_missing, require_own_object, role_required
 from lms.common.errors import DomainError, NotFound
 from lms.common.forms import Form
-from lms.common.limits import limit_enroll
+from lms.common.limits import limit_enroll, limit_enroll_posts
 from lms.common.pagination import requested_page
 from lms.common.templating import format_datetime_jst, format_time_jst
 from lms.common.timeutil import as_utc, utcnow
@@ -98,8 +98,7 @@ def enroll(session_id: int):
     return _done(outcome.enrollment_id, outcome.status, outcome.message, back, 201)
 
 
-@bp.get("/enrollments/<int:enrollment_id>/cancel")
-def cancel_page(enrollment_id: int):
+def _cancel_page(enrollment_id: int):
     """The cancel button's page: what cancelling this enrollment does, then a POST to the same URL."""
     enrollment = db.session.get(Enrollment, enrollment_id)
     if enrollment is None or not services.concerns(current_user, enrollment):
@@ -140,9 +139,11 @@ def cancel_page(enrollment_id: int):
         button=_("申込を取り消す"), back_url=back)
 
 
-@bp.post("/enrollments/<int:enrollment_id>/cancel")
-@limit_enroll
+@bp.route("/enrollments/<int:enrollment_id>/cancel", methods=["GET", "POST"])
+@limit_enroll_posts
 def cancel(enrollment_id: int):
+    if request.method == "GET":
+        return _cancel_page(enrollment_id)
     # The CSRF token was checked before this view (CSRFProtect, with its Japanese page);
     # the form has no other field to validate.
     back = _back(url_for("enrollment.my_page"))
