@@ -33,6 +33,8 @@ def configured(name: str) -> Callable[[], str]:
 
 limit_sign_in = limiter.limit(configured("LMS_LIMIT_SIGN_IN"))
 limit_enroll = limiter.limit(configured("LMS_LIMIT_ENROLL"))
+# The same limit on a URL that also serves a GET (a confirmation page): only its POSTs count.
+limit_enroll_posts = limiter.limit(configured("LMS_LIMIT_ENROLL"), methods=["POST"])
 limit_progress = limiter.limit(configured("LMS_LIMIT_PROGRESS"))
 limit_upload = limiter.limit(configured("LMS_LIMIT_UPLOAD"))
 limit_export = limiter.limit(configured("LMS_LIMIT_EXPORT"))

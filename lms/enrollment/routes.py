@@ -12,11 +12,12 @@ from sqlalchemy import select
 from wtforms import HiddenField
 
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
-from lms.common.access import require_own_object, role_required
+from lms.common.access import refuse_as_missing, require_own_object, role_required
 from lms.common.errors import DomainError, NotFound
 from lms.common.forms import Form
-from lms.common.limits import limit_enroll
+from lms.common.limits import limit_enroll, limit_enroll_posts
 from lms.common.pagination import requested_page
+from lms.common.templating import format_datetime_jst, format_time_jst
 from lms.common.timeutil import as_utc, utcnow
 from lms.common.web import safe_next
 from lms.courses.models import TrainingSession
@@ -97,9 +98,52 @@ def enroll(session_id: int):
     return _done(outcome.enrollment_id, outcome.status, outcome.message, back, 201)
 
 
-@bp.post("/enrollments/<int:enrollment_id>/cancel")
-@limit_enroll
+def _cancel_page(enrollment_id: int):
+    """The cancel button's page: what cancelling this enrollment does, then a POST to the same URL."""
+    enrollment = db.session.get(Enrollment, enrollment_id)
+    if enrollment is None or not services.concerns(current_user, enrollment):
+        refuse_as_missing(current_user, "enrollment", enrollment_id)
+    back = safe_next(request.args.get("next"), url_for("enrollment.my_page"))
+    allowed, why = services.can_cancel(enrollment, current_user)
+    if not allowed:
+        flash(why, "error")
+        return redirect(back)
+    session = enrollment.session
+    now = utcnow()
+    facts = [(_("研修"), session.course.title)]
+    if session.title:
+        facts.append((_("研修回"), session.title))
+    facts.append((_("日時"), f"{format_datetime_jst(session.starts_at)}〜{format_time_jst(session.ends_at)}"))
+    if enrollment.staff_member.user_id != current_user.id:
+        facts.append((_("申込者"), enrollment.staff_member.full_name))
+    facts.append((_("現在の状態"), STATUS_LABELS.get(enrollment.status, enrollment.status)))
+    notes = []
+    if enrollment.status == CONFIRMED:
+        notes.append(_("空いた席は、キャンセル待ちの方がいれば、その方に自動で回ります。"))
+        full = session.free_seats <= 0 or session.waitlisted_count > 0
+        if full:
+            notes.append(_("この回は定員に達しています。後から申し込み直すと、キャンセル待ちの最後になります。"))
+        else:
+            notes.append(_("空席があれば、受付期間中は申し込み直せます。"))
+    elif enrollment.status == WAITLISTED:
+        notes.append(_("キャンセル待ちの順番はなくなります。後から申し込み直すと、キャンセル待ちの最後になります。"))
+    else:
+        notes.append(_("承認待ちの申込を取り下げます。申し込み直すと、改めて承認が必要になります。"))
+    if now > as_utc(services.cancel_deadline(session)):
+        notes.append(_("キャンセル期限を過ぎているため、期限後の取消として記録されます。"))
+    return render_template(
+        "confirm.html", heading=_("申込を取り消す"),
+        lead=_("この回の受講申込を取り消します。"),
+        facts=facts, notes=notes,
+        action_url=url_for("enrollment.cancel", enrollment_id=enrollment.id), next_url=back,
+        button=_("申込を取り消す"), back_url=back)
+
+
+@bp.route("/enrollments/<int:enrollment_id>/cancel", methods=["GET", "POST"])
+@limit_enroll_posts
 def cancel(enrollment_id: int):
+    if request.method == "GET":
+        return _cancel_page(enrollment_id)
     # The CSRF token was checked before this view (CSRFProtect, with its Japanese page);
     # the form has no other field to validate.
     back = _back(url_for("enrollment.my_page"))

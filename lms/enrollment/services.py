@@ -605,6 +605,11 @@ def cancel_all_enrollments(session: TrainingSession, actor, reason: str) -> list
 # ---------------------------------------------------------------- who may act
 
 
+def concerns(actor, enrollment: Enrollment) -> bool:
+    """Whether ``enrollment`` is ``actor``'s business at all (else answered as missing)."""
+    return _concerns(actor, enrollment)
+
+
 def _concerns(actor, enrollment: Enrollment) -> bool:
     """Whether ``enrollment`` is ``actor``'s business at all: their own, or one they may
     administer (platform admins, the municipality's admins, the course's trainer)."""

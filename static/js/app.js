@@ -20,9 +20,4 @@
         .forEach(function (box) { box.checked = true; });
     });
   });
-  // Confirm dialogs for destructive buttons: <button data-confirm="...">.
-  document.addEventListener("click", function (event) {
-    var el = event.target.closest("[data-confirm]");
-    if (el && !window.confirm(el.getAttribute("data-confirm"))) { event.preventDefault(); }
-  });
 })();

@@ -39,7 +39,8 @@ def test_waitlisted_learner_is_promoted_when_the_seat_frees(live_server, browser
     services.enroll(session.id, holder.staff_member.id, holder)
     a = make_user(name="受講 一郎", is_demo=True)
     b = make_user(name="受講 二郎", is_demo=True)
-    page.on("dialog", lambda dialog: dialog.accept())
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
 
     # A takes the last seat from the course page.
     _sign_in(page, live_server.url, a)
@@ -64,9 +65,16 @@ def test_waitlisted_learner_is_promoted_when_the_seat_frees(live_server, browser
         # A cancels on マイページ; the seat goes to B at once.
         page.goto(f"{live_server.url}/me")
         page.locator(".my-sessions li").filter(has_text="Teams 会議の基本研修").get_by_role(
-            "button", name=re.compile("申込を取り消す")
+            "link", name=re.compile("申込を取り消す")
         ).click()
+        # Asked on a page of its own (no window.confirm): what, when, and that the seat passes on.
+        expect(page.locator("h1")).to_have_text("申込を取り消す")
+        expect(page.locator("main")).to_contain_text("Teams 会議の基本研修")
+        expect(page.locator("main")).to_contain_text("キャンセル待ちの方")
+        expect(page.locator("main")).to_contain_text("定員に達しています")
+        page.get_by_role("button", name="申込を取り消す").click()
         expect(page.locator(".flash")).to_contain_text("受講申込を取り消しました")
+        assert dialogs == []
         expect(page.locator(".my-sessions")).to_have_count(0)
 
         page_b.reload()

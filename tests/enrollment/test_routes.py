@@ -193,3 +193,37 @@ def test_my_page_lists_history_and_only_my_records(client, login_as, make_sessio
 @pytest.mark.parametrize("path", ["/me"])
 def test_my_page_needs_sign_in(client, path):
     assert client.get(path).status_code == 302
+
+
+def test_cancel_asks_on_a_page_that_posts_to_the_same_url(client, login_as, make_session, make_user):
+    session = make_session(capacity=1)
+    other = make_user()
+    theirs = services.enroll(session.id, other.staff_member.id, other)
+    user = login_as("learner")
+    # Someone else's confirmation page: 404, as for an id that names nothing.
+    assert client.get(f"/enrollments/{theirs.id}/cancel").status_code == 404
+    assert client.get("/enrollments/2147483647/cancel").status_code == 404
+    mine = services.enroll(session.id, user.staff_member.id, user)  # waitlisted: the seat is taken
+    page = client.get(f"/enrollments/{mine.id}/cancel?next=/me")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert session.course.title in html and f'action="/enrollments/{mine.id}/cancel"' in html
+    assert "キャンセル待ちの順番はなくなります" in html and 'name="next" value="/me"' in html
+    factories.db.session.rollback()
+    assert factories.db.session.get(Enrollment, mine.id).status != CANCELLED  # asking changes nothing
+    answer = client.post(f"/enrollments/{mine.id}/cancel", data={"next": "/me"})
+    assert answer.status_code == 302 and answer.headers["Location"].endswith("/me")
+    # Once cancelled, the page sends back with the reason instead of asking again.
+    again = _follow(client, client.get(f"/enrollments/{mine.id}/cancel"))
+    assert "すでに終了しています" in again.get_data(as_text=True)
+
+
+def test_cancel_page_for_a_confirmed_seat_says_the_waitlist_takes_it(client, login_as, make_session, make_user):
+    session = make_session(capacity=1)
+    user = login_as("learner")
+    mine = services.enroll(session.id, user.staff_member.id, user)
+    other = make_user()
+    services.enroll(session.id, other.staff_member.id, other)  # waitlisted behind
+    html = client.get(f"/enrollments/{mine.id}/cancel").get_data(as_text=True)
+    assert "キャンセル待ちの方がいれば" in html and "定員に達しています" in html
+    assert "受講確定" in html

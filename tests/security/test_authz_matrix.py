@@ -106,6 +106,8 @@ EXPECTED = {
     "courses.course_detail GET": "L ok ok ok ok ok",
     # admin_b cancels the B learner's enrollment; the platform admin then finds it cancelled.
     "enrollment.cancel POST": "L 404 404 404 ok 409",
+    # The cancel button's confirmation page: not yours → 404; already cancelled → back with a message.
+    "enrollment.cancel GET": "L 404 404 404 ok ok",
     "main.healthz GET": "ok ok ok ok ok ok",
     "main.hello GET": "ok ok ok ok ok ok",
     "main.readyz GET": "ok ok ok ok ok ok",
