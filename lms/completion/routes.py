@@ -32,11 +32,13 @@ from lms.common.access import (
     role_required,
 )
 from lms.common.errors import DomainError
+from lms.common.forms import Form
 from lms.common.ids import parse_id, parse_ids
 from lms.common.limits import configured, limit_export
 from lms.common.pagination import requested_page
 from lms.common.public import public
 from lms.common.telemetry import timed_export
+from lms.common.templating import format_date_jst
 from lms.completion import reports, services
 from lms.completion.certificates import (
     certificate_data,
@@ -443,13 +445,28 @@ def assignment_edit(assignment_id: int):
     return render_template("completion/assignment_form.html", form=form, assignment=assignment)
 
 
-@bp.post("/completion/assignments/<int:assignment_id>/delete")
+@bp.route("/completion/assignments/<int:assignment_id>/delete", methods=["GET", "POST"])
 @role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
 def assignment_delete(assignment_id: int):
+    """Removing a mandatory assignment asks on a page first (what it covers, how many staff
+    it makes a course mandatory for); the page's button POSTs here."""
     assignment = db.get_or_404(MandatoryAssignment, assignment_id)
     fy = assignment.fiscal_year
     if not services.can_manage_assignment(current_user, assignment.municipality_id):
         refuse_as_missing(current_user, "mandatory_assignment", assignment.id)
+    back = url_for("completion.dashboard", fy=fy, _anchor="mandatory")
+    if request.method == "GET":
+        return render_template(
+            "confirm.html", heading=_("必修指定の削除"),
+            lead=_("この必修指定を削除すると、対象の職員にとってこの研修は必修ではなくなります。修了の記録は消えません。"),
+            facts=[(_("研修"), assignment.course.title),
+                   (_("対象"), assignment.municipality.name if assignment.municipality else _("全区市町村")),
+                   (_("年度"), f"{fy}"), (_("期限"), format_date_jst(assignment.due_on))],
+            action_url=url_for("completion.assignment_delete", assignment_id=assignment.id), button=_("削除する"),
+            back_url=back,
+        )
+    if not Form().validate_on_submit():
+        abort(400)
     try:
         services.delete_mandatory_assignment(current_user, assignment_id)
     except DomainError as exc:

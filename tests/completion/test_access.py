@@ -70,6 +70,7 @@ def test_municipal_admin_cannot_open_other_municipality_records(known_data, clie
     assert client.get(f"/completion/export/missing.csv?assignment={d['mandatory'][0].id}",
                       buffered=True).status_code == 404
     assert client.post(f"/completion/assignments/{d['mandatory'][0].id}/delete").status_code == 404
+    assert client.get(f"/completion/assignments/{d['mandatory'][0].id}/delete").status_code == 404
     assert db.session.scalar(select(AuditLog.id).where(AuditLog.action == "access.denied")) is not None
 
 
@@ -106,6 +107,10 @@ def test_mandatory_assignment_lifecycle_by_municipal_admin(known_data, client, l
     # a due date before the fiscal year is refused with a message, nothing saved
     response = client.post(f"/completion/assignments/{created.id}/edit", data={**form, "due_on": "2000-01-01"})
     assert response.status_code == 200 and "期限は対象年度" in response.get_data(as_text=True)
+    # Deleting asks on a page first (naming the course), which POSTs to the same URL.
+    page = client.get(f"/completion/assignments/{created_id}/delete")
+    assert page.status_code == 200 and "必修指定の削除" in page.get_data(as_text=True)
+    assert db.session.get(MandatoryAssignment, created_id) is not None  # nothing removed by looking
     assert client.post(f"/completion/assignments/{created_id}/delete").status_code == 302
     assert db.session.get(MandatoryAssignment, created_id) is None
     actions = set(db.session.scalars(select(AuditLog.action)))

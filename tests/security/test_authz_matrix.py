@@ -163,6 +163,8 @@ EXPECTED = {
     "admin.remove_tenant POST": "L 403 403 403 403 ok",
     # admin_b deletes the assignment first; the platform admin then finds it gone.
     "completion.assignment_delete POST": "L 403 403 404 ok 404",
+    # Its confirmation page (walked before the POSTs delete it).
+    "completion.assignment_delete GET": "L 403 403 404 ok ok",
     # Added with the confirmation pages, the synonyms, the site pages and the printouts.
     "admin.remove_tenant GET": "L 403 403 403 403 ok",
     "admin.synonyms GET": "L 403 403 403 403 ok",
