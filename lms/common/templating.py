@@ -11,7 +11,8 @@ from flask_babel import get_locale
 from flask_login import current_user
 from markupsafe import Markup
 
-from lms.common.markdown import render_markdown
+from lms.common.i18n import brand_name, portal_name
+from lms.common.markdown import render_markdown, split_section_heading
 from lms.common.timeutil import to_tokyo
 
 _WEEKDAYS_JA = "月火水木金土日"
@@ -49,18 +50,30 @@ def format_time_jst(value: datetime | None) -> str:
     return f"{to_tokyo(value):%H:%M}" if value else ""
 
 
+def parenthesize(value: Any) -> Markup:
+    """「（…）」 in Japanese, " (…)" in English: brackets around a name or a date in a sentence."""
+    if _is_ja():
+        return Markup("（{}）").format(value)
+    return Markup(" ({})").format(value)
+
+
 def init_templating(app: Flask, nav_items: Callable[[Any], list[dict]]) -> None:
     """Filters and globals of every template. ``nav_items(user)``: the menu entries the user sees."""
     app.jinja_env.filters["jst"] = format_datetime_jst
     app.jinja_env.filters["jst_date"] = format_date_jst
     app.jinja_env.filters["jst_time"] = format_time_jst
+    app.jinja_env.filters["paren"] = parenthesize
     app.jinja_env.filters["markdown"] = lambda text: Markup(render_markdown(text or ""))  # noqa: S704 (sanitised by nh3)
+    # A description that starts with its own 「内容」/「概要」 heading: (that heading, the rest).
+    app.jinja_env.filters["section_heading"] = split_section_heading
 
     @app.context_processor
     def _globals():
         return {
             "nav_items": nav_items(current_user) if current_user else [],
             "current_locale": str(get_locale() or "ja"),
+            "portal_name": portal_name(),
+            "brand_name": brand_name(),
             "view_functions": current_app.view_functions,
             "demo_mode": bool(current_app.config.get("LMS_DEMO_LOGIN"))
             and current_app.config.get("LMS_ENV") != "production",
