@@ -120,6 +120,9 @@ class Config:
     # The body that issues certificates and organises the sessions (its name on certificates,
     # as the calendar organiser and mail sender name).
     LMS_ISSUER_NAME = _text("LMS_ISSUER_NAME", "東京都")
+    # The portal's one brand name, the same in both languages ("Manabi 研修ポータル",
+    # "Manabi Training Portal"): lms.common.i18n.portal_name().
+    LMS_BRAND_NAME = _text("LMS_BRAND_NAME", "Manabi")
     # The font embedded in certificates (a TrueType file covering 人名 characters).
     LMS_CERTIFICATE_FONT = _text("LMS_CERTIFICATE_FONT", "/usr/share/fonts/truetype/ipamj/ipamjm.ttf")
     REDIS_URL = _text("REDIS_URL")

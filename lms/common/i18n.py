@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 from flask import current_app, has_request_context, request, session
+from flask_babel import get_locale
+from flask_babel import gettext as _
 from flask_login import current_user
 
 API_PREFIX = "/api/"
@@ -30,3 +32,21 @@ def select_locale() -> str:
 
 def select_timezone() -> str:
     return "Asia/Tokyo"
+
+
+def localized_name(name: str, name_en: str | None) -> str:
+    """A stored name in the page's language: its English form in English mode when one is
+    stored (categories keep both), else the Japanese."""
+    if name_en and str(get_locale() or "ja") == "en":
+        return name_en
+    return name
+
+
+def brand_name() -> str:
+    """The portal's brand, spelled one way in every language (``LMS_BRAND_NAME``)."""
+    return str(current_app.config.get("LMS_BRAND_NAME") or "Manabi")
+
+
+def portal_name() -> str:
+    """「Manabi 研修ポータル」 / "Manabi Training Portal": page titles, mails, the header."""
+    return _("%(brand)s 研修ポータル", brand=brand_name())

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
+
 import nh3
 from markdown_it import MarkdownIt
 
@@ -25,3 +28,29 @@ def render_markdown(text: str) -> str:
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer nofollow",
     )
+
+
+# Headings an author writes at the top of a description that say what the page's own
+# section heading already says (「内容」).
+_SECTION_WORDS = {
+    "内容", "概要", "研修内容", "研修の内容", "研修概要", "研修の概要", "説明", "内容・概要",
+    "contents", "content", "overview", "description", "summary", "course contents", "course overview",
+}
+_ATX = re.compile(r"^ {0,3}#{1,6}[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$")
+
+
+def _heading_key(text: str) -> str:
+    folded = unicodedata.normalize("NFKC", text).strip().strip("#:：").strip().lower()
+    return re.sub(r"\s+", " ", folded)
+
+
+def split_section_heading(text: str) -> tuple[str | None, str]:
+    """(the description's own first heading, the rest) when the Markdown begins with a heading
+    like 「内容」 or 「概要」, so the page shows that heading once; else (None, text)."""
+    lines = (text or "").lstrip("\r\n").splitlines()
+    if not lines:
+        return None, text or ""
+    match = _ATX.match(lines[0])
+    if match is None or _heading_key(match.group(1)) not in _SECTION_WORDS:
+        return None, text
+    return match.group(1).strip(), "\n".join(lines[1:])

@@ -11,7 +11,8 @@ from flask_babel import get_locale
 from flask_login import current_user
 from markupsafe import Markup
 
-from lms.common.markdown import render_markdown
+from lms.common.i18n import brand_name, portal_name
+from lms.common.markdown import render_markdown, split_section_heading
 from lms.common.timeutil import fiscal_year_label, format_wareki, to_tokyo
 
 _WEEKDAYS_JA = "月火水木金土日"
@@ -75,6 +76,11 @@ def format_yen(amount: int | None) -> str:
     if amount is None:
         return ""
     return f"{int(amount):,}円" if _is_ja() else f"¥{int(amount):,}"
+def parenthesize(value: Any) -> Markup:
+    """「（…）」 in Japanese, " (…)" in English: brackets around a name or a date in a sentence."""
+    if _is_ja():
+        return Markup("（{}）").format(value)
+    return Markup(" ({})").format(value)
 
 
 def init_templating(app: Flask, nav_items: Callable[[Any], list[dict]]) -> None:
@@ -85,13 +91,18 @@ def init_templating(app: Flask, nav_items: Callable[[Any], list[dict]]) -> None:
     app.jinja_env.filters["fiscal_year"] = format_fiscal_year
     app.jinja_env.filters["date_long"] = format_date_long
     app.jinja_env.filters["yen"] = format_yen
+    app.jinja_env.filters["paren"] = parenthesize
     app.jinja_env.filters["markdown"] = lambda text: Markup(render_markdown(text or ""))  # noqa: S704 (sanitised by nh3)
+    # A description that starts with its own 「内容」/「概要」 heading: (that heading, the rest).
+    app.jinja_env.filters["section_heading"] = split_section_heading
 
     @app.context_processor
     def _globals():
         return {
             "nav_items": nav_items(current_user) if current_user else [],
             "current_locale": str(get_locale() or "ja"),
+            "portal_name": portal_name(),
+            "brand_name": brand_name(),
             "view_functions": current_app.view_functions,
             "demo_mode": bool(current_app.config.get("LMS_DEMO_LOGIN"))
             and current_app.config.get("LMS_ENV") != "production",

@@ -24,6 +24,7 @@ from functools import lru_cache
 from sqlalchemy import ColumnElement, Integer, bindparam, case, event, exists, func, literal, or_, select
 from sqlalchemy.orm import Session
 
+from lms.common.i18n import localized_name
 from lms.common.ids import parse_id
 from lms.common.pagination import Page
 from lms.common.timeutil import TOKYO, as_utc, to_tokyo, utcnow
@@ -341,20 +342,23 @@ def categories() -> list[Category]:
 
 
 _CATEGORY_TTL_SECONDS = 60.0
-_category_cache: dict[str, tuple[float, list[tuple[int, str]]]] = {}
+_category_cache: dict[str, tuple[float, list[tuple[int, str, str]]]] = {}
 
 
 def category_choices() -> list[tuple[int, str]]:
-    """(id, name) of every category for the catalogue's filter, kept per process for a minute:
-    the list changes a few times a year, and the catalogue is the busiest page."""
+    """(id, name) of every category for the catalogue's filter, in the page's language (the
+    stored English name in English mode), kept per process for a minute: the list changes a
+    few times a year, and the catalogue is the busiest page."""
     key = str(db.engine.url)
     now = time.monotonic()
     cached = _category_cache.get(key)
     if cached is None or now - cached[0] > _CATEGORY_TTL_SECONDS:
-        rows = db.session.execute(select(Category.id, Category.name).order_by(Category.sort_order, Category.name)).all()
-        cached = (now, [(int(cid), name) for cid, name in rows])
+        rows = db.session.execute(
+            select(Category.id, Category.name, Category.name_en).order_by(Category.sort_order, Category.name)
+        ).all()
+        cached = (now, [(int(cid), name, name_en or "") for cid, name, name_en in rows])
         _category_cache[key] = cached
-    return cached[1]
+    return [(cid, localized_name(name, name_en)) for cid, name, name_en in cached[1]]
 
 
 @event.listens_for(Session, "after_flush")

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from lms.common.i18n import localized_name
 from lms.common.timeutil import utcnow
 from lms.common.types import UTCDateTime
 from lms.extensions import Model
@@ -53,6 +54,11 @@ class Category(Model):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     name_en: Mapped[str] = mapped_column(String(100), default="")
     sort_order: Mapped[int] = mapped_column(default=0)
+
+    @property
+    def label(self) -> str:
+        """The name in the page's language (the stored English name in English mode)."""
+        return localized_name(self.name, self.name_en)
 
 
 class Course(Model):

@@ -310,7 +310,7 @@ def _municipality_groups() -> list[tuple[str, list[Municipality]]]:
 
 
 def _course_choices(form: CourseForm) -> None:
-    form.category_id.choices = choices_of([(0, _("（分類なし）"))] + [(c.id, c.name) for c in cat.categories()])
+    form.category_id.choices = choices_of([(0, _("（分類なし）"))] + [(c.id, c.label) for c in cat.categories()])
     form.municipality_ids.choices = choices_of(
         (m.id, m.name) for _kind, items in _municipality_groups() for m in items
     )

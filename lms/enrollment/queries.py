@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import aliased
 
-from lms.enrollment.models import ACTIVE_STATUSES, WAITLISTED, Enrollment
+from lms.courses.models import TrainingSession
+from lms.enrollment.models import ACTIVE_STATUSES, CONFIRMED, PENDING, WAITLISTED, Enrollment
 from lms.extensions import db
 
 
@@ -14,6 +16,12 @@ from lms.extensions import db
 class MyStatus:
     enrollment: Enrollment
     waitlist_position: int | None  # 1-based, for waitlisted enrollments
+
+
+@dataclass(frozen=True)
+class MyStatusWords:
+    status: str
+    waitlist_position: int | None
 
 
 def my_statuses(staff_member_id: int | None, session_ids: list[int]) -> dict[int, MyStatus]:
@@ -49,3 +57,43 @@ def waitlist_position(enrollment: Enrollment) -> int:
             Enrollment.arrival_seq < enrollment.arrival_seq,
         )
     ) or 0)
+
+
+# Which place a learner holds in a course counts most: a confirmed seat over a pending one
+# over a waitlisted one.
+_PLACE_ORDER = {CONFIRMED: 0, PENDING: 1, WAITLISTED: 2}
+
+
+def my_course_statuses(staff_member_id: int | None, course_ids: list[int]) -> dict[int, MyStatusWords]:
+    """The learner's place in each of ``course_ids`` (the best one if several sessions), with the
+    waitlist position — one query for the whole page."""
+    if staff_member_id is None or not course_ids:
+        return {}
+    earlier = aliased(Enrollment)
+    position = (
+        select(func.count())
+        .select_from(earlier)
+        .where(
+            earlier.session_id == Enrollment.session_id,
+            earlier.status == WAITLISTED,
+            earlier.arrival_seq < Enrollment.arrival_seq,
+        )
+        .correlate(Enrollment)
+        .scalar_subquery()
+    )
+    rows = db.session.execute(
+        select(TrainingSession.course_id, Enrollment.status, position)
+        .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
+        .where(
+            Enrollment.staff_member_id == staff_member_id,
+            TrainingSession.course_id.in_(course_ids),
+            Enrollment.status.in_(ACTIVE_STATUSES),
+        )
+    ).all()
+    result: dict[int, MyStatusWords] = {}
+    for course_id, status, ahead in rows:
+        words = MyStatusWords(status, 1 + int(ahead or 0) if status == WAITLISTED else None)
+        held = result.get(course_id)
+        if held is None or _PLACE_ORDER[status] < _PLACE_ORDER[held.status]:
+            result[course_id] = words
+    return result

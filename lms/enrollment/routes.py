@@ -6,7 +6,6 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 from wtforms import HiddenField
@@ -22,8 +21,9 @@ from lms.common.timeutil import as_utc, utcnow
 from lms.common.web import safe_next
 from lms.courses.models import TrainingSession
 from lms.enrollment import municipal, services
-from lms.enrollment.course_page import learner_sessions
-from lms.enrollment.models import ACTIVE_STATUSES, CANCELLED, CONFIRMED, PENDING, REJECTED, WAITLISTED, Enrollment
+from lms.enrollment.course_page import learner_course_statuses, learner_sessions
+from lms.enrollment.labels import status_badge, status_label
+from lms.enrollment.models import ACTIVE_STATUSES, CONFIRMED, PENDING, WAITLISTED, Enrollment
 from lms.enrollment.queries import waitlist_position
 from lms.extensions import db
 from lms.municipalities.models import Municipality
@@ -35,14 +35,11 @@ from lms.roster.services import MAX_CSV_BYTES, staff_member_for
 bp = Blueprint("enrollment", __name__)
 # The course page (courses area) shows the learner's place through this (see course_page.py).
 bp.add_app_template_global(learner_sessions, "learner_sessions")
-
-STATUS_LABELS = {
-    CONFIRMED: _l("受講確定"),
-    WAITLISTED: _l("キャンセル待ち"),
-    PENDING: _l("承認待ち"),
-    REJECTED: _l("承認されませんでした"),
-    CANCELLED: _l("取消"),
-}
+# The catalogue's cards show the learner's place in each course through this (one query).
+bp.add_app_template_global(learner_course_statuses, "learner_course_statuses")
+# The one set of status words (lms/enrollment/labels.py) for every template.
+bp.add_app_template_global(status_label, "enrollment_status_label")
+bp.add_app_template_global(status_badge, "enrollment_status_badge")
 # The course page's endpoint (the catalogue area's), linked when registered.
 _COURSE_PAGES = ("courses.course_detail", "courses.course", "courses.detail")
 
@@ -116,7 +113,7 @@ def _cancel_page(enrollment_id: int):
     facts.append((_("日時"), f"{format_datetime_jst(session.starts_at)}〜{format_time_jst(session.ends_at)}"))
     if enrollment.staff_member.user_id != current_user.id:
         facts.append((_("申込者"), enrollment.staff_member.full_name))
-    facts.append((_("現在の状態"), STATUS_LABELS.get(enrollment.status, enrollment.status)))
+    facts.append((_("現在の状態"), status_label(enrollment.status)))
     notes = []
     if enrollment.status == CONFIRMED:
         notes.append(_("空いた席は、キャンセル待ちの方がいれば、その方に自動で回ります。"))
@@ -196,7 +193,6 @@ def my_page():
         course_endpoint=course_endpoint,
         has_course_page=course_endpoint is not None,
         view_functions=current_app.view_functions,
-        status_labels=STATUS_LABELS,
     )
 
 

@@ -8,6 +8,7 @@ from flask_login import current_user
 from lms.common.public import public
 from lms.common.web import safe_next
 from lms.main import health
+from lms.main.home import home_panels
 
 bp = Blueprint("main", __name__)
 health.register(bp)
@@ -16,7 +17,9 @@ health.register(bp)
 @bp.get("/")
 @public
 def home():
-    return render_template("main/home.html", user=current_user)
+    # Each signed-in role's figures and lists, scoped to the user (lms/main/home.py).
+    panels = home_panels(current_user) if current_user.is_authenticated else {}
+    return render_template("main/home.html", user=current_user, panels=panels)
 
 
 @bp.post("/lang")

@@ -20,6 +20,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from icalendar import Calendar, Event, Timezone, vCalAddress, vText
 
+from lms.common.i18n import brand_name, portal_name
 from lms.common.links import app_url, base_url
 from lms.common.timeutil import TOKYO, as_utc, to_tokyo, utcnow
 from lms.enrollment.queries import waitlist_position
@@ -195,7 +196,7 @@ def _compose(enrollment, kind, *, position, changes) -> ComposedMail:
 @lru_cache(maxsize=512)
 def _subject(locale: str, kind: str, session_name: str) -> str:
     """(``locale`` is the language in force: part of the key, not read.)"""
-    return _("【Manabi】%(title)s：%(session)s", title=_subject_title(kind), session=session_name)
+    return _("【%(brand)s】%(title)s：%(session)s", brand=brand_name(), title=_subject_title(kind), session=session_name)
 
 
 @lru_cache(maxsize=512)
@@ -215,7 +216,7 @@ def _body_tail(locale, kind, session_name, starts_at, ends_at, delivery, locatio
     lines += [
         "",
         "--",
-        _("Manabi 研修ポータル"),
+        portal_name(),
         _("このメールは送信専用のアドレスから自動で送信しています。返信はできません。"),
     ]
     return "\n".join(lines) + "\n"

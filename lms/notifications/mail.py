@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 from flask import current_app
 
+from lms.common.i18n import portal_name
 from lms.common.timeutil import utcnow
 
 
@@ -51,7 +52,7 @@ def build_message(mail) -> EmailMessage:
     """The MIME message of an OutboxMail row (text body, optional text/calendar part)."""
     config = current_app.config
     message = EmailMessage()
-    message["From"] = formataddr(("Manabi 研修ポータル", config.get("MAIL_FROM") or "manabi@example.lg.jp"))
+    message["From"] = formataddr((portal_name(), config.get("MAIL_FROM") or "manabi@example.lg.jp"))
     message["To"] = formataddr((mail.to_name or "", mail.to_address))
     message["Subject"] = mail.subject
     message["Date"] = format_datetime(mail.created_at or utcnow())

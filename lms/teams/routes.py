@@ -14,6 +14,7 @@ from lms.audit.services import record_action
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
 from lms.common.access import refuse_as_missing, role_required
 from lms.common.errors import DomainError, NotAllowed, NotFound
+from lms.common.i18n import brand_name
 from lms.common.ids import parse_id
 from lms.common.pagination import requested_page
 from lms.common.public import public
@@ -165,7 +166,7 @@ def sync_roster():
         flash(_("Microsoft Graph が設定されていないため、同期できません。"), "error")
         return back
     if not roster_sync.consented_tenants(municipality_id):
-        flash(_("この区市町村のテナントでは、Manabi への管理者の同意がまだないため同期できません。"), "error")
+        flash(_("この区市町村のテナントでは、%(brand)s への管理者の同意がまだないため同期できません。", brand=brand_name()), "error")
         return back
     try:
         reports = roster_sync.sync_roster_from_tenants(municipality_id, current_user)

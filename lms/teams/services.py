@@ -27,6 +27,7 @@ from lms.audit.services import record_action
 from lms.auth.models import User
 from lms.common.database import begin_write, run_in_transaction
 from lms.common.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from lms.common.i18n import portal_name
 from lms.common.timeutil import as_utc, to_tokyo, utcnow
 from lms.courses.models import CANCELLED, HYBRID, TEAMS, Course, TrainingSession
 from lms.enrollment.models import CONFIRMED, Enrollment
@@ -254,7 +255,7 @@ def event_payload(session: TrainingSession) -> dict:
     subject = f"{course.title} {session.title}".strip()
     base_url = current_app.config.get("LMS_BASE_URL", "").rstrip("/")
     lines = [html.escape(course.summary or "")]
-    lines.append(html.escape(_("この会議は Manabi 研修ポータルから作成されました。受講の申込・取消はポータルで行ってください。")))
+    lines.append(html.escape(_("この会議は %(portal)s から作成されました。受講の申込・取消はポータルで行ってください。", portal=portal_name())))
     if base_url:
         lines.append(f'<a href="{html.escape(base_url)}">{html.escape(base_url)}</a>')
     return {

@@ -254,3 +254,34 @@ def test_only_months_with_sessions_are_offered(db, client, login_as):
     html = client.get("/courses").get_data(as_text=True)
     offered = set(re.findall(r'<option value="(\d{4}-\d{2})"', html))
     assert offered == {f"{in_two_months.year:04d}-{in_two_months.month:02d}"}
+
+
+def test_the_learners_places_on_the_catalogue_cost_one_query(db):
+    from lms.completion.summary import rebuild
+    from lms.enrollment.models import CONFIRMED, PENDING, WAITLISTED, Enrollment
+    from lms.enrollment.queries import my_course_statuses
+
+    learner = factories.make_staff("131016")
+    other = factories.make_staff("131016")
+    courses, statuses = [], (CONFIRMED, PENDING, WAITLISTED)
+    for i in range(6):
+        course = factories.make_course(title=f"研修{i}", commit=False)
+        session = factories.make_session(course, commit=False)
+        courses.append(course)
+        if i < 3:
+            db.session.add(Enrollment(session_id=session.id, staff_member_id=other.id, municipality_id=other.municipality_id,
+                                      status=WAITLISTED, arrival_seq=1))
+            db.session.add(Enrollment(session_id=session.id, staff_member_id=learner.id,
+                                      municipality_id=learner.municipality_id, status=statuses[i], arrival_seq=2))
+    db.session.commit()
+    rebuild(db.session)  # rows written without the enrollment events, as a bulk loader would
+    db.session.commit()
+    ids = [c.id for c in courses]
+    result = {}
+
+    def read():
+        result.update(my_course_statuses(learner.id, ids))
+
+    assert _count_queries(read) <= 2  # one statement (+ BEGIN on SQLite)
+    assert {cid: (s.status, s.waitlist_position) for cid, s in result.items()} == {
+        ids[0]: (CONFIRMED, None), ids[1]: (PENDING, None), ids[2]: (WAITLISTED, 2)}

@@ -79,7 +79,7 @@ def test_waitlisted_learner_is_promoted_when_the_seat_frees(live_server, browser
 
         page_b.reload()
         card_b = page_b.locator(".my-sessions li").filter(has_text="Teams 会議の基本研修")
-        expect(card_b.locator(".badge")).to_have_text("確定")
+        expect(card_b.locator(".badge")).to_have_text("受講確定")
         expect(card_b.get_by_role("link", name="Teams 会議に参加する")).to_have_attribute("href", session.join_url)
         expect(card_b).to_contain_text("都庁第一本庁舎 5階")
     finally:
