@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -290,10 +291,10 @@ def test_course_page_shows_seats_waitlist_my_status_and_buttons(client, login_as
     mine = enrollment.enroll(full.id, me.staff_member.id, me)
     page = client.get(f"/courses/{course.id}").get_data(as_text=True)
     assert "キャンセル待ち 3 番目" in page  # my position
-    assert f'action="/enrollments/{mine.id}/cancel"' in page
+    assert f'href="/enrollments/{mine.id}/cancel?next=' in page  # asks on a page (no window.confirm)
     assert f'action="/sessions/{open_session.id}/enroll"' in page
     assert "申し込む" in page
-    assert '<td class="num">3</td>' in page  # waitlist length of the full session (2 others + me)
+    assert re.search(r'data-label="キャンセル待ち"><div class="cell">3</div>', page)  # waitlist length (2 others + me)
 
 
 @pytest.mark.parametrize(
