@@ -247,6 +247,26 @@ def _course_conditions(shape: _Shape) -> list:
     return conds
 
 
+def _soonest(shape: _Shape) -> ColumnElement:
+    """The start of a course's next session that matches the search: its sort key.
+
+    Without session filters that is ``course.next_session_at``, kept by the database
+    (lms.courses.next_session), trusted while it lies in the future or is NULL (no session
+    to come); a course whose next session has just started, before the worker moves the
+    value on, is worked out from its sessions. With session filters (month, delivery, free
+    seats) it is always worked out: the next matching session is not the next session."""
+    probe = (select(func.min(TrainingSession.starts_at))
+             .where(TrainingSession.course_id == Course.id, *_session_conditions(shape))
+             .scalar_subquery())
+    if shape.session_filters:
+        return probe
+    return case(
+        (Course.next_session_at.is_(None), None),
+        (Course.next_session_at > bindparam("now"), Course.next_session_at),
+        else_=probe,
+    )
+
+
 @lru_cache(maxsize=512)
 def _statements(shape: _Shape):
     """(page statement, count statement) for a shape of search.
@@ -260,12 +280,10 @@ def _statements(shape: _Shape):
     # the date order for a page's worth).
     # Courses in the order staff look for them: the soonest next session first (those with
     # none to come last, newest first).
-    soonest = (select(func.min(TrainingSession.starts_at))
-               .where(TrainingSession.course_id == Course.id, *_session_conditions(shape))
-               .scalar_subquery())
+    soonest = _soonest(shape)
+    # Only the sort keys are carried through the sort; the page's 20 rows join their columns.
     matches = (
-        select(Course.id, Course.title, Course.summary, Course.category_id, Course.requires_approval,
-               Course.eligible_all, Course.published_at, soonest.label("soonest"))
+        select(Course.id, Course.published_at, soonest.label("soonest"))
         .where(*where)
         .cte("matches")
     )
@@ -294,9 +312,10 @@ def _statements(shape: _Shape):
     else:
         listed = literal(0)
     page_stmt = select(
-        page, total.label("total"), page.c.soonest.label("next_start"), count.label("sessions"),
+        page.c.id, Course.title, Course.summary, Course.category_id, Course.requires_approval, Course.eligible_all,
+        total.label("total"), page.c.soonest.label("next_start"), count.label("sessions"),
         free.label("free_seats"), listed.label("listed"),
-    ).order_by(case((page.c.soonest.is_(None), 1), else_=0), page.c.soonest, page.c.published_at.desc(),
+    ).join_from(page, Course, Course.id == page.c.id).order_by(case((page.c.soonest.is_(None), 1), else_=0), page.c.soonest, page.c.published_at.desc(),
                page.c.id.desc())
     count_stmt = select(func.count()).select_from(Course).where(*where)
     return page_stmt, count_stmt
@@ -305,8 +324,7 @@ def _statements(shape: _Shape):
 def catalogue_select(filters: CatalogueFilters, municipality_id: int | None, now: datetime | None = None):
     """(statement, params) selecting the ids of the matching courses in catalogue order."""
     shape = _shape(filters, municipality_id)
-    soonest = (select(func.min(TrainingSession.starts_at))
-               .where(TrainingSession.course_id == Course.id, *_session_conditions(shape)).scalar_subquery())
+    soonest = _soonest(shape)
     stmt = select(Course.id).where(*_course_conditions(shape)).order_by(
         case((soonest.is_(None), 1), else_=0), soonest, Course.published_at.desc(), Course.id.desc())
     return stmt, _params(filters, municipality_id, now or utcnow())

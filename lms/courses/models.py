@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms.common.i18n import localized_name
 from lms.common.timeutil import utcnow
 from lms.common.types import UTCDateTime
+from lms.courses import next_session
 from lms.extensions import Model
 
 # Course status
@@ -69,6 +70,8 @@ class Course(Model):
         Index("ix_course_status_category", "status", "category_id"),
         # The catalogue lists published courses newest first.
         Index("ix_course_status_published", "status", "published_at"),
+        # The catalogue's sort keys, read from the index alone (lms.courses.next_session).
+        Index("ix_course_status_next_session", "status", "next_session_at", "published_at", "id"),
         Index("ix_course_owner", "owner_id"),
         # Substring search (LIKE '%…%') on PostgreSQL: pg_trgm serves patterns of 3+ characters.
         Index(
@@ -100,6 +103,9 @@ class Course(Model):
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Start of the next scheduled session, kept by the database (lms.courses.next_session);
+    # the application never writes it.
+    next_session_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -200,6 +206,13 @@ class TrainingSession(Model):
     @property
     def duration_seconds(self) -> int:
         return int((self.ends_at - self.starts_at).total_seconds())
+
+
+@event.listens_for(TrainingSession.__table__, "after_create")
+def _install_next_session(_table, connection, **_kw) -> None:
+    # create_all: the triggers that keep course.next_session_at (the migration installs them
+    # in a migrated database).
+    next_session.install(connection)
 
 
 class SessionQuota(Model):
