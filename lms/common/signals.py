@@ -50,6 +50,12 @@ user_signed_in = _events.signal("user-signed-in")
 # InvalidInput (the enrollment area, while people hold places in its sessions).
 course_unpublishing = _events.signal("course-unpublishing")
 
+# sender: the Course (its ``has_prerequisites`` set) a staff member is about to take a place
+# in. kwargs: staff_member_id, session_starts_at (aware UTC). A receiver refuses by raising
+# the enrollment area's MissingPrerequisite (lms.completion: a required course not completed).
+# Sent only for courses with prerequisites, so the enrollment path of the others pays nothing.
+enrollment_prerequisites = _events.signal("enrollment-prerequisites")
+
 # sender: None. A notice for the training offices (研修担当, the municipal admins) of some
 # municipalities. kwargs: municipality_ids (list of ids), key (what makes it unique: the same
 # key is sent once per recipient), subject, body (texts composed by the sender, in Japanese,

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from lms.common.signals import (
     attendance_changed,
+    enrollment_prerequisites,
     enrollment_status_changed,
     session_updated,
     staff_member_moved,
     viewing_changed,
 )
-from lms.completion import summary
+from lms.completion import prerequisites, summary
+from lms.enrollment.rules import MissingPrerequisite
 from lms.extensions import db
 
 
@@ -55,3 +57,10 @@ def _on_session_updated(session, changes=None, **_kw):
 @staff_member_moved.connect
 def _on_staff_member_moved(member, old_municipality_id: int | None = None, **_kw):
     summary.update_for_staff_move(db.session(), member.id, old_municipality_id, member.municipality_id)
+
+
+@enrollment_prerequisites.connect
+def _check_prerequisites(course, staff_member_id: int = 0, session_starts_at=None, **_kw):
+    missing = prerequisites.missing(course.id, staff_member_id, session_starts_at)
+    if missing:
+        raise MissingPrerequisite(prerequisites.refusal_text(missing), [(cid, title) for cid, title, _y in missing])

@@ -136,3 +136,14 @@ class CancelForm(base.Form):
 
 
 ActionForm = base.ActionForm  # a bare POST (publish, unpublish) with its CSRF token
+
+
+class PrerequisiteForm(base.Form):
+    """受講要件: the courses to complete first, and how recent a completion must be."""
+
+    required_ids = MultiCheckboxField(_l("先に修了が必要な研修"), coerce=coerce_id)
+    within_fiscal_years = WholeNumberField(
+        _l("修了の期限（年度数）"),
+        validators=[Optional(), NumberRange(1, 20, _l("1から20までの数で入力してください。"))],
+    )
+    save = SubmitField(_l("受講要件を保存"))

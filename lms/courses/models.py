@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql import expression
 
 from lms.common.i18n import localized_name
 from lms.common.timeutil import utcnow
@@ -103,6 +104,9 @@ class Course(Model):
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set with the course's prerequisites (lms.courses.services.set_prerequisites): the
+    # enrollment path asks about completions only for such a course.
+    has_prerequisites: Mapped[bool] = mapped_column(default=False, server_default=expression.false())
     # Start of the next scheduled session, kept by the database (lms.courses.next_session);
     # the application never writes it.
     next_session_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -116,6 +120,10 @@ class Course(Model):
     )
     eligibility: Mapped[list[CourseEligibility]] = relationship(
         back_populates="course", cascade="all, delete-orphan"
+    )
+    prerequisites: Mapped[list[CoursePrerequisite]] = relationship(
+        foreign_keys="CoursePrerequisite.course_id", cascade="all, delete-orphan",
+        order_by="CoursePrerequisite.id",
     )
 
     @property
@@ -213,6 +221,26 @@ def _install_next_session(_table, connection, **_kw) -> None:
     # create_all: the triggers that keep course.next_session_at (the migration installs them
     # in a migrated database).
     next_session.install(connection)
+
+
+class CoursePrerequisite(Model):
+    """受講要件: a course that must be completed before this one may be taken — in any fiscal
+    year, or within the ``within_fiscal_years`` years up to the session's own."""
+
+    __tablename__ = "course_prerequisite"
+    __table_args__ = (
+        UniqueConstraint("course_id", "required_course_id"),
+        CheckConstraint("course_id <> required_course_id", name="not_itself"),
+        CheckConstraint("within_fiscal_years IS NULL OR within_fiscal_years BETWEEN 1 AND 20",
+                        name="within_fiscal_years_range"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"))
+    required_course_id: Mapped[int] = mapped_column(ForeignKey("course.id"), index=True)
+    within_fiscal_years: Mapped[int | None] = mapped_column()
+
+    required_course: Mapped[Course] = relationship(foreign_keys=[required_course_id])
 
 
 class SessionQuota(Model):

@@ -27,6 +27,7 @@ from lms.courses.forms import (
     ActionForm,
     CancelForm,
     CourseForm,
+    PrerequisiteForm,
     SessionForm,
     choices_of,
 )
@@ -148,6 +149,32 @@ def edit_course(course_id: int):
             flash(_("研修を保存しました。") if changes else _("変更はありませんでした。"), "success")
             return redirect(url_for("courses.manage_course", course_id=course.id))
     return _course_form_page(form, course)
+
+
+@bp.route("/manage/courses/<int:course_id>/prerequisites", methods=["GET", "POST"])
+@role_required(TRAINER, PLATFORM_ADMIN)
+def course_prerequisites(course_id: int):
+    """受講要件: the courses a learner must have completed before enrolling in this one."""
+    course = _managed_course(course_id)
+    form = PrerequisiteForm()
+    choices = services.prerequisite_choices(course)
+    form.required_ids.choices = [(c.id, c.title) for c in choices]
+    if request.method == "GET":
+        form.required_ids.data = [p.required_course_id for p in course.prerequisites]
+        form.within_fiscal_years.data = next((p.within_fiscal_years for p in course.prerequisites), None)
+    if form.validate_on_submit():
+        try:
+            changed = services.set_prerequisites(current_user, course, form.required_ids.data or [],
+                                                 form.within_fiscal_years.data)
+        except DomainError as exc:
+            db.session.rollback()
+            _form_error(form, exc)
+        else:
+            db.session.commit()
+            flash(_("受講要件を保存しました。") if changed else _("変更はありませんでした。"), "success")
+            return redirect(url_for("courses.manage_course", course_id=course.id))
+    return render_template("courses/prerequisites.html", course=course, form=form, choices=choices,
+                           selected=set(form.required_ids.data or []))
 
 
 @bp.post("/manage/courses/<int:course_id>/publish")

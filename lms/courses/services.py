@@ -37,6 +37,7 @@ from lms.courses.models import (
     Category,
     Course,
     CourseEligibility,
+    CoursePrerequisite,
     SessionQuota,
     TrainingSession,
 )
@@ -212,6 +213,62 @@ def update_course(actor, course: Course, data: CourseInput) -> dict:
         course.updated_at = utcnow()
         record_action(actor, "course.update", "course", course.id, None, changes=_audit_changes(changes))
     return changes
+
+
+def prerequisite_choices(course: Course) -> list[Course]:
+    """Courses that may be required before ``course``: every other course not cancelled, by
+    title (drafts included: a series is often prepared together)."""
+    return list(db.session.scalars(
+        select(Course).where(Course.id != course.id, Course.status != CANCELLED).order_by(Course.title, Course.id)))
+
+
+def _requires(course_id: int) -> dict[int, list[int]]:
+    edges: dict[int, list[int]] = {}
+    for source, target in db.session.execute(select(CoursePrerequisite.course_id, CoursePrerequisite.required_course_id)):
+        edges.setdefault(int(source), []).append(int(target))
+    return edges
+
+
+def set_prerequisites(actor, course: Course, required_ids: list[int], within_fiscal_years: int | None) -> bool:
+    """Replace the course's 受講要件. Refuses unknown or cancelled courses, the course itself,
+    and a requirement that would go round in a circle (A needs B, B needs A). Returns whether
+    anything changed; audited."""
+    require_manage(actor, course)
+    wanted = list(dict.fromkeys(int(i) for i in required_ids))
+    if course.id in wanted:
+        raise InvalidInput(_("研修そのものを受講要件にはできません。"), field="required_ids")
+    if within_fiscal_years is not None and not 1 <= within_fiscal_years <= 20:
+        raise InvalidInput(_("1から20までの数で入力してください。"), field="within_fiscal_years")
+    found = {c.id: c for c in db.session.scalars(select(Course).where(Course.id.in_(wanted)))} if wanted else {}
+    unknown = [i for i in wanted if i not in found or found[i].status == CANCELLED]
+    if unknown:
+        raise InvalidInput(_("選べない研修が含まれています（存在しないか中止されています）。"), field="required_ids")
+    edges = _requires(course.id)
+    edges[course.id] = wanted
+    # A circle through this course: walk what the required courses themselves require.
+    seen: set[int] = set()
+    stack = list(wanted)
+    while stack:
+        current = stack.pop()
+        if current == course.id:
+            raise InvalidInput(_("受講要件が循環しています（選んだ研修が、この研修の修了を要件にしています）。"),
+                               field="required_ids")
+        if current not in seen:
+            seen.add(current)
+            stack.extend(edges.get(current, []))
+    before = [(p.required_course_id, p.within_fiscal_years) for p in course.prerequisites]
+    after = [(i, within_fiscal_years) for i in wanted]
+    if before == after:
+        return False
+    course.prerequisites.clear()
+    db.session.flush()
+    course.prerequisites.extend(
+        CoursePrerequisite(required_course_id=i, within_fiscal_years=within_fiscal_years) for i in wanted)
+    course.has_prerequisites = bool(wanted)
+    db.session.flush()
+    record_action(actor, "course.prerequisites", "course", course.id, None,
+                  required=[found[i].title for i in wanted], within_fiscal_years=within_fiscal_years)
+    return True
 
 
 def sessions_without_join_link(course: Course) -> list[TrainingSession]:

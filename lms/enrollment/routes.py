@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
+from markupsafe import Markup
 from sqlalchemy import select
 from wtforms import HiddenField
 
@@ -25,6 +26,7 @@ from lms.enrollment.course_page import learner_course_statuses, learner_sessions
 from lms.enrollment.labels import status_badge, status_label
 from lms.enrollment.models import ACTIVE_STATUSES, CONFIRMED, PENDING, WAITLISTED, Enrollment
 from lms.enrollment.queries import waitlist_position
+from lms.enrollment.rules import MissingPrerequisite
 from lms.extensions import db
 from lms.municipalities.models import Municipality
 from lms.roster import forms as roster_forms
@@ -68,9 +70,17 @@ def _back(default: str) -> str:
 def _refused(exc: DomainError, back: str):
     status = 404 if isinstance(exc, NotFound) else 403 if isinstance(exc, services.NotAllowed) else \
         503 if isinstance(exc, services.EnrollmentBusy) else 409
+    missing = exc.courses if isinstance(exc, MissingPrerequisite) else []
     if _wants_json():
-        return jsonify(ok=False, error=type(exc).__name__, message=exc.message), status
-    flash(exc.message, "error")
+        return jsonify(ok=False, error=type(exc).__name__, message=exc.message,
+                       **({"missing_courses": [{"id": i, "title": t} for i, t in missing]} if missing else {})), status
+    if missing:
+        # The message, then each missing course linked to its page (titles escaped).
+        links = Markup("、").join(
+            Markup('<a href="{}">{}</a>').format(url_for("courses.course_detail", course_id=i), t) for i, t in missing)
+        flash(Markup("{} {}{}{}").format(exc.message, _("（研修のページ: "), links, _("）")), "error")
+    else:
+        flash(exc.message, "error")
     return redirect(back)
 
 

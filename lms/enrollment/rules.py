@@ -40,6 +40,15 @@ class NotEligible(EnrollmentError):
     """The staff member's municipality may not take this course, or the staff member left."""
 
 
+class MissingPrerequisite(NotEligible):
+    """A course required first (受講要件) is not completed; ``courses``: [(id, title)] of the
+    missing ones, for the page to link them."""
+
+    def __init__(self, message: str, courses: list[tuple[int, str]]):
+        super().__init__(message)
+        self.courses = courses
+
+
 class OverlapsConfirmed(EnrollmentError, Conflict):
     """The staff member is confirmed in another session at the same time."""
 

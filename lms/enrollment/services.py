@@ -203,6 +203,15 @@ def _refuse_overlap(session: TrainingSession, member_id: int) -> None:
         raise _overlap_error(other)
 
 
+def _check_eligible(session: TrainingSession, member: StaffMember) -> None:
+    """The rules' eligibility, then — for a course with 受講要件 only — the completion area's
+    answer (``enrollment_prerequisites``: raises MissingPrerequisite naming what is missing)."""
+    rules.check_eligible(session.course, member)
+    if session.course.has_prerequisites:
+        signals.enrollment_prerequisites.send(session.course, staff_member_id=member.id,
+                                              session_starts_at=rules.utc(session.starts_at))
+
+
 def _arrive(session: TrainingSession, member: StaffMember, actor, source: str, now: datetime) -> Enrollment:
     """A new arrival (the caller holds the session's lock and has checked the rules): the
     status the seats give, the row, the counters, the event."""
@@ -273,7 +282,7 @@ def _enroll_tx(session_id: int, staff_member_id: int | None, actor, source: str)
             raise NotAllowed(_("本人以外の申込はできません。"))
     session, same_id, other_id = seats.lock_session_for(session_id, member.id)
     rules.check_open(session, session.course, now)
-    rules.check_eligible(session.course, member)
+    _check_eligible(session, member)
     if same_id is not None:
         existing = db.session.get_one(Enrollment, same_id)
         raise AlreadyEnrolled(_already_message(existing), enrollment=existing)
@@ -313,7 +322,7 @@ def _nominate_tx(session_id: int, staff_member_id: int, actor, source: str) -> N
         existing = db.session.get_one(Enrollment, same_id)
         return NominationResult(existing, False, _already_message(existing))
     rules.check_open(session, session.course, now)
-    rules.check_eligible(session.course, member)
+    _check_eligible(session, member)
     if other_id is not None:
         raise _overlap_error(db.session.get_one(Enrollment, other_id))
     enrollment = _arrive(session, member, actor, source, now)
@@ -460,7 +469,7 @@ def _approve_tx(enrollment_id: int, actor) -> Enrollment:
         raise Conflict(_("この申込は承認待ちではありません。"))
     if session.status != SCHEDULED or rules.has_started(session, now):
         raise SessionStarted(_("この研修回はすでに開始しているか中止されたため、承認できません。"))
-    rules.check_eligible(session.course, member)
+    _check_eligible(session, member)
     _refuse_overlap(session, member.id)
     quotas = seats.lock_quotas(session.id)
     quota = next((q for q in quotas if q.municipality_id == enrollment.municipality_id), None)
@@ -531,7 +540,7 @@ def _swap_tx(enrollment_id: int, new_staff_member_id: int, actor, reason: str) -
         raise NotAllowed(_("差し替えは同じ自治体の職員どうしに限られます。"))
     if session.status != SCHEDULED or rules.has_started(session, now):
         raise SessionStarted(_("この研修回はすでに開始しているか中止されたため、差し替えできません。"))
-    rules.check_eligible(session.course, new_member)
+    _check_eligible(session, new_member)
     existing = seats.active_enrollment(session.id, new_member.id)
     if existing is not None:
         raise AlreadyEnrolled(_("差し替え先の職員はすでにこの研修回に申し込んでいます。"), enrollment=existing)

@@ -37,7 +37,8 @@ def _extra(role, world) -> list[str]:
         # the printed lists of the municipality's participants.
         "municipal_admin": ["/roster/export.csv?encoding=cp932", f"{onsite}/participants", f"{onsite}/sign-in-sheet"],
         # The printed lists and the check-in QR codes of a session held on site.
-        "trainer": [f"{onsite}/sign-in-sheet", f"{onsite}/participants", f"{onsite}/qr", f"{onsite}/qr/poster"],
+        "trainer": [f"{onsite}/sign-in-sheet", f"{onsite}/participants", f"{onsite}/qr", f"{onsite}/qr/poster",
+                    f"/manage/courses/{world['course'].id}/prerequisites"],
         "platform_admin": ["/admin/pages/accessibility"],
     }
     return site + by_role.get(role, []) + ["/courses?q=Teams", f"/courses/{world['course'].id}", "/archives/",

@@ -118,6 +118,8 @@ EXPECTED = {
     "courses.cancel_course POST": "L 403 404 403 403 ok",
     "courses.edit_course GET": "L 403 404 403 403 ok",
     "courses.edit_course POST": "L 403 404 403 403 ok",
+    "courses.course_prerequisites GET": "L 403 404 403 403 ok",
+    "courses.course_prerequisites POST": "L 403 404 403 403 ok",
     "courses.publish_course POST": "L 403 404 403 403 ok",
     "courses.new_session GET": "L 403 404 403 403 ok",
     "courses.new_session POST": "L 403 404 403 403 ok",
