@@ -60,6 +60,7 @@ ACTION_LABELS = {
     "completion.revoke": _l("修了の取消"),
     "course.cancel": _l("研修の中止"),
     "course.create": _l("研修の作成"),
+    "course.prerequisites": _l("受講要件の設定"),
     "course.publish": _l("研修の公開"),
     "course.unpublish": _l("研修の非公開化"),
     "course.update": _l("研修の編集"),
@@ -82,6 +83,9 @@ ACTION_LABELS = {
     "search.synonym_add": _l("検索の同義語の追加"),
     "search.synonym_delete": _l("検索の同義語の削除"),
     "session.cancel": _l("研修回の中止"),
+    "path.create": _l("研修体系の作成"),
+    "path.delete": _l("研修体系の削除"),
+    "path.update": _l("研修体系の編集"),
     "session.create": _l("研修回の作成"),
     "session.update": _l("研修回の変更"),
     "teams.retry": _l("Teams 連携の再試行"),
@@ -108,6 +112,7 @@ TARGET_LABELS = {
     "staff_member": _l("職員"),
     "tenant": _l("テナント"),
     "tenant_mapping": _l("テナントの対応付け"),
+    "training_path": _l("研修体系"),
     "training_session": _l("研修回"),
     "user": _l("利用者"),
 }
@@ -146,6 +151,10 @@ DETAIL_LABELS = {
     "returned": _l("復帰"),
     "mark_missing_left": _l("ファイルにない職員を退職・転出として記録"),
     "filters": _l("絞り込み条件"),
+    "required": _l("先に修了が必要な研修"),
+    "within_fiscal_years": _l("修了の期限（年度数）"),
+    "name": _l("名前"),
+    "courses": _l("研修"),
 }
 
 

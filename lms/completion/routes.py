@@ -39,7 +39,7 @@ from lms.common.pagination import requested_page
 from lms.common.public import public
 from lms.common.telemetry import timed_export
 from lms.common.templating import format_date_jst
-from lms.completion import reports, services
+from lms.completion import prerequisites, reports, services
 from lms.completion.certificates import (
     certificate_data,
     certificate_filename,
@@ -116,7 +116,8 @@ def _municipalities():
 def history():
     staff = current_user.staff_member
     rows = reports.learner_history(staff.id) if staff is not None else []
-    return render_template("completion/history.html", rows=rows, staff=staff)
+    paths = prerequisites.path_progress(staff.id) if staff is not None else []
+    return render_template("completion/history.html", rows=rows, staff=staff, paths=paths)
 
 
 def _may_read_certificate(completion: Completion) -> bool:

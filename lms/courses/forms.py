@@ -147,3 +147,13 @@ class PrerequisiteForm(base.Form):
         validators=[Optional(), NumberRange(1, 20, _l("1から20までの数で入力してください。"))],
     )
     save = SubmitField(_l("受講要件を保存"))
+
+
+class PathForm(base.Form):
+    """研修体系: a name, a description and up to ten courses in the order they are taken."""
+
+    name = StringField(_l("研修体系の名前"), validators=[InputRequired(_l("研修体系の名前を入力してください。")),
+                                                    Length(max=200)])
+    description = TextAreaField(_l("説明"), validators=[Length(max=2000)])
+    steps = FieldList(SelectField(coerce=coerce_id, default=0, validate_choice=False), min_entries=10, max_entries=10)
+    save = SubmitField(_l("保存"))

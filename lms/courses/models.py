@@ -243,6 +243,34 @@ class CoursePrerequisite(Model):
     required_course: Mapped[Course] = relationship(foreign_keys=[required_course_id])
 
 
+class TrainingPath(Model):
+    """研修体系: courses taken one after another (新任 → 2年目 → 主任), shown to learners with
+    their progress along it. Kept by the platform admins."""
+
+    __tablename__ = "training_path"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    steps: Mapped[list[TrainingPathStep]] = relationship(
+        back_populates="path", cascade="all, delete-orphan", order_by="TrainingPathStep.position")
+
+
+class TrainingPathStep(Model):
+    __tablename__ = "training_path_step"
+    __table_args__ = (UniqueConstraint("path_id", "course_id"), UniqueConstraint("path_id", "position"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    path_id: Mapped[int] = mapped_column(ForeignKey("training_path.id", ondelete="CASCADE"))
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id"), index=True)
+    position: Mapped[int] = mapped_column()
+
+    path: Mapped[TrainingPath] = relationship(back_populates="steps")
+    course: Mapped[Course] = relationship()
+
+
 class SessionQuota(Model):
     """割当人数: seats of a session held for one municipality."""
 

@@ -20,18 +20,19 @@ from lms.common.pagination import requested_page
 from lms.common.templating import format_datetime_jst
 from lms.common.timeutil import to_tokyo, tokyo_to_utc
 from lms.courses import catalogue as cat
-from lms.courses import services
+from lms.courses import paths, services
 from lms.courses.forms import (
     COMPLETION_LABELS,
     DELIVERY_LABELS,
     ActionForm,
     CancelForm,
     CourseForm,
+    PathForm,
     PrerequisiteForm,
     SessionForm,
     choices_of,
 )
-from lms.courses.models import PUBLISHED, Course, CourseEligibility, TrainingSession
+from lms.courses.models import PUBLISHED, Course, CourseEligibility, TrainingPath, TrainingSession
 from lms.courses.views import session_views
 from lms.extensions import db
 from lms.municipalities.models import KINDS, Municipality
@@ -79,6 +80,7 @@ def course_detail(course_id: int):
         completion_labels=COMPLETION_LABELS,
         deliveries=DELIVERY_LABELS,
         eligible_names=_eligible_names(course),
+        paths=paths.paths_of_course(course.id),
     )
 
 
@@ -175,6 +177,73 @@ def course_prerequisites(course_id: int):
             return redirect(url_for("courses.manage_course", course_id=course.id))
     return render_template("courses/prerequisites.html", course=course, form=form, choices=choices,
                            selected=set(form.required_ids.data or []))
+
+
+@bp.get("/manage/paths")
+@role_required(PLATFORM_ADMIN)
+def path_list():
+    """研修体系 (training paths), for the platform admins."""
+    return render_template("courses/paths.html", paths=paths.all_paths())
+
+
+@bp.route("/manage/paths/new", methods=["GET", "POST"])
+@role_required(PLATFORM_ADMIN)
+def path_new():
+    return _path_form(None)
+
+
+@bp.route("/manage/paths/<int:path_id>/edit", methods=["GET", "POST"])
+@role_required(PLATFORM_ADMIN)
+def path_edit(path_id: int):
+    return _path_form(db.get_or_404(TrainingPath, path_id))
+
+
+@bp.route("/manage/paths/<int:path_id>/delete", methods=["GET", "POST"])
+@role_required(PLATFORM_ADMIN)
+def path_delete(path_id: int):
+    """Deleting a path asks on a page first; completions and courses stay."""
+    path = db.get_or_404(TrainingPath, path_id)
+    if request.method == "GET":
+        return render_template(
+            "confirm.html", heading=_("研修体系の削除"),
+            lead=_("この研修体系を削除すると、受講者の受講履歴に表示されなくなります。研修と修了の記録は消えません。"),
+            facts=[(_("研修体系"), path.name), (_("研修"), " → ".join(step.course.title for step in path.steps))],
+            action_url=url_for("courses.path_delete", path_id=path.id), button=_("削除する"),
+            back_url=url_for("courses.path_list"),
+        )
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    paths.delete_path(current_user, path)
+    db.session.commit()
+    flash(_("研修体系を削除しました。"), "success")
+    return redirect(url_for("courses.path_list"))
+
+
+def _path_form(path: TrainingPath | None):
+    form = PathForm()
+    choices = [(0, _("（選ばない）")), *((c.id, c.title) for c in paths.step_choices())]
+    for entry in form.steps:
+        entry.choices = choices
+    if request.method == "GET" and path is not None:
+        form.name.data, form.description.data = path.name, path.description
+        for entry, step in zip(form.steps, path.steps, strict=False):
+            entry.data = step.course_id
+    if form.validate_on_submit():
+        data = paths.PathInput(form.name.data or "", form.description.data or "", [e.data or 0 for e in form.steps])
+        try:
+            saved = paths.save_path(current_user, data, path)
+        except DomainError as exc:
+            db.session.rollback()
+            name = exc.context.get("field") if isinstance(exc, InvalidInput) else None
+            if name == "name":
+                form.name.errors = [*form.name.errors, exc.message]
+            else:
+                form.form_errors.append(exc.message)
+        else:
+            db.session.commit()
+            flash(_("研修体系「%(name)s」を保存しました。", name=saved.name), "success")
+            return redirect(url_for("courses.path_list"))
+    return render_template("courses/path_form.html", form=form, path=path)
 
 
 @bp.post("/manage/courses/<int:course_id>/publish")

@@ -157,3 +157,50 @@ def _csrf(client, path: str) -> str:
     import re
     match = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', client.get(path).get_data(as_text=True))
     return match.group(1) if match else ""
+
+
+# ---------------------------------------------------------------- 研修体系 (training paths)
+
+
+def test_a_path_is_kept_by_the_platform_admin_and_shown_with_the_learner_s_progress(series, client, login_as):
+    trainer, first, second, session = series
+    third = factories.make_course(title="主任研修", owner=trainer)
+    admin = login_as("platform_admin")
+    form = {"name": "若手職員育成コース", "description": "採用から主任まで",
+            "steps-0": str(first.id), "steps-1": "0", "steps-2": str(second.id), "steps-3": str(third.id)}
+    for i in range(4, 10):
+        form[f"steps-{i}"] = "0"
+    one = client.post("/manage/paths/new", data={**form, "steps-2": "0", "steps-3": "0"})
+    assert one.status_code == 200 and "研修を2つ以上" in one.get_data(as_text=True)
+    twice = client.post("/manage/paths/new", data={**form, "steps-2": str(first.id)})
+    assert twice.status_code == 200 and "同じ研修が2回" in twice.get_data(as_text=True)
+    assert "若手職員育成コース" in twice.get_data(as_text=True)  # the typed name stays
+    saved = client.post("/manage/paths/new", data=form)
+    assert saved.status_code == 302
+    listing = client.get("/manage/paths").get_data(as_text=True)
+    assert "新規採用職員研修</a> → <a" in listing and "主任研修" in listing
+    dup = client.post("/manage/paths/new", data=form)
+    assert "同じ名前の研修体系" in dup.get_data(as_text=True)
+
+    learner = login_as("learner")
+    complete_manually(learner.staff_member.id, first.id, _fy(), trainer, "修了")
+    db.session.commit()
+    history = client.get("/completion/history").get_data(as_text=True)
+    assert "若手職員育成コース" in history and "1 / 3 段階を修了" in history
+    assert f'次は <a href="/courses/{second.id}">2年目研修</a>' in history
+    detail = client.get(f"/courses/{second.id}").get_data(as_text=True)
+    assert '<strong aria-current="step">2年目研修</strong>' in detail
+
+    # Only platform admins keep paths; deleting asks on a page first.
+    login_as(user=trainer)
+    assert client.get("/manage/paths").status_code == 403
+    login_as(user=admin)
+    from lms.courses.models import TrainingPath
+    path_id = db.session.scalar(select(TrainingPath.id))
+    confirm = client.get(f"/manage/paths/{path_id}/delete").get_data(as_text=True)
+    assert "新規採用職員研修 → 2年目研修 → 主任研修" in confirm
+    assert client.post(f"/manage/paths/{path_id}/delete").status_code == 302
+    db.session.rollback()
+    assert db.session.scalar(select(TrainingPath.id)) is None
+    actions = set(db.session.scalars(select(AuditLog.action).where(AuditLog.action.like("path.%"))))
+    assert actions == {"path.create", "path.delete"}

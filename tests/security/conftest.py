@@ -128,8 +128,15 @@ def world(app, db):
     exchange = SeatExchange(plan_id=plan.id, session_id=session.id, kind="ask", municipality_id=municipality(B).id,
                             seats=1, reason="異動者が多い")
     db.session.add(exchange)
+    from lms.courses.models import Course, TrainingPath, TrainingPathStep
+
+    other_course = Course(title="研修体系の次の研修", status="published", owner=session.course.owner)
+    path = TrainingPath(name="若手職員育成コース", steps=[TrainingPathStep(course=course, position=1),
+                                                        TrainingPathStep(course=other_course, position=2)])
+    db.session.add(path)
     db.session.commit()
     params = {
+        "path_id": path.id,
         "plan_id": plan.id,
         "statement_id": statement.id,
         "exchange_id": exchange.id,
