@@ -30,6 +30,8 @@ from lms.courses.models import (
     Course,
     CourseEligibility,
     SessionQuota,
+    TrainingPath,
+    TrainingPathStep,
     TrainingSession,
 )
 from lms.courses.search import normalise_for_search, seed_default_synonyms
@@ -166,6 +168,7 @@ def load_demo() -> dict[str, int]:
     _enrollments(courses, staff)
     db.session.flush()
     _past_attendance(courses)
+    _training_path(courses)
     load_demo_archives()
     db.session.flush()
     # Rows written here publish no events: the dashboard summaries are recomputed whole.
@@ -361,6 +364,22 @@ def _past_attendance(courses) -> None:
             db.session.flush()
             for enrollment in confirmed:
                 recompute_for_session(enrollment.staff_member_id, session.id)
+    db.session.flush()
+
+
+def _training_path(courses) -> None:
+    """研修体系: the basics first, then Microsoft 365, then the data course (the learner's
+    受講履歴 shows how far they have come)."""
+    if db.session.scalar(select(func.count()).select_from(TrainingPath)):
+        return
+    by_title = {c.title: c for c in courses}
+    order = ["Teams 操作研修（基礎）", "Microsoft 365 活用研修", "Excel データ活用入門"]
+    db.session.add(TrainingPath(
+        name="デジタル活用 基礎から実践へ",
+        description="Teams の基本から Microsoft 365 の活用、データ活用へと順に受講します。",
+        steps=[TrainingPathStep(course=by_title[title], position=n) for n, title in enumerate(order, start=1)
+               if title in by_title],
+    ))
     db.session.flush()
 
 
