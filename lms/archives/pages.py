@@ -20,7 +20,7 @@ from lms.common.access import refuse_as_missing, role_required
 from lms.common.errors import DomainError, InvalidInput, NotAllowed, NotFound
 from lms.common.timeutil import to_tokyo, tokyo_to_utc
 from lms.extensions import db
-from lms.municipalities.models import Municipality
+from lms.municipalities.models import KINDS, Municipality
 
 # ====================================================================== staff: list, page, search
 
@@ -94,14 +94,20 @@ def _fill_choices(form: ArchiveForm) -> None:
     courses = access.manageable_courses(current_user)
     form.course_id.choices = [SelectChoice(c.id, c.title) for c in courses]
     titles = {c.id: c.title for c in courses}
+    order = {course_id: n for n, course_id in enumerate(titles)}
+    # Sessions grouped under their course (one optgroup each, labelled with the course's
+    # title): static/js/app.js shows only the chosen course's group; the service refuses a
+    # session of another course beside the field, before anything is saved.
     form.session_id.choices = [SelectChoice(0, _("指定しない"))] + [
-        SelectChoice(s.id, f"{titles[s.course_id]} {s.title} {to_tokyo(s.starts_at):%Y-%m-%d %H:%M}")
-        for s in services.session_choices(list(titles))
+        SelectChoice(s.id, f"{s.title} {to_tokyo(s.starts_at):%Y-%m-%d %H:%M}".strip(), optgroup=titles[s.course_id])
+        for s in sorted(services.session_choices(list(titles)), key=lambda s: (order[s.course_id], s.starts_at))
     ]
     municipalities = db.session.scalars(
         select(Municipality).where(Municipality.active.is_(True)).order_by(Municipality.sort_order, Municipality.code)
     ).all()
-    form.municipality_ids.choices = [SelectChoice(m.id, m.name, optgroup=m.kind) for m in municipalities]
+    # Each kind once (特別区, 市, 町, 村), in the prefecture's own order within a kind.
+    ranked = sorted(municipalities, key=lambda m: KINDS.index(m.kind) if m.kind in KINDS else len(KINDS))
+    form.municipality_ids.choices = [SelectChoice(m.id, m.name, optgroup=m.kind) for m in ranked]
 
 
 def _input(form: ArchiveForm) -> services.ArchiveInput:

@@ -20,4 +20,24 @@
         .forEach(function (box) { box.checked = true; });
     });
   });
+  // The archive form: the session list shows only the chosen course's sessions (each course's
+  // sessions are an <optgroup> labelled with its title; without JavaScript all are listed
+  // under their course, and the server refuses a session of another course).
+  document.querySelectorAll("form[data-session-filter]").forEach(function (form) {
+    var course = form.querySelector("select[name=course_id]");
+    var session = form.querySelector("select[name=session_id]");
+    if (!course || !session) { return; }
+    var groups = Array.prototype.slice.call(session.querySelectorAll("optgroup"));
+    function apply() {
+      var chosen = course.options[course.selectedIndex] ? course.options[course.selectedIndex].text : "";
+      groups.forEach(function (group) {
+        var show = group.label === chosen;
+        group.hidden = !show;
+        group.disabled = !show;
+        if (!show && group.contains(session.options[session.selectedIndex])) { session.value = "0"; }
+      });
+    }
+    course.addEventListener("change", apply);
+    apply();
+  });
 })();

@@ -186,3 +186,29 @@ def test_upload_resumes_after_a_dropped_connection_and_pages_pass_axe(live_serve
         assert _axe(page) == []
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_archive_form_lists_only_the_chosen_course_s_sessions(live_server, browser, make_user, width):
+    trainer = make_user("trainer", "130001", name="研修 講師", is_demo=True)
+    teams = factories.make_course(title="Teams 活用研修", owner_id=trainer.id)
+    excel = factories.make_course(title="Excel 入門", owner_id=trainer.id)
+    first = factories.make_session(teams, title="第1回")
+    second = factories.make_session(excel, title="第2回")
+    context = browser.new_context(viewport={"width": width, "height": 900}, locale="ja-JP")
+    page = context.new_page()
+    try:
+        _sign_in(page, live_server.url, trainer)
+        page.goto(f"{live_server.url}/archives/manage/new")
+        visible = ("() => Array.from(document.querySelectorAll('#session_id optgroup'))"
+                   ".filter(g => !g.hidden).map(g => g.label)")
+        page.select_option("#course_id", label="Teams 活用研修")
+        assert page.evaluate(visible) == ["Teams 活用研修"]
+        page.select_option("#session_id", value=str(first.id))
+        page.select_option("#course_id", label="Excel 入門")
+        assert page.evaluate(visible) == ["Excel 入門"]
+        assert page.input_value("#session_id") == "0"  # the other course's session is let go
+        page.select_option("#session_id", value=str(second.id))
+        assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    finally:
+        context.close()

@@ -118,3 +118,23 @@ def test_learner_list_shows_only_watchable_archives(client, login_as, owned_cour
     login_as("learner", "131016")
     page = client.get("/archives/").get_data(as_text=True)
     assert "公開中の録画" in page and "下書きの録画" not in page
+
+
+def test_form_groups_municipalities_once_and_sessions_under_their_course(db, client, login_as, owned_course):
+    import re
+
+    trainer, course = owned_course
+    other = factories.make_course(title="Excel 入門", owner_id=trainer.id)
+    mine = factories.make_session(course, title="第1回")
+    theirs = factories.make_session(other, title="第2回")
+    login_as(user=trainer)
+    page = client.get("/archives/manage/new").get_data(as_text=True)
+    kinds = re.findall(r'<fieldset class="municipality-group">\s*<legend>([^<]+)</legend>', page)
+    assert kinds == ["都道府県", "特別区", "市", "町", "村"]  # each kind once, in this order
+    assert re.search(rf'<optgroup label="Teams 活用研修">\s*<option value="{mine.id}">', page)
+    assert re.search(rf'<optgroup label="Excel 入門">\s*<option value="{theirs.id}">', page)
+    # A session of another course is refused beside the field; nothing is saved, input kept.
+    refused = client.post("/archives/manage/new", data=form(course, session_id=theirs.id, title="録画A"))
+    text = refused.get_data(as_text=True)
+    assert refused.status_code == 200 and "研修回は選択した研修のものを指定してください。" in text
+    assert 'value="録画A"' in text and db.session.scalar(select(Archive)) is None
