@@ -15,6 +15,7 @@ from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
 from lms.common.access import refuse_as_missing, require_own_object, role_required
 from lms.common.errors import DomainError, NotFound
 from lms.common.forms import Form
+from lms.common.ids import parse_id
 from lms.common.limits import limit_enroll, limit_enroll_posts
 from lms.common.pagination import requested_page
 from lms.common.templating import format_datetime_jst, format_time_jst
@@ -288,13 +289,25 @@ def session_page(session_id: int):
     session = db.get_or_404(TrainingSession, session_id)
     if not municipal.session_open_to(session, municipality.id):
         abort(404)
+    swap_id = parse_id(request.args.get("swap"))
+    return _session_page(municipality, session, swap_id, request.args.get("swap_q", ""))
+
+
+def _session_page(municipality, session: TrainingSession, swap_id: int | None = None, swap_q: str = "",
+                  swap_error: str | None = None, reason: str = "", status: int = 200):
+    """The municipality's page of a session: its nominees (each with a swap that searches the
+    roster by name, kana or 職員番号: ``swap`` names the row, ``swap_q`` the search, an error
+    and the typed reason shown beside that row) and the search for staff to nominate."""
     q = request.args.get("q", "").strip()[:100]
+    swap_q = swap_q.strip()[:100]
     quota = next((row for row in session.quotas if row.municipality_id == municipality.id), None)
     return render_template(
         "enrollment/municipal_session.html", municipality=municipality, session=session, quota=quota, q=q,
         enrollments=municipal.municipality_enrollments(session.id, municipality.id),
         matches=municipal.search_staff(municipality.id, q), swap_form=roster_forms.SwapForm(formdata=None),
-    )
+        swap_id=swap_id, swap_q=swap_q, swap_error=swap_error, swap_reason=reason,
+        swap_matches=municipal.search_staff(municipality.id, swap_q) if swap_id and swap_q else [],
+    ), status
 
 
 @bp.post("/municipal/sessions/<int:session_id>/nominate")
@@ -334,25 +347,42 @@ def _nominated_message(result: services.NominationResult, name: str) -> str:
 @bp.post("/municipal/enrollments/<int:enrollment_id>/swap")
 @role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
 def swap(enrollment_id: int):
+    """Swap a nominee (差し替え). A refusal is shown beside the row, with the search and the
+    reason as typed; success goes back to the session's page with a message naming both."""
     enrollment = _enrollment_or_404(enrollment_id)
     municipality_id, session_id = enrollment.municipality_id, enrollment.session_id
     form = roster_forms.SwapForm()
+
+    def refused(message: str):
+        db.session.rollback()
+        session = db.get_or_404(TrainingSession, session_id)
+        municipality = db.get_or_404(Municipality, municipality_id)
+        return _session_page(municipality, session, enrollment_id, form.swap_q.data or "", message,
+                             form.reason.data or "", 422)
+
     if not form.validate_on_submit():
-        flash(_("差し替え先の職員番号を入力してください。"), "error")
-        return back_to("enrollment.session_page", municipality_id, session_id=session_id)
-    replacement = municipal.staff_by_number(municipality_id, form.employee_number.data)
-    if replacement is None:
-        flash(_("職員番号 %(number)s の職員が名簿にありません。", number=form.employee_number.data), "error")
-        return back_to("enrollment.session_page", municipality_id, session_id=session_id)
+        return refused(" ".join(str(e) for errors in form.errors.values() for e in errors)
+                       or _("入力内容を確認してください。"))
+    replacement = None
+    if form.staff_member_id.data:
+        replacement = db.session.get(StaffMember, form.staff_member_id.data)
+        if replacement is None or replacement.municipality_id != municipality_id:
+            return refused(_("差し替え先の職員が名簿にありません。もう一度検索してください。"))
+    elif form.employee_number.data:
+        replacement = municipal.staff_by_number(municipality_id, form.employee_number.data)
+        if replacement is None:
+            return refused(_("職員番号 %(number)s の職員が名簿にありません。", number=form.employee_number.data))
+    else:
+        return refused(_("差し替え先の職員を検索して選んでください。"))
     replacement_id = replacement.id
     previous_name = enrollment.staff_member.full_name
     db.session.rollback()
     try:
         new = services.swap_nominee(enrollment_id, replacement_id, current_user, form.reason.data or "")
-        flash(_("%(old)s さんを %(new)s さんに差し替えました。", old=previous_name, new=new.staff_member.full_name),
-              "success")
     except DomainError as exc:
-        flash(exc.message, "error")
+        return refused(exc.message)
+    flash(_("%(old)s さんを %(new)s さんに差し替えました。", old=previous_name, new=new.staff_member.full_name),
+          "success")
     return back_to("enrollment.session_page", municipality_id, session_id=session_id)
 
 

@@ -47,7 +47,12 @@ class RejectForm(Form):
 
 
 class SwapForm(Form):
-    employee_number = StringField(_l("差し替え先の職員番号"), validators=[InputRequired(_l("差し替え先の職員番号を入力してください。")), Length(max=20)])
+    """The new nominee: chosen from a search of the municipality's roster (staff_member_id),
+    or — for a CSV-minded office — by 職員番号. The route checks that one of them is given."""
+
+    staff_member_id = IdField(_l("差し替え先の職員"), validators=[Optional()])
+    employee_number = StringField(_l("差し替え先の職員番号"), validators=[Optional(), Length(max=20)])
+    swap_q = StringField(validators=[Optional(), Length(max=100)])  # the search, kept for the page
     reason = StringField(_l("差し替えの理由"), validators=[Optional(), Length(max=500)])
 
 

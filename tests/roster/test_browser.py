@@ -68,13 +68,18 @@ def test_municipal_admin_works_through_the_pages(live_server, page, db, tmp_path
     page.goto(f"{live_server.url}/municipal/sessions/{session.id}")
     assert _axe(page) == []
     row = page.locator("tr").filter(has_text="申込 一郎")
-    row.get_by_label("差し替え先の職員番号").fill("S003")
+    row.get_by_label("差し替え先を氏名・カナ・職員番号で検索").fill("S003")
+    row.get_by_role("button", name="検索").click()
+    row = page.locator("tr").filter(has_text="申込 一郎")
+    row.get_by_label("交代 三郎", exact=False).check()
+    row.get_by_label("差し替えの理由").fill("担当業務の変更")
+    assert _axe(page) == []
     row.get_by_role("button", name="差し替える").click()
     expect(page.locator(".flash")).to_contain_text("申込 一郎 さんを 交代 三郎 さんに差し替えました。")
 
     # Nominate from a search.
-    page.get_by_label("氏名・カナ・職員番号で検索").fill("申込 二郎")
-    page.get_by_role("button", name="検索").click()
+    page.get_by_label("氏名・カナ・職員番号で検索", exact=True).fill("申込 二郎")
+    page.get_by_role("button", name="検索", exact=True).click()
     page.locator(".result-list li").filter(has_text="申込 二郎").get_by_role("button", name="推薦する").click()
     expect(page.locator(".flash")).to_contain_text("申込 二郎 さんの受講が確定しました。")
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 from sqlalchemy import func, select
 
@@ -110,10 +111,42 @@ def test_swap_keeps_the_seat(app, db, client, login_as, make_staff, make_session
     assert _all(db, session.id) == {(first.employee_number, CANCELLED), (second.employee_number, CONFIRMED)}
     db.session.refresh(session)
     assert session.confirmed_count == 1
-    # Unknown number: a message, nothing changes.
+    # Unknown number: a message beside the row, nothing changes.
     new = db.session.scalar(select(Enrollment).where(Enrollment.staff_member_id == second.id))
-    client.post(f"/municipal/enrollments/{new.id}/swap", data={"employee_number": "NOPE"})
-    assert "職員番号 NOPE の職員が名簿にありません。" in client.get(f"/municipal/sessions/{session.id}").get_data(as_text=True)
+    page = client.post(f"/municipal/enrollments/{new.id}/swap", data={"employee_number": "NOPE"})
+    assert page.status_code == 422
+    assert re.search(rf'id="swap-row-{new.id}".*?職員番号 NOPE の職員が名簿にありません。', page.get_data(as_text=True), re.S)
+
+
+def test_swap_by_searching_the_roster_with_errors_beside_the_row(app, db, client, login_as, make_staff, make_session,
+                                                                 make_user):
+    session = make_session(capacity=2)
+    admin = make_user("municipal_admin", "131016", with_staff=False)
+    first = make_staff("131016", full_name="山田 一郎", full_name_kana="ヤマダ イチロウ")
+    second = make_staff("131016", full_name="佐々木 花子", full_name_kana="ササキ ハナコ")
+    busy = make_staff("131016", full_name="佐々木 次郎", full_name_kana="ササキ ジロウ")
+    outsider = make_staff("131032", full_name="佐々木 三郎", full_name_kana="ササキ サブロウ")
+    login_as(user=admin)
+    client.post(f"/municipal/sessions/{session.id}/nominate", data={"staff_member_id": first.id})
+    client.post(f"/municipal/sessions/{session.id}/nominate", data={"staff_member_id": busy.id})
+    enrollment = db.session.scalar(select(Enrollment).where(Enrollment.staff_member_id == first.id))
+    # Hiragana finds katakana; another municipality's staff never appear.
+    page = client.get(f"/municipal/sessions/{session.id}?swap={enrollment.id}&swap_q=ささき").get_data(as_text=True)
+    assert "佐々木 花子" in page and "佐々木 次郎" in page and "佐々木 三郎" not in page
+    assert f'name="staff_member_id" value="{second.id}"' in page and 'value="ささき"' in page
+    # Choosing someone already in the session: refused beside the row, the search and reason kept.
+    refused = client.post(f"/municipal/enrollments/{enrollment.id}/swap",
+                          data={"staff_member_id": busy.id, "swap_q": "ささき", "reason": "体調不良のため"})
+    text = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "すでにこの研修回に申し込んでいます" in text
+    assert 'value="体調不良のため"' in text and f'name="staff_member_id" value="{second.id}"' in text
+    # Another municipality's staff member (a forged id): refused, nothing changes.
+    forged = client.post(f"/municipal/enrollments/{enrollment.id}/swap", data={"staff_member_id": outsider.id})
+    assert forged.status_code == 422 and "名簿にありません" in forged.get_data(as_text=True)
+    done = client.post(f"/municipal/enrollments/{enrollment.id}/swap",
+                       data={"staff_member_id": second.id, "reason": "体調不良のため"})
+    assert done.status_code == 302
+    assert _all(db, session.id) >= {(first.employee_number, CANCELLED), (second.employee_number, CONFIRMED)}
 
 
 def _nomination_csv(rows, encoding="utf-8", header=("研修回ID", "職員番号")) -> bytes:
