@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from wtforms import DateField, SelectField, StringField
+from wtforms import SelectField, StringField
 from wtforms.validators import Length, Optional, ValidationError
 
-from lms.common.forms import Form
+from lms.common.forms import Form, JapaneseDateField
 from lms.common.ids import parse_id
 
 
@@ -19,8 +19,8 @@ class AuditFilterForm(Form):
     action = SelectField(_l("操作"), choices=[], validators=[Optional()], validate_choice=False)
     actor = StringField(_l("操作者（名前または利用者ID）"), validators=[Optional(), Length(max=200)])
     municipality = SelectField(_l("区市町村"), choices=[], validators=[Optional()], validate_choice=False)
-    date_from = DateField(_l("開始日（日本時間）"), validators=[Optional()])
-    date_to = DateField(_l("終了日（日本時間）"), validators=[Optional()])
+    date_from = JapaneseDateField(_l("開始日（日本時間）"), validators=[Optional()])
+    date_to = JapaneseDateField(_l("終了日（日本時間）"), validators=[Optional()])
     target = StringField(_l("対象（種類または ID）"), validators=[Optional(), Length(max=100)])
 
     def validate_date_to(self, field):

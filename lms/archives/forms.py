@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from wtforms import DateTimeLocalField, RadioField, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms import RadioField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from lms.archives.models import AUDIENCE_ELIGIBLE, AUDIENCE_ENROLLEES, AUDIENCE_MUNICIPALITIES
 from lms.common.forms import ActionForm as ActionForm  # noqa: PLC0414 - one CSRF-only form for the area's buttons
-from lms.common.forms import Form
+from lms.common.forms import Form, JapaneseDateTimeField
 from lms.common.ids import coerce_id
 
 AUDIENCE_CHOICES = [
@@ -27,12 +27,8 @@ class ArchiveForm(Form):
     description = TextAreaField(
         _l("説明"), validators=[Optional(), Length(max=5000, message=_l("5000文字以内で入力してください。"))]
     )
-    available_from = DateTimeLocalField(
-        _l("公開開始（日本時間）"), format="%Y-%m-%dT%H:%M", validators=[Optional()]
-    )
-    available_until = DateTimeLocalField(
-        _l("公開終了（日本時間）"), format="%Y-%m-%dT%H:%M", validators=[Optional()]
-    )
+    available_from = JapaneseDateTimeField(_l("公開開始（日本時間）"), validators=[Optional()])
+    available_until = JapaneseDateTimeField(_l("公開終了（日本時間）"), validators=[Optional()])
     audience = RadioField(_l("視聴対象"), choices=AUDIENCE_CHOICES, default=AUDIENCE_ELIGIBLE)
     municipality_ids = SelectMultipleField(_l("視聴を許可する区市町村"), coerce=coerce_id, validators=[Optional()])
 

@@ -8,11 +8,16 @@ the process), through WTForms' public hook ``Meta.get_translations``.
 
 from __future__ import annotations
 
+import unicodedata
+from datetime import date, datetime
+from typing import Any
+
 from flask_babel import Domain
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import IntegerField
+from wtforms import DateField, DateTimeField, IntegerField
 from wtforms.i18n import messages_path
+from wtforms.widgets import TextInput
 
 from lms.common.ids import parse_id
 
@@ -38,3 +43,85 @@ class IdField(IntegerField):
             self.data = parse_id(valuelist[0])
             if self.data is None:
                 raise ValueError(_l("正しい ID ではありません。"))
+
+
+# ---------------------------------------------------------------- dates and times, as offices write them
+
+_DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y年%m月%d日")
+_TIME_FORMATS = ("%H:%M", "%H時%M分", "%H時")
+
+
+def _normalised(text: str) -> str:
+    """Full-width digits and punctuation folded (NFKC), 'T' and runs of spaces as one space."""
+    folded = unicodedata.normalize("NFKC", text).strip().replace("T", " ")
+    return " ".join(folded.split())
+
+
+def parse_japanese_date(text: str) -> date | None:
+    """2026-12-03, 2026/12/3, 2026年12月3日 (full-width digits too); None if not a date."""
+    value = _normalised(text).replace(" ", "")
+    for fmt in _DATE_FORMATS:
+        try:
+            return datetime.strptime(value, fmt).date()
+        except ValueError:
+            continue
+    return None
+
+
+def parse_japanese_datetime(text: str) -> datetime | None:
+    """A date as above, then a time: 14:00, 14時00分, 14時 (a space or none between)."""
+    value = _normalised(text)
+    for date_fmt in _DATE_FORMATS:
+        for time_fmt in _TIME_FORMATS:
+            for sep in (" ", ""):
+                try:
+                    return datetime.strptime(value if sep else value.replace(" ", ""), date_fmt + sep + time_fmt)
+                except ValueError:
+                    continue
+    return None
+
+
+class JapaneseDateField(DateField):
+    """A date typed in Japanese order (年-月-日) in a text box: the browser's locale never
+    reorders it (an <input type="date"> showed 12/24/2026 in an English-locale browser).
+    Accepts 2026-12-03, 2026/12/3, 2026年12月3日 and full-width digits; shows 2026-12-03."""
+
+    widget = TextInput()
+    data: Any  # a date once validated (InputRequired), else None
+
+    def __init__(self, label=None, validators=None, **kwargs):
+        render_kw = {"inputmode": "numeric", "autocomplete": "off", "placeholder": "2026-12-03",
+                     **(kwargs.pop("render_kw", None) or {})}
+        super().__init__(label, validators, format="%Y-%m-%d", render_kw=render_kw, **kwargs)
+
+    def process_formdata(self, valuelist):
+        if not valuelist or not str(valuelist[0]).strip():
+            self.data = None
+            return
+        self.raw_data = valuelist
+        self.data = parse_japanese_date(str(valuelist[0]))
+        if self.data is None:
+            raise ValueError(str(_l("日付は「2026-12-03」のように年・月・日の順で入力してください。")))
+
+
+class JapaneseDateTimeField(DateTimeField):
+    """A date and time typed in Japanese order (2026-12-03 14:00) in a text box, as above;
+    also 2026/12/3 14:00 and 2026年12月3日 14時00分. Naive (the caller's wall clock)."""
+
+    widget = TextInput()
+    data: Any  # a datetime once validated, else None
+
+    def __init__(self, label=None, validators=None, **kwargs):
+        render_kw = {"inputmode": "numeric", "autocomplete": "off", "placeholder": "2026-12-03 14:00",
+                     **(kwargs.pop("render_kw", None) or {})}
+        kwargs.pop("format", None)
+        super().__init__(label, validators, format="%Y-%m-%d %H:%M", render_kw=render_kw, **kwargs)
+
+    def process_formdata(self, valuelist):
+        if not valuelist or not str(valuelist[0]).strip():
+            self.data = None
+            return
+        self.raw_data = valuelist
+        self.data = parse_japanese_datetime(str(valuelist[0]))
+        if self.data is None:
+            raise ValueError(str(_l("日時は「2026-12-03 14:00」のように年・月・日 時:分の順で入力してください。")))

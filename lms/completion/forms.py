@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from wtforms import DateField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
-from lms.common.forms import Form
+from lms.common.forms import Form, JapaneseDateField
 from lms.common.ids import coerce_id
 
 
@@ -31,5 +31,5 @@ class AssignmentForm(Form):
     new_staff_fiscal_year = IntegerField(
         _l("新規採用者のみ（採用年度）"), validators=[Optional(), NumberRange(min=1950, max=2100)]
     )
-    due_on = DateField(_l("期限"), validators=[InputRequired()])
+    due_on = JapaneseDateField(_l("期限"), validators=[InputRequired()])
     note = TextAreaField(_l("メモ"), validators=[Optional(), Length(max=1000)])

@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from wtforms import (
     BooleanField,
-    DateTimeLocalField,
     FieldList,
     Form,
     FormField,
@@ -23,8 +22,6 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional
 from lms.common import forms as base
 from lms.common.ids import coerce_id
 from lms.courses.models import BY_ARCHIVE, BY_ATTENDANCE, BY_BOTH, BY_EITHER, HYBRID, ONSITE, TEAMS
-
-DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
 
 COMPLETION_LABELS = {
     BY_ATTENDANCE: _l("当日の出席で修了"),
@@ -46,18 +43,8 @@ def choices_of(pairs) -> list[SelectChoice]:
     return [SelectChoice(value, label) for value, label in items]
 
 
-class TokyoDateTimeField(DateTimeLocalField):
-    """A datetime-local input (Asia/Tokyo wall clock) with a Japanese parse error."""
-
-    def __init__(self, label=None, validators=None, **kwargs):
-        super().__init__(label, validators, format=DATETIME_FORMAT, **kwargs)
-
-    def process_formdata(self, valuelist):
-        try:
-            super().process_formdata(valuelist)
-        except ValueError:
-            self.data = None
-            raise ValueError(str(_l("日時は「2026-12-03 14:00」のように入力してください。"))) from None
+class TokyoDateTimeField(base.JapaneseDateTimeField):
+    """A date and time on the Asia/Tokyo wall clock, typed in Japanese order (2026-12-03 14:00)."""
 
 
 class WholeNumberField(IntegerField):

@@ -1,9 +1,9 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField, FileRequired
-from wtforms import BooleanField, DateField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, Optional, Regexp
 
-from lms.common.forms import Form, IdField
+from lms.common.forms import Form, IdField, JapaneseDateField
 from lms.common.ids import coerce_id
 
 
@@ -15,22 +15,22 @@ class StaffForm(Form):
     job_title = StringField(_l("職名"), validators=[Optional(), Length(max=100)])
     sign_in_name = StringField(_l("サインイン名（Microsoft 365）"), validators=[Optional(), Length(max=320)])
     email = StringField(_l("メール"), validators=[Optional(), Regexp(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", message=_l("メールアドレスの形式で入力してください。")), Length(max=320)])
-    hired_on = DateField(_l("採用日"), validators=[Optional()])
+    hired_on = JapaneseDateField(_l("採用日"), validators=[Optional()])
 
 
 class TransferForm(Form):
     department = StringField(_l("異動後の所属"), validators=[Optional(), Length(max=200)])
     job_title = StringField(_l("異動後の職名"), validators=[Optional(), Length(max=100)])
-    effective_on = DateField(_l("発令日"), validators=[InputRequired(_l("発令日を入力してください。"))])
+    effective_on = JapaneseDateField(_l("発令日"), validators=[InputRequired(_l("発令日を入力してください。"))])
 
 
 class DepartureForm(Form):
-    left_on = DateField(_l("退職・転出日"), validators=[InputRequired(_l("退職・転出日を入力してください。"))])
+    left_on = JapaneseDateField(_l("退職・転出日"), validators=[InputRequired(_l("退職・転出日を入力してください。"))])
 
 
 class RosterImportForm(Form):
     file = FileField(_l("名簿のファイル（CSV または Excel）"), validators=[FileRequired(_l("ファイルを選んでください。"))])
-    effective_on = DateField(_l("異動・退職の発令日"), validators=[Optional()])
+    effective_on = JapaneseDateField(_l("異動・退職の発令日"), validators=[Optional()])
     mark_missing_left = BooleanField(_l("ファイルにない在職中の職員を退職・転出として記録する"))
 
 

@@ -45,8 +45,8 @@ def test_trainer_creates_and_publishes_then_learner_finds_it(live_server, page, 
     expect(page.locator(".flash")).to_contain_text("下書きとして作成しました")
 
     page.get_by_role("link", name="回を追加").click()
-    page.get_by_label("開始日時").fill("2030-12-03T14:00")
-    page.get_by_label("終了日時").fill("2030-12-03T16:00")
+    page.get_by_label("開始日時").fill("2030/12/3 14:00")  # typed as offices write it
+    page.get_by_label("終了日時").fill("２０３０年１２月３日 １６時００分")  # full-width, 年月日 時分
     page.get_by_label("Teams 会議の参加リンク").fill("https://teams.microsoft.com/l/meetup-join/x")
     page.get_by_label("定員").fill("30")
     page.get_by_role("button", name="保存").click()

@@ -124,7 +124,7 @@ def test_trainer_creates_publishes_and_adds_a_session_in_tokyo_time(client, logi
     db.session.expire_all()
     assert db.session.get(Course, course.id).status == PUBLISHED
     edit = client.get(f"/manage/sessions/{session.id}/edit").get_data(as_text=True)
-    assert 'value="2030-12-03T14:00"' in edit
+    assert 'value="2030-12-03 14:00"' in edit
 
 
 def test_form_errors_are_shown_in_japanese_and_input_kept(client, login_as, make_course):
@@ -137,7 +137,7 @@ def test_form_errors_are_shown_in_japanese_and_input_kept(client, login_as, make
     assert "終了日時は開始日時より後にしてください。" in page
     assert "第一会議室" in page
     response = client.post(f"/manage/courses/{course.id}/sessions/new", data=_session_form(starts_at="明日"))
-    assert "日時は「2026-12-03 14:00」のように入力してください。" in response.get_data(as_text=True)
+    assert "日時は「2026-12-03 14:00」のように年・月・日 時:分の順で入力してください。" in response.get_data(as_text=True)
     response = client.post(f"/manage/courses/{course.id}/sessions/new", data=_session_form(capacity="三十"))
     assert "半角数字で入力してください。" in response.get_data(as_text=True)
     response = client.post(f"/manage/courses/{course.id}/sessions/new", data=_session_form(**{

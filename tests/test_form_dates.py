@@ -1,0 +1,51 @@
+"""Dates and times typed in Japanese order, whatever the browser's locale (#23 item 9)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pytest
+from werkzeug.datastructures import MultiDict
+
+from lms.common.forms import (
+    Form,
+    JapaneseDateField,
+    JapaneseDateTimeField,
+    parse_japanese_date,
+    parse_japanese_datetime,
+)
+
+
+@pytest.mark.parametrize("text", ["2026-12-03", "2026/12/3", "2026年12月3日", "２０２６年１２月３日", " 2026.12.03 "])
+def test_dates_in_japanese_order(text):
+    assert parse_japanese_date(text) == date(2026, 12, 3)
+
+
+@pytest.mark.parametrize("text", ["2026-12-03 14:05", "2026-12-03T14:05", "2026/12/3 14:05", "2026年12月3日 14時05分",
+                                  "2026年12月3日14時05分", "２０２６／１２／０３　１４：０５"])
+def test_date_times_in_japanese_order(text):
+    assert parse_japanese_datetime(text) == datetime(2026, 12, 3, 14, 5)
+
+
+@pytest.mark.parametrize("text", ["12/03/2026", "2026-02-30", "2026-13-01", "明日", "2026-12-03 25:00", "12/24/2026, 02:00 PM"])
+def test_other_orders_and_impossible_dates_are_not_guessed(text):
+    assert parse_japanese_datetime(text) is None and parse_japanese_date(text.split(" ")[0]) in (None, date(2026, 12, 3))
+
+
+def test_fields_render_text_boxes_and_say_why_in_japanese(app):
+    class Sample(Form):
+        class Meta:
+            csrf = False
+
+        day = JapaneseDateField("日付")
+        when = JapaneseDateTimeField("日時")
+
+    with app.test_request_context():
+        form = Sample(formdata=MultiDict({"day": "2026/2/30", "when": "12/24/2026, 02:00 PM"}))
+        assert not form.validate()
+        assert form.day.errors == ["日付は「2026-12-03」のように年・月・日の順で入力してください。"]
+        assert form.when.errors == ["日時は「2026-12-03 14:00」のように年・月・日 時:分の順で入力してください。"]
+        html = str(form.when())
+        assert 'type="text"' in html and 'inputmode="numeric"' in html and 'value="12/24/2026, 02:00 PM"' in html
+        shown = Sample(formdata=None, data={"day": date(2026, 4, 1), "when": datetime(2026, 4, 1, 9, 30)})
+        assert 'value="2026-04-01"' in str(shown.day()) and 'value="2026-04-01 09:30"' in str(shown.when())
