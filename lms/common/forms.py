@@ -81,47 +81,52 @@ def parse_japanese_datetime(text: str) -> datetime | None:
     return None
 
 
-class JapaneseDateField(DateField):
-    """A date typed in Japanese order (年-月-日) in a text box: the browser's locale never
-    reorders it (an <input type="date"> showed 12/24/2026 in an English-locale browser).
-    Accepts 2026-12-03, 2026/12/3, 2026年12月3日 and full-width digits; shows 2026-12-03."""
+class _JapaneseOrderMixin:
+    """A text box for a date (or date and time) in Japanese order: the browser's locale never
+    reorders it (an <input type="date"> showed 12/24/2026 in an English-locale browser). The
+    subclass names its display format, placeholder, parser and message."""
 
     widget = TextInput()
-    data: Any  # a date once validated (InputRequired), else None
+    data: Any  # a date or datetime once validated, else None
+    display_format = ""
+    placeholder = ""
+    message: Any = ""
 
     def __init__(self, label=None, validators=None, **kwargs):
-        render_kw = {"inputmode": "numeric", "autocomplete": "off", "placeholder": "2026-12-03",
-                     **(kwargs.pop("render_kw", None) or {})}
-        super().__init__(label, validators, format="%Y-%m-%d", render_kw=render_kw, **kwargs)
-
-    def process_formdata(self, valuelist):
-        if not valuelist or not str(valuelist[0]).strip():
-            self.data = None
-            return
-        self.raw_data = valuelist
-        self.data = parse_japanese_date(str(valuelist[0]))
-        if self.data is None:
-            raise ValueError(str(_l("日付は「2026-12-03」のように年・月・日の順で入力してください。")))
-
-
-class JapaneseDateTimeField(DateTimeField):
-    """A date and time typed in Japanese order (2026-12-03 14:00) in a text box, as above;
-    also 2026/12/3 14:00 and 2026年12月3日 14時00分. Naive (the caller's wall clock)."""
-
-    widget = TextInput()
-    data: Any  # a datetime once validated, else None
-
-    def __init__(self, label=None, validators=None, **kwargs):
-        render_kw = {"inputmode": "numeric", "autocomplete": "off", "placeholder": "2026-12-03 14:00",
+        render_kw = {"inputmode": "numeric", "autocomplete": "off", "placeholder": self.placeholder,
                      **(kwargs.pop("render_kw", None) or {})}
         kwargs.pop("format", None)
-        super().__init__(label, validators, format="%Y-%m-%d %H:%M", render_kw=render_kw, **kwargs)
+        super().__init__(label, validators, format=self.display_format, render_kw=render_kw, **kwargs)  # type: ignore[call-arg]
+
+    def parse(self, text: str):
+        raise NotImplementedError
 
     def process_formdata(self, valuelist):
         if not valuelist or not str(valuelist[0]).strip():
             self.data = None
             return
         self.raw_data = valuelist
-        self.data = parse_japanese_datetime(str(valuelist[0]))
+        self.data = self.parse(str(valuelist[0]))
         if self.data is None:
-            raise ValueError(str(_l("日時は「2026-12-03 14:00」のように年・月・日 時:分の順で入力してください。")))
+            raise ValueError(str(self.message))
+
+
+class JapaneseDateField(_JapaneseOrderMixin, DateField):
+    """A date: 2026-12-03, 2026/12/3, 2026年12月3日, full-width digits; shown as 2026-12-03."""
+
+    display_format, placeholder = "%Y-%m-%d", "2026-12-03"
+    message = _l("日付は「2026-12-03」のように年・月・日の順で入力してください。")
+
+    def parse(self, text: str):
+        return parse_japanese_date(text)
+
+
+class JapaneseDateTimeField(_JapaneseOrderMixin, DateTimeField):
+    """A date and time: as above, then 14:00 or 14時00分; shown as 2026-12-03 14:00. Naive
+    (the caller's wall clock)."""
+
+    display_format, placeholder = "%Y-%m-%d %H:%M", "2026-12-03 14:00"
+    message = _l("日時は「2026-12-03 14:00」のように年・月・日 時:分の順で入力してください。")
+
+    def parse(self, text: str):
+        return parse_japanese_datetime(text)
