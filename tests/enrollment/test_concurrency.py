@@ -15,6 +15,7 @@ import random
 import signal
 import socket
 import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,6 +37,7 @@ QUOTA_SEATS = 6
 CODES = ("131016", "131024", "131032", "131041")
 LEARNERS = 240
 CANCELLERS = 50
+FORCED = 3  # cancellers that surely held a confirmed seat
 THREADS = 48
 
 
@@ -69,16 +71,34 @@ def _post(base_url: str, path: str, cookie: str) -> tuple[int, dict]:
 
 
 def _rush(base_url: str, session_id: int, learners):
+    """Everyone enrolls at once; the cancellers cancel while the rest are still arriving.
+
+    A cancellation waits until the session is full and people wait (``full``), so that a freed
+    seat is one the waitlist must take, however the machine's load orders the requests; and at
+    least ``FORCED`` of the cancellers held a confirmed seat (a random choice may pick none).
+    """
     rng = random.Random(4)
     cancellers = set(rng.sample(range(len(learners)), CANCELLERS))
     order = list(range(len(learners)))
     rng.shuffle(order)
+    full = threading.Event()
+    lock = threading.Lock()
+    counts = {"answered": 0, "confirmed_cancellers": 0}
 
     def one(index):
         _uid, member_id, cookie = learners[index]
         status, body = _post(base_url, f"/sessions/{session_id}/enroll", cookie)
         outcome = {"member": member_id, "enroll": (status, body), "cancel": None}
-        if index in cancellers and status == 201:
+        with lock:
+            counts["answered"] += 1
+            if counts["answered"] >= CAPACITY * 2:
+                full.set()
+            cancels = status == 201 and (index in cancellers or (
+                body.get("status") == CONFIRMED and counts["confirmed_cancellers"] < FORCED))
+            if cancels and body.get("status") == CONFIRMED:
+                counts["confirmed_cancellers"] += 1
+        if cancels:
+            full.wait(60)
             time.sleep(rng.random() * 0.05)
             outcome["cancel"] = _post(base_url, f"/enrollments/{body['enrollment_id']}/cancel", cookie)
         return outcome
