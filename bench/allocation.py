@@ -74,7 +74,7 @@ def main() -> None:
                              "capacity": rng.randint(20, 100), "revision": 1})
         db.session.execute(insert(TrainingSession), rows)
         db.session.commit()
-        plan = services.create_plan(admin, year)
+        plan = services.create_plan(admin, year, survey_unit="session")
         services.publish_plan(admin, plan, utcnow() + timedelta(days=30))
         session_ids = db.session.scalars(select(TrainingSession.id)).all()
         demand = [{"plan_id": plan.id, "session_id": sid, "municipality_id": mid, "requested": rng.randint(1, 15),

@@ -119,3 +119,31 @@ def allocate(capacity: int, demands: Iterable[Demand], *, minimum: int = 1) -> d
         result[mid] = Share(municipality_id=mid, requested=demand.requested, guaranteed=guaranteed[mid],
                             exact=exact[mid], proportional=proportional[mid], remainder_bonus=bonus[mid], seats=seats)
     return result
+
+
+def split_among_sessions(course_seats: Iterable[Demand], capacities: Iterable[tuple[int, int]]) -> dict[int, dict[int, int]]:
+    """A plan surveyed per course: divide each municipality's seats in the course
+    (``course_seats``: ``requested`` is the seats it was allocated for the whole course) among
+    the course's sessions (``capacities``: (session id, capacity) in the order they are held).
+
+    Session by session, in that order, the session's capacity is divided by the same method
+    without a guarantee, in proportion to the seats each municipality has still to place.
+    Each session's total stays within its capacity and, because the course's allocation
+    never exceeds the sum of its sessions' capacities, every allocated seat is placed: each
+    municipality's parts add up to its course seats. Returns {session id: {municipality id:
+    seats}} (zeros included for every municipality with course seats).
+    """
+    wanted = [d for d in course_seats if d.requested > 0]
+    remaining = {d.municipality_id: d for d in wanted}
+    result: dict[int, dict[int, int]] = {}
+    for session_id, capacity in capacities:
+        shares = allocate(capacity, remaining.values(), minimum=0)
+        result[session_id] = {d.municipality_id: shares[d.municipality_id].seats if d.municipality_id in shares else 0
+                              for d in wanted}
+        for mid, share in shares.items():
+            left = remaining[mid].requested - share.seats
+            if left > 0:
+                remaining[mid] = Demand(mid, remaining[mid].code, left, remaining[mid].priority)
+            else:
+                del remaining[mid]
+    return result

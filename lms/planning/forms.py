@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from wtforms import SelectField, StringField, TextAreaField
+from wtforms import RadioField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from lms.common import forms as base
 from lms.common.ids import coerce_id
 from lms.courses.forms import TokyoDateTimeField, WholeNumberField
+from lms.planning.models import SURVEY_BY_COURSE, SURVEY_BY_SESSION
 
 
 class PlanForm(base.Form):
     fiscal_year = WholeNumberField(_l("年度（西暦）"), validators=[InputRequired(), NumberRange(2000, 2100)])
     guaranteed_minimum = WholeNumberField(_l("保障枠（希望した自治体に先に割り当てる人数）"), default=1,
                                           validators=[InputRequired(), NumberRange(0, 50)])
+    survey_unit = RadioField(_l("予定調査の回答の単位"), default=SURVEY_BY_COURSE, choices=[
+        SelectChoice(SURVEY_BY_COURSE, _l("研修ごと（各回への配分は割当の計算で決めます）")),
+        SelectChoice(SURVEY_BY_SESSION, _l("研修回ごと（自治体が回を選んで希望します）")),
+    ], validators=[InputRequired()])
     note = TextAreaField(_l("メモ"), validators=[Optional(), Length(max=2000)])
 
 

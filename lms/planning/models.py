@@ -20,6 +20,12 @@ PLAN_STATUSES = (PLAN_DRAFT, PLAN_PUBLISHED)
 
 PRIORITIES = (1, 2, 3, 4, 5)  # 1 = highest
 
+# What the training offices answer the survey for: each course (the allocation then divides a
+# municipality's seats among the course's sessions) or, where the plan says so, each session.
+SURVEY_BY_COURSE = "course"
+SURVEY_BY_SESSION = "session"
+SURVEY_UNITS = (SURVEY_BY_COURSE, SURVEY_BY_SESSION)
+
 
 class TrainingPlan(Model):
     """One fiscal year's plan: the courses whose sessions start in that year."""
@@ -37,6 +43,7 @@ class TrainingPlan(Model):
     survey_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Seats every requesting municipality gets first (保障枠), see lms.planning.allocation.
     guaranteed_minimum: Mapped[int] = mapped_column(default=1)
+    survey_unit: Mapped[str] = mapped_column(String(10), default=SURVEY_BY_COURSE)
     note: Mapped[str] = mapped_column(Text, default="")
     # 研修負担金: whether a cancellation after the session's cancel deadline, and a confirmed
     # participant who did not attend, are charged like a participant.
@@ -48,11 +55,14 @@ class TrainingPlan(Model):
 
 
 class PlanDemand(Model):
-    """予定調査: how many staff one municipality wants to send to one session."""
+    """予定調査: how many staff one municipality wants to send to one course (``course_id``)
+    or, in a plan surveyed per session, to one session (``session_id``)."""
 
     __tablename__ = "plan_demand"
     __table_args__ = (
         UniqueConstraint("plan_id", "session_id", "municipality_id"),
+        UniqueConstraint("plan_id", "course_id", "municipality_id"),
+        CheckConstraint("(session_id IS NULL) <> (course_id IS NULL)", name="one_item"),
         CheckConstraint("requested >= 0", name="requested_nonnegative"),
         CheckConstraint("priority BETWEEN 1 AND 5", name="priority_range"),
         Index("ix_plan_demand_municipality", "plan_id", "municipality_id"),
@@ -60,7 +70,8 @@ class PlanDemand(Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     plan_id: Mapped[int] = mapped_column(ForeignKey("training_plan.id", ondelete="CASCADE"))
-    session_id: Mapped[int] = mapped_column(ForeignKey("training_session.id", ondelete="CASCADE"))
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("training_session.id", ondelete="CASCADE"))
+    course_id: Mapped[int | None] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"))
     municipality_id: Mapped[int] = mapped_column(ForeignKey("municipality.id"))
     requested: Mapped[int] = mapped_column(default=0)
     priority: Mapped[int] = mapped_column(default=3)
@@ -74,7 +85,11 @@ class PlanDemand(Model):
 
 class PlanAllocation(Model):
     """割当: one municipality's seats in one session, with the arithmetic behind them and any
-    adjustment by hand. ``published_at`` is set when it became the session's quota."""
+    adjustment by hand. ``published_at`` is set when it became the session's quota.
+
+    In a plan surveyed per course the arithmetic (requested … remainder_bonus) is the
+    course's, ``course_seats`` the municipality's seats in the whole course, and ``seats``
+    this session's part of them."""
 
     __tablename__ = "plan_allocation"
     __table_args__ = (
@@ -96,6 +111,7 @@ class PlanAllocation(Model):
     share_denominator: Mapped[int] = mapped_column()
     proportional: Mapped[int] = mapped_column()
     remainder_bonus: Mapped[int] = mapped_column()
+    course_seats: Mapped[int | None] = mapped_column()
     seats: Mapped[int] = mapped_column()
     adjusted_seats: Mapped[int | None] = mapped_column()
     adjust_reason: Mapped[str] = mapped_column(String(500), default="")

@@ -50,7 +50,8 @@ def index():
         try:
             assert form.fiscal_year.data is not None and form.guaranteed_minimum.data is not None
             plan = services.create_plan(current_user, form.fiscal_year.data,
-                                        guaranteed_minimum=form.guaranteed_minimum.data, note=form.note.data or "")
+                                        guaranteed_minimum=form.guaranteed_minimum.data, note=form.note.data or "",
+                                        survey_unit=form.survey_unit.data)
         except DomainError as exc:
             db.session.rollback()
             form.fiscal_year.errors = [*form.fiscal_year.errors, exc.message]
@@ -72,10 +73,10 @@ def plan(plan_id: int):
     """A plan's sessions with the survey's totals against capacity, who has answered, and
     the allocation."""
     plan = _plan(plan_id)
-    per_session, per_municipality = services.survey_totals(plan)
+    per_item, per_municipality = services.survey_totals(plan)
     allocated = {row.session_id for row in services.allocations_of(plan)}
     publish_form = PublishForm()
-    return render_template("planning/plan.html", plan=plan, per_session=per_session,
+    return render_template("planning/plan.html", plan=plan, per_item=per_item,
                            per_municipality=per_municipality, allocated=allocated, publish_form=publish_form,
                            action_form=ActionForm(), survey_open=services.survey_open(plan),
                            exchanges=services.pending_exchanges(plan))
@@ -99,9 +100,9 @@ def publish(plan_id: int):
             db.session.commit()
             flash(_("計画を公開しました。各自治体の研修担当が予定調査に回答できます。"), "success")
             return redirect(url_for("planning.plan", plan_id=plan_id))
-    per_session, per_municipality = services.survey_totals(plan)
+    per_item, per_municipality = services.survey_totals(plan)
     allocated = {row.session_id for row in services.allocations_of(plan)}
-    return render_template("planning/plan.html", plan=plan, per_session=per_session,
+    return render_template("planning/plan.html", plan=plan, per_item=per_item,
                            per_municipality=per_municipality, allocated=allocated, publish_form=form,
                            action_form=ActionForm(), survey_open=services.survey_open(plan),
                            exchanges=services.pending_exchanges(plan)), 400
@@ -238,31 +239,32 @@ def _survey_page(plan: TrainingPlan, municipality: Municipality, sheet_errors: l
     """The survey form; ``submitted``: the form's own POST, to check and store."""
     plan_id = plan.id
     sessions = services.plan_sessions(plan)
+    items = services.survey_items(plan, sessions)
     existing = services.demands_of(plan, municipality.id)
-    values = {s.id: {"requested": str(existing[s.id].requested) if s.id in existing else "",
-                     "priority": existing[s.id].priority if s.id in existing else 3,
-                     "comment": existing[s.id].comment if s.id in existing else ""} for s in sessions}
+    values = {i.id: {"requested": str(existing[i.id].requested) if i.id in existing else "",
+                     "priority": existing[i.id].priority if i.id in existing else 3,
+                     "comment": existing[i.id].comment if i.id in existing else ""} for i in items}
     errors: dict[int, str] = {}
     form = Form()
     if submitted:
         if not form.validate_on_submit():
             abort(400)
         answers: dict[int, services.Answer] = {}
-        for s in sessions:
-            raw = request.form.get(f"requested-{s.id}", "")
-            priority_raw = request.form.get(f"priority-{s.id}", "3")
-            comment = request.form.get(f"comment-{s.id}", "")
-            values[s.id] = {"requested": raw, "priority": priority_raw, "comment": comment}
+        for i in items:
+            raw = request.form.get(f"requested-{i.id}", "")
+            priority_raw = request.form.get(f"priority-{i.id}", "3")
+            comment = request.form.get(f"comment-{i.id}", "")
+            values[i.id] = {"requested": raw, "priority": priority_raw, "comment": comment}
             requested = _whole_number(raw)
             priority = _whole_number(priority_raw)
             if requested is None or requested > 9999:
-                errors[s.id] = _("希望人数は0〜9999の整数で入力してください。")
+                errors[i.id] = _("希望人数は0〜9999の整数で入力してください。")
             elif priority not in PRIORITIES:
-                errors[s.id] = _("優先度は1〜5で選んでください。")
+                errors[i.id] = _("優先度は1〜5で選んでください。")
             elif len(comment) > 500:
-                errors[s.id] = _("コメントは500文字以内で入力してください。")
+                errors[i.id] = _("コメントは500文字以内で入力してください。")
             else:
-                answers[s.id] = services.Answer(requested, priority, comment)
+                answers[i.id] = services.Answer(requested, priority, comment)
         if not errors:
             try:
                 begin_write()
@@ -281,8 +283,19 @@ def _survey_page(plan: TrainingPlan, municipality: Municipality, sheet_errors: l
     held = {q.session_id: q for q in db.session.scalars(select(SessionQuota).where(
         SessionQuota.municipality_id == municipality.id,
         SessionQuota.session_id.in_([s.id for s in sessions])))} if sessions else {}
+    # Each item's seats for this municipality: held quotas (with their confirmed people) once
+    # published, else the published allocation; summed over a course's sessions.
+    seats: dict[int, tuple[int, int | None]] = {}
+    for i in items:
+        quotas = [held[s.id] for s in i.sessions if s.id in held]
+        rows = [allocations[s.id] for s in i.sessions if s.id in allocations]
+        if quotas:
+            seats[i.id] = (sum(q.seats for q in quotas), sum(q.confirmed_count for q in quotas))
+        elif rows:
+            seats[i.id] = (sum(r.final_seats for r in rows), None)
     status = 400 if errors or sheet_errors else 200
     return render_template("planning/survey.html", plan=plan, municipality=municipality, sessions=sessions,
+                           items=items, seats=seats,
                            values=values, errors=errors, form=form, open=services.survey_open(plan),
                            allocations=allocations, priorities=PRIORITIES, sheet_errors=sheet_errors or [],
                            held=held, action_form=ActionForm(),

@@ -3,10 +3,13 @@
 * A plan covers one fiscal year: every scheduled session of a published or draft course that
   starts in it. The platform admin publishes it with a survey deadline.
 * Each municipality's training office answers the survey for its own municipality only, per
-  session (requested seats, priority 1–5, comment), until the deadline; answering again
-  replaces the earlier answer (idempotent).
-* An allocation divides each session's capacity by ``lms.planning.allocation`` and keeps the
-  arithmetic per municipality; the platform admin may adjust a row with a reason; publishing
+  course — or per session where the plan says so (``TrainingPlan.survey_unit``) — with
+  requested seats, priority 1–5 and a comment, until the deadline; answering again replaces
+  the earlier answer (idempotent). ``survey_items`` is what the survey asks about.
+* An allocation divides each session's capacity (per course: the course's sessions'
+  capacities together, then each municipality's seats among the sessions) by
+  ``lms.planning.allocation`` and keeps the arithmetic per municipality; the platform admin
+  may adjust a session's row with a reason; publishing
   writes the result as the session's 割当人数 through the courses service (same checks,
   locks and events as a session edit).
 """
@@ -26,13 +29,13 @@ from lms.common import signals
 from lms.common.database import is_sqlite
 from lms.common.errors import InvalidInput, NotAllowed, NotFound
 from lms.common.links import app_url
-from lms.common.timeutil import as_utc, fiscal_year_bounds, fiscal_year_label, to_tokyo, utcnow
+from lms.common.timeutil import as_utc, fiscal_year_bounds, fiscal_year_label, fiscal_year_of, to_tokyo, utcnow
 from lms.courses.models import CANCELLED, SCHEDULED, Course, SessionQuota, TrainingSession
 from lms.courses.services import release_session_quotas, set_session_quotas
-from lms.enrollment.models import WAITLISTED, Enrollment
+from lms.enrollment.models import CONFIRMED, WAITLISTED, Enrollment
 from lms.extensions import db
 from lms.municipalities.models import Municipality
-from lms.planning.allocation import Demand, allocate
+from lms.planning.allocation import Demand, allocate, split_among_sessions
 from lms.planning.models import (
     EXCHANGE_APPROVED,
     EXCHANGE_ASK,
@@ -42,6 +45,8 @@ from lms.planning.models import (
     PLAN_DRAFT,
     PLAN_PUBLISHED,
     PRIORITIES,
+    SURVEY_BY_SESSION,
+    SURVEY_UNITS,
     PlanAllocation,
     PlanDemand,
     SeatExchange,
@@ -57,8 +62,12 @@ def _require_platform_admin(actor) -> None:
 # ------------------------------------------------------------------ plans
 
 
-def create_plan(actor, fiscal_year: int, *, guaranteed_minimum: int = 1, note: str = "") -> TrainingPlan:
+def create_plan(actor, fiscal_year: int, *, guaranteed_minimum: int = 1, note: str = "",
+                survey_unit: str = SURVEY_UNITS[0]) -> TrainingPlan:
+    """A draft plan; ``survey_unit``: the survey asks per course (the default) or per session."""
     _require_platform_admin(actor)
+    if survey_unit not in SURVEY_UNITS:
+        raise InvalidInput(_("回答の単位を選んでください。"), field="survey_unit")
     if not 2000 <= fiscal_year <= 2100:
         raise InvalidInput(_("年度は西暦で入力してください（例: 2027）。"), field="fiscal_year")
     if guaranteed_minimum < 0 or guaranteed_minimum > 50:
@@ -66,11 +75,11 @@ def create_plan(actor, fiscal_year: int, *, guaranteed_minimum: int = 1, note: s
     if db.session.scalar(select(TrainingPlan.id).where(TrainingPlan.fiscal_year == fiscal_year)) is not None:
         raise InvalidInput(_("%(year)d年度の計画はすでにあります。", year=fiscal_year), field="fiscal_year")
     plan = TrainingPlan(fiscal_year=fiscal_year, status=PLAN_DRAFT, guaranteed_minimum=guaranteed_minimum,
-                        note=note.strip())
+                        note=note.strip(), survey_unit=survey_unit)
     db.session.add(plan)
     db.session.flush()
     record_action(actor, "plan.create", "training_plan", plan.id, None, fiscal_year=fiscal_year,
-                  guaranteed_minimum=guaranteed_minimum)
+                  guaranteed_minimum=guaranteed_minimum, survey_unit=survey_unit)
     return plan
 
 
@@ -93,8 +102,13 @@ def publish_plan(actor, plan: TrainingPlan, survey_deadline: datetime) -> None:
     signals.office_notice.send(
         None, municipality_ids=everyone, key=f"plan:{plan.id}:open:{deadline.isoformat()}",
         subject=f"【予定調査】{year} 研修計画の受講希望人数をご回答ください（期限 {_deadline_text(plan)}）",
-        body=_survey_body(plan, f"{year}の研修計画を公開しました。研修回ごとに、受講させたい職員の人数と優先度をご回答ください。"),
+        body=_survey_body(plan, f"{year}の研修計画を公開しました。{_unit_words(plan)}ごとに、受講させたい職員の人数と優先度をご回答ください。"),
     )
+
+
+def _unit_words(plan: TrainingPlan) -> str:
+    """The survey's unit as the offices' mail names it (the mails are in Japanese)."""
+    return "研修回" if plan.survey_unit == SURVEY_BY_SESSION else "研修"
 
 
 def _deadline_text(plan: TrainingPlan) -> str:
@@ -155,6 +169,52 @@ def plan_sessions(plan: TrainingPlan) -> list[TrainingSession]:
     ))
 
 
+@dataclass(frozen=True)
+class SurveyItem:
+    """What the survey asks a number for: a course with its sessions in the plan (``id`` is
+    the course's) or, in a plan surveyed per session, one session (``id`` is the session's)."""
+
+    id: int
+    course: Course
+    sessions: tuple[TrainingSession, ...]
+    per_session: bool
+
+    @property
+    def title(self) -> str:
+        if self.per_session:
+            return f"{self.course.title} {self.sessions[0].title}".strip()
+        return self.course.title
+
+    @property
+    def capacity(self) -> int:
+        return sum(s.capacity for s in self.sessions)
+
+    @property
+    def starts_at(self) -> datetime:
+        return self.sessions[0].starts_at
+
+    @property
+    def last_starts_at(self) -> datetime:
+        return self.sessions[-1].starts_at
+
+
+def survey_items(plan: TrainingPlan, sessions: list[TrainingSession] | None = None) -> list[SurveyItem]:
+    """The survey's rows in the order of their first session: the plan's courses (each with
+    its sessions) or, per session, the sessions."""
+    sessions = plan_sessions(plan) if sessions is None else sessions
+    if plan.survey_unit == SURVEY_BY_SESSION:
+        return [SurveyItem(s.id, s.course, (s,), True) for s in sessions]
+    grouped: dict[int, list[TrainingSession]] = {}
+    for session in sessions:
+        grouped.setdefault(session.course_id, []).append(session)
+    return [SurveyItem(cid, group[0].course, tuple(group), False) for cid, group in grouped.items()]
+
+
+def _item_column(plan: TrainingPlan):
+    """The PlanDemand column that names a survey item in this plan."""
+    return PlanDemand.session_id if plan.survey_unit == SURVEY_BY_SESSION else PlanDemand.course_id
+
+
 def survey_open(plan: TrainingPlan) -> bool:
     deadline = as_utc(plan.survey_deadline)
     return plan.status == PLAN_PUBLISHED and deadline is not None and utcnow() < deadline
@@ -171,34 +231,35 @@ class Answer:
 
 
 def answer_survey(actor, plan: TrainingPlan, municipality_id: int, answers: dict[int, Answer]) -> int:
-    """Store one municipality's answers ({session id: Answer}); rows not named keep their
-    answer. Returns how many rows changed. The caller has settled the municipality with
-    ``municipality_scope`` (an office answers for its own municipality only)."""
+    """Store one municipality's answers ({survey item id: Answer}, see ``survey_items``);
+    rows not named keep their answer. Returns how many rows changed. The caller has settled
+    the municipality with ``municipality_scope`` (an office answers for its own municipality
+    only)."""
     if not survey_open(plan):
         raise InvalidInput(_("この計画の予定調査は受け付けていません（回答期限を過ぎたか、まだ公開されていません）。"))
-    valid = {s.id for s in plan_sessions(plan)}
-    for session_id, answer in answers.items():
-        if session_id not in valid:
-            raise InvalidInput(_("この計画にない研修回が含まれています。"), field="answers")
+    valid = {item.id for item in survey_items(plan)}
+    for item_id, answer in answers.items():
+        if item_id not in valid:
+            raise InvalidInput(_("この計画にない研修回が含まれています。") if plan.survey_unit == SURVEY_BY_SESSION
+                               else _("この計画にない研修が含まれています。"), field="answers")
         if not 0 <= answer.requested <= 9999:
             raise InvalidInput(_("希望人数は0〜9999の整数で入力してください。"), field="answers")
         if answer.priority not in PRIORITIES:
             raise InvalidInput(_("優先度は1〜5で選んでください。"), field="answers")
         if len(answer.comment) > 500:
             raise InvalidInput(_("コメントは500文字以内で入力してください。"), field="answers")
-    existing = {row.session_id: row for row in db.session.scalars(
-        select(PlanDemand).where(PlanDemand.plan_id == plan.id, PlanDemand.municipality_id == municipality_id)
-    )}
+    existing = demands_of(plan, municipality_id)
+    column = _item_column(plan).key
     changed = 0
-    for session_id, answer in answers.items():
-        row = existing.get(session_id)
+    for item_id, answer in answers.items():
+        row = existing.get(item_id)
         comment = answer.comment.strip()
         if row is None:
             if answer.requested == 0 and not comment:
                 continue
-            db.session.add(PlanDemand(plan_id=plan.id, session_id=session_id, municipality_id=municipality_id,
-                                      requested=answer.requested, priority=answer.priority, comment=comment,
-                                      updated_by_id=actor.id))
+            db.session.add(PlanDemand(plan_id=plan.id, municipality_id=municipality_id, requested=answer.requested,
+                                      priority=answer.priority, comment=comment, updated_by_id=actor.id,
+                                      **{column: item_id}))
             changed += 1
         elif (row.requested, row.priority, row.comment) != (answer.requested, answer.priority, comment):
             row.requested, row.priority, row.comment = answer.requested, answer.priority, comment
@@ -212,44 +273,47 @@ def answer_survey(actor, plan: TrainingPlan, municipality_id: int, answers: dict
 
 
 def demands_of(plan: TrainingPlan, municipality_id: int) -> dict[int, PlanDemand]:
-    return {row.session_id: row for row in db.session.scalars(
-        select(PlanDemand).where(PlanDemand.plan_id == plan.id, PlanDemand.municipality_id == municipality_id)
+    """One municipality's answers by survey item id."""
+    column = _item_column(plan)
+    return {getattr(row, column.key): row for row in db.session.scalars(
+        select(PlanDemand).where(PlanDemand.plan_id == plan.id, PlanDemand.municipality_id == municipality_id,
+                                 column.is_not(None))
     )}
 
 
 @dataclass(frozen=True)
-class SessionDemand:
-    session: TrainingSession
+class ItemDemand:
+    item: SurveyItem
     requested: int
     municipalities: int
 
 
-def survey_totals(plan: TrainingPlan) -> tuple[list[SessionDemand], list[tuple[Municipality, int]]]:
-    """(per session: total requested and how many municipalities asked; per municipality:
-    how many sessions it answered — 0 means it has not answered)."""
-    sessions = plan_sessions(plan)
+def survey_totals(plan: TrainingPlan) -> tuple[list[ItemDemand], list[tuple[Municipality, int]]]:
+    """(per survey item: total requested and how many municipalities asked; per
+    municipality: how many items it answered — 0 means it has not answered)."""
+    column = _item_column(plan)
     rows = db.session.execute(
-        select(PlanDemand.session_id, func.sum(PlanDemand.requested), func.count())
-        .where(PlanDemand.plan_id == plan.id, PlanDemand.requested > 0)
-        .group_by(PlanDemand.session_id)
+        select(column, func.sum(PlanDemand.requested), func.count())
+        .where(PlanDemand.plan_id == plan.id, PlanDemand.requested > 0, column.is_not(None))
+        .group_by(column)
     ).all()
-    by_session = {sid: (int(total or 0), int(n)) for sid, total, n in rows}
-    per_session = [SessionDemand(s, *by_session.get(s.id, (0, 0))) for s in sessions]
+    by_item = {item_id: (int(total or 0), int(n)) for item_id, total, n in rows}
+    per_item = [ItemDemand(item, *by_item.get(item.id, (0, 0))) for item in survey_items(plan)]
     answered = dict(db.session.execute(
         select(PlanDemand.municipality_id, func.count()).where(PlanDemand.plan_id == plan.id)
         .group_by(PlanDemand.municipality_id)
     ).all())
     municipalities = db.session.scalars(select(Municipality).order_by(Municipality.code)).all()
-    return per_session, [(m, int(answered.get(m.id, 0))) for m in municipalities]
+    return per_item, [(m, int(answered.get(m.id, 0))) for m in municipalities]
 
 
 # ------------------------------------------------------------------ allocation (割当)
 
 
 def run_allocation(actor, plan: TrainingPlan, session_ids: list[int] | None = None) -> int:
-    """(Re)compute the allocation of the plan's sessions (all, or ``session_ids``) from the
-    survey. Unpublished adjustments of those sessions are replaced; returns the number of
-    sessions allocated."""
+    """(Re)compute the allocation of the plan's sessions (all, or ``session_ids``; in a plan
+    surveyed per course, every session of their courses) from the survey. Unpublished
+    adjustments of those sessions are replaced; returns the number of sessions allocated."""
     _require_platform_admin(actor)
     if plan.status != PLAN_PUBLISHED:
         raise InvalidInput(_("公開した計画でのみ割当を計算できます。"))
@@ -257,27 +321,39 @@ def run_allocation(actor, plan: TrainingPlan, session_ids: list[int] | None = No
     targets = list(sessions) if session_ids is None else [sid for sid in session_ids if sid in sessions]
     if session_ids is not None and len(targets) != len(set(session_ids)):
         raise InvalidInput(_("この計画にない研修回が含まれています。"))
+    wanted = set(targets)
+    items = [item for item in survey_items(plan, list(sessions.values()))
+             if any(s.id in wanted for s in item.sessions)]
+    targets = [s.id for item in items for s in item.sessions]
     codes = dict(db.session.execute(select(Municipality.id, Municipality.code)).all())
+    column = _item_column(plan)
     demands: dict[int, list[Demand]] = defaultdict(list)
-    for sid, mid, requested, priority in db.session.execute(
-        select(PlanDemand.session_id, PlanDemand.municipality_id, PlanDemand.requested, PlanDemand.priority)
-        .where(PlanDemand.plan_id == plan.id, PlanDemand.session_id.in_(targets), PlanDemand.requested > 0)
+    for item_id, mid, requested, priority in db.session.execute(
+        select(column, PlanDemand.municipality_id, PlanDemand.requested, PlanDemand.priority)
+        .where(PlanDemand.plan_id == plan.id, column.in_([item.id for item in items]), PlanDemand.requested > 0)
     ):
-        demands[sid].append(Demand(mid, codes.get(mid, ""), requested, priority))
+        demands[item_id].append(Demand(mid, codes.get(mid, ""), requested, priority))
     # A whole plan is ~40,000 rows: they are replaced with Core statements.
     now = utcnow()
     rows: list[dict] = []
-    for sid in targets:
-        priorities = {d.municipality_id: d.priority for d in demands.get(sid, [])}
-        shares = allocate(sessions[sid].capacity, demands.get(sid, []), minimum=plan.guaranteed_minimum)
+    for item in items:
+        priorities = {d.municipality_id: d.priority for d in demands.get(item.id, [])}
+        shares = allocate(item.capacity, demands.get(item.id, []), minimum=plan.guaranteed_minimum)
+        if item.per_session:
+            parts = {item.id: {mid: share.seats for mid, share in shares.items()}}
+        else:  # the course's seats of each municipality, divided among its sessions
+            parts = split_among_sessions(
+                [Demand(mid, codes.get(mid, ""), share.seats, priorities[mid]) for mid, share in shares.items()],
+                [(s.id, s.capacity) for s in item.sessions])
         rows.extend({
-            "plan_id": plan.id, "session_id": sid, "municipality_id": share.municipality_id,
+            "plan_id": plan.id, "session_id": session.id, "municipality_id": share.municipality_id,
             "requested": share.requested, "priority": priorities[share.municipality_id],
             "guaranteed": share.guaranteed, "share_numerator": share.exact.numerator,
             "share_denominator": share.exact.denominator, "proportional": share.proportional,
-            "remainder_bonus": share.remainder_bonus, "seats": share.seats, "adjusted_seats": None,
+            "remainder_bonus": share.remainder_bonus, "course_seats": None if item.per_session else share.seats,
+            "seats": parts[session.id].get(share.municipality_id, 0), "adjusted_seats": None,
             "adjust_reason": "", "computed_at": now, "published_at": None,
-        } for share in shares.values())
+        } for session in item.sessions for share in shares.values())
     db.session.flush()
     table = PlanAllocation.__table__
     for chunk in range(0, len(targets), 2000):
@@ -293,8 +369,8 @@ def run_allocation(actor, plan: TrainingPlan, session_ids: list[int] | None = No
 
 
 _COLUMNS = ("plan_id", "session_id", "municipality_id", "requested", "priority", "guaranteed", "share_numerator",
-            "share_denominator", "proportional", "remainder_bonus", "seats", "adjusted_seats", "adjust_reason",
-            "computed_at", "published_at")
+            "share_denominator", "proportional", "remainder_bonus", "course_seats", "seats", "adjusted_seats",
+            "adjust_reason", "computed_at", "published_at")
 
 
 def _insert_allocations(rows: list[dict]) -> None:
@@ -373,7 +449,9 @@ def publish_allocation(actor, plan: TrainingPlan, session_id: int) -> dict:
                 "研修担当者様", "",
                 f"{fiscal_year_label(plan.fiscal_year)} 研修計画の割当人数をお知らせします。", "",
                 f"研修回：{name}", f"開始：{to_tokyo(session.starts_at):%Y年%m月%d日 %H:%M}",
-                f"希望人数：{row.requested}人", f"割当人数：{row.final_seats}人",
+                *([f"希望人数：{row.requested}人"] if row.course_seats is None else
+                  [f"希望人数（研修全体）：{row.requested}人", f"割当（研修全体）：{row.course_seats}人"]),
+                f"割当人数：{row.final_seats}人" if row.course_seats is None else f"この回の割当人数：{row.final_seats}人",
                 *([f"調整の理由：{row.adjust_reason}"] if row.adjusted_seats is not None else []), "",
                 "割当人数の範囲で職員を推薦してください。",
                 f"推薦ページ：{app_url('enrollment.admin_home', '/')}", "",
@@ -461,11 +539,13 @@ def _first_claims(session: TrainingSession, held: dict[int, SessionQuota]) -> di
     freed = sum(max(q.seats - q.confirmed_count, 0) for q in held.values())
     if freed <= 0:
         return {}
-    requests = dict(db.session.execute(
+    requests = {mid: int(n) for mid, n in db.session.execute(
         select(PlanDemand.municipality_id, func.max(PlanDemand.requested))
         .join(TrainingPlan, TrainingPlan.id == PlanDemand.plan_id)
         .where(PlanDemand.session_id == session.id, TrainingPlan.status == PLAN_PUBLISHED)
-        .group_by(PlanDemand.municipality_id)).all())
+        .group_by(PlanDemand.municipality_id))}
+    for mid, lacking in _course_requests(session).items():
+        requests[mid] = max(requests.get(mid, 0), lacking)
     if not requests:
         return {}
     waiting = dict(db.session.execute(
@@ -476,12 +556,35 @@ def _first_claims(session: TrainingSession, held: dict[int, SessionQuota]) -> di
     demands = []
     for mid, requested in requests.items():
         got = held[mid].confirmed_count if mid in held else 0
-        lacking = min(int(requested) - got, int(waiting.get(mid, 0)))
+        lacking = min(requested - got, int(waiting.get(mid, 0)))
         if lacking > 0:
             demands.append(Demand(mid, codes.get(mid, ""), lacking))
     shares = allocate(freed, demands, minimum=0)
     return {mid: (held[mid].confirmed_count if mid in held else 0) + share.seats
             for mid, share in shares.items() if share.seats > 0}
+
+
+def _course_requests(session: TrainingSession) -> dict[int, int]:
+    """Where the year's published plan was surveyed per course: what each municipality asked
+    for the course, less its people confirmed in the course's other sessions of that year —
+    its request for this session at the deadline."""
+    year = fiscal_year_of(session.starts_at)
+    asked = dict(db.session.execute(
+        select(PlanDemand.municipality_id, PlanDemand.requested)
+        .join(TrainingPlan, TrainingPlan.id == PlanDemand.plan_id)
+        .where(PlanDemand.course_id == session.course_id, PlanDemand.requested > 0,
+               TrainingPlan.status == PLAN_PUBLISHED, TrainingPlan.fiscal_year == year)).all())
+    if not asked:
+        return {}
+    start, end = fiscal_year_bounds(year)
+    elsewhere = dict(db.session.execute(
+        select(Enrollment.municipality_id, func.count())
+        .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
+        .where(TrainingSession.course_id == session.course_id, TrainingSession.id != session.id,
+               TrainingSession.starts_at >= start, TrainingSession.starts_at < end, Enrollment.status == CONFIRMED,
+               Enrollment.municipality_id.in_(list(asked)))
+        .group_by(Enrollment.municipality_id)).all())
+    return {mid: int(n) - int(elsewhere.get(mid, 0)) for mid, n in asked.items()}
 
 
 # ---------------------------------------------------------------- exchange (譲渡・追加希望)

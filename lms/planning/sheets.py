@@ -15,11 +15,12 @@ from lms.common.spreadsheet import read_xlsx_rows
 from lms.common.timeutil import fiscal_year_label, to_tokyo, utcnow
 from lms.common.xlsx import SheetColumn, xlsx_stream
 from lms.municipalities.models import Municipality
-from lms.planning.models import PRIORITIES, FeeStatement, TrainingPlan
-from lms.planning.services import Answer, demands_of, plan_sessions
+from lms.planning.models import PRIORITIES, SURVEY_BY_SESSION, FeeStatement, TrainingPlan
+from lms.planning.services import Answer, demands_of, plan_sessions, survey_items
 
 MAX_SHEET_BYTES = 2 * 1024 * 1024
-_KEY = "研修回ID"
+_SESSION_KEY = "研修回ID"
+_COURSE_KEY = "研修ID"
 _CODE = re.compile(r"（(\d{6})）")
 
 
@@ -31,33 +32,44 @@ class SheetErrors(InvalidInput):
         self.errors = errors
 
 
-def _columns() -> list[SheetColumn]:
-    return [
-        SheetColumn(_KEY, 10), SheetColumn("研修名", 40), SheetColumn("回", 16), SheetColumn("開始日時", 18),
-        SheetColumn("定員", 8), SheetColumn("希望人数", 10), SheetColumn("優先度（1〜5）", 12), SheetColumn("コメント", 40),
-    ]
+def _key(plan: TrainingPlan) -> str:
+    """The first column: what a row answers for (a session or a course)."""
+    return _SESSION_KEY if plan.survey_unit == SURVEY_BY_SESSION else _COURSE_KEY
+
+
+def _columns(plan: TrainingPlan) -> list[SheetColumn]:
+    answer = [SheetColumn("希望人数", 10), SheetColumn("優先度（1〜5）", 12), SheetColumn("コメント", 40)]
+    if plan.survey_unit == SURVEY_BY_SESSION:
+        return [SheetColumn(_SESSION_KEY, 10), SheetColumn("研修名", 40), SheetColumn("回", 16),
+                SheetColumn("開始日時", 18), SheetColumn("定員", 8), *answer]
+    return [SheetColumn(_COURSE_KEY, 10), SheetColumn("研修名", 40), SheetColumn("回数", 8),
+            SheetColumn("最初の回", 18), SheetColumn("最後の回", 18), SheetColumn("定員（合計）", 10), *answer]
 
 
 def survey_workbook(plan: TrainingPlan, municipality: Municipality) -> Iterator[bytes]:
-    """The municipality's sheet: one row per session of the plan, its current answers filled in.
-    The headers stay in Japanese in every language: they are what the upload reads."""
+    """The municipality's sheet: one row per survey item of the plan (course, or session),
+    its current answers filled in. The headers stay in Japanese in every language: they are
+    what the upload reads."""
     answers = demands_of(plan, municipality.id)
     deadline = to_tokyo(plan.survey_deadline).strftime("%Y-%m-%d %H:%M") if plan.survey_deadline else "—"
     title = [
         f"{fiscal_year_label(plan.fiscal_year)} 研修計画 予定調査",
         f"自治体：{municipality.name}（{municipality.code}）",
         f"回答期限：{deadline}　出力日時：{to_tokyo(utcnow()):%Y-%m-%d %H:%M}",
-        "「希望人数」「優先度」「コメント」の列だけを記入してください。行と「研修回ID」は変えないでください。",
+        f"「希望人数」「優先度」「コメント」の列だけを記入してください。行と「{_key(plan)}」は変えないでください。",
     ]
-    rows = []
-    for session in plan_sessions(plan):
-        answer = answers.get(session.id)
-        rows.append((
-            session.id, session.course.title, session.title, to_tokyo(session.starts_at).replace(tzinfo=None),
-            session.capacity, answer.requested if answer else None, answer.priority if answer else None,
-            answer.comment if answer else "",
-        ))
-    return xlsx_stream("予定調査", _columns(), rows, title_lines=title)
+    rows: list[tuple] = []
+    for item in survey_items(plan):
+        answer = answers.get(item.id)
+        given = (answer.requested if answer else None, answer.priority if answer else None,
+                 answer.comment if answer else "")
+        start = to_tokyo(item.starts_at).replace(tzinfo=None)
+        if item.per_session:
+            rows.append((item.id, item.course.title, item.sessions[0].title, start, item.capacity, *given))
+        else:
+            rows.append((item.id, item.title, len(item.sessions), start,
+                         to_tokyo(item.last_starts_at).replace(tzinfo=None), item.capacity, *given))
+    return xlsx_stream("予定調査", _columns(plan), rows, title_lines=title)
 
 
 def _number(text: str) -> int | None:
@@ -70,19 +82,22 @@ def _number(text: str) -> int | None:
 
 
 def read_survey_workbook(plan: TrainingPlan, municipality: Municipality, data: bytes) -> dict[int, Answer]:
-    """The answers in an uploaded sheet ({session id: Answer}), or SheetErrors naming every bad
-    cell. The sheet must be this municipality's, for this plan's sessions."""
+    """The answers in an uploaded sheet ({survey item id: Answer}), or SheetErrors naming every
+    bad cell. The sheet must be this municipality's, for this plan's courses (or sessions)."""
     if not data:
         raise InvalidInput(_("ファイルが空です。"))
     if len(data) > MAX_SHEET_BYTES:
         raise InvalidInput(_("ファイルが大きすぎます（上限 %(mb)s MB）。", mb=MAX_SHEET_BYTES // (1024 * 1024)))
     if not data.startswith(b"PK\x03\x04"):
         raise InvalidInput(_("Excel ファイル（.xlsx）を選んでください。ダウンロードした予定調査のファイルに記入してアップロードします。"))
-    sessions = {s.id: s for s in plan_sessions(plan)}
-    rows = read_xlsx_rows(data, max_rows=len(sessions) + 50)
-    header_at = next((i for i, row in enumerate(rows) if row and row[0].strip() == _KEY), None)
+    per_session = plan.survey_unit == SURVEY_BY_SESSION
+    items = {item.id for item in survey_items(plan)}
+    key_name = _key(plan)
+    rows = read_xlsx_rows(data, max_rows=len(items) + 50)
+    header_at = next((i for i, row in enumerate(rows) if row and row[0].strip() == key_name), None)
     if header_at is None:
-        raise InvalidInput(_("予定調査のファイルではありません（「研修回ID」の見出しが見つかりません）。"))
+        raise InvalidInput(_("予定調査のファイルではありません（「研修回ID」の見出しが見つかりません）。") if per_session else
+                           _("予定調査のファイルではありません（「研修ID」の見出しが見つかりません）。この計画は研修ごとに回答します。"))
     for row in rows[:header_at]:
         found = _CODE.search(" ".join(row))
         if found and found.group(1) != municipality.code:
@@ -90,7 +105,7 @@ def read_survey_workbook(plan: TrainingPlan, municipality: Municipality, data: b
                                  code=found.group(1), name=municipality.name))
     header = [cell.strip() for cell in rows[header_at]]
     try:
-        at = {name: header.index(name) for name in (_KEY, "希望人数", "優先度（1〜5）", "コメント")}
+        at = {name: header.index(name) for name in (key_name, "希望人数", "優先度（1〜5）", "コメント")}
     except ValueError:
         raise InvalidInput(_("見出しの列が足りません。ダウンロードしたファイルの列を消さずに記入してください。")) from None
     errors: list[str] = []
@@ -103,12 +118,16 @@ def read_survey_workbook(plan: TrainingPlan, municipality: Municipality, data: b
     for line, row in enumerate(rows[header_at + 1:], start=header_at + 2):
         if not any(c.strip() for c in row):
             continue
-        key = _number(cell(row, _KEY))
-        if not key or key not in sessions:
-            errors.append(_("%(line)d行目「研修回ID」：この計画の研修回ではありません（%(value)s）。", line=line, value=cell(row, _KEY)))
+        key = _number(cell(row, key_name))
+        if not key or key not in items:
+            errors.append(_("%(line)d行目「研修回ID」：この計画の研修回ではありません（%(value)s）。", line=line,
+                            value=cell(row, key_name)) if per_session else
+                          _("%(line)d行目「研修ID」：この計画の研修ではありません（%(value)s）。", line=line,
+                            value=cell(row, key_name)))
             continue
         if key in answers:
-            errors.append(_("%(line)d行目「研修回ID」：同じ研修回が2行あります。", line=line))
+            errors.append(_("%(line)d行目「研修回ID」：同じ研修回が2行あります。", line=line) if per_session else
+                          _("%(line)d行目「研修ID」：同じ研修が2行あります。", line=line))
             continue
         requested = _number(cell(row, "希望人数"))
         priority_text = cell(row, "優先度（1〜5）").strip()

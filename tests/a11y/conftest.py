@@ -86,7 +86,8 @@ def a11y_world(app, db):
     plan = planning.create_plan(platform, fiscal_year_of(session.starts_at))
     planning.publish_plan(platform, plan, utcnow() + timedelta(days=7))
     for code, wanted in (("131016", 12), ("131024", 30)):
-        planning.answer_survey(platform, plan, municipality(code).id, {session.id: planning.Answer(wanted, 2, "新任職員")})
+        planning.answer_survey(platform, plan, municipality(code).id,
+                              {session.course_id: planning.Answer(wanted, 2, "新任職員")})
     planning.run_allocation(platform, plan, [session.id])
     from lms.planning import fees as plan_fees
 

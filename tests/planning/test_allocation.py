@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lms.planning.allocation import Demand, allocate
+from lms.planning.allocation import Demand, allocate, split_among_sessions
 
 
 def demand(mid: int, requested: int, priority: int = 3) -> Demand:
@@ -103,3 +103,38 @@ def test_everyone_gets_their_exact_share_rounded_down_or_up(capacity, survey):
     for share in allocate(capacity, demands).values():
         got = share.seats - share.guaranteed
         assert math.floor(share.exact) <= got <= math.ceil(share.exact)
+
+
+# ---------------------------------------------------------------- a course's seats among its sessions
+
+
+def test_a_course_allocation_is_divided_among_its_sessions_in_proportion():
+    # A course of two sessions (10 and 10 seats): 千代田 got 15 seats of the course, 中央 5.
+    parts = split_among_sessions([demand(1, 15), demand(2, 5)], [(101, 10), (102, 10)])
+    # Session 101: 10 seats in proportion to 15 : 5 → 7.5 and 2.5; the remainder seat goes by
+    # the tie rule (same priority, the larger request) to 千代田: 8 and 2. Session 102: the rest.
+    assert parts == {101: {1: 8, 2: 2}, 102: {1: 7, 2: 3}}
+
+
+def test_every_municipality_with_seats_has_a_row_in_every_session():
+    parts = split_among_sessions([demand(1, 2), demand(2, 0)], [(101, 5), (102, 5)])
+    assert parts == {101: {1: 2}, 102: {1: 0}}  # zero seats stay out; zero parts stay in
+
+
+@settings(max_examples=300, deadline=None)
+@given(capacities=st.lists(st.integers(min_value=0, max_value=80), min_size=1, max_size=8), survey=surveys,
+       minimum=st.integers(min_value=0, max_value=3))
+def test_a_course_split_places_every_seat_within_each_sessions_capacity(capacities, survey, minimum):
+    demands = [demand(i + 1, requested, priority) for i, (requested, priority) in enumerate(survey)]
+    sessions = [(1000 + i, c) for i, c in enumerate(capacities)]
+    course = allocate(sum(capacities), demands, minimum=minimum)
+    seats = [demand(mid, share.seats, next(d.priority for d in demands if d.municipality_id == mid))
+             for mid, share in course.items()]
+    parts = split_among_sessions(seats, sessions)
+    for sid, capacity in sessions:
+        assert sum(parts[sid].values()) <= capacity  # no session above its capacity
+        assert all(n >= 0 for n in parts[sid].values())
+    for mid, share in course.items():
+        if share.seats:  # every seat of the course placed, none invented
+            assert sum(parts[sid][mid] for sid, _ in sessions) == share.seats
+    assert split_among_sessions(list(reversed(seats)), sessions) == parts  # deterministic

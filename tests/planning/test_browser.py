@@ -52,6 +52,7 @@ def test_a_training_year_from_plan_to_statements(live_server, page, make_course,
     _sign_in(page, base, platform)
     page.goto(f"{base}/plans/")
     page.get_by_label("年度（西暦）").fill(str(fiscal_year_of(session.starts_at)))
+    page.get_by_label("研修回ごと", exact=False).check()
     page.get_by_role("button", name="作成する").click()
     expect(page.locator(".flash")).to_contain_text("計画を作成しました")
     deadline = to_tokyo(utcnow() + timedelta(days=5)).strftime("%Y-%m-%dT%H:%M")

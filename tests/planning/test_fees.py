@@ -39,7 +39,7 @@ def year(make_user, make_course, make_session, make_staff):
     if fiscal_year_of(past.starts_at) != fiscal_year_of(future.starts_at):  # (near 1 April)
         future.starts_at = past.starts_at + timedelta(hours=3)
         future.ends_at = future.starts_at + timedelta(hours=1)
-    plan = services.create_plan(admin, fiscal_year_of(past.starts_at))
+    plan = services.create_plan(admin, fiscal_year_of(past.starts_at), survey_unit="session")
     services.publish_plan(admin, plan, utcnow() + timedelta(days=7))
     people = [make_staff(A, full_name=f"負担 {n}") for n in range(6)]
     came, absent, late, in_time, later, waiting = people

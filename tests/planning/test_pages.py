@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -18,7 +19,8 @@ def _plan_flow(client, login_as, make_session):
     session = make_session(starts_in=timedelta(days=40), capacity=10)
     admin = login_as("platform_admin", "130001")
     year = fiscal_year_of(session.starts_at)
-    response = client.post("/plans/", data={"fiscal_year": str(year), "guaranteed_minimum": "1", "note": ""})
+    response = client.post("/plans/", data={"fiscal_year": str(year), "guaranteed_minimum": "1", "note": "",
+                                           "survey_unit": "session"})
     assert response.status_code == 302
     plan = db.session.scalar(select(TrainingPlan).where(TrainingPlan.fiscal_year == year))
     deadline = to_tokyo(utcnow() + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
@@ -85,7 +87,8 @@ def test_bad_answers_keep_every_row_and_name_the_row(app, client, login_as, make
 def test_an_office_answers_only_for_its_own_municipality_and_drafts_are_hidden(app, client, login_as, make_session):
     session = make_session(starts_in=timedelta(days=40))
     admin = login_as("platform_admin", "130001")
-    client.post("/plans/", data={"fiscal_year": str(fiscal_year_of(session.starts_at)), "guaranteed_minimum": "1"})
+    client.post("/plans/", data={"fiscal_year": str(fiscal_year_of(session.starts_at)), "guaranteed_minimum": "1",
+                                "survey_unit": "session"})
     plan = db.session.scalar(select(TrainingPlan))
     login_as("municipal_admin", "131016")
     assert client.get("/plans/").status_code == 200
@@ -205,7 +208,8 @@ def test_the_plan_prints_and_downloads_for_offices_once_published(app, client, l
     # A draft plan exists for the platform admin only.
     login_as(user=admin)
     draft_year = plan.fiscal_year + 1
-    client.post("/plans/", data={"fiscal_year": str(draft_year), "guaranteed_minimum": "1"})
+    client.post("/plans/", data={"fiscal_year": str(draft_year), "guaranteed_minimum": "1",
+                                "survey_unit": "session"})
     draft = db.session.scalar(select(TrainingPlan).where(TrainingPlan.fiscal_year == draft_year))
     assert client.get(f"/plans/{draft.id}/print").status_code == 200
     login_as("municipal_admin", "131016")
@@ -254,3 +258,65 @@ def test_one_course_is_allocated_alone(app, client, login_as, make_session):
     assert client.post(f"/plans/{plan.id}/allocate", data={"course_id": str(other.course_id)}).status_code == 302
     assert {r.session_id for r in db.session.scalars(select(PlanAllocation))} == {other.id}
     assert client.post(f"/plans/{plan.id}/allocate", data={"course_id": "999999"}).status_code == 404
+
+
+def test_a_plan_surveyed_per_course_from_the_form_to_the_sessions(app, client, login_as, make_session):
+    """The plan form's default: offices answer per course (on the page and through Excel);
+    the allocation page shows the course's arithmetic and this session's part of it."""
+    import io
+
+    first = make_session(starts_in=timedelta(days=40), capacity=6)
+    second = make_session(first.course, starts_in=timedelta(days=70), capacity=4)
+    login_as("platform_admin", "130001")
+    form = client.get("/plans/").get_data(as_text=True)
+    assert re.search(r'<input checked[^>]*value="course"', form) and "研修回ごと" in form
+    year = fiscal_year_of(first.starts_at)
+    assert client.post("/plans/", data={"fiscal_year": str(year), "guaranteed_minimum": "1",
+                                        "survey_unit": "course"}).status_code == 302
+    plan = db.session.scalar(select(TrainingPlan).where(TrainingPlan.fiscal_year == year))
+    assert plan.survey_unit == "course"
+    deadline = to_tokyo(utcnow() + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
+    client.post(f"/plans/{plan.id}/publish", data={"survey_deadline": deadline})
+    course_id = first.course_id
+
+    login_as("municipal_admin", "131016")
+    page = client.get(f"/plans/{plan.id}/survey").get_data(as_text=True)
+    assert f'name="requested-{course_id}"' in page and "全 2 回" in page and "研修ごとに" in page
+    bad = client.post(f"/plans/{plan.id}/survey", data={f"requested-{course_id}": "多め", f"comment-{course_id}": "新任"})
+    assert bad.status_code == 400 and 'value="新任"' in bad.get_data(as_text=True)
+    assert client.post(f"/plans/{plan.id}/survey", data={f"requested-{course_id}": "７"}).status_code == 302
+    assert db.session.scalar(select(PlanDemand.course_id)) == course_id
+
+    # Excel: one row per course, keyed by 研修ID; a sheet keyed by session is not this plan's.
+    sheet = client.get(f"/plans/{plan.id}/survey.xlsx").data
+    from openpyxl import load_workbook
+
+    rows = [[c.value for c in row] for row in load_workbook(io.BytesIO(sheet)).worksheets[0].iter_rows()]
+    header = next(i for i, row in enumerate(rows) if row[0] == "研修ID")
+    assert rows[header][:6] == ["研修ID", "研修名", "回数", "最初の回", "最後の回", "定員（合計）"]
+    assert rows[header + 1][0] == course_id and rows[header + 1][2] == 2 and rows[header + 1][5] == 10
+    assert rows[header + 1][6] == 7  # the current answer filled in
+    workbook = load_workbook(io.BytesIO(sheet))
+    ws = workbook.worksheets[0]
+    ws.cell(row=header + 2, column=7, value=9)
+    out = io.BytesIO()
+    workbook.save(out)
+    upload = client.post(f"/plans/{plan.id}/survey/upload", data={"sheet": (io.BytesIO(out.getvalue()), "survey.xlsx")},
+                         content_type="multipart/form-data")
+    assert upload.status_code == 302
+    assert db.session.scalar(select(PlanDemand.requested)) == 9
+    ws.cell(row=header + 1, column=1, value="研修回ID")
+    out = io.BytesIO()
+    workbook.save(out)
+    refused = client.post(f"/plans/{plan.id}/survey/upload", data={"sheet": (io.BytesIO(out.getvalue()), "survey.xlsx")},
+                          content_type="multipart/form-data")
+    assert refused.status_code == 400 and "この計画は研修ごとに回答します" in refused.get_data(as_text=True)
+
+    login_as("platform_admin", "130001")
+    overview = client.get(f"/plans/{plan.id}").get_data(as_text=True)
+    assert "研修ごとの希望と定員" in overview and "回答済み（1 研修分）" in overview
+    assert client.post(f"/plans/{plan.id}/allocate", data={"course_id": str(course_id)}).status_code == 302
+    rows_ = {r.session_id: r for r in db.session.scalars(select(PlanAllocation))}
+    assert rows_[first.id].seats + rows_[second.id].seats == 9 and rows_[first.id].course_seats == 9
+    detail = client.get(f"/plans/{plan.id}/sessions/{second.id}").get_data(as_text=True)
+    assert f"研修全体で 9 人 → この回 {rows_[second.id].seats} 人" in detail and "希望（研修全体）" in detail

@@ -25,7 +25,7 @@ def admin(make_user):
 def world(admin, make_session):
     session = make_session(starts_in=timedelta(days=40), capacity=20)
     other = make_session(starts_in=timedelta(days=41), capacity=10)
-    plan = services.create_plan(admin, fiscal_year_of(session.starts_at))
+    plan = services.create_plan(admin, fiscal_year_of(session.starts_at), survey_unit="session")
     services.publish_plan(admin, plan, utcnow() + timedelta(days=7))
     db.session.commit()
     return plan, session, other
@@ -36,7 +36,7 @@ def test_only_the_platform_admin_plans_and_drafts_are_invisible_to_offices(admin
     office = make_user("municipal_admin", "131016")
     with pytest.raises(NotAllowed):
         services.create_plan(office, 2030)
-    plan = services.create_plan(admin, fiscal_year_of(utcnow() + timedelta(days=40)))
+    plan = services.create_plan(admin, fiscal_year_of(utcnow() + timedelta(days=40)), survey_unit="session")
     with pytest.raises(NotFound):
         services.visible_plan_or_404(office, plan.id)
     with pytest.raises(InvalidInput):
@@ -59,8 +59,8 @@ def test_answers_are_idempotent_and_checked(world, make_user):
         with pytest.raises(InvalidInput):
             services.answer_survey(office, plan, mid, bad)
     assert services.demands_of(plan, mid)[session.id].requested == 6  # nothing lost
-    per_session, per_municipality = services.survey_totals(plan)
-    assert [(d.session.id, d.requested, d.municipalities) for d in per_session] == [(session.id, 6, 1), (other.id, 0, 0)]
+    per_item, per_municipality = services.survey_totals(plan)
+    assert [(d.item.id, d.requested, d.municipalities) for d in per_item] == [(session.id, 6, 1), (other.id, 0, 0)]
     assert {m.code: n for m, n in per_municipality}["131016"] == 1
 
 
@@ -147,7 +147,7 @@ def test_offices_are_told_when_the_survey_opens_reminded_once_a_day_and_told_the
     chiyoda = make_user("municipal_admin", "131016", email="kenshu@city.chiyoda.example.lg.jp")
     minato = make_user("municipal_admin", "131032", email="kenshu@city.minato.example.lg.jp")
     make_user("learner", "131016", email="learner@city.chiyoda.example.lg.jp")
-    plan = services.create_plan(admin, fiscal_year_of(session.starts_at))
+    plan = services.create_plan(admin, fiscal_year_of(session.starts_at), survey_unit="session")
     services.publish_plan(admin, plan, utcnow() + timedelta(days=7))
     db.session.commit()
 
@@ -271,7 +271,7 @@ def test_at_the_deadline_freed_seats_go_first_to_municipalities_whose_request_wa
     from lms.enrollment.models import CONFIRMED, WAITLISTED, Enrollment
 
     session = make_session(starts_in=timedelta(days=10), capacity=4, quotas={"131016": 3, "131024": 1})
-    plan = services.create_plan(admin, fiscal_year_of(session.starts_at))
+    plan = services.create_plan(admin, fiscal_year_of(session.starts_at), survey_unit="session")
     services.publish_plan(admin, plan, utcnow() + timedelta(days=3))
     for code, n in (("131016", 3), ("131024", 4)):
         office = make_user("municipal_admin", code)
@@ -300,3 +300,107 @@ def test_at_the_deadline_freed_seats_go_first_to_municipalities_whose_request_wa
     from lms.courses.models import SessionQuota
 
     assert db.session.scalar(db.select(SessionQuota.id).where(SessionQuota.session_id == session.id)) is None
+
+
+# ---------------------------------------------------------------- a plan surveyed per course
+
+
+@pytest.fixture
+def course_world(admin, make_session):
+    """A plan surveyed per course (the default): one course of two sessions (20 and 10
+    seats) and another course of one session."""
+    first = make_session(starts_in=timedelta(days=40), capacity=20)
+    second = make_session(first.course, starts_in=timedelta(days=60), capacity=10)
+    single = make_session(starts_in=timedelta(days=45), capacity=8)
+    plan = services.create_plan(admin, fiscal_year_of(first.starts_at))
+    services.publish_plan(admin, plan, utcnow() + timedelta(days=7))
+    db.session.commit()
+    return plan, first, second, single
+
+
+def test_a_plan_is_surveyed_per_course_unless_it_says_per_session(course_world, admin, make_user):
+    plan, first, second, single = course_world
+    assert plan.survey_unit == "course"
+    items = services.survey_items(plan)
+    assert [(i.id, [s.id for s in i.sessions], i.capacity) for i in items] == [
+        (first.course_id, [first.id, second.id], 30), (single.course_id, [single.id], 8)]
+    office = make_user("municipal_admin", "131016")
+    mid = office.municipality_id
+    assert services.answer_survey(office, plan, mid, {first.course_id: Answer(12, 1, "新任")}) == 1
+    assert services.answer_survey(office, plan, mid, {first.course_id: Answer(12, 1, "新任")}) == 0  # idempotent
+    with pytest.raises(InvalidInput, match="この計画にない研修"):
+        services.answer_survey(office, plan, mid, {999999: Answer(3)})
+    assert services.demands_of(plan, mid)[first.course_id].requested == 12
+    per_item, per_municipality = services.survey_totals(plan)
+    assert [(d.item.id, d.requested, d.municipalities) for d in per_item] == [
+        (first.course_id, 12, 1), (single.course_id, 0, 0)]
+    assert {m.code: n for m, n in per_municipality}["131016"] == 1
+    with pytest.raises(InvalidInput):
+        services.create_plan(admin, 2031, survey_unit="month")
+
+
+def test_a_course_allocation_is_divided_among_its_sessions_and_explained(course_world, admin, make_user):
+    plan, first, second, single = course_world
+    for code, n in {"131016": 30, "131024": 10, "131032": 2}.items():
+        office = make_user("municipal_admin", code, email=f"kenshu-{code}@example.lg.jp")
+        services.answer_survey(office, plan, office.municipality_id, {first.course_id: Answer(n)})
+    # One session's id allocates its whole course.
+    assert services.run_allocation(admin, plan, [second.id]) == 2
+    rows = services.allocations_of(plan)
+    by = {(r.session_id, r.municipality.code): r for r in rows}
+    # 30 seats for the course: guarantee 1 each, 27 over lacking 29 + 9 + 1 = 39 → 20.08, 6.23,
+    # 0.69 → 20, 6, 0, and the last seat to the largest remainder (0.69 of 港区): 21, 7, 2.
+    course_seats = {code: by[(first.id, code)].course_seats for code in ("131016", "131024", "131032")}
+    assert course_seats == {"131016": 21, "131024": 7, "131032": 2}
+    for code, total in course_seats.items():
+        assert by[(first.id, code)].seats + by[(second.id, code)].seats == total  # every seat placed
+        assert by[(first.id, code)].requested == {"131016": 30, "131024": 10, "131032": 2}[code]
+    assert sum(r.seats for r in rows if r.session_id == first.id) == 20  # each within its capacity
+    assert sum(r.seats for r in rows if r.session_id == second.id) == 10
+    assert not services.allocations_of(plan, session_id=single.id)  # the other course untouched
+    # Adjusting and publishing stay per session.
+    row = by[(second.id, "131032")]
+    services.adjust_allocation(admin, plan, row.id, 0, "第1回にまとめる")
+    db.session.commit()
+    from lms.common.database import run_in_transaction
+
+    run_in_transaction(services.publish_allocation, admin, plan, second.id)
+    quotas = {q.municipality.code: q.seats for q in db.session.scalars(
+        db.select(SessionQuota).where(SessionQuota.session_id == second.id))}
+    assert quotas == {code: by[(second.id, code)].final_seats for code in ("131016", "131024")}
+    from lms.notifications.models import OutboxMail
+
+    told = db.session.scalars(db.select(OutboxMail).where(OutboxMail.to_address == "kenshu-131016@example.lg.jp",
+                                                          OutboxMail.subject.like("【割当】%"))).one()
+    assert "割当（研修全体）：21人" in told.body_text and f"この回の割当人数：{quotas['131016']}人" in told.body_text
+
+
+def test_at_the_deadline_a_course_request_not_met_claims_freed_seats_first(admin, make_user, make_session):
+    """Per course: 中央区 asked 3 for the course and has 1 confirmed in its first session; in
+    the second, 千代田区 holds 2 seats and fills none, and 中央区 has 2 waiting. At the
+    second session's deadline 中央区 still lacks 2 for the course: its waiting staff take the
+    freed seats before 港区's person who arrived first."""
+    from lms.common.database import run_in_transaction
+    from lms.enrollment import services as enrollment
+    from lms.enrollment.models import CONFIRMED, WAITLISTED, Enrollment
+
+    first = make_session(starts_in=timedelta(days=20), capacity=5)
+    second = make_session(first.course, starts_in=timedelta(days=10), capacity=2, quotas={"131016": 2})
+    plan = services.create_plan(admin, fiscal_year_of(second.starts_at))
+    services.publish_plan(admin, plan, utcnow() + timedelta(days=3))
+    office = make_user("municipal_admin", "131024")
+    services.answer_survey(office, plan, office.municipality_id, {first.course_id: Answer(3)})
+    db.session.commit()
+
+    def join(session, code):
+        user = make_user("learner", code)
+        return enrollment.enroll(session.id, user.staff_member.id, user)
+
+    assert join(first, "131024").status == CONFIRMED
+    minato = join(second, "131032")
+    chuo = [join(second, "131024") for _ in range(3)]
+    assert minato.status == WAITLISTED and all(e.status == WAITLISTED for e in chuo)  # the 2 seats are held
+    run_in_transaction(services.release_at_deadline, second.id, utcnow() + timedelta(days=30))
+    db.session.expire_all()
+    assert [db.session.get(Enrollment, e.id).status for e in chuo] == [CONFIRMED, CONFIRMED, WAITLISTED]
+    assert db.session.get(Enrollment, minato.id).status == WAITLISTED

@@ -115,7 +115,7 @@ def world(app, db):
     from lms.planning.models import PlanAllocation
 
     platform = _demo("130001", "platform")
-    plan = planning.create_plan(platform, fiscal_year_of(session.starts_at))
+    plan = planning.create_plan(platform, fiscal_year_of(session.starts_at), survey_unit="session")
     planning.publish_plan(platform, plan, utcnow() + timedelta(days=7))
     planning.answer_survey(platform, plan, municipality(B).id, {session.id: planning.Answer(2)})
     planning.run_allocation(platform, plan, [session.id])
