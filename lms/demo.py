@@ -16,7 +16,7 @@ from lms.archives.demo import load_demo_archives
 from lms.archives.models import Archive
 from lms.attendance.models import ROLL_CALL, TEAMS_REPORT, Attendance
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER, User
-from lms.common.timeutil import TOKYO, as_utc, utcnow
+from lms.common.timeutil import TOKYO, as_utc, fiscal_year_of, utcnow
 from lms.completion.services import recompute_for_session
 from lms.completion.summary import rebuild
 from lms.courses.models import (
@@ -25,6 +25,7 @@ from lms.courses.models import (
     HYBRID,
     ONSITE,
     PUBLISHED,
+    SCHEDULED,
     TEAMS,
     Category,
     Course,
@@ -39,6 +40,8 @@ from lms.enrollment.models import CONFIRMED, PENDING, WAITLISTED, Enrollment
 from lms.extensions import db
 from lms.municipalities.models import Municipality, TenantMapping
 from lms.municipalities.services import load_municipalities
+from lms.planning import services as planning
+from lms.planning.models import TrainingPlan
 from lms.roster.models import StaffMember
 
 _NS = uuid.UUID("6f1c3a52-9d6e-4c1b-8a57-2f0e5d4b7c11")
@@ -169,6 +172,7 @@ def load_demo() -> dict[str, int]:
     db.session.flush()
     _past_attendance(courses)
     _training_path(courses)
+    _training_plan(users)
     load_demo_archives()
     db.session.flush()
     # Rows written here publish no events: the dashboard summaries are recomputed whole.
@@ -380,6 +384,29 @@ def _training_path(courses) -> None:
         steps=[TrainingPathStep(course=by_title[title], position=n) for n, title in enumerate(order, start=1)
                if title in by_title],
     ))
+    db.session.flush()
+
+
+def _training_plan(users) -> None:
+    """年間研修計画: the year of the next sessions, published, its survey open for two weeks;
+    千代田区 and 八王子市 have answered, 日の出町 and 檜原村 not yet (the platform admin sees who
+    is missing and can remind them; an office can answer in the browser or through Excel)."""
+    upcoming = db.session.scalar(select(func.min(TrainingSession.starts_at)).where(
+        TrainingSession.status == SCHEDULED, TrainingSession.starts_at > utcnow()))
+    if upcoming is None:
+        return
+    year = fiscal_year_of(upcoming)
+    if db.session.scalar(select(TrainingPlan.id).where(TrainingPlan.fiscal_year == year)) is not None:
+        return
+    platform = users["platform"]
+    plan = planning.create_plan(platform, year, note="デモ：研修ごとに受講希望人数を回答する計画です。")
+    planning.publish_plan(platform, plan, utcnow() + timedelta(days=14))
+    items = planning.survey_items(plan)
+    for code, wanted in (("131016", (6, 3, 2)), ("132012", (10, 4, 0))):
+        office = users[f"admin-{code}"]
+        answers = {item.id: planning.Answer(n, 1 if i == 0 else 3, "新任職員を優先" if i == 0 else "")
+                   for i, (item, n) in enumerate(zip(items, wanted, strict=False))}
+        planning.answer_survey(office, plan, office.municipality_id, answers)
     db.session.flush()
 
 

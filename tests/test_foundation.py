@@ -171,6 +171,14 @@ def test_demo_is_a_lived_in_year(client, runner, db):
     page = client.get("/completion/dashboard").get_data(as_text=True)
     rates = [float(r) for r in re.findall(r"(\d+\.\d)%", page)]
     assert rates and max(rates) > 0
+    # The year's plan is published with its survey open: 千代田区 has answered per course.
+    from lms.planning.models import PlanDemand, TrainingPlan
+
+    plan = db.session.scalar(select(TrainingPlan))
+    assert plan.status == "published" and plan.survey_unit == "course"
+    survey = client.get(f"/plans/{plan.id}/survey").get_data(as_text=True)
+    assert "新任職員を優先" in survey
+    assert {d.municipality.code for d in db.session.scalars(select(PlanDemand))} == {"131016", "132012"}
     names = {"鈴木 太郎": "スズキ タロウ", "佐藤 花子": "サトウ ハナコ"}
     for member in db.session.scalars(select(StaffMember).where(StaffMember.source == "demo")):
         assert member.full_name_kana == normalise_kana(member.full_name_kana) and member.full_name_kana
