@@ -15,7 +15,6 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import quote
 
 from flask import Response, abort, current_app, jsonify, redirect, request
 from flask_babel import gettext as _
@@ -36,6 +35,7 @@ from lms.common.errors import Conflict, DomainError
 from lms.common.limits import limit_progress
 from lms.common.public import public
 from lms.common.timeutil import as_utc
+from lms.common.web import content_disposition
 from lms.extensions import db
 
 
@@ -237,7 +237,5 @@ def _precondition_failed(etag: str, last_modified: datetime) -> Response | None:
 
 
 def _content_disposition(archive_file: ArchiveFile, download: bool) -> str:
-    kind = "attachment" if download else "inline"
-    ascii_name = archive_file.filename.encode("ascii", "ignore").decode() or f"file{archive_file.id}"
-    ascii_name = ascii_name.replace('"', "")
-    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(archive_file.filename)}"
+    fallback = archive_file.filename.encode("ascii", "ignore").decode().replace('"', "") or f"file{archive_file.id}"
+    return content_disposition(archive_file.filename, fallback, inline=not download)

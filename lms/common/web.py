@@ -7,9 +7,9 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
-from flask import Flask, g, jsonify, make_response, render_template, request
+from flask import Flask, Response, g, jsonify, make_response, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 
@@ -30,6 +30,23 @@ def is_safe_next(target: str | None) -> bool:
 
 def safe_next(target: str | None, default: str = "/") -> str:
     return target if target is not None and is_safe_next(target) else default
+
+
+def content_disposition(filename: str, fallback: str | None = None, *, inline: bool = False) -> str:
+    """The Content-Disposition of a file: ``filename`` (Japanese names welcome) in RFC 6266's
+    ``filename*`` form, and an ASCII ``filename`` for older clients (``fallback``, else the
+    name's ASCII characters)."""
+    ascii_name = (fallback or filename.encode("ascii", "ignore").decode()).replace('"', "").replace("\\", "")
+    kind = "inline" if inline else "attachment"
+    return f"{kind}; filename=\"{ascii_name or 'download'}\"; filename*=UTF-8''{quote(filename)}"
+
+
+def private_download(body, filename: str, content_type: str, fallback: str | None = None) -> Response:
+    """A download for the signed-in user only: attachment, never kept by a shared cache."""
+    response = Response(body, content_type=content_type)
+    response.headers["Content-Disposition"] = content_disposition(filename, fallback)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 def content_security_policy(app: Flask, form_action_origins: Iterable[str] = ()) -> str:

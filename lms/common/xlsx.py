@@ -24,6 +24,7 @@ from xml.sax.saxutils import escape, quoteattr
 from lms.common.zipstream import ZipStream
 
 EXCEL_MAX_ROWS = 1_048_576
+XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PERCENT_FORMAT = "0.0%"
 _EPOCH = datetime(1899, 12, 30)
 _MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"

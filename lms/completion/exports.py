@@ -24,7 +24,6 @@ from lms.common.xlsx import SheetColumn, xlsx_stream
 from lms.extensions import db
 
 BATCH = 2000
-XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 ENCODINGS = ("utf-8", "cp932")
 
 

@@ -39,6 +39,8 @@ from lms.common.pagination import requested_page
 from lms.common.public import public
 from lms.common.telemetry import timed_export
 from lms.common.templating import format_date_jst
+from lms.common.web import private_download
+from lms.common.xlsx import XLSX_MIME
 from lms.completion import prerequisites, reports, services
 from lms.completion.certificates import (
     certificate_data,
@@ -49,7 +51,7 @@ from lms.completion.certificates import (
 from lms.completion.certificates import (
     verify_certificate as verify_serial,
 )
-from lms.completion.exports import XLSX_MIME, csv_chunks, xlsx_chunks
+from lms.completion.exports import csv_chunks, xlsx_chunks
 from lms.completion.forms import AssignmentForm, ManualCompletionForm, RevokeForm
 from lms.completion.models import COMPLETED, Completion, MandatoryAssignment
 from lms.completion.tables import (
@@ -144,10 +146,7 @@ def certificate(completion_id: int):
     pdf = render_certificate_pdf(certificate_data(completion, _verify_url(completion.certificate_serial),
                                                   current_app.config["LMS_ISSUER_NAME"]),
                                  current_app.config["LMS_CERTIFICATE_FONT"])
-    response = Response(pdf, mimetype="application/pdf")
-    response.headers["Content-Disposition"] = f'attachment; filename="{certificate_filename(completion)}"'
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return private_download(pdf, certificate_filename(completion), "application/pdf")
 
 
 def _verify_url(serial: str) -> str:
@@ -327,11 +326,7 @@ def export(table: str, fmt: str):
     else:
         body = xlsx_chunks(built)
         content_type = XLSX_MIME
-    response = Response(stream_with_context(timed_export(body, f"{table}.{fmt}")), content_type=content_type)
-    response.headers["Content-Disposition"] = (
-        f"attachment; filename=\"{filename}\"; filename*=UTF-8''{quote(filename)}"
-    )
-    response.headers["Cache-Control"] = "private, no-store"
+    response = private_download(stream_with_context(timed_export(body, f"{table}.{fmt}")), filename, content_type)
     response.headers["X-Accel-Buffering"] = "no"
     if encoding == "cp932":
         response.headers["X-Export-Note"] = "cp932: characters outside Windows-31J are replaced with ?"
@@ -359,15 +354,11 @@ def certificates_zip(course_id: int):
     )
     db.session.commit()
     verify_base = url_for("completion.verify_certificate", serial="SERIAL", _external=True)
-    response = Response(
+    return private_download(
         stream_with_context(course_zip_chunks(query, lambda s: verify_base.replace("SERIAL", quote(s)),
                                             current_app.config["LMS_CERTIFICATE_FONT"],
                                             current_app.config["LMS_ISSUER_NAME"])),
-        mimetype="application/zip",
-    )
-    response.headers["Content-Disposition"] = f'attachment; filename="certificates-{course.id}-{fy}.zip"'
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+        f"certificates-{course.id}-{fy}.zip", "application/zip")
 
 
 # ---------------------------------------------------------------- mandatory assignments

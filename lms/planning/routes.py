@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import unicodedata
 from typing import Any
-from urllib.parse import quote
 
-from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, select
@@ -19,6 +18,8 @@ from lms.common.errors import DomainError, NotFound
 from lms.common.forms import ActionForm, Form
 from lms.common.ids import parse_id
 from lms.common.timeutil import as_utc, fiscal_year_label, to_tokyo, tokyo_to_utc, utcnow
+from lms.common.web import private_download
+from lms.common.xlsx import XLSX_MIME
 from lms.courses.models import SessionQuota
 from lms.extensions import db
 from lms.municipalities.models import Municipality
@@ -316,11 +317,7 @@ def survey_sheet(plan_id: int):
     if municipality is None:
         return redirect(url_for("planning.plan", plan_id=plan_id))
     filename = f"予定調査_{plan.fiscal_year}_{municipality.code}_{to_tokyo(utcnow()):%Y%m%d}.xlsx"
-    response = Response(survey_workbook(plan, municipality),
-                        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    response.headers["Content-Disposition"] = f"attachment; filename=\"survey.xlsx\"; filename*=UTF-8''{quote(filename)}"
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return private_download(survey_workbook(plan, municipality), filename, XLSX_MIME, fallback="survey.xlsx")
 
 
 @bp.post("/<int:plan_id>/survey/upload")
@@ -505,11 +502,7 @@ def statement_sheet(plan_id: int, statement_id: int):
     plan = _plan(plan_id)
     statement = _statement_or_404(plan, statement_id)
     filename = f"研修負担金_{plan.fiscal_year}_{statement.municipality.code}_第{statement.version}版.xlsx"
-    response = Response(fees_sheet(plan, statement),
-                        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    response.headers["Content-Disposition"] = f"attachment; filename=\"statement.xlsx\"; filename*=UTF-8''{quote(filename)}"
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return private_download(fees_sheet(plan, statement), filename, XLSX_MIME, fallback="statement.xlsx")
 
 
 @bp.get("/<int:plan_id>/plan.xlsx")
@@ -518,11 +511,7 @@ def plan_sheet(plan_id: int):
     """The year's plan as Excel (drafts: the platform admin only)."""
     plan = _plan(plan_id)
     filename = f"年間研修計画_{plan.fiscal_year}.xlsx"
-    response = Response(plan_workbook(plan),
-                        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    response.headers["Content-Disposition"] = f"attachment; filename=\"plan.xlsx\"; filename*=UTF-8''{quote(filename)}"
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return private_download(plan_workbook(plan), filename, XLSX_MIME, fallback="plan.xlsx")
 
 
 @bp.get("/<int:plan_id>/print")
@@ -638,7 +627,4 @@ def statement_pdf(plan_id: int, statement_id: int):
                                font_path=current_app.config["LMS_CERTIFICATE_FONT"],
                                wareki=bool(current_app.config.get("LMS_WAREKI")))
     filename = f"研修負担金_{plan.fiscal_year}_{statement.municipality.code}_第{statement.version}版.pdf"
-    response = Response(pdf, mimetype="application/pdf")
-    response.headers["Content-Disposition"] = f"attachment; filename=\"statement.pdf\"; filename*=UTF-8''{quote(filename)}"
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return private_download(pdf, filename, "application/pdf", fallback="statement.pdf")
