@@ -41,7 +41,6 @@ from lms.extensions import db
 from lms.municipalities.models import Municipality, TenantMapping
 from lms.municipalities.services import load_municipalities
 from lms.planning import services as planning
-from lms.planning.models import TrainingPlan
 from lms.roster.models import StaffMember
 
 _NS = uuid.UUID("6f1c3a52-9d6e-4c1b-8a57-2f0e5d4b7c11")
@@ -396,7 +395,7 @@ def _training_plan(users) -> None:
     if upcoming is None:
         return
     year = fiscal_year_of(upcoming)
-    if db.session.scalar(select(TrainingPlan.id).where(TrainingPlan.fiscal_year == year)) is not None:
+    if planning.plan_of_year(year) is not None:
         return
     platform = users["platform"]
     plan = planning.create_plan(platform, year, note="デモ：研修ごとに受講希望人数を回答する計画です。")

@@ -106,6 +106,7 @@ class Staff(ma.Schema):
     full_name_kana = fields.String()
     department = fields.String()
     job_title = fields.String()
+    job_grade = fields.String(metadata={"description": "職層 (e.g. 係長級)"})
     sign_in_name = fields.String()
     email = fields.String()
     status = fields.String(metadata={"description": "active or left"})
@@ -121,6 +122,8 @@ class StaffInput(ma.Schema):
     full_name_kana = fields.String(load_default="", validate=validate.Length(max=200))
     department = fields.String(load_default="", validate=validate.Length(max=200))
     job_title = fields.String(load_default="", validate=validate.Length(max=100))
+    job_grade = fields.String(validate=validate.Length(max=50),
+                              metadata={"description": "職層; left out, the stored value stays"})
     sign_in_name = fields.String(load_default="", validate=validate.Length(max=320))
     email = fields.String(load_default="", validate=validate.Length(max=320))
     hired_on = fields.Date(load_default=None, allow_none=True)

@@ -153,7 +153,7 @@ def _staff_item(codes: dict[int, str]):
     def item(m: StaffMember) -> dict:
         return {"id": m.id, "municipality_code": codes.get(m.municipality_id, ""), "employee_number": m.employee_number,
                 "full_name": m.full_name, "full_name_kana": m.full_name_kana, "department": m.department,
-                "job_title": m.job_title, "sign_in_name": m.sign_in_name, "email": m.email, "status": m.status,
+                "job_title": m.job_title, "job_grade": m.job_grade, "sign_in_name": m.sign_in_name, "email": m.email, "status": m.status,
                 "hired_on": m.hired_on, "left_on": m.left_on, "updated_at": m.updated_at}
 
     return item

@@ -46,6 +46,11 @@ def tokyo_to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+def today_tokyo() -> date:
+    """Today's date in Tokyo (the application's calendar)."""
+    return utcnow().astimezone(TOKYO).date()
+
+
 def fiscal_year_of(value: date | datetime) -> int:
     """年度: April 2026 – March 2027 is fiscal year 2026. Datetimes are judged in Tokyo."""
     if isinstance(value, datetime):

@@ -21,14 +21,13 @@ municipality of their roster entry, which does not change.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
 
 from sqlalchemy import and_, case, exists, func, literal, or_, select, text
 
 from lms.archives.models import Archive, ArchiveFile, ViewingProgress
 from lms.attendance.models import Attendance
 from lms.common.pagination import Page
-from lms.common.timeutil import TOKYO, fiscal_year_bounds, fiscal_year_of, utcnow
+from lms.common.timeutil import fiscal_year_bounds, fiscal_year_of, today_tokyo, utcnow
 from lms.completion import summary
 from lms.completion.models import (
     COMPLETED,
@@ -590,7 +589,3 @@ def paginate_rows(query, page: int, per_page: int = 50) -> Page:
     total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
     items = list(db.session.execute(query.limit(per_page).offset((page - 1) * per_page)).all())
     return Page(items=items, total=total, page=page, per_page=per_page)
-
-
-def today_tokyo() -> date:
-    return utcnow().astimezone(TOKYO).date()

@@ -28,6 +28,8 @@ from lms.common.i18n import localized_name
 from lms.common.ids import parse_id
 from lms.common.pagination import Page
 from lms.common.timeutil import TOKYO, as_utc, to_tokyo, utcnow
+from lms.courses import audience
+from lms.courses.audience import Profile
 from lms.courses.models import DELIVERIES, PUBLISHED, SCHEDULED, Category, Course, CourseEligibility, TrainingSession
 from lms.courses.search import expand, normalise_for_search
 from lms.extensions import db
@@ -175,13 +177,14 @@ class _Shape:
     free_only: bool
     open_to_me: bool
     municipality: bool
+    audience: bool  # "for me" also applies the course's audience rules to the staff member
 
     @property
     def session_filters(self) -> bool:
         return self.month or self.delivery or self.free_only
 
 
-def _shape(filters: CatalogueFilters, municipality_id: int | None) -> _Shape:
+def _shape(filters: CatalogueFilters, municipality_id: int | None, profile: Profile | None = None) -> _Shape:
     return _Shape(
         terms=tuple(len(words) for words in search_terms(filters.q)),
         category=filters.category_id is not None,
@@ -190,6 +193,7 @@ def _shape(filters: CatalogueFilters, municipality_id: int | None) -> _Shape:
         free_only=filters.free_only,
         open_to_me=filters.open_to_me,
         municipality=municipality_id is not None,
+        audience=filters.open_to_me and profile is not None,
     )
 
 
@@ -199,9 +203,12 @@ def like_pattern(term: str) -> str:
     return f"%{escaped}%"
 
 
-def _params(filters: CatalogueFilters, municipality_id: int | None, now: datetime) -> dict:
+def _params(filters: CatalogueFilters, municipality_id: int | None, now: datetime,
+            profile: Profile | None = None) -> dict:
     params = {"now": now, "municipality_id": municipality_id, "category_id": filters.category_id,
               "delivery": filters.delivery}
+    if filters.open_to_me and profile is not None:
+        params.update(audience.params(profile))
     for i, words in enumerate(search_terms(filters.q)):
         for j, word in enumerate(words):
             params[f"term_{i}_{j}"] = like_pattern(word)
@@ -242,6 +249,8 @@ def _course_conditions(shape: _Shape) -> list:
             ))
         else:
             conds.append(Course.eligible_all.is_(True))
+    if shape.audience:
+        conds.append(audience.clause())
     if shape.session_filters:
         conds.append(exists().where(TrainingSession.course_id == Course.id, *_session_conditions(shape)))
     return conds
@@ -321,21 +330,25 @@ def _statements(shape: _Shape):
     return page_stmt, count_stmt
 
 
-def catalogue_select(filters: CatalogueFilters, municipality_id: int | None, now: datetime | None = None):
+def catalogue_select(filters: CatalogueFilters, municipality_id: int | None, now: datetime | None = None,
+                     profile: Profile | None = None):
     """(statement, params) selecting the ids of the matching courses in catalogue order."""
-    shape = _shape(filters, municipality_id)
+    shape = _shape(filters, municipality_id, profile)
     soonest = _soonest(shape)
     stmt = select(Course.id).where(*_course_conditions(shape)).order_by(
         case((soonest.is_(None), 1), else_=0), soonest, Course.published_at.desc(), Course.id.desc())
-    return stmt, _params(filters, municipality_id, now or utcnow())
+    return stmt, _params(filters, municipality_id, now or utcnow(), profile)
 
 
-def catalogue_page(filters: CatalogueFilters, municipality_id: int | None, page: int = 1, per_page: int = PER_PAGE):
+def catalogue_page(filters: CatalogueFilters, municipality_id: int | None, page: int = 1, per_page: int = PER_PAGE,
+                   profile: Profile | None = None):
     """(pagination, rows) for one page of the catalogue: one database round trip (the rows
-    carry the total; a page past the last one counts separately)."""
+    carry the total; a page past the last one counts separately). ``profile``: the signed-in
+    staff member's, for 「自分が対象の研修」 (the course's audience rules, lms.courses.audience)."""
     page = max(page, 1)
     per_page = min(max(per_page, 1), 100)
-    shape, params = _shape(filters, municipality_id), _params(filters, municipality_id, utcnow())
+    shape = _shape(filters, municipality_id, profile)
+    params = _params(filters, municipality_id, utcnow(), profile)
     page_stmt, count_stmt = _statements(shape)
     # A Core statement: run on the session's connection, skipping the ORM's per-statement work.
     rows = db.session.connection().execute(

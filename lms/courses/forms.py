@@ -78,6 +78,13 @@ class CourseForm(base.Form):
         default="all",
     )
     municipality_ids = MultiCheckboxField(_l("対象とする自治体"), coerce=coerce_id)
+    audience_grades = TextAreaField(_l("対象の職層"), validators=[Length(max=2000)])
+    audience_titles = TextAreaField(_l("対象の職名"), validators=[Length(max=2000)])
+    min_years_of_service = WholeNumberField(_l("経験年数（下限）"), validators=[
+        Optional(), NumberRange(0, 60, _l("0から60までの数で入力してください。"))])
+    max_years_of_service = WholeNumberField(_l("経験年数（上限）"), validators=[
+        Optional(), NumberRange(0, 60, _l("0から60までの数で入力してください。"))])
+    new_hires_only = BooleanField(_l("今年度の新規採用職員のみ"))
     requires_approval = BooleanField(_l("申込に所属自治体の研修担当の承認が必要"))
     completion_mode = SelectField(_l("修了条件"), choices=choices_of(COMPLETION_LABELS), default=BY_EITHER)
     attendance_threshold_pct = WholeNumberField(

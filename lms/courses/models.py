@@ -107,6 +107,14 @@ class Course(Model):
     # Set with the course's prerequisites (lms.courses.services.set_prerequisites): the
     # enrollment path asks about completions only for such a course.
     has_prerequisites: Mapped[bool] = mapped_column(default=False, server_default=expression.false())
+    # Who the course is for beyond the municipality (lms.courses.audience): 職層 and 職名 values
+    # (one per line; empty = any), years of service (inclusive, either end optional) and new
+    # hires of the fiscal year only.
+    audience_grades: Mapped[str] = mapped_column(Text, default="", server_default="")
+    audience_titles: Mapped[str] = mapped_column(Text, default="", server_default="")
+    min_years_of_service: Mapped[int | None] = mapped_column()
+    max_years_of_service: Mapped[int | None] = mapped_column()
+    new_hires_only: Mapped[bool] = mapped_column(default=False, server_default=expression.false())
     # Start of the next scheduled session, kept by the database (lms.courses.next_session);
     # the application never writes it.
     next_session_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

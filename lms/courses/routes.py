@@ -19,8 +19,8 @@ from lms.common.markdown import render_markdown
 from lms.common.pagination import requested_page
 from lms.common.templating import format_datetime_jst
 from lms.common.timeutil import to_tokyo, tokyo_to_utc
+from lms.courses import audience, paths, services
 from lms.courses import catalogue as cat
-from lms.courses import paths, services
 from lms.courses.forms import (
     COMPLETION_LABELS,
     DELIVERY_LABELS,
@@ -48,7 +48,9 @@ bp = Blueprint("courses", __name__)
 def catalogue():
     filters = cat.CatalogueFilters.from_args(request.args)
     page = requested_page()
-    pagination, rows = cat.catalogue_page(filters, current_user.municipality_id, page)
+    member = current_user.staff_member if filters.open_to_me else None  # one lookup, for "for me" only
+    profile = audience.profile_of(member) if member is not None else None
+    pagination, rows = cat.catalogue_page(filters, current_user.municipality_id, page, profile=profile)
     categories = cat.category_choices()
     return render_template(
         "courses/catalogue.html",
@@ -80,6 +82,7 @@ def course_detail(course_id: int):
         completion_labels=COMPLETION_LABELS,
         deliveries=DELIVERY_LABELS,
         eligible_names=_eligible_names(course),
+        audience_rules=audience.describe(course),
         paths=paths.paths_of_course(course.id),
     )
 
@@ -128,6 +131,7 @@ def manage_course(course_id: int):
         completion_labels=COMPLETION_LABELS,
         deliveries=DELIVERY_LABELS,
         eligible_names=_eligible_names(course),
+        audience_rules=audience.describe(course),
     )
 
 
@@ -442,6 +446,11 @@ def _course_input(form: CourseForm) -> services.CourseInput:
         attendance_threshold_pct=attendance_pct,
         viewing_threshold_pct=viewing_pct,
         organizer_mailbox=form.organizer_mailbox.data or "",
+        audience_grades=form.audience_grades.data or "",
+        audience_titles=form.audience_titles.data or "",
+        min_years_of_service=form.min_years_of_service.data,
+        max_years_of_service=form.max_years_of_service.data,
+        new_hires_only=bool(form.new_hires_only.data),
     )
 
 

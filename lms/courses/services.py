@@ -24,6 +24,7 @@ from lms.common import signals
 from lms.common.database import begin_write, is_sqlite
 from lms.common.errors import InvalidInput, NotAllowed, NotFound
 from lms.common.timeutil import as_utc, utcnow
+from lms.courses import audience
 from lms.courses.models import (
     CANCELLED,
     COMPLETION_MODES,
@@ -109,6 +110,12 @@ class CourseInput:
     attendance_threshold_pct: int = 75
     viewing_threshold_pct: int = 90
     organizer_mailbox: str = ""
+    # Audience rules (lms.courses.audience): lists as typed (one per line, or 、-separated).
+    audience_grades: str = ""
+    audience_titles: str = ""
+    min_years_of_service: int | None = None
+    max_years_of_service: int | None = None
+    new_hires_only: bool = False
 
 
 def refresh_search_text(course: Course) -> None:
@@ -142,6 +149,21 @@ def _validate_course(data: CourseInput) -> None:
         known = set(db.session.scalars(select(Municipality.id).where(Municipality.id.in_(ids))))
         if known != ids:
             raise InvalidInput(_("選ばれた自治体の一部が見つかりません。"), field="municipality_ids")
+    for name, text in (("audience_grades", data.audience_grades), ("audience_titles", data.audience_titles)):
+        values = audience.parse_values(text)
+        if len(values) > audience.MAX_VALUES:
+            raise InvalidInput(_("対象の職層・職名は%(n)d件までにしてください。", n=audience.MAX_VALUES), field=name)
+        if any(len(v) > audience.MAX_VALUE_LENGTH for v in values):
+            raise InvalidInput(_("対象の職層・職名は1件%(n)d文字までにしてください。", n=audience.MAX_VALUE_LENGTH), field=name)
+    low, high = data.min_years_of_service, data.max_years_of_service
+    for name, years in (("min_years_of_service", low), ("max_years_of_service", high)):
+        if years is not None and not 0 <= years <= 60:
+            raise InvalidInput(_("経験年数は0〜60の整数で入力してください。"), field=name)
+    if low is not None and high is not None and low > high:
+        raise InvalidInput(_("経験年数の下限が上限より大きくなっています。"), field="min_years_of_service")
+    if data.new_hires_only and low is not None and low > 0:
+        raise InvalidInput(_("新規採用職員のみの研修では、経験年数の下限は0にするか空けてください。"),
+                           field="min_years_of_service")
     mailbox = (data.organizer_mailbox or "").strip()
     if mailbox and (len(mailbox) > 320 or " " in mailbox):
         raise InvalidInput(_("主催者メールボックスはメールアドレス（UPN）の形式で入力してください。"),
@@ -162,6 +184,11 @@ def _apply_course(course: Course, data: CourseInput) -> dict[str, tuple[Any, Any
         "attendance_threshold_pct": int(data.attendance_threshold_pct),
         "viewing_threshold_pct": int(data.viewing_threshold_pct),
         "organizer_mailbox": (data.organizer_mailbox or "").strip(),
+        "audience_grades": audience.stored(audience.parse_values(data.audience_grades)),
+        "audience_titles": audience.stored(audience.parse_values(data.audience_titles)),
+        "min_years_of_service": data.min_years_of_service,
+        "max_years_of_service": data.max_years_of_service,
+        "new_hires_only": bool(data.new_hires_only),
     }
     changes: dict[str, tuple[Any, Any]] = {}
     for name, value in values.items():

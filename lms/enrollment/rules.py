@@ -17,6 +17,7 @@ from flask_babel import gettext as _
 
 from lms.common.errors import Conflict, DomainError
 from lms.common.timeutil import as_utc
+from lms.courses import audience
 from lms.courses.models import PUBLISHED, SCHEDULED, Course, SessionQuota, TrainingSession
 from lms.enrollment.models import CONFIRMED, PENDING, SELF, WAITLISTED
 from lms.roster.models import StaffMember
@@ -83,11 +84,16 @@ def check_open(session: TrainingSession, course: Course, now: datetime) -> None:
 
 
 def check_eligible(course: Course, member: StaffMember) -> None:
-    """The staff member is on the roster and the course is open to their municipality."""
+    """The staff member is on the roster, the course is open to their municipality, and they
+    are in its audience (職層, 職名, years of service, new hires: lms.courses.audience)."""
     if not member.is_active:
         raise NotEligible(_("在籍中の職員ではないため、申し込めません。"))
     if not course.is_open_to(member.municipality_id):
         raise NotEligible(_("この研修はあなたの所属する自治体の職員を対象としていません。"))
+    if audience.has_rules(course):
+        why = audience.refusal(course, audience.profile_of(member))
+        if why:
+            raise NotEligible(why)
 
 
 # ---------------------------------------------------------------- overlap

@@ -72,7 +72,7 @@ def create_plan(actor, fiscal_year: int, *, guaranteed_minimum: int = 1, note: s
         raise InvalidInput(_("年度は西暦で入力してください（例: 2027）。"), field="fiscal_year")
     if guaranteed_minimum < 0 or guaranteed_minimum > 50:
         raise InvalidInput(_("保障枠は0〜50人で入力してください。"), field="guaranteed_minimum")
-    if db.session.scalar(select(TrainingPlan.id).where(TrainingPlan.fiscal_year == fiscal_year)) is not None:
+    if plan_of_year(fiscal_year) is not None:
         raise InvalidInput(_("%(year)d年度の計画はすでにあります。", year=fiscal_year), field="fiscal_year")
     plan = TrainingPlan(fiscal_year=fiscal_year, status=PLAN_DRAFT, guaranteed_minimum=guaranteed_minimum,
                         note=note.strip(), survey_unit=survey_unit)
@@ -141,6 +141,10 @@ def remind_unanswered(actor, plan: TrainingPlan) -> int:
     )
     record_action(actor, "plan.remind", "training_plan", plan.id, None, municipalities=len(waiting))
     return len(waiting)
+
+
+def plan_of_year(fiscal_year: int) -> TrainingPlan | None:
+    return db.session.scalar(select(TrainingPlan).where(TrainingPlan.fiscal_year == fiscal_year))
 
 
 def plan_or_404(plan_id: int) -> TrainingPlan:

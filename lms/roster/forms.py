@@ -13,6 +13,7 @@ class StaffForm(Form):
     full_name_kana = StringField(_l("氏名カナ"), validators=[Optional(), Length(max=200)])
     department = StringField(_l("所属"), validators=[Optional(), Length(max=200)])
     job_title = StringField(_l("職名"), validators=[Optional(), Length(max=100)])
+    job_grade = StringField(_l("職層"), validators=[Optional(), Length(max=50)])
     sign_in_name = StringField(_l("サインイン名（Microsoft 365）"), validators=[Optional(), Length(max=320)])
     email = StringField(_l("メール"), validators=[Optional(), Regexp(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", message=_l("メールアドレスの形式で入力してください。")), Length(max=320)])
     hired_on = JapaneseDateField(_l("採用日"), validators=[Optional()])

@@ -40,6 +40,7 @@ class StaffMember(Model):
     full_name_kana: Mapped[str] = mapped_column(String(200), default="")  # 氏名カナ
     department: Mapped[str] = mapped_column(String(200), default="")  # 所属
     job_title: Mapped[str] = mapped_column(String(100), default="")  # 職名
+    job_grade: Mapped[str] = mapped_column(String(50), default="", server_default="")  # 職層 (係長級, 課長級 …)
     # Microsoft 365 sign-in name (UPN), stored lower-case; used to link at first sign-in.
     sign_in_name: Mapped[str] = mapped_column(String(320), default="", index=True)
     email: Mapped[str] = mapped_column(String(320), default="")

@@ -25,7 +25,7 @@ from lms.audit.services import record_action
 from lms.common.database import begin_write
 from lms.common.errors import Conflict, InvalidInput, NotFound
 from lms.common.spreadsheet import LossyRow, neutralise_cell, read_xlsx_rows, unencodable
-from lms.common.timeutil import TOKYO, utcnow
+from lms.common.timeutil import today_tokyo, utcnow
 from lms.extensions import db
 from lms.municipalities.models import TenantMapping
 from lms.roster.kana import normalise_kana, to_katakana
@@ -45,10 +45,14 @@ ROSTER_COLUMNS = (
     ("サインイン名", "sign_in_name"),
     ("メール", "email"),
     ("採用日", "hired_on"),
+    ("職層", "job_grade"),  # optional: 係長級, 課長級 … (courses may be limited to some)
 )
+# Columns a file may leave out altogether: their stored values then stay as they are (a
+# roster kept in the HR system without 職層 does not wipe the grades typed in Manabi).
+KEPT_WHEN_ABSENT = {"職層"}
 REQUIRED_COLUMNS = ("職員番号", "氏名", "氏名カナ", "所属", "職名", "サインイン名")
 _LIMITS = {"employee_number": 20, "full_name": 100, "full_name_kana": 200, "department": 200,
-           "job_title": 100, "sign_in_name": 320, "email": 320}
+           "job_title": 100, "job_grade": 50, "sign_in_name": 320, "email": 320}
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _EMPLOYEE_NUMBER_RE = re.compile(r"^[0-9A-Za-z\-_]+$")
 
@@ -279,10 +283,6 @@ def _record_departure(member: StaffMember, left_on: date, actor) -> StaffHistory
     return entry
 
 
-def today_tokyo() -> date:
-    return utcnow().astimezone(TOKYO).date()
-
-
 # ---------------------------------------------------------------- CSV
 
 
@@ -402,8 +402,8 @@ class ImportReport:
 
 _IMPORT_COLUMNS = (
     StaffMember.id, StaffMember.employee_number, StaffMember.full_name, StaffMember.full_name_kana,
-    StaffMember.department, StaffMember.job_title, StaffMember.sign_in_name, StaffMember.email,
-    StaffMember.hired_on, StaffMember.status,
+    StaffMember.department, StaffMember.job_title, StaffMember.job_grade, StaffMember.sign_in_name,
+    StaffMember.email, StaffMember.hired_on, StaffMember.status,
 )
 
 # A roster entry as an import reads it: a plain row of _IMPORT_COLUMNS, not an ORM object.
@@ -467,7 +467,8 @@ def import_roster(municipality_id: int, data: bytes, actor, *, mark_missing_left
 
 def _row_values(raw: dict) -> dict:
     """A roster row's values (keyed by attribute) from its columns, normalised as stored."""
-    values = {attr: normalise_text(raw.get(column, "")) for column, attr in ROSTER_COLUMNS}
+    values = {attr: normalise_text(raw.get(column, "")) for column, attr in ROSTER_COLUMNS
+              if column in raw or column not in KEPT_WHEN_ABSENT}
     values["full_name_kana"] = normalise_kana(values["full_name_kana"])
     values["sign_in_name"] = values["sign_in_name"].lower()
     values["email"] = values["email"].lower()
@@ -483,7 +484,8 @@ def upsert_staff_entry(municipality_id: int, entry: dict, actor, *, left_on: dat
     of an active entry. Raises InvalidInput (the row's problem). The caller commits."""
     effective_on = effective_on or today_tokyo()
     hired_on = entry.get("hired_on")
-    raw = {column: ("" if entry.get(attr) is None else str(entry.get(attr))) for column, attr in ROSTER_COLUMNS}
+    raw = {column: ("" if entry.get(attr) is None else str(entry.get(attr))) for column, attr in ROSTER_COLUMNS
+           if attr in entry or column not in KEPT_WHEN_ABSENT}
     raw["採用日"] = hired_on.isoformat() if isinstance(hired_on, date) else raw["採用日"]
     values = _row_values(raw)
     begin_write()
@@ -530,7 +532,7 @@ def _row_problem(values, raw, seen_numbers, seen_sign_ins, existing, by_sign_in)
     if not values["full_name"]:
         return _("氏名がありません。")
     for attr, limit in _LIMITS.items():
-        if len(values[attr]) > limit:
+        if len(values.get(attr, "")) > limit:
             column = next(c for c, a in ROSTER_COLUMNS if a == attr)
             return _("%(column)s が長すぎます（%(limit)s 文字まで）。", column=column, limit=limit)
     sign_in = values["sign_in_name"]
@@ -560,7 +562,7 @@ def _classify(member: ImportedEntry | None, values: dict) -> tuple[str, str]:
         return TRANSFERRED, _("%(old)s → %(new)s", old=f"{member.department} {member.job_title}".strip(),
                               new=f"{values['department']} {values['job_title']}".strip())
     changed = [column for column, attr in ROSTER_COLUMNS if attr not in ("department", "job_title")
-               and _current(member, attr) != values[attr]]
+               and attr in values and _current(member, attr) != values[attr]]
     if changed:
         return UPDATED, _("変更：%(columns)s", columns="、".join(changed))
     return UNCHANGED, ""
@@ -631,7 +633,7 @@ def cp932_losses(municipality_id: int) -> list[LossyRow]:
         .order_by(StaffMember.employee_number)
     ):
         text = "".join((m.employee_number, m.full_name, m.full_name_kana, m.department, m.job_title,
-                        m.sign_in_name, m.email))
+                        m.job_grade, m.sign_in_name, m.email))
         if missing := unencodable(text):
             losses.append(LossyRow(m.employee_number, m.full_name, missing))
     return losses
@@ -651,7 +653,7 @@ def export_roster_csv(municipality_id: int, *, encoding: str = "utf-8") -> bytes
     for m in members:
         writer.writerow([neutralise_cell(v) for v in (
             m.employee_number, m.full_name, m.full_name_kana, m.department, m.job_title, m.sign_in_name, m.email,
-            m.hired_on.isoformat() if m.hired_on else "", "在職" if m.status == ACTIVE else "退職・転出",
+            m.hired_on.isoformat() if m.hired_on else "", m.job_grade, "在職" if m.status == ACTIVE else "退職・転出",
             m.left_on.isoformat() if m.left_on else "",
         )])
     text = out.getvalue()

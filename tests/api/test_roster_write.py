@@ -77,3 +77,12 @@ def test_the_platform_client_names_the_municipality(api, db):
     assert_problem(api("writer_a", "put", "/api/v1/staff/K0004", json=_entry(municipality_code=B)), 404)
     member = db.session.scalar(select(StaffMember).where(StaffMember.employee_number == "K0004"))
     assert member.municipality_id == municipality(B).id
+
+
+def test_the_job_grade_is_written_when_sent_and_kept_when_left_out(api, db):
+    added = api("writer_a", "put", "/api/v1/staff/K0009", json=_entry(job_grade="係長級"))
+    assert added.status_code == 201 and added.get_json()["staff"]["job_grade"] == "係長級"
+    kept = api("writer_a", "put", "/api/v1/staff/K0009", json=_entry())  # a feed without 職層
+    assert kept.get_json()["outcome"] == "unchanged" and kept.get_json()["staff"]["job_grade"] == "係長級"
+    changed = api("writer_a", "put", "/api/v1/staff/K0009", json=_entry(job_grade="課長補佐級"))
+    assert changed.get_json()["outcome"] == "updated" and changed.get_json()["staff"]["job_grade"] == "課長補佐級"

@@ -115,9 +115,10 @@ def world(app, db):
     from lms.planning.models import PlanAllocation
 
     platform = _demo("130001", "platform")
-    plan = planning.create_plan(platform, fiscal_year_of(session.starts_at), survey_unit="session")
+    plan = planning.plan_of_year(fiscal_year_of(session.starts_at)) or planning.create_plan(
+        platform, fiscal_year_of(session.starts_at))  # the demo publishes the year's plan
     planning.publish_plan(platform, plan, utcnow() + timedelta(days=7))
-    planning.answer_survey(platform, plan, municipality(B).id, {session.id: planning.Answer(2)})
+    planning.answer_survey(platform, plan, municipality(B).id, {session.course_id: planning.Answer(2)})
     planning.run_allocation(platform, plan, [session.id])
     from lms.planning import fees as plan_fees
 
