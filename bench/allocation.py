@@ -22,6 +22,7 @@ release_s (wall clock for all 2,000), released (sessions), quota_rows_left (must
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 import time
@@ -86,7 +87,15 @@ def main() -> None:
         def run() -> tuple[float, dict]:
             started = time.perf_counter()
             current = db.session.get_one(type(plan), plan.id)
-            services.run_allocation(admin, current)
+            if os.environ.get("BENCH_PROFILE"):
+                import cProfile
+                import pstats
+
+                with cProfile.Profile() as profile:
+                    services.run_allocation(admin, current)
+                pstats.Stats(profile, stream=sys.stderr).sort_stats("cumulative").print_stats(25)
+            else:
+                services.run_allocation(admin, current)
             db.session.commit()
             elapsed = time.perf_counter() - started
             seats = {(r.session_id, r.municipality_id): r.seats for r in db.session.execute(

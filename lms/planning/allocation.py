@@ -87,24 +87,23 @@ def allocate(capacity: int, demands: Iterable[Demand], *, minimum: int = 1) -> d
         left -= give
 
     # 2. Proportional to what each still lacks.
+    # Every share has the same denominator (the total lacking), so the arithmetic is done on
+    # whole numerators: share = numerator / denominator exactly, no rounding anywhere.
     lacking = {d.municipality_id: d.requested - guaranteed[d.municipality_id] for d in ordered}
     total_lacking = sum(lacking.values())
-    exact: dict[int, Fraction] = {}
-    if total_lacking and left >= total_lacking:
-        exact = {mid: Fraction(n) for mid, n in lacking.items()}
-    elif total_lacking:
-        exact = {mid: Fraction(left * n, total_lacking) for mid, n in lacking.items()}
-    else:
-        exact = {mid: Fraction(0) for mid in lacking}
-    proportional = {mid: int(share) for mid, share in exact.items()}  # floor: shares are ≥ 0
+    if total_lacking and left < total_lacking:
+        numerators, denominator = {mid: left * n for mid, n in lacking.items()}, total_lacking
+    else:  # every lack can be met (or there is none): each share is the whole lack
+        numerators, denominator = dict(lacking), 1
+    exact = {mid: Fraction(num, denominator) for mid, num in numerators.items()}
+    proportional = {mid: num // denominator for mid, num in numerators.items()}  # floor: shares are ≥ 0
     left -= sum(proportional.values())
 
     # 3. Largest remainders, ties by the tie rule (ordered's position).
     position = {d.municipality_id: i for i, d in enumerate(ordered)}
-    by_remainder = sorted(
-        (mid for mid in exact if exact[mid] - proportional[mid] > 0),
-        key=lambda mid: (-(exact[mid] - proportional[mid]), position[mid]),
-    )
+    remainder = {mid: num % denominator for mid, num in numerators.items()}
+    by_remainder = sorted((mid for mid in numerators if remainder[mid] > 0),
+                          key=lambda mid: (-remainder[mid], position[mid]))
     bonus = dict.fromkeys(exact, 0)
     for mid in by_remainder:
         if left <= 0:
