@@ -339,9 +339,9 @@ def run_allocation(actor, plan: TrainingPlan, session_ids: list[int] | None = No
         .where(PlanDemand.plan_id == plan.id, column.in_([item.id for item in items]), PlanDemand.requested > 0)
     ):
         demands[item_id].append(Demand(mid, codes.get(mid, ""), requested, priority))
-    # A whole plan is ~40,000 rows: they are replaced with Core statements.
-    now = utcnow()
-    rows: list[dict] = []
+    # A whole plan is ~40,000 rows (tuples of the _VARYING columns): they are replaced with
+    # Core statements.
+    rows: list[tuple] = []
     for item in items:
         priorities = {d.municipality_id: d.priority for d in demands.get(item.id, [])}
         shares = allocate(item.capacity, demands.get(item.id, []), minimum=plan.guaranteed_minimum)
@@ -351,21 +351,17 @@ def run_allocation(actor, plan: TrainingPlan, session_ids: list[int] | None = No
             parts = split_among_sessions(
                 [Demand(mid, codes.get(mid, ""), share.seats, priorities[mid]) for mid, share in shares.items()],
                 [(s.id, s.capacity) for s in item.sessions])
-        rows.extend({
-            "plan_id": plan.id, "session_id": session.id, "municipality_id": share.municipality_id,
-            "requested": share.requested, "priority": priorities[share.municipality_id],
-            "guaranteed": share.guaranteed, "share_numerator": share.exact.numerator,
-            "share_denominator": share.exact.denominator, "proportional": share.proportional,
-            "remainder_bonus": share.remainder_bonus, "course_seats": None if item.per_session else share.seats,
-            "seats": parts[session.id].get(share.municipality_id, 0), "adjusted_seats": None,
-            "adjust_reason": "", "computed_at": now, "published_at": None,
-        } for session in item.sessions for share in shares.values())
+        for session in item.sessions:
+            rows.extend((session.id, mid, share.requested, priorities[mid], share.guaranteed, share.exact.numerator,
+                         share.exact.denominator, share.proportional, share.remainder_bonus,
+                         None if item.per_session else share.seats, parts[session.id].get(mid, 0))
+                        for mid, share in shares.items())
     db.session.flush()
     table = PlanAllocation.__table__
     for chunk in range(0, len(targets), 2000):
         db.session.execute(delete(table).where(table.c.plan_id == plan.id,
                                                table.c.session_id.in_(targets[chunk:chunk + 2000])))
-    _insert_allocations(rows)
+    _insert_allocations(plan.id, rows, utcnow())
     for obj in list(db.session.identity_map.values()):  # loaded rows now differ from the database
         if isinstance(obj, PlanAllocation):
             db.session.expire(obj)
@@ -380,32 +376,35 @@ _VARYING = ("session_id", "municipality_id", "requested", "priority", "guarantee
             "share_denominator", "proportional", "remainder_bonus", "course_seats", "seats")
 
 
-def _int_array(values) -> str:
+def _int_array(values: tuple) -> str:
     """An integer[] in PostgreSQL's text form ({1,2,NULL}): built by str.join, it costs a
     fraction of the driver's adaptation of a list element by element."""
-    return "{" + ",".join("NULL" if v is None else str(int(v)) for v in values) + "}"
+    if any(v is None for v in values):
+        return "{" + ",".join("NULL" if v is None else str(v) for v in values) + "}"
+    return "{" + ",".join(map(str, values)) + "}"
 
 
-def _insert_allocations(rows: list[dict]) -> None:
-    """Insert a plan's freshly computed allocation rows. On PostgreSQL in one statement: each
-    varying column travels as one array literal and ``unnest`` turns them back into rows
-    (tens of thousands of rows, one round trip); elsewhere as an executemany."""
+def _insert_allocations(plan_id: int, rows: list[tuple], computed_at: datetime) -> None:
+    """Insert one computation's allocation rows (``rows``: tuples of the _VARYING columns; the
+    rest are the same in every row: the plan, no adjustment, the time, unpublished). On
+    PostgreSQL in one statement: each column travels as one array literal and ``unnest``
+    turns them back into rows (tens of thousands of rows, one round trip); elsewhere as an
+    executemany."""
     if not rows:
         return
-    table = PlanAllocation.__table__
     if is_sqlite():
-        db.session.execute(insert(table), rows)
+        fixed = {"plan_id": plan_id, "adjusted_seats": None, "adjust_reason": "", "computed_at": computed_at,
+                 "published_at": None}
+        db.session.execute(insert(PlanAllocation.__table__),
+                           [dict(zip(_VARYING, row, strict=True), **fixed) for row in rows])
         return
-    first = rows[0]
-    assert all(r["plan_id"] == first["plan_id"] and r["adjusted_seats"] is None and r["published_at"] is None
-               for r in rows), "one computation's rows"
+    columns = dict(zip(_VARYING, zip(*rows, strict=True), strict=True))
     arrays = ", ".join(f"CAST(:{name} AS integer[])" for name in _VARYING)
     db.session.execute(
         text(f"INSERT INTO plan_allocation (plan_id, {', '.join(_VARYING)}, adjusted_seats, adjust_reason, "  # noqa: S608 - constant names
              f"computed_at, published_at) SELECT CAST(:plan_id AS integer), u.*, NULL, '', "
              f"CAST(:computed_at AS timestamptz), NULL FROM unnest({arrays}) AS u"),
-        {"plan_id": first["plan_id"], "computed_at": first["computed_at"],
-         **{name: _int_array(row[name] for row in rows) for name in _VARYING}},
+        {"plan_id": plan_id, "computed_at": computed_at, **{name: _int_array(columns[name]) for name in _VARYING}},
     )
 
 
