@@ -156,6 +156,19 @@ class Config:
     OPENAPI_URL_PREFIX = "/api/v1"
     OPENAPI_JSON_PATH = "openapi.json"
 
+    # Webhooks of the integration API (lms.api.webhooks): the hosts their URLs may name
+    # (comma-separated; "*.example.lg.jp" for the hosts of a domain, "*" for any public host;
+    # empty: none, no endpoint can be registered); whether private addresses — and plain
+    # http — are allowed; each request's timeout (seconds); the attempts of a delivery and the
+    # first retry's delay (doubling, at most six hours); the hours of failures after which an
+    # endpoint is disabled (its training office and the platform admins are told).
+    LMS_WEBHOOK_ALLOWED_HOSTS = tuple(h.strip() for h in _text("LMS_WEBHOOK_ALLOWED_HOSTS", "").split(",") if h.strip())
+    LMS_WEBHOOK_ALLOW_PRIVATE = _flag("LMS_WEBHOOK_ALLOW_PRIVATE")
+    LMS_WEBHOOK_TIMEOUT = _float("LMS_WEBHOOK_TIMEOUT", 10)
+    LMS_WEBHOOK_MAX_ATTEMPTS = _int("LMS_WEBHOOK_MAX_ATTEMPTS", 12)
+    LMS_WEBHOOK_BACKOFF_SECONDS = _int("LMS_WEBHOOK_BACKOFF_SECONDS", 30)
+    LMS_WEBHOOK_DISABLE_AFTER_HOURS = _int("LMS_WEBHOOK_DISABLE_AFTER_HOURS", 72)
+
     # Microsoft Graph.
     GRAPH_BASE_URL = _text("GRAPH_BASE_URL", "https://graph.microsoft.com/v1.0")
     GRAPH_CA_BUNDLE = _text("GRAPH_CA_BUNDLE")

@@ -29,6 +29,7 @@ BLUEPRINTS = (
     "sitepages",
     "planning",
     "api",  # the admin pages of its client applications; API v1 itself is mounted by init_api
+    "api.webhooks",  # the webhooks' admin pages (/admin/webhooks) and receivers
 )
 # Areas with signal receivers (lms/<area>/receivers.py) but no pages of their own.
 RECEIVER_ONLY = ("audit",)

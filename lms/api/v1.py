@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
-from flask import Flask, url_for
+from flask import Flask
 from flask_babel import gettext as _
 from flask_smorest import Api, Blueprint
 from sqlalchemy import exists, or_, select, true
@@ -19,6 +19,7 @@ from lms.api import schemas
 from lms.api.auth import READ, ROSTER_WRITE, SECURITY, Caller, current_caller, requires
 from lms.api.paging import conditional, page
 from lms.api.problems import ApiProblem, init_problems
+from lms.api.representations import completion_item, enrollment_item, verification_base
 from lms.common.database import begin_write
 from lms.common.errors import DomainError
 from lms.common.public import public_blueprint
@@ -259,10 +260,7 @@ def enrollments(**args):
 
 def _enrollment_item(codes: dict[int, str]):
     def item(e: Enrollment, employee_number: str, course_id: int) -> dict:
-        return {"id": e.id, "session_id": e.session_id, "course_id": course_id, "employee_number": employee_number,
-                "municipality_code": codes.get(e.municipality_id, ""), "status": e.status,
-                "requested_at": e.requested_at, "confirmed_at": e.confirmed_at, "cancelled_at": e.cancelled_at,
-                "updated_at": e.updated_at}
+        return enrollment_item(e, employee_number, course_id, codes.get(e.municipality_id, ""))
 
     return item
 
@@ -301,16 +299,10 @@ def completions(**args):
     if args.get("fiscal_year"):
         query = query.where(Completion.fiscal_year == args["fiscal_year"])
     codes = _codes()
-    # The verification page's URL, built once (a route of lms.completion; the serial substituted).
-    verify_base = url_for("completion.verify_certificate", serial="SERIAL", _external=True)
+    verify_base = verification_base()
 
     def item(c: Completion, employee_number: str) -> dict:
-        return {"id": c.id, "course_id": c.course_id, "session_id": c.session_id, "employee_number": employee_number,
-                "municipality_code": codes.get(c.municipality_id, ""), "fiscal_year": c.fiscal_year,
-                "status": c.status, "method": c.method, "completed_at": c.completed_at, "revoked_at": c.revoked_at,
-                "certificate_serial": c.certificate_serial,
-                "verification_url": verify_base.replace("SERIAL", c.certificate_serial) if c.certificate_serial else None,
-                "updated_at": c.updated_at}
+        return completion_item(c, employee_number, codes.get(c.municipality_id, ""), verify_base)
 
     return page(query, Completion, args, item)
 

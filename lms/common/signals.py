@@ -59,5 +59,12 @@ enrollment_prerequisites = _events.signal("enrollment-prerequisites")
 # sender: None. A notice for the training offices (研修担当, the municipal admins) of some
 # municipalities. kwargs: municipality_ids (list of ids), key (what makes it unique: the same
 # key is sent once per recipient), subject, body (texts composed by the sender, in Japanese,
-# with absolute links). lms.notifications queues one mail per municipal admin with an address.
+# with absolute links), platform_admins (True: to the platform admins too). lms.notifications
+# queues one mail per admin with an address.
 office_notice = _events.signal("office-notice")
+
+# sender: the Completion (flushed) whose status changed: granted (completed, anew or again) or
+# revoked. kwargs: old_status (None for a new completion), new_status. Published by
+# lms.completion.services, which writes every completion; lms.api.webhooks sends
+# completion.granted / completion.revoked.
+completion_changed = _events.signal("completion-changed")

@@ -21,6 +21,7 @@ from lms.attendance.models import Attendance
 from lms.audit.services import record_action
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
 from lms.common.errors import InvalidInput, NotAllowed, NotFound
+from lms.common.signals import completion_changed
 from lms.common.timeutil import as_utc, fiscal_year_bounds, fiscal_year_of, utcnow
 from lms.completion import summary
 from lms.completion.models import (
@@ -219,10 +220,14 @@ def _counted(completion: Completion | None) -> tuple | None:
 
 
 def _follow(completion: Completion, counted_before: tuple | None) -> None:
-    """The summaries follow a completion written here (this module writes every completion)."""
+    """The summaries follow a completion written here (this module writes every completion),
+    and a change of its status is announced (``completion_changed``)."""
     if _counted(completion) != counted_before:
         summary.update_for_completion(db.session(), completion.municipality_id, completion.fiscal_year,
                                       completion.course_id, completion.staff_member_id)
+    old_status = counted_before[0] if counted_before else None
+    if old_status != completion.status:
+        completion_changed.send(completion, old_status=old_status, new_status=completion.status)
 
 
 def recompute_for_session(staff_member_id: int, session_id: int) -> Completion | None:

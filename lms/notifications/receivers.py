@@ -44,6 +44,8 @@ def _queue_changed_notices(session, actor=None, changes=None, **_):
 
 
 @office_notice.connect
-def _queue_office_notices(_sender, municipality_ids=(), key: str = "", subject: str = "", body: str = "", **_):
-    """A notice for the training offices of some municipalities (composed by the sender)."""
-    queue_office_notices(list(municipality_ids), key, subject, body)
+def _queue_office_notices(_sender, municipality_ids=(), key: str = "", subject: str = "", body: str = "",
+                          platform_admins: bool = False, **_):
+    """A notice for the training offices of some municipalities, or the platform admins
+    (composed by the sender)."""
+    queue_office_notices(list(municipality_ids), key, subject, body, platform_admins=platform_admins)

@@ -34,7 +34,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 
 from lms.audit.services import record_action
-from lms.auth.models import MUNICIPAL_ADMIN, User, UserRole
+from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, User, UserRole
 from lms.common.after_commit import after_commit
 from lms.common.database import begin_write
 from lms.common.errors import Conflict, NotFound
@@ -498,17 +498,19 @@ def delivery_backlog(municipality_id: int | None, *, older_than_minutes: int = 1
     return int(db.session.scalar(stmt) or 0)
 
 
-def queue_office_notices(municipality_ids: list[int], key: str, subject: str, body: str) -> int:
+def queue_office_notices(municipality_ids: list[int], key: str, subject: str, body: str, *,
+                         platform_admins: bool = False) -> int:
     """Queue ``subject``/``body`` to every municipal admin (with a mail address) of the
-    municipalities; once per (key, recipient), so a repeated call queues nothing new.
-    Returns how many mails were queued now."""
-    if not municipality_ids:
+    municipalities, and to the platform admins when asked; once per (key, recipient), so a
+    repeated call queues nothing new. Returns how many mails were queued now."""
+    if not municipality_ids and not platform_admins:
         return 0
+    offices = and_(UserRole.role == MUNICIPAL_ADMIN, User.municipality_id.in_(municipality_ids))
     admins = db.session.execute(
         select(User.id, User.email, User.display_name, User.municipality_id)
         .join(UserRole, UserRole.user_id == User.id)
-        .where(UserRole.role == MUNICIPAL_ADMIN, User.municipality_id.in_(municipality_ids))
-        .order_by(User.id)
+        .where(or_(offices, UserRole.role == PLATFORM_ADMIN) if platform_admins else offices)
+        .distinct().order_by(User.id)
     ).all()
     keys = {f"office:{key}:{uid}" for uid, *_ in admins}
     taken = set(db.session.scalars(select(OutboxMail.dedupe_key).where(OutboxMail.dedupe_key.in_(keys)))) if keys else set()

@@ -96,6 +96,26 @@ def a11y_world(app, db):
                        charge_no_show=True)
     plan_fees.issue_statement(platform, plan, municipality("131016").id)
     db.session.commit()
+    # Webhook endpoints (a platform one, one of 千代田区) with a delivery that failed once and
+    # was delivered (the endpoint, delivery and attempt pages).
+    from lms.api.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
+
+    for mid in (None, municipality("131016").id):
+        endpoint = WebhookEndpoint(municipality_id=mid, url="https://hr.example.lg.jp/hooks/manabi",
+                                   description="人事給与システム", event_types="enrollment.decided completion.granted",
+                                   secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+        message = WebhookMessage(msg_id=f"msg_a11y{mid or 0}", event_type="completion.granted", municipality_id=mid,
+                                 payload='{"type":"completion.granted","data":{"id":1}}')
+        db.session.add_all([endpoint, message])
+        db.session.flush()
+        delivery = WebhookDelivery(message_id=message.id, endpoint_id=endpoint.id, status="delivered", attempts=2,
+                                   delivered_at=utcnow(), last_status_code=204)
+        db.session.add(delivery)
+        db.session.flush()
+        db.session.add_all([WebhookAttempt(delivery_id=delivery.id, status_code=503, duration_ms=120,
+                                           response_excerpt="Service Unavailable", error="HTTP 503"),
+                            WebhookAttempt(delivery_id=delivery.id, status_code=204, duration_ms=85)])
+    db.session.commit()
     return {"course": course, "session": session, "archive": archive, "onsite_session": onsite}
 
 

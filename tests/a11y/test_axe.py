@@ -22,6 +22,7 @@ FORMS_WITH_ERRORS = [
     ("platform_admin", "/completion/assignments/new", "post"),
     ("platform_admin", "/admin/audit/?date_from=2026-05-01&date_to=2026-04-01", "get"),
     ("platform_admin", "/admin/pages/privacy", "clear-post"),
+    ("municipal_admin", "/admin/webhooks", "post"),
 ]
 
 

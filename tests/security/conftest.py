@@ -136,7 +136,20 @@ def world(app, db):
                                                         TrainingPathStep(course=other_course, position=2)])
     db.session.add(path)
     db.session.commit()
+    from lms.api.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
+
+    # A webhook endpoint of municipality B, with a delivery that was given up.
+    endpoint = WebhookEndpoint(municipality_id=municipality(B).id, url="https://hr.example.lg.jp/hooks",
+                               event_types="enrollment.decided", secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    message = WebhookMessage(msg_id=f"msg_{uuid.uuid4().hex}", event_type="enrollment.decided",
+                             municipality_id=municipality(B).id, payload="{}")
+    db.session.add_all([endpoint, message])
+    db.session.flush()
+    delivery = WebhookDelivery(message_id=message.id, endpoint_id=endpoint.id, status="failed", attempts=12)
+    db.session.add(delivery)
+    db.session.commit()
     params = {
+        "endpoint_id": endpoint.id, "delivery_id": delivery.id,
         "path_id": path.id,
         "plan_id": plan.id,
         "statement_id": statement.id,

@@ -247,6 +247,22 @@ EXPECTED = {
     "api_v1.staff GET": "401 401 401 401 401 401",
     "api_v1.staff_member GET": "401 401 401 401 401 401",
     "api_v1.put_staff_member PUT": "401 401 401 401 401 401",
+    "webhooks.index GET": "L 403 403 ok ok ok",
+    "webhooks.index POST": "L 403 403 400 400 400",
+    "webhooks.detail GET": "L 403 403 404 ok ok",
+    "webhooks.detail POST": "L 403 403 404 400 400",
+    "webhooks.delivery GET": "L 403 403 404 ok ok",
+    "webhooks.replay POST": "L 403 403 404 ok ok",
+    "webhooks.disable GET": "L 403 403 404 ok ok",
+    "webhooks.disable POST": "L 403 403 404 ok ok",
+    "webhooks.enable POST": "L 403 403 404 ok ok",
+    "webhooks.replay_failed POST": "L 403 403 404 ok ok",
+    "webhooks.rotate GET": "L 403 403 404 ok ok",
+    "webhooks.rotate POST": "L 403 403 404 ok ok",
+    "webhooks.send_test POST": "L 403 403 404 ok ok",
+    "webhooks.delete GET": "L 403 403 404 ok ok",
+    # Municipality B's office deletes it; the platform admin then finds nothing.
+    "webhooks.delete POST": "L 403 403 404 ok 404",
 }
 
 
