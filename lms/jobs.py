@@ -9,6 +9,7 @@ claims each mail atomically. The queue itself is ``lms.common.jobs``.
 from __future__ import annotations
 
 from lms import create_app
+from lms.api import tasks as api_tasks
 from lms.api.webhooks import tasks as webhooks_tasks
 from lms.archives import tasks as archives_tasks
 from lms.common.jobs import huey, use_app_factory
@@ -17,7 +18,7 @@ from lms.notifications import tasks as notifications_tasks
 from lms.planning import tasks as planning_tasks
 from lms.teams import tasks as teams_tasks
 
-TASK_MODULES = (archives_tasks, courses_tasks, notifications_tasks, planning_tasks, teams_tasks, webhooks_tasks)
+TASK_MODULES = (api_tasks, archives_tasks, courses_tasks, notifications_tasks, planning_tasks, teams_tasks, webhooks_tasks)
 
 
 # huey's own consumer builds the app the tasks run in (``flask lms worker`` hands over its own).

@@ -53,7 +53,7 @@ class Caller:
 
     @property
     def actor(self) -> ApiActor:
-        return ApiActor(display_name=f"API:{self.name} [{self.application_id}]", municipality_id=self.municipality_id)
+        return ApiActor.of(self.name, self.application_id, self.municipality_id)
 
     @property
     def audit_details(self) -> dict:
@@ -67,6 +67,10 @@ class ApiActor:
     display_name: str
     municipality_id: int | None = None
     id: None = None
+
+    @classmethod
+    def of(cls, name: str, application_id: str, municipality_id: int | None) -> ApiActor:
+        return cls(display_name=f"API:{name} [{application_id}]", municipality_id=municipality_id)
 
 
 def _unauthorized(detail: str) -> ApiProblem:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import Date, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms.common.timeutil import utcnow
@@ -40,3 +40,48 @@ class ApiClient(Model):
 
     def __repr__(self) -> str:
         return f"<ApiClient {self.application_id} {self.name}>"
+
+
+# Roster job states
+JOB_QUEUED = "queued"
+JOB_RUNNING = "running"
+JOB_FINISHED = "finished"
+JOB_FAILED = "failed"
+
+
+class RosterJob(Model):
+    """A bulk roster feed (POST /api/v1/staff/bulk), processed by the worker in parts, each
+    committed with its rows' results and the progress (a job resumes where it stopped)."""
+
+    __tablename__ = "api_roster_job"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("api_client.id"), index=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipality.id"))
+    status: Mapped[str] = mapped_column(String(10), default=JOB_QUEUED)
+    total: Mapped[int] = mapped_column(default=0)
+    processed: Mapped[int] = mapped_column(default=0)
+    counts: Mapped[str] = mapped_column(Text, default="{}")  # JSON: outcome → rows
+    # The entries as received (JSON), until the job has finished.
+    payload: Mapped[str] = mapped_column(Text, default="")
+    effective_on: Mapped[date] = mapped_column(Date)
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Renewed with every part; a running job silent for long is taken over (its worker died).
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    municipality = relationship("Municipality")
+
+
+class RosterJobRow(Model):
+    """One entry's result (rows counted from 1, in the order sent)."""
+
+    __tablename__ = "api_roster_job_row"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("api_roster_job.id", ondelete="CASCADE"), primary_key=True)
+    row: Mapped[int] = mapped_column(primary_key=True)
+    employee_number: Mapped[str] = mapped_column(String(40), default="")
+    outcome: Mapped[str] = mapped_column(String(20))
+    message: Mapped[str] = mapped_column(Text, default="")

@@ -42,6 +42,22 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
                          _("cursor には前のページの next にある値をそのまま使ってください。")) from exc
 
 
+def encode_row_cursor(row: int) -> str:
+    """The cursor of a list in the order of a row number (a roster job's results)."""
+    return base64.urlsafe_b64encode(json.dumps(["row", row]).encode()).decode().rstrip("=")
+
+
+def decode_row_cursor(cursor: str) -> int:
+    try:
+        kind, row = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if kind != "row" or not isinstance(row, int) or not 0 <= row <= MAX_ID:
+            raise ValueError(cursor)
+        return row
+    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as exc:
+        raise ApiProblem(400, "invalid-cursor", _("カーソルが正しくありません"),
+                         _("cursor には前のページの next にある値をそのまま使ってください。")) from exc
+
+
 def page(query, model, args: dict, serialize) -> dict:
     """One page of ``query`` (rows whose first entity is ``model``) as {"items", "next"}."""
     if args.get("updated_since") is not None:

@@ -59,6 +59,11 @@ class CompletionArgs(SyncArgs):
     fiscal_year = fields.Integer(validate=validate.Range(min=2000, max=2100))
 
 
+class RosterJobResultArgs(PageArgs):
+    outcome = fields.String(validate=validate.OneOf(["added", "updated", "unchanged", "transferred", "returned", "left",
+                                                     "refused"]), metadata={"description": "only this outcome"})
+
+
 class StaffLookupArgs(ma.Schema):
     municipality_code = fields.String(validate=validate.Regexp(r"^[0-9]{6}$"),
                                       metadata={"description": "the platform client names the municipality"})
@@ -131,6 +136,48 @@ class StaffInput(ma.Schema):
                           metadata={"description": "records a departure (退職・転出) on this date"})
     municipality_code = fields.String(validate=validate.Regexp(r"^[0-9]{6}$"),
                                       metadata={"description": "required of the platform client"})
+
+
+class StaffBulkEntry(StaffInput):
+    """One entry of a bulk feed: a roster entry with its 職員番号."""
+
+    class Meta:
+        exclude = ("municipality_code",)
+
+    employee_number = fields.String(required=True, validate=validate.Length(min=1, max=20),
+                                    metadata={"description": "職員番号"})
+
+
+class StaffBulkInput(ma.Schema):
+    entries = fields.List(fields.Nested(StaffBulkEntry), required=True,
+                          validate=validate.Length(min=1, max=50_000),
+                          metadata={"description": "1 to 50,000 entries; each checked on its own (a refused "
+                                                   "entry does not stop the others)"})
+    municipality_code = fields.String(validate=validate.Regexp(r"^[0-9]{6}$"),
+                                      metadata={"description": "required of the platform client"})
+
+
+class RosterJob(ma.Schema):
+    id = fields.Integer()
+    status = fields.String(metadata={"description": "queued, running, finished or failed"})
+    municipality_code = fields.String()
+    total = fields.Integer(metadata={"description": "entries received"})
+    processed = fields.Integer(metadata={"description": "entries processed so far"})
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer(),
+                         metadata={"description": "outcome → entries (added, updated, unchanged, transferred, "
+                                                  "returned, left, refused)"})
+    error = fields.String()
+    created_at = fields.DateTime()
+    started_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime(allow_none=True)
+    results = fields.String(metadata={"description": "the URL of the per-entry results"})
+
+
+class RosterJobResult(ma.Schema):
+    row = fields.Integer(metadata={"description": "the entry's position in the request, from 1"})
+    employee_number = fields.String()
+    outcome = fields.String(metadata={"description": "added, updated, unchanged, transferred, returned, left or refused"})
+    message = fields.String()
 
 
 class UpsertResult(ma.Schema):

@@ -8,16 +8,19 @@ all). An object of another municipality is answered like one that does not exist
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime, time, timedelta
 
-from flask import Flask
+from flask import Flask, request, url_for
 from flask_babel import gettext as _
 from flask_smorest import Api, Blueprint
 from sqlalchemy import exists, or_, select, true
 
-from lms.api import schemas
+from lms.api import roster_jobs, schemas
 from lms.api.auth import READ, ROSTER_WRITE, SECURITY, Caller, current_caller, requires
-from lms.api.paging import conditional, page
+from lms.api.models import RosterJob, RosterJobRow
+from lms.api.paging import conditional, decode_row_cursor, encode_row_cursor, page
 from lms.api.problems import ApiProblem, init_problems
 from lms.api.representations import completion_item, enrollment_item, verification_base
 from lms.common.database import begin_write
@@ -230,6 +233,104 @@ def put_staff_member(employee_number: str, **body):
     db.session.commit()
     payload = {"outcome": result.outcome, "message": result.message, "staff": _staff_item(_codes())(member)}
     return payload, 201 if result.outcome == "added" else 200
+
+
+# ---------------------------------------------------------------- the bulk roster feed
+
+
+def _feed(caller: Caller) -> tuple[int, str, int]:
+    """The request's feed, checked as a whole (each entry is checked by the job): its
+    municipality, the body as text and the number of entries."""
+    if not request.is_json:
+        raise ApiProblem(415, "unsupported-media-type", _("JSON を送ってください"),
+                         _("Content-Type: application/json で送ってください。"))
+    body = request.get_data(cache=False, as_text=True)
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise ApiProblem(400, "bad-request", _("JSON として読めません"),
+                         _("リクエストの本文が JSON として読めません。")) from None
+    if not isinstance(data, dict) or set(data) - {"entries", "municipality_code"}:
+        raise ApiProblem(422, "invalid-input", _("入力内容が正しくありません"),
+                         _("本文は entries（と municipality_code）だけを持つオブジェクトにしてください。"))
+    entries = data.get("entries")
+    if not isinstance(entries, list) or not 1 <= len(entries) <= roster_jobs.MAX_ENTRIES:
+        raise ApiProblem(422, "invalid-input", _("入力内容が正しくありません"),
+                         _("entries は1件以上%(n)s件以下の配列にしてください。", n=f"{roster_jobs.MAX_ENTRIES:,}"),
+                         errors={"entries": [_("1件以上%(n)s件以下の配列にしてください。",
+                                               n=f"{roster_jobs.MAX_ENTRIES:,}")]})
+    code = data.get("municipality_code")
+    if code is not None and (not isinstance(code, str) or not re.fullmatch(r"[0-9]{6}", code)):
+        raise ApiProblem(422, "invalid-input", _("入力内容が正しくありません"), _("団体コードは6桁の数字です。"),
+                         errors={"municipality_code": [_("団体コードは6桁の数字です。")]})
+    return _target_municipality(caller, code, "bulk"), body, len(entries)
+
+
+def _job_item(job: RosterJob) -> dict:
+    code = db.session.scalar(select(Municipality.code).where(Municipality.id == job.municipality_id)) or ""
+    return {"id": job.id, "status": job.status, "municipality_code": code, "total": job.total,
+            "processed": job.processed, "counts": roster_jobs.job_counts(job), "error": job.error,
+            "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at,
+            "results": url_for("api_v1.roster_job_results", job_id=job.id, _external=True)}
+
+
+@blp.route("/staff/bulk", methods=["POST"])
+@_documented
+@blp.doc(requestBody={"required": True, "content": {"application/json": {"schema": schemas.StaffBulkInput}}})
+@blp.response(202, schemas.RosterJob, description="accepted: the job, also at the URL in Location")
+@requires(ROSTER_WRITE)
+def post_staff_bulk():
+    """A bulk roster feed: up to 50,000 entries, each as ``PUT /staff/{職員番号}`` takes it,
+    processed by the worker as a job. Answered at once (202) with the job; poll it, or take
+    the ``roster.job_finished`` webhook. A refused entry does not stop the others."""
+    caller = current_caller()
+    municipality_id, body, total = _feed(caller)
+    begin_write()
+    job = roster_jobs.accept_feed(caller, municipality_id, body, total)
+    db.session.commit()
+    return _job_item(job), 202, {"Location": url_for("api_v1.roster_job", job_id=job.id, _external=True)}
+
+
+def _visible_job(caller: Caller, job_id: int) -> RosterJob:
+    job = db.session.get(RosterJob, job_id)
+    if job is None or not (caller.is_platform or job.municipality_id == caller.municipality_id):
+        raise _missing(caller, "api_roster_job", job_id)
+    return job
+
+
+@blp.route("/roster-jobs/<int:job_id>", methods=["GET"])
+@conditional
+@_documented
+@blp.response(200, schemas.RosterJob)
+@requires(ROSTER_WRITE)
+def roster_job(job_id: int):
+    """A bulk feed's progress and counts by outcome."""
+    return _job_item(_visible_job(current_caller(), job_id))
+
+
+@blp.route("/roster-jobs/<int:job_id>/results", methods=["GET"])
+@conditional
+@_documented
+@blp.response(200, schemas.page_of(schemas.RosterJobResult, "RosterJobResultPage"))
+@requires(ROSTER_WRITE)
+@blp.arguments(schemas.RosterJobResultArgs, location="query", as_kwargs=True)
+def roster_job_results(job_id: int, **args):
+    """Each processed entry's result, in the order sent (``outcome`` filters)."""
+    job = _visible_job(current_caller(), job_id)
+    query = select(RosterJobRow).where(RosterJobRow.job_id == job.id)
+    if args.get("outcome"):
+        query = query.where(RosterJobRow.outcome == args["outcome"])
+    if args.get("cursor"):
+        query = query.where(RosterJobRow.row > decode_row_cursor(args["cursor"]))
+    limit = args["limit"]
+    rows = db.session.scalars(query.order_by(RosterJobRow.row).limit(limit + 1)).all()
+    next_url = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        params = {**request.args.to_dict(), "cursor": encode_row_cursor(rows[-1].row)}
+        next_url = url_for("api_v1.roster_job_results", job_id=job.id, **params, _external=True)
+    return {"items": [{"row": r.row, "employee_number": r.employee_number, "outcome": r.outcome,
+                       "message": r.message} for r in rows], "next": next_url}
 
 
 # ---------------------------------------------------------------- enrollments and completions

@@ -27,6 +27,8 @@ class Completion(Model):
         # The integration API's pages and incremental syncs (lms.api.paging): a municipality's rows
         # in (updated_at, id) order.
         Index("ix_completion_municipality_updated", "municipality_id", "updated_at", "id"),
+        # The platform client's syncs of every municipality (lms.api: (updated_at, id) pages).
+        Index("ix_completion_updated", "updated_at", "id"),
         UniqueConstraint("staff_member_id", "course_id", "fiscal_year"),
         # A course's completions in a year (the comparison, the certificates ZIP) and, with the
         # municipality, one summary key's (lms.completion.summary) from the index alone.

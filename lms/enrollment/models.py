@@ -52,6 +52,8 @@ class Enrollment(Model):
         # The integration API's pages and incremental syncs (lms.api.paging): a municipality's rows
         # in (updated_at, id) order.
         Index("ix_enrollment_municipality_updated", "municipality_id", "updated_at", "id"),
+        # The platform client's syncs of every municipality (lms.api: (updated_at, id) pages).
+        Index("ix_enrollment_updated", "updated_at", "id"),
         Index(
             "uq_enrollment_active_per_session",
             "session_id",

@@ -26,6 +26,8 @@ class StaffMember(Model):
         # The integration API's pages and incremental syncs (lms.api.paging): a municipality's rows
         # in (updated_at, id) order.
         Index("ix_staff_member_municipality_updated", "municipality_id", "updated_at", "id"),
+        # The platform client's syncs of every municipality (lms.api: (updated_at, id) pages).
+        Index("ix_staff_member_updated", "updated_at", "id"),
         UniqueConstraint("municipality_id", "employee_number"),
         Index("ix_staff_member_municipality_department", "municipality_id", "department"),
         # Covering index for the dashboards (lms.completion.reports: index-only scans).

@@ -483,10 +483,7 @@ def upsert_staff_entry(municipality_id: int, entry: dict, actor, *, left_on: dat
     ``full_name``…, ``hired_on`` a date or None). ``left_on`` records a departure (退職・転出)
     of an active entry. Raises InvalidInput (the row's problem). The caller commits."""
     effective_on = effective_on or today_tokyo()
-    hired_on = entry.get("hired_on")
-    raw = {column: ("" if entry.get(attr) is None else str(entry.get(attr))) for column, attr in ROSTER_COLUMNS
-           if attr in entry or column not in KEPT_WHEN_ABSENT}
-    raw["採用日"] = hired_on.isoformat() if isinstance(hired_on, date) else raw["採用日"]
+    raw = _raw_of(entry)
     values = _row_values(raw)
     begin_write()
     number = values["employee_number"]
@@ -519,6 +516,101 @@ def upsert_staff_entry(municipality_id: int, entry: dict, actor, *, left_on: dat
     record_action(actor, "roster.upsert", "staff_member", member.id, municipality_id,
                   employee_number=number, outcome=result.outcome, **audit_details)
     return result, member
+
+
+def _raw_of(entry: dict) -> dict:
+    """An entry keyed by attribute (``hired_on`` a date or None) as the row of a CSV file."""
+    hired_on = entry.get("hired_on")
+    raw = {column: ("" if entry.get(attr) is None else str(entry.get(attr))) for column, attr in ROSTER_COLUMNS
+           if attr in entry or column not in KEPT_WHEN_ABSENT}
+    raw["採用日"] = hired_on.isoformat() if isinstance(hired_on, date) else raw["採用日"]
+    return raw
+
+
+@dataclass
+class FeedSeen:
+    """The 職員番号 and サインイン名 taken by earlier parts of one feed (row numbers)."""
+
+    numbers: dict[str, int] = field(default_factory=dict)
+    sign_ins: dict[str, int] = field(default_factory=dict)
+
+    def take(self, line: int, entry: dict) -> None:
+        values = _row_values(_raw_of(entry))
+        self.numbers[values["employee_number"]] = line
+        if values["sign_in_name"]:
+            self.sign_ins[values["sign_in_name"]] = line
+
+
+def upsert_staff_entries(municipality_id: int, rows: list[tuple[int, dict, date | None]], actor, seen: FeedSeen, *,
+                         effective_on: date | None = None, source: str = "api") -> list[RowResult]:
+    """A part of a bulk roster feed (an HR system's): each ``(line, entry, left_on)`` exactly as
+    ``upsert_staff_entry`` takes it, but checked and classified against the roster in two
+    statements and written in bulk (executemany), as a CSV import is. Unlike a CSV import, a
+    refused row does not stop the others: it is reported (REFUSED) and left out. ``seen``
+    carries what earlier parts of the feed took (a duplicate is refused) and is updated. The
+    caller commits; it audits the feed as a whole."""
+    effective_on = effective_on or today_tokyo()
+    prepared = [(line, raw, _row_values(raw), left_on) for line, raw, left_on in
+                ((line, _raw_of(entry), left_on) for line, entry, left_on in rows)]
+    numbers = [values["employee_number"] for _line, _raw, values, _left in prepared]
+    sign_ins = [values["sign_in_name"] for _line, _raw, values, _left in prepared if values["sign_in_name"]]
+    begin_write()
+    existing = {m.employee_number: m for m in db.session.execute(
+        select(*_IMPORT_COLUMNS).where(StaffMember.municipality_id == municipality_id,
+                                       StaffMember.employee_number.in_(numbers)))}
+    by_sign_in = {m.sign_in_name.lower(): m for m in db.session.execute(
+        select(*_IMPORT_COLUMNS).where(StaffMember.municipality_id == municipality_id,
+                                       func.lower(StaffMember.sign_in_name).in_(sign_ins)))} if sign_ins else {}
+    results: list[RowResult] = []
+    planned: list[tuple[RowResult, dict, ImportedEntry | None]] = []
+    departures: list[tuple[RowResult, str, date]] = []
+    for line, raw, values, left_on in prepared:
+        number = values["employee_number"]
+        result = RowResult(line, number, values["full_name"], REFUSED)
+        results.append(result)
+        problem = _row_problem(values, raw, seen.numbers, seen.sign_ins, existing, by_sign_in)
+        if problem:
+            result.message = problem
+            continue
+        seen.numbers[number] = line
+        if values["sign_in_name"]:
+            seen.sign_ins[values["sign_in_name"]] = line
+        member = existing.get(number)
+        if left_on is not None and member is not None and member.status == LEFT:
+            result.outcome, result.message = UNCHANGED, _("この職員はすでに退職・転出として記録されています。")
+            continue
+        result.outcome, result.message = _classify(member, values)
+        planned.append((result, values, member))
+        if left_on is not None:
+            departures.append((result, number, left_on))
+    _apply_import(municipality_id, planned, [], effective_on, actor, source=source)
+    if departures:
+        _apply_departures(municipality_id, departures, actor)
+    return results
+
+
+def _apply_departures(municipality_id: int, departures: list[tuple[RowResult, str, date]], actor) -> None:
+    """Record each (still active) entry's departure on its date, in bulk."""
+    now, actor_id = utcnow(), getattr(actor, "id", None)
+    members = {row.employee_number: row for row in db.session.execute(
+        select(StaffMember.id, StaffMember.employee_number, StaffMember.department, StaffMember.job_title,
+               StaffMember.status)
+        .where(StaffMember.municipality_id == municipality_id,
+               StaffMember.employee_number.in_([number for _r, number, _d in departures])))}
+    updates, history = [], []
+    for result, number, left_on in departures:
+        member = members[number]
+        if member.status != ACTIVE:
+            continue
+        updates.append({"id": member.id, "status": LEFT, "left_on": left_on, "updated_at": now})
+        history.append({"staff_member_id": member.id, "effective_on": left_on, "kind": "left",
+                        "from_department": member.department, "from_job_title": member.job_title,
+                        "to_department": "", "to_job_title": "", "recorded_by_id": actor_id, "created_at": now})
+        result.outcome, result.message = MARKED_LEFT, ""
+    if updates:
+        db.session.execute(update(StaffMember), updates)
+        db.session.execute(insert(StaffHistory), history)
+    db.session.expire_all()
 
 
 def _row_problem(values, raw, seen_numbers, seen_sign_ins, existing, by_sign_in) -> str:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+from sqlalchemy import select
+
 from lms.common.ids import MAX_ID
 from lms.common.timeutil import utcnow
 from lms.enrollment.models import CONFIRMED, Enrollment
@@ -31,6 +33,11 @@ EXPECTED = {
     "api_v1.enrollment GET": "401 404 404 403 ok ok",
     "api_v1.staff_member GET": "401 404 404 403 ok 422",
     "api_v1.put_staff_member PUT": "401 403 422 403 403 422",
+    # An empty body: not JSON for the test client (415) when the caller may write at all.
+    "api_v1.post_staff_bulk POST": "401 403 415 403 403 415",
+    # A feed of B's (sent by the platform client): A's writer finds nothing; readers may not.
+    "api_v1.roster_job GET": "401 403 404 403 403 ok",
+    "api_v1.roster_job_results GET": "401 403 404 403 403 ok",
 }
 
 
@@ -41,8 +48,15 @@ def _world(db):
                             status=CONFIRMED, confirmed_at=utcnow())
     db.session.add(enrollment)
     session.confirmed_count = 1
+    from lms.api.models import ApiClient, RosterJob
+    from lms.common.timeutil import today_tokyo
+
+    platform = db.session.scalar(select(ApiClient).where(ApiClient.municipality_id.is_(None)))
+    job = RosterJob(client_id=platform.id, municipality_id=member.municipality_id, status="finished", total=0,
+                    effective_on=today_tokyo())
+    db.session.add(job)
     db.session.commit()
-    return {"enrollment_id": enrollment.id, "employee_number": member.employee_number}
+    return {"enrollment_id": enrollment.id, "employee_number": member.employee_number, "job_id": job.id}
 
 
 def _url(rule, params) -> str:
@@ -77,7 +91,7 @@ def test_every_api_route_answers_each_client_as_the_table_says(app, api, db):
 
 def test_not_theirs_is_answered_like_nothing(app, api, db):
     params = _world(db)
-    nothing = {"enrollment_id": MAX_ID, "employee_number": "NOBODY"}
+    nothing = {"enrollment_id": MAX_ID, "employee_number": "NOBODY", "job_id": MAX_ID}
     for rule, method in _routes(app):
         if not rule.arguments:
             continue
@@ -93,6 +107,7 @@ def test_not_theirs_is_answered_like_nothing(app, api, db):
 def test_ids_beyond_the_database_are_404_or_422_never_500(api):
     for value in (str(2**31), "99999999999999999999", "-1"):
         assert api("platform", "get", f"/api/v1/enrollments/{value}").status_code == 404
+        assert api("platform", "get", f"/api/v1/roster-jobs/{value}").status_code == 404
         for name in ("session_id", "fiscal_year", "limit", "category"):
             path = "/api/v1/enrollments" if name in ("session_id", "fiscal_year", "limit") else "/api/v1/courses"
             assert api("platform", "get", path, query_string={name: value}).status_code == 422, (name, value)

@@ -149,7 +149,7 @@ def world(app, db):
     db.session.add(delivery)
     db.session.commit()
     params = {
-        "endpoint_id": endpoint.id, "delivery_id": delivery.id,
+        "endpoint_id": endpoint.id, "delivery_id": delivery.id, "job_id": 1,
         "path_id": path.id,
         "plan_id": plan.id,
         "statement_id": statement.id,

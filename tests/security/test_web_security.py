@@ -20,6 +20,7 @@ CSRF_EXEMPT = {
     # The integration API: no cookies, each call authenticated by its bearer token (a browser
     # session counts for nothing there: tests/api/test_access.py).
     "api_v1.put_staff_member",
+    "api_v1.post_staff_bulk",
 }
 # Exempt from the global check because they speak the tus upload protocol (fetch with
 # headers, not forms): the view itself validates the X-CSRFToken header and answers 403.

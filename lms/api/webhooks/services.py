@@ -47,6 +47,7 @@ EVENT_TYPES = {
     "waitlist.promoted": _l("キャンセル待ちからの繰り上げ"),
     "completion.granted": _l("修了の認定"),
     "completion.revoked": _l("修了の取消"),
+    "roster.job_finished": _l("名簿の一括更新（API）の完了"),
 }
 # Sent from the endpoint's page, to that endpoint only.
 TEST_EVENT = "webhook.test"

@@ -1,0 +1,176 @@
+"""Bulk roster feeds (POST /api/v1/staff/bulk): up to 50,000 entries in one request, answered
+at once with a job (202) and processed by the worker in parts of ``PART`` entries. Each part
+is one transaction: its entries checked and written in bulk (``lms.roster.services.
+upsert_staff_entries``, the CSV import's rules: transfers, returns, departures), its rows'
+results and the job's progress — so a worker that dies loses nothing and the job resumes at
+the next part. A refused entry does not stop the others; every entry gets a result."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from datetime import timedelta
+from typing import Any, cast
+
+from flask_babel import gettext as _
+from marshmallow import ValidationError
+from sqlalchemy import CursorResult, and_, insert, or_, select, update
+
+from lms.api.auth import ApiActor, Caller
+from lms.api.models import JOB_FAILED, JOB_FINISHED, JOB_QUEUED, JOB_RUNNING, ApiClient, RosterJob, RosterJobRow
+from lms.api.schemas import StaffBulkEntry
+from lms.api.webhooks.services import publish
+from lms.audit.services import record_action
+from lms.common.after_commit import after_commit
+from lms.common.database import begin_write
+from lms.common.jobs import huey
+from lms.common.timeutil import today_tokyo, utcnow
+from lms.extensions import db
+from lms.municipalities.models import Municipality
+from lms.roster.services import REFUSED, FeedSeen, RowResult, upsert_staff_entries
+
+logger = logging.getLogger(__name__)
+
+MAX_ENTRIES = 50_000
+PART = 1000
+# A running job whose heartbeat is older than this is taken over (its worker died).
+STALE = timedelta(minutes=5)
+
+
+def accept_feed(caller: Caller, municipality_id: int, body: str, total: int) -> RosterJob:
+    """Queue a checked feed (``body``: the request's JSON text, ``total`` entries). The caller
+    commits; the worker starts after the commit."""
+    job = RosterJob(client_id=caller.client_id, municipality_id=municipality_id, status=JOB_QUEUED, total=total,
+                    processed=0, counts="{}", payload=body, effective_on=today_tokyo())
+    db.session.add(job)
+    db.session.flush()
+    actor: Any = caller.actor  # (an application: the audit log names it, no user id)
+    record_action(actor, "roster.bulk_accepted", "api_roster_job", job.id, municipality_id, total=total,
+                  **caller.audit_details)
+    after_commit(lambda: _start(job.id), key=("roster-job", job.id))
+    return job
+
+
+def _start(job_id: int) -> None:
+    from lms.api.tasks import run_roster_job  # tasks imports this module
+
+    if huey.immediate:  # tests run the job themselves (run_job), outside the request
+        return
+    try:
+        run_roster_job(job_id)
+    except Exception:  # a queue outage: the periodic sweep starts it
+        logger.exception("could not enqueue roster job %s; the periodic task will run it", job_id)
+
+
+def _claim(job_id: int) -> bool:
+    now = utcnow()
+    begin_write()
+    result = db.session.execute(
+        update(RosterJob)
+        .where(RosterJob.id == job_id,
+               or_(RosterJob.status == JOB_QUEUED,
+                   and_(RosterJob.status == JOB_RUNNING, RosterJob.heartbeat_at < now - STALE)))
+        .values(status=JOB_RUNNING, heartbeat_at=now, started_at=db.func.coalesce(RosterJob.started_at, now))
+        .execution_options(synchronize_session=False))
+    db.session.commit()
+    return cast(CursorResult[Any], result).rowcount == 1
+
+
+def _refusal(exc: ValidationError) -> str:
+    messages = exc.messages if isinstance(exc.messages, dict) else {"_": exc.messages}
+    parts = []
+    for name, problems in messages.items():
+        text = "; ".join(str(p) for p in problems) if isinstance(problems, list) else str(problems)
+        parts.append(text if name in ("_", "_schema") else f"{name}: {text}")
+    return _("項目の値が正しくありません（%(details)s）。", details=" / ".join(parts))
+
+
+def _parse(schema: StaffBulkEntry, line: int, raw) -> tuple[int, dict, Any] | RowResult:
+    """``(line, entry, left_on)`` as the roster takes it, or the entry's refusal."""
+    try:
+        data = schema.load(raw)
+    except ValidationError as exc:
+        number = str(raw.get("employee_number", ""))[:40] if isinstance(raw, dict) else ""
+        return RowResult(line, number, "", REFUSED, _refusal(exc))
+    left_on = data.pop("left_on", None)
+    return line, data, left_on
+
+
+def run_job(job_id: int) -> RosterJob | None:
+    """Process the job's remaining parts (a job already finished, or held by a live worker,
+    is left alone: None)."""
+    if not _claim(job_id):
+        return None
+    job = db.session.get_one(RosterJob, job_id)
+    client = db.session.get_one(ApiClient, job.client_id)
+    actor: Any = ApiActor.of(client.name, client.application_id, client.municipality_id)
+    details = {"api_client_id": client.id, "application_id": client.application_id, "roster_job_id": job.id}
+    try:
+        entries = json.loads(job.payload)["entries"]
+    except (ValueError, KeyError, TypeError) as exc:  # checked when accepted: only a damaged row gets here
+        return _finish(job, actor, details, JOB_FAILED, f"the stored feed cannot be read: {exc}")
+    schema = StaffBulkEntry()
+    seen = FeedSeen()
+    if job.processed:  # resumed: what the earlier parts took
+        refused = set(db.session.scalars(select(RosterJobRow.row).where(
+            RosterJobRow.job_id == job.id, RosterJobRow.outcome == REFUSED)))
+        for line, raw in enumerate(entries[:job.processed], 1):
+            parsed = _parse(schema, line, raw) if line not in refused else None
+            if isinstance(parsed, tuple):
+                seen.take(line, parsed[1])
+    counts = Counter(json.loads(job.counts or "{}"))
+    municipality_id, effective_on, total = job.municipality_id, job.effective_on, job.total
+    for start in range(job.processed, total, PART):
+        rows: list[tuple[int, dict, Any]] = []
+        results: list[RowResult] = []
+        for offset, raw in enumerate(entries[start:start + PART]):
+            parsed = _parse(schema, start + offset + 1, raw)
+            if isinstance(parsed, tuple):
+                rows.append(parsed)
+            else:
+                results.append(parsed)
+        results += upsert_staff_entries(municipality_id, rows, actor, seen, effective_on=effective_on)
+        results.sort(key=lambda r: r.line)
+        db.session.execute(insert(RosterJobRow), [
+            {"job_id": job_id, "row": r.line, "employee_number": r.employee_number[:40], "outcome": r.outcome,
+             "message": r.message} for r in results])
+        counts.update(r.outcome for r in results)
+        db.session.execute(update(RosterJob).where(RosterJob.id == job_id).values(
+            processed=min(start + PART, total), counts=json.dumps(dict(counts)), heartbeat_at=utcnow())
+            .execution_options(synchronize_session=False))
+        db.session.commit()
+    job = db.session.get_one(RosterJob, job_id)
+    return _finish(job, actor, details, JOB_FINISHED, "")
+
+
+def _finish(job: RosterJob, actor, details: dict, status: str, error: str) -> RosterJob:
+    begin_write()
+    job = db.session.get_one(RosterJob, job.id)
+    job.status, job.error, job.finished_at, job.payload = status, error, utcnow(), ""
+    counts = json.loads(job.counts or "{}")
+    record_action(actor, "roster.bulk_upsert", "api_roster_job", job.id, job.municipality_id, status=status,
+                  total=job.total, **{k: v for k, v in counts.items() if v}, **details)
+    code = db.session.scalar(select(Municipality.code).where(Municipality.id == job.municipality_id)) or ""
+    publish("roster.job_finished", job.municipality_id,
+            lambda: {"id": job.id, "status": status, "municipality_code": code, "total": job.total,
+                     "processed": job.processed, "counts": counts, "finished_at": job.finished_at})
+    db.session.commit()
+    if error:
+        logger.error("roster job %s failed: %s", job.id, error)
+    return job
+
+
+def resume_stalled() -> list[int]:
+    """Jobs queued while the queue was down, or left by a dead worker: run them (the worker's
+    periodic sweep)."""
+    cutoff = utcnow() - STALE
+    ids = db.session.scalars(select(RosterJob.id).where(
+        or_(and_(RosterJob.status == JOB_QUEUED, RosterJob.created_at < utcnow() - timedelta(minutes=1)),
+            and_(RosterJob.status == JOB_RUNNING, RosterJob.heartbeat_at < cutoff))).order_by(RosterJob.id)).all()
+    db.session.rollback()
+    return [job_id for job_id in ids if run_job(job_id) is not None]
+
+
+def job_counts(job: RosterJob) -> dict[str, int]:
+    return {k: int(v) for k, v in json.loads(job.counts or "{}").items()}

@@ -1,0 +1,160 @@
+"""POST /api/v1/staff/bulk: an HR system's whole feed as a job, processed in parts by the
+worker with the CSV import's rules, every entry with its result; resumable after a crash."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from lms.api import roster_jobs
+from lms.api.models import RosterJob
+from lms.api.webhooks.models import WebhookEndpoint, WebhookMessage
+from lms.audit.models import AuditLog
+from lms.common.timeutil import utcnow
+from lms.roster.models import StaffHistory, StaffMember
+from tests.api.conftest import A, B, assert_problem
+from tests.factories import make_staff, municipality
+
+
+def _entry(number: str, **changes) -> dict:
+    entry = {"employee_number": number, "full_name": f"連携 {number}", "full_name_kana": "ﾚﾝｹｲ",
+             "department": "総務課", "job_title": "主事", "sign_in_name": f"{number.lower()}@city.example.lg.jp",
+             "hired_on": "2024-04-01"}
+    entry.update(changes)
+    return entry
+
+
+def _run(job_id: int) -> RosterJob:
+    job = roster_jobs.run_job(job_id)
+    assert job is not None
+    return job
+
+
+def test_a_feed_is_a_job_with_a_result_per_entry(api, db, monkeypatch):
+    monkeypatch.setattr(roster_jobs, "PART", 4)  # several parts
+    stays = make_staff(A, employee_number="S0001", full_name="連携 S0001", full_name_kana="レンケイ",
+                       department="総務課", job_title="主事", sign_in_name="s0001@city.example.lg.jp",
+                       email="", hired_on=None)
+    moves = make_staff(A, employee_number="S0002", department="総務課", job_title="主事",
+                       sign_in_name="s0002@city.example.lg.jp")
+    leaves = make_staff(A, employee_number="S0003", sign_in_name="s0003@city.example.lg.jp")
+    db.session.add(WebhookEndpoint(municipality_id=municipality(A).id, url="https://hr.example.lg.jp/hooks",
+                                   event_types="roster.job_finished", secret="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
+    db.session.commit()
+    entries = [
+        _entry("S0001", email="", hired_on=None),                              # 1 unchanged
+        _entry("S0002", department="企画課", job_title="主任"),                  # 2 transferred
+        _entry("S0003", department=leaves.department, job_title=leaves.job_title,
+               full_name=leaves.full_name, full_name_kana=leaves.full_name_kana,
+               hired_on=None, email=leaves.email, left_on="2026-03-31"),        # 3 left
+        _entry("N0001"),                                                        # 4 added
+        _entry("N0001", full_name="重複"),                                       # 5 refused: duplicate
+        _entry("N0002", sign_in_name="not-an-address"),                         # 6 refused: sign-in
+        {"employee_number": "N0003", "full_name": 42},                          # 7 refused: a number
+        "not an object",                                                        # 8 refused
+        _entry("N0004", surname="unknown field"),                               # 9 refused
+        _entry("N0005", job_grade="係長級"),                                      # 10 added
+    ]
+    response = api("writer_a", "post", "/api/v1/staff/bulk", json={"entries": entries})
+    assert response.status_code == 202, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["status"] == "queued" and body["total"] == 10 and body["processed"] == 0
+    assert response.headers["Location"].endswith(f"/api/v1/roster-jobs/{body['id']}")
+
+    _run(body["id"])
+    job = api("writer_a", "get", f"/api/v1/roster-jobs/{body['id']}").get_json()
+    assert job["status"] == "finished" and job["processed"] == 10
+    assert job["counts"] == {"unchanged": 1, "transferred": 1, "left": 1, "added": 2, "refused": 5}
+
+    results = api("writer_a", "get", f"/api/v1/roster-jobs/{body['id']}/results?limit=4")
+    page1 = results.get_json()
+    assert [r["row"] for r in page1["items"]] == [1, 2, 3, 4] and page1["next"]
+    rest = api("writer_a", "get", page1["next"].replace("http://localhost", "")).get_json()
+    assert [r["row"] for r in rest["items"]] == [5, 6, 7, 8] and rest["next"]
+    outcomes = {r["row"]: r for r in page1["items"] + rest["items"]}
+    assert [outcomes[n]["outcome"] for n in range(1, 9)] == [
+        "unchanged", "transferred", "left", "added", "refused", "refused", "refused", "refused"]
+    assert "重複" in outcomes[5]["message"] and "サインイン名" in outcomes[6]["message"]
+    assert "full_name" in outcomes[7]["message"]
+    refused = api("writer_a", "get", f"/api/v1/roster-jobs/{body['id']}/results?outcome=refused").get_json()
+    assert [r["row"] for r in refused["items"]] == [5, 6, 7, 8, 9]
+
+    db.session.expire_all()
+    assert (db.session.get(StaffMember, moves.id).department, db.session.get(StaffMember, moves.id).job_title) == \
+        ("企画課", "主任")
+    gone = db.session.get(StaffMember, leaves.id)
+    assert gone.status == "left" and str(gone.left_on) == "2026-03-31"
+    kinds = {(h.staff_member_id, h.kind) for h in db.session.scalars(select(StaffHistory))}
+    assert {(moves.id, "transfer"), (leaves.id, "left")} <= kinds
+    added = db.session.scalar(select(StaffMember).where(StaffMember.employee_number == "N0005"))
+    assert added.job_grade == "係長級" and added.source == "api" and added.full_name_kana == "レンケイ"
+    assert db.session.get(StaffMember, stays.id).updated_at == stays.updated_at
+    audit = db.session.scalar(select(AuditLog).where(AuditLog.action == "roster.bulk_upsert"))
+    assert audit.details["added"] == 2 and audit.details["roster_job_id"] == body["id"]
+    finished = db.session.scalar(select(WebhookMessage).where(WebhookMessage.event_type == "roster.job_finished"))
+    assert finished is not None and '"refused":5' in finished.payload
+    assert db.session.get(RosterJob, body["id"]).payload == ""  # the feed is not kept once processed
+    # Done is done: running it again changes nothing.
+    assert roster_jobs.run_job(body["id"]) is None
+
+
+def test_a_job_whose_worker_died_resumes_at_the_next_part(api, db, monkeypatch):
+    monkeypatch.setattr(roster_jobs, "PART", 3)
+    entries = [_entry(f"R{n:04d}") for n in range(1, 9)] + [_entry("R0002", full_name="後から重複")]
+    job_id = api("writer_a", "post", "/api/v1/staff/bulk", json={"entries": entries}).get_json()["id"]
+    real, calls = roster_jobs.upsert_staff_entries, []
+
+    def dies_on_the_second_part(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise SystemExit("the worker was killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(roster_jobs, "upsert_staff_entries", dies_on_the_second_part)
+    with pytest.raises(SystemExit):
+        roster_jobs.run_job(job_id)
+    db.session.rollback()
+    job = db.session.get(RosterJob, job_id)
+    assert (job.status, job.processed) == ("running", 3)
+    assert roster_jobs.run_job(job_id) is None  # its heartbeat is fresh: another worker may hold it
+    db.session.execute(update(RosterJob).where(RosterJob.id == job_id)
+                       .values(heartbeat_at=utcnow() - roster_jobs.STALE - timedelta(seconds=1)))
+    db.session.commit()
+    assert roster_jobs.resume_stalled() == [job_id]
+    job = api("writer_a", "get", f"/api/v1/roster-jobs/{job_id}").get_json()
+    assert job["status"] == "finished" and job["counts"] == {"added": 8, "refused": 1}
+    rows = api("writer_a", "get", f"/api/v1/roster-jobs/{job_id}/results").get_json()["items"]
+    assert [r["row"] for r in rows] == list(range(1, 10))
+    assert rows[-1]["outcome"] == "refused" and "重複" in rows[-1]["message"]  # a part done before the crash counts
+    assert db.session.scalar(select(StaffMember.id).where(StaffMember.employee_number == "R0008")) is not None
+
+
+def test_the_request_is_checked_as_a_whole(api, db, monkeypatch):
+    url = "/api/v1/staff/bulk"
+    assert_problem(api("writer_a", "post", url, data="{}", headers={"Content-Type": "text/plain"}), 415)
+    assert_problem(api("writer_a", "post", url, data="{not json", headers={"Content-Type": "application/json"}), 400)
+    assert_problem(api("writer_a", "post", url, json=[]), 422, "invalid-input")
+    assert_problem(api("writer_a", "post", url, json={"entries": []}), 422, "invalid-input")
+    assert_problem(api("writer_a", "post", url, json={"entries": [_entry("X1")], "extra": 1}), 422, "invalid-input")
+    assert_problem(api("writer_a", "post", url, json={"entries": [_entry("X1")], "municipality_code": 131016}), 422)
+    monkeypatch.setattr(roster_jobs, "MAX_ENTRIES", 3)
+    too_many = assert_problem(api("writer_a", "post", url, json={"entries": [_entry(f"X{n}") for n in range(4)]}), 422)
+    assert "entries" in too_many["errors"]
+    assert_problem(api("reader_a", "post", url, json={"entries": [_entry("X1")]}), 403, "forbidden")
+    assert_problem(api("platform", "post", url, json={"entries": [_entry("X1")]}), 422, "invalid-input")
+    assert_problem(api("writer_a", "post", url, json={"entries": [_entry("X1")], "municipality_code": B}), 404)
+    assert db.session.scalar(select(RosterJob.id)) is None
+
+
+def test_another_municipality_does_not_see_the_job(api, db):
+    created = api("platform", "post", "/api/v1/staff/bulk", json={"entries": [_entry("P1")], "municipality_code": B})
+    assert created.status_code == 202
+    job_id = created.get_json()["id"]
+    assert created.get_json()["municipality_code"] == B
+    assert_problem(api("writer_a", "get", f"/api/v1/roster-jobs/{job_id}"), 404, "not-found")
+    assert_problem(api("writer_a", "get", f"/api/v1/roster-jobs/{job_id}/results"), 404, "not-found")
+    assert api("platform", "get", f"/api/v1/roster-jobs/{job_id}").status_code == 200
+    assert_problem(api("platform", "get", f"/api/v1/roster-jobs/{job_id}/results?cursor=bm9wZQ"), 400,
+                   "invalid-cursor")
