@@ -14,7 +14,7 @@ token by the client-credentials grant — every call carries it and the server v
    included) to the job's status ``finished`` (polled as a client would, every 0.25 s):
    ``roster_rows_per_s``. ``roster_peak_rss_mb``: the largest resident set of any one server
    process (gunicorn worker receiving the body, or the background worker processing it),
-   sampled every 50 ms.
+   sampled every 50 ms (``roster_rss_added_mb``: the most the feed added to one of them).
 2. **The sync.** The platform client walks every enrollment (1,000,000) with
    ``updated_since`` and ``limit=1000``, one page after another following ``next``, as an
    integration's first full sync does: ``page_p95_ms`` (each page's wall time at the client),
@@ -116,6 +116,7 @@ class RssSampler:
     def __init__(self, roots: list[int]):
         self.roots = roots
         self.peak: dict[int, int] = {}
+        self.start: dict[int, int] = {}  # each process's resident set when sampling began
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -126,6 +127,7 @@ class RssSampler:
                     proc = psutil.Process(root)
                     for p in [proc, *proc.children(recursive=True)]:
                         rss = p.memory_info().rss
+                        self.start.setdefault(p.pid, rss)
                         self.peak[p.pid] = max(self.peak.get(p.pid, 0), rss)
                 except psutil.Error:
                     continue
@@ -239,6 +241,8 @@ def main() -> None:
     emit({
         "roster_rows_per_s": round(args.feed / seconds, 1),
         "roster_peak_rss_mb": round(max(rss.peak.values()) / 2**20, 1),
+        # What the feed itself added to a process (the rest is the process as it was before).
+        "roster_rss_added_mb": round(max(rss.peak[pid] - rss.start[pid] for pid in rss.peak) / 2**20, 1),
         "page_p95_ms": round(percentile(sync["times"], 95), 1),
         "page_p50_ms": round(percentile(sync["times"], 50), 1),
         "pages": sync["pages"],

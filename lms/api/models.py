@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, String, Text
+from sqlalchemy import Date, ForeignKey, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms.common.timeutil import utcnow
@@ -62,8 +62,9 @@ class RosterJob(Model):
     total: Mapped[int] = mapped_column(default=0)
     processed: Mapped[int] = mapped_column(default=0)
     counts: Mapped[str] = mapped_column(Text, default="{}")  # JSON: outcome → rows
-    # The entries as received (JSON), until the job has finished.
-    payload: Mapped[str] = mapped_column(Text, default="")
+    # The request's body as received (UTF-8 JSON bytes: half the size of the text in memory),
+    # until the job has finished.
+    payload: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
     effective_on: Mapped[date] = mapped_column(Date)
     error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -11,12 +11,14 @@ import json
 import logging
 from collections import Counter
 from datetime import timedelta
+from itertools import islice
 from typing import Any, cast
 
 from flask_babel import gettext as _
 from marshmallow import ValidationError
 from sqlalchemy import CursorResult, and_, insert, or_, select, update
 
+from lms.api import feed_json
 from lms.api.auth import ApiActor, Caller
 from lms.api.models import JOB_FAILED, JOB_FINISHED, JOB_QUEUED, JOB_RUNNING, ApiClient, RosterJob, RosterJobRow
 from lms.api.schemas import StaffBulkEntry
@@ -38,8 +40,8 @@ PART = 1000
 STALE = timedelta(minutes=5)
 
 
-def accept_feed(caller: Caller, municipality_id: int, body: str, total: int) -> RosterJob:
-    """Queue a checked feed (``body``: the request's JSON text, ``total`` entries). The caller
+def accept_feed(caller: Caller, municipality_id: int, body: bytes, total: int) -> RosterJob:
+    """Queue a checked feed (``body``: the request's UTF-8 JSON, ``total`` entries). The caller
     commits; the worker starts after the commit."""
     job = RosterJob(client_id=caller.client_id, municipality_id=municipality_id, status=JOB_QUEUED, total=total,
                     processed=0, counts="{}", payload=body, effective_on=today_tokyo())
@@ -106,48 +108,58 @@ def run_job(job_id: int) -> RosterJob | None:
     client = db.session.get_one(ApiClient, job.client_id)
     actor: Any = ApiActor.of(client.name, client.application_id, client.municipality_id)
     details = {"api_client_id": client.id, "application_id": client.application_id, "roster_job_id": job.id}
-    try:
-        entries = json.loads(job.payload)["entries"]
-    except (ValueError, KeyError, TypeError) as exc:  # checked when accepted: only a damaged row gets here
-        return _finish(job, actor, details, JOB_FAILED, f"the stored feed cannot be read: {exc}")
     schema = StaffBulkEntry()
     seen = FeedSeen()
-    if job.processed:  # resumed: what the earlier parts took
-        refused = set(db.session.scalars(select(RosterJobRow.row).where(
-            RosterJobRow.job_id == job.id, RosterJobRow.outcome == REFUSED)))
-        for line, raw in enumerate(entries[:job.processed], 1):
-            parsed = _parse(schema, line, raw) if line not in refused else None
-            if isinstance(parsed, tuple):
-                seen.take(line, parsed[1])
     counts = Counter(json.loads(job.counts or "{}"))
-    municipality_id, effective_on, total = job.municipality_id, job.effective_on, job.total
-    for start in range(job.processed, total, PART):
-        rows: list[tuple[int, dict, Any]] = []
-        results: list[RowResult] = []
-        for offset, raw in enumerate(entries[start:start + PART]):
-            parsed = _parse(schema, start + offset + 1, raw)
-            if isinstance(parsed, tuple):
-                rows.append(parsed)
-            else:
-                results.append(parsed)
-        results += upsert_staff_entries(municipality_id, rows, actor, seen, effective_on=effective_on)
-        results.sort(key=lambda r: r.line)
-        db.session.execute(insert(RosterJobRow), [
-            {"job_id": job_id, "row": r.line, "employee_number": r.employee_number[:40], "outcome": r.outcome,
-             "message": r.message} for r in results])
-        counts.update(r.outcome for r in results)
-        db.session.execute(update(RosterJob).where(RosterJob.id == job_id).values(
-            processed=min(start + PART, total), counts=json.dumps(dict(counts)), heartbeat_at=utcnow())
-            .execution_options(synchronize_session=False))
-        db.session.commit()
+    municipality_id, effective_on, total, done = job.municipality_id, job.effective_on, job.total, job.processed
+    refused = set(db.session.scalars(select(RosterJobRow.row).where(
+        RosterJobRow.job_id == job.id, RosterJobRow.outcome == REFUSED))) if done else set()
+    try:
+        # Entry by entry from the stored text (lms.api.feed_json), a part at a time in memory.
+        feed = enumerate(feed_json.entries(job.payload.decode("utf-8")), 1)
+        for line, raw in feed:
+            if line > done:
+                _process(job_id, municipality_id, effective_on, [(line, raw), *islice(feed, PART - 1)],
+                         schema, seen, actor, counts, total)
+            elif line not in refused:  # resumed: what the earlier parts took
+                parsed = _parse(schema, line, raw)
+                if isinstance(parsed, tuple):
+                    seen.take(line, parsed[1])
+    except ValueError as exc:  # the text was checked when accepted: only a damaged row gets here
+        db.session.rollback()
+        return _finish(job, actor, details, JOB_FAILED, f"stopped: {type(exc).__name__}: {exc}")
     job = db.session.get_one(RosterJob, job_id)
     return _finish(job, actor, details, JOB_FINISHED, "")
+
+
+def _process(job_id: int, municipality_id: int, effective_on, part: list[tuple[int, Any]], schema: StaffBulkEntry,
+             seen: FeedSeen, actor, counts: Counter, total: int) -> None:
+    """One part: its entries checked and written, their results and the job's progress, in
+    one transaction."""
+    rows: list[tuple[int, dict, Any]] = []
+    results: list[RowResult] = []
+    for line, raw in part:
+        parsed = _parse(schema, line, raw)
+        if isinstance(parsed, tuple):
+            rows.append(parsed)
+        else:
+            results.append(parsed)
+    results += upsert_staff_entries(municipality_id, rows, actor, seen, effective_on=effective_on)
+    results.sort(key=lambda r: r.line)
+    db.session.execute(insert(RosterJobRow), [
+        {"job_id": job_id, "row": r.line, "employee_number": r.employee_number[:40], "outcome": r.outcome,
+         "message": r.message} for r in results])
+    counts.update(r.outcome for r in results)
+    db.session.execute(update(RosterJob).where(RosterJob.id == job_id).values(
+        processed=min(part[-1][0], total), counts=json.dumps(dict(counts)), heartbeat_at=utcnow())
+        .execution_options(synchronize_session=False))
+    db.session.commit()
 
 
 def _finish(job: RosterJob, actor, details: dict, status: str, error: str) -> RosterJob:
     begin_write()
     job = db.session.get_one(RosterJob, job.id)
-    job.status, job.error, job.finished_at, job.payload = status, error, utcnow(), ""
+    job.status, job.error, job.finished_at, job.payload = status, error, utcnow(), b""
     counts = json.loads(job.counts or "{}")
     record_action(actor, "roster.bulk_upsert", "api_roster_job", job.id, job.municipality_id, status=status,
                   total=job.total, **{k: v for k, v in counts.items() if v}, **details)

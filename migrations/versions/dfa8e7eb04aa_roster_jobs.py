@@ -23,7 +23,7 @@ def upgrade():
     sa.Column('total', sa.Integer(), nullable=False),
     sa.Column('processed', sa.Integer(), nullable=False),
     sa.Column('counts', sa.Text(), nullable=False),
-    sa.Column('payload', sa.Text(), nullable=False),
+    sa.Column('payload', sa.LargeBinary(), nullable=False),
     sa.Column('effective_on', sa.Date(), nullable=False),
     sa.Column('error', sa.Text(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),

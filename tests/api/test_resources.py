@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-
 from datetime import timedelta
 
 from openapi_spec_validator import validate
@@ -123,3 +122,38 @@ def test_the_openapi_document_is_valid_31_and_lists_every_route(app, client):
         responses = document["paths"][path][method]["responses"]
         assert "application/problem+json" in responses["401"]["content"], (path, method)
     assert document["security"] == [{"entra": []}]
+
+
+def test_every_list_item_is_exactly_its_schema(api, db, client):
+    """Lists are written straight to JSON (lms.api.paging.json_page), not through their
+    schemas: each item must still be exactly the documented object — the same fields, each
+    of its documented JSON type, dates as marshmallow writes them."""
+    from jsonschema import Draft202012Validator
+
+    from lms.api import schemas
+    from lms.enrollment.models import CONFIRMED, Enrollment
+
+    member = make_staff(A, hired_on=utcnow().date())
+    session = make_session(make_course())
+    db.session.add(Enrollment(session_id=session.id, staff_member_id=member.id, municipality_id=member.municipality_id,
+                              status=CONFIRMED, confirmed_at=utcnow()))
+    db.session.add(Completion(staff_member_id=member.id, course_id=session.course_id, municipality_id=member.municipality_id,
+                              fiscal_year=2026, method="manual", completed_at=utcnow(), certificate_serial="T-LIST0001"))
+    db.session.commit()
+    document = client.get("/api/v1/openapi.json").get_json()
+    components = document["components"]["schemas"]
+    for path, schema in (("/api/v1/municipalities", schemas.Municipality), ("/api/v1/courses", schemas.Course),
+                         ("/api/v1/sessions", schemas.Session), ("/api/v1/staff", schemas.Staff),
+                         ("/api/v1/enrollments", schemas.Enrollment), ("/api/v1/completions", schemas.Completion)):
+        items = api("platform", "get", path, query_string={"limit": 5}).get_json()["items"]
+        assert items, path
+        component = components[schema.__name__]
+        validator = Draft202012Validator({**component, "additionalProperties": False})
+        dumped = schema()
+        for item in items:
+            assert set(item) == set(dumped.fields), path
+            errors = [e.message for e in validator.iter_errors(item)]
+            assert not errors, (path, errors)
+            for name, field in dumped.fields.items():
+                if item[name] is not None and type(field).__name__ in ("DateTime", "Date"):
+                    assert item[name] == dumped.dump({name: field.deserialize(item[name])})[name], (path, name)

@@ -95,7 +95,7 @@ def test_a_feed_is_a_job_with_a_result_per_entry(api, db, monkeypatch):
     assert audit.details["added"] == 2 and audit.details["roster_job_id"] == body["id"]
     finished = db.session.scalar(select(WebhookMessage).where(WebhookMessage.event_type == "roster.job_finished"))
     assert finished is not None and '"refused":5' in finished.payload
-    assert db.session.get(RosterJob, body["id"]).payload == ""  # the feed is not kept once processed
+    assert db.session.get(RosterJob, body["id"]).payload == b""  # the feed is not kept once processed
     # Done is done: running it again changes nothing.
     assert roster_jobs.run_job(body["id"]) is None
 
