@@ -37,12 +37,14 @@ from lms.roster.services import upsert_staff_entry
 
 blp = Blueprint("api_v1", __name__, url_prefix="/api/v1", description="Manabi API v1")
 
-_PROBLEMS = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 422: "Unprocessable Content",
-             429: "Too Many Requests"}
+_PROBLEMS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+             422: "Unprocessable Content", 429: "Too Many Requests"}
 
 
 def _documented(view):
-    """The problems every view may answer, as application/problem+json in the document."""
+    """The problems every view may answer, as application/problem+json in the document, and
+    the operation's id (the view's name: what a generated client calls it)."""
+    view = blp.doc(operationId=view.__name__)(view)
     for status, description in _PROBLEMS.items():
         view = blp.alt_response(status, schema=schemas.Problem, description=description,
                                 content_type="application/problem+json")(view)
@@ -284,6 +286,8 @@ def _job_item(job: RosterJob) -> dict:
 
 @blp.route("/staff/bulk", methods=["POST"])
 @_documented
+@blp.alt_response(415, schema=schemas.Problem, description="Unsupported Media Type (not JSON)",
+                  content_type="application/problem+json")
 @blp.doc(requestBody={"required": True, "content": {"application/json": {"schema": schemas.StaffBulkInput}}})
 @blp.response(202, schemas.RosterJob, description="accepted: the job, also at the URL in Location")
 @requires(ROSTER_WRITE)
