@@ -155,6 +155,16 @@ class Config:
     OPENAPI_VERSION = "3.1.0"
     OPENAPI_URL_PREFIX = "/api/v1"
     OPENAPI_JSON_PATH = "openapi.json"
+    # Browsable docs of that document at /api/v1/docs: RapiDoc (npm rapidoc 9.3.8, MIT),
+    # served from static/vendor — no CDN.
+    OPENAPI_RAPIDOC_PATH = "docs"
+    OPENAPI_RAPIDOC_URL = "/static/vendor/rapidoc-9.3.8/rapidoc-min.js"
+    OPENAPI_RAPIDOC_CONFIG = {"theme": "light", "render-style": "read", "show-header": "false",
+                              "allow-server-selection": "false", "heading-text": "Manabi API v1",
+                              "primary-color": "#1d4f91", "schema-description-expanded": "true",
+                              # No web fonts from Google: the system's (CSP: font-src 'self').
+                              "load-fonts": "false", "regular-font": "system-ui, sans-serif",
+                              "mono-font": "ui-monospace, monospace"}
 
     # Webhooks of the integration API (lms.api.webhooks): the hosts their URLs may name
     # (comma-separated; "*.example.lg.jp" for the hosts of a domain, "*" for any public host;

@@ -13,6 +13,12 @@ DEFAULT_LIMIT = 100
 Id = fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
 
 
+def no_nul(value: str) -> None:
+    """PostgreSQL text cannot hold NUL (U+0000); no field has a use for one."""
+    if "\x00" in value:
+        raise ma.ValidationError("NUL (U+0000) is not allowed.")
+
+
 class Problem(ma.Schema):
     """RFC 9457 problem details (application/problem+json)."""
 
@@ -52,6 +58,18 @@ class StaffArgs(SyncArgs):
 class EnrollmentArgs(SyncArgs):
     fiscal_year = fields.Integer(validate=validate.Range(min=2000, max=2100))
     session_id = fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
+    employee_number = fields.String(validate=validate.Length(min=1, max=20))
+
+
+class AttendanceArgs(SyncArgs):
+    fiscal_year = fields.Integer(validate=validate.Range(min=2000, max=2100),
+                                 metadata={"description": "年度 of the session (April–March)"})
+    session_id = fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
+    employee_number = fields.String(validate=validate.Length(min=1, max=20))
+
+
+class ViewingArgs(SyncArgs):
+    course_id = fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
     employee_number = fields.String(validate=validate.Length(min=1, max=20))
 
 
@@ -123,18 +141,18 @@ class Staff(ma.Schema):
 class StaffInput(ma.Schema):
     """A roster entry as a row of the roster CSV (the same checks and normalisation)."""
 
-    full_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    full_name_kana = fields.String(load_default="", validate=validate.Length(max=200))
-    department = fields.String(load_default="", validate=validate.Length(max=200))
-    job_title = fields.String(load_default="", validate=validate.Length(max=100))
-    job_grade = fields.String(validate=validate.Length(max=50),
+    full_name = fields.String(required=True, validate=[validate.Length(min=1, max=100), no_nul])
+    full_name_kana = fields.String(load_default="", validate=[validate.Length(max=200), no_nul])
+    department = fields.String(load_default="", validate=[validate.Length(max=200), no_nul])
+    job_title = fields.String(load_default="", validate=[validate.Length(max=100), no_nul])
+    job_grade = fields.String(validate=[validate.Length(max=50), no_nul],
                               metadata={"description": "職層; left out, the stored value stays"})
-    sign_in_name = fields.String(load_default="", validate=validate.Length(max=320))
-    email = fields.String(load_default="", validate=validate.Length(max=320))
+    sign_in_name = fields.String(load_default="", validate=[validate.Length(max=320), no_nul])
+    email = fields.String(load_default="", validate=[validate.Length(max=320), no_nul])
     hired_on = fields.Date(load_default=None, allow_none=True)
     left_on = fields.Date(load_default=None, allow_none=True,
                           metadata={"description": "records a departure (退職・転出) on this date"})
-    municipality_code = fields.String(validate=validate.Regexp(r"^[0-9]{6}$"),
+    municipality_code = fields.String(validate=[validate.Regexp(r"^[0-9]{6}$"), no_nul],
                                       metadata={"description": "required of the platform client"})
 
 
@@ -144,7 +162,7 @@ class StaffBulkEntry(StaffInput):
     class Meta:
         exclude = ("municipality_code",)
 
-    employee_number = fields.String(required=True, validate=validate.Length(min=1, max=20),
+    employee_number = fields.String(required=True, validate=[validate.Length(min=1, max=20), no_nul],
                                     metadata={"description": "職員番号"})
 
 
@@ -212,6 +230,36 @@ class Completion(ma.Schema):
     revoked_at = fields.DateTime(allow_none=True)
     certificate_serial = fields.String(allow_none=True)
     verification_url = fields.String(allow_none=True, metadata={"description": "the certificate's public verification page"})
+    updated_at = fields.DateTime()
+
+
+class Attendance(ma.Schema):
+    """出席: one staff member at one session, as Manabi counts it (Teams report, roll call or QR)."""
+
+    id = fields.Integer()
+    session_id = fields.Integer()
+    course_id = fields.Integer()
+    employee_number = fields.String()
+    municipality_code = fields.String()
+    source = fields.String(metadata={"description": "teams (the meeting's attendance report), roll_call or qr"})
+    attended_seconds = fields.Integer(metadata={"description": "time in the session, in seconds"})
+    attended_pct = fields.Integer(metadata={"description": "share of the session's scheduled time, 0–100"})
+    attended = fields.Boolean(metadata={"description": "present by the course's rule"})
+    checked_in_at = fields.DateTime(allow_none=True)
+    updated_at = fields.DateTime()
+
+
+class Viewing(ma.Schema):
+    """視聴: one staff member's viewing of one recorded archive's video (unique seconds)."""
+
+    id = fields.Integer()
+    archive_id = fields.Integer()
+    course_id = fields.Integer()
+    employee_number = fields.String()
+    municipality_code = fields.String()
+    watched_seconds = fields.Integer(metadata={"description": "unique seconds watched"})
+    duration_seconds = fields.Integer(allow_none=True, metadata={"description": "the video's length (null: not measured yet)"})
+    completed_at = fields.DateTime(allow_none=True, metadata={"description": "when the viewing counted as complete"})
     updated_at = fields.DateTime()
 
 

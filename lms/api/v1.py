@@ -22,11 +22,14 @@ from lms.api.models import RosterJob, RosterJobRow
 from lms.api.paging import conditional, decode_row_cursor, encode_row_cursor, json_page, page
 from lms.api.problems import ApiProblem, init_problems
 from lms.api.representations import completion_item, enrollment_item, verification_base
+from lms.archives.models import Archive, ArchiveFile, ViewingProgress
+from lms.attendance.models import Attendance
 from lms.common.database import begin_write
 from lms.common.errors import DomainError
 from lms.common.public import public_blueprint
 from lms.common.signals import access_denied
 from lms.common.timeutil import TOKYO, fiscal_year_bounds, fiscal_year_of
+from lms.common.web import allow_inline_styles
 from lms.completion.models import Completion
 from lms.courses.models import DRAFT, Category, Course, CourseEligibility, TrainingSession
 from lms.enrollment.models import Enrollment
@@ -430,6 +433,74 @@ def completions(**args):
     return page(query, Completion, args, item, flat=True)
 
 
+# ---------------------------------------------------------------- attendance and viewing
+
+
+@blp.route("/attendance", methods=["GET"])
+@conditional
+@_documented
+@blp.response(200, schemas.page_of(schemas.Attendance, "AttendancePage"))
+@requires(READ)
+@blp.arguments(schemas.AttendanceArgs, location="query", as_kwargs=True)
+def attendance(**args):
+    """出席: each staff member's attendance at each session, as Manabi counts it (the time
+    attended, its share of the session, and the verdict by the course's rule)."""
+    caller = current_caller()
+    query = (select(Attendance.id, Attendance.session_id, Attendance.source, Attendance.attended_seconds,
+                    Attendance.attended_pct, Attendance.attended, Attendance.checked_in_at, Attendance.updated_at,
+                    TrainingSession.course_id, StaffMember.employee_number, StaffMember.municipality_id)
+             .join(StaffMember, StaffMember.id == Attendance.staff_member_id)
+             .join(TrainingSession, TrainingSession.id == Attendance.session_id)
+             .where(_scope(caller, StaffMember.municipality_id)))
+    if args.get("fiscal_year"):
+        start, end = fiscal_year_bounds(args["fiscal_year"])
+        query = query.where(TrainingSession.starts_at >= start, TrainingSession.starts_at < end)
+    if args.get("session_id"):
+        query = query.where(Attendance.session_id == args["session_id"])
+    if args.get("employee_number"):
+        query = query.where(StaffMember.employee_number == args["employee_number"])
+    codes = _codes()
+
+    def item(r) -> dict:
+        return {"id": r.id, "session_id": r.session_id, "course_id": r.course_id, "employee_number": r.employee_number,
+                "municipality_code": codes.get(r.municipality_id, ""), "source": r.source,
+                "attended_seconds": r.attended_seconds, "attended_pct": r.attended_pct, "attended": r.attended,
+                "checked_in_at": r.checked_in_at, "updated_at": r.updated_at}
+
+    return page(query, Attendance, args, item, flat=True)
+
+
+@blp.route("/viewing", methods=["GET"])
+@conditional
+@_documented
+@blp.response(200, schemas.page_of(schemas.Viewing, "ViewingPage"))
+@requires(READ)
+@blp.arguments(schemas.ViewingArgs, location="query", as_kwargs=True)
+def viewing(**args):
+    """視聴: each staff member's viewing of each recorded archive's video (unique seconds
+    watched, the video's length, when it counted as complete)."""
+    caller = current_caller()
+    query = (select(ViewingProgress.id, ViewingProgress.watched_seconds, ViewingProgress.completed_at,
+                    ViewingProgress.updated_at, ArchiveFile.archive_id, ArchiveFile.duration_seconds, Archive.course_id,
+                    StaffMember.employee_number, StaffMember.municipality_id)
+             .join(StaffMember, StaffMember.id == ViewingProgress.staff_member_id)
+             .join(ArchiveFile, ArchiveFile.id == ViewingProgress.archive_file_id)
+             .join(Archive, Archive.id == ArchiveFile.archive_id)
+             .where(_scope(caller, StaffMember.municipality_id)))
+    if args.get("course_id"):
+        query = query.where(Archive.course_id == args["course_id"])
+    if args.get("employee_number"):
+        query = query.where(StaffMember.employee_number == args["employee_number"])
+    codes = _codes()
+
+    def item(r) -> dict:
+        return {"id": r.id, "archive_id": r.archive_id, "course_id": r.course_id, "employee_number": r.employee_number,
+                "municipality_code": codes.get(r.municipality_id, ""), "watched_seconds": r.watched_seconds,
+                "duration_seconds": r.duration_seconds, "completed_at": r.completed_at, "updated_at": r.updated_at}
+
+    return page(query, ViewingProgress, args, item, flat=True)
+
+
 # ---------------------------------------------------------------- the app
 
 
@@ -456,4 +527,6 @@ def init_api(app: Flask) -> None:
     # The API and its document need no signed-in browser: each view checks its token itself.
     public_blueprint(app, blp.name)
     public_blueprint(app, "api-docs")
+    # RapiDoc (/api/v1/docs) styles the elements it renders inline; its scripts are ours.
+    allow_inline_styles(app, "api-docs.openapi_rapidoc")
     init_problems(app)

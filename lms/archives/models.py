@@ -159,7 +159,11 @@ class ViewingProgress(Model):
     learner's ``ViewingClock``; the video's length is ``ArchiveFile.duration_seconds``)."""
 
     __tablename__ = "viewing_progress"
-    __table_args__ = (UniqueConstraint("staff_member_id", "archive_file_id"),)
+    __table_args__ = (
+        UniqueConstraint("staff_member_id", "archive_file_id"),
+        # The integration API's syncs ((updated_at, id) pages).
+        Index("ix_viewing_progress_updated", "updated_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     staff_member_id: Mapped[int] = mapped_column(ForeignKey("staff_member.id"), index=True)

@@ -30,6 +30,8 @@ class Attendance(Model):
         ),
         # Covering index for the dashboards (lms.completion.reports: index-only scans).
         Index("ix_attendance_staff_reporting", "staff_member_id", "attended", "session_id"),
+        # The integration API's syncs ((updated_at, id) pages).
+        Index("ix_attendance_updated", "updated_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

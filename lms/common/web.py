@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from flask import Flask, Response, g, jsonify, make_response, render_template, request
+from flask import Flask, Response, abort, g, jsonify, make_response, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 
@@ -72,6 +72,27 @@ def register_error_renderer(app: Flask, prefix: str, renderer: Callable[[int, st
     app.extensions.setdefault(ERROR_RENDERERS, []).append((prefix, renderer))
 
 
+# app.extensions key: endpoints whose page may carry inline styles (a vendored viewer that
+# styles its own elements: the API docs). Scripts stay 'self' only, everywhere.
+INLINE_STYLE_ENDPOINTS = "lms_inline_style_endpoints"
+
+
+def allow_inline_styles(app: Flask, endpoint: str) -> None:
+    app.extensions.setdefault(INLINE_STYLE_ENDPOINTS, set()).add(endpoint)
+
+
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _refuse_nul() -> None:
+    """400 for a NUL character in the path, the query or a form field: no page or API has a
+    use for one, and PostgreSQL cannot store or even compare it (it would be a 500)."""
+    if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in request.args.items(multi=True)):
+        abort(400)
+    if request.mimetype in _FORMS and any("\x00" in v for _k, v in request.form.items(multi=True)):
+        abort(400)
+
+
 def init_web(app: Flask, form_action_origins: Iterable[str] = ()) -> None:
     csp = content_security_policy(app, form_action_origins)
 
@@ -82,10 +103,14 @@ def init_web(app: Flask, form_action_origins: Iterable[str] = ()) -> None:
     # First of all before_request functions: a request answered early (the sign-in check
     # redirecting, a rate limit) still has its ID in the log, the audit log and the header.
     app.before_request_funcs.setdefault(None, []).insert(0, _request_id)
+    app.before_request_funcs[None].insert(1, _refuse_nul)
+
+    inline_styles = csp.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
 
     @app.after_request
     def _security_headers(response):
-        response.headers.setdefault("Content-Security-Policy", csp)
+        relaxed = request.endpoint in app.extensions.get(INLINE_STYLE_ENDPOINTS, ())
+        response.headers.setdefault("Content-Security-Policy", inline_styles if relaxed else csp)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("X-Frame-Options", "DENY")

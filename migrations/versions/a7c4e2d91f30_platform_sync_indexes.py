@@ -1,8 +1,9 @@
-"""Indexes for the platform API client's syncs across every municipality
+"""Indexes for the API's syncs: the platform client's across every municipality, attendance and viewing
 
 The integration API pages rows in (updated_at, id) order; a municipality's client has
 (municipality_id, updated_at, id), the platform client (every municipality) had none and
-sorted the whole table for each page.
+sorted the whole table for each page; attendance and viewing (read through their staff
+member's municipality) are paged the same way.
 
 Revision ID: a7c4e2d91f30
 Revises: dfa8e7eb04aa
@@ -16,7 +17,7 @@ down_revision = 'dfa8e7eb04aa'
 branch_labels = None
 depends_on = None
 
-TABLES = ('enrollment', 'staff_member', 'completion')
+TABLES = ('enrollment', 'staff_member', 'completion', 'attendance', 'viewing_progress')
 
 
 def upgrade():

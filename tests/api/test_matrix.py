@@ -28,6 +28,8 @@ EXPECTED = {
     "api_v1.staff GET": "401 ok ok 403 ok ok",
     "api_v1.enrollments GET": "401 ok ok 403 ok ok",
     "api_v1.completions GET": "401 ok ok 403 ok ok",
+    "api_v1.attendance GET": "401 ok ok 403 ok ok",
+    "api_v1.viewing GET": "401 ok ok 403 ok ok",
     # B's objects: 404 for A's clients (as for none at all); the platform client names the
     # municipality of a 職員番号 (municipality_code), without it the request is incomplete.
     "api_v1.enrollment GET": "401 404 404 403 ok ok",

@@ -139,12 +139,13 @@ def test_every_list_item_is_exactly_its_schema(api, db, client):
                               status=CONFIRMED, confirmed_at=utcnow()))
     db.session.add(Completion(staff_member_id=member.id, course_id=session.course_id, municipality_id=member.municipality_id,
                               fiscal_year=2026, method="manual", completed_at=utcnow(), certificate_serial="T-LIST0001"))
-    db.session.commit()
+    _attendance_and_viewing(db, member, session)
     document = client.get("/api/v1/openapi.json").get_json()
     components = document["components"]["schemas"]
     for path, schema in (("/api/v1/municipalities", schemas.Municipality), ("/api/v1/courses", schemas.Course),
                          ("/api/v1/sessions", schemas.Session), ("/api/v1/staff", schemas.Staff),
-                         ("/api/v1/enrollments", schemas.Enrollment), ("/api/v1/completions", schemas.Completion)):
+                         ("/api/v1/enrollments", schemas.Enrollment), ("/api/v1/completions", schemas.Completion),
+                         ("/api/v1/attendance", schemas.Attendance), ("/api/v1/viewing", schemas.Viewing)):
         items = api("platform", "get", path, query_string={"limit": 5}).get_json()["items"]
         assert items, path
         component = components[schema.__name__]
@@ -157,3 +158,42 @@ def test_every_list_item_is_exactly_its_schema(api, db, client):
             for name, field in dumped.fields.items():
                 if item[name] is not None and type(field).__name__ in ("DateTime", "Date"):
                     assert item[name] == dumped.dump({name: field.deserialize(item[name])})[name], (path, name)
+
+
+def _attendance_and_viewing(db, member, session):
+    from lms.archives.models import Archive, ArchiveFile, ViewingProgress
+    from lms.attendance.models import Attendance
+
+    archive = Archive(course_id=session.course_id, title="録画", description="", status="published",
+                      audience="eligible", published_at=utcnow())
+    db.session.add(archive)
+    db.session.flush()
+    video = ArchiveFile(archive_id=archive.id, kind="video", filename="v.webm", content_type="video/webm",
+                        size_bytes=10, storage_key=f"t/{member.id}", duration_seconds=600)
+    db.session.add(video)
+    db.session.flush()
+    db.session.add(Attendance(session_id=session.id, staff_member_id=member.id, source="roll_call",
+                              attended_seconds=5400, attended_pct=100, attended=True, checked_in_at=utcnow()))
+    db.session.add(ViewingProgress(staff_member_id=member.id, archive_file_id=video.id, watched_seconds=590,
+                                   completed_at=utcnow()))
+    db.session.commit()
+    return archive
+
+
+def test_attendance_and_viewing_are_the_municipalitys_own(api, db):
+    mine, theirs = make_staff(A), make_staff(B)
+    session = make_session(make_course())
+    archive = _attendance_and_viewing(db, mine, session)
+    _attendance_and_viewing(db, theirs, session)
+    rows = api("reader_a", "get", "/api/v1/attendance").get_json()["items"]
+    assert [(r["employee_number"], r["attended"], r["attended_pct"], r["source"]) for r in rows] == [
+        (mine.employee_number, True, 100, "roll_call")]
+    assert rows[0]["course_id"] == session.course_id and rows[0]["municipality_code"] == A
+    seen = api("reader_a", "get", "/api/v1/viewing", query_string={"course_id": session.course_id}).get_json()["items"]
+    assert [(r["employee_number"], r["watched_seconds"], r["duration_seconds"], r["archive_id"]) for r in seen] == [
+        (mine.employee_number, 590, 600, archive.id)]
+    assert len(api("platform", "get", "/api/v1/attendance").get_json()["items"]) == 2
+    assert api("reader_b", "get", "/api/v1/viewing",
+               query_string={"employee_number": mine.employee_number}).get_json()["items"] == []
+    other_year = api("reader_a", "get", "/api/v1/attendance", query_string={"fiscal_year": 2001}).get_json()
+    assert other_year["items"] == []

@@ -238,7 +238,10 @@ EXPECTED = {
     # The integration API itself answers only bearer tokens of registered clients: a signed-in
     # browser gets 401 like anyone (tests/api/test_matrix.py walks it with each client).
     "api-docs.openapi_json GET": "ok ok ok ok ok ok",
+    "api-docs.openapi_rapidoc GET": "ok ok ok ok ok ok",
     "api_v1.completions GET": "401 401 401 401 401 401",
+    "api_v1.attendance GET": "401 401 401 401 401 401",
+    "api_v1.viewing GET": "401 401 401 401 401 401",
     "api_v1.courses GET": "401 401 401 401 401 401",
     "api_v1.enrollments GET": "401 401 401 401 401 401",
     "api_v1.enrollment GET": "401 401 401 401 401 401",
