@@ -55,6 +55,13 @@ class Report:
     def busy(self) -> bool:
         return bool(self.delivered or self.retried or self.failed)
 
+    def add(self, other: Report) -> None:
+        self.delivered += other.delivered
+        self.retried += other.retried
+        self.failed += other.failed
+        self.disabled += other.disabled
+        self.skipped += other.skipped
+
 
 def _setting(name: str) -> Any:
     return current_app.config[name]

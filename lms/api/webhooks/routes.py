@@ -30,7 +30,7 @@ def _status_labels() -> dict[str, str]:
 
 
 def _form(endpoint: WebhookEndpoint | None = None) -> EndpointForm:
-    form = EndpointForm(obj=None)
+    form = EndpointForm()
     form.event_types.choices = [(key, str(label)) for key, label in services.EVENT_TYPES.items()]
     if current_user.has_role(PLATFORM_ADMIN) and endpoint is None:
         form.municipality_id.choices = [(0, _("プラットフォーム（全団体）"))] + [

@@ -26,6 +26,7 @@ from lms.api.webhooks import outbound, signing
 from lms.api.webhooks.models import (
     FAILED,
     QUEUED,
+    SENDING,
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
@@ -254,7 +255,7 @@ def delivery_counts(endpoint_id: int) -> dict[str, int]:
 
 def replay_delivery(actor, delivery: WebhookDelivery) -> WebhookDelivery:
     """Send again, with the same webhook-id (a receiver that has it already ignores it)."""
-    if delivery.status in (QUEUED, "sending"):
+    if delivery.status in (QUEUED, SENDING):
         raise Conflict(_("この配信はすでに送信待ちです。"))
     delivery.status = QUEUED
     delivery.attempts = 0

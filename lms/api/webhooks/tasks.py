@@ -17,11 +17,7 @@ def _deliver() -> dict:
     total = Report()
     for _batch in range(20):  # deliveries committed while we were sending: deliver them too
         report = deliver_due()
-        total.delivered += report.delivered
-        total.retried += report.retried
-        total.failed += report.failed
-        total.disabled += report.disabled
-        total.skipped += report.skipped
+        total.add(report)
         if not report.busy:
             break
     if total.busy:
