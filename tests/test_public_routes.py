@@ -23,8 +23,9 @@ EXPECTED_PUBLIC = {
     "site.privacy",
     # The integration API: no browser session; every view checks its bearer token itself
     # (lms.api.auth.requires: 401 problem without one; tests/api/test_matrix.py), and its
-    # OpenAPI document is public.
+    # OpenAPI document and its browsable docs are public.
     "api-docs.openapi_json",
+    "api-docs.openapi_rapidoc",
     "api_v1.municipalities",
     "api_v1.courses",
     "api_v1.sessions",
@@ -34,6 +35,11 @@ EXPECTED_PUBLIC = {
     "api_v1.enrollments",
     "api_v1.enrollment",
     "api_v1.completions",
+    "api_v1.attendance",
+    "api_v1.viewing",
+    "api_v1.post_staff_bulk",
+    "api_v1.roster_job",
+    "api_v1.roster_job_results",
 }
 
 

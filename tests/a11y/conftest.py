@@ -58,7 +58,16 @@ def a11y_world(app, db):
     trainer = demo_user("130001", "trainer")
     course = make_course(title="Teams 会議の基本（アクセシビリティ確認）", owner_id=trainer.id,
                          description_md="## 内容\n\n- 会議の開始\n- [資料](https://example.lg.jp/)\n")
-    session = make_session(course, capacity=30)
+    # At 18:30 in Tokyo, after every demo session of the day (10:00, 14:00): the demo learner's
+    # confirmed places never overlap it, whatever time of day the tests run.
+    from datetime import datetime as _datetime
+    from datetime import timedelta as _timedelta
+
+    from lms.common.timeutil import TOKYO, today_tokyo
+
+    day = today_tokyo() + _timedelta(days=14)
+    evening = _datetime(day.year, day.month, day.day, 18, 30, tzinfo=TOKYO) - utcnow()
+    session = make_session(course, capacity=30, starts_in=evening)
     archive = Archive(course_id=course.id, title="第1回 録画", description="会議の開始と終了", status="published",
                       audience="eligible", created_by_id=trainer.id, published_at=utcnow())
     db.session.add(archive)
