@@ -429,26 +429,17 @@ def import_roster(municipality_id: int, data: bytes, actor, *, mark_missing_left
         )
     }
     by_sign_in = {m.sign_in_name.lower(): m for m in existing.values() if m.sign_in_name}
-    seen_numbers: dict[str, int] = {}
-    seen_sign_ins: dict[str, int] = {}
+    seen = FeedSeen()
     planned: list[tuple[RowResult, dict, ImportedEntry | None]] = []
 
     for line, raw in records:
         values = _row_values(raw)
-        result = RowResult(line, values["employee_number"], values["full_name"], REFUSED)
+        result = _check_row(line, raw, values, seen, existing, by_sign_in)
         report.rows.append(result)
-        problem = _row_problem(values, raw, seen_numbers, seen_sign_ins, existing, by_sign_in)
-        if problem:
-            result.message = problem
-            continue
-        seen_numbers[values["employee_number"]] = line
-        if values["sign_in_name"]:
-            seen_sign_ins[values["sign_in_name"]] = line
-        member = existing.get(values["employee_number"])
-        result.outcome, result.message = _classify(member, values)
-        planned.append((result, values, member))
+        if result.outcome != REFUSED:
+            planned.append((result, values, existing.get(values["employee_number"])))
 
-    in_file = set(seen_numbers)
+    in_file = set(seen.numbers)
     missing = []
     if mark_missing_left:
         missing = [m for number, m in existing.items() if m.status == ACTIVE and number not in in_file]
@@ -566,20 +557,14 @@ def upsert_staff_entries(municipality_id: int, rows: list[tuple[int, dict, date 
     departures: list[tuple[RowResult, str, date]] = []
     for line, raw, values, left_on in prepared:
         number = values["employee_number"]
-        result = RowResult(line, number, values["full_name"], REFUSED)
+        result = _check_row(line, raw, values, seen, existing, by_sign_in)
         results.append(result)
-        problem = _row_problem(values, raw, seen.numbers, seen.sign_ins, existing, by_sign_in)
-        if problem:
-            result.message = problem
+        if result.outcome == REFUSED:
             continue
-        seen.numbers[number] = line
-        if values["sign_in_name"]:
-            seen.sign_ins[values["sign_in_name"]] = line
         member = existing.get(number)
         if left_on is not None and member is not None and member.status == LEFT:
             result.outcome, result.message = UNCHANGED, _("この職員はすでに退職・転出として記録されています。")
             continue
-        result.outcome, result.message = _classify(member, values)
         planned.append((result, values, member))
         if left_on is not None:
             departures.append((result, number, left_on))
@@ -587,6 +572,30 @@ def upsert_staff_entries(municipality_id: int, rows: list[tuple[int, dict, date 
     if departures:
         _apply_departures(municipality_id, departures, actor)
     return results
+
+
+def _check_row(line: int, raw: dict, values: dict, seen: FeedSeen, existing, by_sign_in) -> RowResult:
+    """A row checked against the roster and the rows before it: REFUSED with its problem, or
+    the outcome its values would have (its 職員番号 and サインイン名 then taken in ``seen``)."""
+    number = values["employee_number"]
+    result = RowResult(line, number, values["full_name"], REFUSED)
+    problem = _row_problem(values, raw, seen.numbers, seen.sign_ins, existing, by_sign_in)
+    if problem:
+        result.message = problem
+        return result
+    seen.numbers[number] = line
+    if values["sign_in_name"]:
+        seen.sign_ins[values["sign_in_name"]] = line
+    result.outcome, result.message = _classify(existing.get(number), values)
+    return result
+
+
+def _departure(member, left_on: date, actor_id: int | None, now) -> tuple[dict, dict]:
+    """The roster update and the history row of a departure (退職・転出), written in bulk."""
+    return ({"id": member.id, "status": LEFT, "left_on": left_on, "updated_at": now},
+            {"staff_member_id": member.id, "effective_on": left_on, "kind": "left",
+             "from_department": member.department, "from_job_title": member.job_title,
+             "to_department": "", "to_job_title": "", "recorded_by_id": actor_id, "created_at": now})
 
 
 def _apply_departures(municipality_id: int, departures: list[tuple[RowResult, str, date]], actor) -> None:
@@ -602,10 +611,9 @@ def _apply_departures(municipality_id: int, departures: list[tuple[RowResult, st
         member = members[number]
         if member.status != ACTIVE:
             continue
-        updates.append({"id": member.id, "status": LEFT, "left_on": left_on, "updated_at": now})
-        history.append({"staff_member_id": member.id, "effective_on": left_on, "kind": "left",
-                        "from_department": member.department, "from_job_title": member.job_title,
-                        "to_department": "", "to_job_title": "", "recorded_by_id": actor_id, "created_at": now})
+        change, entry = _departure(member, left_on, actor_id, now)
+        updates.append(change)
+        history.append(entry)
         result.outcome, result.message = MARKED_LEFT, ""
     if updates:
         db.session.execute(update(StaffMember), updates)
@@ -694,10 +702,9 @@ def _apply_import(municipality_id: int, planned, missing, effective_on: date, ac
                             "recorded_by_id": actor_id, "created_at": now})
         updates.append(change)
     for member in missing:
-        updates.append({"id": member.id, "status": LEFT, "left_on": effective_on, "updated_at": now})
-        history.append({"staff_member_id": member.id, "effective_on": effective_on, "kind": "left",
-                        "from_department": member.department, "from_job_title": member.job_title,
-                        "to_department": "", "to_job_title": "", "recorded_by_id": actor_id, "created_at": now})
+        change, entry = _departure(member, effective_on, actor_id, now)
+        updates.append(change)
+        history.append(entry)
     if inserts:
         db.session.execute(insert(StaffMember), inserts)
     for batch in _group_by_keys(updates):

@@ -96,7 +96,8 @@ def detail(endpoint_id: int):
                            event_types=services.EVENT_TYPES, action_form=ActionForm()), (400 if form.errors else 200)
 
 
-def _act(endpoint: WebhookEndpoint, action, done: str):
+def _act(endpoint: WebhookEndpoint, action, done: str, back: str | None = None):
+    """A POST button's action: done (flash ``done``) or refused (flash why), then back."""
     form = ActionForm()
     if form.validate_on_submit():
         try:
@@ -107,7 +108,7 @@ def _act(endpoint: WebhookEndpoint, action, done: str):
         else:
             db.session.commit()
             flash(done, "success")
-    return redirect(url_for("webhooks.detail", endpoint_id=endpoint.id))
+    return redirect(back or url_for("webhooks.detail", endpoint_id=endpoint.id))
 
 
 @bp.post("/<int:endpoint_id>/test")
@@ -207,14 +208,6 @@ def delivery(endpoint_id: int, delivery_id: int):
 def replay(endpoint_id: int, delivery_id: int):
     endpoint = _endpoint(endpoint_id)
     item = services.get_delivery(endpoint.id, delivery_id) or abort(404)
-    form = ActionForm()
-    if form.validate_on_submit():
-        try:
-            services.replay_delivery(current_user, item)
-        except DomainError as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
-        else:
-            db.session.commit()
-            flash(_("配信を送信待ちに戻しました（同じ webhook-id で送ります）。"), "success")
-    return redirect(url_for("webhooks.delivery", endpoint_id=endpoint.id, delivery_id=delivery_id))
+    return _act(endpoint, lambda: services.replay_delivery(current_user, item),
+                _("配信を送信待ちに戻しました（同じ webhook-id で送ります）。"),
+                back=url_for("webhooks.delivery", endpoint_id=endpoint.id, delivery_id=delivery_id))
