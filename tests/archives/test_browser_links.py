@@ -121,9 +121,13 @@ def test_a_link_signed_before_the_upgrade_is_renewed(live_server, page, make_use
     refused = []
     page.on("response", lambda r: refused.append(r.status) if "/archives/media/" in r.url and r.status >= 400 else None)
     _sign_in(page, base, learner)
-    page.goto(f"{base}/archives/{archive.id}")
+    # Wait for the refusal itself: the response event can reach this side after the player
+    # has already loaded the fresh link.
+    with page.expect_response(lambda r: "/archives/media/" in r.url and r.status >= 400) as first:
+        page.goto(f"{base}/archives/{archive.id}")
+    assert first.value.status == 403
     _wait_for(page, "document.getElementById('player').readyState >= 1")
-    assert refused and set(refused) == {403}
+    assert set(refused) == {403}
     assert len(issued) == 2  # the page's old-format link, then the player's fresh one
     page.evaluate("() => { const v = document.getElementById('player'); v.muted = true; return v.play(); }")
     _wait_for(page, "document.getElementById('player').currentTime >= 1")
