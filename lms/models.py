@@ -1,6 +1,6 @@
 """Imports every model, so that Alembic and create_all see the whole schema."""
 
-from lms.api.models import ApiClient, RosterJob, RosterJobRow  # noqa: F401
+from lms.api.models import ApiClient, RosterJob, RosterJobPart, RosterJobRow  # noqa: F401
 from lms.api.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage  # noqa: F401
 from lms.archives.models import (  # noqa: F401
     Archive,

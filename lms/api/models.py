@@ -62,9 +62,6 @@ class RosterJob(Model):
     total: Mapped[int] = mapped_column(default=0)
     processed: Mapped[int] = mapped_column(default=0)
     counts: Mapped[str] = mapped_column(Text, default="{}")  # JSON: outcome → rows
-    # The request's body as received (UTF-8 JSON bytes: half the size of the text in memory),
-    # until the job has finished.
-    payload: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
     effective_on: Mapped[date] = mapped_column(Date)
     error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -74,6 +71,18 @@ class RosterJob(Model):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     municipality = relationship("Municipality")
+
+
+class RosterJobPart(Model):
+    """A part of a job's feed until the job has finished: up to ``roster_jobs.PART`` entries as
+    one JSON array (UTF-8), each entry's text as the request sent it. The worker reads one part
+    at a time, so its memory does not grow with the feed."""
+
+    __tablename__ = "api_roster_job_part"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("api_roster_job.id", ondelete="CASCADE"), primary_key=True)
+    part: Mapped[int] = mapped_column(primary_key=True)  # from 0; its first entry is row part × PART + 1
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class RosterJobRow(Model):

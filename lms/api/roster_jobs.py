@@ -1,5 +1,6 @@
 """Bulk roster feeds (POST /api/v1/staff/bulk): up to 50,000 entries in one request, answered
-at once with a job (202) and processed by the worker in parts of ``PART`` entries. Each part
+at once with a job (202), stored in parts of ``PART`` entries and processed by the worker a
+part at a time. Each part
 is one transaction: its entries checked and written in bulk (``lms.roster.services.
 upsert_staff_entries``, the CSV import's rules: transfers, returns, departures), its rows'
 results and the job's progress — so a worker that dies loses nothing and the job resumes at
@@ -10,17 +11,26 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from datetime import timedelta
-from itertools import islice
 from typing import Any, cast
 
 from flask_babel import gettext as _
 from marshmallow import ValidationError
-from sqlalchemy import CursorResult, and_, insert, or_, select, update
+from sqlalchemy import CursorResult, and_, delete, insert, or_, select, update
 
 from lms.api import feed_json
 from lms.api.auth import ApiActor, Caller
-from lms.api.models import JOB_FAILED, JOB_FINISHED, JOB_QUEUED, JOB_RUNNING, ApiClient, RosterJob, RosterJobRow
+from lms.api.models import (
+    JOB_FAILED,
+    JOB_FINISHED,
+    JOB_QUEUED,
+    JOB_RUNNING,
+    ApiClient,
+    RosterJob,
+    RosterJobPart,
+    RosterJobRow,
+)
 from lms.api.schemas import StaffBulkEntry
 from lms.api.webhooks.services import publish
 from lms.audit.services import record_action
@@ -40,13 +50,17 @@ PART = 1000
 STALE = timedelta(minutes=5)
 
 
-def accept_feed(caller: Caller, municipality_id: int, body: bytes, total: int) -> RosterJob:
-    """Queue a checked feed (``body``: the request's UTF-8 JSON, ``total`` entries). The caller
+def accept_feed(caller: Caller, municipality_id: int, text: str, bounds: Sequence[int]) -> RosterJob:
+    """Queue a checked feed: ``text`` as received, each entry at ``text[bounds[2i]:bounds[2i +
+    1]]`` (``lms.api.feed_json.spans``), stored in parts of ``PART`` entries. The caller
     commits; the worker starts after the commit."""
+    total = len(bounds) // 2
     job = RosterJob(client_id=caller.client_id, municipality_id=municipality_id, status=JOB_QUEUED, total=total,
-                    processed=0, counts="{}", payload=body, effective_on=today_tokyo())
+                    processed=0, counts="{}", effective_on=today_tokyo())
     db.session.add(job)
     db.session.flush()
+    for number, payload in enumerate(feed_json.parts(text, bounds, PART)):  # one part in memory at a time
+        db.session.execute(insert(RosterJobPart).values(job_id=job.id, part=number, payload=payload))
     actor: Any = caller.actor  # (an application: the audit log names it, no user id)
     record_action(actor, "roster.bulk_accepted", "api_roster_job", job.id, municipality_id, total=total,
                   **caller.audit_details)
@@ -114,17 +128,23 @@ def run_job(job_id: int) -> RosterJob | None:
     municipality_id, effective_on, total, done = job.municipality_id, job.effective_on, job.total, job.processed
     refused = set(db.session.scalars(select(RosterJobRow.row).where(
         RosterJobRow.job_id == job.id, RosterJobRow.outcome == REFUSED))) if done else set()
+    numbers = db.session.scalars(select(RosterJobPart.part).where(RosterJobPart.job_id == job_id)
+                                 .order_by(RosterJobPart.part)).all()
     try:
-        # Entry by entry from the stored text (lms.api.feed_json), a part at a time in memory.
-        feed = enumerate(feed_json.entries(job.payload.decode("utf-8")), 1)
-        for line, raw in feed:
-            if line > done:
-                _process(job_id, municipality_id, effective_on, [(line, raw), *islice(feed, PART - 1)],
+        for number in numbers:  # one stored part at a time in memory
+            payload = db.session.scalar(select(RosterJobPart.payload).where(RosterJobPart.job_id == job_id,
+                                                                            RosterJobPart.part == number))
+            part = list(enumerate(json.loads(bytes(payload or b"[]")), number * PART + 1))
+            del payload
+            if part and part[-1][0] > done:
+                _process(job_id, municipality_id, effective_on, [(line, raw) for line, raw in part if line > done],
                          schema, seen, actor, counts, total)
-            elif line not in refused:  # resumed: what the earlier parts took
-                parsed = _parse(schema, line, raw)
-                if isinstance(parsed, tuple):
-                    seen.take(line, parsed[1])
+                continue
+            for line, raw in part:  # resumed: what the earlier parts took
+                if line not in refused:
+                    parsed = _parse(schema, line, raw)
+                    if isinstance(parsed, tuple):
+                        seen.take(line, parsed[1])
     except ValueError as exc:  # the text was checked when accepted: only a damaged row gets here
         db.session.rollback()
         return _finish(job, actor, details, JOB_FAILED, f"stopped: {type(exc).__name__}: {exc}")
@@ -159,7 +179,8 @@ def _process(job_id: int, municipality_id: int, effective_on, part: list[tuple[i
 def _finish(job: RosterJob, actor, details: dict, status: str, error: str) -> RosterJob:
     begin_write()
     job = db.session.get_one(RosterJob, job.id)
-    job.status, job.error, job.finished_at, job.payload = status, error, utcnow(), b""
+    job.status, job.error, job.finished_at = status, error, utcnow()
+    db.session.execute(delete(RosterJobPart).where(RosterJobPart.job_id == job.id))  # the feed is not kept
     counts = json.loads(job.counts or "{}")
     record_action(actor, "roster.bulk_upsert", "api_roster_job", job.id, job.municipality_id, status=status,
                   total=job.total, **{k: v for k, v in counts.items() if v}, **details)

@@ -31,3 +31,15 @@ def test_entries_come_one_by_one_as_json_loads_reads_them(entries, others, inden
 def test_broken_json_is_refused(text):
     with pytest.raises(ValueError):
         list(feed_json.members(text))
+
+
+@settings(max_examples=100, deadline=None)
+@given(entries=st.lists(st.dictionaries(st.text(max_size=6), values, max_size=4), max_size=9),
+       indent=st.sampled_from([None, 0, 2]), size=st.integers(1, 4))
+def test_parts_hold_the_entries_as_sent_a_few_at_a_time(entries, indent, size):
+    text = json.dumps({"municipality_code": "131016", "entries": entries}, ensure_ascii=False, indent=indent)
+    bounds = [at for key, _value, start, end in feed_json.spans(text) if key == feed_json.ENTRY
+              for at in (start, end)]
+    parts = [json.loads(part.decode("utf-8")) for part in feed_json.parts(text, bounds, size)]
+    assert [entry for part in parts for entry in part] == entries
+    assert all(1 <= len(part) <= size for part in parts) and len(parts) == -(-len(entries) // size)
