@@ -199,6 +199,16 @@ class Config:
     # worker process is seen at once.
     GRAPH_OPERATION_LEASE = _float("GRAPH_OPERATION_LEASE", 120)
 
+    # The Teams app (lms.teams.app_package, lms.teams.tab): the manifest's app id (a GUID; empty:
+    # one derived from LMS_BASE_URL, the same for every download of a deployment) and accent
+    # colour; the application ID URI that the personal tab's single sign-on tokens carry as
+    # their audience (empty: api://<host of LMS_BASE_URL>/<ENTRA_CLIENT_ID>, the form Teams
+    # requires) and the delegated scope they must hold.
+    LMS_TEAMS_APP_ID = _text("LMS_TEAMS_APP_ID", "")
+    LMS_TEAMS_ACCENT_COLOR = _text("LMS_TEAMS_ACCENT_COLOR", "#1D4F91")
+    LMS_TEAMS_SSO_RESOURCE = _text("LMS_TEAMS_SSO_RESOURCE", "")
+    LMS_TEAMS_SSO_SCOPE = _text("LMS_TEAMS_SSO_SCOPE", "access_as_user")
+
     # Mail: "file" writes to LMS_MAIL_DIR, "smtp" or "graph" deliver.
     MAIL_BACKEND = _text("MAIL_BACKEND", "file")
     MAIL_FROM = _text("MAIL_FROM", "manabi@example.lg.jp")

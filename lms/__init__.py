@@ -23,6 +23,7 @@ BLUEPRINTS = (
     "attendance",
     "notifications",
     "teams",
+    "teams.tab",  # the Teams app's personal tab: single sign-on, framed by Teams only
     "archives",
     "completion",
     "admin",

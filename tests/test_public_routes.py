@@ -15,6 +15,12 @@ EXPECTED_PUBLIC = {
     "main.set_language",
     "completion.verify_certificate",
     "teams.graph_notifications",
+    # The Teams tab signs people in itself: its page (which asks Teams for a token), the
+    # token's check, the pop-up window's start (the web sign-in) and the pop-up's hand-over.
+    "teams_tab.tab",
+    "teams_tab.sso",
+    "teams_tab.sign_in_window",
+    "teams_tab.redeem",
     # Archive media behind a short-lived signed link (user, viewer cookie, expiry): the
     # Python twin of nginx's secure_link check, which never sees the session either.
     "archives.media",

@@ -88,6 +88,7 @@ ACTION_LABELS = {
     "path.update": _l("研修体系の編集"),
     "session.create": _l("研修回の作成"),
     "session.update": _l("研修回の変更"),
+    "teams.app_package_downloaded": _l("Teams アプリ パッケージのダウンロード"),
     "teams.retry": _l("Teams 連携の再試行"),
     "teams.sync_meeting": _l("Teams 会議の作成・更新"),
 }
@@ -111,6 +112,7 @@ TARGET_LABELS = {
     "sign_in": _l("サインイン"),
     "staff_member": _l("職員"),
     "tenant": _l("テナント"),
+    "teams_app": _l("Teams アプリ"),
     "tenant_mapping": _l("テナントの対応付け"),
     "training_path": _l("研修体系"),
     "training_session": _l("研修回"),
@@ -142,6 +144,7 @@ DETAIL_LABELS = {
     "table": _l("表"),
     "tenant_id": _l("テナント ID"),
     "title": _l("題名"),
+    "version": _l("バージョン"),
     "words": _l("語"),
     "added": _l("追加"),
     "updated": _l("更新"),

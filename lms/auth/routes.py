@@ -24,7 +24,7 @@ from lms.auth.services import (
     sign_in_identity,
     sign_out_everywhere,
 )
-from lms.auth.session import end_session, signed_in_with, start_session
+from lms.auth.session import after_sign_out_url, end_session, signed_in_with, start_session
 from lms.common.database import begin_write
 from lms.common.ids import parse_id
 from lms.common.limits import limit_sign_in
@@ -227,7 +227,11 @@ def logout_everywhere():
 
 
 def _after_sign_out(via_entra: bool):
-    """Home, or first the identity provider's sign-out (which comes back home)."""
+    """Home, or first the identity provider's sign-out (which comes back home); in the Teams
+    tab, the tab's own page (Teams keeps the account signed in: the tab offers to sign in again)."""
+    framed = after_sign_out_url()
+    if framed:
+        return redirect(safe_next(framed, url_for("main.home")))
     if via_entra and entra.is_configured():
         target = current_app.config.get("ENTRA_POST_LOGOUT_REDIRECT_URI") or url_for("main.home", _external=True)
         provider_logout = entra.end_session_url(target)

@@ -14,6 +14,7 @@ from datetime import timedelta
 from functools import lru_cache
 
 from flask import Flask, current_app, flash, g, redirect, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
 from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager, current_user, login_user, logout_user
 from sqlalchemy import and_, bindparam, delete, select
@@ -29,9 +30,43 @@ _SIGNED_IN_AT = "signed_in_at"
 _LAST_SEEN = "last_seen"
 _SESSION_ID = "sid"  # the UserSession row this browser's session is
 AUTH_METHOD = "auth_method"
+_FRAMED = "framed"  # the session lives in a frame of another site (the Teams tab)
+_AFTER_SIGN_OUT = "after_sign_out"  # where sign-out leads, when not home (the Teams tab)
+
+
+class FramedSessionInterface(SecureCookieSessionInterface):
+    """The signed cookie session, whose cookie is ``SameSite=None; Secure; Partitioned`` while
+    the session lives in a frame of another site (Manabi as a Teams tab: a ``Lax`` cookie is not
+    sent there, and a partitioned one is kept even where third-party cookies are blocked).
+    Every other session keeps the configured ``SameSite=Lax``."""
+
+    def get_cookie_samesite(self, app: Flask) -> str | None:
+        return "None" if is_framed() else super().get_cookie_samesite(app)
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return True if is_framed() else super().get_cookie_secure(app)
+
+    def get_cookie_partitioned(self, app: Flask) -> bool:
+        return True if is_framed() else super().get_cookie_partitioned(app)
+
+
+def is_framed() -> bool:
+    return bool(session.get(_FRAMED))
+
+
+def mark_framed(after_sign_out: str) -> None:
+    """This browser's session lives in a frame (the Teams tab); sign-out leads to
+    ``after_sign_out`` (a path of this site)."""
+    session[_FRAMED] = True
+    session[_AFTER_SIGN_OUT] = after_sign_out
+
+
+def after_sign_out_url() -> str | None:
+    return session.get(_AFTER_SIGN_OUT)
 
 
 def init_login(app: Flask, login_manager: LoginManager) -> None:
+    app.session_interface = FramedSessionInterface()
     login_manager.init_app(app)
     login_manager.session_protection = "basic"
     login_manager.login_view = "auth.login_page"
@@ -108,10 +143,9 @@ def start_session(user, remember: bool = False, method: str = "demo") -> None:
     ``method`` ("entra" or "demo") decides whether sign-out also ends the provider's session.
     The session's server-side record is added to the database session; the caller commits.
     """
-    lang = session.get("lang")
+    kept = {key: session[key] for key in ("lang", _FRAMED, _AFTER_SIGN_OUT) if key in session}
     session.clear()
-    if lang:
-        session["lang"] = lang
+    session.update(kept)
     login_user(user, remember=remember, fresh=True)
     g.user_id = user.id
     now = int(time.time())
@@ -133,6 +167,12 @@ def open_session_record(user, method: str) -> str:
     return record.id
 
 
+def current_session_id() -> str | None:
+    """The id of this browser's server-side session record."""
+    value = session.get(_SESSION_ID)
+    return value if isinstance(value, str) else None
+
+
 def signed_in_with() -> str | None:
     return session.get(AUTH_METHOD)
 
@@ -145,9 +185,8 @@ def end_session() -> None:
         begin_write()  # (only reads before: the user's load)
         db.session.execute(delete(UserSession).where(UserSession.id == session_id))
         db.session.commit()
-    lang = session.get("lang")
+    kept = {key: session[key] for key in ("lang", _FRAMED, _AFTER_SIGN_OUT) if key in session}
     logout_user()
     g.pop("user_id", None)
     session.clear()
-    if lang:
-        session["lang"] = lang
+    session.update(kept)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from flask import Flask, Response, abort, g, jsonify, make_response, render_template, request
+from flask import Flask, Response, abort, current_app, g, jsonify, make_response, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 
@@ -81,6 +81,26 @@ def allow_inline_styles(app: Flask, endpoint: str) -> None:
     app.extensions.setdefault(INLINE_STYLE_ENDPOINTS, set()).add(endpoint)
 
 
+# app.extensions key: endpoints whose pages Microsoft Teams, Outlook and Microsoft 365 may show
+# in a frame (the Teams app's personal tab and the learner pages it leads to). Every other
+# page refuses every frame.
+TEAMS_FRAME_ENDPOINTS = "lms_teams_frame_endpoints"
+# The hosts of Teams, Outlook and Microsoft 365 that frame a tab (Microsoft's list for tabs).
+TEAMS_FRAME_ANCESTORS = (
+    "https://teams.microsoft.com", "https://*.teams.microsoft.com", "https://teams.cloud.microsoft",
+    "https://*.cloud.microsoft", "https://*.office.com", "https://outlook.office.com",
+    "https://outlook.office365.com", "https://*.office365.com", "https://*.microsoft365.com",
+)
+
+
+def allow_teams_frame(app: Flask, *endpoints: str) -> None:
+    app.extensions.setdefault(TEAMS_FRAME_ENDPOINTS, set()).update(endpoints)
+
+
+def teams_frameable(endpoint: str | None) -> bool:
+    return endpoint in current_app.extensions.get(TEAMS_FRAME_ENDPOINTS, ())
+
+
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
@@ -106,14 +126,18 @@ def init_web(app: Flask, form_action_origins: Iterable[str] = ()) -> None:
     app.before_request_funcs[None].insert(1, _refuse_nul)
 
     inline_styles = csp.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+    in_teams = csp.replace("frame-ancestors 'none'", "frame-ancestors " + " ".join(TEAMS_FRAME_ANCESTORS))
 
     @app.after_request
     def _security_headers(response):
         relaxed = request.endpoint in app.extensions.get(INLINE_STYLE_ENDPOINTS, ())
-        response.headers.setdefault("Content-Security-Policy", inline_styles if relaxed else csp)
+        framed = request.endpoint in app.extensions.get(TEAMS_FRAME_ENDPOINTS, ())
+        response.headers.setdefault("Content-Security-Policy",
+                                    in_teams if framed else inline_styles if relaxed else csp)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Frame-Options", "DENY")
+        if not framed:  # (frame-ancestors decides for the others: X-Frame-Options cannot name hosts)
+            response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
         response.headers["X-Request-ID"] = getattr(g, "request_id", "")
         if app.config.get("HSTS"):

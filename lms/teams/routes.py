@@ -1,9 +1,12 @@
-"""Teams pages: the trainer's session page, the admins' status page, the Graph webhook, and
-the roster's sync from Microsoft Graph (its button is on the roster page: ``/roster/sync``)."""
+"""Teams pages: the trainer's session page, the admins' status page, the Teams app package
+(``/teams/app``), the Graph webhook, and the roster's sync from Microsoft Graph (its button is
+on the roster page: ``/roster/sync``)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+import base64
+
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
@@ -13,6 +16,7 @@ from lms.attendance.forms import ActionForm, CorrectionForm, MatchForm, staff_ch
 from lms.audit.services import record_action
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
 from lms.common.access import refuse_as_missing, role_required
+from lms.common.database import begin_write
 from lms.common.errors import DomainError, NotAllowed, NotFound
 from lms.common.i18n import brand_name
 from lms.common.ids import parse_id
@@ -21,8 +25,8 @@ from lms.common.public import public
 from lms.courses.models import TrainingSession
 from lms.extensions import csrf, db, limiter
 from lms.roster.pages import back_to, scoped_municipality
+from lms.teams import app_identity, app_package, roster_sync, services
 from lms.teams import operations as ops
-from lms.teams import roster_sync, services
 from lms.teams.graph import graph_configured
 from lms.teams.models import GraphOperation
 from lms.teams.subscriptions import authentic
@@ -129,6 +133,36 @@ def retry_operation(operation_id: int):
     if back_to_session is not None:
         return redirect(url_for("teams.session_detail", session_id=back_to_session))
     return redirect(url_for("teams.status"))
+
+
+@bp.get("/teams/app")
+@role_required(PLATFORM_ADMIN)
+def app_page():
+    """What the Teams app package holds and what a tenant admin does with it; its download."""
+    try:
+        manifest = app_package.manifest()
+    except app_package.PackageUnavailable as exc:
+        return render_template("teams/app.html", unavailable=exc.message, manifest=None)
+    icons = {name: "data:image/png;base64," + base64.b64encode(data).decode("ascii") for name, data in
+             ((app_package.COLOR_ICON, app_package.color_icon(manifest["accentColor"])),
+              (app_package.OUTLINE_ICON, app_package.outline_icon()))}
+    return render_template("teams/app.html", unavailable=None, manifest=manifest, english=app_package.localization(),
+                           icons=icons, package_name=app_package.package_name())
+
+
+@bp.get("/teams/app/package.zip")
+@role_required(PLATFORM_ADMIN)
+def app_package_zip():
+    try:
+        data = app_package.package()
+    except app_package.PackageUnavailable:
+        return redirect(url_for("teams.app_page"))  # which says why
+    begin_write()
+    record_action(current_user, "teams.app_package_downloaded", "teams_app", app_identity.app_id(), None,
+                  version=app_package.VERSION, sha256=app_package.digest(data))
+    db.session.commit()
+    return Response(data, mimetype="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="{app_package.package_name()}"', "Cache-Control": "private, no-store"})
 
 
 @bp.post("/teams/graph/notifications")

@@ -29,7 +29,10 @@ ROLES = {
 
 @pytest.fixture
 def app_config(app_config):
-    return {**app_config, "WTF_CSRF_ENABLED": True, "LMS_LOG_REQUESTS": False}
+    # An Entra app's client id, as a deployment has: the pages that show it (the Teams app
+    # package, the tenants' consent links) are checked as their users see them.
+    return {**app_config, "WTF_CSRF_ENABLED": True, "LMS_LOG_REQUESTS": False,
+            "ENTRA_CLIENT_ID": "0b5c3f4e-7a1d-4c2b-9e8f-1a2b3c4d5e6f"}
 
 
 def demo_user(code, key):

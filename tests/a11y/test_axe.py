@@ -30,7 +30,7 @@ def _extra(role, world) -> list[str]:
     """Pages reached by forms or the player rather than by links, and the footer's pages."""
     site = ["/accessibility", "/privacy"]
     if role == "anonymous":
-        return site
+        return [*site, "/teams/tab"]  # (the Teams tab's page, opened outside Teams)
     archive = world["archive"]
     onsite = f"/attendance/sessions/{world['onsite_session'].id}"
     by_role = {
@@ -40,7 +40,7 @@ def _extra(role, world) -> list[str]:
         # The printed lists and the check-in QR codes of a session held on site.
         "trainer": [f"{onsite}/sign-in-sheet", f"{onsite}/participants", f"{onsite}/qr", f"{onsite}/qr/poster",
                     f"/manage/courses/{world['course'].id}/prerequisites"],
-        "platform_admin": ["/admin/pages/accessibility", "/manage/paths", "/manage/paths/new"],
+        "platform_admin": ["/admin/pages/accessibility", "/manage/paths", "/manage/paths/new", "/teams/app"],
     }
     return site + by_role.get(role, []) + ["/courses?q=Teams", f"/courses/{world['course'].id}", "/archives/",
                                            f"/archives/{archive.id}", "/archives/search?q=会議"]

@@ -8,8 +8,11 @@ the provider's pages through ``requests`` (the "browser"), posting its login/con
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -18,7 +21,7 @@ import time
 import uuid
 from html import unescape
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import pytest
 import requests
@@ -51,6 +54,11 @@ API_CLIENTS = {
     "platform": ("c0000000-0000-4000-8000-00000000000a", TENANT_P, [READ, WRITE]),
 }
 POST_LOGOUT_URI = "http://localhost/"
+# The Teams tab's single sign-on: the Teams app's application ID URI (its tokens' audience) and
+# the client standing for Teams, which asks the provider for a user's token for it.
+TEAMS_RESOURCE = "api://localhost/manabi-test-client"
+TEAMS_CLIENT = "teams-test-client"
+TEAMS_SECRET = "teams-test-client-secret-0123456789abcdef"  # noqa: S105 (test provider only)
 
 
 class OidcProvider:
@@ -107,10 +115,14 @@ class OidcProvider:
             "key": str(self.workdir / "key.pem"),
             "clientId": CLIENT_ID,
             "clientSecret": CLIENT_SECRET,
-            "redirectUris": [REDIRECT_URI, f"{browser_base}/auth/callback"],
+            # (https too: the Teams tab's browser test serves Manabi over TLS, as Teams requires)
+            "redirectUris": [REDIRECT_URI, f"{browser_base}/auth/callback",
+                             f"https://127.0.0.1:{self.browser_port}/auth/callback"],
             "postLogoutRedirectUris": [POST_LOGOUT_URI, f"{browser_base}/"],
             "accountsFile": str(self.accounts_file),
             "apiResource": API_RESOURCE,
+            "teamsResource": TEAMS_RESOURCE,
+            "teamsClient": {"clientId": TEAMS_CLIENT, "clientSecret": TEAMS_SECRET},
             "apiClients": [{"clientId": app_id, "clientSecret": API_SECRET, "roles": roles, "tid": tid}
                            for app_id, tid, roles in API_CLIENTS.values()],
             "instances": [
@@ -172,6 +184,27 @@ class OidcProvider:
             f"{self.authority(instance)}/token",
             data={"grant_type": "client_credentials", "client_id": app_id, "client_secret": API_SECRET,
                   "resource": resource, "scope": "api.read"},
+            verify=self.ca, timeout=10,
+        )
+        assert response.status_code == 200, response.text
+        return response.json()["access_token"]
+
+    def user_token(self, login: str, *, instance: str = "oidc", resource: str = TEAMS_RESOURCE,
+                   scope: str = "openid access_as_user") -> str:
+        """A user's access token for ``resource``, as Teams gets one for a tab: the
+        authorization-code grant (PKCE) of the Teams client, signed in as ``login``."""
+        verifier = secrets.token_urlsafe(48)
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        query = urlencode({"client_id": TEAMS_CLIENT, "response_type": "code", "redirect_uri": REDIRECT_URI,
+                           "scope": scope, "resource": resource, "state": secrets.token_urlsafe(8),
+                           "code_challenge": challenge, "code_challenge_method": "S256"})
+        callback = browse_to_callback(new_browser(self), f"{self.authority(instance)}/auth?{query}", login)
+        code = parse_qs(urlsplit(callback).query)["code"][0]
+        response = requests.post(
+            f"{self.authority(instance)}/token",
+            data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
+                  "client_id": TEAMS_CLIENT, "client_secret": TEAMS_SECRET, "code_verifier": verifier,
+                  "resource": resource},
             verify=self.ca, timeout=10,
         )
         assert response.status_code == 200, response.text

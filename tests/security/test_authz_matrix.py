@@ -168,6 +168,17 @@ EXPECTED = {
     "teams.import_now POST": "L 404 404 404 404 ok",
     "teams.sync_meeting POST": "L 404 404 404 404 ok",
     "teams.status GET": "L 403 403 403 403 ok",
+    # The Teams app package (tests/teams/test_app_package.py); without ENTRA_CLIENT_ID the download
+    # goes back to the page, which says why.
+    "teams.app_page GET": "L 403 403 403 403 ok",
+    "teams.app_package_zip GET": "L 403 403 403 403 ok",
+    # The Teams tab signs people in itself (tests/teams/test_tab.py): without Entra configured
+    # its single sign-on is not there; an empty hand-over is refused.
+    "teams_tab.tab GET": "ok ok ok ok ok ok",
+    "teams_tab.sso POST": "404 404 404 404 404 404",
+    "teams_tab.sign_in_window GET": "L L L L L L",
+    "teams_tab.signed_in GET": "L ok ok ok ok ok",
+    "teams_tab.redeem POST": "400 400 400 400 400 400",
     "archives.remove_file POST": "L 403 404 403 403 ok",
     "admin.remove_tenant POST": "L 403 403 403 403 ok",
     # admin_b deletes the assignment first; the platform admin then finds it gone.

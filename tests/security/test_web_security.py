@@ -7,7 +7,9 @@ import re
 from urllib.parse import urlsplit
 
 import pytest
+from werkzeug.exceptions import HTTPException
 
+from lms.common.web import TEAMS_FRAME_ANCESTORS, TEAMS_FRAME_ENDPOINTS
 from tests.factories import make_user, sign_in
 from tests.security.htmlcheck import crawl, dom_problems
 
@@ -110,8 +112,24 @@ def _assert_csp(url, response):
     assert directives.get("script-src") == "'self'", url
     assert directives.get("style-src") == "'self'", url
     assert directives.get("object-src") == "'none'", url
-    assert directives.get("frame-ancestors") == "'none'", url
+    if _teams_frameable(url):  # the Teams tab and its learner pages: Teams' hosts only
+        assert directives.get("frame-ancestors") == " ".join(TEAMS_FRAME_ANCESTORS), url
+        assert "X-Frame-Options" not in response.headers, url
+    else:
+        assert directives.get("frame-ancestors") == "'none'", url
+        assert response.headers.get("X-Frame-Options") == "DENY", url
     assert response.headers.get("X-Content-Type-Options") == "nosniff", url
+
+
+def _teams_frameable(url: str) -> bool:
+    from flask import current_app
+
+    path = urlsplit(url).path
+    try:
+        endpoint, _args = current_app.url_map.bind("localhost").match(path)
+    except HTTPException:
+        return False
+    return endpoint in current_app.extensions.get(TEAMS_FRAME_ENDPOINTS, ())
 
 
 @pytest.fixture

@@ -18,6 +18,12 @@
 // indicators, RFC 8707), carrying Entra's app-only claims: azp (the application), roles, tid.
 // "other-aud" issues them for another resource; "past-clock-api" issues every token from a
 // clock two hours behind (already expired).
+// The Teams tab's single sign-on: config.teamsClient ({ clientId, clientSecret }) stands for the
+// Teams client, which gets a user's access token for config.teamsResource (the Teams app's
+// application ID URI) by the authorization-code grant, as Teams does for a tab; the token
+// carries Entra's delegated claims — scp (access_as_user when that scope was asked for), oid,
+// tid, roles, preferred_username, name — from the account. "other-aud" issues it for another
+// resource; "past-clock-api" from a clock two hours behind.
 // Accounts come from accountsFile ({ "<login>": { claims… } }), read at each sign-in, so a
 // test decides the oid/tid/roles/preferred_username that the next sign-in carries.
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
@@ -60,6 +66,24 @@ function readAccounts() {
 }
 
 const apiClients = config.apiClients || [];
+const teamsClients = config.teamsClient ? [{
+  client_id: config.teamsClient.clientId,
+  client_secret: config.teamsClient.clientSecret,
+  redirect_uris: config.redirectUris,
+  response_types: ['code'],
+  grant_types: ['authorization_code'],
+  token_endpoint_auth_method: 'client_secret_post',
+}] : [];
+
+function resourceServer(behaviour, resource, scope) {
+  return {
+    scope,
+    audience: behaviour === 'other-aud' ? 'api://another-application' : resource,
+    accessTokenFormat: 'jwt',
+    accessTokenTTL: 3600,
+    jwt: { sign: { alg: 'RS256' } },
+  };
+}
 
 function buildProvider(issuer, behaviour) {
   const provider = new Provider(issuer, {
@@ -82,13 +106,14 @@ function buildProvider(issuer, behaviour) {
         token_endpoint_auth_method: 'client_secret_post',
       },
       ...certificateClients,
+      ...teamsClients,
     ],
     jwks: { keys: [behaviour === 'other-key' ? otherKey : mainKey] },
     conformIdTokenClaims: false,
     claims: {
       openid: ['sub', 'oid', 'tid', 'roles', 'preferred_username', 'name', 'email'],
     },
-    scopes: ['openid', 'profile', 'offline_access', 'api.read'],
+    scopes: ['openid', 'profile', 'offline_access', 'api.read', 'access_as_user'],
     pkce: { required: () => true },
     features: {
       devInteractions: { enabled: true },
@@ -100,20 +125,22 @@ function buildProvider(issuer, behaviour) {
         defaultResource: (ctx, client, oneOf) => oneOf,
         useGrantedResource: () => false,
         async getResourceServerInfo(ctx, resourceIndicator) {
+          if (config.teamsResource && resourceIndicator === config.teamsResource) {
+            return resourceServer(behaviour, config.teamsResource, 'access_as_user');
+          }
           if (!config.apiResource || resourceIndicator !== config.apiResource) {
             throw new errors.InvalidTarget();
           }
-          return {
-            scope: 'api.read',
-            audience: behaviour === 'other-aud' ? 'api://another-application' : config.apiResource,
-            accessTokenFormat: 'jwt',
-            accessTokenTTL: 3600,
-            jwt: { sign: { alg: 'RS256' } },
-          };
+          return resourceServer(behaviour, config.apiResource, 'api.read');
         },
       },
     },
     async extraTokenClaims(ctx, token) {
+      if (config.teamsClient && token.clientId === config.teamsClient.clientId && token.accountId) {
+        const { oid, tid, roles, preferred_username, name } = readAccounts()[token.accountId] || {};
+        const scp = (token.scope || '').split(' ').filter((s) => s === 'access_as_user').join(' ');
+        return { scp, oid, tid, roles, preferred_username, name, azp: token.clientId };
+      }
       const apiClient = apiClients.find((c) => c.clientId === token.clientId);
       if (!apiClient || token.kind !== 'ClientCredentials') return undefined;
       return { azp: apiClient.clientId, roles: apiClient.roles, tid: apiClient.tid };
