@@ -77,6 +77,14 @@ def tab_of(entity_id) -> app_identity.Tab:
     return app_identity.tab(entity_id if isinstance(entity_id, str) else "")
 
 
+def _signed_in_here(user: User, chosen: app_identity.Tab):
+    """``user``'s session in this frame (committed); the answer names the page to open."""
+    start_session(user, method="teams")
+    mark_framed(_after_sign_out())
+    db.session.commit()
+    return jsonify({"next": url_for(chosen.endpoint)})
+
+
 def _refused(status: int, message: str, reason: str):
     return jsonify({"error": reason, "message": message}), status
 
@@ -126,10 +134,7 @@ def sso():
         record_failure("disabled", tenant_id=identity.tenant_id, object_id=identity.object_id)
         db.session.commit()
         return _refused(403, _("このアカウントは利用停止されています。所属団体の研修担当にお問い合わせください。"), "disabled")
-    start_session(user, method="teams")
-    mark_framed(_after_sign_out())
-    db.session.commit()
-    return jsonify({"next": url_for(chosen.endpoint)})
+    return _signed_in_here(user, chosen)
 
 
 # ---------------------------------------------------------------- the pop-up sign-in
@@ -155,6 +160,10 @@ def signed_in():
     return render_template("teams/tab_signed_in.html", code=code)
 
 
+def _invalid_code():
+    return _refused(400, _("サインインの受け渡しに失敗しました。もう一度サインインしてください。"), "invalid_code")
+
+
 @bp.post("/redeem")
 @public
 @limit_sign_in
@@ -169,15 +178,12 @@ def redeem():
     except BadSignature:
         handed = None
     if not isinstance(handed, dict):
-        return _refused(400, _("サインインの受け渡しに失敗しました。もう一度サインインしてください。"), "invalid_code")
+        return _invalid_code()
     begin_write()
     ended = db.session.execute(delete(UserSession).where(UserSession.id == str(handed.get("s")),
                                                          UserSession.user_id == handed.get("u")))
     user = db.session.scalar(select(User).where(User.id == handed.get("u")))
     if not getattr(ended, "rowcount", 0) or user is None or not user.active:
         db.session.rollback()
-        return _refused(400, _("サインインの受け渡しに失敗しました。もう一度サインインしてください。"), "invalid_code")
-    start_session(user, method="teams")
-    mark_framed(_after_sign_out())
-    db.session.commit()
-    return jsonify({"next": url_for(chosen.endpoint)})
+        return _invalid_code()
+    return _signed_in_here(user, chosen)
