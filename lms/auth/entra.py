@@ -53,7 +53,7 @@ _METADATA_TTL_SECONDS = 6 * 60 * 60
 # A token signed with a key the cached JWKS lacks fetches the set again, at most this often.
 _JWKS_REFETCH_COOLDOWN_SECONDS = 30
 _HTTP_TIMEOUT = 15
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 # Entra app-role values (the ``roles`` claim) → Manabi roles. Everyone is a learner.
 APP_ROLES = {
@@ -335,7 +335,7 @@ def verify_token(token: str, *, audience: str | list[str], require: tuple[str, .
     tid = str(claims.get("tid") or "")
     expected_issuer = metadata["issuer"]
     if "{tenantid}" in expected_issuer:
-        if not _GUID.match(tid):
+        if not GUID.match(tid):
             raise SignInError("invalid_token", "tid missing or not a GUID")
         expected_issuer = expected_issuer.replace("{tenantid}", tid)
     if claims["iss"] != expected_issuer:
@@ -346,7 +346,7 @@ def verify_token(token: str, *, audience: str | list[str], require: tuple[str, .
 def identity_from_claims(claims: dict) -> Identity:
     tid = str(claims.get("tid") or "").lower()
     oid = str(claims.get("oid") or "").lower()
-    if not _GUID.match(tid) or not _GUID.match(oid):
+    if not GUID.match(tid) or not GUID.match(oid):
         raise SignInError("invalid_token", "tid/oid missing or not GUIDs")
     username = str(claims.get("preferred_username") or claims.get("email") or claims.get("upn") or "").strip()
     roles = claims.get("roles") or []
@@ -451,7 +451,7 @@ def acquire_app_token(scopes: tuple[str, ...] = (GRAPH_DEFAULT_SCOPE,), tenant_i
     """
     app = current_app
     if tenant_id is not None:
-        if not _GUID.match(tenant_id):
+        if not GUID.match(tenant_id):
             raise SignInError("configuration", f"not a tenant id: {tenant_id!r}")
         client = _tenant_client(app, tenant_id)
     else:

@@ -22,6 +22,7 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from PIL import Image, ImageDraw
 
+from lms.auth.entra import GUID
 from lms.common.errors import DomainError
 from lms.common.i18n import brand_name, portal_name
 from lms.common.links import app_url
@@ -45,7 +46,6 @@ ENGLISH_FILE = "en-us.json"
 COLOR_ICON, OUTLINE_ICON = "color.png", "outline.png"
 COLOR_SIZE, OUTLINE_SIZE = 192, 32
 
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 # Fixed entry times: the same settings give the same zip, byte for byte.
 _ZIP_TIME = (2020, 1, 1, 0, 0, 0)
@@ -136,14 +136,14 @@ def _client_id() -> str:
     if not client_id:
         raise PackageUnavailable(_("ENTRA_CLIENT_ID（Microsoft Entra ID のアプリのクライアント ID）が設定されていないため、"
                                    "シングルサインオンのある Teams アプリ パッケージを作れません。"))
-    if not _GUID.match(client_id):
+    if not GUID.match(client_id):
         raise PackageUnavailable(_("ENTRA_CLIENT_ID は Microsoft Entra ID のアプリのクライアント ID（GUID）で設定してください。"))
     return client_id
 
 
 def _app_id() -> str:
     app_id = app_identity.app_id()
-    if not _GUID.match(app_id):
+    if not GUID.match(app_id):
         raise PackageUnavailable(_("LMS_TEAMS_APP_ID は GUID で設定してください（空欄にすると自動で決まります）。"))
     return app_id
 

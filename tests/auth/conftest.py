@@ -19,6 +19,7 @@ import subprocess
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from html import unescape
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
@@ -305,6 +306,24 @@ def sign_in(client, provider: OidcProvider, login: str, *, next_url: str | None 
     callback = browse_to_callback(browser or new_browser(provider), auth_uri, login)
     parts = urlsplit(callback)
     return client.get(f"{parts.path}?{parts.query}")
+
+
+@contextmanager
+def serve_on_browser_port(app, provider: OidcProvider, *, tls: bool = False):
+    """Manabi on the port whose /auth/callback the provider knows (a real browser signs in);
+    ``tls``: over HTTPS with the provider's test certificate (it names 127.0.0.1). Yields the
+    base URL."""
+    from werkzeug.serving import make_server
+
+    context = (provider.ca, str(provider.workdir / "key.pem")) if tls else None
+    server = make_server("127.0.0.1", provider.browser_port, app, threaded=True, ssl_context=context)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{provider.browser_port}"
+    finally:
+        server.shutdown()
+        thread.join(5)
 
 
 def new_guid() -> str:

@@ -7,7 +7,6 @@ form-action).
 
 from __future__ import annotations
 
-import threading
 import uuid
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from sqlalchemy import select
 
 from lms.auth.models import User
 from tests import factories
-from tests.auth.conftest import entra_settings
+from tests.auth.conftest import entra_settings, serve_on_browser_port
 from tests.conftest import ROOT, require
 
 pytestmark = pytest.mark.browser
@@ -33,16 +32,8 @@ def app_config(app_config, oidc_provider):
 
 @pytest.fixture
 def manabi_url(app, oidc_provider):
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", oidc_provider.browser_port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{oidc_provider.browser_port}"
-    finally:
-        server.shutdown()
-        thread.join(5)
+    with serve_on_browser_port(app, oidc_provider) as url:
+        yield url
 
 
 def _axe(page) -> list:

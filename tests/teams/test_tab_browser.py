@@ -7,7 +7,6 @@ origin the tab is refused; where Teams gives no token, the pop-up sign-in works.
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from lms.enrollment.models import Enrollment
 from lms.roster.models import StaffMember
 from tests import factories
 from tests.auth import conftest as auth_conftest
-from tests.auth.conftest import TEAMS_RESOURCE, entra_settings, new_guid
+from tests.auth.conftest import TEAMS_RESOURCE, entra_settings, new_guid, serve_on_browser_port
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.browser
@@ -76,19 +75,10 @@ def app_config(app_config, oidc_provider):
 
 @pytest.fixture
 def manabi_url(app, oidc_provider):
-    """Manabi over TLS (Teams opens only https pages; the provider's test certificate names
-    127.0.0.1) on the port whose /auth/callback the provider knows (the pop-up signs in by the web)."""
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", oidc_provider.browser_port, app, threaded=True,
-                         ssl_context=(oidc_provider.ca, str(oidc_provider.workdir / "key.pem")))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"https://127.0.0.1:{oidc_provider.browser_port}"
-    finally:
-        server.shutdown()
-        thread.join(5)
+    """Manabi over TLS (Teams opens only https pages) on the port whose /auth/callback the
+    provider knows (the pop-up signs in by the web)."""
+    with serve_on_browser_port(app, oidc_provider, tls=True) as url:
+        yield url
 
 
 def _person(db, oidc_provider, code="131016"):
