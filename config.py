@@ -208,6 +208,11 @@ class Config:
     LMS_TEAMS_ACCENT_COLOR = _text("LMS_TEAMS_ACCENT_COLOR", "#1D4F91")
     LMS_TEAMS_SSO_RESOURCE = _text("LMS_TEAMS_SSO_RESOURCE", "")
     LMS_TEAMS_SSO_SCOPE = _text("LMS_TEAMS_SSO_SCOPE", "access_as_user")
+    # Notices (approval requests, enrollment decisions, promotions, reminders) also go to the
+    # person's Teams activity feed where Graph is set up and the person's tenant has consented
+    # (lms.teams.activity); each person chooses Teams, mail or both, and mail goes wherever
+    # Teams cannot reach them.
+    LMS_TEAMS_NOTICES = _flag("LMS_TEAMS_NOTICES", True)
 
     # Mail: "file" writes to LMS_MAIL_DIR, "smtp" or "graph" deliver.
     MAIL_BACKEND = _text("MAIL_BACKEND", "file")

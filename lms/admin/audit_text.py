@@ -73,6 +73,7 @@ ACTION_LABELS = {
     "export.audit": _l("監査ログの出力"),
     "export.completion": _l("修了状況の出力"),
     "notifications.retry": _l("メールの再送"),
+    "notifications.channel": _l("お知らせの受け取り方の変更"),
     "roster.add": _l("職員の登録"),
     "roster.edit": _l("職員情報の訂正"),
     "roster.export": _l("職員名簿の出力"),

@@ -39,7 +39,17 @@ from lms.municipalities.services import (
     list_tenant_mappings,
     remove_tenant_mapping,
 )
-from lms.notifications.models import FAILED, QUEUED, SENDING, SENT, SKIPPED, OutboxMail
+from lms.notifications.models import (
+    FAILED,
+    QUEUED,
+    SENDING,
+    SENT,
+    SKIPPED,
+    TEAMS_NOT_USED,
+    TEAMS_SENT,
+    TEAMS_UNAVAILABLE,
+    OutboxMail,
+)
 from lms.notifications.services import compose_mail, delivery_backlog, is_uncomposed, outbox_query, retry_mail
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -52,6 +62,11 @@ MAIL_STATUS_LABELS = {
     SENT: _l("送信済み"),
     FAILED: _l("送信失敗"),
     SKIPPED: _l("送信不要"),
+}
+TEAMS_STATE_LABELS = {
+    TEAMS_SENT: _l("Teams のアクティビティに届けました"),
+    TEAMS_NOT_USED: _l("Teams には送りません（メールのみ）"),
+    TEAMS_UNAVAILABLE: _l("Teams に届けられないため、メールで送ります"),
 }
 
 
@@ -186,7 +201,8 @@ def outbox_detail(mail_id: int):
         # Composed here as the worker would before sending it, so that the page shows the text.
         compose_mail(mail)
         db.session.commit()
-    return render_template("admin/outbox_detail.html", mail=mail, status_labels=MAIL_STATUS_LABELS)
+    return render_template("admin/outbox_detail.html", mail=mail, status_labels=MAIL_STATUS_LABELS,
+                           teams_labels=TEAMS_STATE_LABELS)
 
 
 @bp.post("/mail/<int:mail_id>/retry")

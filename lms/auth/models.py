@@ -14,6 +14,13 @@ from lms.common.timeutil import utcnow
 from lms.common.types import UTCDateTime
 from lms.extensions import Model
 
+# How a person wants their notices (申込の結果, 承認依頼, 前日のお知らせ, …): in their Teams
+# activity feed, by mail, or both. Teams falls back to mail wherever it cannot reach them.
+NOTICE_BOTH = "both"
+NOTICE_TEAMS = "teams"
+NOTICE_MAIL = "mail"
+NOTICE_CHANNELS = (NOTICE_BOTH, NOTICE_TEAMS, NOTICE_MAIL)
+
 
 class User(UserMixin, Model):
     __tablename__ = "user_account"
@@ -30,6 +37,7 @@ class User(UserMixin, Model):
     # sessions carrying an older value are refused.
     session_version: Mapped[int] = mapped_column(default=1)
     locale: Mapped[str | None] = mapped_column(String(5))
+    notice_channel: Mapped[str] = mapped_column(String(5), default=NOTICE_BOTH, server_default=NOTICE_BOTH)
     is_demo: Mapped[bool] = mapped_column(default=False)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -354,3 +354,35 @@ def _session_calendar(method, starts_at, ends_at, revision, summary, description
     event.add("transp", "OPAQUE")
     cal.add_component(event)
     return cal.to_ical().decode("utf-8")
+
+
+# ---------------------------------------------------------------- the training office's approval request
+
+
+def approvals_url() -> str:
+    return app_url("enrollment.admin_home", "/municipal")
+
+
+def compose_approval_request(enrollment, recipient_name: str, locale: str | None) -> ComposedMail:
+    """Subject and body of "an enrollment awaits your approval" for a training office member."""
+    with force_locale(locale or "ja"):
+        session = enrollment.session
+        member = enrollment.staff_member
+        session_name = f"{session.course.title} {session.title}".strip()
+        department = f"（{member.department}）" if getattr(member, "department", "") else ""
+        subject = _("【%(brand)s】承認依頼：%(session)s", brand=brand_name(), session=session_name)
+        lines = [
+            _("%(name)s 様", name=recipient_name) if recipient_name else _("研修担当 各位"),
+            "",
+            _("%(learner)s さん%(department)sから次の研修への受講申込があり、承認を待っています。",
+              learner=member.full_name, department=department),
+            "",
+            _("研修：%(session)s", session=session_name),
+            _("日時：%(when)s", when=format_when(session.starts_at)),
+            "",
+            _("承認・却下は研修担当の画面から行えます：%(url)s", url=approvals_url()),
+            "",
+            "-- ",
+            portal_name(),
+        ]
+        return ComposedMail(subject=subject, body="\n".join(lines) + "\n", ics="")

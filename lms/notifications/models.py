@@ -15,6 +15,13 @@ QUEUED = "queued"
 SENDING = "sending"
 SENT = "sent"
 FAILED = "failed"
+# Teams activity notice of a row (``teams_state``): not decided yet; sent to the person's
+# activity feed; not through Teams (a kind Teams does not carry, or the person chose mail);
+# Teams could not reach the person (``teams_error`` says why), so the mail goes.
+TEAMS_PENDING = ""
+TEAMS_SENT = "sent"
+TEAMS_NOT_USED = "not_used"
+TEAMS_UNAVAILABLE = "unavailable"
 # Not sent because it no longer applied when its turn came (a reminder after a cancellation).
 SKIPPED = "skipped"
 
@@ -35,6 +42,13 @@ class OutboxMail(Model):
     staff_member_id: Mapped[int | None] = mapped_column(ForeignKey("staff_member.id"))
     enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollment.id"))
     municipality_id: Mapped[int | None] = mapped_column(ForeignKey("municipality.id"))
+    # The recipient's account, for a notice to someone who is not addressed through a roster
+    # entry (a training office's approval request); staff members are found through
+    # ``staff_member_id``.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    teams_state: Mapped[str] = mapped_column(String(12), default=TEAMS_PENDING, server_default=TEAMS_PENDING)
+    teams_error: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    teams_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     status: Mapped[str] = mapped_column(String(10), default=QUEUED)
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str] = mapped_column(Text, default="")

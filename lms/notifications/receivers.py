@@ -7,10 +7,11 @@ from sqlalchemy import select
 from lms.common.signals import enrollment_status_changed, office_notice, session_updated
 from lms.courses.services import NOTIFIED_FIELDS
 from lms.enrollment.models import ACTIVE_STATUSES, Enrollment
+from lms.enrollment.models import PENDING as AWAITING_APPROVAL
 from lms.extensions import db
 from lms.notifications.compose import CHANGE_LABELS, compose_enrollment_notice
 from lms.notifications.models import QUEUED
-from lms.notifications.services import CHANGED, queue_enrollment_notice, queue_office_notices
+from lms.notifications.services import CHANGED, queue_approval_requests, queue_enrollment_notice, queue_office_notices
 
 
 @enrollment_status_changed.connect
@@ -20,6 +21,13 @@ def _queue_status_notice(enrollment, old_status=None, notice: str | None = None,
     after the commit (see lms.notifications.services)."""
     if notice:
         queue_enrollment_notice(enrollment, notice, fresh=old_status is None, compose=False)
+
+
+@enrollment_status_changed.connect
+def _queue_approval_requests(enrollment, new_status=None, **_):
+    """An enrollment now awaiting approval is told to its municipality's training office."""
+    if new_status == AWAITING_APPROVAL:
+        queue_approval_requests(enrollment)
 
 
 @session_updated.connect

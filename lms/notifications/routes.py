@@ -1,8 +1,10 @@
-"""Calendar download for a session. (The mail outbox pages are admin's: /admin/mail.)"""
+"""Calendar download for a session; the person's choice of how notices reach them. (The mail
+outbox pages are admin's: /admin/mail.)"""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort
+from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
@@ -12,6 +14,8 @@ from lms.courses.services import can_manage_course
 from lms.enrollment.models import ACTIVE_STATUSES, Enrollment
 from lms.extensions import db
 from lms.notifications.compose import session_ics
+from lms.notifications.forms import NoticeChoiceForm
+from lms.notifications.services import notice_choice, save_notice_choice
 from lms.roster.models import StaffMember
 
 bp = Blueprint("notifications", __name__)
@@ -57,3 +61,16 @@ def _may_see_session_calendar(user, session) -> bool:
     if user.has_role(TRAINER) and can_manage_course(user, session.course):
         return True
     return user.has_role(MUNICIPAL_ADMIN) and session.course.is_open_to(user.municipality_id)
+
+
+@bp.route("/settings/notices", methods=["GET", "POST"])
+@login_required
+def notice_settings():
+    """How the signed-in person receives notices: Teams activity, mail, or both."""
+    form = NoticeChoiceForm(data={"notice_channel": notice_choice(current_user)})
+    if form.validate_on_submit():
+        if save_notice_choice(current_user, form.notice_channel.data):
+            db.session.commit()
+            flash(_("お知らせの受け取り方を保存しました。"), "success")
+        return redirect(url_for("notifications.notice_settings"))
+    return render_template("notifications/settings.html", form=form)

@@ -34,19 +34,42 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 
 from lms.audit.services import record_action
-from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, User, UserRole
+from lms.auth.models import (
+    MUNICIPAL_ADMIN,
+    NOTICE_BOTH,
+    NOTICE_CHANNELS,
+    NOTICE_MAIL,
+    NOTICE_TEAMS,
+    PLATFORM_ADMIN,
+    User,
+    UserRole,
+)
 from lms.common.after_commit import after_commit
 from lms.common.database import begin_write
-from lms.common.errors import Conflict, NotFound
+from lms.common.errors import Conflict, InvalidInput, NotFound
 from lms.common.jobs import huey
 from lms.common.timeutil import TOKYO, as_utc, utcnow
 from lms.courses.models import SCHEDULED, TrainingSession
 from lms.enrollment.models import CONFIRMED as ENROLLMENT_CONFIRMED
+from lms.enrollment.models import PENDING as ENROLLMENT_PENDING
 from lms.enrollment.models import Enrollment
 from lms.extensions import db
-from lms.notifications.compose import compose_enrollment_notice
-from lms.notifications.models import FAILED, QUEUED, SENDING, SENT, SKIPPED, OutboxMail
+from lms.notifications.channels import ChannelDeferred, ChannelUnavailable, registered_channel
+from lms.notifications.compose import compose_approval_request, compose_enrollment_notice
+from lms.notifications.models import (
+    FAILED,
+    QUEUED,
+    SENDING,
+    SENT,
+    SKIPPED,
+    TEAMS_NOT_USED,
+    TEAMS_PENDING,
+    TEAMS_SENT,
+    TEAMS_UNAVAILABLE,
+    OutboxMail,
+)
 from lms.notifications.tasks import deliver_outbox_soon
+from lms.roster.models import StaffMember
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +85,8 @@ REMINDER = "reminder"
 KINDS = (CONFIRMED, WAITLISTED, PENDING, PROMOTED, REJECTED, CHANGED, CANCELLED, REMINDER)
 # A notice to the training offices (not about one enrollment): lms.common.signals.office_notice.
 OFFICE = "office"
+# An enrollment awaiting approval, told to the training office (研修担当) of its municipality.
+APPROVAL = "approval"
 
 
 DEFAULT_MAX_ATTEMPTS = 8
@@ -329,6 +354,18 @@ def deliver_due_mail(*, limit: int = 200, now: datetime | None = None) -> Delive
             db.session.commit()
             report.not_applicable.append(mail_id)
             continue
+        outcome = _offer_to_channel(mail, mine, clock)
+        if outcome == _DEFERRED:
+            report.retried.append(mail_id)
+            continue
+        if outcome == _DELIVERED:  # the person chose Teams alone, and Teams carried it
+            begin_write()
+            db.session.execute(update(OutboxMail).where(mine).values(
+                status=SENT, sent_at=utcnow(), claimed_at=None, message_id=TEAMS_MESSAGE_ID, last_error="",
+            ).execution_options(synchronize_session=False))
+            db.session.commit()
+            report.sent.append(mail_id)
+            continue
         try:
             message_id = send_mail(mail)
         except Exception as exc:  # noqa: BLE001 - any backend failure is recorded and retried
@@ -368,6 +405,77 @@ def deliver_due_mail(*, limit: int = 200, now: datetime | None = None) -> Delive
     return report
 
 
+# What a row's offer to the channel leaves to do.
+_SEND_MAIL = "mail"
+_DELIVERED = "delivered"
+_DEFERRED = "deferred"
+# The Message-ID column of a row delivered through Teams alone.
+TEAMS_MESSAGE_ID = "teams-activity"
+
+
+def recipient_user(mail: OutboxMail) -> User | None:
+    """The account of the row's person: its ``user_id``, or its staff member's account."""
+    if mail.user_id is not None:
+        return db.session.get(User, mail.user_id)
+    if mail.staff_member_id is None:
+        return None
+    return db.session.scalar(
+        select(User).join(StaffMember, StaffMember.user_id == User.id).where(StaffMember.id == mail.staff_member_id)
+    )
+
+
+def notice_choice(user: User | None) -> str:
+    choice = getattr(user, "notice_channel", None)
+    return choice if choice in NOTICE_CHANNELS else NOTICE_BOTH
+
+
+def _offer_to_channel(mail: OutboxMail, mine, clock) -> str:
+    """Offer a claimed row to the registered channel (Teams) once; say whether its mail goes.
+
+    The channel's outcome is committed under the claim before any mail goes, so a row whose
+    mail fails and is retried is never sent through the channel again. A throttled channel
+    puts the row back in the queue for when it may be asked again (the attempt is not counted
+    against the mail's)."""
+    channel = registered_channel()
+    state = mail.teams_state
+    if state == TEAMS_PENDING and channel is None:
+        return _SEND_MAIL  # no channel in this deployment: nothing to look up or record
+    user = recipient_user(mail)
+    choice = notice_choice(user)
+    if state == TEAMS_PENDING:
+        error = ""
+        if channel is None or choice == NOTICE_MAIL:
+            state = TEAMS_NOT_USED
+        else:
+            try:
+                state = TEAMS_SENT if channel(mail, user) is not None else TEAMS_NOT_USED
+            except ChannelDeferred as exc:
+                db.session.rollback()
+                begin_write()
+                db.session.execute(update(OutboxMail).where(mine).values(
+                    status=QUEUED, claimed_at=None, attempts=OutboxMail.attempts - 1,
+                    last_error=f"Teams: {exc}"[:2000],
+                    next_attempt_at=clock() + timedelta(seconds=max(float(exc.retry_after), 1.0)),
+                ).execution_options(synchronize_session=False))
+                db.session.commit()
+                logger.info("notice %s: Teams asked to wait %.0fs", mail.id, exc.retry_after)
+                return _DEFERRED
+            except ChannelUnavailable as exc:
+                state, error = TEAMS_UNAVAILABLE, str(exc)
+            except Exception as exc:  # noqa: BLE001 - whatever the channel's failure, the mail goes
+                logger.warning("notice %s: Teams failed, the mail goes: %s", mail.id, exc)
+                state, error = TEAMS_UNAVAILABLE, f"{type(exc).__name__}: {exc}"
+        db.session.rollback()
+        begin_write()
+        db.session.execute(update(OutboxMail).where(mine).values(
+            teams_state=state, teams_error=error[:300], teams_sent_at=utcnow() if state == TEAMS_SENT else None,
+        ).execution_options(synchronize_session=False))
+        db.session.commit()
+    if state == TEAMS_SENT and choice == NOTICE_TEAMS:
+        return _DELIVERED
+    return _SEND_MAIL
+
+
 def _fail_exhausted_stale_claims(stale_cutoff: datetime, max_attempts: int) -> list[int]:
     """A mail whose worker died on every attempt (it may crash the worker) stops being retried."""
     ids = db.session.scalars(
@@ -394,7 +502,10 @@ def _fail_exhausted_stale_claims(stale_cutoff: datetime, max_attempts: int) -> l
 
 
 def _no_longer_applies(mail: OutboxMail) -> str:
-    """Why a queued reminder should not go out any more ("" if it should)."""
+    """Why a queued reminder or approval request should not go out any more ("" if it should)."""
+    if mail.kind == APPROVAL and mail.enrollment_id is not None:
+        decided = db.session.scalar(select(Enrollment.status).where(Enrollment.id == mail.enrollment_id))
+        return "" if decided == ENROLLMENT_PENDING else "not sent: the enrollment was decided already"
     if mail.kind != REMINDER or mail.enrollment_id is None:
         return ""
     enrollment = db.session.get(Enrollment, mail.enrollment_id)
@@ -527,3 +638,49 @@ def queue_office_notices(municipality_ids: list[int], key: str, subject: str, bo
     if queued:
         _deliver_after_commit()
     return queued
+
+
+def queue_approval_requests(enrollment) -> int:
+    """Tell the training office of the enrollment's municipality (its municipal admins) that it
+    awaits approval: one notice per admin and enrollment (a repeated call queues nothing new).
+    In the caller's transaction. Returns how many were queued now."""
+    if enrollment.id is None:
+        db.session.flush()
+    admins = db.session.execute(
+        select(User.id, User.email, User.display_name, User.locale)
+        .join(UserRole, UserRole.user_id == User.id)
+        .where(UserRole.role == MUNICIPAL_ADMIN, User.municipality_id == enrollment.municipality_id, User.active.is_(True))
+        .order_by(User.id)
+    ).all()
+    keys = {f"{APPROVAL}:{enrollment.id}:{uid}" for uid, *_ in admins}
+    taken = set(db.session.scalars(select(OutboxMail.dedupe_key).where(OutboxMail.dedupe_key.in_(keys)))) if keys else set()
+    queued = 0
+    for uid, email, name, locale in admins:
+        key = f"{APPROVAL}:{enrollment.id}:{uid}"
+        address = (email or "").strip()
+        if key in taken or "@" not in address:
+            continue
+        with db.session.no_autoflush:
+            composed = compose_approval_request(enrollment, name or "", locale)
+        db.session.add(OutboxMail(
+            dedupe_key=key, kind=APPROVAL, to_address=address, to_name=name or "", subject=composed.subject[:300],
+            body_text=composed.body, enrollment_id=enrollment.id, user_id=uid,
+            municipality_id=enrollment.municipality_id, status=QUEUED, attempts=0, next_attempt_at=utcnow(),
+        ))
+        queued += 1
+    if queued:
+        _deliver_after_commit()
+    return queued
+
+
+def save_notice_choice(user: User, choice: str) -> bool:
+    """Record how ``user`` wants their notices (the caller commits). True when it changed."""
+    if choice not in NOTICE_CHANNELS:
+        raise InvalidInput(_("受け取り方を選んでください。"))
+    if user.notice_channel == choice:
+        return False
+    before = user.notice_channel
+    user.notice_channel = choice
+    record_action(user, "notifications.channel", "user", user.id, user.municipality_id,
+                  changes={"notice_channel": [before, choice]})
+    return True

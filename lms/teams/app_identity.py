@@ -3,9 +3,10 @@ tabs. One source for the manifest (``app_package``) and the tab's pages (``tab``
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from flask import Flask, current_app
 
@@ -65,3 +66,20 @@ TABS = (
 def tab(entity_id: str) -> Tab:
     """The tab of ``entity_id``; an unknown one is マイページ."""
     return next((t for t in TABS if t.entity_id == entity_id), TABS[0])
+
+
+# Pages a notice's deep link opens in the tab (its ``subEntityId``, the SDK's
+# ``page.subPageId``) besides the tabs' own: the training office's approvals.
+SUB_PAGES = {"approvals": "enrollment.admin_home"}
+
+
+def deep_link(entity_id: str, web_url: str, *, sub_page: str = "", label: str = "", app: Flask | None = None) -> str:
+    """A Teams deep link into the personal tab ``entity_id`` (``sub_page``: a key of SUB_PAGES),
+    with ``web_url`` where Teams cannot open the tab."""
+    params = {"webUrl": web_url}
+    if label:
+        params["label"] = label
+    if sub_page:
+        params["context"] = json.dumps({"subEntityId": sub_page}, separators=(",", ":"))
+    return f"https://teams.microsoft.com/l/entity/{app_id(app)}/{quote(tab(entity_id).entity_id)}?" + urlencode(
+        params, quote_via=quote)

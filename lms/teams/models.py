@@ -53,3 +53,26 @@ class GraphSubscription(Model):
     client_state: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# TeamsAppInstallation.state: "" not known yet (ask Graph), the app is in the person's personal
+# scope, the tenant refused to install it, the tenant's catalogue does not hold the app.
+INSTALLED = "installed"
+REFUSED = "refused"
+NOT_IN_CATALOGUE = "no_app"
+
+
+class TeamsAppInstallation(Model):
+    """Whether Manabi's Teams app is installed for a person (lms.teams.activity), so that a
+    notice costs one Graph call once it is."""
+
+    __tablename__ = "teams_app_installation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), unique=True)
+    tenant_id: Mapped[str] = mapped_column(String(36))
+    state: Mapped[str] = mapped_column(String(10), default="")
+    installation_id: Mapped[str] = mapped_column(String(200), default="")
+    teams_app_id: Mapped[str] = mapped_column(String(200), default="")
+    last_error: Mapped[str] = mapped_column(String(300), default="")
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

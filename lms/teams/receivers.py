@@ -5,18 +5,22 @@
   row (committed with the change, so nothing is lost) and the huey task is enqueued after
   commit.
 - ``MAIL_BACKEND=graph``: the outbox sends through Microsoft Graph (``lms.teams.mail``).
+- Notices reach the Teams activity feed too (``lms.teams.activity``, the outbox's channel).
 """
 
 from __future__ import annotations
 
 from lms.common.signals import attendees_changed, session_cancelled, session_created, session_updated
+from lms.notifications.channels import register_channel
 from lms.notifications.mail import register_backend
 from lms.teams import operations as ops
 from lms.teams import services
+from lms.teams.activity import notices_enabled, send_activity_notice
 from lms.teams.graph import graph_configured
 from lms.teams.mail import GraphMailBackend
 
 register_backend("graph", GraphMailBackend)
+register_channel(send_activity_notice, notices_enabled)
 
 # Changes that the Outlook event shows (anything else, e.g. capacity, needs no update).
 EVENT_FIELDS = {"title", "starts_at", "ends_at", "location", "delivery", "status", "course_id"}

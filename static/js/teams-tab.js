@@ -48,16 +48,21 @@
     again.hidden = true;
     say(root.dataset.working);
     return teams.authentication.getAuthToken().then(function (token) {
-      return post(root.dataset.sso, {token: token, tab: root.dataset.tab}).then(open);
+      return post(root.dataset.sso, {token: token, tab: root.dataset.tab, page: subPage}).then(open);
     }, function () {
       say(root.dataset.consent);
       fallback.hidden = false;
     });
   }
 
+  // A notice's deep link names the page to open (its subEntityId): e.g. the approvals.
+  var subPage = '';
   var ready = teams.app.initialize().then(function () {
     teams.app.notifySuccess();
-    return true;
+    return teams.app.getContext().then(function (context) {
+      subPage = (context && context.page && context.page.subPageId) || '';
+      return true;
+    }, function () { return true; });
   }, function () {
     say(root.dataset.outside);
     return false;
@@ -75,7 +80,7 @@
     ready.then(function (inTeams) {
       if (!inTeams) return;
       return teams.authentication.authenticate({url: root.dataset.signIn, width: 600, height: 640}).then(function (code) {
-        return post(root.dataset.redeem, {code: code, tab: root.dataset.tab}).then(open);
+        return post(root.dataset.redeem, {code: code, tab: root.dataset.tab, page: subPage}).then(open);
       }, function () {
         say(root.dataset.failed);
       });

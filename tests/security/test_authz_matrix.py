@@ -159,6 +159,9 @@ EXPECTED = {
     "roster.new POST": "L 403 403 ok ok ok",
     "teams.sync_roster POST": "L 403 403 ok ok ok",
     "notifications.session_calendar GET": "L 404 404 404 ok ok",
+    # Each person's own choice of Teams, mail or both (tests/teams/test_activity_notices.py).
+    "notifications.notice_settings GET": "L ok ok ok ok ok",
+    "notifications.notice_settings POST": "L ok ok ok ok ok",
     # Nobody signed in here is a B learner with a roster entry eligible for the course: refused by rule.
     "enrollment.enroll POST": "L 409 409 409 409 409",
     "static GET": "ok ok ok ok ok ok",

@@ -141,6 +141,14 @@ class GraphServer:
         self.transcript_text: dict[str, str] = {}
         self.sent_mail: list[dict] = []
         self.subscriptions: dict[str, dict] = {}
+        # Teams apps: the tenant's catalogue (externalId -> teamsApp, with the manifest's
+        # activity types), installations per user, users whose tenant policy blocks installing,
+        # and the activity notices received.
+        self.catalogue: dict[str, dict] = {}
+        self.activity_types: dict[str, dict[str, set[str]]] = {}  # externalId -> type -> parameters
+        self.installed: dict[str, list[dict]] = {}
+        self.install_blocked: set[str] = set()
+        self.activity_notices: list[dict] = []
         self.content_bytes_sent = 0
         self._ids = itertools.count(1)
         self.server = make_server("127.0.0.1", 0, self.wsgi, threaded=True)
@@ -345,6 +353,9 @@ class GraphServer:
 
     def route(self, request: Request, path: str, query: dict, body, entry: LoggedRequest) -> Response:
         method = request.method
+        answer = self._teams_app_route(method, path, query, body, entry)
+        if answer is not None:
+            return answer
         m = re.fullmatch(r"/users/([^/]+)/events", path)
         if m and method == "POST":
             entry.graph_type = "event"
@@ -419,6 +430,94 @@ class GraphServer:
             sub.update(body)
             return self._json(path, "subscription", sub)
         return _error(404, "UnknownError", f"No route for {method} {path}")
+
+    # ---------------------------------------------------------------- Teams apps and activity notices
+
+    def publish_app(self, manifest: dict) -> dict:
+        """A tenant admin uploads the app package: the catalogue holds the app (its manifest id
+        as ``externalId``) and the activity types it declares."""
+        external_id = manifest["id"]
+        app = {"id": str(uuid.uuid4()), "externalId": external_id, "displayName": manifest["name"]["short"],
+               "distributionMethod": "organization"}
+        self.catalogue[external_id] = app
+        self.activity_types[external_id] = {
+            a["type"]: set(re.findall(r"{(\w+)}", a["templateText"]))
+            for a in manifest.get("activities", {}).get("activityTypes", [])
+        }
+        return app
+
+    def _installations(self, user: str) -> list[dict]:
+        return self.installed.setdefault(user, [])
+
+    def _teams_app_route(self, method: str, path: str, query: dict, body, entry: LoggedRequest) -> Response | None:
+        if path == "/appCatalogs/teamsApps" and method == "GET":
+            flt = query.get("$filter", "")
+            fm = re.fullmatch(r"externalId eq '(.*)'", flt)
+            apps = [a for a in self.catalogue.values() if fm is None or a["externalId"] == fm.group(1).replace("''", "'")]
+            return self._page(path, "teamsApp", apps, query, "appCatalogs/teamsApps")
+        m = re.fullmatch(r"/users/([^/]+)/teamwork/installedApps", path)
+        if m and method == "GET":
+            items = self._installations(m.group(1))
+            fm = re.fullmatch(r"teamsApp/externalId eq '(.*)'", query.get("$filter", ""))
+            if fm:
+                items = [i for i in items if i["teamsApp"]["externalId"] == fm.group(1).replace("''", "'")]
+            if query.get("$expand") != "teamsApp":
+                items = [{k: v for k, v in i.items() if k != "teamsApp"} for i in items]
+            return self._page(path, "userScopeTeamsAppInstallation", items, query, "users('x')/teamwork/installedApps")
+        if m and method == "POST":
+            entry.graph_type = "userScopeTeamsAppInstallation"
+            bind = (body or {}).get("teamsApp@odata.bind", "") if isinstance(body, dict) else ""
+            app_id = bind.rsplit("/", 1)[-1]
+            app = next((a for a in self.catalogue.values() if a["id"] == app_id), None)
+            if app is None or not bind.startswith(f"{self.base_url}/appCatalogs/teamsApps/"):
+                return _error(404, "NotFound", "The Teams app does not exist in the app catalog.")
+            if m.group(1) in self.install_blocked:
+                return _error(403, "Forbidden", "App installation is blocked by the tenant's app permission policy.")
+            installs = self._installations(m.group(1))
+            if any(i["teamsApp"]["id"] == app_id for i in installs):
+                return _error(409, "Conflict", "The app is already installed.")
+            installs.append({"id": str(uuid.uuid4()), "teamsApp": dict(app)})
+            return Response(status=201)
+        m = re.fullmatch(r"/users/([^/]+)/teamwork/sendActivityNotification", path)
+        if m and method == "POST":
+            entry.graph_type = "action:sendActivityNotification"
+            return self._activity_notice(m.group(1), body)
+        return None
+
+    def _activity_notice(self, user: str, body) -> Response:
+        if not isinstance(body, dict):
+            return _error(400, "BadRequest", "A JSON body is required.")
+        installs = self._installations(user)
+        if not installs:
+            return _error(403, "Forbidden", "The app is not installed for the recipient.")
+        external_ids = [i["teamsApp"]["externalId"] for i in installs]
+        if body.get("teamsAppId"):
+            external_ids = [i["teamsApp"]["externalId"] for i in installs if i["teamsApp"]["id"] == body["teamsAppId"]]
+            if not external_ids:
+                return _error(400, "BadRequest", "teamsAppId does not name an app installed for the recipient.")
+        declared = self.activity_types.get(external_ids[0], {})
+        activity_type = body.get("activityType")
+        if activity_type not in declared:
+            return _error(400, "BadRequest", f"Activity type {activity_type!r} is not declared in the app manifest.")
+        names = {p.get("name") for p in body.get("templateParameters") or []}
+        if names != declared[activity_type]:
+            return _error(400, "BadRequest", f"templateParameters {sorted(names)} do not match the template's "
+                                             f"{sorted(declared[activity_type])}.")
+        topic = body.get("topic") or {}
+        if topic.get("source") not in ("text", "entityUrl") or not topic.get("value"):
+            return _error(400, "BadRequest", "topic.source and topic.value are required.")
+        if topic["source"] == "text" and not str(topic.get("webUrl", "")).startswith("https://teams.microsoft.com/l/"):
+            return _error(400, "BadRequest", "topic.webUrl must be a Teams deep link when the source is text.")
+        preview = (body.get("previewText") or {}).get("content", "")
+        if not preview or len(preview) > 150:
+            return _error(400, "BadRequest", "previewText.content is required (at most 150 characters shown).")
+        chain = body.get("chainId")
+        with self.lock:
+            if chain is not None:  # the same chainId replaces the earlier notice in the feed
+                self.activity_notices = [n for n in self.activity_notices
+                                         if not (n["user"] == user and n["body"].get("chainId") == chain)]
+            self.activity_notices.append({"user": user, "body": body})
+        return Response(status=204)
 
     def _create_event(self, user: str, body: dict, path: str) -> Response:
         tx = body.get("transactionId")

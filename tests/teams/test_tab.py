@@ -129,10 +129,28 @@ def test_in_the_tab_pages_teams_may_not_frame_open_in_a_new_window(client, db, o
     assert _sso(client, oidc_provider.user_token(login)).status_code == 200
     page = client.get("/me").get_data(as_text=True)
     assert 'href="/courses" target' not in page  # framed by Teams too: opens in the tab
-    assert 'href="/municipal" target="_blank" rel="noopener"' in page  # the training office's pages: a window
+    assert 'href="/municipal" target' not in page  # the approvals (a notice's deep link) open in the tab
+    assert 'href="/completion/dashboard" target="_blank" rel="noopener"' in page  # the other office pages: a window
     assert "新しいウィンドウで開きます" in page
 
 
 def test_outside_the_tab_every_link_opens_in_place(client, login_as):
     login_as("municipal_admin", "131016")
     assert 'target="_blank"' not in client.get("/me").get_data(as_text=True).split("</nav>")[0]
+
+
+def test_a_notices_deep_link_opens_its_page_in_the_tab(client, db, oidc_provider, teams_person):
+    """An approval request's deep link carries subEntityId "approvals": after single sign-on
+    the tab opens the training office's approvals, which Teams may frame; an unknown sub page
+    opens the tab's own page."""
+    login, _oid = teams_person("131016", roles=["Manabi.MunicipalAdmin"])
+    client.get("/teams/tab")
+    answer = client.post("/teams/tab/sso", json={"token": oidc_provider.user_token(login), "tab": "mypage",
+                                                 "page": "approvals"})
+    assert answer.get_json() == {"next": "/municipal"}
+    framed = client.get("/municipal")
+    assert framed.status_code == 200 and f"frame-ancestors {TEAMS_HOSTS} " in framed.headers["Content-Security-Policy"]
+    for page in ("/admin/", "https://evil.example/", {"x": 1}, None):
+        again = client.post("/teams/tab/sso", json={"token": oidc_provider.user_token(login), "tab": "mypage",
+                                                    "page": page})
+        assert again.get_json() == {"next": "/me"}, page

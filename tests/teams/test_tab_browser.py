@@ -48,7 +48,7 @@ window.addEventListener('message', (event) => {
   const fromPopup = popup !== null && event.source === popup;
   switch (m.func) {
     case 'initialize': reply([fromPopup ? 'authentication' : 'content', 'desktop', RUNTIME, '2.58.0']); break;
-    case 'getContext': reply([{locale: 'ja-jp', theme: 'default', entityId: 'mypage', frameContext: 'content', hostClientType: 'desktop', tid: %(tid)s, userObjectId: %(oid)s, loginHint: 'learner@city.example.lg.jp'}]); break;
+    case 'getContext': reply([{locale: 'ja-jp', theme: 'default', entityId: 'mypage', subEntityId: %(sub)s, frameContext: 'content', hostClientType: 'desktop', tid: %(tid)s, userObjectId: %(oid)s, loginHint: 'learner@city.example.lg.jp'}]); break;
     case 'authentication.getAuthToken': reply(TOKEN_ANSWER); break;
     case 'authentication.authenticate':
       pending = reply;
@@ -81,18 +81,20 @@ def manabi_url(app, oidc_provider):
         yield url
 
 
-def _person(db, oidc_provider, code="131016"):
+def _person(db, oidc_provider, code="131016", roles=("Manabi.Learner",)):
     tid = factories.tenant_for(code)
     db.session.commit()
     login, oid = f"teams-{new_guid()[:8]}", new_guid()
-    oidc_provider.set_account(login, oid=oid, tid=tid, roles=["Manabi.Learner"], name="千代田 花子",
+    oidc_provider.set_account(login, oid=oid, tid=tid, roles=list(roles), name="千代田 花子",
                               preferred_username=f"{login}@city.example.lg.jp")
     return login, oid, tid
 
 
-def _host(context, origin: str, src: str, answer: list, tid: str, oid: str):
-    """A page at ``origin`` (served by the browser itself) framing ``src`` as Teams does."""
-    html = HOST_PAGE % {"src": src, "answer": json.dumps(answer), "tid": json.dumps(tid), "oid": json.dumps(oid)}
+def _host(context, origin: str, src: str, answer: list, tid: str, oid: str, sub_entity: str = ""):
+    """A page at ``origin`` (served by the browser itself) framing ``src`` as Teams does
+    (``sub_entity``: the subEntityId of the deep link that opened the tab)."""
+    html = HOST_PAGE % {"src": src, "answer": json.dumps(answer), "tid": json.dumps(tid), "oid": json.dumps(oid),
+                        "sub": json.dumps(sub_entity)}
     # Manabi is on this machine, the host page on a public origin: Chromium asks before a public
     # page reaches the local network (Local Network Access), as a person would be asked.
     context.grant_permissions(["local-network-access"], origin=origin)
@@ -146,7 +148,7 @@ def test_the_tab_framed_from_another_origin_is_refused(browser, manabi_url, db, 
     page = context.new_page()
     page.on("response", lambda r: answered.append(r.status) if "/teams/tab" in r.url else None)
     html = HOST_PAGE % {"src": f"{manabi_url}/teams/tab", "answer": "[false, 'x']", "tid": json.dumps(tid),
-                        "oid": json.dumps(oid)}
+                        "oid": json.dumps(oid), "sub": '""'}
     context.route("https://intruder.example.com/host",
                   lambda route: route.fulfill(status=200, content_type="text/html", body=html))
     page.goto("https://intruder.example.com/host")
@@ -176,4 +178,27 @@ def test_without_a_token_the_pop_up_signs_in(browser, manabi_url, db, oidc_provi
     popup.get_by_role("button", name="Continue").click()
     expect(tab.get_by_role("heading", level=1)).to_have_text("研修を探す", timeout=15_000)
     assert page.frames[1].url.startswith(f"{manabi_url}/courses")
+    context.close()
+
+
+def test_an_approval_requests_deep_link_opens_the_approvals_in_the_tab(browser, manabi_url, db, oidc_provider):
+    """The training office selects an approval request in its activity feed: Teams opens the tab
+    with the notice's subEntityId, and the office approves in the frame."""
+    from lms.enrollment import services as enrollment_services
+
+    course = factories.make_course(title="情報セキュリティ研修", eligible=["131016"], requires_approval=True)
+    session = factories.make_session(course, capacity=10)
+    learner = factories.make_user("learner", name="青木 一郎")
+    enrollment_services.enroll(session.id, learner.staff_member.id, learner)
+    db.session.commit()
+    login, oid, tid = _person(db, oidc_provider, roles=("Manabi.MunicipalAdmin",))
+    context = browser.new_context(locale="ja-JP", ignore_https_errors=True)
+    page = _host(context, TEAMS, f"{manabi_url}/teams/tab?tab=mypage", [True, oidc_provider.user_token(login)],
+                 tid, oid, sub_entity="approvals")
+    tab = _frame(page)
+    expect(tab.get_by_role("heading", level=1)).to_contain_text("研修担当", timeout=15_000)
+    assert page.frames[1].url == f"{manabi_url}/municipal"
+    expect(tab.get_by_text("青木 一郎").first).to_be_visible()
+    tab.get_by_role("button", name="承認する", exact=True).first.click()
+    expect(tab.locator(".flash")).to_contain_text("承認しました", timeout=10_000)
     context.close()

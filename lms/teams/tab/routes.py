@@ -38,7 +38,8 @@ from lms.teams import app_identity
 bp = Blueprint("teams_tab", __name__, url_prefix="/teams/tab")
 
 # The learner pages a tab leads to (besides the tabs' own pages), which Teams may frame too.
-LEARNER_PAGES = ("courses.course_detail", "enrollment.cancel", "archives.search", "archives.view")
+LEARNER_PAGES = ("courses.course_detail", "enrollment.cancel", "archives.search", "archives.view",
+                 "notifications.notice_settings")
 # The tab's own pages shown in the frame (the pop-up's pages are a window of their own).
 FRAMED_HERE = ("teams_tab.tab", "teams_tab.sso", "teams_tab.redeem")
 HANDOFF_SECONDS = 120
@@ -48,7 +49,8 @@ MAX_TOKEN_LENGTH = 16_384
 
 @bp.record_once
 def _frames(state) -> None:
-    allow_teams_frame(state.app, *FRAMED_HERE, *(t.endpoint for t in app_identity.TABS), *LEARNER_PAGES)
+    allow_teams_frame(state.app, *FRAMED_HERE, *(t.endpoint for t in app_identity.TABS), *LEARNER_PAGES,
+                      *app_identity.SUB_PAGES.values())
 
 
 @bp.app_context_processor
@@ -77,12 +79,19 @@ def tab_of(entity_id) -> app_identity.Tab:
     return app_identity.tab(entity_id if isinstance(entity_id, str) else "")
 
 
-def _signed_in_here(user: User, chosen: app_identity.Tab):
+def page_to_open(chosen: app_identity.Tab, data) -> str:
+    """The tab's page, or the page a notice's deep link asked for (``page``: its subEntityId)."""
+    sub_page = data.get("page") if isinstance(data, dict) else None
+    endpoint = app_identity.SUB_PAGES.get(sub_page) if isinstance(sub_page, str) else None
+    return url_for(endpoint or chosen.endpoint)
+
+
+def _signed_in_here(user: User, next_url: str):
     """``user``'s session in this frame (committed); the answer names the page to open."""
     start_session(user, method="teams")
     mark_framed(_after_sign_out())
     db.session.commit()
-    return jsonify({"next": url_for(chosen.endpoint)})
+    return jsonify({"next": next_url})
 
 
 def _refused(status: int, message: str, reason: str):
@@ -120,7 +129,7 @@ def sso():
         return _refused(401, _("Teams から受け取ったサインイン情報を確認できませんでした。"), "invalid_token")
     if (current_user.is_authenticated and is_framed() and current_user.tenant_id == identity.tenant_id
             and current_user.object_id == identity.object_id):
-        return jsonify({"next": url_for(chosen.endpoint)})  # already signed in here, as this person
+        return jsonify({"next": page_to_open(chosen, data)})  # already signed in here, as this person
     begin_write()
     try:
         user = sign_in_identity(identity, method="teams")
@@ -134,7 +143,7 @@ def sso():
         record_failure("disabled", tenant_id=identity.tenant_id, object_id=identity.object_id)
         db.session.commit()
         return _refused(403, _("このアカウントは利用停止されています。所属団体の研修担当にお問い合わせください。"), "disabled")
-    return _signed_in_here(user, chosen)
+    return _signed_in_here(user, page_to_open(chosen, data))
 
 
 # ---------------------------------------------------------------- the pop-up sign-in
@@ -186,4 +195,4 @@ def redeem():
     if not getattr(ended, "rowcount", 0) or user is None or not user.active:
         db.session.rollback()
         return _invalid_code()
-    return _signed_in_here(user, chosen)
+    return _signed_in_here(user, page_to_open(chosen, data))
