@@ -34,10 +34,10 @@ def _recipients(message: EmailMessage, header: str) -> list[dict]:
 def _body_and_attachments(message: EmailMessage) -> tuple[dict, list[dict]]:
     body_part = message.get_body(preferencelist=("html", "plain"))
     if body_part is None:
-        body = {"contentType": "Text", "content": ""}
+        body = {"contentType": "text", "content": ""}
     else:
         content = body_part.get_content()
-        body = {"contentType": "HTML" if body_part.get_content_subtype() == "html" else "Text", "content": content}
+        body = {"contentType": "html" if body_part.get_content_subtype() == "html" else "text", "content": content}
     attachments = []
     for index, part in enumerate(message.walk()):
         if part is body_part or part.is_multipart():

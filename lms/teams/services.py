@@ -44,6 +44,8 @@ from lms.teams.graph import (
     user_path,
 )
 from lms.teams.models import GraphOperation
+from lms.teams.roster_sync import client_for_tenant
+from lms.teams.viva import services as viva
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +178,7 @@ def execute_operation(operation_id: int, client: GraphClient | None = None, *,
         return op
     before = 0
     try:
-        client = client or client_from_app()
+        client = client or _client_for(op)
         before = client.calls
         with ops.heartbeat(operation_id):
             details = _dispatch(op, client) or {}
@@ -208,7 +210,17 @@ def _mark_session_failed(session_id: int | None, kind: str, message: str) -> Non
     db.session.commit()
 
 
+def _client_for(op: GraphOperation) -> GraphClient:
+    """Viva Learning works in the municipality's own tenant (its app-only token); the rest in
+    the home tenant."""
+    if op.kind in viva.KINDS:
+        return client_for_tenant(str((op.details or {}).get("tenant_id") or ""))
+    return client_from_app()
+
+
 def _dispatch(op: GraphOperation, client: GraphClient) -> dict:
+    if op.kind in viva.KINDS:
+        return viva.run_operation(op, client)
     session = db.session.get(TrainingSession, op.session_id) if op.session_id else None
     if session is None:
         raise NotFound("session not found")
@@ -260,7 +272,7 @@ def event_payload(session: TrainingSession) -> dict:
         lines.append(f'<a href="{html.escape(base_url)}">{html.escape(base_url)}</a>')
     return {
         "subject": subject[:255],
-        "body": {"contentType": "HTML", "content": "<p>" + "</p><p>".join(x for x in lines if x) + "</p>"},
+        "body": {"contentType": "html", "content": "<p>" + "</p><p>".join(x for x in lines if x) + "</p>"},
         "start": _graph_time(session.starts_at),
         "end": _graph_time(session.ends_at),
         "location": {"displayName": session.location or "Microsoft Teams"},

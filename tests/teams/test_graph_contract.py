@@ -29,7 +29,7 @@ def test_the_checker_follows_odata_type_and_base_types(schema):
     record = {"id": "x", "emailAddress": "a@b", "totalAttendanceInSeconds": 1, "role": "Attendee",
               "identity": {"@odata.type": "#microsoft.graph.communicationsUserIdentity", "id": "o", "displayName": "n",
                            "tenantId": "t"},
-              "attendanceIntervals": [{"joinDateTime": "x", "leaveDateTime": "y", "durationInSeconds": 1}]}
+              "attendanceIntervals": [{"joinDateTime": "2025-05-01T09:00:00Z", "leaveDateTime": "2025-05-01T10:00:00Z", "durationInSeconds": 1}]}
     assert schema.check(record, "attendanceRecord") == []
     plain = {**record, "identity": {k: v for k, v in record["identity"].items() if k != "@odata.type"}}
     assert schema.check(plain, "attendanceRecord") == ["$.identity.tenantId: no such property on microsoft.graph.identity"]
@@ -104,3 +104,46 @@ def test_everything_the_server_returns_and_the_client_sends_exists_in_graph(
     assert {"event", "onlineMeeting", "meetingAttendanceReport", "attendanceRecord", "callRecording", "callTranscript",
             "subscription"} <= kinds_seen
     assert {"event", "subscription", "action:sendMail", "action:cancel"} <= sent_kinds
+
+
+def test_teams_notices_speak_graphs_schema(schema, graph_app, graph_server, db, make_user, make_course, make_session):
+    """The app found in the catalogue, installed for a person, and an activity notice sent: every
+    body sent and every answer checked against the CSDL, with the keys Graph requires."""
+    from sqlalchemy import select
+
+    from lms.enrollment import services as enrollment_services
+    from lms.municipalities.models import TenantMapping
+    from lms.notifications.services import deliver_due_mail
+    from lms.teams import app_package
+
+    graph_app.config["ENTRA_CLIENT_ID"] = "3c6b1f0e-5d2a-4c8e-9b7f-2a1d0e4c6b8a"
+    graph_server.publish_app(app_package.manifest())
+    make_user("municipal_admin")
+    learner = make_user("learner")
+    for mapping in db.session.scalars(select(TenantMapping)):
+        mapping.consented_at = utcnow()
+    db.session.commit()
+    session = make_session(make_course(title="契約テスト研修", requires_approval=True), delivery="onsite", join_url="")
+    enrollment_services.enroll(session.id, learner.staff_member.id, learner)
+    db.session.commit()
+    deliver_due_mail()
+    assert len(graph_server.activity_notices) == 1
+
+    problems: list[str] = []
+    for path, graph_type, body in graph_server.responses:
+        if graph_type.startswith("Collection("):
+            problems += schema.check(body["value"], graph_type, f"{path} value")
+    sent = [r for r in graph_server.requests if "/teamwork/" in r.path and r.body is not None]
+    assert {r.graph_type for r in sent} == {"userScopeTeamsAppInstallation", "action:sendActivityNotification"}
+    for request in sent:
+        where = f"{request.method} {request.path}"
+        if request.graph_type.startswith("action:"):
+            problems += schema.check_action(request.body, request.graph_type.split(":", 1)[1], where)
+        else:
+            problems += schema.check(request.body, request.graph_type, where)
+    notice = next(r.body for r in sent if r.graph_type.startswith("action:"))
+    assert {"topic", "activityType", "previewText", "templateParameters"} <= set(notice)
+    assert {"source", "value", "webUrl"} <= set(notice["topic"])
+    assert problems == []
+    kinds = {t for _p, t, _b in graph_server.responses}
+    assert {"Collection(teamsApp)", "Collection(userScopeTeamsAppInstallation)"} <= kinds

@@ -38,7 +38,7 @@ def test_send_via_graph_posts_the_message_with_its_calendar_attachment(graph_app
     assert sent["saveToSentItems"] is False
     msg = sent["message"]
     assert msg["subject"] == "【Manabi】受講が確定しました"
-    assert msg["body"]["contentType"] == "HTML" and "受講が確定しました" in msg["body"]["content"]
+    assert msg["body"]["contentType"] == "html" and "受講が確定しました" in msg["body"]["content"]
     assert msg["toRecipients"] == [
         {"emailAddress": {"address": "aoki@131016.example.lg.jp", "name": "青木 一郎"}},
         {"emailAddress": {"address": "inoue@131024.example.lg.jp"}},
@@ -60,7 +60,7 @@ def test_send_via_graph_uses_mail_from_without_an_organizer_and_raises_on_failur
     message.set_content("本文")
     send_via_graph(message)
     assert graph_server.calls("POST", "/sendMail")[0].path == f"/users/{graph_app.config['MAIL_FROM']}/sendMail"
-    assert graph_server.sent_mail[0]["message"]["body"] == {"contentType": "Text", "content": "本文\n"}
+    assert graph_server.sent_mail[0]["message"]["body"] == {"contentType": "text", "content": "本文\n"}
     graph_server.fail("/sendMail", 403, times=1)
     with pytest.raises(GraphAuthError):
         send_via_graph(message)
