@@ -230,6 +230,12 @@ class Config:
     LMS_MAIL_MAX_ATTEMPTS = _int("LMS_MAIL_MAX_ATTEMPTS", 8)
     LMS_MAIL_BACKOFF_SECONDS = _int("LMS_MAIL_BACKOFF_SECONDS", 60)
     LMS_OUTBOX_STALE_SECONDS = _int("LMS_OUTBOX_STALE_SECONDS", 15 * 60)
+    # Approval requests to the training offices (lms.notifications): once an office member has
+    # had this many in a day, further ones wait for the next morning's digest (0: never); the
+    # digest also reminds of requests that have waited this many working days (weekends,
+    # national holidays and 29 Dec–3 Jan not counted).
+    LMS_APPROVAL_DIGEST_THRESHOLD = _int("LMS_APPROVAL_DIGEST_THRESHOLD", 10)
+    LMS_APPROVAL_REMINDER_DAYS = _int("LMS_APPROVAL_REMINDER_DAYS", 3)
 
     # 和暦: fiscal years and dates of the training plan, statements and certificates in the
     # Japanese era (令和8年度, 令和8年12月3日) instead of the Western calendar (2026年度).

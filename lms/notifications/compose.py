@@ -386,3 +386,34 @@ def compose_approval_request(enrollment, recipient_name: str, locale: str | None
             portal_name(),
         ]
         return ComposedMail(subject=subject, body="\n".join(lines) + "\n", ics="")
+
+
+def compose_approver_digest(recipient_name: str, locale: str | None, items: list[dict], *, overdue_days: int,
+                            shown: int = 30) -> ComposedMail:
+    """The training office's daily digest: requests waiting for its approval, oldest first.
+    ``items``: learner, session, requested_at, waited (working days), new (not told before)."""
+    with force_locale(locale or "ja"):
+        new = sum(1 for item in items if item["new"])
+        overdue = sum(1 for item in items if item["waited"] >= overdue_days)
+        subject = _("【%(brand)s】承認待ちの申込 %(count)s 件", brand=brand_name(), count=len(items))
+        lines = [_("%(name)s 様", name=recipient_name) if recipient_name else _("研修担当 各位"), "",
+                 _("承認を待っている受講申込が %(count)s 件あります。", count=len(items))]
+        if new:
+            lines.append(_("うち %(count)s 件は、まだお知らせしていない新しい申込です。", count=new))
+        if overdue:
+            lines.append(_("うち %(count)s 件は、申込から %(days)s 開庁日以上たっています。", count=overdue,
+                           days=overdue_days))
+        lines.append("")
+        for item in items[:shown]:
+            marks = []
+            if item["new"]:
+                marks.append(_("新着"))
+            if item["waited"] >= overdue_days:
+                marks.append(_("%(days)s 開庁日経過", days=item["waited"]))
+            mark = f"［{'・'.join(marks)}］" if marks else ""
+            lines.append(_("・%(mark)s%(learner)s さん「%(session)s」（申込 %(when)s）", mark=mark,
+                           learner=item["learner"], session=item["session"], when=format_when(item["requested_at"])))
+        if len(items) > shown:
+            lines.append(_("ほか %(count)s 件", count=len(items) - shown))
+        lines += ["", _("承認・却下は研修担当の画面から行えます：%(url)s", url=approvals_url()), "", "-- ", portal_name()]
+        return ComposedMail(subject=subject, body="\n".join(lines) + "\n", ics="")

@@ -29,7 +29,7 @@ from typing import Any, cast
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 
@@ -598,8 +598,6 @@ def outbox_query(municipality_id: int | None, *, status: str = "", q: str = ""):
 def delivery_backlog(municipality_id: int | None, *, older_than_minutes: int = 10) -> int:
     """Mails due for more than ``older_than_minutes`` and still not sent: a sign that no
     worker is running (or that the mail server refuses everything)."""
-    from sqlalchemy import func
-
     cutoff = utcnow() - timedelta(minutes=older_than_minutes)
     stmt = select(func.count()).select_from(OutboxMail).where(
         OutboxMail.status.in_((QUEUED, SENDING)), OutboxMail.next_attempt_at <= cutoff
@@ -640,10 +638,32 @@ def queue_office_notices(municipality_ids: list[int], key: str, subject: str, bo
     return queued
 
 
+# An approval request not sent on its own because its approver had many that day: the next
+# approver digest (lms.notifications.approvals) carries it.
+HELD_FOR_DIGEST = "held for the approver's daily digest"
+
+
+def _busy_approvers(user_ids: list[int]) -> set[int]:
+    """Approvers who have had LMS_APPROVAL_DIGEST_THRESHOLD approval requests today (Tokyo)."""
+    threshold = _setting("LMS_APPROVAL_DIGEST_THRESHOLD", 10)
+    if not user_ids or threshold <= 0:
+        return set()
+    today = utcnow().astimezone(TOKYO).date()
+    since = as_utc(datetime(today.year, today.month, today.day, tzinfo=TOKYO))
+    rows = db.session.execute(
+        select(OutboxMail.user_id, func.count()).where(
+            OutboxMail.kind == APPROVAL, OutboxMail.user_id.in_(user_ids), OutboxMail.created_at >= since,
+        ).group_by(OutboxMail.user_id)
+    ).all()
+    return {uid for uid, count in rows if uid is not None and count >= threshold}
+
+
 def queue_approval_requests(enrollment) -> int:
     """Tell the training office of the enrollment's municipality (its municipal admins) that it
     awaits approval: one notice per admin and enrollment (a repeated call queues nothing new).
-    In the caller's transaction. Returns how many were queued now."""
+    An admin who has had LMS_APPROVAL_DIGEST_THRESHOLD requests today gets this one in the next
+    daily digest instead (its row is kept, skipped, as the digest's record). In the caller's
+    transaction. Returns how many were queued to go now."""
     if enrollment.id is None:
         db.session.flush()
     admins = db.session.execute(
@@ -654,6 +674,7 @@ def queue_approval_requests(enrollment) -> int:
     ).all()
     keys = {f"{APPROVAL}:{enrollment.id}:{uid}" for uid, *_ in admins}
     taken = set(db.session.scalars(select(OutboxMail.dedupe_key).where(OutboxMail.dedupe_key.in_(keys)))) if keys else set()
+    busy = _busy_approvers([uid for uid, *_ in admins])
     queued = 0
     for uid, email, name, locale in admins:
         key = f"{APPROVAL}:{enrollment.id}:{uid}"
@@ -662,12 +683,14 @@ def queue_approval_requests(enrollment) -> int:
             continue
         with db.session.no_autoflush:
             composed = compose_approval_request(enrollment, name or "", locale)
+        held = uid in busy  # many today already: this one waits for the day's digest
         db.session.add(OutboxMail(
             dedupe_key=key, kind=APPROVAL, to_address=address, to_name=name or "", subject=composed.subject[:300],
             body_text=composed.body, enrollment_id=enrollment.id, user_id=uid,
-            municipality_id=enrollment.municipality_id, status=QUEUED, attempts=0, next_attempt_at=utcnow(),
+            municipality_id=enrollment.municipality_id, status=SKIPPED if held else QUEUED, attempts=0,
+            next_attempt_at=utcnow(), last_error=HELD_FOR_DIGEST if held else "",
         ))
-        queued += 1
+        queued += 0 if held else 1
     if queued:
         _deliver_after_commit()
     return queued

@@ -62,3 +62,21 @@ def queue_reminders_periodically() -> int:
         if count:
             logger.info("reminders queued: %s", count)
         return count
+
+
+@huey.periodic_task(crontab(minute="*/30"))
+def queue_approver_digests_periodically() -> int:
+    """Every half hour: the training offices' daily digest of approval requests, once a working
+    morning from 08:30 Tokyo (idempotent per member and day; lms.notifications.approvals)."""
+    from lms.notifications.approvals import queue_approver_digests  # it imports services, which import this module
+
+    with app_context():
+        try:
+            count = queue_approver_digests()
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            raise
+        if count:
+            logger.info("approver digests queued: %s", count)
+        return count
