@@ -25,6 +25,11 @@ attendees_changed = _events.signal("attendees-changed")
 # waitlist position, or None).
 enrollment_status_changed = _events.signal("enrollment-status-changed")
 
+# sender: the pending Enrollment (flushed, its session's row locked), approved at one step and
+# now waiting for the next. kwargs: step (the step it waits for now: "office"), actor.
+# lms.notifications tells that step's approvers.
+approval_step_reached = _events.signal("approval-step-reached")
+
 # sender: None. kwargs: staff_member_id, session_id (attendance rows changed).
 attendance_changed = _events.signal("attendance-changed")
 

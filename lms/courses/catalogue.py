@@ -321,7 +321,8 @@ def _statements(shape: _Shape):
     else:
         listed = literal(0)
     page_stmt = select(
-        page.c.id, Course.title, Course.summary, Course.category_id, Course.requires_approval, Course.eligible_all,
+        page.c.id, Course.title, Course.summary, Course.category_id,
+        or_(Course.requires_approval, Course.supervisor_approval).label("requires_approval"), Course.eligible_all,
         total.label("total"), page.c.soonest.label("next_start"), count.label("sessions"),
         free.label("free_seats"), listed.label("listed"),
     ).join_from(page, Course, Course.id == page.c.id).order_by(case((page.c.soonest.is_(None), 1), else_=0), page.c.soonest, page.c.published_at.desc(),

@@ -85,6 +85,7 @@ class CourseForm(base.Form):
     max_years_of_service = WholeNumberField(_l("経験年数（上限）"), validators=[
         Optional(), NumberRange(0, 60, _l("0から60までの数で入力してください。"))])
     new_hires_only = BooleanField(_l("今年度の新規採用職員のみ"))
+    supervisor_approval = BooleanField(_l("申込に所属長の承認が必要（研修担当の承認より先）"))
     requires_approval = BooleanField(_l("申込に所属自治体の研修担当の承認が必要"))
     completion_mode = SelectField(_l("修了条件"), choices=choices_of(COMPLETION_LABELS), default=BY_EITHER)
     attendance_threshold_pct = WholeNumberField(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, event
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql import expression
 
@@ -91,7 +92,10 @@ class Course(Model):
     target_audience: Mapped[str] = mapped_column(String(500), default="")
     # All municipalities, or only those listed in course_eligibility.
     eligible_all: Mapped[bool] = mapped_column(default=True)
+    # The approval steps of a learner's own request: their 所属長 (supervisor_approval) then
+    # their municipality's training office (requires_approval); either, both or none.
     requires_approval: Mapped[bool] = mapped_column(default=False)
+    supervisor_approval: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
     status: Mapped[str] = mapped_column(String(10), default=DRAFT)
     # Normalised (NFKC, case-folded) title + summary + description + category for substring
     # search; kept up to date by lms.courses.services.

@@ -93,6 +93,9 @@ class Enrollment(Model):
     requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     cancelled_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    # While pending: the step it waits for ("supervisor": the 所属長, "office": the training
+    # office; None is the office too, as before supervisors existed).
+    approval_step: Mapped[str | None] = mapped_column(String(12))
     # A swap (差し替え) cancels one nominee and confirms another in the same seat.
     replaces_enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollment.id"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
@@ -107,6 +110,32 @@ class Enrollment(Model):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+
+# Approval steps (Enrollment.approval_step, EnrollmentApproval.step).
+SUPERVISOR_STEP = "supervisor"
+OFFICE_STEP = "office"
+# What a step did (EnrollmentApproval.decision): approved (and passed on, or decided the seat),
+# rejected, or passed on without an approver (no 所属長 is registered for the 所属).
+APPROVED = "approved"
+STEP_REJECTED = "rejected"
+SKIPPED_NO_APPROVER = "no_approver"
+
+
+class EnrollmentApproval(Model):
+    """One step's answer to a request, shown to the learner with its date (and audited)."""
+
+    __tablename__ = "enrollment_approval"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollment.id", ondelete="CASCADE"), index=True)
+    step: Mapped[str] = mapped_column(String(12))
+    decision: Mapped[str] = mapped_column(String(12))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    actor = relationship("User")
 
 
 @event.listens_for(Enrollment.__table__, "after_create")

@@ -22,10 +22,10 @@ from lms.common.templating import format_datetime_jst, format_time_jst
 from lms.common.timeutil import as_utc, utcnow
 from lms.common.web import safe_next
 from lms.courses.models import TrainingSession
-from lms.enrollment import municipal, services
+from lms.enrollment import approvals, municipal, services
 from lms.enrollment.course_page import learner_course_statuses, learner_sessions
 from lms.enrollment.labels import status_badge, status_label
-from lms.enrollment.models import ACTIVE_STATUSES, CONFIRMED, PENDING, WAITLISTED, Enrollment
+from lms.enrollment.models import ACTIVE_STATUSES, CONFIRMED, PENDING, SUPERVISOR_STEP, WAITLISTED, Enrollment
 from lms.enrollment.queries import waitlist_position
 from lms.enrollment.rules import MissingPrerequisite
 from lms.extensions import db
@@ -177,6 +177,7 @@ def my_page():
     member = staff_member_for(current_user, create=False)
     now = utcnow()
     upcoming, history = [], []
+    pending_ids: list[int] = []
     if member is not None:
         rows = db.session.execute(
             select(Enrollment, TrainingSession)
@@ -190,6 +191,8 @@ def my_page():
                 position = waitlist_position(enrollment) if enrollment.status == WAITLISTED else None
                 upcoming.append({"e": enrollment, "s": session, "position": position,
                                  "can_cancel": allowed, "why_not": why})
+                if enrollment.status == PENDING:
+                    pending_ids.append(enrollment.id)
             else:
                 history.append({"e": enrollment, "s": session})
         history.reverse()
@@ -204,6 +207,10 @@ def my_page():
         course_endpoint=course_endpoint,
         has_course_page=course_endpoint is not None,
         view_functions=current_app.view_functions,
+        approval_history=approvals.history(pending_ids),
+        waiting_message=approvals.waiting_message,
+        step_label=approvals.step_label,
+        supervises=approvals.supervised_by(current_user) is not None,
     )
 
 
@@ -234,8 +241,12 @@ def admin_home():
     if municipality is None:
         return chooser
     page = db.paginate(municipal.open_sessions_query(municipality.id), page=requested_page(), per_page=20, error_out=False)
+    pending = municipal.pending_approvals(municipality.id)
     return render_template(
-        "enrollment/municipal_home.html", municipality=municipality, pending=municipal.pending_approvals(municipality.id),
+        "enrollment/municipal_home.html", municipality=municipality, pending=pending,
+        approval_history=approvals.history([e.id for e in pending]), step_label=approvals.step_label,
+        # Requests waiting for a 所属長 where the 所属 has none now: the office answers them.
+        headless={e.id for e in pending if e.approval_step == SUPERVISOR_STEP and not approvals.supervisors_of(e.staff_member)},
         quotas=municipal.quota_use(municipality.id), page=page, reject_form=roster_forms.RejectForm(formdata=None),
     )
 
@@ -278,6 +289,69 @@ def reject(enrollment_id: int):
     except DomainError as exc:
         flash(exc.message, "error")
     return back_to("enrollment.admin_home", municipality_id)
+
+
+# ---------------------------------------------------------------- 所属長 (department heads): their 所属's requests
+
+
+def _supervised_or_404(enrollment_id: int, head) -> Enrollment:
+    """A request of the head's 所属 waiting for the 所属長; anything else is answered as missing."""
+    enrollment = db.session.get(Enrollment, enrollment_id)
+    if (enrollment is None or enrollment.status != PENDING or enrollment.approval_step != SUPERVISOR_STEP
+            or not approvals.is_supervisor_of(current_user, enrollment.staff_member)):
+        if enrollment is not None:
+            refuse_as_missing(current_user, "enrollment", enrollment.id)
+        abort(404)
+    return enrollment
+
+
+@bp.get("/approvals")
+def supervisor_approvals():
+    """所属長の承認: the requests of the 所属 the signed-in person heads (or deputises for)."""
+    head = approvals.supervised_by(current_user)
+    waiting = approvals.waiting_for_supervisor(head) if head is not None else []
+    return render_template("enrollment/supervisor_approvals.html", head=head, waiting=waiting,
+                           history=approvals.history([e.id for e in waiting]),
+                           reject_form=roster_forms.RejectForm(formdata=None))
+
+
+@bp.post("/approvals/<int:enrollment_id>/approve")
+def supervisor_approve(enrollment_id: int):
+    head = approvals.supervised_by(current_user)
+    if head is None:
+        abort(404)
+    enrollment = _supervised_or_404(enrollment_id, head)
+    name = enrollment.staff_member.full_name
+    db.session.rollback()
+    try:
+        approved = services.approve_enrollment(enrollment_id, current_user)
+        if approved.status == PENDING:
+            flash(_("%(name)s さんの申込を承認しました。研修担当の承認に進みます。", name=name), "success")
+        else:
+            flash(_("%(name)s さんの申込を承認しました。", name=name), "success")
+    except DomainError as exc:
+        flash(exc.message, "error")
+    return redirect(url_for("enrollment.supervisor_approvals"))
+
+
+@bp.post("/approvals/<int:enrollment_id>/reject")
+def supervisor_reject(enrollment_id: int):
+    head = approvals.supervised_by(current_user)
+    if head is None:
+        abort(404)
+    enrollment = _supervised_or_404(enrollment_id, head)
+    form = roster_forms.RejectForm()
+    if not form.validate_on_submit():
+        flash(_("承認しない理由を入力してください。"), "error")
+        return redirect(url_for("enrollment.supervisor_approvals"))
+    name = enrollment.staff_member.full_name
+    db.session.rollback()
+    try:
+        services.reject_enrollment(enrollment_id, current_user, form.reason.data)
+        flash(_("%(name)s さんの申込を承認しませんでした。本人に理由を通知します。", name=name), "success")
+    except DomainError as exc:
+        flash(exc.message, "error")
+    return redirect(url_for("enrollment.supervisor_approvals"))
 
 
 @bp.get("/municipal/sessions/<int:session_id>")

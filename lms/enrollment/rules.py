@@ -19,7 +19,7 @@ from lms.common.errors import Conflict, DomainError
 from lms.common.timeutil import as_utc
 from lms.courses import audience
 from lms.courses.models import PUBLISHED, SCHEDULED, Course, SessionQuota, TrainingSession
-from lms.enrollment.models import CONFIRMED, PENDING, SELF, WAITLISTED
+from lms.enrollment.models import CONFIRMED, OFFICE_STEP, PENDING, SELF, SUPERVISOR_STEP, WAITLISTED
 from lms.roster.models import StaffMember
 
 # ---------------------------------------------------------------- refusals
@@ -135,9 +135,25 @@ def seat_free(session: TrainingSession, quota: SessionQuota | None, held: int = 
 
 
 def needs_approval(course: Course, source: str) -> bool:
-    """A learner's own request to a course with approval waits for their admin; an admin's
-    nomination does not."""
-    return course.requires_approval and source == SELF
+    """A learner's own request to a course with approval waits for its approvers (their 所属長,
+    their training office, or both); an admin's nomination does not."""
+    return (course.requires_approval or course.supervisor_approval) and source == SELF
+
+
+def approval_steps(course: Course) -> tuple[str, ...]:
+    """The steps a learner's own request passes, in order."""
+    steps: tuple[str, ...] = ()
+    if course.supervisor_approval:
+        steps += (SUPERVISOR_STEP,)
+    if course.requires_approval:
+        steps += (OFFICE_STEP,)
+    return steps
+
+
+def step_after(course: Course, step: str) -> str | None:
+    """The step that follows ``step`` (None: the request is decided)."""
+    steps = approval_steps(course)
+    return steps[steps.index(step) + 1] if step in steps and steps.index(step) + 1 < len(steps) else None
 
 
 def arrival_status(course: Course, source: str, seat_is_free: bool) -> str:

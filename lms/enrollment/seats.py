@@ -53,7 +53,8 @@ class _Statements:
         # The course's columns that the rules and the answer read (its texts, search words
         # and settings stay unloaded: a long description is not read again at every arrival).
         with_course = joinedload(TrainingSession.course, innerjoin=True).load_only(
-            Course.id, Course.title, Course.status, Course.eligible_all, Course.requires_approval, Course.owner_id)
+            Course.id, Course.title, Course.status, Course.eligible_all, Course.requires_approval,
+            Course.supervisor_approval, Course.owner_id)
         self.lock_session = _for_update(
             select(TrainingSession).where(TrainingSession.id == bindparam("sid")).options(with_course),
             TrainingSession,

@@ -41,16 +41,21 @@ from lms.common.database import begin_write, is_retryable
 from lms.common.errors import Conflict, DomainError, InvalidInput, NotAllowed, NotFound
 from lms.common.timeutil import as_utc, utcnow
 from lms.courses.models import SCHEDULED, SessionQuota, TrainingSession
-from lms.enrollment import rules, seats
+from lms.enrollment import approvals, rules, seats
 from lms.enrollment.models import (
     ACTIVE_STATUSES,
+    APPROVED,
     CANCELLED,
     CONFIRMED,
     NOMINATION,
+    OFFICE_STEP,
     PENDING,
     REJECTED,
     SELF,
+    SKIPPED_NO_APPROVER,
     SOURCES,
+    STEP_REJECTED,
+    SUPERVISOR_STEP,
     SWAP,
     WAITLISTED,
     Enrollment,
@@ -225,6 +230,9 @@ def _arrive(session: TrainingSession, member: StaffMember, actor, source: str, n
     status = rules.arrival_status(course, source, seat)
     enrollment = seats.add_enrollment(session, member, status=status, source=source,
                                       actor_id=getattr(actor, "id", None), now=now)
+    if status == PENDING:  # its first approval step (before the event: the notices follow the step)
+        approvals.start(enrollment, member, course)
+        db.session.flush()
     position = None
     if status == WAITLISTED:
         # Last in the queue: everyone waiting now (read under the session's lock) plus one.
@@ -460,15 +468,43 @@ def approve_enrollment(enrollment_id: int, actor) -> Enrollment:
     return _atomic(_approve_tx, enrollment_id, actor)
 
 
+def _require_approver(actor, enrollment: Enrollment, member: StaffMember) -> str:
+    """The step ``actor`` answers for this request: its 所属長 (or deputy) at the supervisor
+    step, its training office (or a platform admin) at the office step."""
+    step = enrollment.approval_step or OFFICE_STEP
+    if step == SUPERVISOR_STEP:
+        if approvals.is_supervisor_of(actor, member):
+            return step
+        if approvals.supervisors_of(member):
+            raise NotAllowed(_("この申込は所属長の承認を待っています。所属長（または代理）だけが承認できます。"))
+        # Nobody heads the 所属 now (a vacancy, a transfer): the training office answers.
+        _require_admin_of(actor, member)
+        approvals.record(enrollment, SUPERVISOR_STEP, SKIPPED_NO_APPROVER, None)
+        return OFFICE_STEP
+    _require_admin_of(actor, member)
+    return step
+
+
 def _approve_tx(enrollment_id: int, actor) -> Enrollment:
     now = utcnow()
     enrollment, session = _lock_enrollment(enrollment_id)
     member = seats.lock_staff(enrollment.staff_member_id)
-    _require_admin_of(actor, member)
     if enrollment.status != PENDING:
+        _require_admin_of(actor, member)
         raise Conflict(_("この申込は承認待ちではありません。"))
+    step = _require_approver(actor, enrollment, member)
     if session.status != SCHEDULED or rules.has_started(session, now):
         raise SessionStarted(_("この研修回はすでに開始しているか中止されたため、承認できません。"))
+    approvals.record(enrollment, step, APPROVED, actor)
+    following = rules.step_after(session.course, step)
+    if following is not None:  # approved at this step: the next one answers now
+        enrollment.approval_step = following
+        db.session.flush()
+        record_action(actor, "enrollment.approve_step", "enrollment", enrollment.id, enrollment.municipality_id,
+                      session_id=session.id, step=step)
+        signals.approval_step_reached.send(enrollment, step=following, actor=actor)
+        return enrollment
+    enrollment.approval_step = None
     _check_eligible(session, member)
     _refuse_overlap(session, member.id)
     quotas = seats.lock_quotas(session.id)
@@ -502,9 +538,12 @@ def reject_enrollment(enrollment_id: int, actor, reason: str) -> Enrollment:
 def _reject_tx(enrollment_id: int, actor, reason: str) -> Enrollment:
     now = utcnow()
     enrollment, session = _lock_enrollment(enrollment_id)
-    _require_admin_of(actor, enrollment.staff_member)
     if enrollment.status != PENDING:
+        _require_admin_of(actor, enrollment.staff_member)
         raise Conflict(_("この申込は承認待ちではありません。"))
+    step = _require_approver(actor, enrollment, enrollment.staff_member)
+    approvals.record(enrollment, step, STEP_REJECTED, actor, reason)
+    enrollment.approval_step = None
     old = _set_status(enrollment, REJECTED, actor, now)
     enrollment.decided_at = now
     enrollment.decided_by_id = actor.id

@@ -359,12 +359,14 @@ def _session_calendar(method, starts_at, ends_at, revision, summary, description
 # ---------------------------------------------------------------- the training office's approval request
 
 
-def approvals_url() -> str:
+def approvals_url(step: str = "office") -> str:
+    if step == "supervisor":
+        return app_url("enrollment.supervisor_approvals", "/approvals")
     return app_url("enrollment.admin_home", "/municipal")
 
 
-def compose_approval_request(enrollment, recipient_name: str, locale: str | None) -> ComposedMail:
-    """Subject and body of "an enrollment awaits your approval" for a training office member."""
+def compose_approval_request(enrollment, recipient_name: str, locale: str | None, step: str = "office") -> ComposedMail:
+    """Subject and body of "an enrollment awaits your approval" for its 所属長 or training office."""
     with force_locale(locale or "ja"):
         session = enrollment.session
         member = enrollment.staff_member
@@ -380,7 +382,8 @@ def compose_approval_request(enrollment, recipient_name: str, locale: str | None
             _("研修：%(session)s", session=session_name),
             _("日時：%(when)s", when=format_when(session.starts_at)),
             "",
-            _("承認・却下は研修担当の画面から行えます：%(url)s", url=approvals_url()),
+            (_("承認・却下は所属長の承認画面から行えます：%(url)s", url=approvals_url(step)) if step == "supervisor"
+             else _("承認・却下は研修担当の画面から行えます：%(url)s", url=approvals_url(step))),
             "",
             "-- ",
             portal_name(),

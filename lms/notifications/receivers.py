@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from lms.common.signals import enrollment_status_changed, office_notice, session_updated
+from lms.common.signals import approval_step_reached, enrollment_status_changed, office_notice, session_updated
 from lms.courses.services import NOTIFIED_FIELDS
 from lms.enrollment.models import ACTIVE_STATUSES, Enrollment
 from lms.enrollment.models import PENDING as AWAITING_APPROVAL
@@ -28,6 +28,12 @@ def _queue_approval_requests(enrollment, new_status=None, **_):
     """An enrollment now awaiting approval is told to its municipality's training office."""
     if new_status == AWAITING_APPROVAL:
         queue_approval_requests(enrollment)
+
+
+@approval_step_reached.connect
+def _queue_next_step_requests(enrollment, **_):
+    """Approved at one step: the next step's approvers are told."""
+    queue_approval_requests(enrollment)
 
 
 @session_updated.connect

@@ -50,9 +50,10 @@ from lms.common.errors import Conflict, InvalidInput, NotFound
 from lms.common.jobs import huey
 from lms.common.timeutil import TOKYO, as_utc, utcnow
 from lms.courses.models import SCHEDULED, TrainingSession
+from lms.enrollment.approvals import supervisors_of
 from lms.enrollment.models import CONFIRMED as ENROLLMENT_CONFIRMED
+from lms.enrollment.models import OFFICE_STEP, SUPERVISOR_STEP, Enrollment
 from lms.enrollment.models import PENDING as ENROLLMENT_PENDING
-from lms.enrollment.models import Enrollment
 from lms.extensions import db
 from lms.notifications.channels import ChannelDeferred, ChannelUnavailable, registered_channel
 from lms.notifications.compose import compose_approval_request, compose_enrollment_notice
@@ -504,8 +505,13 @@ def _fail_exhausted_stale_claims(stale_cutoff: datetime, max_attempts: int) -> l
 def _no_longer_applies(mail: OutboxMail) -> str:
     """Why a queued reminder or approval request should not go out any more ("" if it should)."""
     if mail.kind == APPROVAL and mail.enrollment_id is not None:
-        decided = db.session.scalar(select(Enrollment.status).where(Enrollment.id == mail.enrollment_id))
-        return "" if decided == ENROLLMENT_PENDING else "not sent: the enrollment was decided already"
+        waiting = db.session.execute(select(Enrollment.status, Enrollment.approval_step)
+                                     .where(Enrollment.id == mail.enrollment_id)).first()
+        if waiting is None or waiting[0] != ENROLLMENT_PENDING:
+            return "not sent: the enrollment was decided already"
+        if (waiting[1] or OFFICE_STEP) != approval_step_of(mail):
+            return "not sent: the request has passed that approval step"
+        return ""
     if mail.kind != REMINDER or mail.enrollment_id is None:
         return ""
     enrollment = db.session.get(Enrollment, mail.enrollment_id)
@@ -658,35 +664,57 @@ def _busy_approvers(user_ids: list[int]) -> set[int]:
     return {uid for uid, count in rows if uid is not None and count >= threshold}
 
 
-def queue_approval_requests(enrollment) -> int:
-    """Tell the training office of the enrollment's municipality (its municipal admins) that it
-    awaits approval: one notice per admin and enrollment (a repeated call queues nothing new).
-    An admin who has had LMS_APPROVAL_DIGEST_THRESHOLD requests today gets this one in the next
-    daily digest instead (its row is kept, skipped, as the digest's record). In the caller's
-    transaction. Returns how many were queued to go now."""
-    if enrollment.id is None:
-        db.session.flush()
+def approval_step_of(mail: OutboxMail) -> str:
+    """The approval step an approval request was sent for ("supervisor" or "office")."""
+    parts = mail.dedupe_key.split(":")
+    return parts[2] if len(parts) > 3 and parts[2] == SUPERVISOR_STEP else OFFICE_STEP
+
+
+def _approvers(enrollment, step: str) -> list[tuple[int | None, int | None, str, str, str | None]]:
+    """(user id, roster id, address, name, language) of whoever answers ``step``: the 所属長 and
+    deputies of the learner's 所属, or the training office (municipal admins) of their municipality."""
+    if step == SUPERVISOR_STEP:
+        out: list[tuple[int | None, int | None, str, str, str | None]] = []
+        for head in supervisors_of(enrollment.staff_member):
+            user = head.user
+            address = (user.email if user is not None and user.email else head.email) or ""
+            out.append((head.user_id, head.id, address, head.full_name, user.locale if user is not None else None))
+        return out
     admins = db.session.execute(
         select(User.id, User.email, User.display_name, User.locale)
         .join(UserRole, UserRole.user_id == User.id)
         .where(UserRole.role == MUNICIPAL_ADMIN, User.municipality_id == enrollment.municipality_id, User.active.is_(True))
         .order_by(User.id)
     ).all()
-    keys = {f"{APPROVAL}:{enrollment.id}:{uid}" for uid, *_ in admins}
+    return [(uid, None, email or "", name or "", locale) for uid, email, name, locale in admins]
+
+
+def queue_approval_requests(enrollment) -> int:
+    """Tell whoever answers the request's approval step that it waits for them: its 所属長 (and
+    deputies), or the training office of its municipality (the municipal admins). One notice
+    per approver, step and enrollment (a repeated call queues nothing new). An approver who has
+    had LMS_APPROVAL_DIGEST_THRESHOLD requests today gets this one in the next daily digest
+    instead (its row is kept, skipped, as the digest's record). In the caller's transaction.
+    Returns how many were queued to go now."""
+    if enrollment.id is None:
+        db.session.flush()
+    step = enrollment.approval_step or OFFICE_STEP
+    approvers = _approvers(enrollment, step)
+    keys = {f"{APPROVAL}:{enrollment.id}:{step}:{uid or f's{sid}'}" for uid, sid, *_ in approvers}
     taken = set(db.session.scalars(select(OutboxMail.dedupe_key).where(OutboxMail.dedupe_key.in_(keys)))) if keys else set()
-    busy = _busy_approvers([uid for uid, *_ in admins])
+    busy = _busy_approvers([uid for uid, *_ in approvers if uid is not None])
     queued = 0
-    for uid, email, name, locale in admins:
-        key = f"{APPROVAL}:{enrollment.id}:{uid}"
-        address = (email or "").strip()
+    for uid, sid, email, name, locale in approvers:
+        key = f"{APPROVAL}:{enrollment.id}:{step}:{uid or f's{sid}'}"
+        address = email.strip()
         if key in taken or "@" not in address:
             continue
         with db.session.no_autoflush:
-            composed = compose_approval_request(enrollment, name or "", locale)
+            composed = compose_approval_request(enrollment, name, locale, step)
         held = uid in busy  # many today already: this one waits for the day's digest
         db.session.add(OutboxMail(
-            dedupe_key=key, kind=APPROVAL, to_address=address, to_name=name or "", subject=composed.subject[:300],
-            body_text=composed.body, enrollment_id=enrollment.id, user_id=uid,
+            dedupe_key=key, kind=APPROVAL, to_address=address, to_name=name, subject=composed.subject[:300],
+            body_text=composed.body, enrollment_id=enrollment.id, user_id=uid, staff_member_id=sid,
             municipality_id=enrollment.municipality_id, status=SKIPPED if held else QUEUED, attempts=0,
             next_attempt_at=utcnow(), last_error=HELD_FOR_DIGEST if held else "",
         ))

@@ -17,6 +17,8 @@ class StaffForm(Form):
     sign_in_name = StringField(_l("サインイン名（Microsoft 365）"), validators=[Optional(), Length(max=320)])
     email = StringField(_l("メール"), validators=[Optional(), Regexp(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", message=_l("メールアドレスの形式で入力してください。")), Length(max=320)])
     hired_on = JapaneseDateField(_l("採用日"), validators=[Optional()])
+    department_head = BooleanField(_l("所属長（所属の職員の受講申込を承認する）"))
+    deputy_head = BooleanField(_l("所属長の代理（所属長に代わって承認する）"))
 
 
 class TransferForm(Form):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import Date, ForeignKey, Index, String, UniqueConstraint, case
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from lms.common.timeutil import utcnow
@@ -43,6 +44,10 @@ class StaffMember(Model):
     department: Mapped[str] = mapped_column(String(200), default="")  # 所属
     job_title: Mapped[str] = mapped_column(String(100), default="")  # 職名
     job_grade: Mapped[str] = mapped_column(String(50), default="", server_default="")  # 職層 (係長級, 課長級 …)
+    # 所属長 of their 所属 (department), or its deputy (代理): they approve their 所属's requests
+    # for courses whose approval goes through the department head (lms.enrollment.approvals).
+    department_head: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+    deputy_head: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
     # Microsoft 365 sign-in name (UPN), stored lower-case; used to link at first sign-in.
     sign_in_name: Mapped[str] = mapped_column(String(320), default="", index=True)
     email: Mapped[str] = mapped_column(String(320), default="")

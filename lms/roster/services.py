@@ -46,10 +46,16 @@ ROSTER_COLUMNS = (
     ("メール", "email"),
     ("採用日", "hired_on"),
     ("職層", "job_grade"),  # optional: 係長級, 課長級 … (courses may be limited to some)
+    ("所属長", "supervisor_role"),  # optional: 所属長, 代理 or empty (who approves the 所属's requests)
 )
 # Columns a file may leave out altogether: their stored values then stay as they are (a
 # roster kept in the HR system without 職層 does not wipe the grades typed in Manabi).
-KEPT_WHEN_ABSENT = {"職層"}
+KEPT_WHEN_ABSENT = {"職層", "所属長"}
+# The 所属長 column: what a file may write, and what it means (stored as department_head /
+# deputy_head).
+HEAD, DEPUTY = "所属長", "代理"
+_SUPERVISOR_WORDS = {"": "", "所属長": HEAD, "長": HEAD, "1": HEAD, "○": HEAD, "◯": HEAD, "代理": DEPUTY,
+                     "所属長代理": DEPUTY, "2": DEPUTY}
 REQUIRED_COLUMNS = ("職員番号", "氏名", "氏名カナ", "所属", "職名", "サインイン名")
 _LIMITS = {"employee_number": 20, "full_name": 100, "full_name_kana": 200, "department": 200,
            "job_title": 100, "job_grade": 50, "sign_in_name": 320, "email": 320}
@@ -219,6 +225,9 @@ def save_staff_member(municipality_id: int, values: dict, actor, member_id: int 
     for key, value in data.items():
         setattr(member, key, value)
     member.hired_on = values.get("hired_on")
+    if "department_head" in values:  # (a form that does not show them leaves them as they are)
+        member.department_head = bool(values.get("department_head"))
+        member.deputy_head = bool(values.get("deputy_head")) and not member.department_head
     db.session.flush()
     record_action(actor, action, "staff_member", member.id, municipality_id, employee_number=member.employee_number)
     return member
@@ -254,6 +263,8 @@ def _record_transfer(member: StaffMember, department: str, job_title: str, effec
         recorded_by_id=getattr(actor, "id", None),
     )
     db.session.add(entry)
+    if department != member.department:  # no longer the 所属長 (or deputy) of the 所属 left
+        member.department_head = member.deputy_head = False
     member.department = department
     member.job_title = job_title
     return entry
@@ -403,7 +414,7 @@ class ImportReport:
 _IMPORT_COLUMNS = (
     StaffMember.id, StaffMember.employee_number, StaffMember.full_name, StaffMember.full_name_kana,
     StaffMember.department, StaffMember.job_title, StaffMember.job_grade, StaffMember.sign_in_name,
-    StaffMember.email, StaffMember.hired_on, StaffMember.status,
+    StaffMember.email, StaffMember.hired_on, StaffMember.status, StaffMember.department_head, StaffMember.deputy_head,
 )
 
 # A roster entry as an import reads it: a plain row of _IMPORT_COLUMNS, not an ORM object.
@@ -463,7 +474,19 @@ def _row_values(raw: dict) -> dict:
     values["full_name_kana"] = normalise_kana(values["full_name_kana"])
     values["sign_in_name"] = values["sign_in_name"].lower()
     values["email"] = values["email"].lower()
+    if "supervisor_role" in values:
+        values["supervisor_role"] = _SUPERVISOR_WORDS.get(values["supervisor_role"], values["supervisor_role"])
     return values
+
+
+def _stored(values: dict) -> dict:
+    """An import row's values as columns (the 所属長 column becomes the two flags)."""
+    if "supervisor_role" not in values:
+        return values
+    role = values["supervisor_role"]
+    out = {key: value for key, value in values.items() if key != "supervisor_role"}
+    out["department_head"], out["deputy_head"] = role == HEAD, role == DEPUTY
+    return out
 
 
 def upsert_staff_entry(municipality_id: int, entry: dict, actor, *, left_on: date | None = None,
@@ -646,6 +669,8 @@ def _row_problem(values, raw, seen_numbers, seen_sign_ins, existing, by_sign_in)
             return _("サインイン名 %(name)s はすでに別の職員（職員番号 %(other)s）に使われています。", name=sign_in, other=holder.employee_number)
     if values["email"] and not _EMAIL_RE.match(values["email"]):
         return _("メール「%(mail)s」がメールアドレスの形式ではありません。", mail=values["email"])
+    if values.get("supervisor_role", "") not in ("", HEAD, DEPUTY):
+        return _("所属長の欄「%(value)s」は、「所属長」「代理」または空欄で入力してください。", value=values["supervisor_role"])
     try:
         values["hired_on"] = parse_date(raw.get("採用日", ""))
     except ValueError:
@@ -669,6 +694,8 @@ def _classify(member: ImportedEntry | None, values: dict) -> tuple[str, str]:
 
 
 def _current(member: ImportedEntry, attr: str):
+    if attr == "supervisor_role":
+        return HEAD if member.department_head else DEPUTY if member.deputy_head else ""
     value = getattr(member, attr)
     if attr in ("sign_in_name", "email"):
         return (value or "").lower()
@@ -685,6 +712,7 @@ def _apply_import(municipality_id: int, planned, missing, effective_on: date, ac
     for result, values, member in planned:
         if result.outcome == UNCHANGED:
             continue
+        values = _stored(values)
         if member is None:
             inserts.append({**values, "municipality_id": municipality_id, "status": ACTIVE, "source": source,
                             "created_at": now, "updated_at": now})
@@ -695,6 +723,8 @@ def _apply_import(municipality_id: int, planned, missing, effective_on: date, ac
             history.append({"staff_member_id": member.id, "effective_on": effective_on, "kind": "returned",
                             "from_department": "", "from_job_title": "", "to_department": values["department"],
                             "to_job_title": values["job_title"], "recorded_by_id": actor_id, "created_at": now})
+        if values["department"] != member.department and "department_head" not in values:
+            change.update(department_head=False, deputy_head=False)  # (no longer the head of the 所属 left)
         if (values["department"], values["job_title"]) != (member.department, member.job_title):
             history.append({"staff_member_id": member.id, "effective_on": effective_on, "kind": "transfer",
                             "from_department": member.department, "to_department": values["department"],
@@ -752,7 +782,8 @@ def export_roster_csv(municipality_id: int, *, encoding: str = "utf-8") -> bytes
     for m in members:
         writer.writerow([neutralise_cell(v) for v in (
             m.employee_number, m.full_name, m.full_name_kana, m.department, m.job_title, m.sign_in_name, m.email,
-            m.hired_on.isoformat() if m.hired_on else "", m.job_grade, "在職" if m.status == ACTIVE else "退職・転出",
+            m.hired_on.isoformat() if m.hired_on else "", m.job_grade,
+            HEAD if m.department_head else DEPUTY if m.deputy_head else "", "在職" if m.status == ACTIVE else "退職・転出",
             m.left_on.isoformat() if m.left_on else "",
         )])
     text = out.getvalue()

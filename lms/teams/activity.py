@@ -34,12 +34,13 @@ from sqlalchemy import select
 from lms.auth.models import User
 from lms.common.links import app_url
 from lms.common.timeutil import utcnow
-from lms.enrollment.models import Enrollment
+from lms.enrollment.models import SUPERVISOR_STEP, Enrollment
 from lms.extensions import db
 from lms.municipalities.models import TenantMapping
 from lms.notifications.channels import ChannelDeferred, ChannelUnavailable
 from lms.notifications.compose import format_when
 from lms.notifications.models import OutboxMail
+from lms.notifications.services import approval_step_of
 from lms.teams import app_identity
 from lms.teams.app_package import (
     APPROVAL_REQUESTED,
@@ -102,7 +103,8 @@ def _topic_and_parameters(mail: OutboxMail, activity_type: str) -> tuple[str, li
     course = session.course.title
     if activity_type == APPROVAL_REQUESTED:
         params = {"learner": enrollment.staff_member.full_name, "course": course}
-        return course, _pairs(params), "mypage", "approvals"
+        sub_page = "supervisor-approvals" if approval_step_of(mail) == SUPERVISOR_STEP else "approvals"
+        return course, _pairs(params), "mypage", sub_page
     if activity_type == ENROLLMENT_DECIDED:
         return course, _pairs({"course": course, "decision": _decision(mail.kind)}), "mypage", ""
     if activity_type == WAITLIST_PROMOTED:

@@ -69,8 +69,8 @@ def tab(entity_id: str) -> Tab:
 
 
 # Pages a notice's deep link opens in the tab (its ``subEntityId``, the SDK's
-# ``page.subPageId``) besides the tabs' own: the training office's approvals.
-SUB_PAGES = {"approvals": "enrollment.admin_home"}
+# ``page.subPageId``) besides the tabs' own: the training office's approvals and the 所属長's.
+SUB_PAGES = {"approvals": "enrollment.admin_home", "supervisor-approvals": "enrollment.supervisor_approvals"}
 
 
 def deep_link(entity_id: str, web_url: str, *, sub_page: str = "", label: str = "", app: Flask | None = None) -> str:

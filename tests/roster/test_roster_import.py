@@ -151,3 +151,37 @@ def test_export_then_import_round_trips(app, db, chiyoda, admin):
     db.session.commit()
     report = import_roster(chiyoda.id, export_roster_csv(chiyoda.id), admin)
     assert report.applied and report.counts["unchanged"] == 3
+
+
+def test_the_supervisor_column_marks_heads_and_deputies(app, db, chiyoda, admin):
+    """所属長: 「所属長」「代理」 or empty (also 1/○ and 2); a transfer by a file without the column
+    ends the headship; an export carries it, so a round trip keeps it."""
+    header = [*HEADER, "所属長"]
+    rows = [[*ROWS[0], "所属長"], [*ROWS[1], "代理"], [*ROWS[2], ""]]
+    report = import_roster(chiyoda.id, _csv(rows, header=header), admin)
+    db.session.commit()
+    assert report.applied
+    members = _members(db, chiyoda)
+    assert (members["1001"].department_head, members["1001"].deputy_head) == (True, False)
+    assert (members["1002"].department_head, members["1002"].deputy_head) == (False, True)
+    assert not members["1003"].department_head and not members["1003"].deputy_head
+
+    exported = export_roster_csv(chiyoda.id).decode("utf-8-sig").splitlines()
+    assert "所属長" in exported[0].split(",")
+    again = import_roster(chiyoda.id, export_roster_csv(chiyoda.id), admin)
+    assert again.counts.get("unchanged") == 3  # the export reads back as it is
+    db.session.commit()
+
+    # A file without the column keeps the flags; a transfer in it ends the headship.
+    moved = [list(r) for r in ROWS]
+    moved[0][3] = "企画部 企画課"
+    import_roster(chiyoda.id, _csv(moved), admin)
+    db.session.commit()
+    db.session.expire_all()
+    members = _members(db, chiyoda)
+    assert members["1001"].department == "企画部 企画課" and not members["1001"].department_head
+    assert members["1002"].deputy_head  # unchanged row: kept
+
+    refused = import_roster(chiyoda.id, _csv([[*ROWS[0], "課長"]], header=header), admin)
+    assert not refused.applied
+    assert "所属長の欄「課長」" in refused.refused[0].message

@@ -159,6 +159,11 @@ EXPECTED = {
     "roster.new POST": "L 403 403 ok ok ok",
     "teams.sync_roster POST": "L 403 403 ok ok ok",
     "notifications.session_calendar GET": "L 404 404 404 ok ok",
+    # 所属長の承認 (tests/enrollment/test_supervisor_approval.py): everyone may look (a person who
+    # heads no 所属 sees none); nobody in the matrix heads one, so every request is missing.
+    "enrollment.supervisor_approvals GET": "L ok ok ok ok ok",
+    "enrollment.supervisor_approve POST": "L 404 404 404 404 404",
+    "enrollment.supervisor_reject POST": "L 404 404 404 404 404",
     # Each person's own choice of Teams, mail or both (tests/teams/test_activity_notices.py).
     "notifications.notice_settings GET": "L ok ok ok ok ok",
     "notifications.notice_settings POST": "L ok ok ok ok ok",
@@ -171,6 +176,15 @@ EXPECTED = {
     "teams.import_now POST": "L 404 404 404 404 ok",
     "teams.sync_meeting POST": "L 404 404 404 404 ok",
     "teams.status GET": "L 403 403 403 403 ok",
+    # Viva Learning (tests/teams/test_viva.py): platform admins only; the tenant is named by one of
+    # its mappings (B's). Its courses' thumbnail is public (Viva Learning shows it to the tenant's users).
+    "teams_viva.index GET": "L 403 403 403 403 ok",
+    "teams_viva.tenant GET": "L 403 403 403 403 ok",
+    "teams_viva.tenant POST": "L 403 403 403 403 ok",
+    "teams_viva.reconcile POST": "L 403 403 403 403 ok",
+    "teams_viva.disable GET": "L 403 403 403 403 ok",
+    "teams_viva.disable POST": "L 403 403 403 403 ok",
+    "teams_viva.thumbnail GET": "ok ok ok ok ok ok",
     # The Teams app package (tests/teams/test_app_package.py); without ENTRA_CLIENT_ID the download
     # goes back to the page, which says why.
     "teams.app_page GET": "L 403 403 403 403 ok",

@@ -1,0 +1,191 @@
+"""所属長の承認: a request passes the learner's 所属長 (or deputy), then the training office;
+each step is told, answers once, and is shown to the learner with its date; a 所属 without a
+head never leaves a request stuck."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from lms.common.errors import NotAllowed
+from lms.enrollment import services
+from lms.enrollment.models import (
+    APPROVED,
+    CONFIRMED,
+    OFFICE_STEP,
+    PENDING,
+    REJECTED,
+    SKIPPED_NO_APPROVER,
+    STEP_REJECTED,
+    SUPERVISOR_STEP,
+    Enrollment,
+    EnrollmentApproval,
+)
+from lms.notifications.models import OutboxMail
+
+
+@pytest.fixture
+def people(db, make_user):
+    learner = make_user("learner", name="青木 一郎")
+    head = make_user("learner", name="総務課長 佐藤")
+    head.staff_member.department_head = True
+    deputy = make_user("learner", name="総務課長代理 鈴木")
+    deputy.staff_member.deputy_head = True
+    other_head = make_user("learner", name="税務課長 田中")
+    other_head.staff_member.department = "税務課"
+    other_head.staff_member.department_head = True
+    office = make_user("municipal_admin", name="研修担当 高橋")
+    db.session.commit()
+    return {"learner": learner, "head": head, "deputy": deputy, "other_head": other_head, "office": office}
+
+
+def course_session(make_course, make_session, *, supervisor=True, office=True, capacity=10):
+    course = make_course(title="政策形成研修", supervisor_approval=supervisor, requires_approval=office)
+    return make_session(course, capacity=capacity)
+
+
+def apply(db, session, user):
+    enrollment = services.enroll(session.id, user.staff_member.id, user)
+    db.session.commit()
+    return enrollment
+
+
+def steps(db, enrollment_id):
+    db.session.expire_all()
+    return [(a.step, a.decision) for a in db.session.scalars(
+        select(EnrollmentApproval).where(EnrollmentApproval.enrollment_id == enrollment_id).order_by(EnrollmentApproval.id))]
+
+
+def told(db, enrollment_id):
+    """(step, recipient user id) of the approval requests queued for an enrollment."""
+    db.session.expire_all()
+    return sorted((m.dedupe_key.split(":")[2], m.user_id) for m in db.session.scalars(
+        select(OutboxMail).where(OutboxMail.kind == "approval", OutboxMail.enrollment_id == enrollment_id)))
+
+
+def test_the_head_then_the_office_approve(db, people, make_course, make_session):
+    session = course_session(make_course, make_session)
+    enrollment = apply(db, session, people["learner"])
+    assert enrollment.status == PENDING and enrollment.approval_step == SUPERVISOR_STEP
+    # The 所属長 and the deputy are told; the office not yet.
+    assert told(db, enrollment.id) == sorted([(SUPERVISOR_STEP, people["head"].id),
+                                              (SUPERVISOR_STEP, people["deputy"].id)])
+    with pytest.raises(NotAllowed):
+        services.approve_enrollment(enrollment.id, people["office"])
+    with pytest.raises(NotAllowed):
+        services.approve_enrollment(enrollment.id, people["other_head"])
+    db.session.rollback()
+
+    after_head = services.approve_enrollment(enrollment.id, people["head"])
+    db.session.commit()
+    assert after_head.status == PENDING and after_head.approval_step == OFFICE_STEP
+    assert (OFFICE_STEP, people["office"].id) in told(db, enrollment.id)
+    with pytest.raises(NotAllowed):  # the head's step is done: the office answers now
+        services.approve_enrollment(enrollment.id, people["deputy"])
+    db.session.rollback()
+
+    decided = services.approve_enrollment(enrollment.id, people["office"])
+    db.session.commit()
+    assert decided.status == CONFIRMED and decided.approval_step is None
+    assert steps(db, enrollment.id) == [(SUPERVISOR_STEP, APPROVED), (OFFICE_STEP, APPROVED)]
+
+
+def test_a_supervisor_only_course_is_decided_by_the_deputy(db, people, make_course, make_session):
+    session = course_session(make_course, make_session, office=False)
+    enrollment = apply(db, session, people["learner"])
+    decided = services.approve_enrollment(enrollment.id, people["deputy"])
+    db.session.commit()
+    assert decided.status == CONFIRMED
+    assert steps(db, enrollment.id) == [(SUPERVISOR_STEP, APPROVED)]
+    assert all(step == SUPERVISOR_STEP for step, _uid in told(db, enrollment.id))
+
+
+def test_the_head_rejects_with_a_reason(db, people, make_course, make_session):
+    session = course_session(make_course, make_session)
+    enrollment = apply(db, session, people["learner"])
+    rejected = services.reject_enrollment(enrollment.id, people["head"], "業務繁忙期のため")
+    db.session.commit()
+    assert rejected.status == REJECTED and rejected.reason == "業務繁忙期のため"
+    assert steps(db, enrollment.id) == [(SUPERVISOR_STEP, STEP_REJECTED)]
+    kinds = {m.kind for m in db.session.scalars(select(OutboxMail).where(OutboxMail.enrollment_id == enrollment.id))}
+    assert "rejected" in kinds
+
+
+def test_a_department_without_a_head_goes_to_the_office(db, people, make_course, make_session, make_user):
+    loner = make_user("learner", name="会計課 職員")
+    loner.staff_member.department = "会計課"
+    db.session.commit()
+    enrollment = apply(db, course_session(make_course, make_session), loner)
+    assert enrollment.approval_step == OFFICE_STEP
+    assert steps(db, enrollment.id) == [(SUPERVISOR_STEP, SKIPPED_NO_APPROVER)]
+    assert told(db, enrollment.id) == [(OFFICE_STEP, people["office"].id)]
+    assert services.approve_enrollment(enrollment.id, people["office"]).status == CONFIRMED
+
+
+def test_a_head_never_approves_their_own_request(db, people, make_course, make_session):
+    people["deputy"].staff_member.deputy_head = False
+    db.session.commit()
+    enrollment = apply(db, course_session(make_course, make_session), people["head"])
+    assert enrollment.approval_step == OFFICE_STEP  # nobody else heads 総務課
+
+
+def test_a_vacant_head_leaves_the_request_to_the_office(db, people, make_course, make_session):
+    """The 所属長 moves away while a request waits: the office answers instead (never stuck)."""
+    from datetime import date
+
+    from lms.roster.services import transfer_staff
+
+    enrollment = apply(db, course_session(make_course, make_session), people["learner"])
+    people["deputy"].staff_member.deputy_head = False
+    db.session.commit()
+    transfer_staff(people["head"].staff_member.id, "企画課", "", date(2026, 12, 1), people["office"])
+    db.session.commit()
+    assert people["head"].staff_member.department_head is False
+    decided = services.approve_enrollment(enrollment.id, people["office"])
+    db.session.commit()
+    # The office's approval stands for the missing head's and its own step: decided at once.
+    assert decided.status == CONFIRMED
+    assert steps(db, enrollment.id) == [(SUPERVISOR_STEP, SKIPPED_NO_APPROVER), (OFFICE_STEP, APPROVED)]
+
+
+# ---------------------------------------------------------------- pages
+
+
+def test_the_supervisors_page(client, db, people, make_course, make_session, login_as, make_user):
+    session = course_session(make_course, make_session)
+    mine = apply(db, session, people["learner"])
+    taxpayer = make_user("learner", name="税務課 職員")
+    taxpayer.staff_member.department = "税務課"
+    db.session.commit()
+    theirs = apply(db, session, taxpayer)
+
+    login_as(user=people["head"])
+    page = client.get("/approvals").get_data(as_text=True)
+    assert "青木 一郎" in page and "税務課 職員" not in page
+    assert client.post(f"/approvals/{theirs.id}/approve").status_code == 404
+    assert client.post("/approvals/99999999/approve").status_code == 404
+    refused = client.post(f"/approvals/{mine.id}/reject", data={"reason": ""})
+    assert refused.status_code == 302 and db.session.get(Enrollment, mine.id).status == PENDING
+    answer = client.post(f"/approvals/{mine.id}/approve")
+    assert answer.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Enrollment, mine.id).approval_step == OFFICE_STEP
+    assert "研修担当の承認に進みます" in client.get("/approvals").get_data(as_text=True)
+
+    login_as(user=people["learner"])
+    my_page = client.get("/me").get_data(as_text=True)
+    assert "所属長：承認" in my_page and "研修担当の承認待ち" in my_page
+
+    login_as(user=people["office"])
+    office_page = client.get("/municipal").get_data(as_text=True)
+    assert "所属長：承認" in office_page
+
+
+def test_someone_who_heads_nothing_sees_no_requests(client, db, people, make_course, make_session, login_as):
+    enrollment = apply(db, course_session(make_course, make_session), people["learner"])
+    login_as(user=people["office"])
+    page = client.get("/approvals")
+    assert page.status_code == 200 and "所属長（またはその代理）として登録されていない" in page.get_data(as_text=True)
+    assert client.post(f"/approvals/{enrollment.id}/approve").status_code == 404
+    login_as(user=people["other_head"])
+    assert "青木 一郎" not in client.get("/approvals").get_data(as_text=True)
