@@ -24,6 +24,7 @@ BLUEPRINTS = (
     "notifications",
     "teams",
     "teams.tab",  # the Teams app's personal tab: single sign-on, framed by Teams only
+    "teams.viva",  # Viva Learning: the tenants' switch and status (/teams/viva), receivers
     "archives",
     "completion",
     "admin",

@@ -17,8 +17,10 @@ from lms.courses import tasks as courses_tasks
 from lms.notifications import tasks as notifications_tasks
 from lms.planning import tasks as planning_tasks
 from lms.teams import tasks as teams_tasks
+from lms.teams.viva import tasks as viva_tasks
 
-TASK_MODULES = (api_tasks, archives_tasks, courses_tasks, notifications_tasks, planning_tasks, teams_tasks, webhooks_tasks)
+TASK_MODULES = (api_tasks, archives_tasks, courses_tasks, notifications_tasks, planning_tasks, teams_tasks, viva_tasks,
+                webhooks_tasks)
 
 
 # huey's own consumer builds the app the tasks run in (``flask lms worker`` hands over its own).

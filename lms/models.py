@@ -32,3 +32,4 @@ from lms.planning.models import (  # noqa: F401
 from lms.roster.models import StaffHistory, StaffMember  # noqa: F401
 from lms.sitepages.models import SitePage  # noqa: F401
 from lms.teams.models import GraphOperation, GraphSubscription  # noqa: F401
+from lms.teams.viva.models import VivaActivity, VivaContent, VivaTenant  # noqa: F401

@@ -15,6 +15,8 @@ EXPECTED_PUBLIC = {
     "main.set_language",
     "completion.verify_certificate",
     "teams.graph_notifications",
+    # Viva Learning's course thumbnail: shown by Viva Learning to the tenant's users.
+    "teams_viva.thumbnail",
     # The Teams tab signs people in itself: its page (which asks Teams for a token), the
     # token's check, the pop-up window's start (the web sign-in) and the pop-up's hand-over.
     "teams_tab.tab",

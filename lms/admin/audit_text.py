@@ -93,6 +93,9 @@ ACTION_LABELS = {
     "teams.app_package_downloaded": _l("Teams アプリ パッケージのダウンロード"),
     "teams.retry": _l("Teams 連携の再試行"),
     "teams.sync_meeting": _l("Teams 会議の作成・更新"),
+    "teams.viva_disable": _l("Viva Learning 連携の停止"),
+    "teams.viva_reconcile": _l("Viva Learning との照合"),
+    "teams.viva_settings": _l("Viva Learning 連携の設定"),
 }
 
 TARGET_LABELS = {
@@ -119,6 +122,7 @@ TARGET_LABELS = {
     "training_path": _l("研修体系"),
     "training_session": _l("研修回"),
     "user": _l("利用者"),
+    "viva_tenant": _l("Viva Learning 連携"),
 }
 
 DETAIL_LABELS = {

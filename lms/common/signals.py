@@ -73,3 +73,15 @@ office_notice = _events.signal("office-notice")
 # lms.completion.services, which writes every completion; lms.api.webhooks sends
 # completion.granted / completion.revoked.
 completion_changed = _events.signal("completion-changed")
+
+# sender: the Course (flushed) whose catalogue face changed: published, back to draft, cancelled,
+# or edited (title, summary, municipalities…). kwargs: actor, changes (dict of field -> (old,
+# new); "status" when it moved). Published by lms.courses.services; lms.teams.viva publishes the
+# course to Viva Learning (or marks it inactive there).
+course_changed = _events.signal("course-changed")
+
+# sender: the MandatoryAssignment (flushed; for "deleted", still in the session, deleted right
+# after). kwargs: actor, action ("created", "updated", "deleted"), before (for "updated": the
+# (course_id, fiscal_year) it covered until now, else None). Published by
+# lms.completion.services; lms.teams.viva assigns the course in Viva Learning to its members.
+mandatory_assignment_changed = _events.signal("mandatory-assignment-changed")

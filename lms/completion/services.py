@@ -21,7 +21,7 @@ from lms.attendance.models import Attendance
 from lms.audit.services import record_action
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
 from lms.common.errors import InvalidInput, NotAllowed, NotFound
-from lms.common.signals import completion_changed
+from lms.common.signals import completion_changed, mandatory_assignment_changed
 from lms.common.timeutil import as_utc, fiscal_year_bounds, fiscal_year_of, utcnow
 from lms.completion import summary
 from lms.completion.models import (
@@ -397,7 +397,9 @@ def save_mandatory_assignment(
         if not can_manage_assignment(actor, assignment.municipality_id):
             raise NotAllowed(_("この区市町村の必修指定を変更する権限がありません。"))
         action = "completion.assignment_update"
+        before = (assignment.course_id, assignment.fiscal_year)
     else:
+        before = None
         assignment = MandatoryAssignment(created_by_id=actor.id)
         db.session.add(assignment)
         action = "completion.assignment_create"
@@ -415,6 +417,8 @@ def save_mandatory_assignment(
         course_id=course_id, fiscal_year=fiscal_year, department=assignment.department,
         job_title=assignment.job_title, new_staff_fiscal_year=new_staff_fiscal_year, due_on=due_on.isoformat(),
     )
+    mandatory_assignment_changed.send(assignment, actor=actor, action="updated" if before else "created",
+                                      before=before)
     return assignment
 
 
@@ -428,6 +432,7 @@ def delete_mandatory_assignment(actor, assignment_id: int) -> None:
         actor, "completion.assignment_delete", "mandatory_assignment", assignment.id, assignment.municipality_id,
         course_id=assignment.course_id, fiscal_year=assignment.fiscal_year,
     )
+    mandatory_assignment_changed.send(assignment, actor=actor, action="deleted", before=None)
     db.session.delete(assignment)
     db.session.flush()
 

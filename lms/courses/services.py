@@ -241,6 +241,8 @@ def update_course(actor, course: Course, data: CourseInput) -> dict:
     if changes:
         course.updated_at = utcnow()
         record_action(actor, "course.update", "course", course.id, None, changes=_audit_changes(changes))
+        db.session.flush()
+        signals.course_changed.send(course, actor=actor, changes=changes)
     return changes
 
 
@@ -315,9 +317,12 @@ def publish_course(actor, course: Course) -> None:
         return
     if not any(s.status == SCHEDULED for s in course.sessions):
         raise InvalidInput(_("研修回がまだありません。研修回を追加してから公開してください（研修回のない研修には申し込めません）。"))
+    old_status = course.status
     course.status = PUBLISHED
     course.published_at = utcnow()
     record_action(actor, "course.publish", "course", course.id, None)
+    db.session.flush()
+    signals.course_changed.send(course, actor=actor, changes={"status": (old_status, PUBLISHED)})
 
 
 def unpublish_course(actor, course: Course) -> None:
@@ -330,6 +335,8 @@ def unpublish_course(actor, course: Course) -> None:
     signals.course_unpublishing.send(course, actor=actor)
     course.status = DRAFT
     record_action(actor, "course.unpublish", "course", course.id, None)
+    db.session.flush()
+    signals.course_changed.send(course, actor=actor, changes={"status": (PUBLISHED, DRAFT)})
 
 
 def cancel_course(actor, course: Course, reason: str = "") -> list[TrainingSession]:
@@ -343,9 +350,12 @@ def cancel_course(actor, course: Course, reason: str = "") -> list[TrainingSessi
     reason = (reason or "").strip()
     course_id = course.id
     if course.status != CANCELLED:
+        old_status = course.status
         course.status = CANCELLED
         course.cancelled_at = utcnow()
         record_action(actor, "course.cancel", "course", course.id, None, reason=reason)
+        db.session.flush()
+        signals.course_changed.send(course, actor=actor, changes={"status": (old_status, CANCELLED)})
         db.session.commit()
     now = utcnow()
     session_ids = db.session.scalars(

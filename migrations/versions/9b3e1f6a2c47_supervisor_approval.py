@@ -3,7 +3,7 @@ requests go through the 所属長 (course.supervisor_approval), the step a pendi
 for (enrollment.approval_step) and each step's answer (enrollment_approval)
 
 Revision ID: 9b3e1f6a2c47
-Revises: 5eebe64cb214
+Revises: d5053987de7c
 Create Date: 2026-12-04 10:30:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '9b3e1f6a2c47'
-down_revision = '5eebe64cb214'
+down_revision = 'd5053987de7c'
 branch_labels = None
 depends_on = None
 

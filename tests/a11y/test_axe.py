@@ -40,7 +40,8 @@ def _extra(role, world) -> list[str]:
         # The printed lists and the check-in QR codes of a session held on site.
         "trainer": [f"{onsite}/sign-in-sheet", f"{onsite}/participants", f"{onsite}/qr", f"{onsite}/qr/poster",
                     f"/manage/courses/{world['course'].id}/prerequisites"],
-        "platform_admin": ["/admin/pages/accessibility", "/manage/paths", "/manage/paths/new", "/teams/app"],
+        "platform_admin": ["/admin/pages/accessibility", "/manage/paths", "/manage/paths/new", "/teams/app",
+                           "/teams/viva/"],
     }
     return site + by_role.get(role, []) + ["/courses?q=Teams", f"/courses/{world['course'].id}", "/archives/",
                                            f"/archives/{archive.id}", "/archives/search?q=会議"]

@@ -149,6 +149,11 @@ class GraphServer:
         self.installed: dict[str, list[dict]] = {}
         self.install_blocked: set[str] = set()
         self.activity_notices: list[dict] = []
+        # Viva Learning: learning providers registered by the tenant's admin (registrationId ->
+        # learningProvider), their learningContents (by externalId) and course activities (by id).
+        self.viva_providers: dict[str, dict] = {}
+        self.viva_contents: dict[str, dict[str, dict]] = {}
+        self.viva_activities: dict[str, dict[str, dict]] = {}
         self.content_bytes_sent = 0
         self._ids = itertools.count(1)
         self.server = make_server("127.0.0.1", 0, self.wsgi, threaded=True)
@@ -429,6 +434,8 @@ class GraphServer:
             sub = self.subscriptions[m.group(1)]
             sub.update(body)
             return self._json(path, "subscription", sub)
+        if (answer := self._viva_route(request, path, query, body, entry)) is not None:
+            return answer
         return _error(404, "UnknownError", f"No route for {method} {path}")
 
     # ---------------------------------------------------------------- Teams apps and activity notices
@@ -639,3 +646,136 @@ class GraphServer:
         }
         self.subscriptions[sub_id] = sub
         return self._json(path, "subscription", sub, status=201)
+
+    # ---------------------------------------------------------------- Viva Learning
+
+    def register_learning_provider(self, display_name: str = "Manabi", *, activity_sync: bool = True) -> str:
+        """What a tenant admin does with a delegated token (POST /employeeExperience/learningProviders):
+        the provider's id is the registrationId Manabi is given."""
+        registration_id = str(uuid.uuid4())
+        logo = "https://manabi.example.lg.jp/static/img/favicon.svg"
+        self.viva_providers[registration_id] = {
+            "id": registration_id, "displayName": display_name, "isCourseActivitySyncEnabled": activity_sync,
+            "loginWebUrl": "https://manabi.example.lg.jp/auth/login", "longLogoWebUrlForDarkTheme": logo,
+            "longLogoWebUrlForLightTheme": logo, "squareLogoWebUrlForDarkTheme": logo,
+            "squareLogoWebUrlForLightTheme": logo}
+        self.viva_contents[registration_id] = {}
+        self.viva_activities[registration_id] = {}
+        return registration_id
+
+    def viva_activity(self, registration_id: str, external_id: str) -> dict | None:
+        return next((a for a in self.viva_activities[registration_id].values()
+                     if a.get("externalcourseActivityId") == external_id), None)
+
+    _VIVA = r"/employeeExperience/learningProviders/([^/(]+)"
+    _ACTIVITY_TYPES = {"#microsoft.graph.learningAssignment": "learningAssignment",
+                       "#microsoft.graph.learningSelfInitiatedCourse": "learningSelfInitiatedCourse"}
+
+    def _viva_route(self, request, path: str, query: dict, body, entry: LoggedRequest) -> Response | None:
+        method = request.method
+        m = re.fullmatch(r"/employeeExperience/learningCourseActivities/([^/]+)", path)
+        if m and method == "GET":
+            found = next((a for acts in self.viva_activities.values() for a in acts.values() if a["id"] == m.group(1)), None)
+            if found is None:
+                return _error(404, "NotFound", f"The requested assignment {m.group(1)} doesn't exist.")
+            return self._json(path, "learningCourseActivity", found)
+        m = re.match(self._VIVA + r"(/.*)?$", path)
+        if not m:
+            return None
+        registration_id, rest = m.group(1), m.group(2) or ""
+        if registration_id not in self.viva_providers:
+            return _error(400, "BadRequest", "There was an issue with your request. Make sure the registrationId you "
+                                             "entered is valid or registered for your tenant")
+        contents = self.viva_contents[registration_id]
+        activities = self.viva_activities[registration_id]
+        if rest == "/learningContents" and method == "GET":
+            return self._page(path, "learningContent", list(contents.values()), query,
+                              f"learningProviders('{registration_id}')/learningContents")
+        cm = re.fullmatch(r"/learningContents\(externalId='((?:[^']|'')*)'\)", rest)
+        if cm and method == "PATCH":
+            entry.graph_type = "learningContent"
+            return self._upsert_content(path, registration_id, cm.group(1).replace("''", "'"), body)
+        if cm and method == "GET":
+            item = contents.get(cm.group(1).replace("''", "'"))
+            return self._json(path, "learningContent", item) if item else _error(404, "NotFound", "Learning content not found.")
+        cm = re.fullmatch(r"/learningContents/([^/]+)", rest)
+        if cm and method == "DELETE":
+            external = next((k for k, v in contents.items() if v["id"] == cm.group(1)), None)
+            if external is None:
+                return _error(404, "NotFound", "Learning content not found.")
+            del contents[external]
+            return Response(status=204)
+        if rest == "/learningCourseActivities" and method == "POST":
+            return self._create_activity(path, registration_id, body, entry)
+        am = re.fullmatch(r"/learningCourseActivities\(externalCourseActivityId=('?)(.*)\1\)", rest, re.IGNORECASE)
+        if am and method == "GET":
+            found = self.viva_activity(registration_id, am.group(2).replace("''", "'"))
+            if found is None:
+                return _error(404, "NotFound", f"The requested assignment {am.group(2)} doesn't exist.")
+            return self._json(path, "learningCourseActivity", found)
+        am = re.fullmatch(r"/learningCourseActivities/([^/]+)", rest)
+        if am and method in ("PATCH", "DELETE"):
+            activity = activities.get(am.group(1))
+            if activity is None:
+                return _error(404, "NotFound", f"The requested assignment {am.group(1)} doesn't exist.")
+            if method == "DELETE":
+                del activities[am.group(1)]
+                return Response(status=204)
+            entry.graph_type = self._ACTIVITY_TYPES.get((body or {}).get("@odata.type", ""), "learningCourseActivity")
+            if not isinstance(body, dict) or body.get("@odata.type") != activity["@odata.type"]:
+                return _error(400, "BadRequest", "Input Field @odata.type is invalid")
+            if body.get("status") not in ("notStarted", "inProgress", "completed"):
+                return _error(400, "BadRequest", "Input Field status is required")
+            activity.update({k: v for k, v in body.items() if k not in ("id", "learnerUserId", "externalcourseActivityId")})
+            return Response(status=204)
+        return _error(404, "UnknownError", f"No route for {method} {path}")
+
+    def _upsert_content(self, path: str, registration_id: str, external_id: str, body) -> Response:
+        if not isinstance(body, dict):
+            return _error(400, "BadRequest", "A JSON body is required.")
+        contents = self.viva_contents[registration_id]
+        existing = contents.get(external_id)
+        for key in ("title", "contentWebUrl", "languageTag"):
+            if not (body.get(key) or (existing or {}).get(key)):
+                return _error(400, "BadRequest", f"Input Field {key} is required")
+        if "duration" in body and not re.fullmatch(r"P(?:\d+D)?(?:T(?:\d+H)?(?:\d+M)?(?:\d+S)?)?", body["duration"] or "P"):
+            return _error(400, "BadRequest", "Input Field duration is invalid")
+        now = _iso(datetime.now(UTC))
+        item = existing or {"id": str(uuid.uuid4()), "externalId": external_id, "createdDateTime": now,
+                            "isActive": True, "isPremium": False, "isSearchable": True, "additionalTags": [],
+                            "contributors": [], "skillTags": [], "numberOfPages": None, "level": None}
+        item.update({k: v for k, v in body.items() if k not in ("id", "externalId")})
+        item["lastModifiedDateTime"] = now
+        contents[external_id] = item
+        return self._json(path, "learningContent", {
+            "@odata.context": f"{self.base_url}/$metadata#learningProviders('{registration_id}')/learningContents/$entity",
+            **item}, status=202)
+
+    def _create_activity(self, path: str, registration_id: str, body, entry: LoggedRequest) -> Response:
+        if not isinstance(body, dict):
+            return _error(400, "BadRequest", "A JSON body is required.")
+        graph_type = self._ACTIVITY_TYPES.get(body.get("@odata.type", ""))
+        entry.graph_type = graph_type or "learningCourseActivity"
+        if graph_type is None:
+            return _error(400, "BadRequest", "Input Field @odata.type is invalid")
+        if not self.viva_providers[registration_id]["isCourseActivitySyncEnabled"]:
+            return _error(400, "BadRequest", "This provider isn't enabled for the given tenant.")
+        required = ["learnerUserId", "learningContentId", "status"] + (["assignmentType"] if graph_type == "learningAssignment" else [])
+        for key in required:
+            if not body.get(key):
+                return _error(400, "BadRequest", f"Input Field {key} is required")
+        if body["status"] not in ("notStarted", "inProgress", "completed") or \
+                (graph_type == "learningSelfInitiatedCourse" and body["status"] == "notStarted"):
+            return _error(400, "BadRequest", "Input Field status is invalid")
+        if not any(c["id"] == body["learningContentId"] for c in self.viva_contents[registration_id].values()):
+            return _error(403, "Forbidden", "The provider is not valid to create course activity for the given learning content")
+        external = body.get("externalcourseActivityId")
+        if external and self.viva_activity(registration_id, external) is not None:
+            return _error(409, "Conflict", f"A course activity with externalcourseActivityId {external} already exists.")
+        learner = body["learnerUserId"]
+        activity = {"id": f"{learner}:{uuid.uuid4()}", "learningProviderId": registration_id, "completedDateTime": None,
+                    "completionPercentage": None, **body}
+        self.viva_activities[registration_id][activity["id"]] = activity
+        return self._json(path, "learningCourseActivity", {
+            "@odata.context": f"{self.base_url}/$metadata#learningProviders('{registration_id}')/learningCourseActivities"
+                              f"('{activity['id']}')$entity", **activity}, status=201)

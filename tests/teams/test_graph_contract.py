@@ -147,3 +147,74 @@ def test_teams_notices_speak_graphs_schema(schema, graph_app, graph_server, db, 
     assert problems == []
     kinds = {t for _p, t, _b in graph_server.responses}
     assert {"Collection(teamsApp)", "Collection(userScopeTeamsAppInstallation)"} <= kinds
+
+
+def test_viva_learning_requests_and_responses_exist_in_graph(schema, graph_app, graph_server, db, make_course,
+                                                            make_session, make_user, confirm):
+    """Viva Learning: learningContent upserts and lists, learningAssignment and
+    learningSelfInitiatedCourse creations, updates and look-ups, against Microsoft's schema."""
+    from datetime import date
+
+    from lms.common.timeutil import fiscal_year_of, today_tokyo
+    from lms.completion import services as completion_services
+    from lms.courses import services as course_services
+    from lms.teams.viva import services as viva
+    from lms.teams.viva.models import VivaTenant
+    from tests.factories import tenant_for
+
+    registration_id = graph_server.register_learning_provider()
+    tenant_id = tenant_for("131016")
+    db.session.add(VivaTenant(tenant_id=tenant_id, enabled=True, registration_id=registration_id))
+    db.session.commit()
+    platform = make_user("platform_admin")
+    learner = make_user("learner")
+    assigned = make_course(title="契約テスト（指名研修）", status="draft", published_at=None)
+    chosen = make_course(title="契約テスト（自己申込）", status="draft", published_at=None)
+    for course in (assigned, chosen):
+        make_session(course, starts_in=timedelta(days=3))
+        course_services.publish_course(platform, course)
+    db.session.commit()
+    fiscal_year = fiscal_year_of(today_tokyo())
+    completion_services.save_mandatory_assignment(platform, course_id=assigned.id, fiscal_year=fiscal_year,
+                                                  municipality_id=learner.municipality_id,
+                                                  due_on=date(fiscal_year + 1, 3, 1))
+    db.session.commit()
+    confirm(chosen.sessions[0], learner.staff_member, signal=False)
+    completion_services.complete_manually(learner.staff_member.id, chosen.id,
+                                          fiscal_year_of(chosen.sessions[0].starts_at), platform, "契約テスト")
+    db.session.commit()
+    # Drift, so that the reconciliation looks up, recreates and patches.
+    activities = graph_server.viva_activities[registration_id]
+    first = next(iter(activities))
+    del activities[first]
+    next(iter(activities.values()))["status"] = "inProgress"
+    viva.queue_reconcile(tenant_id)
+    db.session.commit()
+
+    problems: list[str] = []
+    kinds_seen = set()
+    for path, graph_type, body in graph_server.responses:
+        if "/employeeExperience/" not in path:
+            continue
+        kinds_seen.add(graph_type.removeprefix("Collection(").rstrip(")"))
+        if graph_type.startswith("Collection("):
+            problems += schema.check(body["value"], graph_type, f"{path} value")
+        else:
+            kinds_seen.add(str(body.get("@odata.type", "")).rsplit(".", 1)[-1])
+            problems += schema.check(body, graph_type, path)
+    sent_kinds = set()
+    methods = set()
+    for request in graph_server.requests:
+        if "/employeeExperience/" not in request.path:
+            continue
+        methods.add(request.method)
+        if request.body is None:
+            continue
+        sent_kinds.add(request.graph_type)
+        assert request.graph_type, f"untyped request body: {request.method} {request.path}"
+        problems += schema.check(request.body, request.graph_type, f"{request.method} {request.path}")
+        assert request.status < 400, (request.method, request.path, request.status)
+    assert problems == []
+    assert {"learningContent", "learningCourseActivity", "learningAssignment", "learningSelfInitiatedCourse"} <= kinds_seen
+    assert {"learningContent", "learningAssignment", "learningSelfInitiatedCourse"} <= sent_kinds
+    assert {"GET", "PATCH", "POST"} <= methods

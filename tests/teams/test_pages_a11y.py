@@ -78,3 +78,30 @@ def test_teams_and_attendance_pages_pass_axe(graph_app, graph_server, live_serve
     assert response.status == 200
     assert _axe(page) == []
     assert page.get_by_text("会議の作成").count() >= 1
+
+
+@pytest.mark.browser_context_args(bypass_csp=True)
+def test_viva_learning_pages_pass_axe(graph_app, graph_server, live_server, page, db, make_course, make_user):
+    if not AXE.exists():
+        pytest.skip("axe-core is not installed in tests/node (npm install)")
+    from lms.municipalities.models import TenantMapping
+    from lms.teams.viva.models import VivaTenant
+    from tests.factories import tenant_for
+
+    admin = make_user("platform_admin")
+    make_course(title="Viva Learning に送る研修")
+    tenant_id = tenant_for("131016")
+    db.session.add(VivaTenant(tenant_id=tenant_id, enabled=True, registration_id=graph_server.register_learning_provider(),
+                              status="failed", last_error="HTTP 403: Forbidden"))
+    db.session.commit()
+    mapping_id = db.session.scalar(select(TenantMapping.id).where(TenantMapping.tenant_id == tenant_id))
+    _sign_in(live_server.app, page.context, live_server.url, admin)
+    for path in ("/teams/viva/", f"/teams/viva/tenants/{mapping_id}", f"/teams/viva/tenants/{mapping_id}/disable"):
+        response = page.goto(live_server.url + path)
+        assert response.status == 200, path
+        assert _axe(page) == [], path
+    page.goto(live_server.url + f"/teams/viva/tenants/{mapping_id}")
+    page.get_by_label("学習プロバイダーの登録 ID（registrationId）").fill("")
+    page.get_by_role("button", name="保存する").click()
+    assert page.locator(".error-summary").count() == 1
+    assert _axe(page) == []
