@@ -58,6 +58,16 @@ def supervisors_of(member: StaffMember) -> list[StaffMember]:
     ))
 
 
+def departments_with_heads(municipality_id: int) -> set[str]:
+    """The 所属 of a municipality that have a 所属長 or deputy (one query for a whole page)."""
+    return set(db.session.scalars(
+        select(StaffMember.department).where(
+            StaffMember.municipality_id == municipality_id, StaffMember.status == ACTIVE,
+            or_(StaffMember.department_head.is_(True), StaffMember.deputy_head.is_(True)),
+        ).distinct()
+    ))
+
+
 def supervised_by(user) -> StaffMember | None:
     """The roster entry through which ``user`` approves as 所属長 or deputy (None: they do not)."""
     if user is None or not getattr(user, "is_authenticated", True):

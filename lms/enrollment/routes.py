@@ -246,9 +246,18 @@ def admin_home():
         "enrollment/municipal_home.html", municipality=municipality, pending=pending,
         approval_history=approvals.history([e.id for e in pending]), step_label=approvals.step_label,
         # Requests waiting for a 所属長 where the 所属 has none now: the office answers them.
-        headless={e.id for e in pending if e.approval_step == SUPERVISOR_STEP and not approvals.supervisors_of(e.staff_member)},
+        headless=_headless(municipality.id, pending),
         quotas=municipal.quota_use(municipality.id), page=page, reject_form=roster_forms.RejectForm(formdata=None),
     )
+
+
+def _headless(municipality_id: int, pending: list[Enrollment]) -> set[int]:
+    """Requests waiting for a 所属長 whose 所属 has none now (the office answers them)."""
+    waiting = [e for e in pending if e.approval_step == SUPERVISOR_STEP]
+    if not waiting:
+        return set()
+    headed = approvals.departments_with_heads(municipality_id)
+    return {e.id for e in waiting if e.staff_member.department not in headed}
 
 
 def _enrollment_or_404(enrollment_id: int) -> Enrollment:
