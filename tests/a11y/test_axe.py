@@ -43,7 +43,8 @@ def _extra(role, world) -> list[str]:
         "platform_admin": ["/admin/pages/accessibility", "/manage/paths", "/manage/paths/new", "/teams/app",
                            "/teams/viva/"],
     }
-    return site + by_role.get(role, []) + ["/courses?q=Teams", f"/courses/{world['course'].id}", "/archives/",
+    return site + by_role.get(role, []) + ["/settings/notices", "/approvals", "/courses?q=Teams",
+                                           f"/courses/{world['course'].id}", "/archives/",
                                            f"/archives/{archive.id}", "/archives/search?q=会議"]
 
 
