@@ -65,6 +65,8 @@ ACTION_LABELS = {
     "course.unpublish": _l("研修の非公開化"),
     "course.update": _l("研修の編集"),
     "enrollment.approve_step": _l("受講申込の承認（次の承認者へ）"),
+    "enrollment.delegate": _l("承認の代理の指名"),
+    "enrollment.delegate_end": _l("承認の代理の取消"),
     "enrollment.approve": _l("申込の承認"),
     "enrollment.cancel": _l("申込の取消"),
     "enrollment.cancel_session": _l("研修回の中止による申込の取消"),

@@ -10,12 +10,17 @@ on to the training office with a note (never a request nobody can answer).
 
 from __future__ import annotations
 
+from datetime import date
+
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import joinedload
 
-from lms.common.timeutil import utcnow
+from lms.audit.services import record_action
+from lms.common.database import begin_write
+from lms.common.errors import InvalidInput, NotAllowed, NotFound
+from lms.common.timeutil import today_tokyo, utcnow
 from lms.courses.models import TrainingSession
 from lms.enrollment import rules
 from lms.enrollment.models import (
@@ -25,6 +30,7 @@ from lms.enrollment.models import (
     SKIPPED_NO_APPROVER,
     STEP_REJECTED,
     SUPERVISOR_STEP,
+    ApprovalDelegation,
     Enrollment,
     EnrollmentApproval,
 )
@@ -48,14 +54,31 @@ def _heads_of(municipality_id: int, department: str):
     )
 
 
+def _delegations_now(**where):
+    today = today_tokyo()
+    return select(ApprovalDelegation).where(ApprovalDelegation.starts_on <= today, ApprovalDelegation.ends_on >= today,
+                                            *(getattr(ApprovalDelegation, k) == v for k, v in where.items()))
+
+
 def supervisors_of(member: StaffMember) -> list[StaffMember]:
-    """The 所属長 and deputies who approve ``member``'s requests (not the member themselves)."""
+    """Who approves ``member``'s requests as 所属長: the head and deputies of their 所属, and
+    whoever stands in for one of them today (a delegation), never the member themselves."""
     if not (member.department or "").strip():
         return []
-    return list(db.session.scalars(
-        select(StaffMember).where(_heads_of(member.municipality_id, member.department), StaffMember.id != member.id)
+    heads = list(db.session.scalars(
+        select(StaffMember).where(_heads_of(member.municipality_id, member.department))
         .order_by(StaffMember.deputy_head, StaffMember.id)
     ))
+    out = [head for head in heads if head.id != member.id]
+    if heads:
+        today = today_tokyo()
+        delegates = db.session.scalars(
+            select(StaffMember).join(ApprovalDelegation, ApprovalDelegation.delegate_id == StaffMember.id)
+            .where(ApprovalDelegation.delegator_id.in_([h.id for h in heads]), StaffMember.status == ACTIVE,
+                   ApprovalDelegation.starts_on <= today, ApprovalDelegation.ends_on >= today)
+        ).all()
+        out += [d for d in delegates if d.id != member.id and d not in out]
+    return out
 
 
 def departments_with_heads(municipality_id: int) -> set[str]:
@@ -68,22 +91,34 @@ def departments_with_heads(municipality_id: int) -> set[str]:
     ))
 
 
-def supervised_by(user) -> StaffMember | None:
-    """The roster entry through which ``user`` approves as 所属長 or deputy (None: they do not)."""
+def acting_for(user) -> tuple[StaffMember | None, list[tuple[int, str]]]:
+    """The roster entry of ``user`` and the 所属 (municipality, 所属) whose requests they approve
+    today: their own as 所属長 or deputy, and those of the heads they stand in for."""
     if user is None or not getattr(user, "is_authenticated", True):
-        return None
-    head = db.session.scalar(select(StaffMember).where(StaffMember.user_id == user.id))
-    if head is None or head.status != ACTIVE or not (head.department_head or head.deputy_head):
-        return None
-    if not (head.department or "").strip():
-        return None
-    return head
+        return None, []
+    me = db.session.scalar(select(StaffMember).where(StaffMember.user_id == user.id))
+    if me is None or me.status != ACTIVE:
+        return me, []
+    departments: list[tuple[int, str]] = []
+    if (me.department_head or me.deputy_head) and (me.department or "").strip():
+        departments.append((me.municipality_id, me.department))
+    for delegation in db.session.scalars(_delegations_now(delegate_id=me.id)):
+        head = delegation.delegator
+        heads_one = head.status == ACTIVE and (head.department_head or head.deputy_head) and (head.department or "").strip()
+        if heads_one and (head.municipality_id, head.department) not in departments:
+            departments.append((head.municipality_id, head.department))
+    return me, departments
+
+
+def supervised_by(user) -> StaffMember | None:
+    """The roster entry through which ``user`` approves as 所属長, deputy or stand-in (None: they do not)."""
+    me, departments = acting_for(user)
+    return me if departments else None
 
 
 def is_supervisor_of(user, member: StaffMember) -> bool:
-    head = supervised_by(user)
-    return (head is not None and head.id != member.id and head.municipality_id == member.municipality_id
-            and head.department == member.department)
+    me, departments = acting_for(user)
+    return me is not None and me.id != member.id and (member.municipality_id, member.department) in departments
 
 
 def start(enrollment: Enrollment, member: StaffMember, course) -> None:
@@ -113,14 +148,16 @@ def history(enrollment_ids: list[int]) -> dict[int, list[EnrollmentApproval]]:
     return out
 
 
-def waiting_for_supervisor(head: StaffMember) -> list[Enrollment]:
-    """The requests of ``head``'s 所属 waiting for the 所属長, oldest first."""
+def waiting_for_supervisor(me: StaffMember, departments: list[tuple[int, str]]) -> list[Enrollment]:
+    """The requests of ``departments`` waiting for their 所属長 (not ``me``'s own), oldest first."""
+    if not departments:
+        return []
     return list(db.session.scalars(
         select(Enrollment).join(StaffMember, StaffMember.id == Enrollment.staff_member_id)
         .options(joinedload(Enrollment.staff_member), joinedload(Enrollment.session).joinedload(TrainingSession.course))
-        .where(Enrollment.status == PENDING, Enrollment.approval_step == SUPERVISOR_STEP,
-               StaffMember.municipality_id == head.municipality_id, StaffMember.department == head.department,
-               StaffMember.id != head.id)
+        .where(Enrollment.status == PENDING, Enrollment.approval_step == SUPERVISOR_STEP, StaffMember.id != me.id,
+               or_(*(and_(StaffMember.municipality_id == mid, StaffMember.department == department)
+                     for mid, department in departments)))
         .order_by(Enrollment.requested_at, Enrollment.id)
     ).unique())
 
@@ -134,3 +171,64 @@ def waiting_message(enrollment: Enrollment) -> str:
     if enrollment.approval_step == SUPERVISOR_STEP:
         return _("所属長の承認待ち")
     return _("研修担当の承認待ち")
+
+
+# ---------------------------------------------------------------- stand-ins while a head is away
+
+MAX_DELEGATION_DAYS = 366
+
+
+def delegations_of(me: StaffMember) -> list[ApprovalDelegation]:
+    """``me``'s stand-ins that have not ended yet, soonest first."""
+    return list(db.session.scalars(
+        select(ApprovalDelegation).options(joinedload(ApprovalDelegation.delegate))
+        .where(ApprovalDelegation.delegator_id == me.id, ApprovalDelegation.ends_on >= today_tokyo())
+        .order_by(ApprovalDelegation.starts_on, ApprovalDelegation.id)
+    ))
+
+
+def delegate_approvals(user, employee_number: str, starts_on: date, ends_on: date) -> ApprovalDelegation:
+    """A 所属長 (or deputy) names who approves in their place from ``starts_on`` to ``ends_on``:
+    someone of their municipality on the roster, by 職員番号. The caller commits."""
+    begin_write()
+    me = db.session.scalar(select(StaffMember).where(StaffMember.user_id == user.id))
+    if me is None or me.status != ACTIVE or not (me.department_head or me.deputy_head):
+        raise NotAllowed(_("代理を指名できるのは、所属長とその代理だけです。"))
+    number = (employee_number or "").strip()
+    delegate = db.session.scalar(select(StaffMember).where(
+        StaffMember.municipality_id == me.municipality_id, StaffMember.employee_number == number))
+    if delegate is None or delegate.status != ACTIVE:
+        raise InvalidInput(_("職員番号 %(number)s の職員が、名簿（在職）に見つかりません。", number=number or "—"))
+    if delegate.id == me.id:
+        raise InvalidInput(_("自分自身は代理に指名できません。"))
+    if ends_on < starts_on:
+        raise InvalidInput(_("終了日は開始日以降の日付にしてください。"))
+    if ends_on < today_tokyo():
+        raise InvalidInput(_("終了日が過ぎています。今日以降の日付にしてください。"))
+    if (ends_on - starts_on).days >= MAX_DELEGATION_DAYS:
+        raise InvalidInput(_("代理の期間は 1 年以内にしてください。"))
+    delegation = ApprovalDelegation(delegator_id=me.id, delegate_id=delegate.id, starts_on=starts_on, ends_on=ends_on,
+                                    created_by_id=user.id)
+    db.session.add(delegation)
+    db.session.flush()
+    record_action(user, "enrollment.delegate", "staff_member", delegate.id, me.municipality_id,
+                  starts_on=starts_on.isoformat(), ends_on=ends_on.isoformat())
+    return delegation
+
+
+def delegation_of(user, delegation_id: int) -> ApprovalDelegation:
+    """One of ``user``'s own stand-ins (anyone else's is missing). Raises NotFound."""
+    me = db.session.scalar(select(StaffMember).where(StaffMember.user_id == user.id))
+    delegation = db.session.get(ApprovalDelegation, delegation_id)
+    if me is None or delegation is None or delegation.delegator_id != me.id:
+        raise NotFound(_("代理の指名が見つかりません。"))
+    return delegation
+
+
+def end_delegation(user, delegation_id: int) -> None:
+    """Withdraw one of ``user``'s stand-ins. The caller commits."""
+    begin_write()
+    delegation = delegation_of(user, delegation_id)
+    record_action(user, "enrollment.delegate_end", "staff_member", delegation.delegate_id,
+                  delegation.delegator.municipality_id)
+    db.session.delete(delegation)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, Index, String, Text, event, text
+from sqlalchemy import Date, ForeignKey, Index, String, Text, event, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms.common.timeutil import utcnow
@@ -136,6 +136,25 @@ class EnrollmentApproval(Model):
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     actor = relationship("User")
+
+
+class ApprovalDelegation(Model):
+    """While a 所属長 (or deputy) is away, someone else of the municipality approves their 所属's
+    requests in their place, from ``starts_on`` to ``ends_on`` (Tokyo dates, inclusive)."""
+
+    __tablename__ = "approval_delegation"
+    __table_args__ = (Index("ix_approval_delegation_delegate", "delegate_id", "ends_on"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delegator_id: Mapped[int] = mapped_column(ForeignKey("staff_member.id", ondelete="CASCADE"), index=True)
+    delegate_id: Mapped[int] = mapped_column(ForeignKey("staff_member.id", ondelete="CASCADE"))
+    starts_on: Mapped[date] = mapped_column(Date)
+    ends_on: Mapped[date] = mapped_column(Date)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    delegator = relationship("StaffMember", foreign_keys=[delegator_id])
+    delegate = relationship("StaffMember", foreign_keys=[delegate_id])
 
 
 @event.listens_for(Enrollment.__table__, "after_create")

@@ -6,15 +6,17 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import select
-from wtforms import HiddenField
+from wtforms import HiddenField, StringField
+from wtforms.validators import InputRequired, Length
 
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
 from lms.common.access import refuse_as_missing, require_own_object, role_required
 from lms.common.errors import DomainError, NotFound
-from lms.common.forms import Form
+from lms.common.forms import Form, JapaneseDateField
 from lms.common.ids import parse_id
 from lms.common.limits import limit_enroll, limit_enroll_posts
 from lms.common.pagination import requested_page
@@ -314,14 +316,68 @@ def _supervised_or_404(enrollment_id: int, head) -> Enrollment:
     return enrollment
 
 
+class DelegationForm(Form):
+    employee_number = StringField(_l("代理の職員番号"), validators=[InputRequired(_l("代理の職員番号を入力してください。")),
+                                                            Length(max=20)])
+    starts_on = JapaneseDateField(_l("開始日"), validators=[InputRequired(_l("開始日を入力してください。"))])
+    ends_on = JapaneseDateField(_l("終了日"), validators=[InputRequired(_l("終了日を入力してください。"))])
+
+
+def _supervisor_page(form: DelegationForm | None = None, status: int = 200):
+    me, departments = approvals.acting_for(current_user)
+    waiting = approvals.waiting_for_supervisor(me, departments) if me is not None else []
+    heads_own = bool(me is not None and me.status == "active" and (me.department_head or me.deputy_head))
+    return render_template(
+        "enrollment/supervisor_approvals.html", me=me, departments=[d for _m, d in departments], waiting=waiting,
+        history=approvals.history([e.id for e in waiting]), reject_form=roster_forms.RejectForm(formdata=None),
+        heads_own=heads_own, delegations=approvals.delegations_of(me) if me is not None and heads_own else [],
+        delegation_form=form or DelegationForm(formdata=None),
+    ), status
+
+
 @bp.get("/approvals")
 def supervisor_approvals():
-    """所属長の承認: the requests of the 所属 the signed-in person heads (or deputises for)."""
-    head = approvals.supervised_by(current_user)
-    waiting = approvals.waiting_for_supervisor(head) if head is not None else []
-    return render_template("enrollment/supervisor_approvals.html", head=head, waiting=waiting,
-                           history=approvals.history([e.id for e in waiting]),
-                           reject_form=roster_forms.RejectForm(formdata=None))
+    """所属長の承認: the requests of the 所属 the signed-in person heads, deputises or stands in for,
+    and (for a head) who stands in while they are away."""
+    return _supervisor_page()
+
+
+@bp.post("/approvals/delegations")
+def delegate_approvals():
+    form = DelegationForm()
+    if not form.validate_on_submit():
+        return _supervisor_page(form, 422)
+    try:
+        approvals.delegate_approvals(current_user, form.employee_number.data, form.starts_on.data, form.ends_on.data)
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        form.employee_number.errors = [*form.employee_number.errors, exc.message]
+        return _supervisor_page(form, 422)
+    flash(_("代理を指名しました。期間中は代理の人も承認できます。"), "success")
+    return redirect(url_for("enrollment.supervisor_approvals"))
+
+
+@bp.route("/approvals/delegations/<int:delegation_id>/end", methods=["GET", "POST"])
+def end_delegation(delegation_id: int):
+    """Withdrawing a stand-in asks on a page first (who, for which days)."""
+    try:
+        delegation = approvals.delegation_of(current_user, delegation_id)
+    except NotFound:
+        abort(404)
+    if request.method == "POST":
+        db.session.rollback()
+        approvals.end_delegation(current_user, delegation_id)
+        db.session.commit()
+        flash(_("代理の指名を取り消しました。"), "success")
+        return redirect(url_for("enrollment.supervisor_approvals"))
+    return render_template(
+        "confirm.html", heading=_("代理の指名を取り消す"),
+        lead=_("この人は、あなたに代わって所属の受講申込を承認できなくなります。"),
+        facts=[(_("代理"), delegation.delegate.full_name), (_("期間"), f"{delegation.starts_on} – {delegation.ends_on}")],
+        action_url=url_for("enrollment.end_delegation", delegation_id=delegation.id), button=_("取り消す"),
+        back_url=url_for("enrollment.supervisor_approvals"),
+    )
 
 
 @bp.post("/approvals/<int:enrollment_id>/approve")

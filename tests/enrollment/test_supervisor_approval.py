@@ -189,3 +189,97 @@ def test_someone_who_heads_nothing_sees_no_requests(client, db, people, make_cou
     assert client.post(f"/approvals/{enrollment.id}/approve").status_code == 404
     login_as(user=people["other_head"])
     assert "青木 一郎" not in client.get("/approvals").get_data(as_text=True)
+
+
+# ---------------------------------------------------------------- stand-ins while a head is away
+
+
+def test_a_stand_in_approves_during_the_heads_absence_only(db, people, make_course, make_session, make_user,
+                                                           monkeypatch):
+    from datetime import date
+
+    from lms.enrollment import approvals
+
+    stand_in = make_user("learner", name="企画課 主査 山本")
+    stand_in.staff_member.department = "企画課"
+    db.session.commit()
+    approvals.delegate_approvals(people["head"], stand_in.staff_member.employee_number, date(2026, 12, 7),
+                                 date(2026, 12, 11))
+    db.session.commit()
+    session = course_session(make_course, make_session)
+
+    monkeypatch.setattr(approvals, "today_tokyo", lambda: date(2026, 12, 4))  # before the absence
+    early = apply(db, session, people["learner"])
+    assert stand_in.id not in {uid for _step, uid in told(db, early.id)}
+    with pytest.raises(NotAllowed):
+        services.approve_enrollment(early.id, stand_in)
+    db.session.rollback()
+
+    monkeypatch.setattr(approvals, "today_tokyo", lambda: date(2026, 12, 8))  # during it
+    other = make_user("learner", name="井上 二郎")
+    during = apply(db, session, other)
+    assert (SUPERVISOR_STEP, stand_in.id) in told(db, during.id)  # the stand-in is told too
+    assert services.approve_enrollment(early.id, stand_in).approval_step == OFFICE_STEP
+    db.session.commit()
+    assert approvals.acting_for(stand_in)[1] == [(people["learner"].municipality_id, "総務課")]
+
+    monkeypatch.setattr(approvals, "today_tokyo", lambda: date(2026, 12, 12))  # after it
+    with pytest.raises(NotAllowed):
+        services.approve_enrollment(during.id, stand_in)
+
+
+def test_only_heads_name_stand_ins_and_wrong_input_is_refused(db, people):
+    from datetime import timedelta
+
+    from lms.common.errors import InvalidInput
+    from lms.common.timeutil import today_tokyo
+    from lms.enrollment import approvals
+
+    today = today_tokyo()
+    number = people["office"].staff_member.employee_number
+    with pytest.raises(NotAllowed):
+        approvals.delegate_approvals(people["learner"], number, today, today)
+    db.session.rollback()
+    for employee_number, start, end, words in (
+        ("NOPE", today, today, "見つかりません"),
+        (people["head"].staff_member.employee_number, today, today, "自分自身"),
+        (number, today, today - timedelta(days=1), "開始日以降"),
+        (number, today - timedelta(days=10), today - timedelta(days=5), "過ぎています"),
+        (number, today, today + timedelta(days=400), "1 年以内"),
+    ):
+        with pytest.raises(InvalidInput, match=words):
+            approvals.delegate_approvals(people["head"], employee_number, start, end)
+        db.session.rollback()
+    assert approvals.delegations_of(people["head"].staff_member) == []
+
+
+def test_the_stand_in_page(client, db, people, login_as):
+    from datetime import timedelta
+
+    from lms.common.timeutil import today_tokyo
+    from lms.enrollment.models import ApprovalDelegation
+
+    login_as(user=people["head"])
+    page = client.get("/approvals").get_data(as_text=True)
+    assert "不在のときの代理" in page
+    today = today_tokyo()
+    bad = client.post("/approvals/delegations", data={"employee_number": "NOPE", "starts_on": today.isoformat(),
+                                                      "ends_on": today.isoformat()})
+    assert bad.status_code == 422 and "見つかりません" in bad.get_data(as_text=True)
+    good = client.post("/approvals/delegations", data={
+        "employee_number": people["office"].staff_member.employee_number, "starts_on": today.isoformat(),
+        "ends_on": (today + timedelta(days=3)).isoformat()})
+    assert good.status_code == 302
+    delegation = db.session.scalar(select(ApprovalDelegation))
+    assert "研修担当 高橋" in client.get("/approvals").get_data(as_text=True)
+    # Someone else's stand-in is missing; one's own asks on a page, then ends.
+    login_as(user=people["other_head"])
+    assert client.get(f"/approvals/delegations/{delegation.id}/end").status_code == 404
+    assert client.post(f"/approvals/delegations/{delegation.id}/end").status_code == 404
+    login_as(user=people["head"])
+    confirm = client.get(f"/approvals/delegations/{delegation.id}/end")
+    assert confirm.status_code == 200 and "代理の指名を取り消す" in confirm.get_data(as_text=True)
+    assert client.post(f"/approvals/delegations/{delegation.id}/end").status_code == 302
+    db.session.expire_all()
+    assert db.session.scalar(select(ApprovalDelegation)) is None
+    assert client.get("/approvals/delegations/99999999/end").status_code == 404

@@ -148,8 +148,18 @@ def world(app, db):
     delivery = WebhookDelivery(message_id=message.id, endpoint_id=endpoint.id, status="failed", attempts=12)
     db.session.add(delivery)
     db.session.commit()
+    from datetime import date as day
+
+    from lms.enrollment.models import ApprovalDelegation
+
+    # Another municipality's 所属長 away for a week, standing in someone else.
+    member_b.department_head = True
+    delegation = ApprovalDelegation(delegator_id=member_b.id, delegate_id=staff_b.id, starts_on=day(2026, 12, 7),
+                                    ends_on=day(2026, 12, 11))
+    db.session.add(delegation)
+    db.session.commit()
     params = {
-        "endpoint_id": endpoint.id, "delivery_id": delivery.id, "job_id": 1,
+        "endpoint_id": endpoint.id, "delivery_id": delivery.id, "job_id": 1, "delegation_id": delegation.id,
         "path_id": path.id,
         "plan_id": plan.id,
         "statement_id": statement.id,

@@ -164,6 +164,11 @@ EXPECTED = {
     "enrollment.supervisor_approvals GET": "L ok ok ok ok ok",
     "enrollment.supervisor_approve POST": "L 404 404 404 404 404",
     "enrollment.supervisor_reject POST": "L 404 404 404 404 404",
+    # A head's stand-ins: naming one needs a head (422 with the message for everyone else); a
+    # stand-in of someone else's is missing.
+    "enrollment.delegate_approvals POST": "L 422 422 422 422 422",
+    "enrollment.end_delegation GET": "L 404 404 404 404 404",
+    "enrollment.end_delegation POST": "L 404 404 404 404 404",
     # Each person's own choice of Teams, mail or both (tests/teams/test_activity_notices.py).
     "notifications.notice_settings GET": "L ok ok ok ok ok",
     "notifications.notice_settings POST": "L ok ok ok ok ok",
