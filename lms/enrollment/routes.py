@@ -269,18 +269,51 @@ def _enrollment_or_404(enrollment_id: int) -> Enrollment:
     return enrollment
 
 
+@bp.app_template_global("approval_words")
+def approval_words() -> dict[str, str]:
+    """The approval forms' words (templates/enrollment/_approval_forms.html), once per page."""
+    return {"approve": _("承認する"), "reason": _("承認しない理由"), "required": _("必須"), "reject": _("承認しない")}
+
+
+def _approve_and_say(enrollment: Enrollment, back):
+    """Approve at the step the person answers; say what happened (the next step, or the seat)."""
+    name = enrollment.staff_member.full_name
+    enrollment_id = enrollment.id
+    db.session.rollback()
+    try:
+        approved = services.approve_enrollment(enrollment_id, current_user)
+        if approved.status == PENDING:
+            flash(_("%(name)s さんの申込を承認しました。研修担当の承認に進みます。", name=name), "success")
+        else:
+            flash(_("%(name)s さんの申込を承認しました。", name=name), "success")
+    except DomainError as exc:
+        flash(exc.message, "error")
+    return back()
+
+
+def _reject_and_say(enrollment: Enrollment, back):
+    """Decline with the reason the form carries (required; the learner is told it)."""
+    form = roster_forms.RejectForm()
+    if not form.validate_on_submit():
+        flash(_("承認しない理由を入力してください。"), "error")
+        return back()
+    name = enrollment.staff_member.full_name
+    enrollment_id = enrollment.id
+    db.session.rollback()
+    try:
+        services.reject_enrollment(enrollment_id, current_user, form.reason.data)
+        flash(_("%(name)s さんの申込を承認しませんでした。本人に理由を通知します。", name=name), "success")
+    except DomainError as exc:
+        flash(exc.message, "error")
+    return back()
+
+
 @bp.post("/municipal/enrollments/<int:enrollment_id>/approve")
 @role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
 def approve(enrollment_id: int):
     enrollment = _enrollment_or_404(enrollment_id)
     municipality_id = enrollment.municipality_id
-    db.session.rollback()
-    try:
-        approved = services.approve_enrollment(enrollment_id, current_user)
-        flash(_("%(name)s さんの申込を承認しました。", name=approved.staff_member.full_name), "success")
-    except DomainError as exc:
-        flash(exc.message, "error")
-    return back_to("enrollment.admin_home", municipality_id)
+    return _approve_and_say(enrollment, lambda: back_to("enrollment.admin_home", municipality_id))
 
 
 @bp.post("/municipal/enrollments/<int:enrollment_id>/reject")
@@ -288,25 +321,15 @@ def approve(enrollment_id: int):
 def reject(enrollment_id: int):
     enrollment = _enrollment_or_404(enrollment_id)
     municipality_id = enrollment.municipality_id
-    form = roster_forms.RejectForm()
-    if not form.validate_on_submit():
-        flash(_("承認しない理由を入力してください。"), "error")
-        return back_to("enrollment.admin_home", municipality_id)
-    name = enrollment.staff_member.full_name
-    db.session.rollback()
-    try:
-        services.reject_enrollment(enrollment_id, current_user, form.reason.data)
-        flash(_("%(name)s さんの申込を承認しませんでした。本人に理由を通知します。", name=name), "success")
-    except DomainError as exc:
-        flash(exc.message, "error")
-    return back_to("enrollment.admin_home", municipality_id)
+    return _reject_and_say(enrollment, lambda: back_to("enrollment.admin_home", municipality_id))
 
 
 # ---------------------------------------------------------------- 所属長 (department heads): their 所属's requests
 
 
-def _supervised_or_404(enrollment_id: int, head) -> Enrollment:
-    """A request of the head's 所属 waiting for the 所属長; anything else is answered as missing."""
+def _supervised_or_404(enrollment_id: int) -> Enrollment:
+    """A request of a 所属 the person approves for, waiting for its 所属長; anything else
+    (someone who approves for no 所属 included) is answered as missing."""
     enrollment = db.session.get(Enrollment, enrollment_id)
     if (enrollment is None or enrollment.status != PENDING or enrollment.approval_step != SUPERVISOR_STEP
             or not approvals.is_supervisor_of(current_user, enrollment.staff_member)):
@@ -380,43 +403,18 @@ def end_delegation(delegation_id: int):
     )
 
 
+def _back_to_approvals():
+    return redirect(url_for("enrollment.supervisor_approvals"))
+
+
 @bp.post("/approvals/<int:enrollment_id>/approve")
 def supervisor_approve(enrollment_id: int):
-    head = approvals.supervised_by(current_user)
-    if head is None:
-        abort(404)
-    enrollment = _supervised_or_404(enrollment_id, head)
-    name = enrollment.staff_member.full_name
-    db.session.rollback()
-    try:
-        approved = services.approve_enrollment(enrollment_id, current_user)
-        if approved.status == PENDING:
-            flash(_("%(name)s さんの申込を承認しました。研修担当の承認に進みます。", name=name), "success")
-        else:
-            flash(_("%(name)s さんの申込を承認しました。", name=name), "success")
-    except DomainError as exc:
-        flash(exc.message, "error")
-    return redirect(url_for("enrollment.supervisor_approvals"))
+    return _approve_and_say(_supervised_or_404(enrollment_id), _back_to_approvals)
 
 
 @bp.post("/approvals/<int:enrollment_id>/reject")
 def supervisor_reject(enrollment_id: int):
-    head = approvals.supervised_by(current_user)
-    if head is None:
-        abort(404)
-    enrollment = _supervised_or_404(enrollment_id, head)
-    form = roster_forms.RejectForm()
-    if not form.validate_on_submit():
-        flash(_("承認しない理由を入力してください。"), "error")
-        return redirect(url_for("enrollment.supervisor_approvals"))
-    name = enrollment.staff_member.full_name
-    db.session.rollback()
-    try:
-        services.reject_enrollment(enrollment_id, current_user, form.reason.data)
-        flash(_("%(name)s さんの申込を承認しませんでした。本人に理由を通知します。", name=name), "success")
-    except DomainError as exc:
-        flash(exc.message, "error")
-    return redirect(url_for("enrollment.supervisor_approvals"))
+    return _reject_and_say(_supervised_or_404(enrollment_id), _back_to_approvals)
 
 
 @bp.get("/municipal/sessions/<int:session_id>")

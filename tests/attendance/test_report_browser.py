@@ -4,7 +4,6 @@ row and confirms; the preview page passes axe (WCAG 2.1 AA)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -15,24 +14,17 @@ from lms.common.signals import enrollment_status_changed
 from lms.enrollment.models import CONFIRMED, Enrollment
 from tests import factories
 from tests.attendance.test_report_file import japanese_report
-from tests.conftest import ROOT
+from tests.browser import AXE
+from tests.browser import axe_violations as _axe
 
 pytestmark = pytest.mark.browser
 
-AXE = Path(ROOT) / "tests/node/node_modules/axe-core/axe.min.js"
-TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 START = datetime(2026, 12, 1, 5, 0, tzinfo=UTC)  # 14:00 Japan time
 
 
 @pytest.fixture
 def app_config(app_config):
     return {**app_config, "WTF_CSRF_ENABLED": True}
-
-
-def _axe(page) -> list:
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("o => axe.run(document, o)", {"runOnly": {"type": "tag", "values": TAGS}})
-    return [(v["id"], [n["target"] for n in v["nodes"]][:3]) for v in result["violations"]]
 
 
 @pytest.mark.browser_context_args(bypass_csp=True, viewport={"width": 1280, "height": 900})

@@ -8,7 +8,6 @@ form-action).
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -17,12 +16,12 @@ from sqlalchemy import select
 from lms.auth.models import User
 from tests import factories
 from tests.auth.conftest import entra_settings, serve_on_browser_port
-from tests.conftest import ROOT, require
+from tests.browser import AXE
+from tests.browser import axe_violations as _axe
+from tests.conftest import require
 
 pytestmark = pytest.mark.browser
 
-AXE = Path(ROOT) / "tests/node/node_modules/axe-core/axe.min.js"
-TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 
 @pytest.fixture
@@ -34,12 +33,6 @@ def app_config(app_config, oidc_provider):
 def manabi_url(app, oidc_provider):
     with serve_on_browser_port(app, oidc_provider) as url:
         yield url
-
-
-def _axe(page) -> list:
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("o => axe.run(document, o)", {"runOnly": {"type": "tag", "values": TAGS}})
-    return [(v["id"], [n["target"] for n in v["nodes"]][:3]) for v in result["violations"]]
 
 
 def _provider_sign_in(page, login: str) -> None:

@@ -4,31 +4,21 @@ way passes axe (WCAG 2.1 AA) in Japanese and in English, as does the choice of n
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
 from lms.enrollment.models import CONFIRMED, Enrollment
 from tests import factories
-from tests.conftest import ROOT
+from tests.browser import AXE, sign_in_browser
+from tests.browser import axe_violations as _axe
 
 pytestmark = pytest.mark.browser
-AXE = Path(ROOT) / "tests/node/node_modules/axe-core/axe.min.js"
-TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 
 def _as(app, context, base_url: str, user) -> None:
     context.clear_cookies()
-    cookie = factories.session_cookie(app, user)
-    context.add_cookies([{"name": app.config["SESSION_COOKIE_NAME"], "value": cookie, "url": base_url}])
-
-
-def _axe(page) -> list:
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("o => axe.run(document, o)", {"runOnly": {"type": "tag", "values": TAGS}})
-    return [(v["id"], [n["target"] for n in v["nodes"]][:3]) for v in result["violations"]]
+    sign_in_browser(app, context, base_url, user)
 
 
 @pytest.mark.browser_context_args(bypass_csp=True)

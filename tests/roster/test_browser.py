@@ -3,8 +3,6 @@ CSV import; every page passes axe (WCAG 2.1 AA)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
@@ -13,29 +11,17 @@ from lms.enrollment.models import CANCELLED, CONFIRMED, REJECTED, Enrollment
 from lms.enrollment.services import enroll
 from lms.notifications.models import OutboxMail
 from lms.roster.models import StaffMember
-from tests import factories
-from tests.conftest import ROOT
+from tests.browser import AXE
+from tests.browser import axe_violations as _axe
+from tests.browser import sign_in_browser as _sign_in
 
 pytestmark = pytest.mark.browser
 
-AXE = Path(ROOT) / "tests/node/node_modules/axe-core/axe.min.js"
-TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 
 @pytest.fixture
 def app_config(app_config):
     return {**app_config, "WTF_CSRF_ENABLED": True}  # the browser posts real forms
-
-
-def _sign_in(app, context, base_url: str, user) -> None:
-    cookie = factories.session_cookie(app, user)
-    context.add_cookies([{"name": app.config["SESSION_COOKIE_NAME"], "value": cookie, "url": base_url}])
-
-
-def _axe(page) -> list:
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("o => axe.run(document, o)", {"runOnly": {"type": "tag", "values": TAGS}})
-    return [(v["id"], [n["target"] for n in v["nodes"]][:3]) for v in result["violations"]]
 
 
 @pytest.mark.browser_context_args(bypass_csp=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -13,22 +12,9 @@ from lms.attendance.models import AttendanceRecord
 from lms.common.signals import enrollment_status_changed, session_created
 from lms.enrollment.models import CONFIRMED, Enrollment
 from lms.teams.models import GraphOperation
-from tests import factories
-from tests.conftest import ROOT
-
-AXE = Path(ROOT) / "tests/node/node_modules/axe-core/axe.min.js"
-TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-
-
-def _sign_in(app, context, base_url: str, user) -> None:
-    cookie = factories.session_cookie(app, user)
-    context.add_cookies([{"name": app.config["SESSION_COOKIE_NAME"], "value": cookie, "url": base_url}])
-
-
-def _axe(page) -> list:
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("o => axe.run(document, o)", {"runOnly": {"type": "tag", "values": TAGS}})
-    return [(v["id"], [n["target"] for n in v["nodes"]][:3]) for v in result["violations"]]
+from tests.browser import AXE
+from tests.browser import axe_violations as _axe
+from tests.browser import sign_in_browser as _sign_in
 
 
 @pytest.mark.browser_context_args(bypass_csp=True)
