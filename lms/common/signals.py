@@ -30,6 +30,12 @@ enrollment_status_changed = _events.signal("enrollment-status-changed")
 # lms.notifications tells that step's approvers.
 approval_step_reached = _events.signal("approval-step-reached")
 
+# sender: None. A roster entry moved to another 所属 (人事異動, by hand, CSV, Graph sync or the
+# API; flushed). kwargs: staff_member_id, from_department, to_department, actor. lms.enrollment
+# re-routes the member's requests waiting for a 所属長 (to the new 所属's, or to the training
+# office where it has none); lms.notifications tells the old and the new approvers.
+staff_member_transferred = _events.signal("staff-member-transferred")
+
 # sender: None. kwargs: staff_member_id, session_id (attendance rows changed).
 attendance_changed = _events.signal("attendance-changed")
 

@@ -5,10 +5,19 @@ from __future__ import annotations
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
+from lms.common import signals
 from lms.common.errors import InvalidInput
-from lms.common.signals import course_unpublishing, session_cancelled, session_updated
+from lms.common.signals import course_unpublishing, session_cancelled, session_updated, staff_member_transferred
 from lms.courses.models import Course, TrainingSession
-from lms.enrollment.models import ACTIVE_STATUSES, Enrollment
+from lms.enrollment import approvals
+from lms.enrollment.models import (
+    ACTIVE_STATUSES,
+    OFFICE_STEP,
+    PENDING,
+    SKIPPED_NO_APPROVER,
+    SUPERVISOR_STEP,
+    Enrollment,
+)
 from lms.enrollment.services import cancel_all_enrollments, promote_waitlist
 from lms.extensions import db
 
@@ -46,3 +55,20 @@ def _refuse_while_places_are_held(course: Course, **_kw) -> None:
     )
     if held:
         raise InvalidInput(_("申込者がいるため非公開にできません。研修を中止するか、各回を中止してください。"))
+
+
+@staff_member_transferred.connect
+def _reroute_waiting_requests(_sender, staff_member_id: int, from_department: str = "", to_department: str = "",
+                              actor=None, **_kw) -> None:
+    """A learner moved to another 所属: their requests waiting for a 所属長 now wait for the new
+    所属's (or, where it has none, for the training office); the approvers are told."""
+    waiting = db.session.scalars(select(Enrollment).where(
+        Enrollment.staff_member_id == staff_member_id, Enrollment.status == PENDING,
+        Enrollment.approval_step == SUPERVISOR_STEP)).all()
+    for enrollment in waiting:
+        if not approvals.supervisors_of(enrollment.staff_member):
+            approvals.record(enrollment, SUPERVISOR_STEP, SKIPPED_NO_APPROVER, None)
+            enrollment.approval_step = OFFICE_STEP
+            db.session.flush()
+        signals.approval_step_reached.send(enrollment, step=enrollment.approval_step, actor=actor,
+                                           moved_from=from_department)

@@ -420,3 +420,19 @@ def compose_approver_digest(recipient_name: str, locale: str | None, items: list
             lines.append(_("ほか %(count)s 件", count=len(items) - shown))
         lines += ["", _("承認・却下は研修担当の画面から行えます：%(url)s", url=approvals_url()), "", "-- ", portal_name()]
         return ComposedMail(subject=subject, body="\n".join(lines) + "\n", ics="")
+
+
+def compose_moved_notice(enrollment, recipient_name: str, locale: str | None) -> ComposedMail:
+    """"The request no longer waits for you": its learner moved to another 所属 (人事異動)."""
+    with force_locale(locale or "ja"):
+        session = enrollment.session
+        member = enrollment.staff_member
+        session_name = f"{session.course.title} {session.title}".strip()
+        subject = _("【%(brand)s】承認依頼の移動：%(session)s", brand=brand_name(), session=session_name)
+        lines = [
+            _("%(name)s 様", name=recipient_name), "",
+            _("%(learner)s さんが %(department)s に異動したため、次の研修への申込の承認は異動先の所属長（所属長がいないときは研修担当）に移りました。あなたの操作は不要です。",
+              learner=member.full_name, department=member.department),
+            "", _("研修：%(session)s", session=session_name), "", "-- ", portal_name(),
+        ]
+        return ComposedMail(subject=subject, body="\n".join(lines) + "\n", ics="")

@@ -11,7 +11,13 @@ from lms.enrollment.models import PENDING as AWAITING_APPROVAL
 from lms.extensions import db
 from lms.notifications.compose import CHANGE_LABELS, compose_enrollment_notice
 from lms.notifications.models import QUEUED
-from lms.notifications.services import CHANGED, queue_approval_requests, queue_enrollment_notice, queue_office_notices
+from lms.notifications.services import (
+    CHANGED,
+    queue_approval_requests,
+    queue_enrollment_notice,
+    queue_moved_notices,
+    queue_office_notices,
+)
 
 
 @enrollment_status_changed.connect
@@ -31,9 +37,12 @@ def _queue_approval_requests(enrollment, new_status=None, **_):
 
 
 @approval_step_reached.connect
-def _queue_next_step_requests(enrollment, **_):
-    """Approved at one step: the next step's approvers are told."""
+def _queue_next_step_requests(enrollment, moved_from: str | None = None, **_):
+    """Approved at one step, or moved to another 所属 (``moved_from``): the approvers it waits
+    for now are told; after a move, so are the 所属長 of the 所属 it left."""
     queue_approval_requests(enrollment)
+    if moved_from:
+        queue_moved_notices(enrollment, moved_from)
 
 
 @session_updated.connect

@@ -56,7 +56,7 @@ from lms.enrollment.models import OFFICE_STEP, SUPERVISOR_STEP, Enrollment
 from lms.enrollment.models import PENDING as ENROLLMENT_PENDING
 from lms.extensions import db
 from lms.notifications.channels import ChannelDeferred, ChannelUnavailable, registered_channel
-from lms.notifications.compose import compose_approval_request, compose_enrollment_notice
+from lms.notifications.compose import compose_approval_request, compose_enrollment_notice, compose_moved_notice
 from lms.notifications.models import (
     FAILED,
     QUEUED,
@@ -719,6 +719,38 @@ def queue_approval_requests(enrollment) -> int:
             next_attempt_at=utcnow(), last_error=HELD_FOR_DIGEST if held else "",
         ))
         queued += 0 if held else 1
+    if queued:
+        _deliver_after_commit()
+    return queued
+
+
+# A request that left a 所属長's hands (its learner moved to another 所属), told to that 所属長.
+MOVED = "approval_moved"
+
+
+def queue_moved_notices(enrollment, from_department: str) -> int:
+    """Tell the 所属長 (and deputies) of ``from_department`` that the request no longer waits
+    for them: its learner moved to another 所属. Once per head and move. Returns how many."""
+    member = enrollment.staff_member
+    heads = db.session.scalars(select(StaffMember).where(
+        StaffMember.municipality_id == member.municipality_id, StaffMember.department == from_department,
+        StaffMember.status == "active", or_(StaffMember.department_head.is_(True), StaffMember.deputy_head.is_(True)),
+        StaffMember.id != member.id)).all()
+    queued = 0
+    for head in heads:
+        user = head.user
+        address = ((user.email if user is not None and user.email else head.email) or "").strip()
+        key = f"{MOVED}:{enrollment.id}:{member.department}:{head.id}"[:200]
+        if "@" not in address or db.session.scalar(select(OutboxMail.id).where(OutboxMail.dedupe_key == key)):
+            continue
+        with db.session.no_autoflush:
+            composed = compose_moved_notice(enrollment, head.full_name, user.locale if user is not None else None)
+        db.session.add(OutboxMail(
+            dedupe_key=key, kind=MOVED, to_address=address, to_name=head.full_name, subject=composed.subject[:300],
+            body_text=composed.body, enrollment_id=enrollment.id, user_id=head.user_id, staff_member_id=head.id,
+            municipality_id=enrollment.municipality_id, status=QUEUED, attempts=0, next_attempt_at=utcnow(),
+        ))
+        queued += 1
     if queued:
         _deliver_after_commit()
     return queued

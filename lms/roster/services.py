@@ -22,6 +22,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import Row, func, insert, or_, select, update
 
 from lms.audit.services import record_action
+from lms.common import signals
 from lms.common.database import begin_write
 from lms.common.errors import Conflict, InvalidInput, NotFound
 from lms.common.spreadsheet import LossyRow, neutralise_cell, read_xlsx_rows, unencodable
@@ -263,10 +264,16 @@ def _record_transfer(member: StaffMember, department: str, job_title: str, effec
         recorded_by_id=getattr(actor, "id", None),
     )
     db.session.add(entry)
-    if department != member.department:  # no longer the 所属長 (or deputy) of the 所属 left
+    moved = department != member.department
+    if moved:  # no longer the 所属長 (or deputy) of the 所属 left
         member.department_head = member.deputy_head = False
+    old_department = member.department
     member.department = department
     member.job_title = job_title
+    if moved:
+        db.session.flush()
+        signals.staff_member_transferred.send(None, staff_member_id=member.id, from_department=old_department,
+                                              to_department=department, actor=actor)
     return entry
 
 
@@ -742,6 +749,11 @@ def _apply_import(municipality_id: int, planned, missing, effective_on: date, ac
     if history:
         db.session.execute(insert(StaffHistory), history)
     db.session.expire_all()
+    for entry in history:
+        if entry["kind"] == "transfer" and entry["from_department"] != entry["to_department"]:
+            signals.staff_member_transferred.send(None, staff_member_id=entry["staff_member_id"],
+                                                  from_department=entry["from_department"],
+                                                  to_department=entry["to_department"], actor=actor)
 
 
 def _group_by_keys(rows: list[dict]) -> list[list[dict]]:

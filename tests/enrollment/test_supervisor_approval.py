@@ -283,3 +283,35 @@ def test_the_stand_in_page(client, db, people, login_as):
     db.session.expire_all()
     assert db.session.scalar(select(ApprovalDelegation)) is None
     assert client.get("/approvals/delegations/99999999/end").status_code == 404
+
+
+def test_a_transfer_reroutes_the_request_and_tells_both_heads(db, people, make_course, make_session):
+    from datetime import date
+
+    from lms.roster.services import transfer_staff
+
+    session = course_session(make_course, make_session)
+    enrollment = apply(db, session, people["learner"])
+    transfer_staff(people["learner"].staff_member.id, "税務課", "", date(2026, 12, 1), people["office"])
+    db.session.commit()
+    db.session.expire_all()
+    assert db.session.get(Enrollment, enrollment.id).approval_step == SUPERVISOR_STEP
+    assert (SUPERVISOR_STEP, people["other_head"].id) in told(db, enrollment.id)  # the new 所属長
+    moved = {m.user_id: m for m in db.session.scalars(select(OutboxMail).where(OutboxMail.kind == "approval_moved"))}
+    assert set(moved) == {people["head"].id, people["deputy"].id}  # the 所属長 it left
+    assert "税務課 に異動" in moved[people["head"].id].body_text
+    with pytest.raises(NotAllowed):
+        services.approve_enrollment(enrollment.id, people["head"])
+    db.session.rollback()
+    assert services.approve_enrollment(enrollment.id, people["other_head"]).approval_step == OFFICE_STEP
+    db.session.commit()
+
+    # Moved to a 所属 without a head: the office answers, and is told.
+    second = apply(db, make_session(make_course(title="二つ目", supervisor_approval=True, requires_approval=True)),
+                   people["learner"])
+    transfer_staff(people["learner"].staff_member.id, "会計課", "", date(2026, 12, 2), people["office"])
+    db.session.commit()
+    db.session.expire_all()
+    assert db.session.get(Enrollment, second.id).approval_step == OFFICE_STEP
+    assert (OFFICE_STEP, people["office"].id) in told(db, second.id)
+    assert steps(db, second.id) == [(SUPERVISOR_STEP, SKIPPED_NO_APPROVER)]
