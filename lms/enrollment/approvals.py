@@ -27,6 +27,9 @@ from lms.enrollment.models import (
     APPROVED,
     OFFICE_STEP,
     PENDING,
+    RESUBMITTED,
+    RETURNED,
+    RETURNED_STEP,
     SKIPPED_NO_APPROVER,
     STEP_REJECTED,
     SUPERVISOR_STEP,
@@ -37,11 +40,13 @@ from lms.enrollment.models import (
 from lms.extensions import db
 from lms.roster.models import ACTIVE, StaffMember
 
-STEP_LABELS = {SUPERVISOR_STEP: _l("所属長"), OFFICE_STEP: _l("研修担当")}
+STEP_LABELS = {SUPERVISOR_STEP: _l("所属長"), OFFICE_STEP: _l("研修担当"), RETURNED_STEP: _l("申込者")}
 DECISION_LABELS = {
     APPROVED: _l("承認"),
     STEP_REJECTED: _l("承認しない"),
     SKIPPED_NO_APPROVER: _l("所属長が登録されていないため、研修担当の承認に進みました"),
+    RETURNED: _l("差し戻し"),
+    RESUBMITTED: _l("申し込み直し"),
 }
 
 
@@ -166,8 +171,14 @@ def step_label(step: str | None) -> str:
     return str(STEP_LABELS.get(step or OFFICE_STEP, ""))
 
 
+def decision_labels() -> dict[str, str]:
+    return {key: str(label) for key, label in DECISION_LABELS.items()}
+
+
 def waiting_message(enrollment: Enrollment) -> str:
-    """"所属長の承認待ち" / "研修担当の承認待ち" for a pending request."""
+    """"所属長の承認待ち" / "研修担当の承認待ち" / "差し戻し" for a pending request."""
+    if enrollment.approval_step == RETURNED_STEP:
+        return _("差し戻されました。内容を確かめ、補足を書いて申し込み直すか、申込を取り消してください。")
     if enrollment.approval_step == SUPERVISOR_STEP:
         return _("所属長の承認待ち")
     return _("研修担当の承認待ち")

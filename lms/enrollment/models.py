@@ -115,11 +115,15 @@ class Enrollment(Model):
 # Approval steps (Enrollment.approval_step, EnrollmentApproval.step).
 SUPERVISOR_STEP = "supervisor"
 OFFICE_STEP = "office"
+# Returned to the learner for a change (差し戻し): the request waits for them to send it again.
+RETURNED_STEP = "returned"
 # What a step did (EnrollmentApproval.decision): approved (and passed on, or decided the seat),
 # rejected, or passed on without an approver (no 所属長 is registered for the 所属).
 APPROVED = "approved"
 STEP_REJECTED = "rejected"
 SKIPPED_NO_APPROVER = "no_approver"
+RETURNED = "returned"
+RESUBMITTED = "resubmitted"  # (step RETURNED_STEP: the learner sent it again, with a note)
 
 
 class EnrollmentApproval(Model):

@@ -216,6 +216,25 @@ def my_page():
     )
 
 
+@bp.post("/me/enrollments/<int:enrollment_id>/resubmit")
+def resubmit(enrollment_id: int):
+    """A returned request (差し戻し) sent again by its learner, with a note for the approvers."""
+    note = (request.form.get("note") or "")[:1000]
+    form = ActionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        services.resubmit_enrollment(enrollment_id, current_user, note)
+        flash(_("申し込み直しました。承認をお待ちください。"), "success")
+    except NotFound:
+        db.session.rollback()
+        abort(404)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    return redirect(url_for("enrollment.my_page", _anchor=f"enrollment-{enrollment_id}"))
+
+
 def _aware(value):
     return as_utc(value)
 
@@ -269,10 +288,17 @@ def _enrollment_or_404(enrollment_id: int) -> Enrollment:
     return enrollment
 
 
+@bp.app_template_global("approval_decisions")
+def approval_decisions() -> dict[str, str]:
+    """What each step answered, in words (the history of a request)."""
+    return approvals.decision_labels()
+
+
 @bp.app_template_global("approval_words")
 def approval_words() -> dict[str, str]:
     """The approval forms' words (templates/enrollment/_approval_forms.html), once per page."""
-    return {"approve": _("承認する"), "reason": _("承認しない理由"), "required": _("必須"), "reject": _("承認しない")}
+    return {"approve": _("承認する"), "reason": _("承認しない・差し戻す理由"), "required": _("必須"),
+            "reject": _("承認しない"), "return": _("差し戻す")}
 
 
 def _approve_and_say(enrollment: Enrollment, back):
@@ -286,6 +312,23 @@ def _approve_and_say(enrollment: Enrollment, back):
             flash(_("%(name)s さんの申込を承認しました。研修担当の承認に進みます。", name=name), "success")
         else:
             flash(_("%(name)s さんの申込を承認しました。", name=name), "success")
+    except DomainError as exc:
+        flash(exc.message, "error")
+    return back()
+
+
+def _return_and_say(enrollment: Enrollment, back):
+    """Return the request to the learner for a change (差し戻し), with the form's reason."""
+    form = roster_forms.RejectForm()
+    if not form.validate_on_submit():
+        flash(_("差し戻す理由を入力してください。"), "error")
+        return back()
+    name = enrollment.staff_member.full_name
+    enrollment_id = enrollment.id
+    db.session.rollback()
+    try:
+        services.return_enrollment(enrollment_id, current_user, form.reason.data)
+        flash(_("%(name)s さんの申込を差し戻しました。本人に理由を通知します。", name=name), "success")
     except DomainError as exc:
         flash(exc.message, "error")
     return back()
@@ -314,6 +357,14 @@ def approve(enrollment_id: int):
     enrollment = _enrollment_or_404(enrollment_id)
     municipality_id = enrollment.municipality_id
     return _approve_and_say(enrollment, lambda: back_to("enrollment.admin_home", municipality_id))
+
+
+@bp.post("/municipal/enrollments/<int:enrollment_id>/return")
+@role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
+def return_request(enrollment_id: int):
+    enrollment = _enrollment_or_404(enrollment_id)
+    municipality_id = enrollment.municipality_id
+    return _return_and_say(enrollment, lambda: back_to("enrollment.admin_home", municipality_id))
 
 
 @bp.post("/municipal/enrollments/<int:enrollment_id>/reject")
@@ -410,6 +461,11 @@ def _back_to_approvals():
 @bp.post("/approvals/<int:enrollment_id>/approve")
 def supervisor_approve(enrollment_id: int):
     return _approve_and_say(_supervised_or_404(enrollment_id), _back_to_approvals)
+
+
+@bp.post("/approvals/<int:enrollment_id>/return")
+def supervisor_return(enrollment_id: int):
+    return _return_and_say(_supervised_or_404(enrollment_id), _back_to_approvals)
 
 
 @bp.post("/approvals/<int:enrollment_id>/reject")

@@ -51,6 +51,9 @@ from lms.enrollment.models import (
     OFFICE_STEP,
     PENDING,
     REJECTED,
+    RESUBMITTED,
+    RETURNED,
+    RETURNED_STEP,
     SELF,
     SKIPPED_NO_APPROVER,
     SOURCES,
@@ -472,6 +475,10 @@ def _require_approver(actor, enrollment: Enrollment, member: StaffMember) -> str
     """The step ``actor`` answers for this request: its 所属長 (or deputy) at the supervisor
     step, its training office (or a platform admin) at the office step."""
     step = enrollment.approval_step or OFFICE_STEP
+    if step == RETURNED_STEP:
+        if not (approvals.is_supervisor_of(actor, member) or _is_admin_of(actor, member)):
+            raise NotAllowed(_("この職員の申込を操作する権限がありません。"))
+        raise Conflict(_("この申込は差し戻し中です。申込者が申し込み直すまで操作できません。"))
     if step == SUPERVISOR_STEP:
         if approvals.is_supervisor_of(actor, member):
             return step
@@ -552,6 +559,56 @@ def _reject_tx(enrollment_id: int, actor, reason: str) -> Enrollment:
     record_action(actor, "enrollment.reject", "enrollment", enrollment.id, enrollment.municipality_id,
                   session_id=session.id, reason=reason)
     _changed(enrollment, old, actor, "rejected")
+    return enrollment
+
+
+def return_enrollment(enrollment_id: int, actor, reason: str) -> Enrollment:
+    """差し戻し: the approver of the request's step sends it back to the learner for a change,
+    with the reason (required, shown to the learner). It holds no seat meanwhile."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput(_("差し戻す理由を入力してください。"))
+    return _atomic(_return_tx, enrollment_id, actor, reason)
+
+
+def _return_tx(enrollment_id: int, actor, reason: str) -> Enrollment:
+    enrollment, session = _lock_enrollment(enrollment_id)
+    if enrollment.status != PENDING:
+        _require_admin_of(actor, enrollment.staff_member)
+        raise Conflict(_("この申込は承認待ちではありません。"))
+    step = _require_approver(actor, enrollment, enrollment.staff_member)
+    approvals.record(enrollment, step, RETURNED, actor, reason)
+    enrollment.approval_step = RETURNED_STEP
+    enrollment.reason = reason
+    db.session.flush()
+    record_action(actor, "enrollment.return", "enrollment", enrollment.id, enrollment.municipality_id,
+                  session_id=session.id, reason=reason)
+    signals.approval_step_reached.send(enrollment, step=RETURNED_STEP, actor=actor)
+    return enrollment
+
+
+def resubmit_enrollment(enrollment_id: int, user, note: str = "") -> Enrollment:
+    """The learner sends a returned request again (with an optional note for the approvers);
+    it goes through the approval steps from the first, while the session still takes requests."""
+    note = (note or "").strip()[:1000]
+    return _atomic(_resubmit_tx, enrollment_id, user, note)
+
+
+def _resubmit_tx(enrollment_id: int, user, note: str) -> Enrollment:
+    enrollment, session = _lock_enrollment(enrollment_id)
+    member = enrollment.staff_member
+    if member.user_id != getattr(user, "id", None):
+        raise NotFound(_("申込が見つかりません。"))
+    if enrollment.status != PENDING or enrollment.approval_step != RETURNED_STEP:
+        raise Conflict(_("この申込は差し戻されていません。"))
+    rules.check_open(session, session.course, utcnow())
+    approvals.record(enrollment, RETURNED_STEP, RESUBMITTED, user, note)
+    enrollment.reason = ""
+    approvals.start(enrollment, member, session.course)
+    db.session.flush()
+    record_action(user, "enrollment.resubmit", "enrollment", enrollment.id, enrollment.municipality_id,
+                  session_id=session.id)
+    signals.approval_step_reached.send(enrollment, step=enrollment.approval_step, actor=user)
     return enrollment
 
 
@@ -689,6 +746,10 @@ def _is_trainer_of(actor, session: TrainingSession) -> bool:
     return actor is not None and actor.has_role(TRAINER) and session.course.owner_id == actor.id
 
 
+def _is_admin_of(actor, member: StaffMember) -> bool:
+    return _is_platform_admin(actor) or _is_municipal_admin_of(actor, member.municipality_id)
+
+
 def _require_admin_of(actor, member: StaffMember) -> None:
-    if not (_is_platform_admin(actor) or _is_municipal_admin_of(actor, member.municipality_id)):
+    if not _is_admin_of(actor, member):
         raise NotAllowed(_("この職員の申込を操作する権限がありません。"))

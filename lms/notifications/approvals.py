@@ -18,14 +18,14 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime, time
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from lms.auth.models import MUNICIPAL_ADMIN, User, UserRole
 from lms.common.database import begin_write
 from lms.common.timeutil import TOKYO, as_utc, utcnow
 from lms.common.workdays import is_working_day, working_days_between
 from lms.courses.models import Course, TrainingSession
-from lms.enrollment.models import PENDING, Enrollment
+from lms.enrollment.models import PENDING, RETURNED_STEP, Enrollment
 from lms.extensions import db
 from lms.notifications.compose import compose_approver_digest
 from lms.notifications.models import QUEUED, SKIPPED, OutboxMail
@@ -52,7 +52,8 @@ def queue_approver_digests(now: datetime | None = None) -> int:
         .join(StaffMember, StaffMember.id == Enrollment.staff_member_id)
         .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
         .join(Course, Course.id == TrainingSession.course_id)
-        .where(Enrollment.status == PENDING)
+        .where(Enrollment.status == PENDING,
+               or_(Enrollment.approval_step.is_(None), Enrollment.approval_step != RETURNED_STEP))
         .order_by(Enrollment.requested_at, Enrollment.id)
     ).all()
     if not pending:

@@ -82,6 +82,7 @@ _SUBJECT_TITLES = {
     "pending": _l("受講申込を受け付けました（承認待ち）"),
     "promoted": _l("キャンセル待ちから受講確定になりました"),
     "rejected": _l("受講申込が承認されませんでした"),
+    "returned": _l("受講申込が差し戻されました"),
     "changed": _l("研修の内容が変更されました"),
     "cancelled": _l("受講申込が取り消されました"),
     "reminder": _l("明日は研修の受講日です"),
@@ -103,10 +104,16 @@ def _lead(kind: str, enrollment, *, position: int | None, changes: dict | None) 
         lines.append(_("受講できることになった場合は、改めてメールでお知らせします。"))
         return lines
     if kind == "pending":
-        return [
-            _("受講申込を受け付けました。所属団体の研修担当の承認をお待ちください。"),
-            _("承認の結果は、改めてメールでお知らせします。"),
-        ]
+        waiting = (_("受講申込を受け付けました。所属長の承認をお待ちください。")
+                   if getattr(enrollment, "approval_step", None) == "supervisor"
+                   else _("受講申込を受け付けました。所属団体の研修担当の承認をお待ちください。"))
+        return [waiting, _("承認の結果は、改めてメールでお知らせします。")]
+    if kind == "returned":
+        lines = [_("次の研修への受講申込が、修正のために差し戻されました。")]
+        if enrollment.reason:
+            lines.append(_("理由：%(reason)s", reason=enrollment.reason))
+        lines.append(_("マイページで内容を確かめ、補足を書いて申し込み直すか、申込を取り消してください。"))
+        return lines
     if kind == "promoted":
         return [_("キャンセルが出たため、キャンセル待ちから受講確定になりました。")]
     if kind == "rejected":

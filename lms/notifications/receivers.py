@@ -6,17 +6,19 @@ from sqlalchemy import select
 
 from lms.common.signals import approval_step_reached, enrollment_status_changed, office_notice, session_updated
 from lms.courses.services import NOTIFIED_FIELDS
-from lms.enrollment.models import ACTIVE_STATUSES, Enrollment
+from lms.enrollment.models import ACTIVE_STATUSES, RETURNED_STEP, Enrollment
 from lms.enrollment.models import PENDING as AWAITING_APPROVAL
 from lms.extensions import db
 from lms.notifications.compose import CHANGE_LABELS, compose_enrollment_notice
 from lms.notifications.models import QUEUED
 from lms.notifications.services import (
     CHANGED,
+    RETURNED,
     queue_approval_requests,
     queue_enrollment_notice,
     queue_moved_notices,
     queue_office_notices,
+    resubmissions,
 )
 
 
@@ -37,9 +39,13 @@ def _queue_approval_requests(enrollment, new_status=None, **_):
 
 
 @approval_step_reached.connect
-def _queue_next_step_requests(enrollment, moved_from: str | None = None, **_):
-    """Approved at one step, or moved to another 所属 (``moved_from``): the approvers it waits
-    for now are told; after a move, so are the 所属長 of the 所属 it left."""
+def _queue_next_step_requests(enrollment, step: str | None = None, moved_from: str | None = None, **_):
+    """Approved at one step, sent again, or moved to another 所属 (``moved_from``): the
+    approvers it waits for now are told; after a move, so are the 所属長 of the 所属 it left.
+    Returned to the learner (差し戻し): the learner is told why."""
+    if step == RETURNED_STEP:
+        queue_enrollment_notice(enrollment, RETURNED, dedupe_suffix=f"r{resubmissions(enrollment.id)}")
+        return
     queue_approval_requests(enrollment)
     if moved_from:
         queue_moved_notices(enrollment, moved_from)

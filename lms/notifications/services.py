@@ -52,7 +52,7 @@ from lms.common.timeutil import TOKYO, as_utc, utcnow
 from lms.courses.models import SCHEDULED, TrainingSession
 from lms.enrollment.approvals import supervisors_of
 from lms.enrollment.models import CONFIRMED as ENROLLMENT_CONFIRMED
-from lms.enrollment.models import OFFICE_STEP, SUPERVISOR_STEP, Enrollment
+from lms.enrollment.models import OFFICE_STEP, RESUBMITTED, SUPERVISOR_STEP, Enrollment, EnrollmentApproval
 from lms.enrollment.models import PENDING as ENROLLMENT_PENDING
 from lms.extensions import db
 from lms.notifications.channels import ChannelDeferred, ChannelUnavailable, registered_channel
@@ -83,7 +83,8 @@ REJECTED = "rejected"
 CHANGED = "changed"
 CANCELLED = "cancelled"
 REMINDER = "reminder"
-KINDS = (CONFIRMED, WAITLISTED, PENDING, PROMOTED, REJECTED, CHANGED, CANCELLED, REMINDER)
+RETURNED = "returned"
+KINDS = (CONFIRMED, WAITLISTED, PENDING, PROMOTED, REJECTED, CHANGED, CANCELLED, REMINDER, RETURNED)
 # A notice to the training offices (not about one enrollment): lms.common.signals.office_notice.
 OFFICE = "office"
 # An enrollment awaiting approval, told to the training office (研修担当) of its municipality.
@@ -664,6 +665,12 @@ def _busy_approvers(user_ids: list[int]) -> set[int]:
     return {uid for uid, count in rows if uid is not None and count >= threshold}
 
 
+def resubmissions(enrollment_id: int) -> int:
+    """How many times a request was sent again after being returned (差し戻し)."""
+    return int(db.session.scalar(select(func.count()).select_from(EnrollmentApproval).where(
+        EnrollmentApproval.enrollment_id == enrollment_id, EnrollmentApproval.decision == RESUBMITTED)) or 0)
+
+
 def approval_step_of(mail: OutboxMail) -> str:
     """The approval step an approval request was sent for ("supervisor" or "office")."""
     parts = mail.dedupe_key.split(":")
@@ -700,12 +707,14 @@ def queue_approval_requests(enrollment) -> int:
         db.session.flush()
     step = enrollment.approval_step or OFFICE_STEP
     approvers = _approvers(enrollment, step)
-    keys = {f"{APPROVAL}:{enrollment.id}:{step}:{uid or f's{sid}'}" for uid, sid, *_ in approvers}
+    again = resubmissions(enrollment.id)  # sent again after a return: a new round of requests
+    round_ = f":r{again}" if again else ""
+    keys = {f"{APPROVAL}:{enrollment.id}:{step}:{uid or f's{sid}'}{round_}" for uid, sid, *_ in approvers}
     taken = set(db.session.scalars(select(OutboxMail.dedupe_key).where(OutboxMail.dedupe_key.in_(keys)))) if keys else set()
     busy = _busy_approvers([uid for uid, *_ in approvers if uid is not None])
     queued = 0
     for uid, sid, email, name, locale in approvers:
-        key = f"{APPROVAL}:{enrollment.id}:{step}:{uid or f's{sid}'}"
+        key = f"{APPROVAL}:{enrollment.id}:{step}:{uid or f's{sid}'}{round_}"
         address = email.strip()
         if key in taken or "@" not in address:
             continue

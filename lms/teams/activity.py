@@ -70,6 +70,7 @@ ACTIVITY_OF_KIND = {
     "confirmed": ENROLLMENT_DECIDED,
     "waitlisted": ENROLLMENT_DECIDED,
     "rejected": ENROLLMENT_DECIDED,
+    "returned": ENROLLMENT_DECIDED,
     "cancelled": ENROLLMENT_DECIDED,
     "promoted": WAITLIST_PROMOTED,
     "reminder": SESSION_REMINDER,
@@ -90,6 +91,7 @@ def _decision(kind: str) -> str:
         "confirmed": _("受講確定"),
         "waitlisted": _("キャンセル待ち"),
         "rejected": _("承認されませんでした"),
+        "returned": _("差し戻し（修正して申し込み直してください）"),
         "cancelled": _("取消"),
     }.get(kind, "")
 

@@ -315,3 +315,58 @@ def test_a_transfer_reroutes_the_request_and_tells_both_heads(db, people, make_c
     assert db.session.get(Enrollment, second.id).approval_step == OFFICE_STEP
     assert (OFFICE_STEP, people["office"].id) in told(db, second.id)
     assert steps(db, second.id) == [(SUPERVISOR_STEP, SKIPPED_NO_APPROVER)]
+
+
+# ---------------------------------------------------------------- 差し戻し (returned for a change)
+
+
+def test_a_returned_request_comes_back_through_every_step(client, db, people, make_course, make_session, login_as):
+    from lms.common.errors import Conflict, InvalidInput, NotFound
+    from lms.enrollment.models import RESUBMITTED, RETURNED, RETURNED_STEP
+
+    enrollment = apply(db, course_session(make_course, make_session), people["learner"])
+    with pytest.raises(InvalidInput):
+        services.return_enrollment(enrollment.id, people["head"], " ")
+    db.session.rollback()
+    returned = services.return_enrollment(enrollment.id, people["head"], "受講理由を書き足してください")
+    db.session.commit()
+    assert returned.status == PENDING and returned.approval_step == RETURNED_STEP
+    notice = db.session.scalar(select(OutboxMail).where(OutboxMail.enrollment_id == enrollment.id,
+                                                        OutboxMail.kind == "returned"))
+    assert notice is not None and notice.to_address == people["learner"].email
+    for approver in (people["head"], people["office"]):  # nobody answers it while it is returned
+        with pytest.raises(Conflict):
+            services.approve_enrollment(enrollment.id, approver)
+        db.session.rollback()
+    with pytest.raises(NotFound):  # only its learner sends it again
+        services.resubmit_enrollment(enrollment.id, people["head"], "")
+    db.session.rollback()
+
+    login_as(user=people["learner"])
+    page = client.get("/me").get_data(as_text=True)
+    assert "受講理由を書き足してください" in page and "申し込み直す" in page
+    assert client.post(f"/me/enrollments/{enrollment.id}/resubmit", data={"note": "業務改善に役立てます"}).status_code == 302
+    db.session.expire_all()
+    again = db.session.get(Enrollment, enrollment.id)
+    assert again.approval_step == SUPERVISOR_STEP and again.reason == ""
+    assert steps(db, enrollment.id) == [(SUPERVISOR_STEP, RETURNED), (RETURNED_STEP, RESUBMITTED)]
+    # The head is asked again (a new round of requests, not the first one's).
+    assert [uid for step, uid in told(db, enrollment.id)].count(people["head"].id) == 2
+    with pytest.raises(Conflict):
+        services.resubmit_enrollment(enrollment.id, people["learner"], "")
+    db.session.rollback()
+    assert services.approve_enrollment(enrollment.id, people["head"]).approval_step == OFFICE_STEP
+
+
+def test_the_return_routes(client, db, people, make_course, make_session, login_as):
+    enrollment = apply(db, course_session(make_course, make_session, supervisor=False), people["learner"])
+    login_as(user=people["other_head"])
+    assert client.post(f"/approvals/{enrollment.id}/return", data={"reason": "x"}).status_code == 404
+    assert client.post(f"/me/enrollments/{enrollment.id}/resubmit").status_code == 404
+    login_as(user=people["office"])
+    empty = client.post(f"/municipal/enrollments/{enrollment.id}/return", data={"reason": ""})
+    assert empty.status_code == 302 and db.session.get(Enrollment, enrollment.id).approval_step == OFFICE_STEP
+    assert client.post(f"/municipal/enrollments/{enrollment.id}/return", data={"reason": "日程を確認"}).status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Enrollment, enrollment.id).approval_step == "returned"
+    assert "差し戻し中" in client.get("/municipal").get_data(as_text=True)

@@ -141,6 +141,7 @@ EXPECTED = {
     "enrollment.admin_home GET": "L 403 403 ok ok ok",
     "enrollment.approve POST": "L 403 403 404 ok ok",
     "enrollment.reject POST": "L 403 403 404 ok ok",
+    "enrollment.return_request POST": "L 403 403 404 ok ok",
     "enrollment.swap POST": "L 403 403 404 422 422",  # an empty form: refused beside the row
     "enrollment.nominate_csv GET": "L 403 403 ok ok ok",
     "enrollment.nominate_csv POST": "L 403 403 ok ok ok",
@@ -164,6 +165,9 @@ EXPECTED = {
     "enrollment.supervisor_approvals GET": "L ok ok ok ok ok",
     "enrollment.supervisor_approve POST": "L 404 404 404 404 404",
     "enrollment.supervisor_reject POST": "L 404 404 404 404 404",
+    "enrollment.supervisor_return POST": "L 404 404 404 404 404",
+    # Sending a returned request again: only its learner (everyone else's is missing).
+    "enrollment.resubmit POST": "L 404 404 404 404 404",
     # A head's stand-ins: naming one needs a head (422 with the message for everyone else); a
     # stand-in of someone else's is missing.
     "enrollment.delegate_approvals POST": "L 422 422 422 422 422",
