@@ -46,7 +46,7 @@ def test_municipal_admin_works_through_the_pages(live_server, page, db, tmp_path
     row.get_by_role("button", name="承認する").click()
     expect(page.locator(".flash")).to_contain_text("申込 一郎 さんの申込を承認しました。")
     row = page.locator("tr").filter(has_text="申込 二郎")
-    row.get_by_label("承認しない理由").fill("今年度は受講済みのため")
+    row.get_by_label("承認しない・差し戻す理由").fill("今年度は受講済みのため")
     row.get_by_role("button", name="承認しない").click()
     expect(page.locator(".flash")).to_contain_text("申込 二郎 さんの申込を承認しませんでした。本人に理由を通知します")
 
