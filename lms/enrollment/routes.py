@@ -317,38 +317,32 @@ def _approve_and_say(enrollment: Enrollment, back):
     return back()
 
 
-def _return_and_say(enrollment: Enrollment, back):
-    """Return the request to the learner for a change (差し戻し), with the form's reason."""
+def _answer_with_reason(enrollment: Enrollment, back, answer, missing: str, done: str):
+    """Decline or return (差し戻し) with the reason the form carries (required; the learner is
+    told it): ``answer`` is the service, ``done`` the message, with %(name)s for the learner."""
     form = roster_forms.RejectForm()
     if not form.validate_on_submit():
-        flash(_("差し戻す理由を入力してください。"), "error")
+        flash(missing, "error")
         return back()
     name = enrollment.staff_member.full_name
     enrollment_id = enrollment.id
     db.session.rollback()
     try:
-        services.return_enrollment(enrollment_id, current_user, form.reason.data)
-        flash(_("%(name)s さんの申込を差し戻しました。本人に理由を通知します。", name=name), "success")
+        answer(enrollment_id, current_user, form.reason.data)
+        flash(done % {"name": name}, "success")
     except DomainError as exc:
         flash(exc.message, "error")
     return back()
+
+
+def _return_and_say(enrollment: Enrollment, back):
+    return _answer_with_reason(enrollment, back, services.return_enrollment, _("差し戻す理由を入力してください。"),
+                               _("%(name)s さんの申込を差し戻しました。本人に理由を通知します。"))
 
 
 def _reject_and_say(enrollment: Enrollment, back):
-    """Decline with the reason the form carries (required; the learner is told it)."""
-    form = roster_forms.RejectForm()
-    if not form.validate_on_submit():
-        flash(_("承認しない理由を入力してください。"), "error")
-        return back()
-    name = enrollment.staff_member.full_name
-    enrollment_id = enrollment.id
-    db.session.rollback()
-    try:
-        services.reject_enrollment(enrollment_id, current_user, form.reason.data)
-        flash(_("%(name)s さんの申込を承認しませんでした。本人に理由を通知します。", name=name), "success")
-    except DomainError as exc:
-        flash(exc.message, "error")
-    return back()
+    return _answer_with_reason(enrollment, back, services.reject_enrollment, _("承認しない理由を入力してください。"),
+                               _("%(name)s さんの申込を承認しませんでした。本人に理由を通知します。"))
 
 
 @bp.post("/municipal/enrollments/<int:enrollment_id>/approve")
