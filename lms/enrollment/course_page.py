@@ -16,7 +16,7 @@ from lms.common.timeutil import as_utc, utcnow
 from lms.courses.models import CANCELLED, PUBLISHED, Course, TrainingSession
 from lms.courses.views import SessionView
 from lms.enrollment import rules, services
-from lms.enrollment.queries import MyStatus, MyStatusWords, my_course_statuses, my_statuses
+from lms.enrollment.queries import MyStatus, MyStatusWords, my_course_statuses_of_user, my_statuses
 from lms.roster.models import StaffMember
 from lms.roster.services import staff_member_for
 
@@ -74,5 +74,4 @@ def _fill_mine(view: SessionView, course: Course, status: MyStatus | None, membe
 
 def learner_course_statuses(course_ids: list[int], user) -> dict[int, MyStatusWords]:
     """The catalogue's cards: the signed-in learner's place in each course shown (one query)."""
-    member = staff_member_for(user, create=False)
-    return my_course_statuses(member.id if member is not None else None, list(course_ids))
+    return my_course_statuses_of_user(user.id, list(course_ids))
