@@ -124,14 +124,29 @@ def held_for_others(quotas: list[SessionQuota], municipality_id: int) -> int:
     return sum(max(q.seats - q.confirmed_count, 0) for q in quotas if q.municipality_id != municipality_id)
 
 
-def seat_free(session: TrainingSession, quota: SessionQuota | None, held: int = 0) -> bool:
+def seat_free(session: TrainingSession, quota: SessionQuota | None, held: int = 0,
+              ahead: list[tuple[int, int]] | None = None, quota_ids: set[int] | None = None) -> bool:
     """A confirmed seat is free for a municipality: with a quota row, while the capacity and
     its quota have room (its held seats are inside the capacity); without one, only among the
     seats nobody holds — ``held``: the unfilled seats of the municipalities with quotas, which
-    stay theirs until released (lms.courses.services.release_session_quotas)."""
+    stay theirs until released (lms.courses.services.release_session_quotas).
+
+    ``ahead``: (arrival_seq, municipality) of the requests that arrived earlier and are still
+    with their approvers (``seats.pending_in_turn``, filtered to those before this one): seats
+    are decided in the order requests arrived, so those keep a seat each from a later request
+    decided first — in the capacity, and in their municipality's quota if it has one
+    (``quota_ids``: the municipalities with a quota row; theirs are inside ``held`` already)."""
+    ahead = ahead or []
     if quota is not None:
-        return session.confirmed_count < session.capacity and quota_has_room(quota)
-    return session.confirmed_count + held < session.capacity
+        same = sum(1 for _seq, mid in ahead if mid == quota.municipality_id)
+        return session.confirmed_count + len(ahead) < session.capacity and quota.confirmed_count + same < quota.seats
+    unheld = sum(1 for _seq, mid in ahead if mid not in (quota_ids or set()))
+    return session.confirmed_count + held + unheld < session.capacity
+
+
+def ahead_of(pending: list[tuple[int, int]], arrival_seq: int) -> list[tuple[int, int]]:
+    """The pending requests (``seats.pending_in_turn``) that arrived before ``arrival_seq``."""
+    return [(seq, mid) for seq, mid in pending if seq < arrival_seq]
 
 
 def needs_approval(course: Course, source: str) -> bool:

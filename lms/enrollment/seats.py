@@ -31,7 +31,7 @@ from lms.common.database import begin_write, is_sqlite
 from lms.common.errors import NotFound
 from lms.common.timeutil import utcnow
 from lms.courses.models import SCHEDULED, Course, SessionQuota, TrainingSession
-from lms.enrollment.models import ACTIVE_STATUSES, CONFIRMED, WAITLISTED, Enrollment
+from lms.enrollment.models import ACTIVE_STATUSES, CONFIRMED, PENDING, RETURNED_STEP, WAITLISTED, Enrollment
 from lms.extensions import db
 from lms.roster.models import StaffMember
 
@@ -219,6 +219,18 @@ def overlapping_confirmed(session: TrainingSession, staff_member_id: int) -> Enr
 def waitlisted(session_id: int) -> list[Enrollment]:
     """The session's waitlist in order of arrival (fresh)."""
     return list(db.session.scalars(_statements().waitlisted, {"sid": session_id}))
+
+
+def pending_in_turn(session_id: int) -> list[tuple[int, int]]:
+    """(arrival_seq, municipality_id) of the session's requests still passing their approval
+    steps (a request returned to its learner is not: it waits for them), in arrival order.
+    They keep their turn: a later request decided first does not take the seat they will
+    need (``rules.seat_free``'s ``ahead``)."""
+    return [(int(seq), int(mid)) for seq, mid in db.session.execute(
+        select(Enrollment.arrival_seq, Enrollment.municipality_id)
+        .where(Enrollment.session_id == session_id, Enrollment.status == PENDING,
+               Enrollment.approval_step.is_distinct_from(RETURNED_STEP))
+        .order_by(Enrollment.arrival_seq))]
 
 
 def add_enrollment(session: TrainingSession, member: StaffMember, *, status: str, source: str, actor_id: int | None,

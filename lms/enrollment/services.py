@@ -408,6 +408,7 @@ def _cancel_tx(enrollment_id: int, actor, reason: str) -> Enrollment:
         raise NotAllowed(why)
     by_someone_else = enrollment.staff_member.user_id != getattr(actor, "id", None)
     was_confirmed = enrollment.status == CONFIRMED
+    kept_turn = enrollment.status == PENDING and enrollment.approval_step != RETURNED_STEP
     old = _set_status(enrollment, CANCELLED, actor, now)
     enrollment.late_cancellation = now > cancel_deadline(session)
     enrollment.reason = reason
@@ -421,6 +422,8 @@ def _cancel_tx(enrollment_id: int, actor, reason: str) -> Enrollment:
     if was_confirmed:
         promote_waitlist(session, actor)
         signals.attendees_changed.send(session, actor=actor)
+    elif kept_turn:
+        _release_turn(session, actor)
     return enrollment
 
 
@@ -441,6 +444,8 @@ def promote_waitlist(session: TrainingSession, actor=None) -> list[Enrollment]:
     all_quotas = seats.lock_quotas(session.id)
     quotas: dict[int, SessionQuota] = {q.municipality_id: q for q in all_quotas}
     full: set[int] = set()  # municipalities whose quota is used up
+    # Requests still with their approvers keep their turn (only courses with approval steps have them).
+    pending = seats.pending_in_turn(session.id) if rules.approval_steps(session.course) else []
     for enrollment in seats.waitlisted(session.id):
         if session.confirmed_count >= session.capacity:
             break
@@ -448,7 +453,8 @@ def promote_waitlist(session: TrainingSession, actor=None) -> list[Enrollment]:
         if mid in full:
             continue
         quota = quotas.get(mid)
-        if not rules.seat_free(session, quota, rules.held_for_others(all_quotas, mid)):
+        if not rules.seat_free(session, quota, rules.held_for_others(all_quotas, mid),
+                               rules.ahead_of(pending, enrollment.arrival_seq), set(quotas)):
             if quota is not None:
                 full.add(mid)
             continue
@@ -516,8 +522,10 @@ def _approve_tx(enrollment_id: int, actor) -> Enrollment:
     _refuse_overlap(session, member.id)
     quotas = seats.lock_quotas(session.id)
     quota = next((q for q in quotas if q.municipality_id == enrollment.municipality_id), None)
-    status = CONFIRMED if rules.seat_free(session, quota, rules.held_for_others(quotas, enrollment.municipality_id)) \
-        else WAITLISTED
+    # In turn: requests that arrived earlier and are still with their approvers keep their seat.
+    ahead = rules.ahead_of(seats.pending_in_turn(session.id), enrollment.arrival_seq)
+    status = CONFIRMED if rules.seat_free(session, quota, rules.held_for_others(quotas, enrollment.municipality_id),
+                                          ahead, {q.municipality_id for q in quotas}) else WAITLISTED
     old = _set_status(enrollment, status, actor, now)
     enrollment.decided_at = now
     enrollment.decided_by_id = actor.id
@@ -559,7 +567,15 @@ def _reject_tx(enrollment_id: int, actor, reason: str) -> Enrollment:
     record_action(actor, "enrollment.reject", "enrollment", enrollment.id, enrollment.municipality_id,
                   session_id=session.id, reason=reason)
     _changed(enrollment, old, actor, "rejected")
+    _release_turn(session, actor)
     return enrollment
+
+
+def _release_turn(session: TrainingSession, actor) -> None:
+    """A request that kept its turn no longer waits for its approvers (declined, returned,
+    cancelled): the seat it kept goes to the waitlist, in arrival order."""
+    if session.waitlisted_count > 0 and promote_waitlist(session, actor):
+        signals.attendees_changed.send(session, actor=actor)
 
 
 def return_enrollment(enrollment_id: int, actor, reason: str) -> Enrollment:
@@ -584,6 +600,7 @@ def _return_tx(enrollment_id: int, actor, reason: str) -> Enrollment:
     record_action(actor, "enrollment.return", "enrollment", enrollment.id, enrollment.municipality_id,
                   session_id=session.id, reason=reason)
     signals.approval_step_reached.send(enrollment, step=RETURNED_STEP, actor=actor)
+    _release_turn(session, actor)
     return enrollment
 
 
