@@ -156,6 +156,19 @@ COURSES: list[CourseSpec] = [
         "offsets": [19],
         "eligible": ["131016", "132012"],
     },
+    {
+        "title": "政策形成研修（選考あり）",
+        "category": "管理職向け",
+        "summary": "地域の課題から政策を組み立てる演習。研修担当の承認のあと、研修所が受講者を選考します。",
+        "description": "## 選考について\n\n申込が定員を超えた場合は、研修所が職層と受講歴をもとに選考し、結果をメールでお知らせします。",
+        "audience": "主任級以上",
+        "delivery": ONSITE,
+        "capacity": 2,
+        "offsets": [33],
+        "approval": True,
+        "selection": True,
+        "location": "都庁第一本庁舎 7階 研修室B",
+    },
 ]
 
 
@@ -301,6 +314,7 @@ def _courses(municipalities, users):
                 category=categories[spec["category"]],
                 target_audience=spec["audience"],
                 requires_approval=spec.get("approval", False),
+                selection=spec.get("selection", False),
                 status=PUBLISHED,
                 published_at=utcnow(),
                 owner=users["trainer"],
@@ -422,7 +436,10 @@ def _enrollments(courses, staff):
                     continue
                 seq += 1
                 status = CONFIRMED
-                if course.requires_approval and m_index % 3 == 0:
+                step = None
+                if course.selection:  # approved by the office, waiting for the organiser's 選考
+                    status, step = PENDING, "selection"
+                elif course.requires_approval and m_index % 3 == 0:
                     status = PENDING
                 quota = next((q for q in session.quotas if q.municipality_id == member.municipality_id), None)
                 if quota and quota.confirmed_count >= quota.seats:
@@ -435,6 +452,7 @@ def _enrollments(courses, staff):
                     municipality_id=member.municipality_id,
                     status=status,
                     source="self",
+                    approval_step=step,
                     arrival_seq=seq,
                     requested_at=session.starts_at - timedelta(days=20, minutes=-m_index),
                     confirmed_at=session.starts_at - timedelta(days=20) if status == CONFIRMED else None,

@@ -67,6 +67,7 @@ ACTION_LABELS = {
     "enrollment.approve_step": _l("受講申込の承認（次の承認者へ）"),
     "enrollment.delegate": _l("承認の代理の指名"),
     "enrollment.return": _l("受講申込の差し戻し"),
+    "enrollment.select": _l("選考の結果の確定"),
     "enrollment.resubmit": _l("受講申込の申し込み直し"),
     "enrollment.delegate_end": _l("承認の代理の取消"),
     "enrollment.approve": _l("申込の承認"),

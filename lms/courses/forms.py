@@ -87,6 +87,7 @@ class CourseForm(base.Form):
     new_hires_only = BooleanField(_l("今年度の新規採用職員のみ"))
     supervisor_approval = BooleanField(_l("申込に所属長の承認が必要（研修担当の承認より先）"))
     requires_approval = BooleanField(_l("申込に所属自治体の研修担当の承認が必要"))
+    selection = BooleanField(_l("主催者が選考して受講者を決める（選考あり：承認のあと、研修回ごとの選考ページで受講決定・補欠・見送りを決めます）"))
     completion_mode = SelectField(_l("修了条件"), choices=choices_of(COMPLETION_LABELS), default=BY_EITHER)
     attendance_threshold_pct = WholeNumberField(
         _l("出席率の基準（%）"), default=75,

@@ -96,6 +96,9 @@ class Course(Model):
     # their municipality's training office (requires_approval); either, both or none.
     requires_approval: Mapped[bool] = mapped_column(default=False)
     supervisor_approval: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+    # 選考: after its approval steps a learner's request waits for the organiser, who decides
+    # the places (受講決定), the reserves (補欠) and the rest (見送り) — lms.enrollment.selection.
+    selection: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
     status: Mapped[str] = mapped_column(String(10), default=DRAFT)
     # Normalised (NFKC, case-folded) title + summary + description + category for substring
     # search; kept up to date by lms.courses.services.

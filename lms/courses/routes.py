@@ -443,6 +443,7 @@ def _course_input(form: CourseForm) -> services.CourseInput:
         municipality_ids=list(form.municipality_ids.data or []),
         requires_approval=bool(form.requires_approval.data),
         supervisor_approval=bool(form.supervisor_approval.data),
+        selection=bool(form.selection.data),
         completion_mode=form.completion_mode.data,
         attendance_threshold_pct=attendance_pct,
         viewing_threshold_pct=viewing_pct,

@@ -107,6 +107,7 @@ class CourseInput:
     municipality_ids: list[int] = field(default_factory=list)
     requires_approval: bool = False
     supervisor_approval: bool = False
+    selection: bool = False
     completion_mode: str = "either"
     attendance_threshold_pct: int = 75
     viewing_threshold_pct: int = 90
@@ -182,6 +183,7 @@ def _apply_course(course: Course, data: CourseInput) -> dict[str, tuple[Any, Any
         "eligible_all": bool(data.eligible_all),
         "requires_approval": bool(data.requires_approval),
         "supervisor_approval": bool(data.supervisor_approval),
+        "selection": bool(data.selection),
         "completion_mode": data.completion_mode,
         "attendance_threshold_pct": int(data.attendance_threshold_pct),
         "viewing_threshold_pct": int(data.viewing_threshold_pct),

@@ -25,11 +25,15 @@ from lms.courses.models import TrainingSession
 from lms.enrollment import rules
 from lms.enrollment.models import (
     APPROVED,
+    NOT_SELECTED,
     OFFICE_STEP,
     PENDING,
+    RESERVED,
     RESUBMITTED,
     RETURNED,
     RETURNED_STEP,
+    SELECTED,
+    SELECTION_STEP,
     SKIPPED_NO_APPROVER,
     STEP_REJECTED,
     SUPERVISOR_STEP,
@@ -40,13 +44,17 @@ from lms.enrollment.models import (
 from lms.extensions import db
 from lms.roster.models import ACTIVE, StaffMember
 
-STEP_LABELS = {SUPERVISOR_STEP: _l("所属長"), OFFICE_STEP: _l("研修担当"), RETURNED_STEP: _l("申込者")}
+STEP_LABELS = {SUPERVISOR_STEP: _l("所属長"), OFFICE_STEP: _l("研修担当"), SELECTION_STEP: _l("選考"),
+               RETURNED_STEP: _l("申込者")}
 DECISION_LABELS = {
     APPROVED: _l("承認"),
     STEP_REJECTED: _l("承認しない"),
     SKIPPED_NO_APPROVER: _l("所属長が登録されていないため、研修担当の承認に進みました"),
     RETURNED: _l("差し戻し"),
     RESUBMITTED: _l("申し込み直し"),
+    SELECTED: _l("受講決定"),
+    RESERVED: _l("補欠（キャンセル待ち）"),
+    NOT_SELECTED: _l("見送り"),
 }
 
 
@@ -181,6 +189,8 @@ def waiting_message(enrollment: Enrollment) -> str:
         return _("差し戻されました。内容を確かめ、補足を書いて申し込み直すか、申込を取り消してください。")
     if enrollment.approval_step == SUPERVISOR_STEP:
         return _("所属長の承認待ち")
+    if enrollment.approval_step == SELECTION_STEP:
+        return _("主催者の選考待ち（結果はメールでお知らせします）")
     return _("研修担当の承認待ち")
 
 

@@ -66,8 +66,9 @@ def _fill_mine(view: SessionView, course: Course, status: MyStatus | None, membe
     view.can_enroll = not view.why_not
     if view.can_enroll:
         if view.free_seats > 0:
-            view.enroll_label = _("申し込む（承認制）") if course.requires_approval or course.supervisor_approval \
-                else _("申し込む")
+            view.enroll_label = (_("申し込む（選考あり）") if course.selection
+                                 else _("申し込む（承認制）") if course.requires_approval or course.supervisor_approval
+                                 else _("申し込む"))
         else:
             view.enroll_label = _("キャンセル待ちに登録する")
 

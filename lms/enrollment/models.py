@@ -115,6 +115,8 @@ class Enrollment(Model):
 # Approval steps (Enrollment.approval_step, EnrollmentApproval.step).
 SUPERVISOR_STEP = "supervisor"
 OFFICE_STEP = "office"
+# 選考: the organiser decides, after the other steps (Course.selection).
+SELECTION_STEP = "selection"
 # Returned to the learner for a change (差し戻し): the request waits for them to send it again.
 RETURNED_STEP = "returned"
 # What a step did (EnrollmentApproval.decision): approved (and passed on, or decided the seat),
@@ -124,6 +126,9 @@ STEP_REJECTED = "rejected"
 SKIPPED_NO_APPROVER = "no_approver"
 RETURNED = "returned"
 RESUBMITTED = "resubmitted"  # (step RETURNED_STEP: the learner sent it again, with a note)
+SELECTED = "selected"  # (step SELECTION_STEP: 受講決定 — a seat)
+RESERVED = "reserved"  # (step SELECTION_STEP: 補欠 — the waitlist, in arrival order)
+NOT_SELECTED = "not_selected"  # (step SELECTION_STEP: 見送り — rejected, with the reason)
 
 
 class EnrollmentApproval(Model):

@@ -9,11 +9,11 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup
-from sqlalchemy import select
-from wtforms import HiddenField, StringField
+from sqlalchemy import func, select
+from wtforms import HiddenField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length
 
-from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
+from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
 from lms.common.access import refuse_as_missing, require_own_object, role_required
 from lms.common.errors import DomainError, NotFound
 from lms.common.forms import Form, JapaneseDateField
@@ -24,10 +24,20 @@ from lms.common.templating import format_datetime_jst, format_time_jst
 from lms.common.timeutil import as_utc, utcnow
 from lms.common.web import safe_next
 from lms.courses.models import TrainingSession
+from lms.courses.services import can_manage_course
 from lms.enrollment import approvals, municipal, services
 from lms.enrollment.course_page import learner_course_statuses, learner_sessions
 from lms.enrollment.labels import status_badge, status_label
-from lms.enrollment.models import ACTIVE_STATUSES, CONFIRMED, PENDING, SUPERVISOR_STEP, WAITLISTED, Enrollment
+from lms.enrollment.models import (
+    ACTIVE_STATUSES,
+    CONFIRMED,
+    PENDING,
+    RETURNED_STEP,
+    SELECTION_STEP,
+    SUPERVISOR_STEP,
+    WAITLISTED,
+    Enrollment,
+)
 from lms.enrollment.queries import waitlist_position
 from lms.enrollment.rules import MissingPrerequisite
 from lms.extensions import db
@@ -593,3 +603,64 @@ def nominate_csv():
         municipality = db.session.get(Municipality, municipality_id)
     return render_template("enrollment/nominate_csv.html", form=form, municipality=municipality, report=report,
                            labels=municipal.NOMINATION_LABELS)
+
+
+# ---------------------------------------------------------------- 選考 (the organiser decides)
+
+
+class SelectionForm(Form):
+    reason = TextAreaField(_l("見送る申込者に伝える理由"), validators=[Length(max=1000)])
+
+
+def _selection_session(session_id: int) -> TrainingSession:
+    """The session, if ``current_user`` organises its course (its trainer, or a platform admin)."""
+    session = db.session.get(TrainingSession, session_id)
+    if session is None:
+        abort(404)
+    if not can_manage_course(current_user, session.course):
+        refuse_as_missing(current_user, "training_session", session_id)
+    return session
+
+
+@bp.route("/sessions/<int:session_id>/selection", methods=["GET", "POST"])
+@role_required(TRAINER, PLATFORM_ADMIN)
+def selection(session_id: int):
+    """選考: the session's requests that passed their approval steps, decided together."""
+    session = _selection_session(session_id)
+    form = SelectionForm()
+    chosen: dict[int, str] = {}
+    status = 200
+    if request.method == "POST":
+        for key, value in request.form.items():
+            if key.startswith("decision-") and value in services.SELECTION_CHOICES:
+                enrollment_id = parse_id(key.removeprefix("decision-"))
+                if enrollment_id is not None:
+                    chosen[enrollment_id] = value
+        if form.validate_on_submit():
+            in_order = bool(request.form.get("in_order"))
+            db.session.rollback()
+            try:
+                result = (services.decide_selection_in_order(session_id, current_user) if in_order
+                          else services.decide_selection(session_id, chosen, current_user, form.reason.data or ""))
+            except DomainError as exc:
+                db.session.rollback()
+                form.form_errors.append(exc.message)
+                status = 403 if isinstance(exc, services.NotAllowed) else 409 if not isinstance(exc, services.InvalidInput) \
+                    else 400
+            else:
+                flash(_("選考の結果を確定しました（受講決定 %(s)d 人、補欠 %(r)d 人、見送り %(d)d 人）。申込者にはメールでお知らせします。",
+                        s=result.selected, r=result.reserved, d=result.declined), "success")
+                return redirect(url_for("enrollment.selection", session_id=session_id))
+        else:
+            status = 400
+        session = _selection_session(session_id)
+    waiting = services.waiting_for_selection(session.id)
+    in_steps = db.session.scalar(
+        select(func.count()).select_from(Enrollment).where(
+            Enrollment.session_id == session.id, Enrollment.status == PENDING,
+            Enrollment.approval_step.not_in([SELECTION_STEP, RETURNED_STEP]))) or 0
+    return render_template(
+        "enrollment/selection.html", session=session, course=session.course, form=form, waiting=waiting,
+        in_steps=in_steps, chosen=chosen, free=max(session.capacity - session.confirmed_count, 0),
+        approval_history=approvals.history([e.id for e in waiting]), step_label=approvals.step_label,
+    ), status

@@ -19,7 +19,7 @@ from lms.common.errors import Conflict, DomainError
 from lms.common.timeutil import as_utc
 from lms.courses import audience
 from lms.courses.models import PUBLISHED, SCHEDULED, Course, SessionQuota, TrainingSession
-from lms.enrollment.models import CONFIRMED, OFFICE_STEP, PENDING, SELF, SUPERVISOR_STEP, WAITLISTED
+from lms.enrollment.models import CONFIRMED, OFFICE_STEP, PENDING, SELECTION_STEP, SELF, SUPERVISOR_STEP, WAITLISTED
 from lms.roster.models import StaffMember
 
 # ---------------------------------------------------------------- refusals
@@ -151,8 +151,8 @@ def ahead_of(pending: list[tuple[int, int]], arrival_seq: int) -> list[tuple[int
 
 def needs_approval(course: Course, source: str) -> bool:
     """A learner's own request to a course with approval waits for its approvers (their 所属長,
-    their training office, or both); an admin's nomination does not."""
-    return (course.requires_approval or course.supervisor_approval) and source == SELF
+    their training office, or both, then the organiser's 選考); an admin's nomination does not."""
+    return bool(approval_steps(course)) and source == SELF
 
 
 def approval_steps(course: Course) -> tuple[str, ...]:
@@ -162,13 +162,21 @@ def approval_steps(course: Course) -> tuple[str, ...]:
         steps += (SUPERVISOR_STEP,)
     if course.requires_approval:
         steps += (OFFICE_STEP,)
+    if course.selection:
+        steps += (SELECTION_STEP,)
     return steps
 
 
+# The steps in the order they come (a course asks for some of them).
+_STEP_ORDER = (SUPERVISOR_STEP, OFFICE_STEP, SELECTION_STEP)
+
+
 def step_after(course: Course, step: str) -> str | None:
-    """The step that follows ``step`` (None: the request is decided)."""
-    steps = approval_steps(course)
-    return steps[steps.index(step) + 1] if step in steps and steps.index(step) + 1 < len(steps) else None
+    """The step of the course that follows ``step`` (None: the request is decided). ``step``
+    may be one the course does not ask for (the training office answering for a 所属 without
+    a head): the course's next step after it still follows."""
+    later = _STEP_ORDER[_STEP_ORDER.index(step) + 1:] if step in _STEP_ORDER else ()
+    return next((s for s in approval_steps(course) if s in later), None)
 
 
 def arrival_status(course: Course, source: str, seat_is_free: bool) -> str:

@@ -54,7 +54,7 @@ class _Statements:
         # and settings stay unloaded: a long description is not read again at every arrival).
         with_course = joinedload(TrainingSession.course, innerjoin=True).load_only(
             Course.id, Course.title, Course.status, Course.eligible_all, Course.requires_approval,
-            Course.supervisor_approval, Course.owner_id, Course.has_prerequisites,
+            Course.supervisor_approval, Course.selection, Course.owner_id, Course.has_prerequisites,
             # the audience rules (lms.courses.audience): read at every arrival
             Course.audience_grades, Course.audience_titles, Course.min_years_of_service,
             Course.max_years_of_service, Course.new_hires_only)

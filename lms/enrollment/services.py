@@ -33,6 +33,7 @@ from datetime import datetime
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from lms.audit.services import record_action
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
@@ -48,12 +49,16 @@ from lms.enrollment.models import (
     CANCELLED,
     CONFIRMED,
     NOMINATION,
+    NOT_SELECTED,
     OFFICE_STEP,
     PENDING,
     REJECTED,
+    RESERVED,
     RESUBMITTED,
     RETURNED,
     RETURNED_STEP,
+    SELECTED,
+    SELECTION_STEP,
     SELF,
     SKIPPED_NO_APPROVER,
     SOURCES,
@@ -89,6 +94,8 @@ __all__ = [
     "can_cancel",
     "cancel_enrollment",
     "cancel_session_enrollments",
+    "decide_selection",
+    "decide_selection_in_order",
     "enroll",
     "enroll_self",
     "lock_session",
@@ -97,6 +104,7 @@ __all__ = [
     "reject_enrollment",
     "status_message",
     "swap_nominee",
+    "waiting_for_selection",
 ]
 
 
@@ -481,6 +489,10 @@ def _require_approver(actor, enrollment: Enrollment, member: StaffMember) -> str
     """The step ``actor`` answers for this request: its 所属長 (or deputy) at the supervisor
     step, its training office (or a platform admin) at the office step."""
     step = enrollment.approval_step or OFFICE_STEP
+    if step == SELECTION_STEP:  # decided with the others on the organiser's 選考 page
+        if not (_is_trainer_of(actor, enrollment.session) or _is_admin_of(actor, member)):
+            raise NotAllowed(_("この職員の申込を操作する権限がありません。"))
+        raise Conflict(_("この申込は主催者の選考を待っています。選考の結果が決まるまでお待ちください。"))
     if step == RETURNED_STEP:
         if not (approvals.is_supervisor_of(actor, member) or _is_admin_of(actor, member)):
             raise NotAllowed(_("この職員の申込を操作する権限がありません。"))
@@ -627,6 +639,120 @@ def _resubmit_tx(enrollment_id: int, user, note: str) -> Enrollment:
                   session_id=session.id)
     signals.approval_step_reached.send(enrollment, step=enrollment.approval_step, actor=user)
     return enrollment
+
+
+# ---------------------------------------------------------------- 選考 (the organiser decides)
+
+# What the organiser may decide for each request waiting for 選考.
+SELECT, RESERVE, DECLINE = "select", "reserve", "decline"
+SELECTION_CHOICES = (SELECT, RESERVE, DECLINE)
+
+
+@dataclass(frozen=True)
+class SelectionResult:
+    selected: int
+    reserved: int
+    declined: int
+
+
+def decide_selection(session_id: int, decisions: dict[int, str], actor, reason: str = "") -> SelectionResult:
+    """選考: the organiser (the course's trainer, or a platform admin) decides requests waiting
+    for selection in one go — 受講決定 (a seat), 補欠 (the waitlist, in arrival order) or 見送り
+    (declined, with ``reason``, required then). All or nothing: more places than the session
+    (and each municipality's 割当人数) has free is refused and nothing changes. Requests not in
+    ``decisions`` keep waiting; ids that are not this session's waiting requests are refused."""
+    reason = (reason or "").strip()[:1000]
+    if any(choice not in SELECTION_CHOICES for choice in decisions.values()):
+        raise InvalidInput(_("選考の結果は「受講決定」「補欠」「見送り」から選んでください。"))
+    if DECLINE in decisions.values() and not reason:
+        raise InvalidInput(_("見送る申込があるときは、申込者に伝える理由を入力してください。"))
+    return _atomic(_selection_tx, session_id, dict(decisions), actor, reason)
+
+
+def decide_selection_in_order(session_id: int, actor) -> SelectionResult:
+    """選考 by arrival order: the waiting requests take the free seats first come, first
+    served; the rest become 補欠 (the waitlist, in the same order)."""
+    return _atomic(_selection_tx, session_id, None, actor, "")
+
+
+def waiting_for_selection(session_id: int) -> list[Enrollment]:
+    """The session's requests waiting for 選考, in arrival order."""
+    return list(db.session.scalars(
+        select(Enrollment).options(joinedload(Enrollment.staff_member), joinedload(Enrollment.municipality))
+        .where(Enrollment.session_id == session_id, Enrollment.status == PENDING,
+               Enrollment.approval_step == SELECTION_STEP)
+        .order_by(Enrollment.arrival_seq)))
+
+
+def _selection_blocker(session: TrainingSession, member: StaffMember) -> str:
+    """Why the staff member cannot take a seat of the session now ("" if they can)."""
+    if not member.is_active:
+        return _("%(name)s さんは在籍していないため、受講決定できません。", name=member.full_name)
+    if seats.overlapping_confirmed(session, member.id) is not None:
+        return _("%(name)s さんは同じ時間帯の別の研修回に参加が決まっているため、受講決定できません。", name=member.full_name)
+    return ""
+
+
+def _selection_tx(session_id: int, decisions: dict[int, str] | None, actor, reason: str) -> SelectionResult:
+    now = utcnow()
+    session = seats.lock_session(session_id)
+    if not (_is_trainer_of(actor, session) or _is_platform_admin(actor)):
+        raise NotAllowed(_("この研修回の選考を行う権限がありません。"))
+    if session.status != SCHEDULED or rules.has_started(session, now):
+        raise SessionStarted(_("この研修回はすでに開始しているか中止されたため、選考できません。"))
+    waiting = {e.id: e for e in db.session.scalars(
+        select(Enrollment).where(Enrollment.session_id == session.id, Enrollment.status == PENDING,
+                                 Enrollment.approval_step == SELECTION_STEP)
+        .order_by(Enrollment.arrival_seq).execution_options(populate_existing=True))}
+    if decisions is not None and any(eid not in waiting for eid in decisions):
+        raise Conflict(_("選考を待っていない申込が含まれています。ページを読み込み直してから、もう一度選考してください。"))
+    quotas = seats.lock_quotas(session.id)
+    by_municipality = {q.municipality_id: q for q in quotas}
+    quota_ids = set(by_municipality)
+    counts = {SELECT: 0, RESERVE: 0, DECLINE: 0}
+    confirmed_any = False
+    free_before = max(session.capacity - session.confirmed_count, 0)
+    for eid, enrollment in waiting.items():  # in arrival order
+        member = seats.lock_staff(enrollment.staff_member_id)
+        quota = by_municipality.get(enrollment.municipality_id)
+        free = rules.seat_free(session, quota, rules.held_for_others(quotas, enrollment.municipality_id),
+                               None, quota_ids)
+        choice = decisions.get(eid) if decisions is not None else (SELECT if free else RESERVE)
+        if choice is None:
+            continue
+        if choice == SELECT:
+            blocker = _selection_blocker(session, member)
+            if decisions is None and blocker:  # in order: they wait on the waitlist instead
+                choice = RESERVE
+            elif not free:
+                raise Conflict(_("定員（または割当人数）を超えるため、受講決定できません。受講決定にできる残りは %(free)d 人です（選んだのは %(chosen)d 人）。",
+                                 free=free_before, chosen=sum(1 for c in (decisions or {}).values() if c == SELECT)))
+            elif blocker:
+                raise Conflict(blocker)
+        status = {SELECT: CONFIRMED, RESERVE: WAITLISTED, DECLINE: REJECTED}[choice]
+        approvals.record(enrollment, SELECTION_STEP, {SELECT: SELECTED, RESERVE: RESERVED, DECLINE: NOT_SELECTED}[choice],
+                         actor, reason if choice == DECLINE else "")
+        enrollment.approval_step = None
+        old = _set_status(enrollment, status, actor, now)
+        enrollment.decided_at = now
+        enrollment.decided_by_id = actor.id
+        if choice == DECLINE:
+            enrollment.reason = reason
+        db.session.flush()
+        if status == CONFIRMED:
+            seats.count_seats(session, quota, +1)
+            confirmed_any = True
+        elif status == WAITLISTED:
+            seats.note_waitlisted(session)
+        _changed(enrollment, old, actor, {CONFIRMED: "confirmed", WAITLISTED: "waitlisted", REJECTED: "rejected"}[status])
+        counts[choice] += 1
+    if not any(counts.values()):
+        raise InvalidInput(_("選考の結果を選んだ申込がありません。"))
+    record_action(actor, "enrollment.select", "training_session", session.id, None, selected=counts[SELECT],
+                  reserved=counts[RESERVE], declined=counts[DECLINE], in_order=decisions is None)
+    if confirmed_any:
+        signals.attendees_changed.send(session, actor=actor)
+    return SelectionResult(counts[SELECT], counts[RESERVE], counts[DECLINE])
 
 
 # ---------------------------------------------------------------- swap (差し替え)

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from lms.common.signals import approval_step_reached, enrollment_status_changed, office_notice, session_updated
 from lms.courses.services import NOTIFIED_FIELDS
-from lms.enrollment.models import ACTIVE_STATUSES, RETURNED_STEP, Enrollment
+from lms.enrollment.models import ACTIVE_STATUSES, RETURNED_STEP, SELECTION_STEP, Enrollment
 from lms.enrollment.models import PENDING as AWAITING_APPROVAL
 from lms.extensions import db
 from lms.notifications.compose import CHANGE_LABELS, compose_enrollment_notice
@@ -33,8 +33,10 @@ def _queue_status_notice(enrollment, old_status=None, notice: str | None = None,
 
 @enrollment_status_changed.connect
 def _queue_approval_requests(enrollment, new_status=None, **_):
-    """An enrollment now awaiting approval is told to its municipality's training office."""
-    if new_status == AWAITING_APPROVAL:
+    """An enrollment now awaiting approval is told to whoever answers its first step (the
+    organiser's 選考 is not told request by request: they decide a session's requests together
+    on its 選考 page)."""
+    if new_status == AWAITING_APPROVAL and enrollment.approval_step != SELECTION_STEP:
         queue_approval_requests(enrollment)
 
 
@@ -45,6 +47,8 @@ def _queue_next_step_requests(enrollment, step: str | None = None, moved_from: s
     Returned to the learner (差し戻し): the learner is told why."""
     if step == RETURNED_STEP:
         queue_enrollment_notice(enrollment, RETURNED, dedupe_suffix=f"r{resubmissions(enrollment.id)}")
+        return
+    if step == SELECTION_STEP:
         return
     queue_approval_requests(enrollment)
     if moved_from:

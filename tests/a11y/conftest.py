@@ -87,6 +87,16 @@ def a11y_world(app, db):
                                   municipality_id=member.municipality_id, status=CONFIRMED, arrival_seq=1))
         onsite.confirmed_count += 1
     db.session.commit()
+    # A course whose organiser selects (選考), with two requests waiting on its page.
+    selective = make_course(title="政策法務研修（選考あり）", owner_id=trainer.id, selection=True)
+    selection_session = make_session(selective, capacity=1, starts_in=evening + _timedelta(days=1))
+    for seq, (code, name, kana) in enumerate((("131016", "選考 一郎", "センコウ イチロウ"),
+                                              ("131024", "選考 花子", "センコウ ハナコ")), start=1):
+        member = make_staff(code, full_name=name, full_name_kana=kana)
+        db.session.add(Enrollment(session_id=selection_session.id, staff_member_id=member.id,
+                                  municipality_id=member.municipality_id, status="pending_approval",
+                                  approval_step="selection", arrival_seq=seq))
+    db.session.commit()
     # A published 年間研修計画 with survey answers and a computed allocation (its pages).
     from datetime import timedelta
 
@@ -128,7 +138,8 @@ def a11y_world(app, db):
                                            response_excerpt="Service Unavailable", error="HTTP 503"),
                             WebhookAttempt(delivery_id=delivery.id, status_code=204, duration_ms=85)])
     db.session.commit()
-    return {"course": course, "session": session, "archive": archive, "onsite_session": onsite}
+    return {"course": course, "session": session, "archive": archive, "onsite_session": onsite,
+            "selection_session": selection_session}
 
 
 def sign_in(page, base_url: str, user) -> None:

@@ -39,7 +39,8 @@ def _extra(role, world) -> list[str]:
         "municipal_admin": ["/roster/export.csv?encoding=cp932", f"{onsite}/participants", f"{onsite}/sign-in-sheet"],
         # The printed lists and the check-in QR codes of a session held on site.
         "trainer": [f"{onsite}/sign-in-sheet", f"{onsite}/participants", f"{onsite}/qr", f"{onsite}/qr/poster",
-                    f"/manage/courses/{world['course'].id}/prerequisites"],
+                    f"/manage/courses/{world['course'].id}/prerequisites",
+                    f"/sessions/{world['selection_session'].id}/selection"],
         "platform_admin": ["/admin/pages/accessibility", "/manage/paths", "/manage/paths/new", "/teams/app",
                            "/teams/viva/"],
     }

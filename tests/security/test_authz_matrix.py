@@ -146,6 +146,8 @@ EXPECTED = {
     "enrollment.nominate_csv GET": "L 403 403 ok ok ok",
     "enrollment.nominate_csv POST": "L 403 403 ok ok ok",
     "enrollment.session_page GET": "L 403 403 404 ok ok",
+    "enrollment.selection GET": "L 403 404 403 403 ok",
+    "enrollment.selection POST": "L 403 404 403 403 409",
     "enrollment.nominate POST": "L 403 403 400 400 400",
     "roster.index GET": "L 403 403 ok ok ok",
     "roster.detail GET": "L 403 403 404 ok ok",
