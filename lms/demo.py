@@ -84,6 +84,8 @@ class CourseSpec(TypedDict, total=False):
     capacity: Required[int]
     offsets: Required[list[int]]  # days from today of its sessions
     approval: bool
+    selection: bool  # 選考: the organiser decides after approval
+    series: bool  # 連続講座: the sessions are the dated parts of one series
     eligible: list[str]  # municipality codes
     location: str
 
@@ -168,6 +170,18 @@ COURSES: list[CourseSpec] = [
         "approval": True,
         "selection": True,
         "location": "都庁第一本庁舎 7階 研修室B",
+    },
+    {
+        "title": "新任職員研修（3日間の連続講座）",
+        "category": "業務効率化",
+        "summary": "3日間で公務員の基礎を学ぶ連続講座。1回の申込で3日分の受講が決まります。4分の3以上の出席で修了です。",
+        "description": "## 連続講座\n\n3日間すべてに申し込みます。欠席した日は補講で補えます。",
+        "audience": "今年度の新規採用職員",
+        "delivery": ONSITE,
+        "capacity": 30,
+        "offsets": [24, 25, 26],
+        "series": True,
+        "location": "都庁第一本庁舎 7階 研修室A",
     },
 ]
 
@@ -349,6 +363,12 @@ def _courses(municipalities, users):
                 db.session.add(session)
                 if spec["title"].startswith("Microsoft 365") and offset > 0:
                     session.quotas.append(SessionQuota(municipality=municipalities["131016"], seats=5))
+            if spec.get("series"):  # the sessions are the days of one 連続講座, named by the first
+                db.session.flush()
+                first = min(course.sessions, key=lambda s: s.starts_at)
+                for part in course.sessions:
+                    part.series_id = first.id
+                    part.title = part.title.replace("回", "日")
         courses.append(course)
     db.session.flush()
     return courses
@@ -430,6 +450,8 @@ def _enrollments(courses, staff):
     seq = 0
     for course in courses:
         for s_index, session in enumerate(course.sessions):
+            if session.series_id is not None and session.series_id != session.id:
+                continue  # a later part of a 連続講座: its places follow the first's (below)
             members = [staff[(code, i)] for code in DEMO_MUNICIPALITIES[1:] for i in range(s_index % 3, 10, 3)]
             for m_index, member in enumerate(members[: max(3, min(len(members), session.capacity // 4))]):
                 if not course.is_open_to(member.municipality_id):
@@ -464,4 +486,14 @@ def _enrollments(courses, staff):
                     if quota:
                         quota.confirmed_count += 1
                 db.session.add(enrollment)
+                if status == CONFIRMED and session.series_id == session.id:
+                    for part in course.sessions:  # the place in every later part (source "series")
+                        if part is session:
+                            continue
+                        seq += 1
+                        db.session.add(Enrollment(
+                            session=part, staff_member=member, municipality_id=member.municipality_id,
+                            status=CONFIRMED, source="series", arrival_seq=seq, requested_at=enrollment.requested_at,
+                            confirmed_at=enrollment.confirmed_at, requested_by_id=member.user_id))
+                        part.confirmed_count += 1
     db.session.flush()

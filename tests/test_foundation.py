@@ -142,7 +142,7 @@ def test_demo_command_is_idempotent(runner, db):
     second = runner.invoke(args=["lms", "demo"])
     assert second.exit_code == 0, second.output
     assert first.output == second.output
-    assert "courses: 7" in first.output
+    assert "courses: 8" in first.output
     # Its rows are written directly: the dashboard summaries are rebuilt from them.
     db.session.rollback()
     report = summary.check(db.session)

@@ -12,7 +12,7 @@ from flask_login import current_user, login_required
 from markupsafe import Markup
 
 from lms.attendance import report_upload as report_upload_service
-from lms.attendance import services, sheets
+from lms.attendance import series, services, sheets
 from lms.attendance.forms import ActionForm, CorrectionForm, MatchForm, ReportUploadForm, RollCallForm, staff_choices
 from lms.attendance.models import AttendanceRecord
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
@@ -25,6 +25,9 @@ from lms.extensions import db
 from lms.municipalities.models import Municipality
 
 bp = Blueprint("attendance", __name__, url_prefix="/attendance")
+# 連続講座: each part attended or missed, on マイページ and the training office's session page.
+bp.add_app_template_global(series.series_progress, "series_progress")
+bp.add_app_template_global(series.state_labels, "series_state_labels")
 
 
 def _managed(session_id: int):

@@ -35,6 +35,7 @@ from lms.completion.models import (
     MandatoryAssignment,
 )
 from lms.courses.models import BY_ARCHIVE, BY_ATTENDANCE, BY_BOTH, Course, TrainingSession
+from lms.courses.models import CANCELLED as SESSION_CANCELLED
 from lms.extensions import db
 from lms.roster.models import StaffMember
 
@@ -69,10 +70,14 @@ class Basis:
 
 def live_basis(staff_member_id: int, course: Course, fiscal_year: int) -> Basis | None:
     """Attendance judged as attended, at or above the course threshold, in a session of the
-    course held in the fiscal year. Qualifying time: the end of the earliest such session."""
+    course held in the fiscal year. Qualifying time: the end of the earliest such session.
+
+    A 連続講座 (sessions sharing ``series_id``) counts as a whole: once the parts attended —
+    a make-up part for the part it replaces — reach ``series_threshold_pct`` of its parts
+    (called-off parts not counted), at the end of the part that reached it."""
     start, end = fiscal_year_bounds(fiscal_year)
-    row = db.session.execute(
-        select(TrainingSession.id, TrainingSession.ends_at)
+    rows = db.session.execute(
+        select(TrainingSession.id, TrainingSession.ends_at, TrainingSession.series_id, TrainingSession.makeup_for_id)
         .join(Attendance, Attendance.session_id == TrainingSession.id)
         .where(
             Attendance.staff_member_id == staff_member_id,
@@ -83,13 +88,25 @@ def live_basis(staff_member_id: int, course: Course, fiscal_year: int) -> Basis 
             TrainingSession.starts_at < end,
         )
         .order_by(TrainingSession.ends_at, TrainingSession.id)
-        .limit(1)
-    ).first()
-    if row is None:
-        return None
-    ends_at = as_utc(row.ends_at)
-    assert ends_at is not None  # a session always has an end
-    return Basis(at=ends_at, session_id=row.id)
+    ).all()
+    series_ids = {row.series_id for row in rows if row.series_id is not None}
+    parts: dict[int, int] = {sid: int(n) for sid, n in db.session.execute(
+        select(TrainingSession.series_id, func.count())
+        .where(TrainingSession.series_id.in_(series_ids), TrainingSession.makeup_for_id.is_(None),
+               TrainingSession.status != SESSION_CANCELLED)
+        .group_by(TrainingSession.series_id)) if sid is not None} if series_ids else {}
+    attended: dict[int, set[int]] = {}
+    for row in rows:  # in order of their end: the first that qualifies is the basis
+        if row.series_id is not None:
+            done = attended.setdefault(row.series_id, set())
+            done.add(row.makeup_for_id or row.id)
+            total = parts.get(row.series_id, 0)
+            if not total or len(done) * 100 < total * course.series_threshold_pct:
+                continue
+        ends_at = as_utc(row.ends_at)
+        assert ends_at is not None  # a session always has an end
+        return Basis(at=ends_at, session_id=row.id)
+    return None
 
 
 def archive_basis(staff_member_id: int, course: Course, fiscal_year: int) -> Basis | None:

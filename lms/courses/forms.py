@@ -97,6 +97,10 @@ class CourseForm(base.Form):
         _l("視聴率の基準（%）"), default=90,
         validators=[InputRequired(_l("視聴率の基準を入力してください。")), NumberRange(1, 100, _l("1から100までの数で入力してください。"))],
     )
+    series_threshold_pct = WholeNumberField(
+        _l("連続講座の出席日数の基準（%）"), default=75,
+        validators=[Optional(), NumberRange(1, 100, _l("1から100までの数で入力してください。"))],
+    )
     organizer_mailbox = StringField(_l("Teams 会議の主催者メールボックス（任意）"), validators=[Length(max=320)])
     preview = SubmitField(_l("説明をプレビュー"))
     save = SubmitField(_l("保存"))

@@ -106,6 +106,9 @@ class Course(Model):
     completion_mode: Mapped[str] = mapped_column(String(10), default=BY_EITHER)
     attendance_threshold_pct: Mapped[int] = mapped_column(default=75)
     viewing_threshold_pct: Mapped[int] = mapped_column(default=90)
+    # 連続講座: the share of a series' parts to attend (a make-up part counts for the one it
+    # replaces) for its live attendance to count — 欠席が1/4を超えると未修了 (default 75%).
+    series_threshold_pct: Mapped[int] = mapped_column(default=75, server_default="75")
     # Organizer mailbox (UPN or object id) for Teams meetings of this course, if not the trainer's.
     organizer_mailbox: Mapped[str] = mapped_column(String(320), default="")
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
@@ -196,6 +199,12 @@ class TrainingSession(Model):
     enroll_closes_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancel_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime())
     status: Mapped[str] = mapped_column(String(10), default=SCHEDULED)
+    # 連続講座: the sessions of a series (its dated parts) name its first one, the first one
+    # itself included (NULL: a session on its own). Learners enrol in the first; the other
+    # parts follow that decision (lms.enrollment.series). A make-up part (補講) is a session of
+    # the series that stands in for the part ``makeup_for_id`` for whoever missed it.
+    series_id: Mapped[int | None] = mapped_column(ForeignKey("training_session.id"), index=True)
+    makeup_for_id: Mapped[int | None] = mapped_column(ForeignKey("training_session.id"))
     # Bumped on every change enrollees must hear about (time, place, link).
     revision: Mapped[int] = mapped_column(default=1)
     reminder_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

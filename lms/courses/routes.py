@@ -3,6 +3,7 @@ platform admins)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from itertools import groupby
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -309,6 +310,53 @@ def new_session(course_id: int):
     return render_template("courses/session_form.html", form=form, course=course, session=None)
 
 
+@bp.route("/manage/sessions/<int:session_id>/parts/new", methods=["GET", "POST"])
+@role_required(TRAINER, PLATFORM_ADMIN)
+def new_part(session_id: int):
+    """連続講座: another dated part of the session's series (the session starts one if alone)."""
+    return _series_session_form(_managed_session(session_id), makeup=False)
+
+
+@bp.route("/manage/sessions/<int:session_id>/makeup/new", methods=["GET", "POST"])
+@role_required(TRAINER, PLATFORM_ADMIN)
+def new_makeup(session_id: int):
+    """補講: a make-up part for this part of a series, for whoever missed it."""
+    return _series_session_form(_managed_session(session_id), makeup=True)
+
+
+def _series_session_form(anchor: TrainingSession, *, makeup: bool):
+    course = anchor.course
+    form = SessionForm()
+    _quota_choices(form)
+    if request.method == "GET":
+        # As the part it follows, a day (a make-up: a week) later; its own Teams meeting.
+        shift = timedelta(days=7 if makeup else 1)
+        for name in ("starts_at", "ends_at", "enroll_opens_at", "enroll_closes_at", "cancel_deadline"):
+            value = getattr(anchor, name)
+            form[name].data = _local(value + shift) if value is not None and name in ("starts_at", "ends_at") \
+                else _local(value)
+        form.delivery.data, form.location.data, form.capacity.data = anchor.delivery, anchor.location, anchor.capacity
+        form.title.data = _("%(title)s の補講", title=anchor.title) if makeup else ""
+        form.quotas.append_entry()
+        _quota_choices(form)
+    elif form.add_quota.data:
+        form.quotas.append_entry()
+    elif form.validate_on_submit():
+        try:
+            session = services.create_session(current_user, course, _session_input(form),
+                                              part_of=None if makeup else anchor, makeup_for=anchor if makeup else None)
+        except DomainError as exc:
+            db.session.rollback()
+            _form_error(form, exc)
+        else:
+            db.session.commit()
+            flash(_("補講を追加しました（%(when)s）。", when=_when(session)) if makeup
+                  else _("連続講座に日程を追加しました（%(when)s）。", when=_when(session)), "success")
+            return redirect(url_for("courses.manage_course", course_id=course.id))
+    return render_template("courses/session_form.html", form=form, course=course, session=None,
+                           part_of=None if makeup else anchor, makeup_for=anchor if makeup else None)
+
+
 @bp.route("/manage/sessions/<int:session_id>/edit", methods=["GET", "POST"])
 @role_required(TRAINER, PLATFORM_ADMIN)
 def edit_session(session_id: int):
@@ -447,6 +495,7 @@ def _course_input(form: CourseForm) -> services.CourseInput:
         completion_mode=form.completion_mode.data,
         attendance_threshold_pct=attendance_pct,
         viewing_threshold_pct=viewing_pct,
+        series_threshold_pct=form.series_threshold_pct.data or 75,
         organizer_mailbox=form.organizer_mailbox.data or "",
         audience_grades=form.audience_grades.data or "",
         audience_titles=form.audience_titles.data or "",

@@ -111,6 +111,7 @@ class CourseInput:
     completion_mode: str = "either"
     attendance_threshold_pct: int = 75
     viewing_threshold_pct: int = 90
+    series_threshold_pct: int = 75
     organizer_mailbox: str = ""
     # Audience rules (lms.courses.audience): lists as typed (one per line, or 、-separated).
     audience_grades: str = ""
@@ -138,7 +139,8 @@ def _validate_course(data: CourseInput) -> None:
     if data.completion_mode not in COMPLETION_MODES:
         raise InvalidInput(_("修了条件を選んでください。"), field="completion_mode")
     for name, value in (("attendance_threshold_pct", data.attendance_threshold_pct),
-                        ("viewing_threshold_pct", data.viewing_threshold_pct)):
+                        ("viewing_threshold_pct", data.viewing_threshold_pct),
+                        ("series_threshold_pct", data.series_threshold_pct)):
         if value is None or not 1 <= int(value) <= 100:
             raise InvalidInput(_("1から100までの数で入力してください。"), field=name)
     if data.category_id is not None and db.session.get(Category, data.category_id) is None:
@@ -187,6 +189,7 @@ def _apply_course(course: Course, data: CourseInput) -> dict[str, tuple[Any, Any
         "completion_mode": data.completion_mode,
         "attendance_threshold_pct": int(data.attendance_threshold_pct),
         "viewing_threshold_pct": int(data.viewing_threshold_pct),
+        "series_threshold_pct": int(data.series_threshold_pct),
         "organizer_mailbox": (data.organizer_mailbox or "").strip(),
         "audience_grades": audience.stored(audience.parse_values(data.audience_grades)),
         "audience_titles": audience.stored(audience.parse_values(data.audience_titles)),
@@ -498,19 +501,43 @@ def _apply_quotas(session: TrainingSession, quotas: dict[int, int]) -> dict:
     return {"quotas": (before, after)} if before != after else {}
 
 
-def create_session(actor, course: Course, data: SessionInput) -> TrainingSession:
+def create_session(actor, course: Course, data: SessionInput, *, part_of: TrainingSession | None = None,
+                   makeup_for: TrainingSession | None = None) -> TrainingSession:
+    """A new session of ``course``; with ``part_of``, a later part of that session's 連続講座
+    (which it starts, if it is a session on its own: the capacity is the first part's and
+    its places follow the first's — lms.enrollment.series); with ``makeup_for``, a make-up
+    part (補講) of the series for that part (its own capacity)."""
     require_manage(actor, course)
     if course.status == CANCELLED:
         raise InvalidInput(_("中止した研修には回を追加できません。"))
+    first = None
+    if part_of is not None or makeup_for is not None:
+        anchor = part_of if part_of is not None else makeup_for
+        assert anchor is not None
+        if anchor.course_id != course.id or anchor.makeup_for_id is not None:
+            raise InvalidInput(_("連続講座の日程は、同じ研修の回（補講を除く）に追加してください。"))
+        if anchor.status == CANCELLED:
+            raise InvalidInput(_("中止した回には日程や補講を追加できません。"))
+        if makeup_for is not None and makeup_for.series_id is None:
+            raise InvalidInput(_("補講は連続講座の回に追加できます。先に日程を追加して連続講座にしてください。"))
+        first = anchor if anchor.series_id in (None, anchor.id) else db.session.get(TrainingSession, anchor.series_id)
+        assert first is not None
+        if part_of is not None:
+            data.capacity, data.quotas = first.capacity, {}  # one capacity for the whole series
     _validate_session(data, None)
     if as_utc(data.starts_at) <= utcnow():
         raise InvalidInput(_("開始日時は現在より後にしてください。"), field="starts_at")
     session = TrainingSession(course=course, status=SCHEDULED, revision=1, **_session_values(data))
+    if first is not None:
+        first.series_id = first.id
+        session.series_id = first.id
+        session.makeup_for_id = makeup_for.id if makeup_for is not None else None
     db.session.add(session)
     _apply_quotas(session, data.quotas)
     db.session.flush()
     record_action(actor, "session.create", "training_session", session.id, None, course_id=course.id,
-                  starts_at=session.starts_at.isoformat(), capacity=session.capacity)
+                  starts_at=session.starts_at.isoformat(), capacity=session.capacity,
+                  **({"series_id": session.series_id, "makeup_for_id": session.makeup_for_id} if first else {}))
     signals.session_created.send(session, actor=actor, changes={})
     return session
 

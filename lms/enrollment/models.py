@@ -28,6 +28,9 @@ NOMINATION = "nomination"
 CSV = "csv"
 SWAP = "swap"
 SOURCES = (SELF, NOMINATION, CSV, SWAP)
+# A place in a later part of a 連続講座, following the learner's place in its first part
+# (lms.enrollment.series): never requested, approved or cancelled on its own.
+SERIES = "series"
 
 _ACTIVE_SQL = "status IN ('pending_approval', 'confirmed', 'waitlisted')"
 

@@ -7,7 +7,13 @@ from sqlalchemy import func, select
 
 from lms.common import signals
 from lms.common.errors import InvalidInput
-from lms.common.signals import course_unpublishing, session_cancelled, session_updated, staff_member_transferred
+from lms.common.signals import (
+    course_unpublishing,
+    session_cancelled,
+    session_created,
+    session_updated,
+    staff_member_transferred,
+)
 from lms.courses.models import Course, TrainingSession
 from lms.enrollment import approvals
 from lms.enrollment.models import (
@@ -18,7 +24,7 @@ from lms.enrollment.models import (
     SUPERVISOR_STEP,
     Enrollment,
 )
-from lms.enrollment.services import cancel_all_enrollments, promote_waitlist
+from lms.enrollment.services import cancel_all_enrollments, follow_new_part, promote_waitlist
 from lms.extensions import db
 
 
@@ -37,6 +43,13 @@ def _promote_into_new_seats(session: TrainingSession, actor=None, changes=None, 
         more = more or before != after
     if more:
         promote_waitlist(session, actor)
+
+
+@session_created.connect
+def _places_in_a_new_part(session: TrainingSession, actor=None, **_kw) -> None:
+    """A part added to a 連続講座: whoever has a place in the series has one in it too."""
+    if session.series_id is not None and session.series_id != session.id and session.makeup_for_id is None:
+        follow_new_part(session, actor)
 
 
 @session_cancelled.connect

@@ -68,7 +68,9 @@ def has_started(session: TrainingSession, now: datetime) -> bool:
 
 def check_open(session: TrainingSession, course: Course, now: datetime) -> None:
     """The session takes enrollments now: scheduled, course published, not started, inside
-    its enrollment window."""
+    its enrollment window — and not a later part of a 連続講座 (requested on its first part)."""
+    if session.series_id is not None and session.series_id != session.id and session.makeup_for_id is None:
+        raise EnrollmentClosed(_("この回は連続講座の一部です。連続講座の最初の回から申し込んでください（すべての回にまとめて申し込みます）。"))
     if session.status != SCHEDULED or course.status != PUBLISHED:
         raise EnrollmentClosed(_("この研修回は申込を受け付けていません。"))
     if has_started(session, now):

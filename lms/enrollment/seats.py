@@ -87,7 +87,8 @@ class _Statements:
             TrainingSession.ends_at, TrainingSession.delivery, TrainingSession.capacity,
             TrainingSession.confirmed_count, TrainingSession.waitlisted_count, TrainingSession.enroll_opens_at,
             TrainingSession.enroll_closes_at, TrainingSession.cancel_deadline, TrainingSession.status,
-            TrainingSession.revision, TrainingSession.graph_event_id, TrainingSession.updated_at)
+            TrainingSession.revision, TrainingSession.graph_event_id, TrainingSession.updated_at,
+            TrainingSession.series_id, TrainingSession.makeup_for_id)
         self.lock_session_for = _for_update(
             select(TrainingSession, same, overlapping).where(TrainingSession.id == bindparam("sid"))
             .options(arrival_columns, with_course),
@@ -219,6 +220,16 @@ def overlapping_confirmed(session: TrainingSession, staff_member_id: int) -> Enr
 def waitlisted(session_id: int) -> list[Enrollment]:
     """The session's waitlist in order of arrival (fresh)."""
     return list(db.session.scalars(_statements().waitlisted, {"sid": session_id}))
+
+
+def lock_later_parts(first_id: int) -> list[TrainingSession]:
+    """The later parts of a 連続講座 (not the first, not make-ups), locked, in date order. The
+    caller holds the first's lock: every change of a part's places goes through it."""
+    return list(db.session.scalars(_for_update(
+        select(TrainingSession).where(TrainingSession.series_id == first_id, TrainingSession.id != first_id,
+                                      TrainingSession.makeup_for_id.is_(None))
+        .order_by(TrainingSession.starts_at, TrainingSession.id), TrainingSession,
+    ).execution_options(populate_existing=True)))
 
 
 def pending_in_turn(session_id: int) -> list[tuple[int, int]]:

@@ -42,7 +42,7 @@ from lms.common.database import begin_write, is_retryable
 from lms.common.errors import Conflict, DomainError, InvalidInput, NotAllowed, NotFound
 from lms.common.timeutil import as_utc, utcnow
 from lms.courses.models import SCHEDULED, SessionQuota, TrainingSession
-from lms.enrollment import approvals, rules, seats
+from lms.enrollment import approvals, rules, seats, series
 from lms.enrollment.models import (
     ACTIVE_STATUSES,
     APPROVED,
@@ -60,6 +60,7 @@ from lms.enrollment.models import (
     SELECTED,
     SELECTION_STEP,
     SELF,
+    SERIES,
     SKIPPED_NO_APPROVER,
     SOURCES,
     STEP_REJECTED,
@@ -98,6 +99,7 @@ __all__ = [
     "decide_selection_in_order",
     "enroll",
     "enroll_self",
+    "follow_new_part",
     "lock_session",
     "nominate",
     "promote_waitlist",
@@ -183,9 +185,68 @@ _NOTICE_FOR = {CONFIRMED: "confirmed", WAITLISTED: "waitlisted", PENDING: "pendi
 
 
 def _changed(enrollment: Enrollment, old: str | None, actor, notice: str, position: int | None = None) -> None:
-    """Publish the change (notifications queue ``notice``; see lms/notifications/receivers.py)."""
+    """Publish the change (notifications queue ``notice``; see lms/notifications/receivers.py).
+    A place gained or lost in the first part of a 連続講座 is gained or lost in every part."""
     signals.enrollment_status_changed.send(
         enrollment, old_status=old, new_status=enrollment.status, actor=actor, notice=notice, position=position)
+    if (old == CONFIRMED) != (enrollment.status == CONFIRMED) and enrollment.source != SERIES:
+        session = enrollment.session
+        if series.is_first(session):
+            _follow_series(enrollment, session, actor)
+
+
+def _follow_series(enrollment: Enrollment, first: TrainingSession, actor) -> None:
+    """Give (or take back) the staff member's place in each later part of the series as they
+    have (or no longer have) one in its first part: a confirmed enrollment of source SERIES
+    per part, each published as any change is (the part's calendar invitation, roster,
+    Teams meeting). The parts' capacity is the first's: a place there is one in every part."""
+    member = enrollment.staff_member
+    keep = enrollment.status == CONFIRMED
+    now = utcnow()
+    later = seats.lock_later_parts(first.id)
+    if not later:
+        return
+    held = {e.session_id: e for e in db.session.scalars(
+        select(Enrollment).where(Enrollment.staff_member_id == member.id, Enrollment.source == SERIES,
+                                 Enrollment.session_id.in_([p.id for p in later]))
+        .execution_options(populate_existing=True))}
+    for part in later:
+        mirrored = held.get(part.id)
+        if keep and part.status == SCHEDULED and (mirrored is None or mirrored.status != CONFIRMED):
+            if part.capacity != first.capacity:
+                part.capacity = first.capacity
+            if mirrored is None:
+                mirrored = seats.add_enrollment(part, member, status=CONFIRMED, source=SERIES,
+                                                actor_id=getattr(actor, "id", None), now=now)
+                old = None
+            else:
+                old = _set_status(mirrored, CONFIRMED, actor, now)
+            mirrored.confirmed_at = now
+            seats.count_seats(part, None, +1)
+            _changed(mirrored, old, actor, "confirmed")
+        elif not keep and mirrored is not None and mirrored.status == CONFIRMED:
+            old = _set_status(mirrored, CANCELLED, actor, now)
+            mirrored.reason = enrollment.reason or ""
+            seats.count_seats(part, None, -1)
+            _changed(mirrored, old, actor, "cancelled")
+        else:
+            continue
+        signals.attendees_changed.send(part, actor=actor)
+
+
+def follow_new_part(part: TrainingSession, actor=None) -> int:
+    """A part just added to a series: everyone with a place in its first part gets one in it
+    (in the caller's transaction, under the first's lock). Returns how many."""
+    if not series.is_later_part(part):
+        return 0
+    first = db.session.get(TrainingSession, part.series_id, with_for_update=True, populate_existing=True)
+    if first is None:
+        return 0
+    confirmed = list(db.session.scalars(select(Enrollment).where(
+        Enrollment.session_id == first.id, Enrollment.status == CONFIRMED).order_by(Enrollment.arrival_seq)))
+    for enrollment in confirmed:
+        _follow_series(enrollment, first, actor)
+    return len(confirmed)
 
 
 def _set_status(enrollment: Enrollment, status: str, actor, now: datetime) -> str:
@@ -223,6 +284,8 @@ def _check_eligible(session: TrainingSession, member: StaffMember) -> None:
     """The rules' eligibility, then — for a course with 受講要件 only — the completion area's
     answer (``enrollment_prerequisites``: raises MissingPrerequisite naming what is missing)."""
     rules.check_eligible(session.course, member)
+    if session.makeup_for_id is not None and not series.holds_place(session.series_id or 0, member.id):
+        raise NotEligible(_("補講は、この連続講座の受講が決まっている人だけが申し込めます。"))
     if session.course.has_prerequisites:
         signals.enrollment_prerequisites.send(session.course, staff_member_id=member.id,
                                               session_starts_at=rules.utc(session.starts_at))
@@ -377,6 +440,8 @@ def can_cancel(enrollment: Enrollment, actor, now: datetime | None = None) -> tu
     now = now or utcnow()
     if enrollment.status not in ACTIVE_STATUSES:
         return False, _("この申込はすでに終了しています。")
+    if enrollment.source == SERIES:
+        return False, _("連続講座の一部の回です。取り消すときは最初の回の申込を取り消してください（すべての回が取り消されます）。")
     session = enrollment.session
     member = enrollment.staff_member
     if (
