@@ -363,7 +363,7 @@ def _session_calendar(method, starts_at, ends_at, revision, summary, description
     return cal.to_ical().decode("utf-8")
 
 
-# ---------------------------------------------------------------- the training office's approval request
+# ---------------------------------------------------------------- approval requests to the 所属長 and the training office
 
 
 def approvals_url(step: str = "office") -> str:
@@ -400,8 +400,11 @@ def compose_approval_request(enrollment, recipient_name: str, locale: str | None
 
 def compose_approver_digest(recipient_name: str, locale: str | None, items: list[dict], *, overdue_days: int,
                             shown: int = 30) -> ComposedMail:
-    """The training office's daily digest: requests waiting for its approval, oldest first.
-    ``items``: learner, session, requested_at, waited (working days), new (not told before)."""
+    """An approver's daily digest: requests waiting for their approval, oldest first, with the way
+    to the page where they answer them (the training office's, or the 所属長's 承認 page).
+    ``items``: learner, session, requested_at, waited (working days), new (not told before) and
+    step ("office", the default, or "supervisor": the page that answers it). Someone who answers
+    both steps (a 所属長 who is also in the training office) gets them in two parts."""
     with force_locale(locale or "ja"):
         new = sum(1 for item in items if item["new"])
         overdue = sum(1 for item in items if item["waited"] >= overdue_days)
@@ -413,19 +416,29 @@ def compose_approver_digest(recipient_name: str, locale: str | None, items: list
         if overdue:
             lines.append(_("うち %(count)s 件は、申込から %(days)s 開庁日以上たっています。", count=overdue,
                            days=overdue_days))
-        lines.append("")
-        for item in items[:shown]:
-            marks = []
-            if item["new"]:
-                marks.append(_("新着"))
-            if item["waited"] >= overdue_days:
-                marks.append(_("%(days)s 開庁日経過", days=item["waited"]))
-            mark = f"［{'・'.join(marks)}］" if marks else ""
-            lines.append(_("・%(mark)s%(learner)s さん「%(session)s」（申込 %(when)s）", mark=mark,
-                           learner=item["learner"], session=item["session"], when=format_when(item["requested_at"])))
-        if len(items) > shown:
-            lines.append(_("ほか %(count)s 件", count=len(items) - shown))
-        lines += ["", _("承認・却下は研修担当の画面から行えます：%(url)s", url=approvals_url()), "", "-- ", portal_name()]
+        parts = [(step, [item for item in items if item.get("step", "office") == step])
+                 for step in ("supervisor", "office")]
+        parts = [(step, part) for step, part in parts if part]
+        links = []
+        for step, part in parts:
+            lines.append("")
+            if len(parts) > 1:
+                lines.append("■ " + (_("所属長の承認待ち") if step == "supervisor" else _("研修担当の承認待ち")))
+            for item in part[:shown]:
+                marks = []
+                if item["new"]:
+                    marks.append(_("新着"))
+                if item["waited"] >= overdue_days:
+                    marks.append(_("%(days)s 開庁日経過", days=item["waited"]))
+                mark = f"［{'・'.join(marks)}］" if marks else ""
+                lines.append(_("・%(mark)s%(learner)s さん「%(session)s」（申込 %(when)s）", mark=mark,
+                               learner=item["learner"], session=item["session"], when=format_when(item["requested_at"])))
+            if len(part) > shown:
+                lines.append(_("ほか %(count)s 件", count=len(part) - shown))
+            links.append(_("承認・却下は所属長の承認画面から行えます：%(url)s", url=approvals_url(step))
+                         if step == "supervisor"
+                         else _("承認・却下は研修担当の画面から行えます：%(url)s", url=approvals_url(step)))
+        lines += ["", *links, "", "-- ", portal_name()]
         return ComposedMail(subject=subject, body="\n".join(lines) + "\n", ics="")
 
 

@@ -32,6 +32,7 @@ from flask_babel import gettext as _
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
 
 from lms.audit.services import record_action
 from lms.auth.models import (
@@ -650,19 +651,38 @@ def queue_office_notices(municipality_ids: list[int], key: str, subject: str, bo
 HELD_FOR_DIGEST = "held for the approver's daily digest"
 
 
-def _busy_approvers(user_ids: list[int]) -> set[int]:
-    """Approvers who have had LMS_APPROVAL_DIGEST_THRESHOLD approval requests today (Tokyo)."""
+def approver_key(user_id: int | None, staff_member_id: int | None) -> str:
+    """How an approver is named in dedupe keys: their user id, or ``s<roster id>`` for a 所属長
+    without a user account (reached at the roster's address)."""
+    return str(user_id) if user_id is not None else f"s{staff_member_id}"
+
+
+def _busy_approvers(approvers: list[tuple[int | None, int | None]]) -> set[str]:
+    """The approvers (``approver_key``) of ``approvers`` ((user id, roster id) pairs) who have had
+    LMS_APPROVAL_DIGEST_THRESHOLD approval requests today (Tokyo): a training office member or
+    a 所属長 by their user, a 所属長 without a user account by their roster entry."""
     threshold = _setting("LMS_APPROVAL_DIGEST_THRESHOLD", 10)
-    if not user_ids or threshold <= 0:
+    user_ids = sorted({uid for uid, _sid in approvers if uid is not None})
+    staff_ids = sorted({sid for uid, sid in approvers if uid is None and sid is not None})
+    if not (user_ids or staff_ids) or threshold <= 0:
         return set()
     today = utcnow().astimezone(TOKYO).date()
     since = as_utc(datetime(today.year, today.month, today.day, tzinfo=TOKYO))
+    whose: list[ColumnElement[bool]] = []
+    if user_ids:
+        whose.append(OutboxMail.user_id.in_(user_ids))
+    if staff_ids:
+        whose.append(and_(OutboxMail.user_id.is_(None), OutboxMail.staff_member_id.in_(staff_ids)))
     rows = db.session.execute(
-        select(OutboxMail.user_id, func.count()).where(
-            OutboxMail.kind == APPROVAL, OutboxMail.user_id.in_(user_ids), OutboxMail.created_at >= since,
-        ).group_by(OutboxMail.user_id)
+        select(OutboxMail.user_id, OutboxMail.staff_member_id, func.count()).where(
+            OutboxMail.kind == APPROVAL, or_(*whose), OutboxMail.created_at >= since,
+        ).group_by(OutboxMail.user_id, OutboxMail.staff_member_id)
     ).all()
-    return {uid for uid, count in rows if uid is not None and count >= threshold}
+    counts: dict[str, int] = {}
+    for uid, sid, count in rows:
+        key = approver_key(uid, sid)
+        counts[key] = counts.get(key, 0) + count
+    return {key for key, count in counts.items() if count >= threshold}
 
 
 def resubmissions(enrollment_id: int) -> int:
@@ -709,18 +729,18 @@ def queue_approval_requests(enrollment) -> int:
     approvers = _approvers(enrollment, step)
     again = resubmissions(enrollment.id)  # sent again after a return: a new round of requests
     round_ = f":r{again}" if again else ""
-    keys = {f"{APPROVAL}:{enrollment.id}:{step}:{uid or f's{sid}'}{round_}" for uid, sid, *_ in approvers}
+    keys = {f"{APPROVAL}:{enrollment.id}:{step}:{approver_key(uid, sid)}{round_}" for uid, sid, *_ in approvers}
     taken = set(db.session.scalars(select(OutboxMail.dedupe_key).where(OutboxMail.dedupe_key.in_(keys)))) if keys else set()
-    busy = _busy_approvers([uid for uid, *_ in approvers if uid is not None])
+    busy = _busy_approvers([(uid, sid) for uid, sid, *_ in approvers])
     queued = 0
     for uid, sid, email, name, locale in approvers:
-        key = f"{APPROVAL}:{enrollment.id}:{step}:{uid or f's{sid}'}{round_}"
+        key = f"{APPROVAL}:{enrollment.id}:{step}:{approver_key(uid, sid)}{round_}"
         address = email.strip()
         if key in taken or "@" not in address:
             continue
         with db.session.no_autoflush:
             composed = compose_approval_request(enrollment, name, locale, step)
-        held = uid in busy  # many today already: this one waits for the day's digest
+        held = approver_key(uid, sid) in busy  # many today already: this one waits for the day's digest
         db.session.add(OutboxMail(
             dedupe_key=key, kind=APPROVAL, to_address=address, to_name=name, subject=composed.subject[:300],
             body_text=composed.body, enrollment_id=enrollment.id, user_id=uid, staff_member_id=sid,

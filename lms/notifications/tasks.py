@@ -66,8 +66,9 @@ def queue_reminders_periodically() -> int:
 
 @huey.periodic_task(crontab(minute="*/30"))
 def queue_approver_digests_periodically() -> int:
-    """Every half hour: the training offices' daily digest of approval requests, once a working
-    morning from 08:30 Tokyo (idempotent per member and day; lms.notifications.approvals)."""
+    """Every half hour: the approvers' daily digest of approval requests (the training offices' and
+    the 所属長's), once a working morning from 08:30 Tokyo (idempotent per approver and day;
+    lms.notifications.approvals)."""
     from lms.notifications.approvals import queue_approver_digests  # it imports services, which import this module
 
     with app_context():
