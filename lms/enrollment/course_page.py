@@ -34,6 +34,8 @@ def enroll_refusal(session: TrainingSession, course: Course, municipality_id: in
         return _("職員名簿に登録されていないため、申し込めません。所属の研修担当にご連絡ください。")
     if not course.is_open_to(municipality_id):
         return _("この研修はあなたの所属する自治体の職員を対象としていません。")
+    if session.series_id is not None and session.series_id != session.id and session.makeup_for_id is None:
+        return _("連続講座の一部です（最初の回に申し込むと、この回の受講も決まります）。")
     opens, closes = as_utc(session.enroll_opens_at), as_utc(session.enroll_closes_at)
     if opens is not None and now < opens:
         return _("申込受付は %(when)s に始まります。", when=format_datetime_jst(opens))
@@ -66,7 +68,8 @@ def _fill_mine(view: SessionView, course: Course, status: MyStatus | None, membe
     view.can_enroll = not view.why_not
     if view.can_enroll:
         if view.free_seats > 0:
-            view.enroll_label = (_("申し込む（選考あり）") if course.selection
+            view.enroll_label = (_("補講に申し込む") if view.session.makeup_for_id is not None
+                                 else _("申し込む（選考あり）") if course.selection
                                  else _("申し込む（承認制）") if course.requires_approval or course.supervisor_approval
                                  else _("申し込む"))
         else:

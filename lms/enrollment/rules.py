@@ -151,10 +151,11 @@ def ahead_of(pending: list[tuple[int, int]], arrival_seq: int) -> list[tuple[int
     return [(seq, mid) for seq, mid in pending if seq < arrival_seq]
 
 
-def needs_approval(course: Course, source: str) -> bool:
+def needs_approval(course: Course, source: str, makeup: bool = False) -> bool:
     """A learner's own request to a course with approval waits for its approvers (their 所属長,
-    their training office, or both, then the organiser's 選考); an admin's nomination does not."""
-    return bool(approval_steps(course)) and source == SELF
+    their training office, or both, then the organiser's 選考); an admin's nomination does not,
+    nor a request for a make-up part (補講) of a 連続講座 the learner was given a place in."""
+    return bool(approval_steps(course)) and source == SELF and not makeup
 
 
 def approval_steps(course: Course) -> tuple[str, ...]:
@@ -181,8 +182,8 @@ def step_after(course: Course, step: str) -> str | None:
     return next((s for s in approval_steps(course) if s in later), None)
 
 
-def arrival_status(course: Course, source: str, seat_is_free: bool) -> str:
+def arrival_status(course: Course, source: str, seat_is_free: bool, makeup: bool = False) -> str:
     """Where a new arrival goes: pending approval, a confirmed seat or the waitlist."""
-    if needs_approval(course, source):
+    if needs_approval(course, source, makeup):
         return PENDING
     return CONFIRMED if seat_is_free else WAITLISTED

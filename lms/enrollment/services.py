@@ -297,11 +297,12 @@ def _arrive(session: TrainingSession, member: StaffMember, actor, source: str, n
     course = session.course
     quota = None
     seat = False
-    if not rules.needs_approval(course, source) and session.confirmed_count < session.capacity:
+    makeup = session.makeup_for_id is not None
+    if not rules.needs_approval(course, source, makeup) and session.confirmed_count < session.capacity:
         quotas = seats.lock_quotas(session.id)
         quota = next((q for q in quotas if q.municipality_id == member.municipality_id), None)
         seat = rules.seat_free(session, quota, rules.held_for_others(quotas, member.municipality_id))
-    status = rules.arrival_status(course, source, seat)
+    status = rules.arrival_status(course, source, seat, makeup)
     enrollment = seats.add_enrollment(session, member, status=status, source=source,
                                       actor_id=getattr(actor, "id", None), now=now)
     if status == PENDING:  # its first approval step (before the event: the notices follow the step)
