@@ -21,6 +21,7 @@ BLUEPRINTS = (
     "courses",
     "enrollment",
     "attendance",
+    "activities",
     "notifications",
     "teams",
     "teams.tab",  # the Teams app's personal tab: single sign-on, framed by Teams only

@@ -1,5 +1,6 @@
 """Imports every model, so that Alembic and create_all see the whole schema."""
 
+from lms.activities.models import Activity, ActivityQuestion, ActivitySubmission, AnonymousAnswer  # noqa: F401
 from lms.api.models import ApiClient, RosterJob, RosterJobPart, RosterJobRow  # noqa: F401
 from lms.api.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage  # noqa: F401
 from lms.archives.models import (  # noqa: F401

@@ -36,6 +36,10 @@ approval_step_reached = _events.signal("approval-step-reached")
 # office where it has none); lms.notifications tells the old and the new approvers.
 staff_member_transferred = _events.signal("staff-member-transferred")
 
+# sender: None. kwargs: staff_member_id, session_id (the learner's session). An activity's
+# submission was submitted, scored, confirmed or returned (lms.activities): completion follows.
+activity_changed = _events.signal("activity-changed")
+
 # sender: None. kwargs: staff_member_id, session_id (attendance rows changed).
 attendance_changed = _events.signal("attendance-changed")
 

@@ -6,6 +6,7 @@ all)."""
 from __future__ import annotations
 
 from lms.common.signals import (
+    activity_changed,
     attendance_changed,
     enrollment_prerequisites,
     enrollment_status_changed,
@@ -22,6 +23,15 @@ from lms.extensions import db
 def _on_enrollment_status_changed(enrollment, old_status: str | None = None, new_status: str = "", **_kw):
     summary.update_for_enrollment(db.session(), enrollment.municipality_id, enrollment.session_id,
                                   enrollment.staff_member_id, old_status, new_status or enrollment.status)
+
+
+@activity_changed.connect
+def _on_activity_changed(sender, staff_member_id: int | None = None, session_id: int | None = None, **_kw):
+    """An activity submitted, passed, confirmed or returned: the completion follows (its summaries with it)."""
+    from lms.completion.services import recompute_for_session  # (as the receivers below)
+
+    if staff_member_id is not None and session_id is not None:
+        recompute_for_session(staff_member_id, session_id)
 
 
 @attendance_changed.connect

@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta
 from flask_babel import gettext as _
 from sqlalchemy import and_, func, select
 
+from lms.activities import services as activities
 from lms.archives.models import Archive, ArchiveFile, ViewingProgress
 from lms.attendance.models import Attendance
 from lms.audit.services import record_action
@@ -186,6 +187,11 @@ def recompute_completion(staff_member_id: int, course_id: int, fiscal_year: int)
         live_basis(staff_member_id, course, fiscal_year),
         archive_basis(staff_member_id, course, fiscal_year),
     )
+    last_done = None
+    if verdict is not None:  # and every required activity (survey submitted, quiz passed, report confirmed)
+        missing, last_done = activities.unmet_required(staff_member_id, course_id, fiscal_year)
+        if missing:
+            verdict = None
     if verdict is None:
         if existing is not None and existing.status == COMPLETED:
             existing.status = REVOKED
@@ -209,7 +215,7 @@ def recompute_completion(staff_member_id: int, course_id: int, fiscal_year: int)
     changes = {
         "status": COMPLETED,
         "method": method,
-        "completed_at": primary.at,
+        "completed_at": max(primary.at, last_done) if last_done else primary.at,
         "session_id": session_id,
         "archive_id": archive_id,
         "revoked_at": None,

@@ -138,8 +138,32 @@ def a11y_world(app, db):
                                            response_excerpt="Service Unavailable", error="HTTP 503"),
                             WebhookAttempt(delivery_id=delivery.id, status_code=204, duration_ms=85)])
     db.session.commit()
+    # Activities of the course: a survey the demo learner (who holds a place) answers, a report
+    # of theirs waiting for the training office.
+    from lms.activities.models import Activity, ActivityQuestion, ActivitySubmission
+
+    learner = demo_user("131016", "learner0")
+    db.session.add(Enrollment(session_id=session.id, staff_member_id=learner.staff_member.id,
+                              municipality_id=learner.staff_member.municipality_id, status=CONFIRMED, arrival_seq=1))
+    session.confirmed_count += 1
+    survey = Activity(course_id=course.id, kind="survey", title="研修アンケート", published=True,
+                      instructions_md="研修の感想をお聞かせください。", opens_offset_hours=-24 * 60,
+                      questions=[ActivityQuestion(kind="scale", prompt="満足度", position=1,
+                                                  choices=["不満", "やや不満", "どちらともいえない", "おおむね満足", "満足"]),
+                                 ActivityQuestion(kind="multiple", prompt="役立った内容", position=2,
+                                                  choices=["会議の開始", "画面共有", "録画"]),
+                                 ActivityQuestion(kind="longtext", prompt="ご意見", position=3, required=False)])
+    report = Activity(course_id=course.id, kind="report", title="受講報告", published=True, opens_offset_hours=-24 * 60,
+                      questions=[ActivityQuestion(kind="longtext", prompt="学んだこと", position=1)])
+    db.session.add_all([survey, report])
+    db.session.flush()
+    db.session.add(ActivitySubmission(activity_id=report.id, staff_member_id=learner.staff_member.id,
+                                      municipality_id=learner.staff_member.municipality_id, session_id=session.id,
+                                      status="submitted", answers={str(report.questions[0].id): "会議の開き方を学んだ。"},
+                                      submitted_at=utcnow()))
+    db.session.commit()
     return {"course": course, "session": session, "archive": archive, "onsite_session": onsite,
-            "selection_session": selection_session}
+            "selection_session": selection_session, "survey": survey}
 
 
 def sign_in(page, base_url: str, user) -> None:

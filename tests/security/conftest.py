@@ -158,7 +158,21 @@ def world(app, db):
                                     ends_on=day(2026, 12, 11))
     db.session.add(delegation)
     db.session.commit()
+    from lms.activities.models import Activity, ActivityQuestion, ActivitySubmission
+
+    # A published report activity of the course, with a report of municipality B's learner.
+    activity = Activity(course_id=course.id, kind="report", title="受講報告", published=True,
+                        questions=[ActivityQuestion(kind="longtext", prompt="学んだこと", position=1)])
+    db.session.add(activity)
+    db.session.flush()
+    submission = ActivitySubmission(activity_id=activity.id, staff_member_id=enrollment.staff_member_id,
+                                    municipality_id=enrollment.municipality_id, session_id=enrollment.session_id,
+                                    status="submitted", answers={str(activity.questions[0].id): "学んだ。"},
+                                    submitted_at=utcnow())
+    db.session.add(submission)
+    db.session.commit()
     params = {
+        "activity_id": activity.id, "question_id": activity.questions[0].id, "submission_id": submission.id,
         "endpoint_id": endpoint.id, "delivery_id": delivery.id, "job_id": 1, "delegation_id": delegation.id,
         "path_id": path.id,
         "plan_id": plan.id,

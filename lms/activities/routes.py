@@ -1,0 +1,417 @@
+"""Activity pages: trainers build them (/manage/…), learners answer them (/activities/…),
+training offices review reports (/reports)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from lms.activities import services
+from lms.activities.forms import (
+    ANCHOR_LABELS,
+    KIND_LABELS,
+    QUESTION_LABELS,
+    ActivityForm,
+    QuestionForm,
+    ReviewForm,
+)
+from lms.activities.models import (
+    DRAFT,
+    MULTIPLE,
+    NUMBER,
+    QUIZ,
+    REPORT,
+    RETURNED,
+    SINGLE,
+    SUBMITTED,
+    Activity,
+    ActivityQuestion,
+    ActivitySubmission,
+)
+from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
+from lms.common.access import refuse_as_missing, role_required
+from lms.common.errors import DomainError, InvalidInput, NotAllowed, NotFound
+from lms.common.forms import ActionForm
+from lms.common.timeutil import utcnow
+from lms.courses.models import Course
+from lms.courses.services import can_manage_course
+from lms.extensions import db
+from lms.roster.models import StaffMember
+
+bp = Blueprint("activities", __name__)
+
+
+@bp.app_template_global("activity_todos")
+def activity_todos(staff_member_id: int | None, course_id: int | None = None) -> list[services.Todo]:
+    """マイページ and the course page: the learner's activities, soonest closing first."""
+    return services.todos(staff_member_id, course_id) if staff_member_id else []
+
+
+@bp.app_template_global("course_activity_todos")
+def course_activity_todos(course_id: int) -> list[services.Todo]:
+    """The course page: the signed-in learner's activities of this course (one statement when
+    the course has none, as most have)."""
+    if not services.has_published(course_id):
+        return []
+    member = current_user.staff_member
+    return services.todos(member.id, course_id) if member is not None else []
+
+
+@bp.app_template_global("activity_kind_label")
+def activity_kind_label(kind: str) -> str:
+    return str(KIND_LABELS.get(kind, kind))
+
+
+@bp.app_template_global("activity_status_label")
+def activity_status_label(status: str) -> str:
+    return {"": _("未提出"), DRAFT: _("下書き"), SUBMITTED: _("提出済み"), "confirmed": _("確認済"),
+            RETURNED: _("差し戻し"), "passed": _("合格"), "failed": _("不合格")}.get(status, status)
+
+
+# ---------------------------------------------------------------- trainers
+
+
+def _course(course_id: int) -> Course:
+    course = db.get_or_404(Course, course_id)
+    if not can_manage_course(current_user, course):
+        refuse_as_missing(current_user, "course", course_id)
+    return course
+
+
+def _activity(activity_id: int) -> Activity:
+    activity = db.get_or_404(Activity, activity_id)
+    if not can_manage_course(current_user, activity.course):
+        refuse_as_missing(current_user, "activity", activity_id)
+    return activity
+
+
+def _question(question_id: int) -> ActivityQuestion:
+    question = db.get_or_404(ActivityQuestion, question_id)
+    if not can_manage_course(current_user, question.activity.course):
+        refuse_as_missing(current_user, "activity", question.activity_id)
+    return question
+
+
+def _activity_input(form: ActivityForm) -> services.ActivityInput:
+    return services.ActivityInput(
+        kind=form.kind.data, title=form.title.data or "", instructions_md=form.instructions_md.data or "",
+        required=bool(form.required.data), anonymous=bool(form.anonymous.data), opens_anchor=form.opens_anchor.data,
+        opens_offset_hours=form.opens_offset_hours.data or 0, closes_anchor=form.closes_anchor.data,
+        closes_offset_hours=form.closes_offset_hours.data or 0, allow_late=bool(form.allow_late.data),
+        pass_pct=form.pass_pct.data or 60, max_attempts=form.max_attempts.data or 1,
+        time_limit_minutes=form.time_limit_minutes.data or None, shuffle=bool(form.shuffle.data),
+        show_answers=bool(form.show_answers.data))
+
+
+def _refuse(form, exc: DomainError) -> None:
+    field = exc.context.get("field")
+    if field and field in form:
+        form[field].errors = [*form[field].errors, exc.message]
+    else:
+        form.form_errors.append(exc.message)
+
+
+@bp.route("/manage/courses/<int:course_id>/activities", methods=["GET", "POST"])
+@role_required(TRAINER, PLATFORM_ADMIN)
+def course_activities(course_id: int):
+    course = _course(course_id)
+    form = ActivityForm()
+    status = 200
+    if request.method == "POST":
+        if form.validate_on_submit():
+            try:
+                activity = services.create_activity(current_user, course, _activity_input(form))
+            except DomainError as exc:
+                db.session.rollback()
+                _refuse(form, exc)
+                status = 400
+            else:
+                db.session.commit()
+                flash(_("「%(title)s」を作りました。質問を加えてから公開してください。", title=activity.title), "success")
+                return redirect(url_for("activities.manage", activity_id=activity.id))
+        else:
+            status = 400
+    activities = list(db.session.scalars(db.select(Activity).where(Activity.course_id == course.id)
+                                         .order_by(Activity.position, Activity.id)))
+    return render_template("activities/course_activities.html", course=course, activities=activities, form=form,
+                           kinds=KIND_LABELS, anchors=ANCHOR_LABELS), status
+
+
+@bp.route("/manage/activities/<int:activity_id>", methods=["GET", "POST"])
+@role_required(TRAINER, PLATFORM_ADMIN)
+def manage(activity_id: int):
+    activity = _activity(activity_id)
+    form = ActivityForm(obj=activity) if request.method == "GET" else ActivityForm()
+    status = 200
+    if request.method == "POST":
+        if form.validate_on_submit():
+            try:
+                changes = services.update_activity(current_user, activity, _activity_input(form))
+            except DomainError as exc:
+                db.session.rollback()
+                _refuse(form, exc)
+                status = 409
+            else:
+                db.session.commit()
+                flash(_("保存しました。") if changes else _("変更はありませんでした。"), "success")
+                return redirect(url_for("activities.manage", activity_id=activity.id))
+        else:
+            status = 400
+        activity = _activity(activity_id)
+    return _manage_page(activity, form, QuestionForm(formdata=None), status)
+
+
+def _manage_page(activity: Activity, form: ActivityForm, question_form: QuestionForm, status: int = 200):
+    return render_template("activities/manage.html", activity=activity, course=activity.course, form=form,
+                           question_form=question_form, action_form=ActionForm(), kinds=KIND_LABELS,
+                           question_kinds=QUESTION_LABELS, answered=services.has_answers(activity.id)), status
+
+
+def _question_input(form: QuestionForm) -> services.QuestionInput:
+    kind = form.kind.data
+    correct: list = []
+    text = (form.correct.data or "").strip()
+    if text:
+        if kind in (SINGLE, MULTIPLE):
+            try:
+                correct = sorted({int(part) - 1 for part in text.replace("、", ",").split(",") if part.strip()})
+            except ValueError:
+                raise InvalidInput(_("正解は選択肢の番号（1から）をカンマで区切って入力してください。"), field="correct") from None
+        elif kind == NUMBER:
+            try:
+                correct = [float(text) if "." in text else int(text)]
+            except ValueError:
+                raise InvalidInput(_("正解の数値を半角数字で入力してください。"), field="correct") from None
+    return services.QuestionInput(kind=kind, prompt=form.prompt.data or "", help_text=form.help_text.data or "",
+                                  required=bool(form.required.data), choices=services.parse_choices(form.choices.data or ""),
+                                  correct=correct, max_length=form.max_length.data, points=form.points.data or 1)
+
+
+@bp.post("/manage/activities/<int:activity_id>/questions")
+@role_required(TRAINER, PLATFORM_ADMIN)
+def add_question(activity_id: int):
+    activity = _activity(activity_id)
+    question_form = QuestionForm()
+    if question_form.validate_on_submit():
+        try:
+            services.add_question(current_user, activity, _question_input(question_form))
+        except DomainError as exc:
+            db.session.rollback()
+            _refuse(question_form, exc)
+        else:
+            db.session.commit()
+            flash(_("質問を追加しました。"), "success")
+            return redirect(url_for("activities.manage", activity_id=activity_id) + "#questions")
+    activity = _activity(activity_id)
+    return _manage_page(activity, ActivityForm(obj=activity, formdata=None), question_form, 400)
+
+
+@bp.route("/manage/activity-questions/<int:question_id>", methods=["GET", "POST"])
+@role_required(TRAINER, PLATFORM_ADMIN)
+def edit_question(question_id: int):
+    question = _question(question_id)
+    form = QuestionForm(formdata=None, obj=question) if request.method == "GET" else QuestionForm()
+    if request.method == "GET":
+        form.choices.data = "\n".join(question.choices or [])
+        if question.kind in (SINGLE, MULTIPLE):
+            form.correct.data = ",".join(str(i + 1) for i in question.correct or [])
+        elif question.kind == NUMBER and question.correct:
+            form.correct.data = str(question.correct[0])
+    status = 200
+    if request.method == "POST":
+        if form.validate_on_submit():
+            try:
+                services.update_question(current_user, question, _question_input(form))
+            except DomainError as exc:
+                db.session.rollback()
+                _refuse(form, exc)
+                status = 409
+            else:
+                db.session.commit()
+                flash(_("質問を保存しました。"), "success")
+                return redirect(url_for("activities.manage", activity_id=question.activity_id) + "#questions")
+        else:
+            status = 400
+        question = _question(question_id)
+    return render_template("activities/question_form.html", question=question, activity=question.activity,
+                           form=form), status
+
+
+@bp.post("/manage/activity-questions/<int:question_id>/delete")
+@role_required(TRAINER, PLATFORM_ADMIN)
+def delete_question(question_id: int):
+    question = _question(question_id)
+    activity_id = question.activity_id
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        services.delete_question(current_user, question)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    else:
+        db.session.commit()
+        flash(_("質問を削除しました。"), "success")
+    return redirect(url_for("activities.manage", activity_id=activity_id) + "#questions")
+
+
+@bp.post("/manage/activity-questions/<int:question_id>/move")
+@role_required(TRAINER, PLATFORM_ADMIN)
+def move_question(question_id: int):
+    question = _question(question_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    services.move_question(current_user, question, -1 if request.form.get("direction") == "up" else 1)
+    db.session.commit()
+    return redirect(url_for("activities.manage", activity_id=question.activity_id) + f"#question-{question.id}")
+
+
+@bp.post("/manage/activities/<int:activity_id>/publish")
+@role_required(TRAINER, PLATFORM_ADMIN)
+def publish(activity_id: int):
+    activity = _activity(activity_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    published = request.form.get("published") == "1"
+    try:
+        services.set_published(current_user, activity, published)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    else:
+        db.session.commit()
+        flash(_("公開しました。受講が決まっている人のマイページに表示されます。") if published else _("非公開にしました。"),
+              "success")
+    return redirect(url_for("activities.manage", activity_id=activity_id))
+
+
+# ---------------------------------------------------------------- learners
+
+
+def _raw_answers() -> dict[str, list[str]]:
+    return {key: request.form.getlist(key) for key in request.form if key.startswith("q")}
+
+
+@bp.route("/activities/<int:activity_id>", methods=["GET", "POST"])
+@login_required
+def answer(activity_id: int):
+    activity = db.session.get(Activity, activity_id)
+    if activity is None or not activity.published:
+        abort(404)
+    errors: dict[int, str] = {}
+    status = 200
+    raw: dict[str, list[str]] = {}
+    if request.method == "POST":
+        if not ActionForm().validate_on_submit():
+            abort(400)
+        action = request.form.get("action", "save")
+        raw = _raw_answers()
+        try:
+            if action == "reopen":
+                services.reopen_returned(activity_id, current_user)
+                db.session.commit()
+                return redirect(url_for("activities.answer", activity_id=activity_id))
+            submission, errors = services.save(activity_id, current_user, raw, submit=action == "submit")
+        except (NotAllowed, NotFound):
+            db.session.rollback()
+            abort(404)
+        except DomainError as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+            status = 409
+        else:
+            db.session.commit()
+            if errors:
+                status = 400
+            else:
+                if submission.status == SUBMITTED:
+                    flash(_submitted_message(activity, submission), "success")
+                else:
+                    flash(_("下書きを保存しました（まだ提出していません）。"), "info")
+                return redirect(url_for("activities.answer", activity_id=activity_id))
+    try:
+        place = services.place_of(activity, current_user)
+    except (NotAllowed, NotFound):
+        abort(404)
+    attempt = place.submission
+    questions = services.ordered_questions(activity, attempt)
+    now = utcnow()
+    shown = raw or {f"q{k}": (v if isinstance(v, list) else [v]) for k, v in ((attempt.answers or {}) if attempt else {}).items()}
+    quiz_open = activity.kind == QUIZ and attempt is not None and attempt.status == DRAFT
+    editable = place.is_open(now) and (
+        (activity.kind != QUIZ and (attempt is None or attempt.status == DRAFT)) or quiz_open)
+    closed_review = activity.kind == QUIZ and now > place.closes and activity.show_answers
+    return render_template(
+        "activities/answer.html", activity=activity, place=place, attempt=attempt, questions=questions,
+        shown=shown, errors=errors, editable=editable, now=now, action_form=ActionForm(),
+        deadline=services.deadline_of(activity, attempt) if quiz_open and attempt is not None else None,
+        closed_review=closed_review, choice_order=services.choice_order,
+        can_start=activity.kind == QUIZ and place.is_open(now) and not quiz_open
+        and not (attempt is not None and attempt.passed) and place.attempts < activity.max_attempts,
+    ), status
+
+
+def _submitted_message(activity: Activity, submission: ActivitySubmission) -> str:
+    if activity.kind == QUIZ:
+        if submission.passed:
+            return _("採点しました：%(score)d点で合格です。", score=submission.score_pct or 0)
+        return _("採点しました：%(score)d点（合格点は%(pass)d点）。", score=submission.score_pct or 0, **{"pass": activity.pass_pct})
+    if activity.kind == REPORT:
+        return _("報告を提出しました。研修担当が確認します。")
+    if submission.late:
+        return _("提出しました（締切後の提出として記録しました）。")
+    return _("提出しました。ありがとうございました。")
+
+
+@bp.post("/activities/<int:activity_id>/attempts")
+@login_required
+def start_attempt(activity_id: int):
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        services.start_attempt(activity_id, current_user)
+    except (NotAllowed, NotFound):
+        db.session.rollback()
+        abort(404)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    else:
+        db.session.commit()
+    return redirect(url_for("activities.answer", activity_id=activity_id))
+
+
+# ---------------------------------------------------------------- reports (受講報告)
+
+
+@bp.get("/reports")
+@role_required(MUNICIPAL_ADMIN, TRAINER, PLATFORM_ADMIN)
+def reports():
+    waiting = services.reports_to_review(current_user)
+    return render_template("activities/reports.html", waiting=waiting, form=ReviewForm(formdata=None),
+                           members={m.id: m for m in db.session.scalars(db.select(StaffMember).where(
+                               StaffMember.id.in_([s.staff_member_id for s in waiting])))} if waiting else {})
+
+
+@bp.post("/reports/<int:submission_id>")
+@role_required(MUNICIPAL_ADMIN, TRAINER, PLATFORM_ADMIN)
+def review(submission_id: int):
+    form = ReviewForm()
+    if not form.validate_on_submit():
+        abort(400)
+    decision = request.form.get("decision", "")
+    try:
+        submission = services.review_report(submission_id, current_user, decision, form.comment.data or "")
+    except NotFound:
+        db.session.rollback()
+        abort(404)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("activities.reports") + f"#report-{submission_id}")
+    db.session.commit()
+    name = submission.staff_member.full_name
+    flash(_("%(name)s さんの報告を確認済にしました。", name=name) if submission.status == "confirmed"
+          else _("%(name)s さんの報告を差し戻しました。", name=name), "success")
+    return redirect(url_for("activities.reports"))

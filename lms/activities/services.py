@@ -1,0 +1,781 @@
+"""Activities: building them (trainers), answering them (learners), reviewing reports
+(training offices), and what completion asks of them.
+
+A learner's activity belongs to their session: the course's session they hold a confirmed
+place in (the first of a 連続講座), whose start and end the activity's window is counted from.
+Every write runs in a transaction that locks the learner's roster row first, so a second
+tab or a replayed request can neither add a quiz attempt nor submit twice.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from flask_babel import gettext as _
+from sqlalchemy import func, or_, select
+
+from lms.activities.models import (
+    CONFIRMED,
+    DATE,
+    DRAFT,
+    END,
+    KINDS,
+    LONGTEXT,
+    MULTIPLE,
+    NUMBER,
+    QUESTION_KINDS,
+    QUIZ,
+    REPORT,
+    RETURNED,
+    SCALE,
+    SCORED,
+    SECTION,
+    SINGLE,
+    START,
+    SUBMITTED,
+    SURVEY,
+    TEXT,
+    Activity,
+    ActivityQuestion,
+    ActivitySubmission,
+    AnonymousAnswer,
+)
+from lms.audit.services import record_action
+from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
+from lms.common import signals
+from lms.common.database import begin_write
+from lms.common.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from lms.common.templating import format_datetime_jst as format_tokyo
+from lms.common.timeutil import as_utc, fiscal_year_bounds, today_tokyo, utcnow
+from lms.courses.models import Course, TrainingSession
+from lms.courses.services import can_manage_course
+from lms.enrollment.models import CONFIRMED as PLACE_CONFIRMED
+from lms.enrollment.models import SERIES, Enrollment
+from lms.extensions import db
+from lms.municipalities.models import Municipality
+from lms.roster.models import StaffMember
+
+# Text answers: the default and the largest limits (characters).
+TEXT_LIMIT, LONGTEXT_LIMIT = 200, 4000
+MAX_CHOICES = 30
+# A quiz answer saved within this long after the time limit (the request on its way) counts.
+GRACE = timedelta(seconds=30)
+
+
+# ---------------------------------------------------------------- windows
+
+
+def window(activity: Activity, session: TrainingSession) -> tuple[datetime, datetime]:
+    """When the activity opens and closes for a learner of ``session``."""
+
+    def at(anchor: str, hours: int) -> datetime:
+        base = as_utc(session.starts_at if anchor == START else session.ends_at)
+        assert base is not None
+        return base + timedelta(hours=hours)
+
+    return at(activity.opens_anchor, activity.opens_offset_hours), at(activity.closes_anchor, activity.closes_offset_hours)
+
+
+def learner_session(course_id: int, staff_member_id: int, now: datetime | None = None) -> TrainingSession | None:
+    """The course's session the staff member holds a confirmed place in (not a later part of a
+    連続講座: its first): the one whose activities are open now if any, else the latest."""
+    sessions = list(db.session.scalars(
+        select(TrainingSession).join(Enrollment, Enrollment.session_id == TrainingSession.id)
+        .where(TrainingSession.course_id == course_id, Enrollment.staff_member_id == staff_member_id,
+               Enrollment.status == PLACE_CONFIRMED, Enrollment.source != SERIES,
+               TrainingSession.makeup_for_id.is_(None))
+        .order_by(TrainingSession.starts_at.desc(), TrainingSession.id.desc())))
+    return sessions[0] if sessions else None
+
+
+# ---------------------------------------------------------------- who may do what
+
+
+def is_reviewer(user, submission: ActivitySubmission) -> bool:
+    """Who confirms or returns a report: the training office of the learner's municipality, the
+    course's trainer for the prefecture's own staff, and platform admins."""
+    if user is None or not user.is_authenticated:
+        return False
+    if user.has_role(PLATFORM_ADMIN):
+        return True
+    if user.has_role(MUNICIPAL_ADMIN) and user.municipality_id == submission.municipality_id:
+        return True
+    municipality = db.session.get(Municipality, submission.municipality_id)
+    return bool(municipality is not None and municipality.is_prefecture
+                and can_manage_course(user, submission.activity.course))
+
+
+def require_manage(user, course: Course) -> None:
+    if not can_manage_course(user, course):
+        raise NotAllowed(_("この研修を管理する権限がありません。"))
+
+
+# ---------------------------------------------------------------- building (trainers)
+
+
+@dataclass
+class ActivityInput:
+    kind: str
+    title: str
+    instructions_md: str = ""
+    required: bool = True
+    anonymous: bool = False
+    opens_anchor: str = START
+    opens_offset_hours: int = -24 * 30
+    closes_anchor: str = END
+    closes_offset_hours: int = 24 * 7
+    allow_late: bool = False
+    pass_pct: int = 60
+    max_attempts: int = 2
+    time_limit_minutes: int | None = None
+    shuffle: bool = False
+    show_answers: bool = True
+
+
+def has_published(course_id: int) -> bool:
+    return db.session.scalar(select(Activity.id).where(Activity.course_id == course_id, Activity.published.is_(True))
+                             .limit(1)) is not None
+
+
+def has_answers(activity_id: int) -> bool:
+    return db.session.scalar(select(ActivitySubmission.id).where(ActivitySubmission.activity_id == activity_id)
+                             .limit(1)) is not None
+
+
+def _check_activity(data: ActivityInput) -> None:
+    if data.kind not in KINDS:
+        raise InvalidInput(_("種類を選んでください。"), field="kind")
+    if not data.title.strip():
+        raise InvalidInput(_("名前を入力してください。"), field="title")
+    if data.anonymous and data.kind != SURVEY:
+        raise InvalidInput(_("無記名にできるのはアンケートだけです。"), field="anonymous")
+    if data.opens_anchor not in (START, END) or data.closes_anchor not in (START, END):
+        raise InvalidInput(_("受付の基準を選んでください。"), field="opens_anchor")
+    probe = TrainingSession(starts_at=datetime(2030, 4, 1, 1), ends_at=datetime(2030, 4, 1, 3))
+    opens, closes = window(Activity(**{k: getattr(data, k) for k in (
+        "opens_anchor", "opens_offset_hours", "closes_anchor", "closes_offset_hours")}), probe)
+    if closes <= opens:
+        raise InvalidInput(_("締切は受付開始より後にしてください。"), field="closes_offset_hours")
+    if not 1 <= data.pass_pct <= 100:
+        raise InvalidInput(_("1から100までの数で入力してください。"), field="pass_pct")
+    if not 1 <= data.max_attempts <= 20:
+        raise InvalidInput(_("受験回数は1から20までの数で入力してください。"), field="max_attempts")
+    if data.time_limit_minutes is not None and not 1 <= data.time_limit_minutes <= 600:
+        raise InvalidInput(_("制限時間は1から600分までで入力してください。"), field="time_limit_minutes")
+
+
+def create_activity(actor, course: Course, data: ActivityInput) -> Activity:
+    require_manage(actor, course)
+    _check_activity(data)
+    position = (db.session.scalar(select(func.max(Activity.position)).where(Activity.course_id == course.id)) or 0) + 1
+    activity = Activity(course_id=course.id, position=position, **_values(data))
+    db.session.add(activity)
+    db.session.flush()
+    record_action(actor, "activity.create", "activity", activity.id, None, course_id=course.id, kind=data.kind)
+    return activity
+
+
+def _values(data: ActivityInput) -> dict:
+    return {
+        "kind": data.kind, "title": data.title.strip()[:200], "instructions_md": data.instructions_md or "",
+        "required": bool(data.required), "anonymous": bool(data.anonymous) and data.kind == SURVEY,
+        "opens_anchor": data.opens_anchor, "opens_offset_hours": int(data.opens_offset_hours),
+        "closes_anchor": data.closes_anchor, "closes_offset_hours": int(data.closes_offset_hours),
+        "allow_late": bool(data.allow_late), "pass_pct": int(data.pass_pct), "max_attempts": int(data.max_attempts),
+        "time_limit_minutes": data.time_limit_minutes, "shuffle": bool(data.shuffle),
+        "show_answers": bool(data.show_answers),
+    }
+
+
+def update_activity(actor, activity: Activity, data: ActivityInput) -> dict:
+    """Change the settings; once answers exist, not the kind and not whether it is anonymous
+    (the answers already given would no longer mean what they meant)."""
+    require_manage(actor, activity.course)
+    _check_activity(data)
+    values = _values(data)
+    if has_answers(activity.id):
+        if values["kind"] != activity.kind:
+            raise Conflict(_("回答があるため、種類は変えられません。"))
+        if values["anonymous"] != activity.anonymous:
+            raise Conflict(_("回答があるため、無記名かどうかは変えられません（回答した人との結びつきが変わってしまいます）。"))
+    changes = {k: (getattr(activity, k), v) for k, v in values.items() if getattr(activity, k) != v}
+    for key, (_old, new) in changes.items():
+        setattr(activity, key, new)
+    if changes:
+        record_action(actor, "activity.update", "activity", activity.id, None, fields=sorted(changes))
+    return changes
+
+
+def set_published(actor, activity: Activity, published: bool) -> None:
+    require_manage(actor, activity.course)
+    if published and not any(q.kind != SECTION for q in activity.questions):
+        raise Conflict(_("質問が1つもないため、公開できません。"))
+    if published and activity.kind == QUIZ and not any(q.kind in SCORED and q.correct for q in activity.questions):
+        raise Conflict(_("確認テストに採点できる質問（正解を設定した選択式・数値）がないため、公開できません。"))
+    activity.published = published
+    record_action(actor, "activity.publish" if published else "activity.unpublish", "activity", activity.id, None)
+
+
+@dataclass
+class QuestionInput:
+    kind: str
+    prompt: str
+    help_text: str = ""
+    required: bool = True
+    choices: list[str] | None = None
+    correct: list | None = None
+    max_length: int | None = None
+    points: int = 1
+
+
+def parse_choices(text: str) -> list[str]:
+    """One choice per line (blank lines dropped)."""
+    return [line.strip()[:200] for line in (text or "").splitlines() if line.strip()]
+
+
+SCALE_LABELS_DEFAULT = ["不満", "やや不満", "どちらともいえない", "おおむね満足", "満足"]
+
+
+def _check_question(activity: Activity, data: QuestionInput) -> dict:
+    if data.kind not in QUESTION_KINDS:
+        raise InvalidInput(_("質問の種類を選んでください。"), field="kind")
+    if not data.prompt.strip():
+        raise InvalidInput(_("質問文を入力してください。"), field="prompt")
+    choices = list(data.choices or [])
+    correct = list(data.correct or [])
+    if data.kind in (SINGLE, MULTIPLE):
+        if len(choices) < 2:
+            raise InvalidInput(_("選択肢を2つ以上、1行に1つずつ入力してください。"), field="choices")
+        if len(choices) > MAX_CHOICES:
+            raise InvalidInput(_("選択肢は%(n)d個までです。", n=MAX_CHOICES), field="choices")
+        if any(not isinstance(i, int) or not 0 <= i < len(choices) for i in correct):
+            raise InvalidInput(_("正解は選択肢の番号（1から）で入力してください。"), field="correct")
+        if data.kind == SINGLE and len(correct) > 1:
+            raise InvalidInput(_("単一選択の正解は1つだけです。"), field="correct")
+    elif data.kind == SCALE:
+        choices = choices if len(choices) == 5 else list(SCALE_LABELS_DEFAULT)
+        correct = []
+    elif data.kind == NUMBER:
+        choices = []
+        if len(correct) > 1:
+            raise InvalidInput(_("数値の正解は1つだけです。"), field="correct")
+    else:
+        choices, correct = [], []
+    if activity.kind == QUIZ and data.kind not in (*SCORED, SECTION) and data.required:
+        pass  # a quiz may ask an unscored question too (it does not count toward the mark)
+    limit = LONGTEXT_LIMIT if data.kind == LONGTEXT else TEXT_LIMIT
+    max_length = data.max_length if data.kind in (TEXT, LONGTEXT) and data.max_length else None
+    if max_length is not None and not 1 <= max_length <= limit:
+        raise InvalidInput(_("文字数の上限は1から%(n)dまでで入力してください。", n=limit), field="max_length")
+    return {"kind": data.kind, "prompt": data.prompt.strip()[:2000], "help_text": (data.help_text or "").strip()[:1000],
+            "required": bool(data.required) and data.kind != SECTION, "choices": choices, "correct": correct,
+            "max_length": max_length, "points": max(1, min(int(data.points or 1), 100))}
+
+
+def add_question(actor, activity: Activity, data: QuestionInput) -> ActivityQuestion:
+    require_manage(actor, activity.course)
+    values = _check_question(activity, data)
+    if values["required"] and has_answers(activity.id):
+        raise Conflict(_("回答があるため、必須の質問は追加できません（任意の質問なら追加できます）。"))
+    position = max((q.position for q in activity.questions), default=0) + 1
+    question = ActivityQuestion(activity_id=activity.id, position=position, **values)
+    activity.questions.append(question)
+    db.session.flush()
+    record_action(actor, "activity.question_add", "activity", activity.id, None, question_id=question.id)
+    return question
+
+
+def update_question(actor, question: ActivityQuestion, data: QuestionInput) -> None:
+    """Change a question; once answers exist, only in ways that keep them meaning what they
+    meant: the same kind, no choice removed or reordered (new ones may be added at the end),
+    the same right answer, and not made required."""
+    activity = question.activity
+    require_manage(actor, activity.course)
+    values = _check_question(activity, data)
+    if has_answers(activity.id):
+        if values["kind"] != question.kind:
+            raise Conflict(_("回答があるため、質問の種類は変えられません。"))
+        if values["choices"][: len(question.choices)] != list(question.choices):
+            raise Conflict(_("回答があるため、選択肢の削除や並べ替え、書き換えはできません（末尾への追加はできます）。"))
+        if values["correct"] != list(question.correct) or values["points"] != question.points:
+            raise Conflict(_("回答があるため、正解と配点は変えられません（採点済みの結果が変わってしまいます）。"))
+        if values["required"] and not question.required:
+            raise Conflict(_("回答があるため、任意の質問を必須にはできません。"))
+    for key, value in values.items():
+        setattr(question, key, value)
+    record_action(actor, "activity.question_update", "activity", activity.id, None, question_id=question.id)
+
+
+def delete_question(actor, question: ActivityQuestion) -> None:
+    activity = question.activity
+    require_manage(actor, activity.course)
+    if has_answers(activity.id):
+        raise Conflict(_("回答があるため、質問は削除できません。"))
+    activity.questions.remove(question)
+    record_action(actor, "activity.question_delete", "activity", activity.id, None, question_id=question.id)
+
+
+def move_question(actor, question: ActivityQuestion, offset: int) -> None:
+    activity = question.activity
+    require_manage(actor, activity.course)
+    ordered = list(activity.questions)
+    index = ordered.index(question)
+    target = index + offset
+    if 0 <= target < len(ordered):
+        ordered[index], ordered[target] = ordered[target], ordered[index]
+        for n, q in enumerate(ordered, start=1):
+            q.position = n
+
+
+# ---------------------------------------------------------------- answers
+
+
+def _normalise_number(text: str) -> str:
+    return unicodedata.normalize("NFKC", text or "").strip().replace(",", "")
+
+
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+def clean_answers(activity: Activity, raw: dict[str, list[str]], *, final: bool,
+                  questions: list[ActivityQuestion] | None = None) -> tuple[dict[str, object], dict[int, str]]:
+    """The answers of a posted form (``raw``: name → values; a question's field is ``q<id>``),
+    checked against each question: (answers by question id, messages by question id). A draft
+    (``final`` false) keeps what is valid and does not ask for required answers."""
+    answers: dict[str, object] = {}
+    errors: dict[int, str] = {}
+    for q in questions if questions is not None else activity.questions:
+        if q.kind == SECTION:
+            continue
+        values = [v for v in raw.get(f"q{q.id}", []) if v is not None]
+        text = (values[0] if values else "").strip()
+        value: object = None
+        if q.kind == SINGLE:
+            if text:
+                if not text.isdigit() or not 0 <= int(text) < len(q.choices):
+                    errors[q.id] = _("選択肢から選んでください。")
+                else:
+                    value = int(text)
+        elif q.kind == MULTIPLE:
+            picked = sorted({int(v) for v in values if v.isdigit() and 0 <= int(v) < len(q.choices)})
+            if len(picked) != len({v for v in values if v}):
+                errors[q.id] = _("選択肢から選んでください。")
+            value = picked or None
+        elif q.kind == SCALE:
+            if text:
+                if text not in ("1", "2", "3", "4", "5"):
+                    errors[q.id] = _("1から5のいずれかを選んでください。")
+                else:
+                    value = int(text)
+        elif q.kind == NUMBER:
+            if text:
+                normal = _normalise_number(text)
+                if not _NUMBER.match(normal) or len(normal) > 20:
+                    errors[q.id] = _("数値を半角または全角の数字で入力してください（例：12.5）。")
+                else:
+                    value = float(normal) if "." in normal else int(normal)
+        elif q.kind == DATE:
+            if text:
+                try:
+                    value = date.fromisoformat(_normalise_number(text).replace("/", "-")).isoformat()
+                except ValueError:
+                    errors[q.id] = _("日付を 2026-04-01 の形で入力してください。")
+        else:  # text, longtext
+            limit = q.max_length or (LONGTEXT_LIMIT if q.kind == LONGTEXT else TEXT_LIMIT)
+            body = text if q.kind == TEXT else "\n".join(line.rstrip() for line in (values[0] if values else "")
+                                                          .replace("\r\n", "\n").split("\n")).strip()
+            if "\x00" in body:
+                errors[q.id] = _("使えない文字が含まれています。")
+            elif len(body) > limit:
+                errors[q.id] = _("%(n)d文字以内で入力してください（いま%(m)d文字）。", n=limit, m=len(body))
+                value = body[:limit] if not final else None
+            else:
+                value = body or None
+        if value is not None and q.id not in errors:
+            answers[str(q.id)] = value
+        elif final and q.required and q.id not in errors:
+            errors[q.id] = _("この質問は回答が必要です。")
+    return answers, errors
+
+
+def score(activity: Activity, answers: dict) -> tuple[int, bool]:
+    """(score %, passed) of a quiz's answers: each scored question with a right answer is worth
+    its points when answered exactly right (every right choice and no other)."""
+    total = earned = 0
+    for q in activity.questions:
+        if q.kind not in SCORED or not q.correct:
+            continue
+        total += q.points
+        given = answers.get(str(q.id))
+        if q.kind == SINGLE:
+            right = given == q.correct[0]
+        elif q.kind == MULTIPLE:
+            right = sorted(given or []) == sorted(q.correct)
+        else:
+            right = given is not None and abs(float(given) - float(q.correct[0])) < 1e-9
+        earned += q.points if right else 0
+    pct = round(earned * 100 / total) if total else 0
+    return pct, pct >= activity.pass_pct
+
+
+# ---------------------------------------------------------------- the learner's side
+
+
+@dataclass(frozen=True)
+class Place:
+    """A learner's standing with one activity: their session, its window, their latest work."""
+
+    activity: Activity
+    session: TrainingSession
+    opens: datetime
+    closes: datetime
+    submission: ActivitySubmission | None
+    attempts: int
+
+    @property
+    def done(self) -> bool:
+        return is_done(self.activity, self.submission)
+
+    def is_open(self, now: datetime) -> bool:
+        return self.opens <= now and (now <= self.closes or self.activity.allow_late)
+
+
+def is_done(activity: Activity, submission: ActivitySubmission | None) -> bool:
+    """What completion asks: submitted (pre-work, survey), passed (quiz), confirmed (report)."""
+    if submission is None:
+        return False
+    if activity.kind == QUIZ:
+        return bool(submission.passed)
+    if activity.kind == REPORT:
+        return submission.status == CONFIRMED
+    return submission.status in (SUBMITTED, CONFIRMED)
+
+
+def _member_of(user) -> StaffMember:
+    member = db.session.scalar(select(StaffMember).where(StaffMember.user_id == user.id))
+    if member is None:
+        raise NotAllowed(_("職員名簿にあなたの登録がないため、回答できません。"))
+    return member
+
+
+def _latest(activity_id: int, staff_member_id: int, session_id: int) -> tuple[ActivitySubmission | None, int]:
+    rows = list(db.session.scalars(select(ActivitySubmission).where(
+        ActivitySubmission.activity_id == activity_id, ActivitySubmission.staff_member_id == staff_member_id,
+        ActivitySubmission.session_id == session_id).order_by(ActivitySubmission.attempt.desc())))
+    if not rows:
+        return None, 0
+    passed = next((r for r in rows if r.passed), None)  # a passed attempt stands
+    return passed or rows[0], len(rows)
+
+
+def place_of(activity: Activity, user) -> Place:
+    """The learner's standing, or NotAllowed if they hold no place in the course."""
+    if not activity.published:
+        raise NotFound(_("課題が見つかりません。"))
+    member = _member_of(user)
+    session = learner_session(activity.course_id, member.id)
+    if session is None:
+        raise NotAllowed(_("この研修の受講が決まっている人だけが回答できます。"))
+    opens, closes = window(activity, session)
+    submission, attempts = _latest(activity.id, member.id, session.id)
+    return Place(activity, session, opens, closes, submission, attempts)
+
+
+def _lock_member(user) -> StaffMember:
+    begin_write()
+    member = db.session.scalar(select(StaffMember).where(StaffMember.user_id == user.id).with_for_update()
+                               .execution_options(populate_existing=True))
+    if member is None:
+        raise NotAllowed(_("職員名簿にあなたの登録がないため、回答できません。"))
+    return member
+
+
+def _check_window(place: Place, now: datetime) -> bool:
+    """Raises when the activity is not open now; returns whether the answer is late."""
+    if now < place.opens:
+        raise Conflict(_("まだ回答できません。%(when)s から回答できます。", when=format_tokyo(place.opens)))
+    if now > place.closes:
+        if not place.activity.allow_late:
+            raise Conflict(_("回答の受付は %(when)s に締め切りました。", when=format_tokyo(place.closes)))
+        return True
+    return False
+
+
+def save(activity_id: int, user, raw: dict[str, list[str]], *, submit: bool) -> tuple[ActivitySubmission, dict[int, str]]:
+    """Save the learner's answers as a draft, or submit them (checked in full; a quiz is
+    scored, an anonymous survey's answers go where nobody can trace them). Returns the
+    submission and the messages of the answers refused (nothing is submitted then; what was
+    valid is kept as the draft). The caller commits."""
+    now = utcnow()
+    member = _lock_member(user)
+    activity = db.session.get(Activity, activity_id)
+    if activity is None:
+        raise NotFound(_("課題が見つかりません。"))
+    place = place_of(activity, user)
+    late = _check_window(place, now)
+    current = place.submission
+    if activity.kind == QUIZ:
+        if current is None or current.status != DRAFT:
+            raise Conflict(_("確認テストは「受験を始める」から始めてください。"))
+        expired = _expired(activity, current, now)
+    else:
+        expired = False
+        if current is not None and current.status in (SUBMITTED, CONFIRMED):
+            raise Conflict(_("この課題はすでに提出しています。提出した回答は変更できません。"))
+    questions = ordered_questions(activity, current)
+    errors: dict[int, str] = {}
+    if expired and current is not None:  # the time is up: what was saved in time is what counts
+        answers = dict(current.answers or {})
+        submit = True
+    else:
+        answers, errors = clean_answers(activity, raw, final=submit, questions=questions)
+    if current is None:
+        current = ActivitySubmission(activity_id=activity.id, staff_member_id=member.id,
+                                     municipality_id=member.municipality_id, session_id=place.session.id, attempt=1,
+                                     status=DRAFT, answers={}, started_at=now)
+        db.session.add(current)
+    if errors:
+        if not submit:
+            current.answers = answers
+        db.session.flush()
+        return current, errors
+    current.answers = answers
+    if not submit:
+        db.session.flush()
+        return current, {}
+    current.status = SUBMITTED
+    current.submitted_at = now
+    current.late = late
+    current.review_comment = current.review_comment if activity.kind == REPORT else ""
+    if activity.kind == QUIZ:
+        current.score_pct, current.passed = score(activity, answers)
+    if activity.anonymous:
+        db.session.add(AnonymousAnswer(id=uuid.uuid4().hex, activity_id=activity.id, session_id=place.session.id,
+                                       answers=answers, submitted_on=today_tokyo()))
+        current.answers = None
+    db.session.flush()
+    _changed(current)
+    return current, {}
+
+
+def _expired(activity: Activity, attempt: ActivitySubmission, now: datetime) -> bool:
+    if not activity.time_limit_minutes:
+        return False
+    started = as_utc(attempt.started_at)
+    assert started is not None
+    return now > started + timedelta(minutes=activity.time_limit_minutes) + GRACE
+
+
+def deadline_of(activity: Activity, attempt: ActivitySubmission) -> datetime | None:
+    if not activity.time_limit_minutes:
+        return None
+    started = as_utc(attempt.started_at)
+    assert started is not None
+    return started + timedelta(minutes=activity.time_limit_minutes)
+
+
+def ordered_questions(activity: Activity, attempt: ActivitySubmission | None) -> list[ActivityQuestion]:
+    """The questions in the order this attempt shows them (a quiz may shuffle them, once)."""
+    questions = list(activity.questions)
+    order = list(attempt.question_order or []) if attempt is not None else []
+    if order:
+        by_id = {q.id: q for q in questions}
+        shown = [by_id[i] for i in order if i in by_id]
+        return shown + [q for q in questions if q.id not in set(order)]
+    return questions
+
+
+def choice_order(question: ActivityQuestion, attempt: ActivitySubmission | None) -> list[int]:
+    """The order a question's choices are shown in (shuffled per attempt when the quiz asks)."""
+    indexes = list(range(len(question.choices)))
+    if attempt is not None and attempt.question_order and question.activity.shuffle:
+        random.Random(f"{attempt.id}:{question.id}").shuffle(indexes)
+    return indexes
+
+
+def start_attempt(activity_id: int, user) -> ActivitySubmission:
+    """Start a quiz attempt: the one under way if there is one (a second tab or a replayed
+    request adds none), else the next while attempts remain. The caller commits."""
+    now = utcnow()
+    member = _lock_member(user)
+    activity = db.session.get(Activity, activity_id)
+    if activity is None or activity.kind != QUIZ:
+        raise NotFound(_("課題が見つかりません。"))
+    place = place_of(activity, user)
+    _check_window(place, now)
+    current = place.submission
+    if current is not None and current.passed:
+        raise Conflict(_("この確認テストには合格しています。"))
+    if current is not None and current.status == DRAFT:
+        if not _expired(activity, current, now):
+            return current
+        save(activity_id, user, {}, submit=True)  # time ran out: it is scored as saved
+        place = place_of(activity, user)
+        if place.submission is not None and place.submission.passed:
+            return place.submission
+    if place.attempts >= activity.max_attempts:
+        raise Conflict(_("受験できる回数（%(n)d回）を使い切りました。", n=activity.max_attempts))
+    order = [q.id for q in activity.questions]
+    attempt = ActivitySubmission(activity_id=activity.id, staff_member_id=member.id,
+                                 municipality_id=member.municipality_id, session_id=place.session.id,
+                                 attempt=place.attempts + 1, status=DRAFT, answers={}, started_at=now)
+    db.session.add(attempt)
+    db.session.flush()
+    if activity.shuffle:
+        random.Random(attempt.id).shuffle(order)
+    attempt.question_order = order
+    record_action(user, "activity.attempt", "activity", activity.id, member.municipality_id, attempt=attempt.attempt)
+    return attempt
+
+
+def resubmit_allowed(submission: ActivitySubmission | None) -> bool:
+    return submission is not None and submission.status == RETURNED
+
+
+def reopen_returned(activity_id: int, user) -> ActivitySubmission:
+    """A returned report becomes the writer's draft again (its answers kept)."""
+    _lock_member(user)
+    activity = db.session.get(Activity, activity_id)
+    if activity is None:
+        raise NotFound(_("課題が見つかりません。"))
+    place = place_of(activity, user)
+    if place.submission is None or place.submission.status != RETURNED:
+        raise Conflict(_("この報告は差し戻されていません。"))
+    place.submission.status = DRAFT
+    return place.submission
+
+
+# ---------------------------------------------------------------- reports (受講報告)
+
+
+CONFIRM, RETURN = "confirm", "return"
+
+
+def review_report(submission_id: int, actor, decision: str, comment: str = "") -> ActivitySubmission:
+    """確認 or 差し戻し of a submitted report (with the comment the writer is told; required
+    when returning). The caller commits."""
+    comment = (comment or "").strip()[:2000]
+    begin_write()
+    submission = db.session.scalar(select(ActivitySubmission).where(ActivitySubmission.id == submission_id)
+                                   .with_for_update().execution_options(populate_existing=True))
+    if submission is None or submission.activity.kind != REPORT or not is_reviewer(actor, submission):
+        raise NotFound(_("報告が見つかりません。"))
+    if submission.status != SUBMITTED:
+        raise Conflict(_("この報告は確認待ちではありません。"))
+    if decision == RETURN and not comment:
+        raise InvalidInput(_("差し戻す理由を入力してください。"), field="comment")
+    if decision not in (CONFIRM, RETURN):
+        raise InvalidInput(_("確認するか差し戻すかを選んでください。"))
+    submission.status = CONFIRMED if decision == CONFIRM else RETURNED
+    submission.review_comment = comment
+    submission.reviewed_by_id = actor.id
+    submission.reviewed_at = utcnow()
+    db.session.flush()
+    record_action(actor, "activity.report_confirm" if decision == CONFIRM else "activity.report_return",
+                  "activity_submission", submission.id, submission.municipality_id, comment=comment)
+    _changed(submission)
+    return submission
+
+
+def reports_to_review(actor, *, status: str = SUBMITTED, limit: int = 200) -> list[ActivitySubmission]:
+    """The reports ``actor`` reviews, oldest first: their municipality's (training office), the
+    prefecture's staff in their own courses (trainer), everyone's (platform admin)."""
+    query = (select(ActivitySubmission).join(Activity, Activity.id == ActivitySubmission.activity_id)
+             .where(Activity.kind == REPORT, ActivitySubmission.status == status)
+             .order_by(ActivitySubmission.submitted_at, ActivitySubmission.id).limit(limit))
+    if actor.has_role(PLATFORM_ADMIN):
+        return list(db.session.scalars(query))
+    scopes = []
+    if actor.has_role(MUNICIPAL_ADMIN) and actor.municipality_id is not None:
+        scopes.append(ActivitySubmission.municipality_id == actor.municipality_id)
+    prefecture_ids = list(db.session.scalars(select(Municipality.id).where(Municipality.kind == "都道府県")))
+    if prefecture_ids:
+        scopes.append(ActivitySubmission.municipality_id.in_(prefecture_ids)
+                      & Activity.course_id.in_(select(Course.id).where(Course.owner_id == actor.id)))
+    if not scopes:
+        return []
+    return list(db.session.scalars(query.where(or_(*scopes))))
+
+
+# ---------------------------------------------------------------- completion
+
+
+def _changed(submission: ActivitySubmission) -> None:
+    signals.activity_changed.send(None, staff_member_id=submission.staff_member_id,
+                                  session_id=submission.session_id)
+
+
+def unmet_required(staff_member_id: int, course_id: int, fiscal_year: int) -> tuple[list[Activity], datetime | None]:
+    """The course's required (published) activities the staff member has not done for a
+    session of ``fiscal_year``, and when the last of those done was done. Two statements."""
+    activities = list(db.session.scalars(select(Activity).where(
+        Activity.course_id == course_id, Activity.required.is_(True), Activity.published.is_(True))))
+    if not activities:
+        return [], None
+    start, end = fiscal_year_bounds(fiscal_year)
+    rows = list(db.session.scalars(
+        select(ActivitySubmission).join(TrainingSession, TrainingSession.id == ActivitySubmission.session_id)
+        .where(ActivitySubmission.staff_member_id == staff_member_id,
+               ActivitySubmission.activity_id.in_([a.id for a in activities]),
+               TrainingSession.starts_at >= start, TrainingSession.starts_at < end)))
+    missing, last = [], None
+    for activity in activities:
+        done = [s for s in rows if s.activity_id == activity.id and is_done(activity, s)]
+        if not done:
+            missing.append(activity)
+            continue
+        when = min(as_utc(s.reviewed_at or s.submitted_at) or utcnow() for s in done)
+        last = when if last is None or when > last else last
+    return missing, last
+
+
+# ---------------------------------------------------------------- to-dos
+
+
+@dataclass(frozen=True)
+class Todo:
+    activity: Activity
+    session: TrainingSession
+    opens: datetime
+    closes: datetime
+    status: str  # "", DRAFT, SUBMITTED, CONFIRMED, RETURNED; "passed"/"failed" for a quiz
+    done: bool
+
+
+def todos(staff_member_id: int, course_id: int | None = None) -> list[Todo]:
+    """The learner's activities (published) in the courses they hold a confirmed place in,
+    soonest closing first; three statements."""
+    places = db.session.execute(
+        select(TrainingSession, Enrollment.id).join(Enrollment, Enrollment.session_id == TrainingSession.id)
+        .where(Enrollment.staff_member_id == staff_member_id, Enrollment.status == PLACE_CONFIRMED,
+               Enrollment.source != SERIES, TrainingSession.makeup_for_id.is_(None),
+               *([TrainingSession.course_id == course_id] if course_id else []))
+        .order_by(TrainingSession.starts_at.desc())).all()
+    latest: dict[int, TrainingSession] = {}
+    for session, _eid in places:
+        latest.setdefault(session.course_id, session)
+    if not latest:
+        return []
+    activities = list(db.session.scalars(select(Activity).where(
+        Activity.course_id.in_(list(latest)), Activity.published.is_(True))
+        .order_by(Activity.course_id, Activity.position, Activity.id)))
+    subs = list(db.session.scalars(select(ActivitySubmission).where(
+        ActivitySubmission.staff_member_id == staff_member_id,
+        ActivitySubmission.activity_id.in_([a.id for a in activities]))
+        .order_by(ActivitySubmission.attempt))) if activities else []
+    out = []
+    for activity in activities:
+        session = latest[activity.course_id]
+        mine = [s for s in subs if s.activity_id == activity.id and s.session_id == session.id]
+        best = next((s for s in mine if s.passed), mine[-1] if mine else None)
+        opens, closes = window(activity, session)
+        status = best.status if best is not None else ""
+        if activity.kind == QUIZ and best is not None and best.status == SUBMITTED:
+            status = "passed" if best.passed else "failed"
+        out.append(Todo(activity, session, opens, closes, status, is_done(activity, best)))
+    return sorted(out, key=lambda t: (t.done, t.closes))

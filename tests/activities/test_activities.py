@@ -1,0 +1,297 @@
+"""Activities before and after a session: a trainer builds them, a learner with a place answers
+(draft, submit once, the window kept), quizzes are scored with attempts one at a time, reports
+are confirmed or returned by the learner's training office, anonymous surveys keep answers
+apart from people, and completion waits for every required activity."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+import requests
+from sqlalchemy import inspect, select
+
+from lms.activities import services
+from lms.activities.models import (
+    CONFIRMED,
+    DRAFT,
+    END,
+    LONGTEXT,
+    MULTIPLE,
+    NUMBER,
+    QUIZ,
+    REPORT,
+    SCALE,
+    SINGLE,
+    START,
+    SUBMITTED,
+    SURVEY,
+    TEXT,
+    ActivitySubmission,
+    AnonymousAnswer,
+)
+from lms.attendance import services as attendance
+from lms.common.errors import Conflict, InvalidInput, NotFound
+from lms.completion.models import COMPLETED, Completion
+from lms.enrollment import services as enrollment
+from tests import factories
+
+
+@pytest.fixture(autouse=True)
+def _summaries_follow(summaries_follow):
+    """(the dashboard summaries stay in step with every completion written here)"""
+
+
+@pytest.fixture
+def world(db, make_user, make_course, make_session):
+    trainer = make_user("trainer", name="研修所 講師")
+    course = make_course(title="文書事務研修", owner_id=trainer.id, completion_mode="attendance")
+    session = make_session(course, capacity=20, delivery="onsite", location="研修室A")
+    learner = make_user("learner", name="受講 花子")
+    enrollment.enroll_self(session.id, learner)
+    db.session.commit()
+    return {"trainer": trainer, "course": course, "session": session, "learner": learner}
+
+
+def build(db, world, kind=SURVEY, *, questions=None, publish=True, **settings):
+    values = {"opens_anchor": START, "opens_offset_hours": -24 * 365, "closes_anchor": END,
+              "closes_offset_hours": 24 * 365, **settings}
+    data = services.ActivityInput(kind=kind, title={SURVEY: "研修アンケート", QUIZ: "確認テスト", REPORT: "受講報告"}
+                                  .get(kind, "事前課題"), **values)
+    activity = services.create_activity(world["trainer"], world["course"], data)
+    for q in questions or [services.QuestionInput(kind=SCALE, prompt="研修の満足度"),
+                           services.QuestionInput(kind=SINGLE, prompt="一番役立った内容", choices=["起案", "決裁", "保存"]),
+                           services.QuestionInput(kind=TEXT, prompt="ご意見", required=False, max_length=50)]:
+        services.add_question(world["trainer"], activity, q)
+    if publish:
+        services.set_published(world["trainer"], activity, True)
+    db.session.commit()
+    return activity
+
+
+def form(activity, *values):
+    """{field: [value]} for the activity's questions, in order (None: left empty)."""
+    return {f"q{q.id}": ([] if v is None else v if isinstance(v, list) else [str(v)])
+            for q, v in zip(activity.questions, values, strict=False)}
+
+
+def test_a_survey_is_drafted_checked_and_submitted_once(db, world):
+    survey = build(db, world)
+    learner = world["learner"]
+    draft, errors = services.save(survey.id, learner, form(survey, 4, None, "x" * 60), submit=False)
+    db.session.commit()
+    assert draft.status == DRAFT and draft.answers == {str(survey.questions[0].id): 4}  # the valid part kept
+    assert "50文字以内" in errors[survey.questions[2].id]
+    _draft, errors = services.save(survey.id, learner, form(survey, 9, None, None), submit=True)
+    db.session.rollback()
+    assert "1から5" in errors[survey.questions[0].id] and "回答が必要" in errors[survey.questions[1].id]
+    done, errors = services.save(survey.id, learner, form(survey, 5, 1, "とても参考になった"), submit=True)
+    db.session.commit()
+    assert not errors and done.status == SUBMITTED and not done.late
+    assert done.answers[str(survey.questions[1].id)] == 1
+    with pytest.raises(Conflict):
+        services.save(survey.id, learner, form(survey, 1, 0, None), submit=True)
+    db.session.rollback()
+    # Someone without a place cannot answer at all.
+    with pytest.raises(Exception) as refused:
+        services.save(survey.id, factories.make_user("learner"), form(survey, 5, 1), submit=True)
+    assert "受講が決まっている人" in str(refused.value)
+    db.session.rollback()
+
+
+def test_the_window_is_kept_and_a_late_submission_marked(db, world):
+    closed = build(db, world, closes_anchor=START, closes_offset_hours=-24 * 300)  # closed long ago
+    with pytest.raises(Conflict) as refused:
+        services.save(closed.id, world["learner"], form(closed, 5, 0), submit=True)
+    assert "締め切りました" in refused.value.message
+    db.session.rollback()
+    late = build(db, world, closes_anchor=START, closes_offset_hours=-24 * 300, allow_late=True)
+    done, _errors = services.save(late.id, world["learner"], form(late, 5, 0), submit=True)
+    db.session.commit()
+    assert done.status == SUBMITTED and done.late
+
+
+def test_an_anonymous_survey_keeps_answers_apart_from_people(db, world):
+    survey = build(db, world, anonymous=True)
+    done, _errors = services.save(survey.id, world["learner"], form(survey, 2, 2, "会場が寒かった"), submit=True)
+    db.session.commit()
+    assert done.status == SUBMITTED and done.answers is None  # only that they submitted
+    kept = db.session.scalars(select(AnonymousAnswer)).all()
+    assert len(kept) == 1 and kept[0].answers[str(survey.questions[2].id)] == "会場が寒かった"
+    # Nothing in the answers' table names a person, a submission, a user or a moment.
+    columns = {c["name"] for c in inspect(db.engine).get_columns("activity_anonymous_answer")}
+    assert columns == {"id", "activity_id", "session_id", "answers", "submitted_on"}
+    assert not any(fk["referred_table"] in ("staff_member", "user_account", "activity_submission")
+                   for fk in inspect(db.engine).get_foreign_keys("activity_anonymous_answer"))
+    assert len(kept[0].id) == 32 and not kept[0].id.isdigit()  # a random key: no order to line up
+
+
+def quiz_questions():
+    return [services.QuestionInput(kind=SINGLE, prompt="公文書の保存期間を決めるのは", choices=["規程", "慣例"], correct=[0], points=2),
+            services.QuestionInput(kind=MULTIPLE, prompt="起案に必要なもの", choices=["件名", "理由", "好み"], correct=[0, 1]),
+            services.QuestionInput(kind=NUMBER, prompt="保存年限（年）", correct=[30])]
+
+
+def test_a_quiz_is_scored_and_passed_on_the_second_attempt(db, world):
+    quiz = build(db, world, QUIZ, questions=quiz_questions(), pass_pct=75, max_attempts=2)
+    learner = world["learner"]
+    with pytest.raises(Conflict):  # answers before starting an attempt are refused
+        services.save(quiz.id, learner, form(quiz, 0, ["0", "1"], 30), submit=True)
+    db.session.rollback()
+    first = services.start_attempt(quiz.id, learner)
+    db.session.commit()
+    again = services.start_attempt(quiz.id, learner)  # a second tab: the same attempt
+    db.session.commit()
+    assert again.id == first.id
+    scored, _errors = services.save(quiz.id, learner, form(quiz, 1, ["0"], "３０"), submit=True)  # 全角 30 is right
+    db.session.commit()
+    assert (scored.score_pct, scored.passed) == (25, False)
+    second = services.start_attempt(quiz.id, learner)
+    db.session.commit()
+    scored, _errors = services.save(quiz.id, learner, form(quiz, 0, ["0", "1"], 30), submit=True)
+    db.session.commit()
+    assert second.attempt == 2 and (scored.score_pct, scored.passed) == (100, True)
+    with pytest.raises(Conflict):  # passed: no more attempts
+        services.start_attempt(quiz.id, learner)
+    db.session.rollback()
+
+
+def test_no_attempt_beyond_the_limit_and_the_time_limit_is_the_servers(db, world):
+    quiz = build(db, world, QUIZ, questions=quiz_questions(), max_attempts=1, time_limit_minutes=10)
+    learner = world["learner"]
+    attempt = services.start_attempt(quiz.id, learner)
+    db.session.commit()
+    services.save(quiz.id, learner, form(quiz, 0), submit=False)  # saved in time: one right answer
+    db.session.commit()
+    attempt.started_at -= timedelta(minutes=30)  # …and the time ran out
+    db.session.commit()
+    scored, _errors = services.save(quiz.id, learner, form(quiz, 0, ["0", "1"], 30), submit=True)
+    db.session.commit()
+    assert scored.status == SUBMITTED and scored.score_pct == 50  # only what was saved in time counts
+    with pytest.raises(Conflict) as refused:
+        services.start_attempt(quiz.id, learner)
+    assert "使い切りました" in refused.value.message
+    db.session.rollback()
+
+
+def test_concurrent_attempts_add_one(app, live_server, db, world):
+    quiz = build(db, world, QUIZ, questions=quiz_questions(), max_attempts=3)
+    cookie = f"{app.config['SESSION_COOKIE_NAME']}={factories.session_cookie(app, world['learner'])}"
+    url = f"{live_server.url}/activities/{quiz.id}"
+    assert requests.get(url, headers={"Cookie": cookie}, timeout=30).status_code == 200
+
+    def start(_n):
+        return requests.post(f"{url}/attempts", data={}, headers={"Cookie": cookie},
+                             allow_redirects=False, timeout=60).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(start, range(8)))
+    assert all(code in (302, 303) for code in codes), codes
+    db.session.rollback()
+    attempts = db.session.scalars(select(ActivitySubmission).where(ActivitySubmission.activity_id == quiz.id)).all()
+    assert len(attempts) == 1
+
+
+def test_a_report_is_returned_resubmitted_and_confirmed_by_the_office(db, world, make_user):
+    report = build(db, world, REPORT, questions=[services.QuestionInput(kind=LONGTEXT, prompt="学んだこと")])
+    learner, office = world["learner"], make_user("municipal_admin", name="研修担当 高橋")
+    other_office = make_user("municipal_admin", "132012")
+    done, _errors = services.save(report.id, learner, form(report, "起案の基本を学んだ。"), submit=True)
+    db.session.commit()
+    assert [s.id for s in services.reports_to_review(office)] == [done.id]
+    assert services.reports_to_review(other_office) == []
+    with pytest.raises(NotFound):  # another municipality's office: as if it did not exist
+        services.review_report(done.id, other_office, services.CONFIRM)
+    db.session.rollback()
+    with pytest.raises(InvalidInput):
+        services.review_report(done.id, office, services.RETURN, "")
+    db.session.rollback()
+    services.review_report(done.id, office, services.RETURN, "職場でどう活かすかも書いてください。")
+    db.session.commit()
+    services.reopen_returned(report.id, learner)
+    db.session.commit()
+    again, _errors = services.save(report.id, learner, form(report, "起案の基本を学び、係内で共有する。"), submit=True)
+    db.session.commit()
+    assert again.id == done.id and again.status == SUBMITTED
+    confirmed = services.review_report(done.id, office, services.CONFIRM)
+    db.session.commit()
+    assert confirmed.status == CONFIRMED and services.is_done(report, confirmed)
+
+
+def attend(db, world):
+    session = world["session"]
+    session.starts_at -= timedelta(days=30)  # the session was held
+    session.ends_at -= timedelta(days=30)
+    db.session.commit()
+    attendance.record_roll_call(session, {world["learner"].staff_member.id}, world["trainer"])
+    db.session.commit()
+
+
+def completed(db, world) -> bool:
+    db.session.expire_all()
+    row = db.session.scalar(select(Completion).where(Completion.staff_member_id == world["learner"].staff_member.id,
+                                                     Completion.course_id == world["course"].id))
+    return row is not None and row.status == COMPLETED
+
+
+def test_completion_waits_for_every_required_activity(db, world, make_user):
+    survey = build(db, world)
+    report = build(db, world, REPORT, questions=[services.QuestionInput(kind=LONGTEXT, prompt="学んだこと")])
+    build(db, world, SURVEY, required=False)  # an optional one does not count
+    attend(db, world)
+    assert not completed(db, world)  # attended, but the survey and the report are missing
+    services.save(survey.id, world["learner"], form(survey, 5, 0), submit=True)
+    db.session.commit()
+    assert not completed(db, world)
+    done, _errors = services.save(report.id, world["learner"], form(report, "学んだ。"), submit=True)
+    db.session.commit()
+    assert not completed(db, world)  # submitted is not enough: confirmed is
+    services.review_report(done.id, make_user("municipal_admin"), services.CONFIRM)
+    db.session.commit()
+    assert completed(db, world)
+
+
+def test_questions_with_answers_change_only_harmlessly(db, world):
+    survey = build(db, world)
+    services.save(survey.id, world["learner"], form(survey, 5, 0), submit=True)
+    db.session.commit()
+    choice = survey.questions[1]
+    with pytest.raises(Conflict):  # a choice removed would change what answers mean
+        services.update_question(world["trainer"], choice, services.QuestionInput(kind=SINGLE, prompt="x", choices=["起案", "保存"]))
+    db.session.rollback()
+    services.update_question(world["trainer"], choice, services.QuestionInput(
+        kind=SINGLE, prompt="一番役立った内容（1つ）", choices=["起案", "決裁", "保存", "その他"]))  # one added at the end
+    db.session.commit()
+    with pytest.raises(Conflict):
+        services.delete_question(world["trainer"], choice)
+    db.session.rollback()
+    with pytest.raises(Conflict):
+        services.add_question(world["trainer"], survey, services.QuestionInput(kind=TEXT, prompt="新しい必須の質問"))
+    db.session.rollback()
+    with pytest.raises(Conflict):
+        services.update_activity(world["trainer"], survey, services.ActivityInput(kind=SURVEY, title="x", anonymous=True))
+    db.session.rollback()
+
+
+def test_the_pages(db, world, client, login_as):
+    survey = build(db, world)
+    login_as(user=world["trainer"])
+    assert client.get(f"/manage/courses/{world['course'].id}/activities").status_code == 200
+    assert client.get(f"/manage/activities/{survey.id}").status_code == 200
+    assert client.get(f"/manage/activity-questions/{survey.questions[0].id}").status_code == 200
+    created = client.post(f"/manage/courses/{world['course'].id}/activities", data={
+        "kind": "quiz", "title": "確認テスト", "required": "y", "opens_anchor": "end", "opens_offset_hours": "0",
+        "closes_anchor": "end", "closes_offset_hours": "168", "pass_pct": "60", "max_attempts": "2"})
+    assert created.status_code == 302
+    login_as(user=world["learner"])
+    page = client.get(f"/activities/{survey.id}")
+    assert page.status_code == 200 and "研修の満足度" in page.get_data(as_text=True)
+    refused = client.post(f"/activities/{survey.id}", data={"action": "submit"})
+    assert refused.status_code == 400 and "この質問は回答が必要です" in refused.get_data(as_text=True)
+    done = client.post(f"/activities/{survey.id}", data={"action": "submit", **form(survey, 4, 2)})
+    assert done.status_code == 302
+    assert "提出済み" in client.get("/me").get_data(as_text=True)
+    assert client.get(f"/activities/{survey.id + 1000}").status_code == 404
+    login_as(user=factories.make_user("learner"))
+    assert client.get(f"/activities/{survey.id}").status_code == 404  # no place in the course: nothing to see
