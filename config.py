@@ -236,6 +236,8 @@ class Config:
     # national holidays and 29 Dec–3 Jan not counted).
     LMS_APPROVAL_DIGEST_THRESHOLD = _int("LMS_APPROVAL_DIGEST_THRESHOLD", 10)
     LMS_APPROVAL_REMINDER_DAYS = _int("LMS_APPROVAL_REMINDER_DAYS", 3)
+    # A learner is reminded this many hours before a required activity closes (0: never).
+    LMS_ACTIVITY_REMINDER_HOURS = _int("LMS_ACTIVITY_REMINDER_HOURS", 48)
 
     # 和暦: fiscal years and dates of the training plan, statements and certificates in the
     # Japanese era (令和8年度, 令和8年12月3日) instead of the Western calendar (2026年度).

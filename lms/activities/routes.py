@@ -7,6 +7,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from lms.activities import results as activity_results
 from lms.activities import services
 from lms.activities.forms import (
     ANCHOR_LABELS,
@@ -33,8 +34,11 @@ from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
 from lms.common.access import refuse_as_missing, role_required
 from lms.common.errors import DomainError, InvalidInput, NotAllowed, NotFound
 from lms.common.forms import ActionForm
+from lms.common.ids import parse_id
 from lms.common.timeutil import utcnow
-from lms.courses.models import Course
+from lms.common.web import private_download
+from lms.common.xlsx import XLSX_MIME
+from lms.courses.models import Course, TrainingSession
 from lms.courses.services import can_manage_course
 from lms.extensions import db
 from lms.roster.models import StaffMember
@@ -415,3 +419,37 @@ def review(submission_id: int):
     flash(_("%(name)s さんの報告を確認済にしました。", name=name) if submission.status == "confirmed"
           else _("%(name)s さんの報告を差し戻しました。", name=name), "success")
     return redirect(url_for("activities.reports"))
+
+
+# ---------------------------------------------------------------- results (trainers)
+
+
+def _results_session(activity: Activity) -> int | None:
+    session_id = parse_id(request.args.get("session"))
+    if session_id is None:
+        return None
+    session = db.session.get(TrainingSession, session_id)
+    if session is None or session.course_id != activity.course_id:
+        abort(404)
+    return session_id
+
+
+@bp.get("/manage/activities/<int:activity_id>/results")
+@role_required(TRAINER, PLATFORM_ADMIN)
+def results(activity_id: int):
+    activity = _activity(activity_id)
+    session_id = _results_session(activity)
+    return render_template("activities/results.html", activity=activity, course=activity.course,
+                           result=activity_results.results(activity, session_id), session_id=session_id,
+                           min_group=activity_results.MIN_GROUP, question_kinds=QUESTION_LABELS,
+                           sessions=list(db.session.scalars(db.select(TrainingSession).where(
+                               TrainingSession.course_id == activity.course_id).order_by(TrainingSession.starts_at))))
+
+
+@bp.get("/manage/activities/<int:activity_id>/results.xlsx")
+@role_required(TRAINER, PLATFORM_ADMIN)
+def results_export(activity_id: int):
+    activity = _activity(activity_id)
+    session_id = _results_session(activity)
+    return private_download(activity_results.workbook(activity, session_id), f"{activity.title}_回答.xlsx", XLSX_MIME,
+                            fallback="answers.xlsx")

@@ -442,6 +442,23 @@ def compose_approver_digest(recipient_name: str, locale: str | None, items: list
         return ComposedMail(subject=subject, body="\n".join(lines) + "\n", ics="")
 
 
+def compose_activity_reminder(activity, closes_at, recipient_name: str, locale: str | None) -> ComposedMail:
+    """A required activity (事前課題, アンケート, 確認テスト, 受講報告) closes soon and is not done."""
+    with force_locale(locale or "ja"):
+        course = activity.course
+        subject = _("【%(brand)s】期限が近づいています：%(title)s", brand=brand_name(), title=activity.title)
+        lines = [
+            _("%(name)s 様", name=recipient_name), "",
+            _("研修「%(course)s」の「%(title)s」の締切が近づいています。修了に必要です。", course=course.title,
+              title=activity.title),
+            "", _("■ 締切"), format_when(closes_at),
+            "", _("■ 回答・提出"), app_url("activities.answer", f"/activities/{activity.id}", activity_id=activity.id),
+            "", "--", portal_name(),
+            _("このメールは送信専用のアドレスから自動で送信しています。返信はできません。"),
+        ]
+        return ComposedMail(subject=subject, body="\n".join(lines) + "\n", ics="")
+
+
 def compose_moved_notice(enrollment, recipient_name: str, locale: str | None) -> ComposedMail:
     """"The request no longer waits for you": its learner moved to another 所属 (人事異動)."""
     with force_locale(locale or "ja"):

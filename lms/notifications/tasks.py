@@ -81,3 +81,21 @@ def queue_approver_digests_periodically() -> int:
         if count:
             logger.info("approver digests queued: %s", count)
         return count
+
+
+@huey.periodic_task(crontab(minute="*/30"))
+def queue_activity_reminders_periodically() -> int:
+    """Every half hour: the learners' reminders of required activities about to close (once each;
+    lms.notifications.activity_reminders)."""
+    from lms.notifications.activity_reminders import queue_activity_reminders  # (as the digests above)
+
+    with app_context():
+        try:
+            count = queue_activity_reminders()
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            raise
+        if count:
+            logger.info("activity reminders queued: %s", count)
+        return count

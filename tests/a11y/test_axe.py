@@ -44,7 +44,8 @@ def _extra(role, world) -> list[str]:
                     f"/manage/courses/{world['course'].id}/prerequisites",
                     f"/sessions/{world['selection_session'].id}/selection",
                     f"/manage/courses/{world['course'].id}/activities", f"/manage/activities/{world['survey'].id}",
-                    f"/manage/activity-questions/{world['survey'].questions[0].id}"],
+                    f"/manage/activity-questions/{world['survey'].questions[0].id}",
+                    f"/manage/activities/{world['survey'].id}/results"],
         "platform_admin": ["/admin/pages/accessibility", "/manage/paths", "/manage/paths/new", "/teams/app",
                            "/teams/viva/"],
     }

@@ -295,3 +295,63 @@ def test_the_pages(db, world, client, login_as):
     assert client.get(f"/activities/{survey.id + 1000}").status_code == 404
     login_as(user=factories.make_user("learner"))
     assert client.get(f"/activities/{survey.id}").status_code == 404  # no place in the course: nothing to see
+
+
+def test_results_show_groups_of_five_and_no_names(db, world, make_user, client, login_as):
+    survey = build(db, world, anonymous=True)
+    people = [world["learner"]]
+    for _n in range(5):
+        person = make_user("learner", name="匿名 太郎")
+        enrollment.enroll_self(world["session"].id, person)
+        people.append(person)
+    db.session.commit()
+    for n, person in enumerate(people[:4]):  # four answers: fewer than five, nothing shown
+        services.save(survey.id, person, form(survey, 5 - n % 2, n % 3, f"意見{n}"), submit=True)
+        db.session.commit()
+    from lms.activities import results
+
+    held = results.results(survey)
+    assert held.total == 4 and not held.shown and all(not q.counts and not q.texts for q in held.questions)
+    assert held.by_session == [(None, 4)]  # the small session is merged, not shown on its own
+    for n, person in enumerate(people[4:], start=4):
+        services.save(survey.id, person, form(survey, 3, 1, f"意見{n}"), submit=True)
+        db.session.commit()
+    shown = results.results(survey)
+    assert shown.shown and shown.total == 6
+    scale = shown.questions[0]
+    assert dict(scale.counts)["満足"] == 2 and scale.mean is not None
+    assert shown.questions[2].texts == sorted(f"意見{n}" for n in range(6))
+    login_as(user=world["trainer"])
+    page = client.get(f"/manage/activities/{survey.id}/results")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "回答 6 件" in html
+    assert not any(p.display_name in html or p.staff_member.full_name in html for p in people)
+    export = client.get(f"/manage/activities/{survey.id}/results.xlsx")
+    assert export.status_code == 200
+    import io
+    import zipfile
+
+    sheet = zipfile.ZipFile(io.BytesIO(export.data)).read("xl/worksheets/sheet1.xml").decode()
+    assert "意見5" in sheet and "匿名 太郎" not in sheet and "受講 花子" not in sheet
+
+
+def test_a_reminder_before_a_required_activity_closes(db, world, make_user):
+    from lms.notifications.activity_reminders import ACTIVITY_DUE, queue_activity_reminders
+    from lms.notifications.models import OutboxMail
+
+    session = world["session"]
+    survey = build(db, world, closes_anchor=START, closes_offset_hours=-24)  # closes a day before the start
+    closes = session.starts_at - timedelta(hours=24)
+    assert queue_activity_reminders(closes - timedelta(hours=100)) == 0  # not yet
+    assert queue_activity_reminders(closes - timedelta(hours=10)) == 1
+    db.session.commit()
+    assert queue_activity_reminders(closes - timedelta(hours=9)) == 0  # once
+    mail = db.session.scalar(select(OutboxMail).where(OutboxMail.kind == ACTIVITY_DUE))
+    assert survey.title in mail.subject and f"/activities/{survey.id}" in mail.body_text
+    # Someone who has done it is not reminded.
+    other = make_user("learner")
+    enrollment.enroll_self(session.id, other)
+    db.session.commit()
+    services.save(survey.id, other, form(survey, 5, 0), submit=True)
+    db.session.commit()
+    assert queue_activity_reminders(closes - timedelta(hours=8)) == 0

@@ -50,6 +50,8 @@ EXPECTED = {
     "activities.course_activities POST": "L 403 404 403 403 400",
     "activities.reports GET": "L 403 ok ok ok ok",
     "activities.review POST": "L 403 404 404 ok ok",
+    "activities.results GET": "L 403 404 403 403 ok",
+    "activities.results_export GET": "L 403 404 403 403 ok",
     "admin.index GET": "L 403 403 403 403 ok",
     "admin.audit GET": "L 403 403 403 403 ok",
     "admin.audit_export POST": "L 403 403 403 403 ok",
