@@ -32,7 +32,7 @@ from lms.activities.models import (
 )
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
 from lms.common.access import refuse_as_missing, role_required
-from lms.common.errors import DomainError, InvalidInput, NotAllowed, NotFound
+from lms.common.errors import Conflict, DomainError, InvalidInput, NotAllowed, NotFound
 from lms.common.forms import ActionForm
 from lms.common.ids import parse_id
 from lms.common.timeutil import utcnow
@@ -116,6 +116,26 @@ def _refuse(form, exc: DomainError) -> None:
         form.form_errors.append(exc.message)
 
 
+def _form_post(form, run, done):
+    """A form's POST: validated, ``run()`` (the service) committed, then ``done(result)`` (the
+    redirect) — or (None, status) with the refusal's message on the form, nothing kept."""
+    if not form.validate_on_submit():
+        return None, 400
+    try:
+        result = run()
+    except DomainError as exc:
+        db.session.rollback()
+        _refuse(form, exc)
+        return None, 409 if isinstance(exc, Conflict) else 400
+    db.session.commit()
+    return done(result), 200
+
+
+def _created(activity: Activity):
+    flash(_("「%(title)s」を作りました。質問を加えてから公開してください。", title=activity.title), "success")
+    return redirect(url_for("activities.manage", activity_id=activity.id))
+
+
 @bp.route("/manage/courses/<int:course_id>/activities", methods=["GET", "POST"])
 @role_required(TRAINER, PLATFORM_ADMIN)
 def course_activities(course_id: int):
@@ -123,19 +143,10 @@ def course_activities(course_id: int):
     form = ActivityForm()
     status = 200
     if request.method == "POST":
-        if form.validate_on_submit():
-            try:
-                activity = services.create_activity(current_user, course, _activity_input(form))
-            except DomainError as exc:
-                db.session.rollback()
-                _refuse(form, exc)
-                status = 400
-            else:
-                db.session.commit()
-                flash(_("「%(title)s」を作りました。質問を加えてから公開してください。", title=activity.title), "success")
-                return redirect(url_for("activities.manage", activity_id=activity.id))
-        else:
-            status = 400
+        done, status = _form_post(form, lambda: services.create_activity(current_user, course, _activity_input(form)),
+                                  _created)
+        if done is not None:
+            return done
     activities = list(db.session.scalars(db.select(Activity).where(Activity.course_id == course.id)
                                          .order_by(Activity.position, Activity.id)))
     return render_template("activities/course_activities.html", course=course, activities=activities, form=form,
@@ -149,19 +160,14 @@ def manage(activity_id: int):
     form = ActivityForm(obj=activity) if request.method == "GET" else ActivityForm()
     status = 200
     if request.method == "POST":
-        if form.validate_on_submit():
-            try:
-                changes = services.update_activity(current_user, activity, _activity_input(form))
-            except DomainError as exc:
-                db.session.rollback()
-                _refuse(form, exc)
-                status = 409
-            else:
-                db.session.commit()
-                flash(_("保存しました。") if changes else _("変更はありませんでした。"), "success")
-                return redirect(url_for("activities.manage", activity_id=activity.id))
-        else:
-            status = 400
+        def saved(changes):
+            flash(_("保存しました。") if changes else _("変更はありませんでした。"), "success")
+            return redirect(url_for("activities.manage", activity_id=activity_id))
+
+        done, status = _form_post(form, lambda: services.update_activity(current_user, activity, _activity_input(form)),
+                                  saved)
+        if done is not None:
+            return done
         activity = _activity(activity_id)
     return _manage_page(activity, form, QuestionForm(formdata=None), status)
 
@@ -197,18 +203,18 @@ def _question_input(form: QuestionForm) -> services.QuestionInput:
 def add_question(activity_id: int):
     activity = _activity(activity_id)
     question_form = QuestionForm()
-    if question_form.validate_on_submit():
-        try:
-            services.add_question(current_user, activity, _question_input(question_form))
-        except DomainError as exc:
-            db.session.rollback()
-            _refuse(question_form, exc)
-        else:
-            db.session.commit()
-            flash(_("質問を追加しました。"), "success")
-            return redirect(url_for("activities.manage", activity_id=activity_id) + "#questions")
+    done, status = _form_post(question_form,
+                              lambda: services.add_question(current_user, activity, _question_input(question_form)),
+                              lambda _q: _to_questions(activity_id, _("質問を追加しました。")))
+    if done is not None:
+        return done
     activity = _activity(activity_id)
-    return _manage_page(activity, ActivityForm(obj=activity, formdata=None), question_form, 400)
+    return _manage_page(activity, ActivityForm(obj=activity, formdata=None), question_form, status)
+
+
+def _to_questions(activity_id: int, message: str):
+    flash(message, "success")
+    return redirect(url_for("activities.manage", activity_id=activity_id) + "#questions")
 
 
 @bp.route("/manage/activity-questions/<int:question_id>", methods=["GET", "POST"])
@@ -224,19 +230,11 @@ def edit_question(question_id: int):
             form.correct.data = str(question.correct[0])
     status = 200
     if request.method == "POST":
-        if form.validate_on_submit():
-            try:
-                services.update_question(current_user, question, _question_input(form))
-            except DomainError as exc:
-                db.session.rollback()
-                _refuse(form, exc)
-                status = 409
-            else:
-                db.session.commit()
-                flash(_("質問を保存しました。"), "success")
-                return redirect(url_for("activities.manage", activity_id=question.activity_id) + "#questions")
-        else:
-            status = 400
+        activity_id = question.activity_id
+        done, status = _form_post(form, lambda: services.update_question(current_user, question, _question_input(form)),
+                                  lambda _r: _to_questions(activity_id, _("質問を保存しました。")))
+        if done is not None:
+            return done
         question = _question(question_id)
     return render_template("activities/question_form.html", question=question, activity=question.activity,
                            form=form), status
