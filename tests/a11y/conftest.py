@@ -142,10 +142,12 @@ def a11y_world(app, db):
     # of theirs waiting for the training office.
     from lms.activities.models import Activity, ActivityQuestion, ActivitySubmission
 
+    # (a session of its own: the keyboard and small-screen tests enroll in the first one)
     learner = demo_user("131016", "learner0")
-    db.session.add(Enrollment(session_id=session.id, staff_member_id=learner.staff_member.id,
+    held = make_session(course, title="第3回", capacity=30, starts_in=evening + _timedelta(days=2))
+    db.session.add(Enrollment(session_id=held.id, staff_member_id=learner.staff_member.id,
                               municipality_id=learner.staff_member.municipality_id, status=CONFIRMED, arrival_seq=1))
-    session.confirmed_count += 1
+    held.confirmed_count += 1
     survey = Activity(course_id=course.id, kind="survey", title="研修アンケート", published=True,
                       instructions_md="研修の感想をお聞かせください。", opens_offset_hours=-24 * 60,
                       questions=[ActivityQuestion(kind="scale", prompt="満足度", position=1,
@@ -158,7 +160,7 @@ def a11y_world(app, db):
     db.session.add_all([survey, report])
     db.session.flush()
     db.session.add(ActivitySubmission(activity_id=report.id, staff_member_id=learner.staff_member.id,
-                                      municipality_id=learner.staff_member.municipality_id, session_id=session.id,
+                                      municipality_id=learner.staff_member.municipality_id, session_id=held.id,
                                       status="submitted", answers={str(report.questions[0].id): "会議の開き方を学んだ。"},
                                       submitted_at=utcnow()))
     db.session.commit()
