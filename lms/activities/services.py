@@ -473,11 +473,11 @@ def _latest(activity_id: int, staff_member_id: int, session_id: int) -> tuple[Ac
     return passed or rows[0], len(rows)
 
 
-def place_of(activity: Activity, user) -> Place:
+def place_of(activity: Activity, user, member: StaffMember | None = None) -> Place:
     """The learner's standing, or NotAllowed if they hold no place in the course."""
     if not activity.published:
         raise NotFound(_("課題が見つかりません。"))
-    member = _member_of(user)
+    member = member or _member_of(user)
     session = learner_session(activity.course_id, member.id)
     if session is None:
         raise NotAllowed(_("この研修の受講が決まっている人だけが回答できます。"))
@@ -516,7 +516,7 @@ def save(activity_id: int, user, raw: dict[str, list[str]], *, submit: bool) -> 
     activity = db.session.get(Activity, activity_id)
     if activity is None:
         raise NotFound(_("課題が見つかりません。"))
-    place = place_of(activity, user)
+    place = place_of(activity, user, member)
     late = _check_window(place, now)
     current = place.submission
     if activity.kind == QUIZ:
@@ -706,8 +706,10 @@ def reports_to_review(actor, *, status: str = SUBMITTED, limit: int = 200) -> li
 
 
 def _changed(submission: ActivitySubmission) -> None:
-    signals.activity_changed.send(None, staff_member_id=submission.staff_member_id,
-                                  session_id=submission.session_id)
+    """Completion follows a required activity's submission (an optional one changes nothing)."""
+    if submission.activity.required:
+        signals.activity_changed.send(None, staff_member_id=submission.staff_member_id,
+                                      session_id=submission.session_id)
 
 
 def unmet_required(staff_member_id: int, course_id: int, fiscal_year: int) -> tuple[list[Activity], datetime | None]:
