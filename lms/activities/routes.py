@@ -245,17 +245,27 @@ def edit_question(question_id: int):
 def delete_question(question_id: int):
     question = _question(question_id)
     activity_id = question.activity_id
+    _act(lambda: services.delete_question(current_user, question), _("質問を削除しました。"))
+    return redirect(url_for("activities.manage", activity_id=activity_id) + "#questions")
+
+
+def _act(run, message: str | None = None) -> None:
+    """A button's POST (its CSRF token checked): ``run()`` committed with ``message`` flashed,
+    or its refusal flashed with nothing kept (an object not the user's: 404)."""
     if not ActionForm().validate_on_submit():
         abort(400)
     try:
-        services.delete_question(current_user, question)
+        run()
+    except (NotAllowed, NotFound):
+        db.session.rollback()
+        abort(404)
     except DomainError as exc:
         db.session.rollback()
         flash(exc.message, "error")
-    else:
-        db.session.commit()
-        flash(_("質問を削除しました。"), "success")
-    return redirect(url_for("activities.manage", activity_id=activity_id) + "#questions")
+        return
+    db.session.commit()
+    if message:
+        flash(message, "success")
 
 
 @bp.post("/manage/activity-questions/<int:question_id>/move")
@@ -273,18 +283,9 @@ def move_question(question_id: int):
 @role_required(TRAINER, PLATFORM_ADMIN)
 def publish(activity_id: int):
     activity = _activity(activity_id)
-    if not ActionForm().validate_on_submit():
-        abort(400)
     published = request.form.get("published") == "1"
-    try:
-        services.set_published(current_user, activity, published)
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-    else:
-        db.session.commit()
-        flash(_("公開しました。受講が決まっている人のマイページに表示されます。") if published else _("非公開にしました。"),
-              "success")
+    _act(lambda: services.set_published(current_user, activity, published),
+         _("公開しました。受講が決まっている人のマイページに表示されます。") if published else _("非公開にしました。"))
     return redirect(url_for("activities.manage", activity_id=activity_id))
 
 
@@ -369,18 +370,7 @@ def _submitted_message(activity: Activity, submission: ActivitySubmission) -> st
 @bp.post("/activities/<int:activity_id>/attempts")
 @login_required
 def start_attempt(activity_id: int):
-    if not ActionForm().validate_on_submit():
-        abort(400)
-    try:
-        services.start_attempt(activity_id, current_user)
-    except (NotAllowed, NotFound):
-        db.session.rollback()
-        abort(404)
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-    else:
-        db.session.commit()
+    _act(lambda: services.start_attempt(activity_id, current_user))
     return redirect(url_for("activities.answer", activity_id=activity_id))
 
 
