@@ -34,10 +34,6 @@ QUESTION_LABELS = {
 HOURS = [NumberRange(-24 * 366, 24 * 366, _l("-8784から8784までの時間数で入力してください。"))]
 
 
-class SignedNumberField(WholeNumberField):
-    """A whole number that may be negative (hours before the session)."""
-
-
 class ActivityForm(Form):
     kind = SelectField(_l("種類"), choices=choices_of(KIND_LABELS), default=SURVEY)
     title = StringField(_l("名前"), validators=[InputRequired(_l("名前を入力してください。")), Length(max=200)])
@@ -45,10 +41,10 @@ class ActivityForm(Form):
     required = BooleanField(_l("修了に必要（アンケート・事前課題は提出、確認テストは合格、受講報告は確認済）"), default=True)
     anonymous = BooleanField(_l("無記名（アンケートのみ：回答と回答者を結びつけません）"))
     opens_anchor = SelectField(_l("受付開始の基準"), choices=choices_of(ANCHOR_LABELS), default=START)
-    opens_offset_hours = SignedNumberField(_l("受付開始（基準からの時間。マイナスは前）"), default=-24 * 30,
+    opens_offset_hours = WholeNumberField(_l("受付開始（基準からの時間。マイナスは前）"), default=-24 * 30,
                                            validators=[InputRequired(_l("時間数を入力してください。")), *HOURS])
     closes_anchor = SelectField(_l("締切の基準"), choices=choices_of(ANCHOR_LABELS), default=END)
-    closes_offset_hours = SignedNumberField(_l("締切（基準からの時間。マイナスは前）"), default=24 * 7,
+    closes_offset_hours = WholeNumberField(_l("締切（基準からの時間。マイナスは前）"), default=24 * 7,
                                             validators=[InputRequired(_l("時間数を入力してください。")), *HOURS])
     allow_late = BooleanField(_l("締切後の提出も受け付ける（遅れて提出と記録します）"))
     pass_pct = WholeNumberField(_l("合格点（%）"), default=60, validators=[Optional(), NumberRange(1, 100)])

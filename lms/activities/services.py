@@ -266,8 +266,6 @@ def _check_question(activity: Activity, data: QuestionInput) -> dict:
             raise InvalidInput(_("数値の正解は1つだけです。"), field="correct")
     else:
         choices, correct = [], []
-    if activity.kind == QUIZ and data.kind not in (*SCORED, SECTION) and data.required:
-        pass  # a quiz may ask an unscored question too (it does not count toward the mark)
     limit = LONGTEXT_LIMIT if data.kind == LONGTEXT else TEXT_LIMIT
     max_length = data.max_length if data.kind in (TEXT, LONGTEXT) and data.max_length else None
     if max_length is not None and not 1 <= max_length <= limit:
