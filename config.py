@@ -238,6 +238,8 @@ class Config:
     LMS_APPROVAL_REMINDER_DAYS = _int("LMS_APPROVAL_REMINDER_DAYS", 3)
     # A learner is reminded this many hours before a required activity closes (0: never).
     LMS_ACTIVITY_REMINDER_HOURS = _int("LMS_ACTIVITY_REMINDER_HOURS", 48)
+    # The largest file a learner may attach to pre-work or a report (bytes).
+    LMS_ACTIVITY_FILE_MAX_BYTES = _int("LMS_ACTIVITY_FILE_MAX_BYTES", 20 * 1024 * 1024)
 
     # 和暦: fiscal years and dates of the training plan, statements and certificates in the
     # Japanese era (令和8年度, 令和8年12月3日) instead of the Western calendar (2026年度).
@@ -293,8 +295,9 @@ class Config:
     SESSION_REFRESH_EACH_REQUEST = False
 
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
-    # Form posts are small; archive uploads go through the chunked upload endpoint.
-    MAX_CONTENT_LENGTH = 32 * 1024 * 1024
+    # Form posts are small (an activity's attachment the largest); archive uploads go through
+    # the chunked upload endpoint.
+    MAX_CONTENT_LENGTH = max(32 * 1024 * 1024, LMS_ACTIVITY_FILE_MAX_BYTES + 2 * 1024 * 1024)
     MAX_FORM_MEMORY_SIZE = 8 * 1024 * 1024
 
     BABEL_DEFAULT_LOCALE = "ja"

@@ -3,7 +3,7 @@ change that rolled back (whole transaction or the savepoint it was registered in
 
 from sqlalchemy import text
 
-from lms.common.after_commit import after_commit, discard, pending_keys
+from lms.common.after_commit import after_commit, discard, on_rollback, pending_keys
 
 
 def test_runs_after_commit_only(app, db):
@@ -72,3 +72,21 @@ def test_without_a_transaction_runs_at_once(app, db):
     ran = []
     after_commit(lambda: ran.append("now"))
     assert ran == ["now"]
+
+
+def test_on_rollback_undoes_outside_work_only_when_the_transaction_rolls_back(app, db):
+    undone = []
+    db.session.execute(text("SELECT 1"))
+    on_rollback(lambda: undone.append("committed"))
+    db.session.commit()
+    db.session.execute(text("SELECT 1"))
+    db.session.rollback()
+    assert undone == []  # forgotten once its transaction committed
+    db.session.execute(text("SELECT 1"))
+    on_rollback(lambda: undone.append("outer"))
+    savepoint = db.session.begin_nested()
+    on_rollback(lambda: undone.append("inner"))
+    savepoint.rollback()
+    assert undone == ["inner"]
+    db.session.rollback()
+    assert undone == ["inner", "outer"]

@@ -9,6 +9,7 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional
 from lms.activities.models import (
     DATE,
     END,
+    FILE,
     LONGTEXT,
     MULTIPLE,
     NUMBER,
@@ -29,7 +30,8 @@ KIND_LABELS = {PREWORK: _l("事前課題"), SURVEY: _l("研修アンケート"),
 ANCHOR_LABELS = {START: _l("研修回の開始"), END: _l("研修回の終了")}
 QUESTION_LABELS = {
     SINGLE: _l("単一選択"), MULTIPLE: _l("複数選択"), SCALE: _l("5段階評価（満足度）"), NUMBER: _l("数値"),
-    DATE: _l("日付"), TEXT: _l("短い文章"), LONGTEXT: _l("長い文章"), SECTION: _l("見出し（区切り）"),
+    DATE: _l("日付"), TEXT: _l("短い文章"), LONGTEXT: _l("長い文章"),
+    FILE: _l("ファイルの添付（事前課題・受講報告）"), SECTION: _l("見出し（区切り）"),
 }
 HOURS = [NumberRange(-24 * 366, 24 * 366, _l("-8784から8784までの時間数で入力してください。"))]
 
@@ -50,6 +52,8 @@ class ActivityForm(Form):
     pass_pct = WholeNumberField(_l("合格点（%）"), default=60, validators=[Optional(), NumberRange(1, 100)])
     max_attempts = WholeNumberField(_l("受験できる回数"), default=2, validators=[Optional(), NumberRange(1, 20)])
     time_limit_minutes = WholeNumberField(_l("制限時間（分、空欄なら制限なし）"), validators=[Optional(), NumberRange(1, 600)])
+    draw_count = WholeNumberField(_l("出題数（受験ごとに採点する質問からこの数だけ無作為に出題。空欄なら全問）"),
+                                  validators=[Optional(), NumberRange(1, 200)])
     shuffle = BooleanField(_l("質問と選択肢の順番を受験ごとに入れ替える"))
     show_answers = BooleanField(_l("締切後の振り返りで正解を見せる"), default=True)
 

@@ -26,9 +26,12 @@ KINDS = (PREWORK, SURVEY, QUIZ, REPORT)
 START, END = "start", "end"
 
 # Kinds of question (a "section" is a heading between questions, not answered).
-SINGLE, MULTIPLE, SCALE, NUMBER, DATE, TEXT, LONGTEXT, SECTION = (
-    "single", "multiple", "scale", "number", "date", "text", "longtext", "section")
-QUESTION_KINDS = (SINGLE, MULTIPLE, SCALE, NUMBER, DATE, TEXT, LONGTEXT, SECTION)
+SINGLE, MULTIPLE, SCALE, NUMBER, DATE, TEXT, LONGTEXT, FILE, SECTION = (
+    "single", "multiple", "scale", "number", "date", "text", "longtext", "file", "section")
+QUESTION_KINDS = (SINGLE, MULTIPLE, SCALE, NUMBER, DATE, TEXT, LONGTEXT, FILE, SECTION)
+# The activities whose questions may ask for a file (a survey's answers may be anonymous, a
+# quiz's are scored).
+FILE_ACTIVITY_KINDS = (PREWORK, REPORT)
 # The questions a quiz can score.
 SCORED = (SINGLE, MULTIPLE, NUMBER)
 
@@ -65,6 +68,8 @@ class Activity(Model):
     time_limit_minutes: Mapped[int | None] = mapped_column()
     shuffle: Mapped[bool] = mapped_column(default=False)
     show_answers: Mapped[bool] = mapped_column(default=True)
+    # Quiz: each attempt asks this many of its questions, drawn at random (None: all of them).
+    draw_count: Mapped[int | None] = mapped_column()
     position: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
@@ -142,3 +147,39 @@ class AnonymousAnswer(Model):
     session_id: Mapped[int] = mapped_column(ForeignKey("training_session.id"))
     answers: Mapped[dict] = mapped_column(JSON, default=dict)
     submitted_on: Mapped[date] = mapped_column(Date)
+
+
+class ActivityFile(Model):
+    """A file a learner attached to an answer (pre-work, report): stored under a generated key
+    through the archives' storage; the answer holds its id, name and size."""
+
+    __tablename__ = "activity_file"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("activity_submission.id", ondelete="CASCADE"), index=True)
+    question_id: Mapped[int] = mapped_column(ForeignKey("activity_question.id", ondelete="CASCADE"))
+    storage_key: Mapped[str] = mapped_column(String(220), unique=True)
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(120))
+    size: Mapped[int] = mapped_column()
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    submission = relationship("ActivitySubmission")
+
+
+class BankQuestion(Model):
+    """A course's question bank (問題バンク): quiz questions kept for reuse; a quiz takes a copy."""
+
+    __tablename__ = "question_bank_item"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    prompt: Mapped[str] = mapped_column(Text)
+    help_text: Mapped[str] = mapped_column(Text, default="")
+    choices: Mapped[list] = mapped_column(JSON, default=list)
+    correct: Mapped[list] = mapped_column(JSON, default=list)
+    max_length: Mapped[int | None] = mapped_column()
+    points: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from lms.activities.models import (
     CONFIRMED,
     DATE,
+    FILE,
     LONGTEXT,
     MULTIPLE,
     NUMBER,
@@ -143,6 +144,8 @@ def workbook(activity: Activity, session_id: int | None = None):
             return "、".join(q.choices[int(i)] for i in value if 0 <= int(i) < len(q.choices))
         if q.kind == SCALE:
             return int(value)
+        if q.kind == FILE:
+            return value.get("name", "") if isinstance(value, dict) else ""
         return value
 
     rows = ([cell(q, a.get(str(q.id))) for q in questions] for a in answers)

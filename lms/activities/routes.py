@@ -7,6 +7,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from lms.activities import files as activity_files
 from lms.activities import results as activity_results
 from lms.activities import services
 from lms.activities.forms import (
@@ -29,12 +30,13 @@ from lms.activities.models import (
     Activity,
     ActivityQuestion,
     ActivitySubmission,
+    BankQuestion,
 )
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
 from lms.common.access import refuse_as_missing, role_required
 from lms.common.errors import Conflict, DomainError, InvalidInput, NotAllowed, NotFound
 from lms.common.forms import ActionForm
-from lms.common.ids import parse_id
+from lms.common.ids import parse_id, parse_ids
 from lms.common.timeutil import utcnow
 from lms.common.web import private_download
 from lms.common.xlsx import XLSX_MIME
@@ -105,7 +107,7 @@ def _activity_input(form: ActivityForm) -> services.ActivityInput:
         closes_offset_hours=form.closes_offset_hours.data or 0, allow_late=bool(form.allow_late.data),
         pass_pct=form.pass_pct.data or 60, max_attempts=form.max_attempts.data or 1,
         time_limit_minutes=form.time_limit_minutes.data or None, shuffle=bool(form.shuffle.data),
-        show_answers=bool(form.show_answers.data))
+        show_answers=bool(form.show_answers.data), draw_count=form.draw_count.data or None)
 
 
 def _refuse(form, exc: DomainError) -> None:
@@ -175,7 +177,8 @@ def manage(activity_id: int):
 def _manage_page(activity: Activity, form: ActivityForm, question_form: QuestionForm, status: int = 200):
     return render_template("activities/manage.html", activity=activity, course=activity.course, form=form,
                            question_form=question_form, action_form=ActionForm(), kinds=KIND_LABELS,
-                           question_kinds=QUESTION_LABELS, answered=services.has_answers(activity.id)), status
+                           question_kinds=QUESTION_LABELS, answered=services.has_answers(activity.id),
+                           bank=services.bank_of(activity.course_id) if activity.kind == QUIZ else []), status
 
 
 def _question_input(form: QuestionForm) -> services.QuestionInput:
@@ -289,11 +292,74 @@ def publish(activity_id: int):
     return redirect(url_for("activities.manage", activity_id=activity_id))
 
 
+# ---------------------------------------------------------------- the question bank (問題バンク)
+
+
+@bp.route("/manage/courses/<int:course_id>/question-bank", methods=["GET", "POST"])
+@role_required(TRAINER, PLATFORM_ADMIN)
+def question_bank(course_id: int):
+    course = _course(course_id)
+    form = QuestionForm() if request.method == "POST" else QuestionForm(formdata=None)
+    status = 200
+    if request.method == "POST":
+        def added(_item):
+            flash(_("問題バンクに追加しました。"), "success")
+            return redirect(url_for("activities.question_bank", course_id=course_id))
+
+        done, status = _form_post(form, lambda: services.add_to_bank(current_user, course, _question_input(form)),
+                                  added)
+        if done is not None:
+            return done
+    return render_template("activities/question_bank.html", course=course, items=services.bank_of(course.id),
+                           question_form=form, question_kinds=QUESTION_LABELS, action_form=ActionForm()), status
+
+
+@bp.post("/manage/question-bank/<int:item_id>/delete")
+@role_required(TRAINER, PLATFORM_ADMIN)
+def delete_bank_question(item_id: int):
+    item = db.get_or_404(BankQuestion, item_id)
+    course = _course(item.course_id)
+    _act(lambda: services.delete_from_bank(current_user, item), _("問題バンクから外しました。"))
+    return redirect(url_for("activities.question_bank", course_id=course.id))
+
+
+@bp.post("/manage/activity-questions/<int:question_id>/bank")
+@role_required(TRAINER, PLATFORM_ADMIN)
+def save_to_bank(question_id: int):
+    question = _question(question_id)
+    activity_id = question.activity_id
+    _act(lambda: services.save_to_bank(current_user, question), _("問題バンクに保存しました。"))
+    return redirect(url_for("activities.manage", activity_id=activity_id) + "#questions")
+
+
+@bp.post("/manage/activities/<int:activity_id>/from-bank")
+@role_required(TRAINER, PLATFORM_ADMIN)
+def add_from_bank(activity_id: int):
+    activity = _activity(activity_id)
+    chosen = parse_ids(request.form.getlist("item"))
+    _act(lambda: services.add_from_bank(current_user, activity, chosen), _("問題バンクから質問を追加しました。"))
+    return redirect(url_for("activities.manage", activity_id=activity_id) + "#questions")
+
+
 # ---------------------------------------------------------------- learners
 
 
 def _raw_answers() -> dict[str, list[str]]:
     return {key: request.form.getlist(key) for key in request.form if key.startswith("q")}
+
+
+def _uploads() -> dict[int, services.Upload]:
+    """The files posted for file questions (field ``f<question id>``; an empty picker sends none)."""
+    uploads = {}
+    for key, posted in request.files.items(multi=False):
+        question_id = parse_id(key[1:]) if key.startswith("f") else None
+        if question_id is not None and posted.filename:
+            uploads[question_id] = services.Upload(posted.stream, posted.filename)
+    return uploads
+
+
+def _removed() -> set[int]:
+    return set(parse_ids(request.form.getlist("remove")))
 
 
 @bp.route("/activities/<int:activity_id>", methods=["GET", "POST"])
@@ -315,7 +381,8 @@ def answer(activity_id: int):
                 services.reopen_returned(activity_id, current_user)
                 db.session.commit()
                 return redirect(url_for("activities.answer", activity_id=activity_id))
-            submission, errors = services.save(activity_id, current_user, raw, submit=action == "submit")
+            submission, errors = services.save(activity_id, current_user, raw, submit=action == "submit",
+                                               uploads=_uploads(), remove=_removed())
         except (NotAllowed, NotFound):
             db.session.rollback()
             abort(404)
@@ -349,6 +416,7 @@ def answer(activity_id: int):
         "activities/answer.html", activity=activity, place=place, attempt=attempt, questions=questions,
         shown=shown, errors=errors, editable=editable, now=now, action_form=ActionForm(),
         deadline=services.deadline_of(activity, attempt) if quiz_open and attempt is not None else None,
+        accept_files=activity_files.ACCEPT_ATTRIBUTE, file_limit=activity_files.human_size(activity_files.max_bytes()),
         closed_review=closed_review, choice_order=services.choice_order,
         can_start=activity.kind == QUIZ and place.is_open(now) and not quiz_open
         and not (attempt is not None and attempt.passed) and place.attempts < activity.max_attempts,
@@ -372,6 +440,19 @@ def _submitted_message(activity: Activity, submission: ActivitySubmission) -> st
 def start_attempt(activity_id: int):
     _act(lambda: services.start_attempt(activity_id, current_user))
     return redirect(url_for("activities.answer", activity_id=activity_id))
+
+
+@bp.get("/activity-files/<int:attachment_id>")
+@login_required
+def attached_file(attachment_id: int):
+    """An attached file, for its writer, its report's reviewers and the course's managers."""
+    try:
+        row = services.file_for(current_user, attachment_id)
+    except NotFound:
+        abort(404)
+    response = private_download(activity_files.read(row), row.filename, row.content_type, fallback="attachment")
+    response.headers["Content-Length"] = str(row.size)
+    return response
 
 
 # ---------------------------------------------------------------- reports (受講報告)

@@ -15,15 +15,19 @@ import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import IO
 
 from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
 
+from lms.activities import files
 from lms.activities.models import (
     CONFIRMED,
     DATE,
     DRAFT,
     END,
+    FILE,
+    FILE_ACTIVITY_KINDS,
     KINDS,
     LONGTEXT,
     MULTIPLE,
@@ -41,9 +45,11 @@ from lms.activities.models import (
     SURVEY,
     TEXT,
     Activity,
+    ActivityFile,
     ActivityQuestion,
     ActivitySubmission,
     AnonymousAnswer,
+    BankQuestion,
 )
 from lms.audit.services import record_action
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
@@ -131,6 +137,7 @@ class ActivityInput:
     closes_offset_hours: int = 24 * 7
     allow_late: bool = False
     pass_pct: int = 60
+    draw_count: int | None = None
     max_attempts: int = 2
     time_limit_minutes: int | None = None
     shuffle: bool = False
@@ -165,6 +172,8 @@ def _check_activity(data: ActivityInput) -> None:
         raise InvalidInput(_("1から100までの数で入力してください。"), field="pass_pct")
     if not 1 <= data.max_attempts <= 20:
         raise InvalidInput(_("受験回数は1から20までの数で入力してください。"), field="max_attempts")
+    if data.draw_count is not None and not 1 <= data.draw_count <= 200:
+        raise InvalidInput(_("出題数は1から200までの数で入力してください。"), field="draw_count")
     if data.time_limit_minutes is not None and not 1 <= data.time_limit_minutes <= 600:
         raise InvalidInput(_("制限時間は1から600分までで入力してください。"), field="time_limit_minutes")
 
@@ -189,6 +198,7 @@ def _values(data: ActivityInput) -> dict:
         "allow_late": bool(data.allow_late), "pass_pct": int(data.pass_pct), "max_attempts": int(data.max_attempts),
         "time_limit_minutes": data.time_limit_minutes, "shuffle": bool(data.shuffle),
         "show_answers": bool(data.show_answers),
+        "draw_count": data.draw_count if data.kind == QUIZ else None,
     }
 
 
@@ -244,6 +254,8 @@ SCALE_LABELS_DEFAULT = ["不満", "やや不満", "どちらともいえない",
 def _check_question(activity: Activity, data: QuestionInput) -> dict:
     if data.kind not in QUESTION_KINDS:
         raise InvalidInput(_("質問の種類を選んでください。"), field="kind")
+    if data.kind == FILE and activity.kind not in FILE_ACTIVITY_KINDS:
+        raise InvalidInput(_("ファイルの添付を求められるのは事前課題と受講報告だけです。"), field="kind")
     if not data.prompt.strip():
         raise InvalidInput(_("質問文を入力してください。"), field="prompt")
     choices = list(data.choices or [])
@@ -330,6 +342,60 @@ def move_question(actor, question: ActivityQuestion, offset: int) -> None:
             q.position = n
 
 
+# ---------------------------------------------------------------- the question bank (問題バンク)
+
+_BANK_FIELDS = ("kind", "prompt", "help_text", "choices", "correct", "max_length", "points")
+
+
+def bank_of(course_id: int) -> list[BankQuestion]:
+    return list(db.session.scalars(select(BankQuestion).where(BankQuestion.course_id == course_id)
+                                   .order_by(BankQuestion.id)))
+
+
+def add_to_bank(actor, course: Course, data: QuestionInput) -> BankQuestion:
+    """A question kept in the course's bank (any kind a quiz may ask)."""
+    require_manage(actor, course)
+    if data.kind == SECTION:
+        raise InvalidInput(_("見出しは問題バンクに入れられません。"), field="kind")
+    values = _check_question(Activity(kind=QUIZ), data)
+    item = BankQuestion(course_id=course.id, **{k: values[k] for k in _BANK_FIELDS})
+    db.session.add(item)
+    db.session.flush()
+    record_action(actor, "activity.bank_add", "course", course.id, None, item_id=item.id)
+    return item
+
+
+def save_to_bank(actor, question: ActivityQuestion) -> BankQuestion:
+    """A copy of a quiz's question kept in its course's bank."""
+    values = {k: getattr(question, k) for k in _BANK_FIELDS}
+    return add_to_bank(actor, question.activity.course, QuestionInput(**{**values, "required": True}))
+
+
+def delete_from_bank(actor, item: BankQuestion) -> None:
+    """Take a question out of the bank (the quizzes that copied it keep their copies)."""
+    require_manage(actor, item_course(item))
+    db.session.delete(item)
+    record_action(actor, "activity.bank_delete", "course", item.course_id, None, item_id=item.id)
+
+
+def item_course(item: BankQuestion) -> Course:
+    course = db.session.get(Course, item.course_id)
+    if course is None:
+        raise NotFound(_("研修が見つかりません。"))
+    return course
+
+
+def add_from_bank(actor, activity: Activity, item_ids: list[int]) -> list[ActivityQuestion]:
+    """Copy the chosen bank questions (of the activity's own course) into the activity."""
+    require_manage(actor, activity.course)
+    wanted = set(item_ids)
+    items = [i for i in bank_of(activity.course_id) if i.id in wanted]
+    if not items or len(items) != len(wanted):
+        raise InvalidInput(_("問題バンクから追加する質問を選んでください。"), field="item")
+    return [add_question(actor, activity, QuestionInput(
+        **{k: getattr(item, k) for k in _BANK_FIELDS}, required=True)) for item in items]
+
+
 # ---------------------------------------------------------------- answers
 
 
@@ -341,19 +407,23 @@ _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
 
 def clean_answers(activity: Activity, raw: dict[str, list[str]], *, final: bool,
-                  questions: list[ActivityQuestion] | None = None) -> tuple[dict[str, object], dict[int, str]]:
-    """The answers of a posted form (``raw``: name → values; a question's field is ``q<id>``),
-    checked against each question: (answers by question id, messages by question id). A draft
-    (``final`` false) keeps what is valid and does not ask for required answers."""
+                  questions: list[ActivityQuestion] | None = None, attached: dict[str, dict] | None = None,
+                  errors: dict[int, str] | None = None) -> tuple[dict[str, object], dict[int, str]]:
+    """The answers of a posted form (``raw``: name → values; a question's field is ``q<id>``;
+    ``attached``: the files the answer holds, by question id), checked against each question:
+    (answers by question id, messages by question id). A draft (``final`` false) keeps what is
+    valid and does not ask for required answers."""
     answers: dict[str, object] = {}
-    errors: dict[int, str] = {}
+    errors = dict(errors or {})
     for q in questions if questions is not None else activity.questions:
         if q.kind == SECTION:
             continue
         values = [v for v in raw.get(f"q{q.id}", []) if v is not None]
         text = (values[0] if values else "").strip()
         value: object = None
-        if q.kind == SINGLE:
+        if q.kind == FILE:
+            value = (attached or {}).get(str(q.id))
+        elif q.kind == SINGLE:
             if text:
                 if not text.isdigit() or not 0 <= int(text) < len(q.choices):
                     errors[q.id] = _("選択肢から選んでください。")
@@ -394,18 +464,19 @@ def clean_answers(activity: Activity, raw: dict[str, list[str]], *, final: bool,
                 value = body[:limit] if not final else None
             else:
                 value = body or None
-        if value is not None and q.id not in errors:
+        if value is not None and (q.id not in errors or q.kind == FILE):
             answers[str(q.id)] = value
         elif final and q.required and q.id not in errors:
             errors[q.id] = _("この質問は回答が必要です。")
     return answers, errors
 
 
-def score(activity: Activity, answers: dict) -> tuple[int, bool]:
-    """(score %, passed) of a quiz's answers: each scored question with a right answer is worth
-    its points when answered exactly right (every right choice and no other)."""
+def score(activity: Activity, answers: dict, questions: list[ActivityQuestion] | None = None) -> tuple[int, bool]:
+    """(score %, passed) of a quiz's answers to its questions (or those an attempt drew): each
+    scored question with a right answer is worth its points when answered exactly right (every
+    right choice and no other)."""
     total = earned = 0
-    for q in activity.questions:
+    for q in questions if questions is not None else activity.questions:
         if q.kind not in SCORED or not q.correct:
             continue
         total += q.points
@@ -504,11 +575,22 @@ def _check_window(place: Place, now: datetime) -> bool:
     return False
 
 
-def save(activity_id: int, user, raw: dict[str, list[str]], *, submit: bool) -> tuple[ActivitySubmission, dict[int, str]]:
+@dataclass(frozen=True)
+class Upload:
+    """A file posted for a file question: a seekable stream and the name the browser gave."""
+
+    stream: IO[bytes]
+    filename: str
+
+
+def save(activity_id: int, user, raw: dict[str, list[str]], *, submit: bool, uploads: dict[int, Upload] | None = None,
+         remove: set[int] | frozenset[int] = frozenset()) -> tuple[ActivitySubmission, dict[int, str]]:
     """Save the learner's answers as a draft, or submit them (checked in full; a quiz is
-    scored, an anonymous survey's answers go where nobody can trace them). Returns the
-    submission and the messages of the answers refused (nothing is submitted then; what was
-    valid is kept as the draft). The caller commits."""
+    scored, an anonymous survey's answers go where nobody can trace them). ``uploads``: files
+    posted for file questions (each replaces the one held); ``remove``: file questions whose
+    file is taken away. Returns the submission and the messages of the answers refused
+    (nothing is submitted then; what was valid is kept as the draft, files included). The
+    caller commits."""
     now = utcnow()
     member = _lock_member(user)
     activity = db.session.get(Activity, activity_id)
@@ -526,20 +608,27 @@ def save(activity_id: int, user, raw: dict[str, list[str]], *, submit: bool) -> 
         if current is not None and current.status in (SUBMITTED, CONFIRMED):
             raise Conflict(_("この課題はすでに提出しています。提出した回答は変更できません。"))
     questions = ordered_questions(activity, current)
-    errors: dict[int, str] = {}
-    if expired and current is not None:  # the time is up: what was saved in time is what counts
-        answers = dict(current.answers or {})
-        submit = True
-    else:
-        answers, errors = clean_answers(activity, raw, final=submit, questions=questions)
     if current is None:
         current = ActivitySubmission(activity_id=activity.id, staff_member_id=member.id,
                                      municipality_id=member.municipality_id, session_id=place.session.id, attempt=1,
                                      status=DRAFT, answers={}, started_at=now)
         db.session.add(current)
+        db.session.flush()
+    errors: dict[int, str] = {}
+    if expired:  # the time is up: what was saved in time is what counts
+        answers = dict(current.answers or {})
+        submit = True
+    else:
+        attached, errors = _attach(activity, current, questions, uploads or {}, remove)
+        answers, errors = clean_answers(activity, raw, final=submit, questions=questions, attached=attached,
+                                        errors=errors)
     if errors:
-        if not submit:
-            current.answers = answers
+        kept = {k: v for k, v in (current.answers or {}).items() if k in {str(q.id) for q in questions}}
+        kept.update(answers)
+        for q in questions:  # a file taken away stays away
+            if q.kind == FILE and str(q.id) not in answers:
+                kept.pop(str(q.id), None)
+        current.answers = kept
         db.session.flush()
         return current, errors
     current.answers = answers
@@ -551,7 +640,7 @@ def save(activity_id: int, user, raw: dict[str, list[str]], *, submit: bool) -> 
     current.late = late
     current.review_comment = current.review_comment if activity.kind == REPORT else ""
     if activity.kind == QUIZ:
-        current.score_pct, current.passed = score(activity, answers)
+        current.score_pct, current.passed = score(activity, answers, questions)
     if activity.anonymous:
         db.session.add(AnonymousAnswer(id=uuid.uuid4().hex, activity_id=activity.id, session_id=place.session.id,
                                        answers=answers, submitted_on=today_tokyo()))
@@ -559,6 +648,61 @@ def save(activity_id: int, user, raw: dict[str, list[str]], *, submit: bool) -> 
     db.session.flush()
     _changed(current)
     return current, {}
+
+
+def _attach(activity: Activity, submission: ActivitySubmission, questions: list[ActivityQuestion],
+            uploads: dict[int, Upload], remove: set[int] | frozenset[int]) -> tuple[dict[str, dict], dict[int, str]]:
+    """The files the answer holds after this post: a new upload replaces the one held (whose
+    stored object goes once the change is committed), a removal takes it away; a refused file
+    leaves the one held in place, with the reason."""
+    held = {int(k): v for k, v in (submission.answers or {}).items() if isinstance(v, dict) and "file" in v}
+    attached: dict[str, dict] = {}
+    errors: dict[int, str] = {}
+    for q in questions:
+        if q.kind != FILE:
+            continue
+        value = held.get(q.id)
+        upload = uploads.get(q.id)
+        if upload is not None:
+            try:
+                row = files.store(upload.stream, upload.filename, activity_id=activity.id,
+                                  submission_id=submission.id, question_id=q.id)
+            except InvalidInput as exc:
+                errors[q.id] = exc.message
+            else:
+                db.session.add(row)
+                db.session.flush()
+                _drop_file(value)
+                value = {"file": row.id, "name": row.filename, "size": row.size}
+        elif q.id in remove:
+            _drop_file(value)
+            value = None
+        if value is not None:
+            attached[str(q.id)] = value
+    return attached, errors
+
+
+def _drop_file(value: dict | None) -> None:
+    if not value:
+        return
+    row = db.session.get(ActivityFile, value.get("file"))
+    if row is not None:
+        files.forget(row)
+        db.session.delete(row)
+
+
+def file_for(user, file_id: int) -> ActivityFile:
+    """An attached file, for its writer, the reviewers of the report it belongs to and the
+    course's managers; NotFound for anyone else (as if it did not exist)."""
+    row = db.session.get(ActivityFile, file_id)
+    if row is None:
+        raise NotFound(_("ファイルが見つかりません。"))
+    submission = row.submission
+    owner = db.session.scalar(select(StaffMember.user_id).where(StaffMember.id == submission.staff_member_id))
+    if owner == user.id or can_manage_course(user, submission.activity.course) or (
+            submission.activity.kind == REPORT and submission.status != DRAFT and is_reviewer(user, submission)):
+        return row
+    raise NotFound(_("ファイルが見つかりません。"))
 
 
 def _expired(activity: Activity, attempt: ActivitySubmission, now: datetime) -> bool:
@@ -584,6 +728,8 @@ def ordered_questions(activity: Activity, attempt: ActivitySubmission | None) ->
     if order:
         by_id = {q.id: q for q in questions}
         shown = [by_id[i] for i in order if i in by_id]
+        if activity.kind == QUIZ and activity.draw_count:  # the attempt asks what it drew, no more
+            return shown
         return shown + [q for q in questions if q.id not in set(order)]
     return questions
 
@@ -619,6 +765,11 @@ def start_attempt(activity_id: int, user) -> ActivitySubmission:
     if place.attempts >= activity.max_attempts:
         raise Conflict(_("受験できる回数（%(n)d回）を使い切りました。", n=activity.max_attempts))
     order = [q.id for q in activity.questions]
+    scored = [q.id for q in activity.questions if q.kind in SCORED and q.correct]
+    if activity.draw_count and activity.draw_count < len(scored):
+        # Draw among the scored questions; the others (a free comment, say) are always asked.
+        drawn = set(random.SystemRandom().sample(scored, activity.draw_count))
+        order = [q.id for q in activity.questions if q.kind != SECTION and (q.id in drawn or q.id not in scored)]
     attempt = ActivitySubmission(activity_id=activity.id, staff_member_id=member.id,
                                  municipality_id=member.municipality_id, session_id=place.session.id,
                                  attempt=place.attempts + 1, status=DRAFT, answers={}, started_at=now)

@@ -75,6 +75,8 @@ ACTION_LABELS = {
     "activity.question_add": _l("課題の質問の追加"),
     "activity.question_update": _l("課題の質問の変更"),
     "activity.question_delete": _l("課題の質問の削除"),
+    "activity.bank_add": _l("問題バンクへの質問の追加"),
+    "activity.bank_delete": _l("問題バンクからの質問の削除"),
     "activity.attempt": _l("確認テストの受験開始"),
     "activity.report_confirm": _l("受講報告の確認"),
     "activity.report_return": _l("受講報告の差し戻し"),

@@ -7,6 +7,10 @@ again and nothing runs for a change that never happened. Typical uses: hand a qu
 a Graph operation to the worker. Callbacks must not touch the finished transaction's
 session state; an exception in one is logged and does not affect the others (the change is
 committed already; periodic tasks pick up whatever a failed hand-over left queued).
+
+``on_rollback(fn)`` is its mirror for work done outside the database before the commit (a
+file written to storage): ``fn()`` runs if the transaction it was registered in rolls back,
+and is forgotten once the outermost transaction commits.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from lms.extensions import db
 logger = logging.getLogger(__name__)
 
 _KEY = "lms_after_commit"
+_UNDO_KEY = "lms_on_rollback"
 
 
 def _current_transaction(session: Session) -> SessionTransaction | None:
@@ -44,6 +49,15 @@ def after_commit(fn: Callable[[], None], *, key: Hashable | None = None, session
     pending.append((transaction, key, fn))
 
 
+def on_rollback(fn: Callable[[], None], *, session: Session | None = None) -> None:
+    """Run ``fn()`` if the current transaction (or savepoint) rolls back instead of committing."""
+    session = session if session is not None else db.session()
+    transaction = _current_transaction(session)
+    if transaction is None:
+        return
+    session.info.setdefault(_UNDO_KEY, []).append((transaction, None, fn))
+
+
 def _within(transaction: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
     while transaction is not None:
         if transaction is ancestor:
@@ -54,6 +68,7 @@ def _within(transaction: SessionTransaction | None, ancestor: SessionTransaction
 
 @event.listens_for(Session, "after_commit")
 def _run_pending(session: Session) -> None:
+    session.info.pop(_UNDO_KEY, None)
     pending = session.info.pop(_KEY, None)
     if pending:
         _run([fn for _t, _k, fn in pending])
@@ -61,14 +76,23 @@ def _run_pending(session: Session) -> None:
 
 @event.listens_for(Session, "after_soft_rollback")
 def _drop_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
-    pending = session.info.get(_KEY)
+    undo = _split(session, _UNDO_KEY, previous_transaction)
+    _split(session, _KEY, previous_transaction)
+    if undo:
+        _run([fn for _t, _k, fn in undo])
+
+
+def _split(session: Session, key: str, rolled_back: SessionTransaction) -> list:
+    """Remove and return the entries of ``key`` registered within the rolled-back transaction."""
+    pending = session.info.get(key)
     if not pending:
-        return
-    kept = [entry for entry in pending if not _within(entry[0], previous_transaction)]
+        return []
+    kept = [entry for entry in pending if not _within(entry[0], rolled_back)]
     if kept:
-        session.info[_KEY] = kept
+        session.info[key] = kept
     else:
-        session.info.pop(_KEY, None)
+        session.info.pop(key, None)
+    return [entry for entry in pending if _within(entry[0], rolled_back)]
 
 
 def _run(callbacks: list[Callable[[], None]]) -> None:

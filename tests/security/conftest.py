@@ -170,8 +170,20 @@ def world(app, db):
                                     status="submitted", answers={str(activity.questions[0].id): "学んだ。"},
                                     submitted_at=utcnow())
     db.session.add(submission)
+    db.session.flush()
+    from lms.activities.models import ActivityFile, BankQuestion
+    from lms.archives.storage import get_storage
+
+    # The report's attachment (a stored PDF) and a question in the course's bank.
+    key = f"activity-files/{activity.id}/{uuid.uuid4().hex}"
+    get_storage().write_object(key, [b"%PDF-1.7\n%%EOF\n"], "application/pdf")
+    attached = ActivityFile(submission_id=submission.id, question_id=activity.questions[0].id, storage_key=key,
+                            filename="報告.pdf", content_type="application/pdf", size=15, sha256="0" * 64)
+    bank_item = BankQuestion(course_id=course.id, kind="single", prompt="問", choices=["正", "誤"], correct=[0])
+    db.session.add_all([attached, bank_item])
     db.session.commit()
     params = {
+        "attachment_id": attached.id, "item_id": bank_item.id,
         "activity_id": activity.id, "question_id": activity.questions[0].id, "submission_id": submission.id,
         "endpoint_id": endpoint.id, "delivery_id": delivery.id, "job_id": 1, "delegation_id": delegation.id,
         "path_id": path.id,

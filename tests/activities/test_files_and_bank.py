@@ -1,0 +1,264 @@
+"""Files attached to pre-work and reports (judged by content, stored whole or not at all, read
+only by their writer, the report's reviewers and the course's managers), the courses'
+question banks and quizzes that draw some of their questions per attempt."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from sqlalchemy import select
+
+from lms.activities import services
+from lms.activities.models import (
+    DRAFT,
+    FILE,
+    LONGTEXT,
+    NUMBER,
+    PREWORK,
+    QUIZ,
+    REPORT,
+    SINGLE,
+    SUBMITTED,
+    SURVEY,
+    ActivityFile,
+    BankQuestion,
+)
+from lms.archives.storage import get_storage
+from lms.common.errors import InvalidInput
+from lms.enrollment import services as enrollment
+from tests import factories
+from tests.activities import test_activities as base
+
+build, form = base.build, base.form
+world = base.world  # the same world: a trainer's course, a session, a learner with a place
+
+PDF = b"%PDF-1.7\n" + b"1 0 obj << >> endobj\n" * 50 + b"%%EOF\n"
+
+
+def docx() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("word/document.xml", "<w:document/>")
+    return buffer.getvalue()
+
+
+def upload(data: bytes, name: str) -> services.Upload:
+    return services.Upload(io.BytesIO(data), name)
+
+
+def report_with_file(db, world, *, required_file=True):
+    return build(db, world, REPORT, questions=[
+        services.QuestionInput(kind=LONGTEXT, prompt="学んだこと"),
+        services.QuestionInput(kind=FILE, prompt="研修で作った資料", required=required_file)])
+
+
+def stored_keys(db) -> set[str]:
+    db.session.expire_all()
+    return set(db.session.scalars(select(ActivityFile.storage_key)))
+
+
+def test_only_pre_work_and_reports_ask_for_files(db, world):
+    survey = build(db, world, SURVEY, publish=False)
+    with pytest.raises(InvalidInput) as refused:
+        services.add_question(world["trainer"], survey, services.QuestionInput(kind=FILE, prompt="資料"))
+    assert "事前課題と受講報告だけ" in refused.value.message
+    db.session.rollback()
+    prework = build(db, world, PREWORK, questions=[services.QuestionInput(kind=FILE, prompt="事前課題の提出")])
+    assert prework.questions[0].kind == FILE
+
+
+def test_a_report_keeps_its_file_through_draft_return_and_resubmission(app, db, world, make_user):
+    report = report_with_file(db, world)
+    learner, text_q, file_q = world["learner"], *report.questions
+    storage = get_storage(app)
+    # A draft with the file only: the required text is not asked for yet.
+    draft, errors = services.save(report.id, learner, {}, submit=False, uploads={file_q.id: upload(PDF, "../../資料.pdf")})
+    db.session.commit()
+    held = draft.answers[str(file_q.id)]
+    assert not errors and held["name"] == "資料.pdf" and held["size"] == len(PDF)
+    row = db.session.get(ActivityFile, held["file"])
+    assert row.content_type == "application/pdf" and len(row.sha256) == 64
+    assert b"".join(storage.open_range(row.storage_key)) == PDF
+    # Submitting without the text: refused, the file kept.
+    _s, errors = services.save(report.id, learner, {}, submit=True)
+    db.session.commit()
+    assert "回答が必要" in errors[text_q.id] and file_q.id not in errors
+    assert draft.status == DRAFT and draft.answers[str(file_q.id)] == held
+    done, errors = services.save(report.id, learner, form(report, "起案の基本"), submit=True)
+    db.session.commit()
+    assert not errors and done.status == SUBMITTED and done.answers[str(file_q.id)] == held
+    office = make_user("municipal_admin")
+    services.review_report(done.id, office, services.RETURN, "資料を新しい版にしてください。")
+    db.session.commit()
+    services.reopen_returned(report.id, learner)
+    db.session.commit()
+    # A new file replaces the old one; the old object goes once that is committed.
+    again, errors = services.save(report.id, learner, form(report, "起案の基本"), submit=True,
+                                  uploads={file_q.id: upload(docx(), "資料v2.docx")})
+    db.session.commit()
+    new = again.answers[str(file_q.id)]
+    assert not errors and new["name"] == "資料v2.docx" and new["file"] != held["file"]
+    assert not storage.exists(row.storage_key) and db.session.get(ActivityFile, held["file"]) is None
+    assert stored_keys(db) == {db.session.get(ActivityFile, new["file"]).storage_key}
+
+
+@pytest.mark.parametrize("data,name,message", [
+    (b"MZ\x90\x00" + b"\x00" * 200, "資料.pdf", "形式は添付できません"),    # a program named .pdf
+    (b"PK\x03\x04" + b"\x00" * 200, "資料.docx", "形式は添付できません"),   # a broken ZIP
+    (b"", "空.pdf", "ファイルが空です"),
+    (b"%PDF-1.7\n" + b"x" * 3000, "大きい.pdf", "ファイルが大きすぎます"),
+])
+def test_a_refused_file_stores_nothing_and_keeps_the_one_held(app, db, world, data, name, message):
+    app.config["LMS_ACTIVITY_FILE_MAX_BYTES"] = 2048
+    report = report_with_file(db, world)
+    file_q = report.questions[1]
+    first, _errors = services.save(report.id, world["learner"], {}, submit=False, uploads={file_q.id: upload(PDF, "a.pdf")})
+    db.session.commit()
+    before = stored_keys(db)
+    draft, errors = services.save(report.id, world["learner"], form(report, "学び"), submit=True,
+                                  uploads={file_q.id: upload(data, name)})
+    db.session.commit()
+    assert message in errors[file_q.id] and draft.status == DRAFT
+    assert stored_keys(db) == before and draft.answers[str(file_q.id)]["name"] == "a.pdf"
+    objects = get_storage(app).list_keys(f"activity-files/{report.id}/")
+    assert set(objects) == before  # nothing half-stored either
+
+
+def test_a_rolled_back_save_deletes_the_stored_object(app, db, world):
+    report = report_with_file(db, world)
+    file_q = report.questions[1]
+    storage = get_storage(app)
+    draft, _errors = services.save(report.id, world["learner"], {}, submit=False,
+                                   uploads={file_q.id: upload(PDF, "a.pdf")})
+    key = db.session.get(ActivityFile, draft.answers[str(file_q.id)]["file"]).storage_key
+    assert storage.exists(key)
+    db.session.rollback()  # the request failed after storing: the object must not outlive it
+    assert not storage.exists(key) and stored_keys(db) == set()
+
+
+def test_removing_a_file_and_who_may_read_it(app, db, world, make_user, client, login_as):
+    report = report_with_file(db, world, required_file=False)
+    file_q = report.questions[1]
+    learner = world["learner"]
+    login_as(user=learner)
+    posted = client.post(f"/activities/{report.id}", data={
+        "action": "save", f"q{report.questions[0].id}": "下書き", f"f{file_q.id}": (io.BytesIO(PDF), "報告資料.pdf")},
+        content_type="multipart/form-data")
+    assert posted.status_code == 302
+    db.session.expire_all()
+    draft = services.place_of(report, learner).submission
+    file_id = draft.answers[str(file_q.id)]["file"]
+    page = client.get(f"/activities/{report.id}").get_data(as_text=True)
+    assert "報告資料.pdf" in page and f"/activity-files/{file_id}" in page and 'enctype="multipart/form-data"' in page
+    got = client.get(f"/activity-files/{file_id}")
+    assert got.status_code == 200 and got.data == PDF and got.headers["Content-Type"] == "application/pdf"
+    assert got.headers["Content-Disposition"].startswith("attachment") and "no-store" in got.headers["Cache-Control"]
+    # A draft is the writer's own: the office sees it once submitted.
+    office, other_office = make_user("municipal_admin"), make_user("municipal_admin", "132012")
+    login_as(user=office)
+    assert client.get(f"/activity-files/{file_id}").status_code == 404
+    login_as(user=learner)
+    assert client.post(f"/activities/{report.id}", data={"action": "submit", f"q{report.questions[0].id}": "報告"},
+                       content_type="multipart/form-data").status_code == 302
+    login_as(user=office)
+    assert client.get(f"/activity-files/{file_id}").status_code == 200
+    assert "報告資料.pdf" in client.get("/reports").get_data(as_text=True)
+    for outsider in (other_office, factories.make_user("learner"), factories.make_user("trainer")):
+        login_as(user=outsider)
+        assert client.get(f"/activity-files/{file_id}").status_code == 404
+    assert client.get("/activity-files/99999999999999").status_code == 404
+    login_as(user=world["trainer"])  # the course's trainer
+    assert client.get(f"/activity-files/{file_id}").status_code == 200
+
+
+def test_a_draft_file_can_be_taken_away(app, db, world):
+    report = report_with_file(db, world, required_file=False)
+    file_q = report.questions[1]
+    draft, _errors = services.save(report.id, world["learner"], {}, submit=False, uploads={file_q.id: upload(PDF, "a.pdf")})
+    db.session.commit()
+    key = db.session.get(ActivityFile, draft.answers[str(file_q.id)]["file"]).storage_key
+    draft, errors = services.save(report.id, world["learner"], form(report, "本文"), submit=False, remove={file_q.id})
+    db.session.commit()
+    assert not errors and str(file_q.id) not in draft.answers and not get_storage(app).exists(key)
+
+
+def quiz_bank_questions():
+    return [services.QuestionInput(kind=SINGLE, prompt=f"問{n}", choices=["正", "誤"], correct=[0]) for n in range(1, 6)]
+
+
+def test_the_question_bank_and_quizzes_that_draw(db, world, make_course):
+    trainer, course = world["trainer"], world["course"]
+    for q in quiz_bank_questions():
+        services.add_to_bank(trainer, course, q)
+    db.session.commit()
+    bank = services.bank_of(course.id)
+    assert [b.prompt for b in bank] == ["問1", "問2", "問3", "問4", "問5"]
+    quiz = build(db, world, QUIZ, questions=[services.QuestionInput(kind=NUMBER, prompt="1+1", correct=[2])],
+                 publish=False)
+    saved = services.save_to_bank(trainer, quiz.questions[0])
+    db.session.commit()
+    assert saved.kind == NUMBER and saved.correct == [2]
+    services.add_from_bank(trainer, quiz, [b.id for b in bank])
+    db.session.commit()
+    assert [q.prompt for q in quiz.questions] == ["1+1", "問1", "問2", "問3", "問4", "問5"]
+    # Another course's bank question cannot be taken.
+    other = make_course(title="別の研修", owner_id=trainer.id)
+    foreign = services.add_to_bank(trainer, other, quiz_bank_questions()[0])
+    db.session.commit()
+    with pytest.raises(InvalidInput):
+        services.add_from_bank(trainer, quiz, [foreign.id])
+    db.session.rollback()
+    # Each attempt asks 3 of the 6, drawn at random; the score counts only those.
+    quiz.draw_count, quiz.max_attempts, quiz.pass_pct = 3, 5, 100
+    services.set_published(trainer, quiz, True)
+    db.session.commit()
+    learner = world["learner"]
+    drawn_sets = set()
+    for _n in range(2):
+        attempt = services.start_attempt(quiz.id, learner)
+        db.session.commit()
+        asked = services.ordered_questions(quiz, attempt)
+        assert len(asked) == 3
+        drawn_sets.add(frozenset(q.id for q in asked))
+        right = {f"q{q.id}": ["2" if q.kind == NUMBER else "0"] for q in asked}
+        scored, errors = services.save(quiz.id, learner, right, submit=True)
+        db.session.commit()
+        assert not errors and (scored.score_pct, scored.passed) == (100, True)
+        quiz_rows = services.place_of(quiz, learner)
+        assert quiz_rows.done
+        # (passed: start a fresh learner's attempts for the second draw)
+        learner = factories.make_user("learner")
+        enrollment.enroll_self(world["session"].id, learner)
+        db.session.commit()
+    assert all(len(s) == 3 for s in drawn_sets)
+    services.delete_from_bank(trainer, bank[0])
+    db.session.commit()
+    assert db.session.get(BankQuestion, bank[0].id) is None and quiz.questions[1].prompt == "問1"  # the copy stays
+
+
+def test_the_bank_pages(db, world, client, login_as, make_user):
+    course = world["course"]
+    login_as(user=world["trainer"])
+    page = client.get(f"/manage/courses/{course.id}/question-bank")
+    assert page.status_code == 200 and "問題バンクはまだ空です" in page.get_data(as_text=True)
+    added = client.post(f"/manage/courses/{course.id}/question-bank", data={
+        "kind": "single", "prompt": "公文書の保存期間を決めるのは", "choices": "規程\n担当者の判断", "correct": "1",
+        "points": "2"})
+    assert added.status_code == 302
+    refused = client.post(f"/manage/courses/{course.id}/question-bank", data={"kind": "single", "prompt": "選択肢が1つ",
+                                                                            "choices": "一つだけ"})
+    assert refused.status_code in (400, 409) and "選択肢を2つ以上" in refused.get_data(as_text=True)
+    item = db.session.scalar(select(BankQuestion).where(BankQuestion.course_id == course.id))
+    assert item.points == 2 and item.correct == [0]
+    quiz = build(db, world, QUIZ, questions=[], publish=False)
+    assert client.post(f"/manage/activities/{quiz.id}/from-bank", data={"item": [str(item.id)]}).status_code == 302
+    db.session.expire_all()
+    assert quiz.questions[-1].prompt == "公文書の保存期間を決めるのは" and quiz.questions[-1].points == 2
+    manage = client.get(f"/manage/activities/{quiz.id}").get_data(as_text=True)
+    assert "問題バンクに保存" in manage and "出題数" in manage
+    login_as(user=make_user("trainer"))  # another trainer: not their course
+    assert client.get(f"/manage/courses/{course.id}/question-bank").status_code == 404
+    assert client.post(f"/manage/question-bank/{item.id}/delete").status_code == 404
