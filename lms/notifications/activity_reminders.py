@@ -40,7 +40,7 @@ def queue_activity_reminders(now: datetime | None = None) -> int:
         offset = timedelta(hours=activity.closes_offset_hours)
         anchor = TrainingSession.ends_at if activity.closes_anchor == END else TrainingSession.starts_at
         due = db.session.execute(
-            select(TrainingSession, StaffMember, User.locale, User.email)
+            select(TrainingSession, StaffMember, User.locale, User.email, Enrollment.id)
             .join(Enrollment, Enrollment.session_id == TrainingSession.id)
             .join(StaffMember, StaffMember.id == Enrollment.staff_member_id)
             .outerjoin(User, User.id == StaffMember.user_id)
@@ -52,11 +52,11 @@ def queue_activity_reminders(now: datetime | None = None) -> int:
             continue
         done = {(s.staff_member_id, s.session_id) for s in db.session.scalars(select(ActivitySubmission).where(
             ActivitySubmission.activity_id == activity.id,
-            ActivitySubmission.staff_member_id.in_([m.id for _s, m, _l, _e in due])))
+            ActivitySubmission.staff_member_id.in_([m.id for _s, m, _l, _e, _i in due])))
             if activities.is_done(activity, s)}
-        keys = {f"{ACTIVITY_DUE}:{activity.id}:{m.id}:{s.id}" for s, m, _l, _e in due}
+        keys = {f"{ACTIVITY_DUE}:{activity.id}:{m.id}:{s.id}" for s, m, _l, _e, _i in due}
         taken = set(db.session.scalars(select(OutboxMail.dedupe_key).where(OutboxMail.dedupe_key.in_(keys))))
-        for session, member, locale, email in due:
+        for session, member, locale, email, enrollment_id in due:
             key = f"{ACTIVITY_DUE}:{activity.id}:{member.id}:{session.id}"
             address = (email or member.email or "").strip()
             if key in taken or (member.id, session.id) in done or "@" not in address:
@@ -66,9 +66,18 @@ def queue_activity_reminders(now: datetime | None = None) -> int:
             db.session.add(OutboxMail(
                 dedupe_key=key, kind=ACTIVITY_DUE, to_address=address, to_name=member.full_name,
                 subject=composed.subject[:300], body_text=composed.body, user_id=member.user_id,
-                staff_member_id=member.id, municipality_id=member.municipality_id, status=QUEUED, attempts=0,
+                staff_member_id=member.id, enrollment_id=enrollment_id, municipality_id=member.municipality_id,
+                status=QUEUED, attempts=0,
                 next_attempt_at=utcnow()))
             queued += 1
     if queued:
         _deliver_after_commit()
     return queued
+
+
+def reminded_activity(mail: OutboxMail) -> Activity | None:
+    """The activity an ``activity_due`` reminder is about (its key names it)."""
+    parts = (mail.dedupe_key or "").split(":")
+    if mail.kind != ACTIVITY_DUE or len(parts) != 4 or not parts[1].isdigit():
+        return None
+    return db.session.get(Activity, int(parts[1]))

@@ -31,18 +31,22 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from lms.activities.services import window
 from lms.auth.models import User
 from lms.common.links import app_url
 from lms.common.timeutil import utcnow
 from lms.enrollment.models import SUPERVISOR_STEP, Enrollment
 from lms.extensions import db
 from lms.municipalities.models import TenantMapping
+from lms.notifications.activity_reminders import ACTIVITY_DUE as REMINDER_KIND
+from lms.notifications.activity_reminders import reminded_activity
 from lms.notifications.channels import ChannelDeferred, ChannelUnavailable
 from lms.notifications.compose import format_when
 from lms.notifications.models import OutboxMail
 from lms.notifications.services import approval_step_of
 from lms.teams import app_identity
 from lms.teams.app_package import (
+    ACTIVITY_DUE,
     APPROVAL_REQUESTED,
     ENROLLMENT_DECIDED,
     SESSION_REMINDER,
@@ -74,6 +78,7 @@ ACTIVITY_OF_KIND = {
     "cancelled": ENROLLMENT_DECIDED,
     "promoted": WAITLIST_PROMOTED,
     "reminder": SESSION_REMINDER,
+    REMINDER_KIND: ACTIVITY_DUE,
 }
 REFUSAL_RECHECK = timedelta(days=1)
 # How long a notice waits for a throttled or unavailable Teams before its mail goes instead.
@@ -111,6 +116,12 @@ def _topic_and_parameters(mail: OutboxMail, activity_type: str) -> tuple[str, li
         return course, _pairs({"course": course, "decision": _decision(mail.kind)}), "mypage", ""
     if activity_type == WAITLIST_PROMOTED:
         return course, _pairs({"course": course}), "mypage", ""
+    if activity_type == ACTIVITY_DUE:
+        activity = reminded_activity(mail)
+        if activity is None:
+            raise ChannelUnavailable("the reminder's activity no longer exists")
+        _opens, closes = window(activity, session)
+        return course, _pairs({"course": course, "activity": activity.title, "dueAt": format_when(closes)}), "mypage", ""
     return course, _pairs({"course": course, "startsAt": format_when(session.starts_at)}), "mypage", ""
 
 

@@ -329,3 +329,33 @@ def test_each_person_chooses_teams_mail_or_both(client, db, login_as):
 
 def test_the_choice_needs_a_sign_in(client):
     assert client.get("/settings/notices").status_code in (302, 401)
+
+
+def test_a_required_activity_about_to_close_reaches_the_learner_in_teams(app, db, published, make_user, make_session,
+                                                                         make_course):
+    from lms.activities import services as activities
+    from lms.notifications.activity_reminders import ACTIVITY_DUE, queue_activity_reminders
+
+    learner = make_user("learner")
+    learner.notice_channel = NOTICE_TEAMS
+    trainer = make_user("trainer")
+    course = make_course(title="文書事務研修", owner_id=trainer.id)
+    session = make_session(course)
+    db.session.commit()
+    apply(db, session, learner)
+    prework = activities.create_activity(trainer, course, activities.ActivityInput(
+        kind="prework", title="事前課題：職場の課題", closes_anchor="start", closes_offset_hours=-24))
+    activities.add_question(trainer, prework, activities.QuestionInput(kind="longtext", prompt="職場の課題"))
+    activities.set_published(trainer, prework, True)
+    db.session.commit()
+    closes = session.starts_at - timedelta(hours=24)
+    assert queue_activity_reminders(closes - timedelta(hours=10)) == 1
+    db.session.commit()
+    deliver_due_mail()
+    [row] = rows(db, ACTIVITY_DUE)
+    assert row.status == SENT and row.teams_state == TEAMS_SENT and row.enrollment_id is not None
+    notices = [n for n in published.activity_notices if n["body"]["activityType"] == app_package.ACTIVITY_DUE]
+    [notice] = notices
+    parameters = {p["name"]: p["value"] for p in notice["body"]["templateParameters"]}
+    assert parameters["course"] == "文書事務研修" and parameters["activity"] == "事前課題：職場の課題"
+    assert parameters["dueAt"] and parameters["dueAt"][:4].isdigit()
