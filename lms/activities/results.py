@@ -94,7 +94,7 @@ def counts_by_session(activity: Activity) -> list[tuple[TrainingSession | None, 
             merged += n
         else:
             out.append((sessions[sid], int(n)))
-    if merged:
+    if merged >= MIN_GROUP:  # (a merged group still under the minimum is not shown at all)
         out.append((None, merged))
     return out
 

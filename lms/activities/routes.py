@@ -46,6 +46,8 @@ from lms.extensions import db
 from lms.roster.models import StaffMember
 
 bp = Blueprint("activities", __name__)
+# The prefix of the activity's settings form on its page (beside the question form).
+SETTINGS = "settings"
 
 
 @bp.app_template_global("activity_todos")
@@ -159,7 +161,8 @@ def course_activities(course_id: int):
 @role_required(TRAINER, PLATFORM_ADMIN)
 def manage(activity_id: int):
     activity = _activity(activity_id)
-    form = ActivityForm(obj=activity) if request.method == "GET" else ActivityForm()
+    # (prefixed: the page's question form has fields of the same names)
+    form = ActivityForm(obj=activity, prefix=SETTINGS) if request.method == "GET" else ActivityForm(prefix=SETTINGS)
     status = 200
     if request.method == "POST":
         def saved(changes):
@@ -212,7 +215,7 @@ def add_question(activity_id: int):
     if done is not None:
         return done
     activity = _activity(activity_id)
-    return _manage_page(activity, ActivityForm(obj=activity, formdata=None), question_form, status)
+    return _manage_page(activity, ActivityForm(obj=activity, formdata=None, prefix=SETTINGS), question_form, status)
 
 
 def _to_questions(activity_id: int, message: str):
@@ -409,12 +412,13 @@ def answer(activity_id: int):
     now = utcnow()
     shown = raw or {f"q{k}": (v if isinstance(v, list) else [v]) for k, v in ((attempt.answers or {}) if attempt else {}).items()}
     quiz_open = activity.kind == QUIZ and attempt is not None and attempt.status == DRAFT
-    editable = place.is_open(now) and (
+    rewrite = services.is_rewrite(attempt)
+    editable = rewrite or place.is_open(now) and (
         (activity.kind != QUIZ and (attempt is None or attempt.status == DRAFT)) or quiz_open)
     closed_review = activity.kind == QUIZ and now > place.closes and activity.show_answers
     return render_template(
         "activities/answer.html", activity=activity, place=place, attempt=attempt, questions=questions,
-        shown=shown, errors=errors, editable=editable, now=now, action_form=ActionForm(),
+        shown=shown, errors=errors, editable=editable, rewrite=rewrite, now=now, action_form=ActionForm(),
         deadline=services.deadline_of(activity, attempt) if quiz_open and attempt is not None else None,
         accept_files=activity_files.ACCEPT_ATTRIBUTE, file_limit=activity_files.human_size(activity_files.max_bytes()),
         closed_review=closed_review, choice_order=services.choice_order,

@@ -396,6 +396,32 @@ def add_from_bank(actor, activity: Activity, item_ids: list[int]) -> list[Activi
         **{k: getattr(item, k) for k in _BANK_FIELDS}, required=True)) for item in items]
 
 
+# ---------------------------------------------------------------- a copied course
+
+
+_ACTIVITY_FIELDS = ("kind", "title", "instructions_md", "required", "anonymous", "opens_anchor", "opens_offset_hours",
+                    "closes_anchor", "closes_offset_hours", "allow_late", "pass_pct", "max_attempts",
+                    "time_limit_minutes", "shuffle", "show_answers", "draw_count", "position")
+_QUESTION_FIELDS = (*_BANK_FIELDS, "position", "required")
+
+
+def copy_activities(source: Course, target: Course) -> int:
+    """Copy a course's activities (unpublished: the trainer reviews them before learners see
+    them; no answers) and its question bank into another course; returns how many activities."""
+    copied = 0
+    for activity in db.session.scalars(select(Activity).where(Activity.course_id == source.id)
+                                       .order_by(Activity.position, Activity.id)):
+        db.session.add(Activity(course_id=target.id, published=False,
+                                **{k: getattr(activity, k) for k in _ACTIVITY_FIELDS},
+                                questions=[ActivityQuestion(**{k: getattr(q, k) for k in _QUESTION_FIELDS})
+                                           for q in activity.questions]))
+        copied += 1
+    db.session.add_all(BankQuestion(course_id=target.id, **{k: getattr(item, k) for k in _BANK_FIELDS})
+                       for item in bank_of(source.id))
+    db.session.flush()
+    return copied
+
+
 # ---------------------------------------------------------------- answers
 
 
@@ -597,8 +623,10 @@ def save(activity_id: int, user, raw: dict[str, list[str]], *, submit: bool, upl
     if activity is None:
         raise NotFound(_("課題が見つかりません。"))
     place = place_of(activity, user, member)
-    late = _check_window(place, now)
     current = place.submission
+    # A report returned to its writer may be sent again after the close (marked late): the
+    # office's review often comes after the window, and the writer must be able to finish.
+    late = now > place.closes if is_rewrite(current) else _check_window(place, now)
     if activity.kind == QUIZ:
         if current is None or current.status != DRAFT:
             raise Conflict(_("確認テストは「受験を始める」から始めてください。"))
@@ -782,8 +810,10 @@ def start_attempt(activity_id: int, user) -> ActivitySubmission:
     return attempt
 
 
-def resubmit_allowed(submission: ActivitySubmission | None) -> bool:
-    return submission is not None and submission.status == RETURNED
+def is_rewrite(submission: ActivitySubmission | None) -> bool:
+    """A returned report its writer is rewriting (a draft that has been reviewed)."""
+    return (submission is not None and submission.status == DRAFT and submission.reviewed_at is not None
+            and submission.activity.kind == REPORT)
 
 
 def reopen_returned(activity_id: int, user) -> ActivitySubmission:

@@ -60,6 +60,7 @@ ACTION_LABELS = {
     "completion.revoke": _l("修了の取消"),
     "course.cancel": _l("研修の中止"),
     "course.create": _l("研修の作成"),
+    "course.copy": _l("研修のコピー"),
     "course.prerequisites": _l("受講要件の設定"),
     "course.publish": _l("研修の公開"),
     "course.unpublish": _l("研修の非公開化"),

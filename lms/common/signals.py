@@ -90,6 +90,11 @@ completion_changed = _events.signal("completion-changed")
 # course to Viva Learning (or marks it inactive there).
 course_changed = _events.signal("course-changed")
 
+# sender: the new draft Course (flushed) copied from another. kwargs: source (the Course
+# copied), actor. Published by lms.courses.services.copy_course; lms.activities copies the
+# source's activities and question bank into it.
+course_copied = _events.signal("course-copied")
+
 # sender: the MandatoryAssignment (flushed; for "deleted", still in the session, deleted right
 # after). kwargs: actor, action ("created", "updated", "deleted"), before (for "updated": the
 # (course_id, fiscal_year) it covered until now, else None). Published by

@@ -263,6 +263,24 @@ def publish_course(course_id: int):
     return response
 
 
+@bp.post("/manage/courses/<int:course_id>/copy")
+@role_required(TRAINER, PLATFORM_ADMIN)
+def copy_course(course_id: int):
+    """A new draft like this course (next year's run, say), with its activities; no sessions."""
+    course = _managed_course(course_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        copy = services.copy_course(current_user, course)
+    except NotAllowed:
+        db.session.rollback()
+        abort(403)
+    db.session.commit()
+    flash(_("「%(title)s」を下書きとして作りました（課題・問題バンクも写しました。回は含みません）。内容を確かめて、回を追加してください。",
+            title=copy.title), "success")
+    return redirect(url_for("courses.manage_course", course_id=copy.id))
+
+
 @bp.post("/manage/courses/<int:course_id>/unpublish")
 @role_required(TRAINER, PLATFORM_ADMIN)
 def unpublish_course(course_id: int):

@@ -251,6 +251,34 @@ def update_course(actor, course: Course, data: CourseInput) -> dict:
     return changes
 
 
+def copy_course(actor, source: Course) -> Course:
+    """A new draft course like ``source`` (its texts, rules, municipalities and 受講要件; no
+    sessions), owned by ``actor``, titled 「…（コピー）」. Other areas copy what they keep for a
+    course on ``course_copied`` (lms.activities: the activities and the question bank)."""
+    require_manage(actor, source)
+    if not can_create_courses(actor):
+        raise NotAllowed(_("研修を作成する権限がありません。"))
+    suffix = _("（コピー）")
+    data = CourseInput(
+        title=source.title[: 200 - len(suffix)] + suffix, municipality_ids=sorted(source.eligible_municipality_ids),
+        **{name: getattr(source, name) for name in (
+            "summary", "description_md", "category_id", "target_audience", "eligible_all", "requires_approval",
+            "supervisor_approval", "selection", "completion_mode", "attendance_threshold_pct", "viewing_threshold_pct",
+            "series_threshold_pct", "organizer_mailbox", "audience_grades", "audience_titles", "min_years_of_service",
+            "max_years_of_service", "new_hires_only")})
+    course = Course(status=DRAFT, owner_id=actor.id, title="")
+    db.session.add(course)
+    _apply_course(course, data)
+    course.prerequisites.extend(CoursePrerequisite(required_course_id=p.required_course_id,
+                                                   within_fiscal_years=p.within_fiscal_years)
+                                for p in source.prerequisites)
+    course.has_prerequisites = bool(source.prerequisites)
+    db.session.flush()
+    record_action(actor, "course.copy", "course", course.id, None, source_id=source.id, title=course.title)
+    signals.course_copied.send(course, source=source, actor=actor)
+    return course
+
+
 def prerequisite_choices(course: Course) -> list[Course]:
     """Courses that may be required before ``course``: every other course not cancelled, by
     title (drafts included: a series is often prepared together)."""

@@ -26,7 +26,7 @@ from lms.activities.models import (
     BankQuestion,
 )
 from lms.archives.storage import get_storage
-from lms.common.errors import InvalidInput
+from lms.common.errors import Conflict, InvalidInput
 from lms.enrollment import services as enrollment
 from tests import factories
 from tests.activities import test_activities as base
@@ -262,3 +262,62 @@ def test_the_bank_pages(db, world, client, login_as, make_user):
     login_as(user=make_user("trainer"))  # another trainer: not their course
     assert client.get(f"/manage/courses/{course.id}/question-bank").status_code == 404
     assert client.post(f"/manage/question-bank/{item.id}/delete").status_code == 404
+
+
+def test_a_report_returned_after_the_close_can_still_be_finished(db, world, make_user):
+    report = build(db, world, REPORT, questions=[services.QuestionInput(kind=LONGTEXT, prompt="学んだこと")])
+    learner, office = world["learner"], make_user("municipal_admin")
+    done, _errors = services.save(report.id, learner, form(report, "起案の基本"), submit=True)
+    db.session.commit()
+    services.review_report(done.id, office, services.RETURN, "具体例を加えてください。")
+    db.session.commit()
+    report.closes_anchor, report.closes_offset_hours = "start", -24 * 300  # the window closed meanwhile
+    db.session.commit()
+    services.reopen_returned(report.id, learner)
+    db.session.commit()
+    again, errors = services.save(report.id, learner, form(report, "起案の基本と具体例"), submit=True)
+    db.session.commit()
+    assert not errors and again.status == SUBMITTED and again.late
+    assert services.review_report(done.id, office, services.CONFIRM).status == "confirmed"
+    db.session.commit()
+    # A first submission after the close is still refused.
+    other = build(db, world, REPORT, questions=[services.QuestionInput(kind=LONGTEXT, prompt="学んだこと")],
+                  closes_anchor="start", closes_offset_hours=-24 * 300)
+    with pytest.raises(Conflict):
+        services.save(other.id, learner, form(other, "遅れた報告"), submit=True)
+    db.session.rollback()
+
+
+def test_a_copied_course_takes_its_activities_and_question_bank(db, world, client, login_as, make_user):
+    trainer, course = world["trainer"], world["course"]
+    course.selection, course.series_threshold_pct, course.summary = True, 80, "起案・決裁・保存の基本"
+    survey = build(db, world, SURVEY, anonymous=True)
+    quiz = build(db, world, QUIZ, questions=quiz_bank_questions(), pass_pct=80, draw_count=2)
+    services.add_to_bank(trainer, course, quiz_bank_questions()[0])
+    db.session.commit()
+    services.save(survey.id, world["learner"], form(survey, 5, 0), submit=True)  # answers stay behind
+    db.session.commit()
+    login_as(user=make_user("trainer"))  # not their course
+    assert client.post(f"/manage/courses/{course.id}/copy").status_code == 404
+    login_as(user=trainer)
+    copied = client.post(f"/manage/courses/{course.id}/copy")
+    assert copied.status_code == 302
+    copy_id = int(copied.headers["Location"].rstrip("/").rsplit("/", 1)[-1])
+    db.session.expire_all()
+    from lms.activities.models import Activity, ActivitySubmission
+    from lms.courses.models import Course
+
+    copy = db.session.get(Course, copy_id)
+    assert copy.title == "文書事務研修（コピー）" and copy.status == "draft" and copy.owner_id == trainer.id
+    assert (copy.selection, copy.series_threshold_pct, copy.summary) == (True, 80, "起案・決裁・保存の基本")
+    assert copy.sessions == []
+    activities = db.session.scalars(select(Activity).where(Activity.course_id == copy_id).order_by(Activity.position)).all()
+    assert [(a.kind, a.anonymous, a.published) for a in activities] == [(SURVEY, True, False), (QUIZ, False, False)]
+    assert [q.prompt for q in activities[1].questions] == [q.prompt for q in quiz.questions]
+    assert (activities[1].pass_pct, activities[1].draw_count) == (80, 2)
+    assert activities[1].questions[0].correct == [0] and activities[1].questions[0].id != quiz.questions[0].id
+    assert [b.prompt for b in services.bank_of(copy_id)] == ["問1"]
+    assert db.session.scalar(select(ActivitySubmission).where(
+        ActivitySubmission.activity_id.in_([a.id for a in activities]))) is None
+    page = client.get(f"/manage/courses/{copy_id}").get_data(as_text=True)
+    assert "文書事務研修（コピー）" in page

@@ -53,6 +53,7 @@ EXPECTED = {
     "activities.results GET": "L 403 404 403 403 ok",
     "activities.results_export GET": "L 403 404 403 403 ok",
     "activities.attached_file GET": "L 404 404 404 ok ok",
+    "courses.copy_course POST": "L 403 404 403 403 ok",
     "activities.question_bank GET": "L 403 404 403 403 ok",
     "activities.question_bank POST": "L 403 404 403 403 400",
     "activities.delete_bank_question POST": "L 403 404 403 403 ok",
