@@ -498,3 +498,41 @@ def percentile(values: Sequence[float], pct: float) -> float:
 
 def emit(result: dict) -> None:
     print(json.dumps(result, ensure_ascii=False, sort_keys=False), flush=True)
+
+
+class Worker:
+    """``with Worker(env): ...`` — the background worker (huey, one thread, no periodic tasks)."""
+
+    def __init__(self, env: dict):
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> Worker:
+        flask = ROOT / ".venv" / "bin" / "flask"
+        self.proc = subprocess.Popen(
+            [str(flask) if flask.exists() else "flask", "--app", "wsgi", "lms", "worker", "--workers", "1",
+             "--no-periodic"], cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL)
+        time.sleep(1.0)
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"the worker exited with {self.proc.returncode}")
+        return self
+
+    def drained(self, timeout: float = 600) -> float:
+        """Seconds until the job queue (in Redis) is empty and the last job done."""
+        from huey import RedisHuey
+
+        queue = RedisHuey("manabi", url=self.env["REDIS_URL"])
+        started = time.monotonic()
+        while queue.pending_count() and time.monotonic() - started < timeout:
+            time.sleep(0.05)
+        time.sleep(0.2)  # (the job taken last)
+        return time.monotonic() - started
+
+    def __exit__(self, *exc) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

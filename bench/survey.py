@@ -3,7 +3,7 @@ the trainer reads the results.
 
 gunicorn (sync workers, 4 by default as in the README's production command) on PostgreSQL with
 production's settings where a bench allows (bench/common.py: JSON request log, rate limits,
-Redis). A held session of a course with a published, required 20-question survey (5 five-point
+Redis) and the background worker beside it (completions follow a submission there). A held session of a course with a published, required 20-question survey (5 five-point
 scales, 10 single choices, 5 short texts), open from the session's end for a week; ``--learners``
 learners with a confirmed place, each signed in through the demo sign-in from a loopback
 address of its own before timing. Then every learner posts the survey page's form
@@ -12,7 +12,9 @@ address of its own before timing. Then every learner posts the survey page's for
 and after. Finally the trainer loads the results page (all 3,000 answers) ``--results`` times.
 
 Prints one JSON object: submit_per_s, hello_per_s, ratio (submit ÷ hello), p50_ms, p99_ms,
-results_p95_ms, errors, lost (answers expected minus stored), cpu_ms_per_submit (app, db).
+results_p95_ms, errors, lost (answers expected minus stored), cpu_ms_per_submit (app, db),
+completions_done_after_s (how long after the rush the worker had recomputed the last
+completion) and the worker's CPU from the rush's start until then, per submission.
 Targets: errors = 0, lost = 0, ratio >= 0.15, p99_ms <= 300, results_p95_ms <= 200.
 
     .venv/bin/python bench/survey.py [--learners 3000] [--anonymous]
@@ -32,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (  # noqa: E402
     Gunicorn,
     Req,
+    Worker,
     bench_app,
     cpu_seconds,
     emit,
@@ -145,7 +148,7 @@ def main() -> None:
 
     with fresh_database("lms_bench_survey") as database_url:
         activity_id, question_ids, trainer_id, user_ids = create_data(database_url, args.learners, args.anonymous)
-        with Gunicorn(database_url, workers=args.workers) as server:
+        with Gunicorn(database_url, workers=args.workers) as server, Worker(server.env) as worker:
             agents, tokens = sign_in_everyone(server.base_url, [trainer_id, *user_ids])
             trainer_agent = agents[0]
             agents, tokens = agents[1:], tokens[1:]
@@ -153,6 +156,7 @@ def main() -> None:
             hello_before = measure_hello(server.base_url, n=args.hello, concurrency=args.concurrency)
             db_pids = postgres_pids(database_url.rsplit("/", 1)[1])
             app_cpu, db_cpu = cpu_seconds(server.pids()), cpu_seconds(db_pids)
+            worker_cpu = cpu_seconds([worker.proc.pid])
             path = f"/activities/{activity_id}"
             rush = run_load(server.base_url, [
                 Req("POST", path, form=answers_form(question_ids, token, rng), agent=agent,
@@ -160,6 +164,9 @@ def main() -> None:
                 for index, (agent, token) in enumerate(zip(agents, tokens, strict=True))
             ], concurrency=args.concurrency, ok=(302,))
             app_cpu, db_cpu = cpu_seconds(server.pids()) - app_cpu, cpu_seconds(db_pids) - db_cpu
+            # The completions follow in the worker: the time until it has done them all.
+            lag = worker.drained()
+            worker_cpu = cpu_seconds([worker.proc.pid]) - worker_cpu
             hello_after = measure_hello(server.base_url, n=args.hello, concurrency=args.concurrency)
             results = run_load(server.base_url, [
                 Req("GET", f"/manage/activities/{activity_id}/results", agent=trainer_agent, source=_source_ip(0))
@@ -178,6 +185,8 @@ def main() -> None:
         "answers": saved,
         "anonymous": args.anonymous,
         "cpu_ms_per_submit": {"app": round(app_cpu * 1000 / rush.count, 2), "db": round(db_cpu * 1000 / rush.count, 2)},
+        "completions_done_after_s": round(lag, 1),
+        "worker_cpu_ms_per_submit": round(worker_cpu * 1000 / rush.count, 2),
     })
 
 

@@ -33,7 +33,6 @@ import http.client
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -47,6 +46,7 @@ import contextlib
 from bench.common import (  # noqa: E402
     Agent,
     Gunicorn,
+    Worker,
     bench_app,
     cpu_seconds,
     csrf_token,
@@ -110,33 +110,6 @@ class RssSampler(threading.Thread):
                         with contextlib.suppress(psutil.NoSuchProcess):
                             self.peaks[n] = max(self.peaks[n], proc.memory_info().rss)
             time.sleep(0.02)
-
-
-class Worker:
-    """``with Worker(env): ...`` — the background worker (huey, one thread, no periodic tasks)."""
-
-    def __init__(self, env: dict):
-        self.env = env
-        self.proc: subprocess.Popen | None = None
-
-    def __enter__(self) -> Worker:
-        flask = ROOT / ".venv" / "bin" / "flask"
-        self.proc = subprocess.Popen(
-            [str(flask) if flask.exists() else "flask", "--app", "wsgi", "lms", "worker", "--workers", "1",
-             "--no-periodic"], cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL)
-        time.sleep(1.0)
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"the worker exited with {self.proc.returncode}")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,13 +13,14 @@ from lms.api import tasks as api_tasks
 from lms.api.webhooks import tasks as webhooks_tasks
 from lms.archives import tasks as archives_tasks
 from lms.common.jobs import huey, use_app_factory
+from lms.completion import tasks as completion_tasks
 from lms.courses import tasks as courses_tasks
 from lms.notifications import tasks as notifications_tasks
 from lms.planning import tasks as planning_tasks
 from lms.teams import tasks as teams_tasks
 from lms.teams.viva import tasks as viva_tasks
 
-TASK_MODULES = (api_tasks, archives_tasks, courses_tasks, notifications_tasks, planning_tasks, teams_tasks, viva_tasks,
+TASK_MODULES = (api_tasks, archives_tasks, completion_tasks, courses_tasks, notifications_tasks, planning_tasks, teams_tasks, viva_tasks,
                 webhooks_tasks)
 
 

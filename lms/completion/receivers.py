@@ -1,10 +1,14 @@
 """Completions follow attendance and viewing, and the dashboard summaries follow enrollments,
 attendance, completions, sessions and the roster: recomputed in the sender's transaction
 (receivers run before its commit, so the summaries are committed with the change or not at
-all)."""
+all). Activities are the exception: their completions are recomputed by a job once the
+change is committed (lms.completion.tasks)."""
 
 from __future__ import annotations
 
+from functools import partial
+
+from lms.common.after_commit import after_commit
 from lms.common.signals import (
     activity_changed,
     attendance_changed,
@@ -14,7 +18,7 @@ from lms.common.signals import (
     staff_member_moved,
     viewing_changed,
 )
-from lms.completion import prerequisites, summary
+from lms.completion import prerequisites, summary, tasks
 from lms.enrollment.rules import MissingPrerequisite
 from lms.extensions import db
 
@@ -27,11 +31,12 @@ def _on_enrollment_status_changed(enrollment, old_status: str | None = None, new
 
 @activity_changed.connect
 def _on_activity_changed(sender, staff_member_id: int | None = None, session_id: int | None = None, **_kw):
-    """An activity submitted, passed, confirmed or returned: the completion follows (its summaries with it)."""
-    from lms.completion.services import recompute_for_session  # (as the receivers below)
-
+    """An activity submitted, passed, confirmed or returned: the completion follows (its
+    summaries with it) — in the worker, once the change is committed, off the learner's
+    request (a survey's rush after a session is thousands of submissions in minutes)."""
     if staff_member_id is not None and session_id is not None:
-        recompute_for_session(staff_member_id, session_id)
+        after_commit(partial(tasks.recompute_after_commit, staff_member_id, session_id),
+                     key=("completion.recompute", staff_member_id, session_id))
 
 
 @attendance_changed.connect

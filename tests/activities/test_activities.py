@@ -320,7 +320,7 @@ def test_results_show_groups_of_five_and_no_names(db, world, make_user, client, 
     assert shown.shown and shown.total == 6
     scale = shown.questions[0]
     assert dict(scale.counts)["満足"] == 2 and scale.mean is not None
-    assert shown.questions[2].texts == sorted(f"意見{n}" for n in range(6))
+    assert shown.questions[2].texts == [(f"意見{n}", 1) for n in range(6)]
     login_as(user=world["trainer"])
     page = client.get(f"/manage/activities/{survey.id}/results")
     html = page.get_data(as_text=True)
@@ -355,3 +355,43 @@ def test_a_reminder_before_a_required_activity_closes(db, world, make_user):
     services.save(survey.id, other, form(survey, 5, 0), submit=True)
     db.session.commit()
     assert queue_activity_reminders(closes - timedelta(hours=8)) == 0
+
+
+def test_completion_follows_in_the_worker_once_committed(db, world, monkeypatch):
+    """Outside tests the recomputation is a job enqueued after the commit (never for a change
+    rolled back); should the queue refuse it, it runs at once rather than being lost."""
+    from lms.common.jobs import huey
+    from lms.completion import tasks
+
+    survey = build(db, world)
+    attend(db, world)
+    enqueued = []
+    monkeypatch.setattr(huey, "immediate", False)
+    monkeypatch.setattr(tasks, "recompute_for_session_task", lambda *args: enqueued.append(args))
+    services.save(survey.id, world["learner"], form(survey, 5, 0), submit=True)
+    assert enqueued == []  # not before the commit
+    db.session.rollback()
+    assert enqueued == [] and not completed(db, world)  # nor for a change rolled back
+    services.save(survey.id, world["learner"], form(survey, 5, 0), submit=True)
+    db.session.commit()
+    assert enqueued == [(world["learner"].staff_member.id, world["session"].id)]
+    assert not completed(db, world)  # the worker's to do
+    tasks.recompute_now(*enqueued[0])  # …as the worker does
+    assert completed(db, world)
+
+
+def test_a_queue_outage_does_not_lose_the_completion(db, world, monkeypatch):
+    from lms.common.jobs import huey
+    from lms.completion import tasks
+
+    survey = build(db, world)
+    attend(db, world)
+    monkeypatch.setattr(huey, "immediate", False)
+
+    def refuse(*_args):
+        raise ConnectionError("Redis is down")
+
+    monkeypatch.setattr(tasks, "recompute_for_session_task", refuse)
+    services.save(survey.id, world["learner"], form(survey, 5, 0), submit=True)
+    db.session.commit()
+    assert completed(db, world)
