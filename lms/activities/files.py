@@ -24,7 +24,7 @@ from lms.activities.models import ActivityFile
 from lms.archives.filetypes import sanitise_filename
 from lms.archives.storage import READ_CHUNK, get_storage
 from lms.common.after_commit import after_commit, on_rollback
-from lms.common.errors import InvalidInput
+from lms.common.errors import InvalidInput, NotFound
 
 
 @dataclass(frozen=True)
@@ -152,4 +152,8 @@ def forget(file: ActivityFile) -> None:
 
 
 def read(file: ActivityFile) -> Iterator[bytes]:
-    return get_storage().open_range(file.storage_key)
+    """The stored bytes; NotFound if the object is missing (the row outlived its file)."""
+    storage = get_storage()
+    if not storage.exists(file.storage_key):
+        raise NotFound(_("ファイルが見つかりません。"))
+    return storage.open_range(file.storage_key)

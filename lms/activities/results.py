@@ -36,6 +36,9 @@ from lms.courses.models import TrainingSession
 from lms.extensions import db
 
 MIN_GROUP = 5
+# Free-text answers listed on the page: identical ones counted once, the most frequent first,
+# at most this many different ones (all of them are in the Excel export).
+SHOWN_TEXTS = 200
 
 
 @dataclass
@@ -45,7 +48,8 @@ class QuestionResult:
     prompt: str
     answered: int = 0
     counts: list[tuple[str, int]] = field(default_factory=list)  # choice/scale: (label, answers)
-    texts: list[str] = field(default_factory=list)  # text answers, sorted
+    texts: list[tuple[str, int]] = field(default_factory=list)  # (text, how many gave it), most given first
+    more_texts: int = 0  # different texts not listed (beyond SHOWN_TEXTS)
     mean: float | None = None  # number, scale
     low: float | None = None
     high: float | None = None
@@ -119,7 +123,8 @@ def results(activity: Activity, session_id: int | None = None) -> Results:
                 tally = Counter(int(i) for v in values for i in v)
                 result.counts = [(label, tally.get(i, 0)) for i, label in enumerate(q.choices)]
             elif q.kind in (TEXT, LONGTEXT, DATE):
-                result.texts = sorted(str(v) for v in values)
+                ranked = sorted(Counter(str(v) for v in values).items(), key=lambda item: (-item[1], item[0]))
+                result.texts, result.more_texts = ranked[:SHOWN_TEXTS], max(0, len(ranked) - SHOWN_TEXTS)
             if q.kind in (NUMBER, SCALE) and values:
                 numbers = [float(v) for v in values]
                 result.mean = round(sum(numbers) / len(numbers), 2)

@@ -394,14 +394,15 @@ def answer(activity_id: int):
             flash(exc.message, "error")
             status = 409
         else:
+            # (worded before the commit, which expires what it would read)
+            submitted = submission.status == SUBMITTED
+            message = (_submitted_message(activity, submission) if submitted
+                       else _("下書きを保存しました（まだ提出していません）。"))
             db.session.commit()
             if errors:
                 status = 400
             else:
-                if submission.status == SUBMITTED:
-                    flash(_submitted_message(activity, submission), "success")
-                else:
-                    flash(_("下書きを保存しました（まだ提出していません）。"), "info")
+                flash(message, "success" if submitted else "info")
                 return redirect(url_for("activities.answer", activity_id=activity_id))
     try:
         place = services.place_of(activity, current_user)
@@ -452,9 +453,10 @@ def attached_file(attachment_id: int):
     """An attached file, for its writer, its report's reviewers and the course's managers."""
     try:
         row = services.file_for(current_user, attachment_id)
+        body = activity_files.read(row)
     except NotFound:
         abort(404)
-    response = private_download(activity_files.read(row), row.filename, row.content_type, fallback="attachment")
+    response = private_download(body, row.filename, row.content_type, fallback="attachment")
     response.headers["Content-Length"] = str(row.size)
     return response
 

@@ -641,7 +641,6 @@ def save(activity_id: int, user, raw: dict[str, list[str]], *, submit: bool, upl
                                      municipality_id=member.municipality_id, session_id=place.session.id, attempt=1,
                                      status=DRAFT, answers={}, started_at=now)
         db.session.add(current)
-        db.session.flush()
     errors: dict[int, str] = {}
     if expired:  # the time is up: what was saved in time is what counts
         answers = dict(current.answers or {})
@@ -692,6 +691,8 @@ def _attach(activity: Activity, submission: ActivitySubmission, questions: list[
         value = held.get(q.id)
         upload = uploads.get(q.id)
         if upload is not None:
+            if submission.id is None:
+                db.session.flush()  # (the file's row names the submission)
             try:
                 row = files.store(upload.stream, upload.filename, activity_id=activity.id,
                                   submission_id=submission.id, question_id=q.id)

@@ -172,6 +172,8 @@ def test_removing_a_file_and_who_may_read_it(app, db, world, make_user, client, 
     assert client.get("/activity-files/99999999999999").status_code == 404
     login_as(user=world["trainer"])  # the course's trainer
     assert client.get(f"/activity-files/{file_id}").status_code == 200
+    get_storage(app).delete(db.session.get(ActivityFile, file_id).storage_key)  # the object lost: 404, not 500
+    assert client.get(f"/activity-files/{file_id}").status_code == 404
 
 
 def test_a_draft_file_can_be_taken_away(app, db, world):
