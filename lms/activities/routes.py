@@ -249,9 +249,14 @@ def edit_question(question_id: int):
 @bp.post("/manage/activity-questions/<int:question_id>/delete")
 @role_required(TRAINER, PLATFORM_ADMIN)
 def delete_question(question_id: int):
+    return _on_question(question_id, services.delete_question, _("質問を削除しました。"))
+
+
+def _on_question(question_id: int, run, message: str):
+    """A button on one of an activity's questions: ``run(user, question)``, back to the list."""
     question = _question(question_id)
     activity_id = question.activity_id
-    _act(lambda: services.delete_question(current_user, question), _("質問を削除しました。"))
+    _act(lambda: run(current_user, question), message)
     return redirect(url_for("activities.manage", activity_id=activity_id) + "#questions")
 
 
@@ -329,10 +334,7 @@ def delete_bank_question(item_id: int):
 @bp.post("/manage/activity-questions/<int:question_id>/bank")
 @role_required(TRAINER, PLATFORM_ADMIN)
 def save_to_bank(question_id: int):
-    question = _question(question_id)
-    activity_id = question.activity_id
-    _act(lambda: services.save_to_bank(current_user, question), _("問題バンクに保存しました。"))
-    return redirect(url_for("activities.manage", activity_id=activity_id) + "#questions")
+    return _on_question(question_id, services.save_to_bank, _("問題バンクに保存しました。"))
 
 
 @bp.post("/manage/activities/<int:activity_id>/from-bank")

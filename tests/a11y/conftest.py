@@ -140,7 +140,7 @@ def a11y_world(app, db):
     db.session.commit()
     # Activities of the course: a survey the demo learner (who holds a place) answers, a report
     # of theirs waiting for the training office.
-    from lms.activities.models import Activity, ActivityQuestion, ActivitySubmission
+    from lms.activities.models import Activity, ActivityFile, ActivityQuestion, ActivitySubmission, BankQuestion
 
     # (a session of its own: the keyboard and small-screen tests enroll in the first one)
     learner = demo_user("131016", "learner0")
@@ -156,16 +156,36 @@ def a11y_world(app, db):
                                                   choices=["会議の開始", "画面共有", "録画"]),
                                  ActivityQuestion(kind="longtext", prompt="ご意見", position=3, required=False)])
     report = Activity(course_id=course.id, kind="report", title="受講報告", published=True, opens_offset_hours=-24 * 60,
-                      questions=[ActivityQuestion(kind="longtext", prompt="学んだこと", position=1)])
-    db.session.add_all([survey, report])
+                      questions=[ActivityQuestion(kind="longtext", prompt="学んだこと", position=1),
+                                 ActivityQuestion(kind="file", prompt="作った資料", position=2, required=False)])
+    # Pre-work asking for a file, and a quiz drawing from the course's question bank.
+    prework = Activity(course_id=course.id, kind="prework", title="事前課題", published=True, opens_offset_hours=-24 * 60,
+                       closes_anchor="end", questions=[ActivityQuestion(kind="file", prompt="職場の会議の資料", position=1)])
+    quiz = Activity(course_id=course.id, kind="quiz", title="確認テスト", published=False, draw_count=1,
+                    questions=[ActivityQuestion(kind="single", prompt="会議を始めるのは", position=1,
+                                                choices=["開催者", "誰でも"], correct=[0])])
+    db.session.add_all([survey, report, prework, quiz,
+                        BankQuestion(course_id=course.id, kind="single", prompt="録画を止めるのは", choices=["開催者", "出席者"],
+                                     correct=[0])])
     db.session.flush()
-    db.session.add(ActivitySubmission(activity_id=report.id, staff_member_id=learner.staff_member.id,
-                                      municipality_id=learner.staff_member.municipality_id, session_id=held.id,
-                                      status="submitted", answers={str(report.questions[0].id): "会議の開き方を学んだ。"},
-                                      submitted_at=utcnow()))
+    submitted = ActivitySubmission(activity_id=report.id, staff_member_id=learner.staff_member.id,
+                                   municipality_id=learner.staff_member.municipality_id, session_id=held.id,
+                                   status="submitted", answers={str(report.questions[0].id): "会議の開き方を学んだ。"},
+                                   submitted_at=utcnow())
+    db.session.add(submitted)
+    db.session.flush()
+    from lms.archives.storage import get_storage
+
+    get_storage().write_object("activity-files/a11y", [b"%PDF-1.7\n%%EOF\n"], "application/pdf")
+    attached = ActivityFile(submission_id=submitted.id, question_id=report.questions[1].id, storage_key="activity-files/a11y",
+                            filename="会議の資料.pdf", content_type="application/pdf", size=204800, sha256="0" * 64)
+    db.session.add(attached)
+    db.session.flush()
+    submitted.answers = {**submitted.answers, str(report.questions[1].id): {"file": attached.id, "name": attached.filename,
+                                                                            "size": attached.size}}
     db.session.commit()
     return {"course": course, "session": session, "archive": archive, "onsite_session": onsite,
-            "selection_session": selection_session, "survey": survey}
+            "selection_session": selection_session, "survey": survey, "prework": prework, "quiz": quiz}
 
 
 def sign_in(page, base_url: str, user) -> None:

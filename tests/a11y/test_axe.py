@@ -38,14 +38,15 @@ def _extra(role, world) -> list[str]:
         # the printed lists of the municipality's participants.
         "municipal_admin": ["/roster/export.csv?encoding=cp932", f"{onsite}/participants", f"{onsite}/sign-in-sheet",
                             "/reports"],
-        "learner": [f"/activities/{world['survey'].id}"],
+        "learner": [f"/activities/{world['survey'].id}", f"/activities/{world['prework'].id}"],
         # The printed lists and the check-in QR codes of a session held on site.
         "trainer": [f"{onsite}/sign-in-sheet", f"{onsite}/participants", f"{onsite}/qr", f"{onsite}/qr/poster",
                     f"/manage/courses/{world['course'].id}/prerequisites",
                     f"/sessions/{world['selection_session'].id}/selection",
                     f"/manage/courses/{world['course'].id}/activities", f"/manage/activities/{world['survey'].id}",
                     f"/manage/activity-questions/{world['survey'].questions[0].id}",
-                    f"/manage/activities/{world['survey'].id}/results"],
+                    f"/manage/activities/{world['survey'].id}/results", f"/manage/activities/{world['quiz'].id}",
+                    f"/manage/courses/{world['course'].id}/question-bank"],
         "platform_admin": ["/admin/pages/accessibility", "/manage/paths", "/manage/paths/new", "/teams/app",
                            "/teams/viva/"],
     }

@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
@@ -167,6 +168,11 @@ def test_activities_from_building_to_completion(live_server, page, db, summaries
     _publish(page)
     report_id = _create(page, base, course.id, "受講報告", REPORT, opens=after[0], closes=after[1])
     _add_question(page, "長い文章", "研修で学んだことを職場でどう生かしますか")
+    page.get_by_label("質問の種類").select_option(label="ファイルの添付（事前課題・受講報告）")
+    page.get_by_label("質問文").fill("研修で作った保存ルールの案（任意）")
+    page.get_by_label("回答を必須にする").uncheck()
+    page.get_by_role("button", name="質問を追加").click()
+    _flash(page, "質問を追加しました。")
     _publish(page)
     page.goto(f"{base}/manage/courses/{course.id}/activities")
     for title, kind in ((PREWORK, "事前課題"), (SURVEY, "研修アンケート（無記名）"), (QUIZ, "確認テスト"),
@@ -250,8 +256,17 @@ def test_activities_from_building_to_completion(live_server, page, db, summaries
     expect(page.get_by_role("heading", level=1)).to_have_text(f"受講報告：{REPORT}")
     assert _axe(page) == []
     page.get_by_label("研修で学んだことを職場でどう生かしますか").fill("課の保存ルールを見直す。")
+    # An attachment: a program renamed .pdf is refused with the reason, the text kept; a PDF goes.
+    page.get_by_label("研修で作った保存ルールの案（任意）").set_input_files(
+        files=[{"name": "保存ルール案.pdf", "mimeType": "application/pdf", "buffer": b"MZ\x90\x00" + b"\x00" * 300}])
+    page.get_by_role("button", name="提出する").click()
+    expect(page.locator(".error-summary")).to_contain_text("このファイルの形式は添付できません")
+    expect(page.get_by_label("研修で学んだことを職場でどう生かしますか")).to_have_value("課の保存ルールを見直す。")
+    page.get_by_label("研修で作った保存ルールの案（任意）").set_input_files(
+        files=[{"name": "保存ルール案.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.7\n" + b"0" * 2000 + b"\n%%EOF\n"}])
     page.get_by_role("button", name="提出する").click()
     _flash(page, "報告を提出しました。研修担当が確認します。")
+    expect(page.get_by_role("link", name="保存ルール案.pdf")).to_be_visible()
     page.goto(f"{base}/me")
     expect(_todo(page, PREWORK).locator(".badge-confirmed")).to_have_text("提出済み")
     expect(_todo(page, SURVEY).locator(".badge-confirmed")).to_have_text("提出済み")
@@ -264,6 +279,10 @@ def test_activities_from_building_to_completion(live_server, page, db, summaries
     page.goto(f"{base}/reports")
     report = page.get_by_role("region", name=f"{LEARNER}：{COURSE}「{REPORT}」")
     expect(report).to_contain_text("課の保存ルールを見直す。")
+    with page.expect_download() as attachment:
+        report.get_by_role("link", name="保存ルール案.pdf").click()
+    assert attachment.value.suggested_filename == "保存ルール案.pdf"
+    assert Path(attachment.value.path()).read_bytes().startswith(b"%PDF-1.7")
     assert _axe(page) == []
     report.get_by_label("コメント（差し戻すときは必須）").fill("具体的な見直しの時期を書いてください。")
     report.get_by_role("button", name=re.compile(rf"^差し戻す\s*：{LEARNER}$")).click()
