@@ -24,6 +24,9 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import and_, case, exists, func, literal, or_, select, text
 
+from lms.activities.models import CONFIRMED as ACTIVITY_CONFIRMED
+from lms.activities.models import QUIZ, REPORT, Activity, ActivitySubmission
+from lms.activities.models import SUBMITTED as ACTIVITY_SUBMITTED
 from lms.archives.models import Archive, ArchiveFile, ViewingProgress
 from lms.attendance.models import Attendance
 from lms.common.pagination import Page
@@ -589,3 +592,63 @@ def paginate_rows(query, page: int, per_page: int = 50) -> Page:
     total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
     items = list(db.session.execute(query.limit(per_page).offset((page - 1) * per_page)).all())
     return Page(items=items, total=total, page=page, per_page=per_page)
+
+
+# ---------------------------------------------------------------- activities (課題の状況)
+
+
+@dataclass(frozen=True)
+class ActivityFigure:
+    """One activity of a course: how many of the scope's staff submitted it, passed it (a quiz)
+    and have it confirmed (a report), for sessions of the fiscal year. An anonymous survey
+    counts who submitted only (its answers are not joined to anyone)."""
+
+    activity_id: int
+    course_title: str
+    title: str
+    kind: str
+    required: bool
+    submitted: int
+    passed: int | None  # quizzes only
+    confirmed: int | None  # reports only
+
+
+def activity_figures(scope: int | None, fiscal_year: int, course_id: int | None = None,
+                     limit: int = 200) -> list[ActivityFigure]:
+    """Per published activity: the staff of ``scope`` (None: everyone) who submitted, passed,
+    had confirmed — each person once, whatever their attempts. With ``course_id``, every
+    activity of that course (zeros included); without, those someone in scope has worked on.
+    One statement."""
+    start, end = fiscal_year_bounds(fiscal_year)
+    flag = lambda condition: func.max(case((condition, 1), else_=0))  # noqa: E731
+    per_person = (
+        select(ActivitySubmission.activity_id.label("activity_id"),
+               flag(ActivitySubmission.status.in_([ACTIVITY_SUBMITTED, ACTIVITY_CONFIRMED])).label("submitted"),
+               flag(ActivitySubmission.passed.is_(True)).label("passed"),
+               flag(ActivitySubmission.status == ACTIVITY_CONFIRMED).label("confirmed"))
+        .join(TrainingSession, TrainingSession.id == ActivitySubmission.session_id)
+        .where(TrainingSession.starts_at >= start, TrainingSession.starts_at < end)
+        .group_by(ActivitySubmission.activity_id, ActivitySubmission.staff_member_id)
+    )
+    if scope is not None:
+        per_person = per_person.where(ActivitySubmission.municipality_id == scope)
+    if course_id is not None:
+        per_person = per_person.join(Activity, Activity.id == ActivitySubmission.activity_id).where(
+            Activity.course_id == course_id)
+    people = per_person.subquery()
+    query = (
+        select(Activity.id, Course.title, Activity.title, Activity.kind, Activity.required,
+               func.coalesce(func.sum(people.c.submitted), 0), func.coalesce(func.sum(people.c.passed), 0),
+               func.coalesce(func.sum(people.c.confirmed), 0))
+        .join(Course, Course.id == Activity.course_id)
+        .join(people, people.c.activity_id == Activity.id, isouter=course_id is not None)
+        .where(Activity.published.is_(True))
+        .group_by(Activity.id, Course.title, Activity.title, Activity.kind, Activity.required, Activity.position)
+        .order_by(Course.title, Activity.position, Activity.id)
+        .limit(limit)
+    )
+    if course_id is not None:
+        query = query.where(Activity.course_id == course_id)
+    return [ActivityFigure(aid, course, title, kind, bool(required), int(submitted),
+                           int(passed) if kind == QUIZ else None, int(confirmed) if kind == REPORT else None)
+            for aid, course, title, kind, required, submitted, passed, confirmed in db.session.execute(query)]

@@ -191,6 +191,7 @@ def dashboard():
         trend=trend,
         statuses=statuses,
         headline=reports.headline(courses, statuses),
+        activities=reports.activity_figures(scope, fy, course_id),
         municipalities=_municipalities() if current_user.has_role(PLATFORM_ADMIN) else [],
         is_platform=current_user.has_role(PLATFORM_ADMIN),
         export_args=_export_args(scope, fy, course_id),

@@ -9,6 +9,7 @@ from itertools import chain
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from lms.activities.forms import KIND_LABELS as ACTIVITY_KINDS
 from lms.common.spreadsheet import LossyRow, unencodable
 from lms.completion import reports
 from lms.completion.exports import Column, Table, stream_query, tokyo_wall_clock
@@ -17,7 +18,7 @@ from lms.courses.models import Course
 from lms.extensions import db
 from lms.roster.models import StaffMember
 
-TABLES = ("courses", "departments", "job_titles", "trend", "missing", "records", "comparison")
+TABLES = ("courses", "activities", "departments", "job_titles", "trend", "missing", "records", "comparison")
 # Tables that name people: their export is personal data.
 PERSONAL_TABLES = ("missing", "records")
 
@@ -80,6 +81,18 @@ def build_table(name: str, *, scope: int | None, fiscal_year: int | None, course
             Column(_("研修"), 44), Column(_("申込者数"), 10), Column(_("出席者数"), 10),
             Column(_("修了（ライブ）"), 14), Column(_("修了（アーカイブ）"), 16), Column(_("修了（両方）"), 12),
             Column(_("修了（手動）"), 12), Column(_("修了計"), 10), Column(_("未修了"), 10), Column(_("修了率（%）"), 12, percent=True),
+        ], rows)
+    if name == "activities":
+        kinds = {kind: str(label) for kind, label in ACTIVITY_KINDS.items()}
+        yes, no = _("必須"), _("任意")
+
+        def rows():
+            for a in reports.activity_figures(scope, fiscal_year, course_id):
+                yield (a.course_title, a.title, kinds.get(a.kind, a.kind), yes if a.required else no, a.submitted,
+                       "" if a.passed is None else a.passed, "" if a.confirmed is None else a.confirmed)
+        return Table("completion-activities", _("課題別"), [
+            Column(_("研修"), 40), Column(_("課題"), 30), Column(_("種類"), 14), Column(_("修了要件"), 10),
+            Column(_("提出者数"), 10), Column(_("合格者数"), 10), Column(_("確認済の報告"), 12),
         ], rows)
     if name in ("departments", "job_titles"):
         by = "department" if name == "departments" else "job_title"
