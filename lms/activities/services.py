@@ -208,6 +208,8 @@ def update_activity(actor, activity: Activity, data: ActivityInput) -> dict:
     require_manage(actor, activity.course)
     _check_activity(data)
     values = _values(data)
+    if data.kind not in FILE_ACTIVITY_KINDS and any(q.kind == FILE for q in activity.questions):
+        raise InvalidInput(_("ファイルの添付を求める質問があるため、事前課題か受講報告のままにしてください。"), field="kind")
     if has_answers(activity.id):
         if values["kind"] != activity.kind:
             raise Conflict(_("回答があるため、種類は変えられません。"))

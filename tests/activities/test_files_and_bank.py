@@ -68,6 +68,10 @@ def test_only_pre_work_and_reports_ask_for_files(db, world):
     db.session.rollback()
     prework = build(db, world, PREWORK, questions=[services.QuestionInput(kind=FILE, prompt="事前課題の提出")])
     assert prework.questions[0].kind == FILE
+    with pytest.raises(InvalidInput) as refused:  # nor can it become a survey with its file question
+        services.update_activity(world["trainer"], prework, services.ActivityInput(kind=SURVEY, title="アンケート"))
+    assert "事前課題か受講報告のまま" in refused.value.message
+    db.session.rollback()
 
 
 def test_a_report_keeps_its_file_through_draft_return_and_resubmission(app, db, world, make_user):
