@@ -342,13 +342,19 @@ def test_activities_from_building_to_completion(live_server, page, db, summaries
     # 5. The municipal dashboard counts the completion (five places, one attended and completed).
     _as(app, context, base, office)
     page.goto(f"{base}/completion/dashboard")
-    row = page.get_by_role("row", name=COURSE)
+    row = page.get_by_role("table", name=re.compile("^研修別")).get_by_role("row", name=COURSE)
     expect(row).to_be_visible()
     # 申込者数, 出席者数, 修了（ライブ）, （アーカイブ）, （両方）, （手動）, 未修了, 修了率
     assert _cells(row)[:8] == ["5", "1", "1", "0", "0", "0", "4", "20.0%"]
     headline = page.locator(".headline-figures")
     expect(headline.locator("div", has_text="修了者数（延べ）").locator("dd")).to_have_text("1")
     expect(headline.locator("div", has_text="申込者数（延べ）").locator("dd")).to_have_text("5")
+    # 課題の状況: the learner did each activity (passed the quiz, once, in two attempts; the
+    # report confirmed); the colleagues have not yet.
+    by_activity = page.get_by_role("table", name="課題別の提出・合格・確認の人数")
+    assert _cells(by_activity.get_by_role("row", name=re.compile(f"確認テスト：{QUIZ}"))) == [COURSE, "必須", "1", "1", "—"]
+    assert _cells(by_activity.get_by_role("row", name=re.compile(f"受講報告：{REPORT}"))) == [COURSE, "必須", "1", "—", "1"]
+    assert _cells(by_activity.get_by_role("row", name=re.compile(f"研修アンケート：{SURVEY}"))) == [COURSE, "必須", "1", "—", "—"]
 
     # 6. The anonymous survey's results: one answer is fewer than MIN_GROUP (5), so nothing of
     # it is shown — not even its count (its session, merged, still under five, is hidden) —
