@@ -178,8 +178,11 @@
   }, true);
   // The <source> starts loading while the page is parsed, before this script runs: its link
   // may have been refused already (an expired page reopened from the cache, a fast answer),
-  // and that error was not heard. The element then has no source left: refresh now.
-  if (video.error || video.networkState === HTMLMediaElement.NETWORK_NO_SOURCE) {
+  // and that error was not heard. The element then has no source left: refresh now. (The
+  // state is also "no source" for a moment before the element picks its <source>; only a
+  // source it has tried, currentSrc, counts as refused, or the fresh link would cut off the
+  // page's own request for nothing.)
+  if (video.error || (video.networkState === HTMLMediaElement.NETWORK_NO_SOURCE && video.currentSrc)) {
     refreshLink();
   }
 
