@@ -9,6 +9,7 @@ claims each mail atomically. The queue itself is ``lms.common.jobs``.
 from __future__ import annotations
 
 from lms import create_app
+from lms.activities import tasks as activities_tasks
 from lms.api import tasks as api_tasks
 from lms.api.webhooks import tasks as webhooks_tasks
 from lms.archives import tasks as archives_tasks
@@ -20,7 +21,7 @@ from lms.planning import tasks as planning_tasks
 from lms.teams import tasks as teams_tasks
 from lms.teams.viva import tasks as viva_tasks
 
-TASK_MODULES = (api_tasks, archives_tasks, completion_tasks, courses_tasks, notifications_tasks, planning_tasks, teams_tasks, viva_tasks,
+TASK_MODULES = (activities_tasks, api_tasks, archives_tasks, completion_tasks, courses_tasks, notifications_tasks, planning_tasks, teams_tasks, viva_tasks,
                 webhooks_tasks)
 
 

@@ -5,7 +5,9 @@ A file is accepted when its first bytes (and, for a ZIP, its inside) show one of
 ``ACCEPTED``, whatever its name says, and when it is no larger than
 ``LMS_ACTIVITY_FILE_MAX_BYTES``. It is written as a complete object before the database row
 that names it; if that transaction rolls back, the object is deleted again (``on_rollback``),
-and an object a newer upload replaced is deleted once the replacement is committed.
+and an object a newer upload replaced is deleted once the replacement is committed. A process
+killed between storing and committing cannot roll back: ``sweep_orphans`` (the worker, every
+30 minutes) deletes objects that no row names once they are older than ``ORPHAN_AGE``.
 """
 
 from __future__ import annotations
@@ -15,16 +17,20 @@ import uuid
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import IO
 
 from flask import current_app
 from flask_babel import gettext as _
+from sqlalchemy import select
 
 from lms.activities.models import ActivityFile
 from lms.archives.filetypes import sanitise_filename
 from lms.archives.storage import READ_CHUNK, get_storage
 from lms.common.after_commit import after_commit, on_rollback
 from lms.common.errors import InvalidInput, NotFound
+from lms.common.timeutil import utcnow
+from lms.extensions import db
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,10 @@ _OOXML = {"word/": DOCX, "xl/": XLSX, "ppt/": PPTX}
 # the name's extension picks among the three (the content has shown it is an Office file).
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _OLE_BY_EXTENSION = {".doc": DOC, ".xls": XLS, ".ppt": PPT}
+PREFIX = "activity-files"
+# A stored object is committed (or rolled back) within its request: one older than this that
+# no row names was left by a process that died in between.
+ORPHAN_AGE = timedelta(hours=1)
 
 
 def max_bytes() -> int:
@@ -135,7 +145,7 @@ def store(stream: IO[bytes], filename: str, *, activity_id: int, submission_id: 
     name = sanitise_filename(filename, fallback="file")
     stem = name.rsplit(".", 1)[0] if "." in name else name
     name = f"{stem or 'file'}{accepted.extension}"
-    key = f"activity-files/{activity_id}/{uuid.uuid4().hex}"
+    key = f"{PREFIX}/{activity_id}/{uuid.uuid4().hex}"
     storage = get_storage()
     digest = hashlib.sha256()
     written = storage.write_object(key, _chunks(stream, digest), accepted.content_type)
@@ -157,3 +167,26 @@ def read(file: ActivityFile) -> Iterator[bytes]:
     if not storage.exists(file.storage_key):
         raise NotFound(_("ファイルが見つかりません。"))
     return storage.open_range(file.storage_key)
+
+
+def sweep_orphans(now: datetime | None = None) -> list[str]:
+    """Delete stored objects (and unfinished parts) under ``PREFIX`` that no attachment row
+    names and that were last written more than ``ORPHAN_AGE`` ago. The storage is listed
+    before the rows are read, so a file committed meanwhile is seen. Commits (ends the read
+    transaction). Returns the keys deleted."""
+    now = now or utcnow()
+    storage = get_storage()
+    stale = sorted(key for key, modified in storage.list_keys(PREFIX).items() if modified < now - ORPHAN_AGE)
+    db.session.commit()  # a snapshot taken after the listing
+    referenced: set[str] = set()
+    for start in range(0, len(stale), 500):
+        batch = stale[start : start + 500]
+        referenced.update(db.session.scalars(select(ActivityFile.storage_key).where(ActivityFile.storage_key.in_(batch))))
+    db.session.commit()
+    removed = []
+    for key in stale:
+        if key not in referenced:
+            storage.delete_part(key)
+            storage.delete(key)
+            removed.append(key)
+    return removed

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import io
 import zipfile
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
+from lms.activities import files as activity_files
 from lms.activities import services
 from lms.activities.models import (
     DRAFT,
@@ -25,8 +27,10 @@ from lms.activities.models import (
     ActivityFile,
     BankQuestion,
 )
+from lms.activities.tasks import sweep_activity_files_periodically as sweep_task
 from lms.archives.storage import get_storage
 from lms.common.errors import Conflict, InvalidInput
+from lms.common.timeutil import utcnow
 from lms.enrollment import services as enrollment
 from tests import factories
 from tests.activities import test_activities as base
@@ -141,6 +145,29 @@ def test_a_rolled_back_save_deletes_the_stored_object(app, db, world):
     assert storage.exists(key)
     db.session.rollback()  # the request failed after storing: the object must not outlive it
     assert not storage.exists(key) and stored_keys(db) == set()
+
+
+def test_the_sweep_deletes_only_old_objects_that_no_answer_names(app, db, world):
+    """A process killed between storing a file and committing its row cannot roll back: the
+    worker's sweep deletes such objects (and unfinished parts) once they are an hour old, and
+    keeps every file an answer names and anything written within the hour."""
+    report = report_with_file(db, world)
+    file_q = report.questions[1]
+    storage = get_storage(app)
+    draft, _errors = services.save(report.id, world["learner"], {}, submit=False,
+                                   uploads={file_q.id: upload(PDF, "a.pdf")})
+    db.session.commit()
+    kept = db.session.get(ActivityFile, draft.answers[str(file_q.id)]["file"]).storage_key
+    orphan = f"{activity_files.PREFIX}/{report.id}/{'a' * 32}"  # stored, then the process died
+    part = f"{activity_files.PREFIX}/{report.id}/{'b' * 32}"  # died while writing
+    storage.write_object(orphan, [PDF], "application/pdf")
+    storage.append_part(part, 0, [PDF[:100]])
+    assert activity_files.sweep_orphans() == []  # all within the hour: a request may be at work
+    later = utcnow() + activity_files.ORPHAN_AGE + timedelta(minutes=1)
+    assert activity_files.sweep_orphans(now=later) == sorted([orphan, part])
+    assert set(storage.list_keys(activity_files.PREFIX)) == {kept}
+    assert b"".join(storage.open_range(kept)) == PDF
+    assert sweep_task.call_local() == 0  # the worker's task: nothing left to delete
 
 
 def test_removing_a_file_and_who_may_read_it(app, db, world, make_user, client, login_as):
