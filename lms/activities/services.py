@@ -375,12 +375,12 @@ def save_to_bank(actor, question: ActivityQuestion) -> BankQuestion:
 
 def delete_from_bank(actor, item: BankQuestion) -> None:
     """Take a question out of the bank (the quizzes that copied it keep their copies)."""
-    require_manage(actor, item_course(item))
+    require_manage(actor, _course_of(item))
     db.session.delete(item)
     record_action(actor, "activity.bank_delete", "course", item.course_id, None, item_id=item.id)
 
 
-def item_course(item: BankQuestion) -> Course:
+def _course_of(item: BankQuestion) -> Course:
     course = db.session.get(Course, item.course_id)
     if course is None:
         raise NotFound(_("研修が見つかりません。"))
@@ -407,21 +407,18 @@ _ACTIVITY_FIELDS = ("kind", "title", "instructions_md", "required", "anonymous",
 _QUESTION_FIELDS = (*_BANK_FIELDS, "position", "required")
 
 
-def copy_activities(source: Course, target: Course) -> int:
+def copy_activities(source: Course, target: Course) -> None:
     """Copy a course's activities (unpublished: the trainer reviews them before learners see
-    them; no answers) and its question bank into another course; returns how many activities."""
-    copied = 0
+    them; no answers) and its question bank into another course."""
     for activity in db.session.scalars(select(Activity).where(Activity.course_id == source.id)
                                        .order_by(Activity.position, Activity.id)):
         db.session.add(Activity(course_id=target.id, published=False,
                                 **{k: getattr(activity, k) for k in _ACTIVITY_FIELDS},
                                 questions=[ActivityQuestion(**{k: getattr(q, k) for k in _QUESTION_FIELDS})
                                            for q in activity.questions]))
-        copied += 1
     db.session.add_all(BankQuestion(course_id=target.id, **{k: getattr(item, k) for k in _BANK_FIELDS})
                        for item in bank_of(source.id))
     db.session.flush()
-    return copied
 
 
 # ---------------------------------------------------------------- answers
