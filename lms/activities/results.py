@@ -1,5 +1,10 @@
 """An activity's results for its trainer: counts and charts per question, free text without
-names, and the answers as Excel — per session or across sessions.
+names, the files attached to answers (with who attached them; never on an anonymous survey,
+which cannot ask for files), a quiz's takers, pass rate and scores, and the answers as Excel —
+per session or across sessions.
+
+Each person counts once per session: their latest submitted answer, or for a quiz the attempt
+that decides (a passed attempt stands, as in ``services._latest``; else the latest one).
 
 An anonymous survey shows a group only when it has at least ``MIN_GROUP`` answers: a session
 with fewer is not shown on its own (across sessions its answers are counted under 「その他の回」
@@ -10,10 +15,11 @@ when (free text sorted, export rows in the order of their random keys)."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from lms.activities.models import (
     CONFIRMED,
@@ -22,6 +28,7 @@ from lms.activities.models import (
     LONGTEXT,
     MULTIPLE,
     NUMBER,
+    QUIZ,
     SCALE,
     SECTION,
     SINGLE,
@@ -34,11 +41,26 @@ from lms.activities.models import (
 from lms.common.xlsx import SheetColumn, xlsx_stream
 from lms.courses.models import TrainingSession
 from lms.extensions import db
+from lms.municipalities.models import Municipality
+from lms.roster.models import StaffMember
 
 MIN_GROUP = 5
 # Free-text answers listed on the page: identical ones counted once, the most frequent first,
 # at most this many different ones (all of them are in the Excel export).
 SHOWN_TEXTS = 200
+# Attached files listed on the page per question (all of them, with their links, are in the export).
+SHOWN_FILES = 200
+# A quiz's score distribution: bands of this many points (the last one, 90–100, holds 100).
+BAND = 10
+
+
+@dataclass(frozen=True)
+class AttachedFile:
+    file_id: int
+    name: str
+    size: int
+    person: str
+    municipality: str
 
 
 @dataclass
@@ -53,6 +75,20 @@ class QuestionResult:
     mean: float | None = None  # number, scale
     low: float | None = None
     high: float | None = None
+    files: list[AttachedFile] = field(default_factory=list)  # file: by municipality, then name
+    more_files: int = 0  # files not listed (beyond SHOWN_FILES)
+
+
+@dataclass
+class QuizResult:
+    takers: int  # people (per session) with a submitted attempt
+    passed: int
+    mean: float | None  # of the deciding attempts' scores (%)
+    bands: list[tuple[str, int]]  # ("0〜9", people), … ("90〜100", people)
+
+    @property
+    def pass_rate(self) -> float | None:
+        return round(self.passed * 100 / self.takers, 1) if self.takers else None
 
 
 @dataclass
@@ -61,23 +97,60 @@ class Results:
     shown: bool  # false: fewer answers than an anonymous survey may show
     questions: list[QuestionResult]
     by_session: list[tuple[TrainingSession | None, int]]  # None: 「その他の回」 (small groups, merged)
+    quiz: QuizResult | None = None
 
 
-def _answers(activity: Activity, session_id: int | None) -> list[dict]:
+@dataclass(frozen=True)
+class Answer:
+    """One person's counted answer for a session (an anonymous survey's: the answers only)."""
+
+    answers: dict
+    attempt: int | None = None
+    score_pct: int | None = None
+    passed: bool | None = None
+    person: str = ""  # (only when asked for: ``people=True``)
+    municipality: str = ""
+
+
+def _answers(activity: Activity, session_id: int | None, *, people: bool = False) -> list[Answer]:
+    """The counted answers in one statement: per person and session their latest submitted
+    answer, for a quiz the deciding attempt (the latest passed one, else the latest one)."""
     if activity.anonymous:
         query = select(AnonymousAnswer.answers).where(AnonymousAnswer.activity_id == activity.id)
         if session_id is not None:
             query = query.where(AnonymousAnswer.session_id == session_id)
-        return [a or {} for a in db.session.scalars(query.order_by(AnonymousAnswer.id))]
-    # One answer per person and session: their latest submitted one (a quiz: its last attempt).
-    latest = (select(func.max(ActivitySubmission.id))
-              .where(ActivitySubmission.activity_id == activity.id,
-                     ActivitySubmission.status.in_([SUBMITTED, CONFIRMED]))
-              .group_by(ActivitySubmission.staff_member_id, ActivitySubmission.session_id))
+        return [Answer(a or {}) for a in db.session.scalars(query.order_by(AnonymousAnswer.id))]
+    sub = ActivitySubmission
+    deciding = (select(func.coalesce(func.max(case((sub.passed.is_(True), sub.id))), func.max(sub.id)))
+                .where(sub.activity_id == activity.id, sub.status.in_([SUBMITTED, CONFIRMED]))
+                .group_by(sub.staff_member_id, sub.session_id))
     if session_id is not None:
-        latest = latest.where(ActivitySubmission.session_id == session_id)
-    return [a or {} for a in db.session.scalars(
-        select(ActivitySubmission.answers).where(ActivitySubmission.id.in_(latest)).order_by(ActivitySubmission.id))]
+        deciding = deciding.where(sub.session_id == session_id)
+    if not people:
+        rows = db.session.execute(select(sub.answers, sub.attempt, sub.score_pct, sub.passed)
+                                  .where(sub.id.in_(deciding)).order_by(sub.id))
+        return [Answer(a or {}, attempt, score, passed) for a, attempt, score, passed in rows]
+    rows = db.session.execute(
+        select(sub.answers, sub.attempt, sub.score_pct, sub.passed, StaffMember.full_name, Municipality.name)
+        .join(StaffMember, StaffMember.id == sub.staff_member_id)
+        .join(Municipality, Municipality.id == StaffMember.municipality_id)
+        .where(sub.id.in_(deciding))
+        .order_by(Municipality.code, StaffMember.full_name_kana, StaffMember.full_name, sub.id))
+    return [Answer(a or {}, attempt, score, passed, name, town) for a, attempt, score, passed, name, town in rows]
+
+
+def _file_value(value) -> dict | None:
+    """An answer's attached file ({"file": id, "name", "size"}), or None."""
+    return value if isinstance(value, dict) and isinstance(value.get("file"), int) else None
+
+
+def quiz_result(answers: list[Answer]) -> QuizResult:
+    scores = [a.score_pct for a in answers if a.score_pct is not None]
+    tally = Counter(min(score // BAND, 100 // BAND - 1) for score in scores)
+    top = 100 // BAND - 1
+    bands = [(f"{n * BAND}〜{n * BAND + BAND - 1 if n < top else 100}", tally.get(n, 0)) for n in range(top + 1)]
+    return QuizResult(takers=len(answers), passed=sum(1 for a in answers if a.passed),
+                      mean=round(sum(scores) / len(scores), 1) if scores else None, bands=bands)
 
 
 def counts_by_session(activity: Activity) -> list[tuple[TrainingSession | None, int]]:
@@ -104,7 +177,9 @@ def counts_by_session(activity: Activity) -> list[tuple[TrainingSession | None, 
 
 
 def results(activity: Activity, session_id: int | None = None) -> Results:
-    answers = _answers(activity, session_id)
+    # (an anonymous survey cannot ask for files: there is nobody to list them under)
+    with_files = not activity.anonymous and any(q.kind == FILE for q in activity.questions)
+    answers = _answers(activity, session_id, people=with_files)
     total = len(answers)
     shown = not activity.anonymous or total >= MIN_GROUP
     questions = []
@@ -112,8 +187,13 @@ def results(activity: Activity, session_id: int | None = None) -> Results:
         if q.kind == SECTION:
             continue
         result = QuestionResult(q.id, q.kind, q.prompt)
-        values: list = [v for v in (a.get(str(q.id)) for a in answers) if v is not None]
+        values: list = [v for v in (a.answers.get(str(q.id)) for a in answers) if v is not None]
         result.answered = len(values)
+        if q.kind == FILE and with_files:
+            attached = [(a, f) for a in answers if (f := _file_value(a.answers.get(str(q.id)))) is not None]
+            result.files = [AttachedFile(f["file"], str(f.get("name", "")), int(f.get("size") or 0),
+                                         a.person, a.municipality) for a, f in attached[:SHOWN_FILES]]
+            result.more_files = max(0, len(attached) - SHOWN_FILES)
         if shown:
             if q.kind in (SINGLE, SCALE):
                 tally = Counter(int(v) for v in values)
@@ -130,15 +210,28 @@ def results(activity: Activity, session_id: int | None = None) -> Results:
                 result.mean = round(sum(numbers) / len(numbers), 2)
                 result.low, result.high = min(numbers), max(numbers)
         questions.append(result)
-    return Results(total, shown, questions, counts_by_session(activity) if session_id is None else [])
+    return Results(total, shown, questions, counts_by_session(activity) if session_id is None else [],
+                   quiz_result(answers) if activity.kind == QUIZ else None)
 
 
-def workbook(activity: Activity, session_id: int | None = None):
-    """The answers as Excel: one row per answer, one column per question, no names."""
+def workbook(activity: Activity, session_id: int | None = None, *, file_url: Callable[[int], str] | None = None):
+    """The answers as Excel: one row per answer, one column per question, no names; a quiz's
+    rows begin with the deciding attempt's number, score and result, and a file question's
+    column is followed by the file's download address (``file_url``: an attachment id's
+    absolute URL, asked for while the request is still there — the rows are written later)."""
     questions = [q for q in activity.questions if q.kind != SECTION]
     answers = _answers(activity, session_id)
     if activity.anonymous and len(answers) < MIN_GROUP:
         answers = []  # too few to show without pointing at someone
+    quiz = activity.kind == QUIZ
+    links = not activity.anonymous and file_url is not None
+    urls: dict[int, str] = {}
+    if links and file_url is not None:
+        for a in answers:
+            for q in questions:
+                if q.kind == FILE and (f := _file_value(a.answers.get(str(q.id)))) is not None:
+                    urls[f["file"]] = file_url(f["file"])
+    passed_label, failed_label = _("合格"), _("不合格")
 
     def cell(q, value):
         if value is None:
@@ -153,7 +246,23 @@ def workbook(activity: Activity, session_id: int | None = None):
             return value.get("name", "") if isinstance(value, dict) else ""
         return value
 
-    rows = ([cell(q, a.get(str(q.id))) for q in questions] for a in answers)
+    def row(a: Answer) -> list:
+        out: list = []
+        if quiz:
+            out += [a.attempt, a.score_pct, "" if a.passed is None else passed_label if a.passed else failed_label]
+        for q in questions:
+            value = a.answers.get(str(q.id))
+            out.append(cell(q, value))
+            if q.kind == FILE and links:
+                f = _file_value(value)
+                out.append(urls.get(f["file"], "") if f is not None else "")
+        return out
+
+    columns = [SheetColumn(_("受験回"), 8), SheetColumn(_("得点（%）"), 10), SheetColumn(_("合否"), 8)] if quiz else []
+    for q in questions:
+        columns.append(SheetColumn(q.prompt[:60], 24))
+        if q.kind == FILE and links:
+            columns.append(SheetColumn(_("%(q)s（ダウンロード URL）", q=q.prompt[:40]), 40))
     title = [f"{activity.course.title}：{activity.title}",
              _("回答 %(n)d 件（回答者の氏名は含みません）", n=len(answers))]
-    return xlsx_stream(_("回答"), [SheetColumn(q.prompt[:60], 24) for q in questions], rows, title_lines=title)
+    return xlsx_stream(_("回答"), columns, (row(a) for a in answers), title_lines=title)

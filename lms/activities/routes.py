@@ -528,5 +528,6 @@ def results(activity_id: int):
 def results_export(activity_id: int):
     activity = _activity(activity_id)
     session_id = _results_session(activity)
-    return private_download(activity_results.workbook(activity, session_id), f"{activity.title}_回答.xlsx", XLSX_MIME,
-                            fallback="answers.xlsx")
+    body = activity_results.workbook(activity, session_id, file_url=lambda attachment_id: url_for(
+        "activities.attached_file", attachment_id=attachment_id, _external=True))
+    return private_download(body, f"{activity.title}_回答.xlsx", XLSX_MIME, fallback="answers.xlsx")
