@@ -57,7 +57,7 @@ from lms.common import signals
 from lms.common.database import begin_write
 from lms.common.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from lms.common.templating import format_datetime_jst as format_tokyo
-from lms.common.timeutil import as_utc, fiscal_year_bounds, today_tokyo, utcnow
+from lms.common.timeutil import as_utc, fiscal_year_bounds, fiscal_year_of, today_tokyo, utcnow
 from lms.courses.models import Course, TrainingSession
 from lms.courses.services import can_manage_course
 from lms.enrollment.models import CONFIRMED as PLACE_CONFIRMED
@@ -87,16 +87,34 @@ def window(activity: Activity, session: TrainingSession) -> tuple[datetime, date
     return at(activity.opens_anchor, activity.opens_offset_hours), at(activity.closes_anchor, activity.closes_offset_hours)
 
 
-def learner_session(course_id: int, staff_member_id: int, now: datetime | None = None) -> TrainingSession | None:
-    """The course's session the staff member holds a confirmed place in (not a later part of a
-    連続講座: its first): the one whose activities are open now if any, else the latest."""
-    sessions = list(db.session.scalars(
+def learner_sessions(course_id: int, staff_member_id: int) -> list[TrainingSession]:
+    """The course's sessions the staff member holds a confirmed place in (not a later part of a
+    連続講座: its first; not a make-up), latest first."""
+    return list(db.session.scalars(
         select(TrainingSession).join(Enrollment, Enrollment.session_id == TrainingSession.id)
         .where(TrainingSession.course_id == course_id, Enrollment.staff_member_id == staff_member_id,
                Enrollment.status == PLACE_CONFIRMED, Enrollment.source != SERIES,
                TrainingSession.makeup_for_id.is_(None))
         .order_by(TrainingSession.starts_at.desc(), TrainingSession.id.desc())))
-    return sessions[0] if sessions else None
+
+
+def choose_session(activity: Activity, sessions: list[TrainingSession], submissions: list[ActivitySubmission],
+                   now: datetime) -> TrainingSession:
+    """Which of the learner's places (``sessions``, latest first) an activity is answered for,
+    when they hold more than one in its course (a later session of the same course, a retake):
+    the one they already handed it in for, within the latest place's 年度 (work done stands
+    and counts toward completion for the year); else the one whose window is open now; else
+    the latest. ``submissions``: the learner's for this activity."""
+    if len(sessions) == 1:
+        return sessions[0]
+    year = fiscal_year_of(sessions[0].starts_at)
+    handed_in = {s.session_id for s in submissions if s.status != DRAFT}
+    for session in sessions:
+        if session.id in handed_in and fiscal_year_of(session.starts_at) == year:
+            return session
+    open_now = [session for session in sessions if window(activity, session)[0] <= now <= window(activity, session)[1]]
+    drafts = {s.session_id for s in submissions}
+    return next((s for s in open_now if s.id in drafts), None) or (open_now or sessions)[0]
 
 
 # ---------------------------------------------------------------- who may do what
@@ -557,10 +575,9 @@ def _member_of(user) -> StaffMember:
     return member
 
 
-def _latest(activity_id: int, staff_member_id: int, session_id: int) -> tuple[ActivitySubmission | None, int]:
-    rows = list(db.session.scalars(select(ActivitySubmission).where(
-        ActivitySubmission.activity_id == activity_id, ActivitySubmission.staff_member_id == staff_member_id,
-        ActivitySubmission.session_id == session_id).order_by(ActivitySubmission.attempt.desc())))
+def _latest(submissions: list[ActivitySubmission], session_id: int) -> tuple[ActivitySubmission | None, int]:
+    """The attempt that stands for the session (a passed one, else the latest), and how many."""
+    rows = sorted((s for s in submissions if s.session_id == session_id), key=lambda s: s.attempt, reverse=True)
     if not rows:
         return None, 0
     passed = next((r for r in rows if r.passed), None)  # a passed attempt stands
@@ -572,11 +589,15 @@ def place_of(activity: Activity, user, member: StaffMember | None = None) -> Pla
     if not activity.published:
         raise NotFound(_("課題が見つかりません。"))
     member = member or _member_of(user)
-    session = learner_session(activity.course_id, member.id)
-    if session is None:
+    sessions = learner_sessions(activity.course_id, member.id)
+    if not sessions:
         raise NotAllowed(_("この研修の受講が決まっている人だけが回答できます。"))
+    submissions = list(db.session.scalars(select(ActivitySubmission).where(
+        ActivitySubmission.activity_id == activity.id, ActivitySubmission.staff_member_id == member.id,
+        ActivitySubmission.session_id.in_([s.id for s in sessions]))))
+    session = choose_session(activity, sessions, submissions, utcnow())
     opens, closes = window(activity, session)
-    submission, attempts = _latest(activity.id, member.id, session.id)
+    submission, attempts = _latest(submissions, session.id)
     return Place(activity, session, opens, closes, submission, attempts)
 
 
@@ -937,22 +958,24 @@ def todos(staff_member_id: int, course_id: int | None = None) -> list[Todo]:
                Enrollment.source != SERIES, TrainingSession.makeup_for_id.is_(None),
                *([TrainingSession.course_id == course_id] if course_id else []))
         .order_by(TrainingSession.starts_at.desc())).all()
-    latest: dict[int, TrainingSession] = {}
+    by_course: dict[int, list[TrainingSession]] = {}
     for session, _eid in places:
-        latest.setdefault(session.course_id, session)
-    if not latest:
+        by_course.setdefault(session.course_id, []).append(session)
+    if not by_course:
         return []
     activities = list(db.session.scalars(select(Activity).where(
-        Activity.course_id.in_(list(latest)), Activity.published.is_(True))
+        Activity.course_id.in_(list(by_course)), Activity.published.is_(True))
         .order_by(Activity.course_id, Activity.position, Activity.id)))
     subs = list(db.session.scalars(select(ActivitySubmission).where(
         ActivitySubmission.staff_member_id == staff_member_id,
         ActivitySubmission.activity_id.in_([a.id for a in activities]))
         .order_by(ActivitySubmission.attempt))) if activities else []
     out = []
+    now = utcnow()
     for activity in activities:
-        session = latest[activity.course_id]
-        mine = [s for s in subs if s.activity_id == activity.id and s.session_id == session.id]
+        own = [s for s in subs if s.activity_id == activity.id]
+        session = choose_session(activity, by_course[activity.course_id], own, now)
+        mine = [s for s in own if s.session_id == session.id]
         best = next((s for s in mine if s.passed), mine[-1] if mine else None)
         opens, closes = window(activity, session)
         status = best.status if best is not None else ""

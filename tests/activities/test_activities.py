@@ -20,6 +20,7 @@ from lms.activities.models import (
     LONGTEXT,
     MULTIPLE,
     NUMBER,
+    PREWORK,
     QUIZ,
     REPORT,
     SCALE,
@@ -33,6 +34,7 @@ from lms.activities.models import (
 )
 from lms.attendance import services as attendance
 from lms.common.errors import Conflict, InvalidInput, NotFound
+from lms.common.timeutil import utcnow
 from lms.completion.models import COMPLETED, Completion
 from lms.enrollment import services as enrollment
 from tests import factories
@@ -395,3 +397,37 @@ def test_a_queue_outage_does_not_lose_the_completion(db, world, monkeypatch):
     services.save(survey.id, world["learner"], form(survey, 5, 0), submit=True)
     db.session.commit()
     assert completed(db, world)
+
+
+def test_a_second_place_in_the_course_does_not_hide_work_handed_in(db, world, make_session):
+    """A learner who holds places in two sessions of the course (a later one booked after the
+    first was held): an activity handed in for the first stays with the first (shown as done,
+    counted for the year); one not handed in follows the session whose window is open."""
+    learner, first = world["learner"], world["session"]
+    survey = build(db, world, opens_anchor=END, opens_offset_hours=0, closes_anchor=END, closes_offset_hours=24 * 7)
+    prework = build(db, world, PREWORK, opens_anchor=START, opens_offset_hours=-24 * 30, closes_anchor=START,
+                    closes_offset_hours=0)
+    second = make_session(world["course"], starts_in=timedelta(days=20), title="第2回")
+    enrollment.enroll_self(second.id, learner)
+    db.session.commit()
+    now = utcnow().replace(microsecond=0)
+    first.starts_at, first.ends_at = now - timedelta(hours=3), now - timedelta(hours=1, minutes=30)  # held today
+    second.starts_at, second.ends_at = now + timedelta(hours=3), now + timedelta(hours=4, minutes=30)
+    db.session.commit()
+
+    assert services.place_of(survey, learner).session.id == first.id  # open for the first only
+    done, errors = services.save(survey.id, learner, form(survey, 5, 1, "参考になった"), submit=True)
+    db.session.commit()
+    assert not errors and done.session_id == first.id
+    assert services.place_of(prework, learner).session.id == second.id  # the first's has closed
+
+    # Once the second is held too, the survey handed in for the first still stands.
+    second.starts_at, second.ends_at = now - timedelta(hours=1), now - timedelta(minutes=10)
+    db.session.commit()
+    place = services.place_of(survey, learner)
+    assert place.session.id == first.id and place.submission is not None and place.submission.status == SUBMITTED
+    todo = {t.activity.id: t for t in services.todos(learner.staff_member.id)}
+    assert todo[survey.id].done and todo[survey.id].session.id == first.id
+    with pytest.raises(Conflict, match="すでに提出"):
+        services.save(survey.id, learner, form(survey, 1, 0, ""), submit=True)
+    db.session.rollback()
