@@ -4,6 +4,20 @@
   // Focus the error summary so screen readers announce it.
   var summary = document.querySelector(".error-summary");
   if (summary) { summary.focus(); }
+  // Signing out forgets the answers an activity page kept in this browser (activity-draft.js):
+  // the next person at a shared PC must not find them.
+  document.querySelectorAll("form[data-forget-drafts]").forEach(function (form) {
+    form.addEventListener("submit", function () {
+      try {
+        var keys = [];
+        for (var i = 0; i < window.localStorage.length; i += 1) {
+          var k = window.localStorage.key(i);
+          if (k && k.indexOf("manabi-activity-") === 0) { keys.push(k); }
+        }
+        keys.forEach(function (k) { window.localStorage.removeItem(k); });
+      } catch (e) { /* storage off */ }
+    });
+  });
   // Print buttons of the printable pages: <button data-print hidden> (shown only with JavaScript).
   document.querySelectorAll("[data-print]").forEach(function (button) {
     button.hidden = false;
