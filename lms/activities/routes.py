@@ -3,6 +3,9 @@ training offices review reports (/reports)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
@@ -260,13 +263,14 @@ def _on_question(question_id: int, run, message: str):
     return redirect(url_for("activities.manage", activity_id=activity_id) + "#questions")
 
 
-def _act(run, message: str | None = None) -> None:
-    """A button's POST (its CSRF token checked): ``run()`` committed with ``message`` flashed,
-    or its refusal flashed with nothing kept (an object not the user's: 404)."""
+def _act(run, message: str | Callable[[Any], str] | None = None) -> None:
+    """A button's POST (its CSRF token checked): ``run()`` committed with ``message`` flashed
+    (or ``message(result)``), or its refusal flashed with nothing kept (an object not the
+    user's: 404)."""
     if not ActionForm().validate_on_submit():
         abort(400)
     try:
-        run()
+        result = run()
     except (NotAllowed, NotFound):
         db.session.rollback()
         abort(404)
@@ -276,7 +280,7 @@ def _act(run, message: str | None = None) -> None:
         return
     db.session.commit()
     if message:
-        flash(message, "success")
+        flash(message(result) if callable(message) else message, "success")
 
 
 @bp.post("/manage/activity-questions/<int:question_id>/move")
@@ -342,7 +346,10 @@ def save_to_bank(question_id: int):
 def add_from_bank(activity_id: int):
     activity = _activity(activity_id)
     chosen = parse_ids(request.form.getlist("item"))
-    _act(lambda: services.add_from_bank(current_user, activity, chosen), _("問題バンクから質問を追加しました。"))
+    _act(lambda: services.add_from_bank(current_user, activity, chosen), lambda added: _(
+        "問題バンクから%(n)d問を追加しました。", n=len(added)) + (_(
+            "%(n)d問はこの確認テストにすでにあるため追加しませんでした。", n=len(chosen) - len(added))
+            if len(added) < len(chosen) else ""))
     return redirect(url_for("activities.manage", activity_id=activity_id) + "#questions")
 
 
@@ -432,6 +439,9 @@ def answer(activity_id: int):
 
 def _submitted_message(activity: Activity, submission: ActivitySubmission) -> str:
     if activity.kind == QUIZ:
+        if services.ran_out(activity, submission):
+            return _("制限時間を過ぎたため、時間内に保存した回答で採点しました：%(score)d点（合格点は%(pass)d点）。",
+                     score=submission.score_pct or 0, **{"pass": activity.pass_pct})
         if submission.passed:
             return _("採点しました：%(score)d点で合格です。", score=submission.score_pct or 0)
         return _("採点しました：%(score)d点（合格点は%(pass)d点）。", score=submission.score_pct or 0, **{"pass": activity.pass_pct})

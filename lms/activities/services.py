@@ -15,6 +15,7 @@ import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from types import SimpleNamespace
 from typing import IO
 
 from flask_babel import gettext as _
@@ -378,6 +379,8 @@ def add_to_bank(actor, course: Course, data: QuestionInput) -> BankQuestion:
     if data.kind == SECTION:
         raise InvalidInput(_("見出しは問題バンクに入れられません。"), field="kind")
     values = _check_question(Activity(kind=QUIZ), data)
+    if any(_same_question(values, other) for other in bank_of(course.id)):
+        raise Conflict(_("同じ問題がすでに問題バンクにあります。"))
     item = BankQuestion(course_id=course.id, **{k: values[k] for k in _BANK_FIELDS})
     db.session.add(item)
     db.session.flush()
@@ -405,15 +408,29 @@ def _course_of(item: BankQuestion) -> Course:
     return course
 
 
+def _same_question(values: dict, other) -> bool:
+    """The same question: kind, prompt, choices and right answers (a bank or quiz copy)."""
+    return (values["kind"], values["prompt"].strip(), list(values["choices"] or []), list(values["correct"] or [])) == (
+        other.kind, other.prompt.strip(), list(other.choices or []), list(other.correct or []))
+
+
 def add_from_bank(actor, activity: Activity, item_ids: list[int]) -> list[ActivityQuestion]:
-    """Copy the chosen bank questions (of the activity's own course) into the activity."""
+    """Copy the chosen bank questions (of the activity's own course) into the activity; a
+    question the activity already asks is not added again. Returns the questions added."""
     require_manage(actor, activity.course)
     wanted = set(item_ids)
     items = [i for i in bank_of(activity.course_id) if i.id in wanted]
     if not items or len(items) != len(wanted):
         raise InvalidInput(_("問題バンクから追加する質問を選んでください。"), field="item")
-    return [add_question(actor, activity, QuestionInput(
-        **{k: getattr(item, k) for k in _BANK_FIELDS}, required=True)) for item in items]
+    values = [{k: getattr(item, k) for k in _BANK_FIELDS} for item in items]
+    new: list[dict] = []
+    for v in values:  # (not twice either: a bank may hold a question twice from before)
+        if not any(_same_question(v, q) for q in activity.questions) and not any(
+                _same_question(v, SimpleNamespace(**n)) for n in new):
+            new.append(v)
+    if not new:
+        raise Conflict(_("選んだ問題はすべてこの確認テストにすでにあります。"))
+    return [add_question(actor, activity, QuestionInput(**v, required=True)) for v in new]
 
 
 # ---------------------------------------------------------------- a copied course
@@ -760,6 +777,12 @@ def _expired(activity: Activity, attempt: ActivitySubmission, now: datetime) -> 
     started = as_utc(attempt.started_at)
     assert started is not None
     return now > started + timedelta(minutes=activity.time_limit_minutes) + GRACE
+
+
+def ran_out(activity: Activity, attempt: ActivitySubmission) -> bool:
+    """Whether a quiz attempt was scored after its time limit (with what was saved in time)."""
+    submitted = as_utc(attempt.submitted_at)
+    return submitted is not None and _expired(activity, attempt, submitted)
 
 
 def deadline_of(activity: Activity, attempt: ActivitySubmission) -> datetime | None:

@@ -154,6 +154,7 @@ def test_a_quiz_is_scored_and_passed_on_the_second_attempt(db, world):
     scored, _errors = services.save(quiz.id, learner, form(quiz, 0, ["0", "1"], 30), submit=True)
     db.session.commit()
     assert second.attempt == 2 and (scored.score_pct, scored.passed) == (100, True)
+    assert not services.ran_out(quiz, scored)  # scored in time
     with pytest.raises(Conflict):  # passed: no more attempts
         services.start_attempt(quiz.id, learner)
     db.session.rollback()
@@ -171,6 +172,7 @@ def test_no_attempt_beyond_the_limit_and_the_time_limit_is_the_servers(db, world
     scored, _errors = services.save(quiz.id, learner, form(quiz, 0, ["0", "1"], 30), submit=True)
     db.session.commit()
     assert scored.status == SUBMITTED and scored.score_pct == 50  # only what was saved in time counts
+    assert services.ran_out(quiz, scored)  # (the learner is told why)
     with pytest.raises(Conflict) as refused:
         services.start_attempt(quiz.id, learner)
     assert "使い切りました" in refused.value.message

@@ -237,6 +237,21 @@ def test_the_question_bank_and_quizzes_that_draw(db, world, make_course):
     services.add_from_bank(trainer, quiz, [b.id for b in bank])
     db.session.commit()
     assert [q.prompt for q in quiz.questions] == ["1+1", "問1", "問2", "問3", "問4", "問5"]
+    # The same question is kept once: not twice in the bank, not twice in a quiz.
+    with pytest.raises(Conflict, match="すでに問題バンク"):
+        services.save_to_bank(trainer, quiz.questions[0])
+    db.session.rollback()
+    with pytest.raises(Conflict, match="すでにあります"):
+        services.add_from_bank(trainer, quiz, [bank[0].id, bank[1].id])
+    db.session.rollback()
+    extra = services.add_to_bank(trainer, course, services.QuestionInput(kind=SINGLE, prompt="問6", choices=["正", "誤"],
+                                                                          correct=[1]))
+    db.session.commit()
+    added = services.add_from_bank(trainer, quiz, [bank[0].id, extra.id])
+    db.session.commit()
+    assert [q.prompt for q in added] == ["問6"]
+    services.delete_question(trainer, added[0])
+    db.session.commit()
     # Another course's bank question cannot be taken.
     other = make_course(title="別の研修", owner_id=trainer.id)
     foreign = services.add_to_bank(trainer, other, quiz_bank_questions()[0])
