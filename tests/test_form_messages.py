@@ -7,9 +7,10 @@ import re
 from pathlib import Path
 
 from wtforms import IntegerField, StringField
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
-from lms.common.forms import Form
+from lms.common.forms import Between, Form, within
+from lms.courses.forms import WholeNumberField
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 # The demo sign-in page (not served in production) keeps the browser's check on its radio list:
@@ -50,3 +51,25 @@ def test_post_forms_with_required_inputs_have_novalidate():
             if 'method="post"' in tag and re.search(r"\srequired(?=[\s>{])", match.group(1)) and "novalidate" not in tag:
                 offenders.append(f"{path.relative_to(TEMPLATES)}: {tag}")
     assert offenders == []
+
+
+class _Plain(Form):
+    class Meta:
+        csrf = False
+
+    title = StringField("title", validators=[within(5)])
+    n = WholeNumberField("n", validators=[Optional(), Between(1, 100)])
+
+
+def test_the_apps_own_length_and_range_messages_one_per_field(app):
+    """Plain Japanese ("5文字以内", "1から100まで") rather than WTForms' generic wording, and a
+    text that is no number gets only the field's own message, not the range's as well."""
+    with app.test_request_context(method="POST", data={"title": "長すぎるタイトル", "n": "abc"}):
+        form = _Plain()
+        assert not form.validate()
+        assert [str(e) for e in form.errors["title"]] == ["5文字以内で入力してください。"]
+        assert len(form.errors["n"]) == 1 and "範囲" not in str(form.errors["n"][0])
+    with app.test_request_context(method="POST", data={"title": "短い", "n": "101"}):
+        form = _Plain()
+        assert not form.validate()
+        assert [str(e) for e in form.errors["n"]] == ["1から100までの数で入力してください。"]

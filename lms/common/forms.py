@@ -17,6 +17,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DateField, DateTimeField, IntegerField
 from wtforms.i18n import messages_path
+from wtforms.validators import Length, NumberRange, StopValidation
 from wtforms.widgets import TextInput
 
 from lms.common.ids import parse_id
@@ -130,3 +131,21 @@ class JapaneseDateTimeField(_JapaneseOrderMixin, DateTimeField):
 
     def parse(self, text: str):
         return parse_japanese_datetime(text)
+
+
+class Between(NumberRange):
+    """NumberRange with one Japanese message naming the range ("1から100までの数で入力してく
+    ださい。"), silent when the text was not a number at all (the field has said so already)."""
+
+    def __init__(self, min: int | None = None, max: int | None = None, message: str | None = None):  # noqa: A002
+        super().__init__(min, max, message or _l("%(min)sから%(max)sまでの数で入力してください。", min=min, max=max))
+
+    def __call__(self, form, field):
+        if field.data is None and field.raw_data and field.process_errors:
+            raise StopValidation()
+        super().__call__(form, field)
+
+
+def within(max_length: int):
+    """Length(max=…) with the app's message ("200文字以内で入力してください。")."""
+    return Length(max=max_length, message=_l("%(max)d文字以内で入力してください。", max=max_length))
