@@ -439,8 +439,12 @@ def answer(activity_id: int):
 
 def _submitted_message(activity: Activity, submission: ActivitySubmission) -> str:
     if activity.kind == QUIZ:
-        if services.ran_out(activity, submission):
+        timing = services.ran_out(activity, submission)
+        if timing == "late":
             return _("制限時間を過ぎたため、時間内に保存した回答で採点しました：%(score)d点（合格点は%(pass)d点）。",
+                     score=submission.score_pct or 0, **{"pass": activity.pass_pct})
+        if timing == "at_time":
+            return _("制限時間になったため、その時点の回答で採点しました：%(score)d点（合格点は%(pass)d点）。",
                      score=submission.score_pct or 0, **{"pass": activity.pass_pct})
         if submission.passed:
             return _("採点しました：%(score)d点で合格です。", score=submission.score_pct or 0)

@@ -664,10 +664,13 @@ def save(activity_id: int, user, raw: dict[str, list[str]], *, submit: bool, upl
     # A report returned to its writer may be sent again after the close (marked late): the
     # office's review often comes after the window, and the writer must be able to finish.
     late = now > place.closes if is_rewrite(current) else _check_window(place, now)
+    timed_out = False
     if activity.kind == QUIZ:
         if current is None or current.status != DRAFT:
             raise Conflict(_("確認テストは「受験を始める」から始めてください。"))
         expired = _expired(activity, current, now)
+        deadline = deadline_of(activity, current)
+        timed_out = submit and deadline is not None and now > deadline  # (the page submits at the time)
     else:
         expired = False
         if current is not None and current.status in (SUBMITTED, CONFIRMED):
@@ -682,6 +685,8 @@ def save(activity_id: int, user, raw: dict[str, list[str]], *, submit: bool, upl
     if expired:  # the time is up: what was saved in time is what counts
         answers = dict(current.answers or {})
         submit = True
+    elif timed_out:  # within the grace period: the answers as they stand, the unanswered wrong
+        answers, _ignored = clean_answers(activity, raw, final=False, questions=questions)
     else:
         attached, errors = _attach(activity, current, questions, uploads or {}, remove)
         answers, errors = clean_answers(activity, raw, final=submit, questions=questions, attached=attached,
@@ -779,10 +784,14 @@ def _expired(activity: Activity, attempt: ActivitySubmission, now: datetime) -> 
     return now > started + timedelta(minutes=activity.time_limit_minutes) + GRACE
 
 
-def ran_out(activity: Activity, attempt: ActivitySubmission) -> bool:
-    """Whether a quiz attempt was scored after its time limit (with what was saved in time)."""
+def ran_out(activity: Activity, attempt: ActivitySubmission) -> str:
+    """How a timed quiz attempt was scored: "" in time; "at_time" when submitted at its limit
+    (within the grace: the answers as they stood); "late" after it (what was saved in time)."""
     submitted = as_utc(attempt.submitted_at)
-    return submitted is not None and _expired(activity, attempt, submitted)
+    deadline = deadline_of(activity, attempt)
+    if submitted is None or deadline is None or submitted <= deadline:
+        return ""
+    return "late" if _expired(activity, attempt, submitted) else "at_time"
 
 
 def deadline_of(activity: Activity, attempt: ActivitySubmission) -> datetime | None:

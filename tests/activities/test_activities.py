@@ -154,7 +154,7 @@ def test_a_quiz_is_scored_and_passed_on_the_second_attempt(db, world):
     scored, _errors = services.save(quiz.id, learner, form(quiz, 0, ["0", "1"], 30), submit=True)
     db.session.commit()
     assert second.attempt == 2 and (scored.score_pct, scored.passed) == (100, True)
-    assert not services.ran_out(quiz, scored)  # scored in time
+    assert services.ran_out(quiz, scored) == ""  # scored in time
     with pytest.raises(Conflict):  # passed: no more attempts
         services.start_attempt(quiz.id, learner)
     db.session.rollback()
@@ -172,11 +172,27 @@ def test_no_attempt_beyond_the_limit_and_the_time_limit_is_the_servers(db, world
     scored, _errors = services.save(quiz.id, learner, form(quiz, 0, ["0", "1"], 30), submit=True)
     db.session.commit()
     assert scored.status == SUBMITTED and scored.score_pct == 50  # only what was saved in time counts
-    assert services.ran_out(quiz, scored)  # (the learner is told why)
+    assert services.ran_out(quiz, scored) == "late"  # (the learner is told why)
     with pytest.raises(Conflict) as refused:
         services.start_attempt(quiz.id, learner)
     assert "使い切りました" in refused.value.message
     db.session.rollback()
+
+
+def test_a_quiz_submitted_at_its_time_limit_is_scored_as_it_stands(db, world):
+    """The page submits a timed attempt when the time is up: within the server's grace period
+    the answers on the page count as they stand (an unanswered question is wrong, not a
+    refusal), and the learner is told why."""
+    quiz = build(db, world, QUIZ, questions=quiz_questions(), max_attempts=1, time_limit_minutes=10)
+    learner = world["learner"]
+    attempt = services.start_attempt(quiz.id, learner)
+    db.session.commit()
+    attempt.started_at -= timedelta(minutes=10, seconds=5)  # five seconds past the limit
+    db.session.commit()
+    scored, errors = services.save(quiz.id, learner, form(quiz, 0, None, "abc"), submit=True)
+    db.session.commit()
+    assert not errors and scored.status == SUBMITTED and scored.score_pct == 50  # 2 of 4 points
+    assert services.ran_out(quiz, scored) == "at_time"
 
 
 def test_concurrent_attempts_add_one(app, live_server, db, world):
