@@ -83,6 +83,11 @@ def parenthesize(value: Any) -> Markup:
     return Markup(" ({})").format(value)
 
 
+def colon() -> str:
+    """「：」 in Japanese, ": " in English: between a label and its value."""
+    return "：" if _is_ja() else ": "
+
+
 def init_templating(app: Flask, nav_items: Callable[[Any], list[dict]]) -> None:
     """Filters and globals of every template. ``nav_items(user)``: the menu entries the user sees."""
     app.jinja_env.filters["jst"] = format_datetime_jst
@@ -92,6 +97,7 @@ def init_templating(app: Flask, nav_items: Callable[[Any], list[dict]]) -> None:
     app.jinja_env.filters["date_long"] = format_date_long
     app.jinja_env.filters["yen"] = format_yen
     app.jinja_env.filters["paren"] = parenthesize
+    app.jinja_env.globals["colon"] = colon
     app.jinja_env.filters["markdown"] = lambda text: Markup(render_markdown(text or ""))  # noqa: S704 (sanitised by nh3)
     # A description that starts with its own 「内容」/「概要」 heading: (that heading, the rest).
     app.jinja_env.filters["section_heading"] = split_section_heading
