@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lms.common.database import begin_write
+from lms.common.after_commit import after_commit
+from lms.common.database import begin_write, ensure_writer
 from lms.municipalities.models import TenantMapping
 
 
@@ -24,6 +25,38 @@ def test_begin_write_after_a_read_only_transaction(db, municipality):
     begin_write()
     db.session.add(TenantMapping(tenant_id="00000000-0000-0000-0000-000000000002", municipality=municipality()))
     db.session.commit()
+    assert db.session.query(TenantMapping).count() == 1
+
+
+def _begun_as(db) -> str | None:
+    return db.session.connection().get_execution_options().get("sqlite_begin")
+
+
+def test_ensure_writer_restarts_a_reader_with_the_write_lock(db, municipality):
+    if db.engine.dialect.name != "sqlite":
+        ensure_writer()  # PostgreSQL: nothing to do
+        return
+    municipality()  # a read opens the transaction as a reader
+    assert _begun_as(db) is None
+    ensure_writer()
+    assert _begun_as(db) == "IMMEDIATE"
+    connection = db.session.connection()
+    ensure_writer()  # a writer already: left as it is
+    assert db.session.connection() is connection
+    db.session.rollback()
+
+
+def test_ensure_writer_leaves_a_transaction_that_wrote_or_awaits_its_end(db, municipality):
+    ran = []
+    db.session.add(TenantMapping(tenant_id="00000000-0000-0000-0000-000000000003", municipality=municipality()))
+    db.session.flush()
+    ensure_writer()  # (begin_write would refuse: the flushed row would be lost)
+    db.session.commit()
+    municipality()
+    after_commit(lambda: ran.append(1))
+    ensure_writer()  # ending the transaction would drop the callback
+    db.session.commit()
+    assert ran == [1]
     assert db.session.query(TenantMapping).count() == 1
 
 

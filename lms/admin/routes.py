@@ -17,12 +17,12 @@ from lms.admin import audit_log, audit_text
 from lms.admin.forms import SynonymForm
 from lms.audit.export import csv_bytes
 from lms.audit.queries import select_entries
-from lms.audit.services import record_action
+from lms.audit.services import record_access
 from lms.auth.consent import admin_consent_link
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, User
 from lms.auth.services import sign_out_everywhere, tenant_mapping_reach
 from lms.common.access import municipality_scope, require_own_object, role_required
-from lms.common.database import begin_write
+from lms.common.database import begin_write, ensure_writer
 from lms.common.errors import DomainError
 from lms.common.forms import ActionForm, Form
 from lms.common.limits import limit_export
@@ -161,8 +161,7 @@ def audit():
 @limit_export
 def audit_export():
     _form, flt = audit_log.filter_form(request.form)
-    record_action(current_user, "export.audit", "audit_log", "", None, filters=flt.as_params())
-    db.session.commit()
+    record_access(current_user, "export.audit", "audit_log", "", None, filters=flt.as_params())
     filename = f"audit-log-{to_tokyo(utcnow()):%Y%m%d-%H%M%S}.csv"
     return Response(
         csv_bytes(audit_log.EXPORT_HEADER, audit_log.export_rows(flt)),
@@ -198,9 +197,11 @@ def _visible_mail(mail_id: int) -> OutboxMail:
 def outbox_detail(mail_id: int):
     mail = _visible_mail(mail_id)
     if is_uncomposed(mail):
-        # Composed here as the worker would before sending it, so that the page shows the text.
-        compose_mail(mail)
-        db.session.commit()
+        ensure_writer()  # SQLite: the write lock before the first write (the mail is read again under it)
+        if is_uncomposed(mail):  # (unless the worker composed it meanwhile)
+            # Composed here as the worker would before sending it, so that the page shows the text.
+            compose_mail(mail)
+            db.session.commit()
     return render_template("admin/outbox_detail.html", mail=mail, status_labels=MAIL_STATUS_LABELS,
                            teams_labels=TEAMS_STATE_LABELS)
 

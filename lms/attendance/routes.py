@@ -313,9 +313,9 @@ def sign_in_sheet(session_id: int):
     if not context["onsite"]:
         flash(_("会場で実施する研修回ではないため、出席簿はありません。受講者名簿をご利用ください。"), "error")
         return redirect(url_for("attendance.participants", session_id=session_id, **context["m"]))
-    rows = sheets.sign_in_sheet_rows(access, current_user)
+    rows = sheets.sign_in_sheet_rows(access)
     page = render_template("attendance/sign_in_sheet.html", rows=rows, **context)
-    db.session.commit()  # the audit entry, once the page is made (rendered first: nothing expired)
+    sheets.record_printed(current_user, sheets.SIGN_IN_SHEET, access, len(rows))  # once the page is made
     return page
 
 
@@ -325,7 +325,7 @@ def participants(session_id: int):
     """受講者名簿: everyone with an active application and its 申込状況."""
     access = _sheet_access(session_id)
     context = _sheet_context(access)
-    rows = sheets.participant_rows(access, current_user)
+    rows = sheets.participant_rows(access)
     page = render_template("attendance/participants.html", rows=rows, counts=sheets.status_counts(rows), **context)
-    db.session.commit()  # the audit entry, once the page is made
+    sheets.record_printed(current_user, sheets.PARTICIPANTS, access, len(rows))  # once the page is made
     return page

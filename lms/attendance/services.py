@@ -21,7 +21,7 @@ from sqlalchemy import func, or_, select
 from lms.attendance.models import MANUAL, QR_CHECKIN, ROLL_CALL, TEAMS_REPORT, Attendance, AttendanceRecord
 from lms.audit.services import record_action
 from lms.auth.models import PLATFORM_ADMIN, TRAINER, User
-from lms.common.database import begin_write, is_sqlite
+from lms.common.database import ensure_writer, is_sqlite
 from lms.common.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from lms.common.signals import attendance_changed
 from lms.common.timeutil import as_utc, utcnow
@@ -96,11 +96,11 @@ def threshold_of(session: TrainingSession) -> int:
 def _lock_session(session: TrainingSession) -> None:
     """Serialise attendance writers of one session (SQLite: write lock; PostgreSQL: row lock)."""
     if is_sqlite():
-        # Only at the start of a transaction: begin_write() ends an open one, which would
-        # silently drop rows already flushed in it. Later, SQLite takes its write lock at
-        # the first write (busy_timeout) and the unique indexes refuse duplicates.
-        if not db.session().in_transaction():
-            begin_write()
+        # Only while the transaction has written nothing: ending it then loses nothing (a
+        # request's transaction has read the signed-in user; a reader turned writer would
+        # fail at once while another request writes). After a write the transaction already
+        # holds the lock, and the unique indexes refuse duplicates.
+        ensure_writer()
         return
     db.session.execute(select(TrainingSession.id).where(TrainingSession.id == session.id).with_for_update())
 
@@ -420,11 +420,14 @@ def record_roll_call(session: TrainingSession, present: set[int], actor, reason:
 
 def ensure_checkin_secret(session: TrainingSession) -> str:
     if not session.checkin_token:
-        session.checkin_token = secrets.token_urlsafe(32)
+        ensure_writer()  # SQLite: the write lock first; the token is read again under it
+        if not session.checkin_token:
+            session.checkin_token = secrets.token_urlsafe(32)
     return session.checkin_token
 
 
 def rotate_checkin_secret(session: TrainingSession, actor) -> None:
+    ensure_writer()
     session.checkin_token = secrets.token_urlsafe(32)
     record_action(actor, "attendance.rotate_checkin", "training_session", session.id, None)
 
@@ -452,6 +455,7 @@ def poster_code(session: TrainingSession) -> str:
 
 
 def issue_poster_code(session: TrainingSession, actor) -> str:
+    ensure_writer()  # SQLite: the write lock before the audit entry (a GET that has only read)
     ensure_checkin_secret(session)
     record_action(actor, "attendance.qr_poster", "training_session", session.id, None)
     return poster_code(session)

@@ -16,7 +16,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import contains_eager
 
 from lms.attendance.services import can_manage_session
-from lms.audit.services import record_action
+from lms.audit.services import record_access
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
 from lms.common.errors import NotAllowed, NotFound
 from lms.courses.models import TrainingSession
@@ -78,19 +78,15 @@ def _enrollments(access: SheetAccess, statuses: tuple[str, ...]):
     return query
 
 
-def sign_in_sheet_rows(access: SheetAccess, actor) -> list[Enrollment]:
+def sign_in_sheet_rows(access: SheetAccess) -> list[Enrollment]:
     """Confirmed participants in 五十音順 of their kana (as they look for their line)."""
-    rows = list(db.session.scalars(_enrollments(access, (CONFIRMED,)).order_by(*kana_order(), StaffMember.id)))
-    _audit(actor, SIGN_IN_SHEET, access, len(rows))
-    return rows
+    return list(db.session.scalars(_enrollments(access, (CONFIRMED,)).order_by(*kana_order(), StaffMember.id)))
 
 
-def participant_rows(access: SheetAccess, actor) -> list[Enrollment]:
+def participant_rows(access: SheetAccess) -> list[Enrollment]:
     """Everyone with an active application, by municipality, then 五十音順."""
-    rows = list(db.session.scalars(
+    return list(db.session.scalars(
         _enrollments(access, ACTIVE_STATUSES).order_by(Municipality.sort_order, *kana_order(), StaffMember.id)))
-    _audit(actor, PARTICIPANTS, access, len(rows))
-    return rows
 
 
 def status_counts(rows: list[Enrollment]) -> dict[str, int]:
@@ -100,6 +96,9 @@ def status_counts(rows: list[Enrollment]) -> dict[str, int]:
     return counts
 
 
-def _audit(actor, kind: str, access: SheetAccess, count: int) -> None:
-    record_action(actor, f"attendance.print_{kind}", "training_session", access.session.id,
+def record_printed(actor, kind: str, access: SheetAccess, count: int) -> None:
+    """The audit entry of a list of names made for printing, committed (``record_access``): once
+    the page is made, before it leaves (the page reads the rows; ending the request's read
+    transaction first would read each one again)."""
+    record_access(actor, f"attendance.print_{kind}", "training_session", access.session.id,
                   access.municipality_id, rows=count)

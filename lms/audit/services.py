@@ -13,6 +13,7 @@ from flask import g, has_request_context, request
 from sqlalchemy import event, insert
 
 from lms.audit.models import AuditLog
+from lms.common.database import ensure_writer
 from lms.common.timeutil import utcnow
 from lms.extensions import db
 
@@ -45,6 +46,28 @@ def record_action(
         entry.request_id = getattr(g, "request_id", "")
     db.session.add(entry)
     return entry
+
+
+def record_access(
+    actor: Actor | None,
+    action: str,
+    target_type: str = "",
+    target_id: object = "",
+    municipality_id: int | None = None,
+    **details,
+) -> None:
+    """Record an access that changes nothing else (an export, a download, a printed list) and
+    commit it: call it once the response's data is made (or its query is ready to stream),
+    before anything leaves. If the entry cannot be written, the request fails and nothing
+    leaves, as with ``record_action`` and a commit.
+
+    On SQLite the request's transaction has only read so far; it takes the write lock before
+    the entry (``ensure_writer``), since a reader turned writer fails at once while another
+    request writes ("database is locked"). Objects read before are read again on first use.
+    On PostgreSQL this is ``record_action`` and a commit."""
+    ensure_writer()
+    record_action(actor, action, target_type, target_id, municipality_id, **details)
+    db.session.commit()
 
 
 def record_denied(actor: Actor | None, target_type: str, target_id: object) -> None:

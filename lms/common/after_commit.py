@@ -58,6 +58,13 @@ def on_rollback(fn: Callable[[], None], *, session: Session | None = None) -> No
     session.info.setdefault(_UNDO_KEY, []).append((transaction, None, fn))
 
 
+def has_pending(session: Session | None = None) -> bool:
+    """Whether work waits on the current transaction's commit or rollback (ending it would
+    drop or undo that work)."""
+    session = session if session is not None else db.session()
+    return bool(session.info.get(_KEY) or session.info.get(_UNDO_KEY))
+
+
 def _within(transaction: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
     while transaction is not None:
         if transaction is ancestor:

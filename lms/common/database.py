@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session
 
+from lms.common.after_commit import has_pending
 from lms.extensions import db
 
 
@@ -111,9 +112,34 @@ def begin_write() -> None:
             raise RuntimeError("begin_write() must come before any change in the transaction")
         db.session.rollback()
     db.session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+    db.session.info[_WRITER] = True
+
+
+def ensure_writer() -> None:
+    """Make the current transaction a writer before its first write, unless it is one already.
+
+    For a path that reads and then writes without having begun as a writer (a GET that records
+    who saw what, a token made on first use). On SQLite a transaction begun as a reader that
+    turns writer while another connection writes fails at once with "database is locked"
+    (SQLITE_BUSY: busy_timeout cannot help a reader that upgrades); begun with the write lock,
+    it waits its turn instead. So a transaction that has written nothing yet is ended and begun
+    again with the lock (``begin_write``; the objects read so far are read again, fresh, on
+    first use). One that already holds the lock — begun by ``begin_write``, or with a change
+    flushed — or has a change pending, or work waiting on its commit or rollback
+    (``after_commit``, ``on_rollback``), is left as it is. Nothing on PostgreSQL.
+    """
+    if not is_sqlite():
+        return
+    session = db.session()
+    if session.info.get(_WRITER) or session.info.get(_FLUSHED) or session.new or session.dirty or session.deleted:
+        return
+    if has_pending(session):
+        return
+    begin_write()
 
 
 _FLUSHED = "lms_flushed_in_transaction"
+_WRITER = "lms_writer_transaction"
 
 
 @event.listens_for(Session, "after_flush")
@@ -125,6 +151,7 @@ def _remember_flush(session, _flush_context):
 def _forget_flush(session, transaction):
     if transaction.parent is None:
         session.info.pop(_FLUSHED, None)
+        session.info.pop(_WRITER, None)
 
 
 _RETRYABLE_PG = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock not available

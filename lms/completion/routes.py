@@ -22,7 +22,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from lms.audit.services import record_action
+from lms.audit.services import record_access
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
 from lms.common.access import (
     municipality_scope,
@@ -311,13 +311,12 @@ def export(table: str, fmt: str):
     exported_at = datetime.now(UTC)
     built.title_lines = title_lines_for(built.sheet_title, _municipality_name(scope),
                                         None if all_years else fy, exported_at)
-    record_action(
+    record_access(
         current_user, "export.completion", "export", table, scope,
         table=table, format=fmt, encoding=encoding if fmt == "csv" else "", fiscal_year="all" if all_years else fy,
         scope_municipality_id=scope, course=course_ids, assignment=assignment.id if assignment else None,
         personal=table in PERSONAL_TABLES,
     )
-    db.session.commit()
     stamp = exported_at.strftime("%Y%m%d")
     filename = f"{built.name}-{'all' if all_years else fy}-{stamp}.{fmt}"
     if fmt == "csv":
@@ -349,11 +348,10 @@ def certificates_zip(course_id: int):
     )
     if scope is not None:
         query = query.where(StaffMember.municipality_id == scope)
-    record_action(
+    record_access(
         current_user, "export.completion", "course", course.id, scope,
         table="certificates", format="zip", fiscal_year=fy, scope_municipality_id=scope, personal=True,
     )
-    db.session.commit()
     verify_base = url_for("completion.verify_certificate", serial="SERIAL", _external=True)
     return private_download(
         stream_with_context(course_zip_chunks(query, lambda s: verify_base.replace("SERIAL", quote(s)),

@@ -1,0 +1,73 @@
+"""Pages that only read, then record who saw what (an export, a printed list, the QR poster),
+answered to several people at once: none fails with "database is locked".
+
+On SQLite a request's transaction begins as a reader (the signed-in user is read first); a
+reader that turns writer for its audit entry while another request writes fails at once
+(SQLITE_BUSY; busy_timeout does not help it). These pages take the write lock before their
+first write (``lms.audit.services.record_access``, ``lms.common.database.ensure_writer``).
+Run on both databases; PostgreSQL never had the failure and must keep answering the same."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+from sqlalchemy import func, select
+
+from lms.audit.models import AuditLog
+from lms.courses.models import ONSITE
+from lms.extensions import db
+from tests import factories
+
+ROUNDS = 3
+
+
+def _cookie(app, user) -> str:
+    return f"{app.config['SESSION_COOKIE_NAME']}={factories.session_cookie(app, user)}"
+
+
+def test_read_then_audit_pages_answer_concurrent_requests(app, live_server):
+    session = factories.make_session(delivery=ONSITE, join_url=None, quotas={"131016": 5})
+    platform = factories.make_user("platform_admin")
+    admin = factories.make_user("municipal_admin", "131016")
+    platform_cookie, admin_cookie = _cookie(app, platform), _cookie(app, admin)
+    sid, course_id = session.id, session.course_id
+    requests_ = [
+        ("GET", f"/attendance/sessions/{sid}/participants", platform_cookie),
+        ("GET", f"/attendance/sessions/{sid}/participants", admin_cookie),
+        ("GET", f"/attendance/sessions/{sid}/sign-in-sheet", platform_cookie),
+        ("GET", f"/attendance/sessions/{sid}/sign-in-sheet", admin_cookie),
+        ("GET", f"/attendance/sessions/{sid}/qr/poster", platform_cookie),
+        ("GET", f"/attendance/sessions/{sid}/qr", platform_cookie),
+        ("GET", "/completion/export/courses.xlsx", admin_cookie),
+        ("GET", "/completion/export/courses.csv", platform_cookie),
+        ("GET", f"/completion/courses/{course_id}/certificates.zip", admin_cookie),
+        ("POST", "/admin/audit/export", platform_cookie),
+    ] * 2
+    audited = {"attendance.print_participants", "attendance.print_sign_in_sheet", "attendance.qr_poster",
+               "export.completion", "export.audit"}
+    before = db.session.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.action.in_(audited)))
+    db.session.commit()
+
+    failures = []
+    for _round in range(ROUNDS):
+        start = threading.Barrier(len(requests_))
+
+        def call(item):
+            method, path, cookie = item
+            start.wait(10)
+            response = requests.request(method, live_server.url + path, headers={"Cookie": cookie},
+                                        allow_redirects=False, timeout=60)
+            response.content  # the whole body: a streamed export fails, if at all, while it streams
+            return method, path, response.status_code
+
+        with ThreadPoolExecutor(len(requests_)) as pool:
+            results = list(pool.map(call, requests_))
+        failures += [r for r in results if r[2] != 200]
+    assert not failures, failures
+
+    db.session.rollback()
+    after = db.session.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.action.in_(audited)))
+    # Every audited request left its entry (the QR page records nothing).
+    assert after - before == ROUNDS * (len(requests_) - 2)
