@@ -39,6 +39,7 @@ from lms.common.pagination import requested_page
 from lms.common.public import public
 from lms.common.telemetry import timed_export
 from lms.common.templating import format_date_jst
+from lms.common.timeutil import to_tokyo
 from lms.common.web import private_download
 from lms.common.xlsx import XLSX_MIME
 from lms.completion import prerequisites, reports, services
@@ -317,8 +318,9 @@ def export(table: str, fmt: str):
         scope_municipality_id=scope, course=course_ids, assignment=assignment.id if assignment else None,
         personal=table in PERSONAL_TABLES,
     )
-    stamp = exported_at.strftime("%Y%m%d")
-    filename = f"{built.name}-{'all' if all_years else fy}-{stamp}.{fmt}"
+    # Dated in Tokyo, as the sheet's 出力日時; the Shift_JIS file is told apart from the UTF-8 one.
+    sjis = "-sjis" if fmt == "csv" and encoding == "cp932" else ""
+    filename = f"{built.name}-{'all' if all_years else fy}-{to_tokyo(exported_at):%Y%m%d}{sjis}.{fmt}"
     if fmt == "csv":
         body = csv_chunks(built, encoding)
         # content_type, not mimetype: Flask would add a second charset to a text/* mimetype.

@@ -258,7 +258,7 @@ def publish_course(course_id: int):
     missing = services.sessions_without_join_link(_managed_course(course_id))
     if missing:
         flash(_("Teams の研修回 %(n)s 件に参加リンクがありません（%(titles)s）。受講者には「参加リンクは後日お知らせします」と表示されます。Teams 会議を作成するか、リンクを登録してください。",
-                n=len(missing), titles="、".join(s.title or s.starts_at.strftime("%Y-%m-%d") for s in missing[:5])),
+                n=len(missing), titles="、".join(s.title or f"{to_tokyo(s.starts_at):%Y-%m-%d}" for s in missing[:5])),
               "warning")
     return response
 

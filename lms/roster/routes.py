@@ -187,7 +187,7 @@ def export_csv():
                 lossy_url=url_for("roster.export_csv", encoding="cp932", lossy="1", **args),
                 back_url=url_for("roster.index", **args))
     body = services.export_roster_csv(municipality.id, encoding=encoding)
-    filename = f"roster-{municipality.code}.csv"
+    filename = f"roster-{municipality.code}{'-sjis' if encoding == 'cp932' else ''}.csv"
     municipality_id = municipality.id
     begin_write()
     record_action(current_user, "roster.export", "municipality", municipality_id, municipality_id, encoding=encoding)

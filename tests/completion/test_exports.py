@@ -241,3 +241,28 @@ def test_csv_cp932_names_the_rows_it_would_spoil_and_offers_utf8(known_data, cli
     db.session.commit()
     courses = client.get(f"/completion/export/courses.csv?fy={d['fy']}&encoding=cp932").get_data(as_text=True)
     assert "𠀋" in courses and "Shift_JIS で表せない文字があります" in courses
+
+
+def test_export_file_names_carry_the_tokyo_date_and_tell_shift_jis_apart(known_data, client, login_as,
+                                                                         monkeypatch):
+    """At 06:25 in Tokyo on 5 December it is still 4 December in UTC: the file is dated the 5th,
+    as its 出力日時 line; the Shift_JIS file is not named as the UTF-8 one."""
+    from datetime import UTC, datetime
+
+    class _Morning(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2026, 12, 4, 21, 25, tzinfo=UTC)
+
+    monkeypatch.setattr("lms.completion.routes.datetime", _Morning)
+    login_as("municipal_admin", "131016")
+
+    def name(url):
+        response = client.get(url, buffered=True)
+        assert response.status_code == 200
+        return re.search(r'filename="([^"]+)"', response.headers["Content-Disposition"]).group(1)
+
+    assert name("/completion/export/courses.csv?fy=2026") == "completion-courses-2026-20261205.csv"
+    assert name("/completion/export/courses.csv?fy=2026&encoding=cp932") == "completion-courses-2026-20261205-sjis.csv"
+    assert name("/completion/export/courses.xlsx?fy=2026") == "completion-courses-2026-20261205.xlsx"
+    assert name("/completion/export/courses.xlsx?fy=2026&encoding=cp932") == "completion-courses-2026-20261205.xlsx"

@@ -121,3 +121,6 @@ def test_roster_csv_is_labelled_with_its_own_charset(app, client, login_as, make
     assert utf8.headers.getlist("Content-Type") == ["text/csv; charset=UTF-8"]
     assert sjis.headers.getlist("Content-Type") == ["text/csv; charset=Shift_JIS"]
     assert "髙橋 一郎" in sjis.data.decode("cp932")
+    # Saved side by side, the two files keep their own names.
+    assert 'filename="roster-131016.csv"' in utf8.headers["Content-Disposition"]
+    assert 'filename="roster-131016-sjis.csv"' in sjis.headers["Content-Disposition"]
