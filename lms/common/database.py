@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 
+from flask import request
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
@@ -107,12 +108,24 @@ def begin_write() -> None:
     if not is_sqlite():
         return
     if db.session().in_transaction():
+        if db.session.info.get(_WRITER):
+            return  # holds the lock already: nobody else has written since it began
         # Ending the transaction would silently drop rows already flushed in it.
         if db.session.new or db.session.dirty or db.session.deleted or db.session.info.get(_FLUSHED):
             raise RuntimeError("begin_write() must come before any change in the transaction")
         db.session.rollback()
     db.session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
     db.session.info[_WRITER] = True
+
+
+def write_lock_for_changes() -> None:
+    """A request hook on SQLite (the embedded default): a request that may change something
+    (any method but GET, HEAD and OPTIONS) begins its transaction with the write lock, so
+    that it waits its turn behind another writer instead of failing with "database is
+    locked" when it turns from reading (the signed-in user, the checks) to writing. SQLite
+    has one writer at a time anyway; PostgreSQL does not use this hook."""
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        begin_write()
 
 
 def ensure_writer() -> None:

@@ -71,3 +71,31 @@ def test_read_then_audit_pages_answer_concurrent_requests(app, live_server):
     after = db.session.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.action.in_(audited)))
     # Every audited request left its entry (the QR page records nothing).
     assert after - before == ROUNDS * (len(requests_) - 2)
+
+
+def test_changes_posted_at_once_wait_their_turn(app, live_server):
+    """Forms posted by several people at once (here the site pages' editor, whose service
+    reads before it writes and takes no lock of its own): on SQLite every such request
+    begins with the write lock (lms.common.database.write_lock_for_changes), so each waits
+    its turn; none fails, and each change is recorded."""
+    platform = factories.make_user("platform_admin")
+    cookie = _cookie(app, platform)
+    before = db.session.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.action == "site_page.update"))
+    db.session.commit()
+    posts = [(slug, n) for n in range(8) for slug in ("accessibility", "privacy")]
+    start = threading.Barrier(len(posts))
+
+    def post(item):
+        slug, n = item
+        start.wait(10)
+        response = requests.post(f"{live_server.url}/admin/pages/{slug}", headers={"Cookie": cookie}, timeout=60,
+                                 allow_redirects=False,
+                                 data={"title": f"方針 {n}", "body_md": f"本文 {n} " + "あ" * 50, "title_en": "", "body_md_en": ""})
+        return slug, n, response.status_code
+
+    with ThreadPoolExecutor(len(posts)) as pool:
+        results = list(pool.map(post, posts))
+    assert [r for r in results if r[2] not in (302, 303)] == []
+    db.session.rollback()
+    after = db.session.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.action == "site_page.update"))
+    assert after - before == len(posts)
