@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 
-from flask import request
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
@@ -116,16 +115,6 @@ def begin_write() -> None:
         db.session.rollback()
     db.session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
     db.session.info[_WRITER] = True
-
-
-def write_lock_for_changes() -> None:
-    """A request hook on SQLite (the embedded default): a request that may change something
-    (any method but GET, HEAD and OPTIONS) begins its transaction with the write lock, so
-    that it waits its turn behind another writer instead of failing with "database is
-    locked" when it turns from reading (the signed-in user, the checks) to writing. SQLite
-    has one writer at a time anyway; PostgreSQL does not use this hook."""
-    if request.method not in ("GET", "HEAD", "OPTIONS"):
-        begin_write()
 
 
 def ensure_writer() -> None:

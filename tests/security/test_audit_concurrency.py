@@ -74,10 +74,9 @@ def test_read_then_audit_pages_answer_concurrent_requests(app, live_server):
 
 
 def test_changes_posted_at_once_wait_their_turn(app, live_server):
-    """Forms posted by several people at once (here the site pages' editor, whose service
-    reads before it writes and takes no lock of its own): on SQLite every such request
-    begins with the write lock (lms.common.database.write_lock_for_changes), so each waits
-    its turn; none fails, and each change is recorded."""
+    """Forms posted by several people at once (here the site pages' editor, whose first save
+    creates the page's row): the edit takes the page's lock (on SQLite the write lock, before
+    it reads), so each waits its turn; none fails, and each change is recorded."""
     platform = factories.make_user("platform_admin")
     cookie = _cookie(app, platform)
     before = db.session.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.action == "site_page.update"))
