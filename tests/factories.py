@@ -7,7 +7,7 @@ import time
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from lms.auth.models import ROLES, User
 from lms.auth.session import open_session_record
@@ -161,3 +161,18 @@ def session_cookie(app, user: User) -> str:
     data = {"_user_id": user.get_id(), "_fresh": True, "signed_in_at": now, "last_seen": now,
             "sid": session_id, "auth_method": "demo"}
     return app.session_interface.get_signing_serializer(app).dumps(data)
+
+
+def count_statements(func) -> int:
+    """How many SQL statements ``func()`` sends (its cost must not grow with the data)."""
+    statements: list[str] = []
+
+    def before(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", before)
+    try:
+        func()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", before)
+    return len(statements)

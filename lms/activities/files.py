@@ -22,12 +22,12 @@ from typing import IO
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import select
 
 from lms.activities.models import ActivityFile
 from lms.archives.filetypes import sanitise_filename
 from lms.archives.storage import READ_CHUNK, get_storage
 from lms.common.after_commit import after_commit, on_rollback
+from lms.common.database import values_present
 from lms.common.errors import InvalidInput, NotFound
 from lms.common.timeutil import utcnow
 from lms.extensions import db
@@ -178,10 +178,7 @@ def sweep_orphans(now: datetime | None = None) -> list[str]:
     storage = get_storage()
     stale = sorted(key for key, modified in storage.list_keys(PREFIX).items() if modified < now - ORPHAN_AGE)
     db.session.commit()  # a snapshot taken after the listing
-    referenced: set[str] = set()
-    for start in range(0, len(stale), 500):
-        batch = stale[start : start + 500]
-        referenced.update(db.session.scalars(select(ActivityFile.storage_key).where(ActivityFile.storage_key.in_(batch))))
+    referenced = values_present(ActivityFile.storage_key, stale)
     db.session.commit()
     removed = []
     for key in stale:

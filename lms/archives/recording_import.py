@@ -31,7 +31,7 @@ from lms.archives.models import AUDIENCE_ELIGIBLE, DRAFT, VIDEO, Archive, Archiv
 from lms.archives.storage import Storage, get_storage
 from lms.archives.uploads import UPLOAD_TTL, max_upload_bytes
 from lms.audit.services import record_action
-from lms.common.database import begin_write
+from lms.common.database import begin_write, values_present
 from lms.common.errors import InvalidInput, NotFound
 from lms.common.timeutil import utcnow
 from lms.courses.models import TrainingSession
@@ -208,10 +208,7 @@ def sweep_import_files(live_runs: Callable[[set[str]], set[str]], now: datetime 
     db.session.commit()  # a fresh snapshot for the archive files below
     if not stale:
         return []
-    referenced: set[str] = set()
-    for start in range(0, len(stale), 500):
-        batch = stale[start : start + 500]
-        referenced.update(db.session.scalars(select(ArchiveFile.storage_key).where(ArchiveFile.storage_key.in_(batch))))
+    referenced = values_present(ArchiveFile.storage_key, stale)
     db.session.commit()
     removed = []
     for key in stale:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 
-from sqlalchemy import event, text
+from sqlalchemy import event, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session
@@ -192,3 +192,13 @@ def run_in_transaction(func, *args, attempts: int = 5, **kwargs):
 def savepoint():
     with db.session.begin_nested():
         yield
+
+
+def values_present(column, values: list) -> set:
+    """Those of ``values`` that some row holds in ``column`` (asked in batches of 500, within
+    the current transaction)."""
+    found: set = set()
+    for start in range(0, len(values), 500):
+        batch = values[start : start + 500]
+        found.update(db.session.scalars(select(column).where(column.in_(batch))))
+    return found

@@ -9,8 +9,6 @@ import io
 import re
 import zipfile
 
-from sqlalchemy import event
-
 from lms.activities import results, services
 from lms.activities.models import FILE, LONGTEXT, PREWORK, QUIZ, REPORT
 from lms.enrollment import services as enrollment
@@ -37,19 +35,6 @@ def sheet_rows(data: bytes) -> list[list[str]]:
         rows.append([re.sub(r"<[^>]+>", "", cell) for cell in re.findall(r"<c [^>]*>(.*?)</c>", row)])
     return rows
 
-
-def count_statements(db, func) -> int:
-    statements: list[str] = []
-
-    def before(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", before)
-    try:
-        func()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", before)
-    return len(statements)
 
 
 def submit_file(db, activity, person, name: str, text: str = "報告"):
@@ -121,10 +106,10 @@ def test_the_file_list_costs_the_same_statements_for_more_answers(db, world):
         db.session.expire_all()
         results.results(db.session.get(type(report), report.id))
 
-    few = count_statements(db, run)
+    few = factories.count_statements(run)
     for n in range(3):
         submit_file(db, report, learner_in(db, world, f"追加 {n}"), f"b{n}.pdf")
-    assert count_statements(db, run) == few
+    assert factories.count_statements(run) == few
 
 
 def take(db, quiz, person, *answers):

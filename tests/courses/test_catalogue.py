@@ -6,12 +6,11 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from lms.common.timeutil import TOKYO, utcnow
 from lms.courses.catalogue import CatalogueFilters, catalogue_page, month_bounds
 from lms.courses.models import CANCELLED, DRAFT, HYBRID, ONSITE, TEAMS, Category
-from lms.extensions import db
 from tests import factories
 
 
@@ -161,18 +160,7 @@ def test_filters_are_read_leniently_from_the_query_string():
     assert filters.as_args() == {"q": "操作 研修", "free": "1"}
 
 
-def _count_queries(func):
-    statements = []
-
-    def before(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", before)
-    try:
-        func()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", before)
-    return len(statements)
+_count_queries = factories.count_statements
 
 
 def test_a_page_costs_the_same_number_of_queries_whatever_its_size(db):
