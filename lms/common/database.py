@@ -107,8 +107,6 @@ def begin_write() -> None:
     if not is_sqlite():
         return
     if db.session().in_transaction():
-        if db.session.info.get(_WRITER):
-            return  # holds the lock already: nobody else has written since it began
         # Ending the transaction would silently drop rows already flushed in it.
         if db.session.new or db.session.dirty or db.session.deleted or db.session.info.get(_FLUSHED):
             raise RuntimeError("begin_write() must come before any change in the transaction")
