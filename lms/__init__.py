@@ -105,7 +105,7 @@ def create_app(config: str | type[Config] | dict | None = None) -> Flask:
 
 def _init_extensions(app: Flask) -> None:
     import lms.models  # noqa: F401  (every model registered before the engine is used)
-    from lms.common.database import configure_engine  # (loaded as the app is built)
+    from lms.common.database import configure_engine, write_lock_for_changes  # (loaded as the app is built)
     from lms.common.i18n import select_locale, select_timezone  # (loaded as the app is built)
     from lms.extensions import babel, csrf, db, limiter, login_manager, migrate  # (as above)
 
@@ -118,6 +118,8 @@ def _init_extensions(app: Flask) -> None:
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine, ping_after_idle=float(app.config["LMS_DB_PING_AFTER_IDLE"]))
+        if db.engine.dialect.name == "sqlite":  # (before the sign-in's hook reads the user)
+            app.before_request(write_lock_for_changes)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     babel.init_app(

@@ -13,7 +13,8 @@ from flask import g, has_request_context, request
 from sqlalchemy import event, insert
 
 from lms.audit.models import AuditLog
-from lms.common.database import ensure_writer
+from lms.common.after_commit import when_ended
+from lms.common.database import ensure_writer, holds_write_lock
 from lms.common.timeutil import utcnow
 from lms.extensions import db
 
@@ -84,8 +85,15 @@ def record_denied(actor: Actor | None, target_type: str, target_id: object) -> N
         "request_id": getattr(g, "request_id", "") if has_request_context() else "",
         "details": {"path": request.path} if has_request_context() else {},
     }
-    with db.engine.begin() as conn:
-        conn.execute(insert(AuditLog), [values])
+
+    def write() -> None:
+        with db.engine.begin() as conn:
+            conn.execute(insert(AuditLog), [values])
+
+    if holds_write_lock():
+        when_ended(write)  # SQLite: this request's lock would keep the entry waiting; after it
+    else:
+        write()
 
 
 def _label(actor: Actor | None) -> str:

@@ -8,6 +8,11 @@ a Graph operation to the worker. Callbacks must not touch the finished transacti
 session state; an exception in one is logged and does not affect the others (the change is
 committed already; periodic tasks pick up whatever a failed hand-over left queued).
 
+``when_ended(fn)`` runs ``fn()`` once the outermost transaction has ended, whichever way
+(committed, rolled back or closed with the session), after its connection went back to the
+pool: for a record that must survive the transaction's rollback but cannot be written beside
+it while the transaction holds SQLite's one write lock (the refusal audit).
+
 ``on_rollback(fn)`` is its mirror for work done outside the database before the commit (a
 file written to storage): ``fn()`` runs if the transaction it was registered in rolls back,
 and is forgotten once the outermost transaction commits.
@@ -27,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 _KEY = "lms_after_commit"
 _UNDO_KEY = "lms_on_rollback"
+_END_KEY = "lms_when_ended"
 
 
 def _current_transaction(session: Session) -> SessionTransaction | None:
@@ -56,6 +62,24 @@ def on_rollback(fn: Callable[[], None], *, session: Session | None = None) -> No
     if transaction is None:
         return
     session.info.setdefault(_UNDO_KEY, []).append((transaction, None, fn))
+
+
+def when_ended(fn: Callable[[], None], *, session: Session | None = None) -> None:
+    """Run ``fn()`` once the outermost transaction has ended, committed or not (at once when
+    none is open)."""
+    session = session if session is not None else db.session()
+    if session.get_transaction() is None:
+        _run([fn])
+        return
+    session.info.setdefault(_END_KEY, []).append(fn)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _run_when_ended(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        waiting = session.info.pop(_END_KEY, None)
+        if waiting:
+            _run(waiting)
 
 
 def has_pending(session: Session | None = None) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 
+from flask import g, has_request_context, request
 from sqlalchemy import event, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
@@ -33,7 +34,7 @@ def configure_engine(engine: Engine, ping_after_idle: float = 1.0) -> None:
 
     @event.listens_for(engine, "begin")
     def _sqlite_begin(conn):
-        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        mode = conn.get_execution_options().get("sqlite_begin") or ("IMMEDIATE" if _request_may_write() else "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
@@ -107,12 +108,51 @@ def begin_write() -> None:
     if not is_sqlite():
         return
     if db.session().in_transaction():
+        if db.session.info.get(_WRITER):
+            return  # holds the lock already: nobody else has written since it began
         # Ending the transaction would silently drop rows already flushed in it.
         if db.session.new or db.session.dirty or db.session.deleted or db.session.info.get(_FLUSHED):
             raise RuntimeError("begin_write() must come before any change in the transaction")
         db.session.rollback()
     db.session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
     db.session.info[_WRITER] = True
+
+
+_MAY_WRITE = "lms_request_may_write"
+
+
+def write_lock_for_changes() -> None:
+    """A request hook on SQLite (the embedded default): a request that may change something
+    (any method but GET, HEAD and OPTIONS) begins its transactions with the write lock, so
+    that it waits its turn behind another writer instead of failing with "database is
+    locked" when it turns from reading (the signed-in user, the checks) to writing. SQLite
+    has one writer at a time anyway. The lock is taken when the request first uses the
+    database (a request that never does, such as Graph's validation handshake, takes none);
+    a route that streams a big body commits before it reads it (the lock is not held
+    meanwhile); a record that must survive the request's rollback is written once the
+    transaction has ended (``when_ended``: the refusal audit). PostgreSQL does not use this
+    hook."""
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        g.setdefault(_MAY_WRITE, True)
+
+
+def _request_may_write() -> bool:
+    return has_request_context() and bool(g.get(_MAY_WRITE))
+
+
+@event.listens_for(Session, "after_begin")
+def _writer_from_the_start(session, _transaction, connection):
+    if connection.dialect.name == "sqlite" and _request_may_write():
+        session.info[_WRITER] = True  # begun IMMEDIATE (the engine's "begin" listener)
+
+
+def holds_write_lock() -> bool:
+    """Whether the current transaction holds SQLite's write lock (begun as a writer, or has
+    written): another connection of this process would wait for it until busy_timeout."""
+    if not is_sqlite():
+        return False
+    session = db.session()
+    return session.in_transaction() and bool(session.info.get(_WRITER) or session.info.get(_FLUSHED))
 
 
 def ensure_writer() -> None:

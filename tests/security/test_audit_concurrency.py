@@ -4,7 +4,9 @@ answered to several people at once: none fails with "database is locked".
 On SQLite a request's transaction begins as a reader (the signed-in user is read first); a
 reader that turns writer for its audit entry while another request writes fails at once
 (SQLITE_BUSY; busy_timeout does not help it). These pages take the write lock before their
-first write (``lms.audit.services.record_access``, ``lms.common.database.ensure_writer``).
+first write (``lms.audit.services.record_access``, ``lms.common.database.ensure_writer``);
+a changing request (a form post) takes it at its first use of the database
+(``lms.common.database.write_lock_for_changes``).
 Run on both databases; PostgreSQL never had the failure and must keep answering the same."""
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import requests
 from sqlalchemy import func, select
 
 from lms.audit.models import AuditLog
-from lms.courses.models import ONSITE
+from lms.courses.models import ONSITE, SearchSynonym
 from lms.extensions import db
 from tests import factories
 
@@ -98,3 +100,43 @@ def test_changes_posted_at_once_wait_their_turn(app, live_server):
     db.session.rollback()
     after = db.session.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.action == "site_page.update"))
     assert after - before == len(posts)
+
+
+def test_forms_that_read_then_write_and_refusals_at_once(app, live_server):
+    """Changes whose service reads before it writes (a synonym group checks the words already
+    taken) posted by several people at once, beside posts refused for another municipality's
+    record: every change is made, every refusal answers 403/404 and leaves its audit entry
+    (on SQLite a changing request begins with the write lock, and the refusal is recorded once
+    its request's transaction has ended — lms.common.database.write_lock_for_changes)."""
+    platform = factories.make_user("platform_admin")
+    admin = factories.make_user("municipal_admin", "131016")
+    stranger = factories.make_staff("131024")
+    platform_cookie, admin_cookie = _cookie(app, platform), _cookie(app, admin)
+    stranger_id = stranger.id
+    before_denied = db.session.scalar(
+        select(func.count()).select_from(AuditLog).where(AuditLog.action == "access.denied"))
+    db.session.commit()
+    posts = [("synonym", n) for n in range(10)] + [("refused", n) for n in range(6)]
+    start = threading.Barrier(len(posts))
+
+    def post(item):
+        kind, n = item
+        start.wait(10)
+        if kind == "synonym":
+            response = requests.post(f"{live_server.url}/admin/search/synonyms", headers={"Cookie": platform_cookie},
+                                     data={"words": f"同義語{n}甲 同義語{n}乙"}, allow_redirects=False, timeout=60)
+        else:
+            response = requests.post(f"{live_server.url}/roster/{stranger_id}/edit", headers={"Cookie": admin_cookie},
+                                     data={"full_name": f"書換 {n}"}, allow_redirects=False, timeout=60)
+        return kind, n, response.status_code
+
+    with ThreadPoolExecutor(len(posts)) as pool:
+        results = list(pool.map(post, posts))
+    assert [r for r in results if r[0] == "synonym" and r[2] not in (302, 303)] == []
+    assert [r for r in results if r[0] == "refused" and r[2] not in (403, 404)] == []
+    db.session.rollback()
+    groups = db.session.scalars(select(SearchSynonym.words).where(SearchSynonym.words.like("同義語%"))).all()
+    assert sorted(groups) == sorted(f"同義語{n}甲 同義語{n}乙" for n in range(10))
+    denied = db.session.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.action == "access.denied"))
+    assert denied - before_denied == 6
+    assert db.session.get(type(stranger), stranger_id).full_name == stranger.full_name
