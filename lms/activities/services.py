@@ -19,6 +19,7 @@ from types import SimpleNamespace
 from typing import IO
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select
 
 from lms.activities import files
@@ -269,7 +270,9 @@ def parse_choices(text: str) -> list[str]:
     return [line.strip()[:200] for line in (text or "").splitlines() if line.strip()]
 
 
-SCALE_LABELS_DEFAULT = ["不満", "やや不満", "どちらともいえない", "おおむね満足", "満足"]
+# A scale question's labels when the trainer gives none: stored in the language of the page
+# the question was written on, as its prompt is.
+SCALE_LABELS_DEFAULT = (_l("不満"), _l("やや不満"), _l("どちらともいえない"), _l("おおむね満足"), _l("満足"))
 
 
 def _check_question(activity: Activity, data: QuestionInput) -> dict:
@@ -291,7 +294,7 @@ def _check_question(activity: Activity, data: QuestionInput) -> dict:
         if data.kind == SINGLE and len(correct) > 1:
             raise InvalidInput(_("単一選択の正解は1つだけです。"), field="correct")
     elif data.kind == SCALE:
-        choices = choices if len(choices) == 5 else list(SCALE_LABELS_DEFAULT)
+        choices = choices if len(choices) == 5 else [str(label) for label in SCALE_LABELS_DEFAULT]
         correct = []
     elif data.kind == NUMBER:
         choices = []

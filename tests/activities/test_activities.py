@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 import requests
+from flask_babel import force_locale
 from sqlalchemy import inspect, select
 
 from lms.activities import services
@@ -449,3 +450,20 @@ def test_a_second_place_in_the_course_does_not_hide_work_handed_in(db, world, ma
     with pytest.raises(Conflict, match="すでに提出"):
         services.save(survey.id, learner, form(survey, 1, 0, ""), submit=True)
     db.session.rollback()
+
+
+@pytest.mark.parametrize(("locale", "labels"), [
+    ("ja", ["不満", "やや不満", "どちらともいえない", "おおむね満足", "満足"]),
+    ("en", ["Dissatisfied", "Somewhat dissatisfied", "Neutral", "Mostly satisfied", "Satisfied"]),
+])
+def test_a_scale_without_labels_gets_them_in_the_language_it_was_written_in(db, world, locale, labels):
+    """A 5-point scale added without labels is labelled in the language of the page the trainer
+    wrote it on (as its prompt is); labels given are kept as written."""
+    with force_locale(locale):
+        activity = build(db, world, questions=[
+            services.QuestionInput(kind=SCALE, prompt="満足度"),
+            services.QuestionInput(kind=SCALE, prompt="難易度", choices=["易", "やや易", "普通", "やや難", "難"]),
+        ])
+    default, given = sorted(activity.questions, key=lambda q: q.position)
+    assert default.choices == labels
+    assert given.choices == ["易", "やや易", "普通", "やや難", "難"]
