@@ -49,3 +49,16 @@ def test_fields_render_text_boxes_and_say_why_in_japanese(app):
         assert 'type="text"' in html and 'inputmode="numeric"' in html and 'value="12/24/2026, 02:00 PM"' in html
         shown = Sample(formdata=None, data={"day": date(2026, 4, 1), "when": datetime(2026, 4, 1, 9, 30)})
         assert 'value="2026-04-01"' in str(shown.day()) and 'value="2026-04-01 09:30"' in str(shown.when())
+
+
+@pytest.mark.parametrize("text", ["0001-01-01", "1899-12-31", "2200-01-01", "9999-12-31"])
+def test_years_no_date_of_manabi_falls_in_are_refused(text):
+    """Year 1 or 9999 cannot even be moved between Tokyo time and UTC (a 500 before); a year
+    before 1900 or after 2199 is a typing mistake."""
+    assert parse_japanese_date(text) is None
+    assert parse_japanese_datetime(text + " 00:00") is None
+
+
+def test_the_first_and_last_plausible_years_are_taken():
+    assert parse_japanese_date("1900-01-01") == date(1900, 1, 1)
+    assert parse_japanese_datetime("2199-12-31 23:59") == datetime(2199, 12, 31, 23, 59)

@@ -21,6 +21,7 @@ from sqlalchemy import tuple_
 
 from lms.api.problems import ApiProblem
 from lms.common.ids import MAX_ID
+from lms.common.timeutil import plausible_year
 from lms.extensions import db
 
 
@@ -34,7 +35,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         stamp, row_id = json.loads(raw)
         when = datetime.fromisoformat(stamp)
-        if when.tzinfo is None or not isinstance(row_id, int) or not 1 <= row_id <= MAX_ID:
+        if when.tzinfo is None or not plausible_year(when.year) or not isinstance(row_id, int) \
+                or not 1 <= row_id <= MAX_ID:
             raise ValueError(cursor)
         return when, row_id
     except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as exc:

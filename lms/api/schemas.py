@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+
 import marshmallow as ma
 from marshmallow import fields, validate
 
 from lms.common.ids import MAX_ID
+from lms.common.timeutil import FIRST_YEAR, LAST_YEAR
+
+# Dates and times from a caller: the years Manabi's dates fall in (lms.common.timeutil).
+DATE_RANGE = validate.Range(min=date(FIRST_YEAR, 1, 1), max=date(LAST_YEAR, 12, 31))
+TIME_RANGE = validate.Range(min=datetime(FIRST_YEAR, 1, 1, tzinfo=UTC), max=datetime(LAST_YEAR, 12, 31, tzinfo=UTC))
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
@@ -40,15 +47,15 @@ class PageArgs(ma.Schema):
 
 class SyncArgs(PageArgs):
     updated_since = fields.AwareDateTime(
-        default_timezone=None, metadata={"description": "only rows changed at or after this time (RFC 3339, with offset)"})
+        default_timezone=None, validate=TIME_RANGE, metadata={"description": "only rows changed at or after this time (RFC 3339, with offset)"})
 
 
 class CourseArgs(SyncArgs):
     fiscal_year = fields.Integer(validate=validate.Range(min=2000, max=2100),
                                  metadata={"description": "年度: with a session starting in it (April–March)"})
     category = fields.Integer(validate=validate.Range(min=1, max=MAX_ID), metadata={"description": "category id"})
-    from_ = fields.Date(data_key="from", metadata={"description": "with a session starting on or after (Tokyo)"})
-    to = fields.Date(metadata={"description": "with a session starting on or before (Tokyo)"})
+    from_ = fields.Date(data_key="from", validate=DATE_RANGE, metadata={"description": "with a session starting on or after (Tokyo)"})
+    to = fields.Date(validate=DATE_RANGE, metadata={"description": "with a session starting on or before (Tokyo)"})
 
 
 class StaffArgs(SyncArgs):
@@ -149,8 +156,8 @@ class StaffInput(ma.Schema):
                               metadata={"description": "職層; left out, the stored value stays"})
     sign_in_name = fields.String(load_default="", validate=[validate.Length(max=320), no_nul])
     email = fields.String(load_default="", validate=[validate.Length(max=320), no_nul])
-    hired_on = fields.Date(load_default=None, allow_none=True)
-    left_on = fields.Date(load_default=None, allow_none=True,
+    hired_on = fields.Date(load_default=None, allow_none=True, validate=DATE_RANGE)
+    left_on = fields.Date(load_default=None, allow_none=True, validate=DATE_RANGE,
                           metadata={"description": "records a departure (退職・転出) on this date"})
     municipality_code = fields.String(validate=[validate.Regexp(r"^[0-9]{6}$"), no_nul],
                                       metadata={"description": "required of the platform client"})

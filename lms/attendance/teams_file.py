@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 from flask_babel import gettext as _
 
 from lms.common.errors import InvalidInput
+from lms.common.timeutil import plausible_year
 
 REPORT_TZ = ZoneInfo("Asia/Tokyo")
 MAX_ROWS = 20000
@@ -160,10 +161,12 @@ def parse_time(text: str) -> datetime | None:
             parsed = datetime.strptime(value, fmt)  # noqa: DTZ007 - naive on purpose: the organiser's local time
         except ValueError:
             continue
-        return parsed.replace(tzinfo=REPORT_TZ).astimezone(UTC)
+        return parsed.replace(tzinfo=REPORT_TZ).astimezone(UTC) if plausible_year(parsed.year) else None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
+        return None
+    if not plausible_year(parsed.year):
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=REPORT_TZ)

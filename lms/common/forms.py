@@ -21,6 +21,7 @@ from wtforms.validators import Length, NumberRange, StopValidation
 from wtforms.widgets import TextInput
 
 from lms.common.ids import parse_id
+from lms.common.timeutil import plausible_year
 
 WTFORMS_MESSAGES = Domain(translation_directories=messages_path(), domain="wtforms")
 
@@ -58,12 +59,17 @@ def _normalised(text: str) -> str:
     return " ".join(folded.split())
 
 
+def _plausible(value):
+    return value if plausible_year(value.year) else None
+
+
 def parse_japanese_date(text: str) -> date | None:
-    """2026-12-03, 2026/12/3, 2026年12月3日 (full-width digits too); None if not a date."""
+    """2026-12-03, 2026/12/3, 2026年12月3日 (full-width digits too); None if not a date (or
+    not a year from 1900 to 2199)."""
     value = _normalised(text).replace(" ", "")
     for fmt in _DATE_FORMATS:
         try:
-            return datetime.strptime(value, fmt).date()
+            return _plausible(datetime.strptime(value, fmt).date())
         except ValueError:
             continue
     return None
@@ -76,7 +82,7 @@ def parse_japanese_datetime(text: str) -> datetime | None:
         for time_fmt in _TIME_FORMATS:
             for sep in (" ", ""):
                 try:
-                    return datetime.strptime(value if sep else value.replace(" ", ""), date_fmt + sep + time_fmt)
+                    return _plausible(datetime.strptime(value if sep else value.replace(" ", ""), date_fmt + sep + time_fmt))
                 except ValueError:
                     continue
     return None

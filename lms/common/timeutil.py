@@ -6,6 +6,15 @@ from datetime import UTC, date, datetime
 from typing import overload
 from zoneinfo import ZoneInfo
 
+# The years a date of Manabi can fall in (a hire date, a session, a deadline): beyond them a
+# date is a typing mistake, and near year 1 or 9999 it cannot even be moved between Tokyo
+# time and UTC (OverflowError).
+FIRST_YEAR, LAST_YEAR = 1900, 2199
+
+
+def plausible_year(year: int) -> bool:
+    return FIRST_YEAR <= year <= LAST_YEAR
+
 TOKYO = ZoneInfo("Asia/Tokyo")
 
 

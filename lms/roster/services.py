@@ -26,7 +26,7 @@ from lms.common import signals
 from lms.common.database import begin_write
 from lms.common.errors import Conflict, InvalidInput, NotFound
 from lms.common.spreadsheet import LossyRow, neutralise_cell, read_xlsx_rows, unencodable
-from lms.common.timeutil import today_tokyo, utcnow
+from lms.common.timeutil import plausible_year, today_tokyo, utcnow
 from lms.extensions import db
 from lms.municipalities.models import TenantMapping
 from lms.roster.kana import normalise_kana, to_katakana
@@ -378,6 +378,8 @@ def parse_date(value: str) -> date | None:
         return None
     match = re.fullmatch(r"(\d{4})[-/年.](\d{1,2})[-/月.](\d{1,2})日?", value)
     if not match:
+        raise ValueError(value)
+    if not plausible_year(int(match.group(1))):
         raise ValueError(value)
     return date(int(match.group(1)), int(match.group(2)), int(match.group(3)))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import pytest
 from openapi_spec_validator import validate
 
 from lms.common.timeutil import utcnow
@@ -70,6 +71,22 @@ def test_problems_follow_accept_language(api):
     assert_problem(api("reader_a", "get", "/api/v1/staff?cursor=not-a-cursor"), 400, "invalid-cursor")
     wrong_method = assert_problem(api("reader_a", "delete", "/api/v1/staff"), 405, "method-not-allowed")
     assert wrong_method["detail"]
+
+
+@pytest.mark.parametrize("query", ["from=0001-01-01", "to=9999-12-31", "from=1899-12-31",
+                                   "updated_since=0001-01-01T00:00:00%2B14:00",
+                                   "updated_since=9999-12-31T23:59:59-12:00"])
+def test_dates_beyond_any_session_are_refused_as_input_not_a_500(api, query):
+    body = assert_problem(api("reader_a", "get", f"/api/v1/courses?{query}"), 422, "invalid-input")
+    assert body["errors"]
+
+
+def test_a_cursor_naming_year_one_is_refused(api):
+    import base64
+    import json
+
+    cursor = base64.urlsafe_b64encode(json.dumps(["0001-01-01T00:00:00+14:00", 1]).encode()).decode().rstrip("=")
+    assert_problem(api("reader_a", "get", f"/api/v1/staff?cursor={cursor}"), 400, "invalid-cursor")
 
 
 def test_courses_and_sessions_are_those_open_to_the_municipality(api):

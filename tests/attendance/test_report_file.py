@@ -111,6 +111,13 @@ def test_times_as_teams_writes_them_read_as_japan_time(text):
     assert parse_time(text) == datetime(2026, 12, 1, 5, 0, 5, tzinfo=UTC)
 
 
+@pytest.mark.parametrize("text", ["0001/01/01 0:00:00", "9999-12-31 23:59:59",
+                                  "0001-01-01T00:00:00+14:00", "1/1/1, 12:00:00 AM"])
+def test_times_no_meeting_can_have_are_not_times(text):
+    """Year 1 or 9999 (a hand-edited file) cannot be moved to UTC: read as no time, not a 500."""
+    assert parse_time(text) is None
+
+
 @pytest.mark.parametrize(("data", "message"), [
     (b"", "ファイルが空です"),
     (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xd8\xff", "文字コードを読み取れません"),

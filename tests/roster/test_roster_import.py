@@ -85,6 +85,7 @@ def test_bad_rows_are_reported_and_nothing_is_written(app, db, chiyoda, admin, m
         ["1005", "使用 済み", "", "", "", "taken@city.example.lg.jp", "", ""],
         ["1006", "", "", "", "", "", "", ""],
         ["1007", "形式 不正", "", "", "", "not-an-address", "", ""],
+        ["1008", "年 不正", "", "", "", "", "", "0001-04-01"],
     ]
     report = import_roster(chiyoda.id, _csv(rows), admin)
     assert not report.applied
@@ -95,6 +96,7 @@ def test_bad_rows_are_reported_and_nothing_is_written(app, db, chiyoda, admin, m
     assert "すでに別の職員（職員番号 9000）" in refused[6]
     assert refused[7] == "氏名がありません。"
     assert "メールアドレスの形式ではありません" in refused[8]
+    assert "採用日「0001-04-01」" in refused[9]  # no hire date falls in year 1
     db.session.rollback()
     assert set(_members(db, chiyoda)) == {"9000"}  # the good row was not written either
 
