@@ -12,8 +12,10 @@ from urllib.parse import quote, urlsplit
 from flask import Flask, Response, abort, current_app, g, jsonify, make_response, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
-from lms.extensions import limiter
+from lms.common.database import is_retryable
+from lms.extensions import db, limiter
 
 log = logging.getLogger(__name__)
 
@@ -198,17 +200,56 @@ def init_web(app: Flask, form_action_origins: Iterable[str] = ()) -> None:
         response.headers["Retry-After"] = str(_retry_after())
         return response
 
+    @app.errorhandler(IntegrityError)
+    def _collided(e):
+        # A change that a unique index (or another constraint) refused at its flush or commit:
+        # almost always the same form sent twice at once (a double click, two tabs), whose
+        # first copy has been saved. Nothing of this request was saved.
+        _end_transaction()
+        log.warning("a change was refused by a constraint (sent twice at once?)", exc_info=e, extra={"status": 409})
+        return render_error(
+            409,
+            _("同じ操作がほぼ同時に行われました"),
+            _("この操作は保存されていません。先に届いた操作が反映されている場合があります。ページを開き直して内容を確認してください。"),
+        )
+
+    @app.errorhandler(OperationalError)
+    def _busy(e):
+        _end_transaction()
+        if not is_retryable(e):
+            log.error("database error", exc_info=e, extra={"status": 500})
+            return _server_error(e)
+        # A deadlock, lock timeout or SQLite's busy database: the other transaction went on.
+        log.warning("a change waited too long for another (retry)", exc_info=e, extra={"status": 503})
+        response = make_response(render_error(
+            503,
+            _("ただいま混み合っています"),
+            _("この操作は保存されていません。少し待ってから、もう一度お試しください。"),
+        ))
+        response.headers["Retry-After"] = "2"
+        return response
+
     @app.errorhandler(500)
     def _server_error(e):
         # An unhandled exception was already logged by Flask (app.logger, with the request
         # fields of lms.common.logging); log only an explicit abort(500) here.
-        if getattr(e, "original_exception", None) is None:
+        if getattr(e, "original_exception", None) is None and not isinstance(e, OperationalError):
             log.error("server error", exc_info=e, extra={"status": 500})
+        _end_transaction()  # (a failed flush leaves the session unusable: the page reads the user)
         return render_error(
             500,
             _("システムエラーが発生しました"),
             _("ご不便をおかけしています。時間をおいてもう一度お試しください。問題が続く場合は研修担当にお問い合わせください。"),
         )
+
+
+def _end_transaction() -> None:
+    """Roll back what the failed request left in the database session, so that the error page
+    (its menu reads the signed-in user) can use it."""
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: BLE001 - the page must still be answered
+        log.warning("could not roll back before the error page", exc_info=True)
 
 
 def _retry_after() -> int:

@@ -445,7 +445,12 @@ def end_delegation(delegation_id: int):
         abort(404)
     if request.method == "POST":
         db.session.rollback()
-        approvals.end_delegation(current_user, delegation_id)
+        try:
+            approvals.end_delegation(current_user, delegation_id)
+        except NotFound:  # withdrawn a moment ago (the button pressed twice, another tab)
+            db.session.rollback()
+            flash(_("この代理の指名は、すでに取り消されています。"), "info")
+            return redirect(url_for("enrollment.supervisor_approvals"))
         db.session.commit()
         flash(_("代理の指名を取り消しました。"), "success")
         return redirect(url_for("enrollment.supervisor_approvals"))
