@@ -578,7 +578,7 @@ def update_session(actor, session_id: int, data: SessionInput) -> dict:
 
     The enrollees' notices and the waitlist's promotion are the receivers' work of
     ``session_updated`` (notifications, enrollment), in this transaction."""
-    session = _lock_session(session_id)
+    session = lock_session(session_id)
     require_manage(actor, session.course)
     if session.status == CANCELLED:
         raise InvalidInput(_("中止した回は編集できません。"))
@@ -620,7 +620,7 @@ def set_session_quotas(actor, session_id: int, quotas: dict[int, int]) -> dict:
     stands, read under the session's row lock, and then the same checks, locks and events as
     an edit of the session (a quota below a municipality's confirmed people is refused; added
     seats promote its waitlist). Run it through ``run_in_transaction``."""
-    session = _lock_session(session_id)
+    session = lock_session(session_id)
     data = SessionInput(
         title=session.title, starts_at=session.starts_at, ends_at=session.ends_at, delivery=session.delivery,
         location=session.location, join_url=session.join_url, capacity=session.capacity,
@@ -641,7 +641,7 @@ def release_session_quotas(session_id: int, *, municipality_id: int | None = Non
     some municipalities (their quotas become these, and their waiting staff are promoted into
     them) before the rest is shared. The caller authorises; run it through
     ``run_in_transaction``. Returns ``{"quotas": (before, after)}``, or {} when nothing was held."""
-    session = _lock_session(session_id)
+    session = lock_session(session_id)
     quotas = list(db.session.scalars(
         _for_update(select(SessionQuota).where(SessionQuota.session_id == session.id)).execution_options(
             populate_existing=True)
@@ -689,7 +689,7 @@ def _for_update(stmt):
     return stmt if is_sqlite() else stmt.with_for_update()
 
 
-def _lock_session(session_id: int) -> TrainingSession:
+def lock_session(session_id: int) -> TrainingSession:
     """Start the write transaction and lock the session row (fresh, with its course)."""
     begin_write()
     session = db.session.scalar(
@@ -711,7 +711,7 @@ def cancel_session(actor, session: TrainingSession, reason: str = "") -> None:
     reason = (reason or "").strip()
     if len(reason) > 1000:
         raise InvalidInput(_("理由は1000文字以内で入力してください。"), field="reason")
-    session = _lock_session(session.id)
+    session = lock_session(session.id)
     if session.status == CANCELLED:
         db.session.rollback()
         return

@@ -32,7 +32,7 @@ from lms.common.errors import InvalidInput, NotAllowed, NotFound
 from lms.common.links import app_url
 from lms.common.timeutil import as_utc, fiscal_year_bounds, fiscal_year_label, fiscal_year_of, to_tokyo, utcnow
 from lms.courses.models import CANCELLED, SCHEDULED, Course, SessionQuota, TrainingSession
-from lms.courses.services import release_session_quotas, set_session_quotas
+from lms.courses.services import lock_session, release_session_quotas, set_session_quotas
 from lms.enrollment.models import CONFIRMED, WAITLISTED, Enrollment
 from lms.extensions import db
 from lms.municipalities.models import Municipality
@@ -609,7 +609,11 @@ def _course_requests(session: TrainingSession) -> dict[int, int]:
 
 def _held(session_id: int) -> dict[int, SessionQuota]:
     return {q.municipality_id: q for q in db.session.scalars(
-        select(SessionQuota).where(SessionQuota.session_id == session_id))}
+        select(SessionQuota).where(SessionQuota.session_id == session_id).execution_options(populate_existing=True))}
+
+
+def _for_update(stmt):
+    return stmt if is_sqlite() else stmt.with_for_update()
 
 
 def request_exchange(actor, plan: TrainingPlan, session_id: int, municipality_id: int, *, kind: str, seats: int,
@@ -669,6 +673,12 @@ def decide_exchange(actor, plan: TrainingPlan, exchange_id: int, *, approve: boo
     row = db.session.get(SeatExchange, exchange_id)
     if row is None or row.plan_id != plan.id:
         raise NotFound(_("申請が見つかりません。"))
+    # Under the session's lock, the request and the quotas read fresh: two requests of one
+    # session approved at once each move their seats (one after the other), and a request
+    # decided twice at once is decided once.
+    lock_session(row.session_id)
+    row = db.session.scalars(_for_update(select(SeatExchange).where(SeatExchange.id == exchange_id))
+                             .execution_options(populate_existing=True)).one()
     if row.status != EXCHANGE_PENDING:
         raise InvalidInput(_("この申請はすでに処理されています。"))
     reason = (reason or "").strip()

@@ -404,3 +404,48 @@ def test_at_the_deadline_a_course_request_not_met_claims_freed_seats_first(admin
     db.session.expire_all()
     assert [db.session.get(Enrollment, e.id).status for e in chuo] == [CONFIRMED, CONFIRMED, WAITLISTED]
     assert db.session.get(Enrollment, minato.id).status == WAITLISTED
+
+
+def test_requests_approved_at_once_each_move_their_seats_and_one_decided_twice_counts_once(
+        world, admin, make_user, app, live_server):
+    """Three asks of one session approved at the same instant (three tabs of the platform
+    admin) and one of them approved again meanwhile: each moves its seats once, under the
+    session's lock (before, the quotas were read unlocked: only one of them stuck)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+    from sqlalchemy import func, select
+
+    from lms.audit.models import AuditLog
+    from lms.courses.models import SessionQuota
+    from lms.planning.models import EXCHANGE_APPROVED, EXCHANGE_ASK
+
+    plan, session, _other = world
+    offices = [make_user("municipal_admin", code) for code in ("131016", "131024", "131032")]
+    db.session.add_all(SessionQuota(session_id=session.id, municipality_id=o.municipality_id, seats=2) for o in offices)
+    db.session.commit()
+    asks = [services.request_exchange(o, plan, session.id, o.municipality_id, kind=EXCHANGE_ASK, seats=1 + n,
+                                      reason="異動者が多い") for n, o in enumerate(offices)]
+    db.session.commit()
+    ask_ids, plan_id = [a.id for a in asks], plan.id
+    cookie = f"{app.config['SESSION_COOKIE_NAME']}={factories.session_cookie(app, admin)}"
+    posts = ask_ids + [ask_ids[0]]
+    start = threading.Barrier(len(posts))
+
+    def decide(exchange_id):
+        start.wait(10)
+        return requests.post(f"{live_server.url}/plans/{plan_id}/exchanges/{exchange_id}/decide",
+                             headers={"Cookie": cookie}, data={"decision": "approve"}, allow_redirects=False,
+                             timeout=60).status_code
+
+    with ThreadPoolExecutor(len(posts)) as pool:
+        assert set(pool.map(decide, posts)) == {302}
+    db.session.rollback()  # (a fresh read: SQLite's reader keeps the snapshot it began with)
+    seats = {q.municipality_id: q.seats for q in db.session.scalars(
+        select(SessionQuota).where(SessionQuota.session_id == session.id))}
+    assert seats == {o.municipality_id: 2 + 1 + n for n, o in enumerate(offices)}
+    assert {db.session.get(type(asks[0]), i).status for i in ask_ids} == {EXCHANGE_APPROVED}
+    decided = db.session.scalar(select(func.count()).select_from(AuditLog).where(
+        AuditLog.action == "plan.exchange_decide", AuditLog.target_id == str(ask_ids[0])))
+    assert decided == 1
