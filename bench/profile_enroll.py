@@ -33,7 +33,16 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import BENCH_REDIS_URL, USER_AGENT, Agent, _flush_redis, csrf_token, fresh_database  # noqa: E402
+from bench.common import (  # noqa: E402
+    BENCH_REDIS_URL,
+    USER_AGENT,
+    Agent,
+    _flush_redis,
+    cpu_seconds,
+    csrf_token,
+    fresh_database,
+    postgres_pids,
+)
 
 # As Gunicorn() in bench/common.py runs the app: production's settings where the bench allows.
 os.environ.update({
@@ -134,6 +143,7 @@ def main() -> None:
     parser.add_argument("--capacity", type=int, default=30, help="seats (the rest is waitlisted)")
     parser.add_argument("--profile", choices=("cumulative", "tottime"), help="print a cProfile of the second rush")
     parser.add_argument("--top", type=int, default=45)
+    parser.add_argument("--dump", help="also write the cProfile statistics to this file (pstats format)")
     parser.add_argument("--log", default="/dev/null", help="where the JSON request log goes")
     parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() once the app is warm")
     parser.add_argument("--breakdown", action="store_true",
@@ -150,6 +160,7 @@ def main() -> None:
     _flush_redis(BENCH_REDIS_URL)
     try:
         with fresh_database("lms_profile_enroll") as database_url:
+            database_name = database_url.rsplit("/", 1)[1]
             course_id, session_ids, user_ids = create_data(database_url, args.learners, args.capacity)
             app = create_app({"SQLALCHEMY_DATABASE_URI": database_url})
             statements = [0]
@@ -211,7 +222,9 @@ def main() -> None:
                 gc.freeze()
             if parts is not None:
                 parts.clear()
+            db_before = cpu_seconds(postgres_pids(database_name))
             enroll_cpu, enroll_statements = rush(session_ids[0])
+            db_ms = (cpu_seconds(postgres_pids(database_name)) - db_before) * 1000 / len(browsers)
             hello_cpu, hello_statements = hello()
             profiler = cProfile.Profile(time.process_time) if args.profile else None  # CPU, not wall time
             second_cpu, _ = rush(session_ids[1], profiler)
@@ -229,6 +242,7 @@ def main() -> None:
                     "enroll_confirmed": ms(enroll_cpu[confirmed]),
                     "enroll_waitlisted": ms(enroll_cpu[waitlisted]),
                     "hello": ms(hello_cpu),
+                    "database_per_enroll": round(db_ms, 2),
                 },
                 "statements": {
                     "enroll_confirmed": ms([float(n) for n in enroll_statements[confirmed]]),
@@ -243,6 +257,8 @@ def main() -> None:
                 out = io.StringIO()
                 stats = pstats.Stats(profiler, stream=out)
                 stats.sort_stats(args.profile).print_stats(args.top)
+                if args.dump:
+                    stats.dump_stats(args.dump)
                 print(out.getvalue(), file=sys.stderr)
                 result["cpu_ms"]["enroll_profiled"] = ms(second_cpu)
             with app.app_context():
