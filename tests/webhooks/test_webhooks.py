@@ -268,6 +268,26 @@ def test_rotation_signs_with_both_secrets_for_a_day(app, db, receiver):
     assert services.secrets_in_force(endpoint, utcnow() + timedelta(hours=25)) == [endpoint.secret]
 
 
+def test_rotating_twice_at_once_rotates_once_and_the_old_secret_keeps_its_day(app, db, receiver):
+    """The rotate button pressed in two tabs: one rotation; the secret in force before still
+    signs for a day (a second rotation would have made the first new secret the 'previous'
+    one and cut the receiver off at once)."""
+    from lms.common.errors import Conflict
+
+    endpoint = _endpoint(receiver.url, A)
+    old = endpoint.secret
+    db.session.commit()
+    services.rotate_secret(None, endpoint)
+    db.session.commit()
+    new = endpoint.secret
+    with pytest.raises(Conflict):
+        services.rotate_secret(None, endpoint)
+    db.session.rollback()
+    db.session.refresh(endpoint)
+    assert (endpoint.secret, endpoint.previous_secret) == (new, old)
+    assert services.secrets_in_force(endpoint, utcnow() + timedelta(hours=23)) == [new, old]
+
+
 @pytest.fixture(autouse=True)
 def _receiver_secret(receiver, monkeypatch):
     """The receiver knows the secret of every endpoint registered."""

@@ -34,6 +34,7 @@ from lms.api.webhooks.models import (
 )
 from lms.audit.services import record_action
 from lms.common.after_commit import after_commit
+from lms.common.database import begin_write, is_sqlite
 from lms.common.errors import Conflict, InvalidInput
 from lms.common.jobs import huey
 from lms.common.timeutil import as_utc, utcnow
@@ -54,6 +55,12 @@ EVENT_TYPES = {
 TEST_EVENT = "webhook.test"
 # How long the secret before a rotation still signs (beside the new one).
 ROTATION_OVERLAP = timedelta(hours=24)
+# A second rotation this soon after one is the same button pressed again: refused.
+RECENT_ROTATION = timedelta(minutes=1)
+
+
+def _for_update(stmt):
+    return stmt if is_sqlite() else stmt.with_for_update()
 
 
 def _json_default(value):
@@ -169,9 +176,20 @@ def update_endpoint(actor, endpoint: WebhookEndpoint, url: str, description: str
 
 
 def rotate_secret(actor, endpoint: WebhookEndpoint) -> WebhookEndpoint:
-    """A new secret; the old one still signs for ROTATION_OVERLAP (both signatures are sent)."""
+    """A new secret; the old one still signs for ROTATION_OVERLAP (both signatures are sent).
+    The endpoint's row is locked and read fresh: the button pressed twice (two tabs) rotates
+    once, and the secret in force before keeps its overlap (a second rotation within a
+    minute is refused: the new secret is on the endpoint's page)."""
+    begin_write()
+    locked = db.session.scalars(_for_update(select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint.id))
+                                .execution_options(populate_existing=True)).one()
+    now = utcnow()
+    rotated_at = as_utc(locked.previous_secret_expires_at)
+    if rotated_at is not None and rotated_at - ROTATION_OVERLAP > now - RECENT_ROTATION:
+        raise Conflict(_("署名シークレットは先ほど更新されたところです。新しいシークレットは送信先のページで確認できます。"))
+    endpoint = locked
     endpoint.previous_secret = endpoint.secret
-    endpoint.previous_secret_expires_at = utcnow() + ROTATION_OVERLAP
+    endpoint.previous_secret_expires_at = now + ROTATION_OVERLAP
     endpoint.secret = signing.new_secret()
     record_action(actor, "webhook.rotate_secret", "webhook_endpoint", endpoint.id, endpoint.municipality_id)
     return endpoint
