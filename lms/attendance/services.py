@@ -420,7 +420,10 @@ def record_roll_call(session: TrainingSession, present: set[int], actor, reason:
 
 def ensure_checkin_secret(session: TrainingSession) -> str:
     if not session.checkin_token:
-        ensure_writer()  # SQLite: the write lock first; the token is read again under it
+        # The session's lock first, then the token read again under it: two trainers' tabs
+        # opening the QR page at once make one secret (the other tab's code stays valid).
+        _lock_session(session)
+        db.session.refresh(session, attribute_names=["checkin_token"])
         if not session.checkin_token:
             session.checkin_token = secrets.token_urlsafe(32)
     return session.checkin_token

@@ -234,3 +234,34 @@ def test_hybrid_roll_call_and_teams_report_combine(onsite, db):
     services.record_roll_call(session, {in_room}, onsite["trainer"])
     db.session.commit()
     assert _rows(db, session)[online].attended is True
+
+
+def test_the_qr_page_opened_in_several_tabs_at_once_makes_one_secret(onsite, app, db, live_server):
+    """No check-in secret yet, and the QR page opened at the same instant in four tabs (two
+    trainers, a projector): one secret is made (under the session's lock), so the code every
+    tab shows is accepted — before, the losing tabs showed codes refused as expired."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    from tests import factories
+
+    session = onsite["session"]
+    assert not session.checkin_token
+    cookie = f"{app.config['SESSION_COOKIE_NAME']}={factories.session_cookie(app, onsite['trainer'])}"
+    url = f"{live_server.url}/attendance/sessions/{session.id}/qr"
+    start = threading.Barrier(4)
+
+    def open_page(_n):
+        start.wait(10)
+        html = requests.get(url, headers={"Cookie": cookie}, timeout=60).text
+        return unescape(re.search(r"<code>([^<]+)</code>", html).group(1)).rsplit("code=", 1)[1]
+
+    with ThreadPoolExecutor(4) as pool:
+        codes = set(pool.map(open_page, range(4)))
+    db.session.rollback()
+    db.session.refresh(session)
+    now = utcnow()
+    valid = {services.checkin_code(session, now, offset) for offset in (0, -1)}
+    assert codes <= valid
