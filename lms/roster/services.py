@@ -23,7 +23,7 @@ from sqlalchemy import Row, func, insert, or_, select, update
 
 from lms.audit.services import record_action
 from lms.common import signals
-from lms.common.database import begin_write
+from lms.common.database import begin_write, is_sqlite
 from lms.common.errors import Conflict, InvalidInput, NotFound
 from lms.common.spreadsheet import LossyRow, neutralise_cell, read_xlsx_rows, unencodable
 from lms.common.timeutil import plausible_year, today_tokyo, utcnow
@@ -154,6 +154,17 @@ def get_staff_member(member_id: int) -> StaffMember:
     return member
 
 
+def lock_staff_member(member_id: int) -> StaffMember:
+    """The entry's row locked and read fresh (in a write transaction): a change sent twice at
+    once (two tabs) meets the first one's result instead of repeating it."""
+    begin_write()
+    query = select(StaffMember).where(StaffMember.id == member_id).execution_options(populate_existing=True)
+    member = db.session.scalar(query if is_sqlite() else query.with_for_update())
+    if member is None:
+        raise NotFound(_("職員が見つかりません。"))
+    return member
+
+
 # ---------------------------------------------------------------- maintenance
 
 
@@ -236,8 +247,7 @@ def save_staff_member(municipality_id: int, values: dict, actor, member_id: int 
 
 def transfer_staff(member_id: int, department: str, job_title: str, effective_on: date, actor) -> StaffHistory:
     """人事異動: new 所属/職名 from ``effective_on``; the previous ones stay in the history."""
-    begin_write()
-    member = get_staff_member(member_id)
+    member = lock_staff_member(member_id)
     department, job_title = normalise_text(department), normalise_text(job_title)
     if not department and not job_title:
         raise InvalidInput(_("異動後の所属または職名を入力してください。"))
@@ -279,8 +289,7 @@ def _record_transfer(member: StaffMember, department: str, job_title: str, effec
 
 def record_departure(member_id: int, left_on: date, actor) -> StaffHistory:
     """退職・転出: status left; enrollments and history stay with the entry."""
-    begin_write()
-    member = get_staff_member(member_id)
+    member = lock_staff_member(member_id)
     if member.status == LEFT:
         raise Conflict(_("この職員はすでに退職・転出として記録されています。"))
     entry = _record_departure(member, left_on, actor)

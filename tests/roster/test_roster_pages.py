@@ -124,3 +124,38 @@ def test_roster_csv_is_labelled_with_its_own_charset(app, client, login_as, make
     # Saved side by side, the two files keep their own names.
     assert 'filename="roster-131016.csv"' in utf8.headers["Content-Disposition"]
     assert 'filename="roster-131016-sjis.csv"' in sjis.headers["Content-Disposition"]
+
+
+def test_a_transfer_or_departure_sent_three_times_at_once_is_recorded_once(app, live_server):
+    """Two tabs, a double click: the entry's row is locked and read fresh, so the repeats
+    meet the first one's result (「所属・職名が現在と同じです」, 「すでに退職・転出」)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    from lms.extensions import db
+    from lms.roster.models import StaffHistory
+
+    admin = factories.make_user("municipal_admin", "131016")
+    member = factories.make_staff("131016", department="総務課", job_title="主事")
+    member_id = member.id
+    cookie = f"{app.config['SESSION_COOKIE_NAME']}={factories.session_cookie(app, admin)}"
+    db.session.commit()
+
+    def three_at_once(path, data):
+        start = threading.Barrier(3)
+
+        def post(_n):
+            start.wait(10)
+            return requests.post(f"{live_server.url}{path}", headers={"Cookie": cookie}, data=data,
+                                 allow_redirects=False, timeout=60).status_code
+
+        with ThreadPoolExecutor(3) as pool:
+            assert set(pool.map(post, range(3))) == {302}
+
+    three_at_once(f"/roster/{member_id}/transfer", {"department": "財政課", "job_title": "主任", "effective_on": "2027-04-01"})
+    three_at_once(f"/roster/{member_id}/leave", {"left_on": "2028-03-31"})
+    db.session.rollback()
+    kinds = db.session.scalars(select(StaffHistory.kind).where(StaffHistory.staff_member_id == member_id)).all()
+    assert sorted(kinds) == ["left", "transfer"]
