@@ -56,7 +56,7 @@ from lms.activities.models import (
 from lms.audit.services import record_action
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
 from lms.common import signals
-from lms.common.database import begin_write
+from lms.common.database import begin_write, ensure_writer, is_sqlite
 from lms.common.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from lms.common.templating import format_datetime_jst as format_tokyo
 from lms.common.timeutil import as_utc, fiscal_year_bounds, fiscal_year_of, today_tokyo, utcnow
@@ -311,8 +311,18 @@ def _check_question(activity: Activity, data: QuestionInput) -> dict:
             "max_length": max_length, "points": max(1, min(int(data.points or 1), 100))}
 
 
+def _lock_row(model, row_id: int) -> None:
+    """The row's lock (PostgreSQL) or the write lock (SQLite) before a read that decides a
+    change: a form sent twice at once (two tabs) meets the first one's result."""
+    ensure_writer()
+    if not is_sqlite():
+        db.session.execute(select(model.id).where(model.id == row_id).with_for_update())
+
+
 def add_question(actor, activity: Activity, data: QuestionInput) -> ActivityQuestion:
     require_manage(actor, activity.course)
+    _lock_row(Activity, activity.id)
+    db.session.expire(activity, ["questions"])  # read again under the lock: the next position
     values = _check_question(activity, data)
     if values["required"] and has_answers(activity.id):
         raise Conflict(_("回答があるため、必須の質問は追加できません（任意の質問なら追加できます）。"))
@@ -382,6 +392,7 @@ def add_to_bank(actor, course: Course, data: QuestionInput) -> BankQuestion:
     if data.kind == SECTION:
         raise InvalidInput(_("見出しは問題バンクに入れられません。"), field="kind")
     values = _check_question(Activity(kind=QUIZ), data)
+    _lock_row(Course, course.id)  # the bank is read under the course's lock: one copy each
     if any(_same_question(values, other) for other in bank_of(course.id)):
         raise Conflict(_("同じ問題がすでに問題バンクにあります。"))
     item = BankQuestion(course_id=course.id, **{k: values[k] for k in _BANK_FIELDS})
@@ -421,6 +432,8 @@ def add_from_bank(actor, activity: Activity, item_ids: list[int]) -> list[Activi
     """Copy the chosen bank questions (of the activity's own course) into the activity; a
     question the activity already asks is not added again. Returns the questions added."""
     require_manage(actor, activity.course)
+    _lock_row(Activity, activity.id)
+    db.session.expire(activity, ["questions"])  # what it asks now, read under the lock
     wanted = set(item_ids)
     items = [i for i in bank_of(activity.course_id) if i.id in wanted]
     if not items or len(items) != len(wanted):

@@ -5,6 +5,7 @@ apart from people, and completion waits for every required activity."""
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -30,8 +31,10 @@ from lms.activities.models import (
     SUBMITTED,
     SURVEY,
     TEXT,
+    ActivityQuestion,
     ActivitySubmission,
     AnonymousAnswer,
+    BankQuestion,
 )
 from lms.attendance import services as attendance
 from lms.common.errors import Conflict, InvalidInput, NotFound
@@ -467,3 +470,37 @@ def test_a_scale_without_labels_gets_them_in_the_language_it_was_written_in(db, 
     default, given = sorted(activity.questions, key=lambda q: q.position)
     assert default.choices == labels
     assert given.choices == ["易", "やや易", "普通", "やや難", "難"]
+
+
+def test_questions_added_from_several_tabs_at_once_each_get_their_place(app, live_server, db, world):
+    """Three questions added at the same instant each get a place of their own (4, 5, 6 after
+    the survey's three; the activity's row is
+    locked while the next position is read), and the same bank question added at once is
+    kept once."""
+    survey = build(db, world, questions=[], publish=False)
+    activity_id, course_id = survey.id, world["course"].id
+    cookie = f"{app.config['SESSION_COOKIE_NAME']}={factories.session_cookie(app, world['trainer'])}"
+
+    def at_once(path, bodies):
+        barrier = threading.Barrier(len(bodies))
+
+        def post(body):
+            barrier.wait(10)
+            return requests.post(f"{live_server.url}{path}", data=body, headers={"Cookie": cookie},
+                                 allow_redirects=False, timeout=60).status_code
+
+        with ThreadPoolExecutor(len(bodies)) as pool:
+            return list(pool.map(post, bodies))
+
+    codes = at_once(f"/manage/activities/{activity_id}/questions",
+                    [{"kind": TEXT, "prompt": f"質問 {n}", "required": "y", "points": "1"} for n in range(3)])
+    assert set(codes) == {302}, codes
+    bank = {"kind": SINGLE, "prompt": "正しい起案の順序は", "choices": "起案\n決裁\n施行", "correct": "1",
+            "required": "y", "points": "1"}
+    codes = at_once(f"/manage/courses/{course_id}/question-bank", [bank] * 3)
+    assert all(code in (200, 302, 409) for code in codes), codes
+    db.session.rollback()
+    positions = db.session.scalars(select(ActivityQuestion.position).where(ActivityQuestion.activity_id == activity_id)
+                                   .order_by(ActivityQuestion.position)).all()
+    assert positions == [1, 2, 3, 4, 5, 6]
+    assert len(db.session.scalars(select(BankQuestion).where(BankQuestion.course_id == course_id)).all()) == 1
