@@ -82,6 +82,12 @@ def is_sqlite() -> bool:
     return db.engine.dialect.name == "sqlite"
 
 
+def for_update(stmt):
+    """``stmt`` with ``FOR UPDATE`` on PostgreSQL; unchanged on SQLite, which has no row locks
+    (the transaction's write lock — ``begin_write``/``ensure_writer`` — serialises instead)."""
+    return stmt if is_sqlite() else stmt.with_for_update()
+
+
 def analyze(session: Session, tables: list[str]) -> None:
     """Gather planner statistics for ``tables`` (in the caller's transaction).
 

@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from lms.audit.services import record_action
 from lms.auth.models import PLATFORM_ADMIN, TRAINER
 from lms.common import signals
-from lms.common.database import begin_write, is_sqlite
+from lms.common.database import begin_write, for_update
 from lms.common.errors import InvalidInput, NotAllowed, NotFound
 from lms.common.timeutil import as_utc, utcnow
 from lms.courses import audience
@@ -586,7 +586,7 @@ def update_session(actor, session_id: int, data: SessionInput) -> dict:
         raise InvalidInput(_("中止した研修の回は編集できません。"))
     # Quota rows are locked with the session so their confirmed counts are current.
     db.session.scalars(
-        _for_update(select(SessionQuota).where(SessionQuota.session_id == session.id)).execution_options(
+        for_update(select(SessionQuota).where(SessionQuota.session_id == session.id)).execution_options(
             populate_existing=True
         )
     ).all()
@@ -643,7 +643,7 @@ def release_session_quotas(session_id: int, *, municipality_id: int | None = Non
     ``run_in_transaction``. Returns ``{"quotas": (before, after)}``, or {} when nothing was held."""
     session = lock_session(session_id)
     quotas = list(db.session.scalars(
-        _for_update(select(SessionQuota).where(SessionQuota.session_id == session.id)).execution_options(
+        for_update(select(SessionQuota).where(SessionQuota.session_id == session.id)).execution_options(
             populate_existing=True)
     ))
     before = {q.municipality_id: q.seats for q in quotas}
@@ -685,15 +685,11 @@ def _announce_quotas(session: TrainingSession, actor, before: dict, after: dict,
     signals.session_updated.send(session, actor=actor, changes={"quotas": (before, after)})
 
 
-def _for_update(stmt):
-    return stmt if is_sqlite() else stmt.with_for_update()
-
-
 def lock_session(session_id: int) -> TrainingSession:
     """Start the write transaction and lock the session row (fresh, with its course)."""
     begin_write()
     session = db.session.scalar(
-        _for_update(select(TrainingSession).where(TrainingSession.id == session_id)).execution_options(
+        for_update(select(TrainingSession).where(TrainingSession.id == session_id)).execution_options(
             populate_existing=True)
     )
     if session is None:

@@ -27,7 +27,7 @@ from sqlalchemy.orm import contains_eager
 from lms.audit.services import record_action
 from lms.auth.models import PLATFORM_ADMIN
 from lms.common import signals
-from lms.common.database import is_sqlite
+from lms.common.database import for_update, is_sqlite
 from lms.common.errors import InvalidInput, NotAllowed, NotFound
 from lms.common.links import app_url
 from lms.common.timeutil import as_utc, fiscal_year_bounds, fiscal_year_label, fiscal_year_of, to_tokyo, utcnow
@@ -612,10 +612,6 @@ def _held(session_id: int) -> dict[int, SessionQuota]:
         select(SessionQuota).where(SessionQuota.session_id == session_id).execution_options(populate_existing=True))}
 
 
-def _for_update(stmt):
-    return stmt if is_sqlite() else stmt.with_for_update()
-
-
 def request_exchange(actor, plan: TrainingPlan, session_id: int, municipality_id: int, *, kind: str, seats: int,
                      to_municipality_id: int | None = None, reason: str = "") -> SeatExchange:
     """A training office offers ``seats`` of its quota to another municipality, or asks for
@@ -677,7 +673,7 @@ def decide_exchange(actor, plan: TrainingPlan, exchange_id: int, *, approve: boo
     # session approved at once each move their seats (one after the other), and a request
     # decided twice at once is decided once.
     lock_session(row.session_id)
-    row = db.session.scalars(_for_update(select(SeatExchange).where(SeatExchange.id == exchange_id))
+    row = db.session.scalars(for_update(select(SeatExchange).where(SeatExchange.id == exchange_id))
                              .execution_options(populate_existing=True)).one()
     if row.status != EXCHANGE_PENDING:
         raise InvalidInput(_("この申請はすでに処理されています。"))

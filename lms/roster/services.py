@@ -23,7 +23,7 @@ from sqlalchemy import Row, func, insert, or_, select, update
 
 from lms.audit.services import record_action
 from lms.common import signals
-from lms.common.database import begin_write, is_sqlite
+from lms.common.database import begin_write, for_update
 from lms.common.errors import Conflict, InvalidInput, NotFound
 from lms.common.spreadsheet import LossyRow, neutralise_cell, read_xlsx_rows, unencodable
 from lms.common.timeutil import plausible_year, today_tokyo, utcnow
@@ -158,8 +158,8 @@ def lock_staff_member(member_id: int) -> StaffMember:
     """The entry's row locked and read fresh (in a write transaction): a change sent twice at
     once (two tabs) meets the first one's result instead of repeating it."""
     begin_write()
-    query = select(StaffMember).where(StaffMember.id == member_id).execution_options(populate_existing=True)
-    member = db.session.scalar(query if is_sqlite() else query.with_for_update())
+    member = db.session.scalar(for_update(select(StaffMember).where(StaffMember.id == member_id))
+                               .execution_options(populate_existing=True))
     if member is None:
         raise NotFound(_("職員が見つかりません。"))
     return member

@@ -34,7 +34,7 @@ from lms.api.webhooks.models import (
 )
 from lms.audit.services import record_action
 from lms.common.after_commit import after_commit
-from lms.common.database import begin_write, is_sqlite
+from lms.common.database import begin_write, for_update
 from lms.common.errors import Conflict, InvalidInput
 from lms.common.jobs import huey
 from lms.common.timeutil import as_utc, utcnow
@@ -57,10 +57,6 @@ TEST_EVENT = "webhook.test"
 ROTATION_OVERLAP = timedelta(hours=24)
 # A second rotation this soon after one is the same button pressed again: refused.
 RECENT_ROTATION = timedelta(minutes=1)
-
-
-def _for_update(stmt):
-    return stmt if is_sqlite() else stmt.with_for_update()
 
 
 def _json_default(value):
@@ -181,7 +177,7 @@ def rotate_secret(actor, endpoint: WebhookEndpoint) -> WebhookEndpoint:
     once, and the secret in force before keeps its overlap (a second rotation within a
     minute is refused: the new secret is on the endpoint's page)."""
     begin_write()
-    locked = db.session.scalars(_for_update(select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint.id))
+    locked = db.session.scalars(for_update(select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint.id))
                                 .execution_options(populate_existing=True)).one()
     now = utcnow()
     rotated_at = as_utc(locked.previous_secret_expires_at)
