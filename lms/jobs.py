@@ -13,6 +13,7 @@ from lms.activities import tasks as activities_tasks
 from lms.api import tasks as api_tasks
 from lms.api.webhooks import tasks as webhooks_tasks
 from lms.archives import tasks as archives_tasks
+from lms.common import tasks as common_tasks
 from lms.common.jobs import huey, use_app_factory
 from lms.completion import tasks as completion_tasks
 from lms.courses import tasks as courses_tasks
@@ -21,7 +22,7 @@ from lms.planning import tasks as planning_tasks
 from lms.teams import tasks as teams_tasks
 from lms.teams.viva import tasks as viva_tasks
 
-TASK_MODULES = (activities_tasks, api_tasks, archives_tasks, completion_tasks, courses_tasks, notifications_tasks, planning_tasks, teams_tasks, viva_tasks,
+TASK_MODULES = (activities_tasks, api_tasks, archives_tasks, common_tasks, completion_tasks, courses_tasks, notifications_tasks, planning_tasks, teams_tasks, viva_tasks,
                 webhooks_tasks)
 
 

@@ -15,6 +15,7 @@ from lms.archives.models import (  # noqa: F401
 from lms.attendance.models import Attendance, AttendanceRecord, AttendanceUpload  # noqa: F401
 from lms.audit.models import AuditLog  # noqa: F401
 from lms.auth.models import User, UserRole, UserSession  # noqa: F401
+from lms.common.once import FormSubmission  # noqa: F401
 from lms.completion.models import Completion, MandatoryAssignment  # noqa: F401
 from lms.courses.models import Category, Course, CourseEligibility, SessionQuota, TrainingSession  # noqa: F401
 from lms.enrollment.models import Enrollment  # noqa: F401

@@ -16,6 +16,7 @@ from lms.archives.filetypes import KIND_LABELS, SLIDES, VIDEO
 from lms.archives.forms import ActionForm, ArchiveForm
 from lms.archives.models import CAPTIONS, READY, Archive, ArchiveFile, ViewingProgress
 from lms.auth.models import PLATFORM_ADMIN, TRAINER
+from lms.common import once
 from lms.common.access import refuse_as_missing, role_required
 from lms.common.errors import DomainError, InvalidInput, NotAllowed, NotFound
 from lms.common.timeutil import to_tokyo, tokyo_to_utc
@@ -140,15 +141,18 @@ def create():
         flash(_("アーカイブを作成できる研修がありません。研修の担当者に設定されている必要があります。"), "error")
         return redirect(url_for("archives.manage"))
     if form.validate_on_submit():
+        if (again := once.repeated()) is not None:
+            return again
         try:
             archive = services.create_archive(current_user, _input(form))
+            target = once.remember(url_for("archives.detail", archive_id=archive.id))
             db.session.commit()
         except (InvalidInput, NotAllowed) as exc:
             db.session.rollback()
             _form_error(form, exc)
         else:
             flash(_("アーカイブを作成しました。ファイルをアップロードしてください。"), "success")
-            return redirect(url_for("archives.detail", archive_id=archive.id))
+            return redirect(target)
     return render_template("archives/form.html", form=form, archive=None)
 
 

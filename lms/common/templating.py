@@ -13,6 +13,7 @@ from markupsafe import Markup
 
 from lms.common.i18n import brand_name, portal_name
 from lms.common.markdown import render_markdown, split_section_heading
+from lms.common.once import once_input
 from lms.common.timeutil import fiscal_year_label, format_wareki, to_tokyo
 
 _WEEKDAYS_JA = "月火水木金土日"
@@ -98,6 +99,7 @@ def init_templating(app: Flask, nav_items: Callable[[Any], list[dict]]) -> None:
     app.jinja_env.filters["yen"] = format_yen
     app.jinja_env.filters["paren"] = parenthesize
     app.jinja_env.globals["colon"] = colon
+    app.jinja_env.globals["once_input"] = once_input
     app.jinja_env.filters["markdown"] = lambda text: Markup(render_markdown(text or ""))  # noqa: S704 (sanitised by nh3)
     # A description that starts with its own 「内容」/「概要」 heading: (that heading, the rest).
     app.jinja_env.filters["section_heading"] = split_section_heading

@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from lms.audit.services import record_access
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
+from lms.common import once
 from lms.common.access import (
     municipality_scope,
     refuse_as_missing,
@@ -405,15 +406,18 @@ def assignment_new():
     municipality_scope(current_user, request.args.get("municipality"), exists=municipality_exists)
     form = _assignment_form()
     if form.validate_on_submit():
+        if (again := once.repeated()) is not None:
+            return again
         try:
             assignment = _save_assignment(form, None)
         except DomainError as exc:
             db.session.rollback()
             form.due_on.errors.append(exc.message)
         else:
+            target = once.remember(url_for("completion.dashboard", fy=assignment.fiscal_year, _anchor="mandatory"))
             db.session.commit()
             flash(_("必修指定を登録しました。"), "success")
-            return redirect(url_for("completion.dashboard", fy=assignment.fiscal_year, _anchor="mandatory"))
+            return redirect(target)
     return render_template("completion/assignment_form.html", form=form, assignment=None)
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from wtforms import SelectChoice
 
 from lms.auth.models import PLATFORM_ADMIN, TRAINER
+from lms.common import once
 from lms.common.access import refuse_as_missing, role_required
 from lms.common.database import run_in_transaction
 from lms.common.errors import DomainError, InvalidInput, NotAllowed
@@ -108,14 +109,18 @@ def new_course():
     form = CourseForm()
     _course_choices(form)
     if form.validate_on_submit() and not form.preview.data:
+        if (again := once.repeated()) is not None:
+            return again
         try:
             course = services.create_course(current_user, _course_input(form))
         except DomainError as exc:
+            db.session.rollback()
             _form_error(form, exc)
         else:
+            target = once.remember(url_for("courses.manage_course", course_id=course.id))
             db.session.commit()
             flash(_("研修「%(title)s」を下書きとして作成しました。回を追加してから公開してください。", title=course.title), "success")
-            return redirect(url_for("courses.manage_course", course_id=course.id))
+            return redirect(target)
     return _course_form_page(form, None)
 
 
@@ -270,15 +275,18 @@ def copy_course(course_id: int):
     course = _managed_course(course_id)
     if not ActionForm().validate_on_submit():
         abort(400)
+    if (again := once.repeated()) is not None:
+        return again
     try:
         copy = services.copy_course(current_user, course)
     except NotAllowed:
         db.session.rollback()
         abort(403)
+    target = once.remember(url_for("courses.manage_course", course_id=copy.id))
     db.session.commit()
     flash(_("「%(title)s」を下書きとして作りました（課題・問題バンクも写しました。回は含みません）。内容を確かめて、回を追加してください。",
             title=copy.title), "success")
-    return redirect(url_for("courses.manage_course", course_id=copy.id))
+    return redirect(target)
 
 
 @bp.post("/manage/courses/<int:course_id>/unpublish")
@@ -316,14 +324,18 @@ def new_session(course_id: int):
     if request.method == "GET" or form.add_quota.data:
         form.quotas.append_entry()
     elif form.validate_on_submit():
+        if (again := once.repeated()) is not None:
+            return again
         try:
             session = services.create_session(current_user, course, _session_input(form))
         except DomainError as exc:
+            db.session.rollback()
             _form_error(form, exc)
         else:
+            target = once.remember(url_for("courses.manage_course", course_id=course.id))
             db.session.commit()
             flash(_("回を追加しました（%(when)s）。", when=_when(session)), "success")
-            return redirect(url_for("courses.manage_course", course_id=course.id))
+            return redirect(target)
     _quota_choices(form)
     return render_template("courses/session_form.html", form=form, course=course, session=None)
 
@@ -360,6 +372,8 @@ def _series_session_form(anchor: TrainingSession, *, makeup: bool):
     elif form.add_quota.data:
         form.quotas.append_entry()
     elif form.validate_on_submit():
+        if (again := once.repeated()) is not None:
+            return again
         try:
             session = services.create_session(current_user, course, _session_input(form),
                                               part_of=None if makeup else anchor, makeup_for=anchor if makeup else None)
@@ -367,6 +381,7 @@ def _series_session_form(anchor: TrainingSession, *, makeup: bool):
             db.session.rollback()
             _form_error(form, exc)
         else:
+            once.remember(url_for("courses.manage_course", course_id=course.id))
             db.session.commit()
             flash(_("補講を追加しました（%(when)s）。", when=_when(session)) if makeup
                   else _("連続講座に日程を追加しました（%(when)s）。", when=_when(session)), "success")

@@ -14,6 +14,7 @@ from wtforms import HiddenField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length
 
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
+from lms.common import once
 from lms.common.access import refuse_as_missing, require_own_object, role_required
 from lms.common.errors import DomainError, NotFound
 from lms.common.forms import Form, JapaneseDateField
@@ -425,8 +426,11 @@ def delegate_approvals():
     form = DelegationForm()
     if not form.validate_on_submit():
         return _supervisor_page(form, 422)
+    if (again := once.repeated()) is not None:
+        return again
     try:
         approvals.delegate_approvals(current_user, form.employee_number.data, form.starts_on.data, form.ends_on.data)
+        once.remember(url_for("enrollment.supervisor_approvals"))
         db.session.commit()
     except DomainError as exc:
         db.session.rollback()

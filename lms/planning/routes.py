@@ -12,6 +12,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
+from lms.common import once
 from lms.common.access import municipality_scope, require_own_object, role_required
 from lms.common.database import begin_write, run_in_transaction
 from lms.common.errors import DomainError, NotFound
@@ -579,11 +580,15 @@ def request_exchange(plan_id: int, session_id: int):
     kind = request.form.get("kind", "")
     seats = _whole_number(request.form.get("seats", "")) or 0
     to_id = parse_id(request.form.get("to_municipality_id"))
+    back = url_for("planning.survey", plan_id=plan_id, **_survey_args(municipality)) + f"#exchange-{session_id}"
     try:
         begin_write()
+        if (again := once.repeated()) is not None:
+            return again
         plan = db.session.get_one(TrainingPlan, plan_id)
         services.request_exchange(current_user, plan, session_id, municipality.id, kind=kind, seats=seats,
                                   to_municipality_id=to_id, reason=request.form.get("reason", ""))
+        once.remember(back)
     except NotFound:
         db.session.rollback()
         abort(404)
@@ -593,7 +598,7 @@ def request_exchange(plan_id: int, session_id: int):
     else:
         db.session.commit()
         flash(_("申請しました。全体管理者が承認すると割当人数が変わります。"), "success")
-    return redirect(url_for("planning.survey", plan_id=plan_id, **_survey_args(municipality)) + f"#exchange-{session_id}")
+    return redirect(back)
 
 
 @bp.post("/<int:plan_id>/exchanges/<int:exchange_id>/decide")

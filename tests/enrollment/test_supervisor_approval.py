@@ -4,6 +4,8 @@ head never leaves a request stuck."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import select
 
@@ -266,11 +268,14 @@ def test_the_stand_in_page(client, db, people, login_as):
     bad = client.post("/approvals/delegations", data={"employee_number": "NOPE", "starts_on": today.isoformat(),
                                                       "ends_on": today.isoformat()})
     assert bad.status_code == 422 and "見つかりません" in bad.get_data(as_text=True)
-    good = client.post("/approvals/delegations", data={
-        "employee_number": people["office"].staff_member.employee_number, "starts_on": today.isoformat(),
-        "ends_on": (today + timedelta(days=3)).isoformat()})
+    once = re.search(r'name="once" value="([^"]+)"', page).group(1)
+    form = {"employee_number": people["office"].staff_member.employee_number, "starts_on": today.isoformat(),
+            "ends_on": (today + timedelta(days=3)).isoformat(), "once": once}
+    good = client.post("/approvals/delegations", data=form)
     assert good.status_code == 302
-    delegation = db.session.scalar(select(ApprovalDelegation))
+    # The same form sent again (a double click): one stand-in, not two.
+    assert client.post("/approvals/delegations", data=form).status_code == 302
+    delegation = db.session.scalars(select(ApprovalDelegation)).one()
     assert "研修担当 高橋" in client.get("/approvals").get_data(as_text=True)
     # Someone else's stand-in is missing; one's own asks on a page, then ends.
     login_as(user=people["other_head"])

@@ -11,6 +11,7 @@ from flask_login import current_user
 from lms.api.webhooks import services
 from lms.api.webhooks.forms import EndpointForm
 from lms.api.webhooks.models import DELIVERED, FAILED, QUEUED, SENDING, WebhookAttempt, WebhookEndpoint
+from lms.common import once
 from lms.common.access import municipality_scope, require_own_object, role_required
 from lms.common.errors import DomainError
 from lms.common.forms import ActionForm
@@ -49,7 +50,7 @@ def _endpoint(endpoint_id: int) -> WebhookEndpoint:
     return endpoint
 
 
-def _save(action, form: EndpointForm, *args) -> WebhookEndpoint | None:
+def _save(action, form: EndpointForm, *args, remember=None) -> WebhookEndpoint | None:
     try:
         endpoint = action(current_user, *args, form.url.data or "", form.description.data or "",
                           list(form.event_types.data or []))
@@ -58,6 +59,8 @@ def _save(action, form: EndpointForm, *args) -> WebhookEndpoint | None:
         target = form[exc.context.get("field", "url")]
         target.errors = [*target.errors, exc.message]
         return None
+    if remember is not None:
+        remember(endpoint)
     db.session.commit()
     return endpoint
 
@@ -69,7 +72,10 @@ def index():
     form = _form()
     if form.validate_on_submit():
         municipality_id = scope if not current_user.has_role(PLATFORM_ADMIN) else (form.municipality_id.data or None)
-        endpoint = _save(services.register_endpoint, form, municipality_id)
+        if (again := once.repeated()) is not None:
+            return again
+        endpoint = _save(services.register_endpoint, form, municipality_id,
+                         remember=lambda e: once.remember(url_for("webhooks.detail", endpoint_id=e.id)))
         if endpoint is not None:
             flash(_("送信先を登録しました。署名シークレットで受信側の検証を設定してください。"), "success")
             return redirect(url_for("webhooks.detail", endpoint_id=endpoint.id))
