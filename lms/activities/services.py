@@ -358,6 +358,9 @@ def update_question(actor, question: ActivityQuestion, data: QuestionInput) -> N
 def delete_question(actor, question: ActivityQuestion) -> None:
     activity = question.activity
     require_manage(actor, activity.course)
+    _lock_row(Activity, activity.id)
+    if db.session.get(ActivityQuestion, question.id, populate_existing=True) is None:
+        raise NotFound(_("質問はすでに削除されています。"))  # deleted a moment ago (sent twice)
     if has_answers(activity.id):
         raise Conflict(_("回答があるため、質問は削除できません。"))
     activity.questions.remove(question)
@@ -411,6 +414,9 @@ def save_to_bank(actor, question: ActivityQuestion) -> BankQuestion:
 def delete_from_bank(actor, item: BankQuestion) -> None:
     """Take a question out of the bank (the quizzes that copied it keep their copies)."""
     require_manage(actor, _course_of(item))
+    _lock_row(Course, item.course_id)
+    if db.session.get(BankQuestion, item.id, populate_existing=True) is None:
+        raise NotFound(_("問題バンクから外されています。"))  # a moment ago (sent twice)
     db.session.delete(item)
     record_action(actor, "activity.bank_delete", "course", item.course_id, None, item_id=item.id)
 

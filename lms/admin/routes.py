@@ -23,7 +23,7 @@ from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, User
 from lms.auth.services import sign_out_everywhere, tenant_mapping_reach
 from lms.common.access import municipality_scope, require_own_object, role_required
 from lms.common.database import begin_write, ensure_writer
-from lms.common.errors import DomainError
+from lms.common.errors import DomainError, NotFound
 from lms.common.forms import ActionForm, Form
 from lms.common.limits import limit_export
 from lms.common.pagination import requested_page
@@ -250,7 +250,12 @@ def delete_synonym(group_id: int):
     if request.method == "POST":
         if not form.validate_on_submit():
             abort(400)
-        words = search.delete_synonym_group(current_user, group.id)
+        try:
+            words = search.delete_synonym_group(current_user, group.id)
+        except NotFound:  # deleted a moment ago (sent twice, two tabs)
+            db.session.rollback()
+            flash(_("この同義語のグループはすでに削除されています。"), "info")
+            return redirect(url_for("admin.synonyms"))
         db.session.commit()
         flash(_("同義語のグループを削除しました：%(words)s", words=words), "success")
         return redirect(url_for("admin.synonyms"))

@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from lms.api.models import ApiClient
 from lms.audit.services import record_action
+from lms.common.database import lock_fresh
 from lms.common.errors import Conflict, NotFound
 from lms.common.timeutil import utcnow
 from lms.extensions import db
@@ -44,6 +45,7 @@ def revoke_client(client_id: int, actor) -> ApiClient:
     client = db.session.get(ApiClient, client_id)
     if client is None:
         raise NotFound(_("API クライアントが見つかりません。"))
+    lock_fresh(client)  # revoked twice at once: the second is told it is revoked already
     if client.revoked_at is not None:
         raise Conflict(_("この API クライアントはすでに取り消されています。"))
     client.revoked_at = utcnow()

@@ -31,6 +31,7 @@ from lms.archives.models import (
 )
 from lms.archives.storage import get_storage
 from lms.audit.services import record_action
+from lms.common.database import lock_fresh
 from lms.common.errors import Conflict, InvalidInput, NotAllowed
 from lms.common.timeutil import utcnow
 from lms.courses.models import Course, TrainingSession
@@ -106,6 +107,7 @@ def publish_archive(actor, archive: Archive) -> Archive:
     """Publish a draft or withdrawn archive. Refused (Conflict) while an uploaded file is still
     being verified: what viewers get is only ever verified bytes."""
     require_manager(actor, archive)
+    lock_fresh(archive)  # pressed twice at once: published (and recorded) once
     if verifying_uploads(archive):
         raise Conflict(_("アップロードしたファイルを検証しています。検証が終わってから公開してください。"))
     if not ready_files(archive):
@@ -121,6 +123,7 @@ def publish_archive(actor, archive: Archive) -> Archive:
 
 def withdraw_archive(actor, archive: Archive) -> Archive:
     require_manager(actor, archive)
+    lock_fresh(archive)
     if archive.status != PUBLISHED:
         raise InvalidInput(_("公開中のアーカイブではありません。"))
     archive.status = WITHDRAWN
@@ -131,6 +134,7 @@ def withdraw_archive(actor, archive: Archive) -> Archive:
 
 def remove_file(actor, archive_file: ArchiveFile) -> None:
     require_manager(actor, archive_file.archive)
+    lock_fresh(archive_file)
     if archive_file.status == REMOVED:
         return
     archive_file.status = REMOVED

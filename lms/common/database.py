@@ -88,6 +88,28 @@ def for_update(stmt):
     return stmt if is_sqlite() else stmt.with_for_update()
 
 
+def lock_fresh(obj) -> None:
+    """Lock ``obj``'s row until the transaction ends and read it again: a state change that
+    arrives twice at once (a double click, two tabs) then sees the first one's result — the
+    second cancel finds the course cancelled and records nothing. PostgreSQL: ``FOR UPDATE``;
+    SQLite: the write lock (``ensure_writer``). Changes made so far in the transaction are
+    flushed first, so they are read back, not lost."""
+    ensure_writer()
+    db.session.flush()
+    db.session.refresh(obj, with_for_update=None if is_sqlite() else True)
+
+
+def lock_table_for_writes(table_name: str) -> None:
+    """Let one transaction at a time write ``table_name`` (readers go on) until it ends: for a
+    rule checked over the whole table that no unique index can state (a search synonym in at
+    most one group). PostgreSQL: ``SHARE ROW EXCLUSIVE``, which conflicts with itself and with
+    every write; SQLite: the write lock. The name comes from a model, never from input."""
+    ensure_writer()
+    if not is_sqlite():
+        quoted = db.session.get_bind().dialect.identifier_preparer.quote(table_name)
+        db.session.execute(text(f"LOCK TABLE {quoted} IN SHARE ROW EXCLUSIVE MODE"))
+
+
 def analyze(session: Session, tables: list[str]) -> None:
     """Gather planner statistics for ``tables`` (in the caller's transaction).
 

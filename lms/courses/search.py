@@ -26,6 +26,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from lms.audit.services import record_action
+from lms.common.database import lock_table_for_writes
 from lms.common.errors import InvalidInput, NotFound
 from lms.courses.models import SearchSynonym
 from lms.extensions import db
@@ -98,6 +99,8 @@ def add_synonym_group(actor, text: str) -> SearchSynonym:
         raise InvalidInput(_("同じ意味の語を 2 つ以上、空白で区切って入力してください（例：エクセル Excel）。"), field="words")
     if any(len(w) > MAX_WORD_LENGTH for w in words) or len(" ".join(words)) > 500:
         raise InvalidInput(_("語が長すぎます（1 語 %(n)s 文字まで）。", n=MAX_WORD_LENGTH), field="words")
+    # Read under the table's write lock: the same group sent twice at once is added once.
+    lock_table_for_writes(SearchSynonym.__tablename__)
     taken = {normalise_for_search(w) for group in synonym_groups() for w in group.words.split()}
     repeated = [w for w in words if normalise_for_search(w) in taken]
     if repeated:
@@ -113,7 +116,8 @@ def add_synonym_group(actor, text: str) -> SearchSynonym:
 
 def delete_synonym_group(actor, group_id: int) -> str:
     """Remove a group; returns its words. The caller commits."""
-    group = db.session.get(SearchSynonym, group_id)
+    lock_table_for_writes(SearchSynonym.__tablename__)  # deleted twice at once: once (and one audit entry)
+    group = db.session.get(SearchSynonym, group_id, populate_existing=True)
     if group is None:
         raise NotFound(_("同義語のグループが見つかりません。"))
     words = group.words

@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from lms.audit.services import record_action
 from lms.auth.models import PLATFORM_ADMIN, TRAINER
 from lms.common import signals
-from lms.common.database import begin_write, for_update
+from lms.common.database import begin_write, for_update, lock_fresh
 from lms.common.errors import InvalidInput, NotAllowed, NotFound
 from lms.common.timeutil import as_utc, utcnow
 from lms.courses import audience
@@ -382,6 +382,7 @@ def cancel_course(actor, course: Course, reason: str = "") -> list[TrainingSessi
     require_manage(actor, course)
     reason = (reason or "").strip()
     course_id = course.id
+    lock_fresh(course)  # sent twice at once: cancelled (and recorded) once
     if course.status != CANCELLED:
         old_status = course.status
         course.status = CANCELLED

@@ -31,6 +31,7 @@ from sqlalchemy import and_, func, select
 from lms.attendance.models import Attendance
 from lms.audit.services import record_action
 from lms.auth.models import PLATFORM_ADMIN
+from lms.common.database import ensure_writer, for_update
 from lms.common.errors import InvalidInput, NotAllowed
 from lms.common.timeutil import as_utc, fiscal_year_bounds, utcnow
 from lms.courses.models import CANCELLED as SESSION_CANCELLED
@@ -125,6 +126,10 @@ def add_exemption(actor, plan: TrainingPlan, *, municipality_id: int | None, cou
         raise InvalidInput(_("減免の割合は1〜100%で入力してください。"), field="percent")
     if not reason:
         raise InvalidInput(_("減免の理由を入力してください。"), field="reason")
+    # Checked under the plan's lock: the same exemption sent twice at once is added once
+    # (a unique index cannot say it: "every course" and "every municipality" are NULL).
+    ensure_writer()
+    db.session.execute(for_update(select(TrainingPlan.id).where(TrainingPlan.id == plan.id)))
     duplicate = db.session.scalar(select(PlanFeeExemption.id).where(
         PlanFeeExemption.plan_id == plan.id,
         PlanFeeExemption.municipality_id.is_(None) if municipality_id is None

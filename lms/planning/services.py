@@ -27,7 +27,7 @@ from sqlalchemy.orm import contains_eager
 from lms.audit.services import record_action
 from lms.auth.models import PLATFORM_ADMIN
 from lms.common import signals
-from lms.common.database import for_update, is_sqlite
+from lms.common.database import for_update, is_sqlite, lock_fresh
 from lms.common.errors import InvalidInput, NotAllowed, NotFound
 from lms.common.links import app_url
 from lms.common.timeutil import as_utc, fiscal_year_bounds, fiscal_year_label, fiscal_year_of, to_tokyo, utcnow
@@ -425,6 +425,7 @@ def adjust_allocation(actor, plan: TrainingPlan, allocation_id: int, seats: int,
     row = db.session.get(PlanAllocation, allocation_id)
     if row is None or row.plan_id != plan.id:
         raise NotFound(_("割当が見つかりません。"))
+    lock_fresh(row)
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput(_("調整の理由を入力してください。"), field="reason")
@@ -436,6 +437,8 @@ def adjust_allocation(actor, plan: TrainingPlan, allocation_id: int, seats: int,
         raise InvalidInput(_("この回の割当の合計が定員（%(capacity)d人）を超えます（ほかの自治体で%(others)d人）。",
                              capacity=capacity, others=others), field="seats")
     before = row.final_seats
+    if row.adjusted_seats == seats and row.adjust_reason == reason:
+        return  # the same adjustment again (sent twice): nothing changes, nothing to record
     row.adjusted_seats = seats
     row.adjust_reason = reason
     record_action(actor, "plan.adjust", "plan_allocation", row.id, row.municipality_id,

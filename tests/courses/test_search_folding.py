@@ -106,3 +106,32 @@ def test_only_platform_admins_edit_synonyms(client, login_as):
     assert client.get("/admin/search/synonyms").status_code == 403
     assert client.post("/admin/search/synonyms", data={"words": "a b"}).status_code == 403
     forget_synonyms()
+
+
+def test_a_synonym_group_added_or_deleted_three_times_at_once_counts_once(app, live_server):
+    """Sent three times together (a double click, two tabs): the words are checked under the
+    table's write lock, so one group is stored; deleted at once, it is deleted (and audited)
+    once and the other copies find it gone."""
+    from sqlalchemy import func
+
+    from lms.extensions import db
+    from tests.at_once import post_at_once
+
+    admin = factories.make_user("platform_admin", "130001")
+    cookie = f"{app.config['SESSION_COOKIE_NAME']}={factories.session_cookie(app, admin)}"
+    db.session.commit()
+    added = post_at_once(f"{live_server.url}/admin/search/synonyms", cookie, {"words": "年休 年次休暇"})
+    assert sorted(status for status, _ in added) == [302, 400, 400]
+    db.session.rollback()
+    groups = db.session.scalars(select(SearchSynonym)).all()
+    assert [g.words for g in groups] == ["年休 年次休暇"]
+    group_id = groups[0].id
+    deleted = post_at_once(f"{live_server.url}/admin/search/synonyms/{group_id}/delete", cookie, {})
+    # A copy that arrives once the group is gone meets a missing group (404); one that read it
+    # just before is told it is already deleted.
+    assert {status for status, _ in deleted} <= {302, 404} and deleted.count((302, "/admin/search/synonyms")) >= 1
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(SearchSynonym)) == 0
+    audited = db.session.scalar(select(func.count()).select_from(AuditLog).where(
+        AuditLog.action == "search.synonym_delete", AuditLog.target_id == str(group_id)))
+    assert audited == 1

@@ -184,3 +184,24 @@ def test_the_statement_as_pdf_embeds_its_font_and_carries_every_line(app, client
         assert "yes yes" in " ".join(fonts.split())  # embedded, as a subset
     login_as("municipal_admin", "131024")
     assert client.get(f"/plans/{plan.id}/statements/{statement.id}.pdf").status_code == 404
+
+
+def test_an_exemption_sent_three_times_at_once_is_stored_once(year, app, live_server):
+    """"Every course" of a municipality is a NULL course: no unique index can refuse the copies,
+    so the check runs under the plan's lock."""
+    from sqlalchemy import func, select
+
+    from lms.planning.models import PlanFeeExemption
+    from tests.at_once import post_at_once
+
+    admin, plan, _course, (came, *_rest) = year
+    plan_id = plan.id
+    cookie = f"{app.config['SESSION_COOKIE_NAME']}={factories.session_cookie(app, admin)}"
+    db.session.commit()
+    answers = post_at_once(f"{live_server.url}/plans/{plan_id}/fees/exemptions", cookie,
+                           {"municipality_id": str(came.municipality_id), "course_id": "0", "percent": "50",
+                            "reason": "被災"})
+    assert sorted(status for status, _ in answers) == [302, 400, 400]
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(PlanFeeExemption)
+                             .where(PlanFeeExemption.plan_id == plan_id)) == 1

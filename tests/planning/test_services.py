@@ -128,6 +128,13 @@ def test_rerunning_replaces_unpublished_adjustments(world, admin, make_user):
     services.run_allocation(admin, plan, [session.id])
     row = services.allocations_of(plan, session_id=session.id)[0]
     services.adjust_allocation(admin, plan, row.id, 3, "調整")
+    services.adjust_allocation(admin, plan, row.id, 3, "調整")  # the same, sent again: recorded once
+    from sqlalchemy import func, select
+
+    from lms.audit.models import AuditLog
+
+    assert db.session.scalar(select(func.count()).select_from(AuditLog).where(
+        AuditLog.action == "plan.adjust", AuditLog.target_id == str(row.id))) == 1
     services.run_allocation(admin, plan, [session.id])
     rows = services.allocations_of(plan, session_id=session.id)
     assert [(r.seats, r.adjusted_seats) for r in rows] == [(4, None)]
