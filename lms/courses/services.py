@@ -549,18 +549,22 @@ def create_session(actor, course: Course, data: SessionInput, *, part_of: Traini
             raise InvalidInput(_("中止した回には日程や補講を追加できません。"))
         if makeup_for is not None and makeup_for.series_id is None:
             raise InvalidInput(_("補講は連続講座の回に追加できます。先に日程を追加して連続講座にしてください。"))
-        first = anchor if anchor.series_id in (None, anchor.id) else db.session.get(TrainingSession, anchor.series_id)
-        assert first is not None
+        # The series' first part is locked before anything is written, as the places that
+        # follow a new part lock it (lms.enrollment.series): two days added at once queue here
+        # instead of deadlocking with the course row's trigger lock.
+        first = lock_session(anchor.id if anchor.series_id in (None, anchor.id) else anchor.series_id)
         if part_of is not None:
             data.capacity, data.quotas = first.capacity, {}  # one capacity for the whole series
     _validate_session(data, None)
     if as_utc(data.starts_at) <= utcnow():
         raise InvalidInput(_("開始日時は現在より後にしてください。"), field="starts_at")
+    # (ids read before the new session exists: a load then would flush it half-made)
+    first_id = first.id if first is not None else None
+    makeup_id = makeup_for.id if makeup_for is not None else None
     session = TrainingSession(course=course, status=SCHEDULED, revision=1, **_session_values(data))
     if first is not None:
-        first.series_id = first.id
-        session.series_id = first.id
-        session.makeup_for_id = makeup_for.id if makeup_for is not None else None
+        first.series_id = session.series_id = first_id
+        session.makeup_for_id = makeup_id
     db.session.add(session)
     _apply_quotas(session, data.quotas)
     db.session.flush()

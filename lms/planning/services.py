@@ -92,6 +92,9 @@ def publish_plan(actor, plan: TrainingPlan, survey_deadline: datetime) -> None:
         raise InvalidInput(_("回答期限は現在より後にしてください。"), field="survey_deadline")
     if not plan_sessions(plan):
         raise InvalidInput(_("この年度の研修回がまだありません。研修回を登録してから公開してください。"))
+    lock_fresh(plan)
+    if plan.status == PLAN_PUBLISHED and as_utc(plan.survey_deadline) == deadline:
+        return  # published so a moment ago (sent twice): nothing changes, nothing to record
     before = (plan.status, plan.survey_deadline.isoformat() if plan.survey_deadline else None)
     plan.status = PLAN_PUBLISHED
     plan.survey_deadline = deadline

@@ -223,3 +223,32 @@ def test_the_pages_of_a_series(app, db, client, login_as, make_user, make_course
     factories.sign_in(client, make_user("learner"))
     refused = client.post(f"/sessions/{part.id}/enroll", headers={"Accept": "application/json"})
     assert refused.status_code == 409 and "最初の回" in refused.get_json()["message"]
+
+
+def test_days_added_to_a_series_at_once_are_all_added(app, db, make_user, make_course, make_session, live_server):
+    """Trainers (or tabs with different days) add a day to one series at the same instant: the series' first part is locked before anything is written, so the second
+    waits for the first instead of deadlocking with the course trigger's lock (it was a 503)."""
+    from tests.at_once import post_at_once
+
+    trainer = make_user("trainer")
+    course = make_course(owner_id=trainer.id, title="新任職員研修（連続講座）")
+    first = make_session(course, capacity=10, title="第1日", delivery="onsite", location="研修室A")
+    for _n in range(3):
+        services.enroll_self(first.id, make_user("learner"))
+    db.session.commit()
+    first_id, day2 = first.id, (first.starts_at + timedelta(days=1)).astimezone(TOKYO)
+    cookie = f"{app.config['SESSION_COOKIE_NAME']}={factories.session_cookie(app, trainer)}"
+    db.session.commit()
+    answers = post_at_once(f"{live_server.url}/manage/sessions/{first_id}/parts/new", cookie, {
+        "title": "追加日", "starts_at": day2.strftime("%Y-%m-%dT%H:%M"),
+        "ends_at": (day2 + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"), "delivery": "onsite",
+        "location": "研修室A", "join_url": "", "capacity": "10", "enroll_opens_at": "", "enroll_closes_at": "",
+        "cancel_deadline": "", "save": "保存"}, copies=3)  # (no one-time token: three different forms)
+    assert [status for status, _ in answers] == [302, 302, 302]
+    db.session.rollback()
+    parts = db.session.scalars(select(type(first).id).where(type(first).series_id == first_id,
+                                                            type(first).id != first_id)).all()
+    assert len(parts) == 3
+    seated = db.session.scalars(select(Enrollment.session_id).where(Enrollment.session_id.in_(parts),
+                                                                    Enrollment.status == CONFIRMED)).all()
+    assert sorted(seated) == sorted(parts * 3)  # the three places follow into every day

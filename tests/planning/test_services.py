@@ -43,8 +43,16 @@ def test_only_the_platform_admin_plans_and_drafts_are_invisible_to_offices(admin
         services.create_plan(admin, plan.fiscal_year)  # one plan per year
     with pytest.raises(InvalidInput):
         services.publish_plan(admin, plan, utcnow() - timedelta(minutes=1))
-    services.publish_plan(admin, plan, utcnow() + timedelta(days=1))
+    deadline = utcnow() + timedelta(days=1)
+    services.publish_plan(admin, plan, deadline)
+    services.publish_plan(admin, plan, deadline)  # the same, sent again: recorded once
     assert services.visible_plan_or_404(office, plan.id) is plan
+    from sqlalchemy import func, select
+
+    from lms.audit.models import AuditLog
+
+    assert db.session.scalar(select(func.count()).select_from(AuditLog).where(
+        AuditLog.action == "plan.publish", AuditLog.target_id == str(plan.id))) == 1
 
 
 def test_answers_are_idempotent_and_checked(world, make_user):
