@@ -8,10 +8,13 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
+from lms.activities import services as activities
+from lms.activities.models import SURVEY, TEXT, ActivityQuestion
 from lms.common import once
 from lms.common.timeutil import utcnow
 from lms.courses.models import Course, TrainingSession
 from lms.extensions import db
+from lms.roster.models import StaffMember
 from tests import factories
 from tests.at_once import post_at_once
 from tests.courses.test_routes import _course_form, _session_form
@@ -95,15 +98,42 @@ def test_tokens_older_than_two_days_are_forgotten(app, db):
 
 
 def test_every_creating_form_carries_a_token(client, login_as, make_course):
-    trainer = login_as(("trainer", "municipal_admin"))
+    trainer = login_as(("trainer", "municipal_admin", "platform_admin"))
     course = make_course(owner_id=trainer.id)
     session = factories.make_session(course)
+    survey = activities.create_activity(trainer, course, activities.ActivityInput(kind=SURVEY, title="研修アンケート"))
+    db.session.commit()
     for url in ("/manage/courses/new", f"/manage/courses/{course.id}", f"/manage/courses/{course.id}/sessions/new",
                 f"/manage/sessions/{session.id}/parts/new", f"/manage/sessions/{session.id}/makeup/new",
-                "/archives/manage/new", "/completion/assignments/new", "/admin/webhooks"):
+                "/archives/manage/new", "/completion/assignments/new", "/admin/webhooks", "/manage/paths/new",
+                f"/manage/courses/{course.id}/activities", f"/manage/activities/{survey.id}",
+                f"/roster/new?m={trainer.municipality_id}"):
         response = client.get(url)
         assert response.status_code == 200, url
         _token(response.get_data(as_text=True))
+
+
+def test_a_roster_entry_and_a_question_sent_twice_are_added_once(client, login_as, make_course):
+    admin = login_as(("trainer", "municipal_admin"))
+    page = client.get(f"/roster/new?m={admin.municipality_id}").get_data(as_text=True)
+    entry = {"employee_number": "7001", "full_name": "名簿 一郎", "once": _token(page)}
+    first = client.post(f"/roster/new?m={admin.municipality_id}", data=entry)
+    again = client.post(f"/roster/new?m={admin.municipality_id}", data=entry)
+    assert first.status_code == again.status_code == 302 and again.headers["Location"] == first.headers["Location"]
+    assert "この送信はすでに受け付けています" in client.get(again.headers["Location"]).get_data(as_text=True)
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(StaffMember).where(
+        StaffMember.employee_number == "7001", StaffMember.municipality_id == admin.municipality_id)) == 1
+    course = make_course(owner_id=admin.id)
+    survey = activities.create_activity(admin, course, activities.ActivityInput(kind=SURVEY, title="研修アンケート"))
+    db.session.commit()
+    question = {"kind": TEXT, "prompt": "感想をお書きください", "required": "y",
+                "once": _token(client.get(f"/manage/activities/{survey.id}").get_data(as_text=True))}
+    for _n in range(2):
+        assert client.post(f"/manage/activities/{survey.id}/questions", data=question).status_code == 302
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(ActivityQuestion)
+                             .where(ActivityQuestion.activity_id == survey.id)) == 1
 
 
 def test_a_course_copied_three_times_at_once_is_copied_once(app, live_server, make_course):

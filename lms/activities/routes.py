@@ -36,6 +36,7 @@ from lms.activities.models import (
     BankQuestion,
 )
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
+from lms.common import once
 from lms.common.access import refuse_as_missing, role_required
 from lms.common.errors import Conflict, DomainError, InvalidInput, NotAllowed, NotFound
 from lms.common.forms import ActionForm
@@ -123,17 +124,23 @@ def _refuse(form, exc: DomainError) -> None:
         form.form_errors.append(exc.message)
 
 
-def _form_post(form, run, done):
+def _form_post(form, run, done, *, shows: Callable[[Any], str] | None = None):
     """A form's POST: validated, ``run()`` (the service) committed, then ``done(result)`` (the
-    redirect) — or (None, status) with the refusal's message on the form, nothing kept."""
+    redirect) — or (None, status) with the refusal's message on the form, nothing kept.
+    A creating form gives ``shows(result)``, the page of what it made: its one-time token is
+    claimed (``lms.common.once``), so the same form sent again leads there instead."""
     if not form.validate_on_submit():
         return None, 400
+    if shows is not None and (again := once.repeated()) is not None:
+        return again, 200
     try:
         result = run()
     except DomainError as exc:
         db.session.rollback()
         _refuse(form, exc)
         return None, 409 if isinstance(exc, Conflict) else 400
+    if shows is not None:
+        once.remember(shows(result))
     db.session.commit()
     return done(result), 200
 
@@ -151,7 +158,7 @@ def course_activities(course_id: int):
     status = 200
     if request.method == "POST":
         done, status = _form_post(form, lambda: services.create_activity(current_user, course, _activity_input(form)),
-                                  _created)
+                                  _created, shows=lambda a: url_for("activities.manage", activity_id=a.id))
         if done is not None:
             return done
     activities = list(db.session.scalars(db.select(Activity).where(Activity.course_id == course.id)
@@ -214,7 +221,8 @@ def add_question(activity_id: int):
     question_form = QuestionForm()
     done, status = _form_post(question_form,
                               lambda: services.add_question(current_user, activity, _question_input(question_form)),
-                              lambda _q: _to_questions(activity_id, _("質問を追加しました。")))
+                              lambda _q: _to_questions(activity_id, _("質問を追加しました。")),
+                              shows=lambda _q: url_for("activities.manage", activity_id=activity_id) + "#questions")
     if done is not None:
         return done
     activity = _activity(activity_id)

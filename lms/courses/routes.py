@@ -240,6 +240,8 @@ def _path_form(path: TrainingPath | None):
             entry.data = step.course_id
     if form.validate_on_submit():
         data = paths.PathInput(form.name.data or "", form.description.data or "", [e.data or 0 for e in form.steps])
+        if path is None and (again := once.repeated()) is not None:
+            return again
         try:
             saved = paths.save_path(current_user, data, path)
         except DomainError as exc:
@@ -250,6 +252,8 @@ def _path_form(path: TrainingPath | None):
             else:
                 form.form_errors.append(exc.message)
         else:
+            if path is None:
+                once.remember(url_for("courses.path_list"))
             db.session.commit()
             flash(_("研修体系「%(name)s」を保存しました。", name=saved.name), "success")
             return redirect(url_for("courses.path_list"))

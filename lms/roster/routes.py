@@ -11,6 +11,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from lms.audit.services import record_action
+from lms.common import once
 from lms.common.access import role_required
 from lms.common.database import begin_write
 from lms.common.errors import DomainError
@@ -58,15 +59,18 @@ def new():
         return chooser
     form = forms.StaffForm()
     if form.validate_on_submit():
+        if (again := once.repeated()) is not None:
+            return again
         try:
             member = services.save_staff_member(municipality.id, form.data, current_user)
+            target = once.remember(url_for("roster.detail", member_id=member.id))
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()
             form.employee_number.errors.append(exc.message)
         else:
             flash(_("%(name)s さんを名簿に追加しました。", name=member.full_name), "success")
-            return redirect(url_for("roster.detail", member_id=member.id))
+            return redirect(target)
     return render_template("roster/edit.html", form=form, municipality=municipality, member=None)
 
 
