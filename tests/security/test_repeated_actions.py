@@ -28,6 +28,15 @@ def _cookie(app, user) -> str:
     return f"{app.config['SESSION_COOKIE_NAME']}={factories.session_cookie(app, user)}"
 
 
+def _pressed_three_times(app, live_server, user, path: str) -> None:
+    """``path``'s button pressed three times at the same instant by ``user``: each copy is
+    answered with a redirect (the first acted, the others found it done)."""
+    cookie = _cookie(app, user)
+    db.session.commit()
+    answers = post_at_once(f"{live_server.url}{path}", cookie, {})
+    assert {status for status, _ in answers} == {302}
+
+
 def test_a_course_cancelled_three_times_at_once_is_cancelled_and_audited_once(app, live_server):
     trainer = factories.make_user("trainer")
     course = factories.make_course(owner_id=trainer.id)
@@ -45,10 +54,8 @@ def test_an_api_client_revoked_three_times_at_once_is_audited_once(app, live_ser
                        municipality_id=None, created_by_id=admin.id)
     db.session.add(client)
     db.session.commit()
-    client_id, cookie = client.id, _cookie(app, admin)
-    db.session.commit()
-    answers = post_at_once(f"{live_server.url}/admin/api-clients/{client_id}/revoke", cookie, {})
-    assert {status for status, _ in answers} == {302}
+    client_id = client.id
+    _pressed_three_times(app, live_server, admin, f"/admin/api-clients/{client_id}/revoke")
     assert _audited("api_client.revoke", client_id) == 1
     assert db.session.get(ApiClient, client_id).revoked_at is not None
 
@@ -60,10 +67,8 @@ def test_an_archive_withdrawn_three_times_at_once_is_audited_once(app, live_serv
                       created_by_id=trainer.id, published_at=utcnow())
     db.session.add(archive)
     db.session.commit()
-    archive_id, cookie = archive.id, _cookie(app, trainer)
-    db.session.commit()
-    answers = post_at_once(f"{live_server.url}/archives/manage/{archive_id}/withdraw", cookie, {})
-    assert {status for status, _ in answers} == {302}
+    archive_id = archive.id
+    _pressed_three_times(app, live_server, trainer, f"/archives/manage/{archive_id}/withdraw")
     assert _audited("archive.withdraw", archive_id) == 1
 
 
