@@ -81,8 +81,15 @@ def test_a_refused_creation_leaves_its_token_unused(app, db):
         db.session.commit()
         assert once.already_done(token, user.id) == "/manage/courses/7"
         # Another person's copy of the token (it cannot be guessed) is not shown their result.
-        assert once.already_done(token, user.id + 1) == "/manage/courses/new"
+        assert once.already_done(token, user.id + 1) == "/"
         db.session.rollback()
+    with app.test_request_context("/manage/courses/3/copy", method="POST", data={"once": token},
+                                  headers={"Referer": "http://localhost/manage/courses/3?tab=x"}):
+        assert once.already_done(token, user.id + 1) == "/manage/courses/3?tab=x"  # back where it was sent from
+        db.session.rollback()
+    with app.test_request_context("/manage/courses/3/copy", method="POST", data={"once": token},
+                                  headers={"Referer": "https://evil.example/phish"}):
+        assert once.already_done(token, user.id + 1) == "/"  # never to another site
 
 
 def test_tokens_older_than_two_days_are_forgotten(app, db):

@@ -21,6 +21,7 @@ import re
 import secrets
 from datetime import datetime, timedelta
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 from flask import flash, redirect, request
 from flask_babel import gettext as _
@@ -34,6 +35,7 @@ from werkzeug.wrappers import Response
 
 from lms.common.timeutil import utcnow
 from lms.common.types import UTCDateTime
+from lms.common.web import safe_next
 from lms.extensions import Model, db
 
 KEEP = timedelta(days=2)
@@ -71,7 +73,7 @@ def posted_token() -> str | None:
 def already_done(token: str | None, user_id: int | None) -> str | None:
     """Claim ``token`` for this request. None: this is its first use (go on and create).
     Otherwise the address to send the user to: what the first copy of this form made (or, if
-    that is not known, the page the form was sent from)."""
+    that is not known — another person's token — the page the form was sent from)."""
     if not token or not _TOKEN.fullmatch(token):
         return None
     dialect = db.session.get_bind().dialect.name
@@ -88,7 +90,16 @@ def already_done(token: str | None, user_id: int | None) -> str | None:
     ).first()
     if earlier is not None and earlier.user_id == user_id and earlier.result_url:
         return earlier.result_url
-    return request.path
+    return _form_page()
+
+
+def _form_page() -> str:
+    """The page the form was sent from (this site's), else the start page: never the POST-only
+    URL the form was sent to."""
+    sent_from = urlsplit(request.referrer or "")
+    if sent_from.netloc == request.host and sent_from.path:
+        return safe_next(sent_from.path + (f"?{sent_from.query}" if sent_from.query else ""))
+    return "/"
 
 
 def remember(url: str) -> str:
