@@ -16,6 +16,7 @@ from flask import Flask, request, url_for
 from flask_babel import gettext as _
 from flask_smorest import Api, Blueprint
 from sqlalchemy import exists, or_, select, true
+from sqlalchemy.exc import IntegrityError
 
 from lms.api import feed_json, roster_jobs, schemas
 from lms.api.auth import READ, ROSTER_WRITE, SECURITY, Caller, current_caller, requires
@@ -228,14 +229,22 @@ def put_staff_member(employee_number: str, **body):
     caller = current_caller()
     municipality_id = _target_municipality(caller, body.pop("municipality_code", None), employee_number)
     left_on = body.pop("left_on", None)
-    begin_write()
-    try:
-        result, member = upsert_staff_entry(municipality_id, {**body, "employee_number": employee_number},
-                                            caller.actor, left_on=left_on, **caller.audit_details)
-    except DomainError as exc:
-        db.session.rollback()
-        raise ApiProblem(422, "invalid-input", _("入力内容が正しくありません"), exc.message) from exc
-    db.session.commit()
+    for attempt in (1, 2):
+        begin_write()
+        try:
+            result, member = upsert_staff_entry(municipality_id, {**body, "employee_number": employee_number},
+                                                caller.actor, left_on=left_on, **caller.audit_details)
+            db.session.commit()
+            break
+        except DomainError as exc:
+            db.session.rollback()
+            raise ApiProblem(422, "invalid-input", _("入力内容が正しくありません"), exc.message) from exc
+        except IntegrityError:
+            # The same new entry was added a moment ago by another request (a client's retry):
+            # run again, and this one finds it (PUT is idempotent).
+            db.session.rollback()
+            if attempt == 2:
+                raise
     payload = {"outcome": result.outcome, "message": result.message, "staff": _staff_item(_codes())(member)}
     return payload, 201 if result.outcome == "added" else 200
 

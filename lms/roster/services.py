@@ -519,9 +519,12 @@ def upsert_staff_entry(municipality_id: int, entry: dict, actor, *, left_on: dat
     values = _row_values(raw)
     begin_write()
     number = values["employee_number"]
-    existing = {m.employee_number: m for m in db.session.execute(
+    # Locked: the same entry sent twice at once (a retried request) is changed once, the second
+    # reading the first's result. (Two first-time adds meet at the unique index instead: the
+    # caller runs the loser again, and it finds the entry.)
+    existing = {m.employee_number: m for m in db.session.execute(for_update(
         select(*_IMPORT_COLUMNS).where(StaffMember.municipality_id == municipality_id,
-                                       StaffMember.employee_number == number))}
+                                       StaffMember.employee_number == number)))}
     by_sign_in = {}
     if values["sign_in_name"]:
         by_sign_in = {m.sign_in_name.lower(): m for m in db.session.execute(
