@@ -21,6 +21,7 @@ from lms.audit.services import record_access
 from lms.auth.consent import admin_consent_link
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, User
 from lms.auth.services import sign_out_everywhere, tenant_mapping_reach
+from lms.common import once
 from lms.common.access import municipality_scope, require_own_object, role_required
 from lms.common.database import begin_write, ensure_writer
 from lms.common.errors import DomainError, NotFound
@@ -228,12 +229,15 @@ def outbox_retry(mail_id: int):
 def synonyms():
     form = SynonymForm()
     if form.validate_on_submit():
+        if (again := once.repeated()) is not None:
+            return again
         try:
             group = search.add_synonym_group(current_user, form.words.data or "")
         except DomainError as exc:
             db.session.rollback()
             form.words.errors = [*form.words.errors, exc.message]
         else:
+            once.remember(url_for("admin.synonyms"))
             db.session.commit()
             flash(_("同義語を登録しました：%(words)s", words=group.words), "success")
             return redirect(url_for("admin.synonyms"))

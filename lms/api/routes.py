@@ -9,6 +9,7 @@ from flask_login import current_user
 
 from lms.api.forms import ApiClientForm
 from lms.api.services import get_client, list_clients, register_client, revoke_client
+from lms.common import once
 from lms.common.access import role_required
 from lms.common.errors import DomainError
 from lms.common.forms import ActionForm
@@ -26,6 +27,8 @@ def index():
     form.municipality_id.choices = [(0, _("プラットフォーム（全団体）"))] + [
         (m.id, f"{m.code} {m.name}") for m in list_municipalities()]
     if form.validate_on_submit():
+        if (again := once.repeated()) is not None:
+            return again
         try:
             client = register_client(form.application_id.data, form.name.data, form.municipality_id.data or None,
                                      current_user)
@@ -33,6 +36,7 @@ def index():
             db.session.rollback()
             form.application_id.errors.append(exc.message)
         else:
+            once.remember(url_for("api_clients.index"))
             db.session.commit()
             flash(_("アプリケーション「%(name)s」を登録しました。", name=client.name), "success")
             return redirect(url_for("api_clients.index"))

@@ -426,10 +426,13 @@ def add_exemption(plan_id: int):
         assert form.percent.data is not None
         try:
             begin_write()
+            if (again := once.repeated()) is not None:
+                return again
             plan = db.session.get_one(TrainingPlan, plan_id)
             fees.add_exemption(current_user, plan, municipality_id=form.municipality_id.data or None,
                                course_id=form.course_id.data or None, percent=form.percent.data,
                                reason=form.reason.data or "")
+            once.remember(url_for("planning.fee_settings", plan_id=plan_id))
         except DomainError as exc:
             db.session.rollback()
             form.percent.errors = [*form.percent.errors, exc.message]

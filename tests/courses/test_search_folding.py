@@ -112,7 +112,10 @@ def test_a_synonym_group_added_or_deleted_three_times_at_once_counts_once(app, l
     """Sent three times together (a double click, two tabs): the words are checked under the
     table's write lock, so one group is stored; deleted at once, it is deleted (and audited)
     once and the other copies find it gone."""
-    from sqlalchemy import func
+    import re
+
+    import requests
+    from sqlalchemy import delete, func
 
     from lms.extensions import db
     from tests.at_once import post_at_once
@@ -125,6 +128,15 @@ def test_a_synonym_group_added_or_deleted_three_times_at_once_counts_once(app, l
     db.session.rollback()
     groups = db.session.scalars(select(SearchSynonym)).all()
     assert [g.words for g in groups] == ["年休 年次休暇"]
+    # From the page (its one-time token): every copy is sent back to the list, none refused.
+    page = requests.get(f"{live_server.url}/admin/search/synonyms", headers={"Cookie": cookie}).text
+    token = re.search(r'name="once" value="([^"]+)"', page).group(1)
+    resent = post_at_once(f"{live_server.url}/admin/search/synonyms", cookie, {"words": "育休 育児休業", "once": token})
+    assert resent == [(302, "/admin/search/synonyms")] * 3
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(SearchSynonym)) == 2
+    db.session.execute(delete(SearchSynonym).where(SearchSynonym.words == "育休 育児休業"))
+    db.session.commit()
     group_id = groups[0].id
     deleted = post_at_once(f"{live_server.url}/admin/search/synonyms/{group_id}/delete", cookie, {})
     # A copy that arrives once the group is gone meets a missing group (404); one that read it
