@@ -2,17 +2,18 @@
 tabs or the browser's "resend" make one course, one session, one request — not three.
 
 A creating form carries a one-time token (``once_input()`` in its template, a hidden field
-made when the page is drawn). The route claims it (``repeated`` / ``already_done``) after the form validated and before it
-creates anything, in the same transaction as the creation: the claim is a row whose key is the
-token, so a second copy of the post waits for the first one's transaction (PostgreSQL: the
-unique key; SQLite: the request's write lock) and then finds the token used. It is then sent
-to what the first copy made (``remember`` records that address) with a message, instead of
-making a second one. A creation that fails rolls its claim back with it (the form, shown again
-with its message, carries a fresh token).
+made when the page is drawn). The route claims it (``repeated`` / ``already_done``) after the
+form validated and before it creates anything, in the same transaction as the creation: the
+claim is a row whose key is the token, so a second copy of the post waits for the first
+one's transaction (PostgreSQL: the unique key; SQLite: the request's write lock) and then
+finds the token used. It is then sent to what the first copy made (``remember`` records that
+address) with a message, instead of making a second one. A creation that fails rolls its
+claim back with it (the form, shown again with its message, carries a fresh token).
 
 A form sent without a token (a page drawn before this existed, a script) is acted on as
-before. Claims are kept for two days (``forget_old``, the worker's daily clean-up): a page
-left open longer than that draws a fresh form anyway when it is reloaded.
+before. Claims are kept for two days (``forget_old``, the worker's nightly clean-up): the
+same form sent again later than that (a page restored from the history days after) is acted
+on again, as a new request.
 """
 
 from __future__ import annotations
