@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, LargeBinary, String, Text
+from sqlalchemy import Date, ForeignKey, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms.common.timeutil import utcnow
@@ -54,9 +54,13 @@ class RosterJob(Model):
     committed with its rows' results and the progress (a job resumes where it stopped)."""
 
     __tablename__ = "api_roster_job"
+    # A client's Idempotency-Key names one feed: the same key again is answered with its job.
+    __table_args__ = (UniqueConstraint("client_id", "idempotency_key"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("api_client.id"), index=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))  # as the client sent it, or None
+    request_digest: Mapped[str | None] = mapped_column(String(64))  # SHA-256 of the municipality and the body
     municipality_id: Mapped[int] = mapped_column(ForeignKey("municipality.id"))
     status: Mapped[str] = mapped_column(String(10), default=JOB_QUEUED)
     total: Mapped[int] = mapped_column(default=0)

@@ -8,6 +8,7 @@ the next part. A refused entry does not stop the others; every entry gets a resu
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections import Counter
@@ -50,13 +51,30 @@ PART = 1000
 STALE = timedelta(minutes=5)
 
 
-def accept_feed(caller: Caller, municipality_id: int, text: str, bounds: Sequence[int]) -> RosterJob:
+def feed_digest(municipality_id: int, text: str) -> str:
+    """What an Idempotency-Key is held to: the feed's municipality and its text, hashed."""
+    digest = hashlib.sha256(f"{municipality_id}\n".encode())
+    digest.update(text.encode("utf-8"))
+    return digest.hexdigest()
+
+
+def job_of_key(client_id: int, key: str) -> RosterJob | None:
+    """The job a client's earlier feed with this Idempotency-Key made, or None."""
+    return db.session.scalar(select(RosterJob).where(RosterJob.client_id == client_id,
+                                                     RosterJob.idempotency_key == key))
+
+
+def accept_feed(caller: Caller, municipality_id: int, text: str, bounds: Sequence[int],
+                idempotency_key: str | None = None) -> RosterJob:
     """Queue a checked feed: ``text`` as received, each entry at ``text[bounds[2i]:bounds[2i +
     1]]`` (``lms.api.feed_json.spans``), stored in parts of ``PART`` entries. The caller
-    commits; the worker starts after the commit."""
+    commits; the worker starts after the commit. With ``idempotency_key`` the job keeps the key
+    (unique per client: a copy in flight fails on the unique index once this one commits) and
+    the feed's digest, which a later request with the same key must match."""
     total = len(bounds) // 2
     job = RosterJob(client_id=caller.client_id, municipality_id=municipality_id, status=JOB_QUEUED, total=total,
-                    processed=0, counts="{}", effective_on=today_tokyo())
+                    processed=0, counts="{}", effective_on=today_tokyo(), idempotency_key=idempotency_key,
+                    request_digest=feed_digest(municipality_id, text) if idempotency_key else None)
     db.session.add(job)
     db.session.flush()
     for number, payload in enumerate(feed_json.parts(text, bounds, PART)):  # one part in memory at a time

@@ -296,23 +296,75 @@ def _job_item(job: RosterJob) -> dict:
             "results": url_for("api_v1.roster_job_results", job_id=job.id, _external=True)}
 
 
+# 1–255 visible ASCII characters (no quote, no backslash), bare or as a structured-field string.
+_KEY_PATTERN = r'^("[!#-\[\]-~]{1,255}"|[!#-\[\]-~]{1,255})$'
+
+
+def _idempotency_key() -> str | None:
+    """The request's ``Idempotency-Key`` (draft-ietf-httpapi-idempotency-key-header: a
+    structured-field string; a bare token is taken too), or None when it has none."""
+    value = request.headers.get("Idempotency-Key")
+    if value is None:
+        return None
+    if re.fullmatch(_KEY_PATTERN, value.strip()) is None:
+        raise ApiProblem(400, "invalid-idempotency-key", _("Idempotency-Key が正しくありません"),
+                         _("Idempotency-Key は1〜255文字の英数字と記号にしてください（UUID を勧めます）。"))
+    return value.strip().strip('"')
+
+
+def _accepted(job: RosterJob, replayed: bool = False):
+    headers = {"Location": url_for("api_v1.roster_job", job_id=job.id, _external=True)}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return _job_item(job), 202, headers
+
+
+def _earlier_job(caller: Caller, key: str, municipality_id: int, text: str) -> RosterJob | None:
+    """The job this key made before, when the feed is the same; a different feed is refused."""
+    job = roster_jobs.job_of_key(caller.client_id, key)
+    if job is not None and job.request_digest != roster_jobs.feed_digest(municipality_id, text):
+        raise ApiProblem(422, "idempotency-key-reused", _("Idempotency-Key がすでに使われています"),
+                         _("この Idempotency-Key は別の内容の送信（ジョブ %(id)s）に使われました。"
+                           "新しい送信には新しいキーを使ってください。", id=job.id))
+    return job
+
+
 @blp.route("/staff/bulk", methods=["POST"])
 @_documented
 @blp.alt_response(415, schema=schemas.Problem, description="Unsupported Media Type (not JSON)",
                   content_type="application/problem+json")
-@blp.doc(requestBody={"required": True, "content": {"application/json": {"schema": schemas.StaffBulkInput}}})
+@blp.doc(requestBody={"required": True, "content": {"application/json": {"schema": schemas.StaffBulkInput}}},
+         parameters=[{"in": "header", "name": "Idempotency-Key", "required": False,
+                      "description": "a key of the client's choosing (a UUID) that names this feed: sent again "
+                                     "with the same feed, the request is answered with the job the first made "
+                                     "(and Idempotent-Replayed: true); with another feed, 422",
+                      "schema": {"type": "string", "pattern": _KEY_PATTERN}}])
 @blp.response(202, schemas.RosterJob, description="accepted: the job, also at the URL in Location")
 @requires(ROSTER_WRITE)
 def post_staff_bulk():
     """A bulk roster feed: up to 50,000 entries, each as ``PUT /staff/{職員番号}`` takes it,
     processed by the worker as a job. Answered at once (202) with the job; poll it, or take
-    the ``roster.job_finished`` webhook. A refused entry does not stop the others."""
+    the ``roster.job_finished`` webhook. A refused entry does not stop the others. A feed sent
+    again with the same ``Idempotency-Key`` (a retry after a timeout) makes no second job."""
     caller = current_caller()
+    key = _idempotency_key()
     municipality_id, text, bounds = _feed(caller)
-    begin_write()
-    job = roster_jobs.accept_feed(caller, municipality_id, text, bounds)
-    db.session.commit()
-    return _job_item(job), 202, {"Location": url_for("api_v1.roster_job", job_id=job.id, _external=True)}
+    for attempt in (1, 2):
+        begin_write()
+        earlier = _earlier_job(caller, key, municipality_id, text) if key else None
+        if earlier is not None:
+            db.session.rollback()
+            return _accepted(earlier, replayed=True)
+        try:
+            job = roster_jobs.accept_feed(caller, municipality_id, text, bounds, idempotency_key=key)
+            db.session.commit()
+            return _accepted(job)
+        except IntegrityError:
+            # The same key's first request committed while this one was writing: answer with its job.
+            db.session.rollback()
+            if attempt == 2 or key is None:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _visible_job(caller: Caller, job_id: int) -> RosterJob:

@@ -7,7 +7,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from lms.api import roster_jobs
 from lms.api.models import RosterJob, RosterJobPart
@@ -163,3 +163,61 @@ def test_another_municipality_does_not_see_the_job(api, db):
     assert api("platform", "get", f"/api/v1/roster-jobs/{job_id}").status_code == 200
     assert_problem(api("platform", "get", f"/api/v1/roster-jobs/{job_id}/results?cursor=bm9wZQ"), 400,
                    "invalid-cursor")
+
+
+def test_a_feed_sent_again_with_its_idempotency_key_is_one_job(api, db):
+    """An HR system's retry after a timeout: the same key and feed answer with the first job
+    (202, Idempotent-Replayed), whatever state it is in; the same key with another feed is
+    refused; a key is the client's own; without a key each request is a job."""
+    url = "/api/v1/staff/bulk"
+    feed = {"entries": [_entry("K0001"), _entry("K0002")]}
+    key = "8e03978e-40d5-43e8-bc93-6894a57f9324"
+    first = api("writer_a", "post", url, json=feed, headers={"Idempotency-Key": f'"{key}"'})
+    assert first.status_code == 202 and "Idempotent-Replayed" not in first.headers
+    job_id = first.get_json()["id"]
+    _run(job_id)
+    again = api("writer_a", "post", url, json=feed, headers={"Idempotency-Key": key})  # bare: the same key
+    assert again.status_code == 202
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.headers["Location"] == first.headers["Location"]
+    assert again.get_json()["id"] == job_id and again.get_json()["status"] == "finished"
+    assert again.get_json()["counts"] == {"added": 2}
+
+    other_feed = {"entries": [_entry("K0001", department="企画課")]}
+    reused = assert_problem(api("writer_a", "post", url, json=other_feed, headers={"Idempotency-Key": key}),
+                            422, "idempotency-key-reused")
+    assert str(job_id) in reused["detail"]
+    for bad in ("", '""', '"unbalanced', "with space", "x" * 256, "日本語"):
+        assert_problem(api("writer_a", "post", url, json=feed, headers={"Idempotency-Key": bad.encode().decode("latin-1")}),
+                       400, "invalid-idempotency-key")
+    own = api("platform", "post", url, json={**feed, "municipality_code": A}, headers={"Idempotency-Key": key})
+    assert own.status_code == 202 and own.get_json()["id"] != job_id  # another client's key space
+    assert api("writer_a", "post", url, json=feed).get_json()["id"] not in (job_id, own.get_json()["id"])
+    assert db.session.scalar(select(func.count()).select_from(RosterJob)) == 3
+    accepted = db.session.scalars(select(AuditLog).where(AuditLog.action == "roster.bulk_accepted")).all()
+    assert len(accepted) == 3  # the replay did nothing to audit
+
+
+def test_a_feed_sent_three_times_at_once_with_one_key_is_one_job(token, clients, live_server, db):
+    """Three copies in flight together (PostgreSQL: the later ones wait on the unique index
+    for the first's commit; SQLite: on the write lock): one job, three answers naming it."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    headers = {"Authorization": f"Bearer {token('writer_a')}", "Idempotency-Key": "retry-3-at-once"}
+    feed = {"entries": [_entry(f"T{n:04d}") for n in range(2000)]}  # two parts: the first's write takes a moment
+    start = threading.Barrier(3)
+
+    def post(_n):
+        start.wait(10)
+        return requests.post(f"{live_server.url}/api/v1/staff/bulk", json=feed, headers=headers, timeout=60)
+
+    with ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(post, range(3)))
+    assert [a.status_code for a in answers] == [202, 202, 202]
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert sorted(a.headers.get("Idempotent-Replayed", "") for a in answers) == ["", "true", "true"]
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(RosterJob)) == 1
