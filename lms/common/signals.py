@@ -25,6 +25,12 @@ attendees_changed = _events.signal("attendees-changed")
 # waitlist position, or None).
 enrollment_status_changed = _events.signal("enrollment-status-changed")
 
+# sender: the StaffMember (their row locked) whose request is about to be decided, before the
+# session's row is locked. kwargs: municipality_id. A receiver that will read something at the
+# decision which does not depend on it (the webhook endpoints an event would go to) reads it
+# now, in the same transaction, so that the session's lock is held for less time.
+enrollment_arriving = _events.signal("enrollment-arriving")
+
 # sender: the pending Enrollment (flushed, its session's row locked), approved at one step and
 # now waiting for the next. kwargs: step (the step it waits for now: "office"), actor.
 # lms.notifications tells that step's approvers.

@@ -363,6 +363,7 @@ def _enroll_tx(session_id: int, staff_member_id: int | None, actor, source: str)
         member = seats.lock_staff(staff_member_id)
         if source == SELF and actor is not None and member.user_id != actor.id:
             raise NotAllowed(_("本人以外の申込はできません。"))
+    signals.enrollment_arriving.send(member, municipality_id=member.municipality_id)
     session, same_id, other_id = seats.lock_session_for(session_id, member.id)
     rules.check_open(session, session.course, now)
     _check_eligible(session, member)
@@ -400,6 +401,7 @@ def _nominate_tx(session_id: int, staff_member_id: int, actor, source: str) -> N
     begin_write()
     member = seats.lock_staff(staff_member_id)
     _require_admin_of(actor, member)
+    signals.enrollment_arriving.send(member, municipality_id=member.municipality_id)
     session, same_id, other_id = seats.lock_session_for(session_id, member.id)
     if same_id is not None:
         existing = db.session.get_one(Enrollment, same_id)

@@ -119,6 +119,36 @@ def test_no_endpoint_no_rows(app, db):
     assert db.session.scalar(select(func.count()).select_from(WebhookMessage)) == 0
 
 
+def test_the_endpoints_read_before_the_session_lock_serve_that_enrollment_only(app, db, receiver):
+    """An enrollment reads its event's endpoints before it locks the session (so the lock is
+    held for less time); what it read is not carried into a later transaction: an endpoint
+    registered after one enrollment gets the next one's event."""
+    from sqlalchemy import event
+
+    session = make_session(capacity=5)
+    enroll(session.id, make_staff(A).id, None)
+    db.session.commit()
+    endpoint = _endpoint(receiver.url, A, ["enrollment.decided"])
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args):
+        statements.append(" ".join(statement.split()).lower())
+
+    engine = db.session.get_bind()
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        enroll(session.id, make_staff(A).id, None)
+        db.session.commit()
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert _types_for(endpoint.id) == ["enrollment.decided"]
+    endpoints_read = [i for i, s in enumerate(statements) if s.startswith("select webhook_endpoint.id")]
+    session_locked = [i for i, s in enumerate(statements) if "from training_session" in s and "for update" in s]
+    assert len(endpoints_read) == 1
+    if engine.dialect.name == "postgresql":  # (SQLite has no row locks: its write lock is the transaction's)
+        assert endpoints_read[0] < session_locked[0]
+
+
 def test_a_rolled_back_change_sends_nothing(app, db, receiver):
     endpoint = _endpoint(receiver.url, A)
     trainer = make_user("trainer", A)

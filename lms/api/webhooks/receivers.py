@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from lms.api.representations import completion_item, enrollment_item, verification_base
-from lms.api.webhooks.services import publish
-from lms.common.signals import completion_changed, enrollment_status_changed
+from lms.api.webhooks.services import publish, read_endpoints_early
+from lms.common.signals import completion_changed, enrollment_arriving, enrollment_status_changed
 from lms.completion.models import COMPLETED, REVOKED
 from lms.enrollment.models import CANCELLED, CONFIRMED, REJECTED, WAITLISTED
 from lms.extensions import db
@@ -31,6 +31,12 @@ def _event_of_enrollment(old_status: str | None, new_status: str, notice: str | 
     if new_status in DECIDED:
         return "enrollment.decided"
     return None  # waiting for approval: nothing decided yet
+
+
+@enrollment_arriving.connect
+def _endpoints_before_the_lock(member, municipality_id=None, **_):
+    """The enrollment's event will be published under its session's lock: read its endpoints now."""
+    read_endpoints_early(municipality_id)
 
 
 @enrollment_status_changed.connect

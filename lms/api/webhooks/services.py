@@ -76,20 +76,49 @@ def encode(event_type: str, data: dict, at: datetime) -> str:
 # ---------------------------------------------------------------- events
 
 
+_READ_EARLY = "lms_webhook_endpoints_read_early"
+
+
+def _read_early() -> dict[int | None, list[tuple[int, str]]]:
+    """The endpoints read earlier in the current transaction (by municipality), for it only."""
+    transaction = db.session().get_transaction()
+    held = db.session.info.get(_READ_EARLY)
+    if held is None or held[0] is not transaction:
+        held = (transaction, {})
+        db.session.info[_READ_EARLY] = held
+    return held[1]
+
+
+def _endpoints_of(municipality_id: int | None) -> list[tuple[int, str]]:
+    """(id, event types) of the platform endpoints and those of the municipality."""
+    query = select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
+        or_(WebhookEndpoint.municipality_id.is_(None), WebhookEndpoint.municipality_id == municipality_id))
+    return [(eid, types) for eid, types in db.session.execute(query)]
+
+
+def read_endpoints_early(municipality_id: int | None) -> None:
+    """Read now the endpoints an event of the municipality would go to, for ``publish`` later
+    in this transaction: a sender that will publish under a lock (an enrollment, under its
+    session's) reads them before taking it. An endpoint registered in between misses the
+    event, as one registered a moment after it would."""
+    endpoints = _endpoints_of(municipality_id)
+    _read_early()[municipality_id] = endpoints
+
+
 def publish(event_type: str, municipality_id: int | None, data: Callable[[], dict], *,
             endpoint_ids: list[int] | None = None) -> WebhookMessage | None:
     """Queue an event for every endpoint that wants it: the platform endpoints and those of
     ``municipality_id`` (or exactly ``endpoint_ids``). ``data()`` builds the event's data, only
     when some endpoint wants it. Inside the caller's transaction (the caller commits). Returns
     the message, or None when no endpoint wants it (then nothing is written)."""
-    query = select(WebhookEndpoint.id, WebhookEndpoint.event_types)
     if endpoint_ids is not None:
-        query = query.where(WebhookEndpoint.id.in_(endpoint_ids))
+        query = select(WebhookEndpoint.id).where(WebhookEndpoint.id.in_(endpoint_ids))
+        targets = list(db.session.scalars(query))
     else:
-        query = query.where(or_(WebhookEndpoint.municipality_id.is_(None),
-                                WebhookEndpoint.municipality_id == municipality_id))
-    targets = [eid for eid, types in db.session.execute(query)
-               if endpoint_ids is not None or event_type in types.split()]
+        endpoints = _read_early().get(municipality_id)
+        if endpoints is None:
+            endpoints = _endpoints_of(municipality_id)
+        targets = [eid for eid, types in endpoints if event_type in types.split()]
     if not targets:
         return None
     now = utcnow()
