@@ -48,7 +48,8 @@ def problem_response(status: int, slug: str, title: str, detail: str = "", *,
     body = {"type": f"{_TYPE}{slug}", "title": title, "status": status, "detail": detail,
             "instance": request.path, "request_id": getattr(g, "request_id", "")}
     body.update(extensions)
-    response = Response(json.dumps(body, ensure_ascii=False), status=status, mimetype=MEDIA_TYPE)
+    # ASCII escapes: a detail that quotes the input stays valid even for a lone surrogate sent in it.
+    response = Response(json.dumps(body), status=status, mimetype=MEDIA_TYPE)
     response.headers["Content-Language"] = str(get_locale() or "ja")
     response.headers["Cache-Control"] = "no-store"
     for name, value in (headers or {}).items():

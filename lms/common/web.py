@@ -200,6 +200,17 @@ def init_web(app: Flask, form_action_origins: Iterable[str] = ()) -> None:
         response.headers["Retry-After"] = str(_retry_after())
         return response
 
+    @app.errorhandler(RecursionError)
+    def _too_deep(e):
+        # JSON nested thousands deep: the standard decoder gives up with RecursionError, which is
+        # not the ValueError that get_json(silent=True) and the views' parsers catch.
+        _end_transaction()
+        if request.is_json:
+            return render_error(400, _("リクエストが正しくありません"),
+                                _("JSON の入れ子が深すぎるため読めません。内容を確認してください。"))
+        log.error("recursion too deep", exc_info=e, extra={"status": 500})
+        return _server_error(e)
+
     @app.errorhandler(IntegrityError)
     def _collided(e):
         # A change that a unique index (or another constraint) refused at its flush or commit:

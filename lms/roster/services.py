@@ -317,7 +317,11 @@ def decode_csv(data: bytes) -> tuple[str, str]:
     """The text of an uploaded CSV and the encoding used: UTF-8 (with or without BOM) or
     Windows-31J (cp932), as Excel writes it."""
     if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", errors="strict"), "UTF-8 (BOM付き)"
+        try:
+            return data[3:].decode("utf-8", errors="strict"), "UTF-8 (BOM付き)"
+        except UnicodeDecodeError:
+            raise InvalidInput(_("ファイルは UTF-8（BOM付き）と示していますが、UTF-8 として読めない文字があります。"
+                                 "Excel の「CSV UTF-8」か「CSV（コンマ区切り）」で保存し直してください。")) from None
     try:
         return data.decode("utf-8"), "UTF-8"
     except UnicodeDecodeError:

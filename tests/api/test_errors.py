@@ -35,3 +35,28 @@ def test_a_nul_character_is_refused_not_a_server_error(api, client, db):
     sign_in(client, make_user("learner", A))
     assert client.get("/courses?q=%00").status_code == 400
     assert client.post("/lang", data={"lang": "en\x00", "next": "/"}).status_code == 400
+
+
+def test_hostile_json_is_a_client_error_not_a_server_error(api, client, db):
+    """Found by a hostile-input sweep: JSON nested thousands deep raised RecursionError (not
+    the ValueError the parsers catch) on every JSON route; a lone surrogate echoed in a 422's
+    detail could not be encoded; one in the Teams tab's sign-in code could not be checked."""
+    import json
+
+    from tests.factories import make_user, sign_in
+
+    deep = "[" * 100_000
+    json_type = {"Content-Type": "application/json"}
+    assert_problem(api("writer_a", "put", "/api/v1/staff/K0001", data=deep, headers=json_type), 400)
+    assert_problem(api("writer_a", "post", "/api/v1/staff/bulk", data='{"entries": [' + deep, headers=json_type), 400)
+    assert client.post("/teams/tab/redeem", data=deep, headers=json_type).status_code == 400
+    assert client.post("/teams/graph/notifications", data='{"a":' * 50_000, headers=json_type).status_code == 400
+    sign_in(client, make_user("learner", A))
+    assert client.post("/archives/files/1/progress", data=deep, headers=json_type).status_code in (400, 404)
+
+    surrogate = '{"full_name": "a", "email": "\\ud800"}'
+    bad = api("writer_a", "put", "/api/v1/staff/T0001", data=surrogate, headers=json_type)
+    assert_problem(bad, 422)
+    assert json.loads(bad.get_data())["status"] == 422  # (the detail's escapes are valid JSON)
+    refused = client.post("/teams/tab/redeem", data='{"code": "\\ud800"}', headers=json_type)
+    assert refused.status_code in (400, 401, 403) and refused.status_code != 500

@@ -187,3 +187,12 @@ def test_the_supervisor_column_marks_heads_and_deputies(app, db, chiyoda, admin)
     refused = import_roster(chiyoda.id, _csv([[*ROWS[0], "課長"]], header=header), admin)
     assert not refused.applied
     assert "所属長の欄「課長」" in refused.refused[0].message
+
+
+def test_a_bom_followed_by_bytes_that_are_not_utf8_is_refused_with_a_message():
+    """Found by a hostile-input sweep (a 500 on the roster import and the nomination CSV)."""
+    from lms.roster.services import decode_csv
+
+    with pytest.raises(InvalidInput, match="UTF-8"):
+        decode_csv(b"\xef\xbb\xbf" + b"\xff\xfe\x00" * 50)
+    assert decode_csv(b"\xef\xbb\xbf" + "職員番号".encode())[0] == "職員番号"

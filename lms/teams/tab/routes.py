@@ -184,7 +184,7 @@ def redeem():
     chosen = tab_of(data.get("tab", "") if isinstance(data, dict) else "")
     try:
         handed = _handoff().loads(code, max_age=HANDOFF_SECONDS) if isinstance(code, str) else None
-    except BadSignature:
+    except (BadSignature, UnicodeEncodeError):  # (a lone surrogate cannot even be checked)
         handed = None
     if not isinstance(handed, dict):
         return _invalid_code()
