@@ -65,16 +65,16 @@ def job_of_key(client_id: int, key: str) -> RosterJob | None:
 
 
 def accept_feed(caller: Caller, municipality_id: int, text: str, bounds: Sequence[int],
-                idempotency_key: str | None = None) -> RosterJob:
+                idempotency_key: str | None = None, request_digest: str | None = None) -> RosterJob:
     """Queue a checked feed: ``text`` as received, each entry at ``text[bounds[2i]:bounds[2i +
     1]]`` (``lms.api.feed_json.spans``), stored in parts of ``PART`` entries. The caller
     commits; the worker starts after the commit. With ``idempotency_key`` the job keeps the key
     (unique per client: a copy in flight fails on the unique index once this one commits) and
-    the feed's digest, which a later request with the same key must match."""
+    the feed's digest (``feed_digest``), which a later request with the same key must match."""
     total = len(bounds) // 2
     job = RosterJob(client_id=caller.client_id, municipality_id=municipality_id, status=JOB_QUEUED, total=total,
                     processed=0, counts="{}", effective_on=today_tokyo(), idempotency_key=idempotency_key,
-                    request_digest=feed_digest(municipality_id, text) if idempotency_key else None)
+                    request_digest=request_digest)
     db.session.add(job)
     db.session.flush()
     for number, payload in enumerate(feed_json.parts(text, bounds, PART)):  # one part in memory at a time

@@ -319,10 +319,10 @@ def _accepted(job: RosterJob, replayed: bool = False):
     return _job_item(job), 202, headers
 
 
-def _earlier_job(caller: Caller, key: str, municipality_id: int, text: str) -> RosterJob | None:
+def _earlier_job(caller: Caller, key: str, digest: str) -> RosterJob | None:
     """The job this key made before, when the feed is the same; a different feed is refused."""
     job = roster_jobs.job_of_key(caller.client_id, key)
-    if job is not None and job.request_digest != roster_jobs.feed_digest(municipality_id, text):
+    if job is not None and job.request_digest != digest:
         raise ApiProblem(422, "idempotency-key-reused", _("Idempotency-Key がすでに使われています"),
                          _("この Idempotency-Key は別の内容の送信（ジョブ %(id)s）に使われました。"
                            "新しい送信には新しいキーを使ってください。", id=job.id))
@@ -349,14 +349,16 @@ def post_staff_bulk():
     caller = current_caller()
     key = _idempotency_key()
     municipality_id, text, bounds = _feed(caller)
+    digest = roster_jobs.feed_digest(municipality_id, text) if key else None  # once: a feed is up to 50,000 entries
     for attempt in (1, 2):
         begin_write()
-        earlier = _earlier_job(caller, key, municipality_id, text) if key else None
+        earlier = _earlier_job(caller, key, digest) if key and digest else None
         if earlier is not None:
             db.session.rollback()
             return _accepted(earlier, replayed=True)
         try:
-            job = roster_jobs.accept_feed(caller, municipality_id, text, bounds, idempotency_key=key)
+            job = roster_jobs.accept_feed(caller, municipality_id, text, bounds, idempotency_key=key,
+                                          request_digest=digest)
             db.session.commit()
             return _accepted(job)
         except IntegrityError:
