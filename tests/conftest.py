@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 os.environ.setdefault("LMS_ENV", "testing")  # lms.jobs: huey runs tasks inline in tests
 
@@ -135,15 +137,24 @@ def _empty_tables(db):
     forget_synonyms()  # the search's per-process cache of synonym groups
     keep = {"municipality", "alembic_version"}
     tables = [t for t in reversed(db.metadata.sorted_tables) if t.name not in keep]
+    if db.engine.dialect.name == "postgresql":
+        names = ", ".join(f'"{t.name}"' for t in tables)
+        # A thread the test left behind may still be finishing a transaction; TRUNCATE locks
+        # every table, and PostgreSQL ends a deadlock by failing one side: that side tries again.
+        for attempt in range(5):
+            try:
+                with db.engine.begin() as conn:
+                    conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+                return
+            except OperationalError as exc:
+                if getattr(exc.orig, "sqlstate", None) != "40P01" or attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
     with db.engine.begin() as conn:
-        if db.engine.dialect.name == "postgresql":
-            names = ", ".join(f'"{t.name}"' for t in tables)
-            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        else:
-            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
-            for t in tables:
-                conn.execute(t.delete())
-            conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+        conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        for t in tables:
+            conn.execute(t.delete())
+        conn.exec_driver_sql("PRAGMA foreign_keys=ON")
 
 
 @pytest.fixture
@@ -284,22 +295,56 @@ def login_as(app, client):
 
 
 class LiveServer:
-    def __init__(self, app):
+    """Manabi served on a port of its own for a real browser. ``stop`` stops accepting and then
+    waits for the requests already in the app to finish (a player's last progress beacon, a
+    page's late fetch): the test's teardown empties the tables next, and a request still in a
+    transaction there would deadlock with PostgreSQL's TRUNCATE."""
+
+    def __init__(self, app, *, port: int = 0, ssl_context=None):
         from werkzeug.serving import make_server
 
         self.app = app
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self._busy = 0
+        self._idle = threading.Condition()
+        self.server = make_server("127.0.0.1", port, self._counted, threaded=True, ssl_context=ssl_context)
         self.port = self.server.server_port
-        self.url = f"http://127.0.0.1:{self.port}"
+        scheme = "https" if ssl_context else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def _counted(self, environ, start_response):
+        from werkzeug.wsgi import ClosingIterator
+
+        self._mark(+1)
+        try:
+            body = self.app(environ, start_response)
+        except BaseException:
+            self._mark(-1)
+            raise
+        return ClosingIterator(body, lambda: self._mark(-1))
+
+    def _mark(self, change: int) -> None:
+        with self._idle:
+            self._busy += change
+            self._idle.notify_all()
 
     def start(self):
         self.thread.start()
         return self
 
-    def stop(self):
+    def stop(self, drain_s: float = 15.0):
         self.server.shutdown()
         self.thread.join(5)
+        self.server.server_close()
+        # A connection accepted just before the shutdown may not have reached the app yet:
+        # the server is idle once no request has been in it for a short while.
+        deadline = time.monotonic() + drain_s
+        with self._idle:
+            while time.monotonic() < deadline:
+                if self._busy:
+                    self._idle.wait(max(0.0, deadline - time.monotonic()))
+                elif not self._idle.wait(0.1):  # nothing started or ended for 0.1 s
+                    break
 
 
 @pytest.fixture

@@ -313,17 +313,14 @@ def serve_on_browser_port(app, provider: OidcProvider, *, tls: bool = False):
     """Manabi on the port whose /auth/callback the provider knows (a real browser signs in);
     ``tls``: over HTTPS with the provider's test certificate (it names 127.0.0.1). Yields the
     base URL."""
-    from werkzeug.serving import make_server
+    from tests.conftest import LiveServer
 
     context = (provider.ca, str(provider.workdir / "key.pem")) if tls else None
-    server = make_server("127.0.0.1", provider.browser_port, app, threaded=True, ssl_context=context)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = LiveServer(app, port=provider.browser_port, ssl_context=context).start()
     try:
-        yield f"{'https' if tls else 'http'}://127.0.0.1:{provider.browser_port}"
+        yield server.url
     finally:
-        server.shutdown()
-        thread.join(5)
+        server.stop()
 
 
 def new_guid() -> str:
