@@ -185,13 +185,19 @@ def _process(job_id: int, municipality_id: int, effective_on, part: list[tuple[i
     results += upsert_staff_entries(municipality_id, rows, actor, seen, effective_on=effective_on)
     results.sort(key=lambda r: r.line)
     db.session.execute(insert(RosterJobRow), [
-        {"job_id": job_id, "row": r.line, "employee_number": r.employee_number[:40], "outcome": r.outcome,
-         "message": r.message} for r in results])
+        {"job_id": job_id, "row": r.line, "employee_number": _storable(r.employee_number)[:40], "outcome": r.outcome,
+         "message": _storable(r.message)} for r in results])
     counts.update(r.outcome for r in results)
     db.session.execute(update(RosterJob).where(RosterJob.id == job_id).values(
         processed=min(part[-1][0], total), counts=json.dumps(dict(counts)), heartbeat_at=utcnow())
         .execution_options(synchronize_session=False))
     db.session.commit()
+
+
+def _storable(text: str) -> str:
+    """A refused entry's number or message as the client sent it, but with U+0000 (which the
+    validators refuse and PostgreSQL cannot store) shown as U+FFFD."""
+    return text.replace("\x00", "\ufffd")
 
 
 def _finish(job: RosterJob, actor, details: dict, status: str, error: str) -> RosterJob:

@@ -38,7 +38,8 @@ def parse_timestamp(value: str) -> int:
 
 def parse_vtt(text: str, *, max_cues: int = 50_000) -> list[Cue]:
     """Cues of a WebVTT document; raises CaptionError if it is not WebVTT."""
-    text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    # (WebVTT's parser replaces U+0000 with U+FFFD; a database cannot store NUL either)
+    text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "\ufffd")
     if not re.match(r"^WEBVTT(?:[ \t].*)?(?:\n|$)", text):
         raise CaptionError("missing WEBVTT header")
     cues: list[Cue] = []

@@ -119,7 +119,7 @@ def create_upload(actor, archive: Archive, length: int, metadata: dict[str, str]
         received_bytes=0,
         expected_sha256=expected,
         storage_key=new_storage_key(archive.id),
-        metadata_json={"filetype": (metadata.get("filetype") or "")[:100]},
+        metadata_json={"filetype": re.sub(r"[\x00-\x1f\x7f]", "", metadata.get("filetype") or "")[:100]},
         created_by_id=actor.id,
         status=UPLOADING,
         expires_at=utcnow() + UPLOAD_TTL,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -9,10 +10,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from flask import Flask, Response, abort, current_app, g, jsonify, make_response, render_template, request
+from flask import Flask, Response, current_app, g, jsonify, make_response, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import IntegrityError, OperationalError
+from werkzeug.exceptions import BadRequest
 
 from lms.common.database import is_retryable
 from lms.extensions import db, limiter
@@ -104,15 +106,49 @@ def teams_frameable(endpoint: str | None) -> bool:
 
 
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+# The API's own validators name the field that holds a NUL (a 422 with the field's error).
+_JSON_CHECKED_BY_VIEWS = ("api_v1",)
+
+
+class NulCharacter(BadRequest):
+    """U+0000 in a request: no page or API has a use for one, and PostgreSQL can neither store
+    nor compare it (it would be a 500)."""
 
 
 def _refuse_nul() -> None:
-    """400 for a NUL character in the path, the query or a form field: no page or API has a
-    use for one, and PostgreSQL cannot store or even compare it (it would be a 500)."""
+    """400 for a NUL character in the path, the query, a form field's name or value, an
+    uploaded file's name, or a JSON body's keys and strings."""
     if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in request.args.items(multi=True)):
-        abort(400)
-    if request.mimetype in _FORMS and any("\x00" in v for _k, v in request.form.items(multi=True)):
-        abort(400)
+        raise NulCharacter()
+    if request.mimetype in _FORMS:
+        if any("\x00" in k or "\x00" in v for k, v in request.form.items(multi=True)) or any(
+            "\x00" in k or "\x00" in (f.filename or "") for k, f in request.files.items(multi=True)
+        ):
+            raise NulCharacter()
+    elif request.is_json and request.blueprint not in _JSON_CHECKED_BY_VIEWS and _json_has_nul():
+        raise NulCharacter()
+
+
+def _json_has_nul() -> bool:
+    data = request.get_data(cache=True)
+    if b"\\u0000" not in data:  # (a raw NUL byte is no JSON at all: the view's parser refuses it)
+        return False
+    try:
+        body = json.loads(data)
+    except (ValueError, RecursionError):
+        return False  # the view answers malformed JSON itself
+    pending = [body]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 def init_web(app: Flask, form_action_origins: Iterable[str] = ()) -> None:
@@ -169,6 +205,12 @@ def init_web(app: Flask, form_action_origins: Iterable[str] = ()) -> None:
             _("フォームの有効期限が切れました"),
             _("ページを再読み込みしてから、もう一度操作してください。入力内容は送信されていません。"),
         )
+
+    @app.errorhandler(NulCharacter)
+    def _nul(e):
+        return render_error(400, _("使用できない文字が含まれています"),
+                            _("入力内容、ファイル名またはアドレスに NUL 文字（U+0000）が含まれています。"
+                              "取り除いてから、もう一度送信してください。"))
 
     @app.errorhandler(400)
     def _bad_request(e):

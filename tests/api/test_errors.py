@@ -37,6 +37,36 @@ def test_a_nul_character_is_refused_not_a_server_error(api, client, db):
     assert client.post("/lang", data={"lang": "en\x00", "next": "/"}).status_code == 400
 
 
+def test_nul_in_a_field_name_a_file_name_or_a_page_json_body_is_refused(api, client, db):
+    """Found by a hostile-input sweep on PostgreSQL: an attendance report uploaded under a
+    file name holding NUL was a 500 (the name is kept). Field names, file names and the JSON
+    bodies of the pages' own endpoints are checked as the values were; the API's validators
+    keep naming the field (422)."""
+    import io
+    import json
+
+    from tests.factories import make_user, sign_in
+
+    sign_in(client, make_user("trainer", A))
+    for response in (
+        client.post("/lang", data={"lang\x00": "en", "next": "/"}),
+        client.post("/attendance/sessions/1/report", content_type="multipart/form-data",
+                    data={"file": (io.BytesIO(b"a,b\n"), "meetingAttendanceReport\x00.csv")}),
+        client.post("/teams/graph/notifications", json={"value": [{"subscriptionId": "\x00", "clientState": "x"}]}),
+        client.post("/teams/tab/redeem", json={"code": "\x00"}),
+    ):
+        assert response.status_code == 400
+        assert "NUL 文字（U+0000）" in response.get_data(as_text=True)
+    # The same bodies without NUL reach the views (which answer for themselves).
+    assert client.post("/teams/tab/redeem", json={"code": "0"}).status_code != 500
+    assert client.post("/lang", data={"lang": "en", "next": "/"}).status_code == 302
+    # A NUL only spelled out (an escaped backslash before u0000) is text like any other.
+    spelled = client.post("/teams/tab/redeem", data=json.dumps({"code": "\\u0000"}), content_type="application/json")
+    assert spelled.status_code < 500 and "NUL" not in spelled.get_data(as_text=True)
+    bad = assert_problem(api("writer_a", "put", "/api/v1/staff/K0001", json={"full_name\x00": "x", "full_name": "x\x00"}), 422)
+    assert "full_name" in bad["errors"]
+
+
 def test_hostile_json_is_a_client_error_not_a_server_error(api, client, db):
     """Found by a hostile-input sweep: JSON nested thousands deep raised RecursionError (not
     the ValueError the parsers catch) on every JSON route; a lone surrogate echoed in a 422's

@@ -221,3 +221,18 @@ def test_a_feed_sent_three_times_at_once_with_one_key_is_one_job(token, clients,
     assert sorted(a.headers.get("Idempotent-Replayed", "") for a in answers) == ["", "true", "true"]
     db.session.rollback()
     assert db.session.scalar(select(func.count()).select_from(RosterJob)) == 1
+
+
+def test_entries_holding_nul_are_refused_and_their_results_kept(api, db):
+    """Found by a hostile-input sweep on PostgreSQL: a refused entry's number and message echo
+    what the client sent, and a NUL in them stopped the job (PostgreSQL cannot store one)."""
+    entries = [_entry("N\x000001"), _entry("N0002", full_name="連携\x00太郎"), {"employee_number\x00": "N0003"},
+               _entry("N0004")]
+    response = api("writer_a", "post", "/api/v1/staff/bulk", json={"entries": entries})
+    assert response.status_code == 202, response.get_data(as_text=True)
+    job = _run(response.get_json()["id"])
+    assert job.status == "finished"
+    results = {r["row"]: r for r in api("writer_a", "get", f"/api/v1/roster-jobs/{job.id}/results").get_json()["items"]}
+    assert [results[n]["outcome"] for n in (1, 2, 3, 4)] == ["refused", "refused", "refused", "added"]
+    assert results[1]["employee_number"] == "N\ufffd0001" and "employee_number" in results[1]["message"]
+    assert "full_name" in results[2]["message"] and "employee_number\ufffd" in results[3]["message"]

@@ -341,6 +341,22 @@ def test_broken_vtt_refused(db, trainer_client, archive):
     assert files_of(db, archive) == []
 
 
+def test_nul_in_captions_and_upload_metadata_is_no_server_error(db, trainer_client, archive):
+    """Found by a hostile-input sweep on PostgreSQL, which cannot store U+0000: WebVTT's parser
+    reads a NUL as U+FFFD, so a cue keeps its text; the upload's metadata loses its control
+    characters (the file name was already made safe)."""
+    data = VTT_TEXT.replace("会議の録画", "会議の\x00録画").encode()
+    _l, response = tus_upload(trainer_client, archive.id, data, filename="captions.vtt")
+    assert response.status_code == 204
+    [captions] = files_of(db, archive)
+    texts = db.session.scalars(select(TranscriptCue.text).where(TranscriptCue.archive_file_id == captions.id)).all()
+    assert any("会議の\ufffd録画" in text for text in texts)
+    created = tus_create(trainer_client, archive.id, 100, filename="a\x00.webm", filetype="video/\x00webm")
+    assert created.status_code == 201
+    upload = db.session.scalar(select(UploadSession).where(UploadSession.status != READY))
+    assert (upload.filename, upload.metadata_json["filetype"]) == ("a_.webm", "video/webm")
+
+
 class TestAzureUploads:
     """The same protocol with Azure Blob Storage (Azurite): parts are uncommitted blocks."""
 

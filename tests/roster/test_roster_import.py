@@ -196,3 +196,11 @@ def test_a_bom_followed_by_bytes_that_are_not_utf8_is_refused_with_a_message():
     with pytest.raises(InvalidInput, match="UTF-8"):
         decode_csv(b"\xef\xbb\xbf" + b"\xff\xfe\x00" * 50)
     assert decode_csv(b"\xef\xbb\xbf" + "職員番号".encode())[0] == "職員番号"
+
+
+def test_a_nul_character_in_a_csv_is_refused_with_its_line(app, chiyoda, admin):
+    """PostgreSQL cannot store U+0000 (a 500 before). (An .xlsx cannot carry one: XML has no
+    NUL, and openpyxl leaves the _x0000_ escape as it is.)"""
+    rows = [list(ROWS[0]), [ROWS[1][0], "山田\x00太郎", *ROWS[1][2:]]]
+    with pytest.raises(InvalidInput, match="3 行目に NUL 文字"):
+        import_roster(chiyoda.id, _csv(rows), admin)
