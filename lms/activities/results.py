@@ -182,31 +182,36 @@ def results(activity: Activity, session_id: int | None = None) -> Results:
     answers = _answers(activity, session_id, people=with_files)
     total = len(answers)
     shown = not activity.anonymous or total >= MIN_GROUP
+    given = [a.answers for a in answers]
     questions = []
     for q in activity.questions:
         if q.kind == SECTION:
             continue
+        # (thousands of answers per question: the key is made once, the values taken in one pass)
+        key = str(q.id)
         result = QuestionResult(q.id, q.kind, q.prompt)
-        values: list = [v for v in (a.answers.get(str(q.id)) for a in answers) if v is not None]
+        values: list = [v for answer in given if (v := answer.get(key)) is not None]
         result.answered = len(values)
         if q.kind == FILE and with_files:
-            attached = [(a, f) for a in answers if (f := _file_value(a.answers.get(str(q.id)))) is not None]
+            attached = [(a, f) for a in answers if (f := _file_value(a.answers.get(key))) is not None]
             result.files = [AttachedFile(f["file"], str(f.get("name", "")), int(f.get("size") or 0),
                                          a.person, a.municipality) for a, f in attached[:SHOWN_FILES]]
             result.more_files = max(0, len(attached) - SHOWN_FILES)
         if shown:
             if q.kind in (SINGLE, SCALE):
-                tally = Counter(int(v) for v in values)
+                tally: Counter[int] = Counter()
+                for value, n in Counter(values).items():  # (counted as given, then read as numbers)
+                    tally[int(value)] += n
                 offset = 1 if q.kind == SCALE else 0
                 result.counts = [(label, tally.get(i + offset, 0)) for i, label in enumerate(q.choices)]
             elif q.kind == MULTIPLE:
                 tally = Counter(int(i) for v in values for i in v)
                 result.counts = [(label, tally.get(i, 0)) for i, label in enumerate(q.choices)]
             elif q.kind in (TEXT, LONGTEXT, DATE):
-                ranked = sorted(Counter(str(v) for v in values).items(), key=lambda item: (-item[1], item[0]))
+                ranked = sorted(Counter(map(str, values)).items(), key=lambda item: (-item[1], item[0]))
                 result.texts, result.more_texts = ranked[:SHOWN_TEXTS], max(0, len(ranked) - SHOWN_TEXTS)
             if q.kind in (NUMBER, SCALE) and values:
-                numbers = [float(v) for v in values]
+                numbers = list(map(float, values))
                 result.mean = round(sum(numbers) / len(numbers), 2)
                 result.low, result.high = min(numbers), max(numbers)
         questions.append(result)

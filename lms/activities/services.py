@@ -14,7 +14,7 @@ import re
 import unicodedata
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import IO
 
@@ -58,6 +58,7 @@ from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
 from lms.common import signals
 from lms.common.database import begin_write, ensure_writer, is_sqlite
 from lms.common.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from lms.common.forms import parse_japanese_date
 from lms.common.templating import format_datetime_jst as format_tokyo
 from lms.common.timeutil import as_utc, fiscal_year_bounds, fiscal_year_of, today_tokyo, utcnow
 from lms.courses.models import Course, TrainingSession
@@ -531,10 +532,11 @@ def clean_answers(activity: Activity, raw: dict[str, list[str]], *, final: bool,
                     value = float(normal) if "." in normal else int(normal)
         elif q.kind == DATE:
             if text:
-                try:
-                    value = date.fromisoformat(_normalise_number(text).replace("/", "-")).isoformat()
-                except ValueError:
+                day = parse_japanese_date(text)  # (2026-04-01, 2026/4/1, 2026年4月1日, full-width too)
+                if day is None:
                     errors[q.id] = _("日付を 2026-04-01 の形で入力してください。")
+                else:
+                    value = day.isoformat()
         else:  # text, longtext
             limit = q.max_length or (LONGTEXT_LIMIT if q.kind == LONGTEXT else TEXT_LIMIT)
             body = text if q.kind == TEXT else "\n".join(line.rstrip() for line in (values[0] if values else "")

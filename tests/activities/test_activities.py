@@ -17,6 +17,7 @@ from sqlalchemy import inspect, select
 from lms.activities import services
 from lms.activities.models import (
     CONFIRMED,
+    DATE,
     DRAFT,
     END,
     LONGTEXT,
@@ -319,6 +320,53 @@ def test_the_pages(db, world, client, login_as):
     assert client.get(f"/activities/{survey.id + 1000}").status_code == 404
     login_as(user=factories.make_user("learner"))
     assert client.get(f"/activities/{survey.id}").status_code == 404  # no place in the course: nothing to see
+
+
+def test_results_count_every_kind_of_answer(db, world, make_user):
+    """Choices, scales, several choices, numbers, dates (as offices write them: 2026/4/1 is
+    2026-04-01) and texts give the same figures on SQLite and PostgreSQL, per session and
+    across sessions."""
+    from lms.activities import results
+
+    Q = services.QuestionInput
+    survey = build(db, world, questions=[
+        Q(kind=SCALE, prompt="満足度"),
+        Q(kind=SINGLE, prompt="分かりやすさ", choices=["はい", "いいえ"], required=False),
+        Q(kind=MULTIPLE, prompt="役立った内容", choices=["起案", "決裁", "保存"], required=False),
+        Q(kind=NUMBER, prompt="勤続年数", required=False),
+        Q(kind=DATE, prompt="受講希望日", required=False),
+        Q(kind=TEXT, prompt="ご意見", required=False),
+        Q(kind=LONGTEXT, prompt="詳しく", required=False),
+    ])
+    people = [world["learner"]]
+    for _n in range(3):
+        person = make_user("learner")
+        enrollment.enroll_self(world["session"].id, person)
+        people.append(person)
+    db.session.commit()
+    answers = [
+        (5, 0, ["0", "2"], "12.5", "2026-04-01", "特になし", "資料が\n分かりやすい"),
+        (4, 1, ["2"], "３", "2026/4/1", "特になし", None),
+        (4, None, None, "-2", None, "演習を長く", "資料が\n分かりやすい"),
+        (1, 0, ["0", "1", "2"], None, "2026-05-10", "特になし", None),
+    ]
+    for person, values in zip(people, answers, strict=True):
+        _done, errors = services.save(survey.id, person, form(survey, *values), submit=True)
+        assert not errors
+        db.session.commit()
+    for session_id in (None, world["session"].id):
+        shown = results.results(survey, session_id)
+        assert shown.total == 4 and shown.shown
+        scale, single, multiple, number, day, text, longtext = shown.questions
+        assert scale.counts == [("不満", 1), ("やや不満", 0), ("どちらともいえない", 0), ("おおむね満足", 2), ("満足", 1)]
+        assert (scale.answered, scale.mean, scale.low, scale.high) == (4, 3.5, 1.0, 5.0)
+        assert single.counts == [("はい", 2), ("いいえ", 1)] and single.answered == 3
+        assert multiple.counts == [("起案", 2), ("決裁", 1), ("保存", 3)] and multiple.answered == 3
+        assert (number.answered, number.mean, number.low, number.high) == (3, 4.5, -2.0, 12.5)
+        assert day.texts == [("2026-04-01", 2), ("2026-05-10", 1)]
+        assert text.texts == [("特になし", 3), ("演習を長く", 1)] and text.answered == 4
+        assert longtext.texts == [("資料が\n分かりやすい", 2)] and longtext.more_texts == 0
+    assert results.results(survey, world["session"].id + 1000).total == 0
 
 
 def test_results_show_groups_of_five_and_no_names(db, world, make_user, client, login_as):
