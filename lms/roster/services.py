@@ -377,15 +377,13 @@ def _records(rows: list[list[str]], required: tuple[str, ...], max_rows: int | N
     if len(body) > max_rows:
         raise InvalidInput(_("行数が多すぎます（%(count)s 行。上限 %(max)s 行）。分割してアップロードしてください。", count=len(body), max=max_rows))
     records = []
-    line = 1
-    for number, row in enumerate(rows, start=1):
+    for line, row in enumerate(rows, start=1):  # (line 1: the header)
         if any("\x00" in cell for cell in row):
             raise InvalidInput(_("%(line)s 行目に NUL 文字（U+0000）が含まれているため読み込めません。"
                                  "Excel で開いて「CSV UTF-8」か「CSV（コンマ区切り）」で保存し直してください。",
-                                 line=number))
-    for row in body:
-        line += 1
-        records.append((line, {name: (row[i].strip() if i < len(row) else "") for i, name in enumerate(header) if name}))
+                                 line=line))
+        if line > 1:
+            records.append((line, {name: (row[i].strip() if i < len(row) else "") for i, name in enumerate(header) if name}))
     return header, records
 
 
