@@ -29,6 +29,12 @@ def neutralise_text(text: str) -> str:
     return "'" + text if text[:1] in _TRIGGERS else text
 
 
+def read_back_text(text: str) -> str:
+    """CSV import: a cell as it was before ``neutralise_text`` (the apostrophe before a formula
+    character goes), so that a file exported here and imported again changes nothing."""
+    return text[1:] if text[:1] == "'" and text[1:2] in _TRIGGERS else text
+
+
 def neutralise_cell(value: object) -> str:
     """CSV: the text of one cell (None is empty), safe to open in a spreadsheet."""
     if value is None:

@@ -51,6 +51,12 @@ def index():
     )
 
 
+def _field_of(form, exc: DomainError):
+    """The form field a refusal of the roster service is about (the 職員番号 when it names none)."""
+    field = getattr(form, str(exc.context.get("field", "")), None)
+    return field if field is not None else form.employee_number
+
+
 @bp.route("/roster/new", methods=["GET", "POST"])
 @role_required(*ADMINS)
 def new():
@@ -67,7 +73,7 @@ def new():
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()
-            form.employee_number.errors.append(exc.message)
+            _field_of(form, exc).errors.append(exc.message)
         else:
             flash(_("%(name)s さんを名簿に追加しました。", name=member.full_name), "success")
             return redirect(target)
@@ -97,7 +103,7 @@ def edit(member_id: int):
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()
-            form.employee_number.errors.append(exc.message)
+            _field_of(form, exc).errors.append(exc.message)
         else:
             flash(_("名簿を更新しました。"), "success")
             return redirect(url_for("roster.detail", member_id=member.id))

@@ -25,7 +25,7 @@ from lms.audit.services import record_action
 from lms.common import signals
 from lms.common.database import begin_write, for_update
 from lms.common.errors import Conflict, InvalidInput, NotFound
-from lms.common.spreadsheet import LossyRow, neutralise_cell, read_xlsx_rows, unencodable
+from lms.common.spreadsheet import LossyRow, neutralise_cell, read_back_text, read_xlsx_rows, unencodable
 from lms.common.timeutil import plausible_year, today_tokyo, utcnow
 from lms.extensions import db
 from lms.municipalities.models import TenantMapping
@@ -50,8 +50,11 @@ ROSTER_COLUMNS = (
     ("所属長", "supervisor_role"),  # optional: 所属長, 代理 or empty (who approves the 所属's requests)
 )
 # Columns a file may leave out altogether: their stored values then stay as they are (a
-# roster kept in the HR system without 職層 does not wipe the grades typed in Manabi).
-KEPT_WHEN_ABSENT = {"職層", "所属長"}
+# roster kept in the HR system without 職層 or メール does not wipe what was typed in Manabi);
+# a new entry starts with _NEW_ENTRY_DEFAULTS for them. A column that is there but empty in a
+# row does clear the value.
+KEPT_WHEN_ABSENT = {"メール", "採用日", "職層", "所属長"}
+_NEW_ENTRY_DEFAULTS = {"email": "", "hired_on": None, "job_grade": "", "department_head": False, "deputy_head": False}
 # The 所属長 column: what a file may write, and what it means (stored as department_head /
 # deputy_head).
 HEAD, DEPUTY = "所属長", "代理"
@@ -196,7 +199,8 @@ def _check_unique(municipality_id: int, employee_number: str, sign_in_name: str,
         )
     )
     if other is not None:
-        raise Conflict(_("職員番号 %(number)s はすでに %(name)s さんに使われています。", number=employee_number, name=other.full_name))
+        raise Conflict(_("職員番号 %(number)s はすでに %(name)s さんに使われています。", number=employee_number, name=other.full_name),
+                       field="employee_number")
     if sign_in_name:
         other = db.session.scalar(
             select(StaffMember).where(
@@ -206,21 +210,27 @@ def _check_unique(municipality_id: int, employee_number: str, sign_in_name: str,
             )
         )
         if other is not None:
-            raise Conflict(_("サインイン名 %(name)s はすでに別の職員（%(other)s）に使われています。", name=sign_in_name, other=other.full_name))
+            raise Conflict(_("サインイン名 %(name)s はすでに別の職員（%(other)s）に使われています。", name=sign_in_name, other=other.full_name),
+                           field="sign_in_name")
 
 
 def save_staff_member(municipality_id: int, values: dict, actor, member_id: int | None = None) -> StaffMember:
     """Add an entry, or correct one (names, numbers, sign-in name, mail, 採用日).
 
     Department and job title of an existing entry change only through a transfer, so the
-    history is kept. The caller commits.
+    history is kept. A refusal names the form field it is about (``context["field"]``). The
+    caller commits.
     """
     data = {key: normalise_text(values.get(key)) for key in _LIMITS}
     data["sign_in_name"] = data["sign_in_name"].lower()
     if not data["employee_number"] or not data["full_name"]:
-        raise InvalidInput(_("職員番号と氏名は必須です。"))
+        raise InvalidInput(_("職員番号と氏名は必須です。"), field="employee_number" if not data["employee_number"] else "full_name")
+    if not _EMPLOYEE_NUMBER_RE.match(data["employee_number"]):  # (as an import reads it: the file must take it back)
+        raise InvalidInput(_("職員番号「%(number)s」に使えない文字があります（半角英数字・ハイフンのみ）。",
+                             number=data["employee_number"]), field="employee_number")
     if data["sign_in_name"] and not _EMAIL_RE.match(data["sign_in_name"]):
-        raise InvalidInput(_("サインイン名はメールアドレスの形式（例：taro@city.example.lg.jp）で入力してください。"))
+        raise InvalidInput(_("サインイン名はメールアドレスの形式（例：taro@city.example.lg.jp）で入力してください。"),
+                           field="sign_in_name")
     begin_write()
     _check_unique(municipality_id, data["employee_number"], data["sign_in_name"], member_id)
     if member_id is None:
@@ -342,7 +352,8 @@ def read_csv(data: bytes, required: tuple[str, ...], *, max_rows: int | None = N
         return XLSX_LABEL, *_records(_xlsx_rows(data), required, max_rows, XLSX_LABEL)
     text, encoding = decode_csv(data)
     try:
-        rows = list(csv.reader(io.StringIO(text, newline="")))
+        # (a cell our own export neutralised reads back as it was: '=… is =…)
+        rows = [[read_back_text(cell) for cell in row] for row in csv.reader(io.StringIO(text, newline=""))]
     except csv.Error as exc:
         raise InvalidInput(_("CSV として読み取れません（%(error)s）。", error=str(exc))) from None
     return encoding, *_records(rows, required, max_rows, encoding)
@@ -498,7 +509,8 @@ def _row_values(raw: dict) -> dict:
               if column in raw or column not in KEPT_WHEN_ABSENT}
     values["full_name_kana"] = normalise_kana(values["full_name_kana"])
     values["sign_in_name"] = values["sign_in_name"].lower()
-    values["email"] = values["email"].lower()
+    if "email" in values:
+        values["email"] = values["email"].lower()
     if "supervisor_role" in values:
         values["supervisor_role"] = _SUPERVISOR_WORDS.get(values["supervisor_role"], values["supervisor_role"])
     return values
@@ -565,7 +577,8 @@ def _raw_of(entry: dict) -> dict:
     hired_on = entry.get("hired_on")
     raw = {column: ("" if entry.get(attr) is None else str(entry.get(attr))) for column, attr in ROSTER_COLUMNS
            if attr in entry or column not in KEPT_WHEN_ABSENT}
-    raw["採用日"] = hired_on.isoformat() if isinstance(hired_on, date) else raw["採用日"]
+    if isinstance(hired_on, date):
+        raw["採用日"] = hired_on.isoformat()
     return raw
 
 
@@ -695,14 +708,15 @@ def _row_problem(values, raw, seen_numbers, seen_sign_ins, existing, by_sign_in)
         holder = by_sign_in.get(sign_in)
         if holder is not None and holder.employee_number != number:
             return _("サインイン名 %(name)s はすでに別の職員（職員番号 %(other)s）に使われています。", name=sign_in, other=holder.employee_number)
-    if values["email"] and not _EMAIL_RE.match(values["email"]):
+    if values.get("email") and not _EMAIL_RE.match(values["email"]):
         return _("メール「%(mail)s」がメールアドレスの形式ではありません。", mail=values["email"])
     if values.get("supervisor_role", "") not in ("", HEAD, DEPUTY):
         return _("所属長の欄「%(value)s」は、「所属長」「代理」または空欄で入力してください。", value=values["supervisor_role"])
-    try:
-        values["hired_on"] = parse_date(raw.get("採用日", ""))
-    except ValueError:
-        return _("採用日「%(value)s」が日付として読めません（例：2026-04-01）。", value=raw.get("採用日", ""))
+    if "採用日" in raw:
+        try:
+            values["hired_on"] = parse_date(raw["採用日"])
+        except ValueError:
+            return _("採用日「%(value)s」が日付として読めません（例：2026-04-01）。", value=raw["採用日"])
     return ""
 
 
@@ -742,7 +756,7 @@ def _apply_import(municipality_id: int, planned, missing, effective_on: date, ac
             continue
         values = _stored(values)
         if member is None:
-            inserts.append({**values, "municipality_id": municipality_id, "status": ACTIVE, "source": source,
+            inserts.append({**_NEW_ENTRY_DEFAULTS, **values, "municipality_id": municipality_id, "status": ACTIVE, "source": source,
                             "created_at": now, "updated_at": now})
             continue
         change = {"id": member.id, "updated_at": now, **values}

@@ -204,3 +204,59 @@ def test_a_nul_character_in_a_csv_is_refused_with_its_line(app, chiyoda, admin):
     rows = [list(ROWS[0]), [ROWS[1][0], "山田\x00太郎", *ROWS[1][2:]]]
     with pytest.raises(InvalidInput, match="3 行目に NUL 文字"):
         import_roster(chiyoda.id, _csv(rows), admin)
+
+
+def test_optional_columns_left_out_keep_what_is_stored(app, db, chiyoda, admin):
+    """A file without メール and 採用日 (an HR export that has neither) keeps them; a file that
+    has the column but leaves a row's cell empty clears it."""
+    import_roster(chiyoda.id, _csv(ROWS), admin)
+    db.session.commit()
+    short_header = HEADER[:6]
+    report = import_roster(chiyoda.id, _csv([row[:6] for row in ROWS], header=short_header), admin)
+    db.session.commit()
+    assert report.applied and report.counts["unchanged"] == 3, [r.message for r in report.rows]
+    db.session.expire_all()
+    members = _members(db, chiyoda)
+    assert members["1002"].email == "hanako@city.example.lg.jp" and members["1002"].hired_on == date(2015, 4, 1)
+
+    cleared = [list(row) for row in ROWS]
+    cleared[1][6], cleared[1][7] = "", ""
+    report = import_roster(chiyoda.id, _csv(cleared), admin)
+    db.session.commit()
+    assert report.counts["updated"] == 1
+    db.session.expire_all()
+    assert _members(db, chiyoda)["1002"].email == "" and _members(db, chiyoda)["1002"].hired_on is None
+
+    # A new entry from such a file starts without them.
+    report = import_roster(chiyoda.id, _csv([["1004", "新 職員", "シン ショクイン", "総務部 総務課", "主事", ""]],
+                                            header=short_header), admin)
+    db.session.commit()
+    assert report.counts["added"] == 1
+    new = _members(db, chiyoda)["1004"]
+    assert new.email == "" and new.hired_on is None and new.job_grade == ""
+
+
+def test_an_export_with_formula_characters_reads_back_unchanged(app, db, chiyoda, admin, make_staff):
+    """The export puts an apostrophe before = + - @ (a spreadsheet would run them); importing the
+    export takes it away again: nothing changes, no transfer is recorded."""
+    make_staff("131016", employee_number="3001", full_name="@山田 太郎", department="@総務課", job_title="-主事",
+               sign_in_name="yamada@city.example.lg.jp", email="yamada@city.example.lg.jp")
+    make_staff("131016", employee_number="3002", full_name="鈴木 花子", department="=企画課", job_title="+主任")
+    db.session.commit()
+    exported = export_roster_csv(chiyoda.id)
+    assert "'@総務課" in exported.decode("utf-8-sig")
+    report = import_roster(chiyoda.id, exported, admin)
+    db.session.commit()
+    assert report.applied and report.counts["unchanged"] == 2, [r.message for r in report.rows]
+    assert db.session.scalar(select(func.count()).select_from(StaffHistory)) == 0
+    db.session.expire_all()
+    members = _members(db, chiyoda)
+    assert (members["3001"].department, members["3001"].job_title) == ("@総務課", "-主事")
+    assert members["3002"].department == "=企画課"
+    # A cell that merely starts with an apostrophe (no formula character after it) is kept.
+    report = import_roster(chiyoda.id, _csv([["3003", "'t Hooft", "ト ホーフト", "'総務課", "主事", ""]],
+                                            header=HEADER[:6]), admin)
+    db.session.commit()
+    assert report.applied
+    member = _members(db, chiyoda)["3003"]
+    assert member.full_name == "'t Hooft" and member.department == "'総務課"

@@ -81,6 +81,34 @@ def test_add_transfer_and_leave_through_the_pages(app, db, client, login_as):
     assert {"roster.add", "roster.transfer", "roster.leave"} <= actions
 
 
+def test_a_refused_entry_names_the_field_it_is_about(app, db, client, login_as, make_staff):
+    """The form marks the field the problem is in (not always the 職員番号), and a 職員番号 that
+    an import would refuse (so the roster's own export could not be read back) is refused here too."""
+    login_as("municipal_admin", "131016")
+    make_staff("131016", employee_number="7100", full_name="既存 職員", sign_in_name="taken@city.example.lg.jp")
+    db.session.commit()
+    base = {"employee_number": "7101", "full_name": "新規 職員", "full_name_kana": "", "department": "総務課",
+            "job_title": "主事", "email": ""}
+
+    def error_of(data, field):
+        page = client.post("/roster/new", data=data)
+        assert page.status_code == 200
+        html = page.get_data(as_text=True)
+        start = html.find(f'id="{field}-error"')
+        assert start != -1, html
+        return html[start:html.index("</p>", start)]
+
+    assert "メールアドレスの形式" in error_of({**base, "sign_in_name": "bad sign in"}, "sign_in_name")
+    assert "すでに別の職員" in error_of({**base, "sign_in_name": "Taken@city.example.lg.jp"}, "sign_in_name")
+    assert "使えない文字" in error_of({**base, "employee_number": "=1+2", "sign_in_name": ""}, "employee_number")
+    assert "すでに" in error_of({**base, "employee_number": "7100", "sign_in_name": ""}, "employee_number")
+    assert db.session.scalar(select(func.count()).select_from(StaffMember).where(  # nothing added
+        StaffMember.employee_number.in_(["7101", "=1+2"]))) == 0
+    # Full-width digits are the same number (NFKC), and accepted.
+    assert client.post("/roster/new", data={**base, "employee_number": "７１０１", "sign_in_name": ""}).status_code == 302
+    assert db.session.scalar(select(StaffMember.id).where(StaffMember.employee_number == "7101")) is not None
+
+
 def test_csv_upload_and_export_through_the_pages(app, db, client, login_as):
     login_as("municipal_admin", "131016")
     data = "職員番号,氏名,氏名カナ,所属,職名,サインイン名\r\n8001,表計算 太郎,ヒョウケイサン タロウ,総務課,主事,hyo@city.example.lg.jp\r\n".encode("cp932")
