@@ -7,8 +7,10 @@ Each person counts once per session: their latest submitted answer, or for a qui
 that decides (a passed attempt stands, as in ``services._latest``; else the latest one).
 
 An anonymous survey shows a group only when it has at least ``MIN_GROUP`` answers: a session
-with fewer is not shown on its own (across sessions its answers are counted under 「その他の回」
-in the per-session table, and in the totals only when those are at least ``MIN_GROUP`` too).
+with fewer is not shown on its own, and across sessions its answers count (in the per-session
+table under 「その他の回」, in the totals, the charts, the free text and the export) only when
+the small sessions' answers together are at least ``MIN_GROUP`` too — otherwise the totals minus
+the sessions shown would be that small group's answers.
 Answers are read without any person and listed in an order that says nothing about who or
 when (free text sorted, export rows in the order of their random keys)."""
 
@@ -112,13 +114,17 @@ class Answer:
     municipality: str = ""
 
 
-def _answers(activity: Activity, session_id: int | None, *, people: bool = False) -> list[Answer]:
+def _answers(activity: Activity, session_id: int | None, *, people: bool = False,
+             among: set[int] | None = None) -> list[Answer]:
     """The counted answers in one statement: per person and session their latest submitted
-    answer, for a quiz the deciding attempt (the latest passed one, else the latest one)."""
+    answer, for a quiz the deciding attempt (the latest passed one, else the latest one).
+    ``among``: across sessions, an anonymous survey's sessions whose answers may count."""
     if activity.anonymous:
         query = select(AnonymousAnswer.answers).where(AnonymousAnswer.activity_id == activity.id)
         if session_id is not None:
             query = query.where(AnonymousAnswer.session_id == session_id)
+        elif among is not None:
+            query = query.where(AnonymousAnswer.session_id.in_(sorted(among)))
         return [Answer(a or {}) for a in db.session.scalars(query.order_by(AnonymousAnswer.id))]
     sub = ActivitySubmission
     deciding = (select(func.coalesce(func.max(case((sub.passed.is_(True), sub.id))), func.max(sub.id)))
@@ -154,6 +160,12 @@ def quiz_result(answers: list[Answer]) -> QuizResult:
 
 
 def counts_by_session(activity: Activity) -> list[tuple[TrainingSession | None, int]]:
+    return _groups(activity)[0]
+
+
+def _groups(activity: Activity) -> tuple[list[tuple[TrainingSession | None, int]], set[int] | None]:
+    """(answers per session as the page shows them, the sessions whose answers count across
+    sessions: an anonymous survey's groups of at least MIN_GROUP; None for every session)."""
     if activity.anonymous:
         rows = db.session.execute(select(AnonymousAnswer.session_id, func.count()).where(
             AnonymousAnswer.activity_id == activity.id).group_by(AnonymousAnswer.session_id)).all()
@@ -166,20 +178,26 @@ def counts_by_session(activity: Activity) -> list[tuple[TrainingSession | None, 
         TrainingSession.id.in_([sid for sid, _n in rows])))} if rows else {}
     out: list[tuple[TrainingSession | None, int]] = []
     merged = 0
+    counted: set[int] = set()
+    small: set[int] = set()
     for sid, n in sorted(rows, key=lambda r: (sessions[r[0]].starts_at, r[0])):
         if activity.anonymous and n < MIN_GROUP:
             merged += n
+            small.add(sid)
         else:
             out.append((sessions[sid], int(n)))
+            counted.add(sid)
     if merged >= MIN_GROUP:  # (a merged group still under the minimum is not shown at all)
         out.append((None, merged))
-    return out
+        counted |= small
+    return out, (counted if activity.anonymous else None)
 
 
 def results(activity: Activity, session_id: int | None = None) -> Results:
     # (an anonymous survey cannot ask for files: there is nobody to list them under)
     with_files = not activity.anonymous and any(q.kind == FILE for q in activity.questions)
-    answers = _answers(activity, session_id, people=with_files)
+    by_session, among = _groups(activity) if session_id is None else ([], None)
+    answers = _answers(activity, session_id, people=with_files, among=among)
     total = len(answers)
     shown = not activity.anonymous or total >= MIN_GROUP
     given = [a.answers for a in answers]
@@ -215,8 +233,7 @@ def results(activity: Activity, session_id: int | None = None) -> Results:
                 result.mean = round(sum(numbers) / len(numbers), 2)
                 result.low, result.high = min(numbers), max(numbers)
         questions.append(result)
-    return Results(total, shown, questions, counts_by_session(activity) if session_id is None else [],
-                   quiz_result(answers) if activity.kind == QUIZ else None)
+    return Results(total, shown, questions, by_session, quiz_result(answers) if activity.kind == QUIZ else None)
 
 
 def workbook(activity: Activity, session_id: int | None = None, *, file_url: Callable[[int], str] | None = None):
@@ -225,7 +242,8 @@ def workbook(activity: Activity, session_id: int | None = None, *, file_url: Cal
     column is followed by the file's download address (``file_url``: an attachment id's
     absolute URL, asked for while the request is still there — the rows are written later)."""
     questions = [q for q in activity.questions if q.kind != SECTION]
-    answers = _answers(activity, session_id)
+    among = _groups(activity)[1] if activity.anonymous and session_id is None else None
+    answers = _answers(activity, session_id, among=among)
     if activity.anonymous and len(answers) < MIN_GROUP:
         answers = []  # too few to show without pointing at someone
     quiz = activity.kind == QUIZ

@@ -205,10 +205,9 @@ def _question_input(form: QuestionForm) -> services.QuestionInput:
             except ValueError:
                 raise InvalidInput(_("正解は選択肢の番号（1から）をカンマで区切って入力してください。"), field="correct") from None
         elif kind == NUMBER:
-            try:
-                correct = [float(text) if "." in text else int(text)]
-            except ValueError:
-                raise InvalidInput(_("正解の数値を半角数字で入力してください。"), field="correct") from None
+            if (number := services.read_number(text)) is None:  # (read as the learners' answers are)
+                raise InvalidInput(_("正解の数値を半角数字で入力してください。"), field="correct")
+            correct = [number]
     return services.QuestionInput(kind=kind, prompt=form.prompt.data or "", help_text=form.help_text.data or "",
                                   required=bool(form.required.data), choices=services.parse_choices(form.choices.data or ""),
                                   correct=correct, max_length=form.max_length.data, points=form.points.data or 1)

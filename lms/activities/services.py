@@ -489,6 +489,24 @@ def _normalise_number(text: str) -> str:
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
 
+def read_number(text: str) -> int | float | None:
+    """A number as a person writes it (全角 too, 1,200 with its comma; no exponent, no
+    infinity), or None when it is none: a learner's answer and a quiz's right answer alike."""
+    normal = _normalise_number(text)
+    if not _NUMBER.match(normal) or len(normal) > 20:
+        return None
+    return float(normal) if "." in normal else int(normal)
+
+
+def _choice_index(text: str, count: int) -> int | None:
+    """A choice's index as the form posts it ("0", "1", …), or None: anything else (a digit that
+    is not ASCII, such as ², a huge number) is no choice."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 4:
+        return None
+    index = int(text)
+    return index if index < count else None
+
+
 def clean_answers(activity: Activity, raw: dict[str, list[str]], *, final: bool,
                   questions: list[ActivityQuestion] | None = None, attached: dict[str, dict] | None = None,
                   errors: dict[int, str] | None = None) -> tuple[dict[str, object], dict[int, str]]:
@@ -508,12 +526,12 @@ def clean_answers(activity: Activity, raw: dict[str, list[str]], *, final: bool,
             value = (attached or {}).get(str(q.id))
         elif q.kind == SINGLE:
             if text:
-                if not text.isdigit() or not 0 <= int(text) < len(q.choices):
+                if (index := _choice_index(text, len(q.choices))) is None:
                     errors[q.id] = _("選択肢から選んでください。")
                 else:
-                    value = int(text)
+                    value = index
         elif q.kind == MULTIPLE:
-            picked = sorted({int(v) for v in values if v.isdigit() and 0 <= int(v) < len(q.choices)})
+            picked = sorted({i for v in values if (i := _choice_index(v, len(q.choices))) is not None})
             if len(picked) != len({v for v in values if v}):
                 errors[q.id] = _("選択肢から選んでください。")
             value = picked or None
@@ -525,11 +543,10 @@ def clean_answers(activity: Activity, raw: dict[str, list[str]], *, final: bool,
                     value = int(text)
         elif q.kind == NUMBER:
             if text:
-                normal = _normalise_number(text)
-                if not _NUMBER.match(normal) or len(normal) > 20:
+                if (number := read_number(text)) is None:
                     errors[q.id] = _("数値を半角または全角の数字で入力してください（例：12.5）。")
                 else:
-                    value = float(normal) if "." in normal else int(normal)
+                    value = number
         elif q.kind == DATE:
             if text:
                 day = parse_japanese_date(text)  # (2026-04-01, 2026/4/1, 2026年4月1日, full-width too)
@@ -690,7 +707,9 @@ def save(activity_id: int, user, raw: dict[str, list[str]], *, submit: bool, upl
     late = now > place.closes if is_rewrite(current) else _check_window(place, now)
     timed_out = False
     if activity.kind == QUIZ:
-        if current is None or current.status != DRAFT:
+        if current is not None and current.status != DRAFT:  # (another tab handed this attempt in)
+            raise Conflict(_("この受験はすでに提出され、採点されています。もう一度受験できる場合は「受験を始める」から始めてください。"))
+        if current is None:
             raise Conflict(_("確認テストは「受験を始める」から始めてください。"))
         expired = _expired(activity, current, now)
         deadline = deadline_of(activity, current)

@@ -134,6 +134,91 @@ def test_an_anonymous_survey_keeps_answers_apart_from_people(db, world):
     assert len(kept[0].id) == 32 and not kept[0].id.isdigit()  # a random key: no order to line up
 
 
+def test_an_anonymous_surveys_small_sessions_stay_out_of_every_total(db, world, client, make_session):
+    """A session with fewer than MIN_GROUP answers is hidden on its own and, across sessions, is
+    left out of the totals, the charts, the free text and the export as well (the totals minus
+    the sessions shown would otherwise be its answers) — unless the small sessions together
+    make a group of MIN_GROUP, shown as 「その他の回」."""
+    import io
+    import uuid
+
+    from openpyxl import load_workbook
+
+    from lms.activities import results as activity_results
+    from lms.common.timeutil import today_tokyo
+
+    survey = build(db, world, anonymous=True)
+    big, small = world["session"], make_session(world["course"], capacity=20, delivery="onsite", location="研修室B")
+    scale, _choice, text = survey.questions
+
+    def answered(session, n, score, remark):
+        for _i in range(n):
+            db.session.add(AnonymousAnswer(id=uuid.uuid4().hex, activity_id=survey.id, session_id=session.id,
+                                           answers={str(scale.id): score, str(text.id): remark},
+                                           submitted_on=today_tokyo()))
+        db.session.commit()
+
+    answered(big, 7, 5, "よかった")
+    answered(small, 2, 1, "講師が最悪")
+    across = activity_results.results(survey)
+    assert across.shown and across.total == 7
+    assert [(s.id, n) for s, n in across.by_session] == [(big.id, 7)]
+    texts = next(q for q in across.questions if q.question_id == text.id).texts
+    assert texts == [("よかった", 7)]
+    assert dict(next(q for q in across.questions if q.question_id == scale.id).counts)[scale.choices[0]] == 0
+    assert not activity_results.results(survey, small.id).shown
+    factories.sign_in(client, world["trainer"])
+
+    def exported(session_id=None):
+        response = client.get(f"/manage/activities/{survey.id}/results.xlsx"
+                              + (f"?session={session_id}" if session_id else ""))
+        assert response.status_code == 200
+        return "\n".join(str(c) for row in load_workbook(io.BytesIO(response.data)).active.iter_rows(values_only=True)
+                         for c in row if c is not None)
+
+    assert "講師が最悪" not in exported() and "回答 7 件" in exported()
+    assert "講師が最悪" not in exported(small.id)
+    page = client.get(f"/manage/activities/{survey.id}/results").get_data(as_text=True)
+    assert "講師が最悪" not in page and "回答 7 件" in page
+
+    # Three more answers in a third small session: the small ones together are five, a group.
+    third = make_session(world["course"], capacity=20, delivery="onsite", location="研修室C")
+    answered(third, 3, 3, "普通")
+    across = activity_results.results(survey)
+    assert across.total == 12
+    assert [(s.id if s else None, n) for s, n in across.by_session] == [(big.id, 7), (None, 5)]
+    assert "講師が最悪" in exported() and "回答 12 件" in exported()
+
+
+def test_a_choice_or_number_that_is_none_gets_a_message_not_an_error(db, world, client):
+    """A posted choice that is a digit but not an ASCII one (², ٣) or a huge number, and a quiz's
+    right answer written as 1.5e999 or inf: the question's own message, never a 500."""
+    survey = build(db, world, questions=[
+        services.QuestionInput(kind=SINGLE, prompt="一つ選ぶ", choices=["甲", "乙"]),
+        services.QuestionInput(kind=MULTIPLE, prompt="いくつでも", choices=["甲", "乙"], required=False)])
+    single, multiple = survey.questions
+    for bad in ("²", "٣", "9" * 5000, "-1", "2"):
+        _answers, errors = services.clean_answers(survey, {f"q{single.id}": [bad], f"q{multiple.id}": ["0", bad]},
+                                                  final=True)
+        assert errors == {single.id: "選択肢から選んでください。", multiple.id: "選択肢から選んでください。"}, bad
+    answers, errors = services.clean_answers(survey, {f"q{single.id}": ["1"], f"q{multiple.id}": ["0", "1"]}, final=True)
+    assert not errors and answers == {str(single.id): 1, str(multiple.id): [0, 1]}
+    factories.sign_in(client, world["learner"])
+    page = client.post(f"/activities/{survey.id}", data={"action": "save", f"q{single.id}": "²"})
+    assert page.status_code == 400 and "選択肢から選んでください。" in page.get_data(as_text=True)
+
+    quiz = build(db, world, QUIZ, questions=quiz_questions(), publish=False)
+    factories.sign_in(client, world["trainer"])
+    for bad in ("1.5e999", "inf", "NaN", "1e3", "3０x"):
+        page = client.post(f"/manage/activities/{quiz.id}/questions",
+                           data={"kind": NUMBER, "prompt": "保存年限", "correct": bad, "points": "1", "required": "y"})
+        assert page.status_code in (200, 400, 422) and "正解の数値を半角数字で入力してください。" in page.get_data(as_text=True), bad
+    assert client.post(f"/manage/activities/{quiz.id}/questions", data={
+        "kind": NUMBER, "prompt": "保存年限", "correct": "１，２００.５", "points": "1", "required": "y"}).status_code == 302
+    db.session.expire_all()
+    assert quiz.questions[-1].correct == [1200.5]
+
+
 def quiz_questions():
     return [services.QuestionInput(kind=SINGLE, prompt="公文書の保存期間を決めるのは", choices=["規程", "慣例"], correct=[0], points=2),
             services.QuestionInput(kind=MULTIPLE, prompt="起案に必要なもの", choices=["件名", "理由", "好み"], correct=[0, 1]),
@@ -154,6 +239,10 @@ def test_a_quiz_is_scored_and_passed_on_the_second_attempt(db, world):
     scored, _errors = services.save(quiz.id, learner, form(quiz, 1, ["0"], "３０"), submit=True)  # 全角 30 is right
     db.session.commit()
     assert (scored.score_pct, scored.passed) == (25, False)
+    with pytest.raises(Conflict) as handed_in:  # the same attempt sent again from another tab
+        services.save(quiz.id, learner, form(quiz, 0, ["0", "1"], 30), submit=True)
+    assert "すでに提出され、採点されています" in handed_in.value.message
+    db.session.rollback()
     second = services.start_attempt(quiz.id, learner)
     db.session.commit()
     scored, _errors = services.save(quiz.id, learner, form(quiz, 0, ["0", "1"], 30), submit=True)
@@ -382,8 +471,10 @@ def test_results_show_groups_of_five_and_no_names(db, world, make_user, client, 
         db.session.commit()
     from lms.activities import results
 
-    held = results.results(survey)
-    assert held.total == 4 and not held.shown and all(not q.counts and not q.texts for q in held.questions)
+    held = results.results(survey)  # (across sessions the small session's answers do not count at all)
+    assert held.total == 0 and not held.shown and all(not q.counts and not q.texts for q in held.questions)
+    own = results.results(survey, world["session"].id)
+    assert own.total == 4 and not own.shown and all(not q.counts and not q.texts for q in own.questions)
     assert held.by_session == []  # a small session is merged; a merged group still under five is not shown
     for n, person in enumerate(people[4:], start=4):
         services.save(survey.id, person, form(survey, 3, 1, f"意見{n}"), submit=True)

@@ -363,7 +363,7 @@ def test_activities_from_building_to_completion(live_server, page, db, summaries
     names = [LEARNER, *OTHERS]
     _as(app, context, base, trainer)
     page.goto(f"{base}/manage/activities/{survey_id}/results")
-    expect(page.get_by_role("note").filter(has_text="無記名のアンケートです。回答者は分からず、回答が5件未満のまとまりは表示しません。")).to_be_visible()
+    expect(page.get_by_role("note").filter(has_text="無記名のアンケートです。回答者は分からず、回答が5件未満のまとまりは表示しません")).to_be_visible()
     expect(page.get_by_text("回答 5 件未満", exact=False).first).to_be_visible()
     expect(page.get_by_text("回答 1 件", exact=False)).to_have_count(0)
     expect(page.get_by_text("回答が5件未満のため、結果は表示しません。")).to_be_visible()
