@@ -199,9 +199,11 @@ def summary_course_statement(municipality_id: int | None, fiscal_year: int):
 
 
 def summary_group_statement(municipality_id: int | None, fiscal_year: int, course_id: int | None = None):
-    """department, job_title, active staff, staff enrolled, staff with a completion (of
+    """department, job_title, staff, staff enrolled, staff with a completion (of
     ``course_id`` if given) — per (所属, 職名) pair of the current roster; the breakdowns
-    add these up per 所属 and per 職名 (each staff member is in one pair)."""
+    add these up per 所属 and per 職名 (each staff member is in one pair). The staff are those
+    active now and those who have left but enrolled or completed in the year: a rate is of
+    people counted on both sides, so it never passes 100%."""
     if course_id is None:
         if municipality_id is not None:
             facts = (
@@ -221,10 +223,8 @@ def summary_group_statement(municipality_id: int | None, fiscal_year: int, cours
                 .group_by(StaffYearSummary.staff_member_id)
                 .subquery("staff_facts")
             )
-        enrolled_id, completed_id = facts.c.staff_id, facts.c.staff_id
         joined = StaffMember.__table__.outerjoin(facts, facts.c.staff_id == StaffMember.id)
-        enrolled_flag = case((facts.c.enrolled > 0, 1), else_=0)
-        completed_flag = case((facts.c.completed > 0, 1), else_=0)
+        enrolled, completed = facts.c.enrolled > 0, facts.c.completed > 0
     else:
         # One course: its few enrollments and completions in the scope, straight from the base tables.
         enrolled_q = (
@@ -245,12 +245,11 @@ def summary_group_statement(municipality_id: int | None, fiscal_year: int, cours
         enrolled_id, completed_id = e.c.staff_id, c.c.staff_id
         joined = (StaffMember.__table__.outerjoin(e, e.c.staff_id == StaffMember.id)
                   .outerjoin(c, c.c.staff_id == StaffMember.id))
-        enrolled_flag = case((enrolled_id.is_not(None), 1), else_=0)
-        completed_flag = case((completed_id.is_not(None), 1), else_=0)
+        enrolled, completed = enrolled_id.is_not(None), completed_id.is_not(None)
     return (
         select(StaffMember.department, StaffMember.job_title,
-               func.sum(case((StaffMember.status == ACTIVE, 1), else_=0)),
-               func.sum(enrolled_flag), func.sum(completed_flag))
+               func.sum(case((or_(StaffMember.status == ACTIVE, enrolled, completed), 1), else_=0)),
+               func.sum(case((enrolled, 1), else_=0)), func.sum(case((completed, 1), else_=0)))
         .select_from(joined)
         .where(*_scope_filter(municipality_id))
         .group_by(StaffMember.department, StaffMember.job_title)

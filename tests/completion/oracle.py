@@ -8,7 +8,7 @@ and the roster in one statement (kept out of the application: one production way
 
 from __future__ import annotations
 
-from sqlalchemy import String, and_, cast, exists, func, literal, select, union_all
+from sqlalchemy import String, and_, cast, exists, func, literal, or_, select, union_all
 
 from lms.attendance.models import Attendance
 from lms.common.timeutil import fiscal_year_bounds
@@ -123,8 +123,12 @@ def fresh_dashboard_statement(municipality_id: int | None, fiscal_year: int, cou
                 .select_from(roster.join(staff_set, staff_set.c.staff_id == roster.c.staff_id))
                 .group_by(col)
             )
+        # Staff: active now, or left but enrolled or completed in the year.
+        active_or_seen = or_(roster.c.status == ACTIVE,
+                             roster.c.staff_id.in_(select(enrolled_staff.c.staff_id)),
+                             roster.c.staff_id.in_(select(completed_staff.c.staff_id)))
         parts.append(select(literal("s:" + name), col, func.count(), zero)
-                     .where(roster.c.status == ACTIVE).group_by(col))
+                     .where(active_or_seen).group_by(col))
     parts.append(select(literal("month"), cf.c.month, func.count(), zero).where(*c_filter).group_by(cf.c.month))
     return union_all(*parts)
 

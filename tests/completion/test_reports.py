@@ -95,6 +95,34 @@ def test_transferred_staff_keep_their_records_where_they_were(known_data, db):
     assert deps["総務課"] == (1, 0)
 
 
+def test_staff_who_left_count_where_they_took_part_so_no_rate_passes_100(known_data, db):
+    """Someone who left (退職・転出) after enrolling or completing in the year still counts as
+    staff of their 所属 and 職名 for that year (their completion is counted, so they must be
+    in the denominator too); someone who left without taking part does not."""
+    from lms.roster.models import LEFT
+
+    d = known_data
+    s1, _s2, s3, s4, _s5 = d["staff"]
+    for member in (s1, s3, s4):  # s1 completed A, s3 completed B, s4 did nothing
+        member.status = LEFT
+    db.session.commit()
+    deps = {g.name: (g.staff, g.enrolled, g.completed, g.rate) for g in
+            reports.group_breakdown(d["chiyoda"], d["fy"], "department")}
+    assert deps == {"総務課": (2, 2, 1, 50.0), "企画課": (1, 1, 1, 100.0)}
+    titles = {g.name: (g.staff, g.completed) for g in reports.group_breakdown(d["chiyoda"], d["fy"], "job_title")}
+    assert titles == {"主事": (2, 2), "主任": (1, 0)}
+    only_a = {g.name: (g.staff, g.completed) for g in
+              reports.group_breakdown(d["chiyoda"], d["fy"], "department", course_id=d["a"].id)}
+    assert only_a == {"総務課": (2, 1), "企画課": (1, 0)}
+    for scope in (d["chiyoda"], None):
+        for course_id in (None, d["a"].id, d["b"].id):
+            assert reports.dashboard(scope, d["fy"], course_id) == fresh_dashboard(scope, d["fy"], course_id)
+            for group in (*reports.dashboard(scope, d["fy"], course_id).departments,
+                          *reports.dashboard(scope, d["fy"], course_id).job_titles):
+                assert group.completed <= group.staff and group.enrolled <= group.staff, group
+    db.session.rollback()
+
+
 def test_the_dashboard_equals_the_fresh_aggregate(known_data, db):
     """The dashboard (read from the summaries) shows what the base tables say, for every scope."""
     d = known_data
