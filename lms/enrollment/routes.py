@@ -141,9 +141,10 @@ def _cancel_page(enrollment_id: int):
     notes = []
     if enrollment.status == CONFIRMED:
         notes.append(_("空いた席は、キャンセル待ちの方がいれば、その方に自動で回ります。"))
-        full = session.free_seats <= 0 or session.waitlisted_count > 0
-        if full:
+        if session.free_seats <= 0:
             notes.append(_("この回は定員に達しています。後から申し込み直すと、キャンセル待ちの最後になります。"))
+        elif session.waitlisted_count > 0:
+            notes.append(_("この回にはキャンセル待ちの方がいます。後から申し込み直すと、キャンセル待ちの最後になります。"))
         else:
             notes.append(_("空席があれば、受付期間中は申し込み直せます。"))
     elif enrollment.status == WAITLISTED:
@@ -542,9 +543,8 @@ def _nominated_message(result: services.NominationResult, name: str) -> str:
         return _("%(name)s さん：%(message)s", name=name, message=result.message)
     if enrollment.status == CONFIRMED:
         return _("%(name)s さんの受講が確定しました。", name=name)
-    if enrollment.status == WAITLISTED:
-        return _("%(name)s さんは定員に達しているため、キャンセル待ち %(n)s 番目です。",
-                 name=name, n=waitlist_position(enrollment))
+    if enrollment.status == WAITLISTED:  # (the message says why: the capacity, or the 割当人数)
+        return _("%(name)s さん：%(message)s", name=name, message=result.message)
     if enrollment.status == PENDING:
         return _("%(name)s さんを推薦しました。承認待ちです。", name=name)
     return _("%(name)s さん：%(message)s", name=name, message=result.message)

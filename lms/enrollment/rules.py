@@ -126,6 +126,20 @@ def held_for_others(quotas: list[SessionQuota], municipality_id: int) -> int:
     return sum(max(q.seats - q.confirmed_count, 0) for q in quotas if q.municipality_id != municipality_id)
 
 
+# Why an arrival waits (the learner and the office are told which): the capacity is reached;
+# the municipality's own 割当人数 is; or the seats left are held for other municipalities.
+FULL, QUOTA_FULL, HELD = "full", "quota_full", "held"
+
+
+def waitlist_reason(session: TrainingSession, quota: SessionQuota | None) -> str:
+    """Why a request that found no free seat (``seat_free`` false) waits."""
+    if session.confirmed_count >= session.capacity:
+        return FULL
+    if quota is not None and quota.confirmed_count >= quota.seats:
+        return QUOTA_FULL
+    return HELD
+
+
 def seat_free(session: TrainingSession, quota: SessionQuota | None, held: int = 0,
               ahead: list[tuple[int, int]] | None = None, quota_ids: set[int] | None = None) -> bool:
     """A confirmed seat is free for a municipality: with a quota row, while the capacity and

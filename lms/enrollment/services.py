@@ -309,9 +309,11 @@ def _arrive(session: TrainingSession, member: StaffMember, actor, source: str, n
         approvals.start(enrollment, member, course)
         db.session.flush()
     position = None
+    reason: tuple[str, int] | None = None
     if status == WAITLISTED:
         # Last in the queue: everyone waiting now (read under the session's lock) plus one.
         position = session.waitlisted_count + 1
+        reason = rules.waitlist_reason(session, quota), (quota.seats if quota is not None else 0)
         seats.note_waitlisted(session)
     if status == CONFIRMED:
         seats.count_seats(session, quota, +1)
@@ -320,7 +322,7 @@ def _arrive(session: TrainingSession, member: StaffMember, actor, source: str, n
         signals.attendees_changed.send(session, actor=actor)
     # Where they stand at commit (plain attributes, for the answer: not expired by the commit).
     enrollment.position_at_arrival = position
-    enrollment.outcome_message = status_message(enrollment, position)
+    enrollment.outcome_message = status_message(enrollment, position, reason)
     enrollment.outcome = Outcome(enrollment.id, status, enrollment.outcome_message)
     return enrollment
 
@@ -416,13 +418,27 @@ def _nominate_tx(session_id: int, staff_member_id: int, actor, source: str) -> N
     return NominationResult(enrollment, True, enrollment.outcome_message)
 
 
-def status_message(enrollment: Enrollment, position: int | None = None) -> str:
-    """Where the learner stands, in one sentence."""
+def status_message(enrollment: Enrollment, position: int | None = None,
+                   reason: tuple[str, int] | None = None) -> str:
+    """Where the learner stands, in one sentence. ``reason``: why a new arrival waits
+    (``rules.waitlist_reason`` and the municipality's 割当人数), known when it was decided;
+    later only a full session is told apart from seats held by 割当人数."""
     if enrollment.status == CONFIRMED:
         return _("受講が確定しました。")
     if enrollment.status == WAITLISTED:
         if position is None:
             position = waitlist_position(enrollment)
+        if reason is None:
+            session = enrollment.session
+            why = rules.FULL if session.confirmed_count >= session.capacity else rules.HELD
+            seats_of_town = 0
+        else:
+            why, seats_of_town = reason
+        if why == rules.QUOTA_FULL:
+            return _("所属する区市町村の割当人数（%(seats)s 人）に達しているため、キャンセル待ち %(n)s 番目です。",
+                     seats=seats_of_town, n=position)
+        if why == rules.HELD:
+            return _("空いている席は区市町村ごとの割当人数として確保されているため、キャンセル待ち %(n)s 番目です。", n=position)
         return _("定員に達しているため、キャンセル待ち %(n)s 番目です。", n=position)
     if enrollment.status == PENDING:
         return _("承認待ちです。所属の研修担当が承認すると確定します。")

@@ -98,7 +98,7 @@ def _lead(kind: str, enrollment, *, position: int | None, changes: dict | None) 
     if kind == "confirmed":
         return [_("次の研修の受講が確定しました。当日は開始時刻までにご参加ください。")]
     if kind == "waitlisted":
-        lines = [_("定員に達しているため、キャンセル待ちに登録しました。")]
+        lines = [_("空いている席がないため、キャンセル待ちに登録しました。")]
         if position:
             lines.append(_("現在のキャンセル待ち順位：%(position)s 番目", position=position))
         lines.append(_("受講できることになった場合は、改めてメールでお知らせします。"))

@@ -210,6 +210,35 @@ def test_quota_caps_a_municipality_and_others_share_the_rest(make_session, learn
     assert_counters_consistent(session.id)
 
 
+def test_a_waiting_arrival_is_told_why_it_waits(make_session, learner, make_staff, make_user):
+    """The capacity reached, the municipality's own 割当人数 reached, or the seats left held for
+    other municipalities: each arrival (and each nomination) is told which, and the course
+    page later tells a full session apart from seats held by 割当人数."""
+    session = make_session(capacity=3, quotas={"131016": 1, "131024": 1})
+    assert _self_enroll(session, learner("131016")[0]).status == CONFIRMED
+    own_quota = _self_enroll(session, learner("131016")[0])
+    assert own_quota.status == WAITLISTED
+    assert own_quota.outcome_message == "所属する区市町村の割当人数（1 人）に達しているため、キャンセル待ち 1 番目です。"
+    assert _self_enroll(session, learner("131032")[0]).status == CONFIRMED  # the one seat nobody holds
+    held = _self_enroll(session, learner("131032")[0])
+    assert held.status == WAITLISTED
+    assert held.outcome_message == "空いている席は区市町村ごとの割当人数として確保されているため、キャンセル待ち 2 番目です。"
+    factories.db.session.expire_all()
+    assert services.status_message(factories.db.session.get(Enrollment, held.id)).startswith("空いている席は")
+    # 中央区 takes its held seat: the session is full now.
+    assert _self_enroll(session, learner("131024")[0]).status == CONFIRMED
+    full = _self_enroll(session, learner("131024")[0])
+    assert full.outcome_message == "定員に達しているため、キャンセル待ち 3 番目です。"
+    factories.db.session.expire_all()
+    assert services.status_message(factories.db.session.get(Enrollment, held.id)).startswith("定員に達しているため")
+    # A nomination over the quota says the same.
+    other = make_session(capacity=10, quotas={"131016": 0})
+    admin = make_user("municipal_admin", municipality_code="131016")
+    result = services.nominate(other.id, make_staff("131016").id, admin)
+    assert result.enrollment.status == WAITLISTED and "割当人数（0 人）に達しているため" in result.message
+    assert_counters_consistent(session.id)
+
+
 def test_quota_seats_are_held_until_released(make_session, learner):
     """割当人数 are held for their municipality: others get only the seats nobody holds until
     the quotas are released (at the nomination deadline, or by the office earlier); then the
