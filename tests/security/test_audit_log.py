@@ -180,3 +180,26 @@ def test_postgresql_trigger_refuses_raw_update_and_delete(db, audit_trigger):
         conn.execute(text("INSERT INTO audit_log (occurred_at, actor_label, action, target_type, target_id, "
                           "ip_address, request_id, details) VALUES (now(), 'system', 'raw.insert', '', '', '', '', '{}')"))
     assert db.session.scalar(select(func.count()).select_from(AuditLog)) == 2
+
+
+def test_every_detail_the_code_records_has_a_plain_name():
+    """The audit page and its CSV read every detail in words: each keyword that any call of
+    ``record_action`` or ``record_access`` in lms/ passes (and the denial's ``path``) has a
+    label, so a new one cannot slip in as a raw code."""
+    import ast
+    from pathlib import Path
+
+    import lms
+    from lms.admin.audit_text import DETAIL_LABELS
+
+    positional = {"actor", "action", "target_type", "target_id", "municipality_id"}
+    used: dict[str, str] = {}
+    for path in Path(lms.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                if name in ("record_action", "record_access"):
+                    used.update({kw.arg: str(path) for kw in node.keywords if kw.arg and kw.arg not in positional})
+    assert len(used) > 50  # (the scan found the calls)
+    missing = {key: where for key, where in {**used, "path": "lms/audit/services.py"}.items() if key not in DETAIL_LABELS}
+    assert not missing, missing
