@@ -543,10 +543,9 @@ def _nominated_message(result: services.NominationResult, name: str) -> str:
         return _("%(name)s さん：%(message)s", name=name, message=result.message)
     if enrollment.status == CONFIRMED:
         return _("%(name)s さんの受講が確定しました。", name=name)
-    if enrollment.status == WAITLISTED:  # (the message says why: the capacity, or the 割当人数)
-        return _("%(name)s さん：%(message)s", name=name, message=result.message)
     if enrollment.status == PENDING:
         return _("%(name)s さんを推薦しました。承認待ちです。", name=name)
+    # (waitlisted: the service's message says why — the capacity, or the 割当人数)
     return _("%(name)s さん：%(message)s", name=name, message=result.message)
 
 

@@ -135,7 +135,7 @@ def waitlist_reason(session: TrainingSession, quota: SessionQuota | None) -> str
     """Why a request that found no free seat (``seat_free`` false) waits."""
     if session.confirmed_count >= session.capacity:
         return FULL
-    if quota is not None and quota.confirmed_count >= quota.seats:
+    if not quota_has_room(quota):
         return QUOTA_FULL
     return HELD
 
