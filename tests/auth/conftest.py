@@ -150,12 +150,19 @@ class OidcProvider:
                     self.port = int(match.group(1))
                     ready.set()
 
-        threading.Thread(target=read_output, daemon=True).start()
-        if not ready.wait(30):
-            self.stop()
-            raise RuntimeError("the OpenID Connect provider did not start:\n" + "\n".join(self.log))
+        reader = threading.Thread(target=read_output, daemon=True)
+        reader.start()
+        # Node with oidc-provider and two RSA keys takes about a second; a machine busy with other
+        # work (a browser, a second test run) has been seen to need more than 30 s. Wait for the
+        # READY line for up to two minutes, but give up at once if the provider exits.
+        deadline = time.monotonic() + 120
+        while not ready.wait(0.5):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                reader.join(5)  # the provider's last words (why it exited) are in the log
+                raise RuntimeError("the OpenID Connect provider did not start:\n" + "\n".join(self.log))
         # Ready to answer discovery (the listener is up before the providers are built).
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 30
         while True:
             try:
                 requests.get(f"{self.issuer}/.well-known/openid-configuration", verify=self.ca, timeout=2).raise_for_status()

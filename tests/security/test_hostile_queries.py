@@ -33,9 +33,18 @@ def test_hostile_query_values_on_every_page_are_answered_quickly_without_a_crash
             continue
         url = _path(rule, params)
         for role in ROLES:
-            t = time.perf_counter()
-            r = _as(app, users[role]).get(url, query_string=VALUES, buffered=True)
-            dt = time.perf_counter() - t
-            if r.status_code >= 500 or dt > 3:
-                bad.append((url, role, r.status_code, round(dt, 2)))
+            status, dt = _timed(app, users[role], url)
+            if status < 500 and dt > 3:
+                # Once more: a page whose work grows with the input is slow every time; a machine
+                # that stalled for a moment (another test run beside this one) is not.
+                status, dt = _timed(app, users[role], url)
+            if status >= 500 or dt > 3:
+                bad.append((url, role, status, round(dt, 2)))
     assert not bad, "\n".join(map(str, bad))
+
+
+def _timed(app, user, url: str) -> tuple[int, float]:
+    client = _as(app, user)
+    t = time.perf_counter()
+    r = client.get(url, query_string=VALUES, buffered=True)
+    return r.status_code, time.perf_counter() - t
