@@ -218,3 +218,29 @@ def test_test_client_follows_redirects(client, login_as):
     response = client.post("/lang", data={"lang": "en", "next": "/"}, follow_redirects=True)
     assert response.status_code == 200
     assert '<html lang="en">' in response.get_data(as_text=True)
+
+
+TEMPLATE_STRINGS = ("{{ _('研修を探す') }}|{{ _('%(n)d件', n=3) }}|{{ _('承認する') }}|{{ gettext('検索') }}"
+                    "|{{ _('未訳 <b>%(x)s</b> 100%%', x='<i>') }}")
+
+
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_templates_translate_once_per_render_as_flask_babel_does(app, language):
+    """The per-render ``_()`` (lms.common.i18n.page_gettext) gives what Flask-Babel's own
+    template callable gives, in each language: the catalogue's text, %-formatting, Markup with
+    the variables escaped; and a render under force_locale (a mail in its reader's language,
+    composed during someone else's request) takes the forced language, not the page's."""
+    from flask import render_template_string
+    from flask_babel import force_locale
+
+    with app.test_request_context("/", headers={"Accept-Language": language}):
+        page = render_template_string(TEMPLATE_STRINGS)
+        babel_own = app.jinja_env.from_string(TEMPLATE_STRINGS).render()  # no context processors
+        assert page == babel_own
+        assert page.split("|")[0] == ("研修を探す" if language == "ja" else "Find courses")
+        assert page.endswith("未訳 <b>&lt;i&gt;</b> 100%")
+        other = "en" if language == "ja" else "ja"
+        with force_locale(other):
+            forced = render_template_string(TEMPLATE_STRINGS)
+        assert forced.split("|")[0] == ("研修を探す" if other == "ja" else "Find courses")
+        assert render_template_string(TEMPLATE_STRINGS) == page

@@ -5,10 +5,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from flask import current_app, has_request_context, request, session
-from flask_babel import get_locale
+from flask_babel import get_locale, get_translations
 from flask_babel import gettext as _
 from flask_login import current_user
+from jinja2 import pass_context
+from jinja2.runtime import Context
+from markupsafe import Markup
 
 API_PREFIX = "/api/"
 
@@ -28,6 +34,30 @@ def select_locale() -> str:
         return user.locale
     # Japanese unless the browser prefers English over Japanese.
     return request.accept_languages.best_match(languages, default="ja") if request else "ja"
+
+
+def page_gettext() -> Callable[..., str]:
+    """The templates' ``_()`` and ``gettext()`` for one render, bound to the catalogue of the
+    language in force when the render starts (the page's, or the one a mail is composed in under
+    ``force_locale``).
+
+    Flask-Babel's own template callable looks the catalogue up again for every string (the
+    request's Babel context, its domain, its locale and the cache key, each through Flask's
+    context-local proxies): about two dozen microseconds a string, a sixth of the catalogue
+    page's CPU. This one does that once per render (a context processor puts it in every
+    template's context, where it comes before the environment's global) and keeps Jinja's
+    "newstyle" gettext behaviour: autoescaped output is Markup, and the text is always a
+    %-format string (``%(n)d``, and ``%%`` for a literal percent sign)."""
+    translate = get_translations().gettext
+
+    @pass_context
+    def gettext(context: Context, string: str, **variables: Any) -> str:
+        text = translate(string)
+        if context.eval_ctx.autoescape:
+            text = Markup(text)  # noqa: S704  (a message of our own catalogue, as Jinja's newstyle gettext does)
+        return text % variables
+
+    return gettext
 
 
 def select_timezone() -> str:

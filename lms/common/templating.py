@@ -11,7 +11,7 @@ from flask_babel import get_locale
 from flask_login import current_user
 from markupsafe import Markup
 
-from lms.common.i18n import brand_name, portal_name
+from lms.common.i18n import brand_name, page_gettext, portal_name
 from lms.common.markdown import render_markdown, split_section_heading
 from lms.common.once import once_input
 from lms.common.timeutil import fiscal_year_label, format_wareki, to_tokyo
@@ -111,6 +111,8 @@ def init_templating(app: Flask, nav_items: Callable[[Any], list[dict]]) -> None:
             "current_locale": str(get_locale() or "ja"),
             "portal_name": portal_name(),
             "brand_name": brand_name(),
+            # (``_()`` resolves "gettext" in the template's context, so this one serves both)
+            "gettext": page_gettext(),
             "view_functions": current_app.view_functions,
             "demo_mode": bool(current_app.config.get("LMS_DEMO_LOGIN"))
             and current_app.config.get("LMS_ENV") != "production",
