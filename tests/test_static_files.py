@@ -31,6 +31,37 @@ def test_every_static_url_of_a_page_carries_its_content_version(client):
         assert query == _version_of(path.removeprefix("/static/")), url
 
 
+def test_the_templates_remembered_urls_follow_the_root_the_file_and_the_arguments(app):
+    """Templates build URLs through lms.common.templating.page_url_for, which remembers them:
+    the result is Flask's url_for's under another application root (a proxy's prefix), for
+    other arguments, and for a static file that changed since (a new version, not the
+    remembered one)."""
+    from flask import render_template_string, url_for
+    from markupsafe import escape
+
+    source = ("{{ url_for('static', filename='js/app.js') }}|{{ url_for('courses.catalogue') }}|"
+              "{{ url_for('courses.catalogue', page=2, q='a b') }}|{{ url_for('courses.catalogue', _external=True) }}")
+    for root in ("", "/manabi", ""):
+        with app.test_request_context("/", base_url=f"http://localhost{root}/"):
+            page = render_template_string(source)
+            assert page == "|".join(map(escape, (url_for("static", filename="js/app.js"), url_for("courses.catalogue"),
+                                              url_for("courses.catalogue", page=2, q="a b"),
+                                              url_for("courses.catalogue", _external=True))))
+            assert page.startswith(f"{root}/static/js/app.js?v=") and f"{root}/courses?" in page
+    asset = Path(app.static_folder) / "js" / f"test-{os.getpid()}.js"  # removed below
+    asset.write_text("console.log(1);")
+    try:
+        with app.test_request_context("/"):
+            link = "{{ url_for('static', filename='js/' ~ name) }}"
+            first = render_template_string(link, name=asset.name)
+            asset.write_text("console.log(2); // a deploy")
+            os.utime(asset, ns=(asset.stat().st_atime_ns, asset.stat().st_mtime_ns + 1_000_000))
+            second = render_template_string(link, name=asset.name)
+        assert first != second and second.endswith("?v=" + file_version(app.static_folder, f"js/{asset.name}"))
+    finally:
+        asset.unlink()
+
+
 def test_a_changed_file_gets_a_new_version(tmp_path):
     asset = tmp_path / "js" / "app.js"
     asset.parent.mkdir()
