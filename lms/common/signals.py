@@ -42,6 +42,11 @@ approval_step_reached = _events.signal("approval-step-reached")
 # office where it has none); lms.notifications tells the old and the new approvers.
 staff_member_transferred = _events.signal("staff-member-transferred")
 
+# sender: None. A roster entry recorded as 退職・転出 (by hand, CSV, Graph sync or the API; in
+# the writer's transaction). kwargs: staff_member_id, left_on (date), actor. lms.enrollment
+# gives up the member's places in sessions after that day (soon after the commit, in the worker).
+staff_member_left = _events.signal("staff-member-left")
+
 # sender: None. kwargs: staff_member_id, session_id (the learner's session). An activity's
 # submission was submitted, scored, confirmed or returned (lms.activities): completion follows.
 activity_changed = _events.signal("activity-changed")

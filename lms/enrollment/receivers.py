@@ -1,17 +1,23 @@
-"""The enrollment area's reactions to the courses area's events (in the sender's transaction)."""
+"""The enrollment area's reactions to the courses and roster areas' events (in the sender's
+transaction)."""
 
 from __future__ import annotations
+
+import logging
 
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from lms.common import signals
+from lms.common.after_commit import after_commit
 from lms.common.errors import InvalidInput
+from lms.common.jobs import huey
 from lms.common.signals import (
     course_unpublishing,
     session_cancelled,
     session_created,
     session_updated,
+    staff_member_left,
     staff_member_transferred,
 )
 from lms.courses.models import Course, TrainingSession
@@ -25,7 +31,10 @@ from lms.enrollment.models import (
     Enrollment,
 )
 from lms.enrollment.services import cancel_all_enrollments, follow_new_part, promote_waitlist
+from lms.enrollment.tasks import withdraw_departed_soon
 from lms.extensions import db
+
+logger = logging.getLogger(__name__)
 
 
 @session_updated.connect
@@ -85,3 +94,21 @@ def _reroute_waiting_requests(_sender, staff_member_id: int, from_department: st
             db.session.flush()
         signals.approval_step_reached.send(enrollment, step=enrollment.approval_step, actor=actor,
                                            moved_from=from_department)
+
+
+@staff_member_left.connect
+def _give_up_later_places(_sender, staff_member_id: int, **_kw) -> None:
+    """A learner recorded as 退職・転出: once that is committed, the worker cancels their places
+    in sessions after their departure day (lms.enrollment.services.withdraw_departed_staff),
+    each seat going to the waitlist. Not in the roster's transaction: a CSV import of a
+    hundred departures does not hold a hundred sessions' locks."""
+    after_commit(_request_withdrawal_quietly, key="withdraw-departed")
+
+
+def _request_withdrawal_quietly() -> None:
+    if huey.immediate:  # tests run lms.enrollment.services.withdraw_departed_staff themselves
+        return
+    try:
+        withdraw_departed_soon()
+    except Exception:  # a queue outage must not fail the committed departure; the periodic task runs it
+        logger.exception("could not enqueue the withdrawal of departed staff; the periodic task will run it")

@@ -11,12 +11,12 @@ of their own; the total never exceeds ``capacity``.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from flask_babel import gettext as _
 
 from lms.common.errors import Conflict, DomainError
-from lms.common.timeutil import as_utc
+from lms.common.timeutil import as_utc, to_tokyo
 from lms.courses import audience
 from lms.courses.models import PUBLISHED, SCHEDULED, Course, SessionQuota, TrainingSession
 from lms.enrollment.models import CONFIRMED, OFFICE_STEP, PENDING, SELECTION_STEP, SELF, SUPERVISOR_STEP, WAITLISTED
@@ -64,6 +64,12 @@ def utc(value: datetime) -> datetime:
 
 def has_started(session: TrainingSession, now: datetime) -> bool:
     return now >= utc(session.starts_at)
+
+
+def after_departure(starts_at: datetime, left_on: date) -> bool:
+    """A session on a later day (in Tokyo) than a staff member's departure (退職・転出): their
+    place in it is given up. On the day itself they are still staff."""
+    return to_tokyo(starts_at).date() > left_on
 
 
 def check_open(session: TrainingSession, course: Course, now: datetime) -> None:

@@ -73,7 +73,7 @@ from lms.enrollment.models import (
 from lms.enrollment.queries import waitlist_position
 from lms.enrollment.rules import EnrollmentClosed, EnrollmentError, NotEligible, OverlapsConfirmed, SessionStarted
 from lms.extensions import db
-from lms.roster.models import StaffMember
+from lms.roster.models import LEFT, StaffMember
 from lms.roster.services import staff_member_for
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,8 @@ __all__ = [
     "can_cancel",
     "cancel_enrollment",
     "cancel_session_enrollments",
+    "departed_places",
+    "withdraw_departed_staff",
     "decide_selection",
     "decide_selection_in_order",
     "enroll",
@@ -499,6 +501,14 @@ def _cancel_tx(enrollment_id: int, actor, reason: str) -> Enrollment:
             raise Conflict(why)
         raise NotAllowed(why)
     by_someone_else = enrollment.staff_member.user_id != getattr(actor, "id", None)
+    _cancel_locked(enrollment, session, actor, reason, now, audited=by_someone_else)
+    return enrollment
+
+
+def _cancel_locked(enrollment: Enrollment, session: TrainingSession, actor, reason: str, now: datetime,
+                   audited: bool) -> None:
+    """Cancel ``enrollment``, whose session the caller holds locked: the seat counted back and
+    given to the waitlist (or the turn in the approval queue released), the change published."""
     was_confirmed = enrollment.status == CONFIRMED
     kept_turn = enrollment.status == PENDING and enrollment.approval_step != RETURNED_STEP
     old = _set_status(enrollment, CANCELLED, actor, now)
@@ -507,7 +517,7 @@ def _cancel_tx(enrollment_id: int, actor, reason: str) -> Enrollment:
     if was_confirmed:
         seats.count_seats(session, seats.lock_quota(session.id, enrollment.municipality_id), -1)
     db.session.flush()
-    if by_someone_else:
+    if audited:
         record_action(actor, "enrollment.cancel", "enrollment", enrollment.id, enrollment.municipality_id,
                       session_id=session.id, late=enrollment.late_cancellation, reason=reason)
     _changed(enrollment, old, actor, "cancelled")
@@ -516,7 +526,55 @@ def _cancel_tx(enrollment_id: int, actor, reason: str) -> Enrollment:
         signals.attendees_changed.send(session, actor=actor)
     elif kept_turn:
         _release_turn(session, actor)
-    return enrollment
+
+
+# ---------------------------------------------------------------- departures (退職・転出)
+
+
+def departed_places(now: datetime | None = None) -> list[int]:
+    """Ids of the active enrollments that staff recorded as 退職・転出 hold in sessions on a
+    later day than their departure (Tokyo dates) and not yet started. A part of a 連続講座 is
+    not listed on its own: its first part's enrollment is, and takes the parts with it."""
+    now = now or utcnow()
+    rows = db.session.execute(
+        select(Enrollment.id, StaffMember.left_on, TrainingSession.starts_at)
+        .join(StaffMember, StaffMember.id == Enrollment.staff_member_id)
+        .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
+        .where(StaffMember.status == LEFT, StaffMember.left_on.is_not(None),
+               Enrollment.status.in_(ACTIVE_STATUSES), Enrollment.source != SERIES,
+               TrainingSession.status == SCHEDULED, TrainingSession.starts_at > now)
+        .order_by(Enrollment.id)
+    ).all()
+    return [eid for eid, left_on, starts_at in rows if left_on is not None and rules.after_departure(starts_at, left_on)]
+
+
+def withdraw_departed_staff(now: datetime | None = None) -> int:
+    """Staff recorded as 退職・転出 give up their places in sessions after their departure day:
+    each such enrollment (confirmed, waitlisted or waiting for approval) is cancelled with the
+    reason 「退職・転出」, its seat going at once to the waitlist, each in a transaction of its
+    own. The roster publishes the departure (``staff_member_left``) and the worker runs this
+    soon after; a periodic run catches any departure recorded another way. Returns how many
+    were cancelled."""
+    due = departed_places(now)
+    db.session.rollback()  # (the read above; each cancellation is its own write transaction)
+    done = 0
+    for enrollment_id in due:
+        if _atomic(_withdraw_tx, enrollment_id):
+            done += 1
+    return done
+
+
+def _withdraw_tx(enrollment_id: int) -> bool:
+    now = utcnow()
+    enrollment, session = _lock_enrollment(enrollment_id)
+    member = enrollment.staff_member
+    # Read again under the lock: the entry may have returned, the request ended, the session begun.
+    if (member.status != LEFT or member.left_on is None or enrollment.status not in ACTIVE_STATUSES
+            or session.status != SCHEDULED or rules.has_started(session, now)
+            or not rules.after_departure(session.starts_at, member.left_on)):
+        return False
+    _cancel_locked(enrollment, session, None, _("退職・転出"), now, audited=True)
+    return True
 
 
 # ---------------------------------------------------------------- promotion

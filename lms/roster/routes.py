@@ -139,7 +139,7 @@ def leave(member_id: int):
     try:
         services.record_departure(member.id, form.left_on.data, current_user)
         db.session.commit()
-        flash(_("退職・転出を記録しました。受講履歴はそのまま残ります。"), "success")
+        flash(_("退職・転出を記録しました。受講履歴はそのまま残ります。退職日より後の研修回の申込は、まもなく自動的に取り消されます。"), "success")
     except DomainError as exc:
         db.session.rollback()
         flash(exc.message, "error")

@@ -317,6 +317,7 @@ def _record_departure(member: StaffMember, left_on: date, actor) -> StaffHistory
     db.session.add(entry)
     member.status = LEFT
     member.left_on = left_on
+    signals.staff_member_left.send(None, staff_member_id=member.id, left_on=left_on, actor=actor)
     return entry
 
 
@@ -683,6 +684,15 @@ def _apply_departures(municipality_id: int, departures: list[tuple[RowResult, st
         db.session.execute(update(StaffMember), updates)
         db.session.execute(insert(StaffHistory), history)
     db.session.expire_all()
+    _announce_departures(history, actor)
+
+
+def _announce_departures(history: list[dict], actor) -> None:
+    """Publish each departure among bulk-written history rows (``staff_member_left``)."""
+    for entry in history:
+        if entry["kind"] == "left":
+            signals.staff_member_left.send(None, staff_member_id=entry["staff_member_id"],
+                                           left_on=entry["effective_on"], actor=actor)
 
 
 def _row_problem(values, raw, seen_numbers, seen_sign_ins, existing, by_sign_in) -> str:
@@ -784,6 +794,7 @@ def _apply_import(municipality_id: int, planned, missing, effective_on: date, ac
     if history:
         db.session.execute(insert(StaffHistory), history)
     db.session.expire_all()
+    _announce_departures(history, actor)
     for entry in history:
         if entry["kind"] == "transfer" and entry["from_department"] != entry["to_department"]:
             signals.staff_member_transferred.send(None, staff_member_id=entry["staff_member_id"],

@@ -540,3 +540,71 @@ def test_cancel_session_enrollments_resets_counters(make_course, make_session, m
     assert _mails(waiting.id) == ["cancelled", "waitlisted"]
     assert factories.db.session.get(TrainingSession, session.id).confirmed_count == 0
     assert_counters_consistent(session.id)
+
+
+# ---------------------------------------------------------------- departures (退職・転出)
+
+
+def test_staff_who_left_give_up_their_places_after_the_departure_day(make_session, learner):
+    """A departure recorded for a learner (here by hand; the roster publishes it however it is
+    recorded) cancels their places in sessions on a later day, confirmed, waitlisted or
+    waiting for approval, with the reason 「退職・転出」; each seat goes at once to whoever waits.
+    A session on the departure day itself, or one already under way, is kept; a second run
+    finds nothing; an entry back in service before the run keeps its places."""
+    from datetime import datetime, time
+
+    from lms.common.timeutil import to_tokyo, tokyo_to_utc
+    from lms.roster.services import record_departure
+
+    db = factories.db
+    office = factories.make_user("municipal_admin")
+    user, member = learner()
+    left_on = to_tokyo(utcnow() + timedelta(days=5)).date()
+    on_the_day = tokyo_to_utc(datetime.combine(left_on, time(10))) - utcnow()
+    later = make_session(capacity=1, starts_in=timedelta(days=10))
+    full_later = make_session(capacity=1, starts_in=timedelta(days=12))
+    same_day = make_session(starts_in=on_the_day)
+    under_way = make_session(starts_in=timedelta(days=1))
+    confirmed = _self_enroll(later, user)
+    waiting = _self_enroll(later, learner()[0])
+    _self_enroll(full_later, learner()[0])
+    waitlisted = _self_enroll(full_later, user)
+    kept = _self_enroll(same_day, user)
+    started = _self_enroll(under_way, user)
+    db.session.execute(update(TrainingSession).where(TrainingSession.id == under_way.id)
+                       .values(starts_at=utcnow() - timedelta(minutes=5)))
+    db.session.commit()
+    assert (confirmed.status, waiting.status, waitlisted.status) == (CONFIRMED, WAITLISTED, WAITLISTED)
+
+    heard = []
+    with signals.staff_member_left.connected_to(lambda _s, **kw: heard.append(kw)):
+        record_departure(member.id, left_on, office)
+        db.session.commit()
+    assert [(k["staff_member_id"], k["left_on"], k["actor"]) for k in heard] == [(member.id, left_on, office)]
+    assert services.departed_places() == sorted([confirmed.id, waitlisted.id])
+
+    assert services.withdraw_departed_staff() == 2
+    db.session.expire_all()
+    status = {e.id: (e.status, e.reason) for e in db.session.scalars(select(Enrollment))}
+    assert status[confirmed.id] == (CANCELLED, "退職・転出")
+    assert status[waitlisted.id] == (CANCELLED, "退職・転出")
+    assert status[waiting.id][0] == CONFIRMED  # the freed seat went to the next in line
+    assert status[kept.id][0] == CONFIRMED and status[started.id][0] == CONFIRMED
+    assert "cancelled" in _mails(confirmed.id) and "promoted" in _mails(waiting.id)
+    entries = [a for a in _audit("enrollment.cancel") if a.target_id == str(confirmed.id)]
+    assert len(entries) == 1 and entries[0].actor_id is None and entries[0].details["reason"] == "退職・転出"
+    for session in (later, full_later):
+        assert_counters_consistent(session.id)
+    assert services.withdraw_departed_staff() == 0
+
+    # Back in service (a mistaken departure undone) before the worker ran: nothing is cancelled.
+    other_user, other = learner()
+    mine = _self_enroll(make_session(starts_in=timedelta(days=20)), other_user)
+    record_departure(other.id, left_on, office)
+    db.session.commit()
+    assert services.departed_places() == [mine.id]
+    db.session.execute(update(type(other)).where(type(other).id == other.id).values(status="active", left_on=None))
+    db.session.commit()
+    assert services.withdraw_departed_staff() == 0
+    db.session.expire_all()
+    assert db.session.get(Enrollment, mine.id).status == CONFIRMED

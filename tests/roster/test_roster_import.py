@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from lms.audit.models import AuditLog
+from lms.common import signals
 from lms.common.errors import InvalidInput
 from lms.roster.models import ACTIVE, LEFT, StaffHistory, StaffMember
 from lms.roster.services import export_roster_csv, import_roster, neutralise_cell
@@ -104,10 +105,14 @@ def test_bad_rows_are_reported_and_nothing_is_written(app, db, chiyoda, admin, m
 def test_mark_missing_as_left_keeps_their_records(app, db, chiyoda, admin):
     import_roster(chiyoda.id, _csv(ROWS), admin)
     db.session.commit()
-    report = import_roster(chiyoda.id, _csv(ROWS[:2]), admin, mark_missing_left=True, effective_on=date(2027, 3, 31))
+    heard = []  # the departure is published (lms.enrollment gives up the later places)
+    with signals.staff_member_left.connected_to(lambda _s, **kw: heard.append(kw)):
+        report = import_roster(chiyoda.id, _csv(ROWS[:2]), admin, mark_missing_left=True,
+                               effective_on=date(2027, 3, 31))
     db.session.commit()
     assert report.counts["left"] == 1
     ichiro = _members(db, chiyoda)["1003"]
+    assert [(k["staff_member_id"], k["left_on"]) for k in heard] == [(ichiro.id, date(2027, 3, 31))]
     assert ichiro.status == LEFT and ichiro.left_on == date(2027, 3, 31)
     assert [h.kind for h in ichiro.history] == ["left"]
     # Back in the file: returned, active again.
