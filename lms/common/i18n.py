@@ -60,6 +60,15 @@ def page_gettext() -> Callable[..., str]:
     return gettext
 
 
+def page_language() -> str:
+    """"ja" or "en": the language in force (the page's, or a mail's under force_locale).
+
+    The Locale's language, not ``str(locale)``: the same for Manabi's two languages (no
+    territory), without babel building the identifier again for each date on a page."""
+    locale = get_locale()
+    return locale.language if locale is not None else "ja"
+
+
 def select_timezone() -> str:
     return "Asia/Tokyo"
 
@@ -67,7 +76,7 @@ def select_timezone() -> str:
 def localized_name(name: str, name_en: str | None) -> str:
     """A stored name in the page's language: its English form in English mode when one is
     stored (categories keep both), else the Japanese."""
-    if name_en and str(get_locale() or "ja") == "en":
+    if name_en and page_language() == "en":
         return name_en
     return name
 

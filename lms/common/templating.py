@@ -12,7 +12,7 @@ from flask_babel import get_locale
 from flask_login import current_user
 from markupsafe import Markup
 
-from lms.common.i18n import brand_name, page_gettext, portal_name
+from lms.common.i18n import brand_name, page_gettext, page_language, portal_name
 from lms.common.markdown import render_markdown, split_section_heading
 from lms.common.once import once_input
 from lms.common.static_files import file_version
@@ -23,7 +23,7 @@ _WEEKDAYS_EN = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
 def _is_ja() -> bool:
-    return str(get_locale() or "ja") == "ja"
+    return page_language() == "ja"
 
 
 def format_datetime_jst(value: datetime | None, with_weekday: bool = True) -> str:
