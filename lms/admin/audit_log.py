@@ -25,13 +25,15 @@ EXPORT_HEADER = ("ID", "日時（日本時間）", "操作", "操作者ID", "操
                  "操作（名称）", "対象（名称）", "詳細（読みやすい形）")
 
 
-def filter_form(source: MultiDict[str, Any]) -> tuple[AuditFilterForm, AuditFilter]:
-    """The filter form read from ``source`` and the filter it asks for (no filter if invalid)."""
+def filter_form(source: MultiDict[str, Any]) -> tuple[AuditFilterForm, AuditFilter | None]:
+    """The filter form read from ``source`` and the filter it asks for; None while the form is
+    invalid (a wrong date must not widen the search to every entry: nothing is listed or
+    exported until it is corrected)."""
     form = AuditFilterForm(formdata=source)
     form.action.choices = [("", _("すべて"))] + action_choices(known_actions())
     form.municipality.choices = [("", _("すべて"))] + [(str(m.id), m.name) for m in list_municipalities()]
     if not form.validate():
-        return form, AuditFilter()
+        return form, None
     return form, AuditFilter(
         action=form.action.data or "",
         actor=(form.actor.data or "").strip(),

@@ -8,6 +8,8 @@ for their own municipality.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -27,7 +29,7 @@ from lms.common.database import begin_write, ensure_writer
 from lms.common.errors import DomainError, NotFound
 from lms.common.forms import ActionForm, Form
 from lms.common.limits import limit_export
-from lms.common.pagination import requested_page
+from lms.common.pagination import Page, requested_page
 from lms.common.timeutil import to_tokyo, utcnow
 from lms.common.web import safe_next
 from lms.courses import search
@@ -149,9 +151,14 @@ def remove_tenant(mapping_id: int):
 @role_required(PLATFORM_ADMIN)
 def audit():
     form, flt = audit_log.filter_form(request.args)
-    page = db.paginate(select_entries(flt), page=requested_page(), per_page=AUDIT_PER_PAGE, error_out=False)
+    if flt is None:  # the form shows what to correct; nothing is listed meanwhile
+        page: Any = Page(items=[], total=0, page=1, per_page=AUDIT_PER_PAGE)
+        params = {}
+    else:
+        page = db.paginate(select_entries(flt), page=requested_page(), per_page=AUDIT_PER_PAGE, error_out=False)
+        params = flt.as_params()
     return render_template(
-        "admin/audit.html", form=form, page=page, params=flt.as_params(),
+        "admin/audit.html", form=form, page=page, params=params, filter_invalid=flt is None,
         municipality_names=audit_log.municipality_names(), targets=audit_text.targets(page.items),
         action_label=audit_text.action_label, detail_lines=audit_text.detail_lines,
     )
@@ -162,6 +169,9 @@ def audit():
 @limit_export
 def audit_export():
     _form, flt = audit_log.filter_form(request.form)
+    if flt is None:
+        flash(_("絞り込みの条件に誤りがあるため、書き出していません。条件を直してから出力してください。"), "error")
+        return redirect(url_for("admin.audit"))
     record_access(current_user, "export.audit", "audit_log", "", None, filters=flt.as_params())
     filename = f"audit-log-{to_tokyo(utcnow()):%Y%m%d-%H%M%S}.csv"
     return Response(

@@ -100,6 +100,28 @@ def test_bad_filters_answer_a_clear_message_not_an_error(client, login_as):
     assert response.status_code == 200
 
 
+def test_a_wrong_filter_lists_and_exports_nothing_instead_of_everything(db, client, login_as):
+    """A mistyped date must not widen the search: the page says what to correct and lists no
+    entry (nor offers the CSV), and an export asked with it is refused, not the whole log."""
+    login_as("platform_admin")
+    record_action(None, "test.first", "staff_member", 1)
+    record_action(None, "test.second", "course", 2)
+    db.session.commit()
+    assert "<td>test.first</td>" in client.get("/admin/audit/?action=test.first").get_data(as_text=True)
+    body = client.get("/admin/audit/?action=test.first&date_from=2026-02-30").get_data(as_text=True)
+    assert "絞り込みの条件に誤りがあります" in body
+    assert "<td>test.second</td>" not in body and "<td>test.first</td>" not in body
+    assert "この条件で CSV を出力" not in body
+    for bad in ({"action": "test.first", "date_from": "2026-02-30"}, {"municipality": "x"}):
+        response = client.post("/admin/audit/export", data=bad)
+        assert response.status_code == 302 and response.mimetype != "text/csv"
+    assert not db.session.scalars(select(AuditLog).where(AuditLog.action == "export.audit")).all()
+    body = client.get("/admin/audit/").get_data(as_text=True)
+    assert "書き出していません" in body
+    response = client.post("/admin/audit/export", data={"action": "test.first"})
+    assert response.mimetype == "text/csv" and "test.second" not in response.get_data(as_text=True)
+
+
 def test_audit_page_paginates(db, client, login_as):
     login_as("platform_admin")
     for n in range(55):
