@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from lms.archives.access import can_view, visible_archives
 from lms.archives.models import CAPTIONS, READY, Archive, ArchiveFile, TranscriptCue
+from lms.common.database import like_escaped
 from lms.courses.search import normalise_for_search
 from lms.extensions import db
 
@@ -25,10 +26,6 @@ class SearchHit:
         return self.start_ms // 1000
 
 
-def _escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def search_transcripts(user, query: str, archive: Archive | None = None, limit: int = 100) -> list[SearchHit]:
     """Caption cues containing ``query`` (Japanese substring) in archives the user may watch.
 
@@ -42,7 +39,7 @@ def search_transcripts(user, query: str, archive: Archive | None = None, limit: 
     by_id = {a.id: a for a in archives}
     if not by_id:
         return []
-    pattern = f"%{_escape_like(needle)}%"
+    pattern = f"%{like_escaped(needle)}%"
     column = TranscriptCue.search_text
     condition = column.ilike(pattern, escape="\\") if db.engine.dialect.name == "postgresql" and len(needle) >= 3 \
         else column.like(pattern, escape="\\")

@@ -8,6 +8,7 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import Select, String, cast, or_, select
 
 from lms.audit.models import AuditLog
+from lms.common.database import like_escaped
 from lms.common.ids import parse_id
 from lms.common.timeutil import TOKYO
 from lms.extensions import db
@@ -39,10 +40,6 @@ def _tokyo_midnight(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=TOKYO)
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def select_entries(flt: AuditFilter) -> Select:
     """Entries matching ``flt``, newest first."""
     stmt = select(AuditLog)
@@ -54,7 +51,7 @@ def select_entries(flt: AuditFilter) -> Select:
         if actor_id is not None:
             stmt = stmt.where(AuditLog.actor_id == actor_id)
         else:
-            stmt = stmt.where(AuditLog.actor_label.ilike(f"%{_escape_like(actor)}%", escape="\\"))
+            stmt = stmt.where(AuditLog.actor_label.ilike(f"%{like_escaped(actor)}%", escape="\\"))
     if flt.municipality_id:
         stmt = stmt.where(AuditLog.municipality_id == flt.municipality_id)
     if flt.date_from:
@@ -63,7 +60,7 @@ def select_entries(flt: AuditFilter) -> Select:
         stmt = stmt.where(AuditLog.occurred_at < _tokyo_midnight(flt.date_to + timedelta(days=1)))
     if flt.target:
         target = flt.target.strip()
-        pattern = f"%{_escape_like(target)}%"
+        pattern = f"%{like_escaped(target)}%"
         stmt = stmt.where(
             or_(
                 AuditLog.target_id == target,

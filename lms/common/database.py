@@ -268,3 +268,12 @@ def values_present(column, values: list) -> set:
         batch = values[start : start + 500]
         found.update(db.session.scalars(select(column).where(column.in_(batch))))
     return found
+
+
+LIKE_ESCAPE = "\\"
+
+
+def like_escaped(text: str) -> str:
+    """``text`` for a LIKE pattern (with ``escape=LIKE_ESCAPE``): its %, _ and backslashes
+    stand for themselves, so a search for 「50%」 or 「a_b」 finds those characters only."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -46,7 +46,7 @@ from lms.auth.models import (
     UserRole,
 )
 from lms.common.after_commit import after_commit
-from lms.common.database import begin_write
+from lms.common.database import LIKE_ESCAPE, begin_write, like_escaped
 from lms.common.errors import Conflict, InvalidInput, NotFound
 from lms.common.jobs import huey
 from lms.common.timeutil import TOKYO, as_utc, utcnow
@@ -598,8 +598,9 @@ def outbox_query(municipality_id: int | None, *, status: str = "", q: str = ""):
     if status in (QUEUED, SENDING, SENT, FAILED, SKIPPED):
         stmt = stmt.where(OutboxMail.status == status)
     if q:
-        like = f"%{q}%"
-        stmt = stmt.where(or_(OutboxMail.to_address.ilike(like), OutboxMail.subject.ilike(like), OutboxMail.to_name.ilike(like)))
+        like = f"%{like_escaped(q)}%"
+        stmt = stmt.where(or_(*(column.ilike(like, escape=LIKE_ESCAPE)
+                                for column in (OutboxMail.to_address, OutboxMail.subject, OutboxMail.to_name))))
     return stmt.order_by(OutboxMail.id.desc())
 
 

@@ -129,3 +129,17 @@ def test_outbox_page_warns_when_mail_is_not_leaving(app, db, client, login_as, m
     mail.next_attempt_at = utcnow() - timedelta(minutes=30)
     db.session.commit()
     assert "送信されていないメールが 1 通あります" in client.get("/admin/mail").get_data(as_text=True)
+
+
+def test_outbox_search_takes_percent_and_underscore_literally(app, db, client, login_as, make_staff, make_enrollment):
+    """「%」 or 「_」 in the outbox's search are characters, not wildcards: they do not list every mail."""
+    plain = queue_enrollment_notice(make_enrollment(member=make_staff("131016", full_name="千代田 花子")), "confirmed")
+    marked = queue_enrollment_notice(make_enrollment(member=make_staff("131016", full_name="達成率100%_担当")),
+                                     "confirmed")
+    db.session.commit()
+    login_as("platform_admin")
+    for q in ("%", "_", "100%_"):
+        page = client.get("/admin/mail", query_string={"q": q}).get_data(as_text=True)
+        assert "達成率100%_担当" in page and "千代田 花子" not in page, q
+    assert "千代田 花子" in client.get("/admin/mail", query_string={"q": "花子"}).get_data(as_text=True)
+    assert plain.id != marked.id
