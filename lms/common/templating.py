@@ -92,8 +92,10 @@ def colon() -> str:
 
 
 @lru_cache(maxsize=4096)
-def _built_url(script_root: str, endpoint: str, version: str | None, values: tuple[tuple[str, Any], ...]) -> str:
-    """One URL, built once per application root, arguments and (for a static file) version."""
+def _built_url(url_map: Any, script_root: str, endpoint: str, version: str | None,
+               values: tuple[tuple[str, Any], ...]) -> str:
+    """One URL, built once per application (its URL map: several apps may share a process),
+    application root, arguments and (for a static file) version."""
     return url_for(endpoint, **dict(values))
 
 
@@ -117,7 +119,7 @@ def page_url_for(endpoint: str, **values: Any) -> str:
     version = None
     if endpoint == "static" and current_app.static_folder:
         version = file_version(current_app.static_folder, str(values.get("filename", "")))
-    return _built_url(request.script_root, endpoint, version, key)
+    return _built_url(current_app.url_map, request.script_root, endpoint, version, key)
 
 
 def init_templating(app: Flask, nav_items: Callable[[Any], list[dict]]) -> None:
