@@ -646,10 +646,19 @@ def _require_approver(actor, enrollment: Enrollment, member: StaffMember) -> str
             raise NotAllowed(_("この申込は所属長の承認を待っています。所属長（または代理）だけが承認できます。"))
         # Nobody heads the 所属 now (a vacancy, a transfer): the training office answers.
         _require_admin_of(actor, member)
+        _refuse_own_request(actor, member)
         approvals.record(enrollment, SUPERVISOR_STEP, SKIPPED_NO_APPROVER, None)
         return OFFICE_STEP
     _require_admin_of(actor, member)
+    _refuse_own_request(actor, member)
     return step
+
+
+def _refuse_own_request(actor, member: StaffMember) -> None:
+    """Nobody decides their own request: a training officer's own 受講申込 is answered by
+    another officer of the municipality or a platform admin (as a 所属長's goes to theirs)."""
+    if member.user_id is not None and member.user_id == getattr(actor, "id", None):
+        raise NotAllowed(_("ご自身の申込は承認・却下・差し戻しできません。同じ研修担当のほかの方か、県の管理者が判断します。"))
 
 
 def _approve_tx(enrollment_id: int, actor) -> Enrollment:

@@ -150,6 +150,35 @@ def test_a_vacant_head_leaves_the_request_to_the_office(db, people, make_course,
     assert steps(db, enrollment.id) == [(SUPERVISOR_STEP, SKIPPED_NO_APPROVER), (OFFICE_STEP, APPROVED)]
 
 
+def test_a_training_officer_never_decides_their_own_request(db, people, make_course, make_session, make_user,
+                                                             client, login_as):
+    """The office's own 受講申込 goes to another officer of the municipality (or a platform
+    admin): approving, declining or returning it oneself is refused, and the page says why."""
+    session = course_session(make_course, make_session, supervisor=False)
+    office = people["office"]
+    enrollment = apply(db, session, office)
+    assert enrollment.status == PENDING and enrollment.approval_step == OFFICE_STEP
+    for act in (lambda: services.approve_enrollment(enrollment.id, office),
+                lambda: services.reject_enrollment(enrollment.id, office, "不要"),
+                lambda: services.return_enrollment(enrollment.id, office, "修正を")):
+        with pytest.raises(NotAllowed, match="ご自身の申込"):
+            act()
+        db.session.rollback()
+    assert steps(db, enrollment.id) == []
+    login_as(user=office)
+    page = client.get("/municipal").get_data(as_text=True)
+    assert "ご自身の申込のため" in page
+    assert f"/municipal/enrollments/{enrollment.id}/approve" not in page
+    answer = client.post(f"/municipal/enrollments/{enrollment.id}/approve", follow_redirects=True)
+    assert answer.status_code in (200, 403) and "ご自身の申込" in answer.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Enrollment, enrollment.id).status == PENDING
+    colleague = make_user("municipal_admin", name="研修担当 伊藤")
+    db.session.commit()
+    assert services.approve_enrollment(enrollment.id, colleague).status == CONFIRMED
+    db.session.commit()
+
+
 # ---------------------------------------------------------------- pages
 
 
