@@ -26,7 +26,7 @@ from lms.common.timeutil import as_utc, utcnow
 from lms.common.web import safe_next
 from lms.courses.models import TrainingSession
 from lms.courses.services import can_manage_course
-from lms.enrollment import approvals, municipal, services
+from lms.enrollment import approvals, municipal, series, services
 from lms.enrollment.course_page import learner_course_statuses, learner_sessions
 from lms.enrollment.labels import status_badge, status_label
 from lms.enrollment.models import (
@@ -147,6 +147,8 @@ def _cancel_page(enrollment_id: int):
             notes.append(_("この回にはキャンセル待ちの方がいます。後から申し込み直すと、キャンセル待ちの最後になります。"))
         else:
             notes.append(_("空席があれば、受付期間中は申し込み直せます。"))
+        if series.is_first(session):
+            notes.extend(_series_notes(session, enrollment.staff_member_id))
     elif enrollment.status == WAITLISTED:
         notes.append(_("キャンセル待ちの順番はなくなります。後から申し込み直すと、キャンセル待ちの最後になります。"))
     else:
@@ -159,6 +161,20 @@ def _cancel_page(enrollment_id: int):
         facts=facts, notes=notes,
         action_url=url_for("enrollment.cancel", enrollment_id=enrollment.id), next_url=back,
         button=_("申込を取り消す"), back_url=back)
+
+
+def _series_notes(first: TrainingSession, staff_member_id: int) -> list[str]:
+    """What else a 連続講座's cancellation takes: its other days and the 補講 places held."""
+    notes = []
+    others = len(series.parts(first.id)) - 1
+    if others > 0:
+        notes.append(_("連続講座のため、ほかの日程（%(n)d 回）の受講もすべて取り消されます。", n=others))
+    makeups = series.makeup_places(first.id, staff_member_id)
+    if makeups:
+        names = "、".join(f"{e.session.title or e.session.course.title}（{format_datetime_jst(e.session.starts_at)}）"
+                         for e in makeups)
+        notes.append(_("申し込んでいる補講（%(names)s）も取り消されます。", names=names))
+    return notes
 
 
 @bp.route("/enrollments/<int:enrollment_id>/cancel", methods=["GET", "POST"])

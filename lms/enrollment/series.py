@@ -21,7 +21,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from lms.courses.models import TrainingSession
-from lms.enrollment.models import CONFIRMED, Enrollment
+from lms.enrollment.models import ACTIVE_STATUSES, CONFIRMED, Enrollment
 from lms.extensions import db
 
 
@@ -48,3 +48,13 @@ def holds_place(first_id: int, staff_member_id: int) -> bool:
     return db.session.scalar(select(Enrollment.id).where(
         Enrollment.session_id == first_id, Enrollment.staff_member_id == staff_member_id,
         Enrollment.status == CONFIRMED).limit(1)) is not None
+
+
+def makeup_places(first_id: int, staff_member_id: int) -> list[Enrollment]:
+    """The staff member's active enrollments (confirmed or waitlisted) in the series' make-up
+    parts, in date order: they go with the place in the series."""
+    return list(db.session.scalars(
+        select(Enrollment).join(TrainingSession, TrainingSession.id == Enrollment.session_id)
+        .where(TrainingSession.series_id == first_id, TrainingSession.makeup_for_id.is_not(None),
+               Enrollment.staff_member_id == staff_member_id, Enrollment.status.in_(ACTIVE_STATUSES))
+        .order_by(TrainingSession.starts_at, Enrollment.id)))

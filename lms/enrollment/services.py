@@ -205,6 +205,8 @@ def _follow_series(enrollment: Enrollment, first: TrainingSession, actor) -> Non
     member = enrollment.staff_member
     keep = enrollment.status == CONFIRMED
     now = utcnow()
+    if not keep:
+        _leave_makeups(enrollment, first, actor, now)
     later = seats.lock_later_parts(first.id)
     if not later:
         return
@@ -234,6 +236,19 @@ def _follow_series(enrollment: Enrollment, first: TrainingSession, actor) -> Non
         else:
             continue
         signals.attendees_changed.send(part, actor=actor)
+
+
+def _leave_makeups(enrollment: Enrollment, first: TrainingSession, actor, now: datetime) -> None:
+    """A place in the series lost: the staff member's 補講 places (confirmed or waitlisted) go
+    with it, each make-up's seat passing to its waitlist. Only a series place entitles one to a
+    make-up, so none is kept (a make-up is locked after the first part, as the parts are)."""
+    reason = enrollment.reason or _("連続講座の受講取消に伴う取消")
+    for held in series.makeup_places(first.id, enrollment.staff_member_id):
+        makeup = seats.lock_session(held.session_id)
+        fresh = db.session.scalar(select(Enrollment).where(Enrollment.id == held.id)
+                                  .execution_options(populate_existing=True))
+        if fresh is not None and fresh.status in ACTIVE_STATUSES:
+            _cancel_locked(fresh, makeup, actor, reason, now, audited=True)
 
 
 def follow_new_part(part: TrainingSession, actor=None) -> int:

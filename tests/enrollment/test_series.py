@@ -79,6 +79,39 @@ def test_one_request_gives_a_place_in_every_part_and_one_cancellation_takes_them
         assert_counters_consistent(part.id)
 
 
+def test_leaving_the_series_gives_up_its_make_up_places(db, make_user, make_course, make_session, trainer,
+                                                        client, login_as):
+    """補講 places are for learners with a place in the series: cancelling the first part takes
+    the learner's confirmed make-up (its seat to the make-up's waitlist) and a waitlisted one,
+    and the cancel page says so beforehand."""
+    first, (second, third) = make_series(db, make_course, make_session, trainer)
+    leaver, waiting = make_user("learner"), make_user("learner")
+    for learner in (leaver, waiting):
+        services.enroll_self(first.id, learner)
+    makeup_2 = courses.create_session(trainer, first.course, part_input(second, 7, capacity=1, title="第2日の補講"),
+                                      makeup_for=second)
+    makeup_3 = courses.create_session(trainer, first.course, part_input(third, 7, capacity=1, title="第3日の補講"),
+                                      makeup_for=third)
+    db.session.commit()
+    assert services.enroll_self(makeup_2.id, leaver).status == CONFIRMED
+    assert services.enroll_self(makeup_2.id, waiting).status == WAITLISTED
+    assert services.enroll_self(makeup_3.id, waiting).status == CONFIRMED
+    assert services.enroll_self(makeup_3.id, leaver).status == WAITLISTED
+    db.session.commit()
+    held = place_in(db, first.id, leaver.staff_member.id)
+    login_as(user=leaver)
+    page = client.get(f"/enrollments/{held.id}/cancel").get_data(as_text=True)
+    assert "第2日の補講" in page and "第3日の補講" in page and "ほかの日程（2 回）" in page
+    services.cancel_enrollment(held.id, leaver)
+    db.session.commit()
+    assert place_in(db, makeup_2.id, leaver.staff_member.id).status == CANCELLED
+    assert place_in(db, makeup_3.id, leaver.staff_member.id).status == CANCELLED
+    assert place_in(db, makeup_2.id, waiting.staff_member.id).status == CONFIRMED  # the freed seat
+    assert place_in(db, makeup_3.id, waiting.staff_member.id).status == CONFIRMED
+    for session in (second, third, makeup_2, makeup_3):
+        assert_counters_consistent(session.id)
+
+
 def test_a_waitlisted_learner_gets_every_part_when_promoted(db, make_user, make_course, make_session, trainer):
     first, later = make_series(db, make_course, make_session, trainer, capacity=1)
     a, b = make_user("learner"), make_user("learner")
