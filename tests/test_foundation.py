@@ -244,3 +244,19 @@ def test_templates_translate_once_per_render_as_flask_babel_does(app, language):
             forced = render_template_string(TEMPLATE_STRINGS)
         assert forced.split("|")[0] == ("研修を探す" if other == "ja" else "Find courses")
         assert render_template_string(TEMPLATE_STRINGS) == page
+
+
+def test_the_language_chosen_is_remembered_for_the_user(client, db, login_as):
+    """「English」 on the page is the user's language from then on: mails and Teams notices
+    composed for them (User.locale) follow it, not only this browser's cookie."""
+    user = login_as("learner")
+    assert user.locale in (None, "ja")
+    client.post("/lang", data={"lang": "en", "next": "/"})
+    db.session.expire_all()
+    assert db.session.get(type(user), user.id).locale == "en"
+    client.post("/lang", data={"lang": "xx", "next": "/"})  # not a language: nothing changes
+    db.session.expire_all()
+    assert db.session.get(type(user), user.id).locale == "en"
+    client.post("/lang", data={"lang": "ja", "next": "/"})
+    db.session.expire_all()
+    assert db.session.get(type(user), user.id).locale == "ja"

@@ -7,6 +7,7 @@ from flask_login import current_user
 
 from lms.common.public import public
 from lms.common.web import safe_next
+from lms.extensions import db
 from lms.main import health
 from lms.main.home import home_panels
 
@@ -28,4 +29,8 @@ def set_language():
     lang = request.form.get("lang", "")
     if lang in current_app.config["LANGUAGES"]:
         session["lang"] = lang
+        if current_user.is_authenticated and current_user.locale != lang:
+            # Remembered for the user: mails, Teams notices and the next sign-in speak it too.
+            current_user.locale = lang
+            db.session.commit()
     return redirect(safe_next(request.form.get("next"), "/"))

@@ -160,6 +160,9 @@ def test_each_enrollee_gets_the_notice_in_their_own_language(app, db, make_sessi
             assert ("受講が確定しました" in mail.subject) is not in_english
             assert ("■ Session" in mail.body) is in_english
             assert ("■ 研修" in mail.body) is not in_english
+            # Dates in the reader's language too.
+            assert ("2030-06-03 (Mon) 14:00 – 15:30" in mail.body) is in_english
+            assert ("2030年6月3日(月) 14:00〜15:30" in mail.body) is not in_english
             assert enrollment.staff_member.full_name in mail.body
             _cal, event = _event(mail.ics)
             assert f"staff-{enrollment.staff_member.id}@" in str(event["UID"])
