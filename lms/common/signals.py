@@ -16,6 +16,12 @@ session_created = _events.signal("session-created")
 session_updated = _events.signal("session-updated")
 session_cancelled = _events.signal("session-cancelled")
 
+# sender: the TrainingSession (row locked) about to move to other times. kwargs: actor,
+# starts_at, ends_at (the new times, aware UTC), accept_clashes (the organiser confirmed the
+# move knowing some enrollees then have two sessions at once). A receiver refuses by raising
+# InvalidInput with field="accept_clashes" (lms.enrollment: confirmed enrollees double-booked).
+session_moving = _events.signal("session-moving")
+
 # sender: the TrainingSession whose set of confirmed enrollees changed. kwargs: actor.
 attendees_changed = _events.signal("attendees-changed")
 

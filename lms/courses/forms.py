@@ -127,6 +127,8 @@ class SessionForm(base.Form):
     cancel_deadline = TokyoDateTimeField(_l("キャンセル期限"), validators=[Optional()])
     quotas = FieldList(FormField(QuotaRowForm), min_entries=0)
     add_quota = SubmitField(_l("割当の行を追加"))
+    # Shown when a move would give confirmed enrollees two sessions at once (see the template).
+    accept_clashes = BooleanField(_l("時間が重なる受講者がいることを確認のうえ変更する"))
     save = SubmitField(_l("保存"))
 
 

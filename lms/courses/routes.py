@@ -363,12 +363,15 @@ def _series_session_form(anchor: TrainingSession, *, makeup: bool):
     form = SessionForm()
     _quota_choices(form)
     if request.method == "GET":
-        # As the part it follows, a day (a make-up: a week) later; its own Teams meeting.
+        # As the part it follows, a day (a make-up: a week) later; its own Teams meeting. A
+        # make-up is asked for by those who missed the day, after it: open until it starts.
         shift = timedelta(days=7 if makeup else 1)
         for name in ("starts_at", "ends_at", "enroll_opens_at", "enroll_closes_at", "cancel_deadline"):
             value = getattr(anchor, name)
-            form[name].data = _local(value + shift) if value is not None and name in ("starts_at", "ends_at") \
-                else _local(value)
+            if name in ("starts_at", "ends_at"):
+                form[name].data = _local(value + shift)
+            else:
+                form[name].data = None if makeup else _local(value)
         form.delivery.data, form.location.data, form.capacity.data = anchor.delivery, anchor.location, anchor.capacity
         form.title.data = _("%(title)s の補講", title=anchor.title) if makeup else ""
         form.quotas.append_entry()
@@ -600,6 +603,7 @@ def _session_input(form: SessionForm) -> services.SessionInput:
         enroll_closes_at=utc(form.enroll_closes_at),
         cancel_deadline=utc(form.cancel_deadline),
         quotas=quotas,
+        accept_clashes=bool(form.accept_clashes.data),
     )
 
 

@@ -23,6 +23,7 @@ from lms.auth.models import PLATFORM_ADMIN, TRAINER
 from lms.common import signals
 from lms.common.database import begin_write, for_update, lock_fresh
 from lms.common.errors import InvalidInput, NotAllowed, NotFound
+from lms.common.templating import format_datetime_jst
 from lms.common.timeutil import as_utc, utcnow
 from lms.courses import audience
 from lms.courses.models import (
@@ -422,6 +423,8 @@ class SessionInput:
     cancel_deadline: datetime | None = None
     # municipality id -> seats (割当人数)
     quotas: dict[int, int] = field(default_factory=dict)
+    # moved knowing some confirmed enrollees then have another session at the same time
+    accept_clashes: bool = False
 
 
 def _is_https_url(url: str) -> bool:
@@ -558,6 +561,8 @@ def create_session(actor, course: Course, data: SessionInput, *, part_of: Traini
     _validate_session(data, None)
     if as_utc(data.starts_at) <= utcnow():
         raise InvalidInput(_("開始日時は現在より後にしてください。"), field="starts_at")
+    if first is not None:
+        _check_series_order(data, None, first if part_of is not None else None, makeup_for)
     # (ids read before the new session exists: a load then would flush it half-made)
     first_id = first.id if first is not None else None
     makeup_id = makeup_for.id if makeup_for is not None else None
@@ -573,6 +578,28 @@ def create_session(actor, course: Course, data: SessionInput, *, part_of: Traini
                   **({"series_id": session.series_id, "makeup_for_id": session.makeup_for_id} if first else {}))
     signals.session_created.send(session, actor=actor, changes={})
     return session
+
+
+def _check_series_order(data: SessionInput, session: TrainingSession | None, first: TrainingSession | None,
+                        makeup_for: TrainingSession | None) -> None:
+    """A 連続講座 keeps its order: a later part after the first part, a make-up (補講) after
+    the part it makes up for, the first part before every later one (``session``: the one
+    being moved, None for a new one)."""
+    starts, ends = as_utc(data.starts_at), as_utc(data.ends_at)
+    if makeup_for is not None and starts < as_utc(makeup_for.ends_at):
+        raise InvalidInput(_("補講は、補う回（%(when)s）が終わった後の日時にしてください。",
+                             when=format_datetime_jst(makeup_for.starts_at)), field="starts_at")
+    if first is not None and starts < as_utc(first.ends_at):
+        raise InvalidInput(_("連続講座の日程は、最初の回（%(when)s）が終わった後の日時にしてください。",
+                             when=format_datetime_jst(first.starts_at)), field="starts_at")
+    if session is not None and session.series_id == session.id:
+        earliest = db.session.scalar(
+            select(func.min(TrainingSession.starts_at)).where(
+                TrainingSession.series_id == session.id, TrainingSession.id != session.id,
+                TrainingSession.status != CANCELLED))
+        if earliest is not None and ends > as_utc(earliest):
+            raise InvalidInput(_("最初の回は、連続講座のほかの日程（%(when)s から）より前に終わる日時にしてください。",
+                                 when=format_datetime_jst(earliest)), field="starts_at")
 
 
 def update_session(actor, session_id: int, data: SessionInput) -> dict:
@@ -598,6 +625,13 @@ def update_session(actor, session_id: int, data: SessionInput) -> dict:
     _validate_session(data, session)
     if not _same(session.starts_at, data.starts_at) and as_utc(data.starts_at) <= utcnow():
         raise InvalidInput(_("開始日時は現在より後にしてください。"), field="starts_at")
+    if not (_same(session.starts_at, data.starts_at) and _same(session.ends_at, data.ends_at)):
+        if session.series_id is not None:
+            first = db.session.get(TrainingSession, session.series_id) if session.series_id != session.id else None
+            makeup_for = db.session.get(TrainingSession, session.makeup_for_id) if session.makeup_for_id else None
+            _check_series_order(data, session, None if makeup_for is not None else first, makeup_for)
+        signals.session_moving.send(session, actor=actor, starts_at=as_utc(data.starts_at),
+                                    ends_at=as_utc(data.ends_at), accept_clashes=data.accept_clashes)
     changes = {}
     for name, value in _session_values(data).items():
         old = getattr(session, name)

@@ -16,12 +16,13 @@ from lms.common.signals import (
     course_unpublishing,
     session_cancelled,
     session_created,
+    session_moving,
     session_updated,
     staff_member_left,
     staff_member_transferred,
 )
 from lms.courses.models import Course, TrainingSession
-from lms.enrollment import approvals
+from lms.enrollment import approvals, seats
 from lms.enrollment.models import (
     ACTIVE_STATUSES,
     OFFICE_STEP,
@@ -52,6 +53,21 @@ def _promote_into_new_seats(session: TrainingSession, actor=None, changes=None, 
         more = more or before != after
     if more:
         promote_waitlist(session, actor)
+
+
+@session_moving.connect
+def _refuse_double_booking(session: TrainingSession, starts_at=None, ends_at=None, accept_clashes=False,
+                           **_kw) -> None:
+    """A session moved onto the time of another in which some of its confirmed enrollees
+    also hold a place: refused unless the organiser confirms it (after talking to them)."""
+    if accept_clashes or starts_at is None or ends_at is None:
+        return
+    clashing = seats.confirmed_clashing_at(session.id, starts_at, ends_at)
+    if not clashing:
+        return
+    names = "、".join(clashing[:5]) + (_("ほか %(n)d 人", n=len(clashing) - 5) if len(clashing) > 5 else "")
+    raise InvalidInput(_("この日時に変えると、受講が決まっている %(n)d 人（%(names)s）がほかの研修回と時間が重なります。日時を見直すか、受講者と調整したうえで「時間が重なる受講者がいることを確認のうえ変更する」にチェックして保存してください。",
+                         n=len(clashing), names=names), field="accept_clashes")
 
 
 @session_created.connect

@@ -24,7 +24,7 @@ from datetime import datetime
 
 from flask_babel import gettext as _
 from sqlalchemy import Integer, Select, bindparam, func, select
-from sqlalchemy.orm import joinedload, load_only, make_transient_to_detached
+from sqlalchemy.orm import aliased, joinedload, load_only, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from lms.common.database import begin_write, is_sqlite
@@ -215,6 +215,22 @@ def overlapping_confirmed(session: TrainingSession, staff_member_id: int) -> Enr
     """A confirmed enrollment of the staff member in another scheduled session at the same time."""
     return db.session.scalar(_statements().overlapping_confirmed, {
         "staff": staff_member_id, "sid": session.id, "starts": session.starts_at, "ends": session.ends_at})
+
+
+def confirmed_clashing_at(session_id: int, starts_at: datetime, ends_at: datetime) -> list[str]:
+    """Names of the session's confirmed enrollees who hold a confirmed place in another
+    scheduled session overlapping ``starts_at``–``ends_at`` (the session's would-be times)."""
+    mine = aliased(Enrollment)
+    other = aliased(TrainingSession)
+    return [name for _id, name in db.session.execute(
+        select(StaffMember.id, StaffMember.full_name).distinct()
+        .join(mine, mine.staff_member_id == StaffMember.id)
+        .join(Enrollment, Enrollment.staff_member_id == StaffMember.id)
+        .join(other, other.id == Enrollment.session_id)
+        .where(mine.session_id == session_id, mine.status == CONFIRMED, Enrollment.status == CONFIRMED,
+               Enrollment.session_id != session_id, other.status == SCHEDULED,
+               other.starts_at < ends_at, other.ends_at > starts_at)
+        .order_by(StaffMember.full_name, StaffMember.id))]
 
 
 def waitlisted(session_id: int) -> list[Enrollment]:

@@ -389,3 +389,37 @@ def test_publishing_needs_a_session_and_warns_of_teams_sessions_without_a_link(d
     db.session.commit()
     login_as(user=learner)
     assert "参加リンクは後日お知らせします" in client.get("/me").get_data(as_text=True)
+
+
+def test_moving_a_session_onto_its_enrollees_other_session_is_confirmed_first(client, login_as, make_course,
+                                                                              make_session):
+    """A move that gives confirmed enrollees two sessions at once is refused with their names
+    until the organiser ticks the box shown then; nothing changes before that."""
+    from lms.common.timeutil import tokyo_to_utc
+
+    trainer = login_as("trainer")
+    course = make_course(owner_id=trainer.id, title="移動する研修")
+    moved = make_session(course, starts_in=timedelta(days=20))
+    elsewhere = make_session(make_course(title="別の研修"), starts_in=timedelta(days=10))
+    both, only_here = factories.make_user("learner", name="重複 花子"), factories.make_user("learner", name="単独 次郎")
+    for session in (moved, elsewhere):
+        enrollment.enroll_self(session.id, both)
+    enrollment.enroll_self(moved.id, only_here)
+    db.session.commit()
+    local = (elsewhere.starts_at.replace(tzinfo=UTC) + timedelta(hours=9)).strftime("%Y-%m-%dT%H:%M")
+    local_end = (elsewhere.ends_at.replace(tzinfo=UTC) + timedelta(hours=9)).strftime("%Y-%m-%dT%H:%M")
+    form = _session_form(starts_at=local, ends_at=local_end, capacity=str(moved.capacity), enroll_closes_at="")
+    response = client.post(f"/manage/sessions/{moved.id}/edit", data=form)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "1 人（重複 花子）" in page and "単独 次郎" not in page
+    assert 'name="accept_clashes"' in page
+    db.session.expire_all()
+    assert db.session.get(TrainingSession, moved.id).starts_at.replace(tzinfo=UTC) != tokyo_to_utc(
+        datetime.fromisoformat(local))
+    assert 'name="accept_clashes"' not in client.get(f"/manage/sessions/{moved.id}/edit").get_data(as_text=True)
+    response = client.post(f"/manage/sessions/{moved.id}/edit", data={**form, "accept_clashes": "y"})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(TrainingSession, moved.id).starts_at.replace(tzinfo=UTC) == tokyo_to_utc(
+        datetime.fromisoformat(local))

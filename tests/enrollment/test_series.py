@@ -6,6 +6,7 @@ course's share (3/4 by default)."""
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -285,3 +286,35 @@ def test_days_added_to_a_series_at_once_are_all_added(app, db, make_user, make_c
     seated = db.session.scalars(select(Enrollment.session_id).where(Enrollment.session_id.in_(parts),
                                                                     Enrollment.status == CONFIRMED)).all()
     assert sorted(seated) == sorted(parts * 3)  # the three places follow into every day
+
+
+def test_a_series_keeps_its_order(db, make_user, make_course, make_session, trainer, client, login_as):
+    """A later day after the first, a 補講 after the day it makes up for, the first before the
+    others — on adding and on moving; the make-up form leaves its request period open."""
+    from lms.common.errors import InvalidInput
+
+    first, (second, third) = make_series(db, make_course, make_session, trainer)
+    with pytest.raises(InvalidInput, match="最初の回"):
+        courses.create_session(trainer, first.course, part_input(first, -1), part_of=first)
+    db.session.rollback()
+    with pytest.raises(InvalidInput, match="補う回"):
+        courses.create_session(trainer, first.course, part_input(third, -1, capacity=5), makeup_for=third)
+    db.session.rollback()
+    makeup = courses.create_session(trainer, first.course, part_input(third, 3, capacity=5), makeup_for=third)
+    db.session.commit()
+
+    def moved(session, days):
+        return courses.SessionInput(
+            starts_at=session.starts_at + timedelta(days=days), ends_at=session.ends_at + timedelta(days=days),
+            title=session.title, delivery=session.delivery, location=session.location, capacity=session.capacity)
+
+    for session, days, message in ((makeup, -4, "補う回"), (second, -2, "最初の回"), (first, 5, "ほかの日程")):
+        with pytest.raises(InvalidInput, match=message):
+            courses.update_session(trainer, session.id, moved(session, days))
+        db.session.rollback()
+    assert courses.update_session(trainer, makeup.id, moved(makeup, 1))
+    db.session.commit()
+    login_as(user=trainer)
+    form = client.get(f"/manage/sessions/{third.id}/makeup/new").get_data(as_text=True)
+    for name in ("enroll_opens_at", "enroll_closes_at", "cancel_deadline"):
+        assert re.search(rf'name="{name}"[^>]*value="[^"]', form) is None, name
