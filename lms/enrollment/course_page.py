@@ -15,7 +15,7 @@ from lms.common.templating import format_datetime_jst
 from lms.common.timeutil import as_utc, utcnow
 from lms.courses.models import CANCELLED, PUBLISHED, Course, TrainingSession
 from lms.courses.views import SessionView
-from lms.enrollment import rules, services
+from lms.enrollment import rules, series, services
 from lms.enrollment.queries import MyStatus, MyStatusWords, my_course_statuses_of_user, my_statuses
 from lms.roster.models import StaffMember
 from lms.roster.services import staff_member_for
@@ -50,8 +50,14 @@ def learner_sessions(course: Course, views: list[SessionView], user) -> list[Ses
     member = staff_member_for(user, create=False)
     municipality_id = member.municipality_id if member is not None else user.municipality_id
     mine = my_statuses(member.id, [v.session.id for v in views]) if member is not None else {}
+    makeup_of = {v.session.series_id for v in views if v.session.makeup_for_id is not None and v.session.series_id}
+    in_series = series.places_held(makeup_of, member.id) if member is not None else set()
     for view in views:
         _fill_mine(view, course, mine.get(view.session.id), member, municipality_id, user, now)
+        if view.can_enroll and view.session.makeup_for_id is not None and view.session.series_id not in in_series:
+            # A 補講 is for those with a place in the series (the service refuses the others).
+            view.can_enroll, view.enroll_label = False, ""
+            view.why_not = _("補講は、この連続講座の受講が決まっている人だけが申し込めます。")
     return views
 
 

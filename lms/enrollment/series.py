@@ -43,6 +43,15 @@ def parts(first_id: int, *, with_makeups: bool = False) -> list[TrainingSession]
     return list(db.session.scalars(query.order_by(TrainingSession.starts_at, TrainingSession.id)))
 
 
+def places_held(first_ids: set[int], staff_member_id: int) -> set[int]:
+    """Which of the series (first session ids) the staff member has a confirmed place in."""
+    if not first_ids:
+        return set()
+    return set(db.session.scalars(select(Enrollment.session_id).where(
+        Enrollment.session_id.in_(first_ids), Enrollment.staff_member_id == staff_member_id,
+        Enrollment.status == CONFIRMED)))
+
+
 def holds_place(first_id: int, staff_member_id: int) -> bool:
     """The staff member has a confirmed place in the series."""
     return db.session.scalar(select(Enrollment.id).where(

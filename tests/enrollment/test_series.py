@@ -318,3 +318,21 @@ def test_a_series_keeps_its_order(db, make_user, make_course, make_session, trai
     form = client.get(f"/manage/sessions/{third.id}/makeup/new").get_data(as_text=True)
     for name in ("enroll_opens_at", "enroll_closes_at", "cancel_deadline"):
         assert re.search(rf'name="{name}"[^>]*value="[^"]', form) is None, name
+
+
+def test_the_course_page_offers_a_make_up_only_to_the_series_members(db, make_user, make_course, make_session,
+                                                                    trainer, client, login_as):
+    first, (second, _third) = make_series(db, make_course, make_session, trainer)
+    first.course.status = "published"
+    member, outsider = make_user("learner"), make_user("learner")
+    services.enroll_self(first.id, member)
+    courses.create_session(trainer, first.course, part_input(second, 7, capacity=5, title="第2日の補講"),
+                           makeup_for=second)
+    db.session.commit()
+    login_as(user=member)
+    page = client.get(f"/courses/{first.course_id}").get_data(as_text=True)
+    assert "補講に申し込む" in page
+    login_as(user=outsider)
+    page = client.get(f"/courses/{first.course_id}").get_data(as_text=True)
+    assert "補講に申し込む" not in page
+    assert "補講は、この連続講座の受講が決まっている人だけが申し込めます。" in page
