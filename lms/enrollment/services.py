@@ -447,6 +447,10 @@ def status_message(enrollment: Enrollment, position: int | None = None,
             position = waitlist_position(enrollment)
         if reason is None:
             session = enrollment.session
+            if seats.overlapping_confirmed(session, enrollment.staff_member_id) is not None:
+                # Passed over by promotion (a place elsewhere at that time): not really "next".
+                return _("同じ時間帯のほかの研修回の受講が決まっているため、席が空いても繰り上がりません（キャンセル待ち %(n)s 番目）。そちらを取り消すと、順番どおり繰り上がります。",
+                         n=position)
             why = rules.FULL if session.confirmed_count >= session.capacity else rules.HELD
             seats_of_town = 0
         else:

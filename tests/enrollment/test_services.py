@@ -199,6 +199,24 @@ def test_waitlisted_elsewhere_does_not_block(make_session, learner):
     assert _self_enroll(overlapping, user).status == CONFIRMED
 
 
+def test_a_waitlisted_learner_passed_over_is_told_why(db, make_session, learner):
+    """First in line but confirmed elsewhere at the same time: promotion passes them over, and
+    their status says so instead of only 「1 番目」."""
+    full = make_session(starts_in=timedelta(days=3), capacity=1)
+    overlapping = make_session(starts_in=timedelta(days=3, minutes=30))
+    holder, user = learner()[0], learner()[0]
+    held = _self_enroll(full, holder)
+    waiting = _self_enroll(full, user)
+    assert "繰り上がりません" not in services.status_message(waiting)
+    _self_enroll(overlapping, user)
+    db.session.commit()
+    assert "繰り上がりません（キャンセル待ち 1 番目）" in services.status_message(waiting)
+    services.cancel_enrollment(held.id, holder)
+    db.session.commit()
+    db.session.refresh(waiting)
+    assert waiting.status == WAITLISTED
+
+
 def test_quota_caps_a_municipality_and_others_share_the_rest(make_session, learner):
     session = make_session(capacity=3, quotas={"131016": 1})
     a = _self_enroll(session, learner("131016")[0])
