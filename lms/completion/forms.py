@@ -11,10 +11,14 @@ from lms.common.ids import coerce_id
 
 
 class ManualCompletionForm(Form):
-    employee_number = StringField(_l("職員番号"), validators=[DataRequired(), Length(max=20)])
-    municipality_id = SelectField(_l("区市町村"), coerce=coerce_id, validators=[InputRequired()])
-    fiscal_year = IntegerField(_l("年度"), validators=[InputRequired(), NumberRange(min=2000, max=2100)])
-    reason = TextAreaField(_l("理由"), validators=[DataRequired(), Length(max=1000)])
+    employee_number = StringField(_l("職員番号"), validators=[
+        DataRequired(_l("職員番号を入力してください。")), Length(max=20, message=_l("職員番号は20文字以内で入力してください。"))])
+    municipality_id = SelectField(_l("区市町村"), coerce=coerce_id, validators=[InputRequired(_l("区市町村を選んでください。"))])
+    fiscal_year = IntegerField(_l("年度"), validators=[
+        InputRequired(_l("年度を入力してください。")),
+        NumberRange(min=2000, max=2100, message=_l("年度は2000から2100までの数で入力してください。"))])
+    reason = TextAreaField(_l("理由"), validators=[
+        DataRequired(_l("理由を入力してください。")), Length(max=1000, message=_l("理由は1000文字以内で入力してください。"))])
 
 
 class RevokeForm(Form):

@@ -32,7 +32,7 @@ from lms.common.access import (
     require_own_object,
     role_required,
 )
-from lms.common.errors import DomainError
+from lms.common.errors import DomainError, InvalidInput
 from lms.common.forms import Form
 from lms.common.ids import parse_id, parse_ids
 from lms.common.limits import configured, limit_export
@@ -501,11 +501,17 @@ def course_completions(course_id: int):
         ))
         try:
             if staff is None:
-                raise DomainError(_("その区市町村に、この職員番号の職員はいません。"))
+                raise InvalidInput(_("その区市町村に、この職員番号の職員はいません。"), field="employee_number")
             services.complete_manually(staff.id, course.id, form.fiscal_year.data, current_user, form.reason.data)
         except DomainError as exc:
             db.session.rollback()
-            form.reason.errors.append(exc.message)
+            # Under the field it concerns (the staff member, the year, the reason); else the form's.
+            name = exc.context.get("field") if isinstance(exc, InvalidInput) else None
+            target = form[name] if name and name in form else None
+            if target is not None:
+                target.errors = [*target.errors, exc.message]
+            else:
+                form.form_errors.append(exc.message)
         else:
             db.session.commit()
             flash(_("修了を登録しました。"), "success")

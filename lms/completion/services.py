@@ -302,9 +302,9 @@ def can_decide(actor, course: Course) -> bool:
 def _clean_reason(reason: str) -> str:
     reason = (reason or "").strip()
     if not reason:
-        raise InvalidInput(_("理由を入力してください。"))
+        raise InvalidInput(_("理由を入力してください。"), field="reason")
     if len(reason) > REASON_MAX:
-        raise InvalidInput(_("理由は%(n)d文字以内で入力してください。", n=REASON_MAX))
+        raise InvalidInput(_("理由は%(n)d文字以内で入力してください。", n=REASON_MAX), field="reason")
     return reason
 
 
@@ -318,7 +318,7 @@ def complete_manually(staff_member_id: int, course_id: int, fiscal_year: int, ac
         raise NotAllowed(_("この研修の修了を判定する権限がありません。"))
     reason = _clean_reason(reason)
     if fiscal_year < 2000 or fiscal_year > fiscal_year_of(utcnow()) + 1:
-        raise InvalidInput(_("年度が正しくありません。"))
+        raise InvalidInput(_("年度が正しくありません。"), field="fiscal_year")
     completion = db.session.scalar(
         select(Completion).where(
             Completion.staff_member_id == staff_member_id,

@@ -185,3 +185,27 @@ def test_viewing_counts_in_the_fiscal_year_it_was_reached(db, make_course, make_
     # the same viewing, now reached in FY2025: FY2024's automatic completion loses its basis
     rows = {c.fiscal_year: c.status for c in completions(db, staff)}
     assert rows == {2024: REVOKED, 2025: COMPLETED}
+
+
+def test_the_manual_completion_form_puts_each_error_under_its_field(db, client, login_as, make_course, make_staff):
+    """An unknown 職員番号 is said under 職員番号 (not under 理由), a missing reason under 理由,
+    in Japanese; nothing is recorded."""
+    trainer = login_as("trainer")
+    course = make_course(owner_id=trainer.id)
+    staff = make_staff()
+    fy = fiscal_year_of(utcnow())
+
+    def post(**values):
+        form = {"employee_number": staff.employee_number, "municipality_id": str(staff.municipality_id),
+                "fiscal_year": str(fy), "reason": "会場で出席を確認", **values}
+        page = client.post(f"/completion/courses/{course.id}", data=form).get_data(as_text=True)
+        return {m.group(1): m.group(2) for m in re.finditer(
+            r'id="(employee_number|reason|fiscal_year)-error"[^>]*>(.*?)</', page, re.S)}, page
+
+    errors, page = post(employee_number="NOBODY-1")
+    assert "この職員番号の職員はいません" in errors.get("employee_number", ""), page
+    assert "reason" not in errors
+    errors, _page = post(reason="")
+    assert "理由を入力してください" in errors.get("reason", "")
+    assert "This field is required" not in _page
+    assert db.session.scalar(select(func.count()).select_from(Completion)) == 0
