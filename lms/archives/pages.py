@@ -263,6 +263,30 @@ def _state_change(archive_id: int, action, message: str):
     return redirect(url_for("archives.detail", archive_id=archive_id))
 
 
+@bp.post("/manage/<int:archive_id>/uploads/<upload_id>/dismiss")
+@role_required(TRAINER, PLATFORM_ADMIN)
+def dismiss_upload(archive_id: int, upload_id: str):
+    """Take a failed upload's notice off the page (the file was never kept)."""
+    archive = _manageable_or_abort(archive_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        upload = uploads.get_upload(current_user, upload_id)
+        if upload.archive_id != archive.id:
+            raise NotFound(_("アップロードが見つかりません。"))
+        name = upload.filename
+        uploads.dismiss_upload(upload)
+    except NotFound:
+        abort(404)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    else:
+        db.session.commit()
+        flash(_("失敗したアップロード「%(name)s」を一覧から消しました。", name=name), "success")
+    return redirect(url_for("archives.detail", archive_id=archive.id))
+
+
 @bp.route("/manage/<int:archive_id>/files/<int:file_id>/remove", methods=["GET", "POST"])
 @role_required(TRAINER, PLATFORM_ADMIN)
 def remove_file(archive_id: int, file_id: int):

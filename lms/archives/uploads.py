@@ -395,6 +395,15 @@ def terminate_upload(upload: UploadSession) -> None:
     upload.error = _("アップロードは中止されました。")
 
 
+def dismiss_upload(upload: UploadSession) -> None:
+    """A failed upload's notice taken off the archive's page (its parts went when it failed;
+    deleted again in case that did not happen). Only a failed one: the others are live."""
+    if upload.status != FAILED:
+        raise Conflict(_("失敗したアップロードだけを一覧から消せます。"))
+    get_storage().delete_part(upload.storage_key)
+    db.session.delete(upload)
+
+
 def expire_uploads(now: datetime | None = None) -> int:
     """Delete the parts of unfinished uploads past their expiry; returns how many."""
     now = now or utcnow()

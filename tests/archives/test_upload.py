@@ -160,6 +160,16 @@ def test_wrong_magic_bytes_refused_with_message_and_nothing_left(app, db, traine
     assert upload.status == FAILED and "対応していません" in upload.error
     # The refused upload cannot be continued.
     assert trainer_client.head(location, headers=TUS).status_code in (404, 410)
+    # Its notice stays on the archive's page until the trainer takes it off.
+    page = trainer_client.get(f"/archives/manage/{archive.id}").get_data(as_text=True)
+    dismiss = f"/archives/manage/{archive.id}/uploads/{upload.id}/dismiss"
+    assert "lecture.mp4" in page and dismiss in page
+    assert trainer_client.post(f"/archives/manage/{archive.id}/uploads/not-an-id/dismiss").status_code == 404
+    done = trainer_client.post(dismiss, follow_redirects=True)
+    assert done.status_code == 200 and "一覧から消しました" in done.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.scalar(select(UploadSession)) is None
+    assert trainer_client.post(dismiss).status_code == 404
 
 
 def test_sha256_mismatch_refused_and_nothing_left(app, db, trainer_client, archive):
