@@ -8,6 +8,7 @@ the process), through WTForms' public hook ``Meta.get_translations``.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import date, datetime
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from flask_babel import Domain
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DateField, DateTimeField, IntegerField
+from wtforms import DateField, DateTimeField, HiddenField, IntegerField, PasswordField, StringField, TextAreaField
 from wtforms.i18n import messages_path
 from wtforms.validators import Length, NumberRange, StopValidation
 from wtforms.widgets import TextInput
@@ -26,10 +27,35 @@ from lms.common.timeutil import plausible_year
 WTFORMS_MESSAGES = Domain(translation_directories=messages_path(), domain="wtforms")
 
 
+# Control characters nobody types (C0 but tab and line breaks, DEL, C1): a paste from a PDF
+# or a hostile post. Line breaks too in a one-line field (a title that would break a mail's
+# header or a CSV row). Each becomes a space; what the person wrote is otherwise kept.
+_CONTROLS_MULTI_LINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_CONTROLS_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _without_controls(pattern: re.Pattern[str]):
+    def clean(value):
+        return pattern.sub(" ", value) if isinstance(value, str) else value
+    return clean
+
+
+_CLEAN_MULTI_LINE = _without_controls(_CONTROLS_MULTI_LINE)
+_CLEAN_ONE_LINE = _without_controls(_CONTROLS_ONE_LINE)
+
+
 class Form(FlaskForm):
     class Meta:
         def get_translations(self, form):
             return WTFORMS_MESSAGES.get_translations()
+
+        def bind_field(self, form, unbound_field, options):
+            """Every text field drops control characters (see ``_CONTROLS_ONE_LINE``)."""
+            field_class = unbound_field.field_class
+            if issubclass(field_class, StringField) and not issubclass(field_class, (HiddenField, PasswordField)):
+                clean = _CLEAN_MULTI_LINE if issubclass(field_class, TextAreaField) else _CLEAN_ONE_LINE
+                options = {**options, "filters": (clean, *unbound_field.kwargs.get("filters", ()))}
+            return unbound_field.bind(form=form, **options)
 
 
 class ActionForm(Form):

@@ -423,3 +423,17 @@ def test_moving_a_session_onto_its_enrollees_other_session_is_confirmed_first(cl
     db.session.expire_all()
     assert db.session.get(TrainingSession, moved.id).starts_at.replace(tzinfo=UTC) == tokyo_to_utc(
         datetime.fromisoformat(local))
+
+
+def test_control_characters_in_text_fields_become_spaces(client, login_as):
+    """A pasted form feed or a hostile CR LF never reaches the database (a title goes into mail
+    headers and CSV rows); line breaks stay in a multi-line field."""
+    login_as("trainer")
+    response = client.post("/manage/courses/new", data=_course_form(
+        title="Teams\r\nBcc: x@example.com\x01研修", summary="概要\x0c続き", target_audience="全職員\x7f",
+        description_md="## 内容\r\n- 一行目\x0b\r\n- 二行目"))
+    assert response.status_code == 302, response.get_data(as_text=True)
+    course = db.session.scalar(select(Course).order_by(Course.id.desc()))
+    assert course.title == "Teams  Bcc: x@example.com 研修"
+    assert course.summary == "概要 続き" and course.target_audience == "全職員"
+    assert "\x0b" not in course.description_md and "\n- 二行目" in course.description_md.replace("\r\n", "\n")
