@@ -90,3 +90,34 @@ def test_on_rollback_undoes_outside_work_only_when_the_transaction_rolls_back(ap
     assert undone == ["inner"]
     db.session.rollback()
     assert undone == ["inner", "outer"]
+
+
+def test_handing_work_to_the_worker_after_commit(app, db, caplog, monkeypatch):
+    """``hand_over_after_commit``: once per key, after the commit; inline runs (tests) run it in
+    a fresh application context or leave it to the caller; a queue that refuses is logged and
+    the committed change stands; with the queue on (not inline) the task is enqueued."""
+    from flask import current_app
+
+    from lms.common import jobs
+
+    ran = []
+
+    def enqueue():
+        ran.append(current_app._get_current_object() is app)  # noqa: SLF001 - a test's check of the context
+    db.session.execute(text("SELECT 1"))
+    jobs.hand_over_after_commit(enqueue, key="k", inline=True, what="a test job")
+    jobs.hand_over_after_commit(enqueue, key="k", inline=True, what="a test job")
+    jobs.hand_over_after_commit(lambda: ran.append("skipped"), key="other", inline=False, what="a test job")
+    assert ran == []
+    db.session.commit()
+    assert ran == [True]  # once, in the app (a context of its own), the not-inline one left out
+
+    def refuse():
+        raise ConnectionError("queue down")
+    monkeypatch.setattr(jobs.huey, "immediate", False)
+    db.session.execute(text("SELECT 1"))
+    jobs.hand_over_after_commit(refuse, key="down", inline=False, what="a refused job")
+    jobs.hand_over_after_commit(lambda: ran.append("queued"), key="up", inline=False, what="a test job")
+    db.session.commit()
+    assert ran == [True, "queued"]
+    assert "could not enqueue a refused job" in caplog.text

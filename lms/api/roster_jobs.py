@@ -35,9 +35,8 @@ from lms.api.models import (
 from lms.api.schemas import StaffBulkEntry
 from lms.api.webhooks.services import publish
 from lms.audit.services import record_action
-from lms.common.after_commit import after_commit
 from lms.common.database import begin_write
-from lms.common.jobs import huey
+from lms.common.jobs import hand_over_after_commit
 from lms.common.timeutil import today_tokyo, utcnow
 from lms.extensions import db
 from lms.municipalities.models import Municipality
@@ -82,19 +81,16 @@ def accept_feed(caller: Caller, municipality_id: int, text: str, bounds: Sequenc
     actor: Any = caller.actor  # (an application: the audit log names it, no user id)
     record_action(actor, "roster.bulk_accepted", "api_roster_job", job.id, municipality_id, total=total,
                   **caller.audit_details)
-    after_commit(lambda: _start(job.id), key=("roster-job", job.id))
+    job_id = job.id  # (inline runs, the tests, run the job themselves: run_job)
+    hand_over_after_commit(lambda: _start(job_id), key=("roster-job", job_id), inline=False,
+                           what=f"roster job {job_id}")
     return job
 
 
 def _start(job_id: int) -> None:
     from lms.api.tasks import run_roster_job  # tasks imports this module
 
-    if huey.immediate:  # tests run the job themselves (run_job), outside the request
-        return
-    try:
-        run_roster_job(job_id)
-    except Exception:  # a queue outage: the periodic sweep starts it
-        logger.exception("could not enqueue roster job %s; the periodic task will run it", job_id)
+    run_roster_job(job_id)
 
 
 def _claim(job_id: int) -> bool:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -24,9 +23,8 @@ from lms.archives import containers, tasks
 from lms.archives.filetypes import TYPES
 from lms.archives.models import READY, VIDEO, ArchiveFile
 from lms.archives.storage import StorageError, get_storage
-from lms.common.after_commit import after_commit
 from lms.common.database import begin_write
-from lms.common.jobs import huey
+from lms.common.jobs import hand_over_after_commit
 from lms.common.timeutil import utcnow
 from lms.extensions import db
 
@@ -75,22 +73,9 @@ def needs_measuring(archive_file: ArchiveFile) -> bool:
 
 
 def measure_after_commit(file_id: int) -> None:
-    """Hand the file to the worker once the current transaction commits."""
-    after_commit(lambda: _hand_to_worker(file_id), key=("archives.measure_duration", file_id))
-
-
-def _hand_to_worker(file_id: int) -> None:
-    """Enqueue the measurement. A failure loses nothing: the periodic task finds the file."""
-    try:
-        if huey.immediate:
-            # Inline (tests): a fresh application context, hence a fresh database session,
-            # since the committing session cannot be used from inside its own commit.
-            with current_app.app_context():
-                tasks.measure_duration_task(file_id)
-        else:
-            tasks.measure_duration_task(file_id)
-    except Exception:  # the periodic task hands it over again
-        logger.exception("could not enqueue the measurement of archive file %s", file_id)
+    """Hand the file to the worker once the current transaction commits (inline in tests)."""
+    hand_over_after_commit(lambda: tasks.measure_duration_task(file_id), key=("archives.measure_duration", file_id),
+                           inline=True, what=f"the measurement of archive file {file_id}")
 
 
 def _code_of(archive_file: ArchiveFile) -> str:

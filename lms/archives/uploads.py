@@ -50,10 +50,9 @@ from lms.archives.models import (
 )
 from lms.archives.storage import StorageError, get_storage
 from lms.auth.models import PLATFORM_ADMIN
-from lms.common.after_commit import after_commit
 from lms.common.database import begin_write
 from lms.common.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from lms.common.jobs import huey
+from lms.common.jobs import hand_over_after_commit
 from lms.common.timeutil import utcnow
 from lms.extensions import db
 
@@ -304,21 +303,10 @@ def finish_upload(upload: UploadSession) -> None:
 
 
 def _verify_after_commit(upload_id: str) -> None:
-    after_commit(lambda: _hand_to_worker(upload_id), key=("archives.verify_upload", upload_id))
-
-
-def _hand_to_worker(upload_id: str) -> None:
-    """Enqueue the verification. A failure loses nothing: the periodic task finds the upload."""
-    try:
-        if huey.immediate:
-            # Inline (tests): a fresh application context, hence a fresh database session,
-            # since the committing session cannot be used from inside its own commit.
-            with current_app.app_context():
-                tasks.verify_upload_task(upload_id)
-        else:
-            tasks.verify_upload_task(upload_id)
-    except Exception:  # the periodic task hands it over again
-        logger.exception("could not enqueue the verification of upload %s", upload_id)
+    """Hand the verification to the worker once committed (inline in tests); a failure to
+    enqueue loses nothing: the periodic task finds the upload."""
+    hand_over_after_commit(lambda: tasks.verify_upload_task(upload_id), key=("archives.verify_upload", upload_id),
+                           inline=True, what=f"the verification of upload {upload_id}")
 
 
 def verify_upload(upload_id: str) -> str | None:

@@ -8,17 +8,19 @@ tasks open their application context through ``app_context()``. Tests run tasks 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, has_app_context
+from flask import Flask, current_app, has_app_context
 from huey import Huey, RedisHuey, SqliteHuey, crontab
 
 from config import job_queue_settings
+from lms.common.after_commit import after_commit
 
 
 def _make_huey() -> Huey:
@@ -71,6 +73,35 @@ def app_context() -> Iterator[Any]:
         return
     with get_app().app_context():
         yield
+
+
+# ---------------------------------------------------------------- handing work over after a commit
+
+_log = logging.getLogger(__name__)
+
+
+def hand_over_after_commit(enqueue: Callable[[], object], *, key: Hashable, inline: bool, what: str) -> None:
+    """Once the current transaction commits, ``enqueue()`` (a huey task call) asks the worker
+    to do the work the transaction recorded (once per ``key`` and transaction; nothing if it
+    rolls back). Where jobs run inline (``huey.immediate``, the tests): with ``inline`` the
+    work runs then, in an application context of its own (a fresh database session: the
+    committing one cannot be used inside its own commit); without, it is left to the caller
+    (the tests run it themselves). A failure to enqueue is logged, never raised: the change is
+    committed and the area's periodic task finds the work (``what`` names it in the log)."""
+    after_commit(lambda: _hand_over(enqueue, inline, what), key=key)
+
+
+def _hand_over(enqueue: Callable[[], object], inline: bool, what: str) -> None:
+    if huey.immediate and not inline:
+        return
+    try:
+        if huey.immediate:
+            with current_app.app_context():
+                enqueue()
+        else:
+            enqueue()
+    except Exception:  # noqa: BLE001 - the periodic task picks the work up
+        _log.exception("could not enqueue %s; the periodic task will pick it up", what)
 
 
 # ---------------------------------------------------------------- the worker's heartbeat

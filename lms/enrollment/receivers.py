@@ -3,15 +3,12 @@ transaction)."""
 
 from __future__ import annotations
 
-import logging
-
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from lms.common import signals
-from lms.common.after_commit import after_commit
 from lms.common.errors import InvalidInput
-from lms.common.jobs import huey
+from lms.common.jobs import hand_over_after_commit
 from lms.common.signals import (
     course_unpublishing,
     session_cancelled,
@@ -34,8 +31,6 @@ from lms.enrollment.models import (
 from lms.enrollment.services import cancel_all_enrollments, follow_new_part, promote_waitlist
 from lms.enrollment.tasks import withdraw_departed_soon
 from lms.extensions import db
-
-logger = logging.getLogger(__name__)
 
 
 @session_updated.connect
@@ -118,13 +113,6 @@ def _give_up_later_places(_sender, staff_member_id: int, **_kw) -> None:
     in sessions after their departure day (lms.enrollment.services.withdraw_departed_staff),
     each seat going to the waitlist. Not in the roster's transaction: a CSV import of a
     hundred departures does not hold a hundred sessions' locks."""
-    after_commit(_request_withdrawal_quietly, key="withdraw-departed")
-
-
-def _request_withdrawal_quietly() -> None:
-    if huey.immediate:  # tests run lms.enrollment.services.withdraw_departed_staff themselves
-        return
-    try:
-        withdraw_departed_soon()
-    except Exception:  # a queue outage must not fail the committed departure; the periodic task runs it
-        logger.exception("could not enqueue the withdrawal of departed staff; the periodic task will run it")
+    # (inline runs, the tests, call lms.enrollment.services.withdraw_departed_staff themselves)
+    hand_over_after_commit(withdraw_departed_soon, key="withdraw-departed", inline=False,
+                           what="the withdrawal of departed staff")

@@ -31,9 +31,9 @@ from typing import Any, cast
 from flask import current_app
 from sqlalchemy import CursorResult, or_, select, update
 
-from lms.common.after_commit import after_commit, discard, pending_keys
+from lms.common.after_commit import discard, pending_keys
 from lms.common.database import begin_write
-from lms.common.jobs import huey
+from lms.common.jobs import hand_over_after_commit
 from lms.common.timeutil import as_utc, utcnow
 from lms.extensions import db
 from lms.teams.models import GraphOperation
@@ -121,23 +121,16 @@ def _queue_key(operation_id: int) -> tuple[str, int]:
 
 
 def _enqueue_after_commit(operation_id: int) -> None:
-    after_commit(lambda: _enqueue(operation_id), key=_queue_key(operation_id))
+    """Hand the operation to the worker once committed (inline in tests). A failure to
+    enqueue loses nothing: the row stays queued for the periodic pick-up."""
+    hand_over_after_commit(lambda: _run(operation_id), key=_queue_key(operation_id), inline=True,
+                           what=f"graph operation {operation_id}")
 
 
-def _enqueue(operation_id: int) -> None:
-    """Hand the operation to the worker. A failure here loses nothing: the row stays queued."""
-    try:
-        from lms.teams.tasks import run_graph_operation  # the tasks run operations: a cycle
+def _run(operation_id: int) -> None:
+    from lms.teams.tasks import run_graph_operation  # the tasks run operations: a cycle
 
-        if huey.immediate:
-            # Inline (tests): run in a fresh application context, hence a fresh DB session,
-            # since the committing session cannot be used from inside its own commit.
-            with current_app.app_context():
-                run_graph_operation(operation_id)
-        else:
-            run_graph_operation(operation_id)
-    except Exception:  # noqa: BLE001 - the periodic pick-up will run it
-        log.exception("could not enqueue graph operation %s; left queued", operation_id)
+    run_graph_operation(operation_id)
 
 
 def queue_operation(session_id: int | None, kind: str, **details) -> GraphOperation:

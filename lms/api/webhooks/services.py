@@ -10,7 +10,6 @@ enabled again."""
 from __future__ import annotations
 
 import json
-import logging
 import uuid
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
@@ -33,14 +32,11 @@ from lms.api.webhooks.models import (
     WebhookMessage,
 )
 from lms.audit.services import record_action
-from lms.common.after_commit import after_commit
 from lms.common.database import begin_write, for_update
 from lms.common.errors import Conflict, InvalidInput
-from lms.common.jobs import huey
+from lms.common.jobs import hand_over_after_commit
 from lms.common.timeutil import as_utc, utcnow
 from lms.extensions import db
-
-logger = logging.getLogger(__name__)
 
 # The events an endpoint may subscribe to, with what the admin pages call them.
 EVENT_TYPES = {
@@ -128,19 +124,20 @@ def publish(event_type: str, municipality_id: int | None, data: Callable[[], dic
     db.session.flush()
     db.session.add_all(WebhookDelivery(message_id=message.id, endpoint_id=eid, status=QUEUED, attempts=0,
                                        next_attempt_at=now, created_at=now) for eid in targets)
-    after_commit(_request_delivery_quietly, key="webhook-delivery")
+    _deliver_after_commit()
     return message
 
 
-def _request_delivery_quietly() -> None:
-    if huey.immediate:  # tests deliver explicitly (lms.api.webhooks.delivery.deliver_due)
-        return
-    try:
-        from lms.api.webhooks.tasks import deliver_webhooks_soon  # tasks imports delivery, which imports this module
+def _deliver_after_commit() -> None:
+    """Ask the worker to deliver once committed (inline runs, the tests, deliver explicitly:
+    lms.api.webhooks.delivery.deliver_due)."""
+    hand_over_after_commit(_deliver_soon, key="webhook-delivery", inline=False, what="webhook delivery")
 
-        deliver_webhooks_soon()
-    except Exception:  # a queue outage must not fail the committed change; the periodic task delivers
-        logger.exception("could not enqueue webhook delivery; the periodic task will deliver")
+
+def _deliver_soon() -> None:
+    from lms.api.webhooks.tasks import deliver_webhooks_soon  # tasks imports delivery, which imports this module
+
+    deliver_webhooks_soon()
 
 
 # ---------------------------------------------------------------- endpoints
@@ -248,7 +245,7 @@ def enable_endpoint(actor, endpoint: WebhookEndpoint) -> int:
         update(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id, WebhookDelivery.status == QUEUED)
         .values(next_attempt_at=now).execution_options(synchronize_session=False))).rowcount
     record_action(actor, "webhook.enable", "webhook_endpoint", endpoint.id, endpoint.municipality_id)
-    after_commit(_request_delivery_quietly, key="webhook-delivery")
+    _deliver_after_commit()
     return int(waiting or 0)
 
 
@@ -306,7 +303,7 @@ def replay_delivery(actor, delivery: WebhookDelivery) -> WebhookDelivery:
     delivery.claimed_at = None
     record_action(actor, "webhook.replay", "webhook_delivery", delivery.id, delivery.endpoint.municipality_id,
                   msg_id=delivery.message.msg_id)
-    after_commit(_request_delivery_quietly, key="webhook-delivery")
+    _deliver_after_commit()
     return delivery
 
 
@@ -319,7 +316,7 @@ def replay_failed(actor, endpoint: WebhookEndpoint) -> int:
         raise InvalidInput(_("再送する失敗した配信はありません。"))
     record_action(actor, "webhook.replay_failed", "webhook_endpoint", endpoint.id, endpoint.municipality_id,
                   count=count)
-    after_commit(_request_delivery_quietly, key="webhook-delivery")
+    _deliver_after_commit()
     return int(count)
 
 
