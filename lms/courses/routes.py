@@ -10,6 +10,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
+from werkzeug.wrappers import Response
 from wtforms import SelectChoice
 
 from lms.auth.models import PLATFORM_ADMIN, TRAINER
@@ -34,7 +35,7 @@ from lms.courses.forms import (
     SessionForm,
     choices_of,
 )
-from lms.courses.models import PUBLISHED, Course, CourseEligibility, TrainingPath, TrainingSession
+from lms.courses.models import CANCELLED, PUBLISHED, Course, CourseEligibility, TrainingPath, TrainingSession
 from lms.courses.views import session_views
 from lms.extensions import db
 from lms.municipalities.models import KINDS, Municipality
@@ -323,6 +324,8 @@ def cancel_course(course_id: int):
 @role_required(TRAINER, PLATFORM_ADMIN)
 def new_session(course_id: int):
     course = _managed_course(course_id)
+    if course.status == CANCELLED:
+        return _no_form(course.id, _("中止した研修には回を追加できません。"))
     form = SessionForm()
     _quota_choices(form)
     if request.method == "GET" or form.add_quota.data:
@@ -348,14 +351,20 @@ def new_session(course_id: int):
 @role_required(TRAINER, PLATFORM_ADMIN)
 def new_part(session_id: int):
     """連続講座: another dated part of the session's series (the session starts one if alone)."""
-    return _series_session_form(_managed_session(session_id), makeup=False)
+    session = _managed_session(session_id)
+    if (closed := _closed(session, adding=True)) is not None:
+        return closed
+    return _series_session_form(session, makeup=False)
 
 
 @bp.route("/manage/sessions/<int:session_id>/makeup/new", methods=["GET", "POST"])
 @role_required(TRAINER, PLATFORM_ADMIN)
 def new_makeup(session_id: int):
     """補講: a make-up part for this part of a series, for whoever missed it."""
-    return _series_session_form(_managed_session(session_id), makeup=True)
+    session = _managed_session(session_id)
+    if (closed := _closed(session, adding=True)) is not None:
+        return closed
+    return _series_session_form(session, makeup=True)
 
 
 def _series_session_form(anchor: TrainingSession, *, makeup: bool):
@@ -401,6 +410,8 @@ def _series_session_form(anchor: TrainingSession, *, makeup: bool):
 @role_required(TRAINER, PLATFORM_ADMIN)
 def edit_session(session_id: int):
     session = _managed_session(session_id)
+    if (closed := _closed(session)) is not None:
+        return closed
     course = session.course
     form = SessionForm()
     _quota_choices(form)
@@ -432,6 +443,8 @@ def edit_session(session_id: int):
 def cancel_session(session_id: int):
     session = _managed_session(session_id)
     course_id = session.course_id
+    if session.status == CANCELLED:
+        return _no_form(course_id, _("この回はすでに中止されています。"), "info")
     form = CancelForm()
     if form.validate_on_submit():
         try:
@@ -460,6 +473,23 @@ def _managed_session(session_id: int) -> TrainingSession:
     if not services.can_manage_course(current_user, session.course):
         refuse_as_missing(current_user, "training_session", session_id)
     return session
+
+
+def _closed(session: TrainingSession, *, adding: bool = False) -> Response | None:
+    """A cancelled session (or a session of a cancelled course) offers no form to change it
+    or add to it: the course's page, with the reason the service would give."""
+    if session.status == CANCELLED:
+        message = _("中止した回には日程や補講を追加できません。") if adding else _("中止した回は編集できません。")
+    elif session.course.status == CANCELLED:
+        message = _("中止した研修には回を追加できません。") if adding else _("中止した研修の回は編集できません。")
+    else:
+        return None
+    return _no_form(session.course_id, message)
+
+
+def _no_form(course_id: int, message: str, category: str = "error") -> Response:
+    flash(message, category)
+    return redirect(url_for("courses.manage_course", course_id=course_id))
 
 
 def _course_action(course_id: int, action, message: str):

@@ -221,6 +221,34 @@ def test_cancel_pages_cancel_a_session_and_a_course(client, login_as, make_cours
     assert db.session.get(TrainingSession, second.id).status == CANCELLED
 
 
+def test_a_cancelled_session_offers_no_form_but_says_why(client, login_as, make_course, make_session):
+    trainer = login_as("trainer")
+    course = make_course(owner_id=trainer.id)
+    session = make_session(course, title="中止された回")
+    kept = make_session(course, starts_in=timedelta(days=30))
+    assert client.post(f"/manage/sessions/{session.id}/cancel", data={"reason": "講師の都合"}).status_code == 302
+    manage = f"/manage/courses/{course.id}"
+    for url, message in ((f"/manage/sessions/{session.id}/edit", "中止した回は編集できません。"),
+                         (f"/manage/sessions/{session.id}/parts/new", "中止した回には日程や補講を追加できません。"),
+                         (f"/manage/sessions/{session.id}/makeup/new", "中止した回には日程や補講を追加できません。"),
+                         (f"/manage/sessions/{session.id}/cancel", "この回はすでに中止されています。")):
+        response = client.get(url)
+        assert response.status_code == 302 and response.headers["Location"].endswith(manage), url
+        page = client.get(manage).get_data(as_text=True)
+        assert message in page, url
+    # A POST is answered the same way, and changes nothing.
+    response = client.post(f"/manage/sessions/{session.id}/edit", data=_session_form(title="変えた"))
+    assert response.status_code == 302 and response.headers["Location"].endswith(manage)
+    db.session.expire_all()
+    assert db.session.get(TrainingSession, session.id).title == "中止された回"
+    # The session still to come keeps its forms until the course itself is cancelled.
+    assert client.get(f"/manage/sessions/{kept.id}/edit").status_code == 200
+    assert client.post(f"/manage/courses/{course.id}/cancel", data={"reason": ""}).status_code == 302
+    response = client.get(f"/manage/courses/{course.id}/sessions/new")
+    assert response.status_code == 302 and response.headers["Location"].endswith(manage)
+    assert "中止した研修には回を追加できません。" in client.get(manage).get_data(as_text=True)
+
+
 # ---------------------------------------------------------------- catalogue and course page
 
 
