@@ -108,7 +108,8 @@ class CourseForm(base.Form):
 
 class QuotaRowForm(Form):
     municipality_id = SelectField(_l("自治体"), coerce=coerce_id, default=0, validate_choice=False)
-    seats = WholeNumberField(_l("割当人数"), validators=[Optional(), NumberRange(0, 100000, _l("0以上の数で入力してください。"))])
+    seats = WholeNumberField(_l("割当人数"), validators=[
+        Optional(), base.Between(0, 100000)])
     remove = BooleanField(_l("この割当を削除"))
 
 
@@ -120,7 +121,7 @@ class SessionForm(base.Form):
     location = StringField(_l("会場"), validators=[Length(max=300)])
     join_url = StringField(_l("Teams 会議の参加リンク"), validators=[Length(max=2000)])
     capacity = WholeNumberField(
-        _l("定員"), validators=[InputRequired(_l("定員を入力してください。")), NumberRange(1, 100000, _l("定員は1以上の数で入力してください。"))]
+        _l("定員"), validators=[InputRequired(_l("定員を入力してください。")), base.Between(1, 100000, _l("定員は1から100000までの数で入力してください。"))]
     )
     enroll_opens_at = TokyoDateTimeField(_l("申込開始"), validators=[Optional()])
     enroll_closes_at = TokyoDateTimeField(_l("申込締切"), validators=[Optional()])

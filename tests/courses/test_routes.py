@@ -151,6 +151,17 @@ def test_form_errors_are_shown_in_japanese_and_input_kept(client, login_as, make
     assert "対象の自治体を1つ以上選ぶか" in response.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("capacity", ["0", "100001"])
+def test_a_capacity_out_of_range_is_told_the_range(client, login_as, make_course, capacity):
+    trainer = login_as("trainer")
+    course = make_course(owner_id=trainer.id)
+    page = client.post(f"/manage/courses/{course.id}/sessions/new",
+                       data=_session_form(capacity=capacity)).get_data(as_text=True)
+    assert "定員は1から100000までの数で入力してください。" in page
+    assert "1以上" not in page
+    assert db.session.scalars(select(TrainingSession)).all() == []
+
+
 def test_add_quota_row_button_adds_a_row_without_saving(client, login_as, make_course):
     trainer = login_as("trainer")
     course = make_course(owner_id=trainer.id)
