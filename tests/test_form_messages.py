@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from wtforms import IntegerField, StringField
+from wtforms import FieldList, FormField, IntegerField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
-from lms.common.forms import Between, Form, within
+from lms.common.forms import Between, Form, error_summary, within
 from lms.courses.forms import WholeNumberField
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -73,3 +73,31 @@ def test_the_apps_own_length_and_range_messages_one_per_field(app):
         form = _Plain()
         assert not form.validate()
         assert [str(e) for e in form.errors["n"]] == ["1から100までの数で入力してください。"]
+
+
+class _Row(Form):
+    class Meta:
+        csrf = False
+
+    seats = IntegerField("seats", validators=[NumberRange(min=0, max=9)])
+
+
+class _Rows(Form):
+    class Meta:
+        csrf = False
+
+    name = StringField("name", validators=[InputRequired()])
+    rows = FieldList(FormField(_Row), min_entries=2)
+    steps = FieldList(IntegerField("step", validators=[NumberRange(min=1, max=3)]), min_entries=2)
+
+
+def test_error_summary_flattens_rows_to_their_fields_messages(app):
+    with app.test_request_context(method="POST", data={"rows-0-seats": "5", "rows-1-seats": "12",
+                                                       "steps-0": "2", "steps-1": "7"}):
+        form = _Rows()
+        assert not form.validate()
+        form.form_errors.append("全体の誤り")
+        summary = [(field.id if field is not None else None, message) for field, message in error_summary(form)]
+    assert [name for name, _message in summary] == ["name", "rows-1-seats", "steps-1", None]
+    assert summary[-1] == (None, "全体の誤り")
+    assert all(isinstance(message, str) and not message.startswith(("{", "[")) for _name, message in summary)

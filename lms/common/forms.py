@@ -16,7 +16,18 @@ from typing import Any
 from flask_babel import Domain
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DateField, DateTimeField, HiddenField, IntegerField, PasswordField, StringField, TextAreaField
+from wtforms import (
+    DateField,
+    DateTimeField,
+    FieldList,
+    FormField,
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.fields import Field
 from wtforms.i18n import messages_path
 from wtforms.validators import Length, NumberRange, StopValidation
 from wtforms.widgets import TextInput
@@ -176,6 +187,38 @@ class Between(NumberRange):
         if field.data is None and field.raw_data and field.process_errors:
             raise StopValidation()
         super().__call__(form, field)
+
+
+def error_summary(form) -> list[tuple[Field | None, str]]:
+    """Each error message of ``form`` with the field it is about (None: the form's own), in
+    the order of the fields, for a page's error summary. A FieldList's rows and a FormField's
+    fields are walked down to the field of each message: their errors, which WTForms keeps as
+    lists of dicts, are never shown as such."""
+    found: list[tuple[Field | None, str]] = []
+
+    def messages(errors) -> list[str]:
+        if isinstance(errors, dict):
+            return [m for value in errors.values() for m in messages(value)]
+        if isinstance(errors, list | tuple):
+            return [m for value in errors for m in messages(value)]
+        return [str(errors)]
+
+    def walk(field: Field) -> None:
+        if isinstance(field, FormField):
+            found.extend((field, m) for m in messages(list(field.form.form_errors)))
+            for sub in field.form:
+                walk(sub)
+        elif isinstance(field, FieldList):
+            found.extend((field, str(m)) for m in field.errors if not isinstance(m, dict | list | tuple))
+            for entry in field.entries:
+                walk(entry)
+        else:
+            found.extend((field, m) for m in messages(field.errors))
+
+    for field in form:
+        walk(field)
+    found.extend((None, m) for m in messages(list(form.form_errors)))
+    return found
 
 
 def within(max_length: int):

@@ -12,6 +12,7 @@ from flask_babel import get_locale
 from flask_login import current_user
 from markupsafe import Markup
 
+from lms.common.forms import error_summary
 from lms.common.i18n import brand_name, page_gettext, page_language, portal_name
 from lms.common.markdown import render_markdown, split_section_heading
 from lms.common.once import once_input
@@ -132,6 +133,7 @@ def init_templating(app: Flask, nav_items: Callable[[Any], list[dict]]) -> None:
     app.jinja_env.filters["date_long"] = format_date_long
     app.jinja_env.filters["yen"] = format_yen
     app.jinja_env.filters["paren"] = parenthesize
+    app.jinja_env.filters["error_summary"] = error_summary
     app.jinja_env.globals["colon"] = colon
     app.jinja_env.globals["once_input"] = once_input
     app.jinja_env.filters["markdown"] = lambda text: Markup(render_markdown(text or ""))  # noqa: S704 (sanitised by nh3)

@@ -126,7 +126,7 @@ class SessionForm(base.Form):
     enroll_opens_at = TokyoDateTimeField(_l("申込開始"), validators=[Optional()])
     enroll_closes_at = TokyoDateTimeField(_l("申込締切"), validators=[Optional()])
     cancel_deadline = TokyoDateTimeField(_l("キャンセル期限"), validators=[Optional()])
-    quotas = FieldList(FormField(QuotaRowForm), min_entries=0)
+    quotas = FieldList(FormField(QuotaRowForm), _l("割当人数"), min_entries=0)
     add_quota = SubmitField(_l("割当の行を追加"))
     # Shown when a move would give confirmed enrollees two sessions at once (see the template).
     accept_clashes = BooleanField(_l("時間が重なる受講者がいることを確認のうえ変更する"))

@@ -162,6 +162,24 @@ def test_a_capacity_out_of_range_is_told_the_range(client, login_as, make_course
     assert db.session.scalars(select(TrainingSession)).all() == []
 
 
+@pytest.mark.parametrize(("seats", "message"), [
+    ("-1", "0から100000までの数で入力してください。"),
+    ("100001", "0から100000までの数で入力してください。"),
+    ("abc", "半角数字で入力してください。"),
+])
+def test_a_bad_quota_row_is_listed_as_a_message_not_a_dict(client, login_as, make_course, seats, message):
+    trainer = login_as("trainer")
+    course = make_course(owner_id=trainer.id)
+    page = client.post(f"/manage/courses/{course.id}/sessions/new", data=_session_form(**{
+        "quotas-0-municipality_id": str(factories.municipality("131016").id), "quotas-0-seats": seats,
+    })).get_data(as_text=True)
+    summary = re.search(r'<div class="error-summary".*?</div>', page, re.S).group(0)
+    assert f'<a href="#quotas-0-seats">割当人数</a>: {message}</li>' in summary
+    assert summary.count("<li>") == 1  # (a number's range is not told on top of "not a number")
+    assert "{" not in summary and "[" not in summary and "&#39;" not in summary
+    assert db.session.scalars(select(TrainingSession)).all() == []
+
+
 def test_add_quota_row_button_adds_a_row_without_saving(client, login_as, make_course):
     trainer = login_as("trainer")
     course = make_course(owner_id=trainer.id)
