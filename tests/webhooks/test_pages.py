@@ -130,3 +130,20 @@ def test_the_pages_in_english(app, db, client, receiver):
     client.post("/lang", data={"lang": "en", "next": "/"})
     page = client.get("/admin/webhooks").get_data(as_text=True)
     assert "Register an endpoint" in page and "Events to send" in page and "Choose at least one event" not in page
+
+
+def test_delivery_states_are_in_english_too(app, db, client, receiver):
+    sign_in(client, make_user("municipal_admin", A, with_staff=False))
+    assert _register(client, receiver.url).status_code == 302
+    endpoint = db.session.scalar(select(WebhookEndpoint))
+    receiver.secrets.append(endpoint.secret)
+    assert client.post(f"/admin/webhooks/{endpoint.id}/test").status_code == 302
+    assert len(deliver_due().delivered) == 1
+    delivery = db.session.scalar(select(WebhookDelivery))
+    client.post("/lang", data={"lang": "en", "next": "/"})
+    for url in ("/admin/webhooks", f"/admin/webhooks/{endpoint.id}",
+                f"/admin/webhooks/{endpoint.id}/deliveries/{delivery.id}"):
+        page = client.get(url).get_data(as_text=True)
+        assert "Delivered" in page and "配信済み" not in page, url
+    detail = client.get(f"/admin/webhooks/{endpoint.id}").get_data(as_text=True)
+    assert "Queued" in detail and "送信待ち" not in detail and "失敗" not in detail

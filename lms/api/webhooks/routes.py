@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from lms.api.webhooks import services
@@ -23,11 +24,11 @@ from lms.municipalities.services import list_municipalities
 bp = Blueprint("webhooks", __name__, url_prefix="/admin/webhooks")
 
 PER_PAGE = 50
-STATUS_LABELS = {QUEUED: "送信待ち", SENDING: "送信中", DELIVERED: "配信済み", FAILED: "失敗"}
+STATUS_LABELS = {QUEUED: _l("送信待ち"), SENDING: _l("送信中"), DELIVERED: _l("配信済み"), FAILED: _l("失敗")}
 
 
 def _status_labels() -> dict[str, str]:
-    return {key: _(label) for key, label in STATUS_LABELS.items()}
+    return {key: str(label) for key, label in STATUS_LABELS.items()}
 
 
 def _form(endpoint: WebhookEndpoint | None = None) -> EndpointForm:
