@@ -87,6 +87,24 @@ def parenthesize(value: Any) -> Markup:
     return Markup(" ({})").format(value)
 
 
+def dash(spaced: bool = False) -> str:
+    """「〜」 in Japanese (「 〜 」 ``spaced``), " – " in English: between the ends of a range
+    of dates or times."""
+    if _is_ja():
+        return " 〜 " if spaced else "〜"
+    return " – "
+
+
+def format_period_jst(starts_at: datetime | None, ends_at: datetime | None) -> str:
+    """When something is held: 2026年12月3日(木) 14:00〜15:30 in Japanese, 2026-12-03 (Thu)
+    14:00 – 15:30 in English; the end's date too when it ends on another day."""
+    start, end = to_tokyo(starts_at), to_tokyo(ends_at)
+    if start is None or end is None:
+        return format_datetime_jst(starts_at)
+    until = format_time_jst(ends_at) if start.date() == end.date() else format_datetime_jst(ends_at)
+    return f"{format_datetime_jst(starts_at)}{dash()}{until}"
+
+
 def colon() -> str:
     """「：」 in Japanese, ": " in English: between a label and its value."""
     return "：" if _is_ja() else ": "
@@ -129,12 +147,14 @@ def init_templating(app: Flask, nav_items: Callable[[Any], list[dict]]) -> None:
     app.jinja_env.filters["jst"] = format_datetime_jst
     app.jinja_env.filters["jst_date"] = format_date_jst
     app.jinja_env.filters["jst_time"] = format_time_jst
+    app.jinja_env.filters["jst_period"] = format_period_jst  # starts_at|jst_period(ends_at)
     app.jinja_env.filters["fiscal_year"] = format_fiscal_year
     app.jinja_env.filters["date_long"] = format_date_long
     app.jinja_env.filters["yen"] = format_yen
     app.jinja_env.filters["paren"] = parenthesize
     app.jinja_env.filters["error_summary"] = error_summary
     app.jinja_env.globals["colon"] = colon
+    app.jinja_env.globals["dash"] = dash
     app.jinja_env.globals["once_input"] = once_input
     app.jinja_env.filters["markdown"] = lambda text: Markup(render_markdown(text or ""))  # noqa: S704 (sanitised by nh3)
     # A description that starts with its own 「内容」/「概要」 heading: (that heading, the rest).

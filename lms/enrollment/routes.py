@@ -21,7 +21,7 @@ from lms.common.forms import Form, JapaneseDateField
 from lms.common.ids import parse_id
 from lms.common.limits import limit_enroll, limit_enroll_posts
 from lms.common.pagination import requested_page
-from lms.common.templating import format_datetime_jst, format_time_jst
+from lms.common.templating import format_datetime_jst, format_period_jst
 from lms.common.timeutil import as_utc, utcnow
 from lms.common.web import safe_next
 from lms.courses.models import TrainingSession
@@ -134,7 +134,7 @@ def _cancel_page(enrollment_id: int):
     facts = [(_("研修"), session.course.title)]
     if session.title:
         facts.append((_("研修回"), session.title))
-    facts.append((_("日時"), f"{format_datetime_jst(session.starts_at)}〜{format_time_jst(session.ends_at)}"))
+    facts.append((_("日時"), format_period_jst(session.starts_at, session.ends_at)))
     if enrollment.staff_member.user_id != current_user.id:
         facts.append((_("申込者"), enrollment.staff_member.full_name))
     facts.append((_("現在の状態"), status_label(enrollment.status)))

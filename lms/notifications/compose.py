@@ -20,9 +20,9 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from icalendar import Calendar, Event, Timezone, vCalAddress, vText
 
-from lms.common.i18n import brand_name, page_language, portal_name
+from lms.common.i18n import brand_name, portal_name
 from lms.common.links import app_url, base_url
-from lms.common.templating import format_datetime_jst
+from lms.common.templating import format_datetime_jst, format_period_jst
 from lms.common.timeutil import TOKYO, as_utc, to_tokyo, utcnow
 from lms.enrollment.queries import waitlist_position
 
@@ -56,11 +56,7 @@ def format_when(value) -> str:
 
 
 def session_period(starts_at, ends_at) -> str:
-    start, end = to_tokyo(starts_at), to_tokyo(ends_at)
-    dash = "〜" if page_language() == "ja" else " – "
-    if start.date() == end.date():
-        return f"{format_when(starts_at)}{dash}{end:%H:%M}"
-    return f"{format_when(starts_at)}{dash}{format_when(ends_at)}"
+    return format_period_jst(starts_at, ends_at)
 
 
 def session_place_lines(delivery: str, location: str | None, join_url: str | None) -> list[str]:

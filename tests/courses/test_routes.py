@@ -494,3 +494,19 @@ def test_control_characters_in_text_fields_become_spaces(client, login_as):
     assert course.title == "Teams  Bcc: x@example.com 研修"
     assert course.summary == "概要 続き" and course.target_audience == "全職員"
     assert "\x0b" not in course.description_md and "\n- 二行目" in course.description_md.replace("\r\n", "\n")
+
+
+def test_session_times_in_english_have_no_japanese_range_sign(client, login_as, make_course, make_session):
+    trainer = login_as("trainer")
+    course = make_course(owner_id=trainer.id)
+    day = utcnow().date() + timedelta(days=14)
+    starts = datetime(day.year, day.month, day.day, 5, 0, tzinfo=UTC)  # 14:00 in Tokyo
+    make_session(course, starts_at=starts, ends_at=starts + timedelta(minutes=90),
+                 enroll_closes_at=starts - timedelta(days=1), cancel_deadline=starts - timedelta(days=1))
+    ja = client.get(f"/courses/{course.id}").get_data(as_text=True)
+    assert "14:00〜15:30" in ja
+    client.post("/lang", data={"lang": "en", "next": "/"})
+    for url in (f"/courses/{course.id}", f"/manage/courses/{course.id}"):
+        page = client.get(url).get_data(as_text=True)
+        assert f"{day:%Y-%m-%d}" in page and "14:00 – 15:30" in page, url
+        assert "〜" not in page, url
