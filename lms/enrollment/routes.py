@@ -350,7 +350,9 @@ def _answer_with_reason(enrollment: Enrollment, back, answer, missing: str, done
     told it): ``answer`` is the service, ``done`` the message, with %(name)s for the learner."""
     form = roster_forms.RejectForm()
     if not form.validate_on_submit():
-        flash(missing, "error")
+        # A reason was given but is refused (too long): say so; otherwise it is missing.
+        given = (form.reason.data or "").strip()
+        flash(str(form.reason.errors[0]) if given and form.reason.errors else missing, "error")
         return back()
     name = enrollment.staff_member.full_name
     enrollment_id = enrollment.id

@@ -46,7 +46,8 @@ class NominateForm(Form):
 
 
 class RejectForm(Form):
-    reason = TextAreaField(_l("承認しない理由"), validators=[InputRequired(_l("承認しない理由を入力してください。")), Length(max=1000)])
+    reason = TextAreaField(_l("承認しない理由"), validators=[InputRequired(_l("承認しない理由を入力してください。")),
+                                                       Length(max=1000, message=_l("理由は1000文字以内で入力してください。"))])
 
 
 class SwapForm(Form):

@@ -404,3 +404,22 @@ def test_the_return_routes(client, db, people, make_course, make_session, login_
     db.session.expire_all()
     assert db.session.get(Enrollment, enrollment.id).approval_step == "returned"
     assert "差し戻し中" in client.get("/municipal").get_data(as_text=True)
+
+
+def test_a_too_long_reason_is_called_too_long_not_missing(client, db, people, make_course, make_session, login_as):
+    """A reason over 1000 characters is refused as too long — not as if none had been typed."""
+    enrollment = apply(db, course_session(make_course, make_session, supervisor=False), people["learner"])
+    login_as(user=people["office"])
+    for action in ("reject", "return"):
+        answer = client.post(f"/municipal/enrollments/{enrollment.id}/{action}", data={"reason": "あ" * 1001},
+                             follow_redirects=True)
+        page = answer.get_data(as_text=True)
+        assert "理由は1000文字以内で入力してください。" in page
+        assert "理由を入力してください。" not in page.replace("理由は1000文字以内で入力してください。", "")
+        db.session.expire_all()
+        assert db.session.get(Enrollment, enrollment.id).status == PENDING
+    missing = client.post(f"/municipal/enrollments/{enrollment.id}/reject", data={"reason": ""}, follow_redirects=True)
+    assert "承認しない理由を入力してください。" in missing.get_data(as_text=True)
+    assert client.post(f"/municipal/enrollments/{enrollment.id}/reject", data={"reason": "あ" * 1000}).status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Enrollment, enrollment.id).status == REJECTED
