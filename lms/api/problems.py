@@ -78,12 +78,23 @@ def init_problems(app: Flask) -> None:
         if e.code == 422:
             messages = data.get("messages") or {}
             # webargs nests the messages by location ("query", "json"): the fields are what matter.
-            errors = {field: msgs for location in messages.values() if isinstance(location, dict)
+            errors = {field: _plain(msgs) for location in messages.values() if isinstance(location, dict)
                       for field, msgs in location.items()}
             return problem_response(422, "invalid-input", _("入力内容が正しくありません"),
                                     _("リクエストの値を確認してください（errors に項目ごとの理由があります）。"),
                                     errors=errors)
         return problem_response(e.code, _SLUGS.get(e.code, "error"), str(e.name), str(e.description or ""))
+
+
+def _plain(messages) -> list | dict:
+    """A field's messages as JSON takes them: a list of strings (a nested entry's: a dict, by
+    field or position). The schemas' messages are lazy (lms.api.schemas), read here in the
+    request's language; marshmallow leaves a field's own message unlisted when it is lazy."""
+    if isinstance(messages, dict):
+        return {str(key): _plain(value) for key, value in messages.items()}
+    if isinstance(messages, list | tuple):
+        return [_plain(m) if isinstance(m, dict) else str(m) for m in messages]
+    return [str(messages)]
 
 
 def _render_generic(code: int, title: str, message: str) -> Response:

@@ -90,3 +90,28 @@ def test_hostile_json_is_a_client_error_not_a_server_error(api, client, db):
     assert json.loads(bad.get_data())["status"] == 422  # (the detail's escapes are valid JSON)
     refused = client.post("/teams/tab/redeem", data='{"code": "\\ud800"}', headers=json_type)
     assert refused.status_code in (400, 401, 403) and refused.status_code != 500
+
+
+def test_field_messages_follow_accept_language(api, db):
+    """The errors of a refused input (field → messages) are Japanese, English when the client
+    prefers it — not marshmallow's English whatever the client asked for."""
+    body = {"full_name": "", "hired_on": "昨日", "job_title": "x" * 101, "municipality_code": "12", "nickname": "x"}
+    ja = assert_problem(api("writer_a", "put", "/api/v1/staff/K0001", json=body, headers={"Accept-Language": "ja"}),
+                        422, "invalid-input")["errors"]
+    assert ja["full_name"] == ["1文字以上100文字以内で指定してください。"]
+    assert ja["hired_on"] == ["日付（YYYY-MM-DD）で指定してください。"]
+    assert ja["job_title"] == ["100文字以内で指定してください。"]
+    assert ja["municipality_code"] == ["全国地方公共団体コード（6桁の数字）で指定してください。"]
+    assert ja["nickname"] == ["この項目は受け付けません。"]
+    en = assert_problem(api("writer_a", "put", "/api/v1/staff/K0001", json=body, headers={"Accept-Language": "en"}),
+                        422, "invalid-input")["errors"]
+    assert set(en) == set(ja)
+    assert all(m.isascii() for msgs in en.values() for m in msgs), en
+    assert en["job_title"] == ["Use at most 100 characters."]
+
+    missing = assert_problem(api("writer_a", "put", "/api/v1/staff/K0001", json={}, headers={"Accept-Language": "ja"}), 422)
+    assert missing["errors"]["full_name"] == ["必須の項目です。"]
+    query = assert_problem(api("reader_a", "get", "/api/v1/staff?limit=0", headers={"Accept-Language": "ja"}), 422)
+    assert query["errors"]["limit"] == ["1 から 1000 までの値で指定してください。"]
+    query = assert_problem(api("reader_a", "get", "/api/v1/staff?limit=x", headers={"Accept-Language": "en"}), 422)
+    assert query["errors"]["limit"] == ["Enter a whole number."]
