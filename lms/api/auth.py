@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from lms.api.models import ApiClient
 from lms.api.problems import ApiProblem
+from lms.api.services import normalise_application_id
 from lms.auth.entra import ProviderUnavailable, SignInError, validate_access_token
 from lms.common.limits import configured
 from lms.extensions import db, limiter
@@ -97,7 +98,7 @@ def authenticate() -> Caller:
     except SignInError as exc:
         current_app.logger.info("API token refused: %s", exc)
         raise _unauthorized(_("アクセストークンを検証できませんでした（署名・発行者・対象・有効期限）。")) from exc
-    application_id = str(claims.get("azp") or claims.get("appid") or "").strip().lower()
+    application_id = normalise_application_id(str(claims.get("azp") or claims.get("appid") or ""))
     tenant_id = str(claims.get("tid") or "").strip().lower()
     client = db.session.scalar(select(ApiClient).where(ApiClient.application_id == application_id)) if application_id else None
     if client is None or not client.is_active:

@@ -23,10 +23,16 @@ def get_client(client_id: int) -> ApiClient | None:
     return db.session.get(ApiClient, client_id)
 
 
+def normalise_application_id(value: str | None) -> str:
+    """An Entra application (client) id as stored and looked up: a GUID, lower case, without the
+    spaces a copy and paste brings (the registration form, the token's azp/appid)."""
+    return (value or "").strip().lower()
+
+
 def register_client(application_id: str, name: str, municipality_id: int | None, actor) -> ApiClient:
     """Allow the Entra application ``application_id`` to call the API for ``municipality_id``
     (None: the platform client, every municipality). The caller commits."""
-    application_id = application_id.strip().lower()
+    application_id = normalise_application_id(application_id)
     if db.session.scalar(select(ApiClient.id).where(ApiClient.application_id == application_id)) is not None:
         raise Conflict(_("このアプリケーション ID はすでに登録されています（取り消したものは登録し直せません）。"))
     if municipality_id is not None and db.session.get(Municipality, municipality_id) is None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select
 
 from lms.api.models import ApiClient
 from lms.audit.models import AuditLog
-from tests.api.conftest import API_CLIENTS, B, assert_problem
+from tests.api.conftest import API_CLIENTS, A, B, assert_problem
 from tests.factories import municipality
 
 
@@ -48,3 +50,24 @@ def test_a_revoked_client_is_refused_at_its_next_call(api, clients, client, logi
     login_as("platform_admin", "130001")
     client.post(f"/admin/api-clients/{clients['reader_b'].id}/revoke")
     assert_problem(api("reader_b", "get", "/api/v1/staff"), 401, "unauthorized")
+
+
+def test_an_application_id_pasted_with_spaces_is_the_same_id(api, clients, client, login_as, db):
+    """The spaces around a pasted id are not part of it: registered without them (not refused
+    as too long or not a GUID), found by the token's azp, and a second registration of a known
+    id with spaces is a duplicate."""
+    login_as("platform_admin", "130001")
+    padded = f"  {API_CLIENTS['unknown_a'][0].upper()}\u3000 "
+    response = client.post("/admin/api-clients", data={"name": " 人事給与 ", "application_id": padded,
+                                                       "municipality_id": municipality(A).id})
+    assert response.status_code == 302, response.get_data(as_text=True)[-2000:]
+    registered = db.session.scalar(select(ApiClient).where(ApiClient.name == "人事給与"))
+    assert registered is not None and registered.application_id == API_CLIENTS["unknown_a"][0]
+    assert api("unknown_a", "get", "/api/v1/staff").status_code == 200
+
+    again = client.post("/admin/api-clients", data={"name": "重複", "application_id": f" {API_CLIENTS['reader_a'][0]} ",
+                                                    "municipality_id": 0})
+    errors = re.findall(r'class="error-message"[^>]*>([^<]*)<', again.get_data(as_text=True))
+    assert again.status_code == 400 and errors == ["このアプリケーション ID はすでに登録されています（取り消したものは登録し直せません）。"]
+    blank = client.post("/admin/api-clients", data={"name": "空", "application_id": "   ", "municipality_id": 0})
+    assert blank.status_code == 400 and "アプリケーション ID を入力してください。" in blank.get_data(as_text=True)
