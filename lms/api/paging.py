@@ -105,7 +105,9 @@ def json_page(items: list[dict], next_url: str | None) -> Response:
 
 def conditional(view):
     """A strong ETag of the JSON body; ``If-None-Match`` naming it answers 304 without the body
-    (and keeps the Link header of a list)."""
+    (and keeps the Link header of a list). If-None-Match compares weakly (RFC 9110 13.1.2):
+    ``W/"…"`` matches too — a proxy that compresses the body (nginx's gzip) sends the tag on
+    weakened, and the client sends it back so — as does one tag of a list, or ``*``."""
 
     @wraps(view)
     def wrapped(*args, **kwargs):
@@ -116,10 +118,12 @@ def conditional(view):
         etag = hashlib.sha256(body).hexdigest()[:32]
         response.set_etag(etag)
         response.headers["Cache-Control"] = "private, no-cache"
-        if request.if_none_match.contains(etag):
+        if request.if_none_match.contains_weak(etag):
             not_modified = Response(status=304)
             not_modified.set_etag(etag)
-            not_modified.headers["Cache-Control"] = response.headers["Cache-Control"]
+            for name in ("Cache-Control", "Link", "Vary"):
+                if name in response.headers:
+                    not_modified.headers[name] = response.headers[name]
             return not_modified
         return response
 

@@ -59,6 +59,24 @@ def test_etag_answers_304_when_nothing_changed(api):
     assert changed.status_code == 200 and changed.headers["ETag"] != etag
 
 
+def test_if_none_match_compares_weakly(api):
+    """RFC 9110 13.1.2: If-None-Match uses the weak comparison — the tag weakened (W/, as a
+    compressing proxy passes it on), one of a list, or * answers 304; another tag, 200."""
+    make_staff(A)
+    make_staff(A)
+    first = api("reader_a", "get", "/api/v1/staff", query_string={"limit": 1})
+    etag = first.headers["ETag"]
+    assert etag.startswith('"') and first.headers.get("Link")
+    for header in (f"W/{etag}", f'"other", {etag}', f'W/"other", W/{etag}', "*"):
+        again = api("reader_a", "get", "/api/v1/staff", query_string={"limit": 1}, headers={"If-None-Match": header})
+        assert again.status_code == 304, header
+        assert again.get_data() == b"" and again.headers["ETag"] == etag
+        assert again.headers["Link"] == first.headers["Link"]  # (the next page's, as the 200 gave it)
+    for header in ('"other"', 'W/"other"', f'"{etag.strip(chr(34))}x"'):
+        assert api("reader_a", "get", "/api/v1/staff", query_string={"limit": 1},
+                   headers={"If-None-Match": header}).status_code == 200, header
+
+
 def test_problems_follow_accept_language(api):
     japanese = assert_problem(api("reader_a", "get", "/api/v1/nothing-here"), 404, "not-found")
     english = assert_problem(api("reader_a", "get", "/api/v1/nothing-here", headers={"Accept-Language": "en"}), 404)
