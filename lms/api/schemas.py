@@ -237,8 +237,7 @@ class StaffInput(Schema):
     email = fields.String(load_default="", validate=[length(max=320), no_nul])
     hired_on = fields.Date(load_default=None, allow_none=True, validate=DATE_RANGE)
     left_on = fields.Date(load_default=None, allow_none=True, validate=DATE_RANGE,
-                          metadata={"description": "records a departure (退職・転出) on this date, taking effect at once: "
-                                                   "a date after today (Tokyo) is refused"})
+                          metadata={"description": "records a departure (退職・転出) on this date"})
     municipality_code = fields.String(validate=[MUNICIPALITY_CODE, no_nul],
                                       metadata={"description": "required of the platform client"})
 

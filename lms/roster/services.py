@@ -527,27 +527,13 @@ def _stored(values: dict) -> dict:
     return out
 
 
-def future_departure_problem(left_on: date | None) -> str:
-    """Why a departure fed by another system cannot be recorded yet ("" when it can). The
-    roster has no scheduled departure: a recorded one makes the entry left (退職・転出) at once,
-    so a date still to come would end a person's service early; the feed sends it on or after
-    that day. (The API's entries: ``upsert_staff_entry`` and ``upsert_staff_entries``.)"""
-    if left_on is None or left_on <= today_tokyo():
-        return ""
-    return _("退職・転出日（%(date)s）が今日より後です。記録するとすぐに退職・転出として扱われるため、"
-             "その日以降に送ってください。", date=left_on.isoformat())
-
-
 def upsert_staff_entry(municipality_id: int, entry: dict, actor, *, left_on: date | None = None,
                        effective_on: date | None = None, **audit_details) -> tuple[RowResult, StaffMember]:
     """One roster entry by 職員番号, exactly as a row of a CSV import: the same checks and
     normalisation (NFKC, kana), a changed 所属/職名 is a transfer (人事異動) kept in the history,
     an entry that had left returns. ``entry`` is keyed by attribute (``employee_number``,
     ``full_name``…, ``hired_on`` a date or None). ``left_on`` records a departure (退職・転出)
-    of an active entry (not a date still to come: ``future_departure_problem``). Raises
-    InvalidInput (the row's problem). The caller commits."""
-    if problem := future_departure_problem(left_on):
-        raise InvalidInput(problem, field="left_on")
+    of an active entry. Raises InvalidInput (the row's problem). The caller commits."""
     effective_on = effective_on or today_tokyo()
     raw = _raw_of(entry)
     values = _row_values(raw)
@@ -636,9 +622,6 @@ def upsert_staff_entries(municipality_id: int, rows: list[tuple[int, dict, date 
     departures: list[tuple[RowResult, str, date]] = []
     for line, raw, values, left_on in prepared:
         number = values["employee_number"]
-        if problem := future_departure_problem(left_on):
-            results.append(RowResult(line, number, values["full_name"], REFUSED, problem))
-            continue
         result = _check_row(line, raw, values, seen, existing, by_sign_in)
         results.append(result)
         if result.outcome == REFUSED:

@@ -236,24 +236,3 @@ def test_entries_holding_nul_are_refused_and_their_results_kept(api, db):
     assert [results[n]["outcome"] for n in (1, 2, 3, 4)] == ["refused", "refused", "refused", "added"]
     assert results[1]["employee_number"] == "N\ufffd0001" and "employee_number" in results[1]["message"]
     assert "full_name" in results[2]["message"] and "employee_number\ufffd" in results[3]["message"]
-
-
-def test_a_departure_still_to_come_is_refused_in_a_feed(api, db):
-    """A bulk entry with a future ``left_on`` is refused with the reason (the others go on);
-    the person stays active."""
-    from lms.common.timeutil import today_tokyo
-
-    stays = make_staff(A, employee_number="F0001")
-    tomorrow = (today_tokyo() + timedelta(days=1)).isoformat()
-    entries = [_entry("F0001", left_on=tomorrow), _entry("F0002", left_on=tomorrow),
-               _entry("F0003")]
-    response = api("writer_a", "post", "/api/v1/staff/bulk", json={"entries": entries})
-    assert response.status_code == 202, response.get_data(as_text=True)
-    _run(response.get_json()["id"])
-    results = api("writer_a", "get", f"/api/v1/roster-jobs/{response.get_json()['id']}/results").get_json()["items"]
-    assert [(r["row"], r["outcome"]) for r in results] == [(1, "refused"), (2, "refused"), (3, "added")]
-    assert all("今日より後" in r["message"] for r in results[:2])
-    db.session.expire_all()
-    member = db.session.get(StaffMember, stays.id)
-    assert member.status == "active" and member.left_on is None
-    assert db.session.scalar(select(StaffMember).where(StaffMember.employee_number == "F0002")) is None

@@ -86,28 +86,3 @@ def test_the_job_grade_is_written_when_sent_and_kept_when_left_out(api, db):
     assert kept.get_json()["outcome"] == "unchanged" and kept.get_json()["staff"]["job_grade"] == "係長級"
     changed = api("writer_a", "put", "/api/v1/staff/K0009", json=_entry(job_grade="課長補佐級"))
     assert changed.get_json()["outcome"] == "updated" and changed.get_json()["staff"]["job_grade"] == "課長補佐級"
-
-
-def test_a_departure_still_to_come_is_refused_not_recorded_at_once(api, db):
-    """The roster has no scheduled departure (a recorded one is 'left' at once): a future
-    ``left_on`` is refused with the reason, and the entry stays active; today's is recorded."""
-    from datetime import timedelta
-
-    from lms.common.timeutil import today_tokyo
-
-    assert api("writer_a", "put", "/api/v1/staff/K0005", json=_entry()).status_code == 201
-    tomorrow = (today_tokyo() + timedelta(days=1)).isoformat()
-    refused = assert_problem(api("writer_a", "put", "/api/v1/staff/K0005", json=_entry(left_on=tomorrow)),
-                             422, "invalid-input")
-    assert f"退職・転出日（{tomorrow}）が今日より後です" in refused["detail"]
-    member = db.session.scalar(select(StaffMember).where(StaffMember.employee_number == "K0005"))
-    assert member.status == "active" and member.left_on is None
-    english = assert_problem(api("writer_a", "put", "/api/v1/staff/K0005", json=_entry(left_on=tomorrow),
-                                 headers={"Accept-Language": "en"}), 422)
-    assert english["detail"].isascii() and tomorrow in english["detail"]
-    # A new entry with a future departure is not added either.
-    assert_problem(api("writer_a", "put", "/api/v1/staff/K0006", json=_entry(left_on=tomorrow)), 422)
-    assert db.session.scalar(select(StaffMember).where(StaffMember.employee_number == "K0006")) is None
-
-    today = api("writer_a", "put", "/api/v1/staff/K0005", json=_entry(left_on=today_tokyo().isoformat()))
-    assert today.status_code == 200 and today.get_json()["outcome"] == "left"
