@@ -20,11 +20,12 @@ from lms.courses import tasks as courses_tasks
 from lms.enrollment import tasks as enrollment_tasks
 from lms.notifications import tasks as notifications_tasks
 from lms.planning import tasks as planning_tasks
+from lms.roster import tasks as roster_tasks
 from lms.teams import tasks as teams_tasks
 from lms.teams.viva import tasks as viva_tasks
 
 TASK_MODULES = (activities_tasks, api_tasks, archives_tasks, common_tasks, completion_tasks, courses_tasks, enrollment_tasks,
-                notifications_tasks, planning_tasks, teams_tasks, viva_tasks,
+                notifications_tasks, planning_tasks, roster_tasks, teams_tasks, viva_tasks,
                 webhooks_tasks)
 
 

@@ -73,7 +73,7 @@ from lms.enrollment.models import (
 from lms.enrollment.queries import waitlist_position
 from lms.enrollment.rules import EnrollmentClosed, EnrollmentError, NotEligible, OverlapsConfirmed, SessionStarted
 from lms.extensions import db
-from lms.roster.models import LEFT, StaffMember
+from lms.roster.models import StaffMember
 from lms.roster.services import staff_member_for
 
 log = logging.getLogger(__name__)
@@ -551,15 +551,16 @@ def _cancel_locked(enrollment: Enrollment, session: TrainingSession, actor, reas
 
 
 def departed_places(now: datetime | None = None) -> list[int]:
-    """Ids of the active enrollments that staff recorded as 退職・転出 hold in sessions on a
-    later day than their departure (Tokyo dates) and not yet started. A part of a 連続講座 is
+    """Ids of the active enrollments that staff recorded as 退職・転出 (left, or leaving on a
+    later day: a scheduled departure) hold in sessions on a later day than their departure
+    (Tokyo dates) and not yet started. A part of a 連続講座 is
     not listed on its own: its first part's enrollment is, and takes the parts with it."""
     now = now or utcnow()
     rows = db.session.execute(
         select(Enrollment.id, StaffMember.left_on, TrainingSession.starts_at)
         .join(StaffMember, StaffMember.id == Enrollment.staff_member_id)
         .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
-        .where(StaffMember.status == LEFT, StaffMember.left_on.is_not(None),
+        .where(StaffMember.left_on.is_not(None),  # left, or leaving on that day (scheduled)
                Enrollment.status.in_(ACTIVE_STATUSES), Enrollment.source != SERIES,
                TrainingSession.status == SCHEDULED, TrainingSession.starts_at > now)
         .order_by(Enrollment.id)
@@ -588,7 +589,7 @@ def _withdraw_tx(enrollment_id: int) -> bool:
     enrollment, session = _lock_enrollment(enrollment_id)
     member = enrollment.staff_member
     # Read again under the lock: the entry may have returned, the request ended, the session begun.
-    if (member.status != LEFT or member.left_on is None or enrollment.status not in ACTIVE_STATUSES
+    if (member.left_on is None or enrollment.status not in ACTIVE_STATUSES
             or session.status != SCHEDULED or rules.has_started(session, now)
             or not rules.after_departure(session.starts_at, member.left_on)):
         return False

@@ -16,6 +16,7 @@ from lms.common.access import role_required
 from lms.common.database import begin_write
 from lms.common.errors import DomainError
 from lms.common.pagination import requested_page
+from lms.common.templating import format_date_jst
 from lms.extensions import db
 from lms.roster import forms, services
 from lms.roster.models import ACTIVE, LEFT
@@ -139,7 +140,11 @@ def leave(member_id: int):
     try:
         services.record_departure(member.id, form.left_on.data, current_user)
         db.session.commit()
-        flash(_("退職・転出を記録しました。受講履歴はそのまま残ります。退職日より後の研修回の申込は、まもなく自動的に取り消されます。"), "success")
+        if member.status == LEFT:
+            flash(_("退職・転出を記録しました。受講履歴はそのまま残ります。退職日より後の研修回の申込は、まもなく自動的に取り消されます。"), "success")
+        else:
+            flash(_("%(date)s の退職・転出を予定として記録しました。その日までは在職として扱われます。退職日より後の研修回の申込は、まもなく自動的に取り消されます。",
+                    date=format_date_jst(form.left_on.data)), "success")
     except DomainError as exc:
         db.session.rollback()
         flash(exc.message, "error")

@@ -15,11 +15,11 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Row, func, insert, or_, select, update
+from sqlalchemy import CursorResult, Row, func, insert, or_, select, update
 
 from lms.audit.services import record_action
 from lms.common import signals
@@ -298,13 +298,38 @@ def _record_transfer(member: StaffMember, department: str, job_title: str, effec
 
 
 def record_departure(member_id: int, left_on: date, actor) -> StaffHistory:
-    """退職・転出: status left; enrollments and history stay with the entry."""
+    """退職・転出 on ``left_on``: the entry is left from that day (at once for today or a past
+    day; a later day is a scheduled departure: in service until then, see ``apply_due_departures``);
+    enrollments and history stay with the entry. A scheduled departure may be recorded again
+    with another day."""
     member = lock_staff_member(member_id)
     if member.status == LEFT:
         raise Conflict(_("この職員はすでに退職・転出として記録されています。"))
+    if member.left_on == left_on:  # (scheduled so already: a repeat, e.g. a double click)
+        raise Conflict(_("この職員の %(date)s の退職・転出はすでに記録されています。", date=left_on.isoformat()))
     entry = _record_departure(member, left_on, actor)
     record_action(actor, "roster.leave", "staff_member", member.id, member.municipality_id, left_on=left_on.isoformat())
     return entry
+
+
+def status_on_departure(left_on: date) -> str:
+    """The status a departure on ``left_on`` gives now: left from that day (Tokyo), in
+    service until then (a scheduled departure, recorded ahead as offices do for 3月31日)."""
+    return LEFT if left_on <= today_tokyo() else ACTIVE
+
+
+def apply_due_departures(today: date | None = None) -> int:
+    """Scheduled departures whose day has come: the entries become left (the worker runs
+    this every hour; their later enrollments went when the departure was recorded).
+    Returns how many."""
+    today = today or today_tokyo()
+    done = cast(CursorResult, db.session.execute(
+        update(StaffMember).where(StaffMember.status == ACTIVE, StaffMember.left_on.is_not(None),
+                                  StaffMember.left_on <= today)
+        .values(status=LEFT, updated_at=utcnow()).execution_options(synchronize_session=False)
+    )).rowcount
+    db.session.commit()
+    return int(done or 0)
 
 
 def _record_departure(member: StaffMember, left_on: date, actor) -> StaffHistory:
@@ -315,7 +340,7 @@ def _record_departure(member: StaffMember, left_on: date, actor) -> StaffHistory
         recorded_by_id=getattr(actor, "id", None),
     )
     db.session.add(entry)
-    member.status = LEFT
+    member.status = status_on_departure(left_on)
     member.left_on = left_on
     signals.staff_member_left.send(None, staff_member_id=member.id, left_on=left_on, actor=actor)
     return entry
@@ -452,6 +477,7 @@ _IMPORT_COLUMNS = (
     StaffMember.id, StaffMember.employee_number, StaffMember.full_name, StaffMember.full_name_kana,
     StaffMember.department, StaffMember.job_title, StaffMember.job_grade, StaffMember.sign_in_name,
     StaffMember.email, StaffMember.hired_on, StaffMember.status, StaffMember.department_head, StaffMember.deputy_head,
+    StaffMember.left_on,
 )
 
 # A roster entry as an import reads it: a plain row of _IMPORT_COLUMNS, not an ORM object.
@@ -490,7 +516,8 @@ def import_roster(municipality_id: int, data: bytes, actor, *, mark_missing_left
     in_file = set(seen.numbers)
     missing = []
     if mark_missing_left:
-        missing = [m for number, m in existing.items() if m.status == ACTIVE and number not in in_file]
+        missing = [m for number, m in existing.items()
+                   if m.status == ACTIVE and number not in in_file and m.left_on != effective_on]
         for m in sorted(missing, key=lambda m: m.employee_number):
             report.rows.append(RowResult(0, m.employee_number, m.full_name, MARKED_LEFT, _("ファイルにないため退職・転出として記録します。")))
     if report.refused:
@@ -563,7 +590,7 @@ def upsert_staff_entry(municipality_id: int, entry: dict, actor, *, left_on: dat
     member = db.session.scalar(select(StaffMember).where(StaffMember.municipality_id == municipality_id,
                                                          StaffMember.employee_number == number))
     assert member is not None  # (written just now)
-    if left_on is not None and member.status == ACTIVE:
+    if left_on is not None and member.status == ACTIVE and member.left_on != left_on:
         _record_departure(member, left_on, actor)
         member.updated_at = utcnow()
         result.outcome, result.message = MARKED_LEFT, ""
@@ -657,7 +684,7 @@ def _check_row(line: int, raw: dict, values: dict, seen: FeedSeen, existing, by_
 
 def _departure(member, left_on: date, actor_id: int | None, now) -> tuple[dict, dict]:
     """The roster update and the history row of a departure (退職・転出), written in bulk."""
-    return ({"id": member.id, "status": LEFT, "left_on": left_on, "updated_at": now},
+    return ({"id": member.id, "status": status_on_departure(left_on), "left_on": left_on, "updated_at": now},
             {"staff_member_id": member.id, "effective_on": left_on, "kind": "left",
              "from_department": member.department, "from_job_title": member.job_title,
              "to_department": "", "to_job_title": "", "recorded_by_id": actor_id, "created_at": now})
@@ -668,13 +695,13 @@ def _apply_departures(municipality_id: int, departures: list[tuple[RowResult, st
     now, actor_id = utcnow(), getattr(actor, "id", None)
     members = {row.employee_number: row for row in db.session.execute(
         select(StaffMember.id, StaffMember.employee_number, StaffMember.department, StaffMember.job_title,
-               StaffMember.status)
+               StaffMember.status, StaffMember.left_on)
         .where(StaffMember.municipality_id == municipality_id,
                StaffMember.employee_number.in_([number for _r, number, _d in departures])))}
     updates, history = [], []
     for result, number, left_on in departures:
         member = members[number]
-        if member.status != ACTIVE:
+        if member.status != ACTIVE or member.left_on == left_on:  # (left, or scheduled so already)
             continue
         change, entry = _departure(member, left_on, actor_id, now)
         updates.append(change)
@@ -833,7 +860,7 @@ def export_roster_csv(municipality_id: int, *, encoding: str = "utf-8") -> bytes
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(EXPORT_COLUMNS)
     members = db.session.execute(
-        select(*_IMPORT_COLUMNS, StaffMember.left_on)
+        select(*_IMPORT_COLUMNS)
         .where(StaffMember.municipality_id == municipality_id)
         .order_by(StaffMember.employee_number)
     )

@@ -86,3 +86,27 @@ def test_the_job_grade_is_written_when_sent_and_kept_when_left_out(api, db):
     assert kept.get_json()["outcome"] == "unchanged" and kept.get_json()["staff"]["job_grade"] == "係長級"
     changed = api("writer_a", "put", "/api/v1/staff/K0009", json=_entry(job_grade="課長補佐級"))
     assert changed.get_json()["outcome"] == "updated" and changed.get_json()["staff"]["job_grade"] == "課長補佐級"
+
+
+def test_a_departure_still_to_come_is_scheduled(api, db):
+    """A future ``left_on`` (the 年度末 list sent ahead) is recorded as a scheduled departure:
+    the entry stays active until the day, sending it again records nothing new, and on the
+    day it is left."""
+    from datetime import timedelta
+
+    from lms.common.timeutil import today_tokyo
+    from lms.roster.models import StaffHistory
+    from lms.roster.services import apply_due_departures
+
+    assert api("writer_a", "put", "/api/v1/staff/K0005", json=_entry()).status_code == 201
+    later = today_tokyo() + timedelta(days=30)
+    for _ in range(2):
+        sent = api("writer_a", "put", "/api/v1/staff/K0005", json=_entry(left_on=later.isoformat()))
+        assert sent.status_code == 200, sent.get_json()
+    db.session.expire_all()
+    member = db.session.scalar(select(StaffMember).where(StaffMember.employee_number == "K0005"))
+    assert member.status == "active" and member.left_on == later
+    assert db.session.scalars(select(StaffHistory.kind).where(StaffHistory.staff_member_id == member.id)).all() == ["left"]
+    assert apply_due_departures(later) == 1
+    db.session.expire_all()
+    assert db.session.get(StaffMember, member.id).status == "left"

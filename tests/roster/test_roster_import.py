@@ -108,12 +108,12 @@ def test_mark_missing_as_left_keeps_their_records(app, db, chiyoda, admin):
     heard = []  # the departure is published (lms.enrollment gives up the later places)
     with signals.staff_member_left.connected_to(lambda _s, **kw: heard.append(kw)):
         report = import_roster(chiyoda.id, _csv(ROWS[:2]), admin, mark_missing_left=True,
-                               effective_on=date(2027, 3, 31))
+                               effective_on=date(2026, 11, 30))
     db.session.commit()
     assert report.counts["left"] == 1
     ichiro = _members(db, chiyoda)["1003"]
-    assert [(k["staff_member_id"], k["left_on"]) for k in heard] == [(ichiro.id, date(2027, 3, 31))]
-    assert ichiro.status == LEFT and ichiro.left_on == date(2027, 3, 31)
+    assert [(k["staff_member_id"], k["left_on"]) for k in heard] == [(ichiro.id, date(2026, 11, 30))]
+    assert ichiro.status == LEFT and ichiro.left_on == date(2026, 11, 30)
     assert [h.kind for h in ichiro.history] == ["left"]
     # Back in the file: returned, active again.
     report = import_roster(chiyoda.id, _csv(ROWS), admin)
@@ -121,6 +121,23 @@ def test_mark_missing_as_left_keeps_their_records(app, db, chiyoda, admin):
     assert {r.employee_number: r.outcome for r in report.rows}["1003"] == "returned"
     db.session.refresh(ichiro)
     assert ichiro.status == ACTIVE and ichiro.left_on is None
+
+
+def test_missing_from_a_file_dated_ahead_leave_on_that_day(app, db, chiyoda, admin):
+    """An import dated ahead (the 年度末 list) schedules the departures: in service until the
+    day (their later places go at once), left from it."""
+    from lms.roster.services import apply_due_departures
+
+    import_roster(chiyoda.id, _csv(ROWS), admin)
+    db.session.commit()
+    report = import_roster(chiyoda.id, _csv(ROWS[:2]), admin, mark_missing_left=True, effective_on=date(2027, 3, 31))
+    db.session.commit()
+    assert report.counts["left"] == 1
+    ichiro = _members(db, chiyoda)["1003"]
+    assert ichiro.status == ACTIVE and ichiro.left_on == date(2027, 3, 31)
+    assert apply_due_departures(date(2027, 3, 31)) == 1
+    db.session.refresh(ichiro)
+    assert ichiro.status == LEFT
 
 
 def test_unusable_files_are_refused_with_a_message(app, chiyoda, admin):

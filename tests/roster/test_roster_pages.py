@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import io
+from datetime import date
 
 from sqlalchemy import func, select
 
 from lms.audit.models import AuditLog
-from lms.roster.models import LEFT, StaffMember
+from lms.roster import services
+from lms.roster.models import ACTIVE, LEFT, StaffMember
 from tests import factories
 
 
@@ -71,12 +73,21 @@ def test_add_transfer_and_leave_through_the_pages(app, db, client, login_as):
     again = client.post("/roster/new", data={"employee_number": "7001", "full_name": "重複"})
     assert again.status_code == 200 and "職員番号 7001 はすでに" in again.get_data(as_text=True)
     assert client.post(f"/roster/{member.id}/transfer", data={"department": "財政課", "job_title": "", "effective_on": "2027-04-01"}).status_code == 302
+    # A departure recorded ahead (年度末): in service until the day, then left.
     assert client.post(f"/roster/{member.id}/leave", data={"left_on": "2028-03-31"}).status_code == 302
     db.session.refresh(member)
-    assert member.department == "財政課" and member.job_title == "主事" and member.status == LEFT
+    assert member.department == "財政課" and member.job_title == "主事" and member.status == ACTIVE
+    assert member.left_on == date(2028, 3, 31)
     assert [h.kind for h in member.history] == ["transfer", "left"]
     detail = client.get(f"/roster/{member.id}").get_data(as_text=True)
-    assert "人事異動" in detail and "退職・転出" in detail
+    assert "人事異動" in detail and "2028年3月31日 に退職・転出予定" in detail
+    assert "2028年3月31日 に退職・転出予定" in client.get("/roster").get_data(as_text=True)
+    assert services.apply_due_departures(date(2028, 3, 30)) == 0
+    assert services.apply_due_departures(date(2028, 3, 31)) == 1
+    db.session.refresh(member)
+    assert member.status == LEFT
+    detail = client.get(f"/roster/{member.id}").get_data(as_text=True)
+    assert "退職・転出（2028年3月31日）" in detail
     actions = set(db.session.scalars(select(AuditLog.action)))
     assert {"roster.add", "roster.transfer", "roster.leave"} <= actions
 
