@@ -107,7 +107,7 @@ class _Statements:
         self.lock_staff_of_user = _for_update(
             select(StaffMember).where(StaffMember.user_id == bindparam("uid")).options(load_only(
                 StaffMember.id, StaffMember.municipality_id, StaffMember.user_id, StaffMember.status,
-                StaffMember.full_name, StaffMember.email, StaffMember.sign_in_name))
+                StaffMember.left_on, StaffMember.full_name, StaffMember.email, StaffMember.sign_in_name))
         ).execution_options(populate_existing=True)
         self.active_enrollment = select(Enrollment).where(
             Enrollment.session_id == bindparam("sid"), Enrollment.staff_member_id == bindparam("staff"),

@@ -161,6 +161,21 @@ def test_enroll_refused_for_staff_who_left(make_session, learner):
         _self_enroll(session, user)
 
 
+def test_staff_leaving_on_a_later_day_enrol_only_until_then(make_session, learner):
+    """A scheduled departure (in service until the day): sessions up to that day are open,
+    later ones are refused with the date."""
+    from lms.common.timeutil import to_tokyo
+
+    before = make_session(starts_in=timedelta(days=3))
+    after = make_session(starts_in=timedelta(days=10))
+    user, member = learner()
+    member.left_on = to_tokyo(before.starts_at).date() + timedelta(days=1)
+    factories.db.session.commit()
+    assert _self_enroll(before, user).status == CONFIRMED
+    with pytest.raises(services.NotEligible, match="退職・転出の予定"):
+        _self_enroll(after, user)
+
+
 def test_enroll_twice_says_where_you_stand(make_session, learner):
     session = make_session(capacity=1)
     _self_enroll(session, learner()[0])
