@@ -21,7 +21,7 @@ from lms.common.errors import DomainError, InvalidInput, NotAllowed
 from lms.common.markdown import render_markdown
 from lms.common.pagination import requested_page
 from lms.common.templating import format_datetime_jst
-from lms.common.timeutil import to_tokyo, tokyo_to_utc
+from lms.common.timeutil import as_utc, to_tokyo, tokyo_to_utc, utcnow
 from lms.courses import audience, paths, services
 from lms.courses import catalogue as cat
 from lms.courses.forms import (
@@ -482,6 +482,8 @@ def _closed(session: TrainingSession, *, adding: bool = False) -> Response | Non
         message = _("中止した回には日程や補講を追加できません。") if adding else _("中止した回は編集できません。")
     elif session.course.status == CANCELLED:
         message = _("中止した研修には回を追加できません。") if adding else _("中止した研修の回は編集できません。")
+    elif not adding and as_utc(session.ends_at) <= utcnow():
+        message = services.ended_session_message()
     else:
         return None
     return _no_form(session.course_id, message)

@@ -602,6 +602,11 @@ def _check_series_order(data: SessionInput, session: TrainingSession | None, fir
                                  when=format_datetime_jst(earliest)), field="starts_at")
 
 
+def ended_session_message() -> str:
+    """Why an ended session is not edited (one message for the page and the service)."""
+    return _("終了した回は編集できません（出欠や修了の記録はそのまま残ります）。")
+
+
 def update_session(actor, session_id: int, data: SessionInput) -> dict:
     """Change a session under its row lock. Enrollees hear about changes of time, place,
     link or delivery (``revision`` goes up, a "changed" notice is queued for each active
@@ -616,6 +621,8 @@ def update_session(actor, session_id: int, data: SessionInput) -> dict:
         raise InvalidInput(_("中止した回は編集できません。"))
     if session.course.status == CANCELLED:
         raise InvalidInput(_("中止した研修の回は編集できません。"))
+    if as_utc(session.ends_at) <= utcnow():  # its enrollees would be told of a change to the past
+        raise InvalidInput(ended_session_message())
     # Quota rows are locked with the session so their confirmed counts are current.
     db.session.scalars(
         for_update(select(SessionQuota).where(SessionQuota.session_id == session.id)).execution_options(

@@ -510,3 +510,18 @@ def test_session_times_in_english_have_no_japanese_range_sign(client, login_as, 
         page = client.get(url).get_data(as_text=True)
         assert f"{day:%Y-%m-%d}" in page and "14:00 – 15:30" in page, url
         assert "〜" not in page, url
+
+
+def test_an_ended_session_is_not_edited(client, login_as, make_course, make_session):
+    """Its enrollees would be told of a change to the past: the form is not offered, a post
+    is refused by the service; a make-up for it can still be added."""
+    trainer = login_as("trainer")
+    course = make_course(owner_id=trainer.id)
+    ended = make_session(course, starts_in=timedelta(days=-2))
+    response = client.get(f"/manage/sessions/{ended.id}/edit", follow_redirects=True)
+    assert "終了した回は編集できません" in response.get_data(as_text=True)
+    response = client.post(f"/manage/sessions/{ended.id}/edit", data=_session_form(location="別会場"),
+                           follow_redirects=True)
+    assert "終了した回は編集できません" in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(TrainingSession, ended.id).location != "別会場"
