@@ -146,6 +146,8 @@ def manage_course(course_id: int):
 @role_required(TRAINER, PLATFORM_ADMIN)
 def edit_course(course_id: int):
     course = _managed_course(course_id)
+    if course.status == CANCELLED:
+        return _no_form(course.id, _("中止した研修は編集できません。"))
     form = CourseForm(obj=course) if request.method == "GET" else CourseForm()
     _course_choices(form)
     if request.method == "GET":

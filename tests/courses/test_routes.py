@@ -525,3 +525,7 @@ def test_an_ended_session_is_not_edited(client, login_as, make_course, make_sess
     assert "終了した回は編集できません" in response.get_data(as_text=True)
     db.session.expire_all()
     assert db.session.get(TrainingSession, ended.id).location != "別会場"
+    course.status = CANCELLED  # a cancelled course's own form is not offered either
+    db.session.commit()
+    response = client.get(f"/manage/courses/{course.id}/edit", follow_redirects=True)
+    assert "中止した研修は編集できません" in response.get_data(as_text=True) and 'name="title"' not in response.get_data(as_text=True)
