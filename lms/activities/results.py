@@ -40,6 +40,7 @@ from lms.activities.models import (
     ActivitySubmission,
     AnonymousAnswer,
 )
+from lms.common.i18n import page_language
 from lms.common.xlsx import SheetColumn, xlsx_stream
 from lms.courses.models import TrainingSession
 from lms.extensions import db
@@ -154,7 +155,8 @@ def quiz_result(answers: list[Answer]) -> QuizResult:
     scores = [a.score_pct for a in answers if a.score_pct is not None]
     tally = Counter(min(score // BAND, 100 // BAND - 1) for score in scores)
     top = 100 // BAND - 1
-    bands = [(f"{n * BAND}〜{n * BAND + BAND - 1 if n < top else 100}", tally.get(n, 0)) for n in range(top + 1)]
+    to = "〜" if page_language() == "ja" else "–"  # (a range of numbers: 0〜9, 0–9)
+    bands = [(f"{n * BAND}{to}{n * BAND + BAND - 1 if n < top else 100}", tally.get(n, 0)) for n in range(top + 1)]
     return QuizResult(takers=len(answers), passed=sum(1 for a in answers if a.passed),
                       mean=round(sum(scores) / len(scores), 1) if scores else None, bands=bands)
 

@@ -137,6 +137,10 @@ def test_a_quiz_shows_takers_pass_rate_mean_and_bands_by_the_deciding_attempt(db
     assert (summary.takers, summary.passed, summary.pass_rate, summary.mean) == (3, 2, 66.7, 75.0)
     bands = dict(summary.bands)
     assert bands["20〜29"] == 1 and bands["90〜100"] == 2 and sum(bands.values()) == 3 and len(bands) == 10
+    from flask_babel import force_locale
+
+    with force_locale("en"):  # English: an en dash, no 〜
+        assert [band for band, _n in results.results(quiz).quiz.bands][-1] == "90–100"
     assert result.total == 3
     login_as(user=world["trainer"])
     html = client.get(f"/manage/activities/{quiz.id}/results").get_data(as_text=True)
