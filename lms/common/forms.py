@@ -42,7 +42,7 @@ WTFORMS_MESSAGES = Domain(translation_directories=messages_path(), domain="wtfor
 # or a hostile post. Line breaks too in a one-line field (a title that would break a mail's
 # header or a CSV row). Each becomes a space; what the person wrote is otherwise kept.
 _CONTROLS_MULTI_LINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-_CONTROLS_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROLS_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def _without_controls(pattern: re.Pattern[str]):

@@ -356,6 +356,8 @@ def new_part(session_id: int):
     session = _managed_session(session_id)
     if (closed := _closed(session, adding=True)) is not None:
         return closed
+    if session.series_id is None and as_utc(session.starts_at) <= utcnow():
+        return _no_form(session.course_id, services.past_series_message())
     return _series_session_form(session, makeup=False)
 
 
@@ -384,7 +386,7 @@ def _series_session_form(anchor: TrainingSession, *, makeup: bool):
             else:
                 form[name].data = None if makeup else _local(value)
         form.delivery.data, form.location.data, form.capacity.data = anchor.delivery, anchor.location, anchor.capacity
-        form.title.data = _("%(title)s の補講", title=anchor.title) if makeup else ""
+        form.title.data = _("%(title)sの補講", title=anchor.title) if makeup else ""
         form.quotas.append_entry()
         _quota_choices(form)
     elif form.add_quota.data:
@@ -486,6 +488,8 @@ def _closed(session: TrainingSession, *, adding: bool = False) -> Response | Non
         message = _("中止した研修には回を追加できません。") if adding else _("中止した研修の回は編集できません。")
     elif not adding and as_utc(session.ends_at) <= utcnow():
         message = services.ended_session_message()
+    elif adding and session.makeup_for_id is not None:
+        message = _("連続講座の日程は、同じ研修の回（補講を除く）に追加してください。")
     else:
         return None
     return _no_form(session.course_id, message)
@@ -612,7 +616,12 @@ def _session_input(form: SessionForm) -> services.SessionInput:
     for entry in form.quotas:
         row = entry.form
         mid = row.municipality_id.data or 0
-        if not mid or row.remove.data:
+        if row.remove.data:
+            continue
+        if not mid:
+            if row.seats.data is not None:  # seats without a municipality: said, not dropped
+                raise InvalidInput(_("割当人数を入れた行では自治体を選んでください（不要な行は「削除」にチェックしてください）。"),
+                                   field="quotas")
             continue
         if row.seats.data is None:
             raise InvalidInput(_("割当人数を入力してください（不要な行は「削除」にチェックしてください）。"), field="quotas")

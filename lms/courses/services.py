@@ -552,6 +552,9 @@ def create_session(actor, course: Course, data: SessionInput, *, part_of: Traini
             raise InvalidInput(_("中止した回には日程や補講を追加できません。"))
         if makeup_for is not None and makeup_for.series_id is None:
             raise InvalidInput(_("補講は連続講座の回に追加できます。先に日程を追加して連続講座にしてください。"))
+        if part_of is not None and part_of.series_id is None and as_utc(part_of.starts_at) <= utcnow():
+            # (its attendees would be given places in the new day, and told so)
+            raise InvalidInput(past_series_message())
         # The series' first part is locked before anything is written, as the places that
         # follow a new part lock it (lms.enrollment.series): two days added at once queue here
         # instead of deadlocking with the course row's trigger lock.
@@ -600,6 +603,11 @@ def _check_series_order(data: SessionInput, session: TrainingSession | None, fir
         if earliest is not None and ends > as_utc(earliest):
             raise InvalidInput(_("最初の回は、連続講座のほかの日程（%(when)s から）より前に終わる日時にしてください。",
                                  when=format_datetime_jst(earliest)), field="starts_at")
+
+
+def past_series_message() -> str:
+    """Why a session already begun does not start a 連続講座 (one message for page and service)."""
+    return _("開始済みの回を連続講座にすることはできません。新しい回として追加してください。")
 
 
 def ended_session_message() -> str:

@@ -26,6 +26,7 @@ from lms.common import signals
 from lms.common.database import begin_write, for_update
 from lms.common.errors import Conflict, InvalidInput, NotFound
 from lms.common.spreadsheet import LossyRow, neutralise_cell, read_back_text, read_xlsx_rows, unencodable
+from lms.common.templating import format_date_jst
 from lms.common.timeutil import plausible_year, today_tokyo, utcnow
 from lms.extensions import db
 from lms.municipalities.models import TenantMapping
@@ -306,7 +307,10 @@ def record_departure(member_id: int, left_on: date, actor) -> StaffHistory:
     if member.status == LEFT:
         raise Conflict(_("この職員はすでに退職・転出として記録されています。"))
     if member.left_on == left_on:  # (scheduled so already: a repeat, e.g. a double click)
-        raise Conflict(_("この職員の %(date)s の退職・転出はすでに記録されています。", date=left_on.isoformat()))
+        raise Conflict(_("この職員の %(date)s の退職・転出はすでに記録されています。", date=format_date_jst(left_on)))
+    if member.hired_on is not None and left_on < member.hired_on:
+        raise InvalidInput(_("退職・転出日（%(left)s）が採用日（%(hired)s）より前です。日付を確かめてください。",
+                             left=format_date_jst(left_on), hired=format_date_jst(member.hired_on)))
     entry = _record_departure(member, left_on, actor)
     record_action(actor, "roster.leave", "staff_member", member.id, member.municipality_id, left_on=left_on.isoformat())
     return entry

@@ -529,3 +529,45 @@ def test_an_ended_session_is_not_edited(client, login_as, make_course, make_sess
     db.session.commit()
     response = client.get(f"/manage/courses/{course.id}/edit", follow_redirects=True)
     assert "中止した研修は編集できません" in response.get_data(as_text=True) and 'name="title"' not in response.get_data(as_text=True)
+
+
+def test_a_past_session_does_not_become_a_series_and_a_make_up_takes_no_days(client, login_as, make_course,
+                                                                            make_session):
+    """Adding a day to a session already held would give its attendees places (and mails) in
+    the new day: refused, by the page and the service. A 補講 takes neither days nor 補講."""
+    from lms.common.errors import InvalidInput
+    from lms.courses import services as course_services
+
+    trainer = login_as("trainer")
+    course = make_course(owner_id=trainer.id)
+    held = make_session(course, starts_in=timedelta(days=-3))
+    page = client.get(f"/manage/sessions/{held.id}/parts/new", follow_redirects=True).get_data(as_text=True)
+    assert "開始済みの回を連続講座にすることはできません" in page
+    start = utcnow() + timedelta(days=5)
+    with pytest.raises(InvalidInput, match="開始済みの回"):
+        course_services.create_session(trainer, course, course_services.SessionInput(
+            starts_at=start, ends_at=start + timedelta(hours=1), capacity=10), part_of=held)
+    db.session.rollback()
+    first = make_session(course, starts_in=timedelta(days=3))
+    second = course_services.create_session(trainer, course, course_services.SessionInput(
+        starts_at=first.starts_at + timedelta(days=1), ends_at=first.ends_at + timedelta(days=1), capacity=10),
+        part_of=first)
+    makeup = course_services.create_session(trainer, course, course_services.SessionInput(
+        starts_at=second.starts_at + timedelta(days=7), ends_at=second.ends_at + timedelta(days=7), capacity=5),
+        makeup_for=second)
+    db.session.commit()
+    for kind in ("parts", "makeup"):
+        page = client.get(f"/manage/sessions/{makeup.id}/{kind}/new", follow_redirects=True).get_data(as_text=True)
+        assert "補講を除く" in page and 'name="starts_at"' not in page
+    form = client.get(f"/manage/sessions/{second.id}/makeup/new").get_data(as_text=True)
+    assert "の補講" in form and " の補講" not in form
+
+
+def test_seats_in_a_quota_row_without_a_municipality_are_said_not_dropped(client, login_as, make_course):
+    trainer = login_as("trainer")
+    course = make_course(owner_id=trainer.id)
+    response = client.post(f"/manage/courses/{course.id}/sessions/new",
+                           data=_session_form(**{"quotas-0-municipality_id": "0", "quotas-0-seats": "3"}))
+    assert response.status_code == 200
+    assert "割当人数を入れた行では自治体を選んでください" in response.get_data(as_text=True)
+    assert db.session.scalar(select(TrainingSession).where(TrainingSession.course_id == course.id)) is None

@@ -198,3 +198,14 @@ def test_a_transfer_or_departure_sent_three_times_at_once_is_recorded_once(app, 
     db.session.rollback()
     kinds = db.session.scalars(select(StaffHistory.kind).where(StaffHistory.staff_member_id == member_id)).all()
     assert sorted(kinds) == ["left", "transfer"]
+
+
+def test_a_departure_before_the_hire_date_is_refused(app, db, client, login_as):
+    login_as("municipal_admin", "131016")
+    member = factories.make_staff("131016", hired_on=date(2016, 4, 1))
+    db.session.commit()
+    page = client.post(f"/roster/{member.id}/leave", data={"left_on": "1900-01-01"},
+                       follow_redirects=True).get_data(as_text=True)
+    assert "採用日（2016年4月1日）より前です" in page
+    db.session.refresh(member)
+    assert member.status == ACTIVE and member.left_on is None
