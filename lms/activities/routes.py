@@ -39,7 +39,7 @@ from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
 from lms.common import once
 from lms.common.access import refuse_as_missing, role_required
 from lms.common.errors import Conflict, DomainError, InvalidInput, NotAllowed, NotFound
-from lms.common.forms import ActionForm
+from lms.common.forms import ActionForm, put_error
 from lms.common.ids import parse_id, parse_ids
 from lms.common.timeutil import utcnow
 from lms.common.web import private_download
@@ -116,14 +116,6 @@ def _activity_input(form: ActivityForm) -> services.ActivityInput:
         show_answers=bool(form.show_answers.data), draw_count=form.draw_count.data or None)
 
 
-def _refuse(form, exc: DomainError) -> None:
-    field = exc.context.get("field")
-    if field and field in form:
-        form[field].errors = [*form[field].errors, exc.message]
-    else:
-        form.form_errors.append(exc.message)
-
-
 def _form_post(form, run, done, *, shows: Callable[[Any], str] | None = None):
     """A form's POST: validated, ``run()`` (the service) committed, then ``done(result)`` (the
     redirect) — or (None, status) with the refusal's message on the form, nothing kept.
@@ -137,7 +129,7 @@ def _form_post(form, run, done, *, shows: Callable[[Any], str] | None = None):
         result = run()
     except DomainError as exc:
         db.session.rollback()
-        _refuse(form, exc)
+        put_error(form, exc)
         return None, 409 if isinstance(exc, Conflict) else 400
     if shows is not None:
         once.remember(shows(result))

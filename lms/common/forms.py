@@ -69,6 +69,16 @@ class Form(FlaskForm):
             return unbound_field.bind(form=form, **options)
 
 
+def put_error(form, exc) -> None:
+    """A service's refusal (a DomainError) shown on ``form``: under the field it names
+    (``field=`` in its context) when the form has one, else above the form."""
+    name = exc.context.get("field")
+    if name and name in form:
+        form[name].errors = [*form[name].errors, exc.message]
+    else:
+        form.form_errors.append(exc.message)
+
+
 class ActionForm(Form):
     """A button that changes state (publish, delete, roll call…): CSRF only."""
 

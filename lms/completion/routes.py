@@ -33,7 +33,7 @@ from lms.common.access import (
     role_required,
 )
 from lms.common.errors import DomainError, InvalidInput
-from lms.common.forms import Form
+from lms.common.forms import Form, put_error
 from lms.common.ids import parse_id, parse_ids
 from lms.common.limits import configured, limit_export
 from lms.common.pagination import requested_page
@@ -505,13 +505,7 @@ def course_completions(course_id: int):
             services.complete_manually(staff.id, course.id, form.fiscal_year.data, current_user, form.reason.data)
         except DomainError as exc:
             db.session.rollback()
-            # Under the field it concerns (the staff member, the year, the reason); else the form's.
-            name = exc.context.get("field") if isinstance(exc, InvalidInput) else None
-            target = form[name] if name and name in form else None
-            if target is not None:
-                target.errors = [*target.errors, exc.message]
-            else:
-                form.form_errors.append(exc.message)
+            put_error(form, exc)  # under the staff number, the year or the reason
         else:
             db.session.commit()
             flash(_("修了を登録しました。"), "success")

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from flask_babel import gettext as _
 
-from lms.common.templating import format_date_jst, format_datetime_jst
+from lms.common.templating import format_datetime_jst
 from lms.common.timeutil import as_utc, utcnow
 from lms.courses.models import CANCELLED, PUBLISHED, Course, TrainingSession
 from lms.courses.views import SessionView
@@ -58,11 +58,9 @@ def learner_sessions(course: Course, views: list[SessionView], user) -> list[Ses
             # A 補講 is for those with a place in the series (the service refuses the others).
             view.can_enroll, view.enroll_label = False, ""
             view.why_not = _("補講は、この連続講座の受講が決まっている人だけが申し込めます。")
-        elif view.can_enroll and member is not None and member.left_on is not None \
-                and rules.after_departure(view.session.starts_at, member.left_on):
-            view.can_enroll, view.enroll_label = False, ""
-            view.why_not = _("%(date)s に退職・転出の予定のため、それより後の研修回には申し込めません。",
-                             date=format_date_jst(member.left_on))
+        elif view.can_enroll and member is not None and (
+                why := rules.departure_refusal(view.session.starts_at, member.left_on)):
+            view.can_enroll, view.enroll_label, view.why_not = False, "", why
     return views
 
 

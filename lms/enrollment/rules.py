@@ -16,6 +16,7 @@ from datetime import date, datetime
 from flask_babel import gettext as _
 
 from lms.common.errors import Conflict, DomainError
+from lms.common.templating import format_date_jst
 from lms.common.timeutil import as_utc, to_tokyo
 from lms.courses import audience
 from lms.courses.models import PUBLISHED, SCHEDULED, Course, SessionQuota, TrainingSession
@@ -70,6 +71,14 @@ def after_departure(starts_at: datetime, left_on: date) -> bool:
     """A session on a later day (in Tokyo) than a staff member's departure (退職・転出): their
     place in it is given up. On the day itself they are still staff."""
     return to_tokyo(starts_at).date() > left_on
+
+
+def departure_refusal(starts_at: datetime, left_on: date | None) -> str:
+    """Why a staff member leaving on ``left_on`` (a scheduled departure) cannot take a place
+    in a session starting at ``starts_at``, or "" (the service refuses, the course page says it)."""
+    if left_on is None or not after_departure(starts_at, left_on):
+        return ""
+    return _("%(date)s に退職・転出の予定のため、それより後の研修回には申し込めません。", date=format_date_jst(left_on))
 
 
 def check_open(session: TrainingSession, course: Course, now: datetime) -> None:

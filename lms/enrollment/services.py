@@ -40,7 +40,6 @@ from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
 from lms.common import signals
 from lms.common.database import begin_write, is_retryable
 from lms.common.errors import Conflict, DomainError, InvalidInput, NotAllowed, NotFound
-from lms.common.templating import format_date_jst
 from lms.common.timeutil import as_utc, utcnow
 from lms.courses.models import SCHEDULED, SessionQuota, TrainingSession
 from lms.enrollment import approvals, rules, seats, series
@@ -302,9 +301,8 @@ def _check_eligible(session: TrainingSession, member: StaffMember) -> None:
     """The rules' eligibility, then — for a course with 受講要件 only — the completion area's
     answer (``enrollment_prerequisites``: raises MissingPrerequisite naming what is missing)."""
     rules.check_eligible(session.course, member)
-    if member.left_on is not None and rules.after_departure(session.starts_at, member.left_on):
-        raise NotEligible(_("%(date)s に退職・転出の予定のため、それより後の研修回には申し込めません。",
-                            date=format_date_jst(member.left_on)))
+    if why := rules.departure_refusal(session.starts_at, member.left_on):
+        raise NotEligible(why)
     if session.makeup_for_id is not None and not series.holds_place(session.series_id or 0, member.id):
         raise NotEligible(_("補講は、この連続講座の受講が決まっている人だけが申し込めます。"))
     if session.course.has_prerequisites:
