@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from lms.completion import summary
 from lms.municipalities.models import Municipality
 from lms.municipalities.services import check_digit, is_valid_code
+from tests import factories
 from tests.conftest import ROOT
 
 
@@ -260,3 +261,21 @@ def test_the_language_chosen_is_remembered_for_the_user(client, db, login_as):
     client.post("/lang", data={"lang": "ja", "next": "/"})
     db.session.expire_all()
     assert db.session.get(type(user), user.id).locale == "ja"
+
+
+def test_the_language_chosen_before_signing_in_becomes_the_users(client, db):
+    """「English」 on the sign-in page, then sign-in: the user's language is English (their mails
+    follow it). A language left behind by the previous user's sign-out is not taken over."""
+    from lms.auth.models import User
+
+    first = factories.make_user("learner", "131016", is_demo=True)
+    second = factories.make_user("learner", "131016", is_demo=True)
+    client.post("/lang", data={"lang": "en", "next": "/"})
+    assert client.post("/auth/demo", data={"user_id": first.id}).status_code == 302
+    db.session.expire_all()
+    assert db.session.get(User, first.id).locale == "en"
+    client.post("/auth/logout")
+    assert client.post("/auth/demo", data={"user_id": second.id}).status_code == 302
+    db.session.expire_all()
+    assert db.session.get(User, second.id).locale in (None, "ja")  # the browser still shows English
+    assert '<html lang="en"' in client.get("/").get_data(as_text=True)

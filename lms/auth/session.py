@@ -22,6 +22,7 @@ from sqlalchemy.orm import joinedload
 
 from lms.auth.models import User, UserSession
 from lms.common.database import begin_write
+from lms.common.i18n import LANG_KEY, keep_chosen_language
 from lms.common.public import is_public_endpoint
 from lms.common.timeutil import utcnow
 from lms.extensions import db
@@ -143,7 +144,8 @@ def start_session(user, remember: bool = False, method: str = "demo") -> None:
     ``method`` ("entra" or "demo") decides whether sign-out also ends the provider's session.
     The session's server-side record is added to the database session; the caller commits.
     """
-    kept = {key: session[key] for key in ("lang", _FRAMED, _AFTER_SIGN_OUT) if key in session}
+    keep_chosen_language(user)
+    kept = {key: session[key] for key in (LANG_KEY, _FRAMED, _AFTER_SIGN_OUT) if key in session}
     session.clear()
     session.update(kept)
     login_user(user, remember=remember, fresh=True)
@@ -185,7 +187,7 @@ def end_session() -> None:
         begin_write()  # (only reads before: the user's load)
         db.session.execute(delete(UserSession).where(UserSession.id == session_id))
         db.session.commit()
-    kept = {key: session[key] for key in ("lang", _FRAMED, _AFTER_SIGN_OUT) if key in session}
+    kept = {key: session[key] for key in (LANG_KEY, _FRAMED, _AFTER_SIGN_OUT) if key in session}
     logout_user()
     g.pop("user_id", None)
     session.clear()

@@ -5,9 +5,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from babel.lists import format_list
 from flask import current_app, has_request_context, request, session
 from flask_babel import get_locale, get_translations
 from flask_babel import gettext as _
@@ -17,6 +18,30 @@ from jinja2.runtime import Context
 from markupsafe import Markup
 
 API_PREFIX = "/api/"
+LANG_KEY = "lang"  # the language this browser chose (kept across sign-in and sign-out)
+_CHOSEN_SIGNED_OUT = "lang_chosen"  # ... and chosen by whoever signs in next: theirs to keep
+
+
+def choose_language(lang: str) -> None:
+    """This browser speaks ``lang`` from now on (a language of the configuration); a signed-in
+    user keeps it (mails, Teams notices and the next sign-in speak it too), and so does the
+    person who signs in next when nobody is signed in (``keep_chosen_language``). The caller
+    commits."""
+    session[LANG_KEY] = lang
+    user = current_user
+    if user.is_authenticated:
+        if user.locale != lang:
+            user.locale = lang
+    else:
+        session[_CHOSEN_SIGNED_OUT] = True
+
+
+def keep_chosen_language(user: Any) -> None:
+    """At sign-in: the language chosen on the sign-in pages becomes ``user``'s own. A language
+    only carried over from the previous user's sign-out is not (a shared computer)."""
+    lang = session.get(LANG_KEY)
+    if session.pop(_CHOSEN_SIGNED_OUT, False) and lang in current_app.config["LANGUAGES"] and user.locale != lang:
+        user.locale = lang
 
 
 def select_locale() -> str:
@@ -26,7 +51,7 @@ def select_locale() -> str:
     if request.path.startswith(API_PREFIX):
         # The API takes no cookies and has no users: its language is the Accept-Language header's.
         return request.accept_languages.best_match(languages, default="ja")
-    chosen = str(session.get("lang") or "")
+    chosen = str(session.get(LANG_KEY) or "")
     if chosen in languages:
         return chosen
     user = current_user
@@ -34,6 +59,13 @@ def select_locale() -> str:
         return user.locale
     # Japanese unless the browser prefers English over Japanese.
     return request.accept_languages.best_match(languages, default="ja") if request else "ja"
+
+
+def join_list(items: Iterable[str]) -> str:
+    """Names in a sentence, as the language writes a list: 「A、B、C」 in Japanese, "A, B, C" in
+    English (CLDR's narrow standard list)."""
+    # (Babel reads the style from CLDR; its annotation lists only some of CLDR's styles)
+    return format_list(list(items), style="standard-narrow", locale=get_locale() or "ja")  # type: ignore[arg-type]
 
 
 def page_gettext() -> Callable[..., str]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, redirect, render_template, request, session
+from flask import Blueprint, current_app, redirect, render_template, request
 from flask_login import current_user
 
+from lms.common.i18n import choose_language
 from lms.common.public import public
 from lms.common.web import safe_next
 from lms.extensions import db
@@ -28,9 +29,6 @@ def home():
 def set_language():
     lang = request.form.get("lang", "")
     if lang in current_app.config["LANGUAGES"]:
-        session["lang"] = lang
-        if current_user.is_authenticated and current_user.locale != lang:
-            # Remembered for the user: mails, Teams notices and the next sign-in speak it too.
-            current_user.locale = lang
-            db.session.commit()
+        choose_language(lang)
+        db.session.commit()
     return redirect(safe_next(request.form.get("next"), "/"))
