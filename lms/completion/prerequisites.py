@@ -14,6 +14,7 @@ from datetime import datetime
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
+from lms.common.i18n import join_list
 from lms.common.timeutil import fiscal_year_of, to_tokyo
 from lms.completion.models import COMPLETED, Completion
 from lms.courses.models import Course, CoursePrerequisite, TrainingPath, TrainingPathStep
@@ -44,7 +45,7 @@ def missing(course_id: int, staff_member_id: int, session_starts_at: datetime) -
 
 
 def refusal_text(missing_courses: list[tuple[int, str, int | None]]) -> str:
-    names = "、".join(
+    names = join_list(
         _("「%(title)s」（%(year)s年度以降の修了）", title=title, year=earliest) if earliest
         else _("「%(title)s」", title=title)
         for _id, title, earliest in missing_courses

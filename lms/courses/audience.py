@@ -28,6 +28,7 @@ from datetime import date
 from flask_babel import gettext as _
 from sqlalchemy import ColumnElement, Integer, and_, bindparam, literal, or_
 
+from lms.common.i18n import join_list
 from lms.common.timeutil import fiscal_year_of, today_tokyo
 from lms.courses.models import Course
 
@@ -95,9 +96,9 @@ def describe(course: Course) -> list[str]:
     """The conditions in words, for the course page (empty: anyone of its municipalities)."""
     parts = []
     if course.audience_grades:
-        parts.append(_("職層：%(values)s", values="、".join(course.audience_grades.split("\n"))))
+        parts.append(_("職層：%(values)s", values=join_list(course.audience_grades.split("\n"))))
     if course.audience_titles:
-        parts.append(_("職名：%(values)s", values="、".join(course.audience_titles.split("\n"))))
+        parts.append(_("職名：%(values)s", values=join_list(course.audience_titles.split("\n"))))
     low, high = course.min_years_of_service, course.max_years_of_service
     if low is not None and high is not None:
         parts.append(_("経験年数 %(low)d〜%(high)d 年", low=low, high=high))
@@ -115,11 +116,11 @@ def refusal(course: Course, profile: Profile) -> str | None:
     grades = course.audience_grades.split("\n") if course.audience_grades else []
     if grades and profile.job_grade not in grades:
         return _("この研修は %(values)s の職員が対象です（あなたの職層：%(mine)s）。",
-                 values="、".join(grades), mine=profile.job_grade or _("名簿に未登録"))
+                 values=join_list(grades), mine=profile.job_grade or _("名簿に未登録"))
     titles = course.audience_titles.split("\n") if course.audience_titles else []
     if titles and profile.job_title not in titles:
         return _("この研修は職名が %(values)s の職員が対象です（あなたの職名：%(mine)s）。",
-                 values="、".join(titles), mine=profile.job_title or _("名簿に未登録"))
+                 values=join_list(titles), mine=profile.job_title or _("名簿に未登録"))
     low, high = course.min_years_of_service, course.max_years_of_service
     if low is not None or high is not None:
         years = profile.years_of_service

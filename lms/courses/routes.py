@@ -18,6 +18,7 @@ from lms.common import once
 from lms.common.access import refuse_as_missing, role_required
 from lms.common.database import run_in_transaction
 from lms.common.errors import DomainError, InvalidInput, NotAllowed
+from lms.common.i18n import join_list
 from lms.common.markdown import render_markdown
 from lms.common.pagination import requested_page
 from lms.common.templating import format_datetime_jst
@@ -270,7 +271,7 @@ def publish_course(course_id: int):
     missing = services.sessions_without_join_link(_managed_course(course_id))
     if missing:
         flash(_("Teams の研修回 %(n)s 件に参加リンクがありません（%(titles)s）。受講者には「参加リンクは後日お知らせします」と表示されます。Teams 会議を作成するか、リンクを登録してください。",
-                n=len(missing), titles="、".join(s.title or f"{to_tokyo(s.starts_at):%Y-%m-%d}" for s in missing[:5])),
+                n=len(missing), titles=join_list(s.title or f"{to_tokyo(s.starts_at):%Y-%m-%d}" for s in missing[:5])),
               "warning")
     return response
 

@@ -18,6 +18,7 @@ from lms.common import once
 from lms.common.access import refuse_as_missing, require_own_object, role_required
 from lms.common.errors import DomainError, NotFound
 from lms.common.forms import Form, JapaneseDateField
+from lms.common.i18n import join_list
 from lms.common.ids import parse_id
 from lms.common.limits import limit_enroll, limit_enroll_posts
 from lms.common.pagination import requested_page
@@ -171,8 +172,8 @@ def _series_notes(first: TrainingSession, staff_member_id: int) -> list[str]:
         notes.append(_("連続講座のため、ほかの日程（%(n)d 回）の受講もすべて取り消されます。", n=others))
     makeups = series.makeup_places(first.id, staff_member_id)
     if makeups:
-        names = "、".join(f"{e.session.title or e.session.course.title}（{format_datetime_jst(e.session.starts_at)}）"
-                         for e in makeups)
+        names = join_list(_("%(title)s（%(when)s）", title=e.session.title or e.session.course.title,
+                              when=format_datetime_jst(e.session.starts_at)) for e in makeups)
         notes.append(_("申し込んでいる補講（%(names)s）も取り消されます。", names=names))
     return notes
 

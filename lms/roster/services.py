@@ -25,6 +25,7 @@ from lms.audit.services import record_action
 from lms.common import signals
 from lms.common.database import begin_write, for_update
 from lms.common.errors import Conflict, InvalidInput, NotFound
+from lms.common.i18n import join_list
 from lms.common.spreadsheet import LossyRow, neutralise_cell, read_back_text, read_xlsx_rows, unencodable
 from lms.common.templating import format_date_jst
 from lms.common.timeutil import plausible_year, today_tokyo, utcnow
@@ -413,7 +414,7 @@ def _records(rows: list[list[str]], required: tuple[str, ...], max_rows: int | N
     header = [normalise_text(cell) for cell in rows[0]]
     missing = [name for name in required if name not in header]
     if missing:
-        raise InvalidInput(_("見出し行に必要な列がありません：%(columns)s（文字コード：%(encoding)s）", columns="、".join(missing), encoding=encoding))
+        raise InvalidInput(_("見出し行に必要な列がありません：%(columns)s（文字コード：%(encoding)s）", columns=join_list(missing), encoding=encoding))
     body = rows[1:]
     if len(body) > max_rows:
         raise InvalidInput(_("行数が多すぎます（%(count)s 行。上限 %(max)s 行）。分割してアップロードしてください。", count=len(body), max=max_rows))
@@ -772,7 +773,7 @@ def _classify(member: ImportedEntry | None, values: dict) -> tuple[str, str]:
     changed = [column for column, attr in ROSTER_COLUMNS if attr not in ("department", "job_title")
                and attr in values and _current(member, attr) != values[attr]]
     if changed:
-        return UPDATED, _("変更：%(columns)s", columns="、".join(changed))
+        return UPDATED, _("変更：%(columns)s", columns=join_list(changed))
     return UNCHANGED, ""
 
 

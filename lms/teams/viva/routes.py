@@ -12,6 +12,7 @@ from lms.auth.models import PLATFORM_ADMIN
 from lms.common.access import role_required
 from lms.common.errors import DomainError, NotFound
 from lms.common.forms import ActionForm
+from lms.common.i18n import join_list
 from lms.common.public import public
 from lms.extensions import db
 from lms.teams import app_package
@@ -93,7 +94,7 @@ def disable(mapping_id: int):
         "confirm.html", heading=_("Viva Learning 連携の停止"),
         lead=_("停止すると、このテナントの Viva Learning には研修・指名研修・修了が送られなくなります。"
                "Viva Learning にすでにある研修と受講状況はそのまま残ります。"),
-        facts=[(_("テナント ID"), view.tenant_id), (_("区市町村"), "、".join(view.municipalities)),
+        facts=[(_("テナント ID"), view.tenant_id), (_("区市町村"), join_list(view.municipalities)),
                (_("送信済みの研修"), _("%(n)s 件", n=f"{view.contents:,}")),
                (_("送信済みの受講状況"), _("%(n)s 件", n=f"{view.activities:,}"))],
         action_url=url_for("teams_viva.disable", mapping_id=mapping_id), button=_("停止する"), back_url=back)
