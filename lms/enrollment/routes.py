@@ -17,7 +17,7 @@ from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
 from lms.common import once
 from lms.common.access import refuse_as_missing, require_own_object, role_required
 from lms.common.errors import DomainError, NotFound
-from lms.common.forms import Form, JapaneseDateField
+from lms.common.forms import Form, JapaneseDateField, within
 from lms.common.i18n import join_list
 from lms.common.ids import parse_id
 from lms.common.limits import limit_enroll, limit_enroll_posts
@@ -65,6 +65,16 @@ class ActionForm(Form):
     """Enroll and cancel are a button: CSRF plus where to go back to."""
 
     next = HiddenField()
+
+
+REASON_MAX = 500
+
+
+class CancelForm(ActionForm):
+    """The cancel page: why, if the learner (or the office cancelling for them) wants to say."""
+
+    reason = StringField(_l("取消の理由（任意）"), validators=[within(REASON_MAX)],
+                         render_kw={"maxlength": REASON_MAX, "autocomplete": "off"})
 
 
 def _wants_json() -> bool:
@@ -120,12 +130,13 @@ def enroll(session_id: int):
     return _done(outcome.enrollment_id, outcome.status, outcome.message, back, 201)
 
 
-def _cancel_page(enrollment_id: int):
-    """The cancel button's page: what cancelling this enrollment does, then a POST to the same URL."""
+def _cancel_page(enrollment_id: int, form: CancelForm | None = None, back: str | None = None):
+    """The cancel button's page: what cancelling this enrollment does, then a POST to the same URL
+    (shown again, with what was typed, when the reason is refused)."""
     enrollment = db.session.get(Enrollment, enrollment_id)
     if enrollment is None or not services.concerns(current_user, enrollment):
         refuse_as_missing(current_user, "enrollment", enrollment_id)
-    back = safe_next(request.args.get("next"), url_for("enrollment.my_page"))
+    back = back or safe_next(request.args.get("next"), url_for("enrollment.my_page"))
     allowed, why = services.can_cancel(enrollment, current_user)
     if not allowed:
         flash(why, "error")
@@ -156,12 +167,14 @@ def _cancel_page(enrollment_id: int):
         notes.append(_("承認待ちの申込を取り下げます。申し込み直すと、改めて承認が必要になります。"))
     if now > as_utc(services.cancel_deadline(session)):
         notes.append(_("キャンセル期限を過ぎているため、期限後の取消として記録されます。"))
+    shown = form or CancelForm(formdata=None)
     return render_template(
         "confirm.html", heading=_("申込を取り消す"),
         lead=_("この回の受講申込を取り消します。"),
-        facts=facts, notes=notes,
+        facts=facts, notes=notes, form=shown,
+        fields=[(shown.reason, _("研修担当が確認できます。%(n)d 文字以内。", n=REASON_MAX))],
         action_url=url_for("enrollment.cancel", enrollment_id=enrollment.id), next_url=back,
-        button=_("申込を取り消す"), back_url=back)
+        button=_("申込を取り消す"), back_url=back), 400 if form is not None and form.errors else 200
 
 
 def _series_notes(first: TrainingSession, staff_member_id: int) -> list[str]:
@@ -186,7 +199,12 @@ def cancel(enrollment_id: int):
     # The CSRF token was checked before this view (CSRFProtect, with its Japanese page);
     # the form has no other field to validate.
     back = _back(url_for("enrollment.my_page"))
-    reason = (request.form.get("reason") or "").strip()[:500]
+    form = CancelForm(meta={"csrf": False})  # (its token was checked before the view)
+    if not form.validate():
+        if _wants_json():
+            return jsonify(ok=False, error="InvalidInput", message=form.reason.errors[0]), 400
+        return _cancel_page(enrollment_id, form, back)
+    reason = (form.reason.data or "").strip()
     try:
         enrollment = services.cancel_enrollment(enrollment_id, current_user, reason)
     except DomainError as exc:

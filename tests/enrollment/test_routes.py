@@ -227,3 +227,31 @@ def test_cancel_page_for_a_confirmed_seat_says_the_waitlist_takes_it(client, log
     html = client.get(f"/enrollments/{mine.id}/cancel").get_data(as_text=True)
     assert "キャンセル待ちの方がいれば" in html and "定員に達しています" in html
     assert "受講確定" in html
+
+
+def test_cancel_page_takes_a_reason_and_refuses_one_too_long(client, login_as, make_session, make_user):
+    """The reason (optional) is a labelled field of the cancel page; one over 500 characters is
+    refused on the same page with what was typed, and the place stays. The municipality's
+    training office reads it on the staff member's roster page."""
+    session = make_session()
+    user = login_as("learner")
+    mine = services.enroll(session.id, user.staff_member.id, user)
+    page = client.get(f"/enrollments/{mine.id}/cancel").get_data(as_text=True)
+    assert '<label for="reason">取消の理由（任意）</label>' in page and 'maxlength="500"' in page
+    long = "業" * 501
+    refused = client.post(f"/enrollments/{mine.id}/cancel", data={"reason": long, "next": "/me"})
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 400 and "500文字以内で入力してください" in html
+    assert f'value="{long}"' in html and 'name="next" value="/me"' in html
+    as_json = client.post(f"/enrollments/{mine.id}/cancel", data={"reason": long}, headers=JSON)
+    assert as_json.status_code == 400 and "500文字以内" in as_json.get_json()["message"]
+    factories.db.session.rollback()
+    assert factories.db.session.get(Enrollment, mine.id).status == CONFIRMED
+    done = client.post(f"/enrollments/{mine.id}/cancel", data={"reason": " 急な窓口当番\x07のため ", "next": "/me"})
+    assert done.status_code == 302
+    factories.db.session.rollback()
+    stored = factories.db.session.get(Enrollment, mine.id)
+    assert stored.status == CANCELLED and stored.reason == "急な窓口当番 のため"
+    login_as("municipal_admin", "131016")
+    roster_page = client.get(f"/roster/{user.staff_member.id}").get_data(as_text=True)
+    assert "（理由：急な窓口当番 のため）" in roster_page
