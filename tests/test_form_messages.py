@@ -101,3 +101,26 @@ def test_error_summary_flattens_rows_to_their_fields_messages(app):
     assert [name for name, _message in summary] == ["name", "rows-1-seats", "steps-1", None]
     assert summary[-1] == (None, "全体の誤り")
     assert all(isinstance(message, str) and not message.startswith(("{", "[")) for _name, message in summary)
+
+
+def test_a_crafted_value_of_a_list_is_answered_in_the_users_terms(app):
+    """A value that names no choice (only a crafted request sends one) gets "choose from the
+    list", in the page's language, not WTForms' "could not coerce"."""
+    from flask_babel import force_locale
+    from wtforms import SelectField, SelectMultipleField
+    from wtforms.fields.choices import SelectChoice
+
+    from lms.common.ids import coerce_id
+
+    class Picks(Form):
+        class Meta:
+            csrf = False
+
+        one = SelectField("one", coerce=coerce_id, choices=[SelectChoice(1, "a")])
+        many = SelectMultipleField("many", coerce=coerce_id, choices=[SelectChoice(1, "a")])
+
+    for language, expected in (("ja", "一覧にある選択肢から選んでください。"), ("en", "Choose from the list.")):
+        with app.test_request_context(method="POST", data={"one": "x<b>", "many": ["1", "zz"]}), force_locale(language):
+            form = Picks()
+            assert not form.validate()
+            assert form.errors == {"one": [expected], "many": [expected]}

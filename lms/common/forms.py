@@ -37,6 +37,28 @@ from lms.common.timeutil import plausible_year
 
 WTFORMS_MESSAGES = Domain(translation_directories=messages_path(), domain="wtforms")
 
+# WTForms' messages that speak of its internals ("could not coerce": a value that names no
+# choice, which only a crafted request sends), said in the user's terms instead.
+_OWN_WORDING = {
+    "Invalid Choice: could not coerce.": _l("一覧にある選択肢から選んでください。"),
+    "Invalid choice(s): one or more data inputs could not be coerced.": _l("一覧にある選択肢から選んでください。"),
+}
+
+
+class _Messages:
+    """WTForms' catalogue with ``_OWN_WORDING`` in front (WTForms asks for ``gettext`` and
+    ``ngettext``)."""
+
+    def __init__(self, catalogue):
+        self.catalogue = catalogue
+
+    def gettext(self, string: str) -> str:
+        own = _OWN_WORDING.get(string)
+        return str(own) if own is not None else self.catalogue.gettext(string)
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        return self.catalogue.ngettext(singular, plural, n)
+
 
 # Control characters nobody types (C0 but tab and line breaks, DEL, C1): a paste from a PDF
 # or a hostile post. Line breaks too in a one-line field (a title that would break a mail's
@@ -58,7 +80,7 @@ _CLEAN_ONE_LINE = _without_controls(_CONTROLS_ONE_LINE)
 class Form(FlaskForm):
     class Meta:
         def get_translations(self, form):
-            return WTFORMS_MESSAGES.get_translations()
+            return _Messages(WTFORMS_MESSAGES.get_translations())
 
         def bind_field(self, form, unbound_field, options):
             """Every text field drops control characters (see ``_CONTROLS_ONE_LINE``)."""
