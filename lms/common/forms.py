@@ -33,7 +33,7 @@ from wtforms.validators import Length, NumberRange, StopValidation
 from wtforms.widgets import TextInput
 
 from lms.common.ids import parse_id
-from lms.common.timeutil import plausible_year
+from lms.common.timeutil import FIRST_YEAR, LAST_YEAR, plausible_year
 
 WTFORMS_MESSAGES = Domain(translation_directories=messages_path(), domain="wtforms")
 
@@ -129,29 +129,37 @@ def _normalised(text: str) -> str:
 
 
 def _plausible(value):
-    return value if plausible_year(value.year) else None
+    return value if value is not None and plausible_year(value.year) else None
 
 
 def parse_japanese_date(text: str) -> date | None:
     """2026-12-03, 2026/12/3, 2026年12月3日 (full-width digits too); None if not a date (or
     not a year from 1900 to 2199)."""
+    return _plausible(_any_year_date(text))
+
+
+def parse_japanese_datetime(text: str) -> datetime | None:
+    """A date as above, then a time: 14:00, 14時00分, 14時 (a space or none between)."""
+    return _plausible(_any_year_datetime(text))
+
+
+def _any_year_date(text: str) -> date | None:
     value = _normalised(text).replace(" ", "")
     for fmt in _DATE_FORMATS:
         try:
-            return _plausible(datetime.strptime(value, fmt).date())
+            return datetime.strptime(value, fmt).date()
         except ValueError:
             continue
     return None
 
 
-def parse_japanese_datetime(text: str) -> datetime | None:
-    """A date as above, then a time: 14:00, 14時00分, 14時 (a space or none between)."""
+def _any_year_datetime(text: str) -> datetime | None:
     value = _normalised(text)
     for date_fmt in _DATE_FORMATS:
         for time_fmt in _TIME_FORMATS:
             for sep in (" ", ""):
                 try:
-                    return _plausible(datetime.strptime(value if sep else value.replace(" ", ""), date_fmt + sep + time_fmt))
+                    return datetime.strptime(value if sep else value.replace(" ", ""), date_fmt + sep + time_fmt)
                 except ValueError:
                     continue
     return None
@@ -175,6 +183,7 @@ class _JapaneseOrderMixin:
         super().__init__(label, validators, format=self.display_format, render_kw=render_kw, **kwargs)  # type: ignore[call-arg]
 
     def parse(self, text: str):
+        """The value written, whatever its year (None: not written in a known order)."""
         raise NotImplementedError
 
     def process_formdata(self, valuelist):
@@ -182,9 +191,12 @@ class _JapaneseOrderMixin:
             self.data = None
             return
         self.raw_data = valuelist
-        self.data = self.parse(str(valuelist[0]))
-        if self.data is None:
+        value = self.parse(str(valuelist[0]))
+        self.data = _plausible(value)
+        if value is None:
             raise ValueError(str(self.message))
+        if self.data is None:  # written right, a year no record of Manabi can have (2999, 0202)
+            raise ValueError(str(_l("年は%(first)d年から%(last)d年までで入力してください。", first=FIRST_YEAR, last=LAST_YEAR)))
 
 
 class JapaneseDateField(_JapaneseOrderMixin, DateField):
@@ -194,7 +206,7 @@ class JapaneseDateField(_JapaneseOrderMixin, DateField):
     message = _l("日付は「2026-12-03」のように年・月・日の順で入力してください。")
 
     def parse(self, text: str):
-        return parse_japanese_date(text)
+        return _any_year_date(text)
 
 
 class JapaneseDateTimeField(_JapaneseOrderMixin, DateTimeField):
@@ -205,7 +217,7 @@ class JapaneseDateTimeField(_JapaneseOrderMixin, DateTimeField):
     message = _l("日時は「2026-12-03 14:00」のように年・月・日 時:分の順で入力してください。")
 
     def parse(self, text: str):
-        return parse_japanese_datetime(text)
+        return _any_year_datetime(text)
 
 
 class Between(NumberRange):

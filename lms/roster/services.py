@@ -338,13 +338,24 @@ def apply_due_departures(today: date | None = None) -> int:
 
 
 def _record_departure(member: StaffMember, left_on: date, actor) -> StaffHistory:
-    entry = StaffHistory(
-        staff_member=member, effective_on=left_on, kind="left",
-        from_department=member.department, to_department="",
-        from_job_title=member.job_title, to_job_title="",
-        recorded_by_id=getattr(actor, "id", None),
-    )
-    db.session.add(entry)
+    entry = None
+    if member.left_on is not None:
+        # A scheduled departure given another day: its history entry moves with it (the audit
+        # log keeps each day recorded); a second 'left' entry would say the person left twice.
+        entry = db.session.scalar(
+            select(StaffHistory).where(StaffHistory.staff_member_id == member.id, StaffHistory.kind == "left",
+                                       StaffHistory.effective_on == member.left_on)
+            .order_by(StaffHistory.id.desc()).limit(1))
+    if entry is None:
+        entry = StaffHistory(
+            staff_member=member, kind="left",
+            from_department=member.department, to_department="",
+            from_job_title=member.job_title, to_job_title="",
+        )
+        db.session.add(entry)
+    entry.effective_on = left_on
+    entry.recorded_by_id = getattr(actor, "id", None)
+    entry.created_at = utcnow()
     member.status = status_on_departure(left_on)
     member.left_on = left_on
     signals.staff_member_left.send(None, staff_member_id=member.id, left_on=left_on, actor=actor)

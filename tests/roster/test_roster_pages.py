@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from lms.audit.models import AuditLog
 from lms.roster import services
-from lms.roster.models import ACTIVE, LEFT, StaffMember
+from lms.roster.models import ACTIVE, LEFT, StaffHistory, StaffMember
 from tests import factories
 from tests.pages import same_page
 
@@ -174,7 +174,6 @@ def test_a_transfer_or_departure_sent_three_times_at_once_is_recorded_once(app, 
     import requests
 
     from lms.extensions import db
-    from lms.roster.models import StaffHistory
 
     admin = factories.make_user("municipal_admin", "131016")
     member = factories.make_staff("131016", department="総務課", job_title="主事")
@@ -209,3 +208,26 @@ def test_a_departure_before_the_hire_date_is_refused(app, db, client, login_as):
     assert "採用日（2016年4月1日）より前です" in page
     db.session.refresh(member)
     assert member.status == ACTIVE and member.left_on is None
+
+
+def test_a_scheduled_departure_given_another_day_keeps_one_history_entry(app, db, client, login_as):
+    """Recorded for 3月31日, then moved to 4月30日: one 'left' entry, on the new day (the audit
+    log keeps both); a year no record can have is named as such, not as a wrong format."""
+    login_as("municipal_admin", "131016")
+    member = factories.make_staff("131016")
+    db.session.commit()
+    this_year = date.today().year
+    first, second = date(this_year + 1, 3, 31), date(this_year + 1, 4, 30)
+    for day in (first, second):
+        assert client.post(f"/roster/{member.id}/leave", data={"left_on": day.isoformat()}).status_code == 302
+    db.session.expire_all()
+    entries = db.session.scalars(select(StaffHistory).where(StaffHistory.staff_member_id == member.id,
+                                                            StaffHistory.kind == "left")).all()
+    assert [e.effective_on for e in entries] == [second]
+    assert db.session.get(StaffMember, member.id).left_on == second
+    logged = db.session.scalars(select(AuditLog.details).where(AuditLog.action == "roster.leave")).all()
+    assert len(logged) == 2
+    page = client.post(f"/roster/{member.id}/leave", data={"left_on": "2999-03-31"}, follow_redirects=True)
+    html = page.get_data(as_text=True)
+    assert "年は1900年から2199年までで入力してください。" in html and "年・月・日の順で" not in html
+    assert db.session.get(StaffMember, member.id).left_on == second
