@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from lms.common import signals
 from lms.common.errors import InvalidInput
-from lms.common.i18n import page_language
+from lms.common.i18n import join_list
 from lms.common.jobs import hand_over_after_commit
 from lms.common.signals import (
     course_unpublishing,
@@ -61,7 +61,7 @@ def _refuse_double_booking(session: TrainingSession, starts_at=None, ends_at=Non
     clashing = seats.confirmed_clashing_at(session.id, starts_at, ends_at)
     if not clashing:
         return
-    names = ("、" if page_language() == "ja" else ", ").join(clashing[:5]) + (_("ほか %(n)d 人", n=len(clashing) - 5) if len(clashing) > 5 else "")
+    names = join_list(clashing[:5]) + (_("ほか %(n)d 人", n=len(clashing) - 5) if len(clashing) > 5 else "")
     raise InvalidInput(_("この日時に変えると、受講が決まっている %(n)d 人（%(names)s）がほかの研修回と時間が重なります。日時を見直すか、受講者と調整したうえで「時間が重なる受講者がいることを確認のうえ変更する」にチェックして保存してください。",
                          n=len(clashing), names=names), field="accept_clashes")
 

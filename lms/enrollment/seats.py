@@ -33,6 +33,7 @@ from lms.common.timeutil import utcnow
 from lms.courses.models import SCHEDULED, Course, SessionQuota, TrainingSession
 from lms.enrollment.models import ACTIVE_STATUSES, CONFIRMED, PENDING, RETURNED_STEP, WAITLISTED, Enrollment
 from lms.extensions import db
+from lms.municipalities.models import Municipality
 from lms.roster.models import StaffMember
 
 
@@ -218,19 +219,24 @@ def overlapping_confirmed(session: TrainingSession, staff_member_id: int) -> Enr
 
 
 def confirmed_clashing_at(session_id: int, starts_at: datetime, ends_at: datetime) -> list[str]:
-    """Names of the session's confirmed enrollees who hold a confirmed place in another
-    scheduled session overlapping ``starts_at``–``ends_at`` (the session's would-be times)."""
+    """The session's confirmed enrollees who hold a confirmed place in another scheduled
+    session overlapping ``starts_at``–``ends_at`` (the session's would-be times), each as the
+    organiser can tell them apart: name (municipality, 職員番号)."""
     mine = aliased(Enrollment)
     other = aliased(TrainingSession)
-    return [name for _id, name in db.session.execute(
-        select(StaffMember.id, StaffMember.full_name).distinct()
+    rows = db.session.execute(
+        select(StaffMember.id, StaffMember.full_name, StaffMember.employee_number, Municipality.name).distinct()
+        .join(Municipality, Municipality.id == StaffMember.municipality_id)
         .join(mine, mine.staff_member_id == StaffMember.id)
         .join(Enrollment, Enrollment.staff_member_id == StaffMember.id)
         .join(other, other.id == Enrollment.session_id)
         .where(mine.session_id == session_id, mine.status == CONFIRMED, Enrollment.status == CONFIRMED,
                Enrollment.session_id != session_id, other.status == SCHEDULED,
                other.starts_at < ends_at, other.ends_at > starts_at)
-        .order_by(StaffMember.full_name, StaffMember.id))]
+        .order_by(StaffMember.full_name, StaffMember.id))
+    return [_("%(name)s（%(organisation)s・%(number)s）", name=name, organisation=org, number=number) if number
+            else _("%(name)s（%(organisation)s）", name=name, organisation=org)
+            for _id, name, number, org in rows]
 
 
 def waitlisted(session_id: int) -> list[Enrollment]:

@@ -469,7 +469,8 @@ def test_moving_a_session_onto_its_enrollees_other_session_is_confirmed_first(cl
     response = client.post(f"/manage/sessions/{moved.id}/edit", data=form)
     page = response.get_data(as_text=True)
     assert response.status_code == 200
-    assert "1 人（重複 花子）" in page and "単独 次郎" not in page
+    # Each named as the organiser can tell namesakes apart: municipality and 職員番号.
+    assert f"1 人（重複 花子（千代田区・{both.staff_member.employee_number}））" in page and "単独 次郎" not in page
     assert 'name="accept_clashes"' in page
     db.session.expire_all()
     assert db.session.get(TrainingSession, moved.id).starts_at.replace(tzinfo=UTC) != tokyo_to_utc(
