@@ -63,8 +63,10 @@ class _Messages:
 # Control characters nobody types (C0 but tab and line breaks, DEL, C1): a paste from a PDF
 # or a hostile post. Line breaks too in a one-line field (a title that would break a mail's
 # header or a CSV row). Each becomes a space; what the person wrote is otherwise kept.
-_CONTROLS_MULTI_LINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-_CONTROLS_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# (and the bidirectional overrides and isolates, U+202A–202E and U+2066–2069, which make a
+# name or a comment display other than it reads: "Trojan Source" spoofing)
+_CONTROLS_MULTI_LINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_CONTROLS_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def _without_controls(pattern: re.Pattern[str]):
@@ -75,6 +77,12 @@ def _without_controls(pattern: re.Pattern[str]):
 
 _CLEAN_MULTI_LINE = _without_controls(_CONTROLS_MULTI_LINE)
 _CLEAN_ONE_LINE = _without_controls(_CONTROLS_ONE_LINE)
+
+
+def one_line(text: str) -> str:
+    """A one-line text box's value read without a Form (a table of inputs named per row):
+    control characters become spaces, as every Form's text fields do."""
+    return str(_CLEAN_ONE_LINE(text))
 
 
 class Form(FlaskForm):
