@@ -16,7 +16,7 @@ from lms.common import once
 from lms.common.access import municipality_scope, require_own_object, role_required
 from lms.common.database import begin_write, run_in_transaction
 from lms.common.errors import DomainError, NotFound
-from lms.common.forms import ActionForm, Form
+from lms.common.forms import ActionForm, Form, one_line
 from lms.common.ids import parse_id
 from lms.common.timeutil import as_utc, fiscal_year_label, to_tokyo, tokyo_to_utc, utcnow
 from lms.common.web import private_download
@@ -253,9 +253,11 @@ def _survey_page(plan: TrainingPlan, municipality: Municipality, sheet_errors: l
             abort(400)
         answers: dict[int, services.Answer] = {}
         for i in items:
-            raw = request.form.get(f"requested-{i.id}", "")
-            priority_raw = request.form.get(f"priority-{i.id}", "3")
-            comment = request.form.get(f"comment-{i.id}", "")
+            if f"requested-{i.id}" not in request.form:
+                continue  # not in what was sent: the row keeps its answer (never a silent 0)
+            raw = request.form[f"requested-{i.id}"]
+            priority_raw = request.form.get(f"priority-{i.id}", str(values[i.id]["priority"]))
+            comment = one_line(request.form.get(f"comment-{i.id}", str(values[i.id]["comment"])))
             values[i.id] = {"requested": raw, "priority": priority_raw, "comment": comment}
             requested = _whole_number(raw)
             priority = _whole_number(priority_raw)
@@ -391,7 +393,9 @@ def fee_settings(plan_id: int):
     values: dict[int, int] = {}
     errors: dict[str, str] = {}
     for course in _plan_courses(plan):
-        raw = request.form.get(f"fee-{course.id}", "")
+        if f"fee-{course.id}" not in request.form:
+            continue  # not in what was sent: the fee stays (never a silent ¥0)
+        raw = request.form[f"fee-{course.id}"]
         amount = _whole_number(raw)
         if amount is None or amount > fees.MAX_FEE_YEN:
             errors[f"fee-{course.id}"] = _("負担金は0〜10,000,000円の整数で入力してください。")

@@ -130,6 +130,9 @@ def test_fee_pages_bill_and_show_only_your_own(app, client, login_as, year):
     ok = client.post(f"/plans/{plan.id}/fees", data={f"fee-{course.id}": "４,０００", "charge_no_show": "1",
                                                       "charge_late_cancellation": "1"})
     assert ok.status_code == 302 and fees.fees_of(plan)[course.id] == 4000
+    # A post without a course's field leaves its fee alone (never a silent ¥0).
+    kept = client.post(f"/plans/{plan.id}/fees", data={"charge_no_show": "1", "charge_late_cancellation": "1"})
+    assert kept.status_code == 302 and fees.fees_of(plan)[course.id] == 4000
     exempt = client.post(f"/plans/{plan.id}/fees/exemptions", data={"municipality_id": str(mid), "course_id": "0",
                                                                       "percent": "25", "reason": "共同開催"})
     assert exempt.status_code == 302

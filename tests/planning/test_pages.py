@@ -320,3 +320,20 @@ def test_a_plan_surveyed_per_course_from_the_form_to_the_sessions(app, client, l
     assert rows_[first.id].seats + rows_[second.id].seats == 9 and rows_[first.id].course_seats == 9
     detail = client.get(f"/plans/{plan.id}/sessions/{second.id}").get_data(as_text=True)
     assert f"研修全体で 9 人 → この回 {rows_[second.id].seats} 人" in detail and "希望（研修全体）" in detail
+
+
+def test_rows_not_sent_keep_their_answer(app, client, login_as, make_session):
+    """A post that names only some rows (or none) changes only those: never a silent 0 that
+    wipes an office's answers. Control characters in a comment become spaces."""
+    _admin, plan, session = _plan_flow(client, login_as, make_session)
+    other = make_session(session.course, starts_in=timedelta(days=45), capacity=10)
+    login_as("municipal_admin", "131016")
+    assert client.post(f"/plans/{plan.id}/survey", data={
+        f"requested-{session.id}": "8", f"priority-{session.id}": "1", f"comment-{session.id}": "新任職員を優先",
+        f"requested-{other.id}": "2", f"priority-{other.id}": "3", f"comment-{other.id}": ""}).status_code == 302
+    assert client.post(f"/plans/{plan.id}/survey", data={}).status_code == 302
+    assert client.post(f"/plans/{plan.id}/survey", data={f"requested-{other.id}": "5",
+                                                         f"comment-{other.id}": "a\x07b\u202ec"}).status_code == 302
+    db.session.expire_all()
+    rows = {d.session_id: (d.requested, d.priority, d.comment) for d in db.session.scalars(select(PlanDemand))}
+    assert rows == {session.id: (8, 1, "新任職員を優先"), other.id: (5, 3, "a b c")}
