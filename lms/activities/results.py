@@ -246,8 +246,9 @@ def workbook(activity: Activity, session_id: int | None = None, *, file_url: Cal
     questions = [q for q in activity.questions if q.kind != SECTION]
     among = _groups(activity)[1] if activity.anonymous and session_id is None else None
     answers = _answers(activity, session_id, among=among)
-    if activity.anonymous and len(answers) < MIN_GROUP:
-        answers = []  # too few to show without pointing at someone
+    held_back = activity.anonymous and len(answers) < MIN_GROUP
+    if held_back:
+        answers = []  # too few to show without pointing at someone (the title says so, as the page does)
     quiz = activity.kind == QUIZ
     links = not activity.anonymous and file_url is not None
     urls: dict[int, str] = {}
@@ -289,5 +290,6 @@ def workbook(activity: Activity, session_id: int | None = None, *, file_url: Cal
         if q.kind == FILE and links:
             columns.append(SheetColumn(_("%(q)s（ダウンロード URL）", q=q.prompt[:40]), 40))
     title = [f"{activity.course.title}：{activity.title}",
-             _("回答 %(n)d 件（回答者の氏名は含みません）", n=len(answers))]
+             _("回答が%(n)d件未満のため、結果は表示しません。", n=MIN_GROUP) if held_back
+             else _("回答 %(n)d 件（回答者の氏名は含みません）", n=len(answers))]
     return xlsx_stream(_("回答"), columns, (row(a) for a in answers), title_lines=title)

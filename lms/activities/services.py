@@ -295,7 +295,11 @@ def _check_question(activity: Activity, data: QuestionInput) -> dict:
         if data.kind == SINGLE and len(correct) > 1:
             raise InvalidInput(_("単一選択の正解は1つだけです。"), field="correct")
     elif data.kind == SCALE:
-        choices = choices if len(choices) == 5 else [str(label) for label in SCALE_LABELS_DEFAULT]
+        if choices and len(choices) != len(SCALE_LABELS_DEFAULT):
+            # (a label list of another length was replaced by the defaults without a word)
+            raise InvalidInput(_("5段階評価の目盛りは、低い方から順に5行で入力してください（空欄なら「不満」〜「満足」）。"),
+                               field="choices")
+        choices = choices or [str(label) for label in SCALE_LABELS_DEFAULT]
         correct = []
     elif data.kind == NUMBER:
         choices = []

@@ -476,6 +476,15 @@ def test_results_show_groups_of_five_and_no_names(db, world, make_user, client, 
     own = results.results(survey, world["session"].id)
     assert own.total == 4 and not own.shown and all(not q.counts and not q.texts for q in own.questions)
     assert held.by_session == []  # a small session is merged; a merged group still under five is not shown
+    import io
+    import zipfile
+
+    login_as(user=world["trainer"])
+    small = zipfile.ZipFile(io.BytesIO(client.get(f"/manage/activities/{survey.id}/results.xlsx").data))
+    small_sheet = small.read("xl/worksheets/sheet1.xml").decode()  # (inline strings)
+    # Answers exist, but too few to show: the file says so, as the page does, never "0 answers".
+    assert "回答が5件未満のため、結果は表示しません。" in small_sheet and "回答 0 件" not in small_sheet
+    assert "意見0" not in small_sheet
     for n, person in enumerate(people[4:], start=4):
         services.save(survey.id, person, form(survey, 3, 1, f"意見{n}"), submit=True)
         db.session.commit()
@@ -491,9 +500,6 @@ def test_results_show_groups_of_five_and_no_names(db, world, make_user, client, 
     assert not any(p.display_name in html or p.staff_member.full_name in html for p in people)
     export = client.get(f"/manage/activities/{survey.id}/results.xlsx")
     assert export.status_code == 200
-    import io
-    import zipfile
-
     sheet = zipfile.ZipFile(io.BytesIO(export.data)).read("xl/worksheets/sheet1.xml").decode()
     assert "意見5" in sheet and "匿名 太郎" not in sheet and "受講 花子" not in sheet
 
@@ -609,6 +615,11 @@ def test_a_scale_without_labels_gets_them_in_the_language_it_was_written_in(db, 
     default, given = sorted(activity.questions, key=lambda q: q.position)
     assert default.choices == labels
     assert given.choices == ["易", "やや易", "普通", "やや難", "難"]
+    # Labels of another length are refused with a word, not replaced by the defaults.
+    with pytest.raises(InvalidInput, match="5行で入力してください") as refused:
+        services.add_question(world["trainer"], activity,
+                              services.QuestionInput(kind=SCALE, prompt="理解度", choices=["1", "2"]))
+    assert refused.value.context["field"] == "choices"
 
 
 def test_questions_added_from_several_tabs_at_once_each_get_their_place(app, live_server, db, world):

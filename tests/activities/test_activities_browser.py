@@ -377,7 +377,9 @@ def test_activities_from_building_to_completion(live_server, page, db, summaries
     expect(page.get_by_text("回答 1 件", exact=False)).to_have_count(0)
     rows = _workbook_rows(page, f"{base}/manage/activities/{survey_id}/results.xlsx")
     cells = [str(c) for r in rows for c in r if c is not None]
-    assert any("回答 0 件（回答者の氏名は含みません）" in c for c in cells)
+    # (one answer exists: the file says it is held back, as the page does, never "0 answers")
+    assert any("回答が5件未満のため、結果は表示しません。" in c for c in cells)
+    assert not any("回答 0 件" in c for c in cells)
     assert "保存期間の考え方" not in cells and 5 not in [c for r in rows for c in r]
     assert not any(name in c for c in cells for name in names)
 
