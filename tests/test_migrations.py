@@ -138,3 +138,37 @@ def test_revisions_do_not_import_the_application():
         if module == "lms" or module.startswith("lms.")
     ]
     assert offenders == []
+
+
+def test_upload_reasons_survive_the_reason_codes_migration_both_ways(migrated_app):
+    """a4c8e2f19b73: a reason stored as free text before the codes is kept (shown as it is);
+    a downgrade writes the Japanese words of each code into the free text the older code shows."""
+    from lms.archives.models import Archive, UploadSession
+    from lms.auth.models import User
+    from lms.common.timeutil import utcnow
+    from lms.courses.models import Course
+    from lms.extensions import db
+
+    user = User(tenant_id=str(uuid.uuid4()), object_id=str(uuid.uuid4()), display_name="t", email="t@example.jp")
+    course = Course(title="研修", summary="", description_md="")
+    archive = Archive(course=course, title="録画")
+    db.session.add_all([user, course, archive])
+    db.session.flush()
+    common = {"archive_id": archive.id, "kind": "video", "filename": "v.webm", "declared_length": 1,
+              "storage_key": "archives/x", "created_by_id": user.id, "status": "failed", "expires_at": utcnow()}
+    db.session.add_all([UploadSession(id="old", error="昔の理由（自由記述）", **common),
+                        UploadSession(id="new", error_code="checksum_mismatch", **common)])
+    db.session.commit()
+    db.session.remove()
+
+    def reasons() -> dict[str, str]:
+        with db.engine.connect() as conn:
+            return dict(conn.execute(text("SELECT id, error FROM upload_session")).all())
+
+    words = "ファイルの検証（SHA-256）に失敗しました。通信中に内容が変わった可能性があります。もう一度アップロードしてください。"
+    downgrade(directory=str(MIGRATIONS), revision="b7e19d4c2a86")
+    assert reasons() == {"old": "昔の理由（自由記述）", "new": words}
+    upgrade(directory=str(MIGRATIONS))  # free text again, kept as it was
+    with db.engine.connect() as conn:
+        rows = conn.execute(text("SELECT id, error_code, error_params, error FROM upload_session ORDER BY id")).all()
+    assert [tuple(r) for r in rows] == [("new", "", None, words), ("old", "", None, "昔の理由（自由記述）")]

@@ -9,12 +9,12 @@ import hashlib
 import uuid
 from collections.abc import Callable, Iterable
 
-from flask_babel import gettext as _
 from sqlalchemy import delete, insert, select
 
-from lms.archives import containers, durations, filetypes
+from lms.archives import containers, durations, filetypes, reasons
 from lms.archives.captions import CaptionError, Cue, parse_vtt
 from lms.archives.models import CAPTIONS, READY, REPLACED, VIDEO, ArchiveFile, TranscriptCue
+from lms.archives.reasons import Reason
 from lms.archives.storage import RangeReader, Storage
 from lms.common.timeutil import utcnow
 from lms.courses.search import normalise_for_search
@@ -27,13 +27,18 @@ Reader = Callable[[int, int], bytes]
 
 
 class ContentRejected(Exception):
-    """Stored bytes that are not what they claim to be. ``status`` is the HTTP answer of a tus
-    request refused for it."""
+    """Stored bytes that are not what they claim to be. ``reason`` is kept without a language
+    (``lms.archives.reasons``); ``message`` puts it into the current one. ``status`` is the
+    HTTP answer of a tus request refused for it."""
 
-    def __init__(self, message: str, status: int = 415):
-        super().__init__(message)
-        self.message = message
+    def __init__(self, reason: Reason, status: int = 415):
+        super().__init__(reason.code)
+        self.reason = reason
         self.status = status
+
+    @property
+    def message(self) -> str:
+        return self.reason.text()
 
 
 def new_storage_key(archive_id: int) -> str:
@@ -64,13 +69,13 @@ def inspect_content(filetype: filetypes.FileType, reader: Reader, size: int) -> 
     ContentRejected (415) for a slide deck or captions file that cannot be read as one."""
     if filetype is filetypes.PPTX:
         if not filetypes.confirm_pptx(RangeReader(lambda s, n: [reader(s, n)], size)):
-            raise ContentRejected(_("PowerPoint ファイルとして読み取れません（.pptx 形式のみ対応）。"))
+            raise ContentRejected(Reason(reasons.PPTX_UNREADABLE))
         return None, None
     if filetype is filetypes.VTT:
         try:
             cues = parse_vtt(reader(0, size).decode("utf-8"))
         except (UnicodeDecodeError, CaptionError):
-            raise ContentRejected(_("字幕ファイル（WebVTT, UTF-8）として読み取れません。")) from None
+            raise ContentRejected(Reason(reasons.VTT_UNREADABLE)) from None
         return None, cues
     if filetype.kind == VIDEO:
         return containers.header_duration(reader, size, filetype.code), None
@@ -137,9 +142,3 @@ def _store_cues(archive_file: ArchiveFile, cues: list[Cue]) -> None:
             for cue in cues
         ],
     )
-
-
-def human_size(n: int) -> str:
-    if n >= 1024**3:
-        return f"{n / 1024**3:.1f} GB"
-    return f"{n / 1024**2:.0f} MB"

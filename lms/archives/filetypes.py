@@ -38,6 +38,12 @@ TYPES = {t.code: t for t in (MP4, WEBM, PDF, PPTX, VTT)}
 KIND_LIMITS = {SLIDES: 200 * MiB, CAPTIONS: 10 * MiB}
 KIND_LABELS = {VIDEO: _l("動画"), SLIDES: _l("資料"), CAPTIONS: _l("字幕")}
 
+
+def human_size(n: int) -> str:
+    if n >= 1024**3:
+        return f"{n / 1024**3:.1f} GB"
+    return f"{n / 1024**2:.0f} MB"
+
 # Bytes needed from the start of a file to recognise it.
 SNIFF_BYTES = 64
 

@@ -123,6 +123,12 @@ class UploadSession(Model):
     metadata_json: Mapped[dict] = mapped_column(JSON, default=dict)
     created_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
     status: Mapped[str] = mapped_column(String(10), default=UPLOADING, index=True)
+    # Why it failed, was cancelled or expired, kept without a language: a code of
+    # lms.archives.reasons and its parameters, put into words in the reader's language
+    # (uploads.failure_text). ``error`` is the free text of rows from before the codes (written
+    # in the uploader's language then), shown as it is; new rows leave it empty.
+    error_code: Mapped[str] = mapped_column(String(40), default="", server_default="")
+    error_params: Mapped[dict | None] = mapped_column(JSON)
     error: Mapped[str] = mapped_column(Text, default="")
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

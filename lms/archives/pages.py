@@ -14,7 +14,7 @@ from lms.archives.blueprint import bp, refusal_response
 from lms.archives.captions import chapters_from
 from lms.archives.filetypes import KIND_LABELS, SLIDES, VIDEO
 from lms.archives.forms import ActionForm, ArchiveForm
-from lms.archives.models import CAPTIONS, READY, Archive, ArchiveFile, ViewingProgress
+from lms.archives.models import CAPTIONS, FAILED, READY, Archive, ArchiveFile, ViewingProgress
 from lms.auth.models import PLATFORM_ADMIN, TRAINER
 from lms.common import once
 from lms.common.access import refuse_as_missing, role_required
@@ -206,12 +206,14 @@ def _manageable_or_abort(archive_id: int) -> Archive:
 def detail(archive_id: int):
     archive = _manageable_or_abort(archive_id)
     files = [f for f in archive.files if f.status == READY]
+    pending = uploads.pending_uploads(archive)
     return render_template(
         "archives/detail.html",
         archive=archive,
         files=files,
         duration_notices={f.id: durations.duration_notice(f) for f in files},
-        uploads=uploads.pending_uploads(archive),
+        uploads=pending,
+        failures={u.id: uploads.failure_text(u) for u in pending if u.status == FAILED},
         kind_labels=KIND_LABELS,
         action_form=ActionForm(),
         max_upload=uploads.max_upload_bytes(),

@@ -26,7 +26,8 @@ from sqlalchemy.exc import IntegrityError
 
 from lms.archives import containers, filetypes
 from lms.archives.captions import CaptionError, parse_vtt
-from lms.archives.files import ContentRejected, add_file, human_size, new_storage_key, object_reader, sha256_of_object
+from lms.archives.files import ContentRejected, add_file, new_storage_key, object_reader, sha256_of_object
+from lms.archives.filetypes import human_size
 from lms.archives.models import AUDIENCE_ELIGIBLE, DRAFT, VIDEO, Archive, ArchiveFile
 from lms.archives.storage import Storage, get_storage
 from lms.archives.uploads import UPLOAD_TTL, max_upload_bytes

@@ -189,7 +189,7 @@ def _tus_patch(upload: UploadSession) -> Response:
     upload = db.session.get_one(UploadSession, snapshot.id)
     uploads.save_chunk_result(upload, result)
     if result.rejected is not None:
-        uploads.reject_upload(upload, result.rejected.message)
+        uploads.reject_upload(upload, result.rejected.reason)
         db.session.commit()
         return _tus_error(result.rejected.status, result.rejected.message)
     finished = result.offset == upload.declared_length and not result.disconnected
@@ -197,14 +197,14 @@ def _tus_patch(upload: UploadSession) -> Response:
         try:
             uploads.finish_upload(upload)
         except uploads.UploadRejected as exc:
-            uploads.reject_upload(upload, exc.message)
+            uploads.reject_upload(upload, exc.reason)
             db.session.commit()
             return _tus_error(exc.status, exc.message)
     db.session.commit()  # a finished upload goes to the worker for verification now
     if result.disconnected:
         return _tus_error(400, _("通信が途切れました。再開してください。"))
     if finished and upload.status == FAILED:  # verified already (inline), and it did not pass
-        return _tus_error(uploads.CHECKSUM_MISMATCH, upload.error)
+        return _tus_error(uploads.CHECKSUM_MISMATCH, uploads.failure_text(upload))
     response = _tus(Response(status=204))
     response.headers["Upload-Offset"] = str(result.offset)
     response.headers["Upload-Expires"] = _expires(upload)

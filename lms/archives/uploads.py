@@ -27,12 +27,11 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.exceptions import BadRequest
 
-from lms.archives import filetypes, tasks
+from lms.archives import filetypes, reasons, tasks
 from lms.archives.access import can_manage, require_manager
 from lms.archives.files import (
     ContentRejected,
     add_file,
-    human_size,
     inspect_content,
     new_storage_key,
     object_reader,
@@ -48,6 +47,7 @@ from lms.archives.models import (
     Archive,
     UploadSession,
 )
+from lms.archives.reasons import Reason
 from lms.archives.storage import StorageError, get_storage
 from lms.auth.models import PLATFORM_ADMIN
 from lms.common.database import begin_write
@@ -70,8 +70,8 @@ CHECKSUM_MISMATCH = 460
 class UploadRejected(ContentRejected):
     """An upload refused for good (type, size, checksum). ``status`` is the HTTP answer."""
 
-    def __init__(self, message: str, status: int = 422):
-        super().__init__(message, status)
+    def __init__(self, reason: Reason, status: int = 422):
+        super().__init__(reason, status)
 
 
 def max_upload_bytes() -> int:
@@ -105,7 +105,7 @@ def create_upload(actor, archive: Archive, length: int, metadata: dict[str, str]
     if length <= 0:
         raise InvalidInput(_("空のファイルはアップロードできません。"))
     if length > limit:
-        raise UploadRejected(_("ファイルが大きすぎます（上限 %(limit)s）。", limit=human_size(limit)), status=413)
+        raise UploadRejected(Reason(reasons.TOO_LARGE, {"limit": limit}), status=413)
     expected = (metadata.get("sha256") or "").strip().lower()
     if expected and not re.fullmatch(r"[0-9a-f]{64}", expected):
         raise InvalidInput(_("SHA-256 の値が正しくありません。"))
@@ -148,8 +148,23 @@ def upload_gone(upload: UploadSession) -> str | None:
     if upload.status == EXPIRED or (upload.status == UPLOADING and upload.expires_at <= utcnow()):
         return _("アップロードの有効期限が切れました。最初からやり直してください。")
     if upload.status in (CANCELLED, FAILED):
-        return upload.error or _("このアップロードは中止されました。最初からやり直してください。")
+        return failure_text(upload)
     return None
+
+
+def record_failure(upload: UploadSession, status: str, reason: Reason) -> None:
+    """The upload ends (FAILED, CANCELLED, EXPIRED) for ``reason``, stored without a language."""
+    upload.status = status
+    upload.error_code = reason.code
+    upload.error_params = dict(reason.params) or None
+    upload.error = ""
+
+
+def failure_text(upload: UploadSession) -> str:
+    """Why the upload ended, in the reader's language. A row from before the reasons were
+    codes shows its stored text as it is."""
+    text = reasons.describe(upload.error_code, upload.error_params) if upload.error_code else None
+    return text or upload.error or _("このアップロードは中止されました。最初からやり直してください。")
 
 
 def is_complete(upload: UploadSession) -> bool:
@@ -210,7 +225,7 @@ def receive_chunk(snapshot: UploadSnapshot, offset: int, chunks: Iterable[bytes 
                 continue
             seen += len(chunk)
             if seen > limit:
-                raise UploadRejected(_("宣言されたサイズを超えるデータが送信されました。"), status=413)
+                raise UploadRejected(Reason(reasons.BEYOND_DECLARED_LENGTH), status=413)
             if not result.file_type and len(result.head) < need:
                 result.head += bytes(chunk[: need - len(result.head)])
                 if len(result.head) >= need:
@@ -227,9 +242,7 @@ def receive_chunk(snapshot: UploadSnapshot, offset: int, chunks: Iterable[bytes 
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             # The disk is full: a resume cannot help; the part is dropped (space freed).
-            result.rejected = UploadRejected(_(
-                "保存領域の空き容量が不足しているため、アップロードを保存できませんでした。"
-                "システム管理者に連絡してください。"), status=507)
+            result.rejected = UploadRejected(Reason(reasons.DISK_FULL), status=507)
         else:
             # The client went away mid-body: what arrived is kept for the resume.
             result.disconnected = True
@@ -256,25 +269,17 @@ def check_head(declared_length: int, head: bytes) -> filetypes.FileType:
     """Type by magic bytes at the first chunk; refuse early what is not allowed."""
     filetype = filetypes.sniff(head)
     if filetype is None:
-        raise UploadRejected(
-            _("このファイルの形式には対応していません。動画（MP4・WebM）、資料（PDF・PowerPoint）、字幕（WebVTT）をアップロードしてください。"),
-            status=415,
-        )
+        raise UploadRejected(Reason(reasons.UNSUPPORTED_TYPE), status=415)
     limit = filetypes.KIND_LIMITS.get(filetype.kind)
     if limit and declared_length > limit:
-        raise UploadRejected(
-            _("%(kind)sファイルが大きすぎます（上限 %(limit)s）。", kind=filetypes.KIND_LABELS[filetype.kind],
-              limit=human_size(limit)),
-            status=413,
-        )
+        raise UploadRejected(Reason(reasons.KIND_TOO_LARGE, {"kind": filetype.kind, "limit": limit}), status=413)
     return filetype
 
 
-def reject_upload(upload: UploadSession, message: str) -> None:
+def reject_upload(upload: UploadSession, reason: Reason) -> None:
     """Nothing is kept of a refused upload: the part goes, the session says why."""
     get_storage().delete_part(upload.storage_key)
-    upload.status = FAILED
-    upload.error = message
+    record_failure(upload, FAILED, reason)
     upload.received_bytes = 0
 
 
@@ -289,13 +294,13 @@ def finish_upload(upload: UploadSession) -> None:
     storage = get_storage()
     filetype = filetypes.TYPES.get(upload.file_type)
     if filetype is None:
-        raise UploadRejected(_("このファイルの形式には対応していません。"), status=415)
+        raise UploadRejected(Reason(reasons.UNKNOWN_TYPE), status=415)
     storage.commit_part(upload.storage_key, filetype.content_type)
     try:
         inspect_content(filetype, object_reader(storage, upload.storage_key), upload.declared_length)
     except ContentRejected as exc:
         storage.delete(upload.storage_key)
-        raise UploadRejected(exc.message, exc.status) from None
+        raise UploadRejected(exc.reason, exc.status) from None
     upload.status = VERIFYING
     upload.received_bytes = upload.declared_length
     upload.kind = filetype.kind
@@ -335,20 +340,19 @@ def verify_upload(upload_id: str) -> str | None:
         return status
     filetype = filetypes.TYPES[upload.file_type]
     duration, cues = None, None
-    failure = None
+    failure: Reason | None = None
     if stored != size:
-        failure = _("ファイルが途中までしか届いていません。もう一度アップロードしてください。")
+        failure = Reason(reasons.INCOMPLETE)
     elif expected and digest != expected:
-        failure = _("ファイルの検証（SHA-256）に失敗しました。通信中に内容が変わった可能性があります。もう一度アップロードしてください。")
+        failure = Reason(reasons.CHECKSUM_MISMATCH)
     if failure is None:
         try:
             duration, cues = inspect_content(filetype, object_reader(storage, key), size)
         except ContentRejected as exc:
-            failure = exc.message
+            failure = exc.reason
     if failure is not None:
         storage.delete(key)
-        upload.status = FAILED
-        upload.error = failure
+        record_failure(upload, FAILED, failure)
         upload.received_bytes = 0
     else:
         archive_file = add_file(upload.archive_id, filetype, upload.filename, size, digest, key, duration, cues)
@@ -379,8 +383,7 @@ def terminate_upload(upload: UploadSession) -> None:
     if is_complete(upload):
         raise Conflict(_("完了したアップロードは中止できません。"))
     get_storage().delete_part(upload.storage_key)
-    upload.status = CANCELLED
-    upload.error = _("アップロードは中止されました。")
+    record_failure(upload, CANCELLED, Reason(reasons.CANCELLED))
 
 
 def dismiss_upload(upload: UploadSession) -> None:
@@ -401,8 +404,7 @@ def expire_uploads(now: datetime | None = None) -> int:
     ).all()
     for upload in stale:
         storage.delete_part(upload.storage_key)
-        upload.status = EXPIRED
-        upload.error = _("アップロードの有効期限が切れました。最初からやり直してください。")
+        record_failure(upload, EXPIRED, Reason(reasons.EXPIRED))
     # Parts of failed/cancelled uploads whose deletion did not happen (crash) go as well.
     leftovers = db.session.scalars(
         select(UploadSession).where(UploadSession.status.in_((FAILED, CANCELLED)), UploadSession.expires_at <= now)

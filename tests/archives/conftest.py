@@ -100,7 +100,7 @@ def add_file(archive, data: bytes, filename: str = "video.webm"):
     uploads.finish_upload(upload)
     db.session.commit()
     upload = db.session.get(UploadSession, upload.id)
-    assert upload.status == "ready", upload.error
+    assert upload.status == "ready", (upload.error_code, upload.error_params, upload.error)
     return db.session.get(ArchiveFile, upload.archive_file_id)
 
 

@@ -157,7 +157,7 @@ def test_wrong_magic_bytes_refused_with_message_and_nothing_left(app, db, traine
     assert files_of(db, archive) == []
     assert not any(parts_dir(app).rglob("*.part"))
     upload = db.session.scalar(select(UploadSession))
-    assert upload.status == FAILED and "対応していません" in upload.error
+    assert upload.status == FAILED and upload.error_code == "unsupported_type"
     # The refused upload cannot be continued.
     assert trainer_client.head(location, headers=TUS).status_code in (404, 410)
     # Its notice stays on the archive's page until the trainer takes it off.
