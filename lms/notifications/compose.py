@@ -258,7 +258,7 @@ def warm_up() -> None:
         _tokyo_vtimezone(year)
 
 
-def session_ics(session, member, kind: str = "confirmed", *, download: bool = False) -> str:
+def session_ics(session, member, kind: str = "confirmed", *, download: bool = False, tentative: bool = False) -> str:
     """An RFC 5545 calendar with one VEVENT for ``member`` (or nobody: the trainer's copy).
 
     The session's part of the calendar (time zone, times, title, place, organizer) is the
@@ -267,7 +267,10 @@ def session_ics(session, member, kind: str = "confirmed", *, download: bool = Fa
 
     ``download``: the file a person saves from the site (METHOD:PUBLISH, no attendee): a
     calendar adds it as an event of its own instead of treating it as an invitation to answer.
-    The organiser is the course's organiser mailbox, else the configured one."""
+    The organiser is the course's organiser mailbox, else the configured one.
+
+    ``tentative``: a place not yet decided (awaiting approval, on the waitlist): the event is
+    TENTATIVE and carries no Teams join link (given only with a confirmed place)."""
     method = "PUBLISH" if download else "CANCEL" if kind in CANCEL_KINDS else "REQUEST"
     course = session.course
     shared = _shared_calendar(
@@ -280,11 +283,12 @@ def session_ics(session, member, kind: str = "confirmed", *, download: bool = Fa
         course.summary or "",
         session.delivery,
         session.location or "",
-        session.join_url or "",
+        "" if tentative else session.join_url or "",
         my_page_url(),
         organizer_address(course),
         _setting("LMS_ISSUER_NAME", "Manabi"),
-        "CANCELLED" if method == "CANCEL" or session.status == "cancelled" else "CONFIRMED",
+        "CANCELLED" if method == "CANCEL" or session.status == "cancelled" else "TENTATIVE" if tentative
+        else "CONFIRMED",
     )
     own = Event()
     own.add("uid", event_uid(session, member))
@@ -316,6 +320,8 @@ def _shared_calendar(locale, method, starts_at, ends_at, revision, summary, cour
     """The session's texts in the language in force (``locale``, part of the key), then
     its calendar."""
     description = [course_summary]
+    if status == "TENTATIVE":
+        description.append(_("受講はまだ確定していません（承認待ち・キャンセル待ち）。確定したら参加方法をお知らせします。"))
     if join_url:
         description.append(_("Teams 会議への参加リンク：%(url)s", url=join_url))
     description.append(_("マイページ：%(url)s", url=my_page))

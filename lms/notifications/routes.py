@@ -11,7 +11,7 @@ from sqlalchemy import select
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
 from lms.courses.models import CANCELLED, TrainingSession
 from lms.courses.services import can_manage_course
-from lms.enrollment.models import ACTIVE_STATUSES, Enrollment
+from lms.enrollment.models import ACTIVE_STATUSES, CONFIRMED, Enrollment
 from lms.extensions import db
 from lms.notifications.compose import session_ics
 from lms.notifications.forms import NoticeChoiceForm
@@ -42,7 +42,9 @@ def session_calendar(session_id: int):
     else:
         abort(404)  # nothing of the user's: answered as if the session did not exist
     kind = "cancelled" if session.status == CANCELLED else "confirmed"
-    body = session_ics(session, member, kind, download=True)
+    # A place not yet decided gets a tentative event without the Teams link (as /me shows it).
+    body = session_ics(session, member, kind, download=True,
+                       tentative=enrollment is not None and enrollment.status != CONFIRMED)
     return Response(
         body,
         mimetype="text/calendar",
@@ -72,5 +74,7 @@ def notice_settings():
         if save_notice_choice(current_user, form.notice_channel.data):
             db.session.commit()
             flash(_("お知らせの受け取り方を保存しました。"), "success")
+        else:  # (the same choice again: said, so that a second press is not met with silence)
+            flash(_("お知らせの受け取り方は、すでにこの設定になっています。"), "info")
         return redirect(url_for("notifications.notice_settings"))
     return render_template("notifications/settings.html", form=form)

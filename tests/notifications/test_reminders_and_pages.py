@@ -51,6 +51,27 @@ def test_calendar_download_for_enrolled_learner(app, db, client, login_as, make_
     assert str(event["UID"]).startswith(f"manabi-session-{enrollment.session_id}-staff-{learner.staff_member.id}@")
 
 
+def test_a_place_not_yet_decided_gets_a_tentative_event_without_the_teams_link(app, db, client, login_as,
+                                                                               make_enrollment, make_user):
+    """Waitlisted (or awaiting approval): the file holds the time, marked TENTATIVE, and not the
+    join link that /me gives only with a confirmed place."""
+    learner = make_user()
+    enrollment = make_enrollment(member=learner.staff_member, status=WAITLISTED)
+    enrollment.session.join_url = "https://teams.microsoft.com/l/meetup-join/secret-link"
+    db.session.commit()
+    login_as(user=learner)
+    response = client.get(f"/sessions/{enrollment.session_id}/calendar.ics")
+    assert response.status_code == 200
+    event = next(c for c in Calendar.from_ical(response.data).walk() if c.name == "VEVENT")
+    assert str(event["STATUS"]) == "TENTATIVE"
+    assert b"secret-link" not in response.data and "まだ確定していません" in str(event["DESCRIPTION"])
+    enrollment.status = "confirmed"
+    db.session.commit()
+    confirmed = client.get(f"/sessions/{enrollment.session_id}/calendar.ics")
+    event = next(c for c in Calendar.from_ical(confirmed.data).walk() if c.name == "VEVENT")
+    assert str(event["STATUS"]) == "CONFIRMED" and "secret-link" in str(event["DESCRIPTION"])
+
+
 def test_calendar_refused_to_a_learner_not_enrolled(app, client, login_as, make_enrollment):
     enrollment = make_enrollment()
     login_as("learner")

@@ -321,6 +321,9 @@ def test_each_person_chooses_teams_mail_or_both(client, db, login_as):
     assert answer.status_code == 302
     db.session.expire_all()
     assert user.notice_channel == "teams"
+    assert "保存しました" in client.get("/settings/notices").get_data(as_text=True)
+    again = client.post("/settings/notices", data={"notice_channel": "teams"}, follow_redirects=True)
+    assert "すでにこの設定になっています" in again.get_data(as_text=True)  # a second press is answered too
     refused = client.post("/settings/notices", data={"notice_channel": "fax"})
     assert refused.status_code == 200 and 'class="error-summary"' in refused.get_data(as_text=True)
     db.session.expire_all()
