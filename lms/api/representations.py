@@ -3,25 +3,12 @@
 
 from __future__ import annotations
 
-from flask import has_request_context, url_for
-
-from lms.common.links import app_url
-
 
 def enrollment_item(e, employee_number: str, course_id: int, municipality_code: str) -> dict:
     return {"id": e.id, "session_id": e.session_id, "course_id": course_id, "employee_number": employee_number,
             "municipality_code": municipality_code, "status": e.status,
             "requested_at": e.requested_at, "confirmed_at": e.confirmed_at, "cancelled_at": e.cancelled_at,
             "updated_at": e.updated_at}
-
-
-def verification_base() -> str:
-    """The certificate verification page's URL with ``SERIAL`` for the serial (a route of
-    lms.completion, built once per answer): on the request's host in an API answer, on
-    ``LMS_BASE_URL`` in a webhook event (which may be raised by the worker)."""
-    if has_request_context():
-        return url_for("completion.verify_certificate", serial="SERIAL", _external=True)
-    return app_url("completion.verify_certificate", "/certificates/verify/SERIAL", serial="SERIAL")
 
 
 def completion_item(c, employee_number: str, municipality_code: str, verify_base: str) -> dict:

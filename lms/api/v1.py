@@ -23,7 +23,7 @@ from lms.api.auth import READ, ROSTER_WRITE, SECURITY, Caller, current_caller, r
 from lms.api.models import RosterJob, RosterJobRow
 from lms.api.paging import conditional, decode_row_cursor, encode_row_cursor, json_page, page
 from lms.api.problems import ApiProblem, init_problems
-from lms.api.representations import completion_item, enrollment_item, verification_base
+from lms.api.representations import completion_item, enrollment_item
 from lms.archives.models import Archive, ArchiveFile, ViewingProgress
 from lms.attendance.models import Attendance
 from lms.common.database import begin_write
@@ -32,6 +32,7 @@ from lms.common.public import public_blueprint
 from lms.common.signals import access_denied
 from lms.common.timeutil import TOKYO, fiscal_year_bounds, fiscal_year_of
 from lms.common.web import allow_inline_styles
+from lms.completion.certificates import verification_base
 from lms.completion.models import Completion
 from lms.courses.models import DRAFT, Category, Course, CourseEligibility, TrainingSession
 from lms.enrollment.models import Enrollment

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
+from urllib.parse import quote
 
 import qrcode
 from flask import current_app, has_app_context
@@ -26,6 +27,7 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfgen import canvas
 from sqlalchemy import select
 
+from lms.common.links import app_url
 from lms.common.pdffonts import document_fonts
 from lms.common.timeutil import fiscal_year_label, format_wareki, to_tokyo, utcnow
 from lms.common.zipstream import ZipStream
@@ -35,6 +37,18 @@ from lms.courses.models import Course
 from lms.extensions import db
 from lms.municipalities.models import Municipality
 from lms.roster.models import StaffMember
+
+
+def verification_base() -> str:
+    """A certificate's public verification page with ``SERIAL`` for its serial, on
+    ``LMS_BASE_URL`` (the deployment's public address): the printed QR code, the certificates
+    ZIP, the API's and the webhooks' answers all name the same address, whatever host a
+    request came in on (an internal name behind the proxy) or none (the worker)."""
+    return app_url("completion.verify_certificate", "/certificates/verify/SERIAL", serial="SERIAL")
+
+
+def verification_url(serial: str) -> str:
+    return verification_base().replace("SERIAL", quote(serial))
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +197,7 @@ class Verification:
     genuine: bool
     revoked: bool = False
     course_title: str = ""
-    completed_on: str = ""
+    completed_at: datetime | None = None  # (the page writes it in its language)
     holder_initial: str = ""
 
 
@@ -210,6 +224,6 @@ def verify_certificate(serial: str) -> Verification:
         genuine=True,
         revoked=status != COMPLETED,
         course_title=title,
-        completed_on=japanese_date(completed_at),
+        completed_at=completed_at,
         holder_initial=holder_initial(full_name),
     )

@@ -49,6 +49,8 @@ from lms.completion.certificates import (
     certificate_filename,
     course_zip_chunks,
     render_certificate_pdf,
+    verification_base,
+    verification_url,
 )
 from lms.completion.certificates import (
     verify_certificate as verify_serial,
@@ -145,14 +147,10 @@ def certificate(completion_id: int):
     if completion.status != COMPLETED or not completion.certificate_serial:
         flash(_("この修了は取り消されているため、修了証は発行できません。"), "error")
         return redirect(url_for("completion.history"))
-    pdf = render_certificate_pdf(certificate_data(completion, _verify_url(completion.certificate_serial),
+    pdf = render_certificate_pdf(certificate_data(completion, verification_url(completion.certificate_serial),
                                                   current_app.config["LMS_ISSUER_NAME"]),
                                  current_app.config["LMS_CERTIFICATE_FONT"])
     return private_download(pdf, certificate_filename(completion), "application/pdf")
-
-
-def _verify_url(serial: str) -> str:
-    return url_for("completion.verify_certificate", serial=serial, _external=True)
 
 
 # ---------------------------------------------------------------- dashboard
@@ -355,7 +353,7 @@ def certificates_zip(course_id: int):
         current_user, "export.completion", "course", course.id, scope,
         table="certificates", format="zip", fiscal_year=fy, scope_municipality_id=scope, personal=True,
     )
-    verify_base = url_for("completion.verify_certificate", serial="SERIAL", _external=True)
+    verify_base = verification_base()
     return private_download(
         stream_with_context(course_zip_chunks(query, lambda s: verify_base.replace("SERIAL", quote(s)),
                                             current_app.config["LMS_CERTIFICATE_FONT"],

@@ -62,6 +62,28 @@ def test_verification_shows_only_allowed_fields(known_data, client, db):
     unknown = client.get("/certificates/verify/MNB-2026-AAAAAAAAAAAAAAAA")
     assert unknown.status_code == 200 and "確認できませんでした" in unknown.get_data(as_text=True)
     assert unknown.headers["X-Robots-Tag"] == "noindex, nofollow"
+    assert "最初の1文字のみ" not in unknown.get_data(as_text=True)  # (no name shown: nothing to explain)
+    # In English the date is written as English pages write it.
+    from lms.common.timeutil import to_tokyo
+
+    day = to_tokyo(c.completed_at).date()
+    client.post("/lang", data={"lang": "en", "next": "/"})
+    english = client.get(f"/certificates/verify/{c.certificate_serial}").get_data(as_text=True)
+    assert f"{day.day} {day:%b} {day.year}" in english and "年" not in english.split('<main id="main"', 1)[1]
+
+
+def test_every_link_to_a_certificate_names_the_public_address(known_data, client, login_as, db, app, tmp_path):
+    """The PDF's QR code and link, the ZIP's and the API's: LMS_BASE_URL (the deployment's public
+    address), not whatever host the request came in on."""
+    d = known_data
+    app.config["LMS_BASE_URL"] = "https://manabi.example.lg.jp"
+    login_as(user=d["learner"])
+    c = db.session.scalar(select(Completion).where(Completion.staff_member_id == d["staff"][0].id))
+    pdf = client.get(f"/completion/certificates/{c.id}.pdf")  # (the request's host: localhost)
+    assert pdf.status_code == 200
+    text = pdf_text(pdf.data, tmp_path)
+    assert f"https://manabi.example.lg.jp/certificates/verify/{c.certificate_serial}" in text
+    assert "localhost" not in text
 
 
 def test_revoked_certificate_says_so(known_data, client, db, make_user):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from lms.api.representations import completion_item, enrollment_item, verification_base
+from lms.api.representations import completion_item, enrollment_item
 from lms.api.webhooks.services import publish, read_endpoints_early
 from lms.common.signals import completion_changed, enrollment_arriving, enrollment_status_changed
+from lms.completion.certificates import verification_base
 from lms.completion.models import COMPLETED, REVOKED
 from lms.enrollment.models import CANCELLED, CONFIRMED, REJECTED, WAITLISTED
 from lms.extensions import db
