@@ -29,7 +29,17 @@ attendees_changed = _events.signal("attendees-changed")
 # new arrival), new_status, actor, notice (the kind of notice the learner gets: "confirmed",
 # "waitlisted", "pending", "promoted", "rejected", "cancelled"), position (a new arrival's
 # waitlist position, or None).
+# notice None: the learner is told otherwise (a 連続講座's days and make-ups that went together:
+# ``series_places_cancelled``).
 enrollment_status_changed = _events.signal("enrollment-status-changed")
+
+# sender: None. A learner's places in a 連続講座 that went together in one change (the first
+# part's place cancelled, swapped out or its session called off, taking the later parts and
+# make-ups with it; or the days after a departure, 退職・転出, while the first day is past), each
+# published already as ``enrollment_status_changed`` with notice None. kwargs: staff_member_id,
+# series_id (the first part's session id), enrollment_ids (in date order), actor.
+# lms.notifications tells the learner once, listing every day and make-up that went.
+series_places_cancelled = _events.signal("series-places-cancelled")
 
 # sender: the StaffMember (their row locked) whose request is about to be decided, before the
 # session's row is locked. kwargs: municipality_id. A receiver that will read something at the

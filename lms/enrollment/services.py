@@ -186,30 +186,51 @@ def _lock_enrollment(enrollment_id: int) -> tuple[Enrollment, TrainingSession]:
 _NOTICE_FOR = {CONFIRMED: "confirmed", WAITLISTED: "waitlisted", PENDING: "pending"}
 
 
-def _changed(enrollment: Enrollment, old: str | None, actor, notice: str, position: int | None = None) -> None:
+def _changed(enrollment: Enrollment, old: str | None, actor, notice: str | None,
+             position: int | None = None) -> list[Enrollment]:
     """Publish the change (notifications queue ``notice``; see lms/notifications/receivers.py).
-    A place gained or lost in the first part of a 連続講座 is gained or lost in every part."""
+    A place gained or lost in the first part of a 連続講座 is gained or lost in every part; a
+    place there cancelled takes the later parts and make-ups with it, and the learner is told
+    once of them all (``series_places_cancelled``). Returns the enrollments that went with it."""
+    session = enrollment.session
+    follows = ((old == CONFIRMED) != (enrollment.status == CONFIRMED) and enrollment.source != SERIES
+               and series.is_first(session))
+    together = follows and notice == "cancelled"
     signals.enrollment_status_changed.send(
-        enrollment, old_status=old, new_status=enrollment.status, actor=actor, notice=notice, position=position)
-    if (old == CONFIRMED) != (enrollment.status == CONFIRMED) and enrollment.source != SERIES:
-        session = enrollment.session
-        if series.is_first(session):
-            _follow_series(enrollment, session, actor)
+        enrollment, old_status=old, new_status=enrollment.status, actor=actor, notice=None if together else notice,
+        position=position)
+    if not follows:
+        return []
+    gone = _follow_series(enrollment, session, actor)
+    _tell_series_left(enrollment.staff_member_id, session.id, [enrollment, *gone] if together else gone, actor)
+    return gone
 
 
-def _follow_series(enrollment: Enrollment, first: TrainingSession, actor) -> None:
+def _tell_series_left(staff_member_id: int, series_id: int, enrollments: list[Enrollment], actor) -> None:
+    """The learner's places in a series that went together, told in one notice (date order)."""
+    if not enrollments:
+        return
+    ordered = sorted(enrollments, key=lambda e: (as_utc(e.session.starts_at), e.session_id))
+    signals.series_places_cancelled.send(None, staff_member_id=staff_member_id, series_id=series_id,
+                                         enrollment_ids=[e.id for e in ordered], actor=actor)
+
+
+def _follow_series(enrollment: Enrollment, first: TrainingSession, actor) -> list[Enrollment]:
     """Give (or take back) the staff member's place in each later part of the series as they
     have (or no longer have) one in its first part: a confirmed enrollment of source SERIES
     per part, each published as any change is (the part's calendar invitation, roster,
-    Teams meeting). The parts' capacity is the first's: a place there is one in every part."""
+    Teams meeting). The parts' capacity is the first's: a place there is one in every part.
+    Returns the enrollments cancelled (later parts and make-ups; published without a notice of
+    their own: the caller tells the learner of them all at once)."""
     member = enrollment.staff_member
     keep = enrollment.status == CONFIRMED
     now = utcnow()
+    gone: list[Enrollment] = []
     if not keep:
-        _leave_makeups(enrollment, first, actor, now)
+        gone += _leave_makeups(enrollment, first, actor, now)
     later = seats.lock_later_parts(first.id)
     if not later:
-        return
+        return gone
     held = {e.session_id: e for e in db.session.scalars(
         select(Enrollment).where(Enrollment.staff_member_id == member.id, Enrollment.source == SERIES,
                                  Enrollment.session_id.in_([p.id for p in later]))
@@ -228,27 +249,43 @@ def _follow_series(enrollment: Enrollment, first: TrainingSession, actor) -> Non
             mirrored.confirmed_at = now
             seats.count_seats(part, None, +1)
             _changed(mirrored, old, actor, "confirmed")
+            signals.attendees_changed.send(part, actor=actor)
         elif not keep and mirrored is not None and mirrored.status == CONFIRMED:
-            old = _set_status(mirrored, CANCELLED, actor, now)
-            mirrored.reason = enrollment.reason or ""
-            seats.count_seats(part, None, -1)
-            _changed(mirrored, old, actor, "cancelled")
-        else:
-            continue
-        signals.attendees_changed.send(part, actor=actor)
+            _leave_part(mirrored, part, actor, enrollment.reason or "", now)
+            gone.append(mirrored)
+    return gone
 
 
-def _leave_makeups(enrollment: Enrollment, first: TrainingSession, actor, now: datetime) -> None:
+def _leave_part(mirrored: Enrollment, part: TrainingSession, actor, reason: str, now: datetime) -> None:
+    """A confirmed place in a later part of a series given up (the part locked after the
+    first): its seat counted back, the change published without a notice of its own."""
+    old = _set_status(mirrored, CANCELLED, actor, now)
+    mirrored.reason = reason
+    seats.count_seats(part, None, -1)
+    _changed(mirrored, old, actor, None)
+    signals.attendees_changed.send(part, actor=actor)
+
+
+def _leave_makeups(enrollment: Enrollment, first: TrainingSession, actor, now: datetime) -> list[Enrollment]:
     """A place in the series lost: the staff member's 補講 places (confirmed or waitlisted) go
     with it, each make-up's seat passing to its waitlist. Only a series place entitles one to a
-    make-up, so none is kept (a make-up is locked after the first part, as the parts are)."""
+    make-up, so none is kept (a make-up is locked after the first part, as the parts are).
+    Returns the enrollments cancelled (published without a notice of their own)."""
     reason = enrollment.reason or _("連続講座の受講取消に伴う取消")
+    gone = []
     for held in series.makeup_places(first.id, enrollment.staff_member_id):
         makeup = seats.lock_session(held.session_id)
-        fresh = db.session.scalar(select(Enrollment).where(Enrollment.id == held.id)
-                                  .execution_options(populate_existing=True))
+        fresh = _fresh(held.id)
         if fresh is not None and fresh.status in ACTIVE_STATUSES:
-            _cancel_locked(fresh, makeup, actor, reason, now, audited=True)
+            _cancel_locked(fresh, makeup, actor, reason, now, audited=True, notice=None)
+            gone.append(fresh)
+    return gone
+
+
+def _fresh(enrollment_id: int) -> Enrollment | None:
+    """The enrollment read again (its session locked by the caller)."""
+    return db.session.scalar(select(Enrollment).where(Enrollment.id == enrollment_id)
+                             .execution_options(populate_existing=True))
 
 
 def follow_new_part(part: TrainingSession, actor=None) -> int:
@@ -527,9 +564,11 @@ def _cancel_tx(enrollment_id: int, actor, reason: str) -> Enrollment:
 
 
 def _cancel_locked(enrollment: Enrollment, session: TrainingSession, actor, reason: str, now: datetime,
-                   audited: bool) -> None:
+                   audited: bool, notice: str | None = "cancelled") -> int:
     """Cancel ``enrollment``, whose session the caller holds locked: the seat counted back and
-    given to the waitlist (or the turn in the approval queue released), the change published."""
+    given to the waitlist (or the turn in the approval queue released), the change published
+    (``notice`` None: the caller tells the learner). Returns how many enrollments were
+    cancelled (a series' first part takes its later parts and make-ups)."""
     was_confirmed = enrollment.status == CONFIRMED
     kept_turn = enrollment.status == PENDING and enrollment.approval_step != RETURNED_STEP
     old = _set_status(enrollment, CANCELLED, actor, now)
@@ -541,12 +580,13 @@ def _cancel_locked(enrollment: Enrollment, session: TrainingSession, actor, reas
     if audited:
         record_action(actor, "enrollment.cancel", "enrollment", enrollment.id, enrollment.municipality_id,
                       session_id=session.id, late=enrollment.late_cancellation, reason=reason)
-    _changed(enrollment, old, actor, "cancelled")
+    gone = _changed(enrollment, old, actor, notice)
     if was_confirmed:
         promote_waitlist(session, actor)
         signals.attendees_changed.send(session, actor=actor)
     elif kept_turn:
         _release_turn(session, actor)
+    return 1 + len(gone)
 
 
 # ---------------------------------------------------------------- departures (退職・転出)

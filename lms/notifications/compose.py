@@ -197,6 +197,52 @@ def _compose(enrollment, kind, *, position, changes) -> ComposedMail:
     return ComposedMail(subject=_subject(locale, kind, session_name), body="\n".join(lines) + "\n" + tail, ics=ics)
 
 
+def compose_series_cancellation(enrollments) -> ComposedMail:
+    """One "cancelled" notice for a learner's places in a 連続講座 that went together
+    (``enrollments``: its days and make-ups, in date order): the reason, each day and make-up
+    with its date and time, and a calendar cancellation (.ics) for each."""
+    member = enrollments[0].staff_member
+    locale = getattr(getattr(member, "user", None), "locale", None) or "ja"
+    if has_request_context() and str(get_locale()) == locale:
+        return _compose_series_cancellation(enrollments)
+    with force_locale(locale):
+        return _compose_series_cancellation(enrollments)
+
+
+def _compose_series_cancellation(enrollments) -> ComposedMail:
+    lead = enrollments[0]
+    member = lead.staff_member
+    course = lead.session.course
+    locale = str(get_locale() or "ja")
+    lines = [_("%(name)s 様", name=member.full_name), "",
+             _("次の連続講座の受講が取り消されました。取り消された日程（%(count)s 回）は次のとおりです。",
+               count=len(enrollments))]
+    if lead.reason:
+        lines.append(_("理由：%(reason)s", reason=lead.reason))
+    lines += ["", _("■ 研修"), course.title, "", _("■ 取り消された日程")]
+    for enrollment in enrollments:
+        session = enrollment.session
+        title = session.title or course.title
+        when = session_period(session.starts_at, session.ends_at)
+        if session.status == "cancelled":
+            lines.append(_("・%(session)s：%(when)s（この回は中止になりました）", session=title, when=when))
+        else:
+            lines.append(_("・%(session)s：%(when)s", session=title, when=when))
+    lines += ["", _("■ マイページ（申込状況の確認・取消）"), my_page_url(),
+              "", _("添付の予定表ファイル（.ics）で、カレンダーの予定を取り消すことができます。"),
+              "", "--", portal_name(),
+              _("このメールは送信専用のアドレスから自動で送信しています。返信はできません。")]
+    # One calendar per day (an iTIP message cancels one event): attached one by one (lms.notifications.mail).
+    ics = "".join(session_ics(enrollment.session, member, "cancelled") for enrollment in enrollments)
+    return ComposedMail(subject=_subject(locale, "cancelled", course.title), body="\n".join(lines) + "\n", ics=ics)
+
+
+def calendars(ics: str) -> list[str]:
+    """The calendars of a mail's ``ics`` (a series' cancellation carries one per day)."""
+    marker = "BEGIN:VCALENDAR"
+    return [marker + part for part in ics.split(marker)[1:]] if ics else []
+
+
 @lru_cache(maxsize=512)
 def _subject(locale: str, kind: str, session_name: str) -> str:
     """(``locale`` is the language in force: part of the key, not read.)"""

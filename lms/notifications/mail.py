@@ -33,6 +33,7 @@ from flask import current_app
 
 from lms.common.i18n import portal_name
 from lms.common.timeutil import utcnow
+from lms.notifications.compose import calendars
 
 
 class MailError(RuntimeError):
@@ -60,13 +61,14 @@ def build_message(mail) -> EmailMessage:
     message["Auto-Submitted"] = "auto-generated"
     message["X-Manabi-Kind"] = mail.kind
     message.set_content(mail.body_text, charset="utf-8")
-    if mail.ics:
-        method = "CANCEL" if "METHOD:CANCEL" in mail.ics else "REQUEST"
+    # One calendar each (a 連続講座's cancellation cancels each of its days): invite.ics, invite-2.ics…
+    for number, calendar in enumerate(calendars(mail.ics or ""), start=1):
+        method = "CANCEL" if "METHOD:CANCEL" in calendar else "REQUEST"
         message.add_attachment(
-            mail.ics.encode("utf-8"),
+            calendar.encode("utf-8"),
             maintype="text",
             subtype="calendar",
-            filename="invite.ics",
+            filename="invite.ics" if number == 1 else f"invite-{number}.ics",
             params={"method": method, "charset": "UTF-8"},
         )
     return message

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from lms.common.signals import approval_step_reached, enrollment_status_changed, office_notice, session_updated
+from lms.common.signals import (
+    approval_step_reached,
+    enrollment_status_changed,
+    office_notice,
+    series_places_cancelled,
+    session_updated,
+)
 from lms.courses.services import NOTIFIED_FIELDS
 from lms.enrollment.models import ACTIVE_STATUSES, RETURNED_STEP, SELECTION_STEP, Enrollment
 from lms.enrollment.models import PENDING as AWAITING_APPROVAL
@@ -18,6 +24,7 @@ from lms.notifications.services import (
     queue_enrollment_notice,
     queue_moved_notices,
     queue_office_notices,
+    queue_series_cancelled_notice,
     resubmissions,
 )
 
@@ -29,6 +36,13 @@ def _queue_status_notice(enrollment, old_status=None, notice: str | None = None,
     after the commit (see lms.notifications.services)."""
     if notice:
         queue_enrollment_notice(enrollment, notice, fresh=old_status is None, compose=False)
+
+
+@series_places_cancelled.connect
+def _queue_series_notice(_sender, enrollment_ids=(), **_):
+    """A learner's days and make-ups of a 連続講座 that went together (published without a
+    notice each): one notice lists them all."""
+    queue_series_cancelled_notice(list(enrollment_ids))
 
 
 @enrollment_status_changed.connect

@@ -57,7 +57,12 @@ from lms.enrollment.models import OFFICE_STEP, RESUBMITTED, SUPERVISOR_STEP, Enr
 from lms.enrollment.models import PENDING as ENROLLMENT_PENDING
 from lms.extensions import db
 from lms.notifications.channels import ChannelDeferred, ChannelUnavailable, registered_channel
-from lms.notifications.compose import compose_approval_request, compose_enrollment_notice, compose_moved_notice
+from lms.notifications.compose import (
+    compose_approval_request,
+    compose_enrollment_notice,
+    compose_moved_notice,
+    compose_series_cancellation,
+)
 from lms.notifications.models import (
     FAILED,
     QUEUED,
@@ -163,6 +168,24 @@ def queue_enrollment_notice(
         return None
     mail = OutboxMail(**values)
     db.session.add(mail)
+    return mail
+
+
+def queue_series_cancelled_notice(enrollment_ids: list[int]) -> OutboxMail | None:
+    """One "cancelled" notice for a learner's places in a 連続講座 that went together (the
+    enrollments of its days and make-ups, in date order), listing every one, with a calendar
+    cancellation for each. One enrollment alone gets the ordinary notice. Composed now (the
+    list is known only in this transaction); keyed as the first enrollment's notice."""
+    enrollments = [e for e in (db.session.get(Enrollment, eid) for eid in enrollment_ids) if e is not None]
+    if len(enrollments) <= 1:
+        return queue_enrollment_notice(enrollments[0], CANCELLED, compose=False) if enrollments else None
+    lead = enrollments[0]
+    mail = queue_enrollment_notice(lead, CANCELLED, compose=False)
+    if mail is None or mail.status != QUEUED:
+        return mail
+    with db.session.no_autoflush:
+        composed = compose_series_cancellation(enrollments)
+    mail.subject, mail.body_text, mail.ics = composed.subject[:300], composed.body, composed.ics
     return mail
 
 
