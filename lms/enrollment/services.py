@@ -33,7 +33,7 @@ from datetime import datetime
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import aliased, joinedload
 
 from lms.audit.services import record_action
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
@@ -595,48 +595,111 @@ def _cancel_locked(enrollment: Enrollment, session: TrainingSession, actor, reas
 def departed_places(now: datetime | None = None) -> list[int]:
     """Ids of the active enrollments that staff recorded as 退職・転出 (left, or leaving on a
     later day: a scheduled departure) hold in sessions on a later day than their departure
-    (Tokyo dates) and not yet started. A part of a 連続講座 is
-    not listed on its own: its first part's enrollment is, and takes the parts with it."""
-    now = now or utcnow()
+    (Tokyo dates) and not yet started. A later part of a 連続講座 is listed on its own only
+    while the place in the series stays (its first part is on or before the departure day, or
+    under way: that day's record is kept); otherwise its first part's enrollment is listed,
+    and takes the parts with it."""
+    now = as_utc(now or utcnow())
+    first = aliased(TrainingSession)
     rows = db.session.execute(
-        select(Enrollment.id, StaffMember.left_on, TrainingSession.starts_at)
+        select(Enrollment.id, Enrollment.source, StaffMember.left_on, TrainingSession.starts_at,
+               first.starts_at, first.status)
         .join(StaffMember, StaffMember.id == Enrollment.staff_member_id)
         .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
+        .outerjoin(first, first.id == TrainingSession.series_id)
         .where(StaffMember.left_on.is_not(None),  # left, or leaving on that day (scheduled)
-               Enrollment.status.in_(ACTIVE_STATUSES), Enrollment.source != SERIES,
+               Enrollment.status.in_(ACTIVE_STATUSES),
                TrainingSession.status == SCHEDULED, TrainingSession.starts_at > now)
         .order_by(Enrollment.id)
     ).all()
-    return [eid for eid, left_on, starts_at in rows if left_on is not None and rules.after_departure(starts_at, left_on)]
+    due = []
+    for eid, source, left_on, starts_at, first_starts_at, first_status in rows:
+        if left_on is None or not rules.after_departure(starts_at, left_on):
+            continue
+        if (source == SERIES and first_starts_at is not None and first_status == SCHEDULED
+                and as_utc(first_starts_at) > now and rules.after_departure(first_starts_at, left_on)):
+            continue  # the whole series goes with its first part's enrollment (listed itself)
+        due.append(eid)
+    return due
 
 
 def withdraw_departed_staff(now: datetime | None = None) -> int:
     """Staff recorded as 退職・転出 give up their places in sessions after their departure day:
     each such enrollment (confirmed, waitlisted or waiting for approval) is cancelled with the
     reason 「退職・転出」, its seat going at once to the waitlist, each in a transaction of its
-    own. The roster publishes the departure (``staff_member_left``) and the worker runs this
-    soon after; a periodic run catches any departure recorded another way. Returns how many
-    were cancelled."""
+    own — a 連続講座's places together, in one (``_withdraw_from_series``). The roster publishes
+    the departure (``staff_member_left``) and the worker runs this soon after; a periodic run
+    catches any departure recorded another way. Returns how many enrollments were cancelled
+    (a series' parts and make-ups each counted)."""
     due = departed_places(now)
     db.session.rollback()  # (the read above; each cancellation is its own write transaction)
-    done = 0
-    for enrollment_id in due:
-        if _atomic(_withdraw_tx, enrollment_id):
-            done += 1
-    return done
+    return sum(_atomic(_withdraw_tx, enrollment_id) for enrollment_id in due)
 
 
-def _withdraw_tx(enrollment_id: int) -> bool:
+def _withdraw_tx(enrollment_id: int) -> int:
     now = utcnow()
+    begin_write()
+    found = db.session.execute(
+        select(Enrollment.staff_member_id, TrainingSession.series_id)
+        .join(TrainingSession, TrainingSession.id == Enrollment.session_id).where(Enrollment.id == enrollment_id)
+    ).first()
+    if found is None:
+        return 0
+    member_id, series_id = found
+    if series_id is not None:  # under the series' first part's lock, as every change of its places
+        return _withdraw_from_series(series_id, member_id, now)
     enrollment, session = _lock_enrollment(enrollment_id)
-    member = enrollment.staff_member
     # Read again under the lock: the entry may have returned, the request ended, the session begun.
-    if (member.left_on is None or enrollment.status not in ACTIVE_STATUSES
-            or session.status != SCHEDULED or rules.has_started(session, now)
-            or not rules.after_departure(session.starts_at, member.left_on)):
-        return False
-    _cancel_locked(enrollment, session, None, _("退職・転出"), now, audited=True)
-    return True
+    if enrollment.status not in ACTIVE_STATUSES or not _departs_before(enrollment.staff_member, session, now):
+        return 0
+    return _cancel_locked(enrollment, session, None, _("退職・転出"), now, audited=True)
+
+
+def _departs_before(member: StaffMember, session: TrainingSession, now: datetime) -> bool:
+    """The member leaves on an earlier day than the session, which is still to come."""
+    return (member.left_on is not None and session.status == SCHEDULED and not rules.has_started(session, now)
+            and rules.after_departure(session.starts_at, member.left_on))
+
+
+def _withdraw_from_series(first_id: int, member_id: int, now: datetime) -> int:
+    """A departed member's places in a 連続講座, in one transaction and one notice. The series'
+    first part after the departure: its enrollment is cancelled and takes the parts and
+    make-ups with it. Otherwise (the first day is on or before the departure day, or under
+    way, and stays on record) the make-ups and later parts after the departure day and not
+    yet started are given up: each seat counted back, a make-up's going to its waitlist.
+    Returns how many enrollments were cancelled."""
+    first = seats.lock_session(first_id)
+    member = db.session.scalar(select(StaffMember).where(StaffMember.id == member_id)
+                               .execution_options(populate_existing=True))
+    if member is None or member.left_on is None:
+        return 0
+    reason = _("退職・転出")
+    place = db.session.scalar(select(Enrollment).where(
+        Enrollment.session_id == first.id, Enrollment.staff_member_id == member_id,
+        Enrollment.status.in_(ACTIVE_STATUSES)).execution_options(populate_existing=True))
+    if place is not None and _departs_before(member, first, now):
+        return _cancel_locked(place, first, None, reason, now, audited=True)
+    gone: list[Enrollment] = []
+    for held in series.makeup_places(first.id, member_id):  # make-ups, then parts: _follow_series's order
+        makeup = seats.lock_session(held.session_id)
+        fresh = _fresh(held.id)
+        if fresh is not None and fresh.status in ACTIVE_STATUSES and _departs_before(member, makeup, now):
+            _cancel_locked(fresh, makeup, None, reason, now, audited=True, notice=None)
+            gone.append(fresh)
+    later = seats.lock_later_parts(first.id)
+    mirrored = {e.session_id: e for e in db.session.scalars(
+        select(Enrollment).where(Enrollment.staff_member_id == member_id, Enrollment.source == SERIES,
+                                 Enrollment.status == CONFIRMED, Enrollment.session_id.in_([p.id for p in later]))
+        .execution_options(populate_existing=True))} if later else {}
+    for part in later:
+        enrollment = mirrored.get(part.id)
+        if enrollment is not None and _departs_before(member, part, now):
+            _leave_part(enrollment, part, None, reason, now)
+            record_action(None, "enrollment.cancel", "enrollment", enrollment.id, enrollment.municipality_id,
+                          session_id=part.id, late=False, reason=reason)
+            gone.append(enrollment)
+    _tell_series_left(member_id, first.id, gone, None)
+    return len(gone)
 
 
 # ---------------------------------------------------------------- promotion

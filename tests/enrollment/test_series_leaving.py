@@ -1,22 +1,27 @@
 """Leaving a 連続講座: the learner is told once, in one mail listing every day and make-up that
-went (cancelled by the learner, swapped out, the series called off)."""
+went (cancelled by the learner, swapped out, the series called off); a departure (退職・転出)
+after its first day gives up the days and make-ups after the departure, the past days' records
+kept and the make-ups' seats going to their waitlists."""
 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from flask_babel import force_locale
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from lms.common.templating import format_period_jst
+from lms.common.timeutil import to_tokyo, utcnow
 from lms.courses import services as courses
 from lms.courses.models import TrainingSession
 from lms.enrollment import services
-from lms.enrollment.models import CANCELLED, CONFIRMED, WAITLISTED
+from lms.enrollment.models import CANCELLED, CONFIRMED, WAITLISTED, Enrollment
 from lms.notifications.mail import build_message
 from lms.notifications.models import OutboxMail
 from lms.notifications.services import compose_mail
+from lms.roster.services import record_departure
 from tests.enrollment.conftest import assert_counters_consistent
 from tests.enrollment.test_series import make_series, part_input, place_in
 
@@ -137,3 +142,88 @@ def test_a_series_called_off_tells_each_learner_once(db, make_user, make_course,
             assert place_in(db, session.id, member_id).status == CANCELLED
     for session in (first, second, third):
         assert_counters_consistent(session.id)
+
+
+def test_a_departure_after_the_first_day_gives_up_the_later_days(db, make_user, make_course, make_session, trainer):
+    """退職・転出 recorded after day 1 of a 3-day series: days 2 and 3 and the make-up after the
+    departure go (day 1's place stays on record), each seat counted back and the make-up's
+    given to its waitlist; the learner is told once; a second run finds nothing."""
+    first, (second, third) = make_series(db, make_course, make_session, trainer, capacity=3)
+    leaver, staying, waiting = (make_user("learner") for _ in range(3))
+    for learner in (leaver, staying, waiting):
+        services.enroll_self(first.id, learner)
+    makeup = courses.create_session(trainer, first.course, part_input(third, 7, capacity=1, title="第3日の補講"),
+                                    makeup_for=third)
+    db.session.commit()
+    assert services.enroll_self(makeup.id, leaver).status == CONFIRMED
+    assert services.enroll_self(makeup.id, waiting).status == WAITLISTED
+    db.session.commit()
+    # Day 1 is under way this morning; the departure is today.
+    now = utcnow()
+    db.session.execute(update(TrainingSession).where(TrainingSession.id == first.id)
+                       .values(starts_at=now - timedelta(hours=1), ends_at=now + timedelta(minutes=30)))
+    db.session.commit()
+    db.session.expire_all()
+    member_id = leaver.staff_member.id
+    left_on = to_tokyo(now - timedelta(hours=1)).date()
+    record_departure(member_id, left_on, make_user("municipal_admin"))
+    db.session.commit()
+
+    day_two, day_three, made_up = (place_in(db, s.id, member_id) for s in (second, third, makeup))
+    assert services.departed_places() == sorted([day_two.id, day_three.id, made_up.id])
+    assert services.withdraw_departed_staff() == 3
+    assert place_in(db, first.id, member_id).status == CONFIRMED  # day 1's record is kept
+    for session in (second, third, makeup):
+        enrollment = place_in(db, session.id, member_id)
+        assert (enrollment.status, enrollment.reason) == (CANCELLED, "退職・転出")
+        assert_counters_consistent(session.id)
+    for session in (second, third):
+        db.session.expire_all()
+        assert db.session.get(TrainingSession, session.id).confirmed_count == 2
+        assert place_in(db, session.id, staying.staff_member.id).status == CONFIRMED
+    assert place_in(db, makeup.id, waiting.staff_member.id).status == CONFIRMED  # promoted
+    [mail] = cancelled_notices(db, member_id)
+    assert "理由：退職・転出" in mail.body_text and "（3 回）" in mail.body_text
+    listed(mail, [second, third, makeup])
+    assert first.title not in mail.body_text.split("■ 取り消された日程")[1]
+    assert len(calendar_parts(mail)) == 3
+    assert services.departed_places() == [] and services.withdraw_departed_staff() == 0
+
+
+def test_a_departure_before_the_first_day_still_takes_the_whole_series(db, make_user, make_course, make_session,
+                                                                       trainer):
+    first, later = make_series(db, make_course, make_session, trainer, capacity=1)
+    leaver, waiting = make_user("learner"), make_user("learner")
+    held = services.enroll_self(first.id, leaver)
+    services.enroll_self(first.id, waiting)
+    db.session.commit()
+    record_departure(leaver.staff_member.id, to_tokyo(first.starts_at).date() - timedelta(days=1),
+                     make_user("municipal_admin"))
+    db.session.commit()
+    assert services.departed_places() == [held.id]
+    assert services.withdraw_departed_staff() == 3
+    for session in (first, *later):
+        assert place_in(db, session.id, leaver.staff_member.id).status == CANCELLED
+        assert place_in(db, session.id, waiting.staff_member.id).status == CONFIRMED  # the series' waitlist
+        assert_counters_consistent(session.id)
+    [mail] = cancelled_notices(db, leaver.staff_member.id)
+    listed(mail, [first, *later])
+
+
+def test_a_departure_on_the_first_day_keeps_it_and_frees_the_others(db, make_user, make_course, make_session,
+                                                                     trainer):
+    """The first day not yet begun but on the departure day itself (still staff): it is kept, the
+    days after go."""
+    first, (second, third) = make_series(db, make_course, make_session, trainer)
+    leaver = make_user("learner")
+    services.enroll_self(first.id, leaver)
+    db.session.commit()
+    member_id = leaver.staff_member.id
+    record_departure(member_id, to_tokyo(first.starts_at).date(), make_user("municipal_admin"))
+    db.session.commit()
+    assert services.withdraw_departed_staff() == 2
+    assert [place_in(db, s.id, member_id).status for s in (first, second, third)] == [CONFIRMED, CANCELLED, CANCELLED]
+    [mail] = cancelled_notices(db, member_id)
+    listed(mail, [second, third])
+    assert db.session.scalar(select(Enrollment.status).where(Enrollment.session_id == first.id,
+                                                              Enrollment.staff_member_id == member_id)) == CONFIRMED
