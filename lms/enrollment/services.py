@@ -192,15 +192,15 @@ def _changed(enrollment: Enrollment, old: str | None, actor, notice: str | None,
     A place gained or lost in the first part of a 連続講座 is gained or lost in every part; a
     place there cancelled takes the later parts and make-ups with it, and the learner is told
     once of them all (``series_places_cancelled``). Returns the enrollments that went with it."""
-    session = enrollment.session
     follows = ((old == CONFIRMED) != (enrollment.status == CONFIRMED) and enrollment.source != SERIES
-               and series.is_first(session))
+               and series.is_first(enrollment.session))
     together = follows and notice == "cancelled"
     signals.enrollment_status_changed.send(
         enrollment, old_status=old, new_status=enrollment.status, actor=actor, notice=None if together else notice,
         position=position)
     if not follows:
         return []
+    session = enrollment.session
     gone = _follow_series(enrollment, session, actor)
     _tell_series_left(enrollment.staff_member_id, session.id, [enrollment, *gone] if together else gone, actor)
     return gone
