@@ -18,3 +18,30 @@ def test_first_last_and_empty_pages():
     assert (last.has_next, last.next_num) == (False, None)
     empty = Page(items=[], total=0, page=1, per_page=20)
     assert (empty.pages, empty.has_next, list(empty.iter_pages())) == (0, False, [])
+
+
+def test_a_list_asked_past_its_last_page_goes_to_the_last_one(app, client, login_as, make_course):
+    """?page=2 of a one-page list: a redirect to page 1 with the other conditions kept (an empty
+    page said "nothing found" beside the total); within the pages, and with no rows at all,
+    the page itself answers."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from tests import factories
+
+    for n in range(3):
+        make_course(title=f"頁送り研修{n}")
+    login_as("platform_admin")
+    for path in ("/courses?q=頁送り&page=2", "/manage/courses?page=7", "/roster?m={m}&page=3",
+                 "/completion/records?page=99999"):
+        path = path.format(m=factories.municipality("131016").id)
+        answer = client.get(path)
+        if answer.status_code == 200:  # (no rows at all: the page says so itself)
+            assert "/completion/records" in path
+            continue
+        assert answer.status_code == 302, path
+        target = urlsplit(answer.headers["Location"])
+        wanted = parse_qs(urlsplit(path).query)
+        assert target.path == urlsplit(path).path
+        assert parse_qs(target.query) == {**wanted, "page": ["1"]}
+        assert client.get(answer.headers["Location"]).status_code == 200
+    assert client.get("/courses?q=頁送り&page=1").status_code == 200

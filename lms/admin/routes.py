@@ -29,7 +29,7 @@ from lms.common.database import begin_write, ensure_writer
 from lms.common.errors import DomainError, NotFound
 from lms.common.forms import ActionForm, Form
 from lms.common.limits import limit_export
-from lms.common.pagination import Page, requested_page
+from lms.common.pagination import Page, beyond_last_page, requested_page
 from lms.common.timeutil import to_tokyo, utcnow
 from lms.common.web import safe_next
 from lms.courses import search
@@ -156,6 +156,8 @@ def audit():
         params = {}
     else:
         page = db.paginate(select_entries(flt), page=requested_page(), per_page=AUDIT_PER_PAGE, error_out=False)
+        if (last := beyond_last_page(page)) is not None:
+            return last
         params = flt.as_params()
     return render_template(
         "admin/audit.html", form=form, page=page, params=params, filter_invalid=flt is None,
@@ -191,6 +193,8 @@ def outbox():
     status = request.args.get("status", "")
     q = request.args.get("q", "").strip()[:100]
     page = db.paginate(outbox_query(scope, status=status, q=q), page=requested_page(), per_page=OUTBOX_PER_PAGE, error_out=False)
+    if (last := beyond_last_page(page)) is not None:
+        return last
     return render_template(
         "admin/outbox.html", page=page, status=status, q=q, status_labels=MAIL_STATUS_LABELS,
         backlog=delivery_backlog(scope),

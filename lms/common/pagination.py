@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from math import ceil
 from typing import Any
 
-from flask import request
+from flask import redirect, request, url_for
+from werkzeug.wrappers import Response
 
 from lms.common.ids import parse_id
 
@@ -72,3 +73,13 @@ def requested_page() -> int:
     """The page a list was asked for (``?page=``): 1..MAX_PAGE, the first for anything else.
     Pass it to ``db.paginate(page=…)``, which would otherwise read any number itself."""
     return min(parse_id(request.args.get("page")) or 1, MAX_PAGE)
+
+
+def beyond_last_page(pagination) -> Response | None:
+    """A list asked past its last page (a bookmark kept after rows went, a typed number): a
+    redirect to the last page, where an empty one would say "nothing found" beside a total.
+    ``pagination``: a ``Page`` or Flask-SQLAlchemy's (both give total, page and pages)."""
+    if not pagination.total or pagination.page <= pagination.pages:
+        return None
+    args: dict[str, Any] = {**request.args.to_dict(flat=False), "page": pagination.pages}
+    return redirect(url_for(str(request.endpoint), **(request.view_args or {}), **args))

@@ -36,7 +36,7 @@ from lms.common.errors import DomainError, InvalidInput
 from lms.common.forms import Form, put_error
 from lms.common.ids import parse_id, parse_ids
 from lms.common.limits import configured, limit_export
-from lms.common.pagination import requested_page
+from lms.common.pagination import beyond_last_page, requested_page
 from lms.common.public import public
 from lms.common.telemetry import timed_export
 from lms.common.templating import format_date_jst
@@ -217,6 +217,8 @@ def missing(assignment_id: int):
     if assignment.municipality_id is not None and scope is not None and assignment.municipality_id != scope:
         require_own_object(current_user, assignment.municipality_id, "mandatory_assignment", assignment.id)
     pagination = reports.paginate_rows(reports.missing_staff_query(assignment, scope), requested_page(), MISSING_PER_PAGE)
+    if (last := beyond_last_page(pagination)) is not None:
+        return last
     status = next((s for s in reports.assignment_statuses(scope, assignment.fiscal_year)
                    if s.assignment.id == assignment.id), None)
     return render_template(
@@ -233,6 +235,8 @@ def records():
     fy = _fiscal_year()
     course_id = _course_param()
     pagination = reports.paginate_rows(reports.completion_records_query(scope, fy, course_id), requested_page())
+    if (last := beyond_last_page(pagination)) is not None:
+        return last
     return render_template(
         "completion/records.html", pagination=pagination, scope=scope, fy=fy, fy_choices=fiscal_year_choices(scope, fy),
         course_id=course_id, export_args=_export_args(scope, fy, course_id),
@@ -509,6 +513,8 @@ def course_completions(course_id: int):
             flash(_("修了を登録しました。"), "success")
             return redirect(url_for("completion.course_completions", course_id=course.id, fy=form.fiscal_year.data))
     pagination = reports.paginate_rows(reports.completion_records_query(None, fy, course.id), requested_page())
+    if (last := beyond_last_page(pagination)) is not None:
+        return last
     return render_template(
         "completion/course_completions.html", course=course, fy=fy, fy_choices=fiscal_year_choices(None, fy),
         form=form, revoke_form=RevokeForm(), pagination=pagination,

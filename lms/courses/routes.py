@@ -20,7 +20,7 @@ from lms.common.database import run_in_transaction
 from lms.common.errors import DomainError, InvalidInput, NotAllowed
 from lms.common.i18n import join_list
 from lms.common.markdown import render_markdown
-from lms.common.pagination import requested_page
+from lms.common.pagination import beyond_last_page, requested_page
 from lms.common.templating import format_datetime_jst
 from lms.common.timeutil import as_utc, to_tokyo, tokyo_to_utc, utcnow
 from lms.courses import audience, paths, services
@@ -55,6 +55,8 @@ def catalogue():
     member = current_user.staff_member if filters.open_to_me else None  # one lookup, for "for me" only
     profile = audience.profile_of(member) if member is not None else None
     pagination, rows = cat.catalogue_page(filters, current_user.municipality_id, page, profile=profile)
+    if (last := beyond_last_page(pagination)) is not None:
+        return last
     categories = cat.category_choices()
     return render_template(
         "courses/catalogue.html",
@@ -101,6 +103,8 @@ def manage():
     page = requested_page()
     pagination = db.paginate(services.managed_courses_query(current_user, status), page=page, per_page=30,
                              error_out=False)
+    if (last := beyond_last_page(pagination)) is not None:
+        return last
     counts = services.session_counts([c.id for c in pagination.items])
     return render_template("courses/manage.html", pagination=pagination, status=status, session_counts=counts)
 

@@ -21,7 +21,7 @@ from lms.common.forms import Form, JapaneseDateField, within
 from lms.common.i18n import join_list
 from lms.common.ids import parse_id
 from lms.common.limits import limit_enroll, limit_enroll_posts
-from lms.common.pagination import requested_page
+from lms.common.pagination import beyond_last_page, requested_page
 from lms.common.templating import format_datetime_jst, format_period_jst
 from lms.common.timeutil import as_utc, utcnow
 from lms.common.web import safe_next
@@ -309,6 +309,8 @@ def admin_home():
     if municipality is None:
         return chooser
     page = db.paginate(municipal.open_sessions_query(municipality.id), page=requested_page(), per_page=20, error_out=False)
+    if (last := beyond_last_page(page)) is not None:
+        return last
     pending = municipal.pending_approvals(municipality.id)
     return render_template(
         "enrollment/municipal_home.html", municipality=municipality, pending=pending,

@@ -15,7 +15,7 @@ from lms.common import once
 from lms.common.access import role_required
 from lms.common.database import begin_write
 from lms.common.errors import DomainError
-from lms.common.pagination import requested_page
+from lms.common.pagination import beyond_last_page, requested_page
 from lms.common.templating import format_date_jst
 from lms.extensions import db
 from lms.roster import forms, services
@@ -45,6 +45,8 @@ def index():
     status = request.args.get("status", ACTIVE)
     stmt = services.roster_query(municipality.id, q=q, department=department, job_title=job_title, status=status)
     page = db.paginate(stmt, page=requested_page(), per_page=50, error_out=False)
+    if (last := beyond_last_page(page)) is not None:
+        return last
     departments, titles = services.roster_choices(municipality.id)
     return render_template(
         "roster/index.html", municipality=municipality, page=page, q=q, department=department,

@@ -20,7 +20,7 @@ from lms.common.database import begin_write
 from lms.common.errors import DomainError, NotAllowed, NotFound
 from lms.common.i18n import brand_name
 from lms.common.ids import parse_id
-from lms.common.pagination import requested_page
+from lms.common.pagination import beyond_last_page, requested_page
 from lms.common.public import public
 from lms.courses.models import TrainingSession
 from lms.extensions import csrf, db, limiter
@@ -108,6 +108,8 @@ def status():
     if session_filter:
         query = query.where(GraphOperation.session_id == session_filter)
     page = db.paginate(query, page=requested_page(), per_page=50, error_out=False)
+    if (last := beyond_last_page(page)) is not None:
+        return last
     counts = dict(db.session.execute(select(GraphOperation.status, func.count()).group_by(GraphOperation.status)).all())
     attention = services.sessions_needing_attention()
     session_ids = {op.session_id for op in page.items if op.session_id} | {row["session_id"] for row in attention}

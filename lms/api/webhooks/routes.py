@@ -16,7 +16,7 @@ from lms.common import once
 from lms.common.access import municipality_scope, require_own_object, role_required
 from lms.common.errors import DomainError
 from lms.common.forms import ActionForm
-from lms.common.pagination import requested_page
+from lms.common.pagination import beyond_last_page, requested_page
 from lms.common.roles import MUNICIPAL_ADMIN, PLATFORM_ADMIN
 from lms.extensions import db
 from lms.municipalities.services import list_municipalities
@@ -98,6 +98,8 @@ def detail(endpoint_id: int):
     status = status if status in STATUS_LABELS else ""
     page = db.paginate(services.delivery_query(endpoint.id, status), page=requested_page(), per_page=PER_PAGE,
                        error_out=False)
+    if (last := beyond_last_page(page)) is not None:
+        return last
     return render_template("webhooks/detail.html", endpoint=endpoint, form=form, page=page, status=status,
                            counts=services.delivery_counts(endpoint.id), status_labels=_status_labels(),
                            event_types=services.EVENT_TYPES, action_form=ActionForm()), (400 if form.errors else 200)
