@@ -7,6 +7,11 @@ stays real text (searchable, readable by pdftotext and screen readers); each lin
 its text as /ActualText, because the font subset's ToUnicode map cannot name a character
 beyond U+FFFF. Without the font file, reportlab's Japanese CID fonts are used (not embedded,
 no characters beyond the BMP) and a warning is logged.
+
+A certificate is in Japanese whatever language its holder reads the site in: it is the
+issuer's official document (修了証, with 交付 date and serial), one wording for everyone who
+holds one, as the issuer prints it; the public check page (``verify_certificate``) speaks the
+reader's language.
 """
 
 from __future__ import annotations
