@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -227,7 +228,8 @@ def _follow_series(enrollment: Enrollment, first: TrainingSession, actor) -> lis
     now = utcnow()
     gone: list[Enrollment] = []
     if not keep:
-        gone += _leave_makeups(enrollment, first, actor, now)
+        gone += _leave_makeups(first.id, enrollment.staff_member_id, actor,
+                               enrollment.reason or _("連続講座の受講取消に伴う取消"), now)
     later = seats.lock_later_parts(first.id)
     if not later:
         return gone
@@ -266,17 +268,18 @@ def _leave_part(mirrored: Enrollment, part: TrainingSession, actor, reason: str,
     signals.attendees_changed.send(part, actor=actor)
 
 
-def _leave_makeups(enrollment: Enrollment, first: TrainingSession, actor, now: datetime) -> list[Enrollment]:
+def _leave_makeups(first_id: int, staff_member_id: int, actor, reason: str, now: datetime,
+                   only: Callable[[TrainingSession], bool] | None = None) -> list[Enrollment]:
     """A place in the series lost: the staff member's 補講 places (confirmed or waitlisted) go
     with it, each make-up's seat passing to its waitlist. Only a series place entitles one to a
-    make-up, so none is kept (a make-up is locked after the first part, as the parts are).
+    make-up, so none is kept (a make-up is locked after the first part, as the parts are);
+    ``only``: those of the make-up sessions it accepts (a departure: after its day).
     Returns the enrollments cancelled (published without a notice of their own)."""
-    reason = enrollment.reason or _("連続講座の受講取消に伴う取消")
     gone = []
-    for held in series.makeup_places(first.id, enrollment.staff_member_id):
+    for held in series.makeup_places(first_id, staff_member_id):
         makeup = seats.lock_session(held.session_id)
         fresh = _fresh(held.id)
-        if fresh is not None and fresh.status in ACTIVE_STATUSES:
+        if fresh is not None and fresh.status in ACTIVE_STATUSES and (only is None or only(makeup)):
             _cancel_locked(fresh, makeup, actor, reason, now, audited=True, notice=None)
             gone.append(fresh)
     return gone
@@ -679,13 +682,9 @@ def _withdraw_from_series(first_id: int, member_id: int, now: datetime) -> int:
         Enrollment.status.in_(ACTIVE_STATUSES)).execution_options(populate_existing=True))
     if place is not None and _departs_before(member, first, now):
         return _cancel_locked(place, first, None, reason, now, audited=True)
-    gone: list[Enrollment] = []
-    for held in series.makeup_places(first.id, member_id):  # make-ups, then parts: _follow_series's order
-        makeup = seats.lock_session(held.session_id)
-        fresh = _fresh(held.id)
-        if fresh is not None and fresh.status in ACTIVE_STATUSES and _departs_before(member, makeup, now):
-            _cancel_locked(fresh, makeup, None, reason, now, audited=True, notice=None)
-            gone.append(fresh)
+    # make-ups, then parts: _follow_series's order
+    gone = _leave_makeups(first.id, member_id, None, reason, now,
+                          only=lambda makeup: _departs_before(member, makeup, now))
     later = seats.lock_later_parts(first.id)
     mirrored = {e.session_id: e for e in db.session.scalars(
         select(Enrollment).where(Enrollment.staff_member_id == member_id, Enrollment.source == SERIES,
