@@ -10,6 +10,7 @@ SEQUENCE = the session's revision, so a calendar client updates the same entry.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -170,15 +171,20 @@ def compose_enrollment_notice(
     enrollment, kind: str, *, position: int | None = None, changes: dict | None = None
 ) -> ComposedMail:
     """Subject, plain-text body and .ics (or "") of the ``kind`` notice for ``enrollment``."""
-    member = enrollment.staff_member
-    locale = getattr(getattr(member, "user", None), "locale", None) or "ja"
     if kind == "waitlisted" and position is None and enrollment.id is not None:
         position = waitlist_position(enrollment)
+    return _in_reader_language(enrollment.staff_member,
+                               lambda: _compose(enrollment, kind, position=position, changes=changes))
+
+
+def _in_reader_language(member, compose: Callable[[], ComposedMail]) -> ComposedMail:
+    """``compose()`` in the language of ``member``'s user (Japanese when none is chosen)."""
+    locale = getattr(getattr(member, "user", None), "locale", None) or "ja"
     if has_request_context() and str(get_locale()) == locale:
         # Already in that language: force_locale would reload the catalogue from disk.
-        return _compose(enrollment, kind, position=position, changes=changes)
+        return compose()
     with force_locale(locale):
-        return _compose(enrollment, kind, position=position, changes=changes)
+        return compose()
 
 
 def _compose(enrollment, kind, *, position, changes) -> ComposedMail:
@@ -201,12 +207,7 @@ def compose_series_cancellation(enrollments) -> ComposedMail:
     """One "cancelled" notice for a learner's places in a 連続講座 that went together
     (``enrollments``: its days and make-ups, in date order): the reason, each day and make-up
     with its date and time, and a calendar cancellation (.ics) for each."""
-    member = enrollments[0].staff_member
-    locale = getattr(getattr(member, "user", None), "locale", None) or "ja"
-    if has_request_context() and str(get_locale()) == locale:
-        return _compose_series_cancellation(enrollments)
-    with force_locale(locale):
-        return _compose_series_cancellation(enrollments)
+    return _in_reader_language(enrollments[0].staff_member, lambda: _compose_series_cancellation(enrollments))
 
 
 def _compose_series_cancellation(enrollments) -> ComposedMail:
