@@ -32,7 +32,7 @@ from flask import current_app
 from sqlalchemy import CursorResult, or_, select, update
 
 from lms.common.after_commit import discard, pending_keys
-from lms.common.database import begin_write
+from lms.common.database import begin_write, ensure_writer
 from lms.common.jobs import hand_over_after_commit
 from lms.common.timeutil import as_utc, utcnow
 from lms.extensions import db
@@ -252,6 +252,11 @@ def heartbeat(operation_id: int):
 
 
 def finish(op: GraphOperation, *, calls: int, **details) -> None:
+    # SQLite: the run committed its own work, and what it read since began a read transaction;
+    # another thread's commit (the periodic pick-up) would keep that one from writing ("database
+    # is locked" at once, busy_timeout does not help a reader that upgrades). So the write lock
+    # first, and the row read again under it; a run that left changes pending writes already.
+    ensure_writer()
     op.status = DONE
     op.graph_calls = (op.graph_calls or 0) + calls
     op.last_error = ""
