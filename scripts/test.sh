@@ -88,34 +88,66 @@ INI
   return $rc
 }
 
-status=0
-echo "==> tests on SQLite"
-LMS_TEST_DB=sqlite python -m pytest "$@" || status=$?
-
-if python - <<'PY' 2>/dev/null
+pg_reachable() {
+  python - <<'PY' 2>/dev/null
 import os, psycopg
 url = os.environ["TEST_DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
 psycopg.connect(url, connect_timeout=3).close()
 PY
-then
-  echo "==> tests on PostgreSQL"
-  pg_args=("$@")
-  if [ $# -eq 0 ] && [ "${TEST_BROWSER_ON_POSTGRESQL:-}" != "1" ]; then
-    # The real-browser tests (marker "browser": page flows, axe-core, small screens) ran on
-    # SQLite above; here every other test runs, the database-dependent ones. They are a
-    # quarter of the suite's time on two cores and CI has 90 minutes: a slow machine took 95
-    # with them. TEST_BROWSER_ON_POSTGRESQL=1 runs them on PostgreSQL too.
-    pg_args=(-m "not browser")
+}
+
+status=0
+if [ $# -gt 0 ]; then
+  # A part of the suite (arguments as for pytest): on SQLite, then on PostgreSQL if reachable.
+  echo "==> tests on SQLite"
+  LMS_TEST_DB=sqlite python -m pytest "$@" || status=$?
+  if pg_reachable; then
+    echo "==> tests on PostgreSQL"
+    LMS_TEST_DB=postgresql python -m pytest "$@" || status=$?
+  elif [ "${CI:-}" = "true" ]; then
+    echo "PostgreSQL at $TEST_DATABASE_URL is not reachable; CI=true requires it." >&2
+    status=1
   fi
-  LMS_TEST_DB=postgresql python -m pytest "${pg_args[@]}" || status=$?
-  if [ $# -eq 0 ]; then
-    echo "==> enrollment, concurrency, summary and job tests through PgBouncer (transaction mode)"
-    run_behind_pgbouncer || status=$?
-  fi
-elif [ "${CI:-}" = "true" ]; then
-  echo "PostgreSQL at $TEST_DATABASE_URL is not reachable; CI=true requires it." >&2
-  status=1
-else
-  echo "==> PostgreSQL not reachable at $TEST_DATABASE_URL: PostgreSQL run SKIPPED"
+  exit $status
 fi
+
+if ! pg_reachable; then
+  if [ "${CI:-}" = "true" ]; then
+    echo "PostgreSQL at $TEST_DATABASE_URL is not reachable; CI=true requires it." >&2
+    exit 1
+  fi
+  echo "==> PostgreSQL not reachable at $TEST_DATABASE_URL: PostgreSQL run SKIPPED"
+  echo "==> tests on SQLite"
+  LMS_TEST_DB=sqlite python -m pytest || status=$?
+  exit $status
+fi
+
+# The whole suite. Each run has its own database (SQLite file, PostgreSQL database), ports
+# and temporary directory, so the runs without a browser go side by side: one pytest
+# process is one core, and the machine has two. CI has 90 minutes; one after the other they
+# took 80 to 87 on a slow machine. The real-browser tests (marker "browser": page flows,
+# axe-core, small screens) then run alone on SQLite, where no other run competes for the CPU
+# their timeouts count on; TEST_BROWSER_ON_POSTGRESQL=1 runs them on PostgreSQL as well.
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+echo "==> tests without a browser on SQLite and on PostgreSQL, side by side (SQLite's output follows PostgreSQL's)"
+LMS_TEST_DB=sqlite python -m pytest -m "not browser" --basetemp="$work/sqlite" > "$work/sqlite.log" 2>&1 &
+sqlite_run=$!
+echo "==> tests on PostgreSQL (no browser)"
+LMS_TEST_DB=postgresql python -m pytest -m "not browser" --basetemp="$work/postgresql" || status=$?
+sqlite_status=0
+wait $sqlite_run || sqlite_status=$?
+echo "==> tests on SQLite (no browser)"
+cat "$work/sqlite.log"
+[ $sqlite_status -eq 0 ] || status=$sqlite_status
+
+echo "==> real-browser tests on SQLite"
+LMS_TEST_DB=sqlite python -m pytest -m browser --basetemp="$work/browser" || status=$?
+if [ "${TEST_BROWSER_ON_POSTGRESQL:-}" = "1" ]; then
+  echo "==> real-browser tests on PostgreSQL"
+  LMS_TEST_DB=postgresql python -m pytest -m browser --basetemp="$work/browser-pg" || status=$?
+fi
+
+echo "==> enrollment, concurrency, summary and job tests through PgBouncer (transaction mode)"
+run_behind_pgbouncer || status=$?
 exit $status
