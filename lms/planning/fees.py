@@ -10,6 +10,10 @@ municipality is the one the enrollment was made for, so a later transfer does no
   recorded it) is charged only when the plan says so (``charge_late_cancellation``);
 * anything else (waitlisted, pending, rejected, cancelled in time) costs nothing.
 
+A 連続講座 (series) is one place: its first part's enrollment is charged, once; the later parts'
+and make-ups' enrollments (which follow it) are not. It is a no-show when none of its parts was
+attended once its last part is over.
+
 An exemption (減免) reduces a line by a percentage: the most specific one applies (this
 municipality in this course, else this course, else this municipality). Amounts are whole yen:
 fee × (100 − percent) ÷ 100, rounded down.
@@ -26,7 +30,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import aliased
 
 from lms.attendance.models import Attendance
 from lms.audit.services import record_action
@@ -161,17 +166,23 @@ def charges(plan: TrainingPlan, municipality_id: int, *, now: datetime | None = 
     start, end = fiscal_year_bounds(plan.fiscal_year)
     fees = fees_of(plan)
     exemptions = {(e.municipality_id, e.course_id): e.percent for e in exemptions_of(plan)}
-    attended = and_(Attendance.session_id == Enrollment.session_id,
+    # A 連続講座 is one place, billed once: on its first part's enrollment (the later parts and
+    # make-ups follow it), over when its last part is, attended when any part was.
+    part = aliased(TrainingSession)
+    series_parts = select(part.id).where(part.series_id == Enrollment.session_id)
+    attended = and_(or_(Attendance.session_id == Enrollment.session_id, Attendance.session_id.in_(series_parts)),
                     Attendance.staff_member_id == Enrollment.staff_member_id, Attendance.attended.is_(True))
+    series_end = select(func.max(part.ends_at)).where(part.series_id == TrainingSession.id).scalar_subquery()
     rows = db.session.execute(
         select(Enrollment.id, Enrollment.status, Enrollment.late_cancellation, TrainingSession.course_id,
-               Course.title, TrainingSession.starts_at, TrainingSession.ends_at, StaffMember.full_name,
-               StaffMember.employee_number, select(Attendance.id).where(attended).exists())
+               Course.title, TrainingSession.starts_at, func.coalesce(series_end, TrainingSession.ends_at),
+               StaffMember.full_name, StaffMember.employee_number, select(Attendance.id).where(attended).exists())
         .join(TrainingSession, TrainingSession.id == Enrollment.session_id)
         .join(Course, Course.id == TrainingSession.course_id)
         .join(StaffMember, StaffMember.id == Enrollment.staff_member_id)
         .where(Enrollment.municipality_id == municipality_id, TrainingSession.starts_at >= start,
                TrainingSession.starts_at < end, TrainingSession.status != SESSION_CANCELLED,
+               or_(TrainingSession.series_id.is_(None), TrainingSession.series_id == TrainingSession.id),
                Enrollment.status.in_((CONFIRMED, CANCELLED)))
         .order_by(TrainingSession.starts_at, Course.title, StaffMember.employee_number, Enrollment.id)
     ).all()

@@ -67,6 +67,37 @@ def test_charges_follow_the_plan_rules(year):
                                                                             factories.municipality("131024").id: 0}
 
 
+def test_a_series_is_one_place_billed_once(year, make_course, make_session, make_staff):
+    """A 連続講座 of three days: each person is charged once, on the first day's enrollment; a
+    no-show only when no day was attended and the last day is over."""
+    admin, plan, _course, (came, *_rest) = year
+    course = make_course(title="連続講座")
+    past = db.session.scalar(db.select(Enrollment).where(Enrollment.staff_member_id == came.id)).session
+
+    def series(*starts):
+        days = [make_session(course, starts_in=timedelta(days=1)) for _ in starts]
+        for day, starts_at in zip(days, starts, strict=True):
+            day.starts_at, day.ends_at, day.series_id = starts_at, starts_at + timedelta(hours=1), days[0].id
+        db.session.flush()
+        return days
+
+    over = series(past.starts_at + timedelta(hours=2), past.starts_at + timedelta(hours=4),
+                  past.starts_at + timedelta(hours=6))
+    going_on = series(past.starts_at + timedelta(hours=8), utcnow() + timedelta(hours=2))
+    second_day, none, to_come = (make_staff(A, full_name=f"連続 {n}") for n in range(3))
+    for member, days in ((second_day, over), (none, over), (to_come, going_on)):
+        enroll(days[0], member)
+        for day in days[1:]:
+            enroll(day, member, source="series")
+    db.session.add(Attendance(session_id=over[1].id, staff_member_id=second_day.id, attended=True, attended_pct=100))
+    fees.set_fees(admin, plan, {course.id: 5000}, charge_late_cancellation=True, charge_no_show=True)
+    db.session.commit()
+    lines = [(c.staff_name, c.kind, c.amount_yen) for c in fees.charges(plan, came.municipality_id)
+             if c.course_id == course.id]
+    assert sorted(lines) == [("連続 0", LINE_PARTICIPANT, 5000), ("連続 1", LINE_NO_SHOW, 5000),
+                             ("連続 2", LINE_PARTICIPANT, 5000)]
+
+
 def test_the_most_specific_exemption_applies_and_amounts_round_down(year):
     admin, plan, course, (came, *_rest) = year
     mid = came.municipality_id
