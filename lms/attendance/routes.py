@@ -103,7 +103,10 @@ def roll_call(session_id: int):
             if request.form.get("all") == "1":  # 全員出席にする
                 present = {row["staff"].id for row in rows}
             else:
-                present = set(parse_ids(request.form.getlist("present")))
+                values = request.form.getlist("present")
+                present = set(parse_ids(values))
+                if any(parse_id(value) is None for value in values):  # no id: never taken as "absent"
+                    raise InvalidInput(_("受講確定者でない職員が含まれています。"))
             changed = run_in_transaction(services.record_roll_call, session, present, current_user,
                                          reason=form.reason.data or "")
         except DomainError as exc:

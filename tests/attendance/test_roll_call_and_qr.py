@@ -74,6 +74,12 @@ def test_roll_call_refuses_strangers_sessions_not_started_and_teams_sessions_wit
     response = client.post(f"/attendance/sessions/{session.id}/roll-call", data={"present": [str(stranger.staff_member.id)]})
     assert response.status_code == 200 and "受講確定者でない職員が含まれています" in response.get_data(as_text=True)
     assert _rows(db, session) == {}
+    # A value that is no id is refused too, never read as "nobody present".
+    learner = onsite["learners"][0]
+    for crafted in (["abc"], [str(learner.staff_member.id), "1e3"], ["-1"]):
+        response = client.post(f"/attendance/sessions/{session.id}/roll-call", data={"present": crafted})
+        assert response.status_code == 200 and "受講確定者でない職員が含まれています" in response.get_data(as_text=True)
+        assert _rows(db, session) == {}
     teams_only = make_session(make_course(owner_id=onsite["trainer"].id), starts_in=-timedelta(minutes=5))
     response = client.post(f"/attendance/sessions/{teams_only.id}/roll-call", data={})
     assert "理由を入力してください" in response.get_data(as_text=True)
