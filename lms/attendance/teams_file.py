@@ -176,10 +176,14 @@ def parse_time(text: str) -> datetime | None:
 def _rows(text: str) -> list[list[str]]:
     delimiter = "\t" if "\t" in text[:65536] else ","
     rows = []
-    for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter):
-        rows.append([cell.strip() for cell in row])
-        if len(rows) > MAX_ROWS:
-            raise ReportError(_("行が多すぎます（%(max)s 行まで）。", max=MAX_ROWS))
+    try:
+        for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter):
+            rows.append([cell.strip() for cell in row])
+            if len(rows) > MAX_ROWS:
+                raise ReportError(_("行が多すぎます（%(max)s 行まで）。", max=MAX_ROWS))
+    except csv.Error as exc:  # a field over the csv module's limit (128 KiB), a stray NUL
+        raise ReportError(_("%(line)s 行目を読み取れませんでした。Teams の出席者レポートをそのままアップロードしてください。",
+                            line=len(rows) + 1)) from exc
     return rows
 
 

@@ -124,6 +124,8 @@ def test_times_no_meeting_can_have_are_not_times(text):
     (b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00", "Teams の出席者レポートではない"),
     ("氏名,所属\n山田,総務課\n".encode(), "出席者が見つかりません"),
     (utf16("2. Participants\nfoo\tbar\nx\ty\n"), "見出しを読み取れません"),
+    # a field over the csv module's limit (128 KiB): the line is named, not a 500
+    (("氏名,参加時刻\n山田," + "x" * 140_000 + "\n").encode(), "2 行目を読み取れませんでした"),
 ])
 def test_files_that_are_not_reports_are_refused_with_a_message(data, message):
     with pytest.raises(ReportError) as caught:
