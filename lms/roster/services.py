@@ -393,11 +393,13 @@ def read_csv(data: bytes, required: tuple[str, ...], *, max_rows: int | None = N
     if data.startswith(XLSX_MAGIC):
         return XLSX_LABEL, *_records(_xlsx_rows(data), required, max_rows, XLSX_LABEL)
     text, encoding = decode_csv(data)
+    reader = csv.reader(io.StringIO(text, newline=""))
     try:
         # (a cell our own export neutralised reads back as it was: '=… is =…)
-        rows = [[read_back_text(cell) for cell in row] for row in csv.reader(io.StringIO(text, newline=""))]
-    except csv.Error as exc:
-        raise InvalidInput(_("CSV として読み取れません（%(error)s）。", error=str(exc))) from None
+        rows = [[read_back_text(cell) for cell in row] for row in reader]
+    except csv.Error:  # a field over the csv module's limit (128 KiB), a stray NUL
+        raise InvalidInput(_("%(line)s 行目を CSV として読み取れません（1つの欄が長すぎるか、読み取れない文字があります）。",
+                             line=reader.line_num)) from None
     return encoding, *_records(rows, required, max_rows, encoding)
 
 
@@ -534,6 +536,7 @@ def import_roster(municipality_id: int, data: bytes, actor, *, mark_missing_left
     if mark_missing_left:
         missing = [m for number, m in existing.items()
                    if m.status == ACTIVE and number not in in_file and m.left_on != effective_on]
+        _refuse_a_partial_file(len(in_file), len(missing), sum(m.status == ACTIVE for m in existing.values()))
         for m in sorted(missing, key=lambda m: m.employee_number):
             report.rows.append(RowResult(0, m.employee_number, m.full_name, MARKED_LEFT, _("ファイルにないため退職・転出として記録します。")))
     if report.refused:
@@ -545,6 +548,22 @@ def import_roster(municipality_id: int, data: bytes, actor, *, mark_missing_left
                   encoding=encoding, mark_missing_left=mark_missing_left,
                   **{key: value for key, value in report.counts.items() if value})
     return report
+
+
+def _refuse_a_partial_file(in_file: int, missing: int, active: int) -> None:
+    """「ファイルにない職員を退職・転出として記録する」 with a file that cannot be the whole
+    roster: an empty one (everyone would leave), or one missing more than half of those in
+    service (a department's list, an export cut short). No municipality loses half its staff
+    in one day; a real mass departure is recorded in parts, or by hand."""
+    if not missing:
+        return
+    if in_file == 0:
+        raise InvalidInput(_("ファイルに職員の行がありません。このまま取り込むと在職中の職員全員（%(n)s 人）が退職・転出に"
+                             "なるため、取り込みませんでした。", n=missing))
+    if missing * 2 > active:
+        raise InvalidInput(_("ファイルにない在職中の職員が %(n)s 人（在職中 %(active)s 人の半数超）いるため、取り込みませんでした。"
+                             "名簿の一部だけのファイルではないか確認してください。全員分でないファイルは、「ファイルにない在職中の"
+                             "職員を退職・転出として記録する」のチェックを外して取り込んでください。", n=missing, active=active))
 
 
 def _row_values(raw: dict) -> dict:

@@ -123,6 +123,27 @@ def test_mark_missing_as_left_keeps_their_records(app, db, chiyoda, admin):
     assert ichiro.status == ACTIVE and ichiro.left_on is None
 
 
+def test_a_file_that_cannot_be_the_whole_roster_retires_nobody(app, db, chiyoda, admin):
+    """「ファイルにない職員を退職・転出として記録する」 with an empty file, or one missing more
+    than half of those in service, is refused whole: nobody leaves, no place is given up."""
+    import_roster(chiyoda.id, _csv(ROWS), admin)
+    db.session.commit()
+    heard = []
+    with signals.staff_member_left.connected_to(lambda _s, **kw: heard.append(kw)):
+        with pytest.raises(InvalidInput, match="ファイルに職員の行がありません.*全員（3 人）"):
+            import_roster(chiyoda.id, _csv([]), admin, mark_missing_left=True, effective_on=date(2026, 11, 30))
+        db.session.rollback()
+        with pytest.raises(InvalidInput, match="2 人（在職中 3 人の半数超）"):
+            import_roster(chiyoda.id, _csv(ROWS[:1]), admin, mark_missing_left=True, effective_on=date(2026, 11, 30))
+        db.session.rollback()
+    assert heard == []
+    assert {m.status for m in _members(db, chiyoda).values()} == {ACTIVE}
+    # Without the box ticked, the same partial file just updates the one row it has.
+    report = import_roster(chiyoda.id, _csv(ROWS[:1]), admin)
+    db.session.commit()
+    assert report.applied and report.counts.get("left", 0) == 0
+
+
 def test_missing_from_a_file_dated_ahead_leave_on_that_day(app, db, chiyoda, admin):
     """An import dated ahead (the 年度末 list) schedules the departures: in service until the
     day (their later places go at once), left from it."""
@@ -141,6 +162,9 @@ def test_missing_from_a_file_dated_ahead_leave_on_that_day(app, db, chiyoda, adm
 
 
 def test_unusable_files_are_refused_with_a_message(app, chiyoda, admin):
+    long_field = ("職員番号,氏名\n1001,山田\n1002," + "x" * 140_000 + "\n").encode()
+    with pytest.raises(InvalidInput, match="^3 行目を CSV として読み取れません（1つの欄が長すぎるか"):
+        import_roster(chiyoda.id, long_field, admin)
     with pytest.raises(InvalidInput, match="見出し行に必要な列"):
         import_roster(chiyoda.id, _csv(ROWS, header=["番号", "名前"]), admin)
     with pytest.raises(InvalidInput, match="空"):
