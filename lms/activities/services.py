@@ -251,6 +251,8 @@ def set_published(actor, activity: Activity, published: bool) -> None:
     if published and activity.kind == QUIZ and not any(q.kind in SCORED and q.correct for q in activity.questions):
         raise Conflict(_("確認テストに採点できる質問（正解を設定した選択式・数値）がないため、公開できません。"))
     activity.published = published
+    if published and activity.published_at is None:
+        activity.published_at = utcnow()
     record_action(actor, "activity.publish" if published else "activity.unpublish", "activity", activity.id, None)
 
 
@@ -993,12 +995,20 @@ def _changed(submission: ActivitySubmission) -> None:
 
 def unmet_required(staff_member_id: int, course_id: int, fiscal_year: int) -> tuple[list[Activity], datetime | None]:
     """The course's required (published) activities the staff member has not done for a
-    session of ``fiscal_year``, and when the last of those done was done. Two statements."""
+    session of ``fiscal_year``, and when the last of those done was done. Three statements.
+
+    An activity published after its window had closed for every one of the learner's places
+    of the year does not count for them: they never saw it (a test added after the course
+    ran takes no completion back)."""
     activities = list(db.session.scalars(select(Activity).where(
         Activity.course_id == course_id, Activity.required.is_(True), Activity.published.is_(True))))
     if not activities:
         return [], None
     start, end = fiscal_year_bounds(fiscal_year)
+    places = [s for s in learner_sessions(course_id, staff_member_id) if start <= as_utc(s.starts_at) < end]
+    activities = [a for a in activities if _applies(a, places)]
+    if not activities:
+        return [], None
     rows = list(db.session.scalars(
         select(ActivitySubmission).join(TrainingSession, TrainingSession.id == ActivitySubmission.session_id)
         .where(ActivitySubmission.staff_member_id == staff_member_id,
@@ -1013,6 +1023,15 @@ def unmet_required(staff_member_id: int, course_id: int, fiscal_year: int) -> tu
         when = min(as_utc(s.reviewed_at or s.submitted_at) or utcnow() for s in done)
         last = when if last is None or when > last else last
     return missing, last
+
+
+def _applies(activity: Activity, places: list[TrainingSession]) -> bool:
+    """Whether a required activity counts for a learner with these places: its window was open
+    for one of them when it was published (always, before the publication time was kept)."""
+    published_at = as_utc(activity.published_at)
+    if published_at is None or not places:
+        return True
+    return any(window(activity, place)[1] > published_at for place in places)
 
 
 # ---------------------------------------------------------------- to-dos

@@ -366,6 +366,31 @@ def test_completion_waits_for_every_required_activity(db, world, make_user):
     assert completed(db, world)
 
 
+def test_an_activity_published_after_a_learners_window_closed_takes_no_completion_back(db, world, make_user):
+    """A required test added once the course has run does not count for those whose window had
+    closed: their completion stands (it was revoked, and could never be earned again). It does
+    count for a learner whose window is still open."""
+    from lms.common.timeutil import fiscal_year_of
+    from lms.completion.services import recompute_completion
+
+    attend(db, world)  # held 30 days ago, attended: completed
+    assert completed(db, world)
+    late = build(db, world, QUIZ, questions=[services.QuestionInput(kind=SINGLE, prompt="正しいものは", choices=["A", "B"],
+                                                                   correct=[0])],
+                 opens_anchor=END, opens_offset_hours=0, closes_anchor=END, closes_offset_hours=24 * 7)
+    assert late.published_at is not None
+    session, member = world["session"], world["learner"].staff_member
+    recompute_completion(member.id, world["course"].id, fiscal_year_of(session.starts_at))
+    db.session.commit()
+    assert completed(db, world)  # its window closed 23 days before it was published
+    assert services.unmet_required(member.id, world["course"].id, fiscal_year_of(session.starts_at)) == ([], None)
+    # Widened to reach back past the publication: it counts again (the learner can still answer).
+    late.closes_offset_hours = 24 * 60
+    db.session.commit()
+    missing, _last = services.unmet_required(member.id, world["course"].id, fiscal_year_of(session.starts_at))
+    assert [a.id for a in missing] == [late.id]
+
+
 def test_questions_with_answers_change_only_harmlessly(db, world):
     survey = build(db, world)
     services.save(survey.id, world["learner"], form(survey, 5, 0), submit=True)
