@@ -25,6 +25,7 @@ from lms.audit.services import record_action
 from lms.common import signals
 from lms.common.database import begin_write, for_update
 from lms.common.errors import Conflict, InvalidInput, NotFound
+from lms.common.forms import one_line
 from lms.common.i18n import join_list
 from lms.common.spreadsheet import LossyRow, neutralise_cell, read_back_text, read_xlsx_rows, unencodable
 from lms.common.templating import format_date_jst
@@ -186,10 +187,17 @@ def staff_search_condition(q: str):
     )
 
 
+# Characters that show nothing (zero-width space and joiners, word joiner, a BOM inside a
+# cell): dropped, so 「総務\u200b課」 is the 所属 「総務課」, not a second one that looks the same.
+_INVISIBLE = re.compile(r"[\u200b-\u200d\u2060\ufeff]")
+
+
 def normalise_text(value: str | None) -> str:
-    """NFKC (全角英数 → 半角, 半角カナ → 全角), trimmed, inner whitespace collapsed."""
+    """NFKC (全角英数 → 半角, 半角カナ → 全角), invisible characters dropped, control characters
+    and bidirectional overrides as spaces (as every form's text fields), trimmed, inner
+    whitespace collapsed."""
     value = unicodedata.normalize("NFKC", value or "")
-    return " ".join(value.split())
+    return " ".join(one_line(_INVISIBLE.sub("", value)).split())
 
 
 def _check_unique(municipality_id: int, employee_number: str, sign_in_name: str, member_id: int | None) -> None:

@@ -48,6 +48,16 @@ def test_import_detects_encoding_and_adds_everyone(app, db, chiyoda, admin, enco
     assert db.session.scalar(select(AuditLog).where(AuditLog.action == "roster.import")).details["added"] == 3
 
 
+def test_invisible_and_direction_characters_do_not_make_a_second_department(app, db, chiyoda, admin):
+    """A zero-width space (a paste from a web page) is dropped, a bidirectional override becomes
+    a space: 「総務\u200b部 総務課」 is the 所属 「総務部 総務課」, and a name reads as written."""
+    rows = [[*ROWS[0][:1], "山田\u202e 太郎\u202c", ROWS[0][2], "総務\u200b部 総務課", *ROWS[0][4:]], ROWS[1]]
+    import_roster(chiyoda.id, _csv(rows), admin)
+    db.session.commit()
+    members = _members(db, chiyoda)
+    assert members["1001"].department == "総務部 総務課" and members["1001"].full_name == "山田 太郎"
+
+
 def test_same_file_twice_changes_nothing(app, db, chiyoda, admin):
     data = _csv(ROWS)
     import_roster(chiyoda.id, data, admin)
