@@ -147,6 +147,12 @@ def test_swap_by_searching_the_roster_with_errors_beside_the_row(app, db, client
                        data={"staff_member_id": second.id, "reason": "体調不良のため"})
     assert done.status_code == 302
     assert _all(db, session.id) >= {(first.employee_number, CANCELLED), (second.employee_number, CONFIRMED)}
+    # The same swap again (a second click, a stale tab): its row is gone, the reason is said above the list.
+    again = client.post(f"/municipal/enrollments/{enrollment.id}/swap",
+                        data={"staff_member_id": second.id, "reason": "体調不良のため"})
+    text = again.get_data(as_text=True)
+    assert again.status_code == 422 and f'id="swap-row-{enrollment.id}"' not in text
+    assert '<p class="error-message" role="alert">取り消し済みの申込は差し替えられません。</p>' in text
 
 
 def _nomination_csv(rows, encoding="utf-8", header=("研修回ID", "職員番号")) -> bytes:
