@@ -21,6 +21,7 @@ from lms.attendance.models import AttendanceRecord, AttendanceUpload
 from lms.attendance.teams_file import Report, ReportError, normalise_name, parse_report
 from lms.audit.services import record_action
 from lms.common.errors import Conflict, InvalidInput, NotAllowed
+from lms.common.templating import format_datetime_jst
 from lms.common.timeutil import as_utc, utcnow
 from lms.courses.models import CANCELLED, TrainingSession
 from lms.extensions import db
@@ -67,6 +68,7 @@ def upload_report(session: TrainingSession, data: bytes, filename: str, actor) -
     if len(data) > limit:
         raise ReportError(_("ファイルが大きすぎます（%(mb)s MB まで）。", mb=limit // (1024 * 1024) or 1))
     report: Report = parse_report(data)
+    _refuse_another_meeting(report, session)
     enrolled = enrolled_staff(session)
     rows = []
     for person in report.people:
@@ -86,6 +88,24 @@ def upload_report(session: TrainingSession, data: bytes, filename: str, actor) -
     db.session.add(upload)
     db.session.flush()
     return upload
+
+
+# A report whose meeting began further than this from the session's start is another meeting's
+# (a series' other day, last month's session of the same course); a meeting opened early or
+# run late stays well within it.
+MEETING_START_TOLERANCE = timedelta(hours=12)
+
+
+def _refuse_another_meeting(report: Report, session: TrainingSession) -> None:
+    """The report's meeting (its summary's start time) must be this session's."""
+    if report.starts_at is None:
+        return  # a report without its summary: the people and times are still checked
+    session_start = as_utc(session.starts_at)
+    assert session_start is not None
+    if abs(report.starts_at - session_start) > MEETING_START_TOLERANCE:
+        raise ReportError(_("このレポートの会議は %(when)s に始まっています。研修回（%(session)s）の会議ではありません。"
+                            "この回の Teams 会議の出席者レポートをアップロードしてください。",
+                            when=format_datetime_jst(report.starts_at), session=format_datetime_jst(session_start)))
 
 
 def get_upload(session: TrainingSession, upload_id: int, actor) -> AttendanceUpload:

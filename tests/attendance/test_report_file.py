@@ -258,6 +258,21 @@ def test_bad_files_get_a_message_and_nothing_is_kept(teams, client, db, app, mon
     assert db.session.scalar(select(func.count()).select_from(AttendanceUpload)) == 0
 
 
+def test_a_report_of_another_days_meeting_is_refused(teams, client, db):
+    """The summary's start time names the meeting: another day's (a series' next day, last
+    month's session) is refused with both times; one opened a little early is this session's."""
+    session = teams["session"]  # 2026-12-01 14:00 Japan time
+    person = [("佐藤 花子", "12/15/26, 1:58:10 PM", "12/15/26, 3:30:00 PM", "1h 31m 50s", "")]
+    other_day = english_report(person).decode("utf-16-le").replace("12/1/26", "12/15/26").encode("utf-16-le")
+    response = _upload(client, session, other_day)
+    text = response.get_data(as_text=True)
+    assert response.status_code == 200 and "研修回（2026年12月1日" in text and "の会議ではありません" in text
+    assert "2026年12月15日" in text
+    assert db.session.scalar(select(func.count()).select_from(AttendanceUpload)) == 0
+    same_day = english_report([("佐藤 花子", "12/1/26, 1:58:10 PM", "12/1/26, 3:30:00 PM", "1h 31m 50s", "")])
+    assert _upload(client, session, same_day).status_code == 302
+
+
 def test_a_preview_is_the_uploaders_own(teams, client, db, login_as):
     session = teams["session"]
     _upload(client, session, english_report([("Someone", "12/1/26, 2:00:00 PM", "12/1/26, 3:00:00 PM", "1h", "")]))
