@@ -569,7 +569,9 @@ def nominate(session_id: int):
     db.session.rollback()
     try:
         result = services.nominate(session_id, member.id, current_user)
-        flash(_nominated_message(result, member_name), "success" if result.created else "info")
+        # A seat (or an approval under way) is a success; a place on the waitlist is news to act on.
+        flash(_nominated_message(result, member_name),
+              "success" if result.created and result.enrollment.status in (CONFIRMED, PENDING) else "info")
     except DomainError as exc:
         flash(exc.message, "error")
     return back_to("enrollment.session_page", municipality_id, session_id=session_id)

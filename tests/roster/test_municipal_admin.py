@@ -88,12 +88,20 @@ def test_nominate_one_from_search(app, db, client, login_as, make_staff, make_se
     assert "推薦 される" in search
     assert client.post(f"/municipal/sessions/{session.id}/nominate", data={"staff_member_id": member.id}).status_code == 302
     assert _all(db, session.id) == {(member.employee_number, CONFIRMED)}
-    assert "推薦 される さんの受講が確定しました。" in client.get(f"/municipal/sessions/{session.id}").get_data(as_text=True)
+    assert '<div class="flash flash-success" role="status">推薦 される さんの受講が確定しました。</div>' in client.get(
+        f"/municipal/sessions/{session.id}").get_data(as_text=True)
+    # Onto the waitlist (the session is full): news to act on, not a success.
+    session.capacity = 1
+    db.session.commit()
+    other = make_staff("131016", full_name="待つ 人")
+    client.post(f"/municipal/sessions/{session.id}/nominate", data={"staff_member_id": other.id})
+    page = client.get(f"/municipal/sessions/{session.id}").get_data(as_text=True)
+    assert re.search(r'<div class="flash flash-info" role="status">待つ 人 さん：[^<]+</div>', page)
     # Twice: nothing new, and the message still names the person.
     client.post(f"/municipal/sessions/{session.id}/nominate", data={"staff_member_id": member.id})
     assert "推薦 される さん：すでにこの研修回の受講が確定しています。" in client.get(
         f"/municipal/sessions/{session.id}").get_data(as_text=True)
-    assert db.session.scalar(select(func.count()).select_from(Enrollment)) == 1
+    assert db.session.scalar(select(func.count()).select_from(Enrollment)) == 2
     assert db.session.scalar(select(AuditLog).where(AuditLog.action == "enrollment.nominate")) is not None
 
 
