@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import delete, func, insert, or_, select, text
 from sqlalchemy.orm import contains_eager
 
 from lms.audit.services import record_action
@@ -167,13 +167,16 @@ def visible_plan_or_404(actor, plan_id: int) -> TrainingPlan:
 
 
 def plan_sessions(plan: TrainingPlan) -> list[TrainingSession]:
-    """The plan's sessions: scheduled, of a course not cancelled, starting in its fiscal year."""
+    """The plan's sessions: scheduled, of a course not cancelled, starting in its fiscal year.
+    A 連続講座 is its first part (its seats are a place in every part; the later parts and
+    make-ups are not asked for or allocated on their own)."""
     start, end = fiscal_year_bounds(plan.fiscal_year)
     return list(db.session.scalars(
         select(TrainingSession).join(Course, Course.id == TrainingSession.course_id)
         .options(contains_eager(TrainingSession.course))  # the rows carry their course: no lazy loads
         .where(TrainingSession.starts_at >= start, TrainingSession.starts_at < end,
-               TrainingSession.status == SCHEDULED, Course.status != CANCELLED)
+               TrainingSession.status == SCHEDULED, Course.status != CANCELLED,
+               or_(TrainingSession.series_id.is_(None), TrainingSession.series_id == TrainingSession.id))
         .order_by(TrainingSession.starts_at, TrainingSession.id)
     ))
 
@@ -326,7 +329,12 @@ def run_allocation(actor, plan: TrainingPlan, session_ids: list[int] | None = No
     _require_platform_admin(actor)
     if plan.status != PLAN_PUBLISHED:
         raise InvalidInput(_("公開した計画でのみ割当を計算できます。"))
-    sessions = {s.id: s for s in plan_sessions(plan)}
+    now = utcnow()
+    planned = plan_sessions(plan)
+    # Seats go only to sessions still to come: one that has started can take nobody more.
+    sessions = {s.id: s for s in planned if as_utc(s.starts_at) > now}
+    if session_ids is not None and any(s.id in session_ids and s.id not in sessions for s in planned):
+        raise InvalidInput(_("開始済みの研修回には割当を計算できません。"))
     targets = list(sessions) if session_ids is None else [sid for sid in session_ids if sid in sessions]
     if session_ids is not None and len(targets) != len(set(session_ids)):
         raise InvalidInput(_("この計画にない研修回が含まれています。"))

@@ -464,3 +464,27 @@ def test_requests_approved_at_once_each_move_their_seats_and_one_decided_twice_c
     decided = db.session.scalar(select(func.count()).select_from(AuditLog).where(
         AuditLog.action == "plan.exchange_decide", AuditLog.target_id == str(ask_ids[0])))
     assert decided == 1
+
+
+def test_seats_go_only_to_sessions_to_come_and_a_series_is_its_first_part(course_world, admin, make_user,
+                                                                          make_session):
+    """A session that has started takes no seats; a 連続講座's later part is not a session of its
+    own in the plan (its seats are its first part's), so the course's capacity counts it once."""
+    plan, first, second, _single = course_world
+    past = make_session(first.course, starts_in=timedelta(hours=-2), capacity=50)
+    if fiscal_year_of(past.starts_at) != plan.fiscal_year:  # (on 1 April: the plan's year has not begun)
+        pytest.skip("the plan's fiscal year has not begun")
+    part = make_session(first.course, starts_in=timedelta(days=41), capacity=20)
+    first.series_id = part.series_id = first.id
+    db.session.commit()
+    item = next(i for i in services.survey_items(plan) if i.id == first.course_id)
+    assert [s.id for s in item.sessions] == [past.id, first.id, second.id]  # the later part is the first's
+    office = make_user("municipal_admin", "131016")
+    services.answer_survey(office, plan, office.municipality_id, {first.course_id: Answer(40)})
+    db.session.commit()
+    services.run_allocation(admin, plan)
+    rows = services.allocations_of(plan)
+    assert {r.session_id for r in rows} == {first.id, second.id}  # not the past one, not the later part
+    assert sum(r.seats for r in rows) == 30  # the seats of the sessions to come (20 + 10), all placed
+    with pytest.raises(InvalidInput, match="開始済みの研修回"):
+        services.run_allocation(admin, plan, [past.id])
