@@ -91,7 +91,7 @@ def read_xlsx_rows(data: bytes, *, max_rows: int) -> list[list[str]]:
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception:  # noqa: BLE001 - openpyxl raises many kinds for a damaged or foreign file
-        raise InvalidInput(_("Excel ファイル（.xlsx）として読み取れません。Excel で開けることを確かめ、.xlsx または CSV で保存し直してください。")) from None
+        raise InvalidInput(_("Excel ファイル（.xlsx）として読み取れません。Excel で開けることを確かめ、.xlsx で保存し直してください。")) from None
     try:
         sheet = workbook.worksheets[0]
         rows = []

@@ -375,7 +375,11 @@ def _record_departure(member: StaffMember, left_on: date, actor) -> StaffHistory
 
 def decode_csv(data: bytes) -> tuple[str, str]:
     """The text of an uploaded CSV and the encoding used: UTF-8 (with or without BOM) or
-    Windows-31J (cp932), as Excel writes it."""
+    Windows-31J (cp932), as Excel writes it. UTF-16 (Excel's 「Unicode テキスト」, with its byte
+    order mark) is refused with what to save instead."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InvalidInput(_("UTF-16 の「Unicode テキスト」には対応していません。"
+                             "Excel の「CSV UTF-8（コンマ区切り）」か「CSV（コンマ区切り）」で保存してください。"))
     if data.startswith(b"\xef\xbb\xbf"):
         try:
             return data[3:].decode("utf-8", errors="strict"), "UTF-8 (BOM付き)"

@@ -172,6 +172,9 @@ def test_missing_from_a_file_dated_ahead_leave_on_that_day(app, db, chiyoda, adm
 
 
 def test_unusable_files_are_refused_with_a_message(app, chiyoda, admin):
+    unicode_text = "\ufeff職員番号\t氏名\r\n1001\t山田\r\n".encode("utf-16-le")  # Excel's 「Unicode テキスト」
+    with pytest.raises(InvalidInput, match="UTF-16 の「Unicode テキスト」には対応していません"):
+        import_roster(chiyoda.id, unicode_text, admin)
     long_field = ("職員番号,氏名\n1001,山田\n1002," + "x" * 140_000 + "\n").encode()
     with pytest.raises(InvalidInput, match="^3 行目を CSV として読み取れません（1つの欄が長すぎるか"):
         import_roster(chiyoda.id, long_field, admin)
@@ -179,8 +182,10 @@ def test_unusable_files_are_refused_with_a_message(app, chiyoda, admin):
         import_roster(chiyoda.id, _csv(ROWS, header=["番号", "名前"]), admin)
     with pytest.raises(InvalidInput, match="空"):
         import_roster(chiyoda.id, b"", admin)
-    with pytest.raises(InvalidInput, match="文字コード"):
+    with pytest.raises(InvalidInput, match="UTF-16"):  # (a UTF-16 byte order mark)
         import_roster(chiyoda.id, b"\xff\xfe\x00\x81\x00", admin)
+    with pytest.raises(InvalidInput, match="文字コード"):
+        import_roster(chiyoda.id, b"\x81\x00\xff\xff", admin)
     with pytest.raises(InvalidInput, match="大きすぎます"):
         import_roster(chiyoda.id, b"a" * (16 * 1024 * 1024 + 1), admin)
     too_many = [[str(100000 + i), f"職員{i}", "", "", "", "", "", ""] for i in range(50001)]
