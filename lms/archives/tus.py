@@ -92,10 +92,11 @@ def tus_create(archive_id: int):
         if archive is not None:
             access_denied.send(current_user, target_type="archive", target_id=archive_id)
         return _tus_error(404, _("アーカイブが見つかりません。"))
-    try:
-        length = int(request.headers.get("Upload-Length", ""))
-    except ValueError:
+    raw_length = request.headers.get("Upload-Length", "").strip()
+    # tus: a non-negative integer of digits only ("-5", "+5", "1_000" and "５" are not sizes).
+    if not (raw_length.isascii() and raw_length.isdigit()):
         return _tus_error(400, _("ファイルのサイズが指定されていません。"))
+    length = int(raw_length)
     try:
         metadata = uploads.parse_tus_metadata(request.headers.get("Upload-Metadata"))
         upload = uploads.create_upload(current_user, archive, length, metadata)

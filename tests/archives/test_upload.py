@@ -17,6 +17,7 @@ from tests.archives.conftest import (
     make_archive,
     sha256,
     tus_create,
+    tus_metadata,
     tus_patch,
     tus_upload,
     video_bytes,
@@ -256,6 +257,12 @@ def test_tus_requires_version_and_patch_content_type(trainer_client, archive):
     bad = trainer_client.patch(created.headers["Location"], data=b"x",
                                headers={**TUS, "Upload-Offset": "0", "Content-Type": "text/plain"})
     assert bad.status_code == 415
+    # A size that is not a plain non-negative number is said to be missing, never read as empty.
+    for length in ("-5", "+5", "1_000", "５", ""):
+        refused = trainer_client.post(f"/archives/manage/{archive.id}/uploads",
+                                      headers={**TUS, "Upload-Length": length, "Upload-Metadata": tus_metadata(
+                                          filename="video.webm")})
+        assert refused.status_code == 400 and "ファイルのサイズが指定されていません" in refused.get_data(as_text=True)
 
 
 def test_csrf_header_required_for_tus_writes(app, client, login_as, owned_course, archive):
