@@ -19,7 +19,7 @@ from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
 from lms.common.access import municipality_scope, refuse_as_missing
 from lms.common.database import run_in_transaction
 from lms.common.errors import Conflict, DomainError, InvalidInput, NotAllowed, NotFound
-from lms.common.ids import parse_id, parse_ids
+from lms.common.ids import parse_id
 from lms.common.timeutil import as_utc, utcnow
 from lms.extensions import db
 from lms.municipalities.models import Municipality
@@ -103,10 +103,10 @@ def roll_call(session_id: int):
             if request.form.get("all") == "1":  # 全員出席にする
                 present = {row["staff"].id for row in rows}
             else:
-                values = request.form.getlist("present")
-                present = set(parse_ids(values))
-                if any(parse_id(value) is None for value in values):  # no id: never taken as "absent"
+                ids = [parse_id(value) for value in request.form.getlist("present")]
+                if None in ids:  # a value that is no id: never taken as "absent"
                     raise InvalidInput(_("受講確定者でない職員が含まれています。"))
+                present = {staff_id for staff_id in ids if staff_id is not None}
             changed = run_in_transaction(services.record_roll_call, session, present, current_user,
                                          reason=form.reason.data or "")
         except DomainError as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, event
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, event, or_
 from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql import expression
@@ -313,3 +313,9 @@ class SessionQuota(Model):
 
     session: Mapped[TrainingSession] = relationship(back_populates="quotas")
     municipality = relationship("Municipality")
+
+
+def is_a_place():
+    """SQL: the session is a place of its own — a session alone, or a 連続講座's first part (its
+    later parts and make-ups follow the first's places and are not counted again)."""
+    return or_(TrainingSession.series_id.is_(None), TrainingSession.series_id == TrainingSession.id)

@@ -40,7 +40,7 @@ from lms.common.database import ensure_writer, for_update
 from lms.common.errors import InvalidInput, NotAllowed
 from lms.common.timeutil import as_utc, fiscal_year_bounds, utcnow
 from lms.courses.models import CANCELLED as SESSION_CANCELLED
-from lms.courses.models import Course, TrainingSession
+from lms.courses.models import Course, TrainingSession, is_a_place
 from lms.enrollment.models import CANCELLED, CONFIRMED, Enrollment
 from lms.extensions import db
 from lms.planning.models import (
@@ -182,7 +182,7 @@ def charges(plan: TrainingPlan, municipality_id: int, *, now: datetime | None = 
         .join(StaffMember, StaffMember.id == Enrollment.staff_member_id)
         .where(Enrollment.municipality_id == municipality_id, TrainingSession.starts_at >= start,
                TrainingSession.starts_at < end, TrainingSession.status != SESSION_CANCELLED,
-               or_(TrainingSession.series_id.is_(None), TrainingSession.series_id == TrainingSession.id),
+               is_a_place(),
                Enrollment.status.in_((CONFIRMED, CANCELLED)))
         .order_by(TrainingSession.starts_at, Course.title, StaffMember.employee_number, Enrollment.id)
     ).all()

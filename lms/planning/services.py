@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import delete, func, insert, or_, select, text
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.orm import contains_eager
 
 from lms.audit.services import record_action
@@ -31,7 +31,7 @@ from lms.common.database import for_update, is_sqlite, lock_fresh
 from lms.common.errors import InvalidInput, NotAllowed, NotFound
 from lms.common.links import app_url
 from lms.common.timeutil import as_utc, fiscal_year_bounds, fiscal_year_label, fiscal_year_of, to_tokyo, utcnow
-from lms.courses.models import CANCELLED, SCHEDULED, Course, SessionQuota, TrainingSession
+from lms.courses.models import CANCELLED, SCHEDULED, Course, SessionQuota, TrainingSession, is_a_place
 from lms.courses.services import lock_session, release_session_quotas, set_session_quotas
 from lms.enrollment.models import CONFIRMED, WAITLISTED, Enrollment
 from lms.extensions import db
@@ -176,7 +176,7 @@ def plan_sessions(plan: TrainingPlan) -> list[TrainingSession]:
         .options(contains_eager(TrainingSession.course))  # the rows carry their course: no lazy loads
         .where(TrainingSession.starts_at >= start, TrainingSession.starts_at < end,
                TrainingSession.status == SCHEDULED, Course.status != CANCELLED,
-               or_(TrainingSession.series_id.is_(None), TrainingSession.series_id == TrainingSession.id))
+               is_a_place())
         .order_by(TrainingSession.starts_at, TrainingSession.id)
     ))
 
