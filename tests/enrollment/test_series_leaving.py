@@ -55,18 +55,25 @@ def calendar_parts(mail: OutboxMail) -> list[str]:
     return [part.get_content() for part in message.iter_attachments() if part.get_content_type() == "text/calendar"]
 
 
+def makeup_held_by(db, trainer, part, title: str, holder, waiting):
+    """A one-seat make-up (補講) of ``part`` a week later: ``holder`` has its seat, ``waiting``
+    waits for it."""
+    makeup = courses.create_session(trainer, part.course, part_input(part, 7, capacity=1, title=title),
+                                    makeup_for=part)
+    db.session.commit()
+    assert services.enroll_self(makeup.id, holder).status == CONFIRMED
+    assert services.enroll_self(makeup.id, waiting).status == WAITLISTED
+    db.session.commit()
+    return makeup
+
+
 def test_cancelling_a_series_sends_one_mail_listing_every_day_and_make_up(db, make_user, make_course, make_session,
                                                                           trainer):
     first, (second, third) = make_series(db, make_course, make_session, trainer)
     leaver, waiting = make_user("learner", name="連続 花子"), make_user("learner")
     for learner in (leaver, waiting):
         services.enroll_self(first.id, learner)
-    makeup = courses.create_session(trainer, first.course, part_input(second, 7, capacity=1, title="第2日の補講"),
-                                    makeup_for=second)
-    db.session.commit()
-    assert services.enroll_self(makeup.id, leaver).status == CONFIRMED
-    assert services.enroll_self(makeup.id, waiting).status == WAITLISTED
-    db.session.commit()
+    makeup = makeup_held_by(db, trainer, second, "第2日の補講", leaver, waiting)
     held = place_in(db, first.id, leaver.staff_member.id)
     services.cancel_enrollment(held.id, leaver, "業務都合のため")
     db.session.commit()
@@ -152,12 +159,7 @@ def test_a_departure_after_the_first_day_gives_up_the_later_days(db, make_user, 
     leaver, staying, waiting = (make_user("learner") for _ in range(3))
     for learner in (leaver, staying, waiting):
         services.enroll_self(first.id, learner)
-    makeup = courses.create_session(trainer, first.course, part_input(third, 7, capacity=1, title="第3日の補講"),
-                                    makeup_for=third)
-    db.session.commit()
-    assert services.enroll_self(makeup.id, leaver).status == CONFIRMED
-    assert services.enroll_self(makeup.id, waiting).status == WAITLISTED
-    db.session.commit()
+    makeup = makeup_held_by(db, trainer, third, "第3日の補講", leaver, waiting)
     # Day 1 is under way this morning; the departure is today.
     now = utcnow()
     db.session.execute(update(TrainingSession).where(TrainingSession.id == first.id)
