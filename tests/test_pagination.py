@@ -31,8 +31,9 @@ def test_a_list_asked_past_its_last_page_goes_to_the_last_one(app, client, login
     for n in range(3):
         make_course(title=f"頁送り研修{n}")
     login_as("platform_admin")
+    # (a number past any page, however long, is a number past the last page too)
     for path in ("/courses?q=頁送り&page=2", "/manage/courses?page=7", "/roster?m={m}&page=3",
-                 "/completion/records?page=99999"):
+                 "/courses?q=頁送り&page=99999999999999999999999", "/completion/records?page=99999"):
         path = path.format(m=factories.municipality("131016").id)
         answer = client.get(path)
         if answer.status_code == 200:  # (no rows at all: the page says so itself)
@@ -45,3 +46,6 @@ def test_a_list_asked_past_its_last_page_goes_to_the_last_one(app, client, login
         assert parse_qs(target.query) == {**wanted, "page": ["1"]}
         assert client.get(answer.headers["Location"]).status_code == 200
     assert client.get("/courses?q=頁送り&page=1").status_code == 200
+    # What is no page number at all is the first page.
+    for odd in ("abc", "-3", "0", "１", "1e5", ""):
+        assert client.get(f"/courses?q=頁送り&page={odd}").status_code == 200, odd

@@ -70,9 +70,14 @@ class Page:
 
 
 def requested_page() -> int:
-    """The page a list was asked for (``?page=``): 1..MAX_PAGE, the first for anything else.
+    """The page a list was asked for (``?page=``): 1..MAX_PAGE, the first for anything that is
+    no page number; a number past MAX_PAGE (however long) is MAX_PAGE, so that
+    ``beyond_last_page`` leads to the last page, as for any number past it.
     Pass it to ``db.paginate(page=…)``, which would otherwise read any number itself."""
-    return min(parse_id(request.args.get("page")) or 1, MAX_PAGE)
+    value = request.args.get("page") or ""
+    if value.isascii() and value.isdigit() and value.lstrip("0"):
+        return min(parse_id(value) or MAX_PAGE, MAX_PAGE)
+    return 1
 
 
 def beyond_last_page(pagination) -> Response | None:
