@@ -41,6 +41,29 @@ def test_wtforms_messages_are_japanese(app):
             assert errors and all(_has_japanese(str(e)) for e in errors), (name, errors)
 
 
+def test_wtforms_own_validators_say_what_to_do_in_plain_words(app):
+    """WTForms' catalogue speaks of 「フィールド」 (「フィールドは 3 文字を超えることはできません」):
+    its validators used as they are say what to enter instead, in the page's language."""
+    from flask_babel import force_locale
+
+    expected = {
+        "ja": {"a": ["この項目を入力してください。"], "b": ["この項目を入力してください。"],
+               "c": ["3文字以内で入力してください。"], "d": ["1から5までの数で入力してください。"]},
+        "en": {"a": ["Fill in this item."], "b": ["Fill in this item."],
+               "c": ["Enter no more than 3 characters."], "d": ["Enter a number from 1 to 5."]},
+    }
+    for language, wanted in expected.items():
+        with app.test_request_context(method="POST", data={"c": "長すぎる文字", "d": "9"}), force_locale(language):
+            form = _Sample()
+            assert not form.validate()
+            assert {name: [str(e) for e in errors] for name, errors in form.errors.items()} == wanted
+            assert "フィールド" not in str(form.errors)
+    with app.test_request_context(method="POST", data={"a": "x", "b": "x", "d": "三"}):
+        form = _Sample()
+        assert not form.validate()
+        assert form.errors == {"d": ["整数で入力してください。", "1から5までの数で入力してください。"]}
+
+
 def test_post_forms_with_required_inputs_have_novalidate():
     offenders = []
     for path in TEMPLATES.rglob("*.html"):

@@ -37,16 +37,42 @@ from lms.common.timeutil import FIRST_YEAR, LAST_YEAR, plausible_year
 
 WTFORMS_MESSAGES = Domain(translation_directories=messages_path(), domain="wtforms")
 
-# WTForms' messages that speak of its internals ("could not coerce": a value that names no
-# choice, which only a crafted request sends), said in the user's terms instead.
+# WTForms' messages said in the user's terms: its catalogue speaks of "fields" and of its
+# internals (「フィールドは 1000 文字を超えることはできません」, "could not coerce": a value that
+# names no choice, which only a crafted request sends), and words some wrongly (「このフィールド
+# は必須です」 for a field that cannot be edited). Each says what to do instead.
+_CHOOSE_FROM_LIST = _l("一覧にある選択肢から選んでください。")
 _OWN_WORDING = {
-    "Invalid Choice: could not coerce.": _l("一覧にある選択肢から選んでください。"),
-    "Invalid choice(s): one or more data inputs could not be coerced.": _l("一覧にある選択肢から選んでください。"),
+    "Invalid Choice: could not coerce.": _CHOOSE_FROM_LIST,
+    "Invalid choice(s): one or more data inputs could not be coerced.": _CHOOSE_FROM_LIST,
+    "Not a valid choice.": _CHOOSE_FROM_LIST,
+    "This field is required.": _l("この項目を入力してください。"),
+    "This field cannot be edited.": _l("この項目は変更できません。"),
+    "Field must be between %(min)d and %(max)d characters long.": _l("%(min)d文字以上%(max)d文字以内で入力してください。"),
+    "Number must be at least %(min)s.": _l("%(min)s以上の数で入力してください。"),
+    "Number must be at most %(max)s.": _l("%(max)s以下の数で入力してください。"),
+    "Number must be between %(min)s and %(max)s.": _l("%(min)sから%(max)sまでの数で入力してください。"),
+    "Not a valid integer value.": _l("整数で入力してください。"),
+    "Not a valid decimal value.": _l("数で入力してください。"),
+    "Not a valid float value.": _l("数で入力してください。"),
+    "Not a valid date value.": _l("正しい日付を入力してください。"),
+    "Not a valid datetime value.": _l("正しい日時を入力してください。"),
+    "Not a valid time value.": _l("正しい時刻を入力してください。"),
+    "Invalid email address.": _l("メールアドレスの形式が正しくありません。"),
+    "Invalid URL.": _l("URL の形式が正しくありません。"),
+    "Invalid input.": _l("入力が正しくありません。"),
+}
+# (the singular's msgid names the pair)
+_OWN_PLURAL_WORDING = {
+    "Field must be at least %(min)d character long.": _l("%(min)d文字以上で入力してください。"),
+    "Field cannot be longer than %(max)d character.": _l("%(max)d文字以内で入力してください。"),
+    "Field must be exactly %(max)d character long.": _l("%(max)d文字で入力してください。"),
+    "'%(value)s' is not a valid choice for this field.": _CHOOSE_FROM_LIST,
 }
 
 
 class _Messages:
-    """WTForms' catalogue with ``_OWN_WORDING`` in front (WTForms asks for ``gettext`` and
+    """WTForms' catalogue with our own wording in front (WTForms asks for ``gettext`` and
     ``ngettext``)."""
 
     def __init__(self, catalogue):
@@ -57,7 +83,8 @@ class _Messages:
         return str(own) if own is not None else self.catalogue.gettext(string)
 
     def ngettext(self, singular: str, plural: str, n: int) -> str:
-        return self.catalogue.ngettext(singular, plural, n)
+        own = _OWN_PLURAL_WORDING.get(singular)
+        return str(own) if own is not None else self.catalogue.ngettext(singular, plural, n)
 
 
 # Control characters nobody types (C0 but tab and line breaks, DEL, C1): a paste from a PDF
