@@ -54,9 +54,11 @@ class Activity(Model):
     anonymous: Mapped[bool] = mapped_column(default=False)
     # Learners see it once published; its questions then change only where no answer is lost.
     published: Mapped[bool] = mapped_column(default=False)
-    # When it was first published: a required activity counts toward the completion of a
-    # learner whose window (below) was still open then; one closed before, they never saw.
-    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Since when it has been a requirement of completion (published and required; None while it
+    # is not one). It counts for a learner whose window (below) was still open then (one closed
+    # before, they never saw) and whose completion was not granted before it (a certificate
+    # issued stands on what was asked then).
+    required_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The window, in hours from the learner's session's start or end (negative: before).
     opens_anchor: Mapped[str] = mapped_column(String(5), default=START)
     opens_offset_hours: Mapped[int] = mapped_column(default=-24 * 30)

@@ -237,11 +237,33 @@ def update_activity(actor, activity: Activity, data: ActivityInput) -> dict:
         if values["anonymous"] != activity.anonymous:
             raise Conflict(_("回答があるため、無記名かどうかは変えられません（回答した人との結びつきが変わってしまいます）。"))
     changes = {k: (getattr(activity, k), v) for k, v in values.items() if getattr(activity, k) != v}
+    if "pass_pct" in changes and activity.kind == QUIZ and has_answers(activity.id):
+        raise Conflict(_("受験した人がいるため、合格点は変えられません（すでに出た合否と食い違ってしまいます）。"),
+                       field="pass_pct")
+    counted = counts_toward_completion(activity)
     for key, (_old, new) in changes.items():
         setattr(activity, key, new)
+    _follow_requirement(activity, counted)
     if changes:
         record_action(actor, "activity.update", "activity", activity.id, None, fields=sorted(changes))
     return changes
+
+
+def counts_toward_completion(activity: Activity) -> bool:
+    """A requirement of the course's completion: published and required."""
+    return bool(activity.published and activity.required)
+
+
+def _follow_requirement(activity: Activity, counted_before: bool) -> None:
+    """``required_since`` follows a change of ``published``/``required``: the moment it became a
+    requirement, or None once it is none; when it stops being one, the completions it held
+    back are recomputed (``activity_requirement_dropped``, in the worker after the commit)."""
+    counted = counts_toward_completion(activity)
+    if counted and not counted_before:
+        activity.required_since = utcnow()
+    elif counted_before and not counted:
+        activity.required_since = None
+        signals.activity_requirement_dropped.send(None, course_id=activity.course_id)
 
 
 def set_published(actor, activity: Activity, published: bool) -> None:
@@ -250,9 +272,9 @@ def set_published(actor, activity: Activity, published: bool) -> None:
         raise Conflict(_("質問が1つもないため、公開できません。"))
     if published and activity.kind == QUIZ and not any(q.kind in SCORED and q.correct for q in activity.questions):
         raise Conflict(_("確認テストに採点できる質問（正解を設定した選択式・数値）がないため、公開できません。"))
+    counted = counts_toward_completion(activity)
     activity.published = published
-    if published and activity.published_at is None:
-        activity.published_at = utcnow()
+    _follow_requirement(activity, counted)
     record_action(actor, "activity.publish" if published else "activity.unpublish", "activity", activity.id, None)
 
 
@@ -993,15 +1015,20 @@ def _changed(submission: ActivitySubmission) -> None:
                                       session_id=submission.session_id)
 
 
-def unmet_required(staff_member_id: int, course_id: int, fiscal_year: int) -> tuple[list[Activity], datetime | None]:
+def unmet_required(staff_member_id: int, course_id: int, fiscal_year: int,
+                   granted_at: datetime | None = None) -> tuple[list[Activity], datetime | None]:
     """The course's required (published) activities the staff member has not done for a
     session of ``fiscal_year``, and when the last of those done was done. Three statements.
 
-    An activity published after its window had closed for every one of the learner's places
-    of the year does not count for them: they never saw it (a test added after the course
-    ran takes no completion back)."""
+    An activity that became a requirement after its window had closed for every one of the
+    learner's places of the year does not count for them: they never saw it (a test added after
+    the course ran takes no completion back). Nor does one that became a requirement after the
+    learner's completion was first granted (``granted_at``): a certificate issued stands on
+    what was asked when it was earned, whoever's completion is looked at again and when."""
     activities = list(db.session.scalars(select(Activity).where(
         Activity.course_id == course_id, Activity.required.is_(True), Activity.published.is_(True))))
+    if granted_at is not None:
+        activities = [a for a in activities if not _required_after(a, as_utc(granted_at))]
     if not activities:
         return [], None
     start, end = fiscal_year_bounds(fiscal_year)
@@ -1025,13 +1052,18 @@ def unmet_required(staff_member_id: int, course_id: int, fiscal_year: int) -> tu
     return missing, last
 
 
+def _required_after(activity: Activity, moment: datetime | None) -> bool:
+    since = as_utc(activity.required_since)
+    return since is not None and moment is not None and since > moment
+
+
 def _applies(activity: Activity, places: list[TrainingSession]) -> bool:
     """Whether a required activity counts for a learner with these places: its window was open
-    for one of them when it was published (always, before the publication time was kept)."""
-    published_at = as_utc(activity.published_at)
-    if published_at is None or not places:
+    for one of them when it became a requirement (always, before that time was kept)."""
+    since = as_utc(activity.required_since)
+    if since is None or not places:
         return True
-    return any(window(activity, place)[1] > published_at for place in places)
+    return any(window(activity, place)[1] > since for place in places)
 
 
 # ---------------------------------------------------------------- to-dos

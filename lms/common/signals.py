@@ -67,6 +67,10 @@ staff_member_left = _events.signal("staff-member-left")
 # submission was submitted, scored, confirmed or returned (lms.activities): completion follows.
 activity_changed = _events.signal("activity-changed")
 
+# sender: None. kwargs: course_id. An activity of the course stopped being a requirement of its
+# completion (made optional or unpublished; lms.activities): the completions it held back follow.
+activity_requirement_dropped = _events.signal("activity-requirement-dropped")
+
 # sender: None. kwargs: staff_member_id, session_id (attendance rows changed).
 attendance_changed = _events.signal("attendance-changed")
 

@@ -11,6 +11,7 @@ from functools import partial
 from lms.common.after_commit import after_commit
 from lms.common.signals import (
     activity_changed,
+    activity_requirement_dropped,
     attendance_changed,
     enrollment_prerequisites,
     enrollment_status_changed,
@@ -37,6 +38,15 @@ def _on_activity_changed(sender, staff_member_id: int | None = None, session_id:
     if staff_member_id is not None and session_id is not None:
         after_commit(partial(tasks.recompute_after_commit, staff_member_id, session_id),
                      key=("completion.recompute", staff_member_id, session_id))
+
+
+@activity_requirement_dropped.connect
+def _on_activity_requirement_dropped(sender, course_id: int | None = None, **_kw):
+    """An activity is no longer required (or no longer published): the completions it held
+    back are granted — for the whole course, in the worker, once the change is committed."""
+    if course_id is not None:
+        after_commit(partial(tasks.recompute_course_after_commit, course_id),
+                     key=("completion.recompute_course", course_id))
 
 
 @attendance_changed.connect

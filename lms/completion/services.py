@@ -189,7 +189,9 @@ def recompute_completion(staff_member_id: int, course_id: int, fiscal_year: int)
     )
     last_done = None
     if verdict is not None:  # and every required activity (survey submitted, quiz passed, report confirmed)
-        missing, last_done = activities.unmet_required(staff_member_id, course_id, fiscal_year)
+        # (what became a requirement after the completion was first granted does not count)
+        granted_at = existing.created_at if existing is not None and existing.certificate_serial else None
+        missing, last_done = activities.unmet_required(staff_member_id, course_id, fiscal_year, granted_at)
         if missing:
             verdict = None
     if verdict is None:
@@ -258,6 +260,25 @@ def recompute_for_session(staff_member_id: int, session_id: int) -> Completion |
     if session is None:
         return None
     return recompute_completion(staff_member_id, session.course_id, fiscal_year_of(session.starts_at))
+
+
+def not_completed_with_evidence(course_id: int) -> list[tuple[int, int]]:
+    """(staff member, fiscal year) pairs of the course with attendance or viewing on record and
+    no completion granted: those a requirement of the course can hold back (a requirement
+    dropped may let them complete). Two statements."""
+    pairs = {(staff_id, fiscal_year_of(starts_at)) for staff_id, starts_at in db.session.execute(
+        select(Attendance.staff_member_id, TrainingSession.starts_at)
+        .join(TrainingSession, TrainingSession.id == Attendance.session_id)
+        .where(TrainingSession.course_id == course_id, Attendance.attended.is_(True)).distinct())}
+    pairs |= {(staff_id, fiscal_year_of(completed_at or updated_at)) for staff_id, completed_at, updated_at in db.session.execute(
+        select(ViewingProgress.staff_member_id, ViewingProgress.completed_at, ViewingProgress.updated_at)
+        .join(ArchiveFile, ArchiveFile.id == ViewingProgress.archive_file_id)
+        .join(Archive, Archive.id == ArchiveFile.archive_id)
+        .where(Archive.course_id == course_id, ViewingProgress.watched_seconds > 0))}
+    granted = {(staff_id, year) for staff_id, year in db.session.execute(
+        select(Completion.staff_member_id, Completion.fiscal_year)
+        .where(Completion.course_id == course_id, Completion.status == COMPLETED))}
+    return sorted(pairs - granted)
 
 
 def recompute_for_archive(staff_member_id: int, archive_id: int) -> list[Completion]:

@@ -13,7 +13,7 @@ from flask import current_app
 
 from lms.common.database import begin_write
 from lms.common.jobs import app_context, huey
-from lms.completion.services import recompute_for_session
+from lms.completion.services import not_completed_with_evidence, recompute_completion, recompute_for_session
 from lms.extensions import db
 
 logger = logging.getLogger(__name__)
@@ -48,3 +48,44 @@ def recompute_after_commit(staff_member_id: int, session_id: int) -> None:
         logger.exception("could not enqueue a completion recomputation; recomputing now")
     with current_app.app_context():
         recompute_now(staff_member_id, session_id)
+
+
+# Completions recomputed per transaction when a whole course's are (a requirement dropped).
+COURSE_BATCH = 100
+
+
+@huey.task(retries=3, retry_delay=2)
+def recompute_course_task(course_id: int) -> None:
+    with app_context():
+        recompute_course_now(course_id)
+
+
+def recompute_course_now(course_id: int) -> int:
+    """Recompute the completion of everyone in the course with evidence and no completion
+    (``not_completed_with_evidence``), ``COURSE_BATCH`` to a transaction. Returns how many
+    were recomputed. Idempotent: a second run finds those completed now gone from the list."""
+    pairs = not_completed_with_evidence(course_id)
+    db.session.rollback()  # (the read; each batch is a write transaction of its own)
+    for first in range(0, len(pairs), COURSE_BATCH):
+        begin_write()
+        try:
+            for staff_member_id, fiscal_year in pairs[first:first + COURSE_BATCH]:
+                recompute_completion(staff_member_id, course_id, fiscal_year)
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            raise
+    return len(pairs)
+
+
+def recompute_course_after_commit(course_id: int) -> None:
+    """Hand a course's recomputation to the worker (once the change is committed); inline where
+    jobs run inline or the queue cannot take it."""
+    try:
+        if not huey.immediate:
+            recompute_course_task(course_id)
+            return
+    except Exception:
+        logger.exception("could not enqueue a course's completion recomputation; recomputing now")
+    with current_app.app_context():
+        recompute_course_now(course_id)

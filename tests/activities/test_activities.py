@@ -378,7 +378,7 @@ def test_an_activity_published_after_a_learners_window_closed_takes_no_completio
     late = build(db, world, QUIZ, questions=[services.QuestionInput(kind=SINGLE, prompt="正しいものは", choices=["A", "B"],
                                                                    correct=[0])],
                  opens_anchor=END, opens_offset_hours=0, closes_anchor=END, closes_offset_hours=24 * 7)
-    assert late.published_at is not None
+    assert late.required_since is not None
     session, member = world["session"], world["learner"].staff_member
     recompute_completion(member.id, world["course"].id, fiscal_year_of(session.starts_at))
     db.session.commit()
@@ -389,6 +389,81 @@ def test_an_activity_published_after_a_learners_window_closed_takes_no_completio
     db.session.commit()
     missing, _last = services.unmet_required(member.id, world["course"].id, fiscal_year_of(session.starts_at))
     assert [a.id for a in missing] == [late.id]
+
+
+def test_a_requirement_added_after_a_completion_takes_it_back_from_nobody(db, world, make_user):
+    """A required survey published while its window is still open: a completion already granted
+    stands, however it is looked at again (a roll call redone, the learner answering another
+    activity); a learner who attends from then on must answer it. Made optional again, those it
+    held back complete (the whole course, recomputed in the worker)."""
+    from lms.common.timeutil import fiscal_year_of
+    from lms.completion.services import recompute_completion
+
+    other = make_user("learner", name="後日 出席")
+    enrollment.enroll_self(world["session"].id, other)
+    db.session.commit()
+    attend(db, world)  # held 30 days ago, attended: completed (the other one marked absent)
+    assert completed(db, world)
+    session, course = world["session"], world["course"]
+    first = db.session.scalar(select(Completion).where(Completion.course_id == course.id))
+    serial = first.certificate_serial
+    late = build(db, world, SURVEY, opens_anchor=END, opens_offset_hours=0, closes_anchor=END,
+                 closes_offset_hours=24 * 60)  # open for another 30 days
+    assert late.required_since is not None
+    # The roll call corrected: the other one was there after all.
+    attendance.record_roll_call(session, {world["learner"].staff_member.id, other.staff_member.id}, world["trainer"])
+    db.session.commit()
+    recompute_completion(world["learner"].staff_member.id, course.id, fiscal_year_of(session.starts_at))
+    db.session.commit()
+    assert completed(db, world)
+    assert db.session.get(Completion, first.id).certificate_serial == serial
+    others = select(Completion).where(Completion.staff_member_id == other.staff_member.id)
+    assert db.session.scalar(others) is None  # not completed before the survey became a requirement: it waits for it
+
+    # Made optional: the learner it held back completes, nobody else changes.
+    data = services.ActivityInput(kind=SURVEY, title=late.title, required=False, opens_anchor=END, opens_offset_hours=0,
+                                  closes_anchor=END, closes_offset_hours=24 * 60)
+    services.update_activity(world["trainer"], late, data)
+    db.session.commit()
+    assert late.required_since is None
+    db.session.expire_all()
+    assert db.session.scalar(others).status == COMPLETED
+    # Required again: from now on (those completed meanwhile keep their completion).
+    services.update_activity(world["trainer"], late, services.ActivityInput(**{**data.__dict__, "required": True}))
+    db.session.commit()
+    recompute_completion(other.staff_member.id, course.id, fiscal_year_of(session.starts_at))
+    db.session.commit()
+    assert db.session.scalar(others).status == COMPLETED
+
+
+def test_unpublishing_a_requirement_lets_those_it_held_back_complete(db, world):
+    survey = build(db, world)
+    attend(db, world)
+    assert not completed(db, world)
+    services.set_published(world["trainer"], survey, False)
+    db.session.commit()
+    assert survey.required_since is None and completed(db, world)
+
+
+def test_the_pass_mark_stays_once_someone_has_taken_the_quiz(db, world):
+    """Results already given would contradict a new pass mark (67 点 「合格」 under a mark of 100)."""
+    quiz = build(db, world, QUIZ, questions=[services.QuestionInput(kind=SINGLE, prompt="正しいものは", choices=["A", "B"],
+                                                                   correct=[0])], pass_pct=60, max_attempts=3)
+    data = services.ActivityInput(kind=QUIZ, title=quiz.title, pass_pct=100, max_attempts=3, opens_anchor=START,
+                                  opens_offset_hours=-24 * 365, closes_anchor=END, closes_offset_hours=24 * 365)
+    assert "pass_pct" in services.update_activity(world["trainer"], quiz, data)  # nobody has taken it yet
+    db.session.commit()
+    services.start_attempt(quiz.id, world["learner"])
+    db.session.commit()
+    with pytest.raises(Conflict) as refused:
+        services.update_activity(world["trainer"], quiz, services.ActivityInput(**{**data.__dict__, "pass_pct": 50}))
+    assert "合格点" in refused.value.message and refused.value.context["field"] == "pass_pct"
+    db.session.rollback()
+    assert db.session.get(type(quiz), quiz.id).pass_pct == 100
+    # Other settings still change (more attempts).
+    assert "max_attempts" in services.update_activity(world["trainer"], quiz,
+                                                      services.ActivityInput(**{**data.__dict__, "max_attempts": 4}))
+    db.session.commit()
 
 
 def test_questions_with_answers_change_only_harmlessly(db, world):
