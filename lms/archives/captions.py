@@ -25,15 +25,25 @@ class Cue:
     text: str
 
 
+# A cue's time is kept in milliseconds in an integer column (PostgreSQL's: about 596 hours);
+# a later time is no video's.
+MAX_CUE_MS = 2**31 - 1
+
+
 def parse_timestamp(value: str) -> int:
     value = value.replace(",", ".")
     parts = value.split(":")
     seconds = float(parts[-1])
     minutes = int(parts[-2])
+    if len(parts) == 3 and len(parts[-3]) > 6:  # (not converted: past MAX_CUE_MS in any case)
+        raise CaptionError(value)
     hours = int(parts[-3]) if len(parts) == 3 else 0
     if minutes >= 60 or seconds >= 60:
         raise CaptionError(value)
-    return int(round((hours * 3600 + minutes * 60 + seconds) * 1000))
+    ms = int(round((hours * 3600 + minutes * 60 + seconds) * 1000))
+    if ms > MAX_CUE_MS:
+        raise CaptionError(value)
+    return ms
 
 
 def parse_vtt(text: str, *, max_cues: int = 50_000) -> list[Cue]:

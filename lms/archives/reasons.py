@@ -27,6 +27,7 @@ PPTX_UNREADABLE = "pptx_unreadable"
 VTT_UNREADABLE = "vtt_unreadable"
 INCOMPLETE = "incomplete"
 CHECKSUM_MISMATCH = "checksum_mismatch"
+UNVERIFIABLE = "unverifiable"  # the check itself failed on the file (logged)
 CANCELLED = "cancelled"
 EXPIRED = "expired"
 
@@ -76,6 +77,8 @@ def _describe(code: str, params: dict[str, Any]) -> str | None:
         return _("ファイルが途中までしか届いていません。もう一度アップロードしてください。")
     if code == CHECKSUM_MISMATCH:
         return _("ファイルの検証（SHA-256）に失敗しました。通信中に内容が変わった可能性があります。もう一度アップロードしてください。")
+    if code == UNVERIFIABLE:
+        return _("ファイルの内容を確認できませんでした。ファイルを確かめて、もう一度アップロードしてください。")
     if code == CANCELLED:
         return _("アップロードは中止されました。")
     if code == EXPIRED:

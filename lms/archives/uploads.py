@@ -48,7 +48,7 @@ from lms.archives.models import (
     UploadSession,
 )
 from lms.archives.reasons import Reason
-from lms.archives.storage import StorageError, get_storage
+from lms.archives.storage import Storage, StorageError, get_storage
 from lms.auth.models import PLATFORM_ADMIN
 from lms.common.database import begin_write
 from lms.common.errors import Conflict, InvalidInput, NotAllowed, NotFound
@@ -350,15 +350,39 @@ def verify_upload(upload_id: str) -> str | None:
             duration, cues = inspect_content(filetype, object_reader(storage, key), size)
         except ContentRejected as exc:
             failure = exc.reason
-    if failure is not None:
+        except Exception:  # a file no check foresaw: it fails, rather than stay "verifying" for ever
+            logger.exception("upload %s: its content could not be checked", upload_id)
+            failure = Reason(reasons.UNVERIFIABLE)
+    if failure is None:
+        try:
+            archive_file = add_file(upload.archive_id, filetype, upload.filename, size, digest, key, duration, cues)
+        except Exception:
+            # The same file fails the same way on every retry (the periodic hand-over's too): the
+            # upload fails with its reason instead. (Were the database itself down, recording
+            # that fails too, and the upload waits for the periodic hand-over as before.)
+            logger.exception("upload %s: its file could not be added", upload_id)
+            db.session.rollback()
+            return _fail_unverifiable(upload_id, storage, key)
+        upload.status = READY
+        upload.archive_file_id = archive_file.id
+    else:
         storage.delete(key)
         record_failure(upload, FAILED, failure)
         upload.received_bytes = 0
-    else:
-        archive_file = add_file(upload.archive_id, filetype, upload.filename, size, digest, key, duration, cues)
-        upload.status = READY
-        upload.archive_file_id = archive_file.id
     status = upload.status
+    db.session.commit()
+    return status
+
+
+def _fail_unverifiable(upload_id: str, storage: Storage, key: str) -> str | None:
+    begin_write()
+    query = select(UploadSession).where(UploadSession.id == upload_id).with_for_update()
+    upload = db.session.execute(query).scalar_one_or_none()
+    if upload is not None and upload.status == VERIFYING:
+        storage.delete(key)
+        record_failure(upload, FAILED, Reason(reasons.UNVERIFIABLE))
+        upload.received_bytes = 0
+    status = upload.status if upload is not None else None
     db.session.commit()
     return status
 

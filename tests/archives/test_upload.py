@@ -358,6 +358,23 @@ def test_broken_vtt_refused(db, trainer_client, archive):
     assert files_of(db, archive) == []
 
 
+def test_captions_timed_past_any_video_are_refused(db, trainer_client, archive):
+    """Found by a QA pass: a cue at 99999999999999999 hours could not be stored (an integer
+    column); the worker's check crashed on every retry and the upload stayed 「検証中」 for ever,
+    keeping the archive from being published. Such a file is refused as unreadable captions."""
+    for hours in ("99999999999999999", "600", "1" * 5000):
+        bad = f"WEBVTT\n\n00:00:06.000 --> {hours}:00:10.000\n長い\n".encode()
+        _l, response = tus_upload(trainer_client, archive.id, bad, filename="c.vtt")
+        assert response.status_code == 415, hours[:20]
+        assert "WebVTT" in response.get_data(as_text=True)
+    assert files_of(db, archive) == []
+    fine = "WEBVTT\n\n595:00:00.000 --> 595:00:10.000\n長い講義の最後\n".encode()
+    _l, response = tus_upload(trainer_client, archive.id, fine, filename="c.vtt")
+    assert response.status_code == 204
+    [captions] = files_of(db, archive)
+    assert db.session.scalar(select(TranscriptCue.end_ms).where(TranscriptCue.archive_file_id == captions.id)) == 595 * 3600_000 + 10_000
+
+
 def test_nul_in_captions_and_upload_metadata_is_no_server_error(db, trainer_client, archive):
     """Found by a hostile-input sweep on PostgreSQL, which cannot store U+0000: WebVTT's parser
     reads a NUL as U+FFFD, so a cue keeps its text; the upload's metadata loses its control

@@ -173,3 +173,30 @@ def test_upload_bodies_are_read_in_bounded_pieces(app, db, client, login_as, own
     assert response.status_code == 204 and response.headers["Upload-Offset"] == str(len(data))
     assert sum(sizes) == len(data) and max(sizes) <= tus.BODY_PIECE
     assert Path(app.config["LMS_STORAGE_DIR"], "parts").exists()
+
+
+def test_a_file_the_check_cannot_take_fails_instead_of_verifying_for_ever(app, db, owned_course, archive, held_jobs,
+                                                                          monkeypatch):
+    """Whatever the check did not foresee (here: adding the file fails), the upload fails with a
+    reason, its bytes go, and the archive can be published with its other files."""
+    trainer = owned_course[0]
+    data = video_bytes("webm")
+    upload = received(db, trainer, archive, data, sha256=sha256(data))
+    key = upload.storage_key
+
+    def broken(*_args, **_kw):
+        raise RuntimeError("unforeseen")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(uploads, "add_file", broken)
+        assert uploads.verify_upload(upload.id) == FAILED
+    db.session.expire_all()
+    failed = db.session.get(UploadSession, upload.id)
+    with app.test_request_context():
+        assert "確認できませんでした" in uploads.failure_text(failed)
+    assert not get_storage().exists(key)
+    good = received(db, trainer, archive, data, sha256=sha256(data))
+    assert uploads.verify_upload(good.id) == READY
+    services.publish_archive(trainer, archive)
+    db.session.commit()
+    assert archive.status == "published"
