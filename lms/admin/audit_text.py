@@ -334,7 +334,7 @@ class Target:
 
 
 def _int(value: str) -> int | None:
-    return int(value) if value.isdigit() and len(value) < 10 else None
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 10 else None
 
 
 def targets(entries: Iterable[AuditLog]) -> dict[int, Target]:

@@ -289,7 +289,8 @@ class AzureBlobStorage(Storage):
             raw = base64.b64decode(block_id).decode()
         except (ValueError, UnicodeDecodeError):
             return None
-        return int(raw[1:]) if raw.startswith("o") and raw[1:].isdigit() else None
+        digits = raw[1:]
+        return int(digits) if raw.startswith("o") and digits.isascii() and digits.isdigit() and len(digits) < 19 else None
 
     def _chain(self, key: str) -> list[tuple[str, int, int]]:
         """The uncommitted blocks forming a contiguous run from offset 0: (id, offset, size)."""

@@ -31,7 +31,7 @@ def check_digit(first_five: str) -> int:
 
 
 def is_valid_code(code: str) -> bool:
-    return len(code) == 6 and code.isdigit() and check_digit(code[:5]) == int(code[5])
+    return len(code) == 6 and code.isascii() and code.isdigit() and check_digit(code[:5]) == int(code[5])
 
 
 def load_municipalities(path: Path = DATA_FILE) -> tuple[int, int]:

@@ -209,7 +209,8 @@ def _whole_number(raw: str) -> int | None:
     text = unicodedata.normalize("NFKC", raw or "").strip().replace(",", "")
     if text == "":
         return 0
-    return int(text) if text.isdigit() else None
+    # (ASCII digits only after NFKC: "𐩀" is a digit to isdigit() but no number to int())
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else None
 
 
 @bp.route("/<int:plan_id>/survey", methods=["GET", "POST"])

@@ -637,7 +637,7 @@ def request_exchange(actor, plan: TrainingPlan, session_id: int, municipality_id
     if as_utc(session.starts_at) <= utcnow():
         raise InvalidInput(_("開始した研修回の割当は変更できません。"))
     if not 1 <= seats <= 9999:
-        raise InvalidInput(_("人数は1以上の整数で入力してください。"), field="seats")
+        raise InvalidInput(_("人数は1から9999までの整数で入力してください。"), field="seats")
     reason = (reason or "").strip()
     if len(reason) > 500:
         raise InvalidInput(_("理由は500文字以内で入力してください。"), field="reason")

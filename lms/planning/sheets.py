@@ -78,7 +78,8 @@ def _number(text: str) -> int | None:
         return 0
     if value.endswith(".0"):
         value = value[:-2]
-    return int(value) if value.isdigit() else None
+    # (ASCII digits only after NFKC: "𐩀" is a digit to isdigit() but no number to int())
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 9 else None
 
 
 def read_survey_workbook(plan: TrainingPlan, municipality: Municipality, data: bytes) -> dict[int, Answer]:

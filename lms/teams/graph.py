@@ -341,7 +341,7 @@ class StreamedContent:
         self.response = response
         self.chunk_size = chunk_size
         length = response.headers.get("Content-Length")
-        self.size = int(length) if length and length.isdigit() else None
+        self.size = int(length) if length and length.isascii() and length.isdigit() and len(length) < 19 else None
         self.content_type = (response.headers.get("Content-Type") or "application/octet-stream").split(";")[0]
         self.bytes_read = 0
 

@@ -99,7 +99,7 @@ def owner_alive(identity: str | None) -> bool | None:
     if not identity or identity.count(":") < 2:
         return None
     host, pid_text, ticks = identity.rsplit(":", 2)
-    if host != socket.gethostname() or not pid_text.isdigit():
+    if host != socket.gethostname() or not (pid_text.isascii() and pid_text.isdigit() and len(pid_text) < 10):
         return None
     pid = int(pid_text)
     if ticks and os.path.isdir("/proc"):

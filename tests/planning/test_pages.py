@@ -82,6 +82,13 @@ def test_bad_answers_keep_every_row_and_name_the_row(app, client, login_as, make
     assert "希望人数は0〜9999の整数で入力してください。" in page
     assert 'value="abc"' in page and 'value="4"' in page and "残してほしい" in page
     assert db.session.scalar(select(PlanDemand.id)) is None  # nothing half-saved
+    # A character that is a digit to Python's isdigit() but no number ("𐩀", U+10A40) or a
+    # number of thousands of digits: the same message, not a server error.
+    for odd in ("\U00010a40", "9" * 5000):
+        response = client.post(f"/plans/{plan.id}/survey", data={f"requested-{session.id}": odd,
+                                                                 f"priority-{other.id}": odd})
+        assert response.status_code == 400, odd[:5]
+        assert "希望人数は0〜9999の整数で入力してください。" in response.get_data(as_text=True)
 
 
 def test_an_office_answers_only_for_its_own_municipality_and_drafts_are_hidden(app, client, login_as, make_session):
@@ -230,6 +237,11 @@ def test_an_office_offers_seats_and_the_platform_admin_approves_on_the_pages(app
     refused = client.post(f"/plans/{plan.id}/sessions/{session.id}/exchange",
                           data={"kind": "offer", "seats": "9", "to_municipality_id": str(chuo.id)})
     assert refused.status_code == 302 and db.session.scalar(select(SeatExchange.id)) is None
+    for odd in ("\U00010a40", "100000"):  # (no number at all / past the limit: said, not a server error)
+        refused = client.post(f"/plans/{plan.id}/sessions/{session.id}/exchange", follow_redirects=True,
+                              data={"kind": "request", "seats": odd, "to_municipality_id": ""})
+        assert "人数は1から9999までの整数で入力してください。" in refused.get_data(as_text=True), odd
+    assert db.session.scalar(select(SeatExchange.id)) is None
     sent = client.post(f"/plans/{plan.id}/sessions/{session.id}/exchange",
                        data={"kind": "offer", "seats": "２", "to_municipality_id": str(chuo.id), "reason": "不要"})
     assert sent.status_code == 302

@@ -48,6 +48,7 @@ from lms.common.after_commit import pending_keys
 from lms.common.database import begin_write
 from lms.common.errors import InvalidInput, NotFound
 from lms.common.i18n import brand_name
+from lms.common.ids import parse_id
 from lms.common.timeutil import as_utc, fiscal_year_bounds, fiscal_year_of, today_tokyo, utcnow
 from lms.completion.models import COMPLETED, Completion, MandatoryAssignment
 from lms.completion.services import assignment_members_filter
@@ -779,8 +780,8 @@ def reconcile_with(client: GraphClient, tenant_id: str, registration_id: str) ->
     items = {str(i.get("externalId")): i for i in client.get_all(f"{provider_path(registration_id)}/learningContents")}
     course_ids = _courses_for_tenant(tenant_id)
     course_ids |= set(db.session.scalars(select(VivaContent.course_id).where(VivaContent.tenant_id == tenant_id)))
-    course_ids |= {int(ext[len(CONTENT_PREFIX):]) for ext in items
-                   if ext.startswith(CONTENT_PREFIX) and ext[len(CONTENT_PREFIX):].isdigit()}
+    course_ids |= {course_id for ext in items if ext.startswith(CONTENT_PREFIX)
+                   and (course_id := parse_id(ext[len(CONTENT_PREFIX):])) is not None}
     db.session.commit()
     for course_id in sorted(course_ids):
         outcome = sync_content(client, tenant_id, registration_id, course_id,
