@@ -147,3 +147,8 @@ def test_a_crafted_value_of_a_list_is_answered_in_the_users_terms(app):
             form = Picks()
             assert not form.validate()
             assert form.errors == {"one": [expected], "many": [expected]}
+        # A number that is no choice (WTForms: "'99999' is not a valid choice for this field.").
+        with app.test_request_context(method="POST", data={"one": "2", "many": ["1", "99999"]}), force_locale(language):
+            form = Picks()
+            assert not form.validate()
+            assert form.errors == {"one": [expected], "many": [expected]}

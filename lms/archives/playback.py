@@ -195,7 +195,7 @@ def _send(archive_file: ArchiveFile, size: int, opener: Callable[[], BinaryIO], 
     failed = _precondition_failed(etag, last_modified)
     if failed is not None:
         return failed
-    _ignore_unserved_range()
+    _ignore_unserved_range(size)
     file = opener()
     response = Response(FileWrapper(file, READ_CHUNK), mimetype=archive_file.content_type, direct_passthrough=True)
     response.content_length = size
@@ -210,15 +210,21 @@ def _send(archive_file: ArchiveFile, size: int, opener: Callable[[], BinaryIO], 
         raise
 
 
-def _ignore_unserved_range() -> None:
+def _ignore_unserved_range(size: int) -> None:
     """Several ranges, another unit or a malformed Range header get the whole file (RFC 9110
-    lets a server ignore Range; werkzeug would answer 416)."""
+    lets a server ignore Range; werkzeug would answer 416). A suffix range longer than the file
+    (``bytes=-N``, N past its size) is the whole file as a range (RFC 9110 14.1.3; werkzeug
+    would answer 416)."""
     header = request.headers.get("Range")
     if header is None:
         return
     parsed = parse_range_header(header)
     if parsed is None or parsed.units != "bytes" or len(parsed.ranges) != 1:
         request.environ.pop("HTTP_RANGE", None)
+        return
+    start, end = parsed.ranges[0]
+    if start < 0 and end is None and -start > size > 0:
+        request.environ["HTTP_RANGE"] = f"bytes=-{size}"
 
 
 def _precondition_failed(etag: str, last_modified: datetime) -> Response | None:

@@ -232,6 +232,15 @@ def init_web(app: Flask, form_action_origins: Iterable[str] = ()) -> None:
     def _too_large(e):
         return render_error(413, _("ファイルが大きすぎます"), _("送信できるサイズの上限を超えています。"))
 
+    @app.errorhandler(416)
+    def _range_not_satisfiable(e):
+        response = make_response(render_error(416, _("指定された位置はファイルにありません"),
+                                              _("ファイルの長さを超えた位置が求められました。ページを再読み込みしてください。")))
+        length = getattr(e, "length", None)
+        if isinstance(length, int):  # (as werkzeug's own answer: the file's length)
+            response.headers["Content-Range"] = f"bytes */{length}"
+        return response
+
     @app.errorhandler(429)
     def _too_many(e):
         response = make_response(render_error(

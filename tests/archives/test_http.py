@@ -37,6 +37,11 @@ def test_range_request_answers_206_with_content_range(viewer, published):
     assert response.headers["Content-Type"] == "video/webm"
     suffix = viewer.get(url(archive, video), headers={"Range": "bytes=-10"})
     assert suffix.status_code == 206 and suffix.data == data[-10:]
+    # A suffix longer than the file is the whole file (RFC 9110 14.1.3), not a 416.
+    for longer in (len(data), len(data) + 1, 10**12):
+        whole_range = viewer.get(url(archive, video), headers={"Range": f"bytes=-{longer}"})
+        assert whole_range.status_code == 206 and whole_range.data == data
+        assert whole_range.headers["Content-Range"] == f"bytes 0-{len(data) - 1}/{len(data)}"
     whole = viewer.get(url(archive, video))
     assert whole.status_code == 200 and whole.data == data
     assert whole.headers["Accept-Ranges"] == "bytes"
@@ -49,6 +54,7 @@ def test_range_beyond_the_end_is_416(viewer, published):
     response = viewer.get(url(archive, video), headers={"Range": f"bytes={size + 10}-"})
     assert response.status_code == 416
     assert response.headers["Content-Range"] == f"bytes */{size}"
+    assert "ファイルの長さを超えた位置" in response.get_data(as_text=True)  # (the site's page, in Japanese)
 
 
 def test_conditional_requests_304_412_and_if_range(viewer, published):
