@@ -5,18 +5,14 @@ from wtforms import SelectField, StringField
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from lms.api.services import normalise_application_id
-from lms.common.forms import Form
+from lms.common.forms import Form, stripped
 from lms.common.ids import coerce_id
 from lms.municipalities.services import is_tenant_id
 
 
-def _strip(value: str | None) -> str | None:
-    return value.strip() if isinstance(value, str) else value
-
-
 class ApiClientForm(Form):
     # Checked as stored: without the spaces around a pasted value (a value of spaces only is missing).
-    name = StringField(_l("名前"), filters=[_strip],
+    name = StringField(_l("名前"), filters=[stripped],
                        validators=[DataRequired(_l("名前を入力してください。")), Length(max=200)])
     application_id = StringField(
         _l("アプリケーション（クライアント）ID"), filters=[normalise_application_id],

@@ -106,6 +106,12 @@ _CLEAN_MULTI_LINE = _without_controls(_CONTROLS_MULTI_LINE)
 _CLEAN_ONE_LINE = _without_controls(_CONTROLS_ONE_LINE)
 
 
+def stripped(value: str | None) -> str | None:
+    """A field's filter: the spaces around a pasted value go (a value of spaces only is
+    missing)."""
+    return value.strip() if isinstance(value, str) else value
+
+
 def one_line(text: str) -> str:
     """A one-line text box's value read without a Form (a table of inputs named per row):
     control characters become spaces, as every Form's text fields do."""

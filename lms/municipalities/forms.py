@@ -4,19 +4,19 @@ from flask_babel import lazy_gettext as _l
 from wtforms import SelectField, StringField
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
-from lms.common.forms import Form
+from lms.common.forms import Form, stripped
 from lms.municipalities.services import is_mail_domain, is_tenant_id, normalise_mail_domain
 
 
 class TenantMappingForm(Form):
     tenant_id = StringField(
-        _l("テナント ID（ディレクトリ ID）"),
+        _l("テナント ID（ディレクトリ ID）"), filters=[stripped],
         validators=[InputRequired(_l("テナント ID を入力してください。")), Length(max=36)],
     )
     municipality_code = SelectField(
         _l("区市町村"), validators=[InputRequired(_l("区市町村を選んでください。"))]
     )
-    mail_domain = StringField(_l("メールドメイン（共有テナントの場合のみ）"), validators=[Optional(), Length(max=255)])
+    mail_domain = StringField(_l("メールドメイン（共有テナントの場合のみ）"), filters=[stripped], validators=[Optional(), Length(max=255)])
 
     def validate_tenant_id(self, field):
         if not is_tenant_id(field.data):

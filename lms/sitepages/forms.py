@@ -6,24 +6,20 @@ from flask_babel import lazy_gettext as _l
 from wtforms import StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
-from lms.common.forms import Form
+from lms.common.forms import Form, stripped
 
 MAX_BODY = 50_000
 
 
-def _strip(value: str | None) -> str | None:
-    return value.strip() if isinstance(value, str) else value
-
-
 class SitePageForm(Form):
     # DataRequired after stripping: a title or text of spaces only is refused too.
-    title = StringField(_l("見出し"), filters=[_strip],
+    title = StringField(_l("見出し"), filters=[stripped],
                         validators=[DataRequired(_l("見出しを入力してください。")), Length(max=200)])
-    body_md = TextAreaField(_l("本文（Markdown）"), filters=[_strip], validators=[
+    body_md = TextAreaField(_l("本文（Markdown）"), filters=[stripped], validators=[
         DataRequired(_l("本文を入力してください。")),
         Length(max=MAX_BODY, message=_l("本文は %(max)d 文字以内にしてください。")),
     ])
-    title_en = StringField(_l("見出し（英語）"), filters=[_strip], validators=[Optional(), Length(max=200)])
-    body_md_en = TextAreaField(_l("本文（英語、Markdown）"), filters=[_strip], validators=[
+    title_en = StringField(_l("見出し（英語）"), filters=[stripped], validators=[Optional(), Length(max=200)])
+    body_md_en = TextAreaField(_l("本文（英語、Markdown）"), filters=[stripped], validators=[
         Optional(), Length(max=MAX_BODY, message=_l("本文は %(max)d 文字以内にしてください。")),
     ])

@@ -31,8 +31,8 @@ def test_platform_admin_adds_a_tenant_with_audit_and_consent_link(client, db, lo
     admin = login_as("platform_admin", "130001")
     tid = str(uuid.uuid4())
 
-    response = client.post(
-        "/admin/tenants", data={"tenant_id": tid.upper(), "municipality_code": "131130", "mail_domain": ""}
+    response = client.post(  # (pasted with spaces around it)
+        "/admin/tenants", data={"tenant_id": f"  {tid.upper()} ", "municipality_code": "131130", "mail_domain": " "}
     )
 
     assert response.status_code == 302

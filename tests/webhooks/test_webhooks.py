@@ -347,6 +347,10 @@ def _receiver_secret(receiver, monkeypatch):
     ("javascript:alert(1)", ("*",), False, "https://"),
     ("https://hr.example.jp:99999/", ("*",), False, "形式"),
     ("http://127.0.0.1:8080/hooks", ("127.0.0.1",), True, ""),
+    # (a pasted line break: the form makes it a space; a header would follow it)
+    ("https://hr.example.lg.jp/ X: y", ("*",), False, "空白や改行"),
+    ("https://hr.example.lg.jp/\r\nX: y", ("*",), False, "空白や改行"),
+    ("https://hr.example.lg.jp/a\tb", ("*",), False, "空白や改行"),
 ])
 def test_url_policy(app, url, allowed, private, refused):
     with app.test_request_context():

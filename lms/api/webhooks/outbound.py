@@ -60,6 +60,8 @@ def check_url(url: str, allowed_hosts: tuple[str, ...], allow_private: bool) -> 
     url = (url or "").strip()
     if len(url) > 2000:
         raise Refused(_("URL は2000文字以内で入力してください。"))
+    if any(c.isspace() or not c.isprintable() for c in url):  # (a line break became a space in the form)
+        raise Refused(_("URL に空白や改行を含めないでください。"))
     try:
         parts = urlsplit(url)
         port = parts.port
