@@ -110,6 +110,18 @@ def colon() -> str:
     return "：" if _is_ja() else ": "
 
 
+def quoted(value: Any) -> Markup:
+    """「…」 in Japanese, “…” in English: a title or someone's words inside a sentence."""
+    if _is_ja():
+        return Markup("「{}」").format(value)
+    return Markup("“{}”").format(value)
+
+
+def list_separator() -> str:
+    """「、」 in Japanese, ", " in English: between the items of a list in a sentence."""
+    return "、" if _is_ja() else ", "
+
+
 @lru_cache(maxsize=4096)
 def _built_url(url_map: Any, script_root: str, endpoint: str, version: str | None,
                values: tuple[tuple[str, Any], ...]) -> str:
@@ -152,8 +164,10 @@ def init_templating(app: Flask, nav_items: Callable[[Any], list[dict]]) -> None:
     app.jinja_env.filters["date_long"] = format_date_long
     app.jinja_env.filters["yen"] = format_yen
     app.jinja_env.filters["paren"] = parenthesize
+    app.jinja_env.filters["quoted"] = quoted
     app.jinja_env.filters["error_summary"] = error_summary
     app.jinja_env.globals["colon"] = colon
+    app.jinja_env.globals["list_separator"] = list_separator
     app.jinja_env.globals["dash"] = dash
     app.jinja_env.globals["once_input"] = once_input
     app.jinja_env.filters["markdown"] = lambda text: Markup(render_markdown(text or ""))  # noqa: S704 (sanitised by nh3)

@@ -196,7 +196,13 @@ def test_removing_a_file_and_who_may_read_it(app, db, world, make_user, client, 
                        content_type="multipart/form-data").status_code == 302
     login_as(user=office)
     assert client.get(f"/activity-files/{file_id}").status_code == 200
-    assert "報告資料.pdf" in client.get("/reports").get_data(as_text=True)
+    reports = client.get("/reports").get_data(as_text=True)
+    assert "報告資料.pdf" in reports and f"「{report.title}」" in reports
+    client.post("/lang", data={"lang": "en", "next": "/"})
+    reports = client.get("/reports").get_data(as_text=True)  # (the English page quotes in English)
+    assert f"“{report.title}”" in reports and "「" not in reports
+    assert "報告資料.pdf</a> (2 KB)" in reports
+    client.post("/lang", data={"lang": "ja", "next": "/"})
     for outsider in (other_office, factories.make_user("learner"), factories.make_user("trainer")):
         login_as(user=outsider)
         assert client.get(f"/activity-files/{file_id}").status_code == 404
