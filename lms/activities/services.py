@@ -314,6 +314,10 @@ def _check_question(activity: Activity, data: QuestionInput) -> dict:
             raise InvalidInput(_("選択肢を2つ以上、1行に1つずつ入力してください。"), field="choices")
         if len(choices) > MAX_CHOICES:
             raise InvalidInput(_("選択肢は%(n)d個までです。", n=MAX_CHOICES), field="choices")
+        twice = next((c for n, c in enumerate(choices) if c in choices[:n]), None)
+        if twice is not None:  # (learners would see two options alike, and an answer could mean either)
+            raise InvalidInput(_("同じ選択肢「%(choice)s」が2回あります。選択肢はそれぞれ違うものにしてください。", choice=twice),
+                               field="choices")
         if any(not isinstance(i, int) or not 0 <= i < len(choices) for i in correct):
             raise InvalidInput(_("正解は選択肢の番号（1から）で入力してください。"), field="correct")
         if data.kind == SINGLE and len(correct) > 1:
@@ -550,11 +554,14 @@ def clean_answers(activity: Activity, raw: dict[str, list[str]], *, final: bool,
         values = [v for v in raw.get(f"q{q.id}", []) if v is not None]
         text = (values[0] if values else "").strip()
         value: object = None
+        # (one value per question but a multiple choice's: a page never sends two; a crafted
+        # post that does is not read as its first)
+        several = q.kind not in (MULTIPLE, FILE) and len([v for v in values if v.strip()]) > 1
         if q.kind == FILE:
             value = (attached or {}).get(str(q.id))
         elif q.kind == SINGLE:
             if text:
-                if (index := _choice_index(text, len(q.choices))) is None:
+                if several or (index := _choice_index(text, len(q.choices))) is None:
                     errors[q.id] = _("選択肢から選んでください。")
                 else:
                     value = index
@@ -565,19 +572,19 @@ def clean_answers(activity: Activity, raw: dict[str, list[str]], *, final: bool,
             value = picked or None
         elif q.kind == SCALE:
             if text:
-                if text not in ("1", "2", "3", "4", "5"):
+                if several or text not in ("1", "2", "3", "4", "5"):
                     errors[q.id] = _("1から5のいずれかを選んでください。")
                 else:
                     value = int(text)
         elif q.kind == NUMBER:
             if text:
-                if (number := read_number(text)) is None:
+                if several or (number := read_number(text)) is None:
                     errors[q.id] = _("数値を半角または全角の数字で入力してください（例：12.5）。")
                 else:
                     value = number
         elif q.kind == DATE:
             if text:
-                day = parse_japanese_date(text)  # (2026-04-01, 2026/4/1, 2026年4月1日, full-width too)
+                day = None if several else parse_japanese_date(text)  # (2026-04-01, 2026/4/1, 2026年4月1日, full-width too)
                 if day is None:
                     errors[q.id] = _("日付を 2026-04-01 の形で入力してください。")
                 else:
@@ -586,8 +593,8 @@ def clean_answers(activity: Activity, raw: dict[str, list[str]], *, final: bool,
             limit = q.max_length or (LONGTEXT_LIMIT if q.kind == LONGTEXT else TEXT_LIMIT)
             body = text if q.kind == TEXT else "\n".join(line.rstrip() for line in (values[0] if values else "")
                                                           .replace("\r\n", "\n").split("\n")).strip()
-            if "\x00" in body:
-                errors[q.id] = _("使えない文字が含まれています。")
+            if "\x00" in body or several:
+                errors[q.id] = _("使えない文字が含まれています。") if not several else _("回答を1つだけ入力してください。")
             elif len(body) > limit:
                 errors[q.id] = _("%(n)d文字以内で入力してください（いま%(m)d文字）。", n=limit, m=len(body))
                 value = body[:limit] if not final else None

@@ -203,6 +203,10 @@ def test_a_choice_or_number_that_is_none_gets_a_message_not_an_error(db, world, 
         assert errors == {single.id: "選択肢から選んでください。", multiple.id: "選択肢から選んでください。"}, bad
     answers, errors = services.clean_answers(survey, {f"q{single.id}": ["1"], f"q{multiple.id}": ["0", "1"]}, final=True)
     assert not errors and answers == {str(single.id): 1, str(multiple.id): [0, 1]}
+    # Two values for a one-value question (a crafted post: radio buttons send one) are refused,
+    # not read as the first.
+    answers, errors = services.clean_answers(survey, {f"q{single.id}": ["0", "1"]}, final=False)
+    assert errors == {single.id: "選択肢から選んでください。"} and str(single.id) not in answers
     factories.sign_in(client, world["learner"])
     page = client.post(f"/activities/{survey.id}", data={"action": "save", f"q{single.id}": "²"})
     assert page.status_code == 400 and "選択肢から選んでください。" in page.get_data(as_text=True)
@@ -217,6 +221,16 @@ def test_a_choice_or_number_that_is_none_gets_a_message_not_an_error(db, world, 
         "kind": NUMBER, "prompt": "保存年限", "correct": "１，２００.５", "points": "1", "required": "y"}).status_code == 302
     db.session.expire_all()
     assert quiz.questions[-1].correct == [1200.5]
+
+
+def test_a_question_with_the_same_choice_twice_is_refused(db, world):
+    survey = build(db, world, publish=False)
+    for kind in (SINGLE, MULTIPLE):
+        with pytest.raises(InvalidInput) as refused:
+            services.add_question(world["trainer"], survey,
+                                  services.QuestionInput(kind=kind, prompt="どれ", choices=["はい", "いいえ", "はい"]))
+        assert "「はい」が2回" in refused.value.message and refused.value.context["field"] == "choices"
+    db.session.rollback()
 
 
 def quiz_questions():
