@@ -61,6 +61,22 @@ def waitlist_position(enrollment: Enrollment) -> int:
     ) or 0)
 
 
+def earlier_places(enrollment: Enrollment) -> int:
+    """How many places the staff member held in the same session before this one (cancelled or
+    refused, then asked for again): each is a generation of their calendar entry."""
+    if enrollment.id is None:
+        return 0
+    return db.session.scalar(
+        select(func.count())
+        .select_from(Enrollment)
+        .where(
+            Enrollment.staff_member_id == enrollment.staff_member_id,
+            Enrollment.session_id == enrollment.session_id,
+            Enrollment.id < enrollment.id,
+        )
+    ) or 0
+
+
 # Which place a learner holds in a course counts most: a confirmed seat over a pending one
 # over a waitlisted one.
 _PLACE_ORDER = {CONFIRMED: 0, PENDING: 1, WAITLISTED: 2}

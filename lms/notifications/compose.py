@@ -4,8 +4,10 @@ Every enrollment notice says where the person stands, when and where the session
 place (Asia/Tokyo), the cancellation deadline and the way to マイページ. Kinds that put the
 session in (or take it out of) the person's calendar carry an RFC 5545 ``.ics``:
 METHOD:REQUEST for confirmed/promoted/changed/reminder, METHOD:CANCEL for
-cancelled/rejected, with one stable UID per session and staff member and
-SEQUENCE = the session's revision, so a calendar client updates the same entry.
+cancelled/rejected (only for a place that had been confirmed: nobody else was sent an
+invitation to take back), with one stable UID per session and staff member and SEQUENCE = the
+session's revision plus the member's earlier places in it (``calendar_sequence``), so a
+calendar client updates the same entry — an invitation after a cancellation included.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from lms.common.i18n import brand_name, portal_name
 from lms.common.links import app_url, base_url
 from lms.common.templating import format_datetime_jst, format_period_jst
 from lms.common.timeutil import TOKYO, as_utc, to_tokyo, utcnow
-from lms.enrollment.queries import waitlist_position
+from lms.enrollment.queries import earlier_places, waitlist_position
 
 REQUEST_KINDS = ("confirmed", "promoted", "changed", "reminder")
 CANCEL_KINDS = ("cancelled", "rejected")
@@ -197,9 +199,10 @@ def _compose(enrollment, kind, *, position, changes) -> ComposedMail:
     lines += _lead(kind, enrollment, position=position, changes=changes)
     # Everything after the lead is the same for every enrollee of the session: composed
     # once per language, kind and content (an enrollment rush sends hundreds of them).
+    calendar = kind in REQUEST_KINDS or (kind in CANCEL_KINDS and was_invited(enrollment))
     tail = _body_tail(locale, kind, session_name, session.starts_at, session.ends_at, session.delivery,
-                      session.location, session.join_url, session.cancel_deadline, my_page_url())
-    ics = session_ics(session, member, kind) if kind in REQUEST_KINDS + CANCEL_KINDS else ""
+                      session.location, session.join_url, session.cancel_deadline, my_page_url(), calendar)
+    ics = session_ics(session, member, kind, sequence=calendar_sequence(enrollment)) if calendar else ""
     return ComposedMail(subject=_subject(locale, kind, session_name), body="\n".join(lines) + "\n" + tail, ics=ics)
 
 
@@ -229,12 +232,14 @@ def _compose_series_cancellation(enrollments) -> ComposedMail:
             lines.append(_("・%(session)s：%(when)s（この回は中止になりました）", session=title, when=when))
         else:
             lines.append(_("・%(session)s：%(when)s", session=title, when=when))
-    lines += ["", _("■ マイページ（申込状況の確認・取消）"), my_page_url(),
-              "", _("添付の予定表ファイル（.ics）で、カレンダーの予定を取り消すことができます。"),
-              "", "--", portal_name(),
-              _("このメールは送信専用のアドレスから自動で送信しています。返信はできません。")]
+    lines += ["", _("■ マイページ（申込状況の確認・取消）"), my_page_url()]
+    invited = [enrollment for enrollment in enrollments if was_invited(enrollment)]
+    if invited:
+        lines += ["", _("添付の予定表ファイル（.ics）で、カレンダーの予定を取り消すことができます。")]
+    lines += ["", "--", portal_name(), _("このメールは送信専用のアドレスから自動で送信しています。返信はできません。")]
     # One calendar per day (an iTIP message cancels one event): attached one by one (lms.notifications.mail).
-    ics = "".join(session_ics(enrollment.session, member, "cancelled") for enrollment in enrollments)
+    ics = "".join(session_ics(enrollment.session, member, "cancelled", sequence=calendar_sequence(enrollment))
+                  for enrollment in invited)
     return ComposedMail(subject=_subject(locale, "cancelled", course.title), body="\n".join(lines) + "\n", ics=ics)
 
 
@@ -252,17 +257,18 @@ def _subject(locale: str, kind: str, session_name: str) -> str:
 
 @lru_cache(maxsize=512)
 def _body_tail(locale, kind, session_name, starts_at, ends_at, delivery, location, join_url, cancel_deadline,
-               my_page) -> str:
-    """The body after its lead (``locale``, the language in force, is part of the key)."""
+               my_page, calendar: bool = True) -> str:
+    """The body after its lead (``locale``, the language in force, is part of the key);
+    ``calendar``: a calendar file is attached (and the body says what it is for)."""
     lines = ["", _("■ 研修"), session_name, "", _("■ 日時"), session_period(starts_at, ends_at)]
     lines += ["", _("■ 場所")] + session_place_lines(delivery, location, join_url)
     if kind not in ("cancelled", "rejected") and cancel_deadline:
         lines += ["", _("■ キャンセル期限"), format_when(cancel_deadline)]
         lines.append(_("期限を過ぎてからの取消は、遅刻・欠席扱いとなる場合があります。"))
     lines += ["", _("■ マイページ（申込状況の確認・取消）"), my_page]
-    if kind in REQUEST_KINDS:
+    if calendar and kind in REQUEST_KINDS:
         lines += ["", _("添付の予定表ファイル（.ics）をカレンダーに取り込むことができます。")]
-    elif kind in CANCEL_KINDS:
+    elif calendar and kind in CANCEL_KINDS:
         lines += ["", _("添付の予定表ファイル（.ics）で、カレンダーの予定を取り消すことができます。")]
     lines += [
         "",
@@ -274,6 +280,19 @@ def _body_tail(locale, kind, session_name, starts_at, ends_at, delivery, locatio
 
 
 # ---------------------------------------------------------------- .ics
+
+
+def was_invited(enrollment) -> bool:
+    """Whether the place was ever confirmed: only then was the learner sent an invitation (a
+    request waiting for approval, a waitlisted place and a refused one had none)."""
+    return enrollment.confirmed_at is not None
+
+
+def calendar_sequence(enrollment) -> int:
+    """SEQUENCE of the learner's entry for the session: the session's revision (a change of
+    time or place), plus their earlier places in it — an invitation after a cancellation is a
+    newer version of the same entry (UID), which a calendar client would otherwise ignore."""
+    return int(enrollment.session.revision or 0) + earlier_places(enrollment)
 
 
 def event_uid(session, member) -> str:
@@ -305,7 +324,8 @@ def warm_up() -> None:
         _tokyo_vtimezone(year)
 
 
-def session_ics(session, member, kind: str = "confirmed", *, download: bool = False, tentative: bool = False) -> str:
+def session_ics(session, member, kind: str = "confirmed", *, download: bool = False, tentative: bool = False,
+                sequence: int | None = None) -> str:
     """An RFC 5545 calendar with one VEVENT for ``member`` (or nobody: the trainer's copy).
 
     The session's part of the calendar (time zone, times, title, place, organizer) is the
@@ -317,7 +337,9 @@ def session_ics(session, member, kind: str = "confirmed", *, download: bool = Fa
     The organiser is the course's organiser mailbox, else the configured one.
 
     ``tentative``: a place not yet decided (awaiting approval, on the waitlist): the event is
-    TENTATIVE and carries no Teams join link (given only with a confirmed place)."""
+    TENTATIVE and carries no Teams join link (given only with a confirmed place).
+
+    ``sequence``: the entry's SEQUENCE (``calendar_sequence``; by default the session's revision)."""
     method = "PUBLISH" if download else "CANCEL" if kind in CANCEL_KINDS else "REQUEST"
     course = session.course
     shared = _shared_calendar(
@@ -325,7 +347,6 @@ def session_ics(session, member, kind: str = "confirmed", *, download: bool = Fa
         method,
         as_utc(session.starts_at),
         as_utc(session.ends_at),
-        int(session.revision or 0),
         f"{course.title} {session.title}".strip(),
         course.summary or "",
         session.delivery,
@@ -339,6 +360,7 @@ def session_ics(session, member, kind: str = "confirmed", *, download: bool = Fa
     )
     own = Event()
     own.add("uid", event_uid(session, member))
+    own.add("sequence", int(session.revision or 0) if sequence is None else sequence)
     own.add("dtstamp", as_utc(utcnow()))
     address = (member.email or member.sign_in_name or "").strip() if member is not None else ""
     if address and not download:
@@ -362,7 +384,7 @@ def organizer_address(course) -> str:
 
 
 @lru_cache(maxsize=512)
-def _shared_calendar(locale, method, starts_at, ends_at, revision, summary, course_summary, delivery, location,
+def _shared_calendar(locale, method, starts_at, ends_at, summary, course_summary, delivery, location,
                      join_url, my_page, mail_from, organizer_name, status) -> str:
     """The session's texts in the language in force (``locale``, part of the key), then
     its calendar."""
@@ -378,13 +400,13 @@ def _shared_calendar(locale, method, starts_at, ends_at, revision, summary, cour
         place = _("Microsoft Teams 会議")
     else:
         place = ""
-    return _session_calendar(method, starts_at, ends_at, revision, summary,
+    return _session_calendar(method, starts_at, ends_at, summary,
                              "\n".join(line for line in description if line), place, join_url, mail_from,
                              organizer_name, status)
 
 
 @lru_cache(maxsize=512)
-def _session_calendar(method, starts_at, ends_at, revision, summary, description, location, url, mail_from,
+def _session_calendar(method, starts_at, ends_at, summary, description, location, url, mail_from,
                       organizer_name, status) -> str:
     """The calendar of a session without the enrollee's own properties (see session_ics)."""
     cal = Calendar()
@@ -394,8 +416,7 @@ def _session_calendar(method, starts_at, ends_at, revision, summary, description
     cal.add("method", method)
     start, end = to_tokyo(starts_at), to_tokyo(ends_at)
     cal.add_component(_tokyo_vtimezone(start.year))
-    event = Event()
-    event.add("sequence", revision)
+    event = Event()  # (its SEQUENCE is the enrollee's own: see session_ics)
     event.add("dtstart", start)
     event.add("dtend", end)
     event.add("summary", summary)

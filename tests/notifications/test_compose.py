@@ -53,19 +53,49 @@ def test_confirmed_notice_is_japanese_with_tokyo_time_and_request_ics(app, make_
     assert str(event["ORGANIZER"]).startswith("mailto:")
 
 
-def test_cancel_and_reject_carry_a_cancel_ics_with_the_same_uid(app, make_session, make_enrollment):
+def test_cancel_carries_a_cancel_ics_with_the_same_uid_only_after_an_invitation(app, make_session, make_enrollment):
+    """A confirmed place cancelled: METHOD:CANCEL for the entry its invitation made. A request
+    refused, or a waitlisted place given up, was never sent an invitation: nothing to take back
+    (no calendar, and no sentence about one)."""
+    from lms.common.timeutil import utcnow
+
     session = _session_at(make_session, revision=2)
-    enrollment = make_enrollment(session=session, status=REJECTED, reason="定員調整のため")
-    rejected = compose_enrollment_notice(enrollment, "rejected")
-    assert "理由：定員調整のため" in rejected.body
+    enrollment = make_enrollment(session=session)
     confirmed = compose_enrollment_notice(enrollment, "confirmed")
+    enrollment.status, enrollment.reason, enrollment.cancelled_at = "cancelled", "業務都合", utcnow()
     cancelled = compose_enrollment_notice(enrollment, "cancelled")
-    for mail in (rejected, cancelled):
-        cal, event = _event(mail.ics)
-        assert str(cal["METHOD"]) == "CANCEL"
-        assert str(event["STATUS"]) == "CANCELLED"
-        assert str(event["UID"]) == str(_event(confirmed.ics)[1]["UID"])
-        assert int(event["SEQUENCE"]) == 2
+    cal, event = _event(cancelled.ics)
+    assert str(cal["METHOD"]) == "CANCEL" and str(event["STATUS"]) == "CANCELLED"
+    assert str(event["UID"]) == str(_event(confirmed.ics)[1]["UID"])
+    assert int(event["SEQUENCE"]) == 2 and "カレンダーの予定を取り消す" in cancelled.body
+    rejected = compose_enrollment_notice(make_enrollment(session=session, status=REJECTED, reason="定員調整のため"),
+                                         "rejected")
+    given_up = compose_enrollment_notice(make_enrollment(session=session, status="cancelled"), "cancelled")
+    assert "理由：定員調整のため" in rejected.body
+    for mail in (rejected, given_up):  # (given up: a waitlisted place, never confirmed)
+        assert mail.ics == "" and ".ics" not in mail.body
+
+
+def test_an_invitation_after_a_cancellation_is_a_newer_version_of_the_entry(app, db, make_session, make_enrollment):
+    """Found by a QA pass: enrolled, cancelled, enrolled again — the new invitation had the
+    cancelled entry's UID and SEQUENCE, and a calendar client keeps the entry cancelled. Each
+    later place in the same session is a newer SEQUENCE of the same UID (and a change of the
+    session, a new revision, newer still)."""
+    from lms.common.timeutil import utcnow
+
+    session = _session_at(make_session, revision=2)
+    first = make_enrollment(session=session)
+    first_ics = _event(compose_enrollment_notice(first, "confirmed").ics)[1]
+    first.status, first.cancelled_at = "cancelled", utcnow()
+    db.session.commit()
+    cancel_ics = _event(compose_enrollment_notice(first, "cancelled").ics)[1]
+    again = make_enrollment(session=session, member=first.staff_member)
+    again_ics = _event(compose_enrollment_notice(again, "confirmed").ics)[1]
+    assert str(again_ics["UID"]) == str(first_ics["UID"]) == str(cancel_ics["UID"])
+    assert int(first_ics["SEQUENCE"]) == int(cancel_ics["SEQUENCE"]) == 2
+    assert int(again_ics["SEQUENCE"]) == 3
+    session.revision = 3  # (moved: every active enrollee is told)
+    assert int(_event(compose_enrollment_notice(again, "changed").ics)[1]["SEQUENCE"]) == 4
 
 
 def test_waitlisted_notice_gives_position_and_no_ics(app, make_session, make_enrollment):
