@@ -338,8 +338,10 @@ def complete_manually(staff_member_id: int, course_id: int, fiscal_year: int, ac
     if not can_decide(actor, course):
         raise NotAllowed(_("この研修の修了を判定する権限がありません。"))
     reason = _clean_reason(reason)
-    if fiscal_year < 2000 or fiscal_year > fiscal_year_of(utcnow()) + 1:
+    if fiscal_year < 2000:
         raise InvalidInput(_("年度が正しくありません。"), field="fiscal_year")
+    if fiscal_year > fiscal_year_of(utcnow()):  # (its certificate would be dated in the future)
+        raise InvalidInput(_("まだ始まっていない年度の修了は登録できません。"), field="fiscal_year")
     completion = db.session.scalar(
         select(Completion).where(
             Completion.staff_member_id == staff_member_id,

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from lms.audit.models import AuditLog
 from lms.common.errors import InvalidInput, NotAllowed
-from lms.common.timeutil import fiscal_year_of, utcnow
+from lms.common.timeutil import as_utc, fiscal_year_of, utcnow
 from lms.completion.models import COMPLETED, REVOKED, Completion
 from lms.completion.services import complete_manually, recompute_completion, revoke_completion
 from tests.completion.conftest import tokyo
@@ -154,7 +154,11 @@ def test_manual_decisions_need_reason_and_right_person(db, make_course, make_sta
     for person in (other_trainer, learner):
         with pytest.raises(NotAllowed):
             complete_manually(staff.id, course.id, fy, person, "理由")
+    # Next fiscal year (found by a QA pass: its certificate was dated 4月1日 of a year to come).
+    with pytest.raises(InvalidInput, match="まだ始まっていない年度"):
+        complete_manually(staff.id, course.id, fy + 1, owner, "来年度分")
     c = complete_manually(staff.id, course.id, fy, owner, "理由")
+    assert as_utc(c.completed_at) <= utcnow()
     with pytest.raises(InvalidInput):
         revoke_completion(c.id, owner, "")
     with pytest.raises(NotAllowed):
