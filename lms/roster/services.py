@@ -23,7 +23,7 @@ from sqlalchemy import CursorResult, Row, func, insert, or_, select, update
 
 from lms.audit.services import record_action
 from lms.common import signals
-from lms.common.database import begin_write, for_update
+from lms.common.database import LIKE_ESCAPE, begin_write, for_update, like_escaped
 from lms.common.errors import Conflict, InvalidInput, NotFound
 from lms.common.forms import one_line
 from lms.common.i18n import join_list
@@ -177,13 +177,14 @@ def lock_staff_member(member_id: int) -> StaffMember:
 def staff_search_condition(q: str):
     """Name, kana (hiragana or katakana), employee number or sign-in name contains ``q``."""
     q = normalise_text(q)
-    like, kana_like = f"%{q}%", f"%{to_katakana(q)}%"
+    # (% and _ stand for themselves: 「%」 is no "everyone")
+    like, kana_like = f"%{like_escaped(q)}%", f"%{like_escaped(to_katakana(q))}%"
     return or_(
-        StaffMember.full_name.ilike(like),
-        StaffMember.full_name_kana.ilike(kana_like),
-        func.replace(StaffMember.full_name_kana, " ", "").ilike(kana_like.replace(" ", "")),
-        StaffMember.employee_number.ilike(like),
-        StaffMember.sign_in_name.ilike(like),
+        StaffMember.full_name.ilike(like, escape=LIKE_ESCAPE),
+        StaffMember.full_name_kana.ilike(kana_like, escape=LIKE_ESCAPE),
+        func.replace(StaffMember.full_name_kana, " ", "").ilike(kana_like.replace(" ", ""), escape=LIKE_ESCAPE),
+        StaffMember.employee_number.ilike(like, escape=LIKE_ESCAPE),
+        StaffMember.sign_in_name.ilike(like, escape=LIKE_ESCAPE),
     )
 
 

@@ -150,6 +150,13 @@ def test_search_finds_kana_typed_in_hiragana_or_without_spaces(app, db, client, 
     for q in ("やまだ", "ヤマダタロウ", "山田", "ﾔﾏﾀﾞ"):
         page = client.get("/roster", query_string={"q": q}).get_data(as_text=True)
         assert "山田 太郎" in page and "鈴木 花子" not in page, q
+    # % and _ are characters like any other (they matched everyone), here and in the
+    # nomination search that shares the condition.
+    make_staff("131016", full_name="達成率100%チーム 一郎")
+    for q in ("%", "_", "%%", "山%"):
+        page = client.get("/roster", query_string={"q": q}).get_data(as_text=True)
+        assert "山田 太郎" not in page and "鈴木 花子" not in page, q
+    assert "達成率100%チーム 一郎" in client.get("/roster", query_string={"q": "0%"}).get_data(as_text=True)
 
 
 def test_roster_csv_is_labelled_with_its_own_charset(app, client, login_as, make_staff):
