@@ -99,6 +99,8 @@ def _refused(exc: DomainError, back: str):
     if _wants_json():
         return jsonify(ok=False, error=type(exc).__name__, message=exc.message,
                        **({"missing_courses": [{"id": i, "title": t} for i, t in missing]} if missing else {})), status
+    if isinstance(exc, NotFound):  # an id that names nothing (or nothing of the user's): as its GET answers
+        abort(404)
     if missing:
         # The message, then each missing course linked to its page (titles escaped).
         links = Markup("、").join(

@@ -72,6 +72,9 @@ def test_unknown_session_is_404_json(client, login_as):
     login_as("learner")
     answer = client.post("/sessions/999999/enroll", headers=JSON)
     assert answer.status_code == 404 and answer.json["message"]
+    # The browser's form post too: the 404 page, not a redirect (as the matching GETs answer).
+    page = client.post("/sessions/999999/enroll")
+    assert page.status_code == 404 and "ページが見つかりません" in page.get_data(as_text=True)
 
 
 def test_busy_database_gets_a_japanese_503(client, login_as, make_session, monkeypatch):
@@ -134,6 +137,8 @@ def test_cancel_own_and_not_someone_elses(client, login_as, make_session, make_u
     # Someone else's is answered exactly as one that does not exist.
     assert answer.status_code == unknown.status_code == 404
     assert answer.get_json() == unknown.get_json()
+    assert client.post(f"/enrollments/{theirs.id}/cancel").status_code == 404  # (the form's post)
+    assert client.post("/enrollments/2147483647/cancel").status_code == 404
     mine = services.enroll(session.id, user.staff_member.id, user)
     page = _follow(client, client.post(f"/enrollments/{mine.id}/cancel"))
     assert "受講申込を取り消しました" in page.get_data(as_text=True)
