@@ -26,7 +26,7 @@ from lms.extensions import db
 from lms.municipalities.models import Municipality
 from lms.planning import fees, services
 from lms.planning.forms import AdjustForm, ExemptionForm, PlanForm, PublishForm
-from lms.planning.models import PLAN_DRAFT, PRIORITIES, FeeStatement, TrainingPlan
+from lms.planning.models import PLAN_DRAFT, PLAN_PUBLISHED, PRIORITIES, FeeStatement, TrainingPlan
 from lms.planning.sheets import SheetErrors, fees_sheet, plan_workbook, read_survey_workbook, survey_workbook
 from lms.planning.statement_pdf import render_statement_pdf
 
@@ -94,13 +94,17 @@ def publish(plan_id: int):
         try:
             begin_write()
             plan = db.session.get_one(TrainingPlan, plan_id)
+            was_published = plan.status == PLAN_PUBLISHED
             services.publish_plan(current_user, plan, tokyo_to_utc(form.survey_deadline.data))
         except DomainError as exc:
             db.session.rollback()
             form.survey_deadline.errors = [*form.survey_deadline.errors, exc.message]
         else:
             db.session.commit()
-            flash(_("計画を公開しました。各自治体の研修担当が予定調査に回答できます。"), "success")
+            if was_published:
+                flash(_("回答期限を変更しました。各自治体の研修担当にお知らせします。"), "success")
+            else:
+                flash(_("計画を公開しました。各自治体の研修担当が予定調査に回答できます。"), "success")
             return redirect(url_for("planning.plan", plan_id=plan_id))
     per_item, per_municipality = services.survey_totals(plan)
     allocated = {row.session_id for row in services.allocations_of(plan)}

@@ -84,8 +84,10 @@ def create_plan(actor, fiscal_year: int, *, guaranteed_minimum: int = 1, note: s
     return plan
 
 
-def publish_plan(actor, plan: TrainingPlan, survey_deadline: datetime) -> None:
-    """Open the survey to every training office until ``survey_deadline`` (aware UTC)."""
+def publish_plan(actor, plan: TrainingPlan, survey_deadline: datetime) -> bool:
+    """Open the survey to every training office until ``survey_deadline`` (aware UTC); on a
+    published plan, move its deadline (earlier or later), the offices told of the change.
+    Returns whether the plan was published now (False: its deadline moved, or nothing changed)."""
     _require_platform_admin(actor)
     deadline = as_utc(survey_deadline)
     if deadline is None or deadline <= utcnow():
@@ -94,7 +96,9 @@ def publish_plan(actor, plan: TrainingPlan, survey_deadline: datetime) -> None:
         raise InvalidInput(_("この年度の研修回がまだありません。研修回を登録してから公開してください。"))
     lock_fresh(plan)
     if plan.status == PLAN_PUBLISHED and as_utc(plan.survey_deadline) == deadline:
-        return  # published so a moment ago (sent twice): nothing changes, nothing to record
+        return False  # published so a moment ago (sent twice): nothing changes, nothing to record
+    already = plan.status == PLAN_PUBLISHED
+    earlier = _deadline_text(plan)
     before = (plan.status, plan.survey_deadline.isoformat() if plan.survey_deadline else None)
     plan.status = PLAN_PUBLISHED
     plan.survey_deadline = deadline
@@ -103,11 +107,19 @@ def publish_plan(actor, plan: TrainingPlan, survey_deadline: datetime) -> None:
                   before=before, survey_deadline=deadline.isoformat())
     everyone = list(db.session.scalars(select(Municipality.id)))
     year = fiscal_year_label(plan.fiscal_year)
+    if already:  # the deadline moved: said as such (not a second announcement of the plan)
+        signals.office_notice.send(
+            None, municipality_ids=everyone, key=f"plan:{plan.id}:deadline:{deadline.isoformat()}",
+            subject=f"【予定調査】{year} 研修計画の回答期限が変わりました（新しい期限 {_deadline_text(plan)}）",
+            body=_survey_body(plan, f"{year}の研修計画の予定調査の回答期限を {earlier} から {_deadline_text(plan)} に変更しました。"),
+        )
+        return False
     signals.office_notice.send(
         None, municipality_ids=everyone, key=f"plan:{plan.id}:open:{deadline.isoformat()}",
         subject=f"【予定調査】{year} 研修計画の受講希望人数をご回答ください（期限 {_deadline_text(plan)}）",
         body=_survey_body(plan, f"{year}の研修計画を公開しました。{_unit_words(plan)}ごとに、受講させたい職員の人数と優先度をご回答ください。"),
     )
+    return True
 
 
 def _unit_words(plan: TrainingPlan) -> str:
@@ -463,6 +475,10 @@ def publish_allocation(actor, plan: TrainingPlan, session_id: int) -> dict:
     if not rows:
         raise InvalidInput(_("この回の割当はまだ計算されていません。"))
     quotas = {row.municipality_id: row.final_seats for row in rows if row.final_seats > 0}
+    held = {q.municipality_id: q.seats for q in db.session.scalars(
+        select(SessionQuota).where(SessionQuota.session_id == session_id))}
+    # Told again only where the number changed (a second click, a publication repeated: no new mail).
+    told = [row for row in rows if row.published_at is None or held.get(row.municipality_id, 0) != row.final_seats]
     changes = set_session_quotas(actor, session_id, quotas)
     now = utcnow()
     for row in rows:
@@ -471,7 +487,7 @@ def publish_allocation(actor, plan: TrainingPlan, session_id: int) -> dict:
                   quotas={str(k): v for k, v in quotas.items()})
     session = db.session.get_one(TrainingSession, session_id)
     name = f"{session.course.title} {session.title}".strip()
-    for row in rows:  # each office hears its own number
+    for row in told:  # each office hears its own number
         signals.office_notice.send(
             None, municipality_ids=[row.municipality_id],
             key=f"plan:{plan.id}:quota:{session_id}:{row.final_seats}:{now.isoformat()}",

@@ -172,17 +172,32 @@ def test_offices_are_told_when_the_survey_opens_reminded_once_a_day_and_told_the
     opened = mails(chiyoda.email)
     assert len(opened) == 1 and "予定調査" in opened[0].subject and f"/plans/{plan.id}/survey" in opened[0].body_text
     assert mails("learner@city.chiyoda.example.lg.jp") == []  # offices only
+    # The deadline moved (earlier, here): the offices are told that, not the plan announced again.
+    assert services.publish_plan(admin, plan, utcnow() + timedelta(days=5)) is False
+    db.session.commit()
+    moved = mails(chiyoda.email)[-1]
+    assert len(mails(chiyoda.email)) == 2 and "回答期限が変わりました" in moved.subject and "公開しました" not in moved.body_text
     services.answer_survey(chiyoda, plan, chiyoda.municipality_id, {session.id: Answer(4)})
     assert services.remind_unanswered(admin, plan) >= 1
     services.remind_unanswered(admin, plan)  # twice the same day: one mail
     db.session.commit()
-    assert [m.subject.startswith("【催促】") for m in mails(minato.email)] == [False, True]
-    assert len(mails(chiyoda.email)) == 1  # answered: not reminded
+    assert [m.subject.startswith("【催促】") for m in mails(minato.email)] == [False, False, True]
+    assert len(mails(chiyoda.email)) == 2  # answered: not reminded
     services.run_allocation(admin, plan)
     db.session.commit()
     run_in_transaction(services.publish_allocation, admin, plan, session.id)
     told = mails(chiyoda.email)[-1]
     assert told.subject.startswith("【割当】") and "割当人数：4人" in told.body_text
+    # Published again with nothing changed (a second click): no second notice (a QA pass got
+    # six for six clicks). An adjusted number is told again.
+    before = len(mails(chiyoda.email))
+    run_in_transaction(services.publish_allocation, admin, plan, session.id)
+    assert len(mails(chiyoda.email)) == before
+    [row] = [r for r in services.allocations_of(plan, session_id=session.id) if r.municipality_id == chiyoda.municipality_id]
+    services.adjust_allocation(admin, plan, row.id, 3, "会場の都合")
+    db.session.commit()
+    run_in_transaction(services.publish_allocation, admin, plan, session.id)
+    assert len(mails(chiyoda.email)) == before + 1 and "割当人数：3人" in mails(chiyoda.email)[-1].body_text
 
 
 def test_held_seats_are_released_at_the_deadline_and_the_waitlist_takes_them(admin, make_user, make_session):
