@@ -86,5 +86,9 @@ def beyond_last_page(pagination) -> Response | None:
     ``pagination``: a ``Page`` or Flask-SQLAlchemy's (both give total, page and pages)."""
     if not pagination.total or pagination.page <= pagination.pages:
         return None
-    args: dict[str, Any] = {**request.args.to_dict(flat=False), "page": pagination.pages}
-    return redirect(url_for(str(request.endpoint), **(request.view_args or {}), **args))
+    view_args = request.view_args or {}
+    # (a query argument named like one of the path's, ?course_id= beside /courses/<course_id>,
+    # names nothing here: the path's own is kept)
+    args: dict[str, Any] = {**{k: v for k, v in request.args.to_dict(flat=False).items() if k not in view_args},
+                            "page": pagination.pages}
+    return redirect(url_for(str(request.endpoint), **view_args, **args))
