@@ -122,13 +122,25 @@ def publish_plan(actor, plan: TrainingPlan, survey_deadline: datetime) -> bool:
     return True
 
 
+def _day(moment: datetime) -> str:
+    """4月1日 (Tokyo), as the offices' mails write a date."""
+    day = to_tokyo(moment)
+    return f"{day.month}月{day.day}日"
+
+
+def _when(moment: datetime | None) -> str:
+    """2027年4月1日 09:30 (Tokyo)."""
+    at = to_tokyo(moment)
+    return f"{at.year}年{at.month}月{at.day}日 {at:%H:%M}" if at is not None else "—"
+
+
 def _unit_words(plan: TrainingPlan) -> str:
     """The survey's unit as the offices' mail names it (the mails are in Japanese)."""
     return "研修回" if plan.survey_unit == SURVEY_BY_SESSION else "研修"
 
 
 def _deadline_text(plan: TrainingPlan) -> str:
-    return f"{to_tokyo(plan.survey_deadline):%Y年%m月%d日 %H:%M}" if plan.survey_deadline else "—"
+    return f"{_when(plan.survey_deadline)}" if plan.survey_deadline else "—"
 
 
 def _survey_body(plan: TrainingPlan, lead: str) -> str:
@@ -491,11 +503,11 @@ def publish_allocation(actor, plan: TrainingPlan, session_id: int) -> dict:
         signals.office_notice.send(
             None, municipality_ids=[row.municipality_id],
             key=f"plan:{plan.id}:quota:{session_id}:{row.final_seats}:{now.isoformat()}",
-            subject=f"【割当】{name}（{to_tokyo(session.starts_at):%m月%d日}）の割当人数が決まりました",
+            subject=f"【割当】{name}（{_day(session.starts_at)}）の割当人数が決まりました",
             body="\n".join([
                 "研修担当者様", "",
                 f"{fiscal_year_label(plan.fiscal_year)} 研修計画の割当人数をお知らせします。", "",
-                f"研修回：{name}", f"開始：{to_tokyo(session.starts_at):%Y年%m月%d日 %H:%M}",
+                f"研修回：{name}", f"開始：{_when(session.starts_at)}",
                 *([f"希望人数：{row.requested}人"] if row.course_seats is None else
                   [f"希望人数（研修全体）：{row.requested}人", f"割当（研修全体）：{row.course_seats}人"]),
                 f"割当人数：{row.final_seats}人" if row.course_seats is None else f"この回の割当人数：{row.final_seats}人",
@@ -515,7 +527,7 @@ def _release_notice(session: TrainingSession, before: dict, after: dict, early_b
     freed = {mid: seats - after.get(mid, 0) for mid, seats in before.items()}
     freed = {mid: n for mid, n in freed.items() if n > 0}
     name = f"{session.course.title} {session.title}".strip()
-    when = f"{to_tokyo(session.starts_at):%Y年%m月%d日 %H:%M}"
+    when = f"{_when(session.starts_at)}"
     for mid in before:
         own = freed.get(mid, 0)
         if early_by is not None and mid != early_by:
@@ -524,7 +536,7 @@ def _release_notice(session: TrainingSession, before: dict, after: dict, early_b
                 if early_by is None else f"{name}（{when}）の割当人数のうち未使用の席を解放しました。")
         signals.office_notice.send(
             None, municipality_ids=[mid], key=f"release:{session.id}:{mid}:{early_by or 'deadline'}:{sum(after.values())}",
-            subject=f"【割当の解放】{name}（{to_tokyo(session.starts_at):%m月%d日}）",
+            subject=f"【割当の解放】{name}（{_day(session.starts_at)}）",
             body="\n".join([
                 "研修担当者様", "", lead,
                 f"解放した席：{own}席（確定済みの職員の席はそのままです）。",
@@ -734,7 +746,7 @@ def decide_exchange(actor, plan: TrainingPlan, exchange_id: int, *, approve: boo
     signals.office_notice.send(
         None, municipality_ids=told, key=f"exchange:{row.id}:{row.status}",
         subject=f"【割当の変更】{name}：{what}（{verdict}）",
-        body="\n".join(["研修担当者様", "", f"{name}（{to_tokyo(session.starts_at):%Y年%m月%d日 %H:%M}）について、{what}を{verdict}しました。",
+        body="\n".join(["研修担当者様", "", f"{name}（{_when(session.starts_at)}）について、{what}を{verdict}しました。",
                         *([f"理由：{reason}"] if reason else []), "", "このメールは Manabi から自動で送信しています。"]),
     )
     return row

@@ -161,10 +161,11 @@ def fees_sheet(plan: TrainingPlan, statement: FeeStatement) -> Iterator[bytes]:
     from flask import current_app
 
     issuer = current_app.config.get("LMS_ISSUER_NAME") or ""
+    issued = to_tokyo(statement.issued_at)
     title = [
         f"{fiscal_year_label(plan.fiscal_year)} 研修負担金 請求明細（第{statement.version}版）",
         f"請求先：{statement.municipality.name}（{statement.municipality.code}）",
-        f"発行：{issuer}　発行日：{to_tokyo(statement.issued_at):%Y年%m月%d日}",
+        f"発行：{issuer}　発行日：{issued.year}年{issued.month}月{issued.day}日",
         f"合計：{statement.total_yen:,}円",
     ]
     columns = [SheetColumn("区分", 10), SheetColumn("研修名", 36), SheetColumn("開催日時", 18), SheetColumn("職員番号", 12),
