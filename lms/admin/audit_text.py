@@ -20,6 +20,7 @@ from sqlalchemy import select
 from lms.archives.models import Archive
 from lms.audit.models import AuditLog
 from lms.auth.models import User
+from lms.common.templating import colon, list_separator
 from lms.common.timeutil import to_tokyo
 from lms.courses.models import Course, TrainingSession
 from lms.extensions import db
@@ -390,9 +391,9 @@ def _value(value: Any) -> str:
     if value is None or value == "":
         return "—"
     if isinstance(value, list | tuple):
-        return "、".join(_value(v) for v in value) or "—"
+        return list_separator().join(_value(v) for v in value) or "—"
     if isinstance(value, dict):
-        return "、".join(f"{_key(k)}：{_value(v)}" for k, v in value.items()) or "—"
+        return list_separator().join(f"{_key(k)}{colon()}{_value(v)}" for k, v in value.items()) or "—"
     return str(value)
 
 
@@ -418,4 +419,4 @@ def detail_lines(details: dict | None) -> list[tuple[str, str]]:
 
 def details_text(details: dict | None) -> str:
     """The details on one line, for the CSV export."""
-    return " / ".join(f"{label}：{text}" for label, text in detail_lines(details))
+    return " / ".join(f"{label}{colon()}{text}" for label, text in detail_lines(details))

@@ -218,3 +218,24 @@ def test_csv_nomination_page(app, db, client, login_as, make_staff, make_session
     bad = client.post("/municipal/nominations/upload", data={"file": (io.BytesIO(b"a,b\r\n"), "n.csv")},
                       content_type="multipart/form-data").get_data(as_text=True)
     assert "見出し行に必要な列がありません" in bad
+
+
+def test_english_pages_bracket_and_colon_in_english(app, db, client, login_as, make_staff, make_session):
+    """Found by QA passes: titles and counts put a name in 「（…）」 and a label before 「：」 in the
+    English pages too (「Nominate by CSV（千代田区）」): brackets and colons follow the reader's language."""
+    import re
+
+    session = make_session()
+    member = make_staff("131016")
+    login_as("municipal_admin", "131016")
+    data = b"\xef\xbb\xbf" + _nomination_csv([(session.id, member.employee_number)], header=("session_id", "職員番号"))
+    japanese = client.get("/municipal/nominations/upload").get_data(as_text=True)
+    assert re.search(r"<h1>[^<]*（千代田区）</h1>", japanese)
+    client.post("/lang", data={"lang": "en", "next": "/"})
+    for path in ("/municipal/nominations/upload", "/roster/import"):
+        heading = re.search(r"<h1>([^<]*)</h1>", client.get(path).get_data(as_text=True)).group(1)
+        assert heading.endswith(" (千代田区)") and "（" not in heading, heading
+    report = client.post("/municipal/nominations/upload", data={"file": (io.BytesIO(data), "n.csv")},
+                         content_type="multipart/form-data").get_data(as_text=True)
+    counts = re.search(r'<ul class="counts">(.*?)</ul>', report, re.S).group(1)
+    assert ": 1" in counts and "：" not in counts
