@@ -12,6 +12,7 @@ from lms.activities import services as activities
 from lms.activities.models import SURVEY, TEXT, ActivityQuestion
 from lms.common import once
 from lms.common.timeutil import utcnow
+from lms.courses import services as courses
 from lms.courses.models import Course, TrainingSession
 from lms.extensions import db
 from lms.roster.models import StaffMember
@@ -110,8 +111,12 @@ def test_every_creating_form_carries_a_token(client, login_as, make_course):
     session = factories.make_session(course)
     survey = activities.create_activity(trainer, course, activities.ActivityInput(kind=SURVEY, title="研修アンケート"))
     db.session.commit()
+    day2 = courses.create_session(trainer, course, courses.SessionInput(  # (a 連続講座: make-ups are its parts')
+        starts_at=session.starts_at + timedelta(days=1), ends_at=session.ends_at + timedelta(days=1), title="第2日",
+        delivery=session.delivery, location="研修室A", capacity=session.capacity), part_of=session)
+    db.session.commit()
     for url in ("/manage/courses/new", f"/manage/courses/{course.id}", f"/manage/courses/{course.id}/sessions/new",
-                f"/manage/sessions/{session.id}/parts/new", f"/manage/sessions/{session.id}/makeup/new",
+                f"/manage/sessions/{session.id}/parts/new", f"/manage/sessions/{day2.id}/makeup/new",
                 "/archives/manage/new", "/completion/assignments/new", "/admin/webhooks", "/manage/paths/new",
                 f"/manage/courses/{course.id}/activities", f"/manage/activities/{survey.id}",
                 f"/roster/new?m={trainer.municipality_id}", "/admin/search/synonyms", "/admin/api-clients"):

@@ -373,6 +373,8 @@ def new_makeup(session_id: int):
     session = _managed_session(session_id)
     if (closed := _closed(session, adding=True)) is not None:
         return closed
+    if session.series_id is None:  # (the service refuses it too: no form to fill in for nothing)
+        return _no_form(session.course_id, _("補講は連続講座の回に追加できます。先に日程を追加して連続講座にしてください。"))
     return _series_session_form(session, makeup=True)
 
 
