@@ -270,11 +270,12 @@ def not_completed_with_evidence(course_id: int) -> list[tuple[int, int]]:
         select(Attendance.staff_member_id, TrainingSession.starts_at)
         .join(TrainingSession, TrainingSession.id == Attendance.session_id)
         .where(TrainingSession.course_id == course_id, Attendance.attended.is_(True)).distinct())}
-    pairs |= {(staff_id, fiscal_year_of(completed_at or updated_at)) for staff_id, completed_at, updated_at in db.session.execute(
+    pairs |= {(staff_id, fiscal_year_of(moment)) for staff_id, completed_at, updated_at in db.session.execute(
         select(ViewingProgress.staff_member_id, ViewingProgress.completed_at, ViewingProgress.updated_at)
         .join(ArchiveFile, ArchiveFile.id == ViewingProgress.archive_file_id)
         .join(Archive, Archive.id == ArchiveFile.archive_id)
-        .where(Archive.course_id == course_id, ViewingProgress.watched_seconds > 0))}
+        .where(Archive.course_id == course_id, ViewingProgress.watched_seconds > 0))
+        if (moment := completed_at or updated_at) is not None}
     granted = {(staff_id, year) for staff_id, year in db.session.execute(
         select(Completion.staff_member_id, Completion.fiscal_year)
         .where(Completion.course_id == course_id, Completion.status == COMPLETED))}

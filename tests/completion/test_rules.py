@@ -213,3 +213,30 @@ def test_the_manual_completion_form_puts_each_error_under_its_field(db, client, 
     assert "理由を入力してください" in errors.get("reason", "")
     assert "This field is required" not in _page
     assert db.session.scalar(select(func.count()).select_from(Completion)) == 0
+
+
+def test_a_requirement_dropped_lets_the_viewers_it_held_back_complete(db, make_course, make_staff, make_user,
+                                                                       make_video, watch):
+    """Completion by the recording: a required survey (which needs a place to answer) holds a
+    viewer back; made optional, the course's held-back viewers complete (recomputed once the
+    change is committed)."""
+    from lms.activities import services as activities
+    from lms.activities.models import SCALE, SURVEY
+    from lms.completion.tasks import recompute_course_now
+
+    owner = make_user("trainer")
+    course = make_course(completion_mode="archive", owner_id=owner.id)
+    data = activities.ActivityInput(kind=SURVEY, title="研修アンケート")
+    survey = activities.create_activity(owner, course, data)
+    activities.add_question(owner, survey, activities.QuestionInput(kind=SCALE, prompt="満足度"))
+    activities.set_published(owner, survey, True)
+    db.session.commit()
+    staff = make_staff()
+    watch(staff, make_video(course), 100, at=utcnow())
+    db.session.commit()
+    assert [c.status for c in completions(db, staff)] == []  # watched, but the survey is required
+    activities.update_activity(owner, survey, activities.ActivityInput(kind=SURVEY, title="研修アンケート", required=False))
+    db.session.commit()
+    db.session.expire_all()
+    assert [c.status for c in completions(db, staff)] == [COMPLETED]
+    assert recompute_course_now(course.id) == 0  # nobody left to recompute
