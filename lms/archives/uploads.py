@@ -48,7 +48,7 @@ from lms.archives.models import (
     UploadSession,
 )
 from lms.archives.reasons import Reason
-from lms.archives.storage import Storage, StorageError, get_storage
+from lms.archives.storage import StorageError, get_storage
 from lms.auth.models import PLATFORM_ADMIN
 from lms.common.database import begin_write
 from lms.common.errors import Conflict, InvalidInput, NotAllowed, NotFound
@@ -331,9 +331,7 @@ def verify_upload(upload_id: str) -> str | None:
         digest, stored = sha256_of_object(storage, key)
     except (OSError, StorageError):
         digest, stored = "", -1
-    begin_write()
-    query = select(UploadSession).where(UploadSession.id == upload_id).with_for_update()
-    upload = db.session.execute(query).scalar_one_or_none()
+    upload = _verifying_locked(upload_id)
     if upload is None or upload.status != VERIFYING:  # verified (or cancelled) meanwhile
         status = upload.status if upload is not None else None
         db.session.commit()
@@ -362,10 +360,16 @@ def verify_upload(upload_id: str) -> str | None:
             # that fails too, and the upload waits for the periodic hand-over as before.)
             logger.exception("upload %s: its file could not be added", upload_id)
             db.session.rollback()
-            return _fail_unverifiable(upload_id, storage, key)
-        upload.status = READY
-        upload.archive_file_id = archive_file.id
-    else:
+            upload = _verifying_locked(upload_id)
+            if upload is None or upload.status != VERIFYING:
+                status = upload.status if upload is not None else None
+                db.session.commit()
+                return status
+            failure = Reason(reasons.UNVERIFIABLE)
+        else:
+            upload.status = READY
+            upload.archive_file_id = archive_file.id
+    if failure is not None:  # the bytes go; the upload says why
         storage.delete(key)
         record_failure(upload, FAILED, failure)
         upload.received_bytes = 0
@@ -374,17 +378,11 @@ def verify_upload(upload_id: str) -> str | None:
     return status
 
 
-def _fail_unverifiable(upload_id: str, storage: Storage, key: str) -> str | None:
+def _verifying_locked(upload_id: str) -> UploadSession | None:
+    """The upload read fresh under its row lock, in a write transaction."""
     begin_write()
     query = select(UploadSession).where(UploadSession.id == upload_id).with_for_update()
-    upload = db.session.execute(query).scalar_one_or_none()
-    if upload is not None and upload.status == VERIFYING:
-        storage.delete(key)
-        record_failure(upload, FAILED, Reason(reasons.UNVERIFIABLE))
-        upload.received_bytes = 0
-    status = upload.status if upload is not None else None
-    db.session.commit()
-    return status
+    return db.session.execute(query).scalar_one_or_none()
 
 
 def verify_stalled_uploads(now: datetime | None = None) -> int:

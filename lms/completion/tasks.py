@@ -36,18 +36,22 @@ def recompute_for_session_task(staff_member_id: int, session_id: int) -> None:
         recompute_now(staff_member_id, session_id)
 
 
-def recompute_after_commit(staff_member_id: int, session_id: int) -> None:
-    """Hand the recomputation to the worker (called once the change is committed). Inline,
-    in an application context of its own (a fresh database session), where jobs run inline
-    (tests) or the queue cannot take it (the completion must not be lost)."""
+def _hand_over(task, inline, *args) -> None:
+    """Hand ``task(*args)`` to the worker (called once the change is committed). ``inline(*args)``
+    instead, in an application context of its own (a fresh database session), where jobs run
+    inline (tests) or the queue cannot take it (a completion must not be lost)."""
     try:
         if not huey.immediate:
-            recompute_for_session_task(staff_member_id, session_id)
+            task(*args)
             return
     except Exception:
-        logger.exception("could not enqueue a completion recomputation; recomputing now")
+        logger.exception("could not enqueue %s%r; running it now", inline.__name__, args)
     with current_app.app_context():
-        recompute_now(staff_member_id, session_id)
+        inline(*args)
+
+
+def recompute_after_commit(staff_member_id: int, session_id: int) -> None:
+    _hand_over(recompute_for_session_task, recompute_now, staff_member_id, session_id)
 
 
 # Completions recomputed per transaction when a whole course's are (a requirement dropped).
@@ -79,13 +83,4 @@ def recompute_course_now(course_id: int) -> int:
 
 
 def recompute_course_after_commit(course_id: int) -> None:
-    """Hand a course's recomputation to the worker (once the change is committed); inline where
-    jobs run inline or the queue cannot take it."""
-    try:
-        if not huey.immediate:
-            recompute_course_task(course_id)
-            return
-    except Exception:
-        logger.exception("could not enqueue a course's completion recomputation; recomputing now")
-    with current_app.app_context():
-        recompute_course_now(course_id)
+    _hand_over(recompute_course_task, recompute_course_now, course_id)
