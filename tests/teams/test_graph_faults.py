@@ -128,7 +128,11 @@ def start_worker(worker_env, tmp_path):
 
     def _start():
         # `flask --app wsgi lms worker`, with the local Graph server's token (tests have no MSAL).
-        worker = Worker([sys.executable, str(ROOT / "tests" / "teams" / "graph_worker.py"), "--workers", "2"],
+        # No periodic tasks: they fire by the wall clock (the nightly recording catch-up at
+        # 18:40 UTC queued a second import mid-test); the start-up pick-up and scheduled
+        # retries, which these tests exercise, still run.
+        worker = Worker([sys.executable, str(ROOT / "tests" / "teams" / "graph_worker.py"), "--workers", "2",
+                         "--no-periodic"],
                         worker_env, tmp_path / "worker.log")
         started.append(worker)
         return worker
