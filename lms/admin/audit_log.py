@@ -74,5 +74,5 @@ def _export_row(entry, municipalities, target) -> tuple[object, ...]:
         json.dumps(entry.details or {}, ensure_ascii=False, sort_keys=True, default=str),
         action_label(entry.action),
         f"{target.kind}：{target.name}" if target else "",
-        details_text(entry.details),
+        details_text(entry.details, entry.action),
     )

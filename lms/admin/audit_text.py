@@ -397,26 +397,32 @@ def _value(value: Any) -> str:
     return str(value)
 
 
-def _key(key: str) -> str:
-    label = DETAIL_LABELS.get(key)
+# A detail key that means something else in one action than DETAIL_LABELS says.
+ACTION_DETAIL_LABELS = {
+    ("auth.signed_out_everywhere", "sessions"): _l("終了したサインイン"),
+}
+
+
+def _key(key: str, action: str | None = None) -> str:
+    label = ACTION_DETAIL_LABELS.get((action or "", key)) or DETAIL_LABELS.get(key)
     return str(label) if label is not None else key
 
 
-def detail_lines(details: dict | None) -> list[tuple[str, str]]:
-    """The details as (label, text) pairs; a change reads "old → new"."""
+def detail_lines(details: dict | None, action: str | None = None) -> list[tuple[str, str]]:
+    """The details (of an entry of ``action``) as (label, text) pairs; a change reads "old → new"."""
     lines = []
     for key, value in (details or {}).items():
         if key == "changes" and isinstance(value, dict):
             for field, change in value.items():
                 if isinstance(change, list | tuple) and len(change) == 2:
-                    lines.append((_key(field), f"{_value(change[0])} → {_value(change[1])}"))
+                    lines.append((_key(field, action), f"{_value(change[0])} → {_value(change[1])}"))
                 else:
-                    lines.append((_key(field), _value(change)))
+                    lines.append((_key(field, action), _value(change)))
             continue
-        lines.append((_key(key), _value(value)))
+        lines.append((_key(key, action), _value(value)))
     return lines
 
 
-def details_text(details: dict | None) -> str:
+def details_text(details: dict | None, action: str | None = None) -> str:
     """The details on one line, for the CSV export."""
-    return " / ".join(f"{label}{colon()}{text}" for label, text in detail_lines(details))
+    return " / ".join(f"{label}{colon()}{text}" for label, text in detail_lines(details, action))

@@ -91,6 +91,18 @@ def test_targets_are_named_with_a_link_and_details_read_as_a_list(db, client, lo
     assert "題名：旧題 → 情報公開請求の研修" in exported and "理由：誤字の訂正" in exported
 
 
+def test_a_detail_named_alike_in_two_actions_reads_as_each_action_means_it(db, client, login_as):
+    """``sessions`` is a number of 研修回 in an allocation, of sign-ins in a sign-out everywhere."""
+    admin = login_as("platform_admin")
+    _entry(db, "auth.signed_out_everywhere", actor=admin, target=("user", str(admin.id)), sessions=15, by_self=True)
+    _entry(db, "plan.allocate", actor=admin, target=("training_plan", "1"), sessions=3)
+    body = client.get("/admin/audit/").get_data(as_text=True)
+    assert "<dt>終了したサインイン</dt><dd>15</dd>" in body and "<dt>研修回</dt><dd>3</dd>" in body
+    exported = client.post("/admin/audit/export").data.decode("utf-8-sig")
+    assert "終了したサインイン：15 / 本人による操作：はい" in exported and "研修回：3" in exported
+    assert "研修回：15" not in exported
+
+
 def test_bad_filters_answer_a_clear_message_not_an_error(client, login_as):
     login_as("platform_admin")
     response = client.get("/admin/audit/?date_from=2026-05-01&date_to=2026-04-01")
