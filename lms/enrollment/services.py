@@ -520,8 +520,10 @@ def cancel_deadline(session: TrainingSession) -> datetime:
 def can_cancel(enrollment: Enrollment, actor, now: datetime | None = None) -> tuple[bool, str]:
     """Whether ``actor`` may cancel ``enrollment`` now, and if not why (for the button)."""
     now = now or utcnow()
-    if enrollment.status not in ACTIVE_STATUSES:
-        return False, _("この申込はすでに終了しています。")
+    if enrollment.status == CANCELLED:
+        return False, _("この申込はすでに取り消されています。")
+    if enrollment.status == REJECTED:
+        return False, _("この申込は承認されなかったため、取り消すものはありません。")
     if enrollment.source == SERIES:
         return False, _("連続講座の一部の回です。取り消すときは最初の回の申込を取り消してください（すべての回が取り消されます）。")
     session = enrollment.session
@@ -1039,13 +1041,23 @@ def swap_nominee(enrollment_id: int, new_staff_member_id: int, actor, reason: st
     return _atomic(_swap_tx, enrollment_id, new_staff_member_id, actor, (reason or "").strip())
 
 
+def _ended_for_swap(enrollment: Enrollment) -> str:
+    """Why an enrollment that is no longer active cannot be swapped (a stale page's button)."""
+    successor = db.session.scalar(select(Enrollment).where(Enrollment.replaces_enrollment_id == enrollment.id))
+    if successor is not None:
+        return _("この申込はすでに %(name)s さんに差し替えられています。", name=successor.staff_member.full_name)
+    if enrollment.status == REJECTED:
+        return _("承認されなかった申込は差し替えられません。")
+    return _("取り消し済みの申込は差し替えられません。")
+
+
 def _swap_tx(enrollment_id: int, new_staff_member_id: int, actor, reason: str) -> Enrollment:
     now = utcnow()
     old_enrollment, session = _lock_enrollment(enrollment_id)
     old_member = seats.lock_staff(old_enrollment.staff_member_id)
     _require_admin_of(actor, old_member)
     if old_enrollment.status not in ACTIVE_STATUSES:
-        raise Conflict(_("取り消し済みの申込は差し替えられません。"))
+        raise Conflict(_ended_for_swap(old_enrollment))
     if new_staff_member_id == old_member.id:
         raise InvalidInput(_("同じ職員には差し替えられません。"))
     new_member = seats.lock_staff(new_staff_member_id)

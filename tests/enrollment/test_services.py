@@ -434,7 +434,7 @@ def test_cancelling_twice_is_refused(make_session, learner):
     user = learner()[0]
     enrollment = _self_enroll(session, user)
     services.cancel_enrollment(enrollment.id, user)
-    with pytest.raises(Conflict):
+    with pytest.raises(Conflict, match="この申込はすでに取り消されています。"):
         services.cancel_enrollment(enrollment.id, user)
 
 
@@ -554,6 +554,20 @@ def test_swap_refuses_other_municipalities_and_enrolled_people(make_session, mak
         services.swap_nominee(one.id, two.staff_member_id, admin)
     with pytest.raises(services.NotAllowed):
         services.swap_nominee(one.id, make_staff("131016").id, make_user("municipal_admin", "131024"))
+
+
+def test_a_stale_swap_of_a_row_already_swapped_names_who_took_the_place(make_session, make_staff, make_user):
+    session = make_session()
+    admin = make_user("municipal_admin", "131016")
+    first = services.nominate(session.id, make_staff("131016").id, admin).enrollment
+    services.swap_nominee(first.id, make_staff("131016", full_name="後任 花子").id, admin)
+    with pytest.raises(Conflict, match="この申込はすでに 後任 花子 さんに差し替えられています。"):
+        services.swap_nominee(first.id, make_staff("131016").id, admin)  # the same page, clicked again
+    cancelled = services.nominate(session.id, make_staff("131016").id, admin).enrollment
+    services.cancel_enrollment(cancelled.id, admin)
+    with pytest.raises(Conflict, match="取り消し済みの申込は差し替えられません。"):
+        services.swap_nominee(cancelled.id, make_staff("131016").id, admin)
+    assert_counters_consistent(session.id)
 
 
 # ---------------------------------------------------------------- session cancelled

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import html
 import io
 import re
 
 from sqlalchemy import func, select
 
 from lms.audit.models import AuditLog
-from lms.enrollment.models import CANCELLED, CONFIRMED, PENDING, REJECTED, Enrollment
+from lms.enrollment.models import CANCELLED, CONFIRMED, PENDING, REJECTED, WAITLISTED, Enrollment
 from lms.enrollment.municipal import nominate_from_csv
 from lms.enrollment.services import enroll
 from lms.notifications.models import OutboxMail
@@ -103,6 +104,25 @@ def test_nominate_one_from_search(app, db, client, login_as, make_staff, make_se
         f"/municipal/sessions/{session.id}").get_data(as_text=True)
     assert db.session.scalar(select(func.count()).select_from(Enrollment)) == 2
     assert db.session.scalar(select(AuditLog).where(AuditLog.action == "enrollment.nominate")) is not None
+
+
+def test_nomination_outcomes_in_english_speak_of_the_nominee_not_to_the_office(app, db, client, login_as, make_staff,
+                                                                               make_session):
+    """The service's sentences are the learner's too; in English they must not say "You" to the
+    training office about someone else."""
+    session = make_session(capacity=1)
+    member, other = make_staff("131016", full_name="加藤 彩"), make_staff("131016", full_name="待つ 人")
+    login_as("municipal_admin", "131016", locale="en")
+    for person in (member, member, other):
+        client.post(f"/municipal/sessions/{session.id}/nominate", data={"staff_member_id": person.id})
+        page = client.get(f"/municipal/sessions/{session.id}").get_data(as_text=True)
+        flashes = re.findall(r'<div class="flash[^"]*" role="status">([^<]+)</div>', page)
+        assert flashes and not any(re.search(r"\b(you|your)\b", text, re.IGNORECASE) for text in flashes), flashes
+    assert _all(db, session.id) == {(member.employee_number, CONFIRMED), (other.employee_number, WAITLISTED)}
+    assert "加藤 彩: Already confirmed for this session." in html.unescape(" ".join(
+        re.findall(r'role="status">([^<]+)<', client.post(
+            f"/municipal/sessions/{session.id}/nominate", data={"staff_member_id": member.id},
+            follow_redirects=True).get_data(as_text=True))))
 
 
 def test_swap_keeps_the_seat(app, db, client, login_as, make_staff, make_session, make_user):
