@@ -220,7 +220,7 @@ def test_cancel_asks_on_a_page_that_posts_to_the_same_url(client, login_as, make
     assert answer.status_code == 302 and answer.headers["Location"].endswith("/me")
     # Once cancelled, the page sends back with the reason instead of asking again.
     again = _follow(client, client.get(f"/enrollments/{mine.id}/cancel"))
-    assert "すでに終了しています" in again.get_data(as_text=True)
+    assert "この申込はすでに取り消されています。" in again.get_data(as_text=True)
 
 
 def test_cancel_page_for_a_confirmed_seat_says_the_waitlist_takes_it(client, login_as, make_session, make_user):
