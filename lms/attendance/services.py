@@ -330,6 +330,7 @@ def _reset_if_no_records(session: TrainingSession, staff_id: int) -> None:
 def correct_attendance(session: TrainingSession, staff_member_id: int, attended: bool, reason: str, actor,
                        attended_pct: int | None = None) -> Attendance:
     """A trainer sets the verdict by hand; the reason is required and the change audited."""
+    _check_recordable(session)
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput(_("修正の理由を入力してください。"))
@@ -371,13 +372,27 @@ def roll_call_needs_reason(session: TrainingSession) -> bool:
     return session.delivery not in ONSITE_DELIVERIES
 
 
+def recordable_refusal(session: TrainingSession, now: datetime | None = None) -> str | None:
+    """Why attendance cannot be recorded by hand for ``session`` now (None: it can).
+    Attendance is a fact of a session held: none for a cancelled one, none before it opens."""
+    if session.status == CANCELLED:
+        return _("中止された研修回です。")
+    if roll_call_opens_at(session) > (now or utcnow()):
+        return _("出欠は研修回の開始 30 分前から記録できます。")
+    return None
+
+
+def _check_recordable(session: TrainingSession) -> None:
+    """A roll call, a correction by hand: refused where ``recordable_refusal`` says why."""
+    refusal = recordable_refusal(session)
+    if refusal is not None:
+        raise Conflict(refusal)
+
+
 def record_roll_call(session: TrainingSession, present: set[int], actor, reason: str = "") -> list[int]:
     """The trainer's roll call: present or absent for every confirmed enrollee, with one
     optional reason for all (required for a Teams-only session, see roll_call_needs_reason)."""
-    if session.status == CANCELLED:
-        raise Conflict(_("中止された研修回です。"))
-    if roll_call_opens_at(session) > utcnow():
-        raise Conflict(_("出欠は研修回の開始 30 分前から記録できます。"))
+    _check_recordable(session)
     reason = (reason or "").strip()[:2000]
     if not reason and roll_call_needs_reason(session):
         raise InvalidInput(_("オンラインの研修回の出欠を点呼で記録するには、理由を入力してください。"))

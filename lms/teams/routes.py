@@ -58,7 +58,7 @@ def session_detail(session_id: int):
         "teams/session.html", session=session, view=view, match_form=match_form,
         correction_form=correction_form, action_form=ActionForm(), graph_enabled=graph_configured(),
         online=session.delivery in services.ONLINE_DELIVERIES, onsite=session.delivery in attendance_services.ONSITE_DELIVERIES,
-        user_label=services.user_label,
+        user_label=services.user_label, not_recordable=attendance_services.recordable_refusal(session),
     )
 
 

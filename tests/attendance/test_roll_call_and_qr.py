@@ -106,6 +106,45 @@ def test_roll_call_of_a_session_not_started_says_so_before_anyone_ticks(onsite, 
     assert "まだ始まっていません" not in started and "<fieldset disabled" not in started
 
 
+def test_no_correction_by_hand_before_the_session_or_for_a_cancelled_one(onsite, client, db, make_session, make_course):
+    """A correction is attendance recorded as much as a roll call: none for a session not yet
+    held (it granted completion, and a certificate dated the day to come), none once cancelled."""
+    from lms.completion.models import Completion
+
+    later = make_session(make_course(owner_id=onsite["trainer"].id), starts_in=timedelta(days=10), delivery="onsite",
+                         location="会場")
+    learner = onsite["learners"][0]
+    enrollment = Enrollment(session_id=later.id, staff_member_id=learner.staff_member.id,
+                            municipality_id=learner.municipality_id, status=CONFIRMED)
+    db.session.add(enrollment)
+    later.confirmed_count += 1
+    db.session.flush()
+    enrollment_status_changed.send(enrollment, old_status=None, new_status=CONFIRMED, actor=None, notice=None, position=None)
+    db.session.commit()
+    page = client.get(f"/teams/sessions/{later.id}").get_data(as_text=True)
+    assert f'action="/attendance/sessions/{later.id}/correct"' not in page and "開始 30 分前から" in page
+    response = client.post(f"/attendance/sessions/{later.id}/correct", data={
+        "staff_member_id": str(learner.staff_member.id), "attended": "1", "attended_pct": "100", "reason": "事前に確認"},
+        follow_redirects=True)
+    assert "出欠は研修回の開始 30 分前から記録できます。" in response.get_data(as_text=True)
+    db.session.rollback()
+    assert _rows(db, later) == {}
+    assert db.session.scalar(select(Completion).where(Completion.staff_member_id == learner.staff_member.id)) is None
+    later.status = "cancelled"
+    later.starts_at = utcnow() - timedelta(hours=3)
+    later.ends_at = utcnow() - timedelta(hours=1)
+    db.session.commit()
+    response = client.post(f"/attendance/sessions/{later.id}/correct", data={
+        "staff_member_id": str(learner.staff_member.id), "attended": "1", "reason": "事後に確認"}, follow_redirects=True)
+    assert "中止された研修回です。" in response.get_data(as_text=True)
+    db.session.rollback()
+    assert _rows(db, later) == {}
+    # The session under way takes corrections as before.
+    session = onsite["session"]
+    assert f'action="/attendance/sessions/{session.id}/correct"' in client.get(f"/teams/sessions/{session.id}").get_data(
+        as_text=True)
+
+
 def test_everyone_present_with_one_reason_for_a_teams_session(onsite, client, db, make_session, make_course):
     session = make_session(make_course(owner_id=onsite["trainer"].id), starts_in=-timedelta(hours=3), minutes=90)
     learners = onsite["learners"]
