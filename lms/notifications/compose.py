@@ -115,7 +115,7 @@ def _lead(kind: str, enrollment, *, position: int | None, changes: dict | None) 
         lines.append(_("マイページで内容を確かめ、補足を書いて申し込み直すか、申込を取り消してください。"))
         return lines
     if kind == "promoted":
-        return [_("キャンセルが出たため、キャンセル待ちから受講確定になりました。")]
+        return [_("席が空いたため、キャンセル待ちから受講確定になりました。")]
     if kind == "rejected":
         lines = [_("次の研修への受講申込は承認されませんでした。")]
         if enrollment.reason:

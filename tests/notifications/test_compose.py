@@ -130,6 +130,10 @@ def test_reminder_and_promoted_are_requests(app, make_session, make_enrollment):
         mail = compose_enrollment_notice(enrollment, kind)
         assert words in mail.subject
         assert str(Calendar.from_ical(mail.ics)["METHOD"]) == "REQUEST"
+    # A seat frees up by a cancellation, a larger capacity or a released 割当人数: the mail
+    # says what is true of each, not that someone cancelled.
+    promoted = compose_enrollment_notice(enrollment, "promoted").body
+    assert "席が空いたため、キャンセル待ちから受講確定になりました。" in promoted and "キャンセルが出た" not in promoted
 
 
 def test_changed_notices_queued_before_the_signal_say_what_changed(app, db, make_session, make_enrollment):
