@@ -269,6 +269,8 @@ def save_staff_member(municipality_id: int, values: dict, actor, member_id: int 
 def transfer_staff(member_id: int, department: str, job_title: str, effective_on: date, actor) -> StaffHistory:
     """人事異動: new 所属/職名 from ``effective_on``; the previous ones stay in the history."""
     member = lock_staff_member(member_id)
+    if member.status == LEFT:  # (a scheduled departure is still in service until its day)
+        raise Conflict(_("退職・転出済みの職員には人事異動を記録できません。"))
     department, job_title = normalise_text(department), normalise_text(job_title)
     if not department and not job_title:
         raise InvalidInput(_("異動後の所属または職名を入力してください。"))

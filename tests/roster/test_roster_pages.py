@@ -92,6 +92,27 @@ def test_add_transfer_and_leave_through_the_pages(app, db, client, login_as):
     assert {"roster.add", "roster.transfer", "roster.leave"} <= actions
 
 
+def test_a_departed_member_gets_no_transfer(app, db, client, login_as, make_staff):
+    """Found by QA: a 人事異動 posted for someone already left (a page opened before the
+    departure was recorded) was recorded and moved them; it is refused, and they stay as they were."""
+    login_as("municipal_admin", "131016")
+    member = make_staff("131016", department="総務課", job_title="主事")
+    db.session.commit()
+    assert client.post(f"/roster/{member.id}/leave", data={"left_on": "2026-03-31"}).status_code == 302
+    db.session.refresh(member)
+    assert member.status == LEFT
+    response = client.post(f"/roster/{member.id}/transfer", data={"department": "財政課", "job_title": "主任",
+                                                                 "effective_on": "2027-04-01"}, follow_redirects=True)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "退職・転出済みの職員には人事異動を記録できません。" in page and "人事異動を記録しました。" not in page
+    db.session.expire_all()
+    member = db.session.get(StaffMember, member.id)
+    assert (member.department, member.job_title, member.status) == ("総務課", "主事", LEFT)
+    assert [h.kind for h in member.history] == ["left"]
+    assert "roster.transfer" not in set(db.session.scalars(select(AuditLog.action)))
+
+
 def test_a_refused_entry_names_the_field_it_is_about(app, db, client, login_as, make_staff):
     """The form marks the field the problem is in (not always the 職員番号), and a 職員番号 that
     an import would refuse (so the roster's own export could not be read back) is refused here too."""
