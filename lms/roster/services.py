@@ -64,6 +64,12 @@ HEAD, DEPUTY = "所属長", "代理"
 _SUPERVISOR_WORDS = {"": "", "所属長": HEAD, "長": HEAD, "1": HEAD, "○": HEAD, "◯": HEAD, "代理": DEPUTY,
                      "所属長代理": DEPUTY, "2": DEPUTY}
 REQUIRED_COLUMNS = ("職員番号", "氏名", "氏名カナ", "所属", "職名", "サインイン名")
+# Each column's name as the pages show it (translated: a refusal names the column in the reader's language).
+COLUMN_LABELS = {
+    "employee_number": _l("職員番号"), "full_name": _l("氏名"), "full_name_kana": _l("氏名カナ"),
+    "department": _l("所属"), "job_title": _l("職名"), "sign_in_name": _l("サインイン名"), "email": _l("メール"),
+    "hired_on": _l("採用日"), "job_grade": _l("職層"), "supervisor_role": _l("所属長"),
+}
 _LIMITS = {"employee_number": 20, "full_name": 100, "full_name_kana": 200, "department": 200,
            "job_title": 100, "job_grade": 50, "sign_in_name": 320, "email": 320}
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -403,19 +409,33 @@ def decode_csv(data: bytes) -> tuple[str, str]:
 
 def read_csv(data: bytes, required: tuple[str, ...], *, max_rows: int | None = None) -> tuple[str, list[str], list[tuple[int, dict]]]:
     """(encoding, header, [(line number, {header: value})]) of an upload; InvalidInput if unusable.
-    An Excel workbook (.xlsx) is read too: its first sheet, as if saved as CSV."""
+    An Excel workbook (.xlsx) is read too: its first sheet, as if saved as CSV. A record's line
+    number is where it starts in the file (blank lines counted; a sheet's row number)."""
     _check_size(data)
     if data.startswith(XLSX_MAGIC):
         return XLSX_LABEL, *_records(_xlsx_rows(data), required, max_rows, XLSX_LABEL)
     text, encoding = decode_csv(data)
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
+    return encoding, *_records(_csv_rows(text), required, max_rows, encoding)
+
+
+def _csv_rows(text: str) -> list[tuple[int, list[str]]]:
+    """Each record of a CSV text with the line it starts on. Strict: a 「"」 left open (which
+    would take the following lines into one field), a field over the csv module's limit or a
+    stray character refuses the file, naming the line where that record starts."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows: list[tuple[int, list[str]]] = []
+    while True:
+        start = reader.line_num + 1  # (a quoted field may go on over several lines)
+        try:
+            row = next(reader)
+        except StopIteration:
+            return rows
+        except csv.Error:
+            raise InvalidInput(_("%(line)s 行目から始まる行を CSV として読み取れません。「\"」で囲んだ欄が閉じられていない"
+                                 "（「\"」が対になっていない）か、1つの欄が長すぎる（%(limit)s 文字まで）か、読み取れない"
+                                 "文字が含まれています。", line=start, limit=csv.field_size_limit())) from None
         # (a cell our own export neutralised reads back as it was: '=… is =…)
-        rows = [[read_back_text(cell) for cell in row] for row in reader]
-    except csv.Error:  # a field over the csv module's limit (128 KiB), a stray NUL
-        raise InvalidInput(_("%(line)s 行目を CSV として読み取れません（1つの欄が長すぎるか、読み取れない文字があります）。",
-                             line=reader.line_num)) from None
-    return encoding, *_records(rows, required, max_rows, encoding)
+        rows.append((start, [read_back_text(cell) for cell in row]))
 
 
 XLSX_MAGIC = b"PK\x03\x04"  # a ZIP: .xlsx (an old .xls is refused as an unknown encoding)
@@ -429,31 +449,45 @@ def _check_size(data: bytes) -> None:
         raise InvalidInput(_("ファイルが大きすぎます（上限 %(mb)s MB）。分割してアップロードしてください。", mb=MAX_CSV_BYTES // (1024 * 1024)))
 
 
-def _xlsx_rows(data: bytes) -> list[list[str]]:
-    return read_xlsx_rows(data, max_rows=MAX_CSV_ROWS + 1)  # _records reports a longer file as too many
+def _xlsx_rows(data: bytes) -> list[tuple[int, list[str]]]:
+    """The first sheet's rows with their row numbers (read_xlsx_rows gives every row from the
+    first, empty ones too)."""
+    rows = read_xlsx_rows(data, max_rows=MAX_CSV_ROWS + 1)  # _records reports a longer file as too many
+    return list(enumerate(rows, start=1))
 
 
-def _records(rows: list[list[str]], required: tuple[str, ...], max_rows: int | None,
+def _width(cells: list[str]) -> int:
+    """How many cells a row has up to its last non-blank one (Excel writes trailing empty cells)."""
+    return next((i + 1 for i in range(len(cells) - 1, -1, -1) if cells[i].strip()), 0)
+
+
+def _records(rows: list[tuple[int, list[str]]], required: tuple[str, ...], max_rows: int | None,
              encoding: str) -> tuple[list[str], list[tuple[int, dict]]]:
     max_rows = max_rows or MAX_CSV_ROWS
-    rows = [row for row in rows if any(cell.strip() for cell in row)]
+    rows = [(line, row) for line, row in rows if any(cell.strip() for cell in row)]
     if not rows:
         raise InvalidInput(_("ファイルにデータがありません。"))
-    header = [normalise_text(cell) for cell in rows[0]]
+    header = [normalise_text(cell) for cell in rows[0][1]]
     missing = [name for name in required if name not in header]
     if missing:
         raise InvalidInput(_("見出し行に必要な列がありません：%(columns)s（文字コード：%(encoding)s）", columns=join_list(missing), encoding=encoding))
     body = rows[1:]
     if len(body) > max_rows:
         raise InvalidInput(_("行数が多すぎます（%(count)s 行。上限 %(max)s 行）。分割してアップロードしてください。", count=len(body), max=max_rows))
+    columns = _width(header)
     records = []
-    for line, row in enumerate(rows, start=1):  # (line 1: the header)
+    for n, (line, row) in enumerate(rows):  # (n 0: the header)
         if any("\x00" in cell for cell in row):
             raise InvalidInput(_("%(line)s 行目に NUL 文字（U+0000）が含まれているため読み込めません。"
                                  "Excel で開いて「CSV UTF-8」か「CSV（コンマ区切り）」で保存し直してください。",
                                  line=line))
-        if line > 1:
-            records.append((line, {name: (row[i].strip() if i < len(row) else "") for i, name in enumerate(header) if name}))
+        if n == 0:
+            continue
+        if (cells := _width(row)) > columns:  # (a 「,」 in a value not in 「"」: every later value is a column off)
+            raise InvalidInput(_("%(line)s 行目の欄の数（%(cells)s）が見出し行の列の数（%(columns)s）より多いため読み込めません。"
+                                 "「,」を含む値は「\"」で囲まれているか確かめてください。",
+                                 line=line, cells=cells, columns=columns))
+        records.append((line, {name: (row[i].strip() if i < len(row) else "") for i, name in enumerate(header) if name}))
     return header, records
 
 
@@ -773,6 +807,10 @@ def _announce_departures(history: list[dict], actor) -> None:
 
 
 def _row_problem(values, raw, seen_numbers, seen_sign_ins, existing, by_sign_in) -> str:
+    for column, attr in ROSTER_COLUMNS:  # (a quoted value over several lines, an Excel cell with Alt+Enter)
+        if len(raw.get(column, "").strip().splitlines()) > 1:
+            return _("%(column)sに改行が含まれています。1行で入力してください（Excel ではセル内の改行を取り除いてください）。",
+                     column=COLUMN_LABELS[attr])
     number = values["employee_number"]
     if not number:
         return _("職員番号がありません。")

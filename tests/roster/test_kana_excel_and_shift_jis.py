@@ -137,3 +137,26 @@ def test_a_roster_that_fits_goes_straight_to_shift_jis(app, db, client, login_as
     login_as("municipal_admin", "131016")
     response = client.get("/roster/export.csv?encoding=cp932")
     assert response.mimetype == "text/csv" and "髙橋 次郎" in response.data.decode("cp932")
+
+
+def test_excel_rows_are_reported_by_their_row_number(app, db, chiyoda, admin):
+    """Found by QA: empty rows were left out before the rows were numbered. A row is reported by
+    its row number in the sheet (as Excel shows it), a header further down too; a cell with a
+    line break (Alt+Enter) refuses its row."""
+    data = _xlsx([[], [], ["9000050", "江戸 一", "", "総務課", "主事", "", "", ""], [],
+                  ["9000051", "", "", "総務課", "主事", "", "", ""],
+                  ["9000052", "江戸\n二", "", "総務課", "主事", "", "", ""]])
+    report = import_roster(chiyoda.id, data, admin)
+    assert [(r.line, r.employee_number, r.outcome) for r in report.rows] == [
+        (4, "9000050", "added"), (6, "9000051", "refused"), (7, "9000052", "refused")]
+    assert report.rows[2].message.startswith("氏名に改行が含まれています。")
+    wb = Workbook()
+    ws = wb.active
+    for column, name in enumerate(HEADER, start=1):
+        ws.cell(row=3, column=column, value=name)
+    for column, value in enumerate(["9000053", "", "", "総務課", "主事"], start=1):
+        ws.cell(row=5, column=column, value=value)
+    out = io.BytesIO()
+    wb.save(out)
+    report = import_roster(chiyoda.id, out.getvalue(), admin)
+    assert [(r.line, r.employee_number, r.message) for r in report.rows] == [(5, "9000053", "氏名がありません。")]

@@ -176,7 +176,7 @@ def test_unusable_files_are_refused_with_a_message(app, chiyoda, admin):
     with pytest.raises(InvalidInput, match="UTF-16 の「Unicode テキスト」には対応していません"):
         import_roster(chiyoda.id, unicode_text, admin)
     long_field = ("職員番号,氏名\n1001,山田\n1002," + "x" * 140_000 + "\n").encode()
-    with pytest.raises(InvalidInput, match="^3 行目を CSV として読み取れません（1つの欄が長すぎるか"):
+    with pytest.raises(InvalidInput, match="^3 行目から始まる行を CSV として読み取れません。.*1つの欄が長すぎる"):
         import_roster(chiyoda.id, long_field, admin)
     with pytest.raises(InvalidInput, match="見出し行に必要な列"):
         import_roster(chiyoda.id, _csv(ROWS, header=["番号", "名前"]), admin)
@@ -321,3 +321,71 @@ def test_an_export_with_formula_characters_reads_back_unchanged(app, db, chiyoda
     assert report.applied
     member = _members(db, chiyoda)["3003"]
     assert member.full_name == "'t Hooft" and member.department == "'総務課"
+
+
+def _count(db, model=StaffMember):
+    return db.session.scalar(select(func.count()).select_from(model))
+
+
+def test_an_unclosed_quote_refuses_the_file_naming_the_line(app, db, chiyoda, admin):
+    """Found by QA: a 「"」 left open took the following lines into one field (氏名 「unterminated,x
+    9000008,a,b,…」) and the next person was lost, reported as a success. The file is refused,
+    naming the line where the unreadable record starts and why it may be."""
+    data = ("職員番号,氏名,氏名カナ,所属,職名,サインイン名,メール,採用日\n"
+            "9000006,ok,,総務課,主事,,,\n"
+            '9000007,"unterminated,x\n'
+            "9000008,a,b,c,d,e,f,g,h,i,j,k\n").encode()
+    with pytest.raises(InvalidInput, match=r'^3 行目から始まる行を CSV として読み取れません。「"」で囲んだ欄が閉じられていない') as refused:
+        import_roster(chiyoda.id, data, admin)
+    assert "長すぎる" in refused.value.message and "読み取れない文字" in refused.value.message
+    # A quote inside a value not doubled (「"ab"c」) is as unreadable.
+    with pytest.raises(InvalidInput, match="^2 行目から始まる行"):
+        import_roster(chiyoda.id, '職員番号,氏名,氏名カナ,所属,職名,サインイン名\n9000009,"ab"c,,総務課,主事,\n'.encode(), admin)
+    db.session.rollback()
+    assert _count(db) == 0
+
+
+def test_a_row_with_more_values_than_the_header_is_refused(app, db, chiyoda, admin):
+    """A 「,」 in a value not in 「"」 puts every later value a column off: refused, naming the
+    line and the counts. Empty cells after the last value (as Excel writes them) are fine."""
+    header = "職員番号,氏名,氏名カナ,所属,職名,サインイン名,メール,採用日\n"
+    data = (header + "9000010,ok,,総務課,主事,,,\n9000011,山田,太郎,ヤマダ タロウ,総務課,主事,,,2020-04-01\n").encode()
+    with pytest.raises(InvalidInput, match=r"^3 行目の欄の数（9）が見出し行の列の数（8）より多い"):
+        import_roster(chiyoda.id, data, admin)
+    db.session.rollback()
+    assert _count(db) == 0
+    report = import_roster(chiyoda.id, (header + "9000012,ok,,総務課,主事,,,,,,\n").encode(), admin)
+    db.session.commit()
+    assert report.applied and report.counts["added"] == 1
+
+
+def test_a_value_over_several_lines_is_refused(app, db, chiyoda, admin):
+    """A quoted value with a line break (a cell typed with Alt+Enter) is not stored as it is
+    (nor with the break made a space): the row is refused, naming the column."""
+    rows = [["9000013", "山田\n太郎", "ヤマダ タロウ", "総務課", "主事", "", "", ""],
+            ["9000014", "鈴木 花子", "スズキ ハナコ", "総務課\r\n企画係", "主事", "", "", ""]]
+    report = import_roster(chiyoda.id, _csv(rows), admin)
+    assert not report.applied
+    refused = {(r.line, r.employee_number): r.message for r in report.refused}
+    assert refused == {
+        (2, "9000013"): "氏名に改行が含まれています。1行で入力してください（Excel ではセル内の改行を取り除いてください）。",
+        (4, "9000014"): "所属に改行が含まれています。1行で入力してください（Excel ではセル内の改行を取り除いてください）。",
+    }
+    db.session.rollback()
+    assert _count(db) == 0
+
+
+def test_row_numbers_count_the_blank_lines(app, db, chiyoda, admin):
+    """Found by QA: blank lines were left out before the rows were numbered (lines 2 and 3 for
+    rows on lines 4 and 6). Each row is reported on the line it starts on in the file."""
+    data = "職員番号,氏名,氏名カナ,所属,職名,サインイン名,メール,採用日\n\n\n9000020,ok,,総務課,主事,,,\n\n9000021,,,総務課,主事,,,\n"
+    report = import_roster(chiyoda.id, data.encode(), admin)
+    assert [(r.line, r.employee_number, r.outcome) for r in report.rows] == [
+        (4, "9000020", "added"), (6, "9000021", "refused")]
+    # A header after blank lines, and a value over two lines: the next row starts after it.
+    data = '\r\n職員番号,氏名,氏名カナ,所属,職名,サインイン名\r\n9000022,"山田\r\n太郎",,総務課,主事,\r\n9000023,,,総務課,主事,\r\n'
+    report = import_roster(chiyoda.id, data.encode(), admin)
+    assert [(r.line, r.employee_number) for r in report.rows] == [(3, "9000022"), (5, "9000023")]
+    with pytest.raises(InvalidInput, match="^4 行目に NUL 文字"):
+        import_roster(chiyoda.id, "職員番号,氏名,氏名カナ,所属,職名,サインイン名\n\n1,a,,,,\n2,\x00,,,,\n".encode(), admin)
+
