@@ -822,8 +822,7 @@ def _row_problem(values, raw, seen_numbers, seen_sign_ins, existing, by_sign_in)
         return _("氏名がありません。")
     for attr, limit in _LIMITS.items():
         if len(values.get(attr, "")) > limit:
-            column = next(c for c, a in ROSTER_COLUMNS if a == attr)
-            return _("%(column)s が長すぎます（%(limit)s 文字まで）。", column=column, limit=limit)
+            return _("%(column)sが長すぎます（%(limit)s 文字まで）。", column=COLUMN_LABELS[attr], limit=limit)
     sign_in = values["sign_in_name"]
     if sign_in:
         if not _EMAIL_RE.match(sign_in):

@@ -389,3 +389,18 @@ def test_row_numbers_count_the_blank_lines(app, db, chiyoda, admin):
     with pytest.raises(InvalidInput, match="^4 行目に NUL 文字"):
         import_roster(chiyoda.id, "職員番号,氏名,氏名カナ,所属,職名,サインイン名\n\n1,a,,,,\n2,\x00,,,,\n".encode(), admin)
 
+
+
+def test_a_value_too_long_names_the_column_in_the_readers_language(app, db, chiyoda, admin):
+    """「%(column)s が長すぎます」 had a space after the Japanese name, and named the column in
+    Japanese in English pages while every other message names it in English."""
+    from flask_babel import force_locale
+
+    rows = [["1" * 21, "山田 太郎", "", "総務課", "主事", "", "", ""], ["9000040", "山" * 101, "", "総務課", "主事", "", "", ""]]
+    report = import_roster(chiyoda.id, _csv(rows), admin)
+    assert [r.message for r in report.rows] == ["職員番号が長すぎます（20 文字まで）。", "氏名が長すぎます（100 文字まで）。"]
+    with force_locale("en"):
+        report = import_roster(chiyoda.id, _csv(rows), admin)
+    messages = [r.message for r in report.rows]
+    assert messages[0].startswith("Employee number") and messages[1].startswith("Name"), messages
+    assert "職員番号" not in messages[0] and "氏名" not in messages[1]
