@@ -144,7 +144,12 @@ def nominate_from_csv(municipality_id: int, data: bytes, actor) -> NominationRep
         report.rows.append(row)
         session_id = parse_id(session_text)
         if session_id is None:
-            row.message = _("研修回ID「%(value)s」が数字ではありません。", value=session_text) if session_text else _("研修回IDがありません。")
+            if not session_text:
+                row.message = _("研修回IDがありません。")
+            elif session_text.isascii() and session_text.isdigit():  # a number, but no id (0, too many digits)
+                row.message = _("研修回ID %(id)s の研修回がありません。", id=session_text)
+            else:
+                row.message = _("研修回ID「%(value)s」が数字ではありません。", value=session_text)
             continue
         if not number:
             row.message = _("職員番号がありません。")

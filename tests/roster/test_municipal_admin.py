@@ -7,6 +7,7 @@ import re
 from sqlalchemy import func, select
 
 from lms.audit.models import AuditLog
+from lms.common.errors import InvalidInput
 from lms.enrollment.models import CANCELLED, CONFIRMED, PENDING, REJECTED, WAITLISTED, Enrollment
 from lms.enrollment.municipal import nominate_from_csv
 from lms.enrollment.services import enroll
@@ -225,6 +226,30 @@ def test_csv_nomination_reports_each_row_and_is_idempotent(app, db, make_user, m
     again = nominate_from_csv(a.municipality_id, data, admin)
     assert again.counts["nominated"] == 0 and again.counts["already"] == 3
     assert db.session.scalar(select(func.count()).select_from(Enrollment)) == 2
+
+
+def test_csv_nomination_rows_by_their_line_and_ids_out_of_range(app, db, make_user, make_staff, make_session):
+    """Found by QA: blank lines were left out before the rows were numbered, and a 研修回ID that
+    is a number but no id (0, 24 digits) was called 「not a number」. A 「"」 left open refuses
+    the file (it took the following rows into one field)."""
+    admin = make_user("municipal_admin", "131016", with_staff=False)
+    session = make_session()
+    member = make_staff("131016")
+    data = (f"研修回ID,職員番号\r\n\r\n0,{member.employee_number}\r\n\r\n\r\n"
+            f"999999999999999999999999,{member.employee_number}\r\n{session.id},{member.employee_number}\r\n").encode()
+    report = nominate_from_csv(member.municipality_id, data, admin)
+    assert [(row.line, row.outcome, row.message) for row in report.rows] == [
+        (3, "refused", "研修回ID 0 の研修回がありません。"),
+        (6, "refused", "研修回ID 999999999999999999999999 の研修回がありません。"),
+        (7, "nominated", "受講が確定しました。"),
+    ]
+    broken = f'研修回ID,職員番号\r\n{session.id},"{member.employee_number}\r\n{session.id},X\r\n'.encode()
+    try:
+        nominate_from_csv(member.municipality_id, broken, admin)
+    except InvalidInput as exc:
+        assert exc.message.startswith("2 行目から始まる行を CSV として読み取れません。")
+    else:
+        raise AssertionError("an unclosed quote was read")
 
 
 def test_csv_nomination_page(app, db, client, login_as, make_staff, make_session):
