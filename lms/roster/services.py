@@ -756,12 +756,16 @@ def _check_row(line: int, raw: dict, values: dict, seen: FeedSeen, existing, by_
     number = values["employee_number"]
     result = RowResult(line, number, values["full_name"], REFUSED)
     problem = _row_problem(values, raw, seen.numbers, seen.sign_ins, existing, by_sign_in)
+    # Taken whatever the outcome: a later row with the same 職員番号 (or サインイン名) is a
+    # duplicate even when this one is refused for another reason (which of the two is meant?).
+    if number and _EMPLOYEE_NUMBER_RE.match(number):
+        seen.numbers.setdefault(number, line)
+    sign_in = values["sign_in_name"]
+    if sign_in and _EMAIL_RE.match(sign_in):
+        seen.sign_ins.setdefault(sign_in, line)
     if problem:
         result.message = problem
         return result
-    seen.numbers[number] = line
-    if values["sign_in_name"]:
-        seen.sign_ins[values["sign_in_name"]] = line
     result.outcome, result.message = _classify(existing.get(number), values)
     return result
 

@@ -390,6 +390,25 @@ def test_row_numbers_count_the_blank_lines(app, db, chiyoda, admin):
         import_roster(chiyoda.id, "職員番号,氏名,氏名カナ,所属,職名,サインイン名\n\n1,a,,,,\n2,\x00,,,,\n".encode(), admin)
 
 
+def test_a_duplicate_number_is_flagged_after_a_refused_row(app, db, chiyoda, admin):
+    """Found by QA: when the first of two rows with the same 職員番号 was refused for another
+    reason, the second was shown as 追加. It is a duplicate whatever the first row's outcome
+    (which of the two is meant?); so is a サインイン名."""
+    rows = [["9000030", "山田 太郎", "", "総務課", "主事", "taro@city.example.lg.jp", "", "いつか"],
+            ["9000030", "山田 太郎", "", "総務課", "主事", "", "", "2020-04-01"],
+            ["9000031", "", "", "総務課", "主事", "hana@city.example.lg.jp", "", ""],
+            ["9000032", "鈴木 花子", "", "総務課", "主事", "hana@city.example.lg.jp", "", ""],
+            ["9000033", "佐藤 一郎", "", "総務課", "主事", "taro@city.example.lg.jp", "", ""]]
+    report = import_roster(chiyoda.id, _csv(rows), admin)
+    assert not report.applied
+    assert [(r.line, r.outcome, r.message) for r in report.rows] == [
+        (2, "refused", "採用日「いつか」が日付として読めません（例：2026-04-01）。"),
+        (3, "refused", "職員番号 9000030 がファイル内で重複しています（2 行目と同じ）。"),
+        (4, "refused", "氏名がありません。"),
+        (5, "refused", "サインイン名 hana@city.example.lg.jp がファイル内で重複しています（4 行目と同じ）。"),
+        (6, "refused", "サインイン名 taro@city.example.lg.jp がファイル内で重複しています（2 行目と同じ）。"),
+    ]
+
 
 def test_a_value_too_long_names_the_column_in_the_readers_language(app, db, chiyoda, admin):
     """「%(column)s が長すぎます」 had a space after the Japanese name, and named the column in
