@@ -856,7 +856,7 @@ def _classify(member: ImportedEntry | None, values: dict) -> tuple[str, str]:
     if (values["department"], values["job_title"]) != (member.department, member.job_title):
         return TRANSFERRED, _("%(old)s → %(new)s", old=f"{member.department} {member.job_title}".strip(),
                               new=f"{values['department']} {values['job_title']}".strip())
-    changed = [column for column, attr in ROSTER_COLUMNS if attr not in ("department", "job_title")
+    changed = [str(COLUMN_LABELS[attr]) for _column, attr in ROSTER_COLUMNS if attr not in ("department", "job_title")
                and attr in values and _current(member, attr) != values[attr]]
     if changed:
         return UPDATED, _("変更：%(columns)s", columns=join_list(changed))
@@ -1037,7 +1037,12 @@ def apply_directory_users(municipality_id: int, users: list[dict], actor, *,
         transferred = (values["department"], values["job_title"]) != (member.department, member.job_title) and (
             values["department"] or values["job_title"]
         )
-        if transferred:
+        if transferred and member.status == LEFT:
+            # The directory may keep an account after the roster recorded the departure: a
+            # 人事異動 after it is refused by hand (transfer_staff) and is not written here either.
+            report.skipped.append(_("%(upn)s：退職・転出済みの職員のため、所属・職名は更新しませんでした。", upn=upn))
+            transferred = False
+        elif transferred:
             _record_transfer(member, values["department"] or member.department,
                              values["job_title"] or member.job_title, effective_on, actor)
             report.transferred += 1

@@ -67,6 +67,23 @@ def test_sync_adds_updates_and_records_transfers(app, db, admin, make_staff):
     assert (report.added, report.updated, report.transferred, report.unchanged) == (0, 0, 0, 2)
 
 
+def test_sync_records_no_transfer_for_a_member_who_has_left(app, db, admin, make_staff):
+    from lms.roster.models import LEFT
+
+    chiyoda = factories.municipality("131016")
+    gone = make_staff("131016", employee_number="3101", full_name="転出 済子", department="総務課", job_title="主事",
+                      sign_in_name="sumiko@chiyoda.example.lg.jp")
+    gone.status, gone.left_on = LEFT, date(2026, 3, 31)
+    db.session.commit()
+    report = sync_roster_from_graph(chiyoda.id, FakeGraph([
+        _user("sumiko@chiyoda.example.lg.jp", "転出 済子", "3101", "財政課", "主任")]), admin)
+    db.session.commit()
+    db.session.refresh(gone)
+    assert (gone.status, gone.department, gone.job_title) == (LEFT, "総務課", "主事")
+    assert gone.history == [] and report.transferred == 0
+    assert report.skipped == ["sumiko@chiyoda.example.lg.jp：退職・転出済みの職員のため、所属・職名は更新しませんでした。"]
+
+
 def test_failed_page_aborts_and_changes_nothing(app, db, admin, make_staff):
     chiyoda = factories.municipality("131016")
     member = make_staff("131016", department="総務課")

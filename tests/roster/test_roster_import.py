@@ -423,3 +423,18 @@ def test_a_value_too_long_names_the_column_in_the_readers_language(app, db, chiy
     messages = [r.message for r in report.rows]
     assert messages[0].startswith("Employee number") and messages[1].startswith("Name"), messages
     assert "職員番号" not in messages[0] and "氏名" not in messages[1]
+
+
+def test_the_changed_columns_of_an_update_are_named_in_the_readers_language(app, db, chiyoda, admin):
+    from flask_babel import force_locale
+
+    import_roster(chiyoda.id, _csv(ROWS), admin)
+    db.session.commit()
+    renamed = [ROWS[0][:1] + ["山田 太朗", "ヤマダ タロウ"] + ROWS[0][3:6] + ["taro@city.example.lg.jp", ROWS[0][7]]]
+    report = import_roster(chiyoda.id, _csv(renamed), admin)
+    assert [(r.outcome, r.message) for r in report.rows] == [("updated", "変更：氏名、メール")]
+    db.session.rollback()  # (the same file again, read by an English reader)
+    with force_locale("en"):
+        report = import_roster(chiyoda.id, _csv(renamed), admin)
+    [row] = report.rows
+    assert "Name" in row.message and "氏名" not in row.message and "メール" not in row.message, row.message
