@@ -13,7 +13,7 @@ from lms.courses.models import CANCELLED, TrainingSession
 from lms.courses.services import can_manage_course
 from lms.enrollment.models import ACTIVE_STATUSES, CONFIRMED, Enrollment
 from lms.extensions import db
-from lms.notifications.compose import session_ics
+from lms.notifications.compose import calendar_sequence, session_ics
 from lms.notifications.forms import NoticeChoiceForm
 from lms.notifications.services import notice_choice, save_notice_choice
 from lms.roster.models import StaffMember
@@ -43,8 +43,11 @@ def session_calendar(session_id: int):
         abort(404)  # nothing of the user's: answered as if the session did not exist
     kind = "cancelled" if session.status == CANCELLED else "confirmed"
     # A place not yet decided gets a tentative event without the Teams link (as /me shows it).
+    # The same SEQUENCE as the learner's latest mailed invitation (after a re-enrollment it is
+    # above the session's revision): a lower one would read as an outdated copy of the entry.
     body = session_ics(session, member, kind, download=True,
-                       tentative=enrollment is not None and enrollment.status != CONFIRMED)
+                       tentative=enrollment is not None and enrollment.status != CONFIRMED,
+                       sequence=calendar_sequence(enrollment) if enrollment is not None else None)
     return Response(
         body,
         mimetype="text/calendar",

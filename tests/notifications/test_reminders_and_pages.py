@@ -51,6 +51,29 @@ def test_calendar_download_for_enrolled_learner(app, db, client, login_as, make_
     assert str(event["UID"]).startswith(f"manabi-session-{enrollment.session_id}-staff-{learner.staff_member.id}@")
 
 
+def test_the_download_after_a_re_enrollment_is_as_new_as_the_mailed_invitation(app, db, client, login_as,
+                                                                               make_enrollment, make_user):
+    """Enrolled, cancelled, enrolled again, then the session moved: the mail said SEQUENCE 3,
+    and the file saved from the site said 2 (the session's revision) — an outdated copy."""
+    from lms.common.timeutil import utcnow
+    from lms.notifications.compose import compose_enrollment_notice
+
+    learner = make_user()
+    first = make_enrollment(member=learner.staff_member)
+    first.status, first.cancelled_at = "cancelled", utcnow()
+    db.session.commit()
+    again = make_enrollment(session=first.session, member=learner.staff_member)
+    again.session.revision = 2
+    db.session.commit()
+    mailed = next(c for c in Calendar.from_ical(compose_enrollment_notice(again, "changed").ics).walk()
+                  if c.name == "VEVENT")
+    login_as(user=learner)
+    response = client.get(f"/sessions/{again.session_id}/calendar.ics")
+    event = next(c for c in Calendar.from_ical(response.data).walk() if c.name == "VEVENT")
+    assert str(event["UID"]) == str(mailed["UID"])
+    assert int(event["SEQUENCE"]) == int(mailed["SEQUENCE"]) == 3
+
+
 def test_a_place_not_yet_decided_gets_a_tentative_event_without_the_teams_link(app, db, client, login_as,
                                                                                make_enrollment, make_user):
     """Waitlisted (or awaiting approval): the file holds the time, marked TENTATIVE, and not the
