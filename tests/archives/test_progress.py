@@ -147,6 +147,20 @@ def test_endpoint_records_only_the_senders_own_progress(db, client, login_as, ma
     assert bad.status_code == 400 and "正しくありません" in bad.get_json()["error"]
 
 
+def test_a_progress_post_without_its_csrf_token_is_answered_in_json(app, db, client, login_as, video):
+    """The player's script reads the error: JSON, like the endpoint's other refusals, not the
+    HTML page a form gets."""
+    login_as("learner", "131016")
+    app.config["WTF_CSRF_ENABLED"] = True
+    try:
+        response = client.post(f"/archives/files/{video.id}/progress", json={"report_id": "start0001", "intervals": []})
+    finally:
+        app.config["WTF_CSRF_ENABLED"] = False
+    assert response.status_code == 400 and response.is_json
+    assert response.get_json()["error"] == "フォームの有効期限が切れました"
+    assert db.session.scalars(select(ViewingProgress)).all() == []
+
+
 def test_endpoint_refuses_viewers_outside_the_audience_and_after_withdrawal(db, client, login_as, video):
     url = f"/archives/files/{video.id}/progress"
     login_as("learner", "131032")  # 港区: not eligible, answered as for a file that does not exist
