@@ -439,12 +439,13 @@ def answer(activity_id: int):
 def _submitted_message(activity: Activity, submission: ActivitySubmission) -> str:
     if activity.kind == QUIZ:
         timing = services.ran_out(activity, submission)
+        verdict = _("合格です。") if submission.passed else _("不合格です。")
         if timing == "late":
-            return _("制限時間を過ぎたため、時間内に保存した回答で採点しました：%(score)d点（合格点は%(pass)d点）。",
-                     score=submission.score_pct or 0, **{"pass": activity.pass_pct})
+            return _("制限時間を過ぎたため、時間内に保存した回答で採点しました：%(score)d点（合格点は%(pass)d点）。%(verdict)s",
+                     score=submission.score_pct or 0, verdict=verdict, **{"pass": activity.pass_pct})
         if timing == "at_time":
-            return _("制限時間になったため、その時点の回答で採点しました：%(score)d点（合格点は%(pass)d点）。",
-                     score=submission.score_pct or 0, **{"pass": activity.pass_pct})
+            return _("制限時間になったため、その時点の回答で採点しました：%(score)d点（合格点は%(pass)d点）。%(verdict)s",
+                     score=submission.score_pct or 0, verdict=verdict, **{"pass": activity.pass_pct})
         if submission.passed:
             return _("採点しました：%(score)d点で合格です。", score=submission.score_pct or 0)
         return _("採点しました：%(score)d点（合格点は%(pass)d点）。", score=submission.score_pct or 0, **{"pass": activity.pass_pct})

@@ -301,6 +301,13 @@ def test_a_quiz_submitted_at_its_time_limit_is_scored_as_it_stands(db, world):
     db.session.commit()
     assert not errors and scored.status == SUBMITTED and scored.score_pct == 50  # 2 of 4 points
     assert services.ran_out(quiz, scored) == "at_time"
+    # The message says the verdict too, as a submission in time does (合格点 60 by default).
+    from lms.activities.routes import _submitted_message
+
+    assert _submitted_message(quiz, scored) == "制限時間になったため、その時点の回答で採点しました：50点（合格点は60点）。不合格です。"
+    scored.score_pct, scored.passed = 100, True
+    assert _submitted_message(quiz, scored).endswith("：100点（合格点は60点）。合格です。")
+    db.session.rollback()
 
 
 def test_concurrent_attempts_add_one(app, live_server, db, world):
