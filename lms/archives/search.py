@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from lms.archives.access import can_view, visible_archives
 from lms.archives.models import CAPTIONS, READY, Archive, ArchiveFile, TranscriptCue
 from lms.common.database import like_escaped
-from lms.courses.search import normalise_for_search
+from lms.courses.search import search_terms
 from lms.extensions import db
 
 
@@ -26,23 +26,25 @@ class SearchHit:
         return self.start_ms // 1000
 
 
-def search_transcripts(user, query: str, archive: Archive | None = None, limit: int = 100) -> list[SearchHit]:
-    """Caption cues containing ``query`` (Japanese substring) in archives the user may watch.
+# More words than this in one query are left out (a cue is a sentence or two).
+MAX_TERMS = 8
 
-    Short queries (< 3 characters) are a plain substring match; longer ones use the
+
+def search_transcripts(user, query: str, archive: Archive | None = None, limit: int = 100) -> list[SearchHit]:
+    """Caption cues containing every word of ``query`` (Japanese substrings, each word or one
+    of its synonyms, as the catalogue reads a query) in archives the user may watch.
+
+    Short words (< 3 characters) are a plain substring match; longer ones use the
     pg_trgm GIN index on PostgreSQL (same SQL: ILIKE is served by the trigram index)."""
-    needle = normalise_for_search(query or "").strip()
-    if not needle:
+    terms = search_terms(query or "")[:MAX_TERMS]
+    if not terms:
         return []
     archives = [archive] if archive is not None else visible_archives(user)
     archives = [a for a in archives if can_view(user, a)]
     by_id = {a.id: a for a in archives}
     if not by_id:
         return []
-    pattern = f"%{like_escaped(needle)}%"
-    column = TranscriptCue.search_text
-    condition = column.ilike(pattern, escape="\\") if db.engine.dialect.name == "postgresql" and len(needle) >= 3 \
-        else column.like(pattern, escape="\\")
+    condition = and_(*(or_(*(_contains(word) for word in words)) for words in terms))
     rows = db.session.execute(
         select(TranscriptCue, ArchiveFile.archive_id)
         .join(ArchiveFile, ArchiveFile.id == TranscriptCue.archive_file_id)
@@ -52,6 +54,14 @@ def search_transcripts(user, query: str, archive: Archive | None = None, limit: 
         .limit(limit)
     ).all()
     return [SearchHit(by_id[aid], cue.archive_file_id, cue.start_ms, cue.speaker, cue.text) for cue, aid in rows]
+
+
+def _contains(word: str):
+    pattern = f"%{like_escaped(word)}%"
+    column = TranscriptCue.search_text
+    if db.engine.dialect.name == "postgresql" and len(word) >= 3:
+        return column.ilike(pattern, escape="\\")
+    return column.like(pattern, escape="\\")
 
 
 def cues_of(archive_file: ArchiveFile | None) -> list[TranscriptCue]:

@@ -31,7 +31,7 @@ from lms.common.timeutil import TOKYO, as_utc, to_tokyo, utcnow
 from lms.courses import audience
 from lms.courses.audience import Profile
 from lms.courses.models import DELIVERIES, PUBLISHED, SCHEDULED, Category, Course, CourseEligibility, TrainingSession
-from lms.courses.search import expand, normalise_for_search
+from lms.courses.search import search_terms
 from lms.extensions import db
 
 PER_PAGE = 20
@@ -103,11 +103,6 @@ class CatalogueRow:
     course: CourseCard
     figures: CourseFigures
     open_to_me: bool
-
-
-def search_terms(q: str) -> list[tuple[str, ...]]:
-    """Every term of the query, folded, with its synonyms: each term must match one of its own."""
-    return [expand(t) for t in normalise_for_search(q).split() if t]
 
 
 def month_bounds(month: str) -> tuple[datetime, datetime] | None:

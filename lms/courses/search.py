@@ -82,6 +82,13 @@ def expand(term: str) -> tuple[str, ...]:
     return synonyms().get(term, (term,)) if term else ()
 
 
+def search_terms(q: str) -> list[tuple[str, ...]]:
+    """Every term of a query (words separated by spaces), folded, with its synonyms: each term
+    must match one of its own (the catalogue's search and the captions' search read a query
+    alike)."""
+    return [expand(t) for t in normalise_for_search(q).split() if t]
+
+
 # ---------------------------------------------------------------- editing (platform admins)
 
 MAX_WORD_LENGTH = 50

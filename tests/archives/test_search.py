@@ -59,3 +59,23 @@ def test_trigram_index_exists_on_postgresql(db):
         text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_transcript_cue_search_trgm'")
     )
     assert "gin" in definition and "gin_trgm_ops" in definition
+
+
+def test_words_separated_by_spaces_must_all_be_in_the_cue_and_synonyms_count(db, make_user, archives):
+    """As the catalogue reads a query: 「会議 録画」 finds the cue holding both (it looked for the
+    phrase with its space), and チームズ finds Teams where the platform admin made them one."""
+    from lms.courses.models import SearchSynonym
+    from lms.courses.search import forget_synonyms
+
+    visible, _hidden = archives
+    user = make_user("learner", "131016")
+    assert [h.start_seconds for h in search.search_transcripts(user, "会議　録画")] == [4]  # (a full-width space too)
+    assert search.search_transcripts(user, "会議 チャット") == []  # not in one cue
+    assert search.search_transcripts(user, "チームズ") == []
+    db.session.add(SearchSynonym(words="チームズ Teams"))
+    db.session.commit()
+    forget_synonyms()
+    try:
+        assert [h.start_seconds for h in search.search_transcripts(user, "ちーむず 研修")] == [0]
+    finally:
+        forget_synonyms()
