@@ -181,7 +181,7 @@ def test_swap_by_searching_the_roster_with_errors_beside_the_row(app, db, client
                         data={"staff_member_id": second.id, "reason": "体調不良のため"})
     text = again.get_data(as_text=True)
     assert again.status_code == 422 and f'id="swap-row-{enrollment.id}"' not in text
-    assert '<p class="error-message" role="alert">取り消し済みの申込は差し替えられません。</p>' in text
+    assert f'<p class="error-message" role="alert">この申込はすでに {second.full_name} さんに差し替えられています。</p>' in text
 
 
 def _nomination_csv(rows, encoding="utf-8", header=("研修回ID", "職員番号")) -> bytes:
