@@ -422,12 +422,16 @@ def answer(activity_id: int):
     shown = raw or {f"q{k}": (v if isinstance(v, list) else [v]) for k, v in ((attempt.answers or {}) if attempt else {}).items()}
     quiz_open = activity.kind == QUIZ and attempt is not None and attempt.status == DRAFT
     rewrite = services.is_rewrite(attempt)
-    editable = rewrite or place.is_open(now) and (
+    # A timed attempt past its limit (and grace) takes no more answers: it is scored with what
+    # was saved in time (the page's script submits it; without it, the learner does).
+    time_up = quiz_open and attempt is not None and services.time_is_up(activity, attempt, now)
+    editable = rewrite or place.is_open(now) and not time_up and (
         (activity.kind != QUIZ and (attempt is None or attempt.status == DRAFT)) or quiz_open)
     closed_review = activity.kind == QUIZ and now > place.closes and activity.show_answers
     return render_template(
         "activities/answer.html", activity=activity, place=place, attempt=attempt, questions=questions,
         shown=shown, errors=errors, editable=editable, rewrite=rewrite, now=now, action_form=ActionForm(),
+        time_up=time_up,
         deadline=services.deadline_of(activity, attempt) if quiz_open and attempt is not None else None,
         accept_files=activity_files.ACCEPT_ATTRIBUTE, file_limit=activity_files.human_size(activity_files.max_bytes()),
         closed_review=closed_review, choice_order=services.choice_order,

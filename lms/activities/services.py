@@ -854,6 +854,11 @@ def file_for(user, file_id: int) -> ActivityFile:
     raise NotFound(_("ファイルが見つかりません。"))
 
 
+def time_is_up(activity: Activity, attempt: ActivitySubmission, now: datetime) -> bool:
+    """A timed attempt past its limit and the grace: answers given now no longer count."""
+    return _expired(activity, attempt, now)
+
+
 def _expired(activity: Activity, attempt: ActivitySubmission, now: datetime) -> bool:
     if not activity.time_limit_minutes:
         return False

@@ -310,6 +310,26 @@ def test_a_quiz_submitted_at_its_time_limit_is_scored_as_it_stands(db, world):
     db.session.rollback()
 
 
+def test_an_attempt_opened_again_after_its_time_offers_no_answers_only_the_scoring(db, world, client, login_as):
+    """Without the page's script (or after it), an expired attempt showed the answer form whose
+    new answers the server ignores: it now says so and offers only the scoring."""
+    quiz = build(db, world, QUIZ, questions=quiz_questions(), max_attempts=1, time_limit_minutes=10)
+    learner = world["learner"]
+    attempt = services.start_attempt(quiz.id, learner)
+    db.session.commit()
+    services.save(quiz.id, learner, form(quiz, 0), submit=False)  # one right answer, saved in time
+    attempt.started_at -= timedelta(minutes=30)
+    db.session.commit()
+    login_as(user=learner)
+    page = client.get(f"/activities/{quiz.id}").get_data(as_text=True)
+    assert "制限時間を過ぎました。時間内に保存した回答で採点します。" in page
+    assert 'value="save"' not in page and f'name="q{quiz.questions[0].id}"' not in page and 'value="submit"' in page
+    response = client.post(f"/activities/{quiz.id}", data={"action": "submit"}, follow_redirects=True)
+    assert "時間内に保存した回答で採点しました：50点" in response.get_data(as_text=True)
+    db.session.refresh(attempt)
+    assert attempt.status == SUBMITTED and attempt.score_pct == 50
+
+
 def test_concurrent_attempts_add_one(app, live_server, db, world):
     quiz = build(db, world, QUIZ, questions=quiz_questions(), max_attempts=3)
     cookie = f"{app.config['SESSION_COOKIE_NAME']}={factories.session_cookie(app, world['learner'])}"
