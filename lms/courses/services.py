@@ -586,8 +586,8 @@ def create_session(actor, course: Course, data: SessionInput, *, part_of: Traini
 def _check_series_order(data: SessionInput, session: TrainingSession | None, first: TrainingSession | None,
                         makeup_for: TrainingSession | None) -> None:
     """A 連続講座 keeps its order: a later part after the first part, a make-up (補講) after
-    the part it makes up for, the first part before every later one (``session``: the one
-    being moved, None for a new one)."""
+    the part it makes up for (also when that part is the one moved), the first part before
+    every later one (``session``: the one being moved, None for a new one)."""
     starts, ends = as_utc(data.starts_at), as_utc(data.ends_at)
     if makeup_for is not None and starts < as_utc(makeup_for.ends_at):
         raise InvalidInput(_("補講は、補う回（%(when)s）が終わった後の日時にしてください。",
@@ -595,6 +595,15 @@ def _check_series_order(data: SessionInput, session: TrainingSession | None, fir
     if first is not None and starts < as_utc(first.ends_at):
         raise InvalidInput(_("連続講座の日程は、最初の回（%(when)s）が終わった後の日時にしてください。",
                              when=format_datetime_jst(first.starts_at)), field="starts_at")
+    if session is not None and session.makeup_for_id is None:
+        # A day with make-ups (補講) ends before the first of them starts, as a make-up is
+        # added after the day it makes up for.
+        makeup_at = db.session.scalar(
+            select(func.min(TrainingSession.starts_at)).where(
+                TrainingSession.makeup_for_id == session.id, TrainingSession.status != CANCELLED))
+        if makeup_at is not None and ends > as_utc(makeup_at):
+            raise InvalidInput(_("この回の補講（%(when)s）より前に終わる日時にしてください。",
+                                 when=format_datetime_jst(makeup_at)), field="starts_at")
     if session is not None and session.series_id == session.id:
         earliest = db.session.scalar(
             select(func.min(TrainingSession.starts_at)).where(

@@ -329,3 +329,38 @@ def test_cancel_course_cancels_its_future_sessions_only(db, trainer):
     assert len(_actions("course.cancel")) == 1 and len(_actions("session.cancel")) == 2
     with pytest.raises(InvalidInput):
         services.create_session(trainer, db.session.get(Course, course.id), _session_input())
+
+
+def test_a_series_day_is_not_moved_after_its_make_ups(db, trainer):
+    """A 補講 comes after the day it makes up for: moving that day past its first make-up is
+    refused (naming the make-up's date) and changes nothing; moving it within the gap is fine."""
+    course = factories.make_course(owner_id=trainer.id)
+    first = factories.make_session(course, starts_in=timedelta(days=10), title="第1日")
+    second = services.create_session(trainer, course, _data(first, title="第2日", starts_at=as_utc(first.starts_at) + timedelta(days=1),
+                                     ends_at=as_utc(first.ends_at) + timedelta(days=1)), part_of=first)
+    db.session.commit()
+    makeup = services.create_session(trainer, course, _data(second, title="第2日の補講", enroll_opens_at=None,
+                                     enroll_closes_at=None, cancel_deadline=None,
+                                     starts_at=as_utc(second.starts_at) + timedelta(days=7),
+                                     ends_at=as_utc(second.ends_at) + timedelta(days=7)), makeup_for=second)
+    db.session.commit()
+    second_id, makeup_start, before = second.id, as_utc(makeup.starts_at), as_utc(second.starts_at)
+    moved = _data(second, starts_at=makeup_start + timedelta(days=2), ends_at=makeup_start + timedelta(days=2, hours=2))
+    with pytest.raises(InvalidInput) as refused:
+        run_in_transaction(services.update_session, trainer, second_id, moved)
+    db.session.rollback()
+    assert refused.value.context["field"] == "starts_at"
+    assert services.format_datetime_jst(makeup_start) in refused.value.message
+    db.session.expire_all()
+    assert as_utc(db.session.get(TrainingSession, second_id).starts_at) == before
+    # Ending exactly when the make-up starts is still in order.
+    second = db.session.get(TrainingSession, second_id)
+    fits = _data(second, starts_at=makeup_start - timedelta(hours=2), ends_at=makeup_start)
+    assert run_in_transaction(services.update_session, trainer, second_id, fits)
+    db.session.commit()
+    # A cancelled make-up no longer holds the day back.
+    services.cancel_session(trainer, db.session.get(TrainingSession, makeup.id))
+    second = db.session.get(TrainingSession, second_id)
+    later = _data(second, starts_at=makeup_start + timedelta(days=2), ends_at=makeup_start + timedelta(days=2, hours=2))
+    assert run_in_transaction(services.update_session, trainer, second_id, later)
+    db.session.commit()
