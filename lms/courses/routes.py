@@ -313,13 +313,18 @@ def cancel_course(course_id: int):
     course = _managed_course(course_id)
     form = CancelForm()
     if form.validate_on_submit():
+        was_cancelled = course.status == CANCELLED
         try:
             cancelled = services.cancel_course(current_user, course, form.reason.data or "")
         except DomainError as exc:
             db.session.rollback()
             flash(exc.message, "error")
         else:
-            flash(_("研修を中止しました（これからの回 %(n)d 件を中止し、申込者に通知しました）。", n=len(cancelled)), "success")
+            if was_cancelled and not cancelled:
+                flash(_("この研修はすでに中止されています（中止する回は残っていませんでした）。"), "info")
+            else:
+                flash(_("研修を中止しました（これからの回 %(n)d 件を中止し、申込者に通知しました）。", n=len(cancelled)),
+                      "success")
             return redirect(url_for("courses.manage_course", course_id=course_id))
     return render_template("courses/cancel.html", form=form, course=course, session=None)
 

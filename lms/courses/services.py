@@ -374,7 +374,8 @@ def unpublish_course(actor, course: Course) -> None:
 
 
 def cancel_course(actor, course: Course, reason: str = "") -> list[TrainingSession]:
-    """Cancel the course and each of its sessions still to come (their enrollees are told).
+    """Cancel the course and each of its sessions still to come (their enrollees are told);
+    returns the sessions this call cancelled (not those cancelled before).
 
     Commits: the course is marked cancelled first, so nobody can enroll meanwhile, then each
     session in a transaction of its own; repeating the call finishes a cancellation that
@@ -399,10 +400,10 @@ def cancel_course(actor, course: Course, reason: str = "") -> list[TrainingSessi
     cancelled = []
     for session_id in session_ids:
         session = db.session.get_one(TrainingSession, session_id)
-        if as_utc(session.starts_at) <= now:
+        if session.status == CANCELLED or as_utc(session.starts_at) <= now:
             continue
-        cancel_session(actor, session, reason or _("研修の中止"))
-        cancelled.append(session)
+        if cancel_session(actor, session, reason or _("研修の中止")):
+            cancelled.append(session)
     return cancelled
 
 
@@ -760,11 +761,11 @@ def lock_session(session_id: int) -> TrainingSession:
     return session
 
 
-def cancel_session(actor, session: TrainingSession, reason: str = "") -> None:
+def cancel_session(actor, session: TrainingSession, reason: str = "") -> bool:
     """Cancel a session and every active enrollment in it (each enrollee is told), in one
     transaction that this commits: the session's row is locked, marked cancelled, and
     ``session_cancelled`` is sent (the enrollment area cancels the enrollments, Teams the
-    meeting). Repeating the call on a cancelled session changes nothing.
+    meeting). Repeating the call on a cancelled session changes nothing (returns False).
     """
     require_manage(actor, session.course)
     reason = (reason or "").strip()
@@ -773,7 +774,7 @@ def cancel_session(actor, session: TrainingSession, reason: str = "") -> None:
     session = lock_session(session.id)
     if session.status == CANCELLED:
         db.session.rollback()
-        return
+        return False
     if as_utc(session.ends_at) <= utcnow():
         db.session.rollback()
         raise InvalidInput(_("終了した回は中止できません。"))
@@ -784,5 +785,6 @@ def cancel_session(actor, session: TrainingSession, reason: str = "") -> None:
     signals.session_cancelled.send(session, actor=actor, changes={"status": (SCHEDULED, CANCELLED)},
                                    reason=reason or _("研修回の中止"))
     db.session.commit()
+    return True
 
 

@@ -250,6 +250,25 @@ def test_cancel_pages_cancel_a_session_and_a_course(client, login_as, make_cours
     assert db.session.get(TrainingSession, second.id).status == CANCELLED
 
 
+def test_cancelling_a_course_counts_only_the_sessions_it_cancels(client, login_as, make_course, make_session):
+    """4 sessions to come and 1 cancelled before: 4 are counted; a second POST cancels nothing
+    and says the course was already cancelled."""
+    trainer = login_as("trainer")
+    course = make_course(owner_id=trainer.id)
+    sessions = [make_session(course, starts_in=timedelta(days=10 + n)) for n in range(5)]
+    assert client.post(f"/manage/sessions/{sessions[0].id}/cancel", data={"reason": "講師の都合"}).status_code == 302
+    client.get(f"/manage/courses/{course.id}")  # (the flash of that cancellation is shown)
+    page = client.post(f"/manage/courses/{course.id}/cancel", data={"reason": ""},
+                       follow_redirects=True).get_data(as_text=True)
+    assert "これからの回 4 件を中止し" in page
+    db.session.expire_all()
+    assert {db.session.get(TrainingSession, s.id).status for s in sessions} == {CANCELLED}
+    page = client.post(f"/manage/courses/{course.id}/cancel", data={"reason": ""},
+                       follow_redirects=True).get_data(as_text=True)
+    assert "この研修はすでに中止されています（中止する回は残っていませんでした）。" in page
+    assert "件を中止し" not in page
+
+
 def test_a_cancelled_session_offers_no_form_but_says_why(client, login_as, make_course, make_session):
     trainer = login_as("trainer")
     course = make_course(owner_id=trainer.id)
