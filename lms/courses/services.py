@@ -10,6 +10,7 @@ Trainers manage the courses they own; platform admins manage every course.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -128,6 +129,18 @@ def refresh_search_text(course: Course) -> None:
     course.search_text = normalise_for_search("\n".join(parts))
 
 
+# A mail address as the Teams meeting's organiser (Graph) and the calendar's ORGANIZER
+# (mailto:) need it: one @, a local part, a domain with a dot and no empty label; no spaces,
+# control characters or the characters that end an address in a header.
+_NOT_IN_ADDRESS = r'@\s\x00-\x1f\x7f<>()\[\]\\,;:"'
+_MAILBOX_RE = re.compile(rf"[^{_NOT_IN_ADDRESS}]+@(?:[^{_NOT_IN_ADDRESS}.]+\.)+[^{_NOT_IN_ADDRESS}.]+")
+
+
+def is_mailbox_address(value: str) -> bool:
+    """Whether ``value`` is a plausible mail address (UPN): kenshu@metro.tokyo.lg.jp."""
+    return len(value) <= 320 and _MAILBOX_RE.fullmatch(value) is not None
+
+
 def _validate_course(data: CourseInput) -> None:
     if not (data.title or "").strip():
         raise InvalidInput(_("研修名を入力してください。"), field="title")
@@ -170,7 +183,7 @@ def _validate_course(data: CourseInput) -> None:
         raise InvalidInput(_("新規採用職員のみの研修では、経験年数の下限は0にするか空けてください。"),
                            field="min_years_of_service")
     mailbox = (data.organizer_mailbox or "").strip()
-    if mailbox and (len(mailbox) > 320 or " " in mailbox):
+    if mailbox and not is_mailbox_address(mailbox):
         raise InvalidInput(_("主催者メールボックスはメールアドレス（UPN）の形式で入力してください。"),
                            field="organizer_mailbox")
 

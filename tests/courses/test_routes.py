@@ -151,6 +151,29 @@ def test_form_errors_are_shown_in_japanese_and_input_kept(client, login_as, make
     assert "対象の自治体を1つ以上選ぶか" in response.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("mailbox", ["not-an-email", "@metro.tokyo.lg.jp", "kenshu@", "kenshu@localhost",
+                                     "kenshu@metro..lg.jp", "kenshu@@metro.lg.jp", "a@b@metro.lg.jp",
+                                     "kenshu\u3000@metro.lg.jp", "kenshu@metro.lg.jp, x@y.jp"])
+def test_an_organizer_mailbox_must_be_a_mail_address(client, login_as, make_course, mailbox):
+    trainer = login_as("trainer")
+    course = make_course(owner_id=trainer.id, organizer_mailbox="kenshu@metro.tokyo.lg.jp")
+    response = client.post(f"/manage/courses/{course.id}/edit", data=_course_form(organizer_mailbox=mailbox))
+    assert response.status_code == 200
+    assert "主催者メールボックスはメールアドレス（UPN）の形式で入力してください。" in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Course, course.id).organizer_mailbox == "kenshu@metro.tokyo.lg.jp"
+
+
+def test_a_mail_address_as_organizer_mailbox_is_saved(client, login_as, make_course):
+    trainer = login_as("trainer")
+    course = make_course(owner_id=trainer.id)
+    response = client.post(f"/manage/courses/{course.id}/edit",
+                           data=_course_form(organizer_mailbox=" kenshu-teams@metro.example.lg.jp "))
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Course, course.id).organizer_mailbox == "kenshu-teams@metro.example.lg.jp"
+
+
 @pytest.mark.parametrize("capacity", ["0", "100001"])
 def test_a_capacity_out_of_range_is_told_the_range(client, login_as, make_course, capacity):
     trainer = login_as("trainer")
