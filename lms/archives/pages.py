@@ -108,7 +108,7 @@ def _fill_choices(form: ArchiveForm) -> None:
     ).all()
     # Each kind once (特別区, 市, 町, 村), in the prefecture's own order within a kind.
     ranked = sorted(municipalities, key=lambda m: KINDS.index(m.kind) if m.kind in KINDS else len(KINDS))
-    form.municipality_ids.choices = [SelectChoice(m.id, m.name, optgroup=m.kind) for m in ranked]
+    form.municipality_ids.choices = [SelectChoice(m.id, m.name, optgroup=m.kind_label) for m in ranked]
 
 
 def _input(form: ArchiveForm) -> services.ArchiveInput:

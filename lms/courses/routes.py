@@ -39,7 +39,7 @@ from lms.courses.forms import (
 from lms.courses.models import CANCELLED, PUBLISHED, Course, CourseEligibility, TrainingPath, TrainingSession
 from lms.courses.views import session_views
 from lms.extensions import db
-from lms.municipalities.models import KINDS, Municipality
+from lms.municipalities.models import KINDS, Municipality, kind_label
 
 bp = Blueprint("courses", __name__)
 
@@ -544,7 +544,8 @@ def _municipality_groups() -> list[tuple[str, list[Municipality]]]:
     ).all()
     order = {kind: i for i, kind in enumerate(KINDS)}
     rows = sorted(rows, key=lambda m: (order.get(m.kind, 99), m.sort_order, m.code))
-    return [(kind, list(items)) for kind, items in groupby(rows, key=lambda m: m.kind)]
+    # (headed by the kind's label: 市 is Cities in English)
+    return [(kind_label(kind), list(items)) for kind, items in groupby(rows, key=lambda m: m.kind)]
 
 
 def _course_choices(form: CourseForm) -> None:

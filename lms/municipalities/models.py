@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -12,6 +13,15 @@ from lms.common.types import UTCDateTime
 from lms.extensions import Model
 
 KINDS = ("都道府県", "特別区", "市", "町", "村")
+# What a page shows for a kind (a group heading: 市 → Cities in English); the stored values
+# are KINDS, whatever the language.
+KIND_LABELS = {"都道府県": _l("都道府県"), "特別区": _l("特別区"), "市": _l("市"), "町": _l("町"), "村": _l("村")}
+
+
+def kind_label(kind: str) -> str:
+    """The kind's label in the page's language (an unknown kind as stored)."""
+    label = KIND_LABELS.get(kind)
+    return str(label) if label is not None else kind
 
 
 class Municipality(Model):
@@ -27,6 +37,10 @@ class Municipality(Model):
     active: Mapped[bool] = mapped_column(default=True)
 
     tenants: Mapped[list[TenantMapping]] = relationship(back_populates="municipality")
+
+    @property
+    def kind_label(self) -> str:
+        return kind_label(self.kind)
 
     @property
     def is_prefecture(self) -> bool:

@@ -12,6 +12,7 @@ from lms.common.timeutil import utcnow
 from lms.courses.models import CANCELLED, DRAFT, PUBLISHED, Course, TrainingSession
 from lms.enrollment import services as enrollment
 from lms.extensions import db
+from lms.municipalities.models import Municipality
 from tests import factories
 
 
@@ -619,3 +620,25 @@ def test_seats_in_a_quota_row_without_a_municipality_are_said_not_dropped(client
     assert response.status_code == 200
     assert "割当人数を入れた行では自治体を選んでください" in response.get_data(as_text=True)
     assert db.session.scalar(select(TrainingSession).where(TrainingSession.course_id == course.id)) is None
+
+
+def test_municipality_groups_are_headed_by_the_kinds_label(client, login_as, make_course, make_session, monkeypatch):
+    """The kinds are stored in Japanese (市); a page heads its groups with their label, in the
+    page's language (the labels stand in for the English catalogue here)."""
+    from lms.municipalities import models as municipalities
+
+    english = {"都道府県": "Prefecture", "特別区": "Special wards", "市": "Cities", "町": "Towns", "村": "Villages"}
+    for kind, label in english.items():
+        monkeypatch.setitem(municipalities.KIND_LABELS, kind, label)
+    trainer = login_as("trainer")
+    course = make_course(owner_id=trainer.id)
+    session = make_session(course)
+    for url in ("/manage/courses/new", f"/manage/courses/{course.id}/edit", "/archives/manage/new"):
+        page = client.get(url).get_data(as_text=True)
+        assert "<legend>Special wards</legend>" in page and "<legend>Cities</legend>" in page, url
+        assert "<legend>特別区</legend>" not in page and "<legend>市</legend>" not in page, url
+    for url in (f"/manage/courses/{course.id}/sessions/new", f"/manage/sessions/{session.id}/edit"):
+        page = client.get(url).get_data(as_text=True)
+        assert 'optgroup label="Special wards"' in page and 'optgroup label="Cities"' in page, url
+        assert 'optgroup label="特別区"' not in page and 'optgroup label="市"' not in page, url
+    assert db.session.scalar(select(Municipality.kind).where(Municipality.code == "131016")) == "特別区"
