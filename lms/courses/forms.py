@@ -8,6 +8,7 @@ from wtforms import (
     FieldList,
     Form,
     FormField,
+    HiddenField,
     IntegerField,
     RadioField,
     SelectChoice,
@@ -102,6 +103,8 @@ class CourseForm(base.Form):
         validators=[Optional(), NumberRange(1, 100, _l("1から100までの数で入力してください。"))],
     )
     organizer_mailbox = StringField(_l("Teams 会議の主催者メールボックス（任意）"), validators=[Length(max=320)])
+    # The version of the course the form was opened on (services.course_edit_version).
+    version = HiddenField()
     preview = SubmitField(_l("説明をプレビュー"))
     save = SubmitField(_l("保存"))
 
@@ -130,6 +133,8 @@ class SessionForm(base.Form):
     add_quota = SubmitField(_l("割当の行を追加"))
     # Shown when a move would give confirmed enrollees two sessions at once (see the template).
     accept_clashes = BooleanField(_l("時間が重なる受講者がいることを確認のうえ変更する"))
+    # The version of the session the form was opened on (services.session_edit_version).
+    version = HiddenField()
     save = SubmitField(_l("保存"))
 
 

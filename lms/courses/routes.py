@@ -153,22 +153,41 @@ def edit_course(course_id: int):
     course = _managed_course(course_id)
     if course.status == CANCELLED:
         return _no_form(course.id, _("中止した研修は編集できません。"))
-    form = CourseForm(obj=course) if request.method == "GET" else CourseForm()
+    form = _filled_course_form(course) if request.method == "GET" else CourseForm()
     _course_choices(form)
-    if request.method == "GET":
-        form.category_id.data = course.category_id or 0
-        form.eligibility.data = "all" if course.eligible_all else "list"
-        form.municipality_ids.data = sorted(course.eligible_municipality_ids)
     if form.validate_on_submit() and not form.preview.data:
+        data = _course_input(form)
+        # (a form without its version — one from before the check — is saved as before)
+        data.expected_version = form.version.data or None
         try:
-            changes = services.update_course(current_user, course, _course_input(form))
+            changes = services.update_course(current_user, course, data)
+        except services.StaleEdit as exc:
+            # Opened before someone else's change: the form again, with the current values.
+            db.session.rollback()
+            course = _managed_course(course_id)
+            if course.status == CANCELLED:
+                return _no_form(course.id, _("中止した研修は編集できません。"))
+            form = _filled_course_form(course)
+            _course_choices(form)
+            form.form_errors.append(exc.message)
         except DomainError as exc:
+            db.session.rollback()
             _form_error(form, exc)
         else:
             db.session.commit()
             flash(_("研修を保存しました。") if changes else _("変更はありませんでした。"), "success")
             return redirect(url_for("courses.manage_course", course_id=course.id))
     return _course_form_page(form, course)
+
+
+def _filled_course_form(course: Course) -> CourseForm:
+    """The edit form with the course as stored (and the version it was read at)."""
+    form = CourseForm(formdata=None, obj=course)
+    form.category_id.data = course.category_id or 0
+    form.eligibility.data = "all" if course.eligible_all else "list"
+    form.municipality_ids.data = sorted(course.eligible_municipality_ids)
+    form.version.data = services.course_edit_version(course)
+    return form
 
 
 @bp.route("/manage/courses/<int:course_id>/prerequisites", methods=["GET", "POST"])
@@ -438,7 +457,18 @@ def edit_session(session_id: int):
     elif form.validate_on_submit():
         try:
             data = _session_input(form)
+            # (a form without its version — one from before the check — is saved as before)
+            data.expected_version = form.version.data or None
             changes = run_in_transaction(services.update_session, current_user, session_id, data)
+        except services.StaleEdit as exc:
+            # Opened before someone else's change: the form again, with the current values.
+            db.session.rollback()
+            session = _managed_session(session_id)
+            if (closed := _closed(session)) is not None:
+                return closed
+            form = SessionForm(formdata=None)
+            _fill_session_form(form, session)
+            form.form_errors.append(exc.message)
         except DomainError as exc:
             db.session.rollback()
             _form_error(form, exc)
@@ -618,6 +648,7 @@ def _fill_session_form(form: SessionForm, session: TrainingSession) -> None:
     form.location.data = session.location
     form.join_url.data = session.join_url
     form.capacity.data = session.capacity
+    form.version.data = services.session_edit_version(session)
     for quota in sorted(session.quotas, key=lambda q: q.municipality.sort_order):
         form.quotas.append_entry({"municipality_id": quota.municipality_id, "seats": quota.seats})
     form.quotas.append_entry()

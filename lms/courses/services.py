@@ -10,6 +10,8 @@ Trainers manage the courses they own; platform admins manage every course.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,7 +25,7 @@ from lms.audit.services import record_action
 from lms.auth.models import PLATFORM_ADMIN, TRAINER
 from lms.common import signals
 from lms.common.database import begin_write, for_update, lock_fresh
-from lms.common.errors import InvalidInput, NotAllowed, NotFound
+from lms.common.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from lms.common.templating import format_datetime_jst
 from lms.common.timeutil import as_utc, utcnow
 from lms.courses import audience
@@ -121,6 +123,45 @@ class CourseInput:
     min_years_of_service: int | None = None
     max_years_of_service: int | None = None
     new_hires_only: bool = False
+    # The course's ``edit_version`` when its form was opened: a save from a form opened
+    # before someone else's change is refused (None: no check).
+    expected_version: str | None = None
+
+
+# The fields a course's edit form shows (and ``edit_version`` covers).
+COURSE_FORM_FIELDS = (
+    "title", "summary", "description_md", "category_id", "target_audience", "eligible_all", "requires_approval",
+    "supervisor_approval", "selection", "completion_mode", "attendance_threshold_pct", "viewing_threshold_pct",
+    "series_threshold_pct", "organizer_mailbox", "audience_grades", "audience_titles", "min_years_of_service",
+    "max_years_of_service", "new_hires_only")
+
+
+class StaleEdit(Conflict):
+    """An edit form opened on an older version of its course or session (nothing was saved)."""
+
+
+def stale_session_form_message() -> str:
+    """Why a save from a form opened before someone else's change is refused."""
+    return _("このページを開いた後に、ほかの人がこの回を変更しました。最新の内容を確認して、もう一度変更してください。")
+
+
+def stale_course_form_message() -> str:
+    return _("このページを開いた後に、ほかの人がこの研修を変更しました。最新の内容を確認して、もう一度変更してください。")
+
+
+def _fingerprint(values: dict) -> str:
+    text = json.dumps({k: _plain(v) for k, v in values.items()}, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def course_edit_version(course: Course) -> str:
+    """A fingerprint of what the course's edit form shows, as stored: it changes with every
+    saved edit of the form's fields (and only then — not when the course is published or
+    its sessions fill up), so a form carries the version it was opened on."""
+    values: dict[str, Any] = {name: getattr(course, name) for name in COURSE_FORM_FIELDS}
+    values["municipality_ids"] = sorted(db.session.scalars(
+        select(CourseEligibility.municipality_id).where(CourseEligibility.course_id == course.id)))
+    return _fingerprint(values)
 
 
 def refresh_search_text(course: Course) -> None:
@@ -252,9 +293,17 @@ def create_course(actor, data: CourseInput) -> Course:
 
 
 def update_course(actor, course: Course, data: CourseInput) -> dict:
+    """Change the course. With ``data.expected_version``, the course is read again under its
+    row lock and a form opened on an older version is refused (``StaleEdit``, nothing
+    changed): two saves at once queue on the lock, and the second finds the first's change."""
     require_manage(actor, course)
+    if data.expected_version is not None:
+        lock_fresh(course)
+        db.session.expire(course, ["eligibility"])
     if course.status == CANCELLED:
         raise InvalidInput(_("中止した研修は編集できません。"))
+    if data.expected_version is not None and data.expected_version != course_edit_version(course):
+        raise StaleEdit(stale_course_form_message())
     _validate_course(data)
     changes = _apply_course(course, data)
     if changes:
@@ -439,6 +488,9 @@ class SessionInput:
     quotas: dict[int, int] = field(default_factory=dict)
     # moved knowing some confirmed enrollees then have another session at the same time
     accept_clashes: bool = False
+    # The session's ``edit_version`` when its form was opened: a save from a form opened
+    # before someone else's change is refused (None: no check).
+    expected_version: str | None = None
 
 
 def _is_https_url(url: str) -> bool:
@@ -524,6 +576,18 @@ def _session_values(data: SessionInput) -> dict:
         "enroll_closes_at": as_utc(data.enroll_closes_at),
         "cancel_deadline": as_utc(data.cancel_deadline),
     }
+
+
+def session_edit_version(session: TrainingSession) -> str:
+    """A fingerprint of what the session's edit form shows, as stored (its times, place,
+    link, capacity, request period and 割当人数): it changes with every saved edit of them
+    (and only then — not when people enrol), so a form carries the version it was opened on."""
+    values: dict[str, Any] = {name: getattr(session, name) for name in (
+        "title", "starts_at", "ends_at", "delivery", "location", "join_url", "capacity", "enroll_opens_at",
+        "enroll_closes_at", "cancel_deadline")}
+    values["quotas"] = sorted((int(mid), int(seats)) for mid, seats in db.session.execute(
+        select(SessionQuota.municipality_id, SessionQuota.seats).where(SessionQuota.session_id == session.id)))
+    return _fingerprint(values)
 
 
 def _same(old, new) -> bool:
@@ -639,8 +703,9 @@ def ended_session_message() -> str:
 
 
 def update_session(actor, session_id: int, data: SessionInput) -> dict:
-    """Change a session under its row lock. Enrollees hear about changes of time, place,
-    link or delivery (``revision`` goes up, a "changed" notice is queued for each active
+    """Change a session under its row lock; with ``data.expected_version``, a form opened on an
+    older version of the session is refused (``StaleEdit``, nothing changed). Enrollees hear
+    about changes of time, place, link or delivery (``revision`` goes up, a "changed" notice is queued for each active
     enrollment); added seats go to the waitlist at once. Returns {field: (old, new)}.
     Run it through ``run_in_transaction`` (it starts the write transaction itself).
 
@@ -660,6 +725,10 @@ def update_session(actor, session_id: int, data: SessionInput) -> dict:
             populate_existing=True
         )
     ).all()
+    # Read under the lock: of two saves from forms opened on the same version, the second
+    # finds the first's change and is refused.
+    if data.expected_version is not None and data.expected_version != session_edit_version(session):
+        raise StaleEdit(stale_session_form_message())
     _validate_session(data, session)
     if not _same(session.starts_at, data.starts_at) and as_utc(data.starts_at) <= utcnow():
         raise InvalidInput(_("開始日時は現在より後にしてください。"), field="starts_at")

@@ -642,3 +642,92 @@ def test_municipality_groups_are_headed_by_the_kinds_label(client, login_as, mak
         assert 'optgroup label="Special wards"' in page and 'optgroup label="Cities"' in page, url
         assert 'optgroup label="特別区"' not in page and 'optgroup label="市"' not in page, url
     assert db.session.scalar(select(Municipality.kind).where(Municipality.code == "131016")) == "特別区"
+
+
+def _version(page: str) -> str:
+    found = re.search(r'name="version" type="hidden" value="([0-9a-f]+)"', page) or re.search(
+        r'type="hidden" value="([0-9a-f]+)"[^>]*name="version"', page)
+    assert found, "the form carries no version"
+    return found.group(1)
+
+
+def _form_of(session: TrainingSession, **kw) -> dict:
+    from lms.common.timeutil import to_tokyo
+
+    def local(value):
+        return to_tokyo(value).strftime("%Y-%m-%dT%H:%M") if value else ""
+
+    return _session_form(**{
+        "title": session.title, "starts_at": local(session.starts_at), "ends_at": local(session.ends_at),
+        "delivery": session.delivery, "location": session.location, "join_url": session.join_url,
+        "capacity": str(session.capacity), "enroll_opens_at": local(session.enroll_opens_at),
+        "enroll_closes_at": local(session.enroll_closes_at), "cancel_deadline": local(session.cancel_deadline), **kw})
+
+
+def test_a_session_form_opened_before_another_change_is_not_saved_over_it(client, login_as, make_course, make_session):
+    """Tab A opens the form; tab B moves the session to another room (enrollees are told);
+    tab A's save of a new title is refused — the room stays, nobody gets a second notice —
+    and the form is shown again with the current values. People enrolling meanwhile is no
+    change of the form's."""
+    from lms.notifications.models import OutboxMail
+
+    trainer = login_as("trainer")
+    course = make_course(owner_id=trainer.id)
+    session = make_session(course, title="第1回", delivery="hybrid", location="研修室A")
+    learner = factories.make_user("learner")
+    enrollment.enroll(session.id, learner.staff_member.id, learner)
+    url = f"/manage/sessions/{session.id}/edit"
+    tab_a = _version(client.get(url).get_data(as_text=True))
+    tab_b = _version(client.get(url).get_data(as_text=True))
+    assert tab_a == tab_b
+    assert client.post(url, data=_form_of(session, location="研修室B", version=tab_b)).status_code == 302
+
+    def changed_mails():
+        return len(db.session.scalars(select(OutboxMail).where(OutboxMail.kind == "changed")).all())
+
+    assert changed_mails() == 1
+    response = client.post(url, data=_form_of(session, title="第1回（改）", location="研修室A", version=tab_a))
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "このページを開いた後に、ほかの人がこの回を変更しました。最新の内容を確認して、もう一度変更してください。" in page
+    assert 'value="研修室B"' in page and 'value="第1回"' in page
+    db.session.expire_all()
+    stored = db.session.get(TrainingSession, session.id)
+    assert (stored.title, stored.location, stored.revision) == ("第1回", "研修室B", 2)
+    assert changed_mails() == 1
+    # The form shown again carries the current version: saving from it works, even with
+    # someone enrolled in between.
+    current = _version(page)
+    other = factories.make_user("learner")
+    enrollment.enroll(session.id, other.staff_member.id, other)
+    db.session.expire_all()
+    stored = db.session.get(TrainingSession, session.id)
+    assert client.post(url, data=_form_of(stored, title="第1回（改）", version=current)).status_code == 302
+    db.session.expire_all()
+    assert db.session.get(TrainingSession, session.id).title == "第1回（改）"
+    assert changed_mails() == 1
+
+
+def test_a_course_form_opened_before_another_change_is_not_saved_over_it(client, login_as, make_course):
+    trainer = login_as("trainer")
+    course = make_course(owner_id=trainer.id, title="Teams操作研修", summary="会議とチャットの基本", status=DRAFT)
+    url = f"/manage/courses/{course.id}/edit"
+    tab_a = _version(client.get(url).get_data(as_text=True))
+    tab_b = _version(client.get(url).get_data(as_text=True))
+    assert client.post(url, data=_course_form(summary="会議・チャット・ファイル共有", version=tab_b)).status_code == 302
+    response = client.post(url, data=_course_form(title="Teams操作研修（基礎）", version=tab_a))
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "このページを開いた後に、ほかの人がこの研修を変更しました。最新の内容を確認して、もう一度変更してください。" in page
+    assert "会議・チャット・ファイル共有" in page
+    db.session.expire_all()
+    stored = db.session.get(Course, course.id)
+    assert (stored.title, stored.summary) == ("Teams操作研修", "会議・チャット・ファイル共有")
+    # Publishing is no change of the form's: the form shown again still saves.
+    stored.status = PUBLISHED
+    db.session.commit()
+    response = client.post(url, data=_course_form(title="Teams操作研修（基礎）", summary="会議・チャット・ファイル共有",
+                                                  version=_version(page)))
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Course, course.id).title == "Teams操作研修（基礎）"

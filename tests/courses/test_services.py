@@ -364,3 +364,23 @@ def test_a_series_day_is_not_moved_after_its_make_ups(db, trainer):
     later = _data(second, starts_at=makeup_start + timedelta(days=2), ends_at=makeup_start + timedelta(days=2, hours=2))
     assert run_in_transaction(services.update_session, trainer, second_id, later)
     db.session.commit()
+
+
+def test_two_saves_from_the_same_version_of_a_session_do_not_both_pass(db, trainer):
+    """The version is compared under the session's row lock: of two saves from forms opened
+    on the same version, the second finds the first's change and is refused (StaleEdit),
+    changing nothing."""
+    course = factories.make_course(owner_id=trainer.id)
+    session = factories.make_session(course, delivery=ONSITE, location="研修室A")
+    version = services.session_edit_version(session)
+    assert run_in_transaction(services.update_session, trainer, session.id,
+                              _data(session, location="研修室B", expected_version=version))
+    session = db.session.get(TrainingSession, session.id)
+    assert services.session_edit_version(session) != version
+    with pytest.raises(services.StaleEdit):
+        run_in_transaction(services.update_session, trainer, session.id,
+                           _data(session, title="第1回（改）", location="研修室A", expected_version=version))
+    db.session.expire_all()
+    stored = db.session.get(TrainingSession, session.id)
+    assert (stored.title, stored.location) == ("第1回", "研修室B")
+    assert len(_actions("session.update")) == 1
