@@ -622,15 +622,10 @@ def test_seats_in_a_quota_row_without_a_municipality_are_said_not_dropped(client
     assert db.session.scalar(select(TrainingSession).where(TrainingSession.course_id == course.id)) is None
 
 
-def test_municipality_groups_are_headed_by_the_kinds_label(client, login_as, make_course, make_session, monkeypatch):
+def test_municipality_groups_are_headed_by_the_kinds_label(client, login_as, make_course, make_session):
     """The kinds are stored in Japanese (市); a page heads its groups with their label, in the
-    page's language (the labels stand in for the English catalogue here)."""
-    from lms.municipalities import models as municipalities
-
-    english = {"都道府県": "Prefecture", "特別区": "Special wards", "市": "Cities", "町": "Towns", "村": "Villages"}
-    for kind, label in english.items():
-        monkeypatch.setitem(municipalities.KIND_LABELS, kind, label)
-    trainer = login_as("trainer")
+    page's language."""
+    trainer = login_as("trainer", locale="en")
     course = make_course(owner_id=trainer.id)
     session = make_session(course)
     for url in ("/manage/courses/new", f"/manage/courses/{course.id}/edit", "/archives/manage/new"):
