@@ -31,6 +31,21 @@ COMPLETION_LABELS = {
     BY_BOTH: _l("出席とアーカイブ視聴の両方で修了"),
 }
 
+def completion_terms(course, has_series: bool) -> list[str]:
+    """What completing ``course`` takes, in the figures its mode uses: the attendance rate
+    (出席), the viewing rate (アーカイブ視聴), and for a 連続講座 the share of days attended.
+    The learner's course page and the trainer's say the same."""
+    mode = course.completion_mode
+    terms = []
+    if mode in (BY_ATTENDANCE, BY_EITHER, BY_BOTH):
+        terms.append(_l("出席率 %(a)d%% 以上", a=course.attendance_threshold_pct))
+    if mode in (BY_ARCHIVE, BY_EITHER, BY_BOTH):
+        terms.append(_l("視聴率 %(v)d%% 以上", v=course.viewing_threshold_pct))
+    if has_series and mode != BY_ARCHIVE:
+        terms.append(_l("連続講座は日程の %(s)d%% 以上に出席", s=course.series_threshold_pct))
+    return [str(term) for term in terms]
+
+
 DELIVERY_LABELS = {
     TEAMS: _l("オンライン（Teams）"),
     ONSITE: _l("会場"),

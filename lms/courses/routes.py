@@ -35,6 +35,7 @@ from lms.courses.forms import (
     PrerequisiteForm,
     SessionForm,
     choices_of,
+    completion_terms,
 )
 from lms.courses.models import CANCELLED, PUBLISHED, Course, CourseEligibility, TrainingPath, TrainingSession
 from lms.courses.views import session_views
@@ -86,6 +87,7 @@ def course_detail(course_id: int):
         sessions=sessions,
         manager=manager,
         completion_labels=COMPLETION_LABELS,
+        completion_terms=completion_terms(course, any(v.session.series_id for v in sessions)),
         deliveries=DELIVERY_LABELS,
         eligible_names=_eligible_names(course),
         audience_rules=audience.describe(course),
@@ -134,13 +136,15 @@ def new_course():
 @role_required(TRAINER, PLATFORM_ADMIN)
 def manage_course(course_id: int):
     course = _managed_course(course_id)
+    sessions = session_views(course)
     return render_template(
         "courses/manage_course.html",
         course=course,
-        sessions=session_views(course),
+        sessions=sessions,
         missing_links=services.sessions_without_join_link(course),
         action_form=ActionForm(),
         completion_labels=COMPLETION_LABELS,
+        completion_terms=completion_terms(course, any(v.session.series_id for v in sessions)),
         deliveries=DELIVERY_LABELS,
         eligible_names=_eligible_names(course),
         audience_rules=audience.describe(course),

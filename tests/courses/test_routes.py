@@ -726,3 +726,24 @@ def test_a_course_form_opened_before_another_change_is_not_saved_over_it(client,
     assert response.status_code == 302
     db.session.expire_all()
     assert db.session.get(Course, course.id).title == "Teams操作研修（基礎）"
+
+
+def test_the_learners_course_page_gives_the_completion_figures_as_the_trainers_does(client, login_as, make_course,
+                                                                                    make_session, make_user):
+    """「当日の出席で修了」 alone left out the 75% and, for a 連続講座, the share of days to attend."""
+    trainer = make_user("trainer")
+    course = make_course(owner_id=trainer.id, completion_mode="attendance", attendance_threshold_pct=80,
+                         series_threshold_pct=70)
+    first = make_session(course)
+    first.series_id = first.id
+    db.session.commit()
+    login_as("learner")
+    page = client.get(f"/courses/{course.id}").get_data(as_text=True)
+    assert "<dd>当日の出席で修了（出席率 80% 以上、連続講座は日程の 70% 以上に出席）</dd>" in page
+    archive_only = make_course(owner_id=trainer.id, completion_mode="archive", viewing_threshold_pct=90)
+    make_session(archive_only)
+    assert "<dd>アーカイブ視聴で修了（視聴率 90% 以上）</dd>" in client.get(f"/courses/{archive_only.id}").get_data(
+        as_text=True)
+    login_as(user=trainer)
+    manage = client.get(f"/manage/courses/{course.id}").get_data(as_text=True)
+    assert "<dd>当日の出席で修了（出席率 80% 以上、連続講座は日程の 70% 以上に出席）</dd>" in manage
