@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from html import unescape
 
 import nh3
 from markdown_it import MarkdownIt
@@ -28,6 +29,16 @@ def render_markdown(text: str) -> str:
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer nofollow",
     )
+
+
+def markdown_text(text: str) -> str:
+    """The words of Markdown without its marks (#, **, list dashes, link targets): what a
+    reader sees, for a search to match."""
+    html = _BLOCK_END.sub(r"\1\n", _md.render(text or ""))  # (a block's end stays a word break)
+    return " ".join(unescape(nh3.clean(html, tags=set())).split())
+
+
+_BLOCK_END = re.compile(r"(</(?:p|li|h[1-6]|td|th|tr|blockquote|pre)>|<br\s*/?>|<hr\s*/?>)")
 
 
 # Headings an author writes at the top of a description that say what the page's own

@@ -26,6 +26,7 @@ from lms.auth.models import PLATFORM_ADMIN, TRAINER
 from lms.common import signals
 from lms.common.database import begin_write, for_update, lock_fresh
 from lms.common.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from lms.common.markdown import markdown_text
 from lms.common.templating import format_datetime_jst
 from lms.common.timeutil import as_utc, utcnow
 from lms.courses import audience
@@ -166,7 +167,8 @@ def course_edit_version(course: Course) -> str:
 
 def refresh_search_text(course: Course) -> None:
     category = db.session.get(Category, course.category_id) if course.category_id else None
-    parts = [course.title, course.summary or "", course.description_md or "", category.name if category else ""]
+    parts = [course.title, course.summary or "", markdown_text(course.description_md or ""),
+             category.name if category else ""]
     course.search_text = normalise_for_search("\n".join(parts))
 
 

@@ -147,3 +147,17 @@ def test_a_synonym_group_added_or_deleted_three_times_at_once_counts_once(app, l
     audited = db.session.scalar(select(func.count()).select_from(AuditLog).where(
         AuditLog.action == "search.synonym_delete", AuditLog.target_id == str(group_id)))
     assert audited == 1
+
+
+def test_the_description_is_searched_as_read_not_as_its_markdown(db):
+    """「#」 found every course with a heading, 「**」 every one with bold text."""
+    from lms.courses.services import refresh_search_text
+
+    course = factories.make_course(title="文書管理研修", description_md=(
+        "## 対象\n\n- **全**職員（[案内](https://example.com/guide)）\n\n---\n\n`ファイル名` の付け方"))
+    refresh_search_text(course)
+    db.session.commit()
+    for marks in ("#", "**", "- ", "](", "https", "---", "`"):
+        assert _q(marks) == [], marks
+    for words in ("全職員", "案内", "対象", "ファイル名 の付け方"):
+        assert _q(words) == ["文書管理研修"], words
