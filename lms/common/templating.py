@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import date, datetime
 from functools import lru_cache
@@ -117,6 +118,24 @@ def quoted(value: Any) -> Markup:
     return Markup("“{}”").format(value)
 
 
+_JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f]")
+
+
+def in_japanese(value: Any) -> Any:
+    """Content (a title, a question, a caption) on a page in another language, marked as
+    Japanese where it is written in it (WCAG 3.1.2: a screen reader then reads it with a
+    Japanese voice): ``<span lang="ja">…</span>``; on a Japanese page, the value as it is."""
+    if value is None or _is_ja() or not _JAPANESE.search(str(value)):
+        return value
+    return Markup('<span lang="ja">{}</span>').format(value)
+
+
+def ja_attr(value: Any) -> Markup:
+    """`` lang="ja"`` for an element holding ``value`` (a block: a description) where
+    ``in_japanese`` would mark it; else nothing."""
+    return Markup(' lang="ja"') if value and not _is_ja() and _JAPANESE.search(str(value)) else Markup("")
+
+
 def list_separator() -> str:
     """「、」 in Japanese, ", " in English: between the items of a list in a sentence."""
     return "、" if _is_ja() else ", "
@@ -165,6 +184,8 @@ def init_templating(app: Flask, nav_items: Callable[[Any], list[dict]]) -> None:
     app.jinja_env.filters["yen"] = format_yen
     app.jinja_env.filters["paren"] = parenthesize
     app.jinja_env.filters["quoted"] = quoted
+    app.jinja_env.filters["ja"] = in_japanese
+    app.jinja_env.globals["ja_attr"] = ja_attr
     app.jinja_env.filters["error_summary"] = error_summary
     app.jinja_env.globals["colon"] = colon
     app.jinja_env.globals["list_separator"] = list_separator
