@@ -42,8 +42,9 @@ def parse_id(value: object) -> int | None:
 
 
 def parse_ids(values) -> list[int]:
-    """The ids of a repeated parameter (``?course=1&course=2``), the unusable ones left out."""
-    return [number for value in values if (number := parse_id(value)) is not None]
+    """The ids of a repeated parameter (``?course=1&course=2``), the unusable ones left out and
+    each named once (in the order first given: ``?course=1&course=1`` is one course)."""
+    return list(dict.fromkeys(number for value in values if (number := parse_id(value)) is not None))
 
 
 def coerce_id(value: object) -> int:

@@ -266,3 +266,15 @@ def test_export_file_names_carry_the_tokyo_date_and_tell_shift_jis_apart(known_d
     assert name("/completion/export/courses.csv?fy=2026&encoding=cp932") == "completion-courses-2026-20261205-sjis.csv"
     assert name("/completion/export/courses.xlsx?fy=2026") == "completion-courses-2026-20261205.xlsx"
     assert name("/completion/export/courses.xlsx?fy=2026&encoding=cp932") == "completion-courses-2026-20261205.xlsx"
+
+
+def test_a_course_named_twice_is_compared_once(known_data, client, login_as):
+    d = known_data
+    login_as("platform_admin")
+    a = d["a"].id
+    html = client.get(f"/completion/compare?fy={d['fy']}&course={a}&course={a}&course={a}").get_data(as_text=True)
+    assert html.count(f'<th scope="col">{d["a"].title}</th>') == 1
+    response = client.get(f"/completion/export/comparison.csv?fy={d['fy']}&course={a}&course={a}", buffered=True)
+    rows = list(csv.reader(io.StringIO(response.data.decode("utf-8-sig"))))[1:]
+    names = [r[0] for r in rows]
+    assert sorted(names) == sorted({"千代田区", "中央区"})  # each municipality once

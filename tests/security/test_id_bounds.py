@@ -67,6 +67,8 @@ def test_parse_id_takes_only_ids_the_database_can_hold():
     for bad in (*OUT_OF_RANGE, *NOT_IDS, "0", "", None, "12a", "-0"):
         assert parse_id(bad) is None, bad
     assert parse_ids(["3", "x", str(2**31), "5"]) == [3, 5]
+    # A repeated id is one id, in the order first given.
+    assert parse_ids(["5", "3", "5", " 3", "5"]) == [5, 3]
 
 
 def test_out_of_range_ids_in_any_path_answer_404(app, world):
