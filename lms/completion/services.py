@@ -23,6 +23,7 @@ from lms.audit.services import record_action
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
 from lms.common.errors import InvalidInput, NotAllowed, NotFound
 from lms.common.signals import completion_changed, mandatory_assignment_changed
+from lms.common.templating import format_date_jst
 from lms.common.timeutil import as_utc, fiscal_year_bounds, fiscal_year_of, utcnow
 from lms.completion import summary
 from lms.completion.models import (
@@ -434,9 +435,14 @@ def save_mandatory_assignment(
         raise NotAllowed(_("この区市町村の必修指定を変更する権限がありません。"))
     if db.session.get(Course, course_id) is None:
         raise InvalidInput(_("研修が見つかりません。"))
-    start, end = fiscal_year_bounds(fiscal_year)
-    if due_on < start.date() or due_on > date(fiscal_year + 2, 3, 31):
-        raise InvalidInput(_("期限は対象年度の4月1日以降の日付にしてください。"))
+    # From the year's 1 April to the end of the following fiscal year.
+    first, last = date(fiscal_year, 4, 1), date(fiscal_year + 2, 3, 31)
+    if due_on < first:
+        raise InvalidInput(_("期限が早すぎます。期限は%(first)sから%(last)sまでの日付にしてください。",
+                             first=format_date_jst(first), last=format_date_jst(last)), field="due_on")
+    if due_on > last:
+        raise InvalidInput(_("期限が遅すぎます。期限は%(first)sから%(last)sまでの日付にしてください。",
+                             first=format_date_jst(first), last=format_date_jst(last)), field="due_on")
     if assignment_id is not None:
         assignment = db.session.get(MandatoryAssignment, assignment_id)
         if assignment is None:

@@ -106,7 +106,7 @@ def test_mandatory_assignment_lifecycle_by_municipal_admin(known_data, client, l
     assert db.session.scalar(select(MandatoryAssignment).where(MandatoryAssignment.municipality_id == d["chuo"])) is None
     # a due date before the fiscal year is refused with a message, nothing saved
     response = client.post(f"/completion/assignments/{created.id}/edit", data={**form, "due_on": "2000-01-01"})
-    assert response.status_code == 200 and "期限は対象年度" in response.get_data(as_text=True)
+    assert response.status_code == 200 and "期限が早すぎます" in response.get_data(as_text=True)
     # Deleting asks on a page first (naming the course), which POSTs to the same URL.
     page = client.get(f"/completion/assignments/{created_id}/delete")
     assert page.status_code == 200 and "必修指定の削除" in page.get_data(as_text=True)
