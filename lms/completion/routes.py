@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -83,18 +84,41 @@ MISSING_PER_PAGE = 50
 # ---------------------------------------------------------------- request parameters
 
 
-def _fiscal_year() -> int:
+def _fiscal_year(*, download: bool = False) -> int:
+    """The fiscal year asked for (``?fy=``), the current one when none is named. A year outside
+    ``services.fiscal_year_range()`` (or no year at all: ``fy=abc``) is never answered with
+    another year's figures: a page is sent on to the nearest year it shows, with a notice
+    naming both; a file (``download``) is refused as not found."""
+    text = (request.args.get("fy") or "").strip()
     current = reports.current_fiscal_year()
-    wanted = parse_id(request.args.get("fy"))
-    if wanted is not None and current - 10 <= wanted <= current + 1:
+    if not text:
+        return current
+    first, last = services.fiscal_year_range()
+    wanted = int(text) if re.fullmatch(r"[+-]?[0-9]{1,9}", text) else None
+    if wanted is not None and first <= wanted <= last:
         return wanted
-    return current
+    if download:
+        abort(404)
+    if wanted is None:
+        shown = current
+        flash(_("年度の指定が正しくないため、%(shown)d年度を表示しています。", shown=shown), "warning")
+    else:
+        shown = min(max(wanted, first), last)
+        flash(_("%(year)d年度は表示できません（表示できるのは%(first)d年度から%(last)d年度までです）。"
+                "%(shown)d年度を表示しています。", year=wanted, first=first, last=last, shown=shown), "warning")
+    # The same address with the year shown (the path's own values win over a query's namesake;
+    # url_for's "_…" options are never taken from the query).
+    query: dict[str, Any] = {k: v for k, v in request.args.to_dict(flat=False).items() if not k.startswith("_")}
+    query["fy"] = [shown]
+    abort(redirect(url_for(request.endpoint or "completion.dashboard", **{**query, **(request.view_args or {})})))
 
 
 def fiscal_year_choices(scope: int | None = None, selected: int | None = None) -> list[int]:
     """The years worth offering: those with data in the scope, the current one, and the one
-    shown (newest first). No empty future years."""
-    return reports.fiscal_years_with_data(scope, also=(reports.current_fiscal_year(), selected))
+    shown (newest first), within the years shown. No empty future years."""
+    first, last = services.fiscal_year_range()
+    years = reports.fiscal_years_with_data(scope, also=(reports.current_fiscal_year(), selected))
+    return [y for y in years if first <= y <= last]
 
 
 def _course_param() -> int | None:
@@ -278,9 +302,9 @@ def export(table: str, fmt: str):
     if table == "comparison" and not current_user.has_role(PLATFORM_ADMIN):
         abort(403)
     scope = municipality_scope(current_user, request.args.get("municipality"), exists=municipality_exists)
-    fy = _fiscal_year()
     # The completion records can be exported for every year at once.
     all_years = table == "records" and request.args.get("fy") == "all"
+    fy = reports.current_fiscal_year() if all_years else _fiscal_year(download=True)
     encoding = request.args.get("encoding", "utf-8").lower()
     if encoding in ("cp932", "windows-31j", "shift_jis", "sjis"):
         encoding = "cp932"
@@ -343,7 +367,7 @@ def export(table: str, fmt: str):
 @limit_export
 def certificates_zip(course_id: int):
     scope = municipality_scope(current_user, request.args.get("municipality"), exists=municipality_exists)
-    fy = _fiscal_year()
+    fy = _fiscal_year(download=True)
     course = db.get_or_404(Course, course_id)
     query = (
         select(Completion)

@@ -331,6 +331,33 @@ def _clean_reason(reason: str) -> str:
     return reason
 
 
+# ---------------------------------------------------------------- fiscal years
+
+# The fiscal years the completion area works with: what its pages and exports show (?fy=) and
+# what its forms accept. Ten years back and the next one (mandatory assignments are planned a
+# year ahead); a completion is never recorded for a year that has not begun.
+YEARS_BACK = 10
+YEARS_AHEAD = 1
+
+
+def fiscal_year_range(*, future: bool = True) -> tuple[int, int]:
+    """The first and last fiscal year shown and accepted; ``future=False`` ends at the current one."""
+    current = fiscal_year_of(utcnow())
+    return current - YEARS_BACK, current + (YEARS_AHEAD if future else 0)
+
+
+def fiscal_year_range_message(*, future: bool = True) -> str:
+    first, last = fiscal_year_range(future=future)
+    return _("年度は%(first)dから%(last)dまでの数で入力してください。", first=first, last=last)
+
+
+def check_fiscal_year(fiscal_year: int) -> None:
+    """Refuse a year outside ``fiscal_year_range()``: it would be saved and never shown."""
+    first, last = fiscal_year_range()
+    if not first <= fiscal_year <= last:
+        raise InvalidInput(fiscal_year_range_message(), field="fiscal_year")
+
+
 def complete_manually(staff_member_id: int, course_id: int, fiscal_year: int, actor, reason: str) -> Completion:
     """Mark a completion by hand (e.g. attended on site without a record). Audited."""
     course = db.session.get(Course, course_id)
@@ -340,10 +367,10 @@ def complete_manually(staff_member_id: int, course_id: int, fiscal_year: int, ac
     if not can_decide(actor, course):
         raise NotAllowed(_("この研修の修了を判定する権限がありません。"))
     reason = _clean_reason(reason)
-    if fiscal_year < 2000:
-        raise InvalidInput(_("年度が正しくありません。"), field="fiscal_year")
     if fiscal_year > fiscal_year_of(utcnow()):  # (its certificate would be dated in the future)
         raise InvalidInput(_("まだ始まっていない年度の修了は登録できません。"), field="fiscal_year")
+    if fiscal_year < fiscal_year_range()[0]:
+        raise InvalidInput(fiscal_year_range_message(future=False), field="fiscal_year")
     completion = db.session.scalar(
         select(Completion).where(
             Completion.staff_member_id == staff_member_id,
@@ -435,6 +462,7 @@ def save_mandatory_assignment(
         raise NotAllowed(_("この区市町村の必修指定を変更する権限がありません。"))
     if db.session.get(Course, course_id) is None:
         raise InvalidInput(_("研修が見つかりません。"))
+    check_fiscal_year(fiscal_year)
     # From the year's 1 April to the end of the following fiscal year.
     first, last = date(fiscal_year, 4, 1), date(fiscal_year + 2, 3, 31)
     if due_on < first:
