@@ -172,3 +172,44 @@ def test_upload_reasons_survive_the_reason_codes_migration_both_ways(migrated_ap
     with db.engine.connect() as conn:
         rows = conn.execute(text("SELECT id, error_code, error_params, error FROM upload_session ORDER BY id")).all()
     assert [tuple(r) for r in rows] == [("new", "", None, words), ("old", "", None, "昔の理由（自由記述）")]
+
+
+def test_the_unique_assignment_migration_keeps_one_of_each_set_of_copies(migrated_app):
+    """f2a6c8e4b1d9: of mandatory assignments made twice (the same course, year and group, a
+    blank 所属 or "every municipality" included), the first is kept with the copies' notes; the
+    index then refuses another copy, and other groups stay."""
+    from sqlalchemy.exc import IntegrityError
+
+    from lms.courses.models import Course
+    from lms.extensions import db
+    from lms.municipalities.models import Municipality
+
+    downgrade(directory=str(MIGRATIONS), revision="e7a3d5c2b914")
+    db.session.add_all([Municipality(id=1, code="131016", name="千代田区", kana="ちよだく", kind="ku", sort_order=1),
+                        Course(id=1, title="研修", summary="", description_md="")])
+    db.session.commit()
+    db.session.remove()
+    columns = "course_id, fiscal_year, municipality_id, department, job_title, new_staff_fiscal_year, due_on, " \
+              "created_at, note"
+    rows = [  # id: (municipality, department, new staff's year, note)
+        (101, 1, "", None, ""), (102, 1, "", None, "二度目"), (103, 1, "", None, "二度目"),  # one set of three
+        (104, None, "", None, "全区市町村"), (105, None, "", None, ""),  # every municipality, twice
+        (106, 1, "総務課", None, ""), (107, 1, "", 2026, ""),  # other groups
+    ]
+    with db.engine.begin() as conn:
+        for id_, municipality, department, new_staff, note in rows:
+            conn.execute(text(f"INSERT INTO mandatory_assignment (id, {columns}) VALUES (:id, 1, 2026, :m, :d, '', "
+                              ":n, '2027-03-31', CURRENT_TIMESTAMP, :note)"),
+                         {"id": id_, "m": municipality, "d": department, "n": new_staff, "note": note})
+    upgrade(directory=str(MIGRATIONS))
+    with db.engine.connect() as conn:
+        kept = dict(conn.execute(text("SELECT id, note FROM mandatory_assignment ORDER BY id")).all())
+    assert kept == {101: "二度目", 104: "全区市町村", 106: "", 107: ""}
+    for municipality in (1, None):
+        with pytest.raises(IntegrityError, match="UNIQUE constraint failed: mandatory_assignment.course_id|uq_mandatory_assignment_group"), db.engine.begin() as conn:
+            conn.execute(text(f"INSERT INTO mandatory_assignment ({columns}) VALUES (1, 2026, :m, '', '', NULL, "
+                              "'2027-03-31', CURRENT_TIMESTAMP, '')"), {"m": municipality})
+    downgrade(directory=str(MIGRATIONS), revision="e7a3d5c2b914")
+    with db.engine.begin() as conn:  # a copy is accepted again
+        conn.execute(text(f"INSERT INTO mandatory_assignment ({columns}) VALUES (1, 2026, 1, '', '', NULL, "
+                          "'2027-03-31', CURRENT_TIMESTAMP, '')"))

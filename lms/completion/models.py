@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import Date, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms.common.timeutil import utcnow
@@ -63,10 +63,31 @@ class Completion(Model):
     municipality = relationship("Municipality")
 
 
+_EVERYWHERE = "municipality_id IS NULL"
+_ALL_STAFF = "new_staff_fiscal_year IS NULL"
+
+
 class MandatoryAssignment(Model):
     """A course marked mandatory for a group: municipality, 所属, 職名 or new staff of a year."""
 
     __tablename__ = "mandatory_assignment"
+    __table_args__ = (
+        # One assignment per course, year and group (lms.completion.services checks it first, with a
+        # message naming the one there is). "Every municipality" and "not only new staff" are NULL,
+        # and NULLs never clash in a unique index: one partial index for each combination of them
+        # (both databases; an index on coalesce() is not reflected on SQLite).
+        Index("uq_mandatory_assignment_group", "course_id", "fiscal_year", "municipality_id",
+              "new_staff_fiscal_year", "department", "job_title", unique=True),
+        Index("uq_mandatory_assignment_group_everywhere", "course_id", "fiscal_year", "new_staff_fiscal_year",
+              "department", "job_title", unique=True, sqlite_where=text(_EVERYWHERE),
+              postgresql_where=text(_EVERYWHERE)),
+        Index("uq_mandatory_assignment_group_all_staff", "course_id", "fiscal_year", "municipality_id",
+              "department", "job_title", unique=True, sqlite_where=text(_ALL_STAFF),
+              postgresql_where=text(_ALL_STAFF)),
+        Index("uq_mandatory_assignment_group_everywhere_all_staff", "course_id", "fiscal_year",
+              "department", "job_title", unique=True, sqlite_where=text(f"{_EVERYWHERE} AND {_ALL_STAFF}"),
+              postgresql_where=text(f"{_EVERYWHERE} AND {_ALL_STAFF}")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     course_id: Mapped[int] = mapped_column(ForeignKey("course.id"), index=True)

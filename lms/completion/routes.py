@@ -431,6 +431,7 @@ def assignment_new():
     # A municipality asked for in the URL must be one the user administers.
     municipality_scope(current_user, request.args.get("municipality"), exists=municipality_exists)
     form = _assignment_form()
+    duplicate = None  # the assignment of the same course, year and group, when one was posted again
     if form.validate_on_submit():
         if (again := once.repeated()) is not None:
             return again
@@ -438,13 +439,14 @@ def assignment_new():
             assignment = _save_assignment(form, None)
         except DomainError as exc:
             db.session.rollback()
-            form.due_on.errors.append(exc.message)
+            put_error(form, exc)
+            duplicate = exc.context.get("existing_id")
         else:
             target = once.remember(url_for("completion.dashboard", fy=assignment.fiscal_year, _anchor="mandatory"))
             db.session.commit()
             flash(_("必修指定を登録しました。"), "success")
             return redirect(target)
-    return render_template("completion/assignment_form.html", form=form, assignment=None)
+    return render_template("completion/assignment_form.html", form=form, assignment=None, duplicate=duplicate)
 
 
 @bp.route("/completion/assignments/<int:assignment_id>/edit", methods=["GET", "POST"])
@@ -455,17 +457,19 @@ def assignment_edit(assignment_id: int):
     if not services.can_manage_assignment(current_user, assignment.municipality_id):
         refuse_as_missing(current_user, "mandatory_assignment", assignment.id)
     form = _assignment_form(assignment)
+    duplicate = None
     if form.validate_on_submit():
         try:
             _save_assignment(form, assignment.id)
         except DomainError as exc:
             db.session.rollback()
-            form.due_on.errors.append(exc.message)
+            put_error(form, exc)
+            duplicate = exc.context.get("existing_id")
         else:
             db.session.commit()
             flash(_("必修指定を更新しました。"), "success")
             return redirect(url_for("completion.dashboard", fy=form.fiscal_year.data, _anchor="mandatory"))
-    return render_template("completion/assignment_form.html", form=form, assignment=assignment)
+    return render_template("completion/assignment_form.html", form=form, assignment=assignment, duplicate=duplicate)
 
 
 @bp.route("/completion/assignments/<int:assignment_id>/delete", methods=["GET", "POST"])

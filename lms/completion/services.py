@@ -21,7 +21,8 @@ from lms.archives.models import Archive, ArchiveFile, ViewingProgress
 from lms.attendance.models import Attendance
 from lms.audit.services import record_action
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
-from lms.common.errors import InvalidInput, NotAllowed, NotFound
+from lms.common.database import lock_table_for_writes
+from lms.common.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from lms.common.signals import completion_changed, mandatory_assignment_changed
 from lms.common.templating import format_date_jst
 from lms.common.timeutil import as_utc, fiscal_year_bounds, fiscal_year_of, utcnow
@@ -471,6 +472,28 @@ def save_mandatory_assignment(
     if due_on > last:
         raise InvalidInput(_("期限が遅すぎます。期限は%(first)sから%(last)sまでの日付にしてください。",
                              first=format_date_jst(first), last=format_date_jst(last)), field="due_on")
+    department = (department or "").strip()[:200]
+    job_title = (job_title or "").strip()[:100]
+    # One assignment per course, year and group (the unique indexes of the model): the check and
+    # the write one transaction at a time, so two posts at once make one, the other told why.
+    lock_table_for_writes(MandatoryAssignment.__tablename__)
+    same = db.session.scalar(
+        select(MandatoryAssignment).where(
+            MandatoryAssignment.course_id == course_id,
+            MandatoryAssignment.fiscal_year == fiscal_year,
+            _is(MandatoryAssignment.municipality_id, municipality_id),
+            MandatoryAssignment.department == department,
+            MandatoryAssignment.job_title == job_title,
+            _is(MandatoryAssignment.new_staff_fiscal_year, new_staff_fiscal_year),
+            MandatoryAssignment.id != (assignment_id or 0),
+        ).order_by(MandatoryAssignment.id).limit(1)
+    )
+    if same is not None:
+        raise Conflict(
+            _("同じ研修・年度・対象の必修指定がすでにあります（期限：%(due)s）。期限やメモを変えるときは、その必修指定を編集してください。",
+              due=format_date_jst(same.due_on)),
+            existing_id=same.id,
+        )
     if assignment_id is not None:
         assignment = db.session.get(MandatoryAssignment, assignment_id)
         if assignment is None:
@@ -487,8 +510,8 @@ def save_mandatory_assignment(
     assignment.course_id = course_id
     assignment.fiscal_year = fiscal_year
     assignment.municipality_id = municipality_id
-    assignment.department = (department or "").strip()[:200]
-    assignment.job_title = (job_title or "").strip()[:100]
+    assignment.department = department
+    assignment.job_title = job_title
     assignment.new_staff_fiscal_year = new_staff_fiscal_year
     assignment.due_on = due_on
     assignment.note = (note or "").strip()[:1000]
@@ -501,6 +524,11 @@ def save_mandatory_assignment(
     mandatory_assignment_changed.send(assignment, actor=actor, action="updated" if before else "created",
                                       before=before)
     return assignment
+
+
+def _is(column, value):
+    """``column = value``, NULL matching NULL."""
+    return column.is_(None) if value is None else column == value
 
 
 def delete_mandatory_assignment(actor, assignment_id: int) -> None:

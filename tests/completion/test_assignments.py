@@ -30,5 +30,71 @@ def test_a_due_date_too_early_or_too_late_says_which_and_names_the_range(known_d
     assert "期限が早すぎます" in early.get_data(as_text=True) and span in early.get_data(as_text=True)
     assert _count(db) == before
     # The last day of the range is accepted.
-    assert client.post("/completion/assignments/new", data=_form(d, due_on=f"{fy + 2}-03-31")).status_code == 302
+    assert client.post("/completion/assignments/new",
+                       data=_form(d, department="人事課", due_on=f"{fy + 2}-03-31")).status_code == 302
     assert _count(db) == before + 1
+
+
+def _of_course(db, course_id) -> list[MandatoryAssignment]:
+    db.session.expire_all()
+    return list(db.session.scalars(select(MandatoryAssignment).where(MandatoryAssignment.course_id == course_id)
+                                   .order_by(MandatoryAssignment.id)))
+
+
+def test_the_same_assignment_posted_again_is_refused_naming_the_one_there_is(known_data, client, login_as, db):
+    """QA: the same course, year, municipality and blank 所属/職名 posted twice (the due date
+    written 2027-03-31, then 2027/3/31) was stored twice and counted twice."""
+    d = known_data
+    fy = d["fy"]
+    login_as("municipal_admin", "131016")
+    b = d["b"].id  # (known_data's B is for new staff only: another group)
+    first = client.post("/completion/assignments/new", data=_form(d, course_id=b, due_on=f"{fy + 1}-03-31"))
+    assert first.status_code == 302
+    [new_staff, kept] = _of_course(db, b)
+    again = client.post("/completion/assignments/new", data=_form(d, course_id=b, due_on=f"{fy + 1}/3/31",
+                                                                 note="二度目"))
+    assert again.status_code == 200
+    html = again.get_data(as_text=True)
+    assert f"同じ研修・年度・対象の必修指定がすでにあります（期限：{fy + 1}年3月31日）。" in html
+    assert f'href="/completion/assignments/{kept.id}/edit"' in html
+    assert [a.id for a in _of_course(db, b)] == [new_staff.id, kept.id]
+    # Spaces around a blank 所属 make no other group; "every municipality" is one group too.
+    assert client.post("/completion/assignments/new",
+                       data=_form(d, course_id=b, department="  ")).status_code == 200
+    login_as("platform_admin")
+    assert client.post("/completion/assignments/new", data=_form(d, course_id=b, municipality_id="")).status_code == 302
+    everywhere = client.post("/completion/assignments/new", data=_form(d, course_id=b, municipality_id=""))
+    assert everywhere.status_code == 200 and "同じ研修・年度・対象の必修指定がすでにあります" in everywhere.get_data(as_text=True)
+    assert len(_of_course(db, b)) == 3
+
+
+def test_an_assignment_cannot_be_edited_into_a_copy_of_another(known_data, client, login_as, db):
+    d = known_data
+    a1 = d["mandatory"][0]  # course A, the whole of 千代田区
+    login_as("municipal_admin", "131016")
+    assert client.post("/completion/assignments/new", data=_form(d, department="総務課")).status_code == 302
+    [_a1, department] = _of_course(db, d["a"].id)
+    page = client.post(f"/completion/assignments/{department.id}/edit", data=_form(d, department=""))
+    assert page.status_code == 200
+    assert f'href="/completion/assignments/{a1.id}/edit"' in page.get_data(as_text=True)
+    db.session.refresh(department)
+    assert department.department == "総務課"
+    # Saving an assignment unchanged is no copy of itself.
+    assert client.post(f"/completion/assignments/{department.id}/edit",
+                       data=_form(d, department="総務課", note="メモ")).status_code == 302
+
+
+def test_the_same_assignment_posted_three_times_at_once_is_stored_once(known_data, app, live_server, db):
+    from tests import factories
+    from tests.at_once import post_at_once
+
+    d = known_data
+    admin = factories.make_user(role="municipal_admin", municipality_code="131016")
+    cookie = f"{app.config['SESSION_COOKIE_NAME']}={factories.session_cookie(app, admin)}"
+    db.session.commit()
+    answers = post_at_once(f"{live_server.url}/completion/assignments/new", cookie,
+                           _form(d, course_id=d["b"].id, job_title="主事"))
+    assert sorted(status for status, _ in answers) == [200, 200, 302]
+    db.session.rollback()
+    assert [a.job_title for a in _of_course(db, d["b"].id)] == ["", "主事"]
+
