@@ -440,19 +440,40 @@ class Headline:
     enrolled: int  # enrollments counted per course (延べ)
     completed: int
     rate: float | None  # completed ÷ (completed + not yet), over every course
-    mandatory_missing: int  # staff who have not yet completed a mandatory course (per assignment)
+    mandatory_missing: int  # staff who have not yet completed a mandatory course (per course: 延べ)
     mandatory_overdue: int  # mandatory assignments past their due date with someone missing
 
 
-def headline(courses: list[CourseRow], statuses: list[AssignmentStatus]) -> Headline:
+def headline(courses: list[CourseRow], statuses: list[AssignmentStatus], municipality_id: int | None) -> Headline:
     completed = sum(c.completed for c in courses)
     return Headline(
         enrolled=sum(c.enrolled for c in courses),
         completed=completed,
         rate=rate(completed, completed + sum(c.not_yet for c in courses)),
-        mandatory_missing=sum(s.missing for s in statuses),
+        mandatory_missing=mandatory_missing(statuses, municipality_id),
         mandatory_overdue=sum(1 for s in statuses if s.overdue),
     )
+
+
+def mandatory_missing(statuses: list[AssignmentStatus], municipality_id: int | None) -> int:
+    """Staff who have not completed a course mandatory for them, once per course however many of
+    the year's assignments make it mandatory for them (one for the whole municipality and one
+    for a 所属 overlap). A course with one assignment: its own count; with more, one query over
+    their groups together."""
+    by_course: dict[int, list[AssignmentStatus]] = {}
+    for s in statuses:
+        by_course.setdefault(s.assignment.course_id, []).append(s)
+    total = 0
+    for group in by_course.values():
+        if len(group) == 1:
+            total += group[0].missing
+            continue
+        members = or_(*(assignment_members_filter(s.assignment, municipality_id) for s in group))
+        total += db.session.scalar(
+            select(func.count()).select_from(StaffMember)
+            .where(members, ~_assignment_completed(group[0].assignment))
+        ) or 0
+    return total
 
 
 def _assignment_completed(assignment: MandatoryAssignment):

@@ -214,7 +214,7 @@ def dashboard():
         titles=titles,
         trend=trend,
         statuses=statuses,
-        headline=reports.headline(courses, statuses),
+        headline=reports.headline(courses, statuses, scope),
         activities=reports.activity_figures(scope, fy, course_id),
         municipalities=_municipalities() if current_user.has_role(PLATFORM_ADMIN) else [],
         is_platform=current_user.has_role(PLATFORM_ADMIN),

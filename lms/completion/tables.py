@@ -121,25 +121,33 @@ def build_table(name: str, *, scope: int | None, fiscal_year: int | None, course
 
         # Snapshot plain values now: the export streams after the audit commit.
         plans = [
-            (titles.get(a.course_id, ""), a.due_on, _("期限超過") if a.due_on < today else "",
+            (a.course_id, titles.get(a.course_id, ""), a.due_on, _("期限超過") if a.due_on < today else "",
              reports.missing_staff_query(a, scope))
             for a in assignments
         ]
 
         yes, no = _("あり"), _("なし")
 
-        def rows_of(title, due_on, overdue, query):
-            return stream_query(
-                query,
-                lambda r: (title, due_on, r.municipality, r.employee_number, r.full_name,
-                           r.department, r.job_title, r.hired_on or "", yes if r.user_id else no, overdue),
-            )
+        def rows():
+            # A person is listed once per course, under its first due date, however many of the
+            # year's assignments make the course mandatory for them (overlapping groups).
+            listed: set[tuple[int, int]] = set()
+            for course_id, title, due_on, overdue, query in plans:
+
+                def convert(r, title=title, due_on=due_on, overdue=overdue) -> tuple:
+                    return r.staff_member_id, (title, due_on, r.municipality, r.employee_number, r.full_name,
+                                               r.department, r.job_title, r.hired_on or "",
+                                               yes if r.user_id else no, overdue)
+                for staff_member_id, row in stream_query(query, convert):
+                    if (course_id, staff_member_id) not in listed:
+                        listed.add((course_id, staff_member_id))
+                        yield row
 
         return Table("mandatory-not-completed", _("必修未修了者"), [
             Column(_("研修"), 36), Column(_("期限"), 12), Column(_("区市町村"), 14), Column(_("職員番号"), 12),
             Column(_("氏名"), 18), Column(_("所属"), 24), Column(_("職名"), 14), Column(_("採用日"), 12),
             Column(_("サインイン実績"), 14), Column(_("期限超過"), 10),
-        ], lambda: chain.from_iterable(rows_of(*plan) for plan in plans))
+        ], rows)
     if name == "comparison":
         ids = list(course_ids) or reports.default_comparison_courses(fiscal_year)
         titles = dict(db.session.execute(select(Course.id, Course.title).where(Course.id.in_(ids or [0]))).all())

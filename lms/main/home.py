@@ -97,7 +97,7 @@ def municipal_home(municipality_id: int) -> MunicipalHome:
     ).all()
     fiscal_year = reports.current_fiscal_year()
     # One query per mandatory assignment of the year (a handful), none per staff member.
-    missing = sum(s.missing for s in reports.assignment_statuses(municipality_id, fiscal_year))
+    missing = reports.mandatory_missing(reports.assignment_statuses(municipality_id, fiscal_year), municipality_id)
     return MunicipalHome(municipality_id, pending, list(quotas), missing, fiscal_year)
 
 

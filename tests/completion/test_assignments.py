@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import func, select
 
 from lms.completion.models import MandatoryAssignment
@@ -98,3 +100,26 @@ def test_the_same_assignment_posted_three_times_at_once_is_stored_once(known_dat
     db.session.rollback()
     assert [a.job_title for a in _of_course(db, d["b"].id)] == ["", "主事"]
 
+
+def test_overlapping_assignments_count_and_list_a_person_once(known_data, client, login_as, db):
+    """The whole municipality and one 所属 both make course A mandatory: someone of that 所属
+    who has not completed it is one person missing it, listed once."""
+    import io
+
+    from openpyxl import load_workbook
+
+    d = known_data
+    login_as("municipal_admin", "131016")
+    html = client.get(f"/completion/dashboard?fy={d['fy']}").get_data(as_text=True)
+    before = re.search(r'必修研修の未修了（人）</dt><dd class="num">([\d,]+)', html).group(1)
+    assert client.post("/completion/assignments/new",
+                       data=_form(d, department="総務課", due_on=f"{d['fy'] + 1}-01-31")).status_code == 302
+    html = client.get(f"/completion/dashboard?fy={d['fy']}").get_data(as_text=True)
+    assert re.search(r'必修研修の未修了（人）</dt><dd class="num">([\d,]+)', html).group(1) == before
+    response = client.get(f"/completion/export/missing.xlsx?fy={d['fy']}", buffered=True)
+    rows = list(load_workbook(io.BytesIO(response.data)).active.iter_rows(values_only=True))[6:]
+    pairs = [(r[0], r[3]) for r in rows]  # (course, 職員番号)
+    assert len(pairs) == len(set(pairs))
+    s2 = d["staff"][1]  # 総務課, not completed
+    listed = [r[1].date() for r in rows if r[3] == s2.employee_number and r[0] == d["a"].title]
+    assert listed == [d["mandatory"][0].due_on]  # under the first due date
