@@ -60,6 +60,7 @@ from lms.completion.exports import csv_chunks, xlsx_chunks
 from lms.completion.forms import AssignmentForm, ManualCompletionForm, RevokeForm
 from lms.completion.models import COMPLETED, Completion, MandatoryAssignment
 from lms.completion.tables import (
+    COURSE_TABLES,
     PERSONAL_TABLES,
     TABLES,
     build_table,
@@ -321,6 +322,12 @@ def export(table: str, fmt: str):
         if assignment.municipality_id is not None and scope is not None and assignment.municipality_id != scope:
             require_own_object(current_user, assignment.municipality_id, "mandatory_assignment", assignment.id)
     course_ids = parse_ids(request.args.getlist("course"))
+    # The one course a table is narrowed to is named in its title lines and its file name.
+    course = None
+    if table in COURSE_TABLES and course_ids:
+        course = db.session.get(Course, course_ids[0])
+        if course is None:
+            abort(404)
     built = build_table(table, scope=scope, fiscal_year=None if all_years else fy, course_ids=course_ids,
                         assignment=assignment)
     if fmt == "csv" and encoding == "cp932" and request.args.get("lossy") != "1":
@@ -338,7 +345,7 @@ def export(table: str, fmt: str):
                 back_url=url_for("completion.dashboard"))
     exported_at = datetime.now(UTC)
     built.title_lines = title_lines_for(built.sheet_title, _municipality_name(scope),
-                                        None if all_years else fy, exported_at)
+                                        None if all_years else fy, exported_at, course.title if course else None)
     record_access(
         current_user, "export.completion", "export", table, scope,
         table=table, format=fmt, encoding=encoding if fmt == "csv" else "", fiscal_year="all" if all_years else fy,
@@ -347,7 +354,8 @@ def export(table: str, fmt: str):
     )
     # Dated in Tokyo, as the sheet's 出力日時; the Shift_JIS file is told apart from the UTF-8 one.
     sjis = "-sjis" if fmt == "csv" and encoding == "cp932" else ""
-    filename = f"{built.name}-{'all' if all_years else fy}-{to_tokyo(exported_at):%Y%m%d}{sjis}.{fmt}"
+    of_course = f"-course{course.id}" if course else ""
+    filename = f"{built.name}-{'all' if all_years else fy}{of_course}-{to_tokyo(exported_at):%Y%m%d}{sjis}.{fmt}"
     if fmt == "csv":
         body = csv_chunks(built, encoding)
         # content_type, not mimetype: Flask would add a second charset to a text/* mimetype.

@@ -19,6 +19,10 @@ from lms.extensions import db
 from lms.roster.models import StaffMember
 
 TABLES = ("courses", "activities", "departments", "job_titles", "trend", "missing", "records", "comparison")
+# Tables that ``?course=`` narrows to one course (as the dashboard's own tables: its list of
+# courses and the mandatory assignments are every course's; the comparison names its courses
+# in its rows).
+COURSE_TABLES = ("activities", "departments", "job_titles", "trend", "records")
 # Tables that name people: their export is personal data.
 PERSONAL_TABLES = ("missing", "records")
 
@@ -41,20 +45,22 @@ def _rate(value) -> object:
 
 
 def title_lines_for(table_title: str, municipality_name: str | None, fiscal_year: int | None,
-                    exported_at: datetime) -> tuple[str, ...]:
-    """What an exported sheet is, whose, for which year and when it was made: the lines a
-    sheet printed or forwarded by mail must carry."""
+                    exported_at: datetime, course_title: str | None = None) -> tuple[str, ...]:
+    """What an exported sheet is, whose, of which course (when narrowed to one), for which year
+    and when it was made: the lines a sheet printed or forwarded by mail must carry."""
     year = _("全年度") if fiscal_year is None else _("%(y)d年度（%(y)d年4月〜%(n)d年3月）", y=fiscal_year, n=fiscal_year + 1)
     return (
         _("修了状況：%(table)s", table=table_title),
         _("区市町村：%(name)s", name=municipality_name or _("全区市町村")),
+        *((_("研修：%(title)s", title=course_title),) if course_title is not None else ()),
         _("年度：%(year)s", year=year),
         _("出力日時：%(at)s", at=tokyo_wall_clock(exported_at).strftime("%Y-%m-%d %H:%M")),
     )
 
 
 def build_table(name: str, *, scope: int | None, fiscal_year: int | None, course_ids=(), assignment=None) -> Table:
-    """``fiscal_year`` None (every year) is meaningful for "records" only."""
+    """``fiscal_year`` None (every year) is meaningful for "records" only; ``course_ids``: the
+    comparison's courses, or the one course a table of ``COURSE_TABLES`` is narrowed to."""
     course_id = course_ids[0] if course_ids else None
     if name == "records":
         # Labels translated once, not per row (a million rows).

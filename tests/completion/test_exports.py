@@ -279,3 +279,44 @@ def test_a_course_named_twice_is_compared_once(known_data, client, login_as):
     rows = list(csv.reader(io.StringIO(response.data.decode("utf-8-sig"))))[1:]
     names = [r[0] for r in rows]
     assert sorted(names) == sorted({"千代田区", "中央区"})  # each municipality once
+
+
+def test_an_export_narrowed_to_a_course_names_it_in_its_title_and_file_name(known_data, client, login_as):
+    """The dashboard's links carry ?course= when a course is chosen: a sheet of one course's
+    trend did not say so, and looked like the whole municipality's."""
+    d = known_data
+    a = d["a"]
+    login_as("municipal_admin", "131016")
+
+    def name(response):
+        assert response.status_code == 200
+        return re.search(r'filename="([^"]+)"', response.headers["Content-Disposition"]).group(1)
+
+    trend = client.get(f"/completion/export/trend.xlsx?fy={d['fy']}&course={a.id}", buffered=True)
+    assert re.fullmatch(rf"completion-trend-{d['fy']}-course{a.id}-\d{{8}}\.xlsx", name(trend))
+    ws = load_workbook(io.BytesIO(trend.data)).active
+    rows = list(ws.iter_rows(values_only=True))
+    assert [r[0] for r in rows[:3]] == ["修了状況：月別推移", "区市町村：千代田区", f"研修：{a.title}"]
+    assert rows[3][0].startswith(f"年度：{d['fy']}年度") and rows[4][0].startswith("出力日時：")
+    assert rows[6][:3] == ("年月", "修了件数", "累計") and ws.freeze_panes == "A8"
+    for table in ("departments", "job_titles", "activities", "records"):
+        response = client.get(f"/completion/export/{table}.csv?fy={d['fy']}&course={a.id}", buffered=True)
+        assert f"-{d['fy']}-course{a.id}-" in name(response), table
+    # The list of courses is every course's, as on the dashboard: nothing narrowed, nothing said.
+    courses = client.get(f"/completion/export/courses.xlsx?fy={d['fy']}&course={a.id}", buffered=True)
+    assert "course" not in name(courses).removeprefix("completion-courses")
+    rows = list(load_workbook(io.BytesIO(courses.data)).active.iter_rows(values_only=True))
+    assert not any(str(r[0]).startswith("研修：") for r in rows[:5])
+    whole = client.get(f"/completion/export/trend.xlsx?fy={d['fy']}", buffered=True)
+    assert "course" not in name(whole).removeprefix("completion-trend")
+    assert client.get(f"/completion/export/trend.xlsx?fy={d['fy']}&course=999999", buffered=True).status_code == 404
+
+
+def test_the_dashboard_links_a_course_only_to_the_exports_it_narrows(known_data, client, login_as):
+    d = known_data
+    login_as("municipal_admin", "131016")
+    html = client.get(f"/completion/dashboard?fy={d['fy']}&course={d['a'].id}").get_data(as_text=True)
+    links = {m.group(1): m.group(2).replace("&amp;", "&")
+             for m in re.finditer(r'href="/completion/export/(\w+)\.xlsx\?([^"]*)"', html)}
+    assert f"course={d['a'].id}" in links["trend"] and f"course={d['a'].id}" in links["departments"]
+    assert "course=" not in links["courses"] and "course=" not in links["missing"]
