@@ -340,7 +340,9 @@ def export(table: str, fmt: str):
             utf8_url = url_for("completion.export", table=table, fmt=fmt, **query)
             query["encoding"], query["lossy"] = ["cp932"], ["1"]
             return render_template(
+                # (the records are checked by the people and courses they name, not row by row)
                 "cp932_losses.html", losses=losses, total=total, what=built.sheet_title, utf8_url=utf8_url,
+                by_name=table == "records",
                 lossy_url=url_for("completion.export", table=table, fmt=fmt, **query),
                 back_url=url_for("completion.dashboard"))
     exported_at = datetime.now(UTC)

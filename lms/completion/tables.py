@@ -107,7 +107,8 @@ def build_table(name: str, *, scope: int | None, fiscal_year: int | None, course
         def rows():
             for r in reports.group_breakdown(scope, fiscal_year, by, course_id):
                 yield (r.name, r.staff, r.enrolled, r.completed, _rate(r.rate))
-        return Table(f"completion-{name.replace('_', '-')}", _("%(group)s別", group=label), [
+        title = _("所属別") if by == "department" else _("職名別")
+        return Table(f"completion-{name.replace('_', '-')}", title, [
             Column(label, 30), Column(_("職員数"), 10), Column(_("申込者数"), 10), Column(_("修了者数"), 10),
             Column(_("修了率（%）"), 12, percent=True),
         ], rows)

@@ -232,6 +232,8 @@ def test_csv_cp932_names_the_rows_it_would_spoil_and_offers_utf8(known_data, cli
     html = page.get_data(as_text=True)
     assert "Shift_JIS で表せない文字があります" in html and "𠮷" in html and s1.employee_number in html
     assert "髙橋 次郎" not in html  # only the rows that would lose characters
+    # Counted by the names checked (one person, several rows each), and said so: 「1 行」 was wrong.
+    assert "修了記録に出てくる職員名・研修名のうち 1 件に" in html and "表せない文字を含む職員・研修" in html
     utf8 = re.search(r'href="([^"]+)"[^>]*>UTF-8 で出力する', html).group(1).replace("&amp;", "&")
     assert "encoding=utf-8" in utf8 and f"fy={d['fy']}" in utf8
     assert "𠮷田 花子" in client.get(utf8, buffered=True).data.decode("utf-8-sig")
@@ -242,6 +244,7 @@ def test_csv_cp932_names_the_rows_it_would_spoil_and_offers_utf8(known_data, cli
     db.session.commit()
     courses = client.get(f"/completion/export/courses.csv?fy={d['fy']}&encoding=cp932").get_data(as_text=True)
     assert "𠀋" in courses and "Shift_JIS で表せない文字があります" in courses
+    assert " の 1 行に" in courses and "職員名・研修名" not in courses  # a summary table counts its rows
 
 
 def test_export_file_names_carry_the_tokyo_date_and_tell_shift_jis_apart(known_data, client, login_as,
@@ -320,3 +323,15 @@ def test_the_dashboard_links_a_course_only_to_the_exports_it_narrows(known_data,
              for m in re.finditer(r'href="/completion/export/(\w+)\.xlsx\?([^"]*)"', html)}
     assert f"course={d['a'].id}" in links["trend"] and f"course={d['a'].id}" in links["departments"]
     assert "course=" not in links["courses"] and "course=" not in links["missing"]
+
+
+def test_the_sheets_by_group_are_titled_alike_in_english(app, db):
+    """"By Department" / "By Job title" beside "By course": the group's own label was
+    capitalised into the title."""
+    from flask_babel import force_locale
+
+    from lms.completion.tables import build_table
+
+    with app.test_request_context(), force_locale("en"):
+        titles = [build_table(name, scope=None, fiscal_year=2026).sheet_title for name in ("departments", "job_titles")]
+    assert titles == ["By department", "By job title"]
