@@ -213,3 +213,27 @@ def test_the_unique_assignment_migration_keeps_one_of_each_set_of_copies(migrate
     with db.engine.begin() as conn:  # a copy is accepted again
         conn.execute(text(f"INSERT INTO mandatory_assignment ({columns}) VALUES (1, 2026, 1, '', '', NULL, "
                           "'2027-03-31', CURRENT_TIMESTAMP, '')"))
+
+
+def test_the_search_text_migration_indexes_a_descriptions_words_as_the_code_does(migrated_app):
+    """a9e4c1d7b352: a course indexed with its Markdown marks is indexed again by its words,
+    exactly as refresh_search_text indexes a course saved now."""
+    from lms.courses.models import Course
+    from lms.courses.services import refresh_search_text
+    from lms.extensions import db
+
+    downgrade(directory=str(MIGRATIONS), revision="f2a6c8e4b1d9")
+    description = "## 対象\n\n- **全**職員（[案内](https://example.com/guide)）\n\n| 日 | 内容 |\n|---|---|\n| 1 | えくせる |"
+    db.session.add(Course(id=1, title="文書管理研修", summary="基本", description_md=description,
+                          search_text=description))  # (the schema is the same before and after)
+    db.session.commit()
+    db.session.remove()
+    upgrade(directory=str(MIGRATIONS))
+    with db.engine.connect() as conn:
+        migrated = conn.execute(text("SELECT search_text FROM course WHERE id = 1")).scalar_one()
+    assert "#" not in migrated and "**" not in migrated and "example.com" not in migrated
+    assert "全職員" in migrated and "エクセル" in migrated
+    course = db.session.get(Course, 1)
+    refresh_search_text(course)
+    assert course.search_text == migrated
+    db.session.rollback()
