@@ -45,3 +45,26 @@ def test_japanese_content_on_an_english_page_is_marked_as_japanese(client, login
     assert '<h1><span lang="ja">文書管理研修</span></h1>' in detail and '<div class="prose" lang="ja">' in detail
     client.post("/lang", data={"lang": "ja"})
     assert 'lang="ja">文書管理研修' not in client.get("/courses").get_data(as_text=True)
+
+
+def test_every_scrolling_table_is_a_labelled_region_the_keyboard_reaches():
+    """axe's scrollable-region-focusable: a table wider than a phone scrolls sideways inside its
+    .table-wrap, which a keyboard user can scroll only if it takes focus; as a region it says
+    which table it is (its caption, or the heading it is under)."""
+    from tests.conftest import ROOT
+
+    wraps = []
+    for path in sorted((ROOT / "templates").rglob("*.html")):
+        for tag in re.findall(r'<div class="table-wrap"[^>]*>', path.read_text()):
+            wraps.append((path.relative_to(ROOT), tag))
+    assert len(wraps) > 50
+    bad = [(str(p), tag) for p, tag in wraps
+           if 'tabindex="0"' not in tag or 'role="region"' not in tag
+           or not re.search(r"aria-label(ledby)?=", tag)]
+    assert bad == []
+
+
+def test_a_scrolling_table_region_is_named_on_the_page(client, login_as):
+    login_as("municipal_admin", "131016")
+    page = client.get("/completion/dashboard").get_data(as_text=True)
+    assert re.search(r'<div class="table-wrap" tabindex="0" role="region" aria-label=\'所属別\'>', page)

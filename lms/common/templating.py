@@ -136,6 +136,11 @@ def ja_attr(value: Any) -> Markup:
     return Markup(' lang="ja"') if value and not _is_ja() and _JAPANESE.search(str(value)) else Markup("")
 
 
+def dot() -> str:
+    """「 ・ 」 in Japanese, " · " in English: between the parts of a line of facts."""
+    return " ・ " if _is_ja() else " · "
+
+
 def list_separator() -> str:
     """「、」 in Japanese, ", " in English: between the items of a list in a sentence."""
     return "、" if _is_ja() else ", "
@@ -189,6 +194,7 @@ def init_templating(app: Flask, nav_items: Callable[[Any], list[dict]]) -> None:
     app.jinja_env.filters["error_summary"] = error_summary
     app.jinja_env.globals["colon"] = colon
     app.jinja_env.globals["list_separator"] = list_separator
+    app.jinja_env.globals["dot"] = dot
     app.jinja_env.globals["dash"] = dash
     app.jinja_env.globals["once_input"] = once_input
     app.jinja_env.filters["markdown"] = lambda text: Markup(render_markdown(text or ""))  # noqa: S704 (sanitised by nh3)

@@ -528,6 +528,10 @@ def can_cancel(enrollment: Enrollment, actor, now: datetime | None = None) -> tu
         return False, _("連続講座の一部の回です。取り消すときは最初の回の申込を取り消してください（すべての回が取り消されます）。")
     session = enrollment.session
     member = enrollment.staff_member
+    if enrollment.status == CONFIRMED and as_utc(session.ends_at) <= now:
+        # Held: the place is part of what happened (attendance, completion, the certificate);
+        # cancelling it now would contradict them. Attendance is corrected, not the enrollment.
+        return False, _("この研修回は終了しているため、受講確定の申込は取り消せません。出席の記録を直すときは、研修の担当者に出欠の修正を依頼してください。")
     if (
         _is_platform_admin(actor)
         or _is_municipal_admin_of(actor, member.municipality_id)
@@ -546,8 +550,9 @@ def cancel_enrollment(enrollment_id: int, actor, reason: str = "") -> Enrollment
     """Cancel an enrollment; a freed seat goes at once to the waitlist (same transaction).
 
     Learners: their own, before the cancellation deadline. Municipal admins of the staff
-    member's municipality, the course's trainer and platform admins: any time (after the
-    deadline it is recorded as a late cancellation). Anyone else's: NotFound, as for an id
+    member's municipality, the course's trainer and platform admins: any time until a
+    confirmed place's session has ended (after the deadline it is recorded as a late
+    cancellation). Anyone else's: NotFound, as for an id
     that names nothing.
     """
     return _atomic(_cancel_tx, enrollment_id, actor, (reason or "").strip())
@@ -784,7 +789,7 @@ def _refuse_own_request(actor, member: StaffMember) -> None:
     """Nobody decides their own request: a training officer's own 受講申込 is answered by
     another officer of the municipality or a platform admin (as a 所属長's goes to theirs)."""
     if member.user_id is not None and member.user_id == getattr(actor, "id", None):
-        raise NotAllowed(_("ご自身の申込は承認・却下・差し戻しできません。同じ研修担当のほかの方か、県の管理者が判断します。"))
+        raise NotAllowed(_("ご自身の申込は承認・却下・差し戻しできません。同じ研修担当のほかの方か、システム管理者が判断します。"))
 
 
 def _approve_tx(enrollment_id: int, actor) -> Enrollment:

@@ -438,6 +438,30 @@ def test_cancelling_twice_is_refused(make_session, learner):
         services.cancel_enrollment(enrollment.id, user)
 
 
+def test_a_confirmed_place_in_a_session_held_is_no_longer_cancelled_by_anyone(make_session, learner, make_user):
+    """A training office cancelled a place in a session already held (attended, completed):
+    the enrollment said cancelled beside a certificate. A place on the waitlist may still go."""
+    session = make_session(starts_in=timedelta(days=3))
+    user = learner()[0]
+    enrollment = _self_enroll(session, user)
+    other = learner()[0]
+    session.capacity = 1
+    factories.db.session.commit()
+    waiting = _self_enroll(session, other)
+    assert waiting.status == WAITLISTED
+    session.starts_at, session.ends_at = utcnow() - timedelta(hours=3), utcnow() - timedelta(hours=1)
+    factories.db.session.commit()
+    office = make_user("municipal_admin", user.municipality.code)
+    for actor in (office, make_user("platform_admin", "130001"), user):
+        allowed, why = services.can_cancel(factories.db.session.get(Enrollment, enrollment.id), actor)
+        assert not allowed and why.startswith("この研修回は終了しているため"), why
+        with pytest.raises(services.NotAllowed):
+            services.cancel_enrollment(enrollment.id, actor, "事後の取消")
+        factories.db.session.rollback()
+    assert factories.db.session.get(Enrollment, enrollment.id).status == CONFIRMED
+    assert services.cancel_enrollment(waiting.id, make_user("platform_admin", "130001"), "整理").status == CANCELLED
+
+
 # ---------------------------------------------------------------- approval
 
 
