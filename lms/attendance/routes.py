@@ -13,7 +13,7 @@ from markupsafe import Markup
 
 from lms.attendance import report_upload as report_upload_service
 from lms.attendance import series, services, sheets
-from lms.attendance.forms import ActionForm, CorrectionForm, MatchForm, ReportUploadForm, RollCallForm, staff_choices
+from lms.attendance.forms import ActionForm, MatchForm, ReportUploadForm, RollCallForm, staff_choices
 from lms.attendance.models import AttendanceRecord
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
 from lms.common.access import municipality_scope, refuse_as_missing
@@ -65,30 +65,6 @@ def match_record(record_id: int):
         flash(exc.message, "error")
         return _back(session.id)
     flash(_("出席記録を照合しました。"), "success")
-    return _back(session.id)
-
-
-@bp.post("/sessions/<int:session_id>/correct")
-@login_required
-def correct(session_id: int):
-    session = _managed(session_id)
-    form = CorrectionForm()
-    form.staff_member_id.choices = _enrollee_choices(session)
-    if not form.validate_on_submit():
-        for errors in form.errors.values():
-            for error in errors:
-                flash(error, "error")
-        return _back(session.id)
-    try:
-        # Run again if two writers of one course's summaries deadlocked (PostgreSQL breaks it).
-        run_in_transaction(services.correct_attendance, session, form.staff_member_id.data,
-                           form.attended.data == "1", form.reason.data, current_user,
-                           attended_pct=form.attended_pct.data)
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-        return _back(session.id)
-    flash(_("出欠を修正しました。"), "success")
     return _back(session.id)
 
 

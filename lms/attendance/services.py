@@ -333,9 +333,9 @@ def correct_attendance(session: TrainingSession, staff_member_id: int, attended:
     _check_recordable(session)
     reason = (reason or "").strip()
     if not reason:
-        raise InvalidInput(_("修正の理由を入力してください。"))
+        raise InvalidInput(_("修正の理由を入力してください。"), field="reason")
     if staff_member_id not in _confirmed_staff_ids(session.id):
-        raise InvalidInput(_("この研修回の受講確定者ではありません。"))
+        raise InvalidInput(_("この研修回の受講確定者ではありません。"), field="staff_member_id")
     _lock_session(session)
     row = db.session.scalar(select(Attendance).where(Attendance.session_id == session.id,
                                                      Attendance.staff_member_id == staff_member_id))

@@ -16,8 +16,8 @@ from lms.attendance.forms import ActionForm, CorrectionForm, MatchForm, staff_ch
 from lms.audit.services import record_action
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
 from lms.common.access import refuse_as_missing, role_required
-from lms.common.database import begin_write
-from lms.common.errors import DomainError, NotAllowed, NotFound
+from lms.common.database import begin_write, run_in_transaction
+from lms.common.errors import DomainError, InvalidInput, NotAllowed, NotFound
 from lms.common.i18n import brand_name
 from lms.common.ids import parse_id
 from lms.common.pagination import beyond_last_page, requested_page
@@ -45,21 +45,44 @@ def _managed(session_id: int) -> TrainingSession:
         refuse_as_missing(current_user, "training_session", session_id)
 
 
-@bp.get("/teams/sessions/<int:session_id>")
+@bp.route("/teams/sessions/<int:session_id>", methods=["GET", "POST"])
 @login_required
 def session_detail(session_id: int):
+    """The trainer's page of a session: its Teams meeting, attendance and imports. A POST is
+    the page's manual attendance correction: refused, the page comes back with the errors
+    beside the fields and what was typed kept."""
     session = _managed(session_id)
     view = services.session_attendance_view(session)
     match_form = MatchForm()
     match_form.staff_member_id.choices = staff_choices(view["rows"], with_unmatch=True)
     correction_form = CorrectionForm()
     correction_form.staff_member_id.choices = staff_choices(view["rows"])
+    status = 200
+    if request.method == "POST":
+        if correction_form.validate_on_submit():
+            try:
+                # Run again if two writers of one course's summaries deadlocked (PostgreSQL breaks it).
+                run_in_transaction(attendance_services.correct_attendance, session, correction_form.staff_member_id.data,
+                                   correction_form.attended.data == "1", correction_form.reason.data, current_user,
+                                   attended_pct=correction_form.attended_pct.data)
+            except DomainError as exc:
+                db.session.rollback()
+                field = exc.context.get("field") if isinstance(exc, InvalidInput) else None
+                if field and field in correction_form:
+                    correction_form[field].errors = [*correction_form[field].errors, exc.message]
+                else:
+                    correction_form.form_errors.append(exc.message)
+            else:
+                flash(_("出欠を修正しました。"), "success")
+                return redirect(url_for("teams.session_detail", session_id=session.id))
+        status = 400
+        view = services.session_attendance_view(session)
     return render_template(
         "teams/session.html", session=session, view=view, match_form=match_form,
         correction_form=correction_form, action_form=ActionForm(), graph_enabled=graph_configured(),
         online=session.delivery in services.ONLINE_DELIVERIES, onsite=session.delivery in attendance_services.ONSITE_DELIVERIES,
         user_label=services.user_label, not_recordable=attendance_services.recordable_refusal(session),
-    )
+    ), status
 
 
 @bp.post("/teams/sessions/<int:session_id>/sync")

@@ -122,8 +122,8 @@ def test_no_correction_by_hand_before_the_session_or_for_a_cancelled_one(onsite,
     enrollment_status_changed.send(enrollment, old_status=None, new_status=CONFIRMED, actor=None, notice=None, position=None)
     db.session.commit()
     page = client.get(f"/teams/sessions/{later.id}").get_data(as_text=True)
-    assert f'action="/attendance/sessions/{later.id}/correct"' not in page and "開始 30 分前から" in page
-    response = client.post(f"/attendance/sessions/{later.id}/correct", data={
+    assert f'action="/teams/sessions/{later.id}"' not in page and "開始 30 分前から" in page
+    response = client.post(f"/teams/sessions/{later.id}", data={
         "staff_member_id": str(learner.staff_member.id), "attended": "1", "attended_pct": "100", "reason": "事前に確認"},
         follow_redirects=True)
     assert "出欠は研修回の開始 30 分前から記録できます。" in response.get_data(as_text=True)
@@ -134,14 +134,14 @@ def test_no_correction_by_hand_before_the_session_or_for_a_cancelled_one(onsite,
     later.starts_at = utcnow() - timedelta(hours=3)
     later.ends_at = utcnow() - timedelta(hours=1)
     db.session.commit()
-    response = client.post(f"/attendance/sessions/{later.id}/correct", data={
+    response = client.post(f"/teams/sessions/{later.id}", data={
         "staff_member_id": str(learner.staff_member.id), "attended": "1", "reason": "事後に確認"}, follow_redirects=True)
     assert "中止された研修回です。" in response.get_data(as_text=True)
     db.session.rollback()
     assert _rows(db, later) == {}
     # The session under way takes corrections as before.
     session = onsite["session"]
-    assert f'action="/attendance/sessions/{session.id}/correct"' in client.get(f"/teams/sessions/{session.id}").get_data(
+    assert f'action="/teams/sessions/{session.id}"' in client.get(f"/teams/sessions/{session.id}").get_data(
         as_text=True)
 
 

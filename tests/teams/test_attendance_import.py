@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -144,11 +145,18 @@ def test_trainer_matches_an_unmatched_record_and_corrects_attendance_with_a_reas
     assert record.staff_member_id == target.id
 
     inoue = scene["by_mail"].staff_member
-    response = client.post(f"/attendance/sessions/{session.id}/correct",
+    response = client.post(f"/teams/sessions/{session.id}",
                            data={"staff_member_id": str(inoue.id), "attended": "1", "reason": ""})
-    assert response.status_code == 302
-    assert _rows(db, session)[inoue.id].attended is False  # no reason, no change
-    response = client.post(f"/attendance/sessions/{session.id}/correct", data={
+    # No reason, no change: the page again, the error in its summary and beside the field, the
+    # choices kept (it was a flash after a redirect, with the form emptied).
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert '<div class="error-summary" role="alert" tabindex="-1">' in page
+    assert '<a href="#reason">修正の理由</a>: 修正の理由を入力してください。' in page
+    assert re.search(r'<textarea[^>]*aria-invalid="true"[^>]*id="reason"|<textarea[^>]*id="reason"[^>]*aria-invalid', page)
+    assert f'<option selected value="{inoue.id}">' in page or f'value="{inoue.id}" selected' in page
+    assert _rows(db, session)[inoue.id].attended is False
+    response = client.post(f"/teams/sessions/{session.id}", data={
         "staff_member_id": str(inoue.id), "attended": "1", "reason": "通信障害で一時退出（Teams のログで確認）"})
     assert response.status_code == 302
     row = _rows(db, session)[inoue.id]
@@ -218,7 +226,7 @@ def test_only_the_course_owner_and_platform_admins_see_the_session_page(scene, a
         assert other.get(f"/teams/sessions/{session.id}").status_code == 404
         assert other.get("/teams/sessions/2147483647").status_code == 404
         assert other.post(f"/teams/sessions/{session.id}/import/attendance").status_code == 404
-        assert other.post(f"/attendance/sessions/{session.id}/correct", data={}).status_code == 404
+        assert other.post(f"/teams/sessions/{session.id}", data={}).status_code == 404
     admin = app.test_client()
     login_as("platform_admin", on=admin)
     assert admin.get(f"/teams/sessions/{session.id}").status_code == 200
