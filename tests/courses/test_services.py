@@ -89,7 +89,7 @@ def test_create_course_is_a_draft_owned_by_its_trainer_with_search_text(db, trai
     db.session.commit()
     assert course.status == DRAFT
     assert course.owner_id == trainer.id
-    assert course.search_text == normalise_for_search("Ｔｅａｍｓ操作研修\n基本操作\n**会議**の開き方\nTeams")
+    assert course.search_text == normalise_for_search("Ｔｅａｍｓ操作研修\n基本操作\n会議の開き方\nTeams")  # (the words, not the marks)
     assert "teams操作研修" in course.search_text
     assert course.attendance_threshold_pct == 75 and course.viewing_threshold_pct == 90
     [entry] = _actions("course.create")
