@@ -23,16 +23,22 @@ def onsite(db, login_as, make_course, make_session, make_user):
     session = make_session(make_course(owner_id=trainer.id), starts_in=-timedelta(minutes=10), minutes=120,
                            delivery="hybrid", location="都庁第一本庁舎 32階 研修室", join_url="")
     learners = [make_user("learner", code) for code in ("131016", "131024", "131032")]
-    for learner in learners:  # seated directly (the session has started), published as the enrollment area does
-        enrollment = Enrollment(session_id=session.id, staff_member_id=learner.staff_member.id,
-                                municipality_id=learner.municipality_id, status=CONFIRMED)
-        db.session.add(enrollment)
-        session.confirmed_count += 1
-        db.session.flush()
-        enrollment_status_changed.send(enrollment, old_status=None, new_status=CONFIRMED, actor=None,
-                                       notice="confirmed", position=None)
+    for learner in learners:  # seated directly (the session has started)
+        _seat(db, session, learner, notice="confirmed")
     db.session.commit()
     return {"trainer": trainer, "session": session, "learners": learners}
+
+
+def _seat(db, session, learner, notice=None) -> Enrollment:
+    """A confirmed place for ``learner``, published as the enrollment area does."""
+    enrollment = Enrollment(session_id=session.id, staff_member_id=learner.staff_member.id,
+                            municipality_id=learner.municipality_id, status=CONFIRMED)
+    db.session.add(enrollment)
+    session.confirmed_count += 1
+    db.session.flush()
+    enrollment_status_changed.send(enrollment, old_status=None, new_status=CONFIRMED, actor=None, notice=notice,
+                                   position=None)
+    return enrollment
 
 
 def _rows(db, session):
@@ -93,11 +99,7 @@ def test_roll_call_of_a_session_not_started_says_so_before_anyone_ticks(onsite, 
     later = make_session(make_course(owner_id=onsite["trainer"].id), starts_in=timedelta(days=1), delivery="onsite",
                          location="会場")
     learner = onsite["learners"][0]
-    enrollment = Enrollment(session_id=later.id, staff_member_id=learner.staff_member.id,
-                            municipality_id=learner.municipality_id, status=CONFIRMED)
-    db.session.add(enrollment)
-    db.session.flush()
-    enrollment_status_changed.send(enrollment, old_status=None, new_status=CONFIRMED, actor=None, notice=None, position=None)
+    _seat(db, later, learner)
     db.session.commit()
     html = client.get(f"/attendance/sessions/{later.id}/roll-call").get_data(as_text=True)
     assert "この研修回はまだ始まっていません。出欠は開始後に入力できます。" in html
@@ -114,12 +116,7 @@ def test_no_correction_by_hand_before_the_session_or_for_a_cancelled_one(onsite,
     later = make_session(make_course(owner_id=onsite["trainer"].id), starts_in=timedelta(days=10), delivery="onsite",
                          location="会場")
     learner = onsite["learners"][0]
-    enrollment = Enrollment(session_id=later.id, staff_member_id=learner.staff_member.id,
-                            municipality_id=learner.municipality_id, status=CONFIRMED)
-    db.session.add(enrollment)
-    later.confirmed_count += 1
-    db.session.flush()
-    enrollment_status_changed.send(enrollment, old_status=None, new_status=CONFIRMED, actor=None, notice=None, position=None)
+    _seat(db, later, learner)
     db.session.commit()
     page = client.get(f"/teams/sessions/{later.id}").get_data(as_text=True)
     assert f'action="/teams/sessions/{later.id}"' not in page and "開始 30 分前から" in page
