@@ -86,9 +86,15 @@ def beyond_last_page(pagination) -> Response | None:
     ``pagination``: a ``Page`` or Flask-SQLAlchemy's (both give total, page and pages)."""
     if not pagination.total or pagination.page <= pagination.pages:
         return None
+    return redirect(this_address(page=pagination.pages))
+
+
+def this_address(**changes: Any) -> str:
+    """The address of the current page with ``changes`` to its query (a redirect that corrects
+    one value: the page past the last, the fiscal year out of range). A query argument named
+    like one of the path's (?course_id= beside /courses/<course_id>) names nothing here, the
+    path's own is kept; nor is one named like url_for's own options (_external, _anchor…)."""
     view_args = request.view_args or {}
-    # (a query argument named like one of the path's, ?course_id= beside /courses/<course_id>,
-    # names nothing here: the path's own is kept)
-    args: dict[str, Any] = {**{k: v for k, v in request.args.to_dict(flat=False).items() if k not in view_args},
-                            "page": pagination.pages}
-    return redirect(url_for(str(request.endpoint), **view_args, **args))
+    args: dict[str, Any] = {k: v for k, v in request.args.to_dict(flat=False).items()
+                            if k not in view_args and not k.startswith("_")}
+    return url_for(str(request.endpoint), **view_args, **{**args, **changes})

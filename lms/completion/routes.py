@@ -37,7 +37,7 @@ from lms.common.errors import DomainError, InvalidInput
 from lms.common.forms import Form, put_error
 from lms.common.ids import parse_id, parse_ids
 from lms.common.limits import configured, limit_export
-from lms.common.pagination import beyond_last_page, requested_page
+from lms.common.pagination import beyond_last_page, requested_page, this_address
 from lms.common.public import public
 from lms.common.telemetry import timed_export
 from lms.common.templating import format_date_jst
@@ -107,11 +107,7 @@ def _fiscal_year(*, download: bool = False) -> int:
         shown = min(max(wanted, first), last)
         flash(_("%(year)d年度は表示できません（表示できるのは%(first)d年度から%(last)d年度までです）。"
                 "%(shown)d年度を表示しています。", year=wanted, first=first, last=last, shown=shown), "warning")
-    # The same address with the year shown (the path's own values win over a query's namesake;
-    # url_for's "_…" options are never taken from the query).
-    query: dict[str, Any] = {k: v for k, v in request.args.to_dict(flat=False).items() if not k.startswith("_")}
-    query["fy"] = [shown]
-    abort(redirect(url_for(request.endpoint or "completion.dashboard", **{**query, **(request.view_args or {})})))
+    abort(redirect(this_address(fy=shown)))  # the same address with the year shown
 
 
 def fiscal_year_choices(scope: int | None = None, selected: int | None = None) -> list[int]:

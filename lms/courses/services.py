@@ -141,15 +141,6 @@ class StaleEdit(Conflict):
     """An edit form opened on an older version of its course or session (nothing was saved)."""
 
 
-def stale_session_form_message() -> str:
-    """Why a save from a form opened before someone else's change is refused."""
-    return _("このページを開いた後に、ほかの人がこの回を変更しました。最新の内容を確認して、もう一度変更してください。")
-
-
-def stale_course_form_message() -> str:
-    return _("このページを開いた後に、ほかの人がこの研修を変更しました。最新の内容を確認して、もう一度変更してください。")
-
-
 def _fingerprint(values: dict) -> str:
     text = json.dumps({k: _plain(v) for k, v in values.items()}, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
@@ -305,7 +296,7 @@ def update_course(actor, course: Course, data: CourseInput) -> dict:
     if course.status == CANCELLED:
         raise InvalidInput(_("中止した研修は編集できません。"))
     if data.expected_version is not None and data.expected_version != course_edit_version(course):
-        raise StaleEdit(stale_course_form_message())
+        raise StaleEdit(_("このページを開いた後に、ほかの人がこの研修を変更しました。最新の内容を確認して、もう一度変更してください。"))
     _validate_course(data)
     changes = _apply_course(course, data)
     if changes:
@@ -730,7 +721,7 @@ def update_session(actor, session_id: int, data: SessionInput) -> dict:
     # Read under the lock: of two saves from forms opened on the same version, the second
     # finds the first's change and is refused.
     if data.expected_version is not None and data.expected_version != session_edit_version(session):
-        raise StaleEdit(stale_session_form_message())
+        raise StaleEdit(_("このページを開いた後に、ほかの人がこの回を変更しました。最新の内容を確認して、もう一度変更してください。"))
     _validate_session(data, session)
     if not _same(session.starts_at, data.starts_at) and as_utc(data.starts_at) <= utcnow():
         raise InvalidInput(_("開始日時は現在より後にしてください。"), field="starts_at")
