@@ -17,7 +17,8 @@ from lms.audit.services import record_action
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
 from lms.common.access import refuse_as_missing, role_required
 from lms.common.database import begin_write, run_in_transaction
-from lms.common.errors import DomainError, InvalidInput, NotAllowed, NotFound
+from lms.common.errors import DomainError, NotAllowed, NotFound
+from lms.common.forms import put_error
 from lms.common.i18n import brand_name
 from lms.common.ids import parse_id
 from lms.common.pagination import beyond_last_page, requested_page
@@ -67,11 +68,7 @@ def session_detail(session_id: int):
                                    attended_pct=correction_form.attended_pct.data)
             except DomainError as exc:
                 db.session.rollback()
-                field = exc.context.get("field") if isinstance(exc, InvalidInput) else None
-                if field and field in correction_form:
-                    correction_form[field].errors = [*correction_form[field].errors, exc.message]
-                else:
-                    correction_form.form_errors.append(exc.message)
+                put_error(correction_form, exc)
             else:
                 flash(_("出欠を修正しました。"), "success")
                 return redirect(url_for("teams.session_detail", session_id=session.id))
