@@ -28,6 +28,8 @@ bp = Blueprint("attendance", __name__, url_prefix="/attendance")
 # 連続講座: each part attended or missed, on マイページ and the training office's session page.
 bp.add_app_template_global(series.series_progress, "series_progress")
 bp.add_app_template_global(series.state_labels, "series_state_labels")
+# マイページ's history: what a confirmed place in an ended session came to (出席, 欠席, …).
+bp.add_app_template_global(services.learner_outcomes, "attendance_outcomes")
 
 
 def _managed(session_id: int):

@@ -17,6 +17,7 @@ from lms.courses.models import TrainingSession
 from lms.extensions import db
 
 ATTENDED, MADE_UP, MISSED, UPCOMING, CALLED_OFF = "attended", "made_up", "missed", "upcoming", "called_off"
+NOT_RECORDED = "not_recorded"  # a single session ended with no attendance recorded yet (services.learner_outcomes)
 
 
 @dataclass(frozen=True)
@@ -101,4 +102,4 @@ def series_progress(first: TrainingSession, staff_member_ids) -> dict[int, Serie
 
 def state_labels() -> dict[str, str]:
     return {ATTENDED: _("出席"), MADE_UP: _("補講で出席"), MISSED: _("欠席"), UPCOMING: _("これから"),
-            CALLED_OFF: _("中止")}
+            CALLED_OFF: _("中止"), NOT_RECORDED: _("出欠の記録待ち")}

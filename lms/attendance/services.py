@@ -19,6 +19,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
 
 from lms.attendance.models import MANUAL, QR_CHECKIN, ROLL_CALL, TEAMS_REPORT, Attendance, AttendanceRecord
+from lms.attendance.series import ATTENDED, CALLED_OFF, MISSED, NOT_RECORDED
 from lms.audit.services import record_action
 from lms.auth.models import PLATFORM_ADMIN, TRAINER, User
 from lms.common.database import ensure_writer, is_sqlite
@@ -540,3 +541,25 @@ def attendance_rows(session: TrainingSession) -> list[dict]:
         if record.staff_member_id is not None:  # always (the query's filter); for the type checker
             records.setdefault(record.staff_member_id, []).append(record)
     return [{"staff": s, "attendance": rows.get(s.id), "records": records.get(s.id, [])} for s in staff]
+
+
+def learner_outcomes(staff_member_id: int, sessions) -> dict[int, str]:
+    """{session id: ATTENDED, MISSED, CALLED_OFF or NOT_RECORDED (lms.attendance.series's
+    states, worded by ``series.state_labels``)} for one learner's sessions that have ended (マイページ's history says
+    what a confirmed place came to, not 受講確定 again). One statement."""
+    now = utcnow()
+    ended = [s for s in sessions if s.status == CANCELLED or (s.ends_at and as_utc(s.ends_at) <= now)]
+    if not ended:
+        return {}
+    recorded = dict(db.session.execute(
+        select(Attendance.session_id, Attendance.attended).where(
+            Attendance.staff_member_id == staff_member_id, Attendance.session_id.in_([s.id for s in ended]))).all())
+    out: dict[int, str] = {}
+    for s in ended:
+        if s.status == CANCELLED:
+            out[s.id] = CALLED_OFF
+        elif s.id in recorded:
+            out[s.id] = ATTENDED if recorded[s.id] else MISSED
+        else:
+            out[s.id] = NOT_RECORDED
+    return out

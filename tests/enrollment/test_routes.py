@@ -195,6 +195,34 @@ def test_my_page_lists_history_and_only_my_records(client, login_as, make_sessio
     assert "他の 職員" not in html
 
 
+def test_my_page_history_says_what_a_held_session_came_to(client, login_as, make_session, make_course):
+    """A confirmed place in a session already held reads 出席, 欠席 or 出欠の記録待ち, not 受講確定."""
+    from lms.attendance import services as attendance
+
+    admin = factories.make_user(role="platform_admin")
+    user = login_as("learner")
+    held = {name: make_session(make_course(title=name), starts_in=timedelta(days=10 + n))
+            for n, name in enumerate(("出席した研修", "欠席した研修", "記録前の研修"))}
+    for s in held.values():
+        services.enroll(s.id, user.staff_member.id, user)
+    for n, s in enumerate(held.values()):  # then held: each a few days ago
+        factories.db.session.execute(update(TrainingSession).where(TrainingSession.id == s.id).values(
+            starts_at=utcnow() - timedelta(days=3 + n), ends_at=utcnow() - timedelta(days=3 + n, hours=-2)))
+    factories.db.session.commit()
+    for name, attended in (("出席した研修", True), ("欠席した研修", False)):
+        attendance.correct_attendance(factories.db.session.get(TrainingSession, held[name].id), user.staff_member.id,
+                                      attended, "出席簿で確認", admin, attended_pct=100 if attended else 0)
+    html = client.get("/me").get_data(as_text=True)
+    history = html.split("history-heading", 1)[1]
+    cells = {name: history.split(name, 1)[1].split("</tr>", 1)[0] for name in held}
+    assert "<td>出席</td>" in cells["出席した研修"]
+    assert "<td>欠席</td>" in cells["欠席した研修"]
+    assert "<td>出欠の記録待ち</td>" in cells["記録前の研修"]
+    assert "受講確定" not in history
+    english = client.get("/me", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert ">Attended<" in english and "Attendance not yet recorded" in english
+
+
 @pytest.mark.parametrize("path", ["/me"])
 def test_my_page_needs_sign_in(client, path):
     assert client.get(path).status_code == 302
