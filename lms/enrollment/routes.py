@@ -368,34 +368,50 @@ def _approve_and_say(enrollment: Enrollment, back):
     return back()
 
 
-def _answer_with_reason(enrollment: Enrollment, back, answer, missing: str, done: str):
+def _answer_with_reason(enrollment: Enrollment, back, answer, words: dict[str, str]):
     """Decline or return (差し戻し) with the reason the form carries (required; the learner is
-    told it): ``answer`` is the service, ``done`` the message, with %(name)s for the learner."""
+    told it): ``answer`` is the service; ``words`` the page's heading, reason label, missing
+    message and done message (with %(name)s for the learner). A reason missing or refused
+    brings a page of its own for this request, the error beside the field and what was typed
+    kept (the list's inline form is far from the message a flash would give)."""
     form = roster_forms.RejectForm()
-    if not form.validate_on_submit():
-        # A reason was given but is refused (too long): say so; otherwise it is missing.
+    if not form.validate_on_submit() or not (form.reason.data or "").strip():
+        # A reason was given but is refused (too long): say so; otherwise (spaces only too) it is missing.
         given = (form.reason.data or "").strip()
-        flash(str(form.reason.errors[0]) if given and form.reason.errors else missing, "error")
-        return back()
+        form.reason.errors = [form.reason.errors[0] if given and form.reason.errors else words["missing"]]
+        form.reason.label.text = words["label"]
+        session = enrollment.session
+        facts = [(_("申込者"), enrollment.staff_member.full_name), (_("研修"), session.course.title)]
+        if session.title:
+            facts.append((_("研修回"), session.title))
+        facts.append((_("日時"), format_period_jst(session.starts_at, session.ends_at)))
+        return render_template(
+            "confirm.html", heading=words["heading"], lead=words["lead"], facts=facts, form=form,
+            fields=[(form.reason, _("申込者に通知します。1000 文字以内。"))], action_url=request.path,
+            button=words["heading"], back_url=back().headers["Location"]), 422
     name = enrollment.staff_member.full_name
     enrollment_id = enrollment.id
     db.session.rollback()
     try:
         answer(enrollment_id, current_user, form.reason.data)
-        flash(done % {"name": name}, "success")
+        flash(words["done"] % {"name": name}, "success")
     except DomainError as exc:
         flash(exc.message, "error")
     return back()
 
 
 def _return_and_say(enrollment: Enrollment, back):
-    return _answer_with_reason(enrollment, back, services.return_enrollment, _("差し戻す理由を入力してください。"),
-                               _("%(name)s さんの申込を差し戻しました。本人に理由を通知します。"))
+    return _answer_with_reason(enrollment, back, services.return_enrollment, {
+        "heading": _("差し戻す"), "label": _("差し戻す理由"), "missing": _("差し戻す理由を入力してください。"),
+        "lead": _("この申込を申込者に差し戻します。申込者は理由を読んで申し込み直せます。"),
+        "done": _("%(name)s さんの申込を差し戻しました。本人に理由を通知します。")})
 
 
 def _reject_and_say(enrollment: Enrollment, back):
-    return _answer_with_reason(enrollment, back, services.reject_enrollment, _("承認しない理由を入力してください。"),
-                               _("%(name)s さんの申込を承認しませんでした。本人に理由を通知します。"))
+    return _answer_with_reason(enrollment, back, services.reject_enrollment, {
+        "heading": _("承認しない"), "label": _("承認しない理由"), "missing": _("承認しない理由を入力してください。"),
+        "lead": _("この申込を承認しません。申込者に理由を通知します。"),
+        "done": _("%(name)s さんの申込を承認しませんでした。本人に理由を通知します。")})
 
 
 @bp.post("/municipal/enrollments/<int:enrollment_id>/approve")

@@ -196,7 +196,7 @@ def test_the_supervisors_page(client, db, people, make_course, make_session, log
     assert client.post(f"/approvals/{theirs.id}/approve").status_code == 404
     assert client.post("/approvals/99999999/approve").status_code == 404
     refused = client.post(f"/approvals/{mine.id}/reject", data={"reason": ""})
-    assert refused.status_code == 302 and db.session.get(Enrollment, mine.id).status == PENDING
+    assert refused.status_code == 422 and db.session.get(Enrollment, mine.id).status == PENDING
     answer = client.post(f"/approvals/{mine.id}/approve")
     assert answer.status_code == 302
     db.session.expire_all()
@@ -398,8 +398,12 @@ def test_the_return_routes(client, db, people, make_course, make_session, login_
     assert client.post(f"/approvals/{enrollment.id}/return", data={"reason": "x"}).status_code == 404
     assert client.post(f"/me/enrollments/{enrollment.id}/resubmit").status_code == 404
     login_as(user=people["office"])
-    empty = client.post(f"/municipal/enrollments/{enrollment.id}/return", data={"reason": ""})
-    assert empty.status_code == 302 and db.session.get(Enrollment, enrollment.id).approval_step == OFFICE_STEP
+    empty = client.post(f"/municipal/enrollments/{enrollment.id}/return", data={"reason": " "})
+    assert empty.status_code == 422 and db.session.get(Enrollment, enrollment.id).approval_step == OFFICE_STEP
+    # A page of its own for this request: the error beside the field, posting back to the same address.
+    page = empty.get_data(as_text=True)
+    assert '<a href="#reason">差し戻す理由</a>: 差し戻す理由を入力してください。' in page
+    assert f'action="/municipal/enrollments/{enrollment.id}/return"' in page and people["learner"].display_name in page
     assert client.post(f"/municipal/enrollments/{enrollment.id}/return", data={"reason": "日程を確認"}).status_code == 302
     db.session.expire_all()
     assert db.session.get(Enrollment, enrollment.id).approval_step == "returned"
@@ -411,15 +415,22 @@ def test_a_too_long_reason_is_called_too_long_not_missing(client, db, people, ma
     enrollment = apply(db, course_session(make_course, make_session, supervisor=False), people["learner"])
     login_as(user=people["office"])
     for action in ("reject", "return"):
-        answer = client.post(f"/municipal/enrollments/{enrollment.id}/{action}", data={"reason": "あ" * 1001},
-                             follow_redirects=True)
+        answer = client.post(f"/municipal/enrollments/{enrollment.id}/{action}", data={"reason": "あ" * 1001})
         page = answer.get_data(as_text=True)
-        assert "理由は1000文字以内で入力してください。" in page
+        assert answer.status_code == 422 and "理由は1000文字以内で入力してください。" in page
+        assert "あ" * 1001 in page  # what was typed is kept
         assert "理由を入力してください。" not in page.replace("理由は1000文字以内で入力してください。", "")
         db.session.expire_all()
         assert db.session.get(Enrollment, enrollment.id).status == PENDING
-    missing = client.post(f"/municipal/enrollments/{enrollment.id}/reject", data={"reason": ""}, follow_redirects=True)
-    assert "承認しない理由を入力してください。" in missing.get_data(as_text=True)
+    missing = client.post(f"/municipal/enrollments/{enrollment.id}/reject", data={"reason": ""})
+    assert missing.status_code == 422 and "承認しない理由を入力してください。" in missing.get_data(as_text=True)
+    # The 所属長's own page answers the same way.
+    head_request = apply(db, course_session(make_course, make_session), people["learner"])
+    login_as(user=people["head"])
+    refused = client.post(f"/approvals/{head_request.id}/reject", data={"reason": ""})
+    assert refused.status_code == 422 and "承認しない理由を入力してください。" in refused.get_data(as_text=True)
+    assert 'href="/approvals"' in refused.get_data(as_text=True)  # やめて戻る
+    login_as(user=people["office"])
     assert client.post(f"/municipal/enrollments/{enrollment.id}/reject", data={"reason": "あ" * 1000}).status_code == 302
     db.session.expire_all()
     assert db.session.get(Enrollment, enrollment.id).status == REJECTED
