@@ -654,6 +654,18 @@ def _held(session_id: int) -> dict[int, SessionQuota]:
         select(SessionQuota).where(SessionQuota.session_id == session_id).execution_options(populate_existing=True))}
 
 
+def _check_offer(held: dict[int, SessionQuota], municipality_id: int, seats: int) -> None:
+    """An office may give away only its unused seats (never its confirmed people's): checked
+    when it offers, and again when the offer is approved, since offers approved before it may
+    have taken those seats already."""
+    own = held.get(municipality_id)
+    unused = own.seats - own.confirmed_count if own else 0
+    if seats > unused:
+        name = db.session.get_one(Municipality, municipality_id).name
+        raise InvalidInput(_("%(name)s が譲れるのは未使用の割当（%(n)d席）までです。確定済みの人数の席は譲れません。",
+                             name=name, n=unused), field="seats")
+
+
 def request_exchange(actor, plan: TrainingPlan, session_id: int, municipality_id: int, *, kind: str, seats: int,
                      to_municipality_id: int | None = None, reason: str = "") -> SeatExchange:
     """A training office offers ``seats`` of its quota to another municipality, or asks for
@@ -669,12 +681,8 @@ def request_exchange(actor, plan: TrainingPlan, session_id: int, municipality_id
     reason = (reason or "").strip()
     if len(reason) > 500:
         raise InvalidInput(_("理由は500文字以内で入力してください。"), field="reason")
-    held = _held(session_id)
     if kind == EXCHANGE_OFFER:
-        own = held.get(municipality_id)
-        unused = own.seats - own.confirmed_count if own else 0
-        if seats > unused:
-            raise InvalidInput(_("譲れるのは未使用の割当（%(n)d席）までです。", n=unused), field="seats")
+        _check_offer(_held(session_id), municipality_id, seats)
         if to_municipality_id is None or to_municipality_id == municipality_id \
                 or db.session.get(Municipality, to_municipality_id) is None:
             raise InvalidInput(_("譲る先の自治体を選んでください。"), field="to_municipality_id")
@@ -723,13 +731,17 @@ def decide_exchange(actor, plan: TrainingPlan, exchange_id: int, *, approve: boo
     if not approve and not reason:
         raise InvalidInput(_("見送る理由を入力してください。"), field="reason")
     if approve:
-        quotas = {mid: q.seats for mid, q in _held(row.session_id).items()}
+        held = _held(row.session_id)
+        quotas = {mid: q.seats for mid, q in held.items()}
         if row.kind == EXCHANGE_OFFER:
             assert row.to_municipality_id is not None
+            _check_offer(held, row.municipality_id, row.seats)
             quotas[row.municipality_id] = quotas.get(row.municipality_id, 0) - row.seats
             quotas[row.to_municipality_id] = quotas.get(row.to_municipality_id, 0) + row.seats
         else:
             quotas[row.municipality_id] = quotas.get(row.municipality_id, 0) + row.seats
+        # No quota goes below its confirmed people (the giver by _check_offer, the others by
+        # the session edit's checks, with the capacity); a quota left at 0 seats holds no one.
         set_session_quotas(actor, row.session_id, {mid: n for mid, n in quotas.items() if n > 0})
     row.status = EXCHANGE_APPROVED if approve else EXCHANGE_REJECTED
     row.decision_reason = reason

@@ -292,6 +292,36 @@ def test_offices_offer_and_ask_for_seats_and_the_platform_admin_decides(world, a
         run_in_transaction(services.decide_exchange, chuo, plan, too_many.id, approve=True)
 
 
+def test_offers_approved_one_after_the_other_never_give_away_confirmed_seats(world, admin, make_user):
+    """千代田区 holds 10 seats, 3 confirmed: offers of 6 and then 7 seats are each within its 7
+    unused seats, but once the first is approved the second would give away its confirmed
+    people's seats (and drop its quota row): it is refused and stays pending."""
+    from sqlalchemy import select
+
+    from lms.common.database import run_in_transaction
+    from lms.planning.models import EXCHANGE_APPROVED, EXCHANGE_OFFER, EXCHANGE_PENDING
+
+    plan, session, _other = world
+    chiyoda = make_user("municipal_admin", "131016")
+    hachioji = make_user("municipal_admin", "132012")
+    db.session.add(SessionQuota(session_id=session.id, municipality_id=chiyoda.municipality_id, seats=10,
+                                confirmed_count=3))
+    session.confirmed_count = 3
+    db.session.commit()
+    first, second = (services.request_exchange(chiyoda, plan, session.id, chiyoda.municipality_id,
+                                               kind=EXCHANGE_OFFER, seats=n, to_municipality_id=hachioji.municipality_id,
+                                               reason="余剰") for n in (6, 7))
+    db.session.commit()
+    run_in_transaction(services.decide_exchange, admin, plan, first.id, approve=True)
+    with pytest.raises(InvalidInput, match="千代田区 が譲れるのは未使用の割当（1席）まで"):
+        run_in_transaction(services.decide_exchange, admin, plan, second.id, approve=True)
+    db.session.expire_all()
+    assert {q.municipality.code: (q.seats, q.confirmed_count) for q in db.session.scalars(
+        select(SessionQuota).where(SessionQuota.session_id == session.id))} == {"131016": (4, 3), "132012": (6, 0)}
+    assert [db.session.get(type(first), x.id).status for x in (first, second)] == [EXCHANGE_APPROVED,
+                                                                                   EXCHANGE_PENDING]
+
+
 def test_at_the_deadline_freed_seats_go_first_to_municipalities_whose_request_was_not_met(admin, make_user,
                                                                                            make_session):
     """千代田区 asked 3 and holds 3 but fills 1; 中央区 asked 4, got 1 and has 3 waiting; 港区
