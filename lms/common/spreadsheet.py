@@ -80,25 +80,45 @@ def xlsx_cell_text(value: object) -> str:
         return value.isoformat()
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    if isinstance(value, bool):
-        return "1" if value else "0"
     return str(value)
+
+
+def _open_xlsx(data: bytes, *, data_only: bool):
+    try:
+        return load_workbook(io.BytesIO(data), read_only=True, data_only=data_only)
+    except Exception:  # noqa: BLE001 - openpyxl raises many kinds for a damaged or foreign file
+        raise InvalidInput(_("Excel ファイル（.xlsx）として読み取れません。Excel で開けることを確かめ、.xlsx で保存し直してください。")) from None
+
+
+def _read_value(cell, formula) -> object:
+    """A cell's value as Excel last showed it: a formula's saved result (a file written by a
+    program other than Excel may have none: refused, never read as empty, which would store 0
+    or erase an answer); TRUE/FALSE refused too (neither a number nor a text)."""
+    value = cell.value
+    if isinstance(formula.value, str) and formula.data_type == "f" and value is None:
+        raise InvalidInput(_("%(cell)s のセルは数式で、計算結果が保存されていません。数式ではなく値を入力してください。",
+                             cell=cell.coordinate))
+    if isinstance(value, bool):
+        raise InvalidInput(_("%(cell)s のセルは TRUE/FALSE です。数値か文字で入力してください。", cell=cell.coordinate))
+    return value
 
 
 def read_xlsx_rows(data: bytes, *, max_rows: int) -> list[list[str]]:
     """The first sheet's rows as text, at most ``max_rows + 1`` of them (so that a caller can
-    tell a file with too many); read-only mode reads rows as they are needed."""
+    tell a file with too many); read-only mode reads rows as they are needed. The sheet is read
+    twice side by side, for the values and for the formulas, since openpyxl gives a cell one or
+    the other; a cell neither a number, a date nor a text is refused naming it (``_read_value``)."""
+    workbook = _open_xlsx(data, data_only=True)
+    formulas = _open_xlsx(data, data_only=False)
     try:
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception:  # noqa: BLE001 - openpyxl raises many kinds for a damaged or foreign file
-        raise InvalidInput(_("Excel ファイル（.xlsx）として読み取れません。Excel で開けることを確かめ、.xlsx で保存し直してください。")) from None
-    try:
-        sheet = workbook.worksheets[0]
         rows = []
-        for n, row in enumerate(sheet.iter_rows(values_only=True)):
+        cells = workbook.worksheets[0].iter_rows()
+        sources = formulas.worksheets[0].iter_rows()
+        for n, (row, source) in enumerate(zip(cells, sources, strict=True)):
             if n > max_rows:
                 break
-            rows.append([xlsx_cell_text(value) for value in row])
+            rows.append([xlsx_cell_text(_read_value(cell, formula)) for cell, formula in zip(row, source, strict=True)])
         return rows
     finally:
         workbook.close()
+        formulas.close()

@@ -163,6 +163,52 @@ def test_the_survey_as_an_excel_round_trip(app, client, login_as, make_session):
     assert again.status_code == 302
 
 
+def _with_results(sheet_bytes: bytes, results: dict[str, str]) -> bytes:
+    """The sheet as Excel saves it: each formula's result stored beside it ({cell: value})."""
+    import io
+    import zipfile
+
+    source, out = zipfile.ZipFile(io.BytesIO(sheet_bytes)), io.BytesIO()
+    with zipfile.ZipFile(out, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename.startswith("xl/worksheets/"):
+                for cell, value in results.items():
+                    data = re.sub(rf'(<c r="{cell}"[^>]*>\s*<f>[^<]*</f>)\s*(<v\s*/>|<v>\s*</v>)?'.encode(),
+                                  rb"\1<v>" + value.encode() + b"</v>", data)
+            target.writestr(item, data)
+    return out.getvalue()
+
+
+def test_a_formula_cell_gives_its_saved_result_and_one_without_is_refused(app, client, login_as, make_session):
+    """A formula with no saved result (or TRUE/FALSE) was read as 0 and erased the answer."""
+    import io
+
+    _admin, plan, session = _plan_flow(client, login_as, make_session)
+    login_as("municipal_admin", "131016")
+    client.post(f"/plans/{plan.id}/survey", data={f"requested-{session.id}": "2"})
+    sheet = client.get(f"/plans/{plan.id}/survey.xlsx").data
+    where = {}
+
+    def fill(value):
+        def to(session_id, cells):
+            if session_id == session.id:
+                cells["希望人数"].value = value
+                where["cell"] = cells["希望人数"].coordinate
+        return to
+
+    def upload(data):
+        return client.post(f"/plans/{plan.id}/survey/upload", data={"sheet": (io.BytesIO(data), "survey.xlsx")},
+                           content_type="multipart/form-data")
+
+    for value, refusal in (("=2+3", "のセルは数式で、計算結果が保存されていません"), (True, "のセルは TRUE/FALSE です")):
+        response = upload(_filled(sheet, fill(value)))
+        assert response.status_code == 400 and f"{where['cell']} {refusal}" in response.get_data(as_text=True)
+        assert db.session.scalar(select(PlanDemand.requested)) == 2
+    assert upload(_with_results(_filled(sheet, fill("=2+3")), {where["cell"]: "5"})).status_code == 302
+    assert db.session.scalar(select(PlanDemand.requested)) == 5
+
+
 def test_a_bad_sheet_names_every_bad_cell_and_stores_nothing(app, client, login_as, make_session):
     import io
 

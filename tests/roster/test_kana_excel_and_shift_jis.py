@@ -103,6 +103,15 @@ def test_a_damaged_or_incomplete_excel_file_is_refused_in_japanese(app, chiyoda,
         import_roster(chiyoda.id, _xlsx([], header=["職員番号", "氏名"]), admin)
 
 
+def test_a_formula_without_its_result_or_a_true_false_cell_is_refused_naming_the_cell(app, chiyoda, admin):
+    """A formula's value is what Excel saved with it; a file with none saved (written by a
+    program) read it as empty. TRUE read as 1."""
+    with pytest.raises(InvalidInput, match="A2 のセルは数式"):
+        import_roster(chiyoda.id, _xlsx([["=1000+1", "江戸 一", "えど はじめ", "総務課", "主事", "", "", ""]]), admin)
+    with pytest.raises(InvalidInput, match="E2 のセルは TRUE/FALSE"):
+        import_roster(chiyoda.id, _xlsx([["2001", "江戸 一", "えど はじめ", "総務課", True, "", "", ""]]), admin)
+
+
 def test_the_import_page_accepts_an_excel_upload(app, db, client, login_as):
     login_as("municipal_admin", "131016")
     data = _xlsx([["2001", "江戸 一", "えど はじめ", "総務課", "主事", "edo@city.example.lg.jp", "", ""]])
