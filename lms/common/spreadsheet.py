@@ -104,20 +104,25 @@ def _read_value(cell, formula) -> object:
 
 
 def read_xlsx_rows(data: bytes, *, max_rows: int) -> list[list[str]]:
-    """The first sheet's rows as text, at most ``max_rows + 1`` of them (so that a caller can
-    tell a file with too many); read-only mode reads rows as they are needed. The sheet is read
+    """The first sheet's rows as text, up to the ``max_rows + 1``-th row with content (so that a
+    caller can tell a file with too many; the empty rows between are kept, so that a row's
+    position is its row number, but not counted: blank rows never hide the rows below them);
+    read-only mode reads rows as they are needed. The sheet is read
     twice side by side, for the values and for the formulas, since openpyxl gives a cell one or
     the other; a cell neither a number, a date nor a text is refused naming it (``_read_value``)."""
     workbook = _open_xlsx(data, data_only=True)
     formulas = _open_xlsx(data, data_only=False)
     try:
-        rows = []
+        rows: list[list[str]] = []
+        filled = 0
         cells = workbook.worksheets[0].iter_rows()
         sources = formulas.worksheets[0].iter_rows()
-        for n, (row, source) in enumerate(zip(cells, sources, strict=True)):
-            if n > max_rows:
+        for row, source in zip(cells, sources, strict=True):
+            if filled > max_rows:
                 break
-            rows.append([xlsx_cell_text(_read_value(cell, formula)) for cell, formula in zip(row, source, strict=True)])
+            texts = [xlsx_cell_text(_read_value(cell, formula)) for cell, formula in zip(row, source, strict=True)]
+            rows.append(texts)
+            filled += any(text.strip() for text in texts)
         return rows
     finally:
         workbook.close()

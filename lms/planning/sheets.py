@@ -94,7 +94,11 @@ def read_survey_workbook(plan: TrainingPlan, municipality: Municipality, data: b
     per_session = plan.survey_unit == SURVEY_BY_SESSION
     items = {item.id for item in survey_items(plan)}
     key_name = _key(plan)
-    rows = read_xlsx_rows(data, max_rows=len(items) + 50)
+    limit = len(items) + 50  # the title and heading rows, one row per item, and room for notes
+    rows = read_xlsx_rows(data, max_rows=limit)
+    if sum(any(c.strip() for c in row) for row in rows) > limit:
+        raise InvalidInput(_("記入された行が多すぎます（%(line)d行目で %(limit)d 行を超えました。予定調査の行は %(n)d 行です）。回答の行のほかは消してからアップロードしてください。",
+                             line=len(rows), limit=limit, n=len(items)))
     header_at = next((i for i, row in enumerate(rows) if row and row[0].strip() == key_name), None)
     if header_at is None:
         raise InvalidInput(_("予定調査のファイルではありません（「研修回ID」の見出しが見つかりません）。") if per_session else

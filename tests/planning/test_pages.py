@@ -209,6 +209,40 @@ def test_a_formula_cell_gives_its_saved_result_and_one_without_is_refused(app, c
     assert db.session.scalar(select(PlanDemand.requested)) == 5
 
 
+def test_every_row_with_content_is_read_however_far_down_or_the_sheet_is_refused(app, client, login_as,
+                                                                                  make_session):
+    """A row moved far below the others was left unread and the upload reported success."""
+    import io
+
+    from openpyxl import load_workbook
+
+    _admin, plan, session = _plan_flow(client, login_as, make_session)
+    login_as("municipal_admin", "131016")
+    sheet = client.get(f"/plans/{plan.id}/survey.xlsx").data
+
+    def upload(extra_rows):
+        workbook = load_workbook(io.BytesIO(sheet))
+        for row in workbook.worksheets[0].iter_rows():
+            if row[0].value == session.id:  # the session's row moves down
+                for cell in row:
+                    cell.value = None
+        for at, row in extra_rows.items():
+            for column, value in enumerate(row, start=1):
+                workbook.worksheets[0].cell(at, column, value)
+        out = io.BytesIO()
+        workbook.save(out)
+        return client.post(f"/plans/{plan.id}/survey/upload", data={"sheet": (io.BytesIO(out.getvalue()), "survey.xlsx")},
+                           content_type="multipart/form-data")
+
+    far = upload({300: [session.id, "", "", "", "", 4]})  # ID, 研修名, 回, 開始日時, 定員, 希望人数
+    assert far.status_code == 302
+    assert db.session.scalar(select(PlanDemand.requested)) == 4
+    crowded = upload({300: [session.id, "", "", "", "", 4]} | {400 + n: ["", "メモ"] for n in range(60)})
+    assert crowded.status_code == 400
+    assert "記入された行が多すぎます（445行目で 51 行を超えました" in crowded.get_data(as_text=True)
+    assert db.session.scalar(select(PlanDemand.requested)) == 4
+
+
 def test_a_bad_sheet_names_every_bad_cell_and_stores_nothing(app, client, login_as, make_session):
     import io
 
