@@ -21,6 +21,10 @@ fee × (100 − percent) ÷ 100, rounded down.
 A statement, once issued, never changes. Issuing again for the same municipality compares the
 charges as they are now with everything already billed, per enrollment, and bills only the
 difference, as correction lines (「訂正」) — a cancellation after billing gives a negative line.
+
+A statement is the issuer's official document, in Japanese whatever language the admin who
+issues it or the office that reads it uses the site in (like a 修了証): what it stores — a
+correction line's note — is written in Japanese, not through gettext, as its sheet and PDF are.
 """
 
 from __future__ import annotations
@@ -244,7 +248,7 @@ def issue_statement(actor, plan: TrainingPlan, municipality_id: int) -> FeeState
             course_title=charge.course_title, session_starts_at=charge.session_starts_at,
             staff_name=charge.staff_name, employee_number=charge.employee_number, fee_yen=charge.fee_yen,
             exemption_percent=charge.exemption_percent, amount_yen=difference,
-            note=_("訂正（前回までの請求 %(before)s円）", before=f"{charge.amount_yen - difference:,}") if corrected else "",
+            note=f"訂正（前回までの請求 {charge.amount_yen - difference:,}円）" if corrected else "",
         ))
     # Billed before, no longer charged (cancelled in time, session cancelled): a negative line.
     gone = [eid for eid, amount in billed.items() if amount]
@@ -262,7 +266,7 @@ def issue_statement(actor, plan: TrainingPlan, municipality_id: int) -> FeeState
                 enrollment_id=eid, kind=LINE_CORRECTION, course_title=row.title, session_starts_at=as_utc(row.starts_at),
                 staff_name=row.full_name, employee_number=row.employee_number, fee_yen=0, exemption_percent=0,
                 amount_yen=-billed[eid],
-                note=_("訂正（請求の取消し。前回までの請求 %(before)s円）", before=f"{billed[eid]:,}"),
+                note=f"訂正（請求の取消し。前回までの請求 {billed[eid]:,}円）",
             ))
     if not lines:
         raise InvalidInput(_("前回の請求書から変わった負担金はありません。"))

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from flask_babel import force_locale
 
 from lms.attendance.models import Attendance
 from lms.common.errors import InvalidInput, NotAllowed
@@ -127,8 +128,12 @@ def test_statements_never_change_and_corrections_are_new_lines(year):
     row.status, row.cancelled_at = CANCELLED, utcnow()
     fees.set_fees(admin, plan, {course.id: 3500}, charge_late_cancellation=True, charge_no_show=True)
     db.session.commit()
-    second = fees.issue_statement(admin, plan, mid)
+    with force_locale("en"):  # the issuer reads the site in English: the statement stays Japanese
+        second = fees.issue_statement(admin, plan, mid)
     db.session.commit()
+    assert {line.staff_name: line.note for line in second.lines} == {
+        "負担 0": "訂正（前回までの請求 3,000円）", "負担 1": "訂正（前回までの請求 3,000円）",
+        "負担 2": "訂正（前回までの請求 3,000円）", "負担 4": "訂正（請求の取消し。前回までの請求 3,000円）"}
     lines = {(line.staff_name, line.kind): line.amount_yen for line in second.lines}
     assert lines == {("負担 0", LINE_CORRECTION): 500, ("負担 1", LINE_CORRECTION): 500,
                      ("負担 2", LINE_CORRECTION): 500, ("負担 4", LINE_CORRECTION): -3000}
