@@ -251,7 +251,7 @@ def _survey_page(plan: TrainingPlan, municipality: Municipality, sheet_errors: l
     values = {i.id: {"requested": str(existing[i.id].requested) if i.id in existing else "",
                      "priority": existing[i.id].priority if i.id in existing else 3,
                      "comment": existing[i.id].comment if i.id in existing else ""} for i in items}
-    errors: dict[int, str] = {}
+    errors: dict[int, dict[str, str]] = {}  # {item id: {field: message}}: every error of a row, each on its field
     form = Form()
     if submitted:
         if not form.validate_on_submit():
@@ -266,13 +266,17 @@ def _survey_page(plan: TrainingPlan, municipality: Municipality, sheet_errors: l
             values[i.id] = {"requested": raw, "priority": priority_raw, "comment": comment}
             requested = _whole_number(raw)
             priority = _whole_number(priority_raw)
+            row: dict[str, str] = {}
             if requested is None or requested > 9999:
-                errors[i.id] = _("希望人数は0〜9999の整数で入力してください。")
-            elif priority not in PRIORITIES:
-                errors[i.id] = _("優先度は1〜5で選んでください。")
-            elif len(comment) > 500:
-                errors[i.id] = _("コメントは500文字以内で入力してください。")
+                row["requested"] = _("希望人数は0〜9999の整数で入力してください。")
+            if priority not in PRIORITIES:
+                row["priority"] = _("優先度は1〜5で選んでください。")
+            if len(comment) > 500:
+                row["comment"] = _("コメントは500文字以内で入力してください。")
+            if row:
+                errors[i.id] = row
             else:
+                assert requested is not None and priority is not None
                 answers[i.id] = services.Answer(requested, priority, comment)
         if not errors:
             try:

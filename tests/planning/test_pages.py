@@ -89,6 +89,18 @@ def test_bad_answers_keep_every_row_and_name_the_row(app, client, login_as, make
                                                                  f"priority-{other.id}": odd})
         assert response.status_code == 400, odd[:5]
         assert "希望人数は0〜9999の整数で入力してください。" in response.get_data(as_text=True)
+    # Every error of a row at once, each beside its own field and linked from the summary.
+    response = client.post(f"/plans/{plan.id}/survey", data={f"requested-{session.id}": "abc",
+                                                             f"priority-{session.id}": "9",
+                                                             f"comment-{session.id}": "長" * 501})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    for name, message in (("requested", "希望人数は0〜9999の整数で入力してください。"),
+                          ("priority", "優先度は1〜5で選んでください。"),
+                          ("comment", "コメントは500文字以内で入力してください。")):
+        assert re.search(rf'id="{name}-{session.id}"[^>]*aria-describedby="{name}-error-{session.id}"', page), name
+        assert f'<p class="error-message" id="{name}-error-{session.id}">{message}</p>' in page
+        assert re.search(rf'<a href="#{name}-{session.id}">[^<]*</a>[^<]*{message}</li>', page), name
 
 
 def test_an_office_answers_only_for_its_own_municipality_and_drafts_are_hidden(app, client, login_as, make_session):
