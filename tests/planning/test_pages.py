@@ -55,6 +55,11 @@ def test_the_year_from_plan_to_quotas(app, client, login_as, make_session):
     refused = client.post(f"/plans/{plan.id}/allocations/{row.id}/adjust",
                           data={f"a{row.id}-seats": "3", f"a{row.id}-reason": ""})
     assert refused.status_code == 400 and 'value="3"' in refused.get_data(as_text=True)
+    # A refusal of the service (more than the capacity) is in the summary too, linked to the field.
+    over = client.post(f"/plans/{plan.id}/allocations/{row.id}/adjust",
+                       data={f"a{row.id}-seats": "999", f"a{row.id}-reason": "多め"}).get_data(as_text=True)
+    summary = over.split('<div class="error-summary"', 1)[1].split("</div>", 1)[0] if 'class="error-summary"' in over else ""
+    assert f'href="#a{row.id}-seats"' in summary and 'value="999"' in over
     assert client.post(f"/plans/{plan.id}/allocations/{row.id}/adjust",
                        data={f"a{row.id}-seats": "3", f"a{row.id}-reason": "会場の都合"}).status_code == 302
     assert client.post(f"/plans/{plan.id}/sessions/{session.id}/publish").status_code == 302
