@@ -242,8 +242,9 @@ def _survey_args(municipality: Municipality) -> dict[str, Any]:
 
 
 def _survey_page(plan: TrainingPlan, municipality: Municipality, sheet_errors: list[str] | None = None,
-                 *, submitted: bool = False):
-    """The survey form; ``submitted``: the form's own POST, to check and store."""
+                 *, submitted: bool = False, exchange: dict[str, Any] | None = None):
+    """The survey form; ``submitted``: the form's own POST, to check and store; ``exchange``:
+    a refused seat offer or request, shown again as typed with its error (``request_exchange``)."""
     plan_id = plan.id
     sessions = services.plan_sessions(plan)
     items = services.survey_items(plan, sessions)
@@ -306,12 +307,12 @@ def _survey_page(plan: TrainingPlan, municipality: Municipality, sheet_errors: l
             seats[i.id] = (sum(q.seats for q in quotas), sum(q.confirmed_count for q in quotas))
         elif rows:
             seats[i.id] = (sum(r.final_seats for r in rows), None)
-    status = 400 if errors or sheet_errors else 200
+    status = 400 if errors or sheet_errors or exchange else 200
     return render_template("planning/survey.html", plan=plan, municipality=municipality, sessions=sessions,
                            items=items, seats=seats,
                            values=values, errors=errors, form=form, open=services.survey_open(plan),
                            allocations=allocations, priorities=PRIORITIES, sheet_errors=sheet_errors or [],
-                           held=held, action_form=ActionForm(),
+                           held=held, action_form=ActionForm(), exchange=exchange,
                            exchanges=services.pending_exchanges(plan, municipality.id),
                            others=db.session.scalars(select(Municipality).where(Municipality.id != municipality.id)
                                                      .order_by(Municipality.code)).all(),
@@ -594,7 +595,9 @@ def request_exchange(plan_id: int, session_id: int):
     if not ActionForm().validate_on_submit():
         abort(400)
     kind = request.form.get("kind", "")
-    seats = _whole_number(request.form.get("seats", "")) or 0
+    typed_seats = one_line(request.form.get("seats", ""))
+    reason = one_line(request.form.get("reason", ""))
+    seats = _whole_number(typed_seats) or 0
     to_id = parse_id(request.form.get("to_municipality_id"))
     back = url_for("planning.survey", plan_id=plan_id, **_survey_args(municipality)) + f"#exchange-{session_id}"
     try:
@@ -603,14 +606,17 @@ def request_exchange(plan_id: int, session_id: int):
             return again
         plan = db.session.get_one(TrainingPlan, plan_id)
         services.request_exchange(current_user, plan, session_id, municipality.id, kind=kind, seats=seats,
-                                  to_municipality_id=to_id, reason=request.form.get("reason", ""))
+                                  to_municipality_id=to_id, reason=reason)
         once.remember(back)
     except NotFound:
         db.session.rollback()
         abort(404)
     except DomainError as exc:
         db.session.rollback()
-        flash(exc.message, "error")
+        plan = _plan(plan_id)
+        return _survey_page(plan, municipality, exchange={
+            "session_id": session_id, "kind": kind, "seats": typed_seats, "reason": reason,
+            "to_municipality_id": to_id, "field": exc.context.get("field"), "message": exc.message})
     else:
         db.session.commit()
         flash(_("申請しました。全体管理者が承認すると割当人数が変わります。"), "success")

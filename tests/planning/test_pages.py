@@ -333,7 +333,7 @@ def test_an_office_offers_seats_and_the_platform_admin_approves_on_the_pages(app
     assert f'id="exchange-{session.id}"' in page
     refused = client.post(f"/plans/{plan.id}/sessions/{session.id}/exchange",
                           data={"kind": "offer", "seats": "9", "to_municipality_id": str(chuo.id)})
-    assert refused.status_code == 302 and db.session.scalar(select(SeatExchange.id)) is None
+    assert refused.status_code == 400 and db.session.scalar(select(SeatExchange.id)) is None
     for odd in ("\U00010a40", "100000"):  # (no number at all / past the limit: said, not a server error)
         refused = client.post(f"/plans/{plan.id}/sessions/{session.id}/exchange", follow_redirects=True,
                               data={"kind": "request", "seats": odd, "to_municipality_id": ""})
@@ -446,3 +446,31 @@ def test_rows_not_sent_keep_their_answer(app, client, login_as, make_session):
     db.session.expire_all()
     rows = {d.session_id: (d.requested, d.priority, d.comment) for d in db.session.scalars(select(PlanDemand))}
     assert rows == {session.id: (8, 1, "新任職員を優先"), other.id: (5, 3, "a b c")}
+
+
+def test_a_refused_seat_offer_or_request_is_shown_again_as_typed_with_its_error(app, client, login_as, make_session):
+    """It answered with a redirect and a flash: the seats and reason typed were lost."""
+    _admin, plan, session = _plan_flow(client, login_as, make_session)
+    office = login_as("municipal_admin", "131016")
+    chuo = factories.municipality("131024")
+    db.session.add(SessionQuota(session_id=session.id, municipality_id=office.municipality_id, seats=4,
+                                confirmed_count=1))
+    db.session.commit()
+    url = f"/plans/{plan.id}/sessions/{session.id}/exchange"
+    offer = client.post(url, data={"kind": "offer", "seats": "5", "reason": "余剰です",
+                                   "to_municipality_id": str(chuo.id)})
+    page = offer.get_data(as_text=True)
+    assert offer.status_code == 400
+    assert f'id="offer-seats-{session.id}" name="seats" size="4" value="5" aria-invalid="true"' in page
+    assert 'value="余剰です"' in page and f'<option value="{chuo.id}" selected>' in page
+    message = "千代田区 が譲れるのは未使用の割当（3席）までです。"
+    assert re.search(rf'<p class="error-message" id="offer-seats-error-{session.id}">{message}', page)
+    summary = page.split('<div class="error-summary"', 1)[1].split("</div>", 1)[0]
+    assert f'href="#offer-seats-{session.id}"' in summary and message in summary
+    ask = client.post(url, data={"kind": "ask", "seats": "2", "reason": " "}).get_data(as_text=True)
+    assert f'id="ask-seats-{session.id}" name="seats" size="4" value="2"' in ask
+    assert f'<p class="error-message" id="ask-reason-error-{session.id}">追加を希望する理由を入力してください。' in ask
+    assert f'href="#ask-reason-{session.id}"' in ask
+    from lms.planning.models import SeatExchange
+
+    assert db.session.scalar(select(SeatExchange.id)) is None
