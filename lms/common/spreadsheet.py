@@ -103,26 +103,36 @@ def _read_value(cell, formula) -> object:
     return value
 
 
+MAX_BLANK_RUN = 1000  # blank rows in a row that end a sheet's data (read_xlsx_rows)
+
+
 def read_xlsx_rows(data: bytes, *, max_rows: int) -> list[list[str]]:
     """The first sheet's rows as text, up to the ``max_rows + 1``-th row with content (so that a
     caller can tell a file with too many; the empty rows between are kept, so that a row's
-    position is its row number, but not counted: blank rows never hide the rows below them);
-    read-only mode reads rows as they are needed. The sheet is read
+    position is its row number, but not counted: blank rows never hide the rows below them,
+    up to ``MAX_BLANK_RUN`` of them in a row — a longer run ends the data, as a sheet's cells
+    formatted far below it do, and a file of a few kilobytes naming row 1,048,576 costs no
+    more than that); read-only mode reads rows as they are needed. The sheet is read
     twice side by side, for the values and for the formulas, since openpyxl gives a cell one or
     the other; a cell neither a number, a date nor a text is refused naming it (``_read_value``)."""
     workbook = _open_xlsx(data, data_only=True)
     formulas = _open_xlsx(data, data_only=False)
     try:
         rows: list[list[str]] = []
-        filled = 0
+        filled = blank_run = 0
         cells = workbook.worksheets[0].iter_rows()
         sources = formulas.worksheets[0].iter_rows()
         for row, source in zip(cells, sources, strict=True):
-            if filled > max_rows:
+            if filled > max_rows or blank_run > MAX_BLANK_RUN:
                 break
             texts = [xlsx_cell_text(_read_value(cell, formula)) for cell, formula in zip(row, source, strict=True)]
             rows.append(texts)
-            filled += any(text.strip() for text in texts)
+            if any(text.strip() for text in texts):
+                filled, blank_run = filled + 1, 0
+            else:
+                blank_run += 1
+        while rows and not any(text.strip() for text in rows[-1]):
+            rows.pop()  # (the blank run that ended the data)
         return rows
     finally:
         workbook.close()

@@ -52,7 +52,7 @@ def test_approve_and_reject_with_reason(app, db, client, login_as, make_user, ma
     login_as("municipal_admin", "131016")
     assert client.post(f"/municipal/enrollments/{e1.id}/approve").status_code == 302
     # A reason is required.
-    assert client.post(f"/municipal/enrollments/{e2.id}/reject", data={"reason": ""}).status_code == 302
+    assert client.post(f"/municipal/enrollments/{e2.id}/reject", data={"reason": ""}).status_code == 422  # the request's own page, the error beside the field
     assert db.session.get(Enrollment, e2.id).status == PENDING
     assert client.post(f"/municipal/enrollments/{e2.id}/reject", data={"reason": "業務の都合のため"}).status_code == 302
     db.session.rollback()
