@@ -225,17 +225,22 @@ class Staff(Schema):
 
 
 class StaffInput(Schema):
-    """A roster entry as a row of the roster CSV (the same checks and normalisation)."""
+    """A roster entry as a row of the roster CSV (the same checks and normalisation). The fields
+    of the columns a CSV may leave out (KEPT_WHEN_ABSENT: メール, 採用日, 職層) have no default:
+    left out, the stored value stays; sent empty (``""`` or ``null``), it is cleared, as an empty
+    cell clears it."""
 
     full_name = fields.String(required=True, validate=[length(min=1, max=100), no_nul])
     full_name_kana = fields.String(load_default="", validate=[length(max=200), no_nul])
     department = fields.String(load_default="", validate=[length(max=200), no_nul])
     job_title = fields.String(load_default="", validate=[length(max=100), no_nul])
-    job_grade = fields.String(validate=[length(max=50), no_nul],
+    job_grade = fields.String(allow_none=True, validate=[length(max=50), no_nul],
                               metadata={"description": "職層; left out, the stored value stays"})
     sign_in_name = fields.String(load_default="", validate=[length(max=320), no_nul])
-    email = fields.String(load_default="", validate=[length(max=320), no_nul])
-    hired_on = fields.Date(load_default=None, allow_none=True, validate=DATE_RANGE)
+    email = fields.String(allow_none=True, validate=[length(max=320), no_nul],
+                          metadata={"description": "left out, the stored value stays"})
+    hired_on = fields.Date(allow_none=True, validate=DATE_RANGE,
+                           metadata={"description": "採用日; left out, the stored value stays; null clears it"})
     left_on = fields.Date(load_default=None, allow_none=True, validate=DATE_RANGE,
                           metadata={"description": "records a departure (退職・転出) on this date"})
     municipality_code = fields.String(validate=[MUNICIPALITY_CODE, no_nul],

@@ -236,3 +236,20 @@ def test_entries_holding_nul_are_refused_and_their_results_kept(api, db):
     assert [results[n]["outcome"] for n in (1, 2, 3, 4)] == ["refused", "refused", "refused", "added"]
     assert results[1]["employee_number"] == "N\ufffd0001" and "employee_number" in results[1]["message"]
     assert "full_name" in results[2]["message"] and "employee_number\ufffd" in results[3]["message"]
+
+
+def test_a_feed_without_mail_or_hire_date_keeps_them(api, db):
+    make_staff(A, employee_number="K0100", full_name="連携 K0100", full_name_kana="レンケイ", department="総務課",
+               job_title="主事", sign_in_name="k0100@city.example.lg.jp", email="k0100@city.example.lg.jp",
+               hired_on=None)
+    db.session.execute(update(StaffMember).where(StaffMember.employee_number == "K0100")
+                       .values(hired_on=utcnow().date()))
+    db.session.commit()
+    entry = {key: value for key, value in _entry("K0100").items() if key not in ("email", "hired_on")}
+    sent = api("writer_a", "post", "/api/v1/staff/bulk", json={"entries": [entry]})
+    assert sent.status_code == 202, sent.get_json()
+    _run(sent.get_json()["id"])
+    results = api("writer_a", "get", f"/api/v1/roster-jobs/{sent.get_json()['id']}/results").get_json()["items"]
+    assert [r["outcome"] for r in results] == ["unchanged"], results
+    member = db.session.scalar(select(StaffMember).where(StaffMember.employee_number == "K0100"))
+    assert (member.email, member.hired_on) == ("k0100@city.example.lg.jp", utcnow().date())

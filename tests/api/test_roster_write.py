@@ -110,3 +110,17 @@ def test_a_departure_still_to_come_is_scheduled(api, db):
     assert apply_due_departures(later) == 1
     db.session.expire_all()
     assert db.session.get(StaffMember, member.id).status == "left"
+
+
+def test_mail_and_hire_date_are_kept_when_left_out_and_cleared_when_sent_empty(api, db):
+    """メール and 採用日 are columns a CSV may leave out (KEPT_WHEN_ABSENT): left out of the body,
+    they stay; sent empty (``""``, ``null``), they are cleared, as an empty cell clears them."""
+    assert api("writer_a", "put", "/api/v1/staff/K0010", json=_entry()).status_code == 201
+    body = {key: value for key, value in _entry().items() if key not in ("email", "hired_on")}
+    kept = api("writer_a", "put", "/api/v1/staff/K0010", json=body)
+    assert kept.status_code == 200 and kept.get_json()["outcome"] == "unchanged", kept.get_json()
+    staff = kept.get_json()["staff"]
+    assert (staff["email"], staff["hired_on"]) == ("renkei@city.example.lg.jp", "2024-04-01")
+    cleared = api("writer_a", "put", "/api/v1/staff/K0010", json=_entry(email="", hired_on=None))
+    assert cleared.get_json()["outcome"] == "updated"
+    assert (cleared.get_json()["staff"]["email"], cleared.get_json()["staff"]["hired_on"]) == ("", None)
