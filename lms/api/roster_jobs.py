@@ -116,15 +116,14 @@ def _refusal(exc: ValidationError) -> str:
     return _("項目の値が正しくありません（%(details)s）。", details=" / ".join(parts))
 
 
-def _parse(schema: StaffBulkEntry, line: int, raw) -> tuple[int, dict, Any] | RowResult:
-    """``(line, entry, left_on)`` as the roster takes it, or the entry's refusal."""
+def _parse(schema: StaffBulkEntry, line: int, raw) -> tuple[int, dict] | RowResult:
+    """``(line, entry)`` as the roster takes it, or the entry's refusal."""
     try:
         data = schema.load(raw)
     except ValidationError as exc:
         number = str(raw.get("employee_number", ""))[:40] if isinstance(raw, dict) else ""
         return RowResult(line, number, "", REFUSED, _refusal(exc))
-    left_on = data.pop("left_on", None)
-    return line, data, left_on
+    return line, data
 
 
 def run_job(job_id: int) -> RosterJob | None:
@@ -170,7 +169,7 @@ def _process(job_id: int, municipality_id: int, effective_on, part: list[tuple[i
              seen: FeedSeen, actor, counts: Counter, total: int) -> None:
     """One part: its entries checked and written, their results and the job's progress, in
     one transaction."""
-    rows: list[tuple[int, dict, Any]] = []
+    rows: list[tuple[int, dict]] = []
     results: list[RowResult] = []
     for line, raw in part:
         parsed = _parse(schema, line, raw)

@@ -241,8 +241,10 @@ class StaffInput(Schema):
                           metadata={"description": "left out, the stored value stays"})
     hired_on = fields.Date(allow_none=True, validate=DATE_RANGE,
                            metadata={"description": "採用日; left out, the stored value stays; null clears it"})
-    left_on = fields.Date(load_default=None, allow_none=True, validate=DATE_RANGE,
-                          metadata={"description": "records a departure (退職・転出) on this date"})
+    left_on = fields.Date(allow_none=True, validate=DATE_RANGE,
+                          metadata={"description": "records a departure (退職・転出) on this date (not before "
+                                                   "hired_on; an entry already left is not changed with it); "
+                                                   "null cannot cancel a scheduled one"})
     municipality_code = fields.String(validate=[MUNICIPALITY_CODE, no_nul],
                                       metadata={"description": "required of the platform client"})
 

@@ -229,12 +229,11 @@ def put_staff_member(employee_number: str, **body):
     所属/職名 is a transfer (人事異動), ``left_on`` a departure; audited with the client's id."""
     caller = current_caller()
     municipality_id = _target_municipality(caller, body.pop("municipality_code", None), employee_number)
-    left_on = body.pop("left_on", None)
     for attempt in (1, 2):
         begin_write()
         try:
             result, member = upsert_staff_entry(municipality_id, {**body, "employee_number": employee_number},
-                                                caller.actor, left_on=left_on, **caller.audit_details)
+                                                caller.actor, **caller.audit_details)
             db.session.commit()
             break
         except DomainError as exc:

@@ -326,12 +326,19 @@ def record_departure(member_id: int, left_on: date, actor) -> StaffHistory:
         raise Conflict(_("この職員はすでに退職・転出として記録されています。"))
     if member.left_on == left_on:  # (scheduled so already: a repeat, e.g. a double click)
         raise Conflict(_("この職員の %(date)s の退職・転出はすでに記録されています。", date=format_date_jst(left_on)))
-    if member.hired_on is not None and left_on < member.hired_on:
-        raise InvalidInput(_("退職・転出日（%(left)s）が採用日（%(hired)s）より前です。日付を確かめてください。",
-                             left=format_date_jst(left_on), hired=format_date_jst(member.hired_on)))
+    if problem := _before_hire(left_on, member.hired_on):
+        raise InvalidInput(problem)
     entry = _record_departure(member, left_on, actor)
     record_action(actor, "roster.leave", "staff_member", member.id, member.municipality_id, left_on=left_on.isoformat())
     return entry
+
+
+def _before_hire(left_on: date, hired_on: date | None) -> str:
+    """The refusal of a departure dated before the 採用日 (by hand or through the API), or ""."""
+    if hired_on is not None and left_on < hired_on:
+        return _("退職・転出日（%(left)s）が採用日（%(hired)s）より前です。日付を確かめてください。",
+                 left=format_date_jst(left_on), hired=format_date_jst(hired_on))
+    return ""
 
 
 def status_on_departure(left_on: date) -> str:
@@ -638,13 +645,14 @@ def _stored(values: dict) -> dict:
     return out
 
 
-def upsert_staff_entry(municipality_id: int, entry: dict, actor, *, left_on: date | None = None,
-                       effective_on: date | None = None, **audit_details) -> tuple[RowResult, StaffMember]:
+def upsert_staff_entry(municipality_id: int, entry: dict, actor, *, effective_on: date | None = None,
+                       **audit_details) -> tuple[RowResult, StaffMember]:
     """One roster entry by 職員番号, exactly as a row of a CSV import: the same checks and
     normalisation (NFKC, kana), a changed 所属/職名 is a transfer (人事異動) kept in the history,
     an entry that had left returns. ``entry`` is keyed by attribute (``employee_number``,
-    ``full_name``…, ``hired_on`` a date or None). ``left_on`` records a departure (退職・転出)
-    of an active entry. Raises InvalidInput (the row's problem). The caller commits."""
+    ``full_name``…, ``hired_on`` a date or None). Its ``left_on`` (a date) records a departure
+    (退職・転出) of an active entry, with the pages' rules (``_departure_problem``). Raises
+    InvalidInput (the row's problem). The caller commits."""
     effective_on = effective_on or today_tokyo()
     raw = _raw_of(entry)
     values = _row_values(raw)
@@ -661,10 +669,11 @@ def upsert_staff_entry(municipality_id: int, entry: dict, actor, *, left_on: dat
         by_sign_in = {m.sign_in_name.lower(): m for m in db.session.execute(
             select(*_IMPORT_COLUMNS).where(StaffMember.municipality_id == municipality_id,
                                            func.lower(StaffMember.sign_in_name) == values["sign_in_name"]))}
-    problem = _row_problem(values, raw, {}, {}, existing, by_sign_in)
+    member_row = existing.get(number)
+    problem = _row_problem(values, raw, {}, {}, existing, by_sign_in) or _departure_problem(member_row, values, entry)
     if problem:
         raise InvalidInput(problem)
-    member_row = existing.get(number)
+    left_on = entry.get("left_on")
     result = RowResult(0, number, values["full_name"], UNCHANGED)
     if left_on is not None and member_row is not None and member_row.status == LEFT:
         result.message = _("この職員はすでに退職・転出として記録されています。")
@@ -708,17 +717,17 @@ class FeedSeen:
             self.sign_ins[values["sign_in_name"]] = line
 
 
-def upsert_staff_entries(municipality_id: int, rows: list[tuple[int, dict, date | None]], actor, seen: FeedSeen, *,
+def upsert_staff_entries(municipality_id: int, rows: list[tuple[int, dict]], actor, seen: FeedSeen, *,
                          effective_on: date | None = None, source: str = "api") -> list[RowResult]:
-    """A part of a bulk roster feed (an HR system's): each ``(line, entry, left_on)`` exactly as
+    """A part of a bulk roster feed (an HR system's): each ``(line, entry)`` exactly as
     ``upsert_staff_entry`` takes it, but checked and classified against the roster in two
     statements and written in bulk (executemany), as a CSV import is. Unlike a CSV import, a
     refused row does not stop the others: it is reported (REFUSED) and left out. ``seen``
     carries what earlier parts of the feed took (a duplicate is refused) and is updated. The
     caller commits; it audits the feed as a whole."""
     effective_on = effective_on or today_tokyo()
-    prepared = [(line, raw, _row_values(raw), left_on) for line, raw, left_on in
-                ((line, _raw_of(entry), left_on) for line, entry, left_on in rows)]
+    prepared = [(line, raw, _row_values(raw), entry) for line, raw, entry in
+                ((line, _raw_of(entry), entry) for line, entry in rows)]
     numbers = [values["employee_number"] for _line, _raw, values, _left in prepared]
     sign_ins = [values["sign_in_name"] for _line, _raw, values, _left in prepared if values["sign_in_name"]]
     begin_write()
@@ -731,13 +740,17 @@ def upsert_staff_entries(municipality_id: int, rows: list[tuple[int, dict, date 
     results: list[RowResult] = []
     planned: list[tuple[RowResult, dict, ImportedEntry | None]] = []
     departures: list[tuple[RowResult, str, date]] = []
-    for line, raw, values, left_on in prepared:
+    for line, raw, values, entry in prepared:
         number = values["employee_number"]
         result = _check_row(line, raw, values, seen, existing, by_sign_in)
         results.append(result)
         if result.outcome == REFUSED:
             continue
         member = existing.get(number)
+        if problem := _departure_problem(member, values, entry):
+            result.outcome, result.message = REFUSED, problem
+            continue
+        left_on = entry.get("left_on")
         if left_on is not None and member is not None and member.status == LEFT:
             result.outcome, result.message = UNCHANGED, _("この職員はすでに退職・転出として記録されています。")
             continue
@@ -848,6 +861,40 @@ def _row_problem(values, raw, seen_numbers, seen_sign_ins, existing, by_sign_in)
     return ""
 
 
+def _departure_problem(member: ImportedEntry | None, values: dict, entry: dict) -> str:
+    """What the roster's pages would refuse in an API entry's ``left_on`` (a CSV has no such
+    column), or "": a departure before the 採用日 (as ``record_departure``); any change to an
+    entry already left — the pages record neither a second departure nor a transfer of it, and a
+    return is sent without ``left_on``; ``null`` for a scheduled departure (no page cancels
+    one). ``values`` are checked already (``_row_problem``)."""
+    if "left_on" not in entry:
+        return ""
+    left_on = entry["left_on"]
+    if left_on is None:
+        if member is not None and member.status == ACTIVE and member.left_on is not None:
+            return _("%(date)s の退職・転出が予定として記録されています。予定の退職・転出は取り消せません。",
+                     date=format_date_jst(member.left_on))
+        return ""
+    hired_on = values["hired_on"] if "hired_on" in values else getattr(member, "hired_on", None)
+    if problem := _before_hire(left_on, hired_on):
+        return problem
+    if member is not None and member.status == LEFT:
+        changed = _changed_columns(member, values, skip=())
+        if left_on != member.left_on:
+            changed.append(_("退職・転出日"))
+        if changed:
+            return _("この職員は %(date)s に退職・転出済みのため、次の変更は記録できません：%(columns)s。"
+                     "復帰させるときは left_on を付けずに送ってください。",
+                     date=format_date_jst(member.left_on), columns=join_list(changed))
+    return ""
+
+
+def _changed_columns(member: ImportedEntry, values: dict, *, skip=("department", "job_title")) -> list[str]:
+    """The names of the columns whose value in ``values`` differs from the stored one."""
+    return [str(COLUMN_LABELS[attr]) for _column, attr in ROSTER_COLUMNS
+            if attr not in skip and attr in values and _current(member, attr) != values[attr]]
+
+
 def _classify(member: ImportedEntry | None, values: dict) -> tuple[str, str]:
     if member is None:
         return ADDED, ""
@@ -856,8 +903,7 @@ def _classify(member: ImportedEntry | None, values: dict) -> tuple[str, str]:
     if (values["department"], values["job_title"]) != (member.department, member.job_title):
         return TRANSFERRED, _("%(old)s → %(new)s", old=f"{member.department} {member.job_title}".strip(),
                               new=f"{values['department']} {values['job_title']}".strip())
-    changed = [str(COLUMN_LABELS[attr]) for _column, attr in ROSTER_COLUMNS if attr not in ("department", "job_title")
-               and attr in values and _current(member, attr) != values[attr]]
+    changed = _changed_columns(member, values)
     if changed:
         return UPDATED, _("変更：%(columns)s", columns=join_list(changed))
     return UNCHANGED, ""

@@ -253,3 +253,22 @@ def test_a_feed_without_mail_or_hire_date_keeps_them(api, db):
     assert [r["outcome"] for r in results] == ["unchanged"], results
     member = db.session.scalar(select(StaffMember).where(StaffMember.employee_number == "K0100"))
     assert (member.email, member.hired_on) == ("k0100@city.example.lg.jp", utcnow().date())
+
+
+def test_feed_entries_follow_the_departure_rules(api, db):
+    """A departure before the 採用日, or a change to an entry already left, is refused by name."""
+    left = make_staff(A, employee_number="K0101", department="総務課", job_title="主事",
+                      sign_in_name="k0101@city.example.lg.jp", hired_on=None)
+    db.session.execute(update(StaffMember).where(StaffMember.id == left.id)
+                       .values(status="left", left_on=utcnow().date() - timedelta(days=10)))
+    db.session.commit()
+    entries = [_entry("K0102", hired_on="2025-04-01", left_on="2020-01-01"),
+               _entry("K0101", full_name=left.full_name, full_name_kana=left.full_name_kana, email=left.email,
+                      hired_on=None, department="企画課", left_on=utcnow().date().isoformat())]
+    sent = api("writer_a", "post", "/api/v1/staff/bulk", json={"entries": entries})
+    _run(sent.get_json()["id"])
+    results = api("writer_a", "get", f"/api/v1/roster-jobs/{sent.get_json()['id']}/results").get_json()["items"]
+    assert [r["outcome"] for r in results] == ["refused", "refused"], results
+    assert "採用日" in results[0]["message"]
+    assert "所属" in results[1]["message"] and "退職・転出日" in results[1]["message"]
+    assert db.session.scalar(select(StaffMember).where(StaffMember.employee_number == "K0102")) is None

@@ -124,3 +124,40 @@ def test_mail_and_hire_date_are_kept_when_left_out_and_cleared_when_sent_empty(a
     cleared = api("writer_a", "put", "/api/v1/staff/K0010", json=_entry(email="", hired_on=None))
     assert cleared.get_json()["outcome"] == "updated"
     assert (cleared.get_json()["staff"]["email"], cleared.get_json()["staff"]["hired_on"]) == ("", None)
+
+
+def test_a_departure_before_the_hire_date_is_refused_as_on_the_roster_page(api, db):
+    assert api("writer_a", "put", "/api/v1/staff/K0011", json=_entry(hired_on="2025-04-01")).status_code == 201
+    refused = assert_problem(api("writer_a", "put", "/api/v1/staff/K0011",
+                                 json=_entry(hired_on="2025-04-01", left_on="2020-01-01")), 422, "invalid-input")
+    assert "採用日" in refused["detail"]
+    member = db.session.scalar(select(StaffMember).where(StaffMember.employee_number == "K0011"))
+    assert (member.status, member.left_on) == ("active", None)
+
+
+def test_changes_to_an_entry_already_left_are_refused_naming_them(api, db):
+    """An entry recorded as left takes no transfer nor another departure day (the roster pages
+    refuse both): sent with ``left_on``, the changes are refused by name, never "unchanged"."""
+    assert api("writer_a", "put", "/api/v1/staff/K0012", json=_entry()).status_code == 201
+    assert api("writer_a", "put", "/api/v1/staff/K0012", json=_entry(left_on="2026-03-31")).status_code == 200
+    again = api("writer_a", "put", "/api/v1/staff/K0012", json=_entry(left_on="2026-03-31"))
+    assert again.status_code == 200 and again.get_json()["outcome"] == "unchanged"
+    refused = assert_problem(api("writer_a", "put", "/api/v1/staff/K0012",
+                                 json=_entry(department="企画課", left_on="2026-03-30")), 422, "invalid-input")
+    assert "所属" in refused["detail"] and "退職・転出日" in refused["detail"]
+    member = db.session.scalar(select(StaffMember).where(StaffMember.employee_number == "K0012"))
+    assert (member.department, member.left_on.isoformat()) == ("総務課", "2026-03-31")
+
+
+def test_null_does_not_cancel_a_scheduled_departure_silently(api, db):
+    from datetime import timedelta
+
+    from lms.common.timeutil import today_tokyo
+
+    later = (today_tokyo() + timedelta(days=30)).isoformat()
+    assert api("writer_a", "put", "/api/v1/staff/K0013", json=_entry(left_on=later)).get_json()["outcome"] == "left"
+    refused = assert_problem(api("writer_a", "put", "/api/v1/staff/K0013", json=_entry(left_on=None)),
+                             422, "invalid-input")
+    assert "予定" in refused["detail"]
+    kept = api("writer_a", "put", "/api/v1/staff/K0013", json=_entry())  # left out: nothing said about it
+    assert kept.get_json()["outcome"] == "unchanged" and kept.get_json()["staff"]["left_on"] == later
