@@ -67,6 +67,8 @@ class RosterJob(Model):
     processed: Mapped[int] = mapped_column(default=0)
     counts: Mapped[str] = mapped_column(Text, default="{}")  # JSON: outcome → rows
     effective_on: Mapped[date] = mapped_column(Date)
+    # The language the client asked for (Accept-Language): the entries' results are worded in it.
+    language: Mapped[str] = mapped_column(String(5), default="ja", server_default="ja")
     error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, cast
 
+from flask_babel import force_locale, get_locale
 from flask_babel import gettext as _
 from marshmallow import ValidationError
 from sqlalchemy import CursorResult, and_, delete, insert, or_, select, update
@@ -73,7 +74,7 @@ def accept_feed(caller: Caller, municipality_id: int, text: str, bounds: Sequenc
     total = len(bounds) // 2
     job = RosterJob(client_id=caller.client_id, municipality_id=municipality_id, status=JOB_QUEUED, total=total,
                     processed=0, counts="{}", effective_on=today_tokyo(), idempotency_key=idempotency_key,
-                    request_digest=request_digest)
+                    request_digest=request_digest, language=str(get_locale() or "ja"))
     db.session.add(job)
     db.session.flush()
     for number, payload in enumerate(feed_json.parts(text, bounds, PART)):  # one part in memory at a time
@@ -136,9 +137,10 @@ def run_job(job_id: int) -> RosterJob | None:
     actor: Any = ApiActor.of(client.name, client.application_id, client.municipality_id)
     details = {"api_client_id": client.id, "application_id": client.application_id, "roster_job_id": job.id}
     schema = StaffBulkEntry()
-    seen = FeedSeen()
+    seen = FeedSeen(feed=True)
     counts = Counter(json.loads(job.counts or "{}"))
     municipality_id, effective_on, total, done = job.municipality_id, job.effective_on, job.total, job.processed
+    language = job.language
     refused = set(db.session.scalars(select(RosterJobRow.row).where(
         RosterJobRow.job_id == job.id, RosterJobRow.outcome == REFUSED))) if done else set()
     numbers = db.session.scalars(select(RosterJobPart.part).where(RosterJobPart.job_id == job_id)
@@ -150,8 +152,9 @@ def run_job(job_id: int) -> RosterJob | None:
             part = list(enumerate(json.loads(bytes(payload or b"[]")), number * PART + 1))
             del payload
             if part and part[-1][0] > done:
-                _process(job_id, municipality_id, effective_on, [(line, raw) for line, raw in part if line > done],
-                         schema, seen, actor, counts, total)
+                with force_locale(language):  # the results in the language the client asked for
+                    _process(job_id, municipality_id, effective_on, [(line, raw) for line, raw in part if line > done],
+                             schema, seen, actor, counts, total)
                 continue
             for line, raw in part:  # resumed: what the earlier parts took
                 if line not in refused:

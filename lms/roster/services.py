@@ -670,7 +670,8 @@ def upsert_staff_entry(municipality_id: int, entry: dict, actor, *, effective_on
             select(*_IMPORT_COLUMNS).where(StaffMember.municipality_id == municipality_id,
                                            func.lower(StaffMember.sign_in_name) == values["sign_in_name"]))}
     member_row = existing.get(number)
-    problem = _row_problem(values, raw, {}, {}, existing, by_sign_in) or _departure_problem(member_row, values, entry)
+    problem = (_row_problem(values, raw, {}, {}, existing, by_sign_in, feed=True)
+               or _departure_problem(member_row, values, entry))
     if problem:
         raise InvalidInput(problem)
     left_on = entry.get("left_on")
@@ -705,10 +706,13 @@ def _raw_of(entry: dict) -> dict:
 
 @dataclass
 class FeedSeen:
-    """The 職員番号 and サインイン名 taken by earlier parts of one feed (row numbers)."""
+    """The 職員番号 and サインイン名 taken by earlier parts of one feed (row numbers). An API
+    feed's (``feed``) refusals name its entries and fields as the API does, not a file's lines
+    and columns."""
 
     numbers: dict[str, int] = field(default_factory=dict)
     sign_ins: dict[str, int] = field(default_factory=dict)
+    feed: bool = False
 
     def take(self, line: int, entry: dict) -> None:
         values = _row_values(_raw_of(entry))
@@ -768,7 +772,7 @@ def _check_row(line: int, raw: dict, values: dict, seen: FeedSeen, existing, by_
     the outcome its values would have (its 職員番号 and サインイン名 then taken in ``seen``)."""
     number = values["employee_number"]
     result = RowResult(line, number, values["full_name"], REFUSED)
-    problem = _row_problem(values, raw, seen.numbers, seen.sign_ins, existing, by_sign_in)
+    problem = _row_problem(values, raw, seen.numbers, seen.sign_ins, existing, by_sign_in, feed=seen.feed)
     # Taken whatever the outcome: a later row with the same 職員番号 (or サインイン名) is a
     # duplicate even when this one is refused for another reason (which of the two is meant?).
     if number and _EMPLOYEE_NUMBER_RE.match(number):
@@ -823,29 +827,37 @@ def _announce_departures(history: list[dict], actor) -> None:
                                            left_on=entry["effective_on"], actor=actor)
 
 
-def _row_problem(values, raw, seen_numbers, seen_sign_ins, existing, by_sign_in) -> str:
+def _row_problem(values, raw, seen_numbers, seen_sign_ins, existing, by_sign_in, *, feed: bool = False) -> str:
+    """A row's problem, or "". A CSV's names its columns and lines; an API entry's (``feed``)
+    names the fields and entries as the API does."""
     for column, attr in ROSTER_COLUMNS:  # (a quoted value over several lines, an Excel cell with Alt+Enter)
         if len(raw.get(column, "").strip().splitlines()) > 1:
+            if feed:
+                return _("%(field)s に改行が含まれています。1行で送ってください。", field=attr)
             return _("%(column)sに改行が含まれています。1行で入力してください（Excel ではセル内の改行を取り除いてください）。",
                      column=COLUMN_LABELS[attr])
     number = values["employee_number"]
     if not number:
-        return _("職員番号がありません。")
+        return _("%(field)s がありません。", field="employee_number") if feed else _("職員番号がありません。")
     if not _EMPLOYEE_NUMBER_RE.match(number):
         return _("職員番号「%(number)s」に使えない文字があります（半角英数字・ハイフンのみ）。", number=number)
     if number in seen_numbers:
-        return _("職員番号 %(number)s がファイル内で重複しています（%(line)s 行目と同じ）。", number=number, line=seen_numbers[number])
+        return _duplicate("employee_number", number, seen_numbers[number]) if feed else _(
+            "職員番号 %(number)s がファイル内で重複しています（%(line)s 行目と同じ）。", number=number, line=seen_numbers[number])
     if not values["full_name"]:
-        return _("氏名がありません。")
+        return _("%(field)s がありません。", field="full_name") if feed else _("氏名がありません。")
     for attr, limit in _LIMITS.items():
         if len(values.get(attr, "")) > limit:
-            return _("%(column)sが長すぎます（%(limit)s 文字まで）。", column=COLUMN_LABELS[attr], limit=limit)
+            return _("%(column)sが長すぎます（%(limit)s 文字まで）。", column=attr if feed else COLUMN_LABELS[attr],
+                     limit=limit)
     sign_in = values["sign_in_name"]
     if sign_in:
         if not _EMAIL_RE.match(sign_in):
             return _("サインイン名「%(name)s」がメールアドレスの形式ではありません。", name=sign_in)
         if sign_in in seen_sign_ins:
-            return _("サインイン名 %(name)s がファイル内で重複しています（%(line)s 行目と同じ）。", name=sign_in, line=seen_sign_ins[sign_in])
+            return _duplicate("sign_in_name", sign_in, seen_sign_ins[sign_in]) if feed else _(
+                "サインイン名 %(name)s がファイル内で重複しています（%(line)s 行目と同じ）。", name=sign_in,
+                line=seen_sign_ins[sign_in])
         holder = by_sign_in.get(sign_in)
         if holder is not None and holder.employee_number != number:
             return _("サインイン名 %(name)s はすでに別の職員（職員番号 %(other)s）に使われています。", name=sign_in, other=holder.employee_number)
@@ -893,6 +905,12 @@ def _changed_columns(member: ImportedEntry, values: dict, *, skip=("department",
     """The names of the columns whose value in ``values`` differs from the stored one."""
     return [str(COLUMN_LABELS[attr]) for _column, attr in ROSTER_COLUMNS
             if attr not in skip and attr in values and _current(member, attr) != values[attr]]
+
+
+def _duplicate(name: str, value: str, entry: int) -> str:
+    """An API feed's entry repeating an earlier one's 職員番号 or サインイン名 (``name``)."""
+    return _("%(field)s %(value)s が送信内で重複しています（エントリ %(entry)s と同じ）。", field=name, value=value,
+             entry=entry)
 
 
 def _classify(member: ImportedEntry | None, values: dict) -> tuple[str, str]:

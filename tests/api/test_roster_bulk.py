@@ -272,3 +272,26 @@ def test_feed_entries_follow_the_departure_rules(api, db):
     assert "採用日" in results[0]["message"]
     assert "所属" in results[1]["message"] and "退職・転出日" in results[1]["message"]
     assert db.session.scalar(select(StaffMember).where(StaffMember.employee_number == "K0102")) is None
+
+
+def test_results_are_worded_for_a_feed_in_the_language_asked_for(api, db, app):
+    """The results speak of entries and of fields as the API names them, in the language of
+    the request's Accept-Language (kept with the job: the worker has no request)."""
+    entries = [_entry("K0200"), _entry("K0200", full_name="重複"), _entry("K0201", full_name="  "),
+               _entry("K0202", full_name=42)]
+    for language in ("ja", "en"):
+        sent = api("writer_a", "post", "/api/v1/staff/bulk", json={"entries": entries},
+                   headers={"Accept-Language": language})
+        _run(sent.get_json()["id"])
+        results = api("writer_a", "get", f"/api/v1/roster-jobs/{sent.get_json()['id']}/results?outcome=refused",
+                      headers={"Accept-Language": language}).get_json()["items"]
+        messages = [r["message"] for r in results]
+        assert len(messages) == 3, results
+        if language == "en":  # (a message translated already: the job keeps the language)
+            assert not any("\u3040" <= ch <= "\u30ff" for ch in messages[2]), messages[2]
+        assert "employee_number" in messages[0] and "full_name" in messages[1]
+        assert not any(word in " ".join(messages) for word in ("ファイル", "行目", "氏名"))
+        if language == "ja":
+            assert "エントリ 1" in messages[0]
+        else:
+            assert "entry 1" in messages[0] and not any("\u3040" <= ch <= "\u30ff" for ch in " ".join(messages))
