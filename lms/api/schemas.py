@@ -134,7 +134,14 @@ class CourseArgs(SyncArgs):
                                  metadata={"description": "年度: with a session starting in it (April–March)"})
     category = fields.Integer(validate=in_range(min=1, max=MAX_ID), metadata={"description": "category id"})
     from_ = fields.Date(data_key="from", validate=DATE_RANGE, metadata={"description": "with a session starting on or after (Tokyo)"})
-    to = fields.Date(validate=DATE_RANGE, metadata={"description": "with a session starting on or before (Tokyo)"})
+    to = fields.Date(validate=DATE_RANGE, metadata={"description": "with a session starting on or before (Tokyo); "
+                                                                     "not before from"})
+
+    @ma.validates_schema
+    def _an_ordered_window(self, data: dict, **kwargs) -> None:
+        """A window ending before it starts names nothing: refused, as the audit log's filter refuses it."""
+        if data.get("from_") and data.get("to") and data["to"] < data["from_"]:
+            raise ma.ValidationError({"to": [_("終了日は開始日以降の日付を指定してください。")]})
 
 
 class StaffArgs(SyncArgs):

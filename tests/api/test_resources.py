@@ -232,3 +232,10 @@ def test_attendance_and_viewing_are_the_municipalitys_own(api, db):
                query_string={"employee_number": mine.employee_number}).get_json()["items"] == []
     other_year = api("reader_a", "get", "/api/v1/attendance", query_string={"fiscal_year": 2001}).get_json()
     assert other_year["items"] == []
+
+
+@pytest.mark.parametrize("path", ["/api/v1/courses", "/api/v1/sessions"])
+def test_a_reversed_date_window_is_refused_naming_to(api, path):
+    body = assert_problem(api("reader_a", "get", f"{path}?from=2027-01-01&to=2026-01-01"), 422, "invalid-input")
+    assert list(body["errors"]) == ["to"]
+    assert api("reader_a", "get", f"{path}?from=2026-01-01&to=2026-01-01").status_code == 200
