@@ -190,11 +190,15 @@ def _target_municipality(caller: Caller, code: str | None, employee_number: str)
             raise _missing(caller, "staff_member", employee_number)
         assert caller.municipality_id is not None
         return caller.municipality_id
-    municipality_id = db.session.scalar(select(Municipality.id).where(Municipality.code == code)) if code else None
-    if municipality_id is None:
+    if not code:
         raise ApiProblem(422, "invalid-input", _("入力内容が正しくありません"),
                          _("プラットフォームのクライアントは municipality_code で団体を指定してください。"),
                          errors={"municipality_code": [_("団体コードを指定してください。")]})
+    municipality_id = db.session.scalar(select(Municipality.id).where(Municipality.code == code))
+    if municipality_id is None:
+        unknown = _("団体コード %(code)s の団体はありません。", code=code)
+        raise ApiProblem(422, "invalid-input", _("入力内容が正しくありません"), unknown,
+                         errors={"municipality_code": [unknown]})
     return municipality_id
 
 

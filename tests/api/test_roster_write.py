@@ -161,3 +161,15 @@ def test_null_does_not_cancel_a_scheduled_departure_silently(api, db):
     assert "予定" in refused["detail"]
     kept = api("writer_a", "put", "/api/v1/staff/K0013", json=_entry())  # left out: nothing said about it
     assert kept.get_json()["outcome"] == "unchanged" and kept.get_json()["staff"]["left_on"] == later
+
+
+def test_an_unknown_municipality_code_is_named_as_unknown(api, db):
+    for method, path, kw in (("get", "/api/v1/staff/K0001?municipality_code=999999", {}),
+                             ("put", "/api/v1/staff/K0001", {"json": _entry(municipality_code="999999")}),
+                             ("post", "/api/v1/staff/bulk",
+                              {"json": {"entries": [{"employee_number": "K1", "full_name": "x"}],
+                                        "municipality_code": "999999"}})):
+        body = assert_problem(api("platform", method, path, **kw), 422, "invalid-input")
+        assert "999999" in body["detail"] and "999999" in body["errors"]["municipality_code"][0]
+    missing = assert_problem(api("platform", "get", "/api/v1/staff/K0001"), 422, "invalid-input")
+    assert "999999" not in missing["detail"]
