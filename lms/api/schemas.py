@@ -18,6 +18,7 @@ from marshmallow import fields, validate
 
 from lms.common.ids import MAX_ID
 from lms.common.timeutil import FIRST_YEAR, LAST_YEAR
+from lms.roster.services import normalise_text
 
 # What a field answers when the value is not of its type ("invalid"): the first class it is an instance of.
 _INVALID = (
@@ -118,6 +119,13 @@ class Problem(Schema):
                          metadata={"description": "refused input: field → messages (422)"})
 
 
+class EmployeeNumberFilter(fields.String):
+    """A 職員番号 to filter by, normalised as the roster stores one (NFKC: ＱＡ００７ is QA007)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return normalise_text(super()._deserialize(value, attr, data, **kwargs))
+
+
 class PageArgs(Schema):
     limit = fields.Integer(load_default=DEFAULT_LIMIT, validate=in_range(min=1, max=MAX_LIMIT))
     cursor = fields.String(validate=length(max=200),
@@ -151,19 +159,19 @@ class StaffArgs(SyncArgs):
 class EnrollmentArgs(SyncArgs):
     fiscal_year = fields.Integer(validate=in_range(min=2000, max=2100))
     session_id = fields.Integer(validate=in_range(min=1, max=MAX_ID))
-    employee_number = fields.String(validate=length(min=1, max=20))
+    employee_number = EmployeeNumberFilter(validate=length(min=1, max=20))
 
 
 class AttendanceArgs(SyncArgs):
     fiscal_year = fields.Integer(validate=in_range(min=2000, max=2100),
                                  metadata={"description": "年度 of the session (April–March)"})
     session_id = fields.Integer(validate=in_range(min=1, max=MAX_ID))
-    employee_number = fields.String(validate=length(min=1, max=20))
+    employee_number = EmployeeNumberFilter(validate=length(min=1, max=20))
 
 
 class ViewingArgs(SyncArgs):
     course_id = fields.Integer(validate=in_range(min=1, max=MAX_ID))
-    employee_number = fields.String(validate=length(min=1, max=20))
+    employee_number = EmployeeNumberFilter(validate=length(min=1, max=20))
 
 
 class CompletionArgs(SyncArgs):

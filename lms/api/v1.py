@@ -39,7 +39,7 @@ from lms.enrollment.models import Enrollment
 from lms.extensions import csrf, db
 from lms.municipalities.models import Municipality
 from lms.roster.models import StaffMember
-from lms.roster.services import upsert_staff_entry
+from lms.roster.services import normalise_text, upsert_staff_entry
 
 blp = Blueprint("api_v1", __name__, url_prefix="/api/v1", description="Manabi API v1")
 
@@ -216,7 +216,7 @@ def staff_member(employee_number: str, municipality_code: str | None = None):
     caller = current_caller()
     municipality_id = _target_municipality(caller, municipality_code, employee_number)
     member = db.session.scalar(select(StaffMember).where(StaffMember.municipality_id == municipality_id,
-                                                         StaffMember.employee_number == employee_number))
+                                                         StaffMember.employee_number == normalise_text(employee_number)))
     if member is None:
         raise _missing(caller, "staff_member", employee_number)
     return _staff_item(_codes())(member)

@@ -239,3 +239,16 @@ def test_a_reversed_date_window_is_refused_naming_to(api, path):
     body = assert_problem(api("reader_a", "get", f"{path}?from=2027-01-01&to=2026-01-01"), 422, "invalid-input")
     assert list(body["errors"]) == ["to"]
     assert api("reader_a", "get", f"{path}?from=2026-01-01&to=2026-01-01").status_code == 200
+
+
+def test_employee_number_filters_are_normalised_as_writes_are(api, db):
+    """ＱＡ００７ (full-width) names QA007 in a filter, as it does in PUT /staff/ＱＡ００７."""
+    mine = make_staff(A, employee_number="QA007")
+    session = make_session(make_course())
+    _attendance_and_viewing(db, mine, session)
+    wide = {"employee_number": "ＱＡ００７"}
+    for path in ("/api/v1/attendance", "/api/v1/viewing"):
+        rows = api("reader_a", "get", path, query_string=wide).get_json()["items"]
+        assert [r["employee_number"] for r in rows] == ["QA007"], path
+    assert api("reader_a", "get", "/api/v1/enrollments", query_string=wide).status_code == 200
+    assert api("reader_a", "get", "/api/v1/staff/ＱＡ００７").get_json()["employee_number"] == "QA007"
