@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from array import array
 from datetime import datetime, time, timedelta
+from functools import wraps
 
 from flask import Flask, request, url_for
 from flask_babel import gettext as _
@@ -202,6 +203,26 @@ def _target_municipality(caller: Caller, code: str | None, employee_number: str)
     return municipality_id
 
 
+def _require_json() -> None:
+    """A write's body must be JSON: anything else is 415, before its fields are read (a text
+    body would otherwise be refused for the fields it seems to lack)."""
+    if not request.is_json:
+        raise ApiProblem(415, "unsupported-media-type", _("JSON を送ってください"),
+                         _("Content-Type: application/json で送ってください。"))
+
+
+def _json_body(view):
+    """A view whose body is JSON: ``_require_json`` first; its 415 in the document."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        _require_json()
+        return view(*args, **kwargs)
+
+    return blp.alt_response(415, schema=schemas.Problem, description="Unsupported Media Type (not JSON)",
+                            content_type="application/problem+json")(wrapped)
+
+
 _EMPLOYEE_NUMBER = "/staff/<string(maxlength=20):employee_number>"
 
 
@@ -227,6 +248,7 @@ def staff_member(employee_number: str, municipality_code: str | None = None):
 @blp.response(200, schemas.UpsertResult, description="updated (or unchanged)")
 @blp.alt_response(201, schema=schemas.UpsertResult, description="added")
 @requires(ROSTER_WRITE)
+@_json_body
 @blp.arguments(schemas.StaffInput, as_kwargs=True)
 def put_staff_member(employee_number: str, **body):
     """Add or update one roster entry by 職員番号, as a row of the roster CSV import: a changed
@@ -259,9 +281,6 @@ def put_staff_member(employee_number: str, **body):
 def _feed(caller: Caller) -> tuple[int, str, array]:
     """The request's feed, checked as a whole (each entry is checked by the job): its
     municipality, the text as received and where each entry's text starts and ends in it."""
-    if not request.is_json:
-        raise ApiProblem(415, "unsupported-media-type", _("JSON を送ってください"),
-                         _("Content-Type: application/json で送ってください。"))
     shape = ApiProblem(422, "invalid-input", _("入力内容が正しくありません"),
                        _("本文は entries（と municipality_code）だけを持つオブジェクトにしてください。"))
     try:
@@ -335,8 +354,6 @@ def _earlier_job(caller: Caller, key: str, digest: str) -> RosterJob | None:
 
 @blp.route("/staff/bulk", methods=["POST"])
 @_documented
-@blp.alt_response(415, schema=schemas.Problem, description="Unsupported Media Type (not JSON)",
-                  content_type="application/problem+json")
 @blp.doc(requestBody={"required": True, "content": {"application/json": {"schema": schemas.StaffBulkInput}}},
          parameters=[{"in": "header", "name": "Idempotency-Key", "required": False,
                       "description": "a key of the client's choosing (a UUID) that names this feed: sent again "
@@ -345,6 +362,7 @@ def _earlier_job(caller: Caller, key: str, digest: str) -> RosterJob | None:
                       "schema": {"type": "string", "pattern": _KEY_PATTERN}}])
 @blp.response(202, schemas.RosterJob, description="accepted: the job, also at the URL in Location")
 @requires(ROSTER_WRITE)
+@_json_body
 def post_staff_bulk():
     """A bulk roster feed: up to 50,000 entries, each as ``PUT /staff/{職員番号}`` takes it,
     processed by the worker as a job. Answered at once (202) with the job; poll it, or take

@@ -173,3 +173,12 @@ def test_an_unknown_municipality_code_is_named_as_unknown(api, db):
         assert "999999" in body["detail"] and "999999" in body["errors"]["municipality_code"][0]
     missing = assert_problem(api("platform", "get", "/api/v1/staff/K0001"), 422, "invalid-input")
     assert "999999" not in missing["detail"]
+
+
+def test_a_body_that_is_not_json_is_415_as_for_the_bulk_feed(api, app, client):
+    for method, path in (("put", "/api/v1/staff/K0014"), ("post", "/api/v1/staff/bulk")):
+        assert_problem(api("writer_a", method, path, data='{"full_name": "x"}', content_type="text/plain"),
+                       415, "unsupported-media-type")
+    document = client.get("/api/v1/openapi.json").get_json()
+    assert "415" in document["paths"]["/api/v1/staff/{employee_number}"]["put"]["responses"]
+    assert "415" in document["paths"]["/api/v1/staff/bulk"]["post"]["responses"]
