@@ -122,8 +122,8 @@ class Problem(Schema):
 class EmployeeNumberFilter(fields.String):
     """A 職員番号 to filter by, normalised as the roster stores one (NFKC: ＱＡ００７ is QA007)."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
-        return normalise_text(super()._deserialize(value, attr, data, **kwargs))
+    def deserialize(self, value, attr=None, data=None, **kwargs):
+        return super().deserialize(normalise_text(value) if isinstance(value, str) else value, attr, data, **kwargs)
 
 
 class PageArgs(Schema):
