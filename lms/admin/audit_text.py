@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from lms.archives.models import Archive
 from lms.audit.models import AuditLog
+from lms.audit.names import detail_name
 from lms.auth.models import User
 from lms.common.templating import colon, list_separator
 from lms.common.timeutil import to_tokyo
@@ -26,6 +27,7 @@ from lms.courses.models import Course, TrainingSession
 from lms.extensions import db
 from lms.municipalities.models import Municipality
 from lms.roster.models import StaffMember
+from lms.roster.services import OUTCOME_LABELS
 
 ACTION_LABELS = {
     "access.denied": _l("権限のない操作の拒否"),
@@ -403,6 +405,18 @@ ACTION_DETAIL_LABELS = {
 }
 
 
+# Detail values that are codes, by key: their words (a roster upsert's outcome as the roster pages say it).
+VALUE_LABELS = {"outcome": OUTCOME_LABELS}
+
+
+def _detail_value(key: str, value: Any) -> str:
+    """A detail's value: a code in words, an id by the name its area registered, else as it is."""
+    label = VALUE_LABELS.get(key, {}).get(value) if isinstance(value, str) else None
+    if label is not None:
+        return str(label)
+    return detail_name(key, value) or _value(value)
+
+
 def _key(key: str, action: str | None = None) -> str:
     label = ACTION_DETAIL_LABELS.get((action or "", key)) or DETAIL_LABELS.get(key)
     return str(label) if label is not None else key
@@ -419,7 +433,7 @@ def detail_lines(details: dict | None, action: str | None = None) -> list[tuple[
                 else:
                     lines.append((_key(field, action), _value(change)))
             continue
-        lines.append((_key(key, action), _value(value)))
+        lines.append((_key(key, action), _detail_value(key, value)))
     return lines
 
 

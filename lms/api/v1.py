@@ -21,12 +21,13 @@ from sqlalchemy.exc import IntegrityError
 
 from lms.api import feed_json, roster_jobs, schemas
 from lms.api.auth import READ, ROSTER_WRITE, SECURITY, Caller, current_caller, requires
-from lms.api.models import RosterJob, RosterJobRow
+from lms.api.models import ApiClient, RosterJob, RosterJobRow
 from lms.api.paging import conditional, decode_row_cursor, encode_row_cursor, json_page, page
 from lms.api.problems import ApiProblem, init_problems
 from lms.api.representations import completion_item, enrollment_item
 from lms.archives.models import Archive, ArchiveFile, ViewingProgress
 from lms.attendance.models import Attendance
+from lms.audit.names import register_detail_name
 from lms.common.database import begin_write
 from lms.common.errors import DomainError
 from lms.common.public import public_blueprint
@@ -615,3 +616,10 @@ def init_api(app: Flask) -> None:
     # RapiDoc (/api/v1/docs) styles the elements it renders inline; its scripts are ours.
     allow_inline_styles(app, "api-docs.openapi_rapidoc")
     init_problems(app)
+    register_detail_name("api_client_id", _client_name)
+
+
+def _client_name(client_id: int) -> str | None:
+    """An API client's name, for the audit log's readable details."""
+    client = db.session.get(ApiClient, client_id)  # (the session's identity map: one query per client in an export)
+    return client.name if client else None

@@ -182,3 +182,14 @@ def test_a_body_that_is_not_json_is_415_as_for_the_bulk_feed(api, app, client):
     document = client.get("/api/v1/openapi.json").get_json()
     assert "415" in document["paths"]["/api/v1/staff/{employee_number}"]["put"]["responses"]
     assert "415" in document["paths"]["/api/v1/staff/bulk"]["post"]["responses"]
+
+
+def test_the_audit_log_reads_the_outcome_in_words_and_names_the_client(api, db, app):
+    from lms.admin.audit_text import details_text
+
+    assert api("writer_a", "put", "/api/v1/staff/K0015", json=_entry()).status_code == 201
+    entry = db.session.scalar(select(AuditLog).where(AuditLog.action == "roster.upsert"))
+    with app.test_request_context():
+        text = details_text(entry.details, entry.action)
+    assert "結果：追加" in text and "API クライアント：writer_a" in text, text
+    assert "added" not in text
