@@ -362,6 +362,27 @@ def test_url_policy(app, url, allowed, private, refused):
 
 
 def test_a_name_resolving_to_a_private_address_is_refused_when_sending():
-    with pytest.raises(outbound.Refused, match="private address"):
+    with pytest.raises(outbound.Refused, match="内部ネットワーク"):
         outbound.check_destination("https://localhost/hooks", allow_private=False)
     outbound.check_destination("https://localhost/hooks", allow_private=True)
+
+
+def test_a_refusal_when_sending_is_kept_as_a_code_and_read_in_the_readers_language(app, db, receiver, monkeypatch):
+    """The worker's refusal (a name resolving inward, or not at all) is stored as a code and its
+    parameters, and the delivery page words it for its reader: no raw English on a Japanese page."""
+    from flask_babel import force_locale
+
+    _endpoint(receiver.url, A)
+    monkeypatch.setitem(app.config, "LMS_WEBHOOK_ALLOW_PRIVATE", False)
+    monkeypatch.setattr(outbound.socket, "getaddrinfo", lambda *a, **k: [(2, 1, 6, "", ("10.0.0.5", 443))])
+    enroll(make_session().id, make_staff(A).id, None)
+    db.session.commit()
+    assert deliver_due().retried
+    attempt = db.session.scalar(select(WebhookAttempt))
+    assert (attempt.error_code, attempt.error_params["address"]) == (outbound.PRIVATE_ADDRESS, "10.0.0.5")
+    with app.test_request_context():
+        japanese = outbound.attempt_error(attempt)
+        with force_locale("en"):
+            english = outbound.attempt_error(attempt)
+    assert "内部ネットワーク" in japanese and "10.0.0.5" in japanese and "refused:" not in japanese
+    assert "10.0.0.5" in english and not any("\u3040" <= ch <= "\u30ff" for ch in english)

@@ -122,6 +122,7 @@ def _attempt(delivery_id: int, claimed_at: datetime, clock, report: Report) -> N
         db.session.commit()
         return
     status_code, excerpt, error, duration = None, "", "", 0
+    refusal: outbound.Refused | None = None
     try:
         outbound.check_destination(url, bool(_setting("LMS_WEBHOOK_ALLOW_PRIVATE")))
         timestamp = int(utcnow().timestamp())  # the real time of sending, whatever clock the batch keeps
@@ -131,13 +132,15 @@ def _attempt(delivery_id: int, claimed_at: datetime, clock, report: Report) -> N
         if not 200 <= status_code < 300:
             error = f"HTTP {status_code}"
     except outbound.Refused as exc:
-        error = str(exc)
+        error, refusal = str(exc), exc
     except Exception as exc:  # noqa: BLE001 - a transport failure is an attempt that failed
         error = f"{type(exc).__name__}: {exc}"
     now = clock()
     begin_write()
     db.session.add(WebhookAttempt(delivery_id=delivery_id, attempted_at=now, status_code=status_code,
-                                  duration_ms=duration, response_excerpt=excerpt, error=error[:2000]))
+                                  duration_ms=duration, response_excerpt=excerpt, error=error[:2000],
+                                  error_code=refusal.code if refusal else "",
+                                  error_params=(refusal.params or None) if refusal else None))
     if not error:
         _finish(delivery_id, claimed_at, {"status": DELIVERED, "delivered_at": now, "last_status_code": status_code,
                                           "last_error": ""})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms.common.timeutil import utcnow
@@ -104,3 +104,7 @@ class WebhookAttempt(Model):
     duration_ms: Mapped[int] = mapped_column(default=0)
     response_excerpt: Mapped[str] = mapped_column(Text, default="")
     error: Mapped[str] = mapped_column(Text, default="")
+    # A refusal before sending (outbound.Refused): its code and parameters, put into words in the
+    # reader's language (outbound.attempt_error); ``error`` then holds the worker's Japanese words.
+    error_code: Mapped[str] = mapped_column(String(40), default="", server_default="")
+    error_params: Mapped[dict | None] = mapped_column(JSON)

@@ -17,17 +17,48 @@ from urllib.parse import urlsplit
 
 import requests
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 EXCERPT_BYTES = 2000
 USER_AGENT = "Manabi-Webhooks/1"
 
 
 class Refused(ValueError):
-    """The URL or its destination is not allowed; ``message`` says why (Japanese)."""
+    """The URL or its destination is not allowed; ``message`` says why (in the current language).
+    A refusal met by the worker also has a ``code`` and ``params`` (``REFUSALS``): the attempt
+    keeps them, to be put into words in its reader's language (``attempt_error``)."""
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, code: str = "", params: dict[str, str] | None = None):
         super().__init__(message)
         self.message = message
+        self.code = code
+        self.params = params or {}
+
+
+# A destination refused just before sending, by code (stored: never rename one): its words.
+UNRESOLVED, PRIVATE_ADDRESS = "unresolved", "private_address"
+REFUSALS = {
+    UNRESOLVED: _l("送信先のホスト名「%(host)s」のアドレスが見つかりませんでした（DNS：%(detail)s）。URL のホスト名に"
+                   "誤りがないか、受信側のシステムの担当者に確かめてください。"),
+    PRIVATE_ADDRESS: _l("送信先のホスト名「%(host)s」が内部ネットワークのアドレス（%(address)s）を指しているため、"
+                        "送信しませんでした。受信側のシステムの担当者に、公開されたアドレスか確かめてください。"),
+}
+
+
+def _refused(code: str, **params: str) -> Refused:
+    return Refused(str(REFUSALS[code]) % params, code, params)
+
+
+def attempt_error(attempt) -> str:
+    """What an attempt met, in the reader's language (a refusal by its code; an HTTP status or a
+    transport error as recorded)."""
+    words = REFUSALS.get(attempt.error_code or "")
+    if words is not None:
+        try:
+            return str(words) % (attempt.error_params or {})
+        except (KeyError, TypeError, ValueError):
+            pass
+    return attempt.error
 
 
 @dataclass
@@ -96,11 +127,11 @@ def check_destination(url: str, allow_private: bool) -> None:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise Refused(f"the host name did not resolve: {exc}") from None
+        raise _refused(UNRESOLVED, host=host, detail=str(exc)) from None
     for info in infos:
         address = str(info[4][0])
         if not _address_allowed(address, allow_private):
-            raise Refused(f"refused: {host} resolves to the private address {address}")
+            raise _refused(PRIVATE_ADDRESS, host=host, address=address)
 
 
 def post(url: str, headers: dict[str, str], body: bytes, timeout: float) -> Answer:

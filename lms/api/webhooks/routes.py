@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from lms.api.webhooks import services
+from lms.api.webhooks import outbound, services
 from lms.api.webhooks.forms import EndpointForm
 from lms.api.webhooks.models import DELIVERED, FAILED, QUEUED, SENDING, WebhookAttempt, WebhookEndpoint
 from lms.common import once
@@ -209,7 +209,8 @@ def delivery(endpoint_id: int, delivery_id: int):
     attempts = db.session.scalars(db.select(WebhookAttempt).where(WebhookAttempt.delivery_id == item.id)
                                   .order_by(WebhookAttempt.id.desc())).all()
     return render_template("webhooks/delivery.html", endpoint=endpoint, delivery=item, attempts=attempts,
-                           status_labels=_status_labels(), action_form=ActionForm())
+                           status_labels=_status_labels(), action_form=ActionForm(),
+                           attempt_error=outbound.attempt_error)
 
 
 @bp.post("/<int:endpoint_id>/deliveries/<int:delivery_id>/replay")
