@@ -90,7 +90,9 @@ def supervisors_of(member: StaffMember) -> list[StaffMember]:
             .where(ApprovalDelegation.delegator_id.in_([h.id for h in heads]), StaffMember.status == ACTIVE,
                    ApprovalDelegation.starts_on <= today, ApprovalDelegation.ends_on >= today)
         ).all()
-        out += [d for d in delegates if d.id != member.id and d not in out]
+        for delegate in delegates:  # one row per delegation: someone named twice comes twice
+            if delegate.id != member.id and delegate not in out:
+                out.append(delegate)
     return out
 
 
@@ -208,9 +210,14 @@ def delegations_of(me: StaffMember) -> list[ApprovalDelegation]:
     ))
 
 
-def delegate_approvals(user, employee_number: str, starts_on: date, ends_on: date) -> ApprovalDelegation:
+def delegate_approvals(user, employee_number: str, starts_on: date,
+                       ends_on: date) -> tuple[ApprovalDelegation, bool]:
     """A 所属長 (or deputy) names who approves in their place from ``starts_on`` to ``ends_on``:
-    someone of their municipality on the roster, by 職員番号. The caller commits."""
+    someone of their municipality on the roster, by 職員番号. Naming the same person again for
+    days that overlap their present stand-in extends that one (a head extending an absence
+    names them again; two delegations would make them an approver twice). A refusal names
+    the form field it concerns (``field=``). Returns the delegation and whether it was an
+    existing one extended. The caller commits."""
     begin_write()
     me = db.session.scalar(select(StaffMember).where(StaffMember.user_id == user.id))
     if me is None or me.status != ACTIVE or not (me.department_head or me.deputy_head):
@@ -219,22 +226,34 @@ def delegate_approvals(user, employee_number: str, starts_on: date, ends_on: dat
     delegate = db.session.scalar(select(StaffMember).where(
         StaffMember.municipality_id == me.municipality_id, StaffMember.employee_number == number))
     if delegate is None or delegate.status != ACTIVE:
-        raise InvalidInput(_("職員番号 %(number)s の職員が、名簿（在職）に見つかりません。", number=number or "—"))
+        raise InvalidInput(_("職員番号 %(number)s の職員が、名簿（在職）に見つかりません。", number=number or "—"),
+                           field="employee_number")
     if delegate.id == me.id:
-        raise InvalidInput(_("自分自身は代理に指名できません。"))
+        raise InvalidInput(_("自分自身は代理に指名できません。"), field="employee_number")
     if ends_on < starts_on:
-        raise InvalidInput(_("終了日は開始日以降の日付にしてください。"))
+        raise InvalidInput(_("終了日は開始日以降の日付にしてください。"), field="ends_on")
     if ends_on < today_tokyo():
-        raise InvalidInput(_("終了日が過ぎています。今日以降の日付にしてください。"))
+        raise InvalidInput(_("終了日が過ぎています。今日以降の日付にしてください。"), field="ends_on")
+    overlapping = db.session.scalar(
+        select(ApprovalDelegation).where(ApprovalDelegation.delegator_id == me.id,
+                                         ApprovalDelegation.delegate_id == delegate.id,
+                                         ApprovalDelegation.starts_on <= ends_on, ApprovalDelegation.ends_on >= starts_on)
+        .order_by(ApprovalDelegation.starts_on, ApprovalDelegation.id).limit(1))
+    if overlapping is not None:
+        starts_on, ends_on = min(starts_on, overlapping.starts_on), max(ends_on, overlapping.ends_on)
     if (ends_on - starts_on).days >= MAX_DELEGATION_DAYS:
-        raise InvalidInput(_("代理の期間は 1 年以内にしてください。"))
-    delegation = ApprovalDelegation(delegator_id=me.id, delegate_id=delegate.id, starts_on=starts_on, ends_on=ends_on,
-                                    created_by_id=user.id)
-    db.session.add(delegation)
+        raise InvalidInput(_("代理の期間は 1 年以内にしてください。"), field="ends_on")
+    if overlapping is not None:
+        delegation = overlapping
+        delegation.starts_on, delegation.ends_on = starts_on, ends_on
+    else:
+        delegation = ApprovalDelegation(delegator_id=me.id, delegate_id=delegate.id, starts_on=starts_on,
+                                        ends_on=ends_on, created_by_id=user.id)
+        db.session.add(delegation)
     db.session.flush()
     record_action(user, "enrollment.delegate", "staff_member", delegate.id, me.municipality_id,
-                  starts_on=starts_on.isoformat(), ends_on=ends_on.isoformat())
-    return delegation
+                  starts_on=starts_on.isoformat(), ends_on=ends_on.isoformat(), extended=overlapping is not None)
+    return delegation, overlapping is not None
 
 
 def delegation_of(user, delegation_id: int) -> ApprovalDelegation:

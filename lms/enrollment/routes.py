@@ -17,7 +17,7 @@ from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
 from lms.common import once
 from lms.common.access import refuse_as_missing, require_own_object, role_required
 from lms.common.errors import DomainError, NotFound
-from lms.common.forms import Form, JapaneseDateField, within
+from lms.common.forms import Form, JapaneseDateField, put_error, within
 from lms.common.i18n import join_list
 from lms.common.ids import parse_id
 from lms.common.limits import limit_enroll, limit_enroll_posts
@@ -487,14 +487,19 @@ def delegate_approvals():
     if (again := once.repeated()) is not None:
         return again
     try:
-        approvals.delegate_approvals(current_user, form.employee_number.data, form.starts_on.data, form.ends_on.data)
+        delegation, extended = approvals.delegate_approvals(current_user, form.employee_number.data,
+                                                            form.starts_on.data, form.ends_on.data)
         once.remember(url_for("enrollment.supervisor_approvals"))
         db.session.commit()
     except DomainError as exc:
         db.session.rollback()
-        form.employee_number.errors = [*form.employee_number.errors, exc.message]
+        put_error(form, exc)
         return _supervisor_page(form, 422)
-    flash(_("代理を指名しました。期間中は代理の人も承認できます。"), "success")
+    if extended:
+        flash(_("%(name)s さんはすでに代理に指名されていたため、その期間を %(starts)s から %(ends)s までに延ばしました。",
+                name=delegation.delegate.full_name, starts=delegation.starts_on, ends=delegation.ends_on), "success")
+    else:
+        flash(_("代理を指名しました。期間中は代理の人も承認できます。"), "success")
     return redirect(url_for("enrollment.supervisor_approvals"))
 
 

@@ -27,6 +27,7 @@ from sqlalchemy import Integer, Select, bindparam, func, select
 from sqlalchemy.orm import aliased, joinedload, load_only, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
+from lms.common.after_commit import on_rollback
 from lms.common.database import begin_write, is_sqlite
 from lms.common.errors import NotFound
 from lms.common.timeutil import utcnow
@@ -303,11 +304,20 @@ def add_enrollment(session: TrainingSession, member: StaffMember, *, status: str
     enrollment = Enrollment(id=new_id, **values)
     make_transient_to_detached(enrollment)
     db.session.add(enrollment)
+    # Attached as persistent, it would outlive a rollback (only objects added as new are
+    # expunged then) and stop a retried transaction from attaching its own row of that id.
+    on_rollback(lambda: _forget(enrollment))
     # Its session and staff member are the rows held locked: no lazy load to reach them (and
     # they stay in the identity map, where the summaries' receiver of the event finds the session).
     set_committed_value(enrollment, "session", session)
     set_committed_value(enrollment, "staff_member", member)
     return enrollment
+
+
+def _forget(enrollment: Enrollment) -> None:
+    """The row of a rolled-back INSERT leaves the database session with it."""
+    if enrollment in db.session:
+        db.session.expunge(enrollment)
 
 
 def count_seats(session: TrainingSession, quota: SessionQuota | None, delta: int) -> None:

@@ -434,3 +434,106 @@ def test_a_too_long_reason_is_called_too_long_not_missing(client, db, people, ma
     assert client.post(f"/municipal/enrollments/{enrollment.id}/reject", data={"reason": "あ" * 1000}).status_code == 302
     db.session.expire_all()
     assert db.session.get(Enrollment, enrollment.id).status == REJECTED
+
+
+# ---------------------------------------------------------------- a stand-in named twice
+
+
+def test_naming_the_same_stand_in_again_extends_the_period(db, people, make_user):
+    from datetime import date
+
+    from lms.enrollment import approvals
+
+    stand_in = make_user("learner", name="企画課 主査 山本")
+    db.session.commit()
+    number = stand_in.staff_member.employee_number
+    first, extended = approvals.delegate_approvals(people["head"], number, date(2026, 12, 7), date(2026, 12, 10))
+    db.session.commit()
+    assert not extended
+    again, extended = approvals.delegate_approvals(people["head"], number, date(2026, 12, 7), date(2026, 12, 31))
+    db.session.commit()
+    assert extended and again.id == first.id
+    assert [(d.starts_on, d.ends_on) for d in approvals.delegations_of(people["head"].staff_member)] == [
+        (date(2026, 12, 7), date(2026, 12, 31))]
+
+
+def test_a_stand_in_named_twice_is_one_approver(client, db, people, make_course, make_session, make_user,
+                                                login_as, monkeypatch):
+    """Two delegations to one person (named twice before this was merged) make one approver,
+    one approval request: the learner's request goes through (it used to end in a 500)."""
+    from datetime import date
+
+    from lms.enrollment import approvals
+    from lms.enrollment.models import ApprovalDelegation
+
+    stand_in = make_user("learner", name="企画課 主査 山本")
+    db.session.commit()
+    head = people["head"].staff_member
+    for ends_on in (date(2026, 12, 10), date(2026, 12, 31)):
+        db.session.add(ApprovalDelegation(delegator_id=head.id, delegate_id=stand_in.staff_member.id,
+                                          starts_on=date(2026, 12, 7), ends_on=ends_on))
+    db.session.commit()
+    monkeypatch.setattr(approvals, "today_tokyo", lambda: date(2026, 12, 8))
+    supervisors = approvals.supervisors_of(people["learner"].staff_member)
+    assert [s.id for s in supervisors].count(stand_in.staff_member.id) == 1
+    session = course_session(make_course, make_session)
+    login_as(user=people["learner"])
+    answer = client.post(f"/sessions/{session.id}/enroll")
+    assert answer.status_code in (200, 302)
+    enrollment = db.session.scalars(select(Enrollment).where(Enrollment.session_id == session.id)).one()
+    assert told(db, enrollment.id).count((SUPERVISOR_STEP, stand_in.id)) == 1
+
+
+def test_a_retried_arrival_starts_clean(db, people, make_course, make_session, monkeypatch):
+    """A unique-index race in an arrival's transaction is retried whole: the rolled-back row
+    does not stay behind in the session to break the retry."""
+    from sqlalchemy.exc import IntegrityError
+
+    from lms.enrollment import approvals
+
+    session = course_session(make_course, make_session)
+    start = approvals.start
+    calls = []
+
+    def start_once_failing(enrollment, member, course):
+        start(enrollment, member, course)
+        calls.append(enrollment)  # held (as a receiver or the traceback may hold it)
+        if len(calls) == 1:
+            raise IntegrityError("INSERT …", {}, Exception("duplicate key"))
+
+    monkeypatch.setattr(approvals, "start", start_once_failing)
+    enrollment = apply(db, session, people["learner"])
+    assert len(calls) == 2
+    assert enrollment.status == PENDING and enrollment.approval_step == SUPERVISOR_STEP
+    assert len(db.session.scalars(select(Enrollment).where(Enrollment.session_id == session.id)).all()) == 1
+
+
+def test_the_stand_in_form_puts_each_error_on_its_field(client, db, people, login_as):
+    from datetime import timedelta
+
+    from lms.common.timeutil import today_tokyo
+
+    login_as(user=people["head"])
+    today = today_tokyo()
+    number = people["office"].staff_member.employee_number
+    for starts_on, ends_on, words in (
+        (today, today - timedelta(days=1), "終了日は開始日以降の日付にしてください。"),
+        (today - timedelta(days=10), today - timedelta(days=5), "終了日が過ぎています。"),
+        (today, today + timedelta(days=400), "代理の期間は 1 年以内にしてください。"),
+    ):
+        answer = client.post("/approvals/delegations", data={
+            "employee_number": number, "starts_on": starts_on.isoformat(), "ends_on": ends_on.isoformat()})
+        page = answer.get_data(as_text=True)
+        assert answer.status_code == 422
+        error = re.search(r'<p class="error-message" id="([^"]+)-error">([^<]*)</p>', page)
+        assert error is not None and error.group(1) == "ends_on" and words in error.group(2)
+    unknown = client.post("/approvals/delegations", data={
+        "employee_number": "NOPE", "starts_on": today.isoformat(), "ends_on": today.isoformat()}).get_data(as_text=True)
+    assert re.search(r'id="employee_number-error">[^<]*見つかりません', unknown)
+    # Named again for longer: the stand-in's period is extended, and the head is told so.
+    client.post("/approvals/delegations", data={
+        "employee_number": number, "starts_on": today.isoformat(), "ends_on": (today + timedelta(days=3)).isoformat()})
+    again = client.post("/approvals/delegations", data={
+        "employee_number": number, "starts_on": today.isoformat(), "ends_on": (today + timedelta(days=9)).isoformat()},
+        follow_redirects=True)
+    assert "期間を" in again.get_data(as_text=True) and "延ばしました" in again.get_data(as_text=True)
