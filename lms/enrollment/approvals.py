@@ -185,15 +185,40 @@ def decision_labels() -> dict[str, str]:
     return {key: str(label) for key, label in DECISION_LABELS.items()}
 
 
+# What a request waiting at each step waits for: the one source of these words (the learner's
+# answer and acknowledgement mail, マイページ, the approver's answer).
+STEP_AWAITED = {SUPERVISOR_STEP: _l("所属長の承認"), OFFICE_STEP: _l("研修担当の承認"), SELECTION_STEP: _l("主催者の選考")}
+
+
+def awaited(step: str | None) -> str:
+    """What a request at ``step`` waits for: 「所属長の承認」, 「研修担当の承認」, 「主催者の選考」."""
+    return str(STEP_AWAITED.get(step or OFFICE_STEP, STEP_AWAITED[OFFICE_STEP]))
+
+
+def _returned_message() -> str:
+    return _("差し戻されました。内容を確かめ、補足を書いて申し込み直すか、申込を取り消してください。")
+
+
 def waiting_message(enrollment: Enrollment) -> str:
     """"所属長の承認待ち" / "研修担当の承認待ち" / "差し戻し" for a pending request."""
     if enrollment.approval_step == RETURNED_STEP:
-        return _("差し戻されました。内容を確かめ、補足を書いて申し込み直すか、申込を取り消してください。")
-    if enrollment.approval_step == SUPERVISOR_STEP:
-        return _("所属長の承認待ち")
+        return _returned_message()
     if enrollment.approval_step == SELECTION_STEP:
-        return _("主催者の選考待ち（結果はメールでお知らせします）")
-    return _("研修担当の承認待ち")
+        return _("%(step)s待ち（結果はメールでお知らせします）", step=awaited(SELECTION_STEP))
+    return _("%(step)s待ち", step=awaited(enrollment.approval_step))
+
+
+def received_message(step: str | None) -> str:
+    """The learner's pending request in one sentence, naming the step it waits for (the answer
+    to their request and its acknowledgement mail say the same)."""
+    if step == RETURNED_STEP:
+        return _returned_message()
+    return _("受講申込を受け付けました。%(step)sをお待ちください。", step=awaited(step))
+
+
+def next_step_message(step: str | None) -> str:
+    """What an approver is told after approving at one step: the step the request goes on to."""
+    return _("%(step)sに進みます。", step=awaited(step))
 
 
 # ---------------------------------------------------------------- stand-ins while a head is away

@@ -360,7 +360,8 @@ def _approve_and_say(enrollment: Enrollment, back):
     try:
         approved = services.approve_enrollment(enrollment_id, current_user)
         if approved.status == PENDING:
-            flash(_("%(name)s さんの申込を承認しました。研修担当の承認に進みます。", name=name), "success")
+            flash(_("%(name)s さんの申込を承認しました。%(next)s", name=name,
+                    next=approvals.next_step_message(approved.approval_step)), "success")
         else:
             flash(_("%(name)s さんの申込を承認しました。", name=name), "success")
     except DomainError as exc:

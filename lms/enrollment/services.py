@@ -504,7 +504,7 @@ def status_message(enrollment: Enrollment, position: int | None = None,
             return _("空いている席は区市町村ごとの割当人数として確保されているため、キャンセル待ち %(n)s 番目です。", n=position)
         return _("定員に達しているため、キャンセル待ち %(n)s 番目です。", n=position)
     if enrollment.status == PENDING:
-        return _("承認待ちです。所属の研修担当が承認すると確定します。")
+        return approvals.received_message(enrollment.approval_step)
     if enrollment.status == REJECTED:
         return _("申込は承認されませんでした。")
     return _("申込は取り消されました。")

@@ -27,6 +27,7 @@ from lms.common.i18n import brand_name, portal_name
 from lms.common.links import app_url, base_url
 from lms.common.templating import format_datetime_jst, format_period_jst
 from lms.common.timeutil import TOKYO, as_utc, to_tokyo, utcnow
+from lms.enrollment.approvals import received_message
 from lms.enrollment.queries import earlier_places, waitlist_position
 
 REQUEST_KINDS = ("confirmed", "promoted", "changed", "reminder")
@@ -104,10 +105,8 @@ def _lead(kind: str, enrollment, *, position: int | None, changes: dict | None) 
         lines.append(_("受講できることになった場合は、改めてメールでお知らせします。"))
         return lines
     if kind == "pending":
-        waiting = (_("受講申込を受け付けました。所属長の承認をお待ちください。")
-                   if getattr(enrollment, "approval_step", None) == "supervisor"
-                   else _("受講申込を受け付けました。所属団体の研修担当の承認をお待ちください。"))
-        return [waiting, _("承認の結果は、改めてメールでお知らせします。")]
+        return [received_message(getattr(enrollment, "approval_step", None)),
+                _("承認の結果は、改めてメールでお知らせします。")]
     if kind == "returned":
         lines = [_("次の研修への受講申込が、修正のために差し戻されました。")]
         if enrollment.reason:

@@ -42,7 +42,7 @@ def test_enroll_tells_the_learner_where_they_stand(client, login_as, make_sessio
 
     approval = make_session(make_course(requires_approval=True))
     page = _follow(client, client.post(f"/sessions/{approval.id}/enroll"))
-    assert "承認待ちです" in page.get_data(as_text=True)
+    assert "受講申込を受け付けました。研修担当の承認をお待ちください。" in page.get_data(as_text=True)
 
     open_session = make_session(starts_in=timedelta(days=30))
     page = _follow(client, client.post(f"/sessions/{open_session.id}/enroll"))

@@ -149,3 +149,23 @@ def test_the_page_decides_and_keeps_choices_on_a_refusal(app, db, client, login_
     assert [fresh(db, x).status for x in (a, b)] == [CONFIRMED, WAITLISTED]
     assert client.get(f"/sessions/{session.id + 10**6}/selection").status_code == 404
     assert client.get("/sessions/99999999999999999999/selection").status_code == 404
+
+
+def test_each_answer_names_the_step_that_follows(client, db, make_user, make_course, make_session, organiser, office,
+                                                login_as):
+    """The learner is told whom their request waits for, and the office what its approval leads to:
+    the organiser's 選考 (the office is the 研修担当 itself)."""
+    session = selection_session(db, make_course, make_session, organiser, office_step=True)
+    learner = make_user("learner")
+    enrollment = services.enroll(session.id, learner.staff_member.id, learner)
+    db.session.commit()
+    assert enrollment.outcome_message == "受講申込を受け付けました。研修担当の承認をお待ちください。"
+    from lms.notifications.services import compose_queued_mail
+
+    compose_queued_mail()
+    mail = db.session.scalar(select(OutboxMail).where(OutboxMail.enrollment_id == enrollment.id,
+                                                      OutboxMail.kind == "pending"))
+    assert "受講申込を受け付けました。研修担当の承認をお待ちください。" in mail.body_text
+    login_as(user=office)
+    page = client.post(f"/municipal/enrollments/{enrollment.id}/approve", follow_redirects=True).get_data(as_text=True)
+    assert "承認しました。主催者の選考に進みます。" in page and "研修担当の承認に進みます" not in page

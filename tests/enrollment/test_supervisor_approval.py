@@ -537,3 +537,11 @@ def test_the_stand_in_form_puts_each_error_on_its_field(client, db, people, logi
         "employee_number": number, "starts_on": today.isoformat(), "ends_on": (today + timedelta(days=9)).isoformat()},
         follow_redirects=True)
     assert "期間を" in again.get_data(as_text=True) and "延ばしました" in again.get_data(as_text=True)
+
+
+def test_the_learner_is_told_their_request_waits_for_the_head(client, db, people, make_course, make_session, login_as):
+    session = course_session(make_course, make_session)
+    login_as(user=people["learner"])
+    page = client.post(f"/sessions/{session.id}/enroll", follow_redirects=True).get_data(as_text=True)
+    assert "受講申込を受け付けました。所属長の承認をお待ちください。" in page
+    assert "研修担当が承認すると確定します" not in page
