@@ -77,6 +77,21 @@ def earlier_places(enrollment: Enrollment) -> int:
     ) or 0
 
 
+def swapped_for(enrollment: Enrollment) -> bool:
+    """Whether the enrollment was replaced by another staff member's (差し替え)."""
+    return enrollment.id is not None and db.session.scalar(
+        select(Enrollment.id).where(Enrollment.replaces_enrollment_id == enrollment.id).limit(1)) is not None
+
+
+def replaced_name(enrollment: Enrollment) -> str:
+    """The name of the staff member whose place a swap's enrollment took ("" for any other)."""
+    if enrollment.replaces_enrollment_id is None:
+        return ""
+    return db.session.scalar(
+        select(StaffMember.full_name).join(Enrollment, Enrollment.staff_member_id == StaffMember.id)
+        .where(Enrollment.id == enrollment.replaces_enrollment_id)) or ""
+
+
 # Which place a learner holds in a course counts most: a confirmed seat over a pending one
 # over a waitlisted one.
 _PLACE_ORDER = {CONFIRMED: 0, PENDING: 1, WAITLISTED: 2}

@@ -211,6 +211,16 @@ def step_after(course: Course, step: str) -> str | None:
     return next((s for s in approval_steps(course) if s in later), None)
 
 
+def step_after_swap(course: Course, step: str | None) -> str | None:
+    """The step a request swapped by the training office (差し替え) waits for: the swap is the
+    office's own decision and, as its nomination does, stands for the steps up to and including
+    its own (the 所属長's too, for the person it names); the organiser's 選考 stays theirs.
+    None: no step is left, the request is decided."""
+    if step == SELECTION_STEP:
+        return SELECTION_STEP
+    return step_after(course, OFFICE_STEP)
+
+
 def arrival_status(course: Course, source: str, seat_is_free: bool, makeup: bool = False) -> str:
     """Where a new arrival goes: pending approval, a confirmed seat or the waitlist."""
     if needs_approval(course, source, makeup):

@@ -814,12 +814,7 @@ def _approve_tx(enrollment_id: int, actor) -> Enrollment:
     enrollment.approval_step = None
     _check_eligible(session, member)
     _refuse_overlap(session, member.id)
-    quotas = seats.lock_quotas(session.id)
-    quota = next((q for q in quotas if q.municipality_id == enrollment.municipality_id), None)
-    # In turn: requests that arrived earlier and are still with their approvers keep their seat.
-    ahead = rules.ahead_of(seats.pending_in_turn(session.id), enrollment.arrival_seq)
-    status = CONFIRMED if rules.seat_free(session, quota, rules.held_for_others(quotas, enrollment.municipality_id),
-                                          ahead, {q.municipality_id for q in quotas}) else WAITLISTED
+    status, quota = _decided_place(session, enrollment.municipality_id, enrollment.arrival_seq)
     old = _set_status(enrollment, status, actor, now)
     enrollment.decided_at = now
     enrollment.decided_by_id = actor.id
@@ -834,6 +829,19 @@ def _approve_tx(enrollment_id: int, actor) -> Enrollment:
     if status == CONFIRMED:
         signals.attendees_changed.send(session, actor=actor)
     return enrollment
+
+
+def _decided_place(session: TrainingSession, municipality_id: int,
+                   arrival_seq: int) -> tuple[str, SessionQuota | None]:
+    """Where a request through its last approval step goes: a free seat (capacity and the
+    municipality's quota) or the waitlist, in turn — requests that arrived earlier and are
+    still with their approvers keep their seat. Returns the status and the quota row (locked)."""
+    quotas = seats.lock_quotas(session.id)
+    quota = next((q for q in quotas if q.municipality_id == municipality_id), None)
+    ahead = rules.ahead_of(seats.pending_in_turn(session.id), arrival_seq)
+    free = rules.seat_free(session, quota, rules.held_for_others(quotas, municipality_id), ahead,
+                           {q.municipality_id for q in quotas})
+    return (CONFIRMED if free else WAITLISTED), quota
 
 
 def reject_enrollment(enrollment_id: int, actor, reason: str) -> Enrollment:
@@ -1076,15 +1084,28 @@ def _swap_tx(enrollment_id: int, new_staff_member_id: int, actor, reason: str) -
     if existing is not None:
         raise AlreadyEnrolled(_("差し替え先の職員はすでにこの研修回に申し込んでいます。"), enrollment=existing)
     status = old_enrollment.status
-    if status == CONFIRMED:
-        _refuse_overlap(session, new_member.id)
+    step = rules.step_after_swap(session.course, old_enrollment.approval_step) if status == PENDING else None
     previous = _set_status(old_enrollment, CANCELLED, actor, now)
     old_enrollment.reason = reason or _("差し替え")
     db.session.flush()  # the old row leaves the unique index before the new one enters it
-    # The seat (or waitlist place) passes on: same arrival number, counters unchanged.
+    quota = None
+    if status == PENDING and step is None:  # the swap was the last step: the request is decided
+        status, quota = _decided_place(session, new_member.municipality_id, old_enrollment.arrival_seq)
+    if status == CONFIRMED:
+        _refuse_overlap(session, new_member.id)
+    # The seat (or waitlist place, or turn) passes on: same arrival number.
     new_enrollment = seats.add_enrollment(session, new_member, status=status, source=SWAP,
                                           actor_id=getattr(actor, "id", None), now=now,
                                           arrival_seq=old_enrollment.arrival_seq, replaces=old_enrollment)
+    if previous == PENDING:
+        new_enrollment.approval_step = step
+        if status != PENDING:  # decided now: the place is counted as an approval's is
+            new_enrollment.decided_at, new_enrollment.decided_by_id = now, getattr(actor, "id", None)
+            if status == CONFIRMED:
+                seats.count_seats(session, quota, +1)
+            else:
+                seats.note_waitlisted(session)
+        db.session.flush()
     record_action(actor, "enrollment.swap", "enrollment", new_enrollment.id, new_enrollment.municipality_id,
                   session_id=session.id, replaced_enrollment_id=old_enrollment.id,
                   from_staff_member_id=old_member.id, to_staff_member_id=new_member.id, reason=reason)

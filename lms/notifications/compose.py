@@ -27,10 +27,14 @@ from lms.common.i18n import brand_name, portal_name
 from lms.common.links import app_url, base_url
 from lms.common.templating import format_datetime_jst, format_period_jst
 from lms.common.timeutil import TOKYO, as_utc, to_tokyo, utcnow
-from lms.enrollment.approvals import received_message
-from lms.enrollment.queries import earlier_places, waitlist_position
+from lms.enrollment.approvals import awaited, received_message
+from lms.enrollment.queries import earlier_places, replaced_name, swapped_for, waitlist_position
 
 REQUEST_KINDS = ("confirmed", "promoted", "changed", "reminder")
+# The subject of a place given by a swap (差し替え): its notice is the kind of the place it
+# passes on (confirmed, waitlisted, pending), told as a nomination in someone's place.
+SWAPPED_IN = "swapped_in"
+SWAP_KINDS = ("confirmed", "waitlisted", "pending")
 CANCEL_KINDS = ("cancelled", "rejected")
 
 
@@ -87,6 +91,7 @@ _SUBJECT_TITLES = {
     "changed": _l("研修の内容が変更されました"),
     "cancelled": _l("受講申込が取り消されました"),
     "reminder": _l("明日は研修の受講日です"),
+    SWAPPED_IN: _l("差し替えにより受講者に指名されました"),
 }
 
 
@@ -95,7 +100,30 @@ def _subject_title(kind: str) -> str:
     return str(title) if title is not None else kind  # translated now, for this kind only
 
 
+def _swapped_in(kind: str, enrollment) -> bool:
+    """The notice of a place passed on by a swap (差し替え): the person did not apply for it."""
+    return kind in SWAP_KINDS and getattr(enrollment, "source", None) == "swap"
+
+
+def _swap_lead(kind: str, enrollment, position: int | None) -> list[str]:
+    name = replaced_name(enrollment)
+    lines = [_("%(name)s さんに代わって、次の研修の受講者に指名されました（差し替え）。", name=name) if name
+             else _("差し替えにより、次の研修の受講者に指名されました。")]
+    if kind == "confirmed":
+        lines.append(_("受講が確定しています。当日は開始時刻までにご参加ください。"))
+    elif kind == "waitlisted":
+        if position:
+            lines.append(_("現在のキャンセル待ち順位：%(position)s 番目", position=position))
+        lines.append(_("受講できることになった場合は、改めてメールでお知らせします。"))
+    else:
+        lines.append(_("%(step)sの結果は、改めてメールでお知らせします。",
+                       step=awaited(getattr(enrollment, "approval_step", None))))
+    return lines
+
+
 def _lead(kind: str, enrollment, *, position: int | None, changes: dict | None) -> list[str]:
+    if _swapped_in(kind, enrollment):
+        return _swap_lead(kind, enrollment, position)
     if kind == "confirmed":
         return [_("次の研修の受講が確定しました。当日は開始時刻までにご参加ください。")]
     if kind == "waitlisted":
@@ -126,7 +154,8 @@ def _lead(kind: str, enrollment, *, position: int | None, changes: dict | None) 
             lines.append("・" + label)
         return lines
     if kind == "cancelled":
-        lines = [_("次の研修への受講申込が取り消されました。")]
+        lines = [_("差し替えにより、次の研修の受講者が別の職員に変わりました。あなたの受講申込は取り消されました。")
+                 if swapped_for(enrollment) else _("次の研修への受講申込が取り消されました。")]
         if enrollment.reason:
             lines.append(_("理由：%(reason)s", reason=enrollment.reason))
         if getattr(enrollment.session, "status", "") == "cancelled":
@@ -202,7 +231,8 @@ def _compose(enrollment, kind, *, position, changes) -> ComposedMail:
     tail = _body_tail(locale, kind, session_name, session.starts_at, session.ends_at, session.delivery,
                       session.location, session.join_url, session.cancel_deadline, my_page_url(), calendar)
     ics = session_ics(session, member, kind, sequence=calendar_sequence(enrollment)) if calendar else ""
-    return ComposedMail(subject=_subject(locale, kind, session_name), body="\n".join(lines) + "\n" + tail, ics=ics)
+    subject = _subject(locale, SWAPPED_IN if _swapped_in(kind, enrollment) else kind, session_name)
+    return ComposedMail(subject=subject, body="\n".join(lines) + "\n" + tail, ics=ics)
 
 
 def compose_series_cancellation(enrollments) -> ComposedMail:

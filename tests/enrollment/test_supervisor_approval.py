@@ -545,3 +545,42 @@ def test_the_learner_is_told_their_request_waits_for_the_head(client, db, people
     page = client.post(f"/sessions/{session.id}/enroll", follow_redirects=True).get_data(as_text=True)
     assert "受講申込を受け付けました。所属長の承認をお待ちください。" in page
     assert "研修担当が承認すると確定します" not in page
+
+
+# ---------------------------------------------------------------- 差し替え of a request with its approvers
+
+
+def test_swapping_a_pending_request_is_the_offices_decision(db, people, make_course, make_session, make_user):
+    """The office's swap stands for the steps up to its own (as its nomination does): it is not
+    asked to approve its own swap; the person named is told they replace someone, the person
+    replaced that they were replaced."""
+    from lms.notifications.services import compose_queued_mail
+
+    session = course_session(make_course, make_session)
+    enrollment = apply(db, session, people["learner"])
+    assert enrollment.approval_step == SUPERVISOR_STEP
+    replacement = make_user("learner", name="総務課 石田 三郎")
+    db.session.commit()
+    swapped = services.swap_nominee(enrollment.id, replacement.staff_member.id, people["office"], "業務の都合")
+    db.session.commit()
+    assert swapped.status == CONFIRMED and swapped.approval_step is None
+    assert told(db, swapped.id) == []  # nobody is asked to approve the office's own swap
+    compose_queued_mail()
+    mails = {m.staff_member_id: m for m in db.session.scalars(select(OutboxMail).where(OutboxMail.kind != "approval"))}
+    named = mails[replacement.staff_member.id]
+    assert "差し替え" in named.subject and "青木 一郎 さんに代わって" in named.body_text
+    assert "受講申込を受け付けました" not in named.body_text and named.ics
+    replaced = mails[people["learner"].staff_member.id]
+    assert "差し替えにより、次の研修の受講者が別の職員に変わりました" in replaced.body_text
+
+
+def test_a_swapped_request_still_waits_for_the_organisers_selection(db, people, make_course, make_session, make_user):
+    course = make_course(title="政策法務研修（選考）", supervisor_approval=True, selection=True)
+    session = make_session(course, capacity=5)
+    enrollment = apply(db, session, people["learner"])
+    replacement = make_user("learner", name="総務課 石田 三郎")
+    db.session.commit()
+    swapped = services.swap_nominee(enrollment.id, replacement.staff_member.id, people["office"])
+    db.session.commit()
+    assert (swapped.status, swapped.approval_step) == (PENDING, "selection")
+    assert told(db, swapped.id) == []
