@@ -17,6 +17,18 @@ class CaptionError(ValueError):
     pass
 
 
+class TooManyCues(CaptionError):
+    """WebVTT, but more cues than a captions file may have (``limit``)."""
+
+    def __init__(self, limit: int):
+        super().__init__(f"more than {limit} cues")
+        self.limit = limit
+
+
+# The most cues a captions file may have (a cue every second of a 13-hour recording).
+MAX_CUES = 50_000
+
+
 @dataclass
 class Cue:
     start_ms: int
@@ -46,8 +58,10 @@ def parse_timestamp(value: str) -> int:
     return ms
 
 
-def parse_vtt(text: str, *, max_cues: int = 50_000) -> list[Cue]:
-    """Cues of a WebVTT document; raises CaptionError if it is not WebVTT."""
+def parse_vtt(text: str, *, max_cues: int = MAX_CUES) -> list[Cue]:
+    """Cues of a WebVTT document; raises CaptionError if it is not WebVTT (TooManyCues if it
+    has more than ``max_cues``). Blocks that are no cue (a mistyped timing line) are skipped,
+    as browsers do: a document may come back with no cue at all."""
     # (WebVTT's parser replaces U+0000 with U+FFFD; a database cannot store NUL either)
     text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "\ufffd")
     if not re.match(r"^WEBVTT(?:[ \t].*)?(?:\n|$)", text):
@@ -80,7 +94,7 @@ def parse_vtt(text: str, *, max_cues: int = 50_000) -> list[Cue]:
             continue
         cues.append(Cue(start, end, speaker, body))
         if len(cues) > max_cues:
-            raise CaptionError("too many cues")
+            raise TooManyCues(max_cues)
     return cues
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from sqlalchemy import delete, insert, select
 
 from lms.archives import containers, durations, filetypes, reasons
-from lms.archives.captions import CaptionError, Cue, parse_vtt
+from lms.archives.captions import CaptionError, Cue, TooManyCues, parse_vtt
 from lms.archives.models import CAPTIONS, READY, REPLACED, VIDEO, ArchiveFile, TranscriptCue
 from lms.archives.reasons import Reason
 from lms.archives.storage import RangeReader, Storage
@@ -66,7 +66,8 @@ def sha256_of_object(storage: Storage, key: str) -> tuple[str, int]:
 
 def inspect_content(filetype: filetypes.FileType, reader: Reader, size: int) -> tuple[int | None, list[Cue] | None]:
     """Deeper content checks per type; returns (duration seconds, caption cues). Raises
-    ContentRejected (415) for a slide deck or captions file that cannot be read as one."""
+    ContentRejected (415) for a slide deck or captions file that cannot be read as one, and
+    for captions with no cue (they would replace working captions with an empty track)."""
     if filetype is filetypes.PPTX:
         if not filetypes.confirm_pptx(RangeReader(lambda s, n: [reader(s, n)], size)):
             raise ContentRejected(Reason(reasons.PPTX_UNREADABLE))
@@ -74,8 +75,12 @@ def inspect_content(filetype: filetypes.FileType, reader: Reader, size: int) -> 
     if filetype is filetypes.VTT:
         try:
             cues = parse_vtt(reader(0, size).decode("utf-8"))
+        except TooManyCues as exc:
+            raise ContentRejected(Reason(reasons.VTT_TOO_MANY_CUES, {"limit": exc.limit})) from None
         except (UnicodeDecodeError, CaptionError):
             raise ContentRejected(Reason(reasons.VTT_UNREADABLE)) from None
+        if not cues:
+            raise ContentRejected(Reason(reasons.VTT_NO_CUES))
         return None, cues
     if filetype.kind == VIDEO:
         return containers.header_duration(reader, size, filetype.code), None
@@ -114,7 +119,10 @@ def add_file(archive_id: int, filetype: filetypes.FileType, filename: str, size:
 
 
 def _store_cues(archive_file: ArchiveFile, cues: list[Cue]) -> None:
-    # A newer captions file replaces the older ones of the same archive (player and search).
+    # A newer captions file replaces the older ones of the same archive (player and search);
+    # one with no cue (an empty Teams transcript) replaces nothing.
+    if not cues:
+        return
     older = db.session.scalars(
         select(ArchiveFile).where(
             ArchiveFile.archive_id == archive_file.archive_id,
@@ -126,8 +134,6 @@ def _store_cues(archive_file: ArchiveFile, cues: list[Cue]) -> None:
     for old in older:
         old.status = REPLACED
         db.session.execute(delete(TranscriptCue).where(TranscriptCue.archive_file_id == old.id))
-    if not cues:
-        return
     db.session.execute(
         insert(TranscriptCue),
         [

@@ -25,6 +25,8 @@ BEYOND_DECLARED_LENGTH = "beyond_declared_length"
 DISK_FULL = "disk_full"
 PPTX_UNREADABLE = "pptx_unreadable"
 VTT_UNREADABLE = "vtt_unreadable"
+VTT_NO_CUES = "vtt_no_cues"
+VTT_TOO_MANY_CUES = "vtt_too_many_cues"  # params: limit (cues)
 INCOMPLETE = "incomplete"
 CHECKSUM_MISMATCH = "checksum_mismatch"
 UNVERIFIABLE = "unverifiable"  # the check itself failed on the file (logged)
@@ -73,6 +75,10 @@ def _describe(code: str, params: dict[str, Any]) -> str | None:
         return _("PowerPoint ファイルとして読み取れません（.pptx 形式のみ対応）。")
     if code == VTT_UNREADABLE:
         return _("字幕ファイル（WebVTT, UTF-8）として読み取れません。")
+    if code == VTT_NO_CUES:
+        return _("字幕が1件も読み取れません。各字幕の時刻が「00:00:01.000 --> 00:00:05.000」の形で書かれているか確かめてください。")
+    if code == VTT_TOO_MANY_CUES:
+        return _("字幕の数が多すぎます（上限 %(limit)s 件）。", limit=f"{int(params['limit']):,}")
     if code == INCOMPLETE:
         return _("ファイルが途中までしか届いていません。もう一度アップロードしてください。")
     if code == CHECKSUM_MISMATCH:

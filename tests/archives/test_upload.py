@@ -358,6 +358,31 @@ def test_broken_vtt_refused(db, trainer_client, archive):
     assert files_of(db, archive) == []
 
 
+def test_captions_with_no_cue_are_refused_and_the_older_captions_kept(db, trainer_client, archive):
+    """A mistyped arrow makes every block no cue: such a file replaced working captions with an
+    empty track (and took chapters and caption search with it)."""
+    tus_upload(trainer_client, archive.id, VTT_TEXT.encode(), filename="captions.vtt")
+    [working] = files_of(db, archive)
+    bad = b"WEBVTT\n\n00:00:01.000->00:00:05.000\nhello\n"
+    _l, response = tus_upload(trainer_client, archive.id, bad, filename="typo.vtt")
+    assert response.status_code == 415
+    assert "字幕が1件も読み取れません" in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert [(f.id, f.status) for f in files_of(db, archive)] == [(working.id, READY)]
+    assert len(db.session.scalars(select(TranscriptCue).where(TranscriptCue.archive_file_id == working.id)).all()) == 3
+
+
+def test_captions_with_too_many_cues_say_so_and_the_limit(db, trainer_client, archive):
+    times = (f"{n // 3600:02d}:{n // 60 % 60:02d}:{n % 60:02d}" for n in range(50_001))
+    cues = "".join(f"{t}.000 --> {t}.500\n字幕\n\n" for t in times)
+    _l, response = tus_upload(trainer_client, archive.id, f"WEBVTT\n\n{cues}".encode(), chunk=1024 * 1024,
+                              filename="long.vtt")
+    assert response.status_code == 415
+    text = response.get_data(as_text=True)
+    assert "字幕の数が多すぎます" in text and "50,000" in text
+    assert files_of(db, archive) == []
+
+
 def test_captions_timed_past_any_video_are_refused(db, trainer_client, archive):
     """Found by a QA pass: a cue at 99999999999999999 hours could not be stored (an integer
     column); the worker's check crashed on every retry and the upload stayed 「検証中」 for ever,
