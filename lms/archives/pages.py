@@ -63,6 +63,7 @@ def view(archive_id: int):
         chapters=chapters_from(cues),
         slides=access.ready_files(archive, SLIDES),
         progress=progress.progress_for(staff.id if staff else None, [v.id for v in videos]),
+        watched_percent=progress.watched_percent,
         query=query,
         hits=search.search_transcripts(current_user, query, archive=archive) if query else [],
         start=request.args.get("t", type=int),

@@ -114,7 +114,7 @@ def progress_report(file_id: int):
     body: dict[str, object] = {
         "watched_seconds": row.watched_seconds,
         "duration_seconds": duration,
-        "percent": min(100, round(row.watched_seconds * 100 / duration)) if duration else 0,
+        "percent": progress.watched_percent(row.watched_seconds, duration),
         "completed": row.completed_at is not None,
         "last_position": row.last_position,
         "counting": recorded.counting,

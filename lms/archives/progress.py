@@ -57,6 +57,15 @@ def wall_time() -> datetime:
     return utcnow()
 
 
+def watched_percent(watched_seconds: int, duration_seconds: int | None) -> int:
+    """The share of a video watched, in whole percent, rounded down: shown anywhere it is
+    shown, so that 90% never appears for 89.97% of a 90% threshold (completion compares the
+    seconds themselves, in ``record_progress``). 0 while the length is unknown."""
+    if not duration_seconds:
+        return 0
+    return min(100, watched_seconds * 100 // duration_seconds)
+
+
 def merge_intervals(intervals: Iterable[Sequence[int]]) -> list[list[int]]:
     merged: list[list[int]] = []
     for start, end in sorted((int(s), int(e)) for s, e in intervals if e > s):

@@ -195,3 +195,18 @@ def test_resume_position_is_offered_on_the_page(db, client, login_as, video):
     db.session.commit()
     page = client.get(f"/archives/{video.archive_id}").get_data(as_text=True)
     assert 'data-resume="42"' in page
+
+
+def test_the_percentage_is_rounded_down_alike_on_the_page_and_in_the_players_answer(db, client, login_as, learner,
+                                                                                    video):
+    """89.9 % of a 90 % threshold showed 「90%」 live (rounded) without 視聴完了, and 89% on the page."""
+    video.duration_seconds = 1000
+    row = play(learner, video, "start0001", [], 0)
+    row.intervals, row.watched_seconds = [[0, 899]], 899
+    db.session.commit()
+    login_as(user=learner)
+    answer = client.post(f"/archives/files/{video.id}/progress", json={"report_id": "rep00002", "intervals": []})
+    assert answer.get_json()["percent"] == 89 and not answer.get_json()["completed"]
+    assert "視聴済み 89%" in client.get(f"/archives/{video.archive_id}").get_data(as_text=True)
+    assert progress.watched_percent(1000, 1000) == 100 and progress.watched_percent(1200, 1000) == 100
+    assert progress.watched_percent(5, None) == 0
