@@ -24,11 +24,11 @@ from flask import current_app
 from flask_babel import gettext as _
 
 from lms.activities.models import ActivityFile
-from lms.archives.filetypes import sanitise_filename
 from lms.archives.storage import READ_CHUNK, get_storage
 from lms.common.after_commit import after_commit, on_rollback
 from lms.common.database import values_present
 from lms.common.errors import InvalidInput, NotFound
+from lms.common.filenames import sanitise_filename
 from lms.common.timeutil import utcnow
 from lms.extensions import db
 

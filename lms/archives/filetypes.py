@@ -1,11 +1,10 @@
-"""File types judged by content (magic bytes), never by name; file name sanitising.
+"""File types judged by content (magic bytes), never by name (a name is made safe by
+``lms.common.filenames``).
 
 How long a video is: ``lms.archives.containers``."""
 
 from __future__ import annotations
 
-import re
-import unicodedata
 import zipfile
 from dataclasses import dataclass
 
@@ -72,25 +71,6 @@ def confirm_pptx(fileobj) -> bool:
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):
         return False
     return "[Content_Types].xml" in names and any(n.startswith("ppt/") for n in names)
-
-
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f<>:\"/\\|?*]+")
-
-
-def sanitise_filename(name: str, fallback: str = "file") -> str:
-    """A display/download name: no directories, no control or reserved characters, ≤ 120 chars.
-
-    Used only for display and Content-Disposition; storage keys never derive from it."""
-    name = unicodedata.normalize("NFC", name or "")
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = _UNSAFE.sub("_", name).strip(" .")
-    name = re.sub(r"\.{2,}", ".", name)
-    if not name:
-        name = fallback
-    if len(name) > 120:
-        stem, dot, ext = name.rpartition(".")
-        name = (stem[: 120 - len(ext) - 1] + "." + ext) if dot and len(ext) <= 10 else name[:120]
-    return name
 
 
 def with_extension(name: str, filetype: FileType) -> str:

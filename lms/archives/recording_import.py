@@ -34,6 +34,7 @@ from lms.archives.uploads import UPLOAD_TTL, max_upload_bytes
 from lms.audit.services import record_action
 from lms.common.database import begin_write, values_present
 from lms.common.errors import InvalidInput, NotFound
+from lms.common.filenames import sanitise_filename
 from lms.common.timeutil import utcnow
 from lms.courses.models import TrainingSession
 from lms.extensions import db
@@ -128,7 +129,7 @@ def import_recording(session_id: int, recording_id: str, chunks: Iterable[bytes]
             if existing is None:
                 raise
             return existing
-        add_file(archive.id, filetype, filetypes.sanitise_filename(filename, "recording"), received,
+        add_file(archive.id, filetype, sanitise_filename(filename, "recording"), received,
                   digest, key, duration, None)
         record_action(actor, "archive.import", "archive", archive.id, None, recording_id=recording_id,
                       session_id=session_id, content_type=content_type)

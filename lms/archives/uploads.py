@@ -52,6 +52,7 @@ from lms.archives.storage import StorageError, get_storage
 from lms.auth.models import PLATFORM_ADMIN
 from lms.common.database import begin_write
 from lms.common.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from lms.common.filenames import sanitise_filename
 from lms.common.jobs import hand_over_after_commit
 from lms.common.timeutil import utcnow
 from lms.extensions import db
@@ -113,7 +114,7 @@ def create_upload(actor, archive: Archive, length: int, metadata: dict[str, str]
         id=str(uuid.uuid4()),
         archive_id=archive.id,
         kind="",
-        filename=filetypes.sanitise_filename(metadata.get("filename", ""), "upload"),
+        filename=sanitise_filename(metadata.get("filename", ""), "upload"),
         declared_length=length,
         received_bytes=0,
         expected_sha256=expected,

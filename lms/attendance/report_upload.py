@@ -21,6 +21,7 @@ from lms.attendance.models import AttendanceRecord, AttendanceUpload
 from lms.attendance.teams_file import Report, ReportError, normalise_name, parse_report
 from lms.audit.services import record_action
 from lms.common.errors import Conflict, InvalidInput, NotAllowed
+from lms.common.filenames import sanitise_filename
 from lms.common.templating import format_datetime_jst
 from lms.common.timeutil import as_utc, utcnow
 from lms.courses.models import CANCELLED, TrainingSession
@@ -83,7 +84,7 @@ def upload_report(session: TrainingSession, data: bytes, filename: str, actor) -
     db.session.execute(delete(AttendanceUpload).where(
         (AttendanceUpload.created_at < utcnow() - _ttl())
         | ((AttendanceUpload.session_id == session.id) & (AttendanceUpload.uploaded_by_id == actor.id))))
-    upload = AttendanceUpload(session_id=session.id, uploaded_by_id=actor.id, filename=(filename or "")[:255],
+    upload = AttendanceUpload(session_id=session.id, uploaded_by_id=actor.id, filename=sanitise_filename(filename, fallback="")[:255],
                               digest=hashlib.sha256(data).hexdigest(), title=report.title[:300], rows=rows)
     db.session.add(upload)
     db.session.flush()
