@@ -203,6 +203,14 @@ def test_player_page_has_video_captions_and_chapters(db, viewer, published):
     assert sources and all(not s.startswith(("http://", "https://", "//")) for s in sources if not s.startswith("#")), sources
 
 
+def test_the_description_keeps_its_line_breaks_as_plain_text(db, viewer, published):
+    archive, _video = published
+    archive.description = "1行目\n2行目 <b>太字</b>"
+    db.session.commit()
+    page = viewer.get(f"/archives/{archive.id}").get_data(as_text=True)
+    assert '<p class="pre-wrap">1行目\n2行目 &lt;b&gt;太字&lt;/b&gt;</p>' in page
+
+
 @pytest.fixture
 def azure_app_config(app_config, azurite):
     return {**app_config, "LMS_STORAGE_BACKEND": "azure", "AZURE_STORAGE_CONNECTION_STRING": azurite,
