@@ -214,9 +214,13 @@ def _ignore_unserved_range(size: int) -> None:
     """Several ranges, another unit or a malformed Range header get the whole file (RFC 9110
     lets a server ignore Range; werkzeug would answer 416). A suffix range longer than the file
     (``bytes=-N``, N past its size) is the whole file as a range (RFC 9110 14.1.3; werkzeug
-    would answer 416)."""
+    would answer 416). An If-Range with a weak entity tag never matches (RFC 9110 13.1.5 asks
+    for the strong comparison; werkzeug compares the tag without its ``W/``): the whole file."""
     header = request.headers.get("Range")
     if header is None:
+        return
+    if request.headers.get("If-Range", "").lstrip().startswith("W/"):
+        request.environ.pop("HTTP_RANGE", None)
         return
     parsed = parse_range_header(header)
     if parsed is None or parsed.units != "bytes" or len(parsed.ranges) != 1:

@@ -74,6 +74,9 @@ def test_conditional_requests_304_412_and_if_range(viewer, published):
     assert same.status_code == 206 and same.data == data[:10]
     stale = viewer.get(url(archive, video), headers={"Range": "bytes=0-9", "If-Range": '"stale"'})
     assert stale.status_code == 200 and stale.data == data
+    # A weak validator never matches in If-Range (RFC 9110 13.1.5: the strong comparison).
+    weak = viewer.get(url(archive, video), headers={"Range": "bytes=0-9", "If-Range": f"W/{etag}"})
+    assert weak.status_code == 200 and weak.data == data
 
 
 def test_head_and_download_disposition(viewer, published):
