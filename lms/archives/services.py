@@ -14,6 +14,7 @@ from flask_babel import gettext as _
 from sqlalchemy import delete, func, select
 
 from lms.archives.access import can_manage, ready_files, require_manager
+from lms.archives.durations import KNOWN, MEASURING, duration_state
 from lms.archives.models import (
     AUDIENCE_ELIGIBLE,
     AUDIENCE_ENROLLEES,
@@ -22,6 +23,7 @@ from lms.archives.models import (
     PUBLISHED,
     REMOVED,
     VERIFYING,
+    VIDEO,
     WITHDRAWN,
     Archive,
     ArchiveFile,
@@ -110,8 +112,10 @@ def publish_archive(actor, archive: Archive) -> Archive:
     lock_fresh(archive)  # pressed twice at once: published (and recorded) once
     if verifying_uploads(archive):
         raise Conflict(_("アップロードしたファイルを検証しています。検証が終わってから公開してください。"))
-    if not ready_files(archive):
+    files = ready_files(archive)
+    if not files:
         raise InvalidInput(_("公開するには、アップロードが完了したファイルが1つ以上必要です。"))
+    _refuse_videos_without_length([f for f in files if f.kind == VIDEO])
     if archive.status == PUBLISHED:
         return archive
     archive.status = PUBLISHED
@@ -119,6 +123,20 @@ def publish_archive(actor, archive: Archive) -> Archive:
     archive.withdrawn_at = None
     record_action(actor, "archive.publish", "archive", archive.id, None, title=archive.title)
     return archive
+
+
+def _refuse_videos_without_length(videos: list[ArchiveFile]) -> None:
+    """An archive with videos needs one whose length was read: a file that is only a video's
+    first bytes (its magic number) passes the type check, but neither its headers nor its
+    timestamps give a length, and no browser plays it. While the worker is still measuring,
+    publishing waits for it, as it waits for the verification."""
+    states = {duration_state(video) for video in videos}
+    if not states or KNOWN in states:
+        return
+    if MEASURING in states:
+        raise Conflict(_("動画の長さを確認しています。確認が終わってから公開してください。"))
+    raise InvalidInput(_("長さを読み取れる動画がないため公開できません。動画ファイルが壊れているか、最後まで書き出されていない"
+                         "可能性があります。MP4 または WebM で書き出し直して、もう一度アップロードしてください。"))
 
 
 def withdraw_archive(actor, archive: Archive) -> Archive:

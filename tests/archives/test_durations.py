@@ -204,3 +204,50 @@ def test_a_teams_recording_without_a_stated_length_is_measured(db, owned_course)
     db.session.expire_all()
     [video] = db.session.scalars(select(ArchiveFile).where(ArchiveFile.archive_id == archive.id)).all()
     assert video.duration_seconds == 60
+
+
+@pytest.mark.parametrize(("data", "name"), [
+    (b"\x1a\x45\xdf\xa3" + bytes(range(256)) * 40, "fake.webm"),
+    (b"\0\0\0\x18ftypmp42" + bytes(range(255, -1, -1)) * 40, "fake.mp4"),
+], ids=["webm", "mp4"])
+def test_a_file_that_is_only_a_videos_magic_number_is_marked_and_cannot_be_published(db, client, login_as,
+                                                                                   owned_course, data, name):
+    """Its first bytes pass the type check, but no length can be read and no browser plays it."""
+    from lms.archives import services
+    from lms.common.errors import InvalidInput
+    from tests.archives.conftest import video_bytes
+
+    trainer, course = owned_course
+    archive = make_archive(course, status="draft")
+    video = add_file(archive, data, name)
+    assert durations.duration_state(video) == durations.UNMEASURABLE
+    login_as(user=trainer)
+    page = client.get(f"/archives/manage/{archive.id}").get_data(as_text=True)
+    assert "再生できない可能性があります" in page and "検証済み" not in page
+    with pytest.raises(InvalidInput, match="長さを読み取れる動画がない"):
+        services.publish_archive(trainer, archive)
+    db.session.rollback()
+    refused = client.post(f"/archives/manage/{archive.id}/publish", follow_redirects=True).get_data(as_text=True)
+    assert "長さを読み取れる動画がない" in refused
+    db.session.refresh(archive)
+    assert archive.status == "draft"
+    add_file(archive, video_bytes("webm"), "本編.webm")  # one playable video is enough
+    services.publish_archive(trainer, archive)
+    db.session.commit()
+    assert archive.status == "published"
+
+
+def test_publishing_waits_for_the_measurement_of_its_only_video(db, owned_course, held_measurements):
+    from lms.archives import services
+    from lms.common.errors import Conflict
+
+    trainer, course = owned_course
+    archive = make_archive(course, status="draft")
+    video = add_file(archive, media.webm(30), "画面録画.webm")
+    with pytest.raises(Conflict, match="動画の長さを確認しています"):
+        services.publish_archive(trainer, archive)
+    db.session.rollback()
+    durations.measure_duration(video.id)
+    services.publish_archive(trainer, archive)
+    db.session.commit()
+    assert archive.status == "published"
