@@ -10,14 +10,30 @@
   var pauseButton = document.getElementById("upload-pause");
   var bar = document.getElementById("upload-progress");
   var status = document.getElementById("upload-status");
+  var errorBox = document.getElementById("upload-error");
   var msg = function (name) { return root.getAttribute("data-msg-" + name) || ""; };
   var HASH_LIMIT = 256 * 1024 * 1024; // larger files are verified by the server alone
   var upload = null;
   var lastAnnounced = -1;
 
-  function say(text, isError) {
+  function say(text) {
     status.textContent = text;
-    status.classList.toggle("error-message", !!isError);
+    errorBox.hidden = true;
+    errorBox.textContent = "";
+  }
+
+  // A refusal is an alert, and focus moves to it (or to the field to correct): the button
+  // that was pressed is disabled while an upload runs, so focus would be left nowhere.
+  function fail(text, focusTarget) {
+    status.textContent = "";
+    errorBox.textContent = text;
+    errorBox.hidden = false;
+    (focusTarget || errorBox).focus();
+  }
+
+  // The file of a paused upload, chosen again (a new choice is another File object).
+  function sameFile(a, b) {
+    return a.name === b.name && a.size === b.size && a.lastModified === b.lastModified;
   }
 
   function hex(buffer) {
@@ -72,7 +88,7 @@
       onError: function (error) {
         startButton.disabled = false;
         pauseButton.hidden = true;
-        say(msg("failed") + " " + (serverMessage(error) || ""), true);
+        fail(msg("failed") + " " + (serverMessage(error) || ""));
       },
       onSuccess: function (payload) {
         // The server verifies the SHA-256 after the last byte; it may still be at work.
@@ -98,11 +114,19 @@
 
   startButton.addEventListener("click", function () {
     var file = input.files && input.files[0];
-    if (!file) { say(msg("choose"), true); input.focus(); return; }
+    if (!file) { fail(msg("choose"), input); return; }
     if (upload && pauseButton.getAttribute("data-paused") === "1") {
       pauseButton.setAttribute("data-paused", "0");
-      upload.start();
-      return;
+      if (sameFile(upload.file, file)) {
+        startButton.disabled = true;
+        pauseButton.hidden = false;
+        say(msg("resume"));
+        upload.start();
+        return;
+      }
+      // Another file: it starts an upload of its own. The paused one stays on the server as
+      // 中断中 (choosing its file again resumes it, as the page says), until it expires.
+      upload = null;
     }
     startButton.disabled = true;
     lastAnnounced = -1;
