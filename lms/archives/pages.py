@@ -19,6 +19,7 @@ from lms.auth.models import PLATFORM_ADMIN, TRAINER
 from lms.common import once
 from lms.common.access import refuse_as_missing, role_required
 from lms.common.errors import DomainError, InvalidInput, NotAllowed, NotFound
+from lms.common.ids import parse_id
 from lms.common.timeutil import to_tokyo, tokyo_to_utc
 from lms.extensions import db
 from lms.municipalities.models import KINDS, Municipality
@@ -48,16 +49,20 @@ def view(archive_id: int):
         return refusal_response(found)
     archive = found.archive
     videos = access.ready_files(archive, VIDEO)
-    captions = access.current_captions(archive)
+    video = _chosen_video(videos, parse_id(request.args.get("video")))
+    # Captions belong to no video in particular: they are the first video's (the player's
+    # track, chapters, caption search), as they were when an archive had one player.
+    captions = access.current_captions(archive) if video is not None and video is videos[0] else None
     cues = search.cues_of(captions)
     staff = getattr(current_user, "staff_member", None)
     query = (request.args.get("q") or "").strip()[:100]
     # The player's video URL: a signed link served by nginx (or a blob SAS URL) when configured.
-    link = links.issue(current_user, videos[0]) if videos else None
+    link = links.issue(current_user, video) if video is not None else None
     page = render_template(
         "archives/view.html",
         archive=archive,
         videos=videos,
+        video=video,
         captions=captions,
         cues=cues,
         chapters=chapters_from(cues),
@@ -69,12 +74,18 @@ def view(archive_id: int):
         start=request.args.get("t", type=int),
         can_manage=access.can_manage(current_user, archive),
         video_link=link,
-        video_notice=durations.viewer_notice(videos[0]) if videos else None,
+        video_notice=durations.viewer_notice(video) if video is not None else None,
     )
     response = Response(page)
     if link is not None:
         set_viewer_cookie(response, link)
     return response
+
+
+def _chosen_video(videos: list[ArchiveFile], wanted: int | None) -> ArchiveFile | None:
+    """The video in the player: the one ``?video=`` names (each video of a recording split in
+    parts plays there and records its viewing), else the first."""
+    return next((v for v in videos if v.id == wanted), videos[0] if videos else None)
 
 
 def set_viewer_cookie(response: Response, link: links.MediaLink) -> None:

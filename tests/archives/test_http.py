@@ -214,6 +214,33 @@ def test_the_description_keeps_its_line_breaks_as_plain_text(db, viewer, publish
     assert '<p class="pre-wrap">1行目\n2行目 &lt;b&gt;太字&lt;/b&gt;</p>' in page
 
 
+def test_each_video_of_an_archive_plays_in_the_player_and_records_its_viewing(db, client, login_as, viewer,
+                                                                             owned_course, published):
+    """A recording split in 前半/後半 recorded only 前半: the others were bare links (and one of
+    unknown length showed 「（）」)."""
+    archive, first = published
+    add_file(archive, VTT_TEXT.encode(), "captions.vtt")
+    second = add_file(archive, video_bytes("mp4"), "後半.mp4")
+    unknown = add_file(archive, b"\x1a\x45\xdf\xa3" + bytes(range(256)) * 8, "fake.webm")
+    other_archive = make_archive(owned_course[1])
+    elsewhere = add_file(other_archive, video_bytes("webm"), "別.webm")
+    page = viewer.get(f"/archives/{archive.id}").get_data(as_text=True)
+    assert f'data-progress-url="/archives/files/{first.id}/progress"' in page and 'kind="captions"' in page
+    assert f'href="/archives/{archive.id}?video={second.id}#player"' in page
+    assert "fake.webm</a></li>" in page and "（）" not in page
+    page = viewer.get(f"/archives/{archive.id}?video={second.id}").get_data(as_text=True)
+    assert f'data-progress-url="/archives/files/{second.id}/progress"' in page
+    assert f'<h2 id="player-heading">{second.filename}</h2>' in page
+    assert 'kind="captions"' not in page  # the captions are the first video's
+    assert f'href="/archives/{archive.id}?video={first.id}#player"' in page
+    assert f"?video={second.id}#" not in page
+    report = viewer.post(f"/archives/files/{second.id}/progress", json={"report_id": "start0001", "intervals": []})
+    assert report.status_code == 200 and report.get_json()["duration_seconds"] == second.duration_seconds
+    for wrong in (elsewhere.id, "x", unknown.id * 10**12):
+        page = viewer.get(f"/archives/{archive.id}?video={wrong}").get_data(as_text=True)
+        assert f'data-progress-url="/archives/files/{first.id}/progress"' in page
+
+
 @pytest.fixture
 def azure_app_config(app_config, azurite):
     return {**app_config, "LMS_STORAGE_BACKEND": "azure", "AZURE_STORAGE_CONNECTION_STRING": azurite,
