@@ -14,7 +14,7 @@ from flask_babel import gettext as _
 from sqlalchemy import delete, func, select
 
 from lms.archives.access import can_manage, ready_files, require_manager
-from lms.archives.durations import KNOWN, MEASURING, duration_state
+from lms.archives.durations import MEASURING, UNMEASURABLE, duration_state
 from lms.archives.models import (
     AUDIENCE_ELIGIBLE,
     AUDIENCE_ENROLLEES,
@@ -35,6 +35,7 @@ from lms.archives.storage import get_storage
 from lms.audit.services import record_action
 from lms.common.database import lock_fresh
 from lms.common.errors import Conflict, InvalidInput, NotAllowed
+from lms.common.i18n import join_list
 from lms.common.timeutil import utcnow
 from lms.courses.models import Course, TrainingSession
 from lms.extensions import db
@@ -126,17 +127,20 @@ def publish_archive(actor, archive: Archive) -> Archive:
 
 
 def _refuse_videos_without_length(videos: list[ArchiveFile]) -> None:
-    """An archive with videos needs one whose length was read: a file that is only a video's
-    first bytes (its magic number) passes the type check, but neither its headers nor its
-    timestamps give a length, and no browser plays it. While the worker is still measuring,
-    publishing waits for it, as it waits for the verification."""
-    states = {duration_state(video) for video in videos}
-    if not states or KNOWN in states:
-        return
+    """Every video of a published archive needs a length that was read: viewing is credited
+    against it, and the archive is completed only once every video is
+    (``progress.archive_completed_at``). A file that is only a video's first bytes (its magic
+    number) passes the type check, but neither its headers nor its timestamps give a length,
+    and no browser plays it. While the worker is still measuring, publishing waits for it, as
+    it waits for the verification."""
+    states = [duration_state(video) for video in videos]
     if MEASURING in states:
         raise Conflict(_("動画の長さを確認しています。確認が終わってから公開してください。"))
-    raise InvalidInput(_("長さを読み取れる動画がないため公開できません。動画ファイルが壊れているか、最後まで書き出されていない"
-                         "可能性があります。MP4 または WebM で書き出し直して、もう一度アップロードしてください。"))
+    unreadable = [video.filename for video, state in zip(videos, states, strict=True) if state == UNMEASURABLE]
+    if unreadable:
+        raise InvalidInput(_("長さを読み取れない動画があるため公開できません（%(names)s）。動画ファイルが壊れているか、"
+                             "最後まで書き出されていない可能性があります。MP4 または WebM で書き出し直してアップロードし直すか、"
+                             "その動画を削除してください。", names=join_list(unreadable)))
 
 
 def withdraw_archive(actor, archive: Archive) -> Archive:
