@@ -51,8 +51,9 @@ def view(archive_id: int):
     videos = access.ready_files(archive, VIDEO)
     video = _chosen_video(videos, parse_id(request.args.get("video")))
     # Captions belong to no video in particular: they are the first video's (the player's
-    # track, chapters, caption search), as they were when an archive had one player.
-    captions = access.current_captions(archive) if video is not None and video is videos[0] else None
+    # track, chapters, caption search; an archive without a video has its transcript still),
+    # as they were when an archive had one player.
+    captions = access.current_captions(archive) if video is None or video is videos[0] else None
     cues = search.cues_of(captions)
     staff = getattr(current_user, "staff_member", None)
     query = (request.args.get("q") or "").strip()[:100]
