@@ -427,7 +427,7 @@ def answer(activity_id: int):
     time_up = quiz_open and attempt is not None and services.time_is_up(activity, attempt, now)
     editable = rewrite or place.is_open(now) and not time_up and (
         (activity.kind != QUIZ and (attempt is None or attempt.status == DRAFT)) or quiz_open)
-    closed_review = activity.kind == QUIZ and now > place.closes and activity.show_answers
+    closed_review = services.answers_revealed(place, now)
     return render_template(
         "activities/answer.html", activity=activity, place=place, attempt=attempt, questions=questions,
         shown=shown, errors=errors, editable=editable, rewrite=rewrite, now=now, action_form=ActionForm(),

@@ -61,6 +61,7 @@ from lms.common.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from lms.common.forms import parse_japanese_date
 from lms.common.templating import format_datetime_jst as format_tokyo
 from lms.common.timeutil import as_utc, fiscal_year_bounds, fiscal_year_of, today_tokyo, utcnow
+from lms.courses.models import CANCELLED as SESSION_CANCELLED
 from lms.courses.models import Course, TrainingSession
 from lms.courses.services import can_manage_course
 from lms.enrollment.models import CONFIRMED as PLACE_CONFIRMED
@@ -88,6 +89,17 @@ def window(activity: Activity, session: TrainingSession) -> tuple[datetime, date
         return base + timedelta(hours=hours)
 
     return at(activity.opens_anchor, activity.opens_offset_hours), at(activity.closes_anchor, activity.closes_offset_hours)
+
+
+def last_close(activity: Activity) -> datetime | None:
+    """When the activity's window closes for the last of its course's sessions (not cancelled;
+    a 連続講座 counted once, by its first part; no make-up): until then some learner may still
+    be answering it. None when the course has no such session."""
+    sessions = db.session.scalars(select(TrainingSession).where(
+        TrainingSession.course_id == activity.course_id, TrainingSession.status != SESSION_CANCELLED,
+        TrainingSession.makeup_for_id.is_(None),
+        or_(TrainingSession.series_id.is_(None), TrainingSession.series_id == TrainingSession.id)))
+    return max((window(activity, s)[1] for s in sessions), default=None)
 
 
 def learner_sessions(course_id: int, staff_member_id: int) -> list[TrainingSession]:
@@ -659,6 +671,23 @@ def is_done(activity: Activity, submission: ActivitySubmission | None) -> bool:
     if activity.kind == REPORT:
         return submission.status == CONFIRMED
     return submission.status in (SUBMITTED, CONFIRMED)
+
+
+def answers_revealed(place: Place, now: datetime) -> bool:
+    """Whether a quiz's review shows the right answers (when the trainer asks for it): only
+    once they can help nobody pass — the learner can take no other attempt (passed, none left,
+    or closed to them with no late answers taken), and the window has closed for every session
+    of the course (an earlier session's learners would pass them on to a later one's)."""
+    activity = place.activity
+    if activity.kind != QUIZ or not activity.show_answers:
+        return False
+    attempt = place.submission
+    if attempt is None or attempt.status == DRAFT:
+        return False
+    finished = bool(attempt.passed) or place.attempts >= activity.max_attempts or (
+        now > place.closes and not activity.allow_late)
+    last = last_close(activity)
+    return finished and now > place.closes and (last is None or now > last)
 
 
 def _member_of(user) -> StaffMember:

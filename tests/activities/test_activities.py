@@ -795,3 +795,52 @@ def test_questions_added_from_several_tabs_at_once_each_get_their_place(app, liv
                                    .order_by(ActivityQuestion.position)).all()
     assert positions == [1, 2, 3, 4, 5, 6]
     assert len(db.session.scalars(select(BankQuestion).where(BankQuestion.course_id == course_id)).all()) == 1
+
+
+def _past_close(db, world, quiz, hours=1):
+    """Move the learner's session so that the quiz's window closed ``hours`` ago."""
+    session = world["session"]
+    shift = (services.window(quiz, session)[1] - utcnow()) + timedelta(hours=hours)
+    session.starts_at -= shift
+    session.ends_at -= shift
+    db.session.commit()
+
+
+def test_right_answers_wait_while_the_learner_may_still_take_the_quiz(db, world, client, login_as):
+    """With late answers taken, a learner with an attempt left after the close could read the
+    right answers and pass with them: the review shows them only once no attempt is left."""
+    quiz = build(db, world, QUIZ, questions=quiz_questions(), max_attempts=2, allow_late=True, show_answers=True,
+                 closes_anchor=END, closes_offset_hours=1)
+    learner = world["learner"]
+    services.start_attempt(quiz.id, learner)
+    db.session.commit()
+    services.save(quiz.id, learner, form(quiz, 1, ["2"], 1), submit=True)  # failed
+    db.session.commit()
+    _past_close(db, world, quiz)
+    login_as(user=learner)
+    page = client.get(f"/activities/{quiz.id}").get_data(as_text=True)
+    assert "正解" not in page and "受験を始める（2回目）" in page
+    services.start_attempt(quiz.id, learner)
+    db.session.commit()
+    services.save(quiz.id, learner, form(quiz, 1, ["2"], 1), submit=True)  # no attempt left now
+    db.session.commit()
+    page = client.get(f"/activities/{quiz.id}").get_data(as_text=True)
+    assert "正解" in page and "規程" in page
+
+
+def test_right_answers_wait_for_the_courses_last_session_to_close(db, world, client, login_as, make_session):
+    quiz = build(db, world, QUIZ, questions=quiz_questions(), max_attempts=1, show_answers=True,
+                 closes_anchor=END, closes_offset_hours=1)
+    learner = world["learner"]
+    services.start_attempt(quiz.id, learner)
+    db.session.commit()
+    services.save(quiz.id, learner, form(quiz, 1, ["2"], 1), submit=True)
+    db.session.commit()
+    _past_close(db, world, quiz)
+    later = make_session(world["course"], capacity=20, starts_in=timedelta(days=3))
+    db.session.commit()
+    login_as(user=learner)
+    assert "正解" not in client.get(f"/activities/{quiz.id}").get_data(as_text=True)  # the later session answers it still
+    later.status = "cancelled"  # a session called off takes nobody's quiz
+    db.session.commit()
+    assert "正解" in client.get(f"/activities/{quiz.id}").get_data(as_text=True)
