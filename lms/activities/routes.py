@@ -425,14 +425,16 @@ def answer(activity_id: int):
     # A timed attempt past its limit (and grace) takes no more answers: it is scored with what
     # was saved in time (the page's script submits it; without it, the learner does).
     time_up = quiz_open and attempt is not None and services.time_is_up(activity, attempt, now)
-    editable = rewrite or place.is_open(now) and not time_up and (
-        (activity.kind != QUIZ and (attempt is None or attempt.status == DRAFT)) or quiz_open)
+    # (an attempt started in time takes answers until its own deadline, the close included)
+    editable = rewrite or (quiz_open and not time_up) or place.is_open(now) and (
+        activity.kind != QUIZ and (attempt is None or attempt.status == DRAFT))
     closed_review = services.answers_revealed(place, now)
     return render_template(
         "activities/answer.html", activity=activity, place=place, attempt=attempt, questions=questions,
         shown=shown, errors=errors, editable=editable, rewrite=rewrite, now=now, action_form=ActionForm(),
         time_up=time_up,
         deadline=services.deadline_of(activity, attempt) if quiz_open and attempt is not None else None,
+        deadline_is_close=quiz_open and attempt is not None and services.closed_first(activity, attempt),
         accept_files=activity_files.ACCEPT_ATTRIBUTE, file_limit=activity_files.human_size(activity_files.max_bytes()),
         closed_review=closed_review, choice_order=services.choice_order,
         can_start=activity.kind == QUIZ and place.is_open(now) and not quiz_open
@@ -444,6 +446,12 @@ def _submitted_message(activity: Activity, submission: ActivitySubmission) -> st
     if activity.kind == QUIZ:
         timing = services.ran_out(activity, submission)
         verdict = _("合格です。") if submission.passed else _("不合格です。")
+        if timing and services.closed_first(activity, submission):
+            return (_("回答の受付の締切を過ぎたため、締切までに保存した回答で採点しました：%(score)d点（合格点は%(pass)d点）。%(verdict)s",
+                      score=submission.score_pct or 0, verdict=verdict, **{"pass": activity.pass_pct})
+                    if timing == "late" else
+                    _("回答の受付の締切になったため、その時点の回答で採点しました：%(score)d点（合格点は%(pass)d点）。%(verdict)s",
+                      score=submission.score_pct or 0, verdict=verdict, **{"pass": activity.pass_pct}))
         if timing == "late":
             return _("制限時間を過ぎたため、時間内に保存した回答で採点しました：%(score)d点（合格点は%(pass)d点）。%(verdict)s",
                      score=submission.score_pct or 0, verdict=verdict, **{"pass": activity.pass_pct})

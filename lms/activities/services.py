@@ -768,7 +768,14 @@ def save(activity_id: int, user, raw: dict[str, list[str]], *, submit: bool, upl
     current = place.submission
     # A report returned to its writer may be sent again after the close (marked late): the
     # office's review often comes after the window, and the writer must be able to finish.
-    late = now > place.closes if is_rewrite(current) else _check_window(place, now)
+    # A quiz attempt started in time is answered until its own deadline (``deadline_of``): the
+    # window was checked when it began.
+    if is_rewrite(current):
+        late = now > place.closes
+    elif activity.kind == QUIZ and current is not None and current.status == DRAFT:
+        late = as_utc(current.started_at) > place.closes
+    else:
+        late = _check_window(place, now)
     timed_out = False
     if activity.kind == QUIZ:
         if current is not None and current.status != DRAFT:  # (another tab handed this attempt in)
@@ -884,21 +891,19 @@ def file_for(user, file_id: int) -> ActivityFile:
 
 
 def time_is_up(activity: Activity, attempt: ActivitySubmission, now: datetime) -> bool:
-    """A timed attempt past its limit and the grace: answers given now no longer count."""
+    """An attempt past its deadline and the grace: answers given now no longer count."""
     return _expired(activity, attempt, now)
 
 
 def _expired(activity: Activity, attempt: ActivitySubmission, now: datetime) -> bool:
-    if not activity.time_limit_minutes:
-        return False
-    started = as_utc(attempt.started_at)
-    assert started is not None
-    return now > started + timedelta(minutes=activity.time_limit_minutes) + GRACE
+    deadline = deadline_of(activity, attempt)
+    return deadline is not None and now > deadline + GRACE
 
 
 def ran_out(activity: Activity, attempt: ActivitySubmission) -> str:
-    """How a timed quiz attempt was scored: "" in time; "at_time" when submitted at its limit
-    (within the grace: the answers as they stood); "late" after it (what was saved in time)."""
+    """How a quiz attempt with a deadline was scored: "" in time; "at_time" when submitted at
+    its deadline (within the grace: the answers as they stood); "late" after it (what was
+    saved in time)."""
     submitted = as_utc(attempt.submitted_at)
     deadline = deadline_of(activity, attempt)
     if submitted is None or deadline is None or submitted <= deadline:
@@ -907,11 +912,28 @@ def ran_out(activity: Activity, attempt: ActivitySubmission) -> str:
 
 
 def deadline_of(activity: Activity, attempt: ActivitySubmission) -> datetime | None:
-    if not activity.time_limit_minutes:
-        return None
+    """Until when an attempt takes answers: its time limit, and the window's close for one
+    started before it (no late answers taken) — an attempt begun in time is then scored with
+    what was saved by its deadline, not refused. None: no deadline."""
     started = as_utc(attempt.started_at)
     assert started is not None
-    return started + timedelta(minutes=activity.time_limit_minutes)
+    ends = []
+    if activity.time_limit_minutes:
+        ends.append(started + timedelta(minutes=activity.time_limit_minutes))
+    if not activity.allow_late and attempt.session is not None:
+        closes = window(activity, attempt.session)[1]
+        if started <= closes:
+            ends.append(closes)
+    return min(ends, default=None)
+
+
+def closed_first(activity: Activity, attempt: ActivitySubmission) -> bool:
+    """The attempt's deadline was the window's close, not its time limit."""
+    deadline = deadline_of(activity, attempt)
+    started = as_utc(attempt.started_at)
+    assert started is not None
+    return deadline is not None and (not activity.time_limit_minutes
+                                     or deadline < started + timedelta(minutes=activity.time_limit_minutes))
 
 
 def ordered_questions(activity: Activity, attempt: ActivitySubmission | None) -> list[ActivityQuestion]:
@@ -944,7 +966,6 @@ def start_attempt(activity_id: int, user) -> ActivitySubmission:
     if activity is None or activity.kind != QUIZ:
         raise NotFound(_("課題が見つかりません。"))
     place = place_of(activity, user)
-    _check_window(place, now)
     current = place.submission
     if current is not None and current.passed:
         raise Conflict(_("この確認テストには合格しています。"))
@@ -953,8 +974,9 @@ def start_attempt(activity_id: int, user) -> ActivitySubmission:
             return current
         save(activity_id, user, {}, submit=True)  # time ran out: it is scored as saved
         place = place_of(activity, user)
-        if place.submission is not None and place.submission.passed:
-            return place.submission
+        if place.submission is not None and (place.submission.passed or not place.is_open(now)):
+            return place.submission  # (the learner sees the score)
+    _check_window(place, now)
     if place.attempts >= activity.max_attempts:
         raise Conflict(_("受験できる回数（%(n)d回）を使い切りました。", n=activity.max_attempts))
     order = [q.id for q in activity.questions]

@@ -844,3 +844,46 @@ def test_right_answers_wait_for_the_courses_last_session_to_close(db, world, cli
     later.status = "cancelled"  # a session called off takes nobody's quiz
     db.session.commit()
     assert "正解" in client.get(f"/activities/{quiz.id}").get_data(as_text=True)
+
+
+def test_an_attempt_started_before_the_close_is_scored_not_refused(db, world, client, login_as):
+    """The window closing during an attempt ends the attempt (its deadline is the earlier of
+    the time limit and the close, shown as such) and scores what was saved by then; it was
+    refused with 「締め切りました」, never scored, and used up the attempt."""
+    quiz = build(db, world, QUIZ, questions=quiz_questions(), max_attempts=1, time_limit_minutes=60,
+                 closes_anchor=END, closes_offset_hours=1)
+    learner = world["learner"]
+    _past_close(db, world, quiz, hours=-0.25)  # closes in 15 minutes
+    attempt = services.start_attempt(quiz.id, learner)
+    db.session.commit()
+    closes = services.window(quiz, world["session"])[1]
+    assert services.deadline_of(quiz, attempt) == closes  # before the time limit's end
+    login_as(user=learner)
+    page = client.get(f"/activities/{quiz.id}").get_data(as_text=True)
+    assert "回答の受付は" in page and f'data-deadline="{closes.isoformat()}"' in page
+    services.save(quiz.id, learner, form(quiz, 0), submit=False)  # one right answer, saved in time
+    db.session.commit()
+    _past_close(db, world, quiz, hours=0.1)  # the window closed six minutes ago
+    attempt.started_at -= timedelta(minutes=21)
+    db.session.commit()
+    response = client.post(f"/activities/{quiz.id}", data={"action": "submit", **form(quiz, 0, ["0", "1"], 30)},
+                           follow_redirects=True)
+    assert response.status_code == 200
+    assert "回答の受付の締切を過ぎたため、締切までに保存した回答で採点しました：50点" in response.get_data(as_text=True)
+    db.session.refresh(attempt)
+    assert attempt.status == SUBMITTED and attempt.score_pct == 50 and not attempt.late
+
+
+def test_an_expired_attempt_after_the_close_is_scored_when_the_learner_comes_back(db, world):
+    quiz = build(db, world, QUIZ, questions=quiz_questions(), max_attempts=2, closes_anchor=END, closes_offset_hours=1)
+    learner = world["learner"]
+    attempt = services.start_attempt(quiz.id, learner)
+    db.session.commit()
+    services.save(quiz.id, learner, form(quiz, 0, ["0", "1"], 30), submit=False)
+    db.session.commit()
+    _past_close(db, world, quiz)
+    attempt.started_at -= timedelta(days=1000)  # (started in time, long before)
+    db.session.commit()
+    scored = services.start_attempt(quiz.id, learner)  # no new attempt after the close, but this one counts
+    db.session.commit()
+    assert scored.id == attempt.id and scored.status == SUBMITTED and scored.passed
