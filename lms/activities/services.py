@@ -673,6 +673,19 @@ def is_done(activity: Activity, submission: ActivitySubmission | None) -> bool:
     return submission.status in (SUBMITTED, CONFIRMED)
 
 
+def left_to_do(activity: Activity, submissions: list[ActivitySubmission]) -> bool:
+    """Whether the learner can still do something toward the activity (``submissions``: theirs
+    for one session): not done, no report waiting for its review, a quiz attempt left (or one
+    under way). What a reminder is about."""
+    if any(is_done(activity, s) for s in submissions):
+        return False
+    if activity.kind == REPORT and any(s.status == SUBMITTED for s in submissions):
+        return False
+    if activity.kind == QUIZ and len(submissions) >= activity.max_attempts:
+        return any(s.status == DRAFT for s in submissions)
+    return True
+
+
 def answers_revealed(place: Place, now: datetime) -> bool:
     """Whether a quiz's review shows the right answers (when the trainer asks for it): only
     once they can help nobody pass — the learner can take no other attempt (passed, none left,

@@ -1,6 +1,7 @@
 """Reminders of required activities (事前課題, アンケート, 確認テスト, 受講報告) about to close.
 
-Each learner with a confirmed place who has not done a required, published activity is mailed
+Each learner with a confirmed place who can still do something toward a required, published
+activity that is open (not done, no report waiting for its review, a quiz attempt left) is mailed
 once, ``LMS_ACTIVITY_REMINDER_HOURS`` before its window closes for their session (dedupe key
 per activity, learner and session: running the task every half hour, or on two workers, sends
 it once). One statement per activity finds who is due, one reads what they have done."""
@@ -50,18 +51,21 @@ def queue_activity_reminders(now: datetime | None = None) -> int:
         ).all()
         if not due:
             continue
-        done = {(s.staff_member_id, s.session_id) for s in db.session.scalars(select(ActivitySubmission).where(
-            ActivitySubmission.activity_id == activity.id,
-            ActivitySubmission.staff_member_id.in_([m.id for _s, m, _l, _e, _i in due])))
-            if activities.is_done(activity, s)}
+        handed: dict[tuple[int, int], list[ActivitySubmission]] = {}
+        for row in db.session.scalars(select(ActivitySubmission).where(
+                ActivitySubmission.activity_id == activity.id,
+                ActivitySubmission.staff_member_id.in_([m.id for _s, m, _l, _e, _i in due]))):
+            handed.setdefault((row.staff_member_id, row.session_id), []).append(row)
         keys = {f"{ACTIVITY_DUE}:{activity.id}:{m.id}:{s.id}" for s, m, _l, _e, _i in due}
         taken = set(db.session.scalars(select(OutboxMail.dedupe_key).where(OutboxMail.dedupe_key.in_(keys))))
         for session, member, locale, email, enrollment_id in due:
             key = f"{ACTIVITY_DUE}:{activity.id}:{member.id}:{session.id}"
             address = (email or member.email or "").strip()
-            if key in taken or (member.id, session.id) in done or "@" not in address:
+            opens, closes = activities.window(activity, session)
+            # (not yet open: no key taken, so the reminder goes once it opens)
+            if key in taken or opens > now or "@" not in address or not activities.left_to_do(
+                    activity, handed.get((member.id, session.id), [])):
                 continue
-            _opens, closes = activities.window(activity, session)
             composed = compose_activity_reminder(activity, closes, member.full_name, locale)
             db.session.add(OutboxMail(
                 dedupe_key=key, kind=ACTIVITY_DUE, to_address=address, to_name=member.full_name,

@@ -887,3 +887,28 @@ def test_an_expired_attempt_after_the_close_is_scored_when_the_learner_comes_bac
     scored = services.start_attempt(quiz.id, learner)  # no new attempt after the close, but this one counts
     db.session.commit()
     assert scored.id == attempt.id and scored.status == SUBMITTED and scored.passed
+
+
+def test_reminders_go_only_to_those_who_can_still_act_and_once_it_is_open(db, world, make_user):
+    """No reminder to a learner whose report waits for its review or who has no quiz attempt
+    left; none before the activity opens (and it is not used up then: it goes once open)."""
+    from lms.notifications.activity_reminders import ACTIVITY_DUE, queue_activity_reminders
+    from lms.notifications.models import OutboxMail
+
+    session, learner = world["session"], world["learner"]
+    closes_at = {"closes_anchor": START, "closes_offset_hours": -24}  # a day before the start
+    report = build(db, world, REPORT, questions=[services.QuestionInput(kind=LONGTEXT, prompt="学んだこと")], **closes_at)
+    quiz = build(db, world, QUIZ, questions=quiz_questions(), max_attempts=1, **closes_at)
+    services.save(report.id, learner, form(report, "学んだ。"), submit=True)
+    services.start_attempt(quiz.id, learner)
+    db.session.commit()
+    services.save(quiz.id, learner, form(quiz, 1, ["2"], 1), submit=True)  # failed, no attempt left
+    db.session.commit()
+    later = build(db, world, SURVEY, opens_anchor=START, opens_offset_hours=-30, **closes_at)  # opens 6 hours before it closes
+    closes = session.starts_at - timedelta(hours=24)
+    assert queue_activity_reminders(closes - timedelta(hours=10)) == 0  # nothing to do, or not open yet
+    db.session.commit()
+    assert queue_activity_reminders(closes - timedelta(hours=5)) == 1  # open now
+    db.session.commit()
+    mail = db.session.scalar(select(OutboxMail).where(OutboxMail.kind == ACTIVITY_DUE))
+    assert later.title in mail.subject and report.id != later.id
