@@ -1058,6 +1058,8 @@ def review_report(submission_id: int, actor, decision: str, comment: str = "") -
     record_action(actor, "activity.report_confirm" if decision == CONFIRM else "activity.report_return",
                   "activity_submission", submission.id, submission.municipality_id, comment=comment)
     _changed(submission)
+    if decision == RETURN:
+        signals.report_returned.send(submission, comment=comment, actor=actor)
     return submission
 
 

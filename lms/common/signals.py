@@ -67,6 +67,10 @@ staff_member_left = _events.signal("staff-member-left")
 # submission was submitted, scored, confirmed or returned (lms.activities): completion follows.
 activity_changed = _events.signal("activity-changed")
 
+# sender: the ActivitySubmission (flushed): a 受講報告 returned to its writer (差し戻し) by its
+# reviewer. kwargs: comment (why), actor. lms.notifications tells the writer, with the comment.
+report_returned = _events.signal("report-returned")
+
 # sender: None. kwargs: course_id. An activity of the course stopped being a requirement of its
 # completion (made optional or unpublished; lms.activities): the completions it held back follow.
 activity_requirement_dropped = _events.signal("activity-requirement-dropped")

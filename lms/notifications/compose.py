@@ -559,6 +559,23 @@ def compose_activity_reminder(activity, closes_at, recipient_name: str, locale: 
         return ComposedMail(subject=subject, body="\n".join(lines) + "\n", ics="")
 
 
+def compose_report_returned(submission, comment: str, recipient_name: str, locale: str | None) -> ComposedMail:
+    """A 受講報告 returned to its writer (差し戻し): why, and where to rewrite it."""
+    with force_locale(locale or "ja"):
+        activity = submission.activity
+        subject = _("【%(brand)s】受講報告が差し戻されました：%(title)s", brand=brand_name(), title=activity.title)
+        lines = [
+            _("%(name)s 様", name=recipient_name), "",
+            _("研修「%(course)s」の「%(title)s」が研修担当から差し戻されました。書き直して、もう一度提出してください。",
+              course=activity.course.title, title=activity.title),
+            "", _("■ 研修担当からのコメント"), comment,
+            "", _("■ 書き直し・提出"), app_url("activities.answer", f"/activities/{activity.id}", activity_id=activity.id),
+            "", "--", portal_name(),
+            _("このメールは送信専用のアドレスから自動で送信しています。返信はできません。"),
+        ]
+        return ComposedMail(subject=subject, body="\n".join(lines) + "\n", ics="")
+
+
 def compose_moved_notice(enrollment, recipient_name: str, locale: str | None) -> ComposedMail:
     """"The request no longer waits for you": its learner moved to another 所属 (人事異動)."""
     with force_locale(locale or "ja"):

@@ -8,6 +8,7 @@ from lms.common.signals import (
     approval_step_reached,
     enrollment_status_changed,
     office_notice,
+    report_returned,
     series_places_cancelled,
     session_updated,
 )
@@ -24,6 +25,7 @@ from lms.notifications.services import (
     queue_enrollment_notice,
     queue_moved_notices,
     queue_office_notices,
+    queue_report_returned,
     queue_series_cancelled_notice,
     resubmissions,
 )
@@ -96,3 +98,9 @@ def _queue_office_notices(_sender, municipality_ids=(), key: str = "", subject: 
     """A notice for the training offices of some municipalities, or the platform admins
     (composed by the sender)."""
     queue_office_notices(list(municipality_ids), key, subject, body, platform_admins=platform_admins)
+
+
+@report_returned.connect
+def _queue_report_returned(submission, comment: str = "", **_):
+    """A 受講報告 returned by its reviewer: its writer is told why (by mail, after the commit)."""
+    queue_report_returned(submission, comment)

@@ -61,6 +61,7 @@ from lms.notifications.compose import (
     compose_approval_request,
     compose_enrollment_notice,
     compose_moved_notice,
+    compose_report_returned,
     compose_series_cancellation,
 )
 from lms.notifications.models import (
@@ -95,6 +96,7 @@ KINDS = (CONFIRMED, WAITLISTED, PENDING, PROMOTED, REJECTED, CHANGED, CANCELLED,
 OFFICE = "office"
 # An enrollment awaiting approval, told to the training office (研修担当) of its municipality.
 APPROVAL = "approval"
+REPORT_RETURNED = "report_returned"
 
 
 DEFAULT_MAX_ATTEMPTS = 8
@@ -807,6 +809,27 @@ def queue_moved_notices(enrollment, from_department: str) -> int:
     if queued:
         _deliver_after_commit()
     return queued
+
+
+def queue_report_returned(submission, comment: str) -> OutboxMail | None:
+    """Tell the writer of a 受講報告 that it was returned (差し戻し), with the comment; once per
+    return (a report may be returned again after it is sent again)."""
+    member = submission.staff_member
+    user = member.user
+    address = ((user.email if user is not None and user.email else member.email) or "").strip()
+    reviewed = as_utc(submission.reviewed_at) or utcnow()
+    key = f"{REPORT_RETURNED}:{submission.id}:{int(reviewed.timestamp())}"
+    if "@" not in address or db.session.scalar(select(OutboxMail.id).where(OutboxMail.dedupe_key == key)):
+        return None
+    with db.session.no_autoflush:
+        composed = compose_report_returned(submission, comment, member.full_name, user.locale if user is not None else None)
+    mail = OutboxMail(dedupe_key=key, kind=REPORT_RETURNED, to_address=address, to_name=member.full_name,
+                      subject=composed.subject[:300], body_text=composed.body, user_id=member.user_id,
+                      staff_member_id=member.id, municipality_id=submission.municipality_id, status=QUEUED,
+                      attempts=0, next_attempt_at=utcnow())
+    db.session.add(mail)
+    _deliver_after_commit()
+    return mail
 
 
 def save_notice_choice(user: User, choice: str) -> bool:

@@ -912,3 +912,19 @@ def test_reminders_go_only_to_those_who_can_still_act_and_once_it_is_open(db, wo
     db.session.commit()
     mail = db.session.scalar(select(OutboxMail).where(OutboxMail.kind == ACTIVITY_DUE))
     assert later.title in mail.subject and report.id != later.id
+
+
+def test_a_returned_report_is_told_to_its_writer_with_the_comment(db, world, make_user):
+    from lms.notifications.models import OutboxMail
+
+    report = build(db, world, REPORT, questions=[services.QuestionInput(kind=LONGTEXT, prompt="学んだこと")])
+    learner, office = world["learner"], make_user("municipal_admin", name="研修担当 高橋")
+    done, _errors = services.save(report.id, learner, form(report, "起案の基本を学んだ。"), submit=True)
+    db.session.commit()
+    services.review_report(done.id, office, services.RETURN, "職場でどう活かすかも書いてください。")
+    db.session.commit()
+    mails = db.session.scalars(select(OutboxMail).where(OutboxMail.staff_member_id == learner.staff_member.id,
+                                                        OutboxMail.kind == "report_returned")).all()
+    assert len(mails) == 1
+    assert "差し戻されました" in mails[0].subject and report.title in mails[0].subject
+    assert "職場でどう活かすかも書いてください。" in mails[0].body_text and f"/activities/{report.id}" in mails[0].body_text
