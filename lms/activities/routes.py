@@ -495,10 +495,17 @@ def attached_file(attachment_id: int):
 @bp.get("/reports")
 @role_required(MUNICIPAL_ADMIN, TRAINER, PLATFORM_ADMIN)
 def reports():
+    return _reports_page()
+
+
+def _reports_page(refused: tuple[int, str, str] | None = None, status: int = 200):
+    """The reports waiting for review; ``refused``: (report id, comment typed, why) of a review
+    refused, shown at that report's field with what was typed kept."""
     waiting = services.reports_to_review(current_user)
     return render_template("activities/reports.html", waiting=waiting, form=ReviewForm(formdata=None),
+                           refused=refused,
                            members={m.id: m for m in db.session.scalars(db.select(StaffMember).where(
-                               StaffMember.id.in_([s.staff_member_id for s in waiting])))} if waiting else {})
+                               StaffMember.id.in_([s.staff_member_id for s in waiting])))} if waiting else {}), status
 
 
 @bp.post("/reports/<int:submission_id>")
@@ -506,13 +513,18 @@ def reports():
 def review(submission_id: int):
     form = ReviewForm()
     if not form.validate_on_submit():
-        abort(400)
+        if "comment" not in form.errors:  # (the CSRF token)
+            abort(400)
+        return _reports_page((submission_id, form.comment.data or "", form.comment.errors[0]), 422)
     decision = request.form.get("decision", "")
     try:
         submission = services.review_report(submission_id, current_user, decision, form.comment.data or "")
     except NotFound:
         db.session.rollback()
         abort(404)
+    except InvalidInput as exc:
+        db.session.rollback()
+        return _reports_page((submission_id, form.comment.data or "", exc.message), 422)
     except DomainError as exc:
         db.session.rollback()
         flash(exc.message, "error")

@@ -102,7 +102,16 @@ def _without_controls(pattern: re.Pattern[str]):
     return clean
 
 
-_CLEAN_MULTI_LINE = _without_controls(_CONTROLS_MULTI_LINE)
+def _clean_multi_line(value):
+    """A text area's value: its line breaks as one LF each (browsers send CRLF but count a line
+    break as one character against ``maxlength``, so ``within`` counts as the page does), and
+    no control characters."""
+    if isinstance(value, str):
+        value = value.replace("\r\n", "\n").replace("\r", "\n")
+    return _CONTROLS_MULTI_LINE.sub(" ", value) if isinstance(value, str) else value
+
+
+_CLEAN_MULTI_LINE = _clean_multi_line
 _CLEAN_ONE_LINE = _without_controls(_CONTROLS_ONE_LINE)
 
 

@@ -928,3 +928,25 @@ def test_a_returned_report_is_told_to_its_writer_with_the_comment(db, world, mak
     assert len(mails) == 1
     assert "差し戻されました" in mails[0].subject and report.title in mails[0].subject
     assert "職場でどう活かすかも書いてください。" in mails[0].body_text and f"/activities/{report.id}" in mails[0].body_text
+
+
+def test_a_refused_review_keeps_the_comment_at_its_report(db, world, client, login_as):
+    """A comment within the page's 2000 characters but sent with CRLF line breaks is taken (a
+    line break is one character, stored as LF); a return without a comment comes back with the
+    error at that report's field and what was typed kept."""
+    report = build(db, world, REPORT, questions=[services.QuestionInput(kind=LONGTEXT, prompt="学んだこと")])
+    done, _errors = services.save(report.id, world["learner"], form(report, "起案の基本を学んだ。"), submit=True)
+    db.session.commit()
+    login_as("municipal_admin")
+    missing = client.post(f"/reports/{done.id}", data={"decision": "return", "comment": "  "})
+    html = missing.get_data(as_text=True)
+    assert missing.status_code == 422 and f'href="#comment-{done.id}"' in html
+    assert f'aria-describedby="comment-{done.id}-error"' in html and "差し戻す理由を入力してください。" in html
+    long = "\r\n".join(["あ" * 99] * 20)  # 1980 characters and 19 line breaks: 1999 as the page counts
+    too_long = client.post(f"/reports/{done.id}", data={"decision": "return", "comment": long + "い" * 10})
+    assert too_long.status_code == 422 and "2000文字以内" in too_long.get_data(as_text=True)
+    assert "あ" * 99 + "\n" + "あ" * 99 in too_long.get_data(as_text=True)  # what was typed, kept
+    returned = client.post(f"/reports/{done.id}", data={"decision": "return", "comment": long})
+    assert returned.status_code == 302
+    db.session.refresh(done)
+    assert done.review_comment == long.replace("\r\n", "\n")
