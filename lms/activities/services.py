@@ -137,8 +137,9 @@ def choose_session(activity: Activity, sessions: list[TrainingSession], submissi
 
 def is_reviewer(user, submission: ActivitySubmission) -> bool:
     """Who confirms or returns a report: the training office of the learner's municipality, the
-    course's trainer for the prefecture's own staff, and platform admins."""
-    if user is None or not user.is_authenticated:
+    course's trainer for the prefecture's own staff, and platform admins — never its writer
+    (a confirmation is someone else's word on it)."""
+    if user is None or not user.is_authenticated or is_own(user, submission):
         return False
     if user.has_role(PLATFORM_ADMIN):
         return True
@@ -147,6 +148,11 @@ def is_reviewer(user, submission: ActivitySubmission) -> bool:
     municipality = db.session.get(Municipality, submission.municipality_id)
     return bool(municipality is not None and municipality.is_prefecture
                 and can_manage_course(user, submission.activity.course))
+
+
+def is_own(user, submission: ActivitySubmission) -> bool:
+    """The submission is the user's own work."""
+    return db.session.scalar(select(StaffMember.user_id).where(StaffMember.id == submission.staff_member_id)) == user.id
 
 
 def require_manage(user, course: Course) -> None:
@@ -1042,7 +1048,11 @@ def review_report(submission_id: int, actor, decision: str, comment: str = "") -
     begin_write()
     submission = db.session.scalar(select(ActivitySubmission).where(ActivitySubmission.id == submission_id)
                                    .with_for_update().execution_options(populate_existing=True))
-    if submission is None or submission.activity.kind != REPORT or not is_reviewer(actor, submission):
+    if submission is None or submission.activity.kind != REPORT:
+        raise NotFound(_("報告が見つかりません。"))
+    if is_own(actor, submission):
+        raise NotAllowed(_("自分の受講報告は確認・差し戻しできません。ほかの研修担当に依頼してください。"))
+    if not is_reviewer(actor, submission):
         raise NotFound(_("報告が見つかりません。"))
     if submission.status != SUBMITTED:
         raise Conflict(_("この報告は確認待ちではありません。"))
@@ -1065,9 +1075,12 @@ def review_report(submission_id: int, actor, decision: str, comment: str = "") -
 
 def reports_to_review(actor, *, status: str = SUBMITTED, limit: int = 200) -> list[ActivitySubmission]:
     """The reports ``actor`` reviews, oldest first: their municipality's (training office), the
-    prefecture's staff in their own courses (trainer), everyone's (platform admin)."""
+    prefecture's staff in their own courses (trainer), everyone's (platform admin); never
+    their own."""
+    own = select(StaffMember.id).where(StaffMember.user_id == actor.id)
     query = (select(ActivitySubmission).join(Activity, Activity.id == ActivitySubmission.activity_id)
-             .where(Activity.kind == REPORT, ActivitySubmission.status == status)
+             .where(Activity.kind == REPORT, ActivitySubmission.status == status,
+                    ActivitySubmission.staff_member_id.not_in(own))
              .order_by(ActivitySubmission.submitted_at, ActivitySubmission.id).limit(limit))
     if actor.has_role(PLATFORM_ADMIN):
         return list(db.session.scalars(query))

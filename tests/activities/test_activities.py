@@ -950,3 +950,24 @@ def test_a_refused_review_keeps_the_comment_at_its_report(db, world, client, log
     assert returned.status_code == 302
     db.session.refresh(done)
     assert done.review_comment == long.replace("\r\n", "\n")
+
+
+def test_a_training_office_does_not_confirm_its_own_report(db, world, client):
+    report = build(db, world, REPORT, questions=[services.QuestionInput(kind=LONGTEXT, prompt="学んだこと")])
+    office = factories.make_user(("municipal_admin", "learner"), name="研修担当 自分")
+    enrollment.enroll_self(world["session"].id, office)
+    db.session.commit()
+    own, _errors = services.save(report.id, office, form(report, "自分の報告。"), submit=True)
+    theirs, _errors = services.save(report.id, world["learner"], form(report, "花子の報告。"), submit=True)
+    db.session.commit()
+    assert [s.id for s in services.reports_to_review(office)] == [theirs.id]  # no buttons on their own
+    assert not services.is_reviewer(office, own)
+    with pytest.raises(Exception) as refused:
+        services.review_report(own.id, office, services.CONFIRM)
+    assert "自分の受講報告は確認・差し戻しできません" in str(refused.value)
+    db.session.rollback()
+    factories.sign_in(client, office)
+    response = client.post(f"/reports/{own.id}", data={"decision": "confirm"}, follow_redirects=True)
+    assert "自分の受講報告は確認・差し戻しできません" in response.get_data(as_text=True)
+    db.session.refresh(own)
+    assert own.status == SUBMITTED
