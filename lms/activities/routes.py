@@ -437,6 +437,7 @@ def answer(activity_id: int):
         deadline_is_close=quiz_open and attempt is not None and services.closed_first(activity, attempt),
         accept_files=activity_files.ACCEPT_ATTRIBUTE, file_limit=activity_files.human_size(activity_files.max_bytes()),
         closed_review=closed_review, choice_order=services.choice_order,
+        required=services.required_for(activity, current_user.staff_member.id, place.session),
         can_start=activity.kind == QUIZ and place.is_open(now) and not quiz_open
         and not (attempt is not None and attempt.passed) and place.attempts < activity.max_attempts,
     ), status

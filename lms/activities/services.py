@@ -1118,13 +1118,11 @@ def unmet_required(staff_member_id: int, course_id: int, fiscal_year: int,
     what was asked when it was earned, whoever's completion is looked at again and when."""
     activities = list(db.session.scalars(select(Activity).where(
         Activity.course_id == course_id, Activity.required.is_(True), Activity.published.is_(True))))
-    if granted_at is not None:
-        activities = [a for a in activities if not _required_after(a, as_utc(granted_at))]
     if not activities:
         return [], None
     start, end = fiscal_year_bounds(fiscal_year)
     places = [s for s in learner_sessions(course_id, staff_member_id) if start <= as_utc(s.starts_at) < end]
-    activities = [a for a in activities if _applies(a, places)]
+    activities = [a for a in activities if counts_for(a, places, granted_at)]
     if not activities:
         return [], None
     rows = list(db.session.scalars(
@@ -1141,6 +1139,36 @@ def unmet_required(staff_member_id: int, course_id: int, fiscal_year: int,
         when = min(as_utc(s.reviewed_at or s.submitted_at) or utcnow() for s in done)
         last = when if last is None or when > last else last
     return missing, last
+
+
+def counts_for(activity: Activity, places: list[TrainingSession], granted_at: datetime | None) -> bool:
+    """Whether an activity is a requirement of a learner's completion (the one rule of
+    ``unmet_required``, for the learner's pages too): required and published, not made one
+    after their completion was first granted, and open for one of their ``places`` of the year
+    when it became one."""
+    return (counts_toward_completion(activity) and not _required_after(activity, as_utc(granted_at))
+            and _applies(activity, places))
+
+
+def granted_moments(staff_member_id: int, course_ids: list[int]) -> dict[tuple[int, int], datetime]:
+    """{(course_id, fiscal_year): when first granted} of the learner's completions (asked of
+    the completion area, which sits above this one)."""
+    moments: dict[tuple[int, int], datetime] = {}
+    for _receiver, answer in signals.completion_granted_at.send(None, staff_member_id=staff_member_id,
+                                                                 course_ids=course_ids):
+        moments.update(answer or {})
+    return moments
+
+
+def required_for(activity: Activity, staff_member_id: int, session: TrainingSession) -> bool:
+    """Whether the activity counts for the completion of the learner whose place is ``session``."""
+    if not counts_toward_completion(activity):
+        return False
+    year = fiscal_year_of(session.starts_at)
+    start, end = fiscal_year_bounds(year)
+    places = [s for s in learner_sessions(activity.course_id, staff_member_id) if start <= as_utc(s.starts_at) < end]
+    return counts_for(activity, places, granted_moments(staff_member_id, [activity.course_id]).get(
+        (activity.course_id, year)))
 
 
 def _required_after(activity: Activity, moment: datetime | None) -> bool:
@@ -1168,11 +1196,13 @@ class Todo:
     closes: datetime
     status: str  # "", DRAFT, SUBMITTED, CONFIRMED, RETURNED; "passed"/"failed" for a quiz
     done: bool
+    required: bool = False  # a requirement of this learner's completion (``counts_for``)
 
 
 def todos(staff_member_id: int, course_id: int | None = None) -> list[Todo]:
     """The learner's activities (published) in the courses they hold a confirmed place in,
-    soonest closing first; three statements."""
+    soonest closing first, each saying whether it counts for their completion; three
+    statements (four when one is required)."""
     places = db.session.execute(
         select(TrainingSession, Enrollment.id).join(Enrollment, Enrollment.session_id == TrainingSession.id)
         .where(Enrollment.staff_member_id == staff_member_id, Enrollment.status == PLACE_CONFIRMED,
@@ -1193,14 +1223,18 @@ def todos(staff_member_id: int, course_id: int | None = None) -> list[Todo]:
         .order_by(ActivitySubmission.attempt))) if activities else []
     out = []
     now = utcnow()
+    granted = granted_moments(staff_member_id, list(by_course)) if any(a.required for a in activities) else {}
     for activity in activities:
         own = [s for s in subs if s.activity_id == activity.id]
         session = choose_session(activity, by_course[activity.course_id], own, now)
+        year = fiscal_year_of(session.starts_at)
+        year_places = [s for s in by_course[activity.course_id] if fiscal_year_of(s.starts_at) == year]
+        required = counts_for(activity, year_places, granted.get((activity.course_id, year)))
         mine = [s for s in own if s.session_id == session.id]
         best = next((s for s in mine if s.passed), mine[-1] if mine else None)
         opens, closes = window(activity, session)
         status = best.status if best is not None else ""
         if activity.kind == QUIZ and best is not None and best.status == SUBMITTED:
             status = "passed" if best.passed else "failed"
-        out.append(Todo(activity, session, opens, closes, status, is_done(activity, best)))
+        out.append(Todo(activity, session, opens, closes, status, is_done(activity, best), required))
     return sorted(out, key=lambda t: (t.done, t.closes))

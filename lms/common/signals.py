@@ -71,6 +71,12 @@ activity_changed = _events.signal("activity-changed")
 # reviewer. kwargs: comment (why), actor. lms.notifications tells the writer, with the comment.
 report_returned = _events.signal("report-returned")
 
+# sender: None. kwargs: staff_member_id, course_ids. A question, not a change: when was the staff
+# member's completion of each course first granted (its certificate issued)? lms.completion
+# answers {(course_id, fiscal_year): aware UTC}. lms.activities asks it to tell a learner which
+# activities count for their completion (one that became a requirement after it does not).
+completion_granted_at = _events.signal("completion-granted-at")
+
 # sender: None. kwargs: course_id. An activity of the course stopped being a requirement of its
 # completion (made optional or unpublished; lms.activities): the completions it held back follow.
 activity_requirement_dropped = _events.signal("activity-requirement-dropped")

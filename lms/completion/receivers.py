@@ -13,13 +13,14 @@ from lms.common.signals import (
     activity_changed,
     activity_requirement_dropped,
     attendance_changed,
+    completion_granted_at,
     enrollment_prerequisites,
     enrollment_status_changed,
     session_updated,
     staff_member_moved,
     viewing_changed,
 )
-from lms.completion import prerequisites, summary, tasks
+from lms.completion import prerequisites, services, summary, tasks
 from lms.enrollment.rules import MissingPrerequisite
 from lms.extensions import db
 
@@ -89,3 +90,10 @@ def _check_prerequisites(course, staff_member_id: int = 0, session_starts_at=Non
     missing = prerequisites.missing(course.id, staff_member_id, session_starts_at)
     if missing:
         raise MissingPrerequisite(prerequisites.refusal_text(missing), [(cid, title) for cid, title, _y in missing])
+
+
+@completion_granted_at.connect
+def _granted_at(_sender, staff_member_id: int = 0, course_ids=(), **_kw) -> dict:
+    """When the staff member's completions of these courses were first granted (by fiscal
+    year), as the completion rule reads it: what became a requirement later does not count."""
+    return services.first_granted(staff_member_id, list(course_ids))

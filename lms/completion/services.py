@@ -192,7 +192,7 @@ def recompute_completion(staff_member_id: int, course_id: int, fiscal_year: int)
     last_done = None
     if verdict is not None:  # and every required activity (survey submitted, quiz passed, report confirmed)
         # (what became a requirement after the completion was first granted does not count)
-        granted_at = existing.created_at if existing is not None and existing.certificate_serial else None
+        granted_at = _granted_at(existing)
         missing, last_done = activities.unmet_required(staff_member_id, course_id, fiscal_year, granted_at)
         if missing:
             verdict = None
@@ -561,3 +561,17 @@ def assignment_members_filter(assignment: MandatoryAssignment, municipality_id: 
         conditions.append(StaffMember.hired_on >= date(assignment.new_staff_fiscal_year, 4, 1))
         conditions.append(StaffMember.hired_on < date(assignment.new_staff_fiscal_year + 1, 4, 1))
     return and_(*conditions)
+
+
+def _granted_at(completion: Completion | None):
+    """When a completion was first granted (its certificate issued), or None."""
+    return completion.created_at if completion is not None and completion.certificate_serial else None
+
+
+def first_granted(staff_member_id: int, course_ids: list[int]) -> dict:
+    """{(course_id, fiscal_year): when first granted} of the staff member's completions."""
+    if not course_ids:
+        return {}
+    rows = db.session.scalars(select(Completion).where(Completion.staff_member_id == staff_member_id,
+                                                       Completion.course_id.in_(course_ids)))
+    return {(row.course_id, row.fiscal_year): granted for row in rows if (granted := _granted_at(row)) is not None}

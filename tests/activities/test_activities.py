@@ -971,3 +971,23 @@ def test_a_training_office_does_not_confirm_its_own_report(db, world, client):
     assert "自分の受講報告は確認・差し戻しできません" in response.get_data(as_text=True)
     db.session.refresh(own)
     assert own.status == SUBMITTED
+
+
+def test_a_requirement_added_after_a_completion_is_not_shown_as_one_to_that_learner(db, world, client, login_as):
+    """The to-do list and the activity page say 「修了に必要」 by the completion's own rule: a
+    survey made required after the learner's completion was granted does not count for them."""
+    other = factories.make_user("learner")
+    enrollment.enroll_self(world["session"].id, other)
+    db.session.commit()
+    attend(db, world)  # the other one absent: not completed
+    assert completed(db, world)
+    late = build(db, world, SURVEY, opens_anchor=END, opens_offset_hours=0, closes_anchor=END,
+                 closes_offset_hours=24 * 60)
+    (todo,) = services.todos(world["learner"].staff_member.id)
+    assert todo.activity.id == late.id and not todo.required
+    login_as(user=world["learner"])
+    assert "（修了に必要）" not in client.get("/me").get_data(as_text=True)
+    page = client.get(f"/activities/{late.id}").get_data(as_text=True)
+    assert "修了に必要です" not in page and "任意です（修了には影響しません）" in page
+    (todo,) = services.todos(other.staff_member.id)  # not completed: it is theirs to answer
+    assert todo.required
