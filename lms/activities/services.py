@@ -81,14 +81,27 @@ GRACE = timedelta(seconds=30)
 
 
 def window(activity: Activity, session: TrainingSession) -> tuple[datetime, datetime]:
-    """When the activity opens and closes for a learner of ``session``."""
+    """When the activity opens and closes for a learner of ``session`` (a 連続講座's first part:
+    counted from the start of its first day and the end of its last)."""
+    starts, ends = span(session)
 
     def at(anchor: str, hours: int) -> datetime:
-        base = as_utc(session.starts_at if anchor == START else session.ends_at)
+        base = as_utc(starts if anchor == START else ends)
         assert base is not None
         return base + timedelta(hours=hours)
 
     return at(activity.opens_anchor, activity.opens_offset_hours), at(activity.closes_anchor, activity.closes_offset_hours)
+
+
+def span(session: TrainingSession) -> tuple[datetime, datetime]:
+    """When a learner's session starts and ends: a 連続講座 from its first day's start to its
+    last day's end (its parts not cancelled; no make-up); one statement for a series."""
+    if session.series_id is None or session.id is None:
+        return session.starts_at, session.ends_at
+    first, last = db.session.execute(select(func.min(TrainingSession.starts_at), func.max(TrainingSession.ends_at)).where(
+        TrainingSession.series_id == session.series_id, TrainingSession.makeup_for_id.is_(None),
+        TrainingSession.status != SESSION_CANCELLED)).one()
+    return (first or session.starts_at), (last or session.ends_at)
 
 
 def last_close(activity: Activity) -> datetime | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from lms.activities import services as activities
 from lms.activities.models import END, Activity, ActivitySubmission
@@ -25,6 +25,8 @@ from lms.notifications.services import _deliver_after_commit, _setting
 from lms.roster.models import StaffMember
 
 ACTIVITY_DUE = "activity_due"
+# How long a 連続講座 may run, at most, for its reminders (its window counts from its last day).
+SERIES_SPAN = timedelta(days=366)
 
 
 def queue_activity_reminders(now: datetime | None = None) -> int:
@@ -47,7 +49,10 @@ def queue_activity_reminders(now: datetime | None = None) -> int:
             .outerjoin(User, User.id == StaffMember.user_id)
             .where(TrainingSession.course_id == activity.course_id, TrainingSession.status == SCHEDULED,
                    TrainingSession.makeup_for_id.is_(None), Enrollment.status == CONFIRMED,
-                   Enrollment.source != SERIES, anchor > now - offset, anchor <= horizon - offset)
+                   Enrollment.source != SERIES,
+                   # (a 連続講座's window ends after its first day's: checked below, by its window)
+                   or_(anchor > now - offset, TrainingSession.series_id.is_not(None) & (anchor > now - offset - SERIES_SPAN)),
+                   anchor <= horizon - offset)
         ).all()
         if not due:
             continue
@@ -62,6 +67,8 @@ def queue_activity_reminders(now: datetime | None = None) -> int:
             key = f"{ACTIVITY_DUE}:{activity.id}:{member.id}:{session.id}"
             address = (email or member.email or "").strip()
             opens, closes = activities.window(activity, session)
+            if not now < closes <= horizon:
+                continue
             # (not yet open: no key taken, so the reminder goes once it opens)
             if key in taken or opens > now or "@" not in address or not activities.left_to_do(
                     activity, handed.get((member.id, session.id), [])):

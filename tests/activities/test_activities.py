@@ -991,3 +991,26 @@ def test_a_requirement_added_after_a_completion_is_not_shown_as_one_to_that_lear
     assert "修了に必要です" not in page and "任意です（修了には影響しません）" in page
     (todo,) = services.todos(other.staff_member.id)  # not completed: it is theirs to answer
     assert todo.required
+
+
+def test_a_series_window_runs_from_its_first_day_to_its_last(db, world):
+    """連続講座: an activity anchored at 研修回の終了 counts from the end of the series' last day
+    (not the first's), one anchored at 開始 from the first day's start; reminders follow."""
+    from lms.courses import services as courses
+    from lms.notifications.activity_reminders import queue_activity_reminders
+
+    first = world["session"]
+    first.series_id = first.id
+    db.session.commit()
+    last = courses.create_session(world["trainer"], world["course"], courses.SessionInput(
+        starts_at=first.starts_at + timedelta(days=2), ends_at=first.ends_at + timedelta(days=2), title="第3日",
+        delivery=first.delivery, location="研修室A", capacity=first.capacity), part_of=first)
+    db.session.commit()
+    report = build(db, world, REPORT, questions=[services.QuestionInput(kind=LONGTEXT, prompt="学んだこと")],
+                   opens_anchor=START, opens_offset_hours=-24, closes_anchor=END, closes_offset_hours=24)
+    opens, closes = services.window(report, first)
+    assert opens == first.starts_at - timedelta(hours=24)
+    assert closes == last.ends_at + timedelta(hours=24)
+    assert services.place_of(report, world["learner"]).closes == closes
+    assert queue_activity_reminders(first.ends_at + timedelta(hours=1)) == 0  # the first day's +24h is not the close
+    assert queue_activity_reminders(closes - timedelta(hours=10)) == 1
