@@ -516,6 +516,8 @@ def add_from_bank(actor, activity: Activity, item_ids: list[int]) -> list[Activi
             new.append(v)
     if not new:
         raise Conflict(_("選んだ問題はすべてこの確認テストにすでにあります。"))
+    if has_answers(activity.id):  # (a bank question is added as required: the answers given would lack it)
+        raise Conflict(_("回答があるため、問題バンクから問題を追加できません。"))
     return [add_question(actor, activity, QuestionInput(**v, required=True)) for v in new]
 
 

@@ -375,3 +375,18 @@ def test_a_copied_course_takes_its_activities_and_question_bank(db, world, clien
         ActivitySubmission.activity_id.in_([a.id for a in activities]))) is None
     page = client.get(f"/manage/courses/{copy_id}").get_data(as_text=True)
     assert "文書事務研修（コピー）" in page
+
+
+def test_a_quiz_with_answers_says_why_the_bank_cannot_add_to_it(db, world):
+    """Bank questions are added as required, with no choice: the refusal says the bank cannot
+    add to a quiz with answers, not that an optional question could be added."""
+    trainer, course = world["trainer"], world["course"]
+    item = services.add_to_bank(trainer, course, services.QuestionInput(kind=SINGLE, prompt="問X", choices=["正", "誤"],
+                                                                         correct=[0]))
+    quiz = build(db, world, QUIZ, questions=base.quiz_questions())
+    services.start_attempt(quiz.id, world["learner"])
+    db.session.commit()
+    with pytest.raises(Conflict) as refused:
+        services.add_from_bank(trainer, quiz, [item.id])
+    assert refused.value.message == "回答があるため、問題バンクから問題を追加できません。"
+    db.session.rollback()
