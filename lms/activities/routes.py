@@ -52,6 +52,8 @@ from lms.roster.models import StaffMember
 bp = Blueprint("activities", __name__)
 # The prefix of the activity's settings form on its page (beside the question form).
 SETTINGS = "settings"
+# The reports waiting for review shown at once (the oldest; the page says how many in all).
+REPORTS_SHOWN = 200
 
 
 @bp.app_template_global("activity_todos")
@@ -502,9 +504,10 @@ def reports():
 def _reports_page(refused: tuple[int, str, str] | None = None, status: int = 200):
     """The reports waiting for review; ``refused``: (report id, comment typed, why) of a review
     refused, shown at that report's field with what was typed kept."""
-    waiting = services.reports_to_review(current_user)
+    waiting = services.reports_to_review(current_user, limit=REPORTS_SHOWN)
+    total = len(waiting) if len(waiting) < REPORTS_SHOWN else services.count_reports_to_review(current_user)
     return render_template("activities/reports.html", waiting=waiting, form=ReviewForm(formdata=None),
-                           refused=refused,
+                           refused=refused, total=total,
                            members={m.id: m for m in db.session.scalars(db.select(StaffMember).where(
                                StaffMember.id.in_([s.staff_member_id for s in waiting])))} if waiting else {}), status
 
@@ -541,9 +544,15 @@ def review(submission_id: int):
 
 
 def _results_session(activity: Activity) -> int | None:
-    session_id = parse_id(request.args.get("session"))
-    if session_id is None:
+    """The session the results are narrowed to (``?session=``; none given: all of them); 404 for
+    a value that names no session of the activity's course (not the whole course's figures
+    under a heading the reader did not ask for)."""
+    given = (request.args.get("session") or "").strip()
+    if not given:
         return None
+    session_id = parse_id(given)
+    if session_id is None:
+        abort(404)
     session = db.session.get(TrainingSession, session_id)
     if session is None or session.course_id != activity.course_id:
         abort(404)

@@ -1089,16 +1089,30 @@ def review_report(submission_id: int, actor, decision: str, comment: str = "") -
 
 
 def reports_to_review(actor, *, status: str = SUBMITTED, limit: int = 200) -> list[ActivitySubmission]:
-    """The reports ``actor`` reviews, oldest first: their municipality's (training office), the
-    prefecture's staff in their own courses (trainer), everyone's (platform admin); never
-    their own."""
+    """The reports ``actor`` reviews, oldest first (the first ``limit``): their municipality's
+    (training office), the prefecture's staff in their own courses (trainer), everyone's
+    (platform admin); never their own."""
+    query = _reports_query(actor, status)
+    if query is None:
+        return []
+    return list(db.session.scalars(query.order_by(ActivitySubmission.submitted_at, ActivitySubmission.id).limit(limit)))
+
+
+def count_reports_to_review(actor, *, status: str = SUBMITTED) -> int:
+    """How many reports ``reports_to_review`` has in all (the page shows the oldest)."""
+    query = _reports_query(actor, status)
+    if query is None:
+        return 0
+    return db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+
+
+def _reports_query(actor, status: str):
     own = select(StaffMember.id).where(StaffMember.user_id == actor.id)
     query = (select(ActivitySubmission).join(Activity, Activity.id == ActivitySubmission.activity_id)
              .where(Activity.kind == REPORT, ActivitySubmission.status == status,
-                    ActivitySubmission.staff_member_id.not_in(own))
-             .order_by(ActivitySubmission.submitted_at, ActivitySubmission.id).limit(limit))
+                    ActivitySubmission.staff_member_id.not_in(own)))
     if actor.has_role(PLATFORM_ADMIN):
-        return list(db.session.scalars(query))
+        return query
     scopes = []
     if actor.has_role(MUNICIPAL_ADMIN) and actor.municipality_id is not None:
         scopes.append(ActivitySubmission.municipality_id == actor.municipality_id)
@@ -1107,8 +1121,8 @@ def reports_to_review(actor, *, status: str = SUBMITTED, limit: int = 200) -> li
         scopes.append(ActivitySubmission.municipality_id.in_(prefecture_ids)
                       & Activity.course_id.in_(select(Course.id).where(Course.owner_id == actor.id)))
     if not scopes:
-        return []
-    return list(db.session.scalars(query.where(or_(*scopes))))
+        return None
+    return query.where(or_(*scopes))
 
 
 # ---------------------------------------------------------------- completion

@@ -1014,3 +1014,34 @@ def test_a_series_window_runs_from_its_first_day_to_its_last(db, world):
     assert services.place_of(report, world["learner"]).closes == closes
     assert queue_activity_reminders(first.ends_at + timedelta(hours=1)) == 0  # the first day's +24h is not the close
     assert queue_activity_reminders(closes - timedelta(hours=10)) == 1
+
+
+def test_results_for_a_session_that_is_none_are_not_found(db, world, client, login_as, make_course, make_session):
+    survey = build(db, world)
+    elsewhere = make_session(make_course(title="別の研修"))
+    login_as(user=world["trainer"])
+    base_url = f"/manage/activities/{survey.id}/results"
+    assert client.get(base_url).status_code == 200
+    assert client.get(f"{base_url}?session={world['session'].id}").status_code == 200
+    assert client.get(f"{base_url}.xlsx?session={world['session'].id}").status_code == 200
+    for value in ("abc", "-1", "99999999999999999999999", "0", str(elsewhere.id)):
+        assert client.get(f"{base_url}?session={value}").status_code == 404, value
+        assert client.get(f"{base_url}.xlsx?session={value}").status_code == 404, value
+
+
+def test_the_reports_page_says_how_many_wait_beyond_those_shown(db, world, client, login_as, monkeypatch):
+    from lms.activities import routes
+
+    report = build(db, world, REPORT, questions=[services.QuestionInput(kind=LONGTEXT, prompt="学んだこと")])
+    for n in range(3):
+        person = factories.make_user("learner") if n else world["learner"]
+        if n:
+            enrollment.enroll_self(world["session"].id, person)
+            db.session.commit()
+        services.save(report.id, person, form(report, f"報告{n}"), submit=True)
+        db.session.commit()
+    monkeypatch.setattr(routes, "REPORTS_SHOWN", 2)
+    office = login_as("municipal_admin")
+    assert services.count_reports_to_review(office) == 3
+    html = client.get("/reports").get_data(as_text=True)
+    assert "確認待ちの報告は全部で3件あります。古い順に2件を表示しています" in html
