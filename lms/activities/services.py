@@ -788,7 +788,8 @@ class Upload:
 def save(activity_id: int, user, raw: dict[str, list[str]], *, submit: bool, uploads: dict[int, Upload] | None = None,
          remove: set[int] | frozenset[int] = frozenset()) -> tuple[ActivitySubmission, dict[int, str]]:
     """Save the learner's answers as a draft, or submit them (checked in full; a quiz is
-    scored, an anonymous survey's answers go where nobody can trace them). ``uploads``: files
+    scored, an anonymous survey's answers go where nobody can trace them: it keeps no draft,
+    not even the valid part of a refused submission). ``uploads``: files
     posted for file questions (each replaces the one held); ``remove``: file questions whose
     file is taken away. Returns the submission and the messages of the answers refused
     (nothing is submitted then; what was valid is kept as the draft, files included). The
@@ -823,6 +824,8 @@ def save(activity_id: int, user, raw: dict[str, list[str]], *, submit: bool, upl
         expired = False
         if current is not None and current.status in (SUBMITTED, CONFIRMED):
             raise Conflict(_("この課題はすでに提出しています。提出した回答は変更できません。"))
+        if activity.anonymous and not submit:  # (answers kept with a person until submitted: no)
+            raise Conflict(_("無記名のアンケートは下書きを保存できません。回答は提出したときにだけ、誰のものか分からない形で保存します。"))
     questions = ordered_questions(activity, current)
     if current is None:
         current = ActivitySubmission(activity_id=activity.id, staff_member_id=member.id,
@@ -839,6 +842,13 @@ def save(activity_id: int, user, raw: dict[str, list[str]], *, submit: bool, upl
         attached, errors = _attach(activity, current, questions, uploads or {}, remove)
         answers, errors = clean_answers(activity, raw, final=submit, questions=questions, attached=attached,
                                         errors=errors)
+    if errors and activity.anonymous:
+        # Nothing kept with the person: the page shows again what was typed, from the form.
+        if current in db.session.new:
+            db.session.expunge(current)
+        else:
+            current.answers = {}
+        return current, errors
     if errors:
         kept = {k: v for k, v in (current.answers or {}).items() if k in {str(q.id) for q in questions}}
         kept.update(answers)

@@ -1045,3 +1045,25 @@ def test_the_reports_page_says_how_many_wait_beyond_those_shown(db, world, clien
     assert services.count_reports_to_review(office) == 3
     html = client.get("/reports").get_data(as_text=True)
     assert "確認待ちの報告は全部で3件あります。古い順に2件を表示しています" in html
+
+
+def test_an_anonymous_survey_keeps_no_draft_with_the_person(db, world, client, login_as):
+    """無記名: no 下書き (the page offers none, a crafted post is refused), and a refused
+    submission shows what was typed from the form, storing nothing with the person."""
+    survey = build(db, world, anonymous=True)
+    learner = world["learner"]
+    with pytest.raises(Conflict):
+        services.save(survey.id, learner, form(survey, 4, 1, "寒かった"), submit=False)
+    db.session.rollback()
+    login_as(user=learner)
+    page = client.get(f"/activities/{survey.id}").get_data(as_text=True)
+    assert 'value="save"' not in page
+    refused = client.post(f"/activities/{survey.id}", data={"action": "submit", **form(survey, 4, None, "会場が寒かった")})
+    assert refused.status_code == 400 and "会場が寒かった" in refused.get_data(as_text=True)  # from the form
+    rows = db.session.scalars(select(ActivitySubmission).where(ActivitySubmission.activity_id == survey.id)).all()
+    assert all(not row.answers for row in rows)
+    done = client.post(f"/activities/{survey.id}", data={"action": "submit", **form(survey, 4, 1, "会場が寒かった")})
+    assert done.status_code == 302
+    db.session.expire_all()
+    (row,) = db.session.scalars(select(ActivitySubmission).where(ActivitySubmission.activity_id == survey.id)).all()
+    assert row.status == SUBMITTED and row.answers is None
