@@ -49,7 +49,8 @@ EXPECTED = {
     "activities.course_activities GET": "L 403 404 403 403 ok",
     "activities.course_activities POST": "L 403 404 403 403 400",
     "activities.reports GET": "L 403 ok ok ok ok",
-    "activities.review POST": "L 403 404 404 ok ok",
+    # (an empty form chooses neither 確認 nor 差し戻し: the list again, the error at that report)
+    "activities.review POST": "L 403 404 404 422 422",
     "activities.results GET": "L 403 404 403 403 ok",
     "activities.results_export GET": "L 403 404 403 403 ok",
     "activities.attached_file GET": "L 404 404 404 ok ok",
