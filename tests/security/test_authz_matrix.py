@@ -168,8 +168,8 @@ EXPECTED = {
     "enrollment.my_page GET": "L ok ok ok ok ok",
     "enrollment.admin_home GET": "L 403 403 ok ok ok",
     "enrollment.approve POST": "L 403 403 404 ok ok",
-    "enrollment.reject POST": "L 403 403 404 ok ok",
-    "enrollment.return_request POST": "L 403 403 404 ok ok",
+    "enrollment.reject POST": "L 403 403 404 422 422",
+    "enrollment.return_request POST": "L 403 403 404 422 422",
     "enrollment.swap POST": "L 403 403 404 422 422",  # an empty form: refused beside the row
     "enrollment.nominate_csv GET": "L 403 403 ok ok ok",
     "enrollment.nominate_csv POST": "L 403 403 ok ok ok",
