@@ -754,6 +754,25 @@ def update_session(actor, session_id: int, data: SessionInput) -> dict:
     return changes
 
 
+def record_meeting_link(session: TrainingSession, join_url: str) -> dict:
+    """The join link of the Teams meeting made for the session replaces the stored one (the
+    Teams area calls this when Graph creates the meeting or gives it a new link). Enrollees
+    hear of it like of an edit — ``revision`` up, ``session_updated`` with the change —
+    since their mail and calendar entry carry the link. In the caller's transaction."""
+    old = session.join_url or ""
+    if not join_url or join_url == old:
+        return {}
+    changes = {"join_url": (old, join_url)}
+    session.join_url = join_url
+    session.revision = (session.revision or 1) + 1
+    session.updated_at = utcnow()
+    db.session.flush()
+    record_action(None, "session.update", "training_session", session.id, None, course_id=session.course_id,
+                  revision=session.revision, changes=_audit_changes(changes))
+    signals.session_updated.send(session, actor=None, changes=changes)
+    return changes
+
+
 def set_session_quotas(actor, session_id: int, quotas: dict[int, int]) -> dict:
     """Replace a session's 割当人数 (an allocation being published): everything else as it
     stands, read under the session's row lock, and then the same checks, locks and events as

@@ -29,6 +29,7 @@ from lms.common.database import begin_write, run_in_transaction
 from lms.common.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from lms.common.i18n import portal_name
 from lms.common.timeutil import as_utc, to_tokyo, utcnow
+from lms.courses import services as course_services
 from lms.courses.models import CANCELLED, HYBRID, TEAMS, Course, TrainingSession
 from lms.enrollment.models import CONFIRMED, Enrollment
 from lms.extensions import db
@@ -83,6 +84,12 @@ def wants_graph(session: TrainingSession) -> bool:
     return session.delivery in ONLINE_DELIVERIES and graph_configured()
 
 
+def has_own_link(session: TrainingSession) -> bool:
+    """A join link the trainer typed (no meeting of ours behind it): it is kept, and no
+    meeting is created for the session (the form says an empty link lets Teams make one)."""
+    return bool((session.join_url or "").strip()) and not session.graph_event_id
+
+
 # ---------------------------------------------------------------- queueing (from receivers, routes, CLI)
 
 
@@ -97,12 +104,13 @@ def queue_meeting_sync(session: TrainingSession, kind: str = ops.CREATE_EVENT) -
         if not session.graph_event_id:
             return None
         kind = ops.CANCEL_EVENT  # no longer a Teams session: withdraw the invitation
-    if kind == ops.CREATE_EVENT and not session.graph_transaction_id:
-        session.graph_transaction_id = uuid.uuid4().hex
     if kind != ops.CANCEL_EVENT and session.status == CANCELLED:
         kind = ops.CANCEL_EVENT
     if kind == ops.UPDATE_EVENT and not session.graph_event_id:
         kind = ops.CREATE_EVENT
+    if kind == ops.CREATE_EVENT:
+        if has_own_link(session):
+            return None
         if not session.graph_transaction_id:
             session.graph_transaction_id = uuid.uuid4().hex
     session.graph_sync_status = STATUS_QUEUED
@@ -291,6 +299,8 @@ def sync_meeting_with(client: GraphClient, session: TrainingSession, attendees_o
     """Create the event (first time) or bring it in step with the session and its enrollees."""
     if session.status == CANCELLED or session.delivery not in ONLINE_DELIVERIES:
         return cancel_meeting_with(client, session)
+    if has_own_link(session):
+        return {"action": "own_link"}
     attendees = confirmed_attendees(session)
     if not session.graph_event_id:
         organizer = organizer_for(session)
@@ -302,17 +312,13 @@ def sync_meeting_with(client: GraphClient, session: TrainingSession, attendees_o
         session.graph_organizer = organizer
         session.graph_event_id = created["id"]
         session.graph_ical_uid = created.get("iCalUId") or ""
-        join_url = ((created.get("onlineMeeting") or {}).get("joinUrl")) or ""
-        if join_url:
-            session.join_url = join_url
+        course_services.record_meeting_link(session, ((created.get("onlineMeeting") or {}).get("joinUrl")) or "")
         session.graph_sync_status = STATUS_CREATED
         action = "created"
     else:
         payload = {"attendees": attendees} if attendees_only else {**event_payload(session), "attendees": attendees}
         updated = client.patch(_event_path(session), payload)
-        join_url = ((updated.get("onlineMeeting") or {}).get("joinUrl")) or ""
-        if join_url and join_url != session.join_url:
-            session.join_url = join_url
+        course_services.record_meeting_link(session, ((updated.get("onlineMeeting") or {}).get("joinUrl")) or "")
         session.graph_sync_status = STATUS_UPDATED
         action = "attendees" if attendees_only else "updated"
     session.graph_sync_error = ""
@@ -386,6 +392,7 @@ def cancel_meeting_with(client: GraphClient, session: TrainingSession) -> dict:
     if session.delivery not in ONLINE_DELIVERIES and session.status != CANCELLED:
         # The event is gone; a later switch back to Teams creates a new one.
         session.graph_event_id = ""
+        session.join_url = ""  # the meeting's link, not one typed (a later switch back makes a new one)
         session.graph_online_meeting_id = ""
         session.graph_ical_uid = ""
         session.graph_transaction_id = ""

@@ -205,3 +205,36 @@ def test_a_queued_attendee_sync_is_superseded_by_a_newer_one(graph_app, graph_se
     execute_operation(newer.id)
     patches = graph_server.calls("PATCH", "/events/")
     assert len(patches) == 1 and len(patches[0].body["attendees"]) == 2
+
+
+def test_a_typed_join_link_is_kept_and_no_meeting_is_made_for_it(graph_app, graph_server, client, db, login_as,
+                                                                   make_course, make_user, confirm):
+    trainer = login_as("trainer")
+    course = make_course(owner_id=trainer.id)
+    typed = "https://teams.microsoft.com/l/meetup-join/own-meeting"
+    response = _schedule(client, course, utcnow() + timedelta(days=3), join_url=typed)
+    assert response.status_code == 302, response.get_data(as_text=True)
+    session = _only_session(db, course)
+    confirm(session, make_user("learner").staff_member)
+    db.session.refresh(session)
+    assert session.join_url == typed and session.graph_event_id == ""
+    assert graph_server.calls("POST", "/events") == []
+    assert db.session.scalars(select(GraphOperation)).all() == []
+
+
+def test_a_new_link_from_graph_is_told_to_the_enrollees(graph_app, graph_server, db, make_course, make_session,
+                                                        make_user, confirm):
+    from lms.common.signals import session_created
+    from lms.notifications.models import OutboxMail
+
+    session = make_session(make_course(), join_url="")
+    learner = make_user("learner")
+    confirm(session, learner.staff_member, signal=False)
+    revision = session.revision
+    session_created.send(session, actor=None, changes={})
+    db.session.commit()
+    db.session.refresh(session)
+    assert session.join_url and session.revision == revision + 1
+    mails = db.session.scalars(select(OutboxMail).where(OutboxMail.staff_member_id == learner.staff_member.id,
+                                                        OutboxMail.dedupe_key.contains(f"rev{session.revision}"))).all()
+    assert len(mails) == 1 and session.join_url in mails[0].body_text and session.join_url in mails[0].ics.replace("\r\n ", "")
