@@ -86,8 +86,9 @@ def wants_graph(session: TrainingSession) -> bool:
 
 def has_own_link(session: TrainingSession) -> bool:
     """A join link the trainer typed (no meeting of ours behind it): it is kept, and no
-    meeting is created for the session (the form says an empty link lets Teams make one)."""
-    return bool((session.join_url or "").strip()) and not session.graph_event_id
+    meeting is created for the session (the form says an empty link lets Teams make one).
+    A meeting of ours has its ``graph_transaction_id`` from the moment it is queued."""
+    return bool((session.join_url or "").strip()) and not session.graph_event_id and not session.graph_transaction_id
 
 
 # ---------------------------------------------------------------- queueing (from receivers, routes, CLI)
@@ -302,6 +303,20 @@ def sync_meeting_with(client: GraphClient, session: TrainingSession, attendees_o
     if has_own_link(session):
         return {"action": "own_link"}
     attendees = confirmed_attendees(session)
+    action = ""
+    if session.graph_event_id:
+        payload = {"attendees": attendees} if attendees_only else {**event_payload(session), "attendees": attendees}
+        try:
+            updated = client.patch(_event_path(session), payload)
+        except GraphNotFound:
+            # Deleted in Outlook or Teams: a new meeting takes its place (below), and its link
+            # reaches the enrollees as a change.
+            _forget_meeting(session)
+            session.graph_transaction_id = uuid.uuid4().hex  # a new event, not the deleted one again
+        else:
+            course_services.record_meeting_link(session, ((updated.get("onlineMeeting") or {}).get("joinUrl")) or "")
+            session.graph_sync_status = STATUS_UPDATED
+            action = "attendees" if attendees_only else "updated"
     if not session.graph_event_id:
         organizer = organizer_for(session)
         if not session.graph_transaction_id:
@@ -315,12 +330,6 @@ def sync_meeting_with(client: GraphClient, session: TrainingSession, attendees_o
         course_services.record_meeting_link(session, ((created.get("onlineMeeting") or {}).get("joinUrl")) or "")
         session.graph_sync_status = STATUS_CREATED
         action = "created"
-    else:
-        payload = {"attendees": attendees} if attendees_only else {**event_payload(session), "attendees": attendees}
-        updated = client.patch(_event_path(session), payload)
-        course_services.record_meeting_link(session, ((updated.get("onlineMeeting") or {}).get("joinUrl")) or "")
-        session.graph_sync_status = STATUS_UPDATED
-        action = "attendees" if attendees_only else "updated"
     session.graph_sync_error = ""
     session.graph_synced_at = utcnow()
     meeting_error = ""
@@ -391,12 +400,17 @@ def cancel_meeting_with(client: GraphClient, session: TrainingSession) -> dict:
     session.graph_synced_at = utcnow()
     if session.delivery not in ONLINE_DELIVERIES and session.status != CANCELLED:
         # The event is gone; a later switch back to Teams creates a new one.
-        session.graph_event_id = ""
+        _forget_meeting(session)
         session.join_url = ""  # the meeting's link, not one typed (a later switch back makes a new one)
-        session.graph_online_meeting_id = ""
-        session.graph_ical_uid = ""
         session.graph_transaction_id = ""
     return {"action": "cancelled"}
+
+
+def _forget_meeting(session: TrainingSession) -> None:
+    """The session's Outlook event and Teams meeting are gone."""
+    session.graph_event_id = ""
+    session.graph_online_meeting_id = ""
+    session.graph_ical_uid = ""
 
 
 # ---------------------------------------------------------------- attendance reports

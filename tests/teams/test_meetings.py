@@ -238,3 +238,29 @@ def test_a_new_link_from_graph_is_told_to_the_enrollees(graph_app, graph_server,
     mails = db.session.scalars(select(OutboxMail).where(OutboxMail.staff_member_id == learner.staff_member.id,
                                                         OutboxMail.dedupe_key.contains(f"rev{session.revision}"))).all()
     assert len(mails) == 1 and session.join_url in mails[0].body_text and session.join_url in mails[0].ics.replace("\r\n ", "")
+
+
+def test_a_meeting_deleted_in_outlook_is_made_again_and_its_new_link_told(graph_app, graph_server, client, db,
+                                                                          login_as, make_course, make_session,
+                                                                          make_user, confirm):
+    from lms.common.signals import session_created
+    from lms.notifications.models import OutboxMail
+
+    trainer = login_as("trainer")
+    session = make_session(make_course(owner_id=trainer.id), join_url="")
+    session_created.send(session, actor=None, changes={})
+    db.session.commit()
+    learner = make_user("learner")
+    confirm(session, learner.staff_member, signal=False)
+    old_event, old_link = session.graph_event_id, session.join_url
+    graph_server.events.pop(old_event)  # the organiser deleted it in Outlook
+
+    assert client.post(f"/teams/sessions/{session.id}/sync").status_code == 302
+    db.session.refresh(session)
+    assert len(graph_server.calls("POST", "/events")) == 2
+    assert session.graph_event_id not in ("", old_event) and session.graph_sync_status == "created"
+    assert session.join_url and session.join_url != old_link
+    assert session.graph_online_meeting_id == graph_server.meeting_for_event(session.graph_event_id)["id"]
+    mail = db.session.scalars(select(OutboxMail).where(OutboxMail.staff_member_id == learner.staff_member.id,
+                                                       OutboxMail.dedupe_key.contains(f"rev{session.revision}"))).one()
+    assert session.join_url[:40] in mail.body_text
