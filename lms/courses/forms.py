@@ -22,7 +22,7 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from lms.common import forms as base
 from lms.common.ids import coerce_id
-from lms.courses.models import BY_ARCHIVE, BY_ATTENDANCE, BY_BOTH, BY_EITHER, HYBRID, ONSITE, TEAMS
+from lms.courses.models import BY_ARCHIVE, BY_ATTENDANCE, BY_BOTH, BY_EITHER, DELIVERY_LABELS, TEAMS
 
 COMPLETION_LABELS = {
     BY_ATTENDANCE: _l("当日の出席で修了"),
@@ -44,13 +44,6 @@ def completion_terms(course, has_series: bool) -> list[str]:
     if has_series and mode != BY_ARCHIVE:
         terms.append(_l("連続講座は日程の %(s)d%% 以上に出席", s=course.series_threshold_pct))
     return [str(term) for term in terms]
-
-
-DELIVERY_LABELS = {
-    TEAMS: _l("オンライン（Teams）"),
-    ONSITE: _l("会場"),
-    HYBRID: _l("ハイブリッド（会場と Teams）"),
-}
 
 
 def choices_of(pairs) -> list[SelectChoice]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, event, or_
 from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -26,6 +27,12 @@ TEAMS = "teams"
 ONSITE = "onsite"
 HYBRID = "hybrid"
 DELIVERIES = (TEAMS, ONSITE, HYBRID)
+# What each delivery is called (the session form, the catalogue, the change notices).
+DELIVERY_LABELS = {
+    TEAMS: _l("オンライン（Teams）"),
+    ONSITE: _l("会場"),
+    HYBRID: _l("ハイブリッド（会場と Teams）"),
+}
 
 # Session status
 SCHEDULED = "scheduled"

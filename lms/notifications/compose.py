@@ -27,6 +27,7 @@ from lms.common.i18n import brand_name, portal_name
 from lms.common.links import app_url, base_url
 from lms.common.templating import format_datetime_jst, format_period_jst
 from lms.common.timeutil import TOKYO, as_utc, to_tokyo, utcnow
+from lms.courses.models import DELIVERY_LABELS
 from lms.enrollment.approvals import awaited, received_message
 from lms.enrollment.queries import earlier_places, replaced_name, swapped_for, waitlist_position
 
@@ -177,6 +178,10 @@ CHANGE_LABELS = {
 }
 
 
+def _delivery_label(delivery) -> str:
+    return str(DELIVERY_LABELS.get(delivery, delivery or ""))
+
+
 def describe_changes(changes: dict | None) -> list[str]:
     """Human lines for a ``{field: (old, new)}`` mapping (unknown fields are skipped)."""
     lines = []
@@ -188,6 +193,8 @@ def describe_changes(changes: dict | None) -> list[str]:
         if hasattr(new, "hour"):
             new_text = format_when(new)
             old_text = format_when(old) if hasattr(old, "hour") else ""
+        elif field == "delivery":
+            new_text, old_text = _delivery_label(new), _delivery_label(old)
         else:
             new_text, old_text = str(new or ""), str(old or "")
         if old_text:

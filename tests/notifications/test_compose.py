@@ -124,6 +124,10 @@ def test_changed_notice_says_what_changed(app, make_session, make_enrollment):
     assert describe_changes({"unknown": (1, 2)}) == []
 
 
+def test_a_changed_delivery_is_named_as_on_the_session_form(app):
+    assert describe_changes({"delivery": ("teams", "onsite")}) == ["実施方法：オンライン（Teams） → 会場"]
+
+
 def test_reminder_and_promoted_are_requests(app, make_session, make_enrollment):
     enrollment = make_enrollment(session=_session_at(make_session))
     for kind, words in (("reminder", "明日"), ("promoted", "キャンセル待ちから受講確定")):
