@@ -246,6 +246,12 @@ class TrainingSession(Model):
     def duration_seconds(self) -> int:
         return int((self.ends_at - self.starts_at).total_seconds())
 
+    @property
+    def meeting_link(self) -> str:
+        """The Teams join link learners are given: none for a session held only at a venue
+        (a link kept from before a switch to 会場 would contradict the change notice)."""
+        return (self.join_url or "") if self.delivery in (TEAMS, HYBRID) else ""
+
 
 @event.listens_for(TrainingSession.__table__, "after_create")
 def _install_next_session(_table, connection, **_kw) -> None:

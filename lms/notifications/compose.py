@@ -236,7 +236,7 @@ def _compose(enrollment, kind, *, position, changes) -> ComposedMail:
     # once per language, kind and content (an enrollment rush sends hundreds of them).
     calendar = kind in REQUEST_KINDS or (kind in CANCEL_KINDS and was_invited(enrollment))
     tail = _body_tail(locale, kind, session_name, session.starts_at, session.ends_at, session.delivery,
-                      session.location, session.join_url, session.cancel_deadline, my_page_url(), calendar)
+                      session.location, session.meeting_link, session.cancel_deadline, my_page_url(), calendar)
     ics = session_ics(session, member, kind, sequence=calendar_sequence(enrollment)) if calendar else ""
     subject = _subject(locale, SWAPPED_IN if _swapped_in(kind, enrollment) else kind, session_name)
     return ComposedMail(subject=subject, body="\n".join(lines) + "\n" + tail, ics=ics)
@@ -387,7 +387,7 @@ def session_ics(session, member, kind: str = "confirmed", *, download: bool = Fa
         course.summary or "",
         session.delivery,
         session.location or "",
-        "" if tentative else session.join_url or "",
+        "" if tentative else session.meeting_link,
         my_page_url(),
         organizer_address(course),
         _setting("LMS_ISSUER_NAME", "Manabi"),

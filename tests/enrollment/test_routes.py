@@ -182,6 +182,19 @@ def test_my_page_shows_status_links_and_deadlines(client, login_as, make_session
     assert html.count("teams.microsoft.com") == 2  # confirmed only; not the waitlisted one
 
 
+def test_a_session_held_at_a_venue_gives_no_teams_link_kept_from_before(client, login_as, make_session, make_course):
+    from icalendar import Calendar
+
+    user = login_as("learner")
+    session = make_session(make_course(), delivery="onsite", location="都庁第一本庁舎 5階")  # was Teams: link kept
+    services.enroll(session.id, user.staff_member.id, user)
+    factories.db.session.commit()
+    assert session.join_url and session.status == "scheduled"
+    assert "teams.microsoft.com" not in client.get("/me").get_data(as_text=True)
+    event = Calendar.from_ical(client.get(f"/sessions/{session.id}/calendar.ics").data).walk("VEVENT")[0]
+    assert "URL" not in event and "teams.microsoft.com" not in str(event["DESCRIPTION"])
+
+
 def test_my_page_lists_history_and_only_my_records(client, login_as, make_session, make_user):
     other = make_user(name="他の 職員")
     user = login_as("learner")
