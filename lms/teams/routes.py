@@ -37,6 +37,10 @@ from lms.teams.tasks import handle_graph_notifications
 bp = Blueprint("teams", __name__)
 
 
+# The session page's import buttons: the address's name of each, and its operation.
+IMPORT_KINDS = {"attendance": ops.IMPORT_ATTENDANCE, "recordings": ops.IMPORT_RECORDING}
+
+
 def _managed(session_id: int) -> TrainingSession:
     try:
         return attendance_services.get_managed_session(session_id, current_user)
@@ -79,6 +83,7 @@ def session_detail(session_id: int):
         correction_form=correction_form, action_form=ActionForm(), graph_enabled=graph_configured(),
         online=session.delivery in services.ONLINE_DELIVERIES, onsite=session.delivery in attendance_services.ONSITE_DELIVERIES,
         user_label=services.user_label, not_recordable=attendance_services.recordable_refusal(session),
+        import_refusals={kind: services.import_refusal(session, op_kind) for kind, op_kind in IMPORT_KINDS.items()},
     ), status
 
 
@@ -102,12 +107,11 @@ def sync_meeting(session_id: int):
 @login_required
 def import_now(session_id: int, kind: str):
     session = _managed(session_id)
-    kinds = {"attendance": ops.IMPORT_ATTENDANCE, "recordings": ops.IMPORT_RECORDING}
-    if kind not in kinds:
+    if kind not in IMPORT_KINDS:
         abort(404)
     if ActionForm().validate_on_submit():
         try:
-            services.queue_import(session, kinds[kind], actor=current_user)
+            services.queue_import(session, IMPORT_KINDS[kind], actor=current_user)
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()

@@ -136,6 +136,20 @@ def _has_pending(session_id: int, kind: str) -> bool:
     ) is not None
 
 
+def import_refusal(session: TrainingSession, kind: str, now: datetime | None = None) -> str | None:
+    """Why an attendance or recording import of ``session`` cannot be asked for now (None:
+    it can). The session page shows it in place of the button; ``queue_import`` refuses with it."""
+    if session.status == CANCELLED:
+        return _("中止された研修回です。")
+    if not session.join_url and not session.graph_online_meeting_id:
+        return _("Teams 会議の参加リンクがありません。")
+    if as_utc(session.ends_at) > (now or utcnow()):
+        if kind == ops.IMPORT_ATTENDANCE:
+            return _("研修回が終了してから出席を取り込みます。")
+        return _("研修回が終了してから録画を取り込みます。")
+    return None
+
+
 def queue_import(session: TrainingSession, kind: str, actor=None) -> GraphOperation:
     """Queue an attendance or recording import (retry button, CLI, periodic task)."""
     if kind not in (ops.IMPORT_ATTENDANCE, ops.IMPORT_RECORDING):
@@ -144,6 +158,9 @@ def queue_import(session: TrainingSession, kind: str, actor=None) -> GraphOperat
         raise Conflict(_("Microsoft Graph 連携が設定されていません。"))
     if session.delivery not in ONLINE_DELIVERIES:
         raise Conflict(_("Teams で実施しない研修回です。"))
+    refusal = import_refusal(session, kind)
+    if refusal is not None:
+        raise Conflict(refusal)
     op = ops.queue_operation(session.id, kind)
     if actor is not None:
         record_action(actor, f"teams.queue_{kind}", "training_session", session.id, None, operation_id=op.id)
@@ -431,7 +448,15 @@ def fetch_attendance_with(client: GraphClient, session: TrainingSession) -> list
     return fetched
 
 
+def _check_not_cancelled(session: TrainingSession) -> None:
+    """A cancelled session stays so: its import is refused for good (InvalidInput is not
+    retried, as a missing join link is not; a session not yet ended is a Conflict, retried)."""
+    if session.status == CANCELLED:
+        raise InvalidInput(_("中止された研修回です。"))
+
+
 def import_attendance_with(client: GraphClient, session: TrainingSession) -> dict:
+    _check_not_cancelled(session)
     if as_utc(session.ends_at) > utcnow():
         raise Conflict(_("研修回が終了してから出席を取り込みます。"))
     _resolve_online_meeting_apart(client, session)
@@ -456,6 +481,7 @@ def import_recordings_with(client: GraphClient, session: TrainingSession, *, run
     No transaction stays open during a download (one may take minutes): each recording and
     transcript is written in a fresh, short transaction after it has been fetched.
     """
+    _check_not_cancelled(session)
     _resolve_online_meeting_apart(client, session)
     base = _meeting_path(session)
     session_id = session.id

@@ -230,3 +230,32 @@ def test_only_the_course_owner_and_platform_admins_see_the_session_page(scene, a
     admin = app.test_client()
     login_as("platform_admin", on=admin)
     assert admin.get(f"/teams/sessions/{session.id}").status_code == 200
+
+
+def test_imports_of_a_session_not_ended_or_cancelled_are_refused_at_once(graph_app, graph_server, client, db,
+                                                                          login_as, make_course, make_session):
+    from lms.courses.models import CANCELLED
+    from lms.teams import operations as ops
+    from lms.teams.services import execute_operation
+
+    trainer = login_as("trainer")
+    session = make_session(make_course(owner_id=trainer.id), starts_in=timedelta(days=2), join_url="")
+    session_created.send(session, actor=trainer, changes={})
+    db.session.commit()
+    before = db.session.scalar(select(func.count()).select_from(GraphOperation))
+    page = client.get(f"/teams/sessions/{session.id}").get_data(as_text=True)
+    assert "研修回が終了してから出席を取り込みます。" in page and "研修回が終了してから録画を取り込みます。" in page
+    assert f"/teams/sessions/{session.id}/import/attendance" not in page
+    answer = client.post(f"/teams/sessions/{session.id}/import/attendance", follow_redirects=True)
+    assert "研修回が終了してから出席を取り込みます。" in answer.get_data(as_text=True)
+    assert "取り込みを受け付けました" not in answer.get_data(as_text=True)
+    answer = client.post(f"/teams/sessions/{session.id}/import/recordings", follow_redirects=True)
+    assert "研修回が終了してから録画を取り込みます。" in answer.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(GraphOperation)) == before
+
+    # one queued before the session was cancelled fails for good: waiting changes nothing
+    op = ops.queue_operation(session.id, ops.IMPORT_ATTENDANCE)
+    session.status = CANCELLED
+    db.session.commit()
+    done = execute_operation(op.id)
+    assert done.status == "failed" and done.details["retryable"] is False and done.next_attempt is None
