@@ -41,7 +41,7 @@ def test_fields_render_text_boxes_and_say_why_in_japanese(app):
         when = JapaneseDateTimeField("日時")
 
     with app.test_request_context():
-        form = Sample(formdata=MultiDict({"day": "2026/2/30", "when": "12/24/2026, 02:00 PM"}))
+        form = Sample(formdata=MultiDict({"day": "2026/2/3O", "when": "12/24/2026, 02:00 PM"}))
         assert not form.validate()
         assert form.day.errors == ["日付は「2026-12-03」のように年・月・日の順で入力してください。"]
         assert form.when.errors == ["日時は「2026-12-03 14:00」のように年・月・日 時:分の順で入力してください。"]
@@ -49,6 +49,21 @@ def test_fields_render_text_boxes_and_say_why_in_japanese(app):
         assert 'type="text"' in html and 'inputmode="numeric"' in html and 'value="12/24/2026, 02:00 PM"' in html
         shown = Sample(formdata=None, data={"day": date(2026, 4, 1), "when": datetime(2026, 4, 1, 9, 30)})
         assert 'value="2026-04-01"' in str(shown.day()) and 'value="2026-04-01 09:30"' in str(shown.when())
+
+
+@pytest.mark.parametrize(("field", "text"), [(JapaneseDateField, "2026/2/30"), (JapaneseDateTimeField, "2026-02-30 10:00"),
+                                             (JapaneseDateTimeField, "２０２６年４月３１日　１０時")])
+def test_a_day_the_month_has_not_is_called_so(app, field, text):
+    class Sample(Form):
+        class Meta:
+            csrf = False
+
+        when = field("日時")
+
+    with app.test_request_context():
+        form = Sample(formdata=MultiDict({"when": text}))
+        assert not form.validate()
+        assert form.when.errors == ["存在しない日付です（その月にない日）。"]
 
 
 @pytest.mark.parametrize("text", ["0001-01-01", "1899-12-31", "2200-01-01", "9999-12-31"])

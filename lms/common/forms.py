@@ -193,6 +193,21 @@ def parse_japanese_datetime(text: str) -> datetime | None:
     return _plausible(_any_year_datetime(text))
 
 
+_DATE_SHAPE = re.compile(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?")
+
+
+def _impossible_date(text: str) -> bool:
+    """Written in Japanese order, a month of the year, but a day the month has not (2026-02-30)."""
+    found = _DATE_SHAPE.match(_normalised(text))
+    if found is None or not 1 <= int(found.group(2)) <= 12:
+        return False
+    try:
+        date(int(found.group(1)), int(found.group(2)), int(found.group(3)))
+    except ValueError:
+        return True
+    return False
+
+
 def _any_year_date(text: str) -> date | None:
     value = _normalised(text).replace(" ", "")
     for fmt in _DATE_FORMATS:
@@ -243,6 +258,8 @@ class _JapaneseOrderMixin:
         self.raw_data = valuelist
         value = self.parse(str(valuelist[0]))
         self.data = _plausible(value)
+        if value is None and _impossible_date(str(valuelist[0])):
+            raise ValueError(str(_l("存在しない日付です（その月にない日）。")))
         if value is None:
             raise ValueError(str(self.message))
         if self.data is None:  # written right, a year no record of Manabi can have (2999, 0202)

@@ -495,6 +495,9 @@ def cancel_session(session_id: int):
     course_id = session.course_id
     if session.status == CANCELLED:
         return _no_form(course_id, _("この回はすでに中止されています。"), "info")
+    refusal = services.cancel_session_refusal(session)
+    if refusal is not None:
+        return _no_form(course_id, refusal)
     form = CancelForm()
     if form.validate_on_submit():
         try:

@@ -855,6 +855,14 @@ def lock_session(session_id: int) -> TrainingSession:
     return session
 
 
+def cancel_session_refusal(session: TrainingSession) -> str | None:
+    """Why a scheduled session cannot be cancelled (None: it can): the cancel page says so
+    before asking, the service refuses with it."""
+    if as_utc(session.ends_at) <= utcnow():
+        return _("終了した回は中止できません。")
+    return None
+
+
 def cancel_session(actor, session: TrainingSession, reason: str = "") -> bool:
     """Cancel a session and every active enrollment in it (each enrollee is told), in one
     transaction that this commits: the session's row is locked, marked cancelled, and
@@ -869,9 +877,10 @@ def cancel_session(actor, session: TrainingSession, reason: str = "") -> bool:
     if session.status == CANCELLED:
         db.session.rollback()
         return False
-    if as_utc(session.ends_at) <= utcnow():
+    refusal = cancel_session_refusal(session)
+    if refusal is not None:
         db.session.rollback()
-        raise InvalidInput(_("終了した回は中止できません。"))
+        raise InvalidInput(refusal)
     session.status = CANCELLED
     session.cancelled_at = utcnow()
     record_action(actor, "session.cancel", "training_session", session.id, None,

@@ -259,6 +259,17 @@ def test_editing_a_session_through_the_page_notifies_enrollees(client, login_as,
     assert [m.kind for m in db.session.scalars(select(OutboxMail).where(OutboxMail.kind == "changed"))] == ["changed"]
 
 
+def test_the_cancel_page_of_an_ended_session_says_at_once_that_it_cannot_be_cancelled(client, login_as, make_course,
+                                                                                       make_session):
+    trainer = login_as("trainer")
+    ended = make_session(make_course(owner_id=trainer.id), starts_in=-timedelta(hours=3), minutes=60)
+    answer = client.get(f"/manage/sessions/{ended.id}/cancel", follow_redirects=True)
+    html = answer.get_data(as_text=True)
+    assert "終了した回は中止できません。" in html and "元に戻せません" not in html
+    db.session.expire_all()
+    assert db.session.get(TrainingSession, ended.id).status != CANCELLED
+
+
 def test_cancel_pages_cancel_a_session_and_a_course(client, login_as, make_course, make_session):
     trainer = login_as("trainer")
     course = make_course(owner_id=trainer.id)
