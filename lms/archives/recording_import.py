@@ -35,6 +35,7 @@ from lms.audit.services import record_action
 from lms.common.database import begin_write, values_present
 from lms.common.errors import InvalidInput, NotFound
 from lms.common.filenames import sanitise_filename
+from lms.common.templating import format_datetime_jst
 from lms.common.timeutil import utcnow
 from lms.courses.models import TrainingSession
 from lms.extensions import db
@@ -70,8 +71,11 @@ def _archive_for_recording(recording_id: str) -> Archive | None:
 
 
 def import_recording(session_id: int, recording_id: str, chunks: Iterable[bytes], filename: str,
-                     content_type: str, size: int | None, actor=None, *, run: str | None = None) -> Archive:
+                     content_type: str, size: int | None, actor=None, *, run: str | None = None,
+                     recorded_at: datetime | None = None) -> Archive:
     """Store a Teams recording as a DRAFT archive of the session's course (the trainer reviews it).
+    ``recorded_at`` (when the recording began) is part of its title: one meeting may have
+    several recordings, and their archives must be told apart.
 
     Idempotent by ``recording_id``: a call that finds the archive returns it without reading
     ``chunks``. Streams in bounded memory; the type is checked by content (MP4 or WebM), the
@@ -111,7 +115,8 @@ def import_recording(session_id: int, recording_id: str, chunks: Iterable[bytes]
         archive = Archive(
             course_id=course_id,
             session_id=session_id,
-            title=_("%(title)s（録画）", title=title)[:200],
+            title=(_("%(title)s（録画 %(time)s）", title=title, time=format_datetime_jst(recorded_at, with_weekday=False))
+                   if recorded_at is not None else _("%(title)s（録画）", title=title))[:200],
             description="",
             status=DRAFT,
             audience=AUDIENCE_ELIGIBLE,

@@ -531,10 +531,20 @@ def _import_one_recording(client: GraphClient, session_id: int, rec: dict, base:
         return recordings_store.import_recording(
             session_id, rec["id"], iter(content), filename,
             "video/mp4" if content.content_type in ("application/octet-stream", "") else content.content_type,
-            content.size, actor=None, run=run,
+            content.size, actor=None, run=run, recorded_at=_graph_datetime(rec.get("createdDateTime")),
         )
     finally:
         content.close()
+
+
+def _graph_datetime(value: str | None) -> datetime | None:
+    """A Graph timestamp (2026-12-03T05:00:00.1234567Z: seven decimals, Z) as aware UTC."""
+    if not value:
+        return None
+    try:
+        return as_utc(datetime.fromisoformat(value[:19] + "+00:00"))
+    except ValueError:
+        return None
 
 
 def recording_run(op: GraphOperation) -> str:

@@ -82,3 +82,15 @@ def test_cli_imports_recordings(ended, runner, db):
     result = runner.invoke(args=["lms", "graph-import-recordings", "--session", str(ended["session"].id)])
     assert result.exit_code == 0, result.output
     assert db.session.scalar(select(func.count()).select_from(Archive)) == 1
+
+
+def test_two_recordings_of_one_meeting_get_titles_told_apart(ended, client, db, graph_server):
+    from lms.common.timeutil import as_utc, to_tokyo
+
+    session = ended["session"]
+    second_at = as_utc(session.ends_at) + timedelta(minutes=20)
+    graph_server.add_recording(session.graph_online_meeting_id, "organizer-oid", 1024 * 1024, second_at)
+    assert client.post(f"/teams/sessions/{session.id}/import/recordings").status_code == 302
+    titles = sorted(db.session.scalars(select(Archive.title).where(Archive.session_id == session.id)))
+    assert len(titles) == 2 and titles[0] != titles[1]
+    assert any(title.endswith(f" {to_tokyo(second_at):%H:%M}）") and "（録画 " in title for title in titles), titles
