@@ -269,7 +269,7 @@ def finish(op: GraphOperation, *, calls: int, **details) -> None:
 
 
 def fail(operation_id: int, error: str, *, retryable: bool, calls: int, graph_status: int | None = None,
-         retry_after: float | None = None) -> None:
+         retry_after: float | None = None, error_code: str = "") -> None:
     """Record a failure in its own transaction (the work's transaction was rolled back).
 
     A retryable failure is rescheduled: ``next_attempt_at`` follows the backoff (5 minutes
@@ -289,8 +289,10 @@ def fail(operation_id: int, error: str, *, retryable: bool, calls: int, graph_st
     op.finished_at = now
     details = dict(op.details or {})
     details["retryable"] = bool(retryable and op.attempts < MAX_ATTEMPTS)
-    for key in ("throttled", "graph_status", "retry_after", "worker_lost"):
+    for key in ("throttled", "graph_status", "retry_after", "worker_lost", "error_code"):
         details.pop(key, None)
+    if error_code:
+        details["error_code"] = error_code  # worded when shown (failures.failure_text)
     if graph_status is not None:
         details["graph_status"] = graph_status
     if graph_status in (429, 503, 504):

@@ -28,6 +28,7 @@ from lms.extensions import csrf, db, limiter
 from lms.roster.pages import back_to, scoped_municipality
 from lms.teams import app_identity, app_package, roster_sync, services
 from lms.teams import operations as ops
+from lms.teams.failures import failure_text
 from lms.teams.graph import graph_configured
 from lms.teams.models import GraphOperation
 from lms.teams.subscriptions import authentic
@@ -36,6 +37,8 @@ from lms.teams.tasks import handle_graph_notifications
 # No url_prefix: the roster sync keeps its place beside the roster (/roster/sync).
 bp = Blueprint("teams", __name__)
 
+
+bp.add_app_template_global(failure_text, "graph_failure")
 
 # The session page's import buttons: the address's name of each, and its operation.
 IMPORT_KINDS = {"attendance": ops.IMPORT_ATTENDANCE, "recordings": ops.IMPORT_RECORDING}

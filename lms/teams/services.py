@@ -35,6 +35,7 @@ from lms.enrollment.models import CONFIRMED, Enrollment
 from lms.extensions import db
 from lms.roster.models import StaffMember
 from lms.teams import operations as ops
+from lms.teams.failures import REFUSED, failure_code
 from lms.teams.graph import (
     GraphClient,
     GraphError,
@@ -59,6 +60,7 @@ STATUS_CREATED = "created"
 STATUS_UPDATED = "updated"
 STATUS_CANCELLED = "cancelled"
 STATUS_FAILED = "failed"
+STATUS_RETRYING = "retrying"  # failed, tried again by itself at the operation's next_attempt
 
 
 # ---------------------------------------------------------------- who organizes
@@ -213,26 +215,32 @@ def execute_operation(operation_id: int, client: GraphClient | None = None, *,
     except GraphError as exc:
         calls = (client.calls - before) if client else 0
         ops.fail(operation_id, str(exc), retryable=exc.retryable, calls=calls, graph_status=exc.status,
-                 retry_after=exc.retry_after)
-        _mark_session_failed(op.session_id, op.kind, str(exc))
+                 retry_after=exc.retry_after, error_code=failure_code(exc))
+        _mark_session_failed(op.session_id, op.kind, failure_code(exc), str(exc))
     except Exception as exc:  # noqa: BLE001 - recorded on the operation, shown on the status page
         log.exception("graph operation %s failed", operation_id)
         calls = (client.calls - before) if client else 0
         message = getattr(exc, "message", "") or f"{type(exc).__name__}: {exc}"
         retryable = not isinstance(exc, (InvalidInput, NotAllowed, NotFound))
-        ops.fail(operation_id, message, retryable=retryable, calls=calls)
-        _mark_session_failed(op.session_id, op.kind, message)
+        ops.fail(operation_id, message, retryable=retryable, calls=calls, error_code=failure_code(exc))
+        _mark_session_failed(op.session_id, op.kind, failure_code(exc), message)
     return db.session.get(GraphOperation, operation_id)
 
 
-def _mark_session_failed(session_id: int | None, kind: str, message: str) -> None:
+def _mark_session_failed(session_id: int | None, kind: str, code: str, detail: str) -> None:
+    """The session shows the failure as its code (worded on the page in the reader's
+    language), or a refusal's message id; while the operation waits to be retried, its
+    state says so rather than 失敗."""
     if session_id is None or kind not in (ops.CREATE_EVENT, ops.UPDATE_EVENT, ops.CANCEL_EVENT, ops.SYNC_ATTENDEES):
         return
     session = db.session.get(TrainingSession, session_id)
     if session is None:
         return
-    session.graph_sync_status = STATUS_FAILED
-    session.graph_sync_error = message[:4000]
+    op = db.session.scalar(select(GraphOperation).where(GraphOperation.session_id == session_id,
+                                                        GraphOperation.kind == kind)
+                           .order_by(GraphOperation.id.desc()).limit(1))
+    session.graph_sync_status = STATUS_RETRYING if op is not None and op.next_attempt else STATUS_FAILED
+    session.graph_sync_error = (detail if code == REFUSED else code)[:4000]
     db.session.commit()
 
 

@@ -264,3 +264,27 @@ def test_a_meeting_deleted_in_outlook_is_made_again_and_its_new_link_told(graph_
     mail = db.session.scalars(select(OutboxMail).where(OutboxMail.staff_member_id == learner.staff_member.id,
                                                        OutboxMail.dedupe_key.contains(f"rev{session.revision}"))).one()
     assert session.join_url[:40] in mail.body_text
+
+
+def test_a_graph_failure_is_told_to_the_trainer_in_words_with_the_detail_apart(graph_app, graph_server, client, db,
+                                                                               login_as, make_course):
+    trainer = login_as("trainer")
+    course = make_course(owner_id=trainer.id)
+    graph_server.fail("/events", 403, times=1, method="POST")
+    _schedule(client, course, utcnow() + timedelta(days=3))
+    session = _only_session(db, course)
+    html = client.get(f"/teams/sessions/{session.id}").get_data(as_text=True)
+    assert "アプリケーション アクセス ポリシー" in html
+    assert "HTTP 403" not in html.split("<details>")[0]  # the technical detail only in its details element
+    assert "技術的な詳細" in html
+
+    # a failure that is retried by itself says so, not 失敗
+    course2 = make_course(owner_id=trainer.id)
+    graph_server.fail("/events", 500, times=None, method="POST")
+    _schedule(client, course2, utcnow() + timedelta(days=3))
+    retried = _only_session(db, course2)
+    op = db.session.scalars(select(GraphOperation).where(GraphOperation.session_id == retried.id)).one()
+    assert op.next_attempt is not None, op.details
+    assert retried.graph_sync_status == "retrying"
+    html = client.get(f"/teams/sessions/{retried.id}").get_data(as_text=True)
+    assert "再試行待ち" in html and "badge-rejected" not in html
