@@ -68,6 +68,9 @@ def upload_report(session: TrainingSession, data: bytes, filename: str, actor) -
     limit = current_app.config["LMS_ATTENDANCE_REPORT_MAX_BYTES"]
     if len(data) > limit:
         raise ReportError(_("ファイルが大きすぎます（%(mb)s MB まで）。", mb=limit // (1024 * 1024) or 1))
+    digest = hashlib.sha256(data).hexdigest()
+    if _imported(session, REPORT_PREFIX + digest[:40]):
+        raise Conflict(_("このファイルはすでに取り込まれています。"))
     report: Report = parse_report(data)
     _refuse_another_meeting(report, session)
     enrolled = enrolled_staff(session)
@@ -85,10 +88,24 @@ def upload_report(session: TrainingSession, data: bytes, filename: str, actor) -
         (AttendanceUpload.created_at < utcnow() - _ttl())
         | ((AttendanceUpload.session_id == session.id) & (AttendanceUpload.uploaded_by_id == actor.id))))
     upload = AttendanceUpload(session_id=session.id, uploaded_by_id=actor.id, filename=sanitise_filename(filename, fallback="")[:255],
-                              digest=hashlib.sha256(data).hexdigest(), title=report.title[:300], rows=rows)
+                              digest=digest, title=report.title[:300], rows=rows)
+    if _imported(session, meeting_report_id(upload)):
+        raise Conflict(_("この会議の出席者レポートはすでに取り込まれています（日本語版と英語版など、同じ会議のファイルです）。"))
     db.session.add(upload)
     db.session.flush()
     return upload
+
+
+def meeting_report_id(upload: AttendanceUpload) -> str:
+    """The report's meeting, whatever file it came in: its title and the first join. The
+    Japanese and the English download of one meeting's report differ in bytes, not in these."""
+    starts = min((a for row in upload.rows for a, _b in row["intervals"]), default="")
+    return REPORT_PREFIX + hashlib.sha256(f"{upload.title}\n{starts}".encode()).hexdigest()[:40]
+
+
+def _imported(session: TrainingSession, report_id: str) -> bool:
+    return bool(db.session.scalar(select(func.count()).select_from(AttendanceRecord).where(
+        AttendanceRecord.session_id == session.id, AttendanceRecord.report_id == report_id)))
 
 
 # A report whose meeting began further than this from the session's start is another meeting's
@@ -145,9 +162,8 @@ def confirm_upload(session: TrainingSession, upload_id: int, choices: dict[int, 
     upload = get_upload(session, upload_id, actor)
     services.lock_session(session)
     enrolled = services.confirmed_staff_ids(session.id)
-    report_id = REPORT_PREFIX + upload.digest[:40]
-    if db.session.scalar(select(func.count()).select_from(AttendanceRecord).where(
-            AttendanceRecord.session_id == session.id, AttendanceRecord.report_id == report_id)):
+    report_id = meeting_report_id(upload)
+    if _imported(session, report_id) or _imported(session, REPORT_PREFIX + upload.digest[:40]):
         raise Conflict(_("このファイルはすでに取り込まれています。"))
     written, ignored, staff = 0, 0, set()
     for index, row in enumerate(upload.rows):

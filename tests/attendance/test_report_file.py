@@ -211,12 +211,23 @@ def test_upload_preview_confirm_records_attendance_once(teams, client, db):
     entries = db.session.scalars(select(AuditLog).where(AuditLog.action == "attendance.report_upload")).all()
     assert len(entries) == 1 and entries[0].details["ignored"] == 1
     assert db.session.scalar(select(func.count()).select_from(AttendanceUpload)) == 0
-    # The same file again: read, but refused at confirmation; nothing changes.
-    _upload(client, session, data)
-    again = db.session.scalar(select(AttendanceUpload))
-    response = client.post(f"/attendance/sessions/{session.id}/report/{again.id}", data={}, follow_redirects=True)
-    assert "すでに取り込まれています" in response.get_data(as_text=True)
+    # The same file again: refused at once, before any preview; nothing changes.
+    response = _upload(client, session, data)
+    assert "この会議の出席者レポートはすでに取り込まれています" in response.get_data(as_text=True)
+    assert db.session.scalar(select(AttendanceUpload)) is None
     assert db.session.scalar(select(func.count()).select_from(AttendanceRecord)) == 3
+
+
+def test_the_english_download_of_a_meeting_already_imported_in_japanese_is_refused(teams, client, db):
+    session, sato = teams["session"], teams["learners"][0]
+    email = sato.email
+    response = _upload(client, session, japanese_report(
+        [("佐藤 花子", "2026/12/1 13:58:10", "2026/12/1 15:30:00", "1 時間 31 分 50 秒", email)]))
+    assert client.post(response.headers["Location"], data={}).status_code == 302
+    response = _upload(client, session, english_report(
+        [("佐藤 花子", "12/1/26, 1:58:10 PM", "12/1/26, 3:30:00 PM", "1h 31m 50s", email)]))
+    assert "この会議の出席者レポートはすでに取り込まれています" in response.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(AttendanceRecord)) == 1
 
 
 def test_confirm_refuses_a_staff_member_of_another_session_and_writes_nothing(teams, client, db, make_user,
