@@ -699,16 +699,27 @@ def sessions_needing_attention(limit: int = 100) -> list[dict]:
     return [{"session_id": sid, "operations": items} for sid, items in list(by_session.items())[:limit]]
 
 
+# Attendance report roles of those who run the meeting (Graph's, and the files' in both languages).
+MEETING_HOSTS = {"organizer", "coorganizer", "co-organizer", "presenter", "開催者", "共同開催者", "発表者"}
+
+
 def session_attendance_view(session: TrainingSession) -> dict:
     """What the trainer's session page shows."""
     records = db.session.scalars(
         select(AttendanceRecord).where(AttendanceRecord.session_id == session.id)
         .order_by(AttendanceRecord.staff_member_id.is_(None).desc(), AttendanceRecord.display_name, AttendanceRecord.id)
     ).all()
+    rows = attendance_services.attendance_rows(session)
+    confirmed = {row["staff"].id for row in rows}
     return {
         "records": records,
         "unmatched": [r for r in records if r.staff_member_id is None],
-        "rows": attendance_services.attendance_rows(session),
+        # A staff member the meeting let in who holds no confirmed place (飛び入り): matched,
+        # but not one of the session's enrollees, so their attendance counts nowhere. The
+        # organiser and presenters hold none either, and are no walk-ins.
+        "not_enrolled": {r.id for r in records if r.staff_member_id is not None and r.staff_member_id not in confirmed
+                         and (r.role or "").lower() not in MEETING_HOSTS},
+        "rows": rows,
         "operations": ops.latest_operations(session.id),
     }
 

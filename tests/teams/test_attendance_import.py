@@ -259,3 +259,17 @@ def test_imports_of_a_session_not_ended_or_cancelled_are_refused_at_once(graph_a
     db.session.commit()
     done = execute_operation(op.id)
     assert done.status == "failed" and done.details["retryable"] is False and done.next_attempt is None
+
+
+def test_a_staff_member_without_a_place_is_shown_with_municipality_as_not_enrolled(scene, client, db, graph_server,
+                                                                                   make_user):
+    session = scene["session"]
+    walk_in = make_user("learner", "132012", name="鈴木 太郎")  # 八王子市, no place in this session
+    start, end = as_utc(session.starts_at), as_utc(session.ends_at)
+    graph_server.add_attendance_report(session.graph_online_meeting_id, start, end, [graph_server.attendance_record(
+        object_id=None, tenant_id=None, name="鈴木 太郎", email=walk_in.email, intervals=[(start, end)])])
+    client.post(f"/teams/sessions/{session.id}/import/attendance")
+    html = client.get(f"/teams/sessions/{session.id}").get_data(as_text=True)
+    assert "鈴木 太郎（八王子市）" in html
+    assert "受講確定者ではありません（飛び入り）" in html
+    assert "受講確定者ではない職員の記録が 1 件あります" in html  # not the organiser
