@@ -32,3 +32,19 @@ def test_a_long_run_of_blank_rows_ends_the_data():
     assert rows == [["職員番号"], ["1001"]]
     below = read_xlsx_rows(_xlsx({"A1": "x", f"A{MAX_BLANK_RUN + 2}": "y"}), max_rows=10)
     assert below[-1] == ["y"]  # a run of exactly MAX_BLANK_RUN blank rows does not end it
+
+
+def test_a_formula_without_a_saved_result_is_refused_array_formulas_too():
+    import pytest
+    from openpyxl.worksheet.formula import ArrayFormula
+
+    from lms.common.errors import InvalidInput
+
+    for formula in ("=2+3", ArrayFormula("B2", "=SUM(2,3)")):
+        workbook = Workbook()
+        workbook.active["A1"] = "希望人数"
+        workbook.active["B2"] = formula
+        out = io.BytesIO()
+        workbook.save(out)
+        with pytest.raises(InvalidInput, match="B2 のセルは数式"):
+            read_xlsx_rows(out.getvalue(), max_rows=10)

@@ -95,7 +95,7 @@ def _read_value(cell, formula) -> object:
     program other than Excel may have none: refused, never read as empty, which would store 0
     or erase an answer); TRUE/FALSE refused too (neither a number nor a text)."""
     value = cell.value
-    if isinstance(formula.value, str) and formula.data_type == "f" and value is None:
+    if formula.data_type == "f" and value is None:  # (an array formula's value is an object, not a str)
         raise InvalidInput(_("%(cell)s のセルは数式で、計算結果が保存されていません。数式ではなく値を入力してください。",
                              cell=cell.coordinate))
     if isinstance(value, bool):

@@ -30,7 +30,7 @@ DELIVERIES = (TEAMS, ONSITE, HYBRID)
 # What each delivery is called (the session form, the catalogue, the change notices).
 DELIVERY_LABELS = {
     TEAMS: _l("オンライン（Teams）"),
-    ONSITE: _l("会場"),
+    ONSITE: _l("会場（集合）"),  # a delivery, not the venue's own label 「会場」
     HYBRID: _l("ハイブリッド（会場と Teams）"),
 }
 

@@ -197,6 +197,8 @@ def describe_changes(changes: dict | None) -> list[str]:
             new_text, old_text = _delivery_label(new), _delivery_label(old)
         else:
             new_text, old_text = str(new or ""), str(old or "")
+        if old_text and not new_text:  # a value taken away (a join link when held at a venue only)
+            new_text = _("（なし）")
         if old_text:
             lines.append(_("%(label)s：%(old)s → %(new)s", label=label, old=old_text, new=new_text))
         else:

@@ -194,11 +194,14 @@ def test_accel_redirect_hands_bytes_to_nginx_after_the_check(app, client, login_
 
 def test_player_page_has_video_captions_and_chapters(db, viewer, published):
     archive, video = published
+    bare = viewer.get(f"/archives/{archive.id}").get_data(as_text=True)
+    assert "字幕ボタン" not in bare and "早送りした部分は視聴時間に含まれません。" in bare  # no captions: no caption button
     add_file(archive, VTT_TEXT.encode(), "captions.vtt")
     page = viewer.get(f"/archives/{archive.id}?t=3").get_data(as_text=True)
     assert "<video" in page and 'kind="captions"' in page and 'srclang="ja"' in page
     assert 'data-start="3"' in page
     assert 'data-seek="2"' in page  # a chapter link from the transcript
+    assert "字幕は再生画面の字幕ボタンで切り替えられます。" in page
     # Every script, stylesheet and media source is self-hosted (no CDN).
     import re
 

@@ -125,7 +125,9 @@ def test_changed_notice_says_what_changed(app, make_session, make_enrollment):
 
 
 def test_a_changed_delivery_is_named_as_on_the_session_form(app):
-    assert describe_changes({"delivery": ("teams", "onsite")}) == ["実施方法：オンライン（Teams） → 会場"]
+    assert describe_changes({"delivery": ("teams", "onsite")}) == ["実施方法：オンライン（Teams） → 会場（集合）"]
+    assert describe_changes({"join_url": ("https://teams.microsoft.com/l/x", "")}) == [
+        "Teams 会議の参加リンク：https://teams.microsoft.com/l/x → （なし）"]
 
 
 def test_reminder_and_promoted_are_requests(app, make_session, make_enrollment):
