@@ -109,6 +109,7 @@
       }
       upload.start();
       pauseButton.hidden = false;
+      pauseButton.focus(); // the pressed button is disabled now: focus goes to the one that acts next
     });
   }
 
@@ -120,6 +121,7 @@
       if (sameFile(upload.file, file)) {
         startButton.disabled = true;
         pauseButton.hidden = false;
+        pauseButton.focus();
         say(msg("resume"));
         upload.start();
         return;
@@ -129,6 +131,7 @@
       upload = null;
     }
     startButton.disabled = true;
+    status.focus(); // (while the file is read: the status says what is happening)
     lastAnnounced = -1;
     digest(file).then(function (sha256) { begin(file, sha256); });
   });
@@ -139,5 +142,7 @@
     pauseButton.setAttribute("data-paused", "1");
     pauseButton.hidden = true;
     startButton.disabled = false;
+    say(msg("paused"));
+    startButton.focus();
   });
 })();

@@ -1,5 +1,6 @@
 """In real Chromium, the uploader's edges: a refused file is an alert that takes the focus; a
-different file chosen after 一時停止 is uploaded itself (not the paused one resumed)."""
+different file chosen after 一時停止 is uploaded itself (not the paused one resumed); focus
+follows the button that acts next, and a pause is said."""
 
 from __future__ import annotations
 
@@ -62,8 +63,11 @@ def test_a_different_file_chosen_after_pausing_is_uploaded_itself(archive_page):
     page.set_input_files("#upload-file", str(TINY / "tiny.mp4"))
     page.get_by_role("button", name="アップロード", exact=True).click()
     _wait_for(page, "!document.getElementById('upload-pause').hidden")
+    expect(page.get_by_role("button", name="一時停止")).to_be_focused()  # the pressed button is disabled
     _wait_for(page, "document.getElementById('upload-status').textContent.includes('通信が途切れました')")
     page.get_by_role("button", name="一時停止").click()
+    expect(page.locator("#upload-status")).to_contain_text("一時停止しました")
+    expect(page.get_by_role("button", name="アップロード", exact=True)).to_be_focused()
     page.unroute("**/archives/uploads/**")
     assert refused_patches
 
