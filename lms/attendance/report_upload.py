@@ -59,6 +59,18 @@ def match_person(email: str, upn: str, name: str, enrolled: dict[int, StaffMembe
     return None, ""
 
 
+def walk_in(email: str, upn: str, enrolled: dict[int, StaffMember]) -> int | None:
+    """A staff member without a confirmed place whom the row's address names (as the Graph
+    import matches them): recorded as a walk-in (飛び入り), never counted, never offered to be
+    matched to an enrollee in their place."""
+    for address in (upn, email):
+        if address and "@" in address:
+            staff_id, _how = services.match_identity("", "", address, set(enrolled))
+            if staff_id is not None and staff_id not in enrolled:
+                return staff_id
+    return None
+
+
 def upload_report(session: TrainingSession, data: bytes, filename: str, actor) -> AttendanceUpload:
     """Read and match the file and keep it for the preview. Caller commits."""
     if session.status == CANCELLED:
@@ -82,6 +94,7 @@ def upload_report(session: TrainingSession, data: bytes, filename: str, actor) -
             "seconds": person.seconds,
             "intervals": [[a.isoformat(), b.isoformat()] for a, b in person.intervals],
             "staff_member_id": staff_id, "matched_by": how,
+            "walk_in_id": None if staff_id is not None else walk_in(person.email, person.upn, enrolled),
         })
     # Earlier previews of this uploader for this session, and any expired one, go.
     db.session.execute(delete(AttendanceUpload).where(
@@ -146,10 +159,14 @@ def preview(session: TrainingSession, upload: AttendanceUpload) -> list[dict]:
     """Each row with its match, minutes present and the resulting attendance (the rule of
     ``services.attendance_from_intervals``)."""
     enrolled = enrolled_staff(session)
+    walk_in_ids = {row.get("walk_in_id") for row in upload.rows} - {None}
+    walk_ins = {m.id: m for m in db.session.scalars(select(StaffMember).where(StaffMember.id.in_(walk_in_ids)))} \
+        if walk_in_ids else {}
     result = []
     for index, row in enumerate(upload.rows):
         values = services.attendance_from_intervals(session, _intervals(row))
         result.append({"index": index, "row": row, "staff": enrolled.get(row["staff_member_id"] or 0),
+                       "walk_in": walk_ins.get(row.get("walk_in_id") or 0),
                        "minutes": values["attended_seconds"] // 60, "pct": values["attended_pct"],
                        "attended": values["attended"]})
     return result
@@ -168,10 +185,13 @@ def confirm_upload(session: TrainingSession, upload_id: int, choices: dict[int, 
     written, ignored, staff = 0, 0, set()
     for index, row in enumerate(upload.rows):
         staff_id, how = row["staff_member_id"], row["matched_by"]
-        if staff_id is None:
+        walk_in_id = row.get("walk_in_id")
+        if staff_id is None and walk_in_id is not None:
+            staff_id, how = walk_in_id, "email"  # a walk-in: recorded, shown as such, not counted
+        elif staff_id is None:
             staff_id, how = choices.get(index), "manual"
-        if staff_id is not None and staff_id not in enrolled:
-            raise InvalidInput(_("この研修回の受講確定者から選んでください。"))
+            if staff_id is not None and staff_id not in enrolled:
+                raise InvalidInput(_("この研修回の受講確定者から選んでください。"))
         if staff_id is None:
             ignored += 1
             continue
@@ -182,7 +202,8 @@ def confirm_upload(session: TrainingSession, upload_id: int, choices: dict[int, 
             staff_member_id=staff_id, matched_by=how[:10],
             matched_by_user_id=actor.id if how == "manual" else None))
         written += 1
-        staff.add(staff_id)
+        if staff_id in enrolled:
+            staff.add(staff_id)
     db.session.flush()
     changed = services.recompute_attendance(session)  # publishes attendance_changed for each change
     session.attendance_imported_at = session.attendance_imported_at or utcnow()

@@ -230,6 +230,27 @@ def test_the_english_download_of_a_meeting_already_imported_in_japanese_is_refus
     assert db.session.scalar(select(func.count()).select_from(AttendanceRecord)) == 1
 
 
+def test_a_staff_member_without_a_place_is_a_walk_in_recorded_but_not_counted(teams, client, db, make_user):
+    """A row whose address names a staff member with no confirmed place (as the Graph import
+    matches them): shown as 飛び入り with their municipality, never offered to be matched to an
+    enrollee in their place, recorded and not counted."""
+    session, sato = teams["session"], teams["learners"][0]
+    guest = make_user("learner", "131024", name="飛入 三郎")
+    response = _upload(client, session, japanese_report([
+        ("佐藤 花子", "2026/12/1 14:00:00", "2026/12/1 15:30:00", "1 時間 30 分", sato.email),
+        ("飛入 三郎", "2026/12/1 14:00:00", "2026/12/1 15:30:00", "1 時間 30 分", guest.email)]))
+    html = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "受講確定者ではありません（飛び入り）" in html and "未照合" not in html and 'name="row-1"' not in html
+    assert guest.staff_member.municipality.name in html
+    follow = client.get(client.post(response.headers["Location"], data={}).headers["Location"]).get_data(as_text=True)
+    assert "出席者レポートから 1 名の出欠を記録しました" in follow
+    records = {r.staff_member_id: r for r in db.session.scalars(select(AttendanceRecord))}
+    assert set(records) == {sato.staff_member.id, guest.staff_member.id}
+    assert guest.staff_member.id not in _rows(db, session)  # recorded, not counted
+    page = client.get(f"/teams/sessions/{session.id}").get_data(as_text=True)
+    assert "受講確定者ではありません（飛び入り）" in page
+
+
 def test_confirm_refuses_a_staff_member_of_another_session_and_writes_nothing(teams, client, db, make_user,
                                                                             make_session, make_course):
     session = teams["session"]
