@@ -177,6 +177,27 @@ def waiting_for_supervisor(me: StaffMember, departments: list[tuple[int, str]]) 
     ).unique())
 
 
+def approved_earlier(answered: list[EnrollmentApproval], user) -> str | None:
+    """The step of this round of a request (since it was last sent again) that ``user``
+    approved, if any: the same person never approves two steps of one request (a 所属長's
+    stand-in who is also a 研修担当, say), so nobody answers alone for two. ``answered``:
+    the request's ``history``, in order."""
+    user_id = getattr(user, "id", None)
+    earlier = None
+    for row in answered:
+        if row.decision == RESUBMITTED:
+            earlier = None
+        elif row.decision == APPROVED and user_id is not None and row.actor_id == user_id:
+            earlier = row.step
+    return earlier
+
+
+def approved_earlier_message(earlier: str, step: str | None) -> str:
+    """Why the approver of an earlier step does not answer this one (the refusal and the office's page)."""
+    return _("この申込の%(earlier)sの承認をしたため、%(step)sはほかの方が行います。",
+             earlier=step_label(earlier), step=awaited(step))
+
+
 def step_label(step: str | None) -> str:
     return str(STEP_LABELS.get(step or OFFICE_STEP, ""))
 

@@ -314,9 +314,13 @@ def admin_home():
     if (last := beyond_last_page(page)) is not None:
         return last
     pending = municipal.pending_approvals(municipality.id)
+    history = approvals.history([e.id for e in pending])
+    # Requests one of whose earlier steps this officer approved: another answers (no buttons, the reason instead).
+    answered_earlier = {e.id: approvals.approved_earlier_message(earlier, e.approval_step) for e in pending
+                        if (earlier := approvals.approved_earlier(history.get(e.id, []), current_user)) is not None}
     return render_template(
         "enrollment/municipal_home.html", municipality=municipality, pending=pending,
-        approval_history=approvals.history([e.id for e in pending]), step_label=approvals.step_label,
+        approval_history=history, step_label=approvals.step_label, answered_earlier=answered_earlier,
         # Requests waiting for a 所属長 where the 所属 has none now: the office answers them.
         headless=_headless(municipality.id, pending),
         quotas=municipal.quota_use(municipality.id), page=page, reject_form=roster_forms.RejectForm(formdata=None),

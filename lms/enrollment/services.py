@@ -782,6 +782,7 @@ def _require_approver(actor, enrollment: Enrollment, member: StaffMember) -> str
         return OFFICE_STEP
     _require_admin_of(actor, member)
     _refuse_own_request(actor, member)
+    _refuse_second_step(actor, enrollment, step)
     return step
 
 
@@ -790,6 +791,15 @@ def _refuse_own_request(actor, member: StaffMember) -> None:
     another officer of the municipality or a platform admin (as a 所属長's goes to theirs)."""
     if member.user_id is not None and member.user_id == getattr(actor, "id", None):
         raise NotAllowed(_("ご自身の申込は承認・却下・差し戻しできません。同じ研修担当のほかの方か、システム管理者が判断します。"))
+
+
+def _refuse_second_step(actor, enrollment: Enrollment, step: str) -> None:
+    """Nobody answers two steps of one request: whoever approved an earlier step (a 所属長's
+    stand-in who is also a 研修担当) leaves this one to another approver, or the two steps
+    would be one person's decision."""
+    earlier = approvals.approved_earlier(approvals.history([enrollment.id]).get(enrollment.id, []), actor)
+    if earlier is not None:
+        raise NotAllowed(approvals.approved_earlier_message(earlier, step))
 
 
 def _approve_tx(enrollment_id: int, actor) -> Enrollment:

@@ -584,3 +584,37 @@ def test_a_swapped_request_still_waits_for_the_organisers_selection(db, people, 
     db.session.commit()
     assert (swapped.status, swapped.approval_step) == (PENDING, "selection")
     assert told(db, swapped.id) == []
+
+
+def test_nobody_approves_two_steps_of_one_request(client, db, people, make_course, make_session, make_user, login_as,
+                                                  monkeypatch):
+    """A 所属長's stand-in who is also a 研修担当 approves the 所属長 step; the 研修担当 step is then
+    another officer's: refused with the reason, and the office's page shows it instead of the buttons."""
+    from datetime import date
+
+    from lms.enrollment import approvals
+
+    office = people["office"]
+    monkeypatch.setattr(approvals, "today_tokyo", lambda: date(2026, 12, 8))
+    approvals.delegate_approvals(people["head"], office.staff_member.employee_number, date(2026, 12, 7),
+                                 date(2026, 12, 11))
+    db.session.commit()
+    enrollment = apply(db, course_session(make_course, make_session), people["learner"])
+    assert services.approve_enrollment(enrollment.id, office).approval_step == OFFICE_STEP
+    db.session.commit()
+    for act in (lambda: services.approve_enrollment(enrollment.id, office),
+                lambda: services.reject_enrollment(enrollment.id, office, "不要"),
+                lambda: services.return_enrollment(enrollment.id, office, "修正を")):
+        with pytest.raises(NotAllowed, match="この申込の所属長の承認をしたため、研修担当の承認はほかの方が行います。"):
+            act()
+        db.session.rollback()
+    login_as(user=office)
+    page = client.get("/municipal").get_data(as_text=True)
+    assert "この申込の所属長の承認をしたため" in page
+    assert f"/municipal/enrollments/{enrollment.id}/approve" not in page
+    colleague = make_user("municipal_admin", name="研修担当 伊藤")
+    db.session.commit()
+    assert services.approve_enrollment(enrollment.id, colleague).status == CONFIRMED
+    db.session.commit()
+    assert steps(db, enrollment.id) == [(SUPERVISOR_STEP, APPROVED), (OFFICE_STEP, APPROVED)]
+
