@@ -273,8 +273,8 @@ def resubmit(enrollment_id: int):
     if not form.validate_on_submit():
         abort(400)
     try:
-        services.resubmit_enrollment(enrollment_id, current_user, note)
-        flash(_("申し込み直しました。承認をお待ちください。"), "success")
+        again = services.resubmit_enrollment(enrollment_id, current_user, note)
+        flash(_("申し込み直しました。%(step)sをお待ちください。", step=approvals.awaited(again.approval_step)), "success")
     except NotFound:
         db.session.rollback()
         abort(404)

@@ -618,3 +618,11 @@ def test_nobody_approves_two_steps_of_one_request(client, db, people, make_cours
     db.session.commit()
     assert steps(db, enrollment.id) == [(SUPERVISOR_STEP, APPROVED), (OFFICE_STEP, APPROVED)]
 
+
+def test_the_resubmitted_request_names_the_step_it_waits_for(client, db, people, make_course, make_session, login_as):
+    enrollment = apply(db, course_session(make_course, make_session), people["learner"])
+    services.return_enrollment(enrollment.id, people["head"], "受講理由を書き足してください")
+    db.session.commit()
+    login_as(user=people["learner"])
+    answer = client.post(f"/me/enrollments/{enrollment.id}/resubmit", data={"note": "追記"}, follow_redirects=True)
+    assert "申し込み直しました。所属長の承認をお待ちください。" in answer.get_data(as_text=True)
