@@ -462,6 +462,7 @@ def _nominate_tx(session_id: int, staff_member_id: int, actor, source: str) -> N
     begin_write()
     member = seats.lock_staff(staff_member_id)
     _require_admin_of(actor, member)
+    _refuse_placing_oneself(actor, member)
     signals.enrollment_arriving.send(member, municipality_id=member.municipality_id)
     session, same_id, other_id = seats.lock_session_for(session_id, member.id)
     if same_id is not None:
@@ -793,6 +794,14 @@ def _refuse_own_request(actor, member: StaffMember) -> None:
         raise NotAllowed(_("ご自身の申込は承認・却下・差し戻しできません。同じ研修担当のほかの方か、システム管理者が判断します。"))
 
 
+def _refuse_placing_oneself(actor, member: StaffMember) -> None:
+    """A training officer neither nominates nor swaps themselves in: that would give them a
+    place no one else approved, round the own-request rule. They apply as anyone does, and
+    another officer or a platform admin decides."""
+    if member.user_id is not None and member.user_id == getattr(actor, "id", None):
+        raise NotAllowed(_("ご自身を推薦・差し替えの対象にはできません。ご自身で申し込むと、同じ研修担当のほかの方か、システム管理者が判断します。"))
+
+
 def _refuse_second_step(actor, enrollment: Enrollment, step: str) -> None:
     """Nobody answers two steps of one request: whoever approved an earlier step (a 所属長's
     stand-in who is also a 研修担当) leaves this one to another approver, or the two steps
@@ -1085,6 +1094,7 @@ def _swap_tx(enrollment_id: int, new_staff_member_id: int, actor, reason: str) -
         raise InvalidInput(_("同じ職員には差し替えられません。"))
     new_member = seats.lock_staff(new_staff_member_id)
     _require_admin_of(actor, new_member)
+    _refuse_placing_oneself(actor, new_member)
     if new_member.municipality_id != old_enrollment.municipality_id:
         raise NotAllowed(_("差し替えは同じ自治体の職員どうしに限られます。"))
     if session.status != SCHEDULED or rules.has_started(session, now):

@@ -580,6 +580,23 @@ def test_swap_refuses_other_municipalities_and_enrolled_people(make_session, mak
         services.swap_nominee(one.id, make_staff("131016").id, make_user("municipal_admin", "131024"))
 
 
+def test_an_officer_neither_nominates_nor_swaps_themselves_in(make_session, make_staff, make_user):
+    """Their own place would be approved by nobody else (the own-request rule): refused."""
+    session = make_session()
+    admin = make_user("municipal_admin", "131016")
+    factories.db.session.commit()
+    assert admin.staff_member is not None
+    with pytest.raises(services.NotAllowed, match="ご自身を推薦・差し替えの対象にはできません。"):
+        services.nominate(session.id, admin.staff_member.id, admin)
+    factories.db.session.rollback()
+    placed = services.nominate(session.id, make_staff("131016").id, admin).enrollment
+    with pytest.raises(services.NotAllowed, match="ご自身を推薦・差し替えの対象にはできません。"):
+        services.swap_nominee(placed.id, admin.staff_member.id, admin)
+    factories.db.session.rollback()
+    assert factories.db.session.get(Enrollment, placed.id).status == CONFIRMED
+    assert_counters_consistent(session.id)
+
+
 def test_a_stale_swap_of_a_row_already_swapped_names_who_took_the_place(make_session, make_staff, make_user):
     session = make_session()
     admin = make_user("municipal_admin", "131016")

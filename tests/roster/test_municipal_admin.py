@@ -284,3 +284,23 @@ def test_english_pages_bracket_and_colon_in_english(app, db, client, login_as, m
                          content_type="multipart/form-data").get_data(as_text=True)
     counts = re.search(r'<ul class="counts">(.*?)</ul>', report, re.S).group(1)
     assert ": 1" in counts and "：" not in counts
+
+
+def test_an_officer_swapping_themselves_in_is_refused_beside_the_row(db, client, login_as, make_staff, make_session,
+                                                                      make_user):
+    session = make_session(capacity=2)
+    admin = make_user("municipal_admin", "131016")
+    first = make_staff("131016", full_name="山田 一郎")
+    db.session.commit()
+    login_as(user=admin)
+    client.post(f"/municipal/sessions/{session.id}/nominate", data={"staff_member_id": first.id})
+    enrollment = db.session.scalar(select(Enrollment).where(Enrollment.staff_member_id == first.id))
+    refused = client.post(f"/municipal/enrollments/{enrollment.id}/swap",
+                          data={"staff_member_id": admin.staff_member.id, "reason": "代わりに"})
+    text = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and f'id="swap-row-{enrollment.id}"' in text
+    assert f'id="swap-error-{enrollment.id}" role="alert">ご自身を推薦・差し替えの対象にはできません。' in text
+    nominated = client.post(f"/municipal/sessions/{session.id}/nominate", data={"staff_member_id": admin.staff_member.id},
+                            follow_redirects=True)
+    assert "ご自身を推薦・差し替えの対象にはできません。" in nominated.get_data(as_text=True)
+    assert _all(db, session.id) == {(first.employee_number, CONFIRMED)}
