@@ -10,7 +10,7 @@ on to the training office with a note (never a request nobody can answer).
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -256,14 +256,20 @@ def delegations_of(me: StaffMember) -> list[ApprovalDelegation]:
     ))
 
 
+# What naming a stand-in did (``delegate_approvals``): a new delegation, an existing one (or
+# several that now touch) made one longer, or nothing, the days being covered already.
+NAMED, EXTENDED, COVERED = "named", "extended", "covered"
+
+
 def delegate_approvals(user, employee_number: str, starts_on: date,
-                       ends_on: date) -> tuple[ApprovalDelegation, bool]:
+                       ends_on: date) -> tuple[ApprovalDelegation, str]:
     """A 所属長 (or deputy) names who approves in their place from ``starts_on`` to ``ends_on``:
     someone of their municipality on the roster, by 職員番号. Naming the same person again for
-    days that overlap their present stand-in extends that one (a head extending an absence
-    names them again; two delegations would make them an approver twice). A refusal names
-    the form field it concerns (``field=``). Returns the delegation and whether it was an
-    existing one extended. The caller commits."""
+    days that overlap or touch (by a day) their stand-ins joins all of them into one (a head
+    extending an absence names them again; two delegations would make them an approver
+    twice), within the one-year limit; days one of them covers already change nothing. A
+    refusal names the form field it concerns (``field=``). Returns the delegation and what
+    was done (``NAMED``, ``EXTENDED``, ``COVERED``). The caller commits."""
     begin_write()
     me = db.session.scalar(select(StaffMember).where(StaffMember.user_id == user.id))
     if me is None or me.status != ACTIVE or not (me.department_head or me.deputy_head):
@@ -280,26 +286,33 @@ def delegate_approvals(user, employee_number: str, starts_on: date,
         raise InvalidInput(_("終了日は開始日以降の日付にしてください。"), field="ends_on")
     if ends_on < today_tokyo():
         raise InvalidInput(_("終了日が過ぎています。今日以降の日付にしてください。"), field="ends_on")
-    overlapping = db.session.scalar(
+    joined = list(db.session.scalars(
         select(ApprovalDelegation).where(ApprovalDelegation.delegator_id == me.id,
                                          ApprovalDelegation.delegate_id == delegate.id,
-                                         ApprovalDelegation.starts_on <= ends_on, ApprovalDelegation.ends_on >= starts_on)
-        .order_by(ApprovalDelegation.starts_on, ApprovalDelegation.id).limit(1))
-    if overlapping is not None:
-        starts_on, ends_on = min(starts_on, overlapping.starts_on), max(ends_on, overlapping.ends_on)
+                                         ApprovalDelegation.starts_on <= ends_on + timedelta(days=1),
+                                         ApprovalDelegation.ends_on >= starts_on - timedelta(days=1))
+        .order_by(ApprovalDelegation.starts_on, ApprovalDelegation.id)))
+    covering = next((d for d in joined if d.starts_on <= starts_on and d.ends_on >= ends_on), None)
+    if covering is not None:
+        return covering, COVERED
+    if joined:
+        starts_on = min(starts_on, *(d.starts_on for d in joined))
+        ends_on = max(ends_on, *(d.ends_on for d in joined))
     if (ends_on - starts_on).days >= MAX_DELEGATION_DAYS:
         raise InvalidInput(_("代理の期間は 1 年以内にしてください。"), field="ends_on")
-    if overlapping is not None:
-        delegation = overlapping
+    if joined:
+        delegation, *merged = joined
         delegation.starts_on, delegation.ends_on = starts_on, ends_on
+        for other in merged:
+            db.session.delete(other)
     else:
         delegation = ApprovalDelegation(delegator_id=me.id, delegate_id=delegate.id, starts_on=starts_on,
                                         ends_on=ends_on, created_by_id=user.id)
         db.session.add(delegation)
     db.session.flush()
     record_action(user, "enrollment.delegate", "staff_member", delegate.id, me.municipality_id,
-                  starts_on=starts_on.isoformat(), ends_on=ends_on.isoformat(), extended=overlapping is not None)
-    return delegation, overlapping is not None
+                  starts_on=starts_on.isoformat(), ends_on=ends_on.isoformat(), extended=bool(joined))
+    return delegation, EXTENDED if joined else NAMED
 
 
 def delegation_of(user, delegation_id: int) -> ApprovalDelegation:

@@ -22,7 +22,7 @@ from lms.common.i18n import join_list
 from lms.common.ids import parse_id
 from lms.common.limits import limit_enroll, limit_enroll_posts
 from lms.common.pagination import beyond_last_page, requested_page
-from lms.common.templating import format_datetime_jst, format_period_jst
+from lms.common.templating import dash, format_date_jst, format_datetime_jst, format_period_jst
 from lms.common.timeutil import as_utc, utcnow
 from lms.common.web import safe_next
 from lms.courses.models import TrainingSession
@@ -492,20 +492,29 @@ def delegate_approvals():
     if (again := once.repeated()) is not None:
         return again
     try:
-        delegation, extended = approvals.delegate_approvals(current_user, form.employee_number.data,
-                                                            form.starts_on.data, form.ends_on.data)
+        delegation, outcome = approvals.delegate_approvals(current_user, form.employee_number.data,
+                                                           form.starts_on.data, form.ends_on.data)
         once.remember(url_for("enrollment.supervisor_approvals"))
         db.session.commit()
     except DomainError as exc:
         db.session.rollback()
         put_error(form, exc)
         return _supervisor_page(form, 422)
-    if extended:
+    if outcome == approvals.COVERED:
+        flash(_("%(name)s さんは、すでにその期間の代理に指名されています（%(period)s）。",
+                name=delegation.delegate.full_name, period=_delegation_period(delegation)), "info")
+    elif outcome == approvals.EXTENDED:
         flash(_("%(name)s さんはすでに代理に指名されていたため、その期間を %(starts)s から %(ends)s までに延ばしました。",
-                name=delegation.delegate.full_name, starts=delegation.starts_on, ends=delegation.ends_on), "success")
+                name=delegation.delegate.full_name, starts=format_date_jst(delegation.starts_on),
+                ends=format_date_jst(delegation.ends_on)), "success")
     else:
         flash(_("代理を指名しました。期間中は代理の人も承認できます。"), "success")
     return redirect(url_for("enrollment.supervisor_approvals"))
+
+
+def _delegation_period(delegation) -> str:
+    """A stand-in's days as the list shows them: 2026年12月7日〜2026年12月26日."""
+    return f"{format_date_jst(delegation.starts_on)}{dash()}{format_date_jst(delegation.ends_on)}"
 
 
 @bp.route("/approvals/delegations/<int:delegation_id>/end", methods=["GET", "POST"])
@@ -529,8 +538,8 @@ def end_delegation(delegation_id: int):
     return render_template(
         "confirm.html", heading=_("代理の指名を取り消す"),
         lead=_("この人は、あなたに代わって所属の受講申込を承認できなくなります。"),
-        facts=[(_("代理"), delegation.delegate.full_name), (_("期間"), f"{delegation.starts_on} – {delegation.ends_on}")],
-        action_url=url_for("enrollment.end_delegation", delegation_id=delegation.id), button=_("取り消す"),
+        facts=[(_("代理"), delegation.delegate.full_name), (_("期間"), _delegation_period(delegation))],
+        action_url=url_for("enrollment.end_delegation", delegation_id=delegation.id), button=_("代理の指名を取り消す"),
         back_url=url_for("enrollment.supervisor_approvals"),
     )
 

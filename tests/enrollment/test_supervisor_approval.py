@@ -9,7 +9,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from lms.common.errors import NotAllowed
+from lms.common.errors import InvalidInput, NotAllowed
 from lms.enrollment import services
 from lms.enrollment.models import (
     APPROVED,
@@ -447,14 +447,75 @@ def test_naming_the_same_stand_in_again_extends_the_period(db, people, make_user
     stand_in = make_user("learner", name="企画課 主査 山本")
     db.session.commit()
     number = stand_in.staff_member.employee_number
-    first, extended = approvals.delegate_approvals(people["head"], number, date(2026, 12, 7), date(2026, 12, 10))
+    first, outcome = approvals.delegate_approvals(people["head"], number, date(2026, 12, 7), date(2026, 12, 10))
     db.session.commit()
-    assert not extended
-    again, extended = approvals.delegate_approvals(people["head"], number, date(2026, 12, 7), date(2026, 12, 31))
+    assert outcome == approvals.NAMED
+    again, outcome = approvals.delegate_approvals(people["head"], number, date(2026, 12, 7), date(2026, 12, 31))
     db.session.commit()
-    assert extended and again.id == first.id
+    assert outcome == approvals.EXTENDED and again.id == first.id
     assert [(d.starts_on, d.ends_on) for d in approvals.delegations_of(people["head"].staff_member)] == [
         (date(2026, 12, 7), date(2026, 12, 31))]
+
+
+def test_naming_a_stand_in_again_joins_every_period_it_overlaps_or_touches(client, db, people, make_user, login_as,
+                                                                           monkeypatch):
+    """Four periods, the last two touching the others by a day, then one across them all: one
+    row is left. Days already covered change nothing and say so; a join beyond a year is refused."""
+    from datetime import date
+
+    from lms.enrollment import approvals
+    from lms.enrollment.models import ApprovalDelegation
+
+    monkeypatch.setattr(approvals, "today_tokyo", lambda: date(2026, 12, 6))
+    stand_in = make_user("learner", name="企画課 主査 山本")
+    db.session.commit()
+    number = stand_in.staff_member.employee_number
+    head = people["head"]
+
+    def name(starts, ends):
+        outcome = approvals.delegate_approvals(head, number, starts, ends)[1]
+        db.session.commit()
+        return outcome
+
+    def periods():
+        db.session.expire_all()
+        return [(d.starts_on, d.ends_on) for d in db.session.scalars(
+            select(ApprovalDelegation).order_by(ApprovalDelegation.starts_on))]
+
+    assert name(date(2026, 12, 7), date(2026, 12, 10)) == approvals.NAMED
+    assert name(date(2026, 12, 9), date(2026, 12, 20)) == approvals.EXTENDED
+    # Rows written before joining was the rule (two apart, one touching both): joined by the next naming.
+    for starts, ends in ((date(2026, 12, 25), date(2026, 12, 28)), (date(2026, 12, 21), date(2026, 12, 24))):
+        db.session.add(ApprovalDelegation(delegator_id=head.staff_member.id, delegate_id=stand_in.staff_member.id,
+                                          starts_on=starts, ends_on=ends, created_by_id=head.id))
+    db.session.commit()
+    assert name(date(2026, 12, 19), date(2026, 12, 26)) == approvals.EXTENDED
+    assert periods() == [(date(2026, 12, 7), date(2026, 12, 28))]
+    assert name(date(2026, 12, 29), date(2027, 1, 3)) == approvals.EXTENDED  # the day after: one absence
+    assert periods() == [(date(2026, 12, 7), date(2027, 1, 3))]
+    assert name(date(2026, 12, 10), date(2026, 12, 12)) == approvals.COVERED
+    assert periods() == [(date(2026, 12, 7), date(2027, 1, 3))]
+    with pytest.raises(InvalidInput, match="1 年以内"):
+        approvals.delegate_approvals(head, number, date(2027, 1, 4), date(2027, 12, 10))
+    db.session.rollback()
+    assert periods() == [(date(2026, 12, 7), date(2027, 1, 3))]
+
+    login_as(user=head)
+    page = client.get("/approvals").get_data(as_text=True)
+    once = re.search(r'name="once" value="([^"]+)"', page).group(1)
+    covered = client.post("/approvals/delegations", follow_redirects=True, data={
+        "employee_number": number, "starts_on": "2026-12-10", "ends_on": "2026-12-12", "once": once})
+    assert "すでにその期間の代理に指名されています（2026年12月7日〜2027年1月3日）" in covered.get_data(as_text=True)
+    page = client.get("/approvals").get_data(as_text=True)
+    once = re.search(r'name="once" value="([^"]+)"', page).group(1)
+    longer = client.post("/approvals/delegations", follow_redirects=True, data={
+        "employee_number": number, "starts_on": "2027-01-04", "ends_on": "2027-01-05", "once": once})
+    assert "その期間を 2026年12月7日 から 2027年1月5日 までに延ばしました" in longer.get_data(as_text=True)
+    db.session.expire_all()
+    delegation = db.session.scalars(select(ApprovalDelegation)).one()
+    confirm = client.get(f"/approvals/delegations/{delegation.id}/end").get_data(as_text=True)
+    assert "2026年12月7日〜2027年1月5日" in confirm and "2026-12-07" not in confirm
+    assert '<button type="submit" class="button button-danger">代理の指名を取り消す</button>' in confirm  # as its heading
 
 
 def test_a_stand_in_named_twice_is_one_approver(client, db, people, make_course, make_session, make_user,
