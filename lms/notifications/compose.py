@@ -572,7 +572,8 @@ def compose_report_returned(submission, comment: str, recipient_name: str, local
     """A 受講報告 returned to its writer (差し戻し): why, and where to rewrite it."""
     with force_locale(locale or "ja"):
         activity = submission.activity
-        subject = _("【%(brand)s】受講報告が差し戻されました：%(title)s", brand=brand_name(), title=activity.title)
+        subject = _("【%(brand)s】受講報告が差し戻されました：%(course)s「%(title)s」", brand=brand_name(),
+                    course=activity.course.title, title=activity.title)
         lines = [
             _("%(name)s 様", name=recipient_name), "",
             _("研修「%(course)s」の「%(title)s」が研修担当から差し戻されました。書き直して、もう一度提出してください。",

@@ -926,7 +926,7 @@ def test_a_returned_report_is_told_to_its_writer_with_the_comment(db, world, mak
     mails = db.session.scalars(select(OutboxMail).where(OutboxMail.staff_member_id == learner.staff_member.id,
                                                         OutboxMail.kind == "report_returned")).all()
     assert len(mails) == 1
-    assert "差し戻されました" in mails[0].subject and report.title in mails[0].subject
+    assert mails[0].subject.endswith(f"受講報告が差し戻されました：{report.course.title}「{report.title}」")
     assert "職場でどう活かすかも書いてください。" in mails[0].body_text and f"/activities/{report.id}" in mails[0].body_text
 
 
