@@ -866,6 +866,9 @@ def test_an_attempt_started_before_the_close_is_scored_not_refused(db, world, cl
     _past_close(db, world, quiz, hours=0.1)  # the window closed six minutes ago
     attempt.started_at -= timedelta(minutes=21)
     db.session.commit()
+    # Opened again now: the deadline that passed is named — the close, not the time limit.
+    page = client.get(f"/activities/{quiz.id}").get_data(as_text=True)
+    assert "回答の受付の締切を過ぎました。締切までに保存した回答で採点します。" in page and "制限時間を過ぎました" not in page
     response = client.post(f"/activities/{quiz.id}", data={"action": "submit", **form(quiz, 0, ["0", "1"], 30)},
                            follow_redirects=True)
     assert response.status_code == 200
