@@ -195,6 +195,7 @@ DETAIL_LABELS = {
     "api_client_id": _l("API クライアント"),
     "application_id": _l("アプリケーション ID"),
     "outcome": _l("結果"),
+    "extended": _l("既存の期間を延長"),
     "changes": _l("変更内容"),
     "course": _l("研修"),
     "course_id": _l("研修"),
