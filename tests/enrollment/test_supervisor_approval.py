@@ -46,6 +46,16 @@ def course_session(make_course, make_session, *, supervisor=True, office=True, c
     return make_session(course, capacity=capacity)
 
 
+def each_answer_refused(db, enrollment, actor, match: str) -> None:
+    """Approving, declining and returning ``enrollment`` are each refused to ``actor``."""
+    for act in (lambda: services.approve_enrollment(enrollment.id, actor),
+                lambda: services.reject_enrollment(enrollment.id, actor, "不要"),
+                lambda: services.return_enrollment(enrollment.id, actor, "修正を")):
+        with pytest.raises(NotAllowed, match=match):
+            act()
+        db.session.rollback()
+
+
 def apply(db, session, user):
     enrollment = services.enroll(session.id, user.staff_member.id, user)
     db.session.commit()
@@ -158,12 +168,7 @@ def test_a_training_officer_never_decides_their_own_request(db, people, make_cou
     office = people["office"]
     enrollment = apply(db, session, office)
     assert enrollment.status == PENDING and enrollment.approval_step == OFFICE_STEP
-    for act in (lambda: services.approve_enrollment(enrollment.id, office),
-                lambda: services.reject_enrollment(enrollment.id, office, "不要"),
-                lambda: services.return_enrollment(enrollment.id, office, "修正を")):
-        with pytest.raises(NotAllowed, match="ご自身の申込"):
-            act()
-        db.session.rollback()
+    each_answer_refused(db, enrollment, office, "ご自身の申込")
     assert steps(db, enrollment.id) == []
     login_as(user=office)
     page = client.get("/municipal").get_data(as_text=True)
@@ -663,12 +668,7 @@ def test_nobody_approves_two_steps_of_one_request(client, db, people, make_cours
     enrollment = apply(db, course_session(make_course, make_session), people["learner"])
     assert services.approve_enrollment(enrollment.id, office).approval_step == OFFICE_STEP
     db.session.commit()
-    for act in (lambda: services.approve_enrollment(enrollment.id, office),
-                lambda: services.reject_enrollment(enrollment.id, office, "不要"),
-                lambda: services.return_enrollment(enrollment.id, office, "修正を")):
-        with pytest.raises(NotAllowed, match="この申込の所属長の承認をしたため、研修担当の承認はほかの方が行います。"):
-            act()
-        db.session.rollback()
+    each_answer_refused(db, enrollment, office, "この申込の所属長の承認をしたため、研修担当の承認はほかの方が行います。")
     login_as(user=office)
     page = client.get("/municipal").get_data(as_text=True)
     assert "この申込の所属長の承認をしたため" in page
