@@ -132,6 +132,15 @@ def enroll(session_id: int):
     return _done(outcome.enrollment_id, outcome.status, outcome.message, back, 201)
 
 
+def _session_facts(session: TrainingSession) -> list[tuple[str, str]]:
+    """研修, 研修回 (when it has a title) and 日時: what a page about one request shows first."""
+    facts = [(_("研修"), session.course.title)]
+    if session.title:
+        facts.append((_("研修回"), session.title))
+    facts.append((_("日時"), format_period_jst(session.starts_at, session.ends_at)))
+    return facts
+
+
 def _cancel_page(enrollment_id: int, form: CancelForm | None = None, back: str | None = None):
     """The cancel button's page: what cancelling this enrollment does, then a POST to the same URL
     (shown again, with what was typed, when the reason is refused)."""
@@ -145,10 +154,7 @@ def _cancel_page(enrollment_id: int, form: CancelForm | None = None, back: str |
         return redirect(back)
     session = enrollment.session
     now = utcnow()
-    facts = [(_("研修"), session.course.title)]
-    if session.title:
-        facts.append((_("研修回"), session.title))
-    facts.append((_("日時"), format_period_jst(session.starts_at, session.ends_at)))
+    facts = _session_facts(session)
     if enrollment.staff_member.user_id != current_user.id:
         facts.append((_("申込者"), enrollment.staff_member.full_name))
     facts.append((_("現在の状態"), status_label(enrollment.status)))
@@ -386,10 +392,7 @@ def _answer_with_reason(enrollment: Enrollment, back, answer, words: dict[str, s
         form.reason.errors = [form.reason.errors[0] if given and form.reason.errors else words["missing"]]
         form.reason.label.text = words["label"]
         session = enrollment.session
-        facts = [(_("申込者"), enrollment.staff_member.full_name), (_("研修"), session.course.title)]
-        if session.title:
-            facts.append((_("研修回"), session.title))
-        facts.append((_("日時"), format_period_jst(session.starts_at, session.ends_at)))
+        facts = [(_("申込者"), enrollment.staff_member.full_name), *_session_facts(session)]
         return render_template(
             "confirm.html", heading=words["heading"], lead=words["lead"], facts=facts, form=form,
             fields=[(form.reason, _("申込者に通知します。1000 文字以内。"))], action_url=request.path,
