@@ -55,7 +55,7 @@ class ActivityForm(Form):
     draw_count = WholeNumberField(_l("出題数（受験ごとに採点する質問からこの数だけ無作為に出題。空欄なら全問）"),
                                   validators=[Optional(), Between(1, 200)])
     shuffle = BooleanField(_l("質問と選択肢の順番を受験ごとに入れ替える"))
-    show_answers = BooleanField(_l("締切後の振り返りで正解を見せる（すべての研修回の締切後、もう受験できない人に）"),
+    show_answers = BooleanField(_l("締切後の振り返りで正解を見せる（すべての研修回の締切後、もう受験できない人に。締切後の提出を受け付けている間は見せません）"),
                                 default=True)
 
 

@@ -709,19 +709,19 @@ def left_to_do(activity: Activity, submissions: list[ActivitySubmission]) -> boo
 
 def answers_revealed(place: Place, now: datetime) -> bool:
     """Whether a quiz's review shows the right answers (when the trainer asks for it): only
-    once they can help nobody pass — the learner can take no other attempt (passed, none left,
-    or closed to them with no late answers taken), and the window has closed for every session
-    of the course (an earlier session's learners would pass them on to a later one's)."""
+    once they can help nobody pass — no late answers are taken (anyone of the course who has
+    not answered yet could answer late with them: they wait until the trainer stops taking
+    late answers), and the window has closed for the learner (no other attempt then) and for
+    every session of the course (an earlier session's learners would pass them on to a later
+    one's)."""
     activity = place.activity
-    if activity.kind != QUIZ or not activity.show_answers:
+    if activity.kind != QUIZ or not activity.show_answers or activity.allow_late:
         return False
     attempt = place.submission
     if attempt is None or attempt.status == DRAFT:
         return False
-    finished = bool(attempt.passed) or place.attempts >= activity.max_attempts or (
-        now > place.closes and not activity.allow_late)
     last = last_close(activity)
-    return finished and now > place.closes and (last is None or now > last)
+    return now > place.closes and (last is None or now > last)
 
 
 def _member_of(user) -> StaffMember:

@@ -808,7 +808,9 @@ def _past_close(db, world, quiz, hours=1):
 
 def test_right_answers_wait_while_the_learner_may_still_take_the_quiz(db, world, client, login_as):
     """With late answers taken, a learner with an attempt left after the close could read the
-    right answers and pass with them: the review shows them only once no attempt is left."""
+    right answers and pass with them, and so could anyone of the course who has not answered
+    yet (told by a learner with none left): the review shows them only once no late answers
+    are taken."""
     quiz = build(db, world, QUIZ, questions=quiz_questions(), max_attempts=2, allow_late=True, show_answers=True,
                  closes_anchor=END, closes_offset_hours=1)
     learner = world["learner"]
@@ -819,13 +821,19 @@ def test_right_answers_wait_while_the_learner_may_still_take_the_quiz(db, world,
     _past_close(db, world, quiz)
     login_as(user=learner)
     page = client.get(f"/activities/{quiz.id}").get_data(as_text=True)
-    assert "正解" not in page and "受験を始める（2回目）" in page
+    assert "正解：" not in page and "受験を始める（2回目）" in page
     services.start_attempt(quiz.id, learner)
     db.session.commit()
     services.save(quiz.id, learner, form(quiz, 1, ["2"], 1), submit=True)  # no attempt left now
     db.session.commit()
     page = client.get(f"/activities/{quiz.id}").get_data(as_text=True)
-    assert "正解" in page and "規程" in page
+    # Late answers still taken: anyone who has not answered yet could answer late with them.
+    assert "正解は、締切後の提出の受付が終わってから表示します。" in page
+    assert "正解：" not in page and "規程" not in page
+    quiz.allow_late = False  # the trainer stops taking late answers
+    db.session.commit()
+    page = client.get(f"/activities/{quiz.id}").get_data(as_text=True)
+    assert "正解：" in page and "規程" in page and "正解は、締切後の提出の受付が終わってから" not in page
 
 
 def test_right_answers_wait_for_the_courses_last_session_to_close(db, world, client, login_as, make_session):
