@@ -25,6 +25,7 @@ from flask_babel import gettext as _
 
 from lms.activities.models import ActivityFile
 from lms.archives.storage import READ_CHUNK, get_storage
+from lms.common import pdfcheck
 from lms.common.after_commit import after_commit, on_rollback
 from lms.common.database import values_present
 from lms.common.errors import InvalidInput, NotFound
@@ -117,6 +118,12 @@ def check(stream: IO[bytes], filename: str) -> tuple[Accepted, int]:
     accepted = judge(stream, filename)
     if accepted is None:
         raise InvalidInput(_("このファイルの形式は添付できません。PDF、Word、Excel、PowerPoint、画像（PNG・JPEG・GIF）のファイルを選んでください。"))
+    if accepted is PDF:
+        stream.seek(max(0, size - pdfcheck.TAIL_BYTES))
+        whole = pdfcheck.is_whole(stream.read())
+        stream.seek(0)
+        if not whole:
+            raise InvalidInput(_("この PDF は途中で切れているか壊れていて、開けません。PDF を保存し直してから選んでください。"))
     return accepted, size
 
 

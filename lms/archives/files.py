@@ -16,6 +16,7 @@ from lms.archives.captions import CaptionError, Cue, TooManyCues, parse_vtt
 from lms.archives.models import CAPTIONS, READY, REPLACED, VIDEO, ArchiveFile, TranscriptCue
 from lms.archives.reasons import Reason
 from lms.archives.storage import RangeReader, Storage
+from lms.common import pdfcheck
 from lms.common.timeutil import utcnow
 from lms.courses.search import normalise_for_search
 from lms.extensions import db
@@ -71,6 +72,11 @@ def inspect_content(filetype: filetypes.FileType, reader: Reader, size: int) -> 
     if filetype is filetypes.PPTX:
         if not filetypes.confirm_pptx(RangeReader(lambda s, n: [reader(s, n)], size)):
             raise ContentRejected(Reason(reasons.PPTX_UNREADABLE))
+        return None, None
+    if filetype is filetypes.PDF:
+        start = max(0, size - pdfcheck.TAIL_BYTES)
+        if not pdfcheck.is_whole(reader(start, size - start)):
+            raise ContentRejected(Reason(reasons.PDF_UNREADABLE))
         return None, None
     if filetype is filetypes.VTT:
         try:

@@ -24,6 +24,7 @@ UNKNOWN_TYPE = "unknown_type"
 BEYOND_DECLARED_LENGTH = "beyond_declared_length"
 DISK_FULL = "disk_full"
 PPTX_UNREADABLE = "pptx_unreadable"
+PDF_UNREADABLE = "pdf_unreadable"
 VTT_UNREADABLE = "vtt_unreadable"
 VTT_NO_CUES = "vtt_no_cues"
 VTT_TOO_MANY_CUES = "vtt_too_many_cues"  # params: limit (cues)
@@ -73,6 +74,8 @@ def _describe(code: str, params: dict[str, Any]) -> str | None:
                  "システム管理者に連絡してください。")
     if code == PPTX_UNREADABLE:
         return _("PowerPoint ファイルとして読み取れません（.pptx 形式のみ対応）。")
+    if code == PDF_UNREADABLE:
+        return _("PDF ファイルとして開けません（途中で切れているか壊れています）。PDF を保存し直してから追加してください。")
     if code == VTT_UNREADABLE:
         return _("字幕ファイル（WebVTT, UTF-8）として読み取れません。")
     if code == VTT_NO_CUES:

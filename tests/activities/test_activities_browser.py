@@ -263,7 +263,7 @@ def test_activities_from_building_to_completion(live_server, page, db, summaries
     expect(page.locator(".error-summary")).to_contain_text("このファイルの形式は添付できません")
     expect(page.get_by_label("研修で学んだことを職場でどう生かしますか")).to_have_value("課の保存ルールを見直す。")
     page.get_by_label("研修で作った保存ルールの案（任意）").set_input_files(
-        files=[{"name": "保存ルール案.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.7\n" + b"0" * 2000 + b"\n%%EOF\n"}])
+        files=[{"name": "保存ルール案.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.7\n" + b"0" * 2000 + b"\nstartxref\n9\n%%EOF\n"}])
     page.get_by_role("button", name="提出する").click()
     _flash(page, "報告を提出しました。研修担当が確認します。")
     expect(page.get_by_role("link", name="保存ルール案.pdf")).to_be_visible()

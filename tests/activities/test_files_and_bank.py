@@ -38,7 +38,7 @@ from tests.activities import test_activities as base
 build, form = base.build, base.form
 world = base.world  # the same world: a trainer's course, a session, a learner with a place
 
-PDF = b"%PDF-1.7\n" + b"1 0 obj << >> endobj\n" * 50 + b"%%EOF\n"
+PDF = b"%PDF-1.7\n" + b"1 0 obj << >> endobj\n" * 50 + b"trailer << >>\nstartxref\n9\n%%EOF\n"
 
 
 def docx() -> bytes:
@@ -118,6 +118,7 @@ def test_a_report_keeps_its_file_through_draft_return_and_resubmission(app, db, 
     (b"PK\x03\x04" + b"\x00" * 200, "資料.docx", "形式は添付できません"),   # a broken ZIP
     (b"", "空.pdf", "ファイルが空です"),
     (b"%PDF-1.7\n" + b"x" * 3000, "大きい.pdf", "ファイルが大きすぎます"),
+    (PDF[:600], "途中まで.pdf", "この PDF は途中で切れているか壊れていて"),  # an upload cut short
 ])
 def test_a_refused_file_stores_nothing_and_keeps_the_one_held(app, db, world, data, name, message):
     app.config["LMS_ACTIVITY_FILE_MAX_BYTES"] = 2048

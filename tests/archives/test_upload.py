@@ -325,9 +325,13 @@ def test_other_user_cannot_touch_someone_elses_upload(db, client, login_as, owne
 
 
 def test_slides_pdf_pptx_and_fake_pptx(db, trainer_client, archive):
-    pdf = b"%PDF-1.4\n" + b"1 0 obj <<>> endobj\n" * 50 + b"%%EOF\n"
+    pdf = b"%PDF-1.4\n" + b"1 0 obj <<>> endobj\n" * 50 + b"trailer << >>\nstartxref\n9\n%%EOF\n"
     _l, response = tus_upload(trainer_client, archive.id, pdf, filename="slides.pdf")
     assert response.status_code == 204
+    # A PDF cut short (its end, with the cross-reference offset and %%EOF, lost) opens nowhere.
+    _l, response = tus_upload(trainer_client, archive.id, pdf[:600], filename="cut.pdf")
+    assert response.status_code == 415
+    assert "PDF ファイルとして開けません" in response.get_data(as_text=True)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as z:
         z.writestr("[Content_Types].xml", "<Types/>")
