@@ -237,3 +237,43 @@ def test_the_search_text_migration_indexes_a_descriptions_words_as_the_code_does
     refresh_search_text(course)
     assert course.search_text == migrated
     db.session.rollback()
+
+
+def test_the_quota_holders_migration_counts_people_confirmed_before_the_quota(migrated_app):
+    """a7c4e2b9d051: a 割当 added after some of its municipality's people were confirmed counted
+    none of them (their cancellation then broke the quota's CHECK): each row counts its holders,
+    its seats raised to them where it was set below them; a right row stays as it was."""
+    from datetime import timedelta
+
+    from lms.common.timeutil import utcnow
+    from lms.courses.models import Course, SessionQuota, TrainingSession
+    from lms.enrollment.models import CONFIRMED, WAITLISTED, Enrollment
+    from lms.extensions import db
+    from lms.municipalities.models import Municipality
+    from lms.roster.models import StaffMember
+
+    downgrade(directory=str(MIGRATIONS), revision="5d2b9e7c4a13")
+    places = [Municipality(id=i, code=code, name=name, kana=kana, kind="ku", sort_order=i)
+              for i, (code, name, kana) in enumerate([("131016", "千代田区", "ちよだく"), ("131024", "中央区", "ちゅうおうく"),
+                                                       ("131032", "港区", "みなとく")], start=1)]
+    start = utcnow().replace(microsecond=0) + timedelta(days=7)
+    session = TrainingSession(id=1, course=Course(id=1, title="研修", summary="", description_md=""), title="第1回",
+                              starts_at=start, ends_at=start + timedelta(hours=2), capacity=10, confirmed_count=4)
+    db.session.add_all([*places, session])
+    db.session.flush()
+    people = [(1, CONFIRMED), (1, CONFIRMED), (1, WAITLISTED), (2, CONFIRMED), (3, CONFIRMED)]
+    for n, (mid, status) in enumerate(people, start=1):
+        member = StaffMember(id=n, municipality_id=mid, employee_number=f"E{n}", full_name=f"職員{n}",
+                             full_name_kana="ショクイン", sign_in_name=f"s{n}@example.lg.jp", email=f"s{n}@example.lg.jp")
+        db.session.add(member)
+        db.session.flush()
+        db.session.add(Enrollment(session_id=1, staff_member_id=n, municipality_id=mid, status=status, arrival_seq=n))
+    db.session.add_all([SessionQuota(session_id=1, municipality_id=1, seats=1, confirmed_count=0),  # set below its 2
+                        SessionQuota(session_id=1, municipality_id=2, seats=3, confirmed_count=0),  # counted none
+                        SessionQuota(session_id=1, municipality_id=3, seats=2, confirmed_count=1)])  # right
+    db.session.commit()
+    db.session.remove()
+    upgrade(directory=str(MIGRATIONS))
+    with db.engine.connect() as conn:
+        rows = conn.execute(text("SELECT municipality_id, seats, confirmed_count FROM session_quota ORDER BY 1")).all()
+    assert [tuple(r) for r in rows] == [(1, 2, 2), (2, 3, 1), (3, 2, 1)]

@@ -16,6 +16,13 @@ session_created = _events.signal("session-created")
 session_updated = _events.signal("session-updated")
 session_cancelled = _events.signal("session-cancelled")
 
+# sender: the TrainingSession (row locked) given 割当人数 rows for municipalities that had none.
+# kwargs: quotas (the new SessionQuota rows, flushed). The enrollment area sets each row's
+# confirmed_count to that municipality's people already confirmed in the session (they came in
+# on the shared seats, or under a quota removed before), so that the quota holds them; the
+# sender then refuses a quota below that number.
+quotas_added = _events.signal("quotas-added")
+
 # sender: the TrainingSession (row locked) about to move to other times. kwargs: actor,
 # starts_at, ends_at (the new times, aware UTC), accept_clashes (the organiser confirmed the
 # move knowing some enrollees then have two sessions at once). A receiver refuses by raising

@@ -539,13 +539,9 @@ def _validate_session(data: SessionInput, session: TrainingSession | None) -> No
                 raise InvalidInput(_("割当の自治体が見つかりません。"), field="quotas")
             if seats is None or seats < 0:
                 raise InvalidInput(_("割当人数は0以上の数で入力してください。"), field="quotas")
-            held = existing[mid].confirmed_count if mid in existing else 0
+            held = existing[mid].confirmed_count if mid in existing else 0  # (a new row: _apply_quotas)
             if seats < held:
-                name = db.session.get_one(Municipality, mid).name
-                raise InvalidInput(
-                    _("%(name)s の割当人数は確定済みの人数（%(n)d人）より少なくできません。", name=name, n=held),
-                    field="quotas",
-                )
+                raise _quota_below_confirmed(mid, held)
             total += seats
     if total > data.capacity:
         raise InvalidInput(
@@ -589,6 +585,25 @@ def _same(old, new) -> bool:
     return old == new
 
 
+def _quota_below_confirmed(municipality_id: int, held: int) -> InvalidInput:
+    with db.session.no_autoflush:  # (a new row's count above its seats is never written: refused)
+        name = db.session.get_one(Municipality, municipality_id).name
+    return InvalidInput(_("%(name)s の割当人数は確定済みの人数（%(n)d人）より少なくできません。", name=name, n=held),
+                        field="quotas")
+
+
+def _add_quotas(session: TrainingSession, seats: dict[int, int]) -> list[SessionQuota]:
+    """New 割当 rows of an existing session: each counts its municipality's people confirmed in
+    the session already (the enrollment area's receiver of ``quotas_added``)."""
+    if not seats:
+        return []
+    added = [SessionQuota(municipality_id=mid, seats=n) for mid, n in seats.items()]
+    session.quotas.extend(added)
+    db.session.flush()
+    signals.quotas_added.send(session, quotas=added)
+    return added
+
+
 def _apply_quotas(session: TrainingSession, quotas: dict[int, int]) -> dict:
     current = {q.municipality_id: q for q in session.quotas}
     before = {mid: q.seats for mid, q in current.items()}
@@ -598,8 +613,13 @@ def _apply_quotas(session: TrainingSession, quotas: dict[int, int]) -> dict:
     for mid, seats in quotas.items():
         if mid in current:
             current[mid].seats = seats
-        else:
-            session.quotas.append(SessionQuota(municipality_id=mid, seats=seats))
+    new = {mid: seats for mid, seats in quotas.items() if mid not in current}
+    if session.id is None:  # (a session being created: nobody is confirmed in it yet)
+        session.quotas.extend(SessionQuota(municipality_id=mid, seats=seats) for mid, seats in new.items())
+    elif new:
+        for quota in _add_quotas(session, new):
+            if quota.seats < quota.confirmed_count:
+                raise _quota_below_confirmed(quota.municipality_id, quota.confirmed_count)
     after = dict(quotas)
     return {"quotas": (before, after)} if before != after else {}
 
@@ -824,9 +844,8 @@ def release_session_quotas(session_id: int, *, municipality_id: int | None = Non
                 quota.seats = max(keep[quota.municipality_id], quota.confirmed_count)
             else:
                 quota.seats = quota.confirmed_count  # its unused seats are the ones handed on
-        for mid, seats in keep.items():
-            if mid not in before and seats > 0:
-                session.quotas.append(SessionQuota(municipality_id=mid, seats=seats))
+        for quota in _add_quotas(session, {mid: seats for mid, seats in keep.items() if mid not in before and seats > 0}):
+            quota.seats = max(quota.seats, quota.confirmed_count)
         after = {q.municipality_id: q.seats for q in session.quotas}
         _announce_quotas(session, actor, current, after, None)
         current = after

@@ -12,6 +12,7 @@ from lms.common.i18n import join_list
 from lms.common.jobs import hand_over_after_commit
 from lms.common.signals import (
     course_unpublishing,
+    quotas_added,
     session_cancelled,
     session_created,
     session_moving,
@@ -49,6 +50,13 @@ def _promote_into_new_seats(session: TrainingSession, actor=None, changes=None, 
         more = more or before != after
     if more:
         promote_waitlist(session, actor)
+
+
+@quotas_added.connect
+def _count_holders_of_new_quotas(session: TrainingSession, quotas=(), **_kw) -> None:
+    """A new 割当 holds the municipality's people already confirmed in the session."""
+    if quotas:
+        seats.count_quota_holders(session, list(quotas))
 
 
 @session_moving.connect

@@ -320,6 +320,18 @@ def _forget(enrollment: Enrollment) -> None:
         db.session.expunge(enrollment)
 
 
+def count_quota_holders(session: TrainingSession, quotas: list[SessionQuota]) -> None:
+    """Set each of ``quotas`` (rows new to the session) to the number of its municipality's
+    people confirmed in the session now (one grouped count; the caller holds the session's lock)."""
+    counts = {int(mid): int(n) for mid, n in db.session.execute(
+        select(Enrollment.municipality_id, func.count())
+        .where(Enrollment.session_id == session.id, Enrollment.status == CONFIRMED,
+               Enrollment.municipality_id.in_([q.municipality_id for q in quotas]))
+        .group_by(Enrollment.municipality_id))}
+    for quota in quotas:
+        quota.confirmed_count = counts.get(quota.municipality_id, 0)
+
+
 def count_seats(session: TrainingSession, quota: SessionQuota | None, delta: int) -> None:
     """Move the confirmed counters by ``delta`` with one UPDATE each (their CHECK
     constraints refuse an overbooking) and keep the loaded rows in step."""

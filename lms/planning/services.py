@@ -607,20 +607,23 @@ def _first_claims(session: TrainingSession, held: dict[int, SessionQuota]) -> di
         requests[mid] = max(requests.get(mid, 0), lacking)
     if not requests:
         return {}
-    waiting = dict(db.session.execute(
-        select(Enrollment.municipality_id, func.count()).where(
-            Enrollment.session_id == session.id, Enrollment.status == WAITLISTED)
-        .group_by(Enrollment.municipality_id)).all())
+    # Each municipality's people waiting and confirmed (those on the shared seats too: a
+    # municipality without a quota row has them, and its kept quota holds them as well).
+    waiting: dict[int, int] = {}
+    confirmed: dict[int, int] = {}
+    for mid, status, n in db.session.execute(
+            select(Enrollment.municipality_id, Enrollment.status, func.count()).where(
+                Enrollment.session_id == session.id, Enrollment.status.in_((WAITLISTED, CONFIRMED)))
+            .group_by(Enrollment.municipality_id, Enrollment.status)):
+        (waiting if status == WAITLISTED else confirmed)[mid] = int(n)
     codes = dict(db.session.execute(select(Municipality.id, Municipality.code)).all())
     demands = []
     for mid, requested in requests.items():
-        got = held[mid].confirmed_count if mid in held else 0
-        lacking = min(requested - got, int(waiting.get(mid, 0)))
+        lacking = min(requested - confirmed.get(mid, 0), waiting.get(mid, 0))
         if lacking > 0:
             demands.append(Demand(mid, codes.get(mid, ""), lacking))
     shares = allocate(freed, demands, minimum=0)
-    return {mid: (held[mid].confirmed_count if mid in held else 0) + share.seats
-            for mid, share in shares.items() if share.seats > 0}
+    return {mid: confirmed.get(mid, 0) + share.seats for mid, share in shares.items() if share.seats > 0}
 
 
 def _course_requests(session: TrainingSession) -> dict[int, int]:

@@ -237,6 +237,34 @@ def test_capacity_and_quota_cannot_go_below_confirmed(db, trainer):
     assert session.capacity == 5 and session.quotas[0].seats == 3
 
 
+def test_a_new_quota_holds_the_municipalitys_people_confirmed_already(db, trainer):
+    """A 割当 added once some of the municipality's people are confirmed (on the shared seats)
+    counts them: one below them is refused like for an existing row, and their cancellations
+    later move it down (it counted none, and the second cancellation broke its CHECK, shown
+    as 「申込が集中」 for ever)."""
+    course = factories.make_course(owner_id=trainer.id)
+    session = factories.make_session(course, capacity=4)
+    first, second = _enroll(session), _enroll(session)
+    other = _enroll(session, "131024")  # another municipality's, on the shared seats
+    assert {first.status, second.status, other.status} == {CONFIRMED}
+    chiyoda = factories.municipality("131016").id
+    db.session.expire_all()
+    session = db.session.get(TrainingSession, session.id)
+    with pytest.raises(InvalidInput, match="千代田区 の割当人数は確定済みの人数（2人）"):
+        run_in_transaction(services.update_session, trainer, session.id, _data(session, quotas={chiyoda: 1}))
+    session = db.session.get(TrainingSession, session.id)
+    assert session.quotas == []
+    run_in_transaction(services.update_session, trainer, session.id, _data(session, quotas={chiyoda: 3}))
+    session = db.session.get(TrainingSession, session.id)
+    assert [(q.seats, q.confirmed_count) for q in session.quotas] == [(3, 2)]
+    for held in (first, second):
+        enrollment.cancel_enrollment(held.id, held.staff_member.user)
+    db.session.expire_all()
+    session = db.session.get(TrainingSession, session.id)
+    assert [(q.seats, q.confirmed_count) for q in session.quotas] == [(3, 0)]
+    assert db.session.get(Enrollment, second.id).status == ENROLLMENT_CANCELLED
+
+
 def test_changing_time_notifies_every_active_enrollee_once_per_revision(db, owned_session, trainer):
     first, second, third = (_enroll(owned_session) for _ in range(3))
     assert [first.status, second.status, third.status] == [CONFIRMED, CONFIRMED, WAITLISTED]
