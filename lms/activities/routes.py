@@ -41,6 +41,7 @@ from lms.common.access import refuse_as_missing, role_required
 from lms.common.errors import Conflict, DomainError, InvalidInput, NotAllowed, NotFound
 from lms.common.forms import ActionForm, put_error
 from lms.common.ids import parse_id, parse_ids
+from lms.common.pagination import Page, beyond_last_page, requested_page
 from lms.common.timeutil import utcnow
 from lms.common.web import private_download
 from lms.common.xlsx import XLSX_MIME
@@ -52,8 +53,8 @@ from lms.roster.models import StaffMember
 bp = Blueprint("activities", __name__)
 # The prefix of the activity's settings form on its page (beside the question form).
 SETTINGS = "settings"
-# The reports waiting for review shown at once (the oldest; the page says how many in all).
-REPORTS_SHOWN = 200
+# The reports waiting for review on a page of /reports (the oldest first; the page says how many in all).
+REPORTS_PER_PAGE = 20
 
 
 @bp.app_template_global("activity_todos")
@@ -498,18 +499,49 @@ def attached_file(attachment_id: int):
 @bp.get("/reports")
 @role_required(MUNICIPAL_ADMIN, TRAINER, PLATFORM_ADMIN)
 def reports():
-    return _reports_page()
+    page = _reports_to_review(requested_page())
+    if (last := beyond_last_page(page)) is not None:
+        return last
+    return _reports_page(page)
 
 
-def _reports_page(refused: tuple[int, str, str] | None = None, status: int = 200):
-    """The reports waiting for review; ``refused``: (report id, comment typed, why) of a review
-    refused, shown at that report's field with what was typed kept."""
-    waiting = services.reports_to_review(current_user, limit=REPORTS_SHOWN)
-    total = len(waiting) if len(waiting) < REPORTS_SHOWN else services.count_reports_to_review(current_user)
-    return render_template("activities/reports.html", waiting=waiting, form=ReviewForm(formdata=None),
-                           refused=refused, total=total,
+def _reports_to_review(number: int) -> Page:
+    """Page ``number`` of the reports waiting for the current user's review (past the last:
+    empty, with the total; ``_last_reports_page`` says which is the last)."""
+    total = services.count_reports_to_review(current_user)
+    items = services.reports_to_review(current_user, limit=REPORTS_PER_PAGE, offset=(number - 1) * REPORTS_PER_PAGE) \
+        if total > (number - 1) * REPORTS_PER_PAGE else []
+    return Page(items=items, total=total, page=number, per_page=REPORTS_PER_PAGE)
+
+
+def _last_reports_page(number: int) -> int:
+    """``number``, or the last page of reports waiting when there are fewer pages now (the first when none wait)."""
+    pages = Page(items=[], total=services.count_reports_to_review(current_user), page=number, per_page=REPORTS_PER_PAGE).pages
+    return max(1, min(number, pages))
+
+
+def _reports_address(number: int) -> str:
+    return url_for("activities.reports", page=number if number > 1 else None)
+
+
+def _reports_page(page: Page, refused: tuple[int, str, str] | None = None, status: int = 200):
+    """A page of the reports waiting for review; ``refused``: (report id, comment typed, why) of
+    a review refused, shown at that report's field with what was typed kept. Each review form
+    carries the page it is on (``?page=``), to come back to it."""
+    waiting = page.items
+    return render_template("activities/reports.html", page=page, waiting=waiting, form=ReviewForm(formdata=None),
+                           refused=refused, total=page.total,
                            members={m.id: m for m in db.session.scalars(db.select(StaffMember).where(
                                StaffMember.id.in_([s.staff_member_id for s in waiting])))} if waiting else {}), status
+
+
+def _refused_review(submission_id: int, comment: str, why: str):
+    """The page the review was made on (the last, when there are fewer pages now: a post is not
+    redirected), the error at that report's field and what was typed kept."""
+    page = _reports_to_review(requested_page())
+    if page.total and page.page > page.pages:
+        page = _reports_to_review(page.pages)
+    return _reports_page(page, (submission_id, comment, why), 422)
 
 
 @bp.post("/reports/<int:submission_id>")
@@ -519,7 +551,7 @@ def review(submission_id: int):
     if not form.validate_on_submit():
         if "comment" not in form.errors:  # (the CSRF token)
             abort(400)
-        return _reports_page((submission_id, form.comment.data or "", form.comment.errors[0]), 422)
+        return _refused_review(submission_id, form.comment.data or "", form.comment.errors[0])
     decision = request.form.get("decision", "")
     try:
         submission = services.review_report(submission_id, current_user, decision, form.comment.data or "")
@@ -528,16 +560,18 @@ def review(submission_id: int):
         abort(404)
     except InvalidInput as exc:
         db.session.rollback()
-        return _reports_page((submission_id, form.comment.data or "", exc.message), 422)
+        return _refused_review(submission_id, form.comment.data or "", exc.message)
     except DomainError as exc:
         db.session.rollback()
         flash(exc.message, "error")
-        return redirect(url_for("activities.reports") + f"#report-{submission_id}")
+        return redirect(_reports_address(_last_reports_page(requested_page())) + f"#report-{submission_id}")
     db.session.commit()
     name = submission.staff_member.full_name
     flash(_("%(name)s さんの報告を確認済にしました。", name=name) if submission.status == "confirmed"
           else _("%(name)s さんの報告を差し戻しました。", name=name), "success")
-    return redirect(url_for("activities.reports"))
+    # Back to the page the review was made on (the next reports have moved up into it), or the
+    # last when that one is gone.
+    return redirect(_reports_address(_last_reports_page(requested_page())))
 
 
 # ---------------------------------------------------------------- results (trainers)

@@ -21,6 +21,7 @@ from typing import IO
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select
+from sqlalchemy.orm import contains_eager
 
 from lms.activities import files
 from lms.activities.models import (
@@ -1098,18 +1099,22 @@ def review_report(submission_id: int, actor, decision: str, comment: str = "") -
     return submission
 
 
-def reports_to_review(actor, *, status: str = SUBMITTED, limit: int = 200) -> list[ActivitySubmission]:
-    """The reports ``actor`` reviews, oldest first (the first ``limit``): their municipality's
-    (training office), the prefecture's staff in their own courses (trainer), everyone's
-    (platform admin); never their own."""
+def reports_to_review(actor, *, status: str = SUBMITTED, limit: int = 200, offset: int = 0) -> list[ActivitySubmission]:
+    """The reports ``actor`` reviews, oldest first (``limit`` of them after the first
+    ``offset``): their municipality's (training office), the prefecture's staff in their own
+    courses (trainer), everyone's (platform admin); never their own. Each with its activity,
+    the activity's course and questions (one statement more, however many activities)."""
     query = _reports_query(actor, status)
     if query is None:
         return []
-    return list(db.session.scalars(query.order_by(ActivitySubmission.submitted_at, ActivitySubmission.id).limit(limit)))
+    activity = contains_eager(ActivitySubmission.activity)  # (the query joins it already)
+    return list(db.session.scalars(
+        query.options(activity.joinedload(Activity.course), activity.selectinload(Activity.questions))
+        .order_by(ActivitySubmission.submitted_at, ActivitySubmission.id).offset(offset).limit(limit)))
 
 
 def count_reports_to_review(actor, *, status: str = SUBMITTED) -> int:
-    """How many reports ``reports_to_review`` has in all (the page shows the oldest)."""
+    """How many reports ``reports_to_review`` has in all (the page shows them a page at a time)."""
     query = _reports_query(actor, status)
     if query is None:
         return 0

@@ -1040,7 +1040,7 @@ def test_results_for_a_session_that_is_none_are_not_found(db, world, client, log
         assert client.get(f"{base_url}.xlsx?session={value}").status_code == 404, value
 
 
-def test_the_reports_page_says_how_many_wait_beyond_those_shown(db, world, client, login_as, monkeypatch):
+def test_the_reports_page_says_how_many_wait_in_all(db, world, client, login_as, monkeypatch):
     from lms.activities import routes
 
     report = build(db, world, REPORT, questions=[services.QuestionInput(kind=LONGTEXT, prompt="学んだこと")])
@@ -1051,11 +1051,11 @@ def test_the_reports_page_says_how_many_wait_beyond_those_shown(db, world, clien
             db.session.commit()
         services.save(report.id, person, form(report, f"報告{n}"), submit=True)
         db.session.commit()
-    monkeypatch.setattr(routes, "REPORTS_SHOWN", 2)
+    monkeypatch.setattr(routes, "REPORTS_PER_PAGE", 2)
     office = login_as("municipal_admin")
     assert services.count_reports_to_review(office) == 3
     html = client.get("/reports").get_data(as_text=True)
-    assert "確認待ちの報告は全部で3件あります。古い順に2件を表示しています" in html
+    assert "確認待ちの報告は全部で3件あります。古い順に2件ずつ表示しています。" in html
 
 
 def test_an_anonymous_survey_keeps_no_draft_with_the_person(db, world, client, login_as):
