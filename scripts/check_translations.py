@@ -18,7 +18,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         pot = Path(tmp) / "messages.pot"
         subprocess.run(
-            [sys.executable, "-m", "babel.messages.frontend", "extract", "-F", "babel.cfg", "-k", "_l",
+            [sys.executable, "-m", "babel.messages.frontend", "extract", "-F", "babel.cfg", "-k", "_l", "-k", "said",
              "-k", "lazy_gettext", "--no-location", "-o", str(pot), "."],
             cwd=ROOT, check=True, capture_output=True,
         )

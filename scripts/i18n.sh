@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYBABEL=${PYBABEL:-.venv/bin/pybabel}
-$PYBABEL extract -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output -o lms/translations/messages.pot . >/dev/null 2>&1 || { $PYBABEL extract -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output -o lms/translations/messages.pot .; exit 1; }
+$PYBABEL extract -F babel.cfg -k _l -k lazy_gettext -k said --no-location --sort-output -o lms/translations/messages.pot . >/dev/null 2>&1 || { $PYBABEL extract -F babel.cfg -k _l -k lazy_gettext -k said --no-location --sort-output -o lms/translations/messages.pot .; exit 1; }
 if [ -f lms/translations/en/LC_MESSAGES/messages.po ]; then
   $PYBABEL update --no-fuzzy-matching -i lms/translations/messages.pot -d lms/translations -l en
 else

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Date, ForeignKey, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms.common.timeutil import utcnow
@@ -67,7 +67,8 @@ class RosterJob(Model):
     processed: Mapped[int] = mapped_column(default=0)
     counts: Mapped[str] = mapped_column(Text, default="{}")  # JSON: outcome → rows
     effective_on: Mapped[date] = mapped_column(Date)
-    # The language the client asked for (Accept-Language): the entries' results are worded in it.
+    # The language the client asked for (Accept-Language): the stored text of the entries'
+    # results (``RosterJobRow.message``) is worded in it; a reader gets them in their own.
     language: Mapped[str] = mapped_column(String(5), default="ja", server_default="ja")
     error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -100,4 +101,10 @@ class RosterJobRow(Model):
     row: Mapped[int] = mapped_column(primary_key=True)
     employee_number: Mapped[str] = mapped_column(String(40), default="")
     outcome: Mapped[str] = mapped_column(String(20))
+    # The result as worded for the feed's request (its job's ``language``): shown as it is only
+    # when it has no message id (kept before results had one) or this version cannot word it.
     message: Mapped[str] = mapped_column(Text, default="")
+    # The result without a language (lms.common.said): its message id and parameters, worded
+    # in the language of each reader.
+    message_id: Mapped[str] = mapped_column(Text, default="", server_default="")
+    message_params: Mapped[dict | None] = mapped_column(JSON)

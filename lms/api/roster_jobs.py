@@ -17,7 +17,6 @@ from datetime import timedelta
 from typing import Any, cast
 
 from flask_babel import force_locale, get_locale
-from flask_babel import gettext as _
 from marshmallow import ValidationError
 from sqlalchemy import CursorResult, and_, delete, insert, or_, select, update
 
@@ -38,6 +37,7 @@ from lms.api.webhooks.services import publish
 from lms.audit.services import record_action
 from lms.common.database import begin_write
 from lms.common.jobs import hand_over_after_commit
+from lms.common.said import Joined, reworded, said, stored
 from lms.common.timeutil import today_tokyo, utcnow
 from lms.extensions import db
 from lms.municipalities.models import Municipality
@@ -109,12 +109,14 @@ def _claim(job_id: int) -> bool:
 
 
 def _refusal(exc: ValidationError) -> str:
+    """The schema's refusal of an entry, kept with its message ids (the fields' messages are lazy:
+    ``lms.api.schemas``; one a validator formatted already stays in the language of the feed)."""
     messages = exc.messages if isinstance(exc.messages, dict) else {"_": exc.messages}
-    parts = []
+    parts: list[Any] = []
     for name, problems in messages.items():
-        text = "; ".join(str(p) for p in problems) if isinstance(problems, list) else str(problems)
-        parts.append(text if name in ("_", "_schema") else f"{name}: {text}")
-    return _("項目の値が正しくありません（%(details)s）。", details=" / ".join(parts))
+        text = Joined(tuple(problems), "; ") if isinstance(problems, list) else problems
+        parts.append(text if name in ("_", "_schema") else Joined((name, text), ": "))
+    return said("項目の値が正しくありません（%(details)s）。", details=Joined(tuple(parts), " / "))
 
 
 def _parse(schema: StaffBulkEntry, line: int, raw) -> tuple[int, dict] | RowResult:
@@ -152,7 +154,7 @@ def run_job(job_id: int) -> RosterJob | None:
             part = list(enumerate(json.loads(bytes(payload or b"[]")), number * PART + 1))
             del payload
             if part and part[-1][0] > done:
-                with force_locale(language):  # the results in the language the client asked for
+                with force_locale(language):  # the results' stored text in the language the client asked for
                     _process(job_id, municipality_id, effective_on, [(line, raw) for line, raw in part if line > done],
                              schema, seen, actor, counts, total)
                 continue
@@ -182,14 +184,27 @@ def _process(job_id: int, municipality_id: int, effective_on, part: list[tuple[i
             results.append(parsed)
     results += upsert_staff_entries(municipality_id, rows, actor, seen, effective_on=effective_on)
     results.sort(key=lambda r: r.line)
-    db.session.execute(insert(RosterJobRow), [
-        {"job_id": job_id, "row": r.line, "employee_number": _storable(r.employee_number)[:40], "outcome": r.outcome,
-         "message": _storable(r.message)} for r in results])
+    db.session.execute(insert(RosterJobRow), [_row(job_id, r) for r in results])
     counts.update(r.outcome for r in results)
     db.session.execute(update(RosterJob).where(RosterJob.id == job_id).values(
         processed=min(part[-1][0], total), counts=json.dumps(dict(counts)), heartbeat_at=utcnow())
         .execution_options(synchronize_session=False))
     db.session.commit()
+
+
+def _row(job_id: int, result: RowResult) -> dict:
+    """An entry's result as stored: its message's text (in the job's language) and, to word it
+    for each reader, its message id and parameters (``lms.common.said``)."""
+    message_id, params = stored(result.message, _storable)
+    return {"job_id": job_id, "row": result.line, "employee_number": _storable(result.employee_number)[:40],
+            "outcome": result.outcome, "message": _storable(result.message), "message_id": message_id,
+            "message_params": params}
+
+
+def result_message(row: RosterJobRow) -> str:
+    """An entry's result in the current language (a row kept before results had message ids:
+    its text, in the language of the feed's request)."""
+    return reworded(row.message_id, row.message_params, row.message)
 
 
 def _storable(text: str) -> str:

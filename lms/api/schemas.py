@@ -17,6 +17,7 @@ from flask_babel import lazy_gettext as _l
 from marshmallow import fields, validate
 
 from lms.common.ids import MAX_ID
+from lms.common.said import braced, said
 from lms.common.timeutil import FIRST_YEAR, LAST_YEAR
 from lms.roster.services import normalise_text
 
@@ -62,6 +63,27 @@ class Schema(ma.Schema):
         _localize(field_obj)
 
 
+class _Length(validate.Length):
+    """marshmallow's Length, its refusal keeping its message id (a bulk feed's results are
+    worded for each reader: lms.common.said)."""
+
+    def __call__(self, value):
+        try:
+            return super().__call__(value)
+        except ma.ValidationError:
+            raise ma.ValidationError(braced(self.error, min=self.min, max=self.max)) from None
+
+
+class _Range(validate.Range):
+    """marshmallow's Range, its refusal keeping its message id (as ``_Length``)."""
+
+    def __call__(self, value):
+        try:
+            return super().__call__(value)
+        except ma.ValidationError:
+            raise ma.ValidationError(braced(self.error, min=self.min, max=self.max)) from None
+
+
 def length(min: int | None = None, max: int | None = None, *, items: bool = False) -> validate.Length:
     """A length in characters (in entries with ``items``), with a message in the request's language."""
     if items:
@@ -72,12 +94,12 @@ def length(min: int | None = None, max: int | None = None, *, items: bool = Fals
         error = _l("{min}文字以上で指定してください。")
     else:
         error = _l("{min}文字以上{max}文字以内で指定してください。")
-    return validate.Length(min=min, max=max, error=error)
+    return _Length(min=min, max=max, error=error)
 
 
 def in_range(min, max) -> validate.Range:
     """A number, date or time from ``min`` to ``max`` (both included)."""
-    return validate.Range(min=min, max=max, error=_l("{min} から {max} までの値で指定してください。"))
+    return _Range(min=min, max=max, error=_l("{min} から {max} までの値で指定してください。"))
 
 
 def one_of(choices: list[str]) -> validate.OneOf:
@@ -103,7 +125,7 @@ Id = fields.Integer(validate=in_range(1, MAX_ID))
 def no_nul(value: str) -> None:
     """PostgreSQL text cannot hold NUL (U+0000); no field has a use for one."""
     if "\x00" in value:
-        raise ma.ValidationError(_("NUL 文字（U+0000）は使えません。"))
+        raise ma.ValidationError(said("NUL 文字（U+0000）は使えません。"))
 
 
 class Problem(Schema):
@@ -303,7 +325,7 @@ class RosterJobResult(Schema):
     row = fields.Integer(metadata={"description": "the entry's position in the request, from 1"})
     employee_number = fields.String()
     outcome = fields.String(metadata={"description": "added, updated, unchanged, transferred, returned, left or refused"})
-    message = fields.String()
+    message = fields.String(metadata={"description": "in the language of this request's Accept-Language"})
 
 
 class UpsertResult(Schema):

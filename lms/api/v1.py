@@ -430,8 +430,10 @@ def roster_job_results(job_id: int, **args):
         rows = rows[:limit]
         params = {**request.args.to_dict(), "cursor": encode_row_cursor(rows[-1].row)}
         next_url = url_for("api_v1.roster_job_results", job_id=job.id, **params, _external=True)
-    return json_page([{"row": r.row, "employee_number": r.employee_number, "outcome": r.outcome,
-                       "message": r.message} for r in rows], next_url)
+    response = json_page([{"row": r.row, "employee_number": r.employee_number, "outcome": r.outcome,
+                           "message": roster_jobs.result_message(r)} for r in rows], next_url)
+    response.vary.add("Accept-Language")  # (the messages are worded for the reader)
+    return response
 
 
 # ---------------------------------------------------------------- enrollments and completions

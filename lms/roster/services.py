@@ -27,6 +27,7 @@ from lms.common.database import LIKE_ESCAPE, begin_write, for_update, like_escap
 from lms.common.errors import Conflict, InvalidInput, NotFound
 from lms.common.forms import one_line
 from lms.common.i18n import join_list
+from lms.common.said import Dated, Listed, said
 from lms.common.spreadsheet import LossyRow, neutralise_cell, read_back_text, read_xlsx_rows, unencodable
 from lms.common.templating import format_date_jst
 from lms.common.timeutil import plausible_year, today_tokyo, utcnow
@@ -336,8 +337,8 @@ def record_departure(member_id: int, left_on: date, actor) -> StaffHistory:
 def _before_hire(left_on: date, hired_on: date | None) -> str:
     """The refusal of a departure dated before the 採用日 (by hand or through the API), or ""."""
     if hired_on is not None and left_on < hired_on:
-        return _("退職・転出日（%(left)s）が採用日（%(hired)s）より前です。日付を確かめてください。",
-                 left=format_date_jst(left_on), hired=format_date_jst(hired_on))
+        return said("退職・転出日（%(left)s）が採用日（%(hired)s）より前です。日付を確かめてください。",
+                    left=Dated(left_on), hired=Dated(hired_on))
     return ""
 
 
@@ -677,7 +678,7 @@ def upsert_staff_entry(municipality_id: int, entry: dict, actor, *, effective_on
     left_on = entry.get("left_on")
     result = RowResult(0, number, values["full_name"], UNCHANGED)
     if left_on is not None and member_row is not None and member_row.status == LEFT:
-        result.message = _("この職員はすでに退職・転出として記録されています。")
+        result.message = said("この職員はすでに退職・転出として記録されています。")
     else:
         result.outcome, result.message = _classify(member_row, values)
         _apply_import(municipality_id, [(result, values, member_row)], [], effective_on, actor, source="api")
@@ -756,7 +757,7 @@ def upsert_staff_entries(municipality_id: int, rows: list[tuple[int, dict]], act
             continue
         left_on = entry.get("left_on")
         if left_on is not None and member is not None and member.status == LEFT:
-            result.outcome, result.message = UNCHANGED, _("この職員はすでに退職・転出として記録されています。")
+            result.outcome, result.message = UNCHANGED, said("この職員はすでに退職・転出として記録されています。")
             continue
         planned.append((result, values, member))
         if left_on is not None:
@@ -833,43 +834,43 @@ def _row_problem(values, raw, seen_numbers, seen_sign_ins, existing, by_sign_in,
     for column, attr in ROSTER_COLUMNS:  # (a quoted value over several lines, an Excel cell with Alt+Enter)
         if len(raw.get(column, "").strip().splitlines()) > 1:
             if feed:
-                return _("%(field)s に改行が含まれています。1行で送ってください。", field=attr)
-            return _("%(column)sに改行が含まれています。1行で入力してください（Excel ではセル内の改行を取り除いてください）。",
-                     column=COLUMN_LABELS[attr])
+                return said("%(field)s に改行が含まれています。1行で送ってください。", field=attr)
+            return said("%(column)sに改行が含まれています。1行で入力してください（Excel ではセル内の改行を取り除いてください）。",
+                        column=COLUMN_LABELS[attr])
     number = values["employee_number"]
     if not number:
-        return _("%(field)s がありません。", field="employee_number") if feed else _("職員番号がありません。")
+        return said("%(field)s がありません。", field="employee_number") if feed else said("職員番号がありません。")
     if not _EMPLOYEE_NUMBER_RE.match(number):
-        return _("職員番号「%(number)s」に使えない文字があります（半角英数字・ハイフンのみ）。", number=number)
+        return said("職員番号「%(number)s」に使えない文字があります（半角英数字・ハイフンのみ）。", number=number)
     if number in seen_numbers:
-        return _duplicate("employee_number", number, seen_numbers[number]) if feed else _(
+        return _duplicate("employee_number", number, seen_numbers[number]) if feed else said(
             "職員番号 %(number)s がファイル内で重複しています（%(line)s 行目と同じ）。", number=number, line=seen_numbers[number])
     if not values["full_name"]:
-        return _("%(field)s がありません。", field="full_name") if feed else _("氏名がありません。")
+        return said("%(field)s がありません。", field="full_name") if feed else said("氏名がありません。")
     for attr, limit in _LIMITS.items():
         if len(values.get(attr, "")) > limit:
-            return _("%(column)sが長すぎます（%(limit)s 文字まで）。", column=attr if feed else COLUMN_LABELS[attr],
-                     limit=limit)
+            return said("%(column)sが長すぎます（%(limit)s 文字まで）。", column=attr if feed else COLUMN_LABELS[attr],
+                        limit=limit)
     sign_in = values["sign_in_name"]
     if sign_in:
         if not _EMAIL_RE.match(sign_in):
-            return _("サインイン名「%(name)s」がメールアドレスの形式ではありません。", name=sign_in)
+            return said("サインイン名「%(name)s」がメールアドレスの形式ではありません。", name=sign_in)
         if sign_in in seen_sign_ins:
-            return _duplicate("sign_in_name", sign_in, seen_sign_ins[sign_in]) if feed else _(
+            return _duplicate("sign_in_name", sign_in, seen_sign_ins[sign_in]) if feed else said(
                 "サインイン名 %(name)s がファイル内で重複しています（%(line)s 行目と同じ）。", name=sign_in,
                 line=seen_sign_ins[sign_in])
         holder = by_sign_in.get(sign_in)
         if holder is not None and holder.employee_number != number:
-            return _("サインイン名 %(name)s はすでに別の職員（職員番号 %(other)s）に使われています。", name=sign_in, other=holder.employee_number)
+            return said("サインイン名 %(name)s はすでに別の職員（職員番号 %(other)s）に使われています。", name=sign_in, other=holder.employee_number)
     if values.get("email") and not _EMAIL_RE.match(values["email"]):
-        return _("メール「%(mail)s」がメールアドレスの形式ではありません。", mail=values["email"])
+        return said("メール「%(mail)s」がメールアドレスの形式ではありません。", mail=values["email"])
     if values.get("supervisor_role", "") not in ("", HEAD, DEPUTY):
-        return _("所属長の欄「%(value)s」は、「所属長」「代理」または空欄で入力してください。", value=values["supervisor_role"])
+        return said("所属長の欄「%(value)s」は、「所属長」「代理」または空欄で入力してください。", value=values["supervisor_role"])
     if "採用日" in raw:
         try:
             values["hired_on"] = parse_date(raw["採用日"])
         except ValueError:
-            return _("採用日「%(value)s」が日付として読めません（例：2026-04-01）。", value=raw["採用日"])
+            return said("採用日「%(value)s」が日付として読めません（例：2026-04-01）。", value=raw["採用日"])
     return ""
 
 
@@ -884,8 +885,8 @@ def _departure_problem(member: ImportedEntry | None, values: dict, entry: dict) 
     left_on = entry["left_on"]
     if left_on is None:
         if member is not None and member.status == ACTIVE and member.left_on is not None:
-            return _("%(date)s の退職・転出が予定として記録されています。予定の退職・転出は取り消せません。",
-                     date=format_date_jst(member.left_on))
+            return said("%(date)s の退職・転出が予定として記録されています。予定の退職・転出は取り消せません。",
+                        date=Dated(member.left_on))
         return ""
     hired_on = values["hired_on"] if "hired_on" in values else getattr(member, "hired_on", None)
     if problem := _before_hire(left_on, hired_on):
@@ -893,37 +894,38 @@ def _departure_problem(member: ImportedEntry | None, values: dict, entry: dict) 
     if member is not None and member.status == LEFT:
         changed = _changed_columns(member, values, skip=())
         if left_on != member.left_on:
-            changed.append(_("退職・転出日"))
+            changed.append(said("退職・転出日"))
         if changed:
-            return _("この職員は %(date)s に退職・転出済みのため、次の変更は記録できません：%(columns)s。"
-                     "復帰させるときは left_on を付けずに送ってください。",
-                     date=format_date_jst(member.left_on), columns=join_list(changed))
+            return said("この職員は %(date)s に退職・転出済みのため、次の変更は記録できません：%(columns)s。"
+                        "復帰させるときは left_on を付けずに送ってください。",
+                        date=Dated(member.left_on), columns=Listed(tuple(changed)))
     return ""
 
 
-def _changed_columns(member: ImportedEntry, values: dict, *, skip=("department", "job_title")) -> list[str]:
-    """The names of the columns whose value in ``values`` differs from the stored one."""
-    return [str(COLUMN_LABELS[attr]) for _column, attr in ROSTER_COLUMNS
+def _changed_columns(member: ImportedEntry, values: dict, *, skip=("department", "job_title")) -> list[Any]:
+    """The names of the columns whose value in ``values`` differs from the stored one (labels,
+    worded in the language the message is read in)."""
+    return [COLUMN_LABELS[attr] for _column, attr in ROSTER_COLUMNS
             if attr not in skip and attr in values and _current(member, attr) != values[attr]]
 
 
 def _duplicate(name: str, value: str, entry: int) -> str:
     """An API feed's entry repeating an earlier one's 職員番号 or サインイン名 (``name``)."""
-    return _("%(field)s %(value)s が送信内で重複しています（エントリ %(entry)s と同じ）。", field=name, value=value,
-             entry=entry)
+    return said("%(field)s %(value)s が送信内で重複しています（エントリ %(entry)s と同じ）。", field=name, value=value,
+                entry=entry)
 
 
 def _classify(member: ImportedEntry | None, values: dict) -> tuple[str, str]:
     if member is None:
         return ADDED, ""
     if member.status == LEFT:
-        return RETURNED, _("退職・転出から復帰します。")
+        return RETURNED, said("退職・転出から復帰します。")
     if (values["department"], values["job_title"]) != (member.department, member.job_title):
-        return TRANSFERRED, _("%(old)s → %(new)s", old=f"{member.department} {member.job_title}".strip(),
-                              new=f"{values['department']} {values['job_title']}".strip())
+        return TRANSFERRED, said("%(old)s → %(new)s", old=f"{member.department} {member.job_title}".strip(),
+                                 new=f"{values['department']} {values['job_title']}".strip())
     changed = _changed_columns(member, values)
     if changed:
-        return UPDATED, _("変更：%(columns)s", columns=join_list(changed))
+        return UPDATED, said("変更：%(columns)s", columns=Listed(tuple(changed)))
     return UNCHANGED, ""
 
 

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from lms.api import roster_jobs
-from lms.api.models import RosterJob, RosterJobPart
+from lms.api.models import RosterJob, RosterJobPart, RosterJobRow
 from lms.api.webhooks.models import WebhookEndpoint, WebhookMessage
 from lms.audit.models import AuditLog
 from lms.common.timeutil import utcnow
@@ -295,3 +295,71 @@ def test_results_are_worded_for_a_feed_in_the_language_asked_for(api, db, app):
             assert "エントリ 1" in messages[0]
         else:
             assert "entry 1" in messages[0] and not any("\u3040" <= ch <= "\u30ff" for ch in " ".join(messages))
+
+
+def _kana(text: str) -> bool:
+    return any("\u3040" <= ch <= "\u30ff" for ch in text)
+
+
+def _results_in(api, job_id: int, language: str) -> dict[int, dict]:
+    items = api("writer_a", "get", f"/api/v1/roster-jobs/{job_id}/results",
+                headers={"Accept-Language": language}).get_json()["items"]
+    return {r["row"]: r for r in items}
+
+
+def test_results_are_worded_in_the_language_of_whoever_reads_them(api, db):
+    """A job's results are kept without a language (a message id and its parameters) and worded
+    for each reader: a feed sent in English reads in Japanese for a Japanese reader, and the
+    other way round — dates, field names and the API's own refusals included."""
+    left = make_staff(A, employee_number="L0301", department="総務課", job_title="主事",
+                      sign_in_name="l0301@city.example.lg.jp", hired_on=None)
+    make_staff(A, employee_number="L0302", full_name="連携 L0302", full_name_kana="レンケイ", department="総務課",
+               job_title="主事", sign_in_name="l0302@city.example.lg.jp", email="", hired_on=None)
+    db.session.execute(update(StaffMember).where(StaffMember.id == left.id)
+                       .values(status="left", left_on=utcnow().date().replace(month=1, day=5)))
+    db.session.commit()
+    entries = [_entry("L0300"), _entry("L0300", full_name="重複"),                  # 1 added, 2 duplicate
+               _entry("L0303", full_name=42),                                       # 3 not a string
+               _entry("L0304", sign_in_name="not-an-address"),                      # 4 sign-in
+               _entry("L0301", full_name=left.full_name, full_name_kana=left.full_name_kana, email=left.email,
+                      hired_on=None, department="企画課",
+                      left_on=utcnow().date().isoformat()),                         # 5 left already
+               _entry("L0302", email="", hired_on=None, full_name="連携 二郎"),     # 6 updated: 氏名
+               _entry("L0305", full_name="長" * 101, hired_on="1800-01-01")]       # 7 too long, too early
+    year = utcnow().date().year
+    for sent_in in ("en", "ja"):
+        sent = api("writer_a", "post", "/api/v1/staff/bulk", json={"entries": entries},
+                   headers={"Accept-Language": sent_in})
+        assert sent.status_code == 202, sent.get_json()
+        job_id = sent.get_json()["id"]
+        _run(job_id)
+        ja, en = _results_in(api, job_id, "ja"), _results_in(api, job_id, "en")
+        if sent_in == "ja":  # (the first feed added L0300; the second finds it)
+            assert ja[1]["outcome"] == "unchanged"
+        assert [ja[n]["outcome"] for n in (2, 3, 4, 5, 7)] == ["refused"] * 5, ja
+        assert ja[6]["outcome"] == ("updated" if sent_in == "en" else "unchanged"), ja[6]
+        assert "エントリ 1" in ja[2]["message"] and "重複" in ja[2]["message"]
+        assert "文字列で指定してください" in ja[3]["message"] and "full_name" in ja[3]["message"]
+        assert "メールアドレスの形式ではありません" in ja[4]["message"]
+        assert f"{year}年1月5日" in ja[5]["message"] and "所属、退職・転出日" in ja[5]["message"]
+        assert "entry 1" in en[2]["message"]
+        assert "full_name" in en[3]["message"]
+        assert f"{year}-01-05" in en[5]["message"]
+        assert "100文字以内" in ja[7]["message"] and "から" in ja[7]["message"] and "100" in en[7]["message"]
+        for n in (2, 3, 4, 5, 7):
+            assert not _kana(en[n]["message"]), en[n]["message"]
+            assert _kana(ja[n]["message"]), ja[n]["message"]
+        if sent_in == "en":
+            assert "氏名" in ja[6]["message"] and en[6]["message"] and not _kana(en[6]["message"])
+
+
+def test_a_result_stored_as_text_before_message_ids_is_shown_as_it_is(api, db):
+    sent = api("writer_a", "post", "/api/v1/staff/bulk", json={"entries": [_entry("L0400")]})
+    job_id = sent.get_json()["id"]
+    _run(job_id)
+    db.session.execute(update(RosterJobRow).where(RosterJobRow.job_id == job_id)
+                       .values(outcome="refused", message="Stored in English before results kept their ids.",
+                               message_id="", message_params=None))
+    db.session.commit()
+    for language in ("ja", "en"):
+        assert _results_in(api, job_id, language)[1]["message"] == "Stored in English before results kept their ids."
