@@ -262,6 +262,7 @@ DETAIL_LABELS = {
     "fees": _l("負担金"),
     "fields": _l("変更した項目"),
     "filename": _l("ファイル名"),
+    "captions_removed": _l("一緒に削除した字幕"),
     "first_save": _l("初めての保存"),
     "from_department": _l("異動前の所属"),
     "from_job_title": _l("異動前の職名"),

@@ -22,6 +22,7 @@ from lms.archives.models import (
     CAPTIONS,
     PUBLISHED,
     READY,
+    VIDEO,
     WITHDRAWN,
     Archive,
     ArchiveFile,
@@ -159,8 +160,23 @@ def ready_files(archive: Archive, kind: str | None = None) -> list[ArchiveFile]:
     return [f for f in archive.files if f.status == READY and (kind is None or f.kind == kind)]
 
 
-def current_captions(archive: Archive) -> ArchiveFile | None:
+def captions_video_id(archive: Archive, captions: ArchiveFile) -> int | None:
+    """The id of the video ``captions`` belong to: the one they name, else (captions that came
+    when the archive had no video) its first video; None without a video."""
+    if captions.video_file_id is not None:
+        return captions.video_file_id
+    videos = ready_files(archive, VIDEO)
+    return videos[0].id if videos else None
+
+
+def captions_for(archive: Archive, video: ArchiveFile | None) -> ArchiveFile | None:
+    """The current captions of ``video`` (the newest ready ones that belong to it); with no
+    video, those of an archive that has none (its transcript)."""
     files = ready_files(archive, CAPTIONS)
+    if video is None:
+        files = [f for f in files if f.video_file_id is None]
+    else:
+        files = [f for f in files if captions_video_id(archive, f) == video.id]
     return files[-1] if files else None
 
 

@@ -9,7 +9,7 @@ import hashlib
 import uuid
 from collections.abc import Callable, Iterable
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import ColumnElement, delete, insert, or_, select
 
 from lms.archives import containers, durations, filetypes, reasons
 from lms.archives.captions import CaptionError, Cue, TooManyCues, parse_vtt
@@ -93,12 +93,42 @@ def inspect_content(filetype: filetypes.FileType, reader: Reader, size: int) -> 
     return None, None
 
 
+def first_video_id(archive_id: int) -> int | None:
+    """The archive's first ready video (the player's default, and the one captions that name
+    no video belong to)."""
+    return db.session.scalar(
+        select(ArchiveFile.id)
+        .where(ArchiveFile.archive_id == archive_id, ArchiveFile.kind == VIDEO, ArchiveFile.status == READY)
+        .order_by(ArchiveFile.id)
+        .limit(1)
+    )
+
+
+def ready_video_of(archive_id: int, video_id: int | None) -> ArchiveFile | None:
+    """The ready video ``video_id`` if it is one of the archive's (None otherwise)."""
+    if video_id is None:
+        return None
+    video = db.session.get(ArchiveFile, video_id)
+    if video is None or video.archive_id != archive_id or video.kind != VIDEO or video.status != READY:
+        return None
+    return video
+
+
 def add_file(archive_id: int, filetype: filetypes.FileType, filename: str, size: int, digest: str, key: str,
-             duration: int | None, cues: Iterable[Cue] | None, graph_content_id: str | None = None) -> ArchiveFile:
+             duration: int | None, cues: Iterable[Cue] | None, graph_content_id: str | None = None,
+             video_file_id: int | None = None) -> ArchiveFile:
     """The row of a verified, ready file (its captions' cues stored with it). Flushes.
+
+    Captions belong to the video ``video_file_id`` when it is a ready video of the archive,
+    else to its first video (None: the archive has none yet).
 
     A video whose ``duration`` the container did not state is measured by the worker once
     the transaction commits (``lms.archives.durations``)."""
+    if filetype.kind == CAPTIONS:
+        chosen = ready_video_of(archive_id, video_file_id)
+        video_file_id = chosen.id if chosen is not None else first_video_id(archive_id)
+    else:
+        video_file_id = None
     archive_file = ArchiveFile(
         archive_id=archive_id,
         kind=filetype.kind,
@@ -110,6 +140,7 @@ def add_file(archive_id: int, filetype: filetypes.FileType, filename: str, size:
         status=READY,
         duration_seconds=duration,
         graph_content_id=graph_content_id,
+        video_file_id=video_file_id,
         completed_at=utcnow(),
     )
     if filetype.kind == VIDEO and duration:
@@ -125,16 +156,24 @@ def add_file(archive_id: int, filetype: filetypes.FileType, filename: str, size:
 
 
 def _store_cues(archive_file: ArchiveFile, cues: list[Cue]) -> None:
-    # A newer captions file replaces the older ones of the same archive (player and search);
-    # one with no cue (an empty Teams transcript) replaces nothing.
+    # A newer captions file replaces the older ones of the same video (player and search);
+    # one with no cue (an empty Teams transcript) replaces nothing. Captions that name no
+    # video are the first video's.
     if not cues:
         return
+    video_id = archive_file.video_file_id
+    same_video: ColumnElement[bool] = ArchiveFile.video_file_id.is_(None)
+    if video_id is not None:
+        same_video = ArchiveFile.video_file_id == video_id
+        if video_id == first_video_id(archive_file.archive_id):
+            same_video = or_(same_video, ArchiveFile.video_file_id.is_(None))
     older = db.session.scalars(
         select(ArchiveFile).where(
             ArchiveFile.archive_id == archive_file.archive_id,
             ArchiveFile.kind == CAPTIONS,
             ArchiveFile.status == READY,
             ArchiveFile.id != archive_file.id,
+            same_video,
         )
     ).all()
     for old in older:

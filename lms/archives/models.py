@@ -98,6 +98,10 @@ class ArchiveFile(Model):
     duration_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     language: Mapped[str] = mapped_column(String(10), default="ja")
     graph_content_id: Mapped[str | None] = mapped_column(String(512), unique=True)
+    # Captions only: the video of the same archive they belong to (its player's track, its
+    # chapters, the caption search's link to it). None: an archive that had no video when they
+    # came; they are then its first video's (``access.captions_for``).
+    video_file_id: Mapped[int | None] = mapped_column(ForeignKey("archive_file.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

@@ -19,6 +19,7 @@ from lms.auth.models import PLATFORM_ADMIN, TRAINER
 from lms.common import once
 from lms.common.access import refuse_as_missing, role_required
 from lms.common.errors import DomainError, InvalidInput, NotAllowed, NotFound
+from lms.common.i18n import join_list
 from lms.common.ids import parse_id
 from lms.common.timeutil import to_tokyo, tokyo_to_utc
 from lms.extensions import db
@@ -50,10 +51,9 @@ def view(archive_id: int):
     archive = found.archive
     videos = access.ready_files(archive, VIDEO)
     video = _chosen_video(videos, parse_id(request.args.get("video")))
-    # Captions belong to no video in particular: they are the first video's (the player's
-    # track, chapters, caption search; an archive without a video has its transcript still),
-    # as they were when an archive had one player.
-    captions = access.current_captions(archive) if video is None or video is videos[0] else None
+    # Each video plays with its own captions (the player's track, chapters, the transcript);
+    # an archive without a video has its transcript still.
+    captions = access.captions_for(archive, video)
     cues = search.cues_of(captions)
     staff = getattr(current_user, "staff_member", None)
     query = (request.args.get("q") or "").strip()[:100]
@@ -63,6 +63,7 @@ def view(archive_id: int):
         "archives/view.html",
         archive=archive,
         videos=videos,
+        video_names={v.id: v.filename for v in videos},
         video=video,
         captions=captions,
         cues=cues,
@@ -220,10 +221,15 @@ def detail(archive_id: int):
     archive = _manageable_or_abort(archive_id)
     files = [f for f in archive.files if f.status == READY]
     pending = uploads.pending_uploads(archive)
+    videos = access.ready_files(archive, VIDEO)
+    names = {v.id: v.filename for v in videos}
     return render_template(
         "archives/detail.html",
         archive=archive,
         files=files,
+        videos=videos,
+        caption_videos={f.id: names.get(access.captions_video_id(archive, f) or 0) for f in files
+                        if f.kind == CAPTIONS},
         duration_notices={f.id: durations.duration_notice(f) for f in files},
         uploads=pending,
         failures={u.id: uploads.failure_text(u) for u in pending if u.status == FAILED},
@@ -310,10 +316,14 @@ def remove_file(archive_id: int, file_id: int):
     if archive_file is None or archive_file.archive_id != archive.id:
         abort(404)
     if request.method == "GET":
+        captions = services.captions_of_video(archive_file)
+        facts = [(_("アーカイブ"), archive.title), (_("ファイル名"), archive_file.filename)]
+        if captions:
+            facts.append((_("一緒に削除される字幕"), join_list(c.filename for c in captions)))
         return render_template(
             "confirm.html", heading=_("ファイルを削除"),
             lead=_("このファイルを削除します。元に戻せません。"),
-            facts=[(_("アーカイブ"), archive.title), (_("ファイル名"), archive_file.filename)],
+            facts=facts,
             action_url=url_for("archives.remove_file", archive_id=archive.id, file_id=archive_file.id),
             button=_("削除する"), back_url=url_for("archives.detail", archive_id=archive.id))
     if not ActionForm().validate_on_submit():

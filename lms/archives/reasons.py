@@ -33,6 +33,7 @@ CHECKSUM_MISMATCH = "checksum_mismatch"
 UNVERIFIABLE = "unverifiable"  # the check itself failed on the file (logged)
 CANCELLED = "cancelled"
 EXPIRED = "expired"
+CAPTIONS_VIDEO_GONE = "captions_video_gone"  # the video chosen for the captions was removed meanwhile
 
 
 @dataclass(frozen=True)
@@ -92,4 +93,6 @@ def _describe(code: str, params: dict[str, Any]) -> str | None:
         return _("アップロードは中止されました。")
     if code == EXPIRED:
         return _("アップロードの有効期限が切れました。最初からやり直してください。")
+    if code == CAPTIONS_VIDEO_GONE:
+        return _("字幕を付ける動画がアップロード中に削除されました。動画を選び直して、もう一度アップロードしてください。")
     return None

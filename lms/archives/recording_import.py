@@ -1,7 +1,7 @@
 """Teams recordings and transcripts into archives (called by lms.teams).
 
 * ``import_recording(session_id, recording_id, chunks, filename, content_type, size, actor=None, *, run=None) -> Archive``
-* ``attach_transcript(archive_id, vtt_text, graph_content_id) -> ArchiveFile``
+* ``attach_transcript(archive_id, vtt_text, graph_content_id, recording_id=None) -> ArchiveFile``
 * ``sweep_import_files(live_runs) -> list[str]`` (housekeeping after a killed import)
 
 Both imports add rows to the current transaction (flushed, not committed: the caller
@@ -28,7 +28,7 @@ from lms.archives import containers, filetypes
 from lms.archives.captions import CaptionError, parse_vtt
 from lms.archives.files import ContentRejected, add_file, new_storage_key, object_reader, sha256_of_object
 from lms.archives.filetypes import human_size
-from lms.archives.models import AUDIENCE_ELIGIBLE, DRAFT, VIDEO, Archive, ArchiveFile
+from lms.archives.models import AUDIENCE_ELIGIBLE, DRAFT, READY, VIDEO, Archive, ArchiveFile
 from lms.archives.storage import Storage, get_storage
 from lms.archives.uploads import UPLOAD_TTL, max_upload_bytes
 from lms.audit.services import record_action
@@ -134,8 +134,10 @@ def import_recording(session_id: int, recording_id: str, chunks: Iterable[bytes]
             if existing is None:
                 raise
             return existing
+        # The video names its recording (``graph_content_id``): a transcript of the recording
+        # finds it there (``attach_transcript``).
         add_file(archive.id, filetype, sanitise_filename(filename, "recording"), received,
-                  digest, key, duration, None)
+                  digest, key, duration, None, graph_content_id=recording_id)
         record_action(actor, "archive.import", "archive", archive.id, None, recording_id=recording_id,
                       session_id=session_id, content_type=content_type)
     except BaseException:
@@ -234,9 +236,12 @@ def _require_video(head: bytes):
     return filetype
 
 
-def attach_transcript(archive_id: int, vtt_text: str, graph_content_id: str | None) -> ArchiveFile:
-    """Store a WebVTT transcript as the archive's captions (and cues for search and chapters).
+def attach_transcript(archive_id: int, vtt_text: str, graph_content_id: str | None,
+                      recording_id: str | None = None) -> ArchiveFile:
+    """Store a WebVTT transcript as captions of the archive (and cues for search and chapters).
 
+    They belong to the video of the recording ``recording_id`` (the recording the transcript
+    came with, when Graph says so) if the archive holds it, else to its first video.
     Idempotent by ``graph_content_id``. Raises InvalidInput if the text is not WebVTT.
     Flushes; the caller commits."""
     if graph_content_id:
@@ -250,9 +255,15 @@ def attach_transcript(archive_id: int, vtt_text: str, graph_content_id: str | No
         cues = parse_vtt(vtt_text)
     except CaptionError:
         raise InvalidInput(_("トランスクリプトが WebVTT 形式ではありません。")) from None
+    video_id = None
+    if recording_id:
+        video_id = db.session.scalar(
+            select(ArchiveFile.id).where(ArchiveFile.archive_id == archive.id, ArchiveFile.kind == VIDEO,
+                                         ArchiveFile.status == READY, ArchiveFile.graph_content_id == recording_id)
+        )
     data = vtt_text.encode("utf-8")
     storage = get_storage()
     key = new_storage_key(archive.id)
     storage.write_object(key, [data], filetypes.VTT.content_type)
     return add_file(archive.id, filetypes.VTT, "transcript.vtt", len(data), hashlib.sha256(data).hexdigest(), key,
-                     None, cues, graph_content_id=graph_content_id)
+                     None, cues, graph_content_id=graph_content_id, video_file_id=video_id)

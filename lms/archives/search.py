@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import and_, or_, select
 
-from lms.archives.access import can_view, visible_archives
-from lms.archives.models import CAPTIONS, READY, Archive, ArchiveFile, TranscriptCue
+from lms.archives.access import can_view, ready_files, visible_archives
+from lms.archives.models import CAPTIONS, READY, VIDEO, Archive, ArchiveFile, TranscriptCue
 from lms.common.database import like_escaped
 from lms.courses.search import search_terms
 from lms.extensions import db
@@ -20,6 +20,8 @@ class SearchHit:
     start_ms: int
     speaker: str
     text: str
+    # The video the captions belong to (the link plays it); None: the archive has no video.
+    video_id: int | None = None
 
     @property
     def start_seconds(self) -> int:
@@ -46,14 +48,21 @@ def search_transcripts(user, query: str, archive: Archive | None = None, limit: 
         return []
     condition = and_(*(or_(*(_contains(word) for word in words)) for words in terms))
     rows = db.session.execute(
-        select(TranscriptCue, ArchiveFile.archive_id)
+        select(TranscriptCue, ArchiveFile.archive_id, ArchiveFile.video_file_id)
         .join(ArchiveFile, ArchiveFile.id == TranscriptCue.archive_file_id)
         .where(ArchiveFile.archive_id.in_(by_id), ArchiveFile.status == READY, ArchiveFile.kind == CAPTIONS,
                condition)
-        .order_by(ArchiveFile.archive_id.desc(), TranscriptCue.start_ms)
+        .order_by(ArchiveFile.archive_id.desc(), ArchiveFile.video_file_id, TranscriptCue.start_ms)
         .limit(limit)
     ).all()
-    return [SearchHit(by_id[aid], cue.archive_file_id, cue.start_ms, cue.speaker, cue.text) for cue, aid in rows]
+    return [SearchHit(by_id[aid], cue.archive_file_id, cue.start_ms, cue.speaker, cue.text,
+                      video_id if video_id is not None else _first_video_id(by_id[aid]))
+            for cue, aid, video_id in rows]
+
+
+def _first_video_id(archive: Archive) -> int | None:
+    videos = ready_files(archive, VIDEO)
+    return videos[0].id if videos else None
 
 
 def _contains(word: str):

@@ -13,14 +13,16 @@ from datetime import datetime
 from flask_babel import gettext as _
 from sqlalchemy import delete, func, select
 
-from lms.archives.access import can_manage, ready_files, require_manager
+from lms.archives.access import can_manage, captions_video_id, ready_files, require_manager
 from lms.archives.durations import MEASURING, UNMEASURABLE, duration_state
 from lms.archives.models import (
     AUDIENCE_ELIGIBLE,
     AUDIENCE_ENROLLEES,
     AUDIENCE_MUNICIPALITIES,
+    CAPTIONS,
     DRAFT,
     PUBLISHED,
+    READY,
     REMOVED,
     VERIFYING,
     VIDEO,
@@ -154,16 +156,30 @@ def withdraw_archive(actor, archive: Archive) -> Archive:
     return archive
 
 
+def captions_of_video(video: ArchiveFile) -> list[ArchiveFile]:
+    """The ready captions that belong to ``video`` (those naming it; and, for the archive's
+    first video, those naming none): they go with it when it is removed."""
+    if video.kind != VIDEO or video.status != READY:
+        return []
+    archive = video.archive
+    return [f for f in ready_files(archive, CAPTIONS) if captions_video_id(archive, f) == video.id]
+
+
 def remove_file(actor, archive_file: ArchiveFile) -> None:
+    """Remove a file (its bytes deleted). A video's captions are removed with it: they would
+    show on no video (or, worse, on another one)."""
     require_manager(actor, archive_file.archive)
     lock_fresh(archive_file)
     if archive_file.status == REMOVED:
         return
-    archive_file.status = REMOVED
-    db.session.execute(delete(TranscriptCue).where(TranscriptCue.archive_file_id == archive_file.id))
-    get_storage().delete(archive_file.storage_key)
+    captions = captions_of_video(archive_file)
+    for f in [archive_file, *captions]:
+        f.status = REMOVED
+        db.session.execute(delete(TranscriptCue).where(TranscriptCue.archive_file_id == f.id))
+        get_storage().delete(f.storage_key)
+    details = {"captions_removed": [c.filename for c in captions]} if captions else {}
     record_action(actor, "archive.file_remove", "archive_file", archive_file.id, None,
-                  archive_id=archive_file.archive_id, filename=archive_file.filename)
+                  archive_id=archive_file.archive_id, filename=archive_file.filename, **details)
 
 
 def session_choices(course_ids: list[int]) -> list[TrainingSession]:

@@ -107,6 +107,9 @@ def tus_create(archive_id: int):
     except NotAllowed as exc:
         db.session.rollback()
         return _tus_error(403, exc.message)
+    except NotFound as exc:  # a video to caption that is not this archive's
+        db.session.rollback()
+        return _tus_error(404, exc.message)
     except InvalidInput as exc:
         db.session.rollback()
         return _tus_error(400, exc.message)

@@ -35,10 +35,12 @@ from lms.archives.files import (
     inspect_content,
     new_storage_key,
     object_reader,
+    ready_video_of,
     sha256_of_object,
 )
 from lms.archives.models import (
     CANCELLED,
+    CAPTIONS,
     EXPIRED,
     FAILED,
     READY,
@@ -53,6 +55,7 @@ from lms.auth.models import PLATFORM_ADMIN
 from lms.common.database import begin_write
 from lms.common.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from lms.common.filenames import sanitise_filename
+from lms.common.ids import parse_id
 from lms.common.jobs import hand_over_after_commit
 from lms.common.timeutil import utcnow
 from lms.extensions import db
@@ -110,6 +113,10 @@ def create_upload(actor, archive: Archive, length: int, metadata: dict[str, str]
     expected = (metadata.get("sha256") or "").strip().lower()
     if expected and not re.fullmatch(r"[0-9a-f]{64}", expected):
         raise InvalidInput(_("SHA-256 の値が正しくありません。"))
+    extra: dict[str, int] = {}
+    video_id = chosen_video_id(archive, metadata.get("video_id"))
+    if video_id is not None:
+        extra["video_id"] = video_id
     upload = UploadSession(
         id=str(uuid.uuid4()),
         archive_id=archive.id,
@@ -119,13 +126,26 @@ def create_upload(actor, archive: Archive, length: int, metadata: dict[str, str]
         received_bytes=0,
         expected_sha256=expected,
         storage_key=new_storage_key(archive.id),
-        metadata_json={"filetype": re.sub(r"[\x00-\x1f\x7f]", "", metadata.get("filetype") or "")[:100]},
+        metadata_json={"filetype": re.sub(r"[\x00-\x1f\x7f]", "", metadata.get("filetype") or "")[:100], **extra},
         created_by_id=actor.id,
         status=UPLOADING,
         expires_at=utcnow() + UPLOAD_TTL,
     )
     db.session.add(upload)
     return upload
+
+
+def chosen_video_id(archive: Archive, value: str | None) -> int | None:
+    """The video captions are for (``Upload-Metadata: video_id …``, the uploader's choice
+    among the archive's videos): None when not given; NotFound for an id that is no ready
+    video of this archive. Other kinds of file ignore it."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    video = ready_video_of(archive.id, parse_id(value))
+    if video is None:
+        raise NotFound(_("字幕を付ける動画が見つかりません。このアーカイブの動画を選んでください。"))
+    return video.id
 
 
 def get_upload(actor, upload_id: str) -> UploadSession:
@@ -352,9 +372,13 @@ def verify_upload(upload_id: str) -> str | None:
         except Exception:  # a file no check foresaw: it fails, rather than stay "verifying" for ever
             logger.exception("upload %s: its content could not be checked", upload_id)
             failure = Reason(reasons.UNVERIFIABLE)
+    video_id = (upload.metadata_json or {}).get("video_id") if filetype.kind == CAPTIONS else None
+    if failure is None and video_id is not None and ready_video_of(upload.archive_id, video_id) is None:
+        failure = Reason(reasons.CAPTIONS_VIDEO_GONE)
     if failure is None:
         try:
-            archive_file = add_file(upload.archive_id, filetype, upload.filename, size, digest, key, duration, cues)
+            archive_file = add_file(upload.archive_id, filetype, upload.filename, size, digest, key, duration, cues,
+                                    video_file_id=video_id)
         except Exception:
             # The same file fails the same way on every retry (the periodic hand-over's too): the
             # upload fails with its reason instead. (Were the database itself down, recording

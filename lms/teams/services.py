@@ -497,34 +497,38 @@ def import_recordings_with(client: GraphClient, session: TrainingSession, *, run
     recordings = client.get_all(f"{base}/recordings")
     transcripts = client.get_all(f"{base}/transcripts")
     imported, skipped, transcripts_added = [], [], []
-    archives_by_correlation: dict[str, int] = {}
+    # (archive id, recording id) by the recordings' content correlation id
+    archives_by_correlation: dict[str, tuple[int, str]] = {}
     for rec in sorted(recordings, key=lambda r: r.get("createdDateTime") or ""):
         existing = db.session.scalar(select(Archive.id).where(Archive.graph_recording_id == rec["id"]))
         db.session.commit()
         if existing is not None:
             skipped.append(rec["id"])
-            archives_by_correlation[rec.get("contentCorrelationId") or ""] = existing
+            archives_by_correlation[rec.get("contentCorrelationId") or ""] = (existing, rec["id"])
             continue
         archive = _import_one_recording(client, session_id, rec, base, run)
         archive_id = archive.id
         db.session.commit()  # each imported recording stands on its own
         imported.append(rec["id"])
-        archives_by_correlation[rec.get("contentCorrelationId") or ""] = archive_id
+        archives_by_correlation[rec.get("contentCorrelationId") or ""] = (archive_id, rec["id"])
     for tr in transcripts:
         known = db.session.scalar(select(ArchiveFile.id).where(ArchiveFile.graph_content_id == tr["id"]))
         db.session.commit()
         if known is not None:
             continue
-        target = archives_by_correlation.get(tr.get("contentCorrelationId") or "")
+        # The transcript's own recording when its correlation id says which (its video gets
+        # the captions); else the meeting's only recording, captioning its first video.
+        found = archives_by_correlation.get(tr.get("contentCorrelationId") or "")
+        target, recording_id = found if found is not None else (None, None)
         if target is None and len(archives_by_correlation) == 1:
-            target = next(iter(archives_by_correlation.values()))
+            target = next(iter(archives_by_correlation.values()))[0]
         if target is None:
             continue  # its recording is not there (yet): next run
         vtt = client.get_text(
             f"{base}/transcripts/{quote(tr['id'], safe='')}/content", params={"$format": "text/vtt"}, accept="text/vtt"
         )
         begin_write()  # SQLite: the write lock before attach_transcript checks for it again
-        recordings_store.attach_transcript(target, vtt, tr["id"])
+        recordings_store.attach_transcript(target, vtt, tr["id"], recording_id)
         db.session.commit()
         transcripts_added.append(tr["id"])
     return {"recordings": len(recordings), "imported": imported, "already_imported": len(skipped),

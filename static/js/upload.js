@@ -59,6 +59,9 @@
   function begin(file, sha256) {
     var metadata = { filename: file.name, filetype: file.type || "" };
     if (sha256) { metadata.sha256 = sha256; }
+    // Captions name the video they belong to (the choice is shown when there are several).
+    var videoChoice = document.getElementById("upload-video");
+    if (videoChoice && videoChoice.value && /\.vtt$/i.test(file.name || "")) { metadata.video_id = videoChoice.value; }
     upload = new window.tus.Upload(file, {
       endpoint: root.getAttribute("data-endpoint"),
       chunkSize: 32 * 1024 * 1024,
