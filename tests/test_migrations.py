@@ -277,3 +277,78 @@ def test_the_quota_holders_migration_counts_people_confirmed_before_the_quota(mi
     with db.engine.connect() as conn:
         rows = conn.execute(text("SELECT municipality_id, seats, confirmed_count FROM session_quota ORDER BY 1")).all()
     assert [tuple(r) for r in rows] == [(1, 2, 2), (2, 3, 1), (3, 2, 1)]
+
+
+def test_the_duplicate_report_migration_merges_a_meetings_two_downloads(migrated_app):
+    """b6d1e8a3c5f2: a meeting's report imported as the Japanese and the English file (before
+    the import keyed records by the meeting) is one report again: the first kept, the copy's
+    records of the same people with the same times gone (a hand match kept), a person only the
+    copy has moved into the first. Nobody's times change. A copy with someone matched to
+    someone else, another meeting's report, and a Graph report stay as they are."""
+    from datetime import UTC, datetime
+
+    from lms.attendance.models import AttendanceRecord
+    from lms.auth.models import User
+    from lms.courses.models import Course, TrainingSession
+    from lms.extensions import db
+    from lms.municipalities.models import Municipality
+    from lms.roster.models import StaffMember
+
+    downgrade(directory=str(MIGRATIONS), revision="8f4a2c6d1e93")
+    start = datetime(2026, 12, 1, 5, 0, tzinfo=UTC)
+    course = Course(id=1, title="防災研修", summary="", description_md="")
+    db.session.add_all([
+        Municipality(id=1, code="131016", name="千代田区", kana="ちよだく", kind="ku", sort_order=1), course,
+        User(id=7, tenant_id=str(uuid.uuid4()), object_id=str(uuid.uuid4()), display_name="研修担当", email="t@example.jp"),
+        *[TrainingSession(id=n, course=course, starts_at=start, ends_at=start.replace(hour=6, minute=30)) for n in (1, 2, 3)],
+        *[StaffMember(id=n, municipality_id=1, employee_number=f"E{n}", full_name=name)
+          for n, name in ((1, "佐藤 花子"), (2, "鈴木 一郎"), (3, "田中 次郎"))]])
+    db.session.flush()
+    sato = [["2026-12-01T04:59:00+00:00", "2026-12-01T06:30:00+00:00"]]
+    suzuki = [["2026-12-01T05:10:00+00:00", "2026-12-01T05:40:00+00:00"], ["2026-12-01T05:50:00+00:00", "2026-12-01T06:20:00+00:00"]]
+    tanaka = [["2026-12-01T05:20:00+00:00", "2026-12-01T06:00:00+00:00"]]
+
+    def record(id_, session, report, index, email, name, times, staff, how="email", by=None):
+        return AttendanceRecord(id=id_, session_id=session, report_id=report, record_id=str(index), email=email,
+                                display_name=name, role="出席者", total_seconds=0, intervals=times, raw={},
+                                staff_member_id=staff, matched_by=how, matched_by_user_id=by)
+
+    db.session.add_all([
+        # Session 1: the Japanese file (Tanaka left out), then the English one (Suzuki and Tanaka matched by hand).
+        record(1, 1, "file:ja", 0, "sato@example.lg.jp", "佐藤 花子", sato, 1),
+        record(2, 1, "file:ja", 1, "suzuki@example.lg.jp", "鈴木 一郎", suzuki, 2),
+        record(3, 1, "file:en", 0, "sato@example.lg.jp", "佐藤 花子", sato, 1),
+        record(4, 1, "file:en", 1, "SUZUKI@example.lg.jp", "鈴木 一郎", suzuki, 2, "manual", 7),
+        record(5, 1, "file:en", 2, "", "田中　次郎", tanaka, 3, "manual", 7),
+        # Session 2: the copy matched Sato to Suzuki by hand; another meeting (other times); a Graph report.
+        record(11, 2, "file:ja2", 0, "sato@example.lg.jp", "佐藤 花子", sato, 1),
+        record(12, 2, "file:en2", 0, "sato@example.lg.jp", "佐藤 花子", sato, 2, "manual", 7),
+        record(13, 2, "file:other", 0, "sato@example.lg.jp", "佐藤 花子", tanaka, 1),
+        record(14, 2, "graph-report", "g1", "sato@example.lg.jp", "佐藤 花子", sato, 1),
+    ])
+    db.session.commit()
+    db.session.remove()
+
+    def state():
+        with db.engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, session_id, report_id, record_id, staff_member_id, matched_by, "
+                                     "matched_by_user_id, intervals FROM attendance_record ORDER BY id")).all()
+        times: dict[tuple, set] = {}
+        for row in rows:
+            spans = row.intervals if isinstance(row.intervals, list) else __import__("json").loads(row.intervals)
+            times.setdefault((row.session_id, row.staff_member_id), set()).update(tuple(s) for s in spans)
+        return {row.id: tuple(row[2:7]) for row in rows}, times
+
+    before, times_before = state()
+    upgrade(directory=str(MIGRATIONS))
+    after, times_after = state()
+    assert times_after == times_before  # nobody's minutes change
+    assert after == {
+        1: ("file:ja", "0", 1, "email", None),
+        2: ("file:ja", "1", 2, "manual", 7),  # the copy's hand match kept
+        5: ("file:ja", "2", 3, "manual", 7),  # only the copy had Tanaka
+        **{id_: before[id_] for id_ in (11, 12, 13, 14)},
+    }
+    upgrade(directory=str(MIGRATIONS))  # (nothing further to do)
+    downgrade(directory=str(MIGRATIONS), revision="8f4a2c6d1e93")
+    assert state()[0] == after
