@@ -103,36 +103,50 @@ def _read_value(cell, formula) -> object:
     return value
 
 
-MAX_BLANK_RUN = 1000  # blank rows in a row that end a sheet's data (read_xlsx_rows)
+# Blank rows in a row that a file writes (formatted, holding no value) read before it is refused:
+# each costs parsing, and a file of a few megabytes can write a million of them.
+MAX_BLANK_RUN = 5000
 
 
-def read_xlsx_rows(data: bytes, *, max_rows: int) -> list[list[str]]:
-    """The first sheet's rows as text, up to the ``max_rows + 1``-th row with content (so that a
-    caller can tell a file with too many; the empty rows between are kept, so that a row's
-    position is its row number, but not counted: blank rows never hide the rows below them,
-    up to ``MAX_BLANK_RUN`` of them in a row — a longer run ends the data, as a sheet's cells
-    formatted far below it do, and a file of a few kilobytes naming row 1,048,576 costs no
-    more than that); read-only mode reads rows as they are needed. The sheet is read
-    twice side by side, for the values and for the formulas, since openpyxl gives a cell one or
-    the other; a cell neither a number, a date nor a text is refused naming it (``_read_value``)."""
+def read_xlsx_rows(data: bytes, *, max_rows: int) -> list[tuple[int, list[str]]]:
+    """The first sheet's rows with content, as text with their row numbers, up to the
+    ``max_rows + 1``-th (so that a caller can tell a file with too many). Blank rows are
+    skipped however many there are, so no row below them is ever left unread; they cost next to
+    nothing (a row the file leaves out is one shared empty row in openpyxl's read-only mode, so a
+    file of a few kilobytes naming row 1,048,576 is read in a fraction of a second, and a row the
+    file writes costs parsing: more than ``MAX_BLANK_RUN`` such rows in a row are refused naming
+    the row where they begin, never taken for the end of the data). The sheet is read twice side by
+    side, for the values and for the formulas, since openpyxl gives a cell one or the other; a
+    cell neither a number, a date nor a text is refused naming it (``_read_value``)."""
     workbook = _open_xlsx(data, data_only=True)
     formulas = _open_xlsx(data, data_only=False)
     try:
-        rows: list[list[str]] = []
-        filled = blank_run = 0
+        rows: list[tuple[int, list[str]]] = []
+        # The last row found blank on each side: openpyxl yields one and the same for every
+        # row the file leaves out, so a run of them is passed over without looking at a cell.
+        blank_row: object = None
+        blank_source: object = None
+        run_start = written_run = 0
         cells = workbook.worksheets[0].iter_rows()
         sources = formulas.worksheets[0].iter_rows()
-        for row, source in zip(cells, sources, strict=True):
-            if filled > max_rows or blank_run > MAX_BLANK_RUN:
-                break
-            texts = [xlsx_cell_text(_read_value(cell, formula)) for cell, formula in zip(row, source, strict=True)]
-            rows.append(texts)
+        for number, (row, source) in enumerate(zip(cells, sources, strict=True), start=1):
+            if row is blank_row and source is blank_source:
+                continue
+            empty = all(cell.value is None for cell in row) and all(cell.value is None for cell in source)
+            if empty:
+                blank_row, blank_source = row, source
+            texts = [] if empty else [xlsx_cell_text(_read_value(cell, formula)) for cell, formula in zip(row, source, strict=True)]
             if any(text.strip() for text in texts):
-                filled, blank_run = filled + 1, 0
-            else:
-                blank_run += 1
-        while rows and not any(text.strip() for text in rows[-1]):
-            rows.pop()  # (the blank run that ended the data)
+                run_start = written_run = 0
+                rows.append((number, texts))
+                if len(rows) > max_rows:
+                    break
+                continue
+            run_start, written_run = run_start or number, written_run + 1
+            if written_run > MAX_BLANK_RUN:
+                raise InvalidInput(_("%(row)d行目から、値のない行（書式だけの行）が %(count)d 行を超えて続いているため、読み取りを中止しました。"
+                                     "データの下の空の行を削除してから、もう一度アップロードしてください。",
+                                     row=run_start, count=MAX_BLANK_RUN))
         return rows
     finally:
         workbook.close()

@@ -95,20 +95,20 @@ def read_survey_workbook(plan: TrainingPlan, municipality: Municipality, data: b
     items = {item.id for item in survey_items(plan)}
     key_name = _key(plan)
     limit = len(items) + 50  # the title and heading rows, one row per item, and room for notes
-    rows = read_xlsx_rows(data, max_rows=limit)
-    if sum(any(c.strip() for c in row) for row in rows) > limit:
+    rows = read_xlsx_rows(data, max_rows=limit)  # (row number, cells) of the rows with content
+    if len(rows) > limit:
         raise InvalidInput(_("記入された行が多すぎます（%(line)d行目で %(limit)d 行を超えました。予定調査の行は %(n)d 行です）。回答の行のほかは消してからアップロードしてください。",
-                             line=len(rows), limit=limit, n=len(items)))
-    header_at = next((i for i, row in enumerate(rows) if row and row[0].strip() == key_name), None)
+                             line=rows[-1][0], limit=limit, n=len(items)))
+    header_at = next((i for i, (_line, row) in enumerate(rows) if row and row[0].strip() == key_name), None)
     if header_at is None:
         raise InvalidInput(_("予定調査のファイルではありません（「研修回ID」の見出しが見つかりません）。") if per_session else
                            _("予定調査のファイルではありません（「研修ID」の見出しが見つかりません）。この計画は研修ごとに回答します。"))
-    for row in rows[:header_at]:
+    for _line, row in rows[:header_at]:
         found = _CODE.search(" ".join(row))
         if found and found.group(1) != municipality.code:
             raise InvalidInput(_("別の自治体（団体コード %(code)s）の予定調査のファイルです。%(name)s のファイルをダウンロードして記入してください。",
                                  code=found.group(1), name=municipality.name))
-    header = [cell.strip() for cell in rows[header_at]]
+    header = [cell.strip() for cell in rows[header_at][1]]
     try:
         at = {name: header.index(name) for name in (key_name, "希望人数", "優先度（1〜5）", "コメント")}
     except ValueError:
@@ -120,9 +120,7 @@ def read_survey_workbook(plan: TrainingPlan, municipality: Municipality, data: b
         index = at[name]
         return row[index] if index < len(row) else ""
 
-    for line, row in enumerate(rows[header_at + 1:], start=header_at + 2):
-        if not any(c.strip() for c in row):
-            continue
+    for line, row in rows[header_at + 1:]:
         key = _number(cell(row, key_name))
         if not key or key not in items:
             errors.append(_("%(line)d行目「研修回ID」：この計画の研修回ではありません（%(value)s）。", line=line,

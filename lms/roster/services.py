@@ -458,10 +458,9 @@ def _check_size(data: bytes) -> None:
 
 
 def _xlsx_rows(data: bytes) -> list[tuple[int, list[str]]]:
-    """The first sheet's rows with their row numbers (read_xlsx_rows gives every row from the
-    first, empty ones too)."""
-    rows = read_xlsx_rows(data, max_rows=MAX_CSV_ROWS + 1)  # _records reports a longer file as too many
-    return list(enumerate(rows, start=1))
+    """The first sheet's rows with content, with their row numbers (however many blank rows
+    come between)."""
+    return read_xlsx_rows(data, max_rows=MAX_CSV_ROWS + 1)  # _records reports a longer file as too many
 
 
 def _width(cells: list[str]) -> int:
