@@ -294,7 +294,7 @@ def test_the_duplicate_report_migration_merges_a_meetings_two_downloads(migrated
     from lms.municipalities.models import Municipality
     from lms.roster.models import StaffMember
 
-    downgrade(directory=str(MIGRATIONS), revision="8f4a2c6d1e93")
+    downgrade(directory=str(MIGRATIONS), revision="b3f7d2a96c14")
     start = datetime(2026, 12, 1, 5, 0, tzinfo=UTC)
     course = Course(id=1, title="防災研修", summary="", description_md="")
     db.session.add_all([
@@ -350,5 +350,5 @@ def test_the_duplicate_report_migration_merges_a_meetings_two_downloads(migrated
         **{id_: before[id_] for id_ in (11, 12, 13, 14)},
     }
     upgrade(directory=str(MIGRATIONS))  # (nothing further to do)
-    downgrade(directory=str(MIGRATIONS), revision="8f4a2c6d1e93")
+    downgrade(directory=str(MIGRATIONS), revision="b3f7d2a96c14")
     assert state()[0] == after

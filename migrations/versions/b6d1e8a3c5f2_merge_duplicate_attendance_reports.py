@@ -13,7 +13,7 @@ one meeting when they share participants and every shared participant has the sa
 leave times (which includes the first join the import keys the meeting by).
 
 Revision ID: b6d1e8a3c5f2
-Revises: 8f4a2c6d1e93
+Revises: b3f7d2a96c14
 Create Date: 2026-12-07 02:00:00
 
 """
@@ -25,7 +25,7 @@ from alembic import op
 
 
 revision = 'b6d1e8a3c5f2'
-down_revision = '8f4a2c6d1e93'
+down_revision = 'b3f7d2a96c14'
 branch_labels = None
 depends_on = None
 
