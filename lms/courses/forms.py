@@ -75,10 +75,14 @@ class MultiCheckboxField(SelectMultipleField):
         pass
 
 
+# As long as an activity's instructions (Markdown, activities.forms): rendering stays bounded.
+DESCRIPTION_MAX = 20000
+
+
 class CourseForm(base.Form):
     title = StringField(_l("研修名"), validators=[InputRequired(_l("研修名を入力してください。")), Length(max=200)])
     summary = TextAreaField(_l("概要（一覧に表示されます）"), validators=[Length(max=500)])
-    description_md = TextAreaField(_l("詳しい説明（Markdown）"))
+    description_md = TextAreaField(_l("詳しい説明（Markdown）"), validators=[base.within(DESCRIPTION_MAX)])
     category_id = SelectField(_l("分類"), coerce=coerce_id, default=0)
     target_audience = StringField(_l("対象者"), validators=[Length(max=500)])
     eligibility = RadioField(

@@ -594,7 +594,7 @@ def _course_choices(form: CourseForm) -> None:
 
 def _course_form_page(form: CourseForm, course: Course | None):
     preview = None
-    if form.preview.data:
+    if form.preview.data and not form.description_md.errors:  # (too long: the field says so, no preview)
         preview = render_markdown(form.description_md.data or "")
     return render_template(
         "courses/course_form.html",

@@ -238,6 +238,45 @@ def test_description_preview_renders_without_saving(client, login_as):
     assert db.session.scalars(select(Course)).all() == []
 
 
+def test_a_description_is_at_most_20000_characters_and_a_longer_one_is_neither_previewed_nor_saved(client, login_as):
+    login_as("trainer")
+    message = "20000文字以内で入力してください。"
+    form = _course_form(description_md="[" * 20001, preview="説明をプレビュー")
+    del form["save"]
+    page = client.post("/manage/courses/new", data=form).get_data(as_text=True)
+    assert message in page and 'id="preview-heading"' not in page
+    response = client.post("/manage/courses/new", data=_course_form(description_md="*a" * 10001))
+    assert response.status_code == 200 and message in response.get_data(as_text=True)
+    assert db.session.scalars(select(Course)).all() == []
+    assert client.post("/manage/courses/new", data=_course_form(description_md="a" * 20000)).status_code == 302
+
+
+def test_a_course_saved_with_a_longer_description_still_shows_and_its_edit_says_why_it_is_not_saved(
+        client, login_as, make_course):
+    trainer = login_as("trainer")
+    course = make_course(owner_id=trainer.id, description_md="長い説明。" * 5000)  # 25,000 characters, from before the cap
+    assert "長い説明。" in client.get(f"/courses/{course.id}").get_data(as_text=True)
+    assert client.get(f"/manage/courses/{course.id}/edit").status_code == 200
+    response = client.post(f"/manage/courses/{course.id}/edit", data=_course_form(description_md=course.description_md))
+    assert response.status_code == 200
+    assert "20000文字以内で入力してください。" in response.get_data(as_text=True)
+
+
+def test_markdown_at_the_cap_is_rendered_once_per_text_not_on_every_view():
+    """The slowest marks markdown-it-py scans (「[」 and the like: about a second for 20,000)
+    are rendered once; a page's next views take the rendered HTML."""
+    import time
+
+    from lms.common.markdown import render_markdown
+
+    text = "[" * 19999 + "x"
+    first = render_markdown(text)
+    started = time.perf_counter()
+    for _ in range(20):
+        assert render_markdown(text) == first
+    assert time.perf_counter() - started < 0.1
+
+
 def test_editing_a_session_through_the_page_notifies_enrollees(client, login_as, make_course, make_session):
     trainer = login_as("trainer")
     course = make_course(owner_id=trainer.id)
