@@ -37,7 +37,7 @@ from lms.courses.forms import (
     choices_of,
     completion_terms,
 )
-from lms.courses.models import CANCELLED, PUBLISHED, Course, CourseEligibility, TrainingPath, TrainingSession
+from lms.courses.models import CANCELLED, Course, CourseEligibility, TrainingPath, TrainingSession
 from lms.courses.views import session_views
 from lms.extensions import db
 from lms.municipalities.models import KINDS, Municipality, kind_label
@@ -77,9 +77,9 @@ def catalogue():
 @login_required
 def course_detail(course_id: int):
     course = db.get_or_404(Course, course_id)
-    manager = services.can_manage_course(current_user, course)
-    if course.status != PUBLISHED and not manager:
+    if not services.can_see_course(current_user, course):
         abort(404)
+    manager = services.can_manage_course(current_user, course)
     sessions = session_views(course)
     return render_template(
         "courses/detail.html",

@@ -71,6 +71,13 @@ def can_manage_course(user, course: Course) -> bool:
     return user.has_role(TRAINER) and course.owner_id is not None and course.owner_id == user.id
 
 
+def can_see_course(user, course: Course) -> bool:
+    """A course (its page, and its sessions' pages a municipality's 研修担当 opens) is seen
+    when published, as the catalogue lists it; a draft or a cancelled one only by those who
+    manage it."""
+    return course.status == PUBLISHED or can_manage_course(user, course)
+
+
 def require_manage(user, course: Course) -> None:
     if not can_manage_course(user, course):
         raise NotAllowed(_("この研修を管理する権限がありません。"))

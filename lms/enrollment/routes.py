@@ -26,7 +26,7 @@ from lms.common.templating import dash, format_date_jst, format_datetime_jst, fo
 from lms.common.timeutil import as_utc, utcnow
 from lms.common.web import safe_next
 from lms.courses.models import TrainingSession
-from lms.courses.services import can_manage_course
+from lms.courses.services import can_manage_course, can_see_course
 from lms.enrollment import approvals, municipal, series, services
 from lms.enrollment.course_page import learner_course_statuses, learner_sessions
 from lms.enrollment.labels import status_badge, status_label
@@ -573,8 +573,8 @@ def session_page(session_id: int):
     if municipality is None:
         return chooser
     session = db.get_or_404(TrainingSession, session_id)
-    if not municipal.session_open_to(session, municipality.id):
-        abort(404)
+    if not (can_see_course(current_user, session.course) and municipal.session_open_to(session, municipality.id)):
+        abort(404)  # (as the course's page is: a draft or a cancelled course is not shown)
     swap_id = parse_id(request.args.get("swap"))
     return _session_page(municipality, session, swap_id, request.args.get("swap_q", ""))
 

@@ -43,6 +43,24 @@ def test_home_lists_pending_quota_and_open_sessions(app, db, client, login_as, m
     assert client.get(f"/municipal/sessions/{closed.id}").status_code == 404
 
 
+def test_a_session_page_is_not_found_where_its_course_page_is_not(app, db, client, login_as, make_course, make_session):
+    """A draft or cancelled course: 404 for the 研修担当 as its course page is; a cancelled
+    session of a published course shows, as it does on the course page."""
+    from lms.courses.models import CANCELLED as COURSE_CANCELLED
+    from lms.courses.models import DRAFT
+
+    draft = make_session(make_course(title="下書きの研修", status=DRAFT, published_at=None))
+    dropped = make_session(make_course(title="中止した研修", status=COURSE_CANCELLED))
+    published = make_course(title="公開中の研修")
+    called_off = make_session(published, status="cancelled")
+    login_as("municipal_admin", "131016")
+    for session in (draft, dropped):
+        assert client.get(f"/courses/{session.course_id}").status_code == 404
+        assert client.get(f"/municipal/sessions/{session.id}").status_code == 404
+    assert client.get(f"/courses/{published.id}").status_code == 200
+    assert client.get(f"/municipal/sessions/{called_off.id}").status_code == 200
+
+
 def test_approve_and_reject_with_reason(app, db, client, login_as, make_user, make_course, make_session):
     session = make_session(make_course(requires_approval=True))
     first, second = make_user("learner", "131016"), make_user("learner", "131016")
