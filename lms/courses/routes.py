@@ -349,7 +349,9 @@ def cancel_course(course_id: int):
                 flash(_("研修を中止しました（これからの回 %(n)d 件を中止し、申込者に通知しました）。", n=len(cancelled)),
                       "success")
             return redirect(url_for("courses.manage_course", course_id=course_id))
-    return render_template("courses/cancel.html", form=form, course=course, session=None)
+    now = utcnow()
+    to_come = [s.id for s in course.sessions if s.status != CANCELLED and as_utc(s.starts_at) > now]
+    return render_template("courses/cancel.html", form=form, course=course, session=None, session_ids=to_come)
 
 
 # ---------------------------------------------------------------- management: sessions
@@ -508,7 +510,8 @@ def cancel_session(session_id: int):
         else:
             flash(_("回を中止しました。申込者に通知します。"), "success")
             return redirect(url_for("courses.manage_course", course_id=course_id))
-    return render_template("courses/cancel.html", form=form, course=session.course, session=session)
+    return render_template("courses/cancel.html", form=form, course=session.course, session=session,
+                           session_ids=[session.id])
 
 
 # ---------------------------------------------------------------- helpers

@@ -40,7 +40,7 @@ from lms.enrollment.models import (
     WAITLISTED,
     Enrollment,
 )
-from lms.enrollment.queries import waitlist_position
+from lms.enrollment.queries import places_held, waitlist_position
 from lms.enrollment.rules import MissingPrerequisite
 from lms.extensions import db
 from lms.municipalities.models import Municipality
@@ -54,6 +54,8 @@ bp = Blueprint("enrollment", __name__)
 bp.add_app_template_global(learner_sessions, "learner_sessions")
 # The catalogue's cards show the learner's place in each course through this (one query).
 bp.add_app_template_global(learner_course_statuses, "learner_course_statuses")
+# A cancellation's confirm page (courses area) says how many people it touches.
+bp.add_app_template_global(places_held, "enrollment_places_held")
 # The one set of status words (lms/enrollment/labels.py) for every template.
 bp.add_app_template_global(status_label, "enrollment_status_label")
 bp.add_app_template_global(status_badge, "enrollment_status_badge")

@@ -324,6 +324,31 @@ def test_cancel_pages_cancel_a_session_and_a_course(client, login_as, make_cours
     assert db.session.get(TrainingSession, second.id).status == CANCELLED
 
 
+def test_cancel_pages_say_how_many_people_the_cancellation_touches(client, login_as, make_course, make_session):
+    from lms.enrollment.queries import places_held
+
+    trainer = login_as("trainer")
+    course = make_course(owner_id=trainer.id)
+    small = make_session(course, capacity=1)
+    other = make_session(course, starts_in=timedelta(days=30))
+    empty = make_session(course, starts_in=timedelta(days=40))
+    first, second, third = (factories.make_user("learner") for _ in range(3))
+    enrollment.enroll(small.id, first.staff_member.id, first)  # confirmed
+    enrollment.enroll(small.id, second.staff_member.id, second)  # waitlisted
+    enrollment.enroll(other.id, first.staff_member.id, first)  # confirmed (the same person)
+    course.requires_approval = True
+    db.session.commit()
+    enrollment.enroll(other.id, third.staff_member.id, third)  # pending approval
+    page = client.get(f"/manage/sessions/{small.id}/cancel").get_data(as_text=True)
+    assert "取り消される申込：2 人（受講確定 1 人・キャンセル待ち 1 人・承認待ち 0 人）。" in page
+    assert "この回に申込者はいません。" in client.get(f"/manage/sessions/{empty.id}/cancel").get_data(as_text=True)
+    page = client.get(f"/manage/courses/{course.id}/cancel").get_data(as_text=True)
+    assert ("取り消される申込：これからの回 3 件の 4 件（受講確定 2 件・キャンセル待ち 1 件・承認待ち 1 件）、"
+            "申込者 3 人。") in page
+    ids = [small.id, other.id, empty.id]
+    assert factories.count_statements(lambda: places_held(ids)) == 1
+
+
 def test_cancelling_a_course_counts_only_the_sessions_it_cancels(client, login_as, make_course, make_session):
     """4 sessions to come and 1 cancelled before: 4 are counted; a second POST cancels nothing
     and says the course was already cancelled."""
