@@ -27,7 +27,7 @@ from lms.common.i18n import brand_name, portal_name
 from lms.common.links import app_url, base_url
 from lms.common.templating import format_datetime_jst, format_period_jst
 from lms.common.timeutil import TOKYO, as_utc, to_tokyo, utcnow
-from lms.courses.models import DELIVERY_LABELS
+from lms.courses.models import DELIVERY_LABELS, TEAMS
 from lms.enrollment.approvals import awaited, received_message
 from lms.enrollment.queries import earlier_places, replaced_name, swapped_for, waitlist_position
 
@@ -68,12 +68,16 @@ def session_period(starts_at, ends_at) -> str:
     return format_period_jst(starts_at, ends_at)
 
 
-def session_place_lines(delivery: str, location: str | None, join_url: str | None) -> list[str]:
+def session_place_lines(delivery: str, location: str | None, join_url: str | None, *, link: bool = True) -> list[str]:
+    """The 「■ 場所」 lines; ``link=False`` (a place cancelled or refused): Teams without its
+    join link, nothing to join."""
     lines = []
     if delivery in ("onsite", "hybrid") and location:
         lines.append(_("会場：%(place)s", place=location))
     if delivery in ("teams", "hybrid"):
-        if join_url:
+        if not link:
+            lines.append(str(DELIVERY_LABELS[TEAMS]))
+        elif join_url:
             lines.append(_("Teams 会議への参加リンク：%(url)s", url=join_url))
         else:
             lines.append(_("Teams 会議への参加リンク：開催前にマイページでお知らせします"))
@@ -299,7 +303,8 @@ def _body_tail(locale, kind, session_name, starts_at, ends_at, delivery, locatio
     """The body after its lead (``locale``, the language in force, is part of the key);
     ``calendar``: a calendar file is attached (and the body says what it is for)."""
     lines = ["", _("■ 研修"), session_name, "", _("■ 日時"), session_period(starts_at, ends_at)]
-    lines += ["", _("■ 場所")] + session_place_lines(delivery, location, join_url)
+    # (a place cancelled or refused: no join link, there is nothing to join)
+    lines += ["", _("■ 場所")] + session_place_lines(delivery, location, join_url, link=kind not in CANCEL_KINDS)
     if kind not in ("cancelled", "rejected") and cancel_deadline:
         lines += ["", _("■ キャンセル期限"), format_when(cancel_deadline)]
         lines.append(_("期限を過ぎてからの取消は、遅刻・欠席扱いとなる場合があります。"))
@@ -376,9 +381,11 @@ def session_ics(session, member, kind: str = "confirmed", *, download: bool = Fa
 
     ``tentative``: a place not yet decided (awaiting approval, on the waitlist): the event is
     TENTATIVE and carries no Teams join link (given only with a confirmed place).
+    A cancellation (and the file of a cancelled session) carries none either: nothing to join.
 
     ``sequence``: the entry's SEQUENCE (``calendar_sequence``; by default the session's revision)."""
     method = "PUBLISH" if download else "CANCEL" if kind in CANCEL_KINDS else "REQUEST"
+    cancelled = method == "CANCEL" or session.status == "cancelled"
     course = session.course
     shared = _shared_calendar(
         str(get_locale() or "ja"),
@@ -389,11 +396,11 @@ def session_ics(session, member, kind: str = "confirmed", *, download: bool = Fa
         course.summary or "",
         session.delivery,
         session.location or "",
-        "" if tentative else session.meeting_link,
+        "" if tentative or cancelled else session.meeting_link,  # (nothing to join)
         my_page_url(),
         organizer_address(course),
         _setting("LMS_ISSUER_NAME", "Manabi"),
-        "CANCELLED" if method == "CANCEL" or session.status == "cancelled" else "TENTATIVE" if tentative
+        "CANCELLED" if cancelled else "TENTATIVE" if tentative
         else "CONFIRMED",
     )
     own = Event()

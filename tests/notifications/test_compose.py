@@ -76,6 +76,22 @@ def test_cancel_carries_a_cancel_ics_with_the_same_uid_only_after_an_invitation(
         assert mail.ics == "" and ".ics" not in mail.body
 
 
+def test_a_cancelled_sessions_mail_and_calendar_offer_no_join_link(app, db, make_session, make_enrollment):
+    """Found by QA: a cancelled session's mail still listed the Teams join link under 「■ 場所」."""
+    from lms.common.timeutil import utcnow
+
+    session = _session_at(make_session, revision=2, delivery="hybrid", location="区役所 第1会議室")
+    enrollment = make_enrollment(session=session)
+    link = session.meeting_link
+    assert link and link in compose_enrollment_notice(enrollment, "confirmed").body
+    session.status, session.cancelled_at = "cancelled", utcnow()
+    enrollment.status, enrollment.reason, enrollment.cancelled_at = "cancelled", "研修回の中止", utcnow()
+    mail = compose_enrollment_notice(enrollment, "cancelled")
+    place = mail.body.split("■ 場所\n", 1)[1].split("\n\n", 1)[0]
+    assert place == "会場：区役所 第1会議室\nオンライン（Teams）"
+    assert link not in mail.body and "参加リンク" not in mail.body
+    assert link not in mail.ics.replace("\r\n ", "")
+
 def test_an_invitation_after_a_cancellation_is_a_newer_version_of_the_entry(app, db, make_session, make_enrollment):
     """Found by a QA pass: enrolled, cancelled, enrolled again — the new invitation had the
     cancelled entry's UID and SEQUENCE, and a calendar client keeps the entry cancelled. Each
