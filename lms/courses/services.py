@@ -685,7 +685,8 @@ def _check_series_order(data: SessionInput, session: TrainingSession | None, fir
                         makeup_for: TrainingSession | None) -> None:
     """A 連続講座 keeps its order: a later part after the first part, a make-up (補講) after
     the part it makes up for (also when that part is the one moved), the first part before
-    every later one (``session``: the one being moved, None for a new one)."""
+    every later one, a later part moved between the parts either side of it (``session``:
+    the one being moved, None for a new one)."""
     starts, ends = as_utc(data.starts_at), as_utc(data.ends_at)
     if makeup_for is not None and starts < as_utc(makeup_for.ends_at):
         raise InvalidInput(_("補講は、補う回（%(when)s）が終わった後の日時にしてください。",
@@ -702,6 +703,23 @@ def _check_series_order(data: SessionInput, session: TrainingSession | None, fir
         if makeup_at is not None and ends > as_utc(makeup_at):
             raise InvalidInput(_("この回の補講（%(when)s）より前に終わる日時にしてください。",
                                  when=format_datetime_jst(makeup_at)), field="starts_at")
+    if session is not None and session.series_id not in (None, session.id) and session.makeup_for_id is None:
+        # A later day stays between the days either side of it (a day moved past the next
+        # one would swap their order: 第2日 after 第3日).
+        days = (select(TrainingSession)
+                .where(TrainingSession.series_id == session.series_id, TrainingSession.id != session.id,
+                       TrainingSession.makeup_for_id.is_(None), TrainingSession.status != CANCELLED)
+                .limit(1))
+        before = db.session.scalar(days.where(TrainingSession.starts_at < session.starts_at)
+                                   .order_by(TrainingSession.starts_at.desc()))
+        after = db.session.scalar(days.where(TrainingSession.starts_at > session.starts_at)
+                                  .order_by(TrainingSession.starts_at))
+        if before is not None and starts < as_utc(before.ends_at):
+            raise InvalidInput(_("連続講座の日程の順番は変えられません。前の日程（%(when)s）が終わった後の日時にしてください。",
+                                 when=format_datetime_jst(before.starts_at)), field="starts_at")
+        if after is not None and ends > as_utc(after.starts_at):
+            raise InvalidInput(_("連続講座の日程の順番は変えられません。次の日程（%(when)s）より前に終わる日時にしてください。",
+                                 when=format_datetime_jst(after.starts_at)), field="starts_at")
     if session is not None and session.series_id == session.id:
         earliest = db.session.scalar(
             select(func.min(TrainingSession.starts_at)).where(

@@ -308,12 +308,28 @@ def test_a_series_keeps_its_order(db, make_user, make_course, make_session, trai
             starts_at=session.starts_at + timedelta(days=days), ends_at=session.ends_at + timedelta(days=days),
             title=session.title, delivery=session.delivery, location=session.location, capacity=session.capacity)
 
-    for session, days, message in ((makeup, -4, "補う回"), (second, -2, "最初の回"), (first, 5, "ほかの日程")):
+    for session, days, message in ((makeup, -4, "補う回"), (second, -2, "最初の回"), (first, 5, "ほかの日程"),
+                                   (second, 2, "次の日程"), (third, -1, "前の日程")):
         with pytest.raises(InvalidInput, match=message):
             courses.update_session(trainer, session.id, moved(session, days))
         db.session.rollback()
     assert courses.update_session(trainer, makeup.id, moved(makeup, 1))
     db.session.commit()
+    # (the same on the form: the field says why; a day moved within its place is saved)
+    edit = {"title": second.title, "delivery": second.delivery, "location": second.location,
+            "capacity": str(second.capacity), "save": "保存"}
+
+    def local(value):
+        return value.astimezone(TOKYO).strftime("%Y-%m-%dT%H:%M")
+
+    login_as(user=trainer)
+    page = client.post(f"/manage/sessions/{second.id}/edit", data={
+        **edit, "starts_at": local(third.starts_at + timedelta(hours=3)),
+        "ends_at": local(third.ends_at + timedelta(hours=3))}).get_data(as_text=True)
+    assert "連続講座の日程の順番は変えられません。次の日程（" in page
+    assert client.post(f"/manage/sessions/{second.id}/edit", data={
+        **edit, "starts_at": local(second.starts_at + timedelta(hours=3)),
+        "ends_at": local(second.ends_at + timedelta(hours=3))}).status_code == 302
     login_as(user=trainer)
     form = client.get(f"/manage/sessions/{third.id}/makeup/new").get_data(as_text=True)
     for name in ("enroll_opens_at", "enroll_closes_at", "cancel_deadline"):
