@@ -11,7 +11,9 @@ from blinker import Namespace
 _events = Namespace()
 
 # sender: the TrainingSession (its row locked). kwargs: actor, changes (dict of field -> (old,
-# new); "quotas": ({municipality_id: seats} before, after)); session_cancelled also reason.
+# new); "quotas": ({municipality_id: seats} before, after)); session_cancelled also reason;
+# session_updated also from_meeting=True when the join link is the one of the Teams meeting
+# made for the session (not a person's edit).
 session_created = _events.signal("session-created")
 session_updated = _events.signal("session-updated")
 session_cancelled = _events.signal("session-cancelled")
@@ -28,6 +30,12 @@ quotas_added = _events.signal("quotas-added")
 # move knowing some enrollees then have two sessions at once). A receiver refuses by raising
 # InvalidInput with field="accept_clashes" (lms.enrollment: confirmed enrollees double-booked).
 session_moving = _events.signal("session-moving")
+
+# sender: the TrainingSession (row locked) whose join link a person has just cleared (the
+# link a trainer typed). kwargs: actor. A receiver that will give the session a meeting of its
+# own (lms.teams) returns True: the enrollees then hear of the link once, when it is known,
+# rather than of its removal first.
+meeting_link_cleared = _events.signal("meeting-link-cleared")
 
 # sender: the TrainingSession whose set of confirmed enrollees changed. kwargs: actor.
 attendees_changed = _events.signal("attendees-changed")

@@ -247,6 +247,13 @@ class TrainingSession(Model):
         return int((self.ends_at - self.starts_at).total_seconds())
 
     @property
+    def has_managed_meeting(self) -> bool:
+        """The session's Teams meeting is one Manabi made (or is making) through Graph: its
+        link is written by Manabi, and a different link typed over it is the trainer's choice
+        to hold the session elsewhere (lms.teams cancels Manabi's meeting)."""
+        return bool(self.graph_event_id or self.graph_transaction_id)
+
+    @property
     def meeting_link(self) -> str:
         """The Teams join link learners are given: none for a session held only at a venue
         (a link kept from before a switch to 会場 would contradict the change notice)."""

@@ -748,7 +748,12 @@ def update_session(actor, session_id: int, data: SessionInput) -> dict:
     Run it through ``run_in_transaction`` (it starts the write transaction itself).
 
     The enrollees' notices and the waitlist's promotion are the receivers' work of
-    ``session_updated`` (notifications, enrollment), in this transaction."""
+    ``session_updated`` (notifications, enrollment), in this transaction.
+
+    The join link of a session with a meeting Manabi made (``has_managed_meeting``): an
+    empty field keeps it; a different link is the trainer's own (the Teams area's receiver
+    lets Manabi's meeting go). A typed link cleared for a meeting Manabi makes now
+    (``meeting_link_cleared``) is not told as a removal: its new link is told when known."""
     session = lock_session(session_id)
     require_manage(actor, session.course)
     if session.status == CANCELLED:
@@ -777,8 +782,13 @@ def update_session(actor, session_id: int, data: SessionInput) -> dict:
             _check_series_order(data, session, None if makeup_for is not None else first, makeup_for)
         signals.session_moving.send(session, actor=actor, starts_at=as_utc(data.starts_at),
                                     ends_at=as_utc(data.ends_at), accept_clashes=data.accept_clashes)
+    values = _session_values(data)
+    if session.has_managed_meeting and not values["join_url"]:
+        # An empty field keeps the meeting Manabi made (its link is Manabi's to write); a
+        # different link typed over it is the trainer's choice (the Teams area lets it go).
+        values["join_url"] = session.join_url
     changes = {}
-    for name, value in _session_values(data).items():
+    for name, value in values.items():
         old = getattr(session, name)
         if not _same(old, value):
             changes[name] = (old, value)
@@ -786,7 +796,13 @@ def update_session(actor, session_id: int, data: SessionInput) -> dict:
     changes.update(_apply_quotas(session, data.quotas))
     if not changes:
         return {}
-    notify = any(name in changes for name in NOTIFIED_FIELDS)
+    told = changes
+    if "join_url" in changes and not session.join_url and any(
+            made for _receiver, made in signals.meeting_link_cleared.send(session, actor=actor)):
+        # A typed link cleared for a meeting Manabi makes now: the enrollees hear of its link
+        # once it is known (record_meeting_link), not of the removal first.
+        told = {name: value for name, value in changes.items() if name != "join_url"}
+    notify = any(name in told for name in NOTIFIED_FIELDS)
     if notify:
         session.revision = (session.revision or 1) + 1
     session.updated_at = utcnow()
@@ -795,7 +811,8 @@ def update_session(actor, session_id: int, data: SessionInput) -> dict:
                   revision=session.revision, changes=_audit_changes({k: v for k, v in changes.items() if k != "quotas"}),
                   quotas=[{str(k): v for k, v in changes["quotas"][0].items()},
                           {str(k): v for k, v in changes["quotas"][1].items()}] if "quotas" in changes else None)
-    signals.session_updated.send(session, actor=actor, changes=changes)
+    if told:
+        signals.session_updated.send(session, actor=actor, changes=told)
     return changes
 
 
@@ -814,7 +831,7 @@ def record_meeting_link(session: TrainingSession, join_url: str) -> dict:
     db.session.flush()
     record_action(None, "session.update", "training_session", session.id, None, course_id=session.course_id,
                   revision=session.revision, changes=_audit_changes(changes))
-    signals.session_updated.send(session, actor=None, changes=changes)
+    signals.session_updated.send(session, actor=None, changes=changes, from_meeting=True)
     return changes
 
 

@@ -203,16 +203,24 @@ def claim(operation_id: int, *, only_if_due: bool = False) -> GraphOperation | N
 
 def superseded_by(op: GraphOperation) -> int | None:
     """A newer queued operation of the same kind for the same session, which will do the job."""
-    if op.session_id is None:
+    if op.session_id is None or _names_event(op):
         return None
-    return db.session.scalar(
-        select(GraphOperation.id).where(
+    newer = db.session.scalars(
+        select(GraphOperation).where(
             GraphOperation.session_id == op.session_id,
             GraphOperation.kind == op.kind,
             GraphOperation.status == QUEUED,
             GraphOperation.id > op.id,
-        ).order_by(GraphOperation.id.desc()).limit(1)
-    )
+        ).order_by(GraphOperation.id.desc())
+    ).all()
+    # (a cancel of a meeting let go, named by its event id, is nobody else's job)
+    return next((other.id for other in newer if not _names_event(other)), None)
+
+
+def _names_event(op: GraphOperation) -> bool:
+    """A cancel of the meeting a session had before a typed link replaced it: its event is
+    named in the operation (the session no longer holds it)."""
+    return bool((op.details or {}).get("event_id"))
 
 
 @contextmanager

@@ -10,7 +10,14 @@
 
 from __future__ import annotations
 
-from lms.common.signals import attendees_changed, session_cancelled, session_created, session_updated
+from lms.common.signals import (
+    attendees_changed,
+    meeting_link_cleared,
+    session_cancelled,
+    session_created,
+    session_updated,
+)
+from lms.courses.models import CANCELLED
 from lms.notifications.channels import register_channel
 from lms.notifications.mail import register_backend
 from lms.teams import operations as ops
@@ -37,12 +44,26 @@ def _on_session_created(session, actor=None, changes=None, **_):
 
 
 @session_updated.connect
-def _on_session_updated(session, actor=None, changes=None, **_):
+def _on_session_updated(session, actor=None, changes=None, from_meeting=False, **_):
     if not _relevant(session):
         return
+    if changes and "join_url" in changes and not from_meeting and session.has_managed_meeting \
+            and (session.join_url or "").strip():
+        # A link typed over Manabi's meeting: the trainer's choice; Manabi's meeting goes
+        # (cancelled after commit) and the typed link is kept from now on.
+        services.detach_meeting(session, actor)
     if changes and not (set(changes) & EVENT_FIELDS):
         return
     services.queue_meeting_sync(session, ops.UPDATE_EVENT if session.graph_event_id else ops.CREATE_EVENT)
+
+
+@meeting_link_cleared.connect
+def _on_meeting_link_cleared(session, actor=None, **_) -> bool:
+    """A typed link cleared: the session is Manabi's to hold in Teams again (a new meeting,
+    whose link the enrollees are then told of)."""
+    if not services.wants_graph(session) or session.status == CANCELLED:
+        return False
+    return services.queue_meeting_sync(session, ops.CREATE_EVENT) is not None
 
 
 @session_cancelled.connect

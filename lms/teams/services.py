@@ -120,6 +120,26 @@ def queue_meeting_sync(session: TrainingSession, kind: str = ops.CREATE_EVENT) -
     return ops.queue_operation(session.id, kind)
 
 
+def detach_meeting(session: TrainingSession, actor=None) -> GraphOperation | None:
+    """A join link the trainer typed over the meeting Manabi made: from now on the typed
+    link is the session's own (``has_own_link``: kept, never written over, no meeting made
+    for it), and Manabi's meeting is cancelled after commit through the queue (its failure
+    shown and retried like any other). Its attendance reports and recordings are no longer
+    read for the session (its meeting id goes); what was imported from it stays."""
+    event_id, organizer = session.graph_event_id, session.graph_organizer
+    _forget_meeting(session)
+    session.graph_transaction_id = ""  # a meeting still being made is not made (has_own_link)
+    session.graph_sync_error = ""
+    if not event_id or not graph_configured():
+        session.graph_sync_status = ""
+        return None
+    session.graph_sync_status = STATUS_QUEUED
+    op = ops.queue_operation(session.id, ops.CANCEL_EVENT, event_id=event_id, organizer=organizer, detached=True)
+    record_action(actor, "teams.detach_meeting", "training_session", session.id, None, event_id=event_id,
+                  operation_id=op.id)
+    return op
+
+
 def queue_attendee_sync(session: TrainingSession) -> GraphOperation | None:
     if not wants_graph(session) or session.status == CANCELLED:
         return None
@@ -260,6 +280,8 @@ def _dispatch(op: GraphOperation, client: GraphClient) -> dict:
         raise NotFound("session not found")
     if op.kind in (ops.CREATE_EVENT, ops.UPDATE_EVENT, ops.SYNC_ATTENDEES):
         return sync_meeting_with(client, session, attendees_only=op.kind == ops.SYNC_ATTENDEES)
+    if op.kind == ops.CANCEL_EVENT and (op.details or {}).get("event_id"):
+        return cancel_detached_meeting_with(client, session, op.details["event_id"], op.details.get("organizer") or "")
     if op.kind == ops.CANCEL_EVENT:
         return cancel_meeting_with(client, session)
     if op.kind == ops.IMPORT_ATTENDANCE:
@@ -429,6 +451,22 @@ def cancel_meeting_with(client: GraphClient, session: TrainingSession) -> dict:
         session.join_url = ""  # the meeting's link, not one typed (a later switch back makes a new one)
         session.graph_transaction_id = ""
     return {"action": "cancelled"}
+
+
+def cancel_detached_meeting_with(client: GraphClient, session: TrainingSession, event_id: str, organizer: str) -> dict:
+    """Cancel the meeting Manabi made before the trainer typed a link of their own (the
+    attendees' calendars drop it). The session's link and state are not touched, bar saying
+    the meeting is cancelled while no other meeting of Manabi's has taken its place."""
+    organizer = organizer or organizer_for(session)
+    comment = _("この研修回は別の Teams 会議で行います。参加リンクはポータルの研修回の案内をご確認ください。")
+    with contextlib.suppress(GraphNotFound):  # already cancelled or deleted in Outlook
+        client.post(f"{user_path(organizer)}/events/{quote(event_id, safe='')}/cancel", {"comment": comment},
+                    idempotent=True)
+    if not session.has_managed_meeting:
+        session.graph_sync_status = STATUS_CANCELLED
+        session.graph_sync_error = ""
+        session.graph_synced_at = utcnow()
+    return {"action": "detached", "event_id": event_id}
 
 
 def _forget_meeting(session: TrainingSession) -> None:
