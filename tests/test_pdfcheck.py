@@ -20,6 +20,7 @@ def test_a_whole_pdf_passes_even_with_bytes_after_its_end():
     pdf = _real_pdf()
     assert pdfcheck.is_whole(pdf[-pdfcheck.TAIL_BYTES:])
     assert pdfcheck.is_whole((pdf + b"\r\n\x00" * 20)[-pdfcheck.TAIL_BYTES:])  # padding some writers leave
+    assert pdfcheck.is_whole((pdf + b"\n" * 3000)[-pdfcheck.TAIL_BYTES:])  # more than Acrobat's kilobyte
 
 
 def test_a_pdf_cut_short_or_without_its_cross_reference_offset_fails():

@@ -7,8 +7,10 @@ incremental updates keep that shape. No PDF library is needed for this much."""
 
 from __future__ import annotations
 
-# Bytes read from the end of the file (readers allow some trailing bytes after %%EOF).
-TAIL_BYTES = 2048
+# Bytes read from the end of the file: Acrobat wants %%EOF in the last kilobyte, but other
+# readers open a PDF with more padding after it (a mail gateway's or a scanner's), so the
+# check allows plenty.
+TAIL_BYTES = 64 * 1024
 
 
 def is_whole(tail: bytes) -> bool:
