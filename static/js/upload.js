@@ -59,9 +59,11 @@
   function begin(file, sha256) {
     var metadata = { filename: file.name, filetype: file.type || "" };
     if (sha256) { metadata.sha256 = sha256; }
-    // Captions name the video they belong to (the choice is shown when there are several).
+    // Captions name the video they belong to (the choice is shown when there are several). Sent
+    // with every file: the server tells captions by their content, whatever the file's name
+    // (.txt, .webvtt), and other kinds of file ignore it.
     var videoChoice = document.getElementById("upload-video");
-    if (videoChoice && videoChoice.value && /\.vtt$/i.test(file.name || "")) { metadata.video_id = videoChoice.value; }
+    if (videoChoice && videoChoice.value) { metadata.video_id = videoChoice.value; }
     upload = new window.tus.Upload(file, {
       endpoint: root.getAttribute("data-endpoint"),
       chunkSize: 32 * 1024 * 1024,
