@@ -45,7 +45,7 @@ def test_home_lists_pending_quota_and_open_sessions(app, db, client, login_as, m
 
 def test_a_session_page_is_not_found_where_its_course_page_is_not(app, db, client, login_as, make_course, make_session):
     """A draft or cancelled course: 404 for the 研修担当 as its course page is; a cancelled
-    session of a published course shows, as it does on the course page."""
+    session of a published course shows, as it does on the course page, saying it is called off."""
     from lms.courses.models import CANCELLED as COURSE_CANCELLED
     from lms.courses.models import DRAFT
 
@@ -58,7 +58,11 @@ def test_a_session_page_is_not_found_where_its_course_page_is_not(app, db, clien
         assert client.get(f"/courses/{session.course_id}").status_code == 404
         assert client.get(f"/municipal/sessions/{session.id}").status_code == 404
     assert client.get(f"/courses/{published.id}").status_code == 200
-    assert client.get(f"/municipal/sessions/{called_off.id}").status_code == 200
+    page = client.get(f"/municipal/sessions/{called_off.id}")
+    text = page.get_data(as_text=True)
+    # It says so, and offers neither free seats nor a nomination (one would be refused).
+    assert page.status_code == 200 and "この回は中止になりました。" in text
+    assert "職員を推薦する" not in text and "空き" not in text
 
 
 def test_approve_and_reject_with_reason(app, db, client, login_as, make_user, make_course, make_session):
