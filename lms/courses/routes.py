@@ -334,6 +334,10 @@ def unpublish_course(course_id: int):
 @role_required(TRAINER, PLATFORM_ADMIN)
 def cancel_course(course_id: int):
     course = _managed_course(course_id)
+    now = utcnow()
+    to_come = [s.id for s in course.sessions if s.status != CANCELLED and as_utc(s.starts_at) > now]
+    if course.status == CANCELLED and not to_come:  # (no form to cancel what is cancelled, as for a session)
+        return _no_form(course_id, _("この研修はすでに中止されています（中止する回は残っていませんでした）。"), "info")
     form = CancelForm()
     if form.validate_on_submit():
         was_cancelled = course.status == CANCELLED
@@ -349,8 +353,6 @@ def cancel_course(course_id: int):
                 flash(_("研修を中止しました（これからの回 %(n)d 件を中止し、申込者に通知しました）。", n=len(cancelled)),
                       "success")
             return redirect(url_for("courses.manage_course", course_id=course_id))
-    now = utcnow()
-    to_come = [s.id for s in course.sessions if s.status != CANCELLED and as_utc(s.starts_at) > now]
     return render_template("courses/cancel.html", form=form, course=course, session=None, session_ids=to_come)
 
 

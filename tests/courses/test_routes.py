@@ -366,6 +366,11 @@ def test_cancelling_a_course_counts_only_the_sessions_it_cancels(client, login_a
                        follow_redirects=True).get_data(as_text=True)
     assert "この研修はすでに中止されています（中止する回は残っていませんでした）。" in page
     assert "件を中止し" not in page
+    # Its cancel page offers no form any more: it says so, as a cancelled session's does.
+    response = client.get(f"/manage/courses/{course.id}/cancel")
+    assert response.status_code == 302 and response.headers["Location"].endswith(f"/manage/courses/{course.id}")
+    page = client.get(f"/manage/courses/{course.id}").get_data(as_text=True)
+    assert "この研修はすでに中止されています（中止する回は残っていませんでした）。" in page
 
 
 def test_a_cancelled_session_offers_no_form_but_says_why(client, login_as, make_course, make_session):
