@@ -627,6 +627,16 @@ def _apply_quotas(session: TrainingSession, quotas: dict[int, int]) -> dict:
         for quota in _add_quotas(session, new):
             if quota.seats < quota.confirmed_count:
                 raise _quota_below_confirmed(quota.municipality_id, quota.confirmed_count)
+    if session.id is not None and quotas:
+        # Seats held for municipalities come out of what the people on the shared seats
+        # (confirmed, of a municipality without a quota) leave: no quota promises seats the
+        # session does not have.
+        shared = session.confirmed_count - sum(q.confirmed_count for q in session.quotas)
+        total = sum(quotas.values())
+        if shared > 0 and total + shared > session.capacity:
+            raise InvalidInput(
+                _("割当人数の合計（%(total)d人）と、割当のない自治体の確定済みの人数（%(shared)d人）を合わせると、定員（%(capacity)d人）を超えます。",
+                  total=total, shared=shared, capacity=session.capacity), field="quotas")
     after = dict(quotas)
     return {"quotas": (before, after)} if before != after else {}
 
@@ -689,11 +699,11 @@ def _check_series_order(data: SessionInput, session: TrainingSession | None, fir
     the one being moved, None for a new one)."""
     starts, ends = as_utc(data.starts_at), as_utc(data.ends_at)
     if makeup_for is not None and starts < as_utc(makeup_for.ends_at):
-        raise InvalidInput(_("補講は、補う回（%(when)s）が終わった後の日時にしてください。",
-                             when=format_datetime_jst(makeup_for.starts_at)), field="starts_at")
+        raise InvalidInput(_("補講は、補う回が終わる %(when)s 以降の日時にしてください。",
+                             when=format_datetime_jst(makeup_for.ends_at)), field="starts_at")
     if first is not None and starts < as_utc(first.ends_at):
-        raise InvalidInput(_("連続講座の日程は、最初の回（%(when)s）が終わった後の日時にしてください。",
-                             when=format_datetime_jst(first.starts_at)), field="starts_at")
+        raise InvalidInput(_("連続講座の日程は、最初の回が終わる %(when)s 以降の日時にしてください。",
+                             when=format_datetime_jst(first.ends_at)), field="starts_at")
     if session is not None and session.makeup_for_id is None:
         # A day with make-ups (補講) ends before the first of them starts, as a make-up is
         # added after the day it makes up for.
@@ -703,20 +713,26 @@ def _check_series_order(data: SessionInput, session: TrainingSession | None, fir
         if makeup_at is not None and ends > as_utc(makeup_at):
             raise InvalidInput(_("この回の補講（%(when)s）より前に終わる日時にしてください。",
                                  when=format_datetime_jst(makeup_at)), field="starts_at")
+    # A later day stays between the days either side of it: a day moved past the next one
+    # would swap their order (第2日 after 第3日), and a new day fits between two (not over one).
+    series_id, exclude = None, None
     if session is not None and session.series_id not in (None, session.id) and session.makeup_for_id is None:
-        # A later day stays between the days either side of it (a day moved past the next
-        # one would swap their order: 第2日 after 第3日).
+        series_id, exclude, pivot, later = session.series_id, session.id, as_utc(session.starts_at), False
+    elif session is None and first is not None and makeup_for is None:
+        series_id, pivot, later = first.id, starts, True
+    if series_id is not None:
         days = (select(TrainingSession)
-                .where(TrainingSession.series_id == session.series_id, TrainingSession.id != session.id,
+                .where(TrainingSession.series_id == series_id, TrainingSession.id != (exclude or 0),
                        TrainingSession.makeup_for_id.is_(None), TrainingSession.status != CANCELLED)
                 .limit(1))
-        before = db.session.scalar(days.where(TrainingSession.starts_at < session.starts_at)
+        before = db.session.scalar(days.where(TrainingSession.starts_at < pivot)
                                    .order_by(TrainingSession.starts_at.desc()))
-        after = db.session.scalar(days.where(TrainingSession.starts_at > session.starts_at)
+        after = db.session.scalar(days.where(TrainingSession.starts_at >= pivot if later
+                                             else TrainingSession.starts_at > pivot)
                                   .order_by(TrainingSession.starts_at))
         if before is not None and starts < as_utc(before.ends_at):
-            raise InvalidInput(_("連続講座の日程の順番は変えられません。前の日程（%(when)s）が終わった後の日時にしてください。",
-                                 when=format_datetime_jst(before.starts_at)), field="starts_at")
+            raise InvalidInput(_("連続講座の日程の順番は変えられません。前の日程が終わる %(when)s 以降の日時にしてください。",
+                                 when=format_datetime_jst(before.ends_at)), field="starts_at")
         if after is not None and ends > as_utc(after.starts_at):
             raise InvalidInput(_("連続講座の日程の順番は変えられません。次の日程（%(when)s）より前に終わる日時にしてください。",
                                  when=format_datetime_jst(after.starts_at)), field="starts_at")

@@ -257,6 +257,11 @@ def test_a_new_quota_holds_the_municipalitys_people_confirmed_already(db, traine
     run_in_transaction(services.update_session, trainer, session.id, _data(session, quotas={chiyoda: 3}))
     session = db.session.get(TrainingSession, session.id)
     assert [(q.seats, q.confirmed_count) for q in session.quotas] == [(3, 2)]
+    # The quota's seats come out of what the shared seats' people leave: 4 seats, 1 of them
+    # held by 中央区's person, so 千代田区 can hold 3 at most.
+    with pytest.raises(InvalidInput, match=r"割当人数の合計（4人）と、割当のない自治体の確定済みの人数（1人）"):
+        run_in_transaction(services.update_session, trainer, session.id, _data(session, quotas={chiyoda: 4}))
+    session = db.session.get(TrainingSession, session.id)
     for held in (first, second):
         enrollment.cancel_enrollment(held.id, held.staff_member.user)
     db.session.expire_all()

@@ -15,6 +15,7 @@ import requests
 from sqlalchemy import select
 
 from lms.attendance import services as attendance
+from lms.common.templating import format_datetime_jst
 from lms.common.timeutil import TOKYO
 from lms.completion.models import COMPLETED, Completion
 from lms.courses import services as courses
@@ -299,6 +300,17 @@ def test_a_series_keeps_its_order(db, make_user, make_course, make_session, trai
     db.session.rollback()
     with pytest.raises(InvalidInput, match="補う回"):
         courses.create_session(trainer, first.course, part_input(third, -1, capacity=5), makeup_for=third)
+    db.session.rollback()
+    # A new day fits between two days, not over one (it then blocked moving either): the
+    # message names the time the day before ends, the bound itself.
+    overlapping = part_input(third, 0)
+    overlapping.starts_at += timedelta(minutes=30)
+    overlapping.ends_at += timedelta(minutes=30)
+    with pytest.raises(InvalidInput, match=re.escape(f"前の日程が終わる {format_datetime_jst(third.ends_at)} 以降")):
+        courses.create_session(trainer, first.course, overlapping, part_of=first)
+    db.session.rollback()
+    with pytest.raises(InvalidInput, match="次の日程"):  # starting with the third, or just before it
+        courses.create_session(trainer, first.course, part_input(third, 0), part_of=first)
     db.session.rollback()
     makeup = courses.create_session(trainer, first.course, part_input(third, 3, capacity=5), makeup_for=third)
     db.session.commit()
