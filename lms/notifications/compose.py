@@ -29,6 +29,7 @@ from lms.common.templating import format_datetime_jst, format_period_jst
 from lms.common.timeutil import TOKYO, as_utc, to_tokyo, utcnow
 from lms.courses.models import DELIVERY_LABELS, TEAMS
 from lms.enrollment.approvals import awaited, received_message
+from lms.enrollment.models import CONFIRMED
 from lms.enrollment.queries import earlier_places, replaced_name, swapped_for, waitlist_position
 
 REQUEST_KINDS = ("confirmed", "promoted", "changed", "reminder")
@@ -68,15 +69,19 @@ def session_period(starts_at, ends_at) -> str:
     return format_period_jst(starts_at, ends_at)
 
 
-def session_place_lines(delivery: str, location: str | None, join_url: str | None, *, link: bool = True) -> list[str]:
+def session_place_lines(delivery: str, location: str | None, join_url: str | None, *, link: bool = True,
+                        later: bool = False) -> list[str]:
     """The 「■ 場所」 lines; ``link=False`` (a place cancelled or refused): Teams without its
-    join link, nothing to join."""
+    join link, nothing to join; ``later`` (a place not decided yet: waiting, or awaiting
+    approval): the link comes with the confirmation, not before (a seat nobody gave them)."""
     lines = []
     if delivery in ("onsite", "hybrid") and location:
         lines.append(_("会場：%(place)s", place=location))
     if delivery in ("teams", "hybrid"):
         if not link:
             lines.append(str(DELIVERY_LABELS[TEAMS]))
+        elif later:
+            lines.append(_("Teams 会議への参加リンク：受講が確定したときにお知らせします"))
         elif join_url:
             lines.append(_("Teams 会議への参加リンク：%(url)s", url=join_url))
         else:
@@ -155,7 +160,7 @@ def _lead(kind: str, enrollment, *, position: int | None, changes: dict | None) 
         return lines
     if kind == "changed":
         lines = [_("受講予定の研修の内容が変更されました。変更後の内容をご確認ください。")]
-        for label in describe_changes(changes):
+        for label in describe_changes(changes, link=not _undecided(kind, enrollment)):
             lines.append("・" + label)
         return lines
     if kind == "cancelled":
@@ -186,13 +191,17 @@ def _delivery_label(delivery) -> str:
     return str(DELIVERY_LABELS.get(delivery, delivery or ""))
 
 
-def describe_changes(changes: dict | None) -> list[str]:
-    """Human lines for a ``{field: (old, new)}`` mapping (unknown fields are skipped)."""
+def describe_changes(changes: dict | None, *, link: bool = True) -> list[str]:
+    """Human lines for a ``{field: (old, new)}`` mapping (unknown fields are skipped);
+    ``link=False``: a new join link is said to have changed, not given (a place not decided)."""
     lines = []
     for field, value in (changes or {}).items():
         if field not in CHANGE_LABELS:
             continue
         label = str(CHANGE_LABELS[field])
+        if field == "join_url" and not link:
+            lines.append(_("%(label)s：変更しました（受講が確定したときにお知らせします）", label=label))
+            continue
         old, new = value if isinstance(value, list | tuple) and len(value) == 2 else (None, value)
         if hasattr(new, "hour"):
             new_text = format_when(new)
@@ -242,7 +251,8 @@ def _compose(enrollment, kind, *, position, changes) -> ComposedMail:
     # once per language, kind and content (an enrollment rush sends hundreds of them).
     calendar = kind in REQUEST_KINDS or (kind in CANCEL_KINDS and was_invited(enrollment))
     tail = _body_tail(locale, kind, session_name, session.starts_at, session.ends_at, session.delivery,
-                      session.location, session.meeting_link, session.cancel_deadline, my_page_url(), calendar)
+                      session.location, session.meeting_link, session.cancel_deadline, my_page_url(), calendar,
+                      _undecided(kind, enrollment))
     ics = session_ics(session, member, kind, sequence=calendar_sequence(enrollment)) if calendar else ""
     subject = _subject(locale, SWAPPED_IN if _swapped_in(kind, enrollment) else kind, session_name)
     return ComposedMail(subject=subject, body="\n".join(lines) + "\n" + tail, ics=ics)
@@ -297,14 +307,22 @@ def _subject(locale: str, kind: str, session_name: str) -> str:
     return _("【%(brand)s】%(title)s：%(session)s", brand=brand_name(), title=_subject_title(kind), session=session_name)
 
 
+def _undecided(kind: str, enrollment) -> bool:
+    """A place still waiting for a seat or an approval (its mail gives no join link yet)."""
+    return kind not in CANCEL_KINDS and kind not in ("confirmed", "promoted", "reminder") \
+        and enrollment.status != CONFIRMED
+
+
 @lru_cache(maxsize=512)
 def _body_tail(locale, kind, session_name, starts_at, ends_at, delivery, location, join_url, cancel_deadline,
-               my_page, calendar: bool = True) -> str:
+               my_page, calendar: bool = True, undecided: bool = False) -> str:
     """The body after its lead (``locale``, the language in force, is part of the key);
-    ``calendar``: a calendar file is attached (and the body says what it is for)."""
+    ``calendar``: a calendar file is attached (and the body says what it is for);
+    ``undecided``: a place waiting for a seat or an approval (no join link yet)."""
     lines = ["", _("■ 研修"), session_name, "", _("■ 日時"), session_period(starts_at, ends_at)]
     # (a place cancelled or refused: no join link, there is nothing to join)
-    lines += ["", _("■ 場所")] + session_place_lines(delivery, location, join_url, link=kind not in CANCEL_KINDS)
+    lines += ["", _("■ 場所")] + session_place_lines(delivery, location, join_url, link=kind not in CANCEL_KINDS,
+                                                    later=undecided)
     if kind not in ("cancelled", "rejected") and cancel_deadline:
         lines += ["", _("■ キャンセル期限"), format_when(cancel_deadline)]
         lines.append(_("期限を過ぎてからの取消は、遅刻・欠席扱いとなる場合があります。"))

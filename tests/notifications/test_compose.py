@@ -92,6 +92,30 @@ def test_a_cancelled_sessions_mail_and_calendar_offer_no_join_link(app, db, make
     assert link not in mail.body and "参加リンク" not in mail.body
     assert link not in mail.ics.replace("\r\n ", "")
 
+def test_a_place_not_decided_gets_the_join_link_only_once_confirmed(app, db, make_session, make_enrollment):
+    """Waiting for a seat or an approval, a learner was mailed the Teams join link (a seat
+    nobody gave them): their mail says it comes with the confirmation, also when it changes."""
+    from lms.enrollment.models import CONFIRMED, PENDING
+
+    session = _session_at(make_session, capacity=1)
+    make_enrollment(session=session)
+    waiting = make_enrollment(session=session, status=WAITLISTED)
+    link = session.meeting_link
+    later = "Teams 会議への参加リンク：受講が確定したときにお知らせします"
+    for kind in ("waitlisted", "pending", "changed"):
+        mail = compose_enrollment_notice(waiting, kind, changes={"join_url": ("https://old.example/meet", link)})
+        assert link not in mail.body and later in mail.body, kind
+        assert "old.example" not in mail.body
+    assert "Teams 会議の参加リンク：変更しました（受講が確定したときにお知らせします）" in compose_enrollment_notice(
+        waiting, "changed", changes={"join_url": ("https://old.example/meet", link)}).body
+    waiting.status = PENDING
+    assert link not in compose_enrollment_notice(waiting, "pending").body
+    waiting.status = CONFIRMED  # promoted: the link comes with it, and with every change after
+    assert link in compose_enrollment_notice(waiting, "promoted").body
+    changed = compose_enrollment_notice(waiting, "changed", changes={"join_url": ("https://old.example/meet", link)})
+    assert link in changed.body and later not in changed.body
+
+
 def test_an_invitation_after_a_cancellation_is_a_newer_version_of_the_entry(app, db, make_session, make_enrollment):
     """Found by a QA pass: enrolled, cancelled, enrolled again — the new invitation had the
     cancelled entry's UID and SEQUENCE, and a calendar client keeps the entry cancelled. Each
