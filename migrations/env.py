@@ -10,9 +10,10 @@ from sqlalchemy.types import TypeDecorator
 # access to the values within the .ini file in use.
 config = context.config
 
-# Interpret the config file for Python logging.
-# This line sets up loggers basically.
-fileConfig(config.config_file_name)
+# Interpret the config file for Python logging. The loggers that exist already stay on: a
+# migration run inside the application's process (the tests, `flask db upgrade`) would
+# otherwise silence the application's own loggers for the rest of that process.
+fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger('alembic.env')
 
 
