@@ -25,7 +25,7 @@ from lms.attendance import services as attendance_services
 from lms.attendance.models import AttendanceRecord
 from lms.audit.services import record_action
 from lms.auth.models import User
-from lms.common.database import begin_write, run_in_transaction
+from lms.common.database import begin_write, lock_fresh, run_in_transaction
 from lms.common.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from lms.common.i18n import portal_name
 from lms.common.timeutil import as_utc, to_tokyo, utcnow
@@ -344,48 +344,70 @@ def _event_path(session: TrainingSession) -> str:
 
 
 def sync_meeting_with(client: GraphClient, session: TrainingSession, attendees_only: bool = False) -> dict:
-    """Create the event (first time) or bring it in step with the session and its enrollees."""
+    """Create the event (first time) or bring it in step with the session and its enrollees.
+
+    The Graph calls run without a lock on the session; what they return is written under the
+    session's row lock, read fresh, and only if the meeting is still the one they were about:
+    a trainer who typed a link of their own meanwhile (``detach_meeting``) keeps it, and a
+    meeting made for a session that no longer wants it is cancelled through the queue."""
     if session.status == CANCELLED or session.delivery not in ONLINE_DELIVERIES:
         return cancel_meeting_with(client, session)
     if has_own_link(session):
         return {"action": "own_link"}
+    meeting = (session.graph_event_id, session.graph_transaction_id)  # as the calls below know it
     attendees = confirmed_attendees(session)
-    action = ""
-    if session.graph_event_id:
+    action, event_id, transaction_id = "", session.graph_event_id, session.graph_transaction_id
+    updated: dict | None = None
+    created: dict | None = None
+    organizer = session.graph_organizer
+    if event_id:
         payload = {"attendees": attendees} if attendees_only else {**event_payload(session), "attendees": attendees}
         try:
             updated = client.patch(_event_path(session), payload)
         except GraphNotFound:
             # Deleted in Outlook or Teams: a new meeting takes its place (below), and its link
             # reaches the enrollees as a change.
-            _forget_meeting(session)
-            session.graph_transaction_id = uuid.uuid4().hex  # a new event, not the deleted one again
-        else:
-            course_services.record_meeting_link(session, ((updated.get("onlineMeeting") or {}).get("joinUrl")) or "")
-            session.graph_sync_status = STATUS_UPDATED
-            action = "attendees" if attendees_only else "updated"
-    if not session.graph_event_id:
+            event_id, transaction_id = "", uuid.uuid4().hex  # a new event, not the deleted one again
+    if not event_id:
         organizer = organizer_for(session)
-        if not session.graph_transaction_id:
-            session.graph_transaction_id = uuid.uuid4().hex
-        payload = {**event_payload(session), "attendees": attendees, "transactionId": session.graph_transaction_id}
+        transaction_id = transaction_id or uuid.uuid4().hex
+        payload = {**event_payload(session), "attendees": attendees, "transactionId": transaction_id}
         # transactionId makes the POST idempotent: Graph returns the same event on a repeat.
         created = client.post(f"{user_path(organizer)}/events", payload, idempotent=True)
+    # The online meeting's id behind the link (for attendance reports and recordings), asked
+    # before the lock too; if Graph cannot say yet, it is asked again before any import.
+    link = (((created or updated or {}).get("onlineMeeting") or {}).get("joinUrl")) or ""
+    meeting_id, meeting_error = ("" if created is not None else session.graph_online_meeting_id), ""
+    if not meeting_id and (link or session.join_url):
+        try:
+            meeting_id = _find_online_meeting(client, organizer or organizer_for(session), link or session.join_url)
+        except GraphError as exc:
+            meeting_error = str(exc)
+
+    lock_fresh(session)
+    if (session.graph_event_id, session.graph_transaction_id) != meeting or has_own_link(session):
+        # Let go meanwhile (a typed link, a switch away from Teams, a cancel): the typed link and
+        # the state stay as the other change left them; a meeting made just now is withdrawn.
+        if created is not None and created.get("id") != session.graph_event_id:
+            ops.queue_operation(session.id, ops.CANCEL_EVENT, event_id=created["id"], organizer=organizer,
+                                detached=True)
+        return {"action": "let_go_meanwhile", "event_id": (created or {}).get("id") or event_id}
+    if updated is not None:
+        session.graph_sync_status = STATUS_UPDATED
+        action = "attendees" if attendees_only else "updated"
+    if created is not None:
+        _forget_meeting(session)  # (a meeting deleted in Outlook: the new one takes its place)
+        session.graph_transaction_id = transaction_id
         session.graph_organizer = organizer
         session.graph_event_id = created["id"]
         session.graph_ical_uid = created.get("iCalUId") or ""
-        course_services.record_meeting_link(session, ((created.get("onlineMeeting") or {}).get("joinUrl")) or "")
         session.graph_sync_status = STATUS_CREATED
         action = "created"
+    course_services.record_meeting_link(session, link)
+    if meeting_id and not session.graph_online_meeting_id:
+        session.graph_online_meeting_id = meeting_id
     session.graph_sync_error = ""
     session.graph_synced_at = utcnow()
-    meeting_error = ""
-    if not session.graph_online_meeting_id and session.join_url:
-        try:
-            resolve_online_meeting_with(client, session)
-        except GraphError as exc:
-            # The event exists; the meeting id is resolved again before any import.
-            meeting_error = str(exc)
     result = {"action": action, "event_id": session.graph_event_id, "attendees": len(attendees)}
     if meeting_error:
         result["online_meeting_error"] = meeting_error[:500]

@@ -167,3 +167,62 @@ def test_a_failed_cancel_of_the_detached_meeting_is_shown_and_retried_keeping_th
     assert op.status == "done" and graph_server.events[old_event]["isCancelled"] is True
     assert session.join_url == TYPED and session.graph_sync_status == "cancelled"
     assert len(_created(graph_server)) == 1
+
+
+class _TrainerTypesDuringThePost:
+    """A Graph client whose meeting POST is overtaken: while Graph makes the meeting, the
+    trainer saves a link of their own (the edit form, its own request and transaction)."""
+
+    def __init__(self, inner, on_post):
+        self.inner, self.on_post = inner, on_post
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def post(self, path, json=None, **kwargs):
+        result = self.inner.post(path, json, **kwargs)
+        if path.endswith("/events") and self.on_post:
+            self.on_post()
+            self.on_post = None
+        return result
+
+
+def test_a_link_typed_while_the_meeting_is_being_made_is_kept_and_the_new_meeting_withdrawn(
+        graph_app, graph_server, client, db, login_as, make_course, make_session, monkeypatch):
+    from lms.common.signals import session_created
+    from lms.teams import tasks
+    from lms.teams.graph import client_from_app
+    from lms.teams.services import execute_operation
+
+    trainer = login_as("trainer")
+    session = make_session(make_course(owner_id=trainer.id), join_url="", minutes=90)
+    session.starts_at = session.starts_at.replace(second=0)
+    session.ends_at = session.starts_at + timedelta(minutes=90)
+    monkeypatch.setattr(tasks, "run_graph_operation", lambda operation_id: None)  # the worker runs it below
+    session_created.send(session, actor=trainer, changes={})
+    db.session.commit()
+    create = db.session.scalars(select(GraphOperation).where(GraphOperation.session_id == session.id)).one()
+    assert create.kind == "create_event" and session.graph_transaction_id
+
+    def trainer_saves_own_link():
+        response = _edit(client, session, join_url=TYPED)
+        assert response.status_code == 302, response.get_data(as_text=True)
+
+    execute_operation(create.id, client=_TrainerTypesDuringThePost(client_from_app(graph_app), trainer_saves_own_link))
+    db.session.expire_all()
+    session = db.session.get(TrainingSession, session.id)
+    # the typed link stands: the worker wrote nothing of the meeting it had just made
+    assert session.join_url == TYPED
+    assert (session.graph_event_id, session.graph_transaction_id, session.graph_online_meeting_id) == ("", "", "")
+    made = _created(graph_server)
+    assert len(made) == 1
+    (event_id,) = graph_server.events
+    # ... and that meeting is withdrawn through the queue (the attendees' calendars drop it)
+    cancel = db.session.scalars(select(GraphOperation).where(GraphOperation.session_id == session.id,
+                                                             GraphOperation.kind == "cancel_event")).one()
+    assert cancel.status == "queued" and cancel.details["event_id"] == event_id
+    execute_operation(cancel.id)
+    db.session.expire_all()
+    assert graph_server.events[event_id]["isCancelled"] is True
+    assert db.session.get(GraphOperation, cancel.id).status == "done"
+    assert db.session.get(TrainingSession, session.id).join_url == TYPED
