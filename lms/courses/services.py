@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 
 from lms.audit.services import record_action
 from lms.auth.models import PLATFORM_ADMIN, TRAINER
@@ -342,11 +342,17 @@ def copy_course(actor, source: Course) -> Course:
     return course
 
 
-def prerequisite_choices(course: Course) -> list[Course]:
-    """Courses that may be required before ``course``: every other course not cancelled, by
-    title (drafts included: a series is often prepared together)."""
+def prerequisite_choices(course: Course, user) -> list[Course]:
+    """Courses ``user`` may require before ``course``, by title: every other published course,
+    the drafts ``user`` manages (a series is often prepared together), and those already
+    required. Another trainer's draft is not shown, as nowhere else (can_see_course)."""
+    seen = [Course.status == PUBLISHED, Course.id.in_([p.required_course_id for p in course.prerequisites])]
+    if user.has_role(PLATFORM_ADMIN):
+        seen.append(Course.status == DRAFT)
+    else:
+        seen.append(and_(Course.status == DRAFT, Course.owner_id == user.id))
     return list(db.session.scalars(
-        select(Course).where(Course.id != course.id, Course.status != CANCELLED).order_by(Course.title, Course.id)))
+        select(Course).where(Course.id != course.id, Course.status != CANCELLED, or_(*seen)).order_by(Course.title, Course.id)))
 
 
 def _requires(course_id: int) -> dict[int, list[int]]:
@@ -367,7 +373,10 @@ def set_prerequisites(actor, course: Course, required_ids: list[int], within_fis
     if within_fiscal_years is not None and not 1 <= within_fiscal_years <= 20:
         raise InvalidInput(_("1から20までの数で入力してください。"), field="within_fiscal_years")
     found = {c.id: c for c in db.session.scalars(select(Course).where(Course.id.in_(wanted)))} if wanted else {}
-    unknown = [i for i in wanted if i not in found or found[i].status == CANCELLED]
+    already = {p.required_course_id for p in course.prerequisites}
+    # (a draft of someone else's is as unknown to the actor as on every page: can_see_course)
+    unknown = [i for i in wanted if i not in found or found[i].status == CANCELLED
+               or (i not in already and not can_see_course(actor, found[i]))]
     if unknown:
         raise InvalidInput(_("選べない研修が含まれています（存在しないか中止されています）。"), field="required_ids")
     edges = _requires(course.id)
@@ -493,9 +502,24 @@ class SessionInput:
     expected_version: str | None = None
 
 
-def _is_https_url(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme == "https" and bool(parts.netloc) and " " not in url
+# Where a Teams meeting's join link lives: Microsoft 365 (commercial, and the new
+# teams.cloud.microsoft), Teams (free), and the US government clouds. A link elsewhere is not
+# a Teams meeting, and learners would follow it as one from the 「Teams 会議に参加する」 button.
+TEAMS_LINK_DOMAINS = ("teams.microsoft.com", "teams.cloud.microsoft", "teams.live.com", "teams.microsoft.us")
+
+
+def is_teams_link(url: str) -> bool:
+    """An https link on a Teams host (a subdomain included), with no user name or password in it
+    (``https://teams.microsoft.com@evil.example/`` is evil.example) and no other port."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    host = (parts.hostname or "").rstrip(".")
+    return (parts.scheme == "https" and not any(c.isspace() for c in url) and "@" not in parts.netloc
+            and port in (None, 443)
+            and any(host == domain or host.endswith("." + domain) for domain in TEAMS_LINK_DOMAINS))
 
 
 def _validate_session(data: SessionInput, session: TrainingSession | None) -> None:
@@ -513,8 +537,10 @@ def _validate_session(data: SessionInput, session: TrainingSession | None) -> No
     if data.delivery not in DELIVERIES:
         raise InvalidInput(_("開催方法を選んでください。"), field="delivery")
     url = (data.join_url or "").strip()
-    if url and not _is_https_url(url):
-        raise InvalidInput(_("Teams 会議のリンクは https:// で始まる URL を入力してください。"), field="join_url")
+    # (a link stored before this rule, kept unchanged, does not stop an edit of the rest)
+    if url and not is_teams_link(url) and not (session is not None and url == (session.join_url or "").strip()):
+        raise InvalidInput(_("Teams 会議の参加リンク（https://teams.microsoft.com/ で始まる URL）を入力してください。"),
+                           field="join_url")
     if data.delivery in (ONSITE, HYBRID) and not (data.location or "").strip():
         raise InvalidInput(_("会場で開催する回は会場を入力してください。"), field="location")
     if len(data.location or "") > 300:

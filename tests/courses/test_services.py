@@ -190,6 +190,13 @@ def test_create_session_stores_utc_quotas_audits_and_signals(db, trainer):
         ({"cancel_deadline": "after"}, "cancel_deadline", "キャンセル期限は開始日時より前"),
         ({"join_url": "http://example.com/x"}, "join_url", "https://"),
         ({"join_url": "javascript:alert(1)"}, "join_url", "https://"),
+        # an https link that is not a Teams meeting: learners follow it from 「Teams 会議に参加する」
+        ({"join_url": "https://evil.example.com/phish"}, "join_url", "Teams 会議の参加リンク"),
+        ({"join_url": "https://teams.microsoft.com.evil.com/l/meetup-join/x"}, "join_url", "Teams 会議の参加リンク"),
+        ({"join_url": "https://evil.com/?https://teams.microsoft.com/"}, "join_url", "Teams 会議の参加リンク"),
+        ({"join_url": "https://user@teams.microsoft.com@evil.com/"}, "join_url", "Teams 会議の参加リンク"),
+        ({"join_url": "https://teams.microsoft.com@evil.com/l/meetup-join/x"}, "join_url", "Teams 会議の参加リンク"),
+        ({"join_url": "https://teams.microsoft.com:8443/l/meetup-join/x"}, "join_url", "Teams 会議の参加リンク"),
         ({"delivery": ONSITE, "location": ""}, "location", "会場を入力"),
         ({"capacity": 0}, "capacity", "定員は1以上"),
         ({"starts_at": "past", "ends_at": "past_end", "enroll_closes_at": None, "enroll_opens_at": None,
@@ -218,6 +225,33 @@ def test_session_input_is_validated_with_japanese_messages(db, trainer, kw, fiel
         services.create_session(trainer, course, _session_input(start, **values))
     assert caught.value.context["field"] == field
     assert message in caught.value.message
+
+
+@pytest.mark.parametrize("link", [
+    "https://teams.microsoft.com/l/meetup-join/19%3ameeting_x%40thread.v2/0?context=%7b%7d",
+    "https://teams.cloud.microsoft/l/meetup-join/x",
+    "https://gov.teams.microsoft.us/l/meetup-join/x",
+    "https://teams.live.com/meet/9312345678901",
+    "https://TEAMS.MICROSOFT.COM/l/meetup-join/x",
+])
+def test_a_teams_meeting_link_is_taken(db, trainer, link):
+    course = factories.make_course(owner_id=trainer.id)
+    session = services.create_session(trainer, course, _session_input(join_url=link))
+    assert session.join_url == link
+
+
+def test_a_link_stored_before_the_teams_rule_does_not_stop_an_edit_of_the_rest(db, trainer):
+    course = factories.make_course(owner_id=trainer.id)
+    session = services.create_session(trainer, course, _session_input())
+    session.join_url = "https://meet.example.jp/room/1"  # (kept from before the rule)
+    db.session.commit()
+    start = as_utc(session.starts_at)
+    services.update_session(trainer, session.id, _session_input(start, join_url=session.join_url, title="第2回"))
+    db.session.commit()
+    assert db.session.get(TrainingSession, session.id).title == "第2回"
+    # ... but a new link elsewhere is refused
+    with pytest.raises(InvalidInput, match="Teams 会議の参加リンク"):
+        services.update_session(trainer, session.id, _session_input(start, join_url="https://meet.example.jp/room/2"))
 
 
 def test_capacity_and_quota_cannot_go_below_confirmed(db, trainer):
