@@ -200,7 +200,7 @@ def course_prerequisites(course_id: int):
     """受講要件: the courses a learner must have completed before enrolling in this one."""
     course = _managed_course(course_id)
     form = PrerequisiteForm()
-    choices = services.prerequisite_choices(course)
+    choices = services.prerequisite_choices(course, current_user)
     form.required_ids.choices = [(c.id, c.title) for c in choices]
     if request.method == "GET":
         form.required_ids.data = [p.required_course_id for p in course.prerequisites]

@@ -14,7 +14,7 @@ from lms.common.errors import InvalidInput
 from lms.common.timeutil import fiscal_year_of, utcnow
 from lms.completion.services import complete_manually, revoke_completion
 from lms.courses import services as course_services
-from lms.courses.models import CANCELLED
+from lms.courses.models import CANCELLED, DRAFT
 from lms.enrollment import services
 from lms.enrollment.rules import MissingPrerequisite
 from lms.extensions import db
@@ -151,6 +151,30 @@ def test_pages_the_trainer_sets_and_the_learner_reads(series, client, login_as, 
     after = client.get(page.headers["Location"]).get_data(as_text=True)
     assert f'<a href="/courses/{first.id}">新規採用職員研修</a>' in after
     assert learner.staff_member is not None
+
+
+def test_another_trainer_s_draft_is_neither_shown_nor_taken(series, client, login_as):
+    trainer, first, second, session = series
+    admin = factories.make_user("platform_admin")
+    hidden = factories.make_course(title="管理者の下書き研修", owner=admin, status=DRAFT)
+    own_draft = factories.make_course(title="自分の下書き研修", owner=trainer, status=DRAFT)
+    db.session.commit()
+    login_as(user=trainer)
+    path = f"/manage/courses/{second.id}/prerequisites"
+    body = client.get(path).get_data(as_text=True)
+    assert "管理者の下書き研修" not in body and "自分の下書き研修" in body and "新規採用職員研修" in body
+    posted = client.post(path, data={"required_ids": [str(first.id), str(hidden.id)], "csrf_token": _csrf(client, path)})
+    assert posted.status_code == 200 and "管理者の下書き研修" not in posted.get_data(as_text=True)
+    with pytest.raises(InvalidInput, match="選べない研修"):  # (the service refuses it too, whatever the form lists)
+        course_services.set_prerequisites(trainer, second, [first.id, hidden.id], None)
+    db.session.rollback()
+    assert [p.required_course_id for p in db.session.get(type(second), second.id).prerequisites] == [first.id]
+    # the platform administrator sees every draft, and a requirement once set stays listed for the trainer
+    assert course_services.set_prerequisites(admin, second, [first.id, hidden.id, own_draft.id], None) is True
+    db.session.commit()
+    body = client.get(path).get_data(as_text=True)
+    assert "管理者の下書き研修" in body
+    assert course_services.set_prerequisites(trainer, second, [hidden.id, first.id], None) is True  # (kept, re-saved)
 
 
 def _csrf(client, path: str) -> str:
