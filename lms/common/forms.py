@@ -13,6 +13,7 @@ import unicodedata
 from datetime import date, datetime
 from typing import Any
 
+import wtforms
 from flask_babel import Domain
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -127,18 +128,33 @@ def one_line(text: str) -> str:
     return str(_CLEAN_ONE_LINE(text))
 
 
-class Form(FlaskForm):
-    class Meta:
-        def get_translations(self, form):
-            return _Messages(WTFORMS_MESSAGES.get_translations())
+class _OwnMeta:
+    """What every form of Manabi's shares: WTForms' messages in our wording, in the page's
+    language, and text fields without control characters."""
 
-        def bind_field(self, form, unbound_field, options):
-            """Every text field drops control characters (see ``_CONTROLS_ONE_LINE``)."""
-            field_class = unbound_field.field_class
-            if issubclass(field_class, StringField) and not issubclass(field_class, (HiddenField, PasswordField)):
-                clean = _CLEAN_MULTI_LINE if issubclass(field_class, TextAreaField) else _CLEAN_ONE_LINE
-                options = {**options, "filters": (clean, *unbound_field.kwargs.get("filters", ()))}
-            return unbound_field.bind(form=form, **options)
+    def get_translations(self, form):
+        return _Messages(WTFORMS_MESSAGES.get_translations())
+
+    def bind_field(self, form, unbound_field, options):
+        """Every text field drops control characters (see ``_CONTROLS_ONE_LINE``)."""
+        field_class = unbound_field.field_class
+        if issubclass(field_class, StringField) and not issubclass(field_class, (HiddenField, PasswordField)):
+            clean = _CLEAN_MULTI_LINE if issubclass(field_class, TextAreaField) else _CLEAN_ONE_LINE
+            options = {**options, "filters": (clean, *unbound_field.kwargs.get("filters", ()))}
+        return unbound_field.bind(form=form, **options)
+
+
+class Form(FlaskForm):
+    class Meta(_OwnMeta):
+        pass
+
+
+class SubForm(wtforms.Form):
+    """The rows of a ``FieldList(FormField(…))``: worded and cleaned as every ``Form``, without a
+    CSRF field of their own (the page's form carries it)."""
+
+    class Meta(_OwnMeta):
+        pass
 
 
 def put_error(form, exc) -> None:

@@ -6,7 +6,6 @@ from flask_babel import lazy_gettext as _l
 from wtforms import (
     BooleanField,
     FieldList,
-    Form,
     FormField,
     HiddenField,
     IntegerField,
@@ -121,7 +120,7 @@ class CourseForm(base.Form):
     save = SubmitField(_l("保存"))
 
 
-class QuotaRowForm(Form):
+class QuotaRowForm(base.SubForm):
     municipality_id = SelectField(_l("自治体"), coerce=coerce_id, default=0, validate_choice=False)
     seats = WholeNumberField(_l("割当人数"), validators=[
         Optional(), base.Between(0, 100000)])

@@ -204,6 +204,18 @@ def test_a_bad_quota_row_is_listed_as_a_message_not_a_dict(client, login_as, mak
     assert db.session.scalars(select(TrainingSession)).all() == []
 
 
+def test_a_crafted_municipality_in_a_quota_row_is_told_in_the_page_s_words(client, login_as, make_course):
+    """A quota row is a sub-form: WTForms' own messages there are worded as on every form
+    (not its English 'Invalid Choice: could not coerce')."""
+    trainer = login_as("trainer")
+    course = make_course(owner_id=trainer.id)
+    page = client.post(f"/manage/courses/{course.id}/sessions/new", data=_session_form(**{
+        "quotas-0-municipality_id": "abc", "quotas-0-seats": "5"})).get_data(as_text=True)
+    assert "一覧にある選択肢から選んでください。" in page
+    assert "coerce" not in page and "Invalid" not in page
+    assert db.session.scalars(select(TrainingSession)).all() == []
+
+
 def test_add_quota_row_button_adds_a_row_without_saving(client, login_as, make_course):
     trainer = login_as("trainer")
     course = make_course(owner_id=trainer.id)
