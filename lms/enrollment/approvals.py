@@ -138,8 +138,7 @@ def is_supervisor_of(user, member: StaffMember) -> bool:
 
 def start(enrollment: Enrollment, member: StaffMember, course) -> None:
     """A new pending request: the first step that has an approver (the caller flushes)."""
-    steps = rules.approval_steps(course)
-    step = steps[0] if steps else OFFICE_STEP
+    step = rules.first_step(course, enrollment.source)
     if step == SUPERVISOR_STEP and not supervisors_of(member):
         db.session.add(EnrollmentApproval(enrollment_id=enrollment.id, step=SUPERVISOR_STEP,
                                           decision=SKIPPED_NO_APPROVER, decided_at=utcnow()))

@@ -602,8 +602,9 @@ def _session_page(municipality, session: TrainingSession, swap_id: int | None = 
 @role_required(MUNICIPAL_ADMIN, PLATFORM_ADMIN)
 def nominate(session_id: int):
     form = roster_forms.NominateForm()
-    if not form.validate_on_submit():
-        abort(400)
+    if not form.validate_on_submit():  # (no person chosen, or an id the page never offers)
+        flash(_("推薦する職員を検索して選んでください。"), "error")
+        return redirect(_back(url_for("enrollment.session_page", session_id=session_id)))
     member_id = form.staff_member_id.data
     assert member_id is not None  # InputRequired, and the form is validated
     member = staff_member_or_404(member_id)
@@ -627,7 +628,9 @@ def _nominated_message(result: services.NominationResult, name: str) -> str:
     if enrollment.status == CONFIRMED:
         return _("%(name)s さんの受講が確定しました。", name=name)
     if enrollment.status == PENDING:
-        return _("%(name)s さんを推薦しました。承認待ちです。", name=name)
+        # (a course with 選考: the organiser gives the seat, rules.needs_approval)
+        return _("%(name)s さんを推薦しました。%(step)sを待っています。", name=name,
+                 step=approvals.awaited(enrollment.approval_step))
     # (waitlisted: the service's message says why — the capacity, or the 割当人数)
     return _("%(name)s さん：%(message)s", name=name, message=result.message)
 

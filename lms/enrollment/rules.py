@@ -182,9 +182,25 @@ def ahead_of(pending: list[tuple[int, int]], arrival_seq: int) -> list[tuple[int
 
 def needs_approval(course: Course, source: str, makeup: bool = False) -> bool:
     """A learner's own request to a course with approval waits for its approvers (their 所属長,
-    their training office, or both, then the organiser's 選考); an admin's nomination does not,
-    nor a request for a make-up part (補講) of a 連続講座 the learner was given a place in."""
-    return bool(approval_steps(course)) and source == SELF and not makeup
+    their training office, or both, then the organiser's 選考). A training office's nomination
+    (推薦, by form or CSV) is the office's own decision and stands for the steps up to and
+    including its own, but the organiser's 選考 stays theirs (``first_step``), as for a swap
+    (``step_after_swap``). A request for a make-up part (補講) of a 連続講座 the learner was
+    given a place in waits for nobody."""
+    if makeup:
+        return False
+    if source == SELF:
+        return bool(approval_steps(course))
+    return bool(course.selection)
+
+
+def first_step(course: Course, source: str) -> str:
+    """The step a new request that ``needs_approval`` waits for first (before the 所属長 check:
+    a 所属 without a head goes to its training office, lms.enrollment.approvals.start)."""
+    steps = approval_steps(course)
+    if source != SELF:
+        return SELECTION_STEP  # a nomination: only the organiser's 選考 is left
+    return steps[0] if steps else OFFICE_STEP
 
 
 def approval_steps(course: Course) -> tuple[str, ...]:

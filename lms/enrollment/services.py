@@ -449,7 +449,8 @@ class NominationResult:
 def nominate(session_id: int, staff_member_id: int, actor, source: str = NOMINATION) -> NominationResult:
     """A municipal admin (or platform admin) enrolls a staff member of their municipality.
 
-    No approval step. Nominating someone already active returns the existing enrollment
+    No approval step but the organiser's 選考 where the course has one (``rules.needs_approval``).
+    Nominating someone already active returns the existing enrollment
     with ``created=False`` (so a CSV uploaded twice changes nothing).
     """
     if source not in SOURCES or source == SELF:

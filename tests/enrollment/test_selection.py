@@ -169,3 +169,24 @@ def test_each_answer_names_the_step_that_follows(client, db, make_user, make_cou
     login_as(user=office)
     page = client.post(f"/municipal/enrollments/{enrollment.id}/approve", follow_redirects=True).get_data(as_text=True)
     assert "承認しました。主催者の選考に進みます。" in page and "研修担当の承認に進みます" not in page
+
+
+def test_a_training_office_s_nomination_waits_for_the_organiser_s_selection(
+        db, make_user, make_course, make_session, organiser):
+    """推薦 is the office's own decision (its step and the 所属長's are not asked), but the
+    organiser's 選考 stays theirs: the nominee waits for it as a swapped-in person does, and
+    takes no seat the organiser has not given (the course says the 研修所 selects)."""
+    session = selection_session(db, make_course, make_session, organiser, office_step=True, capacity=1)
+    nominee = make_user("learner")
+    office = make_user("municipal_admin")  # (the same municipality)
+    made = services.nominate(session.id, nominee.staff_member.id, office)
+    db.session.commit()
+    e = fresh(db, made.enrollment.id)
+    assert (e.status, e.approval_step) == (PENDING, SELECTION_STEP)
+    assert "選考" in made.message
+    db.session.expire_all()
+    assert db.session.get(type(session), session.id).confirmed_count == 0
+    # the organiser decides it with the others on the 選考 page
+    result = services.decide_selection(session.id, {e.id: "select"}, organiser, "")
+    db.session.commit()
+    assert result.selected == 1 and fresh(db, e.id).status == CONFIRMED

@@ -127,6 +127,24 @@ def test_nominate_one_from_search(app, db, client, login_as, make_staff, make_se
         f"/municipal/sessions/{session.id}").get_data(as_text=True)
     assert db.session.scalar(select(func.count()).select_from(Enrollment)) == 2
     assert db.session.scalar(select(AuditLog).where(AuditLog.action == "enrollment.nominate")) is not None
+    # no person chosen, or an id the page never offers: said on the page, nothing done (was a bare 400)
+    for chosen in ("", "abc", "99999999999999999999"):
+        answer = client.post(f"/municipal/sessions/{session.id}/nominate", data={"staff_member_id": chosen},
+                             headers={"Referer": f"http://localhost/municipal/sessions/{session.id}"})
+        assert answer.status_code == 302 and answer.headers["Location"].endswith(f"/municipal/sessions/{session.id}")
+        assert "推薦する職員を検索して選んでください。" in client.get(answer.headers["Location"]).get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(Enrollment)) == 2
+
+
+def test_a_nomination_to_a_course_with_selection_says_it_waits_for_the_organiser(
+        app, db, client, login_as, make_staff, make_course, make_session):
+    session = make_session(make_course(selection=True, requires_approval=True))
+    member = make_staff("131016", full_name="選考 待ち")
+    login_as("municipal_admin", "131016")
+    assert client.post(f"/municipal/sessions/{session.id}/nominate", data={"staff_member_id": member.id}).status_code == 302
+    assert _all(db, session.id) == {(member.employee_number, PENDING)}
+    assert "選考 待ち さんを推薦しました。主催者の選考を待っています。" in client.get(
+        f"/municipal/sessions/{session.id}").get_data(as_text=True)
 
 
 def test_nomination_outcomes_in_english_speak_of_the_nominee_not_to_the_office(app, db, client, login_as, make_staff,
