@@ -12,11 +12,13 @@ import secrets
 import time
 from datetime import timedelta
 from functools import lru_cache
+from urllib.parse import urlsplit
 
-from flask import Flask, current_app, flash, g, redirect, request, session, url_for
+from flask import Flask, current_app, flash, g, jsonify, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import LoginManager, current_user, login_user, logout_user
+from flask_login import LoginManager, current_user, login_url, login_user, logout_user
 from sqlalchemy import and_, bindparam, delete, select
 from sqlalchemy.orm import joinedload
 
@@ -25,6 +27,7 @@ from lms.common.database import begin_write
 from lms.common.i18n import LANG_KEY, keep_chosen_language
 from lms.common.public import is_public_endpoint
 from lms.common.timeutil import utcnow
+from lms.common.web import safe_next, wants_json
 from lms.extensions import db
 
 _SIGNED_IN_AT = "signed_in_at"
@@ -91,6 +94,17 @@ def init_login(app: Flask, login_manager: LoginManager) -> None:
         g.user_id = user.id  # for the request log
         return user
 
+    @login_manager.unauthorized_handler
+    def _unauthorized():
+        """Not signed in (never, or no longer: signed out elsewhere, the session ended). A
+        script's request (the player's progress report, a link refresh) is told so in JSON, 401,
+        and keeps what it was sending; a page goes to the sign-in page, back to the page after —
+        a post to where its form was (its own address answers only posts)."""
+        if wants_json():
+            return _signed_out(_("サインインしていないか、サインインの有効期限が切れました。もう一度サインインしてください。"))
+        flash(login_manager.login_message, login_manager.login_message_category)
+        return redirect(login_url(login_manager.login_view, next_url=_back_after_sign_in()))
+
     @app.before_request
     def _require_sign_in():
         endpoint = request.endpoint
@@ -108,14 +122,32 @@ def init_login(app: Flask, login_manager: LoginManager) -> None:
         last_seen = session.get(_LAST_SEEN, 0)
         if now - signed_in_at > absolute or now - last_seen > idle:
             end_session()
-            flash(_l("一定時間操作がなかったため、サインアウトしました。もう一度サインインしてください。"), "info")
             if public:
+                flash(_l("一定時間操作がなかったため、サインアウトしました。もう一度サインインしてください。"), "info")
                 return None  # carries on signed out (a protected auth view then asks to sign in)
-            return redirect(url_for("auth.login_page", next=request.full_path if request.method == "GET" else None))
+            if wants_json():
+                return _signed_out(_("一定時間操作がなかったため、サインアウトしました。もう一度サインインしてください。"))
+            flash(_l("一定時間操作がなかったため、サインアウトしました。もう一度サインインしてください。"), "info")
+            return redirect(login_url("auth.login_page", next_url=_back_after_sign_in()))
         # Writing the cookie on every request would defeat caching; once a minute is enough.
         if now - last_seen > 60:
             session[_LAST_SEEN] = now
         return None
+
+
+def _signed_out(message: str):
+    return jsonify(error=_("サインインが必要です"), message=message, sign_in=url_for("auth.login_page")), 401
+
+
+def _back_after_sign_in() -> str | None:
+    """Where sign-in leads back to: the page asked for, or for a post the same-site page its
+    form was on (none: the home page)."""
+    if request.method in ("GET", "HEAD"):
+        return request.url
+    referrer = urlsplit(request.referrer or "")
+    if referrer.netloc == request.host and referrer.path:
+        return safe_next(referrer.path + (f"?{referrer.query}" if referrer.query else ""), "") or None
+    return None
 
 
 def user_for_request(user_id: int, session_id: str):

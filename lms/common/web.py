@@ -151,6 +151,16 @@ def _json_has_nul() -> bool:
     return False
 
 
+def wants_json() -> bool:
+    """An API path, a client that prefers JSON, or a JSON request that does not prefer HTML (a
+    script's post: its errors are read by the script, not shown as a page)."""
+    accept = request.accept_mimetypes
+    best = accept.best_match(["application/json", "text/html"])
+    return request.path.startswith("/api/") or (
+        best == "application/json" and accept[best] > accept["text/html"]
+    ) or (request.is_json and accept["application/json"] >= accept["text/html"])
+
+
 def init_web(app: Flask, form_action_origins: Iterable[str] = ()) -> None:
     csp = content_security_policy(app, form_action_origins)
 
@@ -183,15 +193,6 @@ def init_web(app: Flask, form_action_origins: Iterable[str] = ()) -> None:
         if response.mimetype == "text/html":
             response.headers.setdefault("Cache-Control", "no-store")
         return response
-
-    def wants_json() -> bool:
-        """An API path, a client that prefers JSON, or a JSON request that does not prefer
-        HTML (a script's post: its errors are read by the script, not shown as a page)."""
-        accept = request.accept_mimetypes
-        best = accept.best_match(["application/json", "text/html"])
-        return request.path.startswith("/api/") or (
-            best == "application/json" and accept[best] > accept["text/html"]
-        ) or (request.is_json and accept["application/json"] >= accept["text/html"])
 
     def render_error(code: int, title: str, message: str):
         for prefix, renderer in app.extensions.get(ERROR_RENDERERS, ()):

@@ -75,6 +75,14 @@
     return String(Date.now()) + Math.random().toString(16).slice(2);
   }
 
+  // Signed out (elsewhere, or the session ended): nothing more can be counted, so playback
+  // stops and says so, rather than play on uncounted (the page, reloaded, asks to sign in).
+  function signedOut() {
+    stopped = true;
+    video.pause();
+    live.textContent = msg("signed-out");
+  }
+
   function report(keepalive) {
     if (stopped || sending || !url) { return; }
     var intervals = pending.slice();
@@ -99,7 +107,11 @@
         live.textContent = msg("refused");
         return null;
       }
-      if (!response.ok) { throw new Error(String(response.status)); }
+      if (response.status === 401) { signedOut(); return null; }
+      var type = response.headers.get("Content-Type") || "";
+      if (!response.ok || response.redirected || type.indexOf("application/json") === -1) {
+        throw new Error(String(response.status));  // kept for the next report
+      }
       pending.splice(0, taken);
       if (segment) { segment = [segment[1], segment[1]]; }
       return response.json();
@@ -153,6 +165,7 @@
     fetch(linkUrl, { credentials: "same-origin", headers: { "Accept": "application/json" } })
       .then(function (response) {
         if (response.status === 403 || response.status === 404) { refuse(); return null; }
+        if (response.status === 401) { signedOut(); return null; }
         if (!response.ok) { throw new Error(String(response.status)); }
         return response.json();
       }).then(function (data) {

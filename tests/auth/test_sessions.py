@@ -80,6 +80,44 @@ def test_a_session_timed_out_is_ended_on_the_server_too(app, db, learner):
     assert _sent_to_sign_in(thief.get("/me"))  # its last_seen is recent, but the record is gone
 
 
+JSON_POST = {"Accept": "application/json", "X-CSRFToken": "x"}
+
+
+def test_a_script_signed_out_is_told_in_json_and_a_page_goes_back_to_where_it_was(app, db, learner):
+    """The player's progress report, sent by a tab whose session ended elsewhere: a 401 in JSON
+    (was a redirect to the sign-in page, which fetch followed to a 200 HTML page the player
+    took for success, dropping the seconds it was sending). A form posted after sign-out goes
+    to sign-in and back to the page the form was on (its own address answers only posts)."""
+    client = _demo_sign_in(app, learner)
+    other = _copy(app, client)
+    assert client.post("/auth/logout/everywhere").status_code == 302
+
+    answer = other.post("/archives/files/1/progress", json={"report_id": "r1", "intervals": [[0, 2]], "position": 2},
+                        headers=JSON_POST)
+    assert answer.status_code == 401 and answer.is_json
+    assert "もう一度サインイン" in answer.json["message"] and answer.json["sign_in"] == "/auth/login"
+    assert other.get("/archives/1/files/1/link", headers={"Accept": "application/json"}).status_code == 401
+    # a page still goes to the sign-in page, and back after it
+    page = other.get("/me")
+    assert _sent_to_sign_in(page) and "next=%2Fme" in page.headers["Location"]
+    posted = other.post("/sessions/1/enroll", headers={"Referer": "http://localhost/courses/3?tab=sessions"})
+    assert _sent_to_sign_in(posted) and "next=%2Fcourses%2F3%3Ftab%3Dsessions" in posted.headers["Location"]
+    assert "enroll" not in posted.headers["Location"]
+    elsewhere = other.post("/sessions/1/enroll", headers={"Referer": "https://evil.example/courses/3"})
+    assert _sent_to_sign_in(elsewhere) and "next=" not in elsewhere.headers["Location"]
+
+
+def test_a_script_whose_session_timed_out_is_told_in_json(app, db, learner):
+    client = _demo_sign_in(app, learner)
+    with client.session_transaction() as sess:
+        sess["last_seen"] -= app.config["LMS_SESSION_IDLE_MINUTES"] * 60 + 5
+    answer = client.post("/archives/files/1/progress", json={"report_id": "r1", "intervals": [[0, 2]], "position": 2},
+                         headers=JSON_POST)
+    assert answer.status_code == 401 and "一定時間操作がなかった" in answer.json["message"]
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(UserSession)) == 0
+
+
 def test_sign_out_everywhere_ends_every_session_of_the_learner(app, db, learner):
     phone, desk = _demo_sign_in(app, learner), _demo_sign_in(app, learner)
     thief = _copy(app, desk)
