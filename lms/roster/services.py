@@ -422,6 +422,9 @@ def read_csv(data: bytes, required: tuple[str, ...], *, max_rows: int | None = N
     _check_size(data)
     if data.startswith(XLSX_MAGIC):
         return XLSX_LABEL, *_records(_xlsx_rows(data), required, max_rows, XLSX_LABEL)
+    if data.startswith(OLE2_MAGIC):  # Excel 97–2003 (.xls): not a text file at all
+        raise InvalidInput(_("Excel 97-2003 形式（.xls）のファイルは読み込めません。Excel で開き、"
+                             "「Excel ブック（.xlsx）」か「CSV（コンマ区切り）」で保存し直してください。"))
     text, encoding = decode_csv(data)
     return encoding, *_records(_csv_rows(text), required, max_rows, encoding)
 
@@ -446,7 +449,8 @@ def _csv_rows(text: str) -> list[tuple[int, list[str]]]:
         rows.append((start, [read_back_text(cell) for cell in row]))
 
 
-XLSX_MAGIC = b"PK\x03\x04"  # a ZIP: .xlsx (an old .xls is refused as an unknown encoding)
+XLSX_MAGIC = b"PK\x03\x04"  # a ZIP: .xlsx
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # a compound file: Excel 97–2003's .xls
 XLSX_LABEL = "Excel (.xlsx)"
 
 

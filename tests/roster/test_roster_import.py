@@ -186,6 +186,9 @@ def test_unusable_files_are_refused_with_a_message(app, chiyoda, admin):
         import_roster(chiyoda.id, b"\xff\xfe\x00\x81\x00", admin)
     with pytest.raises(InvalidInput, match="文字コード"):
         import_roster(chiyoda.id, b"\x81\x00\xff\xff", admin)
+    old_excel = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 504  # an Excel 97-2003 .xls (a compound file)
+    with pytest.raises(InvalidInput, match=r"Excel 97-2003 形式（\.xls）のファイルは読み込めません。.*\.xlsx"):
+        import_roster(chiyoda.id, old_excel, admin)
     with pytest.raises(InvalidInput, match="大きすぎます"):
         import_roster(chiyoda.id, b"a" * (16 * 1024 * 1024 + 1), admin)
     too_many = [[str(100000 + i), f"職員{i}", "", "", "", "", "", ""] for i in range(50001)]
