@@ -7,9 +7,10 @@ import time
 
 import pytest
 from playwright.sync_api import expect
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from lms.archives.models import Archive, ArchiveFile, ViewingProgress
+from lms.auth.models import UserSession
 from tests import factories
 from tests.archives.conftest import VTT_TEXT
 from tests.conftest import ROOT
@@ -114,6 +115,15 @@ def test_upload_publish_play_seek_and_refuse(live_server, browser, page, tmp_pat
         assert any(start >= 13 for start, _end in row.intervals), row.intervals
         assert not any(start < 10 < end for start, end in row.intervals), row.intervals
         assert row.last_position >= 16
+
+        # --- the session ends elsewhere (「すべての端末からサインアウト」 on another device): the
+        # next report is answered 401, and the player stops and says so rather than play on uncounted
+        factories.db.session.execute(delete(UserSession).where(UserSession.user_id == learner.id))
+        factories.db.session.commit()
+        viewer.evaluate("() => document.getElementById('player').play()")
+        expect(viewer.locator("#viewing-live")).to_contain_text("サインインの有効期限が切れたため、再生を止めました",
+                                                                 timeout=10_000)
+        _wait_for(viewer, "document.getElementById('player').paused")
     finally:
         context.close()
 
