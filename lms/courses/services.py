@@ -517,9 +517,15 @@ def is_teams_link(url: str) -> bool:
     except ValueError:
         return False
     host = (parts.hostname or "").rstrip(".")
-    return (parts.scheme == "https" and not any(c.isspace() for c in url) and "@" not in parts.netloc
-            and port in (None, 443)
+    # A host of letters, digits, dots and hyphens only: a browser reads 「\」 as 「/」, so
+    # https://evil.example\.teams.microsoft.com/ leads to evil.example (and 「%」 escapes are
+    # read differently from one parser to another).
+    return (parts.scheme == "https" and not any(c.isspace() or c == "\\" for c in url) and "@" not in parts.netloc
+            and port in (None, 443) and _HOST_NAME.fullmatch(host) is not None
             and any(host == domain or host.endswith("." + domain) for domain in TEAMS_LINK_DOMAINS))
+
+
+_HOST_NAME = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?")
 
 
 def _validate_session(data: SessionInput, session: TrainingSession | None) -> None:

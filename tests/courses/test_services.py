@@ -197,6 +197,11 @@ def test_create_session_stores_utc_quotas_audits_and_signals(db, trainer):
         ({"join_url": "https://user@teams.microsoft.com@evil.com/"}, "join_url", "Teams 会議の参加リンク"),
         ({"join_url": "https://teams.microsoft.com@evil.com/l/meetup-join/x"}, "join_url", "Teams 会議の参加リンク"),
         ({"join_url": "https://teams.microsoft.com:8443/l/meetup-join/x"}, "join_url", "Teams 会議の参加リンク"),
+        # a browser reads 「\」 as 「/」: the host is evil.example
+        ({"join_url": "https://evil.example\\.teams.microsoft.com/l/meetup-join/x"}, "join_url", "Teams 会議の参加リンク"),
+        ({"join_url": "https://evil.com\\\\.teams.microsoft.com/x"}, "join_url", "Teams 会議の参加リンク"),
+        ({"join_url": "https://evil.com%2e.teams.microsoft.com/x"}, "join_url", "Teams 会議の参加リンク"),
+        ({"join_url": "https://evil.com．teams.microsoft.com/x"}, "join_url", "Teams 会議の参加リンク"),
         ({"delivery": ONSITE, "location": ""}, "location", "会場を入力"),
         ({"capacity": 0}, "capacity", "定員は1以上"),
         ({"starts_at": "past", "ends_at": "past_end", "enroll_closes_at": None, "enroll_opens_at": None,
