@@ -12,11 +12,13 @@ from urllib.parse import quote, urlsplit
 
 from flask import Flask, Response, current_app, g, jsonify, make_response, render_template, request
 from flask_babel import gettext as _
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.exceptions import BadRequest
 
 from lms.common.database import is_retryable
+from lms.common.public import is_public_endpoint
 from lms.extensions import db, limiter
 
 log = logging.getLogger(__name__)
@@ -204,6 +206,10 @@ def init_web(app: Flask, form_action_origins: Iterable[str] = ()) -> None:
 
     @app.errorhandler(CSRFError)
     def _csrf(e):
+        if not is_public_endpoint(app, request.endpoint) and not current_user.is_authenticated:
+            # Signed out in this browser (the session, and the form's token with it, went): the
+            # page or the script is asked to sign in (a script gets its 401), not told the form expired.
+            return app.login_manager.unauthorized()  # type: ignore[attr-defined]
         return render_error(
             400,
             _("フォームの有効期限が切れました"),
