@@ -486,11 +486,24 @@ def publish_allocation(actor, plan: TrainingPlan, session_id: int) -> dict:
     rows = allocations_of(plan, session_id=session_id)
     if not rows:
         raise InvalidInput(_("この回の割当はまだ計算されていません。"))
-    quotas = {row.municipality_id: row.final_seats for row in rows if row.final_seats > 0}
+    # The seats approved exchanges moved since stay moved: a publication again (a row adjusted,
+    # the allocation run again) starts from the allocation and moves them once more.
+    quotas = {row.municipality_id: row.final_seats for row in rows}
+    for moved in db.session.scalars(select(SeatExchange).where(
+            SeatExchange.plan_id == plan.id, SeatExchange.session_id == session_id,
+            SeatExchange.status == EXCHANGE_APPROVED).order_by(SeatExchange.decided_at, SeatExchange.id)):
+        if moved.kind == EXCHANGE_OFFER and moved.to_municipality_id is not None:
+            given = min(moved.seats, quotas.get(moved.municipality_id, 0))  # (never below none)
+            quotas[moved.municipality_id] = quotas.get(moved.municipality_id, 0) - given
+            quotas[moved.to_municipality_id] = quotas.get(moved.to_municipality_id, 0) + given
+        elif moved.kind == EXCHANGE_ASK:
+            quotas[moved.municipality_id] = quotas.get(moved.municipality_id, 0) + moved.seats
+    quotas = {mid: n for mid, n in quotas.items() if n > 0}
     held = {q.municipality_id: q.seats for q in db.session.scalars(
         select(SessionQuota).where(SessionQuota.session_id == session_id))}
     # Told again only where the number changed (a second click, a publication repeated: no new mail).
-    told = [row for row in rows if row.published_at is None or held.get(row.municipality_id, 0) != row.final_seats]
+    told = [row for row in rows
+            if row.published_at is None or held.get(row.municipality_id, 0) != quotas.get(row.municipality_id, 0)]
     changes = set_session_quotas(actor, session_id, quotas)
     now = utcnow()
     for row in rows:
@@ -502,7 +515,7 @@ def publish_allocation(actor, plan: TrainingPlan, session_id: int) -> dict:
     for row in told:  # each office hears its own number
         signals.office_notice.send(
             None, municipality_ids=[row.municipality_id],
-            key=f"plan:{plan.id}:quota:{session_id}:{row.final_seats}:{now.isoformat()}",
+            key=f"plan:{plan.id}:quota:{session_id}:{quotas.get(row.municipality_id, 0)}:{now.isoformat()}",
             subject=f"【割当】{name}（{_day(session.starts_at)}）の割当人数が決まりました",
             body="\n".join([
                 "研修担当者様", "",
@@ -510,8 +523,11 @@ def publish_allocation(actor, plan: TrainingPlan, session_id: int) -> dict:
                 f"研修回：{name}", f"開始：{_when(session.starts_at)}",
                 *([f"希望人数：{row.requested}人"] if row.course_seats is None else
                   [f"希望人数（研修全体）：{row.requested}人", f"割当（研修全体）：{row.course_seats}人"]),
-                f"割当人数：{row.final_seats}人" if row.course_seats is None else f"この回の割当人数：{row.final_seats}人",
-                *([f"調整の理由：{row.adjust_reason}"] if row.adjusted_seats is not None else []), "",
+                f"割当人数：{quotas.get(row.municipality_id, 0)}人" if row.course_seats is None
+                else f"この回の割当人数：{quotas.get(row.municipality_id, 0)}人",
+                *([f"調整の理由：{row.adjust_reason}"] if row.adjusted_seats is not None else []),
+                *(["（承認済みの割当の譲渡・追加を含みます）"]
+                  if quotas.get(row.municipality_id, 0) != row.final_seats else []), "",
                 "割当人数の範囲で職員を推薦してください。",
                 f"推薦ページ：{app_url('enrollment.admin_home', '/')}", "",
                 "このメールは Manabi から自動で送信しています。",

@@ -108,6 +108,42 @@ def test_allocation_explains_itself_and_is_published_as_quotas(world, admin, mak
     assert all(r.published_at is not None for r in services.allocations_of(plan, session_id=session.id))
 
 
+def test_publishing_again_keeps_the_seats_approved_exchanges_moved(world, admin, make_user):
+    """A row adjusted after an exchange, then the session published again: the allocation is
+    the start, and the approved offer and ask move their seats once more (they were wiped:
+    the office given seats lost them without a word)."""
+    from lms.common.database import run_in_transaction
+    from lms.planning.models import EXCHANGE_ASK, EXCHANGE_OFFER
+
+    plan, session, _other = world
+    chiyoda, chuo, minato = (make_user("municipal_admin", code) for code in ("131016", "131024", "131032"))
+    services.answer_survey(chiyoda, plan, chiyoda.municipality_id, {session.id: Answer(8)})
+    services.answer_survey(chuo, plan, chuo.municipality_id, {session.id: Answer(4)})
+    services.run_allocation(admin, plan)
+    db.session.commit()
+    run_in_transaction(services.publish_allocation, admin, plan, session.id)
+
+    def quotas():
+        db.session.expire_all()
+        return {q.municipality.code: q.seats for q in db.session.scalars(
+            db.select(SessionQuota).where(SessionQuota.session_id == session.id))}
+
+    first = quotas()
+    offer = services.request_exchange(chiyoda, plan, session.id, chiyoda.municipality_id, kind=EXCHANGE_OFFER,
+                                      seats=2, to_municipality_id=minato.municipality_id, reason="新任が少ない")
+    ask = services.request_exchange(chuo, plan, session.id, chuo.municipality_id, kind=EXCHANGE_ASK, seats=1,
+                                    reason="異動者が多い")
+    db.session.commit()
+    run_in_transaction(services.decide_exchange, admin, plan, offer.id, approve=True)
+    run_in_transaction(services.decide_exchange, admin, plan, ask.id, approve=True)
+    assert quotas() == {"131016": first["131016"] - 2, "131024": first["131024"] + 1, "131032": 2}
+    row = next(r for r in services.allocations_of(plan, session_id=session.id) if r.municipality.code == "131016")
+    services.adjust_allocation(admin, plan, row.id, first["131016"] - 1, "研修所の都合")
+    db.session.commit()
+    run_in_transaction(services.publish_allocation, admin, plan, session.id)
+    assert quotas() == {"131016": first["131016"] - 3, "131024": first["131024"] + 1, "131032": 2}
+
+
 def test_publishing_never_drops_a_confirmed_nominee(world, admin, make_user, make_staff):
     """A quota below the people a municipality already has confirmed is refused, and
     nothing changes."""
