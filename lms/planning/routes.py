@@ -209,6 +209,24 @@ def publish_allocation(plan_id: int, session_id: int):
 # ---------------------------------------------------------------- 予定調査 (training offices)
 
 
+def _stored_answer(row) -> tuple[int, int, str]:
+    """(requested, priority, comment) of a stored survey row; no row: nothing asked."""
+    return (row.requested, row.priority, row.comment) if row is not None else (0, 3, "")
+
+
+def _answer_field(answer: tuple[int, int, str]) -> str:
+    return f"{answer[0]}|{answer[1]}|{answer[2]}"
+
+
+def _posted_answer(value: str | None) -> tuple[int, int, str] | None:
+    """The row as the page showed it (``_answer_field``); None when not sent or not readable
+    (a sheet, a script: every row sent is stored, as before)."""
+    parts = (value or "").split("|", 2)
+    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
+        return None
+    return int(parts[0]), int(parts[1]), parts[2]
+
+
 def _whole_number(raw: str) -> int | None:
     text = unicodedata.normalize("NFKC", raw or "").strip().replace(",", "")
     if text == "":
@@ -252,6 +270,9 @@ def _survey_page(plan: TrainingPlan, municipality: Municipality, sheet_errors: l
     values = {i.id: {"requested": str(existing[i.id].requested) if i.id in existing else "",
                      "priority": existing[i.id].priority if i.id in existing else 3,
                      "comment": existing[i.id].comment if i.id in existing else ""} for i in items}
+    # Each row as stored when the page is drawn: sent back with the form, it tells a row this
+    # person left alone (kept as stored now, whoever saved it since) from one they changed.
+    stored = {i.id: _stored_answer(existing.get(i.id)) for i in items}
     errors: dict[int, dict[str, str]] = {}  # {item id: {field: message}}: every error of a row, each on its field
     form = Form()
     if submitted:
@@ -278,6 +299,15 @@ def _survey_page(plan: TrainingPlan, municipality: Municipality, sheet_errors: l
                 errors[i.id] = row
             else:
                 assert requested is not None and priority is not None
+                mine = (requested, priority, comment.strip())
+                was = _posted_answer(request.form.get(f"was-{i.id}"))
+                if was is not None and mine == was:
+                    continue  # left as it was: what is stored stands (another person's newer answer too)
+                if was is not None and stored[i.id] not in (was, mine):
+                    errors[i.id] = {"requested": _(
+                        "この行は、ページを開いた後にほかの担当者が変更しました（現在の希望人数 %(n)d 人）。"
+                        "確かめてから、もう一度保存してください。", n=stored[i.id][0])}
+                    continue
                 answers[i.id] = services.Answer(requested, priority, comment)
         if not errors:
             try:
@@ -311,6 +341,7 @@ def _survey_page(plan: TrainingPlan, municipality: Municipality, sheet_errors: l
     return render_template("planning/survey.html", plan=plan, municipality=municipality, sessions=sessions,
                            items=items, seats=seats,
                            values=values, errors=errors, form=form, open=services.survey_open(plan),
+                           was={key: _answer_field(answer) for key, answer in stored.items()},
                            allocations=allocations, priorities=PRIORITIES, sheet_errors=sheet_errors or [],
                            held=held, action_form=ActionForm(), exchange=exchange,
                            exchanges=services.pending_exchanges(plan, municipality.id),

@@ -474,3 +474,45 @@ def test_a_refused_seat_offer_or_request_is_shown_again_as_typed_with_its_error(
     from lms.planning.models import SeatExchange
 
     assert db.session.scalar(select(SeatExchange.id)) is None
+
+
+def test_two_people_on_one_survey_keep_each_other_s_answers(app, client, login_as, make_session):
+    """The office saves a row; the platform admin, on the page opened before, changes another row
+    and saves: the office's answer stays (it was overwritten by the stale page's value). Where both
+    changed the same row, the later one is told and nothing of theirs is stored until they look."""
+    admin, plan, session = _plan_flow(client, login_as, make_session)
+    other = make_session(course=session.course, starts_in=timedelta(days=45), capacity=10)
+    login_as(user=admin)
+    page = client.get(f"/plans/{plan.id}/survey?m={factories.municipality('131016').id}").get_data(as_text=True)
+
+    def was(item) -> str:
+        return re.search(rf'name="was-{item.id}" value="([^"]*)"', page).group(1)
+
+    stale = {f"was-{session.id}": was(session), f"was-{other.id}": was(other)}
+    login_as("municipal_admin", "131016")
+    assert client.post(f"/plans/{plan.id}/survey", data={f"requested-{session.id}": "7"}).status_code == 302
+
+    login_as(user=admin)
+    m = factories.municipality("131016").id
+    saved = client.post(f"/plans/{plan.id}/survey?m={m}", data={
+        **stale, f"requested-{session.id}": "", f"priority-{session.id}": "3", f"comment-{session.id}": "",
+        f"requested-{other.id}": "3", f"priority-{other.id}": "3", f"comment-{other.id}": ""})
+    assert saved.status_code == 302
+    db.session.expire_all()
+    rows = {d.session_id: d.requested for d in db.session.scalars(select(PlanDemand))}
+    assert rows == {session.id: 7, other.id: 3}
+
+    # both change the same row: the later one is told, and stores nothing until they look again
+    clash = client.post(f"/plans/{plan.id}/survey?m={m}", data={
+        **stale, f"requested-{session.id}": "2", f"priority-{session.id}": "3", f"comment-{session.id}": ""})
+    body = clash.get_data(as_text=True)
+    assert clash.status_code == 400 and "ほかの担当者が変更しました（現在の希望人数 7 人）" in body
+    db.session.expire_all()
+    assert {d.session_id: d.requested for d in db.session.scalars(select(PlanDemand))} == {session.id: 7, other.id: 3}
+    fresh = re.search(rf'name="was-{session.id}" value="([^"]*)"', body).group(1)
+    again = client.post(f"/plans/{plan.id}/survey?m={m}", data={
+        f"was-{session.id}": fresh, f"requested-{session.id}": "2", f"priority-{session.id}": "3",
+        f"comment-{session.id}": ""})
+    assert again.status_code == 302
+    db.session.expire_all()
+    assert {d.session_id: d.requested for d in db.session.scalars(select(PlanDemand))} == {session.id: 2, other.id: 3}
