@@ -121,6 +121,8 @@ def allocate(plan_id: int):
     if not ActionForm().validate_on_submit():
         abort(400)
     course_id = parse_id(request.form.get("course_id"))
+    if course_id is None and (request.form.get("course_id") or "").strip():
+        abort(404)  # a course named, but no course id: never the whole plan instead
     try:
         begin_write()
         plan = db.session.get_one(TrainingPlan, plan_id)

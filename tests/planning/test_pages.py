@@ -367,6 +367,8 @@ def test_one_course_is_allocated_alone(app, client, login_as, make_session):
     assert client.post(f"/plans/{plan.id}/allocate", data={"course_id": str(other.course_id)}).status_code == 302
     assert {r.session_id for r in db.session.scalars(select(PlanAllocation))} == {other.id}
     assert client.post(f"/plans/{plan.id}/allocate", data={"course_id": "999999"}).status_code == 404
+    for crafted in ("abc", "-1", "99999999999999999999"):  # a course named, never the whole plan instead
+        assert client.post(f"/plans/{plan.id}/allocate", data={"course_id": crafted}).status_code == 404
 
 
 def test_a_plan_surveyed_per_course_from_the_form_to_the_sessions(app, client, login_as, make_session):
