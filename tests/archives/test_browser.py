@@ -11,6 +11,7 @@ from sqlalchemy import delete, select
 
 from lms.archives.models import Archive, ArchiveFile, ViewingProgress
 from lms.auth.models import UserSession
+from lms.common.database import begin_write
 from tests import factories
 from tests.archives.conftest import VTT_TEXT
 from tests.conftest import ROOT
@@ -118,6 +119,10 @@ def test_upload_publish_play_seek_and_refuse(live_server, browser, page, tmp_pat
 
         # --- the session ends elsewhere (「すべての端末からサインアウト」 on another device): the
         # next report is answered 401, and the player stops and says so rather than play on uncounted
+        # (a fresh transaction begun as a writer: the server's progress writes hold SQLite's lock
+        # now and then, and a reader turning writer would fail at once instead of waiting its turn)
+        factories.db.session.rollback()
+        begin_write()
         factories.db.session.execute(delete(UserSession).where(UserSession.user_id == learner.id))
         factories.db.session.commit()
         viewer.evaluate("() => document.getElementById('player').play()")
