@@ -12,7 +12,6 @@ import secrets
 import time
 from datetime import timedelta
 from functools import lru_cache
-from urllib.parse import urlsplit
 
 from flask import Flask, current_app, flash, g, jsonify, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
@@ -27,7 +26,7 @@ from lms.common.database import begin_write
 from lms.common.i18n import LANG_KEY, keep_chosen_language
 from lms.common.public import is_public_endpoint
 from lms.common.timeutil import utcnow
-from lms.common.web import safe_next, wants_json
+from lms.common.web import same_site_referrer, wants_json
 from lms.extensions import db
 
 _SIGNED_IN_AT = "signed_in_at"
@@ -142,12 +141,7 @@ def _signed_out(message: str):
 def _back_after_sign_in() -> str | None:
     """Where sign-in leads back to: the page asked for, or for a post the same-site page its
     form was on (none: the home page)."""
-    if request.method in ("GET", "HEAD"):
-        return request.url
-    referrer = urlsplit(request.referrer or "")
-    if referrer.netloc == request.host and referrer.path:
-        return safe_next(referrer.path + (f"?{referrer.query}" if referrer.query else ""), "") or None
-    return None
+    return request.url if request.method in ("GET", "HEAD") else same_site_referrer()
 
 
 def user_for_request(user_id: int, session_id: str):

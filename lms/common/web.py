@@ -38,6 +38,15 @@ def safe_next(target: str | None, default: str = "/") -> str:
     return target if target is not None and is_safe_next(target) else default
 
 
+def same_site_referrer() -> str | None:
+    """The page of this site the request came from (path and query), or None (no referrer, another
+    site's, or not a safe path)."""
+    referrer = urlsplit(request.referrer or "")
+    if referrer.netloc != request.host or not referrer.path:
+        return None
+    return safe_next(referrer.path + (f"?{referrer.query}" if referrer.query else ""), "") or None
+
+
 def content_disposition(filename: str, fallback: str | None = None, *, inline: bool = False) -> str:
     """The Content-Disposition of a file: ``filename`` (Japanese names welcome) in RFC 6266's
     ``filename*`` form, and an ASCII ``filename`` for older clients (``fallback``, else the

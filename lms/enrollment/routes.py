@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -24,7 +22,7 @@ from lms.common.limits import limit_enroll, limit_enroll_posts
 from lms.common.pagination import beyond_last_page, requested_page
 from lms.common.templating import dash, format_date_jst, format_datetime_jst, format_period_jst
 from lms.common.timeutil import as_utc, utcnow
-from lms.common.web import safe_next
+from lms.common.web import safe_next, same_site_referrer
 from lms.courses.models import TrainingSession
 from lms.courses.services import can_manage_course, can_see_course
 from lms.enrollment import approvals, municipal, series, services
@@ -88,10 +86,7 @@ def _back(default: str) -> str:
     """Where the button was pressed: the form's ``next``, else the same-site referring page."""
     if request.form.get("next"):
         return safe_next(request.form.get("next"), default)
-    referrer = urlsplit(request.referrer or "")
-    if referrer.netloc == request.host and referrer.path:
-        return safe_next(referrer.path + (f"?{referrer.query}" if referrer.query else ""), default)
-    return default
+    return same_site_referrer() or default
 
 
 def _refused(exc: DomainError, back: str):

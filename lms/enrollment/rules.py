@@ -197,9 +197,9 @@ def needs_approval(course: Course, source: str, makeup: bool = False) -> bool:
 def first_step(course: Course, source: str) -> str:
     """The step a new request that ``needs_approval`` waits for first (before the 所属長 check:
     a 所属 without a head goes to its training office, lms.enrollment.approvals.start)."""
-    steps = approval_steps(course)
     if source != SELF:
         return SELECTION_STEP  # a nomination: only the organiser's 選考 is left
+    steps = approval_steps(course)
     return steps[0] if steps else OFFICE_STEP
 
 

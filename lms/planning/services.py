@@ -492,12 +492,7 @@ def publish_allocation(actor, plan: TrainingPlan, session_id: int) -> dict:
     for moved in db.session.scalars(select(SeatExchange).where(
             SeatExchange.plan_id == plan.id, SeatExchange.session_id == session_id,
             SeatExchange.status == EXCHANGE_APPROVED).order_by(SeatExchange.decided_at, SeatExchange.id)):
-        if moved.kind == EXCHANGE_OFFER and moved.to_municipality_id is not None:
-            given = min(moved.seats, quotas.get(moved.municipality_id, 0))  # (never below none)
-            quotas[moved.municipality_id] = quotas.get(moved.municipality_id, 0) - given
-            quotas[moved.to_municipality_id] = quotas.get(moved.to_municipality_id, 0) + given
-        elif moved.kind == EXCHANGE_ASK:
-            quotas[moved.municipality_id] = quotas.get(moved.municipality_id, 0) + moved.seats
+        _move_seats(quotas, moved)
     quotas = {mid: n for mid, n in quotas.items() if n > 0}
     held = {q.municipality_id: q.seats for q in db.session.scalars(
         select(SessionQuota).where(SessionQuota.session_id == session_id))}
@@ -730,6 +725,18 @@ def pending_exchanges(plan: TrainingPlan, municipality_id: int | None = None) ->
     return list(db.session.scalars(query.order_by(SeatExchange.created_at.desc(), SeatExchange.id.desc())))
 
 
+def _move_seats(quotas: dict[int, int], exchange: SeatExchange) -> None:
+    """Move the seats of an approved exchange in ``quotas`` ({municipality id: seats}): an offer
+    from its municipality to the other (never more than the giver holds there), an ask to its
+    municipality."""
+    if exchange.kind == EXCHANGE_OFFER and exchange.to_municipality_id is not None:
+        given = min(exchange.seats, quotas.get(exchange.municipality_id, 0))
+        quotas[exchange.municipality_id] = quotas.get(exchange.municipality_id, 0) - given
+        quotas[exchange.to_municipality_id] = quotas.get(exchange.to_municipality_id, 0) + given
+    elif exchange.kind == EXCHANGE_ASK:
+        quotas[exchange.municipality_id] = quotas.get(exchange.municipality_id, 0) + exchange.seats
+
+
 def decide_exchange(actor, plan: TrainingPlan, exchange_id: int, *, approve: bool, reason: str = "") -> SeatExchange:
     """The platform admin approves (the quotas change through the session edit's checks: never
     below a municipality's confirmed people, never above capacity) or rejects with a reason.
@@ -753,12 +760,8 @@ def decide_exchange(actor, plan: TrainingPlan, exchange_id: int, *, approve: boo
         held = _held(row.session_id)
         quotas = {mid: q.seats for mid, q in held.items()}
         if row.kind == EXCHANGE_OFFER:
-            assert row.to_municipality_id is not None
             _check_offer(held, row.municipality_id, row.seats)
-            quotas[row.municipality_id] = quotas.get(row.municipality_id, 0) - row.seats
-            quotas[row.to_municipality_id] = quotas.get(row.to_municipality_id, 0) + row.seats
-        else:
-            quotas[row.municipality_id] = quotas.get(row.municipality_id, 0) + row.seats
+        _move_seats(quotas, row)
         # No quota goes below its confirmed people (the giver by _check_offer, the others by
         # the session edit's checks, with the capacity); a quota left at 0 seats holds no one.
         set_session_quotas(actor, row.session_id, {mid: n for mid, n in quotas.items() if n > 0})
