@@ -122,15 +122,22 @@ def decode(data: bytes) -> str:
     return text
 
 
+# The longest time anyone can have spent in one meeting (Teams ends a meeting after 30 hours):
+# a longer duration in a file is unreadable, not a time to count (nor one too large for a date).
+LONGEST_MEETING_SECONDS = 31 * 24 * 3600
+
+
 def parse_duration(text: str) -> int:
-    """Seconds of "1h 2m 3s", "1 時間 2 分 3 秒", "45m", "1:02:03"; 0 when empty or unreadable."""
+    """Seconds of "1h 2m 3s", "1 時間 2 分 3 秒", "45m", "1:02:03"; 0 when empty, unreadable
+    or longer than any meeting."""
     value = unicodedata.normalize("NFKC", text or "").strip().lower()
     if not value:
         return 0
     clock = re.fullmatch(r"(\d+):(\d{1,2}):(\d{1,2})", value)
     if clock:
         h, m, s = (int(x) for x in clock.groups())
-        return h * 3600 + m * 60 + s
+        total = h * 3600 + m * 60 + s
+        return total if total <= LONGEST_MEETING_SECONDS else 0
     total, found = 0, False
     for number, unit in re.findall(r"(\d+)\s*(hours?|hrs?|h|時間|minutes?|mins?|m|分|seconds?|secs?|s|秒)", value):
         found = True
@@ -140,7 +147,7 @@ def parse_duration(text: str) -> int:
             total += int(number) * 60
         else:
             total += int(number)
-    return total if found else 0
+    return total if found and total <= LONGEST_MEETING_SECONDS else 0
 
 
 def parse_time(text: str) -> datetime | None:

@@ -79,6 +79,15 @@ def test_reads_the_japanese_report_and_its_durations():
     assert person.intervals == [(datetime(2026, 12, 1, 5, 0, 5, tzinfo=UTC), datetime(2026, 12, 1, 6, 30, tzinfo=UTC))]
 
 
+def test_a_duration_longer_than_any_meeting_is_not_counted():
+    """A file edited to say 999999999 hours: the span from the first join to the last leave
+    (was: an OverflowError, a 500 page)."""
+    data = japanese_report([("山田　太郎", "2026/12/1 14:00:05", "2026/12/1 15:30:00", "999999999 時間", "")])
+    (person,) = parse_report(data).people
+    assert person.seconds == 0
+    assert person.intervals == [(datetime(2026, 12, 1, 5, 0, 5, tzinfo=UTC), datetime(2026, 12, 1, 6, 30, tzinfo=UTC))]
+
+
 def test_reads_the_older_flat_layout_in_both_languages():
     english = utf16("Full Name\tUser Action\tTimestamp\n"
                     "Sato Hanako\tJoined\t12/1/2026, 2:00:00 PM\n"
@@ -100,7 +109,9 @@ def test_reads_the_older_flat_layout_in_both_languages():
 
 @pytest.mark.parametrize(("text", "seconds"), [
     ("1h 2m 3s", 3723), ("45m 10s", 2710), ("1 時間 2 分 3 秒", 3723), ("1時間2分", 3720), ("58 秒", 58),
-    ("1:02:03", 3723), ("", 0), ("unknown", 0)])
+    ("1:02:03", 3723), ("", 0), ("unknown", 0),
+    # longer than any meeting: unreadable (a time that large would not even make a date)
+    ("999999999 時間", 0), ("99999999999999 h", 0), ("99999999:00:00", 0), ("745 時間", 0), ("720 時間", 720 * 3600)])
 def test_durations_as_teams_writes_them(text, seconds):
     assert parse_duration(text) == seconds
 
