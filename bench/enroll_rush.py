@@ -19,6 +19,11 @@ and so is a bare one-file Flask app on the same gunicorn settings (bench/bare_ap
 ``hello_bare_per_s``); both hellos are measured with ``wrk`` too (``hello_app_wrk_per_s``,
 ``hello_bare_wrk_per_s``), so that the Python client's own cost is visible.
 
+The background worker runs throughout, as in production: it composes and sends each
+notice after the enrollment's commit (to files in a temporary directory: the "file" mail
+backend), on the same two cores; ``notices_done_after_s`` is how long after the enroll rush
+its last notice was done, and ``cpu_ms_per_enroll.worker`` its CPU per enrollment.
+
 Prints one JSON object: confirmed, waitlisted, errors, overbooked (of both rushes),
 enroll_per_s, hello_per_s, ratio (enroll ÷ hello), hello_bare_per_s, ratio_bare (enroll ÷
 bare hello), the wrk figures, p50_ms, p99_ms, the browser_* figures and cpu_ms_per_enroll
@@ -34,6 +39,7 @@ import argparse
 import asyncio
 import json
 import sys
+import tempfile
 import time
 import uuid
 from datetime import timedelta
@@ -47,6 +53,7 @@ from bench.common import (  # noqa: E402
     Agent,
     Gunicorn,
     Req,
+    Worker,
     bench_app,
     cpu_seconds,
     csrf_token,
@@ -268,7 +275,11 @@ def main() -> None:
 
     with fresh_database("lms_bench_enroll") as database_url:
         course_id, (session_id, browser_session_id), user_ids = create_data(database_url, args.learners, args.capacity)
-        with Gunicorn(database_url, workers=args.workers) as server, \
+        # The background worker runs, as in production: it composes and sends (to files, in a
+        # directory of the run's own) the notice of each enrollment after its commit.
+        with tempfile.TemporaryDirectory(prefix="lms_bench_mail_") as mail_dir, \
+                Gunicorn(database_url, workers=args.workers, env={"LMS_MAIL_DIR": mail_dir}) as server, \
+                Worker(server.env) as worker, \
                 Gunicorn(database_url, workers=args.workers, app="bench.bare_app:app") as bare:
             agents, tokens = sign_in_everyone(server.base_url, user_ids)
             measure_hello(server.base_url, n=200, concurrency=args.concurrency)  # warm-up, not counted
@@ -277,6 +288,7 @@ def main() -> None:
             bare_before = measure_hello(bare.base_url, n=args.hello, concurrency=args.concurrency)
             db_pids = postgres_pids(database_url.rsplit("/", 1)[1])
             app_cpu, db_cpu = cpu_seconds(server.pids()), cpu_seconds(db_pids)
+            worker_cpu = cpu_seconds([worker.proc.pid])
             referer = {"Referer": f"{server.base_url}/courses/{course_id}"}
             rush = run_load(
                 server.base_url,
@@ -291,6 +303,8 @@ def main() -> None:
                 ok=(302,),
             )
             app_cpu, db_cpu = cpu_seconds(server.pids()) - app_cpu, cpu_seconds(db_pids) - db_cpu
+            mail_lag = worker.drained()  # (the notices of the rush, composed and sent)
+            worker_cpu = cpu_seconds([worker.proc.pid]) - worker_cpu
             browser = browser_rush(server.base_url, course_id, browser_session_id, agents, tokens, args.concurrency)
             hello_after = measure_hello(server.base_url, n=args.hello, concurrency=args.concurrency)
             bare_after = measure_hello(bare.base_url, n=args.hello, concurrency=args.concurrency)
@@ -327,7 +341,9 @@ def main() -> None:
         "browser_p50_ms": round(browser["p50_ms"], 1),
         "browser_p99_ms": round(browser["p99_ms"], 1),
         # CPU per enrollment (meaningful even on a busy machine): gunicorn's processes, PostgreSQL's.
-        "cpu_ms_per_enroll": {"app": round(app_cpu * 1000 / rush.count, 2), "db": round(db_cpu * 1000 / rush.count, 2)},
+        "cpu_ms_per_enroll": {"app": round(app_cpu * 1000 / rush.count, 2), "db": round(db_cpu * 1000 / rush.count, 2),
+                              "worker": round(worker_cpu * 1000 / rush.count, 2)},
+        "notices_done_after_s": round(mail_lag, 1),
     }
     if (rush.errors or missing or browser["errors"] or outcome["counter"] != outcome["confirmed"]
             or browser_outcome["counter"] != browser_outcome["confirmed"]):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -56,7 +57,9 @@ def new_certificate_serial(fiscal_year: int) -> str:
 
 
 def normalise_serial(value: str) -> str:
-    return (value or "").strip().upper()[:40]
+    """A serial as typed or read aloud: full-width letters, digits and hyphens (ＭＮＢ－２０２６,
+    as a Japanese input method writes them) read as ASCII, any case, spaces around it ignored."""
+    return unicodedata.normalize("NFKC", value or "").strip().upper()[:40]
 
 
 # ---------------------------------------------------------------- the rule

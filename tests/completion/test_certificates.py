@@ -56,6 +56,9 @@ def test_verification_shows_only_allowed_fields(known_data, client, db):
     c = db.session.scalar(select(Completion).where(Completion.staff_member_id == d["staff"][0].id))
     html = client.get(f"/certificates/verify/{c.certificate_serial.lower()}").get_data(as_text=True)
     assert "正規のもの" in html and "Teams 会議の基本" in html and "佐… 様" in html
+    # Typed with a Japanese input method: full-width letters, digits and hyphen.
+    wide = c.certificate_serial.lower().translate({n: n + 0xFEE0 for n in range(0x21, 0x7F)})
+    assert "正規のもの" in client.get(f"/certificates/verify/{wide}").get_data(as_text=True)
     # Only the page's own content: the header carries a random CSRF token that may contain "E0".
     main = html.split('<main id="main"', 1)[1].split("</main>", 1)[0]
     assert "花子" not in main and "千代田区" not in main and "E0" not in main
