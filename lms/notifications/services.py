@@ -29,9 +29,10 @@ from typing import Any, cast
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 from sqlalchemy.sql.elements import ColumnElement
 
 from lms.audit.services import record_action
@@ -55,6 +56,8 @@ from lms.enrollment.approvals import supervisors_of
 from lms.enrollment.models import CONFIRMED as ENROLLMENT_CONFIRMED
 from lms.enrollment.models import OFFICE_STEP, RESUBMITTED, SUPERVISOR_STEP, Enrollment, EnrollmentApproval
 from lms.enrollment.models import PENDING as ENROLLMENT_PENDING
+from lms.enrollment.models import WAITLISTED as ENROLLMENT_WAITLISTED
+from lms.enrollment.queries import waitlist_positions
 from lms.extensions import db
 from lms.notifications.channels import ChannelDeferred, ChannelUnavailable, registered_channel
 from lms.notifications.compose import (
@@ -210,19 +213,47 @@ def compose_mail(mail: OutboxMail) -> None:
     mail.subject, mail.body_text, mail.ics = composed.subject[:300], composed.body, composed.ics
 
 
-def compose_queued_mail(limit: int = 500) -> int:
-    """Compose the queued rows that were queued without their texts (commits). Returns how many."""
-    ids = db.session.scalars(select(OutboxMail.id).where(_not_composed()).order_by(OutboxMail.id).limit(limit)).all()
+def compose_queued_mail(limit: int = 500, *, ids: list[int] | None = None) -> int:
+    """Compose the rows that were queued without their texts (of ``ids`` if given; commits).
+    Returns how many.
+
+    In bulk, as a rush leaves them: the enrollments with their session, course, staff member
+    and account in one statement, the waitlist positions in one per session; the texts are
+    composed while only reading, then written in one short transaction, each row only if
+    still uncomposed (so a row composed meanwhile by another worker keeps its texts, and
+    SQLite's single writer is held for the writes only)."""
+    query = select(OutboxMail.id, OutboxMail.enrollment_id, OutboxMail.kind).where(_not_composed())
+    if ids is not None:
+        query = query.where(OutboxMail.id.in_(ids))
+    queued = db.session.execute(query.order_by(OutboxMail.id).limit(limit)).all()
+    if not queued:
+        db.session.rollback()
+        return 0
+    enrollments = {e.id: e for e in db.session.scalars(
+        select(Enrollment).where(Enrollment.id.in_({enrollment_id for _id, enrollment_id, _kind in queued}))
+        .options(joinedload(Enrollment.session).joinedload(TrainingSession.course),
+                 joinedload(Enrollment.staff_member).joinedload(StaffMember.user)))}
+    positions = waitlist_positions([e for e in enrollments.values() if e.status == ENROLLMENT_WAITLISTED])
+    texts = []
+    with db.session.no_autoflush:
+        for mail_id, enrollment_id, kind in queued:
+            enrollment = enrollments.get(enrollment_id) if enrollment_id is not None else None
+            if enrollment is None:
+                continue
+            composed = compose_enrollment_notice(enrollment, kind, position=positions.get(enrollment.id))
+            texts.append({"mail_id": mail_id, "new_subject": composed.subject[:300], "new_body": composed.body,
+                          "new_ics": composed.ics})
     db.session.rollback()
-    if not ids:
+    if not texts:
         return 0
     begin_write()
-    count = 0
-    for mail in db.session.scalars(select(OutboxMail).where(OutboxMail.id.in_(ids), _not_composed())):
-        compose_mail(mail)
-        count += 1
+    table = OutboxMail.__table__
+    db.session.execute(
+        update(table).where(table.c.id == bindparam("mail_id"), _not_composed())
+        .values(subject=bindparam("new_subject"), body_text=bindparam("new_body"), ics=bindparam("new_ics")),
+        texts)
     db.session.commit()
-    return count
+    return len(texts)
 
 
 def _deliver_after_commit() -> None:
@@ -362,6 +393,8 @@ def deliver_due_mail(*, limit: int = 200, now: datetime | None = None) -> Delive
         select(OutboxMail.id).where(_due_condition(start, stale_cutoff)).order_by(OutboxMail.id).limit(limit)
     ).all()
     db.session.rollback()
+    if ids:
+        compose_queued_mail(limit, ids=list(ids))  # (in bulk; one the loop finds uncomposed is composed there)
     for mail_id in ids:
         claimed_at = claim_mail(mail_id, clock(), due_at=start)
         if claimed_at is None:

@@ -80,6 +80,38 @@ def test_position_told_at_arrival_is_the_queue_position(make_session, learner):
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
 
 
+def test_a_rush_of_notices_is_composed_in_bulk(make_session, learner):
+    """The worker composes queued notices in bulk: a fixed number of statements for any number
+    of them, each waitlisted learner told their own position, and a row composed meanwhile
+    (by another worker) keeps its texts."""
+    from sqlalchemy import event
+
+    session = make_session(capacity=2)
+    enrollments = [_self_enroll(session, learner()[0]) for _ in range(12)]
+    db = factories.db
+    early = db.session.scalar(select(OutboxMail).where(OutboxMail.enrollment_id == enrollments[-1].id))
+    db.session.execute(update(OutboxMail).where(OutboxMail.id == early.id).values(subject="既に作成", body_text="作成済みの本文"))
+    db.session.commit()
+    statements = []
+    listener = lambda *args, **kw: statements.append(args[2])  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        assert compose_queued_mail() == 11
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    # A fixed number, and one per calendar file (its SEQUENCE: the two confirmed) — was several per notice.
+    assert len(statements) <= 7 + 2, statements
+    for position, enrollment in enumerate(enrollments[2:-1], start=1):
+        mail = db.session.scalar(select(OutboxMail).where(OutboxMail.enrollment_id == enrollment.id))
+        assert mail.kind == "waitlisted" and f"順位：{position} 番目" in mail.body_text, mail.body_text
+        assert mail.subject
+    confirmed = db.session.scalar(select(OutboxMail).where(OutboxMail.enrollment_id == enrollments[0].id))
+    assert confirmed.kind == "confirmed" and "BEGIN:VCALENDAR" in confirmed.ics
+    db.session.refresh(early)
+    assert (early.subject, early.body_text) == ("既に作成", "作成済みの本文")
+    assert compose_queued_mail() == 0
+
+
 def test_enroll_emits_signals(make_session, learner):
     session = make_session(capacity=1)
     seen = []
