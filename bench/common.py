@@ -500,8 +500,13 @@ def emit(result: dict) -> None:
     print(json.dumps(result, ensure_ascii=False, sort_keys=False), flush=True)
 
 
+# As deploy/manabi-worker.service runs the worker (tests/ops/test_deploy_files.py keeps them equal).
+WORKER_NICE = 10
+
+
 class Worker:
-    """``with Worker(env): ...`` — the background worker (huey, one thread, no periodic tasks)."""
+    """``with Worker(env): ...`` — the background worker (huey, one thread, no periodic tasks),
+    at the CPU priority production gives it (deploy/manabi-worker.service: ``Nice=10``)."""
 
     def __init__(self, env: dict):
         self.env = env
@@ -511,7 +516,8 @@ class Worker:
         flask = ROOT / ".venv" / "bin" / "flask"
         self.proc = subprocess.Popen(
             [str(flask) if flask.exists() else "flask", "--app", "wsgi", "lms", "worker", "--workers", "1",
-             "--no-periodic"], cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL)
+             "--no-periodic"], cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL,
+            preexec_fn=lambda: os.nice(WORKER_NICE))
         time.sleep(1.0)
         if self.proc.poll() is not None:
             raise RuntimeError(f"the worker exited with {self.proc.returncode}")

@@ -306,6 +306,7 @@ def main() -> None:
             mail_lag = worker.drained()  # (the notices of the rush, composed and sent)
             worker_cpu = cpu_seconds([worker.proc.pid]) - worker_cpu
             browser = browser_rush(server.base_url, course_id, browser_session_id, agents, tokens, args.concurrency)
+            worker.drained()  # (the browser rush's notices, before the hellos are measured again)
             hello_after = measure_hello(server.base_url, n=args.hello, concurrency=args.concurrency)
             bare_after = measure_hello(bare.base_url, n=args.hello, concurrency=args.concurrency)
             hello_app_wrk = wrk_per_s(server.base_url)
