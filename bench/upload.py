@@ -33,6 +33,7 @@ import http.client
 import os
 import re
 import shutil
+import struct
 import sys
 import tempfile
 import threading
@@ -116,13 +117,30 @@ ROOT = Path(__file__).resolve().parent.parent
 VERIFYING_BADGE = "検証中"
 
 
+def mp4_header(size: int, seconds: int = 5400) -> bytes:
+    """The boxes an MP4 begins with when its index comes first (as a recording saved for the
+    web is): ``ftyp``, ``moov`` with a ``mvhd`` stating the length, then the header of the
+    ``mdat`` box that holds the rest of the file's ``size`` bytes. A video whose length cannot
+    be read is not publishable (lms.archives.services), so the bench's file states one."""
+    ftyp = struct.pack(">I4s4sI", 32, b"ftyp", b"isom", 0x200) + b"isomiso2avc1mp41"
+    matrix = struct.pack(">9I", 0x00010000, 0, 0, 0, 0x00010000, 0, 0, 0, 0x40000000)
+    mvhd_body = (struct.pack(">B3sIIII", 0, b"\x00\x00\x00", 0, 0, 1000, seconds * 1000)
+                 + struct.pack(">IH10s", 0x00010000, 0x0100, bytes(10)) + matrix + bytes(24) + struct.pack(">I", 2))
+    mvhd = struct.pack(">I4s", 8 + len(mvhd_body), b"mvhd") + mvhd_body
+    moov = struct.pack(">I4s", 8 + len(mvhd), b"moov") + mvhd
+    head = ftyp + moov
+    return head + struct.pack(">I4sQ", 1, b"mdat", size - len(head))
+
+
 class Payload:
-    """The file: an MP4 header then random bytes (one random block, reused), as memoryviews."""
+    """The file: an MP4's first boxes (``mp4_header``), then random bytes (one random block,
+    reused) as the media data, as memoryviews."""
 
     def __init__(self, size: int, chunk: int):
         self.size, self.chunk = size, chunk
         self.block = bytes(os.urandom(chunk))
-        self.first = b"\x00\x00\x00\x20ftypisom" + self.block[12:]
+        header = mp4_header(size)
+        self.first = header + self.block[len(header):]
 
     def chunks(self):
         sent = 0
