@@ -107,7 +107,7 @@ def _init_extensions(app: Flask) -> None:
     import lms.models  # noqa: F401  (every model registered before the engine is used)
     from lms.common.database import configure_engine, write_lock_for_changes  # (loaded as the app is built)
     from lms.common.i18n import select_locale, select_timezone  # (loaded as the app is built)
-    from lms.extensions import babel, csrf, db, limiter, login_manager, migrate  # (as above)
+    from lms.extensions import babel, csrf, db, limiter, login_manager  # (as above)
 
     if app.config.get("LMS_DB_TRANSACTION_POOLER") and app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
         # Behind PgBouncer in transaction mode each transaction may run on another server
@@ -120,7 +120,11 @@ def _init_extensions(app: Flask) -> None:
         configure_engine(db.engine, ping_after_idle=float(app.config["LMS_DB_PING_AFTER_IDLE"]))
         if db.engine.dialect.name == "sqlite":  # (before the sign-in's hook reads the user)
             app.before_request(write_lock_for_changes)
-    migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), render_as_batch=True)
+    if app.config["LMS_MIGRATION_COMMANDS"]:
+        # (imported here: Alembic adds 11 MB to a process, and web workers run no migrations)
+        from flask_migrate import Migrate
+
+        Migrate(app, db, directory=str(BASE_DIR / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     babel.init_app(
         app,

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-import qrcode
-import qrcode.image.svg
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
@@ -175,6 +173,8 @@ def _unmatched_choices(rows: list[dict]) -> dict[int, int | None]:
 
 
 def _qr_svg(data: str, border: int = 2) -> Markup:
+    import qrcode.image.svg  # (on the first QR page: 4 MB every process would carry, docs/DEVELOPING.md)
+
     image = qrcode.make(data, image_factory=qrcode.image.svg.SvgPathImage, box_size=12, border=border)
     svg = image.to_string(encoding="unicode")
     svg = re.sub(r'width="[^"]+" height="[^"]+"', 'width="320" height="320"', svg, count=1)

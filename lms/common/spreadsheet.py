@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from flask_babel import gettext as _
-from openpyxl import load_workbook
 
 from lms.common.errors import InvalidInput
 
@@ -84,6 +83,8 @@ def xlsx_cell_text(value: object) -> str:
 
 
 def _open_xlsx(data: bytes, *, data_only: bool):
+    from openpyxl import load_workbook  # (on the first upload: 8 MB every process would carry, docs/DEVELOPING.md)
+
     try:
         return load_workbook(io.BytesIO(data), read_only=True, data_only=data_only)
     except Exception:  # noqa: BLE001 - openpyxl raises many kinds for a damaged or foreign file

@@ -49,7 +49,6 @@ from lms.completion.certificates import (
     certificate_data,
     certificate_filename,
     course_zip_chunks,
-    render_certificate_pdf,
     verification_base,
     verification_url,
 )
@@ -168,6 +167,8 @@ def certificate(completion_id: int):
     if completion.status != COMPLETED or not completion.certificate_serial:
         flash(_("この修了は取り消されているため、修了証は発行できません。"), "error")
         return redirect(url_for("completion.history"))
+    from lms.completion.certificate_pdf import render_certificate_pdf  # (heavy: certificate_pdf says why)
+
     pdf = render_certificate_pdf(certificate_data(completion, verification_url(completion.certificate_serial),
                                                   current_app.config["LMS_ISSUER_NAME"]),
                                  current_app.config["LMS_CERTIFICATE_FONT"])

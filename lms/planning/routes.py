@@ -28,7 +28,6 @@ from lms.planning import fees, services
 from lms.planning.forms import AdjustForm, ExemptionForm, PlanForm, PublishForm
 from lms.planning.models import PLAN_DRAFT, PLAN_PUBLISHED, PRIORITIES, FeeStatement, TrainingPlan
 from lms.planning.sheets import SheetErrors, fees_sheet, plan_workbook, read_survey_workbook, survey_workbook
-from lms.planning.statement_pdf import render_statement_pdf
 
 bp = Blueprint("planning", __name__, url_prefix="/plans")
 
@@ -683,6 +682,8 @@ def statement_pdf(plan_id: int, statement_id: int):
     """The statement as a PDF (A4, the font embedded)."""
     plan = _plan(plan_id)
     statement = _statement_or_404(plan, statement_id)
+    from lms.planning.statement_pdf import render_statement_pdf  # (heavy: reportlab, statement_pdf says why)
+
     pdf = render_statement_pdf(plan, statement, issuer=current_app.config.get("LMS_ISSUER_NAME") or "",
                                font_path=current_app.config["LMS_CERTIFICATE_FONT"],
                                wareki=bool(current_app.config.get("LMS_WAREKI")))

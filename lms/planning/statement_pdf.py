@@ -1,6 +1,9 @@
 """研修負担金 statements as PDF (A4, the font embedded as a subset): what a municipality's
 accounting office files — the issuing body, the municipality, version, date of issue, the
-total, and every line."""
+total, and every line.
+
+Imported where a statement is drawn, not at start-up: reportlab adds megabytes to every
+process that imports it (bench/upload.py's peak_rss_mb), and few requests draw one."""
 
 from __future__ import annotations
 

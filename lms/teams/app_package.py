@@ -16,17 +16,20 @@ import json
 import re
 import zipfile
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from PIL import Image, ImageDraw
 
 from lms.auth.entra import GUID
 from lms.common.errors import DomainError
 from lms.common.i18n import brand_name, portal_name
 from lms.common.links import app_url
 from lms.teams import app_identity
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 # The newest non-preview schema of @microsoft/app-manifest 1.1.2 (tests/node): the tests
 # validate the package against it.
@@ -218,6 +221,8 @@ _DARK = (0x1B, 0x1B, 0x1B)
 
 def _draw_glyph(image: Image.Image, fill, *, units: float, offset: float) -> None:
     """The glyph on ``image``, scaled so that the image spans ``units`` grid units, moved by ``offset``."""
+    from PIL import ImageDraw  # (drawn for a package download only: Pillow stays out of every worker)
+
     draw = ImageDraw.Draw(image)
     scale = image.width / units
     for polygon in _GLYPH:
@@ -249,6 +254,8 @@ def _png(image: Image.Image) -> bytes:
 def color_icon(color: str) -> bytes:
     """192×192, the accent colour with the mark (about half as wide) in its middle, drawn four
     times larger and reduced (smooth edges)."""
+    from PIL import Image  # (drawn for a package download only: Pillow stays out of every worker)
+
     background = tuple(int(color[i:i + 2], 16) for i in (1, 3, 5))
     big = Image.new("RGB", (COLOR_SIZE * 4, COLOR_SIZE * 4), background)
     _draw_glyph(big, ink_for(background), units=56, offset=12)
@@ -258,6 +265,8 @@ def color_icon(color: str) -> bytes:
 def outline_icon() -> bytes:
     """32×32, the mark in white on transparent and nothing else, as Teams requires (no smoothing:
     every pixel is either white or fully transparent)."""
+    from PIL import Image  # (drawn for a package download only: Pillow stays out of every worker)
+
     image = Image.new("RGBA", (OUTLINE_SIZE, OUTLINE_SIZE), (*_WHITE, 0))
     _draw_glyph(image, (*_WHITE, 255), units=32, offset=0)
     return _png(image)
