@@ -39,11 +39,12 @@ forwarded_allow_ips = "127.0.0.1"
 
 
 def post_worker_init(worker):
-    """Compile the templates before the first request (lms/common/worker_start.py says why;
-    the bare benchmark app has none to compile)."""
+    """Compile the templates and freeze the start-up objects before the first request
+    (lms/common/worker_start.py says why; the bare benchmark app has no templates to compile)."""
     from lms.common.worker_start import prepare
 
     app = worker.wsgi
     if hasattr(app, "jinja_env"):
         done = prepare(app)
-        worker.log.info("worker %s ready: %d templates compiled in %.0f ms", worker.pid, done["templates"], done["ms"])
+        worker.log.info("worker %s ready: %d templates compiled in %.0f ms, %d objects frozen",
+                        worker.pid, done["templates"], done["ms"], done["frozen"])
