@@ -89,8 +89,9 @@ def waitlist_position(enrollment: Enrollment) -> int:
 
 
 def waitlist_positions(enrollments: list[Enrollment]) -> dict[int, int]:
-    """``waitlist_position`` of many waitlisted enrollments (by id), in one statement per
-    session however many there are (a rush's notices are composed by the hundred)."""
+    """``waitlist_position`` of the waitlisted ones of ``enrollments`` (by id; the others are
+    left out), in one statement per session however many there are (a rush's notices are
+    composed by the hundred)."""
     wanted = {e.id for e in enrollments if e.status == WAITLISTED}
     positions: dict[int, int] = {}
     for session_id in sorted({e.session_id for e in enrollments if e.id in wanted}):

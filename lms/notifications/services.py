@@ -56,7 +56,6 @@ from lms.enrollment.approvals import supervisors_of
 from lms.enrollment.models import CONFIRMED as ENROLLMENT_CONFIRMED
 from lms.enrollment.models import OFFICE_STEP, RESUBMITTED, SUPERVISOR_STEP, Enrollment, EnrollmentApproval
 from lms.enrollment.models import PENDING as ENROLLMENT_PENDING
-from lms.enrollment.models import WAITLISTED as ENROLLMENT_WAITLISTED
 from lms.enrollment.queries import waitlist_positions
 from lms.extensions import db
 from lms.notifications.channels import ChannelDeferred, ChannelUnavailable, registered_channel
@@ -233,7 +232,7 @@ def compose_queued_mail(limit: int = 500, *, ids: list[int] | None = None) -> in
         select(Enrollment).where(Enrollment.id.in_({enrollment_id for _id, enrollment_id, _kind in queued}))
         .options(joinedload(Enrollment.session).joinedload(TrainingSession.course),
                  joinedload(Enrollment.staff_member).joinedload(StaffMember.user)))}
-    positions = waitlist_positions([e for e in enrollments.values() if e.status == ENROLLMENT_WAITLISTED])
+    positions = waitlist_positions(list(enrollments.values()))  # (of the waitlisted ones)
     texts = []
     with db.session.no_autoflush:
         for mail_id, enrollment_id, kind in queued:
