@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=600)
     parser.add_argument("--profile", choices=("cumulative", "tottime"))
     parser.add_argument("--top", type=int, default=60)
+    parser.add_argument("--callers", help="also print the callers of the functions matching this pattern")
     args = parser.parse_args()
 
     from sqlalchemy import event
@@ -110,7 +111,10 @@ def main() -> None:
                           "statements": {"median": statistics.median(counts), "mean": round(statistics.mean(counts), 1)}}))
         if profiler is not None:
             out = io.StringIO()
-            pstats.Stats(profiler, stream=out).sort_stats(args.profile).print_stats(args.top)
+            stats = pstats.Stats(profiler, stream=out).sort_stats(args.profile)
+            stats.print_stats(args.top)
+            if args.callers:
+                stats.print_callers(args.callers)
             print(out.getvalue(), file=sys.stderr)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask, current_app, has_request_context, request, url_for
 from flask_babel import get_locale
 from flask_login import current_user
+from jinja2 import pass_context
 from markupsafe import Markup
 
 from lms.common.forms import error_summary
@@ -24,29 +25,31 @@ _WEEKDAYS_JA = "月火水木金土日"
 _WEEKDAYS_EN = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
-def _is_ja() -> bool:
-    return page_language() == "ja"
+def _is_ja(language: str | None = None) -> bool:
+    """Whether the text is Japanese: ``language`` when the caller knows it (a template's
+    render, see ``_in_render_language``), else the language in force."""
+    return (language or page_language()) == "ja"
 
 
-def format_datetime_jst(value: datetime | None, with_weekday: bool = True) -> str:
+def format_datetime_jst(value: datetime | None, with_weekday: bool = True, *, language: str | None = None) -> str:
     """2026年12月3日(木) 14:00 in Japanese, 2026-12-03 (Thu) 14:00 in English."""
     local = to_tokyo(value)
     if local is None:
         return ""
-    if _is_ja():
+    if _is_ja(language):
         wd = f"({_WEEKDAYS_JA[local.weekday()]})" if with_weekday else ""
         return f"{local.year}年{local.month}月{local.day}日{wd} {local:%H:%M}"
     wd = f" ({_WEEKDAYS_EN[local.weekday()]})" if with_weekday else ""
     return f"{local:%Y-%m-%d}{wd} {local:%H:%M}"
 
 
-def format_date_jst(value: date | datetime | None) -> str:
+def format_date_jst(value: date | datetime | None, *, language: str | None = None) -> str:
     if isinstance(value, datetime):
         local = to_tokyo(value)
         value = local.date() if local else None
     if value is None:
         return ""
-    if _is_ja():
+    if _is_ja(language):
         return f"{value.year}年{value.month}月{value.day}日"
     return f"{value:%Y-%m-%d}"
 
@@ -121,19 +124,19 @@ def quoted(value: Any) -> Markup:
 _JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f]")
 
 
-def in_japanese(value: Any) -> Any:
+def in_japanese(value: Any, *, language: str | None = None) -> Any:
     """Content (a title, a question, a caption) on a page in another language, marked as
     Japanese where it is written in it (WCAG 3.1.2: a screen reader then reads it with a
     Japanese voice): ``<span lang="ja">…</span>``; on a Japanese page, the value as it is."""
-    if value is None or _is_ja() or not _JAPANESE.search(str(value)):
+    if value is None or _is_ja(language) or not _JAPANESE.search(str(value)):
         return value
     return Markup('<span lang="ja">{}</span>').format(value)
 
 
-def ja_attr(value: Any) -> Markup:
+def ja_attr(value: Any, *, language: str | None = None) -> Markup:
     """`` lang="ja"`` for an element holding ``value`` (a block: a description) where
     ``in_japanese`` would mark it; else nothing."""
-    return Markup(' lang="ja"') if value and not _is_ja() and _JAPANESE.search(str(value)) else Markup("")
+    return Markup(' lang="ja"') if value and not _is_ja(language) and _JAPANESE.search(str(value)) else Markup("")
 
 
 def dot() -> str:
@@ -177,11 +180,28 @@ def page_url_for(endpoint: str, **values: Any) -> str:
     return _built_url(current_app.url_map, request.script_root, endpoint, version, key)
 
 
+# The render's language, put in every template's context once per render: the filters that a
+# page applies to each of its values (dates, titles) read it there instead of asking Flask-Babel
+# (three context lookups) again for every value. A template rendered without Flask's context
+# processors (or a macro imported without context) has none, and they ask.
+RENDER_LANGUAGE = "render_language"
+
+
+def _in_render_language(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` (which takes ``language=``) as a template filter or global in the render's language."""
+
+    @pass_context
+    def in_template(context: Any, *args: Any, **kwargs: Any) -> Any:
+        return function(*args, language=context.get(RENDER_LANGUAGE), **kwargs)
+
+    return in_template
+
+
 def init_templating(app: Flask, nav_items: Callable[[Any], list[dict]]) -> None:
     """Filters and globals of every template. ``nav_items(user)``: the menu entries the user sees."""
     app.jinja_env.globals["url_for"] = page_url_for
-    app.jinja_env.filters["jst"] = format_datetime_jst
-    app.jinja_env.filters["jst_date"] = format_date_jst
+    app.jinja_env.filters["jst"] = _in_render_language(format_datetime_jst)
+    app.jinja_env.filters["jst_date"] = _in_render_language(format_date_jst)
     app.jinja_env.filters["jst_time"] = format_time_jst
     app.jinja_env.filters["jst_period"] = format_period_jst  # starts_at|jst_period(ends_at)
     app.jinja_env.filters["fiscal_year"] = format_fiscal_year
@@ -189,8 +209,8 @@ def init_templating(app: Flask, nav_items: Callable[[Any], list[dict]]) -> None:
     app.jinja_env.filters["yen"] = format_yen
     app.jinja_env.filters["paren"] = parenthesize
     app.jinja_env.filters["quoted"] = quoted
-    app.jinja_env.filters["ja"] = in_japanese
-    app.jinja_env.globals["ja_attr"] = ja_attr
+    app.jinja_env.filters["ja"] = _in_render_language(in_japanese)
+    app.jinja_env.globals["ja_attr"] = _in_render_language(ja_attr)
     app.jinja_env.filters["error_summary"] = error_summary
     app.jinja_env.globals["colon"] = colon
     app.jinja_env.globals["list_separator"] = list_separator
@@ -206,6 +226,7 @@ def init_templating(app: Flask, nav_items: Callable[[Any], list[dict]]) -> None:
         return {
             "nav_items": nav_items(current_user) if current_user else [],
             "current_locale": str(get_locale() or "ja"),
+            RENDER_LANGUAGE: page_language(),
             "portal_name": portal_name(),
             "brand_name": brand_name(),
             # (``_()`` resolves "gettext" in the template's context, so this one serves both)

@@ -37,15 +37,12 @@ NAV = (
 def nav_items(user) -> list[dict]:
     if not getattr(user, "is_authenticated", False):
         return []
-    items = []
-    for item in NAV:
-        if item.endpoint not in current_app.view_functions or not user.has_role(*item.roles):
-            continue
-        items.append(
-            {
-                "endpoint": item.endpoint,
-                "label": item.label,
-                "current": request.endpoint == item.endpoint,
-            }
-        )
-    return items
+    # (read once: ``user``, the app and the request are proxies, and every page asks)
+    roles = user.roles
+    views = current_app.view_functions
+    here = request.endpoint
+    return [
+        {"endpoint": item.endpoint, "label": item.label, "current": here == item.endpoint}
+        for item in NAV
+        if item.endpoint in views and not roles.isdisjoint(item.roles)
+    ]
