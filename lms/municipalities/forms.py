@@ -5,7 +5,7 @@ from wtforms import SelectField, StringField
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
 from lms.common.forms import Form, stripped
-from lms.municipalities.services import is_mail_domain, is_tenant_id, normalise_mail_domain
+from lms.municipalities.services import is_mail_domain, normalise_mail_domain, tenant_id_problem
 
 
 class TenantMappingForm(Form):
@@ -19,8 +19,9 @@ class TenantMappingForm(Form):
     mail_domain = StringField(_l("メールドメイン（共有テナントの場合のみ）"), filters=[stripped], validators=[Optional(), Length(max=255)])
 
     def validate_tenant_id(self, field):
-        if not is_tenant_id(field.data):
-            raise ValidationError(_l("テナント ID は GUID（例: 72f988bf-86f1-41af-91ab-2d7cd011db47）で入力してください。"))
+        problem = tenant_id_problem(field.data)
+        if problem:
+            raise ValidationError(problem)
 
     def validate_mail_domain(self, field):
         value = normalise_mail_domain(field.data)

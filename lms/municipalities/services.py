@@ -103,8 +103,27 @@ def normalise_tenant_id(value: str | None) -> str:
     return (value or "").strip().lower()
 
 
+# The nil GUID names no directory; the tenant of personal Microsoft accounts (outlook.com,
+# hotmail.com) is no organisation's: mapping either would let the wrong people in, or no one.
+NIL_GUID = "00000000-0000-0000-0000-000000000000"
+PERSONAL_ACCOUNTS_TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
+
+
 def is_tenant_id(value: str | None) -> bool:
-    return bool(_GUID.match(normalise_tenant_id(value)))
+    """A GUID that can name a directory (or an application): not the nil GUID."""
+    normalised = normalise_tenant_id(value)
+    return bool(_GUID.match(normalised)) and normalised != NIL_GUID
+
+
+def tenant_id_problem(value: str | None) -> str | None:
+    """Why ``value`` cannot be mapped to a municipality (a message for the platform admin), or None."""
+    if not is_tenant_id(value):
+        return _("テナント ID は GUID（例: 72f988bf-86f1-41af-91ab-2d7cd011db47）で入力してください。"
+                 "すべて 0 の GUID は使えません。")
+    if normalise_tenant_id(value) == PERSONAL_ACCOUNTS_TENANT:
+        return _("これは個人用 Microsoft アカウント（outlook.com など）のテナント ID です。"
+                 "区市町村の Microsoft 365 テナントの ID を入力してください（Entra 管理センターの「概要」に表示されます）。")
+    return None
 
 
 def normalise_mail_domain(value: str | None) -> str:
@@ -134,7 +153,9 @@ def parse_tenant_setting(value: str | None, *, strict: bool = True) -> list[Tena
         if not sep:
             problem = "expected tid=municipality-code"
         elif not is_tenant_id(rule.tenant_id):
-            problem = "the tenant id is not a GUID"
+            problem = "the tenant id is not a GUID (or is the nil GUID)"
+        elif rule.tenant_id == PERSONAL_ACCOUNTS_TENANT:
+            problem = "the tenant id is the personal Microsoft accounts' tenant, no organisation's"
         elif rule.mail_domain and not is_mail_domain(rule.mail_domain):
             problem = "the mail domain is not valid"
         elif not is_valid_code(rule.municipality_code):
@@ -235,8 +256,9 @@ def add_tenant_mapping(actor, tenant_id: str, municipality_code: str, mail_domai
     """Allow sign-in from ``tenant_id`` (optionally only ``mail_domain``) into a municipality."""
     tenant_id = normalise_tenant_id(tenant_id)
     mail_domain = normalise_mail_domain(mail_domain)
-    if not is_tenant_id(tenant_id):
-        raise InvalidInput(_("テナント ID は GUID（例: 72f988bf-86f1-41af-91ab-2d7cd011db47）で入力してください。"))
+    problem = tenant_id_problem(tenant_id)
+    if problem:
+        raise InvalidInput(problem)
     if mail_domain and not is_mail_domain(mail_domain):
         raise InvalidInput(_("メールドメインの形式が正しくありません（例: city.example.lg.jp）。"))
     municipality = municipality_by_code((municipality_code or "").strip())

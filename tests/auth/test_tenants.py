@@ -64,6 +64,8 @@ def test_shared_tenant_rows_per_mail_domain_and_duplicates_refused(client, db, l
     ("data", "message"),
     [
         ({"tenant_id": "contoso.onmicrosoft.com", "municipality_code": "131016"}, "GUID"),
+        ({"tenant_id": "00000000-0000-0000-0000-000000000000", "municipality_code": "131016"}, "すべて 0 の GUID は使えません"),
+        ({"tenant_id": "9188040D-6C67-4C5B-B112-36A304B66DAD", "municipality_code": "131016"}, "個人用 Microsoft アカウント"),
         ({"tenant_id": str(uuid.uuid4()), "municipality_code": "999999"}, "一覧にある選択肢から選んでください"),
         ({"tenant_id": str(uuid.uuid4()), "municipality_code": "131016", "mail_domain": "not a domain"}, "メールドメイン"),
         ({"tenant_id": "", "municipality_code": ""}, "テナント ID を入力してください"),
@@ -185,6 +187,10 @@ def test_parse_tenant_setting_accepts_both_forms_and_names_bad_entries():
         parse_tenant_setting(f"{a}=131017")  # wrong check digit
     with pytest.raises(InvalidInput, match="GUID"):
         parse_tenant_setting("contoso=131016")
+    with pytest.raises(InvalidInput, match="nil GUID"):
+        parse_tenant_setting("00000000-0000-0000-0000-000000000000=131016")
+    with pytest.raises(InvalidInput, match="personal Microsoft accounts"):
+        parse_tenant_setting("9188040d-6c67-4c5b-b112-36a304b66dad=131016")
     assert parse_tenant_setting(f"contoso=131016,{a}=131016", strict=False)[0].tenant_id == a
 
 
