@@ -11,6 +11,7 @@ from lms.common.forms import (
     Form,
     JapaneseDateField,
     JapaneseDateTimeField,
+    impossible_date,
     parse_japanese_date,
     parse_japanese_datetime,
 )
@@ -19,6 +20,24 @@ from lms.common.forms import (
 @pytest.mark.parametrize("text", ["2026-12-03", "2026/12/3", "2026年12月3日", "２０２６年１２月３日", " 2026.12.03 "])
 def test_dates_in_japanese_order(text):
     assert parse_japanese_date(text) == date(2026, 12, 3)
+
+
+@pytest.mark.parametrize(("text", "day"), [
+    ("令和8年12月3日", date(2026, 12, 3)), ("令和８年１２月３日", date(2026, 12, 3)), ("R8.12.3", date(2026, 12, 3)),
+    ("r8/12/3", date(2026, 12, 3)), ("㋿8年12月3日", date(2026, 12, 3)), ("令和元年5月1日", date(2019, 5, 1)),
+    ("H31.4.30", date(2019, 4, 30)), ("平成31年5月1日", date(2019, 5, 1)),  # (after the era ended: read as meant)
+    ("昭和64年1月7日", date(1989, 1, 7)), ("S50.4.1", date(1975, 4, 1)),
+])
+def test_dates_in_wareki(text, day):
+    """Rosters and personnel orders (発令日, 採用日) are often written in 和暦."""
+    assert parse_japanese_date(text) == day
+
+
+@pytest.mark.parametrize("text", ["令和元年4月30日", "平成元年1月7日", "令和8年2月30日", "令和8年13月1日", "大正15年1月1日", "M8.1.1"])
+def test_wareki_dates_that_never_were_are_refused(text):
+    """Before the era began (令和 began on 2019-05-01), or a day the month has not."""
+    assert parse_japanese_date(text) is None
+    assert impossible_date(text) == (text == "令和8年2月30日")
 
 
 @pytest.mark.parametrize("text", ["2026-12-03 14:05", "2026-12-03T14:05", "2026/12/3 14:05", "2026年12月3日 14時05分",

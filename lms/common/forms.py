@@ -34,7 +34,7 @@ from wtforms.validators import Length, NumberRange, StopValidation
 from wtforms.widgets import TextInput
 
 from lms.common.ids import parse_id
-from lms.common.timeutil import FIRST_YEAR, LAST_YEAR, plausible_year
+from lms.common.timeutil import ERAS, FIRST_YEAR, LAST_YEAR, plausible_year
 
 WTFORMS_MESSAGES = Domain(translation_directories=messages_path(), domain="wtforms")
 
@@ -212,13 +212,21 @@ def parse_japanese_datetime(text: str) -> datetime | None:
 _DATE_SHAPE = re.compile(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?")
 
 
-def _impossible_date(text: str) -> bool:
-    """Written in Japanese order, a month of the year, but a day the month has not (2026-02-30)."""
+def impossible_date(text: str) -> bool:
+    """Written in Japanese order (or in 和暦), a month of the year, but a day the month has not
+    (2026-02-30, 令和8年2月30日)."""
     found = _DATE_SHAPE.match(_normalised(text))
-    if found is None or not 1 <= int(found.group(2)) <= 12:
+    wareki = _wareki_parts(_normalised(text).replace(" ", "")) if found is None else None
+    if wareki is not None:
+        _start, year, month, day = wareki
+    elif found is not None:
+        year, month, day = int(found.group(1)), int(found.group(2)), int(found.group(3))
+    else:
+        return False
+    if not 1 <= month <= 12:
         return False
     try:
-        date(int(found.group(1)), int(found.group(2)), int(found.group(3)))
+        date(year, month, day)
     except ValueError:
         return True
     return False
@@ -231,7 +239,38 @@ def _any_year_date(text: str) -> date | None:
             return datetime.strptime(value, fmt).date()
         except ValueError:
             continue
-    return None
+    return _wareki_date(value)
+
+
+# 和暦 as offices write it: 令和8年4月1日, 令和元年5月1日, R8.4.1, H31/4/30 (NFKC has already made
+# ㋿ 令和 and ㍻ 平成, and full-width digits half-width).
+_WAREKI = re.compile(r"(令和|平成|昭和|[RHSrhs])(元|\d{1,2})[年.\-/](\d{1,2})[月.\-/](\d{1,2})日?")
+_ERA_LETTERS = {"R": "令和", "H": "平成", "S": "昭和"}
+
+
+def _wareki_parts(value: str) -> tuple[date, int, int, int] | None:
+    """(the era's first day, the western year, month, day) written, not yet checked as a date."""
+    found = _WAREKI.fullmatch(value)
+    if found is None:
+        return None
+    era = _ERA_LETTERS.get(found.group(1).upper(), found.group(1))
+    start = next(first for first, name in ERAS if name == era)
+    year = 1 if found.group(2) == "元" else int(found.group(2))
+    return start, start.year + year - 1, int(found.group(3)), int(found.group(4))
+
+
+def _wareki_date(value: str) -> date | None:
+    """A 和暦 date, or None: not one, a day the month has not, or a day before its era began
+    (令和元年4月1日). A day after the era ended (平成31年5月1日) is read as meant."""
+    parts = _wareki_parts(value)
+    if parts is None:
+        return None
+    start, year, month, day = parts
+    try:
+        written = date(year, month, day)
+    except ValueError:
+        return None
+    return written if written >= start else None
 
 
 def _any_year_datetime(text: str) -> datetime | None:
@@ -274,7 +313,7 @@ class _JapaneseOrderMixin:
         self.raw_data = valuelist
         value = self.parse(str(valuelist[0]))
         self.data = _plausible(value)
-        if value is None and _impossible_date(str(valuelist[0])):
+        if value is None and impossible_date(str(valuelist[0])):
             raise ValueError(str(_l("存在しない日付です（その月にない日）。")))
         if value is None:
             raise ValueError(str(self.message))

@@ -25,12 +25,12 @@ from lms.audit.services import record_action
 from lms.common import signals
 from lms.common.database import LIKE_ESCAPE, begin_write, for_update, like_escaped
 from lms.common.errors import Conflict, InvalidInput, NotFound
-from lms.common.forms import one_line
+from lms.common.forms import one_line, parse_japanese_date
 from lms.common.i18n import join_list
 from lms.common.said import Dated, Listed, said
 from lms.common.spreadsheet import LossyRow, neutralise_cell, read_back_text, read_xlsx_rows, unencodable
 from lms.common.templating import format_date_jst
-from lms.common.timeutil import plausible_year, today_tokyo, utcnow
+from lms.common.timeutil import today_tokyo, utcnow
 from lms.extensions import db
 from lms.municipalities.models import TenantMapping
 from lms.roster.kana import normalise_kana, to_katakana
@@ -393,7 +393,11 @@ def _record_departure(member: StaffMember, left_on: date, actor) -> StaffHistory
 def decode_csv(data: bytes) -> tuple[str, str]:
     """The text of an uploaded CSV and the encoding used: UTF-8 (with or without BOM) or
     Windows-31J (cp932), as Excel writes it. UTF-16 (Excel's 「Unicode テキスト」, with its byte
-    order mark) is refused with what to save instead."""
+    order mark) is refused with what to save instead, as is UTF-32 (whose mark begins like
+    UTF-16's)."""
+    if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        raise InvalidInput(_("UTF-32 で保存されたファイルには対応していません。"
+                             "Excel の「CSV UTF-8（コンマ区切り）」か「CSV（コンマ区切り）」で保存してください。"))
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise InvalidInput(_("UTF-16 の「Unicode テキスト」には対応していません。"
                              "Excel の「CSV UTF-8（コンマ区切り）」か「CSV（コンマ区切り）」で保存してください。"))
@@ -503,16 +507,15 @@ def _records(rows: list[tuple[int, list[str]]], required: tuple[str, ...], max_r
 
 
 def parse_date(value: str) -> date | None:
-    """2026-04-01, 2026/4/1, 2026年4月1日 (full-width digits too); None for empty; ValueError if bad."""
+    """A date as the forms read it (lms.common.forms: 2026-04-01, 2026/4/1, 2026年4月1日, 和暦
+    such as 令和8年4月1日 or R8.4.1, full-width digits too); None for empty; ValueError if bad."""
     value = normalise_text(value)
     if not value:
         return None
-    match = re.fullmatch(r"(\d{4})[-/年.](\d{1,2})[-/月.](\d{1,2})日?", value)
-    if not match:
+    day = parse_japanese_date(value)
+    if day is None:
         raise ValueError(value)
-    if not plausible_year(int(match.group(1))):
-        raise ValueError(value)
-    return date(int(match.group(1)), int(match.group(2)), int(match.group(3)))
+    return day
 
 
 ADDED, UPDATED, UNCHANGED, TRANSFERRED, RETURNED, REFUSED, MARKED_LEFT = (
@@ -873,7 +876,7 @@ def _row_problem(values, raw, seen_numbers, seen_sign_ins, existing, by_sign_in,
         try:
             values["hired_on"] = parse_date(raw["採用日"])
         except ValueError:
-            return said("採用日「%(value)s」が日付として読めません（例：2026-04-01）。", value=raw["採用日"])
+            return said("採用日「%(value)s」が日付として読めません（例：2026-04-01、令和8年4月1日）。", value=raw["採用日"])
     return ""
 
 

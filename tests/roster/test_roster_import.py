@@ -186,6 +186,9 @@ def test_unusable_files_are_refused_with_a_message(app, chiyoda, admin):
         import_roster(chiyoda.id, b"\xff\xfe\x00\x81\x00", admin)
     with pytest.raises(InvalidInput, match="文字コード"):
         import_roster(chiyoda.id, b"\x81\x00\xff\xff", admin)
+    utf32 = "\ufeff職員番号,氏名\r\n1001,山田\r\n".encode("utf-32-le")  # (its mark begins like UTF-16's)
+    with pytest.raises(InvalidInput, match="UTF-32 で保存されたファイルには対応していません"):
+        import_roster(chiyoda.id, utf32, admin)
     old_excel = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 504  # an Excel 97-2003 .xls (a compound file)
     with pytest.raises(InvalidInput, match=r"Excel 97-2003 形式（\.xls）のファイルは読み込めません。.*\.xlsx"):
         import_roster(chiyoda.id, old_excel, admin)
@@ -405,7 +408,7 @@ def test_a_duplicate_number_is_flagged_after_a_refused_row(app, db, chiyoda, adm
     report = import_roster(chiyoda.id, _csv(rows), admin)
     assert not report.applied
     assert [(r.line, r.outcome, r.message) for r in report.rows] == [
-        (2, "refused", "採用日「いつか」が日付として読めません（例：2026-04-01）。"),
+        (2, "refused", "採用日「いつか」が日付として読めません（例：2026-04-01、令和8年4月1日）。"),
         (3, "refused", "職員番号 9000030 がファイル内で重複しています（2 行目と同じ）。"),
         (4, "refused", "氏名がありません。"),
         (5, "refused", "サインイン名 hana@city.example.lg.jp がファイル内で重複しています（4 行目と同じ）。"),
@@ -441,3 +444,21 @@ def test_the_changed_columns_of_an_update_are_named_in_the_readers_language(app,
         report = import_roster(chiyoda.id, _csv(renamed), admin)
     [row] = report.rows
     assert "Name" in row.message and "氏名" not in row.message and "メール" not in row.message, row.message
+
+
+def test_hire_dates_in_wareki_are_read(app, db, chiyoda, admin):
+    """Found by QA: rosters kept by personnel sections write 採用日 in 和暦 (令和2年4月1日,
+    R2.4.1); they were refused as no date. One that does not exist still is."""
+    rows = [["9000040", "和暦 一", "", "総務課", "主事", "", "", "令和2年4月1日"],
+            ["9000041", "和暦 二", "", "総務課", "主事", "", "", "H31.4.1"],
+            ["9000042", "和暦 三", "", "総務課", "主事", "", "", "平成元年４月１日"],
+            ["9000043", "和暦 四", "", "総務課", "主事", "", "", "令和元年4月1日"]]  # (令和 began on 5月1日)
+    report = import_roster(chiyoda.id, _csv(rows[:3]), admin)
+    assert report.applied and [r.outcome for r in report.rows] == ["added"] * 3
+    db.session.commit()
+    hired = dict(db.session.execute(select(StaffMember.employee_number, StaffMember.hired_on)
+                                    .where(StaffMember.employee_number.in_(["9000040", "9000041", "9000042"]))).all())
+    assert hired == {"9000040": date(2020, 4, 1), "9000041": date(2019, 4, 1), "9000042": date(1989, 4, 1)}
+    refused = import_roster(chiyoda.id, _csv(rows[3:]), admin)
+    assert [(r.outcome, r.message) for r in refused.rows] == [
+        ("refused", "採用日「令和元年4月1日」が日付として読めません（例：2026-04-01、令和8年4月1日）。")]
