@@ -14,7 +14,7 @@ from lms.audit.services import record_action
 from lms.common import once
 from lms.common.access import role_required
 from lms.common.database import begin_write
-from lms.common.errors import DomainError
+from lms.common.errors import Conflict, DomainError
 from lms.common.pagination import beyond_last_page, requested_page
 from lms.common.templating import format_date_jst
 from lms.extensions import db
@@ -86,13 +86,18 @@ def new():
 @bp.get("/roster/<int:member_id>")
 @role_required(*ADMINS)
 def detail(member_id: int):
-    member = staff_member_or_404(member_id)
+    return _detail_page(staff_member_or_404(member_id))
+
+
+def _detail_page(member, *, transfer_form=None, departure_form=None, status: int = 200):
+    """The member's page; with a refused transfer or departure form, that form as it was sent,
+    its errors beside its fields (nothing typed is lost, and no date silently becomes today)."""
     # The member's enrollments: the enrollment area's ``staff_enrollments`` (a template global).
     return render_template(
         "roster/detail.html", member=member,
-        transfer_form=forms.TransferForm(formdata=None, effective_on=services.today_tokyo()),
-        departure_form=forms.DepartureForm(formdata=None, left_on=services.today_tokyo()),
-    )
+        transfer_form=transfer_form or forms.TransferForm(formdata=None, effective_on=services.today_tokyo()),
+        departure_form=departure_form or forms.DepartureForm(formdata=None, left_on=services.today_tokyo()),
+    ), status
 
 
 @bp.route("/roster/<int:member_id>/edit", methods=["GET", "POST"])
@@ -118,17 +123,23 @@ def edit(member_id: int):
 def transfer(member_id: int):
     member = staff_member_or_404(member_id)
     form = forms.TransferForm()
-    if not form.validate_on_submit():
-        flash(" ".join(str(e) for errors in form.errors.values() for e in errors), "error")
-        return redirect(url_for("roster.detail", member_id=member.id))
-    try:
-        services.transfer_staff(member.id, form.department.data or "", form.job_title.data or "", form.effective_on.data, current_user)
-        db.session.commit()
-        flash(_("人事異動を記録しました。"), "success")
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-    return redirect(url_for("roster.detail", member_id=member.id))
+    if form.validate_on_submit():
+        try:
+            services.transfer_staff(member.id, form.department.data or "", form.job_title.data or "",
+                                    form.effective_on.data, current_user)
+            db.session.commit()
+        except Conflict as exc:  # (left meanwhile: there is no form to show it on)
+            db.session.rollback()
+            flash(exc.message, "error")
+            return redirect(url_for("roster.detail", member_id=member.id))
+        except DomainError as exc:
+            db.session.rollback()
+            field = getattr(form, str(exc.context.get("field", "")), None)
+            (field if field is not None else form.department).errors.append(exc.message)
+        else:
+            flash(_("人事異動を記録しました。"), "success")
+            return redirect(url_for("roster.detail", member_id=member.id))
+    return _detail_page(member, transfer_form=form, status=422)
 
 
 @bp.post("/roster/<int:member_id>/leave")
@@ -136,21 +147,25 @@ def transfer(member_id: int):
 def leave(member_id: int):
     member = staff_member_or_404(member_id)
     form = forms.DepartureForm()
-    if not form.validate_on_submit():
-        flash(" ".join(str(e) for errors in form.errors.values() for e in errors), "error")
-        return redirect(url_for("roster.detail", member_id=member.id))
-    try:
-        services.record_departure(member.id, form.left_on.data, current_user)
-        db.session.commit()
-        if member.status == LEFT:
-            flash(_("退職・転出を記録しました。受講履歴はそのまま残ります。退職日より後の研修回の申込は、まもなく自動的に取り消されます。"), "success")
+    if form.validate_on_submit():
+        try:
+            services.record_departure(member.id, form.left_on.data, current_user)
+            db.session.commit()
+        except Conflict as exc:  # (left already, or this very departure recorded: a double click)
+            db.session.rollback()
+            flash(exc.message, "error")
+            return redirect(url_for("roster.detail", member_id=member.id))
+        except DomainError as exc:
+            db.session.rollback()
+            form.left_on.errors.append(exc.message)
         else:
-            flash(_("%(date)s の退職・転出を予定として記録しました。その日までは在職として扱われます。退職日より後の研修回の申込は、まもなく自動的に取り消されます。",
-                    date=format_date_jst(form.left_on.data)), "success")
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-    return redirect(url_for("roster.detail", member_id=member.id))
+            if member.status == LEFT:
+                flash(_("退職・転出を記録しました。受講履歴はそのまま残ります。退職日より後の研修回の申込は、まもなく自動的に取り消されます。"), "success")
+            else:
+                flash(_("%(date)s の退職・転出を予定として記録しました。その日までは在職として扱われます。退職日より後の研修回の申込は、まもなく自動的に取り消されます。",
+                        date=format_date_jst(form.left_on.data)), "success")
+            return redirect(url_for("roster.detail", member_id=member.id))
+    return _detail_page(member, departure_form=form, status=422)
 
 
 # ---------------------------------------------------------------- CSV

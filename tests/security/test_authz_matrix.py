@@ -184,8 +184,8 @@ EXPECTED = {
     "roster.detail GET": "L 403 403 404 ok ok",
     "roster.edit GET": "L 403 403 404 ok ok",
     "roster.edit POST": "L 403 403 404 ok ok",
-    "roster.leave POST": "L 403 403 404 ok ok",
-    "roster.transfer POST": "L 403 403 404 ok ok",
+    "roster.leave POST": "L 403 403 404 422 422",  # an empty form: refused beside its field
+    "roster.transfer POST": "L 403 403 404 422 422",
     "roster.export_csv GET": "L 403 403 ok ok ok",
     "roster.import_csv GET": "L 403 403 ok ok ok",
     "roster.import_csv POST": "L 403 403 ok ok ok",
