@@ -142,10 +142,15 @@ class ActivitySubmission(Model):
 
 
 class AnonymousAnswer(Model):
-    """An anonymous survey's answers: no person, no time of day, no order (a random key)."""
+    """An anonymous survey's answers: no person, no time of day, no order (a random key).
+
+    Nor an order of arrival on disk, which would line up with the submissions' (named) order:
+    SQLite keeps the rows in key order (WITHOUT ROWID); PostgreSQL, which puts a row wherever
+    there is room, has the table rewritten in key order every night (lms.activities.tasks)."""
 
     __tablename__ = "activity_anonymous_answer"
-    __table_args__ = (Index("ix_activity_anonymous_answer_activity", "activity_id", "session_id"),)
+    __table_args__ = (Index("ix_activity_anonymous_answer_activity", "activity_id", "session_id"),
+                      {"sqlite_with_rowid": False})
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     activity_id: Mapped[int] = mapped_column(ForeignKey("activity.id", ondelete="CASCADE"))

@@ -22,7 +22,9 @@ from lms.activities.forms import (
     ReviewForm,
 )
 from lms.activities.models import (
+    DATE,
     DRAFT,
+    LONGTEXT,
     MULTIPLE,
     NUMBER,
     QUIZ,
@@ -30,6 +32,7 @@ from lms.activities.models import (
     RETURNED,
     SINGLE,
     SUBMITTED,
+    TEXT,
     Activity,
     ActivityQuestion,
     ActivitySubmission,
@@ -436,6 +439,11 @@ def answer(activity_id: int):
         "activities/answer.html", activity=activity, place=place, attempt=attempt, questions=questions,
         shown=shown, errors=errors, editable=editable, rewrite=rewrite, now=now, action_form=ActionForm(),
         time_up=time_up,
+        # What a refused save or submission (closed meanwhile, say) sent, shown for the learner
+        # to copy: nothing typed is lost from sight.
+        refused=[(q, raw[f"q{q.id}"][0]) for q in questions
+                 if q.kind in (TEXT, LONGTEXT, NUMBER, DATE) and (raw.get(f"q{q.id}") or [""])[0].strip()]
+        if status == 409 and not editable else [],
         deadline=services.deadline_of(activity, attempt) if quiz_open and attempt is not None else None,
         deadline_is_close=quiz_open and attempt is not None and services.closed_first(activity, attempt),
         accept_files=activity_files.ACCEPT_ATTRIBUTE, file_limit=activity_files.human_size(activity_files.max_bytes()),

@@ -20,7 +20,7 @@ from typing import IO
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import contains_eager
 
 from lms.activities import files
@@ -59,7 +59,7 @@ from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
 from lms.common import signals
 from lms.common.database import begin_write, ensure_writer, is_sqlite
 from lms.common.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from lms.common.forms import parse_japanese_date
+from lms.common.forms import impossible_date, parse_japanese_date
 from lms.common.templating import format_datetime_jst as format_tokyo
 from lms.common.timeutil import as_utc, fiscal_year_bounds, fiscal_year_of, today_tokyo, utcnow
 from lms.courses.models import CANCELLED as SESSION_CANCELLED
@@ -619,7 +619,9 @@ def clean_answers(activity: Activity, raw: dict[str, list[str]], *, final: bool,
         elif q.kind == DATE:
             if text:
                 day = None if several else parse_japanese_date(text)  # (2026-04-01, 2026/4/1, 2026年4月1日, full-width too)
-                if day is None:
+                if day is None and not several and impossible_date(text):
+                    errors[q.id] = _("存在しない日付です（その月にない日）。")
+                elif day is None:
                     errors[q.id] = _("日付を 2026-04-01 の形で入力してください。")
                 else:
                     value = day.isoformat()
@@ -1282,3 +1284,19 @@ def todos(staff_member_id: int, course_id: int | None = None) -> list[Todo]:
             status = "passed" if best.passed else "failed"
         out.append(Todo(activity, session, opens, closes, status, is_done(activity, best), required))
     return sorted(out, key=lambda t: (t.done, t.closes))
+
+
+def reorder_anonymous_answers() -> bool:
+    """Rewrite the anonymous answers' table in the order of its random keys (PostgreSQL's
+    CLUSTER), so that where an answer lies on disk no longer follows when it came, and so
+    which named submission it was. PostgreSQL appends a new row where there is room; SQLite
+    keeps the table in key order already (WITHOUT ROWID) and is left alone. True if rewritten.
+
+    CLUSTER holds the table for the moment of the rewrite: a submission waits for it, and the
+    rewrite gives way (lock_timeout) rather than keep submissions waiting behind a long one."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        return False
+    db.session.execute(text("SET LOCAL lock_timeout = '10s'"))
+    db.session.execute(text("CLUSTER activity_anonymous_answer USING pk_activity_anonymous_answer"))
+    db.session.commit()
+    return True

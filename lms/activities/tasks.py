@@ -6,7 +6,7 @@ import logging
 
 from huey import crontab
 
-from lms.activities import files
+from lms.activities import files, services
 from lms.common.jobs import app_context, huey
 
 logger = logging.getLogger(__name__)
@@ -21,3 +21,11 @@ def sweep_activity_files_periodically() -> int:
     if removed:
         logger.info("activities: %s orphaned attached file(s) deleted", len(removed))
     return len(removed)
+
+
+@huey.periodic_task(crontab(minute="55", hour="18"))  # 03:55 in Tokyo
+def reorder_anonymous_answers_nightly() -> bool:
+    """Every night: the anonymous answers' table rewritten in key order (PostgreSQL), so that
+    the order the day's answers were stored in cannot be lined up with the submissions'."""
+    with app_context():
+        return services.reorder_anonymous_answers()

@@ -5,6 +5,7 @@ apart from people, and completion waits for every required activity."""
 
 from __future__ import annotations
 
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -12,7 +13,8 @@ from datetime import timedelta
 import pytest
 import requests
 from flask_babel import force_locale
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
+from sqlalchemy.exc import OperationalError
 
 from lms.activities import services
 from lms.activities.models import (
@@ -1078,3 +1080,63 @@ def test_an_anonymous_survey_keeps_no_draft_with_the_person(db, world, client, l
     db.session.expire_all()
     (row,) = db.session.scalars(select(ActivitySubmission).where(ActivitySubmission.activity_id == survey.id)).all()
     assert row.status == SUBMITTED and row.answers is None
+
+
+def test_anonymous_answers_lie_in_key_order_not_in_the_order_they_came(db, world, make_user):
+    """Found by QA: on SQLite the anonymous answers lay in the order they were stored (rowid),
+    which lines up with the submissions' order and so names who wrote each one. SQLite keeps
+    them in key order (WITHOUT ROWID); PostgreSQL's nightly rewrite does the same."""
+    survey = build(db, world, anonymous=True)
+    learners = [world["learner"]]
+    for i in range(11):
+        learner = make_user("learner", name=f"受講 {i}")
+        enrollment.enroll_self(world["session"].id, learner)
+        learners.append(learner)
+    db.session.commit()
+    for i, learner in enumerate(learners):
+        services.save(survey.id, learner, form(survey, i % 5 + 1, 0, f"感想 {i}"), submit=True)
+        db.session.commit()
+    text_id = str(survey.questions[2].id)
+    arrival = [f"感想 {i}" for i in range(len(learners))]
+
+    def stored(sql: str) -> list[tuple[str, str]]:  # (key, text) in the order the database keeps them
+        return [(key, (answers if isinstance(answers, dict) else json.loads(answers))[text_id])
+                for key, answers in db.session.execute(text(sql)).all()]
+
+    if db.engine.dialect.name == "postgresql":
+        assert services.reorder_anonymous_answers()
+        rows = stored("SELECT id, answers FROM activity_anonymous_answer ORDER BY ctid")
+    else:
+        assert not services.reorder_anonymous_answers()
+        with pytest.raises(OperationalError):  # no rowid to read an order of arrival from
+            db.session.execute(text("SELECT rowid FROM activity_anonymous_answer"))
+        db.session.rollback()
+        rows = stored("SELECT id, answers FROM activity_anonymous_answer")
+    assert [key for key, _ in rows] == sorted(key for key, _ in rows)
+    assert sorted(t for _, t in rows) == sorted(arrival) and [t for _, t in rows] != arrival
+
+
+def test_a_date_the_month_has_not_is_named_as_such(db, world):
+    """Found by QA: 2026-02-30 was told to be written 「2026-04-01 の形で」, which it was."""
+    survey = build(db, world, questions=[services.QuestionInput(kind=DATE, prompt="受講希望日")])
+    (day,) = survey.questions
+    for typed, message in (("2026-02-30", "存在しない日付です（その月にない日）。"), ("２０２６年２月３０日", "存在しない日付です"),
+                           ("2026-13-01", "日付を 2026-04-01 の形で入力してください。"), ("来週", "2026-04-01 の形")):
+        _draft, errors = services.save(survey.id, world["learner"], form(survey, typed), submit=False)
+        assert message in errors[day.id]
+        db.session.rollback()
+
+
+def test_answers_refused_after_the_close_stay_on_the_page(db, world, client):
+    """Found by QA: text typed before the close and sent after it came back as a page without
+    it (「締め切りました」 and nothing else); it is shown, read only, to be copied."""
+    closed = build(db, world, closes_anchor=START, closes_offset_hours=-24 * 300)
+    factories.sign_in(client, world["learner"])
+    for action in ("save", "submit"):
+        response = client.post(f"/activities/{closed.id}",
+                               data={"action": action, **form(closed, 4, 0, "会場の<b>空調</b>が寒かった")})
+        page = response.get_data(as_text=True)
+        assert response.status_code == 409
+        assert "締め切りました" in page and "受け付けられなかった回答" in page
+        assert "会場の&lt;b&gt;空調&lt;/b&gt;が寒かった" in page  # (escaped: shown as typed)
+    assert "受け付けられなかった回答" not in client.get(f"/activities/{closed.id}").get_data(as_text=True)
