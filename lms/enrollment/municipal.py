@@ -149,7 +149,8 @@ def nominate_from_csv(municipality_id: int, data: bytes, actor) -> NominationRep
             elif session_text.isascii() and session_text.isdigit():  # a number, but no id (0, too many digits)
                 row.message = _("研修回ID %(id)s の研修回がありません。", id=session_text)
             else:
-                row.message = _("研修回ID「%(value)s」が数字ではありません。", value=session_text)
+                row.message = _("研修回ID「%(value)s」は研修回の番号ではありません。研修回の一覧にある番号（1以上の整数）を入れてください。",
+                                value=session_text)
             continue
         if not number:
             row.message = _("職員番号がありません。")

@@ -257,7 +257,7 @@ def test_csv_nomination_reports_each_row_and_is_idempotent(app, db, make_user, m
     assert outcome[4][0] == "already" and "2 行目" in outcome[4][1]
     assert outcome[5] == ("refused", "職員番号 UNKNOWN の職員が名簿にありません。")
     assert outcome[6][0] == "refused" and chuo.employee_number != a.employee_number
-    assert outcome[7] == ("refused", "研修回ID「abc」が数字ではありません。")
+    assert outcome[7] == ("refused", "研修回ID「abc」は研修回の番号ではありません。研修回の一覧にある番号（1以上の整数）を入れてください。")
     assert outcome[8] == ("refused", "研修回ID 999999 の研修回がありません。")
     assert outcome[9][0] == "refused" and "対象としていません" in outcome[9][1]
     assert outcome[10][0] == "refused" and "在籍中の職員ではない" in outcome[10][1]
