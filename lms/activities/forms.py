@@ -23,7 +23,7 @@ from lms.activities.models import (
     SURVEY,
     TEXT,
 )
-from lms.common.forms import Between, Form, within
+from lms.common.forms import Between, Form, stripped, within
 from lms.courses.forms import WholeNumberField, choices_of
 
 KIND_LABELS = {PREWORK: _l("事前課題"), SURVEY: _l("研修アンケート"), QUIZ: _l("確認テスト"), REPORT: _l("受講報告")}
@@ -38,7 +38,7 @@ HOURS = [Between(-24 * 366, 24 * 366, _l("-8784から8784までの時間数で�
 
 class ActivityForm(Form):
     kind = SelectField(_l("種類"), choices=choices_of(KIND_LABELS), default=SURVEY)
-    title = StringField(_l("名前"), validators=[InputRequired(_l("名前を入力してください。")), within(200)])
+    title = StringField(_l("名前"), filters=[stripped], validators=[InputRequired(_l("名前を入力してください。")), within(200)])
     instructions_md = TextAreaField(_l("説明（Markdown）"), validators=[within(20000)])
     required = BooleanField(_l("修了に必要（アンケート・事前課題は提出、確認テストは合格、受講報告は確認済）"), default=True)
     anonymous = BooleanField(_l("無記名（アンケートのみ：回答と回答者を結びつけません）"))

@@ -59,7 +59,7 @@ from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
 from lms.common import signals
 from lms.common.database import begin_write, ensure_writer, is_sqlite
 from lms.common.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from lms.common.forms import impossible_date, parse_japanese_date
+from lms.common.forms import impossible_date, parse_japanese_date, stripped
 from lms.common.templating import format_datetime_jst as format_tokyo
 from lms.common.timeutil import as_utc, fiscal_year_bounds, fiscal_year_of, today_tokyo, utcnow
 from lms.courses.models import CANCELLED as SESSION_CANCELLED
@@ -210,7 +210,7 @@ def has_answers(activity_id: int) -> bool:
 def _check_activity(data: ActivityInput) -> None:
     if data.kind not in KINDS:
         raise InvalidInput(_("種類を選んでください。"), field="kind")
-    if not data.title.strip():
+    if not stripped(data.title):  # (a zero-width space alone is no name either)
         raise InvalidInput(_("名前を入力してください。"), field="title")
     if data.anonymous and data.kind != SURVEY:
         raise InvalidInput(_("無記名にできるのはアンケートだけです。"), field="anonymous")
@@ -244,7 +244,7 @@ def create_activity(actor, course: Course, data: ActivityInput) -> Activity:
 
 def _values(data: ActivityInput) -> dict:
     return {
-        "kind": data.kind, "title": data.title.strip()[:200], "instructions_md": data.instructions_md or "",
+        "kind": data.kind, "title": (stripped(data.title) or "")[:200], "instructions_md": data.instructions_md or "",
         "required": bool(data.required), "anonymous": bool(data.anonymous) and data.kind == SURVEY,
         "opens_anchor": data.opens_anchor, "opens_offset_hours": int(data.opens_offset_hours),
         "closes_anchor": data.closes_anchor, "closes_offset_hours": int(data.closes_offset_hours),

@@ -93,6 +93,7 @@ def upload_report(session: TrainingSession, data: bytes, filename: str, actor) -
             "name": person.name, "email": person.email, "upn": person.upn, "role": person.role,
             "seconds": person.seconds,
             "intervals": [[a.isoformat(), b.isoformat()] for a, b in person.intervals],
+            "unreadable_times": person.unreadable_times,
             "staff_member_id": staff_id, "matched_by": how,
             "walk_in_id": None if staff_id is not None else walk_in(person.email, person.upn, enrolled),
         })

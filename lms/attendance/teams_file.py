@@ -48,6 +48,9 @@ class ReportPerson:
     role: str = ""
     seconds: int = 0  # as the report states it
     intervals: list[tuple[datetime, datetime]] = field(default_factory=list)  # aware UTC
+    # A join or leave time written in the file but not readable (an edited file): the time
+    # present counts only what could be read (0 minutes, perhaps); the preview says so.
+    unreadable_times: bool = False
 
     def key(self) -> str:
         return (self.upn or self.email).strip().lower() or "name:" + normalise_name(self.name)
@@ -231,6 +234,7 @@ def _parse_sections(rows: list[list[str]]) -> Report:
     report = Report(layout="sections")
     people: dict[str, ReportPerson] = {}
     from_activities: set[str] = set()
+    unreadable: dict[int, set[str]] = {2: set(), 3: set()}  # section → people with a time not read
     section = 0
     columns: dict[str, int] = {}
     participants: list[tuple[ReportPerson, datetime | None, datetime | None, int]] = []
@@ -262,17 +266,22 @@ def _parse_sections(rows: list[list[str]]) -> Report:
         if not name:
             continue
         person = _person(people, name, _cell(row, columns, "email"), _cell(row, columns, "upn"), _cell(row, columns, "role"))
+        times = [_cell(row, columns, name) for name in (("first_join", "last_leave") if section == 2 else ("join", "leave"))]
+        first, last = (parse_time(text) for text in times)
+        if (times[0] and first is None) or (times[1] and last is None):
+            unreadable[section].add(person.key())
         if section == 2:
-            participants.append((person, parse_time(_cell(row, columns, "first_join")),
-                                 parse_time(_cell(row, columns, "last_leave")), parse_duration(_cell(row, columns, "duration"))))
+            participants.append((person, first, last, parse_duration(_cell(row, columns, "duration"))))
         else:
-            joined, left = parse_time(_cell(row, columns, "join")), parse_time(_cell(row, columns, "leave"))
+            joined, left = first, last
             if joined and left and left > joined:
                 if person.key() not in from_activities:
                     person.intervals, person.seconds = [], 0
                     from_activities.add(person.key())
                 person.intervals.append((joined, left))
                 person.seconds += parse_duration(_cell(row, columns, "duration")) or int((left - joined).total_seconds())
+    for person in people.values():  # (the times that were counted are the ones that matter)
+        person.unreadable_times = person.key() in unreadable[3 if person.key() in from_activities else 2]
     for person, first, last, seconds in participants:
         if person.key() in from_activities:
             continue  # the join-by-join activities say more than the first and last times
@@ -293,8 +302,13 @@ def _parse_flat(rows: list[list[str]], columns: dict[str, int]) -> Report:
     last_seen: datetime | None = None
     for row in rows:
         name = _cell(row, columns, "name")
-        at = parse_time(_cell(row, columns, "timestamp"))
-        if not name or at is None:
+        stamp = _cell(row, columns, "timestamp")
+        at = parse_time(stamp)
+        if not name:
+            continue
+        if at is None:
+            if stamp:  # (listed with 0 minutes, and the preview says why)
+                _person(people, name, _cell(row, columns, "email"), _cell(row, columns, "upn"), "").unreadable_times = True
             continue
         last_seen = max(last_seen, at) if last_seen else at
         person = _person(people, name, _cell(row, columns, "email"), _cell(row, columns, "upn"), "")

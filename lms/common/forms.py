@@ -116,10 +116,15 @@ _CLEAN_MULTI_LINE = _clean_multi_line
 _CLEAN_ONE_LINE = _without_controls(_CONTROLS_ONE_LINE)
 
 
+# Spaces, and the invisible characters a paste brings along (zero-width space and joiners,
+# word joiner, byte order mark), at either end of a value.
+_EDGES = re.compile(r"^[\s\u200b-\u200d\u2060\ufeff]+|[\s\u200b-\u200d\u2060\ufeff]+$")
+
+
 def stripped(value: str | None) -> str | None:
-    """A field's filter: the spaces around a pasted value go (a value of spaces only is
-    missing)."""
-    return value.strip() if isinstance(value, str) else value
+    """A field's filter: the spaces and invisible characters around a pasted value go (a value
+    of nothing else is missing: a title of one zero-width space would show as no title)."""
+    return _EDGES.sub("", value) if isinstance(value, str) else value
 
 
 def one_line(text: str) -> str:

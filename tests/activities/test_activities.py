@@ -1140,3 +1140,16 @@ def test_answers_refused_after_the_close_stay_on_the_page(db, world, client):
         assert "締め切りました" in page and "受け付けられなかった回答" in page
         assert "会場の&lt;b&gt;空調&lt;/b&gt;が寒かった" in page  # (escaped: shown as typed)
     assert "受け付けられなかった回答" not in client.get(f"/activities/{closed.id}").get_data(as_text=True)
+
+
+def test_a_name_of_invisible_characters_is_no_name(db, world, client):
+    """Found by QA: an activity named with one zero-width space (U+200B) was saved, and listed
+    with no visible name. Spaces and invisible characters around any form value go."""
+    with pytest.raises(InvalidInput) as refused:
+        services.create_activity(world["trainer"], world["course"],
+                                 services.ActivityInput(kind=SURVEY, title="\u200b\u3000\ufeff"))
+    assert refused.value.message == "名前を入力してください。"
+    db.session.rollback()
+    made = services.create_activity(world["trainer"], world["course"],
+                                    services.ActivityInput(kind=SURVEY, title="\u200b研修アンケート\u2060 "))
+    assert made.title == "研修アンケート"

@@ -88,6 +88,29 @@ def test_a_duration_longer_than_any_meeting_is_not_counted():
     assert person.intervals == [(datetime(2026, 12, 1, 5, 0, 5, tzinfo=UTC), datetime(2026, 12, 1, 6, 30, tzinfo=UTC))]
 
 
+def test_times_that_cannot_be_read_are_flagged_not_silently_zero():
+    """Found by QA: an edited file whose join and leave times could not be read gave 0 minutes
+    and said nothing; the person is flagged (the preview says so), in every layout, and only
+    for the times that count (section 3's when there are join-by-join activities)."""
+    data = english_report(
+        [("Sato Hanako", "いつか", "12/1/26, 3:30:00 PM", "", "sato@example.lg.jp"),
+         ("Ito Ken", "12/1/26, 2:00:00 PM", "12/1/26, 2:45:00 PM", "45m", "ito@example.lg.jp"),
+         ("Mori Aya", "昨日", "", "", "mori@example.lg.jp"),
+         ("Kato Jun", "", "", "", "kato@example.lg.jp")],  # (nothing written: nothing unreadable)
+        [("Mori Aya", "12/1/26, 2:00:00 PM", "12/1/26, 2:30:00 PM", "30m", "mori@example.lg.jp")])
+    people = {p.name: p for p in parse_report(data).people}
+    assert people["Sato Hanako"].unreadable_times and people["Sato Hanako"].intervals == []
+    assert not people["Ito Ken"].unreadable_times and not people["Kato Jun"].unreadable_times
+    assert not people["Mori Aya"].unreadable_times and people["Mori Aya"].intervals  # (read from the activities)
+    flat = utf16("Full Name\tUser Action\tTimestamp\n"
+                 "Sato Hanako\tJoined\t12/1/2026, 2:00:00 PM\n"
+                 "Sato Hanako\tLeft\t12/1/2026, 2:45:00 PM\n"
+                 "Ito Ken\tJoined\t12/1/2026, 25:05:00 PM\n")
+    people = {p.name: p for p in parse_report(flat).people}
+    assert people["Ito Ken"].unreadable_times and people["Ito Ken"].seconds == 0
+    assert not people["Sato Hanako"].unreadable_times and people["Sato Hanako"].seconds == 45 * 60
+
+
 def test_reads_the_older_flat_layout_in_both_languages():
     english = utf16("Full Name\tUser Action\tTimestamp\n"
                     "Sato Hanako\tJoined\t12/1/2026, 2:00:00 PM\n"
@@ -194,6 +217,7 @@ def test_upload_preview_confirm_records_attendance_once(teams, client, db):
     assert html.count("未照合") == 2
     assert re.search(r"<td>90</td>\s*<td>100%</td>", html)  # Sato: clipped to the scheduled 90 minutes
     assert re.search(r"<td>30</td>\s*<td>33%</td>", html)  # Yamada: 30 of 90 minutes, under 75 %
+    assert "時刻を読み取れません" not in html and "読み取れませんでした" not in html
     fired = []
 
     def heard(sender, **kw):
@@ -340,3 +364,15 @@ def test_attendance_from_intervals_is_the_one_rule(teams):
     session = teams["session"]
     values = services.attendance_from_intervals(session, [(START - timedelta(minutes=10), START + timedelta(minutes=68))])
     assert (values["attended_seconds"], values["attended_pct"], values["attended"]) == (68 * 60, 75, True)
+
+
+def test_the_preview_says_which_rows_had_times_it_could_not_read(teams, client, db):
+    session, (sato, *_others) = teams["session"], teams["learners"]
+    data = japanese_report([("Sato Hanako", "2026/12/1 午後", "2026/12/1 15:35:00", "", sato.email),
+                            ("山田　太郎", "2026/12/1 14:00:00", "2026/12/1 14:30:00", "30 分", "")])
+    response = _upload(client, session, data)
+    assert response.status_code == 302
+    html = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "1 行で、参加・退出の時刻の一部を読み取れませんでした" in html
+    assert html.count("時刻を読み取れません</span>") == 1
+    assert re.search(r"<td>0<br><span class=\"badge badge-waitlisted\">時刻を読み取れません</span></td>", html)
