@@ -189,7 +189,8 @@ def _manage_page(activity: Activity, form: ActivityForm, question_form: Question
     return render_template("activities/manage.html", activity=activity, course=activity.course, form=form,
                            question_form=question_form, action_form=ActionForm(), kinds=KIND_LABELS,
                            question_kinds=QUESTION_LABELS, answered=services.has_answers(activity.id),
-                           bank=services.bank_of(activity.course_id) if activity.kind == QUIZ else []), status
+                           bank=services.bank_of(activity.course_id) if activity.kind == QUIZ else [],
+                           scored_count=len(services.scored_questions(activity))), status
 
 
 def _question_input(form: QuestionForm) -> services.QuestionInput:

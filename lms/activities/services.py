@@ -281,6 +281,11 @@ def update_activity(actor, activity: Activity, data: ActivityInput) -> dict:
     return changes
 
 
+def scored_questions(activity: Activity) -> list[ActivityQuestion]:
+    """A quiz's questions that are scored: of a scored kind, with a correct answer set."""
+    return [q for q in activity.questions if q.kind in SCORED and q.correct]
+
+
 def counts_toward_completion(activity: Activity) -> bool:
     """A requirement of the course's completion: published and required."""
     return bool(activity.published and activity.required)
@@ -302,7 +307,7 @@ def set_published(actor, activity: Activity, published: bool) -> None:
     require_manage(actor, activity.course)
     if published and not any(q.kind != SECTION for q in activity.questions):
         raise Conflict(_("質問が1つもないため、公開できません。"))
-    if published and activity.kind == QUIZ and not any(q.kind in SCORED and q.correct for q in activity.questions):
+    if published and activity.kind == QUIZ and not scored_questions(activity):
         raise Conflict(_("確認テストに採点できる質問（正解を設定した選択式・数値）がないため、公開できません。"))
     counted = counts_toward_completion(activity)
     activity.published = published
@@ -1027,7 +1032,7 @@ def start_attempt(activity_id: int, user) -> ActivitySubmission:
     if place.attempts >= activity.max_attempts:
         raise Conflict(_("受験できる回数（%(n)d回）を使い切りました。", n=activity.max_attempts))
     order = [q.id for q in activity.questions]
-    scored = [q.id for q in activity.questions if q.kind in SCORED and q.correct]
+    scored = [q.id for q in scored_questions(activity)]
     if activity.draw_count and activity.draw_count < len(scored):
         # Draw among the scored questions; the others (a free comment, say) are always asked.
         drawn = set(random.SystemRandom().sample(scored, activity.draw_count))

@@ -1153,3 +1153,17 @@ def test_a_name_of_invisible_characters_is_no_name(db, world, client):
     made = services.create_activity(world["trainer"], world["course"],
                                     services.ActivityInput(kind=SURVEY, title="\u200b研修アンケート\u2060 "))
     assert made.title == "研修アンケート"
+
+
+def test_a_draw_count_of_every_scored_question_or_more_is_pointed_out(db, world, client):
+    """Found by QA: 出題数 5 on a quiz of 2 scored questions was saved without a word; it is
+    allowed (questions may be added later) and the settings say every scored question is asked."""
+    choose = services.QuestionInput(kind=SINGLE, prompt="正しいものは", choices=["A", "B"], correct=[0])
+    quiz = build(db, world, QUIZ, questions=[choose, services.QuestionInput(kind=TEXT, prompt="感想", required=False)],
+                 pass_pct=60, max_attempts=3, draw_count=5)
+    factories.sign_in(client, world["trainer"])
+    page = client.get(f"/manage/activities/{quiz.id}").get_data(as_text=True)
+    assert "出題数（5問）が採点する質問の数（1問）以上のため" in page
+    quiz.draw_count = None  # (every question: nothing drawn, nothing to point out)
+    db.session.commit()
+    assert "採点する質問の数" not in client.get(f"/manage/activities/{quiz.id}").get_data(as_text=True)
