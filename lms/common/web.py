@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -126,6 +127,17 @@ class NulCharacter(BadRequest):
     nor compare it (it would be a 500)."""
 
 
+class LoneSurrogate(BadRequest):
+    """A JSON string escaping half of a UTF-16 surrogate pair (``"\\ud800"``): no character at
+    all, which neither database can store (UTF-8 cannot encode it: it would be a 500). The JSON
+    form of a body that is not UTF-8, refused as such a body is, the API's included."""
+
+
+# (JSON escapes that may decode to NUL or to half a surrogate pair: only such bodies are walked)
+_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _refuse_nul() -> None:
     """400 for a NUL character in the path, the query, a form field's name or value, an
     uploaded file's name, or a JSON body's keys and strings."""
@@ -136,30 +148,36 @@ def _refuse_nul() -> None:
             "\x00" in k or "\x00" in (f.filename or "") for k, f in request.files.items(multi=True)
         ):
             raise NulCharacter()
-    elif request.is_json and request.blueprint not in _JSON_CHECKED_BY_VIEWS and _json_has_nul():
-        raise NulCharacter()
+    elif request.is_json:
+        nul, surrogate = _json_text_problems()
+        if surrogate:
+            raise LoneSurrogate()
+        if nul and request.blueprint not in _JSON_CHECKED_BY_VIEWS:
+            raise NulCharacter()
 
 
-def _json_has_nul() -> bool:
+def _json_text_problems() -> tuple[bool, bool]:
+    """(a string of the JSON body holds NUL, one holds half a surrogate pair)."""
     data = request.get_data(cache=True)
-    if b"\\u0000" not in data:  # (a raw NUL byte is no JSON at all: the view's parser refuses it)
-        return False
+    if not _SUSPECT_ESCAPE.search(data):  # (a raw NUL byte is no JSON at all: the view's parser refuses it)
+        return False, False
     try:
         body = json.loads(data)
     except (ValueError, RecursionError):
-        return False  # the view answers malformed JSON itself
+        return False, False  # the view answers malformed JSON itself
+    nul = surrogate = False
     pending = [body]
     while pending:
         item = pending.pop()
         if isinstance(item, str):
-            if "\x00" in item:
-                return True
+            nul = nul or "\x00" in item
+            surrogate = surrogate or bool(_SURROGATE.search(item))
         elif isinstance(item, dict):
             pending.extend(item.keys())
             pending.extend(item.values())
         elif isinstance(item, list):
             pending.extend(item)
-    return False
+    return nul, surrogate
 
 
 def wants_json() -> bool:
@@ -230,6 +248,12 @@ def init_web(app: Flask, form_action_origins: Iterable[str] = ()) -> None:
         return render_error(400, _("使用できない文字が含まれています"),
                             _("入力内容、ファイル名またはアドレスに NUL 文字（U+0000）が含まれています。"
                               "取り除いてから、もう一度送信してください。"))
+
+    @app.errorhandler(LoneSurrogate)
+    def _surrogate(e):
+        return render_error(400, _("使用できない文字が含まれています"),
+                            _("JSON の文字列に、対になっていないサロゲート（\\ud800 など、文字として読めないもの）が"
+                              "含まれています。UTF-8 の正しい文字にしてから、もう一度送信してください。"))
 
     @app.errorhandler(400)
     def _bad_request(e):
