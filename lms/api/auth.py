@@ -135,6 +135,13 @@ def _client_key() -> str:
 _limited = limiter.limit(configured("LMS_LIMIT_API"), key_func=_client_key)
 
 
+@limiter.limit(configured("LMS_LIMIT_API"), key_func=_client_key)
+def _refuse_unauthenticated(problem: ApiProblem) -> None:
+    """A 401, counted against the caller's address (no client is known): checking tokens costs
+    work, and a caller without a valid one gets no more of it than a client gets calls."""
+    raise problem
+
+
 def requires(role: str) -> Callable:
     """The access check of an API view: a valid token of a registered client (401), holding
     the app role ``role`` (403); then the client's rate limit (429)."""
@@ -144,7 +151,12 @@ def requires(role: str) -> Callable:
 
         @wraps(view)
         def wrapped(*args, **kwargs):
-            caller = authenticate()
+            try:
+                caller = authenticate()
+            except ApiProblem as problem:
+                if problem.status == 401:
+                    _refuse_unauthenticated(problem)
+                raise
             g.api_caller = caller
             if role not in caller.roles:
                 raise ApiProblem(403, "forbidden", _("権限がありません"),

@@ -121,6 +121,12 @@ def test_the_limit_counts_per_client(app_config, api, token, _schema):
         assert_problem(refused, 429, "too-many-requests")
         assert int(refused.headers["Retry-After"]) > 0
         assert call("reader_b").status_code == 200  # another client has its own count
+        # Calls without a valid token count against the address (found by QA: never limited).
+        garbage = [test_client.get("/api/v1/municipalities", headers={"Authorization": "Bearer garbage"})
+                   for _ in range(3)]
+        assert [r.status_code for r in garbage] == [401, 401, 429]
+        assert_problem(garbage[2], 429, "too-many-requests")
+        assert call("reader_b").status_code == 200  # (a client's own count is apart from the address's)
     finally:
         with limited.app_context():
             db.session.remove()
