@@ -76,7 +76,10 @@ class Basis:
 
 def live_basis(staff_member_id: int, course: Course, fiscal_year: int) -> Basis | None:
     """Attendance judged as attended, at or above the course threshold, in a session of the
-    course held in the fiscal year. Qualifying time: the end of the earliest such session.
+    course held in the fiscal year and over by now. Qualifying time: the end of the earliest
+    such session. (A roll call or check-in at reception records presence up to 30 minutes
+    before the start; the training is completed, and its 修了証 issued, once the session has
+    ended: ``completions_due_as_sessions_end`` finds those whose session has just ended.)
 
     A 連続講座 (sessions sharing ``series_id``) counts as a whole: once the parts attended —
     a make-up part for the part it replaces — reach ``series_threshold_pct`` of its parts
@@ -92,6 +95,7 @@ def live_basis(staff_member_id: int, course: Course, fiscal_year: int) -> Basis 
             TrainingSession.course_id == course.id,
             TrainingSession.starts_at >= start,
             TrainingSession.starts_at < end,
+            TrainingSession.ends_at <= utcnow(),
         )
         .order_by(TrainingSession.ends_at, TrainingSession.id)
     ).all()
@@ -265,6 +269,34 @@ def recompute_for_session(staff_member_id: int, session_id: int) -> Completion |
     if session is None:
         return None
     return recompute_completion(staff_member_id, session.course_id, fiscal_year_of(session.starts_at))
+
+
+# How far back the worker looks for sessions that ended (it runs every few minutes; a day
+# covers a worker stopped for a night).
+ENDED_SESSIONS_WINDOW = timedelta(hours=24)
+
+
+def completions_due_as_sessions_end(now: datetime | None = None) -> list[tuple[int, int, int]]:
+    """(staff member, course, fiscal year) of attendance that qualifies (attended, at or above
+    the course's threshold) in a session ended within ``ENDED_SESSIONS_WINDOW``, with no
+    completion granted: presence recorded before the end counts from the end (``live_basis``),
+    and nothing else recomputes then. One statement; recomputing is idempotent."""
+    now = now or utcnow()
+    rows = db.session.execute(
+        select(Attendance.staff_member_id, TrainingSession.course_id, TrainingSession.starts_at)
+        .join(TrainingSession, TrainingSession.id == Attendance.session_id)
+        .join(Course, Course.id == TrainingSession.course_id)
+        .where(Attendance.attended.is_(True), Attendance.attended_pct >= Course.attendance_threshold_pct,
+               TrainingSession.ends_at > now - ENDED_SESSIONS_WINDOW, TrainingSession.ends_at <= now)
+    ).all()
+    due = {(staff_id, course_id, fiscal_year_of(starts_at)) for staff_id, course_id, starts_at in rows}
+    if not due:
+        return []
+    granted = {(staff_id, course_id, year) for staff_id, course_id, year in db.session.execute(
+        select(Completion.staff_member_id, Completion.course_id, Completion.fiscal_year)
+        .where(Completion.status == COMPLETED, Completion.course_id.in_({c for _s, c, _y in due}),
+               Completion.staff_member_id.in_({s for s, _c, _y in due})))}
+    return sorted(due - granted)
 
 
 def not_completed_with_evidence(course_id: int) -> list[tuple[int, int]]:

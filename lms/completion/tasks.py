@@ -10,10 +10,16 @@ from __future__ import annotations
 import logging
 
 from flask import current_app
+from huey import crontab
 
 from lms.common.database import begin_write
 from lms.common.jobs import app_context, huey
-from lms.completion.services import not_completed_with_evidence, recompute_completion, recompute_for_session
+from lms.completion.services import (
+    completions_due_as_sessions_end,
+    not_completed_with_evidence,
+    recompute_completion,
+    recompute_for_session,
+)
 from lms.extensions import db
 
 logger = logging.getLogger(__name__)
@@ -84,3 +90,29 @@ def recompute_course_now(course_id: int) -> int:
 
 def recompute_course_after_commit(course_id: int) -> None:
     _hand_over(recompute_course_task, recompute_course_now, course_id)
+
+
+@huey.periodic_task(crontab(minute="*/5"))
+def complete_ended_sessions_periodically() -> int:
+    """Every 5 minutes: completions of attendance recorded before its session ended (a roll
+    call at reception), granted once the session is over."""
+    with app_context():
+        return complete_ended_sessions()
+
+
+def complete_ended_sessions() -> int:
+    """Recompute ``completions_due_as_sessions_end``, ``COURSE_BATCH`` to a transaction; how many."""
+    due = completions_due_as_sessions_end()
+    db.session.rollback()  # (the read; each batch is a write transaction of its own)
+    for first in range(0, len(due), COURSE_BATCH):
+        begin_write()
+        try:
+            for staff_member_id, course_id, fiscal_year in due[first:first + COURSE_BATCH]:
+                recompute_completion(staff_member_id, course_id, fiscal_year)
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            raise
+    if due:
+        logger.info("completion: %s completion(s) recomputed as their sessions ended", len(due))
+    return len(due)

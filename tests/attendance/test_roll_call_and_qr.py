@@ -307,3 +307,36 @@ def test_the_qr_page_opened_in_several_tabs_at_once_makes_one_secret(onsite, app
     now = utcnow()
     valid = {services.checkin_code(session, now, offset) for offset in (0, -1)}
     assert codes <= valid
+
+
+def test_presence_recorded_before_the_end_completes_once_the_session_is_over(onsite, client, db, make_session,
+                                                                              make_course):
+    """Found by QA: a roll call at reception, 15 minutes before the start, completed the course
+    at once, with a 修了証, for training not yet given. Presence is recorded then; the completion
+    follows the end of the session (the worker's round after it), dated at the end."""
+    from lms.common.timeutil import as_utc
+    from lms.completion.models import COMPLETED, Completion
+    from lms.completion.services import completions_due_as_sessions_end
+    from lms.completion.tasks import complete_ended_sessions
+
+    course = make_course(owner_id=onsite["trainer"].id, completion_mode="attendance")
+    soon = make_session(course, starts_in=timedelta(minutes=15), minutes=60, delivery="onsite", location="会場")
+    learner = onsite["learners"][0]
+    _seat(db, soon, learner)
+    db.session.commit()
+    assert client.post(f"/attendance/sessions/{soon.id}/roll-call",
+                       data={"present": [str(learner.staff_member.id)]}).status_code == 302
+    assert _rows(db, soon)[learner.staff_member.id].attended
+    completed = select(Completion).where(Completion.staff_member_id == learner.staff_member.id,
+                                         Completion.course_id == course.id, Completion.status == COMPLETED)
+    assert db.session.scalar(completed) is None
+    assert completions_due_as_sessions_end() == [] and complete_ended_sessions() == 0
+    # The session is held and ends (its times moved back as the clock would move on).
+    db.session.refresh(soon)
+    soon.starts_at, soon.ends_at = utcnow() - timedelta(minutes=70), utcnow() - timedelta(minutes=10)
+    db.session.commit()
+    assert [(s, c) for s, c, _y in completions_due_as_sessions_end()] == [(learner.staff_member.id, course.id)]
+    assert complete_ended_sessions() == 1
+    done = db.session.scalar(completed)
+    assert done is not None and as_utc(done.completed_at) == as_utc(soon.ends_at)
+    assert completions_due_as_sessions_end() == [] and complete_ended_sessions() == 0  # (once)
