@@ -41,6 +41,7 @@ class MunicipalHome:
     quotas_open: list[SessionQuota] = field(default_factory=list)
     mandatory_missing: int = 0
     fiscal_year: int = 0
+    mandatory_courses: int = 0  # mandatory designations of the year (none: no 0 to read as "all done")
 
 
 @dataclass
@@ -97,8 +98,9 @@ def municipal_home(municipality_id: int) -> MunicipalHome:
     ).all()
     fiscal_year = reports.current_fiscal_year()
     # One query per mandatory assignment of the year (a handful), none per staff member.
-    missing = reports.mandatory_missing(reports.assignment_statuses(municipality_id, fiscal_year), municipality_id)
-    return MunicipalHome(municipality_id, pending, list(quotas), missing, fiscal_year)
+    statuses = reports.assignment_statuses(municipality_id, fiscal_year)
+    missing = reports.mandatory_missing(statuses, municipality_id)
+    return MunicipalHome(municipality_id, pending, list(quotas), missing, fiscal_year, len(statuses))
 
 
 def platform_home() -> PlatformHome:

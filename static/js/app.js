@@ -4,6 +4,11 @@
   // Focus the error summary so screen readers announce it.
   var summary = document.querySelector(".error-summary");
   if (summary) { summary.focus(); }
+  // Else the message an action left (受講が確定しました。…): a status region already on the page
+  // when it loads is not announced, so focus takes the reader to it, unless the address
+  // names a place on the page to go to.
+  var flashes = document.querySelector(".flashes");
+  if (!summary && flashes && !window.location.hash) { flashes.focus(); }
   // Signing out forgets the answers an activity page kept in this browser (activity-draft.js):
   // the next person at a shared PC must not find them.
   document.querySelectorAll("form[data-forget-drafts]").forEach(function (form) {

@@ -248,6 +248,8 @@ def test_description_preview_renders_without_saving(client, login_as):
     assert "<strong>太字</strong>" in page
     assert "<script>alert(1)</script>" not in page
     assert db.session.scalars(select(Course)).all() == []
+    # The page comes back at its preview, not at the form's top (found by QA: focus lost).
+    assert 'id="course-preview" tabindex="-1"' in page and 'formaction="#course-preview"' in page
 
 
 def test_a_description_is_at_most_20000_characters_and_a_longer_one_is_neither_previewed_nor_saved(client, login_as):

@@ -3,7 +3,7 @@ municipality's items — in Japanese and in English."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 
@@ -74,6 +74,19 @@ def test_municipal_home_counts_only_its_municipality(db, client, login_as, lang)
     assert "Other office round" not in page
     assert "/completion/dashboard" in page
     assert 'id="trainer-home"' not in page and 'id="platform-home"' not in page
+    # No course is mandatory this year: said so, not "0 staff have not completed" (found by QA).
+    from lms.completion.models import MandatoryAssignment
+    from lms.completion.reports import current_fiscal_year
+    from lms.extensions import db as database
+
+    none_yet = "年度の必修研修の指定はまだありません" if lang == "ja" else "No mandatory courses designated for FY"
+    missing = "年度の必修研修を修了していない職員: 延べ" if lang == "ja" else "not completed a mandatory course"
+    assert none_yet in page and missing not in page
+    database.session.add(MandatoryAssignment(course_id=course.id, fiscal_year=current_fiscal_year(), municipality_id=None,
+                                             due_on=date.today() + timedelta(days=30)))
+    database.session.commit()
+    page = home(client, lang)
+    assert none_yet not in page and missing in page
 
 
 @pytest.mark.parametrize("lang", LANGS)

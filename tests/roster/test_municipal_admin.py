@@ -110,6 +110,9 @@ def test_nominate_one_from_search(app, db, client, login_as, make_staff, make_se
     login_as("municipal_admin", "131016")
     search = client.get(f"/municipal/sessions/{session.id}?q=スイセン").get_data(as_text=True)
     assert "推薦 される" in search
+    # The search comes back at its results, below the applicants (found by QA: at the page's top).
+    assert f'action="/municipal/sessions/{session.id}#nominate-results"' in search
+    assert '<div id="nominate-results" tabindex="-1">' in search and "「スイセン」の検索結果" in search
     assert client.post(f"/municipal/sessions/{session.id}/nominate", data={"staff_member_id": member.id}).status_code == 302
     assert _all(db, session.id) == {(member.employee_number, CONFIRMED)}
     assert '<div class="flash flash-success" role="status">推薦 される さんの受講が確定しました。</div>' in client.get(
