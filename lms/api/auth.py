@@ -135,7 +135,8 @@ def _client_key() -> str:
 _limited = limiter.limit(configured("LMS_LIMIT_API"), key_func=_client_key)
 
 
-@limiter.limit(configured("LMS_LIMIT_API"), key_func=_client_key)
+# (one count per address for every endpoint: a limit of its own per endpoint would multiply it)
+@limiter.shared_limit(configured("LMS_LIMIT_API"), scope="api-unauthenticated", key_func=_client_key)
 def _refuse_unauthenticated(problem: ApiProblem) -> None:
     """A 401, counted against the caller's address (no client is known): checking tokens costs
     work, and a caller without a valid one gets no more of it than a client gets calls."""

@@ -117,14 +117,15 @@ _CLEAN_ONE_LINE = _without_controls(_CONTROLS_ONE_LINE)
 
 
 # Spaces, and the invisible characters a paste brings along (zero-width space and joiners,
-# word joiner, byte order mark), at either end of a value.
-_EDGES = re.compile(r"^[\s\u200b-\u200d\u2060\ufeff]+|[\s\u200b-\u200d\u2060\ufeff]+$")
+# word joiner, byte order mark), at either end of a value. (str.strip with the characters
+# named: a regex anchored at the end would backtrack over every inner run of spaces.)
+_EDGE_CHARACTERS = "".join(chr(c) for c in range(0x3001) if chr(c).isspace()) + "\u200b\u200c\u200d\u2060\ufeff"
 
 
 def stripped(value: str | None) -> str | None:
     """A field's filter: the spaces and invisible characters around a pasted value go (a value
     of nothing else is missing: a title of one zero-width space would show as no title)."""
-    return _EDGES.sub("", value) if isinstance(value, str) else value
+    return value.strip(_EDGE_CHARACTERS) if isinstance(value, str) else value
 
 
 def one_line(text: str) -> str:
@@ -189,7 +190,7 @@ class IdField(IntegerField):
 
 # ---------------------------------------------------------------- dates and times, as offices write them
 
-_DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y年%m月%d日")
+_DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y年%m月%d日", "%Y年%m月%d")
 _TIME_FORMATS = ("%H:%M", "%H時%M分", "%H時")
 
 

@@ -128,19 +128,64 @@ class NulCharacter(BadRequest):
 
 
 class LoneSurrogate(BadRequest):
-    """A JSON string escaping half of a UTF-16 surrogate pair (``"\\ud800"``): no character at
-    all, which neither database can store (UTF-8 cannot encode it: it would be a 500). The JSON
-    form of a body that is not UTF-8, refused as such a body is, the API's included."""
+    """A JSON string holding half of a UTF-16 surrogate pair, escaped (``"\\ud800"``) or encoded
+    (bytes ED A0 80): no character at all, which neither database can store (UTF-8 cannot encode
+    it: it would be a 500). Refused as a body that is not UTF-8 is, the API's included."""
 
 
-# (JSON escapes that may decode to NUL or to half a surrogate pair: only such bodies are walked)
-_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+class NotUtf8Json(BadRequest):
+    """A JSON body in UTF-16 or UTF-32: JSON between systems is UTF-8 (RFC 8259), and only a
+    UTF-8 body is checked for the characters above."""
+
+
+_NUL_ESCAPE = b"\\u0000"  # (one backslash, then u0000)
+# Half a surrogate pair: a \u escape of one (whether it is paired is looked at around it), or
+# one encoded in UTF-8 (ED followed by A0–BF never begins a character).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_ENCODED_SURROGATE = re.compile(rb"\xed[\xa0-\xbf]")
+_BACKSLASH = 0x5C
+
+
+def _escape_at(data: bytes, at: int) -> bool:
+    """Whether the backslash at ``at`` begins an escape (an even number of backslashes before
+    it), not the second half of an escaped backslash."""
+    before = at
+    while before > 0 and data[before - 1] == _BACKSLASH:
+        before -= 1
+    return (at - before) % 2 == 0
+
+
+def _high_escape(data: bytes, at: int) -> bool:
+    unit = data[at:at + 6]
+    return len(unit) == 6 and unit[:2] == b"\\u" and unit[2:3] in b"dD" and unit[3:4] in b"89abAB"
+
+
+def _low_escape(data: bytes, at: int) -> bool:
+    unit = data[at:at + 6]
+    return len(unit) == 6 and unit[:2] == b"\\u" and unit[2:3] in b"dD" and unit[3:4] in b"cdefCDEF"
+
+
+def has_lone_surrogate(data: bytes) -> bool:
+    """Whether a UTF-8 JSON text holds half a surrogate pair (escaped or encoded). Looks only
+    around the surrogate escapes, so a large body of ordinary text costs one scan, not a parse."""
+    if _ENCODED_SURROGATE.search(data):
+        return True
+    for found in _SURROGATE_ESCAPE.finditer(data):
+        at = found.start()
+        if not _escape_at(data, at):
+            continue  # (an escaped backslash, then the letters u, d, 8, …)
+        if _high_escape(data, at):
+            if not _low_escape(data, at + 6):
+                return True
+        elif not (at >= 6 and _high_escape(data, at - 6) and _escape_at(data, at - 6)):
+            return True
+    return False
 
 
 def _refuse_nul() -> None:
     """400 for a NUL character in the path, the query, a form field's name or value, an
-    uploaded file's name, or a JSON body's keys and strings."""
+    uploaded file's name, or a JSON body's keys and strings (the API's views name the field
+    of a NUL themselves); and for half a surrogate pair in any JSON body."""
     if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in request.args.items(multi=True)):
         raise NulCharacter()
     if request.mimetype in _FORMS:
@@ -149,35 +194,32 @@ def _refuse_nul() -> None:
         ):
             raise NulCharacter()
     elif request.is_json:
-        nul, surrogate = _json_text_problems()
-        if surrogate:
+        data = request.get_data(cache=True)
+        if data and json.detect_encoding(data) != "utf-8":
+            raise NotUtf8Json()
+        if has_lone_surrogate(data):
             raise LoneSurrogate()
-        if nul and request.blueprint not in _JSON_CHECKED_BY_VIEWS:
+        if request.blueprint not in _JSON_CHECKED_BY_VIEWS and _NUL_ESCAPE in data and _json_has_nul(data):
             raise NulCharacter()
 
 
-def _json_text_problems() -> tuple[bool, bool]:
-    """(a string of the JSON body holds NUL, one holds half a surrogate pair)."""
-    data = request.get_data(cache=True)
-    if not _SUSPECT_ESCAPE.search(data):  # (a raw NUL byte is no JSON at all: the view's parser refuses it)
-        return False, False
+def _json_has_nul(data: bytes) -> bool:
     try:
         body = json.loads(data)
     except (ValueError, RecursionError):
-        return False, False  # the view answers malformed JSON itself
-    nul = surrogate = False
+        return False  # the view answers malformed JSON itself
     pending = [body]
     while pending:
         item = pending.pop()
         if isinstance(item, str):
-            nul = nul or "\x00" in item
-            surrogate = surrogate or bool(_SURROGATE.search(item))
+            if "\x00" in item:
+                return True
         elif isinstance(item, dict):
             pending.extend(item.keys())
             pending.extend(item.values())
         elif isinstance(item, list):
             pending.extend(item)
-    return nul, surrogate
+    return False
 
 
 def wants_json() -> bool:
@@ -254,6 +296,11 @@ def init_web(app: Flask, form_action_origins: Iterable[str] = ()) -> None:
         return render_error(400, _("使用できない文字が含まれています"),
                             _("JSON の文字列に、対になっていないサロゲート（\\ud800 など、文字として読めないもの）が"
                               "含まれています。UTF-8 の正しい文字にしてから、もう一度送信してください。"))
+
+    @app.errorhandler(NotUtf8Json)
+    def _not_utf8(e):
+        return render_error(400, _("リクエストが正しくありません"),
+                            _("JSON は UTF-8 で送ってください。"))
 
     @app.errorhandler(400)
     def _bad_request(e):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, or_, select
 
 from lms.activities import services as activities
 from lms.archives.models import Archive, ArchiveFile, ViewingProgress
@@ -279,22 +279,28 @@ ENDED_SESSIONS_WINDOW = timedelta(hours=24)
 def completions_due_as_sessions_end(now: datetime | None = None) -> list[tuple[int, int, int]]:
     """(staff member, course, fiscal year) of attendance that qualifies (attended, at or above
     the course's threshold) in a session ended within ``ENDED_SESSIONS_WINDOW``, with no
-    completion granted: presence recorded before the end counts from the end (``live_basis``),
-    and nothing else recomputes then. One statement; recomputing is idempotent."""
+    completion granted or decided by a person: presence recorded before the end counts from the
+    end (``live_basis``), and nothing else recomputes then. Two statements; recomputing is
+    idempotent. (Some of those found cannot complete yet — a required survey not submitted, a
+    series not at its threshold — and are recomputed on each round for the day; a worker
+    stopped for longer than the window leaves those it missed to their next change.)"""
     now = now or utcnow()
     rows = db.session.execute(
         select(Attendance.staff_member_id, TrainingSession.course_id, TrainingSession.starts_at)
         .join(TrainingSession, TrainingSession.id == Attendance.session_id)
         .join(Course, Course.id == TrainingSession.course_id)
         .where(Attendance.attended.is_(True), Attendance.attended_pct >= Course.attendance_threshold_pct,
+               Course.completion_mode != BY_ARCHIVE,  # (attendance cannot complete those)
                TrainingSession.ends_at > now - ENDED_SESSIONS_WINDOW, TrainingSession.ends_at <= now)
     ).all()
     due = {(staff_id, course_id, fiscal_year_of(starts_at)) for staff_id, course_id, starts_at in rows}
     if not due:
         return []
+    # Granted already, or decided by a person (a recomputation changes neither).
     granted = {(staff_id, course_id, year) for staff_id, course_id, year in db.session.execute(
         select(Completion.staff_member_id, Completion.course_id, Completion.fiscal_year)
-        .where(Completion.status == COMPLETED, Completion.course_id.in_({c for _s, c, _y in due}),
+        .where(or_(Completion.status == COMPLETED, Completion.decided_by_id.is_not(None)),
+               Completion.course_id.in_({c for _s, c, _y in due}),
                Completion.staff_member_id.in_({s for s, _c, _y in due})))}
     return sorted(due - granted)
 

@@ -115,6 +115,11 @@ def is_tenant_id(value: str | None) -> bool:
     return bool(_GUID.match(normalised)) and normalised != NIL_GUID
 
 
+def is_mappable_tenant(value: str | None) -> bool:
+    """A tenant id that can stand for a municipality's directory (see ``tenant_id_problem``)."""
+    return is_tenant_id(value) and normalise_tenant_id(value) != PERSONAL_ACCOUNTS_TENANT
+
+
 def tenant_id_problem(value: str | None) -> str | None:
     """Why ``value`` cannot be mapped to a municipality (a message for the platform admin), or None."""
     if not is_tenant_id(value):
@@ -211,6 +216,8 @@ def municipality_for_tenant(tenant_id: str, mail_domain: str, env_setting: str |
     """
     tenant_id = normalise_tenant_id(tenant_id)
     mail_domain = normalise_mail_domain(mail_domain)
+    if not is_mappable_tenant(tenant_id):
+        return None  # (a mapping stored before such ids were refused lets no one in)
     by_domain: dict[str, int | str] = {}
     for rule in parse_tenant_setting(env_setting, strict=False):
         if rule.tenant_id == tenant_id:
@@ -231,6 +238,8 @@ def municipalities_of_tenant(tenant_id: str, env_setting: str | None = None) -> 
     """Ids of every active municipality ``tenant_id`` is mapped to (any mail domain; stored
     mappings and ENTRA_TENANTS merged). An application of the tenant may act for these."""
     tenant_id = normalise_tenant_id(tenant_id)
+    if not is_mappable_tenant(tenant_id):
+        return set()
     ids = set(db.session.scalars(select(TenantMapping.municipality_id).where(TenantMapping.tenant_id == tenant_id)))
     for rule in parse_tenant_setting(env_setting, strict=False):
         if rule.tenant_id == tenant_id:

@@ -15,6 +15,7 @@ from lms.common import once
 from lms.common.access import role_required
 from lms.common.database import begin_write
 from lms.common.errors import Conflict, DomainError
+from lms.common.forms import put_error
 from lms.common.pagination import beyond_last_page, requested_page
 from lms.common.templating import format_date_jst
 from lms.extensions import db
@@ -134,8 +135,7 @@ def transfer(member_id: int):
             return redirect(url_for("roster.detail", member_id=member.id))
         except DomainError as exc:
             db.session.rollback()
-            field = getattr(form, str(exc.context.get("field", "")), None)
-            (field if field is not None else form.department).errors.append(exc.message)
+            put_error(form, exc)  # (beside the field it names, else above the form)
         else:
             flash(_("人事異動を記録しました。"), "success")
             return redirect(url_for("roster.detail", member_id=member.id))

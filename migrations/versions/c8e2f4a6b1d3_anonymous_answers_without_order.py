@@ -27,5 +27,6 @@ def upgrade():
 def downgrade():
     if op.get_bind().dialect.name != "sqlite":
         return
-    with op.batch_alter_table("activity_anonymous_answer", recreate="always"):
+    with op.batch_alter_table("activity_anonymous_answer", recreate="always",
+                              table_kwargs={"sqlite_with_rowid": True}):  # (else read back as it is)
         pass

@@ -96,6 +96,16 @@ def test_hostile_json_is_a_client_error_not_a_server_error(api, client, db):
         assert json.loads(bad.get_data())["status"] == 400  # (the detail's escapes are valid JSON)
     feed = '{"entries": [{"employee_number": "M1", "full_name": "ok"}, {"employee_number": "M2", "full_name": "\\ud800"}]}'
     assert_problem(api("writer_a", "post", "/api/v1/staff/bulk", data=feed, headers=json_type), 400)
+    # Encoded in UTF-8 (bytes ED A0 80, which Python's JSON reader lets through) as much as escaped;
+    # and a body in UTF-16, which the check cannot read, is told to be UTF-8 (found by review).
+    encoded = api("writer_a", "put", "/api/v1/staff/T0001", data=b'{"full_name": "\xed\xa0\x80"}', headers=json_type)
+    assert "サロゲート" in assert_problem(encoded, 400)["detail"]
+    utf16 = api("writer_a", "put", "/api/v1/staff/T0001", data='{"full_name": "連携"}'.encode("utf-16-le"),
+                headers=json_type)
+    assert "UTF-8" in assert_problem(utf16, 400)["detail"]
+    # An escaped backslash before "ud800" is text, not an escape.
+    spelled = api("writer_a", "put", "/api/v1/staff/T0002", data='{"full_name": "\\\\ud800"}', headers=json_type)
+    assert spelled.status_code == 201 and spelled.get_json()["staff"]["full_name"] == "\\ud800"
     # A pair is a character like any other (an emoji, escaped as JSON encoders write it).
     paired = api("writer_a", "put", "/api/v1/staff/T0001", data='{"full_name": "\\ud83d\\ude00 \\u9023\\u643a"}',
                  headers=json_type)

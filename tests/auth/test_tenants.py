@@ -205,6 +205,18 @@ def test_stored_mapping_wins_and_domain_beats_tenant_wide(db):
     assert municipality_for_tenant(tid, "someone@example.jp", env).code == "131130"
 
 
+def test_a_mapping_of_the_personal_accounts_tenant_stored_before_it_was_refused_lets_no_one_in(db):
+    """Found by review: refusing new mappings of the nil GUID and of the personal Microsoft
+    accounts' tenant left rows stored earlier in force (any outlook.com account would sign in)."""
+    from lms.municipalities.services import municipalities_of_tenant
+
+    for tid in ("9188040d-6c67-4c5b-b112-36a304b66dad", "00000000-0000-0000-0000-000000000000"):
+        db.session.add(TenantMapping(tenant_id=tid, mail_domain="", municipality=factories.municipality("131016")))
+        db.session.flush()
+        assert municipality_for_tenant(tid, "someone@outlook.com", f"{tid}=131016") is None
+        assert municipalities_of_tenant(tid, f"{tid}=131016") == set()
+
+
 def test_sync_tenants_command_seeds_and_updates(app, runner, db):
     a, b = str(uuid.uuid4()), str(uuid.uuid4())
     app.config["ENTRA_TENANTS"] = f"{a}=131016,{b}@metro.tokyo.example.lg.jp=130001"
