@@ -1299,7 +1299,7 @@ def reorder_anonymous_answers() -> bool:
 
     CLUSTER holds the table for the moment of the rewrite: a submission waits for it, and the
     rewrite gives way (lock_timeout) rather than keep submissions waiting behind a long one."""
-    if db.session.get_bind().dialect.name != "postgresql":
+    if is_sqlite():
         return False
     db.session.execute(text("SET LOCAL lock_timeout = '10s'"))
     db.session.execute(text("CLUSTER activity_anonymous_answer USING pk_activity_anonymous_answer"))

@@ -75,17 +75,23 @@ def recompute_course_now(course_id: int) -> int:
     (``not_completed_with_evidence``), ``COURSE_BATCH`` to a transaction. Returns how many
     were recomputed. Idempotent: a second run finds those completed now gone from the list."""
     pairs = not_completed_with_evidence(course_id)
-    db.session.rollback()  # (the read; each batch is a write transaction of its own)
-    for first in range(0, len(pairs), COURSE_BATCH):
+    return _recompute_in_batches([(staff_member_id, course_id, year) for staff_member_id, year in pairs])
+
+
+def _recompute_in_batches(due: list[tuple[int, int, int]]) -> int:
+    """Recompute each (staff member, course, fiscal year), ``COURSE_BATCH`` to a write
+    transaction of its own (the read that found them ends first); how many."""
+    db.session.rollback()
+    for first in range(0, len(due), COURSE_BATCH):
         begin_write()
         try:
-            for staff_member_id, fiscal_year in pairs[first:first + COURSE_BATCH]:
+            for staff_member_id, course_id, fiscal_year in due[first:first + COURSE_BATCH]:
                 recompute_completion(staff_member_id, course_id, fiscal_year)
             db.session.commit()
         except Exception:
             db.session.rollback()
             raise
-    return len(pairs)
+    return len(due)
 
 
 def recompute_course_after_commit(course_id: int) -> None:
@@ -102,17 +108,7 @@ def complete_ended_sessions_periodically() -> int:
 
 def complete_ended_sessions() -> int:
     """Recompute ``completions_due_as_sessions_end``, ``COURSE_BATCH`` to a transaction; how many."""
-    due = completions_due_as_sessions_end()
-    db.session.rollback()  # (the read; each batch is a write transaction of its own)
-    for first in range(0, len(due), COURSE_BATCH):
-        begin_write()
-        try:
-            for staff_member_id, course_id, fiscal_year in due[first:first + COURSE_BATCH]:
-                recompute_completion(staff_member_id, course_id, fiscal_year)
-            db.session.commit()
-        except Exception:
-            db.session.rollback()
-            raise
-    if due:
-        logger.info("completion: %s completion(s) recomputed as their sessions ended", len(due))
-    return len(due)
+    done = _recompute_in_batches(completions_due_as_sessions_end())
+    if done:
+        logger.info("completion: %s completion(s) recomputed as their sessions ended", done)
+    return done
