@@ -46,7 +46,7 @@ def _locked(name: str) -> dict[str, tuple[str, list[str]]]:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        match = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;]+)", line)
+        match = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[A-Za-z0-9,._-]+\])?==([^\s;]+)", line)  # (an extra: name[extra]==…)
         if match:
             current = _normalise(match.group(1))
             entries[current] = (match.group(2), [])
