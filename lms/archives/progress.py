@@ -98,6 +98,18 @@ def _subtract(new: list[list[int]], covered: list[list[int]]) -> list[list[int]]
     return result
 
 
+def _finite(value) -> float | None:
+    """A JSON number as a float; None for anything else (true, a string, NaN, an integer too
+    large for a float)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def parse_report(payload) -> dict:
     """Validate a progress report from the player; raises InvalidInput on anything odd."""
     bad = InvalidInput(_("視聴状況の送信内容が正しくありません。"))
@@ -113,18 +125,15 @@ def parse_report(payload) -> dict:
     for item in raw:
         if not (isinstance(item, list | tuple) and len(item) == 2):
             raise bad
-        start, end = item
-        if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in (start, end)):
-            raise bad
-        if start < 0 or end < start:
+        start, end = _finite(item[0]), _finite(item[1])
+        if start is None or end is None or start < 0 or end < start:
             raise bad
         intervals.append((int(round(start)), int(round(end))))
-    position = payload.get("position", 0)
-    if not isinstance(position, int | float) or isinstance(position, bool) or not math.isfinite(position) \
-            or position < 0:
+    position = _finite(payload.get("position", 0))
+    if position is None or position < 0:
         raise bad
     # A "duration" sent by older players is ignored: the length of a video is the server's.
-    return {"report_id": report_id, "intervals": intervals, "position": float(position)}
+    return {"report_id": report_id, "intervals": intervals, "position": position}
 
 
 @dataclass

@@ -125,10 +125,21 @@ def test_completion_at_course_threshold_sends_signal(db, learner, video, owned_c
     {"report_id": "abcdefgh", "intervals": [[0, float("inf")]]},
     {"report_id": "abcdefgh", "intervals": [[0, 1]] * 500},
     {"report_id": "abcdefgh", "position": True},
+    # Integers too large for a float (JSON allows them): refused, not an OverflowError (500).
+    {"report_id": "abcdefgh", "intervals": [[0, 10 ** 400]]},
+    {"report_id": "abcdefgh", "intervals": [], "position": 10 ** 400},
 ])
 def test_malformed_reports_are_refused(payload):
     with pytest.raises(InvalidInput):
         progress.parse_report(payload)
+
+
+def test_endpoint_refuses_a_huge_integer_with_400(db, client, login_as, video):
+    login_as("learner", "131016")
+    body = '{"report_id": "abcdefgh12", "intervals": [[0, 1%s]], "position": 1}' % ("0" * 400)
+    response = client.post(f"/archives/files/{video.id}/progress", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert "視聴状況の送信内容が正しくありません" in response.get_json()["error"]
 
 
 def test_endpoint_records_only_the_senders_own_progress(db, client, login_as, make_user, video):
