@@ -57,6 +57,32 @@ def test_archive_mode_uses_viewing_threshold(db, make_course, make_staff, make_v
     assert (c.method, c.archive_id) == ("archive", video.archive_id)
 
 
+def test_an_archive_in_parts_counts_once_every_ready_video_is_watched(db, make_course, make_staff, make_video, watch):
+    """A recording split in parts: watching one part is not watching the archive. A video
+    whose length was never read, or one not ready, cannot be credited and does not hold the
+    archive back."""
+    from lms.archives.models import ArchiveFile
+
+    course = make_course(completion_mode="archive", viewing_threshold_pct=90)
+    staff = make_staff()
+    first = make_video(course, duration=1800)
+    second = ArchiveFile(archive_id=first.archive_id, kind="video", filename="part2.mp4", content_type="video/mp4",
+                         storage_key="test/part2.mp4", status="ready", duration_seconds=30)
+    unknown_length = ArchiveFile(archive_id=first.archive_id, kind="video", filename="x.webm",
+                                 content_type="video/webm", storage_key="test/x.webm", status="ready")
+    failed = ArchiveFile(archive_id=first.archive_id, kind="video", filename="y.mp4", content_type="video/mp4",
+                         storage_key="test/y.mp4", status="failed", duration_seconds=60)
+    db.session.add_all([second, unknown_length, failed])
+    db.session.commit()
+    watch(staff, second, 100, at=utcnow() - timedelta(days=3))  # the short part alone
+    assert completions(db, staff) == []
+    watch(staff, first, 95, at=utcnow() - timedelta(days=1))
+    [c] = completions(db, staff)
+    assert (c.method, c.archive_id) == ("archive", first.archive_id)
+    # Completed when the last part was watched through.
+    assert abs((as_utc(c.completed_at) - (utcnow() - timedelta(days=1))).total_seconds()) < 60
+
+
 def test_either_mode_takes_earliest(db, make_course, make_staff, make_video, watch, past_session, attend):
     course = make_course(completion_mode="either")
     staff = make_staff()
