@@ -86,7 +86,14 @@ def search_terms(q: str) -> list[tuple[str, ...]]:
     """Every term of a query (words separated by spaces), folded, with its synonyms: each term
     must match one of its own (the catalogue's search and the captions' search read a query
     alike)."""
-    return [expand(t) for t in normalise_for_search(q).split() if t]
+    return [expand(_without_leading_long_vowel(t)) for t in normalise_for_search(q).split() if t]
+
+
+def _without_leading_long_vowel(term: str) -> str:
+    """A term typed from the middle of a word (ード of パスワード) starts with a long-vowel mark
+    that the stored text, where it followed a kana, no longer has: the term is looked for
+    without it (which finds every text that has it, too). A term of marks alone stays."""
+    return term.lstrip("ー") or term
 
 
 # ---------------------------------------------------------------- editing (platform admins)

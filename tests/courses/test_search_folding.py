@@ -36,6 +36,8 @@ def test_text_and_queries_fold_into_one_form(typed, folded):
 @pytest.mark.parametrize(("query", "title"), [
     ("ちーむ", "チーム運営の基本"), ("せきゅりてぃ", "情報セキュリティ基礎"), ("こんぴゅーた", "コンピューター入門"),
     ("コンピュータ", "コンピューター入門"), ("ｾｷｭﾘﾃｨ", "情報セキュリティ基礎"), ("EXCEL", "Excel 関数入門"),
+    # typed from the middle of a word, starting with its long-vowel mark
+    ("ーター", "コンピューター入門"), ("ーた", "コンピューター入門"), ("ーム運営", "チーム運営の基本"),
 ])
 def test_kana_long_vowels_and_width_are_folded(courses, query, title):
     assert _q(query) == [title]
