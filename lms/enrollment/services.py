@@ -309,6 +309,9 @@ def follow_new_part(part: TrainingSession, actor=None) -> int:
 def _set_status(enrollment: Enrollment, status: str, actor, now: datetime) -> str:
     old = enrollment.status
     enrollment.status = status
+    if old == CANCELLED and status != CANCELLED:  # a place taken again (a 連続講座's later day): a fresh one
+        enrollment.cancelled_at, enrollment.cancelled_by_id = None, None
+        enrollment.late_cancellation, enrollment.reason = False, ""
     if status == CONFIRMED:
         enrollment.confirmed_at = now
     elif status == WAITLISTED:

@@ -81,6 +81,25 @@ def test_one_request_gives_a_place_in_every_part_and_one_cancellation_takes_them
         assert_counters_consistent(part.id)
 
 
+def test_a_series_taken_again_gives_fresh_places_in_its_later_parts(db, make_user, make_course, make_session, trainer):
+    """Cancelled, then requested again: the later parts' places (their rows reused) carry no
+    trace of the cancellation (no cancelled_at, canceller, reason or late-cancellation mark)."""
+    first, later = make_series(db, make_course, make_session, trainer)
+    learner = make_user("learner")
+    enrollment = services.enroll_self(first.id, learner)
+    db.session.commit()
+    services.cancel_enrollment(enrollment.id, learner, reason="都合が悪くなったため")
+    db.session.commit()
+    assert place_in(db, later[0].id, learner.staff_member.id).cancelled_at is not None
+    services.enroll_self(first.id, learner)
+    db.session.commit()
+    for part in later:
+        again = place_in(db, part.id, learner.staff_member.id)
+        assert again.status == CONFIRMED
+        assert (again.cancelled_at, again.cancelled_by_id, again.late_cancellation, again.reason) == (None, None, False, "")
+        assert_counters_consistent(part.id)
+
+
 def test_leaving_the_series_gives_up_its_make_up_places(db, make_user, make_course, make_session, trainer,
                                                         client, login_as):
     """補講 places are for learners with a place in the series: cancelling the first part takes
