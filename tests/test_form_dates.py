@@ -46,6 +46,25 @@ def test_date_times_in_japanese_order(text):
     assert parse_japanese_datetime(text) == datetime(2026, 12, 3, 14, 5)
 
 
+@pytest.mark.parametrize("text", ["令和8年12月3日 14:05", "令和8年12月3日14時05分", "R8.12.3 14:05", "r8/12/3 14時5分",
+                                  "令和８年１２月３日　１４：０５"])
+def test_date_times_in_wareki(text):
+    """Session forms (開始日時, 申込締切) read 和暦 as the date fields do."""
+    assert parse_japanese_datetime(text) == datetime(2026, 12, 3, 14, 5)
+
+
+@pytest.mark.parametrize("text", ["令和8年12月3日 24:00", "令和8年2月30日 10:00", "令和元年4月30日 10:00", "令和8年12月3日 10:60"])
+def test_wareki_date_times_that_never_were_are_refused(text):
+    assert parse_japanese_datetime(text) is None
+
+
+@pytest.mark.parametrize("text", ["２０２７−０３−０５", "２０２７ー０３ー０５", "2027‐03‐05", "2027–03–05", "２０２７－０３－０５"])
+def test_dashes_typed_by_input_methods_between_digits(text):
+    """A minus sign, a hyphen, an en dash or ー typed between the digits in full-width mode."""
+    assert parse_japanese_date(text) == date(2027, 3, 5)
+    assert parse_japanese_datetime(text + " １０：００") == datetime(2027, 3, 5, 10, 0)
+
+
 @pytest.mark.parametrize("text", ["12/03/2026", "2026-02-30", "2026-13-01", "明日", "2026-12-03 25:00", "12/24/2026, 02:00 PM"])
 def test_other_orders_and_impossible_dates_are_not_guessed(text):
     assert parse_japanese_datetime(text) is None and parse_japanese_date(text.split(" ")[0]) in (None, date(2026, 12, 3))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any
 
 import wtforms
@@ -194,9 +194,15 @@ _DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y年%m月%d日", "%Y年%m
 _TIME_FORMATS = ("%H:%M", "%H時%M分", "%H時")
 
 
+# Dashes that Japanese input methods type between digits for "-" and NFKC leaves as they are
+# (minus sign, hyphens, en dash, the long-vowel mark ー): 2027−03−05.
+_DIGIT_DASH = re.compile(r"(?<=\d)[\u2010-\u2013\u2212\u30fc](?=\d)")
+
+
 def _normalised(text: str) -> str:
-    """Full-width digits and punctuation folded (NFKC), 'T' and runs of spaces as one space."""
-    folded = unicodedata.normalize("NFKC", text).strip().replace("T", " ")
+    """Full-width digits and punctuation folded (NFKC), dashes between digits as '-', 'T' and
+    runs of spaces as one space."""
+    folded = _DIGIT_DASH.sub("-", unicodedata.normalize("NFKC", text).strip().replace("T", " "))
     return " ".join(folded.split())
 
 
@@ -288,7 +294,23 @@ def _any_year_datetime(text: str) -> datetime | None:
                     return datetime.strptime(value if sep else value.replace(" ", ""), date_fmt + sep + time_fmt)
                 except ValueError:
                     continue
-    return None
+    return _wareki_datetime(value)
+
+
+# The time at the end of a date and time: 14:00, 14時00分, 14時.
+_TIME_TAIL = re.compile(r"\s*(\d{1,2})(?::(\d{2})|時(?:(\d{1,2})分)?)$")
+
+
+def _wareki_datetime(value: str) -> datetime | None:
+    """A 和暦 date then a time (令和9年3月1日 10:00, R9.3.1 10時), or None."""
+    found = _TIME_TAIL.search(value)
+    if found is None:
+        return None
+    day = _wareki_date(value[:found.start()].replace(" ", ""))
+    hour, minute = int(found.group(1)), int(found.group(2) or found.group(3) or 0)
+    if day is None or hour > 23 or minute > 59:
+        return None
+    return datetime.combine(day, time(hour, minute))
 
 
 class _JapaneseOrderMixin:
