@@ -81,7 +81,10 @@ def parse_vtt(text: str, *, max_cues: int = MAX_CUES) -> list[Cue]:
         match = _TIMING.match(lines[index])
         if not match:
             continue
-        start, end = parse_timestamp(match.group(1)), parse_timestamp(match.group(2))
+        try:
+            start, end = parse_timestamp(match.group(1)), parse_timestamp(match.group(2))
+        except CaptionError:  # 99:99:99.000, or past any video's length: skipped as a browser does
+            continue
         if end < start:
             continue
         payload = "\n".join(lines[index + 1 :]).strip()

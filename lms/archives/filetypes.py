@@ -60,6 +60,10 @@ def sniff(head: bytes) -> FileType | None:
     text = head[3:] if head.startswith(b"\xef\xbb\xbf") else head
     if text.startswith(b"WEBVTT") and (len(text) == 6 or text[6:7] in (b" ", b"\t", b"\n", b"\r")):
         return VTT
+    # Captions saved as UTF-16 ("Unicode" in Windows' Notepad): WebVTT all the same, so that the
+    # refusal says what to do (save as UTF-8), not that the type is unknown.
+    if head.startswith((b"\xff\xfeW\x00E\x00B\x00V\x00T\x00T\x00", b"\xfe\xff\x00W\x00E\x00B\x00V\x00T\x00T")):
+        return VTT
     return None
 
 

@@ -374,6 +374,29 @@ def test_broken_vtt_refused(db, trainer_client, archive):
     assert files_of(db, archive) == []
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be"])
+def test_utf16_captions_are_told_to_be_utf8(db, trainer_client, archive, encoding):
+    """Saved as "Unicode" (UTF-16, with its byte-order mark): the message says UTF-8, not that
+    the type is unknown."""
+    body = VTT_TEXT.encode(encoding)
+    if encoding == "utf-16-be":
+        body = b"\xfe\xff" + body
+    _l, response = tus_upload(trainer_client, archive.id, body, filename="c.vtt")
+    assert response.status_code == 415
+    assert "UTF-8" in response.get_data(as_text=True)
+    assert files_of(db, archive) == []
+
+
+def test_a_cue_with_an_impossible_time_is_skipped_not_the_whole_file(db, trainer_client, archive):
+    body = ("WEBVTT\n\n99:99:99.000 --> 00:00:02.000\nx\n\n00:00:01.000 --> 100000000:00:00.000\ny\n\n"
+            "00:00:03.000 --> 00:00:05.000\n残る字幕\n").encode()
+    _l, response = tus_upload(trainer_client, archive.id, body, filename="c.vtt")
+    assert response.status_code in (200, 204), response.get_data(as_text=True)
+    [captions] = files_of(db, archive)
+    cues = db.session.scalars(select(TranscriptCue).where(TranscriptCue.archive_file_id == captions.id)).all()
+    assert [(c.start_ms, c.text) for c in cues] == [(3000, "残る字幕")]
+
+
 def test_captions_with_no_cue_are_refused_and_the_older_captions_kept(db, trainer_client, archive):
     """A mistyped arrow makes every block no cue: such a file replaced working captions with an
     empty track (and took chapters and caption search with it)."""
