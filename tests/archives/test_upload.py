@@ -425,12 +425,13 @@ def test_captions_with_too_many_cues_say_so_and_the_limit(db, trainer_client, ar
 def test_captions_timed_past_any_video_are_refused(db, trainer_client, archive):
     """Found by a QA pass: a cue at 99999999999999999 hours could not be stored (an integer
     column); the worker's check crashed on every retry and the upload stayed 「検証中」 for ever,
-    keeping the archive from being published. Such a file is refused as unreadable captions."""
+    keeping the archive from being published. Such a cue is skipped (as a browser skips it); a
+    file with no other cue is refused as captions with no readable cue."""
     for hours in ("99999999999999999", "600", "1" * 5000):
         bad = f"WEBVTT\n\n00:00:06.000 --> {hours}:00:10.000\n長い\n".encode()
         _l, response = tus_upload(trainer_client, archive.id, bad, filename="c.vtt")
         assert response.status_code == 415, hours[:20]
-        assert "WebVTT" in response.get_data(as_text=True)
+        assert "字幕が1件も読み取れません" in response.get_data(as_text=True)
     assert files_of(db, archive) == []
     fine = "WEBVTT\n\n595:00:00.000 --> 595:00:10.000\n長い講義の最後\n".encode()
     _l, response = tus_upload(trainer_client, archive.id, fine, filename="c.vtt")
