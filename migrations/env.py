@@ -1,6 +1,4 @@
 import logging
-import re
-import warnings
 from logging.config import fileConfig
 
 from alembic import context
@@ -79,18 +77,6 @@ def include_object_for(dialect_url):
     return include_object
 
 
-def quiet_about_indexes_not_created_on(dialect_url):
-    """SQLite cannot reflect an expression index, so autogenerate warns that it skips every
-    one the models declare, even one that SQLite never gets (``include_object`` above leaves
-    those out, but is asked after the warning): that warning is silenced for exactly those."""
-    created = index_is_created_on(dialect_url)
-    absent = [index.name for table in get_metadata().tables.values() for index in table.indexes
-              if index.name and not created(index)]
-    if absent:
-        names = "|".join(re.escape(name) for name in absent)
-        warnings.filterwarnings("ignore", message=rf"autogenerate skipping metadata-specified expression-based index '({names})'")
-
-
 def render_item(type_, obj, autogen_context):
     """A new revision spells a column type of the application's (a TypeDecorator, such as
     lms.common.types.UTCDateTime) as the SQLAlchemy type it stores: revisions do not
@@ -152,8 +138,7 @@ def run_migrations_online():
     if conf_args.get("render_item") is None:
         conf_args["render_item"] = render_item
 
-    with connectable.connect() as connection, warnings.catch_warnings():
-        quiet_about_indexes_not_created_on(connectable.url)
+    with connectable.connect() as connection:
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),

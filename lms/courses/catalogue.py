@@ -5,9 +5,10 @@ is (lms.courses.search: width, case, hiragana → katakana, long-vowel marks, so
 Teams, えくせる finds エクセル and コンピュータ finds コンピューター), split on white space, and
 every term must occur (``LIKE '%term%'`` with % and _ escaped), or one of its synonyms
 (エクセル ↔ Excel). On PostgreSQL
-the GIN trigram index ``ix_course_search_trgm`` serves terms of three characters or more,
-and ``ix_course_search_short`` shorter ones (操作: lms.courses.short_terms). On SQLite the
-LIKE scan is fast enough for thousands of courses.
+the GIN trigram index ``ix_course_search_trgm`` serves terms of three characters or more;
+shorter terms (操作) cannot be served by trigrams and fall back to the same substring match
+over the published courses — correct, merely not indexed. On SQLite the LIKE scan is
+fast enough for thousands of courses.
 
 A page costs one statement whatever its size: the page of courses with the number of
 matches, and, for those rows only, their session figures and eligibility.
@@ -31,7 +32,6 @@ from lms.courses import audience
 from lms.courses.audience import Profile
 from lms.courses.models import DELIVERIES, PUBLISHED, SCHEDULED, Category, Course, CourseEligibility, TrainingSession
 from lms.courses.search import search_terms
-from lms.courses.short_terms import is_short, short_term_match
 from lms.extensions import db
 
 PER_PAGE = 20
@@ -165,9 +165,7 @@ _FREE = case(
 
 @dataclass(frozen=True)
 class _Shape:
-    # Per term, the words that may match it (the term and its synonyms): whether each is short
-    # (one or two characters: lms.courses.short_terms).
-    terms: tuple[tuple[bool, ...], ...]
+    terms: tuple[int, ...]  # per term, how many words may match it (the term and its synonyms)
     category: bool
     month: bool
     delivery: bool
@@ -183,7 +181,7 @@ class _Shape:
 
 def _shape(filters: CatalogueFilters, municipality_id: int | None, profile: Profile | None = None) -> _Shape:
     return _Shape(
-        terms=tuple(tuple(is_short(word) for word in words) for words in search_terms(filters.q)),
+        terms=tuple(len(words) for words in search_terms(filters.q)),
         category=filters.category_id is not None,
         month=bool(filters.month and month_bounds(filters.month)),
         delivery=bool(filters.delivery),
@@ -209,8 +207,6 @@ def _params(filters: CatalogueFilters, municipality_id: int | None, now: datetim
     for i, words in enumerate(search_terms(filters.q)):
         for j, word in enumerate(words):
             params[f"term_{i}_{j}"] = like_pattern(word)
-            if is_short(word):
-                params[f"word_{i}_{j}"] = word
     bounds = month_bounds(filters.month) if filters.month else None
     if bounds:
         params["month_start"], params["month_end"] = bounds
@@ -232,14 +228,10 @@ def _session_conditions(shape: _Shape) -> list:
 def _course_conditions(shape: _Shape) -> list:
     conds = [Course.status == PUBLISHED]
     # Substring match on the normalised text. On PostgreSQL the trigram index serves terms
-    # of 3+ characters, the index of characters and pairs shorter ones (short_term_match).
-    # A term with synonyms is an OR of such matches (each served by an index alike).
+    # of 3+ characters; shorter ones are the same LIKE over the rows (correct, unindexed).
+    # A term with synonyms is an OR of such matches (each served by the index alike).
     for i, alternatives in enumerate(shape.terms):
-        likes = [
-            short_term_match(Course.search_text, bindparam(f"term_{i}_{j}"), bindparam(f"word_{i}_{j}")) if short
-            else Course.search_text.like(bindparam(f"term_{i}_{j}"), escape="/")
-            for j, short in enumerate(alternatives)
-        ]
+        likes = [Course.search_text.like(bindparam(f"term_{i}_{j}"), escape="/") for j in range(alternatives)]
         conds.append(likes[0] if len(likes) == 1 else or_(*likes))
     if shape.category:
         conds.append(Course.category_id == bindparam("category_id"))

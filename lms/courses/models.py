@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, event, or_, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, event, or_
 from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql import expression
@@ -13,7 +13,7 @@ from sqlalchemy.sql import expression
 from lms.common.i18n import localized_name
 from lms.common.timeutil import utcnow
 from lms.common.types import UTCDateTime
-from lms.courses import next_session, short_terms
+from lms.courses import next_session
 from lms.extensions import Model
 
 # Course status
@@ -88,12 +88,6 @@ class Course(Model):
             "search_text",
             postgresql_using="gin",
             postgresql_ops={"search_text": "gin_trgm_ops"},
-        ).ddl_if(dialect="postgresql"),
-        # ... and terms of one or two characters, which have no trigram (lms.courses.short_terms).
-        Index(
-            "ix_course_search_short",
-            text("lms_short_grams(search_text)"),
-            postgresql_using="gin",
         ).ddl_if(dialect="postgresql"),
     )
 
@@ -264,13 +258,6 @@ class TrainingSession(Model):
         """The Teams join link learners are given: none for a session held only at a venue
         (a link kept from before a switch to 会場 would contradict the change notice)."""
         return (self.join_url or "") if self.delivery in (TEAMS, HYBRID) else ""
-
-
-@event.listens_for(Course.__table__, "before_create")
-def _install_short_grams(_table, connection, **_kw) -> None:
-    # create_all: the function its index ix_course_search_short is built on (the migration
-    # installs it in a migrated database).
-    short_terms.install(connection)
 
 
 @event.listens_for(TrainingSession.__table__, "after_create")

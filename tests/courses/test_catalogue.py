@@ -209,42 +209,6 @@ def test_postgresql_serves_three_character_search_from_the_trigram_index(db, cou
     assert "ix_course_search_trgm" in plan, plan
 
 
-def test_postgresql_serves_one_and_two_character_search_from_the_short_terms_index(db, courses):
-    """Terms without a trigram (操作, 操) are served by ix_course_search_short."""
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL only: SQLite scans, which is correct and fast enough")
-    from sqlalchemy import bindparam, select
-
-    from lms.courses.catalogue import like_pattern
-    from lms.courses.models import Course
-    from lms.courses.short_terms import short_term_match
-
-    # The catalogue's condition for a short term (values bound).
-    stmt = select(Course.id).where(short_term_match(Course.search_text, bindparam("term"), bindparam("word")))
-    for word, found in (("操作", 3), ("操", 3), ("門", 3)):  # (drafts and cancelled courses included here)
-        params = {"term": like_pattern(word), "word": word}
-        compiled = stmt.compile(dialect=db.engine.dialect)
-        with db.engine.begin() as conn:
-            conn.execute(text("SET LOCAL enable_seqscan = off"))
-            plan = "\n".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + compiled.string,
-                                                                      compiled.construct_params(params)))
-            assert len(conn.execute(stmt, params).all()) == found, word
-        assert "ix_course_search_short" in plan, plan
-
-
-def test_short_terms_match_wildcard_characters_and_white_space_literally(courses):
-    # (one- and two-character terms: the index of characters and pairs on PostgreSQL, LIKE on SQLite)
-    assert _q("%") == ["100%達成講座"]
-    assert _q("0%") == ["100%達成講座"]
-    assert _q("_") == ["a_b 入門"]
-    assert _q("_b") == ["a_b 入門"]
-    assert _q("b") == ["a_b 入門", "ab 入門"]
-    assert _q("b ") == ["a_b 入門", "ab 入門"]
-    assert _q("/") == []
-    assert _q("b入") == []  # (white space between them in the title: not a pair of the text)
-    assert _q("操 研") == ["Teams操作研修"]  # every term must occur
-
-
 def test_category_filter_lists_new_categories_at_once(db):
     from lms.courses.catalogue import category_choices
 
