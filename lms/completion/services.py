@@ -19,7 +19,7 @@ from sqlalchemy import and_, case, func, or_, select
 
 from lms.activities import services as activities
 from lms.archives.models import READY, VIDEO, Archive, ArchiveFile, ViewingProgress
-from lms.attendance.models import Attendance
+from lms.attendance.models import MANUAL, Attendance
 from lms.audit.services import record_action
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
 from lms.common.database import lock_table_for_writes
@@ -74,6 +74,14 @@ class Basis:
     archive_id: int | None = None
 
 
+def _counts_as_attended(threshold_pct):
+    """Attendance that counts toward 修了: judged attended, at or above the course's threshold
+    (an imported judgement is checked against today's threshold) — or judged attended by hand by
+    the trainer (出欠の手動修正), whatever percentage was measured: their verdict decides."""
+    return and_(Attendance.attended.is_(True),
+                or_(Attendance.attended_pct >= threshold_pct, Attendance.source == MANUAL))
+
+
 def live_basis(staff_member_id: int, course: Course, fiscal_year: int) -> Basis | None:
     """Attendance judged as attended, at or above the course threshold, in a session of the
     course held in the fiscal year and over by now. Qualifying time: the end of the earliest
@@ -90,8 +98,7 @@ def live_basis(staff_member_id: int, course: Course, fiscal_year: int) -> Basis 
         .join(Attendance, Attendance.session_id == TrainingSession.id)
         .where(
             Attendance.staff_member_id == staff_member_id,
-            Attendance.attended.is_(True),
-            Attendance.attended_pct >= course.attendance_threshold_pct,
+            _counts_as_attended(course.attendance_threshold_pct),
             TrainingSession.course_id == course.id,
             TrainingSession.starts_at >= start,
             TrainingSession.starts_at < end,
@@ -295,7 +302,7 @@ def completions_due_as_sessions_end(now: datetime | None = None) -> list[tuple[i
         select(Attendance.staff_member_id, TrainingSession.course_id, TrainingSession.starts_at)
         .join(TrainingSession, TrainingSession.id == Attendance.session_id)
         .join(Course, Course.id == TrainingSession.course_id)
-        .where(Attendance.attended.is_(True), Attendance.attended_pct >= Course.attendance_threshold_pct,
+        .where(_counts_as_attended(Course.attendance_threshold_pct),
                Course.completion_mode != BY_ARCHIVE,  # (attendance cannot complete those)
                TrainingSession.ends_at > now - ENDED_SESSIONS_WINDOW, TrainingSession.ends_at <= now)
     ).all()

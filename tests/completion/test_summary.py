@@ -217,6 +217,21 @@ def test_attendance_correction_through_the_service(known_data, db, make_user):
     assert_consistent(db, d)
 
 
+def test_a_trainers_verdict_by_hand_counts_whatever_percentage_was_measured(known_data, db, make_user):
+    """Teams measured 40 %; the trainer corrects the verdict to 出席 leaving the percentage blank
+    (the form says it stays as it is): the learner looked present but was never completed."""
+    d = known_data
+    s2 = d["staff"][1]
+    trainer = make_user("platform_admin")
+    attendance_services.correct_attendance(d["session"], s2.id, False, "途中退席", trainer, attended_pct=40)
+    db.session.commit()
+    attendance_services.correct_attendance(d["session"], s2.id, True, "出席簿で確認", trainer)
+    db.session.commit()
+    row = course_row(d, d["chiyoda"], d["a"])
+    assert (row.attended, row.completed_live, row.not_yet) == (2, 2, 1)
+    assert_consistent(db, d)
+
+
 def test_a_rolled_back_change_leaves_the_summaries(known_data, db, make_user):
     """The summaries follow a change inside its transaction, and a rollback takes them back."""
     d = known_data
