@@ -19,6 +19,7 @@ from lms.common.database import run_in_transaction
 from lms.common.errors import Conflict, DomainError, InvalidInput, NotAllowed, NotFound
 from lms.common.ids import parse_id
 from lms.common.timeutil import as_utc, utcnow
+from lms.courses.models import CANCELLED
 from lms.extensions import db
 from lms.municipalities.models import Municipality
 
@@ -184,10 +185,13 @@ def _qr_svg(data: str, border: int = 2) -> Markup:
 
 def _onsite(session_id: int):
     """(the managed session, None), or (it, a redirect back) when it is not held on site:
-    QR check-in is for people in the room."""
+    QR check-in is for people in the room, of a session that is held (not called off)."""
     session = _managed(session_id)
     if session.delivery not in services.ONSITE_DELIVERIES:
         flash(_("会場で実施する研修回ではありません。"), "error")
+        return session, _back(session.id)
+    if session.status == CANCELLED:
+        flash(_("中止された研修回です。"), "error")
         return session, _back(session.id)
     return session, None
 

@@ -102,10 +102,11 @@ def test_roll_call_of_a_session_not_started_says_so_before_anyone_ticks(onsite, 
     _seat(db, later, learner)
     db.session.commit()
     html = client.get(f"/attendance/sessions/{later.id}/roll-call").get_data(as_text=True)
-    assert "この研修回はまだ始まっていません。出欠は開始後に入力できます。" in html
+    # (one statement of when it opens: 30 minutes before the start, not "after the start")
+    assert "出欠は研修回の開始 30 分前から入力できます" in html and "開始後に入力できます" not in html
     assert re.search(r"<fieldset disabled", html) and f'id="present-{learner.staff_member.id}"' in html
     started = client.get(f"/attendance/sessions/{onsite['session'].id}/roll-call").get_data(as_text=True)
-    assert "まだ始まっていません" not in started and "<fieldset disabled" not in started
+    assert "開始 30 分前から入力できます" not in started and "<fieldset disabled" not in started
 
 
 def test_no_correction_by_hand_before_the_session_or_for_a_cancelled_one(onsite, client, db, make_session, make_course):
@@ -136,6 +137,10 @@ def test_no_correction_by_hand_before_the_session_or_for_a_cancelled_one(onsite,
     assert "中止された研修回です。" in response.get_data(as_text=True)
     db.session.rollback()
     assert _rows(db, later) == {}
+    # Nor a reception QR code or poster for it (a learner scanning it was told no session was found).
+    for page_url in (f"/attendance/sessions/{later.id}/qr", f"/attendance/sessions/{later.id}/qr/poster"):
+        response = client.get(page_url, follow_redirects=True)
+        assert "中止された研修回です。" in response.get_data(as_text=True) and "<svg" not in response.get_data(as_text=True)
     # The session under way takes corrections as before.
     session = onsite["session"]
     assert f'action="/teams/sessions/{session.id}"' in client.get(f"/teams/sessions/{session.id}").get_data(
