@@ -106,7 +106,8 @@ _DATE_FORMATS = (
 
 
 def decode(data: bytes) -> str:
-    """The report's text: UTF-16 with a BOM (as Teams writes it), UTF-8 with or without one."""
+    """The report's text: UTF-16 with a BOM (as Teams writes it), UTF-8 with or without one, or
+    Shift_JIS (CP932: the report opened in Excel and saved again as CSV on a Japanese Windows)."""
     if not data.strip():
         raise ReportError(_("ファイルが空です。"))
     try:
@@ -117,7 +118,10 @@ def decode(data: bytes) -> str:
         elif len(data) > 1 and data[1:2] == b"\x00" and data[0:1] != b"\x00":
             text = data.decode("utf-16-le")  # UTF-16 whose BOM was lost
         else:
-            text = data.decode("utf-8")
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                text = data.decode("cp932")
     except UnicodeDecodeError:
         raise ReportError(_("ファイルの文字コードを読み取れません。Teams からダウンロードした出席者レポート（.csv）をそのまま選んでください。")) from None
     if "\x00" in text or any(unicodedata.category(c) == "Cc" and c not in "\t\r\n" for c in text[:4096]):

@@ -111,6 +111,13 @@ def test_times_that_cannot_be_read_are_flagged_not_silently_zero():
     assert not people["Sato Hanako"].unreadable_times and people["Sato Hanako"].seconds == 45 * 60
 
 
+def test_reads_a_report_saved_again_by_excel_in_shift_jis():
+    """Opened in Excel and saved as CSV on a Japanese Windows: CP932, commas, no BOM."""
+    text = japanese_report([("山田 太郎", "2026/12/1 14:00:00", "2026/12/1 15:00:00", "1 時間", "yamada@example.lg.jp")])
+    report = parse_report(text.decode("utf-16").replace("\t", ",").encode("cp932"))
+    assert [p.name for p in report.people] == ["山田 太郎"]
+
+
 def test_reads_the_older_flat_layout_in_both_languages():
     english = utf16("Full Name\tUser Action\tTimestamp\n"
                     "Sato Hanako\tJoined\t12/1/2026, 2:00:00 PM\n"
@@ -154,7 +161,8 @@ def test_times_no_meeting_can_have_are_not_times(text):
 
 @pytest.mark.parametrize(("data", "message"), [
     (b"", "ファイルが空です"),
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xd8\xff", "文字コードを読み取れません"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xd8\xff", "Teams の出席者レポートではない"),
+    (b"\x81\x20\xe3\x81 neither UTF-8 nor Shift_JIS", "文字コードを読み取れません"),
     (b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00", "Teams の出席者レポートではない"),
     ("氏名,所属\n山田,総務課\n".encode(), "出席者が見つかりません"),
     (utf16("2. Participants\nfoo\tbar\nx\ty\n"), "見出しを読み取れません"),
@@ -315,7 +323,8 @@ def test_bad_files_get_a_message_and_nothing_is_kept(teams, client, db, app, mon
     with pytest.raises(ReportError, match="大きすぎます"):
         report_upload.upload_report(session, b"a" * (5 * 1024 * 1024 + 1), "big.csv", teams["trainer"])
     monkeypatch.setitem(app.config, "LMS_ATTENDANCE_REPORT_MAX_BYTES", 4096)  # small enough for the test client
-    for data, message in ((b"\x00\x01\x02binary\xff\xfe\x00", "文字コードを読み取れません"),
+    for data, message in ((b"\x81\x20\xe3\x81 neither UTF-8 nor Shift_JIS", "文字コードを読み取れません"),
+                          (b"\x00\x01\x02binary\xff\xfe\x00", "Teams の出席者レポートではない"),
                           (b"\x7fELF\x02\x01\x01\x00\x00\x00", "Teams の出席者レポートではない"),
                           (b"", "ファイルが空です"),
                           (b"a" * (app.config["LMS_ATTENDANCE_REPORT_MAX_BYTES"] + 10), "ファイルが大きすぎます")):
