@@ -31,13 +31,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from lms.archives.models import READY, VIDEO, ArchiveFile, ViewingClock, ViewingProgress
+from lms.archives.models import READY, VIDEO, Archive, ArchiveFile, ViewingClock, ViewingProgress
 from lms.common.errors import Conflict, InvalidInput
 from lms.common.signals import viewing_changed
 from lms.common.timeutil import as_utc, utcnow
+from lms.courses.models import Course
 from lms.extensions import db
 
 # A pause longer than this without a report starts the learner's clock again (the time away
@@ -266,21 +267,58 @@ def progress_for(staff_member_id: int | None, file_ids: list[int]) -> dict[int, 
     return {row.archive_file_id: row for row in rows}
 
 
-def archive_completed_at(staff_member_id: int, archive_id: int) -> datetime | None:
-    """When the staff member completed the archive (every ready video watched to the
-    course's threshold), or None. For the completion area."""
-    videos = db.session.scalars(
-        select(ArchiveFile.id).where(
-            ArchiveFile.archive_id == archive_id, ArchiveFile.kind == VIDEO, ArchiveFile.status == READY
-        )
-    ).all()
-    if not videos:
+def watched_through(staff_member_id: int, threshold_pct: int, *, archive_id: int | None = None,
+                    course_id: int | None = None, start: datetime | None = None,
+                    end: datetime | None = None) -> tuple[int, datetime] | None:
+    """(archive id, when) of the staff member's first archive watched through — of the course's
+    archives (``course_id``), or the one ``archive_id`` — reached within [``start``, ``end``)
+    when given; None if none.
+
+    An archive is watched through once every ready video of it with a length the server read
+    is watched to ``threshold_pct`` (a recording split in parts: every part); a video whose
+    length is unknown cannot be credited and holds nothing back. When: the time the last of
+    them reached it (its progress's completed_at, else its last update). A part added after
+    that time does not undo it (a completion granted stays); it is required of anyone who had
+    not yet watched the others through."""
+    watched = ViewingProgress.watched_seconds * 100 >= ArchiveFile.duration_seconds * threshold_pct
+    countable = (ArchiveFile.kind == VIDEO, ArchiveFile.status == READY, ArchiveFile.duration_seconds > 0)
+    mine = and_(ViewingProgress.archive_file_id == ArchiveFile.id, ViewingProgress.staff_member_id == staff_member_id)
+    scope = ArchiveFile.archive_id == archive_id if archive_id is not None else Archive.course_id == course_id
+    reached = (
+        select(ArchiveFile.archive_id.label("archive_id"),
+               func.max(func.coalesce(ViewingProgress.completed_at, ViewingProgress.updated_at)).label("at"))
+        .join(Archive, Archive.id == ArchiveFile.archive_id)
+        .join(ViewingProgress, mine)
+        .where(scope, *countable, watched)
+        .group_by(ArchiveFile.archive_id)
+        .subquery("reached")
+    )
+    # A video ready by then and not watched to the threshold: not watched through (yet).
+    missing = (
+        select(ArchiveFile.id)
+        .outerjoin(ViewingProgress, mine)
+        .where(ArchiveFile.archive_id == reached.c.archive_id, *countable,
+               func.coalesce(ArchiveFile.completed_at, ArchiveFile.created_at) <= reached.c.at,
+               or_(ViewingProgress.id.is_(None), ~watched))
+    )
+    query = select(reached.c.archive_id, reached.c.at).where(~missing.exists())
+    if start is not None:
+        query = query.where(reached.c.at >= start)
+    if end is not None:
+        query = query.where(reached.c.at < end)
+    row = db.session.execute(query.order_by(reached.c.at, reached.c.archive_id).limit(1)).first()
+    if row is None:
         return None
-    done = db.session.execute(
-        select(func.count(), func.max(ViewingProgress.completed_at)).where(
-            ViewingProgress.staff_member_id == staff_member_id,
-            ViewingProgress.archive_file_id.in_(videos),
-            ViewingProgress.completed_at.is_not(None),
-        )
-    ).one()
-    return as_utc(done[1]) if done[0] == len(videos) else None
+    at = datetime.fromisoformat(row.at) if isinstance(row.at, str) else row.at  # (SQLite: coalesce() is text)
+    return int(row.archive_id), as_utc(at)  # type: ignore[return-value]
+
+
+def archive_completed_at(staff_member_id: int, archive_id: int) -> datetime | None:
+    """When the staff member watched the archive through (``watched_through``, at its course's
+    viewing threshold), or None."""
+    threshold = db.session.scalar(select(Course.viewing_threshold_pct).join(Archive, Archive.course_id == Course.id)
+                                  .where(Archive.id == archive_id))
+    if threshold is None:
+        return None
+    found = watched_through(staff_member_id, threshold, archive_id=archive_id)
+    return found[1] if found else None

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from lms.activities import services as activities
-from lms.archives.models import READY, VIDEO, Archive, ArchiveFile, ViewingProgress
+from lms.archives import progress
+from lms.archives.models import Archive, ArchiveFile, ViewingProgress
 from lms.attendance.models import MANUAL, Attendance
 from lms.audit.services import record_action
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
@@ -127,40 +128,13 @@ def live_basis(staff_member_id: int, course: Course, fiscal_year: int) -> Basis 
 
 
 def archive_basis(staff_member_id: int, course: Course, fiscal_year: int) -> Basis | None:
-    """An archive of the course watched through: every ready video of it (with a length the
-    server read) watched to the course's viewing threshold, the last of them within the
-    fiscal year (a recording split in parts counts once all its parts are watched). Qualifying
-    time: when the last video reached the threshold (its progress's completed_at, else its
-    last update); of several archives, the one watched through first."""
+    """An archive of the course watched through (every part: ``progress.watched_through``) at
+    the course's viewing threshold, within the fiscal year. Qualifying time: when the last part
+    reached it; of several archives, the one watched through first."""
     start, end = fiscal_year_bounds(fiscal_year)
-    watched = ViewingProgress.watched_seconds * 100 >= ArchiveFile.duration_seconds * course.viewing_threshold_pct
-    reached_at = func.max(case((watched, func.coalesce(ViewingProgress.completed_at, ViewingProgress.updated_at))))
-    row = db.session.execute(
-        select(Archive.id, reached_at.label("reached_at"))
-        .join(ArchiveFile, ArchiveFile.archive_id == Archive.id)
-        .outerjoin(ViewingProgress, and_(ViewingProgress.archive_file_id == ArchiveFile.id,
-                                         ViewingProgress.staff_member_id == staff_member_id))
-        .where(
-            Archive.course_id == course.id,
-            ArchiveFile.kind == VIDEO,
-            ArchiveFile.status == READY,
-            ArchiveFile.duration_seconds > 0,  # the server's length of the video, never the player's
-        )
-        .group_by(Archive.id)
-        .having(func.count(case((watched, 1))) == func.count(ArchiveFile.id))
-        .having(reached_at >= start)
-        .having(reached_at < end)
-        .order_by(reached_at, Archive.id)
-        .limit(1)
-    ).first()
-    if row is None:
-        return None
-    reached = row.reached_at
-    if isinstance(reached, str):  # SQLite returns coalesce() of datetimes as text
-        reached = datetime.fromisoformat(reached)
-    reached = as_utc(reached)
-    assert reached is not None  # the query's HAVING compared it with the year's bounds
-    return Basis(at=reached, archive_id=row.id)
+    found = progress.watched_through(staff_member_id, course.viewing_threshold_pct, course_id=course.id,
+                                     start=start, end=end)
+    return Basis(at=found[1], archive_id=found[0]) if found else None
 
 
 def evaluate_rule(mode: str, live: Basis | None, archive: Basis | None) -> tuple[str, Basis, Basis | None] | None:

@@ -66,9 +66,10 @@ def test_an_archive_in_parts_counts_once_every_ready_video_is_watched(db, make_c
     course = make_course(completion_mode="archive", viewing_threshold_pct=90)
     staff = make_staff()
     first = make_video(course, duration=1800)
-    second = ArchiveFile(archive_id=first.archive_id, kind="video", filename="part2.mp4", content_type="video/mp4",
+    first.created_at = utcnow() - timedelta(days=10)  # (every part ready before it is watched)
+    second = ArchiveFile(created_at=utcnow() - timedelta(days=10), archive_id=first.archive_id, kind="video", filename="part2.mp4", content_type="video/mp4",
                          storage_key="test/part2.mp4", status="ready", duration_seconds=30)
-    unknown_length = ArchiveFile(archive_id=first.archive_id, kind="video", filename="x.webm",
+    unknown_length = ArchiveFile(created_at=utcnow() - timedelta(days=10), archive_id=first.archive_id, kind="video", filename="x.webm",
                                  content_type="video/webm", storage_key="test/x.webm", status="ready")
     failed = ArchiveFile(archive_id=first.archive_id, kind="video", filename="y.mp4", content_type="video/mp4",
                          storage_key="test/y.mp4", status="failed", duration_seconds=60)
@@ -81,6 +82,38 @@ def test_an_archive_in_parts_counts_once_every_ready_video_is_watched(db, make_c
     assert (c.method, c.archive_id) == ("archive", first.archive_id)
     # Completed when the last part was watched through.
     assert abs((as_utc(c.completed_at) - (utcnow() - timedelta(days=1))).total_seconds()) < 60
+
+
+def test_a_part_added_after_an_archive_was_watched_through_does_not_undo_the_completion(
+        db, make_course, make_staff, make_video, watch):
+    """The trainer adds a second part later: the learner who had watched the archive through
+    keeps the completion (and its date) on every later recomputation; a learner who had not is
+    asked for both parts."""
+    from lms.archives import progress
+    from lms.archives.models import ArchiveFile
+    from lms.completion.services import recompute_for_archive
+
+    course = make_course(completion_mode="archive", viewing_threshold_pct=90)
+    done, halfway = make_staff(), make_staff()
+    first = make_video(course, duration=600)
+    watch(done, first, 100, at=utcnow() - timedelta(days=2))
+    watch(halfway, first, 50, at=utcnow() - timedelta(days=2))
+    [before] = completions(db, done)
+    second = ArchiveFile(archive_id=first.archive_id, kind="video", filename="part2.mp4", content_type="video/mp4",
+                         storage_key="test/part2-later.mp4", status="ready", duration_seconds=60)
+    db.session.add(second)
+    db.session.commit()
+    recompute_for_archive(done.id, first.archive_id)
+    db.session.commit()
+    [after] = completions(db, done)
+    assert (after.status, after.completed_at) == (before.status, before.completed_at) == (COMPLETED, before.completed_at)
+    assert progress.archive_completed_at(done.id, first.archive_id) == as_utc(before.completed_at)
+    watch(halfway, first, 100)
+    assert completions(db, halfway) == []  # the part added meanwhile is required of them
+    assert progress.archive_completed_at(halfway.id, first.archive_id) is None
+    watch(halfway, second, 100)
+    [c] = completions(db, halfway)
+    assert c.status == COMPLETED
 
 
 def test_either_mode_takes_earliest(db, make_course, make_staff, make_video, watch, past_session, attend):
