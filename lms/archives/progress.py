@@ -310,7 +310,7 @@ def watched_through(staff_member_id: int, threshold_pct: int, *, archive_id: int
     if row is None:
         return None
     at = datetime.fromisoformat(row.at) if isinstance(row.at, str) else row.at  # (SQLite: coalesce() is text)
-    return int(row.archive_id), as_utc(at)  # type: ignore[return-value]
+    return int(row.archive_id), as_utc(at)
 
 
 def archive_completed_at(staff_member_id: int, archive_id: int) -> datetime | None:
