@@ -53,6 +53,19 @@ def test_date_times_in_wareki(text):
     assert parse_japanese_datetime(text) == datetime(2026, 12, 3, 14, 5)
 
 
+@pytest.mark.parametrize("text", ["R9.3.1 100:00", "R9.3.1 110:00", "R9.3.1 1 10:00", "令和9年3月1 100:00",
+                                  "2027/3/1 100:00", "2027/3/1 1 10:00", "2026 / 12 / 3 14:05"])
+def test_a_digit_of_the_time_is_never_glued_to_the_day(text):
+    """Found by review: spaces were dropped before reading, so R9.3.1 110:00 became the 11th, 10:00."""
+    assert parse_japanese_datetime(text) is None
+
+
+def test_a_digit_after_a_space_is_never_glued_to_the_day():
+    assert parse_japanese_date("2027/3/1 1") is None
+    assert parse_japanese_date("2026年 12月 3日") == date(2026, 12, 3)
+    assert parse_japanese_datetime("2026年 12月 3日 14時") == datetime(2026, 12, 3, 14, 0)
+
+
 @pytest.mark.parametrize("text", ["令和8年12月3日 24:00", "令和8年2月30日 10:00", "令和元年4月30日 10:00", "令和8年12月3日 10:60"])
 def test_wareki_date_times_that_never_were_are_refused(text):
     assert parse_japanese_datetime(text) is None

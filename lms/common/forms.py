@@ -244,8 +244,21 @@ def impossible_date(text: str) -> bool:
     return False
 
 
+# Spaces next to a non-digit (2026年 12月 3日, 令和9年3月1日 10時): dropped. A space between
+# two digits is never dropped: "2027/3/1 1" is not the 11th.
+_LOOSE_SPACE = re.compile(r"(?<=\D) +| +(?=\D)")
+
+
+def _without_spaces(value: str) -> str | None:
+    """``value`` without its spaces, or None when a space separates two digits."""
+    joined = _LOOSE_SPACE.sub("", value)
+    return None if " " in joined else joined
+
+
 def _any_year_date(text: str) -> date | None:
-    value = _normalised(text).replace(" ", "")
+    value = _without_spaces(_normalised(text))
+    if value is None:
+        return None
     for fmt in _DATE_FORMATS:
         try:
             return datetime.strptime(value, fmt).date()
@@ -287,18 +300,21 @@ def _wareki_date(value: str) -> date | None:
 
 def _any_year_datetime(text: str) -> datetime | None:
     value = _normalised(text)
+    joined = _without_spaces(value)
     for date_fmt in _DATE_FORMATS:
         for time_fmt in _TIME_FORMATS:
-            for sep in (" ", ""):
+            for sep, written in ((" ", value), ("", joined)):
+                if written is None:
+                    continue
                 try:
-                    return datetime.strptime(value if sep else value.replace(" ", ""), date_fmt + sep + time_fmt)
+                    return datetime.strptime(written, date_fmt + sep + time_fmt)
                 except ValueError:
                     continue
     return _wareki_datetime(value)
 
 
 # The time at the end of a date and time: 14:00, 14時00分, 14時.
-_TIME_TAIL = re.compile(r"\s*(\d{1,2})(?::(\d{2})|時(?:(\d{1,2})分)?)$")
+_TIME_TAIL = re.compile(r"(?<!\d)\s*(\d{1,2})(?::(\d{2})|時(?:(\d{1,2})分)?)$")
 
 
 def _wareki_datetime(value: str) -> datetime | None:
@@ -306,7 +322,8 @@ def _wareki_datetime(value: str) -> datetime | None:
     found = _TIME_TAIL.search(value)
     if found is None:
         return None
-    day = _wareki_date(value[:found.start()].replace(" ", ""))
+    written = _without_spaces(value[:found.start()].strip())
+    day = _wareki_date(written) if written is not None else None
     hour, minute = int(found.group(1)), int(found.group(2) or found.group(3) or 0)
     if day is None or hour > 23 or minute > 59:
         return None
