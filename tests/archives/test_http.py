@@ -234,6 +234,9 @@ def test_each_video_of_an_archive_plays_in_the_player_and_records_its_viewing(db
     page = viewer.get(f"/archives/{archive.id}?video={second.id}").get_data(as_text=True)
     assert f'data-progress-url="/archives/files/{second.id}/progress"' in page
     assert f'<h2 id="player-heading">{second.filename}</h2>' in page
+    # Finishing one part is not finishing the archive: the player says so.
+    assert "この動画の視聴は完了です（アーカイブの視聴は、すべての動画の視聴で完了します）" in page
+    assert "このアーカイブの視聴は完了です" not in page
     assert 'kind="captions"' not in page  # the captions are the first video's
     assert f'href="/archives/{archive.id}?video={first.id}#player"' in page
     assert f"?video={second.id}#" not in page
