@@ -102,6 +102,10 @@ def test_qr_poster_and_qr_page_each_print_on_one_a4_page(live_server, page, onsi
     fields, pages = _print(page, tmp_path, "qr")
     assert fields["Pages"] == "1" and _is_a4(fields), fields
     assert "約 5 分で使えなくなります" in pages[0]  # the printed screen code says it will not last
+    # On a phone held by the trainer (320 CSS px): the code shrinks, the page does not scroll sideways.
+    page.set_viewport_size({"width": 320, "height": 800})
+    page.goto(f"{live_server.url}/attendance/sessions/{session.id}/qr")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 320
 
 
 def test_sign_in_sheet_prints_every_participant_under_a_signature_header(live_server, page, onsite, tmp_path):
