@@ -621,4 +621,4 @@ def results_export(activity_id: int):
     session_id = _results_session(activity)
     body = activity_results.workbook(activity, session_id, file_url=lambda attachment_id: url_for(
         "activities.attached_file", attachment_id=attachment_id, _external=True))
-    return private_download(body, f"{activity.title}_回答.xlsx", XLSX_MIME, fallback="answers.xlsx")
+    return private_download(body, _("%(title)s_回答.xlsx", title=activity.title), XLSX_MIME, fallback="answers.xlsx")

@@ -645,6 +645,10 @@ def test_results_show_groups_of_five_and_no_names(db, world, make_user, client, 
     assert export.status_code == 200
     sheet = zipfile.ZipFile(io.BytesIO(export.data)).read("xl/worksheets/sheet1.xml").decode()
     assert "意見5" in sheet and "匿名 太郎" not in sheet and "受講 花子" not in sheet
+    assert "_%E5%9B%9E%E7%AD%94.xlsx" in export.headers["Content-Disposition"]  # 「_回答」
+    client.post("/lang", data={"lang": "en", "next": "/"})  # in English, the file's name too
+    export = client.get(f"/manage/activities/{survey.id}/results.xlsx")
+    assert "_answers.xlsx" in export.headers["Content-Disposition"]
 
 
 def test_a_reminder_before_a_required_activity_closes(db, world, make_user):
