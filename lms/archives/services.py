@@ -38,6 +38,7 @@ from lms.audit.services import record_action
 from lms.common.database import lock_fresh
 from lms.common.errors import Conflict, InvalidInput, NotAllowed
 from lms.common.i18n import join_list
+from lms.common.signals import archive_part_removed
 from lms.common.timeutil import utcnow
 from lms.courses.models import Course, TrainingSession
 from lms.extensions import db
@@ -180,6 +181,8 @@ def remove_file(actor, archive_file: ArchiveFile) -> None:
     details = {"captions_removed": [c.filename for c in captions]} if captions else {}
     record_action(actor, "archive.file_remove", "archive_file", archive_file.id, None,
                   archive_id=archive_file.archive_id, filename=archive_file.filename, **details)
+    if archive_file.kind == VIDEO:
+        archive_part_removed.send(None, course_id=archive_file.archive.course_id, archive_id=archive_file.archive_id)
 
 
 def session_choices(course_ids: list[int]) -> list[TrainingSession]:

@@ -102,6 +102,10 @@ attendance_changed = _events.signal("attendance-changed")
 # sender: None. kwargs: staff_member_id, archive_id (viewing progress changed).
 viewing_changed = _events.signal("viewing-changed")
 
+# sender: None. kwargs: course_id, archive_id. A video of the course's archive was removed: a
+# learner who had watched every other part has now watched the archive through (lms.archives).
+archive_part_removed = _events.signal("archive-part-removed")
+
 # sender: the StaffMember (flushed) now in another municipality. kwargs: old_municipality_id,
 # actor. Whoever changes a roster entry's municipality_id publishes it (the app offers no
 # such change: an entry stays in its municipality; a data correction must publish it, or run

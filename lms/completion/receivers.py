@@ -12,6 +12,7 @@ from lms.common.after_commit import after_commit
 from lms.common.signals import (
     activity_changed,
     activity_requirement_dropped,
+    archive_part_removed,
     attendance_changed,
     completion_granted_at,
     enrollment_prerequisites,
@@ -45,6 +46,15 @@ def _on_activity_changed(sender, staff_member_id: int | None = None, session_id:
 def _on_activity_requirement_dropped(sender, course_id: int | None = None, **_kw):
     """An activity is no longer required (or no longer published): the completions it held
     back are granted — for the whole course, in the worker, once the change is committed."""
+    if course_id is not None:
+        after_commit(partial(tasks.recompute_course_after_commit, course_id),
+                     key=("completion.recompute_course", course_id))
+
+
+@archive_part_removed.connect
+def _on_archive_part_removed(sender, course_id: int | None = None, **_kw):
+    """A part of an archive removed: whoever had watched all the others has watched it through
+    (as ``_on_activity_requirement_dropped``: the course's learners with evidence, in the worker)."""
     if course_id is not None:
         after_commit(partial(tasks.recompute_course_after_commit, course_id),
                      key=("completion.recompute_course", course_id))

@@ -116,6 +116,32 @@ def test_a_part_added_after_an_archive_was_watched_through_does_not_undo_the_com
     assert c.status == COMPLETED
 
 
+def test_removing_the_part_a_learner_had_not_watched_completes_the_archive(
+        db, make_course, make_staff, make_user, make_video, watch):
+    """The trainer removes a part (a duplicate, a broken export): whoever had watched all the
+    others has now watched the archive through, without touching the player again."""
+    from lms.archives import services as archives
+    from lms.archives.models import ArchiveFile
+
+    trainer = make_user("platform_admin")
+    course = make_course(completion_mode="archive", viewing_threshold_pct=90)
+    staff = make_staff()
+    first = make_video(course, duration=600)
+    first.created_at = utcnow() - timedelta(days=10)
+    extra = ArchiveFile(archive_id=first.archive_id, kind="video", filename="重複.mp4", content_type="video/mp4",
+                        storage_key="test/duplicate-part", status="ready", duration_seconds=600,
+                        created_at=utcnow() - timedelta(days=10))
+    db.session.add(extra)
+    db.session.commit()
+    watch(staff, first, 100, at=utcnow() - timedelta(days=1))
+    assert completions(db, staff) == []
+    archives.remove_file(trainer, db.session.get(ArchiveFile, extra.id))
+    db.session.commit()  # (the recomputation runs once the removal is committed)
+    db.session.expire_all()
+    [c] = completions(db, staff)
+    assert (c.status, c.method, c.archive_id) == (COMPLETED, "archive", first.archive_id)
+
+
 def test_either_mode_takes_earliest(db, make_course, make_staff, make_video, watch, past_session, attend):
     course = make_course(completion_mode="either")
     staff = make_staff()
