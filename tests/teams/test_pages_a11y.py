@@ -16,6 +16,8 @@ from tests.browser import AXE
 from tests.browser import axe_violations as _axe
 from tests.browser import sign_in_browser as _sign_in
 
+pytestmark = pytest.mark.browser  # (run with the other real-browser tests, not beside the database runs)
+
 
 @pytest.mark.browser_context_args(bypass_csp=True)
 def test_teams_and_attendance_pages_pass_axe(graph_app, graph_server, live_server, page, db, make_course, make_session,
@@ -88,6 +90,7 @@ def test_viva_learning_pages_pass_axe(graph_app, graph_server, live_server, page
         assert _axe(page) == [], path
     page.goto(live_server.url + f"/teams/viva/tenants/{mapping_id}")
     page.get_by_label("学習プロバイダーの登録 ID（registrationId）").fill("")
-    page.get_by_role("button", name="保存する").click()
+    with page.expect_navigation():  # (the form posts; count on the page that answers, not before it)
+        page.get_by_role("button", name="保存する").click()
     assert page.locator(".error-summary").count() == 1
     assert _axe(page) == []
