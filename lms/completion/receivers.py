@@ -47,17 +47,20 @@ def _on_activity_requirement_dropped(sender, course_id: int | None = None, **_kw
     """An activity is no longer required (or no longer published): the completions it held
     back are granted — for the whole course, in the worker, once the change is committed."""
     if course_id is not None:
-        after_commit(partial(tasks.recompute_course_after_commit, course_id),
-                     key=("completion.recompute_course", course_id))
+        _recompute_course_once_committed(course_id)
+
+
+def _recompute_course_once_committed(course_id: int) -> None:
+    """The course's learners with evidence and no completion, recomputed in the worker once the
+    change is committed (once per course and transaction)."""
+    after_commit(partial(tasks.recompute_course_after_commit, course_id), key=("completion.recompute_course", course_id))
 
 
 @archive_part_removed.connect
 def _on_archive_part_removed(sender, course_id: int | None = None, **_kw):
-    """A part of an archive removed: whoever had watched all the others has watched it through
-    (as ``_on_activity_requirement_dropped``: the course's learners with evidence, in the worker)."""
+    """A part of an archive removed: whoever had watched all the others has watched it through."""
     if course_id is not None:
-        after_commit(partial(tasks.recompute_course_after_commit, course_id),
-                     key=("completion.recompute_course", course_id))
+        _recompute_course_once_committed(course_id)
 
 
 @attendance_changed.connect
