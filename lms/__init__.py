@@ -105,7 +105,11 @@ def create_app(config: str | type[Config] | dict | None = None) -> Flask:
 
 def _init_extensions(app: Flask) -> None:
     import lms.models  # noqa: F401  (every model registered before the engine is used)
-    from lms.common.database import configure_engine, write_lock_for_changes  # (loaded as the app is built)
+    from lms.common.database import (  # (loaded as the app is built)
+        configure_engine,
+        end_reads_with_commit,
+        write_lock_for_changes,
+    )
     from lms.common.i18n import select_locale, select_timezone  # (loaded as the app is built)
     from lms.extensions import babel, csrf, db, limiter, login_manager  # (as above)
 
@@ -116,6 +120,7 @@ def _init_extensions(app: Flask) -> None:
         options["connect_args"] = {**options.get("connect_args", {}), "prepare_threshold": None}
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     db.init_app(app)
+    end_reads_with_commit(app)  # (after db.init_app: it runs before the session's removal)
     with app.app_context():
         configure_engine(db.engine, ping_after_idle=float(app.config["LMS_DB_PING_AFTER_IDLE"]))
         if db.engine.dialect.name == "sqlite":  # (before the sign-in's hook reads the user)

@@ -115,6 +115,8 @@ class BulkWriter:
         started = time.monotonic()
         n = 0
         if self.postgres:
+            # (psycopg's own COPY: SQLAlchemy's events do not see it, so the request-end check
+            # of lms.common.database.end_reads_with_commit does not either; synth commits)
             raw = db.session.connection().connection.driver_connection
             assert raw is not None  # a live connection: psycopg's own
             sql = f'COPY "{table.name}" ({", ".join(names)}) FROM STDIN'

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import time
 from contextlib import contextmanager
+from functools import lru_cache
 
-from flask import g, has_request_context, request
-from sqlalchemy import event, select, text
+from flask import Flask, g, has_request_context, request
+from sqlalchemy import Boolean, CompoundSelect, FunctionElement, Select, event, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 
 from lms.common.after_commit import has_pending
@@ -36,6 +39,80 @@ def configure_engine(engine: Engine, ping_after_idle: float = 1.0) -> None:
     def _sqlite_begin(conn):
         mode = conn.get_execution_options().get("sqlite_begin") or ("IMMEDIATE" if _request_may_write() else "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def end_reads_with_commit(app: Flask) -> None:
+    """On PostgreSQL, end a request's (or a task's) transaction that only read with COMMIT
+    instead of the ROLLBACK that Flask-SQLAlchemy's session removal would send.
+
+    Why: psycopg prepares a statement on the server once a connection has run it five times,
+    and keeps it for the connection's life, but it forgets every prepared statement, and the
+    counts toward preparing, at each ROLLBACK (a rolled-back transaction may have undone what
+    they depend on). Every read-only page ended with a rollback, so the statements every page
+    runs (the signed-in user, the catalogue's page) were parsed and planned by the server on
+    every request and never prepared: about 1 ms of the database's CPU per catalogue page
+    (bench/catalogue.py). For a transaction that only read, COMMIT and ROLLBACK leave the
+    database the same (a row lock taken by ``SELECT … FOR UPDATE`` ends either way).
+
+    "Only read" is decided conservatively; otherwise the session is removed as before (rolled
+    back): the app context ended without an exception; no savepoint is open; the session has
+    no change pending or flushed; no work waits on its commit or rollback (``after_commit``,
+    ``on_rollback``); and every statement the transaction sent was a SELECT construct whose
+    SQL names no data-changing command or session-changing function (``_reads_only``: an
+    INSERT, UPDATE or DELETE — a CTE's too —, ``FOR UPDATE``, DDL, ``text()`` or SQL sent
+    through SQLAlchemy's connection as a string counts as a write). A SELECT must not call a
+    database function of Manabi's own that changes data (none does), and SQL sent on the
+    driver's own connection (COPY in ``lms synth``) bypasses this check: commit it. Behind a
+    transaction pooler (``LMS_DB_TRANSACTION_POOLER``) psycopg prepares nothing, and this is
+    not installed. Must be registered after ``db.init_app``: Flask runs teardown functions in
+    the reverse order of registration, so this one runs before the session is removed."""
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name != "postgresql" or app.config.get("LMS_DB_TRANSACTION_POOLER"):
+        return
+
+    @event.listens_for(engine, "begin")
+    def _begun(conn) -> None:
+        conn.info[_ONLY_READ] = True
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _statement(conn, _cursor, statement, _parameters, context, _executemany) -> None:
+        if not (isinstance(context.invoked_statement, Select | CompoundSelect) and _reads_only(statement)):
+            conn.info[_ONLY_READ] = False
+
+    @app.teardown_appcontext
+    def _commit_if_only_read(exc: BaseException | None) -> None:
+        if exc is not None or not db.session.registry.has():
+            return
+        session = db.session()
+        try:
+            if (not session.in_transaction() or session.get_nested_transaction() is not None
+                    or session.info.get(_FLUSHED) or session.new or session.dirty or session.deleted
+                    or has_pending(session) or not session.connection().info.get(_ONLY_READ)):
+                return  # (the session's removal rolls back)
+            # The session is removed next. What it loaded stays readable, as after the
+            # rollback this replaces: a response still streaming (a workbook) reads them.
+            session.expire_on_commit = False
+            session.commit()
+        except Exception:
+            # (a transaction that failed and was left so: the removal must still happen)
+            session.rollback()
+
+
+# A command or function that changes data or the connection's state, in SQL that SQLAlchemy
+# compiled from a SELECT construct (its keywords in capitals, names in lower case).
+_WRITES = re.compile(r"\b(?:INSERT|UPDATE|DELETE|MERGE|COPY|NOTIFY)\b"
+                     r"|\b(?:set_config|pg_notify|nextval|setval|lo_\w+|dblink\w*)\s*\(")
+
+
+@lru_cache(maxsize=2048)
+def _reads_only(statement: str) -> bool:
+    """Whether the SQL of a SELECT construct only reads (kept per statement text: the same
+    few hundred statements run again and again)."""
+    return _WRITES.search(statement) is None
+
+
+_ONLY_READ = "lms_transaction_only_read"
 
 
 def _ping_when_idle(engine: Engine, after: float) -> None:
@@ -277,3 +354,27 @@ def like_escaped(text: str) -> str:
     """``text`` for a LIKE pattern (with ``escape=LIKE_ESCAPE``): its %, _ and backslashes
     stand for themselves, so a search for 「50%」 or 「a_b」 finds those characters only."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class contains_text(FunctionElement[bool]):
+    """``contains_text(text, part)``: whether ``part`` occurs in ``text``, as a plain substring
+    (no pattern characters): ``strpos(text, part) > 0`` on PostgreSQL, ``instr`` on SQLite.
+
+    For a search word too short for a trigram index (fewer than three characters): the same
+    test as ``LIKE '%part%'``, written so that no plan, a prepared statement's generic one
+    included, scans the trigram index for it (that index has nothing to look up for such a
+    word, and scanning it whole costs several times the table scan)."""
+
+    type = Boolean()
+    inherit_cache = True
+    name = "contains_text"
+
+
+@compiles(contains_text)
+def _contains_text(element, compiler, **kw) -> str:
+    return f"instr({compiler.process(element.clauses, **kw)}) > 0"
+
+
+@compiles(contains_text, "postgresql")
+def _contains_text_pg(element, compiler, **kw) -> str:
+    return f"strpos({compiler.process(element.clauses, **kw)}) > 0"

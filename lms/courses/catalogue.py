@@ -3,12 +3,13 @@
 Search is a Japanese substring search: the query is folded the way ``Course.search_text``
 is (lms.courses.search: width, case, hiragana → katakana, long-vowel marks, so ＴＥＡＭＳ finds
 Teams, えくせる finds エクセル and コンピュータ finds コンピューター), split on white space, and
-every term must occur (``LIKE '%term%'`` with % and _ escaped), or one of its synonyms
-(エクセル ↔ Excel). On PostgreSQL
-the GIN trigram index ``ix_course_search_trgm`` serves terms of three characters or more;
-shorter terms (操作) cannot be served by trigrams and fall back to the same substring match
-over the published courses — correct, merely not indexed. On SQLite the LIKE scan is
-fast enough for thousands of courses.
+every term must occur, or one of its synonyms (エクセル ↔ Excel). On PostgreSQL the GIN
+trigram index ``ix_course_search_trgm`` serves words of three characters or more
+(``LIKE '%word%'`` with % and _ escaped); shorter words (操作) cannot be served by trigrams
+and are a plain substring test (``contains_text``) over the published courses — correct,
+merely not indexed, and written so that no plan (a prepared statement's generic plan
+included) scans the trigram index for them. On SQLite the scan is fast enough for
+thousands of courses.
 
 A page costs one statement whatever its size: the page of courses with the number of
 matches, and, for those rows only, their session figures and eligibility.
@@ -24,6 +25,7 @@ from functools import lru_cache
 from sqlalchemy import ColumnElement, Integer, bindparam, case, event, exists, func, literal, or_, select
 from sqlalchemy.orm import Session
 
+from lms.common.database import contains_text
 from lms.common.i18n import localized_name
 from lms.common.ids import parse_id
 from lms.common.pagination import Page
@@ -165,7 +167,9 @@ _FREE = case(
 
 @dataclass(frozen=True)
 class _Shape:
-    terms: tuple[int, ...]  # per term, how many words may match it (the term and its synonyms)
+    # per term, the words that may match it (the term and its synonyms): for each, whether a
+    # trigram index can serve it (``_indexable``)
+    terms: tuple[tuple[bool, ...], ...]
     category: bool
     month: bool
     delivery: bool
@@ -181,7 +185,7 @@ class _Shape:
 
 def _shape(filters: CatalogueFilters, municipality_id: int | None, profile: Profile | None = None) -> _Shape:
     return _Shape(
-        terms=tuple(len(words) for words in search_terms(filters.q)),
+        terms=tuple(tuple(_indexable(word) for word in words) for words in search_terms(filters.q)),
         category=filters.category_id is not None,
         month=bool(filters.month and month_bounds(filters.month)),
         delivery=bool(filters.delivery),
@@ -190,6 +194,15 @@ def _shape(filters: CatalogueFilters, municipality_id: int | None, profile: Prof
         municipality=municipality_id is not None,
         audience=filters.open_to_me and profile is not None,
     )
+
+
+def _indexable(word: str) -> bool:
+    """Whether to search for ``word`` with a LIKE that the trigram index may serve: three
+    characters or more (pg_trgm takes its trigrams from runs of letters and digits, so a word
+    of punctuation gives it little to look up; the LIKE is correct all the same). A shorter
+    word is a plain substring test (``contains_text``), which no plan serves from that index:
+    a prepared statement's generic plan would otherwise scan the whole index for it."""
+    return len(word) >= 3
 
 
 def like_pattern(term: str) -> str:
@@ -206,7 +219,7 @@ def _params(filters: CatalogueFilters, municipality_id: int | None, now: datetim
         params.update(audience.params(profile))
     for i, words in enumerate(search_terms(filters.q)):
         for j, word in enumerate(words):
-            params[f"term_{i}_{j}"] = like_pattern(word)
+            params[f"term_{i}_{j}"] = like_pattern(word) if _indexable(word) else word
     bounds = month_bounds(filters.month) if filters.month else None
     if bounds:
         params["month_start"], params["month_end"] = bounds
@@ -227,12 +240,16 @@ def _session_conditions(shape: _Shape) -> list:
 
 def _course_conditions(shape: _Shape) -> list:
     conds = [Course.status == PUBLISHED]
-    # Substring match on the normalised text. On PostgreSQL the trigram index serves terms
-    # of 3+ characters; shorter ones are the same LIKE over the rows (correct, unindexed).
-    # A term with synonyms is an OR of such matches (each served by the index alike).
+    # Substring match on the normalised text. On PostgreSQL the trigram index serves words
+    # of 3+ characters (LIKE); shorter ones are a plain substring test over the rows
+    # (correct, unindexed). A term with synonyms is an OR of such matches.
     for i, alternatives in enumerate(shape.terms):
-        likes = [Course.search_text.like(bindparam(f"term_{i}_{j}"), escape="/") for j in range(alternatives)]
-        conds.append(likes[0] if len(likes) == 1 else or_(*likes))
+        matches = [
+            Course.search_text.like(bindparam(f"term_{i}_{j}"), escape="/") if indexable
+            else contains_text(Course.search_text, bindparam(f"term_{i}_{j}"))
+            for j, indexable in enumerate(alternatives)
+        ]
+        conds.append(matches[0] if len(matches) == 1 else or_(*matches))
     if shape.category:
         conds.append(Course.category_id == bindparam("category_id"))
     if shape.open_to_me:
