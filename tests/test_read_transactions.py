@@ -43,6 +43,17 @@ def _route(app, rule: str, view) -> None:
     app.add_url_rule(rule, rule.strip("/").replace("/", "_"), public(view))
 
 
+def _rolled_back_leaving_the_name(app, db, client, ends, rule: str, view) -> None:
+    """GET ``rule`` (served by ``view``): its transaction was rolled back and the
+    municipality's name is what it was."""
+    _route(app, rule, view)
+    before = _name(db)
+    ends.clear()
+    assert client.get(rule).status_code == 200
+    assert ends == ["rollback"]
+    assert _name(db) == before
+
+
 def _name(db) -> str:
     db.session.rollback()
     return db.session.scalar(select(Municipality.name).where(Municipality.code == CODE))
@@ -74,12 +85,7 @@ def test_a_flushed_change_left_uncommitted_is_rolled_back(app, db, client, ends)
         db.session.flush()
         return "ok"
 
-    _route(app, "/t/flush", flush_only)
-    before = _name(db)
-    ends.clear()
-    assert client.get("/t/flush").status_code == 200
-    assert ends == ["rollback"]
-    assert _name(db) == before
+    _rolled_back_leaving_the_name(app, db, client, ends, "/t/flush", flush_only)
 
 
 def test_a_pending_change_is_neither_flushed_nor_committed(app, db, client, ends):
@@ -88,12 +94,7 @@ def test_a_pending_change_is_neither_flushed_nor_committed(app, db, client, ends
         m.name = "書き換え"  # (not flushed)
         return "ok"
 
-    _route(app, "/t/pending", pending)
-    before = _name(db)
-    ends.clear()
-    assert client.get("/t/pending").status_code == 200
-    assert ends == ["rollback"]
-    assert _name(db) == before
+    _rolled_back_leaving_the_name(app, db, client, ends, "/t/pending", pending)
 
 
 @pytest.mark.parametrize("how", ["core", "text", "driver"])
@@ -108,12 +109,7 @@ def test_a_statement_that_is_not_a_select_counts_as_a_write(app, db, client, end
                 "UPDATE municipality SET name = '書き換え' WHERE code = %(c)s", {"c": CODE})
         return "ok"
 
-    _route(app, "/t/write", write)
-    before = _name(db)
-    ends.clear()
-    assert client.get("/t/write").status_code == 200
-    assert ends == ["rollback"]
-    assert _name(db) == before
+    _rolled_back_leaving_the_name(app, db, client, ends, "/t/write", write)
 
 
 def test_work_waiting_on_the_commit_is_dropped_not_run(app, db, client, ends):
