@@ -120,9 +120,9 @@ def _init_extensions(app: Flask) -> None:
         options["connect_args"] = {**options.get("connect_args", {}), "prepare_threshold": None}
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     db.init_app(app)
-    end_reads_with_commit(app)  # (after db.init_app: it runs before the session's removal)
     with app.app_context():
         configure_engine(db.engine, ping_after_idle=float(app.config["LMS_DB_PING_AFTER_IDLE"]))
+        end_reads_with_commit(app, db.engine)  # (after db.init_app: it runs before the session's removal)
         if db.engine.dialect.name == "sqlite":  # (before the sign-in's hook reads the user)
             app.before_request(write_lock_for_changes)
     if app.config["LMS_MIGRATION_COMMANDS"]:

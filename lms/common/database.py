@@ -41,7 +41,7 @@ def configure_engine(engine: Engine, ping_after_idle: float = 1.0) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def end_reads_with_commit(app: Flask) -> None:
+def end_reads_with_commit(app: Flask, engine: Engine) -> None:
     """On PostgreSQL, end a request's (or a task's) transaction that only read with COMMIT
     instead of the ROLLBACK that Flask-SQLAlchemy's session removal would send.
 
@@ -56,7 +56,7 @@ def end_reads_with_commit(app: Flask) -> None:
 
     "Only read" is decided conservatively; otherwise the session is removed as before (rolled
     back): the app context ended without an exception; no savepoint is open; the session has
-    no change pending or flushed; no work waits on its commit or rollback (``after_commit``,
+    no change pending (a flushed one sent DML, below); no work waits on its commit or rollback (``after_commit``,
     ``on_rollback``); and every statement the transaction sent was a SELECT construct whose
     SQL names no data-changing command or session-changing function (``_reads_only``: an
     INSERT, UPDATE or DELETE — a CTE's too —, ``FOR UPDATE``, DDL, ``text()`` or SQL sent
@@ -66,8 +66,6 @@ def end_reads_with_commit(app: Flask) -> None:
     transaction pooler (``LMS_DB_TRANSACTION_POOLER``) psycopg prepares nothing, and this is
     not installed. Must be registered after ``db.init_app``: Flask runs teardown functions in
     the reverse order of registration, so this one runs before the session is removed."""
-    with app.app_context():
-        engine = db.engine
     if engine.dialect.name != "postgresql" or app.config.get("LMS_DB_TRANSACTION_POOLER"):
         return
 
@@ -87,8 +85,8 @@ def end_reads_with_commit(app: Flask) -> None:
         session = db.session()
         try:
             if (not session.in_transaction() or session.get_nested_transaction() is not None
-                    or session.info.get(_FLUSHED) or session.new or session.dirty or session.deleted
-                    or has_pending(session) or not session.connection().info.get(_ONLY_READ)):
+                    or session.new or session.dirty or session.deleted or has_pending(session)
+                    or not session.connection().info.get(_ONLY_READ)):  # (a flush sent DML: not only read)
                 return  # (the session's removal rolls back)
             # The session is removed next. What it loaded stays readable, as after the
             # rollback this replaces: a response still streaming (a workbook) reads them.
