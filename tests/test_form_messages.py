@@ -9,7 +9,7 @@ from pathlib import Path
 from wtforms import FieldList, FormField, IntegerField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
-from lms.common.forms import Between, Form, error_summary, within
+from lms.common.forms import Between, Form, JapaneseDateField, Required, error_summary, within
 from lms.courses.forms import WholeNumberField
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -152,3 +152,38 @@ def test_a_crafted_value_of_a_list_is_answered_in_the_users_terms(app):
             form = Picks()
             assert not form.validate()
             assert form.errors == {"one": [expected], "many": [expected]}
+
+
+class _Blank(Form):
+    class Meta:
+        csrf = False
+
+    title = StringField("title", validators=[Required("件名を入力してください。")])
+    day = JapaneseDateField("day", validators=[Required()])
+    count = WholeNumberField("count", validators=[Required()])
+
+
+def test_a_required_field_of_spaces_only_is_missing(app):
+    """Spaces (half or full width), a tab, a pasted zero-width space or a control character
+    alone are not an answer: WTForms' InputRequired let them through, and a date field then read
+    " " as no date (a None deadline reached the services: 500s and a NOT NULL 409)."""
+    for blank in (" ", "\u3000", "\t", "\u200b", "\x01", " \u3000 "):
+        with app.test_request_context(method="POST", data={"title": blank, "day": blank, "count": blank}):
+            form = _Blank()
+            assert not form.validate()
+            assert form.errors == {"title": ["件名を入力してください。"], "day": ["この項目を入力してください。"],
+                                   "count": ["この項目を入力してください。"]}, repr(blank)
+    with app.test_request_context(method="POST", data={"title": " 件名 ", "day": "2027-04-01", "count": "3"}):
+        form = _Blank()
+        assert form.validate(), form.errors
+        assert form.title.flags.required and form.day.flags.required
+
+
+def test_every_required_field_is_checked_by_the_one_rule():
+    """lms' forms use ``lms.common.forms.Required``, never WTForms' InputRequired or DataRequired
+    (each lets a value of spaces through)."""
+    root = Path(__file__).resolve().parent.parent / "lms"
+    found = [str(path.relative_to(root)) for path in root.rglob("*.py")
+             if path.name != "forms.py" or path.parent.name != "common"
+             if re.search(r"\b(InputRequired|DataRequired)\b", path.read_text(encoding="utf-8"))]
+    assert found == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from wtforms import BooleanField, SelectField, StringField, TextAreaField
-from wtforms.validators import InputRequired, Optional
+from wtforms.validators import Optional
 
 from lms.activities.models import (
     DATE,
@@ -23,7 +23,7 @@ from lms.activities.models import (
     SURVEY,
     TEXT,
 )
-from lms.common.forms import Between, Form, stripped, within
+from lms.common.forms import Between, Form, Required, stripped, within
 from lms.courses.forms import WholeNumberField, choices_of
 
 KIND_LABELS = {PREWORK: _l("事前課題"), SURVEY: _l("研修アンケート"), QUIZ: _l("確認テスト"), REPORT: _l("受講報告")}
@@ -38,16 +38,16 @@ HOURS = [Between(-24 * 366, 24 * 366, _l("-8784から8784までの時間数で�
 
 class ActivityForm(Form):
     kind = SelectField(_l("種類"), choices=choices_of(KIND_LABELS), default=SURVEY)
-    title = StringField(_l("名前"), filters=[stripped], validators=[InputRequired(_l("名前を入力してください。")), within(200)])
+    title = StringField(_l("名前"), filters=[stripped], validators=[Required(_l("名前を入力してください。")), within(200)])
     instructions_md = TextAreaField(_l("説明（Markdown）"), validators=[within(20000)])
     required = BooleanField(_l("修了に必要（アンケート・事前課題は提出、確認テストは合格、受講報告は確認済）"), default=True)
     anonymous = BooleanField(_l("無記名（アンケートのみ：回答と回答者を結びつけません）"))
     opens_anchor = SelectField(_l("受付開始の基準"), choices=choices_of(ANCHOR_LABELS), default=START)
     opens_offset_hours = WholeNumberField(_l("受付開始（基準からの時間。マイナスは前）"), default=-24 * 30,
-                                           validators=[InputRequired(_l("時間数を入力してください。")), *HOURS])
+                                           validators=[Required(_l("時間数を入力してください。")), *HOURS])
     closes_anchor = SelectField(_l("締切の基準"), choices=choices_of(ANCHOR_LABELS), default=END)
     closes_offset_hours = WholeNumberField(_l("締切（基準からの時間。マイナスは前）"), default=24 * 7,
-                                            validators=[InputRequired(_l("時間数を入力してください。")), *HOURS])
+                                            validators=[Required(_l("時間数を入力してください。")), *HOURS])
     allow_late = BooleanField(_l("締切後の提出も受け付ける（遅れて提出と記録します）"))
     pass_pct = WholeNumberField(_l("合格点（%）"), default=60, validators=[Optional(), Between(1, 100)])
     max_attempts = WholeNumberField(_l("受験できる回数"), default=2, validators=[Optional(), Between(1, 20)])
@@ -61,7 +61,7 @@ class ActivityForm(Form):
 
 class QuestionForm(Form):
     kind = SelectField(_l("質問の種類"), choices=choices_of(QUESTION_LABELS), default=SINGLE)
-    prompt = TextAreaField(_l("質問文"), validators=[InputRequired(_l("質問文を入力してください。")), within(2000)])
+    prompt = TextAreaField(_l("質問文"), validators=[Required(_l("質問文を入力してください。")), within(2000)])
     help_text = StringField(_l("補足（任意）"), validators=[within(1000)])
     required = BooleanField(_l("回答を必須にする"), default=True)
     choices = TextAreaField(_l("選択肢（1行に1つ。5段階評価では5行で目盛りの言葉）"), validators=[within(6000)])

@@ -2,10 +2,10 @@
 
 from flask_babel import lazy_gettext as _l
 from wtforms import SelectField, StringField
-from wtforms.validators import DataRequired, Length, ValidationError
+from wtforms.validators import Length, ValidationError
 
 from lms.api.services import normalise_application_id
-from lms.common.forms import Form, stripped
+from lms.common.forms import Form, Required, stripped
 from lms.common.ids import coerce_id
 from lms.municipalities.services import is_tenant_id
 
@@ -13,10 +13,10 @@ from lms.municipalities.services import is_tenant_id
 class ApiClientForm(Form):
     # Checked as stored: without the spaces around a pasted value (a value of spaces only is missing).
     name = StringField(_l("名前"), filters=[stripped],
-                       validators=[DataRequired(_l("名前を入力してください。")), Length(max=200)])
+                       validators=[Required(_l("名前を入力してください。")), Length(max=200)])
     application_id = StringField(
         _l("アプリケーション（クライアント）ID"), filters=[normalise_application_id],
-        validators=[DataRequired(_l("アプリケーション ID を入力してください。")), Length(max=36)],
+        validators=[Required(_l("アプリケーション ID を入力してください。")), Length(max=36)],
     )
     municipality_id = SelectField(_l("団体"), coerce=coerce_id)
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from wtforms import RadioField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms.validators import Length, Optional
 
 from lms.archives.models import AUDIENCE_ELIGIBLE, AUDIENCE_ENROLLEES, AUDIENCE_MUNICIPALITIES
 from lms.common.forms import ActionForm as ActionForm  # noqa: PLC0414 - one CSRF-only form for the area's buttons
-from lms.common.forms import Form, JapaneseDateTimeField
+from lms.common.forms import Form, JapaneseDateTimeField, Required
 from lms.common.ids import coerce_id
 
 AUDIENCE_CHOICES = [
@@ -18,11 +18,11 @@ AUDIENCE_CHOICES = [
 
 
 class ArchiveForm(Form):
-    course_id = SelectField(_l("研修"), coerce=coerce_id, validators=[DataRequired(_l("研修を選択してください。"))])
+    course_id = SelectField(_l("研修"), coerce=coerce_id, validators=[Required(_l("研修を選択してください。"))])
     session_id = SelectField(_l("研修回（任意）"), coerce=coerce_id, default=0)
     title = StringField(
         _l("タイトル"),
-        validators=[DataRequired(_l("タイトルを入力してください。")), Length(max=200, message=_l("200文字以内で入力してください。"))],
+        validators=[Required(_l("タイトルを入力してください。")), Length(max=200, message=_l("200文字以内で入力してください。"))],
     )
     description = TextAreaField(
         _l("説明"), validators=[Optional(), Length(max=5000, message=_l("5000文字以内で入力してください。"))]

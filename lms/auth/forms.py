@@ -1,11 +1,10 @@
 from flask_babel import lazy_gettext as _l
 from wtforms import HiddenField, RadioField
-from wtforms.validators import InputRequired
 
-from lms.common.forms import Form
+from lms.common.forms import Form, Required
 from lms.common.ids import coerce_id
 
 
 class DemoSignInForm(Form):
-    user_id = RadioField(_l("サインインするデモ利用者"), coerce=coerce_id, validators=[InputRequired(_l("利用者を選んでください。"))])
+    user_id = RadioField(_l("サインインするデモ利用者"), coerce=coerce_id, validators=[Required(_l("利用者を選んでください。"))])
     next = HiddenField()

@@ -30,7 +30,7 @@ from wtforms import (
 )
 from wtforms.fields import Field
 from wtforms.i18n import messages_path
-from wtforms.validators import Length, NumberRange, StopValidation
+from wtforms.validators import InputRequired, Length, NumberRange, StopValidation
 from wtforms.widgets import TextInput
 
 from lms.common.ids import parse_id
@@ -126,6 +126,22 @@ def stripped(value: str | None) -> str | None:
     """A field's filter: the spaces and invisible characters around a pasted value go (a value
     of nothing else is missing: a title of one zero-width space would show as no title)."""
     return value.strip(_EDGE_CHARACTERS) if isinstance(value, str) else value
+
+
+class Required(InputRequired):
+    """Every required field's validator: what was posted must hold more than spaces. WTForms'
+    ``InputRequired`` passes a value of spaces (" ", a full-width space, a tab, a zero-width
+    space pasted alone), which a date field then reads as no date (a deadline of None reached
+    the service: a 500) and a text field keeps as a blank title or reason. The message is the
+    field's own (``Required(_l("発令日を入力してください。"))``) or WTForms' "この項目を入力して
+    ください。"; the field is marked ``required`` for the browser as before."""
+
+    def __call__(self, form, field):
+        value = field.raw_data[0] if field.raw_data else None
+        if isinstance(value, str) and not _CONTROLS_ONE_LINE.sub(" ", value).strip(_EDGE_CHARACTERS):
+            field.errors[:] = []
+            raise StopValidation(self.message or field.gettext("This field is required."))
+        super().__call__(form, field)
 
 
 def one_line(text: str) -> str:

@@ -17,7 +17,7 @@ from wtforms import (
     SubmitField,
     TextAreaField,
 )
-from wtforms.validators import InputRequired, Length, NumberRange, Optional
+from wtforms.validators import Length, NumberRange, Optional
 
 from lms.common import forms as base
 from lms.common.ids import coerce_id
@@ -79,7 +79,7 @@ DESCRIPTION_MAX = 20000
 
 
 class CourseForm(base.Form):
-    title = StringField(_l("研修名"), validators=[InputRequired(_l("研修名を入力してください。")), Length(max=200)])
+    title = StringField(_l("研修名"), validators=[base.Required(_l("研修名を入力してください。")), Length(max=200)])
     summary = TextAreaField(_l("概要（一覧に表示されます）"), validators=[Length(max=500)])
     description_md = TextAreaField(_l("詳しい説明（Markdown）"), validators=[base.within(DESCRIPTION_MAX)])
     category_id = SelectField(_l("分類"), coerce=coerce_id, default=0)
@@ -103,11 +103,11 @@ class CourseForm(base.Form):
     completion_mode = SelectField(_l("修了条件"), choices=choices_of(COMPLETION_LABELS), default=BY_EITHER)
     attendance_threshold_pct = WholeNumberField(
         _l("出席率の基準（%）"), default=75,
-        validators=[InputRequired(_l("出席率の基準を入力してください。")), NumberRange(1, 100, _l("1から100までの数で入力してください。"))],
+        validators=[base.Required(_l("出席率の基準を入力してください。")), NumberRange(1, 100, _l("1から100までの数で入力してください。"))],
     )
     viewing_threshold_pct = WholeNumberField(
         _l("視聴率の基準（%）"), default=90,
-        validators=[InputRequired(_l("視聴率の基準を入力してください。")), NumberRange(1, 100, _l("1から100までの数で入力してください。"))],
+        validators=[base.Required(_l("視聴率の基準を入力してください。")), NumberRange(1, 100, _l("1から100までの数で入力してください。"))],
     )
     series_threshold_pct = WholeNumberField(
         _l("連続講座の出席日数の基準（%）"), default=75,
@@ -129,13 +129,13 @@ class QuotaRowForm(base.SubForm):
 
 class SessionForm(base.Form):
     title = StringField(_l("回の名前（例: 第1回）"), validators=[Length(max=200)])
-    starts_at = TokyoDateTimeField(_l("開始日時"), validators=[InputRequired(_l("開始日時を入力してください。"))])
-    ends_at = TokyoDateTimeField(_l("終了日時"), validators=[InputRequired(_l("終了日時を入力してください。"))])
+    starts_at = TokyoDateTimeField(_l("開始日時"), validators=[base.Required(_l("開始日時を入力してください。"))])
+    ends_at = TokyoDateTimeField(_l("終了日時"), validators=[base.Required(_l("終了日時を入力してください。"))])
     delivery = RadioField(_l("開催方法"), choices=choices_of(DELIVERY_LABELS), default=TEAMS)
     location = StringField(_l("会場"), validators=[Length(max=300)])
     join_url = StringField(_l("Teams 会議の参加リンク"), validators=[Length(max=2000)])
     capacity = WholeNumberField(
-        _l("定員"), validators=[InputRequired(_l("定員を入力してください。")), base.Between(1, 100000, _l("定員は1から100000までの数で入力してください。"))]
+        _l("定員"), validators=[base.Required(_l("定員を入力してください。")), base.Between(1, 100000, _l("定員は1から100000までの数で入力してください。"))]
     )
     enroll_opens_at = TokyoDateTimeField(_l("申込開始"), validators=[Optional()])
     enroll_closes_at = TokyoDateTimeField(_l("申込締切"), validators=[Optional()])
@@ -171,7 +171,7 @@ class PrerequisiteForm(base.Form):
 class PathForm(base.Form):
     """研修体系: a name, a description and up to ten courses in the order they are taken."""
 
-    name = StringField(_l("研修体系の名前"), validators=[InputRequired(_l("研修体系の名前を入力してください。")),
+    name = StringField(_l("研修体系の名前"), validators=[base.Required(_l("研修体系の名前を入力してください。")),
                                                     Length(max=200)])
     description = TextAreaField(_l("説明"), validators=[Length(max=2000)])
     steps = FieldList(SelectField(coerce=coerce_id, default=0, validate_choice=False), min_entries=10, max_entries=10)

@@ -613,7 +613,7 @@ def _course_form_page(form: CourseForm, course: Course | None):
 
 def _course_input(form: CourseForm) -> services.CourseInput:
     attendance_pct, viewing_pct = form.attendance_threshold_pct.data, form.viewing_threshold_pct.data
-    assert attendance_pct is not None and viewing_pct is not None  # InputRequired, and the form is validated
+    assert attendance_pct is not None and viewing_pct is not None  # Required, and the form is validated
     return services.CourseInput(
         title=form.title.data or "",
         summary=form.summary.data or "",
@@ -689,7 +689,7 @@ def _session_input(form: SessionForm) -> services.SessionInput:
         return tokyo_to_utc(field.data) if field.data else None
 
     capacity = form.capacity.data
-    assert capacity is not None  # InputRequired, and the form is validated
+    assert capacity is not None  # Required, and the form is validated
     return services.SessionInput(
         title=form.title.data or "",
         starts_at=utc(form.starts_at),

@@ -9,13 +9,13 @@ from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import func, select
 from wtforms import HiddenField, StringField, TextAreaField
-from wtforms.validators import InputRequired, Length
+from wtforms.validators import Length
 
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN, TRAINER
 from lms.common import once
 from lms.common.access import refuse_as_missing, require_own_object, role_required
 from lms.common.errors import DomainError, NotFound
-from lms.common.forms import Form, JapaneseDateField, put_error, within
+from lms.common.forms import Form, JapaneseDateField, Required, put_error, within
 from lms.common.i18n import join_list
 from lms.common.ids import parse_id
 from lms.common.limits import limit_enroll, limit_enroll_posts
@@ -459,10 +459,10 @@ def _supervised_or_404(enrollment_id: int) -> Enrollment:
 
 
 class DelegationForm(Form):
-    employee_number = StringField(_l("代理の職員番号"), validators=[InputRequired(_l("代理の職員番号を入力してください。")),
+    employee_number = StringField(_l("代理の職員番号"), validators=[Required(_l("代理の職員番号を入力してください。")),
                                                             Length(max=20)])
-    starts_on = JapaneseDateField(_l("開始日"), validators=[InputRequired(_l("開始日を入力してください。"))])
-    ends_on = JapaneseDateField(_l("終了日"), validators=[InputRequired(_l("終了日を入力してください。"))])
+    starts_on = JapaneseDateField(_l("開始日"), validators=[Required(_l("開始日を入力してください。"))])
+    ends_on = JapaneseDateField(_l("終了日"), validators=[Required(_l("終了日を入力してください。"))])
 
 
 def _supervisor_page(form: DelegationForm | None = None, status: int = 200):
@@ -601,7 +601,7 @@ def nominate(session_id: int):
         flash(_("推薦する職員を検索して選んでください。"), "error")
         return redirect(_back(url_for("enrollment.session_page", session_id=session_id)))
     member_id = form.staff_member_id.data
-    assert member_id is not None  # InputRequired, and the form is validated
+    assert member_id is not None  # Required, and the form is validated
     member = staff_member_or_404(member_id)
     municipality_id, member_name = member.municipality_id, member.full_name
     db.session.rollback()

@@ -2,19 +2,19 @@
 
 from flask_babel import lazy_gettext as _l
 from wtforms import SelectField, StringField
-from wtforms.validators import InputRequired, Length, Optional, ValidationError
+from wtforms.validators import Length, Optional, ValidationError
 
-from lms.common.forms import Form, stripped
+from lms.common.forms import Form, Required, stripped
 from lms.municipalities.services import is_mail_domain, normalise_mail_domain, tenant_id_problem
 
 
 class TenantMappingForm(Form):
     tenant_id = StringField(
         _l("テナント ID（ディレクトリ ID）"), filters=[stripped],
-        validators=[InputRequired(_l("テナント ID を入力してください。")), Length(max=36)],
+        validators=[Required(_l("テナント ID を入力してください。")), Length(max=36)],
     )
     municipality_code = SelectField(
-        _l("区市町村"), validators=[InputRequired(_l("区市町村を選んでください。"))]
+        _l("区市町村"), validators=[Required(_l("区市町村を選んでください。"))]
     )
     mail_domain = StringField(_l("メールドメイン（共有テナントの場合のみ）"), filters=[stripped], validators=[Optional(), Length(max=255)])
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from wtforms import RadioField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import InputRequired
 
 from lms.auth.models import NOTICE_BOTH, NOTICE_MAIL, NOTICE_TEAMS
-from lms.common.forms import Form
+from lms.common.forms import Form, Required
 
 
 class NoticeChoiceForm(Form):
@@ -19,5 +18,5 @@ class NoticeChoiceForm(Form):
             SelectChoice(NOTICE_TEAMS, _l("Teams のアクティビティだけ（届けられないときはメール）")),
             SelectChoice(NOTICE_MAIL, _l("メールだけ")),
         ],
-        validators=[InputRequired(message=_l("受け取り方を選んでください。"))],
+        validators=[Required(message=_l("受け取り方を選んでください。"))],
     )

@@ -1,15 +1,15 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, SelectField, StringField, TextAreaField
-from wtforms.validators import InputRequired, Length, Optional, Regexp
+from wtforms.validators import Length, Optional, Regexp
 
-from lms.common.forms import Form, IdField, JapaneseDateField
+from lms.common.forms import Form, IdField, JapaneseDateField, Required
 from lms.common.ids import coerce_id
 
 
 class StaffForm(Form):
-    employee_number = StringField(_l("職員番号"), validators=[InputRequired(_l("職員番号を入力してください。")), Length(max=20)])
-    full_name = StringField(_l("氏名"), validators=[InputRequired(_l("氏名を入力してください。")), Length(max=100)])
+    employee_number = StringField(_l("職員番号"), validators=[Required(_l("職員番号を入力してください。")), Length(max=20)])
+    full_name = StringField(_l("氏名"), validators=[Required(_l("氏名を入力してください。")), Length(max=100)])
     full_name_kana = StringField(_l("氏名カナ"), validators=[Optional(), Length(max=200)])
     department = StringField(_l("所属"), validators=[Optional(), Length(max=200)])
     job_title = StringField(_l("職名"), validators=[Optional(), Length(max=100)])
@@ -24,11 +24,11 @@ class StaffForm(Form):
 class TransferForm(Form):
     department = StringField(_l("異動後の所属"), validators=[Optional(), Length(max=200)])
     job_title = StringField(_l("異動後の職名"), validators=[Optional(), Length(max=100)])
-    effective_on = JapaneseDateField(_l("発令日"), validators=[InputRequired(_l("発令日を入力してください。"))])
+    effective_on = JapaneseDateField(_l("発令日"), validators=[Required(_l("発令日を入力してください。"))])
 
 
 class DepartureForm(Form):
-    left_on = JapaneseDateField(_l("退職・転出日"), validators=[InputRequired(_l("退職・転出日を入力してください。"))])
+    left_on = JapaneseDateField(_l("退職・転出日"), validators=[Required(_l("退職・転出日を入力してください。"))])
 
 
 class RosterImportForm(Form):
@@ -42,11 +42,11 @@ class NominationUploadForm(Form):
 
 
 class NominateForm(Form):
-    staff_member_id = IdField(validators=[InputRequired()])
+    staff_member_id = IdField(validators=[Required()])
 
 
 class RejectForm(Form):
-    reason = TextAreaField(_l("承認しない理由"), validators=[InputRequired(_l("承認しない理由を入力してください。")),
+    reason = TextAreaField(_l("承認しない理由"), validators=[Required(_l("承認しない理由を入力してください。")),
                                                        Length(max=1000, message=_l("理由は1000文字以内で入力してください。"))])
 
 

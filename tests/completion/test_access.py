@@ -95,6 +95,10 @@ def test_mandatory_assignment_lifecycle_by_municipal_admin(known_data, client, l
     login_as("municipal_admin", "131016")
     form = {"course_id": d["a"].id, "fiscal_year": d["fy"], "municipality_id": str(d["chiyoda"]),
             "department": "総務課", "job_title": "", "due_on": f"{d['fy'] + 1}-03-31", "note": ""}
+    # A due date of spaces only is no date: the form says so (it was a 500), nothing saved.
+    refused = client.post("/completion/assignments/new", data={**form, "due_on": "\u3000"})
+    assert refused.status_code in (200, 422) and "この項目を入力してください。" in refused.get_data(as_text=True)
+    assert db.session.scalar(select(MandatoryAssignment).where(MandatoryAssignment.department == "総務課")) is None
     assert client.post("/completion/assignments/new", data=form).status_code == 302
     created = db.session.scalar(select(MandatoryAssignment).where(MandatoryAssignment.department == "総務課"))
     assert created.municipality_id == d["chiyoda"]

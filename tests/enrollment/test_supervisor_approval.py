@@ -305,6 +305,10 @@ def test_the_stand_in_page(client, db, people, login_as):
     once = re.search(r'name="once" value="([^"]+)"', page).group(1)
     form = {"employee_number": people["office"].staff_member.employee_number, "starts_on": today.isoformat(),
             "ends_on": (today + timedelta(days=3)).isoformat(), "once": once}
+    blank = client.post("/approvals/delegations", data={**form, "starts_on": " ", "ends_on": "\u3000"})
+    assert blank.status_code == 422
+    assert {"開始日を入力してください。", "終了日を入力してください。"} <= set(re.findall(r"[開終][始了]日を入力してください。", blank.get_data(as_text=True)))
+    assert db.session.scalars(select(ApprovalDelegation)).all() == []
     good = client.post("/approvals/delegations", data=form)
     assert good.status_code == 302
     # The same form sent again (a double click): one stand-in, not two.

@@ -24,6 +24,12 @@ def _plan_flow(client, login_as, make_session):
     assert response.status_code == 302
     plan = db.session.scalar(select(TrainingPlan).where(TrainingPlan.fiscal_year == year))
     deadline = to_tokyo(utcnow() + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
+    # A deadline of spaces only is no deadline: said on the page, the plan not published.
+    for blank in (" ", "\u3000"):
+        refused = client.post(f"/plans/{plan.id}/publish", data={"survey_deadline": blank})
+        assert refused.status_code == 400 and "この項目を入力してください。" in refused.get_data(as_text=True)
+        db.session.refresh(plan)
+        assert plan.published_at is None
     assert client.post(f"/plans/{plan.id}/publish", data={"survey_deadline": deadline}).status_code == 302
     return admin, plan, session
 

@@ -72,6 +72,15 @@ def test_add_transfer_and_leave_through_the_pages(app, db, client, login_as):
     # Duplicate number: the form says why.
     again = client.post("/roster/new", data={"employee_number": "7001", "full_name": "重複"})
     assert again.status_code == 200 and "職員番号 7001 はすでに" in again.get_data(as_text=True)
+    # A date of spaces only (a full-width one, a tab) is no date: the form says so and keeps what was typed.
+    for blank in (" ", "\u3000", "\t"):
+        refused = client.post(f"/roster/{member.id}/transfer", data={"department": "財政課", "job_title": "", "effective_on": blank})
+        assert refused.status_code == 422 and "発令日を入力してください。" in refused.get_data(as_text=True)
+        assert 'value="財政課"' in refused.get_data(as_text=True)
+        refused = client.post(f"/roster/{member.id}/leave", data={"left_on": blank})
+        assert refused.status_code == 422 and "退職・転出日を入力してください。" in refused.get_data(as_text=True)
+    db.session.refresh(member)
+    assert member.department == "総務課" and member.left_on is None and member.history == []
     assert client.post(f"/roster/{member.id}/transfer", data={"department": "財政課", "job_title": "", "effective_on": "2027-04-01"}).status_code == 302
     # A departure recorded ahead (年度末): in service until the day, then left.
     assert client.post(f"/roster/{member.id}/leave", data={"left_on": "2028-03-31"}).status_code == 302

@@ -2,14 +2,14 @@
 
 from flask_babel import lazy_gettext as _l
 from wtforms import SelectField, SelectMultipleField, StringField
-from wtforms.validators import InputRequired, Length
+from wtforms.validators import Length
 
-from lms.common.forms import Form, stripped
+from lms.common.forms import Form, Required, stripped
 from lms.common.ids import coerce_id
 
 
 class EndpointForm(Form):
-    url = StringField(_l("送信先の URL"), filters=[stripped], validators=[InputRequired(_l("送信先の URL を入力してください。")),
+    url = StringField(_l("送信先の URL"), filters=[stripped], validators=[Required(_l("送信先の URL を入力してください。")),
                                                    Length(max=2000)])
     description = StringField(_l("説明"), validators=[Length(max=200)])
     # Checked by the service (lms.api.webhooks.services.EVENT_TYPES), with its message.
