@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from flask_babel import force_locale
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import JSON, Date, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -84,6 +86,31 @@ class Activity(Model):
                              cascade="all, delete-orphan", back_populates="activity")
 
 
+# A scale question's labels when the trainer gives none. Stored as these Japanese words,
+# whatever the language of the page the question was written on, and shown in the reader's
+# language (``ActivityQuestion.shown_choices``): a survey built on an English page is answered
+# on Japanese ones too.
+SCALE_LABELS_DEFAULT = (_l("不満"), _l("やや不満"), _l("どちらともいえない"), _l("おおむね満足"), _l("満足"))
+
+
+def default_scale_labels() -> list[str]:
+    """The default labels as stored (the Japanese words)."""
+    with force_locale("ja"):
+        return [str(label) for label in SCALE_LABELS_DEFAULT]
+
+
+def is_default_scale(labels) -> bool:
+    """Whether a scale's stored labels are the default ones: the Japanese words, or their
+    English (as questions written on an English page stored them before)."""
+    labels = list(labels or [])
+    if len(labels) != len(SCALE_LABELS_DEFAULT):
+        return False
+    if labels == default_scale_labels():
+        return True
+    with force_locale("en"):
+        return labels == [str(label) for label in SCALE_LABELS_DEFAULT]
+
+
 class ActivityQuestion(Model):
     __tablename__ = "activity_question"
 
@@ -102,6 +129,13 @@ class ActivityQuestion(Model):
     points: Mapped[int] = mapped_column(default=1)
 
     activity = relationship("Activity", back_populates="questions")
+
+    @property
+    def shown_choices(self) -> list[str]:
+        """The choices as a reader sees them: a scale's default labels in the reader's language."""
+        if self.kind == SCALE and is_default_scale(self.choices):
+            return [str(label) for label in SCALE_LABELS_DEFAULT]
+        return list(self.choices or [])
 
 
 class ActivitySubmission(Model):

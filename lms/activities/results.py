@@ -223,7 +223,7 @@ def results(activity: Activity, session_id: int | None = None) -> Results:
                 for value, n in Counter(values).items():  # (counted as given, then read as numbers)
                     tally[int(value)] += n
                 offset = 1 if q.kind == SCALE else 0
-                result.counts = [(label, tally.get(i + offset, 0)) for i, label in enumerate(q.choices)]
+                result.counts = [(label, tally.get(i + offset, 0)) for i, label in enumerate(q.shown_choices)]
             elif q.kind == MULTIPLE:
                 tally = Counter(int(i) for v in values for i in v)
                 result.counts = [(label, tally.get(i, 0)) for i, label in enumerate(q.choices)]

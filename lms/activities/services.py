@@ -19,7 +19,6 @@ from types import SimpleNamespace
 from typing import IO
 
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import contains_eager
 
@@ -40,6 +39,7 @@ from lms.activities.models import (
     REPORT,
     RETURNED,
     SCALE,
+    SCALE_LABELS_DEFAULT,
     SCORED,
     SECTION,
     SINGLE,
@@ -53,6 +53,8 @@ from lms.activities.models import (
     ActivitySubmission,
     AnonymousAnswer,
     BankQuestion,
+    default_scale_labels,
+    is_default_scale,
 )
 from lms.audit.services import record_action
 from lms.auth.models import MUNICIPAL_ADMIN, PLATFORM_ADMIN
@@ -332,11 +334,6 @@ def parse_choices(text: str) -> list[str]:
     return [line.strip()[:200] for line in (text or "").splitlines() if line.strip()]
 
 
-# A scale question's labels when the trainer gives none: stored in the language of the page
-# the question was written on, as its prompt is.
-SCALE_LABELS_DEFAULT = (_l("不満"), _l("やや不満"), _l("どちらともいえない"), _l("おおむね満足"), _l("満足"))
-
-
 def _check_question(activity: Activity, data: QuestionInput) -> dict:
     if data.kind not in QUESTION_KINDS:
         raise InvalidInput(_("質問の種類を選んでください。"), field="kind")
@@ -364,7 +361,7 @@ def _check_question(activity: Activity, data: QuestionInput) -> dict:
             # (a label list of another length was replaced by the defaults without a word)
             raise InvalidInput(_("5段階評価の目盛りは、低い方から順に5行で入力してください（空欄なら「不満」〜「満足」）。"),
                                field="choices")
-        choices = choices or [str(label) for label in SCALE_LABELS_DEFAULT]
+        choices = default_scale_labels() if not choices or is_default_scale(choices) else choices
         correct = []
     elif data.kind == NUMBER:
         choices = []
@@ -414,6 +411,8 @@ def update_question(actor, question: ActivityQuestion, data: QuestionInput) -> N
     if has_answers(activity.id):
         if values["kind"] != question.kind:
             raise Conflict(_("回答があるため、質問の種類は変えられません。"))
+        if values["kind"] == SCALE and is_default_scale(question.choices) and is_default_scale(values["choices"]):
+            values["choices"] = list(question.choices)  # (the default labels, stored in either language)
         if values["choices"][: len(question.choices)] != list(question.choices):
             raise Conflict(_("回答があるため、選択肢の削除や並べ替え、書き換えはできません（末尾への追加はできます）。"))
         if values["correct"] != list(question.correct) or values["points"] != question.points:

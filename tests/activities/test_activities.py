@@ -747,26 +747,50 @@ def test_a_second_place_in_the_course_does_not_hide_work_handed_in(db, world, ma
     db.session.rollback()
 
 
-@pytest.mark.parametrize(("locale", "labels"), [
-    ("ja", ["不満", "やや不満", "どちらともいえない", "おおむね満足", "満足"]),
-    ("en", ["Dissatisfied", "Somewhat dissatisfied", "Neutral", "Mostly satisfied", "Satisfied"]),
-])
-def test_a_scale_without_labels_gets_them_in_the_language_it_was_written_in(db, world, locale, labels):
-    """A 5-point scale added without labels is labelled in the language of the page the trainer
-    wrote it on (as its prompt is); labels given are kept as written."""
-    with force_locale(locale):
+JA_SCALE = ["不満", "やや不満", "どちらともいえない", "おおむね満足", "満足"]
+EN_SCALE = ["Dissatisfied", "Somewhat dissatisfied", "Neutral", "Mostly satisfied", "Satisfied"]
+
+
+@pytest.mark.parametrize("written_in", ["ja", "en"])
+def test_a_scale_without_labels_is_shown_in_the_readers_language(db, world, written_in):
+    """A 5-point scale added without labels gets the default ones, kept as the Japanese words
+    whatever the language of the trainer's page and shown in each reader's language (a survey
+    built on an English page showed "Dissatisfied" to Japanese learners); labels given are kept
+    and shown as written."""
+    with force_locale(written_in):
         activity = build(db, world, questions=[
             services.QuestionInput(kind=SCALE, prompt="満足度"),
             services.QuestionInput(kind=SCALE, prompt="難易度", choices=["易", "やや易", "普通", "やや難", "難"]),
         ])
     default, given = sorted(activity.questions, key=lambda q: q.position)
-    assert default.choices == labels
+    assert default.choices == JA_SCALE
     assert given.choices == ["易", "やや易", "普通", "やや難", "難"]
+    for reader, labels in (("ja", JA_SCALE), ("en", EN_SCALE)):
+        with force_locale(reader):
+            assert default.shown_choices == labels
+            assert given.shown_choices == ["易", "やや易", "普通", "やや難", "難"]
+    # A question stored with the English defaults (written on an English page before) reads in Japanese too.
+    default.choices = list(EN_SCALE)
+    with force_locale("ja"):
+        assert default.shown_choices == JA_SCALE
     # Labels of another length are refused with a word, not replaced by the defaults.
     with pytest.raises(InvalidInput, match="5行で入力してください") as refused:
         services.add_question(world["trainer"], activity,
                               services.QuestionInput(kind=SCALE, prompt="理解度", choices=["1", "2"]))
     assert refused.value.context["field"] == "choices"
+
+
+def test_a_scale_answered_in_english_reads_in_japanese_on_the_pages(app, db, world, client, login_as):
+    """The answer page and the results page show a default scale in the reader's language."""
+    with force_locale("en"):
+        activity = build(db, world, questions=[services.QuestionInput(kind=SCALE, prompt="Q1")])
+    login_as(user=world["trainer"])
+    for language, labels in (("ja", JA_SCALE), ("en", EN_SCALE)):
+        page = client.get(f"/manage/activities/{activity.id}/results",
+                          headers={"Accept-Language": language}).get_data(as_text=True)
+        assert all(label in page for label in labels), language
+        other = EN_SCALE if language == "ja" else JA_SCALE
+        assert not any(label in page for label in other[1:]), language
 
 
 def test_questions_added_from_several_tabs_at_once_each_get_their_place(app, live_server, db, world):
