@@ -13,8 +13,8 @@
   var time = document.getElementById("quiz-remaining-time");
   var live = document.getElementById("quiz-remaining-live");
   var started = performance.now();
+  var DAY = 24 * 3600;
   var said = {};
-  shown.hidden = false;
   function say(which) {
     if (said[which] || !live) { return; }
     said[which] = true;
@@ -23,8 +23,13 @@
   function tick() {
     var ms = left - (performance.now() - started);
     var s = Math.max(0, Math.ceil(ms / 1000));
-    var m = Math.floor(s / 60);
-    time.textContent = m + ":" + String(s % 60).padStart(2, "0");
+    // Shown from a day before (the note above gives the date and time): months away, a count of
+    // minutes (193137:15) says nothing. Hours as h:mm:ss, then m:ss.
+    shown.hidden = s > DAY;
+    var h = Math.floor(s / 3600);
+    var m = Math.floor((s % 3600) / 60);
+    var mm = h ? String(m).padStart(2, "0") : String(m);
+    time.textContent = (h ? h + ":" : "") + mm + ":" + String(s % 60).padStart(2, "0");
     if (s <= 300 && left > 300000) { say("five"); }
     if (s <= 60 && left > 60000) { say("one"); }
     if (ms <= -1000) {  // (a second late: the server then scores the answers as they stand)
