@@ -255,9 +255,19 @@ def edit_question(question_id: int):
                            form=form), status
 
 
-@bp.post("/manage/activity-questions/<int:question_id>/delete")
+@bp.route("/manage/activity-questions/<int:question_id>/delete", methods=["GET", "POST"])
 @role_required(TRAINER, PLATFORM_ADMIN)
 def delete_question(question_id: int):
+    """Asks on a page of its own first (what is deleted, from which activity), then deletes."""
+    if request.method == "GET":
+        question = _question(question_id)
+        back = url_for("activities.manage", activity_id=question.activity_id) + "#questions"
+        return render_template(
+            "confirm.html", heading=_("質問を削除"),
+            lead=_("この質問を削除します。削除した質問は元に戻せません。"),
+            facts=[(_("活動"), question.activity.title), (_("質問"), question.prompt)],
+            action_url=url_for("activities.delete_question", question_id=question_id), button=_("削除する"),
+            back_url=back)
     return _on_question(question_id, services.delete_question, _("質問を削除しました。"))
 
 
@@ -332,11 +342,19 @@ def question_bank(course_id: int):
                            question_form=form, question_kinds=QUESTION_LABELS, action_form=ActionForm()), status
 
 
-@bp.post("/manage/question-bank/<int:item_id>/delete")
+@bp.route("/manage/question-bank/<int:item_id>/delete", methods=["GET", "POST"])
 @role_required(TRAINER, PLATFORM_ADMIN)
 def delete_bank_question(item_id: int):
+    """Asks on a page of its own first, then takes the question out of the course's bank."""
     item = db.get_or_404(BankQuestion, item_id)
     course = _course(item.course_id)
+    if request.method == "GET":
+        return render_template(
+            "confirm.html", heading=_("問題バンクから外す"),
+            lead=_("この問題を問題バンクから外します。確認テストに追加済みの質問はそのまま残ります。"),
+            facts=[(_("研修"), course.title), (_("問題"), item.prompt)],
+            action_url=url_for("activities.delete_bank_question", item_id=item_id), button=_("バンクから外す"),
+            back_url=url_for("activities.question_bank", course_id=course.id))
     _act(lambda: services.delete_from_bank(current_user, item), _("問題バンクから外しました。"))
     return redirect(url_for("activities.question_bank", course_id=course.id))
 

@@ -314,9 +314,30 @@ def test_the_bank_pages(db, world, client, login_as, make_user):
     assert quiz.questions[-1].prompt == "公文書の保存期間を決めるのは" and quiz.questions[-1].points == 2
     manage = client.get(f"/manage/activities/{quiz.id}").get_data(as_text=True)
     assert "問題バンクに保存" in manage and "出題数" in manage
+    # Deleting a question, or taking one out of the bank, asks on a page first (naming it): the
+    # list's buttons are links to it, and nothing is deleted until its button is pressed.
+    copied, item_id = quiz.questions[-1], item.id
+    assert f'href="/manage/activity-questions/{copied.id}/delete"' in manage
+    bank_page = client.get(f"/manage/courses/{course.id}/question-bank").get_data(as_text=True)
+    assert f'href="/manage/question-bank/{item.id}/delete"' in bank_page
+    for url, words in ((f"/manage/activity-questions/{copied.id}/delete", "この質問を削除します"),
+                       (f"/manage/question-bank/{item.id}/delete", "この問題を問題バンクから外します")):
+        asked = client.get(url)
+        assert asked.status_code == 200
+        assert words in asked.get_data(as_text=True) and "公文書の保存期間を決めるのは" in asked.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(BankQuestion, item.id) is not None and quiz.questions[-1].id == copied.id
     login_as(user=make_user("trainer"))  # another trainer: not their course
     assert client.get(f"/manage/courses/{course.id}/question-bank").status_code == 404
+    assert client.get(f"/manage/question-bank/{item.id}/delete").status_code == 404
+    assert client.get(f"/manage/activity-questions/{copied.id}/delete").status_code == 404
     assert client.post(f"/manage/question-bank/{item.id}/delete").status_code == 404
+    login_as(user=world["trainer"])
+    assert client.post(f"/manage/question-bank/{item.id}/delete").status_code == 302
+    copied_id = copied.id
+    assert client.post(f"/manage/activity-questions/{copied_id}/delete").status_code == 302
+    db.session.expire_all()
+    assert db.session.get(BankQuestion, item_id) is None and all(q.id != copied_id for q in quiz.questions)
 
 
 def test_a_report_returned_after_the_close_can_still_be_finished(db, world, make_user):
