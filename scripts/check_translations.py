@@ -14,6 +14,16 @@ ROOT = Path(__file__).resolve().parent.parent
 TRANSLATIONS = ROOT / "lms" / "translations"
 
 
+def _key(value):
+    """A plural message's ids and forms as the .po reader gives them (a tuple; the .mo reader: a list)."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _translated(string) -> bool:
+    """A translation for every form (a plural message's is a tuple of them, one per form)."""
+    return all(string) if isinstance(string, tuple) else bool(string)
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         pot = Path(tmp) / "messages.pot"
@@ -27,9 +37,9 @@ def main() -> int:
     with open(TRANSLATIONS / "en" / "LC_MESSAGES" / "messages.po", "rb") as fh:
         po = {m.id: m for m in read_po(fh) if m.id}
     problems = [f"untranslated: {mid!r}" for mid in sorted(wanted, key=str)
-                if mid not in po or not po[mid].string or "fuzzy" in po[mid].flags]
+                if mid not in po or not _translated(po[mid].string) or "fuzzy" in po[mid].flags]
     with open(TRANSLATIONS / "en" / "LC_MESSAGES" / "messages.mo", "rb") as fh:
-        mo = {m.id: m.string for m in read_mo(fh) if m.id}
+        mo = {_key(m.id): _key(m.string) for m in read_mo(fh) if m.id}
     problems += [f"stale messages.mo (run scripts/i18n.sh): {mid!r}" for mid in sorted(wanted, key=str)
                  if mid in po and po[mid].string and mo.get(mid) != po[mid].string]
     for line in problems:

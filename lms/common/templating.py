@@ -9,7 +9,7 @@ from functools import lru_cache
 from typing import Any
 
 from flask import Flask, current_app, has_request_context, request, url_for
-from flask_babel import get_locale
+from flask_babel import get_locale, ngettext
 from flask_login import current_user
 from jinja2 import pass_context
 from markupsafe import Markup
@@ -144,6 +144,16 @@ def dot() -> str:
     return " ・ " if _is_ja() else " · "
 
 
+def people(n: int) -> str:
+    """A count of people: 「3 人」; in English "1 person", "3 people" (Japanese has no plural)."""
+    return ngettext("%(num)d 人", "%(num)d 人", n)
+
+
+def answers(n: int) -> str:
+    """A count of answers, as a chart's value: 「3件」; in English "1 answer", "3 answers"."""
+    return ngettext("%(num)d件", "%(num)d件", n)
+
+
 def list_separator() -> str:
     """「、」 in Japanese, ", " in English: between the items of a list in a sentence."""
     return "、" if _is_ja() else ", "
@@ -215,6 +225,8 @@ def init_templating(app: Flask, nav_items: Callable[[Any], list[dict]]) -> None:
     app.jinja_env.globals["colon"] = colon
     app.jinja_env.globals["list_separator"] = list_separator
     app.jinja_env.globals["dot"] = dot
+    app.jinja_env.globals["people"] = people
+    app.jinja_env.globals["answers"] = answers
     app.jinja_env.globals["dash"] = dash
     app.jinja_env.globals["once_input"] = once_input
     app.jinja_env.filters["markdown"] = lambda text: Markup(render_markdown(text or ""))  # noqa: S704 (sanitised by nh3)

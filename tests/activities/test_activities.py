@@ -6,6 +6,7 @@ apart from people, and completion waits for every required activity."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -1195,3 +1196,22 @@ def test_a_draw_count_of_every_scored_question_or_more_is_pointed_out(db, world,
     quiz.draw_count = None  # (every question: nothing drawn, nothing to point out)
     db.session.commit()
     assert "採点する質問の数" not in client.get(f"/manage/activities/{quiz.id}").get_data(as_text=True)
+
+
+def test_the_quiz_results_count_people_and_answers_in_english_grammar(db, world, client, login_as):
+    """English counts agree with their number ("1 person", "0 people", "1 answer"), where the
+    page said "1 people" and "0people"; Japanese keeps 「1 人」."""
+    quiz = build(db, world, QUIZ, questions=quiz_questions(), pass_pct=75, max_attempts=2)
+    learner = world["learner"]
+    services.start_attempt(quiz.id, learner)
+    db.session.commit()
+    services.save(quiz.id, learner, form(quiz, 0, ["0", "1"], 30), submit=True)
+    db.session.commit()
+    login_as(user=world["trainer"])
+    english = client.get(f"/manage/activities/{quiz.id}/results", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert re.search(r"Takers</dt>\s*<dd[^>]*>1 person<", english) and re.search(r"Passed</dt>\s*<dd[^>]*>1 person<", english)
+    assert ">0 people</text>" in english and ">1 person</text>" in english  # the score chart
+    assert ">1 answer</text>" in english and ">0 answers</text>" in english  # a question's choices
+    assert "1 people" not in english and "0people" not in english and "1 answers" not in english
+    japanese = client.get(f"/manage/activities/{quiz.id}/results", headers={"Accept-Language": "ja"}).get_data(as_text=True)
+    assert re.search(r"受験者</dt>\s*<dd[^>]*>1 人<", japanese) and ">1件</text>" in japanese
