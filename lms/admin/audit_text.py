@@ -12,17 +12,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from flask import url_for
+from flask import g, has_app_context, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
+from lms.activities.forms import KIND_LABELS as ACTIVITY_KIND_LABELS
 from lms.archives.models import Archive
 from lms.audit.models import AuditLog
 from lms.audit.names import detail_name
 from lms.auth.models import User
 from lms.common.templating import colon, list_separator
 from lms.common.timeutil import to_tokyo
+from lms.completion.tables import TABLE_TITLES
 from lms.courses.models import Course, TrainingSession
 from lms.extensions import db
 from lms.municipalities.models import Municipality
@@ -409,15 +411,54 @@ ACTION_DETAIL_LABELS = {
 }
 
 
-# Detail values that are codes, by key: their words (a roster upsert's outcome as the roster pages say it).
-VALUE_LABELS = {"outcome": OUTCOME_LABELS}
+# Detail values that are codes, by key: their words (a roster upsert's outcome as the roster
+# pages say it, an export's table by its title).
+VALUE_LABELS: dict[str, dict[str, Any]] = {
+    "outcome": OUTCOME_LABELS,
+    "table": TABLE_TITLES,
+    "format": {"csv": "CSV", "xlsx": "Excel（.xlsx）", "pdf": "PDF", "zip": "ZIP"},
+    "encoding": {"cp932": "Shift_JIS", "utf-8": "UTF-8", "utf8": "UTF-8"},
+}
+# A code whose words depend on the action (an activity's kind).
+ACTION_VALUE_LABELS: dict[tuple[str, str], dict[str, Any]] = {
+    ("activity.create", "kind"): ACTIVITY_KIND_LABELS,
+}
 
 
-def _detail_value(key: str, value: Any) -> str:
-    """A detail's value: a code in words, an id by the name its area registered, else as it is."""
-    label = VALUE_LABELS.get(key, {}).get(value) if isinstance(value, str) else None
-    if label is not None:
-        return str(label)
+def _municipality_name(municipality_id: int) -> str | None:
+    return db.session.scalar(select(Municipality.name).where(Municipality.id == municipality_id))
+
+
+def _course_title(course_id: int) -> str | None:
+    return db.session.scalar(select(Course.title).where(Course.id == course_id))
+
+
+def _session_name(session_id: int) -> str | None:
+    row = db.session.execute(select(Course.title, TrainingSession.title, TrainingSession.starts_at)
+                             .join(TrainingSession.course).where(TrainingSession.id == session_id)).first()
+    return f"{row[0]} {row[1]}（{to_tokyo(row[2]):%Y-%m-%d %H:%M}）" if row else None
+
+
+# Ids in details, by key: named as the entry's own target is (an id no longer there stays a number).
+ID_NAMES = {"scope_municipality_id": _municipality_name, "course_id": _course_title, "session_id": _session_name}
+
+
+def _detail_value(key: str, value: Any, action: str | None = None) -> str:
+    """A detail's value: a code in words, an id by its object's name (or the name its area
+    registered), else as it is."""
+    if isinstance(value, str):
+        labels = ACTION_VALUE_LABELS.get((action or "", key)) or VALUE_LABELS.get(key, {})
+        label = labels.get(value)
+        if label is not None:
+            return str(label)
+    namer = ID_NAMES.get(key)
+    if namer is not None and isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**31:
+        # (once per id in an app context: an export of many entries asks for each object once)
+        known = g.setdefault("lms_audit_id_names", {}) if has_app_context() else {}
+        if (key, value) not in known:
+            known[(key, value)] = namer(value)
+        if known[(key, value)]:
+            return known[(key, value)]
     return detail_name(key, value) or _value(value)
 
 
@@ -437,7 +478,7 @@ def detail_lines(details: dict | None, action: str | None = None) -> list[tuple[
                 else:
                     lines.append((_key(field, action), _value(change)))
             continue
-        lines.append((_key(key, action), _detail_value(key, value)))
+        lines.append((_key(key, action), _detail_value(key, value, action)))
     return lines
 
 

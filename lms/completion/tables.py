@@ -7,6 +7,7 @@ from datetime import datetime
 from itertools import chain
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from lms.activities.forms import KIND_LABELS as ACTIVITY_KINDS
@@ -19,6 +20,10 @@ from lms.extensions import db
 from lms.roster.models import StaffMember
 
 TABLES = ("courses", "activities", "departments", "job_titles", "trend", "missing", "records", "comparison")
+# Each table's title (its sheet's, and its name in the audit log's export entries).
+TABLE_TITLES = {"courses": _l("研修別"), "activities": _l("課題別"), "departments": _l("所属別"),
+                "job_titles": _l("職名別"), "trend": _l("月別推移"), "missing": _l("必修未修了者"),
+                "records": _l("修了記録"), "comparison": _l("区市町村比較")}
 # Tables that ``?course=`` narrows to one course (as the dashboard's own tables: its list of
 # courses and the mandatory assignments are every course's; the comparison names its courses
 # in its rows).
@@ -71,7 +76,7 @@ def build_table(name: str, *, scope: int | None, fiscal_year: int | None, course
             return (r.municipality, r.employee_number, r.full_name, r.department, r.job_title, r.course,
                     r.fiscal_year, statuses.get(r.status, r.status), methods.get(r.method, r.method),
                     r.completed_at, r.certificate_serial or "")
-        return Table("completions", _("修了記録"), [
+        return Table("completions", str(TABLE_TITLES["records"]), [
             Column(_("区市町村"), 14), Column(_("職員番号"), 12), Column(_("氏名"), 18), Column(_("所属"), 24),
             Column(_("職名"), 14), Column(_("研修"), 40), Column(_("年度"), 8), Column(_("状態"), 8),
             Column(_("修了方法"), 22), Column(_("修了日時"), 18), Column(_("証書番号"), 28),
@@ -83,7 +88,7 @@ def build_table(name: str, *, scope: int | None, fiscal_year: int | None, course
             for r in reports.course_summary(scope, fiscal_year):
                 yield (r.title, r.enrolled, r.attended, r.completed_live, r.completed_archive, r.completed_both,
                        r.completed_manual, r.completed, r.not_yet, _rate(r.rate))
-        return Table("completion-courses", _("研修別"), [
+        return Table("completion-courses", str(TABLE_TITLES["courses"]), [
             Column(_("研修"), 44), Column(_("申込者数"), 10), Column(_("出席者数"), 10),
             Column(_("修了（ライブ）"), 14), Column(_("修了（アーカイブ）"), 16), Column(_("修了（両方）"), 12),
             Column(_("修了（手動）"), 12), Column(_("修了計"), 10), Column(_("未修了"), 10), Column(_("修了率（%）"), 12, percent=True),
@@ -96,7 +101,7 @@ def build_table(name: str, *, scope: int | None, fiscal_year: int | None, course
             for a in reports.activity_figures(scope, fiscal_year, course_id):
                 yield (a.course_title, a.title, kinds.get(a.kind, a.kind), yes if a.required else no, a.submitted,
                        "" if a.passed is None else a.passed, "" if a.confirmed is None else a.confirmed)
-        return Table("completion-activities", _("課題別"), [
+        return Table("completion-activities", str(TABLE_TITLES["activities"]), [
             Column(_("研修"), 40), Column(_("課題"), 30), Column(_("種類"), 14), Column(_("修了要件"), 10),
             Column(_("提出者数"), 10), Column(_("合格者数"), 10), Column(_("確認済の報告"), 12),
         ], rows)
@@ -107,7 +112,7 @@ def build_table(name: str, *, scope: int | None, fiscal_year: int | None, course
         def rows():
             for r in reports.group_breakdown(scope, fiscal_year, by, course_id):
                 yield (r.name, r.staff, r.enrolled, r.completed, _rate(r.rate))
-        title = _("所属別") if by == "department" else _("職名別")
+        title = str(TABLE_TITLES[name])
         return Table(f"completion-{name.replace('_', '-')}", title, [
             Column(label, 30), Column(_("職員数"), 10), Column(_("申込者数"), 10), Column(_("修了者数"), 10),
             Column(_("修了率（%）"), 12, percent=True),
@@ -116,7 +121,7 @@ def build_table(name: str, *, scope: int | None, fiscal_year: int | None, course
         def rows():
             for m in reports.monthly_trend(scope, fiscal_year, course_id):
                 yield (m.month, m.completed, m.cumulative)
-        return Table("completion-trend", _("月別推移"), [
+        return Table("completion-trend", str(TABLE_TITLES["trend"]), [
             Column(_("年月"), 12), Column(_("修了件数"), 12), Column(_("累計"), 12),
         ], rows)
     if name == "missing":
@@ -150,7 +155,7 @@ def build_table(name: str, *, scope: int | None, fiscal_year: int | None, course
                         listed.add((course_id, staff_member_id))
                         yield row
 
-        return Table("mandatory-not-completed", _("必修未修了者"), [
+        return Table("mandatory-not-completed", str(TABLE_TITLES["missing"]), [
             Column(_("研修"), 36), Column(_("期限"), 12), Column(_("区市町村"), 14), Column(_("職員番号"), 12),
             Column(_("氏名"), 18), Column(_("所属"), 24), Column(_("職名"), 14), Column(_("採用日"), 12),
             Column(_("サインイン実績"), 14), Column(_("期限超過"), 10),
@@ -166,7 +171,7 @@ def build_table(name: str, *, scope: int | None, fiscal_year: int | None, course
                     if cell is None or cid not in titles:
                         continue
                     yield (r.name, titles[cid], cell.completed, cell.not_yet, _rate(cell.rate))
-        return Table("completion-comparison", _("区市町村比較"), [
+        return Table("completion-comparison", str(TABLE_TITLES["comparison"]), [
             Column(_("区市町村"), 14), Column(_("研修"), 40), Column(_("修了者数"), 10), Column(_("未修了者数"), 12),
             Column(_("修了率（%）"), 12, percent=True),
         ], rows)

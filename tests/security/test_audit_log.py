@@ -103,6 +103,25 @@ def test_a_detail_named_alike_in_two_actions_reads_as_each_action_means_it(db, c
     assert "研修回：15" not in exported
 
 
+def test_codes_and_ids_in_details_read_as_words_and_names(db, client, login_as, make_course, municipality):
+    """An export's table, format and encoding, an activity's kind and the ids of a municipality,
+    a course or a session read as the pages say them (the log showed trend, csv, cp932, survey, 25)."""
+    admin = login_as("platform_admin")
+    course = make_course(title="公文書管理の研修")
+    town = municipality("132012")
+    _entry(db, "export.completion", actor=admin, target=("export", "trend"), table="trend", format="csv",
+           encoding="cp932", scope_municipality_id=town.id, course_id=course.id)
+    _entry(db, "activity.create", actor=admin, target=("activity", "1"), course_id=course.id, kind="survey")
+    _entry(db, "course.update", actor=admin, course_id=2**31 + 5)  # (no such course: the number as it is)
+    body = client.get("/admin/audit/").get_data(as_text=True)
+    for words in ("<dt>表</dt><dd>月別推移</dd>", "<dt>形式</dt><dd>CSV</dd>", "<dt>文字コード</dt><dd>Shift_JIS</dd>",
+                  "<dt>対象の区市町村</dt><dd>八王子市</dd>", "<dt>研修</dt><dd>公文書管理の研修</dd>",
+                  "<dt>種類</dt><dd>研修アンケート</dd>", f"<dt>研修</dt><dd>{2**31 + 5}</dd>"):
+        assert words in body, words
+    exported = client.post("/admin/audit/export").data.decode("utf-8-sig")
+    assert "表：月別推移 / 形式：CSV / 文字コード：Shift_JIS / 対象の区市町村：八王子市 / 研修：公文書管理の研修" in exported
+
+
 def test_bad_filters_answer_a_clear_message_not_an_error(client, login_as):
     login_as("platform_admin")
     response = client.get("/admin/audit/?date_from=2026-05-01&date_to=2026-04-01")
