@@ -376,7 +376,10 @@ def survey_upload(plan_id: int):
     if not Form().validate_on_submit():
         abort(400)
     upload = request.files.get("sheet")
-    data = upload.read() if upload is not None else b""
+    if upload is None or not upload.filename:  # (no file chosen: the browser sends an empty part)
+        flash(_("ファイルを選んでください。"), "error")
+        return _survey_page(plan, municipality, [_("ファイルを選んでください。")])
+    data = upload.read()
     try:
         answers = read_survey_workbook(plan, municipality, data)
         begin_write()

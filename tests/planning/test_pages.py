@@ -298,7 +298,13 @@ def test_a_bad_sheet_names_every_bad_cell_and_stores_nothing(app, client, login_
                        content_type="multipart/form-data")
     assert text.status_code == 400 and "Excel ファイル（.xlsx）を選んでください" in text.get_data(as_text=True)
     empty = client.post(f"/plans/{plan.id}/survey/upload", data={}, content_type="multipart/form-data")
-    assert empty.status_code == 400 and "ファイルが空です" in empty.get_data(as_text=True)
+    assert empty.status_code == 400 and "ファイルを選んでください" in empty.get_data(as_text=True)  # as every upload form says
+    unnamed = client.post(f"/plans/{plan.id}/survey/upload", data={"sheet": (io.BytesIO(b""), "")},
+                          content_type="multipart/form-data")
+    assert unnamed.status_code == 400 and "ファイルを選んでください" in unnamed.get_data(as_text=True)
+    zero = client.post(f"/plans/{plan.id}/survey/upload", data={"sheet": (io.BytesIO(b""), "survey.xlsx")},
+                       content_type="multipart/form-data")
+    assert zero.status_code == 400 and "ファイルが空です" in zero.get_data(as_text=True)
     assert db.session.scalar(select(PlanDemand.id)) is None
 
 
