@@ -418,7 +418,8 @@ def answer(activity_id: int):
                 db.session.commit()
                 return redirect(url_for("activities.answer", activity_id=activity_id))
             submission, errors = services.save(activity_id, current_user, raw, submit=action == "submit",
-                                               uploads=_uploads(), remove=_removed())
+                                               uploads=_uploads(), remove=_removed(),
+                                               attempt=parse_id(request.form.get("attempt", "")))
         except (NotAllowed, NotFound):
             db.session.rollback()
             abort(404)

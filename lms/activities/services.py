@@ -793,14 +793,17 @@ class Upload:
 
 
 def save(activity_id: int, user, raw: dict[str, list[str]], *, submit: bool, uploads: dict[int, Upload] | None = None,
-         remove: set[int] | frozenset[int] = frozenset()) -> tuple[ActivitySubmission, dict[int, str]]:
+         remove: set[int] | frozenset[int] = frozenset(),
+         attempt: int | None = None) -> tuple[ActivitySubmission, dict[int, str]]:
     """Save the learner's answers as a draft, or submit them (checked in full; a quiz is
     scored, an anonymous survey's answers go where nobody can trace them: it keeps no draft,
     not even the valid part of a refused submission). ``uploads``: files
     posted for file questions (each replaces the one held); ``remove``: file questions whose
     file is taken away. Returns the submission and the messages of the answers refused
-    (nothing is submitted then; what was valid is kept as the draft, files included). The
-    caller commits."""
+    (nothing is submitted then; what was valid is kept as the draft, files included).
+    ``attempt``: the quiz attempt the page was showing (its number); answers sent for another
+    one are refused (a tab left open on a finished attempt, its timer submitting, must not
+    hand in the attempt begun since in another tab). The caller commits."""
     now = utcnow()
     member = _lock_member(user)
     activity = db.session.get(Activity, activity_id)
@@ -824,6 +827,9 @@ def save(activity_id: int, user, raw: dict[str, list[str]], *, submit: bool, upl
             raise Conflict(_("この受験はすでに提出され、採点されています。もう一度受験できる場合は「受験を始める」から始めてください。"))
         if current is None:
             raise Conflict(_("確認テストは「受験を始める」から始めてください。"))
+        if attempt is not None and attempt != current.attempt:
+            raise Conflict(_("このページの回答は%(old)d回目の受験のものです。いまは%(now)d回目を受験中のため、受け付けませんでした。"
+                             "ページを開き直して、%(now)d回目の問題に回答してください。", old=attempt, now=current.attempt))
         expired = _expired(activity, current, now)
         deadline = deadline_of(activity, current)
         timed_out = submit and deadline is not None and now > deadline  # (the page submits at the time)

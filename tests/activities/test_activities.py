@@ -1215,3 +1215,31 @@ def test_the_quiz_results_count_people_and_answers_in_english_grammar(db, world,
     assert "1 people" not in english and "0people" not in english and "1 answers" not in english
     japanese = client.get(f"/manage/activities/{quiz.id}/results", headers={"Accept-Language": "ja"}).get_data(as_text=True)
     assert re.search(r"受験者</dt>\s*<dd[^>]*>1 人<", japanese) and ">1件</text>" in japanese
+
+
+def test_a_page_left_open_on_a_finished_attempt_cannot_hand_in_the_next_one(db, world, client, login_as):
+    """The answer form names its attempt: a tab still showing attempt 1 (its timer submitting
+    at its deadline) is refused once attempt 2 has begun, which keeps its own answers and
+    stays open; answers sent without the number (a page from before) still go to the open one."""
+    from lms.activities.models import DRAFT, ActivitySubmission
+
+    quiz = build(db, world, QUIZ, questions=quiz_questions(), pass_pct=75, max_attempts=2)
+    login_as(user=world["learner"])
+    assert client.post(f"/activities/{quiz.id}/attempts").status_code == 302
+    page = client.get(f"/activities/{quiz.id}").get_data(as_text=True)
+    assert '<input type="hidden" name="attempt" value="1">' in page
+    one, many, number = (f"q{q.id}" for q in quiz.questions)
+    first = {one: "1", many: "0", number: "1", "attempt": "1", "action": "submit"}
+    assert client.post(f"/activities/{quiz.id}", data=first).status_code == 302  # attempt 1: failed
+    assert client.post(f"/activities/{quiz.id}/attempts").status_code == 302  # attempt 2 begins
+    stale = client.post(f"/activities/{quiz.id}", data=first)
+    assert stale.status_code == 409
+    assert "このページの回答は1回目の受験のものです。いまは2回目を受験中" in stale.get_data(as_text=True)
+    db.session.expire_all()
+    second = db.session.scalar(select(ActivitySubmission).where(ActivitySubmission.activity_id == quiz.id,
+                                                                ActivitySubmission.attempt == 2))
+    assert second.status == DRAFT and not second.answers
+    right = {one: "0", many: ["0", "1"], number: "30", "attempt": "2", "action": "submit"}
+    assert client.post(f"/activities/{quiz.id}", data=right).status_code == 302
+    db.session.expire_all()
+    assert (second.status, second.passed) == (SUBMITTED, True)
