@@ -29,6 +29,7 @@ from lms.auth.models import PLATFORM_ADMIN
 from lms.common import signals
 from lms.common.database import for_update, is_sqlite, lock_fresh
 from lms.common.errors import InvalidInput, NotAllowed, NotFound
+from lms.common.forms import one_line, stripped
 from lms.common.links import app_url
 from lms.common.timeutil import as_utc, fiscal_year_bounds, fiscal_year_label, fiscal_year_of, to_tokyo, utcnow
 from lms.courses.models import CANCELLED, SCHEDULED, Course, SessionQuota, TrainingSession, is_a_place
@@ -453,6 +454,12 @@ def allocations_of(plan: TrainingPlan, *, municipality_id: int | None = None,
     return list(db.session.scalars(query.order_by(PlanAllocation.session_id, PlanAllocation.municipality_id)))
 
 
+def _reason(text: str | None) -> str:
+    """A reason as typed in a one-line box: control characters as spaces, and the spaces and
+    invisible characters around it gone (a reason of a zero-width space alone is no reason)."""
+    return stripped(one_line(text or "")) or ""
+
+
 def adjust_allocation(actor, plan: TrainingPlan, allocation_id: int, seats: int, reason: str) -> None:
     """Change one municipality's seats by hand, with a reason; the session's total stays
     within its capacity."""
@@ -461,7 +468,7 @@ def adjust_allocation(actor, plan: TrainingPlan, allocation_id: int, seats: int,
     if row is None or row.plan_id != plan.id:
         raise NotFound(_("割当が見つかりません。"))
     lock_fresh(row)
-    reason = (reason or "").strip()
+    reason = _reason(reason)
     if not reason:
         raise InvalidInput(_("調整の理由を入力してください。"), field="reason")
     if seats < 0 or seats > 9999:
@@ -692,7 +699,7 @@ def request_exchange(actor, plan: TrainingPlan, session_id: int, municipality_id
         raise InvalidInput(_("開始した研修回の割当は変更できません。"))
     if not 1 <= seats <= 9999:
         raise InvalidInput(_("人数は1から9999までの整数で入力してください。"), field="seats")
-    reason = (reason or "").strip()
+    reason = _reason(reason)
     if len(reason) > 500:
         raise InvalidInput(_("理由は500文字以内で入力してください。"), field="reason")
     if kind == EXCHANGE_OFFER:
@@ -753,9 +760,11 @@ def decide_exchange(actor, plan: TrainingPlan, exchange_id: int, *, approve: boo
                              .execution_options(populate_existing=True)).one()
     if row.status != EXCHANGE_PENDING:
         raise InvalidInput(_("この申請はすでに処理されています。"))
-    reason = (reason or "").strip()
+    reason = _reason(reason)
     if not approve and not reason:
         raise InvalidInput(_("見送る理由を入力してください。"), field="reason")
+    if len(reason) > 500:
+        raise InvalidInput(_("理由は500文字以内で入力してください。"), field="reason")
     if approve:
         held = _held(row.session_id)
         quotas = {mid: q.seats for mid, q in held.items()}

@@ -310,6 +310,13 @@ def test_offices_offer_and_ask_for_seats_and_the_platform_admin_decides(world, a
     assert quotas() == {"131016": 4, "131024": 6}
     with pytest.raises(InvalidInput):  # 10 of 20 seats held + 3 is fine, but a rejection needs a reason
         run_in_transaction(services.decide_exchange, admin, plan, ask.id, approve=False)
+    # ... which a zero-width space or a full-width space alone is not, and which fits its column
+    # (a crafted post of 501 characters was a database error on PostgreSQL).
+    for blank, words in (("\u200b", "見送る理由を入力してください"), ("\u3000\x01", "見送る理由を入力してください"),
+                         ("長" * 501, "500文字以内")):
+        with pytest.raises(InvalidInput, match=words):
+            run_in_transaction(services.decide_exchange, admin, plan, ask.id, approve=False, reason=blank)
+        db.session.rollback()
     run_in_transaction(services.decide_exchange, admin, plan, ask.id, approve=True)
     assert quotas() == {"131016": 4, "131024": 9}
     db.session.expire_all()
