@@ -12,7 +12,7 @@ from typing import Any
 from flask_babel import gettext as _
 from werkzeug.datastructures import MultiDict
 
-from lms.admin.audit_text import action_choices, action_label, details_text, targets
+from lms.admin.audit_text import action_choices, action_label, detail_names, details_text, targets
 from lms.admin.forms import AuditFilterForm
 from lms.audit.queries import AuditFilter, known_actions, select_entries
 from lms.common.ids import parse_id
@@ -52,12 +52,12 @@ def export_rows(flt: AuditFilter) -> Iterator[tuple[object, ...]]:
     """The CSV rows of the entries matching ``flt`` (header: EXPORT_HEADER), newest first."""
     municipalities = {m.id: m for m in list_municipalities()}
     for batch in db.session.scalars(select_entries(flt).execution_options(yield_per=1000)).partitions(1000):
-        named = targets(batch)
+        named, names = targets(batch), detail_names(batch)
         for entry in batch:
-            yield _export_row(entry, municipalities, named.get(entry.id))
+            yield _export_row(entry, municipalities, named.get(entry.id), names)
 
 
-def _export_row(entry, municipalities, target) -> tuple[object, ...]:
+def _export_row(entry, municipalities, target, names) -> tuple[object, ...]:
     m = municipalities.get(entry.municipality_id) if entry.municipality_id is not None else None
     return (
         entry.id,
@@ -74,5 +74,5 @@ def _export_row(entry, municipalities, target) -> tuple[object, ...]:
         json.dumps(entry.details or {}, ensure_ascii=False, sort_keys=True, default=str),
         action_label(entry.action),
         f"{target.kind}：{target.name}" if target else "",
-        details_text(entry.details, entry.action),
+        details_text(entry.details, entry.action, names),
     )

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from flask import g, has_app_context, url_for
+from flask import url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
@@ -415,8 +415,8 @@ ACTION_DETAIL_LABELS = {
 # pages say it, an export's table by its title).
 VALUE_LABELS: dict[str, dict[str, Any]] = {
     "outcome": OUTCOME_LABELS,
-    "table": TABLE_TITLES,
-    "format": {"csv": "CSV", "xlsx": "Excel（.xlsx）", "pdf": "PDF", "zip": "ZIP"},
+    "table": {**TABLE_TITLES, "certificates": _l("修了証")},
+    "format": {"csv": "CSV", "xlsx": _l("Excel（.xlsx）"), "pdf": "PDF", "zip": "ZIP"},
     "encoding": {"cp932": "Shift_JIS", "utf-8": "UTF-8", "utf8": "UTF-8"},
 }
 # A code whose words depend on the action (an activity's kind).
@@ -425,40 +425,43 @@ ACTION_VALUE_LABELS: dict[tuple[str, str], dict[str, Any]] = {
 }
 
 
-def _municipality_name(municipality_id: int) -> str | None:
-    return db.session.scalar(select(Municipality.name).where(Municipality.id == municipality_id))
+def _session_names(ids: set[int]) -> dict[int, str]:
+    rows = db.session.execute(select(TrainingSession.id, Course.title, TrainingSession.title, TrainingSession.starts_at)
+                              .join(TrainingSession.course).where(TrainingSession.id.in_(ids)))
+    return {sid: f"{course} {title}（{to_tokyo(starts):%Y-%m-%d %H:%M}）" for sid, course, title, starts in rows}
 
 
-def _course_title(course_id: int) -> str | None:
-    return db.session.scalar(select(Course.title).where(Course.id == course_id))
+# Ids in details, by key: named as the entries' own targets are, one query per kind for a page
+# or an export's partition (an id no longer there stays a number).
+ID_NAMES: dict[str, Any] = {
+    "scope_municipality_id": lambda ids: dict(db.session.execute(
+        select(Municipality.id, Municipality.name).where(Municipality.id.in_(ids))).all()),
+    "course_id": lambda ids: dict(db.session.execute(select(Course.id, Course.title).where(Course.id.in_(ids))).all()),
+    "session_id": _session_names,
+}
 
 
-def _session_name(session_id: int) -> str | None:
-    row = db.session.execute(select(Course.title, TrainingSession.title, TrainingSession.starts_at)
-                             .join(TrainingSession.course).where(TrainingSession.id == session_id)).first()
-    return f"{row[0]} {row[1]}（{to_tokyo(row[2]):%Y-%m-%d %H:%M}）" if row else None
+def detail_names(entries: Iterable[AuditLog]) -> dict[tuple[str, int], str]:
+    """The names of the ids the entries' details hold ({(key, id): name}), for ``detail_lines``."""
+    wanted: dict[str, set[int]] = {}
+    for entry in entries:
+        for key, value in (entry.details or {}).items():
+            if key in ID_NAMES and isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**31:
+                wanted.setdefault(key, set()).add(value)
+    return {(key, ident): name for key, ids in wanted.items() for ident, name in ID_NAMES[key](ids).items() if name}
 
 
-# Ids in details, by key: named as the entry's own target is (an id no longer there stays a number).
-ID_NAMES = {"scope_municipality_id": _municipality_name, "course_id": _course_title, "session_id": _session_name}
-
-
-def _detail_value(key: str, value: Any, action: str | None = None) -> str:
-    """A detail's value: a code in words, an id by its object's name (or the name its area
-    registered), else as it is."""
+def _detail_value(key: str, value: Any, action: str | None = None,
+                  names: dict[tuple[str, int], str] | None = None) -> str:
+    """A detail's value: a code in words, an id by its object's name (``names``, from
+    ``detail_names``) or the name its area registered, else as it is."""
     if isinstance(value, str):
         labels = ACTION_VALUE_LABELS.get((action or "", key)) or VALUE_LABELS.get(key, {})
         label = labels.get(value)
         if label is not None:
             return str(label)
-    namer = ID_NAMES.get(key)
-    if namer is not None and isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**31:
-        # (once per id in an app context: an export of many entries asks for each object once)
-        known = g.setdefault("lms_audit_id_names", {}) if has_app_context() else {}
-        if (key, value) not in known:
-            known[(key, value)] = namer(value)
-        if known[(key, value)]:
-            return known[(key, value)]
+    elif isinstance(value, int) and not isinstance(value, bool) and (key, value) in (names or {}):
+        return (names or {})[(key, value)]
     return detail_name(key, value) or _value(value)
 
 
@@ -467,8 +470,10 @@ def _key(key: str, action: str | None = None) -> str:
     return str(label) if label is not None else key
 
 
-def detail_lines(details: dict | None, action: str | None = None) -> list[tuple[str, str]]:
-    """The details (of an entry of ``action``) as (label, text) pairs; a change reads "old → new"."""
+def detail_lines(details: dict | None, action: str | None = None,
+                 names: dict[tuple[str, int], str] | None = None) -> list[tuple[str, str]]:
+    """The details (of an entry of ``action``) as (label, text) pairs; a change reads "old → new";
+    ids by the names ``detail_names`` found for the page."""
     lines = []
     for key, value in (details or {}).items():
         if key == "changes" and isinstance(value, dict):
@@ -478,10 +483,11 @@ def detail_lines(details: dict | None, action: str | None = None) -> list[tuple[
                 else:
                     lines.append((_key(field, action), _value(change)))
             continue
-        lines.append((_key(key, action), _detail_value(key, value, action)))
+        lines.append((_key(key, action), _detail_value(key, value, action, names)))
     return lines
 
 
-def details_text(details: dict | None, action: str | None = None) -> str:
+def details_text(details: dict | None, action: str | None = None,
+                 names: dict[tuple[str, int], str] | None = None) -> str:
     """The details on one line, for the CSV export."""
-    return " / ".join(f"{label}{colon()}{text}" for label, text in detail_lines(details, action))
+    return " / ".join(f"{label}{colon()}{text}" for label, text in detail_lines(details, action, names))

@@ -163,6 +163,7 @@ def audit():
         "admin/audit.html", form=form, page=page, params=params, filter_invalid=flt is None,
         municipality_names=audit_log.municipality_names(), targets=audit_text.targets(page.items),
         action_label=audit_text.action_label, detail_lines=audit_text.detail_lines,
+        detail_names=audit_text.detail_names(page.items),
     )
 
 

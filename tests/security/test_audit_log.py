@@ -122,6 +122,32 @@ def test_codes_and_ids_in_details_read_as_words_and_names(db, client, login_as, 
     assert "表：月別推移 / 形式：CSV / 文字コード：Shift_JIS / 対象の区市町村：八王子市 / 研修：公文書管理の研修" in exported
 
 
+def test_the_ids_of_a_page_are_named_in_one_query_per_kind(db, client, login_as, make_course):
+    """Thirty entries naming thirty courses cost the page as many statements as three do."""
+    from sqlalchemy import event
+
+    admin = login_as("platform_admin")
+    courses = [make_course(title=f"研修{n:02d}") for n in range(30)]
+
+    def statements() -> int:
+        seen = []
+        listener = lambda *args, **kw: seen.append(1)  # noqa: E731
+        event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            body = client.get("/admin/audit/").get_data(as_text=True)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listener)
+        return len(seen), body
+
+    for course in courses[:3]:
+        _entry(db, "activity.create", actor=admin, target=("activity", "1"), course_id=course.id, kind="quiz")
+    few, _body = statements()
+    for course in courses[3:]:
+        _entry(db, "activity.create", actor=admin, target=("activity", "1"), course_id=course.id, kind="quiz")
+    many, body = statements()
+    assert many == few and all(f"<dd>研修{n:02d}</dd>" in body for n in range(30))
+
+
 def test_bad_filters_answer_a_clear_message_not_an_error(client, login_as):
     login_as("platform_admin")
     response = client.get("/admin/audit/?date_from=2026-05-01&date_to=2026-04-01")
