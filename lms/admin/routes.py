@@ -13,6 +13,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import current_user
 
 from lms.admin import audit_log, audit_text
@@ -295,6 +296,7 @@ def sign_out_user(user_id: int):
     user = db.session.get_one(User, user_id)
     sessions = sign_out_everywhere(user, actor=current_user)
     db.session.commit()
-    flash(_("%(name)s さんをすべての端末からサインアウトさせました（%(count)s 件のセッションを終了）。",
-            name=user.display_name, count=sessions), "success")
+    flash(ngettext("%(name)s さんをすべての端末からサインアウトさせました（%(count)s 件のセッションを終了）。",
+                   "%(name)s さんをすべての端末からサインアウトさせました（%(count)s 件のセッションを終了）。",
+                   sessions, name=user.display_name, count=sessions), "success")
     return redirect(safe_next(request.form.get("next"), url_for("main.home")))

@@ -6,6 +6,7 @@ import re
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user, login_required
 from markupsafe import Markup
 
@@ -152,8 +153,9 @@ def report_preview(session_id: int, report_id: int):
             db.session.rollback()
             flash(exc.message, "error")
             return redirect(url_for("attendance.report_preview", session_id=session.id, report_id=report_id))
-        flash(_("出席者レポートから %(count)s 名の出欠を記録しました（取り込まなかった行: %(ignored)s）。",
-                count=result["people"], ignored=result["ignored"]), "success")
+        flash(ngettext("出席者レポートから %(count)s 名の出欠を記録しました（取り込まなかった行: %(ignored)s）。",
+                       "出席者レポートから %(count)s 名の出欠を記録しました（取り込まなかった行: %(ignored)s）。",
+                       result["people"], count=result["people"], ignored=result["ignored"]), "success")
         return _back(session.id)
     return render_template("attendance/report_preview.html", session=session, upload=upload, form=form,
                            rows=report_upload_service.preview(session, upload),

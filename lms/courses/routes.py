@@ -7,6 +7,7 @@ from datetime import timedelta
 from itertools import groupby
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import get_translations
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
@@ -67,7 +68,11 @@ def catalogue():
         categories=categories,
         category_names=dict(categories),
         # Translated once per page; the template fills them in with |format.
-        formats={"more": _("ほか %(n)d 回"), "seats": _("%(n)d席"), "month": _("%(year)d年%(month)d月")},
+        # (the seats' count as its two English forms, "1 seat" and "N seats", chosen by the
+        # template; Japanese has one form. The catalogue ngettext's patterns, not yet filled in.)
+        formats={"more": _("ほか %(n)d 回"), "month": _("%(year)d年%(month)d月"),
+                 "seats": (get_translations().ngettext("%(n)d席", "%(n)d席", 1),
+                           get_translations().ngettext("%(n)d席", "%(n)d席", 2))},
         months=cat.month_choices(),
         deliveries=DELIVERY_LABELS,
     )

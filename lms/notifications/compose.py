@@ -18,7 +18,7 @@ from datetime import date
 from functools import lru_cache
 
 from flask import current_app, has_app_context, has_request_context
-from flask_babel import force_locale, get_locale
+from flask_babel import force_locale, get_locale, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from icalendar import Calendar, Event, Timezone, vCalAddress, vText
@@ -542,9 +542,11 @@ def compose_approver_digest(recipient_name: str, locale: str | None, items: list
     with force_locale(locale or "ja"):
         new = sum(1 for item in items if item["new"])
         overdue = sum(1 for item in items if item["waited"] >= overdue_days)
-        subject = _("【%(brand)s】承認待ちの申込 %(count)s 件", brand=brand_name(), count=len(items))
+        subject = ngettext("【%(brand)s】承認待ちの申込 %(count)s 件", "【%(brand)s】承認待ちの申込 %(count)s 件", len(items),
+                           brand=brand_name(), count=len(items))
         lines = [_("%(name)s 様", name=recipient_name) if recipient_name else _("研修担当 各位"), "",
-                 _("承認を待っている受講申込が %(count)s 件あります。", count=len(items))]
+                 ngettext("承認を待っている受講申込が %(count)s 件あります。", "承認を待っている受講申込が %(count)s 件あります。",
+                          len(items), count=len(items))]
         if new:
             lines.append(_("うち %(count)s 件は、まだお知らせしていない新しい申込です。", count=new))
         if overdue:

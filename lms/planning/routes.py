@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy import func, select
 
@@ -136,7 +137,8 @@ def allocate(plan_id: int):
         flash(exc.message, "error")
     else:
         db.session.commit()
-        flash(_("%(n)d 回分の割当を計算しました。内容を確かめてから、回ごとに割当人数として公開してください。", n=count),
+        flash(ngettext("%(n)d 回分の割当を計算しました。内容を確かめてから、回ごとに割当人数として公開してください。",
+                       "%(n)d 回分の割当を計算しました。内容を確かめてから、回ごとに割当人数として公開してください。", count, n=count),
               "success")
     return redirect(url_for("planning.plan", plan_id=plan_id))
 
@@ -592,7 +594,8 @@ def remind(plan_id: int):
         flash(exc.message, "error")
     else:
         db.session.commit()
-        flash(_("未回答の %(n)d 自治体の研修担当に催促のメールを送ります（同じ日に二度は送りません）。", n=count), "success")
+        flash(ngettext("未回答の %(n)d 自治体の研修担当に催促のメールを送ります（同じ日に二度は送りません）。",
+                       "未回答の %(n)d 自治体の研修担当に催促のメールを送ります（同じ日に二度は送りません）。", count, n=count), "success")
     return redirect(url_for("planning.plan", plan_id=plan_id))
 
 

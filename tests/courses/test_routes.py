@@ -841,3 +841,25 @@ def test_the_learners_course_page_gives_the_completion_figures_as_the_trainers_d
     login_as(user=trainer)
     manage = client.get(f"/manage/courses/{course.id}").get_data(as_text=True)
     assert "<dd>当日の出席で修了（出席率 80% 以上、連続講座は日程の 70% 以上に出席）</dd>" in manage
+
+
+def test_english_counts_agree_with_their_number(app, client, login_as, make_course, make_session):
+    """The catalogue's seats left read "1 seat" and "2 seats" in English (it read "1 seats"),
+    one form in Japanese; the approvals digest's subject agrees with its count too."""
+    from flask_babel import force_locale, ngettext
+
+    login_as("learner")
+    one = make_course(title="残り一席の研修")
+    make_session(one, capacity=1)
+    two = make_course(title="残り二席の研修")
+    make_session(two, capacity=2)
+    client.post("/lang", data={"lang": "en", "next": "/"})
+    page = client.get("/courses?q=残り").get_data(as_text=True)
+    assert "1 seat<" in page and "2 seats<" in page and "1 seats" not in page
+    client.post("/lang", data={"lang": "ja", "next": "/"})
+    page = client.get("/courses?q=残り").get_data(as_text=True)
+    assert "1席<" in page and "2席<" in page
+    with app.test_request_context(), force_locale("en"):
+        words = "【%(brand)s】承認待ちの申込 %(count)s 件"
+        assert ngettext(words, words, 1, brand="M", count=1) == "[M] 1 request awaits your approval"
+        assert ngettext(words, words, 3, brand="M", count=3) == "[M] 3 requests await your approval"
