@@ -113,8 +113,11 @@ def check(stream: IO[bytes], filename: str) -> tuple[Accepted, int]:
         raise InvalidInput(_("ファイルが空です。内容のあるファイルを選んでください。"))
     limit = max_bytes()
     if size > limit:
+        shown, most = human_size(size), human_size(limit)
+        if shown == most:  # (just over: "20.0 MB … 20.0 MB or less" would not say why; the bytes do)
+            shown, most = f"{size:,} B", f"{limit:,} B"
         raise InvalidInput(_("ファイルが大きすぎます（%(size)s）。%(limit)s 以下のファイルにしてください。",
-                             size=human_size(size), limit=human_size(limit)))
+                             size=shown, limit=most))
     accepted = judge(stream, filename)
     if accepted is None:
         raise InvalidInput(_("このファイルの形式は添付できません。PDF、Word、Excel、PowerPoint、画像（PNG・JPEG・GIF）のファイルを選んでください。"))

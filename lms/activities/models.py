@@ -111,6 +111,13 @@ def is_default_scale(labels) -> bool:
         return labels == [str(label) for label in SCALE_LABELS_DEFAULT]
 
 
+def shown_choices(kind: str, choices) -> list[str]:
+    """A question's choices as a reader sees them: a scale's default labels in the reader's language."""
+    if kind == SCALE and is_default_scale(choices):
+        return [str(label) for label in SCALE_LABELS_DEFAULT]
+    return list(choices or [])
+
+
 class ActivityQuestion(Model):
     __tablename__ = "activity_question"
 
@@ -133,9 +140,7 @@ class ActivityQuestion(Model):
     @property
     def shown_choices(self) -> list[str]:
         """The choices as a reader sees them: a scale's default labels in the reader's language."""
-        if self.kind == SCALE and is_default_scale(self.choices):
-            return [str(label) for label in SCALE_LABELS_DEFAULT]
-        return list(self.choices or [])
+        return shown_choices(self.kind, self.choices)
 
 
 class ActivitySubmission(Model):
@@ -227,3 +232,8 @@ class BankQuestion(Model):
     max_length: Mapped[int | None] = mapped_column()
     points: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @property
+    def shown_choices(self) -> list[str]:
+        """As ``ActivityQuestion.shown_choices``: a scale's default labels in the reader's language."""
+        return shown_choices(self.kind, self.choices)

@@ -262,6 +262,9 @@ def delete_question(question_id: int):
     if request.method == "GET":
         question = _question(question_id)
         back = url_for("activities.manage", activity_id=question.activity_id) + "#questions"
+        if services.has_answers(question.activity_id):  # (the list offers no button then; an old tab or a link might)
+            flash(_("回答があるため、質問は削除できません。"), "error")
+            return redirect(back)
         return render_template(
             "confirm.html", heading=_("質問を削除"),
             lead=_("この質問を削除します。削除した質問は元に戻せません。"),

@@ -19,6 +19,7 @@ from types import SimpleNamespace
 from typing import IO
 
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import contains_eager
 
@@ -497,10 +498,17 @@ def _course_of(item: BankQuestion) -> Course:
     return course
 
 
+def _labels(kind: str, choices) -> list[str]:
+    """The choices as compared: a scale's default labels alike in either language they were stored in."""
+    choices = list(choices or [])
+    return default_scale_labels() if kind == SCALE and is_default_scale(choices) else choices
+
+
 def _same_question(values: dict, other) -> bool:
     """The same question: kind, prompt, choices and right answers (a bank or quiz copy)."""
-    return (values["kind"], values["prompt"].strip(), list(values["choices"] or []), list(values["correct"] or [])) == (
-        other.kind, other.prompt.strip(), list(other.choices or []), list(other.correct or []))
+    return (values["kind"], values["prompt"].strip(), _labels(values["kind"], values["choices"]),
+            list(values["correct"] or [])) == (
+        other.kind, other.prompt.strip(), _labels(other.kind, other.choices), list(other.correct or []))
 
 
 def add_from_bank(actor, activity: Activity, item_ids: list[int]) -> list[ActivityQuestion]:
@@ -511,8 +519,11 @@ def add_from_bank(actor, activity: Activity, item_ids: list[int]) -> list[Activi
     db.session.expire(activity, ["questions"])  # what it asks now, read under the lock
     wanted = set(item_ids)
     items = [i for i in bank_of(activity.course_id) if i.id in wanted]
-    if not items or len(items) != len(wanted):
+    if not wanted:
         raise InvalidInput(_("問題バンクから追加する質問を選んでください。"), field="item")
+    if len(items) != len(wanted):  # (another course's, or taken out of the bank meanwhile)
+        raise InvalidInput(_("選んだ問題の中に、この研修の問題バンクにないものがあります。ページを開き直して選び直してください。"),
+                           field="item")
     values = [{k: getattr(item, k) for k in _BANK_FIELDS} for item in items]
     new: list[dict] = []
     for v in values:  # (not twice either: a bank may hold a question twice from before)
@@ -1035,7 +1046,8 @@ def start_attempt(activity_id: int, user) -> ActivitySubmission:
             return place.submission  # (the learner sees the score)
     _check_window(place, now)
     if place.attempts >= activity.max_attempts:
-        raise Conflict(_("受験できる回数（%(n)d回）を使い切りました。", n=activity.max_attempts))
+        raise Conflict(ngettext("受験できる回数（%(n)d回）を使い切りました。", "受験できる回数（%(n)d回）を使い切りました。",
+                                activity.max_attempts, n=activity.max_attempts))
     order = [q.id for q in activity.questions]
     scored = [q.id for q in scored_questions(activity)]
     if activity.draw_count and activity.draw_count < len(scored):
@@ -1068,7 +1080,9 @@ def reopen_returned(activity_id: int, user) -> ActivitySubmission:
         raise NotFound(_("課題が見つかりません。"))
     place = place_of(activity, user)
     if place.submission is None or place.submission.status != RETURNED:
-        raise Conflict(_("この報告は差し戻されていません。"))
+        # (only a report is ever returned: for a survey, a quiz or pre-work the words say so)
+        raise Conflict(_("この報告は差し戻されていません。") if activity.kind == REPORT
+                       else _("差し戻しがあるのは受講報告だけです。この課題は書き直せません。"))
     place.submission.status = DRAFT
     return place.submission
 

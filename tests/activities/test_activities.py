@@ -1243,3 +1243,13 @@ def test_a_page_left_open_on_a_finished_attempt_cannot_hand_in_the_next_one(db, 
     assert client.post(f"/activities/{quiz.id}", data=right).status_code == 302
     db.session.expire_all()
     assert (second.status, second.passed) == (SUBMITTED, True)
+
+
+def test_reopening_anything_but_a_returned_report_says_what_can_be_reopened(db, world):
+    survey = build(db, world)
+    with pytest.raises(Conflict, match="差し戻しがあるのは受講報告だけです"):
+        services.reopen_returned(survey.id, world["learner"])
+    db.session.rollback()
+    report = build(db, world, REPORT, questions=[services.QuestionInput(kind=LONGTEXT, prompt="学んだこと")])
+    with pytest.raises(Conflict, match="この報告は差し戻されていません"):
+        services.reopen_returned(report.id, world["learner"])

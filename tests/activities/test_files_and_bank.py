@@ -117,7 +117,9 @@ def test_a_report_keeps_its_file_through_draft_return_and_resubmission(app, db, 
     (b"MZ\x90\x00" + b"\x00" * 200, "資料.pdf", "形式は添付できません"),    # a program named .pdf
     (b"PK\x03\x04" + b"\x00" * 200, "資料.docx", "形式は添付できません"),   # a broken ZIP
     (b"", "空.pdf", "ファイルが空です"),
-    (b"%PDF-1.7\n" + b"x" * 3000, "大きい.pdf", "ファイルが大きすぎます"),
+    (b"%PDF-1.7\n" + b"x" * 3000, "大きい.pdf", "ファイルが大きすぎます（3 KB）。2 KB 以下"),
+    # Just over: the two sizes in bytes (rounded, both read "2 KB": the message said nothing)
+    (b"%PDF-1.7\n" + b"x" * 2040, "少し大きい.pdf", "ファイルが大きすぎます（2,049 B）。2,048 B 以下"),
     (PDF[:600], "途中まで.pdf", "この PDF は途中で切れているか壊れていて"),  # an upload cut short
 ])
 def test_a_refused_file_stores_nothing_and_keeps_the_one_held(app, db, world, data, name, message):
@@ -333,6 +335,12 @@ def test_the_bank_pages(db, world, client, login_as, make_user):
     assert client.get(f"/manage/activity-questions/{copied.id}/delete").status_code == 404
     assert client.post(f"/manage/question-bank/{item.id}/delete").status_code == 404
     login_as(user=world["trainer"])
+    # A question of an activity with answers cannot be deleted: its confirmation page says so instead.
+    survey = build(db, world)
+    services.save(survey.id, world["learner"], form(survey, 4, 0, "良い"), submit=True)
+    db.session.commit()
+    asked = client.get(f"/manage/activity-questions/{survey.questions[0].id}/delete", follow_redirects=True)
+    assert "回答があるため、質問は削除できません。" in asked.get_data(as_text=True)
     assert client.post(f"/manage/question-bank/{item.id}/delete").status_code == 302
     copied_id = copied.id
     assert client.post(f"/manage/activity-questions/{copied_id}/delete").status_code == 302
@@ -412,3 +420,23 @@ def test_a_quiz_with_answers_says_why_the_bank_cannot_add_to_it(db, world):
         services.add_from_bank(trainer, quiz, [item.id])
     assert refused.value.message == "回答があるため、問題バンクから問題を追加できません。"
     db.session.rollback()
+
+
+def test_a_bank_question_not_in_the_courses_bank_is_named_as_such(db, world):
+    """Choosing nothing and choosing what the course's bank does not hold are told apart (both
+    said "choose a question"); a scale with the default labels is the same question in either
+    language it was stored in (added once, not twice)."""
+    from lms.activities.models import SCALE
+
+    quiz = build(db, world, QUIZ, questions=[], publish=False)
+    with pytest.raises(InvalidInput, match="追加する質問を選んでください"):
+        services.add_from_bank(world["trainer"], quiz, [])
+    with pytest.raises(InvalidInput, match="この研修の問題バンクにないもの"):
+        services.add_from_bank(world["trainer"], quiz, [999_999])
+    db.session.rollback()
+    scale = services.add_question(world["trainer"], quiz, services.QuestionInput(kind=SCALE, prompt="自信の程度"))
+    item = services.save_to_bank(world["trainer"], scale)
+    item.choices = ["Dissatisfied", "Somewhat dissatisfied", "Neutral", "Mostly satisfied", "Satisfied"]
+    db.session.commit()
+    with pytest.raises(Conflict, match="すでにあります"):  # the quiz asks it already
+        services.add_from_bank(world["trainer"], quiz, [item.id])
