@@ -426,6 +426,12 @@ def answer(activity_id: int):
         except (NotAllowed, NotFound):
             db.session.rollback()
             abort(404)
+        except services.StaleAttempt as exc:
+            # The page of the attempt now open, with its own answers: the earlier page's answers
+            # shown in its form would be one click (or its timer) from being handed in with it.
+            db.session.rollback()
+            flash(exc.message, "error")
+            return redirect(url_for("activities.answer", activity_id=activity_id))
         except DomainError as exc:
             db.session.rollback()
             flash(exc.message, "error")

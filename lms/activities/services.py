@@ -795,6 +795,11 @@ def _check_window(place: Place, now: datetime) -> bool:
     return False
 
 
+class StaleAttempt(Conflict):
+    """Answers sent from a page of an earlier quiz attempt than the one now open: the page to
+    show is the open attempt's own (not the earlier page's answers in its form)."""
+
+
 @dataclass(frozen=True)
 class Upload:
     """A file posted for a file question: a seekable stream and the name the browser gave."""
@@ -839,7 +844,7 @@ def save(activity_id: int, user, raw: dict[str, list[str]], *, submit: bool, upl
         if current is None:
             raise Conflict(_("確認テストは「受験を始める」から始めてください。"))
         if attempt is not None and attempt != current.attempt:
-            raise Conflict(_("このページの回答は%(old)d回目の受験のものです。いまは%(now)d回目を受験中のため、受け付けませんでした。"
+            raise StaleAttempt(_("このページの回答は%(old)d回目の受験のものです。いまは%(now)d回目を受験中のため、受け付けませんでした。"
                              "ページを開き直して、%(now)d回目の問題に回答してください。", old=attempt, now=current.attempt))
         expired = _expired(activity, current, now)
         deadline = deadline_of(activity, current)
