@@ -362,7 +362,7 @@ def _check_question(activity: Activity, data: QuestionInput) -> dict:
             # (a label list of another length was replaced by the defaults without a word)
             raise InvalidInput(_("5段階評価の目盛りは、低い方から順に5行で入力してください（空欄なら「不満」〜「満足」）。"),
                                field="choices")
-        choices = default_scale_labels() if not choices or is_default_scale(choices) else choices
+        choices = _labels(SCALE, choices or default_scale_labels())
         correct = []
     elif data.kind == NUMBER:
         choices = []

@@ -348,6 +348,22 @@ def _int(value: str) -> int | None:
     return int(value) if value.isascii() and value.isdigit() and len(value) < 10 else None
 
 
+def _course_titles(ids: set[int]) -> dict[int, str]:
+    return dict(db.session.execute(select(Course.id, Course.title).where(Course.id.in_(ids))).all())
+
+
+def _sessions(ids: set[int]) -> dict[int, tuple[str, int]]:
+    """Session id → (its name: course, title and start, its course's id)."""
+    rows = db.session.execute(select(TrainingSession.id, TrainingSession.title, TrainingSession.starts_at,
+                                     Course.id, Course.title).join(Course).where(TrainingSession.id.in_(ids)))
+    return {session_id: (f"{course_title} {title}（{to_tokyo(starts_at):%Y-%m-%d %H:%M}）", course_id)
+            for session_id, title, starts_at, course_id, course_title in rows}
+
+
+def _municipality_names(ids: set[int]) -> dict[int, str]:
+    return dict(db.session.execute(select(Municipality.id, Municipality.name).where(Municipality.id.in_(ids))).all())
+
+
 def targets(entries: Iterable[AuditLog]) -> dict[int, Target]:
     """Entry id → what it acted on, by name: one query per kind of object on the page."""
     entries = list(entries)
@@ -358,15 +374,11 @@ def targets(entries: Iterable[AuditLog]) -> dict[int, Target]:
             wanted.setdefault(entry.target_type, set()).add(ident)
     names: dict[tuple[str, int], tuple[str, str | None]] = {}
     if ids := wanted.get("course"):
-        for course_id, title in db.session.execute(select(Course.id, Course.title).where(Course.id.in_(ids))):
+        for course_id, title in _course_titles(ids).items():
             names[("course", course_id)] = (title, url_for("courses.manage_course", course_id=course_id))
     if ids := wanted.get("training_session"):
-        sessions = db.session.execute(select(TrainingSession.id, TrainingSession.title, TrainingSession.starts_at,
-                                             Course.id, Course.title).join(Course).where(TrainingSession.id.in_(ids)))
-        for session_id, title, starts_at, course_id, course_title in sessions:
-            when = f"{to_tokyo(starts_at):%Y-%m-%d %H:%M}"
-            names[("training_session", session_id)] = (f"{course_title} {title}（{when}）",
-                                                       url_for("courses.manage_course", course_id=course_id))
+        for session_id, (name, course_id) in _sessions(ids).items():
+            names[("training_session", session_id)] = (name, url_for("courses.manage_course", course_id=course_id))
     if ids := wanted.get("archive"):
         for archive_id, title in db.session.execute(select(Archive.id, Archive.title).where(Archive.id.in_(ids))):
             names[("archive", archive_id)] = (title, url_for("archives.detail", archive_id=archive_id))
@@ -379,7 +391,7 @@ def targets(entries: Iterable[AuditLog]) -> dict[int, Target]:
         for user_id, name in db.session.execute(select(User.id, User.display_name).where(User.id.in_(ids))):
             names[("user", user_id)] = (name, None)
     if ids := wanted.get("municipality"):
-        for m_id, name in db.session.execute(select(Municipality.id, Municipality.name).where(Municipality.id.in_(ids))):
+        for m_id, name in _municipality_names(ids).items():
             names[("municipality", m_id)] = (name, None)
     out = {}
     for entry in entries:
@@ -425,19 +437,12 @@ ACTION_VALUE_LABELS: dict[tuple[str, str], dict[str, Any]] = {
 }
 
 
-def _session_names(ids: set[int]) -> dict[int, str]:
-    rows = db.session.execute(select(TrainingSession.id, Course.title, TrainingSession.title, TrainingSession.starts_at)
-                              .join(TrainingSession.course).where(TrainingSession.id.in_(ids)))
-    return {sid: f"{course} {title}（{to_tokyo(starts):%Y-%m-%d %H:%M}）" for sid, course, title, starts in rows}
-
-
-# Ids in details, by key: named as the entries' own targets are, one query per kind for a page
-# or an export's partition (an id no longer there stays a number).
+# Ids in details, by key: named as the entries' own targets are (the same queries), one query
+# per kind for a page or an export's partition (an id no longer there stays a number).
 ID_NAMES: dict[str, Any] = {
-    "scope_municipality_id": lambda ids: dict(db.session.execute(
-        select(Municipality.id, Municipality.name).where(Municipality.id.in_(ids))).all()),
-    "course_id": lambda ids: dict(db.session.execute(select(Course.id, Course.title).where(Course.id.in_(ids))).all()),
-    "session_id": _session_names,
+    "scope_municipality_id": _municipality_names,
+    "course_id": _course_titles,
+    "session_id": lambda ids: {sid: name for sid, (name, _course_id) in _sessions(ids).items()},
 }
 
 

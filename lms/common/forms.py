@@ -143,7 +143,7 @@ class Required(InputRequired):
 
     def __call__(self, form, field):
         value = field.raw_data[0] if field.raw_data else None
-        if isinstance(value, str) and not _CONTROLS_ONE_LINE.sub(" ", value).strip(_EDGE_CHARACTERS):
+        if isinstance(value, str) and not stripped(one_line(value)):
             field.errors[:] = []
             raise StopValidation(self.message or field.gettext(_WTFORMS_REQUIRED))
         super().__call__(form, field)
